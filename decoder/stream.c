@@ -1,0 +1,479 @@
+/*
+ * stream.c — the replication connection (see stream.h): libpq in logical
+ * walsender mode, slot creation, START_REPLICATION, CopyData receive with a
+ * poll() timeout, standby status updates and a clean CopyDone. It parses and
+ * logs nothing; errors are classified by SQLSTATE and connection status, never
+ * by message text, and never carry the password.
+ */
+#include "decoder/stream.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "decoder/pgoutput.h"
+
+/* How long repl_stream_finish waits for the server to end COPY. */
+#define FINISH_TIMEOUT_MS 30000
+
+struct ReplStream {
+    PGconn *conn;
+    char *copybuf;     /* last buffer from PQgetCopyData, freed on the next receive */
+    bool streaming;    /* inside COPY BOTH */
+    bool server_ended; /* the server sent CopyDone (we are in COPY IN) */
+    char where[300];   /* "host:port/dbname", for messages; never the password */
+};
+
+/* ---- error classification ---- */
+
+/* Transient SQLSTATEs: shutting down, too many connections, slot in use by another process. */
+static bool sqlstate_is_transient(const char *state)
+{
+    if (!state || strlen(state) != 5) return true; /* no server error: the connection failed */
+    if (strncmp(state, "08", 2) == 0) return true; /* connection exception */
+    if (strncmp(state, "53", 2) == 0) return true; /* insufficient resources */
+    if (strncmp(state, "57P", 3) == 0) return true; /* admin/crash shutdown, cannot connect now */
+    if (strcmp(state, "55006") == 0) return true;   /* object in use: slot active elsewhere */
+    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) return true;
+    return false;
+}
+
+static WrStatus classify(PGconn *conn, const char *state)
+{
+    if (PQstatus(conn) != CONNECTION_OK) return WR_RETRY;
+    if (state && (strncmp(state, "28", 2) == 0 || strcmp(state, "42501") == 0)) return WR_FATAL;
+    return sqlstate_is_transient(state) ? WR_RETRY : WR_FATAL;
+}
+
+/* Copy msg without its trailing newlines into out. */
+static void trim_message(const char *msg, char *out, size_t size)
+{
+    snprintf(out, size, "%s", msg ? msg : "");
+    size_t n = strlen(out);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ')) out[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (out[i] == '\n') out[i] = ' '; /* one-line messages */
+}
+
+/* Fill err from a failed result (res may be NULL: use the connection's message). */
+static WrStatus result_error(ReplStream *s, PGresult *res, const char *what, WrError *err)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char msg[512];
+    trim_message(primary ? primary : PQerrorMessage(s->conn), msg, sizeof(msg));
+    WrStatus st = classify(s->conn, state);
+    return wr_error_set(err, st, "%s on %s: %s (SQLSTATE %s)", what, s->where, msg[0] ? msg : "no message",
+                        state ? state : "none");
+}
+
+static void describe_target(PGconn *conn, char *out, size_t size)
+{
+    const char *host = PQhost(conn), *port = PQport(conn), *db = PQdb(conn);
+    snprintf(out, size, "%s:%s/%s", host && host[0] ? host : "localhost", port && port[0] ? port : "5432",
+             db ? db : "?");
+}
+
+/* ---- quoting for the replication grammar (no E'' strings there) ---- */
+
+/*
+ * The server accepts slot names of lower-case letters, digits and '_' up to
+ * 63 bytes, and the replication grammar cannot escape '"' in an identifier:
+ * check here so a bad name is the user's error, not a syntax error.
+ */
+static WrStatus check_slot_name(const ReplStream *s, const char *slot, const char *what, WrError *err)
+{
+    size_t n = slot ? strlen(slot) : 0;
+    if (n == 0) return wr_error_set(err, WR_INVALID, "%s on %s: empty slot name", what, s->where);
+    if (n > 63)
+        return wr_error_set(err, WR_INVALID, "%s on %s: slot name \"%.80s...\" is longer than 63 bytes", what,
+                            s->where, slot);
+    for (size_t i = 0; i < n; i++) {
+        char c = slot[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return wr_error_set(err, WR_INVALID,
+                                "%s on %s: slot name \"%.80s\" may only contain a-z, 0-9 and '_'", what,
+                                s->where, slot);
+    }
+    return WR_OK;
+}
+
+static void append_quoted(StrBuf *b, const char *s, char quote)
+{
+    strbuf_append_char(b, quote);
+    for (const char *p = s; *p; p++) {
+        if (*p == quote) strbuf_append_char(b, quote);
+        strbuf_append_char(b, *p);
+    }
+    strbuf_append_char(b, quote);
+}
+
+/* ---- connect / identify ---- */
+
+WrStatus repl_stream_connect(const char *conninfo, ReplStream **out, WrError *err)
+{
+    *out = NULL;
+    /* dbname is expanded as a conninfo string; the later replication key overrides any user value. */
+    const char *keys[] = {"dbname", "replication", "fallback_application_name", NULL};
+    const char *vals[] = {conninfo ? conninfo : "", "database", "walrev", NULL};
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (!conn) return wr_error_set(err, WR_FATAL, "replication connection: out of memory in libpq");
+
+    ReplStream *s = xcalloc(1, sizeof(*s));
+    s->conn = conn;
+    describe_target(conn, s->where, sizeof(s->where));
+    if (PQstatus(conn) == CONNECTION_OK) {
+        PQsetNoticeProcessor(conn, NULL, NULL); /* notices would go to stderr; the stream logs nothing */
+        *out = s;
+        return WR_OK;
+    }
+
+    /*
+     * libpq exposes no SQLSTATE for a failed connection. Ask the server again
+     * with PQping: no response or "rejecting" (starting up, shutting down) is
+     * transient; a server that accepts connections refused us for a reason
+     * retrying will not fix (authentication, permission, missing database).
+     */
+    char msg[512];
+    trim_message(PQerrorMessage(conn), msg, sizeof(msg));
+    PGPing ping = PQpingParams(keys, vals, 1);
+    WrStatus st;
+    switch (ping) {
+    case PQPING_NO_RESPONSE:
+    case PQPING_REJECT: st = WR_RETRY; break;
+    case PQPING_NO_ATTEMPT: st = WR_INVALID; break;
+    default: st = WR_FATAL; break;
+    }
+    wr_error_set(err, st, "replication connection to %s failed: %s", s->where, msg);
+    repl_stream_destroy(s);
+    return st;
+}
+
+void repl_stream_destroy(ReplStream *s)
+{
+    if (!s) return;
+    if (s->copybuf) PQfreemem(s->copybuf);
+    PQfinish(s->conn);
+    free(s);
+}
+
+int repl_stream_socket(const ReplStream *s) { return PQsocket(s->conn); }
+
+/* Run a replication command expecting rows; *res owned by caller on WR_OK. */
+static WrStatus exec_tuples(ReplStream *s, const char *sql, const char *what, PGresult **res, WrError *err)
+{
+    if (s->streaming)
+        return wr_error_set(err, WR_FATAL, "%s on %s: connection is streaming", what, s->where);
+    *res = PQexec(s->conn, sql);
+    if (PQresultStatus(*res) == PGRES_TUPLES_OK) return WR_OK;
+    WrStatus st = result_error(s, *res, what, err);
+    PQclear(*res);
+    *res = NULL;
+    return st;
+}
+
+WrStatus repl_stream_identify(ReplStream *s, ReplSystemInfo *info, WrError *err)
+{
+    PGresult *res;
+    WrStatus st = exec_tuples(s, "IDENTIFY_SYSTEM", "IDENTIFY_SYSTEM", &res, err);
+    if (st != WR_OK) return st;
+    memset(info, 0, sizeof(*info));
+    if (PQntuples(res) != 1 || PQnfields(res) < 4) {
+        st = wr_error_set(err, WR_PROTOCOL, "IDENTIFY_SYSTEM on %s: got %d rows and %d fields, want 1 and 4",
+                          s->where, PQntuples(res), PQnfields(res));
+        goto done;
+    }
+    char *end = NULL;
+    errno = 0;
+    info->system_id = strtoull(PQgetvalue(res, 0, 0), &end, 10);
+    if (errno || !end || *end) {
+        st = wr_error_set(err, WR_PROTOCOL, "IDENTIFY_SYSTEM on %s: bad systemid \"%s\"", s->where,
+                          PQgetvalue(res, 0, 0));
+        goto done;
+    }
+    info->timeline = atoi(PQgetvalue(res, 0, 1));
+    if (!lsn_parse(PQgetvalue(res, 0, 2), &info->xlogpos)) {
+        st = wr_error_set(err, WR_PROTOCOL, "IDENTIFY_SYSTEM on %s: bad xlogpos \"%s\"", s->where,
+                          PQgetvalue(res, 0, 2));
+        goto done;
+    }
+    if (!PQgetisnull(res, 0, 3)) snprintf(info->dbname, sizeof(info->dbname), "%s", PQgetvalue(res, 0, 3));
+done:
+    PQclear(res);
+    return st;
+}
+
+WrStatus repl_stream_create_slot(ReplStream *s, const char *slot, bool export_snapshot,
+                                 Lsn *consistent_point, char *snapshot_name, size_t snapshot_size,
+                                 bool *exists, WrError *err)
+{
+    *exists = false;
+    *consistent_point = 0;
+    if (snapshot_name && snapshot_size) snapshot_name[0] = '\0';
+    if (check_slot_name(s, slot, "CREATE_REPLICATION_SLOT", err) != WR_OK) return WR_INVALID;
+
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_append_str(&sql, "CREATE_REPLICATION_SLOT ");
+    append_quoted(&sql, slot, '"');
+    strbuf_appendf(&sql, " LOGICAL pgoutput (SNAPSHOT '%s')", export_snapshot ? "export" : "nothing");
+    char what[200];
+    snprintf(what, sizeof(what), "CREATE_REPLICATION_SLOT \"%.150s\"", slot);
+
+    PGresult *res = PQexec(s->conn, sql.data);
+    strbuf_free(&sql);
+    WrStatus st = WR_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (state && strcmp(state, "42710") == 0) { /* duplicate_object: already there */
+            *exists = true;
+            goto done;
+        }
+        st = result_error(s, res, what, err);
+        goto done;
+    }
+    /* slot_name, consistent_point, snapshot_name, output_plugin */
+    if (PQntuples(res) != 1 || PQnfields(res) < 3) {
+        st = wr_error_set(err, WR_PROTOCOL, "%s on %s: got %d rows and %d fields, want 1 and 4", what, s->where,
+                          PQntuples(res), PQnfields(res));
+        goto done;
+    }
+    if (!lsn_parse(PQgetvalue(res, 0, 1), consistent_point)) {
+        st = wr_error_set(err, WR_PROTOCOL, "%s on %s: bad consistent_point \"%s\"", what, s->where,
+                          PQgetvalue(res, 0, 1));
+        goto done;
+    }
+    if (export_snapshot && snapshot_name && snapshot_size && !PQgetisnull(res, 0, 2))
+        snprintf(snapshot_name, snapshot_size, "%s", PQgetvalue(res, 0, 2));
+done:
+    PQclear(res);
+    return st;
+}
+
+/* ---- streaming ---- */
+
+WrStatus repl_stream_start(ReplStream *s, const char *slot, Lsn start, int proto_version,
+                           const char *publications, const char *extra_options, WrError *err)
+{
+    if (check_slot_name(s, slot, "START_REPLICATION", err) != WR_OK) return WR_INVALID;
+    if (!publications || !publications[0])
+        return wr_error_set(err, WR_INVALID, "START_REPLICATION slot \"%.150s\" on %s: no publication names",
+                            slot, s->where);
+    if (proto_version < 1 || proto_version > 4)
+        return wr_error_set(err, WR_INVALID, "START_REPLICATION slot \"%.150s\" on %s: proto_version %d not in 1..4",
+                            slot, s->where, proto_version);
+    if (s->streaming)
+        return wr_error_set(err, WR_FATAL, "START_REPLICATION slot \"%.150s\" on %s: already streaming", slot,
+                            s->where);
+
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_append_str(&sql, "START_REPLICATION SLOT ");
+    append_quoted(&sql, slot, '"');
+    strbuf_appendf(&sql, " LOGICAL " LSN_FMT " (\"proto_version\" '%d', \"publication_names\" ", LSN_ARGS(start),
+                   proto_version);
+    append_quoted(&sql, publications, '\'');
+    strbuf_append_str(&sql, ", \"messages\" 'true'");
+    if (extra_options && extra_options[0]) {
+        strbuf_append_str(&sql, ", ");
+        strbuf_append_str(&sql, extra_options);
+    }
+    strbuf_append_char(&sql, ')');
+
+    PGresult *res = PQexec(s->conn, sql.data);
+    strbuf_free(&sql);
+    WrStatus st = WR_OK;
+    if (PQresultStatus(res) == PGRES_COPY_BOTH) {
+        s->streaming = true;
+        s->server_ended = false;
+    } else {
+        char what[200];
+        snprintf(what, sizeof(what), "START_REPLICATION slot \"%.150s\"", slot);
+        st = result_error(s, res, what, err);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (state && strcmp(state, "42704") == 0) /* undefined_object: the slot is missing */
+            st = wr_error_set(err, WR_FATAL, "replication slot \"%.150s\" does not exist on %s (SQLSTATE 42704)",
+                              slot, s->where);
+    }
+    PQclear(res);
+    return st;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read the result that ends COPY after PQgetCopyData returned -1. */
+static WrStatus end_of_copy(ReplStream *s, WrError *err)
+{
+    PGresult *res = PQgetResult(s->conn);
+    ExecStatusType rs = PQresultStatus(res);
+    WrStatus st;
+    if (rs == PGRES_COPY_IN) {
+        /* The server sent CopyDone first; we may still send ours in finish. */
+        s->server_ended = true;
+        st = wr_error_set(err, WR_DONE, "replication stream on %s ended by the server", s->where);
+    } else if (rs == PGRES_COMMAND_OK || rs == PGRES_COPY_OUT) {
+        s->streaming = rs == PGRES_COPY_OUT;
+        st = wr_error_set(err, WR_DONE, "replication stream on %s ended", s->where);
+    } else {
+        s->streaming = false;
+        st = result_error(s, res, "replication stream", err);
+    }
+    PQclear(res);
+    return st;
+}
+
+/*
+ * Wait until the socket is readable (and writable if libpq still has output
+ * queued), at most timeout_ms. WR_OK: readable, input consumed. WR_AGAIN:
+ * timeout or a signal. WR_RETRY: connection lost.
+ */
+static WrStatus wait_socket(ReplStream *s, int timeout_ms, WrError *err)
+{
+    int fd = PQsocket(s->conn);
+    if (fd < 0) return wr_error_set(err, WR_RETRY, "replication stream on %s: connection lost (no socket)", s->where);
+    int pending = PQflush(s->conn);
+    if (pending < 0) goto lost;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN | (pending ? POLLOUT : 0)};
+    int r = poll(&pfd, 1, timeout_ms);
+    if (r < 0) {
+        if (errno == EINTR) return WR_AGAIN; /* let the caller look at its signal flags */
+        return wr_error_set(err, WR_RETRY, "replication stream on %s: poll: %s", s->where, strerror(errno));
+    }
+    if (r == 0) return WR_AGAIN;
+    if (!PQconsumeInput(s->conn)) goto lost;
+    return WR_OK;
+lost: {
+    char msg[512];
+    trim_message(PQerrorMessage(s->conn), msg, sizeof(msg));
+    return wr_error_set(err, WR_RETRY, "replication stream on %s: connection lost: %s", s->where, msg);
+}
+}
+
+WrStatus repl_stream_receive(ReplStream *s, int timeout_ms, const uint8_t **buf, size_t *len, WrError *err)
+{
+    *buf = NULL;
+    *len = 0;
+    if (s->copybuf) {
+        PQfreemem(s->copybuf);
+        s->copybuf = NULL;
+    }
+    if (!s->streaming || s->server_ended)
+        return wr_error_set(err, WR_DONE, "replication stream on %s is not streaming", s->where);
+
+    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    bool consumed = false;
+    for (;;) {
+        char *data = NULL;
+        int r = PQgetCopyData(s->conn, &data, 1);
+        if (r > 0) {
+            s->copybuf = data;
+            *buf = (const uint8_t *)data;
+            *len = (size_t)r;
+            return WR_OK;
+        }
+        if (r == -1) return end_of_copy(s, err);
+        if (r == -2) {
+            char msg[512];
+            trim_message(PQerrorMessage(s->conn), msg, sizeof(msg));
+            s->streaming = false;
+            return wr_error_set(err, PQstatus(s->conn) == CONNECTION_OK ? WR_PROTOCOL : WR_RETRY,
+                                "replication stream on %s: could not read COPY data: %s", s->where, msg);
+        }
+        /* r == 0: nothing buffered. Pull from the socket once before waiting. */
+        if (!consumed) {
+            consumed = true;
+            if (!PQconsumeInput(s->conn)) {
+                char msg[512];
+                trim_message(PQerrorMessage(s->conn), msg, sizeof(msg));
+                return wr_error_set(err, WR_RETRY, "replication stream on %s: connection lost: %s", s->where, msg);
+            }
+            continue;
+        }
+        int64_t left = deadline - now_ms();
+        if (left <= 0) return WR_AGAIN;
+        WrStatus st = wait_socket(s, (int)left, err);
+        if (st != WR_OK) return st;
+    }
+}
+
+WrStatus repl_stream_send_status(ReplStream *s, Lsn written, Lsn flushed, Lsn applied, bool reply_requested,
+                                 WrError *err)
+{
+    if (!s->streaming)
+        return wr_error_set(err, WR_FATAL, "status update on %s: connection is not streaming", s->where);
+    uint8_t msg[PGO_STATUS_UPDATE_SIZE];
+    size_t n = pgo_encode_status_update(msg, written, flushed, applied, pg_now_us(), reply_requested);
+    if (PQputCopyData(s->conn, (const char *)msg, (int)n) <= 0 || PQflush(s->conn) < 0) {
+        char text[512];
+        trim_message(PQerrorMessage(s->conn), text, sizeof(text));
+        return wr_error_set(err, WR_RETRY, "status update on %s (flush " LSN_FMT "): %s", s->where,
+                            LSN_ARGS(flushed), text);
+    }
+    return WR_OK;
+}
+
+WrStatus repl_stream_finish(ReplStream *s, WrError *err)
+{
+    if (s->copybuf) {
+        PQfreemem(s->copybuf);
+        s->copybuf = NULL;
+    }
+    if (!s->streaming) return WR_OK;
+    if (PQputCopyEnd(s->conn, NULL) <= 0 || PQflush(s->conn) < 0) {
+        char msg[512];
+        trim_message(PQerrorMessage(s->conn), msg, sizeof(msg));
+        s->streaming = false;
+        return wr_error_set(err, WR_RETRY, "ending replication on %s: %s", s->where, msg);
+    }
+    /* Drain what the server still sends until it acknowledges with its own CopyDone. */
+    int64_t deadline = now_ms() + FINISH_TIMEOUT_MS;
+    while (!s->server_ended) {
+        char *data = NULL;
+        int r = PQgetCopyData(s->conn, &data, 1);
+        if (r > 0) {
+            PQfreemem(data);
+            continue;
+        }
+        if (r == -1) break;
+        if (r == -2) {
+            char msg[512];
+            trim_message(PQerrorMessage(s->conn), msg, sizeof(msg));
+            s->streaming = false;
+            return wr_error_set(err, WR_RETRY, "ending replication on %s: %s", s->where, msg);
+        }
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            s->streaming = false;
+            return wr_error_set(err, WR_RETRY, "ending replication on %s: no CopyDone from the server after %d ms",
+                                s->where, FINISH_TIMEOUT_MS);
+        }
+        WrStatus st = wait_socket(s, (int)left, err);
+        if (st == WR_RETRY) {
+            s->streaming = false;
+            return st;
+        }
+    }
+    s->streaming = false;
+    s->server_ended = false;
+    /* Remaining results: COPY's end, the command's completion. Blocking, but the server has finished. */
+    WrStatus st = WR_OK;
+    PGresult *res;
+    while ((res = PQgetResult(s->conn)) != NULL) {
+        ExecStatusType rs = PQresultStatus(res);
+        if (rs == PGRES_FATAL_ERROR && st == WR_OK) st = result_error(s, res, "ending replication", err);
+        PQclear(res);
+        if (PQstatus(s->conn) != CONNECTION_OK) break;
+    }
+    return st;
+}
