@@ -1,0 +1,686 @@
+/*
+ * assembler.c — pgoutput messages → revisions. The per-transaction state is
+ * a handful of reusable buffers; per change, the old image comes from the
+ * old tuple (REPLICA IDENTITY FULL), else the row cache, else the history
+ * store (lookup_row), else it is flagged unknown. A delta is emitted before
+ * the cache is updated, because its old values may point into the cache.
+ */
+#include "decoder/assembler.h"
+
+#include "decoder/context.h"
+#include "schema/checksum.h"
+#include "schema/rowcache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CONTEXT_PREFIX "walrev"
+
+struct Assembler {
+    AssemblerConfig cfg;
+    AssemblerOutput out;
+    RelCache *relcache;
+    RowCache *rowcache;
+    RevisionHasher *hasher;
+
+    /* position */
+    int64_t last_id;
+    uint8_t last_checksum[WALREV_CHECKSUM_LEN];
+    Lsn durable_end_lsn;
+    Lsn last_end_lsn;
+
+    /* transaction in flight */
+    bool in_txn;
+    bool skipping;   /* already durable: consume until COMMIT */
+    bool begun;      /* begin sent to the output (lazily, at the first delta or context) */
+    bool suppressed; /* a permitted context suppressed tracking */
+    Revision rev;
+    int32_t seq;
+    StrBuf origin;
+    bool has_origin;
+    StrBuf warnings;
+    ParsedContext parsed;
+    RevisionContext cur_ctx;      /* in force; no == 0 when none */
+    RevisionContext first_ctx;
+    StrBuf first_bufs[6];         /* type, id, actor json, description, meta, raw */
+    StrBuf cur_raw;
+
+    /* per-change scratch, grown to the widest relation */
+    size_t width;
+    Value *new_vals, *old_vals, *after_vals, *cache_vals;
+    uint8_t *new_state;           /* 0 value, 1 null, 2 unchanged toast */
+    uint8_t *old_unknown, *after_unknown, *cache_unknown;
+    uint8_t (*hidden_hash)[WALREV_CHECKSUM_LEN];
+    AttributeDelta *attrs;
+    StrBuf key, key2, lookup_storage;
+
+    AssemblerStats stats;
+};
+
+Assembler *assembler_create(const AssemblerConfig *cfg, const AssemblerOutput *out)
+{
+    Assembler *a = xcalloc(1, sizeof(*a));
+    a->cfg = *cfg;
+    a->out = *out;
+    a->relcache = relcache_create(cfg->rules);
+    a->rowcache = rowcache_create(cfg->row_cache_bytes ? cfg->row_cache_bytes : (size_t)16 << 20);
+    a->hasher = revhash_create();
+    strbuf_init(&a->origin);
+    strbuf_init(&a->warnings);
+    strbuf_init(&a->key);
+    strbuf_init(&a->key2);
+    strbuf_init(&a->lookup_storage);
+    strbuf_init(&a->cur_raw);
+    for (int i = 0; i < 6; i++) strbuf_init(&a->first_bufs[i]);
+    context_init(&a->parsed);
+    return a;
+}
+
+static void free_scratch(Assembler *a)
+{
+    free(a->new_vals);
+    free(a->old_vals);
+    free(a->after_vals);
+    free(a->cache_vals);
+    free(a->new_state);
+    free(a->old_unknown);
+    free(a->after_unknown);
+    free(a->cache_unknown);
+    free(a->hidden_hash);
+    free(a->attrs);
+}
+
+void assembler_destroy(Assembler *a)
+{
+    if (!a) return;
+    relcache_destroy(a->relcache);
+    rowcache_destroy(a->rowcache);
+    revhash_destroy(a->hasher);
+    strbuf_free(&a->origin);
+    strbuf_free(&a->warnings);
+    strbuf_free(&a->key);
+    strbuf_free(&a->key2);
+    strbuf_free(&a->lookup_storage);
+    strbuf_free(&a->cur_raw);
+    for (int i = 0; i < 6; i++) strbuf_free(&a->first_bufs[i]);
+    context_term(&a->parsed);
+    free_scratch(a);
+    free(a);
+}
+
+RelCache *assembler_relcache(Assembler *a) { return a->relcache; }
+
+void assembler_set_position(Assembler *a, int64_t last_revision_id,
+                            const uint8_t last_checksum[WALREV_CHECKSUM_LEN], Lsn durable_end_lsn)
+{
+    a->last_id = last_revision_id;
+    memcpy(a->last_checksum, last_checksum, WALREV_CHECKSUM_LEN);
+    a->durable_end_lsn = durable_end_lsn;
+    if (durable_end_lsn > a->last_end_lsn) a->last_end_lsn = durable_end_lsn;
+}
+
+bool assembler_in_transaction(const Assembler *a) { return a->in_txn; }
+Lsn assembler_last_end_lsn(const Assembler *a) { return a->last_end_lsn; }
+int64_t assembler_last_revision_id(const Assembler *a) { return a->last_id; }
+
+void assembler_stats(const Assembler *a, AssemblerStats *out)
+{
+    *out = a->stats;
+    out->cache_hits = rowcache_hits(a->rowcache);
+    out->cache_bytes = rowcache_bytes(a->rowcache);
+}
+
+void assembler_abandon(Assembler *a)
+{
+    a->in_txn = false;
+    a->begun = false;
+    a->skipping = false;
+}
+
+static void ensure_width(Assembler *a, size_t n)
+{
+    if (n <= a->width) return;
+    free_scratch(a);
+    a->width = n + 8;
+    a->new_vals = xcalloc(a->width, sizeof(Value));
+    a->old_vals = xcalloc(a->width, sizeof(Value));
+    a->after_vals = xcalloc(a->width, sizeof(Value));
+    a->cache_vals = xcalloc(a->width, sizeof(Value));
+    a->new_state = xcalloc(a->width, 1);
+    a->old_unknown = xcalloc(a->width, 1);
+    a->after_unknown = xcalloc(a->width, 1);
+    a->cache_unknown = xcalloc(a->width, 1);
+    a->hidden_hash = xcalloc(a->width, WALREV_CHECKSUM_LEN);
+    a->attrs = xcalloc(a->width, sizeof(AttributeDelta));
+}
+
+/* ---- transaction framing ---- */
+
+static void set_buf(StrBuf *b, const char *s, size_t len)
+{
+    strbuf_reset(b);
+    if (s) strbuf_append(b, s, len);
+}
+
+static WrStatus ensure_begun(Assembler *a, WrError *err)
+{
+    if (a->begun) return WR_OK;
+    a->begun = true;
+    a->rev.id = a->last_id + 1;
+    memcpy(a->rev.parent_checksum, a->last_checksum, WALREV_CHECKSUM_LEN);
+    a->rev.origin = a->has_origin ? a->origin.data : NULL;
+    revhash_begin(a->hasher);
+    return a->out.begin(a->out.ctx, &a->rev, err);
+}
+
+static void handle_begin(Assembler *a, const PgoBegin *b)
+{
+    memset(&a->rev, 0, sizeof(a->rev));
+    a->in_txn = true;
+    a->begun = false;
+    a->suppressed = false;
+    a->seq = 0;
+    a->has_origin = false;
+    strbuf_reset(&a->warnings);
+    memset(&a->cur_ctx, 0, sizeof(a->cur_ctx));
+    memset(&a->first_ctx, 0, sizeof(a->first_ctx));
+    a->rev.xid = b->xid;
+    a->rev.commit_lsn = b->final_lsn;
+    a->rev.commit_time = b->commit_time;
+    /* A commit record below what the sinks hold was already made durable:
+     * the server resends it after a restart; consume it without output. */
+    a->skipping = b->final_lsn < a->durable_end_lsn;
+}
+
+static WrStatus handle_commit(Assembler *a, Lsn commit_lsn, Lsn end_lsn, int64_t commit_time, WrError *err)
+{
+    a->in_txn = false;
+    if (end_lsn > a->last_end_lsn) a->last_end_lsn = end_lsn;
+    if (a->skipping || !a->begun) {
+        a->stats.skipped_transactions++;
+        a->skipping = false;
+        return WR_OK;
+    }
+    a->begun = false;
+    a->rev.commit_lsn = commit_lsn;
+    a->rev.end_lsn = end_lsn;
+    a->rev.commit_time = commit_time;
+    if (a->suppressed)
+        strbuf_appendf(&a->warnings, "tracking suppressed by context: %lld changes not recorded\n",
+                       (long long)a->rev.n_suppressed);
+    if (a->warnings.len && a->warnings.data[a->warnings.len - 1] == '\n')
+        a->warnings.data[--a->warnings.len] = '\0';
+    a->rev.warnings = a->warnings.len ? a->warnings.data : NULL;
+    revhash_finish(a->hasher, &a->rev);
+    WrStatus st = a->out.commit(a->out.ctx, &a->rev, err);
+    if (st != WR_OK) return st;
+    a->last_id = a->rev.id;
+    memcpy(a->last_checksum, a->rev.checksum, WALREV_CHECKSUM_LEN);
+    a->stats.revisions++;
+    return WR_OK;
+}
+
+static WrStatus handle_context(Assembler *a, const PgoLogicalMessage *m, WrError *err)
+{
+    if (!m->transactional) return WR_OK; /* outside any transaction: not a context of one */
+    if (a->skipping) return WR_OK;
+    StrBuf *fb = a->first_bufs;
+    context_parse(&a->parsed, (const char *)m->content, m->content_len, &a->warnings);
+    ParsedContext *p = &a->parsed;
+    WrStatus st = ensure_begun(a, err);
+    if (st != WR_OK) return st;
+
+    RevisionContext *c = &a->cur_ctx;
+    int16_t no = (int16_t)(c->no + 1);
+    set_buf(&a->cur_raw, (const char *)m->content, m->content_len);
+    c->no = no;
+    c->lsn = m->lsn;
+    c->actor_type = p->has_actor_type ? p->actor_type.data : NULL;
+    c->actor_id = p->has_actor_id ? p->actor_id.data : NULL;
+    c->actor_json = p->has_actor_json ? p->actor_json.data : NULL;
+    c->description = p->has_description ? p->description.data : NULL;
+    c->meta_json = p->has_meta ? p->meta_json.data : NULL;
+    c->raw = a->cur_raw.data;
+    c->raw_len = a->cur_raw.len;
+
+    if (no == 1) {
+        RevisionContext *f = &a->first_ctx;
+        *f = *c;
+        set_buf(&fb[0], c->actor_type, c->actor_type ? strlen(c->actor_type) : 0);
+        set_buf(&fb[1], c->actor_id, c->actor_id ? strlen(c->actor_id) : 0);
+        set_buf(&fb[2], c->actor_json, c->actor_json ? strlen(c->actor_json) : 0);
+        set_buf(&fb[3], c->description, c->description ? strlen(c->description) : 0);
+        set_buf(&fb[4], c->meta_json, c->meta_json ? strlen(c->meta_json) : 0);
+        set_buf(&fb[5], c->raw, c->raw_len);
+        f->actor_type = c->actor_type ? fb[0].data : NULL;
+        f->actor_id = c->actor_id ? fb[1].data : NULL;
+        f->actor_json = c->actor_json ? fb[2].data : NULL;
+        f->description = c->description ? fb[3].data : NULL;
+        f->meta_json = c->meta_json ? fb[4].data : NULL;
+        f->raw = fb[5].data;
+        a->rev.first_context = f;
+    }
+    if (p->suppress) {
+        if (a->cfg.rules && tracking_allow_suppress(a->cfg.rules))
+            a->suppressed = true;
+        else
+            strbuf_append_str(&a->warnings,
+                              "context asked to suppress tracking, which the configuration does not allow\n");
+    }
+    revhash_add_context(a->hasher, c);
+    return a->out.context(a->out.ctx, &a->rev, c, err);
+}
+
+/* ---- rows ---- */
+
+/* Tuple → per-column values/states. Binary values are rejected: walrev asks for text. */
+static WrStatus read_tuple(const PgoTuple *t, const RelationVersion *rv, Value *vals, uint8_t *state,
+                           const char *what, WrError *err)
+{
+    if (t->ncols != rv->ncols)
+        return wr_error_set(err, WR_PROTOCOL,
+                            "%s tuple of %s.%s has %u columns, relation message said %u", what,
+                            rv->nspname, rv->relname, t->ncols, rv->ncols);
+    PgoTupleIter it;
+    PgoValue v;
+    pgo_tuple_iter_init(&it, t);
+    for (uint16_t i = 0; pgo_tuple_next(&it, &v); i++) {
+        vals[i].data = NULL;
+        vals[i].len = 0;
+        switch (v.kind) {
+        case PGO_COL_TEXT:
+            vals[i].data = (const char *)v.data;
+            vals[i].len = v.len;
+            state[i] = 0;
+            break;
+        case PGO_COL_NULL: state[i] = 1; break;
+        case PGO_COL_UNCHANGED_TOAST: state[i] = 2; break;
+        case PGO_COL_BINARY:
+            return wr_error_set(err, WR_PROTOCOL, "binary column value in %s.%s; walrev requests text",
+                                rv->nspname, rv->relname);
+        }
+    }
+    return WR_OK;
+}
+
+static void build_key(StrBuf *key, const RelationVersion *rv, const Value *vals)
+{
+    strbuf_reset(key);
+    strbuf_append_char(key, '[');
+    bool first = true;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (!rv->cols[i].is_key) continue;
+        if (!first) strbuf_append_char(key, ',');
+        first = false;
+        if (vals[i].data)
+            strbuf_append_json_string(key, vals[i].data, vals[i].len);
+        else
+            strbuf_append_str(key, "null");
+    }
+    strbuf_append_char(key, ']');
+}
+
+static bool value_equal(const Value *x, const Value *y)
+{
+    if (!x->data || !y->data) return x->data == y->data;
+    return x->len == y->len && memcmp(x->data, y->data, x->len) == 0;
+}
+
+/* Find the old image: cache first, then the history store. */
+static WrStatus load_old_image(Assembler *a, const RelationVersion *rv, const char *key, bool *known,
+                               WrError *err)
+{
+    RowImage img = {rv, a->old_vals, a->old_unknown};
+    if (rowcache_get(a->rowcache, rv, key, &img)) {
+        *known = true;
+        return WR_OK;
+    }
+    *known = false;
+    if (!a->out.lookup_row) return WR_OK;
+    a->stats.lookups++;
+    strbuf_reset(&a->lookup_storage);
+    bool found = false;
+    WrStatus st = a->out.lookup_row(a->out.ctx, rv, key, &img, &a->lookup_storage, &found, err);
+    if (st != WR_OK) return st;
+    if (!found) a->stats.lookup_misses++;
+    *known = found;
+    return WR_OK;
+}
+
+static void hidden_digest(const Value *v, uint8_t out[WALREV_CHECKSUM_LEN])
+{
+    revhash_value(v, out);
+}
+
+/* The image the cache keeps: hidden values replaced by their digest. */
+static void cache_after(Assembler *a, const RelationVersion *rv, const char *key)
+{
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        a->cache_vals[i] = a->after_vals[i];
+        a->cache_unknown[i] = a->after_unknown[i];
+        if (rv->cols[i].track == TRACK_HIDDEN && a->new_state[i] != 2 && !a->after_unknown[i]) {
+            hidden_digest(&a->new_vals[i], a->hidden_hash[i]);
+            a->cache_vals[i].data = (const char *)a->hidden_hash[i];
+            a->cache_vals[i].len = WALREV_CHECKSUM_LEN;
+            a->cache_unknown[i] = 0;
+        } else if (rv->cols[i].track == TRACK_HIDDEN) {
+            a->cache_unknown[i] = 1;
+        }
+    }
+    RowImage img = {rv, a->cache_vals, a->cache_unknown};
+    rowcache_put(a->rowcache, rv, key, &img);
+}
+
+static WrStatus emit_delta(Assembler *a, const RelationVersion *rv, DeltaOp op, const char *key,
+                           uint16_t nattrs, bool old_unknown, const RowImage *after, WrError *err)
+{
+    WrStatus st = ensure_begun(a, err);
+    if (st != WR_OK) return st;
+    ObjectDelta d = {
+        .seq = ++a->seq,
+        .relver = rv,
+        .op = op,
+        .key = key,
+        .context_no = a->cur_ctx.no,
+        .nattrs = nattrs,
+        .attrs = a->attrs,
+        .old_unknown = old_unknown,
+        .after = after,
+    };
+    switch (op) {
+    case DELTA_INSERT: a->rev.n_insert++; break;
+    case DELTA_UPDATE: a->rev.n_update++; break;
+    case DELTA_DELETE: a->rev.n_delete++; break;
+    case DELTA_TRUNCATE: a->rev.n_truncate++; break;
+    case DELTA_SNAPSHOT: a->rev.n_snapshot++; break;
+    }
+    a->stats.deltas++;
+    revhash_add_delta(a->hasher, &d, NULL);
+    return a->out.delta(a->out.ctx, &a->rev, &d, err);
+}
+
+/* after image for sinks: hidden values withheld. */
+static void make_after(Assembler *a, const RelationVersion *rv)
+{
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (rv->cols[i].track == TRACK_HIDDEN) {
+            a->after_vals[i].data = NULL;
+            a->after_vals[i].len = 0;
+            a->after_unknown[i] = 1;
+        }
+    }
+}
+
+static WrStatus do_insert(Assembler *a, const RelationVersion *rv, const Value *vals, const char *key,
+                          WrError *err)
+{
+    uint16_t n = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        a->after_vals[i] = vals[i];
+        a->after_unknown[i] = 0;
+        if (rv->cols[i].track == TRACK_UNTRACKED) continue;
+        AttributeDelta *ad = &a->attrs[n++];
+        memset(ad, 0, sizeof(*ad));
+        ad->col_id = rv->cols[i].col_id;
+        if (rv->cols[i].track == TRACK_HIDDEN)
+            ad->flags = ATTR_HIDDEN;
+        else
+            ad->new_value = vals[i];
+    }
+    make_after(a, rv);
+    RowImage after = {rv, a->after_vals, a->after_unknown};
+    WrStatus st = emit_delta(a, rv, DELTA_INSERT, key, n, false, &after, err);
+    if (st != WR_OK) return st;
+    cache_after(a, rv, key);
+    return WR_OK;
+}
+
+static WrStatus do_delete(Assembler *a, const RelationVersion *rv, const char *key, bool known,
+                          const Value *key_vals, WrError *err)
+{
+    uint16_t n = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (rv->cols[i].track == TRACK_UNTRACKED) continue;
+        AttributeDelta *ad = &a->attrs[n++];
+        memset(ad, 0, sizeof(*ad));
+        ad->col_id = rv->cols[i].col_id;
+        if (rv->cols[i].track == TRACK_HIDDEN) {
+            ad->flags = ATTR_HIDDEN;
+        } else if (known && !a->old_unknown[i]) {
+            ad->old_value = a->old_vals[i];
+        } else if (rv->cols[i].is_key && key_vals) {
+            ad->old_value = key_vals[i];
+        } else {
+            ad->flags = ATTR_OLD_UNKNOWN;
+        }
+    }
+    WrStatus st = emit_delta(a, rv, DELTA_DELETE, key, n, !known, NULL, err);
+    if (st != WR_OK) return st;
+    rowcache_remove(a->rowcache, rv->relid, key);
+    return WR_OK;
+}
+
+static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
+{
+    const PgoChange *ch = &msg->u.change;
+    const char *what = pgo_message_type_name(msg->type);
+    if (!a->in_txn)
+        return wr_error_set(err, WR_PROTOCOL, "%s outside a transaction", what);
+    if (a->skipping) return WR_OK;
+    const RelationVersion *rv = relcache_lookup(a->relcache, ch->relid);
+    if (!rv)
+        return wr_error_set(err, WR_PROTOCOL, "%s for relation %u before its relation message", what,
+                            ch->relid);
+    if (relcache_is_excluded(a->relcache, rv)) return WR_OK;
+    if (a->suppressed) {
+        a->rev.n_suppressed++;
+        return WR_OK;
+    }
+    ensure_width(a, rv->ncols);
+    WrStatus st;
+
+    if (msg->type == PGO_MSG_INSERT) {
+        st = read_tuple(&ch->new_tuple, rv, a->new_vals, a->new_state, "insert", err);
+        if (st != WR_OK) return st;
+        build_key(&a->key, rv, a->new_vals);
+        return do_insert(a, rv, a->new_vals, a->key.data, err);
+    }
+
+    /* Old side: FULL sends the whole old row; DEFAULT/INDEX send the key only
+     * when it changed (update) or always (delete). */
+    bool known = false;
+    Value *key_vals = NULL;
+    if (ch->old_kind) {
+        st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_unknown, "old", err);
+        if (st != WR_OK) return st;
+        /* read_tuple's states: 0 value, 1 null, 2 unchanged; in a 'K' tuple
+         * non-key columns come as 'n' and mean "not sent". */
+        build_key(&a->key, rv, a->old_vals);
+        if (ch->old_kind == 'O') {
+            known = true;
+            for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_unknown[i] == 2;
+        } else {
+            /* keep the key values aside: the lookup overwrites old_vals */
+            ensure_width(a, rv->ncols);
+            memcpy(a->after_vals, a->old_vals, rv->ncols * sizeof(Value));
+            strbuf_reset(&a->key2);
+            strbuf_append(&a->key2, a->key.data, a->key.len);
+            st = load_old_image(a, rv, a->key2.data, &known, err);
+            if (st != WR_OK) return st;
+            /* lookup reuses a->key? no: key2 holds it */
+            strbuf_reset(&a->key);
+            strbuf_append(&a->key, a->key2.data, a->key2.len);
+            if (!known) {
+                memcpy(a->old_vals, a->after_vals, rv->ncols * sizeof(Value));
+                for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = !rv->cols[i].is_key;
+            }
+            key_vals = a->old_vals;
+        }
+    }
+
+    if (msg->type == PGO_MSG_DELETE) {
+        if (!ch->old_kind)
+            return wr_error_set(err, WR_PROTOCOL, "delete on %s.%s without an old tuple", rv->nspname,
+                                rv->relname);
+        return do_delete(a, rv, a->key.data, known, key_vals, err);
+    }
+
+    /* UPDATE */
+    st = read_tuple(&ch->new_tuple, rv, a->new_vals, a->new_state, "new", err);
+    if (st != WR_OK) return st;
+    if (!ch->old_kind) {
+        build_key(&a->key, rv, a->new_vals);
+        st = load_old_image(a, rv, a->key.data, &known, err);
+        if (st != WR_OK) return st;
+    }
+    /* Fill unchanged TOAST values from the old image. */
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (a->new_state[i] != 2) continue;
+        if (known && !a->old_unknown[i])
+            a->new_vals[i] = a->old_vals[i];
+    }
+    build_key(&a->key2, rv, a->new_vals);
+    if (ch->old_kind && strcmp(a->key2.data, a->key.data) != 0) {
+        /* The key changed: the old object ends and a new one begins. */
+        st = do_delete(a, rv, a->key.data, known, key_vals, err);
+        if (st != WR_OK) return st;
+        for (uint16_t i = 0; i < rv->ncols; i++)
+            if (a->new_state[i] == 2 && !(known && !a->old_unknown[i])) a->new_vals[i].data = NULL;
+        return do_insert(a, rv, a->new_vals, a->key2.data, err);
+    }
+
+    uint16_t n = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        bool new_unknown = a->new_state[i] == 2 && !(known && !a->old_unknown[i]);
+        a->after_vals[i] = a->new_vals[i];
+        a->after_unknown[i] = new_unknown;
+        if (new_unknown) a->after_vals[i].data = NULL;
+        TrackMode mode = rv->cols[i].track;
+        if (mode == TRACK_UNTRACKED) continue;
+        if (a->new_state[i] == 2) continue; /* unchanged TOAST is not a change */
+        bool old_known = known && !a->old_unknown[i];
+        bool changed;
+        if (!old_known) {
+            changed = true;
+        } else if (mode == TRACK_HIDDEN) {
+            uint8_t h[WALREV_CHECKSUM_LEN];
+            hidden_digest(&a->new_vals[i], h);
+            /* The cache holds hidden values as digests; a FULL old tuple holds the value. */
+            if (ch->old_kind == 'O') {
+                uint8_t ho[WALREV_CHECKSUM_LEN];
+                hidden_digest(&a->old_vals[i], ho);
+                changed = memcmp(h, ho, sizeof(h)) != 0;
+            } else {
+                changed = !(a->old_vals[i].data && a->old_vals[i].len == WALREV_CHECKSUM_LEN &&
+                            memcmp(a->old_vals[i].data, h, sizeof(h)) == 0);
+            }
+        } else {
+            changed = !value_equal(&a->old_vals[i], &a->new_vals[i]);
+        }
+        if (!changed) continue;
+        AttributeDelta *ad = &a->attrs[n++];
+        memset(ad, 0, sizeof(*ad));
+        ad->col_id = rv->cols[i].col_id;
+        if (mode == TRACK_HIDDEN) {
+            ad->flags = ATTR_HIDDEN;
+        } else {
+            ad->new_value = a->new_vals[i];
+            if (old_known)
+                ad->old_value = a->old_vals[i];
+            else
+                ad->flags = ATTR_OLD_UNKNOWN;
+        }
+    }
+    make_after(a, rv);
+    if (n > 0) {
+        RowImage after = {rv, a->after_vals, a->after_unknown};
+        st = emit_delta(a, rv, DELTA_UPDATE, a->key.data, n, !known, &after, err);
+        if (st != WR_OK) return st;
+    }
+    cache_after(a, rv, a->key.data);
+    return WR_OK;
+}
+
+static WrStatus handle_truncate(Assembler *a, const PgoTruncate *t, WrError *err)
+{
+    if (!a->in_txn) return wr_error_set(err, WR_PROTOCOL, "truncate outside a transaction");
+    if (a->skipping) return WR_OK;
+    for (uint32_t i = 0; i < t->nrelids; i++) {
+        uint32_t relid = pgo_truncate_relid(t, i);
+        const RelationVersion *rv = relcache_lookup(a->relcache, relid);
+        if (!rv)
+            return wr_error_set(err, WR_PROTOCOL, "truncate of relation %u before its relation message",
+                                relid);
+        if (relcache_is_excluded(a->relcache, rv)) continue;
+        if (a->suppressed) {
+            a->rev.n_suppressed++;
+            continue;
+        }
+        WrStatus st = emit_delta(a, rv, DELTA_TRUNCATE, NULL, 0, false, NULL, err);
+        if (st != WR_OK) return st;
+        rowcache_remove_relation(a->rowcache, relid);
+    }
+    return WR_OK;
+}
+
+static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err)
+{
+    RelColumnIn cols_small[64];
+    RelColumnIn *cols = r->ncols <= 64 ? cols_small : xcalloc(r->ncols, sizeof(RelColumnIn));
+    PgoRelColumnIter it;
+    PgoRelColumn c;
+    pgo_relation_iter_init(&it, r);
+    for (uint16_t i = 0; pgo_relation_next_column(&it, &c); i++) {
+        cols[i].name = c.name;
+        cols[i].type_oid = c.type_oid;
+        cols[i].typmod = c.typmod;
+        cols[i].is_key = (c.flags & 1) != 0;
+    }
+    bool is_new = false;
+    const RelationVersion *rv = relcache_apply(a->relcache, r->relid, r->nspname, r->relname,
+                                               r->replident, r->ncols, cols, a->rev.commit_lsn, &is_new);
+    if (cols != cols_small) free(cols);
+    if (!is_new) return WR_OK;
+    /* The rows cached under the old shape stay valid: they are kept by col_id. */
+    return a->out.relation(a->out.ctx, rv, err);
+}
+
+WrStatus assembler_handle(Assembler *a, const PgoMessage *msg, WrError *err)
+{
+    switch (msg->type) {
+    case PGO_MSG_BEGIN:
+        if (a->in_txn)
+            return wr_error_set(err, WR_PROTOCOL, "begin of xid %u inside transaction %u", msg->u.begin.xid,
+                                a->rev.xid);
+        handle_begin(a, &msg->u.begin);
+        return WR_OK;
+    case PGO_MSG_COMMIT:
+        if (!a->in_txn) return wr_error_set(err, WR_PROTOCOL, "commit without begin");
+        return handle_commit(a, msg->u.commit.commit_lsn, msg->u.commit.end_lsn, msg->u.commit.commit_time,
+                             err);
+    case PGO_MSG_ORIGIN:
+        set_buf(&a->origin, msg->u.origin.name, strlen(msg->u.origin.name));
+        a->has_origin = true;
+        return WR_OK;
+    case PGO_MSG_RELATION:
+        return handle_relation(a, &msg->u.relation, err);
+    case PGO_MSG_TYPE:
+        relcache_set_type_name(a->relcache, msg->u.type.type_oid, msg->u.type.nspname, msg->u.type.typname);
+        return WR_OK;
+    case PGO_MSG_INSERT:
+    case PGO_MSG_UPDATE:
+    case PGO_MSG_DELETE:
+        return handle_change(a, msg, err);
+    case PGO_MSG_TRUNCATE:
+        return handle_truncate(a, &msg->u.truncate, err);
+    case PGO_MSG_MESSAGE:
+        if (strcmp(msg->u.message.prefix, CONTEXT_PREFIX) != 0) return WR_OK;
+        if (msg->u.message.transactional && !a->in_txn)
+            return wr_error_set(err, WR_PROTOCOL, "transactional message outside a transaction");
+        return handle_context(a, &msg->u.message, err);
+    default:
+        return wr_error_set(err, WR_PROTOCOL,
+                            "unexpected %s message: walrev requests neither streaming nor two-phase",
+                            pgo_message_type_name(msg->type));
+    }
+}

@@ -1,0 +1,78 @@
+/*
+ * assembler.h — turns pgoutput messages into revisions: one per committed
+ * transaction, with the actor contexts of walrev.context() messages, object
+ * deltas holding only the columns that changed, exact old values (from the
+ * old tuple, the row cache, or the history store through lookup_row), unchanged
+ * TOAST values filled in, tracking rules applied, and the checksum chain.
+ * It streams: each delta goes to the output as soon as it is built; nothing
+ * holds a whole transaction. No I/O of its own, no logging.
+ */
+#ifndef WALREV_DECODER_ASSEMBLER_H
+#define WALREV_DECODER_ASSEMBLER_H
+
+#include "decoder/pgoutput.h"
+#include "schema/relcache.h"
+#include "schema/revision.h"
+#include "schema/tracking.h"
+
+/* Where revisions go (the worker fans out to the sinks). Pointers passed are
+ * valid only during the call. lookup_row may be NULL. */
+typedef struct {
+    void *ctx;
+    WrStatus (*relation)(void *ctx, const RelationVersion *rv, WrError *err);
+    WrStatus (*begin)(void *ctx, const Revision *rev, WrError *err);
+    WrStatus (*context)(void *ctx, const Revision *rev, const RevisionContext *c, WrError *err);
+    WrStatus (*delta)(void *ctx, const Revision *rev, const ObjectDelta *d, WrError *err);
+    WrStatus (*commit)(void *ctx, const Revision *rev, WrError *err);
+    WrStatus (*lookup_row)(void *ctx, const RelationVersion *rv, const char *key, RowImage *image,
+                           StrBuf *storage, bool *found, WrError *err);
+} AssemblerOutput;
+
+typedef struct {
+    const TrackingRules *rules; /* borrowed; NULL tracks everything */
+    size_t row_cache_bytes;     /* 0: default 16 MiB */
+} AssemblerConfig;
+
+typedef struct Assembler Assembler;
+
+typedef struct {
+    uint64_t revisions;
+    uint64_t deltas;
+    uint64_t skipped_transactions; /* already durable, or nothing tracked */
+    uint64_t lookups;              /* old images asked of the history store */
+    uint64_t lookup_misses;        /* rows the history has never seen */
+    uint64_t cache_hits;
+    size_t cache_bytes;
+} AssemblerStats;
+
+/* cfg and out are copied. Caller destroys. */
+Assembler *assembler_create(const AssemblerConfig *cfg, const AssemblerOutput *out);
+void assembler_destroy(Assembler *a);
+
+/* The relation cache, to restore versions known from the history store. */
+RelCache *assembler_relcache(Assembler *a);
+
+/*
+ * Where the sinks stand: the last revision id and checksum already durable,
+ * and the LSN below which transactions are skipped (their end LSN is durable).
+ */
+void assembler_set_position(Assembler *a, int64_t last_revision_id,
+                            const uint8_t last_checksum[WALREV_CHECKSUM_LEN], Lsn durable_end_lsn);
+
+/*
+ * Handle one message. WR_PROTOCOL for sequences the server must not send
+ * (change outside a transaction, unknown relation, streaming not requested);
+ * otherwise whatever the output returned.
+ */
+WrStatus assembler_handle(Assembler *a, const PgoMessage *msg, WrError *err) WR_MUSTCHECK;
+
+/* Inside BEGIN..COMMIT? */
+bool assembler_in_transaction(const Assembler *a);
+/* Drop the transaction in flight (connection lost): the server will resend it. */
+void assembler_abandon(Assembler *a);
+/* End LSN of the last COMMIT handled (emitted or skipped). */
+Lsn assembler_last_end_lsn(const Assembler *a);
+int64_t assembler_last_revision_id(const Assembler *a);
+void assembler_stats(const Assembler *a, AssemblerStats *out);
+
+#endif

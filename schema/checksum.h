@@ -1,0 +1,33 @@
+/*
+ * checksum.h — the revision checksum chain's canonical encoding (docs/checksums.md).
+ * Streaming: a RevisionHasher absorbs contexts and deltas as they arrive and
+ * yields the checksum at commit. Every value enters through its own SHA-256,
+ * so an erased value can be replaced by its hash and the chain still verifies.
+ */
+#ifndef WALREV_SCHEMA_CHECKSUM_H
+#define WALREV_SCHEMA_CHECKSUM_H
+
+#include "schema/revision.h"
+
+typedef struct RevisionHasher RevisionHasher;
+
+/* Owned by the caller; destroy accepts NULL. */
+RevisionHasher *revhash_create(void);
+void revhash_destroy(RevisionHasher *h);
+/* Start a revision (resets state). */
+void revhash_begin(RevisionHasher *h);
+void revhash_add_context(RevisionHasher *h, const RevisionContext *ctx);
+/*
+ * Add one object delta. value_hashes, when not NULL, supplies precomputed
+ * per-value hashes (erased values: 32 bytes, or NULL pointer to hash the value):
+ * layout value_hashes[2*i] = old of attr i, [2*i+1] = new of attr i.
+ */
+void revhash_add_delta(RevisionHasher *h, const ObjectDelta *d, const uint8_t *const *value_hashes);
+/* Finish: computes rev->checksum from rev->parent_checksum, metadata and what was added. */
+void revhash_finish(RevisionHasher *h, Revision *rev);
+
+/* SHA-256 of one value as it enters the chain (NULL -> a distinct tag). */
+void revhash_value(const Value *v, uint8_t out[WALREV_CHECKSUM_LEN]);
+void checksum_to_hex(const uint8_t sum[WALREV_CHECKSUM_LEN], char out[2 * WALREV_CHECKSUM_LEN + 1]);
+
+#endif

@@ -1,0 +1,240 @@
+/*
+ * relcache.c — an open-addressing table of per-relid entries, each holding
+ * the current version and the highest col_id used. Old versions stay
+ * allocated (deltas already emitted may point at them until the sinks are
+ * done), which is bounded by the number of schema changes, not by data.
+ */
+#include "schema/relcache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Entry {
+    uint32_t relid;
+    RelationVersion *current;
+    int16_t max_col_id;
+    bool excluded;
+} Entry;
+
+typedef struct OldVersion {
+    RelationVersion *rv;
+    struct OldVersion *next;
+} OldVersion;
+
+typedef struct TypeName {
+    uint32_t oid;
+    char *name;
+    struct TypeName *next;
+} TypeName;
+
+struct RelCache {
+    const TrackingRules *rules;
+    Entry *entries;
+    size_t cap;
+    size_t count;
+    OldVersion *old;
+    TypeName *types;
+};
+
+RelCache *relcache_create(const TrackingRules *rules)
+{
+    RelCache *c = xcalloc(1, sizeof(*c));
+    c->rules = rules;
+    c->cap = 64;
+    c->entries = xcalloc(c->cap, sizeof(Entry));
+    return c;
+}
+
+static void free_version(RelationVersion *rv)
+{
+    if (!rv) return;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        free(rv->cols[i].name);
+        free(rv->cols[i].type_name);
+    }
+    free(rv->cols);
+    free(rv->nspname);
+    free(rv->relname);
+    free(rv);
+}
+
+void relcache_destroy(RelCache *c)
+{
+    if (!c) return;
+    for (size_t i = 0; i < c->cap; i++) free_version(c->entries[i].current);
+    while (c->old) {
+        OldVersion *o = c->old;
+        c->old = o->next;
+        free_version(o->rv);
+        free(o);
+    }
+    while (c->types) {
+        TypeName *t = c->types;
+        c->types = t->next;
+        free(t->name);
+        free(t);
+    }
+    free(c->entries);
+    free(c);
+}
+
+static Entry *find_slot(Entry *entries, size_t cap, uint32_t relid)
+{
+    size_t i = (relid * 2654435761u) & (cap - 1);
+    while (entries[i].current && entries[i].relid != relid) i = (i + 1) & (cap - 1);
+    return &entries[i];
+}
+
+static Entry *get_entry(RelCache *c, uint32_t relid, bool create)
+{
+    Entry *e = find_slot(c->entries, c->cap, relid);
+    if (e->current || !create) return e->current ? e : NULL;
+    if ((c->count + 1) * 2 > c->cap) {
+        size_t ncap = c->cap * 2;
+        Entry *ne = xcalloc(ncap, sizeof(Entry));
+        for (size_t i = 0; i < c->cap; i++)
+            if (c->entries[i].current) *find_slot(ne, ncap, c->entries[i].relid) = c->entries[i];
+        free(c->entries);
+        c->entries = ne;
+        c->cap = ncap;
+        e = find_slot(c->entries, c->cap, relid);
+    }
+    c->count++;
+    e->relid = relid;
+    return e;
+}
+
+static const char *type_name_for(const RelCache *c, uint32_t oid)
+{
+    for (const TypeName *t = c->types; t; t = t->next)
+        if (t->oid == oid) return t->name;
+    return NULL;
+}
+
+void relcache_set_type_name(RelCache *c, uint32_t type_oid, const char *nspname, const char *typname)
+{
+    StrBuf b;
+    strbuf_init(&b);
+    if (nspname && *nspname && strcmp(nspname, "pg_catalog") != 0) strbuf_appendf(&b, "%s.", nspname);
+    strbuf_append_str(&b, typname);
+    for (TypeName *t = c->types; t; t = t->next) {
+        if (t->oid == type_oid) {
+            free(t->name);
+            t->name = b.data;
+            return;
+        }
+    }
+    TypeName *t = xcalloc(1, sizeof(*t));
+    t->oid = type_oid;
+    t->name = b.data;
+    t->next = c->types;
+    c->types = t;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    if (!a || !b) return a == b;
+    return strcmp(a, b) == 0;
+}
+
+static bool same_as_current(const RelationVersion *cur, const char *nsp, const char *rel, char replident,
+                            uint16_t ncols, const RelColumnIn *cols)
+{
+    if (!same_str(cur->nspname, nsp) || !same_str(cur->relname, rel) || cur->replident != replident ||
+        cur->ncols != ncols)
+        return false;
+    for (uint16_t i = 0; i < ncols; i++) {
+        const RelColumn *a = &cur->cols[i];
+        if (!same_str(a->name, cols[i].name) || a->type_oid != cols[i].type_oid ||
+            a->typmod != cols[i].typmod || a->is_key != cols[i].is_key)
+            return false;
+    }
+    return true;
+}
+
+const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *nspname,
+                                      const char *relname, char replident, uint16_t ncols,
+                                      const RelColumnIn *cols, Lsn lsn, bool *is_new)
+{
+    const char *nsp = (nspname && *nspname) ? nspname : "pg_catalog";
+    Entry *e = get_entry(c, relid, true);
+    if (e->current && same_as_current(e->current, nsp, relname, replident, ncols, cols)) {
+        *is_new = false;
+        return e->current;
+    }
+    RelationVersion *rv = xcalloc(1, sizeof(*rv));
+    rv->relid = relid;
+    rv->version = e->current ? e->current->version + 1 : 1;
+    rv->nspname = xstrdup(nsp);
+    rv->relname = xstrdup(relname);
+    rv->replident = replident;
+    rv->valid_from = lsn;
+    rv->ncols = ncols;
+    rv->cols = xcalloc(ncols ? ncols : 1, sizeof(RelColumn));
+    for (uint16_t i = 0; i < ncols; i++) {
+        RelColumn *col = &rv->cols[i];
+        col->name = xstrdup(cols[i].name);
+        col->type_oid = cols[i].type_oid;
+        col->typmod = cols[i].typmod;
+        col->is_key = cols[i].is_key;
+        const char *tn = type_name_for(c, cols[i].type_oid);
+        col->type_name = tn ? xstrdup(tn) : NULL;
+        col->track = c->rules ? tracking_column_mode(c->rules, nsp, relname, col->name) : TRACK_FULL;
+        /* A column keeps its identity while its name stays (renames are
+         * made exact by DDL capture, docs/history-store.md). */
+        col->col_id = 0;
+        if (e->current)
+            for (uint16_t j = 0; j < e->current->ncols; j++)
+                if (strcmp(e->current->cols[j].name, col->name) == 0) col->col_id = e->current->cols[j].col_id;
+        if (col->col_id == 0) col->col_id = ++e->max_col_id;
+    }
+    if (e->current) {
+        OldVersion *o = xcalloc(1, sizeof(*o));
+        o->rv = e->current;
+        o->next = c->old;
+        c->old = o;
+    }
+    e->current = rv;
+    e->excluded = c->rules && tracking_table_excluded(c->rules, nsp, relname);
+    *is_new = true;
+    return rv;
+}
+
+const RelationVersion *relcache_lookup(const RelCache *c, uint32_t relid)
+{
+    Entry *e = find_slot(c->entries, c->cap, relid);
+    return e->current;
+}
+
+bool relcache_is_excluded(const RelCache *c, const RelationVersion *rv)
+{
+    Entry *e = find_slot(c->entries, c->cap, rv->relid);
+    return e->current ? e->excluded : false;
+}
+
+void relcache_restore(RelCache *c, const RelationVersion *src, int16_t max_col_id)
+{
+    Entry *e = get_entry(c, src->relid, true);
+    RelationVersion *rv = xcalloc(1, sizeof(*rv));
+    *rv = *src;
+    rv->nspname = xstrdup(src->nspname);
+    rv->relname = xstrdup(src->relname);
+    rv->cols = xcalloc(src->ncols ? src->ncols : 1, sizeof(RelColumn));
+    for (uint16_t i = 0; i < src->ncols; i++) {
+        rv->cols[i] = src->cols[i];
+        rv->cols[i].name = xstrdup(src->cols[i].name);
+        rv->cols[i].type_name = src->cols[i].type_name ? xstrdup(src->cols[i].type_name) : NULL;
+        /* Tracking rules may have changed since: the current config decides. */
+        rv->cols[i].track = c->rules ? tracking_column_mode(c->rules, rv->nspname, rv->relname, rv->cols[i].name)
+                                     : TRACK_FULL;
+    }
+    if (e->current) {
+        OldVersion *o = xcalloc(1, sizeof(*o));
+        o->rv = e->current;
+        o->next = c->old;
+        c->old = o;
+    }
+    e->current = rv;
+    if (max_col_id > e->max_col_id) e->max_col_id = max_col_id;
+    e->excluded = c->rules && tracking_table_excluded(c->rules, rv->nspname, rv->relname);
+}

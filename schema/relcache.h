@@ -1,0 +1,53 @@
+/*
+ * relcache.h — the relation cache: the current RelationVersion of every
+ * table seen on the stream, keyed by OID. A Relation message that differs
+ * from the cached version (names, types, typmods, key, replica identity)
+ * makes a new version; an identical one (sent after any relcache
+ * invalidation) changes nothing. Column identities (col_id) carry over by
+ * name and are never reused. Versions are owned by the cache for its life.
+ */
+#ifndef WALREV_SCHEMA_RELCACHE_H
+#define WALREV_SCHEMA_RELCACHE_H
+
+#include "schema/revision.h"
+#include "schema/tracking.h"
+
+typedef struct RelCache RelCache;
+
+/* A column as described by a Relation message. */
+typedef struct {
+    const char *name;
+    uint32_t type_oid;
+    int32_t typmod;
+    bool is_key;
+} RelColumnIn;
+
+/* rules is borrowed and may be NULL (track everything). */
+RelCache *relcache_create(const TrackingRules *rules);
+void relcache_destroy(RelCache *c);
+
+/*
+ * Apply a Relation message. Returns the version now in force (owned by the
+ * cache); *is_new is true when it is a new version the sinks must be told of.
+ */
+const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *nspname,
+                                      const char *relname, char replident, uint16_t ncols,
+                                      const RelColumnIn *cols, Lsn lsn, bool *is_new);
+
+/* The version in force for relid, or NULL if none was seen. */
+const RelationVersion *relcache_lookup(const RelCache *c, uint32_t relid);
+
+/* Remember a Type message: the name user types are shown with. */
+void relcache_set_type_name(RelCache *c, uint32_t type_oid, const char *nspname, const char *typname);
+
+/*
+ * Restore a version known from the history store (at start-up), so that the
+ * server's re-sent Relation messages are recognised as unchanged. max_col_id
+ * is the highest col_id ever used for relid. rv is copied.
+ */
+void relcache_restore(RelCache *c, const RelationVersion *rv, int16_t max_col_id);
+
+/* Whether the table is excluded by the tracking rules. */
+bool relcache_is_excluded(const RelCache *c, const RelationVersion *rv);
+
+#endif

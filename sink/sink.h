@@ -1,0 +1,80 @@
+/*
+ * sink.h — where revisions go: the sink interface and its implementations
+ * (history store, file, Kafka). A sink receives each revision streamed in
+ * parts and reports the highest commit end-LSN it has made durable; the
+ * worker confirms to the slot only the minimum over all sinks. Sinks log
+ * their own driver-level events; every call returns a status with context.
+ */
+#ifndef WALREV_SINK_H
+#define WALREV_SINK_H
+
+#include "common/common.h"
+#include "schema/revision.h"
+
+typedef struct Sink Sink;
+
+/* What a sink already holds: used to resume after a restart. */
+typedef struct {
+    bool known;           /* false: the sink keeps no position (stdout) */
+    Lsn durable_end_lsn;  /* end LSN of the last durable revision, 0 if none */
+    int64_t last_revision_id;
+    uint8_t last_checksum[WALREV_CHECKSUM_LEN];
+} SinkPosition;
+
+typedef struct {
+    const char *name;
+    /* Connect/open; fill *pos with what is already durable. */
+    WrStatus (*open)(Sink *s, SinkPosition *pos, WrError *err);
+    /* A new relation version, before any delta that uses it. */
+    WrStatus (*write_relation)(Sink *s, const RelationVersion *rv, WrError *err);
+    WrStatus (*begin_revision)(Sink *s, const Revision *rev, WrError *err);
+    WrStatus (*write_context)(Sink *s, const Revision *rev, const RevisionContext *ctx, WrError *err);
+    WrStatus (*write_delta)(Sink *s, const Revision *rev, const ObjectDelta *delta, WrError *err);
+    /* Revision complete: end_lsn, counts and checksum are set. May make it durable. */
+    WrStatus (*commit_revision)(Sink *s, const Revision *rev, WrError *err);
+    /* Make everything received so far durable (blocking). */
+    WrStatus (*flush)(Sink *s, WrError *err);
+    /* Serve background work (delivery reports) without blocking; may advance durability. */
+    WrStatus (*poll)(Sink *s, WrError *err);
+    /* Highest end LSN durable in this sink. */
+    Lsn (*durable_lsn)(Sink *s);
+    /* True when the sink wants a flush soon (buffers full, time passed). */
+    bool (*wants_flush)(Sink *s, int64_t now_us);
+    /*
+     * Optional (history store): the latest known image of a row, for old
+     * values when the server sends no old tuple. *found=false when unknown.
+     * Values are copied into the caller's StrBuf `storage`; image->values point into it.
+     */
+    WrStatus (*lookup_row)(Sink *s, const RelationVersion *rv, const char *key, RowImage *image,
+                           StrBuf *storage, bool *found, WrError *err);
+    /* Abandon what is not yet durable (revision in flight) without making it durable. */
+    void (*abort)(Sink *s);
+    void (*destroy)(Sink *s);
+} SinkOps;
+
+struct Sink {
+    const SinkOps *ops;
+    void *impl;
+};
+
+/* ---- constructors; every sink is freed with sink_destroy (accepts NULL) ---- */
+
+typedef struct {
+    const char *conninfo;     /* libpq conninfo of the history store */
+    const char *schema;       /* history schema, default "walrev" */
+    const char *slot_name;    /* checkpoint key */
+    int batch_max_revisions;  /* commit after this many revisions (default 2000) */
+    int batch_max_ms;         /* or after this long (default 100 ms) */
+    size_t buffer_bytes;      /* COPY buffer per table before sending (default 1 MiB) */
+} HistorySinkConfig;
+Sink *sink_history_create(const HistorySinkConfig *cfg);
+
+typedef struct {
+    const char *path;         /* "-" for stdout */
+    bool fsync;               /* fsync at each flush (default true for files) */
+} FileSinkConfig;
+Sink *sink_file_create(const FileSinkConfig *cfg);
+
+void sink_destroy(Sink *s);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * config.h — walrev's configuration: an INI file (-c FILE), then environment
+ * variables, then command-line flags, each overriding the one before
+ * (docs/configuration.md). Conninfo strings are libpq's, so .pgpass, service
+ * files, PG* variables and TLS settings work; they are never logged whole.
+ */
+#ifndef WALREV_WORKER_CONFIG_H
+#define WALREV_WORKER_CONFIG_H
+
+#include "common/common.h"
+#include "common/log.h"
+#include "schema/tracking.h"
+
+typedef struct {
+    char *name;
+    char *value;
+} ConfigProp;
+
+typedef struct {
+    /* [source] */
+    char *source_conninfo;     /* required */
+    char *slot_name;           /* default "walrev" */
+    char *publication;         /* default "walrev" */
+    char **tables;             /* setup: tables for the publication; NULL = all tables */
+    int ntables;
+    /* [history] */
+    bool history_enabled;      /* default true */
+    char *history_conninfo;    /* default: source_conninfo */
+    char *history_schema;      /* default "walrev" */
+    int batch_max_revisions;   /* default 2000 */
+    int batch_max_ms;          /* default 100 */
+    int keyframe_factor;       /* default 4 */
+    /* [file] */
+    char *file_path;           /* NULL: file sink off; "-" stdout */
+    /* [kafka]: every key except walrev's own passes to librdkafka */
+    bool kafka_enabled;        /* true when [kafka] has bootstrap.servers */
+    char *kafka_topic_prefix;  /* default "walrev" */
+    ConfigProp *kafka_props;
+    int nkafka_props;
+    /* [worker] */
+    int status_interval_ms;    /* default 1000 */
+    size_t row_cache_bytes;    /* default 16 MiB */
+    Lsn stop_lsn;              /* --stop-lsn; 0 = none */
+    bool replica_identity_full; /* setup --replica-identity-full */
+    /* [tracking] */
+    TrackingRules *tracking;   /* owned */
+    /* [log] */
+    LogLevel log_level;        /* default info */
+} Config;
+
+/* Defaults; caller frees with config_term. */
+void config_init(Config *cfg);
+void config_term(Config *cfg);
+/* Load an INI file over cfg. WR_INVALID with "FILE:LINE: what" on errors. */
+WrStatus config_load_file(Config *cfg, const char *path, WrError *err) WR_MUSTCHECK;
+/* Apply WALREV_* environment variables (docs/configuration.md). */
+WrStatus config_load_env(Config *cfg, WrError *err) WR_MUSTCHECK;
+/* Final checks and derived defaults (history conninfo from source...). */
+WrStatus config_validate(Config *cfg, WrError *err) WR_MUSTCHECK;
+/* A conninfo with password and other secrets removed, for logs; caller frees.
+ * Keeps only host, hostaddr, port, dbname, user, service, sslmode,
+ * application_name, target_session_attrs, replication. Never returns a password. */
+char *config_redact_conninfo(const char *conninfo);
+/* Set one key as if read from [section] (used for flags). WR_INVALID names the key. */
+WrStatus config_set_option(Config *cfg, const char *section, const char *key, const char *value,
+                           WrError *err) WR_MUSTCHECK;
+/* True when conninfo carries a password or sslpassword (to warn about argv). */
+bool config_conninfo_has_password(const char *conninfo);
+
+#endif

@@ -1,0 +1,537 @@
+/*
+ * pipeline.c — `walrev run`. One thread: receive CopyData, decode, assemble,
+ * fan out to the sinks; flush sinks when they ask or when the stream goes
+ * idle; confirm to the slot only the minimum durable LSN over all sinks, or
+ * the server's WAL end when nothing is pending. Any retriable failure tears
+ * everything down and starts again from the sinks' own checkpoints, so
+ * recovery has one code path.
+ */
+#include "worker/pipeline.h"
+
+#include "common/log.h"
+#include "decoder/assembler.h"
+#include "decoder/pgoutput.h"
+#include "decoder/stream.h"
+#include "schema/checksum.h"
+#include "sink/kafka_sink.h"
+#include "sink/sink.h"
+#include "worker/notify.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+volatile int pipeline_stop_requested = 0;
+
+#define MAX_SINKS 4
+
+typedef struct {
+    Sink *sink;
+    const char *name;
+    SinkPosition pos;
+    bool pending;     /* received revisions not yet flushed */
+    bool skip_current; /* the revision in flight is already in this sink */
+} SinkSlot;
+
+typedef struct {
+    const Config *cfg;
+    SinkSlot sinks[MAX_SINKS];
+    int nsinks;
+    int history_index; /* -1 when the history store is off */
+    Assembler *asm_;
+    ReplStream *stream;
+    Lsn received;      /* highest WAL position received */
+    Lsn server_wal_end;
+    Lsn confirmed;     /* last flush LSN sent */
+    Lsn last_emitted_end; /* end LSN of the last revision given to the sinks */
+    int64_t last_status_us;
+    int64_t last_watchdog_us;
+    int64_t last_stats_us;
+    uint64_t changes_total;
+} Pipeline;
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- fan-out: the assembler's output ---- */
+
+static WrStatus out_relation(void *ctx, const RelationVersion *rv, WrError *err)
+{
+    Pipeline *p = ctx;
+    for (int i = 0; i < p->nsinks; i++) {
+        WrStatus st = p->sinks[i].sink->ops->write_relation(p->sinks[i].sink, rv, err);
+        if (st != WR_OK) return wr_error_prefix(err, "sink %s", p->sinks[i].name);
+    }
+    return WR_OK;
+}
+
+static WrStatus out_begin(void *ctx, const Revision *rev, WrError *err)
+{
+    Pipeline *p = ctx;
+    for (int i = 0; i < p->nsinks; i++) {
+        SinkSlot *s = &p->sinks[i];
+        /* A sink that already holds this revision (it is ahead of another sink) skips it. */
+        s->skip_current = s->pos.known && rev->commit_lsn < s->pos.durable_end_lsn;
+        if (s->skip_current) continue;
+        WrStatus st = s->sink->ops->begin_revision(s->sink, rev, err);
+        if (st != WR_OK) return wr_error_prefix(err, "sink %s", s->name);
+    }
+    return WR_OK;
+}
+
+static WrStatus out_context(void *ctx, const Revision *rev, const RevisionContext *c, WrError *err)
+{
+    Pipeline *p = ctx;
+    for (int i = 0; i < p->nsinks; i++) {
+        SinkSlot *s = &p->sinks[i];
+        if (s->skip_current) continue;
+        WrStatus st = s->sink->ops->write_context(s->sink, rev, c, err);
+        if (st != WR_OK) return wr_error_prefix(err, "sink %s", s->name);
+    }
+    return WR_OK;
+}
+
+static WrStatus out_delta(void *ctx, const Revision *rev, const ObjectDelta *d, WrError *err)
+{
+    Pipeline *p = ctx;
+    p->changes_total++;
+    for (int i = 0; i < p->nsinks; i++) {
+        SinkSlot *s = &p->sinks[i];
+        if (s->skip_current) continue;
+        WrStatus st = s->sink->ops->write_delta(s->sink, rev, d, err);
+        if (st != WR_OK) return wr_error_prefix(err, "sink %s", s->name);
+    }
+    return WR_OK;
+}
+
+static WrStatus out_commit(void *ctx, const Revision *rev, WrError *err)
+{
+    Pipeline *p = ctx;
+    for (int i = 0; i < p->nsinks; i++) {
+        SinkSlot *s = &p->sinks[i];
+        if (s->skip_current) continue;
+        WrStatus st = s->sink->ops->commit_revision(s->sink, rev, err);
+        if (st != WR_OK) return wr_error_prefix(err, "sink %s", s->name);
+        s->pending = true;
+    }
+    p->last_emitted_end = rev->end_lsn;
+    log_debug("msg=\"revision assembled\" revision=%lld xid=%u end_lsn=" LSN_FMT, (long long)rev->id, rev->xid,
+              LSN_ARGS(rev->end_lsn));
+    return WR_OK;
+}
+
+static WrStatus out_lookup(void *ctx, const RelationVersion *rv, const char *key, RowImage *image,
+                           StrBuf *storage, bool *found, WrError *err)
+{
+    Pipeline *p = ctx;
+    *found = false;
+    if (p->history_index < 0) return WR_OK;
+    Sink *s = p->sinks[p->history_index].sink;
+    if (!s->ops->lookup_row) return WR_OK;
+    return s->ops->lookup_row(s, rv, key, image, storage, found, err);
+}
+
+/* ---- set-up and teardown ---- */
+
+static WrStatus create_sinks(Pipeline *p, WrError *err)
+{
+    const Config *cfg = p->cfg;
+    p->history_index = -1;
+    if (cfg->history_enabled) {
+        HistorySinkConfig h = {
+            .conninfo = cfg->history_conninfo,
+            .schema = cfg->history_schema,
+            .slot_name = cfg->slot_name,
+            .batch_max_revisions = cfg->batch_max_revisions,
+            .batch_max_ms = cfg->batch_max_ms,
+        };
+        p->history_index = p->nsinks;
+        p->sinks[p->nsinks++] = (SinkSlot){.sink = sink_history_create(&h), .name = "history"};
+    }
+    if (cfg->file_path) {
+        FileSinkConfig f = {.path = cfg->file_path, .fsync = strcmp(cfg->file_path, "-") != 0};
+        p->sinks[p->nsinks++] = (SinkSlot){.sink = sink_file_create(&f), .name = "file"};
+    }
+    if (cfg->kafka_enabled) {
+        KafkaSinkConfig k;
+        memset(&k, 0, sizeof(k));
+        k.topic_prefix = cfg->kafka_topic_prefix;
+        k.nprops = cfg->nkafka_props;
+        k.props = xcalloc((size_t)cfg->nkafka_props + 1, sizeof(KafkaProp));
+        for (int i = 0; i < cfg->nkafka_props; i++) {
+            k.props[i].name = cfg->kafka_props[i].name;
+            k.props[i].value = cfg->kafka_props[i].value;
+        }
+        Sink *ks = sink_kafka_create(&k, err);
+        free(k.props);
+        if (!ks) return err->status;
+        p->sinks[p->nsinks++] = (SinkSlot){.sink = ks, .name = "kafka"};
+    }
+    if (p->nsinks == 0)
+        return wr_error_set(err, WR_INVALID, "no sink configured: enable [history], [file] or [kafka]");
+    return WR_OK;
+}
+
+static void destroy_sinks(Pipeline *p, bool abort_pending)
+{
+    for (int i = 0; i < p->nsinks; i++) {
+        if (abort_pending && p->sinks[i].sink->ops->abort) p->sinks[i].sink->ops->abort(p->sinks[i].sink);
+        sink_destroy(p->sinks[i].sink);
+    }
+    p->nsinks = 0;
+}
+
+/* Versions the history store already holds, so re-sent Relation messages are not new versions. */
+static WrStatus restore_relations(Pipeline *p, WrError *err)
+{
+    if (!p->cfg->history_enabled) return WR_OK;
+    PGconn *conn = PQconnectdb(p->cfg->history_conninfo);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        wr_error_set(err, WR_RETRY, "history store: %s", PQerrorMessage(conn));
+        PQfinish(conn);
+        return WR_RETRY;
+    }
+    char *schema = PQescapeIdentifier(conn, p->cfg->history_schema, strlen(p->cfg->history_schema));
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql,
+                   "SELECT json_build_object('relid', relid, 'version', version, 'nspname', nspname, "
+                   "'relname', relname, 'replident', replident::text, 'valid_from', valid_from::text, "
+                   "'col_ids', col_ids, 'col_names', col_names, 'col_type_oids', col_type_oids, "
+                   "'col_typmods', col_typmods, 'col_type_names', col_type_names, 'col_is_key', col_is_key, "
+                   "'max_col_id', (SELECT max(x) FROM %s.relation_version r2, unnest(r2.col_ids) x "
+                   "WHERE r2.relid = rv.relid))::text "
+                   "FROM (SELECT DISTINCT ON (relid) * FROM %s.relation_version ORDER BY relid, version DESC) rv",
+                   schema, schema);
+    PQfreemem(schema);
+    PGresult *res = PQexec(conn, sql.data);
+    strbuf_free(&sql);
+    WrStatus st = WR_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        st = wr_error_set(err, WR_FATAL, "history store: reading relation versions: %s", PQerrorMessage(conn));
+        goto done;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        json_error_t jerr;
+        json_t *o = json_loads(PQgetvalue(res, r, 0), 0, &jerr);
+        if (!o) continue;
+        RelationVersion rv;
+        memset(&rv, 0, sizeof(rv));
+        rv.relid = (uint32_t)json_integer_value(json_object_get(o, "relid"));
+        rv.version = (int32_t)json_integer_value(json_object_get(o, "version"));
+        rv.nspname = (char *)json_string_value(json_object_get(o, "nspname"));
+        rv.relname = (char *)json_string_value(json_object_get(o, "relname"));
+        const char *ri = json_string_value(json_object_get(o, "replident"));
+        rv.replident = ri && *ri ? ri[0] : 'd';
+        Lsn vf = 0;
+        const char *vft = json_string_value(json_object_get(o, "valid_from"));
+        if (vft && lsn_parse(vft, &vf)) rv.valid_from = vf;
+        json_t *ids = json_object_get(o, "col_ids");
+        rv.ncols = (uint16_t)json_array_size(ids);
+        rv.cols = xcalloc(rv.ncols ? rv.ncols : 1, sizeof(RelColumn));
+        for (uint16_t i = 0; i < rv.ncols; i++) {
+            RelColumn *c = &rv.cols[i];
+            c->col_id = (int16_t)json_integer_value(json_array_get(ids, i));
+            c->name = (char *)json_string_value(json_array_get(json_object_get(o, "col_names"), i));
+            c->type_oid = (uint32_t)json_integer_value(json_array_get(json_object_get(o, "col_type_oids"), i));
+            c->typmod = (int32_t)json_integer_value(json_array_get(json_object_get(o, "col_typmods"), i));
+            const char *tn = json_string_value(json_array_get(json_object_get(o, "col_type_names"), i));
+            c->type_name = (tn && *tn) ? (char *)tn : NULL;
+            c->is_key = json_is_true(json_array_get(json_object_get(o, "col_is_key"), i));
+        }
+        if (rv.nspname && rv.relname)
+            relcache_restore(assembler_relcache(p->asm_), &rv,
+                             (int16_t)json_integer_value(json_object_get(o, "max_col_id")));
+        free(rv.cols);
+        json_decref(o);
+    }
+done:
+    PQclear(res);
+    PQfinish(conn);
+    return st;
+}
+
+/* ---- the loop ---- */
+
+static Lsn min_durable(const Pipeline *p)
+{
+    Lsn m = UINT64_MAX;
+    for (int i = 0; i < p->nsinks; i++) {
+        Sink *s = p->sinks[i].sink;
+        Lsn d = s->ops->durable_lsn(s);
+        if (p->sinks[i].pos.known && p->sinks[i].pos.durable_end_lsn > d) d = p->sinks[i].pos.durable_end_lsn;
+        if (d < m) m = d;
+    }
+    return m == UINT64_MAX ? 0 : m;
+}
+
+/* What may be confirmed now: never past what every sink made durable; when
+ * nothing is in flight, up to the server's WAL end so a quiet or untracked
+ * database does not pin WAL. */
+static Lsn confirmable(const Pipeline *p)
+{
+    Lsn durable = min_durable(p);
+    Lsn c = p->confirmed;
+    bool all_durable = durable >= p->last_emitted_end;
+    if (!assembler_in_transaction(p->asm_) && all_durable) {
+        Lsn idle = assembler_last_end_lsn(p->asm_);
+        if (p->server_wal_end > idle) idle = p->server_wal_end;
+        if (idle > c) c = idle;
+    } else if (durable > c && durable <= p->last_emitted_end) {
+        c = durable;
+    }
+    return c;
+}
+
+static WrStatus send_status(Pipeline *p, bool reply, WrError *err)
+{
+    Lsn c = confirmable(p);
+    if (c > p->confirmed) {
+        log_debug("msg=\"confirming\" flush_lsn=" LSN_FMT, LSN_ARGS(c));
+        p->confirmed = c;
+    }
+    p->last_status_us = now_us();
+    Lsn written = p->received > p->confirmed ? p->received : p->confirmed;
+    return repl_stream_send_status(p->stream, written, p->confirmed, p->confirmed, reply, err);
+}
+
+static WrStatus flush_sinks(Pipeline *p, bool only_wanting, WrError *err)
+{
+    int64_t t = now_us();
+    for (int i = 0; i < p->nsinks; i++) {
+        SinkSlot *s = &p->sinks[i];
+        if (!s->pending) continue;
+        if (only_wanting && !s->sink->ops->wants_flush(s->sink, t)) continue;
+        WrStatus st = s->sink->ops->flush(s->sink, err);
+        if (st != WR_OK) return wr_error_prefix(err, "sink %s flush", s->name);
+        /* Kafka may still await delivery reports; it stays pending until durable. */
+        s->pending = s->sink->ops->durable_lsn(s->sink) < p->last_emitted_end;
+    }
+    return WR_OK;
+}
+
+static WrStatus poll_sinks(Pipeline *p, WrError *err)
+{
+    for (int i = 0; i < p->nsinks; i++) {
+        SinkSlot *s = &p->sinks[i];
+        if (!s->sink->ops->poll) continue;
+        WrStatus st = s->sink->ops->poll(s->sink, err);
+        if (st != WR_OK) return wr_error_prefix(err, "sink %s", s->name);
+    }
+    return WR_OK;
+}
+
+static WrStatus handle_copydata(Pipeline *p, PgoParser *parser, const uint8_t *buf, size_t len, WrError *err)
+{
+    PgoCopyData cd;
+    WrStatus st = pgo_parse_copydata(buf, len, &cd, err);
+    if (st != WR_OK) return st;
+    if (cd.kind == PGO_COPY_KEEPALIVE) {
+        if (cd.wal_end > p->server_wal_end) p->server_wal_end = cd.wal_end;
+        if (cd.reply_requested) return send_status(p, false, err);
+        return WR_OK;
+    }
+    if (cd.kind != PGO_COPY_XLOGDATA) return WR_OK;
+    if (cd.wal_end > p->received) p->received = cd.wal_end;
+    PgoMessage msg;
+    st = pgo_parse_message(parser, cd.payload, cd.payload_len, &msg, err);
+    if (st != WR_OK) return wr_error_prefix(err, "at " LSN_FMT, LSN_ARGS(cd.wal_start));
+    st = assembler_handle(p->asm_, &msg, err);
+    if (st != WR_OK && st != WR_RETRY)
+        wr_error_prefix(err, "%s at " LSN_FMT, pgo_message_type_name(msg.type), LSN_ARGS(cd.wal_start));
+    return st;
+}
+
+static void report_status(Pipeline *p, int64_t t)
+{
+    AssemblerStats as;
+    assembler_stats(p->asm_, &as);
+    notify_status("revision %lld, confirmed %X/%X", (long long)assembler_last_revision_id(p->asm_),
+                  LSN_ARGS(p->confirmed));
+    if (t - p->last_stats_us >= 10 * 1000000LL) {
+        log_info("msg=\"progress\" revision=%lld changes=%llu confirmed=" LSN_FMT
+                 " cache_hits=%llu lookups=%llu cache_bytes=%zu",
+                 (long long)assembler_last_revision_id(p->asm_), (unsigned long long)p->changes_total,
+                 LSN_ARGS(p->confirmed), (unsigned long long)as.cache_hits,
+                 (unsigned long long)as.lookups, as.cache_bytes);
+        p->last_stats_us = t;
+    }
+}
+
+/* One session: open sinks, stream until stop, error or end. */
+static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
+{
+    const Config *cfg = p->cfg;
+    WrStatus st = create_sinks(p, err);
+    if (st != WR_OK) return st;
+
+    /* Start where the least advanced sink stands. */
+    int min_i = -1;
+    for (int i = 0; i < p->nsinks; i++) {
+        SinkSlot *s = &p->sinks[i];
+        memset(&s->pos, 0, sizeof(s->pos));
+        st = s->sink->ops->open(s->sink, &s->pos, err);
+        if (st != WR_OK) return wr_error_prefix(err, "sink %s", s->name);
+        if (s->pos.known && (min_i < 0 || s->pos.durable_end_lsn < p->sinks[min_i].pos.durable_end_lsn))
+            min_i = i;
+    }
+    Lsn start = 0;
+    int64_t last_id = 0;
+    uint8_t last_sum[WALREV_CHECKSUM_LEN] = {0};
+    if (min_i >= 0) {
+        start = p->sinks[min_i].pos.durable_end_lsn;
+        last_id = p->sinks[min_i].pos.last_revision_id;
+        memcpy(last_sum, p->sinks[min_i].pos.last_checksum, sizeof(last_sum));
+    }
+
+    AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes};
+    AssemblerOutput out = {p, out_relation, out_begin, out_context, out_delta, out_commit, out_lookup};
+    p->asm_ = assembler_create(&acfg, &out);
+    assembler_set_position(p->asm_, last_id, last_sum, start);
+    st = restore_relations(p, err);
+    if (st != WR_OK) return st;
+
+    st = repl_stream_connect(cfg->source_conninfo, &p->stream, err);
+    if (st != WR_OK) return wr_error_prefix(err, "source");
+    ReplSystemInfo sys;
+    st = repl_stream_identify(p->stream, &sys, err);
+    if (st != WR_OK) return wr_error_prefix(err, "source");
+    st = repl_stream_start(p->stream, cfg->slot_name, start, 1, cfg->publication, NULL, err);
+    if (st != WR_OK) return wr_error_prefix(err, "source");
+    p->confirmed = start;
+    p->received = start;
+    p->server_wal_end = 0;
+    p->last_emitted_end = start;
+    log_info("msg=\"streaming\" slot=%s start_lsn=" LSN_FMT " last_revision=%lld server_lsn=" LSN_FMT,
+             cfg->slot_name, LSN_ARGS(start), (long long)last_id, LSN_ARGS(sys.xlogpos));
+    notify_ready();
+
+    PgoParser parser;
+    pgo_parser_init(&parser, 1, false);
+    uint64_t watchdog_us = notify_watchdog_interval_us();
+    int status_ms = cfg->status_interval_ms > 0 ? cfg->status_interval_ms : 1000;
+
+    for (;;) {
+        if (pipeline_stop_requested) {
+            *stopped = true;
+            break;
+        }
+        const uint8_t *buf;
+        size_t len;
+        st = repl_stream_receive(p->stream, 0, &buf, &len, err);
+        if (st == WR_AGAIN) {
+            /* Idle: make everything received durable now (low lag), then wait. */
+            if (!assembler_in_transaction(p->asm_)) {
+                st = flush_sinks(p, false, err);
+                if (st != WR_OK) return st;
+            }
+            st = poll_sinks(p, err);
+            if (st != WR_OK) return st;
+            st = repl_stream_receive(p->stream, 50, &buf, &len, err);
+        }
+        if (st == WR_OK) {
+            st = handle_copydata(p, &parser, buf, len, err);
+            if (st != WR_OK) return st;
+            st = flush_sinks(p, true, err);
+            if (st != WR_OK) return st;
+        } else if (st == WR_DONE) {
+            log_info("msg=\"server ended the stream\"");
+            return wr_error_set(err, WR_RETRY, "server ended replication");
+        } else if (st != WR_AGAIN) {
+            return wr_error_prefix(err, "source");
+        }
+
+        int64_t t = now_us();
+        if (t - p->last_status_us >= (int64_t)status_ms * 1000) {
+            st = poll_sinks(p, err);
+            if (st != WR_OK) return st;
+            st = send_status(p, false, err);
+            if (st != WR_OK) return st;
+            report_status(p, t);
+        }
+        if (watchdog_us && (uint64_t)(t - p->last_watchdog_us) >= watchdog_us / 2) {
+            notify_watchdog();
+            p->last_watchdog_us = t;
+        }
+        if (cfg->stop_lsn && !assembler_in_transaction(p->asm_)) {
+            Lsn c = confirmable(p);
+            if (c >= cfg->stop_lsn) {
+                st = send_status(p, false, err);
+                if (st != WR_OK) return st;
+                log_info("msg=\"stop position reached\" stop_lsn=" LSN_FMT " confirmed=" LSN_FMT,
+                         LSN_ARGS(cfg->stop_lsn), LSN_ARGS(p->confirmed));
+                *stopped = true;
+                break;
+            }
+        }
+    }
+
+    /* Clean stop: the revision in flight is abandoned (the server resends it);
+     * everything complete is made durable and confirmed. */
+    notify_stopping();
+    if (assembler_in_transaction(p->asm_)) {
+        log_info("msg=\"abandoning revision in flight; it will be resent\"");
+        for (int i = 0; i < p->nsinks; i++)
+            if (p->sinks[i].sink->ops->abort) p->sinks[i].sink->ops->abort(p->sinks[i].sink);
+        assembler_abandon(p->asm_);
+        /* abort dropped the open batch too: nothing more is durable than before. */
+    } else {
+        st = flush_sinks(p, false, err);
+        if (st != WR_OK) return st;
+        for (int i = 0; i < 50 && min_durable(p) < p->last_emitted_end; i++) {
+            st = poll_sinks(p, err);
+            if (st != WR_OK) return st;
+            usleep(100000);
+        }
+    }
+    st = send_status(p, false, err);
+    if (st != WR_OK) return st;
+    st = repl_stream_finish(p->stream, err);
+    if (st != WR_OK) log_warn("msg=\"could not end replication cleanly\" error=\"%s\"", err->msg);
+    log_info("msg=\"stopped\" confirmed=" LSN_FMT " last_revision=%lld", LSN_ARGS(p->confirmed),
+             (long long)assembler_last_revision_id(p->asm_));
+    return WR_OK;
+}
+
+static void teardown(Pipeline *p, bool abort_pending)
+{
+    repl_stream_destroy(p->stream);
+    p->stream = NULL;
+    destroy_sinks(p, abort_pending);
+    assembler_destroy(p->asm_);
+    p->asm_ = NULL;
+}
+
+int pipeline_run(const Config *cfg)
+{
+    Pipeline p;
+    memset(&p, 0, sizeof(p));
+    p.cfg = cfg;
+    int backoff_ms = 500;
+    for (;;) {
+        WrError err = {0};
+        bool stopped = false;
+        WrStatus st = run_session(&p, &stopped, &err);
+        teardown(&p, st != WR_OK);
+        if (st == WR_OK && stopped) return 0;
+        if (st != WR_RETRY) {
+            log_error("msg=\"%s\" status=%s", err.msg, wr_status_name(st));
+            notify_stopping();
+            return 1;
+        }
+        if (pipeline_stop_requested) return 0;
+        log_warn("msg=\"%s; retrying\" backoff_ms=%d", err.msg, backoff_ms);
+        notify_status("retrying: %s", err.msg);
+        for (int waited = 0; waited < backoff_ms && !pipeline_stop_requested; waited += 100) usleep(100000);
+        if (pipeline_stop_requested) return 0;
+        backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+    }
+}
