@@ -1,0 +1,1094 @@
+/*
+ * history_sink.c — the history store sink: writes revisions, contexts and
+ * object deltas to PostgreSQL tables (docs/history-store.md) with COPY, one
+ * transaction per batch that also carries the checkpoint row, so a crash
+ * never loses or duplicates a revision. It keeps row_state (the current image
+ * of every live row) through a session-local stage table applied at batch end
+ * or before a lookup. It never applies DDL (`walrev setup` does) and never
+ * logs the conninfo.
+ */
+#include "sink/sink.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "common/log.h"
+#include "schema/checksum.h"
+#include "schema/store_sql.h"
+#include "sink/copy_format.h"
+
+#define KEYFRAME_FACTOR 4
+#define KEYFRAME_MIN_ROWS 1000
+#define COPY_CHUNK (1u << 20)
+#define STAGE_TABLE "pg_temp.walrev_row_stage"
+
+/* The COPY buffers, one per destination table; sent one at a time. */
+enum { TB_CONTEXT, TB_REVISION, TB_DELTA, TB_STAGE, TB_COUNT };
+
+typedef struct {
+    uint32_t relid;
+    int32_t version;
+    bool committed; /* false while only in the open batch */
+} RelSeen;
+
+typedef struct {
+    uint32_t relid;
+    int64_t deltas;
+} RelCount;
+
+typedef struct {
+    char *conninfo;
+    char *schema;
+    char *qschema;
+    char *slot_name;
+    int batch_max_revisions;
+    int batch_max_ms;
+    size_t buffer_bytes;
+
+    PGconn *conn;
+    bool broken;      /* connection lost: only destroy is useful */
+    bool failed;      /* an error left the batch unusable until abort() */
+    WrStatus failed_status;
+
+    char *copy_sql[TB_COUNT];
+    char *table_name[TB_COUNT]; /* for messages: walrev.object_delta */
+    StrBuf buf[TB_COUNT];
+
+    /* Open batch. */
+    bool in_tx;
+    bool in_revision;
+    int64_t cur_id;
+    int64_t batch_start_us;
+    int batch_revisions;
+    int64_t batch_last_id;
+    Lsn batch_end_lsn;
+    uint8_t batch_checksum[WALREV_CHECKSUM_LEN];
+    int64_t stage_ord;
+    bool stage_pending; /* staged rows not yet applied to row_state */
+    RelCount *counts;
+    size_t ncounts, capcounts;
+
+    /* Durable state. */
+    int64_t next_id_base; /* last revision id received (batch included) */
+    int64_t durable_id;
+    Lsn durable;
+
+    RelSeen *rels;
+    size_t nrels, caprels;
+
+    /* Scratch. */
+    Value *vals;
+    size_t vals_cap;
+    StrBuf tmp;
+    StrBuf key2;
+} HistorySink;
+
+/* ---------- errors ---------- */
+
+static bool sqlstate_is_retry(const char *st)
+{
+    if (!st) return false;
+    return strncmp(st, "08", 2) == 0 || strcmp(st, "57P01") == 0 || strcmp(st, "57P02") == 0 ||
+           strcmp(st, "57P03") == 0 || strcmp(st, "53300") == 0;
+}
+
+/*
+ * Classify a failed libpq call and fill err. Connection loss is WR_RETRY (the
+ * open transaction died with it); anything else is WR_FATAL with SQLSTATE and
+ * the server's message. Either way the batch is unusable until abort().
+ */
+static WrStatus pg_fail(HistorySink *h, const PGresult *res, WrError *err, const char *what)
+{
+    const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", primary ? primary : PQerrorMessage(h->conn));
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+    bool lost = PQstatus(h->conn) == CONNECTION_BAD || sqlstate_is_retry(sqlstate);
+    WrStatus st = lost ? WR_RETRY : WR_FATAL;
+    if (lost) {
+        h->broken = true;
+        h->in_tx = false;
+        wr_error_set(err, st, "history store: connection lost during %s: %s%s%s", what, msg,
+                     sqlstate ? " sqlstate=" : "", sqlstate ? sqlstate : "");
+    } else {
+        wr_error_set(err, st, "history store: %s failed: SQLSTATE %s: %s", what,
+                     sqlstate ? sqlstate : "none", msg);
+    }
+    h->failed = true;
+    h->failed_status = st;
+    return st;
+}
+
+static WrStatus check_usable(HistorySink *h, WrError *err, const char *what)
+{
+    if (!h->conn) return wr_error_set(err, WR_FATAL, "history store: %s before open", what);
+    if (h->broken)
+        return wr_error_set(err, WR_RETRY,
+                            "history store: %s after the connection was lost; recreate the sink", what);
+    if (h->failed)
+        return wr_error_set(err, h->failed_status,
+                            "history store: %s after an earlier error; abort the batch first", what);
+    return WR_OK;
+}
+
+/* Run a command (optionally with text parameters); *out gets the result when wanted. */
+static WrStatus run(HistorySink *h, const char *sql, int nparams, const char *const *params,
+                    const char *what, PGresult **out, WrError *err)
+{
+    PGresult *res = nparams ? PQexecParams(h->conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                            : PQexec(h->conn, sql);
+    ExecStatusType rs = PQresultStatus(res);
+    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+        WrStatus st = pg_fail(h, res, err, what);
+        PQclear(res);
+        return st;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return WR_OK;
+}
+
+static WrStatus ensure_tx(HistorySink *h, WrError *err)
+{
+    if (h->in_tx) return WR_OK;
+    WrStatus st = run(h, "BEGIN", 0, NULL, "BEGIN of a batch", NULL, err);
+    if (st != WR_OK) return st;
+    h->in_tx = true;
+    h->batch_start_us = pg_now_us();
+    h->batch_revisions = 0;
+    return WR_OK;
+}
+
+/* ---------- COPY ---------- */
+
+/* Send one table's buffer with COPY FROM STDIN; only one COPY may be active at a time. */
+static WrStatus send_buffer(HistorySink *h, int t, WrError *err)
+{
+    StrBuf *b = &h->buf[t];
+    if (b->len == 0) return WR_OK;
+    char what[256];
+    snprintf(what, sizeof(what), "COPY into %s", h->table_name[t]);
+    PGresult *res = PQexec(h->conn, h->copy_sql[t]);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        WrStatus st = pg_fail(h, res, err, what);
+        PQclear(res);
+        return st;
+    }
+    PQclear(res);
+    bool ok = true;
+    for (size_t off = 0; off < b->len && ok; off += COPY_CHUNK) {
+        size_t n = b->len - off < COPY_CHUNK ? b->len - off : COPY_CHUNK;
+        ok = PQputCopyData(h->conn, b->data + off, (int)n) == 1;
+    }
+    if (ok) ok = PQputCopyEnd(h->conn, NULL) == 1;
+    WrStatus st = WR_OK;
+    bool reported = false;
+    while ((res = PQgetResult(h->conn)) != NULL) {
+        if (!reported && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            st = pg_fail(h, res, err, what);
+            reported = true;
+        }
+        PQclear(res);
+        if (PQstatus(h->conn) == CONNECTION_BAD) break;
+    }
+    if (!reported && (!ok || PQstatus(h->conn) == CONNECTION_BAD)) st = pg_fail(h, NULL, err, what);
+    strbuf_reset(b);
+    return st;
+}
+
+static WrStatus maybe_send(HistorySink *h, int t, WrError *err)
+{
+    if (h->buf[t].len <= h->buffer_bytes) return WR_OK;
+    return send_buffer(h, t, err);
+}
+
+static void tab(StrBuf *b) { strbuf_append_char(b, '\t'); }
+
+static void append_lsn(StrBuf *b, Lsn l) { strbuf_appendf(b, LSN_FMT, LSN_ARGS(l)); }
+
+static void append_str_field(StrBuf *b, const char *s)
+{
+    copy_append_field(b, s, s ? strlen(s) : 0);
+}
+
+/* ---------- row_state stage ---------- */
+
+static WrStatus apply_stage(HistorySink *h, WrError *err)
+{
+    WrStatus st = send_buffer(h, TB_STAGE, err);
+    if (st != WR_OK || !h->stage_pending) return st;
+    PGresult *res = PQexecPrepared(h->conn, "walrev_apply_stage", 0, NULL, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char what[256];
+        snprintf(what, sizeof(what), "applying staged rows to %s.row_state", h->qschema);
+        st = pg_fail(h, res, err, what);
+    }
+    PQclear(res);
+    if (st == WR_OK) h->stage_pending = false;
+    return st;
+}
+
+static void stage_row(HistorySink *h, uint32_t relid, const char *key, size_t key_len, int32_t relversion,
+                      int64_t revision_id, const Value *vals, size_t nvals, bool is_del)
+{
+    StrBuf *b = &h->buf[TB_STAGE];
+    strbuf_appendf(b, "%" PRIu32 "\t", relid);
+    copy_append_field(b, key, key_len);
+    strbuf_appendf(b, "\t%" PRId32 "\t%" PRId64 "\t%" PRId64 "\t%c\t", relversion, revision_id,
+                   ++h->stage_ord, is_del ? 't' : 'f');
+    if (is_del)
+        strbuf_append(b, "\\N", 2);
+    else
+        copy_append_text_array(b, vals, nvals);
+    strbuf_append_char(b, '\n');
+    h->stage_pending = true;
+}
+
+/* vals[col_id - 1] = the after image's value of that column; holes are NULL. */
+static size_t build_vals(HistorySink *h, const RowImage *img)
+{
+    const RelationVersion *rv = img->relver;
+    size_t n = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++)
+        if (rv->cols[i].col_id > 0 && (size_t)rv->cols[i].col_id > n) n = (size_t)rv->cols[i].col_id;
+    if (n > h->vals_cap) {
+        h->vals = xrealloc(h->vals, n * sizeof(Value));
+        h->vals_cap = n;
+    }
+    memset(h->vals, 0, n * sizeof(Value));
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        int16_t c = rv->cols[i].col_id;
+        if (c <= 0) continue;
+        if (img->unknown && img->unknown[i]) continue;
+        h->vals[c - 1] = img->values[i];
+    }
+    return n;
+}
+
+static const AttributeDelta *find_attr(const ObjectDelta *d, int16_t col_id)
+{
+    for (uint16_t i = 0; i < d->nattrs; i++)
+        if (d->attrs[i].col_id == col_id) return &d->attrs[i];
+    return NULL;
+}
+
+/*
+ * An UPDATE that changed a key column moves the row: rebuild the key the row
+ * had before (docs/history-store.md: JSON array of the key columns' text
+ * values) from the after image and the old values, so row_state drops it.
+ * Returns false when no key column changed.
+ */
+static bool value_eq(const Value *x, const Value *y)
+{
+    if (!x->data || !y->data) return !x->data && !y->data;
+    return x->len == y->len && memcmp(x->data, y->data, x->len) == 0;
+}
+
+static bool old_key_of(const ObjectDelta *d, StrBuf *out)
+{
+    const RowImage *img = d->after;
+    const RelationVersion *rv = img->relver;
+    bool changed = false, first = true;
+    strbuf_reset(out);
+    strbuf_append_char(out, '[');
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (!rv->cols[i].is_key) continue;
+        Value v = img->values[i];
+        const AttributeDelta *a = find_attr(d, rv->cols[i].col_id);
+        if (a && !d->old_unknown && !(a->flags & (ATTR_OLD_UNKNOWN | ATTR_HIDDEN)) &&
+            !value_eq(&a->old_value, &a->new_value)) {
+            v = a->old_value;
+            changed = true;
+        }
+        if (!first) strbuf_append_char(out, ',');
+        first = false;
+        if (v.data)
+            strbuf_append_json_string(out, v.data, v.len);
+        else
+            strbuf_append(out, "null", 4);
+    }
+    strbuf_append_char(out, ']');
+    return changed;
+}
+
+static void count_delta(HistorySink *h, uint32_t relid)
+{
+    for (size_t i = 0; i < h->ncounts; i++)
+        if (h->counts[i].relid == relid) {
+            h->counts[i].deltas++;
+            return;
+        }
+    if (h->ncounts == h->capcounts) {
+        h->capcounts = h->capcounts ? 2 * h->capcounts : 16;
+        h->counts = xrealloc(h->counts, h->capcounts * sizeof(RelCount));
+    }
+    h->counts[h->ncounts++] = (RelCount){relid, 1};
+}
+
+/* ---------- batch state ---------- */
+
+static void reset_batch(HistorySink *h, bool committed)
+{
+    for (int t = 0; t < TB_COUNT; t++) strbuf_reset(&h->buf[t]);
+    h->in_tx = false;
+    h->in_revision = false;
+    h->batch_revisions = 0;
+    h->stage_pending = false;
+    h->ncounts = 0;
+    size_t keep = 0;
+    for (size_t i = 0; i < h->nrels; i++) {
+        if (committed) h->rels[i].committed = true;
+        if (h->rels[i].committed) h->rels[keep++] = h->rels[i];
+    }
+    h->nrels = keep;
+    if (committed) {
+        if (h->batch_last_id) {
+            h->durable_id = h->batch_last_id;
+            h->durable = h->batch_end_lsn;
+        }
+    } else {
+        h->next_id_base = h->durable_id;
+    }
+    h->batch_last_id = 0;
+}
+
+/* ---------- open ---------- */
+
+static void notice_to_log(void *arg, const char *message)
+{
+    (void)arg;
+    log_debug("msg=\"history store notice\" text=\"%.*s\"", (int)strcspn(message, "\n"), message);
+}
+
+static WrStatus check_schema(HistorySink *h, WrError *err)
+{
+    const char *p[1] = {h->schema};
+    PGresult *res = NULL;
+    WrStatus st = run(h,
+                      "SELECT n.oid IS NOT NULL, c.oid IS NOT NULL FROM (SELECT 1) x "
+                      "LEFT JOIN pg_namespace n ON n.nspname = $1 "
+                      "LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'store_info'",
+                      1, p, "checking the history schema", &res, err);
+    if (st != WR_OK) return st;
+    bool has_schema = PQgetvalue(res, 0, 0)[0] == 't';
+    bool has_info = PQgetvalue(res, 0, 1)[0] == 't';
+    PQclear(res);
+    if (!has_schema || !has_info)
+        return wr_error_set(err, WR_FATAL,
+                            "history store: schema %s %s in the history database: run `walrev setup` "
+                            "to create it",
+                            h->qschema, has_schema ? "has no store_info table" : "does not exist");
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q, "SELECT value FROM %s.store_info WHERE key = 'format_version'", h->qschema);
+    st = run(h, q.data, 0, NULL, "reading store_info.format_version", &res, err);
+    strbuf_free(&q);
+    if (st != WR_OK) return st;
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "1") != 0) {
+        st = wr_error_set(err, WR_FATAL,
+                          "history store: schema %s has format_version %s, this walrev needs 1: run "
+                          "`walrev setup`",
+                          h->qschema, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "(missing)");
+    }
+    PQclear(res);
+    return st;
+}
+
+static WrStatus read_checkpoint(HistorySink *h, SinkPosition *pos, WrError *err)
+{
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "SELECT end_lsn::text, revision_id, '\\x' || encode(checksum, 'hex') "
+                   "FROM %s.checkpoint WHERE slot_name = $1",
+                   h->qschema);
+    const char *p[1] = {h->slot_name};
+    PGresult *res = NULL;
+    WrStatus st = run(h, q.data, 1, p, "reading the checkpoint", &res, err);
+    strbuf_free(&q);
+    if (st != WR_OK) return st;
+    memset(pos, 0, sizeof(*pos));
+    pos->known = true;
+    if (PQntuples(res) == 1) {
+        if (!lsn_parse(PQgetvalue(res, 0, 0), &pos->durable_end_lsn) ||
+            !bytea_hex_decode(PQgetvalue(res, 0, 2), pos->last_checksum, WALREV_CHECKSUM_LEN)) {
+            st = wr_error_set(err, WR_FATAL,
+                              "history store: checkpoint row of slot %s in %s.checkpoint is malformed "
+                              "(end_lsn %s, checksum not 32 bytes?)",
+                              h->slot_name, h->qschema, PQgetvalue(res, 0, 0));
+        } else {
+            pos->last_revision_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        }
+    }
+    PQclear(res);
+    if (st == WR_OK) {
+        h->durable = pos->durable_end_lsn;
+        h->durable_id = h->next_id_base = pos->last_revision_id;
+    }
+    return st;
+}
+
+static WrStatus prepare(HistorySink *h, const char *name, const char *sql, int nparams, WrError *err)
+{
+    PGresult *res = PQprepare(h->conn, name, sql, nparams, NULL);
+    WrStatus st = WR_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        char what[128];
+        snprintf(what, sizeof(what), "preparing %s", name);
+        st = pg_fail(h, res, err, what);
+    }
+    PQclear(res);
+    return st;
+}
+
+static WrStatus prepare_session(HistorySink *h, WrError *err)
+{
+    /* Created once per session outside any batch so a rolled-back batch keeps it. */
+    WrStatus st = run(h,
+                      "CREATE TEMP TABLE IF NOT EXISTS walrev_row_stage (relid oid, key text, "
+                      "relversion integer, revision_id bigint, ord bigint, is_del boolean, vals text[]) "
+                      "ON COMMIT DELETE ROWS",
+                      0, NULL, "creating the row_state stage table", NULL, err);
+    if (st != WR_OK) return st;
+    const char *s = h->qschema;
+    StrBuf q;
+    strbuf_init(&q);
+    /*
+     * The latest staged entry per row wins; `existed` is read from the same
+     * snapshot before the changes, which gives the live-row count change.
+     */
+    strbuf_appendf(
+        &q,
+        "WITH latest AS (SELECT DISTINCT ON (relid, key) relid, key, relversion, revision_id, is_del, vals "
+        "  FROM " STAGE_TABLE " ORDER BY relid, key, ord DESC), "
+        "cls AS (SELECT l.*, EXISTS (SELECT 1 FROM %s.row_state r WHERE r.relid = l.relid AND r.key = l.key) "
+        "  AS existed FROM latest l), "
+        "del AS (DELETE FROM %s.row_state r USING cls c "
+        "  WHERE c.is_del AND c.existed AND r.relid = c.relid AND r.key = c.key), "
+        "ups AS (INSERT INTO %s.row_state AS r (relid, key, relversion, revision_id, vals) "
+        "  SELECT relid, key, relversion, revision_id, vals FROM cls WHERE NOT is_del "
+        "  ON CONFLICT (relid, key) DO UPDATE SET relversion = EXCLUDED.relversion, "
+        "  revision_id = EXCLUDED.revision_id, vals = EXCLUDED.vals), "
+        "clr AS (DELETE FROM " STAGE_TABLE "), "
+        "cnt AS (SELECT relid, sum(CASE WHEN is_del AND existed THEN -1 "
+        "  WHEN NOT is_del AND NOT existed THEN 1 ELSE 0 END) AS d FROM cls GROUP BY relid) "
+        "INSERT INTO %s.tracked_table AS t (relid, live_rows) SELECT relid, d FROM cnt "
+        "ON CONFLICT (relid) DO UPDATE SET live_rows = t.live_rows + EXCLUDED.live_rows",
+        s, s, s, s);
+    st = prepare(h, "walrev_apply_stage", q.data, 0, err);
+    strbuf_reset(&q);
+    if (st == WR_OK) {
+        strbuf_appendf(&q, "SELECT relversion, vals FROM %s.row_state WHERE relid = $1 AND key = $2", s);
+        st = prepare(h, "walrev_lookup", q.data, 2, err);
+    }
+    strbuf_free(&q);
+    return st;
+}
+
+static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
+{
+    HistorySink *h = s->impl;
+    if (h->conn) return wr_error_set(err, WR_FATAL, "history store: sink opened twice");
+    const char *keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *vals[] = {h->conninfo, "walrev-history", NULL};
+    h->conn = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(h->conn) != CONNECTION_OK) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(h->conn));
+        msg[strcspn(msg, "\n")] = '\0';
+        h->broken = true;
+        /* libpq's message names host and port, never the password. */
+        return wr_error_set(err, WR_RETRY, "history store: could not connect: %s", msg);
+    }
+    PQsetNoticeProcessor(h->conn, notice_to_log, NULL);
+    WrStatus st = check_schema(h, err);
+    if (st == WR_OK) st = read_checkpoint(h, pos, err);
+    if (st == WR_OK) st = prepare_session(h, err);
+    if (st != WR_OK) return st;
+    log_info("msg=\"history store open\" schema=%s slot=%s revision=%" PRId64 " lsn=" LSN_FMT, h->qschema,
+             h->slot_name, pos->last_revision_id, LSN_ARGS(pos->durable_end_lsn));
+    return WR_OK;
+}
+
+/* ---------- writes ---------- */
+
+static void append_int_array_u32(StrBuf *b, const RelationVersion *rv, int which)
+{
+    strbuf_append_char(b, '{');
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (i) strbuf_append_char(b, ',');
+        const RelColumn *c = &rv->cols[i];
+        switch (which) {
+        case 0: strbuf_appendf(b, "%d", (int)c->col_id); break;
+        case 1: strbuf_appendf(b, "%" PRIu32, c->type_oid); break;
+        case 2: strbuf_appendf(b, "%" PRId32, c->typmod); break;
+        case 3: strbuf_append_char(b, c->is_key ? 't' : 'f'); break;
+        default:
+            strbuf_append_char(b, c->track == TRACK_HIDDEN ? 'h' : c->track == TRACK_UNTRACKED ? 'u' : 'f');
+        }
+    }
+    strbuf_append_char(b, '}');
+}
+
+static WrStatus hs_write_relation(Sink *s, const RelationVersion *rv, WrError *err)
+{
+    HistorySink *h = s->impl;
+    WrStatus st = check_usable(h, err, "write_relation");
+    if (st != WR_OK) return st;
+    for (size_t i = 0; i < h->nrels; i++)
+        if (h->rels[i].relid == rv->relid && h->rels[i].version == rv->version) return WR_OK;
+    st = ensure_tx(h, err);
+    if (st != WR_OK) return st;
+
+    StrBuf arr[7];
+    for (int i = 0; i < 7; i++) strbuf_init(&arr[i]);
+    Value *names = xcalloc(rv->ncols ? rv->ncols : 1, sizeof(Value));
+    Value *types = xcalloc(rv->ncols ? rv->ncols : 1, sizeof(Value));
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        names[i] = (Value){rv->cols[i].name, strlen(rv->cols[i].name)};
+        if (rv->cols[i].type_name) types[i] = (Value){rv->cols[i].type_name, strlen(rv->cols[i].type_name)};
+    }
+    append_int_array_u32(&arr[0], rv, 0);
+    pgarray_append_text(&arr[1], names, rv->ncols);
+    append_int_array_u32(&arr[2], rv, 1);
+    append_int_array_u32(&arr[3], rv, 2);
+    pgarray_append_text(&arr[4], types, rv->ncols);
+    append_int_array_u32(&arr[5], rv, 3);
+    append_int_array_u32(&arr[6], rv, 4);
+    free(names);
+    free(types);
+    char relid[16], version[16], replident[2] = {rv->replident, 0}, lsn[32];
+    snprintf(relid, sizeof(relid), "%" PRIu32, rv->relid);
+    snprintf(version, sizeof(version), "%" PRId32, rv->version);
+    snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(rv->valid_from));
+    const char *p[13] = {relid,       version,     rv->nspname, rv->relname, replident,
+                         lsn,         arr[0].data, arr[1].data, arr[2].data, arr[3].data,
+                         arr[4].data, arr[5].data, arr[6].data};
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "INSERT INTO %s.relation_version (relid, version, nspname, relname, replident, "
+                   "valid_from, col_ids, col_names, col_type_oids, col_typmods, col_type_names, "
+                   "col_is_key, col_track) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+                   "ON CONFLICT DO NOTHING",
+                   h->qschema);
+    char what[160];
+    snprintf(what, sizeof(what), "INSERT into %s.relation_version", h->qschema);
+    st = run(h, q.data, 13, p, what, NULL, err);
+    strbuf_free(&q);
+    for (int i = 0; i < 7; i++) strbuf_free(&arr[i]);
+    if (st != WR_OK) return st;
+    if (h->nrels == h->caprels) {
+        h->caprels = h->caprels ? 2 * h->caprels : 16;
+        h->rels = xrealloc(h->rels, h->caprels * sizeof(RelSeen));
+    }
+    h->rels[h->nrels++] = (RelSeen){rv->relid, rv->version, false};
+    return WR_OK;
+}
+
+static WrStatus hs_begin_revision(Sink *s, const Revision *rev, WrError *err)
+{
+    HistorySink *h = s->impl;
+    WrStatus st = check_usable(h, err, "begin_revision");
+    if (st != WR_OK) return st;
+    if (h->in_revision)
+        return wr_error_set(err, WR_FATAL, "history store: revision %" PRId64 " begun while %" PRId64
+                            " is still open", rev->id, h->cur_id);
+    if (rev->id != h->next_id_base + 1)
+        return wr_error_set(err, WR_FATAL,
+                            "history store: revision id %" PRId64 " is not the next one (expected %" PRId64
+                            "); refusing to write a gap or a duplicate",
+                            rev->id, h->next_id_base + 1);
+    st = ensure_tx(h, err);
+    if (st != WR_OK) return st;
+    h->in_revision = true;
+    h->cur_id = rev->id;
+    return WR_OK;
+}
+
+static WrStatus check_in_revision(HistorySink *h, const Revision *rev, const char *what, WrError *err)
+{
+    WrStatus st = check_usable(h, err, what);
+    if (st != WR_OK) return st;
+    if (!h->in_revision || rev->id != h->cur_id)
+        return wr_error_set(err, WR_FATAL, "history store: %s for revision %" PRId64 " which was not begun",
+                            what, rev->id);
+    return WR_OK;
+}
+
+static WrStatus hs_write_context(Sink *s, const Revision *rev, const RevisionContext *ctx, WrError *err)
+{
+    HistorySink *h = s->impl;
+    WrStatus st = check_in_revision(h, rev, "write_context", err);
+    if (st != WR_OK) return st;
+    StrBuf *b = &h->buf[TB_CONTEXT];
+    strbuf_appendf(b, "%" PRId64 "\t%d\t", rev->id, (int)ctx->no);
+    append_lsn(b, ctx->lsn);
+    tab(b);
+    append_str_field(b, ctx->actor_type);
+    tab(b);
+    append_str_field(b, ctx->actor_id);
+    tab(b);
+    append_str_field(b, ctx->actor_json);
+    tab(b);
+    append_str_field(b, ctx->description);
+    tab(b);
+    append_str_field(b, ctx->meta_json);
+    tab(b);
+    copy_append_field(b, ctx->raw, ctx->raw_len);
+    strbuf_append_char(b, '\n');
+    return maybe_send(h, TB_CONTEXT, err);
+}
+
+/* Append the old or new values of a delta as a text[] field; NULL when every one is NULL. */
+static void append_values(HistorySink *h, StrBuf *b, const ObjectDelta *d, bool old)
+{
+    bool any = false;
+    if (d->nattrs > h->vals_cap) {
+        h->vals = xrealloc(h->vals, d->nattrs * sizeof(Value));
+        h->vals_cap = d->nattrs;
+    }
+    for (uint16_t i = 0; i < d->nattrs; i++) {
+        h->vals[i] = old ? d->attrs[i].old_value : d->attrs[i].new_value;
+        if (h->vals[i].data) any = true;
+    }
+    if (!any)
+        strbuf_append(b, "\\N", 2);
+    else
+        copy_append_text_array(b, h->vals, d->nattrs);
+}
+
+static WrStatus truncate_row_state(HistorySink *h, uint32_t relid, WrError *err)
+{
+    WrStatus st = apply_stage(h, err);
+    if (st != WR_OK) return st;
+    char rel[16];
+    snprintf(rel, sizeof(rel), "%" PRIu32, relid);
+    const char *p[1] = {rel};
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "WITH d AS (DELETE FROM %s.row_state WHERE relid = $1) "
+                   "INSERT INTO %s.tracked_table AS t (relid, live_rows) VALUES ($1, 0) "
+                   "ON CONFLICT (relid) DO UPDATE SET live_rows = 0",
+                   h->qschema, h->qschema);
+    char what[160];
+    snprintf(what, sizeof(what), "truncating %s.row_state", h->qschema);
+    st = run(h, q.data, 1, p, what, NULL, err);
+    strbuf_free(&q);
+    return st;
+}
+
+static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *d, WrError *err)
+{
+    HistorySink *h = s->impl;
+    WrStatus st = check_in_revision(h, rev, "write_delta", err);
+    if (st != WR_OK) return st;
+    const RelationVersion *rv = d->relver;
+    StrBuf *b = &h->buf[TB_DELTA];
+    strbuf_appendf(b, "%" PRId64 "\t%" PRId32 "\t%" PRIu32 "\t%" PRId32 "\t%c\t", rev->id, d->seq, rv->relid,
+                   rv->version, (char)d->op);
+    append_str_field(b, d->key);
+    strbuf_appendf(b, "\t%d\t", (int)d->context_no);
+    if (d->nattrs == 0) {
+        strbuf_append(b, "\\N\t\\N\t\\N\t\\N", 11);
+    } else {
+        bool any_flag = false;
+        strbuf_append_char(b, '{');
+        for (uint16_t i = 0; i < d->nattrs; i++) {
+            strbuf_appendf(b, i ? ",%d" : "%d", (int)d->attrs[i].col_id);
+            if (d->attrs[i].flags) any_flag = true;
+        }
+        strbuf_append(b, "}\t", 2);
+        append_values(h, b, d, true);
+        tab(b);
+        append_values(h, b, d, false);
+        tab(b);
+        if (!any_flag) {
+            strbuf_append(b, "\\N", 2);
+        } else {
+            strbuf_append_char(b, '{');
+            for (uint16_t i = 0; i < d->nattrs; i++) strbuf_appendf(b, i ? ",%d" : "%d", (int)d->attrs[i].flags);
+            strbuf_append_char(b, '}');
+        }
+    }
+    strbuf_appendf(b, "\t%c\n", d->old_unknown ? 't' : 'f');
+    count_delta(h, rv->relid);
+
+    if (d->op == DELTA_TRUNCATE) {
+        st = truncate_row_state(h, rv->relid, err);
+    } else if (d->op == DELTA_DELETE) {
+        if (d->key) stage_row(h, rv->relid, d->key, strlen(d->key), rv->version, rev->id, NULL, 0, true);
+    } else if (d->after && d->key) {
+        if (d->op == DELTA_UPDATE && old_key_of(d, &h->key2) && strcmp(h->key2.data, d->key) != 0)
+            stage_row(h, rv->relid, h->key2.data, h->key2.len, rv->version, rev->id, NULL, 0, true);
+        size_t n = build_vals(h, d->after);
+        stage_row(h, rv->relid, d->key, strlen(d->key), rv->version, rev->id, h->vals, n, false);
+    }
+    if (st == WR_OK) st = maybe_send(h, TB_DELTA, err);
+    if (st == WR_OK) st = maybe_send(h, TB_STAGE, err);
+    return st;
+}
+
+static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
+{
+    HistorySink *h = s->impl;
+    WrStatus st = check_usable(h, err, "commit_revision");
+    if (st != WR_OK) return st;
+    if (rev->id != h->next_id_base + 1)
+        return wr_error_set(err, WR_FATAL,
+                            "history store: commit of revision id %" PRId64 " but the next one is %" PRId64
+                            "; refusing to write a gap or a duplicate",
+                            rev->id, h->next_id_base + 1);
+    if (!h->in_revision || h->cur_id != rev->id)
+        return wr_error_set(err, WR_FATAL, "history store: commit of revision %" PRId64 " which was not begun",
+                            rev->id);
+    StrBuf *b = &h->buf[TB_REVISION];
+    const RevisionContext *c = rev->first_context;
+    char ts[48];
+    pg_time_format(rev->commit_time, ts, sizeof(ts));
+    strbuf_appendf(b, "%" PRId64 "\t%" PRIu32 "\t", rev->id, rev->xid);
+    append_lsn(b, rev->commit_lsn);
+    tab(b);
+    append_lsn(b, rev->end_lsn);
+    strbuf_appendf(b, "\t%s\t", ts);
+    append_str_field(b, rev->origin);
+    tab(b);
+    append_str_field(b, rev->gid);
+    tab(b);
+    append_str_field(b, c ? c->actor_type : NULL);
+    tab(b);
+    append_str_field(b, c ? c->actor_id : NULL);
+    tab(b);
+    append_str_field(b, c ? c->actor_json : NULL);
+    tab(b);
+    append_str_field(b, c ? c->description : NULL);
+    tab(b);
+    append_str_field(b, c ? c->meta_json : NULL);
+    strbuf_appendf(b, "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t",
+                   rev->n_insert, rev->n_update, rev->n_delete, rev->n_truncate, rev->n_snapshot,
+                   rev->n_suppressed);
+    append_str_field(b, rev->warnings);
+    tab(b);
+    copy_append_bytea(b, rev->parent_checksum, WALREV_CHECKSUM_LEN);
+    tab(b);
+    copy_append_bytea(b, rev->checksum, WALREV_CHECKSUM_LEN);
+    strbuf_append_char(b, '\n');
+
+    h->in_revision = false;
+    h->next_id_base = rev->id;
+    h->batch_last_id = rev->id;
+    h->batch_end_lsn = rev->end_lsn;
+    memcpy(h->batch_checksum, rev->checksum, WALREV_CHECKSUM_LEN);
+    h->batch_revisions++;
+    return maybe_send(h, TB_REVISION, err);
+}
+
+/* Bump deltas_since_keyframe of every touched table; take keyframes past the threshold. */
+static WrStatus update_tracked(HistorySink *h, WrError *err)
+{
+    if (h->ncounts == 0) return WR_OK;
+    StrBuf relids, counts, q;
+    strbuf_init(&relids);
+    strbuf_init(&counts);
+    strbuf_init(&q);
+    strbuf_append_char(&relids, '{');
+    strbuf_append_char(&counts, '{');
+    for (size_t i = 0; i < h->ncounts; i++) {
+        strbuf_appendf(&relids, i ? ",%" PRIu32 : "%" PRIu32, h->counts[i].relid);
+        strbuf_appendf(&counts, i ? ",%" PRId64 : "%" PRId64, h->counts[i].deltas);
+    }
+    strbuf_append_char(&relids, '}');
+    strbuf_append_char(&counts, '}');
+    strbuf_appendf(&q,
+                   "INSERT INTO %s.tracked_table AS t (relid, deltas_since_keyframe) "
+                   "SELECT * FROM unnest($1::oid[], $2::bigint[]) "
+                   "ON CONFLICT (relid) DO UPDATE SET deltas_since_keyframe = "
+                   "t.deltas_since_keyframe + EXCLUDED.deltas_since_keyframe "
+                   "RETURNING relid, deltas_since_keyframe > %d * greatest(live_rows, %d)",
+                   h->qschema, KEYFRAME_FACTOR, KEYFRAME_MIN_ROWS);
+    const char *p[2] = {relids.data, counts.data};
+    PGresult *res = NULL;
+    char what[160];
+    snprintf(what, sizeof(what), "updating %s.tracked_table", h->qschema);
+    WrStatus st = run(h, q.data, 2, p, what, &res, err);
+    if (st == WR_OK) {
+        strbuf_reset(&q);
+        strbuf_appendf(&q,
+                       "WITH k AS (INSERT INTO %s.keyframe (relid, revision_id, n_rows) "
+                       "  SELECT $1, $2, count(*) FROM %s.row_state WHERE relid = $1 RETURNING id, n_rows), "
+                       "r AS (INSERT INTO %s.keyframe_row (keyframe_id, key, relversion, vals) "
+                       "  SELECT k.id, s.key, s.relversion, s.vals FROM k, %s.row_state s WHERE s.relid = $1) "
+                       "UPDATE %s.tracked_table t SET deltas_since_keyframe = 0, live_rows = k.n_rows, "
+                       "last_keyframe_id = k.id FROM k WHERE t.relid = $1",
+                       h->qschema, h->qschema, h->qschema, h->qschema, h->qschema);
+        char rev[32];
+        snprintf(rev, sizeof(rev), "%" PRId64, h->batch_last_id ? h->batch_last_id : h->durable_id);
+        snprintf(what, sizeof(what), "taking a keyframe into %s.keyframe", h->qschema);
+        for (int i = 0; i < PQntuples(res) && st == WR_OK; i++) {
+            if (PQgetvalue(res, i, 1)[0] != 't') continue;
+            const char *kp[2] = {PQgetvalue(res, i, 0), rev};
+            st = run(h, q.data, 2, kp, what, NULL, err);
+            if (st == WR_OK)
+                log_debug("msg=\"keyframe taken\" relid=%s revision=%s", PQgetvalue(res, i, 0), rev);
+        }
+        PQclear(res);
+    }
+    strbuf_free(&relids);
+    strbuf_free(&counts);
+    strbuf_free(&q);
+    return st;
+}
+
+static WrStatus write_checkpoint(HistorySink *h, WrError *err)
+{
+    if (!h->batch_last_id) return WR_OK;
+    char lsn[32], id[32], sum[2 * WALREV_CHECKSUM_LEN + 1];
+    snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(h->batch_end_lsn));
+    snprintf(id, sizeof(id), "%" PRId64, h->batch_last_id);
+    checksum_to_hex(h->batch_checksum, sum);
+    const char *p[4] = {h->slot_name, lsn, id, sum};
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "INSERT INTO %s.checkpoint (slot_name, end_lsn, revision_id, checksum, updated_at) "
+                   "VALUES ($1, $2::pg_lsn, $3, decode($4, 'hex'), now()) ON CONFLICT (slot_name) DO UPDATE "
+                   "SET end_lsn = EXCLUDED.end_lsn, revision_id = EXCLUDED.revision_id, "
+                   "checksum = EXCLUDED.checksum, updated_at = EXCLUDED.updated_at",
+                   h->qschema);
+    char what[160];
+    snprintf(what, sizeof(what), "writing %s.checkpoint", h->qschema);
+    WrStatus st = run(h, q.data, 4, p, what, NULL, err);
+    strbuf_free(&q);
+    return st;
+}
+
+static WrStatus hs_flush(Sink *s, WrError *err)
+{
+    HistorySink *h = s->impl;
+    WrStatus st = check_usable(h, err, "flush");
+    if (st != WR_OK) return st;
+    if (!h->in_tx) return WR_OK;
+    if (h->in_revision)
+        return wr_error_set(err, WR_FATAL,
+                            "history store: flush while revision %" PRId64 " is open; a batch ends between "
+                            "revisions",
+                            h->cur_id);
+    static const int order[] = {TB_CONTEXT, TB_REVISION, TB_DELTA};
+    for (size_t i = 0; i < 3 && st == WR_OK; i++) st = send_buffer(h, order[i], err);
+    if (st == WR_OK) st = apply_stage(h, err);
+    if (st == WR_OK) st = update_tracked(h, err);
+    if (st == WR_OK) st = write_checkpoint(h, err);
+    if (st == WR_OK) st = run(h, "COMMIT", 0, NULL, "COMMIT of a batch", NULL, err);
+    if (st != WR_OK) return st;
+    int n = h->batch_revisions;
+    reset_batch(h, true);
+    log_debug("msg=\"history batch committed\" revisions=%d revision=%" PRId64 " lsn=" LSN_FMT, n,
+              h->durable_id, LSN_ARGS(h->durable));
+    return WR_OK;
+}
+
+static WrStatus hs_poll(Sink *s, WrError *err)
+{
+    (void)s;
+    (void)err;
+    return WR_OK;
+}
+
+static Lsn hs_durable_lsn(Sink *s)
+{
+    HistorySink *h = s->impl;
+    return h->durable;
+}
+
+static bool hs_wants_flush(Sink *s, int64_t now_us)
+{
+    HistorySink *h = s->impl;
+    if (!h->in_tx) return false;
+    if (h->batch_revisions >= h->batch_max_revisions) return true;
+    if (now_us - h->batch_start_us >= (int64_t)h->batch_max_ms * 1000) return true;
+    size_t total = 0;
+    for (int t = 0; t < TB_COUNT; t++) total += h->buf[t].len;
+    return total > 8 * h->buffer_bytes;
+}
+
+static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *key, RowImage *image,
+                              StrBuf *storage, bool *found, WrError *err)
+{
+    HistorySink *h = s->impl;
+    *found = false;
+    WrStatus st = check_usable(h, err, "lookup_row");
+    if (st != WR_OK) return st;
+    if (h->in_tx) st = apply_stage(h, err);
+    if (st != WR_OK) return st;
+    char rel[16];
+    snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
+    const char *p[2] = {rel, key};
+    PGresult *res = PQexecPrepared(h->conn, "walrev_lookup", 2, p, NULL, NULL, 1);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char what[160];
+        snprintf(what, sizeof(what), "lookup in %s.row_state", h->qschema);
+        st = pg_fail(h, res, err, what);
+        PQclear(res);
+        return st;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return WR_OK;
+    }
+    int64_t relversion = 0;
+    PgBinArray a;
+    bool ok = pgbin_int(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &relversion) &&
+              pgbin_array_open(&a, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+    /* Offsets first: storage may move while values are appended. */
+    size_t *off = xcalloc(rv->ncols ? rv->ncols : 1, sizeof(size_t));
+    size_t *len = xcalloc(rv->ncols ? rv->ncols : 1, sizeof(size_t));
+    uint8_t *state = xcalloc(rv->ncols ? rv->ncols : 1, 1); /* 0 value, 1 NULL, 2 unknown */
+    for (uint16_t i = 0; i < rv->ncols; i++) state[i] = 2;
+    Value v;
+    for (int32_t idx = a.lbound; ok && pgbin_array_next(&a, &v); idx++) {
+        for (uint16_t i = 0; i < rv->ncols; i++) {
+            if (rv->cols[i].col_id != idx) continue;
+            if (!v.data) {
+                state[i] = 1;
+            } else {
+                state[i] = 0;
+                off[i] = storage->len;
+                len[i] = v.len;
+                strbuf_append(storage, v.data, v.len);
+            }
+        }
+    }
+    if (ok && a.next != a.nelems) ok = false;
+    if (!ok) {
+        st = wr_error_set(err, WR_FATAL, "history store: malformed row in %s.row_state for relid %s key %s",
+                          h->qschema, rel, key);
+    } else {
+        size_t pad = (8 - storage->len % 8) % 8;
+        size_t values_at = storage->len + pad;
+        size_t unknown_at = values_at + (size_t)rv->ncols * sizeof(Value);
+        strbuf_reserve(storage, pad + (size_t)rv->ncols * (sizeof(Value) + 1));
+        storage->len = unknown_at + rv->ncols;
+        storage->data[storage->len] = '\0';
+        Value *values = (Value *)(void *)(storage->data + values_at);
+        uint8_t *unknown = (uint8_t *)(storage->data + unknown_at);
+        for (uint16_t i = 0; i < rv->ncols; i++) {
+            values[i].data = state[i] == 0 ? storage->data + off[i] : NULL;
+            values[i].len = state[i] == 0 ? len[i] : 0;
+            unknown[i] = state[i] == 2;
+        }
+        image->relver = rv;
+        image->values = values;
+        image->unknown = unknown;
+        *found = true;
+    }
+    (void)relversion;
+    free(off);
+    free(len);
+    free(state);
+    PQclear(res);
+    return st;
+}
+
+static void hs_abort(Sink *s)
+{
+    HistorySink *h = s->impl;
+    if (h->conn && !h->broken && PQstatus(h->conn) == CONNECTION_OK &&
+        (h->in_tx || PQtransactionStatus(h->conn) != PQTRANS_IDLE)) {
+        PGresult *res = PQexec(h->conn, "ROLLBACK");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            log_warn("msg=\"history store rollback failed\" error=\"%s\"", PQresultErrorMessage(res));
+            h->broken = true;
+        }
+        PQclear(res);
+    }
+    reset_batch(h, false);
+    if (!h->broken) h->failed = false;
+}
+
+static void hs_destroy(Sink *s)
+{
+    HistorySink *h = s->impl;
+    if (h->conn) PQfinish(h->conn);
+    for (int t = 0; t < TB_COUNT; t++) {
+        strbuf_free(&h->buf[t]);
+        free(h->copy_sql[t]);
+        free(h->table_name[t]);
+    }
+    strbuf_free(&h->tmp);
+    strbuf_free(&h->key2);
+    free(h->vals);
+    free(h->counts);
+    free(h->rels);
+    free(h->conninfo);
+    free(h->schema);
+    free(h->qschema);
+    free(h->slot_name);
+    free(h);
+    free(s);
+}
+
+static const SinkOps history_ops = {
+    .name = "history",
+    .open = hs_open,
+    .write_relation = hs_write_relation,
+    .begin_revision = hs_begin_revision,
+    .write_context = hs_write_context,
+    .write_delta = hs_write_delta,
+    .commit_revision = hs_commit_revision,
+    .flush = hs_flush,
+    .poll = hs_poll,
+    .durable_lsn = hs_durable_lsn,
+    .wants_flush = hs_wants_flush,
+    .lookup_row = hs_lookup_row,
+    .abort = hs_abort,
+    .destroy = hs_destroy,
+};
+
+Sink *sink_history_create(const HistorySinkConfig *cfg)
+{
+    HistorySink *h = xcalloc(1, sizeof(*h));
+    h->conninfo = xstrdup(cfg->conninfo ? cfg->conninfo : "");
+    h->schema = xstrdup(cfg->schema && cfg->schema[0] ? cfg->schema : "walrev");
+    h->qschema = store_quote_ident(h->schema);
+    h->slot_name = xstrdup(cfg->slot_name ? cfg->slot_name : "walrev");
+    h->batch_max_revisions = cfg->batch_max_revisions > 0 ? cfg->batch_max_revisions : 2000;
+    h->batch_max_ms = cfg->batch_max_ms > 0 ? cfg->batch_max_ms : 100;
+    h->buffer_bytes = cfg->buffer_bytes > 0 ? cfg->buffer_bytes : (size_t)1 << 20;
+    static const char *const tables[TB_COUNT] = {"revision_context", "revision", "object_delta", NULL};
+    static const char *const columns[TB_COUNT] = {
+        "revision_id, context_no, lsn, actor_type, actor_id, actor, description, meta, raw",
+        "id, xid, commit_lsn, end_lsn, commit_time, origin, gid, actor_type, actor_id, actor, "
+        "description, meta, n_insert, n_update, n_delete, n_truncate, n_snapshot, n_suppressed, "
+        "warnings, parent_checksum, checksum",
+        "revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values, "
+        "attr_flags, old_unknown",
+        "relid, key, relversion, revision_id, ord, is_del, vals"};
+    for (int t = 0; t < TB_COUNT; t++) {
+        StrBuf b;
+        strbuf_init(&b);
+        if (tables[t])
+            strbuf_appendf(&b, "%s.%s", h->qschema, tables[t]);
+        else
+            strbuf_append_str(&b, STAGE_TABLE);
+        h->table_name[t] = b.data;
+        strbuf_init(&b);
+        strbuf_appendf(&b, "COPY %s (%s) FROM STDIN", h->table_name[t], columns[t]);
+        h->copy_sql[t] = b.data;
+        strbuf_init(&h->buf[t]);
+    }
+    strbuf_init(&h->tmp);
+    strbuf_init(&h->key2);
+    Sink *s = xcalloc(1, sizeof(*s));
+    s->ops = &history_ops;
+    s->impl = h;
+    return s;
+}
