@@ -45,7 +45,7 @@ WrStatus repl_stream_start(ReplStream *s, const char *slot, Lsn start, int proto
 
 /*
  * Next CopyData from the server, waiting at most timeout_ms (0: do not wait).
- * WR_OK: *buf/*len hold it, valid until the next call. WR_AGAIN: nothing yet.
+ * WR_OK: *buf and *len hold it, valid until the next call. WR_AGAIN: nothing yet.
  * WR_DONE: the server ended the stream. WR_RETRY: connection lost.
  */
 WrStatus repl_stream_receive(ReplStream *s, int timeout_ms, const uint8_t **buf, size_t *len,
