@@ -358,7 +358,8 @@ static void cache_after(Assembler *a, const RelationVersion *rv, const char *key
     for (uint16_t i = 0; i < rv->ncols; i++) {
         a->cache_vals[i] = a->after_vals[i];
         a->cache_unknown[i] = a->after_unknown[i];
-        if (rv->cols[i].track == TRACK_HIDDEN && a->new_state[i] != 2 && !a->after_unknown[i]) {
+        /* after_* already withholds hidden values; the digest comes from new_vals. */
+        if (rv->cols[i].track == TRACK_HIDDEN && a->new_state[i] != 2) {
             hidden_digest(&a->new_vals[i], a->hidden_hash[i]);
             a->cache_vals[i].data = (const char *)a->hidden_hash[i];
             a->cache_vals[i].len = WALREV_CHECKSUM_LEN;

@@ -160,18 +160,19 @@ void rowcache_put(RowCache *c, const RelationVersion *rv, const char *key, const
 {
     size_t keylen = strlen(key);
     uint64_t h = hash_key(rv->relid, key, keylen);
-    CacheEntry **link = find(c, rv->relid, key, keylen, h);
-    if (*link) remove_entry(c, link);
 
     size_t vbytes = 0;
     for (uint16_t i = 0; i < rv->ncols; i++)
         if (image->values[i].data && !image->unknown[i]) vbytes += image->values[i].len;
     size_t size = sizeof(CacheEntry) + rv->ncols * sizeof(Slot) + keylen + 1 + vbytes;
-    if (size > c->max_bytes / 4) return; /* one huge row must not flush the whole cache */
-    while (c->tail && c->bytes + size > c->max_bytes) {
-        CacheEntry *t = c->tail;
-        remove_entry(c, find(c, t->relid, t->key, t->keylen, t->hash));
+    if (size > c->max_bytes / 4) {
+        /* one huge row must not flush the whole cache; drop the stale image */
+        CacheEntry **link = find(c, rv->relid, key, keylen, h);
+        if (*link) remove_entry(c, link);
+        return;
     }
+    /* Copy first: the image's values may point into the entry being replaced
+     * (unchanged TOAST values filled from the cache). */
     CacheEntry *e = xmalloc(size);
     memset(e, 0, sizeof(*e));
     e->hash = h;
@@ -199,10 +200,14 @@ void rowcache_put(RowCache *c, const RelationVersion *rv, const char *key, const
             off += image->values[i].len;
         }
     }
-    if (c->count + 1 > c->nbuckets) {
-        grow(c);
-        link = find(c, rv->relid, key, keylen, h);
+    CacheEntry **link = find(c, rv->relid, key, keylen, h);
+    if (*link) remove_entry(c, link);
+    while (c->tail && c->bytes + size > c->max_bytes) {
+        CacheEntry *t = c->tail;
+        remove_entry(c, find(c, t->relid, t->key, t->keylen, t->hash));
     }
+    if (c->count + 1 > c->nbuckets) grow(c);
+    link = find(c, rv->relid, key, keylen, h);
     e->hnext = NULL;
     *link = e;
     lru_push_front(c, e);

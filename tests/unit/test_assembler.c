@@ -1,0 +1,337 @@
+/*
+ * test_assembler.c — the assembler on hand-built pgoutput bytes: revisions,
+ * actors, exact old values from the cache, unknown old values, unchanged
+ * TOAST, hidden/untracked columns, suppression, key changes, truncate,
+ * skipping of durable transactions and the checksum chain.
+ */
+#include "tests/support/testsupport.h"
+
+#include "decoder/assembler.h"
+#include "schema/checksum.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- wire writer ---- */
+typedef struct {
+    uint8_t b[4096];
+    size_t n;
+} W;
+static void w8(W *w, uint8_t v) { w->b[w->n++] = v; }
+static void w16(W *w, uint16_t v) { w8(w, (uint8_t)(v >> 8)); w8(w, (uint8_t)v); }
+static void w32(W *w, uint32_t v) { w16(w, (uint16_t)(v >> 16)); w16(w, (uint16_t)v); }
+static void w64(W *w, uint64_t v) { w32(w, (uint32_t)(v >> 32)); w32(w, (uint32_t)v); }
+static void wstr(W *w, const char *s) { size_t l = strlen(s) + 1; memcpy(w->b + w->n, s, l); w->n += l; }
+
+/* cols: "t:text", "n", "u"; NULL-terminated */
+static void wtuple(W *w, const char *const *cols)
+{
+    uint16_t n = 0;
+    while (cols[n]) n++;
+    w16(w, n);
+    for (uint16_t i = 0; i < n; i++) {
+        if (cols[i][0] == 't') {
+            w8(w, 't');
+            w32(w, (uint32_t)strlen(cols[i] + 2));
+            memcpy(w->b + w->n, cols[i] + 2, strlen(cols[i] + 2));
+            w->n += strlen(cols[i] + 2);
+        } else {
+            w8(w, (uint8_t)cols[i][0]);
+        }
+    }
+}
+
+/* ---- recording output ---- */
+typedef struct {
+    int relations, begins, contexts, deltas, commits;
+    char log[16384];
+    Revision last;
+    char last_actor[64];
+    char last_warnings[512];
+} Rec;
+
+static void logf_(Rec *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(Rec *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = strlen(r->log);
+    vsnprintf(r->log + n, sizeof(r->log) - n, fmt, ap);
+    va_end(ap);
+}
+
+static void vprint(Rec *r, const Value *v)
+{
+    if (!v->data)
+        logf_(r, "NULL");
+    else
+        logf_(r, "'%.*s'", (int)v->len, v->data);
+}
+
+static WrStatus o_rel(void *c, const RelationVersion *rv, WrError *e) { ((Rec *)c)->relations++; return WR_OK; }
+static WrStatus o_begin(void *c, const Revision *rev, WrError *e) { ((Rec *)c)->begins++; return WR_OK; }
+static WrStatus o_ctx(void *c, const Revision *rev, const RevisionContext *x, WrError *e)
+{
+    Rec *r = c;
+    r->contexts++;
+    logf_(r, "ctx%d %s:%s;", x->no, x->actor_type ? x->actor_type : "-", x->actor_id ? x->actor_id : "-");
+    return WR_OK;
+}
+static WrStatus o_delta(void *c, const Revision *rev, const ObjectDelta *d, WrError *e)
+{
+    Rec *r = c;
+    r->deltas++;
+    logf_(r, "%c %s ctx%d%s [", d->op, d->key ? d->key : "-", d->context_no, d->old_unknown ? " old?" : "");
+    for (int i = 0; i < d->nattrs; i++) {
+        const AttributeDelta *a = &d->attrs[i];
+        logf_(r, "%s%d:", i ? " " : "", a->col_id);
+        vprint(r, &a->old_value);
+        logf_(r, "->");
+        vprint(r, &a->new_value);
+        if (a->flags) logf_(r, "/f%d", a->flags);
+    }
+    logf_(r, "];");
+    return WR_OK;
+}
+static WrStatus o_commit(void *c, const Revision *rev, WrError *e)
+{
+    Rec *r = c;
+    r->commits++;
+    r->last = *rev;
+    snprintf(r->last_actor, sizeof(r->last_actor), "%s:%s",
+             rev->first_context && rev->first_context->actor_type ? rev->first_context->actor_type : "-",
+             rev->first_context && rev->first_context->actor_id ? rev->first_context->actor_id : "-");
+    snprintf(r->last_warnings, sizeof(r->last_warnings), "%s", rev->warnings ? rev->warnings : "");
+    logf_(r, "commit %lld;", (long long)rev->id);
+    return WR_OK;
+}
+
+typedef struct {
+    Rec rec;
+    Assembler *a;
+    PgoParser parser;
+    TrackingRules *rules;
+} Fix;
+
+static void feed(Fix *f, W *w)
+{
+    PgoMessage m;
+    WrError err = {0};
+    assert_int_equal(pgo_parse_message(&f->parser, w->b, w->n, &m, &err), WR_OK);
+    WrStatus st = assembler_handle(f->a, &m, &err);
+    if (st != WR_OK) fail_msg("assembler: %s", err.msg);
+}
+
+static void begin(Fix *f, uint64_t lsn, uint32_t xid)
+{
+    W w = {.n = 0};
+    w8(&w, 'B'); w64(&w, lsn); w64(&w, 1000); w32(&w, xid);
+    feed(f, &w);
+}
+static void commit(Fix *f, uint64_t lsn)
+{
+    W w = {.n = 0};
+    w8(&w, 'C'); w8(&w, 0); w64(&w, lsn); w64(&w, lsn + 8); w64(&w, 1000);
+    feed(f, &w);
+}
+/* users(id key int, name text, secret text, seen text, doc text) */
+static void relation(Fix *f, const char *extra_col)
+{
+    W w = {.n = 0};
+    w8(&w, 'R'); w32(&w, 16400); wstr(&w, "public"); wstr(&w, "users"); w8(&w, 'd');
+    w16(&w, extra_col ? 6 : 5);
+    const char *names[] = {"id", "name", "secret", "seen", "doc", extra_col};
+    for (int i = 0; i < (extra_col ? 6 : 5); i++) {
+        w8(&w, i == 0 ? 1 : 0); wstr(&w, names[i]); w32(&w, i == 0 ? 23 : 25); w32(&w, (uint32_t)-1);
+    }
+    feed(f, &w);
+}
+static void change(Fix *f, char type, char oldkind, const char *const *oldc, const char *const *newc)
+{
+    W w = {.n = 0};
+    w8(&w, (uint8_t)type); w32(&w, 16400);
+    if (oldkind) { w8(&w, (uint8_t)oldkind); wtuple(&w, oldc); }
+    if (newc) { w8(&w, 'N'); wtuple(&w, newc); }
+    feed(f, &w);
+}
+static void context(Fix *f, const char *json)
+{
+    W w = {.n = 0};
+    w8(&w, 'M'); w8(&w, 1); w64(&w, 77); wstr(&w, "walrev"); w32(&w, (uint32_t)strlen(json));
+    memcpy(w.b + w.n, json, strlen(json)); w.n += strlen(json);
+    feed(f, &w);
+}
+
+static int setup(void **state)
+{
+    Fix *f = calloc(1, sizeof(Fix));
+    f->rules = tracking_create();
+    WrError err;
+    assert_int_equal(tracking_add(f->rules, RULE_HIDDEN, "public.users.secret", &err), WR_OK);
+    assert_int_equal(tracking_add(f->rules, RULE_UNTRACKED, "public.users.seen", &err), WR_OK);
+    AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20};
+    AssemblerOutput out = {&f->rec, o_rel, o_begin, o_ctx, o_delta, o_commit, NULL};
+    f->a = assembler_create(&cfg, &out);
+    pgo_parser_init(&f->parser, 1, false);
+    *state = f;
+    return 0;
+}
+static int teardown(void **state)
+{
+    Fix *f = *state;
+    assembler_destroy(f->a);
+    tracking_destroy(f->rules);
+    free(f);
+    return 0;
+}
+
+static void test_insert_update_delete_exact(void **state)
+{
+    Fix *f = *state;
+    begin(f, 0x100, 700);
+    relation(f, NULL);
+    context(f, "{\"actor\":{\"type\":\"user\",\"id\":\"42\"},\"description\":\"edit\"}");
+    change(f, 'I', 0, NULL, (const char *[]){"t:1", "t:ann", "t:pw1", "t:mon", "t:bigdoc", NULL});
+    context(f, "{\"actor\":{\"type\":\"system\",\"id\":\"fixer\"}}");
+    change(f, 'U', 0, NULL, (const char *[]){"t:1", "t:anne", "t:pw1", "t:tue", "u", NULL});
+    commit(f, 0x200);
+    assert_string_equal(f->rec.log,
+        "ctx1 user:42;I [\"1\"] ctx1 [1:NULL->'1' 2:NULL->'ann' 3:NULL->NULL/f1 5:NULL->'bigdoc'];"
+        "ctx2 system:fixer;U [\"1\"] ctx2 [2:'ann'->'anne'];commit 1;");
+    assert_string_equal(f->rec.last_actor, "user:42");
+    assert_int_equal(f->rec.last.n_insert, 1);
+    assert_int_equal(f->rec.last.n_update, 1);
+    f->rec.log[0] = 0;
+
+    /* Only the untracked column changes: no delta. Hidden change: flagged, no values. */
+    begin(f, 0x300, 701);
+    change(f, 'U', 0, NULL, (const char *[]){"t:1", "t:anne", "t:pw1", "t:wed", "u", NULL});
+    change(f, 'U', 0, NULL, (const char *[]){"t:1", "t:anne", "t:pw2", "t:wed", "u", NULL});
+    change(f, 'D', 'K', (const char *[]){"t:1", "n", "n", "n", "n", NULL}, NULL);
+    commit(f, 0x400);
+    assert_string_equal(f->rec.log,
+        "U [\"1\"] ctx0 [3:NULL->NULL/f1];"
+        "D [\"1\"] ctx0 [1:'1'->NULL 2:'anne'->NULL 3:NULL->NULL/f1 5:'bigdoc'->NULL];commit 2;");
+    assert_string_equal(f->rec.last_actor, "-:-");
+    /* the chain links */
+    uint8_t zero[32] = {0};
+    assert_memory_not_equal(f->rec.last.parent_checksum, zero, 32);
+}
+
+static void test_unknown_row_and_key_change(void **state)
+{
+    Fix *f = *state;
+    begin(f, 0x100, 700);
+    relation(f, NULL);
+    /* never seen: every sent column with old unknown; unchanged TOAST unknown too */
+    change(f, 'U', 0, NULL, (const char *[]){"t:9", "t:zed", "t:s", "t:x", "u", NULL});
+    /* key change 9 -> 10: old object ends, a new one begins */
+    change(f, 'U', 'K', (const char *[]){"t:9", "n", "n", "n", "n", NULL},
+           (const char *[]){"t:10", "t:zed", "t:s", "t:x", "t:d", NULL});
+    commit(f, 0x200);
+    assert_string_equal(f->rec.log,
+        "U [\"9\"] ctx0 old? [1:NULL->'9'/f2 2:NULL->'zed'/f2 3:NULL->NULL/f1];"
+        "D [\"9\"] ctx0 [1:'9'->NULL 2:'zed'->NULL 3:NULL->NULL/f1 5:NULL->NULL/f2];"
+        "I [\"10\"] ctx0 [1:NULL->'10' 2:NULL->'zed' 3:NULL->NULL/f1 5:NULL->'d'];commit 1;");
+}
+
+static void test_contexts_warnings_and_suppression(void **state)
+{
+    Fix *f = *state;
+    begin(f, 0x100, 700);
+    relation(f, NULL);
+    context(f, "{not json");
+    change(f, 'I', 0, NULL, (const char *[]){"t:1", "t:a", "n", "n", "n", NULL});
+    context(f, "{\"actor\":{\"type\":\"job\",\"id\":7},\"suppress\":true,\"colour\":\"red\"}");
+    change(f, 'I', 0, NULL, (const char *[]){"t:2", "t:b", "n", "n", "n", NULL});
+    commit(f, 0x200);
+    /* suppression not allowed: still recorded, with a warning */
+    assert_int_equal(f->rec.deltas, 2);
+    assert_non_null(strstr(f->rec.last_warnings, "invalid JSON"));
+    assert_non_null(strstr(f->rec.last_warnings, "unknown field \"colour\""));
+    assert_non_null(strstr(f->rec.last_warnings, "does not allow"));
+    assert_string_equal(f->rec.last_actor, "-:-");
+
+    tracking_set_allow_suppress(f->rules, true);
+    begin(f, 0x300, 701);
+    context(f, "{\"actor\":{\"type\":\"job\",\"id\":\"7\"},\"suppress\":true}");
+    change(f, 'I', 0, NULL, (const char *[]){"t:3", "t:c", "n", "n", "n", NULL});
+    change(f, 'I', 0, NULL, (const char *[]){"t:4", "t:d", "n", "n", "n", NULL});
+    commit(f, 0x400);
+    assert_int_equal(f->rec.deltas, 2);
+    assert_int_equal(f->rec.last.n_suppressed, 2);
+    assert_non_null(strstr(f->rec.last_warnings, "2 changes not recorded"));
+    assert_string_equal(f->rec.last_actor, "job:7");
+}
+
+static void test_skip_durable_and_empty(void **state)
+{
+    Fix *f = *state;
+    uint8_t sum[32];
+    memset(sum, 0xab, sizeof(sum));
+    assembler_set_position(f->a, 41, sum, 0x1000);
+    begin(f, 0x800, 700); /* commit below the durable LSN: already stored */
+    relation(f, NULL);
+    change(f, 'I', 0, NULL, (const char *[]){"t:1", "t:a", "n", "n", "n", NULL});
+    commit(f, 0x800);
+    assert_int_equal(f->rec.commits, 0);
+    begin(f, 0x2000, 701); /* nothing tracked happens: no revision, no id */
+    commit(f, 0x2000);
+    assert_int_equal(f->rec.commits, 0);
+    begin(f, 0x3000, 702);
+    change(f, 'I', 0, NULL, (const char *[]){"t:2", "t:b", "n", "n", "n", NULL});
+    commit(f, 0x3000);
+    assert_int_equal(f->rec.commits, 1);
+    assert_int_equal(f->rec.last.id, 42);
+    assert_memory_equal(f->rec.last.parent_checksum, sum, 32);
+    assert_int_equal(assembler_last_end_lsn(f->a), 0x3008);
+}
+
+static void test_protocol_errors(void **state)
+{
+    Fix *f = *state;
+    W w = {.n = 0};
+    w8(&w, 'I'); w32(&w, 16400); w8(&w, 'N'); wtuple(&w, (const char *[]){"t:1", NULL});
+    PgoMessage m;
+    WrError err = {0};
+    assert_int_equal(pgo_parse_message(&f->parser, w.b, w.n, &m, &err), WR_OK);
+    assert_int_equal(assembler_handle(f->a, &m, &err), WR_PROTOCOL);
+    assert_non_null(strstr(err.msg, "outside a transaction"));
+    begin(f, 0x100, 700);
+    assert_int_equal(assembler_handle(f->a, &m, &err), WR_PROTOCOL);
+    assert_non_null(strstr(err.msg, "before its relation message"));
+    relation(f, NULL);
+    assert_int_equal(assembler_handle(f->a, &m, &err), WR_PROTOCOL);
+    assert_non_null(strstr(err.msg, "has 1 columns"));
+}
+
+static void test_relation_versions_keep_col_ids(void **state)
+{
+    Fix *f = *state;
+    begin(f, 0x100, 700);
+    relation(f, NULL);
+    relation(f, NULL); /* identical: no new version */
+    assert_int_equal(f->rec.relations, 1);
+    relation(f, "extra");
+    assert_int_equal(f->rec.relations, 2);
+    const RelationVersion *rv = relcache_lookup(assembler_relcache(f->a), 16400);
+    assert_int_equal(rv->version, 2);
+    assert_int_equal(rv->cols[5].col_id, 6);
+    assert_int_equal(rv->cols[1].col_id, 2);
+    assert_int_equal(rv->cols[2].track, TRACK_HIDDEN);
+    assert_int_equal(rv->cols[3].track, TRACK_UNTRACKED);
+    commit(f, 0x200);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_insert_update_delete_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_row_and_key_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_contexts_warnings_and_suppression, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skip_durable_and_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relation_versions_keep_col_ids, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
