@@ -1,0 +1,196 @@
+/*
+ * test_store_sql.c — unit tests for the history store's pure string code:
+ * identifier quoting and DDL rendering (schema/store_sql.h), and the COPY /
+ * array-literal encoders and binary decoders (sink/copy_format.h). The
+ * server-side round trip of these encodings is in test_history_sink.c.
+ */
+#include "tests/support/testsupport.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema/store_sql.h"
+#include "sink/copy_format.h"
+
+static void test_quote_ident(void **state)
+{
+    (void)state;
+    struct {
+        const char *in, *out;
+    } cases[] = {
+        {"walrev", "walrev"},     {"history_2", "history_2"}, {"_x", "_x"},
+        {"My Schema", "\"My Schema\""}, {"Walrev", "\"Walrev\""}, {"2abc", "\"2abc\""},
+        {"a\"b", "\"a\"\"b\""},   {"select", "\"select\""},   {"user", "\"user\""},
+        {"", "\"\""},             {"caf\xc3\xa9", "\"caf\xc3\xa9\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *q = store_quote_ident(cases[i].in);
+        assert_string_equal(q, cases[i].out);
+        free(q);
+    }
+}
+
+static void test_render(void **state)
+{
+    (void)state;
+    char *sql = store_sql_render("My \"H\"");
+    assert_null(strstr(sql, "@schema@"));
+    assert_non_null(strstr(sql, "CREATE SCHEMA IF NOT EXISTS \"My \"\"H\"\"\";"));
+    assert_non_null(strstr(sql, "CREATE TABLE IF NOT EXISTS \"My \"\"H\"\"\".object_delta ("));
+    assert_non_null(strstr(sql, "CREATE TABLE IF NOT EXISTS \"My \"\"H\"\"\".checkpoint ("));
+    free(sql);
+    sql = store_sql_render("walrev");
+    assert_non_null(strstr(sql, "CREATE TABLE IF NOT EXISTS walrev.revision ("));
+    assert_non_null(strstr(sql, "INSERT INTO walrev.store_info VALUES ('format_version', '1')"));
+    free(sql);
+}
+
+#define V(s) ((Value){(s), sizeof(s) - 1})
+#define VNULL ((Value){NULL, 0})
+
+static void test_copy_field(void **state)
+{
+    (void)state;
+    StrBuf b;
+    strbuf_init(&b);
+    copy_append_field(&b, NULL, 0);
+    strbuf_append_char(&b, '|');
+    copy_append_field(&b, "", 0);
+    strbuf_append_char(&b, '|');
+    copy_append_field(&b, "a\tb\nc\\d\re", 9);
+    assert_string_equal(b.data, "\\N||a\\tb\\nc\\\\d\\re");
+    strbuf_reset(&b);
+    copy_append_int(&b, -42);
+    strbuf_append_char(&b, ' ');
+    int16_t ids[] = {1, -2, 300};
+    copy_append_int16_array(&b, ids, 3);
+    strbuf_append_char(&b, ' ');
+    copy_append_int16_array(&b, ids, 0);
+    assert_string_equal(b.data, "-42 {1,-2,300} {}");
+    strbuf_free(&b);
+}
+
+static void test_text_array(void **state)
+{
+    (void)state;
+    Value vals[] = {V("plain"), VNULL, V(""), V("NULL"), V("say \"hi\""), V("back\\slash"),
+                    V("line\nbreak\ttab"), V("{a,b}"), V("caf\xc3\xa9"), V(" sp ")};
+    size_t n = sizeof(vals) / sizeof(vals[0]);
+    StrBuf b;
+    strbuf_init(&b);
+    pgarray_append_text(&b, vals, n);
+    assert_string_equal(b.data, "{\"plain\",NULL,\"\",\"NULL\",\"say \\\"hi\\\"\",\"back\\\\slash\","
+                                "\"line\nbreak\ttab\",\"{a,b}\",\"caf\xc3\xa9\",\" sp \"}");
+    strbuf_reset(&b);
+    copy_append_text_array(&b, vals, n);
+    /* The same literal, then COPY-escaped: every \ doubled, LF and TAB as \n \t. */
+    assert_string_equal(b.data, "{\"plain\",NULL,\"\",\"NULL\",\"say \\\\\"hi\\\\\"\",\"back\\\\\\\\slash\","
+                                "\"line\\nbreak\\ttab\",\"{a,b}\",\"caf\xc3\xa9\",\" sp \"}");
+    strbuf_reset(&b);
+    copy_append_text_array(&b, vals, 0);
+    assert_string_equal(b.data, "{}");
+    strbuf_reset(&b);
+    Value only_null[] = {VNULL};
+    copy_append_text_array(&b, only_null, 1);
+    assert_string_equal(b.data, "{NULL}");
+    strbuf_free(&b);
+}
+
+static void test_bytea(void **state)
+{
+    (void)state;
+    uint8_t in[3] = {0x00, 0xab, 0x7f};
+    StrBuf b;
+    strbuf_init(&b);
+    copy_append_bytea(&b, in, 3);
+    assert_string_equal(b.data, "\\\\x00ab7f");
+    strbuf_free(&b);
+    uint8_t out[3];
+    assert_true(bytea_hex_decode("\\x00AB7f", out, 3));
+    assert_memory_equal(out, in, 3);
+    assert_false(bytea_hex_decode("\\x00ab", out, 3));    /* too short */
+    assert_false(bytea_hex_decode("\\x00ab7f00", out, 3)); /* too long */
+    assert_false(bytea_hex_decode("\\x00ag7f", out, 3));  /* not hex */
+    assert_false(bytea_hex_decode("00ab7f", out, 3));     /* no \x */
+    assert_false(bytea_hex_decode(NULL, out, 3));
+}
+
+static void put32(StrBuf *b, uint32_t v)
+{
+    uint8_t x[4];
+    wr_write_u32(x, v);
+    strbuf_append(b, x, 4);
+}
+
+static void test_binary_array(void **state)
+{
+    (void)state;
+    StrBuf b;
+    strbuf_init(&b);
+    /* text[] '[2:4]={"ab",NULL,""}' as array_send writes it. */
+    put32(&b, 1);
+    put32(&b, 1);
+    put32(&b, 25);
+    put32(&b, 3);
+    put32(&b, 2);
+    put32(&b, 2);
+    strbuf_append(&b, "ab", 2);
+    put32(&b, 0xFFFFFFFFu);
+    put32(&b, 0);
+    PgBinArray a;
+    assert_true(pgbin_array_open(&a, b.data, b.len));
+    assert_int_equal(a.nelems, 3);
+    assert_int_equal(a.lbound, 2);
+    assert_int_equal(a.elemtype, 25);
+    Value v;
+    assert_true(pgbin_array_next(&a, &v));
+    assert_int_equal(v.len, 2);
+    assert_memory_equal(v.data, "ab", 2);
+    assert_true(pgbin_array_next(&a, &v));
+    assert_null(v.data);
+    assert_true(pgbin_array_next(&a, &v));
+    assert_non_null(v.data);
+    assert_int_equal(v.len, 0);
+    assert_false(pgbin_array_next(&a, &v)); /* exhausted */
+
+    /* Truncated element: length says 2, one byte left. */
+    assert_true(pgbin_array_open(&a, b.data, 25));
+    assert_false(pgbin_array_next(&a, &v));
+    /* Empty array: ndim 0. */
+    strbuf_reset(&b);
+    put32(&b, 0);
+    put32(&b, 0);
+    put32(&b, 25);
+    assert_true(pgbin_array_open(&a, b.data, b.len));
+    assert_int_equal(a.nelems, 0);
+    assert_false(pgbin_array_next(&a, &v));
+    /* Two dimensions are refused; so is a short header. */
+    strbuf_reset(&b);
+    put32(&b, 2);
+    put32(&b, 0);
+    put32(&b, 25);
+    put32(&b, 1);
+    put32(&b, 1);
+    assert_false(pgbin_array_open(&a, b.data, b.len));
+    assert_false(pgbin_array_open(&a, b.data, 8));
+    strbuf_free(&b);
+
+    int64_t x;
+    assert_true(pgbin_int("\xff\xfe", 2, &x));
+    assert_int_equal(x, -2);
+    assert_true(pgbin_int("\x00\x00\x01\x00", 4, &x));
+    assert_int_equal(x, 256);
+    assert_true(pgbin_int("\x00\x00\x00\x01\x00\x00\x00\x00", 8, &x));
+    assert_int_equal(x, INT64_C(4294967296));
+    assert_false(pgbin_int("\x00\x00\x00", 3, &x));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quote_ident), cmocka_unit_test(test_render),
+        cmocka_unit_test(test_copy_field),  cmocka_unit_test(test_text_array),
+        cmocka_unit_test(test_bytea),       cmocka_unit_test(test_binary_array),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
