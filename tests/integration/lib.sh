@@ -1,0 +1,33 @@
+# lib.sh — shared helpers for shell integration tests. Source it; it expects
+# WALREV_TEST_PGDIR (the cluster started by the pg.start fixture) and WALREV_BIN.
+set -euo pipefail
+
+: "${WALREV_TEST_PGDIR:?run through ctest (pg.start fixture)}"
+: "${WALREV_BIN:?run through ctest}"
+PGPORT=$(cat "$WALREV_TEST_PGDIR/port")
+export PGPORT PGHOST=127.0.0.1 PGUSER=postgres
+PSQL="psql -X -q -v ON_ERROR_STOP=1 -At"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok - $*"; }
+
+conninfo() { echo "host=127.0.0.1 port=$PGPORT user=postgres dbname=$1"; }
+
+# fresh_db NAME: drop slots and database of a previous run, create it.
+fresh_db() {
+  $PSQL -d postgres -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$1'" >/dev/null
+  $PSQL -d postgres -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" -c "CREATE DATABASE \"$1\""
+}
+
+q() { local db=$1; shift; $PSQL -d "$db" -c "$*"; }
+
+# expect_eq WHAT ACTUAL EXPECTED
+expect_eq() {
+  if [ "$2" != "$3" ]; then
+    printf 'FAIL: %s\n--- expected\n%s\n--- actual\n%s\n' "$1" "$3" "$2" >&2
+    exit 1
+  fi
+  pass "$1"
+}
+
+current_lsn() { q "$1" "SELECT pg_current_wal_lsn()"; }
