@@ -8,6 +8,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <msgpack.h>
@@ -357,6 +358,38 @@ void mpc_encode_relation(StrBuf *out, const RelationVersion *rv)
         pk_key(&pk, "track");
         pk_key(&pk, track_name(c->track));
     }
+}
+
+/* ---- per-table counts ---- */
+
+void mpc_tally_reset(MpcTableTally *t) { t->n = 0; }
+
+void mpc_tally_add(MpcTableTally *t, const RelationVersion *rv)
+{
+    /* The last table is by far the most likely: bulk changes come table by table. */
+    for (size_t i = t->n; i-- > 0;) {
+        if (t->relids[i] == rv->relid) {
+            t->items[i].count++;
+            t->items[i].schema = rv->nspname; /* a rename mid-revision: report the newest name */
+            t->items[i].name = rv->relname;
+            return;
+        }
+    }
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 8;
+        t->items = xrealloc(t->items, t->cap * sizeof *t->items);
+        t->relids = xrealloc(t->relids, t->cap * sizeof *t->relids);
+    }
+    t->relids[t->n] = rv->relid;
+    t->items[t->n] = (MpcTableCount){rv->nspname, rv->relname, 1};
+    t->n++;
+}
+
+void mpc_tally_free(MpcTableTally *t)
+{
+    free(t->items);
+    free(t->relids);
+    *t = (MpcTableTally){0};
 }
 
 /* ---- decoding ---- */

@@ -26,6 +26,22 @@ typedef struct {
 } MpcTableCount;
 
 /*
+ * Per-table row counts of the revision being streamed (relid → count), for the
+ * revision message. Grows with the number of tables one revision touches, not
+ * with its rows. Names are borrowed from the RelationVersion (relcache-owned,
+ * valid for the worker's life). Zero-initialise; mpc_tally_free releases it.
+ */
+typedef struct {
+    MpcTableCount *items;
+    uint32_t *relids;
+    size_t n, cap;
+} MpcTableTally;
+
+void mpc_tally_reset(MpcTableTally *t);
+void mpc_tally_add(MpcTableTally *t, const RelationVersion *rv);
+void mpc_tally_free(MpcTableTally *t);
+
+/*
  * Encoders append one complete message to out (a caller-owned buffer; out of
  * memory aborts). They cannot fail otherwise. All inputs are borrowed for the
  * call only.
