@@ -1,0 +1,480 @@
+/*
+ * config.c — loads walrev's configuration (docs/configuration.md): defaults,
+ * then the INI file (inih), then WALREV_* environment variables; main.c
+ * applies flags last. Every error names the file and line (or the variable).
+ * Must never put a secret (password, Kafka credentials) into an error or a
+ * log line: errors quote keys, and values only of non-secret settings.
+ */
+#include "worker/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIB ((size_t)1024 * 1024)
+
+static void set_str(char **dst, const char *value)
+{
+    free(*dst);
+    *dst = value ? xstrdup(value) : NULL;
+}
+
+void config_init(Config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->slot_name = xstrdup("walrev");
+    cfg->publication = xstrdup("walrev");
+    cfg->history_enabled = true;
+    cfg->history_schema = xstrdup("walrev");
+    cfg->batch_max_revisions = 2000;
+    cfg->batch_max_ms = 100;
+    cfg->keyframe_factor = 4;
+    cfg->kafka_topic_prefix = xstrdup("walrev");
+    cfg->status_interval_ms = 1000;
+    cfg->row_cache_bytes = 16 * MIB;
+    cfg->tracking = tracking_create();
+    cfg->log_level = LOG_LEVEL_INFO;
+}
+
+void config_term(Config *cfg)
+{
+    if (!cfg) return;
+    free(cfg->source_conninfo);
+    free(cfg->slot_name);
+    free(cfg->publication);
+    for (int i = 0; i < cfg->ntables; i++) free(cfg->tables[i]);
+    free(cfg->tables);
+    free(cfg->history_conninfo);
+    free(cfg->history_schema);
+    free(cfg->file_path);
+    free(cfg->kafka_topic_prefix);
+    for (int i = 0; i < cfg->nkafka_props; i++) {
+        free(cfg->kafka_props[i].name);
+        free(cfg->kafka_props[i].value);
+    }
+    free(cfg->kafka_props);
+    tracking_destroy(cfg->tracking);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+/* ---- value parsers: return false with a message fragment in why ---- */
+
+static bool parse_int(const char *s, long min, long max, int *out, char *why, size_t whylen)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno == ERANGE) {
+        snprintf(why, whylen, "'%s' is not an integer", s);
+        return false;
+    }
+    if (v < min || v > max) {
+        snprintf(why, whylen, "%ld is out of range [%ld, %ld]", v, min, max);
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+static bool parse_bool(const char *s, bool *out, char *why, size_t whylen)
+{
+    static const char *yes[] = {"true", "yes", "on", "1"};
+    static const char *no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) return (*out = true), true;
+        if (strcasecmp(s, no[i]) == 0) return (*out = false), true;
+    }
+    snprintf(why, whylen, "'%s' is not a boolean (true/false, yes/no, on/off, 1/0)", s);
+    return false;
+}
+
+static bool parse_level(const char *s, LogLevel *out, char *why, size_t whylen)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, names[i]) == 0) return (*out = (LogLevel)i), true;
+    }
+    if (strcasecmp(s, "warning") == 0) return (*out = LOG_LEVEL_WARN), true;
+    snprintf(why, whylen, "unknown level '%s' (error, warn, info or debug)", s);
+    return false;
+}
+
+/* Split a comma-separated list into cfg->tables (appending). */
+static bool add_tables(Config *cfg, const char *list, char *why, size_t whylen)
+{
+    const char *p = list;
+    while (true) {
+        const char *comma = strchr(p, ',');
+        const char *e = comma ? comma : p + strlen(p);
+        const char *b = p;
+        while (b < e && (*b == ' ' || *b == '\t')) b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        if (b == e) {
+            snprintf(why, whylen, "empty table name in '%s'", list);
+            return false;
+        }
+        cfg->tables = xrealloc(cfg->tables, (size_t)(cfg->ntables + 1) * sizeof(char *));
+        cfg->tables[cfg->ntables++] = xstrndup(b, (size_t)(e - b));
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return true;
+}
+
+/* librdkafka property names that hold secrets: their values never appear in errors. */
+static bool kafka_key_is_secret(const char *name)
+{
+    return strstr(name, "password") || strstr(name, "secret") || strstr(name, "key") ||
+           strstr(name, "token") || strstr(name, "jaas");
+}
+
+/* Check a librdkafka property against librdkafka itself, so a typo fails at
+ * load time with a line number instead of at the first connect. */
+static bool check_kafka_prop(const char *name, const char *value, char *why, size_t whylen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[512];
+    rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr));
+    rd_kafka_conf_destroy(conf);
+    if (res == RD_KAFKA_CONF_OK) return true;
+    if (res == RD_KAFKA_CONF_UNKNOWN)
+        snprintf(why, whylen, "unknown librdkafka property '%s'", name);
+    else if (kafka_key_is_secret(name))
+        snprintf(why, whylen, "invalid value for librdkafka property '%s'", name);
+    else
+        snprintf(why, whylen, "%s", errstr);
+    return false;
+}
+
+static void add_kafka_prop(Config *cfg, const char *name, const char *value)
+{
+    for (int i = 0; i < cfg->nkafka_props; i++) {
+        if (strcmp(cfg->kafka_props[i].name, name) == 0) {
+            set_str(&cfg->kafka_props[i].value, value);
+            return;
+        }
+    }
+    cfg->kafka_props =
+        xrealloc(cfg->kafka_props, (size_t)(cfg->nkafka_props + 1) * sizeof(ConfigProp));
+    cfg->kafka_props[cfg->nkafka_props].name = xstrdup(name);
+    cfg->kafka_props[cfg->nkafka_props].value = xstrdup(value);
+    cfg->nkafka_props++;
+    if (strcmp(name, "bootstrap.servers") == 0) cfg->kafka_enabled = true;
+}
+
+/* Set one key of one section. Returns false with why filled; *unknown tells
+ * "no such key" apart from "bad value". */
+static bool config_set(Config *cfg, const char *section, const char *name, const char *value,
+                       bool *unknown, char *why, size_t whylen)
+{
+    *unknown = false;
+    int iv;
+    bool bv;
+    WrError terr;
+#define IS(s, k) (strcmp(section, s) == 0 && strcmp(name, k) == 0)
+    if (IS("source", "conninfo")) set_str(&cfg->source_conninfo, value);
+    else if (IS("source", "slot")) set_str(&cfg->slot_name, value);
+    else if (IS("source", "publication")) set_str(&cfg->publication, value);
+    else if (IS("source", "tables")) return add_tables(cfg, value, why, whylen);
+    else if (IS("history", "enabled")) {
+        if (!parse_bool(value, &bv, why, whylen)) return false;
+        cfg->history_enabled = bv;
+    } else if (IS("history", "conninfo")) set_str(&cfg->history_conninfo, value);
+    else if (IS("history", "schema")) set_str(&cfg->history_schema, value);
+    else if (IS("history", "batch_max_revisions")) {
+        if (!parse_int(value, 1, 1000000, &iv, why, whylen)) return false;
+        cfg->batch_max_revisions = iv;
+    } else if (IS("history", "batch_max_ms")) {
+        if (!parse_int(value, 1, 600000, &iv, why, whylen)) return false;
+        cfg->batch_max_ms = iv;
+    } else if (IS("history", "keyframe_factor")) {
+        if (!parse_int(value, 1, 1000, &iv, why, whylen)) return false;
+        cfg->keyframe_factor = iv;
+    } else if (IS("file", "path")) set_str(&cfg->file_path, value);
+    else if (IS("kafka", "topic_prefix")) set_str(&cfg->kafka_topic_prefix, value);
+    else if (strcmp(section, "kafka") == 0) {
+        if (!check_kafka_prop(name, value, why, whylen)) return false;
+        add_kafka_prop(cfg, name, value);
+    } else if (IS("worker", "status_interval_ms")) {
+        if (!parse_int(value, 10, 3600000, &iv, why, whylen)) return false;
+        cfg->status_interval_ms = iv;
+    } else if (IS("worker", "row_cache_mb")) {
+        if (!parse_int(value, 0, 1048576, &iv, why, whylen)) return false;
+        cfg->row_cache_bytes = (size_t)iv * MIB;
+    } else if (IS("tracking", "exclude") || IS("tracking", "untracked") || IS("tracking", "hidden")) {
+        RuleKind kind = strcmp(name, "exclude") == 0     ? RULE_EXCLUDE
+                        : strcmp(name, "untracked") == 0 ? RULE_UNTRACKED
+                                                         : RULE_HIDDEN;
+        if (tracking_add(cfg->tracking, kind, value, &terr) != WR_OK) {
+            snprintf(why, whylen, "%.500s", terr.msg);
+            return false;
+        }
+    } else if (IS("tracking", "allow_suppress")) {
+        if (!parse_bool(value, &bv, why, whylen)) return false;
+        tracking_set_allow_suppress(cfg->tracking, bv);
+    } else if (IS("log", "level")) {
+        LogLevel lv;
+        if (!parse_level(value, &lv, why, whylen)) return false;
+        cfg->log_level = lv;
+    } else {
+        *unknown = true;
+        return false;
+    }
+#undef IS
+    return true;
+}
+
+static bool known_section(const char *s)
+{
+    static const char *names[] = {"source", "history", "file", "kafka", "worker", "tracking", "log"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(s, names[i]) == 0) return true;
+    return false;
+}
+
+/* ---- INI file ---- */
+
+typedef struct {
+    Config *cfg;
+    const char *path;
+    FILE *f;
+    int lineno;       /* line being parsed */
+    bool at_line_start;
+    WrError *err;
+    bool failed;
+} Loader;
+
+/* fgets-style reader for inih that counts lines, so the handler knows where
+ * it is: inih is built here without INI_HANDLER_LINENO. A line longer than the
+ * buffer arrives in several chunks; only a chunk after a newline starts a line. */
+static char *loader_read(char *str, int num, void *stream)
+{
+    Loader *ld = stream;
+    char *s = fgets(str, num, ld->f);
+    if (!s) return NULL;
+    if (ld->at_line_start) ld->lineno++;
+    size_t len = strlen(s);
+    ld->at_line_start = len > 0 && s[len - 1] == '\n';
+    return s;
+}
+
+static int loader_handle(void *user, const char *section, const char *name, const char *value)
+{
+    Loader *ld = user;
+    if (ld->failed) return 1; /* keep the first error only */
+    char why[600];
+    bool unknown;
+    if (!known_section(section)) {
+        if (section[0] == '\0')
+            wr_error_set(ld->err, WR_INVALID, "%s:%d: key '%s' outside any [section]", ld->path,
+                         ld->lineno, name);
+        else
+            wr_error_set(ld->err, WR_INVALID, "%s:%d: unknown section [%s]", ld->path, ld->lineno,
+                         section);
+        ld->failed = true;
+        return 0;
+    }
+    if (!config_set(ld->cfg, section, name, value, &unknown, why, sizeof(why))) {
+        if (unknown)
+            wr_error_set(ld->err, WR_INVALID, "%s:%d: unknown key '%s' in [%s]", ld->path,
+                         ld->lineno, name, section);
+        else
+            wr_error_set(ld->err, WR_INVALID, "%s:%d: [%s] %s: %s", ld->path, ld->lineno, section,
+                         name, why);
+        ld->failed = true;
+        return 0;
+    }
+    return 1;
+}
+
+WrStatus config_load_file(Config *cfg, const char *path, WrError *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return wr_error_set(err, WR_INVALID, "cannot open config file %s: %s", path, strerror(errno));
+    /* Debian's libinih exposes its compile-time switches as variables. Values
+     * may be long (conninfo with TLS options) and may contain ';' (passwords
+     * in Kafka SASL settings), so: heap line buffer that grows, no inline
+     * comments, and no indented continuation lines (repeat a key instead). */
+    ini_use_stack = false;
+    ini_allow_realloc = true;
+    ini_max_line = 64 * 1024;
+    ini_allow_inline_comments = false;
+    ini_allow_multiline = false;
+    ini_stop_on_first_error = false;
+
+    Loader ld = {.cfg = cfg, .path = path, .f = f, .at_line_start = true, .err = err};
+    int rc = ini_parse_stream(loader_read, &ld, loader_handle, &ld);
+    bool read_error = ferror(f) != 0;
+    fclose(f);
+    if (ld.failed) return WR_INVALID;
+    if (read_error) return wr_error_set(err, WR_INVALID, "cannot read config file %s", path);
+    if (rc == -2) return wr_error_set(err, WR_FATAL, "out of memory reading %s", path);
+    if (rc > 0)
+        return wr_error_set(err, WR_INVALID,
+                            "%s:%d: syntax error (expected [section], key = value or a comment "
+                            "starting with # or ;)",
+                            path, rc);
+    if (rc != 0) return wr_error_set(err, WR_INVALID, "cannot read config file %s", path);
+    return WR_OK;
+}
+
+/* ---- environment ---- */
+
+typedef struct {
+    const char *var;
+    const char *section;
+    const char *key;
+} EnvMap;
+
+static const EnvMap env_map[] = {
+    {"WALREV_SOURCE", "source", "conninfo"},
+    {"WALREV_HISTORY", "history", "conninfo"},
+    {"WALREV_SCHEMA", "history", "schema"},
+    {"WALREV_SLOT", "source", "slot"},
+    {"WALREV_PUBLICATION", "source", "publication"},
+    {"WALREV_LOG_LEVEL", "log", "level"},
+    {"WALREV_FILE", "file", "path"},
+};
+
+WrStatus config_load_env(Config *cfg, WrError *err)
+{
+    for (size_t i = 0; i < sizeof(env_map) / sizeof(env_map[0]); i++) {
+        const char *v = getenv(env_map[i].var);
+        if (!v) continue;
+        char why[600];
+        bool unknown;
+        if (!config_set(cfg, env_map[i].section, env_map[i].key, v, &unknown, why, sizeof(why)))
+            return wr_error_set(err, WR_INVALID, "environment %s: %s", env_map[i].var, why);
+    }
+    return WR_OK;
+}
+
+WrStatus config_set_option(Config *cfg, const char *section, const char *key, const char *value,
+                           WrError *err)
+{
+    char why[600];
+    bool unknown;
+    if (!config_set(cfg, section, key, value, &unknown, why, sizeof(why))) {
+        if (unknown) return wr_error_set(err, WR_INVALID, "unknown key '%s' in [%s]", key, section);
+        return wr_error_set(err, WR_INVALID, "[%s] %s: %s", section, key, why);
+    }
+    return WR_OK;
+}
+
+/* ---- validation ---- */
+
+/* PostgreSQL accepts only lower-case letters, digits and '_' in slot names. */
+static bool valid_slot_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    }
+    return true;
+}
+
+static WrStatus check_conninfo(const char *what, const char *conninfo, WrError *err)
+{
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+    if (!opts) {
+        /* libpq's message quotes the offending keyword, never a value. */
+        WrStatus st = wr_error_set(err, WR_INVALID, "%s conninfo is not valid: %s", what,
+                                   perr ? perr : "out of memory");
+        size_t n = strlen(err ? err->msg : "");
+        if (err && n && err->msg[n - 1] == '\n') err->msg[n - 1] = '\0';
+        PQfreemem(perr);
+        return st;
+    }
+    PQconninfoFree(opts);
+    return WR_OK;
+}
+
+WrStatus config_validate(Config *cfg, WrError *err)
+{
+    if (!valid_slot_name(cfg->slot_name))
+        return wr_error_set(err, WR_INVALID,
+                            "slot name '%s' is not valid: use 1-63 lower-case letters, digits or _",
+                            cfg->slot_name);
+    if (cfg->publication[0] == '\0' || strlen(cfg->publication) > 63)
+        return wr_error_set(err, WR_INVALID, "publication name must have 1 to 63 characters");
+    if (cfg->history_schema[0] == '\0' || strlen(cfg->history_schema) > 63)
+        return wr_error_set(err, WR_INVALID, "history schema name must have 1 to 63 characters");
+    if (cfg->source_conninfo && check_conninfo("source", cfg->source_conninfo, err) != WR_OK)
+        return WR_INVALID;
+    if (cfg->history_conninfo && check_conninfo("history", cfg->history_conninfo, err) != WR_OK)
+        return WR_INVALID;
+    if (!cfg->history_conninfo && cfg->source_conninfo)
+        cfg->history_conninfo = xstrdup(cfg->source_conninfo);
+    if (cfg->file_path && cfg->file_path[0] == '\0') {
+        free(cfg->file_path);
+        cfg->file_path = NULL;
+    }
+    return WR_OK;
+}
+
+/* ---- redaction ---- */
+
+/* Settings that identify a server and are safe to show; everything else
+ * (password, sslpassword, options that might carry one) is dropped. */
+static const char *const redact_keep[] = {"host", "hostaddr", "port", "dbname", "user",
+                                          "service", "sslmode", "application_name",
+                                          "target_session_attrs", "replication"};
+
+static void append_conn_value(StrBuf *b, const char *v)
+{
+    bool plain = v[0] != '\0';
+    for (const char *p = v; *p; p++)
+        if (*p == ' ' || *p == '\'' || *p == '\\' || *p == '=') plain = false;
+    if (plain) {
+        strbuf_append_str(b, v);
+        return;
+    }
+    strbuf_append_char(b, '\'');
+    for (const char *p = v; *p; p++) {
+        if (*p == '\'' || *p == '\\') strbuf_append_char(b, '\\');
+        strbuf_append_char(b, *p);
+    }
+    strbuf_append_char(b, '\'');
+}
+
+char *config_redact_conninfo(const char *conninfo)
+{
+    if (!conninfo) return xstrdup("(none)");
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (!opts) return xstrdup("(unparsable conninfo)");
+    StrBuf b;
+    strbuf_init(&b);
+    for (size_t k = 0; k < sizeof(redact_keep) / sizeof(redact_keep[0]); k++) {
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+            if (strcmp(o->keyword, redact_keep[k]) != 0 || !o->val || !o->val[0]) continue;
+            if (b.len) strbuf_append_char(&b, ' ');
+            strbuf_appendf(&b, "%s=", o->keyword);
+            append_conn_value(&b, o->val);
+        }
+    }
+    PQconninfoFree(opts);
+    if (b.len == 0) strbuf_append_str(&b, "(defaults)");
+    return b.data;
+}
+
+bool config_conninfo_has_password(const char *conninfo)
+{
+    if (!conninfo) return false;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (!opts) return strstr(conninfo, "password") != NULL;
+    bool found = false;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if ((strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) &&
+            o->val && o->val[0])
+            found = true;
+    PQconninfoFree(opts);
+    return found;
+}

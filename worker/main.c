@@ -1,0 +1,429 @@
+/*
+ * main.c — the walrev command line (docs/cli.md): global options, then a
+ * command and its options. Builds the Config (defaults < file < environment <
+ * flags), installs the signal handlers and dispatches. The only place that
+ * calls exit(). Exit codes: 0 success, 1 runtime failure, 2 usage or
+ * configuration error.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "replay/replay.h"
+#include "worker/config.h"
+#include "worker/pipeline.h"
+#include "worker/setup.h"
+
+/* `walrev tail` comes from worker/tail.c; its header is used when present,
+ * until then the prototype is declared here (worker/fallbacks.c keeps the
+ * binary linkable). argv[0] is the command name; optind is reset. */
+#if __has_include("worker/tail.h")
+#include "worker/tail.h"
+#else
+int tail_command(int argc, char **argv, const Config *cfg);
+#endif
+
+#ifndef WALREV_VERSION
+#define WALREV_VERSION "dev"
+#endif
+
+#define EXIT_USAGE 2
+
+typedef enum { CMD_SETUP, CMD_RUN, CMD_RULES, CMD_TAIL, CMD_REPLAY } CommandKind;
+
+typedef struct {
+    const char *name;
+    CommandKind kind;
+    const char *summary;
+} Command;
+
+static const Command commands[] = {
+    {"setup", CMD_SETUP, "check the source and create the history store, publication and slot"},
+    {"run", CMD_RUN, "stream the slot into the history store and other sinks"},
+    {"rules", CMD_RULES, "print the tracking rules in force"},
+    {"tail", CMD_TAIL, "follow revisions as they are stored"},
+    {"verify", CMD_REPLAY, "recompute the checksum chain"},
+    {"snapshot", CMD_REPLAY, "a table as of a revision"},
+    {"log", CMD_REPLAY, "list revisions"},
+    {"show", CMD_REPLAY, "one revision with its deltas"},
+    {"history", CMD_REPLAY, "the changes of one row"},
+    {"blame", CMD_REPLAY, "who last changed each column of a row"},
+    {"diff", CMD_REPLAY, "what changed between two revisions"},
+    {"restore", CMD_REPLAY, "put rows back as of a revision"},
+    {"revert", CMD_REPLAY, "undo one revision"},
+    {"rollback", CMD_REPLAY, "undo every revision after one"},
+};
+
+/* Options every command accepts (before the command, or after it for setup,
+ * run and rules). */
+typedef struct {
+    const char *config_file;
+    char *source;  /* not const: scrubbed in argv when it holds a password */
+    char *history;
+    const char *schema;
+    const char *slot;
+    const char *publication;
+    int verbose;
+    int quiet;
+    bool help;
+    bool version;
+    /* setup */
+    SetupOptions setup;
+    /* run */
+    const char *stop_lsn;
+    const char *file;
+    bool no_history;
+} Options;
+
+enum {
+    OPT_SOURCE = 1000,
+    OPT_HISTORY,
+    OPT_SCHEMA,
+    OPT_SLOT,
+    OPT_PUBLICATION,
+    OPT_STOP_LSN,
+    OPT_FILE,
+    OPT_NO_HISTORY,
+    OPT_RI_FULL,
+    OPT_CHECK,
+};
+
+#define GLOBAL_LONG_OPTIONS                                                                        \
+    {"config", required_argument, NULL, 'c'}, {"source", required_argument, NULL, OPT_SOURCE},     \
+        {"history", required_argument, NULL, OPT_HISTORY},                                         \
+        {"schema", required_argument, NULL, OPT_SCHEMA},                                           \
+        {"slot", required_argument, NULL, OPT_SLOT},                                               \
+        {"publication", required_argument, NULL, OPT_PUBLICATION},                                 \
+        {"verbose", no_argument, NULL, 'v'}, {"quiet", no_argument, NULL, 'q'},                    \
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}
+
+static const struct option global_options[] = {GLOBAL_LONG_OPTIONS, {NULL, 0, NULL, 0}};
+static const struct option setup_options[] = {
+    GLOBAL_LONG_OPTIONS,
+    {"replica-identity-full", no_argument, NULL, OPT_RI_FULL},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {NULL, 0, NULL, 0},
+};
+static const struct option run_options[] = {
+    GLOBAL_LONG_OPTIONS,
+    {"stop-lsn", required_argument, NULL, OPT_STOP_LSN},
+    {"file", required_argument, NULL, OPT_FILE},
+    {"no-history", no_argument, NULL, OPT_NO_HISTORY},
+    {NULL, 0, NULL, 0},
+};
+#define SHORT_OPTIONS "+:c:vqhV"
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "walrev — history of a PostgreSQL database from its write-ahead log\n\n"
+            "usage: walrev [global options] COMMAND [options]\n\n"
+            "global options:\n"
+            "  -c, --config FILE        read settings from FILE (INI, docs/configuration.md)\n"
+            "      --source CONNINFO    the tracked database (libpq conninfo)\n"
+            "      --history CONNINFO   the history store's database (default: the source)\n"
+            "      --schema NAME        the history schema (default walrev)\n"
+            "      --slot NAME          the replication slot (default walrev)\n"
+            "      --publication NAME   the publication (default walrev)\n"
+            "  -v, --verbose            log more (repeat for more)\n"
+            "  -q, --quiet              log less (repeat for less)\n"
+            "  -h, --help               show this help (walrev COMMAND --help for a command)\n"
+            "  -V, --version            show the version\n\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nPasswords do not belong on the command line: use ~/.pgpass, PGPASSWORD or a\n"
+                 "service file (PGSERVICE). Exit status: 0 ok, 1 failure, 2 usage or config error.\n");
+}
+
+static void print_command_usage(const char *cmd, FILE *out)
+{
+    if (strcmp(cmd, "setup") == 0)
+        fprintf(out, "usage: walrev [global options] setup [--check] [--replica-identity-full]\n\n"
+                     "  --check                  run the checks only; change nothing\n"
+                     "  --replica-identity-full  set REPLICA IDENTITY FULL on published tables\n");
+    else if (strcmp(cmd, "run") == 0)
+        fprintf(out, "usage: walrev [global options] run [--stop-lsn LSN] [--file PATH|-] "
+                     "[--no-history]\n\n"
+                     "  --stop-lsn LSN   stop once everything up to LSN (X/X) is durable\n"
+                     "  --file PATH|-    also write revisions as msgpack to PATH (- = stdout)\n"
+                     "  --no-history     do not write the history store\n");
+    else if (strcmp(cmd, "rules") == 0)
+        fprintf(out, "usage: walrev [global options] rules\n\n"
+                     "prints the tracking rules ([tracking] in the config file)\n");
+    fprintf(out, "\nglobal options (-c, --source, --history, --schema, --slot, --publication,\n"
+                 "-v, -q) may also follow the command. See docs/cli.md.\n");
+}
+
+/* "walrev CMD: <problem> '<what>'" and a hint; returns the usage exit code. */
+static int usage_error(const char *cmd, const char *problem, const char *what)
+{
+    fprintf(stderr, "walrev%s%s: %s '%s'", cmd ? " " : "", cmd ? cmd : "", problem, what);
+    fprintf(stderr, "\nTry 'walrev %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+    return EXIT_USAGE;
+}
+
+/* The option text getopt stopped at, for messages ("--foo", "-x"). */
+static const char *bad_option_text(int argc, char **argv, char *buf, size_t size)
+{
+    if (optopt) {
+        snprintf(buf, size, "-%c", optopt);
+        return buf;
+    }
+    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+    /* Drop "=value" so a value never echoes back (it might be a secret). */
+    const char *eq = strchr(arg, '=');
+    snprintf(buf, size, "%.*s", eq ? (int)(eq - arg) : (int)strlen(arg), arg);
+    return buf;
+}
+
+/* Parse options from argv[optind..]. Returns 0 to continue, or an exit code. */
+static int parse_options(int argc, char **argv, const char *cmd, const struct option *longopts,
+                         Options *o)
+{
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, SHORT_OPTIONS, longopts, NULL)) != -1) {
+        char buf[128];
+        switch (c) {
+        case 'c': o->config_file = optarg; break;
+        case OPT_SOURCE: o->source = optarg; break;
+        case OPT_HISTORY: o->history = optarg; break;
+        case OPT_SCHEMA: o->schema = optarg; break;
+        case OPT_SLOT: o->slot = optarg; break;
+        case OPT_PUBLICATION: o->publication = optarg; break;
+        case 'v': o->verbose++; break;
+        case 'q': o->quiet++; break;
+        case 'h': o->help = true; break;
+        case 'V': o->version = true; break;
+        case OPT_STOP_LSN: o->stop_lsn = optarg; break;
+        case OPT_FILE: o->file = optarg; break;
+        case OPT_NO_HISTORY: o->no_history = true; break;
+        case OPT_RI_FULL: o->setup.replica_identity_full = true; break;
+        case OPT_CHECK: o->setup.check_only = true; break;
+        case ':':
+            return usage_error(cmd, "missing value for option",
+                               bad_option_text(argc, argv, buf, sizeof(buf)));
+        default:
+            return usage_error(cmd, "unknown option",
+                               bad_option_text(argc, argv, buf, sizeof(buf)));
+        }
+    }
+    return 0;
+}
+
+/* Hide a password given on the command line from ps(1) once it is copied. */
+static void scrub_arg(char *arg)
+{
+    if (arg) memset(arg, 'x', strlen(arg));
+}
+
+static int apply_flag(Config *cfg, const char *section, const char *key, const char *value)
+{
+    if (!value) return 0;
+    WrError err;
+    if (config_set_option(cfg, section, key, value, &err) != WR_OK) {
+        fprintf(stderr, "walrev: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* defaults < config file < environment < flags. Returns 0 or an exit code. */
+static int build_config(Config *cfg, const Options *o)
+{
+    WrError err;
+    int rc;
+    config_init(cfg);
+    if (o->config_file && config_load_file(cfg, o->config_file, &err) != WR_OK) {
+        fprintf(stderr, "walrev: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if (config_load_env(cfg, &err) != WR_OK) {
+        fprintf(stderr, "walrev: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if ((rc = apply_flag(cfg, "source", "conninfo", o->source)) ||
+        (rc = apply_flag(cfg, "history", "conninfo", o->history)) ||
+        (rc = apply_flag(cfg, "history", "schema", o->schema)) ||
+        (rc = apply_flag(cfg, "source", "slot", o->slot)) ||
+        (rc = apply_flag(cfg, "source", "publication", o->publication)) ||
+        (rc = apply_flag(cfg, "file", "path", o->file)))
+        return rc;
+    if (o->no_history) cfg->history_enabled = false;
+    if (o->stop_lsn && !lsn_parse(o->stop_lsn, &cfg->stop_lsn)) {
+        fprintf(stderr, "walrev run: --stop-lsn '%s' is not an LSN (expected X/X in hex)\n",
+                o->stop_lsn);
+        return EXIT_USAGE;
+    }
+    cfg->replica_identity_full = o->setup.replica_identity_full;
+
+    int level = (int)cfg->log_level + o->verbose - o->quiet;
+    if (level < LOG_LEVEL_ERROR) level = LOG_LEVEL_ERROR;
+    if (level > LOG_LEVEL_DEBUG) level = LOG_LEVEL_DEBUG;
+    cfg->log_level = (LogLevel)level;
+    wr_log_set_level(cfg->log_level);
+
+    /* Warn once the level is known; the values are already copied. */
+    if (config_conninfo_has_password(o->source)) {
+        log_warn("msg=\"password given on the command line: other users can see it in ps; use "
+                 "~/.pgpass, PGPASSWORD or a service file\" option=--source");
+        scrub_arg(o->source);
+    }
+    if (config_conninfo_has_password(o->history)) {
+        log_warn("msg=\"password given on the command line: other users can see it in ps; use "
+                 "~/.pgpass, PGPASSWORD or a service file\" option=--history");
+        scrub_arg(o->history);
+    }
+
+    if (config_validate(cfg, &err) != WR_OK) {
+        fprintf(stderr, "walrev: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    pipeline_stop_requested = 1;
+}
+
+/* SIGTERM/SIGINT only set a flag the loop polls; without SA_RESTART a blocked
+ * poll() returns EINTR so the loop sees the flag at once. */
+static void install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static int need_source(const Config *cfg, const char *cmd)
+{
+    if (cfg->source_conninfo) return 0;
+    fprintf(stderr,
+            "walrev %s: no source database: set [source] conninfo in the config file, "
+            "WALREV_SOURCE, or --source\n",
+            cmd);
+    return EXIT_USAGE;
+}
+
+static int run_command(const Command *c, int argc, char **argv, Options *o)
+{
+    Config cfg;
+    int rc = build_config(&cfg, o);
+    if (rc) goto out;
+
+    switch (c->kind) {
+    case CMD_SETUP:
+        if ((rc = need_source(&cfg, c->name))) break;
+        rc = setup_command(&cfg, &o->setup);
+        break;
+    case CMD_RUN:
+        if ((rc = need_source(&cfg, c->name))) break;
+        if (!cfg.history_enabled && !cfg.file_path && !cfg.kafka_enabled) {
+            fprintf(stderr, "walrev run: nothing to write to: the history store is off and no "
+                            "file or Kafka sink is configured\n");
+            rc = EXIT_USAGE;
+            break;
+        }
+        install_stop_handlers();
+        rc = pipeline_run(&cfg) == 0 ? 0 : 1;
+        break;
+    case CMD_RULES: {
+        StrBuf out;
+        strbuf_init(&out);
+        tracking_describe(cfg.tracking, &out);
+        fputs(out.data ? out.data : "", stdout);
+        strbuf_free(&out);
+        rc = 0;
+        break;
+    }
+    case CMD_TAIL:
+        if ((rc = need_source(&cfg, c->name))) break;
+        install_stop_handlers();
+        optind = 0;
+        rc = tail_command(argc, argv, &cfg);
+        break;
+    case CMD_REPLAY: {
+        if (!cfg.history_conninfo) {
+            fprintf(stderr,
+                    "walrev %s: no history database: set [history] conninfo or [source] "
+                    "conninfo, WALREV_HISTORY or WALREV_SOURCE, or --history/--source\n",
+                    c->name);
+            rc = EXIT_USAGE;
+            break;
+        }
+        optind = 0;
+        ReplayOptions ro = {.history_conninfo = cfg.history_conninfo,
+                            .source_conninfo = cfg.source_conninfo,
+                            .schema = cfg.history_schema};
+        rc = replay_command(c->name, argc, argv, &ro);
+        break;
+    }
+    }
+out:
+    config_term(&cfg);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    Options o;
+    memset(&o, 0, sizeof(o));
+    /* A closed stdout pipe (walrev log | head) must be an error, not a kill. */
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = parse_options(argc, argv, NULL, global_options, &o);
+    if (rc) exit(rc);
+    if (o.version) {
+        printf("walrev %s\n", WALREV_VERSION);
+        exit(0);
+    }
+    if (optind >= argc) {
+        if (o.help) {
+            print_usage(stdout);
+            exit(0);
+        }
+        print_usage(stderr);
+        exit(EXIT_USAGE);
+    }
+    const char *name = argv[optind];
+    const Command *cmd = NULL;
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, name) == 0) cmd = &commands[i];
+    if (!cmd) {
+        fprintf(stderr, "walrev: unknown command '%s'\nTry 'walrev --help'.\n", name);
+        exit(EXIT_USAGE);
+    }
+    if (o.help && (cmd->kind == CMD_TAIL || cmd->kind == CMD_REPLAY)) {
+        print_usage(stdout);
+        exit(0);
+    }
+
+    /* The command's own argv: argv[0] is its name. */
+    int cargc = argc - optind;
+    char **cargv = argv + optind;
+    if (cmd->kind == CMD_SETUP || cmd->kind == CMD_RUN || cmd->kind == CMD_RULES) {
+        optind = 0; /* glibc: restart getopt from scratch on a new argv */
+        const struct option *lo = cmd->kind == CMD_SETUP ? setup_options
+                                  : cmd->kind == CMD_RUN ? run_options
+                                                         : global_options;
+        rc = parse_options(cargc, cargv, cmd->name, lo, &o);
+        if (rc) exit(rc);
+        if (optind < cargc)
+            exit(usage_error(cmd->name, "unexpected argument", cargv[optind]));
+        if (o.help) {
+            print_command_usage(cmd->name, stdout);
+            exit(0);
+        }
+    }
+    exit(run_command(cmd, cargc, cargv, &o));
+}

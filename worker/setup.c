@@ -1,0 +1,870 @@
+/*
+ * setup.c — `walrev setup` (see setup.h, docs/cli.md). Two phases: checks
+ * that only read the catalogs and report every problem with its fix, then
+ * steps that create what is missing, each reported as "created" or "ok".
+ * It must never drop or overwrite anything it did not create, and never print
+ * a password (conninfos are shown redacted).
+ */
+#include "worker/setup.h"
+
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "replay/replay.h"
+#include "schema/store_sql.h"
+
+/* How the publication selects tables (docs/cli.md#setup). */
+typedef enum {
+    PUB_ALL_TABLES, /* FOR ALL TABLES: history elsewhere (or off) */
+    PUB_SCHEMAS,    /* FOR TABLES IN SCHEMA every user schema but the history's */
+    PUB_TABLES      /* FOR TABLE the [source] tables list */
+} PubMode;
+
+typedef struct {
+    const Config *cfg;
+    const SetupOptions *opts;
+    PGconn *src;
+    PGconn *hist;   /* == src when the history store uses the same conninfo */
+    bool same_db;   /* history store lives in the source database */
+    bool superuser;
+    PubMode mode;
+    bool pub_exists;
+    bool pub_all;   /* the existing publication is FOR ALL TABLES */
+    bool slot_exists;
+    int problems;
+    int changes;
+    int warnings;
+} Setup;
+
+/* ---- output ---- */
+
+static void say(const char *tag, const char *fmt, ...) WR_PRINTF(2, 3);
+static void say(const char *tag, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%-9s ", tag);
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+}
+
+/* One problem: what is wrong (formatted) and how to fix it. */
+static void problem(Setup *s, const char *fix, const char *fmt, ...) WR_PRINTF(3, 4);
+static void problem(Setup *s, const char *fix, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    if (fix) fprintf(stderr, "  fix: %s\n", fix);
+    s->problems++;
+}
+
+static void warn(Setup *s, const char *fmt, ...) WR_PRINTF(2, 3);
+static void warn(Setup *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%-9s ", "warning");
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+    s->warnings++;
+}
+
+/* libpq messages end with a newline and may span lines; make them one line. */
+static const char *one_line(const char *msg, char *buf, size_t size)
+{
+    size_t j = 0;
+    for (size_t i = 0; msg[i] && j + 1 < size; i++) {
+        char c = msg[i];
+        if (c == '\n' || c == '\t' || c == '\r') {
+            if (j > 0 && buf[j - 1] != ' ') buf[j++] = ' ';
+            continue;
+        }
+        buf[j++] = c;
+    }
+    while (j > 0 && buf[j - 1] == ' ') j--;
+    buf[j] = '\0';
+    return buf;
+}
+
+/* ---- SQL helpers ---- */
+
+/* Run a parameterised query; on failure print it as a problem naming what
+ * was being done and return NULL. */
+static PGresult *run(Setup *s, PGconn *c, const char *what, const char *sql, int n,
+                     const char *const *params)
+{
+    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return res;
+    char line[1024];
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *fix = NULL;
+    if (state && strcmp(state, "42501") == 0)
+        fix = "run walrev setup as a role with the privilege named above (for example the "
+              "database owner or a superuser), then run walrev as the less privileged role";
+    problem(s, fix, "%s failed: %s", what, one_line(PQerrorMessage(c), line, sizeof(line)));
+    PQclear(res);
+    return NULL;
+}
+
+static char *scalar(Setup *s, PGconn *c, const char *what, const char *sql, int n,
+                    const char *const *params)
+{
+    PGresult *res = run(s, c, what, sql, n, params);
+    if (!res) return NULL;
+    char *v = (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)) ? xstrdup(PQgetvalue(res, 0, 0))
+                                                              : xstrdup("");
+    PQclear(res);
+    return v;
+}
+
+static char *ident(PGconn *c, const char *name)
+{
+    char *q = PQescapeIdentifier(c, name, strlen(name));
+    if (!q) {
+        fprintf(stderr, "walrev: out of memory\n");
+        abort();
+    }
+    char *out = xstrdup(q);
+    PQfreemem(q);
+    return out;
+}
+
+static void quiet_notices(void *arg, const PGresult *res)
+{
+    (void)arg;
+    (void)res;
+}
+
+static PGconn *connect_db(Setup *s, const char *what, const char *conninfo, bool replication)
+{
+    const char *keys[] = {"dbname", "application_name", replication ? "replication" : NULL, NULL};
+    const char *vals[] = {conninfo, "walrev-setup", replication ? "database" : NULL, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(c) == CONNECTION_OK) {
+        PQsetNoticeReceiver(c, quiet_notices, NULL);
+        return c;
+    }
+    char *red = config_redact_conninfo(conninfo);
+    char line[1024];
+    one_line(PQerrorMessage(c), line, sizeof(line));
+    if (replication)
+        problem(s,
+                "allow the user a replication connection to this database in pg_hba.conf "
+                "(logical replication connections match the database name, not 'replication')",
+                "cannot open a replication connection to the %s database (%s): %s", what, red, line);
+    else
+        problem(s,
+                "check the conninfo (host, port, dbname, user) and that the server is running; "
+                "put passwords in ~/.pgpass, PGPASSWORD or a service file",
+                "cannot connect to the %s database (%s): %s", what, red, line);
+    free(red);
+    PQfinish(c);
+    return NULL;
+}
+
+/* ---- checks ---- */
+
+static int setting_int(Setup *s, const char *name)
+{
+    const char *p[] = {name};
+    char *v = scalar(s, s->src, "reading a server setting",
+                     "SELECT setting FROM pg_settings WHERE name = $1", 1, p);
+    int out = v ? atoi(v) : -1;
+    free(v);
+    return out;
+}
+
+static void check_server(Setup *s)
+{
+    int version = PQserverVersion(s->src);
+    if (version < 150000)
+        problem(s, "upgrade the source to PostgreSQL 15 or later",
+                "the source runs PostgreSQL %d.%d; walrev needs 15 or later", version / 10000,
+                version % 10000);
+
+    char *wal_level = scalar(s, s->src, "reading wal_level", "SHOW wal_level", 0, NULL);
+    if (wal_level && strcmp(wal_level, "logical") != 0)
+        problem(s,
+                "set wal_level = logical in postgresql.conf (or ALTER SYSTEM SET wal_level = "
+                "logical) and restart PostgreSQL",
+                "wal_level is '%s' on the source; walrev reads the WAL by logical decoding, which "
+                "needs wal_level = logical",
+                wal_level);
+    else if (wal_level)
+        say("ok", "wal_level = logical");
+    free(wal_level);
+
+    int senders = setting_int(s, "max_wal_senders");
+    if (senders == 0)
+        problem(s, "set max_wal_senders = 10 (or more) in postgresql.conf and restart PostgreSQL",
+                "max_wal_senders is 0 on the source; walrev run needs one WAL sender");
+    else if (senders > 0)
+        say("ok", "max_wal_senders = %d", senders);
+
+    const char *p[] = {s->cfg->slot_name};
+    PGresult *res = run(s, s->src, "reading replication slots",
+                        "SELECT plugin, slot_type, database, coalesce(wal_status, ''),"
+                        " (SELECT count(*) FROM pg_replication_slots),"
+                        " current_setting('max_replication_slots')::int"
+                        " FROM (SELECT 1) one LEFT JOIN pg_replication_slots ON slot_name = $1",
+                        1, p);
+    if (!res) return;
+    s->slot_exists = !PQgetisnull(res, 0, 0);
+    int used = atoi(PQgetvalue(res, 0, 4));
+    int max = atoi(PQgetvalue(res, 0, 5));
+    if (s->slot_exists) {
+        const char *plugin = PQgetvalue(res, 0, 0);
+        const char *type = PQgetvalue(res, 0, 1);
+        const char *db = PQgetvalue(res, 0, 2);
+        const char *walst = PQgetvalue(res, 0, 3);
+        const char *cur = PQdb(s->src);
+        if (strcmp(type, "logical") != 0 || strcmp(plugin, "pgoutput") != 0)
+            problem(s, "choose another slot name ([source] slot, --slot) or drop the slot",
+                    "replication slot %s exists but is a %s slot with plugin '%s'; walrev needs a "
+                    "logical slot with plugin pgoutput",
+                    s->cfg->slot_name, type, plugin);
+        else if (strcmp(db, cur) != 0)
+            problem(s, "choose another slot name ([source] slot, --slot)",
+                    "replication slot %s exists but belongs to database %s, not %s",
+                    s->cfg->slot_name, db, cur);
+        else if (strcmp(walst, "lost") == 0)
+            problem(s,
+                    "drop it with SELECT pg_drop_replication_slot('<slot>') and run walrev setup "
+                    "again; the history will have a gap from the slot's last position, and raising "
+                    "max_slot_wal_keep_size prevents a repeat",
+                    "replication slot %s was invalidated (wal_status = lost): the WAL it needed is "
+                    "gone",
+                    s->cfg->slot_name);
+        else
+            say("ok", "replication slot %s exists (pgoutput, database %s)", s->cfg->slot_name, db);
+    } else if (max == 0) {
+        problem(s, "set max_replication_slots = 10 (or more) in postgresql.conf and restart",
+                "max_replication_slots is 0 on the source; walrev needs one logical slot");
+    } else if (used >= max) {
+        problem(s,
+                "raise max_replication_slots in postgresql.conf and restart PostgreSQL, or drop an "
+                "unused slot with SELECT pg_drop_replication_slot(name)",
+                "all %d replication slots of the source are in use (max_replication_slots = %d)",
+                used, max);
+    } else {
+        say("ok", "replication slots: %d of %d in use", used, max);
+    }
+    PQclear(res);
+}
+
+static void check_role(Setup *s)
+{
+    PGresult *res = run(s, s->src, "reading the role",
+                        "SELECT current_user, rolsuper, rolreplication,"
+                        " has_database_privilege(current_database(), 'CREATE')"
+                        " FROM pg_roles WHERE rolname = current_user",
+                        0, NULL);
+    if (!res) return;
+    const char *user = PQgetvalue(res, 0, 0);
+    s->superuser = PQgetvalue(res, 0, 1)[0] == 't';
+    bool repl = PQgetvalue(res, 0, 2)[0] == 't';
+    if (!s->superuser && !repl) {
+        char fix[256];
+        char *q = ident(s->src, user);
+        snprintf(fix, sizeof(fix), "as a superuser: ALTER ROLE %s REPLICATION;", q);
+        free(q);
+        problem(s, fix,
+                "role %s has neither REPLICATION nor SUPERUSER; reading a replication slot needs "
+                "REPLICATION",
+                user);
+    } else {
+        say("ok", "role %s may replicate (%s)", user, s->superuser ? "superuser" : "REPLICATION");
+    }
+    PQclear(res);
+}
+
+/* ---- the publication ---- */
+
+static const char *mode_text(PubMode m)
+{
+    switch (m) {
+    case PUB_ALL_TABLES: return "FOR ALL TABLES";
+    case PUB_SCHEMAS: return "FOR TABLES IN SCHEMA (every schema but the history's)";
+    case PUB_TABLES: return "FOR TABLE ([source] tables)";
+    }
+    return "?";
+}
+
+/* Is the history store in the source database? Equal conninfo says yes at
+ * once; otherwise compare what identifies a database on a running server:
+ * name, OID and the postmaster's start time (to the microsecond). */
+static void decide_same_db(Setup *s)
+{
+    if (!s->cfg->history_enabled) {
+        s->same_db = false;
+        return;
+    }
+    if (s->hist == s->src) {
+        s->same_db = true;
+        return;
+    }
+    const char *sql = "SELECT current_database() || '/' || d.oid || '/' || pg_postmaster_start_time()"
+                      " FROM pg_database d WHERE d.datname = current_database()";
+    char *a = scalar(s, s->src, "identifying the source database", sql, 0, NULL);
+    char *b = scalar(s, s->hist, "identifying the history database", sql, 0, NULL);
+    s->same_db = a && b && strcmp(a, b) == 0;
+    free(a);
+    free(b);
+}
+
+static void check_history(Setup *s)
+{
+    if (!s->cfg->history_enabled) return;
+    const char *p[] = {s->cfg->history_schema};
+    PGresult *res = run(s, s->hist, "checking the history database",
+                        "SELECT to_regnamespace($1) IS NOT NULL,"
+                        " has_database_privilege(current_database(), 'CREATE'), current_database()",
+                        1, p);
+    if (!res) return;
+    const char *db = PQgetvalue(res, 0, 2);
+    if (PQgetvalue(res, 0, 0)[0] != 't' && PQgetvalue(res, 0, 1)[0] != 't') {
+        char fix[300];
+        char *q = ident(s->hist, db);
+        snprintf(fix, sizeof(fix),
+                 "GRANT CREATE ON DATABASE %s TO <this role>; or run setup as the database owner", q);
+        free(q);
+        problem(s, fix, "creating the history schema %s needs CREATE on database %s",
+                s->cfg->history_schema, db);
+    } else {
+        say("ok", "history database %s%s", db, s->same_db ? " (the source database)" : "");
+    }
+    PQclear(res);
+}
+
+static void check_tables(Setup *s)
+{
+    for (int i = 0; i < s->cfg->ntables; i++) {
+        const char *p[] = {s->cfg->tables[i], s->cfg->history_schema};
+        PGresult *res = run(s, s->src, "looking up a table of [source] tables",
+                            "SELECT n.nspname, c.relname, c.relkind,"
+                            " pg_has_role(c.relowner, 'USAGE'), n.nspname = $2"
+                            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                            " WHERE c.oid = to_regclass($1)",
+                            2, p);
+        if (!res) continue;
+        if (PQntuples(res) == 0) {
+            problem(s,
+                    "create it or correct [source] tables (names follow SQL: unquoted names are "
+                    "folded to lower case)",
+                    "table %s listed in [source] tables does not exist in the source database",
+                    s->cfg->tables[i]);
+        } else if (strchr("rp", PQgetvalue(res, 0, 2)[0]) == NULL) {
+            problem(s, "list only ordinary or partitioned tables",
+                    "%s.%s listed in [source] tables is not a table", PQgetvalue(res, 0, 0),
+                    PQgetvalue(res, 0, 1));
+        } else if (PQgetvalue(res, 0, 4)[0] == 't' && s->same_db) {
+            problem(s, "remove it from [source] tables",
+                    "%s.%s is one of walrev's own history tables; tracking it would record "
+                    "walrev's own writes forever",
+                    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+        } else if (!s->pub_exists && !s->superuser && PQgetvalue(res, 0, 3)[0] != 't') {
+            problem(s, "run walrev setup as the table's owner or a superuser",
+                    "adding %s.%s to a publication needs ownership of the table",
+                    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+        }
+        PQclear(res);
+    }
+}
+
+static void check_publication(Setup *s)
+{
+    s->mode = s->cfg->ntables > 0 ? PUB_TABLES : s->same_db ? PUB_SCHEMAS : PUB_ALL_TABLES;
+    const char *p[] = {s->cfg->publication, s->cfg->history_schema};
+    PGresult *res = run(s, s->src, "reading the publication",
+                        "SELECT p.puballtables, p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate,"
+                        " EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_namespace n"
+                        "         ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid AND n.nspname = $2)"
+                        " OR EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_class c"
+                        "         ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        "         WHERE pr.prpubid = p.oid AND n.nspname = $2)"
+                        " FROM pg_publication p WHERE p.pubname = $1",
+                        2, p);
+    if (!res) return;
+    s->pub_exists = PQntuples(res) > 0;
+    if (s->pub_exists) {
+        bool all = PQgetvalue(res, 0, 0)[0] == 't';
+        s->pub_all = all;
+        bool has_history = PQgetvalue(res, 0, 5)[0] == 't';
+        if (s->same_db && (all || has_history)) {
+            char fix[300];
+            snprintf(fix, sizeof(fix),
+                     "DROP PUBLICATION %s; then run walrev setup again, or name another "
+                     "publication ([source] publication, --publication)",
+                     s->cfg->publication);
+            problem(s, fix,
+                    "publication %s publishes walrev's own history tables (schema %s, same "
+                    "database): walrev would record its own writes forever",
+                    s->cfg->publication, s->cfg->history_schema);
+        } else {
+            say("ok", "publication %s exists%s", s->cfg->publication,
+                all ? " (FOR ALL TABLES)" : "");
+        }
+        static const char *ops[] = {"insert", "update", "delete", "truncate"};
+        for (int i = 0; i < 4; i++)
+            if (PQgetvalue(res, 0, 1 + i)[0] != 't')
+                warn(s, "publication %s does not publish %s: walrev will not see them",
+                     s->cfg->publication, ops[i]);
+    } else {
+        PGresult *priv = run(s, s->src, "checking CREATE on the source database",
+                             "SELECT has_database_privilege(current_database(), 'CREATE')", 0,
+                             NULL);
+        if (priv && PQgetvalue(priv, 0, 0)[0] != 't') {
+            char fix[300];
+            char *db = ident(s->src, PQdb(s->src));
+            snprintf(fix, sizeof(fix), "GRANT CREATE ON DATABASE %s TO <this role>; or run setup "
+                     "as the database owner", db);
+            free(db);
+            problem(s, fix, "creating publication %s needs CREATE on database %s",
+                    s->cfg->publication, PQdb(s->src));
+        }
+        PQclear(priv);
+        if (s->mode != PUB_TABLES && !s->superuser)
+            problem(s,
+                    "run walrev setup once as a superuser, or list the tables to track in "
+                    "[source] tables (then owning them is enough)",
+                    "a publication %s needs a superuser in PostgreSQL 15", mode_text(s->mode));
+    }
+    PQclear(res);
+    if (s->mode == PUB_TABLES) check_tables(s);
+}
+
+/* Schemas a PUB_SCHEMAS publication covers: every user schema except the
+ * history store's. */
+static const char *user_schemas_sql =
+    "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('information_schema', $1)"
+    " AND nspname !~ '^pg_' ORDER BY nspname";
+
+static void append_schema_list(Setup *s, PGresult *res, StrBuf *sql)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        char *q = ident(s->src, PQgetvalue(res, i, 0));
+        strbuf_appendf(sql, "%s%s", i ? ", " : "", q);
+        free(q);
+    }
+}
+
+static bool ensure_publication(Setup *s)
+{
+    char *pub = ident(s->src, s->cfg->publication);
+    StrBuf sql;
+    strbuf_init(&sql);
+    bool ok = true;
+    PGresult *res = NULL;
+
+    if (!s->pub_exists) {
+        strbuf_appendf(&sql, "CREATE PUBLICATION %s ", pub);
+        if (s->mode == PUB_ALL_TABLES) {
+            strbuf_append_str(&sql, "FOR ALL TABLES");
+        } else if (s->mode == PUB_SCHEMAS) {
+            const char *p[] = {s->cfg->history_schema};
+            res = run(s, s->src, "listing schemas", user_schemas_sql, 1, p);
+            if (!res) goto fail;
+            if (PQntuples(res) == 0) {
+                problem(s, "create a schema with the tables to track",
+                        "the source database has no schema to publish besides %s",
+                        s->cfg->history_schema);
+                goto fail;
+            }
+            strbuf_append_str(&sql, "FOR TABLES IN SCHEMA ");
+            append_schema_list(s, res, &sql);
+        } else {
+            strbuf_append_str(&sql, "FOR TABLE ");
+            for (int i = 0; i < s->cfg->ntables; i++) {
+                const char *p[] = {s->cfg->tables[i]};
+                PQclear(res);
+                res = run(s, s->src, "resolving a table", "SELECT to_regclass($1)::oid::regclass::text",
+                          1, p);
+                if (!res) goto fail;
+                strbuf_appendf(&sql, "%s%s", i ? ", " : "", PQgetvalue(res, 0, 0));
+            }
+        }
+        PQclear(res);
+        res = run(s, s->src, "creating the publication", sql.data, 0, NULL);
+        if (!res) goto fail;
+        say("created", "publication %s %s", s->cfg->publication, mode_text(s->mode));
+        s->changes++;
+        goto done;
+    }
+
+    /* The publication exists: add what the configuration names and it lacks. */
+    if (s->mode == PUB_SCHEMAS) {
+        const char *p[] = {s->cfg->history_schema, s->cfg->publication};
+        res = run(s, s->src, "listing schemas missing from the publication",
+                  "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('information_schema', $1)"
+                  " AND nspname !~ '^pg_' AND NOT EXISTS (SELECT 1 FROM pg_publication_namespace pn"
+                  "  JOIN pg_publication pb ON pb.oid = pn.pnpubid"
+                  "  WHERE pb.pubname = $2 AND pn.pnnspid = pg_namespace.oid)"
+                  " AND EXISTS (SELECT 1 FROM pg_publication_namespace pn"
+                  "  JOIN pg_publication pb ON pb.oid = pn.pnpubid WHERE pb.pubname = $2)"
+                  " ORDER BY nspname",
+                  2, p);
+        if (!res) goto fail;
+        if (PQntuples(res) > 0) {
+            if (!s->superuser) {
+                problem(s, "run walrev setup as a superuser to add them",
+                        "publication %s lacks %d new schema(s); adding a schema needs a superuser",
+                        s->cfg->publication, PQntuples(res));
+                goto fail;
+            }
+            strbuf_appendf(&sql, "ALTER PUBLICATION %s ADD TABLES IN SCHEMA ", pub);
+            append_schema_list(s, res, &sql);
+            PQclear(res);
+            res = run(s, s->src, "adding schemas to the publication", sql.data, 0, NULL);
+            if (!res) goto fail;
+            say("changed", "publication %s: added new schema(s)", s->cfg->publication);
+            s->changes++;
+        }
+    } else if (s->mode == PUB_TABLES && !s->pub_all) {
+        for (int i = 0; i < s->cfg->ntables; i++) {
+            const char *p[] = {s->cfg->tables[i], s->cfg->publication};
+            PQclear(res);
+            res = run(s, s->src, "checking the publication's tables",
+                      "SELECT to_regclass($1)::regclass::text, EXISTS (SELECT 1 FROM"
+                      " pg_publication_tables t WHERE t.pubname = $2 AND"
+                      " format('%I.%I', t.schemaname, t.tablename)::regclass = to_regclass($1))",
+                      2, p);
+            if (!res) goto fail;
+            if (PQgetvalue(res, 0, 1)[0] == 't') continue;
+            strbuf_reset(&sql);
+            strbuf_appendf(&sql, "ALTER PUBLICATION %s ADD TABLE %s", pub, PQgetvalue(res, 0, 0));
+            PGresult *r2 = run(s, s->src, "adding a table to the publication", sql.data, 0, NULL);
+            if (!r2) goto fail;
+            PQclear(r2);
+            say("changed", "publication %s: added table %s", s->cfg->publication,
+                PQgetvalue(res, 0, 0));
+            s->changes++;
+        }
+    }
+    goto done;
+
+fail:
+    ok = false;
+done:
+    PQclear(res);
+    strbuf_free(&sql);
+    free(pub);
+    return ok;
+}
+
+/* ---- the history store and the context functions ---- */
+
+static int count_objects(Setup *s, PGconn *c)
+{
+    const char *p[] = {s->cfg->history_schema};
+    char *v = scalar(s, c, "reading the history schema",
+                     "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid ="
+                     " c.relnamespace WHERE n.nspname = $1) + (SELECT count(*) FROM pg_proc f"
+                     " JOIN pg_namespace n ON n.oid = f.pronamespace WHERE n.nspname = $1)"
+                     " + (SELECT count(*) FROM pg_namespace WHERE nspname = $1)",
+                     1, p);
+    int n = v ? atoi(v) : -1;
+    free(v);
+    return n;
+}
+
+static bool exec_simple(Setup *s, PGconn *c, const char *what, const char *sql)
+{
+    PGresult *res = run(s, c, what, sql, 0, NULL);
+    PQclear(res);
+    return res != NULL;
+}
+
+static bool ensure_history(Setup *s)
+{
+    int before = count_objects(s, s->hist);
+    if (before < 0) return false;
+    char *ddl = store_sql_render(s->cfg->history_schema);
+    if (!ddl) {
+        problem(s, NULL, "this walrev was built without the history store's DDL");
+        return false;
+    }
+    /* Every statement of the DDL is idempotent; one transaction so a failure
+     * leaves nothing half-made. */
+    bool ok = exec_simple(s, s->hist, "starting the history store transaction", "BEGIN");
+    if (ok) {
+        PGresult *res = PQexec(s->hist, ddl);
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            char line[1024];
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            problem(s,
+                    state && strcmp(state, "42501") == 0
+                        ? "GRANT CREATE ON DATABASE <history database> TO <this role>; or run "
+                          "setup as the database owner"
+                        : NULL,
+                    "creating the history store (schema %s) failed: %s", s->cfg->history_schema,
+                    one_line(PQerrorMessage(s->hist), line, sizeof(line)));
+            ok = false;
+        }
+        PQclear(res);
+        /* The replay views and functions over the store come with it. */
+        char *replay_sql = ok ? replay_sql_render(s->cfg->history_schema) : NULL;
+        if (replay_sql) {
+            ok = exec_simple(s, s->hist, "creating the replay views and functions", replay_sql);
+            free(replay_sql);
+        }
+        if (ok)
+            ok = exec_simple(s, s->hist, "committing the history store", "COMMIT");
+        else
+            PQclear(PQexec(s->hist, "ROLLBACK"));
+    }
+    free(ddl);
+    if (!ok) return false;
+    int after = count_objects(s, s->hist);
+    if (after != before) {
+        say("created", "history store in schema %s (%d objects)", s->cfg->history_schema, after);
+        s->changes++;
+    } else {
+        say("ok", "history store in schema %s is up to date", s->cfg->history_schema);
+    }
+    return true;
+}
+
+/* The body of each walrev.context() overload; compared on later runs so an
+ * unchanged function is not replaced. The text overload forwards the text as
+ * sent, so even invalid JSON reaches the worker (and is recorded as a
+ * warning); the jsonb one rejects bad JSON in the caller's transaction. An
+ * untyped literal, context('{...}'), resolves to the text overload. */
+static const char *context_body_jsonb =
+    " SELECT pg_catalog.pg_logical_emit_message(true, 'walrev', ctx::text) ";
+static const char *context_body_text =
+    " SELECT pg_catalog.pg_logical_emit_message(true, 'walrev', ctx) ";
+
+static bool ensure_context_functions(Setup *s)
+{
+    char *schema = ident(s->src, s->cfg->history_schema);
+    const char *types[] = {"jsonb", "text"};
+    const char *bodies[] = {context_body_jsonb, context_body_text};
+    bool ok = true;
+    int created = 0;
+    StrBuf sql;
+    strbuf_init(&sql);
+
+    for (int i = 0; i < 2 && ok; i++) {
+        strbuf_reset(&sql);
+        strbuf_appendf(&sql, "%s.context(%s)", schema, types[i]);
+        const char *p[] = {sql.data};
+        char *src = scalar(s, s->src, "reading the context function",
+                           "SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1)", 1, p);
+        if (!src) {
+            ok = false;
+            break;
+        }
+        bool same = strcmp(src, bodies[i]) == 0;
+        free(src);
+        if (same) continue;
+        strbuf_reset(&sql);
+        strbuf_appendf(&sql,
+                       "CREATE SCHEMA IF NOT EXISTS %s;"
+                       " CREATE OR REPLACE FUNCTION %s.context(ctx %s) RETURNS pg_lsn"
+                       " LANGUAGE sql VOLATILE AS $walrev$%s$walrev$;"
+                       " COMMENT ON FUNCTION %s.context(%s) IS 'walrev: set the actor context of"
+                       " the changes after it in this transaction (docs/cli.md)'",
+                       schema, schema, types[i], bodies[i], schema, types[i]);
+        ok = exec_simple(s, s->src, "creating the walrev context function", sql.data);
+        created++;
+    }
+    if (ok) {
+        /* Applications call context() as themselves: they need to reach the
+         * function, which USAGE on the schema gives without any table access. */
+        const char *p[] = {s->cfg->history_schema};
+        char *v = scalar(s, s->src, "checking USAGE on the schema",
+                         "SELECT has_schema_privilege('public', $1, 'USAGE')", 1, p);
+        if (!v) ok = false;
+        if (ok && strcmp(v, "t") != 0) {
+            strbuf_reset(&sql);
+            strbuf_appendf(&sql, "GRANT USAGE ON SCHEMA %s TO PUBLIC", schema);
+            ok = exec_simple(s, s->src, "granting USAGE on the schema", sql.data);
+            created++;
+        }
+        free(v);
+    }
+    if (ok && created) {
+        say("created", "functions %s.context(jsonb) and %s.context(text) on the source",
+            s->cfg->history_schema, s->cfg->history_schema);
+        s->changes++;
+    } else if (ok) {
+        say("ok", "functions %s.context(jsonb) and %s.context(text) exist",
+            s->cfg->history_schema, s->cfg->history_schema);
+    }
+    strbuf_free(&sql);
+    free(schema);
+    return ok;
+}
+
+/* ---- the slot ---- */
+
+/*
+ * Create the logical slot through SQL. Seam for the baseline (issue 4):
+ * creating it instead with CREATE_REPLICATION_SLOT ... LOGICAL pgoutput
+ * (SNAPSHOT 'export') on a replication connection yields a snapshot that
+ * meets the stream exactly; that variant replaces this function and keeps
+ * the connection open while the baseline is copied.
+ */
+static bool create_slot(Setup *s, Lsn *consistent_point)
+{
+    const char *p[] = {s->cfg->slot_name};
+    char *lsn = scalar(s, s->src, "creating the replication slot",
+                       "SELECT lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", 1, p);
+    if (!lsn) return false;
+    if (!lsn_parse(lsn, consistent_point)) *consistent_point = 0;
+    free(lsn);
+    return true;
+}
+
+static bool ensure_slot(Setup *s)
+{
+    if (s->slot_exists) return true;
+    Lsn at = 0;
+    if (!create_slot(s, &at)) return false;
+    say("created", "replication slot %s (pgoutput) at " LSN_FMT, s->cfg->slot_name, LSN_ARGS(at));
+    s->changes++;
+    return true;
+}
+
+/* ---- replica identity report ---- */
+
+static bool report_replica_identity(Setup *s)
+{
+    const char *p[] = {s->cfg->publication};
+    PGresult *res = run(s, s->src, "reading the published tables' replica identity",
+                        "SELECT format('%I.%I', n.nspname, c.relname), c.relreplident,"
+                        " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND"
+                        " i.indisprimary), pg_has_role(c.relowner, 'USAGE')"
+                        " FROM pg_publication_tables t"
+                        " JOIN pg_namespace n ON n.nspname = t.schemaname"
+                        " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename"
+                        " WHERE t.pubname = $1 ORDER BY 1",
+                        1, p);
+    if (!res) return false;
+    int not_full = 0, broken = 0, altered = 0;
+    bool ok = true;
+    for (int i = 0; i < PQntuples(res) && ok; i++) {
+        const char *name = PQgetvalue(res, i, 0);
+        char ri = PQgetvalue(res, i, 1)[0];
+        bool has_pk = PQgetvalue(res, i, 2)[0] == 't';
+        if (ri == 'f') continue;
+        if (s->opts->replica_identity_full) {
+            char sql[512];
+            snprintf(sql, sizeof(sql), "ALTER TABLE %s REPLICA IDENTITY FULL", name);
+            ok = exec_simple(s, s->src, "setting REPLICA IDENTITY FULL", sql);
+            if (ok) {
+                say("changed", "%s: REPLICA IDENTITY FULL", name);
+                altered++;
+            }
+            continue;
+        }
+        not_full++;
+        if (ri == 'n' || (ri == 'd' && !has_pk)) {
+            warn(s,
+                 "%s has %s and no primary key: UPDATE and DELETE on it fail on the source once "
+                 "it is published; add a primary key or run ALTER TABLE %s REPLICA IDENTITY FULL "
+                 "(or walrev setup --replica-identity-full)",
+                 name, ri == 'n' ? "REPLICA IDENTITY NOTHING" : "REPLICA IDENTITY DEFAULT", name);
+            broken++;
+        }
+    }
+    if (altered) s->changes++;
+    if (not_full > broken)
+        say("info",
+            "%d published table(s) use their primary key as replica identity; walrev does not "
+            "need FULL (old values come from the history store)",
+            not_full - broken);
+    say("ok", "%d table(s) published", PQntuples(res));
+    PQclear(res);
+    return ok;
+}
+
+/* ---- the command ---- */
+
+int setup_command(const Config *cfg, const SetupOptions *opts)
+{
+    Setup s = {.cfg = cfg, .opts = opts};
+    int rc = 1;
+
+    char *red = config_redact_conninfo(cfg->source_conninfo);
+    say("source", "%s", red);
+    free(red);
+    if (cfg->history_enabled) {
+        red = config_redact_conninfo(cfg->history_conninfo);
+        say("history", "%s (schema %s)", red, cfg->history_schema);
+        free(red);
+    } else {
+        say("history", "disabled");
+    }
+
+    s.src = connect_db(&s, "source", cfg->source_conninfo, false);
+    if (!s.src) goto out;
+    if (cfg->history_enabled) {
+        if (strcmp(cfg->history_conninfo, cfg->source_conninfo) == 0)
+            s.hist = s.src;
+        else if (!(s.hist = connect_db(&s, "history", cfg->history_conninfo, false)))
+            goto out;
+    }
+
+    check_server(&s);
+    check_role(&s);
+    if (s.problems == 0) {
+        /* What walrev run will do: prove it works now rather than at first start. */
+        PGconn *repl = connect_db(&s, "source", cfg->source_conninfo, true);
+        if (repl) {
+            PGresult *res = run(&s, repl, "IDENTIFY_SYSTEM on a replication connection",
+                                "IDENTIFY_SYSTEM", 0, NULL);
+            if (res) say("ok", "replication connection works");
+            PQclear(res);
+            PQfinish(repl);
+        }
+    }
+    decide_same_db(&s);
+    check_history(&s);
+    check_publication(&s);
+
+    if (s.problems > 0) {
+        fprintf(stderr, "walrev setup: %d problem(s) found; nothing was changed\n", s.problems);
+        goto out;
+    }
+    if (opts->check_only) {
+        printf("checks passed; nothing was changed (--check)\n");
+        rc = 0;
+        goto out;
+    }
+
+    if (cfg->history_enabled && !ensure_history(&s)) goto failed;
+    if (!ensure_context_functions(&s)) goto failed;
+    /* The publication must exist before the slot: pgoutput looks publications
+     * up as of each change's position, so one created later is not seen. */
+    if (!ensure_publication(&s)) goto failed;
+    if (!ensure_slot(&s)) goto failed;
+    if (!report_replica_identity(&s)) goto failed;
+
+    if (s.changes == 0)
+        printf("nothing to change: walrev is already set up (%d warning(s))\n", s.warnings);
+    else
+        printf("setup complete: %d change(s), %d warning(s)\n", s.changes, s.warnings);
+    rc = 0;
+    goto out;
+
+failed:
+    fprintf(stderr, "walrev setup: stopped after %d change(s); run it again once fixed\n",
+            s.changes);
+out:
+    fflush(stdout);
+    if (s.hist && s.hist != s.src) PQfinish(s.hist);
+    if (s.src) PQfinish(s.src);
+    return rc;
+}
