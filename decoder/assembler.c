@@ -11,10 +11,12 @@
 #include "schema/checksum.h"
 #include "schema/rowcache.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CONTEXT_PREFIX "walrev"
+#define DDL_PREFIX "walrev.ddl"
 
 struct Assembler {
     AssemblerConfig cfg;
@@ -269,6 +271,40 @@ static WrStatus handle_context(Assembler *a, const PgoLogicalMessage *m, WrError
     }
     revhash_add_context(a->hasher, c);
     return a->out.context(a->out.ctx, &a->rev, c, err);
+}
+
+/*
+ * The DDL event trigger's message: {"relid": N, "columns": [[attnum, name], ...]}
+ * describing the table after the command. It changes no data, so it makes
+ * no revision; it only tells the relation cache which column is which.
+ * A malformed one is a warning: a rename then degrades to drop + add.
+ */
+static void handle_ddl(Assembler *a, const PgoLogicalMessage *m)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)m->content, m->content_len, 0, &jerr);
+    json_t *cols = root ? json_object_get(root, "columns") : NULL;
+    json_t *relid = root ? json_object_get(root, "relid") : NULL;
+    if (!json_is_integer(relid) || !json_is_array(cols)) {
+        if (a->in_txn) strbuf_append_str(&a->warnings, "walrev.ddl message malformed; ignored\n");
+        json_decref(root);
+        return;
+    }
+    size_t n = json_array_size(cols);
+    const char **names = xcalloc(n + 1, sizeof(char *));
+    int16_t *attnums = xcalloc(n + 1, sizeof(int16_t));
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *pair = json_array_get(cols, i);
+        json_t *num = json_array_get(pair, 0), *name = json_array_get(pair, 1);
+        if (!json_is_integer(num) || !json_is_string(name)) continue;
+        attnums[k] = (int16_t)json_integer_value(num);
+        names[k++] = json_string_value(name);
+    }
+    relcache_set_attnums(a->relcache, (uint32_t)json_integer_value(relid), k, names, attnums);
+    free(names);
+    free(attnums);
+    json_decref(root);
 }
 
 /* ---- rows ---- */
@@ -675,6 +711,10 @@ WrStatus assembler_handle(Assembler *a, const PgoMessage *msg, WrError *err)
     case PGO_MSG_TRUNCATE:
         return handle_truncate(a, &msg->u.truncate, err);
     case PGO_MSG_MESSAGE:
+        if (strcmp(msg->u.message.prefix, DDL_PREFIX) == 0) {
+            handle_ddl(a, &msg->u.message);
+            return WR_OK;
+        }
         if (strcmp(msg->u.message.prefix, CONTEXT_PREFIX) != 0) return WR_OK;
         if (msg->u.message.transactional && !a->in_txn)
             return wr_error_set(err, WR_PROTOCOL, "transactional message outside a transaction");

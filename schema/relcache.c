@@ -9,12 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct {
+    int n;
+    char **names;
+    int16_t *attnums;
+} AttnumHints;
+
 typedef struct Entry {
     uint32_t relid;
     RelationVersion *current;
     int16_t max_col_id;
     bool excluded;
+    AttnumHints hints; /* from the catalog; consumed by the next new version */
 } Entry;
+
+
 
 typedef struct OldVersion {
     RelationVersion *rv;
@@ -58,10 +67,21 @@ static void free_version(RelationVersion *rv)
     free(rv);
 }
 
+static void free_hints(AttnumHints *h)
+{
+    for (int i = 0; i < h->n; i++) free(h->names[i]);
+    free(h->names);
+    free(h->attnums);
+    memset(h, 0, sizeof(*h));
+}
+
 void relcache_destroy(RelCache *c)
 {
     if (!c) return;
-    for (size_t i = 0; i < c->cap; i++) free_version(c->entries[i].current);
+    for (size_t i = 0; i < c->cap; i++) {
+        free_version(c->entries[i].current);
+        free_hints(&c->entries[i].hints);
+    }
     while (c->old) {
         OldVersion *o = c->old;
         c->old = o->next;
@@ -78,22 +98,24 @@ void relcache_destroy(RelCache *c)
     free(c);
 }
 
+static bool used(const Entry *e) { return e->current || e->hints.n > 0 || e->max_col_id > 0; }
+
 static Entry *find_slot(Entry *entries, size_t cap, uint32_t relid)
 {
     size_t i = (relid * 2654435761u) & (cap - 1);
-    while (entries[i].current && entries[i].relid != relid) i = (i + 1) & (cap - 1);
+    while (used(&entries[i]) && entries[i].relid != relid) i = (i + 1) & (cap - 1);
     return &entries[i];
 }
 
 static Entry *get_entry(RelCache *c, uint32_t relid, bool create)
 {
     Entry *e = find_slot(c->entries, c->cap, relid);
-    if (e->current || !create) return e->current ? e : NULL;
+    if (used(e) || !create) return used(e) ? e : NULL;
     if ((c->count + 1) * 2 > c->cap) {
         size_t ncap = c->cap * 2;
         Entry *ne = xcalloc(ncap, sizeof(Entry));
         for (size_t i = 0; i < c->cap; i++)
-            if (c->entries[i].current) *find_slot(ne, ncap, c->entries[i].relid) = c->entries[i];
+            if (used(&c->entries[i])) *find_slot(ne, ncap, c->entries[i].relid) = c->entries[i];
         free(c->entries);
         c->entries = ne;
         c->cap = ncap;
@@ -180,14 +202,26 @@ const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *n
         const char *tn = type_name_for(c, cols[i].type_oid);
         col->type_name = tn ? xstrdup(tn) : NULL;
         col->track = c->rules ? tracking_column_mode(c->rules, nsp, relname, col->name) : TRACK_FULL;
-        /* A column keeps its identity while its name stays (renames are
-         * made exact by DDL capture, docs/history-store.md). */
+        /* Identity, most exact first: the catalog's attnum reported by the
+         * DDL event trigger in WAL order; the previous version's column of
+         * that name; a fresh id. */
         col->col_id = 0;
-        if (e->current)
+        for (int h = 0; h < e->hints.n; h++)
+            if (strcmp(e->hints.names[h], col->name) == 0) col->col_id = e->hints.attnums[h];
+        if (col->col_id == 0 && e->current)
             for (uint16_t j = 0; j < e->current->ncols; j++)
                 if (strcmp(e->current->cols[j].name, col->name) == 0) col->col_id = e->current->cols[j].col_id;
-        if (col->col_id == 0) col->col_id = ++e->max_col_id;
+        if (col->col_id == 0) {
+            col->col_id = (int16_t)(e->max_col_id + 1);
+        }
+        if (col->col_id > e->max_col_id) e->max_col_id = col->col_id;
     }
+    /* Two columns must never share an id (a hint can be stale): fall back. */
+    for (uint16_t i = 0; i < ncols; i++)
+        for (uint16_t j = 0; j < i; j++)
+            if (rv->cols[i].col_id == rv->cols[j].col_id) {
+                rv->cols[i].col_id = ++e->max_col_id;
+            }
     if (e->current) {
         OldVersion *o = xcalloc(1, sizeof(*o));
         o->rv = e->current;
@@ -198,6 +232,19 @@ const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *n
     e->excluded = c->rules && tracking_table_excluded(c->rules, nsp, relname);
     *is_new = true;
     return rv;
+}
+
+void relcache_set_attnums(RelCache *c, uint32_t relid, int n, const char *const *names, const int16_t *attnums)
+{
+    Entry *e = get_entry(c, relid, true);
+    free_hints(&e->hints);
+    e->hints.n = n;
+    e->hints.names = xcalloc((size_t)n + 1, sizeof(char *));
+    e->hints.attnums = xcalloc((size_t)n + 1, sizeof(int16_t));
+    for (int i = 0; i < n; i++) {
+        e->hints.names[i] = xstrdup(names[i]);
+        e->hints.attnums[i] = attnums[i];
+    }
 }
 
 const RelationVersion *relcache_lookup(const RelCache *c, uint32_t relid)

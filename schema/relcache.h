@@ -47,6 +47,15 @@ void relcache_set_type_name(RelCache *c, uint32_t type_oid, const char *nspname,
  */
 void relcache_restore(RelCache *c, const RelationVersion *rv, int16_t max_col_id);
 
+/*
+ * Column identities from the source catalog: after DDL (the walrev.ddl
+ * message of the event trigger, in WAL order) or at start-up. The next
+ * Relation message for relid takes col_id = attnum for these names, so a
+ * RENAME COLUMN keeps its history and a DROP+ADD of the same name does not.
+ * names[i] has attnums[i]; copied.
+ */
+void relcache_set_attnums(RelCache *c, uint32_t relid, int n, const char *const *names, const int16_t *attnums);
+
 /* Whether the table is excluded by the tracking rules. */
 bool relcache_is_excluded(const RelCache *c, const RelationVersion *rv);
 

@@ -323,6 +323,45 @@ static void test_relation_versions_keep_col_ids(void **state)
     commit(f, 0x200);
 }
 
+static void ddl(Fix *f, const char *json)
+{
+    W w = {.n = 0};
+    w8(&w, 'M'); w8(&w, 1); w64(&w, 78); wstr(&w, "walrev.ddl"); w32(&w, (uint32_t)strlen(json));
+    memcpy(w.b + w.n, json, strlen(json)); w.n += strlen(json);
+    feed(f, &w);
+}
+
+/* users with columns renamed: name -> full_name keeps col_id 2; doc dropped
+ * and re-added gets a new id; no revision for the DDL itself. */
+static void test_rename_keeps_identity(void **state)
+{
+    Fix *f = *state;
+    ddl(f, "{\"relid\":16400,\"columns\":[[1,\"id\"],[2,\"name\"],[3,\"secret\"],[4,\"seen\"],[6,\"doc\"]]}");
+    begin(f, 0x100, 700);
+    relation(f, NULL);
+    const RelationVersion *rv = relcache_lookup(assembler_relcache(f->a), 16400);
+    assert_int_equal(rv->cols[4].col_id, 6); /* attnum, not position */
+    change(f, 'I', 0, NULL, (const char *[]){"t:1", "t:ann", "n", "n", "t:d", NULL});
+    commit(f, 0x200);
+    /* ALTER TABLE users RENAME name TO full_name; (DDL alone: no revision) */
+    begin(f, 0x300, 701);
+    ddl(f, "{\"relid\":16400,\"columns\":[[1,\"id\"],[2,\"full_name\"],[3,\"secret\"],[4,\"seen\"],[6,\"doc\"]]}");
+    commit(f, 0x400);
+    assert_int_equal(f->rec.commits, 1);
+    begin(f, 0x500, 702);
+    W w = {.n = 0};
+    w8(&w, 'R'); w32(&w, 16400); wstr(&w, "public"); wstr(&w, "users"); w8(&w, 'd'); w16(&w, 5);
+    const char *names[] = {"id", "full_name", "secret", "seen", "doc"};
+    for (int i = 0; i < 5; i++) { w8(&w, i == 0); wstr(&w, names[i]); w32(&w, 25); w32(&w, (uint32_t)-1); }
+    feed(f, &w);
+    change(f, 'U', 0, NULL, (const char *[]){"t:1", "t:Ann", "n", "n", "t:d", NULL});
+    commit(f, 0x600);
+    rv = relcache_lookup(assembler_relcache(f->a), 16400);
+    assert_int_equal(rv->version, 2);
+    assert_int_equal(rv->cols[1].col_id, 2);
+    assert_non_null(strstr(f->rec.log, "U [\"1\"] ctx0 [2:'ann'->'Ann'];"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +371,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_skip_durable_and_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relation_versions_keep_col_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rename_keeps_identity, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
