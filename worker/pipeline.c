@@ -165,13 +165,14 @@ static WrStatus create_sinks(Pipeline *p, WrError *err)
         memset(&k, 0, sizeof(k));
         k.topic_prefix = cfg->kafka_topic_prefix;
         k.nprops = cfg->nkafka_props;
-        k.props = xcalloc((size_t)cfg->nkafka_props + 1, sizeof(KafkaProp));
+        KafkaProp *props = xcalloc((size_t)cfg->nkafka_props + 1, sizeof(KafkaProp));
         for (int i = 0; i < cfg->nkafka_props; i++) {
-            k.props[i].name = cfg->kafka_props[i].name;
-            k.props[i].value = cfg->kafka_props[i].value;
+            props[i].name = cfg->kafka_props[i].name;
+            props[i].value = cfg->kafka_props[i].value;
         }
+        k.props = props;
         Sink *ks = sink_kafka_create(&k, err);
-        free(k.props);
+        free(props);
         if (!ks) return err->status;
         p->sinks[p->nsinks++] = (SinkSlot){.sink = ks, .name = "kafka"};
     }
