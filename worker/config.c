@@ -126,10 +126,12 @@ static bool add_tables(Config *cfg, const char *list, char *why, size_t whylen)
     return true;
 }
 
-/* librdkafka property names that hold secrets: their values never appear in errors. */
+/* librdkafka properties that may hold secrets: their values never appear in
+ * errors. Every sasl.* and ssl.* property counts, to err on the safe side. */
 static bool kafka_key_is_secret(const char *name)
 {
-    return strstr(name, "password") || strstr(name, "secret") || strstr(name, "key") ||
+    return strncmp(name, "sasl.", 5) == 0 || strncmp(name, "ssl.", 4) == 0 ||
+           strstr(name, "password") || strstr(name, "secret") || strstr(name, "key") ||
            strstr(name, "token") || strstr(name, "jaas");
 }
 
@@ -247,6 +249,7 @@ typedef struct {
     bool at_line_start;
     WrError *err;
     bool failed;
+    int failed_line;
 } Loader;
 
 /* fgets-style reader for inih that counts lines, so the handler knows where
@@ -267,6 +270,7 @@ static int loader_handle(void *user, const char *section, const char *name, cons
 {
     Loader *ld = user;
     if (ld->failed) return 1; /* keep the first error only */
+    ld->failed_line = ld->lineno;
     char why[600];
     bool unknown;
     if (!known_section(section)) {
@@ -311,7 +315,8 @@ WrStatus config_load_file(Config *cfg, const char *path, WrError *err)
     int rc = ini_parse_stream(loader_read, &ld, loader_handle, &ld);
     bool read_error = ferror(f) != 0;
     fclose(f);
-    if (ld.failed) return WR_INVALID;
+    /* inih reports its own syntax errors by line only; whichever came first wins. */
+    if (ld.failed && !(rc > 0 && rc < ld.failed_line)) return WR_INVALID;
     if (read_error) return wr_error_set(err, WR_INVALID, "cannot read config file %s", path);
     if (rc == -2) return wr_error_set(err, WR_FATAL, "out of memory reading %s", path);
     if (rc > 0)

@@ -169,11 +169,11 @@ static int usage_error(const char *cmd, const char *problem, const char *what)
 /* The option text getopt stopped at, for messages ("--foo", "-x"). */
 static const char *bad_option_text(int argc, char **argv, char *buf, size_t size)
 {
-    if (optopt) {
+    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+    if (strncmp(arg, "--", 2) != 0 && optopt > ' ' && optopt < 127) {
         snprintf(buf, size, "-%c", optopt);
         return buf;
     }
-    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
     /* Drop "=value" so a value never echoes back (it might be a secret). */
     const char *eq = strchr(arg, '=');
     snprintf(buf, size, "%.*s", eq ? (int)(eq - arg) : (int)strlen(arg), arg);

@@ -102,7 +102,9 @@ static const char *one_line(const char *msg, char *buf, size_t size)
 static PGresult *run(Setup *s, PGconn *c, const char *what, const char *sql, int n,
                      const char *const *params)
 {
-    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    /* Without parameters use the simple protocol: it allows several
+     * statements and is the only one a replication connection speaks. */
+    PGresult *res = n == 0 ? PQexec(c, sql) : PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return res;
     char line[1024];
@@ -127,16 +129,11 @@ static char *scalar(Setup *s, PGconn *c, const char *what, const char *sql, int 
     return v;
 }
 
+/* An identifier quoted as quote_ident() would (only when needed). Caller frees. */
 static char *ident(PGconn *c, const char *name)
 {
-    char *q = PQescapeIdentifier(c, name, strlen(name));
-    if (!q) {
-        fprintf(stderr, "walrev: out of memory\n");
-        abort();
-    }
-    char *out = xstrdup(q);
-    PQfreemem(q);
-    return out;
+    (void)c;
+    return store_quote_ident(name);
 }
 
 static void quiet_notices(void *arg, const PGresult *res)

@@ -1,0 +1,148 @@
+/*
+ * test_tracking.c — unit tests of the tracking rules (schema/tracking.h):
+ * pattern validation with exact messages, '*' globbing within one part,
+ * untracked vs hidden precedence, all-or-nothing adds, and the listing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "schema/tracking.h"
+
+static void test_empty_rules_track_everything(void **state)
+{
+    (void)state;
+    TrackingRules *r = tracking_create();
+    assert_false(tracking_table_excluded(r, "public", "users"));
+    assert_int_equal(tracking_column_mode(r, "public", "users", "password"), TRACK_FULL);
+    assert_false(tracking_allow_suppress(r));
+    tracking_destroy(r);
+    /* NULL rules mean no rules. */
+    assert_false(tracking_table_excluded(NULL, "a", "b"));
+    assert_int_equal(tracking_column_mode(NULL, "a", "b", "c"), TRACK_FULL);
+    tracking_destroy(NULL);
+}
+
+static void test_exclude_exact_and_glob(void **state)
+{
+    (void)state;
+    TrackingRules *r = tracking_create();
+    WrError err;
+    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "public.audit_*, staging.*,*.tmp", &err), WR_OK);
+    assert_true(tracking_table_excluded(r, "public", "audit_log"));
+    assert_true(tracking_table_excluded(r, "public", "audit_"));
+    assert_false(tracking_table_excluded(r, "public", "audit"));
+    assert_false(tracking_table_excluded(r, "public", "xaudit_log"));
+    assert_true(tracking_table_excluded(r, "staging", "anything"));
+    assert_true(tracking_table_excluded(r, "sales", "tmp"));
+    assert_false(tracking_table_excluded(r, "sales", "tmp2"));
+    assert_false(tracking_table_excluded(r, "Public", "audit_log")); /* case-sensitive */
+    tracking_destroy(r);
+}
+
+static void test_glob_backtracking(void **state)
+{
+    (void)state;
+    TrackingRules *r = tracking_create();
+    WrError err;
+    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "s.a*b*c", &err), WR_OK);
+    assert_true(tracking_table_excluded(r, "s", "abc"));
+    assert_true(tracking_table_excluded(r, "s", "aXbYc"));
+    assert_true(tracking_table_excluded(r, "s", "abbbcbc"));
+    assert_false(tracking_table_excluded(r, "s", "abcd"));
+    assert_false(tracking_table_excluded(r, "s", "acb"));
+    tracking_destroy(r);
+}
+
+static void test_column_modes(void **state)
+{
+    (void)state;
+    TrackingRules *r = tracking_create();
+    WrError err;
+    assert_int_equal(tracking_add(r, RULE_HIDDEN, "public.users.password_hash, *.*.*secret*", &err),
+                     WR_OK);
+    assert_int_equal(tracking_add(r, RULE_UNTRACKED, "public.users.last_seen", &err), WR_OK);
+    assert_int_equal(tracking_column_mode(r, "public", "users", "password_hash"), TRACK_HIDDEN);
+    assert_int_equal(tracking_column_mode(r, "app", "keys", "api_secret_v2"), TRACK_HIDDEN);
+    assert_int_equal(tracking_column_mode(r, "public", "users", "last_seen"), TRACK_UNTRACKED);
+    assert_int_equal(tracking_column_mode(r, "public", "users", "email"), TRACK_FULL);
+    assert_int_equal(tracking_column_mode(r, "public", "orders", "password_hash"), TRACK_FULL);
+    /* Both rules match: untracked records less, so it wins. */
+    assert_int_equal(tracking_add(r, RULE_UNTRACKED, "public.users.*_hash", &err), WR_OK);
+    assert_int_equal(tracking_column_mode(r, "public", "users", "password_hash"), TRACK_UNTRACKED);
+    /* Column rules never exclude tables, and exclude rules never touch columns. */
+    assert_false(tracking_table_excluded(r, "public", "users"));
+    tracking_destroy(r);
+}
+
+static void test_bad_patterns(void **state)
+{
+    (void)state;
+    TrackingRules *r = tracking_create();
+    WrError err;
+    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "users", &err), WR_INVALID);
+    assert_string_equal(err.msg, "exclude pattern 'users': expected schema.table");
+    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "a.b.c", &err), WR_INVALID);
+    assert_string_equal(err.msg, "exclude pattern 'a.b.c': expected schema.table");
+    assert_int_equal(tracking_add(r, RULE_HIDDEN, "public.users", &err), WR_INVALID);
+    assert_string_equal(err.msg, "hidden pattern 'public.users': expected schema.table.column");
+    assert_int_equal(tracking_add(r, RULE_UNTRACKED, "public..x", &err), WR_INVALID);
+    assert_string_equal(err.msg, "untracked pattern 'public..x': expected schema.table.column");
+    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "a.b,,c.d", &err), WR_INVALID);
+    assert_string_equal(err.msg, "exclude: empty pattern in 'a.b,,c.d'");
+    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "", &err), WR_INVALID);
+    assert_string_equal(err.msg, "exclude: empty pattern in ''");
+    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "\"Public\".x", &err), WR_INVALID);
+    assert_string_equal(err.msg, "exclude pattern '\"Public\".x': spaces and quotes are not allowed "
+                                 "(write names as stored, e.g. schema.table)");
+    /* All or nothing: the good first pattern of a failed list is not kept. */
+    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "s.good, bad", &err), WR_INVALID);
+    assert_false(tracking_table_excluded(r, "s", "good"));
+    StrBuf b;
+    strbuf_init(&b);
+    tracking_describe(r, &b);
+    assert_string_equal(b.data, "excluded tables (no history at all):\n  (none)\n"
+                                "untracked columns (changes ignored):\n  (none)\n"
+                                "hidden columns (changes recorded, values never):\n  (none)\n"
+                                "suppression by context: not allowed\n");
+    strbuf_free(&b);
+    tracking_destroy(r);
+}
+
+static void test_describe(void **state)
+{
+    (void)state;
+    TrackingRules *r = tracking_create();
+    WrError err;
+    assert_int_equal(tracking_add(r, RULE_HIDDEN, " public.users.password ", &err), WR_OK);
+    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "public.audit_*,staging.*", &err), WR_OK);
+    tracking_set_allow_suppress(r, true);
+    assert_true(tracking_allow_suppress(r));
+    StrBuf b;
+    strbuf_init(&b);
+    tracking_describe(r, &b);
+    assert_string_equal(b.data, "excluded tables (no history at all):\n  public.audit_*\n  staging.*\n"
+                                "untracked columns (changes ignored):\n  (none)\n"
+                                "hidden columns (changes recorded, values never):\n"
+                                "  public.users.password\n"
+                                "suppression by context: allowed\n");
+    strbuf_free(&b);
+    tracking_destroy(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty_rules_track_everything),
+        cmocka_unit_test(test_exclude_exact_and_glob),
+        cmocka_unit_test(test_glob_backtracking),
+        cmocka_unit_test(test_column_modes),
+        cmocka_unit_test(test_bad_patterns),
+        cmocka_unit_test(test_describe),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
