@@ -242,3 +242,50 @@ void strbuf_append_json_string(StrBuf *b, const char *s, size_t len)
     }
     strbuf_append_char(b, '"');
 }
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+size_t copy_text_unescape(char *f, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (f[i] != '\\' || i + 1 >= len) {
+            f[o++] = f[i];
+            continue;
+        }
+        char c = f[++i];
+        switch (c) {
+        case 'b': f[o++] = '\b'; break;
+        case 'f': f[o++] = '\f'; break;
+        case 'n': f[o++] = '\n'; break;
+        case 'r': f[o++] = '\r'; break;
+        case 't': f[o++] = '\t'; break;
+        case 'v': f[o++] = '\v'; break;
+        case 'x':
+            if (i + 1 < len && hexval(f[i + 1]) >= 0) {
+                int v = hexval(f[++i]);
+                if (i + 1 < len && hexval(f[i + 1]) >= 0) v = v * 16 + hexval(f[++i]);
+                f[o++] = (char)v;
+            } else {
+                f[o++] = 'x';
+            }
+            break;
+        default:
+            if (c >= '0' && c <= '7') {
+                int v = c - '0';
+                for (int k = 0; k < 2 && i + 1 < len && f[i + 1] >= '0' && f[i + 1] <= '7'; k++)
+                    v = v * 8 + (f[++i] - '0');
+                f[o++] = (char)v;
+            } else {
+                f[o++] = c; /* \\ and any other escaped character stand for themselves */
+            }
+        }
+    }
+    return o;
+}

@@ -77,6 +77,13 @@ void strbuf_vappendf(StrBuf *b, const char *fmt, va_list ap) WR_PRINTF(2, 0);
 
 /* Append s escaped for PostgreSQL COPY text format (backslash, tab, newline, CR). */
 void strbuf_append_copy_text(StrBuf *b, const char *s, size_t len);
+/*
+ * Undo COPY text-format escaping of one field in place (\\, \t, \n, \r, \b,
+ * \f, \v, octal \NNN, hex \xHH); returns the new length. "\N" (NULL) must
+ * be checked by the caller before.
+ */
+size_t copy_text_unescape(char *field, size_t len);
+
 /* Append s as a JSON string literal (with quotes). */
 void strbuf_append_json_string(StrBuf *b, const char *s, size_t len);
 

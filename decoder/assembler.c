@@ -682,6 +682,74 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
     return a->out.relation(a->out.ctx, rv, err);
 }
 
+WrStatus assembler_baseline_begin(Assembler *a, Lsn consistent_point, int64_t time_pg_us,
+                                  const char *context_json, WrError *err)
+{
+    if (a->in_txn) return wr_error_set(err, WR_PROTOCOL, "baseline inside a transaction");
+    PgoBegin b = {.final_lsn = consistent_point, .commit_time = time_pg_us, .xid = 0};
+    Lsn durable = a->durable_end_lsn;
+    a->durable_end_lsn = 0; /* the baseline is never "already durable" */
+    handle_begin(a, &b);
+    a->durable_end_lsn = durable;
+    WrStatus st = ensure_begun(a, err);
+    if (st != WR_OK || !context_json) return st;
+    PgoLogicalMessage m = {.transactional = true, .lsn = consistent_point, .prefix = CONTEXT_PREFIX,
+                           .content = (const uint8_t *)context_json,
+                           .content_len = (uint32_t)strlen(context_json)};
+    return handle_context(a, &m, err);
+}
+
+WrStatus assembler_baseline_relation(Assembler *a, uint32_t relid, const char *nspname,
+                                     const char *relname, char replident, uint16_t ncols,
+                                     const RelColumnIn *cols, const int16_t *attnums,
+                                     const RelationVersion **rv_out, WrError *err)
+{
+    const char **names = xcalloc((size_t)ncols + 1, sizeof(char *));
+    for (uint16_t i = 0; i < ncols; i++) names[i] = cols[i].name;
+    relcache_set_attnums(a->relcache, relid, ncols, names, attnums);
+    free(names);
+    bool is_new = false;
+    const RelationVersion *rv =
+        relcache_apply(a->relcache, relid, nspname, relname, replident, ncols, cols, a->rev.commit_lsn, &is_new);
+    *rv_out = rv;
+    if (!is_new) return WR_OK;
+    return a->out.relation(a->out.ctx, rv, err);
+}
+
+WrStatus assembler_baseline_row(Assembler *a, const RelationVersion *rv, const Value *vals, WrError *err)
+{
+    if (relcache_is_excluded(a->relcache, rv)) return WR_OK;
+    ensure_width(a, rv->ncols);
+    uint16_t n = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        a->new_vals[i] = vals[i];
+        a->new_state[i] = vals[i].data ? 0 : 1;
+        a->after_vals[i] = vals[i];
+        a->after_unknown[i] = 0;
+        if (rv->cols[i].track == TRACK_UNTRACKED) continue;
+        AttributeDelta *ad = &a->attrs[n++];
+        memset(ad, 0, sizeof(*ad));
+        ad->col_id = rv->cols[i].col_id;
+        if (rv->cols[i].track == TRACK_HIDDEN)
+            ad->flags = ATTR_HIDDEN;
+        else
+            ad->new_value = vals[i];
+    }
+    build_key(&a->key, rv, vals);
+    make_after(a, rv);
+    RowImage after = {rv, a->after_vals, a->after_unknown};
+    WrStatus st = emit_delta(a, rv, DELTA_SNAPSHOT, a->key.data, n, false, &after, err);
+    if (st != WR_OK) return st;
+    cache_after(a, rv, a->key.data);
+    return WR_OK;
+}
+
+WrStatus assembler_baseline_commit(Assembler *a, WrError *err)
+{
+    if (!a->in_txn) return wr_error_set(err, WR_PROTOCOL, "baseline commit without begin");
+    return handle_commit(a, a->rev.commit_lsn, a->rev.commit_lsn, a->rev.commit_time, err);
+}
+
 WrStatus assembler_handle(Assembler *a, const PgoMessage *msg, WrError *err)
 {
     switch (msg->type) {

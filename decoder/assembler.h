@@ -66,6 +66,24 @@ void assembler_set_position(Assembler *a, int64_t last_revision_id,
  */
 WrStatus assembler_handle(Assembler *a, const PgoMessage *msg, WrError *err) WR_MUSTCHECK;
 
+/*
+ * The baseline: one revision of DELTA_SNAPSHOT rows, read from the snapshot
+ * exported by the slot's creation, so it meets the stream exactly at
+ * consistent_point. begin → relation(s) via assembler_baseline_relation →
+ * rows → commit. context_json is recorded as the revision's context.
+ */
+WrStatus assembler_baseline_begin(Assembler *a, Lsn consistent_point, int64_t time_pg_us,
+                                  const char *context_json, WrError *err) WR_MUSTCHECK;
+/* A table of the baseline, described from the catalog as pgoutput would. */
+WrStatus assembler_baseline_relation(Assembler *a, uint32_t relid, const char *nspname,
+                                     const char *relname, char replident, uint16_t ncols,
+                                     const RelColumnIn *cols, const int16_t *attnums,
+                                     const RelationVersion **rv_out, WrError *err) WR_MUSTCHECK;
+/* One existing row; vals[i] for rv->cols[i] (data NULL = SQL NULL). */
+WrStatus assembler_baseline_row(Assembler *a, const RelationVersion *rv, const Value *vals,
+                                WrError *err) WR_MUSTCHECK;
+WrStatus assembler_baseline_commit(Assembler *a, WrError *err) WR_MUSTCHECK;
+
 /* Inside BEGIN..COMMIT? */
 bool assembler_in_transaction(const Assembler *a);
 /* Drop the transaction in flight (connection lost): the server will resend it. */

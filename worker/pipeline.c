@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -228,8 +229,10 @@ static WrStatus restore_relations(Pipeline *p, WrError *err)
         memset(&rv, 0, sizeof(rv));
         rv.relid = (uint32_t)json_integer_value(json_object_get(o, "relid"));
         rv.version = (int32_t)json_integer_value(json_object_get(o, "version"));
-        rv.nspname = (char *)json_string_value(json_object_get(o, "nspname"));
-        rv.relname = (char *)json_string_value(json_object_get(o, "relname"));
+        const char *nsp = json_string_value(json_object_get(o, "nspname"));
+        const char *rel = json_string_value(json_object_get(o, "relname"));
+        rv.nspname = nsp ? xstrdup(nsp) : NULL;
+        rv.relname = rel ? xstrdup(rel) : NULL;
         const char *ri = json_string_value(json_object_get(o, "replident"));
         rv.replident = ri && *ri ? ri[0] : 'd';
         Lsn vf = 0;
@@ -241,17 +244,24 @@ static WrStatus restore_relations(Pipeline *p, WrError *err)
         for (uint16_t i = 0; i < rv.ncols; i++) {
             RelColumn *c = &rv.cols[i];
             c->col_id = (int16_t)json_integer_value(json_array_get(ids, i));
-            c->name = (char *)json_string_value(json_array_get(json_object_get(o, "col_names"), i));
+            const char *cn = json_string_value(json_array_get(json_object_get(o, "col_names"), i));
+            c->name = xstrdup(cn ? cn : "");
             c->type_oid = (uint32_t)json_integer_value(json_array_get(json_object_get(o, "col_type_oids"), i));
             c->typmod = (int32_t)json_integer_value(json_array_get(json_object_get(o, "col_typmods"), i));
             const char *tn = json_string_value(json_array_get(json_object_get(o, "col_type_names"), i));
-            c->type_name = (tn && *tn) ? (char *)tn : NULL;
+            c->type_name = (tn && *tn) ? xstrdup(tn) : NULL;
             c->is_key = json_is_true(json_array_get(json_object_get(o, "col_is_key"), i));
         }
         if (rv.nspname && rv.relname)
             relcache_restore(assembler_relcache(p->asm_), &rv,
                              (int16_t)json_integer_value(json_object_get(o, "max_col_id")));
+        for (uint16_t i = 0; i < rv.ncols; i++) {
+            free(rv.cols[i].name);
+            free(rv.cols[i].type_name);
+        }
         free(rv.cols);
+        free(rv.nspname);
+        free(rv.relname);
         json_decref(o);
     }
 done:
@@ -509,6 +519,295 @@ static void teardown(Pipeline *p, bool abort_pending)
     destroy_sinks(p, abort_pending);
     assembler_destroy(p->asm_);
     p->asm_ = NULL;
+}
+
+static void teardown(Pipeline *p, bool abort_pending);
+
+/* ---- slot creation and baseline ---- */
+
+typedef struct {
+    int64_t rows;
+    int64_t estimate;
+    int64_t started_us;
+    int64_t last_us;
+    bool tty;
+} Progress;
+
+static void progress_show(Progress *pr, bool final)
+{
+    int64_t t = now_us();
+    if (!final && t - pr->last_us < (pr->tty ? 200000 : 10000000)) return;
+    pr->last_us = t;
+    double secs = (double)(t - pr->started_us) / 1e6;
+    double rate = secs > 0 ? (double)pr->rows / secs : 0;
+    char eta[32] = "?";
+    if (pr->estimate > pr->rows && rate > 0)
+        snprintf(eta, sizeof(eta), "%.0fs", (double)(pr->estimate - pr->rows) / rate);
+    if (pr->tty) {
+        fprintf(stderr, "\rbaseline: %lld of ~%lld rows, %.0f rows/s, eta %s   %s", (long long)pr->rows,
+                (long long)pr->estimate, rate, final ? "0s" : eta, final ? "\n" : "");
+        fflush(stderr);
+    } else {
+        log_info("msg=\"baseline progress\" rows=%lld estimate=%lld rate=%.0f eta=%s", (long long)pr->rows,
+                 (long long)pr->estimate, rate, final ? "0s" : eta);
+    }
+}
+
+static WrStatus sql_ok(PGconn *c, PGresult *r, ExecStatusType want, const char *what, WrError *err)
+{
+    if (PQresultStatus(r) == want) return WR_OK;
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return wr_error_set(err, (state && strncmp(state, "08", 2) == 0) || PQstatus(c) != CONNECTION_OK ? WR_RETRY : WR_FATAL,
+                        "%s: %s", what, PQerrorMessage(c));
+}
+
+/* One table: describe it as pgoutput would, then COPY its rows in the snapshot. */
+static WrStatus baseline_table(Pipeline *p, PGconn *c, const char *oid, Progress *pr, WrError *err)
+{
+    const char *params[1] = {oid};
+    PGresult *r = PQexecParams(
+        c,
+        "SELECT n.nspname, c.relname, c.relreplident, a.attnum, a.attname, a.atttypid, a.atttypmod, "
+        "  CASE c.relreplident WHEN 'f' THEN true "
+        "    WHEN 'd' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
+        "    WHEN 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident AND a.attnum = ANY (i.indkey)) "
+        "    ELSE false END, "
+        "  format('%I.%I', n.nspname, c.relname), quote_ident(a.attname), "
+        "  (SELECT pt.rowfilter FROM pg_publication_tables pt WHERE pt.pubname = current_setting('walrev.publication') "
+        "     AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
+        "WHERE c.oid = $1::oid AND (SELECT pt.attnames IS NULL OR a.attname = ANY (pt.attnames) FROM pg_publication_tables pt "
+        "  WHERE pt.pubname = current_setting('walrev.publication') AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
+        "ORDER BY a.attnum",
+        1, NULL, params, NULL, NULL, 0);
+    WrStatus st = sql_ok(c, r, PGRES_TUPLES_OK, "baseline: describing table", err);
+    if (st != WR_OK) {
+        PQclear(r);
+        return st;
+    }
+    int n = PQntuples(r);
+    if (n == 0) {
+        PQclear(r);
+        return WR_OK;
+    }
+    RelColumnIn *cols = xcalloc((size_t)n, sizeof(RelColumnIn));
+    int16_t *attnums = xcalloc((size_t)n, sizeof(int16_t));
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_append_str(&sql, "COPY (SELECT ");
+    for (int i = 0; i < n; i++) {
+        attnums[i] = (int16_t)atoi(PQgetvalue(r, i, 3));
+        cols[i].name = PQgetvalue(r, i, 4);
+        cols[i].type_oid = (uint32_t)strtoul(PQgetvalue(r, i, 5), NULL, 10);
+        cols[i].typmod = atoi(PQgetvalue(r, i, 6));
+        cols[i].is_key = PQgetvalue(r, i, 7)[0] == 't';
+        strbuf_appendf(&sql, "%s%s", i ? ", " : "", PQgetvalue(r, i, 9));
+    }
+    strbuf_appendf(&sql, " FROM ONLY %s", PQgetvalue(r, 0, 8));
+    if (!PQgetisnull(r, 0, 10)) strbuf_appendf(&sql, " WHERE %s", PQgetvalue(r, 0, 10));
+    strbuf_append_str(&sql, ") TO STDOUT");
+    const RelationVersion *rv = NULL;
+    st = assembler_baseline_relation(p->asm_, (uint32_t)strtoul(oid, NULL, 10), PQgetvalue(r, 0, 0),
+                                     PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2)[0], (uint16_t)n, cols, attnums,
+                                     &rv, err);
+    free(attnums);
+    if (st != WR_OK) goto out;
+    log_info("msg=\"baseline table\" table=%s.%s", rv->nspname, rv->relname);
+
+    PGresult *cr = PQexec(c, sql.data);
+    st = sql_ok(c, cr, PGRES_COPY_OUT, "baseline: COPY", err);
+    PQclear(cr);
+    if (st != WR_OK) goto out;
+    Value *vals = xcalloc((size_t)n, sizeof(Value));
+    char *row;
+    int len;
+    while ((len = PQgetCopyData(c, &row, 0)) > 0) {
+        /* one row, tab-separated, newline-terminated; \N is NULL */
+        int col = 0;
+        char *f = row, *end = row + len - 1;
+        for (char *q = row; q <= end && col < n; q++) {
+            if (q == end || *q == '\t') {
+                size_t flen = (size_t)(q - f);
+                if (flen == 2 && f[0] == '\\' && f[1] == 'N') {
+                    vals[col].data = NULL;
+                    vals[col].len = 0;
+                } else {
+                    vals[col].data = f;
+                    vals[col].len = copy_text_unescape(f, flen);
+                }
+                col++;
+                f = q + 1;
+            }
+        }
+        if (col != n) {
+            PQfreemem(row);
+            free(vals);
+            st = wr_error_set(err, WR_PROTOCOL, "baseline: COPY row of %s.%s has %d fields, expected %d",
+                              rv->nspname, rv->relname, col, n);
+            goto out;
+        }
+        st = assembler_baseline_row(p->asm_, rv, vals, err);
+        PQfreemem(row);
+        if (st != WR_OK) {
+            free(vals);
+            goto out;
+        }
+        pr->rows++;
+        progress_show(pr, false);
+        /* Bounded memory: let sinks send full buffers as the baseline streams. */
+        for (int i = 0; i < p->nsinks; i++) p->sinks[i].pending = true;
+    }
+    free(vals);
+    if (len == -2) {
+        st = wr_error_set(err, WR_RETRY, "baseline: COPY failed: %s", PQerrorMessage(c));
+        goto out;
+    }
+    cr = PQgetResult(c);
+    st = sql_ok(c, cr, PGRES_COMMAND_OK, "baseline: COPY", err);
+    PQclear(cr);
+    while ((cr = PQgetResult(c))) PQclear(cr);
+out:
+    free(cols);
+    strbuf_free(&sql);
+    PQclear(r);
+    return st;
+}
+
+static WrStatus take_baseline(Pipeline *p, const char *snapshot, Lsn cp, WrError *err)
+{
+    const Config *cfg = p->cfg;
+    PGconn *c = PQconnectdb(cfg->source_conninfo);
+    WrStatus st = WR_OK;
+    PGresult *r = NULL;
+    if (PQstatus(c) != CONNECTION_OK) {
+        st = wr_error_set(err, WR_RETRY, "baseline: source: %s", PQerrorMessage(c));
+        goto done;
+    }
+    char *pub = PQescapeLiteral(c, cfg->publication, strlen(cfg->publication));
+    char *snap = PQescapeLiteral(c, snapshot, strlen(snapshot));
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql,
+                   "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; "
+                   "SELECT set_config('walrev.publication', %s, true)",
+                   snap, pub);
+    PQfreemem(pub);
+    PQfreemem(snap);
+    r = PQexec(c, sql.data);
+    strbuf_free(&sql);
+    st = sql_ok(c, r, PGRES_TUPLES_OK, "baseline: using the slot's snapshot", err);
+    PQclear(r);
+    r = NULL;
+    if (st != WR_OK) goto done;
+    r = PQexec(c, "SELECT c.oid, greatest(c.reltuples, 0)::bigint FROM pg_publication_tables pt "
+                  "JOIN pg_namespace n ON n.nspname = pt.schemaname "
+                  "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+                  "WHERE pt.pubname = current_setting('walrev.publication') ORDER BY pt.schemaname, pt.tablename");
+    st = sql_ok(c, r, PGRES_TUPLES_OK, "baseline: listing published tables", err);
+    if (st != WR_OK) goto done;
+
+    Progress pr = {.started_us = now_us(), .tty = isatty(2) != 0};
+    for (int i = 0; i < PQntuples(r); i++) pr.estimate += atoll(PQgetvalue(r, i, 1));
+    char ctx[160];
+    snprintf(ctx, sizeof(ctx),
+             "{\"actor\":{\"type\":\"walrev\",\"id\":\"baseline\"},\"description\":\"baseline of existing rows\"}");
+    st = assembler_baseline_begin(p->asm_, cp, pg_now_us(), ctx, err);
+    for (int i = 0; st == WR_OK && i < PQntuples(r); i++) {
+        st = baseline_table(p, c, PQgetvalue(r, i, 0), &pr, err);
+        if (st == WR_OK) st = flush_sinks(p, true, err);
+    }
+    if (st == WR_OK) st = assembler_baseline_commit(p->asm_, err);
+    if (st == WR_OK) st = flush_sinks(p, false, err);
+    if (st == WR_OK) {
+        progress_show(&pr, true);
+        log_info("msg=\"baseline recorded\" rows=%lld tables=%d lsn=" LSN_FMT, (long long)pr.rows, PQntuples(r),
+                 LSN_ARGS(cp));
+    }
+done:
+    PQclear(r);
+    PQfinish(c);
+    return st;
+}
+
+static WrStatus drop_slot(const Config *cfg, WrError *err)
+{
+    PGconn *c = PQconnectdb(cfg->source_conninfo);
+    WrStatus st = WR_OK;
+    if (PQstatus(c) != CONNECTION_OK) {
+        st = wr_error_set(err, WR_RETRY, "source: %s", PQerrorMessage(c));
+    } else {
+        const char *params[1] = {cfg->slot_name};
+        PGresult *r = PQexecParams(c, "SELECT pg_drop_replication_slot($1)", 1, NULL, params, NULL, NULL, 0);
+        st = sql_ok(c, r, PGRES_TUPLES_OK, "dropping the slot of an interrupted baseline", err);
+        PQclear(r);
+    }
+    PQfinish(c);
+    return st;
+}
+
+static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, WrError *err)
+{
+    const Config *cfg = p->cfg;
+    *created = false;
+    WrStatus st = create_sinks(p, err);
+    if (st != WR_OK) return st;
+    SinkPosition hist = {0};
+    for (int i = 0; i < p->nsinks; i++) {
+        st = p->sinks[i].sink->ops->open(p->sinks[i].sink, &p->sinks[i].pos, err);
+        if (st != WR_OK) return wr_error_prefix(err, "sink %s", p->sinks[i].name);
+        if (i == p->history_index) hist = p->sinks[i].pos;
+    }
+    AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes};
+    AssemblerOutput out = {p, out_relation, out_begin, out_context, out_delta, out_commit, NULL};
+    p->asm_ = assembler_create(&acfg, &out);
+    uint8_t zero[WALREV_CHECKSUM_LEN] = {0};
+    assembler_set_position(p->asm_, hist.last_revision_id, hist.known ? hist.last_checksum : zero, 0);
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        st = repl_stream_connect(cfg->source_conninfo, &p->stream, err);
+        if (st != WR_OK) return wr_error_prefix(err, "source");
+        Lsn cp = 0;
+        char snapshot[128] = "";
+        bool exists = false;
+        st = repl_stream_create_slot(p->stream, cfg->slot_name, baseline, &cp, snapshot, sizeof(snapshot), &exists,
+                                     err);
+        if (st != WR_OK) return wr_error_prefix(err, "source");
+        if (!exists) {
+            *created = true;
+            log_info("msg=\"slot created\" slot=%s consistent_point=" LSN_FMT, cfg->slot_name, LSN_ARGS(cp));
+            /* The snapshot lives while this connection stays idle: copy now. */
+            return baseline ? take_baseline(p, snapshot, cp, err) : WR_OK;
+        }
+        bool has_history = p->history_index >= 0 && hist.known && hist.durable_end_lsn > 0;
+        if (!baseline || has_history || p->history_index < 0 || attempt > 0) {
+            log_info("msg=\"slot exists\" slot=%s", cfg->slot_name);
+            return WR_OK;
+        }
+        log_warn("msg=\"the slot exists but the history store holds no baseline: a previous baseline was "
+                 "interrupted; dropping the slot and taking it again\" slot=%s",
+                 cfg->slot_name);
+        repl_stream_destroy(p->stream);
+        p->stream = NULL;
+        st = drop_slot(cfg, err);
+        if (st != WR_OK) return st;
+    }
+    return WR_OK;
+}
+
+int pipeline_create_slot(const Config *cfg, bool baseline, bool *created)
+{
+    Pipeline p;
+    memset(&p, 0, sizeof(p));
+    p.cfg = cfg;
+    WrError err = {0};
+    WrStatus st = create_slot_session(&p, baseline, created, &err);
+    teardown(&p, st != WR_OK);
+    if (st != WR_OK) {
+        log_error("msg=\"%s\" status=%s", err.msg, wr_status_name(st));
+        return 1;
+    }
+    return 0;
 }
 
 int pipeline_run(const Config *cfg)

@@ -15,4 +15,15 @@ extern volatile int pipeline_stop_requested;
 /* Run until stopped. Returns 0 on a clean stop, non-zero (and logs) on a fatal error. */
 int pipeline_run(const Config *cfg);
 
+/*
+ * Create the replication slot (walrev setup). With baseline, the slot exports
+ * its snapshot and every published table's existing rows are recorded, read
+ * in that snapshot, as the first revision (operation snapshot) in every sink,
+ * so history starts complete and meets the stream with no gap or overlap.
+ * A slot left by an interrupted baseline (no checkpoint in the history store)
+ * is dropped and the baseline taken again. Returns 0, or 1 after logging.
+ * *created says whether a slot was made.
+ */
+int pipeline_create_slot(const Config *cfg, bool baseline, bool *created);
+
 #endif
