@@ -99,6 +99,7 @@ static WrStatus read_workload(Options *o, StrBuf *setup, StrBuf *work, WrError *
  */
 static WrStatus run_sql(PGconn *conn, const char *sql, const char *path, WrError *err)
 {
+    if (!sql) return WR_OK; /* an empty StrBuf has no data yet */
     const char *p = sql, *start = sql;
     StrBuf stmt;
     strbuf_init(&stmt);
