@@ -1,0 +1,550 @@
+/*
+ * kafka_sink.c — streams revisions to Kafka as msgpack (docs/kafka-format.md)
+ * through one idempotent librdkafka producer. A bounded FIFO of revisions in
+ * flight counts each revision's undelivered messages; the durable LSN moves
+ * only over a prefix of revisions whose every message was acknowledged.
+ * Never advances on produce() alone; never drops a message to make room.
+ */
+#include "sink/kafka_sink.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/log.h"
+#include "sink/msgpack_codec.h"
+
+#define FIFO_CAP 65536u           /* revisions in flight at most (power of two) */
+#define WAIT_POLL_MS 100          /* poll slice while waiting for room */
+#define WAIT_LOG_EVERY_US INT64_C(10000000)
+#define KAFKA_TOPIC_MAX 249
+#define CONTENT_TYPE "application/x-msgpack"
+
+typedef struct {
+    Lsn end_lsn;         /* set at commit */
+    uint32_t outstanding; /* messages produced and not yet reported */
+    bool committed;      /* all its messages are produced */
+    bool aborted;        /* abandoned mid-way: never moves the durable LSN */
+    bool failed;         /* a delivery failed: the durable LSN stops before it */
+} InFlight;
+
+typedef struct {
+    uint32_t relid;
+    int32_t version;
+    rd_kafka_topic_t *rkt;
+} TopicEntry;
+
+typedef struct {
+    rd_kafka_t *rk;
+    char *prefix;
+    int flush_timeout_ms;
+    rd_kafka_topic_t *rev_topic;
+    TopicEntry *topics;
+    size_t ntopics, captopics;
+    /* FIFO of revisions by sequence number; entry of seq s is fifo[s % FIFO_CAP]. */
+    InFlight *fifo;
+    uint64_t head, tail;  /* [head, tail) are in flight; tail-1 is the open one when in_revision */
+    bool in_revision;
+    Lsn durable;
+    WrStatus failed;
+    char failed_msg[sizeof(((WrError *)0)->msg)];
+    StrBuf buf;
+    StrBuf ctx;
+    int16_t ctx_no;
+    MpcTableTally tally;
+    KafkaSinkStats stats;
+    rd_kafka_resp_err_t last_err; /* error_cb de-duplication */
+    int64_t last_err_us;
+} KafkaSink;
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static WrStatus sticky(KafkaSink *k, WrError *err) { return wr_error_set(err, k->failed, "%s", k->failed_msg); }
+
+/* Record the first failure; a fatal one replaces a retriable one. */
+static void set_failed(KafkaSink *k, WrStatus st, const char *fmt, ...) WR_PRINTF(3, 4);
+static void set_failed(KafkaSink *k, WrStatus st, const char *fmt, ...)
+{
+    if (k->failed == WR_FATAL || (k->failed && st != WR_FATAL)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(k->failed_msg, sizeof k->failed_msg, fmt, ap);
+    va_end(ap);
+    k->failed = st;
+    log_error("kafka sink failed msg=\"%s\" status=%s", k->failed_msg, wr_status_name(st));
+}
+
+/* Move the durable LSN over every leading revision that is complete and fully delivered. */
+static void advance(KafkaSink *k)
+{
+    while (k->head < k->tail) {
+        InFlight *e = &k->fifo[k->head % FIFO_CAP];
+        if (!e->committed || e->outstanding > 0 || e->failed) break;
+        if (!e->aborted) k->durable = e->end_lsn;
+        k->head++;
+    }
+}
+
+/* ---- librdkafka callbacks (run inside rd_kafka_poll/flush on our thread, except log_cb) ---- */
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    KafkaSink *k = opaque;
+    uint64_t seq = (uint64_t)(uintptr_t)m->_private;
+    if (m->err) {
+        k->stats.failed++;
+        char fatal[256] = "";
+        rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+        if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR)
+            set_failed(k, WR_FATAL, "kafka producer fatal error: %s: %s", rd_kafka_err2name(ferr), fatal);
+        else if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT || m->err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+                 m->err == RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE)
+            set_failed(k, WR_RETRY, "kafka delivery to %s timed out (%s); resend from the durable position",
+                       rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        else if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+            set_failed(k, WR_FATAL, "kafka delivery to %s failed permanently: %s: %s",
+                       rd_kafka_topic_name(m->rkt), rd_kafka_err2name(m->err), rd_kafka_err2str(m->err));
+    } else {
+        k->stats.delivered++;
+    }
+    if (seq < k->head || seq >= k->tail) return; /* forgotten by abort() after a failure */
+    InFlight *e = &k->fifo[seq % FIFO_CAP];
+    if (m->err) e->failed = true;
+    e->outstanding--;
+    advance(k);
+}
+
+static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+{
+    KafkaSink *k = opaque;
+    rd_kafka_resp_err_t e = (rd_kafka_resp_err_t)code;
+    if (e == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[256] = "";
+        rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+        set_failed(k, WR_FATAL, "kafka producer fatal error: %s: %s", rd_kafka_err2name(ferr), fatal);
+        return;
+    }
+    /* Broker-down errors repeat on every reconnect attempt: say it once per 10 s. */
+    int64_t now = mono_us();
+    if (e == k->last_err && now - k->last_err_us < WAIT_LOG_EVERY_US) {
+        log_debug("kafka error err=%s reason=\"%s\"", rd_kafka_err2name(e), reason);
+        return;
+    }
+    k->last_err = e;
+    k->last_err_us = now;
+    log_warn("kafka error msg=\"%s\" err=%s", reason, rd_kafka_err2name(e));
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    /* syslog levels: 0-3 error, 4 warning, 5-6 notice/info, 7 debug */
+    /* Connection failures (facility FAIL) are logged at "error" by librdkafka on every attempt while
+     * a broker is down; error_cb already reports the outage, so they are warnings here. */
+    if (level <= 3 && strcmp(fac, "FAIL") == 0) level = 4;
+    LogLevel l = level <= 3 ? LOG_LEVEL_ERROR : level == 4 ? LOG_LEVEL_WARN : level <= 6 ? LOG_LEVEL_INFO
+                                                                                    : LOG_LEVEL_DEBUG;
+    WR_LOG(l, "librdkafka msg=\"%s\" facility=%s client=%s", buf, fac, rd_kafka_name(rk));
+}
+
+/* ---- helpers ---- */
+
+/* Poll until cond(k) holds or the sink fails; logs while it waits (backpressure). */
+static WrStatus wait_for(KafkaSink *k, bool (*cond)(KafkaSink *), const char *what, WrError *err)
+{
+    int64_t start = mono_us(), last_log = 0;
+    while (!cond(k)) {
+        if (k->failed) return sticky(k, err);
+        int64_t now = mono_us();
+        if (now - (last_log ? last_log : start) >= (last_log ? WAIT_LOG_EVERY_US : 1000000)) {
+            log_warn("kafka sink waiting msg=\"%s\" waited_ms=%" PRId64 " undelivered=%d", what,
+                     (now - start) / 1000, rd_kafka_outq_len(k->rk));
+            last_log = now;
+        }
+        rd_kafka_poll(k->rk, WAIT_POLL_MS);
+    }
+    if (last_log) log_info("kafka sink resumed msg=\"%s\" waited_ms=%" PRId64, what, (mono_us() - start) / 1000);
+    return k->failed ? sticky(k, err) : WR_OK;
+}
+
+static bool fifo_has_room(KafkaSink *k) { return k->tail - k->head < FIFO_CAP; }
+
+static WrStatus produce(KafkaSink *k, rd_kafka_topic_t *rkt, const char *key, size_t keylen, const char *id,
+                        WrError *err)
+{
+    uint64_t seq = k->tail - 1;
+    int64_t waiting_since = 0, last_log = 0;
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(k->buf.data, k->buf.len), RD_KAFKA_V_KEY(key, keylen),
+            RD_KAFKA_V_HEADER("content-type", CONTENT_TYPE, (ssize_t)strlen(CONTENT_TYPE)),
+            RD_KAFKA_V_HEADER("walrev-format", "1", 1), RD_KAFKA_V_HEADER("walrev-id", id, (ssize_t)strlen(id)),
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            k->fifo[seq % FIFO_CAP].outstanding++;
+            k->stats.produced++;
+            if (last_log)
+                log_info("kafka sink resumed msg=\"local queue has room again\" waited_ms=%" PRId64,
+                         (mono_us() - waiting_since) / 1000);
+            return WR_OK;
+        }
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            /* Too large, unknown partition, fatal producer: resending the same bytes cannot help. */
+            return wr_error_set(err, WR_FATAL, "kafka sink: could not produce message %s to %s: %s", id,
+                                rd_kafka_topic_name(rkt), rd_kafka_err2str(e));
+        }
+        /* Backpressure: the bounded local queue is full; serve delivery reports until it drains. */
+        k->stats.queue_full_waits++;
+        int64_t now = mono_us();
+        if (!waiting_since) waiting_since = now;
+        if (now - (last_log ? last_log : waiting_since) >= (last_log ? WAIT_LOG_EVERY_US : 1000000)) {
+            log_warn("kafka sink waiting msg=\"local queue full, brokers slow or down\" waited_ms=%" PRId64
+                     " undelivered=%d",
+                     (now - waiting_since) / 1000, rd_kafka_outq_len(k->rk));
+            last_log = now;
+        }
+        rd_kafka_poll(k->rk, WAIT_POLL_MS);
+        if (k->failed) return sticky(k, err);
+    }
+}
+
+/* Kafka topic names allow [A-Za-z0-9._-]; anything else becomes '_' (docs/kafka-format.md). */
+static void append_topic_part(StrBuf *b, const char *s)
+{
+    for (; *s; s++) {
+        char c = *s;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '_' || c == '-';
+        strbuf_append_char(b, ok ? c : '_');
+    }
+}
+
+static WrStatus topic_for(KafkaSink *k, const RelationVersion *rv, rd_kafka_topic_t **out, WrError *err)
+{
+    for (size_t i = k->ntopics; i-- > 0;) {
+        if (k->topics[i].relid == rv->relid && k->topics[i].version == rv->version) {
+            *out = k->topics[i].rkt;
+            return WR_OK;
+        }
+    }
+    StrBuf name;
+    strbuf_init(&name);
+    strbuf_appendf(&name, "%s.", k->prefix);
+    append_topic_part(&name, rv->nspname);
+    strbuf_append_char(&name, '.');
+    append_topic_part(&name, rv->relname);
+    WrStatus st = WR_OK;
+    if (name.len > KAFKA_TOPIC_MAX) {
+        st = wr_error_set(err, WR_INVALID, "kafka sink: topic name for table %s.%s is %zu characters, over Kafka's %d",
+                          rv->nspname, rv->relname, name.len, KAFKA_TOPIC_MAX);
+        goto done;
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(k->rk, name.data, NULL);
+    if (!rkt) {
+        st = wr_error_set(err, WR_FATAL, "kafka sink: could not create topic handle %s: %s", name.data,
+                          rd_kafka_err2str(rd_kafka_last_error()));
+        goto done;
+    }
+    if (k->ntopics == k->captopics) {
+        k->captopics = k->captopics ? 2 * k->captopics : 16;
+        k->topics = xrealloc(k->topics, k->captopics * sizeof *k->topics);
+    }
+    k->topics[k->ntopics++] = (TopicEntry){rv->relid, rv->version, rkt};
+    *out = rkt;
+done:
+    strbuf_free(&name);
+    return st;
+}
+
+/* ---- SinkOps ---- */
+
+static WrStatus ks_open(Sink *s, SinkPosition *pos, WrError *err)
+{
+    KafkaSink *k = s->impl;
+    memset(pos, 0, sizeof *pos);
+    pos->known = false; /* Kafka keeps no position for us: the worker relies on its other sinks */
+    if (k->failed == WR_FATAL) return sticky(k, err);
+    log_info("kafka sink opened prefix=%s", k->prefix);
+    return WR_OK;
+}
+
+static WrStatus ks_write_relation(Sink *s, const RelationVersion *rv, WrError *err)
+{
+    KafkaSink *k = s->impl;
+    if (k->failed) return sticky(k, err);
+    rd_kafka_topic_t *rkt;
+    return topic_for(k, rv, &rkt, err);
+}
+
+static WrStatus ks_begin_revision(Sink *s, const Revision *rev, WrError *err)
+{
+    KafkaSink *k = s->impl;
+    if (k->failed) return sticky(k, err);
+    rd_kafka_poll(k->rk, 0);
+    if (!fifo_has_room(k) && wait_for(k, fifo_has_room, "too many revisions in flight", err) != WR_OK)
+        return err->status;
+    k->fifo[k->tail % FIFO_CAP] = (InFlight){0};
+    k->tail++;
+    k->in_revision = true;
+    mpc_tally_reset(&k->tally);
+    strbuf_reset(&k->ctx);
+    k->ctx_no = 0;
+    return WR_OK;
+}
+
+static WrStatus ks_write_context(Sink *s, const Revision *rev, const RevisionContext *ctx, WrError *err)
+{
+    KafkaSink *k = s->impl;
+    if (k->failed) return sticky(k, err);
+    strbuf_reset(&k->ctx);
+    mpc_encode_context(&k->ctx, ctx);
+    k->ctx_no = ctx->no;
+    return WR_OK;
+}
+
+static WrStatus ks_write_delta(Sink *s, const Revision *rev, const ObjectDelta *d, WrError *err)
+{
+    KafkaSink *k = s->impl;
+    if (k->failed) return sticky(k, err);
+    if (!k->in_revision)
+        return wr_error_set(err, WR_PROTOCOL, "kafka sink: delta %" PRId64 ".%" PRId32 " outside a revision",
+                            rev->id, d->seq);
+    if (d->context_no != 0 && d->context_no != k->ctx_no)
+        return wr_error_set(err, WR_PROTOCOL,
+                            "kafka sink: delta %" PRId64 ".%" PRId32 " refers to context %d but the context in "
+                            "force is %d",
+                            rev->id, d->seq, d->context_no, k->ctx_no);
+    rd_kafka_topic_t *rkt;
+    if (topic_for(k, d->relver, &rkt, err) != WR_OK) return err->status;
+    mpc_tally_add(&k->tally, d->relver);
+    strbuf_reset(&k->buf);
+    if (d->context_no)
+        mpc_encode_delta(&k->buf, rev, d, k->ctx.data, k->ctx.len);
+    else
+        mpc_encode_delta(&k->buf, rev, d, NULL, 0);
+    char id[MPC_ID_MAX];
+    mpc_delta_id(rev, d->seq, id);
+    if (d->key) return produce(k, rkt, d->key, strlen(d->key), id, err);
+    /* truncate: no row; keyed by the table so it orders with nothing in particular but is never null */
+    char tkey[512];
+    int n = snprintf(tkey, sizeof tkey, "%s.%s", d->relver->nspname, d->relver->relname);
+    return produce(k, rkt, tkey, (size_t)n < sizeof tkey ? (size_t)n : sizeof tkey - 1, id, err);
+}
+
+static WrStatus ks_commit_revision(Sink *s, const Revision *rev, WrError *err)
+{
+    KafkaSink *k = s->impl;
+    if (k->failed) return sticky(k, err);
+    if (!k->in_revision)
+        return wr_error_set(err, WR_PROTOCOL, "kafka sink: commit of revision %" PRId64 " outside a revision",
+                            rev->id);
+    strbuf_reset(&k->buf);
+    mpc_encode_revision(&k->buf, rev, k->tally.items, k->tally.n);
+    char id[MPC_ID_MAX];
+    mpc_revision_id(rev, id);
+    /* One constant key: every revision message lands on one partition, in commit order. */
+    if (produce(k, k->rev_topic, k->prefix, strlen(k->prefix), id, err) != WR_OK) return err->status;
+    InFlight *e = &k->fifo[(k->tail - 1) % FIFO_CAP];
+    e->end_lsn = rev->end_lsn;
+    e->committed = true;
+    k->in_revision = false;
+    advance(k);
+    rd_kafka_poll(k->rk, 0);
+    return WR_OK;
+}
+
+static WrStatus ks_flush(Sink *s, WrError *err)
+{
+    KafkaSink *k = s->impl;
+    if (k->failed) return sticky(k, err);
+    rd_kafka_resp_err_t e = rd_kafka_flush(k->rk, k->flush_timeout_ms);
+    if (k->failed) return sticky(k, err);
+    if (e == RD_KAFKA_RESP_ERR__TIMED_OUT)
+        return wr_error_set(err, WR_RETRY,
+                            "kafka sink: %d messages still undelivered after %d ms (brokers down or slow); "
+                            "durable position stays at " LSN_FMT,
+                            rd_kafka_outq_len(k->rk), k->flush_timeout_ms, LSN_ARGS(k->durable));
+    return WR_OK;
+}
+
+static WrStatus ks_poll(Sink *s, WrError *err)
+{
+    KafkaSink *k = s->impl;
+    rd_kafka_poll(k->rk, 0);
+    return k->failed ? sticky(k, err) : WR_OK;
+}
+
+static Lsn ks_durable_lsn(Sink *s) { return ((KafkaSink *)s->impl)->durable; }
+
+static bool ks_wants_flush(Sink *s, int64_t now_us)
+{
+    KafkaSink *k = s->impl;
+    return k->tail - k->head >= FIFO_CAP / 2;
+}
+
+static void ks_abort(Sink *s)
+{
+    KafkaSink *k = s->impl;
+    rd_kafka_poll(k->rk, 0);
+    if (k->in_revision) {
+        /* Its messages may already be out; it just never moves the durable LSN. */
+        InFlight *e = &k->fifo[(k->tail - 1) % FIFO_CAP];
+        e->aborted = true;
+        e->committed = true;
+        k->in_revision = false;
+        advance(k);
+    }
+    if (k->failed == WR_RETRY) {
+        /* The worker will resend from the durable LSN: forget what can no longer complete. */
+        k->head = k->tail;
+        k->failed = WR_OK;
+        log_info("kafka sink reset after a failed delivery durable_lsn=" LSN_FMT, LSN_ARGS(k->durable));
+    }
+}
+
+static void ks_destroy(Sink *s)
+{
+    KafkaSink *k = s->impl;
+    if (k->rk) {
+        /* Not a flush: the worker flushes before a clean stop; here nothing may block on brokers. */
+        rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(k->rk, 0);
+        for (size_t i = 0; i < k->ntopics; i++) rd_kafka_topic_destroy(k->topics[i].rkt);
+        if (k->rev_topic) rd_kafka_topic_destroy(k->rev_topic);
+        rd_kafka_destroy(k->rk);
+    }
+    free(k->topics);
+    free(k->fifo);
+    free(k->prefix);
+    strbuf_free(&k->buf);
+    strbuf_free(&k->ctx);
+    mpc_tally_free(&k->tally);
+    free(k);
+    free(s);
+}
+
+static const SinkOps KAFKA_SINK_OPS = {
+    .name = "kafka",
+    .open = ks_open,
+    .write_relation = ks_write_relation,
+    .begin_revision = ks_begin_revision,
+    .write_context = ks_write_context,
+    .write_delta = ks_write_delta,
+    .commit_revision = ks_commit_revision,
+    .flush = ks_flush,
+    .poll = ks_poll,
+    .durable_lsn = ks_durable_lsn,
+    .wants_flush = ks_wants_flush,
+    .lookup_row = NULL,
+    .abort = ks_abort,
+    .destroy = ks_destroy,
+};
+
+void sink_kafka_stats(Sink *s, KafkaSinkStats *out)
+{
+    KafkaSink *k = s->impl;
+    *out = k->stats;
+    out->revisions_in_flight = (size_t)(k->tail - k->head);
+}
+
+static WrStatus conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, WrError *err)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+        return wr_error_set(err, WR_INVALID, "kafka property %s: %s", name, errstr);
+    return WR_OK;
+}
+
+static bool valid_prefix(const char *p)
+{
+    if (!*p || strlen(p) > 200) return false;
+    for (; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+              *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
+Sink *sink_kafka_create(const KafkaSinkConfig *cfg, WrError *err)
+{
+    const char *prefix = cfg->topic_prefix ? cfg->topic_prefix : "walrev";
+    if (!valid_prefix(prefix)) {
+        wr_error_set(err, WR_INVALID,
+                     "kafka topic prefix \"%s\" is not a valid Kafka topic name part ([A-Za-z0-9._-], 1-200 chars)",
+                     prefix);
+        return NULL;
+    }
+    /* Our guarantees rest on these two; refuse a config that says otherwise rather than ignore it. */
+    for (int i = 0; i < cfg->nprops; i++) {
+        const char *n = cfg->props[i].name, *v = cfg->props[i].value;
+        if (strcmp(n, "enable.idempotence") == 0 && strcmp(v, "true") != 0) {
+            wr_error_set(err, WR_INVALID, "kafka property enable.idempotence=%s: walrev requires true", v);
+            return NULL;
+        }
+        if ((strcmp(n, "acks") == 0 || strcmp(n, "request.required.acks") == 0) && strcmp(v, "all") != 0 &&
+            strcmp(v, "-1") != 0) {
+            wr_error_set(err, WR_INVALID, "kafka property %s=%s: walrev requires all", n, v);
+            return NULL;
+        }
+    }
+    KafkaSink *k = xcalloc(1, sizeof *k);
+    k->prefix = xstrdup(prefix);
+    k->flush_timeout_ms = cfg->flush_timeout_ms > 0 ? cfg->flush_timeout_ms : 10000;
+    k->fifo = xcalloc(FIFO_CAP, sizeof *k->fifo);
+    strbuf_init(&k->buf);
+    strbuf_init(&k->ctx);
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set(conf, "client.id", "walrev", err) != WR_OK ||
+        conf_set(conf, "queue.buffering.max.messages", "100000", err) != WR_OK ||
+        conf_set(conf, "queue.buffering.max.kbytes", "65536", err) != WR_OK ||
+        conf_set(conf, "message.timeout.ms", "0", err) != WR_OK)
+        goto fail;
+    if (cfg->brokers && conf_set(conf, "bootstrap.servers", cfg->brokers, err) != WR_OK) goto fail;
+    for (int i = 0; i < cfg->nprops; i++)
+        if (conf_set(conf, cfg->props[i].name, cfg->props[i].value, err) != WR_OK) goto fail;
+    if (conf_set(conf, "enable.idempotence", "true", err) != WR_OK || conf_set(conf, "acks", "all", err) != WR_OK)
+        goto fail;
+    rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    char errstr[512];
+    k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!k->rk) {
+        wr_error_set(err, WR_INVALID, "kafka producer: %s", errstr);
+        goto fail;
+    }
+    conf = NULL; /* owned by rk now */
+    StrBuf name;
+    strbuf_init(&name);
+    strbuf_appendf(&name, "%s.revisions", k->prefix);
+    k->rev_topic = rd_kafka_topic_new(k->rk, name.data, NULL);
+    strbuf_free(&name);
+    if (!k->rev_topic) {
+        wr_error_set(err, WR_FATAL, "kafka sink: could not create the revisions topic handle: %s",
+                     rd_kafka_err2str(rd_kafka_last_error()));
+        goto fail;
+    }
+    Sink *s = xcalloc(1, sizeof *s);
+    s->ops = &KAFKA_SINK_OPS;
+    s->impl = k;
+    return s;
+fail:
+    if (conf) rd_kafka_conf_destroy(conf);
+    Sink *partial = xcalloc(1, sizeof *partial);
+    partial->ops = &KAFKA_SINK_OPS;
+    partial->impl = k;
+    ks_destroy(partial);
+    return NULL;
+}

@@ -1,0 +1,61 @@
+/*
+ * kafka_sink.h — the Kafka sink: every object delta to `<prefix>.<schema>.<table>`
+ * keyed by the row key, then the revision message to `<prefix>.revisions`,
+ * msgpack-encoded (docs/kafka-format.md), through an idempotent librdkafka
+ * producer with acks=all. Durability follows delivery reports, never produce calls.
+ */
+#ifndef WALREV_SINK_KAFKA_SINK_H
+#define WALREV_SINK_KAFKA_SINK_H
+
+#include "sink/sink.h"
+
+/* One librdkafka property, passed through verbatim ("kafka.<name> = value" in the config). */
+typedef struct {
+    const char *name;
+    const char *value;
+} KafkaProp;
+
+typedef struct {
+    const char *brokers;        /* bootstrap.servers; may be NULL when props carry it */
+    const char *topic_prefix;   /* default "walrev" */
+    const KafkaProp *props;     /* applied after walrev's defaults, so they override them */
+    int nprops;
+    int flush_timeout_ms;       /* how long flush() waits for delivery reports (default 10000) */
+} KafkaSinkConfig;
+
+/*
+ * Create the producer (it connects in the background). walrev's defaults,
+ * which props may override: queue.buffering.max.messages=100000,
+ * queue.buffering.max.kbytes=65536 (bounded memory: a full queue blocks
+ * write_delta until deliveries free room), message.timeout.ms=0 (a broker
+ * outage stalls, never drops). Forced: enable.idempotence=true, acks=all;
+ * props that contradict them are refused. librdkafka logs go to common/log.h.
+ *
+ * Returns NULL and fills err (WR_INVALID: unknown property or bad value,
+ * conflicting acks/idempotence, empty prefix; WR_FATAL: producer creation
+ * failed). The config is copied; the caller keeps ownership of its strings.
+ *
+ * Delivery: durable_lsn() advances to a revision's end LSN only once every
+ * message of that revision and of all earlier ones has a successful delivery
+ * report. A fatal producer error (rd_kafka_fatal_error) or a permanent
+ * delivery error makes every later call return WR_FATAL. A delivery that
+ * timed out (only if the user sets message.timeout.ms) makes calls return
+ * WR_RETRY until abort() + open(): the worker then restarts from the slot's
+ * confirmed position and whole revisions may be sent twice (same ids).
+ * open() always reports SinkPosition.known=false: Kafka keeps no position for us.
+ */
+Sink *sink_kafka_create(const KafkaSinkConfig *cfg, WrError *err);
+
+/* Counters for tests and metrics. */
+typedef struct {
+    uint64_t produced;       /* messages handed to librdkafka */
+    uint64_t delivered;      /* successful delivery reports */
+    uint64_t failed;         /* failed delivery reports */
+    uint64_t queue_full_waits;
+    size_t revisions_in_flight;
+} KafkaSinkStats;
+
+/* s must be a Kafka sink. */
+void sink_kafka_stats(Sink *s, KafkaSinkStats *out);
+
+#endif
