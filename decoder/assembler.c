@@ -673,6 +673,21 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
         cols[i].typmod = c.typmod;
         cols[i].is_key = (c.flags & 1) != 0;
     }
+    if (r->replident == 'f' && a->out.primary_key) {
+        const char **names = xcalloc((size_t)r->ncols + 1, sizeof(char *));
+        bool *is_key = xcalloc((size_t)r->ncols + 1, sizeof(bool));
+        for (uint16_t i = 0; i < r->ncols; i++) names[i] = cols[i].name;
+        bool found = false;
+        WrStatus st = a->out.primary_key(a->out.ctx, r->relid, r->ncols, names, is_key, &found, err);
+        if (st == WR_OK && found)
+            for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = is_key[i];
+        free(names);
+        free(is_key);
+        if (st != WR_OK) {
+            if (cols != cols_small) free(cols);
+            return st;
+        }
+    }
     bool is_new = false;
     const RelationVersion *rv = relcache_apply(a->relcache, r->relid, r->nspname, r->relname,
                                                r->replident, r->ncols, cols, a->rev.commit_lsn, &is_new);

@@ -26,6 +26,14 @@ typedef struct {
     WrStatus (*commit)(void *ctx, const Revision *rev, WrError *err);
     WrStatus (*lookup_row)(void *ctx, const RelationVersion *rv, const char *key, RowImage *image,
                            StrBuf *storage, bool *found, WrError *err);
+    /*
+     * Under REPLICA IDENTITY FULL pgoutput marks every column as key; a
+     * table's object key should still be its primary key when it has one.
+     * Set is_key[i] for names[i] in the primary key and *found=true, or leave
+     * *found=false (no primary key: the whole row is the key). May be NULL.
+     */
+    WrStatus (*primary_key)(void *ctx, uint32_t relid, uint16_t ncols, const char *const *names,
+                            bool *is_key, bool *found, WrError *err);
 } AssemblerOutput;
 
 typedef struct {

@@ -43,6 +43,7 @@ typedef struct {
     SinkSlot sinks[MAX_SINKS];
     int nsinks;
     int history_index; /* -1 when the history store is off */
+    PGconn *catalog;   /* normal connection to the source for catalog questions; lazily opened */
     Assembler *asm_;
     ReplStream *stream;
     Lsn received;      /* highest WAL position received */
@@ -138,6 +139,47 @@ static WrStatus out_lookup(void *ctx, const RelationVersion *rv, const char *key
     Sink *s = p->sinks[p->history_index].sink;
     if (!s->ops->lookup_row) return WR_OK;
     return s->ops->lookup_row(s, rv, key, image, storage, found, err);
+}
+
+static WrStatus out_primary_key(void *ctx, uint32_t relid, uint16_t ncols, const char *const *names,
+                                bool *is_key, bool *found, WrError *err)
+{
+    Pipeline *p = ctx;
+    *found = false;
+    if (!p->catalog) {
+        p->catalog = PQconnectdb(p->cfg->source_conninfo);
+        if (PQstatus(p->catalog) != CONNECTION_OK) {
+            wr_error_set(err, WR_RETRY, "source catalog: %s", PQerrorMessage(p->catalog));
+            PQfinish(p->catalog);
+            p->catalog = NULL;
+            return WR_RETRY;
+        }
+    }
+    char oid[16];
+    snprintf(oid, sizeof(oid), "%u", relid);
+    const char *params[1] = {oid};
+    PGresult *r = PQexecParams(p->catalog,
+                               "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                               "AND a.attnum = ANY (i.indkey) WHERE i.indrelid = $1::oid AND i.indisprimary",
+                               1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        WrStatus st = wr_error_set(err, PQstatus(p->catalog) == CONNECTION_OK ? WR_FATAL : WR_RETRY,
+                                   "source catalog: primary key of relation %u: %s", relid,
+                                   PQerrorMessage(p->catalog));
+        PQclear(r);
+        return st;
+    }
+    int matched = 0;
+    for (int i = 0; i < PQntuples(r); i++)
+        for (uint16_t c = 0; c < ncols; c++)
+            if (strcmp(names[c], PQgetvalue(r, i, 0)) == 0) {
+                is_key[c] = true;
+                matched++;
+            }
+    /* Only a primary key whose columns are all published can identify rows. */
+    *found = PQntuples(r) > 0 && matched == PQntuples(r);
+    PQclear(r);
+    return WR_OK;
 }
 
 /* ---- set-up and teardown ---- */
@@ -404,7 +446,8 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
     }
 
     AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes};
-    AssemblerOutput out = {p, out_relation, out_begin, out_context, out_delta, out_commit, out_lookup};
+    AssemblerOutput out = {p, out_relation, out_begin, out_context, out_delta, out_commit, out_lookup,
+                           out_primary_key};
     p->asm_ = assembler_create(&acfg, &out);
     assembler_set_position(p->asm_, last_id, last_sum, start);
     st = restore_relations(p, err);
@@ -516,6 +559,8 @@ static void teardown(Pipeline *p, bool abort_pending)
 {
     repl_stream_destroy(p->stream);
     p->stream = NULL;
+    PQfinish(p->catalog);
+    p->catalog = NULL;
     destroy_sinks(p, abort_pending);
     assembler_destroy(p->asm_);
     p->asm_ = NULL;
@@ -568,7 +613,8 @@ static WrStatus baseline_table(Pipeline *p, PGconn *c, const char *oid, Progress
     PGresult *r = PQexecParams(
         c,
         "SELECT n.nspname, c.relname, c.relreplident, a.attnum, a.attname, a.atttypid, a.atttypmod, "
-        "  CASE c.relreplident WHEN 'f' THEN true "
+        "  CASE c.relreplident WHEN 'f' THEN NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) "
+        "      OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
         "    WHEN 'd' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
         "    WHEN 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident AND a.attnum = ANY (i.indkey)) "
         "    ELSE false END, "
@@ -759,7 +805,7 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
         if (i == p->history_index) hist = p->sinks[i].pos;
     }
     AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes};
-    AssemblerOutput out = {p, out_relation, out_begin, out_context, out_delta, out_commit, NULL};
+    AssemblerOutput out = {p, out_relation, out_begin, out_context, out_delta, out_commit, NULL, NULL};
     p->asm_ = assembler_create(&acfg, &out);
     uint8_t zero[WALREV_CHECKSUM_LEN] = {0};
     assembler_set_position(p->asm_, hist.last_revision_id, hist.known ? hist.last_checksum : zero, 0);

@@ -12,7 +12,9 @@ W() { "$WALREV_BIN" --source "$SRC" "$@"; }
 q $DB "CREATE TABLE account (id int PRIMARY KEY, owner text, balance numeric(12,2), note text);
        CREATE TABLE entry (id bigserial PRIMARY KEY, account_id int REFERENCES account(id), amount numeric, memo text);
        CREATE TABLE tag (name text, colour text);
-       ALTER TABLE tag REPLICA IDENTITY FULL;"
+       ALTER TABLE tag REPLICA IDENTITY FULL;
+       CREATE TABLE setting (k text PRIMARY KEY, v text, n int);
+       ALTER TABLE setting REPLICA IDENTITY FULL;"
 W setup >/tmp/e2e_setup.out 2>&1 || { cat /tmp/e2e_setup.out; fail "setup"; }
 
 q $DB "BEGIN;
@@ -24,10 +26,10 @@ q $DB "BEGIN;
 q $DB "BEGIN; INSERT INTO account VALUES (3, 'ghost', 1, 'x'); ROLLBACK;"
 q $DB "BEGIN; INSERT INTO tag VALUES ('red', '#f00');
        SAVEPOINT s1; INSERT INTO tag VALUES ('lost', 'x'); ROLLBACK TO SAVEPOINT s1;
-       INSERT INTO tag VALUES ('blue', NULL); COMMIT;"
+       INSERT INTO tag VALUES ('blue', NULL); INSERT INTO setting VALUES ('mode', 'a', 1); COMMIT;"
 q $DB "BEGIN; UPDATE account SET balance = balance + 5, note = 'topped up' WHERE id = 2;
        PREPARE TRANSACTION 'walrev-2pc';"
-q $DB "UPDATE tag SET colour = '' WHERE name = 'blue'"
+q $DB "BEGIN; UPDATE tag SET colour = '' WHERE name = 'blue'; UPDATE setting SET v = 'b'; COMMIT;"
 q $DB "COMMIT PREPARED 'walrev-2pc'"
 # Two interleaved sessions: B commits first, so B's revision comes first.
 psql -X -q -v ON_ERROR_STOP=1 -d $DB >/dev/null <<'SQL' &
@@ -49,8 +51,8 @@ pass "run reached the stop LSN"
 H="SET search_path = walrev;"
 expect_eq "revisions with actors in commit order" "$(q $DB "$H SELECT id, coalesce(actor_type||':'||actor_id, '-'), coalesce(description, '-'), n_insert, n_update, n_delete, n_truncate, gid IS NOT NULL FROM revision ORDER BY id")" \
 "1|user:42|open accounts|2|1|0|0|f
-2|-|-|2|0|0|0|f
-3|-|-|0|1|0|0|f
+2|-|-|3|0|0|0|f
+3|-|-|1|1|1|0|f
 4|-|-|0|1|0|0|f
 5|-|-|1|0|0|0|f
 6|-|-|1|0|0|0|f
@@ -63,17 +65,19 @@ expect_eq "contexts of revision 1" "$(q $DB "$H SELECT context_no, actor_type, a
 2|system|fixer|normalise"
 
 expect_eq "deltas of revision 1 (context in force per change)" "$(q $DB "$H SELECT seq, op, key, context_no, col_ids::text, old_values::text, new_values::text FROM object_delta WHERE revision_id = 1 ORDER BY seq")" \
-'1|I|["1"]|1|{1,2,3,4}|{NULL,NULL,NULL,NULL}|{1,ann,10.50,NULL}
-2|I|["2"]|1|{1,2,3,4}|{NULL,NULL,NULL,NULL}|{2,bob,0.00,""}
+'1|I|["1"]|1|{1,2,3,4}||{1,ann,10.50,NULL}
+2|I|["2"]|1|{1,2,3,4}||{2,bob,0.00,""}
 3|U|["1"]|2|{2}|{ann}|{Ann}'
 
 expect_eq "2PC update under REPLICA IDENTITY DEFAULT: only changed columns, exact old values" \
 "$(q $DB "$H SELECT col_ids::text, old_values::text, new_values::text, old_unknown FROM object_delta WHERE revision_id = 4")" \
 '{3,4}|{0.00,""}|{5.00,"topped up"}|f'
 
-expect_eq "FULL identity table: empty string vs NULL" \
-"$(q $DB "$H SELECT op, key, old_values::text, new_values::text FROM object_delta d WHERE revision_id = 3")" \
-'U|["blue",null]|{NULL}|{""}'
+expect_eq "FULL identity: without a primary key the row is its key (an update ends one object, begins another); with one, the primary key; NULL vs empty string" \
+"$(q $DB "$H SELECT op, key, old_values::text, new_values::text FROM object_delta d WHERE revision_id = 3 ORDER BY seq")" \
+'D|["blue",null]|{blue,NULL}|
+I|["blue",""]||{blue,""}
+U|["mode"]|{a}|{b}'
 
 expect_eq "interleaved sessions in commit order" \
 "$(q $DB "$H SELECT revision_id, new_values[4] FROM object_delta WHERE relid = 'public.entry'::regclass AND op = 'I' ORDER BY revision_id")" \
@@ -86,7 +90,7 @@ expect_eq "delete under DEFAULT: old values from history" \
 ["2"]|{2,bob,5.00,"topped up"}'
 
 expect_eq "row_state equals the live tables" \
-"$(q $DB "$H SELECT count(*) FROM row_state")" "$(q $DB "SELECT (SELECT count(*) FROM account) + (SELECT count(*) FROM entry) + (SELECT count(*) FROM tag)")"
+"$(q $DB "$H SELECT count(*) FROM row_state")" "$(q $DB "SELECT (SELECT count(*) FROM account) + (SELECT count(*) FROM entry) + (SELECT count(*) FROM tag) + (SELECT count(*) FROM setting)")"
 
 "$WALREV_BIN" --source "$SRC" verify >/tmp/e2e_verify.out 2>&1 || { cat /tmp/e2e_verify.out; fail "verify"; }
 pass "verify passes"
