@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The walrev command line: usage errors exit 2 naming the option or command;
+# a bad config file exits 2 with FILE:LINE; precedence defaults < file <
+# environment < flags, observed through `walrev setup`; `walrev rules`; a
+# password on the command line is warned about and never printed.
+source "$(dirname "$0")/lib.sh"
+
+OUT=$(mktemp -d /tmp/walrev-test-cli-XXXXXX)
+trap 'rm -rf "$OUT"' EXIT
+for v in WALREV_SOURCE WALREV_HISTORY WALREV_SCHEMA WALREV_SLOT WALREV_PUBLICATION WALREV_LOG_LEVEL WALREV_FILE; do
+  unset $v
+done
+
+# run_w NAME ARGS...: run walrev, keep stdout/stderr in $OUT/NAME.{out,err}, exit code in $rc
+run_w() { local name=$1; shift; rc=0; "$WALREV_BIN" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || rc=$?; }
+expect_err() { expect_eq "$1" "$(cat "$OUT/$2.err")" "$3"; }
+
+run_w version --version
+expect_eq "--version exits 0" "$rc" 0
+[[ "$(cat $OUT/version.out)" =~ ^walrev\ [0-9] ]] || fail "--version printed '$(cat $OUT/version.out)'"
+
+run_w help --help
+expect_eq "--help exits 0" "$rc" 0
+grep -q "^  setup " $OUT/help.out || fail "--help lists no setup"
+grep -q "^  rollback " $OUT/help.out || fail "--help lists no rollback"
+
+run_w none
+expect_eq "no command exits 2" "$rc" 2
+
+run_w unknown frobnicate
+expect_eq "unknown command exits 2" "$rc" 2
+expect_err "unknown command message" unknown "walrev: unknown command 'frobnicate'
+Try 'walrev --help'."
+
+run_w badopt run --frob
+expect_eq "unknown option exits 2" "$rc" 2
+expect_err "unknown option message" badopt "walrev run: unknown option '--frob'
+Try 'walrev run --help'."
+
+run_w badshort -x setup
+expect_eq "unknown global short option exits 2" "$rc" 2
+expect_err "unknown short option message" badshort "walrev: unknown option '-x'
+Try 'walrev --help'."
+
+run_w noval run --stop-lsn
+expect_eq "missing value exits 2" "$rc" 2
+expect_err "missing value message" noval "walrev run: missing value for option '--stop-lsn'
+Try 'walrev run --help'."
+
+run_w badlsn --source "dbname=x" run --stop-lsn 12
+expect_eq "bad LSN exits 2" "$rc" 2
+expect_err "bad LSN message" badlsn "walrev run: --stop-lsn '12' is not an LSN (expected X/X in hex)"
+
+run_w extra rules surplus
+expect_eq "stray argument exits 2" "$rc" 2
+expect_err "stray argument message" extra "walrev rules: unexpected argument 'surplus'
+Try 'walrev rules --help'."
+
+run_w nosource setup
+expect_eq "setup without a source exits 2" "$rc" 2
+expect_err "no source message" nosource "walrev setup: no source database: set [source] conninfo in the config file, WALREV_SOURCE, or --source"
+
+run_w runhelp run --help
+expect_eq "run --help exits 0" "$rc" 0
+grep -q -- "--stop-lsn LSN" $OUT/runhelp.out || fail "run --help lacks --stop-lsn"
+
+run_w nosink --source "dbname=x" run --no-history
+expect_eq "run with no sink exits 2" "$rc" 2
+expect_err "no sink message" nosink "walrev run: nothing to write to: the history store is off and no file or Kafka sink is configured"
+
+# ---- config files ----
+printf '[source]\nconninfo = dbname=x\n\n[history]\nbatch_max_ms = soon\n' >$OUT/bad.conf
+run_w badconf -c $OUT/bad.conf rules
+expect_eq "bad config exits 2" "$rc" 2
+expect_err "bad config message" badconf "walrev: $OUT/bad.conf:5: [history] batch_max_ms: 'soon' is not an integer"
+
+printf '[source]\nconninfo = dbname=x\n[worker]\nthreads = 4\n' >$OUT/unknown.conf
+run_w unknownkey -c $OUT/unknown.conf rules
+expect_eq "unknown key exits 2" "$rc" 2
+expect_err "unknown key message" unknownkey "walrev: $OUT/unknown.conf:4: unknown key 'threads' in [worker]"
+
+run_w missingconf -c $OUT/nope.conf rules
+expect_eq "missing config exits 2" "$rc" 2
+expect_err "missing config message" missingconf "walrev: cannot open config file $OUT/nope.conf: No such file or directory"
+
+WALREV_LOG_LEVEL=shouty "$WALREV_BIN" rules >/dev/null 2>$OUT/envlevel.err && fail "bad WALREV_LOG_LEVEL accepted" || rc=$?
+expect_eq "bad environment exits 2" "$rc" 2
+expect_err "bad environment message" envlevel "walrev: environment WALREV_LOG_LEVEL: unknown level 'shouty' (error, warn, info or debug)"
+
+cat >$OUT/rules.conf <<'EOF'
+[tracking]
+exclude = public.audit_*
+hidden = public.users.password_hash
+hidden = public.users.api_token
+untracked = public.users.last_seen
+allow_suppress = true
+EOF
+run_w rules -c $OUT/rules.conf rules
+expect_eq "rules exits 0" "$rc" 0
+expect_eq "rules listing" "$(cat $OUT/rules.out)" "excluded tables (no history at all):
+  public.audit_*
+untracked columns (changes ignored):
+  public.users.last_seen
+hidden columns (changes recorded, values never):
+  public.users.password_hash
+  public.users.api_token
+suppression by context: allowed"
+
+# ---- precedence, seen through the slot setup creates ----
+DB=cli_precedence
+fresh_db $DB
+SRC=$(conninfo $DB)
+printf '[source]\nconninfo = host=127.0.0.1 port=1 dbname=wrong\nslot = file_slot\npublication = file_pub\n' >$OUT/prec.conf
+# The environment overrides the file (source, publication); the flag overrides both (slot).
+WALREV_SOURCE="$SRC" WALREV_SLOT=env_slot WALREV_PUBLICATION=env_pub \
+  "$WALREV_BIN" -c $OUT/prec.conf --slot cli_flag_slot setup >$OUT/prec.out 2>&1 || { cat $OUT/prec.out; fail "precedence setup failed"; }
+grep -qF "created   replication slot cli_flag_slot (pgoutput)" $OUT/prec.out || { cat $OUT/prec.out; fail "flag did not win for slot"; }
+grep -qF "created   publication env_pub " $OUT/prec.out || { cat $OUT/prec.out; fail "environment did not win for publication"; }
+pass "flags > environment > file"
+# Global options may also follow the command.
+"$WALREV_BIN" setup -c $OUT/prec.conf --source "$SRC" --slot cli_flag_slot --publication env_pub >$OUT/after.out 2>&1 \
+  || { cat $OUT/after.out; fail "global options after the command"; }
+expect_eq "options after the command" "$(tail -1 $OUT/after.out)" "nothing to change: walrev is already set up (0 warning(s))"
+$PSQL -d postgres -c "SELECT pg_drop_replication_slot('cli_flag_slot')" >/dev/null
+
+# ---- a password in a flag: warned about, never printed ----
+run_w pw --source "host=127.0.0.1 port=1 dbname=x user=u password=Hunter2Secret" setup
+expect_eq "unreachable source exits 1" "$rc" 1
+grep -qF 'warn msg="password given on the command line: other users can see it in ps; use ~/.pgpass, PGPASSWORD or a service file" option=--source' $OUT/pw.err \
+  || { cat $OUT/pw.err; fail "no password warning"; }
+if grep -q Hunter2Secret $OUT/pw.out $OUT/pw.err; then fail "password printed"; fi
+pass "password warned about and never printed"
+echo "all cli tests passed"
