@@ -283,6 +283,26 @@ static void test_python_decoder_agrees(void **state)
     assert_non_null(strstr(out, "\"checksum\":\"\\\\x0101010101010101010101010101010101010101010101010101010101010101\""));
     free(out);
 
+    /* `walrev tail --file` prints the same view, and a table */
+    rc = ts_run(&out, "%s --source dbname=unused tail --file %s", ts_walrev_bin(), path);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out, jsonl.data);
+    free(out);
+    rc = ts_run(&out, "%s --source dbname=unused tail --file %s --format table --max-messages 6", ts_walrev_bin(),
+                path);
+    assert_int_equal(rc, 0);
+    assert_string_equal(
+        out, "relation relation.16400.1 schema   public.items replident=d cols: id:23(key) name:25 secret:25\n"
+             "delta    1.1            insert   public.items [\"1\"] actor=user:42 id=\"1\" name=\"tab\\there\" "
+             "secret=(hidden)\n"
+             "delta    1.2            update   public.items [\"1\"] actor=user:42 name=NULL->\"\"\n"
+             "relation relation.16500.3 schema   sales.orders replident=f cols: no:20(key) total:1700\n"
+             "delta    1.3            insert   sales.orders [\"9\",\"12.50\"] actor=system:fixer no=\"9\" "
+             "total=\"12.50\"\n"
+             "revision 1              commit   lsn=0/1000130 time=2022-03-07 20:26:40.000001+00 actor=user:42 "
+             "description=\"edit\" ins=2 upd=1 del=0 trunc=0 snap=0 public.items:2 sales.orders:1\n");
+    free(out);
+
     /* and it rejects a damaged file, naming the message */
     FILE *fp = fopen(path, "ab");
     fputc(0x93, fp); /* an array of 3 at top level */

@@ -1,0 +1,433 @@
+/*
+ * tail.c — `walrev tail`: consumes walrev's Kafka topics (regex subscription
+ * on ^<prefix>\. by default) or reads a file-sink file, decodes each message
+ * with sink/msgpack_codec.h and prints it as one JSON line or a table row.
+ * A throwaway consumer group, no offset commits: reading never moves anyone's
+ * position. Returns exit codes; never calls exit().
+ */
+#include "worker/tail.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/log.h"
+#include "sink/msgpack_codec.h"
+#include "worker/pipeline.h"
+
+#define EXIT_USAGE 2
+#define POLL_MS 100
+
+typedef enum { FMT_JSON, FMT_TABLE } OutFormat;
+
+typedef struct {
+    const char *brokers;
+    const char *prefix;
+    const char **topics;
+    int ntopics;
+    const char *file;
+    bool from_beginning;
+    OutFormat format;
+    long max_messages; /* 0: no limit */
+    long timeout_ms;   /* 0: none */
+} TailOptions;
+
+typedef struct {
+    const TailOptions *opt;
+    long printed;
+    long bad;
+} TailState;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- printing ---- */
+
+static const char *jstr(json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+/* A value as it reads best in a table: NULL, or the JSON-quoted text. */
+static void print_value(FILE *out, json_t *v)
+{
+    if (!v || json_is_null(v)) {
+        fputs("NULL", out);
+        return;
+    }
+    char *s = json_dumps(v, JSON_ENCODE_ANY);
+    fputs(s ? s : "?", out);
+    free(s);
+}
+
+static void print_actor(FILE *out, json_t *actor)
+{
+    if (!json_is_object(actor)) {
+        fputs("-", out);
+        return;
+    }
+    fprintf(out, "%s:%s", jstr(actor, "type"), jstr(actor, "id"));
+}
+
+static void print_table_row(FILE *out, json_t *j)
+{
+    const char *type = jstr(j, "type");
+    json_t *table = json_object_get(j, "table");
+    if (strcmp(type, "delta") == 0) {
+        json_t *ctx = json_object_get(j, "context");
+        fprintf(out, "%-8s %-14s %-8s %s.%s %s actor=", type, jstr(j, "id"), jstr(j, "op"), jstr(table, "schema"),
+                jstr(table, "name"), json_is_string(json_object_get(j, "key")) ? jstr(j, "key") : "-");
+        print_actor(out, json_is_object(ctx) ? json_object_get(ctx, "actor") : NULL);
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(j, "changes"), i, c)
+        {
+            fprintf(out, " %s=", jstr(c, "column"));
+            if (json_integer_value(json_object_get(c, "flags")) & ATTR_HIDDEN) {
+                fputs("(hidden)", out);
+                continue;
+            }
+            json_t *old = json_object_get(c, "old"), *new = json_object_get(c, "new");
+            if (old) print_value(out, old);
+            if (old && new) fputs("->", out);
+            if (new) print_value(out, new);
+        }
+    } else if (strcmp(type, "revision") == 0) {
+        json_t *rev = json_object_get(j, "revision"), *counts = json_object_get(j, "counts");
+        char when[48];
+        pg_time_format(json_integer_value(json_object_get(rev, "commit_time")) - PG_EPOCH_OFFSET_US, when,
+                       sizeof when);
+        fprintf(out, "%-8s %-14s %-8s lsn=%s time=%s actor=", type, jstr(j, "id"), "commit", jstr(rev, "end_lsn"),
+                when);
+        print_actor(out, json_object_get(j, "actor"));
+        fprintf(out, " description=");
+        print_value(out, json_object_get(j, "description"));
+        fprintf(out, " ins=%" JSON_INTEGER_FORMAT " upd=%" JSON_INTEGER_FORMAT " del=%" JSON_INTEGER_FORMAT
+                     " trunc=%" JSON_INTEGER_FORMAT " snap=%" JSON_INTEGER_FORMAT,
+                json_integer_value(json_object_get(counts, "insert")),
+                json_integer_value(json_object_get(counts, "update")),
+                json_integer_value(json_object_get(counts, "delete")),
+                json_integer_value(json_object_get(counts, "truncate")),
+                json_integer_value(json_object_get(counts, "snapshot")));
+        size_t i;
+        json_t *t;
+        json_array_foreach(json_object_get(j, "tables"), i, t)
+        fprintf(out, " %s.%s:%" JSON_INTEGER_FORMAT, jstr(t, "schema"), jstr(t, "name"),
+                json_integer_value(json_object_get(t, "count")));
+    } else {
+        fprintf(out, "%-8s %-14s %-8s %s.%s replident=%s cols:", type, jstr(j, "id"), "schema", jstr(table, "schema"),
+                jstr(table, "name"), jstr(j, "replident"));
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(j, "columns"), i, c)
+        fprintf(out, " %s:%" JSON_INTEGER_FORMAT "%s", jstr(c, "name"), json_integer_value(json_object_get(c, "type_oid")),
+                json_is_true(json_object_get(c, "is_key")) ? "(key)" : "");
+    }
+    fputc('\n', out);
+}
+
+/* Decode and print one message; where names it in errors. */
+static void emit(TailState *ts, const void *buf, size_t len, const char *where)
+{
+    json_t *j = NULL;
+    size_t used = 0;
+    WrError err = {0};
+    WrStatus st = mpc_decode_json(buf, len, &used, &j, &err);
+    if (st == WR_OK && used != len) {
+        json_decref(j);
+        st = wr_error_set(&err, WR_PROTOCOL, "%zu bytes after the message", len - used);
+    }
+    if (st != WR_OK) {
+        fprintf(stderr, "walrev tail: %s: %s\n", where, err.msg);
+        ts->bad++;
+        return;
+    }
+    if (ts->opt->format == FMT_JSON) {
+        char *s = json_dumps(j, JSON_COMPACT);
+        fprintf(stdout, "%s\n", s);
+        free(s);
+    } else {
+        print_table_row(stdout, j);
+    }
+    fflush(stdout);
+    json_decref(j);
+    ts->printed++;
+}
+
+static bool done(const TailState *ts)
+{
+    return pipeline_stop_requested || (ts->opt->max_messages && ts->printed + ts->bad >= ts->opt->max_messages);
+}
+
+/* ---- a file-sink file ---- */
+
+static int tail_file(TailState *ts)
+{
+    const TailOptions *o = ts->opt;
+    FILE *fp = strcmp(o->file, "-") == 0 ? stdin : fopen(o->file, "rb");
+    if (!fp) {
+        fprintf(stderr, "walrev tail: could not open %s: %s\n", o->file, strerror(errno));
+        return 1;
+    }
+    StrBuf buf;
+    strbuf_init(&buf);
+    size_t start = 0;
+    uint64_t offset = 0;
+    bool eof = false;
+    int rc = 0;
+    while (!done(ts)) {
+        json_t *j = NULL;
+        size_t used = 0;
+        WrError err = {0};
+        WrStatus st = mpc_decode_json(buf.data + start, buf.len - start, &used, &j, &err);
+        json_decref(j);
+        if (st == WR_AGAIN || buf.len == start) {
+            if (eof) {
+                if (buf.len != start) {
+                    fprintf(stderr, "walrev tail: %s: %zu bytes of an incomplete message at offset %" PRIu64 "\n",
+                            o->file, buf.len - start, offset);
+                    rc = 1;
+                }
+                break;
+            }
+            /* keep the unread tail, read more */
+            memmove(buf.data, buf.data + start, buf.len - start);
+            buf.len -= start;
+            start = 0;
+            char chunk[65536];
+            size_t n = fread(chunk, 1, sizeof chunk, fp);
+            if (n == 0) {
+                if (ferror(fp)) {
+                    fprintf(stderr, "walrev tail: could not read %s: %s\n", o->file, strerror(errno));
+                    rc = 1;
+                    break;
+                }
+                eof = true;
+            }
+            strbuf_append(&buf, chunk, n);
+            continue;
+        }
+        if (st != WR_OK) {
+            /* msgpack gives no resynchronisation point: stop at the first bad message */
+            fprintf(stderr, "walrev tail: %s: offset %" PRIu64 ": %s\n", o->file, offset, err.msg);
+            rc = 1;
+            break;
+        }
+        char where[64];
+        snprintf(where, sizeof where, "offset %" PRIu64, offset);
+        emit(ts, buf.data + start, used, where);
+        start += used;
+        offset += used;
+    }
+    strbuf_free(&buf);
+    if (fp != stdin) fclose(fp);
+    return rc ? rc : (ts->bad ? 1 : 0);
+}
+
+/* ---- Kafka ---- */
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    LogLevel l = level <= 3 ? LOG_LEVEL_ERROR : level == 4 ? LOG_LEVEL_WARN : level <= 6 ? LOG_LEVEL_INFO
+                                                                                    : LOG_LEVEL_DEBUG;
+    WR_LOG(l, "librdkafka msg=\"%s\" facility=%s client=%s", buf, fac, rd_kafka_name(rk));
+}
+
+static bool conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) == RD_KAFKA_CONF_OK) return true;
+    fprintf(stderr, "walrev tail: kafka property %s: %s\n", name, errstr);
+    return false;
+}
+
+static int tail_kafka(TailState *ts, const Config *cfg)
+{
+    const TailOptions *o = ts->opt;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char group[96];
+    snprintf(group, sizeof group, "walrev-tail-%d-%lld", (int)getpid(), (long long)time(NULL));
+    bool ok = true;
+    /* The user's properties first (TLS, SASL), except what only a producer understands. */
+    for (int i = 0; cfg && i < cfg->nkafka_props && ok; i++) {
+        const char *n = cfg->kafka_props[i].name;
+        if (strcmp(n, "acks") == 0 || strcmp(n, "enable.idempotence") == 0 || strncmp(n, "queue.buffering", 15) == 0 ||
+            strcmp(n, "linger.ms") == 0 || strcmp(n, "message.timeout.ms") == 0 || strcmp(n, "compression.type") == 0 ||
+            strcmp(n, "compression.codec") == 0 || strcmp(n, "batch.num.messages") == 0)
+            continue;
+        ok = conf_set(conf, n, cfg->kafka_props[i].value);
+    }
+    ok = ok && (!o->brokers || conf_set(conf, "bootstrap.servers", o->brokers)) && conf_set(conf, "group.id", group) &&
+         conf_set(conf, "enable.auto.commit", "false") && conf_set(conf, "enable.auto.offset.store", "false") &&
+         conf_set(conf, "auto.offset.reset", o->from_beginning ? "earliest" : "latest") &&
+         conf_set(conf, "topic.metadata.refresh.interval.ms", "5000");
+    if (!ok) {
+        rd_kafka_conf_destroy(conf);
+        return EXIT_USAGE;
+    }
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        fprintf(stderr, "walrev tail: kafka consumer: %s\n", errstr);
+        return EXIT_USAGE;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(o->ntopics ? o->ntopics : 1);
+    if (o->ntopics) {
+        for (int i = 0; i < o->ntopics; i++) rd_kafka_topic_partition_list_add(subs, o->topics[i], RD_KAFKA_PARTITION_UA);
+    } else {
+        /* "^walrev\..*": every topic under the prefix; new tables' topics join as they appear */
+        StrBuf re;
+        strbuf_init(&re);
+        strbuf_append_char(&re, '^');
+        for (const char *p = o->prefix; *p; p++) {
+            if (*p == '.' || *p == '-') strbuf_append_char(&re, '\\');
+            strbuf_append_char(&re, *p);
+        }
+        strbuf_append_str(&re, "\\..*");
+        rd_kafka_topic_partition_list_add(subs, re.data, RD_KAFKA_PARTITION_UA);
+        strbuf_free(&re);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    int rc = 0;
+    if (e) {
+        fprintf(stderr, "walrev tail: could not subscribe: %s\n", rd_kafka_err2str(e));
+        rc = 1;
+        goto done;
+    }
+    int64_t last = mono_ms();
+    while (!done(ts)) {
+        if (o->timeout_ms && mono_ms() - last >= o->timeout_ms) break;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, POLL_MS);
+        if (!m) continue;
+        if (m->err) {
+            char fatal[256];
+            if (rd_kafka_fatal_error(rk, fatal, sizeof fatal)) {
+                fprintf(stderr, "walrev tail: kafka fatal error: %s\n", fatal);
+                rc = 1;
+                rd_kafka_message_destroy(m);
+                break;
+            }
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                log_warn("kafka consumer error msg=\"%s\" err=%s", rd_kafka_message_errstr(m), rd_kafka_err2name(m->err));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        last = mono_ms();
+        char where[300];
+        snprintf(where, sizeof where, "%s[%" PRId32 "]@%" PRId64, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+        emit(ts, m->payload, m->len, where);
+        rd_kafka_message_destroy(m);
+    }
+done:
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc ? rc : (ts->bad ? 1 : 0);
+}
+
+/* ---- the command ---- */
+
+static bool parse_count(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0) return false;
+    *out = v;
+    return true;
+}
+
+static const char *cfg_prop(const Config *cfg, const char *name)
+{
+    for (int i = 0; cfg && i < cfg->nkafka_props; i++)
+        if (strcmp(cfg->kafka_props[i].name, name) == 0) return cfg->kafka_props[i].value;
+    return NULL;
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: walrev tail [--brokers B] [--prefix P] [--topic T ...] [--file PATH] [--from-beginning]\n"
+          "                   [--format json|table] [--max-messages N] [--timeout-ms N]\n",
+          out);
+}
+
+int tail_command(int argc, char **argv, const Config *cfg)
+{
+    static const struct option longopts[] = {
+        {"brokers", required_argument, NULL, 'b'},    {"prefix", required_argument, NULL, 'p'},
+        {"topic", required_argument, NULL, 't'},      {"file", required_argument, NULL, 'f'},
+        {"from-beginning", no_argument, NULL, 'B'},   {"format", required_argument, NULL, 'F'},
+        {"max-messages", required_argument, NULL, 'n'}, {"timeout-ms", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    TailOptions o = {.prefix = cfg && cfg->kafka_topic_prefix ? cfg->kafka_topic_prefix : "walrev"};
+    o.topics = xcalloc((size_t)argc + 1, sizeof *o.topics);
+    int rc = 0, c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "+b:p:t:f:BF:n:T:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'b': o.brokers = optarg; break;
+        case 'p': o.prefix = optarg; break;
+        case 't': o.topics[o.ntopics++] = optarg; break;
+        case 'f': o.file = optarg; break;
+        case 'B': o.from_beginning = true; break;
+        case 'F':
+            if (strcmp(optarg, "json") == 0)
+                o.format = FMT_JSON;
+            else if (strcmp(optarg, "table") == 0)
+                o.format = FMT_TABLE;
+            else {
+                fprintf(stderr, "walrev tail: --format must be json or table, not \"%s\"\n", optarg);
+                rc = EXIT_USAGE;
+            }
+            break;
+        case 'n':
+            if (!parse_count(optarg, &o.max_messages)) {
+                fprintf(stderr, "walrev tail: --max-messages needs a count, not \"%s\"\n", optarg);
+                rc = EXIT_USAGE;
+            }
+            break;
+        case 'T':
+            if (!parse_count(optarg, &o.timeout_ms)) {
+                fprintf(stderr, "walrev tail: --timeout-ms needs milliseconds, not \"%s\"\n", optarg);
+                rc = EXIT_USAGE;
+            }
+            break;
+        case 'h': usage(stdout); goto out;
+        default: rc = EXIT_USAGE; break;
+        }
+    }
+    if (!rc && optind < argc) {
+        fprintf(stderr, "walrev tail: unexpected argument \"%s\"\n", argv[optind]);
+        rc = EXIT_USAGE;
+    }
+    if (!o.brokers) o.brokers = cfg_prop(cfg, "bootstrap.servers");
+    if (!rc && !o.file && !o.brokers) {
+        fprintf(stderr, "walrev tail: no brokers: give --brokers or set bootstrap.servers in [kafka]\n");
+        rc = EXIT_USAGE;
+    }
+    if (rc) {
+        usage(stderr);
+        goto out;
+    }
+    TailState ts = {.opt = &o};
+    rc = o.file ? tail_file(&ts) : tail_kafka(&ts, cfg);
+out:
+    free(o.topics);
+    return rc;
+}
