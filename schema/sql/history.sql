@@ -104,7 +104,7 @@ CREATE TABLE IF NOT EXISTS @schema@.row_state (
     revision_id bigint NOT NULL,
     vals        text[] NOT NULL,
     PRIMARY KEY (relid, key)
-);
+) WITH (fillfactor = 70);  -- room for HOT updates: every change rewrites its row in place
 
 -- Keyframes: a table's full image as of a revision, so a snapshot at any
 -- point starts from the nearest keyframe and replays a bounded number of deltas.
