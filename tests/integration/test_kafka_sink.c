@@ -315,6 +315,8 @@ static void assert_same_stream(const MsgList *exp, const MsgList *got)
 
 /* ---- tests ---- */
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
 static void roundtrip(const char *brokers, const char *prefix, bool mock)
 {
     WrError err = {0};
@@ -367,6 +369,31 @@ static void roundtrip(const char *brokers, const char *prefix, bool mock)
     assert_string_equal(out, nbuf);
     free(out);
     (void)mock;
+
+    /* walrev tail (regex subscription on ^prefix\.) prints every message; same view as the C decoder */
+    char **lines = xcalloc(exp.n, sizeof *lines);
+    for (size_t i = 0; i < exp.n; i++) {
+        json_t *j = NULL;
+        size_t used = 0;
+        WrError derr = {0};
+        assert_int_equal(mpc_decode_json(exp.m[i].value.data, exp.m[i].value.len, &used, &j, &derr), WR_OK);
+        lines[i] = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+    }
+    qsort(lines, exp.n, sizeof *lines, cmp_str);
+    strbuf_reset(&want);
+    for (size_t i = 0; i < exp.n; i++) {
+        strbuf_appendf(&want, "%s\n", lines[i]);
+        free(lines[i]);
+    }
+    free(lines);
+    assert_int_equal(ts_run(&out,
+                            "%s --source dbname=unused tail --brokers %s --prefix %s --from-beginning "
+                            "--max-messages %zu --timeout-ms 30000 2>/dev/null | LC_ALL=C sort",
+                            ts_walrev_bin(), brokers, prefix, exp.n),
+                     0);
+    assert_string_equal(out, want.data);
+    free(out);
     strbuf_free(&want);
     list_free(&exp);
     list_free(&got);
@@ -578,6 +605,33 @@ static void test_config_refusals(void **state)
     sink_destroy(s);
 }
 
+/* A tiny local queue: produce blocks and polls until deliveries free room, and loses nothing. */
+static void test_backpressure_bounded_queue(void **state)
+{
+    (void)state;
+    create_topics("bp");
+    WrError err = {0};
+    KafkaProp props[] = {{"queue.buffering.max.messages", "20"}, {"linger.ms", "20"}};
+    KafkaSinkConfig cfg = {.brokers = bootstraps, .topic_prefix = "bp", .props = props, .nprops = 2};
+    Sink *s = sink_kafka_create(&cfg, &err);
+    assert_non_null(s);
+    SinkPosition pos;
+    assert_int_equal(s->ops->open(s, &pos, &err), WR_OK);
+    MsgList exp = {0}, got = {0};
+    for (int64_t id = 1; id <= 20; id++) gen_revision(s, "bp", id, 10, &exp);
+    KafkaSinkStats st;
+    sink_kafka_stats(s, &st);
+    assert_true(st.queue_full_waits > 0);
+    assert_int_equal(st.produced, exp.n);
+    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(s->ops->durable_lsn(s), make_rev(20).end_lsn);
+    sink_destroy(s);
+    consume_all(bootstraps, "bp", &got);
+    assert_same_stream(&exp, &got);
+    list_free(&exp);
+    list_free(&got);
+}
+
 static long status_kb(const char *field)
 {
     FILE *fp = fopen("/proc/self/status", "r");
@@ -641,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_outage),
         cmocka_unit_test(test_crash_resend_duplicates_whole_revisions),
         cmocka_unit_test(test_permanent_error_is_fatal),
+        cmocka_unit_test(test_backpressure_bounded_queue),
         cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
