@@ -258,7 +258,7 @@ SELECT d.revision_id AS revision, d.seq, r.commit_time, d.relid,
        rv.nspname || '.' || rv.relname AS table_name, d.key, d.op,
        c.actor_type, c.actor_id, c.description,
        a.col_id, rv.col_names[array_position(rv.col_ids, a.col_id)] AS column_name,
-       a.old_value, a.new_value, coalesce(a.flags, 0)::smallint AS flags
+       a.old_value, a.new_value, coalesce(a.flags, 0)::smallint AS flags, a.n AS attr_no
 FROM @schema@.object_delta d
 JOIN @schema@.revision r ON r.id = d.revision_id
 JOIN @schema@.relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion

@@ -1,0 +1,355 @@
+/*
+ * audit.c — `walrev log`, `show`, `history`, `blame` and `diff`: thin
+ * queries over the SQL views and functions of replay.sql, so the CLI and a
+ * psql user get the same answers. Read-only; every query runs inside the
+ * command's one snapshot of the history store.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "replay/internal.h"
+
+enum { OPT_FORMAT = 1000, OPT_ACTOR, OPT_TABLE, OPT_KEY, OPT_SINCE, OPT_UNTIL, OPT_LIMIT, OPT_AT };
+
+static const struct option AUDIT_OPTS[] = {
+    {"format", required_argument, NULL, OPT_FORMAT}, {"actor", required_argument, NULL, OPT_ACTOR},
+    {"table", required_argument, NULL, OPT_TABLE},   {"key", required_argument, NULL, OPT_KEY},
+    {"since", required_argument, NULL, OPT_SINCE},   {"until", required_argument, NULL, OPT_UNTIL},
+    {"limit", required_argument, NULL, OPT_LIMIT},   {"at", required_argument, NULL, OPT_AT},
+    {NULL, 0, NULL, 0}};
+
+#define MAX_TABLES 256
+
+typedef struct {
+    OutFormat fmt;
+    const char *actor;
+    const char *tables[MAX_TABLES];
+    int ntables;
+    const char *key;
+    const char *since;
+    const char *until;
+    const char *limit;
+    const char *at;
+    int npos;
+    char **pos;
+} AuditArgs;
+
+static WrStatus parse_args(ReplayCtx *ctx, int argc, char **argv, AuditArgs *a, WrError *err)
+{
+    memset(a, 0, sizeof(*a));
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", AUDIT_OPTS, NULL)) != -1) {
+        switch (c) {
+        case OPT_FORMAT:
+            if (rq_parse_format(optarg, &a->fmt, err) != WR_OK) return err->status;
+            break;
+        case OPT_ACTOR: a->actor = optarg; break;
+        case OPT_TABLE:
+            if (a->ntables == MAX_TABLES) return wr_error_set(err, WR_INVALID, "too many --table options");
+            a->tables[a->ntables++] = optarg;
+            break;
+        case OPT_KEY: a->key = optarg; break;
+        case OPT_SINCE: a->since = optarg; break;
+        case OPT_UNTIL: a->until = optarg; break;
+        case OPT_LIMIT: a->limit = optarg; break;
+        case OPT_AT: a->at = optarg; break;
+        default: return rq_bad_option(ctx, argc, argv, err);
+        }
+    }
+    /* GNU getopt moves positionals after the options */
+    a->pos = argv + optind;
+    a->npos = argc - optind;
+    return WR_OK;
+}
+
+static WrStatus need_no_pos(const AuditArgs *a, const char *cmd, WrError *err)
+{
+    if (a->npos > 0) return wr_error_set(err, WR_INVALID, "%s: unexpected argument %s", cmd, a->pos[0]);
+    return WR_OK;
+}
+
+/* --table and --key into relid and stored key; the key must have a recorded change. */
+static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, uint32_t *relid, char **key, WrError *err)
+{
+    if (a->ntables != 1 || !a->key)
+        return wr_error_set(err, WR_INVALID, "%s needs --table T and --key K", ctx->cmd);
+    if (rq_resolve_table(ctx, a->tables[0], relid, err) != WR_OK) return err->status;
+    if (rq_parse_key(a->key, key, err) != WR_OK) return err->status;
+    char rel[16];
+    rq_oid_text(*relid, rel);
+    const char *params[2] = {rel, *key};
+    char *sql = NULL;
+    if (asprintf(&sql, "SELECT 1 FROM %s.object_delta WHERE relid = $1 AND key = $2 LIMIT 1", ctx->schema_q) < 0)
+        abort();
+    PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
+    free(sql);
+    if (!res) return err->status;
+    bool found = PQntuples(res) > 0;
+    PQclear(res);
+    if (!found)
+        return wr_error_set(err, WR_INVALID, "unknown key %s in table %s: no change recorded for it", *key,
+                            a->tables[0]);
+    return WR_OK;
+}
+
+WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
+{
+    AuditArgs a;
+    if (parse_args(ctx, argc, argv, &a, err) != WR_OK || need_no_pos(&a, "log", err) != WR_OK) return err->status;
+    char since[24] = "", until[24] = "", rel[16] = "", limit[24] = "";
+    char *atype = NULL, *aid = NULL, *key = NULL;
+    WrStatus st = WR_OK;
+    Point pt;
+    if (a.since) {
+        if ((st = rq_resolve_point(ctx, a.since, &pt, err)) != WR_OK) goto done;
+        snprintf(since, sizeof(since), "%lld", (long long)pt.rev);
+    }
+    if (a.until) {
+        if ((st = rq_resolve_point(ctx, a.until, &pt, err)) != WR_OK) goto done;
+        snprintf(until, sizeof(until), "%lld", (long long)pt.rev);
+    }
+    if (a.actor) {
+        const char *colon = strchr(a.actor, ':');
+        if (!colon || colon == a.actor) {
+            st = wr_error_set(err, WR_INVALID, "invalid --actor %s: expected TYPE:ID", a.actor);
+            goto done;
+        }
+        atype = xstrndup(a.actor, (size_t)(colon - a.actor));
+        aid = xstrdup(colon + 1);
+    }
+    if (a.ntables > 1) {
+        st = wr_error_set(err, WR_INVALID, "log takes one --table");
+        goto done;
+    }
+    if (a.ntables == 1) {
+        uint32_t relid;
+        if ((st = rq_resolve_table(ctx, a.tables[0], &relid, err)) != WR_OK) goto done;
+        rq_oid_text(relid, rel);
+    }
+    if (a.key) {
+        if (!a.ntables) {
+            st = wr_error_set(err, WR_INVALID, "--key needs --table");
+            goto done;
+        }
+        if ((st = rq_parse_key(a.key, &key, err)) != WR_OK) goto done;
+    }
+    if (a.limit) {
+        char *end;
+        long long n = strtoll(a.limit, &end, 10);
+        if (*end || n < 0) {
+            st = wr_error_set(err, WR_INVALID, "invalid --limit %s: expected a count", a.limit);
+            goto done;
+        }
+        snprintf(limit, sizeof(limit), "%lld", n);
+    }
+    {
+        char *sql = NULL;
+        if (asprintf(&sql,
+                     "SELECT l.revision, l.commit_time, l.actor_type, l.actor_id, l.description, "
+                     "l.inserts, l.updates, l.deletes, l.truncates "
+                     "FROM %1$s.revision_log l "
+                     "WHERE ($1::bigint IS NULL OR l.revision > $1::bigint) "
+                     "AND ($2::bigint IS NULL OR l.revision <= $2::bigint) "
+                     "AND ($3::text IS NULL OR l.revision IN (SELECT c.revision_id FROM %1$s.revision_context c "
+                     "     WHERE c.actor_type = $3 AND c.actor_id = $4)) "
+                     "AND ($5::oid IS NULL OR l.revision IN (SELECT d.revision_id FROM %1$s.object_delta d "
+                     "     WHERE d.relid = $5::oid AND ($6::text IS NULL OR d.key = $6))) "
+                     "ORDER BY l.revision DESC LIMIT $7::bigint",
+                     ctx->schema_q) < 0)
+            abort();
+        const char *params[7] = {since[0] ? since : NULL, until[0] ? until : NULL, atype, aid,
+                                 rel[0] ? rel : NULL,      key,                     limit[0] ? limit : NULL};
+        PGresult *res = rq_exec(ctx->hist, err, sql, 7, params);
+        free(sql);
+        if (!res) {
+            st = err->status;
+            goto done;
+        }
+        out_print_result(ctx->out, res, a.fmt);
+        PQclear(res);
+    }
+done:
+    free(atype);
+    free(aid);
+    free(key);
+    return st;
+}
+
+WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err)
+{
+    AuditArgs a;
+    if (parse_args(ctx, argc, argv, &a, err) != WR_OK) return err->status;
+    if (a.npos != 1) return wr_error_set(err, WR_INVALID, "usage: walrev show REV [--format aligned|csv|json]");
+    Point pt;
+    if (rq_resolve_point(ctx, a.pos[0], &pt, err) != WR_OK) return err->status;
+    PGresult *head = rq_execf(ctx->hist, err,
+                              "SELECT revision, commit_time, commit_lsn, end_lsn, xid, actor_type, actor_id, "
+                              "description, inserts, updates, deletes, truncates, snapshots, warnings "
+                              "FROM %s.revision_log WHERE revision = %lld",
+                              ctx->schema_q, (long long)pt.rev);
+    if (!head) return err->status;
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "SELECT h.seq, h.table_name AS \"table\", h.op, h.key, h.actor_type, h.actor_id, "
+                             "h.column_name AS \"column\", h.old_value, h.new_value "
+                             "FROM %s.object_history h WHERE h.revision = %lld ORDER BY h.seq, h.attr_no",
+                             ctx->schema_q, (long long)pt.rev);
+    if (!res) {
+        PQclear(head);
+        return err->status;
+    }
+    if (a.fmt == OUT_JSON) {
+        StrBuf b;
+        strbuf_init(&b);
+        strbuf_append_str(&b, "{\"revision\":");
+        out_json_row(&b, head, 0);
+        strbuf_append_str(&b, ",\"changes\":[");
+        for (int r = 0; r < PQntuples(res); r++) {
+            strbuf_append_str(&b, r ? ",\n" : "\n");
+            out_json_row(&b, res, r);
+        }
+        strbuf_append_str(&b, "]}\n");
+        fwrite(b.data, 1, b.len, ctx->out);
+        strbuf_free(&b);
+    } else if (a.fmt == OUT_CSV) {
+        out_print_result(ctx->out, res, OUT_CSV);
+    } else {
+        out_print_result(ctx->out, head, OUT_ALIGNED);
+        fputc('\n', ctx->out);
+        out_print_result(ctx->out, res, OUT_ALIGNED);
+    }
+    PQclear(head);
+    PQclear(res);
+    return WR_OK;
+}
+
+WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
+{
+    AuditArgs a;
+    if (parse_args(ctx, argc, argv, &a, err) != WR_OK || need_no_pos(&a, "history", err) != WR_OK)
+        return err->status;
+    uint32_t relid;
+    char *key = NULL;
+    if (resolve_object(ctx, &a, &relid, &key, err) != WR_OK) {
+        free(key);
+        return err->status;
+    }
+    char rel[16];
+    rq_oid_text(relid, rel);
+    const char *params[2] = {rel, key};
+    char *sql = NULL;
+    if (asprintf(&sql,
+                 "SELECT h.revision, h.commit_time, h.op, h.actor_type, h.actor_id, h.description, "
+                 "h.column_name AS \"column\", h.old_value, h.new_value "
+                 "FROM %s.object_history h WHERE h.relid = $1::oid AND h.key = $2 "
+                 "ORDER BY h.revision, h.seq, h.attr_no",
+                 ctx->schema_q) < 0)
+        abort();
+    PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
+    free(sql);
+    free(key);
+    if (!res) return err->status;
+    out_print_result(ctx->out, res, a.fmt);
+    PQclear(res);
+    return WR_OK;
+}
+
+WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
+{
+    AuditArgs a;
+    if (parse_args(ctx, argc, argv, &a, err) != WR_OK || need_no_pos(&a, "blame", err) != WR_OK)
+        return err->status;
+    uint32_t relid;
+    char *key = NULL;
+    Point pt;
+    WrStatus st = resolve_object(ctx, &a, &relid, &key, err);
+    if (st == WR_OK) st = a.at ? rq_resolve_point(ctx, a.at, &pt, err) : rq_newest(ctx, &pt, err);
+    if (st != WR_OK) {
+        free(key);
+        return st;
+    }
+    char rel[16], rev[24];
+    rq_oid_text(relid, rel);
+    snprintf(rev, sizeof(rev), "%lld", (long long)pt.rev);
+    /* the row must exist at that point: say when it was deleted otherwise */
+    char *sql = NULL;
+    if (asprintf(&sql, "SELECT %s.row_at($1::oid, $2, $3::bigint) IS NOT NULL", ctx->schema_q) < 0) abort();
+    const char *params[3] = {rel, key, rev};
+    PGresult *res = rq_exec(ctx->hist, err, sql, 3, params);
+    free(sql);
+    if (!res) {
+        free(key);
+        return err->status;
+    }
+    bool live = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (!live) {
+        st = wr_error_set(err, WR_INVALID, "key %s of table %s does not exist at revision %lld (deleted)", key,
+                          a.tables[0], (long long)pt.rev);
+        free(key);
+        return st;
+    }
+    if (asprintf(&sql,
+                 "SELECT b.column_name AS \"column\", b.value, b.revision, b.op, b.commit_time, b.actor_type, "
+                 "b.actor_id, b.description FROM %s.blame($1::oid, $2, $3::bigint) b",
+                 ctx->schema_q) < 0)
+        abort();
+    res = rq_exec(ctx->hist, err, sql, 3, params);
+    free(sql);
+    free(key);
+    if (!res) return err->status;
+    out_print_result(ctx->out, res, a.fmt);
+    PQclear(res);
+    return WR_OK;
+}
+
+WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
+{
+    AuditArgs a;
+    if (parse_args(ctx, argc, argv, &a, err) != WR_OK) return err->status;
+    if (a.npos != 2)
+        return wr_error_set(err, WR_INVALID, "usage: walrev diff POINT1 POINT2 [--table T ...] [--format F]");
+    Point p1, p2;
+    if (rq_resolve_point(ctx, a.pos[0], &p1, err) != WR_OK) return err->status;
+    if (rq_resolve_point(ctx, a.pos[1], &p2, err) != WR_OK) return err->status;
+    StrBuf ids;
+    strbuf_init(&ids);
+    strbuf_append_char(&ids, '{');
+    if (a.ntables) {
+        for (int i = 0; i < a.ntables; i++) {
+            uint32_t relid;
+            if (rq_resolve_table(ctx, a.tables[i], &relid, err) != WR_OK) {
+                strbuf_free(&ids);
+                return err->status;
+            }
+            strbuf_appendf(&ids, "%s%u", i ? "," : "", relid);
+        }
+    } else {
+        uint32_t *relids;
+        int n;
+        if (rq_all_tables(ctx, &relids, &n, err) != WR_OK) {
+            strbuf_free(&ids);
+            return err->status;
+        }
+        for (int i = 0; i < n; i++) strbuf_appendf(&ids, "%s%u", i ? "," : "", relids[i]);
+        free(relids);
+    }
+    strbuf_append_char(&ids, '}');
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "SELECT v.nspname || '.' || v.relname AS \"table\", d.key, d.change, "
+                             "d.column_name AS \"column\", d.old_value, d.new_value "
+                             "FROM unnest('%s'::oid[]) WITH ORDINALITY AS t(relid, n) "
+                             "CROSS JOIN LATERAL (SELECT nspname, relname FROM %s.relation_version rv "
+                             "  WHERE rv.relid = t.relid ORDER BY version DESC LIMIT 1) v "
+                             "CROSS JOIN LATERAL %s.diff(%lld, %lld, t.relid) WITH ORDINALITY "
+                             "  AS d(key, change, column_name, old_value, new_value, n) "
+                             "ORDER BY t.n, d.n",
+                             ids.data, ctx->schema_q, ctx->schema_q, (long long)p1.rev, (long long)p2.rev);
+    strbuf_free(&ids);
+    if (!res) return err->status;
+    out_print_result(ctx->out, res, a.fmt);
+    PQclear(res);
+    return WR_OK;
+}

@@ -1,0 +1,105 @@
+/*
+ * internal.h — shared by the replay/ sources only (never included outside
+ * replay/): the command context, history queries, point/table/key
+ * resolution, and the result printer. Functions here fill WrError and return;
+ * replay_run prints the one error line and picks the exit code.
+ */
+#ifndef WALREV_REPLAY_INTERNAL_H
+#define WALREV_REPLAY_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "replay/replay.h"
+
+typedef enum { OUT_ALIGNED, OUT_CSV, OUT_JSON } OutFormat;
+
+typedef struct {
+    const ReplayOptions *opts;
+    const char *cmd;
+    FILE *out;
+    FILE *err;
+    PGconn *hist;         /* history store, in one REPEATABLE READ READ ONLY transaction */
+    char *schema_q;       /* quoted history schema identifier */
+    const char *hist_conninfo;
+    const char *source_conninfo;
+} ReplayCtx;
+
+/* A resolved point. */
+typedef struct {
+    int64_t rev;
+    char commit_lsn[32];
+    char commit_time[64];
+} Point;
+
+/* One version of a tracked table (a row of relation_version). Owned by whoever fills it. */
+typedef struct {
+    uint32_t relid;
+    int version;
+    char *nspname;
+    char *relname;
+    int ncols;
+    int *col_ids;
+    char **col_names;
+    uint32_t *type_oids;
+    int *typmods;
+    char **type_names; /* entries may be NULL */
+    bool *is_key;
+} RelVersion;
+
+void relversion_term(RelVersion *rv);
+
+/* ---- history queries (replay.c) ---- */
+/* Run sql with text params on conn; NULL + err on failure (the server's primary message). Caller PQclears. */
+PGresult *rq_exec(PGconn *conn, WrError *err, const char *sql, int nparams, const char *const *params);
+/* The same with a printf-built statement (only for identifiers/numbers already made safe). */
+PGresult *rq_execf(PGconn *conn, WrError *err, const char *fmt, ...) WR_PRINTF(3, 4);
+/* Resolve a point text (revision id, LSN, timestamp) and report it on ctx->err. */
+WrStatus rq_resolve_point(ReplayCtx *ctx, const char *text, Point *pt, WrError *err) WR_MUSTCHECK;
+/* The newest revision (error when the history is empty). */
+WrStatus rq_newest(ReplayCtx *ctx, Point *pt, WrError *err) WR_MUSTCHECK;
+/* "schema.table" or "table" (public) -> relid of the tracked table that had that name last. */
+WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrError *err) WR_MUSTCHECK;
+/* Every tracked table, ordered by name; caller frees *relids. */
+WrStatus rq_all_tables(ReplayCtx *ctx, uint32_t **relids, int *n, WrError *err) WR_MUSTCHECK;
+/* Relation version in force at rev (rev < 0: the newest); *found=false if none. */
+WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion *rv, bool *found,
+                        WrError *err) WR_MUSTCHECK;
+/* A --key argument to the stored key form: 42 -> ["42"]; a JSON array is re-encoded compactly. Caller frees. */
+WrStatus rq_parse_key(const char *arg, char **key, WrError *err) WR_MUSTCHECK;
+/* The elements of a stored key (JSON array of strings/null). Caller frees with rq_free_strv. */
+WrStatus rq_key_values(const char *key, char ***vals, int *n, WrError *err) WR_MUSTCHECK;
+void rq_free_strv(char **v, int n);
+/* Parse a PostgreSQL text array ("{a,NULL,"b c"}") into strings (NULL for NULL). */
+WrStatus rq_parse_text_array(const char *text, char ***vals, int *n, WrError *err) WR_MUSTCHECK;
+/* A libpq notice processor that drops notices ("schema exists, skipping"). */
+void rq_quiet_notices(void *arg, const char *message);
+/* name quoted as the server's quote_ident() does (bare when it can be). Caller frees. */
+char *rq_quote_ident(PGconn *conn, const char *name);
+/* Parse --format aligned|csv|json. */
+WrStatus rq_parse_format(const char *arg, OutFormat *fmt, WrError *err) WR_MUSTCHECK;
+/* The stored relid as the decimal text libpq params want. */
+void rq_oid_text(uint32_t relid, char buf[16]);
+
+/* ---- output (output.c) ---- */
+/* Print a result as an aligned table (psql style, "(N rows)"), CSV with a header, or a JSON array. */
+void out_print_result(FILE *f, const PGresult *res, OutFormat fmt);
+/* One row of a result as a JSON object (no newline). */
+void out_json_row(StrBuf *b, const PGresult *res, int row);
+
+/* ---- commands ---- */
+WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+WrStatus cmd_restore(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+WrStatus cmd_revert(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+WrStatus cmd_rollback(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+
+/* getopt_long reset + unknown option report shared by the commands. */
+WrStatus rq_bad_option(ReplayCtx *ctx, int argc, char **argv, WrError *err);
+
+#endif

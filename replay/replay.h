@@ -1,0 +1,44 @@
+/*
+ * replay.h — the replay module's one public header: time travel (snapshot),
+ * audit (log, show, history, blame, diff), undo (restore, revert, rollback)
+ * and `walrev verify`, as CLI commands over the history store. Replay reads
+ * the history with SQL only; it never touches a replication slot, and it
+ * writes to the source database only for an undo run with --apply.
+ */
+#ifndef WALREV_REPLAY_H
+#define WALREV_REPLAY_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* What the commands need from the configuration; main.c fills it. Borrowed. */
+typedef struct {
+    const char *history_conninfo; /* the history store; NULL: source_conninfo */
+    const char *source_conninfo;  /* the tracked database: undo target, default --into target */
+    const char *schema;           /* history schema; NULL: "walrev" */
+} ReplayOptions;
+
+/* True if cmd is one of the commands replay_command handles. */
+bool replay_is_command(const char *cmd);
+
+/*
+ * Run `walrev <cmd> ...`: cmd is one of verify, snapshot, log, show, history,
+ * blame, diff, restore, revert, rollback; argv[0] is the command name and the
+ * rest its options (getopt_long). Writes results to stdout and messages to
+ * stderr. Returns the process exit code: 0 done, 1 error (one message line
+ * on stderr, nothing changed). Blocking; opens and closes its own connections.
+ */
+int replay_command(const char *cmd, int argc, char **argv, const ReplayOptions *opts);
+
+/* The same with explicit streams (tests, embedding). out and err stay the caller's. */
+int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts, FILE *out,
+               FILE *err);
+
+/*
+ * schema/sql/replay.sql (views and functions over the history store) with
+ * @schema@ replaced by the quoted identifier of schema. Apply it after
+ * history.sql; idempotent. Caller frees. Pure: no connection.
+ */
+char *replay_sql_render(const char *schema);
+
+#endif

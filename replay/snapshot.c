@@ -1,0 +1,356 @@
+/*
+ * snapshot.c — `walrev snapshot`: tables as they were at a point, with the
+ * columns of that time, streamed from the history store's snapshot_rows()
+ * by COPY (text, CSV, or SQL with CREATE TABLE), or loaded into tables of a
+ * target schema (--into). Streams row by row: memory does not grow with the
+ * table. Shows rows and rate on stderr when it is a terminal.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "replay/internal.h"
+
+enum { SNAP_TEXT, SNAP_CSV, SNAP_SQL };
+enum { OPT_AT = 1000, OPT_TABLE, OPT_FORMAT, OPT_INTO, OPT_TARGET, OPT_OUTDIR };
+
+static const struct option SNAP_OPTS[] = {
+    {"at", required_argument, NULL, OPT_AT},          {"table", required_argument, NULL, OPT_TABLE},
+    {"format", required_argument, NULL, OPT_FORMAT},  {"into", required_argument, NULL, OPT_INTO},
+    {"target", required_argument, NULL, OPT_TARGET},  {"output-dir", required_argument, NULL, OPT_OUTDIR},
+    {NULL, 0, NULL, 0}};
+
+typedef struct {
+    bool enabled;
+    const char *what;
+    struct timespec start, last;
+    long long rows;
+} Progress;
+
+static double secs_between(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void progress_tick(Progress *p, FILE *err, bool final)
+{
+    if (!p->enabled) return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!final && secs_between(&p->last, &now) < 0.25) return;
+    p->last = now;
+    double el = secs_between(&p->start, &now);
+    fprintf(err, "\rsnapshot %s: %lld rows, %.0f rows/s%s", p->what, p->rows, el > 0 ? (double)p->rows / el : 0.0,
+            final ? "\n" : "   ");
+    fflush(err);
+}
+
+/* The SQL type of each column, as format_type() names it on conn; falls back to the recorded name. */
+static char **column_types(PGconn *conn, const RelVersion *rv, WrError *err)
+{
+    char **types = xcalloc((size_t)rv->ncols + 1, sizeof(char *));
+    for (int i = 0; i < rv->ncols; i++) {
+        PGresult *res = rq_execf(conn, err, "SELECT format_type(%u, %d)", rv->type_oids[i], rv->typmods[i]);
+        if (!res) {
+            rq_free_strv(types, rv->ncols);
+            return NULL;
+        }
+        const char *t = PQgetisnull(res, 0, 0) ? "???" : PQgetvalue(res, 0, 0);
+        if (strncmp(t, "???", 3) == 0 || strcmp(t, "-") == 0)
+            t = rv->type_names[i] ? rv->type_names[i] : "text";
+        types[i] = xstrdup(t);
+        PQclear(res);
+    }
+    return types;
+}
+
+static char *qualified_name(PGconn *conn, const char *nsp, const char *rel)
+{
+    char *a = rq_quote_ident(conn, nsp);
+    char *b = rq_quote_ident(conn, rel);
+    char *out = NULL;
+    if (asprintf(&out, "%s.%s", a, b) < 0) abort();
+    free(a);
+    free(b);
+    return out;
+}
+
+/* "SELECT s.vals[1] AS "id", ... FROM schema.snapshot_rows(relid, rev) s" */
+static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev)
+{
+    StrBuf b;
+    strbuf_init(&b);
+    strbuf_append_str(&b, "SELECT ");
+    for (int i = 0; i < rv->ncols; i++) {
+        char *id = PQescapeIdentifier(ctx->hist, rv->col_names[i], strlen(rv->col_names[i]));
+        strbuf_appendf(&b, "%ss.vals[%d] AS %s", i ? ", " : "", rv->col_ids[i], id);
+        PQfreemem(id);
+    }
+    if (rv->ncols == 0) strbuf_append_str(&b, "NULL LIMIT 0");
+    strbuf_appendf(&b, " FROM %s.snapshot_rows(%u, %lld) s", ctx->schema_q, rv->relid, (long long)rev);
+    return b.data;
+}
+
+static char *column_list(PGconn *conn, const RelVersion *rv)
+{
+    StrBuf b;
+    strbuf_init(&b);
+    for (int i = 0; i < rv->ncols; i++) {
+        char *id = rq_quote_ident(conn, rv->col_names[i]);
+        strbuf_appendf(&b, "%s%s", i ? ", " : "", id);
+        free(id);
+    }
+    return b.data;
+}
+
+static char *create_table_sql(PGconn *conn, const char *qname, const RelVersion *rv, char **types)
+{
+    StrBuf b;
+    strbuf_init(&b);
+    strbuf_appendf(&b, "CREATE TABLE %s (", qname);
+    for (int i = 0; i < rv->ncols; i++) {
+        char *id = rq_quote_ident(conn, rv->col_names[i]);
+        strbuf_appendf(&b, "%s\n    %s %s", i ? "," : "", id, types[i]);
+        free(id);
+    }
+    strbuf_append_str(&b, "\n)");
+    return b.data;
+}
+
+/* Stream COPY OUT of the history connection into a FILE or a target connection's COPY IN. */
+static WrStatus stream_copy(ReplayCtx *ctx, const char *copy_sql, FILE *f, PGconn *target, Progress *pg,
+                            WrError *err)
+{
+    PGresult *res = PQexec(ctx->hist, copy_sql);
+    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        wr_error_set(err, WR_FATAL, "%s", m ? m : PQerrorMessage(ctx->hist));
+        PQclear(res);
+        return err->status;
+    }
+    PQclear(res);
+    char *buf;
+    int n;
+    WrStatus st = WR_OK;
+    while ((n = PQgetCopyData(ctx->hist, &buf, 0)) > 0) {
+        if (st == WR_OK) {
+            if (f) {
+                if (fwrite(buf, 1, (size_t)n, f) != (size_t)n)
+                    st = wr_error_set(err, WR_FATAL, "write failed while writing the snapshot");
+            } else if (PQputCopyData(target, buf, n) != 1) {
+                st = wr_error_set(err, WR_FATAL, "copy into target failed: %s", PQerrorMessage(target));
+            }
+        }
+        PQfreemem(buf);
+        pg->rows++;
+        if ((pg->rows & 1023) == 0) progress_tick(pg, ctx->err, false);
+    }
+    res = PQgetResult(ctx->hist);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WR_OK) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        st = wr_error_set(err, WR_FATAL, "%s", m ? m : PQerrorMessage(ctx->hist));
+    }
+    PQclear(res);
+    while ((res = PQgetResult(ctx->hist)) != NULL) PQclear(res);
+    progress_tick(pg, ctx->err, true);
+    return st;
+}
+
+static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *pt, int format, FILE *f,
+                             PGconn *target, const char *into, WrError *err)
+{
+    char *select = snapshot_select(ctx, rv, pt->rev);
+    char *qname = NULL, *cols = NULL, *copy = NULL;
+    char **types = NULL;
+    WrStatus st = WR_OK;
+    Progress pg = {0};
+    pg.enabled = isatty(fileno(ctx->err));
+    char what[300];
+    snprintf(what, sizeof(what), "%s.%s", rv->nspname, rv->relname);
+    pg.what = what;
+    clock_gettime(CLOCK_MONOTONIC, &pg.start);
+    pg.last = pg.start;
+
+    if (target) {
+        qname = qualified_name(target, into, rv->relname);
+        types = column_types(target, rv, err);
+        if (!types) {
+            st = err->status;
+            goto done;
+        }
+        char *create = create_table_sql(target, qname, rv, types);
+        PGresult *res = rq_exec(target, err, create, 0, NULL);
+        free(create);
+        if (!res) {
+            st = wr_error_prefix(err, "create %s", qname);
+            goto done;
+        }
+        PQclear(res);
+        cols = column_list(target, rv);
+        char *copy_in = NULL;
+        if (asprintf(&copy_in, "COPY %s (%s) FROM STDIN", qname, cols) < 0) abort();
+        res = PQexec(target, copy_in);
+        free(copy_in);
+        if (PQresultStatus(res) != PGRES_COPY_IN) {
+            wr_error_set(err, WR_FATAL, "copy into %s: %s", qname, PQerrorMessage(target));
+            PQclear(res);
+            st = err->status;
+            goto done;
+        }
+        PQclear(res);
+        if (asprintf(&copy, "COPY (%s) TO STDOUT", select) < 0) abort();
+        st = stream_copy(ctx, copy, NULL, target, &pg, err);
+        if (PQputCopyEnd(target, st == WR_OK ? NULL : "snapshot failed") != 1 && st == WR_OK)
+            st = wr_error_set(err, WR_FATAL, "copy into %s: %s", qname, PQerrorMessage(target));
+        res = PQgetResult(target);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WR_OK) {
+            const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+            st = wr_error_set(err, WR_FATAL, "copy into %s: %s", qname, m ? m : PQerrorMessage(target));
+        }
+        PQclear(res);
+        while ((res = PQgetResult(target)) != NULL) PQclear(res);
+        if (st == WR_OK)
+            fprintf(ctx->err, "loaded %lld rows into %s\n", pg.rows, qname);
+        goto done;
+    }
+
+    if (format == SNAP_SQL) {
+        PGconn *tc = ctx->hist;
+        qname = qualified_name(tc, rv->nspname, rv->relname);
+        types = column_types(tc, rv, err);
+        if (!types) {
+            st = err->status;
+            goto done;
+        }
+        char *create = create_table_sql(tc, qname, rv, types);
+        cols = column_list(tc, rv);
+        fprintf(f, "-- %s as of revision %lld (commit %s at %s)\n%s;\nCOPY %s (%s) FROM stdin;\n", what,
+                (long long)pt->rev, pt->commit_lsn, pt->commit_time, create, qname, cols);
+        free(create);
+    }
+    if (asprintf(&copy, "COPY (%s) TO STDOUT%s", select, format == SNAP_CSV ? " WITH (FORMAT csv, HEADER)" : "") < 0)
+        abort();
+    st = stream_copy(ctx, copy, f, NULL, &pg, err);
+    if (st == WR_OK && format == SNAP_SQL) fputs("\\.\n\n", f);
+done:
+    free(select);
+    free(qname);
+    free(cols);
+    free(copy);
+    if (types) rq_free_strv(types, rv->ncols);
+    return st;
+}
+
+WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
+{
+    const char *at = NULL, *into = NULL, *target_ci = NULL, *outdir = NULL;
+    const char *tables[256];
+    int ntables = 0, format = SNAP_TEXT;
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", SNAP_OPTS, NULL)) != -1) {
+        switch (c) {
+        case OPT_AT: at = optarg; break;
+        case OPT_TABLE:
+            if (ntables == 256) return wr_error_set(err, WR_INVALID, "too many --table options");
+            tables[ntables++] = optarg;
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "text") == 0 || strcmp(optarg, "copy") == 0)
+                format = SNAP_TEXT;
+            else if (strcmp(optarg, "csv") == 0)
+                format = SNAP_CSV;
+            else if (strcmp(optarg, "sql") == 0)
+                format = SNAP_SQL;
+            else
+                return wr_error_set(err, WR_INVALID, "unknown --format %s: expected text, csv or sql", optarg);
+            break;
+        case OPT_INTO: into = optarg; break;
+        case OPT_TARGET: target_ci = optarg; break;
+        case OPT_OUTDIR: outdir = optarg; break;
+        default: return rq_bad_option(ctx, argc, argv, err);
+        }
+    }
+    if (optind < argc) return wr_error_set(err, WR_INVALID, "snapshot: unexpected argument %s", argv[optind]);
+    if (into && outdir) return wr_error_set(err, WR_INVALID, "--into and --output-dir exclude each other");
+
+    Point pt;
+    WrStatus st = at ? rq_resolve_point(ctx, at, &pt, err) : rq_newest(ctx, &pt, err);
+    if (st != WR_OK) return st;
+
+    uint32_t *relids = NULL;
+    int n = 0;
+    if (ntables) {
+        relids = xcalloc((size_t)ntables, sizeof(uint32_t));
+        for (int i = 0; i < ntables; i++, n++)
+            if ((st = rq_resolve_table(ctx, tables[i], &relids[i], err)) != WR_OK) goto out;
+    } else if ((st = rq_all_tables(ctx, &relids, &n, err)) != WR_OK) {
+        goto out;
+    }
+    if (!into && !outdir && format != SNAP_SQL && n > 1) {
+        st = wr_error_set(err, WR_INVALID,
+                          "%d tables in one COPY stream would be ambiguous: name one --table, or use "
+                          "--format sql, --into SCHEMA or --output-dir DIR",
+                          n);
+        goto out;
+    }
+
+    PGconn *target = NULL;
+    if (into) {
+        const char *ci = target_ci ? target_ci : (ctx->source_conninfo ? ctx->source_conninfo : ctx->hist_conninfo);
+        target = PQconnectdb(ci);
+        if (PQstatus(target) != CONNECTION_OK) {
+            st = wr_error_set(err, WR_FATAL, "cannot connect to the --into target: %s", PQerrorMessage(target));
+            PQfinish(target);
+            goto out;
+        }
+        PQsetNoticeProcessor(target, rq_quiet_notices, NULL);
+        char *ns = PQescapeIdentifier(target, into, strlen(into));
+        PGresult *res = rq_execf(target, err, "BEGIN; CREATE SCHEMA IF NOT EXISTS %s", ns);
+        PQfreemem(ns);
+        if (!res) {
+            st = err->status;
+            PQfinish(target);
+            goto out;
+        }
+        PQclear(res);
+    }
+    for (int i = 0; i < n && st == WR_OK; i++) {
+        RelVersion rv;
+        bool found;
+        if ((st = rq_relation_at(ctx, relids[i], pt.rev, &rv, &found, err)) != WR_OK) break;
+        if (!found) {
+            if (ntables)
+                st = wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld", tables[i],
+                                  (long long)pt.rev);
+            continue;
+        }
+        FILE *f = ctx->out;
+        char *path = NULL;
+        if (outdir) {
+            if (asprintf(&path, "%s/%s.%s.%s", outdir, rv.nspname, rv.relname,
+                         format == SNAP_CSV ? "csv" : format == SNAP_SQL ? "sql" : "copy") < 0)
+                abort();
+            f = fopen(path, "w");
+            if (!f) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
+        }
+        if (st == WR_OK) st = snapshot_one(ctx, &rv, &pt, format, f, target, into, err);
+        if (outdir && f) {
+            if (fclose(f) != 0 && st == WR_OK) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
+        }
+        free(path);
+        relversion_term(&rv);
+    }
+    if (target) {
+        PGresult *res = rq_exec(target, err, st == WR_OK ? "COMMIT" : "ROLLBACK", 0, NULL);
+        if (!res && st == WR_OK) st = err->status;
+        PQclear(res);
+        PQfinish(target);
+    }
+out:
+    free(relids);
+    return st;
+}
