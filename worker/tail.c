@@ -204,9 +204,11 @@ static int tail_file(TailState *ts)
                 break;
             }
             /* keep the unread tail, read more */
-            memmove(buf.data, buf.data + start, buf.len - start);
-            buf.len -= start;
-            start = 0;
+            if (start > 0) {
+                memmove(buf.data, buf.data + start, buf.len - start);
+                buf.len -= start;
+                start = 0;
+            }
             char chunk[65536];
             size_t n = fread(chunk, 1, sizeof chunk, fp);
             if (n == 0) {
