@@ -779,7 +779,7 @@ static bool report_replica_identity(Setup *s)
     if (altered) s->changes++;
     if (not_full > broken)
         say("info",
-            "%d published table(s) use their primary key as replica identity; walrev does not "
+            "%d published table(s) use a key (primary key or replica identity index), not FULL; walrev does not "
             "need FULL (old values come from the history store)",
             not_full - broken);
     say("ok", "%d table(s) published", PQntuples(res));

@@ -38,7 +38,7 @@ expect_has $OUT/1.out "created   functions walrev.context(jsonb) and walrev.cont
 expect_has $OUT/1.out "created   publication walrev FOR TABLES IN SCHEMA (every schema but the history's)"
 expect_has $OUT/1.out "created   replication slot $DB (pgoutput) at "
 expect_has $OUT/1.out "warning   public.nokey has REPLICA IDENTITY DEFAULT and no primary key: UPDATE and DELETE on it fail"
-expect_has $OUT/1.out "info      2 published table(s) use their primary key as replica identity"
+expect_has $OUT/1.out "info      2 published table(s) use a key (primary key or replica identity index), not FULL; walrev does not need FULL"
 expect_has $OUT/1.out "ok        3 table(s) published"
 expect_eq "first setup summary" "$(tail -1 $OUT/1.out)" "setup complete: 4 change(s), 1 warning(s)"
 expect_eq "first setup stderr empty" "$(cat $OUT/1.err)" ""
