@@ -14,8 +14,7 @@
 
 #include "replay/internal.h"
 
-/* `walrev verify` is history_verify() from replay/verify.h (another module
- * file); it is wired in once that header exists: define REPLAY_HAVE_VERIFY. */
+#include "replay/verify.h"
 
 static const char *const COMMANDS[] = {"verify", "snapshot", "log",    "show",   "history",
                                        "blame",  "diff",     "restore", "revert", "rollback"};
@@ -440,9 +439,29 @@ static WrStatus open_history(ReplayCtx *ctx, WrError *err)
     return WR_OK;
 }
 
-#ifdef REPLAY_HAVE_VERIFY
-static WrStatus cmd_verify(ReplayCtx *ctx, int argc, char **argv, WrError *err);
-#endif
+/* `walrev verify`: history_verify (verify.c) on its own idle connection. */
+static WrStatus cmd_verify(ReplayCtx *ctx, int argc, char **argv, WrError *err)
+{
+    if (argc > 1) return wr_error_set(err, WR_INVALID, "verify: unexpected argument %s", argv[1]);
+    PGconn *conn = PQconnectdb(ctx->hist_conninfo);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        set_server_error(err, conn, NULL);
+        PQfinish(conn);
+        return wr_error_prefix(err, "cannot connect to the history store");
+    }
+    PQsetNoticeProcessor(conn, rq_quiet_notices, NULL);
+    int64_t checked = 0, first_bad = 0;
+    char why[512] = "";
+    WrStatus st = history_verify(conn, ctx->opts->schema ? ctx->opts->schema : "walrev", &checked, &first_bad, why,
+                                 sizeof(why), err);
+    PQfinish(conn);
+    if (st != WR_OK) return st;
+    if (first_bad != 0)
+        return wr_error_set(err, WR_FATAL, "checksum chain broken at revision %lld: %s (%lld revisions verified before it)",
+                            (long long)first_bad, why, (long long)checked);
+    fprintf(ctx->out, "verified %lld revisions: the checksum chain holds\n", (long long)checked);
+    return WR_OK;
+}
 
 int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts, FILE *out, FILE *err_f)
 {
@@ -460,14 +479,6 @@ int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts
     if (!replay_is_command(cmd)) {
         fprintf(err_f, "walrev: unknown command %s\n", cmd ? cmd : "(none)");
         return 1;
-    }
-    if (strcmp(cmd, "verify") == 0) {
-#ifdef REPLAY_HAVE_VERIFY
-        /* verify has its own connection handling */
-#else
-        fprintf(err_f, "walrev verify: not built in this binary (replay/verify.h missing)\n");
-        return 1;
-#endif
     }
     if (!ctx.hist_conninfo) {
         fprintf(err_f, "walrev %s: no history database: give --history or --source\n", cmd);
@@ -488,8 +499,11 @@ int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts
         if (!plain) strbuf_append_char(&q, '"');
         ctx.schema_q = q.data;
     }
-    st = open_history(&ctx, &err);
-    if (st == WR_OK) {
+    if (strcmp(cmd, "verify") == 0)
+        st = cmd_verify(&ctx, argc, argv, &err); /* needs an idle connection of its own */
+    else
+        st = open_history(&ctx, &err);
+    if (st == WR_OK && strcmp(cmd, "verify") != 0) {
         if (strcmp(cmd, "snapshot") == 0) st = cmd_snapshot(&ctx, argc, argv, &err);
         else if (strcmp(cmd, "log") == 0) st = cmd_log(&ctx, argc, argv, &err);
         else if (strcmp(cmd, "show") == 0) st = cmd_show(&ctx, argc, argv, &err);
@@ -499,9 +513,6 @@ int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts
         else if (strcmp(cmd, "restore") == 0) st = cmd_restore(&ctx, argc, argv, &err);
         else if (strcmp(cmd, "revert") == 0) st = cmd_revert(&ctx, argc, argv, &err);
         else if (strcmp(cmd, "rollback") == 0) st = cmd_rollback(&ctx, argc, argv, &err);
-#ifdef REPLAY_HAVE_VERIFY
-        else if (strcmp(cmd, "verify") == 0) st = cmd_verify(&ctx, argc, argv, &err);
-#endif
     }
     fflush(out);
     if (st != WR_OK) fprintf(err_f, "walrev %s: error: %s\n", cmd, err.msg);
@@ -514,13 +525,3 @@ int replay_command(const char *cmd, int argc, char **argv, const ReplayOptions *
 {
     return replay_run(cmd, argc, argv, opts, stdout, stderr);
 }
-
-#ifdef REPLAY_HAVE_VERIFY
-static WrStatus cmd_verify(ReplayCtx *ctx, int argc, char **argv, WrError *err)
-{
-    (void)argc;
-    (void)argv;
-    /* history_verify's exact signature is owned by verify.h; adapt here once it lands. */
-    return history_verify(ctx->hist, ctx->opts->schema ? ctx->opts->schema : "walrev", ctx->out, err);
-}
-#endif

@@ -97,13 +97,51 @@ $fn$;
 -- Snapshots
 -- ---------------------------------------------------------------------------
 
+-- delta_old_key(...): for an UPDATE that changed a key column, the key the row
+-- had before (the history sink records such an UPDATE under the new key); NULL
+-- when no key column changed. Same JSON form as the sink's keys (docs/replay.md
+-- notes the one difference: \b and \f inside key values).
+CREATE OR REPLACE FUNCTION @schema@.delta_old_key(p_relid oid, p_version integer, p_key text,
+    p_col_ids smallint[], p_old text[], p_new text[], p_flags smallint[], p_old_unknown boolean)
+RETURNS text LANGUAGE sql STABLE AS $fn$
+    WITH kc AS (
+        SELECT c.col_id, (row_number() OVER (ORDER BY c.n) - 1)::integer AS kpos
+        FROM @schema@.relation_version rv,
+             unnest(rv.col_ids, rv.col_is_key) WITH ORDINALITY AS c(col_id, is_key, n)
+        WHERE rv.relid = p_relid AND rv.version = p_version AND c.is_key
+    ), v AS (
+        SELECT kc.kpos, (p_key::json ->> kc.kpos) AS cur, p_old[a.i] AS old,
+               (a.i IS NOT NULL AND NOT p_old_unknown AND coalesce(p_flags[a.i], 0) & 3 = 0
+                AND p_old[a.i] IS DISTINCT FROM p_new[a.i]) AS changed
+        FROM kc
+        LEFT JOIN LATERAL (SELECT s.i FROM generate_subscripts(p_col_ids, 1) AS s(i)
+                           WHERE p_col_ids[s.i] = kc.col_id LIMIT 1) a ON true
+    )
+    SELECT CASE WHEN bool_or(v.changed) THEN
+        '[' || string_agg(coalesce(to_json(CASE WHEN v.changed THEN v.old ELSE v.cur END)::text, 'null'),
+                          ',' ORDER BY v.kpos) || ']'
+    END
+    FROM v
+$fn$;
+
+-- Key columns (col_ids) of every version of a table.
+CREATE OR REPLACE FUNCTION @schema@.key_columns(p_relid oid)
+RETURNS TABLE(version integer, key_ids smallint[]) LANGUAGE sql STABLE AS $fn$
+    SELECT rv.version, coalesce(array_agg(c.col_id) FILTER (WHERE c.is_key), '{}')
+    FROM @schema@.relation_version rv, unnest(rv.col_ids, rv.col_is_key) AS c(col_id, is_key)
+    WHERE rv.relid = p_relid
+    GROUP BY rv.version
+$fn$;
+
 -- snapshot_rows(relid, R): every row of the table as it was after revision R,
 -- as (key, vals) with vals[col_id]. At the newest revision this is row_state.
 -- Otherwise: the latest keyframe at or before R, minus everything before the
--- last truncate in (K, R], with each key touched by a delta in (K, R] rebuilt
--- from its state after its last delete (the keyframe row if none) overlaid
--- with the latest new value per column. Cost: keyframe rows + deltas in (K, R]
--- (read by the object_delta primary key range), never the whole history.
+-- last truncate in (K, R], and each key touched by a delta in (K, R] rebuilt:
+-- from its state after its last delete (the keyframe row if none), overlaid
+-- with the latest new value per column. An UPDATE that changed the key moves
+-- the row: it deletes the old key and the new key inherits the old key's
+-- image (followed recursively through chains of key changes). Cost: keyframe
+-- rows + deltas in (K, R], read by the object_delta primary key range.
 CREATE OR REPLACE FUNCTION @schema@.snapshot_rows(p_relid oid, p_rev bigint)
 RETURNS TABLE(key text, vals text[]) LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
@@ -136,105 +174,230 @@ BEGIN
     END IF;
     SELECT max(c) INTO maxcol FROM @schema@.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = p_relid;
     RETURN QUERY
-    WITH d AS (
+    WITH RECURSIVE kv AS (
+        SELECT * FROM @schema@.key_columns(p_relid)
+    ), d0 AS (
         SELECT od.key, od.op, od.col_ids, od.new_values,
+               CASE WHEN od.op = 'U' AND od.col_ids && kv.key_ids
+                    THEN @schema@.delta_old_key(p_relid, od.relversion, od.key, od.col_ids, od.old_values,
+                                                od.new_values, od.attr_flags, od.old_unknown) END AS old_key,
                row_number() OVER (ORDER BY od.revision_id, od.seq) AS ord
         FROM @schema@.object_delta od
+        JOIN kv ON kv.version = od.relversion
         WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid = p_relid
           AND od.op <> 'T' AND od.key IS NOT NULL
           AND (od.revision_id, od.seq) > (t_rev, t_seq)
+    ), d AS (
+        -- a key change becomes a delete of the old key and a move-in ('M') of the new one
+        SELECT d0.key, d0.op, d0.col_ids, d0.new_values, d0.ord, NULL::text AS src
+        FROM d0 WHERE d0.old_key IS NULL OR d0.old_key = d0.key
+        UNION ALL
+        SELECT d0.old_key, 'D'::"char", NULL, NULL, d0.ord, NULL FROM d0 WHERE d0.old_key <> d0.key
+        UNION ALL
+        SELECT d0.key, 'M'::"char", d0.col_ids, d0.new_values, d0.ord, d0.old_key FROM d0 WHERE d0.old_key <> d0.key
+    ), resets AS (
+        SELECT d.key, d.ord, d.op, d.src,
+               lag(d.ord) OVER w AS prev_ord, lag(d.op) OVER w AS prev_op, lag(d.src) OVER w AS prev_src
+        FROM d WHERE d.op IN ('D', 'M')
+        WINDOW w AS (PARTITION BY d.key ORDER BY d.ord)
     ), k AS (
-        SELECT d.key,
-               max(d.ord) FILTER (WHERE d.op = 'D') AS last_del,
-               (array_agg(d.op ORDER BY d.ord DESC))[1] AS last_op
-        FROM d GROUP BY d.key
-    ), touched AS (
-        SELECT k.key, k.last_del, CASE WHEN k.last_del IS NULL THEN kr.vals END AS base
-        FROM k LEFT JOIN @schema@.keyframe_row kr ON kr.keyframe_id = kf_id AND kr.key = k.key
+        SELECT d.key, (array_agg(d.op ORDER BY d.ord DESC))[1] AS last_op FROM d GROUP BY d.key
+    ), lr AS (
+        SELECT DISTINCT ON (r.key) r.key, r.ord, r.op, r.src FROM resets r ORDER BY r.key, r.ord DESC
+    ), chain AS (
+        -- per live key, the segments of its life back to a delete, an insert or the keyframe:
+        -- (cur, [lo, hi)) in delta order; a segment that starts with 'M' continues in its source key
+        SELECT k.key AS root, k.key AS cur, coalesce(lr.ord, 0) AS lo, NULL::bigint AS hi,
+               lr.op AS lo_op, lr.src AS lo_src, 0 AS depth
+        FROM k LEFT JOIN lr ON lr.key = k.key
         WHERE k.last_op <> 'D'
+        UNION ALL
+        SELECT c.root, c.lo_src, coalesce(r.prev_ord, 0), c.lo, r.prev_op, r.prev_src, c.depth + 1
+        FROM chain c JOIN resets r ON r.key = c.lo_src AND r.ord = c.lo AND r.op = 'D'
+        WHERE c.lo_op = 'M' AND c.depth < 100000
     ), ov AS (
-        SELECT DISTINCT ON (d.key, a.col_id) d.key, a.col_id, a.val
-        FROM d JOIN touched t ON t.key = d.key
+        SELECT DISTINCT ON (c.root, a.col_id) c.root, a.col_id, a.val
+        FROM chain c
+        JOIN d ON d.key = c.cur AND d.ord >= c.lo AND (c.hi IS NULL OR d.ord < c.hi)
+              AND d.op IN ('I', 'U', 'S', 'M')
         CROSS JOIN LATERAL unnest(d.col_ids, d.new_values) AS a(col_id, val)
-        WHERE d.ord > coalesce(t.last_del, 0) AND d.op IN ('I', 'U', 'S')
-        ORDER BY d.key, a.col_id, d.ord DESC
+        ORDER BY c.root, a.col_id, d.ord DESC
+    ), base AS (
+        SELECT c.root, kr.vals
+        FROM chain c JOIN @schema@.keyframe_row kr ON kr.keyframe_id = kf_id AND kr.key = c.cur
+        WHERE c.lo_op IS NULL
     )
     SELECT kr.key, kr.vals
     FROM @schema@.keyframe_row kr
     WHERE kr.keyframe_id = kf_id AND NOT EXISTS (SELECT 1 FROM k WHERE k.key = kr.key)
     UNION ALL
     SELECT t.key,
-           array_agg(CASE WHEN o.col_id IS NOT NULL THEN o.val ELSE t.base[g.c] END ORDER BY g.c)
-    FROM touched t
+           array_agg(CASE WHEN o.col_id IS NOT NULL THEN o.val ELSE b.vals[g.c] END ORDER BY g.c)
+    FROM (SELECT k.key FROM k WHERE k.last_op <> 'D') t
+    LEFT JOIN base b ON b.root = t.key
     CROSS JOIN generate_series(1, coalesce(maxcol, 0)) AS g(c)
-    LEFT JOIN ov o ON o.key = t.key AND o.col_id = g.c
+    LEFT JOIN ov o ON o.root = t.key AND o.col_id = g.c
     GROUP BY t.key;
 END
 $fn$;
 
+-- lineage(relid, key, before (rev, seq), use_keyframe): the segments of one
+-- object's life before that position, newest first: seg_key's deltas in the
+-- open interval (lo, hi) make up its image, on top of keyframe base_keyframe's
+-- row of seg_key when set. The walk goes back through the key's own deltas
+-- (object_delta_object_idx) to its insert, delete, the table's truncate or the
+-- keyframe; an UPDATE that moved the row from another key continues there.
+-- No rows: the object did not exist just before that position.
+CREATE OR REPLACE FUNCTION @schema@.lineage(p_relid oid, p_key text, p_rev bigint, p_seq integer,
+                                            p_use_keyframe boolean)
+RETURNS TABLE(seg_no integer, seg_key text, lo_rev bigint, lo_seq integer, hi_rev bigint, hi_seq integer,
+              base_keyframe bigint)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    cur     text := p_key;
+    h_rev   bigint := p_rev;
+    h_seq   integer := p_seq;
+    n       integer := 0;
+    kf_id   bigint;
+    kf_rev  bigint;
+    f_rev   bigint;
+    f_seq   integer;
+    t_rev   bigint;
+    t_seq   integer;
+    rec     record;
+    moved   boolean;
+    okey    text;
+BEGIN
+    LOOP
+        n := n + 1;
+        kf_id := NULL; kf_rev := NULL;
+        IF p_use_keyframe THEN
+            -- a keyframe taken after revision K holds all of K: usable when K < h_rev
+            SELECT k.id, k.revision_id INTO kf_id, kf_rev FROM @schema@.keyframe k
+            WHERE k.relid = p_relid AND k.revision_id < h_rev
+            ORDER BY k.revision_id DESC, k.id DESC LIMIT 1;
+        END IF;
+        IF kf_rev IS NULL THEN
+            f_rev := 0; f_seq := 0;
+        ELSE
+            f_rev := kf_rev; f_seq := 2147483647;
+        END IF;
+        t_rev := NULL;
+        SELECT d.revision_id, d.seq INTO t_rev, t_seq FROM @schema@.object_delta d
+        WHERE d.relid = p_relid AND d.key IS NULL AND d.op = 'T'
+          AND (d.revision_id, d.seq) > (f_rev, f_seq) AND (d.revision_id, d.seq) < (h_rev, h_seq)
+        ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1;
+        IF t_rev IS NOT NULL THEN
+            f_rev := t_rev; f_seq := t_seq; kf_id := NULL;
+        END IF;
+        moved := false;
+        FOR rec IN
+            SELECT d.revision_id, d.seq, d.op, d.relversion, d.col_ids, d.old_values, d.new_values,
+                   d.attr_flags, d.old_unknown, (d.op = 'U' AND d.col_ids && kv.key_ids) AS touches_key
+            FROM @schema@.object_delta d
+            JOIN @schema@.key_columns(p_relid) kv ON kv.version = d.relversion
+            WHERE d.relid = p_relid AND d.key = cur
+              AND (d.revision_id, d.seq) > (f_rev, f_seq) AND (d.revision_id, d.seq) < (h_rev, h_seq)
+            ORDER BY d.revision_id DESC, d.seq DESC
+        LOOP
+            IF rec.op = 'D' THEN
+                RETURN;
+            ELSIF rec.op IN ('I', 'S') THEN
+                seg_no := n; seg_key := cur; lo_rev := rec.revision_id; lo_seq := rec.seq - 1;
+                hi_rev := h_rev; hi_seq := h_seq; base_keyframe := NULL;
+                RETURN NEXT;
+                RETURN;
+            ELSIF rec.touches_key THEN
+                okey := @schema@.delta_old_key(p_relid, rec.relversion, cur, rec.col_ids, rec.old_values,
+                                               rec.new_values, rec.attr_flags, rec.old_unknown);
+                IF okey IS NOT NULL AND okey <> cur THEN
+                    seg_no := n; seg_key := cur; lo_rev := rec.revision_id; lo_seq := rec.seq - 1;
+                    hi_rev := h_rev; hi_seq := h_seq; base_keyframe := NULL;
+                    RETURN NEXT;
+                    cur := okey; h_rev := rec.revision_id; h_seq := rec.seq;
+                    moved := true;
+                    EXIT;
+                END IF;
+            END IF;
+        END LOOP;
+        IF NOT moved THEN
+            seg_no := n; seg_key := cur; lo_rev := f_rev; lo_seq := f_seq;
+            hi_rev := h_rev; hi_seq := h_seq; base_keyframe := kf_id;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        IF n >= 100000 THEN
+            RETURN;
+        END IF;
+    END LOOP;
+END
+$fn$;
+
 -- row_at(relid, key, R): one object's vals[col_id] after revision R, NULL when
--- the row did not exist. Reads the object's own deltas through the
--- (relid, key, revision_id) index, the keyframe row and the table's truncates.
+-- the row did not exist. The newest state is row_state; older ones follow the
+-- object's lineage from the nearest keyframe, then check that no later UPDATE
+-- moved the row to another key before R (a scan bounded by that keyframe).
 CREATE OR REPLACE FUNCTION @schema@.row_at(p_relid oid, p_key text, p_rev bigint)
 RETURNS text[] LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
-    kf_id    bigint;
-    kf_rev   bigint := 0;
-    t_rev    bigint;
-    t_seq    integer;
+    newest   bigint;
+    keys     text[];
+    lo_revs  bigint[];
+    lo_seqs  integer[];
+    hi_revs  bigint[];
+    hi_seqs  integer[];
     base     text[];
     maxcol   integer;
-    r_rev    bigint;
-    r_seq    integer;
-    last_op  "char";
+    e_rev    bigint;
+    e_seq    integer;
     result   text[];
 BEGIN
-    SELECT k.id, k.revision_id INTO kf_id, kf_rev
-    FROM @schema@.keyframe k
-    WHERE k.relid = p_relid AND k.revision_id <= p_rev
-    ORDER BY k.revision_id DESC, k.id DESC LIMIT 1;
-    kf_rev := coalesce(kf_rev, 0);
-    SELECT d.revision_id, d.seq INTO t_rev, t_seq
-    FROM @schema@.object_delta d
-    WHERE d.relid = p_relid AND d.key IS NULL AND d.op = 'T'
-      AND d.revision_id > kf_rev AND d.revision_id <= p_rev
-    ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1;
-    IF t_rev IS NULL THEN
-        SELECT kr.vals INTO base FROM @schema@.keyframe_row kr WHERE kr.keyframe_id = kf_id AND kr.key = p_key;
-        r_rev := kf_rev; r_seq := 2147483647;
-    ELSE
-        r_rev := t_rev; r_seq := t_seq;
+    SELECT max(id) INTO newest FROM @schema@.revision;
+    IF p_rev >= newest THEN
+        RETURN (SELECT s.vals FROM @schema@.row_state s WHERE s.relid = p_relid AND s.key = p_key);
     END IF;
-    -- the last delete of the key after the reset point starts it afresh
-    SELECT d.revision_id, d.seq INTO t_rev, t_seq
-    FROM @schema@.object_delta d
-    WHERE d.relid = p_relid AND d.key = p_key AND d.revision_id <= p_rev AND d.op = 'D'
-      AND (d.revision_id, d.seq) > (r_rev, r_seq)
-    ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1;
-    IF t_rev IS NOT NULL THEN
-        base := NULL; r_rev := t_rev; r_seq := t_seq;
+    SELECT array_agg(l.seg_key ORDER BY l.seg_no), array_agg(l.lo_rev ORDER BY l.seg_no),
+           array_agg(l.lo_seq ORDER BY l.seg_no), array_agg(l.hi_rev ORDER BY l.seg_no),
+           array_agg(l.hi_seq ORDER BY l.seg_no),
+           (SELECT kr.vals FROM @schema@.keyframe_row kr
+            WHERE kr.keyframe_id = max(l.base_keyframe) AND kr.key = (array_agg(l.seg_key ORDER BY l.seg_no DESC))[1])
+      INTO keys, lo_revs, lo_seqs, hi_revs, hi_seqs, base
+      FROM @schema@.lineage(p_relid, p_key, p_rev + 1, 0, true) l;
+    IF keys IS NULL THEN
+        RETURN NULL;
     END IF;
-    SELECT d.op INTO last_op
-    FROM @schema@.object_delta d
-    WHERE d.relid = p_relid AND d.key = p_key AND d.revision_id <= p_rev
-      AND (d.revision_id, d.seq) > (r_rev, r_seq)
+    -- moved away to another key after its last own change?
+    SELECT d.revision_id, d.seq INTO e_rev, e_seq FROM @schema@.object_delta d
+    WHERE d.relid = p_relid AND d.key = p_key
+      AND (d.revision_id, d.seq) > (lo_revs[1], lo_seqs[1]) AND d.revision_id <= p_rev
     ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1;
-    IF last_op IS NULL THEN
-        RETURN base;            -- untouched since the reset point (NULL after a delete/truncate)
+    IF e_rev IS NULL THEN
+        e_rev := lo_revs[1]; e_seq := lo_seqs[1];
+    END IF;
+    PERFORM 1 FROM @schema@.object_delta d
+    JOIN @schema@.key_columns(p_relid) kv ON kv.version = d.relversion
+    WHERE (d.revision_id, d.seq) > (e_rev, e_seq) AND d.revision_id <= p_rev
+      AND d.relid = p_relid AND d.op = 'U' AND d.key <> p_key AND d.col_ids && kv.key_ids
+      AND @schema@.delta_old_key(p_relid, d.relversion, d.key, d.col_ids, d.old_values, d.new_values,
+                                 d.attr_flags, d.old_unknown) = p_key;
+    IF FOUND THEN
+        RETURN NULL;
     END IF;
     SELECT max(c) INTO maxcol FROM @schema@.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = p_relid;
     WITH ov AS (
         SELECT DISTINCT ON (a.col_id) a.col_id, a.val
-        FROM @schema@.object_delta d
+        FROM unnest(keys, lo_revs, lo_seqs, hi_revs, hi_seqs) AS s(k, lr, ls, hr, hs)
+        JOIN @schema@.object_delta d ON d.relid = p_relid AND d.key = s.k
+             AND (d.revision_id, d.seq) > (s.lr, s.ls) AND (d.revision_id, d.seq) < (s.hr, s.hs)
         CROSS JOIN LATERAL unnest(d.col_ids, d.new_values) AS a(col_id, val)
-        WHERE d.relid = p_relid AND d.key = p_key AND d.revision_id <= p_rev
-          AND (d.revision_id, d.seq) > (r_rev, r_seq) AND d.op IN ('I', 'U', 'S')
+        WHERE d.op IN ('I', 'U', 'S')
         ORDER BY a.col_id, d.revision_id DESC, d.seq DESC
     )
-    SELECT array_agg(CASE WHEN o.col_id IS NOT NULL THEN o.val ELSE base[g.c] END ORDER BY g.c)
+    SELECT CASE WHEN base IS NOT NULL OR count(o.col_id) > 0 THEN
+               array_agg(CASE WHEN o.col_id IS NOT NULL THEN o.val ELSE base[g.c] END ORDER BY g.c) END
     INTO result
     FROM generate_series(1, coalesce(maxcol, 0)) AS g(c) LEFT JOIN ov o ON o.col_id = g.c;
-    RETURN result;
+    RETURN result;   -- NULL: neither in the keyframe nor written since
 END
 $fn$;
 
@@ -267,8 +430,9 @@ LEFT JOIN LATERAL unnest(d.col_ids, d.old_values, d.new_values, d.attr_flags)
      WITH ORDINALITY AS a(col_id, old_value, new_value, flags, n) ON true;
 
 -- blame(relid, key, R default newest): for each column of the version in force
--- at R, the change that last set the value the row has at R. Raises when the
--- row does not exist at R.
+-- at R, the change that last set the value the row has at R, following the
+-- row back through key-changing UPDATEs (keyframes carry no authorship, so
+-- this reads the object's own deltas). Raises when the row does not exist at R.
 CREATE OR REPLACE FUNCTION @schema@.blame(p_relid oid, p_key text, p_rev bigint DEFAULT NULL)
 RETURNS TABLE(column_name text, value text, revision bigint, seq integer, op "char",
               commit_time timestamptz, actor_type text, actor_id text, description text)
@@ -277,10 +441,6 @@ DECLARE
     at_rev  bigint := coalesce(p_rev, (SELECT max(id) FROM @schema@.revision));
     cur     text[];
     rv      @schema@.relation_version;
-    r_rev   bigint := 0;
-    r_seq   integer := 0;
-    x_rev   bigint;
-    x_seq   integer;
 BEGIN
     cur := @schema@.row_at(p_relid, p_key, at_rev);
     IF cur IS NULL THEN
@@ -288,24 +448,18 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
     SELECT * INTO rv FROM @schema@.relation_at(p_relid, at_rev);
-    -- changes before the row's last delete or the table's last truncate set nothing now visible
-    SELECT d.revision_id, d.seq INTO x_rev, x_seq FROM @schema@.object_delta d
-    WHERE d.relid = p_relid AND d.key IS NULL AND d.op = 'T' AND d.revision_id <= at_rev
-    ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1;
-    IF x_rev IS NOT NULL THEN r_rev := x_rev; r_seq := x_seq; END IF;
-    SELECT d.revision_id, d.seq INTO x_rev, x_seq FROM @schema@.object_delta d
-    WHERE d.relid = p_relid AND d.key = p_key AND d.op = 'D' AND d.revision_id <= at_rev
-    ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1;
-    IF x_rev IS NOT NULL AND (x_rev, x_seq) > (r_rev, r_seq) THEN r_rev := x_rev; r_seq := x_seq; END IF;
     RETURN QUERY
     WITH cols AS (
         SELECT c.col_id, c.name, c.n FROM unnest(rv.col_ids, rv.col_names) WITH ORDINALITY AS c(col_id, name, n)
+    ), segs AS (
+        SELECT * FROM @schema@.lineage(p_relid, p_key, at_rev + 1, 0, false)
     ), sets AS (
         SELECT DISTINCT ON (a.col_id) a.col_id, d.revision_id, d.seq, d.op, d.context_no
-        FROM @schema@.object_delta d
+        FROM segs s
+        JOIN @schema@.object_delta d ON d.relid = p_relid AND d.key = s.seg_key
+             AND (d.revision_id, d.seq) > (s.lo_rev, s.lo_seq) AND (d.revision_id, d.seq) < (s.hi_rev, s.hi_seq)
         CROSS JOIN LATERAL unnest(d.col_ids) AS a(col_id)
-        WHERE d.relid = p_relid AND d.key = p_key AND d.revision_id <= at_rev
-          AND (d.revision_id, d.seq) > (r_rev, r_seq) AND d.op IN ('I', 'U', 'S')
+        WHERE d.op IN ('I', 'U', 'S')
         ORDER BY a.col_id, d.revision_id DESC, d.seq DESC
     )
     SELECT cols.name, cur[cols.col_id], s.revision_id, s.seq, s.op, r.commit_time,
@@ -423,5 +577,7 @@ GRANT USAGE ON SCHEMA @schema@ TO walrev_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA @schema@ TO walrev_reader;
 GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid, bigint),
     @schema@.snapshot_rows(oid, bigint), @schema@.row_at(oid, text, bigint),
+    @schema@.delta_old_key(oid, integer, text, smallint[], text[], text[], smallint[], boolean),
+    @schema@.key_columns(oid), @schema@.lineage(oid, text, bigint, integer, boolean),
     @schema@.blame(oid, text, bigint), @schema@.diff(bigint, bigint, oid),
     @schema@.revert_conflicts(bigint) TO walrev_reader;

@@ -102,7 +102,8 @@ static void expect_csv_snapshot(const char *table, const char *at, const char *e
 static void reset_live(void)
 {
     ts_exec(conn,
-            "TRUNCATE public.orders, public.customer, public.ctx_log;"
+            "TRUNCATE public.orders, public.customer, public.note, public.ctx_log;"
+            "INSERT INTO public.note VALUES (3, false, NULL), (4, true, 'again'), (5, false, 'fourth');"
             "INSERT INTO public.customer VALUES (1, 'Anna', 'anna@z'), (3, 'Cy', NULL);"
             "INSERT INTO public.orders VALUES (10, 1, 9.99, 'shipped'), (11, 1, 7.00, 'new'), (12, 3, 1.00, 'new');");
 }
@@ -191,7 +192,9 @@ static void test_snapshot_each_revision(void **state)
     expect_csv_snapshot("note", "5", "id,body,flag\n1,first,t\n2,second,f\n");
     expect_csv_snapshot("note", "6", "id,body,flag\n3,third,t\n");
     expect_csv_snapshot("note", "7", "id,done,content\n3,f,\n4,f,fourth\n");
-    expect_csv_snapshot("note", "9", "id,done,content\n3,f,\n4,f,fourth\n");
+    /* note 4 moved to key 5 (UPDATE of id) at 8, on top of the keyframe after 7; 4 inserted again at 9 */
+    expect_csv_snapshot("note", "8", "id,done,content\n3,f,\n5,f,fourth\n");
+    expect_csv_snapshot("note", "9", "id,done,content\n3,f,\n4,t,again\n5,f,fourth\n");
     /* the table did not exist before revision 2 for orders? it did (valid_from 0/1000): empty */
     expect_csv_snapshot("orders", "1", "id,customer_id,amount,status\n");
     /* COPY text, NULL as \N; and the same point by LSN and by time */
@@ -248,6 +251,29 @@ static void test_snapshot_keyframes_agree(void **state)
             free(without[rev][t]);
             free(delta_path[rev][t]);
         }
+}
+
+/* row_at (one object, by its own deltas) agrees with snapshot_rows (the table) everywhere */
+static void test_row_at_agrees(void **state)
+{
+    (void)state;
+    const char *norm = "(SELECT array_agg(v[i] ORDER BY i) FROM generate_series(1, 4) i)";
+    for (int pass = 0; pass < 2; pass++) {
+        char *v = ts_query_value(conn,
+            "WITH keys AS (SELECT DISTINCT relid, key FROM walrev.object_delta WHERE key IS NOT NULL), "
+            "cmp AS (SELECT k.relid, k.key, r, "
+            "  (SELECT %1$s FROM (SELECT walrev.row_at(k.relid, k.key, r) AS v) x WHERE x.v IS NOT NULL) AS a, "
+            "  (SELECT %1$s FROM (SELECT s.vals AS v FROM walrev.snapshot_rows(k.relid, r) s WHERE s.key = k.key) x) AS b "
+            "  FROM keys k, generate_series(1, 9) r) "
+            "SELECT count(*) || ' ' || coalesce(string_agg(format('%%s %%s@%%s: %%s vs %%s', relid, key, r, a, b), '; '), '') "
+            "FROM cmp WHERE a IS DISTINCT FROM b", norm);
+        if (strcmp(v, "0 ") != 0) fail_msg("row_at differs from snapshot_rows (pass %d): %s", pass, v);
+        free(v);
+        if (pass == 0)
+            ts_exec(conn, "CREATE TEMP TABLE kf2 AS SELECT * FROM walrev.keyframe; DELETE FROM walrev.keyframe;");
+        else
+            ts_exec(conn, "INSERT INTO walrev.keyframe SELECT * FROM kf2; DROP TABLE kf2;");
+    }
 }
 
 static void test_snapshot_sql_and_into(void **state)
@@ -343,8 +369,8 @@ static void test_log(void **state)
     (void)state;
     Run r = RUN("log", "--format", "csv", "--limit", "3");
     expect_out(&r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates\n"
-                   "9,2026-11-20 10:09:00+00,user,bob,ship and tidy,1,1,1,0\n"
-                   "8,2026-11-20 10:08:00+00,user,alice,rename Ann,1,1,0,0\n"
+                   "9,2026-11-20 10:09:00+00,user,bob,ship and tidy,2,1,1,0\n"
+                   "8,2026-11-20 10:08:00+00,user,alice,rename Ann,1,2,0,0\n"
                    "7,2026-11-20 10:07:00+00,user,dave,notes v2,1,1,0,0\n");
     run_free(&r);
     /* a second actor inside revision 4 finds it */
@@ -354,7 +380,7 @@ static void test_log(void **state)
     run_free(&r);
     r = RUN("log", "--table", "orders", "--key", "[\"11\"]", "--format", "csv");
     expect_out(&r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates\n"
-                   "9,2026-11-20 10:09:00+00,user,bob,ship and tidy,1,1,1,0\n"
+                   "9,2026-11-20 10:09:00+00,user,bob,ship and tidy,2,1,1,0\n"
                    "5,2026-11-20 10:05:00+00,user,bob,cancel 11,1,0,1,0\n"
                    "4,2026-11-20 10:04:00+00,system,billing,billing run,0,2,0,0\n"
                    "2,2026-11-20 10:02:00+00,user,bob,orders,2,0,0,0\n");
@@ -374,7 +400,7 @@ static void test_log(void **state)
     r = RUN("log", "--limit", "1");
     expect_out(&r, " revision |      commit_time       | actor_type | actor_id |  description  | inserts | updates | deletes | truncates\n"
                    "----------+------------------------+------------+----------+---------------+---------+---------+---------+----------\n"
-                   "        9 | 2026-11-20 10:09:00+00 | user       | bob      | ship and tidy |       1 |       1 |       1 |         0\n"
+                   "        9 | 2026-11-20 10:09:00+00 | user       | bob      | ship and tidy |       2 |       1 |       1 |         0\n"
                    "(1 row)\n");
     run_free(&r);
 }
@@ -427,6 +453,20 @@ static void test_show_history_blame_diff(void **state)
                    "customer_id,1,9,I,2026-11-20 10:09:00+00,user,bob,ship and tidy\n"
                    "amount,7.00,9,I,2026-11-20 10:09:00+00,user,bob,ship and tidy\n"
                    "status,new,9,I,2026-11-20 10:09:00+00,user,bob,ship and tidy\n");
+    run_free(&r);
+    /* blame follows a row moved by an UPDATE of its key back to the old key's insert */
+    r = RUN("blame", "--table", "note", "--key", "5", "--format", "csv");
+    expect_out(&r, "column,value,revision,op,commit_time,actor_type,actor_id,description\n"
+                   "id,5,8,U,2026-11-20 10:08:00+00,user,alice,rename Ann\n"
+                   "done,f,7,I,2026-11-20 10:07:00+00,user,dave,notes v2\n"
+                   "content,fourth,7,I,2026-11-20 10:07:00+00,user,dave,notes v2\n");
+    run_free(&r);
+    r = RUN("blame", "--table", "note", "--key", "4", "--at", "8");
+    expect_error(&r, "key [\"4\"] of table note does not exist at revision 8");
+    run_free(&r);
+    r = RUN("history", "--table", "note", "--key", "5", "--format", "csv");
+    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value\n"
+                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,id,4,5\n");
     run_free(&r);
     r = RUN("diff", "4", "9", "--table", "orders", "--table", "customer", "--format", "csv");
     expect_out(&r, "table,key,change,column,old_value,new_value\n"
@@ -576,6 +616,7 @@ static void test_revert(void **state)
     expect_out(&r, "BEGIN;\n"
                    "SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"ops\"},"
                    "\"description\":\"walrev revert 9 --actor user:ops\"}');\n"
+                   "DELETE FROM public.note WHERE id = '4'::integer;\n"
                    "DELETE FROM public.orders WHERE id = '11'::integer;\n"
                    "INSERT INTO public.customer (id, name, email) VALUES ('2'::integer, 'Robert'::text, 'bob@x'::text);\n"
                    "UPDATE public.orders SET status = 'paid'::text WHERE id = '10'::integer;\n"
@@ -583,6 +624,13 @@ static void test_revert(void **state)
     run_free(&r);
     expect_live("customer", "(1,Anna,anna@z);(2,Robert,bob@x);(3,Cy,)");
     expect_live("orders", "(10,1,9.99,paid);(12,3,1.00,new)");
+    expect_live("note", "(3,f,);(5,f,fourth)");
+    /* reverting the key change moves the row back */
+    r = RUN("revert", "8", "--apply", "--force");
+    expect_ok(&r);
+    assert_non_null(strstr(r.out, "UPDATE public.note SET id = '4'::integer WHERE id = '5'::integer;\n"));
+    run_free(&r);
+    expect_live("note", "(3,f,);(4,f,fourth)");
     /* revert of a revision that never was */
     r = RUN("revert", "12");
     expect_error(&r, "revision 12 is beyond the history");
@@ -628,6 +676,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_each_revision),
         cmocka_unit_test(test_snapshot_keyframes_agree),
+        cmocka_unit_test(test_row_at_agrees),
         cmocka_unit_test(test_snapshot_sql_and_into),
         cmocka_unit_test(test_point_errors),
         cmocka_unit_test(test_log),

@@ -16,8 +16,12 @@
 --   rev 5  orders 11 deleted; customer 3 Cy NULL
 --   rev 6  note truncated; note 3 third t
 --   rev 7  note v2: note 4 (done f, content fourth); note 3 done f
---   rev 8  customer 1 Anna anna@z; orders 12 (c3 1.00 new)
---   rev 9  orders 10 shipped; customer 2 deleted; orders 11 re-inserted (c1 7.00 new)
+--          keyframe of note
+--   rev 8  customer 1 Anna anna@z; orders 12 (c3 1.00 new); note 4 moved to key 5 (UPDATE of id)
+--   rev 9  orders 10 shipped; customer 2 deleted; orders 11 re-inserted (c1 7.00 new);
+--          note 4 inserted again (done t, content again)
+-- Array conventions as the history sink writes them: old_values NULL for
+-- inserts, new_values NULL for deletes, all arrays NULL for a truncate.
 
 INSERT INTO walrev.relation_version
     (relid, version, nspname, relname, replident, valid_from, col_ids, col_names,
@@ -46,8 +50,8 @@ FROM (VALUES
  (5, 'user', 'bob', 'cancel 11', 1, 0, 1, 0),
  (6, 'user', 'alice', 'reset notes', 1, 0, 0, 1),
  (7, 'user', 'dave', 'notes v2', 1, 1, 0, 0),
- (8, 'user', 'alice', 'rename Ann', 1, 1, 0, 0),
- (9, 'user', 'bob', 'ship and tidy', 1, 1, 1, 0)) AS v(id, at, ai, descr, ni, nu, nd, nt);
+ (8, 'user', 'alice', 'rename Ann', 1, 2, 0, 0),
+ (9, 'user', 'bob', 'ship and tidy', 2, 1, 1, 0)) AS v(id, at, ai, descr, ni, nu, nd, nt);
 
 INSERT INTO walrev.revision_context (revision_id, context_no, lsn, actor_type, actor_id, description, raw)
 SELECT r.id, 1, r.commit_lsn, r.actor_type, r.actor_id, r.description, '{}'
@@ -57,35 +61,38 @@ VALUES (4, 2, '0/4000', 'user', 'carol', 'fix name', '{}');
 
 INSERT INTO walrev.object_delta
     (revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values) VALUES
- (1, 1, 90001, 1, 'I', '["1"]', 1, '{1,2,3}', '{NULL,NULL,NULL}', '{1,Ann,ann@x}'),
- (1, 2, 90001, 1, 'I', '["2"]', 1, '{1,2,3}', '{NULL,NULL,NULL}', '{2,Bob,bob@x}'),
- (1, 3, 90003, 1, 'I', '["1"]', 1, '{1,2,3}', '{NULL,NULL,NULL}', '{1,first,t}'),
- (1, 4, 90003, 1, 'I', '["2"]', 1, '{1,2,3}', '{NULL,NULL,NULL}', '{2,second,f}'),
- (2, 1, 90002, 1, 'I', '["10"]', 1, '{1,2,3,4}', '{NULL,NULL,NULL,NULL}', '{10,1,9.99,new}'),
- (2, 2, 90002, 1, 'I', '["11"]', 1, '{1,2,3,4}', '{NULL,NULL,NULL,NULL}', '{11,2,5.00,new}'),
+ (1, 1, 90001, 1, 'I', '["1"]', 1, '{1,2,3}', NULL, '{1,Ann,ann@x}'),
+ (1, 2, 90001, 1, 'I', '["2"]', 1, '{1,2,3}', NULL, '{2,Bob,bob@x}'),
+ (1, 3, 90003, 1, 'I', '["1"]', 1, '{1,2,3}', NULL, '{1,first,t}'),
+ (1, 4, 90003, 1, 'I', '["2"]', 1, '{1,2,3}', NULL, '{2,second,f}'),
+ (2, 1, 90002, 1, 'I', '["10"]', 1, '{1,2,3,4}', NULL, '{10,1,9.99,new}'),
+ (2, 2, 90002, 1, 'I', '["11"]', 1, '{1,2,3,4}', NULL, '{11,2,5.00,new}'),
  (3, 1, 90001, 1, 'U', '["1"]', 1, '{3}', '{ann@x}', '{ann@y}'),
  (3, 2, 90002, 1, 'U', '["10"]', 1, '{4}', '{new}', '{paid}'),
  (4, 1, 90002, 1, 'U', '["11"]', 1, '{3}', '{5.00}', '{6.50}'),
  (4, 2, 90001, 1, 'U', '["2"]', 2, '{2}', '{Bob}', '{Robert}'),
- (5, 1, 90002, 1, 'D', '["11"]', 1, '{1,2,3,4}', '{11,2,6.50,new}', '{NULL,NULL,NULL,NULL}'),
- (5, 2, 90001, 1, 'I', '["3"]', 1, '{1,2,3}', '{NULL,NULL,NULL}', '{3,Cy,NULL}'),
+ (5, 1, 90002, 1, 'D', '["11"]', 1, '{1,2,3,4}', '{11,2,6.50,new}', NULL),
+ (5, 2, 90001, 1, 'I', '["3"]', 1, '{1,2,3}', NULL, '{3,Cy,NULL}'),
  (6, 1, 90003, 1, 'T', NULL, 1, NULL, NULL, NULL),
- (6, 2, 90003, 1, 'I', '["3"]', 1, '{1,2,3}', '{NULL,NULL,NULL}', '{3,third,t}'),
- (7, 1, 90003, 2, 'I', '["4"]', 1, '{1,3,4}', '{NULL,NULL,NULL}', '{4,f,fourth}'),
+ (6, 2, 90003, 1, 'I', '["3"]', 1, '{1,2,3}', NULL, '{3,third,t}'),
+ (7, 1, 90003, 2, 'I', '["4"]', 1, '{1,3,4}', NULL, '{4,f,fourth}'),
  (7, 2, 90003, 2, 'U', '["3"]', 1, '{3}', '{t}', '{f}'),
  (8, 1, 90001, 1, 'U', '["1"]', 1, '{2,3}', '{Ann,ann@y}', '{Anna,anna@z}'),
- (8, 2, 90002, 1, 'I', '["12"]', 1, '{1,2,3,4}', '{NULL,NULL,NULL,NULL}', '{12,3,1.00,new}'),
+ (8, 2, 90002, 1, 'I', '["12"]', 1, '{1,2,3,4}', NULL, '{12,3,1.00,new}'),
+ (8, 3, 90003, 2, 'U', '["5"]', 1, '{1}', '{4}', '{5}'),
  (9, 1, 90002, 1, 'U', '["10"]', 1, '{4}', '{paid}', '{shipped}'),
- (9, 2, 90001, 1, 'D', '["2"]', 1, '{1,2,3}', '{2,Robert,bob@x}', '{NULL,NULL,NULL}'),
- (9, 3, 90002, 1, 'I', '["11"]', 1, '{1,2,3,4}', '{NULL,NULL,NULL,NULL}', '{11,1,7.00,new}');
+ (9, 2, 90001, 1, 'D', '["2"]', 1, '{1,2,3}', '{2,Robert,bob@x}', NULL),
+ (9, 3, 90002, 1, 'I', '["11"]', 1, '{1,2,3,4}', NULL, '{11,1,7.00,new}'),
+ (9, 4, 90003, 2, 'I', '["4"]', 1, '{1,3,4}', NULL, '{4,t,again}');
 
--- keyframes as the history sink takes them: the image after revision 4
+-- keyframes as the history sink takes them: the images after revision 4, and note after 7
 INSERT INTO walrev.keyframe (id, relid, revision_id, n_rows) VALUES
- (1, 90001, 4, 2), (2, 90002, 4, 2), (3, 90003, 4, 2);
+ (1, 90001, 4, 2), (2, 90002, 4, 2), (3, 90003, 4, 2), (4, 90003, 7, 2);
 INSERT INTO walrev.keyframe_row (keyframe_id, key, relversion, vals) VALUES
  (1, '["1"]', 1, '{1,Ann,ann@y}'), (1, '["2"]', 1, '{2,Robert,bob@x}'),
  (2, '["10"]', 1, '{10,1,9.99,paid}'), (2, '["11"]', 1, '{11,2,6.50,new}'),
- (3, '["1"]', 1, '{1,first,t}'), (3, '["2"]', 1, '{2,second,f}');
+ (3, '["1"]', 1, '{1,first,t}'), (3, '["2"]', 1, '{2,second,f}'),
+ (4, '["3"]', 2, '{3,third,f,NULL}'), (4, '["4"]', 2, '{4,NULL,f,fourth}');
 
 -- the current image after revision 9
 INSERT INTO walrev.row_state (relid, key, relversion, revision_id, vals) VALUES
@@ -95,8 +102,9 @@ INSERT INTO walrev.row_state (relid, key, relversion, revision_id, vals) VALUES
  (90002, '["11"]', 1, 9, '{11,1,7.00,new}'),
  (90002, '["12"]', 1, 8, '{12,3,1.00,new}'),
  (90003, '["3"]', 2, 7, '{3,third,f,NULL}'),
- (90003, '["4"]', 2, 7, '{4,NULL,f,fourth}');
+ (90003, '["4"]', 2, 9, '{4,NULL,t,again}'),
+ (90003, '["5"]', 2, 8, '{5,NULL,f,fourth}');
 
 INSERT INTO walrev.tracked_table (relid, live_rows, deltas_since_keyframe, last_keyframe_id) VALUES
- (90001, 2, 3, 1), (90002, 3, 4, 2), (90003, 2, 4, 3);
+ (90001, 2, 3, 1), (90002, 3, 4, 2), (90003, 3, 2, 4);
 INSERT INTO walrev.checkpoint (slot_name, end_lsn, revision_id, checksum) VALUES ('walrev', '0/9008', 9, '\x00');
