@@ -1,0 +1,59 @@
+# s3_lag.sh — scenario 3, commit-to-durable lag: pgbench TPC-B-like at a fixed
+# rate of 70% of the maximum TPS (nothing attached) with walrev running. A
+# psql \watch poller reads the newest revision id in the history store every
+# 5 ms; afterwards each revision's lag is the first poll that saw it minus its
+# source commit_time (both from the server's clock; synchronous_commit = on,
+# so visible means durable). bench/lib/lag.py computes p50/p99/max.
+
+scenario_3() {
+  [ "$HAVE_WALREV" = 1 ] || { note 3 "skipped: walrev not built."; return 0; }
+  local db=s2_plain secs=60 max rate r pfx pid ppid startid end
+  [ "$QUICK" = 1 ] && secs=20
+  if [ "$(q postgres "SELECT count(*) FROM pg_database WHERE datname = '$db'")" = 0 ] \
+     || [ "$(q postgres "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'walrev' AND database = '$db'")" = 0 ]; then
+    db=s3
+    recreate_db $db
+    pgbench -i -s 10 -q "$(conninfo $db)" >"$WORK/logs/s3_init.log" 2>&1 || die "s3: pgbench -i failed"
+    walrev_cmd $db setup >>"$WORK/logs/setup.log" 2>&1 || die "s3: walrev setup failed"
+  fi
+  max=$(awk -F'\t' '$1 == 2 && $2 == "tps_none" { v[++n] = $4 } END { if (n) { asort(v); print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 } }' "$RES/figures.tsv")
+  if [ -z "$max" ]; then
+    pgbench -c 4 -j 2 -T 10 -n "$(conninfo $db)" >"$WORK/tmp/s3_max.log" 2>&1 || true
+    read -r max _ _ < <(pgbench_tps "$WORK/tmp/s3_max.log")
+  fi
+  rate=$(awk -v m="$max" 'BEGIN { printf "%d", m * 0.7 }')
+  record 3 max_tps 1 "$max" TPS
+  record 3 rate_tps 1 "$rate" TPS
+  note 3 "pgbench -c 4 -j 2 --rate $rate -T $secs (70% of the $max TPS measured with nothing attached), walrev attached (REPLICA IDENTITY DEFAULT), history store in the same cluster, batch settings at their defaults."
+
+  for r in $(seq 1 "$RUNS"); do
+    pfx="$WORK/tmp/s3_$r"
+    advance_slot $db walrev
+    walrev_cmd $db run >"$pfx.walrev.log" 2>&1 &
+    pid=$!; track_pid "$pid"
+    wait_active $db walrev 30 || die "s3: walrev did not start streaming: $(tail -3 "$pfx.walrev.log")"
+    sleep 1
+    startid=$(q $db "SELECT coalesce(max(id), 0) FROM walrev.revision")
+    psql "$(conninfo $db)" -XAtq -f "$BENCH/workloads/lagprobe.sql" >"$pfx.polls" 2>"$pfx.poller.err" &
+    ppid=$!; track_pid "$ppid"
+    q $db "VACUUM pgbench_branches, pgbench_tellers" >/dev/null
+    pgbench -c 4 -j 2 -T "$secs" -n --rate "$rate" "$(conninfo $db)" >"$pfx.pgbench.log" 2>&1 || true
+    end=$(current_lsn)
+    wait_slot $db walrev "$end" 120 >/dev/null || note 3 "run $r: walrev had not confirmed $end 120 s after pgbench ended."
+    sleep 0.5
+    kill "$ppid" 2>/dev/null || true; wait "$ppid" 2>/dev/null || true
+    kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    q $db "SELECT id, extract(epoch FROM commit_time) FROM walrev.revision WHERE id > $startid ORDER BY id" \
+      | tr '|' ' ' >"$pfx.revs"
+    local out
+    out=$(python3 "$BENCH/lib/lag.py" "$pfx.polls" "$pfx.revs" "$RES/s3_lag_$r.dat") \
+      || die "s3: lag computation failed"
+    read -r p50 p99 pmax nrev <<<"$out"
+    record 3 lag_p50_ms "$r" "$p50" ms
+    record 3 lag_p99_ms "$r" "$p99" ms
+    record 3 lag_max_ms "$r" "$pmax" ms
+    record 3 revisions "$r" "$nrev"
+    record 3 achieved_tps "$r" "$(pgbench_tps "$pfx.pgbench.log" | awk '{print $1}')" TPS
+    log "s3 run $r: $nrev revisions, lag p50 $p50 ms, p99 $p99 ms, max $pmax ms"
+  done
+}
