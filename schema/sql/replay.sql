@@ -81,15 +81,17 @@ END
 $fn$;
 
 -- The relation version in force at revision p_rev: the newest version whose
--- valid_from is at or before the end of that revision. NULL (no row) when the
--- table was not tracked yet.
+-- valid_from is at or before the end of that revision. A table with no
+-- recorded change yet at p_rev (its first version starts later) gets its
+-- first version: it was empty then, as far as the history knows.
 CREATE OR REPLACE FUNCTION @schema@.relation_at(p_relid oid, p_rev bigint)
 RETURNS SETOF @schema@.relation_version LANGUAGE sql STABLE AS $fn$
     SELECT rv.*
     FROM @schema@.relation_version rv
+    CROSS JOIN (SELECT r.end_lsn FROM @schema@.revision r WHERE r.id = p_rev) r
     WHERE rv.relid = p_relid
-      AND rv.valid_from <= (SELECT r.end_lsn FROM @schema@.revision r WHERE r.id = p_rev)
-    ORDER BY rv.version DESC
+    ORDER BY (rv.valid_from <= r.end_lsn) DESC,
+             CASE WHEN rv.valid_from <= r.end_lsn THEN rv.version END DESC, rv.version
     LIMIT 1
 $fn$;
 
