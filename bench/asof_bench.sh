@@ -76,7 +76,8 @@ build_history() {
   sql "DROP SCHEMA IF EXISTS $S CASCADE; DROP TABLE IF EXISTS public.$T;" >/dev/null
   install_schema $S
   sql "CREATE TABLE public.$T (id integer PRIMARY KEY, a integer, b text, c numeric(12,2))"
-  local relid; relid=$(sql "SELECT 'public.$T'::regclass::oid")
+  local relid
+  relid=$(sql "SELECT 'public.$T'::regclass::oid")
   local nrev=$(( (total + per - 1) / per ))
   "${PSQL[@]}" >/dev/null <<SQL
 SET synchronous_commit = off;
@@ -102,7 +103,7 @@ SELECT (g - 1) / $per + 1, (g - 1) % $per + 1, $relid, 1, 'I', '["' || g || '"]'
        ARRAY[g::text, (g % 1000)::text, md5(g::text), round(g * 0.5, 2)::text]
 FROM generate_series($lo, least($hi, $N)) g;
 INSERT INTO $S.object_delta (revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values)
-SELECT (g - 1) / $per + 1, (g - 1) % $per + 1, $relid, 1, 'U', '["' || ((g * 7919) % $N + 1) || '"]', 0,
+SELECT (g - 1) / $per + 1, (g - 1) % $per + 1, $relid, 1, 'U', '["' || ((g::bigint * 7919) % $N + 1) || '"]', 0,
        CASE WHEN g % 2 = 0 THEN '{2}'::smallint[] ELSE '{3}'::smallint[] END, '{old}',
        CASE WHEN g % 2 = 0 THEN ARRAY[(g % 100000)::text] ELSE ARRAY[md5(g::text)] END
 FROM generate_series(greatest($lo, $N + 1), $hi) g;
@@ -136,14 +137,15 @@ INSERT INTO $S.tracked_table (relid, live_rows, deltas_since_keyframe) VALUES ($
 INSERT INTO public.$T SELECT vals[1]::integer, vals[2]::integer, vals[3], vals[4]::numeric FROM $S.row_state;
 SQL
   sql "VACUUM ANALYZE $S.object_delta, $S.row_state, $S.keyframe_row, $S.keyframe, $S.revision, public.$T" >/dev/null
-  echo "$nrev"
+  BUILT_NREV=$nrev  # a global, not stdout: no subshell, so set -e stops the script on any error
 }
 
 W() { "$WALREV_BIN" --history "$CI" --source "$CI" "$@"; }
 
 declare -A NEWEST MIDDLE COPY NREV DSIZE
 for H in 1 10 100; do
-  NREV[$H]=$(build_history $H)
+  build_history $H
+  NREV[$H]=$BUILT_NREV
   S=walrev_h$H T=asof_t$H
   mid=$(( ${NREV[$H]} / 2 ))
   # check once that both snapshots have N rows and the newest equals the live table
