@@ -77,8 +77,12 @@ static char *qualified_name(PGconn *conn, const char *nsp, const char *rel)
     return out;
 }
 
-/* "SELECT s.vals[1] AS "id", ... FROM schema.snapshot_rows(relid, rev) s" */
-static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev)
+/*
+ * "SELECT s.vals[1] AS "id", ... FROM schema.snapshot_rows(relid, rev) s"; at
+ * the newest revision straight from row_state (what snapshot_rows returns
+ * there), so the rows stream without the function's materialisation.
+ */
+static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, bool newest)
 {
     StrBuf b;
     strbuf_init(&b);
@@ -89,7 +93,10 @@ static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev)
         PQfreemem(id);
     }
     if (rv->ncols == 0) strbuf_append_str(&b, "NULL LIMIT 0");
-    strbuf_appendf(&b, " FROM %s.snapshot_rows(%u, %lld) s", ctx->schema_q, rv->relid, (long long)rev);
+    if (newest)
+        strbuf_appendf(&b, " FROM %s.row_state s WHERE s.relid = %u", ctx->schema_q, rv->relid);
+    else
+        strbuf_appendf(&b, " FROM %s.snapshot_rows(%u, %lld) s", ctx->schema_q, rv->relid, (long long)rev);
     return b.data;
 }
 
@@ -158,10 +165,10 @@ static WrStatus stream_copy(ReplayCtx *ctx, const char *copy_sql, FILE *f, PGcon
     return st;
 }
 
-static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *pt, int format, FILE *f,
-                             PGconn *target, const char *into, WrError *err)
+static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *pt, bool newest, int format,
+                             FILE *f, PGconn *target, const char *into, WrError *err)
 {
-    char *select = snapshot_select(ctx, rv, pt->rev);
+    char *select = snapshot_select(ctx, rv, pt->rev, newest);
     char *qname = NULL, *cols = NULL, *copy = NULL;
     char **types = NULL;
     WrStatus st = WR_OK;
@@ -277,9 +284,15 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (optind < argc) return wr_error_set(err, WR_INVALID, "snapshot: unexpected argument %s", argv[optind]);
     if (into && outdir) return wr_error_set(err, WR_INVALID, "--into and --output-dir exclude each other");
 
-    Point pt;
-    WrStatus st = at ? rq_resolve_point(ctx, at, &pt, err) : rq_newest(ctx, &pt, err);
+    Point pt, last;
+    WrStatus st = rq_newest(ctx, &last, err);
     if (st != WR_OK) return st;
+    if (at) {
+        if ((st = rq_resolve_point(ctx, at, &pt, err)) != WR_OK) return st;
+    } else {
+        pt = last;
+    }
+    bool newest = pt.rev >= last.rev;
 
     uint32_t *relids = NULL;
     int n = 0;
@@ -337,7 +350,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             f = fopen(path, "w");
             if (!f) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
         }
-        if (st == WR_OK) st = snapshot_one(ctx, &rv, &pt, format, f, target, into, err);
+        if (st == WR_OK) st = snapshot_one(ctx, &rv, &pt, newest, format, f, target, into, err);
         if (outdir && f) {
             if (fclose(f) != 0 && st == WR_OK) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
         }

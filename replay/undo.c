@@ -532,7 +532,9 @@ WrStatus cmd_restore(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         rq_oid_text(relid, rel);
         const char *params[2] = {rel, key};
         char *sql = NULL;
-        if (asprintf(&sql, "SELECT count(*) FROM %s.object_delta WHERE relid = $1::oid AND key = $2", ctx->schema_q) < 0)
+        if (asprintf(&sql, "SELECT count(*) FROM (SELECT 1 FROM %s.object_delta WHERE relid = $1::oid AND key = $2 "
+                           "LIMIT 1) x",
+                     ctx->schema_q) < 0)
             abort();
         PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
         free(sql);
@@ -801,6 +803,31 @@ done:
 
 /* ------------------------------------------------------------------ rollback */
 
+/* Does the table (by its newest name in the history) still exist on the source? Says so on stderr if not. */
+static bool source_has_table(Undo *u, uint32_t relid)
+{
+    RelVersion rv;
+    bool found;
+    WrError e = {0};
+    if (rq_relation_at(u->ctx, relid, -1, &rv, &found, &e) != WR_OK || !found) return true; /* let the plan report it */
+    char *name = NULL;
+    if (asprintf(&name, "%s.%s", rv.nspname, rv.relname) < 0) abort();
+    char *nsp = rq_quote_ident(u->src, rv.nspname), *rel = rq_quote_ident(u->src, rv.relname);
+    char *qname = NULL;
+    if (asprintf(&qname, "%s.%s", nsp, rel) < 0) abort();
+    const char *params[1] = {qname};
+    PGresult *res = rq_exec(u->src, &e, "SELECT to_regclass($1) IS NOT NULL", 1, params);
+    bool exists = !res || PQgetvalue(res, 0, 0)[0] == 't';
+    if (!exists) fprintf(u->ctx->err, "skipping %s: it no longer exists in the source database\n", name);
+    PQclear(res);
+    free(qname);
+    free(nsp);
+    free(rel);
+    free(name);
+    relversion_term(&rv);
+    return exists;
+}
+
 static WrStatus plan_table_rollback(Undo *u, uint32_t relid, int64_t to, int64_t newest, WrError *err)
 {
     ReplayCtx *ctx = u->ctx;
@@ -892,7 +919,10 @@ WrStatus cmd_rollback(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         goto done;
     }
     if ((st = undo_connect(&u, err)) != WR_OK) goto done;
-    for (int i = 0; i < n && st == WR_OK; i++) st = plan_table_rollback(&u, relids[i], to.rev, newest.rev, err);
+    for (int i = 0; i < n && st == WR_OK; i++) {
+        if (!a.ntables && !source_has_table(&u, relids[i])) continue; /* dropped since: nothing to put back into */
+        st = plan_table_rollback(&u, relids[i], to.rev, newest.rev, err);
+    }
     if (st == WR_OK) st = order_by_foreign_keys(&u, err);
     if (st == WR_OK) {
         sort_plan(&u);
