@@ -348,10 +348,19 @@ static void build_key(StrBuf *key, const RelationVersion *rv, const Value *vals)
         if (!rv->cols[i].is_key) continue;
         if (!first) strbuf_append_char(key, ',');
         first = false;
-        if (vals[i].data)
+        if (vals[i].data && rv->cols[i].track == TRACK_HIDDEN) {
+            /* A hidden key column still identifies the row, but its value
+             * must not reach any sink: the key carries its SHA-256 instead. */
+            uint8_t sum[WALREV_CHECKSUM_LEN];
+            char hex[2 * WALREV_CHECKSUM_LEN + 1];
+            revhash_value(&vals[i], sum);
+            checksum_to_hex(sum, hex);
+            strbuf_appendf(key, "\"sha256:%s\"", hex);
+        } else if (vals[i].data) {
             strbuf_append_json_string(key, vals[i].data, vals[i].len);
-        else
+        } else {
             strbuf_append_str(key, "null");
+        }
     }
     strbuf_append_char(key, ']');
 }
@@ -379,6 +388,11 @@ static WrStatus load_old_image(Assembler *a, const RelationVersion *rv, const ch
     WrStatus st = a->out.lookup_row(a->out.ctx, rv, key, &img, &a->lookup_storage, &found, err);
     if (st != WR_OK) return st;
     if (!found) a->stats.lookup_misses++;
+    /* The sink may hand back its own arrays (in storage) rather than fill ours. */
+    if (found && img.values != a->old_vals)
+        memcpy(a->old_vals, img.values, rv->ncols * sizeof(Value));
+    if (found && img.unknown != a->old_unknown)
+        memcpy(a->old_unknown, img.unknown, rv->ncols);
     *known = found;
     return WR_OK;
 }

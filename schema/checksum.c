@@ -14,7 +14,8 @@
 struct RevisionHasher {
     EVP_MD_CTX *contexts;
     EVP_MD_CTX *deltas;
-    EVP_MD_CTX *scratch;
+    EVP_MD_CTX *final;  /* the revision's own digest, built in revhash_finish */
+    EVP_MD_CTX *value;  /* one value's digest; never shared with the three above */
     const EVP_MD *md;
 };
 
@@ -58,7 +59,7 @@ static void update_value(RevisionHasher *h, EVP_MD_CTX *c, const char *data, siz
     if (precomputed)
         memcpy(sum, precomputed, sizeof(sum));
     else
-        digest_value(h->scratch, h->md, data, len, sum);
+        digest_value(h->value, h->md, data, len, sum);
     update_u8(c, 1);
     EVP_DigestUpdate(c, sum, sizeof(sum));
 }
@@ -74,8 +75,9 @@ RevisionHasher *revhash_create(void)
     h->md = EVP_sha256();
     h->contexts = EVP_MD_CTX_new();
     h->deltas = EVP_MD_CTX_new();
-    h->scratch = EVP_MD_CTX_new();
-    if (!h->contexts || !h->deltas || !h->scratch) {
+    h->final = EVP_MD_CTX_new();
+    h->value = EVP_MD_CTX_new();
+    if (!h->contexts || !h->deltas || !h->final || !h->value) {
         fprintf(stderr, "walrev: out of memory creating SHA-256 contexts\n");
         abort();
     }
@@ -87,7 +89,8 @@ void revhash_destroy(RevisionHasher *h)
     if (!h) return;
     EVP_MD_CTX_free(h->contexts);
     EVP_MD_CTX_free(h->deltas);
-    EVP_MD_CTX_free(h->scratch);
+    EVP_MD_CTX_free(h->final);
+    EVP_MD_CTX_free(h->value);
     free(h);
 }
 
@@ -131,7 +134,7 @@ void revhash_finish(RevisionHasher *h, Revision *rev)
     EVP_DigestFinal_ex(h->contexts, ctx_sum, &n);
     EVP_DigestFinal_ex(h->deltas, delta_sum, &n);
 
-    EVP_MD_CTX *c = h->scratch;
+    EVP_MD_CTX *c = h->final;
     static const char tag[] = "walrev-revision-v1";
     EVP_DigestInit_ex(c, h->md, NULL);
     EVP_DigestUpdate(c, tag, sizeof(tag) - 1);

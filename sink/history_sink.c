@@ -47,6 +47,7 @@ typedef struct {
     char *slot_name;
     int batch_max_revisions;
     int batch_max_ms;
+    int keyframe_factor;
     size_t buffer_bytes;
 
     PGconn *conn;
@@ -814,7 +815,7 @@ static WrStatus update_tracked(HistorySink *h, WrError *err)
                    "ON CONFLICT (relid) DO UPDATE SET deltas_since_keyframe = "
                    "t.deltas_since_keyframe + EXCLUDED.deltas_since_keyframe "
                    "RETURNING relid, deltas_since_keyframe > %d * greatest(live_rows, %d)",
-                   h->qschema, KEYFRAME_FACTOR, KEYFRAME_MIN_ROWS);
+                   h->qschema, h->keyframe_factor, KEYFRAME_MIN_ROWS);
     const char *p[2] = {relids.data, counts.data};
     PGresult *res = NULL;
     char what[160];
@@ -1062,6 +1063,7 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
     h->slot_name = xstrdup(cfg->slot_name ? cfg->slot_name : "walrev");
     h->batch_max_revisions = cfg->batch_max_revisions > 0 ? cfg->batch_max_revisions : 2000;
     h->batch_max_ms = cfg->batch_max_ms > 0 ? cfg->batch_max_ms : 100;
+    h->keyframe_factor = cfg->keyframe_factor > 0 ? cfg->keyframe_factor : KEYFRAME_FACTOR;
     h->buffer_bytes = cfg->buffer_bytes > 0 ? cfg->buffer_bytes : (size_t)1 << 20;
     static const char *const tables[TB_COUNT] = {"revision_context", "revision", "object_delta", NULL};
     static const char *const columns[TB_COUNT] = {

@@ -363,17 +363,21 @@ static WrStatus ks_commit_revision(Sink *s, const Revision *rev, WrError *err)
     return WR_OK;
 }
 
+/*
+ * Never blocks the replication loop: durability arrives with delivery
+ * reports, served here and by poll(). WR_AGAIN while messages are still
+ * undelivered (a broker outage stalls here, the slot waits, nothing is lost).
+ */
 static WrStatus ks_flush(Sink *s, WrError *err)
 {
     KafkaSink *k = s->impl;
     if (k->failed) return sticky(k, err);
-    rd_kafka_resp_err_t e = rd_kafka_flush(k->rk, k->flush_timeout_ms);
+    rd_kafka_resp_err_t e = rd_kafka_flush(k->rk, 0);
     if (k->failed) return sticky(k, err);
     if (e == RD_KAFKA_RESP_ERR__TIMED_OUT)
-        return wr_error_set(err, WR_RETRY,
-                            "kafka sink: %d messages still undelivered after %d ms (brokers down or slow); "
-                            "durable position stays at " LSN_FMT,
-                            rd_kafka_outq_len(k->rk), k->flush_timeout_ms, LSN_ARGS(k->durable));
+        return wr_error_set(err, WR_AGAIN,
+                            "kafka sink: %d messages not yet delivered; durable position stays at " LSN_FMT,
+                            rd_kafka_outq_len(k->rk), LSN_ARGS(k->durable));
     return WR_OK;
 }
 

@@ -32,7 +32,8 @@ typedef struct {
     WrStatus (*write_delta)(Sink *s, const Revision *rev, const ObjectDelta *delta, WrError *err);
     /* Revision complete: end_lsn, counts and checksum are set. May make it durable. */
     WrStatus (*commit_revision)(Sink *s, const Revision *rev, WrError *err);
-    /* Make everything received so far durable (blocking). */
+    /* Make everything received so far durable; called between revisions only.
+     * WR_AGAIN: not yet (asynchronous sinks); durability follows via poll(). */
     WrStatus (*flush)(Sink *s, WrError *err);
     /* Serve background work (delivery reports) without blocking; may advance durability. */
     WrStatus (*poll)(Sink *s, WrError *err);
@@ -43,7 +44,9 @@ typedef struct {
     /*
      * Optional (history store): the latest known image of a row, for old
      * values when the server sends no old tuple. *found=false when unknown.
-     * Values are copied into the caller's StrBuf `storage`; image->values point into it.
+     * Values are appended to the caller's StrBuf `storage`; image->values and
+     * image->unknown (caller-provided arrays of rv->ncols) point into it and
+     * stay valid until storage is next modified.
      */
     WrStatus (*lookup_row)(Sink *s, const RelationVersion *rv, const char *key, RowImage *image,
                            StrBuf *storage, bool *found, WrError *err);
@@ -66,6 +69,7 @@ typedef struct {
     int batch_max_revisions;  /* commit after this many revisions (default 2000) */
     int batch_max_ms;         /* or after this long (default 100 ms) */
     size_t buffer_bytes;      /* COPY buffer per table before sending (default 1 MiB) */
+    int keyframe_factor;      /* keyframe when deltas since the last exceed factor × live rows (default 4) */
 } HistorySinkConfig;
 Sink *sink_history_create(const HistorySinkConfig *cfg);
 

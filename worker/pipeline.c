@@ -195,6 +195,7 @@ static WrStatus create_sinks(Pipeline *p, WrError *err)
             .slot_name = cfg->slot_name,
             .batch_max_revisions = cfg->batch_max_revisions,
             .batch_max_ms = cfg->batch_max_ms,
+            .keyframe_factor = cfg->keyframe_factor,
         };
         p->history_index = p->nsinks;
         p->sinks[p->nsinks++] = (SinkSlot){.sink = sink_history_create(&h), .name = "history"};
@@ -364,6 +365,7 @@ static WrStatus flush_sinks(Pipeline *p, bool only_wanting, WrError *err)
         if (!s->pending) continue;
         if (only_wanting && !s->sink->ops->wants_flush(s->sink, t)) continue;
         WrStatus st = s->sink->ops->flush(s->sink, err);
+        if (st == WR_AGAIN) continue; /* durability will follow (Kafka delivery reports) */
         if (st != WR_OK) return wr_error_prefix(err, "sink %s flush", s->name);
         /* Kafka may still await delivery reports; it stays pending until durable. */
         s->pending = s->sink->ops->durable_lsn(s->sink) < p->last_emitted_end;
@@ -540,8 +542,12 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
     } else {
         st = flush_sinks(p, false, err);
         if (st != WR_OK) return st;
-        for (int i = 0; i < 50 && min_durable(p) < p->last_emitted_end; i++) {
+        /* Wait a while for asynchronous sinks (Kafka) to confirm delivery; what
+         * is not confirmed is simply not confirmed to the slot and resent later. */
+        for (int i = 0; i < 300 && min_durable(p) < p->last_emitted_end; i++) {
             st = poll_sinks(p, err);
+            if (st != WR_OK) return st;
+            st = flush_sinks(p, false, err);
             if (st != WR_OK) return st;
             usleep(100000);
         }

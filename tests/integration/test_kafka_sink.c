@@ -317,13 +317,24 @@ static void assert_same_stream(const MsgList *exp, const MsgList *got)
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* flush() never blocks (durability follows delivery reports): wait up to ms for it. */
+static WrStatus flush_wait(Sink *s, WrError *err, int ms)
+{
+    WrStatus rc;
+    for (int waited = 0; (rc = s->ops->flush(s, err)) == WR_AGAIN && waited < ms; waited += 20) {
+        if (s->ops->poll(s, err) != WR_OK) return err->status;
+        usleep(20000);
+    }
+    return rc;
+}
+
 static void roundtrip(const char *brokers, const char *prefix, bool mock)
 {
     WrError err = {0};
     Sink *s = make_sink(brokers, prefix, 30000, &err);
     MsgList exp = {0}, got = {0};
     for (int64_t id = 1; id <= 50; id++) gen_revision(s, prefix, id, (int)(id % 6), &exp);
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
     assert_int_equal(s->ops->durable_lsn(s), make_rev(50).end_lsn);
     KafkaSinkStats st;
     sink_kafka_stats(s, &st);
@@ -430,7 +441,7 @@ static void test_retriable_produce_errors(void **state)
                                       RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
                                       RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
     for (int64_t id = 1; id <= 30; id++) gen_revision(s, "re", id, 3, &exp);
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
     assert_int_equal(s->ops->durable_lsn(s), make_rev(30).end_lsn);
     KafkaSinkStats st;
     sink_kafka_stats(s, &st);
@@ -460,14 +471,14 @@ static void test_outage(void **state)
     Sink *s = make_sink(bootstraps, "out", 1500, &err);
     MsgList exp = {0}, got = {0};
     for (int64_t id = 1; id <= 10; id++) gen_revision(s, "out", id, 4, &exp);
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
     Lsn before = make_rev(10).end_lsn;
     assert_int_equal(s->ops->durable_lsn(s), before);
 
     brokers_set(false);
     for (int64_t id = 11; id <= 20; id++) gen_revision(s, "out", id, 4, &exp);
-    assert_int_equal(s->ops->flush(s, &err), WR_RETRY);
-    assert_non_null(strstr(err.msg, "still undelivered after 1500 ms"));
+    assert_int_equal(flush_wait(s, &err, 1500), WR_AGAIN);
+    assert_non_null(strstr(err.msg, "not yet delivered"));
     for (int i = 0; i < 5; i++) {
         assert_int_equal(s->ops->poll(s, &err), WR_OK);
         assert_int_equal(s->ops->durable_lsn(s), before); /* never past undelivered revisions */
@@ -480,7 +491,7 @@ static void test_outage(void **state)
 
     brokers_set(true);
     WrStatus rc;
-    for (int tries = 0; (rc = s->ops->flush(s, &err)) == WR_RETRY && tries < 20; tries++) {
+    for (int tries = 0; (rc = flush_wait(s, &err, 1500)) == WR_AGAIN && tries < 20; tries++) {
         assert_true(s->ops->durable_lsn(s) <= make_rev(20).end_lsn);
     }
     assert_int_equal(rc, WR_OK);
@@ -506,16 +517,16 @@ static void test_crash_resend_duplicates_whole_revisions(void **state)
     Sink *s = make_sink(bootstraps, "cr", 30000, &err);
     MsgList exp = {0}, resent = {0}, got = {0};
     for (int64_t id = 1; id <= 10; id++) gen_revision(s, "cr", id, 3, &exp);
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
     assert_int_equal(s->ops->durable_lsn(s), make_rev(10).end_lsn);
     for (int64_t id = 11; id <= 15; id++) gen_revision(s, "cr", id, 3, &exp);
     /* delivered, but the worker dies before it confirms 11-15 to the slot */
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
     sink_destroy(s);
 
     s = make_sink(bootstraps, "cr", 30000, &err);
     for (int64_t id = 11; id <= 15; id++) gen_revision(s, "cr", id, 3, &resent);
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
     assert_int_equal(s->ops->durable_lsn(s), make_rev(15).end_lsn);
     sink_destroy(s);
 
@@ -556,7 +567,7 @@ static void test_permanent_error_is_fatal(void **state)
     MsgList exp = {0};
     rd_kafka_mock_push_request_errors(mcluster, API_PRODUCE, 1, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
     gen_revision(s, "pe", 1, 1, &exp);
-    assert_int_equal(s->ops->flush(s, &err), WR_FATAL);
+    assert_int_equal(flush_wait(s, &err, 15000), WR_FATAL);
     assert_non_null(strstr(err.msg, "TOPIC_AUTHORIZATION_FAILED"));
     assert_int_equal(s->ops->durable_lsn(s), 0);
     /* sticky: nothing more is accepted */
@@ -623,7 +634,7 @@ static void test_backpressure_bounded_queue(void **state)
     sink_kafka_stats(s, &st);
     assert_true(st.queue_full_waits > 0);
     assert_int_equal(st.produced, exp.n);
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
     assert_int_equal(s->ops->durable_lsn(s), make_rev(20).end_lsn);
     sink_destroy(s);
     consume_all(bootstraps, "bp", &got);
@@ -669,7 +680,7 @@ static void test_throughput(void **state)
         assert_int_equal(s->ops->commit_revision(s, &rev, &err), WR_OK);
         assert_int_equal(s->ops->poll(s, &err), WR_OK);
     }
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     assert_int_equal(s->ops->durable_lsn(s), make_rev(revs).end_lsn);
     KafkaSinkStats st;
