@@ -20,7 +20,11 @@ qf() {
   psql "$(conninfo "$db")" -XAtq -v ON_ERROR_STOP=1 "$@" -f "$f"
 }
 
+# recreate_db DB — drop DB (and its replication slots: slot names are
+# cluster-wide and a slot pins its database) and create it empty.
 recreate_db() {
+  q postgres "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+              WHERE database = '$1' AND NOT active" >/dev/null
   q postgres "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
   q postgres "CREATE DATABASE $1" >/dev/null
 }
@@ -48,6 +52,23 @@ bench_kill_all() {
     [ -n "$p" ] && [ -n "$st" ] && [ "$(proc_start "$p")" = "$st" ] && kill "$p" 2>/dev/null || true
   done <"$WORK/pids"
   : >"$WORK/pids"
+}
+
+# stop_proc PID SIGNAL — ask a background process of ours to stop, wait for
+# it up to 30 s, then SIGKILL it. (Background jobs of a non-interactive shell
+# ignore SIGINT unless the program sets its own handler: walrev gets SIGTERM.)
+stop_proc() {
+  local pid=$1 sig=$2 i
+  kill "-$sig" "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 300); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "pid $pid ignored SIG$sig for 30 s: killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
 }
 
 # rss_sample PID OUT — append "ms_since_start rss_kib" every 50 ms while

@@ -13,7 +13,7 @@ s2_db() { case $1 in none|recv|walrev|walrev_full) echo s2_plain ;; *) echo "s2_
 
 scenario_2() {
   local secs=30 r cfg db
-  [ "$QUICK" = 1 ] && secs=15
+  [ "$QUICK" = 1 ] && secs=10
   log "s2: initialising pgbench databases (scale 10)"
   for db in s2_plain s2_periods s2_audit; do
     recreate_db $db
@@ -22,7 +22,7 @@ scenario_2() {
   qf s2_periods "$BENCH/workloads/periods.sql" -v tbls=$S2_TABLES >/dev/null
   qf s2_audit "$BENCH/workloads/audit.sql" -v tbls=$S2_TABLES >/dev/null
   if [ "$HAVE_WALREV" = 1 ]; then
-    walrev_cmd s2_plain setup >>"$WORK/logs/setup.log" 2>&1 || die "s2: walrev setup failed"
+    walrev_cmd s2_plain --slot walrev_s2 setup >>"$WORK/logs/setup.log" 2>&1 || die "s2: walrev setup failed"
   else
     q s2_plain "CREATE PUBLICATION walrev FOR TABLES IN SCHEMA public" >/dev/null
   fi
@@ -56,9 +56,9 @@ s2_one() {
         -o publication_names=walrev -F 0 -s 1 -f /dev/null >"$pfx.consumer.log" 2>&1 &
       pid=$! ;;
     walrev|walrev_full)
-      slot=walrev
+      slot=walrev_s2
       advance_slot $db $slot
-      walrev_cmd $db run >"$pfx.consumer.log" 2>&1 &
+      "$WALREV_BIN" --source "$(conninfo $db)" --slot $slot run >"$pfx.consumer.log" 2>&1 &
       pid=$! ;;
   esac
   if [ -n "$pid" ]; then
@@ -80,8 +80,7 @@ s2_one() {
     else
       note 2 "run $r: $cfg had not confirmed $end 120 s after pgbench ended."
     fi
-    kill -INT "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    if [ "$cfg" = recv ]; then stop_proc "$pid" INT; else stop_proc "$pid" TERM; fi
   fi
   case $cfg in
     walrev_full) for t in ${S2_TABLES//,/ } pgbench_history; do q $db "ALTER TABLE $t REPLICA IDENTITY DEFAULT" >/dev/null; done ;;

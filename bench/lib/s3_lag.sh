@@ -7,14 +7,14 @@
 
 scenario_3() {
   [ "$HAVE_WALREV" = 1 ] || { note 3 "skipped: walrev not built."; return 0; }
-  local db=s2_plain secs=60 max rate r pfx pid ppid startid end
-  [ "$QUICK" = 1 ] && secs=20
+  local db=s2_plain slot=walrev_s2 secs=60 max rate r pfx pid ppid startid end
+  [ "$QUICK" = 1 ] && secs=15
   if [ "$(q postgres "SELECT count(*) FROM pg_database WHERE datname = '$db'")" = 0 ] \
-     || [ "$(q postgres "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'walrev' AND database = '$db'")" = 0 ]; then
-    db=s3
+     || [ "$(q postgres "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot' AND database = '$db'")" = 0 ]; then
+    db=s3 slot=walrev_s3
     recreate_db $db
     pgbench -i -s 10 -q "$(conninfo $db)" >"$WORK/logs/s3_init.log" 2>&1 || die "s3: pgbench -i failed"
-    walrev_cmd $db setup >>"$WORK/logs/setup.log" 2>&1 || die "s3: walrev setup failed"
+    walrev_cmd $db --slot $slot setup >>"$WORK/logs/setup.log" 2>&1 || die "s3: walrev setup failed"
   fi
   max=$(awk -F'\t' '$1 == 2 && $2 == "tps_none" { v[++n] = $4 } END { if (n) { asort(v); print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 } }' "$RES/figures.tsv")
   if [ -z "$max" ]; then
@@ -28,10 +28,10 @@ scenario_3() {
 
   for r in $(seq 1 "$RUNS"); do
     pfx="$WORK/tmp/s3_$r"
-    advance_slot $db walrev
-    walrev_cmd $db run >"$pfx.walrev.log" 2>&1 &
+    advance_slot $db $slot
+    "$WALREV_BIN" --source "$(conninfo $db)" --slot $slot run >"$pfx.walrev.log" 2>&1 &
     pid=$!; track_pid "$pid"
-    wait_active $db walrev 30 || die "s3: walrev did not start streaming: $(tail -3 "$pfx.walrev.log")"
+    wait_active $db $slot 30 || die "s3: walrev did not start streaming: $(tail -3 "$pfx.walrev.log")"
     sleep 1
     startid=$(q $db "SELECT coalesce(max(id), 0) FROM walrev.revision")
     psql "$(conninfo $db)" -XAtq -f "$BENCH/workloads/lagprobe.sql" >"$pfx.polls" 2>"$pfx.poller.err" &
@@ -39,10 +39,10 @@ scenario_3() {
     q $db "VACUUM pgbench_branches, pgbench_tellers" >/dev/null
     pgbench -c 4 -j 2 -T "$secs" -n --rate "$rate" "$(conninfo $db)" >"$pfx.pgbench.log" 2>&1 || true
     end=$(current_lsn)
-    wait_slot $db walrev "$end" 120 >/dev/null || note 3 "run $r: walrev had not confirmed $end 120 s after pgbench ended."
+    wait_slot $db $slot "$end" 120 >/dev/null || note 3 "run $r: walrev had not confirmed $end 120 s after pgbench ended."
     sleep 0.5
-    kill "$ppid" 2>/dev/null || true; wait "$ppid" 2>/dev/null || true
-    kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    stop_proc "$ppid" TERM
+    stop_proc "$pid" TERM
     q $db "SELECT id, extract(epoch FROM commit_time) FROM walrev.revision WHERE id > $startid ORDER BY id" \
       | tr '|' ' ' >"$pfx.revs"
     local out

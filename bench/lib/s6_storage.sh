@@ -40,15 +40,15 @@ scenario_6() {
     db=s6_walrev
     recreate_db $db
     qf $db "$BENCH/workloads/table12.sql" >/dev/null
-    fresh_store $db walrev
+    fresh_store $db s6_walrev
     q $db "CALL bench_fill($rows)" >/dev/null
     lsn=$(current_lsn)
-    timed "$WORK/tmp/s6_fill_$r" 900 "$WALREV_BIN" --source "$(conninfo $db)" run --stop-lsn "$lsn" \
+    timed "$WORK/tmp/s6_fill_$r" 900 "$WALREV_BIN" --source "$(conninfo $db)" --slot s6_walrev run --stop-lsn "$lsn" \
       || die "s6: walrev run (fill) failed: $(tail -5 "$WORK/tmp/s6_fill_$r.log")"
     before=$(history_bytes $db)
     psql "$(conninfo $db)" -XAtq -v ON_ERROR_STOP=1 -c "SET synchronous_commit = off" -c "CALL bench_touch($rows, $rounds)"
     lsn=$(current_lsn)
-    timed "$WORK/tmp/s6_upd_$r" 1800 "$WALREV_BIN" --source "$(conninfo $db)" run --stop-lsn "$lsn" \
+    timed "$WORK/tmp/s6_upd_$r" 1800 "$WALREV_BIN" --source "$(conninfo $db)" --slot s6_walrev run --stop-lsn "$lsn" \
       || die "s6: walrev run (updates) failed: $(tail -5 "$WORK/tmp/s6_upd_$r.log")"
     after=$(history_bytes $db)
     record 6 bytes_per_update_walrev "$r" "$(calc "($after - $before) / $n")" B
