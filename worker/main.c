@@ -89,6 +89,7 @@ enum {
     OPT_NO_HISTORY,
     OPT_RI_FULL,
     OPT_CHECK,
+    OPT_NO_BASELINE,
 };
 
 #define GLOBAL_LONG_OPTIONS                                                                        \
@@ -105,6 +106,7 @@ static const struct option setup_options[] = {
     GLOBAL_LONG_OPTIONS,
     {"replica-identity-full", no_argument, NULL, OPT_RI_FULL},
     {"check", no_argument, NULL, OPT_CHECK},
+    {"no-baseline", no_argument, NULL, OPT_NO_BASELINE},
     {NULL, 0, NULL, 0},
 };
 static const struct option run_options[] = {
@@ -142,9 +144,10 @@ static void print_usage(FILE *out)
 static void print_command_usage(const char *cmd, FILE *out)
 {
     if (strcmp(cmd, "setup") == 0)
-        fprintf(out, "usage: walrev [global options] setup [--check] [--replica-identity-full]\n\n"
+        fprintf(out, "usage: walrev [global options] setup [--check] [--replica-identity-full] [--no-baseline]\n\n"
                      "  --check                  run the checks only; change nothing\n"
-                     "  --replica-identity-full  set REPLICA IDENTITY FULL on published tables\n");
+                     "  --replica-identity-full  set REPLICA IDENTITY FULL on published tables\n"
+                     "  --no-baseline            do not record the existing rows as the first revision\n");
     else if (strcmp(cmd, "run") == 0)
         fprintf(out, "usage: walrev [global options] run [--stop-lsn LSN] [--file PATH|-] "
                      "[--no-history]\n\n"
@@ -204,6 +207,7 @@ static int parse_options(int argc, char **argv, const char *cmd, const struct op
         case OPT_NO_HISTORY: o->no_history = true; break;
         case OPT_RI_FULL: o->setup.replica_identity_full = true; break;
         case OPT_CHECK: o->setup.check_only = true; break;
+        case OPT_NO_BASELINE: o->setup.no_baseline = true; break;
         case ':':
             return usage_error(cmd, "missing value for option",
                                bad_option_text(argc, argv, buf, sizeof(buf)));
@@ -324,6 +328,7 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
     switch (c->kind) {
     case CMD_SETUP:
         if ((rc = need_source(&cfg, c->name))) break;
+        o->setup.create_slot = pipeline_create_slot;
         rc = setup_command(&cfg, &o->setup);
         break;
     case CMD_RUN:

@@ -726,6 +726,22 @@ static bool create_slot(Setup *s, Lsn *consistent_point)
 
 static bool ensure_slot(Setup *s)
 {
+    if (s->opts->create_slot && !s->opts->no_baseline) {
+        /* Also when the slot exists: a slot without a stored baseline is the
+         * mark of an interrupted one, which the pipeline takes again. */
+        bool created = false;
+        if (s->opts->create_slot(s->cfg, true, &created) != 0) {
+            s->problems++;
+            fprintf(stderr, "error: creating the slot %s and its baseline failed (see the log above)\n",
+                    s->cfg->slot_name);
+            return false;
+        }
+        if (created) {
+            say("created", "replication slot %s with a baseline of the existing rows", s->cfg->slot_name);
+            s->changes++;
+        }
+        return true;
+    }
     if (s->slot_exists) return true;
     Lsn at = 0;
     if (!create_slot(s, &at)) return false;

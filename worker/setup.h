@@ -12,6 +12,12 @@
 typedef struct {
     bool check_only;            /* --check: run the checks, change nothing */
     bool replica_identity_full; /* --replica-identity-full: ALTER published tables */
+    bool no_baseline;           /* --no-baseline: history starts empty at the slot */
+    /*
+     * Creates the slot and takes the baseline through the sinks (the worker's
+     * pipeline_create_slot). NULL: plain slot creation without a baseline.
+     */
+    int (*create_slot)(const Config *cfg, bool baseline, bool *created);
 } SetupOptions;
 
 /*

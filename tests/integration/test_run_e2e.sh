@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 DB=e2e_run
 fresh_db $DB
 SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" "$@"; }
+W() { "$WALREV_BIN" --source "$SRC" --slot e2e "$@"; }
 
 q $DB "CREATE TABLE account (id int PRIMARY KEY, owner text, balance numeric(12,2), note text);
        CREATE TABLE entry (id bigserial PRIMARY KEY, account_id int REFERENCES account(id), amount numeric, memo text);
@@ -45,58 +45,59 @@ q $DB "DELETE FROM tag WHERE name = 'red'"
 q $DB "TRUNCATE tag"
 STOP=$(current_lsn $DB)
 
-timeout 120 "$WALREV_BIN" --source "$SRC" run --stop-lsn "$STOP" 2>/tmp/e2e_run.log || { cat /tmp/e2e_run.log; fail "run"; }
+timeout 120 "$WALREV_BIN" --source "$SRC" --slot e2e run --stop-lsn "$STOP" 2>/tmp/e2e_run.log || { cat /tmp/e2e_run.log; fail "run"; }
 pass "run reached the stop LSN"
 
 H="SET search_path = walrev;"
-expect_eq "revisions with actors in commit order" "$(q $DB "$H SELECT id, coalesce(actor_type||':'||actor_id, '-'), coalesce(description, '-'), n_insert, n_update, n_delete, n_truncate, gid IS NOT NULL FROM revision ORDER BY id")" \
-"1|user:42|open accounts|2|1|0|0|f
-2|-|-|3|0|0|0|f
-3|-|-|1|1|1|0|f
-4|-|-|0|1|0|0|f
-5|-|-|1|0|0|0|f
-6|-|-|1|0|0|0|f
-7|-|-|0|0|2|0|f
-8|-|-|0|0|1|0|f
-9|-|-|0|0|0|1|f"
+expect_eq "revisions with actors in commit order (revision 1: the baseline of the empty tables)" "$(q $DB "$H SELECT id, coalesce(actor_type||':'||actor_id, '-'), coalesce(description, '-'), n_insert, n_update, n_delete, n_truncate, n_snapshot, gid IS NOT NULL FROM revision ORDER BY id")" \
+"1|walrev:baseline|baseline of existing rows|0|0|0|0|0|f
+2|user:42|open accounts|2|1|0|0|0|f
+3|-|-|3|0|0|0|0|f
+4|-|-|1|1|1|0|0|f
+5|-|-|0|1|0|0|0|f
+6|-|-|1|0|0|0|0|f
+7|-|-|1|0|0|0|0|f
+8|-|-|0|0|2|0|0|f
+9|-|-|0|0|1|0|0|f
+10|-|-|0|0|0|1|0|f"
 
-expect_eq "contexts of revision 1" "$(q $DB "$H SELECT context_no, actor_type, actor_id, description FROM revision_context WHERE revision_id = 1 ORDER BY 1")" \
+expect_eq "contexts of revision 2" "$(q $DB "$H SELECT context_no, actor_type, actor_id, description FROM revision_context WHERE revision_id = 2 ORDER BY 1")" \
 "1|user|42|open accounts
 2|system|fixer|normalise"
 
-expect_eq "deltas of revision 1 (context in force per change)" "$(q $DB "$H SELECT seq, op, key, context_no, col_ids::text, old_values::text, new_values::text FROM object_delta WHERE revision_id = 1 ORDER BY seq")" \
+expect_eq "deltas of revision 2 (context in force per change)" "$(q $DB "$H SELECT seq, op, key, context_no, col_ids::text, old_values::text, new_values::text FROM object_delta WHERE revision_id = 2 ORDER BY seq")" \
 '1|I|["1"]|1|{1,2,3,4}||{1,ann,10.50,NULL}
 2|I|["2"]|1|{1,2,3,4}||{2,bob,0.00,""}
 3|U|["1"]|2|{2}|{ann}|{Ann}'
 
 expect_eq "2PC update under REPLICA IDENTITY DEFAULT: only changed columns, exact old values" \
-"$(q $DB "$H SELECT col_ids::text, old_values::text, new_values::text, old_unknown FROM object_delta WHERE revision_id = 4")" \
+"$(q $DB "$H SELECT col_ids::text, old_values::text, new_values::text, old_unknown FROM object_delta WHERE revision_id = 5")" \
 '{3,4}|{0.00,""}|{5.00,"topped up"}|f'
 
 expect_eq "FULL identity: without a primary key the row is its key (an update ends one object, begins another); with one, the primary key; NULL vs empty string" \
-"$(q $DB "$H SELECT op, key, old_values::text, new_values::text FROM object_delta d WHERE revision_id = 3 ORDER BY seq")" \
+"$(q $DB "$H SELECT op, key, old_values::text, new_values::text FROM object_delta d WHERE revision_id = 4 ORDER BY seq")" \
 'D|["blue",null]|{blue,NULL}|
 I|["blue",""]||{blue,""}
 U|["mode"]|{a}|{b}'
 
 expect_eq "interleaved sessions in commit order" \
 "$(q $DB "$H SELECT revision_id, new_values[4] FROM object_delta WHERE relid = 'public.entry'::regclass AND op = 'I' ORDER BY revision_id")" \
-"5|B
-6|A"
+"6|B
+7|A"
 
 expect_eq "delete under DEFAULT: old values from history" \
-"$(q $DB "$H SELECT key, old_values::text FROM object_delta WHERE revision_id = 7 ORDER BY seq")" \
+"$(q $DB "$H SELECT key, old_values::text FROM object_delta WHERE revision_id = 8 ORDER BY seq")" \
 '["2"]|{2,2,2,B}
 ["2"]|{2,bob,5.00,"topped up"}'
 
 expect_eq "row_state equals the live tables" \
 "$(q $DB "$H SELECT count(*) FROM row_state")" "$(q $DB "SELECT (SELECT count(*) FROM account) + (SELECT count(*) FROM entry) + (SELECT count(*) FROM tag) + (SELECT count(*) FROM setting)")"
 
-"$WALREV_BIN" --source "$SRC" verify >/tmp/e2e_verify.out 2>&1 || { cat /tmp/e2e_verify.out; fail "verify"; }
+"$WALREV_BIN" --source "$SRC" --slot e2e verify >/tmp/e2e_verify.out 2>&1 || { cat /tmp/e2e_verify.out; fail "verify"; }
 pass "verify passes"
 
 # A second run to the same point adds nothing and duplicates nothing.
-timeout 60 "$WALREV_BIN" --source "$SRC" run --stop-lsn "$STOP" 2>>/tmp/e2e_run.log || fail "second run"
-expect_eq "no duplicates after a second run" "$(q $DB "$H SELECT count(*), max(id) FROM revision")" "9|9"
+timeout 60 "$WALREV_BIN" --source "$SRC" --slot e2e run --stop-lsn "$STOP" 2>>/tmp/e2e_run.log || fail "second run"
+expect_eq "no duplicates after a second run" "$(q $DB "$H SELECT count(*), max(id) FROM revision")" "10|10"
 expect_eq "slot confirmed at or past the stop LSN" \
-  "$(q $DB "SELECT confirmed_flush_lsn >= '$STOP' FROM pg_replication_slots WHERE slot_name = 'walrev'")" "t"
+  "$(q $DB "SELECT confirmed_flush_lsn >= '$STOP' FROM pg_replication_slots WHERE slot_name = 'e2e'")" "t"
