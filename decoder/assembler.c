@@ -285,7 +285,16 @@ static void handle_ddl(Assembler *a, const PgoLogicalMessage *m)
     json_t *root = json_loadb((const char *)m->content, m->content_len, 0, &jerr);
     json_t *cols = root ? json_object_get(root, "columns") : NULL;
     json_t *relid = root ? json_object_get(root, "relid") : NULL;
-    if (!json_is_integer(relid) || !json_is_array(cols)) {
+    /* json_build_object renders an oid as a string; accept both forms. */
+    json_int_t relid_value = -1;
+    if (json_is_integer(relid)) {
+        relid_value = json_integer_value(relid);
+    } else if (json_is_string(relid)) {
+        char *end = NULL;
+        relid_value = strtoll(json_string_value(relid), &end, 10);
+        if (!end || *end) relid_value = -1;
+    }
+    if (relid_value < 0 || relid_value > UINT32_MAX || !json_is_array(cols)) {
         if (a->in_txn) strbuf_append_str(&a->warnings, "walrev.ddl message malformed; ignored\n");
         json_decref(root);
         return;
@@ -301,7 +310,7 @@ static void handle_ddl(Assembler *a, const PgoLogicalMessage *m)
         attnums[k] = (int16_t)json_integer_value(num);
         names[k++] = json_string_value(name);
     }
-    relcache_set_attnums(a->relcache, (uint32_t)json_integer_value(relid), k, names, attnums);
+    relcache_set_attnums(a->relcache, (uint32_t)relid_value, k, names, attnums);
     free(names);
     free(attnums);
     json_decref(root);

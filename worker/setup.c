@@ -704,6 +704,68 @@ static bool ensure_context_functions(Setup *s)
     return ok;
 }
 
+/* ---- DDL capture: exact renames ---- */
+
+/*
+ * pgoutput's Relation message names columns but does not identify them, so
+ * a RENAME COLUMN looks like DROP + ADD. This event trigger emits, in the
+ * DDL's own transaction (so in WAL order), each altered table's columns with
+ * their attnums; the worker keys column identity on them.
+ */
+static const char *ddl_capture_body =
+    " DECLARE r record; BEGIN"
+    " FOR r IN SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands()"
+    "   WHERE classid = 'pg_catalog.pg_class'::regclass AND object_type IN ('table', 'table column') LOOP"
+    "   PERFORM pg_catalog.pg_logical_emit_message(true, 'walrev.ddl', pg_catalog.json_build_object("
+    "     'relid', r.objid::bigint, 'columns', (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array("
+    "     a.attnum, a.attname) ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a"
+    "     WHERE a.attrelid = r.objid AND a.attnum > 0 AND NOT a.attisdropped))::text);"
+    " END LOOP; END ";
+
+static bool ensure_ddl_trigger(Setup *s)
+{
+    char *schema = ident(s->src, s->cfg->history_schema);
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql, "%s.capture_ddl()", schema);
+    const char *p[] = {sql.data};
+    char *src = scalar(s, s->src, "reading the DDL capture function",
+                       "SELECT coalesce((SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1)), '')"
+                       " || '|' || (SELECT count(*) FROM pg_event_trigger WHERE evtname = 'walrev_capture_ddl'"
+                       " AND evtenabled <> 'D')",
+                       1, p);
+    bool ok = src != NULL;
+    if (ok) {
+        char want[2048];
+        snprintf(want, sizeof(want), "%s|1", ddl_capture_body);
+        if (strcmp(src, want) == 0) {
+            say("ok", "DDL capture event trigger exists (renames keep their history)");
+        } else if (!s->superuser) {
+            warn(s, "cannot install the DDL capture event trigger without superuser: a RENAME COLUMN will be "
+                    "recorded as a drop and an add (run walrev setup once as a superuser to fix)");
+        } else {
+            strbuf_reset(&sql);
+            strbuf_appendf(&sql,
+                           "CREATE OR REPLACE FUNCTION %s.capture_ddl() RETURNS event_trigger"
+                           " LANGUAGE plpgsql AS $walrev$%s$walrev$;"
+                           " DROP EVENT TRIGGER IF EXISTS walrev_capture_ddl;"
+                           " CREATE EVENT TRIGGER walrev_capture_ddl ON ddl_command_end"
+                           " WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')"
+                           " EXECUTE FUNCTION %s.capture_ddl()",
+                           schema, ddl_capture_body, schema);
+            ok = exec_simple(s, s->src, "installing the DDL capture event trigger", sql.data);
+            if (ok) {
+                say("created", "DDL capture event trigger walrev_capture_ddl (renames keep their history)");
+                s->changes++;
+            }
+        }
+    }
+    free(src);
+    strbuf_free(&sql);
+    free(schema);
+    return ok;
+}
+
 /* ---- the slot ---- */
 
 /*
@@ -859,6 +921,7 @@ int setup_command(const Config *cfg, const SetupOptions *opts)
 
     if (cfg->history_enabled && !ensure_history(&s)) goto failed;
     if (!ensure_context_functions(&s)) goto failed;
+    if (!ensure_ddl_trigger(&s)) goto failed;
     /* The publication must exist before the slot: pgoutput looks publications
      * up as of each change's position, so one created later is not seen. */
     if (!ensure_publication(&s)) goto failed;
