@@ -428,15 +428,26 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
     WrStatus st = create_sinks(p, err);
     if (st != WR_OK) return st;
 
-    /* Start where the least advanced sink stands. */
+    /* Start where the least advanced sink stands. A sink that holds nothing
+     * yet (just added) joins at that point: it cannot get revisions the slot
+     * no longer has, and must not drag the others' revision ids back. */
     int min_i = -1;
     for (int i = 0; i < p->nsinks; i++) {
         SinkSlot *s = &p->sinks[i];
         memset(&s->pos, 0, sizeof(s->pos));
         st = s->sink->ops->open(s->sink, &s->pos, err);
         if (st != WR_OK) return wr_error_prefix(err, "sink %s", s->name);
-        if (s->pos.known && (min_i < 0 || s->pos.durable_end_lsn < p->sinks[min_i].pos.durable_end_lsn))
+        bool empty = s->pos.durable_end_lsn == 0 && s->pos.last_revision_id == 0;
+        if (s->pos.known && !empty &&
+            (min_i < 0 || s->pos.durable_end_lsn < p->sinks[min_i].pos.durable_end_lsn))
             min_i = i;
+    }
+    for (int i = 0; i < p->nsinks; i++) {
+        SinkSlot *s = &p->sinks[i];
+        if (min_i >= 0 && s->pos.known && s->pos.durable_end_lsn == 0 && s->pos.last_revision_id == 0)
+            log_info("msg=\"new sink joins at the current position\" sink=%s lsn=" LSN_FMT " after_revision=%lld",
+                     s->name, LSN_ARGS(p->sinks[min_i].pos.durable_end_lsn),
+                     (long long)p->sinks[min_i].pos.last_revision_id);
     }
     Lsn start = 0;
     int64_t last_id = 0;
