@@ -5,7 +5,8 @@
 # failed; the exit status is non-zero if any configure, build or test failed.
 #
 # Environment: WALREV_FUZZ_SECONDS (default 60) per fuzz target;
-# WALREV_CTEST_JOBS (default 2); WALREV_ASAN_EXCLUDE, a CTest -E regex of
+# WALREV_CTEST_JOBS (default 1: the integration tests share one cluster and
+# some share object names such as the default slot); WALREV_ASAN_EXCLUDE, a CTest -E regex of
 # tests the ASan build skips (default: none); WALREV_SKIP_FUZZ=1 skips the
 # fuzz build; CC picks the compiler of the normal and ASan builds.
 set -uo pipefail
@@ -15,7 +16,7 @@ cd "$root"
 bash scripts/deps.sh || exit 1
 
 jobs=$(nproc)
-ctest_jobs=${WALREV_CTEST_JOBS:-2}
+ctest_jobs=${WALREV_CTEST_JOBS:-1}
 fuzz_seconds=${WALREV_FUZZ_SECONDS:-60}
 t_start=$(date +%s)
 failed=()
