@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# `walrev run` as a service: READY/STATUS/WATCHDOG/STOPPING to a socket
+# standing in for systemd; the walsender killed under it → reconnect with
+# backoff and nothing lost; a quiet or untracked database does not pin WAL;
+# SIGTERM → final feedback and exit 0.
+source "$(dirname "$0")/lib.sh"
+DB=life_src
+fresh_db $DB
+SRC=$(conninfo $DB)
+TMP=$(mktemp -d /tmp/walrev-life.XXXXXX)
+cleanup() {
+  [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null || true
+  [ -n "${npid:-}" ] && kill "$npid" 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+q $DB "CREATE TABLE tracked (id int PRIMARY KEY, v text)"
+"$WALREV_BIN" --source "$SRC" --slot life --publication life_pub setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+
+/usr/bin/python3 "$(dirname "$0")/notify_listener.py" "$TMP/notify.sock" "$TMP/notify.log" &
+npid=$!
+for _ in $(seq 50); do [ -S "$TMP/notify.sock" ] && break; sleep 0.1; done
+NOTIFY_SOCKET="$TMP/notify.sock" WATCHDOG_USEC=2000000 WATCHDOG_PID= \
+  "$WALREV_BIN" --source "$SRC" --slot life --publication life_pub run 2>"$TMP/run.log" &
+wpid=$!
+for _ in $(seq 100); do grep -q '^READY=1' "$TMP/notify.log" 2>/dev/null && break; sleep 0.1; done
+grep -q '^READY=1' "$TMP/notify.log" || { cat "$TMP/run.log"; fail "no READY=1"; }
+pass "READY=1 once streaming"
+
+q $DB "INSERT INTO tracked VALUES (1, 'before')"
+# Kill the walsender: the worker must reconnect and lose nothing.
+sleep 1
+q $DB "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'life'" >/dev/null
+q $DB "INSERT INTO tracked VALUES (2, 'during reconnect')"
+for _ in $(seq 100); do
+  [ "$(q $DB "SELECT count(*) FROM walrev.object_delta WHERE relid = 'public.tracked'::regclass")" = 2 ] && break
+  sleep 0.2
+done
+expect_eq "both changes recorded across the reconnect" \
+  "$(q $DB "SELECT string_agg(new_values[2], ',' ORDER BY revision_id) FROM walrev.object_delta WHERE relid = 'public.tracked'::regclass")" "before,during reconnect"
+grep -q 'retrying' "$TMP/run.log" || fail "the reconnect was not logged"
+pass "walsender loss logged and retried"
+
+# WAL that concerns no tracked table (another database): the slot must still
+# advance past it, or a quiet database would pin WAL forever.
+q postgres "DROP TABLE IF EXISTS life_noise; CREATE TABLE life_noise (id int); INSERT INTO life_noise SELECT generate_series(1, 20000)"
+TARGET=$(current_lsn postgres)
+for _ in $(seq 100); do
+  [ "$(q $DB "SELECT confirmed_flush_lsn >= '$TARGET' FROM pg_replication_slots WHERE slot_name = 'life'")" = t ] && break
+  sleep 0.2
+done
+expect_eq "WAL of untracked work does not stay pinned" \
+  "$(q $DB "SELECT confirmed_flush_lsn >= '$TARGET' FROM pg_replication_slots WHERE slot_name = 'life'")" "t"
+
+sleep 2.5
+grep -q '^WATCHDOG=1' "$TMP/notify.log" || fail "no WATCHDOG=1 within the watchdog interval"
+grep -q '^STATUS=' "$TMP/notify.log" || fail "no STATUS="
+pass "WATCHDOG=1 and STATUS= sent"
+
+kill -TERM "$wpid"
+rc=0; wait "$wpid" || rc=$?
+wpid=
+expect_eq "SIGTERM: clean exit" "$rc" "0"
+grep -q '^STOPPING=1' "$TMP/notify.log" || fail "no STOPPING=1"
+grep -q 'msg="stopped"' "$TMP/run.log" || fail "no final stop line"
+pass "STOPPING=1 and a final status before exit"
