@@ -4,17 +4,22 @@
 # workload whose transactions name their actor with walrev.context(), prints
 # the decoded replication stream of that workload, then runs `walrev run` up to
 # the end of the workload and shows `walrev log`, `walrev show` and
-# `walrev snapshot`. The cluster is stopped on exit unless --keep is given.
+# `walrev snapshot`, `walrev blame` and `walrev verify`. With --kafka the
+# worker also streams to librdkafka's mock Kafka cluster (started here) and
+# `walrev tail` reads the stream back. The cluster is stopped on exit unless
+# --keep is given.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 keep=0
+kafka=0
 for a in "$@"; do
   case "$a" in
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
-    *) echo "usage: scripts/demo.sh [--keep]" >&2; exit 2 ;;
+    --kafka) kafka=1 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "usage: scripts/demo.sh [--keep] [--kafka]" >&2; exit 2 ;;
   esac
 done
 
@@ -27,7 +32,7 @@ section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 section "dependencies and build"
 bash scripts/deps.sh
 cmake -S "$root" -B "$build" -DWALREV_WERROR=ON >/dev/null
-cmake --build "$build" -j"$(nproc)" --target walrev-capture >/dev/null
+cmake --build "$build" -j"$(nproc)" --target walrev-capture walrev-mock-kafka >/dev/null
 have_walrev=1
 if ! cmake --build "$build" -j"$(nproc)" --target walrev >"$build/walrev-demo-build.log" 2>&1; then
   have_walrev=0
@@ -40,8 +45,22 @@ capture=$build/tools/walrev-capture
 section "PostgreSQL in $demo"
 # synchronous_commit on: pg_current_wal_lsn() then covers every commit of the workload.
 PG_SYNC_COMMIT=on bash "$pgcluster" start "$demo/pg"
-if [ "$keep" = 0 ]; then
-  trap 'bash "$pgcluster" stop "$demo/pg" >/dev/null' EXIT
+mock_pid=
+stop_all() {
+  [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null
+  [ "$keep" = 0 ] && bash "$pgcluster" stop "$demo/pg" >/dev/null
+  return 0
+}
+trap stop_all EXIT
+config=$demo/walrev.conf
+: >"$config"
+if [ "$kafka" = 1 ]; then
+  "$build/tools/walrev-mock-kafka" 1 >"$demo/kafka.bootstrap" 2>"$demo/kafka.log" &
+  mock_pid=$!
+  for _ in $(seq 50); do [ -s "$demo/kafka.bootstrap" ] && break; sleep 0.1; done
+  brokers=$(head -1 "$demo/kafka.bootstrap")
+  printf '[kafka]\nbootstrap.servers = %s\ntopic_prefix = demo\n' "$brokers" >"$config"
+  echo "mock Kafka cluster (librdkafka) at $brokers"
 fi
 admin=$(bash "$pgcluster" conninfo "$demo/pg" postgres)
 source_ci=$(bash "$pgcluster" conninfo "$demo/pg" demo)
@@ -73,7 +92,7 @@ echo "created tables customer, invoice, invoice_line in database demo"
 
 section "walrev setup"
 publication=walrev
-if [ "$have_walrev" = 1 ] && "$walrev" --source "$source_ci" setup; then
+if [ "$have_walrev" = 1 ] && "$walrev" -c "$config" --source "$source_ci" setup; then
   setup_ok=1
 else
   setup_ok=0
@@ -124,7 +143,7 @@ stop_lsn=$(command psql -X -A -t -v ON_ERROR_STOP=1 "$source_ci" -c "SELECT pg_c
 
 section "walrev run --stop-lsn $stop_lsn"
 run_ok=0
-if [ "$setup_ok" = 1 ] && timeout 300 "$walrev" --source "$source_ci" run --stop-lsn "$stop_lsn"; then
+if [ "$setup_ok" = 1 ] && timeout 300 "$walrev" -c "$config" --source "$source_ci" run --stop-lsn "$stop_lsn"; then
   run_ok=1
 else
   echo "walrev run is not available or failed: the decoded stream above is what it would store"
@@ -135,10 +154,21 @@ if [ "$run_ok" = 1 ]; then
   "$walrev" --history "$source_ci" log || echo "(walrev log failed)"
   section "walrev show 2"
   "$walrev" --history "$source_ci" show 2 || echo "(walrev show failed)"
-  section "walrev snapshot --at 1 --table invoice (before the approval)"
-  "$walrev" --history "$source_ci" snapshot --at 1 --table invoice || echo "(walrev snapshot failed)"
-  section "walrev snapshot --at 2 --table invoice (after it)"
-  "$walrev" --history "$source_ci" snapshot --at 2 --table invoice || echo "(walrev snapshot failed)"
+  section "what did invoice look like before the approval? walrev snapshot --at 2 --table invoice"
+  "$walrev" --history "$source_ci" snapshot --at 2 --table invoice --format csv || echo "(walrev snapshot failed)"
+  section "and after it: walrev snapshot --at 3 --table invoice"
+  "$walrev" --history "$source_ci" snapshot --at 3 --table invoice --format csv || echo "(walrev snapshot failed)"
+  section "who set each column of invoice 1? walrev blame --table invoice --key 1"
+  "$walrev" --history "$source_ci" blame --table invoice --key 1 || echo "(walrev blame failed)"
+  section "undo revision 4 (the discount): walrev revert 4 (plan only; --apply runs it)"
+  "$walrev" --source "$source_ci" --history "$source_ci" revert 4 || echo "(walrev revert failed)"
+  section "walrev verify (the checksum chain)"
+  "$walrev" --history "$source_ci" verify || echo "(walrev verify failed)"
+  if [ "$kafka" = 1 ]; then
+    section "walrev tail: the same revisions read back from Kafka"
+    "$walrev" -c "$config" tail --from-beginning --format table --timeout-ms 5000 --max-messages 200 \
+      || echo "(walrev tail failed)"
+  fi
 fi
 
 section "done"

@@ -782,6 +782,17 @@ static WrStatus take_baseline(Pipeline *p, const char *snapshot, Lsn cp, WrError
     }
     if (st == WR_OK) st = assembler_baseline_commit(p->asm_, err);
     if (st == WR_OK) st = flush_sinks(p, false, err);
+    /* setup exits next: wait until every sink holds the baseline (Kafka
+     * confirms through delivery reports), or fail rather than claim it. */
+    for (int i = 0; st == WR_OK && min_durable(p) < cp; i++) {
+        if (i >= 600) {
+            st = wr_error_set(err, WR_RETRY, "baseline: a sink did not confirm it within 60 s");
+            break;
+        }
+        usleep(100000);
+        st = poll_sinks(p, err);
+        if (st == WR_OK) st = flush_sinks(p, false, err);
+    }
     if (st == WR_OK) {
         progress_show(&pr, true);
         log_info("msg=\"baseline recorded\" rows=%lld tables=%d lsn=" LSN_FMT, (long long)pr.rows, PQntuples(r),
