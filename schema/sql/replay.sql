@@ -135,6 +135,49 @@ RETURNS TABLE(version integer, key_ids smallint[]) LANGUAGE sql STABLE AS $fn$
     GROUP BY rv.version
 $fn$;
 
+-- snapshot_plan(relid, R), for R older than the newest revision: where a
+-- snapshot starts. keyframe_id: the keyframe to start from (NULL: empty);
+-- the deltas to apply are those of the table in revisions (from_rev, R] at
+-- positions after (cut_rev, cut_seq) (the last truncate, else (0, 0));
+-- key_changes: whether an UPDATE in there changed a key column (rows then
+-- move between keys, which only snapshot_rows' general path handles).
+CREATE OR REPLACE FUNCTION @schema@.snapshot_plan(p_relid oid, p_rev bigint)
+RETURNS TABLE(keyframe_id bigint, from_rev bigint, cut_rev bigint, cut_seq integer, key_changes boolean)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    kf_id  bigint;
+    kf_rev bigint;
+    t_rev  bigint;
+    t_seq  integer;
+BEGIN
+    SELECT k.id, k.revision_id INTO kf_id, kf_rev
+    FROM @schema@.keyframe k
+    WHERE k.relid = p_relid AND k.revision_id <= p_rev
+    ORDER BY k.revision_id DESC, k.id DESC LIMIT 1;
+    kf_rev := coalesce(kf_rev, 0);
+    SELECT d.revision_id, d.seq INTO t_rev, t_seq
+    FROM @schema@.object_delta d
+    WHERE d.revision_id > kf_rev AND d.revision_id <= p_rev AND d.relid = p_relid AND d.op = 'T'
+    ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1;
+    IF t_rev IS NOT NULL THEN
+        kf_id := NULL;          -- the truncate emptied the table: the keyframe no longer counts
+        kf_rev := t_rev - 1;    -- deltas before the truncate inside its revision are cut by t_seq
+    ELSE
+        t_rev := 0; t_seq := 0;
+    END IF;
+    keyframe_id := kf_id; from_rev := kf_rev; cut_rev := t_rev; cut_seq := t_seq;
+    key_changes := EXISTS (
+        SELECT 1
+        FROM @schema@.object_delta od
+        JOIN @schema@.key_columns(p_relid) kv ON kv.version = od.relversion
+        WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid = p_relid AND od.op = 'U'
+          AND (od.revision_id, od.seq) > (t_rev, t_seq) AND od.col_ids && kv.key_ids
+          AND @schema@.delta_old_key(p_relid, od.relversion, od.key, od.col_ids, od.old_values, od.new_values,
+                                     od.attr_flags, od.old_unknown) <> od.key);
+    RETURN NEXT;
+END
+$fn$;
+
 -- snapshot_rows(relid, R): every row of the table as it was after revision R,
 -- as (key, vals) with vals[col_id]. At the newest revision this is row_state.
 -- Otherwise: the latest keyframe at or before R, minus everything before the
@@ -144,9 +187,16 @@ $fn$;
 -- the row: it deletes the old key and the new key inherits the old key's
 -- image (followed recursively through chains of key changes). Cost: keyframe
 -- rows + deltas in (K, R], read by the object_delta primary key range.
+-- The CTEs hide their sizes from the planner (it guesses 200 keys), and a
+-- nested loop over hundreds of thousands of deltas never ends: every join
+-- here is a bulk join, so nested loops are off inside the function (and JIT,
+-- which the resulting cost estimates would trigger for nothing).
 CREATE OR REPLACE FUNCTION @schema@.snapshot_rows(p_relid oid, p_rev bigint)
-RETURNS TABLE(key text, vals text[]) LANGUAGE plpgsql STABLE AS $fn$
+RETURNS TABLE(key text, vals text[]) LANGUAGE plpgsql STABLE
+SET enable_nestloop = off SET jit = off AS $fn$
 DECLARE
+    cols     text;
+    moves    boolean;
     newest   bigint;
     kf_id    bigint;
     kf_rev   bigint := 0;
@@ -159,22 +209,53 @@ BEGIN
         RETURN QUERY SELECT s.key, s.vals FROM @schema@.row_state s WHERE s.relid = p_relid;
         RETURN;
     END IF;
-    SELECT k.id, k.revision_id INTO kf_id, kf_rev
-    FROM @schema@.keyframe k
-    WHERE k.relid = p_relid AND k.revision_id <= p_rev
-    ORDER BY k.revision_id DESC, k.id DESC LIMIT 1;
-    kf_rev := coalesce(kf_rev, 0);
-    SELECT d.revision_id, d.seq INTO t_rev, t_seq
-    FROM @schema@.object_delta d
-    WHERE d.revision_id > kf_rev AND d.revision_id <= p_rev AND d.relid = p_relid AND d.op = 'T'
-    ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1;
-    IF t_rev IS NOT NULL THEN
-        kf_id := NULL;          -- the truncate emptied the table: the keyframe no longer counts
-        kf_rev := t_rev - 1;    -- deltas before the truncate inside its revision are cut by t_seq below
-    ELSE
-        t_rev := 0; t_seq := 0;
-    END IF;
+    SELECT p.keyframe_id, p.from_rev, p.cut_rev, p.cut_seq, p.key_changes
+      INTO kf_id, kf_rev, t_rev, t_seq, moves
+      FROM @schema@.snapshot_plan(p_relid, p_rev) p;
     SELECT max(c) INTO maxcol FROM @schema@.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = p_relid;
+    maxcol := coalesce(maxcol, 0);
+    -- Without key changes the rows are rebuilt by hash joins and aggregates alone.
+    IF NOT moves THEN
+        SELECT string_agg(format('CASE WHEN o.ids @> ARRAY[%1$s::smallint] THEN o.vs[array_position(o.ids, %1$s::smallint)] '
+                                 'ELSE kr.vals[%1$s] END', c), ', ' ORDER BY c)
+          INTO cols FROM generate_series(1, maxcol) c;
+        RETURN QUERY EXECUTE format($q$
+        WITH d AS (
+            SELECT od.key COLLATE "C" AS key, od.op, od.col_ids, od.new_values,
+                   row_number() OVER (ORDER BY od.revision_id, od.seq) AS ord
+            FROM @schema@.object_delta od
+            WHERE od.revision_id > $2 AND od.revision_id <= $3 AND od.relid = $1
+              AND od.op <> 'T' AND od.key IS NOT NULL AND (od.revision_id, od.seq) > ($4, $5)
+        ), pk AS (
+            SELECT d.key, max(d.ord) AS last_ord, max(d.ord) FILTER (WHERE d.op = 'D') AS last_del
+            FROM d GROUP BY d.key
+        ), live AS (
+            SELECT pk.key, pk.last_del FROM pk JOIN d ON d.key = pk.key AND d.ord = pk.last_ord
+            WHERE d.op <> 'D'
+        ), attrs AS MATERIALIZED (
+            SELECT d.key, a.col_id, a.val, d.ord
+            FROM d JOIN live ON live.key = d.key
+            CROSS JOIN LATERAL unnest(d.col_ids, d.new_values) AS a(col_id, val)
+            WHERE d.ord > coalesce(live.last_del, 0) AND d.op IN ('I', 'U', 'S')
+        ), latest AS (
+            SELECT attrs.key, attrs.col_id, max(attrs.ord) AS ord FROM attrs GROUP BY attrs.key, attrs.col_id
+        ), o AS (
+            SELECT a.key, array_agg(a.col_id) AS ids, array_agg(a.val) AS vs
+            FROM attrs a JOIN latest l ON l.key = a.key AND l.col_id = a.col_id AND l.ord = a.ord
+            GROUP BY a.key
+        )
+        SELECT kr.key::text, kr.vals FROM @schema@.keyframe_row kr
+        WHERE kr.keyframe_id = $6 AND NOT EXISTS (SELECT 1 FROM pk WHERE pk.key = kr.key COLLATE "C")
+        UNION ALL
+        SELECT live.key::text, ARRAY[%s]::text[]
+        FROM live
+        LEFT JOIN o ON o.key = live.key
+        LEFT JOIN @schema@.keyframe_row kr ON kr.keyframe_id = $6 AND kr.key COLLATE "C" = live.key
+             AND live.last_del IS NULL
+        $q$, coalesce(cols, 'NULL'))
+        USING p_relid, kf_rev, p_rev, t_rev, t_seq, kf_id;
+        RETURN;
+    END IF;
     RETURN QUERY
     WITH RECURSIVE kv AS (
         SELECT * FROM @schema@.key_columns(p_relid)
@@ -581,5 +662,6 @@ GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid
     @schema@.snapshot_rows(oid, bigint), @schema@.row_at(oid, text, bigint),
     @schema@.delta_old_key(oid, integer, text, smallint[], text[], text[], smallint[], boolean),
     @schema@.key_columns(oid), @schema@.lineage(oid, text, bigint, integer, boolean),
+    @schema@.snapshot_plan(oid, bigint),
     @schema@.blame(oid, text, bigint), @schema@.diff(bigint, bigint, oid),
     @schema@.revert_conflicts(bigint) TO walrev_reader;
