@@ -59,6 +59,24 @@ run_build() {
 
 run_build normal build "-DWALREV_WERROR=ON" ""
 
+# valgrind over every unit and golden test binary of the normal build: the
+# pure modules (decoder, assembler, caches, codecs, config) must stay clean.
+t0=$(date +%s)
+vg_fail=0; vg_count=0
+for bin in build/tests/unit_test_* build/tests/golden_test_*; do
+  [ -x "$bin" ] || continue
+  vg_count=$((vg_count + 1))
+  args=()
+  case "$bin" in *golden_*) args=("$root/tests/golden") ;; esac
+  if ! valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+       "$bin" "${args[@]}" >"build/valgrind-$(basename "$bin").log" 2>&1; then
+    echo "valgrind: $bin failed:"; tail -30 "build/valgrind-$(basename "$bin").log"
+    vg_fail=$((vg_fail + 1))
+  fi
+done
+[ "$vg_fail" = 0 ] || failed+=("valgrind")
+summaries+=("valgrind: $((vg_count - vg_fail)) passed, $vg_fail failed ($(( $(date +%s) - t0 ))s)")
+
 asan_exclude=${WALREV_ASAN_EXCLUDE:-}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -327,7 +327,10 @@ static void test_truncated_messages_are_rejected(void **state)
             if (st != WR_PROTOCOL)
                 fail_msg("%s record %zu (%s) cut by one byte: %s", fx->name, r,
                          pgo_message_type_name(fx->msg[r].type), wr_status_name(st));
-            assert_memory_equal(&before, &parser, sizeof(parser)); /* state unchanged on error */
+            /* state unchanged on error (fields, not bytes: padding is undefined) */
+            assert_int_equal(before.proto_version, parser.proto_version);
+            assert_int_equal(before.streaming_parallel, parser.streaming_parallel);
+            assert_int_equal(before.in_stream, parser.in_stream);
             assert_true(strlen(err.msg) > 0);
             /* Advance the state with the full message. */
             assert_int_equal(pgo_parse_message(&parser, copy, fx->cd[r].payload_len, &m, &err), WR_OK);
