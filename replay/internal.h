@@ -88,6 +88,20 @@ void out_print_result(FILE *f, const PGresult *res, OutFormat fmt);
 /* One row of a result as a JSON object (no newline). */
 void out_json_row(StrBuf *b, const PGresult *res, int row);
 
+/* ---- fold.c: the CLI's fast snapshot of an older revision ---- */
+/* Receives each output line (with its newline); a non-OK status stops the fold. */
+typedef WrStatus (*FoldSink)(void *arg, const char *line, size_t len, WrError *err);
+/*
+ * Stream the table rv (the version in force) at revision rev, starting from
+ * keyframe kf_id (NULL: empty) and the deltas in (from_rev, rev] after
+ * (cut_rev, cut_seq) — snapshot_plan()'s answer, which must say no key
+ * changed — as COPY text (csv=false) or CSV lines to sink; *rows counts them.
+ * Runs inside the history connection's transaction.
+ */
+WrStatus fold_snapshot(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, const char *kf_id, const char *from_rev,
+                       const char *cut_rev, const char *cut_seq, bool csv, FoldSink sink, void *sink_arg,
+                       long long *rows, WrError *err) WR_MUSTCHECK;
+
 /* ---- commands ---- */
 WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;

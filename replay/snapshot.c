@@ -165,6 +165,77 @@ static WrStatus stream_copy(ReplayCtx *ctx, const char *copy_sql, FILE *f, PGcon
     return st;
 }
 
+/* Where folded lines go: a FILE or a target connection's COPY IN; counts rows for the progress line. */
+typedef struct {
+    FILE *f;
+    PGconn *target;
+    ReplayCtx *ctx;
+    Progress *pg;
+} LineSink;
+
+static WrStatus line_to_sink(void *arg, const char *line, size_t len, WrError *err)
+{
+    LineSink *ls = arg;
+    if (ls->f) {
+        if (fwrite(line, 1, len, ls->f) != len) return wr_error_set(err, WR_FATAL, "write failed while writing the snapshot");
+    } else if (PQputCopyData(ls->target, line, (int)len) != 1) {
+        return wr_error_set(err, WR_FATAL, "copy into target failed: %s", PQerrorMessage(ls->target));
+    }
+    ls->pg->rows++;
+    if ((ls->pg->rows & 1023) == 0) progress_tick(ls->pg, ls->ctx->err, false);
+    return WR_OK;
+}
+
+/*
+ * Rows of an older revision: folded here from the keyframe and the deltas
+ * (fold.c) unless an UPDATE changed a key in the range; then through
+ * snapshot_rows(), which follows rows between keys. *done=false: use copy_sql.
+ */
+static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, bool csv, FILE *f, PGconn *target,
+                              Progress *pg, bool *done, WrError *err)
+{
+    *done = false;
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "SELECT keyframe_id, from_rev, cut_rev, cut_seq, key_changes FROM %s.snapshot_plan(%u, %lld)",
+                             ctx->schema_q, rv->relid, (long long)rev);
+    if (!res) return err->status;
+    if (PQntuples(res) != 1 || PQgetvalue(res, 0, 4)[0] == 't') {
+        PQclear(res);
+        return WR_OK;
+    }
+    if (csv && f) {
+        /* the header COPY's CSV mode would print */
+        StrBuf h;
+        strbuf_init(&h);
+        for (int i = 0; i < rv->ncols; i++) {
+            const char *name = rv->col_names[i];
+            if (i) strbuf_append_char(&h, ',');
+            if (name[0] && !strpbrk(name, ",\"\r\n")) {
+                strbuf_append_str(&h, name);
+            } else {
+                strbuf_append_char(&h, '"');
+                for (const char *p = name; *p; p++) {
+                    if (*p == '"') strbuf_append_char(&h, '"');
+                    strbuf_append_char(&h, *p);
+                }
+                strbuf_append_char(&h, '"');
+            }
+        }
+        strbuf_append_char(&h, '\n');
+        fwrite(h.data, 1, h.len, f);
+        strbuf_free(&h);
+    }
+    LineSink ls = {f, target, ctx, pg};
+    long long rows = 0;
+    WrStatus st = fold_snapshot(ctx, rv, rev, PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0),
+                                PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), csv, line_to_sink,
+                                &ls, &rows, err);
+    PQclear(res);
+    progress_tick(pg, ctx->err, true);
+    *done = true;
+    return st;
+}
+
 static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *pt, bool newest, int format,
                              FILE *f, PGconn *target, const char *into, WrError *err)
 {
@@ -207,8 +278,12 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
             goto done;
         }
         PQclear(res);
-        if (asprintf(&copy, "COPY (%s) TO STDOUT", select) < 0) abort();
-        st = stream_copy(ctx, copy, NULL, target, &pg, err);
+        bool folded = false;
+        if (!newest) st = snapshot_fold(ctx, rv, pt->rev, false, NULL, target, &pg, &folded, err);
+        if (st == WR_OK && !folded) {
+            if (asprintf(&copy, "COPY (%s) TO STDOUT", select) < 0) abort();
+            st = stream_copy(ctx, copy, NULL, target, &pg, err);
+        }
         if (PQputCopyEnd(target, st == WR_OK ? NULL : "snapshot failed") != 1 && st == WR_OK)
             st = wr_error_set(err, WR_FATAL, "copy into %s: %s", qname, PQerrorMessage(target));
         res = PQgetResult(target);
@@ -237,9 +312,13 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
                 (long long)pt->rev, pt->commit_lsn, pt->commit_time, create, qname, cols);
         free(create);
     }
-    if (asprintf(&copy, "COPY (%s) TO STDOUT%s", select, format == SNAP_CSV ? " WITH (FORMAT csv, HEADER)" : "") < 0)
-        abort();
-    st = stream_copy(ctx, copy, f, NULL, &pg, err);
+    bool folded = false;
+    if (!newest) st = snapshot_fold(ctx, rv, pt->rev, format == SNAP_CSV, f, NULL, &pg, &folded, err);
+    if (st == WR_OK && !folded) {
+        if (asprintf(&copy, "COPY (%s) TO STDOUT%s", select, format == SNAP_CSV ? " WITH (FORMAT csv, HEADER)" : "") < 0)
+            abort();
+        st = stream_copy(ctx, copy, f, NULL, &pg, err);
+    }
     if (st == WR_OK && format == SNAP_SQL) fputs("\\.\n\n", f);
 done:
     free(select);
