@@ -29,6 +29,9 @@ recreate_db() {
   q postgres "CREATE DATABASE $1" >/dev/null
 }
 
+# median — of the numbers on stdin, one per line (empty when none).
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 now_s() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 calc() { awk "BEGIN { printf \"%.6g\", $* }"; }
@@ -173,7 +176,7 @@ walrev_cmd() { local db=$1; shift; "$WALREV_BIN" --source "$(conninfo "$db")" "$
 # so a run starts from an empty history store (the slot must exist already).
 fresh_store() {
   q "$1" "DROP SCHEMA IF EXISTS walrev CASCADE" >/dev/null
-  walrev_cmd "$1" --slot "$2" setup >>"$WORK/logs/setup.log" 2>&1 \
+  walrev_cmd "$1" --slot "$2" setup $WALREV_SETUP_OPTS >>"$WORK/logs/setup.log" 2>&1 \
     || { tail -20 "$WORK/logs/setup.log" >&2; die "walrev setup failed on $1 (log: $WORK/logs/setup.log)"; }
 }
 

@@ -12,24 +12,24 @@ S2_TABLES=pgbench_accounts,pgbench_branches,pgbench_tellers
 s2_db() { case $1 in none|recv|walrev|walrev_full) echo s2_plain ;; *) echo "s2_$1" ;; esac; }
 
 scenario_2() {
-  local secs=30 r cfg db
-  [ "$QUICK" = 1 ] && secs=10
-  log "s2: initialising pgbench databases (scale 10)"
+  local secs=30 scale=10 r cfg db
+  [ "$QUICK" = 1 ] && { secs=8; scale=5; }
+  log "s2: initialising pgbench databases (scale $scale)"
   for db in s2_plain s2_periods s2_audit; do
     recreate_db $db
-    pgbench -i -s 10 -q "$(conninfo $db)" >"$WORK/logs/s2_init_$db.log" 2>&1 || die "s2: pgbench -i failed on $db"
+    pgbench -i -s $scale -q "$(conninfo $db)" >"$WORK/logs/s2_init_$db.log" 2>&1 || die "s2: pgbench -i failed on $db"
   done
   qf s2_periods "$BENCH/workloads/periods.sql" -v tbls=$S2_TABLES >/dev/null
   qf s2_audit "$BENCH/workloads/audit.sql" -v tbls=$S2_TABLES >/dev/null
   if [ "$HAVE_WALREV" = 1 ]; then
-    walrev_cmd s2_plain --slot walrev_s2 setup >>"$WORK/logs/setup.log" 2>&1 || die "s2: walrev setup failed"
+    walrev_cmd s2_plain --slot walrev_s2 setup $WALREV_SETUP_OPTS >>"$WORK/logs/setup.log" 2>&1 || die "s2: walrev setup failed"
   else
     q s2_plain "CREATE PUBLICATION walrev FOR TABLES IN SCHEMA public" >/dev/null
   fi
   create_slot s2_plain s2_recv pgoutput
   for db in s2_plain s2_periods s2_audit; do q $db "VACUUM ANALYZE" >/dev/null; done
   q postgres "CHECKPOINT" >/dev/null
-  note 2 "pgbench -c 4 -j 2 -T $secs (TPC-B-like, scale 10); each configuration in its own database; periods and the audit trigger on $S2_TABLES."
+  note 2 "pgbench -c 4 -j 2 -T $secs (TPC-B-like, scale $scale); each configuration in its own database; periods and the audit trigger on $S2_TABLES."
 
   for r in $(seq 1 "$RUNS"); do
     for cfg in $s2_configs; do

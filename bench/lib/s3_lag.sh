@@ -14,9 +14,9 @@ scenario_3() {
     db=s3 slot=walrev_s3
     recreate_db $db
     pgbench -i -s 10 -q "$(conninfo $db)" >"$WORK/logs/s3_init.log" 2>&1 || die "s3: pgbench -i failed"
-    walrev_cmd $db --slot $slot setup >>"$WORK/logs/setup.log" 2>&1 || die "s3: walrev setup failed"
+    walrev_cmd $db --slot $slot setup $WALREV_SETUP_OPTS >>"$WORK/logs/setup.log" 2>&1 || die "s3: walrev setup failed"
   fi
-  max=$(awk -F'\t' '$1 == 2 && $2 == "tps_none" { v[++n] = $4 } END { if (n) { asort(v); print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 } }' "$RES/figures.tsv")
+  max=$(awk -F'\t' '$1 == 2 && $2 == "tps_none" { print $4 }' "$RES/figures.tsv" | median)
   if [ -z "$max" ]; then
     pgbench -c 4 -j 2 -T 10 -n "$(conninfo $db)" >"$WORK/tmp/s3_max.log" 2>&1 || true
     read -r max _ _ < <(pgbench_tps "$WORK/tmp/s3_max.log")
