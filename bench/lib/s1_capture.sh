@@ -124,8 +124,6 @@ s1_median_ratio() {
     END { for (r in b) if (a[r] > 0) print b[r] / a[r] }' "$RES/figures.tsv" | median)
   echo "${v:-1}"
 }
-          asort(v); print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }' "$RES/figures.tsv"
-}
 
 # s1_profile c|d DB SLOT END walrev-args... — one more drain under perf, whole
 # system (walrev, the walsender decoding, the backend taking the COPY).
