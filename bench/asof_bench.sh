@@ -44,6 +44,7 @@ if [ -z "${ASOF_CONNINFO:-}" ]; then
     "work_mem = 64MB" "maintenance_work_mem = 256MB" >&2
   ASOF_CONNINFO="$(cat "$PRIVATE/pg/conninfo")"
   trap 'bash "$ROOT/tests/support/pgcluster.sh" stop "$PRIVATE/pg" >&2; rm -rf "$PRIVATE"' EXIT
+  trap 'exit 130' INT TERM  # so the EXIT trap stops the cluster
 fi
 CI=$ASOF_CONNINFO
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -At -d "$CI")
