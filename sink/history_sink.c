@@ -70,6 +70,11 @@ typedef struct {
     uint8_t batch_checksum[WALREV_CHECKSUM_LEN];
     int64_t stage_ord;
     bool stage_pending; /* staged rows not yet applied to row_state */
+    /* A COPY whose data is sent but whose result is not read yet: the server
+     * ingests it while the worker goes on decoding (await_copy before any
+     * other use of the connection). */
+    bool copy_pending;
+    char copy_pending_what[128];
     RelCount *counts;
     size_t ncounts, capcounts;
 
@@ -139,9 +144,13 @@ static WrStatus check_usable(HistorySink *h, WrError *err, const char *what)
 }
 
 /* Run a command (optionally with text parameters); *out gets the result when wanted. */
+static WrStatus await_copy(HistorySink *h, WrError *err);
+
 static WrStatus run(HistorySink *h, const char *sql, int nparams, const char *const *params,
                     const char *what, PGresult **out, WrError *err)
 {
+    WrStatus ast = await_copy(h, err);
+    if (ast != WR_OK) return ast;
     PGresult *res = nparams ? PQexecParams(h->conn, sql, nparams, NULL, params, NULL, NULL, 0)
                             : PQexec(h->conn, sql);
     ExecStatusType rs = PQresultStatus(res);
@@ -170,16 +179,41 @@ static WrStatus ensure_tx(HistorySink *h, WrError *err)
 
 /* ---------- COPY ---------- */
 
-/* Send one table's buffer with COPY FROM STDIN; only one COPY may be active at a time. */
+/* Read the result of the COPY sent last, if any. */
+static WrStatus await_copy(HistorySink *h, WrError *err)
+{
+    if (!h->copy_pending) return WR_OK;
+    h->copy_pending = false;
+    WrStatus st = WR_OK;
+    bool reported = false;
+    PGresult *res;
+    while ((res = PQgetResult(h->conn)) != NULL) {
+        if (!reported && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            st = pg_fail(h, res, err, h->copy_pending_what);
+            reported = true;
+        }
+        PQclear(res);
+        if (PQstatus(h->conn) == CONNECTION_BAD) break;
+    }
+    if (!reported && PQstatus(h->conn) == CONNECTION_BAD) st = pg_fail(h, NULL, err, h->copy_pending_what);
+    return st;
+}
+
+/*
+ * Send one table's buffer with COPY FROM STDIN; only one COPY may be active
+ * at a time. The result is read later (await_copy), so the server works on
+ * this chunk while the next one is assembled.
+ */
 static WrStatus send_buffer(HistorySink *h, int t, WrError *err)
 {
     StrBuf *b = &h->buf[t];
     if (b->len == 0) return WR_OK;
-    char what[256];
-    snprintf(what, sizeof(what), "COPY into %s", h->table_name[t]);
+    WrStatus st = await_copy(h, err);
+    if (st != WR_OK) return st;
+    snprintf(h->copy_pending_what, sizeof(h->copy_pending_what), "COPY into %s", h->table_name[t]);
     PGresult *res = PQexec(h->conn, h->copy_sql[t]);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
-        WrStatus st = pg_fail(h, res, err, what);
+        st = pg_fail(h, res, err, h->copy_pending_what);
         PQclear(res);
         return st;
     }
@@ -190,19 +224,10 @@ static WrStatus send_buffer(HistorySink *h, int t, WrError *err)
         ok = PQputCopyData(h->conn, b->data + off, (int)n) == 1;
     }
     if (ok) ok = PQputCopyEnd(h->conn, NULL) == 1;
-    WrStatus st = WR_OK;
-    bool reported = false;
-    while ((res = PQgetResult(h->conn)) != NULL) {
-        if (!reported && PQresultStatus(res) != PGRES_COMMAND_OK) {
-            st = pg_fail(h, res, err, what);
-            reported = true;
-        }
-        PQclear(res);
-        if (PQstatus(h->conn) == CONNECTION_BAD) break;
-    }
-    if (!reported && (!ok || PQstatus(h->conn) == CONNECTION_BAD)) st = pg_fail(h, NULL, err, what);
     strbuf_reset(b);
-    return st;
+    if (!ok) return pg_fail(h, NULL, err, h->copy_pending_what);
+    h->copy_pending = true;
+    return WR_OK;
 }
 
 static WrStatus maybe_send(HistorySink *h, int t, WrError *err)
@@ -226,6 +251,8 @@ static WrStatus apply_stage(HistorySink *h, WrError *err)
 {
     WrStatus st = send_buffer(h, TB_STAGE, err);
     if (st != WR_OK || !h->stage_pending) return st;
+    WrStatus ast = await_copy(h, err);
+    if (ast != WR_OK) return ast;
     PGresult *res = PQexecPrepared(h->conn, "walrev_apply_stage", 0, NULL, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
         char what[256];
@@ -439,6 +466,8 @@ static WrStatus read_checkpoint(HistorySink *h, SinkPosition *pos, WrError *err)
 
 static WrStatus prepare(HistorySink *h, const char *name, const char *sql, int nparams, WrError *err)
 {
+    WrStatus ast = await_copy(h, err);
+    if (ast != WR_OK) return ast;
     PGresult *res = PQprepare(h->conn, name, sql, nparams, NULL);
     WrStatus st = WR_OK;
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -933,6 +962,8 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
     char rel[16];
     snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
     const char *p[2] = {rel, key};
+    st = await_copy(h, err);
+    if (st != WR_OK) return st;
     PGresult *res = PQexecPrepared(h->conn, "walrev_lookup", 2, p, NULL, NULL, 1);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         char what[160];
@@ -1002,6 +1033,10 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
 static void hs_abort(Sink *s)
 {
     HistorySink *h = s->impl;
+    if (h->copy_pending && h->conn) {
+        WrError ignored;
+        (void)await_copy(h, &ignored); /* its error, if any, is moot: the batch is rolled back */
+    }
     if (h->conn && !h->broken && PQstatus(h->conn) == CONNECTION_OK &&
         (h->in_tx || PQtransactionStatus(h->conn) != PQTRANS_IDLE)) {
         PGresult *res = PQexec(h->conn, "ROLLBACK");
