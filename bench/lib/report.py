@@ -100,12 +100,9 @@ def target(name, st, goal, higher_is_better, unit=""):
         return
     med = st[0]
     met = med >= goal if higher_is_better else med <= goal
-    if higher_is_better:
-        by = (med / goal - 1) * 100
-    else:
-        by = (1 - med / goal) * 100
+    pct = abs(med / goal - 1) * 100 if goal else 0
     verdict = "**met**" if met else "**missed**"
-    margin = f"{'+' if by >= 0 else ''}{by:.0f}% {'better' if by >= 0 else 'short'}"
+    margin = f"{pct:.0f}% {'above' if med >= goal else 'below'} the goal ({med / goal:.2f}× it)" if goal else "—"
     targets.append((name, cell(st) + unit, f"{'≥' if higher_is_better else '≤'} {fmt(goal)}{unit}", margin, verdict))
 
 

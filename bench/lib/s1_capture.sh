@@ -8,7 +8,7 @@ s1_consumers="a j1 j2 c d"
 
 scenario_1() {
   local db=s1 n r slot pfx end start secs changes bytes
-  if [ "$QUICK" = 1 ]; then n=200000; S1_WALREV_TIMEOUT=30; else n=1000000; S1_WALREV_TIMEOUT=600; fi
+  if [ "$QUICK" = 1 ]; then n=200000; S1_WALREV_TIMEOUT=20; else n=1000000; S1_WALREV_TIMEOUT=600; fi
   recreate_db $db
   qf $db "$BENCH/workloads/table12.sql" >/dev/null
   # The publication (and walrev's own objects) must exist before the slots:

@@ -13,7 +13,8 @@ s2_db() { case $1 in none|recv|walrev|walrev_full) echo s2_plain ;; *) echo "s2_
 
 scenario_2() {
   local secs=30 scale=10 r cfg db
-  [ "$QUICK" = 1 ] && { secs=8; scale=5; }
+  S2_CATCHUP=120
+  [ "$QUICK" = 1 ] && { secs=8; scale=5; S2_CATCHUP=20; }
   log "s2: initialising pgbench databases (scale $scale)"
   for db in s2_plain s2_periods s2_audit; do
     recreate_db $db
@@ -75,10 +76,10 @@ s2_one() {
   printf '%s\t%s\t%s\n' "$cfg" "$r" "$tps" >>"$RES/s2_tps.tsv"
   if [ -n "$pid" ]; then
     end=$(current_lsn)
-    if waited=$(wait_slot $db $slot "$end" 120); then
+    if waited=$(wait_slot $db $slot "$end" "$S2_CATCHUP"); then
       record 2 "catchup_s_$cfg" "$r" "$waited" s
     else
-      note 2 "run $r: $cfg had not confirmed $end 120 s after pgbench ended."
+      note 2 "run $r: $cfg had not confirmed the run's WAL ($end) $S2_CATCHUP s after pgbench ended; it was stopped there (the next start skips the rest)."
     fi
     if [ "$cfg" = recv ]; then stop_proc "$pid" INT; else stop_proc "$pid" TERM; fi
   fi

@@ -7,7 +7,7 @@
 scenario_4() {
   [ "$HAVE_WALREV" = 1 ] || { note 4 "skipped: walrev not built."; return 0; }
   local db=s4 rows=5000000 toast=1000 r lsn_a lsn_b pfx
-  [ "$QUICK" = 1 ] && { rows=300000; toast=200; }
+  [ "$QUICK" = 1 ] && { rows=200000; toast=200; }
   recreate_db $db
   qf $db "$BENCH/workloads/memory.sql" >/dev/null
   fresh_store $db s4_init
