@@ -160,7 +160,7 @@ WrStatus fold_snapshot(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, const 
                    "SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, "
                    "od.col_ids, od.new_values FROM %1$s.object_delta od "
                    "WHERE od.revision_id > %3$s AND od.revision_id <= %4$lld AND od.relid = %5$u "
-                   "AND od.op <> 'T' AND od.key IS NOT NULL AND (od.revision_id, od.seq) > (%6$s, %7$s) "
+                   "AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = %6$s AND od.seq <= %7$s) "
                    "ORDER BY 1, 2, 3, 4) TO STDOUT (FORMAT binary)",
                    ctx->schema_q, kf_id ? kf_id : "NULL", from_rev, (long long)rev, rv->relid, cut_rev, cut_seq);
     PGresult *res = PQexec(ctx->hist, q.data);

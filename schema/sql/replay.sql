@@ -136,7 +136,10 @@ RETURNS TABLE(version integer, key_ids smallint[]) LANGUAGE sql STABLE AS $fn$
 $fn$;
 
 -- snapshot_plan(relid, R), for R older than the newest revision: where a
--- snapshot starts. keyframe_id: the keyframe to start from (NULL: empty);
+-- snapshot starts. (Callers cut the truncate's revision with
+-- NOT (revision_id = cut_rev AND seq <= cut_seq), never a row comparison
+-- (revision_id, seq) > (cut_rev, cut_seq): btree would start the primary key
+-- scan at that bound instead of at from_rev, reading all earlier history.) keyframe_id: the keyframe to start from (NULL: empty);
 -- the deltas to apply are those of the table in revisions (from_rev, R] at
 -- positions after (cut_rev, cut_seq) (the last truncate, else (0, 0));
 -- key_changes: whether an UPDATE in there changed a key column (rows then
@@ -171,7 +174,7 @@ BEGIN
         FROM @schema@.object_delta od
         JOIN @schema@.key_columns(p_relid) kv ON kv.version = od.relversion
         WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid = p_relid AND od.op = 'U'
-          AND (od.revision_id, od.seq) > (t_rev, t_seq) AND od.col_ids && kv.key_ids
+          AND NOT (od.revision_id = t_rev AND od.seq <= t_seq) AND od.col_ids && kv.key_ids
           AND @schema@.delta_old_key(p_relid, od.relversion, od.key, od.col_ids, od.old_values, od.new_values,
                                      od.attr_flags, od.old_unknown) <> od.key);
     RETURN NEXT;
@@ -225,7 +228,7 @@ BEGIN
                    row_number() OVER (ORDER BY od.revision_id, od.seq) AS ord
             FROM @schema@.object_delta od
             WHERE od.revision_id > $2 AND od.revision_id <= $3 AND od.relid = $1
-              AND od.op <> 'T' AND od.key IS NOT NULL AND (od.revision_id, od.seq) > ($4, $5)
+              AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = $4 AND od.seq <= $5)
         ), pk AS (
             SELECT d.key, max(d.ord) AS last_ord, max(d.ord) FILTER (WHERE d.op = 'D') AS last_del
             FROM d GROUP BY d.key
@@ -269,7 +272,7 @@ BEGIN
         JOIN kv ON kv.version = od.relversion
         WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid = p_relid
           AND od.op <> 'T' AND od.key IS NOT NULL
-          AND (od.revision_id, od.seq) > (t_rev, t_seq)
+          AND NOT (od.revision_id = t_rev AND od.seq <= t_seq)
     ), d AS (
         -- a key change becomes a delete of the old key and a move-in ('M') of the new one
         SELECT d0.key, d0.op, d0.col_ids, d0.new_values, d0.ord, NULL::text AS src
