@@ -75,6 +75,11 @@ typedef struct {
      * other use of the connection). */
     bool copy_pending;
     char copy_pending_what[128];
+    /* Keys staged since the stage was last applied, as a Bloom filter: a
+     * lookup applies the stage only when its key may be in it. Applying it
+     * for every lookup made a batch of updates to uncached rows quadratic. */
+    uint8_t *stage_bloom;
+    bool stage_bloom_dirty;
     RelCount *counts;
     size_t ncounts, capcounts;
 
@@ -247,6 +252,46 @@ static void append_str_field(StrBuf *b, const char *s)
 
 /* ---------- row_state stage ---------- */
 
+#define STAGE_BLOOM_BITS ((size_t)1 << 23) /* 1 MiB: ~1% false positives at 800k staged keys */
+
+static uint64_t stage_key_hash(uint32_t relid, const char *key, size_t len)
+{
+    uint64_t x = 1469598103934665603ULL ^ relid;
+    for (size_t i = 0; i < len; i++) {
+        x ^= (unsigned char)key[i];
+        x *= 1099511628211ULL;
+    }
+    return x ^ (x >> 31);
+}
+
+static void stage_bloom_add(HistorySink *h, uint32_t relid, const char *key, size_t len)
+{
+    if (!h->stage_bloom) h->stage_bloom = xcalloc(STAGE_BLOOM_BITS / 8, 1);
+    uint64_t x = stage_key_hash(relid, key, len), step = (x >> 32) | 1;
+    for (int k = 0; k < 3; k++) {
+        size_t bit = (size_t)((x + (uint64_t)k * step) % STAGE_BLOOM_BITS);
+        h->stage_bloom[bit / 8] |= (uint8_t)(1u << (bit % 8));
+    }
+    h->stage_bloom_dirty = true;
+}
+
+static bool stage_bloom_maybe(const HistorySink *h, uint32_t relid, const char *key, size_t len)
+{
+    if (!h->stage_bloom_dirty) return false;
+    uint64_t x = stage_key_hash(relid, key, len), step = (x >> 32) | 1;
+    for (int k = 0; k < 3; k++) {
+        size_t bit = (size_t)((x + (uint64_t)k * step) % STAGE_BLOOM_BITS);
+        if (!(h->stage_bloom[bit / 8] & (1u << (bit % 8)))) return false;
+    }
+    return true;
+}
+
+static void stage_bloom_clear(HistorySink *h)
+{
+    if (h->stage_bloom_dirty) memset(h->stage_bloom, 0, STAGE_BLOOM_BITS / 8);
+    h->stage_bloom_dirty = false;
+}
+
 static WrStatus apply_stage(HistorySink *h, WrError *err)
 {
     WrStatus st = send_buffer(h, TB_STAGE, err);
@@ -260,13 +305,17 @@ static WrStatus apply_stage(HistorySink *h, WrError *err)
         st = pg_fail(h, res, err, what);
     }
     PQclear(res);
-    if (st == WR_OK) h->stage_pending = false;
+    if (st == WR_OK) {
+        h->stage_pending = false;
+        stage_bloom_clear(h);
+    }
     return st;
 }
 
 static void stage_row(HistorySink *h, uint32_t relid, const char *key, size_t key_len, int32_t relversion,
                       int64_t revision_id, const Value *vals, size_t nvals, bool is_del)
 {
+    stage_bloom_add(h, relid, key, key_len);
     StrBuf *b = &h->buf[TB_STAGE];
     strbuf_appendf(b, "%" PRIu32 "\t", relid);
     copy_append_field(b, key, key_len);
@@ -370,6 +419,7 @@ static void reset_batch(HistorySink *h, bool committed)
     h->in_revision = false;
     h->batch_revisions = 0;
     h->stage_pending = false;
+    stage_bloom_clear(h);
     h->ncounts = 0;
     size_t keep = 0;
     for (size_t i = 0; i < h->nrels; i++) {
@@ -957,7 +1007,7 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
     *found = false;
     WrStatus st = check_usable(h, err, "lookup_row");
     if (st != WR_OK) return st;
-    if (h->in_tx) st = apply_stage(h, err);
+    if (h->in_tx && stage_bloom_maybe(h, rv->relid, key, strlen(key))) st = apply_stage(h, err);
     if (st != WR_OK) return st;
     char rel[16];
     snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
@@ -1062,6 +1112,7 @@ static void hs_destroy(Sink *s)
     strbuf_free(&h->tmp);
     strbuf_free(&h->key2);
     free(h->vals);
+    free(h->stage_bloom);
     free(h->counts);
     free(h->rels);
     free(h->conninfo);
