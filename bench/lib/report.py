@@ -230,6 +230,10 @@ if fig("1", "changes"):
         p = os.path.join(RES, f"s1_perf_{which}.txt")
         if os.path.exists(p):
             s.append(f"\n### Profile of ({which}) (perf, cpu-clock, whole machine, one extra drain)\n")
+            s.append("Whole machine: every process on it appears under its own name, including any "
+                     "that are not part of the benchmark (on a shared machine: other builds and tests); "
+                     "`postgres` lumps together the walsender decoding the WAL and the backend that "
+                     "takes walrev's history writes.\n")
             s.append("```\n" + open(p).read().rstrip() + "\n```\n")
     sections.append(s)
 
@@ -358,10 +362,11 @@ for s in sections:
     out.extend(s)
     out.append("")
 w("## Scenario wall times\n")
-w("| scenario | seconds |\n| --- | --- |")
+w("| scenario | seconds | load average (1 min) at its end |\n| --- | --- | --- |")
 for sc in m1("scenarios").split():
     st = fig(sc, "scenario_seconds")
-    w(f"| {sc} | {fmt(st[0]) if st else '—'} |")
+    la = fig(sc, "loadavg_end")
+    w(f"| {sc} | {fmt(st[0]) if st else '—'} | {fmt(la[0]) if la else 'not recorded'} |")
 w("")
 for sc in m1("scenarios").split():
     if notes.get(sc) and not any(sec[0].startswith(f"## {sc}.") for sec in sections):
