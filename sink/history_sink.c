@@ -305,6 +305,9 @@ static WrStatus apply_stage(HistorySink *h, WrError *err)
         st = pg_fail(h, res, err, what);
     }
     PQclear(res);
+    /* TRUNCATE, not DELETE: deleted rows would stay (dead) in the temp table
+     * until the batch commits, and every later apply would scan them again. */
+    if (st == WR_OK) st = run(h, "TRUNCATE " STAGE_TABLE, 0, NULL, "emptying the row_state stage", NULL, err);
     if (st == WR_OK) {
         h->stage_pending = false;
         stage_bloom_clear(h);
@@ -557,7 +560,6 @@ static WrStatus prepare_session(HistorySink *h, WrError *err)
         "  SELECT relid, key, relversion, revision_id, vals FROM cls WHERE NOT is_del "
         "  ON CONFLICT (relid, key) DO UPDATE SET relversion = EXCLUDED.relversion, "
         "  revision_id = EXCLUDED.revision_id, vals = EXCLUDED.vals), "
-        "clr AS (DELETE FROM " STAGE_TABLE "), "
         "cnt AS (SELECT relid, sum(CASE WHEN is_del AND existed THEN -1 "
         "  WHEN NOT is_del AND NOT existed THEN 1 ELSE 0 END) AS d FROM cls GROUP BY relid) "
         "INSERT INTO %s.tracked_table AS t (relid, live_rows) SELECT relid, d FROM cnt "
@@ -1148,7 +1150,7 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
     h->qschema = store_quote_ident(h->schema);
     h->slot_name = xstrdup(cfg->slot_name ? cfg->slot_name : "walrev");
     h->batch_max_revisions = cfg->batch_max_revisions > 0 ? cfg->batch_max_revisions : 2000;
-    h->batch_max_ms = cfg->batch_max_ms > 0 ? cfg->batch_max_ms : 100;
+    h->batch_max_ms = cfg->batch_max_ms > 0 ? cfg->batch_max_ms : 20;
     h->keyframe_factor = cfg->keyframe_factor > 0 ? cfg->keyframe_factor : KEYFRAME_FACTOR;
     h->buffer_bytes = cfg->buffer_bytes > 0 ? cfg->buffer_bytes : (size_t)1 << 20;
     static const char *const tables[TB_COUNT] = {"revision_context", "revision", "object_delta", NULL};

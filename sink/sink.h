@@ -67,7 +67,7 @@ typedef struct {
     const char *schema;       /* history schema, default "walrev" */
     const char *slot_name;    /* checkpoint key */
     int batch_max_revisions;  /* commit after this many revisions (default 2000) */
-    int batch_max_ms;         /* or after this long (default 100 ms) */
+    int batch_max_ms;         /* or after this long (default 20 ms: bounds commit-to-durable lag) */
     size_t buffer_bytes;      /* COPY buffer per table before sending (default 1 MiB) */
     int keyframe_factor;      /* keyframe when deltas since the last exceed factor × live rows (default 4) */
 } HistorySinkConfig;

@@ -32,7 +32,7 @@ void config_init(Config *cfg)
     cfg->history_enabled = true;
     cfg->history_schema = xstrdup("walrev");
     cfg->batch_max_revisions = 2000;
-    cfg->batch_max_ms = 100;
+    cfg->batch_max_ms = 20;
     cfg->keyframe_factor = 4;
     cfg->kafka_topic_prefix = xstrdup("walrev");
     cfg->status_interval_ms = 1000;

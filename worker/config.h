@@ -28,7 +28,7 @@ typedef struct {
     char *history_conninfo;    /* default: source_conninfo */
     char *history_schema;      /* default "walrev" */
     int batch_max_revisions;   /* default 2000 */
-    int batch_max_ms;          /* default 100 */
+    int batch_max_ms;          /* default 20 */
     int keyframe_factor;       /* default 4 */
     /* [file] */
     char *file_path;           /* NULL: file sink off; "-" stdout */

@@ -83,7 +83,7 @@ static void test_defaults(void **state)
     assert_null(cfg.history_conninfo);
     assert_string_equal(cfg.history_schema, "walrev");
     assert_int_equal(cfg.batch_max_revisions, 2000);
-    assert_int_equal(cfg.batch_max_ms, 100);
+    assert_int_equal(cfg.batch_max_ms, 20);
     assert_int_equal(cfg.keyframe_factor, 4);
     assert_null(cfg.file_path);
     assert_false(cfg.kafka_enabled);
