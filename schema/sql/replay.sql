@@ -105,7 +105,7 @@ $fn$;
 -- notes the one difference: \b and \f inside key values).
 CREATE OR REPLACE FUNCTION @schema@.delta_old_key(p_relid oid, p_version integer, p_key text,
     p_col_ids smallint[], p_old text[], p_new text[], p_flags smallint[], p_old_unknown boolean)
-RETURNS text LANGUAGE sql STABLE AS $fn$
+RETURNS text LANGUAGE sql STABLE COST 1000 AS $fn$
     WITH kc AS (
         SELECT c.col_id, (row_number() OVER (ORDER BY c.n) - 1)::integer AS kpos
         FROM @schema@.relation_version rv,
@@ -174,9 +174,12 @@ BEGIN
         FROM @schema@.object_delta od
         JOIN @schema@.key_columns(p_relid) kv ON kv.version = od.relversion
         WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid = p_relid AND od.op = 'U'
-          AND NOT (od.revision_id = t_rev AND od.seq <= t_seq) AND od.col_ids && kv.key_ids
-          AND @schema@.delta_old_key(p_relid, od.relversion, od.key, od.col_ids, od.old_values, od.new_values,
-                                     od.attr_flags, od.old_unknown) <> od.key);
+          AND NOT (od.revision_id = t_rev AND od.seq <= t_seq)
+          -- CASE: the planner would otherwise call delta_old_key on every delta
+          AND CASE WHEN od.col_ids && kv.key_ids
+                   THEN @schema@.delta_old_key(p_relid, od.relversion, od.key, od.col_ids, od.old_values,
+                                               od.new_values, od.attr_flags, od.old_unknown) <> od.key
+                   ELSE false END);
     RETURN NEXT;
 END
 $fn$;
@@ -463,9 +466,11 @@ BEGIN
     PERFORM 1 FROM @schema@.object_delta d
     JOIN @schema@.key_columns(p_relid) kv ON kv.version = d.relversion
     WHERE (d.revision_id, d.seq) > (e_rev, e_seq) AND d.revision_id <= p_rev
-      AND d.relid = p_relid AND d.op = 'U' AND d.key <> p_key AND d.col_ids && kv.key_ids
-      AND @schema@.delta_old_key(p_relid, d.relversion, d.key, d.col_ids, d.old_values, d.new_values,
-                                 d.attr_flags, d.old_unknown) = p_key;
+      AND d.relid = p_relid AND d.op = 'U' AND d.key <> p_key
+      AND CASE WHEN d.col_ids && kv.key_ids
+               THEN @schema@.delta_old_key(p_relid, d.relversion, d.key, d.col_ids, d.old_values, d.new_values,
+                                           d.attr_flags, d.old_unknown) = p_key
+               ELSE false END;
     IF FOUND THEN
         RETURN NULL;
     END IF;
