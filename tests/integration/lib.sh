@@ -30,4 +30,15 @@ expect_eq() {
   pass "$1"
 }
 
-current_lsn() { q "$1" "SELECT pg_current_wal_lsn()"; }
+# The insert position, not pg_current_wal_lsn() (the write position): the test
+# cluster runs with synchronous_commit=off, so a transaction that just
+# committed may not be written yet, and a --stop-lsn taken from the write
+# position could stop before it (a flaky empty history under load).
+# Wait until the flush position covers it, and use that: it always ends a
+# record, so the server's reported WAL end reaches it even when idle.
+current_lsn() {
+  q "$1" "DO \$\$ DECLARE target pg_lsn := pg_current_wal_insert_lsn(); BEGIN
+            FOR i IN 1..500 LOOP EXIT WHEN pg_current_wal_flush_lsn() >= target; PERFORM pg_sleep(0.01); END LOOP;
+          END \$\$" >/dev/null
+  q "$1" "SELECT pg_current_wal_flush_lsn()"
+}
