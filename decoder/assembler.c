@@ -471,7 +471,8 @@ static void make_after(Assembler *a, const RelationVersion *rv)
     }
 }
 
-static WrStatus do_insert(Assembler *a, const RelationVersion *rv, const Value *vals, const char *key,
+/* An object that begins: INSERT, or a row of the baseline (DELTA_SNAPSHOT). */
+static WrStatus do_insert(Assembler *a, const RelationVersion *rv, DeltaOp op, const Value *vals, const char *key,
                           WrError *err)
 {
     uint16_t n = 0;
@@ -489,7 +490,7 @@ static WrStatus do_insert(Assembler *a, const RelationVersion *rv, const Value *
     }
     make_after(a, rv);
     RowImage after = {rv, a->after_vals, a->after_unknown};
-    WrStatus st = emit_delta(a, rv, DELTA_INSERT, key, n, false, &after, err);
+    WrStatus st = emit_delta(a, rv, op, key, n, false, &after, err);
     if (st != WR_OK) return st;
     cache_after(a, rv, key);
     return WR_OK;
@@ -543,7 +544,7 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
         st = read_tuple(&ch->new_tuple, rv, a->new_vals, a->new_state, "insert", err);
         if (st != WR_OK) return st;
         build_key(&a->key, rv, a->new_vals);
-        return do_insert(a, rv, a->new_vals, a->key.data, err);
+        return do_insert(a, rv, DELTA_INSERT, a->new_vals, a->key.data, err);
     }
 
     /* Old side: FULL sends the whole old row; DEFAULT/INDEX send the key only
@@ -606,7 +607,7 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
         if (st != WR_OK) return st;
         for (uint16_t i = 0; i < rv->ncols; i++)
             if (a->new_state[i] == 2 && !(known && !a->old_unknown[i])) a->new_vals[i].data = NULL;
-        return do_insert(a, rv, a->new_vals, a->key2.data, err);
+        return do_insert(a, rv, DELTA_INSERT, a->new_vals, a->key2.data, err);
     }
 
     uint16_t n = 0;
@@ -758,28 +759,12 @@ WrStatus assembler_baseline_row(Assembler *a, const RelationVersion *rv, const V
 {
     if (relcache_is_excluded(a->relcache, rv)) return WR_OK;
     ensure_width(a, rv->ncols);
-    uint16_t n = 0;
     for (uint16_t i = 0; i < rv->ncols; i++) {
         a->new_vals[i] = vals[i];
         a->new_state[i] = vals[i].data ? 0 : 1;
-        a->after_vals[i] = vals[i];
-        a->after_unknown[i] = 0;
-        if (rv->cols[i].track == TRACK_UNTRACKED) continue;
-        AttributeDelta *ad = &a->attrs[n++];
-        memset(ad, 0, sizeof(*ad));
-        ad->col_id = rv->cols[i].col_id;
-        if (rv->cols[i].track == TRACK_HIDDEN)
-            ad->flags = ATTR_HIDDEN;
-        else
-            ad->new_value = vals[i];
     }
-    build_key(&a->key, rv, vals);
-    make_after(a, rv);
-    RowImage after = {rv, a->after_vals, a->after_unknown};
-    WrStatus st = emit_delta(a, rv, DELTA_SNAPSHOT, a->key.data, n, false, &after, err);
-    if (st != WR_OK) return st;
-    cache_after(a, rv, a->key.data);
-    return WR_OK;
+    build_key(&a->key, rv, a->new_vals);
+    return do_insert(a, rv, DELTA_SNAPSHOT, a->new_vals, a->key.data, err);
 }
 
 WrStatus assembler_baseline_commit(Assembler *a, WrError *err)
