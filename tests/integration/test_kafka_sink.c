@@ -252,6 +252,7 @@ static void consume_all(const char *brokers, const char *prefix, MsgList *got)
         rd_kafka_topic_destroy(rkt);
     }
     int nparts = parts->cnt, eofs = 0;
+    char eof_seen[64][160];
     assert_int_equal(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
     rd_kafka_topic_partition_list_destroy(parts);
     time_t deadline = time(NULL) + 60;
@@ -260,7 +261,13 @@ static void consume_all(const char *brokers, const char *prefix, MsgList *got)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
         if (!m) continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            eofs++;
+            /* A partition may report EOF more than once (after a leader
+             * change): count each partition once, or reading stops early. */
+            char which[160];
+            snprintf(which, sizeof which, "%s/%d", rd_kafka_topic_name(m->rkt), (int)m->partition);
+            bool seen = false;
+            for (int i = 0; i < eofs && !seen; i++) seen = strcmp(eof_seen[i], which) == 0;
+            if (!seen && eofs < (int)(sizeof eof_seen / sizeof eof_seen[0])) snprintf(eof_seen[eofs++], 160, "%s", which);
         } else {
             assert_int_equal(m->err, RD_KAFKA_RESP_ERR_NO_ERROR);
             /* headers: content type, format version, and the id inside the value */
