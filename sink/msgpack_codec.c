@@ -182,6 +182,24 @@ static const char *column_name(const RelationVersion *rv, uint16_t hint, int16_t
     return NULL;
 }
 
+/* The revision's identity map; end_lsn only once the revision is complete. */
+static void pk_revision_identity(msgpack_packer *pk, const Revision *rev, bool with_end_lsn)
+{
+    msgpack_pack_map(pk, with_end_lsn ? 5 : 4);
+    pk_key(pk, "id");
+    msgpack_pack_int64(pk, rev->id);
+    pk_key(pk, "xid");
+    msgpack_pack_uint32(pk, rev->xid);
+    pk_key(pk, "commit_lsn");
+    pk_lsn(pk, rev->commit_lsn);
+    if (with_end_lsn) {
+        pk_key(pk, "end_lsn");
+        pk_lsn(pk, rev->end_lsn);
+    }
+    pk_key(pk, "commit_time");
+    msgpack_pack_int64(pk, unix_us(rev->commit_time));
+}
+
 void mpc_encode_delta(StrBuf *out, const Revision *rev, const ObjectDelta *d, const char *packed_ctx,
                       size_t packed_ctx_len)
 {
@@ -195,15 +213,7 @@ void mpc_encode_delta(StrBuf *out, const Revision *rev, const ObjectDelta *d, co
     msgpack_pack_map(&pk, 11);
     pk_header(&pk, "delta", id);
     pk_key(&pk, "revision");
-    msgpack_pack_map(&pk, 4);
-    pk_key(&pk, "id");
-    msgpack_pack_int64(&pk, rev->id);
-    pk_key(&pk, "xid");
-    msgpack_pack_uint32(&pk, rev->xid);
-    pk_key(&pk, "commit_lsn");
-    pk_lsn(&pk, rev->commit_lsn);
-    pk_key(&pk, "commit_time");
-    msgpack_pack_int64(&pk, unix_us(rev->commit_time));
+    pk_revision_identity(&pk, rev, false);
     pk_key(&pk, "seq");
     msgpack_pack_int32(&pk, d->seq);
     pk_key(&pk, "table");
@@ -257,17 +267,7 @@ void mpc_encode_revision(StrBuf *out, const Revision *rev, const MpcTableCount *
     msgpack_pack_map(&pk, 13);
     pk_header(&pk, "revision", id);
     pk_key(&pk, "revision");
-    msgpack_pack_map(&pk, 5);
-    pk_key(&pk, "id");
-    msgpack_pack_int64(&pk, rev->id);
-    pk_key(&pk, "xid");
-    msgpack_pack_uint32(&pk, rev->xid);
-    pk_key(&pk, "commit_lsn");
-    pk_lsn(&pk, rev->commit_lsn);
-    pk_key(&pk, "end_lsn");
-    pk_lsn(&pk, rev->end_lsn);
-    pk_key(&pk, "commit_time");
-    msgpack_pack_int64(&pk, unix_us(rev->commit_time));
+    pk_revision_identity(&pk, rev, true);
     pk_key(&pk, "origin");
     pk_cstr(&pk, rev->origin);
     pk_key(&pk, "gid");
