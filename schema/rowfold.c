@@ -1,0 +1,290 @@
+/*
+ * rowfold.c — see rowfold.h. The COPY layer reassembles binary tuples across
+ * chunks; the fold itself keeps one key's row as owned copies of its values.
+ */
+#include "schema/rowfold.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct RowFold {
+    RowFoldEmit emit;
+    void *arg;
+    int maxcol;
+    char **vals; /* [0..maxcol], owned */
+    StrBuf key;
+    bool have_key;
+    bool present;
+    bool based;
+    long long rows;
+    /* binary COPY stream */
+    StrBuf buf;
+    size_t pos;
+    bool streamed; /* fed a COPY stream: its trailer must come */
+    bool header_done;
+    bool trailer_seen;
+};
+
+static uint32_t rd32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+RowFold *rowfold_create(int maxcol, RowFoldEmit emit, void *arg)
+{
+    RowFold *f = xcalloc(1, sizeof(*f));
+    f->emit = emit;
+    f->arg = arg;
+    f->maxcol = maxcol > 0 ? maxcol : 0;
+    f->vals = xcalloc((size_t)f->maxcol + 1, sizeof(char *));
+    strbuf_init(&f->key);
+    strbuf_init(&f->buf);
+    return f;
+}
+
+static void row_clear(RowFold *f)
+{
+    for (int i = 1; i <= f->maxcol; i++) {
+        free(f->vals[i]);
+        f->vals[i] = NULL;
+    }
+}
+
+void rowfold_destroy(RowFold *f)
+{
+    if (!f) return;
+    row_clear(f);
+    free(f->vals);
+    strbuf_free(&f->key);
+    strbuf_free(&f->buf);
+    free(f);
+}
+
+long long rowfold_rows(const RowFold *f) { return f->rows; }
+
+static void row_set(RowFold *f, int col, const unsigned char *v, int32_t len)
+{
+    if (col < 1 || col > f->maxcol) return; /* an id no version has: nothing shows it */
+    free(f->vals[col]);
+    f->vals[col] = len < 0 ? NULL : xstrndup((const char *)v, (size_t)len);
+}
+
+/* A one-dimensional binary array, walked element by element. */
+typedef struct {
+    int32_t lbound;
+    const unsigned char *next;
+    const unsigned char *end;
+} BinArray;
+
+static bool array_open(const void *data, size_t len, BinArray *a)
+{
+    const unsigned char *p = data;
+    memset(a, 0, sizeof(*a));
+    if (len < 12) return false;
+    int32_t ndim = (int32_t)rd32(p);
+    if (ndim == 0) {
+        a->next = a->end = p + len;
+        return true;
+    }
+    if (ndim != 1 || len < 20) return false;
+    a->lbound = (int32_t)rd32(p + 16);
+    a->next = p + 20;
+    a->end = p + len;
+    return true;
+}
+
+/* Next element (vlen -1 for NULL). *bad set on a malformed array; false at the end. */
+static bool array_next(BinArray *a, const unsigned char **v, int32_t *vlen, bool *bad)
+{
+    if (a->next == a->end) return false;
+    if (a->next + 4 > a->end) return !(*bad = true);
+    *vlen = (int32_t)rd32(a->next);
+    a->next += 4;
+    *v = a->next;
+    if (*vlen > 0) {
+        if (a->next + *vlen > a->end) return !(*bad = true);
+        a->next += *vlen;
+    }
+    return true;
+}
+
+static WrStatus emit_current(RowFold *f, WrError *err)
+{
+    if (!f->have_key || !f->present) return WR_OK;
+    f->rows++;
+    return f->emit(f->arg, f->key.data, f->key.len, (const char *const *)f->vals, f->maxcol, f->based, err);
+}
+
+WrStatus rowfold_add(RowFold *f, const RowFoldTuple *t, WrError *err)
+{
+    if (!f->have_key || t->key_len != f->key.len || memcmp(t->key, f->key.data, t->key_len) != 0) {
+        WrStatus st = emit_current(f, err);
+        if (st != WR_OK) return st;
+        row_clear(f);
+        strbuf_reset(&f->key);
+        strbuf_append(&f->key, t->key, t->key_len);
+        f->have_key = true;
+        f->present = false;
+        f->based = false;
+    }
+    BinArray ids, vals;
+    const unsigned char *v;
+    int32_t vlen = 0;
+    bool bad = false;
+    if (t->from_keyframe) {
+        row_clear(f);
+        if (!t->vals || !array_open(t->vals, t->vals_len, &vals)) goto malformed;
+        for (int32_t idx = vals.lbound; array_next(&vals, &v, &vlen, &bad); idx++) row_set(f, idx, v, vlen);
+        if (bad) goto malformed;
+        f->present = f->based = true;
+        return WR_OK;
+    }
+    switch (t->op) {
+    case 'D':
+    case 'T':
+        row_clear(f);
+        f->present = f->based = false;
+        return WR_OK;
+    case 'I':
+    case 'S':
+        row_clear(f); /* an insert is the whole row */
+        f->based = true;
+        break;
+    case 'U':
+        break;
+    default:
+        return wr_error_set(err, WR_PROTOCOL, "row fold: unknown delta operation '%c'", t->op);
+    }
+    f->present = true;
+    if (!t->col_ids) return WR_OK; /* no attributes */
+    if (!array_open(t->col_ids, t->col_ids_len, &ids)) goto malformed;
+    bool have_vals = t->vals && array_open(t->vals, t->vals_len, &vals);
+    const unsigned char *iv;
+    int32_t ilen;
+    while (array_next(&ids, &iv, &ilen, &bad)) {
+        if (ilen != 2) goto malformed;
+        int col = (int16_t)((iv[0] << 8) | iv[1]);
+        if (have_vals && array_next(&vals, &v, &vlen, &bad))
+            row_set(f, col, v, vlen);
+        else
+            row_set(f, col, NULL, -1); /* new_values NULL: every new value is NULL */
+        if (bad) goto malformed;
+    }
+    if (bad) goto malformed;
+    return WR_OK;
+malformed:
+    return wr_error_set(err, WR_PROTOCOL, "row fold: malformed array in a %s of key %.*s",
+                        t->from_keyframe ? "keyframe row" : "delta", (int)(t->key_len > 200 ? 200 : t->key_len),
+                        t->key);
+}
+
+/* COPY binary: 11-byte signature, int32 flags, int32 extension length, extension. */
+#define COPY_SIGNATURE "PGCOPY\n\377\r\n\0"
+#define FIELDS 7
+
+WrStatus rowfold_feed(RowFold *f, const void *data, size_t len, WrError *err)
+{
+    WrStatus st = WR_OK;
+    f->streamed = true;
+    strbuf_append(&f->buf, data, len);
+    const unsigned char *b = (const unsigned char *)f->buf.data;
+    while (st == WR_OK && !f->trailer_seen) {
+        size_t avail = f->buf.len - f->pos;
+        const unsigned char *p = b + f->pos;
+        if (!f->header_done) {
+            if (avail < 19) break;
+            if (memcmp(p, COPY_SIGNATURE, 11) != 0)
+                return wr_error_set(err, WR_PROTOCOL, "row fold: not a binary COPY stream");
+            uint32_t ext = rd32(p + 15);
+            if (avail < 19 + (size_t)ext) break;
+            f->pos += 19 + ext;
+            f->header_done = true;
+            continue;
+        }
+        if (avail < 2) break;
+        int16_t nf = (int16_t)((p[0] << 8) | p[1]);
+        if (nf == -1) {
+            f->trailer_seen = true;
+            f->pos += 2;
+            break;
+        }
+        if (nf != FIELDS) return wr_error_set(err, WR_PROTOCOL, "row fold: %d fields in a COPY row, expected %d", nf, FIELDS);
+        /* Only a whole tuple is taken. */
+        size_t off = 2;
+        const unsigned char *fv[FIELDS];
+        int32_t fl[FIELDS];
+        bool whole = true;
+        for (int i = 0; i < FIELDS; i++) {
+            if (avail < off + 4) {
+                whole = false;
+                break;
+            }
+            fl[i] = (int32_t)rd32(p + off);
+            off += 4;
+            fv[i] = p + off;
+            if (fl[i] > 0) {
+                if (avail < off + (size_t)fl[i]) {
+                    whole = false;
+                    break;
+                }
+                off += (size_t)fl[i];
+            }
+        }
+        if (!whole) break;
+        f->pos += off;
+        /* key, src, revision, seq, op, col_ids, vals */
+        if (fl[0] < 0 || fl[1] != 4 || fl[4] != 1)
+            return wr_error_set(err, WR_PROTOCOL, "row fold: a COPY row without key, source or operation");
+        RowFoldTuple t = {
+            .key = (const char *)fv[0],
+            .key_len = (size_t)fl[0],
+            .from_keyframe = rd32(fv[1]) == 0,
+            .op = (char)fv[4][0],
+            .col_ids = fl[5] >= 0 ? fv[5] : NULL,
+            .col_ids_len = fl[5] >= 0 ? (size_t)fl[5] : 0,
+            .vals = fl[6] >= 0 ? fv[6] : NULL,
+            .vals_len = fl[6] >= 0 ? (size_t)fl[6] : 0,
+        };
+        st = rowfold_add(f, &t, err);
+    }
+    /* Drop what was consumed. */
+    if (f->pos > 0) {
+        memmove(f->buf.data, f->buf.data + f->pos, f->buf.len - f->pos);
+        f->buf.len -= f->pos;
+        f->buf.data[f->buf.len] = '\0';
+        f->pos = 0;
+    }
+    return st;
+}
+
+WrStatus rowfold_finish(RowFold *f, WrError *err)
+{
+    if (f->streamed && !f->trailer_seen)
+        return wr_error_set(err, WR_PROTOCOL, "row fold: the COPY stream ended early");
+    WrStatus st = emit_current(f, err);
+    row_clear(f);
+    f->have_key = f->present = false;
+    return st;
+}
+
+void rowfold_query(StrBuf *q, const char *schema_q, uint32_t relid, const char *kf_id, const char *from_rev,
+                   int64_t rev, const char *cut_rev, const char *cut_seq)
+{
+    /*
+     * src 0: the keyframe row (vals indexed by col_id); src 1: a delta at
+     * (revision, seq). One sort: by key in "C" order (only equality matters
+     * here), keyframe first, then commit order.
+     */
+    strbuf_appendf(q,
+                   "COPY (SELECT kr.key COLLATE \"C\" AS key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, "
+                   "NULL::smallint[] AS ids, kr.vals "
+                   "FROM %1$s.keyframe_row kr WHERE kr.keyframe_id = %2$s "
+                   "UNION ALL "
+                   "SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, "
+                   "od.col_ids, od.new_values FROM %1$s.object_delta od "
+                   "WHERE od.revision_id > %3$s AND od.revision_id <= %4$" PRId64 " AND od.relid = %5$" PRIu32 " "
+                   "AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = %6$s AND od.seq <= %7$s) "
+                   "ORDER BY 1, 2, 3, 4) TO STDOUT (FORMAT binary)",
+                   schema_q, kf_id ? kf_id : "NULL", from_rev, rev, relid, cut_rev, cut_seq);
+}
