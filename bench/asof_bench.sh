@@ -111,10 +111,6 @@ FROM generate_series(greatest($lo, $N + 1), $hi) g;
 SQL
     lo=$(( hi + 1 ))
   done
-  # a revision beyond the last, so snapshot_rows computes from deltas instead of reading row_state
-  sql "INSERT INTO $S.revision (id, xid, commit_lsn, end_lsn, commit_time, parent_checksum, checksum)
-       VALUES ($nrev + 1, 0, '0/10'::pg_lsn + ($nrev + 1) * 1000, '0/10'::pg_lsn + ($nrev + 1) * 1000 + 8,
-               now(), '\\x00', '\\x00')" >/dev/null
   # keyframes where the sink takes them: each time 4 x rows deltas have accumulated
   local k=1 m rev
   while :; do
@@ -128,16 +124,14 @@ SQL
     k=$(( k + 1 ))
   done
   log "history ${H}x: $((k - 1)) keyframes"
-  # row_state = the newest image, and the live table holds the same rows
+  # the live table holds the newest rows
   "${PSQL[@]}" >/dev/null <<SQL
 SET synchronous_commit = off;
-INSERT INTO $S.row_state (relid, key, relversion, revision_id, vals)
-SELECT $relid, s.key, 1, $nrev, s.vals FROM $S.snapshot_rows($relid, $nrev) s;
-DELETE FROM $S.revision WHERE id = $nrev + 1;
 INSERT INTO $S.tracked_table (relid, live_rows, deltas_since_keyframe) VALUES ($relid, $N, 0);
-INSERT INTO public.$T SELECT vals[1]::integer, vals[2]::integer, vals[3], vals[4]::numeric FROM $S.row_state;
+INSERT INTO public.$T SELECT vals[1]::integer, vals[2]::integer, vals[3], vals[4]::numeric
+FROM $S.snapshot_rows($relid, $nrev);
 SQL
-  sql "VACUUM ANALYZE $S.object_delta, $S.row_state, $S.keyframe_row, $S.keyframe, $S.revision, public.$T" >/dev/null
+  sql "VACUUM ANALYZE $S.object_delta, $S.keyframe_row, $S.keyframe, $S.revision, public.$T" >/dev/null
   BUILT_NREV=$nrev  # a global, not stdout: no subshell, so set -e stops the script on any error
 }
 
@@ -191,10 +185,8 @@ SELECT r, r, '0/10'::pg_lsn + r * 1000, '0/10'::pg_lsn + r * 1000 + 8,
 FROM generate_series(1, 111000) r;
 INSERT INTO $S.revision_context (revision_id, context_no, lsn, actor_type, actor_id, raw)
 SELECT id, 1, commit_lsn, actor_type, actor_id, '{}' FROM $S.revision;
-INSERT INTO $S.row_state (relid, key, relversion, revision_id, vals)
-SELECT $relid, '["' || k || '"]', 1, 0, ARRAY[k::text, '0', 'w0'] FROM unnest(ARRAY[1000, 10000, 100000]) k;
 SQL
-sql "VACUUM ANALYZE $S.object_delta, $S.revision, $S.revision_context, $S.row_state" >/dev/null
+sql "VACUUM ANALYZE $S.object_delta, $S.revision, $S.revision_context" >/dev/null
 declare -A HIST BLAME
 for V in 1000 10000 100000; do
   got=$(W --schema $S history --table $T --key $V --format csv 2>/dev/null | wc -l)

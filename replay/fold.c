@@ -58,11 +58,12 @@ typedef struct {
     void *sink_arg;
 } FoldOut;
 
-static WrStatus emit_row(void *arg, const char *key, size_t key_len, const char *const *vals, int maxcol, bool based,
-                         WrError *err)
+static WrStatus emit_row(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
+                         int maxcol, bool based, WrError *err)
 {
     (void)key;
     (void)key_len;
+    (void)known;
     (void)based;
     FoldOut *o = arg;
     StrBuf *line = &o->line;

@@ -77,12 +77,8 @@ static char *qualified_name(PGconn *conn, const char *nsp, const char *rel)
     return out;
 }
 
-/*
- * "SELECT s.vals[1] AS "id", ... FROM schema.snapshot_rows(relid, rev) s"; at
- * the newest revision straight from row_state (what snapshot_rows returns
- * there), so the rows stream without the function's materialisation.
- */
-static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, bool newest)
+/* "SELECT s.vals[1] AS "id", ... FROM schema.snapshot_rows(relid, rev) s" */
+static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev)
 {
     StrBuf b;
     strbuf_init(&b);
@@ -93,10 +89,7 @@ static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, 
         PQfreemem(id);
     }
     if (rv->ncols == 0) strbuf_append_str(&b, "NULL LIMIT 0");
-    if (newest)
-        strbuf_appendf(&b, " FROM %s.row_state s WHERE s.relid = %u", ctx->schema_q, rv->relid);
-    else
-        strbuf_appendf(&b, " FROM %s.snapshot_rows(%u, %lld) s", ctx->schema_q, rv->relid, (long long)rev);
+    strbuf_appendf(&b, " FROM %s.snapshot_rows(%u, %lld) s", ctx->schema_q, rv->relid, (long long)rev);
     return b.data;
 }
 
@@ -187,7 +180,7 @@ static WrStatus line_to_sink(void *arg, const char *line, size_t len, WrError *e
 }
 
 /*
- * Rows of an older revision: folded here from the keyframe and the deltas
+ * Rows of a revision: folded here from the keyframe and the deltas
  * (fold.c) unless an UPDATE changed a key in the range; then through
  * snapshot_rows(), which follows rows between keys. *done=false: use copy_sql.
  */
@@ -236,10 +229,10 @@ static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev,
     return st;
 }
 
-static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *pt, bool newest, int format,
+static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *pt, int format,
                              FILE *f, PGconn *target, const char *into, WrError *err)
 {
-    char *select = snapshot_select(ctx, rv, pt->rev, newest);
+    char *select = snapshot_select(ctx, rv, pt->rev);
     char *qname = NULL, *cols = NULL, *copy = NULL;
     char **types = NULL;
     WrStatus st = WR_OK;
@@ -279,7 +272,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         }
         PQclear(res);
         bool folded = false;
-        if (!newest) st = snapshot_fold(ctx, rv, pt->rev, false, NULL, target, &pg, &folded, err);
+        st = snapshot_fold(ctx, rv, pt->rev, false, NULL, target, &pg, &folded, err);
         if (st == WR_OK && !folded) {
             if (asprintf(&copy, "COPY (%s) TO STDOUT", select) < 0) abort();
             st = stream_copy(ctx, copy, NULL, target, &pg, err);
@@ -313,7 +306,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         free(create);
     }
     bool folded = false;
-    if (!newest) st = snapshot_fold(ctx, rv, pt->rev, format == SNAP_CSV, f, NULL, &pg, &folded, err);
+    st = snapshot_fold(ctx, rv, pt->rev, format == SNAP_CSV, f, NULL, &pg, &folded, err);
     if (st == WR_OK && !folded) {
         if (asprintf(&copy, "COPY (%s) TO STDOUT%s", select, format == SNAP_CSV ? " WITH (FORMAT csv, HEADER)" : "") < 0)
             abort();
@@ -371,7 +364,6 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     } else {
         pt = last;
     }
-    bool newest = pt.rev >= last.rev;
 
     uint32_t *relids = NULL;
     int n = 0;
@@ -429,7 +421,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             f = fopen(path, "w");
             if (!f) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
         }
-        if (st == WR_OK) st = snapshot_one(ctx, &rv, &pt, newest, format, f, target, into, err);
+        if (st == WR_OK) st = snapshot_one(ctx, &rv, &pt, format, f, target, into, err);
         if (outdir && f) {
             if (fclose(f) != 0 && st == WR_OK) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
         }

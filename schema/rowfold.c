@@ -13,6 +13,7 @@ struct RowFold {
     void *arg;
     int maxcol;
     char **vals; /* [0..maxcol], owned */
+    bool *known; /* [0..maxcol] */
     StrBuf key;
     bool have_key;
     bool present;
@@ -38,6 +39,7 @@ RowFold *rowfold_create(int maxcol, RowFoldEmit emit, void *arg)
     f->arg = arg;
     f->maxcol = maxcol > 0 ? maxcol : 0;
     f->vals = xcalloc((size_t)f->maxcol + 1, sizeof(char *));
+    f->known = xcalloc((size_t)f->maxcol + 1, sizeof(bool));
     strbuf_init(&f->key);
     strbuf_init(&f->buf);
     return f;
@@ -48,6 +50,7 @@ static void row_clear(RowFold *f)
     for (int i = 1; i <= f->maxcol; i++) {
         free(f->vals[i]);
         f->vals[i] = NULL;
+        f->known[i] = false;
     }
 }
 
@@ -56,6 +59,7 @@ void rowfold_destroy(RowFold *f)
     if (!f) return;
     row_clear(f);
     free(f->vals);
+    free(f->known);
     strbuf_free(&f->key);
     strbuf_free(&f->buf);
     free(f);
@@ -68,6 +72,7 @@ static void row_set(RowFold *f, int col, const unsigned char *v, int32_t len)
     if (col < 1 || col > f->maxcol) return; /* an id no version has: nothing shows it */
     free(f->vals[col]);
     f->vals[col] = len < 0 ? NULL : xstrndup((const char *)v, (size_t)len);
+    f->known[col] = true;
 }
 
 /* A one-dimensional binary array, walked element by element. */
@@ -113,7 +118,8 @@ static WrStatus emit_current(RowFold *f, WrError *err)
 {
     if (!f->have_key || !f->present) return WR_OK;
     f->rows++;
-    return f->emit(f->arg, f->key.data, f->key.len, (const char *const *)f->vals, f->maxcol, f->based, err);
+    return f->emit(f->arg, f->key.data, f->key.len, (const char *const *)f->vals, f->known, f->maxcol, f->based,
+                   err);
 }
 
 WrStatus rowfold_add(RowFold *f, const RowFoldTuple *t, WrError *err)

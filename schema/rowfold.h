@@ -17,13 +17,15 @@
 
 /*
  * One row after the fold: vals[c] for column id c in 1..maxcol (vals[0]
- * unused), NULL for SQL NULL; all valid only during the call. based is false
- * when the row was built from UPDATEs alone, with no keyframe row, INSERT or
- * snapshot under them: its columns are only those the updates touched (a row
- * older than the history, or one an UPDATE moved here from another key).
+ * unused), NULL for SQL NULL; known[c] says whether anything in the input set
+ * column c (a column added after the row's last whole image is not known);
+ * all valid only during the call. based is false when the row was built from
+ * UPDATEs alone, with no keyframe row, INSERT or snapshot under them: its
+ * columns are only those the updates touched (a row older than the history,
+ * or one an UPDATE moved here from another key).
  */
-typedef WrStatus (*RowFoldEmit)(void *arg, const char *key, size_t key_len, const char *const *vals, int maxcol,
-                                bool based, WrError *err);
+typedef WrStatus (*RowFoldEmit)(void *arg, const char *key, size_t key_len, const char *const *vals,
+                                const bool *known, int maxcol, bool based, WrError *err);
 
 /* One input tuple; arrays are in PostgreSQL's binary array format. */
 typedef struct {

@@ -2,13 +2,14 @@
  * history_sink.c — the history store sink: writes revisions, contexts and
  * object deltas to PostgreSQL tables (docs/history-store.md) with COPY, one
  * transaction per batch that also carries the checkpoint row, so a crash
- * never loses or duplicates a revision. It keeps row_state (the current image
- * of every live row) through a session-local stage table applied at batch end
- * or before a lookup. It never applies DDL (`walrev setup` does) and never
- * logs the conninfo.
+ * never loses or duplicates a revision. Old row images (REPLICA IDENTITY
+ * DEFAULT sends none) are rebuilt from the nearest keyframe and the object's
+ * deltas; keyframes are taken at batch commit. It never applies DDL (`walrev
+ * setup` does) and never logs the conninfo.
  */
 #include "sink/sink.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,16 +19,16 @@
 
 #include "common/log.h"
 #include "schema/checksum.h"
+#include "schema/rowfold.h"
 #include "schema/store_sql.h"
 #include "sink/copy_format.h"
 
 #define KEYFRAME_FACTOR 4
 #define KEYFRAME_MIN_ROWS 1000
 #define COPY_CHUNK (1u << 20)
-#define STAGE_TABLE "pg_temp.walrev_row_stage"
 
 /* The COPY buffers, one per destination table; sent one at a time. */
-enum { TB_CONTEXT, TB_REVISION, TB_DELTA, TB_STAGE, TB_COUNT };
+enum { TB_CONTEXT, TB_REVISION, TB_DELTA, TB_COUNT };
 
 typedef struct {
     uint32_t relid;
@@ -35,9 +36,11 @@ typedef struct {
     bool committed; /* false while only in the open batch */
 } RelSeen;
 
+/* Per table touched by the open batch: what tracked_table learns at commit. */
 typedef struct {
     uint32_t relid;
     int64_t deltas;
+    int64_t live_change; /* rows begun minus rows ended since the batch began (or the truncate) */
 } RelCount;
 
 typedef struct {
@@ -68,18 +71,11 @@ typedef struct {
     int64_t batch_last_id;
     Lsn batch_end_lsn;
     uint8_t batch_checksum[WALREV_CHECKSUM_LEN];
-    int64_t stage_ord;
-    bool stage_pending; /* staged rows not yet applied to row_state */
     /* A COPY whose data is sent but whose result is not read yet: the server
      * ingests it while the worker goes on decoding (await_copy before any
      * other use of the connection). */
     bool copy_pending;
     char copy_pending_what[128];
-    /* Keys staged since the stage was last applied, as a Bloom filter: a
-     * lookup applies the stage only when its key may be in it. Applying it
-     * for every lookup made a batch of updates to uncached rows quadratic. */
-    uint8_t *stage_bloom;
-    bool stage_bloom_dirty;
     RelCount *counts;
     size_t ncounts, capcounts;
 
@@ -95,7 +91,6 @@ typedef struct {
     Value *vals;
     size_t vals_cap;
     StrBuf tmp;
-    StrBuf key2;
 } HistorySink;
 
 /* ---------- errors ---------- */
@@ -250,167 +245,16 @@ static void append_str_field(StrBuf *b, const char *s)
     copy_append_field(b, s, s ? strlen(s) : 0);
 }
 
-/* ---------- row_state stage ---------- */
-
-#define STAGE_BLOOM_BITS ((size_t)1 << 23) /* 1 MiB: ~1% false positives at 800k staged keys */
-
-static uint64_t stage_key_hash(uint32_t relid, const char *key, size_t len)
-{
-    uint64_t x = 1469598103934665603ULL ^ relid;
-    for (size_t i = 0; i < len; i++) {
-        x ^= (unsigned char)key[i];
-        x *= 1099511628211ULL;
-    }
-    return x ^ (x >> 31);
-}
-
-static void stage_bloom_add(HistorySink *h, uint32_t relid, const char *key, size_t len)
-{
-    if (!h->stage_bloom) h->stage_bloom = xcalloc(STAGE_BLOOM_BITS / 8, 1);
-    uint64_t x = stage_key_hash(relid, key, len), step = (x >> 32) | 1;
-    for (int k = 0; k < 3; k++) {
-        size_t bit = (size_t)((x + (uint64_t)k * step) % STAGE_BLOOM_BITS);
-        h->stage_bloom[bit / 8] |= (uint8_t)(1u << (bit % 8));
-    }
-    h->stage_bloom_dirty = true;
-}
-
-static bool stage_bloom_maybe(const HistorySink *h, uint32_t relid, const char *key, size_t len)
-{
-    if (!h->stage_bloom_dirty) return false;
-    uint64_t x = stage_key_hash(relid, key, len), step = (x >> 32) | 1;
-    for (int k = 0; k < 3; k++) {
-        size_t bit = (size_t)((x + (uint64_t)k * step) % STAGE_BLOOM_BITS);
-        if (!(h->stage_bloom[bit / 8] & (1u << (bit % 8)))) return false;
-    }
-    return true;
-}
-
-static void stage_bloom_clear(HistorySink *h)
-{
-    if (h->stage_bloom_dirty) memset(h->stage_bloom, 0, STAGE_BLOOM_BITS / 8);
-    h->stage_bloom_dirty = false;
-}
-
-static WrStatus apply_stage(HistorySink *h, WrError *err)
-{
-    WrStatus st = send_buffer(h, TB_STAGE, err);
-    if (st != WR_OK || !h->stage_pending) return st;
-    WrStatus ast = await_copy(h, err);
-    if (ast != WR_OK) return ast;
-    PGresult *res = PQexecPrepared(h->conn, "walrev_apply_stage", 0, NULL, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-        char what[256];
-        snprintf(what, sizeof(what), "applying staged rows to %s.row_state", h->qschema);
-        st = pg_fail(h, res, err, what);
-    }
-    PQclear(res);
-    /* TRUNCATE, not DELETE: deleted rows would stay (dead) in the temp table
-     * until the batch commits, and every later apply would scan them again. */
-    if (st == WR_OK) st = run(h, "TRUNCATE " STAGE_TABLE, 0, NULL, "emptying the row_state stage", NULL, err);
-    if (st == WR_OK) {
-        h->stage_pending = false;
-        stage_bloom_clear(h);
-    }
-    return st;
-}
-
-static void stage_row(HistorySink *h, uint32_t relid, const char *key, size_t key_len, int32_t relversion,
-                      int64_t revision_id, const Value *vals, size_t nvals, bool is_del)
-{
-    stage_bloom_add(h, relid, key, key_len);
-    StrBuf *b = &h->buf[TB_STAGE];
-    strbuf_appendf(b, "%" PRIu32 "\t", relid);
-    copy_append_field(b, key, key_len);
-    strbuf_appendf(b, "\t%" PRId32 "\t%" PRId64 "\t%" PRId64 "\t%c\t", relversion, revision_id,
-                   ++h->stage_ord, is_del ? 't' : 'f');
-    if (is_del)
-        strbuf_append(b, "\\N", 2);
-    else
-        copy_append_text_array(b, vals, nvals);
-    strbuf_append_char(b, '\n');
-    h->stage_pending = true;
-}
-
-/* vals[col_id - 1] = the after image's value of that column; holes are NULL. */
-static size_t build_vals(HistorySink *h, const RowImage *img)
-{
-    const RelationVersion *rv = img->relver;
-    size_t n = 0;
-    for (uint16_t i = 0; i < rv->ncols; i++)
-        if (rv->cols[i].col_id > 0 && (size_t)rv->cols[i].col_id > n) n = (size_t)rv->cols[i].col_id;
-    if (n > h->vals_cap) {
-        h->vals = xrealloc(h->vals, n * sizeof(Value));
-        h->vals_cap = n;
-    }
-    memset(h->vals, 0, n * sizeof(Value));
-    for (uint16_t i = 0; i < rv->ncols; i++) {
-        int16_t c = rv->cols[i].col_id;
-        if (c <= 0) continue;
-        if (img->unknown && img->unknown[i]) continue;
-        h->vals[c - 1] = img->values[i];
-    }
-    return n;
-}
-
-static const AttributeDelta *find_attr(const ObjectDelta *d, int16_t col_id)
-{
-    for (uint16_t i = 0; i < d->nattrs; i++)
-        if (d->attrs[i].col_id == col_id) return &d->attrs[i];
-    return NULL;
-}
-
-/*
- * An UPDATE that changed a key column moves the row: rebuild the key the row
- * had before (docs/history-store.md: JSON array of the key columns' text
- * values) from the after image and the old values, so row_state drops it.
- * Returns false when no key column changed.
- */
-static bool value_eq(const Value *x, const Value *y)
-{
-    if (!x->data || !y->data) return !x->data && !y->data;
-    return x->len == y->len && memcmp(x->data, y->data, x->len) == 0;
-}
-
-static bool old_key_of(const ObjectDelta *d, StrBuf *out)
-{
-    const RowImage *img = d->after;
-    const RelationVersion *rv = img->relver;
-    bool changed = false, first = true;
-    strbuf_reset(out);
-    strbuf_append_char(out, '[');
-    for (uint16_t i = 0; i < rv->ncols; i++) {
-        if (!rv->cols[i].is_key) continue;
-        Value v = img->values[i];
-        const AttributeDelta *a = find_attr(d, rv->cols[i].col_id);
-        if (a && !d->old_unknown && !(a->flags & (ATTR_OLD_UNKNOWN | ATTR_HIDDEN)) &&
-            !value_eq(&a->old_value, &a->new_value)) {
-            v = a->old_value;
-            changed = true;
-        }
-        if (!first) strbuf_append_char(out, ',');
-        first = false;
-        if (v.data)
-            strbuf_append_json_string(out, v.data, v.len);
-        else
-            strbuf_append(out, "null", 4);
-    }
-    strbuf_append_char(out, ']');
-    return changed;
-}
-
-static void count_delta(HistorySink *h, uint32_t relid)
+static RelCount *count_of(HistorySink *h, uint32_t relid)
 {
     for (size_t i = 0; i < h->ncounts; i++)
-        if (h->counts[i].relid == relid) {
-            h->counts[i].deltas++;
-            return;
-        }
+        if (h->counts[i].relid == relid) return &h->counts[i];
     if (h->ncounts == h->capcounts) {
         h->capcounts = h->capcounts ? 2 * h->capcounts : 16;
         h->counts = xrealloc(h->counts, h->capcounts * sizeof(RelCount));
     }
-    h->counts[h->ncounts++] = (RelCount){relid, 1};
+    h->counts[h->ncounts] = (RelCount){relid, 0, 0};
+    return &h->counts[h->ncounts++];
 }
 
 /* ---------- batch state ---------- */
@@ -421,8 +265,6 @@ static void reset_batch(HistorySink *h, bool committed)
     h->in_tx = false;
     h->in_revision = false;
     h->batch_revisions = 0;
-    h->stage_pending = false;
-    stage_bloom_clear(h);
     h->ncounts = 0;
     size_t keep = 0;
     for (size_t i = 0; i < h->nrels; i++) {
@@ -473,9 +315,9 @@ static WrStatus check_schema(HistorySink *h, WrError *err)
     st = run(h, q.data, 0, NULL, "reading store_info.format_version", &res, err);
     strbuf_free(&q);
     if (st != WR_OK) return st;
-    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "1") != 0) {
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "2") != 0) {
         st = wr_error_set(err, WR_FATAL,
-                          "history store: schema %s has format_version %s, this walrev needs 1: run "
+                          "history store: schema %s has format_version %s, this walrev needs 2: run "
                           "`walrev setup`",
                           h->qschema, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "(missing)");
     }
@@ -534,42 +376,38 @@ static WrStatus prepare(HistorySink *h, const char *name, const char *sql, int n
 
 static WrStatus prepare_session(HistorySink *h, WrError *err)
 {
-    /* Created once per session outside any batch so a rolled-back batch keeps it. */
-    WrStatus st = run(h,
-                      "CREATE TEMP TABLE IF NOT EXISTS walrev_row_stage (relid oid, key text, "
-                      "relversion integer, revision_id bigint, ord bigint, is_del boolean, vals text[]) "
-                      "ON COMMIT DELETE ROWS",
-                      0, NULL, "creating the row_state stage table", NULL, err);
-    if (st != WR_OK) return st;
+    /*
+     * An old image is the object's state after a revision: its row in the
+     * nearest keyframe at or before it (unless the table was truncated since)
+     * and its own deltas after that keyframe, folded here (rowfold.h). The
+     * store keeps no current-row table to maintain on every change.
+     */
     const char *s = h->qschema;
     StrBuf q;
     strbuf_init(&q);
-    /*
-     * The latest staged entry per row wins. The live-row count changes by
-     * the rows deleted and the rows inserted rather than updated (xmax = 0:
-     * ON CONFLICT's update locks the old row and leaves its xid there); an
-     * EXISTS probe per row to classify them cost a third of the apply.
-     */
     strbuf_appendf(
         &q,
-        "WITH latest AS (SELECT DISTINCT ON (relid, key) relid, key, relversion, revision_id, is_del, vals "
-        "  FROM " STAGE_TABLE " ORDER BY relid, key, ord DESC), "
-        "del AS (DELETE FROM %s.row_state r USING latest l "
-        "  WHERE l.is_del AND r.relid = l.relid AND r.key = l.key RETURNING r.relid, -1 AS d), "
-        "ups AS (INSERT INTO %s.row_state AS r (relid, key, relversion, revision_id, vals) "
-        "  SELECT relid, key, relversion, revision_id, vals FROM latest WHERE NOT is_del "
-        "  ON CONFLICT (relid, key) DO UPDATE SET relversion = EXCLUDED.relversion, "
-        "  revision_id = EXCLUDED.revision_id, vals = EXCLUDED.vals "
-        "  RETURNING r.relid, CASE WHEN r.xmax = 0 THEN 1 ELSE 0 END AS d), "
-        "cnt AS (SELECT relid, sum(d) AS d FROM (SELECT * FROM del UNION ALL SELECT * FROM ups) c GROUP BY relid) "
-        "INSERT INTO %s.tracked_table AS t (relid, live_rows) SELECT relid, d FROM cnt "
-        "ON CONFLICT (relid) DO UPDATE SET live_rows = t.live_rows + EXCLUDED.live_rows",
-        s, s, s);
-    st = prepare(h, "walrev_apply_stage", q.data, 0, err);
-    strbuf_reset(&q);
+        "WITH kf AS (SELECT k.id, k.revision_id FROM %1$s.keyframe k WHERE k.relid = $1 AND k.revision_id <= $3 "
+        "  ORDER BY k.revision_id DESC, k.id DESC LIMIT 1), "
+        "t AS (SELECT d.revision_id, d.seq FROM %1$s.object_delta d WHERE d.relid = $1 AND d.key IS NULL "
+        "  AND d.op = 'T' AND d.revision_id > coalesce((SELECT kf.revision_id FROM kf), 0) AND d.revision_id <= $3 "
+        "  ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1) "
+        "SELECT 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, NULL::smallint[] AS ids, kr.vals "
+        "FROM %1$s.keyframe_row kr WHERE kr.keyframe_id = (SELECT kf.id FROM kf) AND kr.key = $2 "
+        "  AND NOT EXISTS (SELECT 1 FROM t) "
+        "UNION ALL "
+        "SELECT 1, d.revision_id, d.seq, d.op, d.col_ids, d.new_values FROM %1$s.object_delta d "
+        "WHERE d.relid = $1 AND d.key = $2 AND d.revision_id > coalesce((SELECT kf.revision_id FROM kf), 0) "
+        "  AND d.revision_id <= $3 AND NOT EXISTS (SELECT 1 FROM t WHERE t.revision_id > d.revision_id "
+        "  OR (t.revision_id = d.revision_id AND t.seq > d.seq)) "
+        "ORDER BY 1, 2, 3",
+        s);
+    WrStatus st = prepare(h, "walrev_lookup", q.data, 3, err);
+    /* An object an UPDATE moved here from another key: follow its lineage in SQL. */
     if (st == WR_OK) {
-        strbuf_appendf(&q, "SELECT relversion, vals FROM %s.row_state WHERE relid = $1 AND key = $2", s);
-        st = prepare(h, "walrev_lookup", q.data, 2, err);
+        strbuf_reset(&q);
+        strbuf_appendf(&q, "SELECT %s.object_image($1, $2, $3)", s);
+        st = prepare(h, "walrev_image", q.data, 3, err);
     }
     strbuf_free(&q);
     return st;
@@ -748,23 +586,21 @@ static void append_values(HistorySink *h, StrBuf *b, const ObjectDelta *d, bool 
         copy_append_text_array(b, h->vals, d->nattrs);
 }
 
-static WrStatus truncate_row_state(HistorySink *h, uint32_t relid, WrError *err)
+/* A truncate empties the table: its live-row count restarts from zero. */
+static WrStatus reset_live_rows(HistorySink *h, uint32_t relid, WrError *err)
 {
-    WrStatus st = apply_stage(h, err);
-    if (st != WR_OK) return st;
     char rel[16];
     snprintf(rel, sizeof(rel), "%" PRIu32, relid);
     const char *p[1] = {rel};
     StrBuf q;
     strbuf_init(&q);
     strbuf_appendf(&q,
-                   "WITH d AS (DELETE FROM %s.row_state WHERE relid = $1) "
                    "INSERT INTO %s.tracked_table AS t (relid, live_rows) VALUES ($1, 0) "
                    "ON CONFLICT (relid) DO UPDATE SET live_rows = 0",
-                   h->qschema, h->qschema);
+                   h->qschema);
     char what[160];
-    snprintf(what, sizeof(what), "truncating %s.row_state", h->qschema);
-    st = run(h, q.data, 1, p, what, NULL, err);
+    snprintf(what, sizeof(what), "resetting the live rows of a truncated table in %s.tracked_table", h->qschema);
+    WrStatus st = run(h, q.data, 1, p, what, NULL, err);
     strbuf_free(&q);
     return st;
 }
@@ -803,20 +639,21 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
         }
     }
     strbuf_appendf(b, "\t%c\n", d->old_unknown ? 't' : 'f');
-    count_delta(h, rv->relid);
 
+    /* Live rows only steer when keyframes are taken: counting begins and
+     * ends is enough (an UPDATE that moves a row ends one key and begins
+     * another, which nets to zero). */
+    RelCount *c = count_of(h, rv->relid);
+    c->deltas++;
+    if (d->op == DELTA_INSERT || d->op == DELTA_SNAPSHOT)
+        c->live_change++;
+    else if (d->op == DELTA_DELETE)
+        c->live_change--;
     if (d->op == DELTA_TRUNCATE) {
-        st = truncate_row_state(h, rv->relid, err);
-    } else if (d->op == DELTA_DELETE) {
-        if (d->key) stage_row(h, rv->relid, d->key, strlen(d->key), rv->version, rev->id, NULL, 0, true);
-    } else if (d->after && d->key) {
-        if (d->op == DELTA_UPDATE && old_key_of(d, &h->key2) && strcmp(h->key2.data, d->key) != 0)
-            stage_row(h, rv->relid, h->key2.data, h->key2.len, rv->version, rev->id, NULL, 0, true);
-        size_t n = build_vals(h, d->after);
-        stage_row(h, rv->relid, d->key, strlen(d->key), rv->version, rev->id, h->vals, n, false);
+        c->live_change = 0;
+        st = reset_live_rows(h, rv->relid, err);
     }
     if (st == WR_OK) st = maybe_send(h, TB_DELTA, err);
-    if (st == WR_OK) st = maybe_send(h, TB_STAGE, err);
     return st;
 }
 
@@ -874,58 +711,251 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
     return maybe_send(h, TB_REVISION, err);
 }
 
-/* Bump deltas_since_keyframe of every touched table; take keyframes past the threshold. */
+/* ---------- keyframes ---------- */
+
+/* Where the rows of a keyframe go: a COPY text buffer that spills to a temporary file. */
+typedef struct {
+    HistorySink *h;
+    const char *kf_id;
+    const char *relversion;
+    StrBuf buf;
+    FILE *spill;
+    Value *vals;
+    int nvals;
+} KeyframeOut;
+
+static WrStatus keyframe_emit(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
+                              int maxcol, bool based, WrError *err)
+{
+    (void)known;
+    (void)based;
+    KeyframeOut *o = arg;
+    for (int c = 1; c <= maxcol && c <= o->nvals; c++)
+        o->vals[c - 1] = vals[c] ? (Value){vals[c], strlen(vals[c])} : (Value){NULL, 0};
+    StrBuf *b = &o->buf;
+    strbuf_append_str(b, o->kf_id);
+    tab(b);
+    copy_append_field(b, key, key_len);
+    tab(b);
+    strbuf_append_str(b, o->relversion);
+    tab(b);
+    copy_append_text_array(b, o->vals, (size_t)o->nvals);
+    strbuf_append_char(b, '\n');
+    if (b->len >= COPY_CHUNK) {
+        /* Bounded memory: a keyframe of a large table goes through a file. */
+        if (!o->spill && !(o->spill = tmpfile()))
+            return wr_error_set(err, WR_FATAL, "history store: no temporary file for a keyframe: %s", strerror(errno));
+        if (fwrite(b->data, 1, b->len, o->spill) != b->len)
+            return wr_error_set(err, WR_FATAL, "history store: writing a keyframe's temporary file: %s",
+                                strerror(errno));
+        strbuf_reset(b);
+    }
+    return WR_OK;
+}
+
+/* Send the folded rows with COPY keyframe_row FROM STDIN; the result is awaited. */
+static WrStatus keyframe_send(HistorySink *h, KeyframeOut *o, WrError *err)
+{
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql, "COPY %s.keyframe_row (keyframe_id, key, relversion, vals) FROM STDIN", h->qschema);
+    snprintf(h->copy_pending_what, sizeof(h->copy_pending_what), "COPY into %s.keyframe_row", h->qschema);
+    PGresult *res = PQexec(h->conn, sql.data);
+    strbuf_free(&sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        WrStatus st = pg_fail(h, res, err, h->copy_pending_what);
+        PQclear(res);
+        return st;
+    }
+    PQclear(res);
+    bool ok = true;
+    if (o->spill) {
+        char *chunk = xmalloc(COPY_CHUNK);
+        size_t n;
+        rewind(o->spill);
+        while (ok && (n = fread(chunk, 1, COPY_CHUNK, o->spill)) > 0) ok = PQputCopyData(h->conn, chunk, (int)n) == 1;
+        free(chunk);
+    }
+    for (size_t off = 0; ok && off < o->buf.len; off += COPY_CHUNK) {
+        size_t n = o->buf.len - off < COPY_CHUNK ? o->buf.len - off : COPY_CHUNK;
+        ok = PQputCopyData(h->conn, o->buf.data + off, (int)n) == 1;
+    }
+    if (ok) ok = PQputCopyEnd(h->conn, NULL) == 1;
+    if (!ok) return pg_fail(h, NULL, err, h->copy_pending_what);
+    h->copy_pending = true;
+    return await_copy(h, err);
+}
+
+/*
+ * Take a keyframe of one table as of revision rev (inside the batch, so the
+ * batch's own deltas count): the previous keyframe and the deltas since,
+ * streamed sorted by key and folded here. When an UPDATE in the range changed
+ * a key, rows move between keys and snapshot_rows() (SQL) does the fold.
+ * The plan is read before the new keyframe row exists (it would find that
+ * one). Returns the new keyframe's id in kf_id and its row count in *n_rows.
+ */
+static WrStatus take_keyframe(HistorySink *h, const char *relid, int64_t rev, char kf_id[32], long long *n_rows,
+                              WrError *err)
+{
+    char revs[32];
+    snprintf(revs, sizeof(revs), "%" PRId64, rev);
+    const char *s = h->qschema;
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "SELECT p.keyframe_id, p.from_rev, p.cut_rev, p.cut_seq, p.key_changes, "
+                   "(SELECT max(c) FROM %1$s.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = $1), "
+                   "(SELECT v.version FROM %1$s.relation_at($1, $2) v) "
+                   "FROM %1$s.snapshot_plan($1, $2) p",
+                   s);
+    const char *p[2] = {relid, revs};
+    PGresult *plan = NULL;
+    WrStatus st = run(h, q.data, 2, p, "planning a keyframe", &plan, err);
+    if (st != WR_OK) {
+        strbuf_free(&q);
+        return st;
+    }
+    if (PQntuples(plan) != 1 || PQgetisnull(plan, 0, 6)) {
+        PQclear(plan);
+        strbuf_free(&q);
+        return wr_error_set(err, WR_FATAL, "history store: no relation version of relid %s at revision %s", relid,
+                            revs);
+    }
+    strbuf_reset(&q);
+    strbuf_appendf(&q, "INSERT INTO %s.keyframe (relid, revision_id, n_rows) VALUES ($1, $2, 0) RETURNING id", s);
+    PGresult *kr = NULL;
+    st = run(h, q.data, 2, p, "taking a keyframe", &kr, err);
+    if (st != WR_OK) {
+        PQclear(plan);
+        strbuf_free(&q);
+        return st;
+    }
+    snprintf(kf_id, 32, "%s", PQgetvalue(kr, 0, 0));
+    PQclear(kr);
+    strbuf_reset(&q);
+    if (PQgetvalue(plan, 0, 4)[0] == 't') {
+        strbuf_appendf(&q,
+                       "INSERT INTO %s.keyframe_row (keyframe_id, key, relversion, vals) "
+                       "SELECT $3, r.key, $4, r.vals FROM %s.snapshot_rows($1, $2) r",
+                       s, s);
+        const char *kp[4] = {relid, revs, kf_id, PQgetvalue(plan, 0, 6)};
+        PGresult *res = NULL;
+        st = run(h, q.data, 4, kp, "taking a keyframe (rows moved between keys)", &res, err);
+        if (st == WR_OK) {
+            *n_rows = strtoll(PQcmdTuples(res), NULL, 10);
+            PQclear(res);
+        }
+        PQclear(plan);
+        strbuf_free(&q);
+        return st;
+    }
+    rowfold_query(&q, s, (uint32_t)strtoul(relid, NULL, 10), PQgetisnull(plan, 0, 0) ? NULL : PQgetvalue(plan, 0, 0),
+                  PQgetvalue(plan, 0, 1), rev, PQgetvalue(plan, 0, 2), PQgetvalue(plan, 0, 3));
+    int maxcol = PQgetisnull(plan, 0, 5) ? 0 : atoi(PQgetvalue(plan, 0, 5));
+    KeyframeOut out = {h, kf_id, PQgetvalue(plan, 0, 6), {0}, NULL, NULL, maxcol};
+    strbuf_init(&out.buf);
+    out.vals = xcalloc((size_t)maxcol + 1, sizeof(Value));
+    /* The server sorts keyframe rows and deltas by key: in memory, not on disk. */
+    st = run(h, "SET LOCAL work_mem = '64MB'", 0, NULL, "setting work_mem for a keyframe", NULL, err);
+    PGresult *res = st == WR_OK ? PQexec(h->conn, q.data) : NULL;
+    if (st == WR_OK && PQresultStatus(res) != PGRES_COPY_OUT) st = pg_fail(h, res, err, "reading a keyframe's rows");
+    PQclear(res);
+    if (st == WR_OK) {
+        RowFold *fold = rowfold_create(maxcol, keyframe_emit, &out);
+        char *msg;
+        int n;
+        while ((n = PQgetCopyData(h->conn, &msg, 0)) > 0) {
+            if (st == WR_OK) st = rowfold_feed(fold, msg, (size_t)n, err); /* drained on error */
+            PQfreemem(msg);
+        }
+        if (st == WR_OK) st = rowfold_finish(fold, err);
+        *n_rows = rowfold_rows(fold);
+        rowfold_destroy(fold);
+        res = PQgetResult(h->conn);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            WrStatus rst = pg_fail(h, res, err, "reading a keyframe's rows");
+            if (st == WR_OK) st = rst;
+        }
+        PQclear(res);
+        while ((res = PQgetResult(h->conn)) != NULL) PQclear(res);
+    }
+    if (st == WR_OK) st = keyframe_send(h, &out, err);
+    if (out.spill) fclose(out.spill);
+    strbuf_free(&out.buf);
+    free(out.vals);
+    PQclear(plan);
+    strbuf_free(&q);
+    return st;
+}
+
+/*
+ * Bump deltas_since_keyframe and live_rows of every touched table; take a
+ * keyframe of each past the threshold, as of the batch's last revision. Its
+ * cost, a sort and fold of (1 + factor) x rows, is spread over the factor x
+ * rows changes that led to it.
+ */
 static WrStatus update_tracked(HistorySink *h, WrError *err)
 {
     if (h->ncounts == 0) return WR_OK;
-    StrBuf relids, counts, q;
+    StrBuf relids, counts, live, q;
     strbuf_init(&relids);
     strbuf_init(&counts);
+    strbuf_init(&live);
     strbuf_init(&q);
     strbuf_append_char(&relids, '{');
     strbuf_append_char(&counts, '{');
+    strbuf_append_char(&live, '{');
     for (size_t i = 0; i < h->ncounts; i++) {
         strbuf_appendf(&relids, i ? ",%" PRIu32 : "%" PRIu32, h->counts[i].relid);
         strbuf_appendf(&counts, i ? ",%" PRId64 : "%" PRId64, h->counts[i].deltas);
+        strbuf_appendf(&live, i ? ",%" PRId64 : "%" PRId64, h->counts[i].live_change);
     }
     strbuf_append_char(&relids, '}');
     strbuf_append_char(&counts, '}');
+    strbuf_append_char(&live, '}');
     strbuf_appendf(&q,
-                   "INSERT INTO %s.tracked_table AS t (relid, deltas_since_keyframe) "
-                   "SELECT * FROM unnest($1::oid[], $2::bigint[]) "
+                   "INSERT INTO %s.tracked_table AS t (relid, deltas_since_keyframe, live_rows) "
+                   "SELECT r, d, greatest(l, 0) FROM unnest($1::oid[], $2::bigint[], $3::bigint[]) AS u(r, d, l) "
                    "ON CONFLICT (relid) DO UPDATE SET deltas_since_keyframe = "
-                   "t.deltas_since_keyframe + EXCLUDED.deltas_since_keyframe "
+                   "t.deltas_since_keyframe + EXCLUDED.deltas_since_keyframe, "
+                   "live_rows = greatest(t.live_rows + (SELECT u.l FROM unnest($1::oid[], $3::bigint[]) AS u(r, l) "
+                   "  WHERE u.r = t.relid), 0) "
                    "RETURNING relid, deltas_since_keyframe > %d * greatest(live_rows, %d)",
                    h->qschema, h->keyframe_factor, KEYFRAME_MIN_ROWS);
-    const char *p[2] = {relids.data, counts.data};
+    const char *p[3] = {relids.data, counts.data, live.data};
     PGresult *res = NULL;
     char what[160];
     snprintf(what, sizeof(what), "updating %s.tracked_table", h->qschema);
-    WrStatus st = run(h, q.data, 2, p, what, &res, err);
-    if (st == WR_OK) {
+    WrStatus st = run(h, q.data, 3, p, what, &res, err);
+    int64_t rev = h->batch_last_id ? h->batch_last_id : h->durable_id;
+    char revs[32];
+    snprintf(revs, sizeof(revs), "%" PRId64, rev);
+    for (int i = 0; st == WR_OK && i < PQntuples(res); i++) {
+        if (PQgetvalue(res, i, 1)[0] != 't') continue;
+        const char *relid = PQgetvalue(res, i, 0);
+        int64_t t0 = pg_now_us();
+        char kf_id[32];
+        long long n = 0;
+        st = take_keyframe(h, relid, rev, kf_id, &n, err);
+        if (st != WR_OK) break;
+        char rows[32];
+        snprintf(rows, sizeof(rows), "%lld", n);
         strbuf_reset(&q);
         strbuf_appendf(&q,
-                       "WITH k AS (INSERT INTO %s.keyframe (relid, revision_id, n_rows) "
-                       "  SELECT $1, $2, count(*) FROM %s.row_state WHERE relid = $1 RETURNING id, n_rows), "
-                       "r AS (INSERT INTO %s.keyframe_row (keyframe_id, key, relversion, vals) "
-                       "  SELECT k.id, s.key, s.relversion, s.vals FROM k, %s.row_state s WHERE s.relid = $1) "
-                       "UPDATE %s.tracked_table t SET deltas_since_keyframe = 0, live_rows = k.n_rows, "
-                       "last_keyframe_id = k.id FROM k WHERE t.relid = $1",
-                       h->qschema, h->qschema, h->qschema, h->qschema, h->qschema);
-        char rev[32];
-        snprintf(rev, sizeof(rev), "%" PRId64, h->batch_last_id ? h->batch_last_id : h->durable_id);
-        snprintf(what, sizeof(what), "taking a keyframe into %s.keyframe", h->qschema);
-        for (int i = 0; i < PQntuples(res) && st == WR_OK; i++) {
-            if (PQgetvalue(res, i, 1)[0] != 't') continue;
-            const char *kp[2] = {PQgetvalue(res, i, 0), rev};
-            st = run(h, q.data, 2, kp, what, NULL, err);
-            if (st == WR_OK)
-                log_debug("msg=\"keyframe taken\" relid=%s revision=%s", PQgetvalue(res, i, 0), rev);
-        }
-        PQclear(res);
+                       "WITH k AS (UPDATE %s.keyframe SET n_rows = $2 WHERE id = $1) "
+                       "UPDATE %s.tracked_table SET deltas_since_keyframe = 0, live_rows = $2, last_keyframe_id = $1 "
+                       "WHERE relid = $3",
+                       h->qschema, h->qschema);
+        const char *up[3] = {kf_id, rows, relid};
+        st = run(h, q.data, 3, up, "recording a keyframe", NULL, err);
+        if (st == WR_OK)
+            log_debug("msg=\"keyframe taken\" relid=%s revision=%s rows=%lld ms=%.1f", relid, revs, n,
+                      (double)(pg_now_us() - t0) / 1000.0);
     }
+    PQclear(res);
     strbuf_free(&relids);
     strbuf_free(&counts);
+    strbuf_free(&live);
     strbuf_free(&q);
     return st;
 }
@@ -966,7 +996,6 @@ static WrStatus hs_flush(Sink *s, WrError *err)
                             h->cur_id);
     static const int order[] = {TB_CONTEXT, TB_REVISION, TB_DELTA};
     for (size_t i = 0; i < 3 && st == WR_OK; i++) st = send_buffer(h, order[i], err);
-    if (st == WR_OK) st = apply_stage(h, err);
     if (st == WR_OK) st = update_tracked(h, err);
     if (st == WR_OK) st = write_checkpoint(h, err);
     if (st == WR_OK) st = run(h, "COMMIT", 0, NULL, "COMMIT of a batch", NULL, err);
@@ -1002,6 +1031,66 @@ static bool hs_wants_flush(Sink *s, int64_t now_us)
     return total > 8 * h->buffer_bytes;
 }
 
+/* A looked-up image, laid out in the caller's storage for the assembler. */
+typedef struct {
+    const RelationVersion *rv;
+    RowImage *image;
+    StrBuf *storage;
+    bool found;
+    bool based;
+} LookupOut;
+
+static WrStatus lookup_emit(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
+                            int maxcol, bool based, WrError *err)
+{
+    (void)key;
+    (void)key_len;
+    (void)err;
+    LookupOut *o = arg;
+    const RelationVersion *rv = o->rv;
+    StrBuf *storage = o->storage;
+    /* Offsets first: storage may move while values are appended. */
+    size_t *off = xcalloc(rv->ncols ? rv->ncols : 1, sizeof(size_t));
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        int c = rv->cols[i].col_id;
+        if (c < 1 || c > maxcol || !vals[c]) continue;
+        off[i] = storage->len;
+        strbuf_append(storage, vals[c], strlen(vals[c]));
+    }
+    size_t pad = (8 - storage->len % 8) % 8;
+    size_t values_at = storage->len + pad;
+    size_t unknown_at = values_at + (size_t)rv->ncols * sizeof(Value);
+    strbuf_reserve(storage, pad + (size_t)rv->ncols * (sizeof(Value) + 1));
+    storage->len = unknown_at + rv->ncols;
+    storage->data[storage->len] = '\0';
+    Value *values = (Value *)(void *)(storage->data + values_at);
+    uint8_t *unknown = (uint8_t *)(storage->data + unknown_at);
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        int c = rv->cols[i].col_id;
+        bool have = c >= 1 && c <= maxcol && known[c];
+        bool has_value = have && vals[c];
+        values[i].data = has_value ? storage->data + off[i] : NULL;
+        values[i].len = has_value ? strlen(vals[c]) : 0;
+        unknown[i] = !have; /* e.g. a column added after the row was last written */
+    }
+    free(off);
+    o->image->relver = rv;
+    o->image->values = values;
+    o->image->unknown = unknown;
+    o->found = true;
+    o->based = based;
+    return WR_OK;
+}
+
+static WrStatus lookup_failed(HistorySink *h, PGresult *res, WrError *err)
+{
+    char what[160];
+    snprintf(what, sizeof(what), "looking up an old row image in %s", h->qschema);
+    WrStatus st = pg_fail(h, res, err, what);
+    PQclear(res);
+    return st;
+}
+
 static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *key, RowImage *image,
                               StrBuf *storage, bool *found, WrError *err)
 {
@@ -1009,77 +1098,64 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
     *found = false;
     WrStatus st = check_usable(h, err, "lookup_row");
     if (st != WR_OK) return st;
-    if (h->in_tx && stage_bloom_maybe(h, rv->relid, key, strlen(key))) st = apply_stage(h, err);
+    /* The batch's own deltas count: they are in the open transaction once sent. */
+    if (h->in_tx) st = send_buffer(h, TB_DELTA, err);
     if (st != WR_OK) return st;
-    char rel[16];
+    char rel[16], rev[32];
     snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
-    const char *p[2] = {rel, key};
+    snprintf(rev, sizeof(rev), "%" PRId64, h->in_revision ? h->cur_id : h->next_id_base);
+    const char *p[3] = {rel, key, rev};
     st = await_copy(h, err);
     if (st != WR_OK) return st;
-    PGresult *res = PQexecPrepared(h->conn, "walrev_lookup", 2, p, NULL, NULL, 1);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        char what[160];
-        snprintf(what, sizeof(what), "lookup in %s.row_state", h->qschema);
-        st = pg_fail(h, res, err, what);
-        PQclear(res);
-        return st;
+    PGresult *res = PQexecPrepared(h->conn, "walrev_lookup", 3, p, NULL, NULL, 1);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) return lookup_failed(h, res, err);
+    int maxcol = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++)
+        if (rv->cols[i].col_id > maxcol) maxcol = rv->cols[i].col_id;
+    size_t mark = storage->len;
+    LookupOut out = {rv, image, storage, false, false};
+    RowFold *fold = rowfold_create(maxcol, lookup_emit, &out);
+    size_t klen = strlen(key);
+    /* src, rev, seq, op, col_ids, vals */
+    for (int i = 0; st == WR_OK && i < PQntuples(res); i++) {
+        RowFoldTuple t = {
+            .key = key,
+            .key_len = klen,
+            .from_keyframe = !PQgetisnull(res, i, 0) && PQgetlength(res, i, 0) == 4 && PQgetvalue(res, i, 0)[3] == 0,
+            .op = PQgetlength(res, i, 3) == 1 ? PQgetvalue(res, i, 3)[0] : '?',
+            .col_ids = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
+            .col_ids_len = (size_t)PQgetlength(res, i, 4),
+            .vals = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5),
+            .vals_len = (size_t)PQgetlength(res, i, 5),
+        };
+        st = rowfold_add(fold, &t, err);
     }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return WR_OK;
-    }
-    int64_t relversion = 0;
-    PgBinArray a;
-    bool ok = pgbin_int(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &relversion) &&
-              pgbin_array_open(&a, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
-    /* Offsets first: storage may move while values are appended. */
-    size_t *off = xcalloc(rv->ncols ? rv->ncols : 1, sizeof(size_t));
-    size_t *len = xcalloc(rv->ncols ? rv->ncols : 1, sizeof(size_t));
-    uint8_t *state = xcalloc(rv->ncols ? rv->ncols : 1, 1); /* 0 value, 1 NULL, 2 unknown */
-    for (uint16_t i = 0; i < rv->ncols; i++) state[i] = 2;
-    Value v;
-    for (int32_t idx = a.lbound; ok && pgbin_array_next(&a, &v); idx++) {
-        for (uint16_t i = 0; i < rv->ncols; i++) {
-            if (rv->cols[i].col_id != idx) continue;
-            if (!v.data) {
-                state[i] = 1;
-            } else {
-                state[i] = 0;
-                off[i] = storage->len;
-                len[i] = v.len;
-                strbuf_append(storage, v.data, v.len);
-            }
-        }
-    }
-    if (ok && a.next != a.nelems) ok = false;
-    if (!ok) {
-        st = wr_error_set(err, WR_FATAL, "history store: malformed row in %s.row_state for relid %s key %s",
-                          h->qschema, rel, key);
-    } else {
-        size_t pad = (8 - storage->len % 8) % 8;
-        size_t values_at = storage->len + pad;
-        size_t unknown_at = values_at + (size_t)rv->ncols * sizeof(Value);
-        strbuf_reserve(storage, pad + (size_t)rv->ncols * (sizeof(Value) + 1));
-        storage->len = unknown_at + rv->ncols;
-        storage->data[storage->len] = '\0';
-        Value *values = (Value *)(void *)(storage->data + values_at);
-        uint8_t *unknown = (uint8_t *)(storage->data + unknown_at);
-        for (uint16_t i = 0; i < rv->ncols; i++) {
-            values[i].data = state[i] == 0 ? storage->data + off[i] : NULL;
-            values[i].len = state[i] == 0 ? len[i] : 0;
-            unknown[i] = state[i] == 2;
-        }
-        image->relver = rv;
-        image->values = values;
-        image->unknown = unknown;
-        *found = true;
-    }
-    (void)relversion;
-    free(off);
-    free(len);
-    free(state);
+    if (st == WR_OK) st = rowfold_finish(fold, err);
+    rowfold_destroy(fold);
     PQclear(res);
-    return st;
+    if (st == WR_OK && out.found && !out.based) {
+        /* Built from updates alone: the row came from another key (an UPDATE of
+         * its key) or predates the history; the SQL lineage knows which. */
+        storage->len = mark;
+        out.found = false;
+        res = PQexecPrepared(h->conn, "walrev_image", 3, p, NULL, NULL, 1);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) return lookup_failed(h, res, err);
+        if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+            fold = rowfold_create(maxcol, lookup_emit, &out);
+            RowFoldTuple t = {.key = key, .key_len = klen, .from_keyframe = true,
+                              .vals = PQgetvalue(res, 0, 0), .vals_len = (size_t)PQgetlength(res, 0, 0)};
+            st = rowfold_add(fold, &t, err);
+            if (st == WR_OK) st = rowfold_finish(fold, err);
+            rowfold_destroy(fold);
+        }
+        PQclear(res);
+    }
+    if (st != WR_OK) {
+        storage->len = mark;
+        return wr_error_prefix(err, "history store: old image of relid %s key %s", rel, key);
+    }
+    *found = out.found;
+    return WR_OK;
 }
 
 static void hs_abort(Sink *s)
@@ -1112,9 +1188,7 @@ static void hs_destroy(Sink *s)
         free(h->table_name[t]);
     }
     strbuf_free(&h->tmp);
-    strbuf_free(&h->key2);
     free(h->vals);
-    free(h->stage_bloom);
     free(h->counts);
     free(h->rels);
     free(h->conninfo);
@@ -1153,22 +1227,18 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
     h->batch_max_ms = cfg->batch_max_ms > 0 ? cfg->batch_max_ms : 20;
     h->keyframe_factor = cfg->keyframe_factor > 0 ? cfg->keyframe_factor : KEYFRAME_FACTOR;
     h->buffer_bytes = cfg->buffer_bytes > 0 ? cfg->buffer_bytes : (size_t)1 << 20;
-    static const char *const tables[TB_COUNT] = {"revision_context", "revision", "object_delta", NULL};
+    static const char *const tables[TB_COUNT] = {"revision_context", "revision", "object_delta"};
     static const char *const columns[TB_COUNT] = {
         "revision_id, context_no, lsn, actor_type, actor_id, actor, description, meta, raw",
         "id, xid, commit_lsn, end_lsn, commit_time, origin, gid, actor_type, actor_id, actor, "
         "description, meta, n_insert, n_update, n_delete, n_truncate, n_snapshot, n_suppressed, "
         "warnings, parent_checksum, checksum",
         "revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values, "
-        "attr_flags, old_unknown",
-        "relid, key, relversion, revision_id, ord, is_del, vals"};
+        "attr_flags, old_unknown"};
     for (int t = 0; t < TB_COUNT; t++) {
         StrBuf b;
         strbuf_init(&b);
-        if (tables[t])
-            strbuf_appendf(&b, "%s.%s", h->qschema, tables[t]);
-        else
-            strbuf_append_str(&b, STAGE_TABLE);
+        strbuf_appendf(&b, "%s.%s", h->qschema, tables[t]);
         h->table_name[t] = b.data;
         strbuf_init(&b);
         strbuf_appendf(&b, "COPY %s (%s) FROM STDIN", h->table_name[t], columns[t]);
@@ -1176,7 +1246,6 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
         strbuf_init(&h->buf[t]);
     }
     strbuf_init(&h->tmp);
-    strbuf_init(&h->key2);
     Sink *s = xcalloc(1, sizeof(*s));
     s->ops = &history_ops;
     s->impl = h;

@@ -1,4 +1,4 @@
--- walrev history store, format version 1.
+-- walrev history store, format version 2.
 -- @schema@ is replaced by the configured history schema (default walrev).
 -- Every statement is idempotent: `walrev setup` runs this file each time.
 -- Layout and reasons: docs/history-store.md.
@@ -9,7 +9,12 @@ CREATE TABLE IF NOT EXISTS @schema@.store_info (
     key   text PRIMARY KEY,
     value text NOT NULL
 );
-INSERT INTO @schema@.store_info VALUES ('format_version', '1') ON CONFLICT DO NOTHING;
+-- Format 2 dropped row_state (format 1's table of current row images, derived
+-- data rebuilt from keyframes and deltas instead); nothing else changed, so a
+-- format 1 store is upgraded in place.
+INSERT INTO @schema@.store_info VALUES ('format_version', '2')
+    ON CONFLICT (key) DO UPDATE SET value = '2' WHERE store_info.value = '1';
+DROP TABLE IF EXISTS @schema@.row_state;
 
 -- One committed transaction. id is dense, in commit order.
 CREATE TABLE IF NOT EXISTS @schema@.revision (
@@ -101,19 +106,9 @@ CREATE INDEX IF NOT EXISTS object_delta_revision_brin ON @schema@.object_delta U
     WITH (pages_per_range = 32);
 CREATE INDEX IF NOT EXISTS object_delta_object_idx ON @schema@.object_delta (relid, key, revision_id);
 
--- The current image of every live row: vals[col_id]. Gives old values when the
--- server sends none (REPLICA IDENTITY DEFAULT), and the newest snapshot.
-CREATE TABLE IF NOT EXISTS @schema@.row_state (
-    relid       oid NOT NULL,
-    key         text NOT NULL,
-    relversion  integer NOT NULL,
-    revision_id bigint NOT NULL,
-    vals        text[] NOT NULL,
-    PRIMARY KEY (relid, key)
-) WITH (fillfactor = 70);  -- room for HOT updates: every change rewrites its row in place
-
 -- Keyframes: a table's full image as of a revision, so a snapshot at any
--- point starts from the nearest keyframe and replays a bounded number of deltas.
+-- point (the newest included) and an old image looked up by the history sink
+-- start from the nearest keyframe and replay a bounded number of deltas.
 CREATE TABLE IF NOT EXISTS @schema@.keyframe (
     id          bigserial PRIMARY KEY,
     relid       oid NOT NULL,
@@ -130,8 +125,9 @@ CREATE TABLE IF NOT EXISTS @schema@.keyframe_row (
     PRIMARY KEY (keyframe_id, key)
 );
 
--- Per tracked table: live rows and deltas since the last keyframe, which
--- decide when the next keyframe is taken.
+-- Per tracked table: live rows (rows begun minus rows ended, as counted by the
+-- sink) and deltas since the last keyframe, which decide when the next
+-- keyframe is taken; a keyframe re-counts live_rows exactly.
 CREATE TABLE IF NOT EXISTS @schema@.tracked_table (
     relid                 oid PRIMARY KEY,
     live_rows             bigint NOT NULL DEFAULT 0,

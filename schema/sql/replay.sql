@@ -185,8 +185,8 @@ END
 $fn$;
 
 -- snapshot_rows(relid, R): every row of the table as it was after revision R,
--- as (key, vals) with vals[col_id]. At the newest revision this is row_state.
--- Otherwise: the latest keyframe at or before R, minus everything before the
+-- as (key, vals) with vals[col_id], at any revision including the newest:
+-- the latest keyframe at or before R, minus everything before the
 -- last truncate in (K, R], and each key touched by a delta in (K, R] rebuilt:
 -- from its state after its last delete (the keyframe row if none), overlaid
 -- with the latest new value per column. An UPDATE that changed the key moves
@@ -203,18 +203,12 @@ SET enable_nestloop = off SET jit = off AS $fn$
 DECLARE
     cols     text;
     moves    boolean;
-    newest   bigint;
     kf_id    bigint;
     kf_rev   bigint := 0;
     t_rev    bigint;
     t_seq    integer;
     maxcol   integer;
 BEGIN
-    SELECT max(id) INTO newest FROM @schema@.revision;
-    IF p_rev >= newest THEN
-        RETURN QUERY SELECT s.key, s.vals FROM @schema@.row_state s WHERE s.relid = p_relid;
-        RETURN;
-    END IF;
     SELECT p.keyframe_id, p.from_rev, p.cut_rev, p.cut_seq, p.key_changes
       INTO kf_id, kf_rev, t_rev, t_seq, moves
       FROM @schema@.snapshot_plan(p_relid, p_rev) p;
@@ -330,6 +324,13 @@ BEGIN
 END
 $fn$;
 
+-- current_rows(relid): every row of the table after the newest revision, as
+-- (key, vals) with vals[col_id] (snapshot_rows at the newest revision).
+CREATE OR REPLACE FUNCTION @schema@.current_rows(p_relid oid)
+RETURNS TABLE(key text, vals text[]) LANGUAGE sql STABLE AS $fn$
+    SELECT s.key, s.vals FROM @schema@.snapshot_rows(p_relid, (SELECT max(r.id) FROM @schema@.revision r)) s
+$fn$;
+
 -- lineage(relid, key, before (rev, seq), use_keyframe): the segments of one
 -- object's life before that position, newest first: seg_key's deltas in the
 -- open interval (lo, hi) make up its image, on top of keyframe base_keyframe's
@@ -422,29 +423,79 @@ BEGIN
 END
 $fn$;
 
--- row_at(relid, key, R): one object's vals[col_id] after revision R, NULL when
--- the row did not exist. The newest state is row_state; older ones follow the
--- object's lineage from the nearest keyframe, then check that no later UPDATE
--- moved the row to another key before R (a scan bounded by that keyframe).
-CREATE OR REPLACE FUNCTION @schema@.row_at(p_relid oid, p_key text, p_rev bigint)
+-- lineage_image(relid, segments of lineage(), keyframe row): the image the
+-- segments' deltas build on top of the keyframe row (NULL: neither in the
+-- keyframe nor written since). The latest new value of each column wins.
+CREATE OR REPLACE FUNCTION @schema@.lineage_image(p_relid oid, keys text[], lo_revs bigint[],
+    lo_seqs integer[], hi_revs bigint[], hi_seqs integer[], base text[])
 RETURNS text[] LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
-    newest   bigint;
+    maxcol   integer;
+    result   text[];
+BEGIN
+    SELECT max(c) INTO maxcol FROM @schema@.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = p_relid;
+    WITH ov AS (
+        SELECT DISTINCT ON (a.col_id) a.col_id, a.val
+        FROM unnest(keys, lo_revs, lo_seqs, hi_revs, hi_seqs) AS s(k, lr, ls, hr, hs)
+        JOIN @schema@.object_delta d ON d.relid = p_relid AND d.key = s.k
+             AND (d.revision_id, d.seq) > (s.lr, s.ls) AND (d.revision_id, d.seq) < (s.hr, s.hs)
+        CROSS JOIN LATERAL unnest(d.col_ids, d.new_values) AS a(col_id, val)
+        WHERE d.op IN ('I', 'U', 'S')
+        ORDER BY a.col_id, d.revision_id DESC, d.seq DESC
+    )
+    SELECT CASE WHEN base IS NOT NULL OR count(o.col_id) > 0 THEN
+               array_agg(CASE WHEN o.col_id IS NOT NULL THEN o.val ELSE base[g.c] END ORDER BY g.c) END
+    INTO result
+    FROM generate_series(1, coalesce(maxcol, 0)) AS g(c) LEFT JOIN ov o ON o.col_id = g.c;
+    RETURN result;
+END
+$fn$;
+
+-- object_image(relid, key, R): the image after revision R of an object known
+-- to exist then under that key (the history sink's old images: the source
+-- has just changed that row). Unlike row_at it does not check whether a later
+-- UPDATE moved the row to another key, a scan of the table's deltas since the
+-- object's last change that the sink has no use for.
+CREATE OR REPLACE FUNCTION @schema@.object_image(p_relid oid, p_key text, p_rev bigint)
+RETURNS text[] LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
     keys     text[];
     lo_revs  bigint[];
     lo_seqs  integer[];
     hi_revs  bigint[];
     hi_seqs  integer[];
     base     text[];
-    maxcol   integer;
+BEGIN
+    SELECT array_agg(l.seg_key ORDER BY l.seg_no), array_agg(l.lo_rev ORDER BY l.seg_no),
+           array_agg(l.lo_seq ORDER BY l.seg_no), array_agg(l.hi_rev ORDER BY l.seg_no),
+           array_agg(l.hi_seq ORDER BY l.seg_no),
+           (SELECT kr.vals FROM @schema@.keyframe_row kr
+            WHERE kr.keyframe_id = max(l.base_keyframe) AND kr.key = (array_agg(l.seg_key ORDER BY l.seg_no DESC))[1])
+      INTO keys, lo_revs, lo_seqs, hi_revs, hi_seqs, base
+      FROM @schema@.lineage(p_relid, p_key, p_rev + 1, 0, true) l;
+    IF keys IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN @schema@.lineage_image(p_relid, keys, lo_revs, lo_seqs, hi_revs, hi_seqs, base);
+END
+$fn$;
+
+-- row_at(relid, key, R): one object's vals[col_id] after revision R, NULL when
+-- the row did not exist: the object's lineage from the nearest keyframe, then
+-- a check that no later UPDATE moved the row to another key before R (a scan
+-- bounded by the object's last change).
+CREATE OR REPLACE FUNCTION @schema@.row_at(p_relid oid, p_key text, p_rev bigint)
+RETURNS text[] LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    keys     text[];
+    lo_revs  bigint[];
+    lo_seqs  integer[];
+    hi_revs  bigint[];
+    hi_seqs  integer[];
+    base     text[];
     e_rev    bigint;
     e_seq    integer;
-    result   text[];
 BEGIN
-    SELECT max(id) INTO newest FROM @schema@.revision;
-    IF p_rev >= newest THEN
-        RETURN (SELECT s.vals FROM @schema@.row_state s WHERE s.relid = p_relid AND s.key = p_key);
-    END IF;
     SELECT array_agg(l.seg_key ORDER BY l.seg_no), array_agg(l.lo_rev ORDER BY l.seg_no),
            array_agg(l.lo_seq ORDER BY l.seg_no), array_agg(l.hi_rev ORDER BY l.seg_no),
            array_agg(l.hi_seq ORDER BY l.seg_no),
@@ -474,21 +525,7 @@ BEGIN
     IF FOUND THEN
         RETURN NULL;
     END IF;
-    SELECT max(c) INTO maxcol FROM @schema@.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = p_relid;
-    WITH ov AS (
-        SELECT DISTINCT ON (a.col_id) a.col_id, a.val
-        FROM unnest(keys, lo_revs, lo_seqs, hi_revs, hi_seqs) AS s(k, lr, ls, hr, hs)
-        JOIN @schema@.object_delta d ON d.relid = p_relid AND d.key = s.k
-             AND (d.revision_id, d.seq) > (s.lr, s.ls) AND (d.revision_id, d.seq) < (s.hr, s.hs)
-        CROSS JOIN LATERAL unnest(d.col_ids, d.new_values) AS a(col_id, val)
-        WHERE d.op IN ('I', 'U', 'S')
-        ORDER BY a.col_id, d.revision_id DESC, d.seq DESC
-    )
-    SELECT CASE WHEN base IS NOT NULL OR count(o.col_id) > 0 THEN
-               array_agg(CASE WHEN o.col_id IS NOT NULL THEN o.val ELSE base[g.c] END ORDER BY g.c) END
-    INTO result
-    FROM generate_series(1, coalesce(maxcol, 0)) AS g(c) LEFT JOIN ov o ON o.col_id = g.c;
-    RETURN result;   -- NULL: neither in the keyframe nor written since
+    RETURN @schema@.lineage_image(p_relid, keys, lo_revs, lo_seqs, hi_revs, hi_seqs, base);
 END
 $fn$;
 

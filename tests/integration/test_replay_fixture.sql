@@ -94,17 +94,6 @@ INSERT INTO walrev.keyframe_row (keyframe_id, key, relversion, vals) VALUES
  (3, '["1"]', 1, '{1,first,t}'), (3, '["2"]', 1, '{2,second,f}'),
  (4, '["3"]', 2, '{3,third,f,NULL}'), (4, '["4"]', 2, '{4,NULL,f,fourth}');
 
--- the current image after revision 9
-INSERT INTO walrev.row_state (relid, key, relversion, revision_id, vals) VALUES
- (90001, '["1"]', 1, 8, '{1,Anna,anna@z}'),
- (90001, '["3"]', 1, 5, '{3,Cy,NULL}'),
- (90002, '["10"]', 1, 9, '{10,1,9.99,shipped}'),
- (90002, '["11"]', 1, 9, '{11,1,7.00,new}'),
- (90002, '["12"]', 1, 8, '{12,3,1.00,new}'),
- (90003, '["3"]', 2, 7, '{3,third,f,NULL}'),
- (90003, '["4"]', 2, 9, '{4,NULL,t,again}'),
- (90003, '["5"]', 2, 8, '{5,NULL,f,fourth}');
-
 INSERT INTO walrev.tracked_table (relid, live_rows, deltas_since_keyframe, last_keyframe_id) VALUES
  (90001, 2, 3, 1), (90002, 3, 4, 2), (90003, 3, 2, 4);
 INSERT INTO walrev.checkpoint (slot_name, end_lsn, revision_id, checksum) VALUES ('walrev', '0/9008', 9, '\x00');

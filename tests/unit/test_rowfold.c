@@ -56,8 +56,8 @@ typedef struct {
     StrBuf out; /* "key:v1|v2|NULL;" per row, "~" before unbased rows */
 } Got;
 
-static WrStatus collect(void *arg, const char *key, size_t key_len, const char *const *vals, int maxcol, bool based,
-                        WrError *err)
+static WrStatus collect(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
+                        int maxcol, bool based, WrError *err)
 {
     (void)err;
     Got *g = arg;
@@ -66,7 +66,7 @@ static WrStatus collect(void *arg, const char *key, size_t key_len, const char *
     strbuf_append_char(&g->out, ':');
     for (int c = 1; c <= maxcol; c++) {
         if (c > 1) strbuf_append_char(&g->out, '|');
-        strbuf_append_str(&g->out, vals[c] ? vals[c] : "NULL");
+        strbuf_append_str(&g->out, !known[c] ? "?" : vals[c] ? vals[c] : "NULL");
     }
     strbuf_append_char(&g->out, ';');
     return WR_OK;
@@ -95,7 +95,7 @@ static const In scenario[] = {
     {"[\"5\"]", false, 'D', 0, {0}, 0, {NULL}},
     {"[\"5\"]", false, 'I', 2, {1, 2}, 2, {"5", "r"}},       /* re-inserted without column 3 */
 };
-static const char *const expected = "[\"1\"]:1|c|NULL;[\"3\"]:3|i|;~[\"4\"]:NULL|NULL|u;[\"5\"]:5|r|NULL;";
+static const char *const expected = "[\"1\"]:1|c|NULL;[\"3\"]:3|i|;~[\"4\"]:?|?|u;[\"5\"]:5|r|?;";
 
 static void tuple_of(const In *in, StrBuf *ids, StrBuf *vals, RowFoldTuple *t)
 {
