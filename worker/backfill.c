@@ -8,12 +8,13 @@
  *      of the table in a REPEATABLE READ transaction, keep the rows whose key
  *      the history does not hold, and — only if there are any — emit the chunk
  *      message in that same transaction, after the read (the high watermark);
- *   3. until the stream reaches the chunk message, a DELETE or TRUNCATE by a
- *      transaction the read did not see drops the rows it removed;
- *   4. the chunk message is the context of its own revision: the rows the
- *      history still does not hold are recorded there as snapshot rows, with
- *      the progress, so both are durable together.
- * Every transaction the read saw commits before the chunk message and every
+ *   3. until the stream reaches the chunk message, a row the stream changes
+ *      leaves the chunk (the history has its newer state, or it is gone); so
+ *      does one a recent DELETE removed that the read's snapshot did not see;
+ *   4. the chunk message is the context of its own revision: the rows left
+ *      are recorded there as snapshot rows, with the progress, so both are
+ *      durable together.
+ * Every transaction the read saw commits before the chunk message, and every
  * one it did not see after it or is handled by (3), so the chunk meets the
  * stream with no gap and no overlap. It must never record a row twice and
  * never look finished when it is not.
@@ -170,14 +171,7 @@ void backfill_table_free(BackfillTable *t)
 
 /* ---- snapshots: which stream transactions did the read see? ---- */
 
-typedef struct {
-    uint64_t xmin, xmax; /* full (epoch-extended) transaction ids */
-    uint64_t *xip;
-    size_t nxip;
-} XidSnapshot;
-
-/* pg_current_snapshot() text: "xmin:xmax:xip,xip,...". */
-static bool snapshot_parse(const char *text, XidSnapshot *s)
+bool backfill_snapshot_parse(const char *text, XidSnapshot *s)
 {
     memset(s, 0, sizeof(*s));
     char *end;
@@ -200,9 +194,8 @@ static bool snapshot_parse(const char *text, XidSnapshot *s)
     return true;
 }
 
-/* Did the snapshot see the (committed) transaction xid? pgoutput gives the
- * 32-bit xid; it lies within 2^31 of xmax, which gives it its epoch. */
-static bool snapshot_sees(const XidSnapshot *s, uint32_t xid)
+/* pgoutput gives the 32-bit xid; it lies within 2^31 of xmax, which gives it its epoch. */
+bool backfill_snapshot_sees(const XidSnapshot *s, uint32_t xid)
 {
     int64_t full = (int64_t)s->xmax + (int32_t)(xid - (uint32_t)s->xmax);
     if (full < (int64_t)s->xmin) return true;
@@ -773,7 +766,7 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
         if (st == WR_RETRY) return st;
         return table_failed(b, "failed", err->msg, err);
     }
-    bool parsed = snapshot_parse(PQgetvalue(r, 0, 0), &b->snap);
+    bool parsed = backfill_snapshot_parse(PQgetvalue(r, 0, 0), &b->snap);
     bool gone = PQgetisnull(r, 0, 2) || PQgetisnull(r, 0, 3);
     b->chunk_filenode = gone ? 0 : (uint32_t)strtoul(PQgetvalue(r, 0, 2), NULL, 10);
     uint64_t nblocks = gone ? 0 : strtoull(PQgetvalue(r, 0, 3), NULL, 10);
@@ -848,7 +841,7 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
     /* Deletes the stream delivered before the read but the read did not see
      * (committed, yet not visible to new snapshots for a moment). */
     for (size_t i = 0; i < RECENT_DELETES; i++)
-        if (b->recent[i].xid && !snapshot_sees(&b->snap, b->recent[i].xid)) drop_key(b, b->recent[i].key);
+        if (b->recent[i].xid && !backfill_snapshot_sees(&b->snap, b->recent[i].xid)) drop_key(b, b->recent[i].key);
 
     /* Adapt the pages per chunk to the rows per chunk wanted. */
     uint64_t want = (uint64_t)b->cfg->backfill_chunk_rows;

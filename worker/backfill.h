@@ -43,6 +43,20 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
                                  WrError *err) WR_MUSTCHECK;
 void backfill_table_free(BackfillTable *t);
 
+/* A snapshot's transaction ids (pg_current_snapshot()), epoch-extended. */
+typedef struct {
+    uint64_t xmin, xmax;
+    uint64_t *xip; /* in progress when it was taken; owned, free() it */
+    size_t nxip;
+} XidSnapshot;
+
+/* Parse "xmin:xmax:xip,xip,..."; false when malformed (s then holds what was
+ * parsed so far and must still be freed). */
+bool backfill_snapshot_parse(const char *text, XidSnapshot *s) WR_MUSTCHECK;
+/* Did the snapshot see the committed transaction with this 32-bit xid (as
+ * pgoutput sends it)? */
+bool backfill_snapshot_sees(const XidSnapshot *s, uint32_t xid);
+
 typedef struct Backfill Backfill;
 
 typedef struct {
