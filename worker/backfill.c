@@ -472,6 +472,14 @@ static WrStatus ensure_connections(Backfill *b, WrError *err)
     return WR_OK;
 }
 
+/* Not a lost connection and not one table's problem: no backfills in this session, streaming goes on. */
+static WrStatus disable(Backfill *b, const WrError *why)
+{
+    log_error("msg=\"%s; tables added to the publication get no baseline until walrev restarts\"", why->msg);
+    b->disabled = true;
+    return WR_OK;
+}
+
 /*
  * Published tables against the history's backfill rows. A table needs a
  * baseline when it has no row (it joined the publication after setup), was
@@ -504,7 +512,7 @@ static WrStatus detect(Backfill *b, WrError *err)
         }
         st = sql_check(b->hist, h, PGRES_TUPLES_OK, "backfill: reading the baseline states", err);
         PQclear(h);
-        return st;
+        return st == WR_RETRY ? st : disable(b, err);
     }
     const char *pub[1] = {b->cfg->publication};
     PGresult *s = PQexecParams(b->src,
@@ -514,7 +522,10 @@ static WrStatus detect(Backfill *b, WrError *err)
                                "WHERE pt.pubname = $1 ORDER BY 2, 3",
                                1, NULL, pub, NULL, NULL, 0);
     st = sql_check(b->src, s, PGRES_TUPLES_OK, "backfill: listing published tables", err);
-    if (st != WR_OK) goto out;
+    if (st != WR_OK) {
+        if (st != WR_RETRY) st = disable(b, err);
+        goto out;
+    }
 
     for (int i = 0; i < PQntuples(s); i++) {
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(s, i, 0), NULL, 10);
@@ -603,6 +614,8 @@ static void start_next(Backfill *b)
 
 /* ---- chunks ---- */
 
+static WrStatus table_failed(Backfill *b, const char *state, const char *why, WrError *err);
+
 static WrStatus emit_message(Backfill *b, const char *prefix, const char *content, WrError *err)
 {
     const char *params[2] = {prefix, content};
@@ -620,6 +633,8 @@ static WrStatus send_low(Backfill *b, WrError *err)
     snprintf(content, sizeof(content), "{\"id\":\"%s\",\"relid\":%" PRIu32 "}", b->wm_id, b->job.relid);
     WrStatus st = emit_message(b, WATERMARK_PREFIX, content, err);
     if (st == WR_OK) b->phase = PH_LOW_SENT;
+    /* e.g. EXECUTE on pg_logical_emit_message revoked: this baseline cannot go on */
+    if (st == WR_FATAL) return table_failed(b, "failed", err->msg, err);
     return st;
 }
 
@@ -758,7 +773,8 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
     if (st != WR_OK) return st;
     r = PQexecParams(c,
                      "SELECT pg_current_snapshot()::text, set_config('walrev.publication', $1, true), "
-                     "pg_relation_filenode($2::oid), pg_relation_size($2::oid) / current_setting('block_size')::bigint",
+                     "pg_relation_filenode($2::oid), pg_relation_size($2::oid) / current_setting('block_size')::bigint, "
+                     "(SELECT relkind FROM pg_class WHERE oid = $2::oid)",
                      2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         st = sql_check(c, r, PGRES_TUPLES_OK, "backfill: reading the snapshot", err);
@@ -767,11 +783,18 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
         return table_failed(b, "failed", err->msg, err);
     }
     bool parsed = backfill_snapshot_parse(PQgetvalue(r, 0, 0), &b->snap);
-    bool gone = PQgetisnull(r, 0, 2) || PQgetisnull(r, 0, 3);
+    bool gone = PQgetisnull(r, 0, 4);
+    bool partitioned = !gone && PQgetvalue(r, 0, 4)[0] == 'p';
+    gone = gone || PQgetisnull(r, 0, 2) || PQgetisnull(r, 0, 3);
     b->chunk_filenode = gone ? 0 : (uint32_t)strtoul(PQgetvalue(r, 0, 2), NULL, 10);
     uint64_t nblocks = gone ? 0 : strtoull(PQgetvalue(r, 0, 3), NULL, 10);
     PQclear(r);
     if (!parsed) return table_failed(b, "failed", "pg_current_snapshot() returned an unexpected text", err);
+    /* Published through its root (publish_via_partition_root): its rows are
+     * in the partitions, which are read neither here nor by setup's baseline. */
+    if (partitioned)
+        return table_failed(b, "failed", "a partitioned table published through its root: its partitions are not read",
+                            err);
     if (gone) return table_failed(b, "cancelled", "the table was dropped", err);
     bool found = false;
     st = backfill_table_describe(c, b->job.relid, &b->table, &found, err);
