@@ -60,7 +60,7 @@ static const Command commands[] = {
 };
 
 /* Options every command accepts (before the command, or after it for setup,
- * run and rules). */
+ * run, rules and baseline). */
 typedef struct {
     const char *config_file;
     char *source;  /* not const: scrubbed in argv when it holds a password */
