@@ -17,6 +17,8 @@
 
 #define CONTEXT_PREFIX "walrev"
 #define DDL_PREFIX "walrev.ddl"
+/* The worker's backfill chunk: a context of its own revision (docs/history-store.md). */
+#define BACKFILL_PREFIX "walrev.backfill"
 
 struct Assembler {
     AssemblerConfig cfg;
@@ -767,6 +769,19 @@ WrStatus assembler_baseline_row(Assembler *a, const RelationVersion *rv, const V
     return do_insert(a, rv, DELTA_SNAPSHOT, a->new_vals, a->key.data, err);
 }
 
+void assembler_row_key(const RelationVersion *rv, const Value *vals, StrBuf *key)
+{
+    build_key(key, rv, vals);
+}
+
+WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char *key, bool *known, WrError *err)
+{
+    ensure_width(a, rv->ncols);
+    return load_old_image(a, rv, key, known, err);
+}
+
+bool assembler_in_revision(const Assembler *a) { return a->in_txn && a->begun && !a->skipping; }
+
 WrStatus assembler_baseline_commit(Assembler *a, WrError *err)
 {
     if (!a->in_txn) return wr_error_set(err, WR_PROTOCOL, "baseline commit without begin");
@@ -806,7 +821,9 @@ WrStatus assembler_handle(Assembler *a, const PgoMessage *msg, WrError *err)
             handle_ddl(a, &msg->u.message);
             return WR_OK;
         }
-        if (strcmp(msg->u.message.prefix, CONTEXT_PREFIX) != 0) return WR_OK;
+        if (strcmp(msg->u.message.prefix, CONTEXT_PREFIX) != 0 &&
+            strcmp(msg->u.message.prefix, BACKFILL_PREFIX) != 0)
+            return WR_OK;
         if (msg->u.message.transactional && !a->in_txn)
             return wr_error_set(err, WR_PROTOCOL, "transactional message outside a transaction");
         return handle_context(a, &msg->u.message, err);

@@ -82,15 +82,33 @@ WrStatus assembler_handle(Assembler *a, const PgoMessage *msg, WrError *err) WR_
  */
 WrStatus assembler_baseline_begin(Assembler *a, Lsn consistent_point, int64_t time_pg_us,
                                   const char *context_json, WrError *err) WR_MUSTCHECK;
-/* A table of the baseline, described from the catalog as pgoutput would. */
+/* A table of the baseline, described from the catalog as pgoutput would (also a
+ * backfill chunk's table, inside its revision). */
 WrStatus assembler_baseline_relation(Assembler *a, uint32_t relid, const char *nspname,
                                      const char *relname, char replident, uint16_t ncols,
                                      const RelColumnIn *cols, const int16_t *attnums,
                                      const RelationVersion **rv_out, WrError *err) WR_MUSTCHECK;
-/* One existing row; vals[i] for rv->cols[i] (data NULL = SQL NULL). */
+/* One existing row; vals[i] for rv->cols[i] (data NULL = SQL NULL). Also a
+ * backfill chunk's row, inside its revision: the caller has made sure the
+ * history does not hold it. */
 WrStatus assembler_baseline_row(Assembler *a, const RelationVersion *rv, const Value *vals,
                                 WrError *err) WR_MUSTCHECK;
 WrStatus assembler_baseline_commit(Assembler *a, WrError *err) WR_MUSTCHECK;
+
+/*
+ * The backfill of a table added later (worker/backfill.h). Its chunk arrives
+ * as a transactional "walrev.backfill" message, which the assembler takes as
+ * the context of that transaction's revision; the worker then adds the rows
+ * with assembler_baseline_relation and assembler_baseline_row.
+ */
+/* The object key of a row under rv (docs/history-store.md); pure. */
+void assembler_row_key(const RelationVersion *rv, const Value *vals, StrBuf *key);
+/* Whether the history holds key already: the row cache, then lookup_row. rv
+ * may come from another relation cache (only relid and columns are used). */
+WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char *key, bool *known,
+                             WrError *err) WR_MUSTCHECK;
+/* A revision is begun and being emitted (not skipped as already durable). */
+bool assembler_in_revision(const Assembler *a);
 
 /* Inside BEGIN..COMMIT? */
 bool assembler_in_transaction(const Assembler *a);

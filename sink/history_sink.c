@@ -1158,6 +1158,42 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
     return WR_OK;
 }
 
+/* The backfill row goes into the open batch: durable with the revisions before it, never ahead of them. */
+static WrStatus hs_write_backfill(Sink *s, const BackfillProgress *p, WrError *err)
+{
+    HistorySink *h = s->impl;
+    WrStatus st = check_usable(h, err, "write_backfill");
+    if (st == WR_OK) st = ensure_tx(h, err);
+    if (st != WR_OK) return st;
+    char relid[16], request_no[16], chunks[16], rows_read[24], rows_recorded[24];
+    snprintf(relid, sizeof(relid), "%" PRIu32, p->relid);
+    snprintf(request_no, sizeof(request_no), "%" PRId32, p->request_no);
+    snprintf(chunks, sizeof(chunks), "%" PRId32, p->chunks);
+    snprintf(rows_read, sizeof(rows_read), "%" PRId64, p->rows_read);
+    snprintf(rows_recorded, sizeof(rows_recorded), "%" PRId64, p->rows_recorded);
+    const char *params[10] = {relid, p->nspname, p->relname, p->state, request_no, p->last_key,
+                              chunks, rows_read, rows_recorded, p->error};
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "INSERT INTO %s.backfill AS b (relid, nspname, relname, state, request_no, last_key, chunks, "
+                   "rows_read, rows_recorded, error, started_at, finished_at) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), "
+                   "CASE WHEN $4 <> 'running' THEN now() END) "
+                   "ON CONFLICT (relid) DO UPDATE SET nspname = EXCLUDED.nspname, relname = EXCLUDED.relname, "
+                   "state = EXCLUDED.state, last_key = EXCLUDED.last_key, chunks = EXCLUDED.chunks, "
+                   "rows_read = EXCLUDED.rows_read, rows_recorded = EXCLUDED.rows_recorded, error = EXCLUDED.error, "
+                   "started_at = CASE WHEN b.state = 'running' THEN b.started_at ELSE now() END, "
+                   "finished_at = EXCLUDED.finished_at, updated_at = now() "
+                   "WHERE b.request_no <= EXCLUDED.request_no",
+                   h->qschema);
+    char what[160];
+    snprintf(what, sizeof(what), "writing %s.backfill", h->qschema);
+    st = run(h, q.data, 10, params, what, NULL, err);
+    strbuf_free(&q);
+    return st;
+}
+
 static void hs_abort(Sink *s)
 {
     HistorySink *h = s->impl;
@@ -1212,6 +1248,7 @@ static const SinkOps history_ops = {
     .durable_lsn = hs_durable_lsn,
     .wants_flush = hs_wants_flush,
     .lookup_row = hs_lookup_row,
+    .write_backfill = hs_write_backfill,
     .abort = hs_abort,
     .destroy = hs_destroy,
 };

@@ -21,6 +21,23 @@ typedef struct {
     uint8_t last_checksum[WALREV_CHECKSUM_LEN];
 } SinkPosition;
 
+/*
+ * Where the baseline of one table stands (the history store's backfill table,
+ * docs/history-store.md#the-baseline). Strings are borrowed for the call.
+ */
+typedef struct {
+    uint32_t relid;
+    const char *nspname;
+    const char *relname;
+    const char *state;      /* "running", "done", "skipped", "failed", "cancelled" */
+    int32_t request_no;     /* the request this progress answers; a newer request wins */
+    const char *last_key;   /* where the next chunk starts; NULL when none */
+    int32_t chunks;
+    int64_t rows_read;      /* rows read from the table */
+    int64_t rows_recorded;  /* rows recorded as snapshot rows (the others were known) */
+    const char *error;      /* why it failed or was cancelled, or NULL */
+} BackfillProgress;
+
 typedef struct {
     const char *name;
     /* Connect/open; fill *pos with what is already durable. */
@@ -50,6 +67,13 @@ typedef struct {
      */
     WrStatus (*lookup_row)(Sink *s, const RelationVersion *rv, const char *key, RowImage *image,
                            StrBuf *storage, bool *found, WrError *err);
+    /*
+     * Optional (history store): record a table's baseline progress in the open
+     * batch, so it becomes durable together with the revisions before it (and
+     * the chunk revision it describes, when called inside one). Outside a
+     * revision it opens the batch if needed; the next flush commits it.
+     */
+    WrStatus (*write_backfill)(Sink *s, const BackfillProgress *p, WrError *err);
     /* Abandon what is not yet durable (revision in flight) without making it durable. */
     void (*abort)(Sink *s);
     void (*destroy)(Sink *s);

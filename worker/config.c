@@ -37,6 +37,7 @@ void config_init(Config *cfg)
     cfg->kafka_topic_prefix = xstrdup("walrev");
     cfg->status_interval_ms = 1000;
     cfg->row_cache_bytes = 16 * MIB;
+    cfg->backfill_chunk_rows = 1000;
     cfg->tracking = tracking_create();
     cfg->log_level = LOG_LEVEL_INFO;
 }
@@ -208,6 +209,9 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     } else if (IS("worker", "row_cache_mb")) {
         if (!parse_int(value, 0, 1048576, &iv, why, whylen)) return false;
         cfg->row_cache_bytes = (size_t)iv * MIB;
+    } else if (IS("worker", "backfill_chunk_rows")) {
+        if (!parse_int(value, 1, 1000000, &iv, why, whylen)) return false;
+        cfg->backfill_chunk_rows = iv;
     } else if (IS("tracking", "exclude") || IS("tracking", "untracked") || IS("tracking", "hidden")) {
         RuleKind kind = strcmp(name, "exclude") == 0     ? RULE_EXCLUDE
                         : strcmp(name, "untracked") == 0 ? RULE_UNTRACKED

@@ -40,6 +40,7 @@ typedef struct {
     /* [worker] */
     int status_interval_ms;    /* default 1000 */
     size_t row_cache_bytes;    /* default 16 MiB */
+    int backfill_chunk_rows;   /* rows per chunk of a table's backfill, default 1000 */
     Lsn stop_lsn;              /* --stop-lsn; 0 = none */
     bool replica_identity_full; /* setup --replica-identity-full */
     /* [tracking] */

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "replay/replay.h"
+#include "worker/backfill.h"
 #include "worker/config.h"
 #include "worker/pipeline.h"
 #include "worker/setup.h"
@@ -32,7 +33,7 @@ int tail_command(int argc, char **argv, const Config *cfg);
 
 #define EXIT_USAGE 2
 
-typedef enum { CMD_SETUP, CMD_RUN, CMD_RULES, CMD_TAIL, CMD_REPLAY } CommandKind;
+typedef enum { CMD_SETUP, CMD_RUN, CMD_RULES, CMD_TAIL, CMD_REPLAY, CMD_BASELINE } CommandKind;
 
 typedef struct {
     const char *name;
@@ -44,6 +45,7 @@ static const Command commands[] = {
     {"setup", CMD_SETUP, "check the source and create the history store, publication and slot"},
     {"run", CMD_RUN, "stream the slot into the history store and other sinks"},
     {"rules", CMD_RULES, "print the tracking rules in force"},
+    {"baseline", CMD_BASELINE, "request a table's baseline; show every table's"},
     {"tail", CMD_TAIL, "follow revisions as they are stored"},
     {"verify", CMD_REPLAY, "recompute the checksum chain"},
     {"snapshot", CMD_REPLAY, "a table as of a revision"},
@@ -58,7 +60,7 @@ static const Command commands[] = {
 };
 
 /* Options every command accepts (before the command, or after it for setup,
- * run and rules). */
+ * run, rules and baseline). */
 typedef struct {
     const char *config_file;
     char *source;  /* not const: scrubbed in argv when it holds a password */
@@ -76,6 +78,10 @@ typedef struct {
     const char *stop_lsn;
     const char *file;
     bool no_history;
+    const char *backfill_chunk_rows;
+    /* baseline */
+    char **tables; /* point into argv */
+    int ntables;
 } Options;
 
 enum {
@@ -90,6 +96,8 @@ enum {
     OPT_RI_FULL,
     OPT_CHECK,
     OPT_NO_BASELINE,
+    OPT_BACKFILL_CHUNK_ROWS,
+    OPT_TABLE,
 };
 
 #define GLOBAL_LONG_OPTIONS                                                                        \
@@ -114,6 +122,12 @@ static const struct option run_options[] = {
     {"stop-lsn", required_argument, NULL, OPT_STOP_LSN},
     {"file", required_argument, NULL, OPT_FILE},
     {"no-history", no_argument, NULL, OPT_NO_HISTORY},
+    {"backfill-chunk-rows", required_argument, NULL, OPT_BACKFILL_CHUNK_ROWS},
+    {NULL, 0, NULL, 0},
+};
+static const struct option baseline_options[] = {
+    GLOBAL_LONG_OPTIONS,
+    {"table", required_argument, NULL, OPT_TABLE},
     {NULL, 0, NULL, 0},
 };
 #define SHORT_OPTIONS "+:c:vqhV"
@@ -150,10 +164,16 @@ static void print_command_usage(const char *cmd, FILE *out)
                      "  --no-baseline            do not record the existing rows as the first revision\n");
     else if (strcmp(cmd, "run") == 0)
         fprintf(out, "usage: walrev [global options] run [--stop-lsn LSN] [--file PATH|-] "
-                     "[--no-history]\n\n"
-                     "  --stop-lsn LSN   stop once everything up to LSN (X/X) is durable\n"
-                     "  --file PATH|-    also write revisions as msgpack to PATH (- = stdout)\n"
-                     "  --no-history     do not write the history store\n");
+                     "[--no-history] [--backfill-chunk-rows N]\n\n"
+                     "  --stop-lsn LSN             stop once everything up to LSN (X/X) is durable\n"
+                     "  --file PATH|-              also write revisions as msgpack to PATH (- = stdout)\n"
+                     "  --no-history               do not write the history store\n"
+                     "  --backfill-chunk-rows N    rows per chunk of a later table's baseline (default 1000)\n");
+    else if (strcmp(cmd, "baseline") == 0)
+        fprintf(out, "usage: walrev [global options] baseline [--table TABLE]...\n\n"
+                     "  --table TABLE    request a new baseline of TABLE (repeatable); the running worker\n"
+                     "                   records the rows the history lacks\n\n"
+                     "then prints the state of every table's baseline\n");
     else if (strcmp(cmd, "rules") == 0)
         fprintf(out, "usage: walrev [global options] rules\n\n"
                      "prints the tracking rules ([tracking] in the config file)\n");
@@ -208,6 +228,11 @@ static int parse_options(int argc, char **argv, const char *cmd, const struct op
         case OPT_RI_FULL: o->setup.replica_identity_full = true; break;
         case OPT_CHECK: o->setup.check_only = true; break;
         case OPT_NO_BASELINE: o->setup.no_baseline = true; break;
+        case OPT_BACKFILL_CHUNK_ROWS: o->backfill_chunk_rows = optarg; break;
+        case OPT_TABLE:
+            o->tables = xrealloc(o->tables, (size_t)(o->ntables + 1) * sizeof(char *));
+            o->tables[o->ntables++] = optarg;
+            break;
         case ':':
             return usage_error(cmd, "missing value for option",
                                bad_option_text(argc, argv, buf, sizeof(buf)));
@@ -255,7 +280,8 @@ static int build_config(Config *cfg, const Options *o)
         (rc = apply_flag(cfg, "history", "schema", o->schema)) ||
         (rc = apply_flag(cfg, "source", "slot", o->slot)) ||
         (rc = apply_flag(cfg, "source", "publication", o->publication)) ||
-        (rc = apply_flag(cfg, "file", "path", o->file)))
+        (rc = apply_flag(cfg, "file", "path", o->file)) ||
+        (rc = apply_flag(cfg, "worker", "backfill_chunk_rows", o->backfill_chunk_rows)))
         return rc;
     if (o->no_history) cfg->history_enabled = false;
     if (o->stop_lsn && !lsn_parse(o->stop_lsn, &cfg->stop_lsn)) {
@@ -351,6 +377,15 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
         rc = 0;
         break;
     }
+    case CMD_BASELINE:
+        if (o->ntables > 0 && (rc = need_source(&cfg, c->name))) break;
+        if (!cfg.history_conninfo) {
+            fprintf(stderr, "walrev baseline: no history database: set [history] conninfo or [source] conninfo\n");
+            rc = EXIT_USAGE;
+            break;
+        }
+        rc = backfill_command(&cfg, o->tables, o->ntables);
+        break;
     case CMD_TAIL: /* reads Kafka or a file-sink file: no database needed */
         install_stop_handlers();
         optind = 0;
@@ -415,11 +450,12 @@ int main(int argc, char **argv)
     /* The command's own argv: argv[0] is its name. */
     int cargc = argc - optind;
     char **cargv = argv + optind;
-    if (cmd->kind == CMD_SETUP || cmd->kind == CMD_RUN || cmd->kind == CMD_RULES) {
+    if (cmd->kind == CMD_SETUP || cmd->kind == CMD_RUN || cmd->kind == CMD_RULES || cmd->kind == CMD_BASELINE) {
         optind = 0; /* glibc: restart getopt from scratch on a new argv */
-        const struct option *lo = cmd->kind == CMD_SETUP ? setup_options
-                                  : cmd->kind == CMD_RUN ? run_options
-                                                         : global_options;
+        const struct option *lo = cmd->kind == CMD_SETUP      ? setup_options
+                                  : cmd->kind == CMD_RUN      ? run_options
+                                  : cmd->kind == CMD_BASELINE ? baseline_options
+                                                              : global_options;
         rc = parse_options(cargc, cargv, cmd->name, lo, &o);
         if (rc) exit(rc);
         if (optind < cargc)
@@ -429,5 +465,7 @@ int main(int argc, char **argv)
             exit(0);
         }
     }
-    exit(run_command(cmd, cargc, cargv, &o));
+    rc = run_command(cmd, cargc, cargv, &o);
+    free(o.tables);
+    exit(rc);
 }

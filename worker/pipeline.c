@@ -15,6 +15,7 @@
 #include "schema/checksum.h"
 #include "sink/kafka_sink.h"
 #include "sink/sink.h"
+#include "worker/backfill.h"
 #include "worker/notify.h"
 
 #include <jansson.h>
@@ -45,6 +46,7 @@ typedef struct {
     int history_index; /* -1 when the history store is off */
     PGconn *catalog;   /* normal connection to the source for catalog questions; lazily opened */
     Assembler *asm_;
+    Backfill *backfill; /* tables added to the publication later; NULL without a history store */
     ReplStream *stream;
     Lsn received;      /* highest WAL position received */
     Lsn server_wal_end;
@@ -72,6 +74,7 @@ static WrStatus out_relation(void *ctx, const RelationVersion *rv, WrError *err)
         WrStatus st = p->sinks[i].sink->ops->write_relation(p->sinks[i].sink, rv, err);
         if (st != WR_OK) return wr_error_prefix(err, "sink %s", p->sinks[i].name);
     }
+    if (p->backfill) backfill_on_relation(p->backfill, rv);
     return WR_OK;
 }
 
@@ -110,6 +113,22 @@ static WrStatus out_delta(void *ctx, const Revision *rev, const ObjectDelta *d, 
         if (s->skip_current) continue;
         WrStatus st = s->sink->ops->write_delta(s->sink, rev, d, err);
         if (st != WR_OK) return wr_error_prefix(err, "sink %s", s->name);
+    }
+    if (p->backfill) backfill_on_delta(p->backfill, rev, d);
+    return WR_OK;
+}
+
+/* A table's baseline progress, in the revision in flight (if any) of every sink that keeps it. */
+static WrStatus out_backfill_progress(void *ctx, const BackfillProgress *bp, WrError *err)
+{
+    Pipeline *p = ctx;
+    bool in_revision = p->asm_ && assembler_in_revision(p->asm_);
+    for (int i = 0; i < p->nsinks; i++) {
+        SinkSlot *s = &p->sinks[i];
+        if (!s->sink->ops->write_backfill || (in_revision && s->skip_current)) continue;
+        WrStatus st = s->sink->ops->write_backfill(s->sink, bp, err);
+        if (st != WR_OK) return wr_error_prefix(err, "sink %s", s->name);
+        s->pending = true; /* outside a revision only a flush makes it durable */
     }
     return WR_OK;
 }
@@ -400,6 +419,8 @@ static WrStatus handle_copydata(Pipeline *p, PgoParser *parser, const uint8_t *b
     st = pgo_parse_message(parser, cd.payload, cd.payload_len, &msg, err);
     if (st != WR_OK) return wr_error_prefix(err, "at " LSN_FMT, LSN_ARGS(cd.wal_start));
     st = assembler_handle(p->asm_, &msg, err);
+    if (st == WR_OK && p->backfill && msg.type == PGO_MSG_MESSAGE)
+        st = backfill_on_message(p->backfill, &msg.u.message, err);
     if (st != WR_OK && st != WR_RETRY)
         wr_error_prefix(err, "%s at " LSN_FMT, pgo_message_type_name(msg.type), LSN_ARGS(cd.wal_start));
     return st;
@@ -465,6 +486,11 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
     assembler_set_position(p->asm_, last_id, last_sum, start);
     st = restore_relations(p, err);
     if (st != WR_OK) return st;
+    /* Backfill state and progress live in the history store: without it, no backfill. */
+    if (p->history_index >= 0) {
+        BackfillOutput bout = {p, out_backfill_progress};
+        p->backfill = backfill_create(cfg, p->asm_, &bout);
+    }
 
     st = repl_stream_connect(cfg->source_conninfo, &p->stream, err);
     if (st != WR_OK) return wr_error_prefix(err, "source");
@@ -514,6 +540,12 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
             return wr_error_set(err, WR_RETRY, "server ended replication");
         } else if (st != WR_AGAIN) {
             return wr_error_prefix(err, "source");
+        }
+        /* Chunks are read only between transactions: a delta handled before
+         * the read could otherwise not be checked against its snapshot. */
+        if (p->backfill && !assembler_in_transaction(p->asm_)) {
+            st = backfill_step(p->backfill, err);
+            if (st != WR_OK) return st;
         }
 
         int64_t t = now_us();
@@ -574,6 +606,8 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
 
 static void teardown(Pipeline *p, bool abort_pending)
 {
+    backfill_destroy(p->backfill);
+    p->backfill = NULL;
     repl_stream_destroy(p->stream);
     p->stream = NULL;
     PQfinish(p->catalog);
@@ -626,55 +660,21 @@ static WrStatus sql_ok(PGconn *c, PGresult *r, ExecStatusType want, const char *
 /* One table: describe it as pgoutput would, then COPY its rows in the snapshot. */
 static WrStatus baseline_table(Pipeline *p, PGconn *c, const char *oid, Progress *pr, WrError *err)
 {
-    const char *params[1] = {oid};
-    PGresult *r = PQexecParams(
-        c,
-        "SELECT n.nspname, c.relname, c.relreplident, a.attnum, a.attname, a.atttypid, a.atttypmod, "
-        "  CASE c.relreplident WHEN 'f' THEN NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) "
-        "      OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
-        "    WHEN 'd' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
-        "    WHEN 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident AND a.attnum = ANY (i.indkey)) "
-        "    ELSE false END, "
-        "  format('%I.%I', n.nspname, c.relname), quote_ident(a.attname), "
-        "  (SELECT pt.rowfilter FROM pg_publication_tables pt WHERE pt.pubname = current_setting('walrev.publication') "
-        "     AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
-        "WHERE c.oid = $1::oid AND (SELECT pt.attnames IS NULL OR a.attname = ANY (pt.attnames) FROM pg_publication_tables pt "
-        "  WHERE pt.pubname = current_setting('walrev.publication') AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
-        "ORDER BY a.attnum",
-        1, NULL, params, NULL, NULL, 0);
-    WrStatus st = sql_ok(c, r, PGRES_TUPLES_OK, "baseline: describing table", err);
-    if (st != WR_OK) {
-        PQclear(r);
-        return st;
-    }
-    int n = PQntuples(r);
-    if (n == 0) {
-        PQclear(r);
-        return WR_OK;
-    }
-    RelColumnIn *cols = xcalloc((size_t)n, sizeof(RelColumnIn));
-    int16_t *attnums = xcalloc((size_t)n, sizeof(int16_t));
+    BackfillTable t;
+    bool found = false;
+    WrStatus st = backfill_table_describe(c, (uint32_t)strtoul(oid, NULL, 10), &t, &found, err);
+    if (st != WR_OK) return wr_error_prefix(err, "baseline");
+    if (!found) return WR_OK;
+    int n = t.ncols;
     StrBuf sql;
     strbuf_init(&sql);
-    strbuf_append_str(&sql, "COPY (SELECT ");
-    for (int i = 0; i < n; i++) {
-        attnums[i] = (int16_t)atoi(PQgetvalue(r, i, 3));
-        cols[i].name = PQgetvalue(r, i, 4);
-        cols[i].type_oid = (uint32_t)strtoul(PQgetvalue(r, i, 5), NULL, 10);
-        cols[i].typmod = atoi(PQgetvalue(r, i, 6));
-        cols[i].is_key = PQgetvalue(r, i, 7)[0] == 't';
-        strbuf_appendf(&sql, "%s%s", i ? ", " : "", PQgetvalue(r, i, 9));
-    }
-    strbuf_appendf(&sql, " FROM ONLY %s", PQgetvalue(r, 0, 8));
-    if (!PQgetisnull(r, 0, 10)) strbuf_appendf(&sql, " WHERE %s", PQgetvalue(r, 0, 10));
+    strbuf_appendf(&sql, "COPY (SELECT %s FROM ONLY %s", t.select_list, t.qualified);
+    if (t.rowfilter) strbuf_appendf(&sql, " WHERE %s", t.rowfilter);
     strbuf_append_str(&sql, ") TO STDOUT");
     const RelationVersion *rv = NULL;
-    st = assembler_baseline_relation(p->asm_, (uint32_t)strtoul(oid, NULL, 10), PQgetvalue(r, 0, 0),
-                                     PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2)[0], (uint16_t)n, cols, attnums,
-                                     &rv, err);
-    free(attnums);
+    int64_t rows_before = pr->rows;
+    st = assembler_baseline_relation(p->asm_, (uint32_t)strtoul(oid, NULL, 10), t.nspname, t.relname,
+                                     t.replident, (uint16_t)n, t.cols, t.attnums, &rv, err);
     if (st != WR_OK) goto out;
     log_info("msg=\"baseline table\" table=%s.%s", rv->nspname, rv->relname);
 
@@ -730,10 +730,16 @@ static WrStatus baseline_table(Pipeline *p, PGconn *c, const char *oid, Progress
     st = sql_ok(c, cr, PGRES_COMMAND_OK, "baseline: COPY", err);
     PQclear(cr);
     while ((cr = PQgetResult(c))) PQclear(cr);
+    if (st == WR_OK) {
+        /* Recorded in the same revision: the worker never takes this table's baseline again. */
+        BackfillProgress bp = {.relid = rv->relid, .nspname = rv->nspname, .relname = rv->relname,
+                               .state = "done", .rows_read = pr->rows - rows_before,
+                               .rows_recorded = pr->rows - rows_before};
+        st = out_backfill_progress(p, &bp, err);
+    }
 out:
-    free(cols);
     strbuf_free(&sql);
-    PQclear(r);
+    backfill_table_free(&t);
     return st;
 }
 

@@ -786,6 +786,44 @@ static bool create_slot(Setup *s, Lsn *consistent_point)
     return true;
 }
 
+/*
+ * Without a baseline the tables published now are marked 'skipped' in the
+ * history's backfill table, so the worker does not take their baselines
+ * after all; a table added to the publication later still gets its own.
+ */
+static bool record_skipped_baselines(Setup *s)
+{
+    if (!s->cfg->history_enabled) return true;
+    const char *p[] = {s->cfg->publication};
+    PGresult *res = run(s, s->src, "listing the published tables",
+                        "SELECT c.oid::text, n.nspname, c.relname FROM pg_publication_tables pt"
+                        " JOIN pg_namespace n ON n.nspname = pt.schemaname"
+                        " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename"
+                        " WHERE pt.pubname = $1",
+                        1, p);
+    if (!res) return false;
+    char *schema = ident(s->hist, s->cfg->history_schema);
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql,
+                   "INSERT INTO %s.backfill (relid, nspname, relname, state, finished_at)"
+                   " VALUES ($1, $2, $3, 'skipped', now()) ON CONFLICT (relid) DO NOTHING",
+                   schema);
+    bool ok = true;
+    for (int i = 0; i < PQntuples(res) && ok; i++) {
+        const char *v[] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2)};
+        PGresult *r = run(s, s->hist, "recording that the published tables have no baseline", sql.data, 3, v);
+        ok = r != NULL;
+        PQclear(r);
+    }
+    if (ok && PQntuples(res) > 0)
+        say("info", "%d table(s) without a baseline (--no-baseline); tables added later get one", PQntuples(res));
+    strbuf_free(&sql);
+    free(schema);
+    PQclear(res);
+    return ok;
+}
+
 static bool ensure_slot(Setup *s)
 {
     if (s->opts->create_slot && !s->opts->no_baseline) {
@@ -809,7 +847,7 @@ static bool ensure_slot(Setup *s)
     if (!create_slot(s, &at)) return false;
     say("created", "replication slot %s (pgoutput) at " LSN_FMT, s->cfg->slot_name, LSN_ARGS(at));
     s->changes++;
-    return true;
+    return record_skipped_baselines(s);
 }
 
 /* ---- replica identity report ---- */

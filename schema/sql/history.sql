@@ -153,3 +153,37 @@ FROM @schema@.object_delta d
 CROSS JOIN LATERAL unnest(d.col_ids, d.old_values, d.new_values, d.attr_flags)
      AS a(col_id, old_value, new_value, flags)
 JOIN @schema@.relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion;
+
+-- Baselines of tables, one row per table (docs/history-store.md#the-baseline):
+-- 'done' for those in the baseline `walrev setup` took, 'skipped' under
+-- setup --no-baseline, and the progress of the worker's backfill of a table
+-- added to the publication later ('requested' by `walrev baseline --table`,
+-- 'running', 'done', 'failed', 'cancelled'). The worker writes a row in the
+-- same transaction as the history it describes; last_key is where the next
+-- chunk starts ({"filenode":F,"page":P}). request_no counts requests, so a
+-- request made while a backfill runs is not overwritten by its progress.
+DO $walrev$ BEGIN
+IF to_regclass('@schema@.backfill') IS NULL THEN
+    CREATE TABLE @schema@.backfill (
+        relid         oid PRIMARY KEY,
+        nspname       text NOT NULL,
+        relname       text NOT NULL,
+        state         text NOT NULL CHECK (state IN ('requested', 'running', 'done', 'skipped', 'failed', 'cancelled')),
+        request_no    integer NOT NULL DEFAULT 0,
+        last_key      text,
+        chunks        integer NOT NULL DEFAULT 0,
+        rows_read     bigint NOT NULL DEFAULT 0,
+        rows_recorded bigint NOT NULL DEFAULT 0,
+        error         text,
+        requested_at  timestamptz,
+        started_at    timestamptz,
+        finished_at   timestamptz,
+        updated_at    timestamptz NOT NULL DEFAULT now()
+    );
+    -- A store older than this table: every table it already knows counts as
+    -- baselined (run `walrev baseline --table` for one that was not).
+    INSERT INTO @schema@.backfill (relid, nspname, relname, state, finished_at)
+    SELECT DISTINCT ON (relid) relid, nspname, relname, 'done', now()
+    FROM @schema@.relation_version ORDER BY relid, version DESC;
+END IF;
+END $walrev$;

@@ -1,0 +1,1106 @@
+/*
+ * backfill.c — baselines of tables added to the publication after setup (see
+ * backfill.h and docs/history-store.md#the-baseline). One table at a time,
+ * one chunk at a time, driven from the pipeline's loop between transactions:
+ *
+ *   1. emit a low watermark (a transactional logical message) on the source;
+ *   2. when the stream reaches it, the history is current: read the next pages
+ *      of the table in a REPEATABLE READ transaction, keep the rows whose key
+ *      the history does not hold, and — only if there are any — emit the chunk
+ *      message in that same transaction, after the read (the high watermark);
+ *   3. until the stream reaches the chunk message, a row the stream changes
+ *      leaves the chunk (the history has its newer state, or it is gone); so
+ *      does one a recent DELETE removed that the read's snapshot did not see;
+ *   4. the chunk message is the context of its own revision: the rows left
+ *      are recorded there as snapshot rows, with the progress, so both are
+ *      durable together.
+ * Every transaction the read saw commits before the chunk message, and every
+ * one it did not see after it or is handled by (3), so the chunk meets the
+ * stream with no gap and no overlap. It must never record a row twice and
+ * never look finished when it is not.
+ */
+#include "worker/backfill.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "schema/store_sql.h"
+
+#define WATERMARK_PREFIX "walrev.watermark"
+#define CHUNK_PREFIX "walrev.backfill"
+#define DDL_PREFIX "walrev.ddl"
+#define CHECK_INTERVAL_US (10 * 1000000LL)
+#define LOG_INTERVAL_US (10 * 1000000LL)
+#define FIRST_CHUNK_PAGES 8u
+#define MAX_CHUNK_PAGES 65536u
+#define RECENT_DELETES 256
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- SQL helpers ---- */
+
+static bool lost_connection(PGconn *c, const PGresult *r)
+{
+    const char *s = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return PQstatus(c) != CONNECTION_OK || (s && (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 ||
+                                                  strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0 ||
+                                                  strcmp(s, "53300") == 0));
+}
+
+/* The server's one-line message, for logs and the backfill row. */
+static const char *sql_message(PGconn *c, const PGresult *r, char *buf, size_t size)
+{
+    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    snprintf(buf, size, "%s", m ? m : PQerrorMessage(c));
+    buf[strcspn(buf, "\n")] = '\0';
+    return buf;
+}
+
+/* Fill err unless r has the wanted status: WR_RETRY when the connection is gone, else WR_FATAL. */
+static WrStatus sql_check(PGconn *c, PGresult *r, ExecStatusType want, const char *what, WrError *err)
+{
+    if (PQresultStatus(r) == want) return WR_OK;
+    char msg[512];
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return wr_error_set(err, lost_connection(c, r) ? WR_RETRY : WR_FATAL, "%s: %s%s%s", what,
+                        sql_message(c, r, msg, sizeof(msg)), state ? " sqlstate=" : "", state ? state : "");
+}
+
+static void quiet_notices(void *arg, const PGresult *res)
+{
+    (void)arg;
+    (void)res;
+}
+
+static PGconn *connect_to(const char *conninfo, const char *what, WrError *err)
+{
+    const char *keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *vals[] = {conninfo, "walrev-backfill", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(c) == CONNECTION_OK) {
+        PQsetNoticeReceiver(c, quiet_notices, NULL);
+        /* A watermark reaches the stream only once flushed: under an
+         * asynchronous commit it would wait for the WAL writer each time. */
+        PQclear(PQexec(c, "SET synchronous_commit = local"));
+        return c;
+    }
+    char msg[512];
+    wr_error_set(err, WR_RETRY, "backfill: %s: %s", what, sql_message(c, NULL, msg, sizeof(msg)));
+    PQfinish(c);
+    return NULL;
+}
+
+/* ---- the table as pgoutput describes it ---- */
+
+WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bool *found, WrError *err)
+{
+    memset(t, 0, sizeof(*t));
+    *found = false;
+    char oid[16];
+    snprintf(oid, sizeof(oid), "%" PRIu32, relid);
+    const char *params[1] = {oid};
+    /* is_key follows the replica identity as pgoutput marks it, except that
+     * under FULL a primary key stays the key, as the assembler makes it. */
+    PGresult *r = PQexecParams(
+        c,
+        "SELECT n.nspname, c.relname, c.relreplident, a.attnum, a.attname, a.atttypid, a.atttypmod, "
+        "  CASE c.relreplident WHEN 'f' THEN NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) "
+        "      OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
+        "    WHEN 'd' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
+        "    WHEN 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident AND a.attnum = ANY (i.indkey)) "
+        "    ELSE false END, "
+        "  format('%I.%I', n.nspname, c.relname), quote_ident(a.attname), "
+        "  (SELECT pt.rowfilter FROM pg_publication_tables pt WHERE pt.pubname = current_setting('walrev.publication') "
+        "     AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
+        "WHERE c.oid = $1::oid AND (SELECT pt.attnames IS NULL OR a.attname = ANY (pt.attnames) FROM pg_publication_tables pt "
+        "  WHERE pt.pubname = current_setting('walrev.publication') AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
+        "ORDER BY a.attnum",
+        1, NULL, params, NULL, NULL, 0);
+    WrStatus st = sql_check(c, r, PGRES_TUPLES_OK, "describing a published table", err);
+    if (st != WR_OK || PQntuples(r) == 0) {
+        PQclear(r);
+        return st;
+    }
+    int n = PQntuples(r);
+    t->res = r;
+    t->ncols = n;
+    t->cols = xcalloc((size_t)n, sizeof(RelColumnIn));
+    t->attnums = xcalloc((size_t)n, sizeof(int16_t));
+    StrBuf list;
+    strbuf_init(&list);
+    for (int i = 0; i < n; i++) {
+        t->attnums[i] = (int16_t)atoi(PQgetvalue(r, i, 3));
+        t->cols[i].name = PQgetvalue(r, i, 4);
+        t->cols[i].type_oid = (uint32_t)strtoul(PQgetvalue(r, i, 5), NULL, 10);
+        t->cols[i].typmod = atoi(PQgetvalue(r, i, 6));
+        t->cols[i].is_key = PQgetvalue(r, i, 7)[0] == 't';
+        strbuf_appendf(&list, "%s%s", i ? ", " : "", PQgetvalue(r, i, 9));
+    }
+    t->nspname = PQgetvalue(r, 0, 0);
+    t->relname = PQgetvalue(r, 0, 1);
+    t->replident = PQgetvalue(r, 0, 2)[0];
+    t->qualified = PQgetvalue(r, 0, 8);
+    t->rowfilter = PQgetisnull(r, 0, 10) ? NULL : PQgetvalue(r, 0, 10);
+    t->select_list = list.data;
+    *found = true;
+    return WR_OK;
+}
+
+void backfill_table_free(BackfillTable *t)
+{
+    if (!t) return;
+    PQclear(t->res);
+    free(t->cols);
+    free(t->attnums);
+    free(t->select_list);
+    memset(t, 0, sizeof(*t));
+}
+
+/* ---- snapshots: which stream transactions did the read see? ---- */
+
+bool backfill_snapshot_parse(const char *text, XidSnapshot *s)
+{
+    memset(s, 0, sizeof(*s));
+    char *end;
+    s->xmin = strtoull(text, &end, 10);
+    if (*end != ':') return false;
+    s->xmax = strtoull(end + 1, &end, 10);
+    if (*end != ':') return false;
+    const char *p = end + 1;
+    size_t cap = 0;
+    while (*p) {
+        uint64_t x = strtoull(p, &end, 10);
+        if (end == p || (*end != ',' && *end != '\0')) return false;
+        if (s->nxip == cap) {
+            cap = cap ? 2 * cap : 8;
+            s->xip = xrealloc(s->xip, cap * sizeof(uint64_t));
+        }
+        s->xip[s->nxip++] = x;
+        p = *end ? end + 1 : end;
+    }
+    return true;
+}
+
+/* pgoutput gives the 32-bit xid; it lies within 2^31 of xmax, which gives it its epoch. */
+bool backfill_snapshot_sees(const XidSnapshot *s, uint32_t xid)
+{
+    int64_t full = (int64_t)s->xmax + (int32_t)(xid - (uint32_t)s->xmax);
+    if (full < (int64_t)s->xmin) return true;
+    if (full >= (int64_t)s->xmax) return false;
+    for (size_t i = 0; i < s->nxip; i++)
+        if ((int64_t)s->xip[i] == full) return false;
+    return true;
+}
+
+/* ---- state ---- */
+
+typedef struct {
+    uint32_t relid;
+    char *nspname;
+    char *relname;
+    int32_t request_no;
+    const char *reason;
+    bool resume;
+    uint32_t filenode; /* 0 until a chunk was read */
+    uint32_t next_page;
+    int32_t chunks;
+    int64_t rows_read;
+    int64_t rows_recorded;
+} Job;
+
+typedef struct {
+    uint32_t relid;
+    int32_t request_no;
+} Finished;
+
+typedef struct {
+    uint32_t xid;
+    char *key; /* NULL: truncate */
+} RecentDelete;
+
+typedef enum {
+    PH_IDLE,      /* next: emit the low watermark */
+    PH_LOW_SENT,  /* waiting for it on the stream */
+    PH_LOW_SEEN,  /* next: read the chunk */
+    PH_HIGH_SENT  /* waiting for the chunk message on the stream */
+} Phase;
+
+struct Backfill {
+    const Config *cfg;
+    Assembler *a;
+    BackfillOutput out;
+    RelCache *keycache; /* versions for keys at read time; never the assembler's */
+    PGconn *src;
+    PGconn *hist;
+    bool disabled;
+    bool checked;
+    bool check_now;
+    int64_t last_check_us;
+
+    Job *queue;
+    size_t nqueue, capqueue;
+    Finished *finished;
+    size_t nfinished, capfinished;
+
+    bool active;
+    Job job;
+    int64_t job_started_us;
+    int64_t last_log_us;
+    uint32_t pages_per_chunk;
+    uint32_t nblocks;
+
+    Phase phase;
+    char nonce[40];
+    uint64_t seq;
+    char wm_id[64];
+
+    /* The chunk between its read and its message (PH_HIGH_SENT). */
+    BackfillTable table;
+    PGresult *rows;
+    XidSnapshot snap;
+    uint32_t chunk_filenode, chunk_first, chunk_end;
+    bool chunk_last;
+    int64_t chunk_read;
+    int *kept;          /* row numbers in rows */
+    char **kept_key;
+    bool *dropped;
+    size_t nkept;
+    int32_t *slots;     /* open addressing over kept_key; -1 empty */
+    size_t nslots;
+    bool drop_all;
+
+    RecentDelete recent[RECENT_DELETES];
+    size_t recent_next;
+    StrBuf key;
+};
+
+Backfill *backfill_create(const Config *cfg, Assembler *a, const BackfillOutput *out)
+{
+    Backfill *b = xcalloc(1, sizeof(*b));
+    b->cfg = cfg;
+    b->a = a;
+    b->out = *out;
+    b->keycache = relcache_create(cfg->tracking);
+    b->pages_per_chunk = FIRST_CHUNK_PAGES;
+    snprintf(b->nonce, sizeof(b->nonce), "%ld-%lld", (long)getpid(), (long long)pg_now_us());
+    strbuf_init(&b->key);
+    return b;
+}
+
+static void job_free(Job *j)
+{
+    free(j->nspname);
+    free(j->relname);
+    memset(j, 0, sizeof(*j));
+}
+
+static void chunk_free(Backfill *b)
+{
+    backfill_table_free(&b->table);
+    PQclear(b->rows);
+    b->rows = NULL;
+    free(b->snap.xip);
+    memset(&b->snap, 0, sizeof(b->snap));
+    for (size_t i = 0; i < b->nkept; i++) free(b->kept_key[i]);
+    free(b->kept);
+    free(b->kept_key);
+    free(b->dropped);
+    free(b->slots);
+    b->kept = NULL;
+    b->kept_key = NULL;
+    b->dropped = NULL;
+    b->slots = NULL;
+    b->nkept = b->nslots = 0;
+    b->drop_all = false;
+}
+
+static void recent_clear(Backfill *b)
+{
+    for (size_t i = 0; i < RECENT_DELETES; i++) {
+        free(b->recent[i].key);
+        b->recent[i].key = NULL;
+        b->recent[i].xid = 0;
+    }
+    b->recent_next = 0;
+}
+
+void backfill_destroy(Backfill *b)
+{
+    if (!b) return;
+    if (b->active)
+        log_info("msg=\"baseline interrupted; it resumes after its last durable chunk when walrev runs again\" "
+                 "table=%s.%s chunks=%d rows_recorded=%lld",
+                 b->job.nspname, b->job.relname, b->job.chunks, (long long)b->job.rows_recorded);
+    chunk_free(b);
+    recent_clear(b);
+    job_free(&b->job);
+    for (size_t i = 0; i < b->nqueue; i++) job_free(&b->queue[i]);
+    free(b->queue);
+    free(b->finished);
+    relcache_destroy(b->keycache);
+    PQfinish(b->src);
+    PQfinish(b->hist);
+    strbuf_free(&b->key);
+    free(b);
+}
+
+/* ---- progress ---- */
+
+static WrStatus record_progress(Backfill *b, const Job *j, const char *state, const char *error, WrError *err)
+{
+    char last_key[64];
+    snprintf(last_key, sizeof(last_key), "{\"filenode\":%" PRIu32 ",\"page\":%" PRIu32 "}", j->filenode,
+             j->next_page);
+    BackfillProgress p = {
+        .relid = j->relid,
+        .nspname = j->nspname,
+        .relname = j->relname,
+        .state = state,
+        .request_no = j->request_no,
+        .last_key = j->filenode ? last_key : NULL,
+        .chunks = j->chunks,
+        .rows_read = j->rows_read,
+        .rows_recorded = j->rows_recorded,
+        .error = error,
+    };
+    return b->out.progress(b->out.ctx, &p, err);
+}
+
+static void remember_finished(Backfill *b, uint32_t relid, int32_t request_no)
+{
+    for (size_t i = 0; i < b->nfinished; i++)
+        if (b->finished[i].relid == relid) {
+            b->finished[i].request_no = request_no;
+            return;
+        }
+    if (b->nfinished == b->capfinished) {
+        b->capfinished = b->capfinished ? 2 * b->capfinished : 16;
+        b->finished = xrealloc(b->finished, b->capfinished * sizeof(Finished));
+    }
+    b->finished[b->nfinished++] = (Finished){relid, request_no};
+}
+
+/* The job ends (done, failed or cancelled); its state is recorded first. */
+static WrStatus end_job(Backfill *b, const char *state, const char *error, WrError *err)
+{
+    WrStatus st = record_progress(b, &b->job, state, error, err);
+    if (st != WR_OK) return st;
+    double secs = (double)(mono_us() - b->job_started_us) / 1e6;
+    if (strcmp(state, "done") == 0)
+        log_info("msg=\"baseline recorded\" table=%s.%s rows_read=%lld rows_recorded=%lld chunks=%d "
+                 "seconds=%.1f",
+                 b->job.nspname, b->job.relname, (long long)b->job.rows_read, (long long)b->job.rows_recorded,
+                 b->job.chunks, secs);
+    else
+        log_warn("msg=\"baseline %s\" table=%s.%s reason=\"%s\" rows_recorded=%lld", state, b->job.nspname,
+                 b->job.relname, error ? error : "", (long long)b->job.rows_recorded);
+    remember_finished(b, b->job.relid, b->job.request_no);
+    chunk_free(b);
+    recent_clear(b);
+    job_free(&b->job);
+    b->active = false;
+    b->phase = PH_IDLE;
+    return WR_OK;
+}
+
+static void log_progress(Backfill *b, bool force)
+{
+    int64_t t = mono_us();
+    if (!force && t - b->last_log_us < LOG_INTERVAL_US) return;
+    b->last_log_us = t;
+    double secs = (double)(t - b->job_started_us) / 1e6;
+    log_info("msg=\"baseline progress\" table=%s.%s page=%" PRIu32 " pages=%" PRIu32
+             " chunks=%d rows_read=%lld rows_recorded=%lld rate=%.0f",
+             b->job.nspname, b->job.relname, b->job.next_page, b->nblocks, b->job.chunks,
+             (long long)b->job.rows_read, (long long)b->job.rows_recorded,
+             secs > 0 ? (double)b->job.rows_read / secs : 0.0);
+}
+
+/* ---- which tables need a baseline ---- */
+
+static bool queued(const Backfill *b, uint32_t relid)
+{
+    if (b->active && b->job.relid == relid) return true;
+    for (size_t i = 0; i < b->nqueue; i++)
+        if (b->queue[i].relid == relid) return true;
+    return false;
+}
+
+static void enqueue(Backfill *b, const Job *j)
+{
+    if (b->nqueue == b->capqueue) {
+        b->capqueue = b->capqueue ? 2 * b->capqueue : 8;
+        b->queue = xrealloc(b->queue, b->capqueue * sizeof(Job));
+    }
+    b->queue[b->nqueue++] = *j;
+}
+
+/* {"filenode":F,"page":P}; false when malformed (the backfill then starts over). */
+static bool parse_last_key(const char *text, uint32_t *filenode, uint32_t *page)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(text, 0, &jerr);
+    json_t *f = json_object_get(o, "filenode"), *p = json_object_get(o, "page");
+    bool ok = json_is_integer(f) && json_is_integer(p) && json_integer_value(f) > 0 &&
+              json_integer_value(f) <= UINT32_MAX && json_integer_value(p) >= 0 &&
+              json_integer_value(p) <= UINT32_MAX;
+    if (ok) {
+        *filenode = (uint32_t)json_integer_value(f);
+        *page = (uint32_t)json_integer_value(p);
+    }
+    json_decref(o);
+    return ok;
+}
+
+static WrStatus ensure_connections(Backfill *b, WrError *err)
+{
+    if (!b->src && !(b->src = connect_to(b->cfg->source_conninfo, "source", err))) return WR_RETRY;
+    if (!b->hist && !(b->hist = connect_to(b->cfg->history_conninfo, "history store", err))) return WR_RETRY;
+    return WR_OK;
+}
+
+/* Not a lost connection and not one table's problem: no backfills in this session, streaming goes on. */
+static WrStatus disable(Backfill *b, const WrError *why)
+{
+    log_error("msg=\"%s; tables added to the publication get no baseline until walrev restarts\"", why->msg);
+    b->disabled = true;
+    return WR_OK;
+}
+
+/*
+ * Published tables against the history's backfill rows. A table needs a
+ * baseline when it has no row (it joined the publication after setup), was
+ * requested, or was interrupted. What this session finished stays finished
+ * even while its row is not committed yet.
+ */
+static WrStatus detect(Backfill *b, WrError *err)
+{
+    WrStatus st = ensure_connections(b, err);
+    if (st != WR_OK) return st;
+    StrBuf q;
+    strbuf_init(&q);
+    char *schema = store_quote_ident(b->cfg->history_schema);
+    strbuf_appendf(&q,
+                   "SELECT relid, nspname, relname, state, request_no, last_key, chunks, rows_read, rows_recorded "
+                   "FROM %s.backfill",
+                   schema);
+    free(schema);
+    PGresult *h = PQexec(b->hist, q.data);
+    strbuf_free(&q);
+    if (PQresultStatus(h) != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(h, PG_DIAG_SQLSTATE);
+        if (state && strcmp(state, "42P01") == 0) {
+            log_warn("msg=\"the history store has no backfill table: tables added to the publication get no "
+                     "baseline until `walrev setup` is run again\" schema=%s",
+                     b->cfg->history_schema);
+            b->disabled = true;
+            PQclear(h);
+            return WR_OK;
+        }
+        st = sql_check(b->hist, h, PGRES_TUPLES_OK, "backfill: reading the baseline states", err);
+        PQclear(h);
+        return st == WR_RETRY ? st : disable(b, err);
+    }
+    const char *pub[1] = {b->cfg->publication};
+    PGresult *s = PQexecParams(b->src,
+                               "SELECT c.oid, n.nspname, c.relname FROM pg_publication_tables pt "
+                               "JOIN pg_namespace n ON n.nspname = pt.schemaname "
+                               "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+                               "WHERE pt.pubname = $1 ORDER BY 2, 3",
+                               1, NULL, pub, NULL, NULL, 0);
+    st = sql_check(b->src, s, PGRES_TUPLES_OK, "backfill: listing published tables", err);
+    if (st != WR_OK) {
+        if (st != WR_RETRY) st = disable(b, err);
+        goto out;
+    }
+
+    for (int i = 0; i < PQntuples(s); i++) {
+        uint32_t relid = (uint32_t)strtoul(PQgetvalue(s, i, 0), NULL, 10);
+        const char *nsp = PQgetvalue(s, i, 1), *rel = PQgetvalue(s, i, 2);
+        if (queued(b, relid) || tracking_table_excluded(b->cfg->tracking, nsp, rel)) continue;
+        int row = -1;
+        for (int k = 0; k < PQntuples(h) && row < 0; k++)
+            if ((uint32_t)strtoul(PQgetvalue(h, k, 0), NULL, 10) == relid) row = k;
+        const char *state = row >= 0 ? PQgetvalue(h, row, 3) : NULL;
+        int32_t request_no = row >= 0 ? atoi(PQgetvalue(h, row, 4)) : 0;
+        bool finished_here = false;
+        for (size_t k = 0; k < b->nfinished; k++)
+            if (b->finished[k].relid == relid && request_no <= b->finished[k].request_no) finished_here = true;
+        if (finished_here) continue;
+        Job j = {.relid = relid, .request_no = request_no};
+        if (!state) {
+            j.reason = "added to the publication after setup";
+        } else if (strcmp(state, "requested") == 0) {
+            j.reason = "requested";
+        } else if (strcmp(state, "running") == 0) {
+            j.reason = "interrupted";
+            j.resume = !PQgetisnull(h, row, 5) && parse_last_key(PQgetvalue(h, row, 5), &j.filenode, &j.next_page);
+            if (j.resume) {
+                j.chunks = atoi(PQgetvalue(h, row, 6));
+                j.rows_read = atoll(PQgetvalue(h, row, 7));
+                j.rows_recorded = atoll(PQgetvalue(h, row, 8));
+            }
+        } else {
+            continue; /* done, skipped, failed, cancelled */
+        }
+        j.nspname = xstrdup(nsp);
+        j.relname = xstrdup(rel);
+        enqueue(b, &j);
+    }
+    /* Requests and interrupted baselines of tables no longer published end here. */
+    for (int k = 0; k < PQntuples(h) && st == WR_OK; k++) {
+        const char *state = PQgetvalue(h, k, 3);
+        if (strcmp(state, "requested") != 0 && strcmp(state, "running") != 0) continue;
+        uint32_t relid = (uint32_t)strtoul(PQgetvalue(h, k, 0), NULL, 10);
+        bool published = false;
+        for (int i = 0; i < PQntuples(s) && !published; i++)
+            published = (uint32_t)strtoul(PQgetvalue(s, i, 0), NULL, 10) == relid;
+        if (published || queued(b, relid)) continue;
+        Job j = {.relid = relid, .request_no = atoi(PQgetvalue(h, k, 4)),
+                 .nspname = xstrdup(PQgetvalue(h, k, 1)), .relname = xstrdup(PQgetvalue(h, k, 2))};
+        char why[200];
+        snprintf(why, sizeof(why), "not in publication %s (or dropped)", b->cfg->publication);
+        st = record_progress(b, &j, "cancelled", why, err);
+        if (st == WR_OK) {
+            log_warn("msg=\"baseline cancelled\" table=%s.%s reason=\"%s\"", j.nspname, j.relname, why);
+            remember_finished(b, relid, j.request_no);
+        }
+        job_free(&j);
+    }
+out:
+    PQclear(s);
+    PQclear(h);
+    return st;
+}
+
+static void start_next(Backfill *b)
+{
+    b->job = b->queue[0];
+    memmove(b->queue, b->queue + 1, (b->nqueue - 1) * sizeof(Job));
+    b->nqueue--;
+    b->active = true;
+    b->phase = PH_IDLE;
+    b->pages_per_chunk = FIRST_CHUNK_PAGES;
+    b->job_started_us = b->last_log_us = mono_us();
+    recent_clear(b);
+    if (b->job.resume)
+        log_info("msg=\"resuming an interrupted baseline\" table=%s.%s page=%" PRIu32
+                 " chunks=%d rows_recorded=%lld",
+                 b->job.nspname, b->job.relname, b->job.next_page, b->job.chunks,
+                 (long long)b->job.rows_recorded);
+    else
+        log_info("msg=\"baseline of a table\" table=%s.%s reason=\"%s\" chunk_rows=%d", b->job.nspname,
+                 b->job.relname, b->job.reason, b->cfg->backfill_chunk_rows);
+    if (!b->job.resume) {
+        b->job.filenode = 0;
+        b->job.next_page = 0;
+        b->job.chunks = 0;
+        b->job.rows_read = b->job.rows_recorded = 0;
+    }
+}
+
+/* ---- chunks ---- */
+
+static WrStatus table_failed(Backfill *b, const char *state, const char *why, WrError *err);
+
+static WrStatus emit_message(Backfill *b, const char *prefix, const char *content, WrError *err)
+{
+    const char *params[2] = {prefix, content};
+    PGresult *r = PQexecParams(b->src, "SELECT pg_logical_emit_message(true, $1, $2)", 2, NULL, params, NULL,
+                               NULL, 0);
+    WrStatus st = sql_check(b->src, r, PGRES_TUPLES_OK, "backfill: emitting a watermark", err);
+    PQclear(r);
+    return st;
+}
+
+static WrStatus send_low(Backfill *b, WrError *err)
+{
+    snprintf(b->wm_id, sizeof(b->wm_id), "%s-%" PRIu64, b->nonce, ++b->seq);
+    char content[160];
+    snprintf(content, sizeof(content), "{\"id\":\"%s\",\"relid\":%" PRIu32 "}", b->wm_id, b->job.relid);
+    WrStatus st = emit_message(b, WATERMARK_PREFIX, content, err);
+    if (st == WR_OK) b->phase = PH_LOW_SENT;
+    /* e.g. EXECUTE on pg_logical_emit_message revoked: this baseline cannot go on */
+    if (st == WR_FATAL) return table_failed(b, "failed", err->msg, err);
+    return st;
+}
+
+/* The "id" of a watermark or chunk message of ours; false for anything else. */
+static bool message_id(const PgoLogicalMessage *m, bool chunk, char *out, size_t size)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb((const char *)m->content, m->content_len, 0, &jerr);
+    json_t *id = chunk ? json_object_get(json_object_get(json_object_get(o, "meta"), "backfill"), "id")
+                       : json_object_get(o, "id");
+    bool ok = json_is_string(id);
+    if (ok) snprintf(out, size, "%s", json_string_value(id));
+    json_decref(o);
+    return ok;
+}
+
+static uint64_t key_hash(const char *s)
+{
+    uint64_t x = 1469598103934665603ULL;
+    for (; *s; s++) {
+        x ^= (unsigned char)*s;
+        x *= 1099511628211ULL;
+    }
+    return x;
+}
+
+static void kept_index(Backfill *b)
+{
+    b->nslots = 16;
+    while (b->nslots < 2 * b->nkept) b->nslots *= 2;
+    b->slots = xmalloc(b->nslots * sizeof(int32_t));
+    for (size_t i = 0; i < b->nslots; i++) b->slots[i] = -1;
+    for (size_t i = 0; i < b->nkept; i++) {
+        size_t s = (size_t)key_hash(b->kept_key[i]) & (b->nslots - 1);
+        while (b->slots[s] >= 0) s = (s + 1) & (b->nslots - 1);
+        b->slots[s] = (int32_t)i;
+    }
+}
+
+/* A row of the chunk the stream has removed since the read: not recorded. */
+static void drop_key(Backfill *b, const char *key)
+{
+    if (!key) {
+        b->drop_all = true;
+        return;
+    }
+    if (!b->slots) return;
+    for (size_t s = (size_t)key_hash(key) & (b->nslots - 1); b->slots[s] >= 0; s = (s + 1) & (b->nslots - 1))
+        if (strcmp(b->kept_key[b->slots[s]], key) == 0) b->dropped[b->slots[s]] = true;
+}
+
+static void row_values(PGresult *r, int row, int ncols, Value *vals)
+{
+    for (int c = 0; c < ncols; c++) {
+        vals[c].data = PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
+        vals[c].len = vals[c].data ? (size_t)PQgetlength(r, row, c) : 0;
+    }
+}
+
+/* The chunk is in the history (or had nothing to add): advance, record, maybe finish. */
+static WrStatus complete_chunk(Backfill *b, int64_t recorded, WrError *err)
+{
+    b->job.chunks++;
+    b->job.rows_read += b->chunk_read;
+    b->job.rows_recorded += recorded;
+    b->job.filenode = b->chunk_filenode;
+    b->job.next_page = b->chunk_end;
+    bool last = b->chunk_last;
+    log_debug("msg=\"baseline chunk\" table=%s.%s chunk=%d pages=%" PRIu32 "-%" PRIu32
+              " rows_read=%lld rows_recorded=%lld",
+              b->job.nspname, b->job.relname, b->job.chunks, b->chunk_first, b->chunk_end,
+              (long long)b->chunk_read, (long long)recorded);
+    chunk_free(b);
+    b->phase = PH_IDLE;
+    if (last) return end_job(b, "done", NULL, err);
+    log_progress(b, false);
+    return record_progress(b, &b->job, "running", NULL, err);
+}
+
+/* A failure that concerns this table only: roll back, record it, go on streaming. */
+static WrStatus table_failed(Backfill *b, const char *state, const char *why, WrError *err)
+{
+    char reason[sizeof(err->msg)];
+    snprintf(reason, sizeof(reason), "%s", why); /* why may be err->msg, which the next step reuses */
+    why = reason;
+    PQclear(PQexec(b->src, "ROLLBACK"));
+    chunk_free(b);
+    return end_job(b, state, why, err);
+}
+
+static WrStatus chunk_context(Backfill *b, StrBuf *out)
+{
+    json_t *o = json_object();
+    json_t *actor = json_object();
+    json_object_set_new(actor, "type", json_string("walrev"));
+    json_object_set_new(actor, "id", json_string("baseline"));
+    json_object_set_new(o, "actor", actor);
+    char desc[600];
+    snprintf(desc, sizeof(desc), "baseline of %s.%s (joined the publication later): chunk %d",
+             b->job.nspname, b->job.relname, b->job.chunks + 1);
+    json_object_set_new(o, "description", json_string(desc));
+    json_t *bf = json_object();
+    json_object_set_new(bf, "id", json_string(b->wm_id));
+    json_object_set_new(bf, "relid", json_integer(b->job.relid));
+    json_object_set_new(bf, "table", json_string(b->table.qualified));
+    json_object_set_new(bf, "chunk", json_integer(b->job.chunks + 1));
+    json_object_set_new(bf, "first_page", json_integer(b->chunk_first));
+    json_object_set_new(bf, "end_page", json_integer(b->chunk_end));
+    json_object_set_new(bf, "rows_read", json_integer(b->chunk_read));
+    json_t *meta = json_object();
+    json_object_set_new(meta, "backfill", bf);
+    json_object_set_new(o, "meta", meta);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    strbuf_reset(out);
+    strbuf_append_str(out, s);
+    free(s);
+    return WR_OK;
+}
+
+/*
+ * The stream has reached the low watermark: the history holds everything
+ * committed before it. Read the next pages in one snapshot and keep the rows
+ * the history lacks; when there are any, the chunk message follows in the
+ * same transaction, so it commits after every transaction the read saw.
+ */
+static WrStatus read_chunk(Backfill *b, WrError *err)
+{
+    PGconn *c = b->src;
+    char oid[16], msg[512];
+    snprintf(oid, sizeof(oid), "%" PRIu32, b->job.relid);
+    const char *params[2] = {b->cfg->publication, oid};
+    PGresult *r = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+    WrStatus st = sql_check(c, r, PGRES_COMMAND_OK, "backfill: BEGIN", err);
+    PQclear(r);
+    if (st != WR_OK) return st;
+    r = PQexecParams(c,
+                     "SELECT pg_current_snapshot()::text, set_config('walrev.publication', $1, true), "
+                     "pg_relation_filenode($2::oid), pg_relation_size($2::oid) / current_setting('block_size')::bigint, "
+                     "(SELECT relkind FROM pg_class WHERE oid = $2::oid)",
+                     2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        st = sql_check(c, r, PGRES_TUPLES_OK, "backfill: reading the snapshot", err);
+        PQclear(r);
+        if (st == WR_RETRY) return st;
+        return table_failed(b, "failed", err->msg, err);
+    }
+    bool parsed = backfill_snapshot_parse(PQgetvalue(r, 0, 0), &b->snap);
+    bool gone = PQgetisnull(r, 0, 4);
+    bool partitioned = !gone && PQgetvalue(r, 0, 4)[0] == 'p';
+    gone = gone || PQgetisnull(r, 0, 2) || PQgetisnull(r, 0, 3);
+    b->chunk_filenode = gone ? 0 : (uint32_t)strtoul(PQgetvalue(r, 0, 2), NULL, 10);
+    uint64_t nblocks = gone ? 0 : strtoull(PQgetvalue(r, 0, 3), NULL, 10);
+    PQclear(r);
+    if (!parsed) return table_failed(b, "failed", "pg_current_snapshot() returned an unexpected text", err);
+    /* Published through its root (publish_via_partition_root): its rows are
+     * in the partitions, which are read neither here nor by setup's baseline. */
+    if (partitioned)
+        return table_failed(b, "failed", "a partitioned table published through its root: its partitions are not read",
+                            err);
+    if (gone) return table_failed(b, "cancelled", "the table was dropped", err);
+    bool found = false;
+    st = backfill_table_describe(c, b->job.relid, &b->table, &found, err);
+    if (st == WR_RETRY) return st;
+    if (st != WR_OK) return table_failed(b, "failed", err->msg, err);
+    if (!found) {
+        snprintf(msg, sizeof(msg), "no longer in publication %s", b->cfg->publication);
+        return table_failed(b, "cancelled", msg, err);
+    }
+    /* A rewrite (VACUUM FULL, CLUSTER, ALTER TABLE ... TYPE, TRUNCATE) moves
+     * every row: pages read before say nothing about the new file. */
+    if (b->job.filenode && b->job.filenode != b->chunk_filenode) {
+        log_info("msg=\"table rewritten during its baseline; reading it again from the first page\" table=%s.%s",
+                 b->job.nspname, b->job.relname);
+        b->job.next_page = 0;
+    }
+    b->nblocks = nblocks > UINT32_MAX ? UINT32_MAX : (uint32_t)nblocks;
+    b->chunk_first = b->job.next_page;
+    uint64_t end = (uint64_t)b->chunk_first + b->pages_per_chunk;
+    b->chunk_end = end > b->nblocks ? (b->nblocks > b->chunk_first ? b->nblocks : b->chunk_first) : (uint32_t)end;
+    b->chunk_last = b->chunk_end >= b->nblocks;
+
+    /* Whole pages by TID range: no index needed, any table (with or without a key). */
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql, "SELECT %s FROM ONLY %s WHERE ctid >= '(%" PRIu32 ",0)'::tid AND ctid < '(%" PRIu32 ",0)'::tid",
+                   b->table.select_list, b->table.qualified, b->chunk_first, b->chunk_end);
+    if (b->table.rowfilter) strbuf_appendf(&sql, " AND (%s)", b->table.rowfilter);
+    b->rows = b->chunk_end > b->chunk_first ? PQexec(c, sql.data) : NULL;
+    strbuf_free(&sql);
+    if (b->rows && PQresultStatus(b->rows) != PGRES_TUPLES_OK) {
+        st = sql_check(c, b->rows, PGRES_TUPLES_OK, "backfill: reading a chunk", err);
+        if (st == WR_RETRY) return st;
+        return table_failed(b, "failed", err->msg, err);
+    }
+    int nrows = b->rows ? PQntuples(b->rows) : 0;
+    b->chunk_read = nrows;
+
+    /* Keys as the stream would build them, from a version of our own. */
+    bool is_new;
+    const char **names = xcalloc((size_t)b->table.ncols + 1, sizeof(char *));
+    for (int i = 0; i < b->table.ncols; i++) names[i] = b->table.cols[i].name;
+    relcache_set_attnums(b->keycache, b->job.relid, b->table.ncols, names, b->table.attnums);
+    free(names);
+    const RelationVersion *krv =
+        relcache_apply(b->keycache, b->job.relid, b->table.nspname, b->table.relname, b->table.replident,
+                       (uint16_t)b->table.ncols, b->table.cols, 0, &is_new);
+    Value *vals = xcalloc((size_t)b->table.ncols + 1, sizeof(Value));
+    b->kept = xcalloc((size_t)nrows + 1, sizeof(int));
+    b->kept_key = xcalloc((size_t)nrows + 1, sizeof(char *));
+    b->dropped = xcalloc((size_t)nrows + 1, sizeof(bool));
+    for (int i = 0; i < nrows && st == WR_OK; i++) {
+        row_values(b->rows, i, b->table.ncols, vals);
+        assembler_row_key(krv, vals, &b->key);
+        bool known = false;
+        st = assembler_row_known(b->a, krv, b->key.data, &known, err);
+        if (st != WR_OK || known) continue;
+        b->kept[b->nkept] = i;
+        b->kept_key[b->nkept++] = xstrdup(b->key.data);
+    }
+    free(vals);
+    if (st != WR_OK) {
+        PQclear(PQexec(c, "ROLLBACK"));
+        return st; /* a history store error: the pipeline's to handle */
+    }
+    kept_index(b);
+    /* Deletes the stream delivered before the read but the read did not see
+     * (committed, yet not visible to new snapshots for a moment). */
+    for (size_t i = 0; i < RECENT_DELETES; i++)
+        if (b->recent[i].xid && !backfill_snapshot_sees(&b->snap, b->recent[i].xid)) drop_key(b, b->recent[i].key);
+
+    /* Adapt the pages per chunk to the rows per chunk wanted. */
+    uint64_t want = (uint64_t)b->cfg->backfill_chunk_rows;
+    uint64_t pages = b->chunk_end - b->chunk_first;
+    uint64_t next = nrows > 0 ? (pages * want + (uint64_t)nrows / 2) / (uint64_t)nrows : (uint64_t)b->pages_per_chunk * 2;
+    b->pages_per_chunk = next < 1 ? 1 : next > MAX_CHUNK_PAGES ? MAX_CHUNK_PAGES : (uint32_t)next;
+
+    bool any = false;
+    for (size_t i = 0; i < b->nkept && !b->drop_all; i++) any = any || !b->dropped[i];
+    if (any) {
+        StrBuf ctx;
+        strbuf_init(&ctx);
+        chunk_context(b, &ctx);
+        st = emit_message(b, CHUNK_PREFIX, ctx.data, err);
+        strbuf_free(&ctx);
+        if (st == WR_RETRY) return st;
+        if (st != WR_OK) return table_failed(b, "failed", err->msg, err);
+    }
+    r = PQexec(c, "COMMIT");
+    st = sql_check(c, r, PGRES_COMMAND_OK, "backfill: COMMIT", err);
+    PQclear(r);
+    if (st == WR_RETRY) return st;
+    if (st != WR_OK) return table_failed(b, "failed", err->msg, err);
+    if (any) {
+        b->phase = PH_HIGH_SENT;
+        return WR_OK;
+    }
+    return complete_chunk(b, 0, err);
+}
+
+/* The chunk message is on the stream, the context of its revision: add the rows. */
+static WrStatus record_chunk(Backfill *b, WrError *err)
+{
+    if (!assembler_in_revision(b->a)) {
+        /* Not expected: the message of a chunk read in this session cannot be
+         * durable already. Read the same pages again rather than guess. */
+        log_warn("msg=\"baseline chunk message outside a revision; reading the chunk again\" table=%s.%s",
+                 b->job.nspname, b->job.relname);
+        chunk_free(b);
+        b->phase = PH_IDLE;
+        return WR_OK;
+    }
+    const RelationVersion *rv = NULL;
+    WrStatus st = assembler_baseline_relation(b->a, b->job.relid, b->table.nspname, b->table.relname,
+                                              b->table.replident, (uint16_t)b->table.ncols, b->table.cols,
+                                              b->table.attnums, &rv, err);
+    if (st != WR_OK) return st;
+    int64_t recorded = 0;
+    Value *vals = xcalloc((size_t)b->table.ncols + 1, sizeof(Value));
+    for (size_t i = 0; i < b->nkept && !b->drop_all && st == WR_OK; i++) {
+        if (b->dropped[i]) continue;
+        row_values(b->rows, b->kept[i], b->table.ncols, vals);
+        st = assembler_baseline_row(b->a, rv, vals, err);
+        if (st == WR_OK) recorded++;
+    }
+    free(vals);
+    if (st != WR_OK) return st;
+    return complete_chunk(b, recorded, err);
+}
+
+/* ---- hooks ---- */
+
+WrStatus backfill_on_message(Backfill *b, const PgoLogicalMessage *m, WrError *err)
+{
+    if (b->disabled || !m->transactional) return WR_OK;
+    char id[64];
+    if (strcmp(m->prefix, DDL_PREFIX) == 0) {
+        b->check_now = true; /* CREATE TABLE in a published schema, or an ALTER */
+    } else if (strcmp(m->prefix, WATERMARK_PREFIX) == 0) {
+        if (b->phase == PH_LOW_SENT && message_id(m, false, id, sizeof(id)) && strcmp(id, b->wm_id) == 0)
+            b->phase = PH_LOW_SEEN;
+    } else if (strcmp(m->prefix, CHUNK_PREFIX) == 0) {
+        if (b->phase == PH_HIGH_SENT && message_id(m, true, id, sizeof(id)) && strcmp(id, b->wm_id) == 0)
+            return record_chunk(b, err);
+        /* A chunk of an earlier session whose rows died with it: its revision
+         * stays empty and the worker reads those pages again. */
+        if (assembler_in_revision(b->a))
+            log_info("msg=\"a baseline chunk of an earlier run arrived without its rows; its pages are read "
+                     "again\" lsn=" LSN_FMT,
+                     LSN_ARGS(m->lsn));
+    }
+    return WR_OK;
+}
+
+void backfill_on_delta(Backfill *b, const Revision *rev, const ObjectDelta *d)
+{
+    if (!b->active || d->relver->relid != b->job.relid || d->op == DELTA_SNAPSHOT) return;
+    /* Between the read and the chunk message, a row the stream changes is in
+     * the history from then on, newer than the read (or gone): not recorded. */
+    if (b->phase == PH_HIGH_SENT) drop_key(b, d->key);
+    if (d->op != DELTA_DELETE && d->op != DELTA_TRUNCATE) return;
+    RecentDelete *r = &b->recent[b->recent_next];
+    b->recent_next = (b->recent_next + 1) % RECENT_DELETES;
+    free(r->key);
+    r->xid = rev->xid;
+    r->key = d->key ? xstrdup(d->key) : NULL;
+}
+
+void backfill_on_relation(Backfill *b, const RelationVersion *rv)
+{
+    /* A table's first version: it has just joined the publication. */
+    if (rv->version == 1) b->check_now = true;
+}
+
+WrStatus backfill_step(Backfill *b, WrError *err)
+{
+    if (b->disabled) return WR_OK;
+    int64_t t = mono_us();
+    if (!b->checked || b->check_now || t - b->last_check_us >= CHECK_INTERVAL_US) {
+        b->checked = true;
+        b->check_now = false;
+        b->last_check_us = t;
+        WrStatus st = detect(b, err);
+        if (st != WR_OK || b->disabled) return st;
+    }
+    if (!b->active && b->nqueue > 0) start_next(b);
+    if (!b->active) return WR_OK;
+    log_progress(b, false);
+    switch (b->phase) {
+    case PH_IDLE: return send_low(b, err);
+    case PH_LOW_SEEN: return read_chunk(b, err);
+    case PH_LOW_SENT:
+    case PH_HIGH_SENT: return WR_OK;
+    }
+    return WR_OK;
+}
+
+/* ---- walrev baseline ---- */
+
+static int request_table(PGconn *src, PGconn *hist, const Config *cfg, const char *schema, const char *table)
+{
+    const char *p[2] = {table, cfg->publication};
+    PGresult *r = PQexecParams(src,
+                               "SELECT c.oid, n.nspname, c.relname, EXISTS (SELECT 1 FROM pg_publication_tables pt "
+                               "WHERE pt.pubname = $2 AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
+                               "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                               "WHERE c.oid = to_regclass($1)",
+                               2, NULL, p, NULL, NULL, 0);
+    char msg[512];
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "walrev baseline: looking up %s: %s\n", table, sql_message(src, r, msg, sizeof(msg)));
+        rc = 1;
+    } else if (PQntuples(r) == 0) {
+        fprintf(stderr, "walrev baseline: table %s does not exist in the source database\n", table);
+        rc = 1;
+    } else if (PQgetvalue(r, 0, 3)[0] != 't') {
+        fprintf(stderr,
+                "walrev baseline: %s.%s is not in publication %s; add it first (ALTER PUBLICATION %s ADD TABLE "
+                "...), and the worker takes its baseline by itself\n",
+                PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), cfg->publication, cfg->publication);
+        rc = 1;
+    }
+    if (rc) {
+        PQclear(r);
+        return rc;
+    }
+    const char *hp[3] = {PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2)};
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "INSERT INTO %s.backfill AS b (relid, nspname, relname, state, request_no, requested_at) "
+                   "VALUES ($1, $2, $3, 'requested', 1, now()) ON CONFLICT (relid) DO UPDATE SET "
+                   "nspname = EXCLUDED.nspname, relname = EXCLUDED.relname, state = 'requested', "
+                   "request_no = b.request_no + 1, last_key = NULL, chunks = 0, rows_read = 0, rows_recorded = 0, "
+                   "error = NULL, requested_at = now(), started_at = NULL, finished_at = NULL, updated_at = now()",
+                   schema);
+    PGresult *h = PQexecParams(hist, q.data, 3, NULL, hp, NULL, NULL, 0);
+    strbuf_free(&q);
+    if (PQresultStatus(h) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "walrev baseline: requesting the baseline of %s.%s: %s\n", hp[1], hp[2],
+                sql_message(hist, h, msg, sizeof(msg)));
+        const char *state = PQresultErrorField(h, PG_DIAG_SQLSTATE);
+        if (state && strcmp(state, "42P01") == 0)
+            fprintf(stderr, "  fix: run walrev setup, which creates the backfill table in the history store\n");
+        rc = 1;
+    } else {
+        printf("requested baseline of %s.%s: the running worker takes it within 10 s\n", hp[1], hp[2]);
+    }
+    PQclear(h);
+    PQclear(r);
+    return rc;
+}
+
+static int print_states(PGconn *hist, const char *schema)
+{
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "SELECT format('%%I.%%I', nspname, relname), state, chunks::text, rows_read::text, "
+                   "rows_recorded::text, coalesce(to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS'), ''), "
+                   "coalesce(error, '') FROM %s.backfill ORDER BY 1",
+                   schema);
+    PGresult *r = PQexec(hist, q.data);
+    strbuf_free(&q);
+    char msg[512];
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "walrev baseline: reading the baseline states: %s\n", sql_message(hist, r, msg, sizeof(msg)));
+        PQclear(r);
+        return 1;
+    }
+    static const char *const heads[7] = {"table", "state", "chunks", "rows_read", "rows_recorded", "updated", "error"};
+    int width[7];
+    for (int c = 0; c < 7; c++) {
+        width[c] = (int)strlen(heads[c]);
+        for (int i = 0; i < PQntuples(r); i++)
+            if (PQgetlength(r, i, c) > width[c]) width[c] = PQgetlength(r, i, c);
+    }
+    for (int i = -1; i < PQntuples(r); i++)
+        for (int c = 0; c < 7; c++) {
+            const char *v = i < 0 ? heads[c] : PQgetvalue(r, i, c);
+            if (c < 6)
+                printf("%-*s  ", width[c], v);
+            else
+                printf("%s\n", v);
+        }
+    PQclear(r);
+    return 0;
+}
+
+int backfill_command(const Config *cfg, char *const *tables, int ntables)
+{
+    WrError err = {0};
+    PGconn *src = NULL, *hist = NULL;
+    int rc = 1;
+    char *schema = store_quote_ident(cfg->history_schema);
+    if (ntables > 0 && !(src = connect_to(cfg->source_conninfo, "source", &err))) goto out;
+    if (!(hist = connect_to(cfg->history_conninfo, "history store", &err))) goto out;
+    rc = 0;
+    for (int i = 0; i < ntables; i++)
+        if (request_table(src, hist, cfg, schema, tables[i]) != 0) rc = 1;
+    if (print_states(hist, schema) != 0) rc = 1;
+out:
+    if (err.msg[0]) fprintf(stderr, "walrev baseline: %s\n", err.msg);
+    free(schema);
+    PQfinish(src);
+    PQfinish(hist);
+    return rc;
+}

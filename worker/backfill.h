@@ -1,0 +1,102 @@
+/*
+ * backfill.h — the baseline of a table that joins the publication after
+ * `walrev setup` (docs/history-store.md#the-baseline): the worker reads it in
+ * chunks of pages on a second, ordinary source connection, without locks or
+ * long transactions, while streaming goes on, and records the rows the
+ * history does not hold yet as snapshot rows, each chunk in a revision of its
+ * own at its position in the stream. It must never record a row the stream
+ * has already changed, nor advance the slot: chunks are ordinary revisions.
+ * Also the table description both baselines share, and `walrev baseline`.
+ */
+#ifndef WALREV_WORKER_BACKFILL_H
+#define WALREV_WORKER_BACKFILL_H
+
+#include <libpq-fe.h>
+
+#include "decoder/assembler.h"
+#include "decoder/pgoutput.h"
+#include "sink/sink.h"
+#include "worker/config.h"
+
+/*
+ * A published table as pgoutput describes it, read from the catalog in the
+ * caller's transaction, which must have set walrev.publication (column
+ * lists and row filters apply as they do to the stream). Strings point into
+ * res; free with backfill_table_free.
+ */
+typedef struct {
+    PGresult *res;
+    int ncols;
+    RelColumnIn *cols;
+    int16_t *attnums;
+    const char *nspname;
+    const char *relname;
+    char replident;
+    const char *qualified;  /* format('%I.%I') */
+    char *select_list;       /* quoted column names, comma-separated (owned) */
+    const char *rowfilter;  /* the publication's row filter, or NULL */
+} BackfillTable;
+
+/* *found=false (and nothing to free) when the table is gone or not published.
+ * WR_RETRY on a lost connection, WR_FATAL on another SQL error. */
+WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bool *found,
+                                 WrError *err) WR_MUSTCHECK;
+void backfill_table_free(BackfillTable *t);
+
+/* A snapshot's transaction ids (pg_current_snapshot()), epoch-extended. */
+typedef struct {
+    uint64_t xmin, xmax;
+    uint64_t *xip; /* in progress when it was taken; owned, free() it */
+    size_t nxip;
+} XidSnapshot;
+
+/* Parse "xmin:xmax:xip,xip,..."; false when malformed (s then holds what was
+ * parsed so far and must still be freed). */
+bool backfill_snapshot_parse(const char *text, XidSnapshot *s) WR_MUSTCHECK;
+/* Did the snapshot see the committed transaction with this 32-bit xid (as
+ * pgoutput sends it)? */
+bool backfill_snapshot_sees(const XidSnapshot *s, uint32_t xid);
+
+typedef struct Backfill Backfill;
+
+typedef struct {
+    void *ctx;
+    /* Record p in every sink that keeps it; inside the revision in flight
+     * when there is one, else in the open batch. */
+    WrStatus (*progress)(void *ctx, const BackfillProgress *p, WrError *err);
+} BackfillOutput;
+
+/*
+ * One per streaming session, after the relation versions are restored.
+ * cfg, a and out are borrowed for its life. Blocks on nothing until used.
+ */
+Backfill *backfill_create(const Config *cfg, Assembler *a, const BackfillOutput *out);
+/* Closes its connections; says in the log when a backfill was interrupted. */
+void backfill_destroy(Backfill *b);
+
+/*
+ * Hooks from the pipeline. on_message: a logical message the assembler has
+ * just handled (watermarks; the chunk message, whose rows it records in the
+ * revision that message began; DDL). on_delta: every delta emitted.
+ * on_relation: a new relation version. Errors are the sinks' or WR_PROTOCOL.
+ */
+WrStatus backfill_on_message(Backfill *b, const PgoLogicalMessage *m, WrError *err) WR_MUSTCHECK;
+void backfill_on_delta(Backfill *b, const Revision *rev, const ObjectDelta *d);
+void backfill_on_relation(Backfill *b, const RelationVersion *rv);
+
+/*
+ * The driver; call between transactions (never inside one). Looks for tables
+ * to baseline (at the first call, every 10 s, and after a DDL message or a new
+ * table on the stream), emits watermarks and reads chunks on the source.
+ * Returns WR_RETRY when a connection is lost; a failure that concerns one
+ * table only is logged and recorded as its state, and returns WR_OK.
+ */
+WrStatus backfill_step(Backfill *b, WrError *err) WR_MUSTCHECK;
+
+/*
+ * `walrev baseline [--table T]...`: request a (new) baseline of each table,
+ * then print the state of every table's baseline. Returns the exit code.
+ */
+int backfill_command(const Config *cfg, char *const *tables, int ntables);
+
+#endif
