@@ -95,7 +95,7 @@ typedef struct {
     bool trailer;
 } CopyReader;
 
-#define MAX_FIELDS 10
+#define MAX_FIELDS 7
 
 /*
  * Start COPY query on conn. The reader is ready for copy_next; copy_close
@@ -439,103 +439,6 @@ static Entry *hash_find(Fold *fo, const unsigned char *key, size_t klen)
 
 /* ---------------------------------------------------------------- reading the deltas */
 
-/* Key columns (col_ids) of each relation version of the table. */
-typedef struct {
-    int n;
-    int *version;
-    int **ids;
-    int *nids;
-} KeyCols;
-
-static void keycols_free(KeyCols *k)
-{
-    for (int i = 0; i < k->n; i++) free(k->ids[i]);
-    free(k->version);
-    free(k->ids);
-    free(k->nids);
-    memset(k, 0, sizeof(*k));
-}
-
-/* ids of version (NULL when unknown: then no column is a key column) */
-static const int *keycols_of(const KeyCols *k, int version, int *n)
-{
-    for (int i = 0; i < k->n; i++)
-        if (k->version[i] == version) {
-            *n = k->nids[i];
-            return k->ids[i];
-        }
-    *n = 0;
-    return NULL;
-}
-
-static WrStatus keycols_load(Fold *fo, KeyCols *k, StrBuf *all, WrError *err)
-{
-    PGresult *res = rq_execf(fo->ctx->hist, err,
-                             "SELECT version, array_to_string(key_ids, ',') FROM %s.key_columns(%u)",
-                             fo->ctx->schema_q, fo->rv->relid);
-    if (!res) return err->status;
-    k->n = PQntuples(res);
-    k->version = xcalloc((size_t)k->n + 1, sizeof(int));
-    k->ids = xcalloc((size_t)k->n + 1, sizeof(int *));
-    k->nids = xcalloc((size_t)k->n + 1, sizeof(int));
-    strbuf_append_char(all, '{');
-    for (int i = 0; i < k->n; i++) {
-        k->version[i] = atoi(PQgetvalue(res, i, 0));
-        const char *s = PQgetvalue(res, i, 1);
-        k->ids[i] = xcalloc(strlen(s) / 2 + 1, sizeof(int));
-        for (char *end; *s; s = *end ? end + 1 : end) {
-            k->ids[i][k->nids[i]++] = (int)strtol(s, &end, 10);
-            if (end == s) break;
-        }
-        if (*PQgetvalue(res, i, 1)) strbuf_appendf(all, "%s%s", all->len > 1 ? "," : "", PQgetvalue(res, i, 1));
-    }
-    strbuf_append_char(all, '}');
-    PQclear(res);
-    return WR_OK;
-}
-
-/*
- * Whether an UPDATE changed a key column: one of its key columns has a known
- * old value (not flagged unknown or hidden) different from the new one —
- * delta_old_key()'s test. f[5..9]: col_ids, new_values, old_values, attr_flags, old_unknown.
- */
-static bool changes_key(const KeyCols *k, int version, const unsigned char *const *f, const int32_t *fl, bool *bad)
-{
-    int nk;
-    const int *keys = keycols_of(k, version, &nk);
-    if (!nk) return false;
-    if (fl[9] == 1 && f[9][0]) return false; /* old_unknown */
-    BinArray ids, nv, ov, fg;
-    if (!array_open(f[5], fl[5], &ids) || !array_open(f[6], fl[6], &nv) || !array_open(f[7], fl[7], &ov) ||
-        !array_open(f[8], fl[8], &fg)) {
-        *bad = true;
-        return false;
-    }
-    Val id;
-    while (array_next(&ids, &id)) {
-        int col;
-        Val n = {NULL, -1}, o = {NULL, -1}, g = {NULL, -1};
-        bool have_n = array_next(&nv, &n), have_o = array_next(&ov, &o), have_g = array_next(&fg, &g);
-        if (!int2_elem(&id, &col)) {
-            *bad = true;
-            return false;
-        }
-        bool is_key = false;
-        for (int i = 0; i < nk && !is_key; i++) is_key = keys[i] == col;
-        if (!is_key) continue;
-        int flags = 0;
-        if (have_g && !int2_elem(&g, &flags) && g.len >= 0) {
-            *bad = true;
-            return false;
-        }
-        if (flags & 3) continue;
-        if (!have_n) n.len = -1; /* a NULL array: every element NULL */
-        if (!have_o) o.len = -1;
-        if (n.len != o.len || (n.len > 0 && memcmp(n.p, o.p, (size_t)n.len) != 0)) return true;
-    }
-    return false;
-}
-
 /* Fold one delta into its key's entry. */
 static void hash_apply(Fold *fo, const unsigned char *key, size_t klen, Pos pos, char op, const unsigned char *ids_p,
                        int32_t ids_len, const unsigned char *vals_p, int32_t vals_len, bool *bad)
@@ -586,9 +489,7 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
     fo->overflow = max_bytes == 0;
     for (int i = 0; i < rv->ncols; i++)
         if (rv->col_ids[i] > fo->maxcol) fo->maxcol = rv->col_ids[i];
-    KeyCols kc = {0};
-    StrBuf all, q;
-    strbuf_init(&all);
+    StrBuf q;
     strbuf_init(&q);
     CopyReader r = {0};
     WrStatus st = WR_OK;
@@ -607,24 +508,31 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
         fo->kf_rev = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     }
     PQclear(res);
-    if ((st = keycols_load(fo, &kc, &all, err)) != WR_OK) goto done;
-
-    /* old values and flags only where a key column may have changed: the rest never need them */
+    /* key columns of any version, so that only an UPDATE touching one asks delta_old_key (the SQL's own test) */
+    res = rq_execf(ctx->hist, err,
+                   "SELECT coalesce(array_agg(DISTINCT k.id), '{}') FROM %s.key_columns(%u) kc, unnest(kc.key_ids) k(id)",
+                   ctx->schema_q, rv->relid);
+    if (!res) {
+        st = err->status;
+        goto done;
+    }
     strbuf_appendf(&q,
-                   "COPY (SELECT od.key, od.revision_id, od.seq, od.op, od.relversion, od.col_ids, od.new_values, "
-                   "CASE WHEN od.op = 'U' AND od.col_ids && '%2$s'::smallint[] THEN od.old_values END, "
-                   "CASE WHEN od.op = 'U' AND od.col_ids && '%2$s'::smallint[] THEN od.attr_flags END, "
-                   "od.old_unknown FROM %1$s.object_delta od "
+                   "COPY (SELECT od.key, od.revision_id, od.seq, od.op, od.col_ids, od.new_values, "
+                   "CASE WHEN od.op = 'U' AND od.col_ids && '%2$s'::smallint[] "
+                   "THEN %1$s.delta_old_key(od.relid, od.relversion, od.key, od.col_ids, od.old_values, od.new_values, "
+                   "od.attr_flags, od.old_unknown) <> od.key END "
+                   "FROM %1$s.object_delta od "
                    "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid = %5$u) "
                    "TO STDOUT (FORMAT binary)",
-                   ctx->schema_q, all.data, (long long)fo->kf_rev, (long long)rev, rv->relid);
+                   ctx->schema_q, PQgetvalue(res, 0, 0), (long long)fo->kf_rev, (long long)rev, rv->relid);
+    PQclear(res);
     if ((st = copy_open(&r, ctx->hist, q.data, what, err)) != WR_OK) goto done;
     const unsigned char *f[MAX_FIELDS];
     int32_t fl[MAX_FIELDS];
     bool bad = false;
     int got;
-    while ((got = copy_next(&r, 10, f, fl, what, err)) == 1) {
-        if (fl[1] != 8 || fl[2] != 4 || fl[3] != 1 || fl[4] != 4) {
+    while ((got = copy_next(&r, 7, f, fl, what, err)) == 1) {
+        if (fl[1] != 8 || fl[2] != 4 || fl[3] != 1) {
             bad = true;
             break;
         }
@@ -635,12 +543,9 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
             continue;
         }
         if (fl[0] < 0) continue; /* no key: nothing to place */
-        if (op == 'U' && changes_key(&kc, (int)rd32(f[4]), f, fl, &bad)) {
-            if (pos_cmp(pos, fo->key_change) > 0) fo->key_change = pos;
-        }
-        if (bad) break;
+        if (fl[6] == 1 && f[6][0] && pos_cmp(pos, fo->key_change) > 0) fo->key_change = pos;
         if (fo->overflow || (op != 'I' && op != 'U' && op != 'D' && op != 'S')) continue;
-        hash_apply(fo, f[0], (size_t)fl[0], pos, op, f[5], fl[5], f[6], fl[6], &bad);
+        hash_apply(fo, f[0], (size_t)fl[0], pos, op, f[4], fl[4], f[5], fl[5], &bad);
         if (bad) break;
         if (fo->bytes > fo->max_bytes) {
             /* keep reading for truncates and key changes, hash no more */
@@ -658,8 +563,6 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
     fo = NULL;
 done:
     fold_destroy(fo);
-    keycols_free(&kc);
-    strbuf_free(&all);
     strbuf_free(&q);
     return st;
 }
