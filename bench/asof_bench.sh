@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # asof_bench.sh — how long `walrev snapshot` takes as history grows: a table of
 # N rows whose history is 1x, 10x and 100x its size (written into the history
-# store in bulk, set-based, with keyframes where the history sink takes them:
-# every 4 x rows deltas), snapshot at the newest and at a middle revision vs
-# `COPY (SELECT * FROM t) TO STDOUT` of the same rows; plus one object's
-# history and blame with 10^3..10^5 versions. Prints a markdown report
-# (medians of 3 runs) on stdout, progress on stderr.
+# store in bulk, set-based, in (revision, seq) order as the sink appends, with
+# keyframes where the sink takes them: every 4 x rows deltas), snapshot at the
+# newest revision and at 0, 2 x N and 4 x N deltas after a keyframe, vs
+# `COPY (SELECT * FROM t) TO STDOUT` of as many rows; plus one object's as-of
+# (row_at), history and blame with 10^3..10^6 versions. Prints a markdown
+# report (medians of 3 runs) on stdout, progress on stderr.
 #
-#   bench/asof_bench.sh [--quick | --full | --rows N]
+#   bench/asof_bench.sh [--quick | --full | --rows N] [--versions MAX]
 #     default N=100000; --quick N=20000; --full N=1000000 (100M deltas: long, ~20 GB)
+#     --versions: the most versions of one object (a power of 10, from 1000; default 1000000)
 #   ASOF_CONNINFO=conninfo  use that database (else a private cluster is started and stopped)
 #   WALREV_BIN=path         the walrev binary (default build-release/ or build/)
 set -euo pipefail
@@ -16,12 +18,14 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 N=100000
+MAXV=1000000
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) N=20000 ;;
     --full) N=1000000 ;;
     --rows) N=${2:?--rows needs a count}; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --versions) MAXV=${2:?--versions needs a count}; shift ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "asof_bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -137,30 +141,64 @@ SQL
 
 W() { "$WALREV_BIN" --history "$CI" --source "$CI" "$@"; }
 
-declare -A NEWEST MIDDLE COPY NREV DSIZE
+# time_point H NAME REV: snapshot of asof_tH at REV (empty: the newest) against
+# COPY of as many rows of the live table; checks the row count first
+declare -A SNAP COPYT ROWS DIST
+time_point() {
+  local H=$1 name=$2 rev=$3 S=walrev_h$1 T=asof_t$1 at=() want got kf
+  [ -n "$rev" ] && at=(--at "$rev")
+  # the rows at REV: the inserts come first, one id each, and nothing is deleted
+  want=$N; [ -n "$rev" ] && [ $(( rev * 100 )) -lt "$N" ] && want=$(( rev * 100 ))
+  got=$(W --schema $S snapshot --table $T "${at[@]}" 2>/dev/null | wc -l)
+  [ "$got" -eq "$want" ] || { echo "asof_bench: ${H}x $name snapshot has $got rows, expected $want" >&2; exit 1; }
+  kf=$(sql "SELECT coalesce(max(revision_id), 0) FROM $S.keyframe WHERE revision_id <= ${rev:-${NREV[$H]}}")
+  DIST[$H,$name]=$(( (${rev:-${NREV[$H]}} - kf) * 100 ))
+  ROWS[$H,$name]=$want
+  SNAP[$H,$name]=$(median3 W --schema $S snapshot --table $T "${at[@]}")
+  if [ "$want" -eq "$N" ]; then
+    COPYT[$H,$name]=$(median3 "${PSQL[@]}" -c "COPY (SELECT * FROM public.$T) TO STDOUT")
+  else
+    COPYT[$H,$name]=$(median3 "${PSQL[@]}" -c "COPY (SELECT * FROM public.$T LIMIT $want) TO STDOUT")
+  fi
+}
+
+declare -A NREV DSIZE SQLMID
+POINTS=(newest keyframe middle late)
 for H in 1 10 100; do
   build_history $H
   NREV[$H]=$BUILT_NREV
   S=walrev_h$H T=asof_t$H
-  # the middle: halfway between the two keyframes around R/2 (2 x N deltas to
-  # replay, the same work at 10x and 100x), or R/2 when there is no keyframe
-  mid=$(sql "SELECT coalesce((SELECT max(revision_id) FROM $S.keyframe WHERE revision_id <= ${NREV[$H]} / 2)
-                             + $(( 2 * N / 100 )), ${NREV[$H]} / 2)")
-  # check once that both snapshots have N rows and the newest equals the live table
-  got=$(W --schema $S snapshot --table $T 2>/dev/null | wc -l)
-  [ "$got" -eq "$N" ] || { echo "asof_bench: newest snapshot has $got rows, expected $N" >&2; exit 1; }
-  want=$(( mid * 100 < N ? mid * 100 : N ))  # 1x: the middle is halfway through the inserts
-  got=$(W --schema $S snapshot --table $T --at $mid 2>/dev/null | wc -l)
-  [ "$got" -eq "$want" ] || { echo "asof_bench: middle snapshot has $got rows, expected $want" >&2; exit 1; }
+  relid=$(sql "SELECT 'public.$T'::regclass::oid")
+  # Points at the same distance from their keyframe at every history size, in
+  # the keyframe interval around R/2: on the keyframe (its rows alone), 2 x N
+  # deltas after it (the middle) and 4 x N - 100 after it (just before the
+  # next keyframe: the most a snapshot replays). At 1x there is no keyframe:
+  # the points lie in the inserts, replayed from an empty table.
+  kf=$(sql "SELECT coalesce(max(revision_id), 0) FROM $S.keyframe WHERE revision_id <= ${NREV[$H]} / 2")
   log "history ${H}x: timing"
-  NEWEST[$H]=$(median3 W --schema $S snapshot --table $T)
-  MIDDLE[$H]=$(median3 W --schema $S snapshot --table $T --at $mid)
-  COPY[$H]=$(median3 "${PSQL[@]}" -c "COPY (SELECT * FROM public.$T) TO STDOUT")
+  time_point $H newest ""
+  if [ "$kf" -gt 0 ]; then
+    time_point $H keyframe "$kf"
+    mid=$(( kf + 2 * N / 100 )); late=$(( kf + 4 * N / 100 - 1 ))
+  else
+    mid=$(( NREV[$H] / 2 )); late=$(( NREV[$H] - 1 ))
+  fi
+  time_point $H middle "$mid"
+  time_point $H late "$late"
+  SQLMID[$H]=$(median3 "${PSQL[@]}" -c "COPY (SELECT * FROM $S.snapshot_rows($relid, $mid)) TO STDOUT")
   DSIZE[$H]=$(sql "SELECT pg_size_pretty(pg_total_relation_size('$S.object_delta'))")
 done
 
-# one object's history and blame with 10^3..10^5 versions (each its own revision)
-log "object history: 111,000 versions over three keys"
+# One object's as-of, history and blame with 10^3..MAXV versions, each version
+# its own revision, in one table whose keyframes fall where the sink takes
+# them (every 4 x 1000 deltas: the table has fewer than 1000 rows).
+VERSIONS=() objs="" first=1
+for (( V = 1000; V <= MAXV; V *= 10 )); do
+  VERSIONS+=("$V"); objs+="${objs:+, }($V, $V, $first)"; first=$(( first + V ))
+done
+LASTREV=$(( first - 1 ))
+[ ${#VERSIONS[@]} -gt 0 ] || { echo "asof_bench: --versions must be 1000 or more" >&2; exit 2; }
+log "object history: $LASTREV versions over ${#VERSIONS[@]} keys"
 S=walrev_obj T=asof_obj
 sql "DROP SCHEMA IF EXISTS $S CASCADE; DROP TABLE IF EXISTS public.$T;" >/dev/null
 install_schema $S
@@ -172,54 +210,119 @@ INSERT INTO $S.relation_version (relid, version, nspname, relname, replident, va
     col_type_oids, col_typmods, col_type_names, col_is_key, col_track)
 VALUES ($relid, 1, 'public', '$T', 'd', '0/1', '{1,2,3}', '{id,v,w}', '{23,23,25}', '{-1,-1,-1}',
         '{NULL,NULL,NULL}', '{t,f,f}', '{f,f,f}');
-WITH objs(key, versions, first) AS (VALUES (1000, 1000, 1), (10000, 10000, 1001), (100000, 100000, 11001))
+WITH objs(key, versions, first) AS (VALUES $objs)
 INSERT INTO $S.object_delta (revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values)
 SELECT o.first + i, 1, $relid, 1, CASE WHEN i = 0 THEN 'I' ELSE 'U' END, '["' || o.key || '"]', 1,
        CASE WHEN i = 0 THEN '{1,2,3}'::smallint[] WHEN i % 2 = 0 THEN '{2}' ELSE '{3}' END,
        CASE WHEN i = 0 THEN NULL ELSE '{old}'::text[] END,
        CASE WHEN i = 0 THEN ARRAY[o.key::text, '0', 'w0'] WHEN i % 2 = 0 THEN ARRAY[i::text] ELSE ARRAY['w' || i] END
-FROM objs o, generate_series(0, o.versions - 1) i;
+FROM objs o, generate_series(0, o.versions - 1) i
+ORDER BY 1;
 INSERT INTO $S.revision (id, xid, commit_lsn, end_lsn, commit_time, actor_type, actor_id, n_update, parent_checksum, checksum)
 SELECT r, r, '0/10'::pg_lsn + r * 1000, '0/10'::pg_lsn + r * 1000 + 8,
        timestamptz '2026-01-01 00:00:00+00' + r * interval '1 second', 'user', (r % 7)::text, 1, '\\x00', '\\x00'
-FROM generate_series(1, 111000) r;
+FROM generate_series(1, $LASTREV + 1) r;
 INSERT INTO $S.revision_context (revision_id, context_no, lsn, actor_type, actor_id, raw)
 SELECT id, 1, commit_lsn, actor_type, actor_id, '{}' FROM $S.revision;
 SQL
 sql "VACUUM ANALYZE $S.object_delta, $S.revision, $S.revision_context" >/dev/null
-declare -A HIST BLAME
-for V in 1000 10000 100000; do
+# keyframes every 4,000 deltas, each computed from the one before
+"${PSQL[@]}" >/dev/null <<SQL
+SET synchronous_commit = off;
+DO \$\$
+DECLARE r bigint;
+BEGIN
+    FOR r IN SELECT g FROM generate_series(4000, $LASTREV, 4000) g LOOP
+        -- one statement: snapshot_rows must not see the keyframe it fills
+        WITH kf AS (INSERT INTO $S.keyframe (relid, revision_id, n_rows) VALUES ($relid, r, 0) RETURNING id)
+        INSERT INTO $S.keyframe_row (keyframe_id, key, relversion, vals)
+        SELECT kf.id, s.key, 1, s.vals FROM kf, $S.snapshot_rows($relid, r) s;
+    END LOOP;
+END
+\$\$;
+DELETE FROM $S.revision WHERE id = $LASTREV + 1;
+DELETE FROM $S.revision_context WHERE revision_id = $LASTREV + 1;
+INSERT INTO $S.tracked_table (relid, live_rows, deltas_since_keyframe) VALUES ($relid, 4, 1000);
+SQL
+sql "VACUUM ANALYZE $S.keyframe, $S.keyframe_row, $S.revision" >/dev/null
+declare -A HIST BLAME ASOF ASOFNEW
+first=1
+for V in "${VERSIONS[@]}"; do
   got=$(W --schema $S history --table $T --key $V --format csv 2>/dev/null | wc -l)
   # a header, three attribute rows for the insert, one per update
   [ "$got" -eq $(( V + 3 )) ] || { echo "asof_bench: history of $V has $got lines, expected $((V + 3))" >&2; exit 1; }
+  # as of the middle of its versions: version i sets v (even i) or w (odd i)
+  half=$(( V / 2 )); rev=$(( first + half ))
+  got=$(sql "SELECT $S.row_at($relid, '[\"$V\"]', $rev)::text")
+  want="{$V,$(( half - half % 2 )),w$(( half - 1 + half % 2 ))}"
+  [ "$got" = "$want" ] || { echo "asof_bench: row_at of $V at $rev is $got, expected $want" >&2; exit 1; }
+  ASOF[$V]=$(median3 "${PSQL[@]}" -c "SELECT $S.row_at($relid, '[\"$V\"]', $rev)")
+  ASOFNEW[$V]=$(median3 "${PSQL[@]}" -c "SELECT $S.row_at($relid, '[\"$V\"]', $LASTREV)")
   HIST[$V]=$(median3 W --schema $S history --table $T --key $V --format csv)
   BLAME[$V]=$(median3 W --schema $S blame --table $T --key $V --format csv)
+  first=$(( first + V ))
 done
 
+# ---------------------------------------------------------------- report
+cell() { echo "$(fmt "$1") ($(ratio "$1" "$2")×)"; }
+# spread A B...: the largest over the smallest
+spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f", (lo > 0 ? hi / lo : 0) }'; }
+over2=$(for H in 10 100; do for p in keyframe middle late; do
+  r=$(ratio "${SNAP[$H,$p]}" "${COPYT[$H,$p]}")
+  if awk -v r="$r" 'BEGIN { exit !(r > 2) }'; then echo "${H}× $p ${r}×"; fi; done; done | paste -sd, - | sed 's/,/, /g')
 cat <<EOF
 ### As-of snapshots (\`bench/asof_bench.sh\`, N = $N rows)
 
-Snapshot = \`walrev snapshot --table T [--at REV]\` to /dev/null (COPY text), vs
-\`COPY (SELECT * FROM t) TO STDOUT\` of the same rows through psql. Medians of
-3 runs. The middle revision lies halfway between two keyframes: 2 x N deltas
-to replay after the keyframe's N rows (at 1x, with no keyframe, it is halfway
-through the inserts: N/2 rows).
+\`walrev snapshot --table T [--at REV]\` to /dev/null (COPY text), in seconds,
+and in parentheses its ratio to \`COPY (SELECT * FROM t) TO STDOUT\` of as
+many rows of the live table through psql (\`LIMIT\` when the point has fewer
+than N). Medians of 3 runs. History of 1×, 10× and 100× N deltas: N inserts,
+then one-column updates, 100 per revision. Every point but the newest lies in
+the keyframe interval around the middle of history, at the same distance
+from its keyframe at every size: on it (N rows, no delta), 2 × N deltas
+after it and 4 × N − 100 (just before the next keyframe: the most any
+snapshot replays). At 1× there is no keyframe: the points lie in the
+inserts, replayed from an empty table. The newest is folded the same way,
+from the last keyframe and the deltas after it.
 
-| history | deltas | object_delta size | snapshot newest (s) | / COPY | snapshot middle (s) | / COPY | COPY (s) |
+| history | deltas | object_delta | newest | on a keyframe | keyframe + 2N deltas | keyframe + 4N deltas | COPY of N rows |
 | --- | --- | --- | --- | --- | --- | --- | --- |
 EOF
 for H in 1 10 100; do
-  echo "| ${H}x | $(( H * N )) | ${DSIZE[$H]} | $(fmt "${NEWEST[$H]}") | $(ratio "${NEWEST[$H]}" "${COPY[$H]}") | $(fmt "${MIDDLE[$H]}") | $(ratio "${MIDDLE[$H]}" "${COPY[$H]}") | $(fmt "${COPY[$H]}") |"
+  row="| ${H}× | $(( H * N )) | ${DSIZE[$H]}"
+  for p in "${POINTS[@]}"; do
+    if [ -n "${SNAP[$H,$p]:-}" ]; then
+      extra=""; [ "${ROWS[$H,$p]}" -ne "$N" ] && extra=": ${ROWS[$H,$p]} rows from ${DIST[$H,$p]} deltas"
+      row+=" | $(cell "${SNAP[$H,$p]}" "${COPYT[$H,$p]}")$extra"
+    else
+      row+=" | —"
+    fi
+  done
+  echo "$row | $(fmt "${COPYT[$H,newest]}") |"
 done
 cat <<EOF
 
-Growth from 1x to 100x history: newest $(ratio "${NEWEST[100]}" "${NEWEST[1]}")x, middle $(ratio "${MIDDLE[100]}" "${MIDDLE[1]}")x.
+Flat as history grows (the same point at 10× and 100×, slowest / fastest;
+target ≤ 1.2): on a keyframe $(spread "${SNAP[10,keyframe]}" "${SNAP[100,keyframe]}"),
+keyframe + 2N $(spread "${SNAP[10,middle]}" "${SNAP[100,middle]}"),
+keyframe + 4N $(spread "${SNAP[10,late]}" "${SNAP[100,late]}");
+newest at 1×, 10× and 100× $(spread "${SNAP[1,newest]}" "${SNAP[10,newest]}" "${SNAP[100,newest]}").
+Target ≤ 2× COPY: ${over2:+missed at }${over2:-met at every point}.
 
-### One object's history and blame
+The keyframe + 2N point through SQL, \`COPY (SELECT * FROM snapshot_rows(t, REV)) TO STDOUT\`:
+$(for H in 1 10 100; do printf '%s× %s s' "$H" "$(fmt "${SQLMID[$H]}")"; [ $H = 100 ] && echo . || printf ', '; done)
 
-| versions | \`walrev history\` (s) | \`walrev blame\` (s) |
-| --- | --- | --- |
+### One object: as of, history and blame
+
+One key per size of one table, 10^3 versions and up, each version its own
+revision ($LASTREV in all; keyframes every 4,000 deltas, as the sink takes
+them). As of = \`SELECT row_at(t, key, REV)\` through psql, at the middle of
+the object's versions and at the newest revision;
+\`walrev history\` prints every version; \`walrev blame\` is at the newest.
+
+| versions | as of, middle (s) | as of, newest (s) | \`walrev history\` (s) | \`walrev blame\` (s) |
+| --- | --- | --- | --- | --- |
 EOF
-for V in 1000 10000 100000; do
-  echo "| $V | $(fmt "${HIST[$V]}") | $(fmt "${BLAME[$V]}") |"
+for V in "${VERSIONS[@]}"; do
+  echo "| $V | $(fmt "${ASOF[$V]}") | $(fmt "${ASOFNEW[$V]}") | $(fmt "${HIST[$V]}") | $(fmt "${BLAME[$V]}") |"
 done

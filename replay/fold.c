@@ -1,23 +1,277 @@
 /*
- * fold.c — the CLI's fast snapshot: the server streams the keyframe's rows
- * and the deltas since, merged and sorted by key (binary COPY), and the row
- * fold (schema/rowfold.h) turns each key's run into its row as of the
- * revision, printed here as COPY text or CSV in the columns of that time.
- * Used only when no UPDATE in the range changed a key (snapshot_plan says
- * so); otherwise snapshot_rows runs.
+ * fold.c — the CLI's snapshot of a table at a revision: the keyframe's rows
+ * and the deltas since, folded here by the rule of snapshot_rows()
+ * (replay.sql) without its executor cost. The deltas arrive first, unsorted,
+ * into a hash of the keys they touch; the keyframe then streams through it.
+ * The hash is bounded by the caller's limit: past it the server sorts both by
+ * key instead (slower, but no client memory) and one key's run is held at a time. Rows never move between keys here:
+ * when an UPDATE changed a key, fold_open says so and snapshot_rows() runs.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "replay/internal.h"
-#include "schema/rowfold.h"
+
+/* A change's position in commit order; revision ids start at 1, so rev 0 is "none". */
+typedef struct {
+    int64_t rev;
+    int32_t seq;
+} Pos;
+
+static int pos_cmp(Pos a, Pos b)
+{
+    if (a.rev != b.rev) return a.rev < b.rev ? -1 : 1;
+    return (a.seq > b.seq) - (a.seq < b.seq);
+}
+
+/* A value seen through: len -1 is SQL NULL. */
+typedef struct {
+    const char *p;
+    int32_t len;
+} Val;
+
+/* The newest value a column was given (len bytes, not terminated), and where; pos.rev 0: never set. */
+typedef struct {
+    Pos pos;
+    char *val;
+    int32_t len;
+} Slot;
+
+/* One key touched by the deltas. */
+typedef struct {
+    char *key;
+    size_t klen;
+    Pos last;      /* its newest delta */
+    char last_op;
+    Pos reset;     /* its newest insert, snapshot row or delete: nothing before it counts */
+    bool seen;     /* matched a keyframe row (already emitted) */
+    Slot *cols;    /* [maxcol + 1], by col_id */
+} Entry;
+
+/* A hash slot: the hash beside the pointer, so a probe rarely touches an entry it does not want. */
+typedef struct {
+    uint64_t hash;
+    Entry *e;
+} Bucket;
+
+/* Where entries, keys and values live: freed all at once, so a million small allocations cost nothing. */
+typedef struct Chunk {
+    struct Chunk *next;
+    size_t used, cap;
+    max_align_t data[];
+} Chunk;
+
+struct Fold {
+    ReplayCtx *ctx;
+    const RelVersion *rv;
+    int64_t rev;
+    int maxcol;
+    bool has_kf;
+    char kf_id[24];
+    int64_t kf_rev;
+    Pos trunc;      /* the last truncate in (kf_rev, rev]: the keyframe and everything before it are void */
+    Pos key_change; /* the last UPDATE there that changed a key */
+    Bucket *tab;    /* open addressing, cap a power of two */
+    size_t cap, n;
+    Chunk *arena;
+    size_t bytes;   /* the arena and the table (replaced values stay until the end) */
+    size_t max_bytes;
+    bool overflow;  /* the hash was given up: fold_emit sorts on the server */
+};
+
+/* ---------------------------------------------------------------- binary COPY reading */
+
+static uint32_t rd32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* A binary COPY OUT stream, tuple by tuple, reassembled across CopyData messages. */
+typedef struct {
+    PGconn *conn;
+    StrBuf buf;
+    size_t pos;
+    bool header_done;
+    bool trailer;
+} CopyReader;
+
+#define MAX_FIELDS 7
+
+/*
+ * Start COPY query on conn. The reader is ready for copy_next; copy_close
+ * ends it in every case.
+ */
+static WrStatus copy_open(CopyReader *r, PGconn *conn, const char *query, const char *what, WrError *err)
+{
+    memset(r, 0, sizeof(*r));
+    r->conn = conn;
+    strbuf_init(&r->buf);
+    PGresult *res = PQexec(conn, query);
+    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        wr_error_set(err, WR_FATAL, "%s: %s", what, m ? m : PQerrorMessage(conn));
+        PQclear(res);
+        r->conn = NULL;
+        return err->status;
+    }
+    PQclear(res);
+    return WR_OK;
+}
+
+/*
+ * The next tuple of nf fields: f[i]/fl[i] point into the reader's buffer
+ * (valid until the next call), fl[i] -1 for NULL. Returns 1 with a tuple, 0 at
+ * the end of the data, -1 with err set.
+ */
+static int copy_next(CopyReader *r, int nf, const unsigned char **f, int32_t *fl, const char *what, WrError *err)
+{
+    for (;;) {
+        const unsigned char *p = (const unsigned char *)r->buf.data + r->pos;
+        size_t avail = r->buf.len - r->pos;
+        if (!r->header_done && avail >= 19) {
+            if (memcmp(p, "PGCOPY\n\377\r\n\0", 11) != 0) {
+                wr_error_set(err, WR_PROTOCOL, "%s: not a binary COPY stream", what);
+                return -1;
+            }
+            uint32_t ext = rd32(p + 15);
+            if (avail >= 19 + (size_t)ext) {
+                r->pos += 19 + ext;
+                r->header_done = true;
+                continue;
+            }
+        } else if (r->header_done && !r->trailer && avail >= 2) {
+            int16_t n = (int16_t)((p[0] << 8) | p[1]);
+            if (n == -1) {
+                r->trailer = true;
+                r->pos += 2;
+                return 0;
+            }
+            if (n != nf) {
+                wr_error_set(err, WR_PROTOCOL, "%s: %d fields in a COPY row, expected %d", what, n, nf);
+                return -1;
+            }
+            size_t off = 2;
+            bool whole = true;
+            for (int i = 0; i < nf && whole; i++) {
+                if (avail < off + 4) {
+                    whole = false;
+                    break;
+                }
+                fl[i] = (int32_t)rd32(p + off);
+                off += 4;
+                f[i] = p + off;
+                if (fl[i] > 0) {
+                    if (avail < off + (size_t)fl[i]) whole = false;
+                    else off += (size_t)fl[i];
+                }
+            }
+            if (whole) {
+                r->pos += off;
+                return 1;
+            }
+        } else if (r->trailer) {
+            return 0;
+        }
+        /* need more: keep the unread tail, fetch the next message */
+        if (r->pos > 0) {
+            memmove(r->buf.data, r->buf.data + r->pos, r->buf.len - r->pos);
+            r->buf.len -= r->pos;
+            r->pos = 0;
+        }
+        char *msg;
+        int n = PQgetCopyData(r->conn, &msg, 0);
+        if (n > 0) {
+            strbuf_append(&r->buf, msg, (size_t)n);
+            PQfreemem(msg);
+            continue;
+        }
+        if (n == -2) {
+            wr_error_set(err, WR_FATAL, "%s: %s", what, PQerrorMessage(r->conn));
+        } else {
+            /* the server ended the COPY: its result says why, else the stream was cut short */
+            PGresult *res = PQgetResult(r->conn);
+            const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+            wr_error_set(err, PQresultStatus(res) == PGRES_COMMAND_OK ? WR_PROTOCOL : WR_FATAL, "%s: %s", what,
+                         m ? m : "the COPY stream ended early");
+            PQclear(res);
+        }
+        return -1;
+    }
+}
+
+/* Drain what is left of the COPY and take its result; st is what the caller has so far. */
+static WrStatus copy_close(CopyReader *r, WrStatus st, const char *what, WrError *err)
+{
+    if (r->conn) {
+        char *msg;
+        int n;
+        while ((n = PQgetCopyData(r->conn, &msg, 0)) > 0) PQfreemem(msg);
+        PGresult *res;
+        while ((res = PQgetResult(r->conn)) != NULL) {
+            if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WR_OK) {
+                const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+                st = wr_error_set(err, WR_FATAL, "%s: %s", what, m ? m : PQerrorMessage(r->conn));
+            }
+            PQclear(res);
+        }
+    }
+    strbuf_free(&r->buf);
+    r->conn = NULL;
+    return st;
+}
+
+/* One binary array field, element by element. */
+typedef struct {
+    int32_t lbound;
+    const unsigned char *elems; /* next element: int32 length, then the bytes */
+    const unsigned char *end;
+} BinArray;
+
+/* false on a malformed array; a NULL field (len < 0) is an empty array */
+static bool array_open(const unsigned char *p, int32_t len, BinArray *a)
+{
+    memset(a, 0, sizeof(*a));
+    if (len < 0) return true;
+    if (len < 12) return false;
+    int32_t ndim = (int32_t)rd32(p);
+    if (ndim == 0) return true;
+    if (ndim != 1 || len < 20) return false;
+    a->lbound = (int32_t)rd32(p + 16);
+    a->elems = p + 20;
+    a->end = p + len;
+    return true;
+}
+
+/* The next element into v (len -1 for NULL); false at the end or on a malformed array. */
+static bool array_next(BinArray *a, Val *v)
+{
+    if (!a->elems || a->elems + 4 > a->end) return false;
+    v->len = (int32_t)rd32(a->elems);
+    a->elems += 4;
+    v->p = (const char *)a->elems;
+    if (v->len > 0) {
+        if (a->elems + v->len > a->end) return false;
+        a->elems += v->len;
+    }
+    return true;
+}
+
+static bool int2_elem(const Val *v, int *out)
+{
+    if (v->len != 2) return false;
+    *out = (int16_t)(((unsigned char)v->p[0] << 8) | (unsigned char)v->p[1]);
+    return true;
+}
+
+/* ---------------------------------------------------------------- output lines */
 
 /* PostgreSQL's COPY text escaping (CopyAttributeOutText), byte for byte. */
-static void append_copy_text(StrBuf *b, const char *s)
+static void append_copy_text(StrBuf *b, const char *s, size_t len)
 {
-    for (const char *p = s; *p; p++) {
-        const char *esc = NULL;
-        switch (*p) {
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *esc;
+        switch (s[i]) {
         case '\\': esc = "\\\\"; break;
         case '\b': esc = "\\b"; break;
         case '\f': esc = "\\f"; break;
@@ -25,107 +279,488 @@ static void append_copy_text(StrBuf *b, const char *s)
         case '\r': esc = "\\r"; break;
         case '\t': esc = "\\t"; break;
         case '\v': esc = "\\v"; break;
-        default: break;
+        default: continue;
         }
-        if (esc)
-            strbuf_append(b, esc, 2);
-        else
-            strbuf_append_char(b, *p);
+        strbuf_append(b, s + start, i - start);
+        strbuf_append(b, esc, 2);
+        start = i + 1;
     }
+    strbuf_append(b, s + start, len - start);
 }
 
 /* PostgreSQL's CSV quoting: NULL empty and unquoted; "" and values with , " CR LF quoted. */
-static void append_csv(StrBuf *b, const char *s)
+static void append_csv(StrBuf *b, const char *s, size_t len)
 {
-    if (!s) return;
-    if (s[0] != '\0' && !strpbrk(s, ",\"\r\n")) {
-        strbuf_append_str(b, s);
+    bool quote = len == 0;
+    for (size_t i = 0; i < len && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+    if (!quote) {
+        strbuf_append(b, s, len);
         return;
     }
     strbuf_append_char(b, '"');
-    for (const char *p = s; *p; p++) {
-        if (*p == '"') strbuf_append_char(b, '"');
-        strbuf_append_char(b, *p);
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '"') continue;
+        strbuf_append(b, s + start, i + 1 - start);
+        strbuf_append_char(b, '"');
+        start = i + 1;
     }
+    strbuf_append(b, s + start, len - start);
     strbuf_append_char(b, '"');
 }
 
-typedef struct {
-    const RelVersion *rv;
-    bool csv;
-    StrBuf line;
-    FoldSink sink;
-    void *sink_arg;
-} FoldOut;
-
-static WrStatus emit_row(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
-                         int maxcol, bool based, WrError *err)
+/* The line of a row whose vals[col_id] (1..maxcol) hold its values, in rv's column order. */
+static void make_line(const RelVersion *rv, const Val *vals, int maxcol, bool csv, StrBuf *line)
 {
-    (void)key;
-    (void)key_len;
-    (void)known;
-    (void)based;
-    FoldOut *o = arg;
-    StrBuf *line = &o->line;
     strbuf_reset(line);
-    for (int i = 0; i < o->rv->ncols; i++) {
-        if (i) strbuf_append_char(line, o->csv ? ',' : '\t');
-        int c = o->rv->col_ids[i];
-        const char *v = c >= 1 && c <= maxcol ? vals[c] : NULL;
-        if (o->csv)
-            append_csv(line, v);
-        else if (!v)
-            strbuf_append(line, "\\N", 2);
-        else
-            append_copy_text(line, v);
+    for (int i = 0; i < rv->ncols; i++) {
+        if (i) strbuf_append_char(line, csv ? ',' : '\t');
+        int c = rv->col_ids[i];
+        const Val *v = c >= 1 && c <= maxcol ? &vals[c] : NULL;
+        if (!v || v->len < 0) {
+            if (!csv) strbuf_append(line, "\\N", 2);
+        } else if (csv) {
+            append_csv(line, v->p, (size_t)v->len);
+        } else {
+            append_copy_text(line, v->p, (size_t)v->len);
+        }
     }
     strbuf_append_char(line, '\n');
-    return o->sink(o->sink_arg, line->data, line->len, err);
 }
 
-WrStatus fold_snapshot(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, const char *kf_id, const char *from_rev,
-                       const char *cut_rev, const char *cut_seq, bool csv, FoldSink sink, void *sink_arg,
-                       long long *rows, WrError *err)
+/* vals[col_id] from a keyframe's vals array (lower bound 1, NULL holes); ids past maxcol are dropped. */
+static bool vals_from_array(const unsigned char *p, int32_t len, Val *vals, int maxcol)
 {
+    for (int c = 0; c <= maxcol; c++) vals[c] = (Val){NULL, -1};
+    BinArray a;
+    if (!array_open(p, len, &a)) return false;
+    Val v;
+    for (int32_t idx = a.lbound; array_next(&a, &v); idx++)
+        if (idx >= 1 && idx <= maxcol) vals[idx] = v;
+    return a.elems == a.end;
+}
+
+/* ---------------------------------------------------------------- the hash of touched keys */
+
+static uint64_t key_hash(const unsigned char *k, size_t n)
+{
+    uint64_t h = UINT64_C(1469598103934665603); /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= k[i];
+        h *= UINT64_C(1099511628211);
+    }
+    /* FNV's low bits barely differ between keys like ["123"] and ["124"]: mix before masking */
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    return h;
+}
+
+static Bucket *slot_of(Fold *fo, const unsigned char *key, size_t klen, uint64_t h)
+{
+    size_t mask = fo->cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        Bucket *b = &fo->tab[i];
+        if (!b->e || (b->hash == h && b->e->klen == klen && memcmp(b->e->key, key, klen) == 0)) return b;
+    }
+}
+
+static void *arena_alloc(Fold *fo, size_t n)
+{
+    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    if (!fo->arena || fo->arena->cap - fo->arena->used < n) {
+        size_t cap = n > ((size_t)1 << 20) ? n : (size_t)1 << 20;
+        Chunk *c = xmalloc(sizeof(Chunk) + cap);
+        c->next = fo->arena;
+        c->used = 0;
+        c->cap = cap;
+        fo->arena = c;
+        fo->bytes += sizeof(Chunk) + cap;
+    }
+    void *p = (char *)fo->arena->data + fo->arena->used;
+    fo->arena->used += n;
+    return p;
+}
+
+static void hash_free(Fold *fo)
+{
+    while (fo->arena) {
+        Chunk *next = fo->arena->next;
+        free(fo->arena);
+        fo->arena = next;
+    }
+    free(fo->tab);
+    fo->tab = NULL;
+    fo->cap = fo->n = 0;
+    fo->bytes = 0;
+}
+
+static Entry *hash_get(Fold *fo, const unsigned char *key, size_t klen)
+{
+    uint64_t h = key_hash(key, klen);
+    if (fo->n + 1 > fo->cap / 10 * 7) {
+        size_t ncap = fo->cap ? fo->cap * 2 : 1024;
+        Bucket *old = fo->tab;
+        size_t ocap = fo->cap;
+        fo->tab = xcalloc(ncap, sizeof(Bucket));
+        fo->cap = ncap;
+        size_t mask = ncap - 1;
+        for (size_t i = 0; i < ocap; i++) {
+            if (!old[i].e) continue;
+            size_t j = (size_t)old[i].hash & mask;
+            while (fo->tab[j].e) j = (j + 1) & mask;
+            fo->tab[j] = old[i];
+        }
+        free(old);
+        fo->bytes += (ncap - ocap) * sizeof(Bucket);
+    }
+    Bucket *s = slot_of(fo, key, klen, h);
+    if (!s->e) {
+        Entry *e = arena_alloc(fo, sizeof(Entry));
+        memset(e, 0, sizeof(*e));
+        e->key = arena_alloc(fo, klen);
+        memcpy(e->key, key, klen);
+        e->klen = klen;
+        e->cols = arena_alloc(fo, ((size_t)fo->maxcol + 1) * sizeof(Slot));
+        memset(e->cols, 0, ((size_t)fo->maxcol + 1) * sizeof(Slot));
+        s->hash = h;
+        s->e = e;
+        fo->n++;
+    }
+    return s->e;
+}
+
+static Entry *hash_find(Fold *fo, const unsigned char *key, size_t klen)
+{
+    if (!fo->cap) return NULL;
+    return slot_of(fo, key, klen, key_hash(key, klen))->e;
+}
+
+/* ---------------------------------------------------------------- reading the deltas */
+
+/* Fold one delta into its key's entry. */
+static void hash_apply(Fold *fo, const unsigned char *key, size_t klen, Pos pos, char op, const unsigned char *ids_p,
+                       int32_t ids_len, const unsigned char *vals_p, int32_t vals_len, bool *bad)
+{
+    Entry *e = hash_get(fo, key, klen);
+    if (pos_cmp(pos, e->last) > 0) {
+        e->last = pos;
+        e->last_op = op;
+    }
+    if (op != 'U' && pos_cmp(pos, e->reset) > 0) e->reset = pos;
+    if (op == 'D') return;
+    BinArray ids, vals;
+    if (!array_open(ids_p, ids_len, &ids) || !array_open(vals_p, vals_len, &vals)) {
+        *bad = true;
+        return;
+    }
+    Val id, v;
+    while (array_next(&ids, &id)) {
+        int col;
+        if (!int2_elem(&id, &col)) {
+            *bad = true;
+            return;
+        }
+        if (!array_next(&vals, &v)) v.len = -1; /* new_values NULL: every value NULL */
+        if (col < 1 || col > fo->maxcol) continue; /* a column the version at rev does not have */
+        Slot *s = &e->cols[col];
+        if (pos_cmp(pos, s->pos) <= 0) continue;
+        s->pos = pos;
+        s->len = v.len;
+        s->val = NULL;
+        if (v.len > 0) {
+            s->val = arena_alloc(fo, (size_t)v.len);
+            memcpy(s->val, v.p, (size_t)v.len);
+        }
+    }
+}
+
+WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max_bytes, Fold **out, bool *usable,
+                   WrError *err)
+{
+    *out = NULL;
+    *usable = false;
+    Fold *fo = xcalloc(1, sizeof(Fold));
+    fo->ctx = ctx;
+    fo->rv = rv;
+    fo->rev = rev;
+    fo->max_bytes = max_bytes;
+    fo->overflow = max_bytes == 0;
+    for (int i = 0; i < rv->ncols; i++)
+        if (rv->col_ids[i] > fo->maxcol) fo->maxcol = rv->col_ids[i];
     StrBuf q;
     strbuf_init(&q);
-    rowfold_query(&q, ctx->schema_q, rv->relid, kf_id, from_rev, rev, cut_rev, cut_seq);
-    PGresult *res = PQexec(ctx->hist, q.data);
-    strbuf_free(&q);
-    if (PQresultStatus(res) != PGRES_COPY_OUT) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        wr_error_set(err, WR_FATAL, "snapshot of %s.%s: %s", rv->nspname, rv->relname, m ? m : PQerrorMessage(ctx->hist));
-        PQclear(res);
-        return err->status;
-    }
-    PQclear(res);
-
-    int maxcol = 0;
-    for (int i = 0; i < rv->ncols; i++)
-        if (rv->col_ids[i] > maxcol) maxcol = rv->col_ids[i];
-    FoldOut out = {rv, csv, {0}, sink, sink_arg};
-    strbuf_init(&out.line);
-    RowFold *fold = rowfold_create(maxcol, emit_row, &out);
+    CopyReader r = {0};
     WrStatus st = WR_OK;
-    char *msg;
-    int n;
-    while ((n = PQgetCopyData(ctx->hist, &msg, 0)) > 0) {
-        /* after an error, drain the stream so the connection stays usable */
-        if (st == WR_OK) st = rowfold_feed(fold, msg, (size_t)n, err);
-        PQfreemem(msg);
+    char what[300];
+    snprintf(what, sizeof(what), "snapshot of %s.%s", rv->nspname, rv->relname);
+
+    PGresult *res = rq_execf(ctx->hist, err, "SELECT keyframe_id, revision_id FROM %s.keyframe_at(%u, %lld)",
+                             ctx->schema_q, rv->relid, (long long)rev);
+    if (!res) {
+        st = err->status;
+        goto done;
     }
-    if (st == WR_OK) st = rowfold_finish(fold, err);
-    *rows = rowfold_rows(fold);
-    res = PQgetResult(ctx->hist);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WR_OK) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        st = wr_error_set(err, WR_FATAL, "snapshot of %s.%s: %s", rv->nspname, rv->relname,
-                          m ? m : PQerrorMessage(ctx->hist));
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        fo->has_kf = true;
+        snprintf(fo->kf_id, sizeof(fo->kf_id), "%s", PQgetvalue(res, 0, 0));
+        fo->kf_rev = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     }
     PQclear(res);
-    while ((res = PQgetResult(ctx->hist)) != NULL) PQclear(res);
-    if (st == WR_PROTOCOL) wr_error_prefix(err, "snapshot of %s.%s", rv->nspname, rv->relname);
-    rowfold_destroy(fold);
-    strbuf_free(&out.line);
+    /* key columns of any version, so that only an UPDATE touching one asks delta_old_key (the SQL's own test) */
+    res = rq_execf(ctx->hist, err,
+                   "SELECT coalesce(array_agg(DISTINCT k.id), '{}') FROM %s.key_columns(%u) kc, unnest(kc.key_ids) k(id)",
+                   ctx->schema_q, rv->relid);
+    if (!res) {
+        st = err->status;
+        goto done;
+    }
+    strbuf_appendf(&q,
+                   "COPY (SELECT od.key, od.revision_id, od.seq, od.op, od.col_ids, od.new_values, "
+                   "CASE WHEN od.op = 'U' AND od.col_ids && '%2$s'::smallint[] "
+                   "THEN %1$s.delta_old_key(od.relid, od.relversion, od.key, od.col_ids, od.old_values, od.new_values, "
+                   "od.attr_flags, od.old_unknown) <> od.key END "
+                   "FROM %1$s.object_delta od "
+                   "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid = %5$u) "
+                   "TO STDOUT (FORMAT binary)",
+                   ctx->schema_q, PQgetvalue(res, 0, 0), (long long)fo->kf_rev, (long long)rev, rv->relid);
+    PQclear(res);
+    if ((st = copy_open(&r, ctx->hist, q.data, what, err)) != WR_OK) goto done;
+    const unsigned char *f[MAX_FIELDS];
+    int32_t fl[MAX_FIELDS];
+    bool bad = false;
+    int got;
+    while ((got = copy_next(&r, 7, f, fl, what, err)) == 1) {
+        if (fl[1] != 8 || fl[2] != 4 || fl[3] != 1) {
+            bad = true;
+            break;
+        }
+        Pos pos = {(int64_t)(((uint64_t)rd32(f[1]) << 32) | rd32(f[1] + 4)), (int32_t)rd32(f[2])};
+        char op = (char)f[3][0];
+        if (op == 'T') {
+            if (pos_cmp(pos, fo->trunc) > 0) fo->trunc = pos;
+            continue;
+        }
+        if (fl[0] < 0) continue; /* no key: nothing to place */
+        if (fl[6] == 1 && f[6][0] && pos_cmp(pos, fo->key_change) > 0) fo->key_change = pos;
+        if (fo->overflow || (op != 'I' && op != 'U' && op != 'D' && op != 'S')) continue;
+        hash_apply(fo, f[0], (size_t)fl[0], pos, op, f[4], fl[4], f[5], fl[5], &bad);
+        if (bad) break;
+        if (fo->bytes > fo->max_bytes) {
+            /* keep reading for truncates and key changes, hash no more */
+            hash_free(fo);
+            fo->overflow = true;
+        }
+    }
+    if (bad) st = wr_error_set(err, WR_PROTOCOL, "%s: malformed delta in the COPY stream", what);
+    else if (got < 0) st = err->status;
+    st = copy_close(&r, st, what, err);
+    if (st != WR_OK) goto done;
+    /* a key change before the last truncate moved a row the truncate then removed */
+    *usable = pos_cmp(fo->key_change, fo->trunc) <= 0;
+    *out = fo;
+    fo = NULL;
+done:
+    fold_destroy(fo);
+    strbuf_free(&q);
     return st;
+}
+
+/* ---------------------------------------------------------------- emitting */
+
+/* The entry's row as of rev on top of base (the keyframe row's vals[col_id], NULL: none); false: absent. */
+static bool entry_row(const Fold *fo, const Entry *e, const Val *base, Val *vals)
+{
+    if (e->last_op == 'D' || pos_cmp(e->last, fo->trunc) <= 0) return false;
+    Pos from = pos_cmp(e->reset, fo->trunc) > 0 ? e->reset : fo->trunc;
+    bool use_base = base && e->reset.rev == 0;
+    for (int c = 1; c <= fo->maxcol; c++) {
+        const Slot *s = &e->cols[c];
+        if (s->pos.rev != 0 && pos_cmp(s->pos, from) >= 0)
+            vals[c] = (Val){s->val ? s->val : "", s->len};
+        else
+            vals[c] = use_base ? base[c] : (Val){NULL, -1};
+    }
+    return true;
+}
+
+/*
+ * The general path when the touched keys would not fit: keyframe rows and
+ * deltas in one stream sorted by key, keyframe first, then commit order; each
+ * key's run folded in turn.
+ */
+static WrStatus emit_sorted(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long *rows, StrBuf *line,
+                            Val *vals, const char *what, WrError *err)
+{
+    ReplayCtx *ctx = fo->ctx;
+    bool truncated = fo->trunc.rev != 0;
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "COPY (SELECT kr.key COLLATE \"C\" AS key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, "
+                   "NULL::smallint[] AS ids, kr.vals "
+                   "FROM %1$s.keyframe_row kr WHERE kr.keyframe_id = %2$s "
+                   "UNION ALL "
+                   "SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, "
+                   "od.col_ids, od.new_values FROM %1$s.object_delta od "
+                   "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid = %5$u "
+                   "AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = %6$lld AND od.seq <= %7$d) "
+                   "ORDER BY 1, 2, 3, 4) TO STDOUT (FORMAT binary)",
+                   ctx->schema_q, fo->has_kf && !truncated ? fo->kf_id : "NULL",
+                   (long long)(truncated ? fo->trunc.rev - 1 : fo->kf_rev), (long long)fo->rev, fo->rv->relid,
+                   (long long)fo->trunc.rev, (int)fo->trunc.seq);
+    CopyReader r;
+    WrStatus st = copy_open(&r, ctx->hist, q.data, what, err);
+    strbuf_free(&q);
+    if (st != WR_OK) return st;
+    /* one key's run: its row so far, values owned */
+    int maxcol = fo->maxcol;
+    char **own = xcalloc((size_t)maxcol + 1, sizeof(char *));
+    for (int c = 0; c <= maxcol; c++) vals[c] = (Val){NULL, -1};
+    char *key = NULL;
+    size_t klen = 0;
+    bool present = false, bad = false;
+    const unsigned char *f[MAX_FIELDS];
+    int32_t fl[MAX_FIELDS];
+    int got;
+    for (;;) {
+        got = copy_next(&r, 7, f, fl, what, err);
+        bool new_key = got != 1 || !key || (size_t)fl[0] != klen || memcmp(f[0], key, klen) != 0;
+        if (new_key && key && present) {
+            make_line(fo->rv, vals, maxcol, csv, line);
+            if ((st = sink(sink_arg, line->data, line->len, err)) != WR_OK) break;
+            (*rows)++;
+        }
+        if (got != 1) break;
+        if (fl[0] < 0 || fl[1] != 4 || fl[4] != 1) {
+            bad = true;
+            break;
+        }
+        char op = (char)f[4][0];
+        /* a new key, a keyframe row, an insert, a snapshot row or a delete start the row afresh */
+        bool reset = new_key || rd32(f[1]) == 0 || op != 'U';
+        if (new_key) {
+            free(key);
+            klen = (size_t)fl[0];
+            key = xstrndup((const char *)f[0], klen);
+            present = false;
+        }
+        if (reset)
+            for (int c = 0; c <= maxcol; c++) {
+                free(own[c]);
+                own[c] = NULL;
+                vals[c] = (Val){NULL, -1};
+            }
+        if (rd32(f[1]) == 0) {
+            Val v;
+            BinArray a;
+            if (!array_open(f[6], fl[6], &a)) {
+                bad = true;
+                break;
+            }
+            for (int32_t idx = a.lbound; array_next(&a, &v); idx++)
+                if (idx >= 1 && idx <= maxcol && v.len >= 0) {
+                    own[idx] = xstrndup(v.p, (size_t)v.len);
+                    vals[idx] = (Val){own[idx], v.len};
+                }
+            present = true;
+            continue;
+        }
+        present = op != 'D';
+        if (op == 'D') continue;
+        BinArray ids, nv;
+        if (!array_open(f[5], fl[5], &ids) || !array_open(f[6], fl[6], &nv)) {
+            bad = true;
+            break;
+        }
+        Val id, v;
+        while (array_next(&ids, &id)) {
+            int col;
+            if (!int2_elem(&id, &col)) {
+                bad = true;
+                break;
+            }
+            if (!array_next(&nv, &v)) v.len = -1;
+            if (col < 1 || col > maxcol) continue;
+            free(own[col]);
+            own[col] = v.len >= 0 ? xstrndup(v.p, (size_t)v.len) : NULL;
+            vals[col] = (Val){own[col], v.len};
+        }
+        if (bad) break;
+    }
+    if (bad && st == WR_OK) st = wr_error_set(err, WR_PROTOCOL, "%s: malformed row in the COPY stream", what);
+    else if (got < 0 && st == WR_OK) st = err->status;
+    st = copy_close(&r, st, what, err);
+    for (int c = 0; c <= maxcol; c++) free(own[c]);
+    free(own);
+    free(key);
+    return st;
+}
+
+WrStatus fold_emit(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long *rows, WrError *err)
+{
+    ReplayCtx *ctx = fo->ctx;
+    char what[300];
+    snprintf(what, sizeof(what), "snapshot of %s.%s", fo->rv->nspname, fo->rv->relname);
+    StrBuf line;
+    strbuf_init(&line);
+    Val *vals = xcalloc((size_t)fo->maxcol + 1, sizeof(Val));
+    Val *base = xcalloc((size_t)fo->maxcol + 1, sizeof(Val));
+    WrStatus st = WR_OK;
+    if (fo->overflow) {
+        st = emit_sorted(fo, csv, sink, sink_arg, rows, &line, vals, what, err);
+        goto done;
+    }
+    /* a truncate in the range voids the keyframe */
+    if (fo->has_kf && fo->trunc.rev == 0) {
+        char q[512];
+        snprintf(q, sizeof(q), "COPY (SELECT kr.key, kr.vals FROM %s.keyframe_row kr WHERE kr.keyframe_id = %s) "
+                 "TO STDOUT (FORMAT binary)", ctx->schema_q, fo->kf_id);
+        CopyReader r;
+        if ((st = copy_open(&r, ctx->hist, q, what, err)) != WR_OK) goto done;
+        const unsigned char *f[MAX_FIELDS];
+        int32_t fl[MAX_FIELDS];
+        int got;
+        bool bad = false;
+        while ((got = copy_next(&r, 2, f, fl, what, err)) == 1) {
+            if (fl[0] < 0 || !vals_from_array(f[1], fl[1], base, fo->maxcol)) {
+                bad = true;
+                break;
+            }
+            Entry *e = hash_find(fo, f[0], (size_t)fl[0]);
+            const Val *row = base;
+            if (e) {
+                e->seen = true;
+                if (!entry_row(fo, e, base, vals)) continue;
+                row = vals;
+            }
+            make_line(fo->rv, row, fo->maxcol, csv, &line);
+            if ((st = sink(sink_arg, line.data, line.len, err)) != WR_OK) break;
+            (*rows)++;
+        }
+        if (bad && st == WR_OK) st = wr_error_set(err, WR_PROTOCOL, "%s: malformed keyframe row", what);
+        else if (got < 0 && st == WR_OK) st = err->status;
+        st = copy_close(&r, st, what, err);
+        if (st != WR_OK) goto done;
+    }
+    /* keys the keyframe did not have */
+    for (size_t i = 0; i < fo->cap && st == WR_OK; i++) {
+        Entry *e = fo->tab[i].e;
+        if (!e || e->seen || !entry_row(fo, e, NULL, vals)) continue;
+        make_line(fo->rv, vals, fo->maxcol, csv, &line);
+        if ((st = sink(sink_arg, line.data, line.len, err)) == WR_OK) (*rows)++;
+    }
+done:
+    free(vals);
+    free(base);
+    strbuf_free(&line);
+    return st;
+}
+
+void fold_destroy(Fold *fo)
+{
+    if (!fo) return;
+    hash_free(fo);
+    free(fo);
 }

@@ -88,19 +88,23 @@ void out_print_result(FILE *f, const PGresult *res, OutFormat fmt);
 /* One row of a result as a JSON object (no newline). */
 void out_json_row(StrBuf *b, const PGresult *res, int row);
 
-/* ---- fold.c: the CLI's fast snapshot of an older revision ---- */
+/* ---- fold.c: the CLI's snapshot of a table from its keyframe and deltas ---- */
 /* Receives each output line (with its newline); a non-OK status stops the fold. */
 typedef WrStatus (*FoldSink)(void *arg, const char *line, size_t len, WrError *err);
+typedef struct Fold Fold;
 /*
- * Stream the table rv (the version in force) at revision rev, starting from
- * keyframe kf_id (NULL: empty) and the deltas in (from_rev, rev] after
- * (cut_rev, cut_seq) — snapshot_plan()'s answer, which must say no key
- * changed — as COPY text (csv=false) or CSV lines to sink; *rows counts them.
- * Runs inside the history connection's transaction.
+ * Read the deltas of table rv (the version in force at rev) since its
+ * keyframe at or before rev, inside the history connection's transaction,
+ * into a hash of the keys they touch of at most max_bytes (0: none; past the
+ * limit fold_emit has the server sort instead). *usable=false: an UPDATE in
+ * there changed a key, which only snapshot_rows() follows; nothing was
+ * emitted either way. On WR_OK *out is the caller's (fold_destroy).
  */
-WrStatus fold_snapshot(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, const char *kf_id, const char *from_rev,
-                       const char *cut_rev, const char *cut_seq, bool csv, FoldSink sink, void *sink_arg,
-                       long long *rows, WrError *err) WR_MUSTCHECK;
+WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max_bytes, Fold **out, bool *usable,
+                   WrError *err) WR_MUSTCHECK;
+/* Stream the table at rev as COPY text (csv=false) or CSV lines to sink; *rows counts them. */
+WrStatus fold_emit(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long *rows, WrError *err) WR_MUSTCHECK;
+void fold_destroy(Fold *fo);
 
 /* ---- commands ---- */
 WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;

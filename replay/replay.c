@@ -419,8 +419,14 @@ static WrStatus open_history(ReplayCtx *ctx, WrError *err)
         return wr_error_prefix(err, "cannot connect to the history store");
     }
     PQsetNoticeProcessor(ctx->hist, rq_quiet_notices, NULL);
+    /*
+     * jit off: the planner's cost estimates grow with the store, so on a long
+     * history even a bounded range scan crosses jit_above_cost and pays tens
+     * of milliseconds of compilation per query for nothing.
+     */
     PGresult *res = rq_exec(ctx->hist, err,
-                            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog",
+                            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog; "
+                            "SET LOCAL jit = off",
                             0, NULL);
     if (!res) return wr_error_prefix(err, "history store");
     PQclear(res);

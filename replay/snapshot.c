@@ -14,13 +14,16 @@
 #include "replay/internal.h"
 
 enum { SNAP_TEXT, SNAP_CSV, SNAP_SQL };
-enum { OPT_AT = 1000, OPT_TABLE, OPT_FORMAT, OPT_INTO, OPT_TARGET, OPT_OUTDIR };
+enum { OPT_AT = 1000, OPT_TABLE, OPT_FORMAT, OPT_INTO, OPT_TARGET, OPT_OUTDIR, OPT_MEMORY };
+
+/* --memory default, MiB: the keys a keyframe interval touches in a table of a few million rows */
+#define SNAP_MEMORY_MIB 256
 
 static const struct option SNAP_OPTS[] = {
     {"at", required_argument, NULL, OPT_AT},          {"table", required_argument, NULL, OPT_TABLE},
     {"format", required_argument, NULL, OPT_FORMAT},  {"into", required_argument, NULL, OPT_INTO},
     {"target", required_argument, NULL, OPT_TARGET},  {"output-dir", required_argument, NULL, OPT_OUTDIR},
-    {NULL, 0, NULL, 0}};
+    {"memory", required_argument, NULL, OPT_MEMORY},  {NULL, 0, NULL, 0}};
 
 typedef struct {
     bool enabled;
@@ -180,21 +183,20 @@ static WrStatus line_to_sink(void *arg, const char *line, size_t len, WrError *e
 }
 
 /*
- * Rows of a revision: folded here from the keyframe and the deltas
+ * Rows of a revision, folded here from the keyframe and the deltas
  * (fold.c) unless an UPDATE changed a key in the range; then through
  * snapshot_rows(), which follows rows between keys. *done=false: use copy_sql.
  */
-static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, bool csv, FILE *f, PGconn *target,
-                              Progress *pg, bool *done, WrError *err)
+static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t memory, bool csv, FILE *f,
+                              PGconn *target, Progress *pg, bool *done, WrError *err)
 {
     *done = false;
-    PGresult *res = rq_execf(ctx->hist, err,
-                             "SELECT keyframe_id, from_rev, cut_rev, cut_seq, key_changes FROM %s.snapshot_plan(%u, %lld)",
-                             ctx->schema_q, rv->relid, (long long)rev);
-    if (!res) return err->status;
-    if (PQntuples(res) != 1 || PQgetvalue(res, 0, 4)[0] == 't') {
-        PQclear(res);
-        return WR_OK;
+    Fold *fo = NULL;
+    bool usable = false;
+    WrStatus st = fold_open(ctx, rv, rev, memory, &fo, &usable, err);
+    if (st != WR_OK || !usable) {
+        fold_destroy(fo);
+        return st;
     }
     if (csv && f) {
         /* the header COPY's CSV mode would print */
@@ -220,16 +222,14 @@ static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev,
     }
     LineSink ls = {f, target, ctx, pg};
     long long rows = 0;
-    WrStatus st = fold_snapshot(ctx, rv, rev, PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0),
-                                PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), csv, line_to_sink,
-                                &ls, &rows, err);
-    PQclear(res);
+    st = fold_emit(fo, csv, line_to_sink, &ls, &rows, err);
+    fold_destroy(fo);
     progress_tick(pg, ctx->err, true);
     *done = true;
     return st;
 }
 
-static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *pt, int format,
+static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *pt, int format, size_t memory,
                              FILE *f, PGconn *target, const char *into, WrError *err)
 {
     char *select = snapshot_select(ctx, rv, pt->rev);
@@ -272,7 +272,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         }
         PQclear(res);
         bool folded = false;
-        st = snapshot_fold(ctx, rv, pt->rev, false, NULL, target, &pg, &folded, err);
+        st = snapshot_fold(ctx, rv, pt->rev, memory, false, NULL, target, &pg, &folded, err);
         if (st == WR_OK && !folded) {
             if (asprintf(&copy, "COPY (%s) TO STDOUT", select) < 0) abort();
             st = stream_copy(ctx, copy, NULL, target, &pg, err);
@@ -306,7 +306,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         free(create);
     }
     bool folded = false;
-    st = snapshot_fold(ctx, rv, pt->rev, format == SNAP_CSV, f, NULL, &pg, &folded, err);
+    st = snapshot_fold(ctx, rv, pt->rev, memory, format == SNAP_CSV, f, NULL, &pg, &folded, err);
     if (st == WR_OK && !folded) {
         if (asprintf(&copy, "COPY (%s) TO STDOUT%s", select, format == SNAP_CSV ? " WITH (FORMAT csv, HEADER)" : "") < 0)
             abort();
@@ -327,6 +327,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     const char *at = NULL, *into = NULL, *target_ci = NULL, *outdir = NULL;
     const char *tables[256];
     int ntables = 0, format = SNAP_TEXT;
+    size_t memory = (size_t)SNAP_MEMORY_MIB << 20;
     optind = 0;
     opterr = 0;
     int c;
@@ -350,6 +351,14 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         case OPT_INTO: into = optarg; break;
         case OPT_TARGET: target_ci = optarg; break;
         case OPT_OUTDIR: outdir = optarg; break;
+        case OPT_MEMORY: {
+            char *end;
+            long long mib = strtoll(optarg, &end, 10);
+            if (end == optarg || *end || mib < 0 || mib > (1LL << 30))
+                return wr_error_set(err, WR_INVALID, "--memory %s: expected MiB, 0 or more", optarg);
+            memory = (size_t)mib << 20;
+            break;
+        }
         default: return rq_bad_option(ctx, argc, argv, err);
         }
     }
@@ -421,7 +430,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             f = fopen(path, "w");
             if (!f) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
         }
-        if (st == WR_OK) st = snapshot_one(ctx, &rv, &pt, format, f, target, into, err);
+        if (st == WR_OK) st = snapshot_one(ctx, &rv, &pt, format, memory, f, target, into, err);
         if (outdir && f) {
             if (fclose(f) != 0 && st == WR_OK) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
         }

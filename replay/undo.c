@@ -831,9 +831,11 @@ static bool source_has_table(Undo *u, uint32_t relid)
 static WrStatus plan_table_rollback(Undo *u, uint32_t relid, int64_t to, int64_t newest, WrError *err)
 {
     ReplayCtx *ctx = u->ctx;
+    /* count, not EXISTS: for EXISTS the planner may choose a sequential scan that
+     * stops at the first truncate, and with none it reads the whole history */
     PGresult *res = rq_execf(ctx->hist, err,
-                             "WITH tr AS (SELECT EXISTS (SELECT 1 FROM %1$s.object_delta d WHERE d.revision_id > %3$lld "
-                             "    AND d.revision_id <= %4$lld AND d.relid = %2$u AND d.op = 'T') AS has_truncate), "
+                             "WITH tr AS (SELECT count(*) > 0 AS has_truncate FROM %1$s.object_delta d "
+                             "    WHERE d.revision_id > %3$lld AND d.revision_id <= %4$lld AND d.relid = %2$u AND d.op = 'T'), "
                              "touched AS (SELECT DISTINCT d.key FROM %1$s.object_delta d WHERE d.revision_id > %3$lld "
                              "    AND d.revision_id <= %4$lld AND d.relid = %2$u AND d.key IS NOT NULL), "
                              "a AS (SELECT s.key, s.vals FROM %1$s.snapshot_rows(%2$u, %3$lld) s "

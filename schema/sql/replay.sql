@@ -135,51 +135,63 @@ RETURNS TABLE(version integer, key_ids smallint[]) LANGUAGE sql STABLE AS $fn$
     GROUP BY rv.version
 $fn$;
 
--- snapshot_plan(relid, R), for R older than the newest revision: where a
--- snapshot starts. (Callers cut the truncate's revision with
--- NOT (revision_id = cut_rev AND seq <= cut_seq), never a row comparison
--- (revision_id, seq) > (cut_rev, cut_seq): btree would start the primary key
--- scan at that bound instead of at from_rev, reading all earlier history.) keyframe_id: the keyframe to start from (NULL: empty);
--- the deltas to apply are those of the table in revisions (from_rev, R] at
--- positions after (cut_rev, cut_seq) (the last truncate, else (0, 0));
--- key_changes: whether an UPDATE in there changed a key column (rows then
--- move between keys, which only snapshot_rows' general path handles).
+-- keyframe_at(relid, R): the latest keyframe of the table at or before R
+-- (no row: none), where a snapshot at R starts unless a truncate came since.
+CREATE OR REPLACE FUNCTION @schema@.keyframe_at(p_relid oid, p_rev bigint)
+RETURNS TABLE(keyframe_id bigint, revision_id bigint) LANGUAGE sql STABLE AS $fn$
+    SELECT k.id, k.revision_id
+    FROM @schema@.keyframe k
+    WHERE k.relid = p_relid AND k.revision_id <= p_rev
+    ORDER BY k.revision_id DESC, k.id DESC LIMIT 1
+$fn$;
+
+-- snapshot_plan(relid, R): where a snapshot at R starts. keyframe_id: the
+-- keyframe to start from (NULL: empty); the deltas to apply are those of the
+-- table in revisions (from_rev, R] at positions after (cut_rev, cut_seq) (the
+-- last truncate, else (0, 0)); key_changes: whether an UPDATE in there changed
+-- a key column (rows then move between keys, which only snapshot_rows' general
+-- path handles). Callers cut the truncate's revision with
+-- NOT (revision_id = cut_rev AND seq <= cut_seq) next to the revision range,
+-- not with a row comparison, which no index of object_delta can use.
+-- The truncate and the key changes come from one aggregate over the range, not
+-- EXISTS or ORDER BY ... LIMIT 1: for those the planner costs a sequential scan
+-- that stops at the first match as cheaper than the range, and with no match
+-- (the common case) it then reads the table's whole history.
 CREATE OR REPLACE FUNCTION @schema@.snapshot_plan(p_relid oid, p_rev bigint)
 RETURNS TABLE(keyframe_id bigint, from_rev bigint, cut_rev bigint, cut_seq integer, key_changes boolean)
-LANGUAGE plpgsql STABLE AS $fn$
+LANGUAGE plpgsql STABLE SET jit = off AS $fn$
 DECLARE
     kf_id  bigint;
     kf_rev bigint;
-    t_rev  bigint;
-    t_seq  integer;
+    last_t bigint[];
+    last_k bigint[];
+    key_ids smallint[];
 BEGIN
-    SELECT k.id, k.revision_id INTO kf_id, kf_rev
-    FROM @schema@.keyframe k
-    WHERE k.relid = p_relid AND k.revision_id <= p_rev
-    ORDER BY k.revision_id DESC, k.id DESC LIMIT 1;
+    -- key columns of any version: delta_old_key itself reads the delta's version
+    SELECT coalesce(array_agg(DISTINCT c.col_id), '{}') INTO key_ids
+    FROM @schema@.relation_version rv, unnest(rv.col_ids, rv.col_is_key) AS c(col_id, is_key)
+    WHERE rv.relid = p_relid AND c.is_key;
+    SELECT k.keyframe_id, k.revision_id INTO kf_id, kf_rev FROM @schema@.keyframe_at(p_relid, p_rev) k;
     kf_rev := coalesce(kf_rev, 0);
-    SELECT d.revision_id, d.seq INTO t_rev, t_seq
-    FROM @schema@.object_delta d
-    WHERE d.revision_id > kf_rev AND d.revision_id <= p_rev AND d.relid = p_relid AND d.op = 'T'
-    ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1;
-    IF t_rev IS NOT NULL THEN
-        kf_id := NULL;          -- the truncate emptied the table: the keyframe no longer counts
-        kf_rev := t_rev - 1;    -- deltas before the truncate inside its revision are cut by t_seq
-    ELSE
-        t_rev := 0; t_seq := 0;
+    SELECT max(ARRAY[od.revision_id, od.seq]) FILTER (WHERE od.op = 'T'),
+           max(ARRAY[od.revision_id, od.seq]) FILTER (
+               WHERE od.op = 'U'
+                 -- CASE: the planner would otherwise call delta_old_key on every delta
+                 AND CASE WHEN od.col_ids && key_ids
+                          THEN @schema@.delta_old_key(p_relid, od.relversion, od.key, od.col_ids, od.old_values,
+                                                      od.new_values, od.attr_flags, od.old_unknown) <> od.key
+                          ELSE false END)
+      INTO last_t, last_k
+    FROM @schema@.object_delta od
+    WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid = p_relid AND od.op IN ('T', 'U');
+    keyframe_id := kf_id; from_rev := kf_rev; cut_rev := 0; cut_seq := 0;
+    IF last_t IS NOT NULL THEN
+        keyframe_id := NULL;            -- the truncate emptied the table: the keyframe no longer counts
+        from_rev := last_t[1] - 1;      -- deltas before the truncate inside its revision are cut by cut_seq
+        cut_rev := last_t[1]; cut_seq := last_t[2];
     END IF;
-    keyframe_id := kf_id; from_rev := kf_rev; cut_rev := t_rev; cut_seq := t_seq;
-    key_changes := EXISTS (
-        SELECT 1
-        FROM @schema@.object_delta od
-        JOIN @schema@.key_columns(p_relid) kv ON kv.version = od.relversion
-        WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid = p_relid AND od.op = 'U'
-          AND NOT (od.revision_id = t_rev AND od.seq <= t_seq)
-          -- CASE: the planner would otherwise call delta_old_key on every delta
-          AND CASE WHEN od.col_ids && kv.key_ids
-                   THEN @schema@.delta_old_key(p_relid, od.relversion, od.key, od.col_ids, od.old_values,
-                                               od.new_values, od.attr_flags, od.old_unknown) <> od.key
-                   ELSE false END);
+    -- only a key change after the truncate moves a row that the snapshot still holds
+    key_changes := last_k IS NOT NULL AND (last_t IS NULL OR last_k > last_t);
     RETURN NEXT;
 END
 $fn$;
@@ -514,9 +526,11 @@ BEGIN
     IF e_rev IS NULL THEN
         e_rev := lo_revs[1]; e_seq := lo_seqs[1];
     END IF;
+    -- the plain lower bound is what the BRIN on revision_id can use: the row
+    -- comparison alone left it the whole history up to p_rev to read
     PERFORM 1 FROM @schema@.object_delta d
     JOIN @schema@.key_columns(p_relid) kv ON kv.version = d.relversion
-    WHERE (d.revision_id, d.seq) > (e_rev, e_seq) AND d.revision_id <= p_rev
+    WHERE d.revision_id >= e_rev AND (d.revision_id, d.seq) > (e_rev, e_seq) AND d.revision_id <= p_rev
       AND d.relid = p_relid AND d.op = 'U' AND d.key <> p_key
       AND CASE WHEN d.col_ids && kv.key_ids
                THEN @schema@.delta_old_key(p_relid, d.relversion, d.key, d.col_ids, d.old_values, d.new_values,
@@ -616,8 +630,10 @@ DECLARE
 BEGIN
     SELECT * INTO v1 FROM @schema@.relation_at(p_relid, p_r1);
     SELECT * INTO v2 FROM @schema@.relation_at(p_relid, p_r2);
-    SELECT EXISTS (SELECT 1 FROM @schema@.object_delta d
-                   WHERE d.revision_id > lo AND d.revision_id <= hi AND d.relid = p_relid AND d.op = 'T')
+    -- count, not EXISTS: for EXISTS the planner may pick a sequential scan that
+    -- stops at the first match, and with none it reads the whole history
+    SELECT count(*) > 0 FROM @schema@.object_delta d
+    WHERE d.revision_id > lo AND d.revision_id <= hi AND d.relid = p_relid AND d.op = 'T'
       INTO any_truncate;
     RETURN QUERY
     WITH touched AS (
@@ -707,6 +723,6 @@ GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid
     @schema@.snapshot_rows(oid, bigint), @schema@.row_at(oid, text, bigint),
     @schema@.delta_old_key(oid, integer, text, smallint[], text[], text[], smallint[], boolean),
     @schema@.key_columns(oid), @schema@.lineage(oid, text, bigint, integer, boolean),
-    @schema@.snapshot_plan(oid, bigint),
+    @schema@.snapshot_plan(oid, bigint), @schema@.keyframe_at(oid, bigint),
     @schema@.blame(oid, text, bigint), @schema@.diff(bigint, bigint, oid),
     @schema@.revert_conflicts(bigint) TO walrev_reader;

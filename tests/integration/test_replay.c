@@ -211,14 +211,15 @@ static void test_snapshot_each_revision(void **state)
     run_free(&r);
 }
 
-static void collect_all(char *snaps[10][3])
+/* memory: the --memory argument ("0": the server-sorted fold instead of the hash) */
+static void collect_all(char *snaps[10][3], const char *memory)
 {
     const char *tables[3] = {"customer", "orders", "note"};
     for (int rev = 1; rev <= 9; rev++)
         for (int t = 0; t < 3; t++) {
             char at[8];
             snprintf(at, sizeof(at), "%d", rev);
-            Run r = RUN("snapshot", "--table", tables[t], "--at", at);
+            Run r = RUN("snapshot", "--table", tables[t], "--at", at, "--memory", memory);
             expect_ok(&r);
             snaps[rev][t] = sorted_body(r.out, false);
             run_free(&r);
@@ -228,18 +229,23 @@ static void collect_all(char *snaps[10][3])
 static void test_snapshot_keyframes_agree(void **state)
 {
     (void)state;
-    char *with[10][3], *without[10][3];
-    collect_all(with);
+    char *with[10][3], *without[10][3], *sorted[10][3];
+    collect_all(with, "256");
+    collect_all(sorted, "0");
     ts_exec(conn, "CREATE TEMP TABLE kf AS SELECT * FROM walrev.keyframe; CREATE TEMP TABLE kfr AS SELECT * FROM walrev.keyframe_row;"
                   "DELETE FROM walrev.keyframe_row; DELETE FROM walrev.keyframe;");
-    collect_all(without);
+    collect_all(without, "256");
     ts_exec(conn, "INSERT INTO walrev.keyframe SELECT * FROM kf; INSERT INTO walrev.keyframe_row SELECT * FROM kfr;");
     for (int rev = 1; rev <= 9; rev++)
         for (int t = 0; t < 3; t++) {
             if (strcmp(with[rev][t], without[rev][t]) != 0)
                 fail_msg("revision %d table %d: keyframe path\n%s differs from delta path\n%s", rev, t, with[rev][t],
                          without[rev][t]);
+            if (strcmp(with[rev][t], sorted[rev][t]) != 0)
+                fail_msg("revision %d table %d: hashed fold\n%s differs from server-sorted fold\n%s", rev, t,
+                         with[rev][t], sorted[rev][t]);
             free(with[rev][t]);
+            free(sorted[rev][t]);
             free(without[rev][t]);
         }
 }
