@@ -522,7 +522,7 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
                    "THEN %1$s.delta_old_key(od.relid, od.relversion, od.key, od.col_ids, od.old_values, od.new_values, "
                    "od.attr_flags, od.old_unknown) <> od.key END "
                    "FROM %1$s.object_delta od "
-                   "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid = %5$u) "
+                   "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid::bigint = %5$u) "
                    "TO STDOUT (FORMAT binary)",
                    ctx->schema_q, PQgetvalue(res, 0, 0), (long long)fo->kf_rev, (long long)rev, rv->relid);
     PQclear(res);
@@ -604,7 +604,7 @@ static WrStatus emit_sorted(Fold *fo, bool csv, FoldSink sink, void *sink_arg, l
                    "UNION ALL "
                    "SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, "
                    "od.col_ids, od.new_values FROM %1$s.object_delta od "
-                   "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid = %5$u "
+                   "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid::bigint = %5$u "
                    "AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = %6$lld AND od.seq <= %7$d) "
                    "ORDER BY 1, 2, 3, 4) TO STDOUT (FORMAT binary)",
                    ctx->schema_q, fo->has_kf && !truncated ? fo->kf_id : "NULL",

@@ -280,7 +280,10 @@ void rowfold_query(StrBuf *q, const char *schema_q, uint32_t relid, const char *
     /*
      * src 0: the keyframe row (vals indexed by col_id); src 1: a delta at
      * (revision, seq). One sort: by key in "C" order (only equality matters
-     * here), keyframe first, then commit order.
+     * here), keyframe first, then commit order. The relid test is cast so
+     * that only the BRIN on revision_id can serve the range: the planner,
+     * without statistics on a young store, took the (relid, key,
+     * revision_id) B-tree, which reads every delta the table ever had.
      */
     strbuf_appendf(q,
                    "COPY (SELECT kr.key COLLATE \"C\" AS key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, "
@@ -289,7 +292,7 @@ void rowfold_query(StrBuf *q, const char *schema_q, uint32_t relid, const char *
                    "UNION ALL "
                    "SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, "
                    "od.col_ids, od.new_values FROM %1$s.object_delta od "
-                   "WHERE od.revision_id > %3$s AND od.revision_id <= %4$" PRId64 " AND od.relid = %5$" PRIu32 " "
+                   "WHERE od.revision_id > %3$s AND od.revision_id <= %4$" PRId64 " AND od.relid::bigint = %5$" PRIu32 " "
                    "AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = %6$s AND od.seq <= %7$s) "
                    "ORDER BY 1, 2, 3, 4) TO STDOUT (FORMAT binary)",
                    schema_q, kf_id ? kf_id : "NULL", from_rev, rev, relid, cut_rev, cut_seq);

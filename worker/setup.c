@@ -842,7 +842,9 @@ static bool ensure_slot(Setup *s)
         }
         return true;
     }
-    if (s->slot_exists) return true;
+    /* --no-baseline with a slot made beforehand (a fresh store on an old
+     * slot): the tables published now still have no baseline to take. */
+    if (s->slot_exists) return record_skipped_baselines(s);
     Lsn at = 0;
     if (!create_slot(s, &at)) return false;
     say("created", "replication slot %s (pgoutput) at " LSN_FMT, s->cfg->slot_name, LSN_ARGS(at));

@@ -183,7 +183,9 @@ BEGIN
                           ELSE false END)
       INTO last_t, last_k
     FROM @schema@.object_delta od
-    WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid = p_relid AND od.op IN ('T', 'U');
+    -- relid::bigint: the revision range goes to the BRIN, never to the (relid, key, revision_id)
+    -- B-tree, which would read every delta of the table (the planner's pick without statistics)
+    WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid::bigint = p_relid AND od.op IN ('T', 'U');
     keyframe_id := kf_id; from_rev := kf_rev; cut_rev := 0; cut_seq := 0;
     IF last_t IS NOT NULL THEN
         keyframe_id := NULL;            -- the truncate emptied the table: the keyframe no longer counts
@@ -236,7 +238,7 @@ BEGIN
             SELECT od.key COLLATE "C" AS key, od.op, od.col_ids, od.new_values,
                    row_number() OVER (ORDER BY od.revision_id, od.seq) AS ord
             FROM @schema@.object_delta od
-            WHERE od.revision_id > $2 AND od.revision_id <= $3 AND od.relid = $1
+            WHERE od.revision_id > $2 AND od.revision_id <= $3 AND od.relid::bigint = $1
               AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = $4 AND od.seq <= $5)
         ), pk AS (
             SELECT d.key, max(d.ord) AS last_ord, max(d.ord) FILTER (WHERE d.op = 'D') AS last_del
@@ -279,7 +281,7 @@ BEGIN
                row_number() OVER (ORDER BY od.revision_id, od.seq) AS ord
         FROM @schema@.object_delta od
         JOIN kv ON kv.version = od.relversion
-        WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid = p_relid
+        WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid::bigint = p_relid
           AND od.op <> 'T' AND od.key IS NOT NULL
           AND NOT (od.revision_id = t_rev AND od.seq <= t_seq)
     ), d AS (
@@ -531,7 +533,7 @@ BEGIN
     PERFORM 1 FROM @schema@.object_delta d
     JOIN @schema@.key_columns(p_relid) kv ON kv.version = d.relversion
     WHERE d.revision_id >= e_rev AND (d.revision_id, d.seq) > (e_rev, e_seq) AND d.revision_id <= p_rev
-      AND d.relid = p_relid AND d.op = 'U' AND d.key <> p_key
+      AND d.relid::bigint = p_relid AND d.op = 'U' AND d.key <> p_key
       AND CASE WHEN d.col_ids && kv.key_ids
                THEN @schema@.delta_old_key(p_relid, d.relversion, d.key, d.col_ids, d.old_values, d.new_values,
                                            d.attr_flags, d.old_unknown) = p_key
@@ -633,12 +635,12 @@ BEGIN
     -- count, not EXISTS: for EXISTS the planner may pick a sequential scan that
     -- stops at the first match, and with none it reads the whole history
     SELECT count(*) > 0 FROM @schema@.object_delta d
-    WHERE d.revision_id > lo AND d.revision_id <= hi AND d.relid = p_relid AND d.op = 'T'
+    WHERE d.revision_id > lo AND d.revision_id <= hi AND d.relid::bigint = p_relid AND d.op = 'T'
       INTO any_truncate;
     RETURN QUERY
     WITH touched AS (
         SELECT DISTINCT d.key FROM @schema@.object_delta d
-        WHERE d.revision_id > lo AND d.revision_id <= hi AND d.relid = p_relid AND d.key IS NOT NULL
+        WHERE d.revision_id > lo AND d.revision_id <= hi AND d.relid::bigint = p_relid AND d.key IS NOT NULL
     ), a AS (
         SELECT s.key, s.vals FROM @schema@.snapshot_rows(p_relid, p_r1) s
         WHERE any_truncate OR s.key IN (SELECT t.key FROM touched t)
