@@ -6,11 +6,12 @@
 # newest revision and at 0, 2 x N and 4 x N deltas after a keyframe, vs
 # `COPY (SELECT * FROM t) TO STDOUT` of as many rows; plus one object's as-of
 # (row_at), history and blame with 10^3..10^6 versions. Prints a markdown
-# report (medians of 3 runs) on stdout, progress on stderr.
+# report (medians of the runs) on stdout, progress on stderr.
 #
-#   bench/asof_bench.sh [--quick | --full | --rows N] [--versions MAX]
+#   bench/asof_bench.sh [--quick | --full | --rows N] [--versions MAX] [--runs R]
 #     default N=100000; --quick N=20000; --full N=1000000 (100M deltas: long, ~20 GB)
 #     --versions: the most versions of one object (a power of 10, from 1000; default 1000000)
+#     --runs: timing rounds, each figure their median (default 5)
 #   ASOF_CONNINFO=conninfo  use that database (else a private cluster is started and stopped)
 #   WALREV_BIN=path         the walrev binary (default build-release/ or build/)
 set -euo pipefail
@@ -19,13 +20,15 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 N=100000
 MAXV=1000000
+RUNS=5
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) N=20000 ;;
     --full) N=1000000 ;;
     --rows) N=${2:?--rows needs a count}; shift ;;
     --versions) MAXV=${2:?--versions needs a count}; shift ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --runs) RUNS=${2:?--runs needs a count}; shift ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "asof_bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -56,15 +59,16 @@ export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 sql() { "${PSQL[@]}" -c "$1"; }
 
 now() { date +%s.%N; }
-# median3 CMD...: run CMD three times (output discarded), print the median seconds
-median3() {
-  local t=() i a b
-  for i in 1 2 3; do
-    a=$(now); "$@" >/dev/null 2>&1 || { echo "asof_bench: failed: $*" >&2; exit 1; }; b=$(now)
-    t+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.6f", b - a }')")
-  done
-  printf '%s\n' "${t[@]}" | sort -g | sed -n 2p
+# once CMD...: run CMD (output discarded), print the seconds it took
+once() {
+  local a b
+  a=$(now); "$@" >/dev/null 2>&1 || { echo "asof_bench: failed: $*" >&2; exit 1; }; b=$(now)
+  awk -v a="$a" -v b="$b" 'BEGIN { printf "%.6f", b - a }'
 }
+# median3 CMD...: run CMD three times, print the median seconds
+median3() { local a b c; a=$(once "$@") && b=$(once "$@") && c=$(once "$@") || exit 1; median "$a $b $c"; }
+# median "A B C ...": the median of the numbers
+median() { printf '%s\n' $1 | sort -g | awk '{ v[NR] = $1 } END { printf "%.6f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 fmt() { printf '%.3f' "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
@@ -141,10 +145,10 @@ SQL
 
 W() { "$WALREV_BIN" --history "$CI" --source "$CI" "$@"; }
 
-# time_point H NAME REV: snapshot of asof_tH at REV (empty: the newest) against
-# COPY of as many rows of the live table; checks the row count first
-declare -A SNAP COPYT ROWS DIST
-time_point() {
+# check_point H NAME REV: the snapshot of asof_tH at REV (empty: the newest)
+# has the rows it should; notes its rows and its distance from its keyframe
+declare -A AT ROWS DIST
+check_point() {
   local H=$1 name=$2 rev=$3 S=walrev_h$1 T=asof_t$1 at=() want got kf
   [ -n "$rev" ] && at=(--at "$rev")
   # the rows at REV: the inserts come first, one id each, and nothing is deleted
@@ -154,12 +158,7 @@ time_point() {
   kf=$(sql "SELECT coalesce(max(revision_id), 0) FROM $S.keyframe WHERE revision_id <= ${rev:-${NREV[$H]}}")
   DIST[$H,$name]=$(( (${rev:-${NREV[$H]}} - kf) * 100 ))
   ROWS[$H,$name]=$want
-  SNAP[$H,$name]=$(median3 W --schema $S snapshot --table $T "${at[@]}")
-  if [ "$want" -eq "$N" ]; then
-    COPYT[$H,$name]=$(median3 "${PSQL[@]}" -c "COPY (SELECT * FROM public.$T) TO STDOUT")
-  else
-    COPYT[$H,$name]=$(median3 "${PSQL[@]}" -c "COPY (SELECT * FROM public.$T LIMIT $want) TO STDOUT")
-  fi
+  AT[$H,$name]=$rev
 }
 
 declare -A NREV DSIZE SQLMID
@@ -168,25 +167,50 @@ for H in 1 10 100; do
   build_history $H
   NREV[$H]=$BUILT_NREV
   S=walrev_h$H T=asof_t$H
-  relid=$(sql "SELECT 'public.$T'::regclass::oid")
   # Points at the same distance from their keyframe at every history size, in
   # the keyframe interval around R/2: on the keyframe (its rows alone), 2 x N
   # deltas after it (the middle) and 4 x N - 100 after it (just before the
   # next keyframe: the most a snapshot replays). At 1x there is no keyframe:
   # the points lie in the inserts, replayed from an empty table.
   kf=$(sql "SELECT coalesce(max(revision_id), 0) FROM $S.keyframe WHERE revision_id <= ${NREV[$H]} / 2")
-  log "history ${H}x: timing"
-  time_point $H newest ""
+  check_point $H newest ""
   if [ "$kf" -gt 0 ]; then
-    time_point $H keyframe "$kf"
+    check_point $H keyframe "$kf"
     mid=$(( kf + 2 * N / 100 )); late=$(( kf + 4 * N / 100 - 1 ))
   else
     mid=$(( NREV[$H] / 2 )); late=$(( NREV[$H] - 1 ))
   fi
-  time_point $H middle "$mid"
-  time_point $H late "$late"
-  SQLMID[$H]=$(median3 "${PSQL[@]}" -c "COPY (SELECT * FROM $S.snapshot_rows($relid, $mid)) TO STDOUT")
+  check_point $H middle "$mid"
+  check_point $H late "$late"
   DSIZE[$H]=$(sql "SELECT pg_size_pretty(pg_total_relation_size('$S.object_delta'))")
+done
+
+# All sizes are timed round by round, each snapshot next to its COPY, so that
+# the load of a shared machine falls on all of them alike; the ratio to COPY
+# is taken within each pair.
+declare -A TS TC TR SNAP COPYT RAT
+for (( run = 1; run <= RUNS; run++ )); do
+  log "timing round $run of $RUNS"
+  for H in 1 10 100; do
+    for p in "${POINTS[@]}"; do
+      [ -n "${ROWS[$H,$p]:-}" ] || continue
+      at=(); [ -n "${AT[$H,$p]}" ] && at=(--at "${AT[$H,$p]}")
+      t=$(once W --schema walrev_h$H snapshot --table asof_t$H "${at[@]}")
+      if [ "${ROWS[$H,$p]}" -eq "$N" ]; then
+        c=$(once "${PSQL[@]}" -c "COPY (SELECT * FROM public.asof_t$H) TO STDOUT")
+      else
+        c=$(once "${PSQL[@]}" -c "COPY (SELECT * FROM public.asof_t$H LIMIT ${ROWS[$H,$p]}) TO STDOUT")
+      fi
+      TS[$H,$p]+=" $t"; TC[$H,$p]+=" $c"; TR[$H,$p]+=" $(ratio "$t" "$c")"
+    done
+  done
+done
+for k in "${!TS[@]}"; do
+  SNAP[$k]=$(median "${TS[$k]}"); COPYT[$k]=$(median "${TC[$k]}"); RAT[$k]=$(median "${TR[$k]}")
+done
+for H in 1 10 100; do
+  relid=$(sql "SELECT 'public.asof_t$H'::regclass::oid")
+  SQLMID[$H]=$(median3 "${PSQL[@]}" -c "COPY (SELECT * FROM walrev_h$H.snapshot_rows($relid, ${AT[$H,middle]})) TO STDOUT")
 done
 
 # One object's as-of, history and blame with 10^3..MAXV versions, each version
@@ -245,30 +269,39 @@ DELETE FROM $S.revision_context WHERE revision_id = $LASTREV + 1;
 INSERT INTO $S.tracked_table (relid, live_rows, deltas_since_keyframe) VALUES ($relid, 4, 1000);
 SQL
 sql "VACUUM ANALYZE $S.keyframe, $S.keyframe_row, $S.revision" >/dev/null
-declare -A HIST BLAME ASOF ASOFNEW
+declare -A HIST BLAME ASOF ASOFNEW ASOFREV
 first=1
 for V in "${VERSIONS[@]}"; do
   got=$(W --schema $S history --table $T --key $V --format csv 2>/dev/null | wc -l)
   # a header, three attribute rows for the insert, one per update
   [ "$got" -eq $(( V + 3 )) ] || { echo "asof_bench: history of $V has $got lines, expected $((V + 3))" >&2; exit 1; }
   # as of the middle of its versions: version i sets v (even i) or w (odd i)
-  half=$(( V / 2 )); rev=$(( first + half ))
-  got=$(sql "SELECT $S.row_at($relid, '[\"$V\"]', $rev)::text")
+  half=$(( V / 2 )); ASOFREV[$V]=$(( first + half ))
+  got=$(sql "SELECT $S.row_at($relid, '[\"$V\"]', ${ASOFREV[$V]})::text")
   want="{$V,$(( half - half % 2 )),w$(( half - 1 + half % 2 ))}"
-  [ "$got" = "$want" ] || { echo "asof_bench: row_at of $V at $rev is $got, expected $want" >&2; exit 1; }
-  ASOF[$V]=$(median3 "${PSQL[@]}" -c "SELECT $S.row_at($relid, '[\"$V\"]', $rev)")
-  ASOFNEW[$V]=$(median3 "${PSQL[@]}" -c "SELECT $S.row_at($relid, '[\"$V\"]', $LASTREV)")
-  HIST[$V]=$(median3 W --schema $S history --table $T --key $V --format csv)
-  BLAME[$V]=$(median3 W --schema $S blame --table $T --key $V --format csv)
+  [ "$got" = "$want" ] || { echo "asof_bench: row_at of $V at ${ASOFREV[$V]} is $got, expected $want" >&2; exit 1; }
   first=$(( first + V ))
+done
+for (( run = 1; run <= RUNS; run++ )); do
+  log "object timing round $run of $RUNS"
+  for V in "${VERSIONS[@]}"; do
+    ASOF[$V]+=" $(once "${PSQL[@]}" -c "SELECT $S.row_at($relid, '[\"$V\"]', ${ASOFREV[$V]})")"
+    ASOFNEW[$V]+=" $(once "${PSQL[@]}" -c "SELECT $S.row_at($relid, '[\"$V\"]', $LASTREV)")"
+    HIST[$V]+=" $(once W --schema $S history --table $T --key $V --format csv)"
+    BLAME[$V]+=" $(once W --schema $S blame --table $T --key $V --format csv)"
+  done
+done
+for V in "${VERSIONS[@]}"; do
+  ASOF[$V]=$(median "${ASOF[$V]}"); ASOFNEW[$V]=$(median "${ASOFNEW[$V]}")
+  HIST[$V]=$(median "${HIST[$V]}"); BLAME[$V]=$(median "${BLAME[$V]}")
 done
 
 # ---------------------------------------------------------------- report
-cell() { echo "$(fmt "$1") ($(ratio "$1" "$2")×)"; }
+cell() { echo "$(fmt "$1") ($(printf '%.2f' "$2")×)"; }
 # spread A B...: the largest over the smallest
 spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f", (lo > 0 ? hi / lo : 0) }'; }
 over2=$(for H in 10 100; do for p in keyframe middle late; do
-  r=$(ratio "${SNAP[$H,$p]}" "${COPYT[$H,$p]}")
+  r=$(printf '%.2f' "${RAT[$H,$p]}")
   if awk -v r="$r" 'BEGIN { exit !(r > 2) }'; then echo "${H}× $p ${r}×"; fi; done; done | paste -sd, - | sed 's/,/, /g')
 cat <<EOF
 ### As-of snapshots (\`bench/asof_bench.sh\`, N = $N rows)
@@ -276,14 +309,16 @@ cat <<EOF
 \`walrev snapshot --table T [--at REV]\` to /dev/null (COPY text), in seconds,
 and in parentheses its ratio to \`COPY (SELECT * FROM t) TO STDOUT\` of as
 many rows of the live table through psql (\`LIMIT\` when the point has fewer
-than N). Medians of 3 runs. History of 1×, 10× and 100× N deltas: N inserts,
-then one-column updates, 100 per revision. Every point but the newest lies in
-the keyframe interval around the middle of history, at the same distance
-from its keyframe at every size: on it (N rows, no delta), 2 × N deltas
-after it and 4 × N − 100 (just before the next keyframe: the most any
-snapshot replays). At 1× there is no keyframe: the points lie in the
-inserts, replayed from an empty table. The newest is folded the same way,
-from the last keyframe and the deltas after it.
+than N), run right after it. Medians of $RUNS rounds, every size and point
+timed in each round; the ratio is the median of each round's. History of
+1×, 10× and 100× N deltas: N inserts, then one-column updates, 100 per
+revision. Every point but the newest lies in the keyframe interval around
+the middle of history, at the same distance from its keyframe at every
+size: on it (N rows, no delta), 2 × N deltas after it and 4 × N − 100 (just
+before the next keyframe: the most any snapshot replays). At 1× there is no
+keyframe: the points lie in the inserts, replayed from an empty table. The
+newest is folded the same way, from the last keyframe and the deltas after
+it.
 
 | history | deltas | object_delta | newest | on a keyframe | keyframe + 2N deltas | keyframe + 4N deltas | COPY of N rows |
 | --- | --- | --- | --- | --- | --- | --- | --- |
@@ -293,7 +328,7 @@ for H in 1 10 100; do
   for p in "${POINTS[@]}"; do
     if [ -n "${SNAP[$H,$p]:-}" ]; then
       extra=""; [ "${ROWS[$H,$p]}" -ne "$N" ] && extra=": ${ROWS[$H,$p]} rows from ${DIST[$H,$p]} deltas"
-      row+=" | $(cell "${SNAP[$H,$p]}" "${COPYT[$H,$p]}")$extra"
+      row+=" | $(cell "${SNAP[$H,$p]}" "${RAT[$H,$p]}")$extra"
     else
       row+=" | —"
     fi

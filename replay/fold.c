@@ -3,9 +3,11 @@
  * and the deltas since, folded here by the rule of snapshot_rows()
  * (replay.sql) without its executor cost. The deltas arrive first, unsorted,
  * into a hash of the keys they touch; the keyframe then streams through it.
- * The hash is bounded by the caller's limit: past it the server sorts both by
- * key instead (slower, but no client memory) and one key's run is held at a time. Rows never move between keys here:
- * when an UPDATE changed a key, fold_open says so and snapshot_rows() runs.
+ * No sort: a server sort of keyframe rows and deltas by key cost more than
+ * everything else together. The hash is bounded by the caller's limit; past
+ * it the server sorts after all and one key's run is held at a time. Rows
+ * never move between keys here: when an UPDATE changed a key (delta_old_key,
+ * asked in the same scan), fold_open says so and snapshot_rows() runs.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +128,7 @@ static WrStatus copy_open(CopyReader *r, PGconn *conn, const char *query, const 
 static int copy_next(CopyReader *r, int nf, const unsigned char **f, int32_t *fl, const char *what, WrError *err)
 {
     for (;;) {
-        const unsigned char *p = (const unsigned char *)r->buf.data + r->pos;
+        const unsigned char *p = r->buf.data ? (const unsigned char *)r->buf.data + r->pos : NULL;
         size_t avail = r->buf.len - r->pos;
         if (!r->header_done && avail >= 19) {
             if (memcmp(p, "PGCOPY\n\377\r\n\0", 11) != 0) {
