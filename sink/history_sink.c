@@ -78,6 +78,11 @@ typedef struct {
     char copy_pending_what[128];
     RelCount *counts;
     size_t ncounts, capcounts;
+    /* Keys of the deltas still in the unsent COPY buffer, as a Bloom filter:
+     * a lookup sends the buffer first only when its key may be in it, not
+     * once per lookup (a COPY round trip each). */
+    uint8_t *unsent_keys;
+    bool unsent_keys_dirty;
 
     /* Durable state. */
     int64_t next_id_base; /* last revision id received (batch included) */
@@ -204,6 +209,8 @@ static WrStatus await_copy(HistorySink *h, WrError *err)
  * at a time. The result is read later (await_copy), so the server works on
  * this chunk while the next one is assembled.
  */
+static void unsent_clear(HistorySink *h);
+
 static WrStatus send_buffer(HistorySink *h, int t, WrError *err)
 {
     StrBuf *b = &h->buf[t];
@@ -225,9 +232,48 @@ static WrStatus send_buffer(HistorySink *h, int t, WrError *err)
     }
     if (ok) ok = PQputCopyEnd(h->conn, NULL) == 1;
     strbuf_reset(b);
+    if (t == TB_DELTA) unsent_clear(h);
     if (!ok) return pg_fail(h, NULL, err, h->copy_pending_what);
     h->copy_pending = true;
     return WR_OK;
+}
+
+#define UNSENT_BLOOM_BITS ((size_t)1 << 20) /* 128 KiB: ~1% false positives at 100k keys */
+
+static uint64_t key_hash(uint32_t relid, const char *key, size_t len)
+{
+    uint64_t x = 1469598103934665603ULL ^ relid;
+    for (size_t i = 0; i < len; i++) {
+        x ^= (unsigned char)key[i];
+        x *= 1099511628211ULL;
+    }
+    return x ^ (x >> 31);
+}
+
+/* Bloom bit k of a key: three bits by double hashing. */
+static size_t bloom_bit(uint64_t x, int k) { return (size_t)((x + (uint64_t)k * ((x >> 32) | 1)) % UNSENT_BLOOM_BITS); }
+
+static void unsent_add(HistorySink *h, uint32_t relid, const char *key)
+{
+    if (!h->unsent_keys) h->unsent_keys = xcalloc(UNSENT_BLOOM_BITS / 8, 1);
+    uint64_t x = key_hash(relid, key, strlen(key));
+    for (int k = 0; k < 3; k++) h->unsent_keys[bloom_bit(x, k) / 8] |= (uint8_t)(1u << (bloom_bit(x, k) % 8));
+    h->unsent_keys_dirty = true;
+}
+
+static bool unsent_maybe(const HistorySink *h, uint32_t relid, const char *key)
+{
+    if (!h->unsent_keys_dirty) return false;
+    uint64_t x = key_hash(relid, key, strlen(key));
+    for (int k = 0; k < 3; k++)
+        if (!(h->unsent_keys[bloom_bit(x, k) / 8] & (1u << (bloom_bit(x, k) % 8)))) return false;
+    return true;
+}
+
+static void unsent_clear(HistorySink *h)
+{
+    if (h->unsent_keys_dirty) memset(h->unsent_keys, 0, UNSENT_BLOOM_BITS / 8);
+    h->unsent_keys_dirty = false;
 }
 
 static WrStatus maybe_send(HistorySink *h, int t, WrError *err)
@@ -262,6 +308,7 @@ static RelCount *count_of(HistorySink *h, uint32_t relid)
 static void reset_batch(HistorySink *h, bool committed)
 {
     for (int t = 0; t < TB_COUNT; t++) strbuf_reset(&h->buf[t]);
+    unsent_clear(h);
     h->in_tx = false;
     h->in_revision = false;
     h->batch_revisions = 0;
@@ -643,6 +690,8 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
     /* Live rows only steer when keyframes are taken: counting begins and
      * ends is enough (an UPDATE that moves a row ends one key and begins
      * another, which nets to zero). */
+    /* A truncate (no key) changes every key's image: any lookup must send it. */
+    unsent_add(h, rv->relid, d->key ? d->key : "");
     RelCount *c = count_of(h, rv->relid);
     c->deltas++;
     if (d->op == DELTA_INSERT || d->op == DELTA_SNAPSHOT)
@@ -1099,7 +1148,8 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
     WrStatus st = check_usable(h, err, "lookup_row");
     if (st != WR_OK) return st;
     /* The batch's own deltas count: they are in the open transaction once sent. */
-    if (h->in_tx) st = send_buffer(h, TB_DELTA, err);
+    if (h->in_tx && (unsent_maybe(h, rv->relid, key) || unsent_maybe(h, rv->relid, "")))
+        st = send_buffer(h, TB_DELTA, err);
     if (st != WR_OK) return st;
     char rel[16], rev[32];
     snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
@@ -1226,6 +1276,7 @@ static void hs_destroy(Sink *s)
     strbuf_free(&h->tmp);
     free(h->vals);
     free(h->counts);
+    free(h->unsent_keys);
     free(h->rels);
     free(h->conninfo);
     free(h->schema);
