@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "replay/internal.h"
+#include "schema/rowfold.h"
 
 /* A change's position in commit order; revision ids start at 1, so rev 0 is "none". */
 typedef struct {
@@ -587,116 +588,78 @@ static bool entry_row(const Fold *fo, const Entry *e, const Val *base, Val *vals
     return true;
 }
 
+/* Where the server-sorted fold's rows go: lines in the columns of the version. */
+typedef struct {
+    Fold *fo;
+    bool csv;
+    StrBuf *line;
+    Val *vals;
+    FoldSink sink;
+    void *sink_arg;
+} SortedOut;
+
+static WrStatus sorted_row(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
+                           int maxcol, bool based, WrError *err)
+{
+    (void)key;
+    (void)key_len;
+    (void)known;
+    (void)based;
+    SortedOut *o = arg;
+    for (int c = 1; c <= maxcol; c++)
+        o->vals[c] = vals[c] ? (Val){vals[c], (int32_t)strlen(vals[c])} : (Val){NULL, -1};
+    make_line(o->fo->rv, o->vals, maxcol, o->csv, o->line);
+    return o->sink(o->sink_arg, o->line->data, o->line->len, err);
+}
+
 /*
  * The general path when the touched keys would not fit: keyframe rows and
  * deltas in one stream sorted by key, keyframe first, then commit order; each
- * key's run folded in turn.
+ * key's run folded in turn (schema/rowfold.h, as the history sink's keyframes).
  */
 static WrStatus emit_sorted(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long *rows, StrBuf *line,
                             Val *vals, const char *what, WrError *err)
 {
     ReplayCtx *ctx = fo->ctx;
     bool truncated = fo->trunc.rev != 0;
+    char from_rev[24], cut_rev[24], cut_seq[16];
+    snprintf(from_rev, sizeof(from_rev), "%lld", (long long)(truncated ? fo->trunc.rev - 1 : fo->kf_rev));
+    snprintf(cut_rev, sizeof(cut_rev), "%lld", (long long)fo->trunc.rev);
+    snprintf(cut_seq, sizeof(cut_seq), "%d", (int)fo->trunc.seq);
     StrBuf q;
     strbuf_init(&q);
-    strbuf_appendf(&q,
-                   "COPY (SELECT kr.key COLLATE \"C\" AS key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, "
-                   "NULL::smallint[] AS ids, kr.vals "
-                   "FROM %1$s.keyframe_row kr WHERE kr.keyframe_id = %2$s "
-                   "UNION ALL "
-                   "SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, "
-                   "od.col_ids, od.new_values FROM %1$s.object_delta od "
-                   "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid::bigint = %5$u "
-                   "AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = %6$lld AND od.seq <= %7$d) "
-                   "ORDER BY 1, 2, 3, 4) TO STDOUT (FORMAT binary)",
-                   ctx->schema_q, fo->has_kf && !truncated ? fo->kf_id : "NULL",
-                   (long long)(truncated ? fo->trunc.rev - 1 : fo->kf_rev), (long long)fo->rev, fo->rv->relid,
-                   (long long)fo->trunc.rev, (int)fo->trunc.seq);
-    CopyReader r;
-    WrStatus st = copy_open(&r, ctx->hist, q.data, what, err);
+    rowfold_query(&q, ctx->schema_q, fo->rv->relid, fo->has_kf && !truncated ? fo->kf_id : NULL, from_rev, fo->rev,
+                  cut_rev, cut_seq);
+    PGresult *res = PQexec(ctx->hist, q.data);
     strbuf_free(&q);
-    if (st != WR_OK) return st;
-    /* one key's run: its row so far, values owned */
-    int maxcol = fo->maxcol;
-    char **own = xcalloc((size_t)maxcol + 1, sizeof(char *));
-    for (int c = 0; c <= maxcol; c++) vals[c] = (Val){NULL, -1};
-    char *key = NULL;
-    size_t klen = 0;
-    bool present = false, bad = false;
-    const unsigned char *f[MAX_FIELDS];
-    int32_t fl[MAX_FIELDS];
-    int got;
-    for (;;) {
-        got = copy_next(&r, 7, f, fl, what, err);
-        bool new_key = got != 1 || !key || (size_t)fl[0] != klen || memcmp(f[0], key, klen) != 0;
-        if (new_key && key && present) {
-            make_line(fo->rv, vals, maxcol, csv, line);
-            if ((st = sink(sink_arg, line->data, line->len, err)) != WR_OK) break;
-            (*rows)++;
-        }
-        if (got != 1) break;
-        if (fl[0] < 0 || fl[1] != 4 || fl[4] != 1) {
-            bad = true;
-            break;
-        }
-        char op = (char)f[4][0];
-        /* a new key, a keyframe row, an insert, a snapshot row or a delete start the row afresh */
-        bool reset = new_key || rd32(f[1]) == 0 || op != 'U';
-        if (new_key) {
-            free(key);
-            klen = (size_t)fl[0];
-            key = xstrndup((const char *)f[0], klen);
-            present = false;
-        }
-        if (reset)
-            for (int c = 0; c <= maxcol; c++) {
-                free(own[c]);
-                own[c] = NULL;
-                vals[c] = (Val){NULL, -1};
-            }
-        if (rd32(f[1]) == 0) {
-            Val v;
-            BinArray a;
-            if (!array_open(f[6], fl[6], &a)) {
-                bad = true;
-                break;
-            }
-            for (int32_t idx = a.lbound; array_next(&a, &v); idx++)
-                if (idx >= 1 && idx <= maxcol && v.len >= 0) {
-                    own[idx] = xstrndup(v.p, (size_t)v.len);
-                    vals[idx] = (Val){own[idx], v.len};
-                }
-            present = true;
-            continue;
-        }
-        present = op != 'D';
-        if (op == 'D') continue;
-        BinArray ids, nv;
-        if (!array_open(f[5], fl[5], &ids) || !array_open(f[6], fl[6], &nv)) {
-            bad = true;
-            break;
-        }
-        Val id, v;
-        while (array_next(&ids, &id)) {
-            int col;
-            if (!int2_elem(&id, &col)) {
-                bad = true;
-                break;
-            }
-            if (!array_next(&nv, &v)) v.len = -1;
-            if (col < 1 || col > maxcol) continue;
-            free(own[col]);
-            own[col] = v.len >= 0 ? xstrndup(v.p, (size_t)v.len) : NULL;
-            vals[col] = (Val){own[col], v.len};
-        }
-        if (bad) break;
+    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        wr_error_set(err, WR_FATAL, "%s: %s", what, m ? m : PQerrorMessage(ctx->hist));
+        PQclear(res);
+        return err->status;
     }
-    if (bad && st == WR_OK) st = wr_error_set(err, WR_PROTOCOL, "%s: malformed row in the COPY stream", what);
-    else if (got < 0 && st == WR_OK) st = err->status;
-    st = copy_close(&r, st, what, err);
-    for (int c = 0; c <= maxcol; c++) free(own[c]);
-    free(own);
-    free(key);
+    PQclear(res);
+    SortedOut out = {fo, csv, line, vals, sink, sink_arg};
+    RowFold *fold = rowfold_create(fo->maxcol, sorted_row, &out);
+    WrStatus st = WR_OK;
+    char *msg;
+    int n;
+    while ((n = PQgetCopyData(ctx->hist, &msg, 0)) > 0) {
+        /* after an error, drain the stream so the connection stays usable */
+        if (st == WR_OK) st = rowfold_feed(fold, msg, (size_t)n, err);
+        PQfreemem(msg);
+    }
+    if (st == WR_OK) st = rowfold_finish(fold, err);
+    *rows += rowfold_rows(fold);
+    rowfold_destroy(fold);
+    res = PQgetResult(ctx->hist);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WR_OK) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        st = wr_error_set(err, WR_FATAL, "%s: %s", what, m ? m : PQerrorMessage(ctx->hist));
+    }
+    PQclear(res);
+    while ((res = PQgetResult(ctx->hist)) != NULL) PQclear(res);
+    if (st == WR_PROTOCOL) wr_error_prefix(err, "%s", what);
     return st;
 }
 
