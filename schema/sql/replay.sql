@@ -465,6 +465,21 @@ BEGIN
 END
 $fn$;
 
+-- lineage_parts(relid, key, R): lineage() of the object just after revision
+-- R as parallel arrays (newest segment first) and the keyframe row its oldest
+-- segment starts from; keys is NULL when the object did not exist then.
+CREATE OR REPLACE FUNCTION @schema@.lineage_parts(p_relid oid, p_key text, p_rev bigint,
+    OUT keys text[], OUT lo_revs bigint[], OUT lo_seqs integer[], OUT hi_revs bigint[], OUT hi_seqs integer[],
+    OUT base text[])
+LANGUAGE sql STABLE AS $fn$
+    SELECT array_agg(l.seg_key ORDER BY l.seg_no), array_agg(l.lo_rev ORDER BY l.seg_no),
+           array_agg(l.lo_seq ORDER BY l.seg_no), array_agg(l.hi_rev ORDER BY l.seg_no),
+           array_agg(l.hi_seq ORDER BY l.seg_no),
+           (SELECT kr.vals FROM @schema@.keyframe_row kr
+            WHERE kr.keyframe_id = max(l.base_keyframe) AND kr.key = (array_agg(l.seg_key ORDER BY l.seg_no DESC))[1])
+      FROM @schema@.lineage(p_relid, p_key, p_rev + 1, 0, true) l
+$fn$;
+
 -- object_image(relid, key, R): the image after revision R of an object known
 -- to exist then under that key (the history sink's old images: the source
 -- has just changed that row). Unlike row_at it does not check whether a later
@@ -480,13 +495,9 @@ DECLARE
     hi_seqs  integer[];
     base     text[];
 BEGIN
-    SELECT array_agg(l.seg_key ORDER BY l.seg_no), array_agg(l.lo_rev ORDER BY l.seg_no),
-           array_agg(l.lo_seq ORDER BY l.seg_no), array_agg(l.hi_rev ORDER BY l.seg_no),
-           array_agg(l.hi_seq ORDER BY l.seg_no),
-           (SELECT kr.vals FROM @schema@.keyframe_row kr
-            WHERE kr.keyframe_id = max(l.base_keyframe) AND kr.key = (array_agg(l.seg_key ORDER BY l.seg_no DESC))[1])
+    SELECT p.keys, p.lo_revs, p.lo_seqs, p.hi_revs, p.hi_seqs, p.base
       INTO keys, lo_revs, lo_seqs, hi_revs, hi_seqs, base
-      FROM @schema@.lineage(p_relid, p_key, p_rev + 1, 0, true) l;
+      FROM @schema@.lineage_parts(p_relid, p_key, p_rev) p;
     IF keys IS NULL THEN
         RETURN NULL;
     END IF;
@@ -510,13 +521,9 @@ DECLARE
     e_rev    bigint;
     e_seq    integer;
 BEGIN
-    SELECT array_agg(l.seg_key ORDER BY l.seg_no), array_agg(l.lo_rev ORDER BY l.seg_no),
-           array_agg(l.lo_seq ORDER BY l.seg_no), array_agg(l.hi_rev ORDER BY l.seg_no),
-           array_agg(l.hi_seq ORDER BY l.seg_no),
-           (SELECT kr.vals FROM @schema@.keyframe_row kr
-            WHERE kr.keyframe_id = max(l.base_keyframe) AND kr.key = (array_agg(l.seg_key ORDER BY l.seg_no DESC))[1])
+    SELECT p.keys, p.lo_revs, p.lo_seqs, p.hi_revs, p.hi_seqs, p.base
       INTO keys, lo_revs, lo_seqs, hi_revs, hi_seqs, base
-      FROM @schema@.lineage(p_relid, p_key, p_rev + 1, 0, true) l;
+      FROM @schema@.lineage_parts(p_relid, p_key, p_rev) p;
     IF keys IS NULL THEN
         RETURN NULL;
     END IF;
@@ -722,7 +729,9 @@ $do$;
 GRANT USAGE ON SCHEMA @schema@ TO walrev_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA @schema@ TO walrev_reader;
 GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid, bigint),
-    @schema@.snapshot_rows(oid, bigint), @schema@.row_at(oid, text, bigint),
+    @schema@.snapshot_rows(oid, bigint), @schema@.row_at(oid, text, bigint), @schema@.current_rows(oid),
+    @schema@.object_image(oid, text, bigint), @schema@.lineage_parts(oid, text, bigint),
+    @schema@.lineage_image(oid, text[], bigint[], integer[], bigint[], integer[], text[]),
     @schema@.delta_old_key(oid, integer, text, smallint[], text[], text[], smallint[], boolean),
     @schema@.key_columns(oid), @schema@.lineage(oid, text, bigint, integer, boolean),
     @schema@.snapshot_plan(oid, bigint), @schema@.keyframe_at(oid, bigint),
