@@ -43,7 +43,7 @@ struct RowCache {
     uint64_t hits, misses;
 };
 
-static uint64_t hash_key(uint32_t relid, const char *key, size_t len)
+uint64_t rowcache_key_hash(uint32_t relid, const char *key, size_t len)
 {
     uint64_t h = 1469598103934665603ULL ^ relid;
     for (size_t i = 0; i < len; i++) {
@@ -134,7 +134,7 @@ static void grow(RowCache *c)
 bool rowcache_get(RowCache *c, const RelationVersion *rv, const char *key, RowImage *image)
 {
     size_t keylen = strlen(key);
-    uint64_t h = hash_key(rv->relid, key, keylen);
+    uint64_t h = rowcache_key_hash(rv->relid, key, keylen);
     CacheEntry *e = *find(c, rv->relid, key, keylen, h);
     if (!e) {
         c->misses++;
@@ -170,7 +170,7 @@ bool rowcache_get(RowCache *c, const RelationVersion *rv, const char *key, RowIm
 void rowcache_put(RowCache *c, const RelationVersion *rv, const char *key, const RowImage *image)
 {
     size_t keylen = strlen(key);
-    uint64_t h = hash_key(rv->relid, key, keylen);
+    uint64_t h = rowcache_key_hash(rv->relid, key, keylen);
 
     size_t vbytes = 0;
     for (uint16_t i = 0; i < rv->ncols; i++)
@@ -227,7 +227,7 @@ void rowcache_put(RowCache *c, const RelationVersion *rv, const char *key, const
 void rowcache_remove(RowCache *c, uint32_t relid, const char *key)
 {
     size_t keylen = strlen(key);
-    CacheEntry **link = find(c, relid, key, keylen, hash_key(relid, key, keylen));
+    CacheEntry **link = find(c, relid, key, keylen, rowcache_key_hash(relid, key, keylen));
     if (*link) remove_entry(c, link);
 }
 

@@ -14,6 +14,9 @@
 
 typedef struct RowCache RowCache;
 
+/* The hash of an object (table, key) the cache files it under; also usable for other sets of keys. */
+uint64_t rowcache_key_hash(uint32_t relid, const char *key, size_t len);
+
 RowCache *rowcache_create(size_t max_bytes);
 void rowcache_destroy(RowCache *c);
 

@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "schema/checksum.h"
+#include "schema/rowcache.h"
 #include "schema/rowfold.h"
 #include "schema/store_sql.h"
 #include "sink/copy_format.h"
@@ -240,23 +241,13 @@ static WrStatus send_buffer(HistorySink *h, int t, WrError *err)
 
 #define UNSENT_BLOOM_BITS ((size_t)1 << 20) /* 128 KiB: ~1% false positives at 100k keys */
 
-static uint64_t key_hash(uint32_t relid, const char *key, size_t len)
-{
-    uint64_t x = 1469598103934665603ULL ^ relid;
-    for (size_t i = 0; i < len; i++) {
-        x ^= (unsigned char)key[i];
-        x *= 1099511628211ULL;
-    }
-    return x ^ (x >> 31);
-}
-
 /* Bloom bit k of a key: three bits by double hashing. */
 static size_t bloom_bit(uint64_t x, int k) { return (size_t)((x + (uint64_t)k * ((x >> 32) | 1)) % UNSENT_BLOOM_BITS); }
 
 static void unsent_add(HistorySink *h, uint32_t relid, const char *key)
 {
     if (!h->unsent_keys) h->unsent_keys = xcalloc(UNSENT_BLOOM_BITS / 8, 1);
-    uint64_t x = key_hash(relid, key, strlen(key));
+    uint64_t x = rowcache_key_hash(relid, key, strlen(key));
     for (int k = 0; k < 3; k++) h->unsent_keys[bloom_bit(x, k) / 8] |= (uint8_t)(1u << (bloom_bit(x, k) % 8));
     h->unsent_keys_dirty = true;
 }
@@ -264,7 +255,7 @@ static void unsent_add(HistorySink *h, uint32_t relid, const char *key)
 static bool unsent_maybe(const HistorySink *h, uint32_t relid, const char *key)
 {
     if (!h->unsent_keys_dirty) return false;
-    uint64_t x = key_hash(relid, key, strlen(key));
+    uint64_t x = rowcache_key_hash(relid, key, strlen(key));
     for (int k = 0; k < 3; k++)
         if (!(h->unsent_keys[bloom_bit(x, k) / 8] & (1u << (bloom_bit(x, k) % 8)))) return false;
     return true;
