@@ -780,6 +780,54 @@ WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char
     return load_old_image(a, rv, key, known, err);
 }
 
+bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage *msg,
+                             const RelationVersion **rv, StrBuf *key)
+{
+    if (!scan->started) {
+        scan->started = true;
+        scan->skipping = a->in_txn && a->skipping;
+    }
+    if (scan->stop || !a->out.lookup_row) return false;
+    switch (msg->type) {
+    case PGO_MSG_BEGIN:
+        scan->skipping = msg->u.begin.final_lsn < a->durable_end_lsn;
+        return false;
+    case PGO_MSG_RELATION:
+        scan->stop = true;
+        return false;
+    case PGO_MSG_MESSAGE:
+        if (strcmp(msg->u.message.prefix, DDL_PREFIX) == 0) scan->stop = true;
+        return false;
+    case PGO_MSG_UPDATE:
+    case PGO_MSG_DELETE:
+        break;
+    default:
+        return false;
+    }
+    const PgoChange *ch = &msg->u.change;
+    if (scan->skipping || ch->old_kind == 'O') return false;
+    if (msg->type == PGO_MSG_DELETE && !ch->old_kind) return false; /* a protocol error, reported when handled */
+    const RelationVersion *r = relcache_lookup(a->relcache, ch->relid);
+    if (!r || relcache_is_excluded(a->relcache, r)) return false;
+    ensure_width(a, r->ncols);
+    /* new_vals and new_state are per-change scratch: no change is being handled now. */
+    WrError ignored;
+    if (read_tuple(ch->old_kind ? &ch->old_tuple : &ch->new_tuple, r, a->new_vals, a->new_state, "read-ahead",
+                   &ignored) != WR_OK)
+        return false;
+    build_key(key, r, a->new_vals);
+    if (rowcache_contains(a->rowcache, r->relid, key->data)) return false;
+    *rv = r;
+    return true;
+}
+
+void assembler_prefetch_put(Assembler *a, const RelationVersion *rv, const char *key, const RowImage *image)
+{
+    if (rowcache_contains(a->rowcache, rv->relid, key)) return;
+    a->stats.prefetched++;
+    rowcache_put(a->rowcache, rv, key, image);
+}
+
 bool assembler_in_revision(const Assembler *a) { return a->in_txn && a->begun && !a->skipping; }
 
 WrStatus assembler_baseline_commit(Assembler *a, WrError *err)

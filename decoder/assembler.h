@@ -49,6 +49,7 @@ typedef struct {
     uint64_t skipped_transactions; /* already durable, or nothing tracked */
     uint64_t lookups;              /* old images asked of the history store */
     uint64_t lookup_misses;        /* rows the history has never seen */
+    uint64_t prefetched;           /* old images read ahead in batches (assembler_prefetch_put) */
     uint64_t cache_hits;
     size_t cache_bytes;
 } AssemblerStats;
@@ -107,6 +108,28 @@ void assembler_row_key(const RelationVersion *rv, const Value *vals, StrBuf *key
  * may come from another relation cache (only relid and columns are used). */
 WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char *key, bool *known,
                              WrError *err) WR_MUSTCHECK;
+/*
+ * Read-ahead of old images (the worker batches lookups it sees coming).
+ * Messages not yet handled are shown to assembler_prefetch_scan in stream
+ * order, after everything handled so far; it says whether handling the
+ * message would ask lookup_row for an old image: an UPDATE or DELETE without
+ * the full old row, of a tracked table, in a transaction not already durable,
+ * of an object not in the row cache. Then *rv and key are set. A Relation
+ * message or a walrev DDL message sets scan->stop: later changes may use a
+ * relation version not known yet, so nothing after it is answered.
+ * assembler_prefetch_put caches an image fetched for such an object, unless
+ * the cache holds the object already; handling the message then finds it
+ * there. Neither changes what the assembler emits.
+ */
+typedef struct {
+    bool started;  /* set by the first call */
+    bool skipping; /* inside a transaction that is already durable */
+    bool stop;
+} AssemblerScan;
+bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage *msg,
+                             const RelationVersion **rv, StrBuf *key);
+void assembler_prefetch_put(Assembler *a, const RelationVersion *rv, const char *key, const RowImage *image);
+
 /* A revision is begun and being emitted (not skipped as already durable). */
 bool assembler_in_revision(const Assembler *a);
 

@@ -131,6 +131,12 @@ static void grow(RowCache *c)
     c->nbuckets = n;
 }
 
+bool rowcache_contains(RowCache *c, uint32_t relid, const char *key)
+{
+    size_t keylen = strlen(key);
+    return *find(c, relid, key, keylen, rowcache_key_hash(relid, key, keylen)) != NULL;
+}
+
 bool rowcache_get(RowCache *c, const RelationVersion *rv, const char *key, RowImage *image)
 {
     size_t keylen = strlen(key);

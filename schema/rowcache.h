@@ -28,6 +28,9 @@ void rowcache_destroy(RowCache *c);
  */
 bool rowcache_get(RowCache *c, const RelationVersion *rv, const char *key, RowImage *image);
 
+/* Whether the object is cached; neither the LRU order nor the hit counts change. */
+bool rowcache_contains(RowCache *c, uint32_t relid, const char *key);
+
 /* Store the image after a change (copied). Hidden columns must already hold their hash. */
 void rowcache_put(RowCache *c, const RelationVersion *rv, const char *key, const RowImage *image);
 void rowcache_remove(RowCache *c, uint32_t relid, const char *key);

@@ -418,7 +418,8 @@ static WrStatus prepare_session(HistorySink *h, WrError *err)
      * An old image is the object's state after a revision: its row in the
      * nearest keyframe at or before it (unless the table was truncated since)
      * and its own deltas after that keyframe, folded here (rowfold.h). The
-     * store keeps no current-row table to maintain on every change.
+     * store keeps no current-row table to maintain on every change. $2 is an
+     * array of keys: one for lookup_row, a read-ahead batch for prefetch_rows.
      */
     const char *s = h->qschema;
     StrBuf q;
@@ -430,15 +431,16 @@ static WrStatus prepare_session(HistorySink *h, WrError *err)
         "t AS (SELECT d.revision_id, d.seq FROM %1$s.object_delta d WHERE d.relid = $1 AND d.key IS NULL "
         "  AND d.op = 'T' AND d.revision_id > coalesce((SELECT kf.revision_id FROM kf), 0) AND d.revision_id <= $3 "
         "  ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1) "
-        "SELECT 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, NULL::smallint[] AS ids, kr.vals "
-        "FROM %1$s.keyframe_row kr WHERE kr.keyframe_id = (SELECT kf.id FROM kf) AND kr.key = $2 "
+        "SELECT kr.key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, NULL::smallint[] AS ids, kr.vals "
+        "FROM %1$s.keyframe_row kr WHERE kr.keyframe_id = (SELECT kf.id FROM kf) AND kr.key = ANY ($2::text[]) "
         "  AND NOT EXISTS (SELECT 1 FROM t) "
         "UNION ALL "
-        "SELECT 1, d.revision_id, d.seq, d.op, d.col_ids, d.new_values FROM %1$s.object_delta d "
-        "WHERE d.relid = $1 AND d.key = $2 AND d.revision_id > coalesce((SELECT kf.revision_id FROM kf), 0) "
+        "SELECT d.key, 1, d.revision_id, d.seq, d.op, d.col_ids, d.new_values FROM %1$s.object_delta d "
+        "WHERE d.relid = $1 AND d.key = ANY ($2::text[]) "
+        "  AND d.revision_id > coalesce((SELECT kf.revision_id FROM kf), 0) "
         "  AND d.revision_id <= $3 AND NOT EXISTS (SELECT 1 FROM t WHERE t.revision_id > d.revision_id "
         "  OR (t.revision_id = d.revision_id AND t.seq > d.seq)) "
-        "ORDER BY 1, 2, 3",
+        "ORDER BY 1, 2, 3, 4",
         s);
     WrStatus st = prepare(h, "walrev_lookup", q.data, 3, err);
     /* An object an UPDATE moved here from another key: follow its lineage in SQL. */
@@ -1131,6 +1133,69 @@ static WrStatus lookup_failed(HistorySink *h, PGresult *res, WrError *err)
     return st;
 }
 
+static void append_array_element(StrBuf *b, const char *v)
+{
+    strbuf_append_char(b, '"');
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\') strbuf_append_char(b, '\\');
+        strbuf_append_char(b, *v);
+    }
+    strbuf_append_char(b, '"');
+}
+
+/*
+ * Run the lookup statement for keys (of one table, as of the point lookup_row
+ * answers now) and fold each key's rows into emit. The open batch's own
+ * deltas count: they are sent first when one of keys may be among them.
+ */
+static WrStatus run_lookup(HistorySink *h, const RelationVersion *rv, const char *const *keys, int nkeys,
+                           RowFoldEmit emit, void *arg, WrError *err)
+{
+    WrStatus st = WR_OK;
+    bool send = h->in_tx && unsent_maybe(h, rv->relid, "");
+    for (int i = 0; !send && h->in_tx && i < nkeys; i++) send = unsent_maybe(h, rv->relid, keys[i]);
+    if (send) st = send_buffer(h, TB_DELTA, err);
+    if (st == WR_OK) st = await_copy(h, err);
+    if (st != WR_OK) return st;
+    char rel[16], rev[32];
+    snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
+    snprintf(rev, sizeof(rev), "%" PRId64, h->in_revision ? h->cur_id : h->next_id_base);
+    StrBuf arr;
+    strbuf_init(&arr);
+    strbuf_append_char(&arr, '{');
+    for (int i = 0; i < nkeys; i++) {
+        if (i) strbuf_append_char(&arr, ',');
+        append_array_element(&arr, keys[i]);
+    }
+    strbuf_append_char(&arr, '}');
+    const char *p[3] = {rel, arr.data, rev};
+    PGresult *res = PQexecPrepared(h->conn, "walrev_lookup", 3, p, NULL, NULL, 1);
+    strbuf_free(&arr);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) return lookup_failed(h, res, err);
+    int maxcol = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++)
+        if (rv->cols[i].col_id > maxcol) maxcol = rv->cols[i].col_id;
+    RowFold *fold = rowfold_create(maxcol, emit, arg);
+    /* key, src, rev, seq, op, col_ids, vals */
+    for (int i = 0; st == WR_OK && i < PQntuples(res); i++) {
+        RowFoldTuple t = {
+            .key = PQgetvalue(res, i, 0),
+            .key_len = (size_t)PQgetlength(res, i, 0),
+            .from_keyframe = PQgetlength(res, i, 1) == 4 && PQgetvalue(res, i, 1)[3] == 0,
+            .op = PQgetlength(res, i, 4) == 1 ? PQgetvalue(res, i, 4)[0] : '?',
+            .col_ids = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5),
+            .col_ids_len = (size_t)PQgetlength(res, i, 5),
+            .vals = PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6),
+            .vals_len = (size_t)PQgetlength(res, i, 6),
+        };
+        st = rowfold_add(fold, &t, err);
+    }
+    if (st == WR_OK) st = rowfold_finish(fold, err);
+    rowfold_destroy(fold);
+    PQclear(res);
+    return st;
+}
+
 static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *key, RowImage *image,
                               StrBuf *storage, bool *found, WrError *err)
 {
@@ -1138,52 +1203,26 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
     *found = false;
     WrStatus st = check_usable(h, err, "lookup_row");
     if (st != WR_OK) return st;
-    /* The batch's own deltas count: they are in the open transaction once sent. */
-    if (h->in_tx && (unsent_maybe(h, rv->relid, key) || unsent_maybe(h, rv->relid, "")))
-        st = send_buffer(h, TB_DELTA, err);
-    if (st != WR_OK) return st;
+    size_t mark = storage->len;
+    LookupOut out = {rv, image, storage, false, false};
+    st = run_lookup(h, rv, &key, 1, lookup_emit, &out, err);
     char rel[16], rev[32];
     snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
     snprintf(rev, sizeof(rev), "%" PRId64, h->in_revision ? h->cur_id : h->next_id_base);
-    const char *p[3] = {rel, key, rev};
-    st = await_copy(h, err);
-    if (st != WR_OK) return st;
-    PGresult *res = PQexecPrepared(h->conn, "walrev_lookup", 3, p, NULL, NULL, 1);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) return lookup_failed(h, res, err);
-    int maxcol = 0;
-    for (uint16_t i = 0; i < rv->ncols; i++)
-        if (rv->cols[i].col_id > maxcol) maxcol = rv->cols[i].col_id;
-    size_t mark = storage->len;
-    LookupOut out = {rv, image, storage, false, false};
-    RowFold *fold = rowfold_create(maxcol, lookup_emit, &out);
-    size_t klen = strlen(key);
-    /* src, rev, seq, op, col_ids, vals */
-    for (int i = 0; st == WR_OK && i < PQntuples(res); i++) {
-        RowFoldTuple t = {
-            .key = key,
-            .key_len = klen,
-            .from_keyframe = !PQgetisnull(res, i, 0) && PQgetlength(res, i, 0) == 4 && PQgetvalue(res, i, 0)[3] == 0,
-            .op = PQgetlength(res, i, 3) == 1 ? PQgetvalue(res, i, 3)[0] : '?',
-            .col_ids = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
-            .col_ids_len = (size_t)PQgetlength(res, i, 4),
-            .vals = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5),
-            .vals_len = (size_t)PQgetlength(res, i, 5),
-        };
-        st = rowfold_add(fold, &t, err);
-    }
-    if (st == WR_OK) st = rowfold_finish(fold, err);
-    rowfold_destroy(fold);
-    PQclear(res);
     if (st == WR_OK && out.found && !out.based) {
         /* Built from updates alone: the row came from another key (an UPDATE of
          * its key) or predates the history; the SQL lineage knows which. */
         storage->len = mark;
         out.found = false;
-        res = PQexecPrepared(h->conn, "walrev_image", 3, p, NULL, NULL, 1);
+        const char *p[3] = {rel, key, rev};
+        PGresult *res = PQexecPrepared(h->conn, "walrev_image", 3, p, NULL, NULL, 1);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) return lookup_failed(h, res, err);
         if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
-            fold = rowfold_create(maxcol, lookup_emit, &out);
-            RowFoldTuple t = {.key = key, .key_len = klen, .from_keyframe = true,
+            int maxcol = 0;
+            for (uint16_t i = 0; i < rv->ncols; i++)
+                if (rv->cols[i].col_id > maxcol) maxcol = rv->cols[i].col_id;
+            RowFold *fold = rowfold_create(maxcol, lookup_emit, &out);
+            RowFoldTuple t = {.key = key, .key_len = strlen(key), .from_keyframe = true,
                               .vals = PQgetvalue(res, 0, 0), .vals_len = (size_t)PQgetlength(res, 0, 0)};
             st = rowfold_add(fold, &t, err);
             if (st == WR_OK) st = rowfold_finish(fold, err);
@@ -1196,6 +1235,48 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
         return wr_error_prefix(err, "history store: old image of relid %s key %s", rel, key);
     }
     *found = out.found;
+    return WR_OK;
+}
+
+/* A read-ahead batch's images, handed over one key at a time. */
+typedef struct {
+    const RelationVersion *rv;
+    StrBuf storage, key;
+    void (*found)(void *arg, const char *key, const RowImage *image);
+    void *arg;
+} PrefetchOut;
+
+static WrStatus prefetch_emit(void *arg, const char *key, size_t key_len, const char *const *vals,
+                              const bool *known, int maxcol, bool based, WrError *err)
+{
+    PrefetchOut *o = arg;
+    /* Built from updates alone needs the SQL lineage: left to lookup_row. */
+    if (!based) return WR_OK;
+    RowImage image = {0}; /* lookup_emit points it into storage */
+    strbuf_reset(&o->storage);
+    LookupOut one = {o->rv, &image, &o->storage, false, false};
+    WrStatus st = lookup_emit(&one, key, key_len, vals, known, maxcol, based, err);
+    if (st != WR_OK) return st;
+    strbuf_reset(&o->key);
+    strbuf_append(&o->key, key, key_len);
+    o->found(o->arg, o->key.data, &image);
+    return WR_OK;
+}
+
+static WrStatus hs_prefetch_rows(Sink *s, const RelationVersion *rv, const char *const *keys, int nkeys,
+                                 void (*found)(void *arg, const char *key, const RowImage *image), void *arg,
+                                 WrError *err)
+{
+    HistorySink *h = s->impl;
+    WrStatus st = check_usable(h, err, "prefetch_rows");
+    if (st != WR_OK || nkeys == 0) return st;
+    PrefetchOut out = {.rv = rv, .found = found, .arg = arg};
+    strbuf_init(&out.storage);
+    strbuf_init(&out.key);
+    st = run_lookup(h, rv, keys, nkeys, prefetch_emit, &out, err);
+    strbuf_free(&out.storage);
+    strbuf_free(&out.key);
+    if (st != WR_OK) return wr_error_prefix(err, "history store: old images of %d rows of relid %" PRIu32, nkeys, rv->relid);
     return WR_OK;
 }
 
@@ -1290,6 +1371,7 @@ static const SinkOps history_ops = {
     .durable_lsn = hs_durable_lsn,
     .wants_flush = hs_wants_flush,
     .lookup_row = hs_lookup_row,
+    .prefetch_rows = hs_prefetch_rows,
     .write_backfill = hs_write_backfill,
     .abort = hs_abort,
     .destroy = hs_destroy,

@@ -68,6 +68,15 @@ typedef struct {
     WrStatus (*lookup_row)(Sink *s, const RelationVersion *rv, const char *key, RowImage *image,
                            StrBuf *storage, bool *found, WrError *err);
     /*
+     * Optional (history store): lookup_row for many objects of one table in
+     * one round trip, as of the same point lookup_row would answer now. Calls
+     * found(arg, key, image) for each key whose image it can give (image valid
+     * during the call only); keys it does not report are left to lookup_row.
+     */
+    WrStatus (*prefetch_rows)(Sink *s, const RelationVersion *rv, const char *const *keys, int nkeys,
+                              void (*found)(void *arg, const char *key, const RowImage *image), void *arg,
+                              WrError *err);
+    /*
      * Optional (history store): record a table's baseline progress in the open
      * batch, so it becomes durable together with the revisions before it (and
      * the chunk revision it describes, when called inside one). Outside a

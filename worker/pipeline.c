@@ -17,6 +17,8 @@
 #include "sink/sink.h"
 #include "worker/backfill.h"
 #include "worker/notify.h"
+#include "worker/prefetch.h"
+#include "worker/readahead.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -56,7 +58,17 @@ typedef struct {
     int64_t last_watchdog_us;
     int64_t last_stats_us;
     uint64_t changes_total;
+    /* Messages read ahead (old images are fetched for them in batches), and
+     * what ended the read: handed on once they are handled. */
+    ReadAhead *ahead;
+    WrStatus ahead_status;
+    WrError ahead_err;
+    uint64_t prefetched_keys;
 } Pipeline;
+
+/* A read-ahead stops at this many messages or bytes (memory stays bounded with large rows). */
+#define READ_AHEAD_MAX_MESSAGES 4096
+#define READ_AHEAD_MAX_BYTES ((size_t)4 << 20)
 
 static int64_t now_us(void)
 {
@@ -434,12 +446,62 @@ static void report_status(Pipeline *p, int64_t t)
                   LSN_ARGS(p->confirmed));
     if (t - p->last_stats_us >= 10 * 1000000LL) {
         log_info("msg=\"progress\" revision=%lld changes=%llu confirmed=" LSN_FMT
-                 " cache_hits=%llu lookups=%llu cache_bytes=%zu",
+                 " cache_hits=%llu lookups=%llu prefetched=%llu cache_bytes=%zu",
                  (long long)assembler_last_revision_id(p->asm_), (unsigned long long)p->changes_total,
                  LSN_ARGS(p->confirmed), (unsigned long long)as.cache_hits,
-                 (unsigned long long)as.lookups, as.cache_bytes);
+                 (unsigned long long)as.lookups, (unsigned long long)as.prefetched, as.cache_bytes);
         p->last_stats_us = t;
     }
+}
+
+/*
+ * The next message to handle: the read-ahead queue's, else the socket's. A
+ * message from the socket brings everything else the socket already holds
+ * into the queue (up to the limits), and the old images those messages need
+ * are fetched in one statement per table before any is handled. A failure
+ * while reading ahead waits until the messages before it are handled.
+ */
+static WrStatus next_message(Pipeline *p, const PgoParser *parser, const uint8_t **buf, size_t *len, WrError *err)
+{
+    if (readahead_pop(p->ahead, buf, len)) return WR_OK;
+    if (p->ahead_status != WR_OK) {
+        WrStatus st = p->ahead_status;
+        *err = p->ahead_err;
+        p->ahead_status = WR_OK;
+        return st;
+    }
+    WrStatus st = repl_stream_receive(p->stream, 0, buf, len, err);
+    if (st == WR_AGAIN) {
+        /* Idle: make everything received durable now (low lag), then wait. */
+        if (!assembler_in_transaction(p->asm_)) {
+            st = flush_sinks(p, false, err);
+            if (st != WR_OK) return st;
+        }
+        st = poll_sinks(p, err);
+        if (st != WR_OK) return st;
+        st = repl_stream_receive(p->stream, 50, buf, len, err);
+    }
+    Sink *history = p->history_index >= 0 ? p->sinks[p->history_index].sink : NULL;
+    if (st != WR_OK || !history || !history->ops->prefetch_rows) return st;
+
+    readahead_push(p->ahead, *buf, *len);
+    while (readahead_count(p->ahead) < READ_AHEAD_MAX_MESSAGES && readahead_bytes(p->ahead) < READ_AHEAD_MAX_BYTES) {
+        st = repl_stream_receive(p->stream, 0, buf, len, &p->ahead_err);
+        if (st == WR_AGAIN) break;
+        if (st != WR_OK) {
+            p->ahead_status = st;
+            break;
+        }
+        readahead_push(p->ahead, *buf, *len);
+    }
+    if (readahead_count(p->ahead) > 1) {
+        size_t fetched = 0;
+        st = prefetch_old_images(p->ahead, parser, p->asm_, history, &fetched, err);
+        if (st != WR_OK) return wr_error_prefix(err, "sink history: reading old images ahead");
+        p->prefetched_keys += fetched;
+    }
+    readahead_pop(p->ahead, buf, len);
+    return WR_OK;
 }
 
 /* One session: open sinks, stream until stop, error or end. */
@@ -484,6 +546,8 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
                            out_primary_key};
     p->asm_ = assembler_create(&acfg, &out);
     assembler_set_position(p->asm_, last_id, last_sum, start);
+    p->ahead = readahead_create();
+    p->ahead_status = WR_OK;
     st = restore_relations(p, err);
     if (st != WR_OK) return st;
     /* Backfill state and progress live in the history store: without it, no backfill. */
@@ -519,17 +583,7 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
         }
         const uint8_t *buf;
         size_t len;
-        st = repl_stream_receive(p->stream, 0, &buf, &len, err);
-        if (st == WR_AGAIN) {
-            /* Idle: make everything received durable now (low lag), then wait. */
-            if (!assembler_in_transaction(p->asm_)) {
-                st = flush_sinks(p, false, err);
-                if (st != WR_OK) return st;
-            }
-            st = poll_sinks(p, err);
-            if (st != WR_OK) return st;
-            st = repl_stream_receive(p->stream, 50, &buf, &len, err);
-        }
+        st = next_message(p, &parser, &buf, &len, err);
         if (st == WR_OK) {
             st = handle_copydata(p, &parser, buf, len, err);
             if (st != WR_OK) return st;
@@ -599,8 +653,14 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
     if (st != WR_OK) return st;
     st = repl_stream_finish(p->stream, err);
     if (st != WR_OK) log_warn("msg=\"could not end replication cleanly\" error=\"%s\"", err->msg);
-    log_info("msg=\"stopped\" confirmed=" LSN_FMT " last_revision=%lld", LSN_ARGS(p->confirmed),
-             (long long)assembler_last_revision_id(p->asm_));
+    AssemblerStats as;
+    assembler_stats(p->asm_, &as);
+    log_info("msg=\"stopped\" confirmed=" LSN_FMT " last_revision=%lld changes=%llu cache_hits=%llu lookups=%llu"
+             " prefetched=%llu prefetch_asked=%llu",
+             LSN_ARGS(p->confirmed), (long long)assembler_last_revision_id(p->asm_),
+             (unsigned long long)p->changes_total, (unsigned long long)as.cache_hits,
+             (unsigned long long)as.lookups, (unsigned long long)as.prefetched,
+             (unsigned long long)p->prefetched_keys);
     return WR_OK;
 }
 
@@ -615,6 +675,8 @@ static void teardown(Pipeline *p, bool abort_pending)
     destroy_sinks(p, abort_pending);
     assembler_destroy(p->asm_);
     p->asm_ = NULL;
+    readahead_destroy(p->ahead);
+    p->ahead = NULL;
 }
 
 static void teardown(Pipeline *p, bool abort_pending);
