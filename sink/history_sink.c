@@ -67,7 +67,7 @@ typedef struct {
     bool in_tx;
     bool in_revision;
     int64_t cur_id;
-    int64_t batch_start_us;
+    int64_t batch_timer_us; /* when wants_flush first saw the open batch (caller's clock); 0: not yet */
     int batch_revisions;
     int64_t batch_last_id;
     Lsn batch_end_lsn;
@@ -178,7 +178,7 @@ static WrStatus ensure_tx(HistorySink *h, WrError *err)
     WrStatus st = run(h, "BEGIN", 0, NULL, "BEGIN of a batch", NULL, err);
     if (st != WR_OK) return st;
     h->in_tx = true;
-    h->batch_start_us = pg_now_us();
+    h->batch_timer_us = 0; /* started by the next wants_flush, on the caller's clock */
     h->batch_revisions = 0;
     return WR_OK;
 }
@@ -1067,7 +1067,8 @@ static bool hs_wants_flush(Sink *s, int64_t now_us)
     HistorySink *h = s->impl;
     if (!h->in_tx) return false;
     if (h->batch_revisions >= h->batch_max_revisions) return true;
-    if (now_us - h->batch_start_us >= (int64_t)h->batch_max_ms * 1000) return true;
+    if (!h->batch_timer_us) h->batch_timer_us = now_us;
+    if (now_us - h->batch_timer_us >= (int64_t)h->batch_max_ms * 1000) return true;
     size_t total = 0;
     for (int t = 0; t < TB_COUNT; t++) total += h->buf[t].len;
     return total > 8 * h->buffer_bytes;

@@ -56,7 +56,9 @@ typedef struct {
     WrStatus (*poll)(Sink *s, WrError *err);
     /* Highest end LSN durable in this sink. */
     Lsn (*durable_lsn)(Sink *s);
-    /* True when the sink wants a flush soon (buffers full, time passed). */
+    /* True when the sink wants a flush soon (buffers full, time passed). now_us
+     * is the caller's monotonic clock; a sink times a batch from the first call
+     * that sees it open (the worker calls after every message). */
     bool (*wants_flush)(Sink *s, int64_t now_us);
     /*
      * Optional (history store): the latest known image of a row, for old
