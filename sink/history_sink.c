@@ -1066,8 +1066,10 @@ static bool hs_wants_flush(Sink *s, int64_t now_us)
 {
     HistorySink *h = s->impl;
     if (!h->in_tx) return false;
-    if (h->batch_revisions >= h->batch_max_revisions) return true;
     if (!h->batch_timer_us) h->batch_timer_us = now_us;
+    /* A batch ends between revisions: inside one, wait for its commit. */
+    if (h->in_revision) return false;
+    if (h->batch_revisions >= h->batch_max_revisions) return true;
     if (now_us - h->batch_timer_us >= (int64_t)h->batch_max_ms * 1000) return true;
     size_t total = 0;
     for (int t = 0; t < TB_COUNT; t++) total += h->buf[t].len;

@@ -5,14 +5,15 @@
 # lookups, or from single lookups in the history store). The worker starts
 # with a cold, small row cache, so most old images come from the store. Every
 # attribute delta of the DEFAULT table must equal the FULL table's, and the
-# run must have fetched images in batches.
+# run must have fetched images in batches. Batches are timed at 1 ms, so the
+# timer also comes due inside revisions (a flush must wait for their end).
 source "$(dirname "$0")/lib.sh"
 DB=oldimg_src
 fresh_db $DB
 SRC=$(conninfo $DB)
 WORK=$(mktemp -d /tmp/walrev-oldimg.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-printf '[worker]\nrow_cache_mb = 1\n' >"$WORK/walrev.ini"
+printf "[worker]\nrow_cache_mb = 1\n[history]\nbatch_max_ms = 1\n" >"$WORK/walrev.ini"
 W() { "$WALREV_BIN" -c "$WORK/walrev.ini" --source "$SRC" --slot oldimg "$@"; }
 
 for t in t_full t_def; do
