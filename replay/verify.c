@@ -338,13 +338,13 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
                    dc.name);
     if (has_erased)
         strbuf_appendf(&q,
-                       ", e.cols, e.which, e.hashes FROM %s.object_delta d LEFT JOIN LATERAL ("
+                       ", e.cols, e.which, e.hashes FROM %s.object_delta_arrays d LEFT JOIN LATERAL ("
                        "SELECT array_agg(x.col_id::integer) AS cols, array_agg(x.which::text) AS which, "
                        "array_agg(x.value_hash) AS hashes FROM %s.erased_value x "
                        "WHERE x.revision_id = d.revision_id AND x.seq = d.seq) e ON true",
                        qs, qs);
     else
-        strbuf_appendf(&q, " FROM %s.object_delta d", qs);
+        strbuf_appendf(&q, " FROM %s.object_delta_arrays d", qs);
     strbuf_append_str(&q, " ORDER BY d.revision_id, d.seq");
     st = exec(&c, q.data, 0, NULL, NULL, "opening the object_delta cursor");
     if (st != WR_OK) goto done;

@@ -295,11 +295,11 @@ static void test_missing_schema(void **state)
     tw_close(tw);
 
     setup_schema("old fmt");
-    ts_exec(g_admin, "UPDATE \"old fmt\".store_info SET value = '3' WHERE key = 'format_version'");
+    ts_exec(g_admin, "UPDATE \"old fmt\".store_info SET value = '2' WHERE key = 'format_version'");
     cfg = cfg_for("old fmt");
     assert_int_equal(tw_open_cfg(tw, &cfg, NULL), WR_FATAL);
-    assert_string_equal(tw->err.msg, "history store: schema \"old fmt\" has format_version 3, this walrev "
-                                     "needs 2: run `walrev setup`");
+    assert_string_equal(tw->err.msg, "history store: schema \"old fmt\" has format_version 2, this walrev "
+                                     "needs 3: run `walrev setup`");
     tw_close(tw);
 
     /* Unreachable server: retry, and the message never carries the password. */
@@ -918,11 +918,30 @@ static void test_verify(void **state)
     (void)state;
     build_chain("v_ok");
     expect_verify("v_ok", 5, 0, NULL);
+    /* Single-column changes are in the scalar form, the others in arrays. */
+    assert_q("1|1|-|-|-|-|t;1|2|-|-|-|-|t;2|1|3|va-3||true|f;3|1|2|vb-2|secret value|true|f;"
+             "3|2|2|va-2|tab\tand \"q\"|true|f;4|1|-|-|-|-|t;5|1|-|-|-|-|f",
+             "SELECT string_agg(concat_ws('|', revision_id, seq, coalesce(col_id::text, '-'), "
+             "CASE WHEN col_id IS NULL THEN '-' ELSE coalesce(old_value, '<null>') END, "
+             "CASE WHEN col_id IS NULL THEN '-' ELSE coalesce(new_value, '<null>') END, "
+             "CASE WHEN col_id IS NULL THEN '-' ELSE (col_ids IS NULL AND old_values IS NULL AND new_values IS NULL)::text END, "
+             "col_ids IS NOT NULL), ';' ORDER BY revision_id, seq) FROM v_ok.object_delta");
+    /* The same deltas in the array form verify the same. */
+    ts_exec(g_admin, "UPDATE v_ok.object_delta SET col_ids = ARRAY[col_id], "
+                     "old_values = CASE WHEN old_value IS NOT NULL THEN ARRAY[old_value] END, "
+                     "new_values = CASE WHEN new_value IS NOT NULL THEN ARRAY[new_value] END, "
+                     "col_id = NULL, old_value = NULL, new_value = NULL WHERE col_id IS NOT NULL");
+    assert_q("0", "SELECT count(*) FROM v_ok.object_delta WHERE col_id IS NOT NULL");
+    expect_verify("v_ok", 5, 0, NULL);
 
     build_chain("v_value");
-    ts_exec(g_admin, "UPDATE v_value.object_delta SET new_values[1] = 'secret valuE' WHERE revision_id = 3 "
+    ts_exec(g_admin, "UPDATE v_value.object_delta SET new_value = 'secret valuE' WHERE revision_id = 3 "
                      "AND seq = 1");
     expect_verify("v_value", 2, 3, "revision 3: stored checksum ");
+
+    build_chain("v_array");
+    ts_exec(g_admin, "UPDATE v_array.object_delta SET new_values[2] = 'vA' WHERE revision_id = 1 AND seq = 1");
+    expect_verify("v_array", 0, 1, "revision 1: stored checksum ");
 
     build_chain("v_sum");
     ts_exec(g_admin, "UPDATE v_sum.revision SET checksum = set_byte(checksum, 0, get_byte(checksum, 0) # 1) "
@@ -952,14 +971,14 @@ static void test_verify(void **state)
             "CREATE TABLE v_erase.erased_value (revision_id bigint, seq integer, col_id smallint, which \"char\", "
             "value_hash bytea, PRIMARY KEY (revision_id, seq, col_id, which));"
             "INSERT INTO v_erase.erased_value SELECT 3, 1, 2, 'n', sha256(convert_to('secret value', 'UTF8'));"
-            "UPDATE v_erase.object_delta SET new_values[1] = NULL, attr_flags = '{8}' "
+            "UPDATE v_erase.object_delta SET new_value = NULL, attr_flags = '{8}' "
             "WHERE revision_id = 3 AND seq = 1");
     expect_verify("v_erase", 5, 0, NULL);
     /* The old value of the same change erased too, and hashed correctly. */
     ts_exec(g_admin,
-            "INSERT INTO v_erase.erased_value SELECT 3, 1, 2, 'o', sha256(convert_to(old_values[1], 'UTF8')) "
+            "INSERT INTO v_erase.erased_value SELECT 3, 1, 2, 'o', sha256(convert_to(old_value, 'UTF8')) "
             "FROM v_erase.object_delta WHERE revision_id = 3 AND seq = 1;"
-            "UPDATE v_erase.object_delta SET old_values[1] = NULL WHERE revision_id = 3 AND seq = 1");
+            "UPDATE v_erase.object_delta SET old_value = NULL WHERE revision_id = 3 AND seq = 1");
     expect_verify("v_erase", 5, 0, NULL);
     /* A wrong hash breaks the chain at that revision. */
     ts_exec(g_admin, "UPDATE v_erase.erased_value SET value_hash = sha256('x') WHERE which = 'n'");
