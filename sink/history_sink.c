@@ -749,8 +749,7 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
                    rev->n_suppressed);
     append_str_field(b, rev->warnings);
     tab(b);
-    copy_append_bytea(b, rev->parent_checksum, WALREV_CHECKSUM_LEN);
-    tab(b);
+    /* No parent checksum (format 3): it is the previous revision's. */
     copy_append_bytea(b, rev->checksum, WALREV_CHECKSUM_LEN);
     strbuf_append_char(b, '\n');
 
@@ -1323,7 +1322,7 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
         "revision_id, context_no, lsn, actor_type, actor_id, actor, description, meta, raw",
         "id, xid, commit_lsn, end_lsn, commit_time, origin, gid, actor_type, actor_id, actor, "
         "description, meta, n_insert, n_update, n_delete, n_truncate, n_snapshot, n_suppressed, "
-        "warnings, parent_checksum, checksum",
+        "warnings, checksum",
         "revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values, "
         "attr_flags, old_unknown, col_id, old_value, new_value"};
     for (int t = 0; t < TB_COUNT; t++) {

@@ -13,9 +13,10 @@ CREATE TABLE IF NOT EXISTS @schema@.store_info (
 -- data rebuilt from keyframes and deltas instead); nothing else changed, so a
 -- format 1 store is upgraded in place. Format 3 (fewer bytes per change,
 -- docs/history-store.md) added the scalar form of single-column deltas
--- (object_delta.col_id, old_value, new_value), applied to a format 1 or 2
--- store below; rows written before keep their form, which every reader
--- accepts (object_delta_arrays).
+-- (object_delta.col_id, old_value, new_value) and dropped
+-- revision.parent_checksum (the previous revision's checksum); both are
+-- applied to a format 1 or 2 store below, and rows written before keep their
+-- form, which every reader accepts (object_delta_arrays).
 INSERT INTO @schema@.store_info VALUES ('format_version', '3')
     ON CONFLICT (key) DO UPDATE SET value = '3' WHERE store_info.value IN ('1', '2');
 DROP TABLE IF EXISTS @schema@.row_state;
@@ -41,9 +42,13 @@ CREATE TABLE IF NOT EXISTS @schema@.revision (
     n_snapshot      integer NOT NULL DEFAULT 0,
     n_suppressed    integer NOT NULL DEFAULT 0,
     warnings        text,
-    parent_checksum bytea NOT NULL,
     checksum        bytea NOT NULL
 );
+-- The parent checksum (which the chain hashes) is the checksum of revision
+-- id - 1, or 32 zero bytes for revision 1: ids are dense, so formats 1 and 2
+-- stored the same 33 bytes twice per revision. walrev verify takes it from
+-- the previous row.
+ALTER TABLE @schema@.revision DROP COLUMN IF EXISTS parent_checksum;
 -- end_lsn and commit_time grow with id (commit order), so BRIN answers
 -- "the revision at this LSN / time" for a few bytes per thousand revisions
 -- where a B-tree costs ~23 bytes per revision.

@@ -343,19 +343,18 @@ static void test_values_roundtrip(void **state)
     assert_int_equal(tw->sink->ops->durable_lsn(tw->sink), tw->rev.end_lsn);
 
     /* revision */
-    char hex[65], phex[65];
+    char hex[65];
     checksum_to_hex(tw->rev.checksum, hex);
-    checksum_to_hex(tw->rev.parent_checksum, phex);
     char want[1024];
     snprintf(want, sizeof(want),
              "1|1001|0/2000000|0/2000028|t|user|42|{\"id\": \"42\", \"type\": \"user\"}|approve\tinvoice|"
-             "1|1|0|0|0|0|%s|%s",
-             phex, hex);
+             "1|1|0|0|0|0|%s",
+             hex);
     assert_q(want,
              "SELECT concat_ws('|', id, xid, commit_lsn, end_lsn, "
              "commit_time = '2000-01-01 00:00:00+00'::timestamptz + interval '800000000.001 seconds', "
              "actor_type, actor_id, actor, description, n_insert, n_update, n_delete, n_truncate, "
-             "n_snapshot, n_suppressed, encode(parent_checksum, 'hex'), encode(checksum, 'hex')) "
+             "n_snapshot, n_suppressed, encode(checksum, 'hex')) "
              "FROM h_values.revision");
     assert_q(NULL, "SELECT coalesce(origin, gid, meta::text, warnings) FROM h_values.revision");
     /* revision_context */
@@ -948,10 +947,17 @@ static void test_verify(void **state)
                      "WHERE id = 4");
     expect_verify("v_sum", 3, 4, "revision 4: stored checksum ");
 
-    build_chain("v_parent");
-    ts_exec(g_admin, "UPDATE v_parent.revision SET parent_checksum = set_byte(parent_checksum, 0, get_byte(parent_checksum, 0) # 1) "
-                     "WHERE id = 2");
-    expect_verify("v_parent", 1, 2, "revision 2: parent_checksum ");
+    /* The parent is the previous row's checksum, zeros for the first. */
+    build_chain("v_first");
+    ts_exec(g_admin, "DELETE FROM v_first.revision WHERE id = 1");
+    expect_verify("v_first", 0, 1, "revision 1 is missing (the next stored revision is 2)");
+    build_chain("v_shift"); /* revision 3 taken out and the later ids closed up */
+    ts_exec(g_admin, "DELETE FROM v_shift.revision WHERE id = 3; DELETE FROM v_shift.object_delta WHERE revision_id = 3; "
+                     "DELETE FROM v_shift.revision_context WHERE revision_id = 3; "
+                     "UPDATE v_shift.revision SET id = -id WHERE id > 3; UPDATE v_shift.revision SET id = -id - 1 WHERE id < 0; "
+                     "UPDATE v_shift.object_delta SET revision_id = revision_id - 1 WHERE revision_id > 3; "
+                     "UPDATE v_shift.revision_context SET revision_id = revision_id - 1 WHERE revision_id > 3");
+    expect_verify("v_shift", 2, 3, "revision 3: stored checksum ");
 
     build_chain("v_del");
     ts_exec(g_admin, "DELETE FROM v_del.revision WHERE id = 2");
