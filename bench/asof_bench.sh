@@ -94,11 +94,11 @@ INSERT INTO $S.relation_version (relid, version, nspname, relname, replident, va
     col_type_oids, col_typmods, col_type_names, col_is_key, col_track)
 VALUES ($relid, 1, 'public', '$T', 'd', '0/1', '{1,2,3,4}', '{id,a,b,c}', '{23,23,25,1700}',
         '{-1,-1,-1,786438}', '{NULL,NULL,NULL,NULL}', '{t,f,f,f}', '{f,f,f,f}');
-INSERT INTO $S.revision (id, xid, commit_lsn, end_lsn, commit_time, n_insert, n_update, parent_checksum, checksum)
+INSERT INTO $S.revision (id, xid, commit_lsn, end_lsn, commit_time, n_insert, n_update, checksum)
 SELECT r, r, '0/10'::pg_lsn + r * 1000, '0/10'::pg_lsn + r * 1000 + 8,
        timestamptz '2026-01-01 00:00:00+00' + r * interval '1 second',
        CASE WHEN r * $per <= $N THEN $per ELSE 0 END, CASE WHEN r * $per > $N THEN $per ELSE 0 END,
-       '\\x00', '\\x00'
+       '\\x00'
 FROM generate_series(1, $nrev) r;
 SQL
   # deltas in chunks of 10M so no statement holds too much
@@ -111,10 +111,10 @@ INSERT INTO $S.object_delta (revision_id, seq, relid, relversion, op, key, conte
 SELECT (g - 1) / $per + 1, (g - 1) % $per + 1, $relid, 1, 'I', '["' || g || '"]', 0, '{1,2,3,4}', NULL,
        ARRAY[g::text, (g % 1000)::text, md5(g::text), round(g * 0.5, 2)::text]
 FROM generate_series($lo, least($hi, $N)) g;
-INSERT INTO $S.object_delta (revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values)
+INSERT INTO $S.object_delta (revision_id, seq, relid, relversion, op, key, context_no, col_id, old_value, new_value)
 SELECT (g - 1) / $per + 1, (g - 1) % $per + 1, $relid, 1, 'U', '["' || ((g::bigint * 7919) % $N + 1) || '"]', 0,
-       CASE WHEN g % 2 = 0 THEN '{2}'::smallint[] ELSE '{3}'::smallint[] END, '{old}',
-       CASE WHEN g % 2 = 0 THEN ARRAY[(g % 100000)::text] ELSE ARRAY[md5(g::text)] END
+       CASE WHEN g % 2 = 0 THEN 2 ELSE 3 END, 'old',
+       CASE WHEN g % 2 = 0 THEN (g % 100000)::text ELSE md5(g::text) END
 FROM generate_series(greatest($lo, $N + 1), $hi) g;
 SQL
     lo=$(( hi + 1 ))
@@ -242,9 +242,9 @@ SELECT o.first + i, 1, $relid, 1, CASE WHEN i = 0 THEN 'I' ELSE 'U' END, '["' ||
        CASE WHEN i = 0 THEN ARRAY[o.key::text, '0', 'w0'] WHEN i % 2 = 0 THEN ARRAY[i::text] ELSE ARRAY['w' || i] END
 FROM objs o, generate_series(0, o.versions - 1) i
 ORDER BY 1;
-INSERT INTO $S.revision (id, xid, commit_lsn, end_lsn, commit_time, actor_type, actor_id, n_update, parent_checksum, checksum)
+INSERT INTO $S.revision (id, xid, commit_lsn, end_lsn, commit_time, actor_type, actor_id, n_update, checksum)
 SELECT r, r, '0/10'::pg_lsn + r * 1000, '0/10'::pg_lsn + r * 1000 + 8,
-       timestamptz '2026-01-01 00:00:00+00' + r * interval '1 second', 'user', (r % 7)::text, 1, '\\x00', '\\x00'
+       timestamptz '2026-01-01 00:00:00+00' + r * interval '1 second', 'user', (r % 7)::text, 1, '\\x00'
 FROM generate_series(1, $LASTREV + 1) r;
 INSERT INTO $S.revision_context (revision_id, context_no, lsn, actor_type, actor_id, raw)
 SELECT id, 1, commit_lsn, actor_type, actor_id, '{}' FROM $S.revision;

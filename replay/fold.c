@@ -524,7 +524,7 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
                    "CASE WHEN od.op = 'U' AND od.col_ids && '%2$s'::smallint[] "
                    "THEN %1$s.delta_old_key(od.relid, od.relversion, od.key, od.col_ids, od.old_values, od.new_values, "
                    "od.attr_flags, od.old_unknown) <> od.key END "
-                   "FROM %1$s.object_delta od "
+                   "FROM %1$s.object_delta_arrays od "
                    "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid::bigint = %5$u) "
                    "TO STDOUT (FORMAT binary)",
                    ctx->schema_q, PQgetvalue(res, 0, 0), (long long)fo->kf_rev, (long long)rev, rv->relid);

@@ -714,7 +714,7 @@ WrStatus cmd_revert(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     res = rq_execf(ctx->hist, err,
                    "SELECT d.seq, d.relid, d.op, d.key, d.col_ids::text, d.old_values::text, "
                    "d.old_unknown OR EXISTS (SELECT 1 FROM unnest(d.attr_flags) f WHERE f & 3 <> 0) "
-                   "FROM %s.object_delta d WHERE d.revision_id = %lld ORDER BY d.seq DESC",
+                   "FROM %s.object_delta_arrays d WHERE d.revision_id = %lld ORDER BY d.seq DESC",
                    ctx->schema_q, (long long)pt.rev);
     if (!res) {
         st = err->status;

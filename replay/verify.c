@@ -318,7 +318,7 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
     strbuf_appendf(&q,
                    "DECLARE %s NO SCROLL CURSOR FOR SELECT id, xid, commit_lsn, end_lsn, commit_time, origin, "
                    "gid, n_insert::bigint, n_update::bigint, n_delete::bigint, n_truncate::bigint, "
-                   "n_snapshot::bigint, n_suppressed::bigint, warnings, parent_checksum, checksum "
+                   "n_snapshot::bigint, n_suppressed::bigint, warnings, checksum "
                    "FROM %s.revision ORDER BY id",
                    rc.name, qs);
     st = exec(&c, q.data, 0, NULL, NULL, "opening the revision cursor");
@@ -338,17 +338,23 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
                    dc.name);
     if (has_erased)
         strbuf_appendf(&q,
-                       ", e.cols, e.which, e.hashes FROM %s.object_delta d LEFT JOIN LATERAL ("
+                       ", e.cols, e.which, e.hashes FROM %s.object_delta_arrays d LEFT JOIN LATERAL ("
                        "SELECT array_agg(x.col_id::integer) AS cols, array_agg(x.which::text) AS which, "
                        "array_agg(x.value_hash) AS hashes FROM %s.erased_value x "
                        "WHERE x.revision_id = d.revision_id AND x.seq = d.seq) e ON true",
                        qs, qs);
     else
-        strbuf_appendf(&q, " FROM %s.object_delta d", qs);
+        strbuf_appendf(&q, " FROM %s.object_delta_arrays d", qs);
     strbuf_append_str(&q, " ORDER BY d.revision_id, d.seq");
     st = exec(&c, q.data, 0, NULL, NULL, "opening the object_delta cursor");
     if (st != WR_OK) goto done;
 
+    /*
+     * The parent checksum is not stored (format 3): it is the checksum of
+     * the previous row, 32 zero bytes before revision 1, and ids must be
+     * dense from 1. A changed checksum then fails its own revision, a
+     * changed row its revision, and a deleted revision the id check.
+     */
     uint8_t prev[WALREV_CHECKSUM_LEN];
     memset(prev, 0, sizeof(prev));
     int64_t prev_id = 0;
@@ -374,10 +380,10 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
         rev.n_snapshot = f_int(&rc, 11, &ok);
         rev.n_suppressed = f_int(&rc, 12, &ok);
         rev.warnings = warnings;
-        Value parent = f_text(&rc, 14), stored = f_text(&rc, 15);
+        Value stored = f_text(&rc, 14);
         bool bad = false;
-        if (!ok || parent.len != WALREV_CHECKSUM_LEN || stored.len != WALREV_CHECKSUM_LEN) {
-            snprintf(why, why_size, "revision %" PRId64 ": malformed row (checksums must be 32 bytes)", rev.id);
+        if (!ok || stored.len != WALREV_CHECKSUM_LEN) {
+            snprintf(why, why_size, "revision %" PRId64 ": malformed row (the checksum must be 32 bytes)", rev.id);
             *first_bad = rev.id;
             bad = true;
         } else if (rev.id != prev_id + 1) {
@@ -385,17 +391,8 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
                      prev_id + 1, rev.id);
             *first_bad = prev_id + 1;
             bad = true;
-        } else if (memcmp(parent.data, prev, WALREV_CHECKSUM_LEN) != 0) {
-            char a[17], b[17];
-            hex_prefix((const uint8_t *)parent.data, a);
-            hex_prefix(prev, b);
-            snprintf(why, why_size,
-                     "revision %" PRId64 ": parent_checksum %s… does not match the checksum %s… of %s",
-                     rev.id, a, b, prev_id ? "the previous revision" : "nothing (32 zero bytes)");
-            *first_bad = rev.id;
-            bad = true;
         }
-        if (parent.len == WALREV_CHECKSUM_LEN) memcpy(rev.parent_checksum, parent.data, WALREV_CHECKSUM_LEN);
+        memcpy(rev.parent_checksum, prev, WALREV_CHECKSUM_LEN);
         revhash_begin(hh);
         /* Contexts of this revision (rows of revisions that no longer exist are skipped). */
         while (!bad) {

@@ -1,7 +1,8 @@
 /*
  * verify.h — `walrev verify`: re-walks the history store's checksum chain
  * from the tables alone (docs/checksums.md) and names the first revision
- * whose stored checksum, parent checksum or id does not hold. Read-only: it
+ * whose stored checksum or id does not hold (each revision's parent is the
+ * checksum of the row before, so a changed one fails too). Read-only: it
  * never writes to the store and never touches a replication slot.
  */
 #ifndef WALREV_REPLAY_VERIFY_H

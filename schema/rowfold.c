@@ -291,7 +291,7 @@ void rowfold_query(StrBuf *q, const char *schema_q, uint32_t relid, const char *
                    "FROM %1$s.keyframe_row kr WHERE kr.keyframe_id = %2$s "
                    "UNION ALL "
                    "SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, "
-                   "od.col_ids, od.new_values FROM %1$s.object_delta od "
+                   "od.col_ids, od.new_values FROM %1$s.object_delta_arrays od "
                    "WHERE od.revision_id > %3$s AND od.revision_id <= %4$" PRId64 " AND od.relid::bigint = %5$" PRIu32 " "
                    "AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = %6$s AND od.seq <= %7$s) "
                    "ORDER BY 1, 2, 3, 4) TO STDOUT (FORMAT binary)",

@@ -1,4 +1,4 @@
--- walrev history store, format version 2.
+-- walrev history store, format version 3.
 -- @schema@ is replaced by the configured history schema (default walrev).
 -- Every statement is idempotent: `walrev setup` runs this file each time.
 -- Layout and reasons: docs/history-store.md.
@@ -11,9 +11,14 @@ CREATE TABLE IF NOT EXISTS @schema@.store_info (
 );
 -- Format 2 dropped row_state (format 1's table of current row images, derived
 -- data rebuilt from keyframes and deltas instead); nothing else changed, so a
--- format 1 store is upgraded in place.
-INSERT INTO @schema@.store_info VALUES ('format_version', '2')
-    ON CONFLICT (key) DO UPDATE SET value = '2' WHERE store_info.value = '1';
+-- format 1 store is upgraded in place. Format 3 (fewer bytes per change,
+-- docs/history-store.md) added the scalar form of single-column deltas
+-- (object_delta.col_id, old_value, new_value) and dropped
+-- revision.parent_checksum (the previous revision's checksum); both are
+-- applied to a format 1 or 2 store below, and rows written before keep their
+-- form, which every reader accepts (object_delta_arrays).
+INSERT INTO @schema@.store_info VALUES ('format_version', '3')
+    ON CONFLICT (key) DO UPDATE SET value = '3' WHERE store_info.value IN ('1', '2');
 DROP TABLE IF EXISTS @schema@.row_state;
 
 -- One committed transaction. id is dense, in commit order.
@@ -37,9 +42,13 @@ CREATE TABLE IF NOT EXISTS @schema@.revision (
     n_snapshot      integer NOT NULL DEFAULT 0,
     n_suppressed    integer NOT NULL DEFAULT 0,
     warnings        text,
-    parent_checksum bytea NOT NULL,
     checksum        bytea NOT NULL
 );
+-- The parent checksum (which the chain hashes) is the checksum of revision
+-- id - 1, or 32 zero bytes for revision 1: ids are dense, so formats 1 and 2
+-- stored the same 33 bytes twice per revision. walrev verify takes it from
+-- the previous row.
+ALTER TABLE @schema@.revision DROP COLUMN IF EXISTS parent_checksum;
 -- end_lsn and commit_time grow with id (commit order), so BRIN answers
 -- "the revision at this LSN / time" for a few bytes per thousand revisions
 -- where a B-tree costs ~23 bytes per revision.
@@ -83,9 +92,13 @@ CREATE TABLE IF NOT EXISTS @schema@.relation_version (
 );
 
 -- One row change. Its attribute deltas live in the parallel arrays
--- (col_ids[i], old_values[i], new_values[i], attr_flags[i]); the view
--- attribute_delta unnests them. op: I insert, U update, D delete,
--- T truncate, S snapshot (baseline).
+-- (col_ids[i], old_values[i], new_values[i], attr_flags[i]), or, when the
+-- change has exactly one attribute and its flags are 0 (the common
+-- single-column UPDATE), in the scalar form: col_id, old_value, new_value,
+-- with the arrays NULL. col_id IS NULL tells the forms apart (a value may be
+-- NULL in either). Readers go through the view object_delta_arrays, which
+-- shows every row in the array form; the view attribute_delta unnests it.
+-- op: I insert, U update, D delete, T truncate, S snapshot (baseline).
 CREATE TABLE IF NOT EXISTS @schema@.object_delta (
     revision_id bigint NOT NULL,
     seq         integer NOT NULL,
@@ -98,8 +111,15 @@ CREATE TABLE IF NOT EXISTS @schema@.object_delta (
     old_values  text[],
     new_values  text[],
     attr_flags  smallint[],          -- NULL when every flag is 0
-    old_unknown boolean NOT NULL DEFAULT false
+    old_unknown boolean NOT NULL DEFAULT false,
+    col_id      smallint,            -- scalar form (format 3); NULL: the arrays hold the attributes
+    old_value   text,
+    new_value   text
 );
+-- Format 3: a format 1 or 2 store gets the scalar columns (at the end, where
+-- a new store has them too); its rows stay in the array form.
+ALTER TABLE @schema@.object_delta ADD COLUMN IF NOT EXISTS col_id smallint,
+    ADD COLUMN IF NOT EXISTS old_value text, ADD COLUMN IF NOT EXISTS new_value text;
 -- Append-only in (revision_id, seq) order: BRIN finds one revision's deltas;
 -- uniqueness is enforced by the writer (ids are dense, one writer per slot).
 CREATE INDEX IF NOT EXISTS object_delta_revision_brin ON @schema@.object_delta USING brin (revision_id)
@@ -144,12 +164,29 @@ CREATE TABLE IF NOT EXISTS @schema@.checkpoint (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- object_delta with every row in the array form, whichever form it was
+-- written in: what every reader of attributes selects from, so the array
+-- parsing of the SQL functions and of the C readers is the same for both.
+-- The scalar form becomes one-element arrays under the array form's own
+-- conventions (an array whose every value is NULL is NULL). A plain view: the
+-- planner flattens it, so conditions on relid, key and revision_id still use
+-- object_delta's indexes.
+CREATE OR REPLACE VIEW @schema@.object_delta_arrays AS
+SELECT d.revision_id, d.seq, d.relid, d.relversion, d.op, d.key, d.context_no,
+       CASE WHEN d.col_id IS NULL THEN d.col_ids ELSE ARRAY[d.col_id] END AS col_ids,
+       CASE WHEN d.col_id IS NULL THEN d.old_values WHEN d.old_value IS NOT NULL THEN ARRAY[d.old_value] END
+           AS old_values,
+       CASE WHEN d.col_id IS NULL THEN d.new_values WHEN d.new_value IS NOT NULL THEN ARRAY[d.new_value] END
+           AS new_values,
+       d.attr_flags, d.old_unknown
+FROM @schema@.object_delta d;
+
 -- Tabular view of attribute deltas, one row per column change.
 CREATE OR REPLACE VIEW @schema@.attribute_delta AS
 SELECT d.revision_id, d.seq, d.relid, d.relversion, d.op, d.key,
        a.col_id, rv.col_names[array_position(rv.col_ids, a.col_id)] AS column_name,
        a.old_value, a.new_value, coalesce(a.flags, 0)::smallint AS flags
-FROM @schema@.object_delta d
+FROM @schema@.object_delta_arrays d
 CROSS JOIN LATERAL unnest(d.col_ids, d.old_values, d.new_values, d.attr_flags)
      AS a(col_id, old_value, new_value, flags)
 JOIN @schema@.relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion;

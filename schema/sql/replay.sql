@@ -182,7 +182,7 @@ BEGIN
                                                       od.new_values, od.attr_flags, od.old_unknown) <> od.key
                           ELSE false END)
       INTO last_t, last_k
-    FROM @schema@.object_delta od
+    FROM @schema@.object_delta_arrays od
     -- relid::bigint: the revision range goes to the BRIN, never to the (relid, key, revision_id)
     -- B-tree, which would read every delta of the table (the planner's pick without statistics)
     WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid::bigint = p_relid AND od.op IN ('T', 'U');
@@ -237,7 +237,7 @@ BEGIN
         WITH d AS (
             SELECT od.key COLLATE "C" AS key, od.op, od.col_ids, od.new_values,
                    row_number() OVER (ORDER BY od.revision_id, od.seq) AS ord
-            FROM @schema@.object_delta od
+            FROM @schema@.object_delta_arrays od
             WHERE od.revision_id > $2 AND od.revision_id <= $3 AND od.relid::bigint = $1
               AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = $4 AND od.seq <= $5)
         ), pk AS (
@@ -279,7 +279,7 @@ BEGIN
                     THEN @schema@.delta_old_key(p_relid, od.relversion, od.key, od.col_ids, od.old_values,
                                                 od.new_values, od.attr_flags, od.old_unknown) END AS old_key,
                row_number() OVER (ORDER BY od.revision_id, od.seq) AS ord
-        FROM @schema@.object_delta od
+        FROM @schema@.object_delta_arrays od
         JOIN kv ON kv.version = od.relversion
         WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid::bigint = p_relid
           AND od.op <> 'T' AND od.key IS NOT NULL
@@ -398,7 +398,7 @@ BEGIN
         FOR rec IN
             SELECT d.revision_id, d.seq, d.op, d.relversion, d.col_ids, d.old_values, d.new_values,
                    d.attr_flags, d.old_unknown, (d.op = 'U' AND d.col_ids && kv.key_ids) AS touches_key
-            FROM @schema@.object_delta d
+            FROM @schema@.object_delta_arrays d
             JOIN @schema@.key_columns(p_relid) kv ON kv.version = d.relversion
             WHERE d.relid = p_relid AND d.key = cur
               AND (d.revision_id, d.seq) > (f_rev, f_seq) AND (d.revision_id, d.seq) < (h_rev, h_seq)
@@ -451,7 +451,7 @@ BEGIN
     WITH ov AS (
         SELECT DISTINCT ON (a.col_id) a.col_id, a.val
         FROM unnest(keys, lo_revs, lo_seqs, hi_revs, hi_seqs) AS s(k, lr, ls, hr, hs)
-        JOIN @schema@.object_delta d ON d.relid = p_relid AND d.key = s.k
+        JOIN @schema@.object_delta_arrays d ON d.relid = p_relid AND d.key = s.k
              AND (d.revision_id, d.seq) > (s.lr, s.ls) AND (d.revision_id, d.seq) < (s.hr, s.hs)
         CROSS JOIN LATERAL unnest(d.col_ids, d.new_values) AS a(col_id, val)
         WHERE d.op IN ('I', 'U', 'S')
@@ -537,7 +537,7 @@ BEGIN
     END IF;
     -- the plain lower bound is what the BRIN on revision_id can use: the row
     -- comparison alone left it the whole history up to p_rev to read
-    PERFORM 1 FROM @schema@.object_delta d
+    PERFORM 1 FROM @schema@.object_delta_arrays d
     JOIN @schema@.key_columns(p_relid) kv ON kv.version = d.relversion
     WHERE d.revision_id >= e_rev AND (d.revision_id, d.seq) > (e_rev, e_seq) AND d.revision_id <= p_rev
       AND d.relid::bigint = p_relid AND d.op = 'U' AND d.key <> p_key
@@ -573,7 +573,7 @@ SELECT d.revision_id AS revision, d.seq, r.commit_time, d.relid,
        c.actor_type, c.actor_id, c.description,
        a.col_id, rv.col_names[array_position(rv.col_ids, a.col_id)] AS column_name,
        a.old_value, a.new_value, coalesce(a.flags, 0)::smallint AS flags, a.n AS attr_no
-FROM @schema@.object_delta d
+FROM @schema@.object_delta_arrays d
 JOIN @schema@.revision r ON r.id = d.revision_id
 JOIN @schema@.relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion
 LEFT JOIN @schema@.revision_context c ON c.revision_id = d.revision_id AND c.context_no = d.context_no
@@ -607,7 +607,7 @@ BEGIN
     ), sets AS (
         SELECT DISTINCT ON (a.col_id) a.col_id, d.revision_id, d.seq, d.op, d.context_no
         FROM segs s
-        JOIN @schema@.object_delta d ON d.relid = p_relid AND d.key = s.seg_key
+        JOIN @schema@.object_delta_arrays d ON d.relid = p_relid AND d.key = s.seg_key
              AND (d.revision_id, d.seq) > (s.lo_rev, s.lo_seq) AND (d.revision_id, d.seq) < (s.hi_rev, s.hi_seq)
         CROSS JOIN LATERAL unnest(d.col_ids) AS a(col_id)
         WHERE d.op IN ('I', 'U', 'S')
@@ -692,13 +692,13 @@ RETURNS TABLE(relid oid, key text, column_name text, revision bigint, actor_type
 LANGUAGE sql STABLE AS $fn$
     WITH mine AS (
         SELECT DISTINCT d.relid, d.key, a.col_id
-        FROM @schema@.object_delta d
+        FROM @schema@.object_delta_arrays d
         CROSS JOIN LATERAL unnest(d.col_ids) AS a(col_id)
         WHERE d.revision_id = p_rev AND d.key IS NOT NULL
     ), later AS (
         SELECT m.relid, m.key, m.col_id, l.revision_id, l.context_no
         FROM mine m
-        JOIN @schema@.object_delta l ON l.relid = m.relid AND l.key = m.key AND l.revision_id > p_rev
+        JOIN @schema@.object_delta_arrays l ON l.relid = m.relid AND l.key = m.key AND l.revision_id > p_rev
         WHERE l.op IN ('I', 'D', 'S') OR m.col_id = ANY (l.col_ids)
         UNION
         SELECT m.relid, m.key, m.col_id, l.revision_id, l.context_no

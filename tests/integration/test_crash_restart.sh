@@ -78,7 +78,7 @@ expect_eq "each ledger row inserted exactly once" \
 expect_eq "no rolled-back transaction recorded" \
   "$(HQ "SELECT count(*) FROM object_delta WHERE key LIKE '[\"-%'")" "0"
 expect_eq "hot row's update chain is exact (each old value is the previous new value)" \
-  "$(HQ "SELECT count(*) FROM (SELECT old_values[1] AS o, lag(new_values[1]) OVER (ORDER BY revision_id, seq) AS prev FROM object_delta WHERE op = 'U' AND key = '[\"1\"]') s WHERE o IS DISTINCT FROM prev AND prev IS NOT NULL")" "0"
+  "$(HQ "SELECT count(*) FROM (SELECT old_values[1] AS o, lag(new_values[1]) OVER (ORDER BY revision_id, seq) AS prev FROM object_delta_arrays WHERE op = 'U' AND key = '[\"1\"]') s WHERE o IS DISTINCT FROM prev AND prev IS NOT NULL")" "0"
 expect_eq "final hot value in the history equals the source" \
   "$(HQ "SELECT vals[2] FROM current_rows((SELECT relid FROM relation_version WHERE relname = 'hot' LIMIT 1)) WHERE key = '[\"1\"]'")" \
   "$(q $DB "SELECT n FROM hot WHERE id = 1")"

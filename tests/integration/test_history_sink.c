@@ -295,11 +295,11 @@ static void test_missing_schema(void **state)
     tw_close(tw);
 
     setup_schema("old fmt");
-    ts_exec(g_admin, "UPDATE \"old fmt\".store_info SET value = '3' WHERE key = 'format_version'");
+    ts_exec(g_admin, "UPDATE \"old fmt\".store_info SET value = '2' WHERE key = 'format_version'");
     cfg = cfg_for("old fmt");
     assert_int_equal(tw_open_cfg(tw, &cfg, NULL), WR_FATAL);
-    assert_string_equal(tw->err.msg, "history store: schema \"old fmt\" has format_version 3, this walrev "
-                                     "needs 2: run `walrev setup`");
+    assert_string_equal(tw->err.msg, "history store: schema \"old fmt\" has format_version 2, this walrev "
+                                     "needs 3: run `walrev setup`");
     tw_close(tw);
 
     /* Unreachable server: retry, and the message never carries the password. */
@@ -343,19 +343,18 @@ static void test_values_roundtrip(void **state)
     assert_int_equal(tw->sink->ops->durable_lsn(tw->sink), tw->rev.end_lsn);
 
     /* revision */
-    char hex[65], phex[65];
+    char hex[65];
     checksum_to_hex(tw->rev.checksum, hex);
-    checksum_to_hex(tw->rev.parent_checksum, phex);
     char want[1024];
     snprintf(want, sizeof(want),
              "1|1001|0/2000000|0/2000028|t|user|42|{\"id\": \"42\", \"type\": \"user\"}|approve\tinvoice|"
-             "1|1|0|0|0|0|%s|%s",
-             phex, hex);
+             "1|1|0|0|0|0|%s",
+             hex);
     assert_q(want,
              "SELECT concat_ws('|', id, xid, commit_lsn, end_lsn, "
              "commit_time = '2000-01-01 00:00:00+00'::timestamptz + interval '800000000.001 seconds', "
              "actor_type, actor_id, actor, description, n_insert, n_update, n_delete, n_truncate, "
-             "n_snapshot, n_suppressed, encode(parent_checksum, 'hex'), encode(checksum, 'hex')) "
+             "n_snapshot, n_suppressed, encode(checksum, 'hex')) "
              "FROM h_values.revision");
     assert_q(NULL, "SELECT coalesce(origin, gid, meta::text, warnings) FROM h_values.revision");
     /* revision_context */
@@ -921,21 +920,47 @@ static void test_verify(void **state)
     (void)state;
     build_chain("v_ok");
     expect_verify("v_ok", 5, 0, NULL);
+    /* Single-column changes are in the scalar form, the others in arrays. */
+    assert_q("1|1|-|-|-|-|t;1|2|-|-|-|-|t;2|1|3|va-3||true|f;3|1|2|vb-2|secret value|true|f;"
+             "3|2|2|va-2|tab\tand \"q\"|true|f;4|1|-|-|-|-|t;5|1|-|-|-|-|f",
+             "SELECT string_agg(concat_ws('|', revision_id, seq, coalesce(col_id::text, '-'), "
+             "CASE WHEN col_id IS NULL THEN '-' ELSE coalesce(old_value, '<null>') END, "
+             "CASE WHEN col_id IS NULL THEN '-' ELSE coalesce(new_value, '<null>') END, "
+             "CASE WHEN col_id IS NULL THEN '-' ELSE (col_ids IS NULL AND old_values IS NULL AND new_values IS NULL)::text END, "
+             "col_ids IS NOT NULL), ';' ORDER BY revision_id, seq) FROM v_ok.object_delta");
+    /* The same deltas in the array form verify the same. */
+    ts_exec(g_admin, "UPDATE v_ok.object_delta SET col_ids = ARRAY[col_id], "
+                     "old_values = CASE WHEN old_value IS NOT NULL THEN ARRAY[old_value] END, "
+                     "new_values = CASE WHEN new_value IS NOT NULL THEN ARRAY[new_value] END, "
+                     "col_id = NULL, old_value = NULL, new_value = NULL WHERE col_id IS NOT NULL");
+    assert_q("0", "SELECT count(*) FROM v_ok.object_delta WHERE col_id IS NOT NULL");
+    expect_verify("v_ok", 5, 0, NULL);
 
     build_chain("v_value");
-    ts_exec(g_admin, "UPDATE v_value.object_delta SET new_values[1] = 'secret valuE' WHERE revision_id = 3 "
+    ts_exec(g_admin, "UPDATE v_value.object_delta SET new_value = 'secret valuE' WHERE revision_id = 3 "
                      "AND seq = 1");
     expect_verify("v_value", 2, 3, "revision 3: stored checksum ");
+
+    build_chain("v_array");
+    ts_exec(g_admin, "UPDATE v_array.object_delta SET new_values[2] = 'vA' WHERE revision_id = 1 AND seq = 1");
+    expect_verify("v_array", 0, 1, "revision 1: stored checksum ");
 
     build_chain("v_sum");
     ts_exec(g_admin, "UPDATE v_sum.revision SET checksum = set_byte(checksum, 0, get_byte(checksum, 0) # 1) "
                      "WHERE id = 4");
     expect_verify("v_sum", 3, 4, "revision 4: stored checksum ");
 
-    build_chain("v_parent");
-    ts_exec(g_admin, "UPDATE v_parent.revision SET parent_checksum = set_byte(parent_checksum, 0, get_byte(parent_checksum, 0) # 1) "
-                     "WHERE id = 2");
-    expect_verify("v_parent", 1, 2, "revision 2: parent_checksum ");
+    /* The parent is the previous row's checksum, zeros for the first. */
+    build_chain("v_first");
+    ts_exec(g_admin, "DELETE FROM v_first.revision WHERE id = 1");
+    expect_verify("v_first", 0, 1, "revision 1 is missing (the next stored revision is 2)");
+    build_chain("v_shift"); /* revision 3 taken out and the later ids closed up */
+    ts_exec(g_admin, "DELETE FROM v_shift.revision WHERE id = 3; DELETE FROM v_shift.object_delta WHERE revision_id = 3; "
+                     "DELETE FROM v_shift.revision_context WHERE revision_id = 3; "
+                     "UPDATE v_shift.revision SET id = -id WHERE id > 3; UPDATE v_shift.revision SET id = -id - 1 WHERE id < 0; "
+                     "UPDATE v_shift.object_delta SET revision_id = revision_id - 1 WHERE revision_id > 3; "
+                     "UPDATE v_shift.revision_context SET revision_id = revision_id - 1 WHERE revision_id > 3");
+    expect_verify("v_shift", 2, 3, "revision 3: stored checksum ");
 
     build_chain("v_del");
     ts_exec(g_admin, "DELETE FROM v_del.revision WHERE id = 2");
@@ -955,14 +980,14 @@ static void test_verify(void **state)
             "CREATE TABLE v_erase.erased_value (revision_id bigint, seq integer, col_id smallint, which \"char\", "
             "value_hash bytea, PRIMARY KEY (revision_id, seq, col_id, which));"
             "INSERT INTO v_erase.erased_value SELECT 3, 1, 2, 'n', sha256(convert_to('secret value', 'UTF8'));"
-            "UPDATE v_erase.object_delta SET new_values[1] = NULL, attr_flags = '{8}' "
+            "UPDATE v_erase.object_delta SET new_value = NULL, attr_flags = '{8}' "
             "WHERE revision_id = 3 AND seq = 1");
     expect_verify("v_erase", 5, 0, NULL);
     /* The old value of the same change erased too, and hashed correctly. */
     ts_exec(g_admin,
-            "INSERT INTO v_erase.erased_value SELECT 3, 1, 2, 'o', sha256(convert_to(old_values[1], 'UTF8')) "
+            "INSERT INTO v_erase.erased_value SELECT 3, 1, 2, 'o', sha256(convert_to(old_value, 'UTF8')) "
             "FROM v_erase.object_delta WHERE revision_id = 3 AND seq = 1;"
-            "UPDATE v_erase.object_delta SET old_values[1] = NULL WHERE revision_id = 3 AND seq = 1");
+            "UPDATE v_erase.object_delta SET old_value = NULL WHERE revision_id = 3 AND seq = 1");
     expect_verify("v_erase", 5, 0, NULL);
     /* A wrong hash breaks the chain at that revision. */
     ts_exec(g_admin, "UPDATE v_erase.erased_value SET value_hash = sha256('x') WHERE which = 'n'");

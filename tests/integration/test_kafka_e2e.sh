@@ -57,7 +57,7 @@ PY
 )
 want=$(q $DB "SELECT d.revision_id || '|' || d.seq || '|' || d.op::text || '|' || coalesce(d.key, 'None') || '|' ||
   coalesce((SELECT string_agg(c || '=' || coalesce(n, 'None'), ',' ORDER BY c) FROM unnest(d.col_ids, d.new_values) AS u(c, n)), '')
-  FROM walrev.object_delta d" | sort)
+  FROM walrev.object_delta_arrays d" | sort)
 expect_eq "the Kafka stream equals the history store, delta by delta" "$got" "$want"
 expect_eq "slot confirmed past the stop LSN (both sinks durable)" \
   "$(q $DB "SELECT confirmed_flush_lsn >= '$STOP' FROM pg_replication_slots WHERE slot_name = 'kafka_e2e'")" "t"

@@ -57,7 +57,7 @@ catch_up() {
   markers=$((markers + 1))
   q $DB "UPDATE base SET v = 'marker $markers' WHERE id = 1"
   for _ in $(seq 1 600); do
-    [ "$(q $DB "$H SELECT EXISTS (SELECT 1 FROM object_delta WHERE relid = 'public.base'::regclass
+    [ "$(q $DB "$H SELECT EXISTS (SELECT 1 FROM object_delta_arrays WHERE relid = 'public.base'::regclass
                 AND 'marker $markers' = ANY (new_values))")" = t ] && return 0
     kill -0 "$wpid" 2>/dev/null || { tail -20 "$TMP/run.log"; fail "the worker died"; }
     sleep 0.1

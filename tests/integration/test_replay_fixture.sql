@@ -38,10 +38,10 @@ INSERT INTO walrev.relation_version
 -- revision i: commit_lsn 0/i000, end_lsn 0/i008, committed at 2026-11-20 10:0i:00+00
 INSERT INTO walrev.revision
     (id, xid, commit_lsn, end_lsn, commit_time, actor_type, actor_id, description,
-     n_insert, n_update, n_delete, n_truncate, parent_checksum, checksum)
+     n_insert, n_update, n_delete, n_truncate, checksum)
 SELECT v.id, 700 + v.id, format('0/%s000', v.id)::pg_lsn, format('0/%s008', v.id)::pg_lsn,
        '2026-11-20 10:00:00+00'::timestamptz + v.id * interval '1 minute',
-       v.at, v.ai, v.descr, v.ni, v.nu, v.nd, v.nt, '\x00', '\x00'
+       v.at, v.ai, v.descr, v.ni, v.nu, v.nd, v.nt, '\x00'
 FROM (VALUES
  (1, 'user', 'alice', 'seed customers', 4, 0, 0, 0),
  (2, 'user', 'bob', 'orders', 2, 0, 0, 0),

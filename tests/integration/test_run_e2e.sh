@@ -65,28 +65,28 @@ expect_eq "contexts of revision 2" "$(q $DB "$H SELECT context_no, actor_type, a
 "1|user|42|open accounts
 2|system|fixer|normalise"
 
-expect_eq "deltas of revision 2 (context in force per change)" "$(q $DB "$H SELECT seq, op, key, context_no, col_ids::text, old_values::text, new_values::text FROM object_delta WHERE revision_id = 2 ORDER BY seq")" \
+expect_eq "deltas of revision 2 (context in force per change)" "$(q $DB "$H SELECT seq, op, key, context_no, col_ids::text, old_values::text, new_values::text FROM object_delta_arrays WHERE revision_id = 2 ORDER BY seq")" \
 '1|I|["1"]|1|{1,2,3,4}||{1,ann,10.50,NULL}
 2|I|["2"]|1|{1,2,3,4}||{2,bob,0.00,""}
 3|U|["1"]|2|{2}|{ann}|{Ann}'
 
 expect_eq "2PC update under REPLICA IDENTITY DEFAULT: only changed columns, exact old values" \
-"$(q $DB "$H SELECT col_ids::text, old_values::text, new_values::text, old_unknown FROM object_delta WHERE revision_id = 5")" \
+"$(q $DB "$H SELECT col_ids::text, old_values::text, new_values::text, old_unknown FROM object_delta_arrays WHERE revision_id = 5")" \
 '{3,4}|{0.00,""}|{5.00,"topped up"}|f'
 
 expect_eq "FULL identity: without a primary key the row is its key (an update ends one object, begins another); with one, the primary key; NULL vs empty string" \
-"$(q $DB "$H SELECT op, key, old_values::text, new_values::text FROM object_delta d WHERE revision_id = 4 ORDER BY seq")" \
+"$(q $DB "$H SELECT op, key, old_values::text, new_values::text FROM object_delta_arrays d WHERE revision_id = 4 ORDER BY seq")" \
 'D|["blue",null]|{blue,NULL}|
 I|["blue",""]||{blue,""}
 U|["mode"]|{a}|{b}'
 
 expect_eq "interleaved sessions in commit order" \
-"$(q $DB "$H SELECT revision_id, new_values[4] FROM object_delta WHERE relid = 'public.entry'::regclass AND op = 'I' ORDER BY revision_id")" \
+"$(q $DB "$H SELECT revision_id, new_values[4] FROM object_delta_arrays WHERE relid = 'public.entry'::regclass AND op = 'I' ORDER BY revision_id")" \
 "6|B
 7|A"
 
 expect_eq "delete under DEFAULT: old values from history" \
-"$(q $DB "$H SELECT key, old_values::text FROM object_delta WHERE revision_id = 8 ORDER BY seq")" \
+"$(q $DB "$H SELECT key, old_values::text FROM object_delta_arrays WHERE revision_id = 8 ORDER BY seq")" \
 '["2"]|{2,2,2,B}
 ["2"]|{2,bob,5.00,"topped up"}'
 

@@ -37,7 +37,7 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 expect_eq "both changes recorded across the reconnect" \
-  "$(q $DB "SELECT string_agg(new_values[2], ',' ORDER BY revision_id) FROM walrev.object_delta WHERE relid = 'public.tracked'::regclass")" "before,during reconnect"
+  "$(q $DB "SELECT string_agg(new_values[2], ',' ORDER BY revision_id) FROM walrev.object_delta_arrays WHERE relid = 'public.tracked'::regclass")" "before,during reconnect"
 grep -q 'retrying' "$TMP/run.log" || fail "the reconnect was not logged"
 pass "walsender loss logged and retried"
 

@@ -52,7 +52,7 @@ expect_eq "relation versions: names and stable column ids" \
 # A column added after a row was last seen has an unknown old value (its
 # default is not in the WAL): recorded once, flagged, then exact.
 expect_eq "changes in order, each under the version of its time" \
-  "$(q $DB "$H SELECT revision_id, relversion, op, key, col_ids::text, old_values::text, new_values::text, coalesce(attr_flags::text, '') FROM object_delta WHERE relid = $T AND revision_id > 1 ORDER BY revision_id, seq")" \
+  "$(q $DB "$H SELECT revision_id, relversion, op, key, col_ids::text, old_values::text, new_values::text, coalesce(attr_flags::text, '') FROM object_delta_arrays WHERE relid = $T AND revision_id > 1 ORDER BY revision_id, seq")" \
 '2|1|U|["1"]|{2}|{one}|{uno}|
 3|2|U|["2"]|{5}||{4}|{2}
 4|3|U|["1"]|{3,5}|{10,NULL}|{11,NULL}|{0,2}
@@ -79,6 +79,6 @@ expect_eq "a snapshot at the end has the columns of the end" \
 id,a2,b,d"
 
 expect_eq "a table created after setup is tracked" \
-  "$(q $DB "$H SELECT op, key, new_values::text FROM object_delta WHERE relid = 'public.later'::regclass")" 'I|["x"]|{x,y}'
+  "$(q $DB "$H SELECT op, key, new_values::text FROM object_delta_arrays WHERE relid = 'public.later'::regclass")" 'I|["x"]|{x,y}'
 "$WALREV_BIN" --source "$SRC" --slot evo verify >/dev/null 2>&1 || fail verify
 pass "verify passes"

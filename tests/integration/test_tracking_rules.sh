@@ -45,7 +45,7 @@ timeout 120 "$WALREV_BIN" -c "$TMP/walrev.conf" run --stop-lsn "$STOP" --file "$
 
 H="SET search_path = walrev;"
 expect_eq "deltas: hidden changes flagged without values, untracked-only update absent, excluded table absent" \
-  "$(q $DB "$H SELECT revision_id, rv.relname, d.op, d.col_ids::text, coalesce(d.old_values::text, '-'), coalesce(d.new_values::text, '-'), coalesce(d.attr_flags::text, '-') FROM object_delta d JOIN relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion WHERE revision_id > 1 ORDER BY revision_id, seq")" \
+  "$(q $DB "$H SELECT revision_id, rv.relname, d.op, d.col_ids::text, coalesce(d.old_values::text, '-'), coalesce(d.new_values::text, '-'), coalesce(d.attr_flags::text, '-') FROM object_delta_arrays d JOIN relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion WHERE revision_id > 1 ORDER BY revision_id, seq")" \
 "2|users|I|{1,2,3}|-|{1,ann,NULL}|{0,0,1}
 2|apikeys|I|{1,2}|-|{NULL,1}|{1,0}
 3|users|U|{3}|-|-|{1}

@@ -71,9 +71,9 @@ snap_matches "after updates" alltypes
 snap_matches "unchanged TOAST value known after an update of another column" big
 # (an array whose elements are all NULL is stored as NULL; attr_flags NULL: the old value is known)
 expect_eq "NULL vs empty string in the delta" \
-  "$(q $DB "SET search_path = walrev; SELECT coalesce(old_values::text, 'all-null'), new_values::text, attr_flags IS NULL FROM object_delta WHERE key = '[\"3\"]' AND op = 'U'")" 'all-null|{""}|t'
+  "$(q $DB "SET search_path = walrev; SELECT coalesce(old_values::text, 'all-null'), new_values::text, attr_flags IS NULL FROM object_delta_arrays WHERE key = '[\"3\"]' AND op = 'U'")" 'all-null|{""}|t'
 expect_eq "unchanged TOAST is not a change" \
-  "$(q $DB "SET search_path = walrev; SELECT rv.col_names[array_position(rv.col_ids, d.col_ids[1])], array_length(d.col_ids, 1) FROM object_delta d JOIN relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion WHERE d.op = 'U' AND rv.relname = 'big'")" "note|1"
+  "$(q $DB "SET search_path = walrev; SELECT rv.col_names[array_position(rv.col_ids, d.col_ids[1])], array_length(d.col_ids, 1) FROM object_delta_arrays d JOIN relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion WHERE d.op = 'U' AND rv.relname = 'big'")" "note|1"
 
 # A new worker process: the row cache is empty, the old image comes from the store.
 q $DB "UPDATE big SET note = 'again' WHERE id = 1; DELETE FROM alltypes WHERE id = 2;"
@@ -82,6 +82,6 @@ timeout 300 "$WALREV_BIN" --source "$SRC" --slot types run --stop-lsn "$S3" 2>>/
 snap_matches "after a restart, unchanged TOAST still exact" big
 snap_matches "after a delete" alltypes
 expect_eq "the delete's old values are the last known values, exactly" \
-  "$(q $DB "SET search_path = walrev; SELECT old_values[2] IS NULL AND old_values[10] = '\\xdeadbeef' FROM object_delta WHERE key = '[\"2\"]' AND op = 'D'")" "t"
+  "$(q $DB "SET search_path = walrev; SELECT old_values[2] IS NULL AND old_values[10] = '\\xdeadbeef' FROM object_delta_arrays WHERE key = '[\"2\"]' AND op = 'D'")" "t"
 "$WALREV_BIN" --source "$SRC" --slot types verify >/dev/null 2>&1 || fail verify
 pass "verify passes"

@@ -1,0 +1,190 @@
+-- walrev history store, format version 2, as of commit 849a5ac: the DDL test_upgrade.sh
+-- builds a format 2 store with, to check that `walrev setup` upgrades it in place.
+-- @schema@ is replaced by the configured history schema (default walrev).
+-- Every statement is idempotent: `walrev setup` runs this file each time.
+-- Layout and reasons: docs/history-store.md.
+
+CREATE SCHEMA IF NOT EXISTS @schema@;
+
+CREATE TABLE IF NOT EXISTS @schema@.store_info (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+-- Format 2 dropped row_state (format 1's table of current row images, derived
+-- data rebuilt from keyframes and deltas instead); nothing else changed, so a
+-- format 1 store is upgraded in place.
+INSERT INTO @schema@.store_info VALUES ('format_version', '2')
+    ON CONFLICT (key) DO UPDATE SET value = '2' WHERE store_info.value = '1';
+DROP TABLE IF EXISTS @schema@.row_state;
+
+-- One committed transaction. id is dense, in commit order.
+CREATE TABLE IF NOT EXISTS @schema@.revision (
+    id              bigint PRIMARY KEY,
+    xid             bigint NOT NULL,
+    commit_lsn      pg_lsn NOT NULL,
+    end_lsn         pg_lsn NOT NULL,
+    commit_time     timestamptz NOT NULL,
+    origin          text,
+    gid             text,
+    actor_type      text,
+    actor_id        text,
+    actor           jsonb,
+    description     text,
+    meta            jsonb,
+    n_insert        integer NOT NULL DEFAULT 0,
+    n_update        integer NOT NULL DEFAULT 0,
+    n_delete        integer NOT NULL DEFAULT 0,
+    n_truncate      integer NOT NULL DEFAULT 0,
+    n_snapshot      integer NOT NULL DEFAULT 0,
+    n_suppressed    integer NOT NULL DEFAULT 0,
+    warnings        text,
+    parent_checksum bytea NOT NULL,
+    checksum        bytea NOT NULL
+);
+-- end_lsn and commit_time grow with id (commit order), so BRIN answers
+-- "the revision at this LSN / time" for a few bytes per thousand revisions
+-- where a B-tree costs ~23 bytes per revision.
+CREATE INDEX IF NOT EXISTS revision_end_lsn_brin ON @schema@.revision USING brin (end_lsn);
+CREATE INDEX IF NOT EXISTS revision_commit_time_brin ON @schema@.revision USING brin (commit_time);
+
+-- Every walrev.context() message of a revision, in order (context_no from 1).
+-- Object deltas name the context in force; the revision's actor is context 1.
+CREATE TABLE IF NOT EXISTS @schema@.revision_context (
+    revision_id bigint NOT NULL,
+    context_no  smallint NOT NULL,
+    lsn         pg_lsn NOT NULL,
+    actor_type  text,
+    actor_id    text,
+    actor       jsonb,
+    description text,
+    meta        jsonb,
+    raw         text NOT NULL,          -- the message as sent; what the checksum covers
+    PRIMARY KEY (revision_id, context_no)
+);
+CREATE INDEX IF NOT EXISTS revision_context_actor_idx
+    ON @schema@.revision_context (actor_type, actor_id, revision_id);
+
+-- Every schema a tracked table has had. col_ids are stable column identities:
+-- a renamed column keeps its id, a dropped one's id is never reused.
+CREATE TABLE IF NOT EXISTS @schema@.relation_version (
+    relid          oid NOT NULL,
+    version        integer NOT NULL,
+    nspname        text NOT NULL,
+    relname        text NOT NULL,
+    replident      "char" NOT NULL,
+    valid_from     pg_lsn NOT NULL,
+    col_ids        smallint[] NOT NULL,
+    col_names      text[] NOT NULL,
+    col_type_oids  oid[] NOT NULL,
+    col_typmods    integer[] NOT NULL,
+    col_type_names text[] NOT NULL,
+    col_is_key     boolean[] NOT NULL,
+    col_track      "char"[] NOT NULL,
+    PRIMARY KEY (relid, version)
+);
+
+-- One row change. Its attribute deltas live in the parallel arrays
+-- (col_ids[i], old_values[i], new_values[i], attr_flags[i]); the view
+-- attribute_delta unnests them. op: I insert, U update, D delete,
+-- T truncate, S snapshot (baseline).
+CREATE TABLE IF NOT EXISTS @schema@.object_delta (
+    revision_id bigint NOT NULL,
+    seq         integer NOT NULL,
+    relid       oid NOT NULL,
+    relversion  integer NOT NULL,
+    op          "char" NOT NULL,
+    key         text,
+    context_no  smallint NOT NULL DEFAULT 0,
+    col_ids     smallint[],
+    old_values  text[],
+    new_values  text[],
+    attr_flags  smallint[],          -- NULL when every flag is 0
+    old_unknown boolean NOT NULL DEFAULT false
+);
+-- Append-only in (revision_id, seq) order: BRIN finds one revision's deltas;
+-- uniqueness is enforced by the writer (ids are dense, one writer per slot).
+CREATE INDEX IF NOT EXISTS object_delta_revision_brin ON @schema@.object_delta USING brin (revision_id)
+    WITH (pages_per_range = 32);
+CREATE INDEX IF NOT EXISTS object_delta_object_idx ON @schema@.object_delta (relid, key, revision_id);
+
+-- Keyframes: a table's full image as of a revision, so a snapshot at any
+-- point (the newest included) and an old image looked up by the history sink
+-- start from the nearest keyframe and replay a bounded number of deltas.
+CREATE TABLE IF NOT EXISTS @schema@.keyframe (
+    id          bigserial PRIMARY KEY,
+    relid       oid NOT NULL,
+    revision_id bigint NOT NULL,
+    n_rows      bigint NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS keyframe_rel_idx ON @schema@.keyframe (relid, revision_id);
+CREATE TABLE IF NOT EXISTS @schema@.keyframe_row (
+    keyframe_id bigint NOT NULL,
+    key         text NOT NULL,
+    relversion  integer NOT NULL,
+    vals        text[] NOT NULL,
+    PRIMARY KEY (keyframe_id, key)
+);
+
+-- Per tracked table: live rows (rows begun minus rows ended, as counted by the
+-- sink) and deltas since the last keyframe, which decide when the next
+-- keyframe is taken; a keyframe re-counts live_rows exactly.
+CREATE TABLE IF NOT EXISTS @schema@.tracked_table (
+    relid                 oid PRIMARY KEY,
+    live_rows             bigint NOT NULL DEFAULT 0,
+    deltas_since_keyframe bigint NOT NULL DEFAULT 0,
+    last_keyframe_id      bigint
+);
+
+-- The last revision durably written, per slot; committed with the rows.
+CREATE TABLE IF NOT EXISTS @schema@.checkpoint (
+    slot_name   text PRIMARY KEY,
+    end_lsn     pg_lsn NOT NULL,
+    revision_id bigint NOT NULL,
+    checksum    bytea NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Tabular view of attribute deltas, one row per column change.
+CREATE OR REPLACE VIEW @schema@.attribute_delta AS
+SELECT d.revision_id, d.seq, d.relid, d.relversion, d.op, d.key,
+       a.col_id, rv.col_names[array_position(rv.col_ids, a.col_id)] AS column_name,
+       a.old_value, a.new_value, coalesce(a.flags, 0)::smallint AS flags
+FROM @schema@.object_delta d
+CROSS JOIN LATERAL unnest(d.col_ids, d.old_values, d.new_values, d.attr_flags)
+     AS a(col_id, old_value, new_value, flags)
+JOIN @schema@.relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion;
+
+-- Baselines of tables, one row per table (docs/history-store.md#the-baseline):
+-- 'done' for those in the baseline `walrev setup` took, 'skipped' under
+-- setup --no-baseline, and the progress of the worker's backfill of a table
+-- added to the publication later ('requested' by `walrev baseline --table`,
+-- 'running', 'done', 'failed', 'cancelled'). The worker writes a row in the
+-- same transaction as the history it describes; last_key is where the next
+-- chunk starts ({"filenode":F,"page":P}). request_no counts requests, so a
+-- request made while a backfill runs is not overwritten by its progress.
+DO $walrev$ BEGIN
+IF to_regclass('@schema@.backfill') IS NULL THEN
+    CREATE TABLE @schema@.backfill (
+        relid         oid PRIMARY KEY,
+        nspname       text NOT NULL,
+        relname       text NOT NULL,
+        state         text NOT NULL CHECK (state IN ('requested', 'running', 'done', 'skipped', 'failed', 'cancelled')),
+        request_no    integer NOT NULL DEFAULT 0,
+        last_key      text,
+        chunks        integer NOT NULL DEFAULT 0,
+        rows_read     bigint NOT NULL DEFAULT 0,
+        rows_recorded bigint NOT NULL DEFAULT 0,
+        error         text,
+        requested_at  timestamptz,
+        started_at    timestamptz,
+        finished_at   timestamptz,
+        updated_at    timestamptz NOT NULL DEFAULT now()
+    );
+    -- A store older than this table: every table it already knows counts as
+    -- baselined (run `walrev baseline --table` for one that was not).
+    INSERT INTO @schema@.backfill (relid, nspname, relname, state, finished_at)
+    SELECT DISTINCT ON (relid) relid, nspname, relname, 'done', now()
+    FROM @schema@.relation_version ORDER BY relid, version DESC;
+END IF;
+END $walrev$;

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Upgrade of a format 2 history store to format 3 by `walrev setup`: a history
+# is recorded, rewritten into a store made by the format 2 DDL
+# (history_format2.sql) as a format 2 worker writes it (every delta in arrays,
+# revision.parent_checksum filled); the worker refuses it; setup upgrades it
+# in place (twice: idempotent); the old rows keep their form, new
+# single-column changes take the scalar form, and verify, snapshots, history
+# and the old-image lookup are right across both.
+source "$(dirname "$0")/lib.sh"
+DB=upgrade_f2
+fresh_db $DB
+SRC=$(conninfo $DB)
+W() { "$WALREV_BIN" --source "$SRC" --slot upgrade_f2 "$@"; }  # its own slot: the cluster is shared
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+H="SET search_path = walrev;"
+
+q $DB "CREATE TABLE acct (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12,2), note text)"
+W setup >"$OUT/setup.out" 2>&1 || { cat "$OUT/setup.out"; fail "setup"; }
+
+step=0
+do_step() { # do_step SQL: one transaction with an actor, then the true contents and the LSN
+  step=$((step + 1))
+  q $DB "BEGIN; SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"u$step\"}}'); $1 COMMIT;" >/dev/null
+  q $DB "COPY (SELECT * FROM acct) TO STDOUT" | LC_ALL=C sort >"$OUT/$step.acct"
+  current_lsn $DB >"$OUT/$step.lsn"
+}
+catch_up() {
+  local stop
+  stop=$(current_lsn $DB)
+  timeout 120 "$WALREV_BIN" --source "$SRC" --slot upgrade_f2 run --stop-lsn "$stop" 2>"$OUT/run.log" || { cat "$OUT/run.log"; fail "run to $stop"; }
+}
+check_snapshots() { # check_snapshots WHAT
+  local s
+  for ((s = 1; s <= step; s++)); do
+    W snapshot --at "$(cat "$OUT/$s.lsn")" --table acct 2>"$OUT/snap.err" | LC_ALL=C sort >"$OUT/$s.snap" ||
+      { cat "$OUT/snap.err"; fail "$1: snapshot at step $s"; }
+    cmp -s "$OUT/$s.acct" "$OUT/$s.snap" || { diff "$OUT/$s.acct" "$OUT/$s.snap" >&2; fail "$1: snapshot at step $s"; }
+  done
+  pass "$1: snapshots at steps 1..$step equal the true contents"
+}
+
+# Format 2 era: inserts, single- and multi-column updates, NULLs, a delete.
+do_step "INSERT INTO acct SELECT g, 'owner ' || g, g * 10, CASE WHEN g % 2 = 0 THEN 'n' || g END FROM generate_series(1, 6) g;"
+do_step "UPDATE acct SET balance = balance + 1 WHERE id = 1;"
+do_step "UPDATE acct SET note = NULL WHERE id = 2; UPDATE acct SET note = 'x' WHERE id = 3;"
+do_step "UPDATE acct SET owner = 'Ann', balance = 5 WHERE id = 1;"
+do_step "DELETE FROM acct WHERE id = 6;"
+catch_up
+W history --table acct --key 1 --format csv >"$OUT/history1.before" 2>/dev/null || fail "history before"
+n2=$(q $DB "SELECT count(*) FROM walrev.revision")
+
+# The same history as a format 2 store: its DDL, every delta in the arrays,
+# the parent checksum stored (the previous revision's, zeros for the first).
+q $DB "SET client_min_messages = warning; CREATE SCHEMA f3;
+       CREATE TABLE f3.revision AS SELECT * FROM walrev.revision;
+       CREATE TABLE f3.revision_context AS SELECT * FROM walrev.revision_context;
+       CREATE TABLE f3.relation_version AS SELECT * FROM walrev.relation_version;
+       CREATE TABLE f3.object_delta AS SELECT * FROM walrev.object_delta_arrays;
+       CREATE TABLE f3.keyframe AS SELECT * FROM walrev.keyframe;
+       CREATE TABLE f3.keyframe_row AS SELECT * FROM walrev.keyframe_row;
+       CREATE TABLE f3.tracked_table AS SELECT * FROM walrev.tracked_table;
+       CREATE TABLE f3.checkpoint AS SELECT * FROM walrev.checkpoint;
+       CREATE TABLE f3.backfill AS SELECT * FROM walrev.backfill;
+       DROP SCHEMA walrev CASCADE"
+sed 's/@schema@/walrev/g' "$(dirname "$0")/history_format2.sql" | $PSQL -d $DB >/dev/null
+q $DB "SET client_min_messages = warning;
+       INSERT INTO walrev.relation_version SELECT * FROM f3.relation_version;
+       INSERT INTO walrev.revision (id, xid, commit_lsn, end_lsn, commit_time, origin, gid, actor_type, actor_id,
+           actor, description, meta, n_insert, n_update, n_delete, n_truncate, n_snapshot, n_suppressed, warnings,
+           parent_checksum, checksum)
+       SELECT id, xid, commit_lsn, end_lsn, commit_time, origin, gid, actor_type, actor_id, actor, description,
+           meta, n_insert, n_update, n_delete, n_truncate, n_snapshot, n_suppressed, warnings,
+           coalesce(lag(checksum) OVER (ORDER BY id), decode(repeat('00', 32), 'hex')), checksum FROM f3.revision;
+       INSERT INTO walrev.revision_context SELECT * FROM f3.revision_context;
+       INSERT INTO walrev.object_delta (revision_id, seq, relid, relversion, op, key, context_no, col_ids,
+           old_values, new_values, attr_flags, old_unknown)
+       SELECT revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values,
+           attr_flags, old_unknown FROM f3.object_delta;
+       INSERT INTO walrev.keyframe SELECT * FROM f3.keyframe;
+       INSERT INTO walrev.keyframe_row SELECT * FROM f3.keyframe_row;
+       INSERT INTO walrev.tracked_table SELECT * FROM f3.tracked_table;
+       INSERT INTO walrev.checkpoint SELECT * FROM f3.checkpoint;
+       DELETE FROM walrev.backfill; INSERT INTO walrev.backfill SELECT * FROM f3.backfill;
+       DROP SCHEMA f3 CASCADE"
+expect_eq "a format 2 store with single-column deltas in arrays" \
+  "$(q $DB "$H SELECT value, (SELECT count(*) FROM object_delta WHERE cardinality(col_ids) = 1) > 0,
+                     (SELECT count(*) FROM revision) FROM store_info WHERE key = 'format_version'")" "2|t|$n2"
+
+# The worker refuses it until setup has upgraded it.
+if W run --stop-lsn "$(current_lsn $DB)" >"$OUT/refused.out" 2>&1; then fail "run on a format 2 store"; fi
+grep -q "has format_version 2, this walrev needs 3: run \`walrev setup\`" "$OUT/refused.out" ||
+  { cat "$OUT/refused.out"; fail "the refusal names the format"; }
+pass "the worker refuses a format 2 store"
+
+for i in 1 2; do
+  W setup >"$OUT/setup$i.out" 2>&1 || { cat "$OUT/setup$i.out"; fail "setup $i on the format 2 store"; }
+done
+expect_eq "setup (twice) upgrades in place: format 3, parent_checksum gone, scalar columns added, rows kept" \
+  "$(q $DB "$H SELECT value,
+       (SELECT count(*) FROM pg_attribute WHERE attrelid = 'walrev.revision'::regclass AND attname = 'parent_checksum' AND NOT attisdropped),
+       (SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'walrev.object_delta'::regclass
+          AND attname IN ('col_id', 'old_value', 'new_value') AND NOT attisdropped),
+       (SELECT count(*) FROM revision), (SELECT count(*) FROM object_delta WHERE col_id IS NOT NULL)
+     FROM store_info WHERE key = 'format_version'")" "3|0|col_id,old_value,new_value|$n2|0"
+W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail "verify after the upgrade"; }
+pass "verify after the upgrade: $(cat "$OUT/verify.out")"
+check_snapshots "after the upgrade"
+expect_eq "history of a key as before the upgrade" \
+  "$(W history --table acct --key 1 --format csv 2>/dev/null)" "$(cat "$OUT/history1.before")"
+
+# Format 3 era: the rows written before are looked up for old images
+# (a new worker: its row cache is empty), single-column changes are scalar.
+do_step "UPDATE acct SET balance = balance + 2 WHERE id = 1; UPDATE acct SET note = 'y' WHERE id = 2;"
+do_step "UPDATE acct SET note = NULL WHERE id = 4; UPDATE acct SET owner = 'Bo', note = 'z' WHERE id = 5;"
+do_step "UPDATE acct SET balance = NULL WHERE id = 3; DELETE FROM acct WHERE id = 2;"
+do_step "INSERT INTO acct VALUES (7, 'owner 7', 70, NULL); UPDATE acct SET balance = 1 WHERE id = 7;"
+catch_up
+expect_eq "new single-column updates in the scalar form, the rest in arrays" \
+  "$(q $DB "$H SELECT string_agg(concat_ws(':', key, op, coalesce(col_id::text, col_ids::text), coalesce(old_value, '-'), coalesce(new_value, '-')), ' ' ORDER BY revision_id, seq)
+     FROM object_delta WHERE revision_id > $n2")" \
+  '["1"]:U:3:5.00:7.00 ["2"]:U:4:-:y ["4"]:U:4:n4:- ["5"]:U:{2,4}:-:- ["3"]:U:3:30.00:- ["2"]:D:{1,2,3,4}:-:- ["7"]:I:{1,2,3,4}:-:- ["7"]:U:3:70.00:1.00'
+expect_eq "every old value of a new delta is the value the row had before" \
+  "$(q $DB "$H SELECT count(*) FILTER (WHERE coalesce(d.old_values, array_fill(NULL::text, ARRAY[cardinality(d.col_ids)]))
+                                        IS DISTINCT FROM (SELECT array_agg((row_at(d.relid, d.key, d.revision_id - 1))[c] ORDER BY o)
+                                                          FROM unnest(d.col_ids) WITH ORDINALITY u(c, o))), count(*)
+     FROM object_delta_arrays d WHERE d.revision_id > $n2 AND d.op IN ('U', 'D')
+      AND NOT EXISTS (SELECT 1 FROM object_delta i WHERE i.revision_id = d.revision_id AND i.key = d.key AND i.op = 'I')")" "0|6"
+W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail "verify across both formats"; }
+expect_eq "verify across both formats" "$(cat "$OUT/verify.out")" "$(W verify 2>&1)"
+n3=$(q $DB "SELECT count(*) FROM walrev.revision")
+grep -q "$n3" "$OUT/verify.out" || { cat "$OUT/verify.out"; fail "verify checked every revision ($n3)"; }
+check_snapshots "across both formats"
+
+# Tampering is still found: a format 2 revision's checksum, a scalar value.
+q $DB "UPDATE walrev.revision SET checksum = set_byte(checksum, 0, get_byte(checksum, 0) # 1) WHERE id = 3"
+if W verify >"$OUT/bad.out" 2>&1; then fail "verify after changing revision 3's checksum"; fi
+grep -q "revision 3" "$OUT/bad.out" || { cat "$OUT/bad.out"; fail "verify names revision 3"; }
+q $DB "UPDATE walrev.revision SET checksum = set_byte(checksum, 0, get_byte(checksum, 0) # 1) WHERE id = 3"
+q $DB "UPDATE walrev.object_delta SET new_value = '9.00' WHERE revision_id = $n2 + 1 AND seq = 1"
+if W verify >"$OUT/bad.out" 2>&1; then fail "verify after changing a scalar new value"; fi
+grep -q "revision $((n2 + 1))" "$OUT/bad.out" || { cat "$OUT/bad.out"; fail "verify names revision $((n2 + 1))"; }
+pass "verify finds a changed checksum of a format 2 revision and a changed scalar value"
