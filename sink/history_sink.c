@@ -1048,15 +1048,22 @@ static WrStatus hs_flush(Sink *s, WrError *err)
                             "revisions",
                             h->cur_id);
     static const int order[] = {TB_CONTEXT, TB_REVISION, TB_DELTA};
+    int64_t t0 = pg_now_us();
     for (size_t i = 0; i < 3 && st == WR_OK; i++) st = send_buffer(h, order[i], err);
+    if (st == WR_OK) st = await_copy(h, err);
+    int64_t t1 = pg_now_us();
     if (st == WR_OK) st = update_tracked(h, err);
+    int64_t t2 = pg_now_us();
     if (st == WR_OK) st = write_checkpoint(h, err);
     if (st == WR_OK) st = run(h, "COMMIT", 0, NULL, "COMMIT of a batch", NULL, err);
     if (st != WR_OK) return st;
+    int64_t t3 = pg_now_us();
     int n = h->batch_revisions;
     reset_batch(h, true);
-    log_debug("msg=\"history batch committed\" revisions=%d revision=%" PRId64 " lsn=" LSN_FMT, n,
-              h->durable_id, LSN_ARGS(h->durable));
+    log_debug("msg=\"history batch committed\" revisions=%d revision=%" PRId64 " lsn=" LSN_FMT
+              " copy_ms=%.1f tracked_ms=%.1f commit_ms=%.1f",
+              n, h->durable_id, LSN_ARGS(h->durable), (double)(t1 - t0) / 1000.0, (double)(t2 - t1) / 1000.0,
+              (double)(t3 - t2) / 1000.0);
     return WR_OK;
 }
 
@@ -1383,6 +1390,7 @@ static const SinkOps history_ops = {
     .flush = hs_flush,
     .poll = hs_poll,
     .durable_lsn = hs_durable_lsn,
+    .holds_batch_at_idle = true,
     .wants_flush = hs_wants_flush,
     .lookup_row = hs_lookup_row,
     .prefetch_rows = hs_prefetch_rows,

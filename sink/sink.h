@@ -56,6 +56,11 @@ typedef struct {
     WrStatus (*poll)(Sink *s, WrError *err);
     /* Highest end LSN durable in this sink. */
     Lsn (*durable_lsn)(Sink *s);
+    /* At idle the worker flushes every pending sink at once, except one that
+     * holds its batch: that one is flushed when wants_flush says so (its
+     * batch window passed), so a stream of small transactions costs one
+     * commit per window rather than one per lull. */
+    bool holds_batch_at_idle;
     /* True when the sink wants a flush soon (buffers full, time passed). now_us
      * is the caller's monotonic clock; a sink times a batch from the first call
      * that sees it open (the worker calls after every message). */

@@ -388,13 +388,20 @@ static WrStatus send_status(Pipeline *p, bool reply, WrError *err)
     return repl_stream_send_status(p->stream, written, p->confirmed, p->confirmed, reply, err);
 }
 
-static WrStatus flush_sinks(Pipeline *p, bool only_wanting, WrError *err)
+typedef enum {
+    FLUSH_ALL,     /* every pending sink */
+    FLUSH_IDLE,    /* every pending sink but those holding their batch until it is due */
+    FLUSH_WANTING, /* pending sinks whose batch is due */
+} FlushMode;
+
+static WrStatus flush_sinks(Pipeline *p, FlushMode mode, WrError *err)
 {
     int64_t t = now_us();
     for (int i = 0; i < p->nsinks; i++) {
         SinkSlot *s = &p->sinks[i];
         if (!s->pending) continue;
-        if (only_wanting && !s->sink->ops->wants_flush(s->sink, t)) continue;
+        bool ask = mode == FLUSH_WANTING || (mode == FLUSH_IDLE && s->sink->ops->holds_batch_at_idle);
+        if (ask && !s->sink->ops->wants_flush(s->sink, t)) continue;
         WrStatus st = s->sink->ops->flush(s->sink, err);
         if (st == WR_AGAIN) continue; /* durability will follow (Kafka delivery reports) */
         if (st != WR_OK) return wr_error_prefix(err, "sink %s flush", s->name);
@@ -472,14 +479,17 @@ static WrStatus next_message(Pipeline *p, const PgoParser *parser, const uint8_t
     }
     WrStatus st = repl_stream_receive(p->stream, 0, buf, len, err);
     if (st == WR_AGAIN) {
-        /* Idle: make everything received durable now (low lag), then wait. */
+        /* Idle: make what was received durable (a sink holding its batch once
+         * its window has passed), then wait; briefly while a batch is held. */
         if (!assembler_in_transaction(p->asm_)) {
-            st = flush_sinks(p, false, err);
+            st = flush_sinks(p, FLUSH_IDLE, err);
             if (st != WR_OK) return st;
         }
         st = poll_sinks(p, err);
         if (st != WR_OK) return st;
-        st = repl_stream_receive(p->stream, 50, buf, len, err);
+        bool held = false;
+        for (int i = 0; i < p->nsinks; i++) held = held || (p->sinks[i].pending && p->sinks[i].sink->ops->holds_batch_at_idle);
+        st = repl_stream_receive(p->stream, held ? 2 : 50, buf, len, err);
     }
     Sink *history = p->history_index >= 0 ? p->sinks[p->history_index].sink : NULL;
     if (st != WR_OK || !history || !history->ops->prefetch_rows) return st;
@@ -587,7 +597,7 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
         if (st == WR_OK) {
             st = handle_copydata(p, &parser, buf, len, err);
             if (st != WR_OK) return st;
-            st = flush_sinks(p, true, err);
+            st = flush_sinks(p, FLUSH_WANTING, err);
             if (st != WR_OK) return st;
         } else if (st == WR_DONE) {
             log_info("msg=\"server ended the stream\"");
@@ -637,14 +647,14 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
         assembler_abandon(p->asm_);
         /* abort dropped the open batch too: nothing more is durable than before. */
     } else {
-        st = flush_sinks(p, false, err);
+        st = flush_sinks(p, FLUSH_ALL, err);
         if (st != WR_OK) return st;
         /* Wait a while for asynchronous sinks (Kafka) to confirm delivery; what
          * is not confirmed is simply not confirmed to the slot and resent later. */
         for (int i = 0; i < 300 && min_durable(p) < p->last_emitted_end; i++) {
             st = poll_sinks(p, err);
             if (st != WR_OK) return st;
-            st = flush_sinks(p, false, err);
+            st = flush_sinks(p, FLUSH_ALL, err);
             if (st != WR_OK) return st;
             usleep(100000);
         }
@@ -846,10 +856,10 @@ static WrStatus take_baseline(Pipeline *p, const char *snapshot, Lsn cp, WrError
     st = assembler_baseline_begin(p->asm_, cp, pg_now_us(), ctx, err);
     for (int i = 0; st == WR_OK && i < PQntuples(r); i++) {
         st = baseline_table(p, c, PQgetvalue(r, i, 0), &pr, err);
-        if (st == WR_OK) st = flush_sinks(p, true, err);
+        if (st == WR_OK) st = flush_sinks(p, FLUSH_WANTING, err);
     }
     if (st == WR_OK) st = assembler_baseline_commit(p->asm_, err);
-    if (st == WR_OK) st = flush_sinks(p, false, err);
+    if (st == WR_OK) st = flush_sinks(p, FLUSH_ALL, err);
     /* setup exits next: wait until every sink holds the baseline (Kafka
      * confirms through delivery reports), or fail rather than claim it. */
     for (int i = 0; st == WR_OK && min_durable(p) < cp; i++) {
@@ -859,7 +869,7 @@ static WrStatus take_baseline(Pipeline *p, const char *snapshot, Lsn cp, WrError
         }
         usleep(100000);
         st = poll_sinks(p, err);
-        if (st == WR_OK) st = flush_sinks(p, false, err);
+        if (st == WR_OK) st = flush_sinks(p, FLUSH_ALL, err);
     }
     if (st == WR_OK) {
         progress_show(&pr, true);
