@@ -280,11 +280,15 @@ void rowfold_query(StrBuf *q, const char *schema_q, uint32_t relid, const char *
     /*
      * src 0: the keyframe row (vals indexed by col_id); src 1: a delta at
      * (revision, seq). One sort: by key in "C" order (only equality matters
-     * here), keyframe first, then commit order. The relid test is cast so
-     * that only the BRIN on revision_id can serve the range: the planner,
-     * without statistics on a young store, took the (relid, key,
-     * revision_id) B-tree, which reads every delta the table ever had.
+     * here), keyframe first, then commit order. After a keyframe (or a
+     * truncate) the relid test is cast so that only the BRIN on revision_id
+     * can serve the range: the planner, without statistics on a young store,
+     * took the (relid, key, revision_id) B-tree, which reads every delta the
+     * table ever had. Before the table's first keyframe every delta it ever
+     * had is wanted, and the B-tree finds just those, where the BRIN range
+     * would be the whole store (the baseline of every other table included).
      */
+    bool whole_history = strcmp(from_rev, "0") == 0;
     strbuf_appendf(q,
                    "COPY (SELECT kr.key COLLATE \"C\" AS key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, "
                    "NULL::smallint[] AS ids, kr.vals "
@@ -292,8 +296,9 @@ void rowfold_query(StrBuf *q, const char *schema_q, uint32_t relid, const char *
                    "UNION ALL "
                    "SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, "
                    "od.col_ids, od.new_values FROM %1$s.object_delta_arrays od "
-                   "WHERE od.revision_id > %3$s AND od.revision_id <= %4$" PRId64 " AND od.relid::bigint = %5$" PRIu32 " "
+                   "WHERE od.revision_id > %3$s AND od.revision_id <= %4$" PRId64 " AND od.relid%8$s = %5$" PRIu32 " "
                    "AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = %6$s AND od.seq <= %7$s) "
                    "ORDER BY 1, 2, 3, 4) TO STDOUT (FORMAT binary)",
-                   schema_q, kf_id ? kf_id : "NULL", from_rev, rev, relid, cut_rev, cut_seq);
+                   schema_q, kf_id ? kf_id : "NULL", from_rev, rev, relid, cut_rev, cut_seq,
+                   whole_history ? "" : "::bigint");
 }

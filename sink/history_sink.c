@@ -863,7 +863,9 @@ static WrStatus take_keyframe(HistorySink *h, const char *relid, int64_t rev, ch
                    s);
     const char *p[2] = {relid, revs};
     PGresult *plan = NULL;
+    int64_t t0 = pg_now_us();
     WrStatus st = run(h, q.data, 2, p, "planning a keyframe", &plan, err);
+    int64_t t1 = pg_now_us();
     if (st != WR_OK) {
         strbuf_free(&q);
         return st;
@@ -932,7 +934,10 @@ static WrStatus take_keyframe(HistorySink *h, const char *relid, int64_t rev, ch
         PQclear(res);
         while ((res = PQgetResult(h->conn)) != NULL) PQclear(res);
     }
+    int64_t t2 = pg_now_us();
     if (st == WR_OK) st = keyframe_send(h, &out, err);
+    log_debug("msg=\"keyframe phases\" relid=%s plan_ms=%.1f fold_ms=%.1f write_ms=%.1f", relid,
+              (double)(t1 - t0) / 1000.0, (double)(t2 - t1) / 1000.0, (double)(pg_now_us() - t2) / 1000.0);
     if (out.spill) fclose(out.spill);
     strbuf_free(&out.buf);
     free(out.vals);

@@ -173,19 +173,23 @@ BEGIN
     WHERE rv.relid = p_relid AND c.is_key;
     SELECT k.keyframe_id, k.revision_id INTO kf_id, kf_rev FROM @schema@.keyframe_at(p_relid, p_rev) k;
     kf_rev := coalesce(kf_rev, 0);
+    -- After a keyframe, relid::bigint: the revision range goes to the BRIN, never to the
+    -- (relid, key, revision_id) B-tree, which would read every delta of the table (the
+    -- planner's pick without statistics). Before the first keyframe the whole history of
+    -- the table is wanted: the B-tree finds it where the BRIN range is the whole store.
+    EXECUTE format($q$
     SELECT max(ARRAY[od.revision_id, od.seq]) FILTER (WHERE od.op = 'T'),
            max(ARRAY[od.revision_id, od.seq]) FILTER (
                WHERE od.op = 'U'
                  -- CASE: the planner would otherwise call delta_old_key on every delta
-                 AND CASE WHEN od.col_ids && key_ids
-                          THEN @schema@.delta_old_key(p_relid, od.relversion, od.key, od.col_ids, od.old_values,
+                 AND CASE WHEN od.col_ids && $4
+                          THEN @schema@.delta_old_key($1, od.relversion, od.key, od.col_ids, od.old_values,
                                                       od.new_values, od.attr_flags, od.old_unknown) <> od.key
                           ELSE false END)
-      INTO last_t, last_k
     FROM @schema@.object_delta_arrays od
-    -- relid::bigint: the revision range goes to the BRIN, never to the (relid, key, revision_id)
-    -- B-tree, which would read every delta of the table (the planner's pick without statistics)
-    WHERE od.revision_id > kf_rev AND od.revision_id <= p_rev AND od.relid::bigint = p_relid AND od.op IN ('T', 'U');
+    WHERE od.revision_id > $2 AND od.revision_id <= $3 AND od.op IN ('T', 'U') AND od.relid%s = $1
+    $q$, CASE WHEN kf_rev = 0 THEN '' ELSE '::bigint' END)
+    INTO last_t, last_k USING p_relid, kf_rev, p_rev, key_ids;
     keyframe_id := kf_id; from_rev := kf_rev; cut_rev := 0; cut_seq := 0;
     IF last_t IS NOT NULL THEN
         keyframe_id := NULL;            -- the truncate emptied the table: the keyframe no longer counts
