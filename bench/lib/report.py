@@ -184,7 +184,7 @@ for k, label in [("cpu", "CPU"), ("nproc", "cores (nproc)"), ("memory", "memory"
 w("")
 w("PostgreSQL settings (server, load generator and consumers share the cores): "
   + ", ".join(f"`{c}`" for c in meta.get("pgconf", [])) + ". walrev: Release build "
-  "(`-O3`, no tests), default configuration (history batches of ≤ 2000 revisions or ≤ 100 ms), "
+  "(`-O3`, no tests), default configuration (a history batch commits after 2000 revisions or 20 ms, busy or idle), "
   "history store in the source database.\n")
 
 sections = []
