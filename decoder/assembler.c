@@ -781,8 +781,9 @@ WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char
 }
 
 bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage *msg,
-                             const RelationVersion **rv, StrBuf *key)
+                             const RelationVersion **rv, StrBuf *key, bool *inserted)
 {
+    *inserted = false;
     if (!scan->started) {
         scan->started = true;
         scan->skipping = a->in_txn && a->skipping;
@@ -798,6 +799,7 @@ bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage
     case PGO_MSG_MESSAGE:
         if (strcmp(msg->u.message.prefix, DDL_PREFIX) == 0) scan->stop = true;
         return false;
+    case PGO_MSG_INSERT:
     case PGO_MSG_UPDATE:
     case PGO_MSG_DELETE:
         break;
@@ -806,6 +808,17 @@ bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage
     }
     const PgoChange *ch = &msg->u.change;
     if (scan->skipping || ch->old_kind == 'O') return false;
+    if (msg->type == PGO_MSG_INSERT) {
+        const RelationVersion *r = relcache_lookup(a->relcache, ch->relid);
+        if (!r || relcache_is_excluded(a->relcache, r)) return false;
+        ensure_width(a, r->ncols);
+        WrError ignored;
+        if (read_tuple(&ch->new_tuple, r, a->new_vals, a->new_state, "read-ahead", &ignored) != WR_OK) return false;
+        build_key(key, r, a->new_vals);
+        *rv = r;
+        *inserted = true;
+        return false;
+    }
     if (msg->type == PGO_MSG_DELETE && !ch->old_kind) return false; /* a protocol error, reported when handled */
     const RelationVersion *r = relcache_lookup(a->relcache, ch->relid);
     if (!r || relcache_is_excluded(a->relcache, r)) return false;

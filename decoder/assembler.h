@@ -114,7 +114,9 @@ WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char
  * order, after everything handled so far; it says whether handling the
  * message would ask lookup_row for an old image: an UPDATE or DELETE without
  * the full old row, of a tracked table, in a transaction not already durable,
- * of an object not in the row cache. Then *rv and key are set. A Relation
+ * of an object not in the row cache. Then *rv and key are set. For an INSERT
+ * it returns false but sets *rv, key and *inserted: handling it will cache the
+ * row, so a later change of that key in the run needs no lookup. A Relation
  * message or a walrev DDL message sets scan->stop: later changes may use a
  * relation version not known yet, so nothing after it is answered.
  * assembler_prefetch_put caches an image fetched for such an object, unless
@@ -127,7 +129,7 @@ typedef struct {
     bool stop;
 } AssemblerScan;
 bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage *msg,
-                             const RelationVersion **rv, StrBuf *key);
+                             const RelationVersion **rv, StrBuf *key, bool *inserted);
 void assembler_prefetch_put(Assembler *a, const RelationVersion *rv, const char *key, const RowImage *image);
 
 /* A revision is begun and being emitted (not skipped as already durable). */

@@ -525,9 +525,12 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
                    "THEN %1$s.delta_old_key(od.relid, od.relversion, od.key, od.col_ids, od.old_values, od.new_values, "
                    "od.attr_flags, od.old_unknown) <> od.key END "
                    "FROM %1$s.object_delta_arrays od "
-                   "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid::bigint = %5$u) "
+                   "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid%6$s = %5$u) "
                    "TO STDOUT (FORMAT binary)",
-                   ctx->schema_q, PQgetvalue(res, 0, 0), (long long)fo->kf_rev, (long long)rev, rv->relid);
+                   ctx->schema_q, PQgetvalue(res, 0, 0), (long long)fo->kf_rev, (long long)rev, rv->relid,
+                   /* After a keyframe only the BRIN may serve the range; before the first,
+                    * the B-tree reads just this table where the range is the whole store. */
+                   fo->kf_rev > 0 ? "::bigint" : "");
     PQclear(res);
     if ((st = copy_open(&r, ctx->hist, q.data, what, err)) != WR_OK) goto done;
     const unsigned char *f[MAX_FIELDS];
@@ -629,7 +632,7 @@ static WrStatus emit_sorted(Fold *fo, bool csv, FoldSink sink, void *sink_arg, l
     StrBuf q;
     strbuf_init(&q);
     rowfold_query(&q, ctx->schema_q, fo->rv->relid, fo->has_kf && !truncated ? fo->kf_id : NULL, from_rev, fo->rev,
-                  cut_rev, cut_seq);
+                  cut_rev, cut_seq, 0);
     PGresult *res = PQexec(ctx->hist, q.data);
     strbuf_free(&q);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {

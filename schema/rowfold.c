@@ -275,7 +275,7 @@ WrStatus rowfold_finish(RowFold *f, WrError *err)
 }
 
 void rowfold_query(StrBuf *q, const char *schema_q, uint32_t relid, const char *kf_id, const char *from_rev,
-                   int64_t rev, const char *cut_rev, const char *cut_seq)
+                   int64_t rev, const char *cut_rev, const char *cut_seq, int max_keys)
 {
     /*
      * src 0: the keyframe row (vals indexed by col_id); src 1: a delta at
@@ -287,6 +287,8 @@ void rowfold_query(StrBuf *q, const char *schema_q, uint32_t relid, const char *
      * table ever had. Before the table's first keyframe every delta it ever
      * had is wanted, and the B-tree finds just those, where the BRIN range
      * would be the whole store (the baseline of every other table included).
+     * A table of few keys is read key by key through the B-tree instead: the
+     * BRIN range holds every table's deltas of those revisions.
      */
     bool whole_history = strcmp(from_rev, "0") == 0;
     strbuf_appendf(q,
@@ -295,10 +297,19 @@ void rowfold_query(StrBuf *q, const char *schema_q, uint32_t relid, const char *
                    "FROM %1$s.keyframe_row kr WHERE kr.keyframe_id = %2$s "
                    "UNION ALL "
                    "SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, "
-                   "od.col_ids, od.new_values FROM %1$s.object_delta_arrays od "
-                   "WHERE od.revision_id > %3$s AND od.revision_id <= %4$" PRId64 " AND od.relid%8$s = %5$" PRIu32 " "
-                   "AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = %6$s AND od.seq <= %7$s) "
+                   "od.col_ids, od.new_values FROM ",
+                   schema_q, kf_id ? kf_id : "NULL");
+    if (max_keys > 0)
+        strbuf_appendf(q,
+                       "%1$s.table_keys(%2$" PRIu32 ", %3$d) t CROSS JOIN LATERAL (SELECT * FROM %1$s.object_delta_arrays d "
+                       "WHERE d.relid = %2$" PRIu32 " AND d.key = t.key) od WHERE ",
+                       schema_q, relid, max_keys);
+    else
+        strbuf_appendf(q, "%s.object_delta_arrays od WHERE od.relid%s = %" PRIu32 " AND ", schema_q,
+                       whole_history ? "" : "::bigint", relid);
+    strbuf_appendf(q,
+                   "od.revision_id > %1$s AND od.revision_id <= %2$" PRId64 " "
+                   "AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = %3$s AND od.seq <= %4$s) "
                    "ORDER BY 1, 2, 3, 4) TO STDOUT (FORMAT binary)",
-                   schema_q, kf_id ? kf_id : "NULL", from_rev, rev, relid, cut_rev, cut_seq,
-                   whole_history ? "" : "::bigint");
+                   from_rev, rev, cut_rev, cut_seq);
 }

@@ -65,8 +65,11 @@ long long rowfold_rows(const RowFold *f);
  * kf_id's rows (kf_id NULL: none) and the table's deltas in revisions
  * (from_rev, rev] after position (cut_rev, cut_seq), by key then commit order.
  * schema_q is the quoted history schema; the numbers are SQL literals.
+ * max_keys > 0 reads the deltas key by key (table_keys(), for a table that
+ * has had at most that many keys: snapshot_plan_by_key said so); 0 reads the
+ * revision range.
  */
 void rowfold_query(StrBuf *q, const char *schema_q, uint32_t relid, const char *kf_id, const char *from_rev,
-                   int64_t rev, const char *cut_rev, const char *cut_seq);
+                   int64_t rev, const char *cut_rev, const char *cut_seq, int max_keys);
 
 #endif

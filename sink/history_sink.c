@@ -26,6 +26,9 @@
 
 #define KEYFRAME_FACTOR 4
 #define KEYFRAME_MIN_ROWS 1000
+/* A table of at most KEYFRAME_MIN_ROWS live rows is keyframed key by key if it
+ * has had at most this many keys (snapshot_plan_by_key). */
+#define KEYFRAME_BY_KEY_MAX 4000
 #define COPY_CHUNK (1u << 20)
 
 /* The COPY buffers, one per destination table; sent one at a time. */
@@ -428,17 +431,23 @@ static WrStatus prepare_session(HistorySink *h, WrError *err)
         &q,
         "WITH kf AS (SELECT k.id, k.revision_id FROM %1$s.keyframe k WHERE k.relid = $1 AND k.revision_id <= $3 "
         "  ORDER BY k.revision_id DESC, k.id DESC LIMIT 1), "
+        /* + 0: the few truncates of the table come from the B-tree (key IS NULL),
+         * never from the BRIN range since the keyframe */
         "t AS (SELECT d.revision_id, d.seq FROM %1$s.object_delta d WHERE d.relid = $1 AND d.key IS NULL "
-        "  AND d.op = 'T' AND d.revision_id > coalesce((SELECT kf.revision_id FROM kf), 0) AND d.revision_id <= $3 "
-        "  ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1) "
+        "  AND d.op = 'T' AND d.revision_id + 0 > coalesce((SELECT kf.revision_id FROM kf), 0) "
+        "  AND d.revision_id + 0 <= $3 ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1), "
+        /* one B-tree probe per key: OFFSET 0 keeps the subquery per key, where the
+         * planner, without statistics on a young store, joined all the table's
+         * deltas since the keyframe to the keys instead */
+        "k AS (SELECT DISTINCT u.key FROM unnest($2::text[]) AS u(key)) "
         "SELECT kr.key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, NULL::smallint[] AS ids, kr.vals "
-        "FROM %1$s.keyframe_row kr WHERE kr.keyframe_id = (SELECT kf.id FROM kf) AND kr.key = ANY ($2::text[]) "
-        "  AND NOT EXISTS (SELECT 1 FROM t) "
+        "FROM k JOIN %1$s.keyframe_row kr ON kr.keyframe_id = (SELECT kf.id FROM kf) AND kr.key = k.key "
+        "WHERE NOT EXISTS (SELECT 1 FROM t) "
         "UNION ALL "
-        "SELECT d.key, 1, d.revision_id, d.seq, d.op, d.col_ids, d.new_values FROM %1$s.object_delta_arrays d "
-        "WHERE d.relid = $1 AND d.key = ANY ($2::text[]) "
-        "  AND d.revision_id > coalesce((SELECT kf.revision_id FROM kf), 0) "
-        "  AND d.revision_id <= $3 AND NOT EXISTS (SELECT 1 FROM t WHERE t.revision_id > d.revision_id "
+        "SELECT d.key, 1, d.revision_id, d.seq, d.op, d.col_ids, d.new_values "
+        "FROM k CROSS JOIN LATERAL (SELECT * FROM %1$s.object_delta_arrays od WHERE od.relid = $1 AND od.key = k.key "
+        "  AND od.revision_id > coalesce((SELECT kf.revision_id FROM kf), 0) AND od.revision_id <= $3 OFFSET 0) d "
+        "WHERE NOT EXISTS (SELECT 1 FROM t WHERE t.revision_id > d.revision_id "
         "  OR (t.revision_id = d.revision_id AND t.seq > d.seq)) "
         "ORDER BY 1, 2, 3, 4",
         s);
@@ -847,8 +856,8 @@ static WrStatus keyframe_send(HistorySink *h, KeyframeOut *o, WrError *err)
  * The plan is read before the new keyframe row exists (it would find that
  * one). Returns the new keyframe's id in kf_id and its row count in *n_rows.
  */
-static WrStatus take_keyframe(HistorySink *h, const char *relid, int64_t rev, char kf_id[32], long long *n_rows,
-                              WrError *err)
+static WrStatus take_keyframe(HistorySink *h, const char *relid, int64_t rev, bool small, char kf_id[32],
+                              long long *n_rows, WrError *err)
 {
     char revs[32];
     snprintf(revs, sizeof(revs), "%" PRId64, rev);
@@ -858,13 +867,17 @@ static WrStatus take_keyframe(HistorySink *h, const char *relid, int64_t rev, ch
     strbuf_appendf(&q,
                    "SELECT p.keyframe_id, p.from_rev, p.cut_rev, p.cut_seq, p.key_changes, "
                    "(SELECT max(c) FROM %1$s.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = $1), "
-                   "(SELECT v.version FROM %1$s.relation_at($1, $2) v) "
-                   "FROM %1$s.snapshot_plan($1, $2) p",
+                   "(SELECT v.version FROM %1$s.relation_at($1, $2) v), p.by_key "
+                   "FROM %1$s.snapshot_plan_by_key($1, $2, $3) p",
                    s);
-    const char *p[2] = {relid, revs};
+    /* A table of few live rows is read key by key if it has had few keys
+     * (snapshot_plan_by_key); a large one's deltas fill its revision range. */
+    char max_keys[16];
+    snprintf(max_keys, sizeof(max_keys), "%d", small ? KEYFRAME_BY_KEY_MAX : 0);
+    const char *p[3] = {relid, revs, max_keys};
     PGresult *plan = NULL;
     int64_t t0 = pg_now_us();
-    WrStatus st = run(h, q.data, 2, p, "planning a keyframe", &plan, err);
+    WrStatus st = run(h, q.data, 3, p, "planning a keyframe", &plan, err);
     int64_t t1 = pg_now_us();
     if (st != WR_OK) {
         strbuf_free(&q);
@@ -904,8 +917,10 @@ static WrStatus take_keyframe(HistorySink *h, const char *relid, int64_t rev, ch
         strbuf_free(&q);
         return st;
     }
+    bool by_key = PQgetvalue(plan, 0, 7)[0] == 't';
     rowfold_query(&q, s, (uint32_t)strtoul(relid, NULL, 10), PQgetisnull(plan, 0, 0) ? NULL : PQgetvalue(plan, 0, 0),
-                  PQgetvalue(plan, 0, 1), rev, PQgetvalue(plan, 0, 2), PQgetvalue(plan, 0, 3));
+                  PQgetvalue(plan, 0, 1), rev, PQgetvalue(plan, 0, 2), PQgetvalue(plan, 0, 3),
+                  by_key ? KEYFRAME_BY_KEY_MAX : 0);
     int maxcol = PQgetisnull(plan, 0, 5) ? 0 : atoi(PQgetvalue(plan, 0, 5));
     KeyframeOut out = {h, kf_id, PQgetvalue(plan, 0, 6), {0}, NULL, NULL, maxcol};
     strbuf_init(&out.buf);
@@ -936,7 +951,7 @@ static WrStatus take_keyframe(HistorySink *h, const char *relid, int64_t rev, ch
     }
     int64_t t2 = pg_now_us();
     if (st == WR_OK) st = keyframe_send(h, &out, err);
-    log_debug("msg=\"keyframe phases\" relid=%s plan_ms=%.1f fold_ms=%.1f write_ms=%.1f", relid,
+    log_debug("msg=\"keyframe phases\" relid=%s by_key=%d plan_ms=%.1f fold_ms=%.1f write_ms=%.1f", relid, by_key,
               (double)(t1 - t0) / 1000.0, (double)(t2 - t1) / 1000.0, (double)(pg_now_us() - t2) / 1000.0);
     if (out.spill) fclose(out.spill);
     strbuf_free(&out.buf);
@@ -978,7 +993,7 @@ static WrStatus update_tracked(HistorySink *h, WrError *err)
                    "t.deltas_since_keyframe + EXCLUDED.deltas_since_keyframe, "
                    "live_rows = greatest(t.live_rows + (SELECT u.l FROM unnest($1::oid[], $3::bigint[]) AS u(r, l) "
                    "  WHERE u.r = t.relid), 0) "
-                   "RETURNING relid, deltas_since_keyframe > %d * greatest(live_rows, %d)",
+                   "RETURNING relid, deltas_since_keyframe > %d * greatest(live_rows, %d), live_rows",
                    h->qschema, h->keyframe_factor, KEYFRAME_MIN_ROWS);
     const char *p[3] = {relids.data, counts.data, live.data};
     PGresult *res = NULL;
@@ -994,7 +1009,8 @@ static WrStatus update_tracked(HistorySink *h, WrError *err)
         int64_t t0 = pg_now_us();
         char kf_id[32];
         long long n = 0;
-        st = take_keyframe(h, relid, rev, kf_id, &n, err);
+        bool small = strtoll(PQgetvalue(res, i, 2), NULL, 10) <= KEYFRAME_MIN_ROWS;
+        st = take_keyframe(h, relid, rev, small, kf_id, &n, err);
         if (st != WR_OK) break;
         char rows[32];
         snprintf(rows, sizeof(rows), "%lld", n);

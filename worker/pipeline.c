@@ -506,9 +506,13 @@ static WrStatus next_message(Pipeline *p, const PgoParser *parser, const uint8_t
     }
     if (readahead_count(p->ahead) > 1) {
         size_t fetched = 0;
+        int64_t t0 = now_us();
         st = prefetch_old_images(p->ahead, parser, p->asm_, history, &fetched, err);
         if (st != WR_OK) return wr_error_prefix(err, "sink history: reading old images ahead");
         p->prefetched_keys += fetched;
+        if (fetched)
+            log_debug("msg=\"old images read ahead\" messages=%zu keys=%zu ms=%.1f", readahead_count(p->ahead), fetched,
+                      (double)(now_us() - t0) / 1000.0);
     }
     readahead_pop(p->ahead, buf, len);
     return WR_OK;

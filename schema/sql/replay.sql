@@ -202,6 +202,80 @@ BEGIN
 END
 $fn$;
 
+-- table_keys(relid, max): the keys the table has ever had (their deltas' keys),
+-- found by skipping through the (relid, key, revision_id) B-tree one key at a
+-- time, so the cost is the number of keys, not of deltas; at most max + 1
+-- (a caller that gets more than max takes another path).
+CREATE OR REPLACE FUNCTION @schema@.table_keys(p_relid oid, p_max integer)
+RETURNS TABLE(key text) LANGUAGE sql STABLE AS $fn$
+    WITH RECURSIVE k(key, n) AS (
+        (SELECT od.key, 1 FROM @schema@.object_delta od
+         WHERE od.relid = p_relid AND od.key IS NOT NULL ORDER BY od.key LIMIT 1)
+        UNION ALL
+        SELECT (SELECT od.key FROM @schema@.object_delta od
+                WHERE od.relid = p_relid AND od.key > k.key ORDER BY od.key LIMIT 1), k.n + 1
+        FROM k WHERE k.key IS NOT NULL AND k.n <= p_max
+    )
+    SELECT k.key FROM k WHERE k.key IS NOT NULL
+$fn$;
+
+-- snapshot_plan_by_key(relid, R, max_keys): snapshot_plan for a table of at
+-- most max_keys keys ever, read key by key through the B-tree (table_keys)
+-- instead of the BRIN range of revisions, which holds every table's deltas
+-- since the keyframe: a small, busy table next to large ones is keyframed
+-- for the cost of its own deltas. by_key says the small path applies (a
+-- keyframe exists and the table has no more keys); otherwise the row is
+-- snapshot_plan's.
+CREATE OR REPLACE FUNCTION @schema@.snapshot_plan_by_key(p_relid oid, p_rev bigint, p_max_keys integer)
+RETURNS TABLE(keyframe_id bigint, from_rev bigint, cut_rev bigint, cut_seq integer, key_changes boolean,
+              by_key boolean)
+LANGUAGE plpgsql STABLE SET jit = off AS $fn$
+DECLARE
+    kf_id  bigint;
+    kf_rev bigint;
+    nkeys  integer;
+    last_t bigint[];
+    last_k bigint[];
+    key_ids smallint[];
+BEGIN
+    SELECT k.keyframe_id, k.revision_id INTO kf_id, kf_rev FROM @schema@.keyframe_at(p_relid, p_rev) k;
+    IF kf_id IS NOT NULL AND p_max_keys > 0 THEN
+        SELECT count(*) INTO nkeys FROM @schema@.table_keys(p_relid, p_max_keys);
+    END IF;
+    IF kf_id IS NULL OR p_max_keys <= 0 OR nkeys > p_max_keys THEN
+        RETURN QUERY SELECT p.keyframe_id, p.from_rev, p.cut_rev, p.cut_seq, p.key_changes, false
+                     FROM @schema@.snapshot_plan(p_relid, p_rev) p;
+        RETURN;
+    END IF;
+    SELECT coalesce(array_agg(DISTINCT c.col_id), '{}') INTO key_ids
+    FROM @schema@.relation_version rv, unnest(rv.col_ids, rv.col_is_key) AS c(col_id, is_key)
+    WHERE rv.relid = p_relid AND c.is_key;
+    -- truncates have no key: the B-tree finds them under key IS NULL
+    SELECT max(ARRAY[od.revision_id, od.seq]) INTO last_t
+    FROM @schema@.object_delta od
+    WHERE od.relid = p_relid AND od.key IS NULL AND od.op = 'T' AND od.revision_id > kf_rev
+      AND od.revision_id <= p_rev;
+    SELECT max(ARRAY[od.revision_id, od.seq]) FILTER (
+               WHERE CASE WHEN od.col_ids && key_ids
+                          THEN @schema@.delta_old_key(p_relid, od.relversion, od.key, od.col_ids, od.old_values,
+                                                      od.new_values, od.attr_flags, od.old_unknown) <> od.key
+                          ELSE false END)
+      INTO last_k
+    FROM @schema@.table_keys(p_relid, p_max_keys) t
+    CROSS JOIN LATERAL (SELECT * FROM @schema@.object_delta_arrays d
+                        WHERE d.relid = p_relid AND d.key = t.key AND d.revision_id > kf_rev
+                          AND d.revision_id <= p_rev AND d.op = 'U') od;
+    keyframe_id := kf_id; from_rev := kf_rev; cut_rev := 0; cut_seq := 0; by_key := true;
+    IF last_t IS NOT NULL THEN
+        keyframe_id := NULL;
+        from_rev := last_t[1] - 1;
+        cut_rev := last_t[1]; cut_seq := last_t[2];
+    END IF;
+    key_changes := last_k IS NOT NULL AND (last_t IS NULL OR last_k > last_t);
+    RETURN NEXT;
+END
+$fn$;
+
 -- snapshot_rows(relid, R): every row of the table as it was after revision R,
 -- as (key, vals) with vals[col_id], at any revision including the newest:
 -- the latest keyframe at or before R, minus everything before the
@@ -739,5 +813,6 @@ GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid
     @schema@.delta_old_key(oid, integer, text, smallint[], text[], text[], smallint[], boolean),
     @schema@.key_columns(oid), @schema@.lineage(oid, text, bigint, integer, boolean),
     @schema@.snapshot_plan(oid, bigint), @schema@.keyframe_at(oid, bigint),
+    @schema@.table_keys(oid, integer), @schema@.snapshot_plan_by_key(oid, bigint, integer),
     @schema@.blame(oid, text, bigint), @schema@.diff(bigint, bigint, oid),
     @schema@.revert_conflicts(bigint) TO walrev_reader;

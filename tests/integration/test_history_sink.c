@@ -860,6 +860,55 @@ static void test_keyframe(void **state)
     assert_int_equal(check_keyframe("h_kf", 16400), 10);
     assert_q("last|last2", "SELECT concat_ws('|', (SELECT vals[7] FROM h_kf.keyframe_row WHERE key = '[\"1\"]'), "
                            "(SELECT vals[8] FROM h_kf.keyframe_row WHERE key = '[\"2\"]'))");
+
+    /* The next keyframe of this small table is read key by key (snapshot_plan_by_key),
+     * across new keys, a delete, a truncate and rows inserted after it. */
+    Row more[3];
+    char mkeys[3][8];
+    static char wbuf[4200][12];
+    int m = 0;
+    tw_begin(tw);
+    for (int i = 0; i < 3; i++) {
+        snprintf(mkeys[i], sizeof(mkeys[i]), "%d", 11 + i);
+        simple_row(&more[i], &g_rv, mkeys[i], "kf2");
+        tw_insert(tw, &g_rv, &more[i]);
+    }
+    tw_delete(tw, &g_rv, &rows[2]);
+    tw_commit(tw);
+    for (int rv = 0; rv < 20; rv++) {
+        tw_begin(tw);
+        for (int j = 0; j < 100; j++, m++) {
+            snprintf(wbuf[m], sizeof(wbuf[m]), "w%d", m);
+            tw_update1(tw, &g_rv, rv % 2 ? &more[j % 3] : &rows[3 + j % 7], 6, wbuf[m]);
+        }
+        tw_commit(tw);
+    }
+    tw_flush(tw);
+    snprintf(want, sizeof(want), "t|f|13");
+    char q[256];
+    snprintf(q, sizeof(q),
+             "SELECT concat_ws('|', (SELECT by_key FROM h_kf.snapshot_plan_by_key(16400, %" PRId64 ", 4000)), "
+             "(SELECT by_key FROM h_kf.snapshot_plan_by_key(16400, %" PRId64 ", 5)), "
+             "(SELECT count(*) FROM h_kf.table_keys(16400, 4000)))", tw->rev.id, tw->rev.id);
+    assert_q(want, "%s", q);
+    tw_begin(tw);
+    tw_truncate(tw, &g_rv);
+    tw_commit(tw);
+    for (int rv = 0; rv < 21; rv++) {
+        tw_begin(tw);
+        for (int j = 0; j < 100; j++, m++) {
+            if (rv == 0 && j < 3) {
+                tw_insert(tw, &g_rv, &more[j]);
+                continue;
+            }
+            snprintf(wbuf[m], sizeof(wbuf[m]), "x%d", m);
+            tw_update1(tw, &g_rv, &more[j % 3], 7, wbuf[m]);
+        }
+        tw_commit(tw);
+    }
+    tw_flush(tw);
+    assert_q("2", "SELECT count(*) FROM h_kf.keyframe");
+    assert_int_equal(check_keyframe("h_kf", 16400), 3);
     tw_close(tw);
 }
 
