@@ -393,6 +393,10 @@ static WrStatus load_old_image(Assembler *a, const RelationVersion *rv, const ch
     }
     *known = false;
     if (!a->out.lookup_row) return WR_OK;
+    if (rowcache_is_absent(a->rowcache, rv->relid, key)) {
+        a->stats.lookup_misses++; /* asked in a read-ahead batch already */
+        return WR_OK;
+    }
     a->stats.lookups++;
     strbuf_reset(&a->lookup_storage);
     bool found = false;
@@ -839,6 +843,12 @@ void assembler_prefetch_put(Assembler *a, const RelationVersion *rv, const char 
     if (rowcache_contains(a->rowcache, rv->relid, key)) return;
     a->stats.prefetched++;
     rowcache_put(a->rowcache, rv, key, image);
+}
+
+void assembler_prefetch_absent(Assembler *a, uint32_t relid, const char *key)
+{
+    if (rowcache_contains(a->rowcache, relid, key)) return;
+    rowcache_put_absent(a->rowcache, relid, key);
 }
 
 bool assembler_in_revision(const Assembler *a) { return a->in_txn && a->begun && !a->skipping; }

@@ -131,6 +131,8 @@ typedef struct {
 bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage *msg,
                              const RelationVersion **rv, StrBuf *key, bool *inserted);
 void assembler_prefetch_put(Assembler *a, const RelationVersion *rv, const char *key, const RowImage *image);
+/* The history holds no row of the object: its change then needs no lookup (unless it is cached by then). */
+void assembler_prefetch_absent(Assembler *a, uint32_t relid, const char *key);
 
 /* A revision is begun and being emitted (not skipped as already durable). */
 bool assembler_in_revision(const Assembler *a);

@@ -26,6 +26,7 @@ typedef struct CacheEntry {
     uint32_t keylen;
     size_t size;
     uint16_t nslots;
+    bool absent; /* the history store holds no image of this object (rowcache_put_absent) */
 } CacheEntry;
 
 /* The parts after the header: slots, then the key (NUL-terminated), then the values. */
@@ -142,7 +143,7 @@ bool rowcache_get(RowCache *c, const RelationVersion *rv, const char *key, RowIm
     size_t keylen = strlen(key);
     uint64_t h = rowcache_key_hash(rv->relid, key, keylen);
     CacheEntry *e = *find(c, rv->relid, key, keylen, h);
-    if (!e) {
+    if (!e || e->absent) {
         c->misses++;
         return false;
     }
@@ -171,6 +172,24 @@ bool rowcache_get(RowCache *c, const RelationVersion *rv, const char *key, RowIm
         }
     }
     return true;
+}
+
+/* File e (replacing the object's entry, if any), evicting from the LRU tail to stay within budget. */
+static void link_entry(RowCache *c, CacheEntry *e)
+{
+    CacheEntry **link = find(c, e->relid, entry_key(e), e->keylen, e->hash);
+    if (*link) remove_entry(c, link);
+    while (c->tail && c->bytes + e->size > c->max_bytes) {
+        CacheEntry *t = c->tail;
+        remove_entry(c, find(c, t->relid, entry_key(t), t->keylen, t->hash));
+    }
+    if (c->count + 1 > c->nbuckets) grow(c);
+    link = find(c, e->relid, entry_key(e), e->keylen, e->hash);
+    e->hnext = NULL;
+    *link = e;
+    lru_push_front(c, e);
+    c->bytes += e->size;
+    c->count++;
 }
 
 void rowcache_put(RowCache *c, const RelationVersion *rv, const char *key, const RowImage *image)
@@ -215,19 +234,29 @@ void rowcache_put(RowCache *c, const RelationVersion *rv, const char *key, const
             off += image->values[i].len;
         }
     }
-    CacheEntry **link = find(c, rv->relid, key, keylen, h);
-    if (*link) remove_entry(c, link);
-    while (c->tail && c->bytes + size > c->max_bytes) {
-        CacheEntry *t = c->tail;
-        remove_entry(c, find(c, t->relid, entry_key(t), t->keylen, t->hash));
-    }
-    if (c->count + 1 > c->nbuckets) grow(c);
-    link = find(c, rv->relid, key, keylen, h);
-    e->hnext = NULL;
-    *link = e;
-    lru_push_front(c, e);
-    c->bytes += size;
-    c->count++;
+    link_entry(c, e);
+}
+
+void rowcache_put_absent(RowCache *c, uint32_t relid, const char *key)
+{
+    size_t keylen = strlen(key);
+    size_t size = sizeof(CacheEntry) + keylen + 1;
+    CacheEntry *e = xmalloc(size);
+    memset(e, 0, sizeof(*e));
+    e->hash = rowcache_key_hash(relid, key, keylen);
+    e->relid = relid;
+    e->size = size;
+    e->keylen = (uint32_t)keylen;
+    e->absent = true;
+    memcpy(entry_key(e), key, keylen + 1);
+    link_entry(c, e);
+}
+
+bool rowcache_is_absent(RowCache *c, uint32_t relid, const char *key)
+{
+    size_t keylen = strlen(key);
+    CacheEntry *e = *find(c, relid, key, keylen, rowcache_key_hash(relid, key, keylen));
+    return e && e->absent;
 }
 
 void rowcache_remove(RowCache *c, uint32_t relid, const char *key)

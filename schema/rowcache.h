@@ -28,7 +28,15 @@ void rowcache_destroy(RowCache *c);
  */
 bool rowcache_get(RowCache *c, const RelationVersion *rv, const char *key, RowImage *image);
 
-/* Whether the object is cached; neither the LRU order nor the hit counts change. */
+/*
+ * Remember that the history store holds no image of the object (a batched
+ * lookup found none): rowcache_get misses and rowcache_is_absent says so
+ * until the object is put or removed (or evicted, which only loses the hint).
+ */
+void rowcache_put_absent(RowCache *c, uint32_t relid, const char *key);
+bool rowcache_is_absent(RowCache *c, uint32_t relid, const char *key);
+
+/* Whether the object is cached (absent included); neither the LRU order nor the hit counts change. */
 bool rowcache_contains(RowCache *c, uint32_t relid, const char *key);
 
 /* Store the image after a change (copied). Hidden columns must already hold their hash. */

@@ -1286,12 +1286,17 @@ typedef struct {
     StrBuf storage, key;
     void (*found)(void *arg, const char *key, const RowImage *image);
     void *arg;
+    StrBuf seen; /* every key the fold emitted (based or not), NUL-separated */
 } PrefetchOut;
+
+static int cmp_key(const void *x, const void *y) { return strcmp(*(const char *const *)x, *(const char *const *)y); }
 
 static WrStatus prefetch_emit(void *arg, const char *key, size_t key_len, const char *const *vals,
                               const bool *known, int maxcol, bool based, WrError *err)
 {
     PrefetchOut *o = arg;
+    strbuf_append(&o->seen, key, key_len);
+    strbuf_append_char(&o->seen, '\0');
     /* Built from updates alone needs the SQL lineage: left to lookup_row. */
     if (!based) return WR_OK;
     RowImage image = {0}; /* lookup_emit points it into storage */
@@ -1306,8 +1311,8 @@ static WrStatus prefetch_emit(void *arg, const char *key, size_t key_len, const 
 }
 
 static WrStatus hs_prefetch_rows(Sink *s, const RelationVersion *rv, const char *const *keys, int nkeys,
-                                 void (*found)(void *arg, const char *key, const RowImage *image), void *arg,
-                                 WrError *err)
+                                 void (*found)(void *arg, const char *key, const RowImage *image),
+                                 void (*absent)(void *arg, const char *key), void *arg, WrError *err)
 {
     HistorySink *h = s->impl;
     WrStatus st = check_usable(h, err, "prefetch_rows");
@@ -1315,7 +1320,21 @@ static WrStatus hs_prefetch_rows(Sink *s, const RelationVersion *rv, const char 
     PrefetchOut out = {.rv = rv, .found = found, .arg = arg};
     strbuf_init(&out.storage);
     strbuf_init(&out.key);
+    strbuf_init(&out.seen);
     st = run_lookup(h, rv, keys, nkeys, prefetch_emit, &out, err);
+    if (st == WR_OK) {
+        /* Keys the fold never emitted have no row in the store (never seen, or deleted). */
+        size_t nseen = 0;
+        for (size_t i = 0; i < out.seen.len; i++) nseen += out.seen.data[i] == '\0';
+        const char **seen = xcalloc(nseen + 1, sizeof(char *));
+        size_t k = 0;
+        for (size_t i = 0; i < out.seen.len; i += strlen(out.seen.data + i) + 1) seen[k++] = out.seen.data + i;
+        qsort(seen, nseen, sizeof(char *), cmp_key);
+        for (int i = 0; i < nkeys; i++)
+            if (!bsearch(&keys[i], seen, nseen, sizeof(char *), cmp_key)) absent(arg, keys[i]);
+        free(seen);
+    }
+    strbuf_free(&out.seen);
     strbuf_free(&out.storage);
     strbuf_free(&out.key);
     if (st != WR_OK) return wr_error_prefix(err, "history store: old images of %d rows of relid %" PRIu32, nkeys, rv->relid);

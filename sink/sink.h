@@ -78,11 +78,13 @@ typedef struct {
      * Optional (history store): lookup_row for many objects of one table in
      * one round trip, as of the same point lookup_row would answer now. Calls
      * found(arg, key, image) for each key whose image it can give (image valid
-     * during the call only); keys it does not report are left to lookup_row.
+     * during the call only) and absent(arg, key) for each key of which it
+     * holds no row (lookup_row would say not found); keys it reports neither
+     * way are left to lookup_row.
      */
     WrStatus (*prefetch_rows)(Sink *s, const RelationVersion *rv, const char *const *keys, int nkeys,
-                              void (*found)(void *arg, const char *key, const RowImage *image), void *arg,
-                              WrError *err);
+                              void (*found)(void *arg, const char *key, const RowImage *image),
+                              void (*absent)(void *arg, const char *key), void *arg, WrError *err);
     /*
      * Optional (history store): record a table's baseline progress in the open
      * batch, so it becomes durable together with the revisions before it (and

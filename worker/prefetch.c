@@ -97,9 +97,21 @@ static void keyset_add(KeySet *s, uint32_t relid, const char *key, size_t len)
 
 static int cmp_str(const void *x, const void *y) { return strcmp(*(const char *const *)x, *(const char *const *)y); }
 
+typedef struct {
+    Assembler *a;
+    uint32_t relid;
+} PutTarget;
+
 static void put_image(void *arg, const char *key, const RowImage *image)
 {
-    assembler_prefetch_put(arg, image->relver, key, image);
+    PutTarget *t = arg;
+    assembler_prefetch_put(t->a, image->relver, key, image);
+}
+
+static void put_absent(void *arg, const char *key)
+{
+    PutTarget *t = arg;
+    assembler_prefetch_absent(t->a, t->relid, key);
 }
 
 /* One table's keys, deduplicated (a row changed twice in the run), in statements of at most PREFETCH_MAX_KEYS. */
@@ -114,7 +126,8 @@ static WrStatus fetch_table(TableKeys *t, Assembler *a, Sink *history, size_t *f
     WrStatus st = WR_OK;
     for (int i = 0; st == WR_OK && i < n; i += PREFETCH_MAX_KEYS) {
         int m = n - i < PREFETCH_MAX_KEYS ? n - i : PREFETCH_MAX_KEYS;
-        st = history->ops->prefetch_rows(history, t->rv, keys + i, m, put_image, a, err);
+        PutTarget target = {a, t->rv->relid};
+        st = history->ops->prefetch_rows(history, t->rv, keys + i, m, put_image, put_absent, &target, err);
         *fetched += (size_t)m;
     }
     free(keys);
