@@ -364,8 +364,9 @@ static WrStatus fs_poll(Sink *s, WrError *err)
 
 static Lsn fs_durable_lsn(Sink *s) { return ((FileSink *)s->impl)->durable.end_lsn; }
 
-static bool fs_wants_flush(Sink *s, int64_t now_us)
+static bool fs_wants_flush(Sink *s, int64_t now_us, bool idle)
 {
+    (void)idle;
     FileSink *f = s->impl;
     if (f->committed.offset == f->durable.offset && f->committed.end_lsn == f->durable.end_lsn) return false;
     if (f->offset - f->durable.offset >= FLUSH_BYTES) return true;

@@ -26,6 +26,8 @@
 
 #define KEYFRAME_FACTOR 4
 #define KEYFRAME_MIN_ROWS 1000
+/* A batch's window while the stream is busy, in batch_max_ms. */
+#define BUSY_WINDOW_FACTOR 10
 /* A table of at most KEYFRAME_MIN_ROWS live rows is keyframed key by key if it
  * has had at most this many keys (snapshot_plan_by_key). */
 #define KEYFRAME_BY_KEY_MAX 4000
@@ -1101,7 +1103,7 @@ static Lsn hs_durable_lsn(Sink *s)
     return h->durable;
 }
 
-static bool hs_wants_flush(Sink *s, int64_t now_us)
+static bool hs_wants_flush(Sink *s, int64_t now_us, bool idle)
 {
     HistorySink *h = s->impl;
     if (!h->in_tx) return false;
@@ -1109,7 +1111,11 @@ static bool hs_wants_flush(Sink *s, int64_t now_us)
     /* A batch ends between revisions: inside one, wait for its commit. */
     if (h->in_revision) return false;
     if (h->batch_revisions >= h->batch_max_revisions) return true;
-    if (now_us - h->batch_timer_us >= (int64_t)h->batch_max_ms * 1000) return true;
+    /* While the stream is busy (the worker is catching up) the window is
+     * longer: each commit costs a WAL flush and five statements, and the lag of
+     * what waits in the stream is its backlog's, not the batch's. */
+    int64_t window_ms = idle ? h->batch_max_ms : (int64_t)h->batch_max_ms * BUSY_WINDOW_FACTOR;
+    if (now_us - h->batch_timer_us >= window_ms * 1000) return true;
     size_t total = 0;
     for (int t = 0; t < TB_COUNT; t++) total += h->buf[t].len;
     return total > 8 * h->buffer_bytes;

@@ -390,8 +390,9 @@ static WrStatus ks_poll(Sink *s, WrError *err)
 
 static Lsn ks_durable_lsn(Sink *s) { return ((KafkaSink *)s->impl)->durable; }
 
-static bool ks_wants_flush(Sink *s, int64_t now_us)
+static bool ks_wants_flush(Sink *s, int64_t now_us, bool idle)
 {
+    (void)idle;
     KafkaSink *k = s->impl;
     return k->tail - k->head >= FIFO_CAP / 2;
 }

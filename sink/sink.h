@@ -63,8 +63,10 @@ typedef struct {
     bool holds_batch_at_idle;
     /* True when the sink wants a flush soon (buffers full, time passed). now_us
      * is the caller's monotonic clock; a sink times a batch from the first call
-     * that sees it open (the worker calls after every message). */
-    bool (*wants_flush)(Sink *s, int64_t now_us);
+     * that sees it open (the worker calls after every message). idle: the
+     * stream has nothing more to hand over right now (a sink may wait longer
+     * while it is busy: bigger batches catch up faster). */
+    bool (*wants_flush)(Sink *s, int64_t now_us, bool idle);
     /*
      * Optional (history store): the latest known image of a row, for old
      * values when the server sends no old tuple. *found=false when unknown.

@@ -401,7 +401,7 @@ static WrStatus flush_sinks(Pipeline *p, FlushMode mode, WrError *err)
         SinkSlot *s = &p->sinks[i];
         if (!s->pending) continue;
         bool ask = mode == FLUSH_WANTING || (mode == FLUSH_IDLE && s->sink->ops->holds_batch_at_idle);
-        if (ask && !s->sink->ops->wants_flush(s->sink, t)) continue;
+        if (ask && !s->sink->ops->wants_flush(s->sink, t, mode == FLUSH_IDLE)) continue;
         WrStatus st = s->sink->ops->flush(s->sink, err);
         if (st == WR_AGAIN) continue; /* durability will follow (Kafka delivery reports) */
         if (st != WR_OK) return wr_error_prefix(err, "sink %s flush", s->name);

@@ -222,8 +222,8 @@ static void test_crash_and_reopen(void **state)
     /* Revision 3 committed but never flushed, revision 4 cut short: then the process "dies". */
     write_rev(s, 3, true);
     write_rev(s, 4, false);
-    assert_false(s->ops->wants_flush(s, 1000000)); /* timer starts */
-    assert_true(s->ops->wants_flush(s, 1000000 + 100000));
+    assert_false(s->ops->wants_flush(s, 1000000, true)); /* timer starts */
+    assert_true(s->ops->wants_flush(s, 1000000 + 100000, true));
     assert_int_equal(s->ops->durable_lsn(s), r2.end_lsn);
     sink_destroy(s);
     assert_true(file_size(path) > synced);

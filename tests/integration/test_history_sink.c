@@ -568,7 +568,7 @@ static void test_checkpoint_and_batching(void **state)
     assert_memory_equal(pos.last_checksum, zero, WALREV_CHECKSUM_LEN);
     const SinkOps *ops = tw->sink->ops;
     int64_t now = pg_now_us();
-    assert_false(ops->wants_flush(tw->sink, now + 10 * 1000000)); /* nothing open */
+    assert_false(ops->wants_flush(tw->sink, now + 10 * 1000000, true)); /* nothing open */
     OK(ops->write_relation(tw->sink, &g_rv, &tw->err));
     Row r;
     Lsn ends[4];
@@ -579,13 +579,13 @@ static void test_checkpoint_and_batching(void **state)
         tw_commit(tw);
         ends[i] = tw->rev.end_lsn;
         assert_int_equal(ops->durable_lsn(tw->sink), 0);
-        assert_int_equal(ops->wants_flush(tw->sink, pg_now_us()), i == 2);
+        assert_int_equal(ops->wants_flush(tw->sink, pg_now_us(), true), i == 2);
     }
     /* The timer also asks for a flush. */
-    assert_true(ops->wants_flush(tw->sink, pg_now_us() + 1001 * 1000));
+    assert_true(ops->wants_flush(tw->sink, pg_now_us() + 1001 * 1000, true));
     tw_flush(tw);
     assert_int_equal(ops->durable_lsn(tw->sink), ends[2]);
-    assert_false(ops->wants_flush(tw->sink, pg_now_us() + 10 * 1000000));
+    assert_false(ops->wants_flush(tw->sink, pg_now_us() + 10 * 1000000, true));
     tw_flush(tw); /* nothing open: a no-op */
     simple_row(&r, &g_rv, "4", "x");
     tw_begin(tw);
@@ -594,9 +594,12 @@ static void test_checkpoint_and_batching(void **state)
     ends[3] = tw->rev.end_lsn;
     /* The timer runs on the caller's clock, whatever its epoch (the worker's is
      * CLOCK_MONOTONIC, far from PostgreSQL's): it used to never fire there. */
-    assert_false(ops->wants_flush(tw->sink, 7000));
-    assert_false(ops->wants_flush(tw->sink, 7000 + 999 * 1000));
-    assert_true(ops->wants_flush(tw->sink, 7000 + 1001 * 1000));
+    assert_false(ops->wants_flush(tw->sink, 7000, true));
+    assert_false(ops->wants_flush(tw->sink, 7000 + 999 * 1000, true));
+    /* While the stream is busy the window is ten times longer. */
+    assert_false(ops->wants_flush(tw->sink, 7000 + 1001 * 1000, false));
+    assert_true(ops->wants_flush(tw->sink, 7000 + 10001 * 1000, false));
+    assert_true(ops->wants_flush(tw->sink, 7000 + 1001 * 1000, true));
     assert_int_equal(ops->durable_lsn(tw->sink), ends[2]);
     tw_flush(tw);
     assert_int_equal(ops->durable_lsn(tw->sink), ends[3]);
@@ -1071,7 +1074,7 @@ static double now_s(void)
 
 static void maybe_flush(TW *tw)
 {
-    if (tw->sink->ops->wants_flush(tw->sink, pg_now_us())) tw_flush(tw);
+    if (tw->sink->ops->wants_flush(tw->sink, pg_now_us(), true)) tw_flush(tw);
 }
 
 /* 12-column inserts, then 100k single-column updates with `per_rev` updates per revision. */
