@@ -1196,6 +1196,21 @@ static void append_array_element(StrBuf *b, const char *v)
  * answers now) and fold each key's rows into emit. The open batch's own
  * deltas count: they are sent first when one of keys may be among them.
  */
+/* The point lookups answer at: the revision in flight, else the last one received; and rv's relid, as SQL text. */
+static void lookup_point(const HistorySink *h, const RelationVersion *rv, char rel[16], char rev[32])
+{
+    snprintf(rel, 16, "%" PRIu32, rv->relid);
+    snprintf(rev, 32, "%" PRId64, h->in_revision ? h->cur_id : h->next_id_base);
+}
+
+static int max_col_id(const RelationVersion *rv)
+{
+    int maxcol = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++)
+        if (rv->cols[i].col_id > maxcol) maxcol = rv->cols[i].col_id;
+    return maxcol;
+}
+
 static WrStatus run_lookup(HistorySink *h, const RelationVersion *rv, const char *const *keys, int nkeys,
                            RowFoldEmit emit, void *arg, WrError *err)
 {
@@ -1206,8 +1221,7 @@ static WrStatus run_lookup(HistorySink *h, const RelationVersion *rv, const char
     if (st == WR_OK) st = await_copy(h, err);
     if (st != WR_OK) return st;
     char rel[16], rev[32];
-    snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
-    snprintf(rev, sizeof(rev), "%" PRId64, h->in_revision ? h->cur_id : h->next_id_base);
+    lookup_point(h, rv, rel, rev);
     StrBuf arr;
     strbuf_init(&arr);
     strbuf_append_char(&arr, '{');
@@ -1220,10 +1234,7 @@ static WrStatus run_lookup(HistorySink *h, const RelationVersion *rv, const char
     PGresult *res = PQexecPrepared(h->conn, "walrev_lookup", 3, p, NULL, NULL, 1);
     strbuf_free(&arr);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) return lookup_failed(h, res, err);
-    int maxcol = 0;
-    for (uint16_t i = 0; i < rv->ncols; i++)
-        if (rv->cols[i].col_id > maxcol) maxcol = rv->cols[i].col_id;
-    RowFold *fold = rowfold_create(maxcol, emit, arg);
+    RowFold *fold = rowfold_create(max_col_id(rv), emit, arg);
     /* key, src, rev, seq, op, col_ids, vals */
     for (int i = 0; st == WR_OK && i < PQntuples(res); i++) {
         RowFoldTuple t = {
@@ -1255,8 +1266,7 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
     LookupOut out = {rv, image, storage, false, false};
     st = run_lookup(h, rv, &key, 1, lookup_emit, &out, err);
     char rel[16], rev[32];
-    snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
-    snprintf(rev, sizeof(rev), "%" PRId64, h->in_revision ? h->cur_id : h->next_id_base);
+    lookup_point(h, rv, rel, rev);
     if (st == WR_OK && out.found && !out.based) {
         /* Built from updates alone: the row came from another key (an UPDATE of
          * its key) or predates the history; the SQL lineage knows which. */
@@ -1266,10 +1276,7 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
         PGresult *res = PQexecPrepared(h->conn, "walrev_image", 3, p, NULL, NULL, 1);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) return lookup_failed(h, res, err);
         if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
-            int maxcol = 0;
-            for (uint16_t i = 0; i < rv->ncols; i++)
-                if (rv->cols[i].col_id > maxcol) maxcol = rv->cols[i].col_id;
-            RowFold *fold = rowfold_create(maxcol, lookup_emit, &out);
+            RowFold *fold = rowfold_create(max_col_id(rv), lookup_emit, &out);
             RowFoldTuple t = {.key = key, .key_len = strlen(key), .from_keyframe = true,
                               .vals = PQgetvalue(res, 0, 0), .vals_len = (size_t)PQgetlength(res, 0, 0)};
             st = rowfold_add(fold, &t, err);

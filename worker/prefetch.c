@@ -6,6 +6,10 @@
 
 #include "schema/rowcache.h"
 
+/* Budget of the set of inserted keys: past it the oldest are forgotten, which
+ * only costs a wasted key in a lookup. */
+#define READ_AHEAD_KEYS_BYTES ((size_t)4 << 20)
+
 /* The keys one table needs, as offsets into one buffer. */
 typedef struct {
     const RelationVersion *rv;
@@ -43,56 +47,6 @@ static void add_key(TableKeys *t, const char *key, size_t len)
     t->off[t->n++] = t->keys.len;
     strbuf_append(&t->keys, key, len);
     strbuf_append_char(&t->keys, '\0');
-}
-
-/* Keys inserted earlier in the run (open addressing over rowcache_key_hash):
- * the row is cached when its INSERT is handled, so a change after it needs no
- * lookup. Slots hold offset + 1 into keys (relid, then the key, NUL-ended). */
-typedef struct {
-    size_t *slot;
-    size_t cap, n;
-    StrBuf keys;
-} KeySet;
-
-static size_t *keyset_find(KeySet *s, uint32_t relid, const char *key, size_t len)
-{
-    size_t i = (size_t)rowcache_key_hash(relid, key, len) & (s->cap - 1);
-    for (;; i = (i + 1) & (s->cap - 1)) {
-        if (!s->slot[i]) return &s->slot[i];
-        const char *e = s->keys.data + s->slot[i] - 1;
-        uint32_t r;
-        memcpy(&r, e, sizeof(r));
-        if (r == relid && strcmp(e + sizeof(r), key) == 0 && strlen(e + sizeof(r)) == len) return &s->slot[i];
-    }
-}
-
-static bool keyset_has(KeySet *s, uint32_t relid, const char *key, size_t len)
-{
-    return s->cap && *keyset_find(s, relid, key, len) != 0;
-}
-
-static void keyset_add(KeySet *s, uint32_t relid, const char *key, size_t len)
-{
-    if (2 * (s->n + 1) > s->cap) {
-        KeySet g = {xcalloc(s->cap ? 2 * s->cap : 256, sizeof(size_t)), s->cap ? 2 * s->cap : 256, 0, s->keys};
-        for (size_t i = 0; i < s->cap; i++)
-            if (s->slot[i]) {
-                const char *e = s->keys.data + s->slot[i] - 1;
-                uint32_t r;
-                memcpy(&r, e, sizeof(r));
-                *keyset_find(&g, r, e + sizeof(r), strlen(e + sizeof(r))) = s->slot[i];
-                g.n++;
-            }
-        free(s->slot);
-        *s = g;
-    }
-    size_t *p = keyset_find(s, relid, key, len);
-    if (*p) return;
-    *p = s->keys.len + 1;
-    strbuf_append(&s->keys, &relid, sizeof(relid));
-    strbuf_append(&s->keys, key, len);
-    strbuf_append_char(&s->keys, '\0');
-    s->n++;
 }
 
 static int cmp_str(const void *x, const void *y) { return strcmp(*(const char *const *)x, *(const char *const *)y); }
@@ -142,7 +96,10 @@ WrStatus prefetch_old_images(const ReadAhead *q, const PgoParser *parser, Assemb
     PgoParser scratch = *parser;
     AssemblerScan scan = {0};
     KeySets sets = {0};
-    KeySet inserts = {0};
+    /* Keys inserted earlier in the run: the row is cached when its INSERT is
+     * handled, so a change after it needs no lookup. The row cache's table
+     * serves as the set (budget far above what the run's keys take). */
+    RowCache *inserts = rowcache_create(READ_AHEAD_KEYS_BYTES);
     StrBuf key;
     strbuf_init(&key);
     size_t count = readahead_count(q);
@@ -159,9 +116,9 @@ WrStatus prefetch_old_images(const ReadAhead *q, const PgoParser *parser, Assemb
         bool inserted = false;
         strbuf_reset(&key);
         if (assembler_prefetch_scan(a, &scan, &msg, &rv, &key, &inserted)) {
-            if (!keyset_has(&inserts, rv->relid, key.data, key.len)) add_key(table_of(&sets, rv), key.data, key.len);
+            if (!rowcache_contains(inserts, rv->relid, key.data)) add_key(table_of(&sets, rv), key.data, key.len);
         } else if (inserted) {
-            keyset_add(&inserts, rv->relid, key.data, key.len);
+            rowcache_put_absent(inserts, rv->relid, key.data);
         }
     }
     WrStatus st = WR_OK;
@@ -172,8 +129,7 @@ WrStatus prefetch_old_images(const ReadAhead *q, const PgoParser *parser, Assemb
         free(sets.t[i].off);
     }
     free(sets.t);
-    free(inserts.slot);
-    strbuf_free(&inserts.keys);
+    rowcache_destroy(inserts);
     strbuf_free(&key);
     return st;
 }
