@@ -812,17 +812,6 @@ bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage
     }
     const PgoChange *ch = &msg->u.change;
     if (scan->skipping || ch->old_kind == 'O') return false;
-    if (msg->type == PGO_MSG_INSERT) {
-        const RelationVersion *r = relcache_lookup(a->relcache, ch->relid);
-        if (!r || relcache_is_excluded(a->relcache, r)) return false;
-        ensure_width(a, r->ncols);
-        WrError ignored;
-        if (read_tuple(&ch->new_tuple, r, a->new_vals, a->new_state, "read-ahead", &ignored) != WR_OK) return false;
-        build_key(key, r, a->new_vals);
-        *rv = r;
-        *inserted = true;
-        return false;
-    }
     if (msg->type == PGO_MSG_DELETE && !ch->old_kind) return false; /* a protocol error, reported when handled */
     const RelationVersion *r = relcache_lookup(a->relcache, ch->relid);
     if (!r || relcache_is_excluded(a->relcache, r)) return false;
@@ -833,9 +822,12 @@ bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage
                    &ignored) != WR_OK)
         return false;
     build_key(key, r, a->new_vals);
-    if (rowcache_contains(a->rowcache, r->relid, key->data)) return false;
     *rv = r;
-    return true;
+    if (msg->type == PGO_MSG_INSERT) {
+        *inserted = true;
+        return false;
+    }
+    return !rowcache_contains(a->rowcache, r->relid, key->data);
 }
 
 void assembler_prefetch_put(Assembler *a, const RelationVersion *rv, const char *key, const RowImage *image)
