@@ -159,46 +159,10 @@ $fn$;
 -- (the common case) it then reads the table's whole history.
 CREATE OR REPLACE FUNCTION @schema@.snapshot_plan(p_relid oid, p_rev bigint)
 RETURNS TABLE(keyframe_id bigint, from_rev bigint, cut_rev bigint, cut_seq integer, key_changes boolean)
-LANGUAGE plpgsql STABLE SET jit = off AS $fn$
-DECLARE
-    kf_id  bigint;
-    kf_rev bigint;
-    last_t bigint[];
-    last_k bigint[];
-    key_ids smallint[];
+LANGUAGE plpgsql STABLE AS $fn$
 BEGIN
-    -- key columns of any version: delta_old_key itself reads the delta's version
-    SELECT coalesce(array_agg(DISTINCT c.col_id), '{}') INTO key_ids
-    FROM @schema@.relation_version rv, unnest(rv.col_ids, rv.col_is_key) AS c(col_id, is_key)
-    WHERE rv.relid = p_relid AND c.is_key;
-    SELECT k.keyframe_id, k.revision_id INTO kf_id, kf_rev FROM @schema@.keyframe_at(p_relid, p_rev) k;
-    kf_rev := coalesce(kf_rev, 0);
-    -- After a keyframe, relid::bigint: the revision range goes to the BRIN, never to the
-    -- (relid, key, revision_id) B-tree, which would read every delta of the table (the
-    -- planner's pick without statistics). Before the first keyframe the whole history of
-    -- the table is wanted: the B-tree finds it where the BRIN range is the whole store.
-    EXECUTE format($q$
-    SELECT max(ARRAY[od.revision_id, od.seq]) FILTER (WHERE od.op = 'T'),
-           max(ARRAY[od.revision_id, od.seq]) FILTER (
-               WHERE od.op = 'U'
-                 -- CASE: the planner would otherwise call delta_old_key on every delta
-                 AND CASE WHEN od.col_ids && $4
-                          THEN @schema@.delta_old_key($1, od.relversion, od.key, od.col_ids, od.old_values,
-                                                      od.new_values, od.attr_flags, od.old_unknown) <> od.key
-                          ELSE false END)
-    FROM @schema@.object_delta_arrays od
-    WHERE od.revision_id > $2 AND od.revision_id <= $3 AND od.op IN ('T', 'U') AND od.relid%s = $1
-    $q$, CASE WHEN kf_rev = 0 THEN '' ELSE '::bigint' END)
-    INTO last_t, last_k USING p_relid, kf_rev, p_rev, key_ids;
-    keyframe_id := kf_id; from_rev := kf_rev; cut_rev := 0; cut_seq := 0;
-    IF last_t IS NOT NULL THEN
-        keyframe_id := NULL;            -- the truncate emptied the table: the keyframe no longer counts
-        from_rev := last_t[1] - 1;      -- deltas before the truncate inside its revision are cut by cut_seq
-        cut_rev := last_t[1]; cut_seq := last_t[2];
-    END IF;
-    -- only a key change after the truncate moves a row that the snapshot still holds
-    key_changes := last_k IS NOT NULL AND (last_t IS NULL OR last_k > last_t);
-    RETURN NEXT;
+    RETURN QUERY SELECT p.keyframe_id, p.from_rev, p.cut_rev, p.cut_seq, p.key_changes
+                 FROM @schema@.snapshot_plan_by_key(p_relid, p_rev, 0) p;
 END
 $fn$;
 
@@ -219,13 +183,13 @@ RETURNS TABLE(key text) LANGUAGE sql STABLE AS $fn$
     SELECT k.key FROM k WHERE k.key IS NOT NULL
 $fn$;
 
--- snapshot_plan_by_key(relid, R, max_keys): snapshot_plan for a table of at
--- most max_keys keys ever, read key by key through the B-tree (table_keys)
+-- snapshot_plan_by_key(relid, R, max_keys): snapshot_plan, read key by key for
+-- a table of at most max_keys keys ever (0: never). Its deltas then come
+-- through the B-tree (table_keys, then each key's deltas since the keyframe)
 -- instead of the BRIN range of revisions, which holds every table's deltas
--- since the keyframe: a small, busy table next to large ones is keyframed
--- for the cost of its own deltas. by_key says the small path applies (a
--- keyframe exists and the table has no more keys); otherwise the row is
--- snapshot_plan's.
+-- since the keyframe: a small, busy table next to large ones is keyframed for
+-- the cost of its own deltas. by_key says the key path was taken (it needs a
+-- keyframe and no more keys than max_keys).
 CREATE OR REPLACE FUNCTION @schema@.snapshot_plan_by_key(p_relid oid, p_rev bigint, p_max_keys integer)
 RETURNS TABLE(keyframe_id bigint, from_rev bigint, cut_rev bigint, cut_seq integer, key_changes boolean,
               by_key boolean)
@@ -233,44 +197,58 @@ LANGUAGE plpgsql STABLE SET jit = off AS $fn$
 DECLARE
     kf_id  bigint;
     kf_rev bigint;
-    nkeys  integer;
     last_t bigint[];
     last_k bigint[];
     key_ids smallint[];
+    deltas text;
 BEGIN
-    SELECT k.keyframe_id, k.revision_id INTO kf_id, kf_rev FROM @schema@.keyframe_at(p_relid, p_rev) k;
-    IF kf_id IS NOT NULL AND p_max_keys > 0 THEN
-        SELECT count(*) INTO nkeys FROM @schema@.table_keys(p_relid, p_max_keys);
-    END IF;
-    IF kf_id IS NULL OR p_max_keys <= 0 OR nkeys > p_max_keys THEN
-        RETURN QUERY SELECT p.keyframe_id, p.from_rev, p.cut_rev, p.cut_seq, p.key_changes, false
-                     FROM @schema@.snapshot_plan(p_relid, p_rev) p;
-        RETURN;
-    END IF;
+    -- key columns of any version: delta_old_key itself reads the delta's version
     SELECT coalesce(array_agg(DISTINCT c.col_id), '{}') INTO key_ids
     FROM @schema@.relation_version rv, unnest(rv.col_ids, rv.col_is_key) AS c(col_id, is_key)
     WHERE rv.relid = p_relid AND c.is_key;
-    -- truncates have no key: the B-tree finds them under key IS NULL
-    SELECT max(ARRAY[od.revision_id, od.seq]) INTO last_t
-    FROM @schema@.object_delta od
-    WHERE od.relid = p_relid AND od.key IS NULL AND od.op = 'T' AND od.revision_id > kf_rev
-      AND od.revision_id <= p_rev;
-    SELECT max(ARRAY[od.revision_id, od.seq]) FILTER (
-               WHERE CASE WHEN od.col_ids && key_ids
-                          THEN @schema@.delta_old_key(p_relid, od.relversion, od.key, od.col_ids, od.old_values,
+    SELECT k.keyframe_id, k.revision_id INTO kf_id, kf_rev FROM @schema@.keyframe_at(p_relid, p_rev) k;
+    kf_rev := coalesce(kf_rev, 0);
+    by_key := false;
+    IF kf_id IS NOT NULL AND p_max_keys > 0 THEN
+        SELECT count(*) <= p_max_keys INTO by_key FROM @schema@.table_keys(p_relid, p_max_keys);
+    END IF;
+    IF by_key THEN
+        deltas := '@schema@.table_keys($1, $5) t CROSS JOIN LATERAL (SELECT * FROM @schema@.object_delta_arrays d '
+                  'WHERE d.relid = $1 AND d.key = t.key) od WHERE true';
+    ELSE
+        -- After a keyframe, relid::bigint: the revision range goes to the BRIN, never to the
+        -- (relid, key, revision_id) B-tree, which would read every delta of the table (the
+        -- planner's pick without statistics). Before the first keyframe the whole history of
+        -- the table is wanted: the B-tree finds it where the BRIN range is the whole store.
+        deltas := format('@schema@.object_delta_arrays od WHERE od.relid%s = $1',
+                         CASE WHEN kf_rev = 0 THEN '' ELSE '::bigint' END);
+    END IF;
+    EXECUTE format($q$
+    SELECT max(ARRAY[od.revision_id, od.seq]) FILTER (WHERE od.op = 'T'),
+           max(ARRAY[od.revision_id, od.seq]) FILTER (
+               WHERE od.op = 'U'
+                 -- CASE: the planner would otherwise call delta_old_key on every delta
+                 AND CASE WHEN od.col_ids && $4
+                          THEN @schema@.delta_old_key($1, od.relversion, od.key, od.col_ids, od.old_values,
                                                       od.new_values, od.attr_flags, od.old_unknown) <> od.key
                           ELSE false END)
-      INTO last_k
-    FROM @schema@.table_keys(p_relid, p_max_keys) t
-    CROSS JOIN LATERAL (SELECT * FROM @schema@.object_delta_arrays d
-                        WHERE d.relid = p_relid AND d.key = t.key AND d.revision_id > kf_rev
-                          AND d.revision_id <= p_rev AND d.op = 'U') od;
-    keyframe_id := kf_id; from_rev := kf_rev; cut_rev := 0; cut_seq := 0; by_key := true;
+    FROM %s AND od.revision_id > $2 AND od.revision_id <= $3 AND od.op IN ('T', 'U')
+    $q$, deltas)
+    INTO last_t, last_k USING p_relid, kf_rev, p_rev, key_ids, p_max_keys;
+    IF by_key THEN
+        -- truncates have no key: the B-tree finds them under key IS NULL
+        SELECT max(ARRAY[od.revision_id, od.seq]) INTO last_t
+        FROM @schema@.object_delta od
+        WHERE od.relid = p_relid AND od.key IS NULL AND od.op = 'T' AND od.revision_id > kf_rev
+          AND od.revision_id <= p_rev;
+    END IF;
+    keyframe_id := kf_id; from_rev := kf_rev; cut_rev := 0; cut_seq := 0;
     IF last_t IS NOT NULL THEN
-        keyframe_id := NULL;
-        from_rev := last_t[1] - 1;
+        keyframe_id := NULL;            -- the truncate emptied the table: the keyframe no longer counts
+        from_rev := last_t[1] - 1;      -- deltas before the truncate inside its revision are cut by cut_seq
         cut_rev := last_t[1]; cut_seq := last_t[2];
     END IF;
+    -- only a key change after the truncate moves a row that the snapshot still holds
     key_changes := last_k IS NOT NULL AND (last_t IS NULL OR last_k > last_t);
     RETURN NEXT;
 END
