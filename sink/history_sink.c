@@ -1390,6 +1390,37 @@ static WrStatus hs_write_backfill(Sink *s, const BackfillProgress *p, WrError *e
     return st;
 }
 
+/* Only moves the slot's checkpoint forward and only past its last revision:
+ * revision_id and checksum stay the last revision's, so verify and the chain
+ * are untouched; resolve_point reads end_lsn as "complete through". */
+static WrStatus hs_record_position(Sink *s, Lsn end_lsn, WrError *err)
+{
+    HistorySink *h = s->impl;
+    WrStatus st = check_usable(h, err, "record_position");
+    if (st != WR_OK) return st;
+    if (h->in_tx)
+        return wr_error_set(err, WR_FATAL,
+                            "history store: position " LSN_FMT " recorded while a batch is open; it is recorded "
+                            "between batches",
+                            LSN_ARGS(end_lsn));
+    if (end_lsn <= h->durable) return WR_OK;
+    char lsn[32];
+    snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(end_lsn));
+    const char *p[2] = {h->slot_name, lsn};
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "UPDATE %s.checkpoint SET end_lsn = $2::pg_lsn, updated_at = now() "
+                   "WHERE slot_name = $1 AND end_lsn < $2::pg_lsn",
+                   h->qschema);
+    char what[160];
+    snprintf(what, sizeof(what), "recording the stop position in %s.checkpoint", h->qschema);
+    st = run(h, q.data, 2, p, what, NULL, err);
+    strbuf_free(&q);
+    if (st == WR_OK) h->durable = end_lsn;
+    return st;
+}
+
 static void hs_abort(Sink *s)
 {
     HistorySink *h = s->impl;
@@ -1448,6 +1479,7 @@ static const SinkOps history_ops = {
     .lookup_row = hs_lookup_row,
     .prefetch_rows = hs_prefetch_rows,
     .write_backfill = hs_write_backfill,
+    .record_position = hs_record_position,
     .abort = hs_abort,
     .destroy = hs_destroy,
 };

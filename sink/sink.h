@@ -94,6 +94,15 @@ typedef struct {
      * revision it opens the batch if needed; the next flush commits it.
      */
     WrStatus (*write_backfill)(Sink *s, const BackfillProgress *p, WrError *err);
+    /*
+     * Optional (history store): at a clean stop, the stream was read to
+     * end_lsn and every revision before it is durable here, with nothing after
+     * the last one. A store that answers "as of an LSN" notes that it is
+     * complete through end_lsn, so `--stop-lsn X` then `snapshot --at X`
+     * works even when other databases' WAL lies between the last revision and
+     * X. Called between batches only.
+     */
+    WrStatus (*record_position)(Sink *s, Lsn end_lsn, WrError *err);
     /* Abandon what is not yet durable (revision in flight) without making it durable. */
     void (*abort)(Sink *s);
     void (*destroy)(Sink *s);

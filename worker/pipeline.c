@@ -665,6 +665,18 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
     }
     st = send_status(p, false, err);
     if (st != WR_OK) return st;
+    /* Confirmed past the last revision only when nothing is in flight and every
+     * sink is durable (confirmable): the stores may say they are complete
+     * through it. */
+    if (p->confirmed > p->last_emitted_end && !assembler_in_transaction(p->asm_) &&
+        min_durable(p) >= p->last_emitted_end) {
+        for (int i = 0; i < p->nsinks; i++) {
+            Sink *s = p->sinks[i].sink;
+            if (!s->ops->record_position) continue;
+            st = s->ops->record_position(s, p->confirmed, err);
+            if (st != WR_OK) return wr_error_prefix(err, "sink %s", p->sinks[i].name);
+        }
+    }
     st = repl_stream_finish(p->stream, err);
     if (st != WR_OK) log_warn("msg=\"could not end replication cleanly\" error=\"%s\"", err->msg);
     AssemblerStats as;

@@ -64,3 +64,24 @@ expect_eq "SIGTERM: clean exit" "$rc" "0"
 grep -q '^STOPPING=1' "$TMP/notify.log" || fail "no STOPPING=1"
 grep -q 'msg="stopped"' "$TMP/run.log" || fail "no final stop line"
 pass "STOPPING=1 and a final status before exit"
+
+# The stop confirmed the slot past the untracked WAL; the store knows it is
+# complete through that point, so a snapshot as of it answers (instead of
+# "beyond the history"), and the checkpoint's revision and the chain are the
+# last revision's still.
+expect_eq "the checkpoint is complete through the stop position, its revision the last one" \
+  "$(q $DB "SELECT c.end_lsn >= '$TARGET' AND c.end_lsn > r.end_lsn, c.revision_id = r.id, c.checksum = r.checksum
+            FROM walrev.checkpoint c, (SELECT * FROM walrev.revision ORDER BY id DESC LIMIT 1) r WHERE c.slot_name = 'life'")" "t|t|t"
+expect_eq "snapshot as of an LSN after the last revision, before the stop" \
+  "$("$WALREV_BIN" --source "$SRC" snapshot --at "$TARGET" --table tracked --format csv 2>"$TMP/snap.err" | sort | tr '\n' ' ')" \
+  "1,before 2,during reconnect id,v "
+"$WALREV_BIN" --source "$SRC" verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail "verify after the stop"; }
+pass "verify after the stop: $(cat "$TMP/verify.out")"
+# A worker started again from that checkpoint records what comes next.
+q $DB "INSERT INTO tracked VALUES (3, 'after restart')"
+STOP=$(current_lsn $DB)
+timeout 60 "$WALREV_BIN" --source "$SRC" --slot life --publication life_pub run --stop-lsn "$STOP" 2>"$TMP/run2.log" ||
+  { cat "$TMP/run2.log"; fail "run again to $STOP"; }
+expect_eq "a restart from the recorded position records the next change" \
+  "$(q $DB "SELECT string_agg(new_values[2], ',' ORDER BY revision_id) FROM walrev.object_delta_arrays WHERE relid = 'public.tracked'::regclass")" \
+  "before,during reconnect,after restart"
