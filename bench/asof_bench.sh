@@ -269,7 +269,7 @@ DELETE FROM $S.revision_context WHERE revision_id = $LASTREV + 1;
 INSERT INTO $S.tracked_table (relid, live_rows, deltas_since_keyframe) VALUES ($relid, 4, 1000);
 SQL
 sql "VACUUM ANALYZE $S.keyframe, $S.keyframe_row, $S.revision" >/dev/null
-declare -A HIST BLAME ASOF ASOFNEW ASOFREV
+declare -A HIST HISTL BLAME ASOF ASOFNEW ASOFREV
 first=1
 for V in "${VERSIONS[@]}"; do
   got=$(W --schema $S history --table $T --key $V --format csv 2>/dev/null | wc -l)
@@ -288,12 +288,13 @@ for (( run = 1; run <= RUNS; run++ )); do
     ASOF[$V]+=" $(once "${PSQL[@]}" -c "SELECT $S.row_at($relid, '[\"$V\"]', ${ASOFREV[$V]})")"
     ASOFNEW[$V]+=" $(once "${PSQL[@]}" -c "SELECT $S.row_at($relid, '[\"$V\"]', $LASTREV)")"
     HIST[$V]+=" $(once W --schema $S history --table $T --key $V --format csv)"
+    HISTL[$V]+=" $(once W --schema $S history --table $T --key $V --limit 100 --format csv)"
     BLAME[$V]+=" $(once W --schema $S blame --table $T --key $V --format csv)"
   done
 done
 for V in "${VERSIONS[@]}"; do
   ASOF[$V]=$(median "${ASOF[$V]}"); ASOFNEW[$V]=$(median "${ASOFNEW[$V]}")
-  HIST[$V]=$(median "${HIST[$V]}"); BLAME[$V]=$(median "${BLAME[$V]}")
+  HIST[$V]=$(median "${HIST[$V]}"); HISTL[$V]=$(median "${HISTL[$V]}"); BLAME[$V]=$(median "${BLAME[$V]}")
 done
 
 # ---------------------------------------------------------------- report
@@ -354,11 +355,13 @@ One key per size of one table, 10^3 versions and up, each version its own
 revision ($LASTREV in all; keyframes every 4,000 deltas, as the sink takes
 them). As of = \`SELECT row_at(t, key, REV)\` through psql, at the middle of
 the object's versions and at the newest revision;
-\`walrev history\` prints every version; \`walrev blame\` is at the newest.
+\`walrev history\` prints every version (its output grows with them);
+\`history --limit 100\` the newest 100, what a page of an audit UI shows;
+\`walrev blame\` is at the newest.
 
-| versions | as of, middle (s) | as of, newest (s) | \`walrev history\` (s) | \`walrev blame\` (s) |
-| --- | --- | --- | --- | --- |
+| versions | as of, middle (s) | as of, newest (s) | \`walrev history\` (s) | \`history --limit 100\` (s) | \`walrev blame\` (s) |
+| --- | --- | --- | --- | --- | --- |
 EOF
 for V in "${VERSIONS[@]}"; do
-  echo "| $V | $(fmt "${ASOF[$V]}") | $(fmt "${ASOFNEW[$V]}") | $(fmt "${HIST[$V]}") | $(fmt "${BLAME[$V]}") |"
+  echo "| $V | $(fmt "${ASOF[$V]}") | $(fmt "${ASOFNEW[$V]}") | $(fmt "${HIST[$V]}") | $(fmt "${HISTL[$V]}") | $(fmt "${BLAME[$V]}") |"
 done

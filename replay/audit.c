@@ -4,6 +4,7 @@
  * psql user get the same answers. Read-only; every query runs inside the
  * command's one snapshot of the history store.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +36,30 @@ typedef struct {
     char **pos;
 } AuditArgs;
 
-static WrStatus parse_args(ReplayCtx *ctx, int argc, char **argv, AuditArgs *a, WrError *err)
+/* The options each command takes; one it does not take is an error rather
+ * than silently ignored (`history --actor x` must not print everything). */
+#define OPTBIT(o) (1u << ((o) - OPT_FORMAT))
+#define LOG_OPTS                                                                                             \
+    (OPTBIT(OPT_FORMAT) | OPTBIT(OPT_ACTOR) | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_SINCE) |    \
+     OPTBIT(OPT_UNTIL) | OPTBIT(OPT_LIMIT))
+#define SHOW_OPTS OPTBIT(OPT_FORMAT)
+#define HISTORY_OPTS                                                                                         \
+    (OPTBIT(OPT_FORMAT) | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_SINCE) | OPTBIT(OPT_UNTIL) |    \
+     OPTBIT(OPT_LIMIT))
+#define BLAME_OPTS (OPTBIT(OPT_FORMAT) | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_AT))
+#define DIFF_OPTS (OPTBIT(OPT_FORMAT) | OPTBIT(OPT_TABLE))
+
+static WrStatus parse_args(ReplayCtx *ctx, int argc, char **argv, unsigned allowed, AuditArgs *a, WrError *err)
 {
     memset(a, 0, sizeof(*a));
     optind = 0;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", AUDIT_OPTS, NULL)) != -1) {
+    int c, idx = -1;
+    while ((c = getopt_long(argc, argv, "", AUDIT_OPTS, &idx)) != -1) {
+        if (c >= OPT_FORMAT && c <= OPT_AT && !(allowed & OPTBIT(c)))
+            return wr_error_set(err, WR_INVALID, "%s does not take --%s (see docs/replay.md)", ctx->cmd,
+                                idx >= 0 ? AUDIT_OPTS[idx].name : "?");
+        idx = -1;
         switch (c) {
         case OPT_FORMAT:
             if (rq_parse_format(optarg, &a->fmt, err) != WR_OK) return err->status;
@@ -95,22 +113,45 @@ static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, uint32_t *rel
     return WR_OK;
 }
 
+/* --limit into digits in out[24] ("" without it). */
+static WrStatus parse_limit(const AuditArgs *a, char out[24], WrError *err)
+{
+    out[0] = '\0';
+    if (!a->limit) return WR_OK;
+    char *end;
+    errno = 0;
+    long long n = strtoll(a->limit, &end, 10);
+    if (!a->limit[0] || *end || n < 0 || errno)
+        return wr_error_set(err, WR_INVALID, "invalid --limit %s: expected a count", a->limit);
+    snprintf(out, 24, "%lld", n);
+    return WR_OK;
+}
+
+/* --since and --until into revision ids in since[24] and until[24] ("" when absent). */
+static WrStatus resolve_range(ReplayCtx *ctx, const AuditArgs *a, char since[24], char until[24], WrError *err)
+{
+    Point pt;
+    since[0] = until[0] = '\0';
+    if (a->since) {
+        if (rq_resolve_point(ctx, a->since, &pt, err) != WR_OK) return err->status;
+        snprintf(since, 24, "%lld", (long long)pt.rev);
+    }
+    if (a->until) {
+        if (rq_resolve_point(ctx, a->until, &pt, err) != WR_OK) return err->status;
+        snprintf(until, 24, "%lld", (long long)pt.rev);
+    }
+    return WR_OK;
+}
+
 WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
-    if (parse_args(ctx, argc, argv, &a, err) != WR_OK || need_no_pos(&a, "log", err) != WR_OK) return err->status;
+    if (parse_args(ctx, argc, argv, LOG_OPTS, &a, err) != WR_OK || need_no_pos(&a, "log", err) != WR_OK)
+        return err->status;
     char since[24] = "", until[24] = "", rel[16] = "", limit[24] = "";
     char *atype = NULL, *aid = NULL, *key = NULL;
     WrStatus st = WR_OK;
-    Point pt;
-    if (a.since) {
-        if ((st = rq_resolve_point(ctx, a.since, &pt, err)) != WR_OK) goto done;
-        snprintf(since, sizeof(since), "%lld", (long long)pt.rev);
-    }
-    if (a.until) {
-        if ((st = rq_resolve_point(ctx, a.until, &pt, err)) != WR_OK) goto done;
-        snprintf(until, sizeof(until), "%lld", (long long)pt.rev);
-    }
+    if ((st = resolve_range(ctx, &a, since, until, err)) != WR_OK) goto done;
     if (a.actor) {
         const char *colon = strchr(a.actor, ':');
         if (!colon || colon == a.actor) {
@@ -136,15 +177,7 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         }
         if ((st = rq_parse_key(a.key, &key, err)) != WR_OK) goto done;
     }
-    if (a.limit) {
-        char *end;
-        long long n = strtoll(a.limit, &end, 10);
-        if (*end || n < 0) {
-            st = wr_error_set(err, WR_INVALID, "invalid --limit %s: expected a count", a.limit);
-            goto done;
-        }
-        snprintf(limit, sizeof(limit), "%lld", n);
-    }
+    if ((st = parse_limit(&a, limit, err)) != WR_OK) goto done;
     {
         char *sql = NULL;
         if (asprintf(&sql,
@@ -181,7 +214,7 @@ done:
 WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
-    if (parse_args(ctx, argc, argv, &a, err) != WR_OK) return err->status;
+    if (parse_args(ctx, argc, argv, SHOW_OPTS, &a, err) != WR_OK) return err->status;
     if (a.npos != 1) return wr_error_set(err, WR_INVALID, "usage: walrev show REV [--format aligned|csv|json]");
     Point pt;
     if (rq_resolve_point(ctx, a.pos[0], &pt, err) != WR_OK) return err->status;
@@ -228,26 +261,37 @@ WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
-    if (parse_args(ctx, argc, argv, &a, err) != WR_OK || need_no_pos(&a, "history", err) != WR_OK)
+    if (parse_args(ctx, argc, argv, HISTORY_OPTS, &a, err) != WR_OK || need_no_pos(&a, "history", err) != WR_OK)
         return err->status;
     uint32_t relid;
     char *key = NULL;
-    if (resolve_object(ctx, &a, &relid, &key, err) != WR_OK) {
+    char since[24], until[24], limit[24];
+    if (resolve_object(ctx, &a, &relid, &key, err) != WR_OK || resolve_range(ctx, &a, since, until, err) != WR_OK ||
+        parse_limit(&a, limit, err) != WR_OK) {
         free(key);
         return err->status;
     }
     char rel[16];
     rq_oid_text(relid, rel);
-    const char *params[2] = {rel, key};
+    const char *params[5] = {rel, key, since[0] ? since : NULL, until[0] ? until : NULL, limit[0] ? limit : NULL};
+    /* The changes are chosen newest first through the object index (backward,
+     * stopping after --limit), so the newest N cost the same however long the
+     * object's history is; they print oldest first. */
     char *sql = NULL;
     if (asprintf(&sql,
+                 "WITH d AS MATERIALIZED (SELECT o.revision_id, o.seq FROM %1$s.object_delta o "
+                 "  WHERE o.relid = $1::oid AND o.key = $2 "
+                 "    AND ($3::bigint IS NULL OR o.revision_id > $3::bigint) "
+                 "    AND ($4::bigint IS NULL OR o.revision_id <= $4::bigint) "
+                 "  ORDER BY o.relid DESC, o.key DESC, o.revision_id DESC, o.seq DESC LIMIT $5::bigint) "
                  "SELECT h.revision, h.commit_time, h.op, h.actor_type, h.actor_id, h.description, "
                  "h.column_name AS \"column\", h.old_value, h.new_value "
-                 "FROM %s.object_history h WHERE h.relid = $1::oid AND h.key = $2 "
+                 "FROM d JOIN %1$s.object_history h ON h.revision = d.revision_id AND h.seq = d.seq "
+                 "WHERE h.relid = $1::oid AND h.key = $2 "
                  "ORDER BY h.revision, h.seq, h.attr_no",
                  ctx->schema_q) < 0)
         abort();
-    PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
+    PGresult *res = rq_exec(ctx->hist, err, sql, 5, params);
     free(sql);
     free(key);
     if (!res) return err->status;
@@ -259,7 +303,7 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
-    if (parse_args(ctx, argc, argv, &a, err) != WR_OK || need_no_pos(&a, "blame", err) != WR_OK)
+    if (parse_args(ctx, argc, argv, BLAME_OPTS, &a, err) != WR_OK || need_no_pos(&a, "blame", err) != WR_OK)
         return err->status;
     uint32_t relid;
     char *key = NULL;
@@ -308,7 +352,7 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
-    if (parse_args(ctx, argc, argv, &a, err) != WR_OK) return err->status;
+    if (parse_args(ctx, argc, argv, DIFF_OPTS, &a, err) != WR_OK) return err->status;
     if (a.npos != 2)
         return wr_error_set(err, WR_INVALID, "usage: walrev diff POINT1 POINT2 [--table T ...] [--format F]");
     Point p1, p2;

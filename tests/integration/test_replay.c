@@ -348,6 +348,23 @@ static void test_point_errors(void **state)
     r = RUN("log", "--bogus");
     expect_error(&r, "bad option");
     run_free(&r);
+    /* an option of another command is refused, not ignored */
+    r = RUN("history", "--table", "customer", "--key", "1", "--actor", "user:alice");
+    expect_error(&r, "history does not take --actor");
+    assert_string_equal(r.out, "");
+    run_free(&r);
+    r = RUN("blame", "--table", "customer", "--key", "1", "--limit", "1");
+    expect_error(&r, "blame does not take --limit");
+    run_free(&r);
+    r = RUN("show", "4", "--table", "customer");
+    expect_error(&r, "show does not take --table");
+    run_free(&r);
+    r = RUN("history", "--table", "customer", "--key", "1", "--limit", "-3");
+    expect_error(&r, "invalid --limit -3: expected a count");
+    run_free(&r);
+    r = RUN("history", "--table", "customer", "--key", "1", "--since", "99");
+    expect_error(&r, "revision 99 is beyond the history");
+    run_free(&r);
     r = RUN("diff", "3");
     expect_error(&r, "usage: walrev diff");
     run_free(&r);
@@ -430,6 +447,25 @@ static void test_show_history_blame_diff(void **state)
                    "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y\n"
                    "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,name,Ann,Anna\n"
                    "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,email,ann@y,anna@z\n");
+    run_free(&r);
+    /* --limit: the newest changes (each with all its columns), still oldest first */
+    r = RUN("history", "--table", "customer", "--key", "1", "--limit", "2", "--format", "csv");
+    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value\n"
+                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y\n"
+                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,name,Ann,Anna\n"
+                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,email,ann@y,anna@z\n");
+    run_free(&r);
+    /* --since P (after the state P) and --until P (up to and including it), as for log */
+    r = RUN("history", "--table", "customer", "--key", "1", "--since", "1", "--until", "7", "--format", "csv");
+    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value\n"
+                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y\n");
+    run_free(&r);
+    r = RUN("history", "--table", "customer", "--key", "1", "--until", "7", "--limit", "1", "--format", "csv");
+    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value\n"
+                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y\n");
+    run_free(&r);
+    r = RUN("history", "--table", "customer", "--key", "1", "--limit", "0", "--format", "csv");
+    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value\n");
     run_free(&r);
     r = RUN("blame", "--table", "customer", "--key", "1", "--at", "4", "--format", "csv");
     expect_out(&r, "column,value,revision,op,commit_time,actor_type,actor_id,description\n"
