@@ -4,7 +4,8 @@
  * transaction per batch that also carries the checkpoint row, so a crash
  * never loses or duplicates a revision. Old row images (REPLICA IDENTITY
  * DEFAULT sends none) are rebuilt from the nearest keyframe and the object's
- * deltas; keyframes are taken at batch commit. It never applies DDL (`walrev
+ * deltas; keyframes fall due at batch commit and are taken by a background
+ * thread (keyframer.h). It never applies DDL (`walrev
  * setup` does) and never logs the conninfo.
  */
 #include "sink/sink.h"
@@ -23,14 +24,12 @@
 #include "schema/rowfold.h"
 #include "schema/store_sql.h"
 #include "sink/copy_format.h"
+#include "sink/keyframer.h"
 
 #define KEYFRAME_FACTOR 4
-#define KEYFRAME_MIN_ROWS 1000
+#define KEYFRAME_MIN_ROWS 250
 /* A batch's window while the stream is busy, in batch_max_ms. */
 #define BUSY_WINDOW_FACTOR 10
-/* A table of at most KEYFRAME_MIN_ROWS live rows is keyframed key by key if it
- * has had at most this many keys (snapshot_plan_by_key). */
-#define KEYFRAME_BY_KEY_MAX 4000
 #define COPY_CHUNK (1u << 20)
 
 /* The COPY buffers, one per destination table; sent one at a time. */
@@ -41,6 +40,15 @@ typedef struct {
     int32_t version;
     bool committed; /* false while only in the open batch */
 } RelSeen;
+
+/* A keyframe the batch made due, asked for once it commits. */
+typedef struct {
+    uint32_t relid;
+    int64_t rev;
+    bool small;
+    int64_t deltas_at;
+    int64_t live_at;
+} KeyframeDue;
 
 /* Per table touched by the open batch: what tracked_table learns at commit. */
 typedef struct {
@@ -84,6 +92,9 @@ typedef struct {
     char copy_pending_what[128];
     RelCount *counts;
     size_t ncounts, capcounts;
+    KeyframeDue *kf_due;
+    size_t nkf_due, capkf_due;
+    Keyframer *keyframer; /* started at open */
     /* Keys of the deltas still in the unsent COPY buffer, as a Bloom filter:
      * a lookup sends the buffer first only when its key may be in it, not
      * once per lookup (a COPY round trip each). */
@@ -484,6 +495,7 @@ static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
     if (st == WR_OK) st = read_checkpoint(h, pos, err);
     if (st == WR_OK) st = prepare_session(h, err);
     if (st != WR_OK) return st;
+    h->keyframer = keyframer_start(h->conninfo, h->qschema);
     log_info("msg=\"history store open\" schema=%s slot=%s revision=%" PRId64 " lsn=" LSN_FMT, h->qschema,
              h->slot_name, pos->last_revision_id, LSN_ARGS(pos->durable_end_lsn));
     return WR_OK;
@@ -777,200 +789,16 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
 
 /* ---------- keyframes ---------- */
 
-/* Where the rows of a keyframe go: a COPY text buffer that spills to a temporary file. */
-typedef struct {
-    HistorySink *h;
-    const char *kf_id;
-    const char *relversion;
-    StrBuf buf;
-    FILE *spill;
-    Value *vals;
-    int nvals;
-} KeyframeOut;
-
-static WrStatus keyframe_emit(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
-                              int maxcol, bool based, WrError *err)
-{
-    (void)known;
-    (void)based;
-    KeyframeOut *o = arg;
-    for (int c = 1; c <= maxcol && c <= o->nvals; c++)
-        o->vals[c - 1] = vals[c] ? (Value){vals[c], strlen(vals[c])} : (Value){NULL, 0};
-    StrBuf *b = &o->buf;
-    strbuf_append_str(b, o->kf_id);
-    tab(b);
-    copy_append_field(b, key, key_len);
-    tab(b);
-    strbuf_append_str(b, o->relversion);
-    tab(b);
-    copy_append_text_array(b, o->vals, (size_t)o->nvals);
-    strbuf_append_char(b, '\n');
-    if (b->len >= COPY_CHUNK) {
-        /* Bounded memory: a keyframe of a large table goes through a file. */
-        if (!o->spill && !(o->spill = tmpfile()))
-            return wr_error_set(err, WR_FATAL, "history store: no temporary file for a keyframe: %s", strerror(errno));
-        if (fwrite(b->data, 1, b->len, o->spill) != b->len)
-            return wr_error_set(err, WR_FATAL, "history store: writing a keyframe's temporary file: %s",
-                                strerror(errno));
-        strbuf_reset(b);
-    }
-    return WR_OK;
-}
-
-/* Send the folded rows with COPY keyframe_row FROM STDIN; the result is awaited. */
-static WrStatus keyframe_send(HistorySink *h, KeyframeOut *o, WrError *err)
-{
-    StrBuf sql;
-    strbuf_init(&sql);
-    strbuf_appendf(&sql, "COPY %s.keyframe_row (keyframe_id, key, relversion, vals) FROM STDIN", h->qschema);
-    snprintf(h->copy_pending_what, sizeof(h->copy_pending_what), "COPY into %s.keyframe_row", h->qschema);
-    PGresult *res = PQexec(h->conn, sql.data);
-    strbuf_free(&sql);
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        WrStatus st = pg_fail(h, res, err, h->copy_pending_what);
-        PQclear(res);
-        return st;
-    }
-    PQclear(res);
-    bool ok = true;
-    if (o->spill) {
-        char *chunk = xmalloc(COPY_CHUNK);
-        size_t n;
-        rewind(o->spill);
-        while (ok && (n = fread(chunk, 1, COPY_CHUNK, o->spill)) > 0) ok = PQputCopyData(h->conn, chunk, (int)n) == 1;
-        free(chunk);
-    }
-    for (size_t off = 0; ok && off < o->buf.len; off += COPY_CHUNK) {
-        size_t n = o->buf.len - off < COPY_CHUNK ? o->buf.len - off : COPY_CHUNK;
-        ok = PQputCopyData(h->conn, o->buf.data + off, (int)n) == 1;
-    }
-    if (ok) ok = PQputCopyEnd(h->conn, NULL) == 1;
-    if (!ok) return pg_fail(h, NULL, err, h->copy_pending_what);
-    h->copy_pending = true;
-    return await_copy(h, err);
-}
-
 /*
- * Take a keyframe of one table as of revision rev (inside the batch, so the
- * batch's own deltas count): the previous keyframe and the deltas since,
- * streamed sorted by key and folded here. When an UPDATE in the range changed
- * a key, rows move between keys and snapshot_rows() (SQL) does the fold.
- * The plan is read before the new keyframe row exists (it would find that
- * one). Returns the new keyframe's id in kf_id and its row count in *n_rows.
- */
-static WrStatus take_keyframe(HistorySink *h, const char *relid, int64_t rev, bool small, char kf_id[32],
-                              long long *n_rows, WrError *err)
-{
-    char revs[32];
-    snprintf(revs, sizeof(revs), "%" PRId64, rev);
-    const char *s = h->qschema;
-    StrBuf q;
-    strbuf_init(&q);
-    strbuf_appendf(&q,
-                   "SELECT p.keyframe_id, p.from_rev, p.cut_rev, p.cut_seq, p.key_changes, "
-                   "(SELECT max(c) FROM %1$s.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = $1), "
-                   "(SELECT v.version FROM %1$s.relation_at($1, $2) v), p.by_key "
-                   "FROM %1$s.snapshot_plan_by_key($1, $2, $3) p",
-                   s);
-    /* A table of few live rows is read key by key if it has had few keys
-     * (snapshot_plan_by_key); a large one's deltas fill its revision range. */
-    char max_keys[16];
-    snprintf(max_keys, sizeof(max_keys), "%d", small ? KEYFRAME_BY_KEY_MAX : 0);
-    const char *p[3] = {relid, revs, max_keys};
-    PGresult *plan = NULL;
-    int64_t t0 = pg_now_us();
-    WrStatus st = run(h, q.data, 3, p, "planning a keyframe", &plan, err);
-    int64_t t1 = pg_now_us();
-    if (st != WR_OK) {
-        strbuf_free(&q);
-        return st;
-    }
-    if (PQntuples(plan) != 1 || PQgetisnull(plan, 0, 6)) {
-        PQclear(plan);
-        strbuf_free(&q);
-        return wr_error_set(err, WR_FATAL, "history store: no relation version of relid %s at revision %s", relid,
-                            revs);
-    }
-    strbuf_reset(&q);
-    strbuf_appendf(&q, "INSERT INTO %s.keyframe (relid, revision_id, n_rows) VALUES ($1, $2, 0) RETURNING id", s);
-    PGresult *kr = NULL;
-    st = run(h, q.data, 2, p, "taking a keyframe", &kr, err);
-    if (st != WR_OK) {
-        PQclear(plan);
-        strbuf_free(&q);
-        return st;
-    }
-    snprintf(kf_id, 32, "%s", PQgetvalue(kr, 0, 0));
-    PQclear(kr);
-    strbuf_reset(&q);
-    if (PQgetvalue(plan, 0, 4)[0] == 't') {
-        strbuf_appendf(&q,
-                       "INSERT INTO %s.keyframe_row (keyframe_id, key, relversion, vals) "
-                       "SELECT $3, r.key, $4, r.vals FROM %s.snapshot_rows($1, $2) r",
-                       s, s);
-        const char *kp[4] = {relid, revs, kf_id, PQgetvalue(plan, 0, 6)};
-        PGresult *res = NULL;
-        st = run(h, q.data, 4, kp, "taking a keyframe (rows moved between keys)", &res, err);
-        if (st == WR_OK) {
-            *n_rows = strtoll(PQcmdTuples(res), NULL, 10);
-            PQclear(res);
-        }
-        PQclear(plan);
-        strbuf_free(&q);
-        return st;
-    }
-    bool by_key = PQgetvalue(plan, 0, 7)[0] == 't';
-    rowfold_query(&q, s, (uint32_t)strtoul(relid, NULL, 10), PQgetisnull(plan, 0, 0) ? NULL : PQgetvalue(plan, 0, 0),
-                  PQgetvalue(plan, 0, 1), rev, PQgetvalue(plan, 0, 2), PQgetvalue(plan, 0, 3),
-                  by_key ? KEYFRAME_BY_KEY_MAX : 0);
-    int maxcol = PQgetisnull(plan, 0, 5) ? 0 : atoi(PQgetvalue(plan, 0, 5));
-    KeyframeOut out = {h, kf_id, PQgetvalue(plan, 0, 6), {0}, NULL, NULL, maxcol};
-    strbuf_init(&out.buf);
-    out.vals = xcalloc((size_t)maxcol + 1, sizeof(Value));
-    /* The server sorts keyframe rows and deltas by key: in memory, not on disk. */
-    st = run(h, "SET LOCAL work_mem = '64MB'", 0, NULL, "setting work_mem for a keyframe", NULL, err);
-    PGresult *res = st == WR_OK ? PQexec(h->conn, q.data) : NULL;
-    if (st == WR_OK && PQresultStatus(res) != PGRES_COPY_OUT) st = pg_fail(h, res, err, "reading a keyframe's rows");
-    PQclear(res);
-    if (st == WR_OK) {
-        RowFold *fold = rowfold_create(maxcol, keyframe_emit, &out);
-        char *msg;
-        int n;
-        while ((n = PQgetCopyData(h->conn, &msg, 0)) > 0) {
-            if (st == WR_OK) st = rowfold_feed(fold, msg, (size_t)n, err); /* drained on error */
-            PQfreemem(msg);
-        }
-        if (st == WR_OK) st = rowfold_finish(fold, err);
-        *n_rows = rowfold_rows(fold);
-        rowfold_destroy(fold);
-        res = PQgetResult(h->conn);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            WrStatus rst = pg_fail(h, res, err, "reading a keyframe's rows");
-            if (st == WR_OK) st = rst;
-        }
-        PQclear(res);
-        while ((res = PQgetResult(h->conn)) != NULL) PQclear(res);
-    }
-    int64_t t2 = pg_now_us();
-    if (st == WR_OK) st = keyframe_send(h, &out, err);
-    log_debug("msg=\"keyframe phases\" relid=%s by_key=%d plan_ms=%.1f fold_ms=%.1f write_ms=%.1f", relid, by_key,
-              (double)(t1 - t0) / 1000.0, (double)(t2 - t1) / 1000.0, (double)(pg_now_us() - t2) / 1000.0);
-    if (out.spill) fclose(out.spill);
-    strbuf_free(&out.buf);
-    free(out.vals);
-    PQclear(plan);
-    strbuf_free(&q);
-    return st;
-}
-
-/*
- * Bump deltas_since_keyframe and live_rows of every touched table; take a
- * keyframe of each past the threshold, as of the batch's last revision. Its
- * cost, a sort and fold of (1 + factor) x rows, is spread over the factor x
- * rows changes that led to it.
+ * Bump deltas_since_keyframe and live_rows of every touched table in the
+ * batch; a table past the threshold gets a keyframe as of the batch's last
+ * revision, asked of the keyframe thread once the batch has committed
+ * (kf_due). Its cost, a sort and fold of (1 + factor) x rows, is spread over
+ * the factor x rows changes that led to it, and paid off the stream's path.
  */
 static WrStatus update_tracked(HistorySink *h, WrError *err)
 {
+    h->nkf_due = 0;
     if (h->ncounts == 0) return WR_OK;
     StrBuf relids, counts, live, q;
     strbuf_init(&relids);
@@ -995,7 +823,8 @@ static WrStatus update_tracked(HistorySink *h, WrError *err)
                    "t.deltas_since_keyframe + EXCLUDED.deltas_since_keyframe, "
                    "live_rows = greatest(t.live_rows + (SELECT u.l FROM unnest($1::oid[], $3::bigint[]) AS u(r, l) "
                    "  WHERE u.r = t.relid), 0) "
-                   "RETURNING relid, deltas_since_keyframe > %d * greatest(live_rows, %d), live_rows",
+                   "RETURNING relid, deltas_since_keyframe > %d * greatest(live_rows, %d), live_rows, "
+                   "deltas_since_keyframe",
                    h->qschema, h->keyframe_factor, KEYFRAME_MIN_ROWS);
     const char *p[3] = {relids.data, counts.data, live.data};
     PGresult *res = NULL;
@@ -1003,30 +832,16 @@ static WrStatus update_tracked(HistorySink *h, WrError *err)
     snprintf(what, sizeof(what), "updating %s.tracked_table", h->qschema);
     WrStatus st = run(h, q.data, 3, p, what, &res, err);
     int64_t rev = h->batch_last_id ? h->batch_last_id : h->durable_id;
-    char revs[32];
-    snprintf(revs, sizeof(revs), "%" PRId64, rev);
     for (int i = 0; st == WR_OK && i < PQntuples(res); i++) {
         if (PQgetvalue(res, i, 1)[0] != 't') continue;
-        const char *relid = PQgetvalue(res, i, 0);
-        int64_t t0 = pg_now_us();
-        char kf_id[32];
-        long long n = 0;
-        bool small = strtoll(PQgetvalue(res, i, 2), NULL, 10) <= KEYFRAME_MIN_ROWS;
-        st = take_keyframe(h, relid, rev, small, kf_id, &n, err);
-        if (st != WR_OK) break;
-        char rows[32];
-        snprintf(rows, sizeof(rows), "%lld", n);
-        strbuf_reset(&q);
-        strbuf_appendf(&q,
-                       "WITH k AS (UPDATE %s.keyframe SET n_rows = $2 WHERE id = $1) "
-                       "UPDATE %s.tracked_table SET deltas_since_keyframe = 0, live_rows = $2, last_keyframe_id = $1 "
-                       "WHERE relid = $3",
-                       h->qschema, h->qschema);
-        const char *up[3] = {kf_id, rows, relid};
-        st = run(h, q.data, 3, up, "recording a keyframe", NULL, err);
-        if (st == WR_OK)
-            log_debug("msg=\"keyframe taken\" relid=%s revision=%s rows=%lld ms=%.1f", relid, revs, n,
-                      (double)(pg_now_us() - t0) / 1000.0);
+        if (h->nkf_due == h->capkf_due) {
+            h->capkf_due = h->capkf_due ? 2 * h->capkf_due : 8;
+            h->kf_due = xrealloc(h->kf_due, h->capkf_due * sizeof(KeyframeDue));
+        }
+        int64_t live_rows = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        h->kf_due[h->nkf_due++] = (KeyframeDue){(uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10), rev,
+                                                live_rows <= KEYFRAME_MIN_ROWS,
+                                                strtoll(PQgetvalue(res, i, 3), NULL, 10), live_rows};
     }
     PQclear(res);
     strbuf_free(&relids);
@@ -1083,6 +898,11 @@ static WrStatus hs_flush(Sink *s, WrError *err)
     int64_t t3 = pg_now_us();
     int n = h->batch_revisions;
     reset_batch(h, true);
+    for (size_t i = 0; i < h->nkf_due; i++) {
+        const KeyframeDue *d = &h->kf_due[i];
+        keyframer_request(h->keyframer, d->relid, d->rev, d->small, d->deltas_at, d->live_at);
+    }
+    h->nkf_due = 0;
     log_debug("msg=\"history batch committed\" revisions=%d revision=%" PRId64 " lsn=" LSN_FMT
               " copy_ms=%.1f tracked_ms=%.1f commit_ms=%.1f",
               n, h->durable_id, LSN_ARGS(h->durable), (double)(t1 - t0) / 1000.0, (double)(t2 - t1) / 1000.0,
@@ -1438,12 +1258,21 @@ static void hs_abort(Sink *s)
         PQclear(res);
     }
     reset_batch(h, false);
+    h->nkf_due = 0;
     if (!h->broken) h->failed = false;
 }
 
 static void hs_destroy(Sink *s)
 {
     HistorySink *h = s->impl;
+    if (h->keyframer) {
+        KeyframerStats ks;
+        keyframer_stats(h->keyframer, &ks);
+        if (ks.taken || ks.failed)
+            log_info("msg=\"keyframes\" taken=%llu failed=%llu total_ms=%.0f max_ms=%.0f",
+                     (unsigned long long)ks.taken, (unsigned long long)ks.failed, ks.total_ms, ks.max_ms);
+        keyframer_stop(h->keyframer);
+    }
     if (h->conn) PQfinish(h->conn);
     for (int t = 0; t < TB_COUNT; t++) {
         strbuf_free(&h->buf[t]);
@@ -1453,6 +1282,7 @@ static void hs_destroy(Sink *s)
     strbuf_free(&h->tmp);
     free(h->vals);
     free(h->counts);
+    free(h->kf_due);
     free(h->unsent_keys);
     free(h->rels);
     free(h->conninfo);
@@ -1483,6 +1313,12 @@ static const SinkOps history_ops = {
     .abort = hs_abort,
     .destroy = hs_destroy,
 };
+
+void sink_history_wait_keyframes(Sink *s)
+{
+    HistorySink *h = s->impl;
+    if (h->keyframer) keyframer_wait_idle(h->keyframer);
+}
 
 Sink *sink_history_create(const HistorySinkConfig *cfg)
 {

@@ -125,6 +125,8 @@ typedef struct {
     int keyframe_factor;      /* keyframe when deltas since the last exceed factor × live rows (default 4) */
 } HistorySinkConfig;
 Sink *sink_history_create(const HistorySinkConfig *cfg);
+/* Wait until the keyframes asked for so far are taken (or failed); for tests. */
+void sink_history_wait_keyframes(Sink *s);
 
 typedef struct {
     const char *path;         /* "-" for stdout */

@@ -105,7 +105,7 @@ CREATE TABLE IF NOT EXISTS @schema@.object_delta (
     relid       oid NOT NULL,
     relversion  integer NOT NULL,
     op          "char" NOT NULL,
-    key         text,
+    key         text COLLATE "C",
     context_no  smallint NOT NULL DEFAULT 0,
     col_ids     smallint[],
     old_values  text[],
@@ -139,11 +139,31 @@ CREATE TABLE IF NOT EXISTS @schema@.keyframe (
 CREATE INDEX IF NOT EXISTS keyframe_rel_idx ON @schema@.keyframe (relid, revision_id);
 CREATE TABLE IF NOT EXISTS @schema@.keyframe_row (
     keyframe_id bigint NOT NULL,
-    key         text NOT NULL,
+    key         text COLLATE "C" NOT NULL,
     relversion  integer NOT NULL,
     vals        text[] NOT NULL,
     PRIMARY KEY (keyframe_id, key)
 );
+
+-- Keys compare bytewise (COLLATE "C"): their order means nothing, and under
+-- any other collation every B-tree insert, probe and sort by key goes through
+-- strcoll and sorts lose abbreviated keys. A store made before is converted
+-- here; the views over object_delta are dropped first (ALTER TYPE refuses a
+-- column a view uses) and created again below and by replay.sql, in the same
+-- transaction. Not CASCADE: a view of the user's on them stops the upgrade
+-- with PostgreSQL's error naming it rather than vanishing. The indexes on key
+-- are rebuilt; the heap is not rewritten.
+DO $walrev$ BEGIN
+IF EXISTS (SELECT 1 FROM pg_attribute a
+           WHERE a.attrelid IN ('@schema@.object_delta'::regclass, '@schema@.keyframe_row'::regclass)
+             AND a.attname = 'key' AND a.attcollation <> 'pg_catalog."C"'::regcollation) THEN
+    DROP VIEW IF EXISTS @schema@.object_history;
+    DROP VIEW IF EXISTS @schema@.attribute_delta;
+    DROP VIEW IF EXISTS @schema@.object_delta_arrays;
+    ALTER TABLE @schema@.object_delta ALTER COLUMN key TYPE text COLLATE "C";
+    ALTER TABLE @schema@.keyframe_row ALTER COLUMN key TYPE text COLLATE "C";
+END IF;
+END $walrev$;
 
 -- Per tracked table: live rows (rows begun minus rows ended, as counted by the
 -- sink) and deltas since the last keyframe, which decide when the next

@@ -1,0 +1,472 @@
+/*
+ * keyframer.c — the history store's keyframes, taken in a background thread
+ * (keyframer.h). One keyframe at a time, each in its own transaction on the
+ * thread's connection: the previous keyframe and the deltas since, streamed
+ * sorted by key and folded here (schema/rowfold.h), written with COPY; then
+ * the table's tracked_table row is brought up to date, last, so the row lock
+ * that may make the worker's batch wait is held only until COMMIT.
+ */
+#include "sink/keyframer.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "common/common.h"
+#include "common/log.h"
+#include "schema/rowfold.h"
+#include "sink/copy_format.h"
+
+/* A table of few live rows is read key by key if it has had at most this
+ * many keys (snapshot_plan_by_key); a large one's deltas fill its revision
+ * range. */
+#define KEYFRAME_BY_KEY_MAX 4000
+#define COPY_CHUNK (1u << 20)
+/* After a failure the thread waits before the next keyframe: a persistent
+ * error (a full disk, a bug) is logged once per wait, not once per batch. */
+#define BACKOFF_MIN_S 1
+#define BACKOFF_MAX_S 60
+
+typedef struct {
+    uint32_t relid;
+    int64_t rev;
+    bool small;
+    int64_t deltas_at;
+    int64_t live_at;
+} KfRequest;
+
+struct Keyframer {
+    char *conninfo;
+    char *qschema;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* a request, the stop, or idle */
+    KfRequest *queue;       /* FIFO, at most one per relid */
+    size_t nqueue, capqueue;
+    bool busy;              /* a request is being taken */
+    uint32_t busy_relid;
+    bool stopping;
+    PGcancel *cancel;       /* of the connection, while a keyframe runs; under mu */
+    KeyframerStats stats;   /* under mu */
+    /* Thread-owned. */
+    PGconn *conn;
+    int backoff_s;
+};
+
+/* ---------- SQL on the thread's connection ---------- */
+
+static WrStatus kf_fail(Keyframer *k, const PGresult *res, const char *what, WrError *err)
+{
+    const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", primary ? primary : PQerrorMessage(k->conn));
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+    return wr_error_set(err, PQstatus(k->conn) == CONNECTION_BAD ? WR_RETRY : WR_FATAL,
+                        "%s failed: SQLSTATE %s: %s", what, sqlstate ? sqlstate : "none", msg);
+}
+
+static WrStatus kf_run(Keyframer *k, const char *sql, int nparams, const char *const *params, const char *what,
+                       PGresult **out, WrError *err)
+{
+    PGresult *res =
+        nparams ? PQexecParams(k->conn, sql, nparams, NULL, params, NULL, NULL, 0) : PQexec(k->conn, sql);
+    ExecStatusType rs = PQresultStatus(res);
+    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+        WrStatus st = kf_fail(k, res, what, err);
+        PQclear(res);
+        return st;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return WR_OK;
+}
+
+/* ---------- folding and writing one keyframe ---------- */
+
+/* Where the rows of a keyframe go: a COPY text buffer that spills to a temporary file. */
+typedef struct {
+    const char *kf_id;
+    const char *relversion;
+    StrBuf buf;
+    FILE *spill;
+    Value *vals;
+    int nvals;
+} KeyframeOut;
+
+static WrStatus keyframe_emit(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
+                              int maxcol, bool based, WrError *err)
+{
+    (void)known;
+    (void)based;
+    KeyframeOut *o = arg;
+    for (int c = 1; c <= maxcol && c <= o->nvals; c++)
+        o->vals[c - 1] = vals[c] ? (Value){vals[c], strlen(vals[c])} : (Value){NULL, 0};
+    StrBuf *b = &o->buf;
+    strbuf_append_str(b, o->kf_id);
+    strbuf_append_char(b, '\t');
+    copy_append_field(b, key, key_len);
+    strbuf_append_char(b, '\t');
+    strbuf_append_str(b, o->relversion);
+    strbuf_append_char(b, '\t');
+    copy_append_text_array(b, o->vals, (size_t)o->nvals);
+    strbuf_append_char(b, '\n');
+    if (b->len >= COPY_CHUNK) {
+        /* Bounded memory: a keyframe of a large table goes through a file. */
+        if (!o->spill && !(o->spill = tmpfile()))
+            return wr_error_set(err, WR_FATAL, "no temporary file for a keyframe: %s", strerror(errno));
+        if (fwrite(b->data, 1, b->len, o->spill) != b->len)
+            return wr_error_set(err, WR_FATAL, "writing a keyframe's temporary file: %s", strerror(errno));
+        strbuf_reset(b);
+    }
+    return WR_OK;
+}
+
+/* Send the folded rows with COPY keyframe_row FROM STDIN and read its result. */
+static WrStatus keyframe_send(Keyframer *k, KeyframeOut *o, WrError *err)
+{
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql, "COPY %s.keyframe_row (keyframe_id, key, relversion, vals) FROM STDIN", k->qschema);
+    PGresult *res = PQexec(k->conn, sql.data);
+    strbuf_free(&sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        WrStatus st = kf_fail(k, res, "COPY into keyframe_row", err);
+        PQclear(res);
+        return st;
+    }
+    PQclear(res);
+    bool ok = true;
+    if (o->spill) {
+        char *chunk = xmalloc(COPY_CHUNK);
+        size_t n;
+        rewind(o->spill);
+        while (ok && (n = fread(chunk, 1, COPY_CHUNK, o->spill)) > 0) ok = PQputCopyData(k->conn, chunk, (int)n) == 1;
+        free(chunk);
+    }
+    for (size_t off = 0; ok && off < o->buf.len; off += COPY_CHUNK) {
+        size_t n = o->buf.len - off < COPY_CHUNK ? o->buf.len - off : COPY_CHUNK;
+        ok = PQputCopyData(k->conn, o->buf.data + off, (int)n) == 1;
+    }
+    if (ok) ok = PQputCopyEnd(k->conn, NULL) == 1;
+    WrStatus st = ok ? WR_OK : kf_fail(k, NULL, "COPY into keyframe_row", err);
+    while ((res = PQgetResult(k->conn)) != NULL) {
+        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) st = kf_fail(k, res, "COPY into keyframe_row", err);
+        PQclear(res);
+        if (PQstatus(k->conn) == CONNECTION_BAD) break;
+    }
+    return st;
+}
+
+/* Stream rowfold_query's COPY through the fold into out; *n_rows gets the row count. */
+static WrStatus fold_rows(Keyframer *k, const char *sql, int maxcol, KeyframeOut *out, long long *n_rows,
+                          WrError *err)
+{
+    PGresult *res = PQexec(k->conn, sql);
+    WrStatus st = WR_OK;
+    if (PQresultStatus(res) != PGRES_COPY_OUT) st = kf_fail(k, res, "reading a keyframe's rows", err);
+    PQclear(res);
+    if (st != WR_OK) return st;
+    RowFold *fold = rowfold_create(maxcol, keyframe_emit, out);
+    char *msg;
+    int n;
+    while ((n = PQgetCopyData(k->conn, &msg, 0)) > 0) {
+        if (st == WR_OK) st = rowfold_feed(fold, msg, (size_t)n, err); /* drained on error */
+        PQfreemem(msg);
+    }
+    if (st == WR_OK) st = rowfold_finish(fold, err);
+    *n_rows = rowfold_rows(fold);
+    rowfold_destroy(fold);
+    while ((res = PQgetResult(k->conn)) != NULL) {
+        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) st = kf_fail(k, res, "reading a keyframe's rows", err);
+        PQclear(res);
+        if (PQstatus(k->conn) == CONNECTION_BAD) break;
+    }
+    return st;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Take the keyframe of r (inside the caller's transaction): read the plan
+ * (the previous keyframe, the range of deltas, whether an UPDATE moved rows
+ * between keys), insert the keyframe row, then either fold here or, when
+ * rows moved between keys, let snapshot_rows() (SQL) do it. The plan is read
+ * before the new keyframe exists (it would find that one).
+ */
+static WrStatus take_keyframe(Keyframer *k, const KfRequest *r, char kf_id[32], long long *n_rows, WrError *err)
+{
+    char relid[16], revs[32], max_keys[16];
+    snprintf(relid, sizeof(relid), "%" PRIu32, r->relid);
+    snprintf(revs, sizeof(revs), "%" PRId64, r->rev);
+    snprintf(max_keys, sizeof(max_keys), "%d", r->small ? KEYFRAME_BY_KEY_MAX : 0);
+    const char *s = k->qschema;
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "SELECT p.keyframe_id, p.from_rev, p.cut_rev, p.cut_seq, p.key_changes, "
+                   "(SELECT max(c) FROM %1$s.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = $1), "
+                   "(SELECT v.version FROM %1$s.relation_at($1, $2) v), p.by_key "
+                   "FROM %1$s.snapshot_plan_by_key($1, $2, $3) p",
+                   s);
+    const char *p[3] = {relid, revs, max_keys};
+    PGresult *plan = NULL, *res = NULL;
+    int64_t t0 = mono_us(), t1 = 0, t2 = 0;
+    WrStatus st = kf_run(k, q.data, 3, p, "planning a keyframe", &plan, err);
+    t1 = mono_us();
+    if (st == WR_OK && (PQntuples(plan) != 1 || PQgetisnull(plan, 0, 6)))
+        st = wr_error_set(err, WR_FATAL, "no relation version of relid %s at revision %s", relid, revs);
+    if (st == WR_OK) {
+        strbuf_reset(&q);
+        strbuf_appendf(&q, "INSERT INTO %s.keyframe (relid, revision_id, n_rows) VALUES ($1, $2, 0) RETURNING id", s);
+        st = kf_run(k, q.data, 2, p, "inserting a keyframe", &res, err);
+    }
+    if (st == WR_OK) {
+        snprintf(kf_id, 32, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+        res = NULL;
+    }
+    bool by_key = st == WR_OK && PQgetvalue(plan, 0, 7)[0] == 't';
+    if (st == WR_OK && PQgetvalue(plan, 0, 4)[0] == 't') {
+        strbuf_reset(&q);
+        strbuf_appendf(&q,
+                       "INSERT INTO %s.keyframe_row (keyframe_id, key, relversion, vals) "
+                       "SELECT $3, r.key, $4, r.vals FROM %s.snapshot_rows($1, $2) r",
+                       s, s);
+        const char *kp[4] = {relid, revs, kf_id, PQgetvalue(plan, 0, 6)};
+        st = kf_run(k, q.data, 4, kp, "taking a keyframe (rows moved between keys)", &res, err);
+        if (st == WR_OK) *n_rows = strtoll(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        t2 = mono_us();
+    } else if (st == WR_OK) {
+        strbuf_reset(&q);
+        rowfold_query(&q, s, r->relid, PQgetisnull(plan, 0, 0) ? NULL : PQgetvalue(plan, 0, 0),
+                      PQgetvalue(plan, 0, 1), r->rev, PQgetvalue(plan, 0, 2), PQgetvalue(plan, 0, 3),
+                      by_key ? KEYFRAME_BY_KEY_MAX : 0);
+        int maxcol = PQgetisnull(plan, 0, 5) ? 0 : atoi(PQgetvalue(plan, 0, 5));
+        KeyframeOut out = {kf_id, PQgetvalue(plan, 0, 6), {0}, NULL, NULL, maxcol};
+        strbuf_init(&out.buf);
+        out.vals = xcalloc((size_t)maxcol + 1, sizeof(Value));
+        /* The server sorts keyframe rows and deltas by key: in memory, not on disk. */
+        st = kf_run(k, "SET LOCAL work_mem = '64MB'", 0, NULL, "setting work_mem for a keyframe", NULL, err);
+        if (st == WR_OK) st = fold_rows(k, q.data, maxcol, &out, n_rows, err);
+        t2 = mono_us();
+        if (st == WR_OK) st = keyframe_send(k, &out, err);
+        if (out.spill) fclose(out.spill);
+        strbuf_free(&out.buf);
+        free(out.vals);
+    }
+    if (st == WR_OK)
+        log_debug("msg=\"keyframe phases\" relid=%s revision=%s by_key=%d plan_ms=%.1f fold_ms=%.1f write_ms=%.1f",
+                  relid, revs, by_key, (double)(t1 - t0) / 1000.0, (double)(t2 - t1) / 1000.0,
+                  (double)(mono_us() - t2) / 1000.0);
+    PQclear(plan);
+    strbuf_free(&q);
+    return st;
+}
+
+/* One request in its own transaction; the counters move last. */
+static WrStatus take_and_record(Keyframer *k, const KfRequest *r, long long *n_rows, WrError *err)
+{
+    WrStatus st = kf_run(k, "BEGIN", 0, NULL, "BEGIN", NULL, err);
+    char kf_id[32] = "";
+    if (st == WR_OK) st = take_keyframe(k, r, kf_id, n_rows, err);
+    if (st == WR_OK) {
+        char relid[16], rows[32], deltas_at[32], live_at[32];
+        snprintf(relid, sizeof(relid), "%" PRIu32, r->relid);
+        snprintf(rows, sizeof(rows), "%lld", *n_rows);
+        snprintf(deltas_at, sizeof(deltas_at), "%" PRId64, r->deltas_at);
+        snprintf(live_at, sizeof(live_at), "%" PRId64, r->live_at);
+        StrBuf q;
+        strbuf_init(&q);
+        /* live_rows: exact as of the keyframe, plus what was counted since. */
+        strbuf_appendf(&q,
+                       "WITH k AS (UPDATE %1$s.keyframe SET n_rows = $2 WHERE id = $1) "
+                       "UPDATE %1$s.tracked_table SET deltas_since_keyframe = greatest(deltas_since_keyframe - $4, 0), "
+                       "live_rows = greatest(live_rows - $5 + $2, 0), last_keyframe_id = $1 WHERE relid = $3",
+                       k->qschema);
+        const char *up[5] = {kf_id, rows, relid, deltas_at, live_at};
+        st = kf_run(k, q.data, 5, up, "recording a keyframe", NULL, err);
+        strbuf_free(&q);
+    }
+    if (st == WR_OK) st = kf_run(k, "COMMIT", 0, NULL, "COMMIT of a keyframe", NULL, err);
+    if (st != WR_OK && PQstatus(k->conn) == CONNECTION_OK && PQtransactionStatus(k->conn) != PQTRANS_IDLE) {
+        PGresult *res = PQexec(k->conn, "ROLLBACK");
+        PQclear(res);
+    }
+    return st;
+}
+
+static WrStatus connect_thread(Keyframer *k, WrError *err)
+{
+    if (k->conn && PQstatus(k->conn) == CONNECTION_OK) return WR_OK;
+    if (k->conn) PQfinish(k->conn);
+    const char *keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *vals[] = {k->conninfo, "walrev-keyframe", NULL};
+    k->conn = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(k->conn) != CONNECTION_OK) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(k->conn));
+        msg[strcspn(msg, "\n")] = '\0';
+        return wr_error_set(err, WR_RETRY, "could not connect: %s", msg);
+    }
+    return WR_OK;
+}
+
+/* ---------- the thread ---------- */
+
+static void *keyframer_main(void *arg)
+{
+    Keyframer *k = arg;
+    pthread_mutex_lock(&k->mu);
+    for (;;) {
+        while (!k->stopping && k->nqueue == 0) pthread_cond_wait(&k->cv, &k->mu);
+        if (k->stopping) break;
+        KfRequest r = k->queue[0];
+        memmove(k->queue, k->queue + 1, (k->nqueue - 1) * sizeof(KfRequest));
+        k->nqueue--;
+        k->busy = true;
+        k->busy_relid = r.relid;
+        pthread_mutex_unlock(&k->mu);
+
+        WrError err = {0};
+        WrStatus st = connect_thread(k, &err);
+        if (st == WR_OK) {
+            PGcancel *c = PQgetCancel(k->conn);
+            pthread_mutex_lock(&k->mu);
+            k->cancel = c;
+            bool stop = k->stopping;
+            pthread_mutex_unlock(&k->mu);
+            long long n_rows = 0;
+            int64_t t0 = mono_us();
+            if (!stop) st = take_and_record(k, &r, &n_rows, &err);
+            double ms = (double)(mono_us() - t0) / 1000.0;
+            pthread_mutex_lock(&k->mu);
+            k->cancel = NULL;
+            stop = k->stopping;
+            if (st == WR_OK && !stop) {
+                k->stats.taken++;
+                k->stats.total_ms += ms;
+                if (ms > k->stats.max_ms) k->stats.max_ms = ms;
+            }
+            pthread_mutex_unlock(&k->mu);
+            PQfreeCancel(c);
+            if (st == WR_OK && !stop)
+                log_debug("msg=\"keyframe taken\" relid=%" PRIu32 " revision=%" PRId64 " rows=%lld ms=%.1f", r.relid,
+                          r.rev, n_rows, ms);
+            if (stop) st = WR_OK; /* cancelled on purpose */
+        }
+        if (st != WR_OK) {
+            k->backoff_s = k->backoff_s ? (k->backoff_s * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : k->backoff_s * 2)
+                                        : BACKOFF_MIN_S;
+            log_warn("msg=\"keyframe not taken; asked again later\" relid=%" PRIu32 " revision=%" PRId64
+                     " retry_in_s=%d error=\"history store keyframe: %s\"",
+                     r.relid, r.rev, k->backoff_s, err.msg);
+            pthread_mutex_lock(&k->mu);
+            k->stats.failed++;
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += k->backoff_s;
+            /* Requests that came meanwhile wait too; the stop does not. */
+            while (!k->stopping && pthread_cond_timedwait(&k->cv, &k->mu, &until) != ETIMEDOUT) {
+            }
+            pthread_mutex_unlock(&k->mu);
+        } else {
+            k->backoff_s = 0;
+        }
+        pthread_mutex_lock(&k->mu);
+        k->busy = false;
+        pthread_cond_broadcast(&k->cv);
+    }
+    k->busy = false;
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+Keyframer *keyframer_start(const char *conninfo, const char *qschema)
+{
+    Keyframer *k = xcalloc(1, sizeof(*k));
+    k->conninfo = xstrdup(conninfo ? conninfo : "");
+    k->qschema = xstrdup(qschema);
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_cond_init(&k->cv, NULL);
+    /* Signals (SIGTERM, SIGINT, SIGHUP) are the main thread's to handle. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&k->thread, NULL, keyframer_main, k);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        log_error("msg=\"cannot start the keyframe thread\" error=\"%s\"", strerror(rc));
+        abort();
+    }
+    return k;
+}
+
+void keyframer_request(Keyframer *k, uint32_t relid, int64_t rev, bool small, int64_t deltas_at, int64_t live_at)
+{
+    pthread_mutex_lock(&k->mu);
+    bool pending = k->busy && k->busy_relid == relid;
+    for (size_t i = 0; i < k->nqueue && !pending; i++) pending = k->queue[i].relid == relid;
+    if (!pending && !k->stopping) {
+        if (k->nqueue == k->capqueue) {
+            k->capqueue = k->capqueue ? 2 * k->capqueue : 8;
+            k->queue = xrealloc(k->queue, k->capqueue * sizeof(KfRequest));
+        }
+        k->queue[k->nqueue++] = (KfRequest){relid, rev, small, deltas_at, live_at};
+        pthread_cond_broadcast(&k->cv);
+    }
+    pthread_mutex_unlock(&k->mu);
+}
+
+void keyframer_wait_idle(Keyframer *k)
+{
+    pthread_mutex_lock(&k->mu);
+    while (!k->stopping && (k->busy || k->nqueue > 0)) pthread_cond_wait(&k->cv, &k->mu);
+    pthread_mutex_unlock(&k->mu);
+}
+
+void keyframer_stats(Keyframer *k, KeyframerStats *out)
+{
+    pthread_mutex_lock(&k->mu);
+    *out = k->stats;
+    pthread_mutex_unlock(&k->mu);
+}
+
+void keyframer_stop(Keyframer *k)
+{
+    if (!k) return;
+    pthread_mutex_lock(&k->mu);
+    k->stopping = true;
+    k->nqueue = 0;
+    if (k->cancel) {
+        char errbuf[256];
+        (void)PQcancel(k->cancel, errbuf, sizeof(errbuf)); /* best effort: the thread ends with its statement */
+    }
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
+    if (k->conn) PQfinish(k->conn);
+    pthread_mutex_destroy(&k->mu);
+    pthread_cond_destroy(&k->cv);
+    free(k->queue);
+    free(k->conninfo);
+    free(k->qschema);
+    free(k);
+}
