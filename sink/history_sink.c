@@ -472,6 +472,16 @@ static WrStatus prepare_session(HistorySink *h, WrError *err)
         st = prepare(h, "walrev_image", q.data, 3, err);
     }
     strbuf_free(&q);
+    /* Warm the new session (catalog and relation caches of the store's tables
+     * and indexes) before the stream needs it: the first lookup otherwise
+     * costs ~8 ms instead of ~0.6, and a worker restarted under load paid that
+     * in lag on its first revisions. No key: nothing is read. */
+    if (st == WR_OK) {
+        const char *none[3] = {"0", "{}", "0"};
+        PGresult *res = PQexecPrepared(h->conn, "walrev_lookup", 3, none, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) st = pg_fail(h, res, err, "warming up the old-image lookup");
+        PQclear(res);
+    }
     return st;
 }
 

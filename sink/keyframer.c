@@ -454,6 +454,9 @@ void keyframer_stop(Keyframer *k)
     if (!k) return;
     pthread_mutex_lock(&k->mu);
     k->stopping = true;
+    if (k->busy || k->nqueue)
+        log_info("msg=\"keyframes left to a later run\" in_progress=%s queued=%zu",
+                 k->busy ? "cancelled" : "none", k->nqueue);
     k->nqueue = 0;
     if (k->cancel) {
         char errbuf[256];

@@ -215,6 +215,11 @@ if fig("1", "changes"):
         s.append(f"\nHistory store growth for (c): {cell(hb)} bytes per row change (all tables, indexes, TOAST). "
                  f"WAL drained: {fmt(fig('1', 'wal_bytes')[0] / 1e6)} MB. Bytes out for (a) measured once to a file "
                  "(pg_recvlogical adds a newline per message); for (c) see the history figure.")
+    kf = fig("1", "keyframes_c")
+    if kf:
+        s.append(f"\nKeyframes (c) took in the background during the drain: {cell(kf)}, "
+                 f"{cell(fig('1', 'keyframe_ms_c'))} ms in all (on the keyframe thread's own connection; "
+                 "one still running at the stop is cancelled and left to a later run, see the notes above).")
     if plot_bars("s1_throughput.png", "Scenario 1: drain of one fixed WAL, changes/s (median, min-max)",
                  "row changes per second", bars):
         s.append("\n![throughput per consumer](plots/s1_throughput.png)\n")
@@ -275,7 +280,8 @@ if fig("3", "lag_p99_ms_w") or notes.get("3"):
                  "| --- | --- | --- |")
         for k, label in [("max_tps", "that maximum (TPS)"), ("rate_tps", "pgbench rate (TPS)"),
                          ("achieved_tps", "achieved TPS"), ("revisions", "revisions measured per run"),
-                         ("lag_p50_ms", "lag p50, ms"), ("lag_p99_ms", "lag p99, ms"), ("lag_max_ms", "lag max, ms")]:
+                         ("lag_p50_ms", "lag p50, ms"), ("lag_p99_ms", "lag p99, ms"),
+                         ("lag_p99_steady_ms", "lag p99 after the first second, ms"), ("lag_max_ms", "lag max, ms")]:
             s.append(f"| {label} | {cell(fig('3', k + '_w'))} | {cell(fig('3', k + '_n'))} |")
         s.append("\nLag = first 5 ms poll of `max(id)` in `walrev.revision` that sees the revision − its source "
                  "`commit_time` (overstates by ≤ one poll interval plus the poll query's own time).")

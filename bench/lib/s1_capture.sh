@@ -93,6 +93,12 @@ scenario_1() {
             drop_slot $db "$slot"; continue
           fi
           record 1 history_bytes_per_change_c "$r" "$(calc "($(history_bytes $db) - $before) / $n")" B
+          # Keyframes are taken in the background; those still running at the stop are left to a later run.
+          local kf
+          kf=$(sed -n 's/.*msg="keyframes" taken=\([0-9]*\) failed=[0-9]* total_ms=\([0-9]*\).*/\1 \2/p' "$pfx.log" | tail -1)
+          record 1 keyframes_c "$r" "${kf%% *}"
+          record 1 keyframe_ms_c "$r" "${kf##* }" ms
+          grep -q 'keyframes left to a later run' "$pfx.log" && note 1 "run $r: (c) $(sed -n 's/.*msg="keyframes left to a later run" //p' "$pfx.log" | tail -1) keyframe at the stop."
           record 1 peak_rss_c "$r" "$(calc "$(time_field "$pfx" 2) / 1024")" MiB ;;
         d)
           [ "$HAVE_WALREV" = 1 ] || continue
