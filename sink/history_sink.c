@@ -41,15 +41,6 @@ typedef struct {
     bool committed; /* false while only in the open batch */
 } RelSeen;
 
-/* A keyframe the batch made due, asked for once it commits. */
-typedef struct {
-    uint32_t relid;
-    int64_t rev;
-    bool small;
-    int64_t deltas_at;
-    int64_t live_at;
-} KeyframeDue;
-
 /* Per table touched by the open batch: what tracked_table learns at commit. */
 typedef struct {
     uint32_t relid;
@@ -92,7 +83,7 @@ typedef struct {
     char copy_pending_what[128];
     RelCount *counts;
     size_t ncounts, capcounts;
-    KeyframeDue *kf_due;
+    KeyframeRequest *kf_due; /* keyframes the batch made due, asked for once it commits */
     size_t nkf_due, capkf_due;
     Keyframer *keyframer; /* started at open */
     /* Keys of the deltas still in the unsent COPY buffer, as a Bloom filter:
@@ -852,10 +843,10 @@ static WrStatus update_tracked(HistorySink *h, WrError *err)
         if (PQgetvalue(res, i, 1)[0] != 't') continue;
         if (h->nkf_due == h->capkf_due) {
             h->capkf_due = h->capkf_due ? 2 * h->capkf_due : 8;
-            h->kf_due = xrealloc(h->kf_due, h->capkf_due * sizeof(KeyframeDue));
+            h->kf_due = xrealloc(h->kf_due, h->capkf_due * sizeof(KeyframeRequest));
         }
         int64_t live_rows = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-        h->kf_due[h->nkf_due++] = (KeyframeDue){(uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10), rev,
+        h->kf_due[h->nkf_due++] = (KeyframeRequest){(uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10), rev,
                                                 live_rows <= KEYFRAME_MIN_ROWS,
                                                 strtoll(PQgetvalue(res, i, 3), NULL, 10), live_rows};
     }
@@ -914,10 +905,7 @@ static WrStatus hs_flush(Sink *s, WrError *err)
     int64_t t3 = pg_now_us();
     int n = h->batch_revisions;
     reset_batch(h, true);
-    for (size_t i = 0; i < h->nkf_due; i++) {
-        const KeyframeDue *d = &h->kf_due[i];
-        keyframer_request(h->keyframer, d->relid, d->rev, d->small, d->deltas_at, d->live_at);
-    }
+    for (size_t i = 0; i < h->nkf_due; i++) keyframer_request(h->keyframer, &h->kf_due[i]);
     h->nkf_due = 0;
     log_debug("msg=\"history batch committed\" revisions=%d revision=%" PRId64 " lsn=" LSN_FMT
               " copy_ms=%.1f tracked_ms=%.1f commit_ms=%.1f",

@@ -34,21 +34,13 @@
 #define BACKOFF_MIN_S 1
 #define BACKOFF_MAX_S 60
 
-typedef struct {
-    uint32_t relid;
-    int64_t rev;
-    bool small;
-    int64_t deltas_at;
-    int64_t live_at;
-} KfRequest;
-
 struct Keyframer {
     char *conninfo;
     char *qschema;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* a request, the stop, or idle */
-    KfRequest *queue;       /* FIFO, at most one per relid */
+    KeyframeRequest *queue;       /* FIFO, at most one per relid */
     size_t nqueue, capqueue;
     bool busy;              /* a request is being taken */
     uint32_t busy_relid;
@@ -209,7 +201,7 @@ static int64_t mono_us(void)
  * rows moved between keys, let snapshot_rows() (SQL) do it. The plan is read
  * before the new keyframe exists (it would find that one).
  */
-static WrStatus take_keyframe(Keyframer *k, const KfRequest *r, char kf_id[32], long long *n_rows, WrError *err)
+static WrStatus take_keyframe(Keyframer *k, const KeyframeRequest *r, char kf_id[32], long long *n_rows, WrError *err)
 {
     char relid[16], revs[32], max_keys[16];
     snprintf(relid, sizeof(relid), "%" PRIu32, r->relid);
@@ -281,7 +273,7 @@ static WrStatus take_keyframe(Keyframer *k, const KfRequest *r, char kf_id[32], 
 }
 
 /* One request in its own transaction; the counters move last. */
-static WrStatus take_and_record(Keyframer *k, const KfRequest *r, long long *n_rows, WrError *err)
+static WrStatus take_and_record(Keyframer *k, const KeyframeRequest *r, long long *n_rows, WrError *err)
 {
     WrStatus st = kf_run(k, "BEGIN", 0, NULL, "BEGIN", NULL, err);
     char kf_id[32] = "";
@@ -337,8 +329,8 @@ static void *keyframer_main(void *arg)
     for (;;) {
         while (!k->stopping && k->nqueue == 0) pthread_cond_wait(&k->cv, &k->mu);
         if (k->stopping) break;
-        KfRequest r = k->queue[0];
-        memmove(k->queue, k->queue + 1, (k->nqueue - 1) * sizeof(KfRequest));
+        KeyframeRequest r = k->queue[0];
+        memmove(k->queue, k->queue + 1, (k->nqueue - 1) * sizeof(KeyframeRequest));
         k->nqueue--;
         k->busy = true;
         k->busy_relid = r.relid;
@@ -419,17 +411,17 @@ Keyframer *keyframer_start(const char *conninfo, const char *qschema)
     return k;
 }
 
-void keyframer_request(Keyframer *k, uint32_t relid, int64_t rev, bool small, int64_t deltas_at, int64_t live_at)
+void keyframer_request(Keyframer *k, const KeyframeRequest *r)
 {
     pthread_mutex_lock(&k->mu);
-    bool pending = k->busy && k->busy_relid == relid;
-    for (size_t i = 0; i < k->nqueue && !pending; i++) pending = k->queue[i].relid == relid;
+    bool pending = k->busy && k->busy_relid == r->relid;
+    for (size_t i = 0; i < k->nqueue && !pending; i++) pending = k->queue[i].relid == r->relid;
     if (!pending && !k->stopping) {
         if (k->nqueue == k->capqueue) {
             k->capqueue = k->capqueue ? 2 * k->capqueue : 8;
-            k->queue = xrealloc(k->queue, k->capqueue * sizeof(KfRequest));
+            k->queue = xrealloc(k->queue, k->capqueue * sizeof(KeyframeRequest));
         }
-        k->queue[k->nqueue++] = (KfRequest){relid, rev, small, deltas_at, live_at};
+        k->queue[k->nqueue++] = *r;
         pthread_cond_broadcast(&k->cv);
     }
     pthread_mutex_unlock(&k->mu);

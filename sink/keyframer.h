@@ -25,12 +25,22 @@ typedef struct Keyframer Keyframer;
 Keyframer *keyframer_start(const char *conninfo, const char *qschema);
 
 /*
- * Ask for a keyframe of relid as of revision rev (committed). deltas_at and
- * live_at are tracked_table's deltas_since_keyframe and live_rows as of rev:
+ * A keyframe of relid as of revision rev (committed). deltas_at and live_at
+ * are tracked_table's deltas_since_keyframe and live_rows as of rev:
  * recording the keyframe subtracts them, so changes counted since stay
- * counted. small: the table has at most KEYFRAME_MIN_ROWS live rows.
+ * counted. small: the table has few live rows (read key by key if it has
+ * had few keys).
  */
-void keyframer_request(Keyframer *k, uint32_t relid, int64_t rev, bool small, int64_t deltas_at, int64_t live_at);
+typedef struct {
+    uint32_t relid;
+    int64_t rev;
+    bool small;
+    int64_t deltas_at;
+    int64_t live_at;
+} KeyframeRequest;
+
+/* Queue a copy of *r, unless one for the same table is queued or running. */
+void keyframer_request(Keyframer *k, const KeyframeRequest *r);
 
 /* Block until nothing is queued or in progress (tests; a clean stop that wants them). */
 void keyframer_wait_idle(Keyframer *k);
