@@ -25,12 +25,12 @@
 #include "schema/store_sql.h"
 #include "sink/copy_format.h"
 #include "sink/keyframer.h"
+#include "sink/pg_io.h"
 
 #define KEYFRAME_FACTOR 4
 #define KEYFRAME_MIN_ROWS 250
 /* A batch's window while the stream is busy, in batch_max_ms. */
 #define BUSY_WINDOW_FACTOR 10
-#define COPY_CHUNK (1u << 20)
 
 /* The COPY buffers, one per destination table; sent one at a time. */
 enum { TB_CONTEXT, TB_REVISION, TB_DELTA, TB_COUNT };
@@ -122,12 +122,9 @@ static bool sqlstate_is_retry(const char *st)
  */
 static WrStatus pg_fail(HistorySink *h, const PGresult *res, WrError *err, const char *what)
 {
-    const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *sqlstate;
     char msg[512];
-    snprintf(msg, sizeof(msg), "%s", primary ? primary : PQerrorMessage(h->conn));
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+    pg_error_text(h->conn, res, msg, sizeof(msg), &sqlstate);
     bool lost = PQstatus(h->conn) == CONNECTION_BAD || sqlstate_is_retry(sqlstate);
     WrStatus st = lost ? WR_RETRY : WR_FATAL;
     if (lost) {
@@ -164,10 +161,8 @@ static WrStatus run(HistorySink *h, const char *sql, int nparams, const char *co
 {
     WrStatus ast = await_copy(h, err);
     if (ast != WR_OK) return ast;
-    PGresult *res = nparams ? PQexecParams(h->conn, sql, nparams, NULL, params, NULL, NULL, 0)
-                            : PQexec(h->conn, sql);
-    ExecStatusType rs = PQresultStatus(res);
-    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+    PGresult *res;
+    if (!pg_exec(h->conn, sql, nparams, params, &res)) {
         WrStatus st = pg_fail(h, res, err, what);
         PQclear(res);
         return st;
@@ -233,12 +228,7 @@ static WrStatus send_buffer(HistorySink *h, int t, WrError *err)
         return st;
     }
     PQclear(res);
-    bool ok = true;
-    for (size_t off = 0; off < b->len && ok; off += COPY_CHUNK) {
-        size_t n = b->len - off < COPY_CHUNK ? b->len - off : COPY_CHUNK;
-        ok = PQputCopyData(h->conn, b->data + off, (int)n) == 1;
-    }
-    if (ok) ok = PQputCopyEnd(h->conn, NULL) == 1;
+    bool ok = pg_copy_put(h->conn, b->data, b->len) && PQputCopyEnd(h->conn, NULL) == 1;
     strbuf_reset(b);
     if (t == TB_DELTA) unsent_clear(h);
     if (!ok) return pg_fail(h, NULL, err, h->copy_pending_what);

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "schema/rowfold.h"
 #include "sink/copy_format.h"
+#include "sink/pg_io.h"
 
 /* A table of few live rows is read key by key if it has had at most this
  * many keys (snapshot_plan_by_key); a large one's deltas fill its revision
@@ -56,12 +57,9 @@ struct Keyframer {
 
 static WrStatus kf_fail(Keyframer *k, const PGresult *res, const char *what, WrError *err)
 {
-    const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *sqlstate;
     char msg[512];
-    snprintf(msg, sizeof(msg), "%s", primary ? primary : PQerrorMessage(k->conn));
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+    pg_error_text(k->conn, res, msg, sizeof(msg), &sqlstate);
     return wr_error_set(err, PQstatus(k->conn) == CONNECTION_BAD ? WR_RETRY : WR_FATAL,
                         "%s failed: SQLSTATE %s: %s", what, sqlstate ? sqlstate : "none", msg);
 }
@@ -69,10 +67,8 @@ static WrStatus kf_fail(Keyframer *k, const PGresult *res, const char *what, WrE
 static WrStatus kf_run(Keyframer *k, const char *sql, int nparams, const char *const *params, const char *what,
                        PGresult **out, WrError *err)
 {
-    PGresult *res =
-        nparams ? PQexecParams(k->conn, sql, nparams, NULL, params, NULL, NULL, 0) : PQexec(k->conn, sql);
-    ExecStatusType rs = PQresultStatus(res);
-    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+    PGresult *res;
+    if (!pg_exec(k->conn, sql, nparams, params, &res)) {
         WrStatus st = kf_fail(k, res, what, err);
         PQclear(res);
         return st;
@@ -143,14 +139,10 @@ static WrStatus keyframe_send(Keyframer *k, KeyframeOut *o, WrError *err)
         char *chunk = xmalloc(COPY_CHUNK);
         size_t n;
         rewind(o->spill);
-        while (ok && (n = fread(chunk, 1, COPY_CHUNK, o->spill)) > 0) ok = PQputCopyData(k->conn, chunk, (int)n) == 1;
+        while (ok && (n = fread(chunk, 1, COPY_CHUNK, o->spill)) > 0) ok = pg_copy_put(k->conn, chunk, n);
         free(chunk);
     }
-    for (size_t off = 0; ok && off < o->buf.len; off += COPY_CHUNK) {
-        size_t n = o->buf.len - off < COPY_CHUNK ? o->buf.len - off : COPY_CHUNK;
-        ok = PQputCopyData(k->conn, o->buf.data + off, (int)n) == 1;
-    }
-    if (ok) ok = PQputCopyEnd(k->conn, NULL) == 1;
+    ok = ok && pg_copy_put(k->conn, o->buf.data, o->buf.len) && PQputCopyEnd(k->conn, NULL) == 1;
     WrStatus st = ok ? WR_OK : kf_fail(k, NULL, "COPY into keyframe_row", err);
     while ((res = PQgetResult(k->conn)) != NULL) {
         if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) st = kf_fail(k, res, "COPY into keyframe_row", err);
