@@ -77,6 +77,13 @@ int64_t pg_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - PG_EPOCH_OFFSET_US;
 }
 
+int64_t mono_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void pg_time_format(int64_t pg_us, char *buf, size_t size)
 {
     int64_t unix_us = pg_us + PG_EPOCH_OFFSET_US;

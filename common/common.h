@@ -48,6 +48,8 @@ bool lsn_parse(const char *text, Lsn *out) WR_MUSTCHECK;
 /* PostgreSQL timestamps: microseconds since 2000-01-01 00:00:00 UTC. */
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
 int64_t pg_now_us(void);
+/* Microseconds on CLOCK_MONOTONIC: for durations and timers, never for dates. */
+int64_t mono_now_us(void);
 /* Format a PostgreSQL timestamp as ISO 8601 UTC with microseconds into buf (>= 40 bytes). */
 void pg_time_format(int64_t pg_us, char *buf, size_t size);
 

@@ -62,13 +62,6 @@ typedef struct {
     int64_t last_err_us;
 } KafkaSink;
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static WrStatus sticky(KafkaSink *k, WrError *err) { return wr_error_set(err, k->failed, "%s", k->failed_msg); }
 
 /* Record the first failure; a fatal one replaces a retriable one. */
@@ -135,7 +128,7 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
         return;
     }
     /* Broker-down errors repeat on every reconnect attempt: say it once per 10 s. */
-    int64_t now = mono_us();
+    int64_t now = mono_now_us();
     if (e == k->last_err && now - k->last_err_us < WAIT_LOG_EVERY_US) {
         log_debug("kafka error err=%s reason=\"%s\"", rd_kafka_err2name(e), reason);
         return;
@@ -161,10 +154,10 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 /* Poll until cond(k) holds or the sink fails; logs while it waits (backpressure). */
 static WrStatus wait_for(KafkaSink *k, bool (*cond)(KafkaSink *), const char *what, WrError *err)
 {
-    int64_t start = mono_us(), last_log = 0;
+    int64_t start = mono_now_us(), last_log = 0;
     while (!cond(k)) {
         if (k->failed) return sticky(k, err);
-        int64_t now = mono_us();
+        int64_t now = mono_now_us();
         if (now - (last_log ? last_log : start) >= (last_log ? WAIT_LOG_EVERY_US : 1000000)) {
             log_warn("kafka sink waiting msg=\"%s\" waited_ms=%" PRId64 " undelivered=%d", what,
                      (now - start) / 1000, rd_kafka_outq_len(k->rk));
@@ -172,7 +165,7 @@ static WrStatus wait_for(KafkaSink *k, bool (*cond)(KafkaSink *), const char *wh
         }
         rd_kafka_poll(k->rk, WAIT_POLL_MS);
     }
-    if (last_log) log_info("kafka sink resumed msg=\"%s\" waited_ms=%" PRId64, what, (mono_us() - start) / 1000);
+    if (last_log) log_info("kafka sink resumed msg=\"%s\" waited_ms=%" PRId64, what, (mono_now_us() - start) / 1000);
     return k->failed ? sticky(k, err) : WR_OK;
 }
 
@@ -195,7 +188,7 @@ static WrStatus produce(KafkaSink *k, rd_kafka_topic_t *rkt, const char *key, si
             k->stats.produced++;
             if (last_log)
                 log_info("kafka sink resumed msg=\"local queue has room again\" waited_ms=%" PRId64,
-                         (mono_us() - waiting_since) / 1000);
+                         (mono_now_us() - waiting_since) / 1000);
             return WR_OK;
         }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -205,7 +198,7 @@ static WrStatus produce(KafkaSink *k, rd_kafka_topic_t *rkt, const char *key, si
         }
         /* Backpressure: the bounded local queue is full; serve delivery reports until it drains. */
         k->stats.queue_full_waits++;
-        int64_t now = mono_us();
+        int64_t now = mono_now_us();
         if (!waiting_since) waiting_since = now;
         if (now - (last_log ? last_log : waiting_since) >= (last_log ? WAIT_LOG_EVERY_US : 1000000)) {
             log_warn("kafka sink waiting msg=\"local queue full, brokers slow or down\" waited_ms=%" PRId64

@@ -179,13 +179,6 @@ static WrStatus fold_rows(Keyframer *k, const char *sql, int maxcol, KeyframeOut
     return st;
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /*
  * Take the keyframe of r (inside the caller's transaction): read the plan
  * (the previous keyframe, the range of deltas, whether an UPDATE moved rows
@@ -210,9 +203,9 @@ static WrStatus take_keyframe(Keyframer *k, const KeyframeRequest *r, char kf_id
                    s);
     const char *p[3] = {relid, revs, max_keys};
     PGresult *plan = NULL, *res = NULL;
-    int64_t t0 = mono_us(), t1 = 0, t2 = 0;
+    int64_t t0 = mono_now_us(), t1 = 0, t2 = 0;
     WrStatus st = kf_run(k, q.data, 3, p, "planning a keyframe", &plan, err);
-    t1 = mono_us();
+    t1 = mono_now_us();
     if (st == WR_OK && (PQntuples(plan) != 1 || PQgetisnull(plan, 0, 6)))
         st = wr_error_set(err, WR_FATAL, "no relation version of relid %s at revision %s", relid, revs);
     if (st == WR_OK) {
@@ -236,7 +229,7 @@ static WrStatus take_keyframe(Keyframer *k, const KeyframeRequest *r, char kf_id
         st = kf_run(k, q.data, 4, kp, "taking a keyframe (rows moved between keys)", &res, err);
         if (st == WR_OK) *n_rows = strtoll(PQcmdTuples(res), NULL, 10);
         PQclear(res);
-        t2 = mono_us();
+        t2 = mono_now_us();
     } else if (st == WR_OK) {
         strbuf_reset(&q);
         rowfold_query(&q, s, r->relid, PQgetisnull(plan, 0, 0) ? NULL : PQgetvalue(plan, 0, 0),
@@ -249,7 +242,7 @@ static WrStatus take_keyframe(Keyframer *k, const KeyframeRequest *r, char kf_id
         /* The server sorts keyframe rows and deltas by key: in memory, not on disk. */
         st = kf_run(k, "SET LOCAL work_mem = '64MB'", 0, NULL, "setting work_mem for a keyframe", NULL, err);
         if (st == WR_OK) st = fold_rows(k, q.data, maxcol, &out, n_rows, err);
-        t2 = mono_us();
+        t2 = mono_now_us();
         if (st == WR_OK) st = keyframe_send(k, &out, err);
         if (out.spill) fclose(out.spill);
         strbuf_free(&out.buf);
@@ -258,7 +251,7 @@ static WrStatus take_keyframe(Keyframer *k, const KeyframeRequest *r, char kf_id
     if (st == WR_OK)
         log_debug("msg=\"keyframe phases\" relid=%s revision=%s by_key=%d plan_ms=%.1f fold_ms=%.1f write_ms=%.1f",
                   relid, revs, by_key, (double)(t1 - t0) / 1000.0, (double)(t2 - t1) / 1000.0,
-                  (double)(mono_us() - t2) / 1000.0);
+                  (double)(mono_now_us() - t2) / 1000.0);
     PQclear(plan);
     strbuf_free(&q);
     return st;
@@ -305,14 +298,57 @@ static WrStatus connect_thread(Keyframer *k, WrError *err)
     k->conn = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(k->conn) != CONNECTION_OK) {
         char msg[512];
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(k->conn));
-        msg[strcspn(msg, "\n")] = '\0';
+        const char *sqlstate;
+        pg_error_text(k->conn, NULL, msg, sizeof(msg), &sqlstate);
         return wr_error_set(err, WR_RETRY, "could not connect: %s", msg);
     }
     return WR_OK;
 }
 
 /* ---------- the thread ---------- */
+
+/* Take r with the cancel handle registered for keyframer_stop; counts it when
+ * taken. A keyframe the stop cancelled is no failure. */
+static WrStatus serve(Keyframer *k, const KeyframeRequest *r, WrError *err)
+{
+    WrStatus st = connect_thread(k, err);
+    if (st != WR_OK) return st;
+    PGcancel *c = PQgetCancel(k->conn);
+    pthread_mutex_lock(&k->mu);
+    k->cancel = c;
+    bool stop = k->stopping;
+    pthread_mutex_unlock(&k->mu);
+    long long n_rows = 0;
+    int64_t t0 = mono_now_us();
+    if (!stop) st = take_and_record(k, r, &n_rows, err);
+    double ms = (double)(mono_now_us() - t0) / 1000.0;
+    pthread_mutex_lock(&k->mu);
+    k->cancel = NULL;
+    stop = k->stopping;
+    if (st == WR_OK && !stop) {
+        k->stats.taken++;
+        k->stats.total_ms += ms;
+        if (ms > k->stats.max_ms) k->stats.max_ms = ms;
+    }
+    pthread_mutex_unlock(&k->mu);
+    PQfreeCancel(c);
+    if (stop) return WR_OK;
+    if (st == WR_OK)
+        log_debug("msg=\"keyframe taken\" relid=%" PRIu32 " revision=%" PRId64 " rows=%lld ms=%.1f", r->relid,
+                  r->rev, n_rows, ms);
+    return st;
+}
+
+/* After a failure: wait k->backoff_s before the next keyframe (requests that
+ * come meanwhile wait too; the stop does not). Called with mu held. */
+static void back_off(Keyframer *k)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += k->backoff_s;
+    while (!k->stopping && pthread_cond_timedwait(&k->cv, &k->mu, &until) != ETIMEDOUT) {
+    }
+}
 
 static void *keyframer_main(void *arg)
 {
@@ -329,51 +365,19 @@ static void *keyframer_main(void *arg)
         pthread_mutex_unlock(&k->mu);
 
         WrError err = {0};
-        WrStatus st = connect_thread(k, &err);
-        if (st == WR_OK) {
-            PGcancel *c = PQgetCancel(k->conn);
-            pthread_mutex_lock(&k->mu);
-            k->cancel = c;
-            bool stop = k->stopping;
-            pthread_mutex_unlock(&k->mu);
-            long long n_rows = 0;
-            int64_t t0 = mono_us();
-            if (!stop) st = take_and_record(k, &r, &n_rows, &err);
-            double ms = (double)(mono_us() - t0) / 1000.0;
-            pthread_mutex_lock(&k->mu);
-            k->cancel = NULL;
-            stop = k->stopping;
-            if (st == WR_OK && !stop) {
-                k->stats.taken++;
-                k->stats.total_ms += ms;
-                if (ms > k->stats.max_ms) k->stats.max_ms = ms;
-            }
-            pthread_mutex_unlock(&k->mu);
-            PQfreeCancel(c);
-            if (st == WR_OK && !stop)
-                log_debug("msg=\"keyframe taken\" relid=%" PRIu32 " revision=%" PRId64 " rows=%lld ms=%.1f", r.relid,
-                          r.rev, n_rows, ms);
-            if (stop) st = WR_OK; /* cancelled on purpose */
-        }
+        WrStatus st = serve(k, &r, &err);
+        pthread_mutex_lock(&k->mu);
         if (st != WR_OK) {
+            k->stats.failed++;
             k->backoff_s = k->backoff_s ? (k->backoff_s * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : k->backoff_s * 2)
                                         : BACKOFF_MIN_S;
             log_warn("msg=\"keyframe not taken; asked again later\" relid=%" PRIu32 " revision=%" PRId64
                      " retry_in_s=%d error=\"history store keyframe: %s\"",
                      r.relid, r.rev, k->backoff_s, err.msg);
-            pthread_mutex_lock(&k->mu);
-            k->stats.failed++;
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += k->backoff_s;
-            /* Requests that came meanwhile wait too; the stop does not. */
-            while (!k->stopping && pthread_cond_timedwait(&k->cv, &k->mu, &until) != ETIMEDOUT) {
-            }
-            pthread_mutex_unlock(&k->mu);
+            back_off(k);
         } else {
             k->backoff_s = 0;
         }
-        pthread_mutex_lock(&k->mu);
         k->busy = false;
         pthread_cond_broadcast(&k->cv);
     }

@@ -41,13 +41,6 @@
 #define MAX_CHUNK_PAGES 65536u
 #define RECENT_DELETES 256
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* ---- SQL helpers ---- */
 
 static bool lost_connection(PGconn *c, const PGresult *r)
@@ -398,7 +391,7 @@ static WrStatus end_job(Backfill *b, const char *state, const char *error, WrErr
 {
     WrStatus st = record_progress(b, &b->job, state, error, err);
     if (st != WR_OK) return st;
-    double secs = (double)(mono_us() - b->job_started_us) / 1e6;
+    double secs = (double)(mono_now_us() - b->job_started_us) / 1e6;
     if (strcmp(state, "done") == 0)
         log_info("msg=\"baseline recorded\" table=%s.%s rows_read=%lld rows_recorded=%lld chunks=%d "
                  "seconds=%.1f",
@@ -418,7 +411,7 @@ static WrStatus end_job(Backfill *b, const char *state, const char *error, WrErr
 
 static void log_progress(Backfill *b, bool force)
 {
-    int64_t t = mono_us();
+    int64_t t = mono_now_us();
     if (!force && t - b->last_log_us < LOG_INTERVAL_US) return;
     b->last_log_us = t;
     double secs = (double)(t - b->job_started_us) / 1e6;
@@ -594,7 +587,7 @@ static void start_next(Backfill *b)
     b->active = true;
     b->phase = PH_IDLE;
     b->pages_per_chunk = FIRST_CHUNK_PAGES;
-    b->job_started_us = b->last_log_us = mono_us();
+    b->job_started_us = b->last_log_us = mono_now_us();
     recent_clear(b);
     if (b->job.resume)
         log_info("msg=\"resuming an interrupted baseline\" table=%s.%s page=%" PRIu32
@@ -972,7 +965,7 @@ void backfill_on_relation(Backfill *b, const RelationVersion *rv)
 WrStatus backfill_step(Backfill *b, WrError *err)
 {
     if (b->disabled) return WR_OK;
-    int64_t t = mono_us();
+    int64_t t = mono_now_us();
     if (!b->checked || b->check_now || t - b->last_check_us >= CHECK_INTERVAL_US) {
         b->checked = true;
         b->check_now = false;

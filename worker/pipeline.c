@@ -70,13 +70,6 @@ typedef struct {
 #define READ_AHEAD_MAX_MESSAGES 4096
 #define READ_AHEAD_MAX_BYTES ((size_t)4 << 20)
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* ---- fan-out: the assembler's output ---- */
 
 static WrStatus out_relation(void *ctx, const RelationVersion *rv, WrError *err)
@@ -358,15 +351,21 @@ static Lsn min_durable(const Pipeline *p)
     return m == UINT64_MAX ? 0 : m;
 }
 
+/* Nothing in flight and every revision given to the sinks durable in all of
+ * them: the stream may be confirmed past the last revision. */
+static bool settled(const Pipeline *p)
+{
+    return !assembler_in_transaction(p->asm_) && min_durable(p) >= p->last_emitted_end;
+}
+
 /* What may be confirmed now: never past what every sink made durable; when
- * nothing is in flight, up to the server's WAL end so a quiet or untracked
- * database does not pin WAL. */
+ * settled, up to the server's WAL end so a quiet or untracked database does
+ * not pin WAL. */
 static Lsn confirmable(const Pipeline *p)
 {
     Lsn durable = min_durable(p);
     Lsn c = p->confirmed;
-    bool all_durable = durable >= p->last_emitted_end;
-    if (!assembler_in_transaction(p->asm_) && all_durable) {
+    if (settled(p)) {
         Lsn idle = assembler_last_end_lsn(p->asm_);
         if (p->server_wal_end > idle) idle = p->server_wal_end;
         if (idle > c) c = idle;
@@ -383,7 +382,7 @@ static WrStatus send_status(Pipeline *p, bool reply, WrError *err)
         log_debug("msg=\"confirming\" flush_lsn=" LSN_FMT, LSN_ARGS(c));
         p->confirmed = c;
     }
-    p->last_status_us = now_us();
+    p->last_status_us = mono_now_us();
     Lsn written = p->received > p->confirmed ? p->received : p->confirmed;
     return repl_stream_send_status(p->stream, written, p->confirmed, p->confirmed, reply, err);
 }
@@ -396,7 +395,7 @@ typedef enum {
 
 static WrStatus flush_sinks(Pipeline *p, FlushMode mode, WrError *err)
 {
-    int64_t t = now_us();
+    int64_t t = mono_now_us();
     for (int i = 0; i < p->nsinks; i++) {
         SinkSlot *s = &p->sinks[i];
         if (!s->pending) continue;
@@ -506,13 +505,13 @@ static WrStatus next_message(Pipeline *p, const PgoParser *parser, const uint8_t
     }
     if (readahead_count(p->ahead) > 1) {
         size_t fetched = 0;
-        int64_t t0 = now_us();
+        int64_t t0 = mono_now_us();
         st = prefetch_old_images(p->ahead, parser, p->asm_, history, &fetched, err);
         if (st != WR_OK) return wr_error_prefix(err, "sink history: reading old images ahead");
         p->prefetched_keys += fetched;
         if (fetched)
             log_debug("msg=\"old images read ahead\" messages=%zu keys=%zu ms=%.1f", readahead_count(p->ahead), fetched,
-                      (double)(now_us() - t0) / 1000.0);
+                      (double)(mono_now_us() - t0) / 1000.0);
     }
     readahead_pop(p->ahead, buf, len);
     return WR_OK;
@@ -616,7 +615,7 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
             if (st != WR_OK) return st;
         }
 
-        int64_t t = now_us();
+        int64_t t = mono_now_us();
         if (t - p->last_status_us >= (int64_t)status_ms * 1000) {
             st = poll_sinks(p, err);
             if (st != WR_OK) return st;
@@ -665,11 +664,9 @@ static WrStatus run_session(Pipeline *p, bool *stopped, WrError *err)
     }
     st = send_status(p, false, err);
     if (st != WR_OK) return st;
-    /* Confirmed past the last revision only when nothing is in flight and every
-     * sink is durable (confirmable): the stores may say they are complete
-     * through it. */
-    if (p->confirmed > p->last_emitted_end && !assembler_in_transaction(p->asm_) &&
-        min_durable(p) >= p->last_emitted_end) {
+    /* Confirmed past the last revision while settled: the stores may say
+     * they are complete through it. */
+    if (p->confirmed > p->last_emitted_end && settled(p)) {
         for (int i = 0; i < p->nsinks; i++) {
             Sink *s = p->sinks[i].sink;
             if (!s->ops->record_position) continue;
@@ -719,7 +716,7 @@ typedef struct {
 
 static void progress_show(Progress *pr, bool final)
 {
-    int64_t t = now_us();
+    int64_t t = mono_now_us();
     if (!final && t - pr->last_us < (pr->tty ? 200000 : 10000000)) return;
     pr->last_us = t;
     double secs = (double)(t - pr->started_us) / 1e6;
@@ -864,7 +861,7 @@ static WrStatus take_baseline(Pipeline *p, const char *snapshot, Lsn cp, WrError
     st = sql_ok(c, r, PGRES_TUPLES_OK, "baseline: listing published tables", err);
     if (st != WR_OK) goto done;
 
-    Progress pr = {.started_us = now_us(), .tty = isatty(2) != 0};
+    Progress pr = {.started_us = mono_now_us(), .tty = isatty(2) != 0};
     for (int i = 0; i < PQntuples(r); i++) pr.estimate += atoll(PQgetvalue(r, i, 1));
     char ctx[160];
     snprintf(ctx, sizeof(ctx),

@@ -46,13 +46,6 @@ typedef struct {
     long bad;
 } TailState;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- printing ---- */
 
 static const char *jstr(json_t *obj, const char *key)
@@ -313,9 +306,9 @@ static int tail_kafka(TailState *ts, const Config *cfg)
         rc = 1;
         goto done;
     }
-    int64_t last = mono_ms();
+    int64_t last = mono_now_us() / 1000;
     while (!done(ts)) {
-        if (o->timeout_ms && mono_ms() - last >= o->timeout_ms) break;
+        if (o->timeout_ms && (mono_now_us() / 1000) - last >= o->timeout_ms) break;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, POLL_MS);
         if (!m) continue;
         if (m->err) {
@@ -331,7 +324,7 @@ static int tail_kafka(TailState *ts, const Config *cfg)
             rd_kafka_message_destroy(m);
             continue;
         }
-        last = mono_ms();
+        last = mono_now_us() / 1000;
         char where[300];
         snprintf(where, sizeof where, "%s[%" PRId32 "]@%" PRId64, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
         emit(ts, m->payload, m->len, where);
