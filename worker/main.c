@@ -13,7 +13,7 @@
 
 #include "common/log.h"
 #include "replay/replay.h"
-#include "worker/backfill.h"
+#include "baseline/baseline.h"
 #include "worker/config.h"
 #include "worker/pipeline.h"
 #include "worker/setup.h"
@@ -384,7 +384,9 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
             rc = EXIT_USAGE;
             break;
         }
-        rc = backfill_command(&cfg, o->tables, o->ntables);
+        BaselineConfig bcfg;
+        pipeline_baseline_config(&cfg, &bcfg);
+        rc = backfill_command(&bcfg, o->tables, o->ntables);
         break;
     case CMD_TAIL: /* reads Kafka or a file-sink file: no database needed */
         install_stop_handlers();

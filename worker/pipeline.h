@@ -7,10 +7,13 @@
 #ifndef WALREV_WORKER_PIPELINE_H
 #define WALREV_WORKER_PIPELINE_H
 
+#include <signal.h>
+
+#include "baseline/baseline.h"
 #include "worker/config.h"
 
-/* Set from signal handlers; the loop checks them. */
-extern volatile int pipeline_stop_requested;
+/* Set from signal handlers; the loop checks it. */
+extern volatile sig_atomic_t pipeline_stop_requested;
 
 /* Run until stopped. Returns 0 on a clean stop, non-zero (and logs) on a fatal error. */
 int pipeline_run(const Config *cfg);
@@ -25,5 +28,8 @@ int pipeline_run(const Config *cfg);
  * *created says whether a slot was made.
  */
 int pipeline_create_slot(const Config *cfg, bool baseline, bool *created);
+
+/* The part of cfg the baselines read (strings borrowed from cfg). */
+void pipeline_baseline_config(const Config *cfg, BaselineConfig *out);
 
 #endif

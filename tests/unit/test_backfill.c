@@ -1,5 +1,5 @@
 /*
- * test_backfill.c — unit tests of the snapshot arithmetic in worker/backfill.c:
+ * test_backfill.c — unit tests of the snapshot arithmetic in baseline/backfill.c:
  * parsing pg_current_snapshot()'s text, and deciding whether a transaction the
  * stream names by its 32-bit xid was visible to the chunk's read, across an
  * xid epoch boundary too. A wrong answer here would record a deleted row.
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "worker/backfill.h"
+#include "baseline/baseline.h"
 
 static void parses_a_snapshot(void **state)
 {

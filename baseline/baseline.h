@@ -1,22 +1,44 @@
 /*
- * backfill.h — the baseline of a table that joins the publication after
+ * baseline.h — the history's starting rows. Two ways in, sharing one table
+ * description (BaselineTable):
+ *
+ * The initial baseline (baseline_take, baseline/initial.c): at `walrev setup`
+ * the slot's exported snapshot is read, every published table's rows
+ * recorded as the first revision, so history starts complete and meets the
+ * stream with no gap or overlap.
+ *
+ * The backfill (baseline/backfill.c): the baseline of a table that joins the publication after
  * `walrev setup` (docs/history-store.md#the-baseline): the worker reads it in
  * chunks of pages on a second, ordinary source connection, without locks or
  * long transactions, while streaming goes on, and records the rows the
  * history does not hold yet as snapshot rows, each chunk in a revision of its
  * own at its position in the stream. It must never record a row the stream
  * has already changed, nor advance the slot: chunks are ordinary revisions.
- * Also the table description both baselines share, and `walrev baseline`.
+ * Also `walrev baseline`.
+ *
+ * Both log their progress and per-table outcomes (they run for minutes);
+ * errors that end the session are returned, not logged.
  */
-#ifndef WALREV_WORKER_BACKFILL_H
-#define WALREV_WORKER_BACKFILL_H
+#ifndef WALREV_BASELINE_BASELINE_H
+#define WALREV_BASELINE_BASELINE_H
 
 #include <libpq-fe.h>
 
 #include "decoder/assembler.h"
 #include "decoder/pgoutput.h"
+#include "schema/tracking.h"
+#include "sink/fanout.h"
 #include "sink/sink.h"
-#include "worker/config.h"
+
+/* What the baselines need of walrev's configuration; strings borrowed. */
+typedef struct {
+    const char *source_conninfo;
+    const char *history_conninfo;
+    const char *history_schema;
+    const char *publication;
+    const TrackingRules *tracking; /* NULL tracks everything */
+    int backfill_chunk_rows;       /* rows per chunk of a table's backfill */
+} BaselineConfig;
 
 /*
  * A published table as pgoutput describes it, read from the catalog in the
@@ -68,9 +90,9 @@ typedef struct {
 
 /*
  * One per streaming session, after the relation versions are restored.
- * cfg, a and out are borrowed for its life. Blocks on nothing until used.
+ * cfg is copied (its strings borrowed); a and out are borrowed for its life. Blocks on nothing until used.
  */
-Backfill *backfill_create(const Config *cfg, Assembler *a, const BackfillOutput *out);
+Backfill *backfill_create(const BaselineConfig *cfg, Assembler *a, const BackfillOutput *out);
 /* Closes its connections; says in the log when a backfill was interrupted. */
 void backfill_destroy(Backfill *b);
 
@@ -97,6 +119,23 @@ WrStatus backfill_step(Backfill *b, WrError *err) WR_MUSTCHECK;
  * `walrev baseline [--table T]...`: request a (new) baseline of each table,
  * then print the state of every table's baseline. Returns the exit code.
  */
-int backfill_command(const Config *cfg, char *const *tables, int ntables);
+int backfill_command(const BaselineConfig *cfg, char *const *tables, int ntables);
+
+/*
+ * The initial baseline, on the connection that just created the slot with an
+ * exported snapshot (it must stay idle meanwhile): every table published in
+ * cfg->publication, read in that snapshot, becomes one revision of snapshot
+ * rows at consistent_point, given to the sinks of f through a (its output is
+ * f). Each table's progress is recorded as done in the same revision. Waits
+ * until every sink has made it durable (60 s at most), since setup exits next.
+ * WR_RETRY on a lost connection, WR_FATAL on another SQL error.
+ */
+WrStatus baseline_take(const BaselineConfig *cfg, Assembler *a, Fanout *f, const char *snapshot,
+                       Lsn consistent_point, WrError *err) WR_MUSTCHECK;
+
+/* Drop slot_name, left by a baseline that was interrupted (the history store
+ * holds no checkpoint), so setup can take it again. WR_RETRY when the source
+ * cannot be reached. */
+WrStatus baseline_drop_slot(const char *source_conninfo, const char *slot_name, WrError *err) WR_MUSTCHECK;
 
 #endif

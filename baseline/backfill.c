@@ -1,6 +1,6 @@
 /*
  * backfill.c — baselines of tables added to the publication after setup (see
- * backfill.h and docs/history-store.md#the-baseline). One table at a time,
+ * baseline.h and docs/history-store.md#the-baseline). One table at a time,
  * one chunk at a time, driven from the pipeline's loop between transactions:
  *
  *   1. emit a low watermark (a transactional logical message) on the source;
@@ -19,7 +19,7 @@
  * stream with no gap and no overlap. It must never record a row twice and
  * never look finished when it is not.
  */
-#include "worker/backfill.h"
+#include "baseline/baseline.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -232,7 +232,8 @@ typedef enum {
 } Phase;
 
 struct Backfill {
-    const Config *cfg;
+    BaselineConfig config;
+    const BaselineConfig *cfg; /* &config */
     Assembler *a;
     BackfillOutput out;
     RelCache *keycache; /* versions for keys at read time; never the assembler's */
@@ -280,10 +281,11 @@ struct Backfill {
     StrBuf key;
 };
 
-Backfill *backfill_create(const Config *cfg, Assembler *a, const BackfillOutput *out)
+Backfill *backfill_create(const BaselineConfig *cfg, Assembler *a, const BackfillOutput *out)
 {
     Backfill *b = xcalloc(1, sizeof(*b));
-    b->cfg = cfg;
+    b->config = *cfg;
+    b->cfg = &b->config;
     b->a = a;
     b->out = *out;
     b->keycache = relcache_create(cfg->tracking);
@@ -987,7 +989,7 @@ WrStatus backfill_step(Backfill *b, WrError *err)
 
 /* ---- walrev baseline ---- */
 
-static int request_table(PGconn *src, PGconn *hist, const Config *cfg, const char *schema, const char *table)
+static int request_table(PGconn *src, PGconn *hist, const BaselineConfig *cfg, const char *schema, const char *table)
 {
     const char *p[2] = {table, cfg->publication};
     PGresult *r = PQexecParams(src,
@@ -1078,7 +1080,7 @@ static int print_states(PGconn *hist, const char *schema)
     return 0;
 }
 
-int backfill_command(const Config *cfg, char *const *tables, int ntables)
+int backfill_command(const BaselineConfig *cfg, char *const *tables, int ntables)
 {
     WrError err = {0};
     PGconn *src = NULL, *hist = NULL;

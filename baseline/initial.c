@@ -1,0 +1,213 @@
+/*
+ * initial.c — the baseline taken when `walrev setup` creates the slot
+ * (baseline.h): every published table read in the slot's exported snapshot
+ * and recorded as one revision of snapshot rows at its consistent point. It
+ * must not return success before every sink holds that revision: setup exits
+ * next and the stream starts after it.
+ */
+#include "baseline/baseline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+typedef struct {
+    int64_t rows;
+    int64_t estimate;
+    int64_t started_us;
+    int64_t last_us;
+    bool tty;
+} Progress;
+
+static void progress_show(Progress *pr, bool final)
+{
+    int64_t t = mono_now_us();
+    if (!final && t - pr->last_us < (pr->tty ? 200000 : 10000000)) return;
+    pr->last_us = t;
+    double secs = (double)(t - pr->started_us) / 1e6;
+    double rate = secs > 0 ? (double)pr->rows / secs : 0;
+    char eta[32] = "?";
+    if (pr->estimate > pr->rows && rate > 0)
+        snprintf(eta, sizeof(eta), "%.0fs", (double)(pr->estimate - pr->rows) / rate);
+    if (pr->tty) {
+        fprintf(stderr, "\rbaseline: %lld of ~%lld rows, %.0f rows/s, eta %s   %s", (long long)pr->rows,
+                (long long)pr->estimate, rate, final ? "0s" : eta, final ? "\n" : "");
+        fflush(stderr);
+    } else {
+        log_info("msg=\"baseline progress\" rows=%lld estimate=%lld rate=%.0f eta=%s", (long long)pr->rows,
+                 (long long)pr->estimate, rate, final ? "0s" : eta);
+    }
+}
+
+static WrStatus sql_ok(PGconn *c, PGresult *r, ExecStatusType want, const char *what, WrError *err)
+{
+    if (PQresultStatus(r) == want) return WR_OK;
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return wr_error_set(err, (state && strncmp(state, "08", 2) == 0) || PQstatus(c) != CONNECTION_OK ? WR_RETRY : WR_FATAL,
+                        "%s: %s", what, PQerrorMessage(c));
+}
+
+/* One table: describe it as pgoutput would, then COPY its rows in the snapshot. */
+static WrStatus baseline_table(Assembler *a, Fanout *fan, PGconn *c, const char *oid, Progress *pr, WrError *err)
+{
+    BackfillTable t;
+    bool found = false;
+    WrStatus st = backfill_table_describe(c, (uint32_t)strtoul(oid, NULL, 10), &t, &found, err);
+    if (st != WR_OK) return wr_error_prefix(err, "baseline");
+    if (!found) return WR_OK;
+    int n = t.ncols;
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql, "COPY (SELECT %s FROM ONLY %s", t.select_list, t.qualified);
+    if (t.rowfilter) strbuf_appendf(&sql, " WHERE %s", t.rowfilter);
+    strbuf_append_str(&sql, ") TO STDOUT");
+    const RelationVersion *rv = NULL;
+    int64_t rows_before = pr->rows;
+    st = assembler_baseline_relation(a, (uint32_t)strtoul(oid, NULL, 10), t.nspname, t.relname,
+                                     t.replident, (uint16_t)n, t.cols, t.attnums, &rv, err);
+    if (st != WR_OK) goto out;
+    log_info("msg=\"baseline table\" table=%s.%s", rv->nspname, rv->relname);
+
+    PGresult *cr = PQexec(c, sql.data);
+    st = sql_ok(c, cr, PGRES_COPY_OUT, "baseline: COPY", err);
+    PQclear(cr);
+    if (st != WR_OK) goto out;
+    Value *vals = xcalloc((size_t)n, sizeof(Value));
+    char *row;
+    int len;
+    while ((len = PQgetCopyData(c, &row, 0)) > 0) {
+        /* one row, tab-separated, newline-terminated; \N is NULL */
+        int col = 0;
+        char *f = row, *end = row + len - 1;
+        for (char *q = row; q <= end && col < n; q++) {
+            if (q == end || *q == '\t') {
+                size_t flen = (size_t)(q - f);
+                if (flen == 2 && f[0] == '\\' && f[1] == 'N') {
+                    vals[col].data = NULL;
+                    vals[col].len = 0;
+                } else {
+                    vals[col].data = f;
+                    vals[col].len = copy_text_unescape(f, flen);
+                }
+                col++;
+                f = q + 1;
+            }
+        }
+        if (col != n) {
+            PQfreemem(row);
+            free(vals);
+            st = wr_error_set(err, WR_PROTOCOL, "baseline: COPY row of %s.%s has %d fields, expected %d",
+                              rv->nspname, rv->relname, col, n);
+            goto out;
+        }
+        st = assembler_baseline_row(a, rv, vals, err);
+        PQfreemem(row);
+        if (st != WR_OK) {
+            free(vals);
+            goto out;
+        }
+        pr->rows++;
+        progress_show(pr, false);
+        /* Bounded memory: let sinks send full buffers as the baseline streams. */
+        fanout_mark_pending(fan);
+    }
+    free(vals);
+    if (len == -2) {
+        st = wr_error_set(err, WR_RETRY, "baseline: COPY failed: %s", PQerrorMessage(c));
+        goto out;
+    }
+    cr = PQgetResult(c);
+    st = sql_ok(c, cr, PGRES_COMMAND_OK, "baseline: COPY", err);
+    PQclear(cr);
+    while ((cr = PQgetResult(c))) PQclear(cr);
+    if (st == WR_OK) {
+        /* Recorded in the same revision: the worker never takes this table's baseline again. */
+        BackfillProgress bp = {.relid = rv->relid, .nspname = rv->nspname, .relname = rv->relname,
+                               .state = "done", .rows_read = pr->rows - rows_before,
+                               .rows_recorded = pr->rows - rows_before};
+        st = fanout_progress(fan, &bp, assembler_in_revision(a), err);
+    }
+out:
+    strbuf_free(&sql);
+    backfill_table_free(&t);
+    return st;
+}
+
+WrStatus baseline_take(const BaselineConfig *cfg, Assembler *a, Fanout *f, const char *snapshot, Lsn cp, WrError *err)
+{
+    PGconn *c = PQconnectdb(cfg->source_conninfo);
+    WrStatus st = WR_OK;
+    PGresult *r = NULL;
+    if (PQstatus(c) != CONNECTION_OK) {
+        st = wr_error_set(err, WR_RETRY, "baseline: source: %s", PQerrorMessage(c));
+        goto done;
+    }
+    char *pub = PQescapeLiteral(c, cfg->publication, strlen(cfg->publication));
+    char *snap = PQescapeLiteral(c, snapshot, strlen(snapshot));
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql,
+                   "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; "
+                   "SELECT set_config('walrev.publication', %s, true)",
+                   snap, pub);
+    PQfreemem(pub);
+    PQfreemem(snap);
+    r = PQexec(c, sql.data);
+    strbuf_free(&sql);
+    st = sql_ok(c, r, PGRES_TUPLES_OK, "baseline: using the slot's snapshot", err);
+    PQclear(r);
+    r = NULL;
+    if (st != WR_OK) goto done;
+    r = PQexec(c, "SELECT c.oid, greatest(c.reltuples, 0)::bigint FROM pg_publication_tables pt "
+                  "JOIN pg_namespace n ON n.nspname = pt.schemaname "
+                  "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+                  "WHERE pt.pubname = current_setting('walrev.publication') ORDER BY pt.schemaname, pt.tablename");
+    st = sql_ok(c, r, PGRES_TUPLES_OK, "baseline: listing published tables", err);
+    if (st != WR_OK) goto done;
+
+    Progress pr = {.started_us = mono_now_us(), .tty = isatty(2) != 0};
+    for (int i = 0; i < PQntuples(r); i++) pr.estimate += atoll(PQgetvalue(r, i, 1));
+    char ctx[160];
+    snprintf(ctx, sizeof(ctx),
+             "{\"actor\":{\"type\":\"walrev\",\"id\":\"baseline\"},\"description\":\"baseline of existing rows\"}");
+    st = assembler_baseline_begin(a, cp, pg_now_us(), ctx, err);
+    for (int i = 0; st == WR_OK && i < PQntuples(r); i++) {
+        st = baseline_table(a, f, c, PQgetvalue(r, i, 0), &pr, err);
+        if (st == WR_OK) st = fanout_flush(f, FANOUT_FLUSH_WANTING, mono_now_us(), err);
+    }
+    if (st == WR_OK) st = assembler_baseline_commit(a, err);
+    if (st == WR_OK) st = fanout_flush(f, FANOUT_FLUSH_ALL, mono_now_us(), err);
+    /* setup exits next: wait until every sink holds the baseline (Kafka
+     * confirms through delivery reports), or fail rather than claim it. */
+    bool reached = false;
+    if (st == WR_OK) st = fanout_wait_durable(f, cp, 60000, &reached, err);
+    if (st == WR_OK && !reached) st = wr_error_set(err, WR_RETRY, "baseline: a sink did not confirm it within 60 s");
+    if (st == WR_OK) {
+        progress_show(&pr, true);
+        log_info("msg=\"baseline recorded\" rows=%lld tables=%d lsn=" LSN_FMT, (long long)pr.rows, PQntuples(r),
+                 LSN_ARGS(cp));
+    }
+done:
+    PQclear(r);
+    PQfinish(c);
+    return st;
+}
+
+WrStatus baseline_drop_slot(const char *source_conninfo, const char *slot_name, WrError *err)
+{
+    PGconn *c = PQconnectdb(source_conninfo);
+    WrStatus st = WR_OK;
+    if (PQstatus(c) != CONNECTION_OK) {
+        st = wr_error_set(err, WR_RETRY, "source: %s", PQerrorMessage(c));
+    } else {
+        const char *params[1] = {slot_name};
+        PGresult *r = PQexecParams(c, "SELECT pg_drop_replication_slot($1)", 1, NULL, params, NULL, NULL, 0);
+        st = sql_ok(c, r, PGRES_TUPLES_OK, "dropping the slot of an interrupted baseline", err);
+        PQclear(r);
+    }
+    PQfinish(c);
+    return st;
+}

@@ -1,0 +1,115 @@
+/*
+ * fanout.h — revisions to every sink, and the durability rule that decides
+ * what the worker may confirm to the slot. It must never let the slot be
+ * confirmed past what every sink has made durable: a revision the slot no
+ * longer holds and one sink never stored would be lost for good.
+ *
+ *   skip     a sink already holding a revision (it is ahead of another
+ *            sink after a restart) is not given it again;
+ *   pending  a sink that received something not yet durable stays pending
+ *            until a flush (or, for Kafka, its delivery reports) makes it so;
+ *   durable  the least end LSN made durable over all sinks;
+ *   settled  nothing in flight and everything given out durable everywhere:
+ *            then, and only then, the slot may move on to the server's WAL
+ *            end, so a quiet or untracked database does not pin WAL.
+ *
+ * Holds no connection and does no I/O of its own beyond the sinks' calls;
+ * logs debug lines only. Errors come back prefixed with the sink's name.
+ */
+#ifndef WALREV_SINK_FANOUT_H
+#define WALREV_SINK_FANOUT_H
+
+#include "sink/sink.h"
+
+/* The sinks walrev has: history store, file, Kafka; one spare. */
+#define FANOUT_MAX_SINKS 4
+
+typedef struct Fanout Fanout;
+
+/* Empty; free with fanout_destroy. */
+Fanout *fanout_create(void);
+/*
+ * Sinks are destroyed with the fan-out (NULL accepted). abort_pending: first
+ * drop what they hold but have not made durable (after a failure, so a
+ * half-written batch is never committed by a destructor).
+ */
+void fanout_destroy(Fanout *f, bool abort_pending);
+
+/* Add a sink, which the fan-out then owns; name is borrowed for its life
+ * (a string literal). Returns the sink's index. Aborts past FANOUT_MAX_SINKS. */
+int fanout_add(Fanout *f, const char *name, Sink *sink);
+int fanout_count(const Fanout *f);
+/* What sink i reported at fanout_open (zeroed before). */
+const SinkPosition *fanout_position(const Fanout *f, int i);
+
+/*
+ * Open every sink and say where streaming starts: where the least advanced
+ * sink that holds something stands (*start; zero when none holds anything).
+ * A sink that holds nothing yet (just added) joins at that point: it cannot
+ * get revisions the slot no longer has, and must not drag the others'
+ * revision ids back. Also resets what was given out to start.
+ */
+WrStatus fanout_open(Fanout *f, SinkPosition *start, WrError *err) WR_MUSTCHECK;
+
+/* ---- one revision, in parts; pointers are borrowed for the call ---- */
+WrStatus fanout_relation(Fanout *f, const RelationVersion *rv, WrError *err) WR_MUSTCHECK;
+/* Decides per sink whether it skips this revision (holds it already). */
+WrStatus fanout_begin(Fanout *f, const Revision *rev, WrError *err) WR_MUSTCHECK;
+WrStatus fanout_context(Fanout *f, const Revision *rev, const RevisionContext *c, WrError *err) WR_MUSTCHECK;
+WrStatus fanout_delta(Fanout *f, const Revision *rev, const ObjectDelta *d, WrError *err) WR_MUSTCHECK;
+/* The revision is complete in every sink that takes it; they become pending. */
+WrStatus fanout_commit(Fanout *f, const Revision *rev, WrError *err) WR_MUSTCHECK;
+/*
+ * A table's baseline progress, to every sink that keeps it (write_backfill).
+ * in_revision: inside the revision in flight, which a skipping sink does not
+ * get; outside one it goes into the open batch and only a flush makes it
+ * durable.
+ */
+WrStatus fanout_progress(Fanout *f, const BackfillProgress *bp, bool in_revision, WrError *err) WR_MUSTCHECK;
+/* Every sink is pending: rows were handed over outside the revision calls
+ * (the baseline), so flushes may send full buffers as it streams. */
+void fanout_mark_pending(Fanout *f);
+
+/* ---- durability ---- */
+typedef enum {
+    FANOUT_FLUSH_ALL,     /* every pending sink */
+    FANOUT_FLUSH_IDLE,    /* every pending sink but those holding their batch until it is due */
+    FANOUT_FLUSH_WANTING, /* pending sinks whose batch is due */
+} FanoutFlush;
+
+/* Flush pending sinks as mode says; call between revisions only. now_us is
+ * the caller's monotonic clock (sinks time their batches by it). */
+WrStatus fanout_flush(Fanout *f, FanoutFlush mode, int64_t now_us, WrError *err) WR_MUSTCHECK;
+/* Serve the sinks' background work (delivery reports); never blocks. */
+WrStatus fanout_poll(Fanout *f, WrError *err) WR_MUSTCHECK;
+/* A pending sink holds its batch at idle: the caller should wait only briefly. */
+bool fanout_holds_batch(const Fanout *f);
+
+/* End LSN of the last revision given out (or the start position). */
+Lsn fanout_emitted_end(const Fanout *f);
+/* The least end LSN durable over all sinks (a sink's own position counts:
+ * it holds what it reported at open); 0 with no sinks. */
+Lsn fanout_min_durable(const Fanout *f);
+/* Nothing in flight and every revision given out durable in all sinks. */
+bool fanout_settled(const Fanout *f, bool in_transaction);
+/*
+ * What may be confirmed to the slot now, given what was confirmed before:
+ * never past what every sink made durable; when settled, up to idle_end (the
+ * greater of the last COMMIT handled and the server's WAL end). Never less
+ * than confirmed.
+ */
+Lsn fanout_confirmable(const Fanout *f, Lsn confirmed, bool in_transaction, Lsn idle_end);
+
+/*
+ * Poll and flush until every sink has made target durable or timeout_ms has
+ * passed, sleeping 100 ms between rounds. *reached says which. Blocks.
+ */
+WrStatus fanout_wait_durable(Fanout *f, Lsn target, int timeout_ms, bool *reached, WrError *err) WR_MUSTCHECK;
+
+/* Drop what every sink holds but has not made durable (revision in flight). */
+void fanout_abort(Fanout *f);
+/* Stopped cleanly at end_lsn with everything durable: sinks that answer "as
+ * of an LSN" note they are complete through it (record_position). */
+WrStatus fanout_record_position(Fanout *f, Lsn end_lsn, WrError *err) WR_MUSTCHECK;
+
+#endif

@@ -1,0 +1,434 @@
+/*
+ * test_fanout.c — the lossless rule of sink/fanout.c, alone: the slot is never
+ * confirmed past what every sink made durable; a sink that already holds a
+ * revision skips it; a quiet stream is confirmed up to the server's WAL end
+ * only when everything given out is durable everywhere. The sinks here are
+ * sinks in memory (SinkOps, nothing external): a synchronous one whose flush
+ * makes everything durable, and an asynchronous one that, like Kafka, makes
+ * one revision durable per poll after a flush.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sink/fanout.h"
+
+#define MAX_REVS 16
+
+typedef struct {
+    SinkPosition open_pos;     /* what open reports */
+    bool async;                /* flush returns WR_AGAIN; each poll delivers one revision */
+    bool wants;                /* what wants_flush answers */
+    bool fail_delta;           /* write_delta fails */
+    Lsn committed[MAX_REVS];   /* end LSNs received, in order */
+    int ncommitted;
+    int nflushed;              /* of committed, how many a flush has sent */
+    int ndurable;              /* of committed, how many are durable */
+    int begins, deltas, contexts, relations, backfills, flushes, aborts;
+    Lsn recorded;              /* record_position's argument */
+    bool in_revision;
+} MemSink;
+
+static MemSink *mem(Sink *s)
+{
+    return s->impl;
+}
+
+static WrStatus m_open(Sink *s, SinkPosition *pos, WrError *err)
+{
+    (void)err;
+    *pos = mem(s)->open_pos;
+    return WR_OK;
+}
+
+static WrStatus m_relation(Sink *s, const RelationVersion *rv, WrError *err)
+{
+    (void)rv;
+    (void)err;
+    mem(s)->relations++;
+    return WR_OK;
+}
+
+static WrStatus m_begin(Sink *s, const Revision *rev, WrError *err)
+{
+    (void)rev;
+    (void)err;
+    mem(s)->begins++;
+    mem(s)->in_revision = true;
+    return WR_OK;
+}
+
+static WrStatus m_context(Sink *s, const Revision *rev, const RevisionContext *c, WrError *err)
+{
+    (void)rev;
+    (void)c;
+    (void)err;
+    mem(s)->contexts++;
+    return WR_OK;
+}
+
+static WrStatus m_delta(Sink *s, const Revision *rev, const ObjectDelta *d, WrError *err)
+{
+    (void)rev;
+    (void)d;
+    if (mem(s)->fail_delta) return wr_error_set(err, WR_RETRY, "connection lost");
+    mem(s)->deltas++;
+    return WR_OK;
+}
+
+static WrStatus m_commit(Sink *s, const Revision *rev, WrError *err)
+{
+    (void)err;
+    MemSink *m = mem(s);
+    m->committed[m->ncommitted++] = rev->end_lsn;
+    m->in_revision = false;
+    return WR_OK;
+}
+
+static WrStatus m_flush(Sink *s, WrError *err)
+{
+    (void)err;
+    MemSink *m = mem(s);
+    m->flushes++;
+    m->nflushed = m->ncommitted;
+    if (m->async) return WR_AGAIN;
+    m->ndurable = m->ncommitted;
+    return WR_OK;
+}
+
+static WrStatus m_poll(Sink *s, WrError *err)
+{
+    (void)err;
+    MemSink *m = mem(s);
+    if (m->ndurable < m->nflushed) m->ndurable++;
+    return WR_OK;
+}
+
+static Lsn m_durable(Sink *s)
+{
+    MemSink *m = mem(s);
+    return m->ndurable ? m->committed[m->ndurable - 1] : 0;
+}
+
+static bool m_wants(Sink *s, int64_t now_us, bool idle)
+{
+    (void)now_us;
+    (void)idle;
+    return mem(s)->wants;
+}
+
+static WrStatus m_backfill(Sink *s, const BackfillProgress *p, WrError *err)
+{
+    (void)p;
+    (void)err;
+    mem(s)->backfills++;
+    return WR_OK;
+}
+
+static WrStatus m_record(Sink *s, Lsn end_lsn, WrError *err)
+{
+    (void)err;
+    mem(s)->recorded = end_lsn;
+    return WR_OK;
+}
+
+static void m_abort(Sink *s)
+{
+    mem(s)->aborts++;
+    mem(s)->ncommitted = mem(s)->ndurable;
+}
+
+static void m_destroy(Sink *s)
+{
+    free(s); /* the MemSink itself belongs to the test */
+}
+
+static const SinkOps g_ops = {
+    .name = "mem", .open = m_open, .write_relation = m_relation, .begin_revision = m_begin,
+    .write_context = m_context, .write_delta = m_delta, .commit_revision = m_commit, .flush = m_flush,
+    .poll = m_poll, .durable_lsn = m_durable, .wants_flush = m_wants, .write_backfill = m_backfill,
+    .record_position = m_record, .abort = m_abort, .destroy = m_destroy,
+};
+static const SinkOps g_ops_holding = {
+    .name = "mem-holding", .open = m_open, .write_relation = m_relation, .begin_revision = m_begin,
+    .write_context = m_context, .write_delta = m_delta, .commit_revision = m_commit, .flush = m_flush,
+    .poll = m_poll, .durable_lsn = m_durable, .holds_batch_at_idle = true, .wants_flush = m_wants,
+    .destroy = m_destroy,
+};
+
+static Sink *mem_sink(MemSink *m, const SinkOps *ops)
+{
+    Sink *s = calloc(1, sizeof(Sink));
+    s->ops = ops;
+    s->impl = m;
+    return s;
+}
+
+static const SinkPosition EMPTY = {.known = true};
+
+/* One revision of one delta, committed at commit_lsn, ending at end_lsn. */
+static void give(Fanout *f, Lsn commit_lsn, Lsn end_lsn)
+{
+    WrError err = {0};
+    Revision rev;
+    memset(&rev, 0, sizeof(rev));
+    rev.commit_lsn = commit_lsn;
+    rev.end_lsn = end_lsn;
+    ObjectDelta d;
+    memset(&d, 0, sizeof(d));
+    RevisionContext c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(fanout_begin(f, &rev, &err), WR_OK);
+    assert_int_equal(fanout_context(f, &rev, &c, &err), WR_OK);
+    assert_int_equal(fanout_delta(f, &rev, &d, &err), WR_OK);
+    assert_int_equal(fanout_commit(f, &rev, &err), WR_OK);
+}
+
+/* The slot is confirmed only as far as the slower (asynchronous) sink has
+ * made durable, one delivery at a time, and up to the WAL end once settled. */
+static void never_past_the_least_durable(void **state)
+{
+    (void)state;
+    MemSink a = {.open_pos = EMPTY}, b = {.open_pos = EMPTY, .async = true};
+    Fanout *f = fanout_create();
+    fanout_add(f, "sync", mem_sink(&a, &g_ops));
+    fanout_add(f, "async", mem_sink(&b, &g_ops));
+    WrError err = {0};
+    SinkPosition start;
+    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    assert_int_equal(start.durable_end_lsn, 0);
+
+    give(f, 0x100, 0x110);
+    give(f, 0x200, 0x210);
+    assert_int_equal(fanout_emitted_end(f), 0x210);
+    /* Nothing flushed: nothing may be confirmed, whatever the server's WAL end. */
+    assert_int_equal(fanout_min_durable(f), 0);
+    assert_false(fanout_settled(f, false));
+    assert_int_equal(fanout_confirmable(f, 0, false, 0x900), 0);
+
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_ALL, 0, &err), WR_OK);
+    assert_int_equal(a.ndurable, 2);
+    assert_int_equal(fanout_min_durable(f), 0); /* the async sink has delivered nothing */
+    assert_int_equal(fanout_confirmable(f, 0, false, 0x900), 0);
+
+    assert_int_equal(fanout_poll(f, &err), WR_OK);
+    assert_int_equal(fanout_min_durable(f), 0x110);
+    assert_int_equal(fanout_confirmable(f, 0, false, 0x900), 0x110);
+    /* Inside a transaction the rule is the same: durable, never the WAL end. */
+    assert_int_equal(fanout_confirmable(f, 0, true, 0x900), 0x110);
+    /* Never moves back below what was confirmed before. */
+    assert_int_equal(fanout_confirmable(f, 0x110, false, 0x900), 0x110);
+
+    assert_int_equal(fanout_poll(f, &err), WR_OK);
+    assert_int_equal(fanout_min_durable(f), 0x210);
+    assert_true(fanout_settled(f, false));
+    assert_int_equal(fanout_confirmable(f, 0x110, false, 0x900), 0x900);
+    /* A transaction in flight is not settled: no further than durable. */
+    assert_false(fanout_settled(f, true));
+    assert_int_equal(fanout_confirmable(f, 0x110, true, 0x900), 0x210);
+    fanout_destroy(f, false);
+}
+
+/* After a restart one sink is ahead of the other: it is not given again what
+ * it holds, its own position counts as durable, streaming starts where the
+ * other stands. */
+static void skips_what_a_sink_holds(void **state)
+{
+    (void)state;
+    MemSink a = {.open_pos = {.known = true, .durable_end_lsn = 0x210, .last_revision_id = 2}};
+    MemSink b = {.open_pos = {.known = true, .durable_end_lsn = 0x110, .last_revision_id = 1}};
+    Fanout *f = fanout_create();
+    assert_int_equal(fanout_add(f, "ahead", mem_sink(&a, &g_ops)), 0);
+    assert_int_equal(fanout_add(f, "behind", mem_sink(&b, &g_ops)), 1);
+    WrError err = {0};
+    SinkPosition start;
+    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    assert_int_equal(start.durable_end_lsn, 0x110);
+    assert_int_equal(start.last_revision_id, 1);
+    assert_int_equal(fanout_position(f, 0)->durable_end_lsn, 0x210);
+    assert_int_equal(fanout_emitted_end(f), 0x110);
+    assert_int_equal(fanout_min_durable(f), 0x110);
+
+    give(f, 0x200, 0x210); /* held by "ahead" already */
+    assert_int_equal(a.begins, 0);
+    assert_int_equal(a.deltas, 0);
+    assert_int_equal(a.contexts, 0);
+    assert_int_equal(a.ncommitted, 0);
+    assert_int_equal(b.begins, 1);
+    assert_int_equal(b.deltas, 1);
+    assert_int_equal(b.ncommitted, 1);
+
+    give(f, 0x300, 0x310); /* new to both */
+    assert_int_equal(a.begins, 1);
+    assert_int_equal(a.ncommitted, 1);
+    assert_int_equal(b.ncommitted, 2);
+
+    /* A revision's progress goes only to the sinks that take the revision. */
+    BackfillProgress bp = {.relid = 7, .state = "done"};
+    give(f, 0x200, 0x210);
+    assert_int_equal(fanout_progress(f, &bp, true, &err), WR_OK);
+    assert_int_equal(a.backfills, 0);
+    assert_int_equal(b.backfills, 1);
+    /* Outside a revision every sink that keeps progress gets it. */
+    assert_int_equal(fanout_progress(f, &bp, false, &err), WR_OK);
+    assert_int_equal(a.backfills, 1);
+    assert_int_equal(b.backfills, 2);
+
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_ALL, 0, &err), WR_OK);
+    assert_int_equal(fanout_min_durable(f), 0x210); /* b's last revision ends at 0x210 */
+    fanout_destroy(f, false);
+}
+
+/* A sink added later holds nothing: streaming starts where the others stand. */
+static void a_new_sink_joins(void **state)
+{
+    (void)state;
+    MemSink a = {.open_pos = {.known = true, .durable_end_lsn = 0x500, .last_revision_id = 9,
+                              .last_checksum = {0xab}}};
+    MemSink b = {.open_pos = EMPTY};
+    Fanout *f = fanout_create();
+    fanout_add(f, "old", mem_sink(&a, &g_ops));
+    fanout_add(f, "new", mem_sink(&b, &g_ops));
+    WrError err = {0};
+    SinkPosition start;
+    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    assert_int_equal(start.durable_end_lsn, 0x500);
+    assert_int_equal(start.last_revision_id, 9);
+    assert_int_equal(start.last_checksum[0], 0xab);
+    /* The new sink has made nothing durable: nothing beyond 0x500 is confirmed. */
+    assert_int_equal(fanout_confirmable(f, 0x500, false, 0x900), 0x500);
+    give(f, 0x600, 0x610);
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_ALL, 0, &err), WR_OK);
+    assert_int_equal(fanout_confirmable(f, 0x500, false, 0x900), 0x900);
+    fanout_destroy(f, false);
+}
+
+/* Keepalives on a quiet or untracked database: nothing given out, all
+ * settled, the WAL end is confirmed so it is not pinned; not while a
+ * transaction is in flight. */
+static void idle_confirms_the_wal_end(void **state)
+{
+    (void)state;
+    MemSink a = {.open_pos = {.known = true, .durable_end_lsn = 0x100, .last_revision_id = 1}};
+    Fanout *f = fanout_create();
+    fanout_add(f, "history", mem_sink(&a, &g_ops));
+    WrError err = {0};
+    SinkPosition start;
+    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    assert_true(fanout_settled(f, false));
+    assert_int_equal(fanout_confirmable(f, 0x100, false, 0x4000), 0x4000);
+    assert_int_equal(fanout_confirmable(f, 0x100, true, 0x4000), 0x100);
+    /* An older WAL end than what was confirmed never moves it back. */
+    assert_int_equal(fanout_confirmable(f, 0x4000, false, 0x200), 0x4000);
+    fanout_destroy(f, false);
+}
+
+/* Flush modes: at idle a sink that holds its batch is flushed only when it
+ * wants; while streaming only wanting sinks are flushed; ALL flushes all. */
+static void flush_modes(void **state)
+{
+    (void)state;
+    MemSink h = {.open_pos = EMPTY}, k = {.open_pos = EMPTY};
+    Fanout *f = fanout_create();
+    fanout_add(f, "holding", mem_sink(&h, &g_ops_holding));
+    fanout_add(f, "plain", mem_sink(&k, &g_ops));
+    WrError err = {0};
+    SinkPosition start;
+    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    assert_false(fanout_holds_batch(f));
+    /* Nothing pending: no flush at all. */
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_ALL, 0, &err), WR_OK);
+    assert_int_equal(h.flushes + k.flushes, 0);
+
+    give(f, 0x100, 0x110);
+    assert_true(fanout_holds_batch(f));
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_IDLE, 0, &err), WR_OK);
+    assert_int_equal(h.flushes, 0);
+    assert_int_equal(k.flushes, 1);
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_WANTING, 0, &err), WR_OK);
+    assert_int_equal(h.flushes, 0);
+    h.wants = true;
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_WANTING, 0, &err), WR_OK);
+    assert_int_equal(h.flushes, 1);
+    assert_false(fanout_holds_batch(f)); /* durable now: no longer pending */
+    assert_true(fanout_settled(f, false));
+
+    /* Baseline rows handed over outside revisions: every sink pending. */
+    fanout_mark_pending(f);
+    assert_true(fanout_holds_batch(f));
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_ALL, 0, &err), WR_OK);
+    assert_int_equal(h.flushes, 2);
+    assert_int_equal(k.flushes, 2);
+    fanout_destroy(f, false);
+}
+
+/* A failing sink's error comes back named; nothing later is confirmed. */
+static void errors_name_the_sink(void **state)
+{
+    (void)state;
+    MemSink a = {.open_pos = EMPTY}, b = {.open_pos = EMPTY, .fail_delta = true};
+    Fanout *f = fanout_create();
+    fanout_add(f, "history", mem_sink(&a, &g_ops));
+    fanout_add(f, "kafka", mem_sink(&b, &g_ops));
+    WrError err = {0};
+    SinkPosition start;
+    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    Revision rev;
+    memset(&rev, 0, sizeof(rev));
+    rev.commit_lsn = 0x100;
+    ObjectDelta d;
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(fanout_begin(f, &rev, &err), WR_OK);
+    assert_int_equal(fanout_delta(f, &rev, &d, &err), WR_RETRY);
+    assert_string_equal(err.msg, "sink kafka: connection lost");
+    assert_int_equal(a.deltas, 1);
+    assert_int_equal(fanout_emitted_end(f), 0);
+    /* Torn down after the failure: what was not durable is dropped, not committed. */
+    fanout_destroy(f, true);
+    assert_int_equal(a.aborts, 1);
+    assert_int_equal(b.aborts, 1);
+    assert_int_equal(a.flushes, 0);
+}
+
+/* The stop and the baseline wait for asynchronous delivery, bounded. */
+static void waits_for_durability(void **state)
+{
+    (void)state;
+    MemSink b = {.open_pos = EMPTY, .async = true};
+    Fanout *f = fanout_create();
+    fanout_add(f, "kafka", mem_sink(&b, &g_ops));
+    WrError err = {0};
+    SinkPosition start;
+    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    give(f, 0x100, 0x110);
+    give(f, 0x200, 0x210);
+    bool reached = true;
+    assert_int_equal(fanout_wait_durable(f, 0x210, 0, &reached, &err), WR_OK);
+    assert_false(reached);
+    /* Each round polls (one delivery) and flushes: two rounds reach it. */
+    assert_int_equal(fanout_wait_durable(f, 0x210, 1000, &reached, &err), WR_OK);
+    assert_true(reached);
+    assert_int_equal(fanout_min_durable(f), 0x210);
+    assert_int_equal(fanout_record_position(f, 0x900, &err), WR_OK);
+    assert_int_equal(b.recorded, 0x900);
+    fanout_destroy(f, false);
+    assert_int_equal(b.aborts, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(never_past_the_least_durable),
+        cmocka_unit_test(skips_what_a_sink_holds),
+        cmocka_unit_test(a_new_sink_joins),
+        cmocka_unit_test(idle_confirms_the_wal_end),
+        cmocka_unit_test(flush_modes),
+        cmocka_unit_test(errors_name_the_sink),
+        cmocka_unit_test(waits_for_durability),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
