@@ -7,6 +7,7 @@
  */
 #include "decoder/assembler.h"
 
+#include "common/textsafe.h"
 #include "decoder/context.h"
 #include "schema/checksum.h"
 #include "schema/rowcache.h"
@@ -214,6 +215,14 @@ static WrStatus handle_commit(Assembler *a, Lsn commit_lsn, Lsn end_lsn, int64_t
                        (long long)a->rev.n_suppressed);
     if (a->warnings.len && a->warnings.data[a->warnings.len - 1] == '\n')
         a->warnings.data[--a->warnings.len] = '\0';
+    if (!text_is_safe(a->warnings.data, a->warnings.len)) {
+        /* Warnings quote what users sent: whatever it was, they are text every sink can store. */
+        StrBuf safe;
+        strbuf_init(&safe);
+        text_sanitize(&safe, a->warnings.data, a->warnings.len, SIZE_MAX);
+        strbuf_free(&a->warnings);
+        a->warnings = safe;
+    }
     a->rev.warnings = a->warnings.len ? a->warnings.data : NULL;
     revhash_finish(a->hasher, &a->rev);
     WrStatus st = a->out.commit(a->out.ctx, &a->rev, err);
@@ -224,12 +233,14 @@ static WrStatus handle_commit(Assembler *a, Lsn commit_lsn, Lsn end_lsn, int64_t
     return WR_OK;
 }
 
-static WrStatus handle_context(Assembler *a, const PgoLogicalMessage *m, WrError *err)
+/* trusted: the context is walrev's own (baseline, backfill), which alone may use the reserved actor type. */
+static WrStatus handle_context(Assembler *a, const PgoLogicalMessage *m, bool trusted, WrError *err)
 {
     if (!m->transactional) return WR_OK; /* outside any transaction: not a context of one */
     if (a->skipping) return WR_OK;
     StrBuf *fb = a->first_bufs;
-    context_parse(&a->parsed, (const char *)m->content, m->content_len, &a->warnings);
+    context_parse(&a->parsed, (const char *)m->content, m->content_len, trusted ? CONTEXT_TRUSTED : 0,
+                  &a->warnings);
     ParsedContext *p = &a->parsed;
     WrStatus st = ensure_begun(a, err);
     if (st != WR_OK) return st;
@@ -350,7 +361,28 @@ static WrStatus read_tuple(const PgoTuple *t, const RelationVersion *rv, Value *
     return WR_OK;
 }
 
-static void build_key(StrBuf *key, const RelationVersion *rv, const Value *vals)
+/*
+ * The history indexes objects by key in B-trees, whose entries may not
+ * exceed ~2.7 kB: a longer key (a table whose key is its whole row, or a
+ * key whose JSON escapes are six times its bytes) would stop the worker on
+ * every restart. Such a key is stored with its long elements as
+ * "sha256:<hex>" of their value — the form a hidden key column has — and,
+ * if that is still too long, as ["sha256:<hex of the whole key>"]
+ * (docs/history-store.md#identities).
+ */
+#define KEY_STORED_MAX 2000
+#define KEY_ELEMENT_DIGEST_OVER 64
+
+static void append_digest_element(StrBuf *key, const char *data, size_t len)
+{
+    uint8_t sum[WALREV_CHECKSUM_LEN];
+    char hex[2 * WALREV_CHECKSUM_LEN + 1];
+    revhash_value(&(Value){data, len}, sum);
+    checksum_to_hex(sum, hex);
+    strbuf_appendf(key, "\"sha256:%s\"", hex);
+}
+
+static void build_key_elements(StrBuf *key, const RelationVersion *rv, const Value *vals, size_t digest_over)
 {
     strbuf_reset(key);
     strbuf_append_char(key, '[');
@@ -359,14 +391,10 @@ static void build_key(StrBuf *key, const RelationVersion *rv, const Value *vals)
         if (!rv->cols[i].is_key) continue;
         if (!first) strbuf_append_char(key, ',');
         first = false;
-        if (vals[i].data && rv->cols[i].track == TRACK_HIDDEN) {
+        if (vals[i].data && (rv->cols[i].track == TRACK_HIDDEN || vals[i].len > digest_over)) {
             /* A hidden key column still identifies the row, but its value
              * must not reach any sink: the key carries its SHA-256 instead. */
-            uint8_t sum[WALREV_CHECKSUM_LEN];
-            char hex[2 * WALREV_CHECKSUM_LEN + 1];
-            revhash_value(&vals[i], sum);
-            checksum_to_hex(sum, hex);
-            strbuf_appendf(key, "\"sha256:%s\"", hex);
+            append_digest_element(key, vals[i].data, vals[i].len);
         } else if (vals[i].data) {
             strbuf_append_json_string(key, vals[i].data, vals[i].len);
         } else {
@@ -374,6 +402,23 @@ static void build_key(StrBuf *key, const RelationVersion *rv, const Value *vals)
         }
     }
     strbuf_append_char(key, ']');
+}
+
+static void build_key(StrBuf *key, const RelationVersion *rv, const Value *vals)
+{
+    build_key_elements(key, rv, vals, SIZE_MAX);
+    if (key->len <= KEY_STORED_MAX) return;
+    build_key_elements(key, rv, vals, KEY_ELEMENT_DIGEST_OVER);
+    if (key->len <= KEY_STORED_MAX) return;
+    /* Hundreds of key columns (REPLICA IDENTITY FULL of a wide table). */
+    StrBuf whole;
+    strbuf_init(&whole);
+    build_key_elements(&whole, rv, vals, SIZE_MAX);
+    strbuf_reset(key);
+    strbuf_append_char(key, '[');
+    append_digest_element(key, whole.data, whole.len);
+    strbuf_append_char(key, ']');
+    strbuf_free(&whole);
 }
 
 static bool value_equal(const Value *x, const Value *y)
@@ -741,7 +786,7 @@ WrStatus assembler_baseline_begin(Assembler *a, Lsn consistent_point, int64_t ti
     PgoLogicalMessage m = {.transactional = true, .lsn = consistent_point, .prefix = CONTEXT_PREFIX,
                            .content = (const uint8_t *)context_json,
                            .content_len = (uint32_t)strlen(context_json)};
-    return handle_context(a, &m, err);
+    return handle_context(a, &m, true, err);
 }
 
 WrStatus assembler_baseline_relation(Assembler *a, uint32_t relid, const char *nspname,
@@ -889,7 +934,7 @@ WrStatus assembler_handle(Assembler *a, const PgoMessage *msg, WrError *err)
             return WR_OK;
         if (msg->u.message.transactional && !a->in_txn)
             return wr_error_set(err, WR_PROTOCOL, "transactional message outside a transaction");
-        return handle_context(a, &msg->u.message, err);
+        return handle_context(a, &msg->u.message, strcmp(msg->u.message.prefix, BACKFILL_PREFIX) == 0, err);
     default:
         return wr_error_set(err, WR_PROTOCOL,
                             "unexpected %s message: walrev requests neither streaming nor two-phase",

@@ -4,6 +4,8 @@
  */
 #include "decoder/context.h"
 
+#include "common/textsafe.h"
+
 #include <jansson.h>
 #include <string.h>
 
@@ -46,6 +48,52 @@ static void dump_into(json_t *v, StrBuf *out)
     }
 }
 
+/*
+ * jsonb refuses \u0000 anywhere; jansson keeps it (JSON_ALLOW_NUL, so that
+ * a string with one is not cut short). Replace NUL in every string value in
+ * place; keys with NUL jansson has already refused. Returns true if any was.
+ */
+static bool json_replace_nul(json_t *v)
+{
+    bool changed = false;
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        size_t len = json_string_length(v);
+        if (strlen(s) == len) return false;
+        StrBuf b;
+        strbuf_init(&b);
+        text_sanitize(&b, s, len, SIZE_MAX);
+        json_string_setn_nocheck(v, b.data, b.len);
+        strbuf_free(&b);
+        return true;
+    }
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        json_object_foreach(v, k, m) changed |= json_replace_nul(m);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m) changed |= json_replace_nul(m);
+    }
+    return changed;
+}
+
+/* Copy a parsed string field into out, NUL-free and within max bytes; warn on change. */
+static void bounded_text(StrBuf *out, const char *field, size_t max, StrBuf *warnings)
+{
+    StrBuf tmp;
+    strbuf_init(&tmp);
+    strbuf_append(&tmp, out->data, out->len);
+    strbuf_reset(out);
+    unsigned changed = text_sanitize(out, tmp.data, tmp.len, max);
+    if (changed & TEXT_HAD_NUL)
+        strbuf_appendf(warnings, "context: NUL characters in %s replaced by U+FFFD\n", field);
+    if (changed & TEXT_CUT)
+        strbuf_appendf(warnings, "context: %s of %zu bytes cut to %zu bytes\n", field, tmp.len, out->len);
+    strbuf_free(&tmp);
+}
+
 /* Scalars become their text; ids are often numbers in applications. */
 static bool scalar_text(json_t *v, StrBuf *out)
 {
@@ -60,9 +108,23 @@ static bool scalar_text(json_t *v, StrBuf *out)
     return false;
 }
 
-void context_parse(ParsedContext *c, const char *json, size_t len, StrBuf *warnings)
+void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flags, StrBuf *warnings)
 {
     reset(c);
+    if (len > CONTEXT_MAX_BYTES) {
+        strbuf_appendf(warnings,
+                       "context: message of %zu bytes exceeds %zu bytes: not applied (its raw bytes are "
+                       "recorded in part, with their hash)\n",
+                       len, CONTEXT_MAX_BYTES);
+        return;
+    }
+    if (!text_is_safe(json, len)) {
+        strbuf_appendf(warnings,
+                       "context: message of %zu bytes is not valid UTF-8 text (or holds NUL bytes): not "
+                       "applied (recorded sanitised, with the hash of its bytes)\n",
+                       len);
+        return;
+    }
     json_error_t jerr;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root) {
@@ -80,6 +142,8 @@ void context_parse(ParsedContext *c, const char *json, size_t len, StrBuf *warni
     json_object_foreach(root, k, v) {
         if (strcmp(k, "actor") == 0) {
             if (json_is_object(v)) {
+                if (json_replace_nul(v))
+                    strbuf_append_str(warnings, "context: NUL characters in actor replaced by U+FFFD\n");
                 json_t *t = json_object_get(v, "type");
                 json_t *id = json_object_get(v, "id");
                 if (t && !json_is_null(t)) {
@@ -112,6 +176,8 @@ void context_parse(ParsedContext *c, const char *json, size_t len, StrBuf *warni
                 strbuf_append_str(warnings, "context: description must be a string\n");
             }
         } else if (strcmp(k, "meta") == 0) {
+            if (json_replace_nul(v))
+                strbuf_append_str(warnings, "context: NUL characters in meta replaced by U+FFFD\n");
             dump_into(v, &c->meta_json);
             c->has_meta = true;
         } else if (strcmp(k, "suppress") == 0) {
@@ -120,8 +186,22 @@ void context_parse(ParsedContext *c, const char *json, size_t len, StrBuf *warni
             else
                 strbuf_append_str(warnings, "context: suppress must be a boolean\n");
         } else {
-            strbuf_appendf(warnings, "context: unknown field \"%s\" ignored\n", k);
+            strbuf_append_str(warnings, "context: unknown field \"");
+            text_sanitize(warnings, k, strlen(k), 64); /* whole characters only */
+            strbuf_append_str(warnings, "\" ignored\n");
         }
     }
     json_decref(root);
+    if (c->has_actor_type) bounded_text(&c->actor_type, "actor.type", CONTEXT_ACTOR_TYPE_MAX, warnings);
+    if (c->has_actor_id) bounded_text(&c->actor_id, "actor.id", CONTEXT_ACTOR_ID_MAX, warnings);
+    if (c->has_description) bounded_text(&c->description, "description", SIZE_MAX, warnings);
+    if (c->has_actor_type && !(flags & CONTEXT_TRUSTED) &&
+        strcmp(c->actor_type.data, CONTEXT_RESERVED_ACTOR_TYPE) == 0) {
+        strbuf_append_str(warnings, "context: actor type \"" CONTEXT_RESERVED_ACTOR_TYPE
+                                    "\" is reserved for walrev itself; actor not recorded\n");
+        strbuf_reset(&c->actor_type);
+        strbuf_reset(&c->actor_id);
+        strbuf_reset(&c->actor_json);
+        c->has_actor_type = c->has_actor_id = c->has_actor_json = false;
+    }
 }

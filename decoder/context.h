@@ -19,9 +19,31 @@ typedef struct {
     bool suppress;
 } ParsedContext;
 
+/*
+ * Bounds (docs/history-store.md#contexts): actor type and id are indexed, so
+ * they are cut to fit a B-tree entry whatever their content; a message over
+ * CONTEXT_MAX_BYTES is not parsed at all (its raw bytes are still recorded
+ * and hashed). Every cut or replacement is a warning.
+ */
+#define CONTEXT_MAX_BYTES ((size_t)1 << 20)
+#define CONTEXT_ACTOR_TYPE_MAX 128
+#define CONTEXT_ACTOR_ID_MAX 512
+/* The actor type only walrev's own contexts (baseline, backfill) may use. */
+#define CONTEXT_RESERVED_ACTOR_TYPE "walrev"
+
+/* context_parse flags */
+#define CONTEXT_TRUSTED 0x01 /* written by walrev itself: may use the reserved actor type */
+
 void context_init(ParsedContext *c);
 void context_term(ParsedContext *c);
-/* Parse json into c (reset first); problems are appended to warnings (one line each). */
-void context_parse(ParsedContext *c, const char *json, size_t len, StrBuf *warnings);
+/*
+ * Parse json into c (reset first); problems are appended to warnings (one
+ * line each). Every field that comes out is valid UTF-8 without NUL (NUL
+ * becomes U+FFFD, also inside actor/meta JSON, which jsonb would refuse) and
+ * within the bounds above, so a sink can store it whatever was sent.
+ * Deterministic: the same bytes and flags give the same fields (walrev
+ * verify re-derives them from the stored raw message).
+ */
+void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flags, StrBuf *warnings);
 
 #endif

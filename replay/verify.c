@@ -325,7 +325,7 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
     if (st != WR_OK) goto done;
     strbuf_reset(&q);
     strbuf_appendf(&q,
-                   "DECLARE %s NO SCROLL CURSOR FOR SELECT revision_id, context_no, raw "
+                   "DECLARE %s NO SCROLL CURSOR FOR SELECT revision_id, context_no, raw, raw_sha256 "
                    "FROM %s.revision_context ORDER BY revision_id, context_no",
                    cc.name, qs);
     st = exec(&c, q.data, 0, NULL, NULL, "opening the revision_context cursor");
@@ -408,6 +408,10 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
                 Value raw = f_text(&cc, 2);
                 ctx.raw = raw.data;
                 ctx.raw_len = raw.len;
+                /* A context text could not hold exactly enters by its stored hash. */
+                Value raw_sum = f_text(&cc, 3);
+                if (raw_sum.data && raw_sum.len == WALREV_CHECKSUM_LEN)
+                    ctx.raw_sha256 = (const uint8_t *)raw_sum.data;
                 revhash_add_context(hh, &ctx);
             }
             cc.row++;

@@ -112,7 +112,7 @@ void revhash_begin(RevisionHasher *h)
 void revhash_add_context(RevisionHasher *h, const RevisionContext *ctx)
 {
     update_u16(h->contexts, (uint16_t)ctx->no);
-    update_value(h, h->contexts, ctx->raw, ctx->raw_len, NULL);
+    update_value(h, h->contexts, ctx->raw, ctx->raw_len, ctx->raw_sha256);
 }
 
 void revhash_add_delta(RevisionHasher *h, const ObjectDelta *d, const uint8_t *const *value_hashes)

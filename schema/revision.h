@@ -82,6 +82,7 @@ typedef struct {
     const char *meta_json;   /* "meta" as JSON, or NULL */
     const char *raw;         /* the message content exactly as sent (what the checksum covers) */
     size_t raw_len;
+    const uint8_t *raw_sha256; /* verify only: SHA-256 of the exact bytes when raw is a sanitised copy */
     Lsn lsn;                 /* where the message was */
 } RevisionContext;
 

@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 
 #include "common/log.h"
+#include "common/textsafe.h"
 #include "schema/checksum.h"
 #include "schema/rowcache.h"
 #include "schema/rowfold.h"
@@ -27,6 +28,8 @@
 #include "sink/keyframer.h"
 #include "sink/pg_io.h"
 
+/* The most of a context message stored as text (beyond: its hash). */
+#define CONTEXT_RAW_STORED_MAX ((size_t)1 << 20)
 #define KEYFRAME_FACTOR 4
 #define KEYFRAME_MIN_ROWS 250
 /* A batch's window while the stream is busy, in batch_max_ms. */
@@ -350,9 +353,9 @@ static WrStatus check_schema(HistorySink *h, WrError *err)
     st = run(h, q.data, 0, NULL, "reading store_info.format_version", &res, err);
     strbuf_free(&q);
     if (st != WR_OK) return st;
-    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "3") != 0) {
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "4") != 0) {
         st = wr_error_set(err, WR_FATAL,
-                          "history store: schema %s has format_version %s, this walrev needs 3: run "
+                          "history store: schema %s has format_version %s, this walrev needs 4: run "
                           "`walrev setup`",
                           h->qschema, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "(missing)");
     }
@@ -622,8 +625,23 @@ static WrStatus hs_write_context(Sink *s, const Revision *rev, const RevisionCon
     tab(b);
     append_str_field(b, ctx->meta_json);
     tab(b);
-    copy_append_field(b, ctx->raw, ctx->raw_len);
-    strbuf_append_char(b, '\n');
+    /* Any user can send any bytes as a context: text takes neither NUL nor
+     * ill-formed UTF-8, and a message can be ~1 GB. Those are stored
+     * sanitised and bounded, with raw_sha256 = SHA-256 of the exact bytes,
+     * which is what the checksum covers (docs/checksums.md). */
+    if (ctx->raw_len <= CONTEXT_RAW_STORED_MAX && text_is_safe(ctx->raw, ctx->raw_len)) {
+        copy_append_field(b, ctx->raw, ctx->raw_len);
+        strbuf_append(b, "\t\\N\n", 4);
+    } else {
+        strbuf_reset(&h->tmp);
+        text_sanitize(&h->tmp, ctx->raw, ctx->raw_len, CONTEXT_RAW_STORED_MAX);
+        copy_append_field(b, h->tmp.data, h->tmp.len);
+        tab(b);
+        uint8_t sum[WALREV_CHECKSUM_LEN];
+        revhash_value(&(Value){.data = ctx->raw ? ctx->raw : "", .len = ctx->raw_len}, sum);
+        copy_append_bytea(b, sum, WALREV_CHECKSUM_LEN);
+        strbuf_append_char(b, '\n');
+    }
     return maybe_send(h, TB_CONTEXT, err);
 }
 
@@ -1326,7 +1344,7 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
     h->buffer_bytes = cfg->buffer_bytes > 0 ? cfg->buffer_bytes : (size_t)1 << 20;
     static const char *const tables[TB_COUNT] = {"revision_context", "revision", "object_delta"};
     static const char *const columns[TB_COUNT] = {
-        "revision_id, context_no, lsn, actor_type, actor_id, actor, description, meta, raw",
+        "revision_id, context_no, lsn, actor_type, actor_id, actor, description, meta, raw, raw_sha256",
         "id, xid, commit_lsn, end_lsn, commit_time, origin, gid, actor_type, actor_id, actor, "
         "description, meta, n_insert, n_update, n_delete, n_truncate, n_snapshot, n_suppressed, "
         "warnings, checksum",

@@ -16,9 +16,11 @@ CREATE TABLE IF NOT EXISTS @schema@.store_info (
 -- (object_delta.col_id, old_value, new_value) and dropped
 -- revision.parent_checksum (the previous revision's checksum); both are
 -- applied to a format 1 or 2 store below, and rows written before keep their
--- form, which every reader accepts (object_delta_arrays).
-INSERT INTO @schema@.store_info VALUES ('format_version', '3')
-    ON CONFLICT (key) DO UPDATE SET value = '3' WHERE store_info.value IN ('1', '2');
+-- form, which every reader accepts (object_delta_arrays). Format 4 added
+-- revision_context.raw_sha256 (a context message that text cannot hold
+-- exactly is stored sanitised, with the hash of its exact bytes).
+INSERT INTO @schema@.store_info VALUES ('format_version', '4')
+    ON CONFLICT (key) DO UPDATE SET value = '4' WHERE store_info.value IN ('1', '2', '3');
 DROP TABLE IF EXISTS @schema@.row_state;
 
 -- One committed transaction. id is dense, in commit order.
@@ -67,8 +69,11 @@ CREATE TABLE IF NOT EXISTS @schema@.revision_context (
     description text,
     meta        jsonb,
     raw         text NOT NULL,          -- the message as sent; what the checksum covers
+    raw_sha256  bytea,                  -- NULL: raw is exact; else raw is sanitised/bounded and this is
+                                        -- SHA-256 of the exact bytes (format 4)
     PRIMARY KEY (revision_id, context_no)
 );
+ALTER TABLE @schema@.revision_context ADD COLUMN IF NOT EXISTS raw_sha256 bytea;
 CREATE INDEX IF NOT EXISTS revision_context_actor_idx
     ON @schema@.revision_context (actor_type, actor_id, revision_id);
 

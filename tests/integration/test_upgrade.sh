@@ -89,20 +89,21 @@ expect_eq "a format 2 store with single-column deltas in arrays" \
 
 # The worker refuses it until setup has upgraded it.
 if W run --stop-lsn "$(current_lsn $DB)" >"$OUT/refused.out" 2>&1; then fail "run on a format 2 store"; fi
-grep -q "has format_version 2, this walrev needs 3: run \`walrev setup\`" "$OUT/refused.out" ||
+grep -q "has format_version 2, this walrev needs 4: run \`walrev setup\`" "$OUT/refused.out" ||
   { cat "$OUT/refused.out"; fail "the refusal names the format"; }
 pass "the worker refuses a format 2 store"
 
 for i in 1 2; do
   W setup >"$OUT/setup$i.out" 2>&1 || { cat "$OUT/setup$i.out"; fail "setup $i on the format 2 store"; }
 done
-expect_eq "setup (twice) upgrades in place: format 3, parent_checksum gone, scalar columns added, rows kept" \
+expect_eq "setup (twice) upgrades in place: format 4, parent_checksum gone, scalar columns and raw_sha256 added, rows kept" \
   "$(q $DB "$H SELECT value,
        (SELECT count(*) FROM pg_attribute WHERE attrelid = 'walrev.revision'::regclass AND attname = 'parent_checksum' AND NOT attisdropped),
        (SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'walrev.object_delta'::regclass
           AND attname IN ('col_id', 'old_value', 'new_value') AND NOT attisdropped),
-       (SELECT count(*) FROM revision), (SELECT count(*) FROM object_delta WHERE col_id IS NOT NULL)
-     FROM store_info WHERE key = 'format_version'")" "3|0|col_id,old_value,new_value|$n2|0"
+       (SELECT count(*) FROM revision), (SELECT count(*) FROM object_delta WHERE col_id IS NOT NULL),
+       (SELECT count(*) FROM pg_attribute WHERE attrelid = 'walrev.revision_context'::regclass AND attname = 'raw_sha256' AND NOT attisdropped)
+     FROM store_info WHERE key = 'format_version'")" "4|0|col_id,old_value,new_value|$n2|0|1"
 W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail "verify after the upgrade"; }
 pass "verify after the upgrade: $(cat "$OUT/verify.out")"
 check_snapshots "after the upgrade"
