@@ -54,7 +54,7 @@ n2=$(q $DB "SELECT count(*) FROM walrev.revision")
 # the parent checksum stored (the previous revision's, zeros for the first).
 q $DB "SET client_min_messages = warning; CREATE SCHEMA f3;
        CREATE TABLE f3.revision AS SELECT * FROM walrev.revision;
-       CREATE TABLE f3.revision_context AS SELECT * FROM walrev.revision_context;
+       CREATE TABLE f3.revision_context AS SELECT revision_id, context_no, lsn, actor_type, actor_id, actor, description, meta, raw FROM walrev.revision_context;
        CREATE TABLE f3.relation_version AS SELECT * FROM walrev.relation_version;
        CREATE TABLE f3.object_delta AS SELECT * FROM walrev.object_delta_arrays;
        CREATE TABLE f3.keyframe AS SELECT * FROM walrev.keyframe;
