@@ -9,7 +9,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libpq-dev postgresql-15 postgresql-contrib postgresql-15-wal2json postgresql-15-periods
   librdkafka-dev libmsgpack-dev libcmocka-dev libjansson-dev libinih-dev libssl-dev
-  kcat gnuplot-nox python3-msgpack valgrind systemd jq
+  kcat gnuplot-nox python3-msgpack python3-psycopg2 valgrind systemd jq
 )
 
 missing=()

@@ -1,0 +1,1256 @@
+#!/usr/bin/env python3
+"""difftest.py — walrev's seeded randomised differential test (issue 13).
+
+A seeded random workload runs against a fresh database tracked by walrev while
+`walrev run` is stopped by SIGTERM and SIGKILL at random points and restarted,
+and once loses its slot (dropped, then `walrev setup` again). At POINTS points
+the live tables are recorded (`COPY (SELECT * FROM t) TO STDOUT`, lines sorted
+bytewise: the canonical order, and a multiset for tables without a key)
+together with the position (the WAL insert position after the last commit,
+flushed). At the end the worker catches up to the final position and
+`walrev snapshot --at LSN --table T` is compared with every recording, byte for
+byte after the same sort. It prints equal/total by table kind and the first
+differing lines of each divergence.
+
+Every table-point carries tags: what the table is at that point (keyed,
+keyless, partition, generated, ...) and what has been done to it so far
+(drop_column, truncate, 2pc, ...). A divergence whose tags meet an entry of
+the known list (--known FILE, tests/difftest/known.txt) is reported as KNOWN
+and does not fail the run; any other divergence does (exit 1). Known entries
+that no longer diverge are named so that the list can shrink.
+
+Usage: difftest.py --conninfo-base 'host=... port=... user=...' --walrev BIN
+                   [--seed N] [--steps N] [--points N] [--known FILE] [--workdir DIR]
+"""
+import argparse
+import base64
+import io
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+
+import psycopg2
+import psycopg2.extensions
+
+SLOT = "dt"
+
+# ---------------------------------------------------------------- values
+# Each generator returns PostgreSQL input text (or None for NULL); columns
+# are written as %s::type so the server parses exactly that text.
+
+
+def maybe_null(r, v, p=0.1):
+    return None if r.random() < p else v
+
+
+TEXTS = ["", " ", "hello", "tab\there", "line\nbreak", "cr\rret", "back\\slash", "quote's \"dq\"",
+         "NULL", "\\N", "unicode é漢字🙂", "comma,brace{}", "  lead and trail  ", "x" * 300]
+
+
+def g_int2(r): return str(r.choice([0, 1, -1, 32767, -32768, r.randint(-30000, 30000)]))
+def g_int4(r): return str(r.choice([0, 7, -1, 2147483647, -2147483648, r.randint(-10 ** 9, 10 ** 9), r.randint(0, 50)]))
+def g_int8(r): return str(r.choice([0, 9223372036854775807, -9223372036854775808, r.randint(-10 ** 17, 10 ** 17)]))
+
+
+def g_numeric(r):
+    return r.choice([f"{r.randint(-10 ** 6, 10 ** 6)}.{r.randint(0, 999):03d}", "NaN", "0", "-0.000",
+                     "123456789012345678901234567890.123456789012345", "1e-20", "Infinity", "-Infinity",
+                     "1.50", str(r.randint(0, 99))])
+
+
+def g_num123(r): return f"{r.randint(-99999999, 99999999)}.{r.randint(0, 999)}"
+
+
+def g_float8(r):
+    return r.choice([repr(r.uniform(-1e6, 1e6)), "0.1", "-0", "Infinity", "-Infinity", "NaN", "1e-300",
+                     "1.7976931348623157e308", "3"])
+
+
+def g_float4(r): return r.choice(["3.14159", "1e-40", "-0", "0.1", repr(float(r.randint(-1000, 1000)) / 8)])
+def g_text(r): return r.choice(TEXTS + ["w%d" % r.randint(0, 10 ** 6)])
+def g_varchar20(r): return r.choice([t for t in TEXTS if len(t) <= 20] + ["v%d" % r.randint(0, 999)])
+def g_char5(r): return r.choice(["ab", "abcde", "", " x", "é"])
+def g_bool(r): return r.choice(["t", "f"])
+def g_date(r): return r.choice(["2024-02-29", "1999-12-31", "infinity", "0001-01-01 BC", "2038-01-19"])
+
+
+def g_ts(r):
+    return r.choice(["2024-01-02 03:04:05.678901", "infinity", "1970-01-01 00:00:00",
+                     "2000-02-29 23:59:59.5", f"2021-0{r.randint(1, 9)}-1{r.randint(0, 9)} 12:00:00"])
+
+
+def g_tstz(r):
+    return r.choice(["2024-01-02 03:04:05+05:30", "2024-06-01 12:00:00.5-07", "-infinity",
+                     "1900-01-01 00:00:00+00", f"2022-0{r.randint(1, 9)}-0{r.randint(1, 9)} 01:02:03.{r.randint(0, 999999)}+00"])
+
+
+def g_interval(r):
+    return r.choice(["1 year 2 mons 3 days 04:05:06.789", "-1 days", "00:00:00", "P1Y2M", "3 weeks",
+                     "-00:00:01.5", "1000 years"])
+
+
+def g_time(r): return r.choice(["23:59:59.999999", "00:00:00", "12:34:56"])
+def g_timetz(r): return r.choice(["12:00:00+03", "00:00:01-11:30"])
+def g_uuid(r): return str(uuid.UUID(int=r.getrandbits(128)))
+
+
+def g_jsonb(r):
+    return r.choice(['{"a": [1, 2, {"b": null}], "c": "x\\ny"}', "[]", "{}", '"str"', "null", "1.50",
+                     '{"z": 1, "a": 2, "é": "漢"}', '[true, false, -0.0e0]'])
+
+
+def g_json(r): return r.choice(['{"b":1,  "a" : [ 1,2 ] }', '[ ]', '"\\u00e9"', '{"a":1,"a":2}'])
+def g_bytea(r): return "\\x" + r.randbytes(r.choice([0, 1, 5, 40])).hex()
+def g_int4arr(r): return r.choice(["{1,NULL,3}", "{}", "{{1,2},{3,4}}", "{-5}", "[0:1]={7,8}"])
+def g_textarr(r): return r.choice(['{"a b","",NULL,"q\\"x","NULL"}', "{}", "{x}", '{"back\\\\slash","tab\tin"}'])
+def g_mood(r): return r.choice(["happy", "sad", "meh"])
+def g_posint(r): return str(r.randint(1, 10 ** 6))
+def g_inet(r): return r.choice(["192.168.0.1/24", "10.0.0.1", "::1", "2001:db8::/32"])
+def g_macaddr(r): return r.choice(["08:00:2b:01:02:03", "ff:ff:ff:ff:ff:ff"])
+def g_varbit(r): return r.choice(["1010", "", "1", "11110000"])
+def g_range(r): return r.choice(["[1,5)", "empty", "(,10]", "[3,4]"])
+def g_pair(r): return r.choice(['(1,"a b")', "(,)", '(2,"")', '(-3,"q\\"x")'])
+def g_point(r): return r.choice(["(1.5,-2)", "(0,0)"])
+
+
+# key name -> (SQL type, generator)
+TYPES = {
+    "int2": ("smallint", g_int2), "int4": ("integer", g_int4), "int8": ("bigint", g_int8),
+    "numeric": ("numeric", g_numeric), "num123": ("numeric(12,3)", g_num123),
+    "num101": ("numeric(10,1)", g_num123),
+    "float8": ("double precision", g_float8), "float4": ("real", g_float4),
+    "text": ("text", g_text), "varchar": ("character varying", g_text),
+    "varchar20": ("character varying(20)", g_varchar20), "char5": ("character(5)", g_char5),
+    "bool": ("boolean", g_bool), "date": ("date", g_date), "ts": ("timestamp without time zone", g_ts),
+    "tstz": ("timestamp with time zone", g_tstz), "interval": ("interval", g_interval),
+    "time": ("time without time zone", g_time), "timetz": ("time with time zone", g_timetz),
+    "uuid": ("uuid", g_uuid), "jsonb": ("jsonb", g_jsonb), "json": ("json", g_json),
+    "bytea": ("bytea", g_bytea), "int4arr": ("integer[]", g_int4arr), "textarr": ("text[]", g_textarr),
+    "mood": ("mood", g_mood), "posint": ("posint", g_posint), "inet": ("inet", g_inet),
+    "macaddr": ("macaddr", g_macaddr), "varbit": ("bit varying(8)", g_varbit),
+    "int4range": ("int4range", g_range), "pair": ("pair", g_pair), "point": ("point", g_point),
+    "bigtext": ("text", None), "bigbytea": ("bytea", None),   # TOAST: Workload.val makes them
+}
+# Types for random extra columns; the 'types' table has every type.
+COMMON_TYPES = ["int4", "int8", "numeric", "num123", "text", "varchar20", "bool", "tstz", "ts", "jsonb",
+                "bytea", "int4arr", "textarr", "mood", "interval", "date", "uuid", "float8", "int2"]
+# Retypes whose text output is the same value for every value (a rewrite
+# that logical decoding does not see cannot change what the history holds).
+SAFE_RETYPE = {"int2": "int4", "int4": "int8", "int8": "numeric", "varchar20": "text", "text": "varchar",
+               "num123": "numeric", "jsonb": "text"}
+# DDL that makes a new relation version of a table's columns or key
+COLUMN_DDL = {"add_column", "add_column_default", "drop_column", "rename_column", "retype", "retype_lossy",
+              "drop_pk", "add_pk", "replident_f", "replident_d"}
+# Retypes that change the text of existing values without a row change in WAL.
+LOSSY_RETYPE = {"ts": "tstz", "num123": "num101"}
+
+# ---------------------------------------------------------------- model
+
+
+class Col:
+    def __init__(self, name, tkey, gen_expr=None):
+        self.name, self.tkey, self.gen_expr = name, tkey, gen_expr
+        self.referenced = False  # used by a generated column: not dropped or retyped
+
+    @property
+    def sqltype(self):
+        return TYPES[self.tkey][0]
+
+
+class Table:
+    def __init__(self, schema, name, kind):
+        self.schema, self.name, self.kind = schema, name, kind
+        self.cols = []
+        self.pk = None            # list of column names, or None
+        self.keycols = set()      # columns that are or were in the primary key
+        self.replident = "d"      # 'd' default, 'f' full
+        self.unlogged = False
+        self.partitioned = False  # a partitioned table (no storage)
+        self.parent = None        # the partitioned table it is attached to
+        self.dropped = False
+        self.written = False      # any committed change since creation
+        self.tags = set()         # operations done to it so far
+        self.seq = 0              # unique key counter
+        self.toast = False
+        self.busy = False         # held by a prepared transaction
+        self.frozen = False       # never written or altered (never_changed, baseline_only)
+        self.bounds = None        # a partition leaf's (lo, hi, regions)
+        self.ranges = {}          # a partitioned root's attached children -> (lo, hi)
+        self.detached_from = None
+        self.ddl_starts = None    # worker starts when its last column DDL committed
+        self.ddl_unwritten = False  # altered or renamed, no row changed since
+
+    @property
+    def q(self):
+        return f"{self.schema}.{self.name}"
+
+    def col(self, name):
+        return next(c for c in self.cols if c.name == name)
+
+    def writable_cols(self):
+        return [c for c in self.cols if c.gen_expr is None]
+
+    def kind_tags(self):
+        t = set()
+        if self.unlogged:
+            t.add("unlogged")
+        if self.schema != "public":
+            t.add("new_schema")
+        if self.partitioned:
+            t.add("partitioned")
+        if self.parent is not None:
+            t.add("partition")
+        if any(c.gen_expr for c in self.cols):
+            t.add("generated")
+        if self.toast:
+            t.add("toast")
+        if self.kind == "types":
+            t.add("types")
+        if not self.written and not self.partitioned:
+            t.add("never_changed")
+        if self.pk:
+            t.add("keyed_composite" if len(self.pk) > 1 else "keyed")
+        elif self.replident == "f":
+            t.add("keyless_full")
+        else:
+            t.add("keyless")
+        return t
+
+
+KIND_ORDER = ["unlogged", "new_schema", "partitioned", "partition", "generated", "toast", "types",
+              "never_changed", "keyed_composite", "keyed", "keyless_full", "keyless"]
+
+
+def primary_kind(tags):
+    return next(k for k in KIND_ORDER if k in tags)
+
+
+def copy_escape(v):
+    if v is None:
+        return "\\N"
+    return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+# ---------------------------------------------------------------- the worker
+
+
+class Worker:
+    """`walrev run` as a child process, stopped and restarted at random."""
+
+    def __init__(self, args, conninfo, log):
+        self.args, self.conninfo, self.log = args, conninfo, log
+        self.proc = None
+        self.starts = self.terms = self.kills = 0
+
+    def cmd(self, *rest):
+        return [self.args.walrev, "--source", self.conninfo, "--slot", SLOT] + list(rest)
+
+    def start(self):
+        if self.proc is None:
+            self.proc = subprocess.Popen(self.cmd("run"), stdout=subprocess.DEVNULL, stderr=self.log)
+            self.starts += 1
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            if sig == signal.SIGKILL:
+                self.kills += 1
+            else:
+                self.terms += 1
+        self.proc = None
+
+    def died(self):
+        return self.proc is not None and self.proc.poll() is not None
+
+    def catch_up(self, lsn, timeout=180):
+        self.stop()
+        r = subprocess.run(self.cmd("run", "--stop-lsn", lsn), stdout=subprocess.DEVNULL, stderr=self.log,
+                           timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"walrev run --stop-lsn {lsn} failed ({r.returncode}); see the worker log")
+
+
+# ---------------------------------------------------------------- the workload
+
+
+class Workload:
+    def __init__(self, args, rng, conninfo, workdir):
+        self.args, self.r, self.conninfo, self.workdir = args, rng, conninfo, workdir
+        self.conn = psycopg2.connect(conninfo)
+        self.conn.autocommit = True
+        self.cur = self.conn.cursor()
+        self.cur.execute("SET lock_timeout = '5s'; SET statement_timeout = '60s'")
+        self.tables = []
+        self.ntab = 0
+        self.ncol = 0
+        self.setup_done = False
+        self.slot_lost = False
+        self.lost_window = False
+        self.prepared = []   # (gid, tables, post-actions, due step)
+        self.points = []     # (index, lsn, [(table q, tags, file)])
+        self.post = []
+        self.sp_stack = []
+        self.stats = defaultdict(int)
+        self.ctx_n = 0
+        self.new_schema = None
+        self.keyseq = 0
+        self.events = []
+        self.oplog = defaultdict(list)
+        self.worker = None
+
+    # -- SQL helpers
+    def x(self, sql, params=None):
+        self.cur.execute(sql, params)
+
+    def rows(self, sql, params=None):
+        self.cur.execute(sql, params)
+        return self.cur.fetchall()
+
+    def lsn(self):
+        """The insert position after the last commit, once flushed (the
+        cluster may run with synchronous_commit=off; see tests/integration/lib.sh)."""
+        target = self.rows("SELECT pg_current_wal_insert_lsn()")[0][0]
+        for _ in range(1000):
+            if self.rows("SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", (target,))[0][0]:
+                break
+            time.sleep(0.01)
+        return target
+
+    # -- transactions with post-commit model changes
+    def begin(self):
+        self.x("BEGIN")
+        self.post = []
+        self.sp_stack = []
+        if self.setup_done and self.r.random() < 0.3:
+            self.ctx_n += 1
+            actor = {"actor": {"type": self.r.choice(["user", "job"]), "id": str(self.r.randint(1, 99))},
+                     "description": f"difftest step {self.ctx_n}"}
+            import json
+            self.x("SELECT walrev.context(%s::jsonb)", (json.dumps(actor),))
+
+    def on_commit(self, fn):
+        self.post.append(fn)
+
+    def savepoint(self, name):
+        self.x(f"SAVEPOINT {name}")
+        self.sp_stack.append((name, len(self.post)))
+
+    def rollback_to(self, name):
+        self.x(f"ROLLBACK TO SAVEPOINT {name}")
+        while self.sp_stack and self.sp_stack[-1][0] != name:
+            self.sp_stack.pop()
+        _, n = self.sp_stack[-1]
+        del self.post[n:]
+
+    def commit(self):
+        self.x("COMMIT")
+        for fn in self.post:
+            fn()
+        self.post = []
+
+    def rollback(self):
+        self.x("ROLLBACK")
+        self.post = []
+
+    def step_tx(self, body):
+        """Run body() in one transaction; a failure rolls it back (model untouched)."""
+        try:
+            self.begin()
+            body()
+            self.commit()
+            return True
+        except psycopg2.Error as e:
+            self.stats["failed_tx"] += 1
+            self.note(f"rolled back: {str(e).strip().splitlines()[0]}")
+            try:
+                self.x("ROLLBACK")
+            except psycopg2.Error:
+                pass
+            self.post = []
+            return False
+
+    def event(self, what):
+        """A worker event, listed with the divergences after it."""
+        self.events.append((len(self.points), what))
+
+    def log_op(self, t, what):
+        self.on_commit(lambda: self.oplog[id(t)].append((len(self.points), what)))
+
+    def note(self, msg):
+        if self.args.verbose:
+            print("  " + msg, flush=True)
+
+    # -- tables
+    def live(self, pred=lambda t: True):
+        return [t for t in self.tables if not t.dropped and pred(t)]
+
+    def new_name(self, base):
+        self.ntab += 1
+        return f"{base}_{self.ntab}"
+
+    def new_col_name(self):
+        self.ncol += 1
+        return f"c{self.ncol}"
+
+    def create(self, t, ddl_cols, extra="", after_setup=None):
+        kw = "UNLOGGED TABLE" if t.unlogged else "TABLE"
+        self.x(f"CREATE {kw} {t.q} ({', '.join(ddl_cols)}){extra}")
+        if self.setup_done:
+            t.tags.add("created_after_setup")
+        self.tables.append(t)
+        return t
+
+    def col_defs(self, t):
+        out = []
+        for c in t.cols:
+            d = f"{c.name} {c.sqltype}"
+            if c.gen_expr:
+                d += f" GENERATED ALWAYS AS ({c.gen_expr}) STORED"
+            out.append(d)
+        if t.pk:
+            out.append(f"PRIMARY KEY ({', '.join(t.pk)})")
+            t.keycols |= set(t.pk)
+        return out
+
+    def make_keyed(self, schema="public", keytype=None, unlogged=False):
+        keytype = keytype or self.r.choice(["int", "text", "composite", "uuid"])
+        t = Table(schema, self.new_name({"int": "ki", "text": "kt", "composite": "kc", "uuid": "ku"}[keytype]),
+                  "keyed_" + keytype)
+        t.unlogged = unlogged
+        if keytype == "int":
+            t.cols = [Col("id", "int4")]
+        elif keytype == "text":
+            t.cols = [Col("code", "text")]
+        elif keytype == "uuid":
+            t.cols = [Col("uid", "uuid")]
+        else:
+            t.cols = [Col("ka", "text"), Col("kb", "int4")]
+        t.pk = [c.name for c in t.cols]
+        for _ in range(self.r.randint(2, 5)):
+            t.cols.append(Col(self.new_col_name(), self.r.choice(COMMON_TYPES)))
+        self.create(t, self.col_defs(t))
+        return t
+
+    def make_keyless(self, full, schema="public"):
+        t = Table(schema, self.new_name("kf" if full else "kl"), "keyless")
+        t.cols = [Col("a", "int4"), Col("b", "text"), Col(self.new_col_name(), self.r.choice(COMMON_TYPES))]
+        self.create(t, self.col_defs(t))
+        if full:
+            self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY FULL")
+            t.replident = "f"
+        return t
+
+    def make_generated(self, keyed):
+        t = Table("public", self.new_name("gk" if keyed else "gl"), "generated")
+        t.cols = [Col("id", "int4"), Col("a", "int4"), Col("b", "text"),
+                  Col("g1", "int8", "a::bigint * 2 + 1"), Col("g2", "text", "upper(b) || '!'")]
+        t.col("a").referenced = t.col("b").referenced = True
+        t.pk = ["id"] if keyed else None
+        self.create(t, self.col_defs(t))
+        if not keyed:
+            self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY FULL")
+            t.replident = "f"
+        return t
+
+    def make_types(self):
+        t = Table("public", self.new_name("types"), "types")
+        t.cols = [Col("id", "int4")] + [Col(f"t_{k}", k) for k in TYPES if k not in ("varchar", "num101", "bigtext", "bigbytea")]
+        t.pk = ["id"]
+        self.create(t, self.col_defs(t))
+        return t
+
+    def make_toast(self):
+        t = Table("public", self.new_name("toast"), "toast")
+        t.toast = True
+        t.cols = [Col("id", "int4"), Col("n", "int4"), Col("big", "bigtext"), Col("bb", "bigbytea"),
+                  Col("small", "text")]
+        t.pk = ["id"]
+        self.create(t, self.col_defs(t))
+        return t
+
+    def make_partitioned(self):
+        """p (RANGE id) -> p_a (LIST region) -> p_a_x, p_a_y; p -> p_b (leaf)."""
+        base = self.new_name("p")
+        root = Table("public", base, "partitioned")
+        root.partitioned = True
+        root.cols = [Col("id", "int4"), Col("region", "text"), Col("v", "text"), Col("n", "int4")]
+        root.pk = ["id", "region"]
+        self.create(root, self.col_defs(root), " PARTITION BY RANGE (id)")
+        mid = Table("public", base + "_a", "partitioned")
+        mid.partitioned, mid.parent, mid.cols, mid.pk = True, root, list(root.cols), root.pk
+        self.x(f"CREATE TABLE {mid.q} PARTITION OF {root.q} FOR VALUES FROM (0) TO (100000) PARTITION BY LIST (region)")
+        self.tables.append(mid)
+        for reg in ("x", "y"):
+            leaf = Table("public", f"{base}_a_{reg}", "partition")
+            leaf.parent, leaf.cols, leaf.pk, leaf.bounds = mid, list(root.cols), root.pk, (0, 100000, [reg])
+            self.x(f"CREATE TABLE {leaf.q} PARTITION OF {mid.q} FOR VALUES IN ('{reg}')")
+            self.tables.append(leaf)
+        leaf = Table("public", base + "_b", "partition")
+        leaf.parent, leaf.cols, leaf.pk, leaf.bounds = root, list(root.cols), root.pk, (100000, 200000, ["x", "y"])
+        self.x(f"CREATE TABLE {leaf.q} PARTITION OF {root.q} FOR VALUES FROM (100000) TO (200000)")
+        self.tables.append(leaf)
+        root.ranges = {mid.name: (0, 100000), leaf.name: (100000, 200000)}
+        return root
+
+    def tree(self, root):
+        """root and every table attached under it, at any level."""
+        out = [root]
+        for t in self.live(lambda t: t.parent is not None):
+            p = t.parent
+            while p is not None and p is not root:
+                p = p.parent
+            if p is root:
+                out.append(t)
+        return out
+
+    def root_of(self, t):
+        while t.parent is not None:
+            t = t.parent
+        return t
+
+    # -- values
+    def val(self, c):
+        if c.tkey == "bigtext":
+            # incompressible: base64 of random bytes, 6-30 kB, stored out of line
+            return base64.b64encode(self.r.randbytes(self.r.randint(4500, 22000))).decode()
+        if c.tkey == "bigbytea":
+            return "\\x" + self.r.randbytes(self.r.randint(2500, 6000)).hex()
+        return maybe_null(self.r, TYPES[c.tkey][1](self.r))
+
+    def castof(self, c):
+        return {"bigtext": "text", "bigbytea": "bytea"}.get(c.tkey, c.sqltype)
+
+    def key_val(self, t, c, bounds=None):
+        self.keyseq += 1
+        if bounds is not None:
+            lo, hi, _ = bounds
+            return str(lo + (self.keyseq * 7919) % (hi - lo))
+        if c.tkey == "int4":
+            return str(self.keyseq * 7919 % 1000003)
+        if c.tkey == "uuid":
+            return g_uuid(self.r)
+        suffix = self.r.choice(["", " ", ",", '"', "é", "\\", "'", "{x}"])
+        return f"k{self.keyseq}{suffix}"
+
+    def row_vals(self, t, bounds=None):
+        vals = {}
+        for c in t.writable_cols():
+            if bounds is not None and c.name == "id":
+                vals[c.name] = self.key_val(t, c, bounds)
+            elif bounds is not None and c.name == "region":
+                vals[c.name] = self.r.choice(bounds[2])
+            elif c.name in t.keycols:
+                # a key column, or one that was (NOT NULL stays after DROP PRIMARY KEY)
+                vals[c.name] = self.key_val(t, c)
+            elif t.kind == "keyless" and c.name == "a":
+                vals[c.name] = str(self.r.randint(0, 5))   # duplicates on purpose
+            elif t.kind == "keyless" and c.name == "b":
+                vals[c.name] = self.r.choice(["same", "other", None, ""])
+            elif t.kind == "generated" and c.name == "a":
+                vals[c.name] = maybe_null(self.r, str(self.r.randint(-1000, 1000)))
+            else:
+                vals[c.name] = self.val(c)
+        return vals
+
+    def insert(self, t, n=None):
+        n = n or self.r.randint(1, 4)
+        bounds = self.part_bounds(t)
+        if bounds is False:
+            return
+        cols = t.writable_cols()
+        allrows = []
+        for _ in range(n):
+            v = self.row_vals(t, bounds)
+            allrows.append([v[c.name] for c in cols])
+        ph = "(" + ", ".join(f"%s::{self.castof(c)}" for c in cols) + ")"
+        sql = f"INSERT INTO {t.q} ({', '.join(c.name for c in cols)}) VALUES " + ", ".join([ph] * n)
+        self.x(sql, [v for row in allrows for v in row])
+        self.mark_written(t)
+        self.stats["insert"] += 1
+
+    def mark_written(self, t, tag=None):
+        def fn(ts=self.tree(self.root_of(t)) if (t.partitioned or t.parent) else [t]):
+            for x in ts:
+                x.written = True
+                x.ddl_unwritten = False
+                if tag:
+                    x.tags.add(tag)
+                if self.lost_window:
+                    x.tags.add("changed_while_slot_lost")
+        self.on_commit(fn)
+
+    def copy_in(self, t, n):
+        bounds = self.part_bounds(t)
+        if bounds is False:
+            return
+        cols = t.writable_cols()
+        buf = io.StringIO()
+        for _ in range(n):
+            v = self.row_vals(t, bounds)
+            buf.write("\t".join(copy_escape(v[c.name]) for c in cols) + "\n")
+        buf.seek(0)
+        self.cur.copy_expert(f"COPY {t.q} ({', '.join(c.name for c in cols)}) FROM STDIN", buf)
+        self.mark_written(t, "copy")
+        self.log_op(t, f"copy {n} rows")
+        self.stats["copy"] += 1
+
+    # Partitions: rows go through the table named, within the bounds of one
+    # leaf under it (or its own, for a leaf, attached or detached).
+    def part_bounds(self, t):
+        """None (not a partition), False (no leaf attached) or (lo, hi, regions)."""
+        if t.bounds is not None:
+            return t.bounds
+        if not t.partitioned:
+            return None
+        leaves = [x for x in self.tree(t) if x.bounds is not None]
+        return self.r.choice(leaves).bounds if leaves else False
+
+    def keys(self, t, limit=None):
+        cols = t.pk
+        rows = self.rows(f"SELECT {', '.join(c + '::text' for c in cols)} FROM {t.q} ORDER BY 1" +
+                         ("" if len(cols) == 1 else ", 2"))
+        return rows
+
+    def key_where(self, t, key):
+        return " AND ".join(f"{c} = %s::{t.col(c).sqltype}" for c in t.pk), list(key)
+
+    def update(self, t):
+        if t.pk:
+            keys = self.keys(t)
+            if not keys:
+                return self.insert(t)
+            nonkey = [c for c in t.writable_cols() if c.name not in t.pk]
+            for key in self.r.sample(keys, min(len(keys), self.r.randint(1, 3))):
+                w, wp = self.key_where(t, key)
+                if (self.r.random() < 0.12 and t.pk and not (t.partitioned or t.parent)
+                        and all(t.col(c).tkey in ("int4", "text", "uuid") for c in t.pk)):
+                    c = t.col(t.pk[-1])
+                    self.x(f"UPDATE {t.q} SET {c.name} = %s::{c.sqltype} WHERE {w}", [self.key_val(t, c)] + wp)
+                    self.mark_written(t, "key_update")
+                    continue
+                if t.partitioned and self.r.random() < 0.2 and "region" in t.pk:
+                    # moves a row of p_a between its list partitions (a delete and an insert)
+                    # or changes the region within another leaf
+                    self.x(f"UPDATE {t.q} SET region = CASE region WHEN 'x' THEN 'y' ELSE 'x' END WHERE {w}", wp)
+                    self.mark_written(t, "partition_move")
+                    continue
+                if not nonkey:
+                    continue
+                cs = self.r.sample(nonkey, min(len(nonkey), self.r.randint(1, 2)))
+                sets = ", ".join(f"{c.name} = %s::{self.castof(c)}" for c in cs)
+                self.x(f"UPDATE {t.q} SET {sets} WHERE {w}", [self.val(c) if not (t.kind == 'generated' and c.name == 'a')
+                                                             else str(self.r.randint(0, 99)) for c in cs] + wp)
+                self.mark_written(t)
+        elif t.replident == "f":
+            ctids = [r[0] for r in self.rows(f"SELECT ctid::text FROM {t.q}")]
+            if not ctids:
+                return self.insert(t)
+            cs = [c for c in t.writable_cols()]
+            c = self.r.choice(cs)
+            if self.r.random() < 0.3 and "a" in [x.name for x in cs]:
+                # every one of several equal rows
+                self.x(f"UPDATE {t.q} SET {c.name} = %s::{self.castof(c)} WHERE a = %s::integer",
+                       [self.val(c) if c.name != "a" else str(self.r.randint(0, 5)), str(self.r.randint(0, 5))])
+            else:
+                self.x(f"UPDATE {t.q} SET {c.name} = %s::{self.castof(c)} WHERE ctid = %s::tid",
+                       [self.val(c) if c.name != "a" else str(self.r.randint(0, 5)), self.r.choice(ctids)])
+            self.mark_written(t)
+        else:
+            return self.insert(t)
+        self.stats["update"] += 1
+
+    def delete(self, t):
+        if t.pk:
+            keys = self.keys(t)
+            if not keys:
+                return
+            for key in self.r.sample(keys, min(len(keys), self.r.randint(1, 2))):
+                w, wp = self.key_where(t, key)
+                self.x(f"DELETE FROM {t.q} WHERE {w}", wp)
+        elif t.replident == "f":
+            ctids = [r[0] for r in self.rows(f"SELECT ctid::text FROM {t.q}")]
+            if not ctids:
+                return
+            # exactly one of possibly equal rows
+            self.x(f"DELETE FROM {t.q} WHERE ctid = %s::tid", [self.r.choice(ctids)])
+        else:
+            return
+        self.mark_written(t)
+        self.stats["delete"] += 1
+
+    def dml(self, t):
+        op = self.r.choices(["insert", "update", "delete"], [4, 4, 1.5])[0]
+        getattr(self, op)(t)
+
+    # -- DDL
+    def ddl(self, t):
+        ops = ["add_column", "add_column_default", "drop_column", "rename_column", "retype", "rename_table",
+               "truncate", "pk", "replident", "retype_lossy", "drop_table"]
+        w = [3, 1.5, 3, 3, 2, 2, 1.5, 2, 1, 0.7, 0.4]
+        op = self.r.choices(ops, w)[0]
+        r = self.r
+        if op == "add_column":
+            c = Col(self.new_col_name(), r.choice(COMMON_TYPES))
+            self.x(f"ALTER TABLE {t.q} ADD COLUMN {c.name} {c.sqltype}")
+            self.on_commit(lambda: t.cols.append(c))
+        elif op == "add_column_default":
+            c = Col(self.new_col_name(), r.choice(["int4", "text", "bool"]))
+            dflt = {"int4": "42", "text": "'dflt'", "bool": "true"}[c.tkey]
+            self.x(f"ALTER TABLE {t.q} ADD COLUMN {c.name} {c.sqltype} DEFAULT {dflt}")
+            self.on_commit(lambda: t.cols.append(c))
+        elif op == "drop_column":
+            cs = [c for c in t.cols if not (t.pk and c.name in t.pk) and not c.gen_expr and not c.referenced
+                  and c.name not in ("a", "b")]
+            if len(cs) < 1 or len(t.cols) < 3:
+                return
+            c = r.choice(cs)
+            self.x(f"ALTER TABLE {t.q} DROP COLUMN {c.name}")
+            self.on_commit(lambda: t.cols.remove(c))
+        elif op == "rename_column":
+            cs = [c for c in t.cols if not c.referenced and c.name not in ("a", "b", "id", "region")]
+            if not cs:
+                return
+            c = r.choice(cs)
+            new = self.new_col_name()
+            self.x(f"ALTER TABLE {t.q} RENAME COLUMN {c.name} TO {new}")
+
+            def fn(c=c, old=c.name, new=new):
+                c.name = new
+                if old in t.keycols:
+                    t.keycols = (t.keycols - {old}) | {new}
+                if t.pk and old in t.pk:
+                    t.pk = [new if k == old else k for k in t.pk]
+            self.on_commit(fn)
+        elif op in ("retype", "retype_lossy"):
+            m = SAFE_RETYPE if op == "retype" else LOSSY_RETYPE
+            cs = [c for c in t.cols if c.tkey in m and not c.gen_expr and not c.referenced
+                  and not (t.pk and c.name in t.pk)]
+            if not cs:
+                return
+            c = r.choice(cs)
+            newk = m[c.tkey]
+            self.x(f"ALTER TABLE {t.q} ALTER COLUMN {c.name} TYPE {TYPES[newk][0]}")
+            self.on_commit(lambda: setattr(c, "tkey", newk))
+        elif op == "rename_table":
+            new = self.new_name(t.name.split("_")[0] + "r")
+            self.x(f"ALTER TABLE {t.q} RENAME TO {new}")
+            self.on_commit(lambda: setattr(t, "name", new))
+        elif op == "truncate":
+            self.x(f"TRUNCATE {t.q}")
+        elif op == "pk":
+            if t.pk:
+                cname = self.rows("SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+                                  (t.q,))[0][0]
+                self.x(f"ALTER TABLE {t.q} DROP CONSTRAINT {cname}")
+                op = "drop_pk"
+                self.on_commit(lambda: setattr(t, "pk", None))
+            else:
+                cand = "id" if any(c.name == "id" for c in t.cols) else None
+                if cand is None:
+                    return
+                dup = self.rows(f"SELECT count(*) - count(DISTINCT id) + count(*) FILTER (WHERE id IS NULL) FROM {t.q}")[0][0]
+                if dup:
+                    return
+                self.x(f"ALTER TABLE {t.q} ADD PRIMARY KEY (id)")
+                op = "add_pk"
+                self.on_commit(lambda: (setattr(t, "pk", ["id"]), t.keycols.add("id")))
+        elif op == "replident":
+            new = "f" if t.replident == "d" else "d"
+            self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY {'FULL' if new == 'f' else 'DEFAULT'}")
+            op = "replident_" + new
+            self.on_commit(lambda: setattr(t, "replident", new))
+        elif op == "drop_table":
+            if len(self.live(lambda x: x.kind.startswith("keyed"))) < 4:
+                return
+            self.x(f"DROP TABLE {t.q}")
+            self.on_commit(lambda: setattr(t, "dropped", True))
+        tag = op
+        self.on_commit(lambda: t.tags.add(tag))
+        self.log_op(t, op + (f" {c.name}" if op in ("add_column", "add_column_default", "drop_column", "retype",
+                                                     "retype_lossy") else ""))
+        if op in COLUMN_DDL:
+            self.on_commit(lambda: setattr(t, "ddl_starts", self.worker.starts if self.worker else 0))
+        if op in COLUMN_DDL or op == "rename_table":
+            self.on_commit(lambda: setattr(t, "ddl_unwritten", True))
+        if op in ("truncate", "drop_table"):
+            self.mark_written(t)
+        self.stats["ddl:" + op] += 1
+
+    def partition_op(self, root):
+        """DETACH a leaf, or ATTACH a new one (or a detached one) with rows."""
+        r = self.r
+        attached = [t for t in self.tree(root) if t.parent is root and not t.partitioned]
+        detached = self.live(lambda t: t.detached_from is root and t.parent is None and not t.busy)
+        if attached and r.random() < 0.5:
+            leaf = r.choice(attached)
+            self.x(f"ALTER TABLE {root.q} DETACH PARTITION {leaf.q}")
+
+            def fn():
+                leaf.parent = None
+                leaf.detached_from = root
+                leaf.tags.add("detached")
+                root.tags.add("detach")
+                del root.ranges[leaf.name]
+            self.on_commit(fn)
+            self.log_op(root, f"detach {leaf.q}")
+            self.log_op(leaf, f"detached from {root.q}")
+            self.stats["detach"] += 1
+            return
+        if detached and r.random() < 0.6:
+            leaf = r.choice(detached)
+            lo, hi, _ = leaf.bounds
+        else:
+            n = 1 + max(hi for lo, hi in root.ranges.values()) // 100000 if root.ranges else 3
+            lo, hi = 100000 * n, 100000 * (n + 1)
+            leaf = Table("public", self.new_name(root.name + "c"), "partition")
+            leaf.cols = [Col(c.name, c.tkey) for c in root.cols]
+            leaf.pk = list(root.pk)
+            leaf.bounds = (lo, hi, ["x", "y"])
+            self.create(leaf, self.col_defs(leaf))
+            self.insert(leaf, r.randint(1, 5))
+        self.x(f"ALTER TABLE {root.q} ATTACH PARTITION {leaf.q} FOR VALUES FROM ({lo}) TO ({hi})")
+
+        def fn2():
+            leaf.parent = root
+            root.ranges[leaf.name] = (lo, hi)
+            leaf.tags.add("attached")
+            root.tags.add("attach")
+        self.on_commit(fn2)
+        self.log_op(root, f"attach {leaf.q}")
+        self.log_op(leaf, f"attached to {root.q}")
+        self.mark_written(root)
+        self.stats["attach"] += 1
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run(args):
+    global SLOT
+    seed = args.seed
+    SLOT = f"difftest_{seed}"   # slots are per cluster: one per seed
+    r = random.Random(seed)
+    db = f"difftest_{seed}"
+    base = args.conninfo_base
+    admin = psycopg2.connect(base + " dbname=postgres")
+    admin.autocommit = True
+    ac = admin.cursor()
+    ac.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = %s", (db,))
+    ac.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    ac.execute(f'CREATE DATABASE "{db}"')
+    # small decoding memory: big transactions spill to disk in the walsender
+    ac.execute(f"ALTER DATABASE \"{db}\" SET logical_decoding_work_mem = '64kB'")
+    conninfo = base + f" dbname={db}"
+    workdir = args.workdir or f"/tmp/difftest-{seed}"
+    os.makedirs(workdir, exist_ok=True)
+    for f in os.listdir(workdir):
+        if f.startswith("p") and f.endswith(".copy"):
+            os.unlink(os.path.join(workdir, f))
+    log = open(os.path.join(workdir, "worker.log"), "ab")
+    w = Workload(args, r, conninfo, workdir)
+    worker = Worker(args, conninfo, log)
+    w.worker = worker
+    t0 = time.time()
+    print(f"difftest: seed {seed}, database {db}, workdir {workdir}", flush=True)
+
+    # types used by the odd-type columns
+    w.x("CREATE TYPE mood AS ENUM ('happy', 'sad', 'meh')")
+    w.x("CREATE DOMAIN posint AS integer CHECK (VALUE > 0)")
+    w.x("CREATE TYPE pair AS (x integer, y text)")
+
+    # -- before setup: tables with rows (the baseline) and some never written
+    w.begin()
+    filled = [w.make_keyed(keytype=kt) for kt in ("int", "text", "composite", "uuid")]
+    filled += [w.make_keyless(False), w.make_keyless(True), w.make_generated(True), w.make_generated(False),
+               w.make_types(), w.make_toast(), w.make_partitioned(), w.make_keyed(unlogged=True, keytype="int")]
+    empty = w.make_keyed(keytype="int")          # never written at all
+    baseline_only = w.make_keyed(keytype="int")  # rows before setup, never changed after
+    for t in filled:
+        w.insert(t, r.randint(2, 6))
+    w.insert(baseline_only, 3)
+    w.commit()
+    empty.frozen = baseline_only.frozen = True
+    baseline_only.tags.add("baseline_only")
+    out = subprocess.run(worker.cmd("setup"), capture_output=True, text=True)
+    if out.returncode != 0:
+        print(out.stdout, out.stderr)
+        raise RuntimeError("walrev setup failed")
+    w.setup_done = True
+    worker.start()
+
+    steps = args.steps
+    point_steps = set(int(steps * (i + 1) / (args.points + 1)) for i in range(args.points))
+    lost_at = int(steps * 0.72)
+    schema_at = int(steps * 0.3)
+    late_never_at = int(steps * 0.2)
+    # the worker's stops come from their own generator: they depend on time,
+    # and must not change the workload of a seed
+    cr = random.Random(seed * 7919 + 1)
+    next_chaos = time.time() + cr.uniform(0.5, 2.5)
+    restart_at = None
+
+    def chaos():
+        nonlocal next_chaos, restart_at
+        now = time.time()
+        if worker.died():
+            print("difftest: the worker exited by itself; see worker.log", flush=True)
+            worker.proc = None
+            w.stats["worker_died"] += 1
+            restart_at = now + 0.2
+        if worker.proc is not None and now >= next_chaos:
+            sig = cr.choice([signal.SIGTERM, signal.SIGKILL])
+            worker.stop(sig)
+            w.event(f"worker {signal.Signals(sig).name}")
+            restart_at = now + cr.uniform(0.0, 1.0)
+        elif worker.proc is None and restart_at is not None and now >= restart_at:
+            worker.start()
+            w.event("worker restarted")
+            restart_at = None
+            next_chaos = now + cr.uniform(0.3, 2.0)
+
+    def pick(pred):
+        c = w.live(lambda t: pred(t) and not t.busy)
+        return r.choice(c) if c else None
+
+    def dml_table():
+        return pick(lambda t: not t.frozen and not (t.parent is not None and t.partitioned))
+
+    for step in range(steps):
+        chaos()
+        # due prepared transactions
+        for pt in list(w.prepared):
+            gid, ts, post, due = pt
+            if step >= due:
+                if r.random() < 0.8:
+                    w.x(f"COMMIT PREPARED '{gid}'")
+                    for fn in post:
+                        fn()
+                    for t in ts:
+                        t.tags.add("2pc")
+                    w.event(f"COMMIT PREPARED {gid}: " + " ".join(sorted({t.q for t in ts})))
+                else:
+                    w.x(f"ROLLBACK PREPARED '{gid}'")
+                for t in ts:
+                    t.busy = False
+                w.prepared.remove(pt)
+        if step == schema_at:
+            def mk_schema():
+                w.x("CREATE SCHEMA s_mid")
+                t1 = w.make_keyed(schema="s_mid", keytype="int")
+                t2 = w.make_keyless(True, schema="s_mid")
+                w.insert(t1, 3)
+                w.insert(t2, 3)
+            w.step_tx(mk_schema)
+        if step == late_never_at:
+            if w.step_tx(lambda: w.make_keyed(keytype="text")):
+                w.tables[-1].frozen = True
+        if step == lost_at:
+            # catch up, stop; write while no slot; drop the slot; setup again
+            print(f"difftest: step {step}: losing the slot", flush=True)
+            worker.catch_up(w.lsn())
+            w.lost_window = True
+            for _ in range(r.randint(3, 8)):
+                t = dml_table()
+                if t is not None:
+                    w.step_tx(lambda: w.dml(t))
+            w.x(f"SELECT pg_drop_replication_slot('{SLOT}')")
+            out = subprocess.run(worker.cmd("setup"), capture_output=True, text=True)
+            log.write(f"--- setup after the slot was dropped (rc {out.returncode})\n{out.stdout}{out.stderr}".encode())
+            log.flush()
+            w.lost_window = False
+            w.slot_lost = True
+            worker.start()
+            next_chaos = time.time() + cr.uniform(0.5, 3.0)
+
+        kind = r.choices(["dml", "multi", "ddl", "copy", "savepoint", "2pc", "partition", "create", "truncate_multi",
+                          "set_logged"],
+                         [50, 10, 9, 6, 6, 4, 3, 2, 1, 0.6])[0]
+        if kind == "dml":
+            t = dml_table()
+            if t is not None:
+                w.step_tx(lambda: w.dml(t))
+        elif kind == "multi":
+            def body():
+                for _ in range(r.randint(2, 5)):
+                    t = dml_table()
+                    if t is not None:
+                        w.dml(t)
+            w.step_tx(body)
+        elif kind == "ddl":
+            t = pick(lambda t: not t.partitioned and t.parent is None and not t.frozen and not t.detached_from)
+            if t is not None:
+                w.step_tx(lambda: w.ddl(t))
+        elif kind == "copy":
+            t = dml_table()
+            if t is not None:
+                n = r.choice([20, 50, 200, 1500]) if not t.toast else r.randint(2, 6)
+                w.step_tx(lambda: w.copy_in(t, n))
+        elif kind == "savepoint":
+            def body():
+                ta, tb = dml_table(), dml_table()
+                if ta is None or tb is None:
+                    return
+                w.dml(ta)
+                w.savepoint("s1")
+                w.dml(tb)
+                if r.random() < 0.3 and not tb.partitioned and tb.parent is None and not tb.detached_from:
+                    w.ddl(tb)  # DDL inside a savepoint, maybe rolled back
+                w.mark_written(tb, "savepoint")
+                if r.random() < 0.6:
+                    w.rollback_to("s1")
+                    for t in (ta, tb):
+                        w.on_commit(lambda t=t: t.tags.add("savepoint_rollback"))
+                w.savepoint("s2")
+                w.dml(ta)
+                w.x("RELEASE SAVEPOINT s2")
+            if r.random() < 0.15:
+                # a whole transaction rolled back
+                try:
+                    w.begin()
+                    t = dml_table()
+                    if t is not None:
+                        w.dml(t)
+                    w.rollback()
+                except psycopg2.Error:
+                    w.x("ROLLBACK")
+            else:
+                w.step_tx(body)
+        elif kind == "2pc":
+            ts = []
+            gid = f"dt_{step}"
+            ok = True
+            try:
+                w.begin()
+                for _ in range(r.randint(1, 3)):
+                    t = dml_table()
+                    if t is None:
+                        continue
+                    w.dml(t)
+                    ts.extend(w.tree(w.root_of(t)))
+                w.x(f"PREPARE TRANSACTION '{gid}'")
+            except psycopg2.Error as e:
+                ok = False
+                w.note(f"2pc failed: {e}")
+                w.x("ROLLBACK")
+            if ok:
+                for t in ts:
+                    t.busy = True
+                w.prepared.append((gid, ts, w.post, step + r.randint(0, 6)))
+                w.post = []
+                w.stats["2pc"] += 1
+        elif kind == "partition":
+            roots = w.live(lambda t: t.partitioned and t.parent is None and not t.busy)
+            if roots:
+                root = r.choice(roots)
+                if not any(t.busy for t in w.tree(root)):
+                    w.step_tx(lambda: w.partition_op(root))
+        elif kind == "create":
+            def body():
+                c = r.choice(["keyed", "keyless", "keyless_full", "generated", "toast"])
+                t = {"keyed": lambda: w.make_keyed(), "keyless": lambda: w.make_keyless(False),
+                     "keyless_full": lambda: w.make_keyless(True), "generated": lambda: w.make_generated(True),
+                     "toast": lambda: w.make_toast()}[c]()
+                w.insert(t, r.randint(1, 5))
+            w.step_tx(body)
+        elif kind == "truncate_multi":
+            ts = [t for t in (dml_table(), dml_table()) if t is not None]
+            ts = list({id(t): t for t in ts}.values())
+            if ts:
+                def body():
+                    w.x("TRUNCATE " + ", ".join(t.q for t in ts))
+                    for t in ts:
+                        w.mark_written(t, "truncate")
+                w.step_tx(body)
+        elif kind == "set_logged" and step > steps * 0.6:
+            t = pick(lambda t: t.unlogged)
+            if t is not None:
+                def body():
+                    w.x(f"ALTER TABLE {t.q} SET LOGGED")
+                    w.on_commit(lambda: (setattr(t, "unlogged", False), t.tags.add("set_logged")))
+                w.step_tx(body)
+
+        if step in point_steps:
+            record_point(w, step)
+    # finish prepared transactions
+    for gid, ts, post, due in w.prepared:
+        w.x(f"COMMIT PREPARED '{gid}'")
+        for fn in post:
+            fn()
+        for t in ts:
+            t.tags.add("2pc")
+            t.busy = False
+    w.prepared = []
+    record_point(w, steps)
+    final = w.lsn()
+    worker.stop(signal.SIGTERM)
+    t_work = time.time() - t0
+    print(f"difftest: workload done in {t_work:.0f}s: {args.steps} steps, {len(w.points)} points, worker started "
+          f"{worker.starts}x, SIGTERM {worker.terms}, SIGKILL {worker.kills}; catching up to {final}", flush=True)
+    worker.catch_up(final, timeout=600)
+    return check(args, w, worker, workdir, t0)
+
+
+def record_point(w, step):
+    lsn = w.lsn()
+    idx = len(w.points)
+    recs = []
+    for t in w.live():
+        buf = io.BytesIO()
+        w.cur.copy_expert(f"COPY (SELECT * FROM {t.q}) TO STDOUT", buf)
+        path = os.path.join(w.workdir, f"p{idx:03d}_{t.schema}.{t.name}.copy")
+        with open(path, "wb") as f:
+            f.write(b"".join(sorted(buf.getvalue().splitlines(keepends=True))))
+        tags = t.kind_tags() | t.tags
+        if w.slot_lost:
+            tags.add("after_slot_loss")
+        if t.ddl_starts is not None:
+            # a column DDL: the worker is always restarted after it (at the latest
+            # to catch up at the end), which is what 13.1 is about
+            tags.add("column_ddl")
+        if t.ddl_unwritten:
+            tags.add("ddl_unwritten")
+        recs.append((id(t), t.q, sorted(tags), path, t.unlogged))
+    w.points.append((idx, step, lsn, recs))
+    print(f"difftest: point {idx} at step {step}: {lsn}, {len(recs)} tables", flush=True)
+
+
+def load_known(path):
+    known = {}
+    if not path:
+        return known
+    with open(path) as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split(None, 1)
+            known[parts[0]] = parts[1] if len(parts) > 1 else ""
+    return known
+
+
+def check(args, w, worker, workdir, t0):
+    known = load_known(args.known)
+    per_kind = defaultdict(lambda: [0, 0])
+    by_table = defaultdict(list)   # table id -> [(point, lsn, name, tags, detail, known tags)]
+    hit_known = defaultdict(int)
+    for idx, step, lsn, recs in w.points:
+        for tid, q, tags, path, unlogged in recs:
+            with open(path, "rb") as f:
+                want = f.read()
+            p = subprocess.run(worker.cmd("snapshot", "--at", lsn, "--table", q), capture_output=True)
+            kind = primary_kind(tags)
+            per_kind[kind][1] += 1
+            err = p.stderr.decode(errors="replace").strip()
+            if unlogged:
+                # logical decoding cannot see it: a clear error naming it is the right answer
+                if p.returncode != 0 and "unlogged" in err.lower():
+                    per_kind[kind][0] += 1
+                    continue
+                detail = f"expected an error naming the table unlogged; got rc {p.returncode}: " + err[-300:]
+            elif p.returncode != 0:
+                detail = f"snapshot failed (rc {p.returncode}): " + err[-300:]
+            else:
+                got = b"".join(sorted(p.stdout.splitlines(keepends=True)))
+                if got == want:
+                    per_kind[kind][0] += 1
+                    continue
+                detail = diff_lines(want, got)
+            kt = [t for t in tags if t in known]
+            for t in kt:
+                hit_known[t] += 1
+            by_table[tid].append((idx, lsn, q, tags, detail, kt))
+    total_eq = sum(v[0] for v in per_kind.values())
+    total = sum(v[1] for v in per_kind.values())
+    print(f"\ndifftest: seed {args.seed}: {total_eq}/{total} table-points equal "
+          f"({time.time() - t0:.0f}s; worker started {worker.starts}x, SIGTERM {worker.terms}, SIGKILL {worker.kills}, "
+          f"slot lost once)")
+    for k in KIND_ORDER:
+        if k in per_kind:
+            e, n = per_kind[k]
+            print(f"  {k:16s} {e:5d}/{n:<5d}{'' if e == n else '  DIVERGES'}")
+    # one entry per table: its first divergence in detail, the other points counted
+    new = {tid: fs for tid, fs in by_table.items() if any(not f[5] for f in fs)}
+    old = {tid: fs for tid, fs in by_table.items() if tid not in new}
+    shown = defaultdict(int)
+    for label, group in (("FAIL", new), ("KNOWN", old)):
+        for tid, fs in sorted(group.items(), key=lambda kv: kv[1][0][0]):
+            first = next((f for f in fs if not f[5]), fs[0]) if label == "FAIL" else fs[0]
+            idx, lsn, q, tags, detail, kt = first
+            key = (label, primary_kind(tags), tuple(kt))
+            shown[key] += 1
+            if shown[key] > args.show:
+                continue
+            print(f"\n{label}{' (' + '; '.join(f'{t}: {known[t]}' for t in kt) + ')' if kt else ''}: "
+                  f"{q} at point {idx} ({lsn}); diverges at {len(fs)} point(s): {' '.join(str(f[0]) for f in fs)}")
+            print(f"  tags: {' '.join(tags)}")
+            ops = [f"p{pi}: {what}" for pi, what in w.oplog[tid] if pi <= idx]
+            evs = [what for pi, what in w.events if (idx == 0 or pi > idx - 1) and pi <= idx]
+            print(f"  table's operations: {'; '.join(ops[-8:]) or '-'}")
+            if evs:
+                print(f"  since the previous point: {'; '.join(evs[-6:])}")
+            print("  " + detail.replace("\n", "\n  "))
+    for key, n in sorted(shown.items()):
+        if n > args.show:
+            print(f"  ... and {n - args.show} more {key[0]} tables of kind {key[1]}"
+                  f"{' (known: ' + ','.join(key[2]) + ')' if key[2] else ''}")
+    nold = sum(len(fs) for fs in old.values())
+    if old:
+        print(f"\nKNOWN: {nold} table-points of {len(old)} tables diverge under known entries: "
+              + ", ".join(f"{t} ({n})" for t, n in sorted(hit_known.items())))
+    unused = [t for t in known if t not in hit_known]
+    if unused:
+        print("known entries with no divergence in this run (remove them once they stay quiet): " + ", ".join(unused))
+    print(f"workload: {dict(sorted(w.stats.items()))}")
+    if new:
+        nnew = sum(len(fs) for fs in new.values())
+        print(f"\ndifftest: FAILED: {len(new)} tables diverge outside the known list at {nnew} points (seed {args.seed})")
+        return 1
+    print(f"\ndifftest: OK (seed {args.seed}): {total_eq}/{total} equal, {nold} known divergences")
+    return 0
+
+
+def diff_lines(want, got, n=4):
+    wl, gl = want.splitlines(), got.splitlines()
+    from collections import Counter
+    cw, cg = Counter(wl), Counter(gl)
+    missing = list((cw - cg).elements())
+    extra = list((cg - cw).elements())
+
+    def cut(b):
+        s = b.decode(errors="replace")
+        return s if len(s) < 200 else s[:200] + f"...({len(s)} chars)"
+    out = [f"table has {len(wl)} rows, snapshot {len(gl)}; {len(missing)} only in the table, {len(extra)} only in the snapshot"]
+    out += ["- " + cut(x) for x in missing[:n]]
+    out += ["+ " + cut(x) for x in extra[:n]]
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--conninfo-base", required=True, help="conninfo without dbname, e.g. 'host=127.0.0.1 port=5432 user=postgres'")
+    ap.add_argument("--walrev", required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--points", type=int, default=24)
+    ap.add_argument("--known", help="known-divergences file")
+    ap.add_argument("--workdir")
+    ap.add_argument("--show", type=int, default=3, help="divergences shown per kind")
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args()
+    sys.exit(run(args))
+
+
+if __name__ == "__main__":
+    main()
