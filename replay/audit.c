@@ -89,19 +89,40 @@ static WrStatus need_no_pos(const AuditArgs *a, const char *cmd, WrError *err)
     return WR_OK;
 }
 
-/* --table and --key into relid and stored key; the key must have a recorded change. */
-static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, uint32_t *relid, char **key, WrError *err)
+/*
+ * The leaf partitions of partitioned table $1 with the changes during which
+ * they were below it (member_intervals), and the deltas among those changes
+ * as "d" with the key condition cond; a FROM-list fragment. The history
+ * schema is %1$s.
+ */
+#define PARENT_DELTAS(cond)                                                                                  \
+    "(SELECT * FROM %1$s.member_intervals($1::oid) WHERE relkind = 'r') iv "                                 \
+    "JOIN %1$s.object_delta d ON d.relid = iv.relid AND " cond " "                                           \
+    "AND %1$s.change_pos(d.revision_id, d.seq) >= iv.lo AND %1$s.change_pos(d.revision_id, d.seq) < iv.hi"
+
+/*
+ * --table and --key into relid and stored key; the key must have a recorded
+ * change (for a partitioned table, *parent=true: in one of its partitions
+ * while it was one).
+ */
+static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, uint32_t *relid, char **key, bool *parent,
+                               WrError *err)
 {
     if (a->ntables != 1 || !a->key)
         return wr_error_set(err, WR_INVALID, "%s needs --table T and --key K", ctx->cmd);
     if (rq_resolve_table(ctx, a->tables[0], relid, err) != WR_OK) return err->status;
+    if (rq_is_partitioned(ctx, *relid, parent, err) != WR_OK) return err->status;
     if (rq_parse_key(a->key, key, err) != WR_OK) return err->status;
     char rel[16];
     rq_oid_text(*relid, rel);
     const char *params[2] = {rel, *key};
     char *sql = NULL;
-    if (asprintf(&sql, "SELECT 1 FROM %s.object_delta WHERE relid = $1 AND key = $2 LIMIT 1", ctx->schema_q) < 0)
+    if (*parent) {
+        if (asprintf(&sql, "SELECT 1 FROM " PARENT_DELTAS("d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " LIMIT 1", ctx->schema_q) < 0) abort();
+    } else if (asprintf(&sql, "SELECT 1 FROM %s.object_delta WHERE relid = $1 AND key = $2 LIMIT 1",
+                        ctx->schema_q) < 0) {
         abort();
+    }
     PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
     free(sql);
     if (!res) return err->status;
@@ -165,9 +186,11 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         st = wr_error_set(err, WR_INVALID, "log takes one --table");
         goto done;
     }
+    bool parent = false;
     if (a.ntables == 1) {
         uint32_t relid;
         if ((st = rq_resolve_table(ctx, a.tables[0], &relid, err)) != WR_OK) goto done;
+        if ((st = rq_is_partitioned(ctx, relid, &parent, err)) != WR_OK) goto done;
         rq_oid_text(relid, rel);
     }
     if (a.key) {
@@ -179,22 +202,43 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     if ((st = parse_limit(&a, limit, err)) != WR_OK) goto done;
     {
+        /* A partitioned table: its partitions' changes while they were its own,
+         * and (without --key) the revisions that attached, detached, dropped one
+         * or changed the table itself. */
+        char *table_cond = NULL;
+        if (parent) {
+            if (asprintf(&table_cond,
+                         "l.revision IN (SELECT d.revision_id FROM " PARENT_DELTAS("($6::text IS NULL OR d.key = %1$s.leaf_key($1::oid, iv.relid, $6))")
+                         "  UNION SELECT floor(iv.lo / 4294967296)::bigint FROM %1$s.member_intervals($1::oid) iv"
+                         "   WHERE $6::text IS NULL"
+                         "  UNION SELECT floor(iv.hi / 4294967296)::bigint FROM %1$s.member_intervals($1::oid) iv"
+                         "   WHERE $6::text IS NULL AND iv.hi <> 'Infinity'"
+                         "  UNION SELECT e.revision_id FROM %1$s.table_event e WHERE e.relid = $1::oid"
+                         "   AND $6::text IS NULL)",
+                         ctx->schema_q) < 0)
+                abort();
+        } else if (asprintf(&table_cond,
+                            "($1::oid IS NULL OR l.revision IN (SELECT d.revision_id FROM %1$s.object_delta d "
+                            "     WHERE d.relid = $1::oid AND ($6::text IS NULL OR d.key = $6)))",
+                            ctx->schema_q) < 0) {
+            abort();
+        }
         char *sql = NULL;
         if (asprintf(&sql,
                      "SELECT l.revision, l.commit_time, l.actor_type, l.actor_id, l.description, "
                      "l.inserts, l.updates, l.deletes, l.truncates "
                      "FROM %1$s.revision_log l "
-                     "WHERE ($1::bigint IS NULL OR l.revision > $1::bigint) "
-                     "AND ($2::bigint IS NULL OR l.revision <= $2::bigint) "
-                     "AND ($3::text IS NULL OR l.revision IN (SELECT c.revision_id FROM %1$s.revision_context c "
-                     "     WHERE c.actor_type = $3 AND c.actor_id = $4)) "
-                     "AND ($5::oid IS NULL OR l.revision IN (SELECT d.revision_id FROM %1$s.object_delta d "
-                     "     WHERE d.relid = $5::oid AND ($6::text IS NULL OR d.key = $6))) "
+                     "WHERE ($2::bigint IS NULL OR l.revision > $2::bigint) "
+                     "AND ($3::bigint IS NULL OR l.revision <= $3::bigint) "
+                     "AND ($4::text IS NULL OR l.revision IN (SELECT c.revision_id FROM %1$s.revision_context c "
+                     "     WHERE c.actor_type = $4 AND c.actor_id = $5)) "
+                     "AND %2$s "
                      "ORDER BY l.revision DESC LIMIT $7::bigint",
-                     ctx->schema_q) < 0)
+                     ctx->schema_q, table_cond) < 0)
             abort();
-        const char *params[7] = {since[0] ? since : NULL, until[0] ? until : NULL, atype, aid,
-                                 rel[0] ? rel : NULL,      key,                     limit[0] ? limit : NULL};
+        free(table_cond);
+        const char *params[7] = {rel[0] ? rel : NULL, since[0] ? since : NULL, until[0] ? until : NULL, atype, aid,
+                                 key,                 limit[0] ? limit : NULL};
         PGresult *res = rq_exec(ctx->hist, err, sql, 7, params);
         free(sql);
         if (!res) {
@@ -265,8 +309,10 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         return err->status;
     uint32_t relid;
     char *key = NULL;
+    bool parent = false;
     char since[24], until[24], limit[24];
-    if (resolve_object(ctx, &a, &relid, &key, err) != WR_OK || resolve_range(ctx, &a, since, until, err) != WR_OK ||
+    if (resolve_object(ctx, &a, &relid, &key, &parent, err) != WR_OK ||
+        resolve_range(ctx, &a, since, until, err) != WR_OK ||
         parse_limit(&a, limit, err) != WR_OK) {
         free(key);
         return err->status;
@@ -278,7 +324,22 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
      * stopping after --limit), so the newest N cost the same however long the
      * object's history is; they print oldest first. */
     char *sql = NULL;
-    if (asprintf(&sql,
+    if (parent) {
+        /* a partitioned table: the key's changes in its partitions while they were its own */
+        if (asprintf(&sql,
+                     "WITH d AS MATERIALIZED (SELECT d.revision_id, d.seq, d.relid, d.key FROM "
+                     PARENT_DELTAS("d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " "
+                     "    AND ($3::bigint IS NULL OR d.revision_id > $3::bigint) "
+                     "    AND ($4::bigint IS NULL OR d.revision_id <= $4::bigint) "
+                     "  ORDER BY d.revision_id DESC, d.seq DESC LIMIT $5::bigint) "
+                     "SELECT h.revision, h.commit_time, h.op, h.actor_type, h.actor_id, h.description, "
+                     "h.column_name AS \"column\", h.old_value, h.new_value "
+                     "FROM d JOIN %1$s.object_history h ON h.revision = d.revision_id AND h.seq = d.seq "
+                     "WHERE h.relid = d.relid AND h.key = d.key "
+                     "ORDER BY h.revision, h.seq, h.attr_no",
+                     ctx->schema_q) < 0)
+            abort();
+    } else if (asprintf(&sql,
                  "WITH d AS MATERIALIZED (SELECT o.revision_id, o.seq FROM %1$s.object_delta o "
                  "  WHERE o.relid = $1::oid AND o.key = $2 "
                  "    AND ($3::bigint IS NULL OR o.revision_id > $3::bigint) "
@@ -307,8 +368,9 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         return err->status;
     uint32_t relid;
     char *key = NULL;
+    bool parent = false;
     Point pt;
-    WrStatus st = resolve_object(ctx, &a, &relid, &key, err);
+    WrStatus st = resolve_object(ctx, &a, &relid, &key, &parent, err);
     if (st == WR_OK) st = a.at ? rq_resolve_point(ctx, a.at, &pt, err) : rq_newest(ctx, &pt, err);
     if (st != WR_OK) {
         free(key);
@@ -317,6 +379,36 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     char rel[16], rev[24];
     rq_oid_text(relid, rel);
     snprintf(rev, sizeof(rev), "%lld", (long long)pt.rev);
+    if (parent) {
+        /* a partitioned table: blame the row in the partition that holds it then */
+        const char *pp[3] = {rel, key, rev};
+        char *q = NULL;
+        if (asprintf(&q,
+                     "SELECT m, %1$s.leaf_key($1::oid, m, $2) FROM %1$s.members_at($1::oid, $3::bigint) m "
+                     "WHERE %1$s.row_at(m, %1$s.leaf_key($1::oid, m, $2), $3::bigint) IS NOT NULL LIMIT 1",
+                     ctx->schema_q) < 0)
+            abort();
+        PGresult *r = rq_exec(ctx->hist, err, q, 3, pp);
+        free(q);
+        if (!r) {
+            free(key);
+            return err->status;
+        }
+        bool held = PQntuples(r) > 0;
+        if (held) {
+            snprintf(rel, sizeof(rel), "%s", PQgetvalue(r, 0, 0));
+            free(key);
+            key = xstrdup(PQgetvalue(r, 0, 1)); /* the leaf's form of the key */
+        }
+        PQclear(r);
+        if (!held) {
+            st = wr_error_set(err, WR_INVALID,
+                              "key %s of table %s does not exist at revision %lld (in none of its partitions then)",
+                              key, a.tables[0], (long long)pt.rev);
+            free(key);
+            return st;
+        }
+    }
     /* the row must exist at that point: say when it was deleted otherwise */
     char *sql = NULL;
     if (asprintf(&sql, "SELECT %s.row_at($1::oid, $2, $3::bigint) IS NOT NULL", ctx->schema_q) < 0) abort();
@@ -381,16 +473,27 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         free(relids);
     }
     strbuf_append_char(&ids, '}');
+    /* a partitioned table (the table log says so) through parent_diff: the union of its partitions */
     PGresult *res = rq_execf(ctx->hist, err,
                              "SELECT v.nspname || '.' || v.relname AS \"table\", d.key, d.change, "
                              "d.column_name AS \"column\", d.old_value, d.new_value "
-                             "FROM unnest('%s'::oid[]) WITH ORDINALITY AS t(relid, n) "
-                             "CROSS JOIN LATERAL (SELECT nspname, relname FROM %s.relation_version rv "
-                             "  WHERE rv.relid = t.relid ORDER BY version DESC LIMIT 1) v "
-                             "CROSS JOIN LATERAL %s.diff(%lld, %lld, t.relid) WITH ORDINALITY "
+                             "FROM (SELECT u.relid, u.n, EXISTS (SELECT 1 FROM %2$s.table_event e "
+                             "      WHERE e.relid = u.relid AND e.relkind = 'p') AS part "
+                             "      FROM unnest('%1$s'::oid[]) WITH ORDINALITY AS u(relid, n)) t "
+                             "CROSS JOIN LATERAL (SELECT x.nspname, x.relname FROM ("
+                             "  (SELECT nspname, relname, 1 AS src, version::numeric AS o FROM %2$s.relation_version rv "
+                             "   WHERE rv.relid = t.relid) UNION ALL "
+                             "  (SELECT nspname, relname, 0, %2$s.change_pos(revision_id, seq) FROM %2$s.table_event e "
+                             "   WHERE e.relid = t.relid AND e.event <> 'drop')) x "
+                             "  ORDER BY x.src DESC, x.o DESC LIMIT 1) v "
+                             "CROSS JOIN LATERAL ("
+                             "  SELECT * FROM %2$s.diff(%3$lld, %4$lld, t.relid) WITH ORDINALITY "
+                             "    AS d1(key, change, column_name, old_value, new_value, n) WHERE NOT t.part "
+                             "  UNION ALL SELECT * FROM %2$s.parent_diff(%3$lld, %4$lld, t.relid) WITH ORDINALITY "
+                             "    AS d2(key, change, column_name, old_value, new_value, n) WHERE t.part) "
                              "  AS d(key, change, column_name, old_value, new_value, n) "
                              "ORDER BY t.n, d.n",
-                             ids.data, ctx->schema_q, ctx->schema_q, (long long)p1.rev, (long long)p2.rev);
+                             ids.data, ctx->schema_q, (long long)p1.rev, (long long)p2.rev);
     strbuf_free(&ids);
     if (!res) return err->status;
     out_print_result(ctx->out, res, a.fmt);

@@ -46,6 +46,8 @@ typedef struct {
     int *typmods;
     char **type_names; /* entries may be NULL */
     bool *is_key;
+    char relkind;        /* 'r' a table with rows of its own, 'p' partitioned: rows in its partitions */
+    int64_t created_rev; /* rq_relation_at found nothing yet: the revision that created it (0 unknown) */
 } RelVersion;
 
 void relversion_term(RelVersion *rv);
@@ -63,9 +65,17 @@ WrStatus rq_newest(ReplayCtx *ctx, Point *pt, WrError *err) WR_MUSTCHECK;
 WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrError *err) WR_MUSTCHECK;
 /* Every tracked table, ordered by name; caller frees *relids. */
 WrStatus rq_all_tables(ReplayCtx *ctx, uint32_t **relids, int *n, WrError *err) WR_MUSTCHECK;
-/* Relation version in force at rev (rev < 0: the newest); *found=false if none. */
+/*
+ * What the table was at rev (rev < 0: the newest): the relation version in
+ * force, or the table log's columns for a partitioned table (relkind 'p',
+ * col_ids the ordinal positions that parent_rows' vals follow) or a table
+ * never written. *found=false if none; then rv->created_rev > 0 says the
+ * table log shows it created after rev.
+ */
 WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion *rv, bool *found,
                         WrError *err) WR_MUSTCHECK;
+/* Is relid a partitioned table (the table log says so)? Its rows are its partitions'. */
+WrStatus rq_is_partitioned(ReplayCtx *ctx, uint32_t relid, bool *partitioned, WrError *err) WR_MUSTCHECK;
 /* A --key argument to the stored key form: 42 -> ["42"]; a JSON array is re-encoded compactly. Caller frees. */
 WrStatus rq_parse_key(const char *arg, char **key, WrError *err) WR_MUSTCHECK;
 /* The elements of a stored key (JSON array of strings/null). Caller frees with rq_free_strv. */

@@ -154,18 +154,15 @@ WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrE
         nsp_u[l - 2] = '\0';
     }
     char *sql = NULL;
-    if (asprintf(&sql,
-                 "SELECT relid FROM %s.relation_version WHERE nspname = $1 AND relname = $2 "
-                 "ORDER BY valid_from DESC, version DESC LIMIT 1",
-                 ctx->schema_q) < 0)
-        abort();
+    /* relation versions, and the table log: partitioned tables and tables never written */
+    if (asprintf(&sql, "SELECT %s.resolve_table($1, $2)", ctx->schema_q) < 0) abort();
     const char *params[2] = {nsp_u, rel_u};
     PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
     free(sql);
     WrStatus st = WR_OK;
     if (!res)
         st = err->status;
-    else if (PQntuples(res) == 0)
+    else if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0))
         st = wr_error_set(err, WR_INVALID, "unknown table \"%s\": no tracked table %s.%s in the history",
                           name, nsp_u, rel_u);
     else
@@ -178,11 +175,24 @@ WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrE
 
 WrStatus rq_all_tables(ReplayCtx *ctx, uint32_t **relids, int *n, WrError *err)
 {
-    PGresult *res = rq_execf(ctx->hist, err,
-                             "SELECT relid FROM (SELECT DISTINCT ON (relid) relid, nspname, relname "
-                             "FROM %s.relation_version ORDER BY relid, version DESC) v "
-                             "ORDER BY nspname, relname, relid",
-                             ctx->schema_q);
+    /* Tables with rows of their own: relation versions and tables the table log
+     * shows created and never written; not partitioned tables (their rows are
+     * their partitions'), not walrev's own table log. */
+    const char *params[1] = {ctx->opts->schema ? ctx->opts->schema : "walrev"};
+    char *sql = NULL;
+    if (asprintf(&sql,
+                 "SELECT relid FROM (SELECT DISTINCT ON (relid) relid, nspname, relname FROM ("
+                 "  SELECT relid, nspname, relname, 1 AS src, version::numeric AS o FROM %1$s.relation_version"
+                 "  UNION ALL SELECT relid, nspname, relname, 0, %1$s.change_pos(revision_id, seq)"
+                 "  FROM %1$s.table_event WHERE event <> 'drop' AND relkind = 'r') x"
+                 " ORDER BY relid, src DESC, o DESC) v "
+                 "WHERE NOT (v.nspname = $1 AND v.relname = 'table_log') "
+                 "AND v.relid NOT IN (SELECT e.relid FROM %1$s.table_event e WHERE e.relkind = 'p') "
+                 "ORDER BY nspname, relname, relid",
+                 ctx->schema_q) < 0)
+        abort();
+    PGresult *res = rq_exec(ctx->hist, err, sql, 1, params);
+    free(sql);
     if (!res) return err->status;
     *n = PQntuples(res);
     *relids = xcalloc((size_t)*n + 1, sizeof(uint32_t));
@@ -254,38 +264,60 @@ WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion 
 {
     memset(rv, 0, sizeof(*rv));
     *found = false;
-    const char *cols = "relid, version, nspname, relname, col_ids::text, col_names::text, "
-                       "col_type_oids::text, col_typmods::text, col_type_names::text, col_is_key::text";
-    PGresult *res;
-    if (rev >= 0)
-        res = rq_execf(ctx->hist, err, "SELECT %s FROM %s.relation_at(%u, %lld)", cols, ctx->schema_q, relid,
-                       (long long)rev);
-    else
+    /* state, relkind, created_rev, then the columns of a relation version (table_at's shape) */
+    const char *cols = "version, nspname, relname, col_ids::text, col_names::text, col_type_oids::text, "
+                       "col_typmods::text, col_type_names::text, col_is_key::text";
+    PGresult *res = NULL;
+    if (rev < 0) {
         res = rq_execf(ctx->hist, err,
-                       "SELECT %s FROM %s.relation_version WHERE relid = %u ORDER BY version DESC LIMIT 1",
+                       "SELECT 'ok', 'r', NULL, %s FROM %s.relation_version WHERE relid = %u "
+                       "ORDER BY version DESC LIMIT 1",
                        cols, ctx->schema_q, relid);
+        if (!res) return err->status;
+        if (PQntuples(res) == 0) {
+            /* no relation version: a partitioned table or one never written, as of the newest revision */
+            PQclear(res);
+            res = NULL;
+        }
+    }
+    if (!res) {
+        char newest[64];
+        if (rev >= 0)
+            snprintf(newest, sizeof(newest), "%lld", (long long)rev);
+        else
+            snprintf(newest, sizeof(newest), "(SELECT max(id) FROM %s.revision)", ctx->schema_q);
+        res = rq_execf(ctx->hist, err, "SELECT state, relkind, created_rev, %s FROM %s.table_at(%u, %s)", cols,
+                       ctx->schema_q, relid, newest);
+    }
     if (!res) return err->status;
     if (PQntuples(res) == 0) {
         PQclear(res);
         return WR_OK;
     }
+    if (strcmp(PQgetvalue(res, 0, 0), "ok") != 0) {
+        /* the table log shows it created after rev */
+        rv->created_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        PQclear(res);
+        return WR_OK;
+    }
+    rv->relkind = PQgetvalue(res, 0, 1)[0] == 'p' ? 'p' : 'r';
     rv->relid = relid;
-    rv->version = atoi(PQgetvalue(res, 0, 1));
-    rv->nspname = xstrdup(PQgetvalue(res, 0, 2));
-    rv->relname = xstrdup(PQgetvalue(res, 0, 3));
-    WrStatus st = rq_parse_text_array(PQgetvalue(res, 0, 5), &rv->col_names, &rv->ncols, err);
+    rv->version = atoi(PQgetvalue(res, 0, 3));
+    rv->nspname = xstrdup(PQgetvalue(res, 0, 4));
+    rv->relname = xstrdup(PQgetvalue(res, 0, 5));
+    WrStatus st = rq_parse_text_array(PQgetvalue(res, 0, 7), &rv->col_names, &rv->ncols, err);
     int *oids = NULL, *isk = NULL;
     int ntn = 0;
-    if (st == WR_OK) st = parse_int_array(PQgetvalue(res, 0, 4), &rv->col_ids, rv->ncols, err);
-    if (st == WR_OK) st = parse_int_array(PQgetvalue(res, 0, 6), &oids, rv->ncols, err);
-    if (st == WR_OK) st = parse_int_array(PQgetvalue(res, 0, 7), &rv->typmods, rv->ncols, err);
-    if (st == WR_OK) st = rq_parse_text_array(PQgetvalue(res, 0, 8), &rv->type_names, &ntn, err);
+    if (st == WR_OK) st = parse_int_array(PQgetvalue(res, 0, 6), &rv->col_ids, rv->ncols, err);
+    if (st == WR_OK) st = parse_int_array(PQgetvalue(res, 0, 8), &oids, rv->ncols, err);
+    if (st == WR_OK) st = parse_int_array(PQgetvalue(res, 0, 9), &rv->typmods, rv->ncols, err);
+    if (st == WR_OK) st = rq_parse_text_array(PQgetvalue(res, 0, 10), &rv->type_names, &ntn, err);
     if (st == WR_OK && ntn != rv->ncols)
         st = wr_error_set(err, WR_PROTOCOL, "relation_version arrays of different lengths");
     if (st == WR_OK) {
         char **b;
         int nb;
-        st = rq_parse_text_array(PQgetvalue(res, 0, 9), &b, &nb, err);
+        st = rq_parse_text_array(PQgetvalue(res, 0, 11), &b, &nb, err);
         if (st == WR_OK) {
             rv->is_key = xcalloc((size_t)rv->ncols + 1, sizeof(bool));
             for (int i = 0; i < nb && i < rv->ncols; i++) rv->is_key[i] = b[i] && b[i][0] == 't';
@@ -304,6 +336,17 @@ WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion 
         return st;
     }
     *found = true;
+    return WR_OK;
+}
+
+WrStatus rq_is_partitioned(ReplayCtx *ctx, uint32_t relid, bool *partitioned, WrError *err)
+{
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "SELECT EXISTS (SELECT 1 FROM %s.table_event WHERE relid = %u AND relkind = 'p')",
+                             ctx->schema_q, relid);
+    if (!res) return err->status;
+    *partitioned = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
     return WR_OK;
 }
 

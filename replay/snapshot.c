@@ -92,7 +92,9 @@ static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev)
         PQfreemem(id);
     }
     if (rv->ncols == 0) strbuf_append_str(&b, "NULL LIMIT 0");
-    strbuf_appendf(&b, " FROM %s.snapshot_rows(%u, %lld) s", ctx->schema_q, rv->relid, (long long)rev);
+    /* a partitioned table: the union of its partitions then, vals in its own column order */
+    strbuf_appendf(&b, " FROM %s.%s(%u, %lld) s", ctx->schema_q, rv->relkind == 'p' ? "parent_rows" : "snapshot_rows",
+                   rv->relid, (long long)rev);
     return b.data;
 }
 
@@ -191,6 +193,7 @@ static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev,
                               PGconn *target, Progress *pg, bool *done, WrError *err)
 {
     *done = false;
+    if (rv->relkind == 'p') return WR_OK; /* no rows of its own: parent_rows() reads its partitions */
     Fold *fo = NULL;
     bool usable = false;
     WrStatus st = fold_open(ctx, rv, rev, memory, &fo, &usable, err);
@@ -416,7 +419,10 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         bool found;
         if ((st = rq_relation_at(ctx, relids[i], pt.rev, &rv, &found, err)) != WR_OK) break;
         if (!found) {
-            if (ntables)
+            if (ntables && rv.created_rev > 0)
+                st = wr_error_set(err, WR_INVALID, "table %s did not exist yet at revision %lld: it was created in "
+                                  "revision %lld", tables[i], (long long)pt.rev, (long long)rv.created_rev);
+            else if (ntables)
                 st = wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld", tables[i],
                                   (long long)pt.rev);
             continue;

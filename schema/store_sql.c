@@ -13,6 +13,7 @@
 #include "common/common.h"
 
 extern const char schema_sql_history[];
+extern const char schema_sql_table_log[];
 
 /*
  * Keywords that cannot be used as a bare identifier in every position
@@ -89,5 +90,55 @@ char *store_sql_render(const char *schema)
     }
     strbuf_append_str(&b, p);
     free(q);
+    return b.data;
+}
+
+/* s as a standard-conforming SQL string literal ('it''s'). */
+static void append_literal(StrBuf *b, const char *s)
+{
+    strbuf_append_char(b, '\'');
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'') strbuf_append_char(b, '\'');
+        strbuf_append_char(b, *p);
+    }
+    strbuf_append_char(b, '\'');
+}
+
+char *store_sql_render_table_log(const char *schema, const char *publication)
+{
+    char *q = store_quote_ident(schema);
+    StrBuf lit_schema, lit_pub, b;
+    strbuf_init(&lit_schema);
+    strbuf_init(&lit_pub);
+    strbuf_init(&b);
+    append_literal(&lit_schema, schema);
+    append_literal(&lit_pub, publication);
+    /* longest marker first: "@schema@" is a prefix of nothing else, but keep the order explicit */
+    static const struct {
+        const char *marker;
+        int which;
+    } markers[] = {{"@schema_literal@", 1}, {"@schema@", 0}, {"@publication@", 2}};
+    const char *p = schema_sql_table_log;
+    while (*p) {
+        const char *best = NULL;
+        int which = -1;
+        size_t mlen = 0;
+        for (size_t i = 0; i < sizeof(markers) / sizeof(markers[0]); i++) {
+            const char *m = strstr(p, markers[i].marker);
+            if (m && (!best || m < best)) {
+                best = m;
+                which = markers[i].which;
+                mlen = strlen(markers[i].marker);
+            }
+        }
+        if (!best) break;
+        strbuf_append(&b, p, (size_t)(best - p));
+        strbuf_append_str(&b, which == 0 ? q : which == 1 ? lit_schema.data : lit_pub.data);
+        p = best + mlen;
+    }
+    strbuf_append_str(&b, p);
+    free(q);
+    strbuf_free(&lit_schema);
+    strbuf_free(&lit_pub);
     return b.data;
 }

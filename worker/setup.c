@@ -388,7 +388,7 @@ static void check_publication(Setup *s)
                         "         ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid AND n.nspname = $2)"
                         " OR EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_class c"
                         "         ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-                        "         WHERE pr.prpubid = p.oid AND n.nspname = $2)"
+                        "         WHERE pr.prpubid = p.oid AND n.nspname = $2 AND c.relname <> 'table_log')"
                         " FROM pg_publication p WHERE p.pubname = $1",
                         2, p);
     if (!res) return;
@@ -766,6 +766,112 @@ static bool ensure_ddl_trigger(Setup *s)
     return ok;
 }
 
+/* ---- the table log: tables' existence and partition membership over time ---- */
+
+/*
+ * schema/sql/table_log.sql on the source: the table_log table and the event
+ * triggers that write it (docs/history-store.md#the-table-log). Reinstalled
+ * when the rendered SQL differs from what the table's comment records, then
+ * seeded with the partition trees that exist now. Needs a superuser (event
+ * triggers); without one, an existing installation is kept and a missing
+ * one is a warning: replay then knows no partitioned table and no table
+ * that was never written.
+ */
+static bool ensure_table_log(Setup *s)
+{
+    char *sql = store_sql_render_table_log(s->cfg->history_schema, s->cfg->publication);
+    char *schema = ident(s->src, s->cfg->history_schema);
+    StrBuf name;
+    strbuf_init(&name);
+    strbuf_appendf(&name, "%s.table_log", schema);
+    const char *p[] = {name.data, sql};
+    char *state = scalar(s, s->src, "reading the table log's state",
+                         "SELECT CASE WHEN to_regclass($1) IS NULL THEN 'missing'"
+                         " WHEN obj_description(to_regclass($1), 'pg_class') = 'walrev table log ' || md5($2)"
+                         " THEN 'current' ELSE 'old' END",
+                         2, p);
+    bool ok = state != NULL;
+    if (!ok) goto out;
+    if (strcmp(state, "current") == 0) {
+        say("ok", "table log %s and its event triggers exist (partitions, tables never written)", name.data);
+    } else if (!s->superuser) {
+        warn(s, "cannot %s the table log %s without superuser (event triggers): partitioned tables and tables "
+                "never written are unknown to replay (run walrev setup once as a superuser to fix)",
+             strcmp(state, "missing") == 0 ? "install" : "update", name.data);
+        goto out;
+    } else {
+        ok = exec_simple(s, s->src, "installing the table log", sql);
+        if (ok) {
+            /* COMMENT takes no expression: hash first, then mark the installed version */
+            const char *pp[] = {sql};
+            char *md5 = scalar(s, s->src, "hashing the table log's SQL", "SELECT md5($1)", 1, pp);
+            ok = md5 != NULL;
+            if (ok) {
+                StrBuf c;
+                strbuf_init(&c);
+                strbuf_appendf(&c, "COMMENT ON TABLE %s IS 'walrev table log %s'", name.data, md5);
+                ok = exec_simple(s, s->src, "marking the table log", c.data);
+                strbuf_free(&c);
+            }
+            free(md5);
+        }
+        if (!ok) goto out;
+        say("created", "table log %s and event triggers walrev_log_tables, walrev_log_drops", name.data);
+        s->changes++;
+    }
+out:
+    free(state);
+    strbuf_free(&name);
+    free(schema);
+    free(sql);
+    return ok;
+}
+
+/* The publication must carry the table log unless it is FOR ALL TABLES
+ * (which does already); a schema publication leaves the history schema out.
+ * Then the partition trees that exist now are logged. */
+static bool ensure_table_log_published(Setup *s)
+{
+    char *schema = ident(s->src, s->cfg->history_schema);
+    StrBuf name;
+    strbuf_init(&name);
+    strbuf_appendf(&name, "%s.table_log", schema);
+    const char *p[] = {name.data, s->cfg->publication};
+    char *state = scalar(s, s->src, "checking that the publication carries the table log",
+                         "SELECT CASE WHEN to_regclass($1) IS NULL THEN 'missing'"
+                         " WHEN EXISTS (SELECT 1 FROM pg_publication_tables t WHERE t.pubname = $2"
+                         "  AND format('%I.%I', t.schemaname, t.tablename)::regclass = to_regclass($1))"
+                         " THEN 'published' ELSE 'unpublished' END",
+                         2, p);
+    bool ok = state != NULL;
+    if (ok && strcmp(state, "unpublished") == 0) {
+        char *pub = ident(s->src, s->cfg->publication);
+        StrBuf sql;
+        strbuf_init(&sql);
+        strbuf_appendf(&sql, "ALTER PUBLICATION %s ADD TABLE %s", pub, name.data);
+        ok = exec_simple(s, s->src, "adding the table log to the publication", sql.data);
+        if (ok) {
+            say("changed", "publication %s: added the table log %s", s->cfg->publication, name.data);
+            s->changes++;
+        }
+        strbuf_free(&sql);
+        free(pub);
+    }
+    /* Seeded once the publication exists: the triggers log only what it covers.
+     * Before the slot, so a new slot's baseline holds these rows. */
+    if (ok && s->superuser && strcmp(state, "missing") != 0) {
+        StrBuf q;
+        strbuf_init(&q);
+        strbuf_appendf(&q, "SELECT %s.log_seed()", schema);
+        ok = exec_simple(s, s->src, "logging the partition trees that exist now", q.data);
+        strbuf_free(&q);
+    }
+    free(state);
+    strbuf_free(&name);
+    free(schema);
+    return ok;
+}
+
 /* ---- the slot ---- */
 
 /*
@@ -962,9 +1068,11 @@ int setup_command(const Config *cfg, const SetupOptions *opts)
     if (cfg->history_enabled && !ensure_history(&s)) goto failed;
     if (!ensure_context_functions(&s)) goto failed;
     if (!ensure_ddl_trigger(&s)) goto failed;
+    if (!ensure_table_log(&s)) goto failed;
     /* The publication must exist before the slot: pgoutput looks publications
      * up as of each change's position, so one created later is not seen. */
     if (!ensure_publication(&s)) goto failed;
+    if (!ensure_table_log_published(&s)) goto failed;
     if (!ensure_slot(&s)) goto failed;
     if (!report_replica_identity(&s)) goto failed;
 

@@ -773,6 +773,232 @@ LANGUAGE sql STABLE AS $fn$
 $fn$;
 
 -- ---------------------------------------------------------------------------
+-- Tables over time: existence and partitions (docs/history-store.md#the-table-log)
+-- ---------------------------------------------------------------------------
+
+-- table_event: the rows of the source's table log (<schema>.table_log, written
+-- by walrev's event triggers in each DDL's own transaction) as the history
+-- recorded them: an ordinary tracked table, so every row is in the checksum
+-- chain at its position in commit order. One row per logged state of a table:
+-- event create|alter|seed|drop, its name, relkind (r, p), partition parent
+-- and columns ([[attnum, name, type oid, typmod, type, is key], ...]).
+CREATE OR REPLACE VIEW @schema@.table_event AS
+SELECT d.revision_id, d.seq,
+       f.relid, f.event, f.nspname, f.relname, f.relkind, f.parent, f.columns
+FROM @schema@.relation_version rv
+JOIN @schema@.object_delta_arrays d ON d.relid = rv.relid AND d.relversion = rv.version
+CROSS JOIN LATERAL (
+    SELECT (v[1])::oid AS relid, v[2] AS event, v[3] AS nspname, v[4] AS relname, v[5] AS relkind,
+           (v[6])::oid AS parent, (v[7])::jsonb AS columns
+    FROM (SELECT ARRAY(SELECT d.new_values[array_position(d.col_ids, rv.col_ids[array_position(rv.col_names, n.name)])]
+                       FROM unnest(ARRAY['relid', 'event', 'nspname', 'relname', 'relkind', 'parent', 'columns'])
+                            WITH ORDINALITY AS n(name, i) ORDER BY n.i) AS v) x) f
+WHERE rv.relname = 'table_log'
+  AND rv.nspname = (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                    WHERE c.oid = '@schema@.revision'::regclass)
+  AND d.op IN ('I', 'S');
+
+-- The position of change (rev, seq) as one number, for intervals of changes.
+CREATE OR REPLACE FUNCTION @schema@.change_pos(p_rev bigint, p_seq integer) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $fn$ SELECT p_rev::numeric * 4294967296 + p_seq $fn$;
+
+-- member_intervals(parent): every table below a partitioned table, at any
+-- depth, with the changes during which it was below it: [lo, hi) as
+-- change_pos values (hi 'Infinity': still is). A table leaves at its next
+-- logged state with another parent, or at its drop; a sub-partitioned
+-- table's partitions belong to the parent only while it does.
+CREATE OR REPLACE FUNCTION @schema@.member_intervals(p_relid oid)
+RETURNS TABLE (relid oid, relkind text, lo numeric, hi numeric)
+LANGUAGE sql STABLE AS $fn$
+    WITH RECURSIVE ev AS MATERIALIZED (
+        -- a seed (setup's own rows) holds from the start of its revision: a
+        -- baseline's rows may precede the table log's in it
+        SELECT e.relid, e.relkind, e.parent, e.event,
+               @schema@.change_pos(e.revision_id, CASE WHEN e.event = 'seed' THEN 0 ELSE e.seq END) AS pos,
+               coalesce(lead(@schema@.change_pos(e.revision_id, e.seq))
+                        OVER (PARTITION BY e.relid ORDER BY e.revision_id, e.seq), 'Infinity') AS next_pos
+        FROM @schema@.table_event e
+    ), iv AS MATERIALIZED (
+        SELECT * FROM ev WHERE ev.parent IS NOT NULL AND ev.event <> 'drop'
+    ), tree (relid, relkind, lo, hi) AS (
+        SELECT iv.relid, iv.relkind, iv.pos, iv.next_pos FROM iv WHERE iv.parent = p_relid
+        UNION ALL
+        SELECT c.relid, c.relkind, greatest(c.pos, t.lo), least(c.next_pos, t.hi)
+        FROM tree t JOIN iv c ON c.parent = t.relid
+        WHERE t.relkind = 'p' AND greatest(c.pos, t.lo) < least(c.next_pos, t.hi)
+    )
+    SELECT * FROM tree
+$fn$;
+
+-- The leaf partitions of a partitioned table in the state after revision p_rev.
+CREATE OR REPLACE FUNCTION @schema@.members_at(p_relid oid, p_rev bigint)
+RETURNS SETOF oid LANGUAGE sql STABLE AS $fn$
+    SELECT DISTINCT m.relid FROM @schema@.member_intervals(p_relid) m
+    WHERE m.relkind = 'r' AND m.lo < @schema@.change_pos(p_rev + 1, 0) AND m.hi >= @schema@.change_pos(p_rev + 1, 0)
+    ORDER BY 1
+$fn$;
+
+-- table_at(relid, R): what replay takes a table to be after revision R.
+-- state 'ok' with the columns of then (col_ids: the relation version's, or
+-- for a partitioned table the ordinal position, which parent_rows' vals
+-- follow), or 'not_yet' when the table log shows it was created after R
+-- (created_rev), or no row when the history knows nothing of it.
+CREATE OR REPLACE FUNCTION @schema@.table_at(p_relid oid, p_rev bigint)
+RETURNS TABLE (state text, relkind text, created_rev bigint, version integer, nspname text, relname text,
+               col_ids smallint[], col_names text[], col_type_oids oid[], col_typmods integer[],
+               col_type_names text[], col_is_key boolean[])
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    ev      record;
+    first_ev record;
+    rv      @schema@.relation_version;
+    end_lsn pg_lsn := (SELECT r.end_lsn FROM @schema@.revision r WHERE r.id = p_rev);
+BEGIN
+    SELECT e.* INTO ev FROM @schema@.table_event e
+    WHERE e.relid = p_relid AND e.revision_id <= p_rev ORDER BY e.revision_id DESC, e.seq DESC LIMIT 1;
+    SELECT x.* INTO rv FROM @schema@.relation_at(p_relid, p_rev) x;
+    IF ev.relid IS NOT NULL AND ev.event <> 'drop' AND (ev.relkind = 'p' OR rv.relid IS NULL OR rv.valid_from > end_lsn) THEN
+        RETURN QUERY
+        SELECT 'ok', ev.relkind, NULL::bigint, 0, ev.nspname, ev.relname,
+               coalesce(array_agg(CASE WHEN ev.relkind = 'p' THEN c.n ELSE (c.c->>0)::int END::smallint
+                                  ORDER BY c.n), '{}'),
+               coalesce(array_agg(c.c->>1 ORDER BY c.n), '{}'), coalesce(array_agg((c.c->>2)::oid ORDER BY c.n), '{}'),
+               coalesce(array_agg((c.c->>3)::int ORDER BY c.n), '{}'), coalesce(array_agg(c.c->>4 ORDER BY c.n), '{}'),
+               coalesce(array_agg((c.c->>5)::boolean ORDER BY c.n), '{}')
+        FROM jsonb_array_elements(ev.columns) WITH ORDINALITY AS c(c, n);
+        RETURN;
+    END IF;
+    IF rv.relid IS NOT NULL AND (rv.valid_from <= end_lsn OR ev.relid IS NOT NULL) THEN
+        RETURN QUERY SELECT 'ok', 'r', NULL::bigint, rv.version, rv.nspname, rv.relname, rv.col_ids, rv.col_names,
+                            rv.col_type_oids, rv.col_typmods, rv.col_type_names, rv.col_is_key;
+        RETURN;
+    END IF;
+    SELECT e.* INTO first_ev FROM @schema@.table_event e
+    WHERE e.relid = p_relid AND e.event IN ('create', 'seed') ORDER BY e.revision_id, e.seq LIMIT 1;
+    IF first_ev.relid IS NOT NULL AND first_ev.revision_id > p_rev THEN
+        RETURN QUERY SELECT 'not_yet', first_ev.relkind, first_ev.revision_id, 0, first_ev.nspname, first_ev.relname,
+                            NULL::smallint[], NULL::text[], NULL::oid[], NULL::integer[], NULL::text[], NULL::boolean[];
+        RETURN;
+    END IF;
+    IF rv.relid IS NOT NULL THEN
+        -- no change recorded yet at R: its first version, and no rows
+        RETURN QUERY SELECT 'ok', 'r', NULL::bigint, rv.version, rv.nspname, rv.relname, rv.col_ids, rv.col_names,
+                            rv.col_type_oids, rv.col_typmods, rv.col_type_names, rv.col_is_key;
+    END IF;
+END
+$fn$;
+
+-- The columns of a table in the table log after revision p_rev (NULL: none).
+CREATE OR REPLACE FUNCTION @schema@.logged_columns(p_relid oid, p_rev bigint) RETURNS jsonb
+LANGUAGE sql STABLE AS $fn$
+    SELECT e.columns FROM @schema@.table_event e
+    WHERE e.relid = p_relid AND e.revision_id <= p_rev AND e.event <> 'drop'
+    ORDER BY e.revision_id DESC, e.seq DESC LIMIT 1
+$fn$;
+
+-- leaf_key(parent, leaf, key): a key in the parent's form (its key columns
+-- in its column order) in the form the leaf records it (the leaf's key
+-- columns in the leaf's column order, which may differ: a table attached
+-- as a partition keeps its own column order). Unchanged when the two agree
+-- or cannot be matched by name.
+CREATE OR REPLACE FUNCTION @schema@.leaf_key(p_parent oid, p_leaf oid, p_key text) RETURNS text
+LANGUAGE sql STABLE AS $fn$
+    WITH pk AS (SELECT x.c->>1 AS name, row_number() OVER (ORDER BY x.n) AS i
+                FROM jsonb_array_elements(@schema@.logged_columns(p_parent, (SELECT max(id) FROM @schema@.revision)))
+                     WITH ORDINALITY AS x(c, n)
+                WHERE (x.c->>5)::boolean),
+         lv AS (SELECT rv.col_names, rv.col_is_key FROM @schema@.relation_version rv
+                WHERE rv.relid = p_leaf ORDER BY rv.version DESC LIMIT 1),
+         lk AS (SELECT y.name, row_number() OVER (ORDER BY y.n) AS i
+                FROM lv CROSS JOIN LATERAL unnest(lv.col_names, lv.col_is_key) WITH ORDINALITY AS y(name, is_key, n)
+                WHERE y.is_key),
+         el AS (SELECT e.e, e.i FROM json_array_elements(p_key::json) WITH ORDINALITY AS e(e, i)),
+         m AS (SELECT el.e, lk.i FROM lk JOIN pk ON pk.name = lk.name JOIN el ON el.i = pk.i)
+    SELECT CASE WHEN (SELECT count(*) FROM m) = (SELECT count(*) FROM pk)
+                 AND (SELECT count(*) FROM m) = (SELECT count(*) FROM lk) AND (SELECT count(*) FROM m) > 0
+                THEN (SELECT '[' || string_agg(m.e::text, ',' ORDER BY m.i) || ']' FROM m)
+                ELSE p_key END
+$fn$;
+
+-- parent_rows(parent, R): a partitioned table after revision R, the union of
+-- the rows of its leaf partitions then, each row's vals in the parent's
+-- column order (matched by name: a partition may order its columns
+-- differently) and its key in the parent's form (the parent's key columns
+-- in its order; the partition's own key when the parent has none), with
+-- the partition it is in.
+CREATE OR REPLACE FUNCTION @schema@.parent_rows(p_relid oid, p_rev bigint)
+RETURNS TABLE (relid oid, key text, vals text[])
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    pcols jsonb := @schema@.logged_columns(p_relid, p_rev);
+    m     oid;
+    rv    @schema@.relation_version;
+    map   smallint[];
+    keyn  integer[];
+BEGIN
+    IF pcols IS NULL THEN
+        RETURN;
+    END IF;
+    keyn := ARRAY(SELECT c.n FROM jsonb_array_elements(pcols) WITH ORDINALITY AS c(c, n)
+                  WHERE (c.c->>5)::boolean ORDER BY c.n);
+    FOR m IN SELECT x FROM @schema@.members_at(p_relid, p_rev) x LOOP
+        SELECT v.* INTO rv FROM @schema@.relation_at(m, p_rev) v;
+        CONTINUE WHEN rv.relid IS NULL; -- nothing recorded of it: no rows
+        map := ARRAY(SELECT rv.col_ids[array_position(rv.col_names, c.c->>1)]
+                     FROM jsonb_array_elements(pcols) WITH ORDINALITY AS c(c, n) ORDER BY c.n);
+        RETURN QUERY
+        SELECT m, CASE WHEN cardinality(keyn) = 0 THEN r.key
+                       ELSE '[' || (SELECT string_agg(coalesce(to_json(r.vals[k])::text, 'null'), ',' ORDER BY k)
+                                    FROM unnest(keyn) AS k) || ']' END,
+               r.vals
+        FROM (SELECT s.key, ARRAY(SELECT s.vals[u.id] FROM unnest(map) WITH ORDINALITY AS u(id, n) ORDER BY u.n) AS vals
+              FROM @schema@.snapshot_rows(m, p_rev) s) r;
+    END LOOP;
+END
+$fn$;
+
+-- parent_diff(r1, r2, parent): diff() for a partitioned table, over the
+-- union of its partitions at each point (a row that moved between
+-- partitions is one row; columns are matched by name).
+CREATE OR REPLACE FUNCTION @schema@.parent_diff(p_r1 bigint, p_r2 bigint, p_relid oid)
+RETURNS TABLE(key text, change text, column_name text, old_value text, new_value text)
+LANGUAGE sql STABLE AS $fn$
+    WITH c1 AS (SELECT x.c->>1 AS name, x.n FROM jsonb_array_elements(@schema@.logged_columns(p_relid, p_r1))
+                     WITH ORDINALITY AS x(c, n)),
+         c2 AS (SELECT x.c->>1 AS name, x.n FROM jsonb_array_elements(@schema@.logged_columns(p_relid, p_r2))
+                     WITH ORDINALITY AS x(c, n)),
+         cols AS (SELECT coalesce(c2.name, c1.name) AS name, c1.n AS n1, c2.n AS n2,
+                         coalesce(c2.n, 100000 + c1.n) AS ord
+                  FROM c1 FULL JOIN c2 ON c1.name = c2.name),
+         a AS (SELECT r.key, r.vals FROM @schema@.parent_rows(p_relid, p_r1) r),
+         b AS (SELECT r.key, r.vals FROM @schema@.parent_rows(p_relid, p_r2) r),
+         j AS (SELECT coalesce(a.key, b.key) AS key,
+                      CASE WHEN a.key IS NULL THEN 'added' WHEN b.key IS NULL THEN 'removed' ELSE 'changed' END AS change,
+                      a.vals AS av, b.vals AS bv
+               FROM a FULL JOIN b ON a.key = b.key)
+    SELECT j.key, j.change, cols.name, j.av[cols.n1], j.bv[cols.n2]
+    FROM j CROSS JOIN cols
+    WHERE (j.change = 'added' AND cols.n2 IS NOT NULL)
+       OR (j.change = 'removed' AND cols.n1 IS NOT NULL)
+       OR (j.change = 'changed' AND j.av[cols.n1] IS DISTINCT FROM j.bv[cols.n2])
+    ORDER BY j.key, cols.ord
+$fn$;
+
+-- resolve_table(schema, name): the table that had that name last, in the
+-- relation versions or the table log (a table never written, a partitioned
+-- table). NULL when none did.
+CREATE OR REPLACE FUNCTION @schema@.resolve_table(p_nspname text, p_relname text) RETURNS oid
+LANGUAGE sql STABLE AS $fn$
+    SELECT x.relid FROM (
+        SELECT rv.relid, rv.valid_from AS at, 1 AS pri FROM @schema@.relation_version rv
+        WHERE rv.nspname = p_nspname AND rv.relname = p_relname
+        UNION ALL
+        SELECT e.relid, r.commit_lsn, 0 FROM @schema@.table_event e JOIN @schema@.revision r ON r.id = e.revision_id
+        WHERE e.nspname = p_nspname AND e.relname = p_relname AND e.event <> 'drop'
+    ) x ORDER BY x.at DESC, x.pri DESC LIMIT 1
+$fn$;
+
+-- ---------------------------------------------------------------------------
 -- A read-only role for auditors and BI tools: can read history, never write.
 -- ---------------------------------------------------------------------------
 DO $do$
@@ -793,4 +1019,7 @@ GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid
     @schema@.snapshot_plan(oid, bigint), @schema@.keyframe_at(oid, bigint),
     @schema@.table_keys(oid, integer), @schema@.snapshot_plan_by_key(oid, bigint, integer),
     @schema@.blame(oid, text, bigint), @schema@.diff(bigint, bigint, oid),
-    @schema@.revert_conflicts(bigint) TO walrev_reader;
+    @schema@.revert_conflicts(bigint), @schema@.change_pos(bigint, integer), @schema@.member_intervals(oid),
+    @schema@.members_at(oid, bigint), @schema@.table_at(oid, bigint), @schema@.logged_columns(oid, bigint),
+    @schema@.parent_rows(oid, bigint), @schema@.parent_diff(bigint, bigint, oid),
+    @schema@.resolve_table(text, text), @schema@.leaf_key(oid, oid, text) TO walrev_reader;

@@ -1,0 +1,155 @@
+-- walrev's table log, on the SOURCE database (docs/history-store.md#the-table-log).
+-- @schema@ is the history schema's name as a quoted identifier, @schema_literal@
+-- the same name as a string literal, @publication@ the publication's name as a
+-- string literal. Applied by `walrev setup` (superuser: event triggers);
+-- every statement is idempotent.
+--
+-- Why: pgoutput says nothing about a table until its first row change, and
+-- never anything about a partitioned table (publish_via_partition_root is
+-- false: changes arrive under the leaf partitions). Replay needs to know
+-- when a table began to exist (a table created and never written is empty,
+-- not unknown) and which partitions made up a partitioned table at each
+-- point (ATTACH, DETACH, DROP). Event triggers write that here, in the DDL's
+-- own transaction; the table is published, so its rows reach walrev through
+-- the slot in WAL order and are recorded like any row (in the checksum
+-- chain), and replay reads them through the history store's view
+-- table_event. Only walrev writes it: its owner is setup's role, PUBLIC
+-- has no privilege on it, and the trigger functions are SECURITY DEFINER.
+
+CREATE TABLE IF NOT EXISTS @schema@.table_log (
+    id       bigserial PRIMARY KEY,
+    relid    oid NOT NULL,
+    event    text NOT NULL,          -- create | alter | drop | seed
+    nspname  text NOT NULL,
+    relname  text NOT NULL,
+    relkind  text,                   -- r ordinary, p partitioned; NULL for drop
+    parent   oid,                    -- the partition parent, NULL when none
+    columns  jsonb                   -- [[attnum, name, type oid, typmod, type, is key], ...]
+);
+CREATE INDEX IF NOT EXISTS table_log_relid_idx ON @schema@.table_log (relid, id);
+REVOKE ALL ON @schema@.table_log FROM PUBLIC;
+REVOKE ALL ON SEQUENCE @schema@.table_log_id_seq FROM PUBLIC;
+
+-- Log table t as it is now when that differs from its last row here: a new
+-- table (tag CREATE TABLE...), a partitioned table or a partition, or a
+-- table logged before. Tables of the history schema, temporary and unlogged
+-- tables (logical decoding cannot see them) and tables the publication
+-- does not cover are left out.
+CREATE OR REPLACE FUNCTION @schema@.log_table(t oid, tag text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE
+    c    record;
+    cur  record;
+    last record;
+    cols jsonb;
+    par  oid;
+BEGIN
+    SELECT cl.oid, n.nspname::text AS nspname, cl.relname::text AS relname, cl.relkind::text AS relkind,
+           cl.relpersistence, cl.relispartition, cl.relnamespace
+      INTO c FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE cl.oid = t;
+    IF c.oid IS NULL OR c.relkind NOT IN ('r', 'p') OR c.relpersistence <> 'p'
+       OR c.nspname = @schema_literal@ THEN
+        RETURN;
+    END IF;
+    -- published: FOR ALL TABLES, or the table or an ancestor (its schema or itself) is in the publication
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_publication p
+         WHERE p.pubname = @publication@
+           AND (p.puballtables
+                OR EXISTS (SELECT 1 FROM pg_publication_rel pr
+                            WHERE pr.prpubid = p.oid
+                              AND pr.prrelid IN (SELECT t UNION ALL SELECT relid FROM pg_partition_ancestors(t)))
+                OR EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_class a ON a.relnamespace = pn.pnnspid
+                            WHERE pn.pnpubid = p.oid
+                              AND a.oid IN (SELECT t UNION ALL SELECT relid FROM pg_partition_ancestors(t))))) THEN
+        RETURN;
+    END IF;
+    SELECT i.inhparent INTO par FROM pg_inherits i WHERE i.inhrelid = t AND c.relispartition;
+    SELECT coalesce(jsonb_agg(jsonb_build_array(a.attnum, a.attname, a.atttypid::bigint, a.atttypmod,
+                                                format_type(a.atttypid, a.atttypmod),
+                                                coalesce(a.attnum = ANY (pk.indkey::int2[]), false))
+                              ORDER BY a.attnum), '[]'::jsonb)
+      INTO cols
+      FROM pg_attribute a
+      LEFT JOIN pg_index pk ON pk.indrelid = t AND pk.indisprimary
+     WHERE a.attrelid = t AND a.attnum > 0 AND NOT a.attisdropped;
+    SELECT l.* INTO last FROM @schema@.table_log l WHERE l.relid = t ORDER BY l.id DESC LIMIT 1;
+    IF last.id IS NULL THEN
+        IF tag NOT LIKE 'CREATE%' AND c.relkind <> 'p' AND par IS NULL AND tag <> 'seed' THEN
+            RETURN; -- a table that predates the log and is none of the above: its relation versions say enough
+        END IF;
+    ELSIF last.event <> 'drop' AND last.nspname = c.nspname AND last.relname = c.relname
+          AND last.relkind = c.relkind AND last.parent IS NOT DISTINCT FROM par AND last.columns = cols THEN
+        RETURN;
+    END IF;
+    INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns)
+    VALUES (t, CASE WHEN tag = 'seed' THEN 'seed' WHEN last.id IS NULL THEN 'create' ELSE 'alter' END,
+            c.nspname, c.relname, c.relkind, par, cols);
+END
+$fn$;
+
+-- ddl_command_end: every table a command touched, its partitions now, and
+-- the tables last logged as its partitions (an ATTACH or DETACH names only
+-- the parent).
+CREATE OR REPLACE FUNCTION @schema@.log_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE
+    t oid;
+BEGIN
+    FOR t IN
+        WITH cmd AS (SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
+                      WHERE classid = 'pg_class'::regclass AND object_type IN ('table', 'table column'))
+        SELECT objid FROM cmd
+        UNION
+        SELECT i.inhrelid FROM pg_inherits i JOIN cmd ON i.inhparent = cmd.objid
+        UNION
+        SELECT l.relid FROM (SELECT DISTINCT ON (relid) relid, parent, event FROM @schema@.table_log
+                              ORDER BY relid, id DESC) l JOIN cmd ON l.parent = cmd.objid
+         WHERE l.event <> 'drop'
+        ORDER BY 1
+    LOOP
+        PERFORM @schema@.log_table(t, tg_tag);
+    END LOOP;
+END
+$fn$;
+
+-- sql_drop: a dropped table that the log knows (its rows leave its parent).
+CREATE OR REPLACE FUNCTION @schema@.log_drops() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE
+    d record;
+BEGIN
+    FOR d IN SELECT DISTINCT o.objid, o.schema_name, o.object_name FROM pg_event_trigger_dropped_objects() o
+              WHERE o.classid = 'pg_class'::regclass AND o.object_type = 'table' AND NOT o.is_temporary
+    LOOP
+        IF EXISTS (SELECT 1 FROM (SELECT l.event FROM @schema@.table_log l WHERE l.relid = d.objid
+                                   ORDER BY l.id DESC LIMIT 1) x WHERE x.event <> 'drop') THEN
+            INSERT INTO @schema@.table_log (relid, event, nspname, relname)
+            VALUES (d.objid, 'drop', d.schema_name, d.object_name);
+        END IF;
+    END LOOP;
+END
+$fn$;
+
+-- The partitioned tables and partitions that exist now (idempotent: a table
+-- is logged only when it differs from its last row).
+CREATE OR REPLACE FUNCTION @schema@.log_seed() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE
+    t oid;
+BEGIN
+    FOR t IN SELECT c.oid FROM pg_class c WHERE c.relkind = 'p' OR c.relispartition ORDER BY c.oid LOOP
+        PERFORM @schema@.log_table(t, 'seed');
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @schema@.log_table(oid, text), @schema@.log_seed() FROM PUBLIC;
+
+DROP EVENT TRIGGER IF EXISTS walrev_log_tables;
+CREATE EVENT TRIGGER walrev_log_tables ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+    EXECUTE FUNCTION @schema@.log_tables();
+DROP EVENT TRIGGER IF EXISTS walrev_log_drops;
+CREATE EVENT TRIGGER walrev_log_drops ON sql_drop
+    WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION @schema@.log_drops();
