@@ -1051,7 +1051,11 @@ static int print_states(PGconn *hist, const char *schema)
     strbuf_appendf(&q,
                    "SELECT format('%%I.%%I', nspname, relname), state, chunks::text, rows_read::text, "
                    "rows_recorded::text, coalesce(to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS'), ''), "
-                   "coalesce(error, '') FROM %s.backfill ORDER BY 1",
+                   "coalesce(error, '') FROM %1$s.backfill b "
+                   /* walrev's own table log (setup publishes it) is no table of the user's */
+                   "WHERE NOT (b.relname = 'table_log' AND b.nspname = (SELECT n.nspname FROM pg_class c "
+                   "  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = '%1$s.backfill'::regclass)) "
+                   "ORDER BY 1",
                    schema);
     PGresult *r = PQexec(hist, q.data);
     strbuf_free(&q);

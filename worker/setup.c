@@ -962,7 +962,8 @@ static bool ensure_slot(Setup *s)
 
 static bool report_replica_identity(Setup *s)
 {
-    const char *p[] = {s->cfg->publication};
+    /* walrev's own table log is published too; it is no table of the user's */
+    const char *p[] = {s->cfg->publication, s->cfg->history_schema};
     PGresult *res = run(s, s->src, "reading the published tables' replica identity",
                         "SELECT format('%I.%I', n.nspname, c.relname), c.relreplident,"
                         " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND"
@@ -970,8 +971,8 @@ static bool report_replica_identity(Setup *s)
                         " FROM pg_publication_tables t"
                         " JOIN pg_namespace n ON n.nspname = t.schemaname"
                         " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename"
-                        " WHERE t.pubname = $1 ORDER BY 1",
-                        1, p);
+                        " WHERE t.pubname = $1 AND NOT (t.schemaname = $2 AND t.tablename = 'table_log') ORDER BY 1",
+                        2, p);
     if (!res) return false;
     int not_full = 0, broken = 0, altered = 0;
     bool ok = true;

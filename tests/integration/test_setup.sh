@@ -40,7 +40,9 @@ expect_has $OUT/1.out "created   replication slot $DB with a baseline of the exi
 expect_has $OUT/1.out "warning   public.nokey has REPLICA IDENTITY DEFAULT and no primary key: UPDATE and DELETE on it fail"
 expect_has $OUT/1.out "info      2 published table(s) use a key (primary key or replica identity index), not FULL; walrev does not need FULL"
 expect_has $OUT/1.out "ok        3 table(s) published"
-expect_eq "first setup summary" "$(tail -1 $OUT/1.out)" "setup complete: 5 change(s), 1 warning(s)"
+expect_has $OUT/1.out "created   table log walrev.table_log and event triggers walrev_log_tables, walrev_log_drops"
+expect_has $OUT/1.out "changed   publication walrev: added the table log walrev.table_log"
+expect_eq "first setup summary" "$(tail -1 $OUT/1.out)" "setup complete: 7 change(s), 1 warning(s)"
 # stderr carries only info lines (baseline progress), no warning or error
 expect_eq "first setup: no warning or error on stderr" "$(grep -v " info " $OUT/1.err || true)" ""
 expect_eq "slot is logical pgoutput in the database" \
@@ -50,9 +52,9 @@ expect_eq "publication covers user schemas, not walrev" \
   "$(q $DB "SELECT string_agg(n.nspname, ',' ORDER BY n.nspname) FROM pg_publication_namespace pn
             JOIN pg_namespace n ON n.oid = pn.pnnspid JOIN pg_publication p ON p.oid = pn.pnpubid
             WHERE p.pubname = 'walrev'")" "app,public"
-expect_eq "published tables" \
+expect_eq "published tables (of walrev's schema only its table log)" \
   "$(q $DB "SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY schemaname, tablename) FROM pg_publication_tables WHERE pubname = 'walrev'")" \
-  "app.note,public.item,public.nokey"
+  "app.note,public.item,public.nokey,walrev.table_log"
 expect_eq "history store tables exist" "$(q $DB "SELECT to_regclass('walrev.revision') IS NOT NULL AND to_regclass('walrev.checkpoint') IS NOT NULL")" "t"
 
 # ---- the context functions: an untyped literal resolves (to the text
@@ -89,9 +91,10 @@ expect_has $OUT/3.out "changed   publication walrev: added new schema(s)"
 expect_has $OUT/3.out "changed   public.nokey: REPLICA IDENTITY FULL"
 expect_has $OUT/3.out "changed   billing.invoice: REPLICA IDENTITY FULL"
 expect_eq "third setup summary" "$(tail -1 $OUT/3.out)" "setup complete: 2 change(s), 0 warning(s)"
-expect_eq "replica identity is FULL everywhere" \
+expect_eq "replica identity is FULL everywhere (but walrev's append-only table log)" \
   "$(q $DB "SELECT string_agg(DISTINCT c.relreplident::text, ',') FROM pg_publication_tables t
-            JOIN pg_class c ON c.oid = format('%I.%I', t.schemaname, t.tablename)::regclass WHERE t.pubname = 'walrev'")" "f"
+            JOIN pg_class c ON c.oid = format('%I.%I', t.schemaname, t.tablename)::regclass WHERE t.pubname = 'walrev'
+            AND t.tablename <> 'table_log'")" "f"
 
 # ---- --check changes nothing ----
 DBC=setup_check
