@@ -18,6 +18,7 @@ WrStatus wr_error_set(WrError *err, WrStatus st, const char *fmt, ...)
         vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
         va_end(ap);
         err->status = st;
+        err->sqlstate[0] = '\0';
     }
     return st;
 }

@@ -30,6 +30,7 @@ typedef enum {
 typedef struct {
     WrStatus status;
     char msg[768];
+    char sqlstate[6]; /* the server's SQLSTATE when a PostgreSQL call failed (pgio_fail), else "" */
 } WrError;
 
 /* Fill err (if not NULL) and return st. */

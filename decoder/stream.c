@@ -18,6 +18,7 @@
 #include <libpq-fe.h>
 
 #include "decoder/pgoutput.h"
+#include "pgio/pgio.h"
 
 /* How long repl_stream_finish waits for the server to end COPY. */
 #define FINISH_TIMEOUT_MS 30000
@@ -30,47 +31,25 @@ struct ReplStream {
     char where[300];   /* "host:port/dbname", for messages; never the password */
 };
 
-/* ---- error classification ---- */
+/* ---- errors: classified by pgio's one SQLSTATE table ---- */
 
-/* Transient SQLSTATEs: shutting down, too many connections, slot in use by another process. */
-static bool sqlstate_is_transient(const char *state)
+/* Copy the connection's message, one line, into out. */
+static void conn_message(ReplStream *s, char *out, size_t size)
 {
-    if (!state || strlen(state) != 5) return true; /* no server error: the connection failed */
-    if (strncmp(state, "08", 2) == 0) return true; /* connection exception */
-    if (strncmp(state, "53", 2) == 0) return true; /* insufficient resources */
-    if (strncmp(state, "57P", 3) == 0) return true; /* admin/crash shutdown, cannot connect now */
-    if (strcmp(state, "55006") == 0) return true;   /* object in use: slot active elsewhere */
-    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) return true;
-    return false;
-}
-
-static WrStatus classify(PGconn *conn, const char *state)
-{
-    if (PQstatus(conn) != CONNECTION_OK) return WR_RETRY;
-    if (state && (strncmp(state, "28", 2) == 0 || strcmp(state, "42501") == 0)) return WR_FATAL;
-    return sqlstate_is_transient(state) ? WR_RETRY : WR_FATAL;
-}
-
-/* Copy msg without its trailing newlines into out. */
-static void trim_message(const char *msg, char *out, size_t size)
-{
-    snprintf(out, size, "%s", msg ? msg : "");
-    size_t n = strlen(out);
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ')) out[--n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if (out[i] == '\n') out[i] = ' '; /* one-line messages */
+    const char *ignored;
+    pgio_error_text(s->conn, NULL, out, size, &ignored);
 }
 
 /* Fill err from a failed result (res may be NULL: use the connection's message). */
 static WrStatus result_error(ReplStream *s, PGresult *res, const char *what, WrError *err)
 {
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *state;
     char msg[512];
-    trim_message(primary ? primary : PQerrorMessage(s->conn), msg, sizeof(msg));
-    WrStatus st = classify(s->conn, state);
-    return wr_error_set(err, st, "%s on %s: %s (SQLSTATE %s)", what, s->where, msg[0] ? msg : "no message",
-                        state ? state : "none");
+    pgio_error_text(s->conn, res, msg, sizeof(msg), &state);
+    WrStatus st = pgio_status(s->conn, state);
+    wr_error_set(err, st, "%s on %s: %s (SQLSTATE %s)", what, s->where, msg, state ? state : "none");
+    if (err && state) snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
+    return st;
 }
 
 static void describe_target(PGconn *conn, char *out, size_t size)
@@ -119,40 +98,15 @@ static void append_quoted(StrBuf *b, const char *s, char quote)
 WrStatus repl_stream_connect(const char *conninfo, ReplStream **out, WrError *err)
 {
     *out = NULL;
-    /* dbname is expanded as a conninfo string; the later replication key overrides any user value. */
-    const char *keys[] = {"dbname", "replication", "fallback_application_name", NULL};
-    const char *vals[] = {conninfo ? conninfo : "", "database", "walrev", NULL};
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (!conn) return wr_error_set(err, WR_FATAL, "replication connection: out of memory in libpq");
-
+    PGconn *conn;
+    PgioConnect how = {.what = "source (replication connection)", .app_name = "walrev", .replication = true};
+    WrStatus st = pgio_connect(conninfo, &how, &conn, err);
+    if (st != WR_OK) return st;
     ReplStream *s = xcalloc(1, sizeof(*s));
     s->conn = conn;
     describe_target(conn, s->where, sizeof(s->where));
-    if (PQstatus(conn) == CONNECTION_OK) {
-        PQsetNoticeProcessor(conn, NULL, NULL); /* notices would go to stderr; the stream logs nothing */
-        *out = s;
-        return WR_OK;
-    }
-
-    /*
-     * libpq exposes no SQLSTATE for a failed connection. Ask the server again
-     * with PQping: no response or "rejecting" (starting up, shutting down) is
-     * transient; a server that accepts connections refused us for a reason
-     * retrying will not fix (authentication, permission, missing database).
-     */
-    char msg[512];
-    trim_message(PQerrorMessage(conn), msg, sizeof(msg));
-    PGPing ping = PQpingParams(keys, vals, 1);
-    WrStatus st;
-    switch (ping) {
-    case PQPING_NO_RESPONSE:
-    case PQPING_REJECT: st = WR_RETRY; break;
-    case PQPING_NO_ATTEMPT: st = WR_INVALID; break;
-    default: st = WR_FATAL; break;
-    }
-    wr_error_set(err, st, "replication connection to %s failed: %s", s->where, msg);
-    repl_stream_destroy(s);
-    return st;
+    *out = s;
+    return WR_OK;
 }
 
 void repl_stream_destroy(ReplStream *s)
@@ -170,8 +124,7 @@ static WrStatus exec_tuples(ReplStream *s, const char *sql, const char *what, PG
 {
     if (s->streaming)
         return wr_error_set(err, WR_FATAL, "%s on %s: connection is streaming", what, s->where);
-    *res = PQexec(s->conn, sql);
-    if (PQresultStatus(*res) == PGRES_TUPLES_OK) return WR_OK;
+    if (pgio_exec(s->conn, sql, 0, NULL, res) && PQresultStatus(*res) == PGRES_TUPLES_OK) return WR_OK;
     WrStatus st = result_error(s, *res, what, err);
     PQclear(*res);
     *res = NULL;
@@ -226,7 +179,8 @@ WrStatus repl_stream_create_slot(ReplStream *s, const char *slot, bool export_sn
     char what[200];
     snprintf(what, sizeof(what), "CREATE_REPLICATION_SLOT \"%.150s\"", slot);
 
-    PGresult *res = PQexec(s->conn, sql.data);
+    PGresult *res;
+    (void)pgio_exec(s->conn, sql.data, 0, NULL, &res);
     strbuf_free(&sql);
     WrStatus st = WR_OK;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -286,7 +240,8 @@ WrStatus repl_stream_start(ReplStream *s, const char *slot, Lsn start, int proto
     }
     strbuf_append_char(&sql, ')');
 
-    PGresult *res = PQexec(s->conn, sql.data);
+    PGresult *res;
+    (void)pgio_exec(s->conn, sql.data, 0, NULL, &res);
     strbuf_free(&sql);
     WrStatus st = WR_OK;
     if (PQresultStatus(res) == PGRES_COPY_BOTH) {
@@ -355,7 +310,7 @@ static WrStatus wait_socket(ReplStream *s, int timeout_ms, WrError *err)
     return WR_OK;
 lost: {
     char msg[512];
-    trim_message(PQerrorMessage(s->conn), msg, sizeof(msg));
+    conn_message(s, msg, sizeof(msg));
     return wr_error_set(err, WR_RETRY, "replication stream on %s: connection lost: %s", s->where, msg);
 }
 }
@@ -385,7 +340,7 @@ WrStatus repl_stream_receive(ReplStream *s, int timeout_ms, const uint8_t **buf,
         if (r == -1) return end_of_copy(s, err);
         if (r == -2) {
             char msg[512];
-            trim_message(PQerrorMessage(s->conn), msg, sizeof(msg));
+            conn_message(s, msg, sizeof(msg));
             s->streaming = false;
             return wr_error_set(err, PQstatus(s->conn) == CONNECTION_OK ? WR_PROTOCOL : WR_RETRY,
                                 "replication stream on %s: could not read COPY data: %s", s->where, msg);
@@ -395,7 +350,7 @@ WrStatus repl_stream_receive(ReplStream *s, int timeout_ms, const uint8_t **buf,
             consumed = true;
             if (!PQconsumeInput(s->conn)) {
                 char msg[512];
-                trim_message(PQerrorMessage(s->conn), msg, sizeof(msg));
+                conn_message(s, msg, sizeof(msg));
                 return wr_error_set(err, WR_RETRY, "replication stream on %s: connection lost: %s", s->where, msg);
             }
             continue;
@@ -416,7 +371,7 @@ WrStatus repl_stream_send_status(ReplStream *s, Lsn written, Lsn flushed, Lsn ap
     size_t n = pgo_encode_status_update(msg, written, flushed, applied, pg_now_us(), reply_requested);
     if (PQputCopyData(s->conn, (const char *)msg, (int)n) <= 0 || PQflush(s->conn) < 0) {
         char text[512];
-        trim_message(PQerrorMessage(s->conn), text, sizeof(text));
+        conn_message(s, text, sizeof(text));
         return wr_error_set(err, WR_RETRY, "status update on %s (flush " LSN_FMT "): %s", s->where,
                             LSN_ARGS(flushed), text);
     }
@@ -432,7 +387,7 @@ WrStatus repl_stream_finish(ReplStream *s, WrError *err)
     if (!s->streaming) return WR_OK;
     if (PQputCopyEnd(s->conn, NULL) <= 0 || PQflush(s->conn) < 0) {
         char msg[512];
-        trim_message(PQerrorMessage(s->conn), msg, sizeof(msg));
+        conn_message(s, msg, sizeof(msg));
         s->streaming = false;
         return wr_error_set(err, WR_RETRY, "ending replication on %s: %s", s->where, msg);
     }
@@ -448,7 +403,7 @@ WrStatus repl_stream_finish(ReplStream *s, WrError *err)
         if (r == -1) break;
         if (r == -2) {
             char msg[512];
-            trim_message(PQerrorMessage(s->conn), msg, sizeof(msg));
+            conn_message(s, msg, sizeof(msg));
             s->streaming = false;
             return wr_error_set(err, WR_RETRY, "ending replication on %s: %s", s->where, msg);
         }

@@ -55,6 +55,9 @@ void relversion_term(RelVersion *rv);
 /* ---- history queries (replay.c) ---- */
 /* Run sql with text params on conn; NULL + err on failure (the server's primary message). Caller PQclears. */
 PGresult *rq_exec(PGconn *conn, WrError *err, const char *sql, int nparams, const char *const *params);
+/* Connect through pgio (connect timeout, keepalives, notices dropped); err
+ * names what ("history store"). *out owned by the caller. */
+WrStatus rq_connect(const char *conninfo, const char *what, PGconn **out, WrError *err) WR_MUSTCHECK;
 /* The same with a printf-built statement (only for identifiers/numbers already made safe). */
 PGresult *rq_execf(PGconn *conn, WrError *err, const char *fmt, ...) WR_PRINTF(3, 4);
 /* Resolve a point text (revision id, LSN, timestamp) and report it on ctx->err. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgio/pgio.h"
 #include "replay/internal.h"
 
 #include "replay/verify.h"
@@ -52,28 +53,31 @@ void rq_oid_text(uint32_t relid, char buf[16])
     snprintf(buf, 16, "%u", relid);
 }
 
+/* The server's message alone (replay's messages name what they did around
+ * it), classified by pgio's table. */
 static void set_server_error(WrError *err, PGconn *conn, const PGresult *res)
 {
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    if (primary) {
-        wr_error_set(err, WR_FATAL, "%s", primary);
-        return;
-    }
-    const char *msg = PQerrorMessage(conn);
-    size_t len = strlen(msg);
-    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) len--;
-    wr_error_set(err, WR_FATAL, "%.*s", (int)len, msg);
+    char msg[512];
+    const char *sqlstate;
+    pgio_error_text(conn, res, msg, sizeof(msg), &sqlstate);
+    wr_error_set(err, pgio_status(conn, sqlstate), "%s", msg);
+    if (err && sqlstate) snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
 }
 
 PGresult *rq_exec(PGconn *conn, WrError *err, const char *sql, int nparams, const char *const *params)
 {
-    /* without parameters use the simple protocol: several statements allowed */
-    PGresult *res = nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) : PQexec(conn, sql);
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return res;
+    /* without parameters the simple protocol: several statements allowed */
+    PGresult *res;
+    if (pgio_exec(conn, sql, nparams, params, &res)) return res;
     set_server_error(err, conn, res);
     PQclear(res);
     return NULL;
+}
+
+WrStatus rq_connect(const char *conninfo, const char *what, PGconn **out, WrError *err)
+{
+    PgioConnect how = {.what = what, .app_name = "walrev"};
+    return pgio_connect(conninfo, &how, out, err);
 }
 
 PGresult *rq_execf(PGconn *conn, WrError *err, const char *fmt, ...)
@@ -456,12 +460,8 @@ WrStatus rq_bad_option(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 
 static WrStatus open_history(ReplayCtx *ctx, WrError *err)
 {
-    ctx->hist = PQconnectdb(ctx->hist_conninfo);
-    if (PQstatus(ctx->hist) != CONNECTION_OK) {
-        set_server_error(err, ctx->hist, NULL);
-        return wr_error_prefix(err, "cannot connect to the history store");
-    }
-    PQsetNoticeProcessor(ctx->hist, rq_quiet_notices, NULL);
+    WrStatus cst = rq_connect(ctx->hist_conninfo, "history store", &ctx->hist, err);
+    if (cst != WR_OK) return cst;
     /*
      * jit off: the planner's cost estimates grow with the store, so on a long
      * history even a bounded range scan crosses jit_above_cost and pays tens
@@ -492,13 +492,9 @@ static WrStatus open_history(ReplayCtx *ctx, WrError *err)
 static WrStatus cmd_verify(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     if (argc > 1) return wr_error_set(err, WR_INVALID, "verify: unexpected argument %s", argv[1]);
-    PGconn *conn = PQconnectdb(ctx->hist_conninfo);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        set_server_error(err, conn, NULL);
-        PQfinish(conn);
-        return wr_error_prefix(err, "cannot connect to the history store");
-    }
-    PQsetNoticeProcessor(conn, rq_quiet_notices, NULL);
+    PGconn *conn;
+    WrStatus cst = rq_connect(ctx->hist_conninfo, "history store", &conn, err);
+    if (cst != WR_OK) return cst;
     int64_t checked = 0, first_bad = 0;
     char why[512] = "";
     WrStatus st = history_verify(conn, ctx->opts->schema ? ctx->opts->schema : "walrev", &checked, &first_bad, why,

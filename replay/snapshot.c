@@ -397,13 +397,8 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     PGconn *target = NULL;
     if (into) {
         const char *ci = target_ci ? target_ci : (ctx->source_conninfo ? ctx->source_conninfo : ctx->hist_conninfo);
-        target = PQconnectdb(ci);
-        if (PQstatus(target) != CONNECTION_OK) {
-            st = wr_error_set(err, WR_FATAL, "cannot connect to the --into target: %s", PQerrorMessage(target));
-            PQfinish(target);
-            goto out;
-        }
-        PQsetNoticeProcessor(target, rq_quiet_notices, NULL);
+        st = rq_connect(ci, "the --into target", &target, err);
+        if (st != WR_OK) goto out;
         char *ns = PQescapeIdentifier(target, into, strlen(into));
         PGresult *res = rq_execf(target, err, "BEGIN; CREATE SCHEMA IF NOT EXISTS %s", ns);
         PQfreemem(ns);

@@ -113,11 +113,7 @@ static void undo_term(Undo *u)
 static WrStatus undo_connect(Undo *u, WrError *err)
 {
     const char *ci = u->ctx->source_conninfo ? u->ctx->source_conninfo : u->ctx->hist_conninfo;
-    u->src = PQconnectdb(ci);
-    if (PQstatus(u->src) != CONNECTION_OK)
-        return wr_error_set(err, WR_FATAL, "cannot connect to the source database: %s", PQerrorMessage(u->src));
-    PQsetNoticeProcessor(u->src, rq_quiet_notices, NULL);
-    return WR_OK;
+    return rq_connect(ci, "the source database", &u->src, err);
 }
 
 /* The live table for relid, loaded on first use. Returns its index or -1 with err set. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgio/pgio.h"
 #include "schema/checksum.h"
 #include "schema/store_sql.h"
 
@@ -34,25 +35,13 @@ typedef struct {
     WrError *err;
 } Ctx;
 
-static WrStatus sql_fail(Ctx *c, const PGresult *res, const char *what)
-{
-    const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    char msg[512];
-    snprintf(msg, sizeof(msg), "%s", primary ? primary : PQerrorMessage(c->conn));
-    msg[strcspn(msg, "\n")] = '\0';
-    bool lost = PQstatus(c->conn) == CONNECTION_BAD || (sqlstate && strncmp(sqlstate, "08", 2) == 0);
-    return wr_error_set(c->err, lost ? WR_RETRY : WR_FATAL, "verify: %s failed: SQLSTATE %s: %s", what,
-                        sqlstate ? sqlstate : "none", msg);
-}
-
 static WrStatus exec(Ctx *c, const char *sql, int nparams, const char *const *params, PGresult **out,
                      const char *what)
 {
-    PGresult *res = PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, out ? 1 : 0);
-    ExecStatusType rs = PQresultStatus(res);
-    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
-        WrStatus st = sql_fail(c, res, what);
+    PGresult *res;
+    bool ok = out ? pgio_exec_binary(c->conn, sql, nparams, params, &res) : pgio_exec(c->conn, sql, nparams, params, &res);
+    if (!ok) {
+        WrStatus st = pgio_fail(c->conn, res, c->err, "verify: %s", what);
         PQclear(res);
         return st;
     }

@@ -26,7 +26,7 @@
 #include "schema/store_sql.h"
 #include "sink/copy_format.h"
 #include "sink/keyframer.h"
-#include "sink/pg_io.h"
+#include "pgio/pgio.h"
 
 /* The most of a context message stored as text (beyond: its hash). */
 #define CONTEXT_RAW_STORED_MAX ((size_t)1 << 20)
@@ -111,25 +111,19 @@ typedef struct {
 
 /* ---------- errors ---------- */
 
-static bool sqlstate_is_retry(const char *st)
-{
-    if (!st) return false;
-    return strncmp(st, "08", 2) == 0 || strcmp(st, "57P01") == 0 || strcmp(st, "57P02") == 0 ||
-           strcmp(st, "57P03") == 0 || strcmp(st, "53300") == 0;
-}
-
 /*
- * Classify a failed libpq call and fill err. Connection loss is WR_RETRY (the
- * open transaction died with it); anything else is WR_FATAL with SQLSTATE and
+ * Classify a failed libpq call (pgio's SQLSTATE table) and fill err. Retry
+ * (connection lost, shutdown, conflict) is WR_RETRY: the open transaction died
+ * with it or must be rolled back; anything else is WR_FATAL with SQLSTATE and
  * the server's message. Either way the batch is unusable until abort().
  */
 static WrStatus pg_fail(HistorySink *h, const PGresult *res, WrError *err, const char *what)
 {
     const char *sqlstate;
     char msg[512];
-    pg_error_text(h->conn, res, msg, sizeof(msg), &sqlstate);
-    bool lost = PQstatus(h->conn) == CONNECTION_BAD || sqlstate_is_retry(sqlstate);
-    WrStatus st = lost ? WR_RETRY : WR_FATAL;
+    pgio_error_text(h->conn, res, msg, sizeof(msg), &sqlstate);
+    WrStatus st = pgio_status(h->conn, sqlstate);
+    bool lost = st == WR_RETRY;
     if (lost) {
         h->broken = true;
         h->in_tx = false;
@@ -139,6 +133,7 @@ static WrStatus pg_fail(HistorySink *h, const PGresult *res, WrError *err, const
         wr_error_set(err, st, "history store: %s failed: SQLSTATE %s: %s", what,
                      sqlstate ? sqlstate : "none", msg);
     }
+    if (err && sqlstate) snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
     h->failed = true;
     h->failed_status = st;
     return st;
@@ -165,7 +160,7 @@ static WrStatus run(HistorySink *h, const char *sql, int nparams, const char *co
     WrStatus ast = await_copy(h, err);
     if (ast != WR_OK) return ast;
     PGresult *res;
-    if (!pg_exec(h->conn, sql, nparams, params, &res)) {
+    if (!pgio_exec(h->conn, sql, nparams, params, &res)) {
         WrStatus st = pg_fail(h, res, err, what);
         PQclear(res);
         return st;
@@ -198,7 +193,7 @@ static WrStatus await_copy(HistorySink *h, WrError *err)
     WrStatus st = WR_OK;
     bool reported = false;
     PGresult *res;
-    while ((res = PQgetResult(h->conn)) != NULL) {
+    while ((res = pgio_get_result(h->conn)) != NULL) {
         if (!reported && PQresultStatus(res) != PGRES_COMMAND_OK) {
             st = pg_fail(h, res, err, h->copy_pending_what);
             reported = true;
@@ -224,14 +219,15 @@ static WrStatus send_buffer(HistorySink *h, int t, WrError *err)
     WrStatus st = await_copy(h, err);
     if (st != WR_OK) return st;
     snprintf(h->copy_pending_what, sizeof(h->copy_pending_what), "COPY into %s", h->table_name[t]);
-    PGresult *res = PQexec(h->conn, h->copy_sql[t]);
+    PGresult *res;
+    (void)pgio_exec(h->conn, h->copy_sql[t], 0, NULL, &res);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         st = pg_fail(h, res, err, h->copy_pending_what);
         PQclear(res);
         return st;
     }
     PQclear(res);
-    bool ok = pg_copy_put(h->conn, b->data, b->len) && PQputCopyEnd(h->conn, NULL) == 1;
+    bool ok = pgio_copy_put(h->conn, b->data, b->len) && PQputCopyEnd(h->conn, NULL) == 1;
     strbuf_reset(b);
     if (t == TB_DELTA) unsent_clear(h);
     if (!ok) return pg_fail(h, NULL, err, h->copy_pending_what);
@@ -467,7 +463,8 @@ static WrStatus prepare_session(HistorySink *h, WrError *err)
      * first change that needs an old image. No key: nothing is read. */
     if (st == WR_OK) {
         const char *none[3] = {"0", "{}", "0"};
-        PGresult *res = PQexecPrepared(h->conn, "walrev_lookup", 3, none, NULL, NULL, 0);
+        PGresult *res;
+        (void)pgio_exec_prepared(h->conn, "walrev_lookup", 3, none, 0, &res);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) st = pg_fail(h, res, err, "warming up the old-image lookup");
         PQclear(res);
     }
@@ -478,16 +475,13 @@ static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
 {
     HistorySink *h = s->impl;
     if (h->conn) return wr_error_set(err, WR_FATAL, "history store: sink opened twice");
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {h->conninfo, "walrev-history", NULL};
-    h->conn = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(h->conn) != CONNECTION_OK) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(h->conn));
-        msg[strcspn(msg, "\n")] = '\0';
+    /* Bounded: a frozen server ends the session after reply_timeout_ms
+     * instead of holding the worker; a refused login is fatal. */
+    PgioConnect how = {.what = "history store", .app_name = "walrev-history", .bounded = true};
+    WrStatus cst = pgio_connect(h->conninfo, &how, &h->conn, err);
+    if (cst != WR_OK) {
         h->broken = true;
-        /* libpq's message names host and port, never the password. */
-        return wr_error_set(err, WR_RETRY, "history store: could not connect: %s", msg);
+        return cst;
     }
     PQsetNoticeProcessor(h->conn, notice_to_log, NULL);
     WrStatus st = check_schema(h, err);
@@ -1062,7 +1056,8 @@ static WrStatus run_lookup(HistorySink *h, const RelationVersion *rv, const char
     }
     strbuf_append_char(&arr, '}');
     const char *p[3] = {rel, arr.data, rev};
-    PGresult *res = PQexecPrepared(h->conn, "walrev_lookup", 3, p, NULL, NULL, 1);
+    PGresult *res;
+        (void)pgio_exec_prepared(h->conn, "walrev_lookup", 3, p, 1, &res);
     strbuf_free(&arr);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) return lookup_failed(h, res, err);
     RowFold *fold = rowfold_create(max_col_id(rv), emit, arg);
@@ -1104,7 +1099,8 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
         storage->len = mark;
         out.found = false;
         const char *p[3] = {rel, key, rev};
-        PGresult *res = PQexecPrepared(h->conn, "walrev_image", 3, p, NULL, NULL, 1);
+        PGresult *res;
+        (void)pgio_exec_prepared(h->conn, "walrev_image", 3, p, 1, &res);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) return lookup_failed(h, res, err);
         if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
             RowFold *fold = rowfold_create(max_col_id(rv), lookup_emit, &out);

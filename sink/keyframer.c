@@ -23,7 +23,7 @@
 #include "common/log.h"
 #include "schema/rowfold.h"
 #include "sink/copy_format.h"
-#include "sink/pg_io.h"
+#include "pgio/pgio.h"
 
 /* A table of few live rows is read key by key if it has had at most this
  * many keys (snapshot_plan_by_key); a large one's deltas fill its revision
@@ -55,29 +55,10 @@ struct Keyframer {
 
 /* ---------- SQL on the thread's connection ---------- */
 
-static WrStatus kf_fail(Keyframer *k, const PGresult *res, const char *what, WrError *err)
-{
-    const char *sqlstate;
-    char msg[512];
-    pg_error_text(k->conn, res, msg, sizeof(msg), &sqlstate);
-    return wr_error_set(err, PQstatus(k->conn) == CONNECTION_BAD ? WR_RETRY : WR_FATAL,
-                        "%s failed: SQLSTATE %s: %s", what, sqlstate ? sqlstate : "none", msg);
-}
-
 static WrStatus kf_run(Keyframer *k, const char *sql, int nparams, const char *const *params, const char *what,
                        PGresult **out, WrError *err)
 {
-    PGresult *res;
-    if (!pg_exec(k->conn, sql, nparams, params, &res)) {
-        WrStatus st = kf_fail(k, res, what, err);
-        PQclear(res);
-        return st;
-    }
-    if (out)
-        *out = res;
-    else
-        PQclear(res);
-    return WR_OK;
+    return pgio_run(k->conn, sql, nparams, params, out, err, what);
 }
 
 /* ---------- folding and writing one keyframe ---------- */
@@ -126,10 +107,11 @@ static WrStatus keyframe_send(Keyframer *k, KeyframeOut *o, WrError *err)
     StrBuf sql;
     strbuf_init(&sql);
     strbuf_appendf(&sql, "COPY %s.keyframe_row (keyframe_id, key, relversion, vals) FROM STDIN", k->qschema);
-    PGresult *res = PQexec(k->conn, sql.data);
+    PGresult *res;
+    (void)pgio_exec(k->conn, sql.data, 0, NULL, &res);
     strbuf_free(&sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
-        WrStatus st = kf_fail(k, res, "COPY into keyframe_row", err);
+        WrStatus st = pgio_fail(k->conn, res, err, "COPY into keyframe_row");
         PQclear(res);
         return st;
     }
@@ -139,13 +121,13 @@ static WrStatus keyframe_send(Keyframer *k, KeyframeOut *o, WrError *err)
         char *chunk = xmalloc(COPY_CHUNK);
         size_t n;
         rewind(o->spill);
-        while (ok && (n = fread(chunk, 1, COPY_CHUNK, o->spill)) > 0) ok = pg_copy_put(k->conn, chunk, n);
+        while (ok && (n = fread(chunk, 1, COPY_CHUNK, o->spill)) > 0) ok = pgio_copy_put(k->conn, chunk, n);
         free(chunk);
     }
-    ok = ok && pg_copy_put(k->conn, o->buf.data, o->buf.len) && PQputCopyEnd(k->conn, NULL) == 1;
-    WrStatus st = ok ? WR_OK : kf_fail(k, NULL, "COPY into keyframe_row", err);
+    ok = ok && pgio_copy_put(k->conn, o->buf.data, o->buf.len) && PQputCopyEnd(k->conn, NULL) == 1;
+    WrStatus st = ok ? WR_OK : pgio_fail(k->conn, NULL, err, "COPY into keyframe_row");
     while ((res = PQgetResult(k->conn)) != NULL) {
-        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) st = kf_fail(k, res, "COPY into keyframe_row", err);
+        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) st = pgio_fail(k->conn, res, err, "COPY into keyframe_row");
         PQclear(res);
         if (PQstatus(k->conn) == CONNECTION_BAD) break;
     }
@@ -156,9 +138,10 @@ static WrStatus keyframe_send(Keyframer *k, KeyframeOut *o, WrError *err)
 static WrStatus fold_rows(Keyframer *k, const char *sql, int maxcol, KeyframeOut *out, long long *n_rows,
                           WrError *err)
 {
-    PGresult *res = PQexec(k->conn, sql);
+    PGresult *res;
+    (void)pgio_exec(k->conn, sql, 0, NULL, &res);
     WrStatus st = WR_OK;
-    if (PQresultStatus(res) != PGRES_COPY_OUT) st = kf_fail(k, res, "reading a keyframe's rows", err);
+    if (PQresultStatus(res) != PGRES_COPY_OUT) st = pgio_fail(k->conn, res, err, "reading a keyframe's rows");
     PQclear(res);
     if (st != WR_OK) return st;
     RowFold *fold = rowfold_create(maxcol, keyframe_emit, out);
@@ -172,7 +155,7 @@ static WrStatus fold_rows(Keyframer *k, const char *sql, int maxcol, KeyframeOut
     *n_rows = rowfold_rows(fold);
     rowfold_destroy(fold);
     while ((res = PQgetResult(k->conn)) != NULL) {
-        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) st = kf_fail(k, res, "reading a keyframe's rows", err);
+        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) st = pgio_fail(k->conn, res, err, "reading a keyframe's rows");
         PQclear(res);
         if (PQstatus(k->conn) == CONNECTION_BAD) break;
     }
@@ -293,16 +276,10 @@ static WrStatus connect_thread(Keyframer *k, WrError *err)
 {
     if (k->conn && PQstatus(k->conn) == CONNECTION_OK) return WR_OK;
     if (k->conn) PQfinish(k->conn);
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {k->conninfo, "walrev-keyframe", NULL};
-    k->conn = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(k->conn) != CONNECTION_OK) {
-        char msg[512];
-        const char *sqlstate;
-        pg_error_text(k->conn, NULL, msg, sizeof(msg), &sqlstate);
-        return wr_error_set(err, WR_RETRY, "could not connect: %s", msg);
-    }
-    return WR_OK;
+    k->conn = NULL;
+    /* Unbounded: a keyframe of a large table is one long COPY. */
+    PgioConnect how = {.what = "keyframes", .app_name = "walrev-keyframe"};
+    return pgio_connect(k->conninfo, &how, &k->conn, err);
 }
 
 /* ---------- the thread ---------- */

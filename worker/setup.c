@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgio/pgio.h"
 #include "replay/replay.h"
 #include "schema/store_sql.h"
 
@@ -78,23 +79,6 @@ static void warn(Setup *s, const char *fmt, ...)
     s->warnings++;
 }
 
-/* libpq messages end with a newline and may span lines; make them one line. */
-static const char *one_line(const char *msg, char *buf, size_t size)
-{
-    size_t j = 0;
-    for (size_t i = 0; msg[i] && j + 1 < size; i++) {
-        char c = msg[i];
-        if (c == '\n' || c == '\t' || c == '\r') {
-            if (j > 0 && buf[j - 1] != ' ') buf[j++] = ' ';
-            continue;
-        }
-        buf[j++] = c;
-    }
-    while (j > 0 && buf[j - 1] == ' ') j--;
-    buf[j] = '\0';
-    return buf;
-}
-
 /* ---- SQL helpers ---- */
 
 /* Run a parameterised query; on failure print it as a problem naming what
@@ -104,16 +88,16 @@ static PGresult *run(Setup *s, PGconn *c, const char *what, const char *sql, int
 {
     /* Without parameters use the simple protocol: it allows several
      * statements and is the only one a replication connection speaks. */
-    PGresult *res = n == 0 ? PQexec(c, sql) : PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return res;
+    PGresult *res;
+    if (pgio_exec(c, sql, n, params, &res)) return res;
     char line[1024];
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *state;
+    pgio_error_text(c, res, line, sizeof(line), &state);
     const char *fix = NULL;
     if (state && strcmp(state, "42501") == 0)
         fix = "run walrev setup as a role with the privilege named above (for example the "
               "database owner or a superuser), then run walrev as the less privileged role";
-    problem(s, fix, "%s failed: %s", what, one_line(PQerrorMessage(c), line, sizeof(line)));
+    problem(s, fix, "%s failed: %s", what, line);
     PQclear(res);
     return NULL;
 }
@@ -136,24 +120,14 @@ static char *ident(PGconn *c, const char *name)
     return store_quote_ident(name);
 }
 
-static void quiet_notices(void *arg, const PGresult *res)
-{
-    (void)arg;
-    (void)res;
-}
-
 static PGconn *connect_db(Setup *s, const char *what, const char *conninfo, bool replication)
 {
-    const char *keys[] = {"dbname", "application_name", replication ? "replication" : NULL, NULL};
-    const char *vals[] = {conninfo, "walrev-setup", replication ? "database" : NULL, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(c) == CONNECTION_OK) {
-        PQsetNoticeReceiver(c, quiet_notices, NULL);
-        return c;
-    }
+    PgioConnect how = {.what = "libpq", .app_name = "walrev-setup", .replication = replication};
+    PGconn *c;
+    WrError err = {0};
+    if (pgio_connect(conninfo, &how, &c, &err) == WR_OK) return c;
     char *red = config_redact_conninfo(conninfo);
-    char line[1024];
-    one_line(PQerrorMessage(c), line, sizeof(line));
+    const char *line = err.msg;
     if (replication)
         problem(s,
                 "allow the user a replication connection to this database in pg_hba.conf "
@@ -165,7 +139,6 @@ static PGconn *connect_db(Setup *s, const char *what, const char *conninfo, bool
                 "put passwords in ~/.pgpass, PGPASSWORD or a service file",
                 "cannot connect to the %s database (%s): %s", what, red, line);
     free(red);
-    PQfinish(c);
     return NULL;
 }
 
@@ -594,18 +567,17 @@ static bool ensure_history(Setup *s)
      * leaves nothing half-made. */
     bool ok = exec_simple(s, s->hist, "starting the history store transaction", "BEGIN");
     if (ok) {
-        PGresult *res = PQexec(s->hist, ddl);
-        ExecStatusType st = PQresultStatus(res);
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        PGresult *res;
+        if (!pgio_exec(s->hist, ddl, 0, NULL, &res)) {
             char line[1024];
-            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            const char *state;
+            pgio_error_text(s->hist, res, line, sizeof(line), &state);
             problem(s,
                     state && strcmp(state, "42501") == 0
                         ? "GRANT CREATE ON DATABASE <history database> TO <this role>; or run "
                           "setup as the database owner"
                         : NULL,
-                    "creating the history store (schema %s) failed: %s", s->cfg->history_schema,
-                    one_line(PQerrorMessage(s->hist), line, sizeof(line)));
+                    "creating the history store (schema %s) failed: %s", s->cfg->history_schema, line);
             ok = false;
         }
         PQclear(res);

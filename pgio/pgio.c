@@ -1,0 +1,377 @@
+/* pgio.c — see pgio.h. */
+#include "pgio/pgio.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libpq-events.h>
+
+#define COPY_CHUNK ((size_t)1 << 20)
+
+/* ---- the SQLSTATE table ---- */
+
+/* Prefixes, longest match first within each class; a class of two
+ * characters covers every code in it. Everything unlisted is fatal. */
+static const struct {
+    const char *prefix;
+    PgioClass cls;
+} sqlstate_table[] = {
+    /* The connection or the server went away: nothing of ours was wrong. */
+    {"08", PGIO_RETRY},    /* connection exception */
+    {"57P01", PGIO_RETRY}, /* admin_shutdown */
+    {"57P02", PGIO_RETRY}, /* crash_shutdown */
+    {"57P03", PGIO_RETRY}, /* cannot_connect_now (starting up, recovery) */
+    {"57014", PGIO_RETRY}, /* query_canceled (statement_timeout, an operator's cancel) */
+    {"25P03", PGIO_RETRY}, /* idle_in_transaction_session_timeout */
+    /* Conflicts another session causes: the same statement succeeds later. */
+    {"40001", PGIO_RETRY}, /* serialization_failure */
+    {"40P01", PGIO_RETRY}, /* deadlock_detected */
+    {"55P03", PGIO_RETRY}, /* lock_not_available */
+    {"55006", PGIO_RETRY}, /* object_in_use: the slot is active in another process */
+    /* Resources the operator can free (disk full, too many connections, memory). */
+    {"53", PGIO_RETRY},    /* insufficient_resources */
+    {"58030", PGIO_RETRY}, /* io_error */
+    /* What was sent cannot be stored as it is; other data could. */
+    {"22", PGIO_DATA},     /* data_exception: invalid text, NUL bytes, out of range */
+    {"54", PGIO_DATA},     /* program_limit_exceeded: index row or statement too large */
+    /* Explicitly fatal (as every unlisted code), named for the reader. */
+    {"28", PGIO_FATAL},    /* invalid_authorization_specification: wrong password, pg_hba */
+    {"42501", PGIO_FATAL}, /* insufficient_privilege */
+    {"3D", PGIO_FATAL},    /* invalid_catalog_name: no such database */
+    {"57P04", PGIO_FATAL}, /* database_dropped */
+};
+
+PgioClass pgio_classify_sqlstate(const char *sqlstate)
+{
+    if (!sqlstate || strlen(sqlstate) != 5) return PGIO_RETRY;
+    size_t best = 0;
+    PgioClass cls = PGIO_FATAL;
+    for (size_t i = 0; i < sizeof(sqlstate_table) / sizeof(sqlstate_table[0]); i++) {
+        size_t n = strlen(sqlstate_table[i].prefix);
+        if (n > best && strncmp(sqlstate, sqlstate_table[i].prefix, n) == 0) {
+            best = n;
+            cls = sqlstate_table[i].cls;
+        }
+    }
+    return cls;
+}
+
+const char *pgio_class_name(PgioClass c)
+{
+    switch (c) {
+    case PGIO_RETRY: return "retry";
+    case PGIO_FATAL: return "fatal";
+    case PGIO_DATA: return "data";
+    }
+    return "unknown";
+}
+
+/* ---- per-connection state (libpq instance data) ---- */
+
+typedef struct {
+    int reply_timeout_ms; /* 0: unbounded */
+    bool timed_out;       /* the last wait hit the timeout and closed the connection */
+} ConnState;
+
+static int conn_event(PGEventId id, void *info, void *passthrough)
+{
+    (void)passthrough;
+    if (id == PGEVT_CONNDESTROY) {
+        PGEventConnDestroy *e = info;
+        free(PQinstanceData(e->conn, conn_event));
+    }
+    return 1;
+}
+
+static ConnState *conn_state(const PGconn *conn)
+{
+    return conn ? PQinstanceData(conn, conn_event) : NULL;
+}
+
+bool pgio_timed_out(PGconn *conn)
+{
+    ConnState *cs = conn_state(conn);
+    return cs && cs->timed_out;
+}
+
+WrStatus pgio_status(PGconn *conn, const char *sqlstate)
+{
+    if (!conn || PQstatus(conn) != CONNECTION_OK || pgio_timed_out(conn)) return WR_RETRY;
+    return pgio_classify_sqlstate(sqlstate) == PGIO_RETRY ? WR_RETRY : WR_FATAL;
+}
+
+/* ---- options ---- */
+
+static PgioOptions options = {10, 30, 10, 3, 60000};
+
+void pgio_options_default(PgioOptions *o)
+{
+    *o = (PgioOptions){.connect_timeout_s = 10, .keepalives_idle_s = 30, .keepalives_interval_s = 10,
+                       .keepalives_count = 3, .reply_timeout_ms = 60000};
+}
+
+void pgio_configure(const PgioOptions *o) { options = *o; }
+
+const PgioOptions *pgio_options(void) { return &options; }
+
+/* ---- connect ---- */
+
+static void drop_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static void one_line(const char *in, char *out, size_t size)
+{
+    snprintf(out, size, "%s", in ? in : "");
+    out[strcspn(out, "\n")] = '\0';
+    size_t n = strlen(out);
+    while (n && (out[n - 1] == ' ' || out[n - 1] == '\r')) out[--n] = '\0';
+}
+
+WrStatus pgio_connect(const char *conninfo, const PgioConnect *how, PGconn **out, WrError *err)
+{
+    *out = NULL;
+    const PgioOptions *o = &options;
+    char ct[16], ka[4], kai[16], kaiv[16], kac[16], tut[24];
+    snprintf(ct, sizeof(ct), "%d", o->connect_timeout_s);
+    snprintf(ka, sizeof(ka), "%d", o->keepalives_idle_s > 0 ? 1 : 0);
+    snprintf(kai, sizeof(kai), "%d", o->keepalives_idle_s);
+    snprintf(kaiv, sizeof(kaiv), "%d", o->keepalives_interval_s);
+    snprintf(kac, sizeof(kac), "%d", o->keepalives_count);
+    /* Unacknowledged data is given up after as long as the keepalives take. */
+    long tu = o->keepalives_idle_s > 0
+                  ? ((long)o->keepalives_idle_s + (long)o->keepalives_interval_s * o->keepalives_count) * 1000
+                  : 0;
+    snprintf(tut, sizeof(tut), "%ld", tu);
+    /* Ours first: a key the conninfo (expanded from dbname) repeats wins. */
+    const char *keys[12], *vals[12];
+    int n = 0;
+    keys[n] = "connect_timeout", vals[n++] = ct;
+    keys[n] = "keepalives", vals[n++] = ka;
+    if (o->keepalives_idle_s > 0) {
+        keys[n] = "keepalives_idle", vals[n++] = kai;
+        keys[n] = "keepalives_interval", vals[n++] = kaiv;
+        keys[n] = "keepalives_count", vals[n++] = kac;
+        keys[n] = "tcp_user_timeout", vals[n++] = tut;
+    }
+    keys[n] = "dbname", vals[n++] = conninfo ? conninfo : "";
+    keys[n] = "fallback_application_name", vals[n++] = how->app_name ? how->app_name : "walrev";
+    if (how->replication) keys[n] = "replication", vals[n++] = "database";
+    keys[n] = NULL, vals[n] = NULL;
+
+    const char *what = how->what ? how->what : "database";
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (!conn) return wr_error_set(err, WR_FATAL, "%s: could not connect: out of memory in libpq", what);
+    if (PQstatus(conn) == CONNECTION_OK) {
+        PQsetNoticeProcessor(conn, drop_notice, NULL);
+        if (how->bounded && o->reply_timeout_ms > 0) {
+            ConnState *cs = xcalloc(1, sizeof(*cs));
+            cs->reply_timeout_ms = o->reply_timeout_ms;
+            if (!PQregisterEventProc(conn, conn_event, "walrev-pgio", NULL) ||
+                !PQsetInstanceData(conn, conn_event, cs)) {
+                free(cs);
+                PQfinish(conn);
+                return wr_error_set(err, WR_FATAL, "%s: could not register with libpq", what);
+            }
+        }
+        *out = conn;
+        return WR_OK;
+    }
+
+    /*
+     * libpq exposes no SQLSTATE for a failed connection. Ask the server again
+     * with PQping: no response or "rejecting" (starting up, shutting down) is
+     * transient; a server that accepts connections refused us for a reason
+     * retrying will not fix (password, pg_hba.conf, missing database or role).
+     */
+    char msg[512], where[300];
+    one_line(PQerrorMessage(conn), msg, sizeof(msg));
+    const char *host = PQhost(conn), *port = PQport(conn), *db = PQdb(conn);
+    snprintf(where, sizeof(where), "%s:%s/%s", host && host[0] ? host : "localhost", port && port[0] ? port : "5432",
+             db ? db : "?");
+    bool password = PQconnectionUsedPassword(conn) || PQconnectionNeedsPassword(conn);
+    PQfinish(conn);
+    WrStatus st;
+    switch (PQpingParams(keys, vals, 1)) {
+    case PQPING_NO_RESPONSE:
+    case PQPING_REJECT: st = WR_RETRY; break;
+    case PQPING_NO_ATTEMPT: st = WR_INVALID; break;
+    default: st = WR_FATAL; break;
+    }
+    if (st == WR_FATAL)
+        return wr_error_set(err, st,
+                            "%s: could not connect: %s (at %s; the server refused this login%s; not retrying: "
+                            "fix the conninfo, .pgpass or pg_hba.conf)",
+                            what, msg, where, password ? ": authentication failed" : "");
+    return wr_error_set(err, st, "%s: could not connect: %s (at %s)", what, msg, where);
+}
+
+/* ---- statements ---- */
+
+/*
+ * Wait until a result can be read without blocking. On a bounded connection
+ * a wait past the timeout shuts the socket down so libpq sees the connection
+ * end (PQstatus becomes bad, the next result is the error).
+ */
+static void await_ready(PGconn *conn)
+{
+    ConnState *cs = conn_state(conn);
+    if (!cs || cs->reply_timeout_ms <= 0) return; /* PQgetResult blocks */
+    cs->timed_out = false;
+    int64_t deadline = mono_now_us() + (int64_t)cs->reply_timeout_ms * 1000;
+    for (;;) {
+        int pending = PQflush(conn);
+        if (pending < 0) return;
+        if (!pending && !PQisBusy(conn)) return;
+        int fd = PQsocket(conn);
+        if (fd < 0) return;
+        int64_t left = deadline - mono_now_us();
+        if (left <= 0) {
+            cs->timed_out = true;
+            shutdown(fd, SHUT_RDWR);
+            PQconsumeInput(conn); /* reads the end: the connection is now bad */
+            return;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN | (pending ? POLLOUT : 0)};
+        int r = poll(&pfd, 1, (int)((left + 999) / 1000));
+        if (r < 0 && errno != EINTR) return;
+        if (r > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(conn)) return;
+    }
+}
+
+PGresult *pgio_get_result(PGconn *conn)
+{
+    await_ready(conn);
+    return PQgetResult(conn);
+}
+
+static bool result_ok(const PGresult *res)
+{
+    ExecStatusType rs = PQresultStatus(res);
+    return rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK || rs == PGRES_COPY_IN || rs == PGRES_COPY_OUT ||
+           rs == PGRES_COPY_BOTH;
+}
+
+/* How a statement is sent: simple protocol, parameters, or a prepared name. */
+typedef struct {
+    const char *sql;  /* or the prepared statement's name */
+    bool prepared;
+    int nparams;
+    const char *const *params;
+    int format; /* result format: 0 text, 1 binary */
+} Stmt;
+
+static bool run_stmt(PGconn *conn, const Stmt *q, PGresult **res)
+{
+    ConnState *cs = conn_state(conn);
+    if (!cs || cs->reply_timeout_ms <= 0) {
+        if (q->prepared)
+            *res = PQexecPrepared(conn, q->sql, q->nparams, q->params, NULL, NULL, q->format);
+        else if (q->nparams || q->format)
+            *res = PQexecParams(conn, q->sql, q->nparams, NULL, q->params, NULL, NULL, q->format);
+        else
+            *res = PQexec(conn, q->sql);
+        return result_ok(*res);
+    }
+    *res = NULL;
+    cs->timed_out = false;
+    int sent = q->prepared ? PQsendQueryPrepared(conn, q->sql, q->nparams, q->params, NULL, NULL, q->format)
+               : q->nparams || q->format
+                   ? PQsendQueryParams(conn, q->sql, q->nparams, NULL, q->params, NULL, NULL, q->format)
+                   : PQsendQuery(conn, q->sql);
+    if (!sent) return false;
+    /* As PQexec: the last result, but an error wins; COPY returns at once. */
+    PGresult *r;
+    while ((r = pgio_get_result(conn)) != NULL) {
+        ExecStatusType rs = PQresultStatus(r);
+        if (*res && PQresultStatus(*res) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+        } else {
+            PQclear(*res);
+            *res = r;
+        }
+        if (rs == PGRES_COPY_IN || rs == PGRES_COPY_OUT || rs == PGRES_COPY_BOTH) break;
+        if (PQstatus(conn) != CONNECTION_OK) break;
+    }
+    return *res && result_ok(*res);
+}
+
+bool pgio_exec(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **res)
+{
+    Stmt q = {sql, false, nparams, params, 0};
+    return run_stmt(conn, &q, res);
+}
+
+bool pgio_exec_binary(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **res)
+{
+    Stmt q = {sql, false, nparams, params, 1};
+    return run_stmt(conn, &q, res);
+}
+
+bool pgio_exec_prepared(PGconn *conn, const char *name, int nparams, const char *const *params, int result_format,
+                        PGresult **res)
+{
+    Stmt q = {name, true, nparams, params, result_format};
+    return run_stmt(conn, &q, res);
+}
+
+void pgio_error_text(PGconn *conn, const PGresult *res, char *msg, size_t size, const char **sqlstate)
+{
+    *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    ConnState *cs = conn_state(conn);
+    if (cs && cs->timed_out) {
+        snprintf(msg, size, "no reply from the server within %d ms (connection closed)", cs->reply_timeout_ms);
+        return;
+    }
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    one_line(primary ? primary : conn ? PQerrorMessage(conn) : "no connection", msg, size);
+    if (!msg[0]) snprintf(msg, size, "no message");
+}
+
+WrStatus pgio_fail(PGconn *conn, const PGresult *res, WrError *err, const char *what, ...)
+{
+    char w[256], msg[512];
+    const char *sqlstate;
+    va_list ap;
+    va_start(ap, what);
+    vsnprintf(w, sizeof(w), what, ap);
+    va_end(ap);
+    pgio_error_text(conn, res, msg, sizeof(msg), &sqlstate);
+    WrStatus st = pgio_status(conn, sqlstate);
+    wr_error_set(err, st, "%s failed: SQLSTATE %s: %s", w, sqlstate ? sqlstate : "none", msg);
+    if (err && sqlstate) snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
+    return st;
+}
+
+WrStatus pgio_run(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out,
+                  WrError *err, const char *what)
+{
+    PGresult *res;
+    if (out) *out = NULL;
+    if (!pgio_exec(conn, sql, nparams, params, &res)) {
+        WrStatus st = pgio_fail(conn, res, err, "%s", what);
+        PQclear(res);
+        return st;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return WR_OK;
+}
+
+bool pgio_copy_put(PGconn *conn, const char *data, size_t len)
+{
+    for (size_t off = 0; off < len; off += COPY_CHUNK) {
+        size_t n = len - off < COPY_CHUNK ? len - off : COPY_CHUNK;
+        if (PQputCopyData(conn, data + off, (int)n) != 1) return false;
+    }
+    return true;
+}
