@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "pgio/pgio.h"
 #include "schema/store_sql.h"
 
 #define WATERMARK_PREFIX "walrev.watermark"
@@ -43,55 +44,39 @@
 
 /* ---- SQL helpers ---- */
 
-static bool lost_connection(PGconn *c, const PGresult *r)
-{
-    const char *s = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    return PQstatus(c) != CONNECTION_OK || (s && (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 ||
-                                                  strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0 ||
-                                                  strcmp(s, "53300") == 0));
-}
-
 /* The server's one-line message, for logs and the backfill row. */
 static const char *sql_message(PGconn *c, const PGresult *r, char *buf, size_t size)
 {
-    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    snprintf(buf, size, "%s", m ? m : PQerrorMessage(c));
-    buf[strcspn(buf, "\n")] = '\0';
+    const char *ignored;
+    pgio_error_text(c, r, buf, size, &ignored);
     return buf;
 }
 
-/* Fill err unless r has the wanted status: WR_RETRY when the connection is gone, else WR_FATAL. */
+/* Fill err unless r has the wanted status, classified by pgio's table. */
 static WrStatus sql_check(PGconn *c, PGresult *r, ExecStatusType want, const char *what, WrError *err)
 {
     if (PQresultStatus(r) == want) return WR_OK;
     char msg[512];
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    return wr_error_set(err, lost_connection(c, r) ? WR_RETRY : WR_FATAL, "%s: %s%s%s", what,
-                        sql_message(c, r, msg, sizeof(msg)), state ? " sqlstate=" : "", state ? state : "");
+    const char *state;
+    pgio_error_text(c, r, msg, sizeof(msg), &state);
+    WrStatus st = wr_error_set(err, pgio_status(c, state), "%s: %s%s%s", what, msg, state ? " sqlstate=" : "",
+                               state ? state : "");
+    if (err && state) snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
+    return st;
 }
 
-static void quiet_notices(void *arg, const PGresult *res)
-{
-    (void)arg;
-    (void)res;
-}
-
+/* NULL with err set on failure (a refused login is WR_FATAL). */
 static PGconn *connect_to(const char *conninfo, const char *what, WrError *err)
 {
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {conninfo, "walrev-backfill", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(c) == CONNECTION_OK) {
-        PQsetNoticeReceiver(c, quiet_notices, NULL);
-        /* A watermark reaches the stream only once flushed: under an
-         * asynchronous commit it would wait for the WAL writer each time. */
-        PQclear(PQexec(c, "SET synchronous_commit = local"));
-        return c;
-    }
-    char msg[512];
-    wr_error_set(err, WR_RETRY, "backfill: %s: %s", what, sql_message(c, NULL, msg, sizeof(msg)));
-    PQfinish(c);
-    return NULL;
+    char w[64];
+    snprintf(w, sizeof(w), "backfill: %s", what);
+    PgioConnect how = {.what = w, .app_name = "walrev-backfill", .bounded = true};
+    PGconn *c;
+    if (pgio_connect(conninfo, &how, &c, err) != WR_OK) return NULL;
+    /* A watermark reaches the stream only once flushed: under an
+     * asynchronous commit it would wait for the WAL writer each time. */
+    PQclear(PQexec(c, "SET synchronous_commit = local"));
+    return c;
 }
 
 /* ---- the table as pgoutput describes it ---- */
@@ -462,8 +447,8 @@ static bool parse_last_key(const char *text, uint32_t *filenode, uint32_t *page)
 
 static WrStatus ensure_connections(Backfill *b, WrError *err)
 {
-    if (!b->src && !(b->src = connect_to(b->cfg->source_conninfo, "source", err))) return WR_RETRY;
-    if (!b->hist && !(b->hist = connect_to(b->cfg->history_conninfo, "history store", err))) return WR_RETRY;
+    if (!b->src && !(b->src = connect_to(b->cfg->source_conninfo, "source", err))) return err->status;
+    if (!b->hist && !(b->hist = connect_to(b->cfg->history_conninfo, "history store", err))) return err->status;
     return WR_OK;
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "pgio/pgio.h"
 
 typedef struct {
     int64_t rows;
@@ -45,9 +46,7 @@ static void progress_show(Progress *pr, bool final)
 static WrStatus sql_ok(PGconn *c, PGresult *r, ExecStatusType want, const char *what, WrError *err)
 {
     if (PQresultStatus(r) == want) return WR_OK;
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    return wr_error_set(err, (state && strncmp(state, "08", 2) == 0) || PQstatus(c) != CONNECTION_OK ? WR_RETRY : WR_FATAL,
-                        "%s: %s", what, PQerrorMessage(c));
+    return pgio_fail(c, r, err, "%s", what);
 }
 
 /* One table: describe it as pgoutput would, then COPY its rows in the snapshot. */
@@ -116,7 +115,7 @@ static WrStatus baseline_table(Assembler *a, Fanout *fan, PGconn *c, const char 
     }
     free(vals);
     if (len == -2) {
-        st = wr_error_set(err, WR_RETRY, "baseline: COPY failed: %s", PQerrorMessage(c));
+        st = pgio_fail(c, NULL, err, "baseline: COPY");
         goto out;
     }
     cr = PQgetResult(c);
@@ -138,13 +137,11 @@ out:
 
 WrStatus baseline_take(const BaselineConfig *cfg, Assembler *a, Fanout *f, const char *snapshot, Lsn cp, WrError *err)
 {
-    PGconn *c = PQconnectdb(cfg->source_conninfo);
-    WrStatus st = WR_OK;
+    PGconn *c = NULL;
     PGresult *r = NULL;
-    if (PQstatus(c) != CONNECTION_OK) {
-        st = wr_error_set(err, WR_RETRY, "baseline: source: %s", PQerrorMessage(c));
-        goto done;
-    }
+    PgioConnect how = {.what = "baseline: source", .app_name = "walrev-baseline"};
+    WrStatus st = pgio_connect(cfg->source_conninfo, &how, &c, err);
+    if (st != WR_OK) goto done;
     char *pub = PQescapeLiteral(c, cfg->publication, strlen(cfg->publication));
     char *snap = PQescapeLiteral(c, snapshot, strlen(snapshot));
     StrBuf sql;
@@ -198,11 +195,10 @@ done:
 
 WrStatus baseline_drop_slot(const char *source_conninfo, const char *slot_name, WrError *err)
 {
-    PGconn *c = PQconnectdb(source_conninfo);
-    WrStatus st = WR_OK;
-    if (PQstatus(c) != CONNECTION_OK) {
-        st = wr_error_set(err, WR_RETRY, "source: %s", PQerrorMessage(c));
-    } else {
+    PGconn *c = NULL;
+    PgioConnect how = {.what = "source", .app_name = "walrev"};
+    WrStatus st = pgio_connect(source_conninfo, &how, &c, err);
+    if (st == WR_OK) {
         const char *params[1] = {slot_name};
         PGresult *r = PQexecParams(c, "SELECT pg_drop_replication_slot($1)", 1, NULL, params, NULL, NULL, 0);
         st = sql_ok(c, r, PGRES_TUPLES_OK, "dropping the slot of an interrupted baseline", err);

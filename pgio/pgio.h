@@ -49,7 +49,7 @@ typedef struct {
     int reply_timeout_ms;      /* bounded connections: longest wait for any reply; 0 = none */
 } PgioOptions;
 
-/* Defaults: connect 10 s, keepalives 30/10/3, reply 60 s. */
+/* Defaults: connect 10 s, keepalives 30/10/3, reply 20 s (below WatchdogSec). */
 void pgio_options_default(PgioOptions *o);
 /* Set the process-wide options (copy kept). Call before starting threads. */
 void pgio_configure(const PgioOptions *o);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgio/pgio.h"
 #include "replay/internal.h"
 #include "schema/rowfold.h"
 
@@ -111,8 +112,7 @@ static WrStatus copy_open(CopyReader *r, PGconn *conn, const char *query, const 
     strbuf_init(&r->buf);
     PGresult *res = PQexec(conn, query);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        wr_error_set(err, WR_FATAL, "%s: %s", what, m ? m : PQerrorMessage(conn));
+        pgio_fail(conn, res, err, "%s", what);
         PQclear(res);
         r->conn = NULL;
         return err->status;
@@ -212,8 +212,7 @@ static WrStatus copy_close(CopyReader *r, WrStatus st, const char *what, WrError
         PGresult *res;
         while ((res = PQgetResult(r->conn)) != NULL) {
             if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WR_OK) {
-                const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-                st = wr_error_set(err, WR_FATAL, "%s: %s", what, m ? m : PQerrorMessage(r->conn));
+                st = pgio_fail(r->conn, res, err, "%s", what);
             }
             PQclear(res);
         }
@@ -636,8 +635,7 @@ static WrStatus emit_sorted(Fold *fo, bool csv, FoldSink sink, void *sink_arg, l
     PGresult *res = PQexec(ctx->hist, q.data);
     strbuf_free(&q);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        wr_error_set(err, WR_FATAL, "%s: %s", what, m ? m : PQerrorMessage(ctx->hist));
+        pgio_fail(ctx->hist, res, err, "%s", what);
         PQclear(res);
         return err->status;
     }
@@ -657,8 +655,7 @@ static WrStatus emit_sorted(Fold *fo, bool csv, FoldSink sink, void *sink_arg, l
     rowfold_destroy(fold);
     res = PQgetResult(ctx->hist);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WR_OK) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        st = wr_error_set(err, WR_FATAL, "%s: %s", what, m ? m : PQerrorMessage(ctx->hist));
+        st = pgio_fail(ctx->hist, res, err, "%s", what);
     }
     PQclear(res);
     while ((res = PQgetResult(ctx->hist)) != NULL) PQclear(res);

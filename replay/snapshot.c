@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pgio/pgio.h"
 #include "replay/internal.h"
 
 enum { SNAP_TEXT, SNAP_CSV, SNAP_SQL };
@@ -130,8 +131,7 @@ static WrStatus stream_copy(ReplayCtx *ctx, const char *copy_sql, FILE *f, PGcon
 {
     PGresult *res = PQexec(ctx->hist, copy_sql);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        wr_error_set(err, WR_FATAL, "%s", m ? m : PQerrorMessage(ctx->hist));
+        pgio_fail(ctx->hist, res, err, "reading the history");
         PQclear(res);
         return err->status;
     }
@@ -154,8 +154,7 @@ static WrStatus stream_copy(ReplayCtx *ctx, const char *copy_sql, FILE *f, PGcon
     }
     res = PQgetResult(ctx->hist);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WR_OK) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        st = wr_error_set(err, WR_FATAL, "%s", m ? m : PQerrorMessage(ctx->hist));
+        st = pgio_fail(ctx->hist, res, err, "reading the history");
     }
     PQclear(res);
     while ((res = PQgetResult(ctx->hist)) != NULL) PQclear(res);
@@ -284,8 +283,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
             st = wr_error_set(err, WR_FATAL, "copy into %s: %s", qname, PQerrorMessage(target));
         res = PQgetResult(target);
         if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WR_OK) {
-            const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-            st = wr_error_set(err, WR_FATAL, "copy into %s: %s", qname, m ? m : PQerrorMessage(target));
+            st = pgio_fail(target, res, err, "copy into %s", qname);
         }
         PQclear(res);
         while ((res = PQgetResult(target)) != NULL) PQclear(res);

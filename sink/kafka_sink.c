@@ -43,6 +43,8 @@ typedef struct {
     rd_kafka_t *rk;
     char *prefix;
     int flush_timeout_ms;
+    bool (*while_waiting)(void *arg);
+    void *while_waiting_arg;
     rd_kafka_topic_t *rev_topic;
     TopicEntry *topics;
     size_t ntopics, captopics;
@@ -164,6 +166,8 @@ static WrStatus wait_for(KafkaSink *k, bool (*cond)(KafkaSink *), const char *wh
             last_log = now;
         }
         rd_kafka_poll(k->rk, WAIT_POLL_MS);
+        if (k->while_waiting && !k->while_waiting(k->while_waiting_arg))
+            return wr_error_set(err, WR_RETRY, "kafka sink: gave up waiting (%s): stopping", what);
     }
     if (last_log) log_info("kafka sink resumed msg=\"%s\" waited_ms=%" PRId64, what, (mono_now_us() - start) / 1000);
     return k->failed ? sticky(k, err) : WR_OK;
@@ -208,6 +212,8 @@ static WrStatus produce(KafkaSink *k, rd_kafka_topic_t *rkt, const char *key, si
         }
         rd_kafka_poll(k->rk, WAIT_POLL_MS);
         if (k->failed) return sticky(k, err);
+        if (k->while_waiting && !k->while_waiting(k->while_waiting_arg))
+            return wr_error_set(err, WR_RETRY, "kafka sink: gave up waiting for room in the local queue: stopping");
     }
 }
 
@@ -498,6 +504,8 @@ Sink *sink_kafka_create(const KafkaSinkConfig *cfg, WrError *err)
     KafkaSink *k = xcalloc(1, sizeof *k);
     k->prefix = xstrdup(prefix);
     k->flush_timeout_ms = cfg->flush_timeout_ms > 0 ? cfg->flush_timeout_ms : 10000;
+    k->while_waiting = cfg->while_waiting;
+    k->while_waiting_arg = cfg->while_waiting_arg;
     k->fifo = xcalloc(FIFO_CAP, sizeof *k->fifo);
     strbuf_init(&k->buf);
     strbuf_init(&k->ctx);

@@ -21,6 +21,12 @@ typedef struct {
     const KafkaProp *props;     /* applied after walrev's defaults, so they override them */
     int nprops;
     int flush_timeout_ms;       /* how long flush() waits for delivery reports (default 10000) */
+    /* Called about every 100 ms while a write waits for room in the bounded
+     * local queue (brokers slow or down), so the caller can answer the
+     * source's keepalives and feed its watchdog meanwhile. Returning false
+     * gives up: the write returns WR_RETRY (a stop was asked for). May be NULL. */
+    bool (*while_waiting)(void *arg);
+    void *while_waiting_arg;
 } KafkaSinkConfig;
 
 /*

@@ -2,7 +2,9 @@
  * mock_kafka.c — walrev-mock-kafka: runs librdkafka's Kafka protocol mock
  * cluster (a real Kafka wire endpoint, in memory) on loopback until SIGTERM
  * or SIGINT, for the demo and the end-to-end tests. Prints the bootstrap
- * servers on stdout (first line), then waits. Not a broker for production.
+ * servers on stdout (first line), then waits. SIGUSR1 takes every broker
+ * down (connections cut, new ones refused; the data stays), SIGUSR2 brings
+ * them back: a broker outage for fault tests. Not a broker for production.
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -13,11 +15,16 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stop;
+static volatile sig_atomic_t want_down;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop = 1;
+    if (sig == SIGUSR1)
+        want_down = 1;
+    else if (sig == SIGUSR2)
+        want_down = 0;
+    else
+        stop = 1;
 }
 
 int main(int argc, char **argv)
@@ -50,7 +57,21 @@ int main(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    while (!stop) pause();
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+    int down = 0;
+    while (!stop) {
+        usleep(50000); /* polled: a signal between the test and a pause() would be missed */
+        if (want_down == down) continue;
+        down = want_down;
+        for (int i = 1; i <= brokers; i++) {
+            if (down)
+                rd_kafka_mock_broker_set_down(mc, i);
+            else
+                rd_kafka_mock_broker_set_up(mc, i);
+        }
+        fprintf(stderr, "walrev-mock-kafka: brokers %s\n", down ? "down" : "up");
+    }
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);
     return 0;

@@ -38,6 +38,7 @@ void config_init(Config *cfg)
     cfg->status_interval_ms = 1000;
     cfg->row_cache_bytes = 16 * MIB;
     cfg->backfill_chunk_rows = 1000;
+    pgio_options_default(&cfg->pgio);
     cfg->tracking = tracking_create();
     cfg->log_level = LOG_LEVEL_INFO;
 }
@@ -212,6 +213,21 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     } else if (IS("worker", "backfill_chunk_rows")) {
         if (!parse_int(value, 1, 1000000, &iv, why, whylen)) return false;
         cfg->backfill_chunk_rows = iv;
+    } else if (IS("worker", "connect_timeout")) {
+        if (!parse_int(value, 0, 3600, &iv, why, whylen)) return false;
+        cfg->pgio.connect_timeout_s = iv;
+    } else if (IS("worker", "tcp_keepalives_idle")) {
+        if (!parse_int(value, 0, 7200, &iv, why, whylen)) return false;
+        cfg->pgio.keepalives_idle_s = iv;
+    } else if (IS("worker", "tcp_keepalives_interval")) {
+        if (!parse_int(value, 1, 3600, &iv, why, whylen)) return false;
+        cfg->pgio.keepalives_interval_s = iv;
+    } else if (IS("worker", "tcp_keepalives_count")) {
+        if (!parse_int(value, 1, 100, &iv, why, whylen)) return false;
+        cfg->pgio.keepalives_count = iv;
+    } else if (IS("worker", "reply_timeout_ms")) {
+        if (!parse_int(value, 0, 86400000, &iv, why, whylen)) return false;
+        cfg->pgio.reply_timeout_ms = iv;
     } else if (IS("tracking", "exclude") || IS("tracking", "untracked") || IS("tracking", "hidden")) {
         RuleKind kind = strcmp(name, "exclude") == 0     ? RULE_EXCLUDE
                         : strcmp(name, "untracked") == 0 ? RULE_UNTRACKED

@@ -9,6 +9,7 @@
 
 #include "common/common.h"
 #include "common/log.h"
+#include "pgio/pgio.h"
 #include "schema/tracking.h"
 
 typedef struct {
@@ -41,6 +42,7 @@ typedef struct {
     int status_interval_ms;    /* default 1000 */
     size_t row_cache_bytes;    /* default 16 MiB */
     int backfill_chunk_rows;   /* rows per chunk of a table's backfill, default 1000 */
+    PgioOptions pgio;          /* connect_timeout, tcp_keepalives_*, reply_timeout_ms (pgio.h defaults) */
     Lsn stop_lsn;              /* --stop-lsn; 0 = none */
     bool replica_identity_full; /* setup --replica-identity-full */
     /* [tracking] */

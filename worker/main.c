@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "replay/replay.h"
@@ -316,9 +317,21 @@ static int build_config(Config *cfg, const Options *o)
     return 0;
 }
 
+/*
+ * The first SIGTERM/SIGINT asks for a clean stop. A second one during a slow
+ * stop (brokers down, a frozen history server) ends the process at once: no
+ * more is lost than by a crash, which is nothing: the slot is confirmed only
+ * up to what every sink holds, so the rest is sent again at the next start.
+ */
 static void on_stop_signal(int sig)
 {
-    (void)sig;
+    if (pipeline_stop_requested) {
+        static const char msg[] = "walrev: second stop signal: exiting now; what was not yet confirmed to the "
+                                  "slot is sent again at the next start\n";
+        ssize_t ignored = write(2, msg, sizeof(msg) - 1);
+        (void)ignored;
+        _exit(128 + sig);
+    }
     pipeline_stop_requested = 1;
 }
 
@@ -350,6 +363,7 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
     Config cfg;
     int rc = build_config(&cfg, o);
     if (rc) goto out;
+    pgio_configure(&cfg.pgio); /* before any connection or thread */
 
     switch (c->kind) {
     case CMD_SETUP:

@@ -20,6 +20,7 @@
 #include "worker/notify.h"
 #include "worker/prefetch.h"
 #include "worker/readahead.h"
+#include "worker/retry.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -46,6 +47,7 @@ typedef struct {
     Lsn confirmed;     /* last flush LSN sent */
     int64_t last_status_us;
     int64_t last_watchdog_us;
+    int64_t streaming_since_us; /* when this session began streaming; 0 before */
     int64_t last_stats_us;
     uint64_t changes_total;
     /* Messages read ahead (old images are fetched for them in batches), and
@@ -123,28 +125,19 @@ static WrStatus out_primary_key(void *ctx, uint32_t relid, uint16_t ncols, const
     Pipeline *p = ctx;
     *found = false;
     if (!p->catalog) {
-        p->catalog = PQconnectdb(p->cfg->source_conninfo);
-        if (PQstatus(p->catalog) != CONNECTION_OK) {
-            wr_error_set(err, WR_RETRY, "source catalog: %s", PQerrorMessage(p->catalog));
-            PQfinish(p->catalog);
-            p->catalog = NULL;
-            return WR_RETRY;
-        }
+        PgioConnect how = {.what = "source catalog", .app_name = "walrev-catalog", .bounded = true};
+        WrStatus cst = pgio_connect(p->cfg->source_conninfo, &how, &p->catalog, err);
+        if (cst != WR_OK) return cst;
     }
     char oid[16];
     snprintf(oid, sizeof(oid), "%u", relid);
     const char *params[1] = {oid};
-    PGresult *r = PQexecParams(p->catalog,
-                               "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-                               "AND a.attnum = ANY (i.indkey) WHERE i.indrelid = $1::oid AND i.indisprimary",
-                               1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        WrStatus st = wr_error_set(err, PQstatus(p->catalog) == CONNECTION_OK ? WR_FATAL : WR_RETRY,
-                                   "source catalog: primary key of relation %u: %s", relid,
-                                   PQerrorMessage(p->catalog));
-        PQclear(r);
-        return st;
-    }
+    PGresult *r;
+    WrStatus st = pgio_run(p->catalog,
+                           "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                           "AND a.attnum = ANY (i.indkey) WHERE i.indrelid = $1::oid AND i.indisprimary",
+                           1, params, &r, err, "source catalog: reading a primary key");
+    if (st != WR_OK) return wr_error_prefix(err, "relation %u", relid);
     int matched = 0;
     for (int i = 0; i < PQntuples(r); i++)
         for (uint16_t c = 0; c < ncols; c++)
@@ -159,6 +152,33 @@ static WrStatus out_primary_key(void *ctx, uint32_t relid, uint16_t ncols, const
 }
 
 /* ---- set-up and teardown ---- */
+
+static WrStatus send_status(Pipeline *p, bool reply, WrError *err);
+
+/*
+ * While a sink waits for brokers (its local queue full), the loop cannot
+ * read: keep the walsender from timing out with status updates, keep
+ * systemd's watchdog fed, and give up the wait when a stop is asked for.
+ */
+static bool while_sink_waits(void *arg)
+{
+    Pipeline *p = arg;
+    if (pipeline_stop_requested) return false;
+    int64_t t = mono_now_us();
+    int status_ms = p->cfg->status_interval_ms > 0 ? p->cfg->status_interval_ms : 1000;
+    if (p->stream && t - p->last_status_us >= (int64_t)status_ms * 1000) {
+        WrError e = {0};
+        if (send_status(p, false, &e) != WR_OK) log_debug("msg=\"status update while waiting failed\" error=\"%s\"", e.msg);
+        notify_status("waiting for Kafka: local queue full, brokers slow or down; confirmed %X/%X",
+                      LSN_ARGS(p->confirmed));
+    }
+    uint64_t watchdog_us = notify_watchdog_interval_us();
+    if (watchdog_us && (uint64_t)(t - p->last_watchdog_us) >= watchdog_us / 2) {
+        notify_watchdog();
+        p->last_watchdog_us = t;
+    }
+    return true;
+}
 
 static WrStatus create_sinks(Pipeline *p, WrError *err)
 {
@@ -192,6 +212,8 @@ static WrStatus create_sinks(Pipeline *p, WrError *err)
             props[i].value = cfg->kafka_props[i].value;
         }
         k.props = props;
+        k.while_waiting = while_sink_waits;
+        k.while_waiting_arg = p;
         Sink *ks = sink_kafka_create(&k, err);
         free(props);
         if (!ks) return err->status;
@@ -206,12 +228,10 @@ static WrStatus create_sinks(Pipeline *p, WrError *err)
 static WrStatus restore_relations(Pipeline *p, WrError *err)
 {
     if (!p->cfg->history_enabled) return WR_OK;
-    PGconn *conn = PQconnectdb(p->cfg->history_conninfo);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        wr_error_set(err, WR_RETRY, "history store: %s", PQerrorMessage(conn));
-        PQfinish(conn);
-        return WR_RETRY;
-    }
+    PGconn *conn;
+    PgioConnect how = {.what = "history store", .app_name = "walrev-history", .bounded = true};
+    WrStatus cst = pgio_connect(p->cfg->history_conninfo, &how, &conn, err);
+    if (cst != WR_OK) return cst;
     char *schema = PQescapeIdentifier(conn, p->cfg->history_schema, strlen(p->cfg->history_schema));
     StrBuf sql;
     strbuf_init(&sql);
@@ -225,13 +245,10 @@ static WrStatus restore_relations(Pipeline *p, WrError *err)
                    "FROM (SELECT DISTINCT ON (relid) * FROM %s.relation_version ORDER BY relid, version DESC) rv",
                    schema, schema);
     PQfreemem(schema);
-    PGresult *res = PQexec(conn, sql.data);
+    PGresult *res;
+    WrStatus st = pgio_run(conn, sql.data, 0, NULL, &res, err, "history store: reading relation versions");
     strbuf_free(&sql);
-    WrStatus st = WR_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        st = wr_error_set(err, WR_FATAL, "history store: reading relation versions: %s", PQerrorMessage(conn));
-        goto done;
-    }
+    if (st != WR_OK) goto done;
     for (int r = 0; r < PQntuples(res); r++) {
         json_error_t jerr;
         json_t *o = json_loads(PQgetvalue(res, r, 0), 0, &jerr);
@@ -478,6 +495,7 @@ static WrStatus start_streaming(Pipeline *p, const SinkPosition *start, WrError 
              cfg->slot_name, LSN_ARGS(start->durable_end_lsn), (long long)start->last_revision_id,
              LSN_ARGS(sys.xlogpos));
     notify_ready();
+    p->streaming_since_us = mono_now_us();
     pgo_parser_init(&p->parser, 1, false);
     return WR_OK;
 }
@@ -666,11 +684,13 @@ int pipeline_run(const Config *cfg)
 {
     Pipeline p;
     pipeline_init(&p, cfg);
-    int backoff_ms = 500;
+    int backoff_ms = 0;
     for (;;) {
         WrError err = {0};
         bool stopped = false;
+        p.streaming_since_us = 0;
         WrStatus st = run_session(&p, &stopped, &err);
+        int64_t streamed_us = p.streaming_since_us ? mono_now_us() - p.streaming_since_us : 0;
         teardown(&p, st != WR_OK);
         if (st == WR_OK && stopped) return 0;
         if (st != WR_RETRY) {
@@ -679,10 +699,8 @@ int pipeline_run(const Config *cfg)
             return 1;
         }
         if (pipeline_stop_requested) return 0;
+        backoff_ms = retry_next_backoff_ms(backoff_ms, streamed_us);
         log_warn("msg=\"%s; retrying\" backoff_ms=%d", err.msg, backoff_ms);
-        notify_status("retrying: %s", err.msg);
-        for (int waited = 0; waited < backoff_ms && !pipeline_stop_requested; waited += 100) usleep(100000);
-        if (pipeline_stop_requested) return 0;
-        backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+        if (!retry_wait(backoff_ms, err.msg, &pipeline_stop_requested)) return 0;
     }
 }
