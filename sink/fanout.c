@@ -25,6 +25,7 @@ struct Fanout {
     FanoutSink sinks[FANOUT_MAX_SINKS];
     int n;
     Lsn emitted_end; /* end LSN of the last revision given out */
+    Lsn start_lsn;   /* where the session streams from: no sink is given anything before it */
 };
 
 Fanout *fanout_create(void)
@@ -86,7 +87,21 @@ WrStatus fanout_open(Fanout *f, SinkPosition *start, WrError *err)
                      s->name, LSN_ARGS(start->durable_end_lsn), (long long)start->last_revision_id);
     }
     f->emitted_end = start->durable_end_lsn;
+    f->start_lsn = start->durable_end_lsn;
     return WR_OK;
+}
+
+bool fanout_has_positionless(const Fanout *f)
+{
+    for (int i = 0; i < f->n; i++)
+        if (!f->sinks[i].pos.known) return true;
+    return false;
+}
+
+void fanout_rewind(Fanout *f, const SinkPosition *start)
+{
+    f->emitted_end = start->durable_end_lsn;
+    f->start_lsn = start->durable_end_lsn;
 }
 
 /* ---- one revision ---- */
@@ -97,6 +112,10 @@ WrStatus fanout_relation(Fanout *f, const RelationVersion *rv, WrError *err)
         FanoutSink *s = &f->sinks[i];
         WrStatus st = s->sink->ops->write_relation(s->sink, rv, err);
         if (st != WR_OK) return wr_error_prefix(err, "sink %s", s->name);
+        /* A relation may open a batch (the history store records the
+         * version) even when every revision after it is skipped by this
+         * sink: only a flush closes that batch. */
+        s->pending = true;
     }
     return WR_OK;
 }
@@ -214,6 +233,12 @@ Lsn fanout_min_durable(const Fanout *f)
         const FanoutSink *s = &f->sinks[i];
         Lsn d = s->sink->ops->durable_lsn(s->sink);
         if (s->pos.known && s->pos.durable_end_lsn > d) d = s->pos.durable_end_lsn;
+        /* A sink that keeps no position (Kafka) reports 0 until its first
+         * delivery; nothing before the start is sent to it again, so it
+         * holds all it will ever get of that. Without this, a stop with
+         * nothing outstanding waited 30 s and an idle session confirmed
+         * nothing. */
+        if (!s->pos.known && d < f->start_lsn) d = f->start_lsn;
         if (d < m) m = d;
     }
     return m == UINT64_MAX ? 0 : m;

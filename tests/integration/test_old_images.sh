@@ -53,7 +53,7 @@ deltas() {
   q $DB "SELECT d.revision_id, d.op, d.key, a.column_name, a.old_value, a.new_value, a.flags, d.old_unknown
          FROM walrev.attribute_delta a JOIN walrev.object_delta d USING (revision_id, seq)
          WHERE a.relid = '$1'::regclass AND d.revision_id > 1
-         ORDER BY d.revision_id, d.seq, a.col_id"
+         ORDER BY d.revision_id, d.key, a.col_id, a.old_value, a.new_value, d.seq"
 }
 full=$(deltas t_full)
 def=$(deltas t_def)

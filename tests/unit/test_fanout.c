@@ -233,6 +233,39 @@ static void never_past_the_least_durable(void **state)
     fanout_destroy(f, false);
 }
 
+/* A sink that keeps no position (Kafka: known = false, durable 0 until its
+ * first delivery) holds everything before the session's start: an idle
+ * session is settled at once, confirms the WAL end, and a stop does not wait. */
+static void positionless_sink_is_durable_at_the_start(void **state)
+{
+    (void)state;
+    MemSink a = {.open_pos = {.known = true, .durable_end_lsn = 0x300, .last_revision_id = 3}};
+    MemSink b = {.open_pos = {.known = false}, .async = true};
+    Fanout *f = fanout_create();
+    fanout_add(f, "history", mem_sink(&a, &g_ops));
+    fanout_add(f, "kafka", mem_sink(&b, &g_ops));
+    WrError err = {0};
+    SinkPosition start;
+    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    assert_int_equal(start.durable_end_lsn, 0x300);
+    assert_int_equal(fanout_min_durable(f), 0x300);
+    assert_true(fanout_settled(f, false));
+    assert_int_equal(fanout_confirmable(f, 0x300, false, 0x900), 0x900);
+    bool reached = false;
+    int64_t t0 = mono_now_us();
+    assert_int_equal(fanout_wait_durable(f, fanout_emitted_end(f), 30000, &reached, &err), WR_OK);
+    assert_true(reached);
+    assert_true(mono_now_us() - t0 < 100000);
+    /* Once given a revision, the async sink is behind until it delivers it. */
+    give(f, 0x400, 0x410);
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_ALL, 0, &err), WR_OK);
+    assert_int_equal(fanout_min_durable(f), 0x300);
+    assert_false(fanout_settled(f, false));
+    assert_int_equal(fanout_poll(f, &err), WR_OK);
+    assert_int_equal(fanout_min_durable(f), 0x410);
+    fanout_destroy(f, false);
+}
+
 /* After a restart one sink is ahead of the other: it is not given again what
  * it holds, its own position counts as durable, streaming starts where the
  * other stands. */
@@ -424,6 +457,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(never_past_the_least_durable),
         cmocka_unit_test(skips_what_a_sink_holds),
+        cmocka_unit_test(positionless_sink_is_durable_at_the_start),
         cmocka_unit_test(a_new_sink_joins),
         cmocka_unit_test(idle_confirms_the_wal_end),
         cmocka_unit_test(flush_modes),
