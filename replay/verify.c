@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "pgio/pgio.h"
+#include "replay/verify_reads.h"
 #include "schema/checksum.h"
 #include "schema/store_sql.h"
 
@@ -439,6 +440,19 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
         free(warnings);
         rc.row++;
         if (bad || st != WR_OK) break;
+    }
+    /* What replay reads beyond the hashed rows (verify_reads.h). */
+    if (st == WR_OK && *first_bad == 0) {
+        PQclear(rc.res);
+        PQclear(cc.res);
+        PQclear(dc.res);
+        rc.res = cc.res = dc.res = NULL;
+        st = verify_contexts(conn, qs, first_bad, why, why_size, err);
+        if (st == WR_OK && *first_bad == 0) {
+            int64_t bad_keyframe = 0;
+            st = verify_keyframes(conn, qs, &bad_keyframe, first_bad, why, why_size, err);
+        }
+        if (st == WR_OK && *first_bad != 0) *checked = *first_bad - 1;
     }
 
 done:

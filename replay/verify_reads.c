@@ -1,0 +1,243 @@
+/*
+ * verify_reads.c — see verify_reads.h. The chain hashes a context's raw
+ * message, not the columns parsed from it, and no keyframe at all (keyframes
+ * are taken after their revisions commit); so these columns are checked by
+ * deriving them again from what the chain covers, with the worker's own
+ * parser and the replay's own fold, rather than by a second hash that
+ * whoever can write the tables could recompute.
+ */
+#include "replay/verify_reads.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decoder/context.h"
+#include "pgio/pgio.h"
+
+#define FETCH_ROWS 500
+/* The revision warning the worker writes when a user claims the reserved actor type. */
+#define RESERVED_WARNING "is reserved for walrev itself"
+
+/* Run sql (text results); *out gets the result when wanted. */
+static WrStatus run(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out,
+                    const char *what, WrError *err)
+{
+    char label[160];
+    snprintf(label, sizeof(label), "verify: %s", what);
+    return pgio_run(conn, sql, nparams, params, out, err, label);
+}
+
+static const char *field(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static bool text_equal(const char *stored, bool has, const StrBuf *derived)
+{
+    if (!has || !stored) return !has && !stored;
+    return strlen(stored) == derived->len && memcmp(stored, derived->data, derived->len) == 0;
+}
+
+/* jsonb prints JSON its own way (spacing, key order): compare as values. */
+static bool json_text_equal(const char *stored, bool has, const StrBuf *derived)
+{
+    if (!has || !stored) return !has && !stored;
+    json_t *a = json_loads(stored, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    json_t *b = json_loadb(derived->data, derived->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    bool eq = a && b && json_equal(a, b);
+    json_decref(a);
+    json_decref(b);
+    return eq;
+}
+
+/* One context row against its raw message; returns the name of the first column that differs, or NULL. */
+static const char *context_mismatch(const PGresult *r, int row, ParsedContext *p, StrBuf *scratch)
+{
+    const char *raw = field(r, row, 2);
+    bool hashed = field(r, row, 3)[0] == 't';
+    bool reserved_warned = field(r, row, 9)[0] == 't';
+    const char *type = field(r, row, 4), *id = field(r, row, 5), *actor = field(r, row, 6),
+               *desc = field(r, row, 7), *meta = field(r, row, 8);
+    if (hashed) {
+        /* Not text the worker could parse (or over the bound): nothing was applied from it. */
+        context_parse(p, "", 0, 0, scratch); /* resets p: every field absent */
+    } else {
+        strbuf_reset(scratch);
+        /* Only walrev's own contexts may carry the reserved actor type; a user's claim left a
+         * warning on its revision (which the chain covers), and was parsed untrusted. */
+        context_parse(p, raw ? raw : "", raw ? strlen(raw) : 0, reserved_warned ? 0 : CONTEXT_TRUSTED, scratch);
+    }
+    if (!text_equal(type, p->has_actor_type, &p->actor_type)) return "actor_type";
+    if (!text_equal(id, p->has_actor_id, &p->actor_id)) return "actor_id";
+    if (!json_text_equal(actor, p->has_actor_json, &p->actor_json)) return "actor";
+    if (!text_equal(desc, p->has_description, &p->description)) return "description";
+    if (!json_text_equal(meta, p->has_meta, &p->meta_json)) return "meta";
+    return NULL;
+}
+
+WrStatus verify_contexts(PGconn *conn, const char *qs, int64_t *first_bad, char *why, size_t why_size,
+                         WrError *err)
+{
+    *first_bad = 0;
+    StrBuf q;
+    strbuf_init(&q);
+    ParsedContext p;
+    context_init(&p);
+    StrBuf scratch;
+    strbuf_init(&scratch);
+    PGresult *res = NULL;
+    WrStatus st;
+
+    /* A revision's actor columns are its first context's (NULL without one). */
+    strbuf_appendf(&q,
+                   "SELECT r.id, CASE WHEN r.actor_type IS DISTINCT FROM c.actor_type THEN 'actor_type' "
+                   "WHEN r.actor_id IS DISTINCT FROM c.actor_id THEN 'actor_id' "
+                   "WHEN r.actor IS DISTINCT FROM c.actor THEN 'actor' "
+                   "WHEN r.description IS DISTINCT FROM c.description THEN 'description' ELSE 'meta' END "
+                   "FROM %1$s.revision r LEFT JOIN %1$s.revision_context c "
+                   "ON c.revision_id = r.id AND c.context_no = 1 "
+                   "WHERE (r.actor_type, r.actor_id, r.actor, r.description, r.meta) "
+                   "IS DISTINCT FROM (c.actor_type, c.actor_id, c.actor, c.description, c.meta) "
+                   "ORDER BY r.id LIMIT 1",
+                   qs);
+    st = run(conn, q.data, 0, NULL, &res, "comparing revisions with their first contexts", err);
+    if (st != WR_OK) goto done;
+    if (PQntuples(res) == 1) {
+        *first_bad = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        snprintf(why, why_size, "revision %" PRId64 ": its %s is not that of its first context", *first_bad,
+                 PQgetvalue(res, 0, 1));
+        /* a context row may fail earlier: go on looking, the lowest revision wins */
+    }
+    PQclear(res);
+    res = NULL;
+
+    strbuf_reset(&q);
+    strbuf_appendf(&q,
+                   "DECLARE walrev_verify_reads NO SCROLL CURSOR FOR "
+                   "SELECT c.revision_id, c.context_no, c.raw, c.raw_sha256 IS NOT NULL, c.actor_type, c.actor_id, "
+                   "c.actor::text, c.description, c.meta::text, "
+                   "coalesce(strpos(r.warnings, '" RESERVED_WARNING "') > 0, false) "
+                   "FROM %1$s.revision_context c LEFT JOIN %1$s.revision r ON r.id = c.revision_id "
+                   "ORDER BY c.revision_id, c.context_no",
+                   qs);
+    st = run(conn, q.data, 0, NULL, NULL, "opening the context cursor", err);
+    if (st != WR_OK) goto done;
+    for (bool more = true; more;) {
+        char fetch[64];
+        snprintf(fetch, sizeof(fetch), "FETCH %d FROM walrev_verify_reads", FETCH_ROWS);
+        st = run(conn, fetch, 0, NULL, &res, "fetching contexts", err);
+        if (st != WR_OK) goto done;
+        int n = PQntuples(res);
+        more = n == FETCH_ROWS;
+        for (int i = 0; i < n; i++) {
+            int64_t rid = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+            if (*first_bad && rid > *first_bad) { /* at the same revision, the context is the cause */
+                more = false;
+                break;
+            }
+            const char *col = context_mismatch(res, i, &p, &scratch);
+            if (col) {
+                *first_bad = rid;
+                snprintf(why, why_size,
+                         "revision %" PRId64 ": context %s's %s is not what its raw message says", rid,
+                         PQgetvalue(res, i, 1), col);
+                more = false;
+                break;
+            }
+        }
+        PQclear(res);
+        res = NULL;
+    }
+    st = run(conn, "CLOSE walrev_verify_reads", 0, NULL, NULL, "closing the context cursor", err);
+
+done:
+    PQclear(res);
+    context_term(&p);
+    strbuf_free(&scratch);
+    strbuf_free(&q);
+    return st;
+}
+
+WrStatus verify_keyframes(PGconn *conn, const char *qs, int64_t *bad_keyframe, int64_t *bad_revision,
+                          char *why, size_t why_size, WrError *err)
+{
+    *bad_keyframe = 0;
+    *bad_revision = 0;
+    StrBuf q, cmp;
+    strbuf_init(&q);
+    strbuf_init(&cmp);
+    PGresult *kf = NULL, *res = NULL;
+    WrStatus st;
+
+    /* Keyframes are few (one per keyframe_factor x rows changes of a table): read them at once. */
+    strbuf_appendf(&q,
+                   "SELECT k.id, k.relid, k.revision_id, k.n_rows, "
+                   "coalesce((SELECT v.nspname || '.' || v.relname FROM %1$s.relation_version v "
+                   "WHERE v.relid = k.relid ORDER BY v.version DESC LIMIT 1), k.relid::text) "
+                   "FROM %1$s.keyframe k ORDER BY k.relid, k.revision_id, k.id",
+                   qs);
+    st = run(conn, q.data, 0, NULL, &kf, "reading the keyframes", err);
+    if (st != WR_OK) goto done;
+    /*
+     * The image the keyframe should hold: snapshot_rows at its revision with
+     * this keyframe and those after it hidden from keyframe_at. Values are
+     * compared position by position (a keyframe taken before a column was
+     * added has a shorter vals array; absent and NULL are the same).
+     */
+    strbuf_appendf(&cmp,
+                   "WITH s AS (SELECT key COLLATE \"C\" AS key, vals FROM %1$s.snapshot_rows($1::oid, $2::bigint)), "
+                   "k AS (SELECT key, vals FROM %1$s.keyframe_row WHERE keyframe_id = $3::bigint) "
+                   "SELECT (SELECT count(*) FROM k), "
+                   "(SELECT coalesce(s.key, k.key) FROM s FULL JOIN k ON k.key = s.key "
+                   " WHERE s.key IS NULL OR k.key IS NULL OR EXISTS ("
+                   "   SELECT 1 FROM generate_series(1, greatest(cardinality(s.vals), cardinality(k.vals))) g "
+                   "   WHERE s.vals[g] IS DISTINCT FROM k.vals[g]) "
+                   " ORDER BY 1 LIMIT 1), "
+                   "(SELECT keyframe_id FROM %1$s.keyframe_at($1::oid, $2::bigint))",
+                   qs);
+    for (int i = 0; i < PQntuples(kf); i++) {
+        const char *id = PQgetvalue(kf, i, 0), *relid = PQgetvalue(kf, i, 1), *rev = PQgetvalue(kf, i, 2);
+        const char *set[1] = {id};
+        st = run(conn, "SELECT set_config('walrev.keyframe_below', $1, true)", 1, set, NULL,
+                 "hiding a keyframe from keyframe_at", err);
+        if (st != WR_OK) goto done;
+        const char *params[3] = {relid, rev, id};
+        st = run(conn, cmp.data, 3, params, &res, "rebuilding a keyframe from the deltas", err);
+        if (st != WR_OK) goto done;
+        if (!PQgetisnull(res, 0, 2) && strcmp(PQgetvalue(res, 0, 2), id) == 0) {
+            st = wr_error_set(err, WR_FATAL,
+                              "verify: the history schema's keyframe_at() predates keyframe checks: run "
+                              "`walrev setup` to update it");
+            goto done;
+        }
+        const char *bad_key = field(res, 0, 1);
+        bool count_ok = strcmp(PQgetvalue(res, 0, 0), PQgetvalue(kf, i, 3)) == 0;
+        if (bad_key || !count_ok) {
+            *bad_keyframe = strtoll(id, NULL, 10);
+            *bad_revision = strtoll(rev, NULL, 10);
+            if (bad_key)
+                snprintf(why, why_size,
+                         "keyframe %s of %s at revision %s: the row of key %.200s differs from what the deltas "
+                         "give",
+                         id, PQgetvalue(kf, i, 4), rev, bad_key);
+            else
+                snprintf(why, why_size, "keyframe %s of %s at revision %s: n_rows %s but %s rows", id,
+                         PQgetvalue(kf, i, 4), rev, PQgetvalue(kf, i, 3), PQgetvalue(res, 0, 0));
+            break;
+        }
+        PQclear(res);
+        res = NULL;
+    }
+    st = run(conn, "SELECT set_config('walrev.keyframe_below', '', true)", 0, NULL, NULL,
+             "restoring keyframe_at", err);
+
+done:
+    PQclear(kf);
+    PQclear(res);
+    strbuf_free(&q);
+    strbuf_free(&cmp);
+    return st;
+}

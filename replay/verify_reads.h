@@ -1,0 +1,36 @@
+/*
+ * verify_reads.h — the checks of `walrev verify` beyond the checksum chain
+ * (internal to replay/verify.c): every column that replay, blame, log and
+ * show read and the chain does not hash must follow from what it hashes.
+ * Both run inside verify's REPEATABLE READ, READ ONLY transaction and never
+ * write.
+ */
+#ifndef WALREV_REPLAY_VERIFY_READS_H
+#define WALREV_REPLAY_VERIFY_READS_H
+
+#include <libpq-fe.h>
+
+#include "common/common.h"
+
+/*
+ * Contexts and actors: each revision_context row's actor_type, actor_id,
+ * actor, description and meta must be what the worker derives from its raw
+ * message (context_parse), and each revision's must be its first context's.
+ * qschema: the quoted history schema. *first_bad = the lowest revision id
+ * that fails (0: none) with why filled; WR_FATAL/WR_RETRY on SQL errors.
+ */
+WrStatus verify_contexts(PGconn *conn, const char *qschema, int64_t *first_bad, char *why, size_t why_size,
+                         WrError *err) WR_MUSTCHECK;
+
+/*
+ * Keyframes: each keyframe's rows (keyframe_row key and vals, and its
+ * n_rows) must equal the table's image rebuilt without it, from the
+ * keyframes before it and the deltas, which the chain covers — in order, so
+ * each keyframe is checked against ones already checked. *bad_keyframe = the
+ * first keyframe that fails (0: none), *bad_revision its revision, why
+ * names the table and a key.
+ */
+WrStatus verify_keyframes(PGconn *conn, const char *qschema, int64_t *bad_keyframe, int64_t *bad_revision,
+                          char *why, size_t why_size, WrError *err) WR_MUSTCHECK;
+
+#endif
