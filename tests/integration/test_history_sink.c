@@ -338,7 +338,8 @@ static void test_values_roundtrip(void **state)
     tw_context(tw, "user", "42", "{\"type\": \"user\", \"id\": \"42\"}", "approve\tinvoice",
                "{\"actor\":{\"type\":\"user\",\"id\":\"42\"},\"description\":\"approve\\tinvoice\"}");
     tw_insert(tw, &g_rv, &r);
-    tw_context(tw, "job", "nightly", NULL, NULL, "{\"actor\":{\"type\":\"job\",\"id\":\"nightly\"}}");
+    tw_context(tw, "job", "nightly", "{\"type\":\"job\",\"id\":\"nightly\"}", NULL,
+               "{\"actor\":{\"type\":\"job\",\"id\":\"nightly\"}}");
     /* An update with a hidden column (values withheld) and an old-unknown flag. */
     AttributeDelta ua[2] = {
         {.col_id = 3, .flags = 0, .old_value = val(""), .new_value = val("now \"set\"")},
@@ -371,7 +372,7 @@ static void test_values_roundtrip(void **state)
              "\"description\":\"approve\\tinvoice\"}",
              "SELECT concat_ws('|', context_no, lsn, actor_type, actor_id, description, raw) "
              "FROM h_values.revision_context WHERE context_no = 1");
-    assert_q("2|job|nightly|t", "SELECT concat_ws('|', context_no, actor_type, actor_id, actor IS NULL) "
+    assert_q("2|job|nightly|f", "SELECT concat_ws('|', context_no, actor_type, actor_id, actor IS NULL) "
                                 "FROM h_values.revision_context WHERE context_no = 2");
     /* object_delta: insert */
     assert_q("I|[\"k1\"]|1|{1,2,3,4,5,6,7,8,9,10,11,12}|t|t|f|16400|1",
@@ -946,7 +947,9 @@ static void build_chain(const char *schema)
     simple_row(&b, &g_rv, "2", "vb");
     a.v[3] = (Value){NULL, 0};
     tw_begin(tw);
-    tw_context(tw, "user", "7", "{\"id\": \"7\"}", "first", "{\"actor\":{\"id\":\"7\"}}");
+    /* contexts as the worker parses them: verify derives the columns from raw again */
+    tw_context(tw, "user", "7", "{\"type\": \"user\", \"id\": \"7\"}", "first",
+               "{\"actor\":{\"type\":\"user\",\"id\":\"7\"},\"description\":\"first\"}");
     tw_insert(tw, &g_rv, &a);
     tw_insert(tw, &g_rv, &b);
     tw_commit(tw);
@@ -954,8 +957,8 @@ static void build_chain(const char *schema)
     tw_update1(tw, &g_rv, &a, 2, "");
     tw_commit(tw);
     tw_begin(tw);
-    tw_context(tw, "user", "8", NULL, NULL, "{\"actor\":{\"id\":\"8\"}}");
-    tw_context(tw, "user", "9", NULL, NULL, "{\"actor\":{\"id\":\"9\"}}");
+    tw_context(tw, "user", "8", "{\"type\":\"user\",\"id\":\"8\"}", NULL, "{\"actor\":{\"type\":\"user\",\"id\":\"8\"}}");
+    tw_context(tw, "user", "9", "{\"type\":\"user\",\"id\":\"9\"}", NULL, "{\"actor\":{\"type\":\"user\",\"id\":\"9\"}}");
     tw_update1(tw, &g_rv, &b, 1, "secret value");
     tw_update1(tw, &g_rv, &a, 1, "tab\tand \"q\"");
     tw_commit(tw);
