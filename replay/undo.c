@@ -497,6 +497,31 @@ static char *join_args(const char *prefix, int argc, char **argv)
 
 /* ------------------------------------------------------------------ restore */
 
+/*
+ * Undo works on the tables that hold rows: a partitioned table's rows are
+ * its partitions', which may have changed since (attach, detach, rows moved
+ * between them), so an undo of the parent is refused by name rather than
+ * planned as "nothing to change".
+ */
+static WrStatus refuse_partitioned(ReplayCtx *ctx, uint32_t relid, const char *name, WrError *err)
+{
+    bool parent = false;
+    if (rq_is_partitioned(ctx, relid, &parent, err) != WR_OK) return err->status;
+    if (!parent) return WR_OK;
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "SELECT string_agg(t.nspname || '.' || t.relname, ', ' ORDER BY t.nspname, t.relname) "
+                             "FROM %1$s.members_at(%2$u, (SELECT max(id) FROM %1$s.revision)) m "
+                             "CROSS JOIN LATERAL %1$s.table_at(m, (SELECT max(id) FROM %1$s.revision)) t",
+                             ctx->schema_q, relid);
+    if (!res) return err->status;
+    WrStatus st = wr_error_set(err, WR_INVALID,
+                               "%s is a partitioned table: %s works on the tables that hold rows; name its "
+                               "partitions (now: %s)",
+                               name, ctx->cmd, PQgetisnull(res, 0, 0) ? "none" : PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return st;
+}
+
 WrStatus cmd_restore(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     UndoArgs a;
@@ -521,6 +546,7 @@ WrStatus cmd_restore(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     WrStatus st;
     bool found;
     if ((st = rq_resolve_table(ctx, a.tables[0], &relid, err)) != WR_OK) goto done;
+    if ((st = refuse_partitioned(ctx, relid, a.tables[0], err)) != WR_OK) goto done;
     if ((st = rq_parse_key(a.key, &key, err)) != WR_OK) goto done;
     if ((st = rq_resolve_point(ctx, a.at, &pt, err)) != WR_OK) goto done;
     {
@@ -911,8 +937,10 @@ WrStatus cmd_rollback(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if ((st = rq_newest(ctx, &newest, err)) != WR_OK) goto done;
     if (a.ntables) {
         relids = xcalloc((size_t)a.ntables, sizeof(uint32_t));
-        for (int i = 0; i < a.ntables; i++, n++)
+        for (int i = 0; i < a.ntables; i++, n++) {
             if ((st = rq_resolve_table(ctx, a.tables[i], &relids[i], err)) != WR_OK) goto done;
+            if ((st = refuse_partitioned(ctx, relids[i], a.tables[i], err)) != WR_OK) goto done;
+        }
     } else if ((st = rq_all_tables(ctx, &relids, &n, err)) != WR_OK) {
         goto done;
     }

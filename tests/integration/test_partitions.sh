@@ -171,6 +171,15 @@ public.m,"[""7"",""15""]",added,id,,7
 public.m,"[""7"",""15""]",added,k,,15
 public.m,"[""7"",""15""]",added,v,,seven'
 
+# Undo of a parent is refused by name (its rows are its partitions', which
+# changed over time), never planned as "nothing to change".
+out=$(W rollback --to "${LSN[3]}" --table m 2>&1) && fail "rollback of a parent was planned"
+expect_eq "rollback of a parent names its partitions" "$(echo "$out" | tail -1)" \
+  "walrev rollback: error: m is a partitioned table: rollback works on the tables that hold rows; name its partitions (now: other.m_b1, other.m_bd, public.m_a, public.m_d)"
+out=$(W restore --table m --key '["1","12"]' --at "${LSN[3]}" 2>&1) && fail "restore of a parent's row was planned"
+echo "$out" | grep -q "m is a partitioned table: restore works on the tables that hold rows" || fail "restore: $out"
+pass "restore of a parent's row is refused by name"
+
 "$WALREV_BIN" --source "$SRC" --slot parts verify >/dev/null 2>&1 || fail verify
 pass "verify passes (the table log's rows are in the checksum chain)"
 
