@@ -89,14 +89,14 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
     snprintf(oid, sizeof(oid), "%" PRIu32, relid);
     const char *params[1] = {oid};
     /* is_key follows the replica identity as pgoutput marks it, except that
-     * under FULL a primary key stays the key, as the assembler makes it. */
+     * under FULL and NOTHING a primary key is the key and a table without
+     * one has no key column (a multiset), as the assembler makes it. */
     PGresult *r = PQexecParams(
         c,
         "SELECT n.nspname, c.relname, c.relreplident, a.attnum, a.attname, a.atttypid, a.atttypmod, "
-        "  CASE c.relreplident WHEN 'f' THEN NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) "
-        "      OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
-        "    WHEN 'd' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
-        "    WHEN 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident AND a.attnum = ANY (i.indkey)) "
+        "  CASE WHEN c.relreplident IN ('f', 'n', 'd') THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid "
+        "      AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
+        "    WHEN c.relreplident = 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident AND a.attnum = ANY (i.indkey)) "
         "    ELSE false END, "
         "  format('%I.%I', n.nspname, c.relname), quote_ident(a.attname), "
         "  (SELECT pt.rowfilter FROM pg_publication_tables pt WHERE pt.pubname = current_setting('walrev.publication') "

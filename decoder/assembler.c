@@ -10,6 +10,7 @@
 #include "common/textsafe.h"
 #include "decoder/context.h"
 #include "schema/checksum.h"
+#include "schema/digest.h"
 #include "schema/rowcache.h"
 
 #include <jansson.h>
@@ -27,6 +28,7 @@ struct Assembler {
     RelCache *relcache;
     RowCache *rowcache;
     RevisionHasher *hasher;
+    DigestKey dkey;
 
     /* position */
     int64_t last_id;
@@ -58,6 +60,8 @@ struct Assembler {
     uint8_t (*hidden_hash)[WALREV_CHECKSUM_LEN];
     AttributeDelta *attrs;
     StrBuf key, key2, lookup_storage;
+    uint8_t row_digest[DIGEST_LEN];
+    const char *identity_warning; /* a change of a keyless row that could not be matched */
 
     AssemblerStats stats;
 };
@@ -70,6 +74,11 @@ Assembler *assembler_create(const AssemblerConfig *cfg, const AssemblerOutput *o
     a->relcache = relcache_create(cfg->rules);
     a->rowcache = rowcache_create(cfg->row_cache_bytes ? cfg->row_cache_bytes : (size_t)16 << 20);
     a->hasher = revhash_create();
+    if (cfg->digest_key)
+        a->dkey = *cfg->digest_key;
+    else
+        digest_key_random(&a->dkey);
+    a->cfg.digest_key = NULL; /* copied into dkey */
     strbuf_init(&a->origin);
     strbuf_init(&a->warnings);
     strbuf_init(&a->key);
@@ -457,9 +466,26 @@ static WrStatus load_old_image(Assembler *a, const RelationVersion *rv, const ch
     return WR_OK;
 }
 
-static void hidden_digest(const Value *v, uint8_t out[WALREV_CHECKSUM_LEN])
+static void hidden_digest(const Assembler *a, const Value *v, uint8_t out[WALREV_CHECKSUM_LEN])
 {
-    revhash_value(v, out);
+    digest_value(&a->dkey, v, out);
+}
+
+/* The keyed digests of the hidden columns' new values (hidden_hash[i]), before
+ * the deltas that carry them and the cache that keeps them are built. */
+static void digest_hidden(Assembler *a, const RelationVersion *rv, const Value *vals)
+{
+    for (uint16_t i = 0; i < rv->ncols; i++)
+        if (rv->cols[i].track == TRACK_HIDDEN && a->new_state[i] != 2) hidden_digest(a, &vals[i], a->hidden_hash[i]);
+}
+
+/* A new identity for a row of a table without a key: "#<revision>.<seq>" of
+ * the delta about to be emitted, unique for ever, never a JSON array (so never
+ * a real key). The revision must be begun. */
+static void synthetic_key(Assembler *a, StrBuf *key)
+{
+    strbuf_reset(key);
+    strbuf_appendf(key, "#%lld.%d", (long long)a->rev.id, (int)a->seq + 1);
 }
 
 /* The image the cache keeps: hidden values replaced by their digest. */
@@ -470,7 +496,7 @@ static void cache_after(Assembler *a, const RelationVersion *rv, const char *key
         a->cache_unknown[i] = a->after_unknown[i];
         /* after_* already withholds hidden values; the digest comes from new_vals. */
         if (rv->cols[i].track == TRACK_HIDDEN && a->new_state[i] != 2) {
-            hidden_digest(&a->new_vals[i], a->hidden_hash[i]);
+            /* hidden_hash[i] was filled by digest_hidden before the delta */
             a->cache_vals[i].data = (const char *)a->hidden_hash[i];
             a->cache_vals[i].len = WALREV_CHECKSUM_LEN;
             a->cache_unknown[i] = 0;
@@ -498,6 +524,10 @@ static WrStatus emit_delta(Assembler *a, const RelationVersion *rv, DeltaOp op, 
         .old_unknown = old_unknown,
         .after = after,
     };
+    if (after && !digest_rel_has_key(rv)) {
+        digest_row(&a->dkey, rv, after->values, after->unknown, a->row_digest);
+        d.row_digest = a->row_digest;
+    }
     switch (op) {
     case DELTA_INSERT: a->rev.n_insert++; break;
     case DELTA_UPDATE: a->rev.n_update++; break;
@@ -527,6 +557,7 @@ static WrStatus do_insert(Assembler *a, const RelationVersion *rv, DeltaOp op, c
                           WrError *err)
 {
     uint16_t n = 0;
+    digest_hidden(a, rv, vals);
     for (uint16_t i = 0; i < rv->ncols; i++) {
         a->after_vals[i] = vals[i];
         a->after_unknown[i] = 0;
@@ -534,16 +565,22 @@ static WrStatus do_insert(Assembler *a, const RelationVersion *rv, DeltaOp op, c
         AttributeDelta *ad = &a->attrs[n++];
         memset(ad, 0, sizeof(*ad));
         ad->col_id = rv->cols[i].col_id;
-        if (rv->cols[i].track == TRACK_HIDDEN)
+        if (rv->cols[i].track == TRACK_HIDDEN) {
             ad->flags = ATTR_HIDDEN;
-        else
+            if (a->new_state[i] != 2) ad->digest = a->hidden_hash[i];
+        } else if (a->new_state[i] == 2 && !vals[i].data) {
+            ad->flags = ATTR_NEW_UNKNOWN; /* an unchanged TOAST value, or a column the history never saw */
+            a->after_unknown[i] = 1;
+        } else {
             ad->new_value = vals[i];
+        }
     }
     make_after(a, rv);
     RowImage after = {rv, a->after_vals, a->after_unknown};
     WrStatus st = emit_delta(a, rv, op, key, n, false, &after, err);
     if (st != WR_OK) return st;
-    cache_after(a, rv, key);
+    /* rows without a key are found by their digest in the store, never by key */
+    if (digest_rel_has_key(rv)) cache_after(a, rv, key);
     return WR_OK;
 }
 
@@ -572,6 +609,99 @@ static WrStatus do_delete(Assembler *a, const RelationVersion *rv, const char *k
     return WR_OK;
 }
 
+/*
+ * Which live row of a table without a key the old values vals (a whole old
+ * row: REPLICA IDENTITY FULL) belong to: the store's row digests answer, so
+ * equal rows are told apart only by being different rows (a multiset), and
+ * a cold cache or a restart changes nothing. *matched=false: the history
+ * holds no such row (it predates the history, or there is no store); the
+ * change then gets a new identity.
+ */
+static WrStatus keyless_find(Assembler *a, const RelationVersion *rv, const Value *vals, const uint8_t *unknown,
+                             StrBuf *key, bool *matched, WrError *err)
+{
+    *matched = false;
+    WrStatus st = ensure_begun(a, err);
+    if (st != WR_OK) return st;
+    if (a->out.find_row) {
+        uint8_t d[DIGEST_LEN];
+        digest_row(&a->dkey, rv, vals, unknown, d);
+        st = a->out.find_row(a->out.ctx, rv, d, NULL, 0, key, matched, err);
+        if (st != WR_OK) return st;
+    }
+    if (!*matched) synthetic_key(a, key);
+    return WR_OK;
+}
+
+/*
+ * A change under a permitted suppression records no delta, but the store
+ * must not answer a later change's old values with the image from before it
+ * (docs/tracking.md, "Suppressed tracking"): the object leaves the row cache
+ * and the store is told (out.suppressed), which marks the row's image stale
+ * or, for a table without a key, moves its row digest.
+ */
+static WrStatus handle_suppressed(Assembler *a, const PgoMessage *msg, const RelationVersion *rv, WrError *err)
+{
+    const PgoChange *ch = &msg->u.change;
+    a->rev.n_suppressed++;
+    WrStatus st;
+    bool keyless = !digest_rel_has_key(rv);
+    const uint8_t *after = NULL;
+    /* the key before the change (UPDATE/DELETE) and after it (INSERT/UPDATE) */
+    strbuf_reset(&a->key);
+    strbuf_reset(&a->key2);
+    if (ch->old_kind) {
+        st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_unknown, "old", err);
+        if (st != WR_OK) return st;
+        if (keyless) {
+            bool matched = false;
+            for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_unknown[i] == 2;
+            if (ch->old_kind == 'O') st = keyless_find(a, rv, a->old_vals, a->old_unknown, &a->key, &matched, err);
+            if (st != WR_OK) return st;
+            if (!matched) strbuf_reset(&a->key);
+        } else {
+            build_key(&a->key, rv, a->old_vals);
+        }
+    }
+    if (msg->type != PGO_MSG_DELETE) {
+        st = read_tuple(&ch->new_tuple, rv, a->new_vals, a->new_state, "new", err);
+        if (st != WR_OK) return st;
+        if (keyless) {
+            if (ch->old_kind == 'O')
+                for (uint16_t i = 0; i < rv->ncols; i++)
+                    if (a->new_state[i] == 2) a->new_vals[i] = a->old_vals[i];
+            for (uint16_t i = 0; i < rv->ncols; i++) a->after_unknown[i] = a->new_state[i] == 2;
+            digest_row(&a->dkey, rv, a->new_vals, a->after_unknown, a->row_digest);
+            after = a->row_digest;
+            if (a->key.len) {
+                strbuf_append(&a->key2, a->key.data, a->key.len);
+            } else {
+                st = ensure_begun(a, err);
+                if (st != WR_OK) return st;
+                /* no seq is spent on a change that is not recorded */
+                strbuf_appendf(&a->key2, "#%lld.s%lld", (long long)a->rev.id, (long long)a->rev.n_suppressed);
+            }
+        } else {
+            build_key(&a->key2, rv, a->new_vals);
+            if (!ch->old_kind && msg->type == PGO_MSG_UPDATE) strbuf_append(&a->key, a->key2.data, a->key2.len);
+        }
+    }
+    if (a->key.len) rowcache_remove(a->rowcache, rv->relid, a->key.data);
+    if (a->key2.len) rowcache_remove(a->rowcache, rv->relid, a->key2.data);
+    if (!a->out.suppressed) return WR_OK;
+    if (msg->type == PGO_MSG_DELETE) {
+        if (!a->key.len) return WR_OK;
+        return a->out.suppressed(a->out.ctx, rv, DELTA_DELETE, a->key.data, NULL, err);
+    }
+    if (msg->type == PGO_MSG_UPDATE && a->key.len && strcmp(a->key.data, a->key2.data) != 0) {
+        st = a->out.suppressed(a->out.ctx, rv, DELTA_DELETE, a->key.data, NULL, err);
+        if (st != WR_OK) return st;
+        return a->out.suppressed(a->out.ctx, rv, DELTA_INSERT, a->key2.data, after, err);
+    }
+    DeltaOp op = msg->type == PGO_MSG_INSERT || !a->key.len ? DELTA_INSERT : DELTA_UPDATE;
+    return a->out.suppressed(a->out.ctx, rv, op, a->key2.data, after, err);
+}
+
 static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
 {
     const PgoChange *ch = &msg->u.change;
@@ -584,17 +714,23 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
         return wr_error_set(err, WR_PROTOCOL, "%s for relation %u before its relation message", what,
                             ch->relid);
     if (relcache_is_excluded(a->relcache, rv)) return WR_OK;
-    if (a->suppressed) {
-        a->rev.n_suppressed++;
-        return WR_OK;
-    }
     ensure_width(a, rv->ncols);
+    if (a->suppressed) return handle_suppressed(a, msg, rv, err);
     WrStatus st;
+    /* A table without a key is a multiset: each row gets its own identity
+     * (synthetic_key) and a change finds it by its old values (keyless_find). */
+    bool keyless = !digest_rel_has_key(rv);
 
     if (msg->type == PGO_MSG_INSERT) {
         st = read_tuple(&ch->new_tuple, rv, a->new_vals, a->new_state, "insert", err);
         if (st != WR_OK) return st;
-        build_key(&a->key, rv, a->new_vals);
+        if (keyless) {
+            st = ensure_begun(a, err);
+            if (st != WR_OK) return st;
+            synthetic_key(a, &a->key);
+        } else {
+            build_key(&a->key, rv, a->new_vals);
+        }
         return do_insert(a, rv, DELTA_INSERT, a->new_vals, a->key.data, err);
     }
 
@@ -602,7 +738,33 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
      * when it changed (update) or always (delete). */
     bool known = false;
     Value *key_vals = NULL;
-    if (ch->old_kind) {
+    if (keyless) {
+        /* Only a whole old row identifies a row without a key. PostgreSQL
+         * refuses UPDATE and DELETE of such a table unless it is REPLICA
+         * IDENTITY FULL; what arrives without one (a change in the very
+         * transaction that dropped the key) cannot be placed: it gets a new
+         * identity, old values unknown, and the revision says so. */
+        if (ch->old_kind == 'O') {
+            st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_unknown, "old", err);
+            if (st != WR_OK) return st;
+            for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_unknown[i] == 2;
+            bool matched = false;
+            st = keyless_find(a, rv, a->old_vals, a->old_unknown, &a->key, &matched, err);
+            if (st != WR_OK) return st;
+            known = true;
+        } else {
+            st = ensure_begun(a, err);
+            if (st != WR_OK) return st;
+            synthetic_key(a, &a->key);
+            for (uint16_t i = 0; i < rv->ncols; i++) {
+                a->old_vals[i].data = NULL;
+                a->old_unknown[i] = 1;
+            }
+            strbuf_appendf(&a->warnings, "%s of a row of %s.%s (no key) without its old row: recorded as row %s\n",
+                           what, rv->nspname, rv->relname, a->key.data);
+        }
+        if (msg->type == PGO_MSG_DELETE) return do_delete(a, rv, a->key.data, known, NULL, err);
+    } else if (ch->old_kind) {
         st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_unknown, "old", err);
         if (st != WR_OK) return st;
         /* read_tuple's states: 0 value, 1 null, 2 unchanged; in a 'K' tuple
@@ -640,7 +802,7 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
     /* UPDATE */
     st = read_tuple(&ch->new_tuple, rv, a->new_vals, a->new_state, "new", err);
     if (st != WR_OK) return st;
-    if (!ch->old_kind) {
+    if (!ch->old_kind && !keyless) {
         build_key(&a->key, rv, a->new_vals);
         st = load_old_image(a, rv, a->key.data, &known, err);
         if (st != WR_OK) return st;
@@ -651,8 +813,8 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
         if (known && !a->old_unknown[i])
             a->new_vals[i] = a->old_vals[i];
     }
-    build_key(&a->key2, rv, a->new_vals);
-    if (ch->old_kind && strcmp(a->key2.data, a->key.data) != 0) {
+    if (!keyless) build_key(&a->key2, rv, a->new_vals);
+    if (!keyless && ch->old_kind && strcmp(a->key2.data, a->key.data) != 0) {
         /* The key changed: the old object ends and a new one begins. */
         st = do_delete(a, rv, a->key.data, known, key_vals, err);
         if (st != WR_OK) return st;
@@ -662,6 +824,7 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
     }
 
     uint16_t n = 0;
+    digest_hidden(a, rv, a->new_vals);
     for (uint16_t i = 0; i < rv->ncols; i++) {
         bool new_unknown = a->new_state[i] == 2 && !(known && !a->old_unknown[i]);
         a->after_vals[i] = a->new_vals[i];
@@ -675,16 +838,15 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
         if (!old_known) {
             changed = true;
         } else if (mode == TRACK_HIDDEN) {
-            uint8_t h[WALREV_CHECKSUM_LEN];
-            hidden_digest(&a->new_vals[i], h);
-            /* The cache holds hidden values as digests; a FULL old tuple holds the value. */
+            const uint8_t *h = a->hidden_hash[i];
+            /* The cache and the store hold hidden values as keyed digests; a FULL old tuple holds the value. */
             if (ch->old_kind == 'O') {
                 uint8_t ho[WALREV_CHECKSUM_LEN];
-                hidden_digest(&a->old_vals[i], ho);
-                changed = memcmp(h, ho, sizeof(h)) != 0;
+                hidden_digest(a, &a->old_vals[i], ho);
+                changed = memcmp(h, ho, sizeof(ho)) != 0;
             } else {
                 changed = !(a->old_vals[i].data && a->old_vals[i].len == WALREV_CHECKSUM_LEN &&
-                            memcmp(a->old_vals[i].data, h, sizeof(h)) == 0);
+                            memcmp(a->old_vals[i].data, h, WALREV_CHECKSUM_LEN) == 0);
             }
         } else {
             changed = !value_equal(&a->old_vals[i], &a->new_vals[i]);
@@ -694,7 +856,9 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
         memset(ad, 0, sizeof(*ad));
         ad->col_id = rv->cols[i].col_id;
         if (mode == TRACK_HIDDEN) {
-            ad->flags = ATTR_HIDDEN;
+            /* old unknown: whether it changed is not known either */
+            ad->flags = old_known ? ATTR_HIDDEN : ATTR_HIDDEN | ATTR_OLD_UNKNOWN;
+            ad->digest = a->hidden_hash[i];
         } else {
             ad->new_value = a->new_vals[i];
             if (old_known)
@@ -709,7 +873,7 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
         st = emit_delta(a, rv, DELTA_UPDATE, a->key.data, n, !known, &after, err);
         if (st != WR_OK) return st;
     }
-    cache_after(a, rv, a->key.data);
+    if (!keyless) cache_after(a, rv, a->key.data);
     return WR_OK;
 }
 
@@ -735,6 +899,78 @@ static WrStatus handle_truncate(Assembler *a, const PgoTruncate *t, WrError *err
     return WR_OK;
 }
 
+/* Whether the key columns (by col_id) differ between two versions of a table. */
+static bool key_changed(const RelationVersion *prev, const RelationVersion *rv)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        const RelationVersion *x = pass ? rv : prev, *y = pass ? prev : rv;
+        for (uint16_t i = 0; i < x->ncols; i++) {
+            if (!x->cols[i].is_key) continue;
+            bool there = false;
+            for (uint16_t j = 0; j < y->ncols; j++)
+                if (y->cols[j].col_id == x->cols[i].col_id) there = y->cols[j].is_key;
+            if (!there) return true;
+        }
+    }
+    return false;
+}
+
+typedef struct {
+    Assembler *a;
+    const RelationVersion *rv;
+    StrBuf old_key;
+    int64_t rows;
+} Rekey;
+
+/* One live row moves to its key under the new version: a delete under the
+ * old key and an insert under the new one (as an UPDATE of a key is
+ * recorded), both with the values the history holds. */
+static WrStatus rekey_row(void *arg, const char *key, const RowImage *image, WrError *err)
+{
+    Rekey *k = arg;
+    Assembler *a = k->a;
+    const RelationVersion *rv = k->rv;
+    strbuf_reset(&k->old_key);
+    strbuf_append_str(&k->old_key, key);
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        a->old_vals[i] = image->values[i];
+        a->old_unknown[i] = image->unknown[i];
+        a->new_vals[i] = image->unknown[i] ? (Value){NULL, 0} : image->values[i];
+        /* 2 with no value: not known (do_insert flags it) */
+        a->new_state[i] = image->unknown[i] ? 2 : image->values[i].data ? 0 : 1;
+    }
+    if (digest_rel_has_key(rv))
+        build_key(&a->key2, rv, a->new_vals);
+    else
+        synthetic_key(a, &a->key2);
+    if (strcmp(a->key2.data, key) == 0) return WR_OK;
+    WrStatus st = do_delete(a, rv, k->old_key.data, true, NULL, err);
+    if (st != WR_OK) return st;
+    if (!digest_rel_has_key(rv)) synthetic_key(a, &a->key2); /* the delete spent the seq */
+    k->rows++;
+    return do_insert(a, rv, DELTA_INSERT, a->new_vals, a->key2.data, err);
+}
+
+/*
+ * A primary key added, dropped or changed (or REPLICA IDENTITY moved between
+ * them): every live row moves to its identity under the new version, so a
+ * later change by the new key finds it (docs/history-store.md, "Rows without
+ * a key"). Done in the revision whose change first uses the new version.
+ */
+static WrStatus rekey_rows(Assembler *a, const RelationVersion *rv, WrError *err)
+{
+    if (!a->in_txn || a->skipping || !a->out.scan_rows || relcache_is_excluded(a->relcache, rv)) return WR_OK;
+    WrStatus st = ensure_begun(a, err);
+    if (st != WR_OK) return st;
+    ensure_width(a, rv->ncols);
+    Rekey k = {a, rv, {0}, 0};
+    strbuf_init(&k.old_key);
+    st = a->out.scan_rows(a->out.ctx, rv, rekey_row, &k, err);
+    strbuf_free(&k.old_key);
+    rowcache_remove_relation(a->rowcache, rv->relid);
+    return st;
+}
+
 static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err)
 {
     RelColumnIn cols_small[64];
@@ -748,14 +984,17 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
         cols[i].typmod = c.typmod;
         cols[i].is_key = (c.flags & 1) != 0;
     }
-    if (r->replident == 'f' && a->out.primary_key) {
+    /* FULL marks every column, NOTHING none: the object key is the primary key
+     * when there is one, and a table without one has no key column at all
+     * (a multiset: synthetic_key). */
+    if ((r->replident == 'f' || r->replident == 'n') && a->out.primary_key) {
         const char **names = xcalloc((size_t)r->ncols + 1, sizeof(char *));
         bool *is_key = xcalloc((size_t)r->ncols + 1, sizeof(bool));
         for (uint16_t i = 0; i < r->ncols; i++) names[i] = cols[i].name;
         bool found = false;
         WrStatus st = a->out.primary_key(a->out.ctx, r->relid, r->ncols, names, is_key, &found, err);
-        if (st == WR_OK && found)
-            for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = is_key[i];
+        if (st == WR_OK)
+            for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = found && is_key[i];
         free(names);
         free(is_key);
         if (st != WR_OK) {
@@ -764,12 +1003,15 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
         }
     }
     bool is_new = false;
+    const RelationVersion *prev = relcache_lookup(a->relcache, r->relid);
     const RelationVersion *rv = relcache_apply(a->relcache, r->relid, r->nspname, r->relname,
                                                r->replident, r->ncols, cols, a->rev.commit_lsn, &is_new);
     if (cols != cols_small) free(cols);
     if (!is_new) return WR_OK;
     /* The rows cached under the old shape stay valid: they are kept by col_id. */
-    return a->out.relation(a->out.ctx, rv, err);
+    WrStatus st = a->out.relation(a->out.ctx, rv, err);
+    if (st != WR_OK || !prev || !key_changed(prev, rv)) return st;
+    return rekey_rows(a, rv, err);
 }
 
 WrStatus assembler_baseline_begin(Assembler *a, Lsn consistent_point, int64_t time_pg_us,
@@ -814,13 +1056,26 @@ WrStatus assembler_baseline_row(Assembler *a, const RelationVersion *rv, const V
         a->new_vals[i] = vals[i];
         a->new_state[i] = vals[i].data ? 0 : 1;
     }
-    build_key(&a->key, rv, a->new_vals);
+    if (digest_rel_has_key(rv))
+        build_key(&a->key, rv, a->new_vals);
+    else
+        synthetic_key(a, &a->key);
     return do_insert(a, rv, DELTA_SNAPSHOT, a->new_vals, a->key.data, err);
 }
 
 void assembler_row_key(const RelationVersion *rv, const Value *vals, StrBuf *key)
 {
     build_key(key, rv, vals);
+}
+
+WrStatus assembler_keyless_known(Assembler *a, const RelationVersion *rv, const Value *vals,
+                                 const char *const *exclude, int nexclude, StrBuf *key, bool *known, WrError *err)
+{
+    *known = false;
+    if (!a->out.find_row) return WR_OK;
+    uint8_t d[DIGEST_LEN];
+    digest_row(&a->dkey, rv, vals, NULL, d);
+    return a->out.find_row(a->out.ctx, rv, d, exclude, nexclude, key, known, err);
 }
 
 WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char *key, bool *known, WrError *err)

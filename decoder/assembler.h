@@ -11,6 +11,7 @@
 #define WALREV_DECODER_ASSEMBLER_H
 
 #include "decoder/pgoutput.h"
+#include "schema/digest.h"
 #include "schema/relcache.h"
 #include "schema/revision.h"
 #include "schema/tracking.h"
@@ -34,11 +35,39 @@ typedef struct {
      */
     WrStatus (*primary_key)(void *ctx, uint32_t relid, uint16_t ncols, const char *const *names,
                             bool *is_key, bool *found, WrError *err);
+    /*
+     * Tables without a key (docs/history-store.md, "Rows without a key"): a
+     * live row of rv's table whose row digest is digest and whose key is not
+     * among exclude[0..nexclude), as of everything emitted so far; its key
+     * into *key and *found=true. Which of several equal rows is free. May
+     * be NULL (no store: such changes get a new identity).
+     */
+    WrStatus (*find_row)(void *ctx, const RelationVersion *rv, const uint8_t digest[DIGEST_LEN],
+                         const char *const *exclude, int nexclude, StrBuf *key, bool *found, WrError *err);
+    /*
+     * A change skipped under a permitted suppression, so the store can keep
+     * later old values right: op and the object's key (for an UPDATE that
+     * moved its key, the old key as a DELETE then the new as an INSERT), and
+     * for a table without a key the row's digest after it (NULL for DELETE).
+     * No values. May be NULL.
+     */
+    WrStatus (*suppressed)(void *ctx, const RelationVersion *rv, DeltaOp op, const char *key,
+                           const uint8_t *row_digest, WrError *err);
+    /*
+     * Every live row of rv's table as of everything emitted so far: row(arg,
+     * key, image) with image under rv (columns rv has that a row lacks are
+     * unknown), valid during the call. Used when a table's key changes (a
+     * primary key added or dropped). May be NULL.
+     */
+    WrStatus (*scan_rows)(void *ctx, const RelationVersion *rv,
+                          WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
+                          void *arg, WrError *err);
 } AssemblerOutput;
 
 typedef struct {
     const TrackingRules *rules; /* borrowed; NULL tracks everything */
     size_t row_cache_bytes;     /* 0: default 16 MiB */
+    const DigestKey *digest_key; /* the store's secret (copied); NULL: a random one for this process */
 } AssemblerConfig;
 
 typedef struct Assembler Assembler;
@@ -108,6 +137,15 @@ void assembler_row_key(const RelationVersion *rv, const Value *vals, StrBuf *key
  * may come from another relation cache (only relid and columns are used). */
 WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char *key, bool *known,
                              WrError *err) WR_MUSTCHECK;
+/*
+ * The backfill's test for a row of a table without a key (multiset): a
+ * live row with vals' digest whose key is not in exclude, as lookup_row's
+ * counterpart find_row answers; its key into *key. The caller adds each key
+ * it was given to exclude, so n equal rows are matched to n distinct rows.
+ */
+WrStatus assembler_keyless_known(Assembler *a, const RelationVersion *rv, const Value *vals,
+                                 const char *const *exclude, int nexclude, StrBuf *key, bool *known,
+                                 WrError *err) WR_MUSTCHECK;
 /*
  * Read-ahead of old images (the worker batches lookups it sees coming).
  * Messages not yet handled are shown to assembler_prefetch_scan in stream

@@ -70,6 +70,10 @@ typedef struct {
     uint8_t flags;
     Value old_value;  /* DELTA_UPDATE, DELTA_DELETE */
     Value new_value;  /* DELTA_INSERT, DELTA_UPDATE, DELTA_SNAPSHOT */
+    /* A hidden column's new value as a keyed digest (schema/digest.h), 32
+     * bytes, for stores that must tell a real change from a rewrite after a
+     * restart; NULL when not hidden or not known. Never part of the checksum. */
+    const uint8_t *digest;
 } AttributeDelta;
 
 /* The actor context in force for a change (walrev.context()). Number 0 = none. */
@@ -123,6 +127,11 @@ typedef struct {
     /* The whole row after the change (INSERT/UPDATE/SNAPSHOT), for stores that keep
      * current state; NULL for DELETE/TRUNCATE. Hidden columns are already withheld. */
     const RowImage *after;
+    /* A table without a key (no is_key column): the keyed digest of the row
+     * after the change (INSERT/UPDATE/SNAPSHOT), 32 bytes, by which a later
+     * REPLICA IDENTITY FULL change finds it (docs/history-store.md); NULL
+     * otherwise. Never part of the checksum. */
+    const uint8_t *row_digest;
 } ObjectDelta;
 
 #endif

@@ -61,6 +61,8 @@ const SinkPosition *fanout_position(const Fanout *f, int i)
     return &f->sinks[i].pos;
 }
 
+bool fanout_skips_current(const Fanout *f, int i) { return f->sinks[i].skip_current; }
+
 static bool holds_nothing(const SinkPosition *pos)
 {
     return pos->durable_end_lsn == 0 && pos->last_revision_id == 0;

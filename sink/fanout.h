@@ -41,6 +41,8 @@ int fanout_add(Fanout *f, const char *name, Sink *sink);
 int fanout_count(const Fanout *f);
 /* What sink i reported at fanout_open (zeroed before). */
 const SinkPosition *fanout_position(const Fanout *f, int i);
+/* Whether sink i skips the revision in flight (it holds it already). */
+bool fanout_skips_current(const Fanout *f, int i);
 
 /*
  * Open every sink and say where streaming starts: where the least advanced

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/textsafe.h"
 #include "schema/checksum.h"
+#include "schema/digest.h"
 #include "schema/rowcache.h"
 #include "schema/rowfold.h"
 #include "schema/store_sql.h"
@@ -102,6 +103,21 @@ typedef struct {
 
     RelSeen *rels;
     size_t nrels, caprels;
+
+    /* row_digest changes not yet applied (row_digest_apply's four arrays, as
+     * array literals): applied before any read of row_digest or the images,
+     * and before the batch commits. */
+    StrBuf dg[4];
+    int dg_n;
+    /* Tables with a stale-image mark (col_id -1) somewhere: their lookups
+     * read row_digest first. */
+    uint32_t *marked;
+    size_t nmarked, capmarked;
+    /* Tables without a key whose row digests were rebuilt this session, and
+     * under which version (find_row rebuilds once after a miss). */
+    RelSeen *redigested;
+    size_t nredigested, capredigested;
+    DigestKey dkey; /* digest_key, read at open */
 
     /* Scratch. */
     Value *vals;
@@ -290,11 +306,128 @@ static RelCount *count_of(HistorySink *h, uint32_t relid)
     return &h->counts[h->ncounts++];
 }
 
+
+static void append_array_element(StrBuf *b, const char *v)
+{
+    strbuf_append_char(b, '"');
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\') strbuf_append_char(b, '\\');
+        strbuf_append_char(b, *v);
+    }
+    strbuf_append_char(b, '"');
+}
+
+/* ---------- row digests (docs/history-store.md, "Rows without a key") ---------- */
+
+#define DG_END_ROW (-32768) /* row_digest_apply: the row ended */
+#define DG_STALE (-1)       /* col_id of the stale-image mark */
+#define DG_APPLY_AT 20000   /* queued changes applied in one statement at most */
+
+static bool rel_has_hidden(const RelationVersion *rv)
+{
+    for (uint16_t i = 0; i < rv->ncols; i++)
+        if (rv->cols[i].track == TRACK_HIDDEN) return true;
+    return false;
+}
+
+static bool rel_marked(const HistorySink *h, uint32_t relid)
+{
+    for (size_t i = 0; i < h->nmarked; i++)
+        if (h->marked[i] == relid) return true;
+    return false;
+}
+
+static void rel_mark(HistorySink *h, uint32_t relid)
+{
+    if (rel_marked(h, relid)) return;
+    if (h->nmarked == h->capmarked) {
+        h->capmarked = h->capmarked ? 2 * h->capmarked : 8;
+        h->marked = xrealloc(h->marked, h->capmarked * sizeof(uint32_t));
+    }
+    h->marked[h->nmarked++] = relid;
+}
+
+static void dg_clear(HistorySink *h)
+{
+    for (int i = 0; i < 4; i++) strbuf_reset(&h->dg[i]);
+    h->dg_n = 0;
+}
+
+/* Queue one row_digest change: key NULL ends the table's rows, col DG_END_ROW
+ * the row's, digest NULL removes the entry, len 0 is the stale mark. */
+static void dg_queue(HistorySink *h, uint32_t relid, const char *key, int col, const uint8_t *digest, size_t len)
+{
+    const char *sep = h->dg_n ? "," : "";
+    strbuf_appendf(&h->dg[0], "%s%" PRIu32, sep, relid);
+    strbuf_append_str(&h->dg[1], sep);
+    if (key)
+        append_array_element(&h->dg[1], key);
+    else
+        strbuf_append_str(&h->dg[1], "NULL");
+    strbuf_appendf(&h->dg[2], "%s%d", sep, col);
+    strbuf_append_str(&h->dg[3], sep);
+    if (!digest) {
+        strbuf_append_str(&h->dg[3], "NULL");
+    } else {
+        strbuf_append_char(&h->dg[3], '"');
+        for (size_t i = 0; i < len; i++) strbuf_appendf(&h->dg[3], "%02x", digest[i]);
+        strbuf_append_char(&h->dg[3], '"');
+    }
+    h->dg_n++;
+}
+
+/* Apply the queued changes in the open batch (before any read of row_digest). */
+static WrStatus dg_apply(HistorySink *h, WrError *err)
+{
+    if (!h->dg_n) return WR_OK;
+    WrStatus st = ensure_tx(h, err);
+    if (st != WR_OK) return st;
+    StrBuf arr[4], q;
+    for (int i = 0; i < 4; i++) {
+        strbuf_init(&arr[i]);
+        strbuf_appendf(&arr[i], "{%s}", h->dg[i].data ? h->dg[i].data : "");
+    }
+    strbuf_init(&q);
+    strbuf_appendf(&q, "SELECT %s.row_digest_apply($1::oid[], $2::text[], $3::smallint[], $4::text[])", h->qschema);
+    const char *p[4] = {arr[0].data, arr[1].data, arr[2].data, arr[3].data};
+    char what[160];
+    snprintf(what, sizeof(what), "writing %d row digests to %s.row_digest", h->dg_n, h->qschema);
+    st = run(h, q.data, 4, p, what, NULL, err);
+    strbuf_free(&q);
+    for (int i = 0; i < 4; i++) strbuf_free(&arr[i]);
+    dg_clear(h);
+    return st;
+}
+
+/* What a recorded delta changes in row_digest. */
+static WrStatus dg_note_delta(HistorySink *h, const ObjectDelta *d, WrError *err)
+{
+    const RelationVersion *rv = d->relver;
+    if (d->op == DELTA_TRUNCATE) {
+        dg_queue(h, rv->relid, NULL, 0, NULL, 0);
+    } else if (d->op == DELTA_DELETE) {
+        if (d->row_digest || rel_has_hidden(rv) || rel_marked(h, rv->relid) || !digest_rel_has_key(rv))
+            dg_queue(h, rv->relid, d->key, DG_END_ROW, NULL, 0);
+    } else {
+        if (d->row_digest) dg_queue(h, rv->relid, d->key, 0, d->row_digest, DIGEST_LEN);
+        for (uint16_t i = 0; i < d->nattrs; i++)
+            if (d->attrs[i].flags & ATTR_HIDDEN)
+                dg_queue(h, rv->relid, d->key, d->attrs[i].col_id, d->attrs[i].digest, DIGEST_LEN);
+        /* A whole image again (or, for an UPDATE whose old values were
+         * unknown, every column): the history's image is current from here. */
+        if (rel_marked(h, rv->relid) && (d->op != DELTA_UPDATE || d->old_unknown))
+            dg_queue(h, rv->relid, d->key, DG_STALE, NULL, 0);
+    }
+    return h->dg_n >= DG_APPLY_AT ? dg_apply(h, err) : WR_OK;
+}
+
 /* ---------- batch state ---------- */
 
 static void reset_batch(HistorySink *h, bool committed)
 {
     for (int t = 0; t < TB_COUNT; t++) strbuf_reset(&h->buf[t]);
+    dg_clear(h);
+    if (!committed) h->nredigested = 0; /* rebuilt in the batch rolled back */
     unsent_clear(h);
     h->in_tx = false;
     h->in_revision = false;
@@ -471,6 +604,8 @@ static WrStatus prepare_session(HistorySink *h, WrError *err)
     return st;
 }
 
+static WrStatus read_digest_state(HistorySink *h, SinkPosition *pos, WrError *err);
+
 static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
 {
     HistorySink *h = s->impl;
@@ -486,6 +621,7 @@ static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
     PQsetNoticeProcessor(h->conn, notice_to_log, NULL);
     WrStatus st = check_schema(h, err);
     if (st == WR_OK) st = read_checkpoint(h, pos, err);
+    if (st == WR_OK) st = read_digest_state(h, pos, err);
     if (st == WR_OK) st = prepare_session(h, err);
     if (st != WR_OK) return st;
     h->keyframer = keyframer_start(h->conninfo, h->qschema);
@@ -738,6 +874,7 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
         c->live_change = 0;
         st = reset_live_rows(h, rv->relid, err);
     }
+    if (st == WR_OK) st = dg_note_delta(h, d, err);
     if (st == WR_OK) st = maybe_send(h, TB_DELTA, err);
     return st;
 }
@@ -897,6 +1034,7 @@ static WrStatus hs_flush(Sink *s, WrError *err)
     int64_t t0 = pg_now_us();
     for (size_t i = 0; i < 3 && st == WR_OK; i++) st = send_buffer(h, order[i], err);
     if (st == WR_OK) st = await_copy(h, err);
+    if (st == WR_OK) st = dg_apply(h, err);
     int64_t t1 = pg_now_us();
     if (st == WR_OK) st = update_tracked(h, err);
     int64_t t2 = pg_now_us();
@@ -953,7 +1091,19 @@ typedef struct {
     StrBuf *storage;
     bool found;
     bool based;
+    /* hidden columns' digests from row_digest: col_id and 32 bytes each */
+    const int16_t *hidden_ids;
+    const uint8_t *hidden_digests;
+    int nhidden;
 } LookupOut;
+
+/* The digest row_digest holds for a hidden column, or NULL. */
+static const uint8_t *hidden_digest_of(const LookupOut *o, int col_id)
+{
+    for (int i = 0; i < o->nhidden; i++)
+        if (o->hidden_ids[i] == col_id) return o->hidden_digests + (size_t)i * DIGEST_LEN;
+    return NULL;
+}
 
 static WrStatus lookup_emit(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
                             int maxcol, bool based, WrError *err)
@@ -968,6 +1118,14 @@ static WrStatus lookup_emit(void *arg, const char *key, size_t key_len, const ch
     size_t *off = xcalloc(rv->ncols ? rv->ncols : 1, sizeof(size_t));
     for (uint16_t i = 0; i < rv->ncols; i++) {
         int c = rv->cols[i].col_id;
+        if (rv->cols[i].track == TRACK_HIDDEN) {
+            /* the history has no hidden value; what it has is the digest */
+            const uint8_t *d = hidden_digest_of(o, c);
+            if (!d) continue;
+            off[i] = storage->len;
+            strbuf_append(storage, (const char *)d, DIGEST_LEN);
+            continue;
+        }
         if (c < 1 || c > maxcol || !vals[c]) continue;
         off[i] = storage->len;
         strbuf_append(storage, vals[c], strlen(vals[c]));
@@ -982,6 +1140,13 @@ static WrStatus lookup_emit(void *arg, const char *key, size_t key_len, const ch
     uint8_t *unknown = (uint8_t *)(storage->data + unknown_at);
     for (uint16_t i = 0; i < rv->ncols; i++) {
         int c = rv->cols[i].col_id;
+        if (rv->cols[i].track == TRACK_HIDDEN) {
+            bool d = hidden_digest_of(o, c) != NULL;
+            values[i].data = d ? storage->data + off[i] : NULL;
+            values[i].len = d ? DIGEST_LEN : 0;
+            unknown[i] = !d;
+            continue;
+        }
         bool have = c >= 1 && c <= maxcol && known[c];
         bool has_value = have && vals[c];
         values[i].data = has_value ? storage->data + off[i] : NULL;
@@ -1006,15 +1171,6 @@ static WrStatus lookup_failed(HistorySink *h, PGresult *res, WrError *err)
     return st;
 }
 
-static void append_array_element(StrBuf *b, const char *v)
-{
-    strbuf_append_char(b, '"');
-    for (; *v; v++) {
-        if (*v == '"' || *v == '\\') strbuf_append_char(b, '\\');
-        strbuf_append_char(b, *v);
-    }
-    strbuf_append_char(b, '"');
-}
 
 /* The point lookups answer at: the revision in flight, else the last one received; and rv's relid, as SQL text. */
 static void lookup_point(const HistorySink *h, const RelationVersion *rv, char rel[16], char rev[32])
@@ -1044,6 +1200,7 @@ static WrStatus run_lookup(HistorySink *h, const RelationVersion *rv, const char
     for (int i = 0; !send && h->in_tx && i < nkeys; i++) send = unsent_maybe(h, rv->relid, keys[i]);
     if (send) st = send_buffer(h, TB_DELTA, err);
     if (st == WR_OK) st = await_copy(h, err);
+    if (st == WR_OK) st = dg_apply(h, err);
     if (st != WR_OK) return st;
     char rel[16], rev[32];
     lookup_point(h, rv, rel, rev);
@@ -1081,6 +1238,58 @@ static WrStatus run_lookup(HistorySink *h, const RelationVersion *rv, const char
     return st;
 }
 
+/*
+ * What row_digest holds for one row besides its identity digest: the hidden
+ * columns' digests (into *ids and *digests, caller frees) and whether its
+ * image is stale (changed under suppression).
+ */
+static WrStatus read_row_digests(HistorySink *h, const RelationVersion *rv, const char *key, int16_t **ids,
+                                 uint8_t **digests, int *n, bool *stale, WrError *err)
+{
+    *ids = NULL;
+    *digests = NULL;
+    *n = 0;
+    *stale = false;
+    if (!rel_has_hidden(rv) && !rel_marked(h, rv->relid)) return WR_OK;
+    WrStatus st = dg_apply(h, err);
+    if (st == WR_OK) st = await_copy(h, err);
+    if (st != WR_OK) return st;
+    char rel[16];
+    snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
+    const char *p[2] = {rel, key};
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q, "SELECT col_id::text, encode(digest, 'hex') FROM %s.row_digest "
+                   "WHERE relid = $1 AND key = $2 AND col_id <> 0", h->qschema);
+    PGresult *res = NULL;
+    char what[160];
+    snprintf(what, sizeof(what), "reading %s.row_digest", h->qschema);
+    st = run(h, q.data, 2, p, what, &res, err);
+    strbuf_free(&q);
+    if (st != WR_OK) return st;
+    int rows = PQntuples(res);
+    *ids = xcalloc((size_t)rows + 1, sizeof(int16_t));
+    *digests = xcalloc((size_t)rows + 1, DIGEST_LEN);
+    for (int i = 0; i < rows; i++) {
+        int col = atoi(PQgetvalue(res, i, 0));
+        const char *hex = PQgetvalue(res, i, 1);
+        if (col == DG_STALE) {
+            *stale = true;
+            continue;
+        }
+        if (col <= 0 || strlen(hex) != 2 * DIGEST_LEN) continue;
+        uint8_t *d = *digests + (size_t)*n * DIGEST_LEN;
+        for (int k = 0; k < DIGEST_LEN; k++) {
+            unsigned v = 0;
+            sscanf(hex + 2 * k, "%2x", &v);
+            d[k] = (uint8_t)v;
+        }
+        (*ids)[(*n)++] = (int16_t)col;
+    }
+    PQclear(res);
+    return WR_OK;
+}
+
 static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *key, RowImage *image,
                               StrBuf *storage, bool *found, WrError *err)
 {
@@ -1089,7 +1298,19 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
     WrStatus st = check_usable(h, err, "lookup_row");
     if (st != WR_OK) return st;
     size_t mark = storage->len;
-    LookupOut out = {rv, image, storage, false, false};
+    LookupOut out = {rv, image, storage, false, false, NULL, NULL, 0};
+    int16_t *hidden_ids = NULL;
+    uint8_t *hidden_digests = NULL;
+    bool stale = false;
+    st = read_row_digests(h, rv, key, &hidden_ids, &hidden_digests, &out.nhidden, &stale, err);
+    if (st != WR_OK || stale) {
+        /* changed under suppression since the history last saw it: unknown */
+        free(hidden_ids);
+        free(hidden_digests);
+        return st;
+    }
+    out.hidden_ids = hidden_ids;
+    out.hidden_digests = hidden_digests;
     st = run_lookup(h, rv, &key, 1, lookup_emit, &out, err);
     char rel[16], rev[32];
     lookup_point(h, rv, rel, rev);
@@ -1101,7 +1322,11 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
         const char *p[3] = {rel, key, rev};
         PGresult *res;
         (void)pgio_exec_prepared(h->conn, "walrev_image", 3, p, 1, &res);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) return lookup_failed(h, res, err);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            free(hidden_ids);
+            free(hidden_digests);
+            return lookup_failed(h, res, err);
+        }
         if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
             RowFold *fold = rowfold_create(max_col_id(rv), lookup_emit, &out);
             RowFoldTuple t = {.key = key, .key_len = strlen(key), .from_keyframe = true,
@@ -1112,6 +1337,8 @@ static WrStatus hs_lookup_row(Sink *s, const RelationVersion *rv, const char *ke
         }
         PQclear(res);
     }
+    free(hidden_ids);
+    free(hidden_digests);
     if (st != WR_OK) {
         storage->len = mark;
         return wr_error_prefix(err, "history store: old image of relid %s key %s", rel, key);
@@ -1141,7 +1368,7 @@ static WrStatus prefetch_emit(void *arg, const char *key, size_t key_len, const 
     if (!based) return WR_OK;
     RowImage image = {0}; /* lookup_emit points it into storage */
     strbuf_reset(&o->storage);
-    LookupOut one = {o->rv, &image, &o->storage, false, false};
+    LookupOut one = {o->rv, &image, &o->storage, false, false, NULL, NULL, 0};
     WrStatus st = lookup_emit(&one, key, key_len, vals, known, maxcol, based, err);
     if (st != WR_OK) return st;
     strbuf_reset(&o->key);
@@ -1157,6 +1384,8 @@ static WrStatus hs_prefetch_rows(Sink *s, const RelationVersion *rv, const char 
     HistorySink *h = s->impl;
     WrStatus st = check_usable(h, err, "prefetch_rows");
     if (st != WR_OK || nkeys == 0) return st;
+    /* Hidden digests and stale marks are read key by key: left to lookup_row. */
+    if (rel_has_hidden(rv) || rel_marked(h, rv->relid)) return WR_OK;
     PrefetchOut out = {.rv = rv, .found = found, .arg = arg};
     strbuf_init(&out.storage);
     strbuf_init(&out.key);
@@ -1178,6 +1407,212 @@ static WrStatus hs_prefetch_rows(Sink *s, const RelationVersion *rv, const char 
     strbuf_free(&out.storage);
     strbuf_free(&out.key);
     if (st != WR_OK) return wr_error_prefix(err, "history store: old images of %d rows of relid %" PRIu32, nkeys, rv->relid);
+    return WR_OK;
+}
+
+
+/* ---------- rows without a key, suppressed changes ---------- */
+
+typedef struct {
+    const RelationVersion *rv;
+    WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err);
+    void *arg;
+    StrBuf storage, key;
+} ScanOut;
+
+static WrStatus scan_emit(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
+                          int maxcol, bool based, WrError *err)
+{
+    ScanOut *o = arg;
+    RowImage image = {0};
+    strbuf_reset(&o->storage);
+    LookupOut one = {o->rv, &image, &o->storage, false, false, NULL, NULL, 0};
+    WrStatus st = lookup_emit(&one, key, key_len, vals, known, maxcol, based, err);
+    if (st != WR_OK) return st;
+    strbuf_reset(&o->key);
+    strbuf_append(&o->key, key, key_len);
+    return o->row(o->arg, o->key.data, &image, err);
+}
+
+static WrStatus hs_scan_rows(Sink *s, const RelationVersion *rv,
+                             WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
+                             void *arg, WrError *err)
+{
+    HistorySink *h = s->impl;
+    WrStatus st = check_usable(h, err, "scan_rows");
+    if (st == WR_OK) st = ensure_tx(h, err);
+    static const int order[] = {TB_CONTEXT, TB_REVISION, TB_DELTA};
+    for (size_t i = 0; i < 3 && st == WR_OK; i++) st = send_buffer(h, order[i], err);
+    if (st == WR_OK) st = await_copy(h, err);
+    if (st == WR_OK) st = dg_apply(h, err);
+    if (st != WR_OK) return st;
+    char rel[16], rev[32];
+    lookup_point(h, rv, rel, rev);
+    const char *p[2] = {rel, rev};
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q, "SELECT key, vals FROM %s.snapshot_rows($1, $2) WHERE key IS NOT NULL", h->qschema);
+    PGresult *res = NULL;
+    (void)pgio_exec_binary(h->conn, q.data, 2, p, &res);
+    strbuf_free(&q);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char what[160];
+        snprintf(what, sizeof(what), "reading the rows of relid %s from %s", rel, h->qschema);
+        st = pg_fail(h, res, err, what);
+        PQclear(res);
+        return st;
+    }
+    ScanOut out = {rv, row, arg, {0}, {0}};
+    strbuf_init(&out.storage);
+    strbuf_init(&out.key);
+    RowFold *fold = rowfold_create(max_col_id(rv), scan_emit, &out);
+    for (int i = 0; st == WR_OK && i < PQntuples(res); i++) {
+        RowFoldTuple t = {.key = PQgetvalue(res, i, 0), .key_len = (size_t)PQgetlength(res, i, 0),
+                          .from_keyframe = true, .vals = PQgetvalue(res, i, 1),
+                          .vals_len = (size_t)PQgetlength(res, i, 1)};
+        st = rowfold_add(fold, &t, err);
+    }
+    if (st == WR_OK) st = rowfold_finish(fold, err);
+    rowfold_destroy(fold);
+    PQclear(res);
+    strbuf_free(&out.storage);
+    strbuf_free(&out.key);
+    return st;
+}
+
+static WrStatus redigest_row(void *arg, const char *key, const RowImage *image, WrError *err)
+{
+    (void)err;
+    HistorySink *h = arg;
+    uint8_t d[DIGEST_LEN];
+    digest_row(&h->dkey, image->relver, image->values, image->unknown, d);
+    dg_queue(h, image->relver->relid, key, 0, d, DIGEST_LEN);
+    return WR_OK;
+}
+
+/*
+ * Rebuild a keyless table's identity digests from the rows the history holds,
+ * under rv: once per version and session, when a row is not found. Rows of
+ * a store older than row_digest have none, and a column dropped since (or a
+ * key dropped) changes what a row's digest covers.
+ */
+static WrStatus redigest(Sink *s, const RelationVersion *rv, bool *done, WrError *err)
+{
+    HistorySink *h = s->impl;
+    *done = false;
+    for (size_t i = 0; i < h->nredigested; i++)
+        if (h->redigested[i].relid == rv->relid && h->redigested[i].version == rv->version) return WR_OK;
+    if (h->nredigested == h->capredigested) {
+        h->capredigested = h->capredigested ? 2 * h->capredigested : 8;
+        h->redigested = xrealloc(h->redigested, h->capredigested * sizeof(RelSeen));
+    }
+    h->redigested[h->nredigested++] = (RelSeen){rv->relid, rv->version, false};
+    dg_queue(h, rv->relid, NULL, 0, NULL, 0); /* forget the table's digests ... */
+    WrStatus st = hs_scan_rows(s, rv, redigest_row, h, err);  /* ... and make them anew */
+    if (st == WR_OK) st = dg_apply(h, err);
+    *done = st == WR_OK;
+    if (*done) log_info("msg=\"row digests rebuilt\" table=%s.%s version=%" PRId32, rv->nspname, rv->relname, rv->version);
+    return st;
+}
+
+static WrStatus hs_find_row(Sink *s, const RelationVersion *rv, const uint8_t digest[32], const char *const *exclude,
+                            int nexclude, StrBuf *key, bool *found, WrError *err)
+{
+    HistorySink *h = s->impl;
+    *found = false;
+    WrStatus st = check_usable(h, err, "find_row");
+    if (st == WR_OK) st = ensure_tx(h, err);
+    if (st == WR_OK) st = dg_apply(h, err);
+    if (st != WR_OK) return st;
+    char rel[16], hex[2 * DIGEST_LEN + 1];
+    snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
+    checksum_to_hex(digest, hex);
+    StrBuf ex, q;
+    strbuf_init(&ex);
+    strbuf_append_char(&ex, '{');
+    for (int i = 0; i < nexclude; i++) {
+        if (i) strbuf_append_char(&ex, ',');
+        append_array_element(&ex, exclude[i]);
+    }
+    strbuf_append_char(&ex, '}');
+    strbuf_init(&q);
+    strbuf_appendf(&q, "SELECT key FROM %s.row_digest WHERE relid = $1 AND col_id = 0 "
+                   "AND digest = decode($2, 'hex') AND key <> ALL ($3::text[]) LIMIT 1", h->qschema);
+    const char *p[3] = {rel, hex, ex.data};
+    char what[160];
+    snprintf(what, sizeof(what), "finding a row without a key in %s.row_digest", h->qschema);
+    for (int attempt = 0; attempt < 2 && st == WR_OK; attempt++) {
+        PGresult *res = NULL;
+        st = run(h, q.data, 3, p, what, &res, err);
+        if (st != WR_OK) break;
+        if (PQntuples(res) == 1) {
+            strbuf_reset(key);
+            strbuf_append_str(key, PQgetvalue(res, 0, 0));
+            *found = true;
+        }
+        PQclear(res);
+        if (*found || attempt) break;
+        bool again = false;
+        st = redigest(s, rv, &again, err);
+        if (!again) break;
+    }
+    strbuf_free(&q);
+    strbuf_free(&ex);
+    return st;
+}
+
+static WrStatus hs_note_suppressed(Sink *s, const RelationVersion *rv, DeltaOp op, const char *key,
+                                   const uint8_t *row_digest, WrError *err)
+{
+    HistorySink *h = s->impl;
+    WrStatus st = check_usable(h, err, "note_suppressed");
+    if (st != WR_OK) return st;
+    if (!digest_rel_has_key(rv)) {
+        /* the row's identity follows it; no value is recorded */
+        if (op == DELTA_DELETE)
+            dg_queue(h, rv->relid, key, DG_END_ROW, NULL, 0);
+        else if (row_digest)
+            dg_queue(h, rv->relid, key, 0, row_digest, DIGEST_LEN);
+    } else if (op != DELTA_INSERT) {
+        static const uint8_t none[1] = {0};
+        dg_queue(h, rv->relid, key, DG_STALE, none, 0);
+        rel_mark(h, rv->relid);
+    }
+    return h->dg_n >= DG_APPLY_AT ? dg_apply(h, err) : WR_OK;
+}
+
+/* The digest key, and the tables with stale marks. */
+static WrStatus read_digest_state(HistorySink *h, SinkPosition *pos, WrError *err)
+{
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q, "SELECT encode(key, 'hex') FROM %s.digest_key", h->qschema);
+    PGresult *res = NULL;
+    if (!pgio_exec(h->conn, q.data, 0, NULL, &res) || PQntuples(res) != 1 ||
+        PQgetlength(res, 0, 0) != 2 * DIGEST_KEY_LEN) {
+        PQclear(res);
+        strbuf_free(&q);
+        return wr_error_set(err, WR_FATAL, "history store: %s.digest_key is missing or unreadable; run walrev setup "
+                            "(as the worker's role)", h->qschema);
+    }
+    const char *hex = PQgetvalue(res, 0, 0);
+    for (int k = 0; k < DIGEST_KEY_LEN; k++) {
+        unsigned v = 0;
+        sscanf(hex + 2 * k, "%2x", &v);
+        h->dkey.key[k] = (uint8_t)v;
+    }
+    PQclear(res);
+    pos->has_digest_key = true;
+    memcpy(pos->digest_key, h->dkey.key, DIGEST_KEY_LEN);
+    strbuf_reset(&q);
+    strbuf_appendf(&q, "SELECT DISTINCT relid::text FROM %s.row_digest WHERE col_id = %d", h->qschema, DG_STALE);
+    char what[160];
+    snprintf(what, sizeof(what), "reading %s.row_digest", h->qschema);
+    WrStatus st = run(h, q.data, 0, NULL, what, &res, err);
+    strbuf_free(&q);
+    if (st != WR_OK) return st;
+    for (int i = 0; i < PQntuples(res); i++) rel_mark(h, (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10));
+    PQclear(res);
     return WR_OK;
 }
 
@@ -1287,6 +1722,9 @@ static void hs_destroy(Sink *s)
         free(h->table_name[t]);
     }
     strbuf_free(&h->tmp);
+    for (int i = 0; i < 4; i++) strbuf_free(&h->dg[i]);
+    free(h->marked);
+    free(h->redigested);
     free(h->vals);
     free(h->counts);
     free(h->kf_due);
@@ -1315,6 +1753,9 @@ static const SinkOps history_ops = {
     .wants_flush = hs_wants_flush,
     .lookup_row = hs_lookup_row,
     .prefetch_rows = hs_prefetch_rows,
+    .find_row = hs_find_row,
+    .note_suppressed = hs_note_suppressed,
+    .scan_rows = hs_scan_rows,
     .write_backfill = hs_write_backfill,
     .record_position = hs_record_position,
     .abort = hs_abort,
@@ -1357,6 +1798,7 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
         strbuf_init(&h->buf[t]);
     }
     strbuf_init(&h->tmp);
+    for (int i = 0; i < 4; i++) strbuf_init(&h->dg[i]);
     Sink *s = xcalloc(1, sizeof(*s));
     s->ops = &history_ops;
     s->impl = h;

@@ -19,6 +19,9 @@ typedef struct {
     Lsn durable_end_lsn;  /* end LSN of the last durable revision, 0 if none */
     int64_t last_revision_id;
     uint8_t last_checksum[WALREV_CHECKSUM_LEN];
+    /* The store's secret for keyed digests (schema/digest.h), when it keeps one. */
+    bool has_digest_key;
+    uint8_t digest_key[32];
 } SinkPosition;
 
 /*
@@ -87,6 +90,29 @@ typedef struct {
     WrStatus (*prefetch_rows)(Sink *s, const RelationVersion *rv, const char *const *keys, int nkeys,
                               void (*found)(void *arg, const char *key, const RowImage *image),
                               void (*absent)(void *arg, const char *key), void *arg, WrError *err);
+    /*
+     * Optional (history store), tables without a key: the key of a live row
+     * of rv's table whose row digest (ObjectDelta.row_digest) is digest and
+     * whose key is not among exclude, as of everything written so far (the
+     * open batch included); *found=false when there is none. Key into *key.
+     */
+    WrStatus (*find_row)(Sink *s, const RelationVersion *rv, const uint8_t digest[32], const char *const *exclude,
+                         int nexclude, StrBuf *key, bool *found, WrError *err);
+    /*
+     * Optional (history store): a change skipped under a permitted suppression
+     * (AssemblerOutput.suppressed), so later old images are not answered from
+     * before it. Inside the revision in flight.
+     */
+    WrStatus (*note_suppressed)(Sink *s, const RelationVersion *rv, DeltaOp op, const char *key,
+                                const uint8_t *row_digest, WrError *err);
+    /*
+     * Optional (history store): every live row of rv's table as of everything
+     * written so far, each as row(arg, key, image under rv). The rows are read
+     * before the first call, so row may write deltas to this sink.
+     */
+    WrStatus (*scan_rows)(Sink *s, const RelationVersion *rv,
+                          WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err), void *arg,
+                          WrError *err);
     /*
      * Optional (history store): record a table's baseline progress in the open
      * batch, so it becomes durable together with the revisions before it (and

@@ -121,6 +121,39 @@ static WrStatus out_lookup(void *ctx, const RelationVersion *rv, const char *key
     return p->history->ops->lookup_row(p->history, rv, key, image, storage, found, err);
 }
 
+/* The history sink, when there is one and it holds the revision in flight. */
+static Sink *history_sink(Pipeline *p)
+{
+    if (!p->history || fanout_skips_current(p->fanout, p->history_index)) return NULL;
+    return p->history;
+}
+
+static WrStatus out_find_row(void *ctx, const RelationVersion *rv, const uint8_t digest[DIGEST_LEN],
+                             const char *const *exclude, int nexclude, StrBuf *key, bool *found, WrError *err)
+{
+    Sink *s = history_sink(ctx);
+    *found = false;
+    if (!s || !s->ops->find_row) return WR_OK;
+    return s->ops->find_row(s, rv, digest, exclude, nexclude, key, found, err);
+}
+
+static WrStatus out_suppressed(void *ctx, const RelationVersion *rv, DeltaOp op, const char *key,
+                               const uint8_t *row_digest, WrError *err)
+{
+    Sink *s = history_sink(ctx);
+    if (!s || !s->ops->note_suppressed) return WR_OK;
+    return s->ops->note_suppressed(s, rv, op, key, row_digest, err);
+}
+
+static WrStatus out_scan_rows(void *ctx, const RelationVersion *rv,
+                              WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
+                              void *arg, WrError *err)
+{
+    Sink *s = history_sink(ctx);
+    if (!s || !s->ops->scan_rows) return WR_OK;
+    return s->ops->scan_rows(s, rv, row, arg, err);
+}
+
 static WrStatus out_primary_key(void *ctx, uint32_t relid, uint16_t ncols, const char *const *names,
                                 bool *is_key, bool *found, WrError *err)
 {
@@ -536,9 +569,17 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     if (st == WR_OK) st = fanout_open(p->fanout, start, err);
     if (st == WR_OK) st = rewind_for_positionless(p, start, err);
     if (st != WR_OK) return st;
-    AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes};
-    AssemblerOutput out = {p, out_relation, out_begin, out_context, out_delta, out_commit, out_lookup,
-                           out_primary_key};
+    /* The history store's digest key, so digests mean the same after a restart. */
+    DigestKey dkey;
+    const SinkPosition *hpos = p->history_index >= 0 ? fanout_position(p->fanout, p->history_index) : NULL;
+    bool have_key = hpos && hpos->has_digest_key;
+    if (have_key) memcpy(dkey.key, hpos->digest_key, sizeof(dkey.key));
+    AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes,
+                            .digest_key = have_key ? &dkey : NULL};
+    AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
+                           .delta = out_delta, .commit = out_commit, .lookup_row = out_lookup,
+                           .primary_key = out_primary_key, .find_row = out_find_row,
+                           .suppressed = out_suppressed, .scan_rows = out_scan_rows};
     p->asm_ = assembler_create(&acfg, &out);
     assembler_set_position(p->asm_, start->last_revision_id, start->last_checksum, start->durable_end_lsn);
     p->ahead = readahead_create();
@@ -703,8 +744,12 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
     st = fanout_open(p->fanout, &start, err);
     if (st != WR_OK) return st;
     if (p->history_index >= 0) hist = *fanout_position(p->fanout, p->history_index);
-    AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes};
-    AssemblerOutput out = {p, out_relation, out_begin, out_context, out_delta, out_commit, NULL, NULL};
+    DigestKey dkey;
+    memcpy(dkey.key, hist.digest_key, sizeof(dkey.key));
+    AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes,
+                            .digest_key = hist.has_digest_key ? &dkey : NULL};
+    AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
+                           .delta = out_delta, .commit = out_commit};
     p->asm_ = assembler_create(&acfg, &out);
     uint8_t zero[WALREV_CHECKSUM_LEN] = {0};
     assembler_set_position(p->asm_, hist.last_revision_id, hist.known ? hist.last_checksum : zero, 0);

@@ -249,3 +249,55 @@ IF to_regclass('@schema@.backfill') IS NULL THEN
     FROM @schema@.relation_version ORDER BY relid, version DESC;
 END IF;
 END $walrev$;
+
+-- Row digests (docs/history-store.md, "Rows without a key" and "Hidden
+-- columns"): current state only, rewritten by the worker in the batch that
+-- changes it. col_id 0: the identity digest of a live row of a table without
+-- a key (a REPLICA IDENTITY FULL change finds its row by it); col_id > 0: a
+-- hidden column's keyed digest (a change is recorded exactly when it
+-- differs); col_id -1: the row's image in the history is stale (it changed
+-- under a suppressing context; digest empty). Digests are HMAC-SHA-256 under
+-- digest_key, so they reveal nothing without it.
+CREATE TABLE IF NOT EXISTS @schema@.row_digest (
+    relid  oid NOT NULL,
+    key    text COLLATE "C" NOT NULL,
+    col_id smallint NOT NULL,
+    digest bytea NOT NULL,
+    PRIMARY KEY (relid, key, col_id)
+);
+CREATE INDEX IF NOT EXISTS row_digest_row_idx ON @schema@.row_digest (relid, digest) WHERE col_id = 0;
+
+-- The store's secret for those digests: 32 random bytes made once. Only the
+-- worker's role reads it (replay.sql grants readers every table but this).
+CREATE TABLE IF NOT EXISTS @schema@.digest_key (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    key bytea NOT NULL CHECK (length(key) = 32)
+);
+INSERT INTO @schema@.digest_key (key)
+    SELECT sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text || clock_timestamp()::text, 'UTF8'))
+    ON CONFLICT DO NOTHING;
+REVOKE ALL ON @schema@.digest_key FROM PUBLIC;
+
+-- The worker's changes to row_digest, in order, one batch at a time: key NULL
+-- ends every row of relid (TRUNCATE); col_id -32768 ends the row key (DELETE);
+-- digest NULL removes one entry; otherwise the entry is set. Digests in hex.
+CREATE OR REPLACE FUNCTION @schema@.row_digest_apply(p_relids oid[], p_keys text[], p_cols smallint[],
+                                                     p_digests text[])
+RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    i integer;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_relids, 1), 0) LOOP
+        IF p_keys[i] IS NULL THEN
+            DELETE FROM @schema@.row_digest WHERE relid = p_relids[i];
+        ELSIF p_cols[i] = -32768 THEN
+            DELETE FROM @schema@.row_digest WHERE relid = p_relids[i] AND key = p_keys[i];
+        ELSIF p_digests[i] IS NULL THEN
+            DELETE FROM @schema@.row_digest WHERE relid = p_relids[i] AND key = p_keys[i] AND col_id = p_cols[i];
+        ELSE
+            INSERT INTO @schema@.row_digest VALUES (p_relids[i], p_keys[i], p_cols[i], decode(p_digests[i], 'hex'))
+            ON CONFLICT (relid, key, col_id) DO UPDATE SET digest = EXCLUDED.digest;
+        END IF;
+    END LOOP;
+END
+$fn$;

@@ -1015,6 +1015,8 @@ END
 $do$;
 GRANT USAGE ON SCHEMA @schema@ TO walrev_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA @schema@ TO walrev_reader;
+-- Readers see digests, never the key they are made with.
+REVOKE ALL ON @schema@.digest_key FROM walrev_reader;
 GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid, bigint),
     @schema@.snapshot_rows(oid, bigint), @schema@.row_at(oid, text, bigint), @schema@.current_rows(oid),
     @schema@.object_image(oid, text, bigint), @schema@.lineage_parts(oid, text, bigint),

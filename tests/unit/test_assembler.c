@@ -170,7 +170,8 @@ static int setup(void **state)
     assert_int_equal(tracking_add(f->rules, RULE_HIDDEN, "public.users.secret", &err), WR_OK);
     assert_int_equal(tracking_add(f->rules, RULE_UNTRACKED, "public.users.seen", &err), WR_OK);
     AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20};
-    AssemblerOutput out = {&f->rec, o_rel, o_begin, o_ctx, o_delta, o_commit, NULL, NULL};
+    AssemblerOutput out = {.ctx = &f->rec, .relation = o_rel, .begin = o_begin, .context = o_ctx,
+                           .delta = o_delta, .commit = o_commit};
     f->a = assembler_create(&cfg, &out);
     pgo_parser_init(&f->parser, 1, false);
     *state = f;
