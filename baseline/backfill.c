@@ -209,6 +209,13 @@ typedef struct {
     char *key; /* NULL: truncate */
 } RecentDelete;
 
+#define CLAIM_BUCKETS 4096
+typedef struct {
+    uint8_t digest[DIGEST_LEN];
+    char *key;
+    int32_t next; /* next claim in the bucket, -1 none */
+} Claim;
+
 typedef enum {
     PH_IDLE,      /* next: emit the low watermark */
     PH_LOW_SENT,  /* waiting for it on the stream */
@@ -264,7 +271,19 @@ struct Backfill {
     RecentDelete recent[RECENT_DELETES];
     size_t recent_next;
     StrBuf key;
+
+    /* A table without a key (a multiset): the history's rows this job has
+     * matched to rows read or recorded itself, by row digest, so that n equal
+     * rows read are matched to n distinct rows of the history (claim_*). */
+    Claim *claims;
+    size_t nclaims, capclaims;
+    int32_t claim_heads[CLAIM_BUCKETS];
+    const char **excl;
+    size_t capexcl;
+    size_t claims_mark; /* claims of completed chunks; a chunk read again drops the rest */
 };
+
+static void claims_clear(Backfill *b);
 
 Backfill *backfill_create(const BaselineConfig *cfg, Assembler *a, const BackfillOutput *out)
 {
@@ -277,6 +296,7 @@ Backfill *backfill_create(const BaselineConfig *cfg, Assembler *a, const Backfil
     b->pages_per_chunk = FIRST_CHUNK_PAGES;
     snprintf(b->nonce, sizeof(b->nonce), "%ld-%lld", (long)getpid(), (long long)pg_now_us());
     strbuf_init(&b->key);
+    claims_clear(b);
     return b;
 }
 
@@ -307,6 +327,68 @@ static void chunk_free(Backfill *b)
     b->drop_all = false;
 }
 
+static void claims_clear(Backfill *b)
+{
+    for (size_t i = 0; i < b->nclaims; i++) free(b->claims[i].key);
+    b->nclaims = 0;
+    b->claims_mark = 0;
+    for (size_t i = 0; i < CLAIM_BUCKETS; i++) b->claim_heads[i] = -1;
+}
+
+/* Keep the first n claims (a chunk abandoned before its rows were recorded). */
+static void claims_truncate(Backfill *b, size_t n)
+{
+    if (n >= b->nclaims) return;
+    for (size_t i = n; i < b->nclaims; i++) free(b->claims[i].key);
+    b->nclaims = n;
+    for (size_t i = 0; i < CLAIM_BUCKETS; i++) b->claim_heads[i] = -1;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = ((size_t)b->claims[i].digest[0] << 8 | b->claims[i].digest[1]) % CLAIM_BUCKETS;
+        b->claims[i].next = b->claim_heads[h];
+        b->claim_heads[h] = (int32_t)i;
+    }
+}
+
+static size_t claim_bucket(const uint8_t d[DIGEST_LEN]) { return ((size_t)d[0] << 8 | d[1]) % CLAIM_BUCKETS; }
+
+static void claim_add(Backfill *b, const uint8_t d[DIGEST_LEN], const char *key)
+{
+    if (b->nclaims == b->capclaims) {
+        b->capclaims = b->capclaims ? 2 * b->capclaims : 256;
+        b->claims = xrealloc(b->claims, b->capclaims * sizeof(Claim));
+    }
+    Claim *c = &b->claims[b->nclaims];
+    memcpy(c->digest, d, DIGEST_LEN);
+    c->key = xstrdup(key);
+    c->next = b->claim_heads[claim_bucket(d)];
+    b->claim_heads[claim_bucket(d)] = (int32_t)b->nclaims++;
+}
+
+/* The keys claimed under digest d, in b->excl; their number. */
+static int claim_keys(Backfill *b, const uint8_t d[DIGEST_LEN])
+{
+    int n = 0;
+    for (int32_t i = b->claim_heads[claim_bucket(d)]; i >= 0; i = b->claims[i].next) {
+        if (memcmp(b->claims[i].digest, d, DIGEST_LEN) != 0) continue;
+        if ((size_t)n + 1 >= b->capexcl) {
+            b->capexcl = b->capexcl ? 2 * b->capexcl : 16;
+            b->excl = xrealloc(b->excl, b->capexcl * sizeof(char *));
+        }
+        b->excl[n++] = b->claims[i].key;
+    }
+    if (!b->excl) b->excl = xcalloc(b->capexcl = 16, sizeof(char *));
+    return n;
+}
+
+/* A kept row of a table without a key is named by its digest ("~hex"): the
+ * stream's changes name the rows they take out the same way. */
+static void digest_name(const uint8_t d[DIGEST_LEN], StrBuf *out)
+{
+    strbuf_reset(out);
+    strbuf_append_char(out, '~');
+    for (int i = 0; i < DIGEST_LEN; i++) strbuf_appendf(out, "%02x", d[i]);
+}
+
 static void recent_clear(Backfill *b)
 {
     for (size_t i = 0; i < RECENT_DELETES; i++) {
@@ -326,6 +408,9 @@ void backfill_destroy(Backfill *b)
                  b->job.nspname, b->job.relname, b->job.chunks, (long long)b->job.rows_recorded);
     chunk_free(b);
     recent_clear(b);
+    claims_clear(b);
+    free(b->claims);
+    free(b->excl);
     job_free(&b->job);
     for (size_t i = 0; i < b->nqueue; i++) job_free(&b->queue[i]);
     free(b->queue);
@@ -576,6 +661,7 @@ static void start_next(Backfill *b)
     b->pages_per_chunk = FIRST_CHUNK_PAGES;
     b->job_started_us = b->last_log_us = mono_now_us();
     recent_clear(b);
+    claims_clear(b);
     if (b->job.resume)
         log_info("msg=\"resuming an interrupted baseline\" table=%s.%s page=%" PRIu32
                  " chunks=%d rows_recorded=%lld",
@@ -662,8 +748,13 @@ static void drop_key(Backfill *b, const char *key)
         return;
     }
     if (!b->slots) return;
+    /* "~digest" names one of equal rows of a table without a key: one goes */
+    bool one = key[0] == '~';
     for (size_t s = (size_t)key_hash(key) & (b->nslots - 1); b->slots[s] >= 0; s = (s + 1) & (b->nslots - 1))
-        if (strcmp(b->kept_key[b->slots[s]], key) == 0) b->dropped[b->slots[s]] = true;
+        if (strcmp(b->kept_key[b->slots[s]], key) == 0 && !b->dropped[b->slots[s]]) {
+            b->dropped[b->slots[s]] = true;
+            if (one) return;
+        }
 }
 
 static void row_values(PGresult *r, int row, int ncols, Value *vals)
@@ -677,6 +768,7 @@ static void row_values(PGresult *r, int row, int ncols, Value *vals)
 /* The chunk is in the history (or had nothing to add): advance, record, maybe finish. */
 static WrStatus complete_chunk(Backfill *b, int64_t recorded, WrError *err)
 {
+    b->claims_mark = b->nclaims;
     b->job.chunks++;
     b->job.rows_read += b->chunk_read;
     b->job.rows_recorded += recorded;
@@ -747,6 +839,7 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
     char oid[16], msg[512];
     snprintf(oid, sizeof(oid), "%" PRIu32, b->job.relid);
     const char *params[2] = {b->cfg->publication, oid};
+    claims_truncate(b, b->claims_mark);
     PGresult *r = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ");
     WrStatus st = sql_check(c, r, PGRES_COMMAND_OK, "backfill: BEGIN", err);
     PQclear(r);
@@ -790,6 +883,7 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
         log_info("msg=\"table rewritten during its baseline; reading it again from the first page\" table=%s.%s",
                  b->job.nspname, b->job.relname);
         b->job.next_page = 0;
+        claims_clear(b);
     }
     b->nblocks = nblocks > UINT32_MAX ? UINT32_MAX : (uint32_t)nblocks;
     b->chunk_first = b->job.next_page;
@@ -826,11 +920,27 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
     b->kept = xcalloc((size_t)nrows + 1, sizeof(int));
     b->kept_key = xcalloc((size_t)nrows + 1, sizeof(char *));
     b->dropped = xcalloc((size_t)nrows + 1, sizeof(bool));
+    bool keyless = !digest_rel_has_key(krv);
     for (int i = 0; i < nrows && st == WR_OK; i++) {
         row_values(b->rows, i, b->table.ncols, vals);
-        assembler_row_key(krv, vals, &b->key);
         bool known = false;
-        st = assembler_row_known(b->a, krv, b->key.data, &known, err);
+        if (keyless) {
+            /* a multiset: known when the history has an equal row no other
+             * row of this baseline was matched to */
+            uint8_t d[DIGEST_LEN];
+            assembler_row_digest(b->a, krv, vals, d);
+            int n = claim_keys(b, d);
+            st = assembler_keyless_known(b->a, krv, vals, b->excl, n, &b->key, &known, err);
+            if (st != WR_OK) continue;
+            if (known) {
+                claim_add(b, d, b->key.data);
+                continue;
+            }
+            digest_name(d, &b->key);
+        } else {
+            assembler_row_key(krv, vals, &b->key);
+            st = assembler_row_known(b->a, krv, b->key.data, &known, err);
+        }
         if (st != WR_OK || known) continue;
         b->kept[b->nkept] = i;
         b->kept_key[b->nkept++] = xstrdup(b->key.data);
@@ -894,11 +1004,18 @@ static WrStatus record_chunk(Backfill *b, WrError *err)
     if (st != WR_OK) return st;
     int64_t recorded = 0;
     Value *vals = xcalloc((size_t)b->table.ncols + 1, sizeof(Value));
+    bool keyless = !digest_rel_has_key(rv);
     for (size_t i = 0; i < b->nkept && !b->drop_all && st == WR_OK; i++) {
         if (b->dropped[i]) continue;
         row_values(b->rows, b->kept[i], b->table.ncols, vals);
         st = assembler_baseline_row(b->a, rv, vals, err);
         if (st == WR_OK) recorded++;
+        if (st == WR_OK && keyless) {
+            /* recorded: an equal row of a later chunk is another row */
+            uint8_t d[DIGEST_LEN];
+            assembler_row_digest(b->a, rv, vals, d);
+            claim_add(b, d, assembler_last_row_key(b->a));
+        }
     }
     free(vals);
     if (st != WR_OK) return st;
@@ -932,15 +1049,36 @@ WrStatus backfill_on_message(Backfill *b, const PgoLogicalMessage *m, WrError *e
 void backfill_on_delta(Backfill *b, const Revision *rev, const ObjectDelta *d)
 {
     if (!b->active || d->relver->relid != b->job.relid || d->op == DELTA_SNAPSHOT) return;
+    const char *key = d->key;
+    if (d->op != DELTA_TRUNCATE && !digest_rel_has_key(d->relver)) {
+        /* A table without a key: rows are named by digest ("~hex"), and which
+         * of equal rows a change takes is open, so what the read saw decides.
+         * A change the read saw left its row as the stream records it: the
+         * read's copy of the new row goes. A change the read did not see
+         * leaves the read's old row, which goes only if the stream gave the
+         * change a new identity (the history lacked the row: it now holds
+         * it) or it is a delete. */
+        bool seen = b->phase == PH_HIGH_SENT && backfill_snapshot_sees(&b->snap, rev->xid);
+        const uint8_t *dg = NULL;
+        if (seen && d->op != DELTA_DELETE)
+            dg = d->row_digest;
+        else if (!seen && d->old_row_digest && (d->op == DELTA_DELETE || !d->old_row_found))
+            dg = d->old_row_digest;
+        if (!dg && d->op != DELTA_DELETE) return;
+        if (dg) {
+            digest_name(dg, &b->key);
+            key = b->key.data;
+        }
+    }
     /* Between the read and the chunk message, a row the stream changes is in
      * the history from then on, newer than the read (or gone): not recorded. */
-    if (b->phase == PH_HIGH_SENT) drop_key(b, d->key);
+    if (b->phase == PH_HIGH_SENT) drop_key(b, key);
     if (d->op != DELTA_DELETE && d->op != DELTA_TRUNCATE) return;
     RecentDelete *r = &b->recent[b->recent_next];
     b->recent_next = (b->recent_next + 1) % RECENT_DELETES;
     free(r->key);
     r->xid = rev->xid;
-    r->key = d->key ? xstrdup(d->key) : NULL;
+    r->key = key ? xstrdup(key) : NULL;
 }
 
 void backfill_on_relation(Backfill *b, const RelationVersion *rv)

@@ -61,6 +61,13 @@ struct Assembler {
     AttributeDelta *attrs;
     StrBuf key, key2, lookup_storage;
     uint8_t row_digest[DIGEST_LEN];
+    uint8_t old_row_digest[DIGEST_LEN]; /* keyless_find's: the row before the change */
+    bool keyless_unmatched;             /* keyless_find found no row: record every column */
+    bool old_row_valid;                 /* old_row_digest is the change's (a whole old row was sent) */
+    /* Tables with a walrev.ddl message since their primary key was last
+     * asked of the catalog (key_from_catalog). */
+    uint32_t *ddl_seen;
+    size_t nddl_seen, capddl_seen;
     const char *identity_warning; /* a change of a keyless row that could not be matched */
 
     AssemblerStats stats;
@@ -119,6 +126,7 @@ void assembler_destroy(Assembler *a)
     for (int i = 0; i < 6; i++) strbuf_free(&a->first_bufs[i]);
     context_term(&a->parsed);
     free_scratch(a);
+    free(a->ddl_seen);
     free(a);
 }
 
@@ -295,6 +303,28 @@ static WrStatus handle_context(Assembler *a, const PgoLogicalMessage *m, bool tr
     return a->out.context(a->out.ctx, &a->rev, c, err);
 }
 
+static void ddl_seen_add(Assembler *a, uint32_t relid)
+{
+    for (size_t i = 0; i < a->nddl_seen; i++)
+        if (a->ddl_seen[i] == relid) return;
+    if (a->nddl_seen == a->capddl_seen) {
+        a->capddl_seen = a->capddl_seen ? 2 * a->capddl_seen : 8;
+        a->ddl_seen = xrealloc(a->ddl_seen, a->capddl_seen * sizeof(uint32_t));
+    }
+    a->ddl_seen[a->nddl_seen++] = relid;
+}
+
+/* Whether relid had a walrev.ddl message since; forgets it. */
+static bool ddl_seen_take(Assembler *a, uint32_t relid)
+{
+    for (size_t i = 0; i < a->nddl_seen; i++)
+        if (a->ddl_seen[i] == relid) {
+            a->ddl_seen[i] = a->ddl_seen[--a->nddl_seen];
+            return true;
+        }
+    return false;
+}
+
 /*
  * The DDL event trigger's message: {"relid": N, "columns": [[attnum, name], ...]}
  * describing the table after the command. It changes no data, so it makes
@@ -333,6 +363,7 @@ static void handle_ddl(Assembler *a, const PgoLogicalMessage *m)
         names[k++] = json_string_value(name);
     }
     relcache_set_attnums(a->relcache, (uint32_t)relid_value, k, names, attnums);
+    ddl_seen_add(a, (uint32_t)relid_value);
     free(names);
     free(attnums);
     json_decref(root);
@@ -524,9 +555,15 @@ static WrStatus emit_delta(Assembler *a, const RelationVersion *rv, DeltaOp op, 
         .old_unknown = old_unknown,
         .after = after,
     };
-    if (after && !digest_rel_has_key(rv)) {
-        digest_row(&a->dkey, rv, after->values, after->unknown, a->row_digest);
-        d.row_digest = a->row_digest;
+    if (!digest_rel_has_key(rv)) {
+        if (after) {
+            digest_row(&a->dkey, rv, after->values, after->unknown, a->row_digest);
+            d.row_digest = a->row_digest;
+        }
+        if ((op == DELTA_UPDATE || op == DELTA_DELETE) && a->old_row_valid) {
+            d.old_row_digest = a->old_row_digest;
+            d.old_row_found = !a->keyless_unmatched;
+        }
     }
     switch (op) {
     case DELTA_INSERT: a->rev.n_insert++; break;
@@ -623,10 +660,9 @@ static WrStatus keyless_find(Assembler *a, const RelationVersion *rv, const Valu
     *matched = false;
     WrStatus st = ensure_begun(a, err);
     if (st != WR_OK) return st;
+    digest_row(&a->dkey, rv, vals, unknown, a->old_row_digest);
     if (a->out.find_row) {
-        uint8_t d[DIGEST_LEN];
-        digest_row(&a->dkey, rv, vals, unknown, d);
-        st = a->out.find_row(a->out.ctx, rv, d, NULL, 0, key, matched, err);
+        st = a->out.find_row(a->out.ctx, rv, a->old_row_digest, NULL, 0, key, matched, err);
         if (st != WR_OK) return st;
     }
     if (!*matched) synthetic_key(a, key);
@@ -720,6 +756,8 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
     /* A table without a key is a multiset: each row gets its own identity
      * (synthetic_key) and a change finds it by its old values (keyless_find). */
     bool keyless = !digest_rel_has_key(rv);
+    a->keyless_unmatched = false;
+    a->old_row_valid = false;
 
     if (msg->type == PGO_MSG_INSERT) {
         st = read_tuple(&ch->new_tuple, rv, a->new_vals, a->new_state, "insert", err);
@@ -752,6 +790,10 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
             st = keyless_find(a, rv, a->old_vals, a->old_unknown, &a->key, &matched, err);
             if (st != WR_OK) return st;
             known = true;
+            /* a row the history lacks (its table joined later, or predates
+             * it): the UPDATE carries every column, so the row is whole */
+            a->keyless_unmatched = !matched;
+            a->old_row_valid = true;
         } else {
             st = ensure_begun(a, err);
             if (st != WR_OK) return st;
@@ -835,7 +877,7 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
         if (a->new_state[i] == 2) continue; /* unchanged TOAST is not a change */
         bool old_known = known && !a->old_unknown[i];
         bool changed;
-        if (!old_known) {
+        if (!old_known || a->keyless_unmatched) {
             changed = true;
         } else if (mode == TRACK_HIDDEN) {
             const uint8_t *h = a->hidden_hash[i];
@@ -888,10 +930,8 @@ static WrStatus handle_truncate(Assembler *a, const PgoTruncate *t, WrError *err
             return wr_error_set(err, WR_PROTOCOL, "truncate of relation %u before its relation message",
                                 relid);
         if (relcache_is_excluded(a->relcache, rv)) continue;
-        if (a->suppressed) {
-            a->rev.n_suppressed++;
-            continue;
-        }
+        /* Recorded even under suppression: it carries no value, and without
+         * it later changes would take old values from rows long gone. */
         WrStatus st = emit_delta(a, rv, DELTA_TRUNCATE, NULL, 0, false, NULL, err);
         if (st != WR_OK) return st;
         rowcache_remove_relation(a->rowcache, relid);
@@ -971,6 +1011,15 @@ static WrStatus rekey_rows(Assembler *a, const RelationVersion *rv, WrError *err
     return st;
 }
 
+/* Same column names in the same order as the table's current version. */
+static bool same_names(const RelationVersion *cur, uint16_t ncols, const RelColumnIn *cols)
+{
+    if (cur->ncols != ncols) return false;
+    for (uint16_t i = 0; i < ncols; i++)
+        if (strcmp(cur->cols[i].name, cols[i].name) != 0) return false;
+    return true;
+}
+
 static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err)
 {
     RelColumnIn cols_small[64];
@@ -987,7 +1036,16 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
     /* FULL marks every column, NOTHING none: the object key is the primary key
      * when there is one, and a table without one has no key column at all
      * (a multiset: synthetic_key). */
-    if ((r->replident == 'f' || r->replident == 'n') && a->out.primary_key) {
+    const RelationVersion *cur = relcache_lookup(a->relcache, r->relid);
+    bool ddl = ddl_seen_take(a, r->relid);
+    if ((r->replident == 'f' || r->replident == 'n') && a->out.primary_key && cur && !ddl &&
+        cur->replident == r->replident && same_names(cur, r->ncols, cols)) {
+        /* The catalog answers as of now, not as of this message: a key added
+         * later would be taken for this table's key before the DDL (and its
+         * rows moved too early). Without a walrev.ddl message for the table
+         * since its current version, its key is still that version's. */
+        for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = cur->cols[i].is_key;
+    } else if ((r->replident == 'f' || r->replident == 'n') && a->out.primary_key) {
         const char **names = xcalloc((size_t)r->ncols + 1, sizeof(char *));
         bool *is_key = xcalloc((size_t)r->ncols + 1, sizeof(bool));
         for (uint16_t i = 0; i < r->ncols; i++) names[i] = cols[i].name;
@@ -1003,7 +1061,7 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
         }
     }
     bool is_new = false;
-    const RelationVersion *prev = relcache_lookup(a->relcache, r->relid);
+    const RelationVersion *prev = cur;
     const RelationVersion *rv = relcache_apply(a->relcache, r->relid, r->nspname, r->relname,
                                                r->replident, r->ncols, cols, a->rev.commit_lsn, &is_new);
     if (cols != cols_small) free(cols);
@@ -1073,10 +1131,19 @@ WrStatus assembler_keyless_known(Assembler *a, const RelationVersion *rv, const 
 {
     *known = false;
     if (!a->out.find_row) return WR_OK;
+    static const char *const none[1] = {NULL};
     uint8_t d[DIGEST_LEN];
     digest_row(&a->dkey, rv, vals, NULL, d);
-    return a->out.find_row(a->out.ctx, rv, d, exclude, nexclude, key, known, err);
+    /* never NULL here: the backfill's version is not the stream's, so no rebuild */
+    return a->out.find_row(a->out.ctx, rv, d, exclude ? exclude : none, nexclude, key, known, err);
 }
+
+void assembler_row_digest(const Assembler *a, const RelationVersion *rv, const Value *vals, uint8_t out[DIGEST_LEN])
+{
+    digest_row(&a->dkey, rv, vals, NULL, out);
+}
+
+const char *assembler_last_row_key(const Assembler *a) { return a->key.data; }
 
 WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char *key, bool *known, WrError *err)
 {

@@ -40,7 +40,9 @@ typedef struct {
      * live row of rv's table whose row digest is digest and whose key is not
      * among exclude[0..nexclude), as of everything emitted so far; its key
      * into *key and *found=true. Which of several equal rows is free. May
-     * be NULL (no store: such changes get a new identity).
+     * be NULL (no store: such changes get a new identity). exclude is NULL
+     * from the stream (the store may then rebuild the table's digests once
+     * after a miss) and non-NULL from the backfill (never rebuilds).
      */
     WrStatus (*find_row)(void *ctx, const RelationVersion *rv, const uint8_t digest[DIGEST_LEN],
                          const char *const *exclude, int nexclude, StrBuf *key, bool *found, WrError *err);
@@ -146,6 +148,10 @@ WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char
 WrStatus assembler_keyless_known(Assembler *a, const RelationVersion *rv, const Value *vals,
                                  const char *const *exclude, int nexclude, StrBuf *key, bool *known,
                                  WrError *err) WR_MUSTCHECK;
+/* The identity digest of a row of a table without a key (schema/digest.h), under the store's key. */
+void assembler_row_digest(const Assembler *a, const RelationVersion *rv, const Value *vals, uint8_t out[DIGEST_LEN]);
+/* The key the last assembler_baseline_row recorded its row under; valid until the next change. */
+const char *assembler_last_row_key(const Assembler *a);
 /*
  * Read-ahead of old images (the worker batches lookups it sees coming).
  * Messages not yet handled are shown to assembler_prefetch_scan in stream

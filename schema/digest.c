@@ -58,15 +58,14 @@ void digest_row(const DigestKey *k, const RelationVersion *rv, const Value *vals
     if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) abort();
     for (uint16_t i = 0; i < rv->ncols; i++) {
         if (rv->cols[i].track != TRACK_FULL || !vals[i].data || (unknown && unknown[i])) continue;
-        uint8_t hdr[6];
-        uint16_t id = (uint16_t)rv->cols[i].col_id;
+        /* name NUL, value length, value: unambiguous */
+        uint8_t hdr[4];
         uint32_t len = (uint32_t)vals[i].len;
-        hdr[0] = (uint8_t)(id >> 8);
-        hdr[1] = (uint8_t)id;
-        hdr[2] = (uint8_t)(len >> 24);
-        hdr[3] = (uint8_t)(len >> 16);
-        hdr[4] = (uint8_t)(len >> 8);
-        hdr[5] = (uint8_t)len;
+        hdr[0] = (uint8_t)(len >> 24);
+        hdr[1] = (uint8_t)(len >> 16);
+        hdr[2] = (uint8_t)(len >> 8);
+        hdr[3] = (uint8_t)len;
+        EVP_DigestUpdate(c, rv->cols[i].name, strlen(rv->cols[i].name) + 1);
         EVP_DigestUpdate(c, hdr, sizeof(hdr));
         EVP_DigestUpdate(c, vals[i].data, vals[i].len);
     }

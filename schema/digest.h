@@ -26,9 +26,12 @@ void digest_value(const DigestKey *k, const Value *v, uint8_t out[DIGEST_LEN]);
 
 /*
  * The identity digest of a row of a table without a key: over the columns
- * rv tracks with values (TRACK_FULL), each as col_id and its text; a NULL or
- * unknown column (unknown may be NULL) contributes nothing, so a nullable
- * column added later does not change the digest of the rows before it.
+ * rv tracks with values (TRACK_FULL), each as its name and its text; a NULL
+ * or unknown column (unknown may be NULL) contributes nothing, so a nullable
+ * column added later does not change the digest of the rows before it. By
+ * name, not col_id, so that a version built from the catalog (the backfill's)
+ * digests as the stream's does; a rename changes digests, which the store
+ * rebuilds once per version when a row is not found.
  */
 void digest_row(const DigestKey *k, const RelationVersion *rv, const Value *vals, const uint8_t *unknown,
                 uint8_t out[DIGEST_LEN]);

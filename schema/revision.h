@@ -132,6 +132,11 @@ typedef struct {
      * REPLICA IDENTITY FULL change finds it (docs/history-store.md); NULL
      * otherwise. Never part of the checksum. */
     const uint8_t *row_digest;
+    /* A table without a key, UPDATE/DELETE: the digest of the row before the
+     * change (which row it was; the backfill matches its unrecorded rows by
+     * it). NULL otherwise. Never part of the checksum. */
+    const uint8_t *old_row_digest;
+    bool old_row_found; /* with old_row_digest: the history held that row (else it got a new identity) */
 } ObjectDelta;
 
 #endif

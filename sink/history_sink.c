@@ -1551,7 +1551,7 @@ static WrStatus hs_find_row(Sink *s, const RelationVersion *rv, const uint8_t di
             *found = true;
         }
         PQclear(res);
-        if (*found || attempt) break;
+        if (*found || attempt || exclude) break; /* the backfill's version is not the stream's: no rebuild */
         bool again = false;
         st = redigest(s, rv, &again, err);
         if (!again) break;

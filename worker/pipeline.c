@@ -271,9 +271,9 @@ static WrStatus restore_relations(Pipeline *p, WrError *err)
     StrBuf sql;
     strbuf_init(&sql);
     strbuf_appendf(&sql,
-                   "SELECT json_build_object('relid', relid, 'version', version, 'nspname', nspname, "
+                   "SELECT json_build_object('relid', relid::bigint, 'version', version, 'nspname', nspname, "
                    "'relname', relname, 'replident', replident::text, 'valid_from', valid_from::text, "
-                   "'col_ids', col_ids, 'col_names', col_names, 'col_type_oids', col_type_oids, "
+                   "'col_ids', col_ids, 'col_names', col_names, 'col_type_oids', col_type_oids::bigint[], "
                    "'col_typmods', col_typmods, 'col_type_names', col_type_names, 'col_is_key', col_is_key, "
                    "'max_col_id', (SELECT max(x) FROM %s.relation_version r2, unnest(r2.col_ids) x "
                    "WHERE r2.relid = rv.relid))::text "
