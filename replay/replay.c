@@ -8,6 +8,7 @@
 #include "replay/replay.h"
 
 #include <getopt.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,11 +369,27 @@ static void append_key_element(StrBuf *b, const json_t *e)
     }
 }
 
+/* A row of a table without a key: "#<revision>.<seq>" (docs/history-store.md). */
+static bool synthetic_key(const char *arg)
+{
+    if (arg[0] != '#' || !isdigit((unsigned char)arg[1])) return false;
+    const char *p = arg + 1;
+    while (isdigit((unsigned char)*p)) p++;
+    if (*p++ != '.') return false;
+    if (*p == 's') p++;
+    if (!isdigit((unsigned char)*p)) return false;
+    while (isdigit((unsigned char)*p)) p++;
+    return *p == '\0';
+}
+
 WrStatus rq_parse_key(const char *arg, char **key, WrError *err)
 {
     StrBuf b;
     strbuf_init(&b);
-    if (arg[0] == '[') {
+    if (synthetic_key(arg)) {
+        /* taken as it is; a one-column key with this text is written ["#1.2"] */
+        strbuf_append_str(&b, arg);
+    } else if (arg[0] == '[') {
         json_error_t je;
         json_t *a = json_loads(arg, JSON_DECODE_ANY, &je);
         if (!a || !json_is_array(a) || json_array_size(a) == 0) {

@@ -199,6 +199,11 @@ static void append_ident(Undo *u, StrBuf *b, const char *name)
 /* WHERE clause for a stored key, with the key columns of the newest version. */
 static WrStatus append_where_key(Undo *u, StrBuf *b, const LiveTable *t, const char *key, WrError *err)
 {
+    if (key && key[0] == '#')
+        return wr_error_set(err, WR_INVALID,
+                            "row %s of %s has no key (a table without a primary key is a multiset, "
+                            "docs/history-store.md): restore and revert cannot name it on the live table",
+                            key, t->qname);
     char **kv;
     int nk;
     if (rq_key_values(key, &kv, &nk, err) != WR_OK) return err->status;

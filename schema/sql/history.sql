@@ -287,6 +287,17 @@ RETURNS void LANGUAGE plpgsql AS $fn$
 DECLARE
     i integer;
 BEGIN
+    -- The common batch (rows inserted or changed, each entry once) in one
+    -- statement; anything else entry by entry, in order.
+    IF NOT EXISTS (SELECT 1 FROM unnest(p_keys, p_cols, p_digests) AS u(k, c, d)
+                   WHERE u.k IS NULL OR u.c = -32768 OR u.d IS NULL)
+       AND (SELECT count(*) = count(DISTINCT (u.r, u.k, u.c))
+            FROM unnest(p_relids, p_keys, p_cols) AS u(r, k, c)) THEN
+        INSERT INTO @schema@.row_digest
+        SELECT u.r, u.k, u.c, decode(u.d, 'hex') FROM unnest(p_relids, p_keys, p_cols, p_digests) AS u(r, k, c, d)
+        ON CONFLICT (relid, key, col_id) DO UPDATE SET digest = EXCLUDED.digest;
+        RETURN;
+    END IF;
     FOR i IN 1 .. coalesce(array_length(p_relids, 1), 0) LOOP
         IF p_keys[i] IS NULL THEN
             DELETE FROM @schema@.row_digest WHERE relid = p_relids[i];

@@ -224,14 +224,15 @@ static void test_unknown_row_and_key_change(void **state)
     Fix *f = *state;
     begin(f, 0x100, 700);
     relation(f, NULL);
-    /* never seen: every sent column with old unknown; unchanged TOAST unknown too */
+    /* never seen: every sent column with old unknown; unchanged TOAST unknown too;
+     * the hidden column hidden and old unknown (whether it changed is not known) */
     change(f, 'U', 0, NULL, (const char *[]){"t:9", "t:zed", "t:s", "t:x", "u", NULL});
     /* key change 9 -> 10: old object ends, a new one begins */
     change(f, 'U', 'K', (const char *[]){"t:9", "n", "n", "n", "n", NULL},
            (const char *[]){"t:10", "t:zed", "t:s", "t:x", "t:d", NULL});
     commit(f, 0x200);
     assert_string_equal(f->rec.log,
-        "U [\"9\"] ctx0 old? [1:NULL->'9'/f2 2:NULL->'zed'/f2 3:NULL->NULL/f1];"
+        "U [\"9\"] ctx0 old? [1:NULL->'9'/f2 2:NULL->'zed'/f2 3:NULL->NULL/f3];"
         "D [\"9\"] ctx0 [1:'9'->NULL 2:'zed'->NULL 3:NULL->NULL/f1 5:NULL->NULL/f2];"
         "I [\"10\"] ctx0 [1:NULL->'10' 2:NULL->'zed' 3:NULL->NULL/f1 5:NULL->'d'];commit 1;");
 }
