@@ -123,6 +123,21 @@ expect_eq "p's update by the new key has exact old values" \
   "$(q $DB "SELECT string_agg(old_value || '>' || new_value, ' ' ORDER BY revision_id) FROM walrev.attribute_delta WHERE relid = 'p'::regclass AND key = '[\"3\"]' AND op = 'U'")" "b>C D>F"
 expect_eq "nothing recorded with unknown old values" \
   "$(q $DB "SELECT count(*) FROM walrev.object_delta WHERE old_unknown AND relid IN ('k'::regclass, 'f'::regclass, 'p'::regclass)")" 0
+# history and blame answer for a row by its synthetic identity
+key=$(q $DB "SELECT key FROM walrev.current_rows('f'::regclass) ORDER BY key LIMIT 1")
+W history --table f --key "$key" >"$WORK/hist.out" 2>&1 || { cat "$WORK/hist.out"; fail "history of row $key"; }
+expect_eq "walrev history --key $key: the row's own changes" \
+  "$(awk -F'|' 'NR > 2 && NF > 5 { gsub(/ /, ""); print $3 ":" $7 ":" $8 ":" $9 }' "$WORK/hist.out")" \
+  "$(q $DB "SELECT op::text || ':' || column_name || ':' || coalesce(old_value, '') || ':' || coalesce(new_value, '')
+            FROM walrev.attribute_delta WHERE relid = 'f'::regclass AND key = '$key' ORDER BY revision_id, seq, col_id")"
+W blame --table f --key "$key" >"$WORK/blame.out" 2>&1 || { cat "$WORK/blame.out"; fail "blame of row $key"; }
+expect_eq "walrev blame --key $key: the row's values" \
+  "$(awk -F'|' 'NR > 2 && NF > 5 { gsub(/ /, ""); print $1 "=" $2 }' "$WORK/blame.out" | paste -sd' ')" \
+  "$(q $DB "SELECT 'a=' || vals[1] || ' b=' || vals[2] FROM walrev.current_rows('f'::regclass) WHERE key = '$key'")"
+rc=0; W revert "$(q $DB "SELECT max(revision_id) FROM walrev.object_delta WHERE relid = 'f'::regclass")" >"$WORK/revert.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "has no key (a table without a primary key is a multiset" "$WORK/revert.out" ||
+  { cat "$WORK/revert.out"; fail "revert of a keyless row: exit $rc"; }
+pass "revert of a row without a key refuses, naming why"
 W verify >"$WORK/verify.out" 2>&1 || { cat "$WORK/verify.out"; fail verify; }
 pass "verify"
 rebuilt=$(grep -c 'row digests rebuilt' "$WORK/run.log" || true)
