@@ -124,7 +124,9 @@ static WrStatus out_lookup(void *ctx, const RelationVersion *rv, const char *key
 /* The history sink, when there is one and it holds the revision in flight. */
 static Sink *history_sink(Pipeline *p)
 {
-    if (!p->history || fanout_skips_current(p->fanout, p->history_index)) return NULL;
+    if (!p->history) return NULL;
+    /* skip_current speaks of the revision in flight only; the backfill asks between revisions */
+    if (p->asm_ && assembler_in_revision(p->asm_) && fanout_skips_current(p->fanout, p->history_index)) return NULL;
     return p->history;
 }
 

@@ -17,11 +17,15 @@ cleanup() { [ -n "$WPID" ] && kill -9 "$WPID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 printf "[worker]\nrow_cache_mb = 1\n[history]\nbatch_max_ms = 5\n" >"$WORK/walrev.ini"
 W() { "$WALREV_BIN" -c "$WORK/walrev.ini" --source "$SRC" --slot keyless "$@"; }
-TABLES="k f p"
+TABLES="k f p n ui"
 
 q $DB "CREATE TABLE k (a int, b text);
        CREATE TABLE f (a int, b text); ALTER TABLE f REPLICA IDENTITY FULL;
        CREATE TABLE p (a int NOT NULL, b text); ALTER TABLE p REPLICA IDENTITY FULL;
+       CREATE TABLE n (a int PRIMARY KEY, b text); ALTER TABLE n REPLICA IDENTITY NOTHING;
+       CREATE TABLE ui (a int NOT NULL, b text); CREATE UNIQUE INDEX ui_a ON ui (a);
+       ALTER TABLE ui REPLICA IDENTITY USING INDEX ui_a;
+       INSERT INTO n VALUES (1, 'n1'); INSERT INTO ui VALUES (1, 'u1'), (2, 'u2');
        CREATE TABLE marker (id int PRIMARY KEY);
        INSERT INTO k VALUES (1, 'x'), (1, 'x'), (1, 'x'), (2, 'y'), (NULL, NULL), (NULL, NULL);
        INSERT INTO f VALUES (1, 'x'), (1, 'x'), (2, NULL);
@@ -61,7 +65,8 @@ one() { echo "(SELECT ctid FROM $1 WHERE $2 LIMIT 1)"; }  # exactly one of equal
 
 start_worker
 run_step "INSERT INTO k VALUES (1, 'x'), (3, 'z'), (3, 'z'); INSERT INTO f VALUES (1, 'x');"
-run_step "UPDATE f SET b = 'z' WHERE ctid = $(one f "a = 1 AND b = 'x'")"
+run_step "UPDATE f SET b = 'z' WHERE ctid = $(one f "a = 1 AND b = 'x'")" "INSERT INTO n VALUES (2, 'n2')" \
+         "UPDATE ui SET b = 'u1+' WHERE a = 1; DELETE FROM ui WHERE a = 2; INSERT INTO ui VALUES (3, 'u3')"
 run_step "DELETE FROM f WHERE ctid = $(one f "a = 1 AND b = 'x'")"
 # a primary key added: the same rows go on under their new keys
 run_step "ALTER TABLE p ADD PRIMARY KEY (a)" "UPDATE p SET b = 'B' WHERE a = 2"
@@ -70,7 +75,7 @@ caught_up
 stop_worker
 pass "stopped by SIGTERM"
 start_worker
-run_step "UPDATE f SET a = a + 10 WHERE a = 1; INSERT INTO k SELECT * FROM k;"
+run_step "UPDATE f SET a = a + 10 WHERE a = 1; INSERT INTO k SELECT * FROM k;" "UPDATE ui SET a = 4 WHERE a = 3"
 run_step "BEGIN; INSERT INTO f VALUES (7, 'd'), (7, 'd'), (7, 'd'); UPDATE f SET b = 'e' WHERE ctid = $(one f "a = 7"); DELETE FROM f WHERE ctid = $(one f "a = 7 AND b = 'd'"); COMMIT;"
 # the primary key dropped: the rows are a multiset again
 run_step "ALTER TABLE p DROP CONSTRAINT p_pkey" "INSERT INTO p VALUES (3, 'C')"
@@ -118,6 +123,11 @@ expect_eq "no two live rows of k share an identity" "$dups" 0
 expect_eq "k's live identities are synthetic" \
   "$(q $DB "SELECT count(*) FILTER (WHERE key LIKE '#%') || '/' || count(*) FROM walrev.current_rows('k'::regclass)")" \
   "$(q $DB "SELECT count(*) || '/' || count(*) FROM k")"
+expect_eq "REPLICA IDENTITY NOTHING with a primary key: rows keyed by it" \
+  "$(q $DB "SELECT string_agg(key, ' ' ORDER BY key) FROM walrev.current_rows('n'::regclass)")" '["1"] ["2"]'
+expect_eq "REPLICA IDENTITY USING INDEX: rows keyed by the index, exact old values" \
+  "$(q $DB "SELECT string_agg(op::text || key || ':' || coalesce(old_values::text, '-'), ' ' ORDER BY revision_id, seq) FROM walrev.object_delta_arrays WHERE relid = 'ui'::regclass AND revision_id > 1")" \
+  'U["1"]:{u1} D["2"]:{2,u2} I["3"]:- D["3"]:{3,u3} I["4"]:-'
 # after ADD PRIMARY KEY the rows went on under their keys: the update by key found its row
 expect_eq "p's update by the new key has exact old values" \
   "$(q $DB "SELECT string_agg(old_value || '>' || new_value, ' ' ORDER BY revision_id) FROM walrev.attribute_delta WHERE relid = 'p'::regclass AND key = '[\"3\"]' AND op = 'U'")" "b>C D>F"
