@@ -107,12 +107,12 @@ WrStatus pgio_status(PGconn *conn, const char *sqlstate)
 
 /* ---- options ---- */
 
-static PgioOptions options = {10, 30, 10, 3, 20000};
+static PgioOptions options = {5, 30, 10, 3, 10000};
 
 void pgio_options_default(PgioOptions *o)
 {
-    *o = (PgioOptions){.connect_timeout_s = 10, .keepalives_idle_s = 30, .keepalives_interval_s = 10,
-                       .keepalives_count = 3, .reply_timeout_ms = 20000};
+    *o = (PgioOptions){.connect_timeout_s = 5, .keepalives_idle_s = 30, .keepalives_interval_s = 10,
+                       .keepalives_count = 3, .reply_timeout_ms = 10000};
 }
 
 void pgio_configure(const PgioOptions *o) { options = *o; }

@@ -49,7 +49,9 @@ typedef struct {
     int reply_timeout_ms;      /* bounded connections: longest wait for any reply; 0 = none */
 } PgioOptions;
 
-/* Defaults: connect 10 s, keepalives 30/10/3, reply 20 s (below WatchdogSec). */
+/* Defaults: connect 5 s, keepalives 30/10/3, reply 10 s: with the watchdog fed at half
+ * of WatchdogSec (30 s), a connect (twice: the failure is asked again by
+ * PQping) or a reply waited for in full still ends before systemd gives up. */
 void pgio_options_default(PgioOptions *o);
 /* Set the process-wide options (copy kept). Call before starting threads. */
 void pgio_configure(const PgioOptions *o);

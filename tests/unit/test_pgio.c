@@ -72,9 +72,9 @@ static void test_connect_errors(void **state)
     (void)state;
     PgioOptions o;
     pgio_options_default(&o);
-    assert_int_equal(o.connect_timeout_s, 10);
+    assert_int_equal(o.connect_timeout_s, 5);
     assert_int_equal(o.keepalives_idle_s, 30);
-    assert_int_equal(o.reply_timeout_ms, 20000);
+    assert_int_equal(o.reply_timeout_ms, 10000);
     o.connect_timeout_s = 2;
     pgio_configure(&o);
     assert_int_equal(pgio_options()->connect_timeout_s, 2);
