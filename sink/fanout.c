@@ -93,19 +93,6 @@ WrStatus fanout_open(Fanout *f, SinkPosition *start, WrError *err)
     return WR_OK;
 }
 
-bool fanout_has_positionless(const Fanout *f)
-{
-    for (int i = 0; i < f->n; i++)
-        if (!f->sinks[i].pos.known) return true;
-    return false;
-}
-
-void fanout_rewind(Fanout *f, const SinkPosition *start)
-{
-    f->emitted_end = start->durable_end_lsn;
-    f->start_lsn = start->durable_end_lsn;
-}
-
 /* ---- one revision ---- */
 
 WrStatus fanout_relation(Fanout *f, const RelationVersion *rv, WrError *err)

@@ -53,19 +53,6 @@ bool fanout_skips_current(const Fanout *f, int i);
  */
 WrStatus fanout_open(Fanout *f, SinkPosition *start, WrError *err) WR_MUSTCHECK;
 
-/* True when some sink keeps no position of its own (Kafka: open reports
- * known = false). It holds what the slot confirmed and no more, so after a
- * crash it may lack revisions the sinks that keep positions hold. */
-bool fanout_has_positionless(const Fanout *f);
-
-/*
- * Stream from start, earlier than fanout_open chose (the slot's confirmed
- * position, with the id and checksum of the revision ending there, so a
- * positionless sink gets again what it may lack under the same ids). Sinks
- * holding more skip what they hold. Call after fanout_open, before anything
- * is given out.
- */
-void fanout_rewind(Fanout *f, const SinkPosition *start);
 
 /* ---- one revision, in parts; pointers are borrowed for the call ---- */
 WrStatus fanout_relation(Fanout *f, const RelationVersion *rv, WrError *err) WR_MUSTCHECK;

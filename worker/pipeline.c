@@ -15,7 +15,6 @@
 #include "decoder/stream.h"
 #include "pgio/pgio.h"
 #include "schema/checksum.h"
-#include "schema/store_sql.h"
 #include "sink/fanout.h"
 #include "sink/kafka_sink.h"
 #include "sink/sink.h"
@@ -493,83 +492,11 @@ static WrStatus next_message(Pipeline *p, const uint8_t **buf, size_t *len, WrEr
 
 /* Sinks opened, the assembler placed where the least advanced sink stands,
  * known relation versions restored, the backfill ready: *start says where. */
-/* One value of a one-row query on a bounded connection; *out is "" for no row or NULL. Caller frees. */
-static WrStatus query_value(const char *conninfo, const char *what, const char *sql, const char *param, char **out,
-                            WrError *err)
-{
-    *out = NULL;
-    PGconn *c;
-    PgioConnect how = {.what = what, .app_name = "walrev", .bounded = true};
-    WrStatus st = pgio_connect(conninfo, &how, &c, err);
-    if (st != WR_OK) return st;
-    PGresult *r;
-    const char *params[1] = {param};
-    st = pgio_run(c, sql, 1, params, &r, err, what);
-    if (st == WR_OK) {
-        *out = xstrdup(PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "");
-        PQclear(r);
-    }
-    PQfinish(c);
-    return st;
-}
-
-/*
- * A sink that keeps no position of its own (Kafka) holds what the slot
- * confirmed and no more: after a crash the history store may hold revisions
- * it never got. Stream from the slot's confirmed position then, with the id
- * and checksum of the history's revision ending there, so it gets them again
- * under the same ids; the history store skips what it holds.
- */
-static WrStatus rewind_for_positionless(Pipeline *p, SinkPosition *start, WrError *err)
-{
-    if (!p->history || !fanout_has_positionless(p->fanout) || start->durable_end_lsn == 0) return WR_OK;
-    char *v;
-    WrStatus st = query_value(p->cfg->source_conninfo, "source: reading the slot's confirmed position",
-                              "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1",
-                              p->cfg->slot_name, &v, err);
-    if (st != WR_OK) return st;
-    Lsn confirmed = 0;
-    bool behind = lsn_parse(v, &confirmed) && confirmed < start->durable_end_lsn;
-    free(v);
-    if (!behind) return WR_OK;
-    char lsn[32], *schema = store_quote_ident(p->cfg->history_schema);
-    snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(confirmed));
-    StrBuf q;
-    strbuf_init(&q);
-    strbuf_appendf(&q,
-                   "SELECT id || ' ' || encode(checksum, 'hex') FROM %s.revision WHERE end_lsn <= $1::pg_lsn "
-                   "ORDER BY id DESC LIMIT 1",
-                   schema);
-    free(schema);
-    st = query_value(p->cfg->history_conninfo, "history store: finding the revision at the slot's position", q.data,
-                     lsn, &v, err);
-    strbuf_free(&q);
-    if (st != WR_OK) return st;
-    SinkPosition at = {.known = true, .durable_end_lsn = confirmed};
-    long long id = 0;
-    int used = 0;
-    if (v[0] && sscanf(v, "%lld %n", &id, &used) == 1 && strlen(v + used) == 2 * WALREV_CHECKSUM_LEN) {
-        at.last_revision_id = id;
-        for (int i = 0; i < WALREV_CHECKSUM_LEN; i++) sscanf(v + used + 2 * i, "%2hhx", &at.last_checksum[i]);
-    } else if (v[0]) {
-        st = wr_error_set(err, WR_FATAL, "history store: unreadable revision at %s: %.80s", lsn, v);
-    }
-    free(v);
-    if (st != WR_OK) return st;
-    log_info("msg=\"a sink without a position of its own may lack what the history store holds: streaming from the "
-             "slot's confirmed position\" lsn=" LSN_FMT " history_lsn=" LSN_FMT " after_revision=%lld",
-             LSN_ARGS(confirmed), LSN_ARGS(start->durable_end_lsn), id);
-    *start = at;
-    fanout_rewind(p->fanout, start);
-    return WR_OK;
-}
-
 static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
 {
     const Config *cfg = p->cfg;
     WrStatus st = create_sinks(p, err);
     if (st == WR_OK) st = fanout_open(p->fanout, start, err);
-    if (st == WR_OK) st = rewind_for_positionless(p, start, err);
     if (st != WR_OK) return st;
     /* The history store's digest key, so digests mean the same after a restart. */
     DigestKey dkey;
