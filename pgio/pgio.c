@@ -167,50 +167,54 @@ WrStatus pgio_connect(const char *conninfo, const PgioConnect *how, PGconn **out
     keys[n] = NULL, vals[n] = NULL;
 
     const char *what = how->what ? how->what : "database";
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (!conn) return wr_error_set(err, WR_FATAL, "%s: could not connect: out of memory in libpq", what);
-    if (PQstatus(conn) == CONNECTION_OK) {
-        PQsetNoticeProcessor(conn, drop_notice, NULL);
-        if (how->bounded && o->reply_timeout_ms > 0) {
-            ConnState *cs = xcalloc(1, sizeof(*cs));
-            cs->reply_timeout_ms = o->reply_timeout_ms;
-            if (!PQregisterEventProc(conn, conn_event, "walrev-pgio", NULL) ||
-                !PQsetInstanceData(conn, conn_event, cs)) {
-                free(cs);
-                PQfinish(conn);
-                return wr_error_set(err, WR_FATAL, "%s: could not register with libpq", what);
-            }
-        }
-        *out = conn;
-        return WR_OK;
-    }
-
     /*
      * libpq exposes no SQLSTATE for a failed connection. Ask the server again
      * with PQping: no response or "rejecting" (starting up, shutting down) is
      * transient; a server that accepts connections refused us for a reason
      * retrying will not fix (password, pg_hba.conf, missing database or role).
+     * A server that answers the ping may just have come back (resumed, or
+     * restarted while we waited): only a second refusal is one.
      */
-    char msg[512], where[300];
-    one_line(PQerrorMessage(conn), msg, sizeof(msg));
-    const char *host = PQhost(conn), *port = PQport(conn), *db = PQdb(conn);
-    snprintf(where, sizeof(where), "%s:%s/%s", host && host[0] ? host : "localhost", port && port[0] ? port : "5432",
-             db ? db : "?");
-    bool password = PQconnectionUsedPassword(conn) || PQconnectionNeedsPassword(conn);
-    PQfinish(conn);
-    WrStatus st;
-    switch (PQpingParams(keys, vals, 1)) {
-    case PQPING_NO_RESPONSE:
-    case PQPING_REJECT: st = WR_RETRY; break;
-    case PQPING_NO_ATTEMPT: st = WR_INVALID; break;
-    default: st = WR_FATAL; break;
+    for (int attempt = 0;; attempt++) {
+        PGconn *conn = PQconnectdbParams(keys, vals, 1);
+        if (!conn) return wr_error_set(err, WR_FATAL, "%s: could not connect: out of memory in libpq", what);
+        if (PQstatus(conn) == CONNECTION_OK) {
+            PQsetNoticeProcessor(conn, drop_notice, NULL);
+            if (how->bounded && o->reply_timeout_ms > 0) {
+                ConnState *cs = xcalloc(1, sizeof(*cs));
+                cs->reply_timeout_ms = o->reply_timeout_ms;
+                if (!PQregisterEventProc(conn, conn_event, "walrev-pgio", NULL) ||
+                    !PQsetInstanceData(conn, conn_event, cs)) {
+                    free(cs);
+                    PQfinish(conn);
+                    return wr_error_set(err, WR_FATAL, "%s: could not register with libpq", what);
+                }
+            }
+            *out = conn;
+            return WR_OK;
+        }
+        char msg[512], where[300];
+        one_line(PQerrorMessage(conn), msg, sizeof(msg));
+        const char *host = PQhost(conn), *port = PQport(conn), *db = PQdb(conn);
+        snprintf(where, sizeof(where), "%s:%s/%s", host && host[0] ? host : "localhost",
+                 port && port[0] ? port : "5432", db ? db : "?");
+        bool password = PQconnectionUsedPassword(conn) || PQconnectionNeedsPassword(conn);
+        PQfinish(conn);
+        WrStatus st;
+        switch (PQpingParams(keys, vals, 1)) {
+        case PQPING_NO_RESPONSE:
+        case PQPING_REJECT: st = WR_RETRY; break;
+        case PQPING_NO_ATTEMPT: st = WR_INVALID; break;
+        default: st = WR_FATAL; break;
+        }
+        if (st == WR_FATAL && attempt == 0) continue;
+        if (st == WR_FATAL)
+            return wr_error_set(err, st,
+                                "%s: could not connect: %s (at %s; the server refused this login%s; not retrying: "
+                                "fix the conninfo, .pgpass or pg_hba.conf)",
+                                what, msg, where, password ? ": authentication failed" : "");
+        return wr_error_set(err, st, "%s: could not connect: %s (at %s)", what, msg, where);
     }
-    if (st == WR_FATAL)
-        return wr_error_set(err, st,
-                            "%s: could not connect: %s (at %s; the server refused this login%s; not retrying: "
-                            "fix the conninfo, .pgpass or pg_hba.conf)",
-                            what, msg, where, password ? ": authentication failed" : "");
-    return wr_error_set(err, st, "%s: could not connect: %s (at %s)", what, msg, where);
 }
 
 /* ---- statements ---- */
