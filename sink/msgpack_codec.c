@@ -597,6 +597,80 @@ static json_t *to_json(const msgpack_object *o, int depth, WrError *err)
     }
 }
 
+/* No message walrev writes comes near this; a header that claims more is not ours. */
+#define SCAN_MAX ((uint64_t)64 << 20)
+
+static uint64_t be(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) v = v << 8 | p[i];
+    return v;
+}
+
+/*
+ * Walk the first msgpack object of p[0..len) without building it: 1 with
+ * *size when it is complete, 0 when more bytes are needed, -1 when it is not
+ * msgpack or claims more than SCAN_MAX bytes or elements. msgpack-c allocates
+ * for a container's declared count before it reads the elements, so a header
+ * claiming 2^32 elements in a few bytes cost 64 GiB (fuzz_msgpack found it);
+ * after this walk every declared element is known to be there.
+ */
+static int scan_object(const uint8_t *p, size_t len, size_t *size)
+{
+    size_t off = 0;
+    uint64_t pending = 1;
+    while (pending) {
+        if (off >= len) return 0;
+        uint8_t t = p[off++];
+        pending--;
+        uint64_t skip = 0, children = 0;
+        size_t lenbytes = 0, extra = 0;
+        if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+        } else if ((t & 0xf0) == 0x80) {
+            children = (uint64_t)(t & 0x0f) * 2;
+        } else if ((t & 0xf0) == 0x90) {
+            children = t & 0x0f;
+        } else if ((t & 0xe0) == 0xa0) {
+            skip = t & 0x1f;
+        } else {
+            switch (t) {
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: case 0xd4: skip = 2; break;
+            case 0xd5: skip = 3; break;
+            case 0xce: case 0xd2: case 0xca: skip = 4; break;
+            case 0xd6: skip = 5; break;
+            case 0xcf: case 0xd3: case 0xcb: skip = 8; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xc4: case 0xd9: lenbytes = 1; break;
+            case 0xc5: case 0xda: lenbytes = 2; break;
+            case 0xc6: case 0xdb: lenbytes = 4; break;
+            case 0xc7: lenbytes = 1, extra = 1; break; /* ext 8/16/32: length, then a type byte */
+            case 0xc8: lenbytes = 2, extra = 1; break;
+            case 0xc9: lenbytes = 4, extra = 1; break;
+            case 0xdc: case 0xde: lenbytes = 2; break;
+            case 0xdd: case 0xdf: lenbytes = 4; break;
+            default: return -1; /* 0xc1: never used */
+            }
+        }
+        if (lenbytes) {
+            if (len - off < lenbytes) return 0;
+            uint64_t n = be(p + off, lenbytes);
+            off += lenbytes;
+            if (t == 0xdc || t == 0xdd) children = n;
+            else if (t == 0xde || t == 0xdf) children = n * 2;
+            else skip = n + extra;
+        }
+        if (skip > SCAN_MAX) return -1;
+        if (skip > len - off) return 0;
+        off += (size_t)skip;
+        pending += children;
+        if (pending > SCAN_MAX) return -1;
+    }
+    *size = off;
+    return 1;
+}
+
 WrStatus mpc_decode_json(const void *buf, size_t len, size_t *used, json_t **out, WrError *err)
 {
     WrError local;
@@ -605,9 +679,18 @@ WrStatus mpc_decode_json(const void *buf, size_t len, size_t *used, json_t **out
     *used = 0;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
-    size_t off = 0;
+    size_t off = 0, whole = 0;
     WrStatus st = WR_OK;
-    msgpack_unpack_return r = msgpack_unpack_next(&u, buf, len, &off);
+    int scanned = scan_object(buf, len, &whole);
+    if (scanned == 0) {
+        st = wr_error_set(err, WR_AGAIN, "walrev message: incomplete (%zu bytes)", len);
+        goto done;
+    }
+    if (scanned < 0) {
+        st = wr_error_set(err, WR_PROTOCOL, "walrev message: not valid msgpack");
+        goto done;
+    }
+    msgpack_unpack_return r = msgpack_unpack_next(&u, buf, whole, &off);
     if (r == MSGPACK_UNPACK_CONTINUE) {
         st = wr_error_set(err, WR_AGAIN, "walrev message: incomplete (%zu bytes)", len);
         goto done;

@@ -422,6 +422,44 @@ static void test_decode_rejects(void **state)
 }
 
 /* A mistyped key, and unknown keys (which consumers must accept and keep). */
+/* Containers that claim more elements than any message could hold: rejected
+ * or awaited, never allocated for (a 432-byte message once asked msgpack-c
+ * for 256 GiB; fuzz_msgpack found it, tests/fuzz/seeds holds it). */
+static void test_decode_huge_claims(void **state)
+{
+    (void)state;
+    size_t used = 0;
+    json_t *j = NULL;
+    WrError err = {0};
+    const uint8_t array32_max[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x01};
+    assert_int_equal(mpc_decode_json(array32_max, sizeof(array32_max), &used, &j, &err), WR_PROTOCOL);
+    assert_null(j);
+    const uint8_t map32_inside[] = {0x81, 0xa1, 'v', 0xdf, 0x7f, 0xff, 0xff, 0xff};
+    assert_int_equal(mpc_decode_json(map32_inside, sizeof(map32_inside), &used, &j, &err), WR_PROTOCOL);
+    const uint8_t str32_huge[] = {0xdb, 0x7f, 0xff, 0xff, 0xff, 'x'};
+    assert_int_equal(mpc_decode_json(str32_huge, sizeof(str32_huge), &used, &j, &err), WR_PROTOCOL);
+    /* A plausible claim with its elements still to come is only incomplete. */
+    const uint8_t array16_short[] = {0xdc, 0x01, 0x00, 0x01, 0x02};
+    assert_int_equal(mpc_decode_json(array16_short, sizeof(array16_short), &used, &j, &err), WR_AGAIN);
+    assert_int_equal(used, 0);
+    const uint8_t reserved[] = {0xc1};
+    assert_int_equal(mpc_decode_json(reserved, sizeof(reserved), &used, &j, &err), WR_PROTOCOL);
+
+    char path[1024];
+    const char *src = getenv("WALREV_SOURCE_DIR");
+    if (!src) return;
+    snprintf(path, sizeof(path), "%s/tests/fuzz/seeds/fuzz_msgpack/regress_huge_container.mp", src);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    uint8_t buf[4096];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    assert_int_equal(n, 432);
+    WrStatus st = mpc_decode_json(buf, n, &used, &j, &err);
+    assert_true(st == WR_PROTOCOL || st == WR_AGAIN);
+    assert_null(j);
+}
+
 static void test_decode_key_types_and_unknown_keys(void **state)
 {
     (void)state;
@@ -483,6 +521,7 @@ int main(void)
         cmocka_unit_test(test_decode_truncated_every_offset),
         cmocka_unit_test(test_decode_rejects),
         cmocka_unit_test(test_decode_key_types_and_unknown_keys),
+        cmocka_unit_test(test_decode_huge_claims),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
