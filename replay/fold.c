@@ -189,13 +189,14 @@ static int copy_next(CopyReader *r, int nf, const unsigned char **f, int32_t *fl
             continue;
         }
         if (n == -2) {
-            wr_error_set(err, WR_FATAL, "%s: %s", what, PQerrorMessage(r->conn));
+            pgio_fail(r->conn, NULL, err, "%s", what);
         } else {
             /* the server ended the COPY: its result says why, else the stream was cut short */
             PGresult *res = PQgetResult(r->conn);
-            const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-            wr_error_set(err, PQresultStatus(res) == PGRES_COMMAND_OK ? WR_PROTOCOL : WR_FATAL, "%s: %s", what,
-                         m ? m : "the COPY stream ended early");
+            if (PQresultStatus(res) == PGRES_COMMAND_OK)
+                wr_error_set(err, WR_PROTOCOL, "%s: the COPY stream ended early", what);
+            else
+                pgio_fail(r->conn, res, err, "%s", what);
             PQclear(res);
         }
         return -1;

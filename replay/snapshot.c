@@ -145,7 +145,7 @@ static WrStatus stream_copy(ReplayCtx *ctx, const char *copy_sql, FILE *f, PGcon
                 if (fwrite(buf, 1, (size_t)n, f) != (size_t)n)
                     st = wr_error_set(err, WR_FATAL, "write failed while writing the snapshot");
             } else if (PQputCopyData(target, buf, n) != 1) {
-                st = wr_error_set(err, WR_FATAL, "copy into target failed: %s", PQerrorMessage(target));
+                st = pgio_fail(target, NULL, err, "copy into target");
             }
         }
         PQfreemem(buf);
@@ -176,7 +176,7 @@ static WrStatus line_to_sink(void *arg, const char *line, size_t len, WrError *e
     if (ls->f) {
         if (fwrite(line, 1, len, ls->f) != len) return wr_error_set(err, WR_FATAL, "write failed while writing the snapshot");
     } else if (PQputCopyData(ls->target, line, (int)len) != 1) {
-        return wr_error_set(err, WR_FATAL, "copy into target failed: %s", PQerrorMessage(ls->target));
+        return pgio_fail(ls->target, NULL, err, "copy into target");
     }
     ls->pg->rows++;
     if ((ls->pg->rows & 1023) == 0) progress_tick(ls->pg, ls->ctx->err, false);
@@ -264,10 +264,10 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         cols = column_list(target, rv);
         char *copy_in = NULL;
         if (asprintf(&copy_in, "COPY %s (%s) FROM STDIN", qname, cols) < 0) abort();
-        res = PQexec(target, copy_in);
+        (void)pgio_exec(target, copy_in, 0, NULL, &res);
         free(copy_in);
         if (PQresultStatus(res) != PGRES_COPY_IN) {
-            wr_error_set(err, WR_FATAL, "copy into %s: %s", qname, PQerrorMessage(target));
+            pgio_fail(target, res, err, "copy into %s", qname);
             PQclear(res);
             st = err->status;
             goto done;
@@ -280,7 +280,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
             st = stream_copy(ctx, copy, NULL, target, &pg, err);
         }
         if (PQputCopyEnd(target, st == WR_OK ? NULL : "snapshot failed") != 1 && st == WR_OK)
-            st = wr_error_set(err, WR_FATAL, "copy into %s: %s", qname, PQerrorMessage(target));
+            st = pgio_fail(target, NULL, err, "copy into %s", qname);
         res = PQgetResult(target);
         if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WR_OK) {
             st = pgio_fail(target, res, err, "copy into %s", qname);

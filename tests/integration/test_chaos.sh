@@ -28,11 +28,12 @@ SRC=$(conninfo $DB)
 TMP=$(mktemp -d /tmp/walrev-chaos.XXXXXX)
 H=$TMP/hist-cluster
 cleanup() {
+  set +e # a failed kill of a process already gone must not skip the rest
   touch "$TMP/stop-load"
-  [ -n "${loadpid:-}" ] && { kill "$loadpid" 2>/dev/null; wait "$loadpid" 2>/dev/null; }
-  [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null
-  [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null
-  [ -n "${WALREV_KEEP_TMP:-}" ] && { echo "# kept $TMP (history cluster on port ${HPORT:-?} still running)"; return; }
+  [ -n "${loadpid:-}" ] && { kill "$loadpid" 2>/dev/null; wait "$loadpid" 2>/dev/null; } || true
+  [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null || true
+  [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null || true
+  [ -n "${WALREV_KEEP_TMP:-}" ] && { echo "# kept $TMP (history cluster on port ${HPORT:-?} still running)"; return; } || true
   bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" stop "$H" >/dev/null 2>&1 || true
   rm -rf "$TMP"
 }

@@ -16,8 +16,9 @@ TMP=$(mktemp -d /tmp/walrev-connfaults.XXXXXX)
 H=$TMP/hist-cluster
 frozen=()
 cleanup() {
-  [ ${#frozen[@]} -gt 0 ] && kill -CONT "${frozen[@]}" 2>/dev/null
-  [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null
+  set +e # a failed kill of a process already gone must not skip the rest
+  [ ${#frozen[@]} -gt 0 ] && kill -CONT "${frozen[@]}" 2>/dev/null || true
+  [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null || true
   bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" stop "$H" >/dev/null 2>&1 || true
   rm -rf "$TMP"
 }

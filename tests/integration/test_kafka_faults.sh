@@ -15,8 +15,9 @@ fresh_db $DB
 SRC="$(conninfo $DB) options='-c wal_sender_timeout=2000'"
 TMP=$(mktemp -d /tmp/walrev-kfaults.XXXXXX)
 cleanup() {
-  [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null
-  [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null
+  set +e # a failed kill of a process already gone must not skip the rest
+  [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null || true
+  [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null || true
   rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
