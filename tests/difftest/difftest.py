@@ -892,7 +892,7 @@ def run(args):
 
     steps = args.steps
     point_steps = set(int(steps * (i + 1) / (args.points + 1)) for i in range(args.points))
-    lost_at = int(steps * 0.72)
+    lost_at = int(steps * 0.72) if not args.calm else -1
     schema_at = int(steps * 0.3)
     late_never_at = int(steps * 0.2)
     # the worker's stops come from their own generator: they depend on time,
@@ -903,6 +903,8 @@ def run(args):
 
     def chaos():
         nonlocal next_chaos, restart_at
+        if args.calm:
+            return
         now = time.time()
         if worker.died():
             print("difftest: the worker exited by itself; see worker.log", flush=True)
@@ -1094,11 +1096,19 @@ def run(args):
     w.prepared = []
     record_point(w, steps)
     final = w.lsn()
+    if args.calm:
+        # let the one worker reach the end, so that it never restarts
+        for _ in range(1200):
+            if w.rows("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = %s",
+                      (final, SLOT))[0][0]:
+                break
+            time.sleep(0.1)
     worker.stop(signal.SIGTERM)
     t_work = time.time() - t0
     print(f"difftest: workload done in {t_work:.0f}s: {args.steps} steps, {len(w.points)} points, worker started "
           f"{worker.starts}x, SIGTERM {worker.terms}, SIGKILL {worker.kills}; catching up to {final}", flush=True)
-    worker.catch_up(final, timeout=600)
+    if not args.calm:
+        worker.catch_up(final, timeout=600)
     return check(args, w, worker, workdir, t0)
 
 
@@ -1175,7 +1185,7 @@ def check(args, w, worker, workdir, t0):
     total = sum(v[1] for v in per_kind.values())
     print(f"\ndifftest: seed {args.seed}: {total_eq}/{total} table-points equal "
           f"({time.time() - t0:.0f}s; worker started {worker.starts}x, SIGTERM {worker.terms}, SIGKILL {worker.kills}, "
-          f"slot lost once)")
+          f"{'no stops, no lost slot' if args.calm else 'slot lost once'})")
     for k in KIND_ORDER:
         if k in per_kind:
             e, n = per_kind[k]
@@ -1248,6 +1258,8 @@ def main():
     ap.add_argument("--workdir")
     ap.add_argument("--show", type=int, default=3, help="divergences shown per kind")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--calm", action="store_true", help="one worker, never stopped, no lost slot (to tell "
+                    "divergences that need a restart from those that do not)")
     args = ap.parse_args()
     sys.exit(run(args))
 
