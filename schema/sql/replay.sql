@@ -856,12 +856,75 @@ LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
     ev      record;
     first_ev record;
+    prev    record;
     rv      @schema@.relation_version;
+    nxt     @schema@.relation_version;
     end_lsn pg_lsn := (SELECT r.end_lsn FROM @schema@.revision r WHERE r.id = p_rev);
+    ev_names text[];
+    ev_oids  oid[];
+    ev_mods  integer[];
+    max_id   integer;
 BEGIN
     SELECT e.* INTO ev FROM @schema@.table_event e
     WHERE e.relid = p_relid AND e.revision_id <= p_rev ORDER BY e.revision_id DESC, e.seq DESC LIMIT 1;
     SELECT x.* INTO rv FROM @schema@.relation_at(p_relid, p_rev) x;
+    -- An ALTER TABLE (columns added, dropped, renamed or retyped; the table
+    -- renamed) after the relation version in force began: pgoutput describes
+    -- a table again only with its next row change, so until then its columns
+    -- are the table log's. STORED generated columns are left out here as
+    -- they are from relation versions. Column identities: those of the
+    -- version the next change brought when it has exactly these columns, else
+    -- by attnum through the table log's last state that matches the version
+    -- in force (a rename keeps its values), else by name; a column added
+    -- since has no values yet (an identity no version uses).
+    IF ev.relid IS NOT NULL AND ev.event <> 'drop' AND ev.relkind = 'r' AND rv.relid IS NOT NULL
+       AND rv.valid_from <= end_lsn
+       AND (SELECT r.end_lsn FROM @schema@.revision r WHERE r.id = ev.revision_id) > rv.valid_from THEN
+        SELECT array_agg(c.c->>1 ORDER BY c.n), array_agg((c.c->>2)::oid ORDER BY c.n),
+               array_agg((c.c->>3)::integer ORDER BY c.n)
+          INTO ev_names, ev_oids, ev_mods
+          FROM jsonb_array_elements(ev.columns) WITH ORDINALITY AS c(c, n)
+         WHERE NOT coalesce((c.c->>6)::boolean, false);
+        IF coalesce(ev_names, '{}') IS DISTINCT FROM rv.col_names OR coalesce(ev_oids, '{}') IS DISTINCT FROM rv.col_type_oids
+           OR coalesce(ev_mods, '{}') IS DISTINCT FROM rv.col_typmods THEN
+            SELECT x.* INTO nxt FROM @schema@.relation_version x
+             WHERE x.relid = p_relid AND x.valid_from > end_lsn ORDER BY x.version LIMIT 1;
+            IF nxt.relid IS NOT NULL AND nxt.col_names = coalesce(ev_names, '{}')
+               AND nxt.col_type_oids = coalesce(ev_oids, '{}') AND nxt.col_typmods = coalesce(ev_mods, '{}') THEN
+                RETURN QUERY SELECT 'ok', 'r', NULL::bigint, nxt.version, ev.nspname, ev.relname, nxt.col_ids,
+                                    nxt.col_names, nxt.col_type_oids, nxt.col_typmods, nxt.col_type_names, nxt.col_is_key;
+                RETURN;
+            END IF;
+            SELECT p.* INTO prev FROM @schema@.table_event p
+             WHERE p.relid = p_relid AND p.event <> 'drop'
+               AND (p.revision_id, p.seq) < (ev.revision_id, ev.seq)
+               AND (SELECT coalesce(array_agg(pc.c->>1 ORDER BY pc.n), '{}')
+                      FROM jsonb_array_elements(p.columns) WITH ORDINALITY AS pc(c, n)
+                     WHERE NOT coalesce((pc.c->>6)::boolean, false)) = rv.col_names
+             ORDER BY p.revision_id DESC, p.seq DESC LIMIT 1;
+            SELECT max(i) INTO max_id FROM @schema@.relation_version x, unnest(x.col_ids) AS i WHERE x.relid = p_relid;
+            RETURN QUERY
+            SELECT 'ok', 'r', NULL::bigint, rv.version, ev.nspname, ev.relname,
+                   coalesce(array_agg(coalesce(
+                       CASE WHEN prev.relid IS NOT NULL THEN
+                           rv.col_ids[array_position(rv.col_names,
+                               (SELECT pc.c->>1 FROM jsonb_array_elements(prev.columns) AS pc(c)
+                                 WHERE (pc.c->>0)::integer = (c.c->>0)::integer))]
+                       ELSE rv.col_ids[array_position(rv.col_names, c.c->>1)] END,
+                       (coalesce(max_id, 0) + c.n)::smallint) ORDER BY c.n), '{}'),
+                   coalesce(array_agg(c.c->>1 ORDER BY c.n), '{}'), coalesce(array_agg((c.c->>2)::oid ORDER BY c.n), '{}'),
+                   coalesce(array_agg((c.c->>3)::integer ORDER BY c.n), '{}'),
+                   coalesce(array_agg(c.c->>4 ORDER BY c.n), '{}'),
+                   coalesce(array_agg((c.c->>5)::boolean ORDER BY c.n), '{}')
+              FROM jsonb_array_elements(ev.columns) WITH ORDINALITY AS c(c, n)
+             WHERE NOT coalesce((c.c->>6)::boolean, false);
+            RETURN;
+        ELSIF ev.relname IS DISTINCT FROM rv.relname OR ev.nspname IS DISTINCT FROM rv.nspname THEN
+            RETURN QUERY SELECT 'ok', 'r', NULL::bigint, rv.version, ev.nspname, ev.relname, rv.col_ids, rv.col_names,
+                                rv.col_type_oids, rv.col_typmods, rv.col_type_names, rv.col_is_key;
+            RETURN;
+        END IF;
+    END IF;
     IF ev.relid IS NOT NULL AND ev.event <> 'drop' AND (ev.relkind = 'p' OR rv.relid IS NULL OR rv.valid_from > end_lsn) THEN
         RETURN QUERY
         SELECT 'ok', ev.relkind, NULL::bigint, 0, ev.nspname, ev.relname,

@@ -24,17 +24,17 @@ CREATE TABLE IF NOT EXISTS @schema@.table_log (
     relname  text NOT NULL,
     relkind  text,                   -- r ordinary, p partitioned; NULL for drop
     parent   oid,                    -- the partition parent, NULL when none
-    columns  jsonb                   -- [[attnum, name, type oid, typmod, type, is key], ...]
+    columns  jsonb                   -- [[attnum, name, type oid, typmod, type, is key, generated], ...]
 );
 CREATE INDEX IF NOT EXISTS table_log_relid_idx ON @schema@.table_log (relid, id);
 REVOKE ALL ON @schema@.table_log FROM PUBLIC;
 REVOKE ALL ON SEQUENCE @schema@.table_log_id_seq FROM PUBLIC;
 
--- Log table t as it is now when that differs from its last row here: a new
--- table (tag CREATE TABLE...), a partitioned table or a partition, or a
--- table logged before. Tables of the history schema, temporary and unlogged
--- tables (logical decoding cannot see them) and tables the publication
--- does not cover are left out.
+-- Log table t as it is now when that differs from its last row here (any
+-- table the command touched: created, altered, attached or detached).
+-- Tables of the history schema, temporary and unlogged tables (logical
+-- decoding cannot see them) and tables the publication does not cover are
+-- left out.
 CREATE OR REPLACE FUNCTION @schema@.log_table(t oid, tag text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
@@ -67,23 +67,24 @@ BEGIN
     SELECT i.inhparent INTO par FROM pg_inherits i WHERE i.inhrelid = t AND c.relispartition;
     SELECT coalesce(jsonb_agg(jsonb_build_array(a.attnum, a.attname, a.atttypid::bigint, a.atttypmod,
                                                 format_type(a.atttypid, a.atttypmod),
-                                                coalesce(a.attnum = ANY (pk.indkey::int2[]), false))
+                                                coalesce(a.attnum = ANY (pk.indkey::int2[]), false),
+                                                a.attgenerated <> '')
                               ORDER BY a.attnum), '[]'::jsonb)
       INTO cols
       FROM pg_attribute a
       LEFT JOIN pg_index pk ON pk.indrelid = t AND pk.indisprimary
      WHERE a.attrelid = t AND a.attnum > 0 AND NOT a.attisdropped;
     SELECT l.* INTO last FROM @schema@.table_log l WHERE l.relid = t ORDER BY l.id DESC LIMIT 1;
-    IF last.id IS NULL THEN
-        IF tag NOT LIKE 'CREATE%' AND c.relkind <> 'p' AND par IS NULL AND tag <> 'seed' THEN
-            RETURN; -- a table that predates the log and is none of the above: its relation versions say enough
-        END IF;
-    ELSIF last.event <> 'drop' AND last.nspname = c.nspname AND last.relname = c.relname
-          AND last.relkind = c.relkind AND last.parent IS NOT DISTINCT FROM par AND last.columns = cols THEN
+    -- A table that predates the log is logged from its first ALTER on (as
+    -- 'alter': it existed before): pgoutput describes a table again only with
+    -- its next row change, and until then replay takes its columns from here.
+    IF last.id IS NOT NULL AND last.event <> 'drop' AND last.nspname = c.nspname AND last.relname = c.relname
+       AND last.relkind = c.relkind AND last.parent IS NOT DISTINCT FROM par AND last.columns = cols THEN
         RETURN;
     END IF;
     INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns)
-    VALUES (t, CASE WHEN tag = 'seed' THEN 'seed' WHEN last.id IS NULL THEN 'create' ELSE 'alter' END,
+    VALUES (t, CASE WHEN tag = 'seed' THEN 'seed' WHEN last.id IS NULL AND tag LIKE 'CREATE%' THEN 'create'
+                    ELSE 'alter' END,
             c.nspname, c.relname, c.relkind, par, cols);
 END
 $fn$;

@@ -52,16 +52,27 @@ expect_eq "relation versions: names and stable column ids" \
 8|t2|f|{1,2,3,6}|{id,a2,b,d}|{23,25,20,25}"
 
 # A column added after a row was last seen has an unknown old value (its
-# default is not in the WAL): recorded once, flagged, then exact.
+# default is not in the WAL): recorded once, flagged, then exact. Each
+# ALTER TABLE on its own is a revision too (its row in the table log), so
+# the changes are in revisions 2, 4, 6, ...
 expect_eq "changes in order, each under the version of its time" \
   "$(q $DB "$H SELECT revision_id, relversion, op, key, col_ids::text, old_values::text, new_values::text, coalesce(attr_flags::text, '') FROM object_delta_arrays WHERE relid = $T AND revision_id > 1 ORDER BY revision_id, seq")" \
 '2|2|U|["1"]|{2}|{one}|{uno}|
-3|3|U|["2"]|{5}||{4}|{2}
-4|4|U|["1"]|{3,5}|{10,NULL}|{11,NULL}|{0,2}
-5|5|U|["1"]|{3}|{11}|{12000000000}|
-6|6|I|["3"]|{1,2,3,5}||{3,three,30,NULL}|
-7|7|U|["3"]|{6}||{"new d"}|{2}
-8|8|D|["2"]|{1,2,3,6}|{2,two,20,NULL}||'
+4|3|U|["2"]|{5}||{4}|{2}
+6|4|U|["1"]|{3,5}|{10,NULL}|{11,NULL}|{0,2}
+8|5|U|["1"]|{3}|{11}|{12000000000}|
+10|6|I|["3"]|{1,2,3,5}||{3,three,30,NULL}|
+12|7|U|["3"]|{6}||{"new d"}|{2}
+13|8|D|["2"]|{1,2,3,6}|{2,two,20,NULL}||'
+expect_eq "every ALTER TABLE of t is in the table log at its commit" \
+  "$(q $DB "$H SELECT event, relname, revision_id FROM table_event WHERE relid = $T ORDER BY revision_id, seq")" \
+'alter|t|2
+alter|t|3
+alter|t|5
+alter|t|7
+alter|t2|9
+alter|t2|11
+alter|t2|11'
 
 expect_eq "the renamed column keeps its whole history (blame on a2)" \
   "$(W blame --table t2 --key 1 --format csv 2>/dev/null | grep -E '^(column|a2),' | cut -d, -f1-3)" \
