@@ -1155,11 +1155,17 @@ def check(args, w, worker, workdir, t0):
     per_kind = defaultdict(lambda: [0, 0])
     by_table = defaultdict(list)   # table id -> [(point, lsn, name, tags, detail, known tags)]
     hit_known = defaultdict(int)
-    for idx, step, lsn, recs in w.points:
-        for tid, q, tags, path, unlogged in recs:
+    # the snapshots, two at a time (each is a process and a query)
+    from concurrent.futures import ThreadPoolExecutor
+    jobs = [(idx, lsn, rec) for idx, step, lsn, recs in w.points for rec in recs]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(lambda j: subprocess.run(worker.cmd("snapshot", "--at", j[1], "--table", j[2][1]),
+                                                         capture_output=True), jobs))
+    for (idx, lsn, rec), p in zip(jobs, results):
+        if True:
+            tid, q, tags, path, unlogged = rec
             with open(path, "rb") as f:
                 want = f.read()
-            p = subprocess.run(worker.cmd("snapshot", "--at", lsn, "--table", q), capture_output=True)
             kind = primary_kind(tags)
             per_kind[kind][1] += 1
             err = p.stderr.decode(errors="replace").strip()
@@ -1177,7 +1183,8 @@ def check(args, w, worker, workdir, t0):
                     per_kind[kind][0] += 1
                     continue
                 detail = diff_lines(want, got)
-            kt = [t for t in tags if t in known]
+            # an entry is a tag, or tags joined by '+' that must all be there
+            kt = [k for k in known if all(part in tags for part in k.split("+"))]
             for t in kt:
                 hit_known[t] += 1
             by_table[tid].append((idx, lsn, q, tags, detail, kt))
@@ -1253,7 +1260,8 @@ def main():
     ap.add_argument("--walrev", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--steps", type=int, default=400)
-    ap.add_argument("--points", type=int, default=24)
+    ap.add_argument("--points", type=int, default=20)
+    ap.add_argument("--jobs", type=int, default=2, help="snapshots checked at once")
     ap.add_argument("--known", help="known-divergences file")
     ap.add_argument("--workdir")
     ap.add_argument("--show", type=int, default=3, help="divergences shown per kind")
