@@ -141,6 +141,18 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+char *xasprintf(const char *fmt, ...)
+{
+    StrBuf b;
+    strbuf_init(&b);
+    va_list ap;
+    va_start(ap, fmt);
+    strbuf_vappendf(&b, fmt, ap);
+    va_end(ap);
+    if (!b.data) return xstrdup(""); /* nothing appended: the buffer holds no allocation yet */
+    return b.data;
+}
+
 void strbuf_init(StrBuf *b)
 {
     b->data = NULL;

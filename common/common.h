@@ -60,6 +60,8 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* A formatted string (SQL, names) built in a StrBuf; the caller frees it. */
+char *xasprintf(const char *fmt, ...) WR_PRINTF(1, 2);
 
 /* ---- growable byte buffer; always NUL-terminated; owner frees with strbuf_free ---- */
 typedef struct {

@@ -118,10 +118,10 @@ static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, uint32_t *rel
     const char *params[2] = {rel, *key};
     char *sql = NULL;
     if (*parent) {
-        if (asprintf(&sql, "SELECT 1 FROM " PARENT_DELTAS("d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " LIMIT 1", ctx->schema_q) < 0) abort();
-    } else if (asprintf(&sql, "SELECT 1 FROM %s.object_delta WHERE relid = $1 AND key = $2 LIMIT 1",
-                        ctx->schema_q) < 0) {
-        abort();
+        sql = xasprintf("SELECT 1 FROM " PARENT_DELTAS("d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " LIMIT 1", ctx->schema_q);
+    } else {
+        sql = xasprintf("SELECT 1 FROM %s.object_delta WHERE relid = $1 AND key = $2 LIMIT 1",
+                        ctx->schema_q);
     }
     PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
     free(sql);
@@ -207,35 +207,29 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
          * or changed the table itself. */
         char *table_cond = NULL;
         if (parent) {
-            if (asprintf(&table_cond,
-                         "l.revision IN (SELECT d.revision_id FROM " PARENT_DELTAS("($6::text IS NULL OR d.key = %1$s.leaf_key($1::oid, iv.relid, $6))")
-                         "  UNION SELECT floor(iv.lo / 4294967296)::bigint FROM %1$s.member_intervals($1::oid) iv"
-                         "   WHERE $6::text IS NULL"
-                         "  UNION SELECT floor(iv.hi / 4294967296)::bigint FROM %1$s.member_intervals($1::oid) iv"
-                         "   WHERE $6::text IS NULL AND iv.hi <> 'Infinity'"
-                         "  UNION SELECT e.revision_id FROM %1$s.table_event e WHERE e.relid = $1::oid"
-                         "   AND $6::text IS NULL)",
-                         ctx->schema_q) < 0)
-                abort();
-        } else if (asprintf(&table_cond,
-                            "($1::oid IS NULL OR l.revision IN (SELECT d.revision_id FROM %1$s.object_delta d "
-                            "     WHERE d.relid = $1::oid AND ($6::text IS NULL OR d.key = $6)))",
-                            ctx->schema_q) < 0) {
-            abort();
+            table_cond = xasprintf("l.revision IN (SELECT d.revision_id FROM " PARENT_DELTAS("($6::text IS NULL OR d.key = %1$s.leaf_key($1::oid, iv.relid, $6))")
+                                   "  UNION SELECT floor(iv.lo / 4294967296)::bigint FROM %1$s.member_intervals($1::oid) iv"
+                                   "   WHERE $6::text IS NULL"
+                                   "  UNION SELECT floor(iv.hi / 4294967296)::bigint FROM %1$s.member_intervals($1::oid) iv"
+                                   "   WHERE $6::text IS NULL AND iv.hi <> 'Infinity'"
+                                   "  UNION SELECT e.revision_id FROM %1$s.table_event e WHERE e.relid = $1::oid"
+                                   "   AND $6::text IS NULL)",
+                                   ctx->schema_q);
+        } else {
+            table_cond = xasprintf("($1::oid IS NULL OR l.revision IN (SELECT d.revision_id FROM %1$s.object_delta d "
+                                   "     WHERE d.relid = $1::oid AND ($6::text IS NULL OR d.key = $6)))",
+                                   ctx->schema_q);
         }
-        char *sql = NULL;
-        if (asprintf(&sql,
-                     "SELECT l.revision, l.commit_time, l.actor_type, l.actor_id, l.description, "
-                     "l.inserts, l.updates, l.deletes, l.truncates "
-                     "FROM %1$s.revision_log l "
-                     "WHERE ($2::bigint IS NULL OR l.revision > $2::bigint) "
-                     "AND ($3::bigint IS NULL OR l.revision <= $3::bigint) "
-                     "AND ($4::text IS NULL OR l.revision IN (SELECT c.revision_id FROM %1$s.revision_context c "
-                     "     WHERE c.actor_type = $4 AND c.actor_id = $5)) "
-                     "AND %2$s "
-                     "ORDER BY l.revision DESC LIMIT $7::bigint",
-                     ctx->schema_q, table_cond) < 0)
-            abort();
+        char *sql = xasprintf("SELECT l.revision, l.commit_time, l.actor_type, l.actor_id, l.description, "
+                              "l.inserts, l.updates, l.deletes, l.truncates "
+                              "FROM %1$s.revision_log l "
+                              "WHERE ($2::bigint IS NULL OR l.revision > $2::bigint) "
+                              "AND ($3::bigint IS NULL OR l.revision <= $3::bigint) "
+                              "AND ($4::text IS NULL OR l.revision IN (SELECT c.revision_id FROM %1$s.revision_context c "
+                              "     WHERE c.actor_type = $4 AND c.actor_id = $5)) "
+                              "AND %2$s "
+                              "ORDER BY l.revision DESC LIMIT $7::bigint",
+                              ctx->schema_q, table_cond);
         free(table_cond);
         const char *params[7] = {rel[0] ? rel : NULL, since[0] ? since : NULL, until[0] ? until : NULL, atype, aid,
                                  key,                 limit[0] ? limit : NULL};
@@ -326,32 +320,30 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     char *sql = NULL;
     if (parent) {
         /* a partitioned table: the key's changes in its partitions while they were its own */
-        if (asprintf(&sql,
-                     "WITH d AS MATERIALIZED (SELECT d.revision_id, d.seq, d.relid, d.key FROM "
-                     PARENT_DELTAS("d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " "
-                     "    AND ($3::bigint IS NULL OR d.revision_id > $3::bigint) "
-                     "    AND ($4::bigint IS NULL OR d.revision_id <= $4::bigint) "
-                     "  ORDER BY d.revision_id DESC, d.seq DESC LIMIT $5::bigint) "
-                     "SELECT h.revision, h.commit_time, h.op, h.actor_type, h.actor_id, h.description, "
-                     "h.column_name AS \"column\", h.old_value, h.new_value "
-                     "FROM d JOIN %1$s.object_history h ON h.revision = d.revision_id AND h.seq = d.seq "
-                     "WHERE h.relid = d.relid AND h.key = d.key "
-                     "ORDER BY h.revision, h.seq, h.attr_no",
-                     ctx->schema_q) < 0)
-            abort();
-    } else if (asprintf(&sql,
-                 "WITH d AS MATERIALIZED (SELECT o.revision_id, o.seq FROM %1$s.object_delta o "
-                 "  WHERE o.relid = $1::oid AND o.key = $2 "
-                 "    AND ($3::bigint IS NULL OR o.revision_id > $3::bigint) "
-                 "    AND ($4::bigint IS NULL OR o.revision_id <= $4::bigint) "
-                 "  ORDER BY o.relid DESC, o.key DESC, o.revision_id DESC, o.seq DESC LIMIT $5::bigint) "
-                 "SELECT h.revision, h.commit_time, h.op, h.actor_type, h.actor_id, h.description, "
-                 "h.column_name AS \"column\", h.old_value, h.new_value "
-                 "FROM d JOIN %1$s.object_history h ON h.revision = d.revision_id AND h.seq = d.seq "
-                 "WHERE h.relid = $1::oid AND h.key = $2 "
-                 "ORDER BY h.revision, h.seq, h.attr_no",
-                 ctx->schema_q) < 0)
-        abort();
+        sql = xasprintf("WITH d AS MATERIALIZED (SELECT d.revision_id, d.seq, d.relid, d.key FROM "
+                        PARENT_DELTAS("d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " "
+                        "    AND ($3::bigint IS NULL OR d.revision_id > $3::bigint) "
+                        "    AND ($4::bigint IS NULL OR d.revision_id <= $4::bigint) "
+                        "  ORDER BY d.revision_id DESC, d.seq DESC LIMIT $5::bigint) "
+                        "SELECT h.revision, h.commit_time, h.op, h.actor_type, h.actor_id, h.description, "
+                        "h.column_name AS \"column\", h.old_value, h.new_value "
+                        "FROM d JOIN %1$s.object_history h ON h.revision = d.revision_id AND h.seq = d.seq "
+                        "WHERE h.relid = d.relid AND h.key = d.key "
+                        "ORDER BY h.revision, h.seq, h.attr_no",
+                        ctx->schema_q);
+    } else {
+        sql = xasprintf("WITH d AS MATERIALIZED (SELECT o.revision_id, o.seq FROM %1$s.object_delta o "
+                        "  WHERE o.relid = $1::oid AND o.key = $2 "
+                        "    AND ($3::bigint IS NULL OR o.revision_id > $3::bigint) "
+                        "    AND ($4::bigint IS NULL OR o.revision_id <= $4::bigint) "
+                        "  ORDER BY o.relid DESC, o.key DESC, o.revision_id DESC, o.seq DESC LIMIT $5::bigint) "
+                        "SELECT h.revision, h.commit_time, h.op, h.actor_type, h.actor_id, h.description, "
+                        "h.column_name AS \"column\", h.old_value, h.new_value "
+                        "FROM d JOIN %1$s.object_history h ON h.revision = d.revision_id AND h.seq = d.seq "
+                        "WHERE h.relid = $1::oid AND h.key = $2 "
+                        "ORDER BY h.revision, h.seq, h.attr_no",
+                        ctx->schema_q);
+    }
     PGresult *res = rq_exec(ctx->hist, err, sql, 5, params);
     free(sql);
     free(key);
@@ -382,12 +374,9 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (parent) {
         /* a partitioned table: blame the row in the partition that holds it then */
         const char *pp[3] = {rel, key, rev};
-        char *q = NULL;
-        if (asprintf(&q,
-                     "SELECT m, %1$s.leaf_key($1::oid, m, $2) FROM %1$s.members_at($1::oid, $3::bigint) m "
-                     "WHERE %1$s.row_at(m, %1$s.leaf_key($1::oid, m, $2), $3::bigint) IS NOT NULL LIMIT 1",
-                     ctx->schema_q) < 0)
-            abort();
+        char *q = xasprintf("SELECT m, %1$s.leaf_key($1::oid, m, $2) FROM %1$s.members_at($1::oid, $3::bigint) m "
+                            "WHERE %1$s.row_at(m, %1$s.leaf_key($1::oid, m, $2), $3::bigint) IS NOT NULL LIMIT 1",
+                            ctx->schema_q);
         PGresult *r = rq_exec(ctx->hist, err, q, 3, pp);
         free(q);
         if (!r) {
@@ -410,8 +399,7 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         }
     }
     /* the row must exist at that point: say when it was deleted otherwise */
-    char *sql = NULL;
-    if (asprintf(&sql, "SELECT %s.row_at($1::oid, $2, $3::bigint) IS NOT NULL", ctx->schema_q) < 0) abort();
+    char *sql = xasprintf("SELECT %s.row_at($1::oid, $2, $3::bigint) IS NOT NULL", ctx->schema_q);
     const char *params[3] = {rel, key, rev};
     PGresult *res = rq_exec(ctx->hist, err, sql, 3, params);
     free(sql);
@@ -427,11 +415,9 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         free(key);
         return st;
     }
-    if (asprintf(&sql,
-                 "SELECT b.column_name AS \"column\", b.value, b.revision, b.op, b.commit_time, b.actor_type, "
-                 "b.actor_id, b.description FROM %s.blame($1::oid, $2, $3::bigint) b",
-                 ctx->schema_q) < 0)
-        abort();
+    sql = xasprintf("SELECT b.column_name AS \"column\", b.value, b.revision, b.op, b.commit_time, b.actor_type, "
+                    "b.actor_id, b.description FROM %s.blame($1::oid, $2, $3::bigint) b",
+                    ctx->schema_q);
     res = rq_exec(ctx->hist, err, sql, 3, params);
     free(sql);
     free(key);

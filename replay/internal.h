@@ -52,7 +52,9 @@ typedef struct {
 
 void relversion_term(RelVersion *rv);
 
-/* ---- history queries (replay.c) ---- */
+/* ---- history queries (query.c) ---- */
+/* err (WR_FATAL) from res's primary message, else the connection's, trimmed. */
+void rq_server_error(WrError *err, PGconn *conn, const PGresult *res);
 /* Run sql with text params on conn; NULL + err on failure (the server's primary message). Caller PQclears. */
 PGresult *rq_exec(PGconn *conn, WrError *err, const char *sql, int nparams, const char *const *params);
 /* Connect through pgio (connect timeout, keepalives, notices dropped); err
@@ -130,7 +132,7 @@ WrStatus cmd_restore(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUS
 WrStatus cmd_revert(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 WrStatus cmd_rollback(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 
-/* getopt_long reset + unknown option report shared by the commands. */
+/* getopt_long reset + unknown option report shared by the commands (query.c). */
 WrStatus rq_bad_option(ReplayCtx *ctx, int argc, char **argv, WrError *err);
 
 #endif

@@ -74,8 +74,7 @@ static char *qualified_name(PGconn *conn, const char *nsp, const char *rel)
 {
     char *a = rq_quote_ident(conn, nsp);
     char *b = rq_quote_ident(conn, rel);
-    char *out = NULL;
-    if (asprintf(&out, "%s.%s", a, b) < 0) abort();
+    char *out = xasprintf("%s.%s", a, b);
     free(a);
     free(b);
     return out;
@@ -262,8 +261,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         }
         PQclear(res);
         cols = column_list(target, rv);
-        char *copy_in = NULL;
-        if (asprintf(&copy_in, "COPY %s (%s) FROM STDIN", qname, cols) < 0) abort();
+        char *copy_in = xasprintf("COPY %s (%s) FROM STDIN", qname, cols);
         (void)pgio_exec(target, copy_in, 0, NULL, &res);
         free(copy_in);
         if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -276,7 +274,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         bool folded = false;
         st = snapshot_fold(ctx, rv, pt->rev, memory, false, NULL, target, &pg, &folded, err);
         if (st == WR_OK && !folded) {
-            if (asprintf(&copy, "COPY (%s) TO STDOUT", select) < 0) abort();
+            copy = xasprintf("COPY (%s) TO STDOUT", select);
             st = stream_copy(ctx, copy, NULL, target, &pg, err);
         }
         if (PQputCopyEnd(target, st == WR_OK ? NULL : "snapshot failed") != 1 && st == WR_OK)
@@ -309,8 +307,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
     bool folded = false;
     st = snapshot_fold(ctx, rv, pt->rev, memory, format == SNAP_CSV, f, NULL, &pg, &folded, err);
     if (st == WR_OK && !folded) {
-        if (asprintf(&copy, "COPY (%s) TO STDOUT%s", select, format == SNAP_CSV ? " WITH (FORMAT csv, HEADER)" : "") < 0)
-            abort();
+        copy = xasprintf("COPY (%s) TO STDOUT%s", select, format == SNAP_CSV ? " WITH (FORMAT csv, HEADER)" : "");
         st = stream_copy(ctx, copy, f, NULL, &pg, err);
     }
     if (st == WR_OK && format == SNAP_SQL) fputs("\\.\n\n", f);
@@ -423,9 +420,8 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         FILE *f = ctx->out;
         char *path = NULL;
         if (outdir) {
-            if (asprintf(&path, "%s/%s.%s.%s", outdir, rv.nspname, rv.relname,
-                         format == SNAP_CSV ? "csv" : format == SNAP_SQL ? "sql" : "copy") < 0)
-                abort();
+            path = xasprintf("%s/%s.%s.%s", outdir, rv.nspname, rv.relname,
+                             format == SNAP_CSV ? "csv" : format == SNAP_SQL ? "sql" : "copy");
             f = fopen(path, "w");
             if (!f) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
         }

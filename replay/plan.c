@@ -1,0 +1,406 @@
+/*
+ * plan.c — undo plans (plan.h): the live tables they touch, their
+ * statements, the order foreign keys ask for, printing and applying. Knows
+ * nothing of which command built the plan.
+ */
+#include "replay/plan.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void plan_init(UndoPlan *u, ReplayCtx *ctx, char *description)
+{
+    memset(u, 0, sizeof(*u));
+    u->ctx = ctx;
+    u->description = description;
+}
+
+void plan_term(UndoPlan *u)
+{
+    for (int i = 0; i < u->ntables; i++) {
+        LiveTable *t = &u->tables[i];
+        free(t->qname);
+        relversion_term(&t->now);
+        rq_free_strv(t->live_names, t->nlive);
+        rq_free_strv(t->live_types, t->nlive);
+    }
+    free(u->tables);
+    for (int i = 0; i < u->nstmts; i++) free(u->stmts[i].sql);
+    free(u->stmts);
+    free(u->description);
+    if (u->src) PQfinish(u->src);
+}
+
+WrStatus plan_connect(UndoPlan *u, WrError *err)
+{
+    const char *ci = u->ctx->source_conninfo ? u->ctx->source_conninfo : u->ctx->hist_conninfo;
+    return rq_connect(ci, "the source database", &u->src, err);
+}
+
+/* The live table for relid, loaded on first use. Returns its index or -1 with err set. */
+int plan_live_table(UndoPlan *u, uint32_t relid, WrError *err)
+{
+    for (int i = 0; i < u->ntables; i++)
+        if (u->tables[i].relid == relid) return i;
+    LiveTable t = {0};
+    t.relid = relid;
+    bool found;
+    if (rq_relation_at(u->ctx, relid, -1, &t.now, &found, err) != WR_OK) return -1;
+    if (!found) {
+        wr_error_set(err, WR_INVALID, "table %u has no relation version in the history", relid);
+        return -1;
+    }
+    char *nsp = rq_quote_ident(u->src, t.now.nspname);
+    char *rel = rq_quote_ident(u->src, t.now.relname);
+    t.qname = xasprintf("%s.%s", nsp, rel);
+    free(nsp);
+    free(rel);
+    const char *params[1] = {t.qname};
+    PGresult *res = rq_exec(u->src,
+                            err,
+                            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attrelid "
+                            "FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 "
+                            "AND NOT a.attisdropped ORDER BY a.attnum",
+                            1, params);
+    if (!res) {
+        free(t.qname);
+        relversion_term(&t.now);
+        return -1;
+    }
+    if (PQntuples(res) == 0) {
+        wr_error_set(err, WR_INVALID, "table %s does not exist in the source database", t.qname);
+        PQclear(res);
+        free(t.qname);
+        relversion_term(&t.now);
+        return -1;
+    }
+    t.nlive = PQntuples(res);
+    t.live_names = xcalloc((size_t)t.nlive, sizeof(char *));
+    t.live_types = xcalloc((size_t)t.nlive, sizeof(char *));
+    for (int i = 0; i < t.nlive; i++) {
+        t.live_names[i] = xstrdup(PQgetvalue(res, i, 0));
+        t.live_types[i] = xstrdup(PQgetvalue(res, i, 1));
+    }
+    t.src_oid = (uint32_t)strtoul(PQgetvalue(res, 0, 2), NULL, 10);
+    PQclear(res);
+    u->tables = xrealloc(u->tables, (size_t)(u->ntables + 1) * sizeof(LiveTable));
+    u->tables[u->ntables] = t;
+    return u->ntables++;
+}
+
+/* The live column (index) a history column maps to: by col_id to its current name. -1 if gone. */
+int plan_live_col(const LiveTable *t, int col_id)
+{
+    for (int i = 0; i < t->now.ncols; i++) {
+        if (t->now.col_ids[i] != col_id) continue;
+        for (int j = 0; j < t->nlive; j++)
+            if (strcmp(t->live_names[j], t->now.col_names[i]) == 0) return j;
+    }
+    return -1;
+}
+
+void plan_append_literal(UndoPlan *u, StrBuf *b, const char *val, const char *type)
+{
+    if (!val) {
+        strbuf_append_str(b, "NULL");
+        return;
+    }
+    char *lit = PQescapeLiteral(u->src, val, strlen(val));
+    strbuf_appendf(b, "%s::%s", lit, type);
+    PQfreemem(lit);
+}
+
+void plan_append_ident(UndoPlan *u, StrBuf *b, const char *name)
+{
+    char *id = rq_quote_ident(u->src, name);
+    strbuf_append_str(b, id);
+    free(id);
+}
+
+/* WHERE clause for a stored key, with the key columns of the newest version. */
+WrStatus plan_append_where_key(UndoPlan *u, StrBuf *b, const LiveTable *t, const char *key, WrError *err)
+{
+    if (key && key[0] == '#')
+        return wr_error_set(err, WR_INVALID,
+                            "row %s of %s has no key (a table without a primary key is a multiset, "
+                            "docs/history-store.md): restore and revert cannot name it on the live table",
+                            key, t->qname);
+    char **kv;
+    int nk;
+    if (rq_key_values(key, &kv, &nk, err) != WR_OK) return err->status;
+    int k = 0;
+    strbuf_append_str(b, " WHERE ");
+    for (int i = 0; i < t->now.ncols; i++) {
+        if (!t->now.is_key[i]) continue;
+        int lc = plan_live_col(t, t->now.col_ids[i]);
+        if (lc < 0 || k >= nk) {
+            rq_free_strv(kv, nk);
+            return wr_error_set(err, WR_INVALID, "key column %s of %s is missing on the live table",
+                                t->now.col_names[i], t->qname);
+        }
+        if (k) strbuf_append_str(b, " AND ");
+        plan_append_ident(u, b, t->live_names[lc]);
+        if (kv[k]) {
+            strbuf_append_str(b, " = ");
+            plan_append_literal(u, b, kv[k], t->live_types[lc]);
+        } else {
+            strbuf_append_str(b, " IS NULL");
+        }
+        k++;
+    }
+    rq_free_strv(kv, nk);
+    if (k == 0) return wr_error_set(err, WR_INVALID, "table %s has no key columns in the history", t->qname);
+    return WR_OK;
+}
+
+static void add_stmt(UndoPlan *u, int table, int kind, char *sql)
+{
+    if (u->nstmts == u->cap) {
+        u->cap = u->cap ? u->cap * 2 : 16;
+        u->stmts = xrealloc(u->stmts, (size_t)u->cap * sizeof(Stmt));
+    }
+    u->stmts[u->nstmts++] = (Stmt){table, kind, sql};
+}
+
+/* INSERT of (col_ids[i], vals[i]); columns no longer on the live table are left out. */
+void plan_insert(UndoPlan *u, int ti, const int *col_ids, const char *const *vals, int n)
+{
+    const LiveTable *t = &u->tables[ti];
+    StrBuf b, v;
+    strbuf_init(&b);
+    strbuf_init(&v);
+    strbuf_appendf(&b, "INSERT INTO %s (", t->qname);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        int lc = plan_live_col(t, col_ids[i]);
+        if (lc < 0) continue;
+        if (k) {
+            strbuf_append_str(&b, ", ");
+            strbuf_append_str(&v, ", ");
+        }
+        plan_append_ident(u, &b, t->live_names[lc]);
+        plan_append_literal(u, &v, vals[i], t->live_types[lc]);
+        k++;
+    }
+    strbuf_appendf(&b, ") VALUES (%s)", v.data);
+    strbuf_free(&v);
+    add_stmt(u, ti, K_INSERT, b.data);
+}
+
+/* UPDATE setting (col_ids[i], vals[i]) on the row with key; nothing when no column maps. */
+WrStatus plan_update(UndoPlan *u, int ti, const int *col_ids, const char *const *vals, int n, const char *key,
+                            WrError *err)
+{
+    const LiveTable *t = &u->tables[ti];
+    StrBuf b;
+    strbuf_init(&b);
+    strbuf_appendf(&b, "UPDATE %s SET ", t->qname);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        int lc = plan_live_col(t, col_ids[i]);
+        if (lc < 0) continue;
+        if (k) strbuf_append_str(&b, ", ");
+        plan_append_ident(u, &b, t->live_names[lc]);
+        strbuf_append_str(&b, " = ");
+        plan_append_literal(u, &b, vals[i], t->live_types[lc]);
+        k++;
+    }
+    if (k == 0) {
+        strbuf_free(&b);
+        return WR_OK;
+    }
+    if (plan_append_where_key(u, &b, t, key, err) != WR_OK) {
+        strbuf_free(&b);
+        return err->status;
+    }
+    add_stmt(u, ti, K_UPDATE, b.data);
+    return WR_OK;
+}
+
+WrStatus plan_delete(UndoPlan *u, int ti, const char *key, WrError *err)
+{
+    StrBuf b;
+    strbuf_init(&b);
+    strbuf_appendf(&b, "DELETE FROM %s", u->tables[ti].qname);
+    if (plan_append_where_key(u, &b, &u->tables[ti], key, err) != WR_OK) {
+        strbuf_free(&b);
+        return err->status;
+    }
+    add_stmt(u, ti, K_DELETE, b.data);
+    return WR_OK;
+}
+
+/* Parents before children: depth from the source's foreign keys among the planned tables. */
+WrStatus plan_order_by_foreign_keys(UndoPlan *u, WrError *err)
+{
+    if (u->ntables < 2) return WR_OK;
+    StrBuf ids;
+    strbuf_init(&ids);
+    strbuf_append_char(&ids, '{');
+    for (int i = 0; i < u->ntables; i++) strbuf_appendf(&ids, "%s%u", i ? "," : "", u->tables[i].src_oid);
+    strbuf_append_char(&ids, '}');
+    const char *params[1] = {ids.data};
+    PGresult *res = rq_exec(u->src, err,
+                            "SELECT conrelid, confrelid FROM pg_constraint WHERE contype = 'f' "
+                            "AND conrelid = ANY ($1::oid[]) AND confrelid = ANY ($1::oid[]) AND conrelid <> confrelid",
+                            1, params);
+    strbuf_free(&ids);
+    if (!res) return err->status;
+    /* relax depths; a cycle stops growing after ntables rounds */
+    for (int round = 0; round < u->ntables; round++) {
+        bool changed = false;
+        for (int r = 0; r < PQntuples(res); r++) {
+            uint32_t child = (uint32_t)strtoul(PQgetvalue(res, r, 0), NULL, 10);
+            uint32_t parent = (uint32_t)strtoul(PQgetvalue(res, r, 1), NULL, 10);
+            int ci = -1, pi = -1;
+            for (int i = 0; i < u->ntables; i++) {
+                if (u->tables[i].src_oid == child) ci = i;
+                if (u->tables[i].src_oid == parent) pi = i;
+            }
+            if (ci >= 0 && pi >= 0 && u->tables[ci].depth < u->tables[pi].depth + 1) {
+                u->tables[ci].depth = u->tables[pi].depth + 1;
+                changed = true;
+            }
+        }
+        if (!changed) break;
+    }
+    PQclear(res);
+    return WR_OK;
+}
+
+static int stmt_rank(const UndoPlan *u, const Stmt *s, int maxdepth)
+{
+    int d = u->tables[s->table].depth;
+    /* inserts parents-first, then updates parents-first, then deletes children-first */
+    if (s->kind == K_DELETE) d = maxdepth - d;
+    return s->kind * (maxdepth + 1) + d;
+}
+
+void plan_sort(UndoPlan *u)
+{
+    int maxdepth = 0;
+    for (int i = 0; i < u->ntables; i++)
+        if (u->tables[i].depth > maxdepth) maxdepth = u->tables[i].depth;
+    /* stable insertion sort: the order within one rank is the order the plan was built in */
+    for (int i = 1; i < u->nstmts; i++) {
+        Stmt s = u->stmts[i];
+        int r = stmt_rank(u, &s, maxdepth), j = i - 1;
+        while (j >= 0 && stmt_rank(u, &u->stmts[j], maxdepth) > r) {
+            u->stmts[j + 1] = u->stmts[j];
+            j--;
+        }
+        u->stmts[j + 1] = s;
+    }
+}
+
+static char *context_sql(UndoPlan *u, const char *actor)
+{
+    char *type, *id;
+    if (actor) {
+        const char *colon = strchr(actor, ':');
+        type = xstrndup(actor, (size_t)(colon - actor));
+        id = xstrdup(colon + 1);
+    } else {
+        type = xstrdup("cli");
+        const char *user = getenv("USER");
+        id = xstrdup(user && *user ? user : "unknown");
+    }
+    json_t *j = json_pack("{s:{s:s,s:s},s:s}", "actor", "type", type, "id", id, "description", u->description);
+    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    char *lit = PQescapeLiteral(u->src, text, strlen(text));
+    char *sql = xasprintf("SELECT %s.context(%s)", u->ctx->schema_q, lit);
+    PQfreemem(lit);
+    free(text);
+    free(type);
+    free(id);
+    return sql;
+}
+
+/* The plan as the SQL --apply runs: one transaction that first declares the context. */
+static void print_plan(const UndoPlan *u, const char *ctx_sql)
+{
+    FILE *out = u->ctx->out;
+    fprintf(out, "BEGIN;\n%s;\n", ctx_sql);
+    for (int i = 0; i < u->nstmts; i++) fprintf(out, "%s;\n", u->stmts[i].sql);
+    fprintf(out, "COMMIT;\n");
+    fflush(out);
+}
+
+/* A statement of the plan failed or matched another number of rows than 1: say which, and why. */
+static WrStatus statement_failed(UndoPlan *u, const Stmt *s, PGresult *res, WrError *err)
+{
+    if (PQresultStatus(res) == PGRES_COMMAND_OK)
+        /* the live row is not where the history says: refuse rather than guess */
+        return wr_error_set(err, WR_FATAL,
+                            "nothing changed: %s row(s) matched instead of 1; the live table differs from "
+                            "the history (is the worker behind?) (in: %.200s)",
+                            PQcmdTuples(res), s->sql);
+    const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    const char *tab = PQresultErrorField(res, PG_DIAG_TABLE_NAME);
+    if (cons)
+        return wr_error_set(err, WR_FATAL,
+                            "nothing changed: constraint \"%s\" on table %s rejected the undo: %s (in: %.200s)", cons,
+                            tab ? tab : "?", m ? m : "", s->sql);
+    return wr_error_set(err, WR_FATAL, "nothing changed: %s (in: %.200s)", m ? m : PQerrorMessage(u->src), s->sql);
+}
+
+/* Run the plan on the source as one transaction, or change nothing. */
+static WrStatus apply_plan(UndoPlan *u, const char *ctx_sql, WrError *err)
+{
+    PGresult *res = rq_exec(u->src, err, "BEGIN", 0, NULL);
+    if (!res) return err->status;
+    PQclear(res);
+    WrStatus st = WR_OK;
+    res = rq_exec(u->src, err, ctx_sql, 0, NULL);
+    if (!res) {
+        st = wr_error_prefix(err, "nothing changed: the walrev context function failed");
+        goto rollback;
+    }
+    PQclear(res);
+    for (int i = 0; i < u->nstmts; i++) {
+        const Stmt *s = &u->stmts[i];
+        res = PQexec(u->src, s->sql);
+        bool ok = PQresultStatus(res) == PGRES_COMMAND_OK &&
+                  (s->kind == K_INSERT || strcmp(PQcmdTuples(res), "1") == 0);
+        if (!ok) st = statement_failed(u, s, res, err);
+        PQclear(res);
+        if (!ok) goto rollback;
+    }
+    res = PQexec(u->src, "COMMIT");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+        st = wr_error_set(err, WR_FATAL, "nothing changed: commit failed%s%s%s: %s", cons ? " on constraint \"" : "",
+                          cons ? cons : "", cons ? "\"" : "", m ? m : PQerrorMessage(u->src));
+        PQclear(res);
+        return st;
+    }
+    PQclear(res);
+    fprintf(u->ctx->err, "applied %d statement%s as one transaction\n", u->nstmts, u->nstmts == 1 ? "" : "s");
+    return WR_OK;
+rollback:
+    PQclear(PQexec(u->src, "ROLLBACK"));
+    return st;
+}
+
+WrStatus plan_finish(UndoPlan *u, const char *actor, bool apply, WrError *err)
+{
+    if (u->nstmts == 0) {
+        fprintf(u->ctx->out, "-- %s: nothing to change\n", u->description);
+        if (apply) fprintf(u->ctx->err, "nothing to apply\n");
+        return WR_OK;
+    }
+    char *ctx_sql = context_sql(u, actor);
+    print_plan(u, ctx_sql);
+    WrStatus st = WR_OK;
+    if (apply)
+        st = apply_plan(u, ctx_sql, err);
+    else
+        fprintf(u->ctx->err, "plan only: run again with --apply to change the data\n");
+    free(ctx_sql);
+    return st;
+}

@@ -1,0 +1,455 @@
+/*
+ * query.c — the helpers every replay command shares (internal.h): running
+ * statements on the history connection, point, table and key resolution,
+ * relation versions, option parsing. Below the commands: it never calls one,
+ * so dispatch (replay.c) -> commands -> helpers has no cycle. Fills WrError
+ * and returns; never prints.
+ */
+#include <ctype.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgio/pgio.h"
+#include "replay/internal.h"
+
+void relversion_term(RelVersion *rv)
+{
+    if (!rv) return;
+    free(rv->nspname);
+    free(rv->relname);
+    free(rv->col_ids);
+    rq_free_strv(rv->col_names, rv->ncols);
+    free(rv->type_oids);
+    free(rv->typmods);
+    rq_free_strv(rv->type_names, rv->ncols);
+    free(rv->is_key);
+    memset(rv, 0, sizeof(*rv));
+}
+
+void rq_free_strv(char **v, int n)
+{
+    if (!v) return;
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+void rq_oid_text(uint32_t relid, char buf[16])
+{
+    snprintf(buf, 16, "%u", relid);
+}
+
+/* The server's message alone (replay's messages name what they did around
+ * it), classified by pgio's table. */
+void rq_server_error(WrError *err, PGconn *conn, const PGresult *res)
+{
+    char msg[512];
+    const char *sqlstate;
+    pgio_error_text(conn, res, msg, sizeof(msg), &sqlstate);
+    wr_error_set(err, pgio_status(conn, sqlstate), "%s", msg);
+    if (err && sqlstate) snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
+}
+
+PGresult *rq_exec(PGconn *conn, WrError *err, const char *sql, int nparams, const char *const *params)
+{
+    /* without parameters the simple protocol: several statements allowed */
+    PGresult *res;
+    if (pgio_exec(conn, sql, nparams, params, &res)) return res;
+    rq_server_error(err, conn, res);
+    PQclear(res);
+    return NULL;
+}
+
+WrStatus rq_connect(const char *conninfo, const char *what, PGconn **out, WrError *err)
+{
+    PgioConnect how = {.what = what, .app_name = "walrev"};
+    return pgio_connect(conninfo, &how, out, err);
+}
+
+PGresult *rq_execf(PGconn *conn, WrError *err, const char *fmt, ...)
+{
+    StrBuf b;
+    strbuf_init(&b);
+    va_list ap;
+    va_start(ap, fmt);
+    strbuf_vappendf(&b, fmt, ap);
+    va_end(ap);
+    PGresult *res = rq_exec(conn, err, b.data, 0, NULL);
+    strbuf_free(&b);
+    return res;
+}
+
+static WrStatus point_from_rev(ReplayCtx *ctx, const char *rev_sql_expr, const char *param, Point *pt,
+                               WrError *err)
+{
+    char *sql = xasprintf("SELECT r.id, r.commit_lsn::text, r.commit_time::text FROM %s.revision r WHERE r.id = %s",
+                          ctx->schema_q, rev_sql_expr);
+    const char *params[1] = {param};
+    PGresult *res = rq_exec(ctx->hist, err, sql, param ? 1 : 0, params);
+    free(sql);
+    if (!res) return err->status;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return wr_error_set(err, WR_INVALID, "the history is empty: no revision recorded yet");
+    }
+    pt->rev = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    snprintf(pt->commit_lsn, sizeof(pt->commit_lsn), "%s", PQgetvalue(res, 0, 1));
+    snprintf(pt->commit_time, sizeof(pt->commit_time), "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+    return WR_OK;
+}
+
+WrStatus rq_resolve_point(ReplayCtx *ctx, const char *text, Point *pt, WrError *err)
+{
+    char *expr = xasprintf("%s.resolve_point($1)", ctx->schema_q);
+    WrStatus st = point_from_rev(ctx, expr, text, pt, err);
+    free(expr);
+    if (st != WR_OK) {
+        err->status = WR_INVALID;
+        return WR_INVALID;
+    }
+    fprintf(ctx->err, "resolved %s to revision %lld (commit %s at %s)\n", text, (long long)pt->rev,
+            pt->commit_lsn, pt->commit_time);
+    return WR_OK;
+}
+
+WrStatus rq_newest(ReplayCtx *ctx, Point *pt, WrError *err)
+{
+    char *expr = xasprintf("(SELECT max(id) FROM %s.revision)", ctx->schema_q);
+    WrStatus st = point_from_rev(ctx, expr, NULL, pt, err);
+    free(expr);
+    return st;
+}
+
+WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrError *err)
+{
+    const char *dot = strchr(name, '.');
+    char *nsp = dot ? xstrndup(name, (size_t)(dot - name)) : xstrdup("public");
+    const char *rel = dot ? dot + 1 : name;
+    /* Identifiers may be written quoted ("My Table"); compare unquoted names. */
+    char *nsp_u = nsp, *rel_u = xstrdup(rel);
+    size_t l = strlen(rel_u);
+    if (l >= 2 && rel_u[0] == '"' && rel_u[l - 1] == '"') {
+        memmove(rel_u, rel_u + 1, l - 2);
+        rel_u[l - 2] = '\0';
+    }
+    l = strlen(nsp_u);
+    if (l >= 2 && nsp_u[0] == '"' && nsp_u[l - 1] == '"') {
+        memmove(nsp_u, nsp_u + 1, l - 2);
+        nsp_u[l - 2] = '\0';
+    }
+    char *sql = NULL;
+    /* relation versions, and the table log: partitioned tables and tables never written */
+    sql = xasprintf("SELECT %s.resolve_table($1, $2)", ctx->schema_q);
+    const char *params[2] = {nsp_u, rel_u};
+    PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
+    free(sql);
+    WrStatus st = WR_OK;
+    if (!res)
+        st = err->status;
+    else if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0))
+        st = wr_error_set(err, WR_INVALID, "unknown table \"%s\": no tracked table %s.%s in the history",
+                          name, nsp_u, rel_u);
+    else
+        *relid = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    free(nsp);
+    free(rel_u);
+    return st;
+}
+
+WrStatus rq_all_tables(ReplayCtx *ctx, uint32_t **relids, int *n, WrError *err)
+{
+    /* Tables with rows of their own: relation versions and tables the table log
+     * shows created and never written; not partitioned tables (their rows are
+     * their partitions'), not walrev's own table log. */
+    const char *params[1] = {ctx->opts->schema ? ctx->opts->schema : "walrev"};
+    char *sql = xasprintf("SELECT relid FROM (SELECT DISTINCT ON (relid) relid, nspname, relname FROM ("
+                          "  SELECT relid, nspname, relname, 1 AS src, version::numeric AS o FROM %1$s.relation_version"
+                          "  UNION ALL SELECT relid, nspname, relname, 0, %1$s.change_pos(revision_id, seq)"
+                          "  FROM %1$s.table_event WHERE event <> 'drop' AND relkind = 'r') x"
+                          " ORDER BY relid, src DESC, o DESC) v "
+                          "WHERE NOT (v.nspname = $1 AND v.relname = 'table_log') "
+                          "AND v.relid NOT IN (SELECT e.relid FROM %1$s.table_event e WHERE e.relkind = 'p') "
+                          "ORDER BY nspname, relname, relid",
+                          ctx->schema_q);
+    PGresult *res = rq_exec(ctx->hist, err, sql, 1, params);
+    free(sql);
+    if (!res) return err->status;
+    *n = PQntuples(res);
+    *relids = xcalloc((size_t)*n + 1, sizeof(uint32_t));
+    for (int i = 0; i < *n; i++) (*relids)[i] = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+    PQclear(res);
+    return WR_OK;
+}
+
+WrStatus rq_parse_text_array(const char *text, char ***vals, int *n, WrError *err)
+{
+    /* One-dimensional text[] output: {a,"b c",NULL,"x\"y"}. */
+    *vals = NULL;
+    *n = 0;
+    size_t len = strlen(text);
+    if (len < 2 || text[0] != '{' || text[len - 1] != '}')
+        return wr_error_set(err, WR_PROTOCOL, "malformed array from the history store: %.60s", text);
+    int cap = 8;
+    char **v = xcalloc((size_t)cap, sizeof(char *));
+    const char *p = text + 1, *end = text + len - 1;
+    StrBuf item;
+    strbuf_init(&item);
+    while (p < end) {
+        strbuf_reset(&item);
+        bool quoted = false;
+        if (*p == '"') {
+            quoted = true;
+            p++;
+            while (p < end && *p != '"') {
+                if (*p == '\\' && p + 1 < end) p++;
+                strbuf_append_char(&item, *p++);
+            }
+            p++; /* closing quote */
+        } else {
+            while (p < end && *p != ',') strbuf_append_char(&item, *p++);
+        }
+        if (*n == cap) {
+            cap *= 2;
+            v = xrealloc(v, (size_t)cap * sizeof(char *));
+        }
+        if (!quoted && strcmp(item.data, "NULL") == 0)
+            v[(*n)++] = NULL;
+        else
+            v[(*n)++] = xstrdup(item.data);
+        if (p < end && *p == ',') p++;
+    }
+    strbuf_free(&item);
+    *vals = v;
+    return WR_OK;
+}
+
+static WrStatus parse_int_array(const char *text, int **out, int n_expected, WrError *err)
+{
+    char **s;
+    int n;
+    WrStatus st = rq_parse_text_array(text, &s, &n, err);
+    if (st != WR_OK) return st;
+    if (n != n_expected) {
+        rq_free_strv(s, n);
+        return wr_error_set(err, WR_PROTOCOL, "relation_version arrays of different lengths");
+    }
+    *out = xcalloc((size_t)n + 1, sizeof(int));
+    for (int i = 0; i < n; i++) (*out)[i] = s[i] ? (int)strtol(s[i], NULL, 10) : 0;
+    rq_free_strv(s, n);
+    return WR_OK;
+}
+
+WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion *rv, bool *found,
+                        WrError *err)
+{
+    memset(rv, 0, sizeof(*rv));
+    *found = false;
+    /* state, relkind, created_rev, then the columns of a relation version (table_at's shape) */
+    const char *cols = "version, nspname, relname, col_ids::text, col_names::text, col_type_oids::text, "
+                       "col_typmods::text, col_type_names::text, col_is_key::text";
+    PGresult *res = NULL;
+    if (rev < 0) {
+        res = rq_execf(ctx->hist, err,
+                       "SELECT 'ok', 'r', NULL, %s FROM %s.relation_version WHERE relid = %u "
+                       "ORDER BY version DESC LIMIT 1",
+                       cols, ctx->schema_q, relid);
+        if (!res) return err->status;
+        if (PQntuples(res) == 0) {
+            /* no relation version: a partitioned table or one never written, as of the newest revision */
+            PQclear(res);
+            res = NULL;
+        }
+    }
+    if (!res) {
+        char newest[64];
+        if (rev >= 0)
+            snprintf(newest, sizeof(newest), "%lld", (long long)rev);
+        else
+            snprintf(newest, sizeof(newest), "(SELECT max(id) FROM %s.revision)", ctx->schema_q);
+        res = rq_execf(ctx->hist, err, "SELECT state, relkind, created_rev, %s FROM %s.table_at(%u, %s)", cols,
+                       ctx->schema_q, relid, newest);
+    }
+    if (!res) return err->status;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return WR_OK;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "ok") != 0) {
+        /* the table log shows it created after rev */
+        rv->created_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        PQclear(res);
+        return WR_OK;
+    }
+    rv->relkind = PQgetvalue(res, 0, 1)[0] == 'p' ? 'p' : 'r';
+    rv->relid = relid;
+    rv->version = atoi(PQgetvalue(res, 0, 3));
+    rv->nspname = xstrdup(PQgetvalue(res, 0, 4));
+    rv->relname = xstrdup(PQgetvalue(res, 0, 5));
+    WrStatus st = rq_parse_text_array(PQgetvalue(res, 0, 7), &rv->col_names, &rv->ncols, err);
+    int *oids = NULL, *isk = NULL;
+    int ntn = 0;
+    if (st == WR_OK) st = parse_int_array(PQgetvalue(res, 0, 6), &rv->col_ids, rv->ncols, err);
+    if (st == WR_OK) st = parse_int_array(PQgetvalue(res, 0, 8), &oids, rv->ncols, err);
+    if (st == WR_OK) st = parse_int_array(PQgetvalue(res, 0, 9), &rv->typmods, rv->ncols, err);
+    if (st == WR_OK) st = rq_parse_text_array(PQgetvalue(res, 0, 10), &rv->type_names, &ntn, err);
+    if (st == WR_OK && ntn != rv->ncols)
+        st = wr_error_set(err, WR_PROTOCOL, "relation_version arrays of different lengths");
+    if (st == WR_OK) {
+        char **b;
+        int nb;
+        st = rq_parse_text_array(PQgetvalue(res, 0, 11), &b, &nb, err);
+        if (st == WR_OK) {
+            rv->is_key = xcalloc((size_t)rv->ncols + 1, sizeof(bool));
+            for (int i = 0; i < nb && i < rv->ncols; i++) rv->is_key[i] = b[i] && b[i][0] == 't';
+            rq_free_strv(b, nb);
+        }
+    }
+    if (st == WR_OK) {
+        rv->type_oids = xcalloc((size_t)rv->ncols + 1, sizeof(uint32_t));
+        for (int i = 0; i < rv->ncols; i++) rv->type_oids[i] = (uint32_t)oids[i];
+    }
+    free(oids);
+    free(isk);
+    PQclear(res);
+    if (st != WR_OK) {
+        relversion_term(rv);
+        return st;
+    }
+    *found = true;
+    return WR_OK;
+}
+
+WrStatus rq_is_partitioned(ReplayCtx *ctx, uint32_t relid, bool *partitioned, WrError *err)
+{
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "SELECT EXISTS (SELECT 1 FROM %s.table_event WHERE relid = %u AND relkind = 'p')",
+                             ctx->schema_q, relid);
+    if (!res) return err->status;
+    *partitioned = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return WR_OK;
+}
+
+static void append_key_element(StrBuf *b, const json_t *e)
+{
+    if (json_is_null(e))
+        strbuf_append_str(b, "null");
+    else if (json_is_string(e))
+        strbuf_append_json_string(b, json_string_value(e), json_string_length(e));
+    else {
+        /* a number or boolean written without quotes: the key holds text values */
+        char *t = json_dumps(e, JSON_ENCODE_ANY | JSON_COMPACT);
+        strbuf_append_json_string(b, t, strlen(t));
+        free(t);
+    }
+}
+
+/* A row of a table without a key: "#<revision>.<seq>" (docs/history-store.md). */
+static bool synthetic_key(const char *arg)
+{
+    if (arg[0] != '#' || !isdigit((unsigned char)arg[1])) return false;
+    const char *p = arg + 1;
+    while (isdigit((unsigned char)*p)) p++;
+    if (*p++ != '.') return false;
+    if (*p == 's') p++;
+    if (!isdigit((unsigned char)*p)) return false;
+    while (isdigit((unsigned char)*p)) p++;
+    return *p == '\0';
+}
+
+WrStatus rq_parse_key(const char *arg, char **key, WrError *err)
+{
+    StrBuf b;
+    strbuf_init(&b);
+    if (synthetic_key(arg)) {
+        /* taken as it is; a one-column key with this text is written ["#1.2"] */
+        strbuf_append_str(&b, arg);
+    } else if (arg[0] == '[') {
+        json_error_t je;
+        json_t *a = json_loads(arg, JSON_DECODE_ANY, &je);
+        if (!a || !json_is_array(a) || json_array_size(a) == 0) {
+            json_decref(a);
+            strbuf_free(&b);
+            return wr_error_set(err, WR_INVALID,
+                                "invalid --key %s: expected a value or a non-empty JSON array such as [\"42\"]",
+                                arg);
+        }
+        strbuf_append_char(&b, '[');
+        for (size_t i = 0; i < json_array_size(a); i++) {
+            if (i) strbuf_append_char(&b, ',');
+            append_key_element(&b, json_array_get(a, i));
+        }
+        strbuf_append_char(&b, ']');
+        json_decref(a);
+    } else {
+        strbuf_append_char(&b, '[');
+        strbuf_append_json_string(&b, arg, strlen(arg));
+        strbuf_append_char(&b, ']');
+    }
+    *key = b.data;
+    return WR_OK;
+}
+
+WrStatus rq_key_values(const char *key, char ***vals, int *n, WrError *err)
+{
+    json_error_t je;
+    json_t *a = json_loads(key, 0, &je);
+    if (!a || !json_is_array(a)) {
+        json_decref(a);
+        return wr_error_set(err, WR_PROTOCOL, "malformed object key %s in the history store", key);
+    }
+    *n = (int)json_array_size(a);
+    *vals = xcalloc((size_t)*n + 1, sizeof(char *));
+    for (int i = 0; i < *n; i++) {
+        json_t *e = json_array_get(a, (size_t)i);
+        (*vals)[i] = json_is_string(e) ? xstrdup(json_string_value(e)) : NULL;
+    }
+    json_decref(a);
+    return WR_OK;
+}
+
+void rq_quiet_notices(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+char *rq_quote_ident(PGconn *conn, const char *name)
+{
+    /* the server's quote_ident knows its keywords; bare names keep plans readable */
+    const char *params[1] = {name};
+    PGresult *res = PQexecParams(conn, "SELECT quote_ident($1)", 1, NULL, params, NULL, NULL, 0);
+    char *out;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        out = xstrdup(PQgetvalue(res, 0, 0));
+    } else {
+        char *q = PQescapeIdentifier(conn, name, strlen(name));
+        out = xstrdup(q ? q : "\"?\"");
+        PQfreemem(q);
+    }
+    PQclear(res);
+    return out;
+}
+
+WrStatus rq_parse_format(const char *arg, OutFormat *fmt, WrError *err)
+{
+    if (strcmp(arg, "aligned") == 0)
+        *fmt = OUT_ALIGNED;
+    else if (strcmp(arg, "csv") == 0)
+        *fmt = OUT_CSV;
+    else if (strcmp(arg, "json") == 0)
+        *fmt = OUT_JSON;
+    else
+        return wr_error_set(err, WR_INVALID, "unknown --format %s: expected aligned, csv or json", arg);
+    return WR_OK;
+}
+
+WrStatus rq_bad_option(ReplayCtx *ctx, int argc, char **argv, WrError *err)
+{
+    const char *what = (optind > 0 && optind - 1 < argc) ? argv[optind - 1] : "?";
+    return wr_error_set(err, WR_INVALID, "bad option or missing value: %s (see docs/replay.md)", what);
+}
