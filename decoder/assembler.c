@@ -22,6 +22,13 @@
 /* The worker's backfill chunk: a context of its own revision (docs/history-store.md). */
 #define BACKFILL_PREFIX "walrev.backfill"
 
+/* What read_tuple found in a column (kept per column as uint8_t). */
+typedef enum {
+    COL_VALUE = 0,          /* a text value */
+    COL_NULL = 1,           /* SQL NULL; in a 'K' old tuple, a non-key column not sent */
+    COL_UNCHANGED_TOAST = 2 /* an unchanged TOASTed value the server did not send */
+} ColState;
+
 struct Assembler {
     AssemblerConfig cfg;
     AssemblerOutput out;
@@ -55,7 +62,7 @@ struct Assembler {
     /* per-change scratch, grown to the widest relation */
     size_t width;
     Value *new_vals, *old_vals, *after_vals, *cache_vals;
-    uint8_t *new_state;           /* 0 value, 1 null, 2 unchanged toast */
+    uint8_t *new_state, *old_state; /* ColState per column, of the new and the old tuple */
     uint8_t *old_unknown, *after_unknown, *cache_unknown;
     uint8_t (*hidden_hash)[WALREV_CHECKSUM_LEN];
     AttributeDelta *attrs;
@@ -104,6 +111,7 @@ static void free_scratch(Assembler *a)
     free(a->after_vals);
     free(a->cache_vals);
     free(a->new_state);
+    free(a->old_state);
     free(a->old_unknown);
     free(a->after_unknown);
     free(a->cache_unknown);
@@ -169,6 +177,7 @@ static void ensure_width(Assembler *a, size_t n)
     a->after_vals = xcalloc(a->width, sizeof(Value));
     a->cache_vals = xcalloc(a->width, sizeof(Value));
     a->new_state = xcalloc(a->width, 1);
+    a->old_state = xcalloc(a->width, 1);
     a->old_unknown = xcalloc(a->width, 1);
     a->after_unknown = xcalloc(a->width, 1);
     a->cache_unknown = xcalloc(a->width, 1);
@@ -389,10 +398,10 @@ static WrStatus read_tuple(const PgoTuple *t, const RelationVersion *rv, Value *
         case PGO_COL_TEXT:
             vals[i].data = (const char *)v.data;
             vals[i].len = v.len;
-            state[i] = 0;
+            state[i] = COL_VALUE;
             break;
-        case PGO_COL_NULL: state[i] = 1; break;
-        case PGO_COL_UNCHANGED_TOAST: state[i] = 2; break;
+        case PGO_COL_NULL: state[i] = COL_NULL; break;
+        case PGO_COL_UNCHANGED_TOAST: state[i] = COL_UNCHANGED_TOAST; break;
         case PGO_COL_BINARY:
             return wr_error_set(err, WR_PROTOCOL, "binary column value in %s.%s; walrev requests text",
                                 rv->nspname, rv->relname);
@@ -507,7 +516,7 @@ static void hidden_digest(const Assembler *a, const Value *v, uint8_t out[WALREV
 static void digest_hidden(Assembler *a, const RelationVersion *rv, const Value *vals)
 {
     for (uint16_t i = 0; i < rv->ncols; i++)
-        if (rv->cols[i].track == TRACK_HIDDEN && a->new_state[i] != 2) hidden_digest(a, &vals[i], a->hidden_hash[i]);
+        if (rv->cols[i].track == TRACK_HIDDEN && a->new_state[i] != COL_UNCHANGED_TOAST) hidden_digest(a, &vals[i], a->hidden_hash[i]);
 }
 
 /* A new identity for a row of a table without a key: "#<revision>.<seq>" of
@@ -526,7 +535,7 @@ static void cache_after(Assembler *a, const RelationVersion *rv, const char *key
         a->cache_vals[i] = a->after_vals[i];
         a->cache_unknown[i] = a->after_unknown[i];
         /* after_* already withholds hidden values; the digest comes from new_vals. */
-        if (rv->cols[i].track == TRACK_HIDDEN && a->new_state[i] != 2) {
+        if (rv->cols[i].track == TRACK_HIDDEN && a->new_state[i] != COL_UNCHANGED_TOAST) {
             /* hidden_hash[i] was filled by digest_hidden before the delta */
             a->cache_vals[i].data = (const char *)a->hidden_hash[i];
             a->cache_vals[i].len = WALREV_CHECKSUM_LEN;
@@ -604,8 +613,8 @@ static WrStatus do_insert(Assembler *a, const RelationVersion *rv, DeltaOp op, c
         ad->col_id = rv->cols[i].col_id;
         if (rv->cols[i].track == TRACK_HIDDEN) {
             ad->flags = ATTR_HIDDEN;
-            if (a->new_state[i] != 2) ad->digest = a->hidden_hash[i];
-        } else if (a->new_state[i] == 2 && !vals[i].data) {
+            if (a->new_state[i] != COL_UNCHANGED_TOAST) ad->digest = a->hidden_hash[i];
+        } else if (a->new_state[i] == COL_UNCHANGED_TOAST && !vals[i].data) {
             ad->flags = ATTR_NEW_UNKNOWN; /* an unchanged TOAST value, or a column the history never saw */
             a->after_unknown[i] = 1;
         } else {
@@ -687,11 +696,11 @@ static WrStatus handle_suppressed(Assembler *a, const PgoMessage *msg, const Rel
     strbuf_reset(&a->key);
     strbuf_reset(&a->key2);
     if (ch->old_kind) {
-        st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_unknown, "old", err);
+        st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_state, "old", err);
         if (st != WR_OK) return st;
         if (keyless) {
             bool matched = false;
-            for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_unknown[i] == 2;
+            for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_state[i] == COL_UNCHANGED_TOAST;
             if (ch->old_kind == 'O') st = keyless_find(a, rv, a->old_vals, a->old_unknown, &a->key, &matched, err);
             if (st != WR_OK) return st;
             if (!matched) strbuf_reset(&a->key);
@@ -705,8 +714,8 @@ static WrStatus handle_suppressed(Assembler *a, const PgoMessage *msg, const Rel
         if (keyless) {
             if (ch->old_kind == 'O')
                 for (uint16_t i = 0; i < rv->ncols; i++)
-                    if (a->new_state[i] == 2) a->new_vals[i] = a->old_vals[i];
-            for (uint16_t i = 0; i < rv->ncols; i++) a->after_unknown[i] = a->new_state[i] == 2;
+                    if (a->new_state[i] == COL_UNCHANGED_TOAST) a->new_vals[i] = a->old_vals[i];
+            for (uint16_t i = 0; i < rv->ncols; i++) a->after_unknown[i] = a->new_state[i] == COL_UNCHANGED_TOAST;
             digest_row(&a->dkey, rv, a->new_vals, a->after_unknown, a->row_digest);
             after = a->row_digest;
             if (a->key.len) {
@@ -783,9 +792,9 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
          * transaction that dropped the key) cannot be placed: it gets a new
          * identity, old values unknown, and the revision says so. */
         if (ch->old_kind == 'O') {
-            st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_unknown, "old", err);
+            st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_state, "old", err);
             if (st != WR_OK) return st;
-            for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_unknown[i] == 2;
+            for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_state[i] == COL_UNCHANGED_TOAST;
             bool matched = false;
             st = keyless_find(a, rv, a->old_vals, a->old_unknown, &a->key, &matched, err);
             if (st != WR_OK) return st;
@@ -807,14 +816,13 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
         }
         if (msg->type == PGO_MSG_DELETE) return do_delete(a, rv, a->key.data, known, NULL, err);
     } else if (ch->old_kind) {
-        st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_unknown, "old", err);
+        st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_state, "old", err);
         if (st != WR_OK) return st;
-        /* read_tuple's states: 0 value, 1 null, 2 unchanged; in a 'K' tuple
-         * non-key columns come as 'n' and mean "not sent". */
+        /* In a 'K' tuple non-key columns come as COL_NULL and mean "not sent". */
         build_key(&a->key, rv, a->old_vals);
         if (ch->old_kind == 'O') {
             known = true;
-            for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_unknown[i] == 2;
+            for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_state[i] == COL_UNCHANGED_TOAST;
         } else {
             /* keep the key values aside: the lookup overwrites old_vals */
             ensure_width(a, rv->ncols);
@@ -823,7 +831,7 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
             strbuf_append(&a->key2, a->key.data, a->key.len);
             st = load_old_image(a, rv, a->key2.data, &known, err);
             if (st != WR_OK) return st;
-            /* lookup reuses a->key? no: key2 holds it */
+            /* a->key must hold the old key below (the DELETE, the key-change test): put back what key2 kept. */
             strbuf_reset(&a->key);
             strbuf_append(&a->key, a->key2.data, a->key2.len);
             if (!known) {
@@ -851,7 +859,7 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
     }
     /* Fill unchanged TOAST values from the old image. */
     for (uint16_t i = 0; i < rv->ncols; i++) {
-        if (a->new_state[i] != 2) continue;
+        if (a->new_state[i] != COL_UNCHANGED_TOAST) continue;
         if (known && !a->old_unknown[i])
             a->new_vals[i] = a->old_vals[i];
     }
@@ -861,20 +869,20 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
         st = do_delete(a, rv, a->key.data, known, key_vals, err);
         if (st != WR_OK) return st;
         for (uint16_t i = 0; i < rv->ncols; i++)
-            if (a->new_state[i] == 2 && !(known && !a->old_unknown[i])) a->new_vals[i].data = NULL;
+            if (a->new_state[i] == COL_UNCHANGED_TOAST && !(known && !a->old_unknown[i])) a->new_vals[i].data = NULL;
         return do_insert(a, rv, DELTA_INSERT, a->new_vals, a->key2.data, err);
     }
 
     uint16_t n = 0;
     digest_hidden(a, rv, a->new_vals);
     for (uint16_t i = 0; i < rv->ncols; i++) {
-        bool new_unknown = a->new_state[i] == 2 && !(known && !a->old_unknown[i]);
+        bool new_unknown = a->new_state[i] == COL_UNCHANGED_TOAST && !(known && !a->old_unknown[i]);
         a->after_vals[i] = a->new_vals[i];
         a->after_unknown[i] = new_unknown;
         if (new_unknown) a->after_vals[i].data = NULL;
         TrackMode mode = rv->cols[i].track;
         if (mode == TRACK_UNTRACKED) continue;
-        if (a->new_state[i] == 2) continue; /* unchanged TOAST is not a change */
+        if (a->new_state[i] == COL_UNCHANGED_TOAST) continue; /* unchanged TOAST is not a change */
         bool old_known = known && !a->old_unknown[i];
         bool changed;
         if (!old_known || a->keyless_unmatched) {
@@ -1112,7 +1120,7 @@ WrStatus assembler_baseline_row(Assembler *a, const RelationVersion *rv, const V
     ensure_width(a, rv->ncols);
     for (uint16_t i = 0; i < rv->ncols; i++) {
         a->new_vals[i] = vals[i];
-        a->new_state[i] = vals[i].data ? 0 : 1;
+        a->new_state[i] = vals[i].data ? COL_VALUE : COL_NULL;
     }
     if (digest_rel_has_key(rv))
         build_key(&a->key, rv, a->new_vals);

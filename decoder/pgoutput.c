@@ -83,6 +83,16 @@ static uint8_t get_u8(Reader *r, const char *field)
     return r->buf[r->pos++];
 }
 
+/* Int8 flags that protocol version 1-4 defines no bit of: anything but 0 is
+ * a message this parser does not understand (proto.c rejects it too). */
+static uint8_t get_flags(Reader *r)
+{
+    size_t at = r->pos;
+    uint8_t f = get_u8(r, "flags");
+    if (f != 0) fail(r, "unrecognized flags %u at offset %zu", (unsigned)f, at);
+    return f;
+}
+
 static uint16_t get_u16(Reader *r, const char *field)
 {
     if (!need(r, 2, field)) return 0;
@@ -356,7 +366,7 @@ static void read_stream_xid(Reader *r, const PgoParser *p, uint32_t *xid, bool *
 static void read_two_phase(Reader *r, PgoTwoPhase *tp, bool has_flags, const char *lsn_name,
                            const char *time_name)
 {
-    tp->flags = has_flags ? get_u8(r, "flags") : 0;
+    tp->flags = has_flags ? get_flags(r) : 0;
     tp->lsn = get_u64(r, lsn_name);
     tp->end_lsn = get_u64(r, "end_lsn");
     tp->time = (int64_t)get_u64(r, time_name);
@@ -394,7 +404,7 @@ WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMess
         m.u.begin.xid = get_u32(r, "xid");                        /* Int32 xid */
         break;
     case PGO_MSG_COMMIT:
-        m.u.commit.flags = get_u8(r, "flags");                    /* Int8 flags */
+        m.u.commit.flags = get_flags(r);                          /* Int8 flags (0) */
         m.u.commit.commit_lsn = get_u64(r, "commit_lsn");         /* Int64 commit_lsn */
         m.u.commit.end_lsn = get_u64(r, "end_lsn");               /* Int64 end_lsn */
         m.u.commit.commit_time = (int64_t)get_u64(r, "commit_time"); /* Int64 commit timestamp */
@@ -496,7 +506,7 @@ WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMess
         break;
     case PGO_MSG_STREAM_COMMIT:
         m.u.stream_commit.xid = get_u32(r, "xid");                /* Int32 xid */
-        m.u.stream_commit.flags = get_u8(r, "flags");             /* Int8 flags */
+        m.u.stream_commit.flags = get_flags(r);                   /* Int8 flags (0) */
         m.u.stream_commit.commit_lsn = get_u64(r, "commit_lsn");  /* Int64 commit_lsn */
         m.u.stream_commit.end_lsn = get_u64(r, "end_lsn");        /* Int64 end_lsn */
         m.u.stream_commit.commit_time = (int64_t)get_u64(r, "commit_time"); /* Int64 */
@@ -522,7 +532,7 @@ WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMess
         break;
     case PGO_MSG_ROLLBACK_PREPARED: {
         PgoRollbackPrepared *rp = &m.u.rollback_prepared;
-        rp->flags = get_u8(r, "flags");                           /* Int8 flags */
+        rp->flags = get_flags(r);                                 /* Int8 flags (0) */
         rp->prepare_end_lsn = get_u64(r, "prepare_end_lsn");      /* Int64 */
         rp->rollback_end_lsn = get_u64(r, "rollback_end_lsn");    /* Int64 */
         rp->prepare_time = (int64_t)get_u64(r, "prepare_time");   /* Int64 */

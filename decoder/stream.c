@@ -260,11 +260,10 @@ WrStatus repl_stream_start(ReplStream *s, const char *slot, Lsn start, int proto
     return st;
 }
 
+/* Deadlines run on the process's one monotonic clock (common.h). */
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return mono_now_us() / 1000;
 }
 
 /* Read the result that ends COPY after PQgetCopyData returned -1. */

@@ -51,9 +51,7 @@ typedef struct {
     char failed_msg[sizeof(((WrError *)0)->msg)];
     int64_t pending_since_us;
     StrBuf buf;
-    StrBuf ctx;       /* packed context in force */
-    int16_t ctx_no;   /* its number, 0 = none */
-    MpcTableTally tally;
+    MpcRevision rev;  /* the revision being written: context in force, tally */
     RelKey *rels;     /* relation versions already in this file since open */
     size_t nrels, caprels;
 } FileSink;
@@ -288,9 +286,7 @@ static WrStatus fs_begin_revision(Sink *s, const Revision *rev, WrError *err)
     FileSink *f = s->impl;
     if (f->failed) return sticky(f, err);
     f->rev_start = f->offset;
-    mpc_tally_reset(&f->tally);
-    strbuf_reset(&f->ctx);
-    f->ctx_no = 0;
+    mpc_revision_begin(&f->rev);
     return WR_OK;
 }
 
@@ -298,9 +294,7 @@ static WrStatus fs_write_context(Sink *s, const Revision *rev, const RevisionCon
 {
     FileSink *f = s->impl;
     if (f->failed) return sticky(f, err);
-    strbuf_reset(&f->ctx);
-    mpc_encode_context(&f->ctx, ctx);
-    f->ctx_no = ctx->no;
+    mpc_revision_context(&f->rev, ctx);
     return WR_OK;
 }
 
@@ -308,18 +302,10 @@ static WrStatus fs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
 {
     FileSink *f = s->impl;
     if (f->failed) return sticky(f, err);
-    if (d->context_no != 0 && d->context_no != f->ctx_no)
-        return wr_error_set(err, WR_PROTOCOL,
-                            "file sink: delta %" PRId64 ".%" PRId32 " refers to context %d but the context in "
-                            "force is %d",
-                            rev->id, d->seq, d->context_no, f->ctx_no);
+    if (mpc_revision_check_delta(&f->rev, rev, d, "file sink", err) != WR_OK) return err->status;
     /* Every delta's relation appears earlier in the file, even after a restart cut the file back. */
     if (!rel_known(f, d->relver) && put_relation(f, d->relver, err) != WR_OK) return err->status;
-    mpc_tally_add(&f->tally, d->relver);
-    if (d->context_no)
-        mpc_encode_delta(&f->buf, rev, d, f->ctx.data, f->ctx.len);
-    else
-        mpc_encode_delta(&f->buf, rev, d, NULL, 0);
+    mpc_revision_delta(&f->rev, &f->buf, rev, d);
     return write_buf(f, err);
 }
 
@@ -327,7 +313,7 @@ static WrStatus fs_commit_revision(Sink *s, const Revision *rev, WrError *err)
 {
     FileSink *f = s->impl;
     if (f->failed) return sticky(f, err);
-    mpc_encode_revision(&f->buf, rev, f->tally.items, f->tally.n);
+    mpc_revision_end(&f->rev, &f->buf, rev);
     if (write_buf(f, err) != WR_OK) return err->status;
     f->committed.offset = f->offset;
     f->committed.end_lsn = rev->end_lsn;
@@ -400,8 +386,7 @@ static void fs_destroy(Sink *s)
     else if (f->fp)
         fflush(f->fp);
     strbuf_free(&f->buf);
-    strbuf_free(&f->ctx);
-    mpc_tally_free(&f->tally);
+    mpc_revision_free(&f->rev);
     free(f->rels);
     free(f->path);
     free(f->ckpt_path);
@@ -439,7 +424,6 @@ Sink *sink_file_create(const FileSinkConfig *cfg)
     f->do_fsync = cfg->fsync;
     f->fd = -1;
     strbuf_init(&f->buf);
-    strbuf_init(&f->ctx);
     Sink *s = xcalloc(1, sizeof *s);
     s->ops = &FILE_SINK_OPS;
     s->impl = f;

@@ -1031,17 +1031,17 @@ static WrStatus hs_flush(Sink *s, WrError *err)
                             "revisions",
                             h->cur_id);
     static const int order[] = {TB_CONTEXT, TB_REVISION, TB_DELTA};
-    int64_t t0 = pg_now_us();
+    int64_t t0 = mono_now_us();
     for (size_t i = 0; i < 3 && st == WR_OK; i++) st = send_buffer(h, order[i], err);
     if (st == WR_OK) st = await_copy(h, err);
     if (st == WR_OK) st = dg_apply(h, err);
-    int64_t t1 = pg_now_us();
+    int64_t t1 = mono_now_us();
     if (st == WR_OK) st = update_tracked(h, err);
-    int64_t t2 = pg_now_us();
+    int64_t t2 = mono_now_us();
     if (st == WR_OK) st = write_checkpoint(h, err);
     if (st == WR_OK) st = run(h, "COMMIT", 0, NULL, "COMMIT of a batch", NULL, err);
     if (st != WR_OK) return st;
-    int64_t t3 = pg_now_us();
+    int64_t t3 = mono_now_us();
     int n = h->batch_revisions;
     reset_batch(h, true);
     for (size_t i = 0; i < h->nkf_due; i++) keyframer_request(h->keyframer, &h->kf_due[i]);
@@ -1066,11 +1066,16 @@ static Lsn hs_durable_lsn(Sink *s)
     return h->durable;
 }
 
-static bool hs_wants_flush(Sink *s, int64_t now_us, bool idle)
+/* The open batch's window starts the first time the caller's clock sees it
+ * (the sink has no clock of its own that the worker's timers agree with). */
+static void start_batch_timer(HistorySink *h, int64_t now_us)
 {
-    HistorySink *h = s->impl;
-    if (!h->in_tx) return false;
     if (!h->batch_timer_us) h->batch_timer_us = now_us;
+}
+
+/* Is the open batch due for a commit? Asks, changes nothing. */
+static bool batch_due(const HistorySink *h, int64_t now_us, bool idle)
+{
     /* A batch ends between revisions: inside one, wait for its commit. */
     if (h->in_revision) return false;
     if (h->batch_revisions >= h->batch_max_revisions) return true;
@@ -1082,6 +1087,14 @@ static bool hs_wants_flush(Sink *s, int64_t now_us, bool idle)
     size_t total = 0;
     for (int t = 0; t < TB_COUNT; t++) total += h->buf[t].len;
     return total > 8 * h->buffer_bytes;
+}
+
+static bool hs_wants_flush(Sink *s, int64_t now_us, bool idle)
+{
+    HistorySink *h = s->impl;
+    if (!h->in_tx) return false;
+    start_batch_timer(h, now_us);
+    return batch_due(h, now_us, idle);
 }
 
 /* A looked-up image, laid out in the caller's storage for the assembler. */

@@ -56,9 +56,7 @@ typedef struct {
     WrStatus failed;
     char failed_msg[sizeof(((WrError *)0)->msg)];
     StrBuf buf;
-    StrBuf ctx;
-    int16_t ctx_no;
-    MpcTableTally tally;
+    MpcRevision rev; /* the revision being produced: context in force, tally */
     KafkaSinkStats stats;
     rd_kafka_resp_err_t last_err; /* error_cb de-duplication */
     int64_t last_err_us;
@@ -295,9 +293,7 @@ static WrStatus ks_begin_revision(Sink *s, const Revision *rev, WrError *err)
     k->fifo[k->tail % FIFO_CAP] = (InFlight){0};
     k->tail++;
     k->in_revision = true;
-    mpc_tally_reset(&k->tally);
-    strbuf_reset(&k->ctx);
-    k->ctx_no = 0;
+    mpc_revision_begin(&k->rev);
     return WR_OK;
 }
 
@@ -305,9 +301,7 @@ static WrStatus ks_write_context(Sink *s, const Revision *rev, const RevisionCon
 {
     KafkaSink *k = s->impl;
     if (k->failed) return sticky(k, err);
-    strbuf_reset(&k->ctx);
-    mpc_encode_context(&k->ctx, ctx);
-    k->ctx_no = ctx->no;
+    mpc_revision_context(&k->rev, ctx);
     return WR_OK;
 }
 
@@ -318,19 +312,11 @@ static WrStatus ks_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
     if (!k->in_revision)
         return wr_error_set(err, WR_PROTOCOL, "kafka sink: delta %" PRId64 ".%" PRId32 " outside a revision",
                             rev->id, d->seq);
-    if (d->context_no != 0 && d->context_no != k->ctx_no)
-        return wr_error_set(err, WR_PROTOCOL,
-                            "kafka sink: delta %" PRId64 ".%" PRId32 " refers to context %d but the context in "
-                            "force is %d",
-                            rev->id, d->seq, d->context_no, k->ctx_no);
+    if (mpc_revision_check_delta(&k->rev, rev, d, "kafka sink", err) != WR_OK) return err->status;
     rd_kafka_topic_t *rkt;
     if (topic_for(k, d->relver, &rkt, err) != WR_OK) return err->status;
-    mpc_tally_add(&k->tally, d->relver);
     strbuf_reset(&k->buf);
-    if (d->context_no)
-        mpc_encode_delta(&k->buf, rev, d, k->ctx.data, k->ctx.len);
-    else
-        mpc_encode_delta(&k->buf, rev, d, NULL, 0);
+    mpc_revision_delta(&k->rev, &k->buf, rev, d);
     char id[MPC_ID_MAX];
     mpc_delta_id(rev, d->seq, id);
     if (d->key) return produce(k, rkt, d->key, strlen(d->key), id, err);
@@ -348,7 +334,7 @@ static WrStatus ks_commit_revision(Sink *s, const Revision *rev, WrError *err)
         return wr_error_set(err, WR_PROTOCOL, "kafka sink: commit of revision %" PRId64 " outside a revision",
                             rev->id);
     strbuf_reset(&k->buf);
-    mpc_encode_revision(&k->buf, rev, k->tally.items, k->tally.n);
+    mpc_revision_end(&k->rev, &k->buf, rev);
     char id[MPC_ID_MAX];
     mpc_revision_id(rev, id);
     /* One constant key: every revision message lands on one partition, in commit order. */
@@ -431,8 +417,7 @@ static void ks_destroy(Sink *s)
     free(k->fifo);
     free(k->prefix);
     strbuf_free(&k->buf);
-    strbuf_free(&k->ctx);
-    mpc_tally_free(&k->tally);
+    mpc_revision_free(&k->rev);
     free(k);
     free(s);
 }
@@ -508,7 +493,6 @@ Sink *sink_kafka_create(const KafkaSinkConfig *cfg, WrError *err)
     k->while_waiting_arg = cfg->while_waiting_arg;
     k->fifo = xcalloc(FIFO_CAP, sizeof *k->fifo);
     strbuf_init(&k->buf);
-    strbuf_init(&k->ctx);
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (conf_set(conf, "client.id", "walrev", err) != WR_OK ||

@@ -392,6 +392,52 @@ void mpc_tally_free(MpcTableTally *t)
     *t = (MpcTableTally){0};
 }
 
+/* ---- one revision as a stream of messages ---- */
+
+void mpc_revision_begin(MpcRevision *r)
+{
+    mpc_tally_reset(&r->tally);
+    strbuf_reset(&r->ctx);
+    r->ctx_no = 0;
+}
+
+void mpc_revision_context(MpcRevision *r, const RevisionContext *ctx)
+{
+    strbuf_reset(&r->ctx);
+    mpc_encode_context(&r->ctx, ctx);
+    r->ctx_no = ctx->no;
+}
+
+WrStatus mpc_revision_check_delta(const MpcRevision *r, const Revision *rev, const ObjectDelta *d, const char *sink,
+                                  WrError *err)
+{
+    if (d->context_no == 0 || d->context_no == r->ctx_no) return WR_OK;
+    return wr_error_set(err, WR_PROTOCOL,
+                        "%s: delta %" PRId64 ".%" PRId32 " refers to context %d but the context in force is %d", sink,
+                        rev->id, d->seq, d->context_no, r->ctx_no);
+}
+
+void mpc_revision_delta(MpcRevision *r, StrBuf *out, const Revision *rev, const ObjectDelta *d)
+{
+    mpc_tally_add(&r->tally, d->relver);
+    if (d->context_no)
+        mpc_encode_delta(out, rev, d, r->ctx.data, r->ctx.len);
+    else
+        mpc_encode_delta(out, rev, d, NULL, 0);
+}
+
+void mpc_revision_end(MpcRevision *r, StrBuf *out, const Revision *rev)
+{
+    mpc_encode_revision(out, rev, r->tally.items, r->tally.n);
+}
+
+void mpc_revision_free(MpcRevision *r)
+{
+    strbuf_free(&r->ctx);
+    mpc_tally_free(&r->tally);
+    r->ctx_no = 0;
+}
+
 /* ---- decoding ---- */
 
 enum {

@@ -42,6 +42,31 @@ void mpc_tally_add(MpcTableTally *t, const RelationVersion *rv);
 void mpc_tally_free(MpcTableTally *t);
 
 /*
+ * What a sink keeps while it streams one revision as messages (the file and
+ * Kafka sinks alike): the context in force, packed once, and the per-table
+ * tally for the revision message. Zero-initialise; mpc_revision_free releases.
+ */
+typedef struct {
+    StrBuf ctx;           /* packed context in force (mpc_encode_context) */
+    int16_t ctx_no;       /* its number, 0 = none */
+    MpcTableTally tally;
+} MpcRevision;
+
+/* A revision begins: no context in force, nothing tallied. */
+void mpc_revision_begin(MpcRevision *r);
+/* ctx is in force from now on. */
+void mpc_revision_context(MpcRevision *r, const RevisionContext *ctx);
+/* WR_PROTOCOL (named for sink, e.g. "file sink") when d refers to a context
+ * other than the one in force. */
+WrStatus mpc_revision_check_delta(const MpcRevision *r, const Revision *rev, const ObjectDelta *d,
+                                  const char *sink, WrError *err) WR_MUSTCHECK;
+/* Tally d and append its message, with the context in force, to out. */
+void mpc_revision_delta(MpcRevision *r, StrBuf *out, const Revision *rev, const ObjectDelta *d);
+/* Append the revision message (with the tally) to out. */
+void mpc_revision_end(MpcRevision *r, StrBuf *out, const Revision *rev);
+void mpc_revision_free(MpcRevision *r);
+
+/*
  * Encoders append one complete message to out (a caller-owned buffer; out of
  * memory aborts). They cannot fail otherwise. All inputs are borrowed for the
  * call only.

@@ -847,11 +847,9 @@ static bool ensure_table_log_published(Setup *s)
 /* ---- the slot ---- */
 
 /*
- * Create the logical slot through SQL. Seam for the baseline (issue 4):
- * creating it instead with CREATE_REPLICATION_SLOT ... LOGICAL pgoutput
- * (SNAPSHOT 'export') on a replication connection yields a snapshot that
- * meets the stream exactly; that variant replaces this function and keeps
- * the connection open while the baseline is copied.
+ * Create the logical slot through SQL, when no baseline is wanted. With one,
+ * the slot is created on a replication connection instead (the create_slot
+ * hook, pipeline_create_slot), whose exported snapshot the baseline reads.
  */
 static bool create_slot(Setup *s, Lsn *consistent_point)
 {

@@ -804,6 +804,27 @@ static void test_two_phase(void **state)
     assert_string_equal(m.u.rollback_prepared.gid, "gid-1");
 }
 
+/* Flags no protocol version defines are rejected, as PostgreSQL's proto.c does. */
+static void test_unknown_flags(void **state)
+{
+    (void)state;
+    PgoParser p;
+    pgo_parser_init(&p, 3, false);
+    W w;
+    memset(&w, 0, sizeof(w));
+    mk_commit(&w);
+    w.b[1] = 1;
+    expect_error(&p, &w, "pgoutput commit: unrecognized flags 1 at offset 1");
+    memset(&w, 0, sizeof(w));
+    mk_prepare(&w);
+    w.b[1] = 0x80;
+    expect_error(&p, &w, "pgoutput prepare: unrecognized flags 128 at offset 1");
+    memset(&w, 0, sizeof(w));
+    mk_rollback_prepared(&w);
+    w.b[1] = 2;
+    expect_error(&p, &w, "pgoutput rollback prepared: unrecognized flags 2 at offset 1");
+}
+
 /* Iterators stay in bounds even over hand-made (unvalidated) views. */
 static void test_iterators_defensive(void **state)
 {
@@ -1193,6 +1214,7 @@ int main(void)
         cmocka_unit_test(test_status_update),
         cmocka_unit_test(test_type_names),
         cmocka_unit_test(test_format_escapes),
+        cmocka_unit_test(test_unknown_flags),
     };
     return cmocka_run_group_tests_name("pgoutput", tests, NULL, NULL);
 }
