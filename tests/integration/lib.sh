@@ -11,6 +11,49 @@ PSQL="psql -X -q -v ON_ERROR_STOP=1 -At"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok - $*"; }
 
+# TEST_TMP: a directory of this test's own for logs and scratch files (never a
+# fixed /tmp path, which two runs at once would share). Removed when the test
+# passes (unless KEEP_TEST_TMP is set), kept and named when it fails.
+# Commands for the exit go through
+# on_exit, which runs them before that: a test's own `trap ... EXIT` would
+# replace this one.
+TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/walrev-$(basename "$0" .sh).XXXXXX")
+_EXIT_CMDS=()
+on_exit() { _EXIT_CMDS+=("$*"); }
+_lib_exit() {
+  local rc=$? c
+  for c in "${_EXIT_CMDS[@]}"; do eval "$c" || true; done
+  if [ "$rc" = 0 ] && [ -z "${KEEP_TEST_TMP:-}" ]; then rm -rf "$TEST_TMP"; else echo "# files of the test: $TEST_TMP" >&2; fi
+}
+trap _lib_exit EXIT
+trap 'exit 130' INT TERM
+
+# wait_for SECONDS CMD...: run CMD every 0.1 s until it succeeds; returns 1
+# when SECONDS pass first (the caller says what that means: `|| fail ...`).
+wait_for() {
+  local tenths=$(($1 * 10)) i
+  shift
+  for ((i = 0; i < tenths; i++)); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# run_to LSN LOG ARG... [-- RUN_ARG...]: `walrev ARG... run --stop-lsn LSN
+# RUN_ARG...`, its stderr appended to LOG. When it fails, or outlasts
+# RUN_TIMEOUT seconds (default 300), the end of LOG is shown and the test fails.
+run_to() {
+  local lsn=$1 log=$2 before=()
+  shift 2
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do before+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  if ! timeout "${RUN_TIMEOUT:-300}" "$WALREV_BIN" "${before[@]}" run --stop-lsn "$lsn" "$@" 2>>"$log"; then
+    tail -40 "$log" >&2
+    fail "walrev run to $lsn"
+  fi
+}
+
 conninfo() { echo "host=127.0.0.1 port=$PGPORT user=postgres dbname=$1"; }
 
 # fresh_db NAME: drop slots and database of a previous run, create it.

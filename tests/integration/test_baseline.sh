@@ -26,9 +26,9 @@ q $DB "CREATE TABLE customer (id int PRIMARY KEY, name text, joined date, note t
     echo "INSERT INTO writes_during (v) VALUES ($i); UPDATE customer SET note = 'during $i' WHERE id = $i;"
   done ) | psql -X -q -v ON_ERROR_STOP=1 -d $DB >/dev/null &
 bg=$!
-W setup >/tmp/baseline_setup.out 2>&1 || { cat /tmp/baseline_setup.out; fail "setup"; }
+W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail "setup"; }
 wait $bg
-grep -q "with a baseline of the existing rows" /tmp/baseline_setup.out || { cat /tmp/baseline_setup.out; fail "setup did not report the baseline"; }
+grep -q "with a baseline of the existing rows" "$TEST_TMP/setup.out" || { cat "$TEST_TMP/setup.out"; fail "setup did not report the baseline"; }
 pass "setup took the baseline while writes ran"
 
 q $DB "UPDATE invoice SET paid = NOT paid WHERE id % 7 = 0;
@@ -36,7 +36,7 @@ q $DB "UPDATE invoice SET paid = NOT paid WHERE id % 7 = 0;
        INSERT INTO customer VALUES (5000, 'late', NULL, NULL);
        UPDATE event SET what = 'changed' WHERE what = 'e5';"
 STOP=$(current_lsn $DB)
-timeout 300 "$WALREV_BIN" --source "$SRC" --slot $SLOT run --stop-lsn "$STOP" 2>/tmp/baseline_run.log || { tail /tmp/baseline_run.log; fail run; }
+run_to "$STOP" "$TEST_TMP/run.log" --source "$SRC" --slot $SLOT
 
 H="SET search_path = walrev;"
 expect_eq "baseline is revision 1, operation snapshot, actor walrev:baseline" \
@@ -54,8 +54,8 @@ done
 q $DB "SELECT pg_drop_replication_slot('$SLOT')" >/dev/null
 q $DB "SET client_min_messages = warning; DROP SCHEMA walrev CASCADE"
 q $DB "SELECT pg_create_logical_replication_slot('$SLOT', 'pgoutput')" >/dev/null
-W setup >/tmp/baseline_setup2.out 2>&1 || { cat /tmp/baseline_setup2.out; fail "setup after interruption"; }
-grep -q "interrupted" /tmp/baseline_setup2.out || { cat /tmp/baseline_setup2.out; fail "interruption not reported"; }
+W setup >"$TEST_TMP/setup2.out" 2>&1 || { cat "$TEST_TMP/setup2.out"; fail "setup after interruption"; }
+grep -q "interrupted" "$TEST_TMP/setup2.out" || { cat "$TEST_TMP/setup2.out"; fail "interruption not reported"; }
 expect_eq "baseline retaken after an interruption" \
   "$(q $DB "$H SELECT n_snapshot FROM revision WHERE id = 1")" \
   "$(q $DB "SELECT (SELECT count(*) FROM customer) + (SELECT count(*) FROM invoice) + (SELECT count(*) FROM event) + (SELECT count(*) FROM writes_during)")"

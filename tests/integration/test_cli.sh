@@ -5,8 +5,7 @@
 # password on the command line is warned about and never printed.
 source "$(dirname "$0")/lib.sh"
 
-OUT=$(mktemp -d /tmp/walrev-test-cli-XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
+OUT=$TEST_TMP
 for v in WALREV_SOURCE WALREV_HISTORY WALREV_SCHEMA WALREV_SLOT WALREV_PUBLICATION WALREV_LOG_LEVEL WALREV_FILE; do
   unset $v
 done

@@ -64,8 +64,7 @@ while kill -0 "$lpid" 2>/dev/null; do
 done
 wait "$lpid"; lpid=
 STOP=$(current_lsn $DB)
-timeout 120 "$WALREV_BIN" --source "$SRC" --history "$HIST" --slot crash run --stop-lsn "$STOP" 2>>"$HDIR/run.log" \
-  || { tail -30 "$HDIR/run.log"; fail "final run"; }
+run_to "$STOP" "$HDIR/run.log" --source "$SRC" --history "$HIST" --slot crash
 pass "worker killed $kills times, history store restarted once, final run reached $STOP"
 
 HQ() { $PSQL -h 127.0.0.1 -p "$HPORT" -d postgres -c "SET search_path = walrev; $*"; }

@@ -8,12 +8,11 @@ source "$(dirname "$0")/lib.sh"
 DB=kafka_e2e
 fresh_db $DB
 SRC=$(conninfo $DB)
-TMP=$(mktemp -d /tmp/walrev-kafka.XXXXXX)
-cleanup() { [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT INT TERM
+TMP=$TEST_TMP
+on_exit '[ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null'
 "$WALREV_MOCK_KAFKA" 1 >"$TMP/bootstrap" 2>"$TMP/mock.log" &
 mpid=$!
-for _ in $(seq 50); do [ -s "$TMP/bootstrap" ] && break; sleep 0.1; done
+wait_for 5 test -s "$TMP/bootstrap" || true
 BROKERS=$(head -1 "$TMP/bootstrap")
 [ -n "$BROKERS" ] || fail "mock cluster did not start"
 cat >"$TMP/walrev.conf" <<CONF
@@ -33,7 +32,7 @@ for i in $(seq 2 40); do
 done | psql -X -q -v ON_ERROR_STOP=1 -d $DB >/dev/null
 q $DB "DELETE FROM item WHERE id % 10 = 0; UPDATE item SET name = NULL WHERE id = 5"
 STOP=$(current_lsn $DB)
-timeout 120 "$WALREV_BIN" -c "$TMP/walrev.conf" run --stop-lsn "$STOP" 2>"$TMP/run.log" || { tail "$TMP/run.log"; fail run; }
+run_to "$STOP" "$TMP/run.log" -c "$TMP/walrev.conf"
 pass "worker drained to $STOP with history + kafka"
 
 NREV=$(q $DB "SELECT count(*) FROM walrev.revision")

@@ -11,14 +11,13 @@ DB=late_src
 fresh_db $DB
 SRC=$(conninfo $DB)
 SLOT=late
-TMP=$(mktemp -d /tmp/walrev-late.XXXXXX)
+TMP=$TEST_TMP
 wpid=; gpid=
 cleanup() {
   [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true
   [ -n "$gpid" ] && kill "$gpid" 2>/dev/null || true
-  if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
-trap cleanup EXIT INT TERM
+on_exit cleanup
 
 # A FOR TABLE publication, so that tables can join it later.
 cat >"$TMP/walrev.conf" <<EOF

@@ -11,8 +11,7 @@ source "$(dirname "$0")/lib.sh"
 DB=oldimg_src
 fresh_db $DB
 SRC=$(conninfo $DB)
-WORK=$(mktemp -d /tmp/walrev-oldimg.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+WORK=$TEST_TMP
 printf "[worker]\nrow_cache_mb = 1\n[history]\nbatch_max_ms = 1\n" >"$WORK/walrev.ini"
 W() { "$WALREV_BIN" -c "$WORK/walrev.ini" --source "$SRC" --slot oldimg "$@"; }
 

@@ -12,7 +12,7 @@ W() { "$WALREV_BIN" --source "$SRC" --slot poison "$@"; }
 H="SET search_path = walrev;"
 
 q $DB "CREATE TABLE item (id int PRIMARY KEY, note text);"
-W setup >/tmp/poison_setup.out 2>&1 || { cat /tmp/poison_setup.out; fail setup; }
+W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
 q postgres "DROP ROLE IF EXISTS poison_mallory; CREATE ROLE poison_mallory LOGIN;"
 q $DB "REVOKE ALL ON SCHEMA public FROM PUBLIC; GRANT USAGE ON SCHEMA public TO poison_mallory;
        GRANT INSERT, UPDATE ON item TO poison_mallory;"
@@ -30,7 +30,7 @@ M "BEGIN; SELECT pg_logical_emit_message(true,'walrev','{\"actor\":{\"type\":\"w
 M "BEGIN; SELECT pg_logical_emit_message(true,'walrev','{\"actor\":{\"type\":\"' || repeat('\\u0001', 600) || '\",\"id\":\"y\"}}'); INSERT INTO item VALUES (8, 'long type'); COMMIT;"
 STOP=$(current_lsn $DB)
 
-timeout 120 "$WALREV_BIN" --source "$SRC" --slot poison run --stop-lsn "$STOP" 2>/tmp/poison_run.log || { cat /tmp/poison_run.log; fail "run stopped on poison"; }
+run_to "$STOP" "$TEST_TMP/run.log" --source "$SRC" --slot poison
 pass "run reached the stop LSN"
 
 expect_eq "every transaction recorded once, in order" \
@@ -75,7 +75,7 @@ r=$(R 8)
 expect_eq "long actor type: bounded to 128 bytes" \
   "$(q $DB "$H SELECT octet_length(actor_type) FROM revision WHERE id = $r")" "128"
 
-W verify >/tmp/poison_verify.out 2>&1 || { cat /tmp/poison_verify.out; fail verify; }
+W verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail verify; }
 pass "verify passes over the poison"
 
 # Row values: a key longer than a B-tree entry may be (the history indexes
@@ -89,7 +89,7 @@ q $DB "INSERT INTO ctl SELECT string_agg(chr(1 + (g * 7) % 30) || chr(1 + (g * 1
 q $DB "UPDATE ctl SET n = 2"
 q $DB "INSERT INTO item VALUES (9, 'after huge keys')"
 STOP=$(current_lsn $DB)
-timeout 120 "$WALREV_BIN" --source "$SRC" --slot poison run --stop-lsn "$STOP" 2>/tmp/poison_run2.log || { cat /tmp/poison_run2.log; fail "run stopped on a huge key"; }
+run_to "$STOP" "$TEST_TMP/run2.log" --source "$SRC" --slot poison
 expect_eq "the change after the huge keys is recorded" \
   "$(q $DB "$H SELECT count(*) FROM object_delta_arrays WHERE relid = 'public.item'::regclass AND new_values[1] = '9'")" "1"
 expect_eq "a 3200-byte row of a table without a key: a synthetic identity, its value stored whole" \
@@ -98,5 +98,5 @@ expect_eq "a key whose JSON is 4800 bytes: digest key, and the update found its 
   "$(q $DB "$H SELECT string_agg(d.op::text || ':' || (d.key = (SELECT '[\"sha256:' || encode(sha256(convert_to(k, 'UTF8')), 'hex') || '\"]' FROM public.ctl))::text || ':' || coalesce(d.old_values::text, '-'), ',' ORDER BY d.revision_id) FROM object_delta_arrays d WHERE relid = 'public.ctl'::regclass")" "I:true:-,U:true:{1}"
 expect_eq "the newest rows of the history equal the live table" \
   "$(q $DB "$H SELECT vals[1] = (SELECT k FROM public.ctl), vals[2] FROM current_rows('public.ctl'::regclass)")" "t|2"
-W verify >/tmp/poison_verify.out 2>&1 || { cat /tmp/poison_verify.out; fail verify; }
+W verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail verify; }
 pass "verify passes after the huge keys"

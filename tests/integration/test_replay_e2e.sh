@@ -10,11 +10,10 @@ DB=replay_e2e
 fresh_db $DB
 SRC=$(conninfo $DB)
 W() { "$WALREV_BIN" --source "$SRC" "$@"; }
-OUT=$(mktemp -d)
+OUT=$TEST_TMP
 # the insert position: with synchronous_commit=off pg_current_wal_lsn() (the
 # write position) can lag behind a commit that already happened
 insert_lsn() { q $DB "SELECT pg_current_wal_insert_lsn()"; }
-trap 'rm -rf "$OUT"' EXIT
 
 q $DB "CREATE TABLE account (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12,2));
        CREATE TABLE item (id int PRIMARY KEY, account_id int NOT NULL REFERENCES account(id),
@@ -65,7 +64,7 @@ for ((s = 1; s <= STEPS; s++)); do
 done
 q $DB "INSERT INTO marker VALUES (1)"  # every recorded LSN now lies inside the history
 STOP=$(insert_lsn)
-timeout 300 "$WALREV_BIN" --source "$SRC" run --stop-lsn "$STOP" 2>"$OUT/run.log" || { cat "$OUT/run.log"; fail "run"; }
+run_to "$STOP" "$OUT/run.log" --source "$SRC"
 pass "worker caught up to $STOP"
 
 W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail "verify"; }
@@ -162,7 +161,7 @@ pass "rollback --to step $mid: live tables equal that step ($(grep -c -E '^(INSE
 
 # the rollback is itself a revision with its actor once the worker sees it
 STOP=$(insert_lsn)
-timeout 120 "$WALREV_BIN" --source "$SRC" run --stop-lsn "$STOP" 2>"$OUT/run2.log" || { cat "$OUT/run2.log"; fail "run 2"; }
+run_to "$STOP" "$OUT/run2.log" --source "$SRC"
 expect_eq "the rollback is the newest revision, by its actor" \
   "$(W log --limit 1 --format csv 2>/dev/null | tail -1 | cut -d, -f3-5)" \
   "user,ops,walrev rollback --to $(cat "$OUT/$mid.lsn") --table account --table item --actor user:ops"

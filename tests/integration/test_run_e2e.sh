@@ -15,7 +15,7 @@ q $DB "CREATE TABLE account (id int PRIMARY KEY, owner text, balance numeric(12,
        ALTER TABLE tag REPLICA IDENTITY FULL;
        CREATE TABLE setting (k text PRIMARY KEY, v text, n int);
        ALTER TABLE setting REPLICA IDENTITY FULL;"
-W setup >/tmp/e2e_setup.out 2>&1 || { cat /tmp/e2e_setup.out; fail "setup"; }
+W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail "setup"; }
 
 q $DB "BEGIN;
        SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"42\"},\"description\":\"open accounts\"}');
@@ -45,7 +45,7 @@ q $DB "DELETE FROM tag WHERE name = 'red'"
 q $DB "TRUNCATE tag"
 STOP=$(current_lsn $DB)
 
-timeout 120 "$WALREV_BIN" --source "$SRC" --slot e2e run --stop-lsn "$STOP" 2>/tmp/e2e_run.log || { cat /tmp/e2e_run.log; fail "run"; }
+run_to "$STOP" "$TEST_TMP/run.log" --source "$SRC" --slot e2e
 pass "run reached the stop LSN"
 
 H="SET search_path = walrev;"
@@ -92,11 +92,11 @@ expect_eq "delete under DEFAULT: old values from history" \
 expect_eq "the newest rows of the history equal the live tables" \
 "$(q $DB "$H SELECT sum((SELECT count(*) FROM current_rows(t.relid))) FROM tracked_table t")" "$(q $DB "SELECT (SELECT count(*) FROM account) + (SELECT count(*) FROM entry) + (SELECT count(*) FROM tag) + (SELECT count(*) FROM setting)")"
 
-"$WALREV_BIN" --source "$SRC" --slot e2e verify >/tmp/e2e_verify.out 2>&1 || { cat /tmp/e2e_verify.out; fail "verify"; }
+"$WALREV_BIN" --source "$SRC" --slot e2e verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail "verify"; }
 pass "verify passes"
 
 # A second run to the same point adds nothing and duplicates nothing.
-timeout 60 "$WALREV_BIN" --source "$SRC" --slot e2e run --stop-lsn "$STOP" 2>>/tmp/e2e_run.log || fail "second run"
+run_to "$STOP" "$TEST_TMP/run.log" --source "$SRC" --slot e2e
 expect_eq "no duplicates after a second run" "$(q $DB "$H SELECT count(*), max(id) FROM revision")" "10|10"
 expect_eq "slot confirmed at or past the stop LSN" \
   "$(q $DB "SELECT confirmed_flush_lsn >= '$STOP' FROM pg_replication_slots WHERE slot_name = 'e2e'")" "t"

@@ -7,23 +7,22 @@ source "$(dirname "$0")/lib.sh"
 DB=life_src
 fresh_db $DB
 SRC=$(conninfo $DB)
-TMP=$(mktemp -d /tmp/walrev-life.XXXXXX)
+TMP=$TEST_TMP
 cleanup() {
   [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null || true
   [ -n "${npid:-}" ] && kill "$npid" 2>/dev/null || true
-  rm -rf "$TMP"
 }
-trap cleanup EXIT INT TERM
+on_exit cleanup
 q $DB "CREATE TABLE tracked (id int PRIMARY KEY, v text)"
 "$WALREV_BIN" --source "$SRC" --slot life --publication life_pub setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 
 /usr/bin/python3 "$(dirname "$0")/notify_listener.py" "$TMP/notify.sock" "$TMP/notify.log" &
 npid=$!
-for _ in $(seq 50); do [ -S "$TMP/notify.sock" ] && break; sleep 0.1; done
+wait_for 5 test -S "$TMP/notify.sock" || true
 NOTIFY_SOCKET="$TMP/notify.sock" WATCHDOG_USEC=2000000 WATCHDOG_PID= \
   "$WALREV_BIN" --source "$SRC" --slot life --publication life_pub run 2>"$TMP/run.log" &
 wpid=$!
-for _ in $(seq 100); do grep -q '^READY=1' "$TMP/notify.log" 2>/dev/null && break; sleep 0.1; done
+wait_for 10 grep -q '^READY=1' "$TMP/notify.log" 2>/dev/null || true
 grep -q '^READY=1' "$TMP/notify.log" || { cat "$TMP/run.log"; fail "no READY=1"; }
 pass "READY=1 once streaming"
 
@@ -32,10 +31,8 @@ q $DB "INSERT INTO tracked VALUES (1, 'before')"
 sleep 1
 q $DB "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'life'" >/dev/null
 q $DB "INSERT INTO tracked VALUES (2, 'during reconnect')"
-for _ in $(seq 100); do
-  [ "$(q $DB "SELECT count(*) FROM walrev.object_delta WHERE relid = 'public.tracked'::regclass")" = 2 ] && break
-  sleep 0.2
-done
+tracked_deltas() { [ "$(q $DB "SELECT count(*) FROM walrev.object_delta WHERE relid = 'public.tracked'::regclass")" = 2 ]; }
+wait_for 20 tracked_deltas || true
 expect_eq "both changes recorded across the reconnect" \
   "$(q $DB "SELECT string_agg(new_values[2], ',' ORDER BY revision_id) FROM walrev.object_delta_arrays WHERE relid = 'public.tracked'::regclass")" "before,during reconnect"
 grep -q 'retrying' "$TMP/run.log" || fail "the reconnect was not logged"
@@ -45,10 +42,8 @@ pass "walsender loss logged and retried"
 # advance past it, or a quiet database would pin WAL forever.
 q postgres "DROP TABLE IF EXISTS life_noise; CREATE TABLE life_noise (id int); INSERT INTO life_noise SELECT generate_series(1, 20000)"
 TARGET=$(current_lsn postgres)
-for _ in $(seq 100); do
-  [ "$(q $DB "SELECT confirmed_flush_lsn >= '$TARGET' FROM pg_replication_slots WHERE slot_name = 'life'")" = t ] && break
-  sleep 0.2
-done
+slot_past_target() { [ "$(q $DB "SELECT confirmed_flush_lsn >= '$TARGET' FROM pg_replication_slots WHERE slot_name = 'life'")" = t ]; }
+wait_for 20 slot_past_target || true
 expect_eq "WAL of untracked work does not stay pinned" \
   "$(q $DB "SELECT confirmed_flush_lsn >= '$TARGET' FROM pg_replication_slots WHERE slot_name = 'life'")" "t"
 
@@ -80,8 +75,7 @@ pass "verify after the stop: $(cat "$TMP/verify.out")"
 # A worker started again from that checkpoint records what comes next.
 q $DB "INSERT INTO tracked VALUES (3, 'after restart')"
 STOP=$(current_lsn $DB)
-timeout 60 "$WALREV_BIN" --source "$SRC" --slot life --publication life_pub run --stop-lsn "$STOP" 2>"$TMP/run2.log" ||
-  { cat "$TMP/run2.log"; fail "run again to $STOP"; }
+run_to "$STOP" "$TMP/run2.log" --source "$SRC" --slot life --publication life_pub
 expect_eq "a restart from the recorded position records the next change" \
   "$(q $DB "SELECT string_agg(new_values[2], ',' ORDER BY revision_id) FROM walrev.object_delta_arrays WHERE relid = 'public.tracked'::regclass")" \
   "before,during reconnect,after restart"

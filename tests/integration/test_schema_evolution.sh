@@ -12,8 +12,8 @@ W() { "$WALREV_BIN" --source "$SRC" --slot evo "$@"; }
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, a text, b int, c text);
        INSERT INTO t VALUES (1, 'one', 10, 'gone-1'), (2, 'two', 20, 'gone-2');"
-W setup >/tmp/evo_setup.out 2>&1 || { cat /tmp/evo_setup.out; fail setup; }
-grep -q "DDL capture event trigger" /tmp/evo_setup.out || { cat /tmp/evo_setup.out; fail "no DDL trigger"; }
+W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+grep -q "DDL capture event trigger" "$TEST_TMP/setup.out" || { cat "$TEST_TMP/setup.out"; fail "no DDL trigger"; }
 
 q $DB "BEGIN; ALTER TABLE t RENAME COLUMN a TO a2; UPDATE t SET a2 = 'uno' WHERE id = 1; COMMIT;"   # r2: DDL + DML together
 q $DB "ALTER TABLE t ADD COLUMN d int"
@@ -31,7 +31,7 @@ q $DB "DELETE FROM t2 WHERE id = 2"                                             
 q $DB "CREATE TABLE later (k text PRIMARY KEY, v text)"
 q $DB "INSERT INTO later VALUES ('x', 'y')"                                                         # r9
 STOP=$(current_lsn $DB)
-timeout 120 "$WALREV_BIN" --source "$SRC" --slot evo run --stop-lsn "$STOP" 2>/tmp/evo_run.log || { cat /tmp/evo_run.log; fail run; }
+run_to "$STOP" "$TEST_TMP/run.log" --source "$SRC" --slot evo
 pass "worker followed every DDL without a restart"
 
 H="SET search_path = walrev;"

@@ -8,8 +8,7 @@ source "$(dirname "$0")/lib.sh"
 DB=rules_src
 fresh_db $DB
 SRC=$(conninfo $DB)
-TMP=$(mktemp -d /tmp/walrev-rules.XXXXXX)
-trap '[ -z "${KEEP:-}" ] && rm -rf "$TMP"' EXIT
+TMP=$TEST_TMP
 SECRET='s3cr3t-Value-7781'
 cat >"$TMP/walrev.conf" <<CONF
 [source]
@@ -40,8 +39,7 @@ q $DB "BEGIN; SELECT walrev.context('{\"actor\":{\"type\":\"job\",\"id\":\"impor
        INSERT INTO users VALUES (2, 'bulk', '$SECRET-3', NULL), (3, 'bulk', '$SECRET-4', NULL); COMMIT;" >/dev/null
 q $DB "DELETE FROM apikeys"
 STOP=$(current_lsn $DB)
-timeout 120 "$WALREV_BIN" -c "$TMP/walrev.conf" run --stop-lsn "$STOP" --file "$TMP/revisions.msgpack" 2>"$TMP/run.log" \
-  || { tail "$TMP/run.log"; fail run; }
+run_to "$STOP" "$TMP/run.log" -c "$TMP/walrev.conf" -- --file "$TMP/revisions.msgpack"
 
 H="SET search_path = walrev;"
 expect_eq "deltas: hidden changes flagged without values, untracked-only update absent, excluded table absent" \

@@ -25,7 +25,7 @@ CREATE TABLE alltypes (
   c_tsv tsvector, c_xml xml, c_oid oid, c_regclass regclass, c_char char(3), c_varchar varchar(10),
   c_point point, c_box box);
 CREATE TABLE big (id int PRIMARY KEY, note text, doc text);"
-W setup >/tmp/types_setup.out 2>&1 || { cat /tmp/types_setup.out; fail setup; }
+W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
 
 snap_matches() {  # snap_matches WHAT TABLE [--at R]
   local what=$1 t=$2; shift 2
@@ -57,7 +57,7 @@ INSERT INTO alltypes VALUES
   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 INSERT INTO big VALUES (1, 'small', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, $BIG_MB * 32768) g));"
 S1=$(current_lsn $DB)
-timeout 300 "$WALREV_BIN" --source "$SRC" --slot types run --stop-lsn "$S1" 2>/tmp/types_run.log || { tail /tmp/types_run.log; fail run; }
+run_to "$S1" "$TEST_TMP/run.log" --source "$SRC" --slot types
 snap_matches "every type's edge values, byte for byte" alltypes
 snap_matches "a ${BIG_MB} MB value" big
 
@@ -66,7 +66,7 @@ q $DB "UPDATE alltypes SET c_text = c_text || '!', c_num = 1e-30, c_jsonb = '[]'
        UPDATE alltypes SET c_text = '' WHERE id = 3;
        UPDATE big SET note = 'changed, doc unchanged' WHERE id = 1;"
 S2=$(current_lsn $DB)
-timeout 300 "$WALREV_BIN" --source "$SRC" --slot types run --stop-lsn "$S2" 2>>/tmp/types_run.log || fail run2
+run_to "$S2" "$TEST_TMP/run.log" --source "$SRC" --slot types
 snap_matches "after updates" alltypes
 snap_matches "unchanged TOAST value known after an update of another column" big
 # (an array whose elements are all NULL is stored as NULL; attr_flags NULL: the old value is known)
@@ -78,7 +78,7 @@ expect_eq "unchanged TOAST is not a change" \
 # A new worker process: the row cache is empty, the old image comes from the store.
 q $DB "UPDATE big SET note = 'again' WHERE id = 1; DELETE FROM alltypes WHERE id = 2;"
 S3=$(current_lsn $DB)
-timeout 300 "$WALREV_BIN" --source "$SRC" --slot types run --stop-lsn "$S3" 2>>/tmp/types_run.log || fail run3
+run_to "$S3" "$TEST_TMP/run.log" --source "$SRC" --slot types
 snap_matches "after a restart, unchanged TOAST still exact" big
 snap_matches "after a delete" alltypes
 expect_eq "the delete's old values are the last known values, exactly" \

@@ -11,8 +11,7 @@ DB=upgrade_f2
 fresh_db $DB
 SRC=$(conninfo $DB)
 W() { "$WALREV_BIN" --source "$SRC" --slot upgrade_f2 "$@"; }  # its own slot: the cluster is shared
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+OUT=$TEST_TMP
 H="SET search_path = walrev;"
 
 q $DB "CREATE TABLE acct (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12,2), note text)"
@@ -28,7 +27,7 @@ do_step() { # do_step SQL: one transaction with an actor, then the true contents
 catch_up() {
   local stop
   stop=$(current_lsn $DB)
-  timeout 120 "$WALREV_BIN" --source "$SRC" --slot upgrade_f2 run --stop-lsn "$stop" 2>"$OUT/run.log" || { cat "$OUT/run.log"; fail "run to $stop"; }
+  run_to "$stop" "$OUT/run.log" --source "$SRC" --slot upgrade_f2
 }
 check_snapshots() { # check_snapshots WHAT
   local s
