@@ -13,6 +13,7 @@
 
 #include "pgio/pgio.h"
 #include "replay/internal.h"
+#include "schema/store_sql.h"
 
 enum { SNAP_TEXT, SNAP_CSV, SNAP_SQL };
 enum { OPT_AT = 1000, OPT_TABLE, OPT_FORMAT, OPT_INTO, OPT_TARGET, OPT_OUTDIR, OPT_MEMORY };
@@ -230,8 +231,9 @@ static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev,
     return st;
 }
 
+/* One table to f, or (target) into the table into.into_name there. */
 static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *pt, int format, size_t memory,
-                             FILE *f, PGconn *target, const char *into, WrError *err)
+                             FILE *f, PGconn *target, const char *into, const char *into_name, WrError *err)
 {
     char *select = snapshot_select(ctx, rv, pt->rev);
     char *qname = NULL, *cols = NULL, *copy = NULL;
@@ -246,7 +248,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
     pg.last = pg.start;
 
     if (target) {
-        qname = qualified_name(target, into, rv->relname);
+        qname = qualified_name(target, into, into_name);
         types = column_types(target, rv, err);
         if (!types) {
             st = err->status;
@@ -320,6 +322,75 @@ done:
     return st;
 }
 
+/*
+ * --into: BEGIN on the target, and the schema, made if missing and then
+ * marked (STORE_INTO_SCHEMA_COMMENT) so that `walrev setup` never publishes
+ * it. A schema that exists is used as it is.
+ */
+static WrStatus open_into_schema(PGconn *target, const char *into, WrError *err)
+{
+    const char *params[1] = {into};
+    PGresult *res = rq_exec(target, err, "BEGIN", 0, NULL);
+    if (!res) return err->status;
+    PQclear(res);
+    res = rq_exec(target, err, "SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", 1, params);
+    if (!res) return err->status;
+    bool missing = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (!missing) return WR_OK;
+    char *ns = rq_quote_ident(target, into);
+    char *comment = PQescapeLiteral(target, STORE_INTO_SCHEMA_COMMENT, strlen(STORE_INTO_SCHEMA_COMMENT));
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql, "CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s", ns, ns, comment);
+    res = rq_exec(target, err, sql.data, 0, NULL);
+    strbuf_free(&sql);
+    PQfreemem(comment);
+    free(ns);
+    if (!res) return err->status;
+    PQclear(res);
+    return WR_OK;
+}
+
+/*
+ * The name each table gets in the --into schema: its own, unless another of
+ * the tables has that name in another schema; then "nspname.relname" for
+ * each of them, so schemas stay apart. (*names)[i] NULL for a table not there
+ * at rev. Caller frees with rq_free_strv(*names, n).
+ */
+static WrStatus into_table_names(ReplayCtx *ctx, const uint32_t *relids, int n, int64_t rev, char ***names,
+                                 WrError *err)
+{
+    char **nsp = xcalloc((size_t)n + 1, sizeof(char *));
+    *names = xcalloc((size_t)n + 1, sizeof(char *));
+    WrStatus st = WR_OK;
+    for (int i = 0; i < n && st == WR_OK; i++) {
+        RelVersion rv;
+        bool found;
+        st = rq_relation_at(ctx, relids[i], rev, &rv, &found, err);
+        if (st == WR_OK && found) {
+            nsp[i] = xstrdup(rv.nspname);
+            (*names)[i] = xstrdup(rv.relname);
+        }
+        relversion_term(&rv);
+    }
+    /* decide for every table before renaming any: a renamed one no longer matches */
+    bool *shared = xcalloc((size_t)n + 1, sizeof(bool));
+    for (int i = 0; i < n && st == WR_OK; i++)
+        for (int j = 0; j < n && (*names)[i]; j++)
+            if (j != i && (*names)[j] && strcmp((*names)[i], (*names)[j]) == 0 && strcmp(nsp[i], nsp[j]) != 0)
+                shared[i] = true;
+    for (int i = 0; i < n; i++) {
+        if (!shared[i]) continue;
+        char *q = xasprintf("%s.%s", nsp[i], (*names)[i]);
+        free((*names)[i]);
+        (*names)[i] = q;
+    }
+    free(shared);
+    rq_free_strv(nsp, n);
+    return st;
+}
+
 WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     const char *at = NULL, *into = NULL, *target_ci = NULL, *outdir = NULL;
@@ -373,6 +444,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
 
     uint32_t *relids = NULL;
+    char **into_names = NULL; /* each table's name in the --into schema */
     int n = 0;
     if (ntables) {
         relids = xcalloc((size_t)ntables, sizeof(uint32_t));
@@ -394,15 +466,12 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         const char *ci = target_ci ? target_ci : (ctx->source_conninfo ? ctx->source_conninfo : ctx->hist_conninfo);
         st = rq_connect(ci, "the --into target", &target, err);
         if (st != WR_OK) goto out;
-        char *ns = PQescapeIdentifier(target, into, strlen(into));
-        PGresult *res = rq_execf(target, err, "BEGIN; CREATE SCHEMA IF NOT EXISTS %s", ns);
-        PQfreemem(ns);
-        if (!res) {
-            st = err->status;
+        st = open_into_schema(target, into, err);
+        if (st == WR_OK) st = into_table_names(ctx, relids, n, pt.rev, &into_names, err);
+        if (st != WR_OK) {
             PQfinish(target);
             goto out;
         }
-        PQclear(res);
     }
     for (int i = 0; i < n && st == WR_OK; i++) {
         RelVersion rv;
@@ -425,7 +494,8 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             f = fopen(path, "w");
             if (!f) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
         }
-        if (st == WR_OK) st = snapshot_one(ctx, &rv, &pt, format, memory, f, target, into, err);
+        if (st == WR_OK)
+            st = snapshot_one(ctx, &rv, &pt, format, memory, f, target, into, into_names ? into_names[i] : NULL, err);
         if (outdir && f) {
             if (fclose(f) != 0 && st == WR_OK) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
         }
@@ -439,6 +509,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         PQfinish(target);
     }
 out:
+    rq_free_strv(into_names, n);
     free(relids);
     return st;
 }

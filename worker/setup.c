@@ -414,10 +414,11 @@ static void check_publication(Setup *s)
 }
 
 /* Schemas a PUB_SCHEMAS publication covers: every user schema except the
- * history store's. */
+ * history store's and those `walrev snapshot --into` made. */
+#define NOT_INTO_SCHEMA " AND coalesce(obj_description(oid, 'pg_namespace'), '') NOT LIKE '" STORE_INTO_SCHEMA_MARK "%'"
 static const char *user_schemas_sql =
     "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('information_schema', $1)"
-    " AND nspname !~ '^pg_' ORDER BY nspname";
+    " AND nspname !~ '^pg_'" NOT_INTO_SCHEMA " ORDER BY nspname";
 
 static void append_schema_list(Setup *s, PGresult *res, StrBuf *sql)
 {
@@ -476,7 +477,7 @@ static bool ensure_publication(Setup *s)
         const char *p[] = {s->cfg->history_schema, s->cfg->publication};
         res = run(s, s->src, "listing schemas missing from the publication",
                   "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('information_schema', $1)"
-                  " AND nspname !~ '^pg_' AND NOT EXISTS (SELECT 1 FROM pg_publication_namespace pn"
+                  " AND nspname !~ '^pg_'" NOT_INTO_SCHEMA " AND NOT EXISTS (SELECT 1 FROM pg_publication_namespace pn"
                   "  JOIN pg_publication pb ON pb.oid = pn.pnpubid"
                   "  WHERE pb.pubname = $2 AND pn.pnnspid = pg_namespace.oid)"
                   " AND EXISTS (SELECT 1 FROM pg_publication_namespace pn"
