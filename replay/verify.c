@@ -270,39 +270,18 @@ static void hex_prefix(const uint8_t *sum, char out[17])
     out[16] = '\0';
 }
 
-WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int64_t *first_bad, char *why,
-                        size_t why_size, WrError *err)
+/* The three cursors verify walks in step, ordered by revision id; *has_erased: erasure has been used. */
+static WrStatus open_cursors(Ctx *c, const char *qs, const Cursor *rc, const Cursor *cc, const Cursor *dc,
+                             bool *has_erased)
 {
-    Ctx c = {conn, err};
-    *checked = 0;
-    *first_bad = 0;
-    if (why_size) why[0] = '\0';
-    char *qs = store_quote_ident(schema);
     StrBuf q;
     strbuf_init(&q);
-    Cursor rc = {"walrev_verify_rev", NULL, 0, false};
-    Cursor cc = {"walrev_verify_ctx", NULL, 0, false};
-    Cursor dc = {"walrev_verify_delta", NULL, 0, false};
-    RevisionHasher *hh = revhash_create();
-    DeltaScratch sc = {NULL, NULL, 0};
-    bool in_tx = false, has_erased = false;
     PGresult *res = NULL;
-    WrStatus st;
-
-    if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
-        st = wr_error_set(err, WR_FATAL, "verify: the connection is not idle (inside a transaction)");
-        goto done;
-    }
-    st = exec(&c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL, "BEGIN");
-    if (st != WR_OK) goto done;
-    in_tx = true;
     strbuf_appendf(&q, "%s.erased_value", qs);
     const char *p[1] = {q.data};
-    st = exec(&c, "SELECT to_regclass($1) IS NOT NULL", 1, p, &res, "looking for erased_value");
+    WrStatus st = exec(c, "SELECT to_regclass($1) IS NOT NULL", 1, p, &res, "looking for erased_value");
     if (st != WR_OK) goto done;
-    has_erased = PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
-    PQclear(res);
-    res = NULL;
+    *has_erased = PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
 
     strbuf_reset(&q);
     strbuf_appendf(&q,
@@ -310,23 +289,23 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
                    "gid, n_insert::bigint, n_update::bigint, n_delete::bigint, n_truncate::bigint, "
                    "n_snapshot::bigint, n_suppressed::bigint, warnings, checksum "
                    "FROM %s.revision ORDER BY id",
-                   rc.name, qs);
-    st = exec(&c, q.data, 0, NULL, NULL, "opening the revision cursor");
+                   rc->name, qs);
+    st = exec(c, q.data, 0, NULL, NULL, "opening the revision cursor");
     if (st != WR_OK) goto done;
     strbuf_reset(&q);
     strbuf_appendf(&q,
                    "DECLARE %s NO SCROLL CURSOR FOR SELECT revision_id, context_no, raw, raw_sha256 "
                    "FROM %s.revision_context ORDER BY revision_id, context_no",
-                   cc.name, qs);
-    st = exec(&c, q.data, 0, NULL, NULL, "opening the revision_context cursor");
+                   cc->name, qs);
+    st = exec(c, q.data, 0, NULL, NULL, "opening the revision_context cursor");
     if (st != WR_OK) goto done;
     strbuf_reset(&q);
     strbuf_appendf(&q,
                    "DECLARE %s NO SCROLL CURSOR FOR SELECT d.revision_id, d.seq, d.relid, d.relversion, "
                    "d.op, d.key, d.context_no, d.old_unknown, d.col_ids, d.old_values, d.new_values, "
                    "d.attr_flags",
-                   dc.name);
-    if (has_erased)
+                   dc->name);
+    if (*has_erased)
         strbuf_appendf(&q,
                        ", e.cols, e.which, e.hashes FROM %s.object_delta_arrays d LEFT JOIN LATERAL ("
                        "SELECT array_agg(x.col_id::integer) AS cols, array_agg(x.which::text) AS which, "
@@ -336,7 +315,105 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
     else
         strbuf_appendf(&q, " FROM %s.object_delta_arrays d", qs);
     strbuf_append_str(&q, " ORDER BY d.revision_id, d.seq");
-    st = exec(&c, q.data, 0, NULL, NULL, "opening the object_delta cursor");
+    st = exec(c, q.data, 0, NULL, NULL, "opening the object_delta cursor");
+done:
+    PQclear(res);
+    strbuf_free(&q);
+    return st;
+}
+
+/* The revision row under rc into rev; owned[] gets its strings (origin, gid, warnings), the caller's to free. */
+static bool read_revision(Cursor *rc, Revision *rev, Value *stored, char *owned[3])
+{
+    bool ok = true;
+    memset(rev, 0, sizeof(*rev));
+    rev->id = f_int(rc, 0, &ok);
+    rev->xid = (uint32_t)f_int(rc, 1, &ok);
+    rev->commit_lsn = (Lsn)f_int(rc, 2, &ok);
+    rev->end_lsn = (Lsn)f_int(rc, 3, &ok);
+    rev->commit_time = f_int(rc, 4, &ok);
+    rev->origin = owned[0] = f_str(rc, 5);
+    rev->gid = owned[1] = f_str(rc, 6);
+    rev->n_insert = f_int(rc, 7, &ok);
+    rev->n_update = f_int(rc, 8, &ok);
+    rev->n_delete = f_int(rc, 9, &ok);
+    rev->n_truncate = f_int(rc, 10, &ok);
+    rev->n_snapshot = f_int(rc, 11, &ok);
+    rev->n_suppressed = f_int(rc, 12, &ok);
+    rev->warnings = owned[2] = f_str(rc, 13);
+    *stored = f_text(rc, 14);
+    return ok;
+}
+
+/* Hash the contexts of revision rev_id (rows of revisions that no longer exist are skipped). */
+static WrStatus hash_contexts(Ctx *c, Cursor *cc, RevisionHasher *hh, int64_t rev_id)
+{
+    for (;;) {
+        bool has = false;
+        WrStatus st = cursor_peek(c, cc, &has);
+        if (st != WR_OK || !has) return st;
+        bool cok = true;
+        int64_t rid = f_int(cc, 0, &cok);
+        if (rid > rev_id) return WR_OK;
+        if (rid == rev_id) {
+            RevisionContext ctx;
+            memset(&ctx, 0, sizeof(ctx));
+            ctx.no = (int16_t)f_int(cc, 1, &cok);
+            Value raw = f_text(cc, 2);
+            ctx.raw = raw.data;
+            ctx.raw_len = raw.len;
+            /* A context text could not hold exactly enters by its stored hash. */
+            Value raw_sum = f_text(cc, 3);
+            if (raw_sum.data && raw_sum.len == WALREV_CHECKSUM_LEN) ctx.raw_sha256 = (const uint8_t *)raw_sum.data;
+            revhash_add_context(hh, &ctx);
+        }
+        cc->row++;
+    }
+}
+
+/* Hash the deltas of revision rev_id; *bad (with why) when one is malformed. */
+static WrStatus hash_deltas(Ctx *c, Cursor *dc, RevisionHasher *hh, bool has_erased, DeltaScratch *sc, int64_t rev_id,
+                            bool *bad, char *why, size_t why_size)
+{
+    for (;;) {
+        bool has = false;
+        WrStatus st = cursor_peek(c, dc, &has);
+        if (st != WR_OK || !has) return st;
+        bool dok = true;
+        int64_t rid = f_int(dc, D_REV, &dok);
+        if (rid > rev_id) return WR_OK;
+        if (rid == rev_id && !hash_delta(hh, dc, has_erased, sc, why, why_size, rev_id)) {
+            *bad = true;
+            return WR_OK;
+        }
+        dc->row++;
+    }
+}
+
+WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int64_t *first_bad, char *why,
+                        size_t why_size, WrError *err)
+{
+    Ctx c = {conn, err};
+    *checked = 0;
+    *first_bad = 0;
+    if (why_size) why[0] = '\0';
+    char *qs = store_quote_ident(schema);
+    Cursor rc = {"walrev_verify_rev", NULL, 0, false};
+    Cursor cc = {"walrev_verify_ctx", NULL, 0, false};
+    Cursor dc = {"walrev_verify_delta", NULL, 0, false};
+    RevisionHasher *hh = revhash_create();
+    DeltaScratch sc = {NULL, NULL, 0};
+    bool in_tx = false, has_erased = false;
+    WrStatus st;
+
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+        st = wr_error_set(err, WR_FATAL, "verify: the connection is not idle (inside a transaction)");
+        goto done;
+    }
+    st = exec(&c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL, "BEGIN");
+    if (st != WR_OK) goto done;
+    in_tx = true;
+    st = open_cursors(&c, qs, &rc, &cc, &dc, &has_erased);
     if (st != WR_OK) goto done;
 
     /*
@@ -352,29 +429,13 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
         bool has = false;
         st = cursor_peek(&c, &rc, &has);
         if (st != WR_OK || !has) break;
-        bool ok = true;
         Revision rev;
-        memset(&rev, 0, sizeof(rev));
-        rev.id = f_int(&rc, 0, &ok);
-        rev.xid = (uint32_t)f_int(&rc, 1, &ok);
-        rev.commit_lsn = (Lsn)f_int(&rc, 2, &ok);
-        rev.end_lsn = (Lsn)f_int(&rc, 3, &ok);
-        rev.commit_time = f_int(&rc, 4, &ok);
-        char *origin = f_str(&rc, 5), *gid = f_str(&rc, 6), *warnings = f_str(&rc, 13);
-        rev.origin = origin;
-        rev.gid = gid;
-        rev.n_insert = f_int(&rc, 7, &ok);
-        rev.n_update = f_int(&rc, 8, &ok);
-        rev.n_delete = f_int(&rc, 9, &ok);
-        rev.n_truncate = f_int(&rc, 10, &ok);
-        rev.n_snapshot = f_int(&rc, 11, &ok);
-        rev.n_suppressed = f_int(&rc, 12, &ok);
-        rev.warnings = warnings;
-        Value stored = f_text(&rc, 14);
+        Value stored;
+        char *owned[3];
+        bool ok = read_revision(&rc, &rev, &stored, owned);
         bool bad = false;
         if (!ok || stored.len != WALREV_CHECKSUM_LEN) {
             snprintf(why, why_size, "revision %" PRId64 ": malformed row (the checksum must be 32 bytes)", rev.id);
-            *first_bad = rev.id;
             bad = true;
         } else if (rev.id != prev_id + 1) {
             snprintf(why, why_size, "revision %" PRId64 " is missing (the next stored revision is %" PRId64 ")",
@@ -382,41 +443,13 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
             *first_bad = prev_id + 1;
             bad = true;
         }
+        if (bad && !*first_bad) *first_bad = rev.id;
         memcpy(rev.parent_checksum, prev, WALREV_CHECKSUM_LEN);
         revhash_begin(hh);
-        /* Contexts of this revision (rows of revisions that no longer exist are skipped). */
-        while (!bad) {
-            st = cursor_peek(&c, &cc, &has);
-            if (st != WR_OK || !has) break;
-            bool cok = true;
-            int64_t rid = f_int(&cc, 0, &cok);
-            if (rid > rev.id) break;
-            if (rid == rev.id) {
-                RevisionContext ctx;
-                memset(&ctx, 0, sizeof(ctx));
-                ctx.no = (int16_t)f_int(&cc, 1, &cok);
-                Value raw = f_text(&cc, 2);
-                ctx.raw = raw.data;
-                ctx.raw_len = raw.len;
-                /* A context text could not hold exactly enters by its stored hash. */
-                Value raw_sum = f_text(&cc, 3);
-                if (raw_sum.data && raw_sum.len == WALREV_CHECKSUM_LEN)
-                    ctx.raw_sha256 = (const uint8_t *)raw_sum.data;
-                revhash_add_context(hh, &ctx);
-            }
-            cc.row++;
-        }
-        while (!bad && st == WR_OK) {
-            st = cursor_peek(&c, &dc, &has);
-            if (st != WR_OK || !has) break;
-            bool dok = true;
-            int64_t rid = f_int(&dc, D_REV, &dok);
-            if (rid > rev.id) break;
-            if (rid == rev.id && !hash_delta(hh, &dc, has_erased, &sc, why, why_size, rev.id)) {
-                *first_bad = rev.id;
-                bad = true;
-            }
-            dc.row++;
+        if (!bad) st = hash_contexts(&c, &cc, hh, rev.id);
+        if (!bad && st == WR_OK) {
+            st = hash_deltas(&c, &dc, hh, has_erased, &sc, rev.id, &bad, why, why_size);
+            if (bad) *first_bad = rev.id;
         }
         if (!bad && st == WR_OK) {
             revhash_finish(hh, &rev);
@@ -435,9 +468,7 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
             prev_id = rev.id;
             (*checked)++;
         }
-        free(origin);
-        free(gid);
-        free(warnings);
+        for (int i = 0; i < 3; i++) free(owned[i]);
         rc.row++;
         if (bad || st != WR_OK) break;
     }
@@ -459,7 +490,6 @@ done:
     PQclear(rc.res);
     PQclear(cc.res);
     PQclear(dc.res);
-    PQclear(res);
     if (in_tx && PQstatus(conn) == CONNECTION_OK) {
         PGresult *r = PQexec(conn, "ROLLBACK");
         PQclear(r);
@@ -467,7 +497,6 @@ done:
     revhash_destroy(hh);
     free(sc.attrs);
     free(sc.hashes);
-    strbuf_free(&q);
     free(qs);
     return st;
 }
