@@ -140,9 +140,8 @@ WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrE
         memmove(nsp_u, nsp_u + 1, l - 2);
         nsp_u[l - 2] = '\0';
     }
-    char *sql = NULL;
     /* relation versions, and the table log: partitioned tables and tables never written */
-    sql = xasprintf("SELECT %s.resolve_table($1, $2)", ctx->schema_q);
+    char *sql = xasprintf("SELECT %s.resolve_table($1, $2)", ctx->schema_q);
     const char *params[2] = {nsp_u, rel_u};
     PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
     free(sql);
