@@ -141,16 +141,22 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
-char *xasprintf(const char *fmt, ...)
+char *xvasprintf(const char *fmt, va_list ap)
 {
     StrBuf b;
     strbuf_init(&b);
-    va_list ap;
-    va_start(ap, fmt);
     strbuf_vappendf(&b, fmt, ap);
-    va_end(ap);
     if (!b.data) return xstrdup(""); /* nothing appended: the buffer holds no allocation yet */
     return b.data;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = xvasprintf(fmt, ap);
+    va_end(ap);
+    return s;
 }
 
 void strbuf_init(StrBuf *b)

@@ -62,6 +62,7 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* A formatted string (SQL, names) built in a StrBuf; the caller frees it. */
 char *xasprintf(const char *fmt, ...) WR_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap) WR_PRINTF(1, 0);
 
 /* ---- growable byte buffer; always NUL-terminated; owner frees with strbuf_free ---- */
 typedef struct {

@@ -374,6 +374,55 @@ static void read_two_phase(Reader *r, PgoTwoPhase *tp, bool has_flags, const cha
     tp->gid = get_string(r, "gid");
 }
 
+/* Insert, Update, Delete: [Int32 xid], Int32 relation OID, then the tuples
+ * each allows: Insert 'N'; Delete 'K' or 'O'; Update ['K' or 'O'] 'N'. */
+static void read_change(Reader *r, const PgoParser *p, PgoMessageType type, PgoChange *c)
+{
+    read_stream_xid(r, p, &c->xid, &c->has_xid);              /* [Int32 xid] */
+    c->relid = get_u32(r, "relation id");                     /* Int32 relation OID */
+    size_t at = r->pos;
+    uint8_t marker = get_u8(r, "tuple marker");               /* Byte1 'K'/'O'/'N' */
+    if (r->failed) return;
+    if (type == PGO_MSG_INSERT && marker != 'N') {
+        fail(r, "expected 'N' at offset %zu, got 0x%02x", at, marker);
+        return;
+    }
+    if (type == PGO_MSG_DELETE && marker != 'K' && marker != 'O') {
+        fail(r, "expected 'K' or 'O' at offset %zu, got 0x%02x", at, marker);
+        return;
+    }
+    if (type == PGO_MSG_UPDATE && marker != 'K' && marker != 'O' && marker != 'N') {
+        fail(r, "expected 'K', 'O' or 'N' at offset %zu, got 0x%02x", at, marker);
+        return;
+    }
+    if (marker == 'K' || marker == 'O') {
+        c->old_kind = (char)marker;
+        read_tuple(r, &c->old_tuple, marker == 'K' ? "key tuple" : "old tuple");
+        if (type == PGO_MSG_DELETE || r->failed) return;
+        at = r->pos;
+        marker = get_u8(r, "new tuple marker");               /* Byte1 'N' */
+        if (r->failed) return;
+        if (marker != 'N') {
+            fail(r, "expected 'N' at offset %zu, got 0x%02x", at, marker);
+            return;
+        }
+    }
+    read_tuple(r, &c->new_tuple, "new tuple");                /* TupleData */
+}
+
+/* Truncate: [Int32 xid], Int32 nrelids, Int8 options, nrelids × Int32 OID. */
+static void read_truncate(Reader *r, const PgoParser *p, PgoTruncate *t)
+{
+    read_stream_xid(r, p, &t->xid, &t->has_xid);              /* [Int32 xid] */
+    t->nrelids = get_len(r, "relation count");                /* Int32 nrelids */
+    t->options = get_u8(r, "options");                        /* Int8 options */
+    if (!r->failed && t->nrelids > remain(r) / 4) /* nrelids × 4 may not fit a 32-bit size_t */
+        fail(r, "truncated at offset %zu: need %" PRIu64 " bytes for relation ids, %zu remain", r->pos,
+             (uint64_t)t->nrelids * 4, remain(r));
+    else
+        t->relids = get_bytes(r, (size_t)t->nrelids * 4, "relation ids"); /* nrelids × Int32 */
+}
+
 WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMessage *out,
                            WrError *err)
 {
@@ -432,52 +481,12 @@ WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMess
         break;
     case PGO_MSG_INSERT:
     case PGO_MSG_UPDATE:
-    case PGO_MSG_DELETE: {
-        PgoChange *c = &m.u.change;
-        read_stream_xid(r, p, &c->xid, &c->has_xid);              /* [Int32 xid] */
-        c->relid = get_u32(r, "relation id");                     /* Int32 relation OID */
-        size_t at = r->pos;
-        uint8_t marker = get_u8(r, "tuple marker");               /* Byte1 'K'/'O'/'N' */
-        if (r->failed) break;
-        if (m.type == PGO_MSG_INSERT && marker != 'N') {
-            fail(r, "expected 'N' at offset %zu, got 0x%02x", at, marker);
-            break;
-        }
-        if (m.type == PGO_MSG_DELETE && marker != 'K' && marker != 'O') {
-            fail(r, "expected 'K' or 'O' at offset %zu, got 0x%02x", at, marker);
-            break;
-        }
-        if (m.type == PGO_MSG_UPDATE && marker != 'K' && marker != 'O' && marker != 'N') {
-            fail(r, "expected 'K', 'O' or 'N' at offset %zu, got 0x%02x", at, marker);
-            break;
-        }
-        if (marker == 'K' || marker == 'O') {
-            c->old_kind = (char)marker;
-            read_tuple(r, &c->old_tuple, marker == 'K' ? "key tuple" : "old tuple");
-            if (m.type == PGO_MSG_DELETE || r->failed) break;
-            at = r->pos;
-            marker = get_u8(r, "new tuple marker");               /* Byte1 'N' */
-            if (r->failed) break;
-            if (marker != 'N') {
-                fail(r, "expected 'N' at offset %zu, got 0x%02x", at, marker);
-                break;
-            }
-        }
-        read_tuple(r, &c->new_tuple, "new tuple");                /* TupleData */
+    case PGO_MSG_DELETE:
+        read_change(r, p, m.type, &m.u.change);
         break;
-    }
-    case PGO_MSG_TRUNCATE: {
-        PgoTruncate *t = &m.u.truncate;
-        read_stream_xid(r, p, &t->xid, &t->has_xid);              /* [Int32 xid] */
-        t->nrelids = get_len(r, "relation count");                /* Int32 nrelids */
-        t->options = get_u8(r, "options");                        /* Int8 options */
-        if (!r->failed && t->nrelids > remain(r) / 4) /* nrelids × 4 may not fit a 32-bit size_t */
-            fail(r, "truncated at offset %zu: need %" PRIu64 " bytes for relation ids, %zu remain",
-                 r->pos, (uint64_t)t->nrelids * 4, remain(r));
-        else
-            t->relids = get_bytes(r, (size_t)t->nrelids * 4, "relation ids"); /* nrelids × Int32 */
+    case PGO_MSG_TRUNCATE:
+        read_truncate(r, p, &m.u.truncate);
         break;
-    }
     case PGO_MSG_MESSAGE: {
         PgoLogicalMessage *lm = &m.u.message;
         read_stream_xid(r, p, &lm->xid, &lm->has_xid);            /* [Int32 xid] */

@@ -70,14 +70,12 @@ WrStatus rq_connect(const char *conninfo, const char *what, PGconn **out, WrErro
 
 PGresult *rq_execf(PGconn *conn, WrError *err, const char *fmt, ...)
 {
-    StrBuf b;
-    strbuf_init(&b);
     va_list ap;
     va_start(ap, fmt);
-    strbuf_vappendf(&b, fmt, ap);
+    char *sql = xvasprintf(fmt, ap);
     va_end(ap);
-    PGresult *res = rq_exec(conn, err, b.data, 0, NULL);
-    strbuf_free(&b);
+    PGresult *res = rq_exec(conn, err, sql, 0, NULL);
+    free(sql);
     return res;
 }
 

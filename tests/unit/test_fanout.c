@@ -170,6 +170,18 @@ static Sink *mem_sink(MemSink *m, const SinkOps *ops)
 
 static const SinkPosition EMPTY = {.known = true};
 
+/* A fan-out of sink a (and b, unless NULL), opened: *start says where it starts. */
+static Fanout *open_fanout(SinkPosition *start, const char *na, MemSink *a, const SinkOps *oa, const char *nb,
+                           MemSink *b, const SinkOps *ob)
+{
+    Fanout *f = fanout_create();
+    fanout_add(f, na, mem_sink(a, oa));
+    if (b) fanout_add(f, nb, mem_sink(b, ob));
+    WrError err = {0};
+    assert_int_equal(fanout_open(f, start, &err), WR_OK);
+    return f;
+}
+
 /* One revision of one delta, committed at commit_lsn, ending at end_lsn. */
 static void give(Fanout *f, Lsn commit_lsn, Lsn end_lsn)
 {
@@ -194,12 +206,9 @@ static void never_past_the_least_durable(void **state)
 {
     (void)state;
     MemSink a = {.open_pos = EMPTY}, b = {.open_pos = EMPTY, .async = true};
-    Fanout *f = fanout_create();
-    fanout_add(f, "sync", mem_sink(&a, &g_ops));
-    fanout_add(f, "async", mem_sink(&b, &g_ops));
     WrError err = {0};
     SinkPosition start;
-    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    Fanout *f = open_fanout(&start, "sync", &a, &g_ops, "async", &b, &g_ops);
     assert_int_equal(start.durable_end_lsn, 0);
 
     give(f, 0x100, 0x110);
@@ -241,12 +250,9 @@ static void positionless_sink_is_durable_at_the_start(void **state)
     (void)state;
     MemSink a = {.open_pos = {.known = true, .durable_end_lsn = 0x300, .last_revision_id = 3}};
     MemSink b = {.open_pos = {.known = false}, .async = true};
-    Fanout *f = fanout_create();
-    fanout_add(f, "history", mem_sink(&a, &g_ops));
-    fanout_add(f, "kafka", mem_sink(&b, &g_ops));
     WrError err = {0};
     SinkPosition start;
-    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    Fanout *f = open_fanout(&start, "history", &a, &g_ops, "kafka", &b, &g_ops);
     assert_int_equal(start.durable_end_lsn, 0x300);
     assert_int_equal(fanout_min_durable(f), 0x300);
     assert_true(fanout_settled(f, false));
@@ -323,12 +329,9 @@ static void a_new_sink_joins(void **state)
     MemSink a = {.open_pos = {.known = true, .durable_end_lsn = 0x500, .last_revision_id = 9,
                               .last_checksum = {0xab}}};
     MemSink b = {.open_pos = EMPTY};
-    Fanout *f = fanout_create();
-    fanout_add(f, "old", mem_sink(&a, &g_ops));
-    fanout_add(f, "new", mem_sink(&b, &g_ops));
     WrError err = {0};
     SinkPosition start;
-    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    Fanout *f = open_fanout(&start, "old", &a, &g_ops, "new", &b, &g_ops);
     assert_int_equal(start.durable_end_lsn, 0x500);
     assert_int_equal(start.last_revision_id, 9);
     assert_int_equal(start.last_checksum[0], 0xab);
@@ -347,11 +350,8 @@ static void idle_confirms_the_wal_end(void **state)
 {
     (void)state;
     MemSink a = {.open_pos = {.known = true, .durable_end_lsn = 0x100, .last_revision_id = 1}};
-    Fanout *f = fanout_create();
-    fanout_add(f, "history", mem_sink(&a, &g_ops));
-    WrError err = {0};
     SinkPosition start;
-    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    Fanout *f = open_fanout(&start, "history", &a, &g_ops, NULL, NULL, NULL);
     assert_true(fanout_settled(f, false));
     assert_int_equal(fanout_confirmable(f, 0x100, false, 0x4000), 0x4000);
     assert_int_equal(fanout_confirmable(f, 0x100, true, 0x4000), 0x100);
@@ -366,12 +366,9 @@ static void flush_modes(void **state)
 {
     (void)state;
     MemSink h = {.open_pos = EMPTY}, k = {.open_pos = EMPTY};
-    Fanout *f = fanout_create();
-    fanout_add(f, "holding", mem_sink(&h, &g_ops_holding));
-    fanout_add(f, "plain", mem_sink(&k, &g_ops));
     WrError err = {0};
     SinkPosition start;
-    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    Fanout *f = open_fanout(&start, "holding", &h, &g_ops_holding, "plain", &k, &g_ops);
     assert_false(fanout_holds_batch(f));
     /* Nothing pending: no flush at all. */
     assert_int_equal(fanout_flush(f, FANOUT_FLUSH_ALL, 0, &err), WR_OK);
@@ -404,12 +401,9 @@ static void errors_name_the_sink(void **state)
 {
     (void)state;
     MemSink a = {.open_pos = EMPTY}, b = {.open_pos = EMPTY, .fail_delta = true};
-    Fanout *f = fanout_create();
-    fanout_add(f, "history", mem_sink(&a, &g_ops));
-    fanout_add(f, "kafka", mem_sink(&b, &g_ops));
     WrError err = {0};
     SinkPosition start;
-    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    Fanout *f = open_fanout(&start, "history", &a, &g_ops, "kafka", &b, &g_ops);
     Revision rev;
     memset(&rev, 0, sizeof(rev));
     rev.commit_lsn = 0x100;
@@ -432,11 +426,9 @@ static void waits_for_durability(void **state)
 {
     (void)state;
     MemSink b = {.open_pos = EMPTY, .async = true};
-    Fanout *f = fanout_create();
-    fanout_add(f, "kafka", mem_sink(&b, &g_ops));
     WrError err = {0};
     SinkPosition start;
-    assert_int_equal(fanout_open(f, &start, &err), WR_OK);
+    Fanout *f = open_fanout(&start, "kafka", &b, &g_ops, NULL, NULL, NULL);
     give(f, 0x100, 0x110);
     give(f, 0x200, 0x210);
     bool reached = true;
