@@ -278,6 +278,25 @@ static int stmt_rank(const UndoPlan *u, const Stmt *s, int maxdepth)
     return s->kind * (maxdepth + 1) + d;
 }
 
+void plan_order_inserts(UndoPlan *u)
+{
+    /* the places inserts hold, and the inserts in them stably by depth */
+    int *slot = xcalloc((size_t)u->nstmts + 1, sizeof(int));
+    int n = 0;
+    for (int i = 0; i < u->nstmts; i++)
+        if (u->stmts[i].kind == K_INSERT) slot[n++] = i;
+    for (int a = 1; a < n; a++) {
+        Stmt s = u->stmts[slot[a]];
+        int d = u->tables[s.table].depth, b = a - 1;
+        while (b >= 0 && u->tables[u->stmts[slot[b]].table].depth > d) {
+            u->stmts[slot[b + 1]] = u->stmts[slot[b]];
+            b--;
+        }
+        u->stmts[slot[b + 1]] = s;
+    }
+    free(slot);
+}
+
 void plan_sort(UndoPlan *u)
 {
     int maxdepth = 0;

@@ -70,6 +70,9 @@ WrStatus plan_delete(UndoPlan *u, int ti, const char *key, WrError *err) WR_MUST
 WrStatus plan_order_by_foreign_keys(UndoPlan *u, WrError *err) WR_MUSTCHECK;
 /* Stable: inserts parents first, then updates parents first, then deletes children first. */
 void plan_sort(UndoPlan *u);
+/* Inserts parents first, among the places inserts already hold; every other
+ * statement keeps its place. */
+void plan_order_inserts(UndoPlan *u);
 
 /* Print the plan; with apply, run it as one transaction or change nothing. */
 WrStatus plan_finish(UndoPlan *u, const char *actor, bool apply, WrError *err) WR_MUSTCHECK;

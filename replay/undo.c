@@ -419,11 +419,13 @@ static WrStatus plan_revert(UndoPlan *u, const UndoArgs *a, WrError *err)
     st = plan_connect(u, err);
     for (int r = 0; r < PQntuples(res) && st == WR_OK; r++) st = plan_revert_change(u, res, r, pt.rev, err);
     PQclear(res);
-    /* Newest change first undoes most revisions, but not a DELETE that
-     * cascaded to child rows (the parent's delete comes first in the
-     * revision): its rows come back parents first, as rollback orders them. */
+    /* Newest change first undoes most revisions (rows a revision inserted
+     * parents first go children first), but not a DELETE that cascaded to
+     * child rows (the parent's delete comes first in the revision): rows
+     * come back parents first, as rollback inserts them; the rest keeps its
+     * place. */
     if (st == WR_OK) st = plan_order_by_foreign_keys(u, err);
-    if (st == WR_OK) plan_sort(u);
+    if (st == WR_OK) plan_order_inserts(u);
     return st;
 }
 
