@@ -747,132 +747,80 @@ static WrStatus handle_suppressed(Assembler *a, const PgoMessage *msg, const Rel
     return a->out.suppressed(a->out.ctx, rv, op, a->key2.data, after, err);
 }
 
-static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
+/* The old row of a table without a key (see handle_change): found by its
+ * values, or, without a whole old row, a new identity with old values unknown. */
+static WrStatus keyless_old_row(Assembler *a, const RelationVersion *rv, const PgoChange *ch, const char *what,
+                                bool *known, WrError *err)
 {
-    const PgoChange *ch = &msg->u.change;
-    const char *what = pgo_message_type_name(msg->type);
-    if (!a->in_txn)
-        return wr_error_set(err, WR_PROTOCOL, "%s outside a transaction", what);
-    if (a->skipping) return WR_OK;
-    const RelationVersion *rv = relcache_lookup(a->relcache, ch->relid);
-    if (!rv)
-        return wr_error_set(err, WR_PROTOCOL, "%s for relation %u before its relation message", what,
-                            ch->relid);
-    if (relcache_is_excluded(a->relcache, rv)) return WR_OK;
-    ensure_width(a, rv->ncols);
-    if (a->suppressed) return handle_suppressed(a, msg, rv, err);
     WrStatus st;
-    /* A table without a key is a multiset: each row gets its own identity
-     * (synthetic_key) and a change finds it by its old values (keyless_find). */
-    bool keyless = !digest_rel_has_key(rv);
-    a->keyless_unmatched = false;
-    a->old_row_valid = false;
-
-    if (msg->type == PGO_MSG_INSERT) {
-        st = read_tuple(&ch->new_tuple, rv, a->new_vals, a->new_state, "insert", err);
-        if (st != WR_OK) return st;
-        if (keyless) {
-            st = ensure_begun(a, err);
-            if (st != WR_OK) return st;
-            synthetic_key(a, &a->key);
-        } else {
-            build_key(&a->key, rv, a->new_vals);
-        }
-        return do_insert(a, rv, DELTA_INSERT, a->new_vals, a->key.data, err);
-    }
-
-    /* Old side: FULL sends the whole old row; DEFAULT/INDEX send the key only
-     * when it changed (update) or always (delete). */
-    bool known = false;
-    Value *key_vals = NULL;
-    if (keyless) {
-        /* Only a whole old row identifies a row without a key. PostgreSQL
-         * refuses UPDATE and DELETE of such a table unless it is REPLICA
-         * IDENTITY FULL; what arrives without one (a change in the very
-         * transaction that dropped the key) cannot be placed: it gets a new
-         * identity, old values unknown, and the revision says so. */
-        if (ch->old_kind == 'O') {
-            st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_state, "old", err);
-            if (st != WR_OK) return st;
-            for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_state[i] == COL_UNCHANGED_TOAST;
-            bool matched = false;
-            st = keyless_find(a, rv, a->old_vals, a->old_unknown, &a->key, &matched, err);
-            if (st != WR_OK) return st;
-            known = true;
-            /* a row the history lacks (its table joined later, or predates
-             * it): the UPDATE carries every column, so the row is whole */
-            a->keyless_unmatched = !matched;
-            a->old_row_valid = true;
-        } else {
-            st = ensure_begun(a, err);
-            if (st != WR_OK) return st;
-            synthetic_key(a, &a->key);
-            for (uint16_t i = 0; i < rv->ncols; i++) {
-                a->old_vals[i].data = NULL;
-                a->old_unknown[i] = 1;
-            }
-            strbuf_appendf(&a->warnings, "%s of a row of %s.%s (no key) without its old row: recorded as row %s\n",
-                           what, rv->nspname, rv->relname, a->key.data);
-        }
-        if (msg->type == PGO_MSG_DELETE) return do_delete(a, rv, a->key.data, known, NULL, err);
-    } else if (ch->old_kind) {
+    /* Only a whole old row identifies a row without a key. PostgreSQL
+     * refuses UPDATE and DELETE of such a table unless it is REPLICA
+     * IDENTITY FULL; what arrives without one (a change in the very
+     * transaction that dropped the key) cannot be placed: it gets a new
+     * identity, old values unknown, and the revision says so. */
+    if (ch->old_kind == 'O') {
         st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_state, "old", err);
         if (st != WR_OK) return st;
-        /* In a 'K' tuple non-key columns come as COL_NULL and mean "not sent". */
-        build_key(&a->key, rv, a->old_vals);
-        if (ch->old_kind == 'O') {
-            known = true;
-            for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_state[i] == COL_UNCHANGED_TOAST;
-        } else {
-            /* keep the key values aside: the lookup overwrites old_vals */
-            ensure_width(a, rv->ncols);
-            memcpy(a->after_vals, a->old_vals, rv->ncols * sizeof(Value));
-            strbuf_reset(&a->key2);
-            strbuf_append(&a->key2, a->key.data, a->key.len);
-            st = load_old_image(a, rv, a->key2.data, &known, err);
-            if (st != WR_OK) return st;
-            /* a->key must hold the old key below (the DELETE, the key-change test): put back what key2 kept. */
-            strbuf_reset(&a->key);
-            strbuf_append(&a->key, a->key2.data, a->key2.len);
-            if (!known) {
-                memcpy(a->old_vals, a->after_vals, rv->ncols * sizeof(Value));
-                for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = !rv->cols[i].is_key;
-            }
-            key_vals = a->old_vals;
+        for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_state[i] == COL_UNCHANGED_TOAST;
+        bool matched = false;
+        st = keyless_find(a, rv, a->old_vals, a->old_unknown, &a->key, &matched, err);
+        if (st != WR_OK) return st;
+        *known = true;
+        /* a row the history lacks (its table joined later, or predates
+         * it): the UPDATE carries every column, so the row is whole */
+        a->keyless_unmatched = !matched;
+        a->old_row_valid = true;
+    } else {
+        st = ensure_begun(a, err);
+        if (st != WR_OK) return st;
+        synthetic_key(a, &a->key);
+        for (uint16_t i = 0; i < rv->ncols; i++) {
+            a->old_vals[i].data = NULL;
+            a->old_unknown[i] = 1;
         }
+        strbuf_appendf(&a->warnings, "%s of a row of %s.%s (no key) without its old row: recorded as row %s\n",
+                       what, rv->nspname, rv->relname, a->key.data);
     }
+    return WR_OK;
+}
 
-    if (msg->type == PGO_MSG_DELETE) {
-        if (!ch->old_kind)
-            return wr_error_set(err, WR_PROTOCOL, "delete on %s.%s without an old tuple", rv->nspname,
-                                rv->relname);
-        return do_delete(a, rv, a->key.data, known, key_vals, err);
-    }
-
-    /* UPDATE */
-    st = read_tuple(&ch->new_tuple, rv, a->new_vals, a->new_state, "new", err);
+/* The old key (and, with 'O', the old row) of a keyed table; with 'K' the
+ * old image comes from the cache or the history. *key_vals: the key's values
+ * when only the key was sent. */
+static WrStatus keyed_old_row(Assembler *a, const RelationVersion *rv, const PgoChange *ch, bool *known,
+                              Value **key_vals, WrError *err)
+{
+    WrStatus st;
+    st = read_tuple(&ch->old_tuple, rv, a->old_vals, a->old_state, "old", err);
     if (st != WR_OK) return st;
-    if (!ch->old_kind && !keyless) {
-        build_key(&a->key, rv, a->new_vals);
-        st = load_old_image(a, rv, a->key.data, &known, err);
+    /* In a 'K' tuple non-key columns come as COL_NULL and mean "not sent". */
+    build_key(&a->key, rv, a->old_vals);
+    if (ch->old_kind == 'O') {
+        *known = true;
+        for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = a->old_state[i] == COL_UNCHANGED_TOAST;
+    } else {
+        /* keep the key values aside: the lookup overwrites old_vals */
+        ensure_width(a, rv->ncols);
+        memcpy(a->after_vals, a->old_vals, rv->ncols * sizeof(Value));
+        strbuf_reset(&a->key2);
+        strbuf_append(&a->key2, a->key.data, a->key.len);
+        st = load_old_image(a, rv, a->key2.data, known, err);
         if (st != WR_OK) return st;
+        /* a->key must hold the old key below (the DELETE, the key-change test): put back what key2 kept. */
+        strbuf_reset(&a->key);
+        strbuf_append(&a->key, a->key2.data, a->key2.len);
+        if (!*known) {
+            memcpy(a->old_vals, a->after_vals, rv->ncols * sizeof(Value));
+            for (uint16_t i = 0; i < rv->ncols; i++) a->old_unknown[i] = !rv->cols[i].is_key;
+        }
+        *key_vals = a->old_vals;
     }
-    /* Fill unchanged TOAST values from the old image. */
-    for (uint16_t i = 0; i < rv->ncols; i++) {
-        if (a->new_state[i] != COL_UNCHANGED_TOAST) continue;
-        if (known && !a->old_unknown[i])
-            a->new_vals[i] = a->old_vals[i];
-    }
-    if (!keyless) build_key(&a->key2, rv, a->new_vals);
-    if (!keyless && ch->old_kind && strcmp(a->key2.data, a->key.data) != 0) {
-        /* The key changed: the old object ends and a new one begins. */
-        st = do_delete(a, rv, a->key.data, known, key_vals, err);
-        if (st != WR_OK) return st;
-        for (uint16_t i = 0; i < rv->ncols; i++)
-            if (a->new_state[i] == COL_UNCHANGED_TOAST && !(known && !a->old_unknown[i])) a->new_vals[i].data = NULL;
-        return do_insert(a, rv, DELTA_INSERT, a->new_vals, a->key2.data, err);
-    }
+    return WR_OK;
+}
 
+/* An UPDATE's attribute deltas into a->attrs (and its after image's values); returns how many. */
+static uint16_t update_attributes(Assembler *a, const RelationVersion *rv, const PgoChange *ch, bool known)
+{
     uint16_t n = 0;
     digest_hidden(a, rv, a->new_vals);
     for (uint16_t i = 0; i < rv->ncols; i++) {
@@ -917,6 +865,88 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
                 ad->flags = ATTR_OLD_UNKNOWN;
         }
     }
+    return n;
+}
+
+static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
+{
+    const PgoChange *ch = &msg->u.change;
+    const char *what = pgo_message_type_name(msg->type);
+    if (!a->in_txn)
+        return wr_error_set(err, WR_PROTOCOL, "%s outside a transaction", what);
+    if (a->skipping) return WR_OK;
+    const RelationVersion *rv = relcache_lookup(a->relcache, ch->relid);
+    if (!rv)
+        return wr_error_set(err, WR_PROTOCOL, "%s for relation %u before its relation message", what,
+                            ch->relid);
+    if (relcache_is_excluded(a->relcache, rv)) return WR_OK;
+    ensure_width(a, rv->ncols);
+    if (a->suppressed) return handle_suppressed(a, msg, rv, err);
+    WrStatus st;
+    /* A table without a key is a multiset: each row gets its own identity
+     * (synthetic_key) and a change finds it by its old values (keyless_find). */
+    bool keyless = !digest_rel_has_key(rv);
+    a->keyless_unmatched = false;
+    a->old_row_valid = false;
+
+    if (msg->type == PGO_MSG_INSERT) {
+        st = read_tuple(&ch->new_tuple, rv, a->new_vals, a->new_state, "insert", err);
+        if (st != WR_OK) return st;
+        if (keyless) {
+            st = ensure_begun(a, err);
+            if (st != WR_OK) return st;
+            synthetic_key(a, &a->key);
+        } else {
+            build_key(&a->key, rv, a->new_vals);
+        }
+        return do_insert(a, rv, DELTA_INSERT, a->new_vals, a->key.data, err);
+    }
+
+    /* Old side: FULL sends the whole old row; DEFAULT/INDEX send the key only
+     * when it changed (update) or always (delete). */
+    bool known = false;
+    Value *key_vals = NULL;
+    if (keyless) {
+        st = keyless_old_row(a, rv, ch, what, &known, err);
+        if (st != WR_OK) return st;
+        if (msg->type == PGO_MSG_DELETE) return do_delete(a, rv, a->key.data, known, NULL, err);
+    } else if (ch->old_kind) {
+        st = keyed_old_row(a, rv, ch, &known, &key_vals, err);
+        if (st != WR_OK) return st;
+    }
+
+    if (msg->type == PGO_MSG_DELETE) {
+        if (!ch->old_kind)
+            return wr_error_set(err, WR_PROTOCOL, "delete on %s.%s without an old tuple", rv->nspname,
+                                rv->relname);
+        return do_delete(a, rv, a->key.data, known, key_vals, err);
+    }
+
+    /* UPDATE */
+    st = read_tuple(&ch->new_tuple, rv, a->new_vals, a->new_state, "new", err);
+    if (st != WR_OK) return st;
+    if (!ch->old_kind && !keyless) {
+        build_key(&a->key, rv, a->new_vals);
+        st = load_old_image(a, rv, a->key.data, &known, err);
+        if (st != WR_OK) return st;
+    }
+    /* Fill unchanged TOAST values from the old image. */
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (a->new_state[i] != COL_UNCHANGED_TOAST) continue;
+        if (known && !a->old_unknown[i])
+            a->new_vals[i] = a->old_vals[i];
+    }
+    if (!keyless) build_key(&a->key2, rv, a->new_vals);
+    if (!keyless && ch->old_kind && strcmp(a->key2.data, a->key.data) != 0) {
+        /* The key changed: the old object ends and a new one begins. */
+        st = do_delete(a, rv, a->key.data, known, key_vals, err);
+        if (st != WR_OK) return st;
+        for (uint16_t i = 0; i < rv->ncols; i++)
+            if (a->new_state[i] == COL_UNCHANGED_TOAST && !(known && !a->old_unknown[i])) a->new_vals[i].data = NULL;
+        return do_insert(a, rv, DELTA_INSERT, a->new_vals, a->key2.data, err);
+    }
+
+    uint16_t n = update_attributes(a, rv, ch, known);
     make_after(a, rv);
     if (n > 0) {
         RowImage after = {rv, a->after_vals, a->after_unknown};
