@@ -47,7 +47,8 @@ typedef struct {
     char **type_names; /* entries may be NULL */
     bool *is_key;
     char relkind;        /* 'r' a table with rows of its own, 'p' partitioned: rows in its partitions */
-    int64_t created_rev; /* rq_relation_at found nothing yet: the revision that created it (0 unknown) */
+    int64_t created_rev; /* rq_relation_at found nothing: the revision that created it (0 unknown) */
+    int64_t dropped_rev; /* rq_relation_at found nothing: the revision that dropped it (0 none) */
 } RelVersion;
 
 void relversion_term(RelVersion *rv);
@@ -75,7 +76,8 @@ WrStatus rq_all_tables(ReplayCtx *ctx, uint32_t **relids, int *n, WrError *err) 
  * force, or the table log's columns for a partitioned table (relkind 'p',
  * col_ids the ordinal positions that parent_rows' vals follow) or a table
  * never written. *found=false if none; then rv->created_rev > 0 says the
- * table log shows it created after rev.
+ * table log shows it created after rev, rv->dropped_rev > 0 that such a
+ * table was dropped by then.
  */
 WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion *rv, bool *found,
                         WrError *err) WR_MUSTCHECK;

@@ -276,8 +276,11 @@ WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion 
         return WR_OK;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "ok") != 0) {
-        /* the table log shows it created after rev */
-        rv->created_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        /* the table log shows it created after rev, or dropped by then */
+        if (strcmp(PQgetvalue(res, 0, 0), "dropped") == 0)
+            rv->dropped_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        else
+            rv->created_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
         PQclear(res);
         return WR_OK;
     }

@@ -846,8 +846,11 @@ $fn$;
 -- table_at(relid, R): what replay takes a table to be after revision R.
 -- state 'ok' with the columns of then (col_ids: the relation version's, or
 -- for a partitioned table the ordinal position, which parent_rows' vals
--- follow), or 'not_yet' when the table log shows it was created after R
--- (created_rev), or no row when the history knows nothing of it.
+-- follow), 'not_yet' when the table log shows it was created after R
+-- (created_rev), 'dropped' when a partitioned table or one never written
+-- was dropped by R (created_rev: the drop's revision; a table with rows
+-- keeps answering with its last state), or no row when the history knows
+-- nothing of it.
 CREATE OR REPLACE FUNCTION @schema@.table_at(p_relid oid, p_rev bigint)
 RETURNS TABLE (state text, relkind text, created_rev bigint, version integer, nspname text, relname text,
                col_ids smallint[], col_names text[], col_type_oids oid[], col_typmods integer[],
@@ -934,6 +937,13 @@ BEGIN
                coalesce(array_agg((c.c->>3)::int ORDER BY c.n), '{}'), coalesce(array_agg(c.c->>4 ORDER BY c.n), '{}'),
                coalesce(array_agg((c.c->>5)::boolean ORDER BY c.n), '{}')
         FROM jsonb_array_elements(ev.columns) WITH ORDINALITY AS c(c, n);
+        RETURN;
+    END IF;
+    IF ev.relid IS NOT NULL AND ev.event = 'drop' AND (rv.relid IS NULL OR EXISTS (
+           SELECT 1 FROM @schema@.table_event p WHERE p.relid = p_relid AND p.relkind = 'p')) THEN
+        -- a partitioned table or one never written, dropped by then (created_rev: the drop)
+        RETURN QUERY SELECT 'dropped', NULL::text, ev.revision_id, 0, ev.nspname, ev.relname,
+                            NULL::smallint[], NULL::text[], NULL::oid[], NULL::integer[], NULL::text[], NULL::boolean[];
         RETURN;
     END IF;
     IF rv.relid IS NOT NULL AND (rv.valid_from <= end_lsn OR ev.relid IS NOT NULL) THEN

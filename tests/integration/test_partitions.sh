@@ -193,3 +193,23 @@ $PSQL -U parts_app -d $DB -c "CREATE TABLE app_made (id int)" || fail "a role wi
 expect_eq "its DDL is logged all the same (SECURITY DEFINER trigger)" \
   "$(q $DB "SELECT event, relname FROM walrev.table_log WHERE relname = 'app_made'")" "create|app_made"
 pass "only walrev writes the table log"
+
+# Dropped: a partitioned table, and a table never written, say so by name;
+# before the drop they answer as before.
+BEFORE=$(current_lsn $DB)
+q $DB "DROP TABLE never"
+q $DB "DROP TABLE m"
+STOP=$(current_lsn $DB)
+timeout 120 "$WALREV_BIN" --source "$SRC" --slot parts run --stop-lsn "$STOP" 2>>/tmp/parts_run.log ||
+  { cat /tmp/parts_run.log; fail "second run"; }
+DROPREV=$(rev_at "$STOP")
+out=$(W snapshot --table m 2>&1) && fail "a snapshot of a dropped partitioned table succeeded"
+echo "$out" | grep -q "table m did not exist at revision $DROPREV: it was dropped in revision $DROPREV" ||
+  fail "dropped parent: $out"
+out=$(W snapshot --table never 2>&1) && fail "a snapshot of a dropped table never written succeeded"
+echo "$out" | grep -q "table never did not exist at revision $DROPREV: it was dropped in revision $((DROPREV - 1))" ||
+  fail "dropped table never written: $out"
+pass "a dropped partitioned table and a dropped table never written say so"
+W snapshot --at "$BEFORE" --table m 2>/dev/null | LC_ALL=C sort >"$LIVEDIR/before-drop.walrev"
+cmp -s "$LIVEDIR/13.m" "$LIVEDIR/before-drop.walrev" || fail "the parent before its drop differs from point 13"
+pass "before its drop the parent answers as before"
