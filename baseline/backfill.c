@@ -41,6 +41,13 @@
 #define FIRST_CHUNK_PAGES 8u
 #define MAX_CHUNK_PAGES 65536u
 #define RECENT_DELETES 256
+/* A chunk read never queues for a table lock longer than this: a lock request
+ * waits in line in front of every later one, so a worker blocked behind an
+ * application's ACCESS EXCLUSIVE lock would also hold back that application's
+ * next readers, and the stream (chunks are read in the worker's loop). */
+#define LOCK_TIMEOUT "100ms"
+#define LOCK_RETRY_FIRST_US (1 * 1000000LL)
+#define LOCK_RETRY_MAX_US (30 * 1000000LL)
 
 /* ---- SQL helpers ---- */
 
@@ -76,6 +83,7 @@ static PGconn *connect_to(const char *conninfo, const char *what, WrError *err)
     /* A watermark reaches the stream only once flushed: under an
      * asynchronous commit it would wait for the WAL writer each time. */
     PQclear(PQexec(c, "SET synchronous_commit = local"));
+    PQclear(PQexec(c, "SET lock_timeout = '" LOCK_TIMEOUT "'"));
     return c;
 }
 
@@ -247,6 +255,10 @@ struct Backfill {
     int64_t last_log_us;
     uint32_t pages_per_chunk;
     uint32_t nblocks;
+    /* The table was locked at the last read: no new read before retry_at. */
+    int64_t retry_at_us;
+    int64_t retry_wait_us;
+    int32_t lock_waits;
 
     Phase phase;
     char nonce[40];
@@ -659,6 +671,8 @@ static void start_next(Backfill *b)
     b->active = true;
     b->phase = PH_IDLE;
     b->pages_per_chunk = FIRST_CHUNK_PAGES;
+    b->retry_at_us = b->retry_wait_us = 0;
+    b->lock_waits = 0;
     b->job_started_us = b->last_log_us = mono_now_us();
     recent_clear(b);
     claims_clear(b);
@@ -827,6 +841,36 @@ static WrStatus chunk_context(Backfill *b, StrBuf *out)
     return WR_OK;
 }
 
+static bool lock_not_available(const PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return state && strcmp(state, "55P03") == 0;
+}
+
+/*
+ * The table is locked by someone else (lock_timeout expired): roll back and
+ * read the same chunk later, after a growing pause. The low watermark stays
+ * valid: the history is still current up to it, and whatever the stream
+ * delivers after it is either known to the history at the read or takes its
+ * row out of the chunk before the chunk message.
+ */
+static WrStatus wait_for_lock(Backfill *b)
+{
+    PQclear(PQexec(b->src, "ROLLBACK"));
+    chunk_free(b);
+    b->retry_wait_us = b->retry_wait_us ? 2 * b->retry_wait_us : LOCK_RETRY_FIRST_US;
+    if (b->retry_wait_us > LOCK_RETRY_MAX_US) b->retry_wait_us = LOCK_RETRY_MAX_US;
+    b->retry_at_us = mono_now_us() + b->retry_wait_us;
+    if (b->lock_waits++ == 0)
+        log_warn("msg=\"baseline waits: the table is locked; streaming goes on and the chunk is read again "
+                 "later\" table=%s.%s page=%" PRIu32 " retry_ms=%lld",
+                 b->job.nspname, b->job.relname, b->job.next_page, (long long)(b->retry_wait_us / 1000));
+    else
+        log_debug("msg=\"baseline still waits for a lock\" table=%s.%s attempts=%d retry_ms=%lld", b->job.nspname,
+                  b->job.relname, b->lock_waits, (long long)(b->retry_wait_us / 1000));
+    return WR_OK;
+}
+
 /*
  * The stream has reached the low watermark: the history holds everything
  * committed before it. Read the next pages in one snapshot and keep the rows
@@ -850,6 +894,10 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
                      "(SELECT relkind FROM pg_class WHERE oid = $2::oid)",
                      2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        if (lock_not_available(r)) {
+            PQclear(r);
+            return wait_for_lock(b);
+        }
         st = sql_check(c, r, PGRES_TUPLES_OK, "backfill: reading the snapshot", err);
         PQclear(r);
         if (st == WR_RETRY) return st;
@@ -900,12 +948,18 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
     b->rows = b->chunk_end > b->chunk_first ? PQexec(c, sql.data) : NULL;
     strbuf_free(&sql);
     if (b->rows && PQresultStatus(b->rows) != PGRES_TUPLES_OK) {
+        if (lock_not_available(b->rows)) return wait_for_lock(b);
         st = sql_check(c, b->rows, PGRES_TUPLES_OK, "backfill: reading a chunk", err);
         if (st == WR_RETRY) return st;
         return table_failed(b, "failed", err->msg, err);
     }
     int nrows = b->rows ? PQntuples(b->rows) : 0;
     b->chunk_read = nrows;
+    if (b->lock_waits > 0)
+        log_info("msg=\"baseline goes on: the lock was released\" table=%s.%s attempts=%d", b->job.nspname,
+                 b->job.relname, b->lock_waits);
+    b->lock_waits = 0;
+    b->retry_wait_us = 0;
 
     /* Keys as the stream would build them, from a version of our own. */
     bool is_new;
@@ -1103,7 +1157,7 @@ WrStatus backfill_step(Backfill *b, WrError *err)
     log_progress(b, false);
     switch (b->phase) {
     case PH_IDLE: return send_low(b, err);
-    case PH_LOW_SEEN: return read_chunk(b, err);
+    case PH_LOW_SEEN: return t < b->retry_at_us ? WR_OK : read_chunk(b, err);
     case PH_LOW_SENT:
     case PH_HIGH_SENT: return WR_OK;
     }
