@@ -1159,6 +1159,83 @@ WrStatus assembler_baseline_row(Assembler *a, const RelationVersion *rv, const V
     return do_insert(a, rv, DELTA_SNAPSHOT, a->new_vals, a->key.data, err);
 }
 
+WrStatus assembler_gap_row(Assembler *a, const RelationVersion *rv, DeltaOp op, const char *key, const Value *vals,
+                           WrError *err)
+{
+    if (!a->in_txn) return wr_error_set(err, WR_PROTOCOL, "gap row outside a revision");
+    if (relcache_is_excluded(a->relcache, rv)) return WR_OK;
+    ensure_width(a, rv->ncols);
+    switch (op) {
+    case DELTA_INSERT:
+        for (uint16_t i = 0; i < rv->ncols; i++) {
+            a->new_vals[i] = vals[i];
+            a->new_state[i] = vals[i].data ? 0 : 1;
+        }
+        build_key(&a->key, rv, a->new_vals);
+        return do_insert(a, rv, DELTA_INSERT, a->new_vals, a->key.data, err);
+    case DELTA_DELETE:
+        /* What the row held when it went is not known: whatever the history
+         * last had may have changed in the gap before the delete. */
+        strbuf_reset(&a->key2);
+        strbuf_append_str(&a->key2, key);
+        return do_delete(a, rv, a->key2.data, false, NULL, err);
+    case DELTA_TRUNCATE: {
+        WrStatus st = emit_delta(a, rv, DELTA_TRUNCATE, NULL, 0, false, NULL, err);
+        if (st == WR_OK) rowcache_remove_relation(a->rowcache, rv->relid);
+        return st;
+    }
+    case DELTA_UPDATE: break;
+    default: return wr_error_set(err, WR_PROTOCOL, "gap row of operation %c", (char)op);
+    }
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        a->new_vals[i] = vals[i];
+        a->new_state[i] = vals[i].data ? 0 : 1;
+    }
+    build_key(&a->key, rv, a->new_vals);
+    bool known = false;
+    WrStatus st = load_old_image(a, rv, a->key.data, &known, err);
+    if (st != WR_OK) return st;
+    /* Every column whose value differs from what the history holds; its old
+     * value is flagged unknown (the history's is not necessarily the value
+     * the row had just before: changes in the gap are lost). */
+    uint16_t n = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        a->after_vals[i] = a->new_vals[i];
+        a->after_unknown[i] = 0;
+        TrackMode mode = rv->cols[i].track;
+        if (mode == TRACK_UNTRACKED) continue;
+        bool changed = true;
+        if (known && !a->old_unknown[i]) {
+            if (mode == TRACK_HIDDEN) {
+                uint8_t h[WALREV_CHECKSUM_LEN];
+                hidden_digest(&a->new_vals[i], h);
+                changed = !(a->old_vals[i].data && a->old_vals[i].len == WALREV_CHECKSUM_LEN &&
+                            memcmp(a->old_vals[i].data, h, sizeof(h)) == 0);
+            } else {
+                changed = !value_equal(&a->old_vals[i], &a->new_vals[i]);
+            }
+        }
+        if (!changed) continue;
+        AttributeDelta *ad = &a->attrs[n++];
+        memset(ad, 0, sizeof(*ad));
+        ad->col_id = rv->cols[i].col_id;
+        if (mode == TRACK_HIDDEN) {
+            ad->flags = ATTR_HIDDEN;
+        } else {
+            ad->new_value = a->new_vals[i];
+            ad->flags = ATTR_OLD_UNKNOWN;
+        }
+    }
+    make_after(a, rv);
+    if (n > 0) {
+        RowImage after = {rv, a->after_vals, a->after_unknown};
+        st = emit_delta(a, rv, DELTA_UPDATE, a->key.data, n, true, &after, err);
+        if (st != WR_OK) return st;
+    }
+    cache_after(a, rv, a->key.data);
+    return WR_OK;
+}
+
 void assembler_row_key(const RelationVersion *rv, const Value *vals, StrBuf *key)
 {
     build_key(key, rv, vals);

@@ -128,6 +128,18 @@ WrStatus assembler_baseline_row(Assembler *a, const RelationVersion *rv, const V
 WrStatus assembler_baseline_commit(Assembler *a, WrError *err) WR_MUSTCHECK;
 
 /*
+ * A row of a gap revision (worker/gap.h), inside a revision begun with
+ * assembler_baseline_begin, rv from assembler_baseline_relation:
+ * DELTA_INSERT, a row the history lacks (vals); DELTA_UPDATE, a row whose
+ * values differ (vals: every tracked column that differs from the history's
+ * image is recorded, its old value flagged unknown); DELTA_DELETE, a row the
+ * history holds and the table lacks (key; old values unknown);
+ * DELTA_TRUNCATE, every row of rv's table (vals and key unused).
+ */
+WrStatus assembler_gap_row(Assembler *a, const RelationVersion *rv, DeltaOp op, const char *key,
+                           const Value *vals, WrError *err) WR_MUSTCHECK;
+
+/*
  * The backfill of a table added later (worker/backfill.h). Its chunk arrives
  * as a transactional "walrev.backfill" message, which the assembler takes as
  * the context of that transaction's revision; the worker then adds the rows

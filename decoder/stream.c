@@ -162,9 +162,31 @@ done:
     return st;
 }
 
+static WrStatus create_slot(ReplStream *s, const char *slot, bool temporary, bool export_snapshot,
+                            Lsn *consistent_point, char *snapshot_name, size_t snapshot_size, bool *exists,
+                            WrError *err);
+
 WrStatus repl_stream_create_slot(ReplStream *s, const char *slot, bool export_snapshot,
                                  Lsn *consistent_point, char *snapshot_name, size_t snapshot_size,
                                  bool *exists, WrError *err)
+{
+    return create_slot(s, slot, false, export_snapshot, consistent_point, snapshot_name, snapshot_size, exists,
+                       err);
+}
+
+WrStatus repl_stream_create_temporary_slot(ReplStream *s, const char *slot, Lsn *consistent_point,
+                                           char *snapshot_name, size_t snapshot_size, WrError *err)
+{
+    bool exists = false;
+    WrStatus st = create_slot(s, slot, true, true, consistent_point, snapshot_name, snapshot_size, &exists, err);
+    if (st == WR_OK && exists)
+        st = wr_error_set(err, WR_FATAL, "CREATE_REPLICATION_SLOT \"%.150s\": a slot of that name exists", slot);
+    return st;
+}
+
+static WrStatus create_slot(ReplStream *s, const char *slot, bool temporary, bool export_snapshot,
+                            Lsn *consistent_point, char *snapshot_name, size_t snapshot_size, bool *exists,
+                            WrError *err)
 {
     *exists = false;
     *consistent_point = 0;
@@ -175,7 +197,8 @@ WrStatus repl_stream_create_slot(ReplStream *s, const char *slot, bool export_sn
     strbuf_init(&sql);
     strbuf_append_str(&sql, "CREATE_REPLICATION_SLOT ");
     append_quoted(&sql, slot, '"');
-    strbuf_appendf(&sql, " LOGICAL pgoutput (SNAPSHOT '%s')", export_snapshot ? "export" : "nothing");
+    strbuf_appendf(&sql, "%s LOGICAL pgoutput (SNAPSHOT '%s')", temporary ? " TEMPORARY" : "",
+                   export_snapshot ? "export" : "nothing");
     char what[200];
     snprintf(what, sizeof(what), "CREATE_REPLICATION_SLOT \"%.150s\"", slot);
 

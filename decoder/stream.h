@@ -37,6 +37,15 @@ WrStatus repl_stream_create_slot(ReplStream *s, const char *slot, bool export_sn
                                  bool *exists, WrError *err) WR_MUSTCHECK;
 
 /*
+ * CREATE_REPLICATION_SLOT slot TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export'):
+ * a slot that lives as long as this connection, only for its exported
+ * snapshot and consistent point (e.g. to read tables at a known position).
+ * WR_FATAL when a slot of that name exists.
+ */
+WrStatus repl_stream_create_temporary_slot(ReplStream *s, const char *slot, Lsn *consistent_point,
+                                           char *snapshot_name, size_t snapshot_size, WrError *err) WR_MUSTCHECK;
+
+/*
  * START_REPLICATION SLOT slot LOGICAL start (proto_version, publication_names,
  * messages 'true', plus extra_options verbatim if not NULL, e.g. "\"streaming\" 'on'").
  */

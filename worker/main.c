@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "replay/replay.h"
 #include "baseline/baseline.h"
+#include "baseline/reconcile.h"
 #include "worker/config.h"
 #include "worker/pipeline.h"
 #include "worker/setup.h"
@@ -358,6 +359,13 @@ static int need_source(const Config *cfg, const char *cmd)
     return EXIT_USAGE;
 }
 
+static bool has_arg(int argc, char **argv, const char *arg)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], arg) == 0) return true;
+    return false;
+}
+
 static int run_command(const Command *c, int argc, char **argv, Options *o)
 {
     Config cfg;
@@ -414,6 +422,13 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
                     "conninfo, WALREV_HISTORY or WALREV_SOURCE, or --history/--source\n",
                     c->name);
             rc = EXIT_USAGE;
+            break;
+        }
+        if (strcmp(c->name, "verify") == 0 && has_arg(argc, argv, "--against-source")) {
+            if ((rc = need_source(&cfg, "verify --against-source"))) break;
+            BaselineConfig vcfg;
+            pipeline_baseline_config(&cfg, &vcfg);
+            rc = reconcile_command(&vcfg, cfg.slot_name, argc, argv);
             break;
         }
         optind = 0;

@@ -1,0 +1,616 @@
+/*
+ * reconcile.c — the history against the live tables (see reconcile.h). Both
+ * sides are digested by the servers: a row is md5(ROW(c1, c2, ...)::text)
+ * over its tracked columns, the history's from snapshot_rows() (the text
+ * each value was recorded in), the table's from the columns themselves,
+ * whose record output is the same text. Only keys and digests cross the
+ * wire unless the caller wants the values (a gap revision records them).
+ * It never writes anything; verify's snapshot comes from a temporary slot,
+ * so it exactly meets the position the worker's slot must have passed.
+ */
+#include "baseline/reconcile.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "decoder/assembler.h"
+#include "decoder/stream.h"
+#include "schema/store_sql.h"
+
+/* ---- SQL ---- */
+
+static WrStatus sql_fail(PGconn *c, const PGresult *r, const char *what, WrError *err)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char msg[400];
+    snprintf(msg, sizeof(msg), "%s", m ? m : PQerrorMessage(c));
+    msg[strcspn(msg, "\n")] = '\0';
+    bool lost = PQstatus(c) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0);
+    return wr_error_set(err, lost ? WR_RETRY : WR_FATAL, "%s: %s%s%s", what, msg, state ? " sqlstate=" : "",
+                        state ? state : "");
+}
+
+/* ---- the history's side: key (or a row's digest) -> digest, copies ---- */
+
+typedef struct {
+    char *key;     /* keyed: the stored key; multiset: the digest */
+    char digest[33];
+    char *row;     /* multiset: ROW(...)::text */
+    int64_t count; /* multiset: copies */
+    bool seen;
+} Entry;
+
+typedef struct {
+    Entry *slots;
+    size_t cap, n;
+} Map;
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t x = 1469598103934665603ULL;
+    for (; *s; s++) {
+        x ^= (unsigned char)*s;
+        x *= 1099511628211ULL;
+    }
+    return x;
+}
+
+static void map_grow(Map *m)
+{
+    size_t cap = m->cap ? 2 * m->cap : 1024;
+    Entry *slots = xcalloc(cap, sizeof(Entry));
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->slots[i].key) continue;
+        size_t j = (size_t)str_hash(m->slots[i].key) & (cap - 1);
+        while (slots[j].key) j = (j + 1) & (cap - 1);
+        slots[j] = m->slots[i];
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->cap = cap;
+}
+
+static Entry *map_find(const Map *m, const char *key)
+{
+    if (!m->cap) return NULL;
+    for (size_t j = (size_t)str_hash(key) & (m->cap - 1); m->slots[j].key; j = (j + 1) & (m->cap - 1))
+        if (strcmp(m->slots[j].key, key) == 0) return &m->slots[j];
+    return NULL;
+}
+
+/* A new entry for key (the caller knows it is absent). */
+static Entry *map_add(Map *m, const char *key)
+{
+    if (2 * (m->n + 1) > m->cap) map_grow(m);
+    size_t j = (size_t)str_hash(key) & (m->cap - 1);
+    while (m->slots[j].key) j = (j + 1) & (m->cap - 1);
+    m->n++;
+    m->slots[j].key = xstrdup(key);
+    return &m->slots[j];
+}
+
+static void map_free(Map *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        free(m->slots[i].key);
+        free(m->slots[i].row);
+    }
+    free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* ---- one table ---- */
+
+void reconcile_table_term(ReconTable *t)
+{
+    if (!t) return;
+    backfill_table_free(&t->table);
+    memset(t, 0, sizeof(*t));
+}
+
+/* The history's column ids by the names the table has now; 0 where the history has no such column. */
+static WrStatus history_columns(const ReconQuery *q, ReconTable *out, int16_t *ids, WrError *err)
+{
+    const BackfillTable *t = &out->table;
+    char relid[16], rev[24];
+    snprintf(relid, sizeof(relid), "%" PRIu32, out->relid);
+    snprintf(rev, sizeof(rev), "%" PRId64, q->rev);
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql,
+                   "SELECT c.name, c.id FROM %s.relation_at($1::oid, $2::bigint) rv, "
+                   "unnest(rv.col_names, rv.col_ids) AS c(name, id)",
+                   q->schema_q);
+    const char *params[2] = {relid, rev};
+    PGresult *r = PQexecParams(q->hist, sql.data, 2, NULL, params, NULL, NULL, 0);
+    strbuf_free(&sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        WrStatus st = sql_fail(q->hist, r, "reconcile: reading the table's relation version", err);
+        PQclear(r);
+        return st;
+    }
+    out->in_history = PQntuples(r) > 0;
+    for (int i = 0; i < t->ncols; i++) {
+        ids[i] = 0;
+        for (int k = 0; k < PQntuples(r); k++)
+            if (strcmp(PQgetvalue(r, k, 0), t->cols[i].name) == 0) ids[i] = (int16_t)atoi(PQgetvalue(r, k, 1));
+    }
+    PQclear(r);
+    return WR_OK;
+}
+
+/* ROW(...)::text of the compared columns, on either side. */
+static void row_expr(StrBuf *b, const ReconTable *rt, PGconn *c, const int16_t *hist_ids, bool history)
+{
+    const RelationVersion *rv = rt->rv;
+    int n = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (rv->cols[i].track != TRACK_FULL) continue;
+        strbuf_append_str(b, n++ ? ", " : "ROW(");
+        if (history && hist_ids[i] > 0) {
+            strbuf_appendf(b, "s.vals[%d]", hist_ids[i]);
+        } else if (history) {
+            strbuf_append_str(b, "NULL::text");
+        } else {
+            char *id = PQescapeIdentifier(c, rv->cols[i].name, strlen(rv->cols[i].name));
+            strbuf_append_str(b, id);
+            PQfreemem(id);
+        }
+    }
+    strbuf_append_str(b, n ? ")::text" : "''::text");
+}
+
+static WrStatus load_history(const ReconQuery *q, ReconTable *out, const int16_t *ids, Map *m, WrError *err)
+{
+    if (!out->in_history) return WR_OK;
+    char relid[16], rev[24];
+    snprintf(relid, sizeof(relid), "%" PRIu32, out->relid);
+    snprintf(rev, sizeof(rev), "%" PRId64, q->rev);
+    StrBuf sql;
+    strbuf_init(&sql);
+    if (out->multiset) {
+        strbuf_append_str(&sql, "SELECT md5(x.r), count(*), min(x.r) FROM (SELECT ");
+        row_expr(&sql, out, q->hist, ids, true);
+        strbuf_appendf(&sql, " AS r FROM %s.snapshot_rows($1::oid, $2::bigint) s) x GROUP BY 1", q->schema_q);
+    } else {
+        strbuf_append_str(&sql, "SELECT s.key, md5(");
+        row_expr(&sql, out, q->hist, ids, true);
+        strbuf_appendf(&sql, ") FROM %s.snapshot_rows($1::oid, $2::bigint) s", q->schema_q);
+    }
+    const char *params[2] = {relid, rev};
+    WrStatus st = WR_OK;
+    if (!PQsendQueryParams(q->hist, sql.data, 2, NULL, params, NULL, NULL, 0) || !PQsetSingleRowMode(q->hist)) {
+        st = sql_fail(q->hist, NULL, "reconcile: reading the history's rows", err);
+        strbuf_free(&sql);
+        return st;
+    }
+    strbuf_free(&sql);
+    PGresult *r;
+    while ((r = PQgetResult(q->hist)) != NULL) {
+        ExecStatusType rs = PQresultStatus(r);
+        if (rs == PGRES_SINGLE_TUPLE && st == WR_OK) {
+            const char *key = PQgetvalue(r, 0, 0);
+            Entry *e = map_find(m, key);
+            if (!e) e = map_add(m, key);
+            if (out->multiset) {
+                snprintf(e->digest, sizeof(e->digest), "%s", key);
+                e->count = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+                e->row = xstrdup(PQgetvalue(r, 0, 2));
+                out->rows_history += e->count;
+            } else {
+                snprintf(e->digest, sizeof(e->digest), "%s", PQgetvalue(r, 0, 1));
+                out->rows_history++;
+            }
+        } else if (rs != PGRES_TUPLES_OK && rs != PGRES_SINGLE_TUPLE && st == WR_OK) {
+            st = sql_fail(q->hist, r, "reconcile: reading the history's rows", err);
+        }
+        PQclear(r);
+    }
+    return st;
+}
+
+WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *arg, ReconTable *out,
+                         bool *found, WrError *err)
+{
+    memset(out, 0, sizeof(*out));
+    out->relid = relid;
+    WrStatus st = backfill_table_describe(q->src, relid, &out->table, found, err);
+    if (st != WR_OK || !*found) return st;
+    BackfillTable *t = &out->table;
+    const char **names = xcalloc((size_t)t->ncols + 1, sizeof(char *));
+    for (int i = 0; i < t->ncols; i++) names[i] = t->cols[i].name;
+    relcache_set_attnums(q->rc, relid, t->ncols, names, t->attnums);
+    free(names);
+    bool is_new = false;
+    out->rv = relcache_apply(q->rc, relid, t->nspname, t->relname, t->replident, (uint16_t)t->ncols, t->cols, 0,
+                             &is_new);
+    int nkey = 0;
+    for (uint16_t i = 0; i < out->rv->ncols; i++) nkey += out->rv->cols[i].is_key;
+    /* No key, or under FULL without a primary key every column is the key:
+     * equal rows are indistinguishable, so the table is a multiset of rows. */
+    out->multiset = nkey == 0 || (t->replident == 'f' && nkey == t->ncols);
+
+    int16_t *ids = xcalloc((size_t)t->ncols + 1, sizeof(int16_t));
+    Map m = {0};
+    StrBuf sql, key;
+    strbuf_init(&sql);
+    strbuf_init(&key);
+    Value *vals = xcalloc((size_t)t->ncols + 1, sizeof(Value));
+    char **left = NULL;
+    st = history_columns(q, out, ids, err);
+    if (st == WR_OK) st = load_history(q, out, ids, &m, err);
+    if (st != WR_OK) goto done;
+
+    if (out->multiset) {
+        strbuf_append_str(&sql, "SELECT md5(x.r), count(*), min(x.r) FROM (SELECT ");
+        row_expr(&sql, out, q->src, ids, false);
+        strbuf_appendf(&sql, " AS r FROM ONLY %s", t->qualified);
+        if (t->rowfilter) strbuf_appendf(&sql, " WHERE (%s)", t->rowfilter);
+        strbuf_append_str(&sql, ") x GROUP BY 1");
+    } else {
+        strbuf_appendf(&sql, "SELECT %s, md5(", t->select_list);
+        row_expr(&sql, out, q->src, ids, false);
+        strbuf_appendf(&sql, ") FROM ONLY %s", t->qualified);
+        if (t->rowfilter) strbuf_appendf(&sql, " WHERE (%s)", t->rowfilter);
+    }
+    if (!PQsendQuery(q->src, sql.data) || !PQsetSingleRowMode(q->src)) {
+        st = sql_fail(q->src, NULL, "reconcile: reading the table", err);
+        goto done;
+    }
+    PGresult *r;
+    while ((r = PQgetResult(q->src)) != NULL) {
+        ExecStatusType rs = PQresultStatus(r);
+        if (rs == PGRES_SINGLE_TUPLE && st == WR_OK) {
+            ReconDiff d = {0};
+            if (out->multiset) {
+                const char *digest = PQgetvalue(r, 0, 0);
+                int64_t n = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+                out->rows_source += n;
+                Entry *e = map_find(&m, digest);
+                if (e) e->seen = true;
+                if (!e || e->count != n) {
+                    d.kind = RECON_ROWS_DIFFER;
+                    d.row = PQgetvalue(r, 0, 2);
+                    d.in_source = n;
+                    d.in_history = e ? e->count : 0;
+                    out->differences++;
+                    st = fn(arg, out, &d, err);
+                }
+            } else {
+                for (int c = 0; c < t->ncols; c++) {
+                    vals[c].data = PQgetisnull(r, 0, c) ? NULL : PQgetvalue(r, 0, c);
+                    vals[c].len = vals[c].data ? (size_t)PQgetlength(r, 0, c) : 0;
+                }
+                out->rows_source++;
+                assembler_row_key(out->rv, vals, &key);
+                Entry *e = map_find(&m, key.data);
+                if (e) e->seen = true;
+                if (!e || strcmp(e->digest, PQgetvalue(r, 0, t->ncols)) != 0) {
+                    d.kind = e ? RECON_DIFFERENT : RECON_ONLY_IN_SOURCE;
+                    d.key = key.data;
+                    d.vals = q->want_values ? vals : NULL;
+                    out->differences++;
+                    st = fn(arg, out, &d, err);
+                }
+            }
+        } else if (rs != PGRES_TUPLES_OK && rs != PGRES_SINGLE_TUPLE && st == WR_OK) {
+            st = sql_fail(q->src, r, "reconcile: reading the table", err);
+        }
+        PQclear(r);
+    }
+    if (st != WR_OK) goto done;
+
+    /* What the history holds and the table lacks, in key order. */
+    size_t nleft = 0;
+    left = xcalloc(m.n + 1, sizeof(char *));
+    for (size_t i = 0; i < m.cap; i++)
+        if (m.slots[i].key && !m.slots[i].seen) left[nleft++] = m.slots[i].key;
+    qsort(left, nleft, sizeof(char *), cmp_str);
+    for (size_t i = 0; i < nleft && st == WR_OK; i++) {
+        Entry *e = map_find(&m, left[i]);
+        ReconDiff d = {0};
+        if (out->multiset) {
+            d.kind = RECON_ROWS_DIFFER;
+            d.row = e->row;
+            d.in_history = e->count;
+        } else {
+            d.kind = RECON_ONLY_IN_HISTORY;
+            d.key = e->key;
+        }
+        out->differences++;
+        st = fn(arg, out, &d, err);
+    }
+done:
+    free(left);
+    free(vals);
+    free(ids);
+    map_free(&m);
+    strbuf_free(&sql);
+    strbuf_free(&key);
+    return st;
+}
+
+/* ---- walrev verify --against-source ---- */
+
+typedef struct {
+    FILE *out;
+    int64_t printed;
+} Printer;
+
+static WrStatus print_diff(void *arg, const ReconTable *t, const ReconDiff *d, WrError *err)
+{
+    (void)err;
+    Printer *p = arg;
+    const char *name = t->table.qualified;
+    switch (d->kind) {
+    case RECON_ONLY_IN_HISTORY: fprintf(p->out, "%s %s: only in the history\n", name, d->key); break;
+    case RECON_ONLY_IN_SOURCE: fprintf(p->out, "%s %s: only in the table\n", name, d->key); break;
+    case RECON_DIFFERENT: fprintf(p->out, "%s %s: values differ\n", name, d->key); break;
+    case RECON_ROWS_DIFFER:
+        fprintf(p->out, "%s row %s: %lld in the table, %lld in the history\n", name, d->row,
+                (long long)d->in_source, (long long)d->in_history);
+        break;
+    }
+    p->printed++;
+    return WR_OK;
+}
+
+static PGconn *connect_plain(const char *conninfo, const char *what, WrError *err)
+{
+    const char *keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *vals[] = {conninfo, "walrev-verify", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(c) != CONNECTION_OK) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+        msg[strcspn(msg, "\n")] = '\0';
+        wr_error_set(err, WR_RETRY, "%s: %s", what, msg);
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static bool exec_ok(PGconn *c, const char *sql, ExecStatusType want, const char *what, WrError *err)
+{
+    PGresult *r = PQexec(c, sql);
+    bool ok = PQresultStatus(r) == want;
+    if (!ok) sql_fail(c, r, what, err);
+    PQclear(r);
+    return ok;
+}
+
+/*
+ * Wait until the worker's slot has confirmed cp: every transaction committed
+ * before it is then durable in every sink, the history included.
+ */
+static bool wait_for_worker(PGconn *src, const char *slot_name, Lsn cp, int wait_s, WrError *err)
+{
+    char lsn[32];
+    snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(cp));
+    const char *params[2] = {slot_name, lsn};
+    for (int i = 0;; i++) {
+        PGresult *r = PQexecParams(src,
+                                   "SELECT confirmed_flush_lsn >= $2::pg_lsn, confirmed_flush_lsn::text FROM "
+                                   "pg_replication_slots WHERE slot_name = $1",
+                                   2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            sql_fail(src, r, "reading the worker's slot", err);
+            PQclear(r);
+            return false;
+        }
+        if (PQntuples(r) == 0) {
+            wr_error_set(err, WR_FATAL, "the replication slot %s does not exist: the history cannot be compared "
+                                        "at a known position (run walrev setup)",
+                         slot_name);
+            PQclear(r);
+            return false;
+        }
+        bool passed = PQgetvalue(r, 0, 0)[0] == 't';
+        char at[32];
+        snprintf(at, sizeof(at), "%s", PQgetisnull(r, 0, 1) ? "none" : PQgetvalue(r, 0, 1));
+        PQclear(r);
+        if (passed) return true;
+        if (i >= wait_s * 10) {
+            wr_error_set(err, WR_RETRY,
+                         "the worker has not confirmed position %s within %d s (slot %s stands at %s): is walrev "
+                         "run running?",
+                         lsn, wait_s, slot_name, at);
+            return false;
+        }
+        usleep(100000);
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: walrev [global options] verify --against-source [--table TABLE]... [--wait SECONDS]\n\n"
+               "  --table TABLE   compare only TABLE (repeatable); default every published table\n"
+               "  --wait SECONDS  how long to wait for the worker to pass the comparison point (default 60)\n"
+               "exit status: 0 the history equals the tables, 1 differences (each printed), 2 not compared\n");
+}
+
+int reconcile_command(const BaselineConfig *cfg, const char *slot_name, int argc, char **argv)
+{
+    static const struct option opts[] = {{"against-source", no_argument, NULL, 'a'},
+                                         {"table", required_argument, NULL, 't'},
+                                         {"wait", required_argument, NULL, 'w'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char **tables = xcalloc((size_t)argc + 1, sizeof(char *));
+    int ntables = 0, wait_s = 60, c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a': break;
+        case 't': tables[ntables++] = optarg; break;
+        case 'w': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 0 || v > 86400) {
+                fprintf(stderr, "walrev verify: --wait wants seconds (0..86400), not \"%s\"\n", optarg);
+                free(tables);
+                return 2;
+            }
+            wait_s = (int)v;
+            break;
+        }
+        case 'h':
+            usage(stdout);
+            free(tables);
+            return 0;
+        default:
+            fprintf(stderr, "walrev verify: unknown or incomplete option \"%s\" with --against-source\n",
+                    argv[optind - 1]);
+            usage(stderr);
+            free(tables);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "walrev verify: unexpected argument \"%s\"\n", argv[optind]);
+        free(tables);
+        return 2;
+    }
+
+    WrError err = {0};
+    int rc = 2;
+    PGconn *src = NULL, *hist = NULL;
+    ReplStream *repl = NULL;
+    RelCache *rc_cache = relcache_create(cfg->tracking);
+    char *schema_q = store_quote_ident(cfg->history_schema);
+    PGresult *list = NULL;
+    int64_t total_diff = 0, rows_src = 0, rows_hist = 0;
+    int compared = 0;
+    Printer pr = {stdout, 0};
+
+    if (!(src = connect_plain(cfg->source_conninfo, "source", &err))) goto out;
+    if (!(hist = connect_plain(cfg->history_conninfo, "history store", &err))) goto out;
+    if (repl_stream_connect(cfg->source_conninfo, &repl, &err) != WR_OK) goto out;
+    char slot[64], snap[128];
+    snprintf(slot, sizeof(slot), "walrev_verify_%ld", (long)getpid());
+    Lsn cp = 0;
+    if (repl_stream_create_temporary_slot(repl, slot, &cp, snap, sizeof(snap), &err) != WR_OK) goto out;
+    {
+        StrBuf sql;
+        strbuf_init(&sql);
+        char *s = PQescapeLiteral(src, snap, strlen(snap));
+        char *p = PQescapeLiteral(src, cfg->publication, strlen(cfg->publication));
+        strbuf_appendf(&sql,
+                       "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; "
+                       "SELECT set_config('walrev.publication', %s, true)",
+                       s, p);
+        PQfreemem(s);
+        PQfreemem(p);
+        bool ok = exec_ok(src, sql.data, PGRES_TUPLES_OK, "using the exported snapshot", &err);
+        strbuf_free(&sql);
+        if (!ok) goto out;
+    }
+    if (!wait_for_worker(src, slot_name, cp, wait_s, &err)) goto out;
+    if (!exec_ok(hist, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", PGRES_COMMAND_OK, "history store", &err))
+        goto out;
+    int64_t rev = 0;
+    {
+        char lsn[32], q[256];
+        snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(cp));
+        snprintf(q, sizeof(q), "SELECT coalesce(max(id), 0) FROM %s.revision WHERE commit_lsn < $1::pg_lsn",
+                 schema_q);
+        const char *p[1] = {lsn};
+        PGresult *r = PQexecParams(hist, q, 1, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            sql_fail(hist, r, "finding the revision at the comparison point", &err);
+            PQclear(r);
+            goto out;
+        }
+        rev = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+    }
+    fprintf(stderr, "comparing the history as of revision %lld with the tables at " LSN_FMT "\n", (long long)rev,
+            LSN_ARGS(cp));
+
+    if (ntables > 0) {
+        StrBuf sql;
+        strbuf_init(&sql);
+        strbuf_append_str(&sql, "SELECT to_regclass(t)::oid, t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n");
+        StrBuf arr;
+        strbuf_init(&arr);
+        strbuf_append_char(&arr, '{');
+        for (int i = 0; i < ntables; i++) {
+            if (i) strbuf_append_char(&arr, ',');
+            strbuf_append_char(&arr, '"');
+            for (const char *s = tables[i]; *s; s++) {
+                if (*s == '"' || *s == '\\') strbuf_append_char(&arr, '\\');
+                strbuf_append_char(&arr, *s);
+            }
+            strbuf_append_char(&arr, '"');
+        }
+        strbuf_append_char(&arr, '}');
+        const char *p[1] = {arr.data};
+        list = PQexecParams(src, sql.data, 1, NULL, p, NULL, NULL, 0);
+        strbuf_free(&sql);
+        strbuf_free(&arr);
+    } else {
+        list = PQexec(src, "SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname, c.relname "
+                           "FROM pg_publication_tables pt JOIN pg_namespace n ON n.nspname = pt.schemaname "
+                           "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+                           "WHERE pt.pubname = current_setting('walrev.publication') ORDER BY 2");
+    }
+    if (PQresultStatus(list) != PGRES_TUPLES_OK) {
+        sql_fail(src, list, "listing the tables to compare", &err);
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(list); i++) {
+        if (PQgetisnull(list, i, 0)) {
+            wr_error_set(&err, WR_FATAL, "table %s does not exist in the source database", PQgetvalue(list, i, 1));
+            goto out;
+        }
+        if (ntables == 0 && tracking_table_excluded(cfg->tracking, PQgetvalue(list, i, 2), PQgetvalue(list, i, 3)))
+            continue;
+        uint32_t relid = (uint32_t)strtoul(PQgetvalue(list, i, 0), NULL, 10);
+        ReconQuery q = {.src = src, .hist = hist, .schema_q = schema_q, .rev = rev, .rc = rc_cache};
+        ReconTable t;
+        bool found = false;
+        WrStatus st = reconcile_table(&q, relid, print_diff, &pr, &t, &found, &err);
+        if (st == WR_OK && !found)
+            st = wr_error_set(&err, WR_FATAL, "table %s is not in publication %s", PQgetvalue(list, i, 1),
+                              cfg->publication);
+        if (st == WR_OK) {
+            fprintf(stderr, "%s: %lld row(s) in the table, %lld in the history, %lld difference(s)%s\n",
+                    t.table.qualified, (long long)t.rows_source, (long long)t.rows_history,
+                    (long long)t.differences, t.multiset ? " (no key: compared as a multiset)" : "");
+            total_diff += t.differences;
+            rows_src += t.rows_source;
+            rows_hist += t.rows_history;
+            compared++;
+        }
+        reconcile_table_term(&t);
+        if (st != WR_OK) goto out;
+    }
+    printf("%s: %d table(s) compared at " LSN_FMT " (revision %lld): %lld row(s) in the tables, %lld in the "
+           "history, %lld difference(s)\n",
+           total_diff ? "DIVERGED" : "ok", compared, LSN_ARGS(cp), (long long)rev, (long long)rows_src,
+           (long long)rows_hist, (long long)total_diff);
+    rc = total_diff ? 1 : 0;
+out:
+    if (rc == 2) fprintf(stderr, "walrev verify --against-source: %s\n", err.msg[0] ? err.msg : "failed");
+    fflush(stdout);
+    PQclear(list);
+    relcache_destroy(rc_cache);
+    free(schema_q);
+    free(tables);
+    PQfinish(src);
+    PQfinish(hist);
+    repl_stream_destroy(repl);
+    return rc;
+}
