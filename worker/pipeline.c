@@ -9,6 +9,7 @@
 #include "worker/pipeline.h"
 
 #include "baseline/baseline.h"
+#include "baseline/gap.h"
 #include "common/log.h"
 #include "decoder/assembler.h"
 #include "decoder/pgoutput.h"
@@ -47,6 +48,7 @@ typedef struct {
     Lsn server_wal_end;
     Lsn confirmed;     /* last flush LSN sent */
     int64_t last_status_us;
+    int64_t last_record_us; /* last idle position recorded in the history store */
     int64_t last_watchdog_us;
     int64_t streaming_since_us; /* when this session began streaming; 0 before */
     int64_t last_stats_us;
@@ -372,11 +374,48 @@ static void pipeline_init(Pipeline *p, const Config *cfg)
 
 /* ---- the durability rule, asked of the fan-out ---- */
 
-static Lsn confirmable(const Pipeline *p)
+static Lsn idle_end(const Pipeline *p)
 {
     Lsn idle = assembler_last_end_lsn(p->asm_);
-    if (p->server_wal_end > idle) idle = p->server_wal_end;
+    return p->server_wal_end > idle ? p->server_wal_end : idle;
+}
+
+/* Past the last revision the slot is confirmed only as far as the history
+ * store has recorded (record_idle_position): a slot found confirmed further
+ * than the store's checkpoint was then moved by someone else (baseline/gap.h). */
+static Lsn confirmable(const Pipeline *p)
+{
+    Lsn idle = idle_end(p);
+    if (p->history) {
+        Lsn recorded = p->history->ops->durable_lsn(p->history);
+        if (idle > recorded) idle = recorded;
+    }
     return fanout_confirmable(p->fanout, p->confirmed, assembler_in_transaction(p->asm_), idle);
+}
+
+/* Every 5 s at most: one small write while the database is quiet or busy
+ * elsewhere, and that much WAL kept longer. */
+#define RECORD_IDLE_US (5 * 1000000LL)
+
+/*
+ * Settled past the last revision (WAL of other databases or untracked
+ * tables): record that position in the history store, so it may be
+ * confirmed to the slot. Due every RECORD_IDLE_US, or now (force, or the
+ * --stop-lsn is reached).
+ */
+static WrStatus record_idle_position(Pipeline *p, bool force, WrError *err)
+{
+    if (!p->history || assembler_in_transaction(p->asm_) || !fanout_settled(p->fanout, false)) return WR_OK;
+    Lsn idle = idle_end(p);
+    if (idle <= p->history->ops->durable_lsn(p->history)) return WR_OK;
+    int64_t t = mono_now_us();
+    bool due = force || t - p->last_record_us >= RECORD_IDLE_US || (p->cfg->stop_lsn && idle >= p->cfg->stop_lsn);
+    if (!due) return WR_OK;
+    p->last_record_us = t;
+    /* record_position runs between batches: close an open one (backfill progress) first. */
+    WrStatus st = fanout_flush(p->fanout, FANOUT_FLUSH_ALL, t, err);
+    if (st == WR_OK) st = p->history->ops->record_position(p->history, idle, err);
+    return st == WR_OK ? WR_OK : wr_error_prefix(err, "sink history");
 }
 
 static WrStatus send_status(Pipeline *p, bool reply, WrError *err)
@@ -490,6 +529,27 @@ static WrStatus next_message(Pipeline *p, const uint8_t **buf, size_t *len, WrEr
 
 /* ---- one session: open, stream step by step, stop cleanly ---- */
 
+/*
+ * A history store with a checkpoint and a slot that does not continue it
+ * (gone, invalidated, advanced by someone else): record the gap revision,
+ * which makes the slot anew; the stream then starts at its consistent point.
+ */
+static WrStatus check_gap(Pipeline *p, SinkPosition *start, WrError *err)
+{
+    if (!p->history) return WR_OK;
+    const SinkPosition *hp = fanout_position(p->fanout, p->history_index);
+    if (!hp->known || hp->durable_end_lsn == 0) return WR_OK;
+    GapCheck g;
+    WrStatus st = gap_check(p->cfg->source_conninfo, p->cfg->slot_name, hp->durable_end_lsn, &g, err);
+    if (st != WR_OK || !g.found) return st;
+    Lsn cp = 0;
+    st = gap_record(&p->baseline_cfg, p->cfg->slot_name, p->asm_, p->fanout, &g, &cp, err);
+    if (st != WR_OK) return st;
+    start->durable_end_lsn = cp;
+    start->last_revision_id = assembler_last_revision_id(p->asm_);
+    return WR_OK;
+}
+
 /* Sinks opened, the assembler placed where the least advanced sink stands,
  * known relation versions restored, the backfill ready: *start says where. */
 static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
@@ -514,6 +574,7 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     p->ahead = readahead_create();
     p->ahead_status = WR_OK;
     st = restore_relations(p, err);
+    if (st == WR_OK) st = check_gap(p, start, err);
     if (st != WR_OK) return st;
     /* Backfill state and progress live in the history store: without it, no backfill. */
     if (p->history) {
@@ -569,6 +630,7 @@ static WrStatus serve_timers(Pipeline *p, WrError *err)
     int status_ms = p->cfg->status_interval_ms > 0 ? p->cfg->status_interval_ms : 1000;
     if (t - p->last_status_us >= (int64_t)status_ms * 1000) {
         WrStatus st = fanout_poll(p->fanout, err);
+        if (st == WR_OK) st = record_idle_position(p, false, err);
         if (st == WR_OK) st = send_status(p, false, err);
         if (st != WR_OK) return st;
         report_status(p, t);
@@ -585,8 +647,10 @@ static WrStatus serve_timers(Pipeline *p, WrError *err)
 static WrStatus check_stop_lsn(Pipeline *p, bool *stopped, WrError *err)
 {
     Lsn stop_lsn = p->cfg->stop_lsn;
-    if (!stop_lsn || assembler_in_transaction(p->asm_) || confirmable(p) < stop_lsn) return WR_OK;
-    WrStatus st = send_status(p, false, err);
+    if (!stop_lsn || assembler_in_transaction(p->asm_)) return WR_OK;
+    WrStatus st = record_idle_position(p, false, err);
+    if (st != WR_OK || confirmable(p) < stop_lsn) return st;
+    st = send_status(p, false, err);
     if (st != WR_OK) return st;
     log_info("msg=\"stop position reached\" stop_lsn=" LSN_FMT " confirmed=" LSN_FMT, LSN_ARGS(stop_lsn),
              LSN_ARGS(p->confirmed));
@@ -627,6 +691,7 @@ static WrStatus stop_session(Pipeline *p, WrError *err)
          * is not confirmed is simply not confirmed to the slot and resent later. */
         bool reached;
         if (st == WR_OK) st = fanout_wait_durable(p->fanout, fanout_emitted_end(p->fanout), 30000, &reached, err);
+        if (st == WR_OK) st = record_idle_position(p, true, err);
     }
     if (st == WR_OK) st = send_status(p, false, err);
     if (st != WR_OK) return st;
@@ -673,15 +738,33 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
     st = fanout_open(p->fanout, &start, err);
     if (st != WR_OK) return st;
     if (p->history_index >= 0) hist = *fanout_position(p->fanout, p->history_index);
+    bool has_history = p->history_index >= 0 && hist.known && hist.durable_end_lsn > 0;
     DigestKey dkey;
     memcpy(dkey.key, hist.digest_key, sizeof(dkey.key));
     AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes,
                             .digest_key = hist.has_digest_key ? &dkey : NULL};
     AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
                            .delta = out_delta, .commit = out_commit};
+    if (has_history) {
+        /* A gap revision compares with the history: old images and relation versions. */
+        out.lookup_row = out_lookup;
+        out.primary_key = out_primary_key;
+    }
     p->asm_ = assembler_create(&acfg, &out);
     uint8_t zero[WALREV_CHECKSUM_LEN] = {0};
     assembler_set_position(p->asm_, hist.last_revision_id, hist.known ? hist.last_checksum : zero, 0);
+    if (has_history && baseline) {
+        /* The history goes on: a slot that does not continue it (dropped,
+         * lost, advanced) gets a gap revision, never a second baseline. */
+        st = restore_relations(p, err);
+        SinkPosition at = start;
+        if (st == WR_OK) st = check_gap(p, &at, err);
+        if (st != WR_OK) return st;
+        if (at.durable_end_lsn != start.durable_end_lsn) {
+            *created = true;
+            return WR_OK;
+        }
+    }
 
     for (int attempt = 0; attempt < 2; attempt++) {
         st = repl_stream_connect(cfg->source_conninfo, &p->stream, err);
@@ -698,7 +781,6 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
             /* The snapshot lives while this connection stays idle: copy now. */
             return baseline ? baseline_take(&p->baseline_cfg, p->asm_, p->fanout, snapshot, cp, err) : WR_OK;
         }
-        bool has_history = p->history_index >= 0 && hist.known && hist.durable_end_lsn > 0;
         if (!baseline || has_history || p->history_index < 0 || attempt > 0) {
             log_info("msg=\"slot exists\" slot=%s", cfg->slot_name);
             return WR_OK;

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# A slot that no longer continues the history is never silent (issue 13.8).
+# Dropped and made again by `walrev setup`, or moved by
+# pg_replication_slot_advance past a transaction the worker never saw: a gap
+# revision (actor walrev:gap, meta.gap with both positions) reconciles the
+# history with the tables: rows the table lost become deletes, changed rows
+# updates (old values unknown), new rows inserts, a table without a key is
+# emptied and filled again. Snapshots then equal the tables, `walrev log`
+# shows the gap, `walrev verify` reports it and still passes, the file sink
+# carries it, and the stream goes on from the new slot.
+source "$(dirname "$0")/lib.sh"
+DB=gap_src
+fresh_db $DB
+SRC=$(conninfo $DB)
+SLOT=gapslot
+TMP=$(mktemp -d /tmp/walrev-gap.XXXXXX)
+wpid=
+cleanup() {
+  [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true
+  if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT INT TERM
+
+cat >"$TMP/walrev.conf" <<EOF2
+[file]
+path = $TMP/stream.msgpack
+EOF2
+W() { "$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT "$@"; }
+H="SET search_path = walrev;"
+q $DB "CREATE TABLE t (id int PRIMARY KEY, v text);
+       INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 10) g;
+       CREATE TABLE k (a int, b text);
+       ALTER TABLE k REPLICA IDENTITY FULL;
+       INSERT INTO k VALUES (1, 'x'), (2, 'y'), (3, 'z');"
+W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+
+start_worker() {
+  "$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT run 2>>"$TMP/run.log" &
+  wpid=$!
+}
+stop_worker() { kill -TERM "$wpid"; wait "$wpid" || { tail -20 "$TMP/run.log"; fail "the worker did not stop cleanly"; }; wpid=; }
+markers=0
+catch_up() {
+  markers=$((markers + 1))
+  q $DB "UPDATE t SET v = 'marker $markers' WHERE id = 1"
+  for _ in $(seq 1 300); do
+    [ "$(q $DB "$H SELECT EXISTS (SELECT 1 FROM object_delta_arrays WHERE relid = 'public.t'::regclass
+                AND 'marker $markers' = ANY (new_values))")" = t ] && return 0
+    kill -0 "$wpid" 2>/dev/null || { tail -20 "$TMP/run.log"; fail "the worker died"; }
+    sleep 0.1
+  done
+  tail -20 "$TMP/run.log"; fail "the worker did not catch up with marker $markers"
+}
+expect_exact() { # TABLE
+  expect_eq "the history of $1 equals the table" "$(W snapshot --table "$1" 2>/dev/null | sort)" \
+    "$(q $DB "COPY (SELECT * FROM $1) TO STDOUT" | sort)"
+}
+gaps() { q $DB "$H SELECT count(*) FROM revision WHERE actor_type = 'walrev' AND actor_id = 'gap'"; }
+
+start_worker
+q $DB "UPDATE t SET v = 'seen' WHERE id = 5"
+catch_up
+stop_worker
+expect_eq "no gap while the slot continues the history" "$(gaps)" 0
+
+# --- 1. the slot is dropped while changes happen; walrev setup makes it again ---
+q $DB "UPDATE t SET v = 'x' WHERE id = 2; DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (11, 'new');
+       DELETE FROM k WHERE a = 2; INSERT INTO k VALUES (4, 'w');"
+q $DB "SELECT pg_drop_replication_slot('$SLOT')" >/dev/null
+W setup >"$TMP/setup2.out" 2>&1 || { cat "$TMP/setup2.out"; fail "setup after the slot was dropped"; }
+grep -q 'msg="gap: the replication slot no longer continues the history' "$TMP/setup2.out" \
+  || { cat "$TMP/setup2.out"; fail "setup did not say it found a gap"; }
+grep -q 'kind=slot_missing' "$TMP/setup2.out" || { cat "$TMP/setup2.out"; fail "not named a missing slot"; }
+expect_eq "one gap revision" "$(gaps)" 1
+GAP=$(q $DB "$H SELECT id FROM revision WHERE actor_id = 'gap'")
+expect_eq "the gap revision: the changes it reconciles, and both positions" \
+  "$(q $DB "$H SELECT n_insert, n_update, n_delete, n_truncate, n_snapshot, meta->'gap'->>'kind',
+               (meta->'gap'->>'from_lsn')::pg_lsn < (meta->'gap'->>'to_lsn')::pg_lsn,
+               (meta->'gap'->>'to_lsn')::pg_lsn = commit_lsn, meta->'gap'->'slot_lsn'
+             FROM revision WHERE id = $GAP")" "4|1|1|1|0|slot_missing|t|t|null"
+expect_eq "the gap's deltas of t: key 11 inserted, 2 updated with its old value unknown, 3 deleted" \
+  "$(q $DB "$H SELECT string_agg(op::text || key || ':' || old_unknown, ' ' ORDER BY key) FROM object_delta
+             WHERE revision_id = $GAP AND relid = 'public.t'::regclass")" 'I["11"]:false U["2"]:true D["3"]:true'
+expect_eq "the updated column's old value is flagged unknown" \
+  "$(q $DB "$H SELECT new_values[1], attr_flags[1] & 2 FROM object_delta_arrays
+             WHERE revision_id = $GAP AND relid = 'public.t'::regclass AND op = 'U'")" "x|2"
+expect_exact t
+expect_exact k
+W log >"$TMP/log.out" 2>&1 || { cat "$TMP/log.out"; fail "walrev log"; }
+grep -Eq "^ +$GAP \|.*\| walrev +\| gap +\| gap: changes between " "$TMP/log.out" || { cat "$TMP/log.out"; fail "walrev log does not show the gap"; }
+pass "walrev log shows the gap revision"
+rc=0; W verify >"$TMP/verify.out" 2>&1 || rc=$?
+expect_eq "walrev verify passes with a gap" "$rc" 0
+grep -Eq "^gap: revision $GAP: changes between [0-9A-F]+/[0-9A-F]+ and [0-9A-F]+/[0-9A-F]+ were not seen \(slot_missing\)" "$TMP/verify.out" \
+  || { cat "$TMP/verify.out"; fail "verify does not report the gap"; }
+grep -q "checksum chain holds" "$TMP/verify.out" || { cat "$TMP/verify.out"; fail "verify does not pass"; }
+
+start_worker
+q $DB "UPDATE t SET v = 'after' WHERE id = 2"
+catch_up
+expect_eq "after the gap the stream goes on with exact old values" \
+  "$(q $DB "$H SELECT old_values[1], old_unknown FROM object_delta_arrays WHERE relid = 'public.t'::regclass
+             AND key = '[\"2\"]' ORDER BY revision_id DESC LIMIT 1")" "x|f"
+rc=0; W verify --against-source >"$TMP/vs.out" 2>&1 || rc=$?
+[ $rc = 0 ] || { cat "$TMP/vs.out"; fail "verify --against-source after the gap exited $rc"; }
+pass "verify --against-source finds the history equal to the tables after the gap"
+stop_worker
+
+# --- 2. the slot is advanced past a transaction the worker never saw ---
+q $DB "UPDATE t SET v = 'skipped' WHERE id = 4; DELETE FROM t WHERE id = 6;"
+q $DB "SELECT pg_replication_slot_advance('$SLOT', pg_current_wal_lsn())" >/dev/null
+start_worker
+catch_up
+expect_eq "a second gap revision" "$(gaps)" 2
+GAP2=$(q $DB "$H SELECT max(id) FROM revision WHERE actor_id = 'gap'")
+expect_eq "the advanced slot's gap: what it skipped, and where the slot stood" \
+  "$(q $DB "$H SELECT meta->'gap'->>'kind', n_update, n_delete, n_insert,
+               (meta->'gap'->>'slot_lsn')::pg_lsn > (meta->'gap'->>'from_lsn')::pg_lsn
+             FROM revision WHERE id = $GAP2")" "slot_advanced|1|1|0|t"
+grep -q 'kind=slot_advanced' "$TMP/run.log" || { tail -20 "$TMP/run.log"; fail "the worker did not log the gap"; }
+expect_exact t
+expect_exact k
+
+# --- 3. no false gap: a worker idle while other databases write WAL, killed, restarted ---
+q postgres "DROP TABLE IF EXISTS gap_noise; CREATE TABLE gap_noise (id int); INSERT INTO gap_noise SELECT generate_series(1, 5000)"
+TARGET=$(current_lsn postgres)
+for _ in $(seq 150); do
+  [ "$(q $DB "SELECT confirmed_flush_lsn >= '$TARGET' FROM pg_replication_slots WHERE slot_name = '$SLOT'")" = t ] && break
+  sleep 0.1
+done
+expect_eq "the idle slot is confirmed past other databases' WAL" \
+  "$(q $DB "SELECT confirmed_flush_lsn >= '$TARGET' FROM pg_replication_slots WHERE slot_name = '$SLOT'")" t
+expect_eq "the history store recorded that position first" \
+  "$(q $DB "$H SELECT end_lsn >= (SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '$SLOT')
+             FROM checkpoint WHERE slot_name = '$SLOT'")" t
+kill -9 "$wpid"; wait "$wpid" 2>/dev/null || true; wpid=
+start_worker
+catch_up
+expect_eq "no gap after a restart of a worker that confirmed idle WAL" "$(gaps)" 2
+stop_worker
+
+# --- the file sink carries the gap revision with its changes ---
+/usr/bin/python3 - "$TMP/stream.msgpack" >"$TMP/file.out" <<'PY'
+import sys, msgpack
+with open(sys.argv[1], 'rb') as f:
+    for m in msgpack.Unpacker(f, raw=False):
+        if m.get('type') == 'revision' and (m.get('actor') or {}).get('id') == 'gap':
+            print('revision', m['revision']['id'])
+        c = m.get('context') or {}
+        if m.get('type') == 'delta' and c.get('meta_json') and '"gap"' in c['meta_json']:
+            t = m['table']['name']
+            print('delta', t, m['op'], m.get('key') if t == 't' else '')
+PY
+expect_eq "the file sink holds both gap revisions and their changes" "$(sort "$TMP/file.out" | uniq -c | awk '{$1=$1};1' | sort)" \
+"$(printf '%s\n' "3 delta k insert" "1 delta k truncate" "1 delta t delete [\"3\"]" "1 delta t delete [\"6\"]" \
+  "1 delta t insert [\"11\"]" "1 delta t update [\"2\"]" "1 delta t update [\"4\"]" "1 revision $GAP" "1 revision $GAP2" | sort)"
