@@ -311,7 +311,10 @@ WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler 
     ctx = gap_context(g, slot_name, cp);
     st = assembler_baseline_begin(a, cp, pg_now_us(), ctx, err);
     for (int i = 0; st == WR_OK && i < PQntuples(list); i++) {
-        if (tracking_table_excluded(cfg->tracking, PQgetvalue(list, i, 1), PQgetvalue(list, i, 2))) continue;
+        /* walrev's own tables on the source (the table log) are machinery, not history */
+        if (tracking_table_excluded(cfg->tracking, PQgetvalue(list, i, 1), PQgetvalue(list, i, 2)) ||
+            strcmp(PQgetvalue(list, i, 1), cfg->history_schema) == 0)
+            continue;
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(list, i, 0), NULL, 10);
         ReconQuery q = {.src = src, .hist = hist, .schema_q = schema_q, .rev = rev, .rc = rc, .want_values = true};
         ReconTable t;

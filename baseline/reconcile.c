@@ -575,7 +575,9 @@ int reconcile_command(const BaselineConfig *cfg, const char *slot_name, int argc
             wr_error_set(&err, WR_FATAL, "table %s does not exist in the source database", PQgetvalue(list, i, 1));
             goto out;
         }
-        if (ntables == 0 && tracking_table_excluded(cfg->tracking, PQgetvalue(list, i, 2), PQgetvalue(list, i, 3)))
+        /* walrev's own tables on the source (the table log) are machinery, not history */
+        if (ntables == 0 && (tracking_table_excluded(cfg->tracking, PQgetvalue(list, i, 2), PQgetvalue(list, i, 3)) ||
+                             strcmp(PQgetvalue(list, i, 2), cfg->history_schema) == 0))
             continue;
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(list, i, 0), NULL, 10);
         ReconQuery q = {.src = src, .hist = hist, .schema_q = schema_q, .rev = rev, .rc = rc_cache};
