@@ -19,6 +19,7 @@
 #include "baseline/reconcile.h"
 #include "common/log.h"
 #include "decoder/stream.h"
+#include "pgio/pgio.h"
 #include "schema/store_sql.h"
 
 static WrStatus sql_error(PGconn *c, const PGresult *r, const char *what, WrError *err)
@@ -28,22 +29,14 @@ static WrStatus sql_error(PGconn *c, const PGresult *r, const char *what, WrErro
     char msg[400];
     snprintf(msg, sizeof(msg), "%s", m ? m : PQerrorMessage(c));
     msg[strcspn(msg, "\n")] = '\0';
-    bool lost = PQstatus(c) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0);
-    return wr_error_set(err, lost ? WR_RETRY : WR_FATAL, "gap: %s: %s", what, msg);
+    return wr_error_set(err, pgio_status(c, state), "gap: %s: %s", what, msg);
 }
 
 static PGconn *connect_plain(const char *conninfo, const char *what, WrError *err)
 {
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {conninfo, "walrev-gap", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(c) == CONNECTION_OK) return c;
-    char msg[400];
-    snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
-    msg[strcspn(msg, "\n")] = '\0';
-    wr_error_set(err, WR_RETRY, "gap: %s: %s", what, msg);
-    PQfinish(c);
-    return NULL;
+    PgioConnect how = {.what = what, .app_name = "walrev-gap"};
+    PGconn *c = NULL;
+    return pgio_connect(conninfo, &how, &c, err) == WR_OK ? c : NULL;
 }
 
 WrStatus gap_check(const char *source_conninfo, const char *slot_name, Lsn history_lsn, GapCheck *out,
@@ -51,8 +44,8 @@ WrStatus gap_check(const char *source_conninfo, const char *slot_name, Lsn histo
 {
     memset(out, 0, sizeof(*out));
     out->history_lsn = history_lsn;
-    PGconn *c = connect_plain(source_conninfo, "source", err);
-    if (!c) return WR_RETRY;
+    PGconn *c = connect_plain(source_conninfo, "gap: source", err);
+    if (!c) return err->status;
     const char *params[1] = {slot_name};
     PGresult *r = PQexecParams(c,
                                "SELECT confirmed_flush_lsn::text, wal_status, plugin, slot_type, "
@@ -238,8 +231,8 @@ WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler 
     Gap gap = {.a = a, .f = f};
     int tables = 0;
 
-    if (!(src = connect_plain(cfg->source_conninfo, "source", err))) {
-        st = WR_RETRY;
+    if (!(src = connect_plain(cfg->source_conninfo, "gap: source", err))) {
+        st = err->status;
         goto done;
     }
     if (g->slot_exists) {
@@ -277,8 +270,8 @@ WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler 
         PQclear(r);
         if (st != WR_OK) goto done;
     }
-    if (!(hist = connect_plain(cfg->history_conninfo, "history store", err))) {
-        st = WR_RETRY;
+    if (!(hist = connect_plain(cfg->history_conninfo, "gap: history store", err))) {
+        st = err->status;
         goto done;
     }
     int64_t rev = 0;

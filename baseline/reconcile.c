@@ -19,6 +19,7 @@
 
 #include "decoder/assembler.h"
 #include "decoder/stream.h"
+#include "pgio/pgio.h"
 #include "schema/store_sql.h"
 
 /* ---- SQL ---- */
@@ -30,8 +31,7 @@ static WrStatus sql_fail(PGconn *c, const PGresult *r, const char *what, WrError
     char msg[400];
     snprintf(msg, sizeof(msg), "%s", m ? m : PQerrorMessage(c));
     msg[strcspn(msg, "\n")] = '\0';
-    bool lost = PQstatus(c) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0);
-    return wr_error_set(err, lost ? WR_RETRY : WR_FATAL, "%s: %s%s%s", what, msg, state ? " sqlstate=" : "",
+    return wr_error_set(err, pgio_status(c, state), "%s: %s%s%s", what, msg, state ? " sqlstate=" : "",
                         state ? state : "");
 }
 
@@ -367,18 +367,9 @@ static WrStatus print_diff(void *arg, const ReconTable *t, const ReconDiff *d, W
 
 static PGconn *connect_plain(const char *conninfo, const char *what, WrError *err)
 {
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {conninfo, "walrev-verify", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(c) != CONNECTION_OK) {
-        char msg[400];
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
-        msg[strcspn(msg, "\n")] = '\0';
-        wr_error_set(err, WR_RETRY, "%s: %s", what, msg);
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
+    PgioConnect how = {.what = what, .app_name = "walrev-verify"};
+    PGconn *c = NULL;
+    return pgio_connect(conninfo, &how, &c, err) == WR_OK ? c : NULL;
 }
 
 static bool exec_ok(PGconn *c, const char *sql, ExecStatusType want, const char *what, WrError *err)

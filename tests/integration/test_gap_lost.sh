@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# A slot invalidated by max_slot_wal_keep_size (wal_status lost) is never
+# silent (issue 13.8): on a private cluster that keeps at most 1 MB of WAL for
+# slots, the worker is stopped, rows change, enough WAL passes for a
+# checkpoint to invalidate the slot; the next start records a gap revision of
+# kind slot_lost (the slot is dropped and made anew), after which the history
+# equals the table and the stream goes on.
+source "$(dirname "$0")/lib.sh"
+TMP=$(mktemp -d /tmp/walrev-gaplost.XXXXXX)
+C=$TMP/cluster
+wpid=
+cleanup() {
+  [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true
+  bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" stop "$C" >/dev/null 2>&1 || true
+  if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT INT TERM
+bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" start "$C" "max_slot_wal_keep_size = 1MB" >/dev/null \
+  || fail "private cluster did not start"
+export PGPORT=$(cat "$C/port")
+DB=lost_src
+q postgres "CREATE DATABASE $DB"
+SRC=$(conninfo $DB)
+SLOT=lostslot
+W() { "$WALREV_BIN" --source "$SRC" --slot $SLOT "$@"; }
+H="SET search_path = walrev;"
+q $DB "CREATE TABLE t (id int PRIMARY KEY, v text);
+       INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20) g;"
+q postgres "CREATE TABLE filler (x text)"
+W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+"$WALREV_BIN" --source "$SRC" --slot $SLOT run 2>>"$TMP/run.log" &
+wpid=$!
+q $DB "UPDATE t SET v = 'seen' WHERE id = 1"
+for _ in $(seq 1 300); do
+  [ "$(q $DB "$H SELECT count(*) FROM object_delta WHERE relid = 'public.t'::regclass AND op = 'U'")" = 1 ] && break
+  sleep 0.1
+done
+kill -TERM "$wpid"; wait "$wpid" || fail "the worker did not stop cleanly"; wpid=
+
+q $DB "UPDATE t SET v = 'lost' WHERE id = 2; DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (21, 'new')"
+# WAL past the slot's 1 MB (in another database): three segments and checkpoints
+for _ in 1 2 3; do
+  q postgres "INSERT INTO filler SELECT repeat(md5(g::text), 30) FROM generate_series(1, 20000) g; SELECT pg_switch_wal(); CHECKPOINT;" >/dev/null
+done
+expect_eq "the slot was invalidated" "$(q $DB "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$SLOT'")" lost
+
+"$WALREV_BIN" --source "$SRC" --slot $SLOT run 2>>"$TMP/run.log" &
+wpid=$!
+for _ in $(seq 1 300); do
+  [ "$(q $DB "$H SELECT count(*) FROM revision WHERE actor_type = 'walrev' AND actor_id = 'gap'")" = 1 ] && break
+  kill -0 "$wpid" 2>/dev/null || { cat "$TMP/run.log"; fail "the worker died"; }
+  sleep 0.1
+done
+expect_eq "a gap revision of kind slot_lost, reconciling t" \
+  "$(q $DB "$H SELECT r.meta->'gap'->>'kind', string_agg(d.op::text || d.key, ' ' ORDER BY d.key)
+             FROM revision r JOIN object_delta d ON d.revision_id = r.id AND d.relid = 'public.t'::regclass
+             WHERE r.actor_id = 'gap' GROUP BY 1")" 'slot_lost|U["2"] I["21"] D["3"]'
+grep -q 'kind=slot_lost' "$TMP/run.log" || { cat "$TMP/run.log"; fail "the gap is not in the log"; }
+expect_eq "the slot was made anew" "$(q $DB "SELECT wal_status <> 'lost' FROM pg_replication_slots WHERE slot_name = '$SLOT'")" t
+q $DB "UPDATE t SET v = 'after' WHERE id = 4"
+for _ in $(seq 1 300); do
+  [ "$(q $DB "$H SELECT count(*) FROM object_delta_arrays WHERE relid = 'public.t'::regclass AND 'after' = ANY (new_values)")" = 1 ] && break
+  sleep 0.1
+done
+expect_eq "the history of t equals the table" "$(W snapshot --table t 2>/dev/null | sort)" \
+  "$(q $DB "COPY (SELECT * FROM t) TO STDOUT" | sort)"
+kill -TERM "$wpid"; wait "$wpid" || fail "the worker did not stop cleanly"; wpid=
