@@ -1165,13 +1165,18 @@ WrStatus assembler_gap_row(Assembler *a, const RelationVersion *rv, DeltaOp op, 
     if (!a->in_txn) return wr_error_set(err, WR_PROTOCOL, "gap row outside a revision");
     if (relcache_is_excluded(a->relcache, rv)) return WR_OK;
     ensure_width(a, rv->ncols);
+    a->keyless_unmatched = false;
+    a->old_row_valid = false;
     switch (op) {
     case DELTA_INSERT:
         for (uint16_t i = 0; i < rv->ncols; i++) {
             a->new_vals[i] = vals[i];
             a->new_state[i] = vals[i].data ? 0 : 1;
         }
-        build_key(&a->key, rv, a->new_vals);
+        if (digest_rel_has_key(rv))
+            build_key(&a->key, rv, a->new_vals);
+        else
+            synthetic_key(a, &a->key);
         return do_insert(a, rv, DELTA_INSERT, a->new_vals, a->key.data, err);
     case DELTA_DELETE:
         /* What the row held when it went is not known: whatever the history
@@ -1187,6 +1192,7 @@ WrStatus assembler_gap_row(Assembler *a, const RelationVersion *rv, DeltaOp op, 
     case DELTA_UPDATE: break;
     default: return wr_error_set(err, WR_PROTOCOL, "gap row of operation %c", (char)op);
     }
+    if (!digest_rel_has_key(rv)) return wr_error_set(err, WR_PROTOCOL, "gap update of a table without a key");
     for (uint16_t i = 0; i < rv->ncols; i++) {
         a->new_vals[i] = vals[i];
         a->new_state[i] = vals[i].data ? 0 : 1;
@@ -1198,6 +1204,7 @@ WrStatus assembler_gap_row(Assembler *a, const RelationVersion *rv, DeltaOp op, 
     /* Every column whose value differs from what the history holds; its old
      * value is flagged unknown (the history's is not necessarily the value
      * the row had just before: changes in the gap are lost). */
+    digest_hidden(a, rv, a->new_vals);
     uint16_t n = 0;
     for (uint16_t i = 0; i < rv->ncols; i++) {
         a->after_vals[i] = a->new_vals[i];
@@ -1206,21 +1213,19 @@ WrStatus assembler_gap_row(Assembler *a, const RelationVersion *rv, DeltaOp op, 
         if (mode == TRACK_UNTRACKED) continue;
         bool changed = true;
         if (known && !a->old_unknown[i]) {
-            if (mode == TRACK_HIDDEN) {
-                uint8_t h[WALREV_CHECKSUM_LEN];
-                hidden_digest(&a->new_vals[i], h);
+            if (mode == TRACK_HIDDEN)
                 changed = !(a->old_vals[i].data && a->old_vals[i].len == WALREV_CHECKSUM_LEN &&
-                            memcmp(a->old_vals[i].data, h, sizeof(h)) == 0);
-            } else {
+                            memcmp(a->old_vals[i].data, a->hidden_hash[i], WALREV_CHECKSUM_LEN) == 0);
+            else
                 changed = !value_equal(&a->old_vals[i], &a->new_vals[i]);
-            }
         }
         if (!changed) continue;
         AttributeDelta *ad = &a->attrs[n++];
         memset(ad, 0, sizeof(*ad));
         ad->col_id = rv->cols[i].col_id;
         if (mode == TRACK_HIDDEN) {
-            ad->flags = ATTR_HIDDEN;
+            ad->flags = ATTR_HIDDEN | ATTR_OLD_UNKNOWN;
+            ad->digest = a->hidden_hash[i];
         } else {
             ad->new_value = a->new_vals[i];
             ad->flags = ATTR_OLD_UNKNOWN;
