@@ -197,7 +197,7 @@ static WrStatus ensure_begun(Assembler *a, WrError *err)
 {
     if (a->begun) return WR_OK;
     a->begun = true;
-    a->rev.id = a->last_id + 1;
+    a->rev.id = a->cfg.ids_from_commit_lsn ? (int64_t)a->rev.commit_lsn : a->last_id + 1;
     memcpy(a->rev.parent_checksum, a->last_checksum, WALREV_CHECKSUM_LEN);
     a->rev.origin = a->has_origin ? a->origin.data : NULL;
     revhash_begin(a->hasher);

@@ -70,6 +70,11 @@ typedef struct {
     const TrackingRules *rules; /* borrowed; NULL tracks everything */
     size_t row_cache_bytes;     /* 0: default 16 MiB */
     const DigestKey *digest_key; /* the store's secret (copied); NULL: a random one for this process */
+    /* No sink keeps a position (Kafka only, stdout): a revision's id is its
+     * commit LSN as an integer instead of last id + 1, so ids stay unique
+     * and increasing across restarts and crashes, and a transaction the slot
+     * resends keeps its id (docs/kafka-format.md#revision-ids). */
+    bool ids_from_commit_lsn;
 } AssemblerConfig;
 
 typedef struct Assembler Assembler;

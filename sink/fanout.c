@@ -93,6 +93,13 @@ WrStatus fanout_open(Fanout *f, SinkPosition *start, WrError *err)
     return WR_OK;
 }
 
+bool fanout_has_position(const Fanout *f)
+{
+    for (int i = 0; i < f->n; i++)
+        if (f->sinks[i].pos.known) return true;
+    return false;
+}
+
 /* ---- one revision ---- */
 
 WrStatus fanout_relation(Fanout *f, const RelationVersion *rv, WrError *err)

@@ -563,8 +563,10 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     const SinkPosition *hpos = p->history_index >= 0 ? fanout_position(p->fanout, p->history_index) : NULL;
     bool have_key = hpos && hpos->has_digest_key;
     if (have_key) memcpy(dkey.key, hpos->digest_key, sizeof(dkey.key));
+    /* Kafka alone keeps no position: ids from commit LSNs, never 1 again after a restart. */
     AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes,
-                            .digest_key = have_key ? &dkey : NULL};
+                            .digest_key = have_key ? &dkey : NULL,
+                            .ids_from_commit_lsn = !fanout_has_position(p->fanout)};
     AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
                            .delta = out_delta, .commit = out_commit, .lookup_row = out_lookup,
                            .primary_key = out_primary_key, .find_row = out_find_row,
@@ -742,7 +744,8 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
     DigestKey dkey;
     memcpy(dkey.key, hist.digest_key, sizeof(dkey.key));
     AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes,
-                            .digest_key = hist.has_digest_key ? &dkey : NULL};
+                            .digest_key = hist.has_digest_key ? &dkey : NULL,
+                            .ids_from_commit_lsn = !fanout_has_position(p->fanout)};
     AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
                            .delta = out_delta, .commit = out_commit};
     if (has_history) {
