@@ -56,7 +56,7 @@ struct Assembler {
     ParsedContext parsed;
     RevisionContext cur_ctx;      /* in force; no == 0 when none */
     RevisionContext first_ctx;
-    StrBuf first_bufs[6];         /* type, id, actor json, description, meta, raw */
+    StrBuf first_bufs[9];         /* type, id, actor json, description, meta, raw, session/current user, app */
     StrBuf cur_raw;
 
     /* per-change scratch, grown to the widest relation */
@@ -99,7 +99,7 @@ Assembler *assembler_create(const AssemblerConfig *cfg, const AssemblerOutput *o
     strbuf_init(&a->key2);
     strbuf_init(&a->lookup_storage);
     strbuf_init(&a->cur_raw);
-    for (int i = 0; i < 6; i++) strbuf_init(&a->first_bufs[i]);
+    for (int i = 0; i < 9; i++) strbuf_init(&a->first_bufs[i]);
     context_init(&a->parsed);
     return a;
 }
@@ -131,7 +131,7 @@ void assembler_destroy(Assembler *a)
     strbuf_free(&a->key2);
     strbuf_free(&a->lookup_storage);
     strbuf_free(&a->cur_raw);
-    for (int i = 0; i < 6; i++) strbuf_free(&a->first_bufs[i]);
+    for (int i = 0; i < 9; i++) strbuf_free(&a->first_bufs[i]);
     context_term(&a->parsed);
     free_scratch(a);
     free(a->ddl_seen);
@@ -265,7 +265,8 @@ static WrStatus handle_context(Assembler *a, const PgoLogicalMessage *m, bool tr
     if (!m->transactional) return WR_OK; /* outside any transaction: not a context of one */
     if (a->skipping) return WR_OK;
     StrBuf *fb = a->first_bufs;
-    context_parse(&a->parsed, (const char *)m->content, m->content_len, trusted ? CONTEXT_TRUSTED : 0,
+    ContextKey key = {a->cfg.attest_ipad, a->cfg.attest_opad, a->rev.xid};
+    context_parse(&a->parsed, (const char *)m->content, m->content_len, trusted ? CONTEXT_TRUSTED : 0, &key,
                   &a->warnings);
     ParsedContext *p = &a->parsed;
     WrStatus st = ensure_begun(a, err);
@@ -283,6 +284,10 @@ static WrStatus handle_context(Assembler *a, const PgoLogicalMessage *m, bool tr
     c->meta_json = p->has_meta ? p->meta_json.data : NULL;
     c->raw = a->cur_raw.data;
     c->raw_len = a->cur_raw.len;
+    c->attested = p->attested;
+    c->session_user = p->attested ? p->session_user.data : NULL;
+    c->current_user = p->attested && p->has_current_user ? p->current_user.data : NULL;
+    c->application_name = p->attested ? p->application_name.data : NULL;
 
     if (no == 1) {
         RevisionContext *f = &a->first_ctx;
@@ -299,6 +304,12 @@ static WrStatus handle_context(Assembler *a, const PgoLogicalMessage *m, bool tr
         f->description = c->description ? fb[3].data : NULL;
         f->meta_json = c->meta_json ? fb[4].data : NULL;
         f->raw = fb[5].data;
+        set_buf(&fb[6], c->session_user, c->session_user ? strlen(c->session_user) : 0);
+        set_buf(&fb[7], c->current_user, c->current_user ? strlen(c->current_user) : 0);
+        set_buf(&fb[8], c->application_name, c->application_name ? strlen(c->application_name) : 0);
+        f->session_user = c->session_user ? fb[6].data : NULL;
+        f->current_user = c->current_user ? fb[7].data : NULL;
+        f->application_name = c->application_name ? fb[8].data : NULL;
         a->rev.first_context = f;
     }
     if (p->suppress) {

@@ -75,6 +75,10 @@ typedef struct {
      * and increasing across restarts and crashes, and a transaction the slot
      * resends keeps its id (docs/kafka-format.md#revision-ids). */
     bool ids_from_commit_lsn;
+    /* The attestation key's pads (64 bytes each, <schema>.context_key on the
+     * source), borrowed for the assembler's life; NULL: no context can be
+     * attested (recorded unverified). */
+    const uint8_t *attest_ipad, *attest_opad;
 } AssemblerConfig;
 
 typedef struct Assembler Assembler;

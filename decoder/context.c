@@ -7,6 +7,9 @@
 #include "common/textsafe.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void context_init(ParsedContext *c)
@@ -17,6 +20,9 @@ void context_init(ParsedContext *c)
     strbuf_init(&c->actor_json);
     strbuf_init(&c->description);
     strbuf_init(&c->meta_json);
+    strbuf_init(&c->session_user);
+    strbuf_init(&c->current_user);
+    strbuf_init(&c->application_name);
 }
 
 void context_term(ParsedContext *c)
@@ -26,6 +32,9 @@ void context_term(ParsedContext *c)
     strbuf_free(&c->actor_json);
     strbuf_free(&c->description);
     strbuf_free(&c->meta_json);
+    strbuf_free(&c->session_user);
+    strbuf_free(&c->current_user);
+    strbuf_free(&c->application_name);
 }
 
 static void reset(ParsedContext *c)
@@ -37,6 +46,10 @@ static void reset(ParsedContext *c)
     strbuf_reset(&c->meta_json);
     c->has_actor_type = c->has_actor_id = c->has_actor_json = c->has_description = c->has_meta = false;
     c->suppress = false;
+    strbuf_reset(&c->session_user);
+    strbuf_reset(&c->current_user);
+    strbuf_reset(&c->application_name);
+    c->attested = c->has_current_user = false;
 }
 
 static void dump_into(json_t *v, StrBuf *out)
@@ -108,35 +121,9 @@ static bool scalar_text(json_t *v, StrBuf *out)
     return false;
 }
 
-void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flags, StrBuf *warnings)
+/* The caller's context object: actor, description, meta, suppress. */
+static void parse_root(ParsedContext *c, json_t *root, StrBuf *warnings)
 {
-    reset(c);
-    if (len > CONTEXT_MAX_BYTES) {
-        strbuf_appendf(warnings,
-                       "context: message of %zu bytes exceeds %zu bytes: not applied (its raw bytes are "
-                       "recorded in part, with their hash)\n",
-                       len, CONTEXT_MAX_BYTES);
-        return;
-    }
-    if (!text_is_safe(json, len)) {
-        strbuf_appendf(warnings,
-                       "context: message of %zu bytes is not valid UTF-8 text (or holds NUL bytes): not "
-                       "applied (recorded sanitised, with the hash of its bytes)\n",
-                       len);
-        return;
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-    if (!root) {
-        strbuf_appendf(warnings, "context: invalid JSON at line %d column %d: %s\n", jerr.line,
-                       jerr.column, jerr.text);
-        return;
-    }
-    if (!json_is_object(root)) {
-        strbuf_append_str(warnings, "context: expected a JSON object\n");
-        json_decref(root);
-        return;
-    }
     const char *k;
     json_t *v;
     json_object_foreach(root, k, v) {
@@ -190,6 +177,139 @@ void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flag
             text_sanitize(warnings, k, strlen(k), 64); /* whole characters only */
             strbuf_append_str(warnings, "\" ignored\n");
         }
+    }
+}
+
+static void append_len_prefixed(StrBuf *m, const char *s, size_t len)
+{
+    strbuf_appendf(m, "%zu:", len);
+    strbuf_append(m, s, len);
+}
+
+static bool hex_equal(const char *hex, const uint8_t *sum, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    if (!hex || strlen(hex) != 2 * n) return false;
+    for (size_t i = 0; i < n; i++)
+        if (hex[2 * i] != digits[sum[i] >> 4] || hex[2 * i + 1] != digits[sum[i] & 15]) return false;
+    return true;
+}
+
+/* HMAC-SHA256 from the key's pads: SHA-256(opad || SHA-256(ipad || m)). */
+static void hmac_from_pads(const ContextKey *key, const StrBuf *m, uint8_t out[32])
+{
+    uint8_t inner[32];
+    unsigned int n = 0;
+    EVP_MD_CTX *x = EVP_MD_CTX_new();
+    if (!x) abort();
+    EVP_DigestInit_ex(x, EVP_sha256(), NULL);
+    EVP_DigestUpdate(x, key->ipad, 64);
+    EVP_DigestUpdate(x, m->data, m->len);
+    EVP_DigestFinal_ex(x, inner, &n);
+    EVP_DigestInit_ex(x, EVP_sha256(), NULL);
+    EVP_DigestUpdate(x, key->opad, 64);
+    EVP_DigestUpdate(x, inner, sizeof(inner));
+    EVP_DigestFinal_ex(x, out, &n);
+    EVP_MD_CTX_free(x);
+}
+
+/*
+ * The server's attestation around a context (context.h): checked against
+ * the key and the transaction, so only walrev.context() on the source can
+ * make one; a copy replayed into another transaction does not verify.
+ */
+static void read_attestation(ParsedContext *c, json_t *att, const char *inner, size_t inner_len, unsigned flags,
+                             const ContextKey *key, StrBuf *warnings)
+{
+    json_t *su = json_object_get(att, "session_user"), *cu = json_object_get(att, "current_user"),
+           *app = json_object_get(att, "application_name"), *xid = json_object_get(att, "xid"),
+           *sig = json_object_get(att, "sig");
+    if (!json_is_string(su) || !(json_is_string(cu) || json_is_null(cu) || !cu) || !json_is_string(app) ||
+        !json_is_string(xid) || !json_is_string(sig)) {
+        strbuf_append_str(warnings, "context: malformed attestation: server identity not recorded\n");
+        return;
+    }
+    bool ok = (flags & CONTEXT_ATTEST_UNCHECKED) != 0;
+    if (!ok && key && key->ipad && key->opad) {
+        char want_xid[16];
+        snprintf(want_xid, sizeof(want_xid), "%u", key->xid);
+        StrBuf m;
+        strbuf_init(&m);
+        append_len_prefixed(&m, json_string_value(su), json_string_length(su));
+        append_len_prefixed(&m, json_is_string(cu) ? json_string_value(cu) : "",
+                            json_is_string(cu) ? json_string_length(cu) : 0);
+        append_len_prefixed(&m, json_string_value(app), json_string_length(app));
+        append_len_prefixed(&m, json_string_value(xid), json_string_length(xid));
+        append_len_prefixed(&m, inner, inner_len);
+        uint8_t sum[32];
+        hmac_from_pads(key, &m, sum);
+        strbuf_free(&m);
+        ok = hex_equal(json_string_value(sig), sum, sizeof(sum)) && strcmp(json_string_value(xid), want_xid) == 0;
+    }
+    if (!ok) {
+        strbuf_append_str(warnings, "context: attestation does not verify (not made by walrev.context() in this "
+                                    "transaction): server identity not recorded\n");
+        return;
+    }
+    c->attested = true;
+    text_sanitize(&c->session_user, json_string_value(su), json_string_length(su), SIZE_MAX);
+    if (json_is_string(cu)) {
+        text_sanitize(&c->current_user, json_string_value(cu), json_string_length(cu), SIZE_MAX);
+        c->has_current_user = true;
+    }
+    text_sanitize(&c->application_name, json_string_value(app), json_string_length(app), SIZE_MAX);
+}
+
+/* Load text as a JSON object; NULL with a warning otherwise. */
+static json_t *load_object(const char *json, size_t len, StrBuf *warnings)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (!root) {
+        strbuf_appendf(warnings, "context: invalid JSON at line %d column %d: %s\n", jerr.line, jerr.column,
+                       jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        strbuf_append_str(warnings, "context: expected a JSON object\n");
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flags, const ContextKey *key,
+                   StrBuf *warnings)
+{
+    reset(c);
+    if (len > CONTEXT_MAX_BYTES) {
+        strbuf_appendf(warnings,
+                       "context: message of %zu bytes exceeds %zu bytes: not applied (its raw bytes are "
+                       "recorded in part, with their hash)\n",
+                       len, CONTEXT_MAX_BYTES);
+        return;
+    }
+    if (!text_is_safe(json, len)) {
+        strbuf_appendf(warnings,
+                       "context: message of %zu bytes is not valid UTF-8 text (or holds NUL bytes): not "
+                       "applied (recorded sanitised, with the hash of its bytes)\n",
+                       len);
+        return;
+    }
+    json_t *root = load_object(json, len, warnings);
+    if (!root) return;
+    json_t *att = json_object_get(root, "walrev_attest");
+    json_t *inner = json_object_get(root, "context");
+    if (json_is_object(att) && json_is_string(inner) && json_object_size(root) == 2) {
+        const char *text = json_string_value(inner);
+        size_t text_len = json_string_length(inner);
+        read_attestation(c, att, text, text_len, flags, key, warnings);
+        json_t *ctx = text_is_safe(text, text_len) ? load_object(text, text_len, warnings) : NULL;
+        if (!text_is_safe(text, text_len)) strbuf_append_str(warnings, "context: NUL in the context text\n");
+        if (ctx) parse_root(c, ctx, warnings);
+        json_decref(ctx);
+    } else {
+        parse_root(c, root, warnings);
     }
     json_decref(root);
     if (c->has_actor_type) bounded_text(&c->actor_type, "actor.type", CONTEXT_ACTOR_TYPE_MAX, warnings);

@@ -17,7 +17,24 @@ typedef struct {
     StrBuf meta_json;
     bool has_actor_type, has_actor_id, has_actor_json, has_description, has_meta;
     bool suppress;
+    /* What the server attested (walrev.context() on the source, SECURITY
+     * DEFINER, signs them with a key only walrev's role can read): set only
+     * when attested is true. current_user is absent when the session user
+     * is not a member of the role the caller ran as. */
+    bool attested;
+    StrBuf session_user, current_user, application_name;
+    bool has_current_user;
 } ParsedContext;
+
+/*
+ * The attestation key: HMAC-SHA256 with the key's inner and outer pads
+ * (64 bytes each, as stored in <schema>.context_key on the source), and the
+ * transaction the message must belong to. Borrowed for the call.
+ */
+typedef struct {
+    const uint8_t *ipad, *opad; /* NULL: no key known, nothing can be attested */
+    uint32_t xid;
+} ContextKey;
 
 /*
  * Bounds (docs/history-store.md#contexts): actor type and id are indexed, so
@@ -33,6 +50,9 @@ typedef struct {
 
 /* context_parse flags */
 #define CONTEXT_TRUSTED 0x01 /* written by walrev itself: may use the reserved actor type */
+/* Take a well-formed attestation as attested without the key (walrev verify,
+ * which re-derives the columns and has no key; the worker checked it). */
+#define CONTEXT_ATTEST_UNCHECKED 0x02
 
 void context_init(ParsedContext *c);
 void context_term(ParsedContext *c);
@@ -44,6 +64,16 @@ void context_term(ParsedContext *c);
  * Deterministic: the same bytes and flags give the same fields (walrev
  * verify re-derives them from the stored raw message).
  */
-void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flags, StrBuf *warnings);
+void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flags, const ContextKey *key,
+                   StrBuf *warnings);
+
+/*
+ * The attested form walrev.context() emits (docs/history-store.md#who-acted):
+ * {"walrev_attest": {"session_user", "current_user", "application_name",
+ * "xid", "sig"}, "context": "<the caller's context text>"}, sig =
+ * HMAC-SHA256(key, L(session_user) L(current_user) L(application_name) L(xid)
+ * L(context)) in hex, L(x) = "<octet length>:" x, current_user "" when
+ * absent. context_parse takes the inner context from it.
+ */
 
 #endif

@@ -63,18 +63,27 @@ static const char *context_mismatch(const PGresult *r, int row, ParsedContext *p
                *desc = field(r, row, 7), *meta = field(r, row, 8);
     if (hashed) {
         /* Not text the worker could parse (or over the bound): nothing was applied from it. */
-        context_parse(p, "", 0, 0, scratch); /* resets p: every field absent */
+        context_parse(p, "", 0, 0, NULL, scratch); /* resets p: every field absent */
     } else {
         strbuf_reset(scratch);
         /* Only walrev's own contexts may carry the reserved actor type; a user's claim left a
          * warning on its revision (which the chain covers), and was parsed untrusted. */
-        context_parse(p, raw ? raw : "", raw ? strlen(raw) : 0, reserved_warned ? 0 : CONTEXT_TRUSTED, scratch);
+        /* The signature needs the source's key, which the history store does not hold: the
+         * worker checked it; here a well-formed attestation gives the identity columns. */
+        context_parse(p, raw ? raw : "", raw ? strlen(raw) : 0,
+                      (reserved_warned ? 0 : CONTEXT_TRUSTED) | CONTEXT_ATTEST_UNCHECKED, NULL, scratch);
     }
     if (!text_equal(type, p->has_actor_type, &p->actor_type)) return "actor_type";
     if (!text_equal(id, p->has_actor_id, &p->actor_id)) return "actor_id";
     if (!json_text_equal(actor, p->has_actor_json, &p->actor_json)) return "actor";
     if (!text_equal(desc, p->has_description, &p->description)) return "description";
     if (!json_text_equal(meta, p->has_meta, &p->meta_json)) return "meta";
+    const char *attested = field(r, row, 10);
+    if (attested && attested[0] == 't' && !p->attested) return "attested";
+    bool att = attested && attested[0] == 't';
+    if (!text_equal(field(r, row, 11), att, &p->session_user)) return "db_session_user";
+    if (!text_equal(field(r, row, 12), att && p->has_current_user, &p->current_user)) return "db_current_user";
+    if (!text_equal(field(r, row, 13), att, &p->application_name)) return "application_name";
     return NULL;
 }
 
@@ -96,11 +105,14 @@ WrStatus verify_contexts(PGconn *conn, const char *qs, int64_t *first_bad, char 
                    "SELECT r.id, CASE WHEN r.actor_type IS DISTINCT FROM c.actor_type THEN 'actor_type' "
                    "WHEN r.actor_id IS DISTINCT FROM c.actor_id THEN 'actor_id' "
                    "WHEN r.actor IS DISTINCT FROM c.actor THEN 'actor' "
-                   "WHEN r.description IS DISTINCT FROM c.description THEN 'description' ELSE 'meta' END "
+                   "WHEN r.description IS DISTINCT FROM c.description THEN 'description' "
+                   "WHEN r.meta IS DISTINCT FROM c.meta THEN 'meta' ELSE 'server-side user' END "
                    "FROM %1$s.revision r LEFT JOIN %1$s.revision_context c "
                    "ON c.revision_id = r.id AND c.context_no = 1 "
-                   "WHERE (r.actor_type, r.actor_id, r.actor, r.description, r.meta) "
-                   "IS DISTINCT FROM (c.actor_type, c.actor_id, c.actor, c.description, c.meta) "
+                   "WHERE (r.actor_type, r.actor_id, r.actor, r.description, r.meta, r.attested, "
+                   "r.db_session_user, r.db_current_user, r.application_name) "
+                   "IS DISTINCT FROM (c.actor_type, c.actor_id, c.actor, c.description, c.meta, "
+                   "coalesce(c.attested, false), c.db_session_user, c.db_current_user, c.application_name) "
                    "ORDER BY r.id LIMIT 1",
                    qs);
     st = run(conn, q.data, 0, NULL, &res, "comparing revisions with their first contexts", err);
@@ -119,7 +131,8 @@ WrStatus verify_contexts(PGconn *conn, const char *qs, int64_t *first_bad, char 
                    "DECLARE walrev_verify_reads NO SCROLL CURSOR FOR "
                    "SELECT c.revision_id, c.context_no, c.raw, c.raw_sha256 IS NOT NULL, c.actor_type, c.actor_id, "
                    "c.actor::text, c.description, c.meta::text, "
-                   "coalesce(strpos(r.warnings, '" RESERVED_WARNING "') > 0, false) "
+                   "coalesce(strpos(r.warnings, '" RESERVED_WARNING "') > 0, false), "
+                   "c.attested, c.db_session_user, c.db_current_user, c.application_name "
                    "FROM %1$s.revision_context c LEFT JOIN %1$s.revision r ON r.id = c.revision_id "
                    "ORDER BY c.revision_id, c.context_no",
                    qs);

@@ -88,6 +88,12 @@ typedef struct {
     size_t raw_len;
     const uint8_t *raw_sha256; /* verify only: SHA-256 of the exact bytes when raw is a sanitised copy */
     Lsn lsn;                 /* where the message was */
+    /* Server-attested identity (walrev.context() on the source, verified by
+     * the worker; docs/history-store.md#who-acted); NULL unless attested. */
+    bool attested;
+    const char *session_user;
+    const char *current_user;  /* NULL also when not a role of session_user */
+    const char *application_name;
 } RevisionContext;
 
 typedef struct {

@@ -736,6 +736,17 @@ static WrStatus check_in_revision(HistorySink *h, const Revision *rev, const cha
     return WR_OK;
 }
 
+/* attested, db_session_user, db_current_user, application_name (each after a tab). */
+static void append_identity(StrBuf *b, const RevisionContext *ctx)
+{
+    strbuf_append_str(b, ctx && ctx->attested ? "\tt\t" : "\tf\t");
+    append_str_field(b, ctx ? ctx->session_user : NULL);
+    tab(b);
+    append_str_field(b, ctx ? ctx->current_user : NULL);
+    tab(b);
+    append_str_field(b, ctx ? ctx->application_name : NULL);
+}
+
 static WrStatus hs_write_context(Sink *s, const Revision *rev, const RevisionContext *ctx, WrError *err)
 {
     HistorySink *h = s->impl;
@@ -761,7 +772,7 @@ static WrStatus hs_write_context(Sink *s, const Revision *rev, const RevisionCon
      * which is what the checksum covers (docs/checksums.md). */
     if (ctx->raw_len <= CONTEXT_RAW_STORED_MAX && text_is_safe(ctx->raw, ctx->raw_len)) {
         copy_append_field(b, ctx->raw, ctx->raw_len);
-        strbuf_append(b, "\t\\N\n", 4);
+        strbuf_append(b, "\t\\N", 3);
     } else {
         strbuf_reset(&h->tmp);
         text_sanitize(&h->tmp, ctx->raw, ctx->raw_len, CONTEXT_RAW_STORED_MAX);
@@ -770,8 +781,9 @@ static WrStatus hs_write_context(Sink *s, const Revision *rev, const RevisionCon
         uint8_t sum[WALREV_CHECKSUM_LEN];
         revhash_value(&(Value){.data = ctx->raw ? ctx->raw : "", .len = ctx->raw_len}, sum);
         copy_append_bytea(b, sum, WALREV_CHECKSUM_LEN);
-        strbuf_append_char(b, '\n');
     }
+    append_identity(b, ctx);
+    strbuf_append_char(b, '\n');
     return maybe_send(h, TB_CONTEXT, err);
 }
 
@@ -921,6 +933,7 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
     tab(b);
     /* No parent checksum (format 3): it is the previous revision's. */
     copy_append_bytea(b, rev->checksum, WALREV_CHECKSUM_LEN);
+    append_identity(b, c);
     strbuf_append_char(b, '\n');
 
     h->in_revision = false;
@@ -1794,10 +1807,11 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
     h->buffer_bytes = cfg->buffer_bytes > 0 ? cfg->buffer_bytes : (size_t)1 << 20;
     static const char *const tables[TB_COUNT] = {"revision_context", "revision", "object_delta"};
     static const char *const columns[TB_COUNT] = {
-        "revision_id, context_no, lsn, actor_type, actor_id, actor, description, meta, raw, raw_sha256",
+        "revision_id, context_no, lsn, actor_type, actor_id, actor, description, meta, raw, raw_sha256, attested, "
+        "db_session_user, db_current_user, application_name",
         "id, xid, commit_lsn, end_lsn, commit_time, origin, gid, actor_type, actor_id, actor, "
         "description, meta, n_insert, n_update, n_delete, n_truncate, n_snapshot, n_suppressed, "
-        "warnings, checksum",
+        "warnings, checksum, attested, db_session_user, db_current_user, application_name",
         "revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values, "
         "attr_flags, old_unknown, col_id, old_value, new_value"};
     for (int t = 0; t < TB_COUNT; t++) {

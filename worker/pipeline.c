@@ -59,6 +59,10 @@ typedef struct {
     WrStatus ahead_status;
     WrError ahead_err;
     uint64_t prefetched_keys;
+    /* The context attestation key's pads (ipad || opad) read from the source
+     * at the session's start; has_attest_key false: contexts unverified. */
+    uint8_t attest_pads[128];
+    bool has_attest_key;
 } Pipeline;
 
 /* A read-ahead stops at this many messages or bytes (memory stays bounded with large rows). */
@@ -550,6 +554,68 @@ static WrStatus check_gap(Pipeline *p, SinkPosition *start, WrError *err)
     return WR_OK;
 }
 
+/* One value of a one-row query on a bounded connection; *out is "" for no row or NULL. Caller frees. */
+static WrStatus query_value(const char *conninfo, const char *what, const char *sql, const char *param, char **out,
+                            WrError *err)
+{
+    *out = NULL;
+    PGconn *c;
+    PgioConnect how = {.what = what, .app_name = "walrev", .bounded = true};
+    WrStatus st = pgio_connect(conninfo, &how, &c, err);
+    if (st != WR_OK) return st;
+    PGresult *r;
+    const char *params[1] = {param};
+    st = pgio_run(c, sql, 1, params, &r, err, what);
+    if (st == WR_OK) {
+        *out = xstrdup(PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "");
+        PQclear(r);
+    }
+    PQfinish(c);
+    return st;
+}
+
+/*
+ * The key walrev.context() signs with (<schema>.context_key on the source,
+ * readable by walrev's role only; docs/history-store.md#who-acted). Without
+ * it (a store set up before, or a role that cannot read it) contexts are
+ * recorded unverified, never refused.
+ */
+static WrStatus load_attest_key(Pipeline *p, WrError *err)
+{
+    p->has_attest_key = false;
+    char *schema = store_quote_ident(p->cfg->history_schema);
+    StrBuf name, q;
+    strbuf_init(&name);
+    strbuf_init(&q);
+    strbuf_appendf(&name, "%s.context_key", schema);
+    strbuf_appendf(&q,
+                   "SELECT CASE WHEN has_table_privilege(to_regclass($1), 'SELECT') THEN "
+                   "(SELECT encode(ipad || opad, 'hex') FROM %s.context_key LIMIT 1) END",
+                   schema);
+    char *v = NULL;
+    WrStatus st = query_value(p->cfg->source_conninfo, "source: reading the context attestation key",
+                              "SELECT to_regclass($1) IS NOT NULL", name.data, &v, err);
+    if (st == WR_OK && strcmp(v, "t") == 0) {
+        free(v);
+        v = NULL;
+        st = query_value(p->cfg->source_conninfo, "source: reading the context attestation key", q.data, name.data,
+                         &v, err);
+        if (st == WR_OK && strlen(v) == 2 * sizeof(p->attest_pads)) {
+            for (size_t i = 0; i < sizeof(p->attest_pads); i++) sscanf(v + 2 * i, "%2hhx", &p->attest_pads[i]);
+            p->has_attest_key = true;
+        }
+    }
+    if (st == WR_OK && !p->has_attest_key)
+        log_warn("msg=\"no context attestation key readable on the source: contexts are recorded unverified (run "
+                 "walrev setup)\" table=%s",
+                 name.data);
+    free(v);
+    free(schema);
+    strbuf_free(&name);
+    strbuf_free(&q);
+    return st;
+}
+
 /* Sinks opened, the assembler placed where the least advanced sink stands,
  * known relation versions restored, the backfill ready: *start says where. */
 static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
@@ -557,6 +623,7 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     const Config *cfg = p->cfg;
     WrStatus st = create_sinks(p, err);
     if (st == WR_OK) st = fanout_open(p->fanout, start, err);
+    if (st == WR_OK) st = load_attest_key(p, err);
     if (st != WR_OK) return st;
     /* The history store's digest key, so digests mean the same after a restart. */
     DigestKey dkey;
@@ -567,6 +634,10 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes,
                             .digest_key = have_key ? &dkey : NULL,
                             .ids_from_commit_lsn = !fanout_has_position(p->fanout)};
+    if (p->has_attest_key) {
+        acfg.attest_ipad = p->attest_pads;
+        acfg.attest_opad = p->attest_pads + 64;
+    }
     AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
                            .delta = out_delta, .commit = out_commit, .lookup_row = out_lookup,
                            .primary_key = out_primary_key, .find_row = out_find_row,

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include "pgio/pgio.h"
 #include "replay/replay.h"
 #include "schema/store_sql.h"
@@ -605,27 +608,110 @@ static bool ensure_history(Setup *s)
     return true;
 }
 
-/* The body of each walrev.context() overload; compared on later runs so an
- * unchanged function is not replaced. The text overload forwards the text as
- * sent, so even invalid JSON reaches the worker (and is recorded as a
- * warning); the jsonb one rejects bad JSON in the caller's transaction. An
- * untyped literal, context('{...}'), resolves to the text overload. */
-static const char *context_body_jsonb =
-    " SELECT pg_catalog.pg_logical_emit_message(true, 'walrev', ctx::text) ";
-static const char *context_body_text =
-    " SELECT pg_catalog.pg_logical_emit_message(true, 'walrev', ctx) ";
+/*
+ * The body of each walrev.context() overload; compared on later runs so an
+ * unchanged function is not replaced. Both hand the text to
+ * context_attested() with the caller's current_user (a SECURITY INVOKER
+ * function sees it; the definer function below would see its owner). The
+ * text overload forwards the text as sent, so even invalid JSON reaches the
+ * worker (and is recorded as a warning); the jsonb one rejects bad JSON in
+ * the caller's transaction. An untyped literal, context('{...}'), resolves
+ * to the text overload. %1$s is the schema.
+ */
+#define CONTEXT_BODY_JSONB " SELECT %s.context_attested(ctx::text, current_user) "
+#define CONTEXT_BODY_TEXT " SELECT %s.context_attested(ctx, current_user) "
+
+/*
+ * Server-attested identity (docs/history-store.md#who-acted). A client can
+ * emit any logical message, so identity it puts there proves nothing; this
+ * function, SECURITY DEFINER and owned by setup's role, signs session_user,
+ * the caller's current_user (only if session_user is a member of it: a
+ * caller cannot name a role it cannot become), application_name and the
+ * transaction with a key in <schema>.context_key, which no other role can
+ * read. The worker (walrev's role) reads the key and checks the signature:
+ * only this function's messages count as attested.
+ */
+#define CONTEXT_ATTESTED_SQL \
+    "CREATE TABLE IF NOT EXISTS %1$s.context_key (ipad bytea NOT NULL, opad bytea NOT NULL);" \
+    " REVOKE ALL ON %1$s.context_key FROM PUBLIC;" \
+    " CREATE OR REPLACE FUNCTION %1$s.context_attested(ctx text, invoker name) RETURNS pg_lsn" \
+    " LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $walrev$" \
+    " DECLARE k record; su text := session_user::text; cu text; app text; x text; m text; sig text;" \
+    " BEGIN" \
+    "   IF pg_has_role(session_user, invoker, 'MEMBER') THEN cu := invoker::text; END IF;" \
+    "   app := coalesce(current_setting('application_name', true), '');" \
+    "   x := (txid_current() %% 4294967296)::text;" \
+    "   SELECT ck.ipad, ck.opad INTO k FROM %1$s.context_key ck LIMIT 1;" \
+    "   m := octet_length(su) || ':' || su || octet_length(coalesce(cu, '')) || ':' || coalesce(cu, '')" \
+    "        || octet_length(app) || ':' || app || octet_length(x) || ':' || x" \
+    "        || octet_length(ctx) || ':' || ctx;" \
+    "   sig := encode(sha256(k.opad || sha256(k.ipad || convert_to(m, 'UTF8'))), 'hex');" \
+    "   RETURN pg_logical_emit_message(true, 'walrev', json_build_object('walrev_attest'," \
+    "       json_build_object('session_user', su, 'current_user', cu, 'application_name', app, 'xid', x," \
+    "                         'sig', sig), 'context', ctx)::text);" \
+    " END $walrev$;" \
+    " COMMENT ON FUNCTION %1$s.context_attested(text, name) IS 'walrev: context() signed with the server''s" \
+    " view of who acts (docs/history-store.md)'"
+
+/* One random key, stored as its HMAC pads; kept across setups (the worker reads it at start). */
+static bool ensure_context_key(Setup *s, const char *schema)
+{
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q, "SELECT count(*) FROM %s.context_key", schema);
+    char *n = scalar(s, s->src, "reading the context key", q.data, 0, NULL);
+    bool ok = n != NULL;
+    if (ok && strcmp(n, "0") == 0) {
+        uint8_t key[32], ipad[64], opad[64];
+        if (RAND_bytes(key, sizeof(key)) != 1) {
+            fprintf(stderr, "walrev: no random bytes from OpenSSL for the context key\n");
+            abort();
+        }
+        memset(ipad, 0x36, sizeof(ipad));
+        memset(opad, 0x5c, sizeof(opad));
+        for (size_t i = 0; i < sizeof(key); i++) {
+            ipad[i] ^= key[i];
+            opad[i] ^= key[i];
+        }
+        char hi[129], ho[129];
+        for (size_t i = 0; i < 64; i++) {
+            snprintf(hi + 2 * i, 3, "%02x", ipad[i]);
+            snprintf(ho + 2 * i, 3, "%02x", opad[i]);
+        }
+        strbuf_reset(&q);
+        strbuf_appendf(&q, "INSERT INTO %s.context_key VALUES ('\\x%s', '\\x%s')", schema, hi, ho);
+        ok = exec_simple(s, s->src, "storing the context key", q.data);
+        OPENSSL_cleanse(key, sizeof(key));
+        if (ok) {
+            say("created", "context attestation key in %s.context_key (readable by this role only)", schema);
+            s->changes++;
+        }
+    }
+    free(n);
+    strbuf_free(&q);
+    return ok;
+}
 
 static bool ensure_context_functions(Setup *s)
 {
     char *schema = ident(s->src, s->cfg->history_schema);
     const char *types[] = {"jsonb", "text"};
-    const char *bodies[] = {context_body_jsonb, context_body_text};
+
     bool ok = true;
     int created = 0;
     StrBuf sql;
     strbuf_init(&sql);
 
+    strbuf_appendf(&sql, "CREATE SCHEMA IF NOT EXISTS %s; ", schema);
+    strbuf_appendf(&sql, CONTEXT_ATTESTED_SQL, schema);
+    ok = exec_simple(s, s->src, "creating the attested context function", sql.data) &&
+         ensure_context_key(s, schema);
     for (int i = 0; i < 2 && ok; i++) {
+        char body[256];
+        if (i == 0)
+            snprintf(body, sizeof(body), CONTEXT_BODY_JSONB, schema);
+        else
+            snprintf(body, sizeof(body), CONTEXT_BODY_TEXT, schema);
         strbuf_reset(&sql);
         strbuf_appendf(&sql, "%s.context(%s)", schema, types[i]);
         const char *p[] = {sql.data};
@@ -635,7 +721,7 @@ static bool ensure_context_functions(Setup *s)
             ok = false;
             break;
         }
-        bool same = strcmp(src, bodies[i]) == 0;
+        bool same = strcmp(src, body) == 0;
         free(src);
         if (same) continue;
         strbuf_reset(&sql);
@@ -645,7 +731,7 @@ static bool ensure_context_functions(Setup *s)
                        " LANGUAGE sql VOLATILE AS $walrev$%s$walrev$;"
                        " COMMENT ON FUNCTION %s.context(%s) IS 'walrev: set the actor context of"
                        " the changes after it in this transaction (docs/cli.md)'",
-                       schema, schema, types[i], bodies[i], schema, types[i]);
+                       schema, schema, types[i], body, schema, types[i]);
         ok = exec_simple(s, s->src, "creating the walrev context function", sql.data);
         created++;
     }

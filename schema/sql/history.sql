@@ -74,6 +74,17 @@ CREATE TABLE IF NOT EXISTS @schema@.revision_context (
     PRIMARY KEY (revision_id, context_no)
 );
 ALTER TABLE @schema@.revision_context ADD COLUMN IF NOT EXISTS raw_sha256 bytea;
+-- Who acted, as the server knows it (docs/history-store.md#who-acted): set
+-- when walrev.context() on the source attested the context (a signature
+-- only walrev's role can make, checked by the worker); a context any client
+-- sent with pg_logical_emit_message has attested = false and these NULL.
+-- The revision carries its first context's.
+ALTER TABLE @schema@.revision_context ADD COLUMN IF NOT EXISTS attested boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS db_session_user text, ADD COLUMN IF NOT EXISTS db_current_user text,
+    ADD COLUMN IF NOT EXISTS application_name text;
+ALTER TABLE @schema@.revision ADD COLUMN IF NOT EXISTS attested boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS db_session_user text, ADD COLUMN IF NOT EXISTS db_current_user text,
+    ADD COLUMN IF NOT EXISTS application_name text;
 CREATE INDEX IF NOT EXISTS revision_context_actor_idx
     ON @schema@.revision_context (actor_type, actor_id, revision_id);
 

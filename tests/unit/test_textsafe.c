@@ -44,7 +44,7 @@ static void test_sanitize(void **state)
 static void parse(ParsedContext *c, const char *json, unsigned flags, StrBuf *w)
 {
     strbuf_reset(w);
-    context_parse(c, json, strlen(json), flags, w);
+    context_parse(c, json, strlen(json), flags, NULL, w);
 }
 
 static void test_context_bounds(void **state)
@@ -83,7 +83,7 @@ static void test_context_bounds(void **state)
 
     /* NUL bytes in the message itself: nothing applied, a warning */
     strbuf_reset(&w);
-    context_parse(&c, "{\0}", 3, 0, &w);
+    context_parse(&c, "{\0}", 3, 0, NULL, &w);
     assert_false(c.has_actor_type || c.has_description || c.has_meta);
     assert_non_null(strstr(w.data, "not valid UTF-8 text"));
 
