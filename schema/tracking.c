@@ -22,6 +22,9 @@ struct TrackingRules {
     size_t n;
     size_t cap;
     bool allow_suppress;
+    /* walrev's own private table on the source (the context key): never
+     * history, whatever the publication; not one of the user's rules. */
+    char *private_nsp, *private_rel;
 };
 
 TrackingRules *tracking_create(void)
@@ -37,6 +40,8 @@ void tracking_destroy(TrackingRules *r)
         for (int p = 0; p < r->rules[i].nparts; p++) free(r->rules[i].parts[p]);
     }
     free(r->rules);
+    free(r->private_nsp);
+    free(r->private_rel);
     free(r);
 }
 
@@ -168,9 +173,18 @@ bool tracking_allow_suppress(const TrackingRules *r)
     return r && r->allow_suppress;
 }
 
+void tracking_set_private_table(TrackingRules *r, const char *nsp, const char *rel)
+{
+    free(r->private_nsp);
+    free(r->private_rel);
+    r->private_nsp = xstrdup(nsp);
+    r->private_rel = xstrdup(rel);
+}
+
 bool tracking_table_excluded(const TrackingRules *r, const char *nsp, const char *rel)
 {
     if (!r) return false;
+    if (r->private_nsp && strcmp(r->private_nsp, nsp) == 0 && strcmp(r->private_rel, rel) == 0) return true;
     for (size_t i = 0; i < r->n; i++) {
         const Rule *rule = &r->rules[i];
         if (rule->kind == RULE_EXCLUDE && glob_match(rule->parts[0], nsp) &&

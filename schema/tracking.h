@@ -21,6 +21,9 @@ WrStatus tracking_add(TrackingRules *r, RuleKind kind, const char *patterns, WrE
 void tracking_set_allow_suppress(TrackingRules *r, bool allow);
 bool tracking_allow_suppress(const TrackingRules *r);
 bool tracking_table_excluded(const TrackingRules *r, const char *nsp, const char *rel);
+/* Exclude walrev's private table nsp.rel (the context key on the source:
+ * a FOR ALL TABLES publication carries it) without listing it as a rule. */
+void tracking_set_private_table(TrackingRules *r, const char *nsp, const char *rel);
 TrackMode tracking_column_mode(const TrackingRules *r, const char *nsp, const char *rel, const char *col);
 /* Human-readable listing of the rules (walrev rules). */
 void tracking_describe(const TrackingRules *r, StrBuf *out);

@@ -372,6 +372,8 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
     int rc = build_config(&cfg, o);
     if (rc) goto out;
     pgio_configure(&cfg.pgio); /* before any connection or thread */
+    /* the context attestation key must never become history (docs/threat-model.md) */
+    tracking_set_private_table(cfg.tracking, cfg.history_schema, "context_key");
 
     switch (c->kind) {
     case CMD_SETUP:

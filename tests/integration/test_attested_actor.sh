@@ -63,3 +63,5 @@ q $DB "$H UPDATE revision_context SET attested = true WHERE revision_id = $R4; U
 out=$(W verify 2>&1) && fail "verify passed a plain message marked attested"
 q $DB "$H UPDATE revision_context SET attested = false WHERE revision_id = $R4; UPDATE revision SET attested = false WHERE id = $R4"
 case "$out" in *"revision $R4: context 1's attested is not what its raw message says"*) pass "forged attested flag: $out" ;; *) echo "$out"; fail "forged attested message" ;; esac
+expect_eq "the key never reaches the history (nor a baseline of it)" \
+  "$(q $DB "$H SELECT count(*) FROM object_delta WHERE relid = 'walrev.context_key'::regclass")" "0"
