@@ -22,6 +22,7 @@
 #include "worker/notify.h"
 #include "worker/prefetch.h"
 #include "worker/readahead.h"
+#include "schema/store_sql.h"
 #include "worker/retry.h"
 
 #include <jansson.h>

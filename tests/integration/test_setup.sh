@@ -42,7 +42,7 @@ expect_has $OUT/1.out "info      2 published table(s) use a key (primary key or 
 expect_has $OUT/1.out "ok        3 table(s) published"
 expect_has $OUT/1.out "created   table log walrev.table_log and event triggers walrev_log_tables, walrev_log_drops"
 expect_has $OUT/1.out "changed   publication walrev: added the table log walrev.table_log"
-expect_eq "first setup summary" "$(tail -1 $OUT/1.out)" "setup complete: 7 change(s), 1 warning(s)"
+expect_eq "first setup summary" "$(tail -1 $OUT/1.out)" "setup complete: 8 change(s), 1 warning(s)"
 # stderr carries only info lines (baseline progress), no warning or error
 expect_eq "first setup: no warning or error on stderr" "$(grep -v " info " $OUT/1.err || true)" ""
 expect_eq "slot is logical pgoutput in the database" \

@@ -79,8 +79,8 @@ check_tamper "description forged in both tables" \
   "UPDATE revision SET description = 'open' WHERE id = $R; UPDATE revision_context SET description = 'open' WHERE revision_id = $R" \
   "context 1's description is not what its raw message says"
 check_tamper "raw message forged (the chain)" \
-  "UPDATE revision_context SET raw = replace(raw, '42', '43') WHERE revision_id = $R" \
-  "UPDATE revision_context SET raw = replace(raw, '43', '42') WHERE revision_id = $R" \
+  "UPDATE revision_context SET raw = raw || ' ' WHERE revision_id = $R" \
+  "UPDATE revision_context SET raw = left(raw, -1) WHERE revision_id = $R" \
   "history does not verify at revision $R: revision $R: stored checksum"
 
 KF=$(q $DB "$H SELECT max(id) FROM keyframe WHERE relid = 'public.acct'::regclass")
