@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -35,7 +36,6 @@
 
 #define WATERMARK_PREFIX "walrev.watermark"
 #define CHUNK_PREFIX "walrev.backfill"
-#define DDL_PREFIX "walrev.ddl"
 #define CHECK_INTERVAL_US (10 * 1000000LL)
 #define LOG_INTERVAL_US (10 * 1000000LL)
 #define FIRST_CHUNK_PAGES 8u
@@ -261,9 +261,7 @@ struct Backfill {
     int32_t lock_waits;
 
     Phase phase;
-    char nonce[40];
-    uint64_t seq;
-    char wm_id[64];
+    char wm_id[64]; /* the awaited watermark's random id: what makes it unforgeable */
 
     /* The chunk between its read and its message (PH_HIGH_SENT). */
     BackfillTable table;
@@ -306,7 +304,6 @@ Backfill *backfill_create(const BaselineConfig *cfg, Assembler *a, const Backfil
     b->out = *out;
     b->keycache = relcache_create(cfg->tracking);
     b->pages_per_chunk = FIRST_CHUNK_PAGES;
-    snprintf(b->nonce, sizeof(b->nonce), "%ld-%lld", (long)getpid(), (long long)pg_now_us());
     strbuf_init(&b->key);
     claims_clear(b);
     return b;
@@ -591,13 +588,14 @@ static WrStatus detect(Backfill *b, WrError *err)
         PQclear(h);
         return st == WR_RETRY ? st : disable(b, err);
     }
-    const char *pub[1] = {b->cfg->publication};
+    /* walrev's DDL capture table (in the history schema's name) is never history. */
+    const char *pub[2] = {b->cfg->publication, b->cfg->history_schema};
     PGresult *s = PQexecParams(b->src,
                                "SELECT c.oid, n.nspname, c.relname FROM pg_publication_tables pt "
                                "JOIN pg_namespace n ON n.nspname = pt.schemaname "
                                "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-                               "WHERE pt.pubname = $1 ORDER BY 2, 3",
-                               1, NULL, pub, NULL, NULL, 0);
+                               "WHERE pt.pubname = $1 AND NOT (pt.schemaname = $2 AND pt.tablename = 'ddl_capture') ORDER BY 2, 3",
+                               2, NULL, pub, NULL, NULL, 0);
     st = sql_check(b->src, s, PGRES_TUPLES_OK, "backfill: listing published tables", err);
     if (st != WR_OK) {
         if (st != WR_RETRY) st = disable(b, err);
@@ -708,7 +706,13 @@ static WrStatus emit_message(Backfill *b, const char *prefix, const char *conten
 
 static WrStatus send_low(Backfill *b, WrError *err)
 {
-    snprintf(b->wm_id, sizeof(b->wm_id), "%s-%" PRIu64, b->nonce, ++b->seq);
+    /* 128 random bits, fresh for each watermark: no one but this worker can
+     * emit a message the stream takes for it before it is in the WAL, and
+     * the worker acts on it only while it awaits exactly that id. */
+    uint8_t rnd[16];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        return wr_error_set(err, WR_FATAL, "backfill: no random bytes for a watermark id");
+    for (size_t i = 0; i < sizeof(rnd); i++) snprintf(b->wm_id + 2 * i, 3, "%02x", rnd[i]);
     char content[160];
     snprintf(content, sizeof(content), "{\"id\":\"%s\",\"relid\":%" PRIu32 "}", b->wm_id, b->job.relid);
     WrStatus st = emit_message(b, WATERMARK_PREFIX, content, err);
@@ -969,7 +973,7 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
     free(names);
     const RelationVersion *krv =
         relcache_apply(b->keycache, b->job.relid, b->table.nspname, b->table.relname, b->table.replident,
-                       (uint16_t)b->table.ncols, b->table.cols, 0, &is_new);
+                       (uint16_t)b->table.ncols, b->table.cols, 0, 0, &is_new);
     Value *vals = xcalloc((size_t)b->table.ncols + 1, sizeof(Value));
     b->kept = xcalloc((size_t)nrows + 1, sizeof(int));
     b->kept_key = xcalloc((size_t)nrows + 1, sizeof(char *));
@@ -1082,9 +1086,7 @@ WrStatus backfill_on_message(Backfill *b, const PgoLogicalMessage *m, WrError *e
 {
     if (b->disabled || !m->transactional) return WR_OK;
     char id[64];
-    if (strcmp(m->prefix, DDL_PREFIX) == 0) {
-        b->check_now = true; /* CREATE TABLE in a published schema, or an ALTER */
-    } else if (strcmp(m->prefix, WATERMARK_PREFIX) == 0) {
+    if (strcmp(m->prefix, WATERMARK_PREFIX) == 0) {
         if (b->phase == PH_LOW_SENT && message_id(m, false, id, sizeof(id)) && strcmp(id, b->wm_id) == 0)
             b->phase = PH_LOW_SEEN;
     } else if (strcmp(m->prefix, CHUNK_PREFIX) == 0) {
@@ -1099,6 +1101,19 @@ WrStatus backfill_on_message(Backfill *b, const PgoLogicalMessage *m, WrError *e
     }
     return WR_OK;
 }
+
+bool backfill_owns_message(Backfill *b, const PgoLogicalMessage *m)
+{
+    if (b->disabled || !m->transactional) return false;
+    char id[64];
+    if (strcmp(m->prefix, WATERMARK_PREFIX) == 0)
+        return b->phase == PH_LOW_SENT && message_id(m, false, id, sizeof(id)) && strcmp(id, b->wm_id) == 0;
+    if (strcmp(m->prefix, CHUNK_PREFIX) == 0)
+        return b->phase == PH_HIGH_SENT && message_id(m, true, id, sizeof(id)) && strcmp(id, b->wm_id) == 0;
+    return false;
+}
+
+void backfill_on_ddl(Backfill *b) { b->check_now = true; }
 
 void backfill_on_delta(Backfill *b, const Revision *rev, const ObjectDelta *d)
 {

@@ -99,10 +99,18 @@ void backfill_destroy(Backfill *b);
 /*
  * Hooks from the pipeline. on_message: a logical message the assembler has
  * just handled (watermarks; the chunk message, whose rows it records in the
- * revision that message began; DDL). on_delta: every delta emitted.
+ * revision that message began). on_delta: every delta emitted.
  * on_relation: a new relation version. Errors are the sinks' or WR_PROTOCOL.
  */
 WrStatus backfill_on_message(Backfill *b, const PgoLogicalMessage *m, WrError *err) WR_MUSTCHECK;
+/*
+ * Whether m is the watermark or chunk message this backfill emitted and
+ * awaits now (by its random id): the assembler's own_message. Anything else
+ * under walrev's prefixes is not acted on.
+ */
+bool backfill_owns_message(Backfill *b, const PgoLogicalMessage *m);
+/* A DDL capture row went by (CREATE TABLE in a published schema, an ALTER): look for tables soon. */
+void backfill_on_ddl(Backfill *b);
 void backfill_on_delta(Backfill *b, const Revision *rev, const ObjectDelta *d);
 void backfill_on_relation(Backfill *b, const RelationVersion *rv);
 

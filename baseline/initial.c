@@ -158,10 +158,15 @@ WrStatus baseline_take(const BaselineConfig *cfg, Assembler *a, Fanout *f, const
     PQclear(r);
     r = NULL;
     if (st != WR_OK) goto done;
-    r = PQexec(c, "SELECT c.oid, greatest(c.reltuples, 0)::bigint FROM pg_publication_tables pt "
-                  "JOIN pg_namespace n ON n.nspname = pt.schemaname "
-                  "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-                  "WHERE pt.pubname = current_setting('walrev.publication') ORDER BY pt.schemaname, pt.tablename");
+    /* walrev's DDL capture table (in the history schema's name) is never history. */
+    const char *ctl[1] = {cfg->history_schema};
+    r = PQexecParams(c,
+                     "SELECT c.oid, greatest(c.reltuples, 0)::bigint FROM pg_publication_tables pt "
+                     "JOIN pg_namespace n ON n.nspname = pt.schemaname "
+                     "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+                     "WHERE pt.pubname = current_setting('walrev.publication') AND NOT (pt.schemaname = $1 AND pt.tablename = 'ddl_capture') "
+                     "ORDER BY pt.schemaname, pt.tablename",
+                     1, NULL, ctl, NULL, NULL, 0);
     st = sql_ok(c, r, PGRES_TUPLES_OK, "baseline: listing published tables", err);
     if (st != WR_OK) goto done;
 

@@ -18,7 +18,8 @@
 #include <string.h>
 
 #define CONTEXT_PREFIX "walrev"
-#define DDL_PREFIX "walrev.ddl"
+/* Reserved for walrev's own messages; never taken from anyone else. */
+#define CONTROL_PREFIX "walrev."
 /* The worker's backfill chunk: a context of its own revision (docs/history-store.md). */
 #define BACKFILL_PREFIX "walrev.backfill"
 
@@ -71,11 +72,22 @@ struct Assembler {
     uint8_t old_row_digest[DIGEST_LEN]; /* keyless_find's: the row before the change */
     bool keyless_unmatched;             /* keyless_find found no row: record every column */
     bool old_row_valid;                 /* old_row_digest is the change's (a whole old row was sent) */
-    /* Tables with a walrev.ddl message since their primary key was last
+    /* Tables with a DDL capture row since their primary key was last
      * asked of the catalog (key_from_catalog). */
     uint32_t *ddl_seen;
     size_t nddl_seen, capddl_seen;
     const char *identity_warning; /* a change of a keyless row that could not be matched */
+
+    /* New relation versions not yet covered by a written revision: the next
+     * revision's checksum covers them (docs/checksums.md). Few: one per
+     * schema change. */
+    struct PendingRel {
+        uint32_t relid;
+        int32_t version;
+        int64_t revision_id; /* covered by the first revision written with an id >= this */
+        uint8_t digest[WALREV_CHECKSUM_LEN];
+    } *pending_rels;
+    size_t npending_rels, cap_pending_rels;
 
     AssemblerStats stats;
 };
@@ -135,10 +147,40 @@ void assembler_destroy(Assembler *a)
     context_term(&a->parsed);
     free_scratch(a);
     free(a->ddl_seen);
+    free(a->pending_rels);
     free(a);
 }
 
 RelCache *assembler_relcache(Assembler *a) { return a->relcache; }
+
+static void add_pending_relation(Assembler *a, const RelationVersion *rv)
+{
+    if (a->npending_rels == a->cap_pending_rels) {
+        a->cap_pending_rels = a->cap_pending_rels ? 2 * a->cap_pending_rels : 4;
+        a->pending_rels = xrealloc(a->pending_rels, a->cap_pending_rels * sizeof(*a->pending_rels));
+    }
+    struct PendingRel *p = &a->pending_rels[a->npending_rels++];
+    p->relid = rv->relid;
+    p->version = rv->version;
+    p->revision_id = rv->revision_id;
+    revhash_relation_digest(rv, p->digest);
+}
+
+void assembler_restore_relation(Assembler *a, const RelationVersion *rv, int16_t max_col_id)
+{
+    /* Written, but the revision meant to cover it was not (its transaction
+     * made none and the worker stopped): the next revision covers it. */
+    if (rv->revision_id > a->last_id) add_pending_relation(a, rv);
+    relcache_restore(a->relcache, rv, max_col_id);
+}
+
+/* A new version: the next revision written covers it (its id is last_id + 1
+ * whichever transaction makes it, ids being dense). */
+static WrStatus emit_relation(Assembler *a, const RelationVersion *rv, WrError *err)
+{
+    add_pending_relation(a, rv);
+    return a->out.relation(a->out.ctx, rv, err);
+}
 
 void assembler_set_position(Assembler *a, int64_t last_revision_id,
                             const uint8_t last_checksum[WALREV_CHECKSUM_LEN], Lsn durable_end_lsn)
@@ -250,6 +292,15 @@ static WrStatus handle_commit(Assembler *a, Lsn commit_lsn, Lsn end_lsn, int64_t
         a->warnings = safe;
     }
     a->rev.warnings = a->warnings.len ? a->warnings.data : NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < a->npending_rels; i++) {
+        const struct PendingRel *p = &a->pending_rels[i];
+        if (p->revision_id <= a->rev.id)
+            revhash_add_relation(a->hasher, p->relid, p->version, p->digest);
+        else
+            a->pending_rels[kept++] = *p; /* restored, due later (a sink behind the store catching up) */
+    }
+    a->npending_rels = kept;
     revhash_finish(a->hasher, &a->rev);
     WrStatus st = a->out.commit(a->out.ctx, &a->rev, err);
     if (st != WR_OK) return st;
@@ -334,7 +385,7 @@ static void ddl_seen_add(Assembler *a, uint32_t relid)
     a->ddl_seen[a->nddl_seen++] = relid;
 }
 
-/* Whether relid had a walrev.ddl message since; forgets it. */
+/* Whether relid had a DDL capture row since; forgets it. */
 static bool ddl_seen_take(Assembler *a, uint32_t relid)
 {
     for (size_t i = 0; i < a->nddl_seen; i++)
@@ -346,28 +397,23 @@ static bool ddl_seen_take(Assembler *a, uint32_t relid)
 }
 
 /*
- * The DDL event trigger's message: {"relid": N, "columns": [[attnum, name], ...]}
+ * A row of the DDL capture table (info, as JSON): {"relid": N, "columns":
+ * [[attnum, name], ...], "generated": [[attnum, name, type, expr], ...]}
  * describing the table after the command. It changes no data, so it makes
- * no revision; it only tells the relation cache which column is which.
- * A malformed one is a warning: a rename then degrades to drop + add.
+ * no revision; it only tells the relation cache which column is which and
+ * which columns the server generates. A malformed one is a warning: a
+ * rename then degrades to drop + add.
  */
-static void handle_ddl(Assembler *a, const PgoLogicalMessage *m)
+static void handle_ddl(Assembler *a, const char *content, size_t len)
 {
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)m->content, m->content_len, 0, &jerr);
+    json_t *root = json_loadb(content, len, 0, &jerr);
     json_t *cols = root ? json_object_get(root, "columns") : NULL;
+    json_t *gen = root ? json_object_get(root, "generated") : NULL;
     json_t *relid = root ? json_object_get(root, "relid") : NULL;
-    /* json_build_object renders an oid as a string; accept both forms. */
-    json_int_t relid_value = -1;
-    if (json_is_integer(relid)) {
-        relid_value = json_integer_value(relid);
-    } else if (json_is_string(relid)) {
-        char *end = NULL;
-        relid_value = strtoll(json_string_value(relid), &end, 10);
-        if (!end || *end) relid_value = -1;
-    }
-    if (relid_value < 0 || relid_value > UINT32_MAX || !json_is_array(cols)) {
-        if (a->in_txn) strbuf_append_str(&a->warnings, "walrev.ddl message malformed; ignored\n");
+    json_int_t relid_value = json_is_integer(relid) ? json_integer_value(relid) : -1;
+    if (relid_value <= 0 || relid_value > UINT32_MAX || !json_is_array(cols)) {
+        if (a->in_txn) strbuf_append_str(&a->warnings, "DDL capture row malformed; ignored\n");
         json_decref(root);
         return;
     }
@@ -384,9 +430,94 @@ static void handle_ddl(Assembler *a, const PgoLogicalMessage *m)
     }
     relcache_set_attnums(a->relcache, (uint32_t)relid_value, k, names, attnums);
     ddl_seen_add(a, (uint32_t)relid_value);
+    /* Generated columns, each placed among all the columns by its attnum. */
+    size_t ng = json_is_array(gen) ? json_array_size(gen) : 0;
+    GenColumn *g = xcalloc(ng + 1, sizeof(GenColumn));
+    int m = 0;
+    for (size_t i = 0; i < ng; i++) {
+        json_t *e = json_array_get(gen, i);
+        json_t *num = json_array_get(e, 0), *name = json_array_get(e, 1), *type = json_array_get(e, 2),
+               *expr = json_array_get(e, 3);
+        if (!json_is_integer(num) || !json_is_string(name) || !json_is_string(type) || !json_is_string(expr))
+            continue;
+        int pos = -1;
+        for (int j = 0; j < k; j++)
+            if (attnums[j] == json_integer_value(num)) pos = j;
+        if (pos < 0) continue;
+        g[m].name = xstrdup(json_string_value(name));
+        g[m].type_name = xstrdup(json_string_value(type));
+        g[m].expr = xstrdup(json_string_value(expr));
+        g[m].position = (int16_t)pos;
+        m++;
+    }
+    relcache_set_generated(a->relcache, (uint32_t)relid_value, (uint16_t)m, g);
+    for (int i = 0; i < m; i++) {
+        free(g[i].name);
+        free(g[i].type_name);
+        free(g[i].expr);
+    }
+    free(g);
     free(names);
     free(attnums);
     json_decref(root);
+}
+
+static WrStatus read_tuple(const PgoTuple *t, const RelationVersion *rv, Value *vals, uint8_t *state,
+                           const char *what, WrError *err);
+
+bool assembler_is_control_relation(const Assembler *a, uint32_t relid)
+{
+    const RelationVersion *rv = relcache_lookup(a->relcache, relid);
+    return rv && a->cfg.control_schema && strcmp(rv->nspname, a->cfg.control_schema) == 0;
+}
+
+static bool is_control(const Assembler *a, const RelationVersion *rv)
+{
+    return a->cfg.control_schema && strcmp(rv->nspname, a->cfg.control_schema) == 0 &&
+           strcmp(rv->relname, ASSEMBLER_DDL_TABLE) == 0;
+}
+
+/* A change to one of walrev's control tables: acted on, never history. */
+static WrStatus handle_control_change(Assembler *a, const PgoMessage *msg, const RelationVersion *rv, WrError *err)
+{
+    if (msg->type != PGO_MSG_INSERT) return WR_OK;
+    ensure_width(a, rv->ncols);
+    WrStatus st = read_tuple(&msg->u.change.new_tuple, rv, a->new_vals, a->new_state, "insert", err);
+    if (st != WR_OK) return st;
+    for (uint16_t i = 0; i < rv->ncols; i++)
+        if (strcmp(rv->cols[i].name, "info") == 0 && a->new_vals[i].data)
+            handle_ddl(a, a->new_vals[i].data, a->new_vals[i].len);
+    return WR_OK;
+}
+
+/*
+ * A logical message. "walrev" is the context API, open to every user. Under
+ * "walrev." only what the worker itself emitted and awaits is acted on (a
+ * baseline chunk becomes the context of its revision); anything else there
+ * (a forged DDL message or baseline chunk, an earlier run's watermark) is
+ * recorded as a warning on the revision and changes nothing.
+ */
+static WrStatus handle_message(Assembler *a, const PgoLogicalMessage *m, WrError *err)
+{
+    bool context = strcmp(m->prefix, CONTEXT_PREFIX) == 0;
+    bool control = strncmp(m->prefix, CONTROL_PREFIX, strlen(CONTROL_PREFIX)) == 0;
+    if (!context && !control) return WR_OK;
+    if (m->transactional && !a->in_txn)
+        return wr_error_set(err, WR_PROTOCOL, "transactional message outside a transaction");
+    if (context) return handle_context(a, m, false, err);
+    bool own = a->out.own_message && a->out.own_message(a->out.ctx, m);
+    /* walrev's own chunk: the one context that may use the reserved actor type walrev */
+    if (own) return strcmp(m->prefix, BACKFILL_PREFIX) == 0 ? handle_context(a, m, true, err) : WR_OK;
+    if (!m->transactional || a->skipping) return WR_OK; /* no revision to record it on */
+    WrStatus st = ensure_begun(a, err);
+    if (st != WR_OK) return st;
+    StrBuf *w = &a->warnings;
+    strbuf_append_str(w, "ignored a logical message with prefix ");
+    size_t plen = strlen(m->prefix);
+    strbuf_append_json_string(w, m->prefix, plen > 64 ? 64 : plen); /* bounded: any user chooses it */
+    strbuf_appendf(w, " at " LSN_FMT ": not emitted by walrev (control messages are only taken from walrev's own "
+                      "tables and watermarks)\n", LSN_ARGS(m->lsn));
+    return WR_OK;
 }
 
 /* ---- rows ---- */
@@ -885,11 +1016,14 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
     const char *what = pgo_message_type_name(msg->type);
     if (!a->in_txn)
         return wr_error_set(err, WR_PROTOCOL, "%s outside a transaction", what);
-    if (a->skipping) return WR_OK;
     const RelationVersion *rv = relcache_lookup(a->relcache, ch->relid);
     if (!rv)
         return wr_error_set(err, WR_PROTOCOL, "%s for relation %u before its relation message", what,
                             ch->relid);
+    /* Also in a transaction already durable: column identities are not
+     * durable themselves, the relation cache must learn them again. */
+    if (is_control(a, rv)) return handle_control_change(a, msg, rv, err);
+    if (a->skipping) return WR_OK;
     if (relcache_is_excluded(a->relcache, rv)) return WR_OK;
     ensure_width(a, rv->ncols);
     if (a->suppressed) return handle_suppressed(a, msg, rv, err);
@@ -978,7 +1112,7 @@ static WrStatus handle_truncate(Assembler *a, const PgoTruncate *t, WrError *err
         if (!rv)
             return wr_error_set(err, WR_PROTOCOL, "truncate of relation %u before its relation message",
                                 relid);
-        if (relcache_is_excluded(a->relcache, rv)) continue;
+        if (relcache_is_excluded(a->relcache, rv) || is_control(a, rv)) continue;
         /* Recorded even under suppression: it carries no value, and without
          * it later changes would take old values from rows long gone. */
         WrStatus st = emit_delta(a, rv, DELTA_TRUNCATE, NULL, 0, false, NULL, err);
@@ -1091,7 +1225,7 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
         cur->replident == r->replident && same_names(cur, r->ncols, cols)) {
         /* The catalog answers as of now, not as of this message: a key added
          * later would be taken for this table's key before the DDL (and its
-         * rows moved too early). Without a walrev.ddl message for the table
+         * rows moved too early). Without a DDL capture row for the table
          * since its current version, its key is still that version's. */
         for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = cur->cols[i].is_key;
     } else if ((r->replident == 'f' || r->replident == 'n') && a->out.primary_key) {
@@ -1111,12 +1245,12 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
     }
     bool is_new = false;
     const RelationVersion *prev = cur;
-    const RelationVersion *rv = relcache_apply(a->relcache, r->relid, r->nspname, r->relname,
-                                               r->replident, r->ncols, cols, a->rev.commit_lsn, &is_new);
+    const RelationVersion *rv = relcache_apply(a->relcache, r->relid, r->nspname, r->relname, r->replident,
+                                               r->ncols, cols, a->rev.commit_lsn, a->last_id + 1, &is_new);
     if (cols != cols_small) free(cols);
-    if (!is_new) return WR_OK;
+    if (!is_new || is_control(a, rv)) return WR_OK; /* a control table is not history */
     /* The rows cached under the old shape stay valid: they are kept by col_id. */
-    WrStatus st = a->out.relation(a->out.ctx, rv, err);
+    WrStatus st = emit_relation(a, rv, err);
     if (st != WR_OK || !prev || !key_changed(prev, rv)) return st;
     return rekey_rows(a, rv, err);
 }
@@ -1148,11 +1282,11 @@ WrStatus assembler_baseline_relation(Assembler *a, uint32_t relid, const char *n
     relcache_set_attnums(a->relcache, relid, ncols, names, attnums);
     free(names);
     bool is_new = false;
-    const RelationVersion *rv =
-        relcache_apply(a->relcache, relid, nspname, relname, replident, ncols, cols, a->rev.commit_lsn, &is_new);
+    const RelationVersion *rv = relcache_apply(a->relcache, relid, nspname, relname, replident, ncols, cols,
+                                               a->rev.commit_lsn, a->last_id + 1, &is_new);
     *rv_out = rv;
     if (!is_new) return WR_OK;
-    return a->out.relation(a->out.ctx, rv, err);
+    return emit_relation(a, rv, err);
 }
 
 WrStatus assembler_baseline_row(Assembler *a, const RelationVersion *rv, const Value *vals, WrError *err)
@@ -1298,9 +1432,6 @@ bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage
     case PGO_MSG_RELATION:
         scan->stop = true;
         return false;
-    case PGO_MSG_MESSAGE:
-        if (strcmp(msg->u.message.prefix, DDL_PREFIX) == 0) scan->stop = true;
-        return false;
     case PGO_MSG_INSERT:
     case PGO_MSG_UPDATE:
     case PGO_MSG_DELETE:
@@ -1312,6 +1443,10 @@ bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage
     if (scan->skipping || ch->old_kind == 'O') return false;
     if (msg->type == PGO_MSG_DELETE && !ch->old_kind) return false; /* a protocol error, reported when handled */
     const RelationVersion *r = relcache_lookup(a->relcache, ch->relid);
+    if (r && is_control(a, r)) {
+        scan->stop = true; /* a DDL capture: later changes may use a new shape */
+        return false;
+    }
     if (!r || relcache_is_excluded(a->relcache, r)) return false;
     ensure_width(a, r->ncols);
     /* new_vals and new_state are per-change scratch: no change is being handled now. */
@@ -1378,16 +1513,7 @@ WrStatus assembler_handle(Assembler *a, const PgoMessage *msg, WrError *err)
     case PGO_MSG_TRUNCATE:
         return handle_truncate(a, &msg->u.truncate, err);
     case PGO_MSG_MESSAGE:
-        if (strcmp(msg->u.message.prefix, DDL_PREFIX) == 0) {
-            handle_ddl(a, &msg->u.message);
-            return WR_OK;
-        }
-        if (strcmp(msg->u.message.prefix, CONTEXT_PREFIX) != 0 &&
-            strcmp(msg->u.message.prefix, BACKFILL_PREFIX) != 0)
-            return WR_OK;
-        if (msg->u.message.transactional && !a->in_txn)
-            return wr_error_set(err, WR_PROTOCOL, "transactional message outside a transaction");
-        return handle_context(a, &msg->u.message, strcmp(msg->u.message.prefix, BACKFILL_PREFIX) == 0, err);
+        return handle_message(a, &msg->u.message, err);
     default:
         return wr_error_set(err, WR_PROTOCOL,
                             "unexpected %s message: walrev requests neither streaming nor two-phase",

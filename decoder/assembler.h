@@ -64,7 +64,23 @@ typedef struct {
     WrStatus (*scan_rows)(void *ctx, const RelationVersion *rv,
                           WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
                           void *arg, WrError *err);
+     * Whether a logical message under a "walrev." prefix is walrev's own (a
+     * baseline watermark or chunk the worker emitted and awaits, known by a
+     * random id only the worker has). Anything else there is recorded as a
+     * warning on the revision and never acted on. May be NULL (none is).
+     */
+    bool (*own_message)(void *ctx, const PgoLogicalMessage *m);
 } AssemblerOutput;
+
+/*
+ * walrev's DDL capture table, control_schema.ASSEMBLER_DDL_TABLE on the
+ * source (control_schema: the history schema's name), writable only by
+ * walrev's role: its rows arrive through the slot like any other but are
+ * never history; they are the DDL capture event trigger's column identities
+ * and generated columns after each CREATE/ALTER TABLE
+ * (docs/history-store.md#relation-versions-and-renames).
+ */
+#define ASSEMBLER_DDL_TABLE "ddl_capture"
 
 typedef struct {
     const TrackingRules *rules; /* borrowed; NULL tracks everything */
@@ -79,6 +95,7 @@ typedef struct {
      * source), borrowed for the assembler's life; NULL: no context can be
      * attested (recorded unverified). */
     const uint8_t *attest_ipad, *attest_opad;
+    const char *control_schema; /* borrowed; NULL: no DDL capture table */
 } AssemblerConfig;
 
 typedef struct Assembler Assembler;
@@ -98,8 +115,18 @@ typedef struct {
 Assembler *assembler_create(const AssemblerConfig *cfg, const AssemblerOutput *out);
 void assembler_destroy(Assembler *a);
 
-/* The relation cache, to restore versions known from the history store. */
+/* Whether relid is one of walrev's control tables (AssemblerConfig.control_schema). */
+bool assembler_is_control_relation(const Assembler *a, uint32_t relid);
+
+/* The relation cache. */
 RelCache *assembler_relcache(Assembler *a);
+
+/*
+ * Restore a version known from the history store (at start-up, after
+ * assembler_set_position), exactly as stored: one whose covering revision
+ * (rv->revision_id) was never written is covered by the next one. rv is copied.
+ */
+void assembler_restore_relation(Assembler *a, const RelationVersion *rv, int16_t max_col_id);
 
 /*
  * Where the sinks stand: the last revision id and checksum already durable,

@@ -262,132 +262,102 @@ static bool hash_delta(RevisionHasher *hh, const Cursor *dc, bool has_erased, De
     return true;
 }
 
+/* Columns of the relation version cursor. */
+enum { R_REV, R_RELID, R_VERSION, R_NSP, R_REL, R_REPLIDENT, R_VALID, R_IDS, R_NAMES, R_OIDS, R_TYPMODS,
+       R_TNAMES, R_KEYS, R_TRACK, R_GNAMES, R_GTYPES, R_GPOS, R_GEXPRS, R_CHECKSUM };
+
+static void free_relation(RelationVersion *rv)
+{
+    for (uint16_t i = 0; rv->cols && i < rv->ncols; i++) {
+        free(rv->cols[i].name);
+        free(rv->cols[i].type_name);
+    }
+    for (uint16_t i = 0; rv->gen && i < rv->ngen; i++) {
+        free(rv->gen[i].name);
+        free(rv->gen[i].type_name);
+        free(rv->gen[i].expr);
+    }
+    free(rv->cols);
+    free(rv->gen);
+    free(rv->nspname);
+    free(rv->relname);
+    memset(rv, 0, sizeof(*rv));
+}
+
+static char *val_str(Value v) { return v.data ? xstrndup(v.data, v.len) : NULL; }
+
+/* The relation version at the cursor's row, as the worker hashed it; false when malformed. */
+static bool read_relation(const Cursor *rc, RelationVersion *rv)
+{
+    bool ok = true;
+    memset(rv, 0, sizeof(*rv));
+    rv->revision_id = f_int(rc, R_REV, &ok);
+    rv->relid = (uint32_t)f_int(rc, R_RELID, &ok);
+    rv->version = (int32_t)f_int(rc, R_VERSION, &ok);
+    rv->nspname = f_str(rc, R_NSP);
+    rv->relname = f_str(rc, R_REL);
+    rv->replident = (char)f_int(rc, R_REPLIDENT, &ok);
+    rv->valid_from = (Lsn)f_int(rc, R_VALID, &ok);
+    BinArray ids, names, oids, typmods, tnames, keys, track;
+    ok = ok && arr_open(rc, R_IDS, &ids) && arr_open(rc, R_NAMES, &names) && arr_open(rc, R_OIDS, &oids) &&
+         arr_open(rc, R_TYPMODS, &typmods) && arr_open(rc, R_TNAMES, &tnames) && arr_open(rc, R_KEYS, &keys) &&
+         arr_open(rc, R_TRACK, &track);
+    ok = ok && ids.n <= UINT16_MAX && names.n == ids.n && oids.n == ids.n && typmods.n == ids.n &&
+         tnames.n == ids.n && keys.n == ids.n && track.n == ids.n;
+    if (!ok) return false;
+    rv->ncols = (uint16_t)ids.n;
+    rv->cols = xcalloc((size_t)rv->ncols + 1, sizeof(RelColumn));
+    for (uint16_t i = 0; i < rv->ncols && ok; i++) {
+        RelColumn *c = &rv->cols[i];
+        Value v;
+        int64_t x = 0;
+        ok = arr_next(&ids, &v) && val_int(v, &x);
+        c->col_id = (int16_t)x;
+        ok = ok && arr_next(&names, &v);
+        c->name = val_str(v);
+        ok = ok && arr_next(&oids, &v) && val_int(v, &x);
+        c->type_oid = (uint32_t)x;
+        ok = ok && arr_next(&typmods, &v) && val_int(v, &x);
+        c->typmod = (int32_t)x;
+        ok = ok && arr_next(&tnames, &v);
+        c->type_name = val_str(v);
+        ok = ok && arr_next(&keys, &v) && v.len == 1;
+        c->is_key = ok && v.data[0] != 0;
+        ok = ok && arr_next(&track, &v) && v.len == 1;
+        char t = ok ? v.data[0] : 'f';
+        c->track = t == 'h' ? TRACK_HIDDEN : t == 'u' ? TRACK_UNTRACKED : TRACK_FULL;
+        /* A code the worker never writes must not hash like 'f'. */
+        if (ok && t != 'h' && t != 'u' && t != 'f') ok = false;
+    }
+    BinArray gn, gt, gp, ge;
+    ok = ok && arr_open(rc, R_GNAMES, &gn) && arr_open(rc, R_GTYPES, &gt) && arr_open(rc, R_GPOS, &gp) &&
+         arr_open(rc, R_GEXPRS, &ge);
+    ok = ok && gn.n <= UINT16_MAX && gt.n == gn.n && gp.n == gn.n && ge.n == gn.n;
+    if (!ok) return false;
+    rv->ngen = (uint16_t)gn.n;
+    rv->gen = xcalloc((size_t)rv->ngen + 1, sizeof(GenColumn));
+    for (uint16_t i = 0; i < rv->ngen && ok; i++) {
+        GenColumn *g = &rv->gen[i];
+        Value v;
+        int64_t x = 0;
+        ok = arr_next(&gn, &v);
+        g->name = val_str(v);
+        ok = ok && arr_next(&gt, &v);
+        g->type_name = val_str(v);
+        ok = ok && arr_next(&gp, &v) && val_int(v, &x);
+        g->position = (int16_t)x;
+        ok = ok && arr_next(&ge, &v);
+        g->expr = val_str(v);
+    }
+    return ok;
+}
+
 static void hex_prefix(const uint8_t *sum, char out[17])
 {
     char full[2 * WALREV_CHECKSUM_LEN + 1];
     checksum_to_hex(sum, full);
     memcpy(out, full, 16);
     out[16] = '\0';
-}
-
-/* The three cursors verify walks in step, ordered by revision id; *has_erased: erasure has been used. */
-static WrStatus open_cursors(Ctx *c, const char *qs, const Cursor *rc, const Cursor *cc, const Cursor *dc,
-                             bool *has_erased)
-{
-    StrBuf q;
-    strbuf_init(&q);
-    PGresult *res = NULL;
-    strbuf_appendf(&q, "%s.erased_value", qs);
-    const char *p[1] = {q.data};
-    WrStatus st = exec(c, "SELECT to_regclass($1) IS NOT NULL", 1, p, &res, "looking for erased_value");
-    if (st != WR_OK) goto done;
-    *has_erased = PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
-
-    strbuf_reset(&q);
-    strbuf_appendf(&q,
-                   "DECLARE %s NO SCROLL CURSOR FOR SELECT id, xid, commit_lsn, end_lsn, commit_time, origin, "
-                   "gid, n_insert::bigint, n_update::bigint, n_delete::bigint, n_truncate::bigint, "
-                   "n_snapshot::bigint, n_suppressed::bigint, warnings, checksum "
-                   "FROM %s.revision ORDER BY id",
-                   rc->name, qs);
-    st = exec(c, q.data, 0, NULL, NULL, "opening the revision cursor");
-    if (st != WR_OK) goto done;
-    strbuf_reset(&q);
-    strbuf_appendf(&q,
-                   "DECLARE %s NO SCROLL CURSOR FOR SELECT revision_id, context_no, raw, raw_sha256 "
-                   "FROM %s.revision_context ORDER BY revision_id, context_no",
-                   cc->name, qs);
-    st = exec(c, q.data, 0, NULL, NULL, "opening the revision_context cursor");
-    if (st != WR_OK) goto done;
-    strbuf_reset(&q);
-    strbuf_appendf(&q,
-                   "DECLARE %s NO SCROLL CURSOR FOR SELECT d.revision_id, d.seq, d.relid, d.relversion, "
-                   "d.op, d.key, d.context_no, d.old_unknown, d.col_ids, d.old_values, d.new_values, "
-                   "d.attr_flags",
-                   dc->name);
-    if (*has_erased)
-        strbuf_appendf(&q,
-                       ", e.cols, e.which, e.hashes FROM %s.object_delta_arrays d LEFT JOIN LATERAL ("
-                       "SELECT array_agg(x.col_id::integer) AS cols, array_agg(x.which::text) AS which, "
-                       "array_agg(x.value_hash) AS hashes FROM %s.erased_value x "
-                       "WHERE x.revision_id = d.revision_id AND x.seq = d.seq) e ON true",
-                       qs, qs);
-    else
-        strbuf_appendf(&q, " FROM %s.object_delta_arrays d", qs);
-    strbuf_append_str(&q, " ORDER BY d.revision_id, d.seq");
-    st = exec(c, q.data, 0, NULL, NULL, "opening the object_delta cursor");
-done:
-    PQclear(res);
-    strbuf_free(&q);
-    return st;
-}
-
-/* The revision row under rc into rev; owned[] gets its strings (origin, gid, warnings), the caller's to free. */
-static bool read_revision(Cursor *rc, Revision *rev, Value *stored, char *owned[3])
-{
-    bool ok = true;
-    memset(rev, 0, sizeof(*rev));
-    rev->id = f_int(rc, 0, &ok);
-    rev->xid = (uint32_t)f_int(rc, 1, &ok);
-    rev->commit_lsn = (Lsn)f_int(rc, 2, &ok);
-    rev->end_lsn = (Lsn)f_int(rc, 3, &ok);
-    rev->commit_time = f_int(rc, 4, &ok);
-    rev->origin = owned[0] = f_str(rc, 5);
-    rev->gid = owned[1] = f_str(rc, 6);
-    rev->n_insert = f_int(rc, 7, &ok);
-    rev->n_update = f_int(rc, 8, &ok);
-    rev->n_delete = f_int(rc, 9, &ok);
-    rev->n_truncate = f_int(rc, 10, &ok);
-    rev->n_snapshot = f_int(rc, 11, &ok);
-    rev->n_suppressed = f_int(rc, 12, &ok);
-    rev->warnings = owned[2] = f_str(rc, 13);
-    *stored = f_text(rc, 14);
-    return ok;
-}
-
-/* Hash the contexts of revision rev_id (rows of revisions that no longer exist are skipped). */
-static WrStatus hash_contexts(Ctx *c, Cursor *cc, RevisionHasher *hh, int64_t rev_id)
-{
-    for (;;) {
-        bool has = false;
-        WrStatus st = cursor_peek(c, cc, &has);
-        if (st != WR_OK || !has) return st;
-        bool cok = true;
-        int64_t rid = f_int(cc, 0, &cok);
-        if (rid > rev_id) return WR_OK;
-        if (rid == rev_id) {
-            RevisionContext ctx;
-            memset(&ctx, 0, sizeof(ctx));
-            ctx.no = (int16_t)f_int(cc, 1, &cok);
-            Value raw = f_text(cc, 2);
-            ctx.raw = raw.data;
-            ctx.raw_len = raw.len;
-            /* A context text could not hold exactly enters by its stored hash. */
-            Value raw_sum = f_text(cc, 3);
-            if (raw_sum.data && raw_sum.len == WALREV_CHECKSUM_LEN) ctx.raw_sha256 = (const uint8_t *)raw_sum.data;
-            revhash_add_context(hh, &ctx);
-        }
-        cc->row++;
-    }
-}
-
-/* Hash the deltas of revision rev_id; *bad (with why) when one is malformed. */
-static WrStatus hash_deltas(Ctx *c, Cursor *dc, RevisionHasher *hh, bool has_erased, DeltaScratch *sc, int64_t rev_id,
-                            bool *bad, char *why, size_t why_size)
-{
-    for (;;) {
-        bool has = false;
-        WrStatus st = cursor_peek(c, dc, &has);
-        if (st != WR_OK || !has) return st;
-        bool dok = true;
-        int64_t rid = f_int(dc, D_REV, &dok);
-        if (rid > rev_id) return WR_OK;
-        if (rid == rev_id && !hash_delta(hh, dc, has_erased, sc, why, why_size, rev_id)) {
-            *bad = true;
-            return WR_OK;
-        }
-        dc->row++;
-    }
 }
 
 WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int64_t *first_bad, char *why,
@@ -398,12 +368,20 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
     *first_bad = 0;
     if (why_size) why[0] = '\0';
     char *qs = store_quote_ident(schema);
+    StrBuf q;
+    strbuf_init(&q);
     Cursor rc = {"walrev_verify_rev", NULL, 0, false};
     Cursor cc = {"walrev_verify_ctx", NULL, 0, false};
     Cursor dc = {"walrev_verify_delta", NULL, 0, false};
+    Cursor vc = {"walrev_verify_relation", NULL, 0, false};
+    RelationVersion rv;
+    memset(&rv, 0, sizeof(rv));
+    StrBuf covered; /* the relation versions the current revision covers, for its error message */
+    strbuf_init(&covered);
     RevisionHasher *hh = revhash_create();
     DeltaScratch sc = {NULL, NULL, 0};
     bool in_tx = false, has_erased = false;
+    PGresult *res = NULL;
     WrStatus st;
 
     if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
@@ -413,7 +391,58 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
     st = exec(&c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL, "BEGIN");
     if (st != WR_OK) goto done;
     in_tx = true;
-    st = open_cursors(&c, qs, &rc, &cc, &dc, &has_erased);
+    strbuf_appendf(&q, "%s.erased_value", qs);
+    const char *p[1] = {q.data};
+    st = exec(&c, "SELECT to_regclass($1) IS NOT NULL", 1, p, &res, "looking for erased_value");
+    if (st != WR_OK) goto done;
+    has_erased = PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
+    PQclear(res);
+    res = NULL;
+
+    strbuf_reset(&q);
+    strbuf_appendf(&q,
+                   "DECLARE %s NO SCROLL CURSOR FOR SELECT id, xid, commit_lsn, end_lsn, commit_time, origin, "
+                   "gid, n_insert::bigint, n_update::bigint, n_delete::bigint, n_truncate::bigint, "
+                   "n_snapshot::bigint, n_suppressed::bigint, warnings, checksum "
+                   "FROM %s.revision ORDER BY id",
+                   rc.name, qs);
+    st = exec(&c, q.data, 0, NULL, NULL, "opening the revision cursor");
+    if (st != WR_OK) goto done;
+    strbuf_reset(&q);
+    strbuf_appendf(&q,
+                   "DECLARE %s NO SCROLL CURSOR FOR SELECT revision_id, context_no, raw, raw_sha256 "
+                   "FROM %s.revision_context ORDER BY revision_id, context_no",
+                   cc.name, qs);
+    st = exec(&c, q.data, 0, NULL, NULL, "opening the revision_context cursor");
+    if (st != WR_OK) goto done;
+    strbuf_reset(&q);
+    strbuf_appendf(&q,
+                   "DECLARE %s NO SCROLL CURSOR FOR SELECT d.revision_id, d.seq, d.relid, d.relversion, "
+                   "d.op, d.key, d.context_no, d.old_unknown, d.col_ids, d.old_values, d.new_values, "
+                   "d.attr_flags",
+                   dc.name);
+    if (has_erased)
+        strbuf_appendf(&q,
+                       ", e.cols, e.which, e.hashes FROM %s.object_delta_arrays d LEFT JOIN LATERAL ("
+                       "SELECT array_agg(x.col_id::integer) AS cols, array_agg(x.which::text) AS which, "
+                       "array_agg(x.value_hash) AS hashes FROM %s.erased_value x "
+                       "WHERE x.revision_id = d.revision_id AND x.seq = d.seq) e ON true",
+                       qs, qs);
+    else
+        strbuf_appendf(&q, " FROM %s.object_delta_arrays d", qs);
+    strbuf_append_str(&q, " ORDER BY d.revision_id, d.seq");
+    st = exec(&c, q.data, 0, NULL, NULL, "opening the object_delta cursor");
+    if (st != WR_OK) goto done;
+    /* Relation versions enter the chain through the revision that covers
+     * them (covered_by; NULL in versions written before format 4). */
+    strbuf_reset(&q);
+    strbuf_appendf(&q,
+                   "DECLARE %s NO SCROLL CURSOR FOR SELECT covered_by, relid, version, nspname, relname, "
+                   "replident, valid_from, col_ids, col_names, col_type_oids, col_typmods, col_type_names, "
+                   "col_is_key, col_track, gen_names, gen_type_names, gen_positions, gen_exprs, checksum "
+                   "FROM %s.relation_version WHERE covered_by IS NOT NULL ORDER BY covered_by, relid, version",
+                   vc.name, qs);
+    st = exec(&c, q.data, 0, NULL, NULL, "opening the relation_version cursor");
     if (st != WR_OK) goto done;
 
     /*
@@ -429,13 +458,29 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
         bool has = false;
         st = cursor_peek(&c, &rc, &has);
         if (st != WR_OK || !has) break;
+        bool ok = true;
         Revision rev;
-        Value stored;
-        char *owned[3];
-        bool ok = read_revision(&rc, &rev, &stored, owned);
+        memset(&rev, 0, sizeof(rev));
+        rev.id = f_int(&rc, 0, &ok);
+        rev.xid = (uint32_t)f_int(&rc, 1, &ok);
+        rev.commit_lsn = (Lsn)f_int(&rc, 2, &ok);
+        rev.end_lsn = (Lsn)f_int(&rc, 3, &ok);
+        rev.commit_time = f_int(&rc, 4, &ok);
+        char *origin = f_str(&rc, 5), *gid = f_str(&rc, 6), *warnings = f_str(&rc, 13);
+        rev.origin = origin;
+        rev.gid = gid;
+        rev.n_insert = f_int(&rc, 7, &ok);
+        rev.n_update = f_int(&rc, 8, &ok);
+        rev.n_delete = f_int(&rc, 9, &ok);
+        rev.n_truncate = f_int(&rc, 10, &ok);
+        rev.n_snapshot = f_int(&rc, 11, &ok);
+        rev.n_suppressed = f_int(&rc, 12, &ok);
+        rev.warnings = warnings;
+        Value stored = f_text(&rc, 14);
         bool bad = false;
         if (!ok || stored.len != WALREV_CHECKSUM_LEN) {
             snprintf(why, why_size, "revision %" PRId64 ": malformed row (the checksum must be 32 bytes)", rev.id);
+            *first_bad = rev.id;
             bad = true;
         } else if (rev.id != prev_id + 1) {
             snprintf(why, why_size, "revision %" PRId64 " is missing (the next stored revision is %" PRId64 ")",
@@ -443,13 +488,79 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
             *first_bad = prev_id + 1;
             bad = true;
         }
-        if (bad && !*first_bad) *first_bad = rev.id;
         memcpy(rev.parent_checksum, prev, WALREV_CHECKSUM_LEN);
         revhash_begin(hh);
-        if (!bad) st = hash_contexts(&c, &cc, hh, rev.id);
-        if (!bad && st == WR_OK) {
-            st = hash_deltas(&c, &dc, hh, has_erased, &sc, rev.id, &bad, why, why_size);
-            if (bad) *first_bad = rev.id;
+        /* Contexts of this revision (rows of revisions that no longer exist are skipped). */
+        while (!bad) {
+            st = cursor_peek(&c, &cc, &has);
+            if (st != WR_OK || !has) break;
+            bool cok = true;
+            int64_t rid = f_int(&cc, 0, &cok);
+            if (rid > rev.id) break;
+            if (rid == rev.id) {
+                RevisionContext ctx;
+                memset(&ctx, 0, sizeof(ctx));
+                ctx.no = (int16_t)f_int(&cc, 1, &cok);
+                Value raw = f_text(&cc, 2);
+                ctx.raw = raw.data;
+                ctx.raw_len = raw.len;
+                /* A context text could not hold exactly enters by its stored hash. */
+                Value raw_sum = f_text(&cc, 3);
+                if (raw_sum.data && raw_sum.len == WALREV_CHECKSUM_LEN)
+                    ctx.raw_sha256 = (const uint8_t *)raw_sum.data;
+                revhash_add_context(hh, &ctx);
+            }
+            cc.row++;
+        }
+        strbuf_reset(&covered);
+        while (!bad && st == WR_OK) {
+            st = cursor_peek(&c, &vc, &has);
+            if (st != WR_OK || !has) break;
+            bool vok = true;
+            int64_t rid = f_int(&vc, R_REV, &vok);
+            if (rid > rev.id) break;
+            if (rid == rev.id) {
+                bool read = read_relation(&vc, &rv);
+                Value stored_sum = f_text(&vc, R_CHECKSUM);
+                uint8_t sum[WALREV_CHECKSUM_LEN];
+                if (read) revhash_relation_digest(&rv, sum);
+                if (!read) {
+                    snprintf(why, why_size, "revision %" PRId64 ": relation version %d of relid %u: malformed row",
+                             rev.id, (int)rv.version, rv.relid);
+                } else if (stored_sum.len != WALREV_CHECKSUM_LEN || memcmp(stored_sum.data, sum, sizeof(sum)) != 0) {
+                    char a[17] = "(none)", b[17];
+                    if (stored_sum.len == WALREV_CHECKSUM_LEN) hex_prefix((const uint8_t *)stored_sum.data, a);
+                    hex_prefix(sum, b);
+                    snprintf(why, why_size,
+                             "revision %" PRId64 ": relation version %d of %s.%s (relid %u): stored checksum %s… "
+                             "but its row hashes to %s…",
+                             rev.id, (int)rv.version, rv.nspname ? rv.nspname : "?", rv.relname ? rv.relname : "?",
+                             rv.relid, a, b);
+                    read = false;
+                }
+                if (!read) {
+                    *first_bad = rev.id;
+                    bad = true;
+                } else {
+                    revhash_add_relation(hh, rv.relid, rv.version, sum);
+                    strbuf_appendf(&covered, "%s%s.%s version %d", covered.len ? ", " : "", rv.nspname,
+                                   rv.relname, (int)rv.version);
+                }
+                free_relation(&rv);
+            }
+            vc.row++;
+        }
+        while (!bad && st == WR_OK) {
+            st = cursor_peek(&c, &dc, &has);
+            if (st != WR_OK || !has) break;
+            bool dok = true;
+            int64_t rid = f_int(&dc, D_REV, &dok);
+            if (rid > rev.id) break;
+            if (rid == rev.id && !hash_delta(hh, &dc, has_erased, &sc, why, why_size, rev.id)) {
+                *first_bad = rev.id;
+                bad = true;
+            }
+            dc.row++;
         }
         if (!bad && st == WR_OK) {
             revhash_finish(hh, &rev);
@@ -457,8 +568,9 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
                 char a[17], b[17];
                 hex_prefix((const uint8_t *)stored.data, a);
                 hex_prefix(rev.checksum, b);
-                snprintf(why, why_size,
-                         "revision %" PRId64 ": stored checksum %s… but its rows hash to %s…", rev.id, a, b);
+                snprintf(why, why_size, "revision %" PRId64 ": stored checksum %s… but its rows%s%s%s hash to %s…",
+                         rev.id, a, covered.len ? " (and relation versions it covers: " : "",
+                         covered.len ? covered.data : "", covered.len ? ")" : "", b);
                 *first_bad = rev.id;
                 bad = true;
             }
@@ -468,7 +580,9 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
             prev_id = rev.id;
             (*checked)++;
         }
-        for (int i = 0; i < 3; i++) free(owned[i]);
+        free(origin);
+        free(gid);
+        free(warnings);
         rc.row++;
         if (bad || st != WR_OK) break;
     }
@@ -490,6 +604,10 @@ done:
     PQclear(rc.res);
     PQclear(cc.res);
     PQclear(dc.res);
+    PQclear(vc.res);
+    free_relation(&rv);
+    strbuf_free(&covered);
+    PQclear(res);
     if (in_tx && PQstatus(conn) == CONNECTION_OK) {
         PGresult *r = PQexec(conn, "ROLLBACK");
         PQclear(r);
@@ -497,6 +615,7 @@ done:
     revhash_destroy(hh);
     free(sc.attrs);
     free(sc.hashes);
+    strbuf_free(&q);
     free(qs);
     return st;
 }

@@ -18,6 +18,14 @@ struct RevisionHasher {
     EVP_MD_CTX *final;  /* the revision's own digest, built in revhash_finish */
     EVP_MD_CTX *value;  /* one value's digest; never shared with the three above */
     EVP_MD *md; /* fetched once; freed with the hasher */
+    EVP_MD_CTX *relation; /* one relation version's digest */
+    /* Relation versions this revision covers; few (one per schema change). */
+    struct RelEntry {
+        uint32_t relid;
+        int32_t version;
+        uint8_t digest[WALREV_CHECKSUM_LEN];
+    } *rels;
+    size_t nrels, caprels;
 };
 
 static void update_u8(EVP_MD_CTX *c, uint8_t v) { EVP_DigestUpdate(c, &v, 1); }
@@ -85,7 +93,8 @@ RevisionHasher *revhash_create(void)
     h->deltas = EVP_MD_CTX_new();
     h->final = EVP_MD_CTX_new();
     h->value = EVP_MD_CTX_new();
-    if (!h->contexts || !h->deltas || !h->final || !h->value) {
+    h->relation = EVP_MD_CTX_new();
+    if (!h->contexts || !h->deltas || !h->final || !h->value || !h->relation) {
         fprintf(stderr, "walrev: out of memory creating SHA-256 contexts\n");
         abort();
     }
@@ -99,7 +108,9 @@ void revhash_destroy(RevisionHasher *h)
     EVP_MD_CTX_free(h->deltas);
     EVP_MD_CTX_free(h->final);
     EVP_MD_CTX_free(h->value);
+    EVP_MD_CTX_free(h->relation);
     EVP_MD_free(h->md);
+    free(h->rels);
     free(h);
 }
 
@@ -107,6 +118,68 @@ void revhash_begin(RevisionHasher *h)
 {
     EVP_DigestInit_ex(h->contexts, h->md, NULL);
     EVP_DigestInit_ex(h->deltas, h->md, NULL);
+    h->nrels = 0;
+}
+
+static char track_code(TrackMode t) { return t == TRACK_HIDDEN ? 'h' : t == TRACK_UNTRACKED ? 'u' : 'f'; }
+
+void revhash_relation_digest(const RelationVersion *rv, uint8_t out[WALREV_CHECKSUM_LEN])
+{
+    /* Rare (once per schema change): a hasher of its own for the values. */
+    RevisionHasher *h = revhash_create();
+    EVP_MD_CTX *c = h->relation;
+    static const char tag[] = "walrev-relation-v1";
+    unsigned int n = 0;
+    EVP_DigestInit_ex(c, h->md, NULL);
+    EVP_DigestUpdate(c, tag, sizeof(tag) - 1);
+    update_u32(c, rv->relid);
+    update_u32(c, (uint32_t)rv->version);
+    update_str(h, c, rv->nspname);
+    update_str(h, c, rv->relname);
+    update_u8(c, (uint8_t)rv->replident);
+    update_u64(c, rv->valid_from);
+    update_u64(c, (uint64_t)rv->revision_id);
+    update_u16(c, rv->ncols);
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        const RelColumn *col = &rv->cols[i];
+        update_u16(c, (uint16_t)col->col_id);
+        update_str(h, c, col->name);
+        update_u32(c, col->type_oid);
+        update_u32(c, (uint32_t)col->typmod);
+        update_str(h, c, col->type_name);
+        update_u8(c, col->is_key ? 1 : 0);
+        update_u8(c, (uint8_t)track_code(col->track));
+    }
+    update_u16(c, rv->ngen);
+    for (uint16_t i = 0; i < rv->ngen; i++) {
+        const GenColumn *g = &rv->gen[i];
+        update_str(h, c, g->name);
+        update_str(h, c, g->type_name);
+        update_u16(c, (uint16_t)g->position);
+        update_str(h, c, g->expr);
+    }
+    EVP_DigestFinal_ex(c, out, &n);
+    revhash_destroy(h);
+}
+
+void revhash_add_relation(RevisionHasher *h, uint32_t relid, int32_t version,
+                          const uint8_t digest[WALREV_CHECKSUM_LEN])
+{
+    if (h->nrels == h->caprels) {
+        h->caprels = h->caprels ? 2 * h->caprels : 4;
+        h->rels = xrealloc(h->rels, h->caprels * sizeof(*h->rels));
+    }
+    struct RelEntry *e = &h->rels[h->nrels++];
+    e->relid = relid;
+    e->version = version;
+    memcpy(e->digest, digest, WALREV_CHECKSUM_LEN);
+}
+
+static int rel_cmp(const void *x, const void *y)
+{
+    const struct RelEntry *a = x, *b = y;
+    if (a->relid != b->relid) return a->relid < b->relid ? -1 : 1;
+    return a->version < b->version ? -1 : a->version > b->version;
 }
 
 void revhash_add_context(RevisionHasher *h, const RevisionContext *ctx)
@@ -164,6 +237,22 @@ void revhash_finish(RevisionHasher *h, Revision *rev)
     update_str(h, c, rev->warnings);
     EVP_DigestUpdate(c, ctx_sum, sizeof(ctx_sum));
     EVP_DigestUpdate(c, delta_sum, sizeof(delta_sum));
+    /* Only a revision that covers relation versions has this part, so the
+     * checksums of every other revision (and of stores older than it) stay
+     * what they were. */
+    if (h->nrels > 0) {
+        qsort(h->rels, h->nrels, sizeof(*h->rels), rel_cmp);
+        uint8_t rel_sum[WALREV_CHECKSUM_LEN];
+        EVP_MD_CTX *r = h->relation;
+        EVP_DigestInit_ex(r, h->md, NULL);
+        for (size_t i = 0; i < h->nrels; i++) {
+            update_u32(r, h->rels[i].relid);
+            update_u32(r, (uint32_t)h->rels[i].version);
+            EVP_DigestUpdate(r, h->rels[i].digest, WALREV_CHECKSUM_LEN);
+        }
+        EVP_DigestFinal_ex(r, rel_sum, &n);
+        EVP_DigestUpdate(c, rel_sum, sizeof(rel_sum));
+    }
     EVP_DigestFinal_ex(c, rev->checksum, &n);
 }
 

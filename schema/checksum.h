@@ -23,6 +23,15 @@ void revhash_add_context(RevisionHasher *h, const RevisionContext *ctx);
  * layout value_hashes[2*i] = old of attr i, [2*i+1] = new of attr i.
  */
 void revhash_add_delta(RevisionHasher *h, const ObjectDelta *d, const uint8_t *const *value_hashes);
+/*
+ * A relation version's digest as it enters the chain (docs/checksums.md):
+ * every field the history store keeps of it. Stored with the version, so
+ * verify can name a changed row.
+ */
+void revhash_relation_digest(const RelationVersion *rv, uint8_t out[WALREV_CHECKSUM_LEN]);
+/* A relation version this revision covers (any order: sorted by relid, version at finish). */
+void revhash_add_relation(RevisionHasher *h, uint32_t relid, int32_t version,
+                          const uint8_t digest[WALREV_CHECKSUM_LEN]);
 /* Finish: computes rev->checksum from rev->parent_checksum, metadata and what was added. */
 void revhash_finish(RevisionHasher *h, Revision *rev);
 

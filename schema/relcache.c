@@ -13,6 +13,9 @@ typedef struct {
     int n;
     char **names;
     int16_t *attnums;
+    bool has_gen; /* the catalog said which columns are generated (possibly none) */
+    uint16_t ngen;
+    GenColumn *gen;
 } AttnumHints;
 
 typedef struct Entry {
@@ -54,6 +57,28 @@ RelCache *relcache_create(const TrackingRules *rules)
     return c;
 }
 
+static void free_gen(uint16_t n, GenColumn *g)
+{
+    for (uint16_t i = 0; i < n; i++) {
+        free(g[i].name);
+        free(g[i].type_name);
+        free(g[i].expr);
+    }
+    free(g);
+}
+
+static GenColumn *copy_gen(uint16_t n, const GenColumn *src)
+{
+    GenColumn *g = xcalloc((size_t)n + 1, sizeof(GenColumn));
+    for (uint16_t i = 0; i < n; i++) {
+        g[i].name = xstrdup(src[i].name);
+        g[i].type_name = xstrdup(src[i].type_name);
+        g[i].expr = xstrdup(src[i].expr);
+        g[i].position = src[i].position;
+    }
+    return g;
+}
+
 static void free_version(RelationVersion *rv)
 {
     if (!rv) return;
@@ -62,6 +87,7 @@ static void free_version(RelationVersion *rv)
         free(rv->cols[i].type_name);
     }
     free(rv->cols);
+    free_gen(rv->ngen, rv->gen);
     free(rv->nspname);
     free(rv->relname);
     free(rv);
@@ -72,6 +98,7 @@ static void free_hints(AttnumHints *h)
     for (int i = 0; i < h->n; i++) free(h->names[i]);
     free(h->names);
     free(h->attnums);
+    free_gen(h->ngen, h->gen);
     memset(h, 0, sizeof(*h));
 }
 
@@ -98,7 +125,7 @@ void relcache_destroy(RelCache *c)
     free(c);
 }
 
-static bool used(const Entry *e) { return e->current || e->hints.n > 0 || e->max_col_id > 0; }
+static bool used(const Entry *e) { return e->current || e->hints.n > 0 || e->hints.has_gen || e->max_col_id > 0; }
 
 static Entry *find_slot(Entry *entries, size_t cap, uint32_t relid)
 {
@@ -159,6 +186,17 @@ static bool same_str(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
+static bool same_gen(const RelationVersion *cur, const AttnumHints *h)
+{
+    if (!h->has_gen) return true; /* nothing new known */
+    if (cur->ngen != h->ngen) return false;
+    for (uint16_t i = 0; i < h->ngen; i++)
+        if (strcmp(cur->gen[i].name, h->gen[i].name) != 0 || strcmp(cur->gen[i].type_name, h->gen[i].type_name) != 0 ||
+            strcmp(cur->gen[i].expr, h->gen[i].expr) != 0 || cur->gen[i].position != h->gen[i].position)
+            return false;
+    return true;
+}
+
 static bool same_as_current(const RelationVersion *cur, const char *nsp, const char *rel, char replident,
                             uint16_t ncols, const RelColumnIn *cols)
 {
@@ -176,11 +214,12 @@ static bool same_as_current(const RelationVersion *cur, const char *nsp, const c
 
 const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *nspname,
                                       const char *relname, char replident, uint16_t ncols,
-                                      const RelColumnIn *cols, Lsn lsn, bool *is_new)
+                                      const RelColumnIn *cols, Lsn lsn, int64_t revision_id, bool *is_new)
 {
     const char *nsp = (nspname && *nspname) ? nspname : "pg_catalog";
     Entry *e = get_entry(c, relid, true);
-    if (e->current && same_as_current(e->current, nsp, relname, replident, ncols, cols)) {
+    if (e->current && same_as_current(e->current, nsp, relname, replident, ncols, cols) &&
+        same_gen(e->current, &e->hints)) {
         *is_new = false;
         return e->current;
     }
@@ -191,8 +230,13 @@ const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *n
     rv->relname = xstrdup(relname);
     rv->replident = replident;
     rv->valid_from = lsn;
+    rv->revision_id = revision_id;
     rv->ncols = ncols;
     rv->cols = xcalloc(ncols ? ncols : 1, sizeof(RelColumn));
+    /* Generated columns: as the catalog last said, else as before. */
+    const GenColumn *gsrc = e->hints.has_gen ? e->hints.gen : e->current ? e->current->gen : NULL;
+    rv->ngen = e->hints.has_gen ? e->hints.ngen : e->current ? e->current->ngen : 0;
+    rv->gen = copy_gen(rv->ngen, gsrc);
     for (uint16_t i = 0; i < ncols; i++) {
         RelColumn *col = &rv->cols[i];
         col->name = xstrdup(cols[i].name);
@@ -234,10 +278,21 @@ const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *n
     return rv;
 }
 
+void relcache_set_generated(RelCache *c, uint32_t relid, uint16_t n, const GenColumn *gen)
+{
+    Entry *e = get_entry(c, relid, true);
+    free_gen(e->hints.ngen, e->hints.gen);
+    e->hints.has_gen = true;
+    e->hints.ngen = n;
+    e->hints.gen = copy_gen(n, gen);
+}
+
 void relcache_set_attnums(RelCache *c, uint32_t relid, int n, const char *const *names, const int16_t *attnums)
 {
     Entry *e = get_entry(c, relid, true);
-    free_hints(&e->hints);
+    for (int i = 0; i < e->hints.n; i++) free(e->hints.names[i]);
+    free(e->hints.names);
+    free(e->hints.attnums);
     e->hints.n = n;
     e->hints.names = xcalloc((size_t)n + 1, sizeof(char *));
     e->hints.attnums = xcalloc((size_t)n + 1, sizeof(int16_t));
@@ -275,6 +330,7 @@ void relcache_restore(RelCache *c, const RelationVersion *src, int16_t max_col_i
         rv->cols[i].track = c->rules ? tracking_column_mode(c->rules, rv->nspname, rv->relname, rv->cols[i].name)
                                      : TRACK_FULL;
     }
+    rv->gen = copy_gen(src->ngen, src->gen);
     if (e->current) {
         OldVersion *o = xcalloc(1, sizeof(*o));
         o->rv = e->current;

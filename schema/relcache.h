@@ -29,10 +29,11 @@ void relcache_destroy(RelCache *c);
 /*
  * Apply a Relation message. Returns the version now in force (owned by the
  * cache); *is_new is true when it is a new version the sinks must be told of.
+ * A new version records revision_id: the revision whose checksum covers it.
  */
 const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *nspname,
                                       const char *relname, char replident, uint16_t ncols,
-                                      const RelColumnIn *cols, Lsn lsn, bool *is_new);
+                                      const RelColumnIn *cols, Lsn lsn, int64_t revision_id, bool *is_new);
 
 /* The version in force for relid, or NULL if none was seen. */
 const RelationVersion *relcache_lookup(const RelCache *c, uint32_t relid);
@@ -55,6 +56,14 @@ void relcache_restore(RelCache *c, const RelationVersion *rv, int16_t max_col_id
  * names[i] has attnums[i]; copied.
  */
 void relcache_set_attnums(RelCache *c, uint32_t relid, int n, const char *const *names, const int16_t *attnums);
+
+/*
+ * The table's STORED generated columns from the source catalog (the DDL
+ * capture, or the baseline's description): the next version takes them,
+ * and a Relation message that differs only in them still makes one (pgoutput
+ * never sends generated columns). gen is copied.
+ */
+void relcache_set_generated(RelCache *c, uint32_t relid, uint16_t n, const GenColumn *gen);
 
 /* Whether the table is excluded by the tracking rules. */
 bool relcache_is_excluded(const RelCache *c, const RelationVersion *rv);

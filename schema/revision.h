@@ -31,6 +31,18 @@ typedef struct {
 } RelColumn;
 
 /*
+ * A STORED generated column. pgoutput never sends them (PostgreSQL 15), so
+ * they are not among a version's cols; replay computes them from the
+ * expression over the row's other columns (docs/history-store.md).
+ */
+typedef struct {
+    char *name;
+    char *type_name;   /* format_type(): what replay casts the expression to */
+    int16_t position;  /* 0-based place among all the table's columns, in attnum order */
+    char *expr;        /* pg_get_expr of the generation expression */
+} GenColumn;
+
+/*
  * One schema a tracked table has had. Identity: (relid, version); relid is the
  * source table's OID, stable across RENAME (a dropped and recreated table is a
  * new table). version counts from 1 per relid. Owned by the relation cache;
@@ -43,8 +55,13 @@ typedef struct {
     char *relname;
     char replident;    /* 'd','n','f','i' */
     Lsn valid_from;    /* LSN of the first change written under it (or of its revision) */
+    /* The revision whose checksum covers this version (docs/checksums.md): the
+     * next one written when the version appeared; 0 = not covered (older stores). */
+    int64_t revision_id;
     uint16_t ncols;
     RelColumn *cols;
+    uint16_t ngen;     /* STORED generated columns, in position order */
+    GenColumn *gen;
 } RelationVersion;
 
 typedef enum {

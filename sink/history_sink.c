@@ -660,10 +660,11 @@ static WrStatus hs_write_relation(Sink *s, const RelationVersion *rv, WrError *e
     st = ensure_tx(h, err);
     if (st != WR_OK) return st;
 
-    StrBuf arr[7];
-    for (int i = 0; i < 7; i++) strbuf_init(&arr[i]);
-    Value *names = xcalloc(rv->ncols ? rv->ncols : 1, sizeof(Value));
-    Value *types = xcalloc(rv->ncols ? rv->ncols : 1, sizeof(Value));
+    StrBuf arr[11];
+    for (int i = 0; i < 11; i++) strbuf_init(&arr[i]);
+    size_t nv = (size_t)(rv->ncols > rv->ngen ? rv->ncols : rv->ngen) + 1;
+    Value *names = xcalloc(nv, sizeof(Value));
+    Value *types = xcalloc(nv, sizeof(Value));
     for (uint16_t i = 0; i < rv->ncols; i++) {
         names[i] = (Value){rv->cols[i].name, strlen(rv->cols[i].name)};
         if (rv->cols[i].type_name) types[i] = (Value){rv->cols[i].type_name, strlen(rv->cols[i].type_name)};
@@ -675,28 +676,71 @@ static WrStatus hs_write_relation(Sink *s, const RelationVersion *rv, WrError *e
     pgarray_append_text(&arr[4], types, rv->ncols);
     append_int_array_u32(&arr[5], rv, 3);
     append_int_array_u32(&arr[6], rv, 4);
+    /* Generated columns (NULL arrays when there are none). */
+    if (rv->ngen > 0) {
+        for (int part = 0; part < 3; part++) {
+            for (uint16_t i = 0; i < rv->ngen; i++) {
+                const char *v = part == 0 ? rv->gen[i].name : part == 1 ? rv->gen[i].type_name : rv->gen[i].expr;
+                names[i] = (Value){v, strlen(v)};
+            }
+            pgarray_append_text(&arr[part == 0 ? 7 : part == 1 ? 8 : 10], names, rv->ngen);
+        }
+        strbuf_append_char(&arr[9], '{');
+        for (uint16_t i = 0; i < rv->ngen; i++) strbuf_appendf(&arr[9], "%s%d", i ? "," : "", (int)rv->gen[i].position);
+        strbuf_append_char(&arr[9], '}');
+    }
     free(names);
     free(types);
-    char relid[16], version[16], replident[2] = {rv->replident, 0}, lsn[32];
+    uint8_t digest[WALREV_CHECKSUM_LEN];
+    revhash_relation_digest(rv, digest);
+    char digest_hex[2 * WALREV_CHECKSUM_LEN + 3] = "\\x";
+    checksum_to_hex(digest, digest_hex + 2);
+    char relid[16], version[16], replident[2] = {rv->replident, 0}, lsn[32], revid[24];
     snprintf(relid, sizeof(relid), "%" PRIu32, rv->relid);
     snprintf(version, sizeof(version), "%" PRId32, rv->version);
     snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(rv->valid_from));
-    const char *p[13] = {relid,       version,     rv->nspname, rv->relname, replident,
+    snprintf(revid, sizeof(revid), "%" PRId64, rv->revision_id);
+    const char *p[19] = {relid,       version,     rv->nspname, rv->relname, replident,
                          lsn,         arr[0].data, arr[1].data, arr[2].data, arr[3].data,
-                         arr[4].data, arr[5].data, arr[6].data};
+                         arr[4].data, arr[5].data, arr[6].data, revid,       digest_hex,
+                         rv->ngen ? arr[7].data : NULL, rv->ngen ? arr[8].data : NULL,
+                         rv->ngen ? arr[9].data : NULL, rv->ngen ? arr[10].data : NULL};
     StrBuf q;
     strbuf_init(&q);
     strbuf_appendf(&q,
                    "INSERT INTO %s.relation_version (relid, version, nspname, relname, replident, "
                    "valid_from, col_ids, col_names, col_type_oids, col_typmods, col_type_names, "
-                   "col_is_key, col_track) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
-                   "ON CONFLICT DO NOTHING",
+                   "col_is_key, col_track, covered_by, checksum, gen_names, gen_type_names, gen_positions, "
+                   "gen_exprs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+                   "$17, $18, $19) ON CONFLICT DO NOTHING RETURNING 1",
                    h->qschema);
     char what[160];
     snprintf(what, sizeof(what), "INSERT into %s.relation_version", h->qschema);
-    st = run(h, q.data, 13, p, what, NULL, err);
+    PGresult *res = NULL;
+    st = run(h, q.data, 19, p, what, &res, err);
+    bool inserted = st == WR_OK && PQntuples(res) == 1;
+    PQclear(res);
+    res = NULL;
+    if (st == WR_OK && !inserted) {
+        /* The store has this version already: it must be this one. A
+         * different one means the worker lost track of the table's columns
+         * (every later change would be recorded under the wrong names). */
+        strbuf_reset(&q);
+        strbuf_appendf(&q,
+                       "SELECT checksum IS NULL OR checksum = $3::bytea FROM %s.relation_version "
+                       "WHERE relid = $1 AND version = $2",
+                       h->qschema);
+        const char *cp[3] = {relid, version, digest_hex};
+        st = run(h, q.data, 3, cp, what, &res, err);
+        if (st == WR_OK && (PQntuples(res) != 1 || PQgetvalue(res, 0, 0)[0] != 't'))
+            st = wr_error_set(err, WR_FATAL,
+                              "history store: relation version %s of %s.%s (relid %s) differs from the one "
+                              "the store holds; refusing to record changes under the wrong columns",
+                              version, rv->nspname, rv->relname, relid);
+        PQclear(res);
+    }
     strbuf_free(&q);
-    for (int i = 0; i < 7; i++) strbuf_free(&arr[i]);
+    for (int i = 0; i < 11; i++) strbuf_free(&arr[i]);
     if (st != WR_OK) return st;
     if (h->nrels == h->caprels) {
         h->caprels = h->caprels ? 2 * h->caprels : 16;

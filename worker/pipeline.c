@@ -23,6 +23,7 @@
 #include "worker/prefetch.h"
 #include "worker/readahead.h"
 #include "schema/store_sql.h"
+#include "worker/relrestore.h"
 #include "worker/retry.h"
 
 #include <jansson.h>
@@ -194,6 +195,13 @@ static WrStatus out_primary_key(void *ctx, uint32_t relid, uint16_t ncols, const
     return WR_OK;
 }
 
+/* Only the backfill emits messages under walrev's prefixes (watermarks, chunks). */
+static bool out_own_message(void *ctx, const PgoLogicalMessage *m)
+{
+    Pipeline *p = ctx;
+    return p->backfill && backfill_owns_message(p->backfill, m);
+}
+
 /* ---- set-up and teardown ---- */
 
 static WrStatus send_status(Pipeline *p, bool reply, WrError *err);
@@ -265,80 +273,6 @@ static WrStatus create_sinks(Pipeline *p, WrError *err)
     if (fanout_count(p->fanout) == 0)
         return wr_error_set(err, WR_INVALID, "no sink configured: enable [history], [file] or [kafka]");
     return WR_OK;
-}
-
-/* Versions the history store already holds, so re-sent Relation messages are not new versions. */
-static WrStatus restore_relations(Pipeline *p, WrError *err)
-{
-    if (!p->cfg->history_enabled) return WR_OK;
-    PGconn *conn;
-    PgioConnect how = {.what = "history store", .app_name = "walrev-history", .bounded = true};
-    WrStatus cst = pgio_connect(p->cfg->history_conninfo, &how, &conn, err);
-    if (cst != WR_OK) return cst;
-    char *schema = PQescapeIdentifier(conn, p->cfg->history_schema, strlen(p->cfg->history_schema));
-    StrBuf sql;
-    strbuf_init(&sql);
-    strbuf_appendf(&sql,
-                   "SELECT json_build_object('relid', relid::bigint, 'version', version, 'nspname', nspname, "
-                   "'relname', relname, 'replident', replident::text, 'valid_from', valid_from::text, "
-                   "'col_ids', col_ids, 'col_names', col_names, 'col_type_oids', col_type_oids::bigint[], "
-                   "'col_typmods', col_typmods, 'col_type_names', col_type_names, 'col_is_key', col_is_key, "
-                   "'max_col_id', (SELECT max(x) FROM %s.relation_version r2, unnest(r2.col_ids) x "
-                   "WHERE r2.relid = rv.relid))::text "
-                   "FROM (SELECT DISTINCT ON (relid) * FROM %s.relation_version ORDER BY relid, version DESC) rv",
-                   schema, schema);
-    PQfreemem(schema);
-    PGresult *res;
-    WrStatus st = pgio_run(conn, sql.data, 0, NULL, &res, err, "history store: reading relation versions");
-    strbuf_free(&sql);
-    if (st != WR_OK) goto done;
-    for (int r = 0; r < PQntuples(res); r++) {
-        json_error_t jerr;
-        json_t *o = json_loads(PQgetvalue(res, r, 0), 0, &jerr);
-        if (!o) continue;
-        RelationVersion rv;
-        memset(&rv, 0, sizeof(rv));
-        rv.relid = (uint32_t)json_integer_value(json_object_get(o, "relid"));
-        rv.version = (int32_t)json_integer_value(json_object_get(o, "version"));
-        const char *nsp = json_string_value(json_object_get(o, "nspname"));
-        const char *rel = json_string_value(json_object_get(o, "relname"));
-        rv.nspname = nsp ? xstrdup(nsp) : NULL;
-        rv.relname = rel ? xstrdup(rel) : NULL;
-        const char *ri = json_string_value(json_object_get(o, "replident"));
-        rv.replident = ri && *ri ? ri[0] : 'd';
-        Lsn vf = 0;
-        const char *vft = json_string_value(json_object_get(o, "valid_from"));
-        if (vft && lsn_parse(vft, &vf)) rv.valid_from = vf;
-        json_t *ids = json_object_get(o, "col_ids");
-        rv.ncols = (uint16_t)json_array_size(ids);
-        rv.cols = xcalloc(rv.ncols ? rv.ncols : 1, sizeof(RelColumn));
-        for (uint16_t i = 0; i < rv.ncols; i++) {
-            RelColumn *c = &rv.cols[i];
-            c->col_id = (int16_t)json_integer_value(json_array_get(ids, i));
-            const char *cn = json_string_value(json_array_get(json_object_get(o, "col_names"), i));
-            c->name = xstrdup(cn ? cn : "");
-            c->type_oid = (uint32_t)json_integer_value(json_array_get(json_object_get(o, "col_type_oids"), i));
-            c->typmod = (int32_t)json_integer_value(json_array_get(json_object_get(o, "col_typmods"), i));
-            const char *tn = json_string_value(json_array_get(json_object_get(o, "col_type_names"), i));
-            c->type_name = (tn && *tn) ? xstrdup(tn) : NULL;
-            c->is_key = json_is_true(json_array_get(json_object_get(o, "col_is_key"), i));
-        }
-        if (rv.nspname && rv.relname)
-            relcache_restore(assembler_relcache(p->asm_), &rv,
-                             (int16_t)json_integer_value(json_object_get(o, "max_col_id")));
-        for (uint16_t i = 0; i < rv.ncols; i++) {
-            free(rv.cols[i].name);
-            free(rv.cols[i].type_name);
-        }
-        free(rv.cols);
-        free(rv.nspname);
-        free(rv.relname);
-        json_decref(o);
-    }
-done:
-    PQclear(res);
-    PQfinish(conn);
-    return st;
 }
 
 static void teardown(Pipeline *p, bool abort_pending)
@@ -455,6 +389,9 @@ static WrStatus handle_copydata(Pipeline *p, const uint8_t *buf, size_t len, WrE
     st = assembler_handle(p->asm_, &msg, err);
     if (st == WR_OK && p->backfill && msg.type == PGO_MSG_MESSAGE)
         st = backfill_on_message(p->backfill, &msg.u.message, err);
+    if (st == WR_OK && p->backfill && msg.type == PGO_MSG_INSERT &&
+        assembler_is_control_relation(p->asm_, msg.u.change.relid))
+        backfill_on_ddl(p->backfill);
     if (st != WR_OK && st != WR_RETRY)
         wr_error_prefix(err, "%s at " LSN_FMT, pgo_message_type_name(msg.type), LSN_ARGS(cd.wal_start));
     return st;
@@ -634,7 +571,8 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     /* Kafka alone keeps no position: ids from commit LSNs, never 1 again after a restart. */
     AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes,
                             .digest_key = have_key ? &dkey : NULL,
-                            .ids_from_commit_lsn = !fanout_has_position(p->fanout)};
+                            .ids_from_commit_lsn = !fanout_has_position(p->fanout),
+                            .control_schema = cfg->history_schema};
     if (p->has_attest_key) {
         acfg.attest_ipad = p->attest_pads;
         acfg.attest_opad = p->attest_pads + 64;
@@ -642,13 +580,18 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
                            .delta = out_delta, .commit = out_commit, .lookup_row = out_lookup,
                            .primary_key = out_primary_key, .find_row = out_find_row,
-                           .suppressed = out_suppressed, .scan_rows = out_scan_rows};
+                           .suppressed = out_suppressed, .scan_rows = out_scan_rows,
+                           .own_message = out_own_message};
     p->asm_ = assembler_create(&acfg, &out);
     assembler_set_position(p->asm_, start->last_revision_id, start->last_checksum, start->durable_end_lsn);
     p->ahead = readahead_create();
     p->ahead_status = WR_OK;
-    st = restore_relations(p, err);
-    if (st == WR_OK) st = check_gap(p, start, err);
+    /* Versions the history store already holds, so re-sent Relation messages are not new versions. */
+    if (cfg->history_enabled) {
+        st = relrestore_load(p->asm_, cfg->history_conninfo, cfg->history_schema, err);
+        if (st != WR_OK) return st;
+    }
+    st = check_gap(p, start, err);
     if (st != WR_OK) return st;
     /* Backfill state and progress live in the history store: without it, no backfill. */
     if (p->history) {
@@ -817,7 +760,8 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
     memcpy(dkey.key, hist.digest_key, sizeof(dkey.key));
     AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes,
                             .digest_key = hist.has_digest_key ? &dkey : NULL,
-                            .ids_from_commit_lsn = !fanout_has_position(p->fanout)};
+                            .ids_from_commit_lsn = !fanout_has_position(p->fanout),
+                            .control_schema = cfg->history_schema};
     AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
                            .delta = out_delta, .commit = out_commit};
     if (has_history) {
@@ -831,7 +775,7 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
     if (has_history && baseline) {
         /* The history goes on: a slot that does not continue it (dropped,
          * lost, advanced) gets a gap revision, never a second baseline. */
-        st = restore_relations(p, err);
+        st = relrestore_load(p->asm_, cfg->history_conninfo, cfg->history_schema, err);
         SinkPosition at = start;
         if (st == WR_OK) st = check_gap(p, &at, err);
         if (st != WR_OK) return st;

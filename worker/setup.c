@@ -364,7 +364,7 @@ static void check_publication(Setup *s)
                         "         ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid AND n.nspname = $2)"
                         " OR EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_class c"
                         "         ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-                        "         WHERE pr.prpubid = p.oid AND n.nspname = $2 AND c.relname <> 'table_log')"
+                        "         WHERE pr.prpubid = p.oid AND n.nspname = $2 AND c.relname NOT IN ('table_log', 'ddl_capture'))"
                         " FROM pg_publication p WHERE p.pubname = $1",
                         2, p);
     if (!res) return;
@@ -763,64 +763,118 @@ static bool ensure_context_functions(Setup *s)
     return ok;
 }
 
-/* ---- DDL capture: exact renames ---- */
+/* ---- DDL capture: exact renames, generated columns ---- */
 
 /*
  * pgoutput's Relation message names columns but does not identify them, so
- * a RENAME COLUMN looks like DROP + ADD. This event trigger emits, in the
- * DDL's own transaction (so in WAL order), each altered table's columns with
- * their attnums; the worker keys column identity on them.
+ * a RENAME COLUMN looks like DROP + ADD, and it never mentions STORED
+ * generated columns. This event trigger writes, in the DDL's own transaction
+ * (so in WAL order), each created or altered table's columns with their
+ * attnums and its generated columns' expressions into <schema>.ddl_capture.
+ * That table is walrev's: owned by the role running setup, no privilege for
+ * anyone else, written only through this SECURITY DEFINER function; its rows
+ * reach the worker through the slot like any change, and the worker takes
+ * column identities from nowhere else (a logical message under walrev's
+ * prefix, which any user can emit, is only ever a warning). The worker
+ * reads the rows from the WAL, so deleting old rows is harmless.
  */
-static const char *ddl_capture_body =
+static const char *ddl_capture_table_fmt =
+    "CREATE TABLE IF NOT EXISTS @s@.ddl_capture ("
+    " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " captured_at timestamptz NOT NULL DEFAULT now(),"
+    " relid oid NOT NULL,"
+    " info jsonb NOT NULL);"
+    " REVOKE ALL ON @s@.ddl_capture FROM PUBLIC;"
+    " COMMENT ON TABLE @s@.ddl_capture IS 'walrev: column identities after each CREATE/ALTER TABLE, written by"
+    " the DDL capture event trigger and read by walrev run from the WAL (docs/history-store.md)'";
+
+/* @s@: the quoted schema. Compared with prosrc on later runs. */
+static const char *ddl_capture_body_fmt =
     " DECLARE r record; BEGIN"
     " FOR r IN SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands()"
-    "   WHERE classid = 'pg_catalog.pg_class'::regclass AND object_type IN ('table', 'table column') LOOP"
-    "   PERFORM pg_catalog.pg_logical_emit_message(true, 'walrev.ddl', pg_catalog.json_build_object("
-    "     'relid', r.objid::bigint, 'columns', (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array("
-    "     a.attnum, a.attname) ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a"
-    "     WHERE a.attrelid = r.objid AND a.attnum > 0 AND NOT a.attisdropped))::text);"
+    "   WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND object_type IN ('table', 'table column') LOOP"
+    "   INSERT INTO @s@.ddl_capture (relid, info)"
+    "   SELECT c.oid, pg_catalog.jsonb_build_object('relid', c.oid::pg_catalog.int8,"
+    "     'persistence', c.relpersistence, 'kind', c.relkind,"
+    "     'columns', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attnum, a.attname)"
+    "        ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a"
+    "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
+    "     'generated', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attnum, a.attname,"
+    "        pg_catalog.format_type(a.atttypid, a.atttypmod), pg_catalog.pg_get_expr(d.adbin, d.adrelid))"
+    "        ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attrdef d"
+    "        ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+    "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 's'))"
+    "   FROM pg_catalog.pg_class c WHERE c.oid = r.objid AND c.relpersistence <> 't';"
     " END LOOP; END ";
+
+/* tmpl with every @s@ replaced by schema (already quoted). */
+static void append_with_schema(StrBuf *b, const char *tmpl, const char *schema)
+{
+    for (const char *p = tmpl; *p;) {
+        const char *at = strstr(p, "@s@");
+        size_t n = at ? (size_t)(at - p) : strlen(p);
+        strbuf_append(b, p, n);
+        if (!at) break;
+        strbuf_append_str(b, schema);
+        p = at + 3;
+    }
+}
 
 static bool ensure_ddl_trigger(Setup *s)
 {
     char *schema = ident(s->src, s->cfg->history_schema);
-    StrBuf sql;
+    StrBuf sql, body;
     strbuf_init(&sql);
+    strbuf_init(&body);
+    append_with_schema(&body, ddl_capture_body_fmt, schema);
     strbuf_appendf(&sql, "%s.capture_ddl()", schema);
-    const char *p[] = {sql.data};
+    const char *p[] = {sql.data, s->cfg->history_schema};
     char *src = scalar(s, s->src, "reading the DDL capture function",
-                       "SELECT coalesce((SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1)), '')"
+                       "SELECT coalesce((SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1) AND prosecdef), '')"
                        " || '|' || (SELECT count(*) FROM pg_event_trigger WHERE evtname = 'walrev_capture_ddl'"
-                       " AND evtenabled <> 'D')",
-                       1, p);
+                       " AND evtenabled <> 'D')"
+                       " || '|' || (to_regclass(format('%I.ddl_capture', $2::text)) IS NOT NULL)",
+                       2, p);
     bool ok = src != NULL;
     if (ok) {
-        char want[2048];
-        snprintf(want, sizeof(want), "%s|1", ddl_capture_body);
-        if (strcmp(src, want) == 0) {
-            say("ok", "DDL capture event trigger exists (renames keep their history)");
+        StrBuf want;
+        strbuf_init(&want);
+        strbuf_appendf(&want, "%s|1|true", body.data);
+        if (strcmp(src, want.data) == 0) {
+            say("ok", "DDL capture event trigger and %s.ddl_capture exist (renames keep their history)",
+                s->cfg->history_schema);
         } else if (!s->superuser) {
             warn(s, "cannot install the DDL capture event trigger without superuser: a RENAME COLUMN will be "
-                    "recorded as a drop and an add (run walrev setup once as a superuser to fix)");
+                    "recorded as a drop and an add, and generated columns are missing from snapshots (run walrev "
+                    "setup once as a superuser to fix)");
         } else {
+            /* Replaces an older capture (logical messages, which any user can forge) in place. */
             strbuf_reset(&sql);
+            strbuf_appendf(&sql, "CREATE SCHEMA IF NOT EXISTS %s; ", schema);
+            append_with_schema(&sql, ddl_capture_table_fmt, schema);
             strbuf_appendf(&sql,
-                           "CREATE OR REPLACE FUNCTION %s.capture_ddl() RETURNS event_trigger"
-                           " LANGUAGE plpgsql AS $walrev$%s$walrev$;"
+                           "; CREATE OR REPLACE FUNCTION %s.capture_ddl() RETURNS event_trigger"
+                           " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
+                           " AS $walrev$%s$walrev$;"
+                           " REVOKE ALL ON FUNCTION %s.capture_ddl() FROM PUBLIC;"
                            " DROP EVENT TRIGGER IF EXISTS walrev_capture_ddl;"
                            " CREATE EVENT TRIGGER walrev_capture_ddl ON ddl_command_end"
                            " WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')"
                            " EXECUTE FUNCTION %s.capture_ddl()",
-                           schema, ddl_capture_body, schema);
+                           schema, body.data, schema, schema);
             ok = exec_simple(s, s->src, "installing the DDL capture event trigger", sql.data);
             if (ok) {
-                say("created", "DDL capture event trigger walrev_capture_ddl (renames keep their history)");
+                say("created", "DDL capture event trigger walrev_capture_ddl writing %s.ddl_capture (renames keep "
+                               "their history)",
+                    s->cfg->history_schema);
                 s->changes++;
             }
         }
+        strbuf_free(&want);
     }
     free(src);
     strbuf_free(&sql);
+    strbuf_free(&body);
     free(schema);
     return ok;
 }
@@ -931,6 +985,40 @@ static bool ensure_table_log_published(Setup *s)
     return ok;
 }
 
+/*
+ * The capture table's rows must reach the slot: a publication FOR ALL
+ * TABLES has it already; one FOR TABLES IN SCHEMA (which leaves the history
+ * schema out) or FOR TABLE gets it added by name.
+ */
+static bool ensure_capture_published(Setup *s)
+{
+    const char *p[] = {s->cfg->history_schema, s->cfg->publication};
+    char *v = scalar(s, s->src, "checking the DDL capture table's publication",
+                     "SELECT CASE WHEN to_regclass(format('%I.ddl_capture', $1::text)) IS NULL THEN 'absent'"
+                     " WHEN EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $2 AND schemaname = $1"
+                     " AND tablename = 'ddl_capture') THEN 'yes' ELSE 'no' END",
+                     2, p);
+    if (!v) return false;
+    bool ok = true;
+    if (strcmp(v, "no") == 0) {
+        char *pub = ident(s->src, s->cfg->publication), *schema = ident(s->src, s->cfg->history_schema);
+        StrBuf sql;
+        strbuf_init(&sql);
+        strbuf_appendf(&sql, "ALTER PUBLICATION %s ADD TABLE %s.ddl_capture", pub, schema);
+        ok = exec_simple(s, s->src, "adding the DDL capture table to the publication", sql.data);
+        if (ok) {
+            say("changed", "publication %s: added %s.ddl_capture (walrev's DDL capture)", s->cfg->publication,
+                s->cfg->history_schema);
+            s->changes++;
+        }
+        strbuf_free(&sql);
+        free(pub);
+        free(schema);
+    }
+    free(v);
+    return ok;
+}
+
 /* ---- the slot ---- */
 
 /*
@@ -957,13 +1045,13 @@ static bool create_slot(Setup *s, Lsn *consistent_point)
 static bool record_skipped_baselines(Setup *s)
 {
     if (!s->cfg->history_enabled) return true;
-    const char *p[] = {s->cfg->publication};
+    const char *p[] = {s->cfg->publication, s->cfg->history_schema};
     PGresult *res = run(s, s->src, "listing the published tables",
                         "SELECT c.oid::text, n.nspname, c.relname FROM pg_publication_tables pt"
                         " JOIN pg_namespace n ON n.nspname = pt.schemaname"
                         " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename"
-                        " WHERE pt.pubname = $1",
-                        1, p);
+                        " WHERE pt.pubname = $1 AND NOT (pt.schemaname = $2 AND pt.tablename = 'ddl_capture')",
+                        2, p);
     if (!res) return false;
     char *schema = ident(s->hist, s->cfg->history_schema);
     StrBuf sql;
@@ -1019,7 +1107,7 @@ static bool ensure_slot(Setup *s)
 
 static bool report_replica_identity(Setup *s)
 {
-    /* walrev's own table log is published too; it is no table of the user's */
+    /* walrev's own table log and DDL capture are published too; they are no tables of the user's */
     const char *p[] = {s->cfg->publication, s->cfg->history_schema};
     PGresult *res = run(s, s->src, "reading the published tables' replica identity",
                         "SELECT format('%I.%I', n.nspname, c.relname), c.relreplident,"
@@ -1028,7 +1116,8 @@ static bool report_replica_identity(Setup *s)
                         " FROM pg_publication_tables t"
                         " JOIN pg_namespace n ON n.nspname = t.schemaname"
                         " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename"
-                        " WHERE t.pubname = $1 AND NOT (t.schemaname = $2 AND t.tablename = 'table_log') ORDER BY 1",
+                        " WHERE t.pubname = $1 AND NOT (t.schemaname = $2 AND t.tablename IN ('table_log', 'ddl_capture'))"
+                        " ORDER BY 1",
                         2, p);
     if (!res) return false;
     int not_full = 0, broken = 0, altered = 0;
@@ -1131,6 +1220,7 @@ int setup_command(const Config *cfg, const SetupOptions *opts)
      * up as of each change's position, so one created later is not seen. */
     if (!ensure_publication(&s)) goto failed;
     if (!ensure_table_log_published(&s)) goto failed;
+    if (!ensure_capture_published(&s)) goto failed;
     if (!ensure_slot(&s)) goto failed;
     if (!report_replica_identity(&s)) goto failed;
 

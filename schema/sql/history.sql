@@ -1,4 +1,4 @@
--- walrev history store, format version 3.
+-- walrev history store, format version 4.
 -- @schema@ is replaced by the configured history schema (default walrev).
 -- Every statement is idempotent: `walrev setup` runs this file each time.
 -- Layout and reasons: docs/history-store.md.
@@ -18,7 +18,9 @@ CREATE TABLE IF NOT EXISTS @schema@.store_info (
 -- applied to a format 1 or 2 store below, and rows written before keep their
 -- form, which every reader accepts (object_delta_arrays). Format 4 added
 -- revision_context.raw_sha256 (a context message that text cannot hold
--- exactly is stored sanitised, with the hash of its exact bytes).
+-- exactly is stored sanitised, with the hash of its exact bytes) and the
+-- relation_version columns below (the checksum chain covers relation
+-- versions; STORED generated columns); versions written before have them NULL.
 INSERT INTO @schema@.store_info VALUES ('format_version', '4')
     ON CONFLICT (key) DO UPDATE SET value = '4' WHERE store_info.value IN ('1', '2', '3');
 DROP TABLE IF EXISTS @schema@.row_state;
@@ -106,6 +108,15 @@ CREATE TABLE IF NOT EXISTS @schema@.relation_version (
     col_track      "char"[] NOT NULL,
     PRIMARY KEY (relid, version)
 );
+-- Format 4: the revision whose checksum covers the version and the
+-- version's own digest (docs/checksums.md; NULL in versions written before),
+-- and its STORED generated columns, which pgoutput never sends: names, types
+-- (format_type), 0-based positions among all the table's columns, and
+-- generation expressions (pg_get_expr); NULL when it has none.
+ALTER TABLE @schema@.relation_version ADD COLUMN IF NOT EXISTS covered_by bigint,
+    ADD COLUMN IF NOT EXISTS checksum bytea, ADD COLUMN IF NOT EXISTS gen_names text[],
+    ADD COLUMN IF NOT EXISTS gen_type_names text[], ADD COLUMN IF NOT EXISTS gen_positions smallint[],
+    ADD COLUMN IF NOT EXISTS gen_exprs text[];
 
 -- One row change. Its attribute deltas live in the parallel arrays
 -- (col_ids[i], old_values[i], new_values[i], attr_flags[i]), or, when the

@@ -146,6 +146,12 @@ static void relation(Fix *f, const char *extra_col)
     }
     feed(f, &w);
 }
+static void change_of(Fix *f, uint32_t relid, char type, const char *const *newc)
+{
+    W w = {.n = 0};
+    w8(&w, (uint8_t)type); w32(&w, relid); w8(&w, 'N'); wtuple(&w, newc);
+    feed(f, &w);
+}
 static void change(Fix *f, char type, char oldkind, const char *const *oldc, const char *const *newc)
 {
     W w = {.n = 0};
@@ -169,7 +175,7 @@ static int setup(void **state)
     WrError err;
     assert_int_equal(tracking_add(f->rules, RULE_HIDDEN, "public.users.secret", &err), WR_OK);
     assert_int_equal(tracking_add(f->rules, RULE_UNTRACKED, "public.users.seen", &err), WR_OK);
-    AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20};
+    AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev"};
     AssemblerOutput out = {.ctx = &f->rec, .relation = o_rel, .begin = o_begin, .context = o_ctx,
                            .delta = o_delta, .commit = o_commit};
     f->a = assembler_create(&cfg, &out);
@@ -325,12 +331,26 @@ static void test_relation_versions_keep_col_ids(void **state)
     commit(f, 0x200);
 }
 
+static void message(Fix *f, const char *prefix, const char *json)
+{
+    W w = {.n = 0};
+    w8(&w, 'M'); w8(&w, 1); w64(&w, 78); wstr(&w, prefix); w32(&w, (uint32_t)strlen(json));
+    memcpy(w.b + w.n, json, strlen(json)); w.n += strlen(json);
+    feed(f, &w);
+}
+
+/* The DDL capture event trigger's row in walrev.ddl_capture(id, relid, info). */
 static void ddl(Fix *f, const char *json)
 {
     W w = {.n = 0};
-    w8(&w, 'M'); w8(&w, 1); w64(&w, 78); wstr(&w, "walrev.ddl"); w32(&w, (uint32_t)strlen(json));
-    memcpy(w.b + w.n, json, strlen(json)); w.n += strlen(json);
+    w8(&w, 'R'); w32(&w, 16500); wstr(&w, "walrev"); wstr(&w, "ddl_capture"); w8(&w, 'd'); w16(&w, 3);
+    const char *names[] = {"id", "relid", "info"};
+    const uint32_t types[] = {20, 26, 3802};
+    for (int i = 0; i < 3; i++) { w8(&w, i == 0); wstr(&w, names[i]); w32(&w, types[i]); w32(&w, (uint32_t)-1); }
     feed(f, &w);
+    char info[1024];
+    snprintf(info, sizeof(info), "t:%s", json);
+    change_of(f, 16500, 'I', (const char *[]){"t:1", "t:16400", info, NULL});
 }
 
 /* users with columns renamed: name -> full_name keeps col_id 2; doc dropped
@@ -338,7 +358,11 @@ static void ddl(Fix *f, const char *json)
 static void test_rename_keeps_identity(void **state)
 {
     Fix *f = *state;
+    begin(f, 0x50, 699); /* CREATE TABLE: the capture alone makes no revision */
     ddl(f, "{\"relid\":16400,\"columns\":[[1,\"id\"],[2,\"name\"],[3,\"secret\"],[4,\"seen\"],[6,\"doc\"]]}");
+    commit(f, 0x60);
+    assert_int_equal(f->rec.commits, 0);
+    assert_int_equal(f->rec.relations, 0); /* the control table is not history */
     begin(f, 0x100, 700);
     relation(f, NULL);
     const RelationVersion *rv = relcache_lookup(assembler_relcache(f->a), 16400);
@@ -364,6 +388,40 @@ static void test_rename_keeps_identity(void **state)
     assert_non_null(strstr(f->rec.log, "U [\"1\"] ctx0 [2:'ann'->'Ann'];"));
 }
 
+/* Messages under walrev's prefixes from anyone but walrev: a forged DDL
+ * message re-maps nothing, a forged baseline chunk is no context; both are
+ * warnings on the revision. */
+static void test_forged_control_messages(void **state)
+{
+    Fix *f = *state;
+    begin(f, 0x100, 700);
+    relation(f, NULL);
+    change(f, 'I', 0, NULL, (const char *[]){"t:1", "t:ann", "n", "n", "t:d", NULL});
+    commit(f, 0x200);
+    begin(f, 0x300, 701);
+    message(f, "walrev.ddl", "{\"relid\":16400,\"columns\":[[1,\"id\"],[3,\"name\"],[2,\"secret\"]]}");
+    message(f, "walrev.backfill", "{\"actor\":{\"type\":\"walrev\",\"id\":\"baseline\"}}");
+    commit(f, 0x400);
+    assert_int_equal(f->rec.commits, 2);
+    assert_int_equal(f->rec.contexts, 0);
+    assert_string_equal(f->rec.last_actor, "-:-");
+    assert_string_equal(f->rec.last_warnings,
+                        "ignored a logical message with prefix \"walrev.ddl\" at 0/4E: not emitted by walrev "
+                        "(control messages are only taken from walrev's own tables and watermarks)\n"
+                        "ignored a logical message with prefix \"walrev.backfill\" at 0/4E: not emitted by walrev "
+                        "(control messages are only taken from walrev's own tables and watermarks)");
+    /* A new version after the forged message still keeps identities by name. */
+    begin(f, 0x500, 702);
+    relation(f, "extra");
+    change(f, 'U', 0, NULL, (const char *[]){"t:1", "t:Ann", "n", "n", "t:d", "t:x", NULL});
+    commit(f, 0x600);
+    const RelationVersion *rv = relcache_lookup(assembler_relcache(f->a), 16400);
+    assert_int_equal(rv->version, 2);
+    assert_int_equal(rv->cols[1].col_id, 2);
+    assert_int_equal(rv->cols[2].col_id, 3);
+    if (!strstr(f->rec.log, "U [\"1\"] ctx0 [2:'ann'->'Ann' 6:NULL->'x'/f2];")) fail_msg("%s", f->rec.log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +432,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relation_versions_keep_col_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_keeps_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_control_messages, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
