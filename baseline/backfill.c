@@ -141,6 +141,28 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
     t->qualified = PQgetvalue(r, 0, 8);
     t->rowfilter = PQgetisnull(r, 0, 10) ? NULL : PQgetvalue(r, 0, 10);
     t->select_list = list.data;
+    /* Generated columns, placed among all the table's columns (as the DDL capture places them). */
+    t->gen_res = PQexecParams(c,
+                              "SELECT a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid), "
+                              "  (SELECT count(*) FROM pg_attribute b WHERE b.attrelid = a.attrelid AND b.attnum > 0 "
+                              "     AND NOT b.attisdropped AND b.attnum < a.attnum) "
+                              "FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                              "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 's' "
+                              "ORDER BY a.attnum",
+                              1, NULL, params, NULL, NULL, 0);
+    st = sql_check(c, t->gen_res, PGRES_TUPLES_OK, "describing a published table's generated columns", err);
+    if (st != WR_OK) {
+        backfill_table_free(t);
+        return st;
+    }
+    t->ngen = (uint16_t)PQntuples(t->gen_res);
+    t->gen = xcalloc((size_t)t->ngen + 1, sizeof(GenColumn));
+    for (uint16_t i = 0; i < t->ngen; i++) {
+        t->gen[i].name = PQgetvalue(t->gen_res, i, 0);
+        t->gen[i].type_name = PQgetvalue(t->gen_res, i, 1);
+        t->gen[i].expr = PQgetvalue(t->gen_res, i, 2);
+        t->gen[i].position = (int16_t)atoi(PQgetvalue(t->gen_res, i, 3));
+    }
     *found = true;
     return WR_OK;
 }
@@ -149,6 +171,8 @@ void backfill_table_free(BackfillTable *t)
 {
     if (!t) return;
     PQclear(t->res);
+    PQclear(t->gen_res);
+    free(t->gen);
     free(t->cols);
     free(t->attnums);
     free(t->select_list);
@@ -1056,6 +1080,7 @@ static WrStatus record_chunk(Backfill *b, WrError *err)
         return WR_OK;
     }
     const RelationVersion *rv = NULL;
+    relcache_set_generated(assembler_relcache(b->a), b->job.relid, b->table.ngen, b->table.gen);
     WrStatus st = assembler_baseline_relation(b->a, b->job.relid, b->table.nspname, b->table.relname,
                                               b->table.replident, (uint16_t)b->table.ncols, b->table.cols,
                                               b->table.attnums, &rv, err);

@@ -57,6 +57,11 @@ typedef struct {
     const char *qualified;  /* format('%I.%I') */
     char *select_list;       /* quoted column names, comma-separated (owned) */
     const char *rowfilter;  /* the publication's row filter, or NULL */
+    /* STORED generated columns (pgoutput never sends them), for the relation
+     * version: relcache_set_generated before assembler_baseline_relation. */
+    PGresult *gen_res;
+    uint16_t ngen;
+    GenColumn *gen;         /* strings point into gen_res */
 } BackfillTable;
 
 /* *found=false (and nothing to free) when the table is gone or not published.

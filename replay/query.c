@@ -26,6 +26,10 @@ void relversion_term(RelVersion *rv)
     free(rv->typmods);
     rq_free_strv(rv->type_names, rv->ncols);
     free(rv->is_key);
+    rq_free_strv(rv->gen_names, rv->ngen);
+    rq_free_strv(rv->gen_types, rv->ngen);
+    rq_free_strv(rv->gen_exprs, rv->ngen);
+    free(rv->gen_positions);
     memset(rv, 0, sizeof(*rv));
 }
 
@@ -315,6 +319,25 @@ WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion 
     free(oids);
     free(isk);
     PQclear(res);
+    /* A relation version's STORED generated columns (a table known only from the table log has none here). */
+    if (st == WR_OK && rv->version > 0) {
+        res = rq_execf(ctx->hist, err,
+                       "SELECT coalesce(gen_names, '{}')::text, coalesce(gen_type_names, '{}')::text, "
+                       "coalesce(gen_positions, '{}')::text, coalesce(gen_exprs, '{}')::text "
+                       "FROM %s.relation_version WHERE relid = %u AND version = %d",
+                       ctx->schema_q, relid, rv->version);
+        if (!res) st = err->status;
+        if (st == WR_OK && PQntuples(res) == 1) {
+            int nt = 0, ne = 0;
+            st = rq_parse_text_array(PQgetvalue(res, 0, 0), &rv->gen_names, &rv->ngen, err);
+            if (st == WR_OK) st = rq_parse_text_array(PQgetvalue(res, 0, 1), &rv->gen_types, &nt, err);
+            if (st == WR_OK) st = rq_parse_text_array(PQgetvalue(res, 0, 3), &rv->gen_exprs, &ne, err);
+            if (st == WR_OK) st = parse_int_array(PQgetvalue(res, 0, 2), &rv->gen_positions, rv->ngen, err);
+            if (st == WR_OK && (nt != rv->ngen || ne != rv->ngen))
+                st = wr_error_set(err, WR_PROTOCOL, "relation_version gen_* arrays of different lengths");
+        }
+        PQclear(res);
+    }
     if (st != WR_OK) {
         relversion_term(rv);
         return st;

@@ -81,18 +81,71 @@ static char *qualified_name(PGconn *conn, const char *nsp, const char *rel)
     return out;
 }
 
-/* "SELECT s.vals[1] AS "id", ... FROM schema.snapshot_rows(relid, rev) s" */
-static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev)
+/*
+ * The table's columns in order: regular ones (rv's, from history) with the
+ * STORED generated ones at their places. Fills *out with ncols + ngen
+ * entries: i >= 0 a regular column, -(g + 2) generated column g, -1 none.
+ */
+static int *all_columns(const RelVersion *rv, int *n)
+{
+    *n = rv->ncols + rv->ngen;
+    int *out = xcalloc((size_t)*n + 1, sizeof(int));
+    int next = 0;
+    for (int pos = 0; pos < *n; pos++) {
+        int g = -1;
+        for (int k = 0; k < rv->ngen; k++)
+            if (rv->gen_positions[k] == pos) g = k;
+        /* a position past the regular columns left (a column list) still gets its column */
+        out[pos] = g >= 0 ? -(g + 2) : next < rv->ncols ? next++ : -1;
+    }
+    /* Generated columns whose position was taken (never from walrev's own rows) go last. */
+    for (int k = 0, pos = 0; k < rv->ngen; k++) {
+        bool placed = false;
+        for (int i = 0; i < *n; i++) placed = placed || out[i] == -(k + 2);
+        while (!placed && pos < *n && out[pos] != -1) pos++;
+        if (!placed && pos < *n) out[pos] = -(k + 2);
+    }
+    return out;
+}
+
+static const char *column_name(const RelVersion *rv, int c) { return c >= 0 ? rv->col_names[c] : rv->gen_names[-c - 2]; }
+
+/*
+ * "SELECT s.vals[1] AS "id", ... FROM schema.snapshot_rows(relid, rev) s".
+ * A generated column is computed by the history server from its expression
+ * over the row's other columns, each cast to its type (types: the history
+ * server's format_type of each regular column); the regular columns are
+ * given as recorded, so their text is exactly the source's.
+ */
+static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, char **types)
 {
     StrBuf b;
     strbuf_init(&b);
     strbuf_append_str(&b, "SELECT ");
-    for (int i = 0; i < rv->ncols; i++) {
-        char *id = PQescapeIdentifier(ctx->hist, rv->col_names[i], strlen(rv->col_names[i]));
-        strbuf_appendf(&b, "%ss.vals[%d] AS %s", i ? ", " : "", rv->col_ids[i], id);
+    int n = 0;
+    int *order = all_columns(rv, &n);
+    for (int i = 0; i < n; i++) {
+        int c = order[i];
+        if (c == -1) continue;
+        char *id = PQescapeIdentifier(ctx->hist, column_name(rv, c), strlen(column_name(rv, c)));
+        if (c >= 0) {
+            strbuf_appendf(&b, "%ss.vals[%d] AS %s", i ? ", " : "", rv->col_ids[c], id);
+        } else {
+            int g = -c - 2;
+            strbuf_appendf(&b, "%s(SELECT CAST((%s) AS %s) FROM (SELECT ", i ? ", " : "", rv->gen_exprs[g],
+                           rv->gen_types[g]);
+            for (int k = 0; k < rv->ncols; k++) {
+                char *cid = PQescapeIdentifier(ctx->hist, rv->col_names[k], strlen(rv->col_names[k]));
+                strbuf_appendf(&b, "%ss.vals[%d]::%s AS %s", k ? ", " : "", rv->col_ids[k], types[k], cid);
+                PQfreemem(cid);
+            }
+            if (rv->ncols == 0) strbuf_append_str(&b, "1");
+            strbuf_appendf(&b, ") r)::text AS %s", id);
+        }
         PQfreemem(id);
     }
-    if (rv->ncols == 0) strbuf_append_str(&b, "NULL LIMIT 0");
+    free(order);
+    if (n == 0) strbuf_append_str(&b, "NULL LIMIT 0");
     /* a partitioned table: the union of its partitions then, vals in its own column order */
     strbuf_appendf(&b, " FROM %s.%s(%u, %lld) s", ctx->schema_q, rv->relkind == 'p' ? "parent_rows" : "snapshot_rows",
                    rv->relid, (long long)rev);
@@ -103,24 +156,34 @@ static char *column_list(PGconn *conn, const RelVersion *rv)
 {
     StrBuf b;
     strbuf_init(&b);
-    for (int i = 0; i < rv->ncols; i++) {
-        char *id = rq_quote_ident(conn, rv->col_names[i]);
-        strbuf_appendf(&b, "%s%s", i ? ", " : "", id);
+    int n = 0;
+    int *order = all_columns(rv, &n);
+    for (int i = 0, k = 0; i < n; i++) {
+        if (order[i] == -1) continue;
+        char *id = rq_quote_ident(conn, column_name(rv, order[i]));
+        strbuf_appendf(&b, "%s%s", k++ ? ", " : "", id);
         free(id);
     }
+    free(order);
     return b.data;
 }
 
+/* A generated column is a plain column of its type here: it holds the computed values. */
 static char *create_table_sql(PGconn *conn, const char *qname, const RelVersion *rv, char **types)
 {
     StrBuf b;
     strbuf_init(&b);
     strbuf_appendf(&b, "CREATE TABLE %s (", qname);
-    for (int i = 0; i < rv->ncols; i++) {
-        char *id = rq_quote_ident(conn, rv->col_names[i]);
-        strbuf_appendf(&b, "%s\n    %s %s", i ? "," : "", id, types[i]);
+    int n = 0;
+    int *order = all_columns(rv, &n);
+    for (int i = 0, k = 0; i < n; i++) {
+        int c = order[i];
+        if (c == -1) continue;
+        char *id = rq_quote_ident(conn, column_name(rv, c));
+        strbuf_appendf(&b, "%s\n    %s %s", k++ ? "," : "", id, c >= 0 ? types[c] : rv->gen_types[-c - 2]);
         free(id);
     }
+    free(order);
     strbuf_append_str(&b, "\n)");
     return b.data;
 }
@@ -192,7 +255,11 @@ static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev,
                               PGconn *target, Progress *pg, bool *done, WrError *err)
 {
     *done = false;
-    if (rv->relkind == 'p') return WR_OK; /* no rows of its own: parent_rows() reads its partitions */
+    free(order);
+    if (n == 0) strbuf_append_str(&b, "NULL LIMIT 0");
+    /* a partitioned table: the union of its partitions then, vals in its own column order */
+    strbuf_appendf(&b, " FROM %s.%s(%u, %lld) s", ctx->schema_q, rv->relkind == 'p' ? "parent_rows" : "snapshot_rows",
+                   rv->relid, (long long)rev);
     Fold *fo = NULL;
     bool usable = false;
     WrStatus st = fold_open(ctx, rv, rev, memory, &fo, &usable, err);
@@ -235,10 +302,14 @@ static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev,
 static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *pt, int format, size_t memory,
                              FILE *f, PGconn *target, const char *into, const char *into_name, WrError *err)
 {
-    char *select = snapshot_select(ctx, rv, pt->rev);
-    char *qname = NULL, *cols = NULL, *copy = NULL;
-    char **types = NULL;
+    char *select = NULL, *qname = NULL, *cols = NULL, *copy = NULL;
+    char **types = NULL, **hist_types = NULL;
     WrStatus st = WR_OK;
+    if (rv->ngen > 0) {
+        hist_types = column_types(ctx->hist, rv, err);
+        if (!hist_types) return err->status;
+    }
+    select = snapshot_select(ctx, rv, pt->rev, hist_types);
     Progress pg = {0};
     pg.enabled = isatty(fileno(ctx->err));
     char what[300];
@@ -319,6 +390,7 @@ done:
     free(cols);
     free(copy);
     if (types) rq_free_strv(types, rv->ncols);
+    if (hist_types) rq_free_strv(hist_types, rv->ncols);
     return st;
 }
 
