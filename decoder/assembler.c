@@ -465,11 +465,6 @@ static void handle_ddl(Assembler *a, const char *content, size_t len)
 static WrStatus read_tuple(const PgoTuple *t, const RelationVersion *rv, Value *vals, uint8_t *state,
                            const char *what, WrError *err);
 
-bool assembler_is_control_relation(const Assembler *a, uint32_t relid)
-{
-    const RelationVersion *rv = relcache_lookup(a->relcache, relid);
-    return rv && a->cfg.control_schema && strcmp(rv->nspname, a->cfg.control_schema) == 0;
-}
 
 static bool is_control(const Assembler *a, const RelationVersion *rv)
 {
@@ -484,9 +479,12 @@ static WrStatus handle_control_change(Assembler *a, const PgoMessage *msg, const
     ensure_width(a, rv->ncols);
     WrStatus st = read_tuple(&msg->u.change.new_tuple, rv, a->new_vals, a->new_state, "insert", err);
     if (st != WR_OK) return st;
-    for (uint16_t i = 0; i < rv->ncols; i++)
-        if (strcmp(rv->cols[i].name, "info") == 0 && a->new_vals[i].data)
-            handle_ddl(a, a->new_vals[i].data, a->new_vals[i].len);
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (strcmp(rv->cols[i].name, "info") != 0 || !a->new_vals[i].data) continue;
+        handle_ddl(a, a->new_vals[i].data, a->new_vals[i].len);
+        /* Once per DDL, not again for a transaction already durable. */
+        if (a->out.ddl_captured && !a->skipping) a->out.ddl_captured(a->out.ctx, a->new_vals[i].data, a->new_vals[i].len);
+    }
     return WR_OK;
 }
 

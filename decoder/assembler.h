@@ -64,12 +64,19 @@ typedef struct {
     WrStatus (*scan_rows)(void *ctx, const RelationVersion *rv,
                           WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
                           void *arg, WrError *err);
+    /*
      * Whether a logical message under a "walrev." prefix is walrev's own (a
      * baseline watermark or chunk the worker emitted and awaits, known by a
      * random id only the worker has). Anything else there is recorded as a
      * warning on the revision and never acted on. May be NULL (none is).
      */
     bool (*own_message)(void *ctx, const PgoLogicalMessage *m);
+    /*
+     * A DDL capture row went by (info: its JSON, docs/history-store.md), for
+     * the worker to say which tables it cannot track (unlogged, not
+     * published). May be NULL.
+     */
+    void (*ddl_captured)(void *ctx, const char *info, size_t len);
 } AssemblerOutput;
 
 /*
@@ -114,9 +121,6 @@ typedef struct {
 /* cfg and out are copied. Caller destroys. */
 Assembler *assembler_create(const AssemblerConfig *cfg, const AssemblerOutput *out);
 void assembler_destroy(Assembler *a);
-
-/* Whether relid is one of walrev's control tables (AssemblerConfig.control_schema). */
-bool assembler_is_control_relation(const Assembler *a, uint32_t relid);
 
 /* The relation cache. */
 RelCache *assembler_relcache(Assembler *a);

@@ -49,7 +49,6 @@ typedef struct {
     char relkind;        /* 'r' a table with rows of its own, 'p' partitioned: rows in its partitions */
     int64_t created_rev; /* rq_relation_at found nothing: the revision that created it (0 unknown) */
     int64_t dropped_rev; /* rq_relation_at found nothing: the revision that dropped it (0 none) */
-    int64_t created_rev; /* rq_relation_at found nothing yet: the revision that created it (0 unknown) */
     /* STORED generated columns (never in history: computed by snapshots from
      * gen_exprs over the row's other columns); gen_positions place them among
      * all the table's columns. */

@@ -125,6 +125,46 @@ WrStatus rq_newest(ReplayCtx *ctx, Point *pt, WrError *err)
     return st;
 }
 
+/*
+ * A table the history cannot have, said by name: unlogged and temporary
+ * tables are invisible to logical decoding (issue 13.7). Asks the source
+ * catalog when a source conninfo is known; false (err untouched) when it
+ * cannot tell.
+ */
+static bool untracked_reason(ReplayCtx *ctx, const char *nsp, const char *rel, WrError *err)
+{
+    if (!ctx->source_conninfo) return false;
+    PGconn *c = PQconnectdb(ctx->source_conninfo);
+    bool told = false;
+    if (PQstatus(c) == CONNECTION_OK) {
+        const char *p[2] = {nsp, rel};
+        PGresult *r = PQexecParams(c,
+                                   "SELECT (SELECT c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                                   "c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')), "
+                                   "EXISTS (SELECT 1 FROM pg_class WHERE relname = $2 AND relpersistence = 't')",
+                                   2, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+            const char *persistence = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
+            if (strcmp(persistence, "u") == 0) {
+                wr_error_set(err, WR_INVALID,
+                             "table %s.%s is unlogged: logical decoding cannot capture it, so walrev has no history "
+                             "of it (ALTER TABLE %s.%s SET LOGGED starts one, with a baseline)",
+                             nsp, rel, nsp, rel);
+                told = true;
+            } else if (strcmp(persistence, "t") == 0 || (!*persistence && PQgetvalue(r, 0, 1)[0] == 't')) {
+                wr_error_set(err, WR_INVALID,
+                             "table %s is a temporary table: logical decoding cannot capture it, so walrev has no "
+                             "history of it",
+                             rel);
+                told = true;
+            }
+        }
+        PQclear(r);
+    }
+    PQfinish(c);
+    return told;
+}
+
 WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrError *err)
 {
     const char *dot = strchr(name, '.');
@@ -149,6 +189,8 @@ WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrE
     free(sql);
     WrStatus st = WR_OK;
     if (!res)
+        st = err->status;
+    else if ((PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) && untracked_reason(ctx, nsp_u, rel_u, err))
         st = err->status;
     else if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0))
         st = wr_error_set(err, WR_INVALID, "unknown table \"%s\": no tracked table %s.%s in the history",

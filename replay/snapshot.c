@@ -255,11 +255,8 @@ static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev,
                               PGconn *target, Progress *pg, bool *done, WrError *err)
 {
     *done = false;
-    free(order);
-    if (n == 0) strbuf_append_str(&b, "NULL LIMIT 0");
-    /* a partitioned table: the union of its partitions then, vals in its own column order */
-    strbuf_appendf(&b, " FROM %s.%s(%u, %lld) s", ctx->schema_q, rv->relkind == 'p' ? "parent_rows" : "snapshot_rows",
-                   rv->relid, (long long)rev);
+    if (rv->relkind == 'p') return WR_OK; /* no rows of its own: parent_rows() reads its partitions */
+    if (rv->ngen > 0) return WR_OK;       /* generated columns are computed in SQL (snapshot_select) */
     Fold *fo = NULL;
     bool usable = false;
     WrStatus st = fold_open(ctx, rv, rev, memory, &fo, &usable, err);

@@ -25,6 +25,7 @@
 #include "schema/store_sql.h"
 #include "worker/relrestore.h"
 #include "worker/retry.h"
+#include "worker/untracked.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -200,6 +201,13 @@ static bool out_own_message(void *ctx, const PgoLogicalMessage *m)
 {
     Pipeline *p = ctx;
     return p->backfill && backfill_owns_message(p->backfill, m);
+}
+
+static void out_ddl_captured(void *ctx, const char *info, size_t len)
+{
+    Pipeline *p = ctx;
+    untracked_report_captured(p->cfg->publication, info, len);
+    if (p->backfill) backfill_on_ddl(p->backfill);
 }
 
 /* ---- set-up and teardown ---- */
@@ -389,9 +397,6 @@ static WrStatus handle_copydata(Pipeline *p, const uint8_t *buf, size_t len, WrE
     st = assembler_handle(p->asm_, &msg, err);
     if (st == WR_OK && p->backfill && msg.type == PGO_MSG_MESSAGE)
         st = backfill_on_message(p->backfill, &msg.u.message, err);
-    if (st == WR_OK && p->backfill && msg.type == PGO_MSG_INSERT &&
-        assembler_is_control_relation(p->asm_, msg.u.change.relid))
-        backfill_on_ddl(p->backfill);
     if (st != WR_OK && st != WR_RETRY)
         wr_error_prefix(err, "%s at " LSN_FMT, pgo_message_type_name(msg.type), LSN_ARGS(cd.wal_start));
     return st;
@@ -581,7 +586,7 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
                            .delta = out_delta, .commit = out_commit, .lookup_row = out_lookup,
                            .primary_key = out_primary_key, .find_row = out_find_row,
                            .suppressed = out_suppressed, .scan_rows = out_scan_rows,
-                           .own_message = out_own_message};
+                           .own_message = out_own_message, .ddl_captured = out_ddl_captured};
     p->asm_ = assembler_create(&acfg, &out);
     assembler_set_position(p->asm_, start->last_revision_id, start->last_checksum, start->durable_end_lsn);
     p->ahead = readahead_create();
@@ -593,6 +598,7 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     }
     st = check_gap(p, start, err);
     if (st != WR_OK) return st;
+    untracked_report_source(cfg->source_conninfo, cfg->history_schema);
     /* Backfill state and progress live in the history store: without it, no backfill. */
     if (p->history) {
         BackfillOutput bout = {p, out_backfill_progress};

@@ -788,14 +788,16 @@ static const char *ddl_capture_table_fmt =
     " COMMENT ON TABLE @s@.ddl_capture IS 'walrev: column identities after each CREATE/ALTER TABLE, written by"
     " the DDL capture event trigger and read by walrev run from the WAL (docs/history-store.md)'";
 
-/* @s@: the quoted schema. Compared with prosrc on later runs. */
+/* @s@: the quoted schema, @p@: the publication's name as a literal. Compared with prosrc on later runs. */
 static const char *ddl_capture_body_fmt =
     " DECLARE r record; BEGIN"
     " FOR r IN SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands()"
     "   WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND object_type IN ('table', 'table column') LOOP"
     "   INSERT INTO @s@.ddl_capture (relid, info)"
     "   SELECT c.oid, pg_catalog.jsonb_build_object('relid', c.oid::pg_catalog.int8,"
-    "     'persistence', c.relpersistence, 'kind', c.relkind,"
+    "     'nspname', n.nspname, 'relname', c.relname, 'persistence', c.relpersistence, 'kind', c.relkind,"
+    "     'published', EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables pt WHERE pt.pubname = @p@"
+    "        AND pt.schemaname = n.nspname AND pt.tablename = c.relname),"
     "     'columns', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attnum, a.attname)"
     "        ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a"
     "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
@@ -804,19 +806,28 @@ static const char *ddl_capture_body_fmt =
     "        ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attrdef d"
     "        ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
     "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 's'))"
-    "   FROM pg_catalog.pg_class c WHERE c.oid = r.objid AND c.relpersistence <> 't';"
+    "   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    "   WHERE c.oid = r.objid AND c.relpersistence <> 't';"
     " END LOOP; END ";
 
-/* tmpl with every @s@ replaced by schema (already quoted). */
-static void append_with_schema(StrBuf *b, const char *tmpl, const char *schema)
+/* tmpl with every @s@ replaced by schema and @p@ by pub (both already quoted). */
+static void append_with_schema(StrBuf *b, const char *tmpl, const char *schema, const char *pub)
 {
     for (const char *p = tmpl; *p;) {
-        const char *at = strstr(p, "@s@");
+        const char *at = strstr(p, "@");
         size_t n = at ? (size_t)(at - p) : strlen(p);
         strbuf_append(b, p, n);
         if (!at) break;
-        strbuf_append_str(b, schema);
-        p = at + 3;
+        if (strncmp(at, "@s@", 3) == 0) {
+            strbuf_append_str(b, schema);
+            p = at + 3;
+        } else if (strncmp(at, "@p@", 3) == 0) {
+            strbuf_append_str(b, pub);
+            p = at + 3;
+        } else {
+            strbuf_append_char(b, '@');
+            p = at + 1;
+        }
     }
 }
 
@@ -826,7 +837,9 @@ static bool ensure_ddl_trigger(Setup *s)
     StrBuf sql, body;
     strbuf_init(&sql);
     strbuf_init(&body);
-    append_with_schema(&body, ddl_capture_body_fmt, schema);
+    char *pub = PQescapeLiteral(s->src, s->cfg->publication, strlen(s->cfg->publication));
+    append_with_schema(&body, ddl_capture_body_fmt, schema, pub);
+    PQfreemem(pub);
     strbuf_appendf(&sql, "%s.capture_ddl()", schema);
     const char *p[] = {sql.data, s->cfg->history_schema};
     char *src = scalar(s, s->src, "reading the DDL capture function",
@@ -851,7 +864,7 @@ static bool ensure_ddl_trigger(Setup *s)
             /* Replaces an older capture (logical messages, which any user can forge) in place. */
             strbuf_reset(&sql);
             strbuf_appendf(&sql, "CREATE SCHEMA IF NOT EXISTS %s; ", schema);
-            append_with_schema(&sql, ddl_capture_table_fmt, schema);
+            append_with_schema(&sql, ddl_capture_table_fmt, schema, "");
             strbuf_appendf(&sql,
                            "; CREATE OR REPLACE FUNCTION %s.capture_ddl() RETURNS event_trigger"
                            " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
@@ -983,6 +996,128 @@ static bool ensure_table_log_published(Setup *s)
     strbuf_free(&name);
     free(schema);
     return ok;
+}
+
+/*
+ * Schemas created after setup (issue 13.6): with a publication FOR TABLES IN
+ * SCHEMA (setup's choice when the history shares the source database), an
+ * event trigger adds each new schema to it in the CREATE SCHEMA's own
+ * transaction, so its tables are tracked from their first row with no one
+ * running setup again. SECURITY DEFINER: the superuser who ran setup may
+ * alter the publication, the role creating the schema need not. A session
+ * that sets walrev.publish_new_schema = off (snapshot --into does) is left
+ * alone. Publications of other kinds cannot grow this way: `walrev run`
+ * names each table it sees created outside them.
+ */
+static const char *schema_trigger_body_fmt =
+    " DECLARE r record; BEGIN"
+    " IF pg_catalog.current_setting('walrev.publish_new_schema', true) = 'off' THEN RETURN; END IF;"
+    " IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace pn JOIN pg_catalog.pg_publication p"
+    "   ON p.oid = pn.pnpubid WHERE p.pubname = @p@) THEN RETURN; END IF;"
+    " FOR r IN SELECT n.nspname FROM pg_catalog.pg_event_trigger_ddl_commands() d"
+    "   JOIN pg_catalog.pg_namespace n ON n.oid = d.objid"
+    "   WHERE d.object_type = 'schema' AND n.nspname <> @h@ AND n.nspname !~ '^pg_' LOOP"
+    "   EXECUTE pg_catalog.format('ALTER PUBLICATION %I ADD TABLES IN SCHEMA %I', @p@, r.nspname);"
+    " END LOOP; END ";
+
+static bool ensure_schema_trigger(Setup *s)
+{
+    const char *p1[] = {s->cfg->publication};
+    char *v = scalar(s, s->src, "reading the publication's kind",
+                     "SELECT EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_publication p"
+                     " ON p.oid = pn.pnpubid WHERE p.pubname = $1)",
+                     1, p1);
+    if (!v) return false;
+    bool schemas = strcmp(v, "t") == 0;
+    free(v);
+    if (!schemas) return true; /* FOR ALL TABLES grows by itself; FOR TABLE does not: run warns */
+    char *schema = ident(s->src, s->cfg->history_schema);
+    char *pub = PQescapeLiteral(s->src, s->cfg->publication, strlen(s->cfg->publication));
+    char *hist = PQescapeLiteral(s->src, s->cfg->history_schema, strlen(s->cfg->history_schema));
+    StrBuf body, sql;
+    strbuf_init(&body);
+    strbuf_init(&sql);
+    for (const char *q = schema_trigger_body_fmt; *q;) {
+        if (strncmp(q, "@p@", 3) == 0) {
+            strbuf_append_str(&body, pub);
+            q += 3;
+        } else if (strncmp(q, "@h@", 3) == 0) {
+            strbuf_append_str(&body, hist);
+            q += 3;
+        } else {
+            strbuf_append_char(&body, *q++);
+        }
+    }
+    strbuf_appendf(&sql, "%s.publish_new_schema()", schema);
+    const char *p2[] = {sql.data};
+    char *src = scalar(s, s->src, "reading the schema trigger's function",
+                       "SELECT coalesce((SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1) AND prosecdef), '')"
+                       " || '|' || (SELECT count(*) FROM pg_event_trigger WHERE evtname = 'walrev_publish_schema'"
+                       " AND evtenabled <> 'D')",
+                       1, p2);
+    bool ok = src != NULL;
+    if (ok) {
+        StrBuf want;
+        strbuf_init(&want);
+        strbuf_appendf(&want, "%s|1", body.data);
+        if (strcmp(src, want.data) == 0) {
+            say("ok", "event trigger walrev_publish_schema adds new schemas to publication %s", s->cfg->publication);
+        } else if (!s->superuser) {
+            warn(s, "cannot install the event trigger that adds new schemas to publication %s without superuser: "
+                    "a schema created later is not tracked until walrev setup runs again (walrev run names its "
+                    "tables)",
+                 s->cfg->publication);
+        } else {
+            strbuf_reset(&sql);
+            strbuf_appendf(&sql,
+                           "CREATE OR REPLACE FUNCTION %s.publish_new_schema() RETURNS event_trigger"
+                           " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
+                           " AS $walrev$%s$walrev$;"
+                           " REVOKE ALL ON FUNCTION %s.publish_new_schema() FROM PUBLIC;"
+                           " DROP EVENT TRIGGER IF EXISTS walrev_publish_schema;"
+                           " CREATE EVENT TRIGGER walrev_publish_schema ON ddl_command_end"
+                           " WHEN TAG IN ('CREATE SCHEMA') EXECUTE FUNCTION %s.publish_new_schema()",
+                           schema, body.data, schema, schema);
+            ok = exec_simple(s, s->src, "installing the event trigger for new schemas", sql.data);
+            if (ok) {
+                say("created", "event trigger walrev_publish_schema: new schemas join publication %s",
+                    s->cfg->publication);
+                s->changes++;
+            }
+        }
+        strbuf_free(&want);
+    }
+    free(src);
+    strbuf_free(&body);
+    strbuf_free(&sql);
+    PQfreemem(pub);
+    PQfreemem(hist);
+    free(schema);
+    return ok;
+}
+
+/*
+ * Unlogged tables (issue 13.7): logical decoding never sees their changes,
+ * so no publication carries them. Named here, so no one waits for a history
+ * that cannot come; ALTER TABLE ... SET LOGGED later starts one (the worker
+ * takes its baseline once the publication has it).
+ */
+static bool report_unlogged(Setup *s)
+{
+    const char *p[] = {s->cfg->history_schema};
+    PGresult *res = run(s, s->src, "listing unlogged tables",
+                        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c"
+                        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        " WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p') AND n.nspname <> $1"
+                        " AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1",
+                        1, p);
+    if (!res) return false;
+    for (int i = 0; i < PQntuples(res); i++)
+        warn(s, "table %s is UNLOGGED: logical decoding cannot capture it, so walrev cannot track it "
+                "(ALTER TABLE %s SET LOGGED starts its history with a baseline)",
+             PQgetvalue(res, i, 0), PQgetvalue(res, i, 0));
+    PQclear(res);
+    return true;
 }
 
 /*
@@ -1221,8 +1356,10 @@ int setup_command(const Config *cfg, const SetupOptions *opts)
     if (!ensure_publication(&s)) goto failed;
     if (!ensure_table_log_published(&s)) goto failed;
     if (!ensure_capture_published(&s)) goto failed;
+    if (!ensure_schema_trigger(&s)) goto failed;
     if (!ensure_slot(&s)) goto failed;
     if (!report_replica_identity(&s)) goto failed;
+    if (!report_unlogged(&s)) goto failed;
 
     if (s.changes == 0)
         printf("nothing to change: walrev is already set up (%d warning(s))\n", s.warnings);

@@ -42,7 +42,10 @@ expect_has $OUT/1.out "info      2 published table(s) use a key (primary key or 
 expect_has $OUT/1.out "ok        3 table(s) published"
 expect_has $OUT/1.out "created   table log walrev.table_log and event triggers walrev_log_tables, walrev_log_drops"
 expect_has $OUT/1.out "changed   publication walrev: added the table log walrev.table_log"
-expect_eq "first setup summary" "$(tail -1 $OUT/1.out)" "setup complete: 8 change(s), 1 warning(s)"
+expect_has $OUT/1.out "created   DDL capture event trigger walrev_capture_ddl writing walrev.ddl_capture"
+expect_has $OUT/1.out "changed   publication walrev: added walrev.ddl_capture (walrev's DDL capture)"
+expect_has $OUT/1.out "created   event trigger walrev_publish_schema: new schemas join publication walrev"
+expect_eq "first setup summary" "$(tail -1 $OUT/1.out)" "setup complete: 10 change(s), 1 warning(s)"
 # stderr carries only info lines (baseline progress), no warning or error
 expect_eq "first setup: no warning or error on stderr" "$(grep -v " info " $OUT/1.err || true)" ""
 expect_eq "slot is logical pgoutput in the database" \
@@ -52,9 +55,9 @@ expect_eq "publication covers user schemas, not walrev" \
   "$(q $DB "SELECT string_agg(n.nspname, ',' ORDER BY n.nspname) FROM pg_publication_namespace pn
             JOIN pg_namespace n ON n.oid = pn.pnnspid JOIN pg_publication p ON p.oid = pn.pnpubid
             WHERE p.pubname = 'walrev'")" "app,public"
-expect_eq "published tables (of walrev's schema only its table log)" \
+expect_eq "published tables: the user's, walrev's table log and DDL capture" \
   "$(q $DB "SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY schemaname, tablename) FROM pg_publication_tables WHERE pubname = 'walrev'")" \
-  "app.note,public.item,public.nokey,walrev.table_log"
+  "app.note,public.item,public.nokey,walrev.ddl_capture,walrev.table_log"
 expect_eq "history store tables exist" "$(q $DB "SELECT to_regclass('walrev.revision') IS NOT NULL AND to_regclass('walrev.checkpoint') IS NOT NULL")" "t"
 
 # ---- the context functions: an untyped literal resolves (to the text
@@ -83,18 +86,26 @@ expect_has $OUT/2.out "ok        publication walrev exists"
 expect_eq "second setup summary" "$(tail -1 $OUT/2.out)" "nothing to change: walrev is already set up (1 warning(s))"
 expect_eq "still one slot" "$(q $DB "SELECT count(*) FROM pg_replication_slots WHERE database = '$DB'")" 1
 
-# ---- a new schema is added by the next run; --replica-identity-full ----
+# ---- a new schema joins the publication at once (the schema trigger); one
+# made where that was turned off is added by the next run; --replica-identity-full ----
 q $DB "CREATE SCHEMA billing; CREATE TABLE billing.invoice (id int PRIMARY KEY)"
+expect_eq "a new schema is in the publication as soon as it exists" \
+  "$(q $DB "SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY schemaname, tablename) FROM pg_publication_tables
+            WHERE pubname = 'walrev' AND schemaname = 'billing'")" "billing.invoice"
+q $DB "SET walrev.publish_new_schema = off; CREATE SCHEMA legacy; CREATE TABLE legacy.t (id int PRIMARY KEY)"
+expect_eq "a schema made with walrev.publish_new_schema = off is left out" \
+  "$(q $DB "SELECT count(*) FROM pg_publication_tables WHERE pubname = 'walrev' AND schemaname = 'legacy'")" "0"
 rc=0; "$WALREV_BIN" --source "$SRC" --slot $DB setup --replica-identity-full >$OUT/3.out 2>&1 || rc=$?
 expect_eq "third setup exits 0" "$rc" 0
 expect_has $OUT/3.out "changed   publication walrev: added new schema(s)"
 expect_has $OUT/3.out "changed   public.nokey: REPLICA IDENTITY FULL"
 expect_has $OUT/3.out "changed   billing.invoice: REPLICA IDENTITY FULL"
+expect_has $OUT/3.out "changed   legacy.t: REPLICA IDENTITY FULL"
 expect_eq "third setup summary" "$(tail -1 $OUT/3.out)" "setup complete: 2 change(s), 0 warning(s)"
-expect_eq "replica identity is FULL everywhere (but walrev's append-only table log)" \
+expect_eq "replica identity is FULL everywhere (but on walrev's own table log and capture table)" \
   "$(q $DB "SELECT string_agg(DISTINCT c.relreplident::text, ',') FROM pg_publication_tables t
-            JOIN pg_class c ON c.oid = format('%I.%I', t.schemaname, t.tablename)::regclass WHERE t.pubname = 'walrev'
-            AND t.tablename <> 'table_log'")" "f"
+            JOIN pg_class c ON c.oid = format('%I.%I', t.schemaname, t.tablename)::regclass
+            WHERE t.pubname = 'walrev' AND t.schemaname <> 'walrev'")" "f"
 
 # ---- --check changes nothing ----
 DBC=setup_check

@@ -1,0 +1,57 @@
+/* untracked.c — see untracked.h. */
+#include "worker/untracked.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <string.h>
+
+#include "common/log.h"
+
+static void warn_unlogged(const char *qualified)
+{
+    log_warn("msg=\"table %s is unlogged: logical decoding cannot see its changes, so walrev cannot track it "
+             "(ALTER TABLE %s SET LOGGED starts its history with a baseline)\" table=%s",
+             qualified, qualified, qualified);
+}
+
+void untracked_report_captured(const char *publication, const char *info, size_t len)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(info, len, 0, &jerr);
+    const char *nsp = json_string_value(json_object_get(o, "nspname"));
+    const char *rel = json_string_value(json_object_get(o, "relname"));
+    const char *persistence = json_string_value(json_object_get(o, "persistence"));
+    const char *kind = json_string_value(json_object_get(o, "kind"));
+    json_t *published = json_object_get(o, "published");
+    if (nsp && rel && persistence && kind && strcmp(kind, "r") == 0) {
+        char qualified[300];
+        snprintf(qualified, sizeof(qualified), "%s.%s", nsp, rel);
+        if (strcmp(persistence, "u") == 0)
+            warn_unlogged(qualified);
+        else if (strcmp(persistence, "p") == 0 && json_is_false(published))
+            log_warn("msg=\"table %s is not in publication %s: walrev does not track it (add it with ALTER "
+                     "PUBLICATION %s ADD TABLE %s, or list it in [source] tables and run walrev setup)\" table=%s",
+                     qualified, publication, publication, qualified, qualified);
+    }
+    json_decref(o);
+}
+
+void untracked_report_source(const char *conninfo, const char *history_schema)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        PQfinish(c);
+        return;
+    }
+    const char *p[1] = {history_schema};
+    PGresult *r = PQexecParams(c,
+                               "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+                               "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                               "WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p') AND n.nspname <> $1 "
+                               "AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1",
+                               1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        for (int i = 0; i < PQntuples(r); i++) warn_unlogged(PQgetvalue(r, i, 0));
+    PQclear(r);
+    PQfinish(c);
+}
