@@ -70,5 +70,23 @@ expect_eq "snapshot equals the table" \
   "$( (printf 'id,mail,secret\n'; q $DB "COPY (SELECT * FROM t) TO STDOUT (FORMAT csv)") | sort)"
 W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail verify; }
 pass "verify: $(cat "$OUT/verify.out")"
+# Upgrade path: an installation from before had a capture that emitted
+# walrev.ddl messages; setup replaces it with the table capture in place.
+q $DB "CREATE OR REPLACE FUNCTION walrev.capture_ddl() RETURNS event_trigger LANGUAGE plpgsql
+       AS \$f\$ BEGIN PERFORM pg_logical_emit_message(true, 'walrev.ddl', '{}'); END \$f\$"
+W setup >"$OUT/setup2.out" 2>&1 || { cat "$OUT/setup2.out"; fail "setup over an old capture"; }
+grep -q "created   DDL capture event trigger walrev_capture_ddl writing walrev.ddl_capture" "$OUT/setup2.out" ||
+  { cat "$OUT/setup2.out"; fail "setup replaces the old capture"; }
+expect_eq "the old message capture is replaced by the table capture" \
+  "$(q $DB "SELECT prosecdef, prosrc LIKE '%INSERT INTO walrev.ddl_capture%', prosrc LIKE '%emit_message%'
+            FROM pg_proc WHERE oid = 'walrev.capture_ddl()'::regprocedure")" "t|t|f"
+q $DB "ALTER TABLE t RENAME COLUMN secret TO secret2"
+q $DB "UPDATE t SET secret2 = 's9' WHERE id = 1"
+W run --stop-lsn "$(current_lsn $DB)" 2>"$OUT/run2.log" || { cat "$OUT/run2.log"; fail "run after the upgrade"; }
+expect_eq "after the upgrade a rename still keeps its column's identity" \
+  "$(q $DB "$H SELECT version, col_ids::text, col_names::text FROM relation_version WHERE relid = $RELID ORDER BY version")" \
+"1|{1,2,3}|{id,email,secret}
+2|{1,2,3}|{id,mail,secret}
+3|{1,2,3}|{id,mail,secret2}"
 q postgres "DROP DATABASE $DB WITH (FORCE)" >/dev/null 2>&1 || true
 q postgres "DROP ROLE ctlforge_mallory"

@@ -44,6 +44,7 @@ static void wtuple(W *w, const char *const *cols)
 /* ---- recording output ---- */
 typedef struct {
     int relations, begins, contexts, deltas, commits;
+    int64_t last_rel_covered_by; /* revision_id of the last relation version given out */
     char log[16384];
     Revision last;
     char last_actor[64];
@@ -68,7 +69,12 @@ static void vprint(Rec *r, const Value *v)
         logf_(r, "'%.*s'", (int)v->len, v->data);
 }
 
-static WrStatus o_rel(void *c, const RelationVersion *rv, WrError *e) { ((Rec *)c)->relations++; return WR_OK; }
+static WrStatus o_rel(void *c, const RelationVersion *rv, WrError *e)
+{
+    ((Rec *)c)->relations++;
+    ((Rec *)c)->last_rel_covered_by = rv->revision_id;
+    return WR_OK;
+}
 static WrStatus o_begin(void *c, const Revision *rev, WrError *e) { ((Rec *)c)->begins++; return WR_OK; }
 static WrStatus o_ctx(void *c, const Revision *rev, const RevisionContext *x, WrError *e)
 {
@@ -175,6 +181,7 @@ static int setup(void **state)
     WrError err;
     assert_int_equal(tracking_add(f->rules, RULE_HIDDEN, "public.users.secret", &err), WR_OK);
     assert_int_equal(tracking_add(f->rules, RULE_UNTRACKED, "public.users.seen", &err), WR_OK);
+    assert_int_equal(tracking_add(f->rules, RULE_EXCLUDE, "public.skip", &err), WR_OK);
     AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev"};
     AssemblerOutput out = {.ctx = &f->rec, .relation = o_rel, .begin = o_begin, .context = o_ctx,
                            .delta = o_delta, .commit = o_commit};
@@ -422,6 +429,57 @@ static void test_forged_control_messages(void **state)
     if (!strstr(f->rec.log, "U [\"1\"] ctx0 [2:'ann'->'Ann' 6:NULL->'x'/f2];")) fail_msg("%s", f->rec.log);
 }
 
+/* A new relation version enters the checksum of the next revision written,
+ * even when its own transaction records nothing (a change of an excluded
+ * table only): that revision's checksum is the one with SHA-256(relations)
+ * (docs/checksums.md), not the one without. */
+static void test_relation_version_covered_by_next_revision(void **state)
+{
+    Fix *f = *state;
+    begin(f, 0x100, 700);
+    relation(f, NULL);
+    change(f, 'I', 0, NULL, (const char *[]){"t:1", "t:ann", "n", "n", "t:d", NULL});
+    commit(f, 0x200);
+    assert_int_equal(f->rec.last_rel_covered_by, 1);
+    uint8_t first[WALREV_CHECKSUM_LEN];
+    memcpy(first, f->rec.last.checksum, sizeof(first));
+    /* public.skip's first version appears in a transaction that records nothing */
+    begin(f, 0x300, 701);
+    W w = {.n = 0};
+    w8(&w, 'R'); w32(&w, 16401); wstr(&w, "public"); wstr(&w, "skip"); w8(&w, 'd'); w16(&w, 1);
+    w8(&w, 1); wstr(&w, "k"); w32(&w, 23); w32(&w, (uint32_t)-1);
+    feed(f, &w);
+    change_of(f, 16401, 'I', (const char *[]){"t:5", NULL});
+    commit(f, 0x400);
+    assert_int_equal(f->rec.commits, 1);
+    assert_int_equal(f->rec.relations, 2);
+    assert_int_equal(f->rec.last_rel_covered_by, 2);
+    begin(f, 0x500, 702);
+    change(f, 'U', 0, NULL, (const char *[]){"t:1", "t:Ann", "n", "n", "t:d", NULL});
+    commit(f, 0x600);
+    assert_int_equal(f->rec.commits, 2);
+    assert_int_equal(f->rec.last.id, 2);
+    /* Recompute revision 2 with and without the version: only "with" matches. */
+    const RelationVersion *users = relcache_lookup(assembler_relcache(f->a), 16400);
+    const RelationVersion *skip = relcache_lookup(assembler_relcache(f->a), 16401);
+    assert_int_equal(skip->revision_id, 2);
+    AttributeDelta ad = {.col_id = 2, .old_value = {"ann", 3}, .new_value = {"Ann", 3}};
+    ObjectDelta d = {.seq = 1, .relver = users, .op = DELTA_UPDATE, .key = "[\"1\"]", .nattrs = 1, .attrs = &ad};
+    Revision r = f->rec.last;
+    memcpy(r.parent_checksum, first, sizeof(first));
+    RevisionHasher *h = revhash_create();
+    uint8_t digest[WALREV_CHECKSUM_LEN];
+    revhash_relation_digest(skip, digest);
+    for (int with = 0; with < 2; with++) {
+        revhash_begin(h);
+        revhash_add_delta(h, &d, NULL);
+        if (with) revhash_add_relation(h, skip->relid, skip->version, digest);
+        revhash_finish(h, &r);
+        assert_int_equal(memcmp(r.checksum, f->rec.last.checksum, WALREV_CHECKSUM_LEN) == 0, with);
+    }
+    revhash_destroy(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +491,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_relation_versions_keep_col_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_keeps_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_control_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relation_version_covered_by_next_revision, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
