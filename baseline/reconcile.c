@@ -232,7 +232,7 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
     relcache_set_attnums(q->rc, relid, t->ncols, names, t->attnums);
     free(names);
     bool is_new = false;
-    out->rv = relcache_apply(q->rc, relid, t->nspname, t->relname, t->replident, (uint16_t)t->ncols, t->cols, 0,
+    out->rv = relcache_apply(q->rc, relid, t->nspname, t->relname, t->replident, (uint16_t)t->ncols, t->cols, 0, 0,
                              &is_new);
     int nkey = 0;
     for (uint16_t i = 0; i < out->rv->ncols; i++) nkey += out->rv->cols[i].is_key;

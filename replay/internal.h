@@ -49,6 +49,8 @@ typedef struct {
     char relkind;        /* 'r' a table with rows of its own, 'p' partitioned: rows in its partitions */
     int64_t created_rev; /* rq_relation_at found nothing: the revision that created it (0 unknown) */
     int64_t dropped_rev; /* rq_relation_at found nothing: the revision that dropped it (0 none) */
+    bool untracked;      /* ... and it existed then but was not tracked (unlogged, outside the publication):
+                          * created_rev is where its history begins */
     /* STORED generated columns (never in history: computed by snapshots from
      * gen_exprs over the row's other columns); gen_positions place them among
      * all the table's columns. */

@@ -327,6 +327,7 @@ WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion 
             rv->dropped_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
         else
             rv->created_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        rv->untracked = strcmp(PQgetvalue(res, 0, 0), "untracked") == 0;
         PQclear(res);
         return WR_OK;
     }

@@ -547,7 +547,12 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         bool found;
         if ((st = rq_relation_at(ctx, relids[i], pt.rev, &rv, &found, err)) != WR_OK) break;
         if (!found) {
-            if (ntables && rv.dropped_rev > 0)
+            if (ntables && rv.untracked)
+                st = wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld: its history begins at "
+                                  "revision %lld; before, logical decoding could not see it (it was unlogged, or "
+                                  "outside the publication)",
+                                  tables[i], (long long)pt.rev, (long long)rv.created_rev);
+            else if (ntables && rv.dropped_rev > 0)
                 st = wr_error_set(err, WR_INVALID, "table %s did not exist at revision %lld: it was dropped in "
                                   "revision %lld", tables[i], (long long)pt.rev, (long long)rv.dropped_rev);
             else if (ntables && rv.created_rev > 0)

@@ -958,6 +958,14 @@ BEGIN
                             NULL::smallint[], NULL::text[], NULL::oid[], NULL::integer[], NULL::text[], NULL::boolean[];
         RETURN;
     END IF;
+    IF rv.relid IS NOT NULL AND first_ev.relid IS NULL AND rv.valid_from > end_lsn THEN
+        -- its history begins after R and the table log never saw it created: it was not
+        -- tracked at R (unlogged, or outside the publication); created_rev: where its history begins
+        RETURN QUERY SELECT 'untracked', 'r', (SELECT min(r.id) FROM @schema@.revision r WHERE r.end_lsn >= rv.valid_from),
+                            rv.version, rv.nspname, rv.relname, NULL::smallint[], NULL::text[], NULL::oid[],
+                            NULL::integer[], NULL::text[], NULL::boolean[];
+        RETURN;
+    END IF;
     IF rv.relid IS NOT NULL THEN
         -- no change recorded yet at R: its first version, and no rows
         RETURN QUERY SELECT 'ok', 'r', NULL::bigint, rv.version, rv.nspname, rv.relname, rv.col_ids, rv.col_names,

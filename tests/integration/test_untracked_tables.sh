@@ -61,6 +61,7 @@ done
 pass "replay commands say the table is unlogged instead of unknown"
 
 # SET LOGGED: the table joins the publication and gets a baseline.
+BEFORE=$(current_lsn $DB)
 q $DB "ALTER TABLE scratch SET LOGGED"
 for _ in $(seq 1 300); do
   [ "$(q $DB "$H SELECT coalesce((SELECT state FROM backfill WHERE relid = 'public.scratch'::regclass), 'none')")" = done ] && break
@@ -78,6 +79,11 @@ expect_eq "after SET LOGGED: a baseline of its 50 rows, then its changes with ex
 U|1|{s7}'
 expect_eq "snapshot of the table once logged equals it" \
   "$(W snapshot --table scratch 2>/dev/null | sort)" "$(q $DB "COPY scratch TO STDOUT" | sort)"
+rc=0; W snapshot --at "$BEFORE" --table scratch >"$OUT/before.out" 2>&1 || rc=$?
+expect_eq "a snapshot from before SET LOGGED fails" "$rc" 1
+grep -q "table scratch was not tracked yet at revision [0-9]*: its history begins at revision [0-9]*; before, logical decoding could not see it (it was unlogged, or outside the publication)" "$OUT/before.out" ||
+  { cat "$OUT/before.out"; fail "the snapshot from before SET LOGGED says why"; }
+pass "a snapshot from before SET LOGGED says the table was not tracked then"
 kill "$wpid"; wait "$wpid" || true; wpid=
 
 # A publication that cannot grow: run names each table created outside it.
