@@ -404,7 +404,9 @@ static bool ddl_seen_take(Assembler *a, uint32_t relid)
  * which columns the server generates. A malformed one is a warning: a
  * rename then degrades to drop + add.
  */
-static void handle_ddl(Assembler *a, const char *content, size_t len)
+static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrError *err);
+
+static WrStatus handle_ddl(Assembler *a, const char *content, size_t len, WrError *err)
 {
     json_error_t jerr;
     json_t *root = json_loadb(content, len, 0, &jerr);
@@ -415,7 +417,7 @@ static void handle_ddl(Assembler *a, const char *content, size_t len)
     if (relid_value <= 0 || relid_value > UINT32_MAX || !json_is_array(cols)) {
         if (a->in_txn) strbuf_append_str(&a->warnings, "DDL capture row malformed; ignored\n");
         json_decref(root);
-        return;
+        return WR_OK;
     }
     size_t n = json_array_size(cols);
     const char **names = xcalloc(n + 1, sizeof(char *));
@@ -459,8 +461,68 @@ static void handle_ddl(Assembler *a, const char *content, size_t len)
     free(g);
     free(names);
     free(attnums);
+    WrStatus st = apply_ddl_shape(a, root, (uint32_t)relid_value, err);
     json_decref(root);
+    return st;
 }
+
+/*
+ * The table's shape after the DDL, as the next Relation message will give
+ * it: a new relation version now, in the DDL's transaction, rather than at
+ * the table's next row change (a snapshot between the two would show the
+ * old columns, a rename the old name). Only for a table already tracked and
+ * still published, and never for a transaction already durable (its
+ * versions were restored). The Relation message that follows is then the
+ * same version. info.attrs: [[attnum, name, type oid, typmod, type name for
+ * a user type or null, replica identity key, primary key, generated], ...].
+ */
+static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrError *err)
+{
+    const RelationVersion *cur = relcache_lookup(a->relcache, relid);
+    json_t *attrs = json_object_get(root, "attrs");
+    const char *ri = json_string_value(json_object_get(root, "replident"));
+    const char *nsp = json_string_value(json_object_get(root, "nspname"));
+    const char *rel = json_string_value(json_object_get(root, "relname"));
+    const char *persistence = json_string_value(json_object_get(root, "persistence"));
+    if (!cur || a->skipping || !a->in_txn || !json_is_array(attrs) || !ri || strlen(ri) != 1 || !nsp || !rel ||
+        !json_is_true(json_object_get(root, "published")) || !persistence || strcmp(persistence, "p") != 0 ||
+        relcache_is_excluded(a->relcache, cur))
+        return WR_OK;
+    size_t n = json_array_size(attrs);
+    RelColumnIn *cols = xcalloc(n + 1, sizeof(RelColumnIn));
+    uint16_t k = 0;
+    bool has_pk = false;
+    for (size_t i = 0; i < n; i++) has_pk = has_pk || json_is_true(json_array_get(json_array_get(attrs, i), 6));
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(attrs, i);
+        json_t *name = json_array_get(e, 1), *oid = json_array_get(e, 2), *typmod = json_array_get(e, 3),
+               *tname = json_array_get(e, 4);
+        if (!json_is_string(name) || !json_is_integer(oid) || !json_is_integer(typmod)) {
+            free(cols);
+            return WR_OK; /* not this shape's source: the Relation message will do */
+        }
+        if (json_is_true(json_array_get(e, 7))) continue; /* generated: pgoutput never sends it */
+        RelColumnIn *c = &cols[k++];
+        c->name = json_string_value(name);
+        c->type_oid = (uint32_t)json_integer_value(oid);
+        c->typmod = (int32_t)json_integer_value(typmod);
+        /* as pgoutput marks the key, and under FULL the primary key as handle_relation makes it */
+        bool ri_key = json_is_true(json_array_get(e, 5)), pk = json_is_true(json_array_get(e, 6));
+        c->is_key = ri[0] == 'f' ? (has_pk ? pk : true) : ri_key;
+        /* already in the form a Type message gives it ("schema.name", or "name" in pg_catalog) */
+        if (json_is_string(tname)) relcache_set_type_name(a->relcache, c->type_oid, NULL, json_string_value(tname));
+    }
+    bool is_new = false;
+    const RelationVersion *rv =
+        relcache_apply(a->relcache, relid, nsp, rel, ri[0], k, cols, a->rev.commit_lsn, a->last_id + 1, &is_new);
+    free(cols);
+    if (!is_new) return WR_OK;
+    WrStatus st = emit_relation(a, rv, err);
+    /* The DDL's transaction is a revision of its own (perhaps without a row):
+     * a point after the DDL then resolves to a revision the version is valid at. */
+    return st == WR_OK ? ensure_begun(a, err) : st;
+}
+
 
 static WrStatus read_tuple(const PgoTuple *t, const RelationVersion *rv, Value *vals, uint8_t *state,
                            const char *what, WrError *err);
@@ -481,7 +543,8 @@ static WrStatus handle_control_change(Assembler *a, const PgoMessage *msg, const
     if (st != WR_OK) return st;
     for (uint16_t i = 0; i < rv->ncols; i++) {
         if (strcmp(rv->cols[i].name, "info") != 0 || !a->new_vals[i].data) continue;
-        handle_ddl(a, a->new_vals[i].data, a->new_vals[i].len);
+        st = handle_ddl(a, a->new_vals[i].data, a->new_vals[i].len, err);
+        if (st != WR_OK) return st;
         /* Once per DDL, not again for a transaction already durable. */
         if (a->out.ddl_captured && !a->skipping) a->out.ddl_captured(a->out.ctx, a->new_vals[i].data, a->new_vals[i].len);
     }

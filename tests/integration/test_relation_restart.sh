@@ -64,6 +64,20 @@ expect_eq "snapshot equals the live table after renames and restarts" \
   "$(W snapshot --table r1_renamed --format csv 2>/dev/null | sort)" \
   "$( (printf 'id,b_renamed\n'; q $DB "COPY (SELECT * FROM r1_renamed) TO STDOUT (FORMAT csv)") | sort)"
 
+# A DDL alone (no row change after it) shows in snapshots at once: the
+# capture makes the version in the DDL's own transaction.
+q $DB "ALTER TABLE r1_renamed ADD COLUMN z int"
+run_to_now "after ADD COLUMN alone"
+expect_eq "a column added, no row changed since: the snapshot has it" \
+  "$(W snapshot --table r1_renamed --format csv 2>/dev/null | sort)" \
+  "$( (printf 'id,b_renamed,z\n'; q $DB "COPY (SELECT * FROM r1_renamed) TO STDOUT (FORMAT csv)") | sort)"
+q $DB "ALTER TABLE r1_renamed RENAME COLUMN b_renamed TO b_final"
+q $DB "ALTER TABLE r1_renamed DROP COLUMN z"
+run_to_now "after RENAME and DROP COLUMN alone"
+expect_eq "a column renamed and one dropped, no row changed since: the snapshot follows" \
+  "$(W snapshot --table r1_renamed --format csv 2>/dev/null | sort)" \
+  "$( (printf 'id,b_final\n'; q $DB "COPY (SELECT * FROM r1_renamed) TO STDOUT (FORMAT csv)") | sort)"
+
 W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail "verify"; }
 pass "verify: $(cat "$OUT/verify.out")"
 
@@ -105,7 +119,7 @@ pass "a changed relation version with a recomputed checksum breaks the chain: $(
 
 # A stored version that does not read back stops the start instead of being guessed.
 q $DB "$H UPDATE relation_version SET relid = 0 WHERE relid = 'public.r1_renamed'::regclass AND version = 4"
-q $DB "UPDATE r1_renamed SET b_renamed = 'b7' WHERE id = 1"
+q $DB "UPDATE r1_renamed SET b_final = 'b7' WHERE id = 1"
 if W run --stop-lsn "$(current_lsn $DB)" >"$OUT/run3.log" 2>&1; then cat "$OUT/run3.log"; fail "run on a relid 0 version"; fi
 grep -q "relation version 4 of relid 0 does not read back (relid)" "$OUT/run3.log" ||
   { cat "$OUT/run3.log"; fail "the refusal names the row"; }

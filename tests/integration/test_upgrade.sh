@@ -51,7 +51,7 @@ n2=$(q $DB "SELECT count(*) FROM walrev.revision")
 
 # The same history as a format 2 store: its DDL, every delta in the arrays,
 # the parent checksum stored (the previous revision's, zeros for the first).
-q $DB "SET client_min_messages = warning; CREATE SCHEMA f3;
+q $DB "SET client_min_messages = warning; SET walrev.publish_new_schema = off; CREATE SCHEMA f3;
        CREATE TABLE f3.revision AS SELECT * FROM walrev.revision;
        CREATE TABLE f3.revision_context AS SELECT revision_id, context_no, lsn, actor_type, actor_id, actor, description, meta, raw FROM walrev.revision_context;
        CREATE TABLE f3.relation_version AS SELECT * FROM walrev.relation_version;
