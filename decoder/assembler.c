@@ -476,6 +476,9 @@ static WrStatus handle_ddl(Assembler *a, const char *content, size_t len, WrErro
  * same version. info.attrs: [[attnum, name, type oid, typmod, type name for
  * a user type or null, replica identity key, primary key, generated], ...].
  */
+static bool key_changed(const RelationVersion *prev, const RelationVersion *rv);
+static WrStatus rekey_rows(Assembler *a, const RelationVersion *rv, WrError *err);
+
 static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrError *err)
 {
     const RelationVersion *cur = relcache_lookup(a->relcache, relid);
@@ -491,8 +494,6 @@ static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrEr
     size_t n = json_array_size(attrs);
     RelColumnIn *cols = xcalloc(n + 1, sizeof(RelColumnIn));
     uint16_t k = 0;
-    bool has_pk = false;
-    for (size_t i = 0; i < n; i++) has_pk = has_pk || json_is_true(json_array_get(json_array_get(attrs, i), 6));
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(attrs, i);
         json_t *name = json_array_get(e, 1), *oid = json_array_get(e, 2), *typmod = json_array_get(e, 3),
@@ -506,9 +507,10 @@ static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrEr
         c->name = json_string_value(name);
         c->type_oid = (uint32_t)json_integer_value(oid);
         c->typmod = (int32_t)json_integer_value(typmod);
-        /* as pgoutput marks the key, and under FULL the primary key as handle_relation makes it */
+        /* as handle_relation makes it: the replica identity's columns, and under
+         * FULL or NOTHING the primary key (none: a multiset without key columns) */
         bool ri_key = json_is_true(json_array_get(e, 5)), pk = json_is_true(json_array_get(e, 6));
-        c->is_key = ri[0] == 'f' ? (has_pk ? pk : true) : ri_key;
+        c->is_key = ri[0] == 'f' || ri[0] == 'n' ? pk : ri_key;
         /* already in the form a Type message gives it ("schema.name", or "name" in pg_catalog) */
         if (json_is_string(tname)) relcache_set_type_name(a->relcache, c->type_oid, NULL, json_string_value(tname));
     }
@@ -520,7 +522,10 @@ static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrEr
     WrStatus st = emit_relation(a, rv, err);
     /* The DDL's transaction is a revision of its own (perhaps without a row):
      * a point after the DDL then resolves to a revision the version is valid at. */
-    return st == WR_OK ? ensure_begun(a, err) : st;
+    if (st == WR_OK) st = ensure_begun(a, err);
+    /* A primary key added or dropped: the live rows move to their new keys, as handle_relation does. */
+    if (st == WR_OK && key_changed(cur, rv)) st = rekey_rows(a, rv, err);
+    return st;
 }
 
 
