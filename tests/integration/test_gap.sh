@@ -55,6 +55,10 @@ expect_exact() { # TABLE
   expect_eq "the history of $1 equals the table" "$(W snapshot --table "$1" 2>/dev/null | sort)" \
     "$(q $DB "COPY (SELECT * FROM $1) TO STDOUT" | sort)"
 }
+# The walsender lets go of the slot a moment after the worker exits; dropping
+# or advancing an active slot fails, and the test would then see no gap at all.
+slot_idle() { [ "$(q $DB "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND active")" = 0 ]; }
+wait_slot_idle() { wait_for 30 slot_idle || fail "the slot $SLOT stayed active after the worker stopped"; }
 gaps() { q $DB "$H SELECT count(*) FROM revision WHERE actor_type = 'walrev' AND actor_id = 'gap'"; }
 
 start_worker
@@ -66,6 +70,7 @@ expect_eq "no gap while the slot continues the history" "$(gaps)" 0
 # --- 1. the slot is dropped while changes happen; walrev setup makes it again ---
 q $DB "UPDATE t SET v = 'x' WHERE id = 2; DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (11, 'new');
        DELETE FROM k WHERE a = 2; INSERT INTO k VALUES (4, 'w');"
+wait_slot_idle
 q $DB "SELECT pg_drop_replication_slot('$SLOT')" >/dev/null
 W setup >"$TMP/setup2.out" 2>&1 || { cat "$TMP/setup2.out"; fail "setup after the slot was dropped"; }
 grep -q 'msg="gap: the replication slot no longer continues the history' "$TMP/setup2.out" \
@@ -108,6 +113,7 @@ stop_worker
 
 # --- 2. the slot is advanced past a transaction the worker never saw ---
 q $DB "UPDATE t SET v = 'skipped' WHERE id = 4; DELETE FROM t WHERE id = 6;"
+wait_slot_idle
 q $DB "SELECT pg_replication_slot_advance('$SLOT', pg_current_wal_lsn())" >/dev/null
 start_worker
 # the gap first: a change made before the worker has made the slot anew is in the gap too
