@@ -393,8 +393,8 @@ done:
 
 /*
  * --into: BEGIN on the target, and the schema, made if missing and then
- * marked (STORE_INTO_SCHEMA_COMMENT) so that `walrev setup` never publishes
- * it. A schema that exists is used as it is.
+ * marked (STORE_INTO_SCHEMA_COMMENT) so that neither `walrev setup` nor its
+ * new-schema trigger ever publishes it. A schema that exists is used as it is.
  */
 static WrStatus open_into_schema(PGconn *target, const char *into, WrError *err)
 {
@@ -411,7 +411,10 @@ static WrStatus open_into_schema(PGconn *target, const char *into, WrError *err)
     char *comment = PQescapeLiteral(target, STORE_INTO_SCHEMA_COMMENT, strlen(STORE_INTO_SCHEMA_COMMENT));
     StrBuf sql;
     strbuf_init(&sql);
-    strbuf_appendf(&sql, "CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s", ns, ns, comment);
+    /* SET LOCAL: setup's new-schema trigger (walrev_publish_schema) leaves
+     * this schema out of the publication, as setup itself does by the mark. */
+    strbuf_appendf(&sql, "SET LOCAL walrev.publish_new_schema = off; CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s",
+                   ns, ns, comment);
     res = rq_exec(target, err, sql.data, 0, NULL);
     strbuf_free(&sql);
     PQfreemem(comment);
