@@ -63,11 +63,16 @@ run_build normal build "-DWALREV_WERROR=ON" ""
 # pure modules (decoder, assembler, caches, codecs, config) must stay clean.
 t0=$(date +%s)
 vg_fail=0; vg_count=0
-for bin in build/tests/unit_test_* build/tests/golden_test_*; do
+for bin in build/tests/unit_test_* build/tests/golden_test_* build/tests/seeds_fuzz_*; do
   [ -x "$bin" ] || continue
   vg_count=$((vg_count + 1))
   args=()
-  case "$bin" in *golden_*) args=("$root/tests/golden") ;; esac
+  case "$bin" in
+    *golden_*) args=("$root/tests/golden") ;;
+    *seeds_fuzz_*)
+      t=${bin##*/seeds_}
+      if [ -d "$root/tests/fuzz/seeds/$t" ]; then args=("$root/tests/fuzz/seeds/$t"); else args=("$root/tests/fuzz/seeds"); fi ;;
+  esac
   if ! valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
        "$bin" "${args[@]}" >"build/valgrind-$(basename "$bin").log" 2>&1; then
     echo "valgrind: $bin failed:"; tail -30 "build/valgrind-$(basename "$bin").log"

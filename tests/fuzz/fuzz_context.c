@@ -30,15 +30,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *buf = malloc(size ? size : 1); /* exactly sized: ASan sees any over-read */
     if (!buf) return 0;
     if (size) memcpy(buf, data, size);
-    for (unsigned flags = 0; flags <= CONTEXT_TRUSTED; flags++) {
+    /* Also with a key known, so the attested form's checks are reached (a
+     * forged signature is the common case; it must only be a warning). */
+    static uint8_t ipad[64], opad[64];
+    memset(ipad, 0x36, sizeof ipad);
+    memset(opad, 0x5c, sizeof opad);
+    const ContextKey keys[2] = {{NULL, NULL, 0}, {ipad, opad, 1234}};
+    for (unsigned round = 0; round < 4; round++) {
+        unsigned flags = round & 1 ? CONTEXT_TRUSTED : 0;
+        const ContextKey *key = &keys[round >> 1];
         ParsedContext a, b;
         StrBuf wa, wb;
         context_init(&a);
         context_init(&b);
         strbuf_init(&wa);
         strbuf_init(&wb);
-        context_parse(&a, buf, size, flags, &wa);
-        context_parse(&b, buf, size, flags, &wb);
+        context_parse(&a, buf, size, flags, key, &wa);
+        context_parse(&b, buf, size, flags, key, &wb);
         check_field(&a.actor_type, CONTEXT_ACTOR_TYPE_MAX);
         check_field(&a.actor_id, CONTEXT_ACTOR_ID_MAX);
         check_field(&a.actor_json, 0);
@@ -50,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         same(&a.description, &b.description);
         same(&a.meta_json, &b.meta_json);
         same(&wa, &wb);
-        if (a.suppress != b.suppress) abort();
+        if (a.suppress != b.suppress || a.attested != b.attested) abort();
+        if (a.attested && !key->ipad) abort(); /* nothing is attested without a key */
         /* Only walrev may act as walrev. */
         if (!(flags & CONTEXT_TRUSTED) && a.has_actor_type && strcmp(a.actor_type.data ? a.actor_type.data : "",
                                                                        CONTEXT_RESERVED_ACTOR_TYPE) == 0)
