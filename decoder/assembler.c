@@ -546,14 +546,21 @@ static WrStatus handle_control_change(Assembler *a, const PgoMessage *msg, const
     ensure_width(a, rv->ncols);
     WrStatus st = read_tuple(&msg->u.change.new_tuple, rv, a->new_vals, a->new_state, "insert", err);
     if (st != WR_OK) return st;
-    for (uint16_t i = 0; i < rv->ncols; i++) {
-        if (strcmp(rv->cols[i].name, "info") != 0 || !a->new_vals[i].data) continue;
-        st = handle_ddl(a, a->new_vals[i].data, a->new_vals[i].len, err);
-        if (st != WR_OK) return st;
-        /* Once per DDL, not again for a transaction already durable. */
-        if (a->out.ddl_captured && !a->skipping) a->out.ddl_captured(a->out.ctx, a->new_vals[i].data, a->new_vals[i].len);
-    }
-    return WR_OK;
+    int info = -1;
+    for (uint16_t i = 0; i < rv->ncols && info < 0; i++)
+        if (strcmp(rv->cols[i].name, "info") == 0 && a->new_vals[i].data) info = i;
+    if (info < 0) return WR_OK;
+    /* A copy: handling the DDL may rekey rows, which reads tuples into the
+     * same scratch values (and may widen them), and may replace rv. */
+    size_t len = a->new_vals[info].len;
+    char *text = xmalloc(len + 1);
+    memcpy(text, a->new_vals[info].data, len);
+    text[len] = '\0';
+    st = handle_ddl(a, text, len, err);
+    /* Once per DDL, not again for a transaction already durable. */
+    if (st == WR_OK && a->out.ddl_captured && !a->skipping) a->out.ddl_captured(a->out.ctx, text, len);
+    free(text);
+    return st;
 }
 
 /*

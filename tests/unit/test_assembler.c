@@ -14,7 +14,7 @@
 
 /* ---- wire writer ---- */
 typedef struct {
-    uint8_t b[4096];
+    uint8_t b[16384];
     size_t n;
 } W;
 static void w8(W *w, uint8_t v) { w->b[w->n++] = v; }
@@ -355,7 +355,7 @@ static void ddl(Fix *f, const char *json)
     const uint32_t types[] = {20, 26, 3802};
     for (int i = 0; i < 3; i++) { w8(&w, i == 0); wstr(&w, names[i]); w32(&w, types[i]); w32(&w, (uint32_t)-1); }
     feed(f, &w);
-    char info[1024];
+    char info[4096];
     snprintf(info, sizeof(info), "t:%s", json);
     change_of(f, 16500, 'I', (const char *[]){"t:1", "t:16400", info, NULL});
 }
@@ -480,6 +480,73 @@ static void test_relation_version_covered_by_next_revision(void **state)
     revhash_destroy(h);
 }
 
+/* A recording scan_rows: the rekey of a key change asks for the table's rows. */
+static int scans;
+static WrStatus o_scan(void *c, const RelationVersion *rv,
+                       WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err), void *arg,
+                       WrError *e)
+{
+    scans++;
+    return WR_OK;
+}
+static char captured[8192];
+static void o_ddl_captured(void *c, const char *info, size_t len)
+{
+    snprintf(captured, sizeof(captured), "%.*s", (int)len, info);
+}
+
+/*
+ * A primary key added by DDL to a table wider than any row seen so far: the
+ * rekey widens the assembler's scratch values while the DDL capture row that
+ * asked for it is still being read. The capture row's text must not be read
+ * from the freed scratch afterwards (it was, and under difftest's restarts
+ * the worker died by SIGSEGV in json_loadb); ASan and valgrind see it here.
+ */
+static void test_key_added_by_ddl_to_wide_table(void **state)
+{
+    Fix *f = *state;
+    AssemblerOutput out = {.ctx = &f->rec, .relation = o_rel, .begin = o_begin, .context = o_ctx,
+                           .delta = o_delta, .commit = o_commit, .scan_rows = o_scan,
+                           .ddl_captured = o_ddl_captured};
+    AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev"};
+    assembler_destroy(f->a);
+    f->a = assembler_create(&cfg, &out);
+    scans = 0;
+    captured[0] = 0;
+    enum { NCOLS = 40 };
+    begin(f, 0x100, 700);
+    W w = {.n = 0};
+    w8(&w, 'R'); w32(&w, 16600); wstr(&w, "public"); wstr(&w, "wide"); w8(&w, 'd'); w16(&w, NCOLS);
+    for (int i = 0; i < NCOLS; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "c%d", i);
+        w8(&w, i == 0); wstr(&w, name); w32(&w, 23); w32(&w, (uint32_t)-1);
+    }
+    feed(f, &w);
+    commit(f, 0x200);
+    /* ALTER TABLE wide DROP CONSTRAINT ..., ADD PRIMARY KEY (c0, c1) */
+    char json[4096];
+    size_t n = (size_t)snprintf(json, sizeof(json), "{\"relid\":16600,\"columns\":[");
+    for (int i = 0; i < NCOLS; i++)
+        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s[%d,\"c%d\"]", i ? "," : "", i + 1, i);
+    n += (size_t)snprintf(json + n, sizeof(json) - n, "],\"attrs\":[");
+    for (int i = 0; i < NCOLS; i++)
+        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s[%d,\"c%d\",23,-1,null,%s,%s,false]", i ? "," : "",
+                              i + 1, i, i < 2 ? "true" : "false", i < 2 ? "true" : "false");
+    snprintf(json + n, sizeof(json) - n,
+             "],\"replident\":\"d\",\"nspname\":\"public\",\"relname\":\"wide\",\"persistence\":\"p\","
+             "\"published\":true}");
+    begin(f, 0x300, 701);
+    ddl(f, json);
+    commit(f, 0x400);
+    assert_int_equal(scans, 1);
+    assert_string_equal(captured, json); /* what the worker is told is the row's text */
+    assert_int_equal(f->rec.commits, 1);
+    const RelationVersion *rv = relcache_lookup(assembler_relcache(f->a), 16600);
+    assert_int_equal(rv->version, 2);
+    assert_true(rv->cols[0].is_key && rv->cols[1].is_key && !rv->cols[2].is_key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +559,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rename_keeps_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_control_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relation_version_covered_by_next_revision, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_added_by_ddl_to_wide_table, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
