@@ -68,6 +68,7 @@ struct Assembler {
     uint8_t (*hidden_hash)[WALREV_CHECKSUM_LEN];
     AttributeDelta *attrs;
     StrBuf key, key2, lookup_storage;
+    StrBuf moved; /* unchanged TOAST values of a row whose key changed (keep_borrowed) */
     uint8_t row_digest[DIGEST_LEN];
     uint8_t old_row_digest[DIGEST_LEN]; /* keyless_find's: the row before the change */
     bool keyless_unmatched;             /* keyless_find found no row: record every column */
@@ -109,6 +110,7 @@ Assembler *assembler_create(const AssemblerConfig *cfg, const AssemblerOutput *o
     strbuf_init(&a->warnings);
     strbuf_init(&a->key);
     strbuf_init(&a->key2);
+    strbuf_init(&a->moved);
     strbuf_init(&a->lookup_storage);
     strbuf_init(&a->cur_raw);
     for (int i = 0; i < 9; i++) strbuf_init(&a->first_bufs[i]);
@@ -141,6 +143,7 @@ void assembler_destroy(Assembler *a)
     strbuf_free(&a->warnings);
     strbuf_free(&a->key);
     strbuf_free(&a->key2);
+    strbuf_free(&a->moved);
     strbuf_free(&a->lookup_storage);
     strbuf_free(&a->cur_raw);
     for (int i = 0; i < 9; i++) strbuf_free(&a->first_bufs[i]);
@@ -1083,6 +1086,25 @@ static uint16_t update_attributes(Assembler *a, const RelationVersion *rv, const
     return n;
 }
 
+/*
+ * Unchanged TOAST values filled from the old image point into the row
+ * cache's entry for the old key, which the DELETE of a key change frees
+ * before the INSERT reads them: give them storage of the assembler's own.
+ */
+static void keep_borrowed(Assembler *a, const RelationVersion *rv)
+{
+    strbuf_reset(&a->moved);
+    for (uint16_t i = 0; i < rv->ncols; i++)
+        if (a->new_state[i] == COL_UNCHANGED_TOAST && a->new_vals[i].data)
+            strbuf_append(&a->moved, a->new_vals[i].data, a->new_vals[i].len);
+    size_t off = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (a->new_state[i] != COL_UNCHANGED_TOAST || !a->new_vals[i].data) continue;
+        a->new_vals[i].data = a->new_vals[i].len ? a->moved.data + off : "";
+        off += a->new_vals[i].len;
+    }
+}
+
 static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
 {
     const PgoChange *ch = &msg->u.change;
@@ -1157,6 +1179,7 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
     if (!keyless) build_key(&a->key2, rv, a->new_vals);
     if (!keyless && ch->old_kind && strcmp(a->key2.data, a->key.data) != 0) {
         /* The key changed: the old object ends and a new one begins. */
+        keep_borrowed(a, rv);
         st = do_delete(a, rv, a->key.data, known, key_vals, err);
         if (st != WR_OK) return st;
         for (uint16_t i = 0; i < rv->ncols; i++)
