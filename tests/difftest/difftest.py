@@ -903,14 +903,19 @@ def run(args):
 
     def chaos():
         nonlocal next_chaos, restart_at
-        if args.calm:
-            return
         now = time.time()
         if worker.died():
-            print("difftest: the worker exited by itself; see worker.log", flush=True)
+            # Never expected: the worker is stopped before the slot is
+            # dropped, so it exits by itself only on a fatal error or crash.
+            print(f"difftest: the worker exited by itself ({worker.proc.returncode}); see worker.log", flush=True)
             worker.proc = None
             w.stats["worker_died"] += 1
             restart_at = now + 0.2
+        if args.calm:
+            if worker.proc is None and restart_at is not None and now >= restart_at:
+                worker.start()
+                restart_at = None
+            return
         if worker.proc is not None and now >= next_chaos:
             sig = cr.choice([signal.SIGTERM, signal.SIGKILL])
             worker.stop(sig)
@@ -1230,6 +1235,15 @@ def check(args, w, worker, workdir, t0):
     if unused:
         print("known entries with no divergence in this run (remove them once they stay quiet): " + ", ".join(unused))
     print(f"workload: {dict(sorted(w.stats.items()))}")
+    died = w.stats.get("worker_died", 0)
+    if died:
+        print(f"\ndifftest: FAILED: the worker exited by itself {died} time(s) (a fatal error or a crash; "
+              f"nothing a workload does may stop it). Its errors:")
+        with open(os.path.join(w.workdir, "worker.log"), errors="replace") as f:
+            for line in f:
+                if " error " in line or "status=fatal" in line:
+                    print("  " + line.rstrip()[:400])
+        return 1
     if new:
         nnew = sum(len(fs) for fs in new.values())
         print(f"\ndifftest: FAILED: {len(new)} tables diverge outside the known list at {nnew} points (seed {args.seed})")
