@@ -79,6 +79,9 @@ WrStatus rq_resolve_point(ReplayCtx *ctx, const char *text, Point *pt, WrError *
 WrStatus rq_newest(ReplayCtx *ctx, Point *pt, WrError *err) WR_MUSTCHECK;
 /* "schema.table" or "table" (public) -> relid of the tracked table that had that name last. */
 WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrError *err) WR_MUSTCHECK;
+/* Whether the source says the table (by name, or by relid) is unlogged or
+ * temporary now; then err names it so (logical decoding cannot see it). */
+bool rq_untracked_now(ReplayCtx *ctx, const char *name, uint32_t relid, WrError *err);
 /* Every tracked table, ordered by name; caller frees *relids. */
 WrStatus rq_all_tables(ReplayCtx *ctx, uint32_t **relids, int *n, WrError *err) WR_MUSTCHECK;
 /*

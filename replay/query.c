@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,18 +132,22 @@ WrStatus rq_newest(ReplayCtx *ctx, Point *pt, WrError *err)
  * catalog when a source conninfo is known; false (err untouched) when it
  * cannot tell.
  */
-static bool untracked_reason(ReplayCtx *ctx, const char *nsp, const char *rel, WrError *err)
+static bool untracked_reason(ReplayCtx *ctx, const char *nsp, const char *rel, uint32_t relid, WrError *err)
 {
     if (!ctx->source_conninfo) return false;
     PGconn *c = PQconnectdb(ctx->source_conninfo);
     bool told = false;
     if (PQstatus(c) == CONNECTION_OK) {
-        const char *p[2] = {nsp, rel};
+        char oid[16];
+        snprintf(oid, sizeof(oid), "%" PRIu32, relid);
+        const char *p[3] = {nsp, rel, oid};
+        /* by name, or by the table's oid when the history knows it */
         PGresult *r = PQexecParams(c,
                                    "SELECT (SELECT c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = "
-                                   "c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')), "
+                                   "c.relnamespace WHERE ((n.nspname = $1 AND c.relname = $2) OR c.oid = $3::oid) "
+                                   "AND c.relkind IN ('r', 'p') LIMIT 1), "
                                    "EXISTS (SELECT 1 FROM pg_class WHERE relname = $2 AND relpersistence = 't')",
-                                   2, NULL, p, NULL, NULL, 0);
+                                   3, NULL, p, NULL, NULL, 0);
         if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
             const char *persistence = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
             if (strcmp(persistence, "u") == 0) {
@@ -190,7 +195,7 @@ WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrE
     WrStatus st = WR_OK;
     if (!res)
         st = err->status;
-    else if ((PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) && untracked_reason(ctx, nsp_u, rel_u, err))
+    else if ((PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) && untracked_reason(ctx, nsp_u, rel_u, 0, err))
         st = err->status;
     else if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0))
         st = wr_error_set(err, WR_INVALID, "unknown table \"%s\": no tracked table %s.%s in the history",
@@ -201,6 +206,15 @@ WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrE
     free(nsp);
     free(rel_u);
     return st;
+}
+
+bool rq_untracked_now(ReplayCtx *ctx, const char *name, uint32_t relid, WrError *err)
+{
+    const char *dot = strchr(name, '.');
+    char *nsp = dot ? xstrndup(name, (size_t)(dot - name)) : xstrdup("public");
+    bool told = untracked_reason(ctx, nsp, dot ? dot + 1 : name, relid, err);
+    free(nsp);
+    return told;
 }
 
 WrStatus rq_all_tables(ReplayCtx *ctx, uint32_t **relids, int *n, WrError *err)

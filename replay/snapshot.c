@@ -561,6 +561,8 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             else if (ntables && rv.created_rev > 0)
                 st = wr_error_set(err, WR_INVALID, "table %s did not exist yet at revision %lld: it was created in "
                                   "revision %lld", tables[i], (long long)pt.rev, (long long)rv.created_rev);
+            else if (ntables && rq_untracked_now(ctx, tables[i], relids[i], err))
+                st = err->status;
             else if (ntables)
                 st = wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld", tables[i],
                                   (long long)pt.rev);

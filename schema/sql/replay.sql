@@ -966,6 +966,19 @@ BEGIN
                             NULL::integer[], NULL::text[], NULL::boolean[];
         RETURN;
     END IF;
+    IF first_ev.relid IS NULL AND rv.relid IS NULL THEN
+        -- no relation version at all, and the table log first saw it after R
+        -- (SET LOGGED on an unlogged table, its baseline not yet recorded):
+        -- not tracked at R either
+        SELECT e.* INTO prev FROM @schema@.table_event e
+        WHERE e.relid = p_relid ORDER BY e.revision_id, e.seq LIMIT 1;
+        IF prev.relid IS NOT NULL AND prev.revision_id > p_rev THEN
+            RETURN QUERY SELECT 'untracked', prev.relkind, prev.revision_id, 0, prev.nspname, prev.relname,
+                                NULL::smallint[], NULL::text[], NULL::oid[], NULL::integer[], NULL::text[],
+                                NULL::boolean[];
+            RETURN;
+        END IF;
+    END IF;
     IF rv.relid IS NOT NULL THEN
         -- no change recorded yet at R: its first version, and no rows
         RETURN QUERY SELECT 'ok', 'r', NULL::bigint, rv.version, rv.nspname, rv.relname, rv.col_ids, rv.col_names,
