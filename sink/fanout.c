@@ -96,7 +96,7 @@ WrStatus fanout_open(Fanout *f, SinkPosition *start, WrError *err)
 bool fanout_has_position(const Fanout *f)
 {
     for (int i = 0; i < f->n; i++)
-        if (f->sinks[i].pos.known) return true;
+        if (f->sinks[i].pos.known && !f->sinks[i].pos.read_back) return true;
     return false;
 }
 

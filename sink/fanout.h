@@ -54,7 +54,9 @@ bool fanout_skips_current(const Fanout *f, int i);
 WrStatus fanout_open(Fanout *f, SinkPosition *start, WrError *err) WR_MUSTCHECK;
 
 /* True when some sink keeps a position (history store, file): revision ids
- * then continue from it, dense; without one they come from commit LSNs. */
+ * then continue from it, dense; without one they come from commit LSNs. A
+ * position read back from Kafka's messages does not count: it tells what
+ * Kafka holds, in whichever ids it was sent. */
 bool fanout_has_position(const Fanout *f);
 
 /* ---- one revision, in parts; pointers are borrowed for the call ---- */

@@ -28,9 +28,13 @@
 typedef struct {
     Lsn end_lsn;         /* set at commit */
     uint32_t outstanding; /* messages produced and not yet reported */
-    bool committed;      /* all its messages are produced */
+    bool committed;      /* all its deltas are produced, its revision message encoded */
     bool aborted;        /* abandoned mid-way: never moves the durable LSN */
     bool failed;         /* a delivery failed: the durable LSN stops before it */
+    bool marker_out;     /* its revision message is produced */
+    char *marker;        /* the encoded revision message until it is produced (owned) */
+    size_t marker_len;
+    char id[MPC_ID_MAX];
 } InFlight;
 
 typedef struct {
@@ -42,6 +46,12 @@ typedef struct {
 typedef struct {
     rd_kafka_t *rk;
     char *prefix;
+    /* For reading the position back at open (a consumer of its own). */
+    char *brokers;
+    struct OwnedProp {
+        char *name, *value;
+    } *props;
+    int nprops;
     int flush_timeout_ms;
     bool (*while_waiting)(void *arg);
     void *while_waiting_arg;
@@ -51,6 +61,7 @@ typedef struct {
     /* FIFO of revisions by sequence number; entry of seq s is fifo[s % FIFO_CAP]. */
     InFlight *fifo;
     uint64_t head, tail;  /* [head, tail) are in flight; tail-1 is the open one when in_revision */
+    uint64_t mark;        /* [head, mark): revision messages produced (or aborted); mark <= tail */
     bool in_revision;
     Lsn durable;
     WrStatus failed;
@@ -82,7 +93,7 @@ static void advance(KafkaSink *k)
 {
     while (k->head < k->tail) {
         InFlight *e = &k->fifo[k->head % FIFO_CAP];
-        if (!e->committed || e->outstanding > 0 || e->failed) break;
+        if (!e->committed || e->outstanding > 0 || e->failed || (!e->aborted && !e->marker_out)) break;
         if (!e->aborted) k->durable = e->end_lsn;
         k->head++;
     }
@@ -149,6 +160,57 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     WR_LOG(l, "librdkafka msg=\"%s\" facility=%s client=%s", buf, fac, rd_kafka_name(rk));
 }
 
+/* ---- revision messages, in order, once their deltas are delivered ---- */
+
+/*
+ * A revision message goes out only when every delta of its revision has a
+ * successful delivery report, and after every earlier revision message (one
+ * partition, idempotent producer: in order, no gaps). So a revision message
+ * on Kafka means its whole revision is there, and the last one on the
+ * revisions topic is the sink's position, read back at open (read_position).
+ * Never blocks: a full local queue leaves the rest for the next call.
+ */
+static void release_markers(KafkaSink *k)
+{
+    while (k->mark < k->tail) {
+        InFlight *e = &k->fifo[k->mark % FIFO_CAP];
+        if (!e->committed) break;
+        if (e->aborted) {
+            free(e->marker);
+            e->marker = NULL;
+            k->mark++;
+            continue;
+        }
+        if (e->failed || e->outstanding > 0 || k->failed) break;
+        rd_kafka_resp_err_t r = rd_kafka_producev(
+            k->rk, RD_KAFKA_V_RKT(k->rev_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(e->marker, e->marker_len), RD_KAFKA_V_KEY(k->prefix, strlen(k->prefix)),
+            RD_KAFKA_V_HEADER("content-type", CONTENT_TYPE, (ssize_t)strlen(CONTENT_TYPE)),
+            RD_KAFKA_V_HEADER("walrev-format", "1", 1), RD_KAFKA_V_HEADER("walrev-id", e->id, (ssize_t)strlen(e->id)),
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)k->mark), RD_KAFKA_V_END);
+        if (r == RD_KAFKA_RESP_ERR__QUEUE_FULL) break; /* the next poll tries again */
+        if (r != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            set_failed(k, WR_FATAL, "kafka sink: could not produce revision message %s to %s: %s", e->id,
+                       rd_kafka_topic_name(k->rev_topic), rd_kafka_err2str(r));
+            break;
+        }
+        e->outstanding++;
+        e->marker_out = true;
+        k->stats.produced++;
+        free(e->marker);
+        e->marker = NULL;
+        k->mark++;
+    }
+    advance(k);
+}
+
+/* Serve delivery reports for up to ms, then send the revision messages they released. */
+static void kpoll(KafkaSink *k, int ms)
+{
+    rd_kafka_poll(k->rk, ms);
+    release_markers(k);
+}
+
 /* ---- helpers ---- */
 
 /* Poll until cond(k) holds or the sink fails; logs while it waits (backpressure). */
@@ -163,7 +225,7 @@ static WrStatus wait_for(KafkaSink *k, bool (*cond)(KafkaSink *), const char *wh
                      (now - start) / 1000, rd_kafka_outq_len(k->rk));
             last_log = now;
         }
-        rd_kafka_poll(k->rk, WAIT_POLL_MS);
+        kpoll(k, WAIT_POLL_MS);
         if (k->while_waiting && !k->while_waiting(k->while_waiting_arg))
             return wr_error_set(err, WR_RETRY, "kafka sink: gave up waiting (%s): stopping", what);
     }
@@ -208,7 +270,7 @@ static WrStatus produce(KafkaSink *k, rd_kafka_topic_t *rkt, const char *key, si
                      (now - waiting_since) / 1000, rd_kafka_outq_len(k->rk));
             last_log = now;
         }
-        rd_kafka_poll(k->rk, WAIT_POLL_MS);
+        kpoll(k, WAIT_POLL_MS);
         if (k->failed) return sticky(k, err);
         if (k->while_waiting && !k->while_waiting(k->while_waiting_arg))
             return wr_error_set(err, WR_RETRY, "kafka sink: gave up waiting for room in the local queue: stopping");
@@ -265,13 +327,162 @@ done:
 
 /* ---- SinkOps ---- */
 
+static WrStatus conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, WrError *err);
+
+/* Properties that say how to reach and authenticate to the brokers: the
+ * position reader takes these from the config, not producer tuning. */
+static bool connection_prop(const char *name)
+{
+    static const char *const prefixes[] = {"bootstrap.servers", "metadata.broker.list", "security.", "sasl.",
+                                           "ssl.", "ssl_", "socket.", "broker.", "reconnect.", "api.version",
+                                           "client.dns", "enable.ssl", "enable.sasl"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return true;
+    return false;
+}
+
+/* From one revision message (its JSON view): id, end LSN, checksum. False when it is not one. */
+static bool position_from_message(json_t *j, SinkPosition *pos)
+{
+    json_t *type = json_object_get(j, "type"), *rev = json_object_get(j, "revision");
+    json_t *id = rev ? json_object_get(rev, "id") : NULL, *end = rev ? json_object_get(rev, "end_lsn") : NULL;
+    json_t *sum = json_object_get(j, "checksum");
+    if (!json_is_string(type) || strcmp(json_string_value(type), "revision") != 0 || !json_is_integer(id) ||
+        !json_is_string(end) || !json_is_string(sum))
+        return false;
+    Lsn lsn;
+    const char *hex = json_string_value(sum);
+    if (!lsn_parse(json_string_value(end), &lsn) || strncmp(hex, "\\x", 2) != 0 ||
+        strlen(hex) != 2 + 2 * WALREV_CHECKSUM_LEN)
+        return false;
+    for (int i = 0; i < WALREV_CHECKSUM_LEN; i++)
+        if (sscanf(hex + 2 + 2 * i, "%2hhx", &pos->last_checksum[i]) != 1) return false;
+    pos->durable_end_lsn = lsn;
+    pos->last_revision_id = (int64_t)json_integer_value(id);
+    return true;
+}
+
+/*
+ * What Kafka holds: the last revision message on <prefix>.revisions (of
+ * every partition it has, the one with the greatest end LSN). Revision
+ * messages go out only after their deltas are delivered and in commit order
+ * (release_markers), so every revision up to it is whole on Kafka and none
+ * after it has its revision message there. An empty or missing topic holds
+ * nothing. WR_RETRY when the brokers cannot be reached in time.
+ */
+static WrStatus read_position(KafkaSink *k, SinkPosition *pos, WrError *err)
+{
+    const int timeout_ms = k->flush_timeout_ms;
+    char errstr[512], topic[256];
+    snprintf(topic, sizeof topic, "%s.revisions", k->prefix);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    WrStatus st = WR_OK;
+    if (k->brokers) st = conf_set(conf, "bootstrap.servers", k->brokers, err);
+    for (int i = 0; i < k->nprops && st == WR_OK; i++)
+        if (connection_prop(k->props[i].name)) st = conf_set(conf, k->props[i].name, k->props[i].value, err);
+    if (st == WR_OK) st = conf_set(conf, "group.id", "walrev-position-reader", err);
+    if (st == WR_OK) st = conf_set(conf, "enable.auto.commit", "false", err);
+    if (st == WR_OK) st = conf_set(conf, "enable.partition.eof", "true", err);
+    if (st == WR_OK) st = conf_set(conf, "client.id", "walrev-position", err);
+    if (st != WR_OK) {
+        rd_kafka_conf_destroy(conf);
+        return st;
+    }
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return wr_error_set(err, WR_FATAL, "kafka sink: position reader: %s", errstr);
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_partition_list_t *tail = rd_kafka_topic_partition_list_new(4);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        st = wr_error_set(err, WR_RETRY, "kafka sink: cannot read its position from %s: %s", topic,
+                          rd_kafka_err2str(e));
+        goto done;
+    }
+    if (md->topic_cnt != 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        goto done; /* no topic yet: holds nothing */
+    if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        st = wr_error_set(err, WR_RETRY, "kafka sink: cannot read its position from %s: %s", topic,
+                          rd_kafka_err2str(md->topics[0].err));
+        goto done;
+    }
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        int32_t part = md->topics[0].partitions[i].id;
+        int64_t lo = 0, hi = 0;
+        e = rd_kafka_query_watermark_offsets(rk, topic, part, &lo, &hi, timeout_ms);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            st = wr_error_set(err, WR_RETRY, "kafka sink: cannot read the end of %s[%d]: %s", topic, (int)part,
+                              rd_kafka_err2str(e));
+            goto done;
+        }
+        if (hi > lo) rd_kafka_topic_partition_list_add(tail, topic, part)->offset = hi - 1;
+    }
+    if (tail->cnt == 0) goto done;
+    e = rd_kafka_assign(rk, tail);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        st = wr_error_set(err, WR_RETRY, "kafka sink: cannot read %s: %s", topic, rd_kafka_err2str(e));
+        goto done;
+    }
+    int answered = 0;
+    int64_t deadline = mono_now_us() + (int64_t)timeout_ms * 1000;
+    while (answered < tail->cnt && st == WR_OK) {
+        if (mono_now_us() > deadline) {
+            st = wr_error_set(err, WR_RETRY, "kafka sink: the last message of %s did not arrive in %d ms", topic,
+                              timeout_ms);
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            answered++;
+        } else if (m->err) {
+            log_warn("kafka sink position reader msg=\"%s\" err=%s", rd_kafka_message_errstr(m),
+                     rd_kafka_err2name(m->err));
+        } else {
+            json_t *j = NULL;
+            size_t used;
+            WrError derr = {0};
+            SinkPosition p = {0};
+            if (mpc_decode_json(m->payload, m->len, &used, &j, &derr) != WR_OK || !position_from_message(j, &p))
+                st = wr_error_set(err, WR_FATAL,
+                                  "kafka sink: the last message of %s[%d] at offset %lld is not a walrev revision "
+                                  "message: cannot tell what Kafka holds",
+                                  topic, (int)m->partition, (long long)m->offset);
+            else if (p.durable_end_lsn > pos->durable_end_lsn) {
+                pos->durable_end_lsn = p.durable_end_lsn;
+                pos->last_revision_id = p.last_revision_id;
+                memcpy(pos->last_checksum, p.last_checksum, WALREV_CHECKSUM_LEN);
+            }
+            json_decref(j);
+            /* the EOF that follows counts the partition as answered */
+        }
+        rd_kafka_message_destroy(m);
+    }
+done:
+    rd_kafka_topic_partition_list_destroy(tail);
+    if (md) rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return st;
+}
+
 static WrStatus ks_open(Sink *s, SinkPosition *pos, WrError *err)
 {
     KafkaSink *k = s->impl;
     memset(pos, 0, sizeof *pos);
-    pos->known = false; /* Kafka keeps no position for us: the worker relies on its other sinks */
     if (k->failed == WR_FATAL) return sticky(k, err);
-    log_info("kafka sink opened prefix=%s", k->prefix);
+    WrStatus st = read_position(k, pos, err);
+    if (st != WR_OK) return st;
+    pos->known = true;
+    pos->read_back = true;
+    k->durable = pos->durable_end_lsn;
+    log_info("kafka sink opened prefix=%s holds_through=" LSN_FMT " last_revision=%lld", k->prefix,
+             LSN_ARGS(pos->durable_end_lsn), (long long)pos->last_revision_id);
     return WR_OK;
 }
 
@@ -287,7 +498,7 @@ static WrStatus ks_begin_revision(Sink *s, const Revision *rev, WrError *err)
 {
     KafkaSink *k = s->impl;
     if (k->failed) return sticky(k, err);
-    rd_kafka_poll(k->rk, 0);
+    kpoll(k, 0);
     if (!fifo_has_room(k) && wait_for(k, fifo_has_room, "too many revisions in flight", err) != WR_OK)
         return err->status;
     k->fifo[k->tail % FIFO_CAP] = (InFlight){0};
@@ -335,17 +546,18 @@ static WrStatus ks_commit_revision(Sink *s, const Revision *rev, WrError *err)
                             rev->id);
     strbuf_reset(&k->buf);
     mpc_revision_end(&k->rev, &k->buf, rev);
-    char id[MPC_ID_MAX];
-    mpc_revision_id(rev, id);
-    /* One constant key: every revision message lands on one partition, in commit order. */
-    if (produce(k, k->rev_topic, k->prefix, strlen(k->prefix), id, err) != WR_OK) return err->status;
     InFlight *e = &k->fifo[(k->tail - 1) % FIFO_CAP];
+    mpc_revision_id(rev, e->id);
+    /* Kept until its deltas are delivered (release_markers); one constant
+     * key: every revision message lands on one partition, in commit order. */
+    e->marker = xmalloc(k->buf.len ? k->buf.len : 1);
+    memcpy(e->marker, k->buf.data, k->buf.len);
+    e->marker_len = k->buf.len;
     e->end_lsn = rev->end_lsn;
     e->committed = true;
     k->in_revision = false;
-    advance(k);
-    rd_kafka_poll(k->rk, 0);
-    return WR_OK;
+    kpoll(k, 0);
+    return k->failed ? sticky(k, err) : WR_OK;
 }
 
 /*
@@ -358,8 +570,9 @@ static WrStatus ks_flush(Sink *s, WrError *err)
     KafkaSink *k = s->impl;
     if (k->failed) return sticky(k, err);
     rd_kafka_resp_err_t e = rd_kafka_flush(k->rk, 0);
+    release_markers(k);
     if (k->failed) return sticky(k, err);
-    if (e == RD_KAFKA_RESP_ERR__TIMED_OUT)
+    if (e == RD_KAFKA_RESP_ERR__TIMED_OUT || k->head < k->tail)
         return wr_error_set(err, WR_AGAIN,
                             "kafka sink: %d messages not yet delivered; durable position stays at " LSN_FMT,
                             rd_kafka_outq_len(k->rk), LSN_ARGS(k->durable));
@@ -369,7 +582,7 @@ static WrStatus ks_flush(Sink *s, WrError *err)
 static WrStatus ks_poll(Sink *s, WrError *err)
 {
     KafkaSink *k = s->impl;
-    rd_kafka_poll(k->rk, 0);
+    kpoll(k, 0);
     return k->failed ? sticky(k, err) : WR_OK;
 }
 
@@ -385,7 +598,7 @@ static bool ks_wants_flush(Sink *s, int64_t now_us, bool idle)
 static void ks_abort(Sink *s)
 {
     KafkaSink *k = s->impl;
-    rd_kafka_poll(k->rk, 0);
+    kpoll(k, 0);
     if (k->in_revision) {
         /* Its messages may already be out; it just never moves the durable LSN. */
         InFlight *e = &k->fifo[(k->tail - 1) % FIFO_CAP];
@@ -396,7 +609,11 @@ static void ks_abort(Sink *s)
     }
     if (k->failed == WR_RETRY) {
         /* The worker will resend from the durable LSN: forget what can no longer complete. */
-        k->head = k->tail;
+        for (uint64_t q = k->head; q < k->tail; q++) {
+            free(k->fifo[q % FIFO_CAP].marker);
+            k->fifo[q % FIFO_CAP].marker = NULL;
+        }
+        k->head = k->mark = k->tail;
         k->failed = WR_OK;
         log_info("kafka sink reset after a failed delivery durable_lsn=" LSN_FMT, LSN_ARGS(k->durable));
     }
@@ -414,8 +631,16 @@ static void ks_destroy(Sink *s)
         rd_kafka_destroy(k->rk);
     }
     free(k->topics);
+    if (k->fifo)
+        for (size_t i = 0; i < FIFO_CAP; i++) free(k->fifo[i].marker);
     free(k->fifo);
     free(k->prefix);
+    free(k->brokers);
+    for (int i = 0; i < k->nprops; i++) {
+        free(k->props[i].name);
+        free(k->props[i].value);
+    }
+    free(k->props);
     strbuf_free(&k->buf);
     mpc_revision_free(&k->rev);
     free(k);
@@ -488,6 +713,11 @@ Sink *sink_kafka_create(const KafkaSinkConfig *cfg, WrError *err)
     }
     KafkaSink *k = xcalloc(1, sizeof *k);
     k->prefix = xstrdup(prefix);
+    k->brokers = cfg->brokers ? xstrdup(cfg->brokers) : NULL;
+    k->props = cfg->nprops ? xcalloc((size_t)cfg->nprops, sizeof *k->props) : NULL;
+    k->nprops = cfg->nprops;
+    for (int i = 0; i < cfg->nprops; i++)
+        k->props[i] = (struct OwnedProp){xstrdup(cfg->props[i].name), xstrdup(cfg->props[i].value)};
     k->flush_timeout_ms = cfg->flush_timeout_ms > 0 ? cfg->flush_timeout_ms : 10000;
     k->while_waiting = cfg->while_waiting;
     k->while_waiting_arg = cfg->while_waiting_arg;

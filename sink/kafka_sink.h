@@ -48,7 +48,15 @@ typedef struct {
  * timed out (only if the user sets message.timeout.ms) makes calls return
  * WR_RETRY until abort() + open(): the worker then restarts from the slot's
  * confirmed position and whole revisions may be sent twice (same ids).
- * open() always reports SinkPosition.known=false: Kafka keeps no position for us.
+ *
+ * Position: a revision message is produced only once every delta of its
+ * revision has been delivered, and in commit order, so the last revision
+ * message on <prefix>.revisions says what Kafka holds whole. open() reads it
+ * back (a consumer of its own, with the connection and security properties
+ * of props) and reports it with known = read_back = true (zeros for an empty
+ * or missing topic); the fan-out then resends what Kafka lacks and skips what
+ * it holds. open() returns WR_RETRY while the brokers cannot be reached and
+ * WR_FATAL when that last message is not a walrev revision message.
  */
 Sink *sink_kafka_create(const KafkaSinkConfig *cfg, WrError *err);
 

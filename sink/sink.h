@@ -16,6 +16,10 @@ typedef struct Sink Sink;
 /* What a sink already holds: used to resume after a restart. */
 typedef struct {
     bool known;           /* false: the sink keeps no position (stdout) */
+    /* The position was read back from the messages the sink holds (Kafka's
+     * last revision message): it says what the sink holds, not how revision
+     * ids are numbered (with Kafka alone they stay commit LSNs). */
+    bool read_back;
     Lsn durable_end_lsn;  /* end LSN of the last durable revision, 0 if none */
     int64_t last_revision_id;
     uint8_t last_checksum[WALREV_CHECKSUM_LEN];
