@@ -41,6 +41,9 @@ struct Assembler {
     /* position */
     int64_t last_id;
     uint8_t last_checksum[WALREV_CHECKSUM_LEN];
+    /* the revision in flight is one a sink holds already (known_revision) */
+    bool known;
+    uint8_t known_checksum[WALREV_CHECKSUM_LEN];
     Lsn durable_end_lsn;
     Lsn last_end_lsn;
 
@@ -244,6 +247,20 @@ static WrStatus ensure_begun(Assembler *a, WrError *err)
     a->begun = true;
     a->rev.id = a->cfg.ids_from_commit_lsn ? (int64_t)a->rev.commit_lsn : a->last_id + 1;
     memcpy(a->rev.parent_checksum, a->last_checksum, WALREV_CHECKSUM_LEN);
+    a->known = false;
+    if (!a->cfg.ids_from_commit_lsn && a->out.known_revision) {
+        int64_t id;
+        uint8_t parent[WALREV_CHECKSUM_LEN];
+        WrStatus st = a->out.known_revision(a->out.ctx, a->rev.xid, a->rev.commit_lsn, &id, parent,
+                                            a->known_checksum, &a->known, err);
+        if (st != WR_OK) return st;
+        if (a->known) {
+            if (id != a->rev.id || memcmp(parent, a->rev.parent_checksum, WALREV_CHECKSUM_LEN) != 0)
+                a->stats.renumbered++;
+            a->rev.id = id;
+            memcpy(a->rev.parent_checksum, parent, WALREV_CHECKSUM_LEN);
+        }
+    }
     a->rev.origin = a->has_origin ? a->origin.data : NULL;
     revhash_begin(a->hasher);
     return a->out.begin(a->out.ctx, &a->rev, err);
@@ -305,6 +322,13 @@ static WrStatus handle_commit(Assembler *a, Lsn commit_lsn, Lsn end_lsn, int64_t
     }
     a->npending_rels = kept;
     revhash_finish(a->hasher, &a->rev);
+    if (a->known && memcmp(a->rev.checksum, a->known_checksum, WALREV_CHECKSUM_LEN) != 0) {
+        /* Assembled again, it hashes otherwise than the store recorded it
+         * (what it covers was settled then): the store's checksum stays the
+         * one every sink chains on. */
+        memcpy(a->rev.checksum, a->known_checksum, WALREV_CHECKSUM_LEN);
+        a->stats.rechecksummed++;
+    }
     WrStatus st = a->out.commit(a->out.ctx, &a->rev, err);
     if (st != WR_OK) return st;
     a->last_id = a->rev.id;

@@ -19,6 +19,7 @@
 #include "sink/fanout.h"
 #include "sink/kafka_sink.h"
 #include "sink/sink.h"
+#include "worker/known_ids.h"
 #include "worker/notify.h"
 #include "worker/prefetch.h"
 #include "worker/readahead.h"
@@ -66,6 +67,8 @@ typedef struct {
      * at the session's start; has_attest_key false: contexts unverified. */
     uint8_t attest_pads[128];
     bool has_attest_key;
+    /* The history store's ids of revisions it holds that another sink lacks. */
+    KnownIds *known_ids;
 } Pipeline;
 
 /* A read-ahead stops at this many messages or bytes (memory stays bounded with large rows). */
@@ -127,6 +130,21 @@ static WrStatus out_lookup(void *ctx, const RelationVersion *rv, const char *key
     *found = false;
     if (!p->history || !p->history->ops->lookup_row) return WR_OK;
     return p->history->ops->lookup_row(p->history, rv, key, image, storage, found, err);
+}
+
+/* A revision the history store holds and another sink lacks goes out under the store's id and checksum. */
+static WrStatus out_known_revision(void *ctx, uint32_t xid, Lsn commit_lsn, int64_t *id,
+                                   uint8_t parent[WALREV_CHECKSUM_LEN], uint8_t checksum[WALREV_CHECKSUM_LEN],
+                                   bool *found, WrError *err)
+{
+    Pipeline *p = ctx;
+    *found = false;
+    if (!p->history) return WR_OK;
+    const SinkPosition *hp = fanout_position(p->fanout, p->history_index);
+    if (!hp->known || commit_lsn >= hp->durable_end_lsn) return WR_OK; /* the same rule as fanout_begin's skip */
+    if (!p->known_ids) p->known_ids = known_ids_create(p->cfg->history_conninfo, p->cfg->history_schema);
+    WrStatus st = known_ids_find(p->known_ids, xid, commit_lsn, id, parent, checksum, found, err);
+    return st == WR_OK ? st : wr_error_prefix(err, "sink history");
 }
 
 /* The history sink, when there is one and it holds the revision in flight. */
@@ -298,6 +316,8 @@ static void teardown(Pipeline *p, bool abort_pending)
     p->asm_ = NULL;
     readahead_destroy(p->ahead);
     p->ahead = NULL;
+    known_ids_destroy(p->known_ids);
+    p->known_ids = NULL;
 }
 
 void pipeline_baseline_config(const Config *cfg, BaselineConfig *out)
@@ -586,7 +606,8 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
                            .delta = out_delta, .commit = out_commit, .lookup_row = out_lookup,
                            .primary_key = out_primary_key, .find_row = out_find_row,
                            .suppressed = out_suppressed, .scan_rows = out_scan_rows,
-                           .own_message = out_own_message, .ddl_captured = out_ddl_captured};
+                           .own_message = out_own_message, .ddl_captured = out_ddl_captured,
+                           .known_revision = out_known_revision};
     p->asm_ = assembler_create(&acfg, &out);
     assembler_set_position(p->asm_, start->last_revision_id, start->last_checksum, start->durable_end_lsn);
     p->ahead = readahead_create();
@@ -730,11 +751,12 @@ static WrStatus stop_session(Pipeline *p, WrError *err)
     AssemblerStats as;
     assembler_stats(p->asm_, &as);
     log_info("msg=\"stopped\" confirmed=" LSN_FMT " last_revision=%lld changes=%llu cache_hits=%llu lookups=%llu"
-             " prefetched=%llu prefetch_asked=%llu",
+             " prefetched=%llu prefetch_asked=%llu renumbered=%llu rechecksummed=%llu",
              LSN_ARGS(p->confirmed), (long long)assembler_last_revision_id(p->asm_),
              (unsigned long long)p->changes_total, (unsigned long long)as.cache_hits,
              (unsigned long long)as.lookups, (unsigned long long)as.prefetched,
-             (unsigned long long)p->prefetched_keys);
+             (unsigned long long)p->prefetched_keys, (unsigned long long)as.renumbered,
+             (unsigned long long)as.rechecksummed);
     return WR_OK;
 }
 

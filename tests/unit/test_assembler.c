@@ -302,6 +302,59 @@ static void test_skip_durable_and_empty(void **state)
     assert_int_equal(assembler_last_end_lsn(f->a), 0x3008);
 }
 
+/* known_revision: the store's id for (xid, commit LSN) 0x3000/702 is 57 with
+ * its own parent and checksum; everything else is numbered as usual. */
+static WrStatus o_known(void *c, uint32_t xid, Lsn commit_lsn, int64_t *id, uint8_t parent[32], uint8_t checksum[32],
+                        bool *found, WrError *e)
+{
+    (void)c;
+    (void)e;
+    *found = xid == 702 && commit_lsn == 0x3000;
+    if (*found) {
+        *id = 57;
+        memset(parent, 0x56, 32);
+        memset(checksum, 0x57, 32);
+    }
+    return WR_OK;
+}
+
+static void test_known_revision_keeps_store_ids(void **state)
+{
+    Fix *f = *state;
+    assembler_destroy(f->a);
+    AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev"};
+    AssemblerOutput out = {.ctx = &f->rec, .relation = o_rel, .begin = o_begin, .context = o_ctx,
+                           .delta = o_delta, .commit = o_commit, .known_revision = o_known};
+    f->a = assembler_create(&cfg, &out);
+    uint8_t sum[32];
+    memset(sum, 0xab, sizeof(sum));
+    assembler_set_position(f->a, 41, sum, 0x1000);
+    relation(f, NULL);
+    begin(f, 0x2000, 701); /* not in the store: last id + 1 */
+    change(f, 'I', 0, NULL, (const char *[]){"t:1", "t:a", "n", "n", "n", NULL});
+    commit(f, 0x2000);
+    assert_int_equal(f->rec.last.id, 42);
+    assert_memory_equal(f->rec.last.parent_checksum, sum, 32);
+    begin(f, 0x3000, 702); /* in the store as 57: its id, parent and checksum */
+    change(f, 'I', 0, NULL, (const char *[]){"t:2", "t:b", "n", "n", "n", NULL});
+    commit(f, 0x3000);
+    uint8_t p56[32], c57[32];
+    memset(p56, 0x56, 32);
+    memset(c57, 0x57, 32);
+    assert_int_equal(f->rec.last.id, 57);
+    assert_memory_equal(f->rec.last.parent_checksum, p56, 32);
+    assert_memory_equal(f->rec.last.checksum, c57, 32);
+    begin(f, 0x4000, 703); /* after it: 58, chained on the store's checksum */
+    change(f, 'I', 0, NULL, (const char *[]){"t:3", "t:c", "n", "n", "n", NULL});
+    commit(f, 0x4000);
+    assert_int_equal(f->rec.last.id, 58);
+    assert_memory_equal(f->rec.last.parent_checksum, c57, 32);
+    AssemblerStats st;
+    assembler_stats(f->a, &st);
+    assert_int_equal(st.renumbered, 1);
+    assert_int_equal(st.rechecksummed, 1);
+}
+
 static void test_protocol_errors(void **state)
 {
     Fix *f = *state;
@@ -577,6 +630,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_row_and_key_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_contexts_warnings_and_suppression, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_durable_and_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_known_revision_keeps_store_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relation_versions_keep_col_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_keeps_identity, setup, teardown),
