@@ -11,6 +11,7 @@
 #define WALREV_WORKER_KNOWN_IDS_H
 
 #include "common/common.h"
+#include "schema/revision.h"
 
 #define KNOWN_IDS_CHUNK 1000
 
