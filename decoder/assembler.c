@@ -41,8 +41,10 @@ struct Assembler {
     /* position */
     int64_t last_id;
     uint8_t last_checksum[WALREV_CHECKSUM_LEN];
-    /* the revision in flight is one a sink holds already (known_revision) */
+    /* the transaction in flight is a revision a sink holds already (known_revision) */
     bool known;
+    int64_t known_id;
+    uint8_t known_parent[WALREV_CHECKSUM_LEN];
     uint8_t known_checksum[WALREV_CHECKSUM_LEN];
     Lsn durable_end_lsn;
     Lsn last_end_lsn;
@@ -247,19 +249,11 @@ static WrStatus ensure_begun(Assembler *a, WrError *err)
     a->begun = true;
     a->rev.id = a->cfg.ids_from_commit_lsn ? (int64_t)a->rev.commit_lsn : a->last_id + 1;
     memcpy(a->rev.parent_checksum, a->last_checksum, WALREV_CHECKSUM_LEN);
-    a->known = false;
-    if (!a->cfg.ids_from_commit_lsn && a->out.known_revision) {
-        int64_t id;
-        uint8_t parent[WALREV_CHECKSUM_LEN];
-        WrStatus st = a->out.known_revision(a->out.ctx, a->rev.xid, a->rev.commit_lsn, &id, parent,
-                                            a->known_checksum, &a->known, err);
-        if (st != WR_OK) return st;
-        if (a->known) {
-            if (id != a->rev.id || memcmp(parent, a->rev.parent_checksum, WALREV_CHECKSUM_LEN) != 0)
-                a->stats.renumbered++;
-            a->rev.id = id;
-            memcpy(a->rev.parent_checksum, parent, WALREV_CHECKSUM_LEN);
-        }
+    if (a->known) {
+        if (a->known_id != a->rev.id || memcmp(a->known_parent, a->rev.parent_checksum, WALREV_CHECKSUM_LEN) != 0)
+            a->stats.renumbered++;
+        a->rev.id = a->known_id;
+        memcpy(a->rev.parent_checksum, a->known_parent, WALREV_CHECKSUM_LEN);
     }
     a->rev.origin = a->has_origin ? a->origin.data : NULL;
     revhash_begin(a->hasher);
@@ -280,6 +274,7 @@ static void handle_begin(Assembler *a, const PgoBegin *b)
     a->rev.xid = b->xid;
     a->rev.commit_lsn = b->final_lsn;
     a->rev.commit_time = b->commit_time;
+    a->known = false;
     /* A commit record below what the sinks hold was already made durable:
      * the server resends it after a restart; consume it without output. */
     a->skipping = b->final_lsn < a->durable_end_lsn;
@@ -290,6 +285,13 @@ static WrStatus handle_commit(Assembler *a, Lsn commit_lsn, Lsn end_lsn, int64_t
     a->in_txn = false;
     if (end_lsn > a->last_end_lsn) a->last_end_lsn = end_lsn;
     if (a->skipping || !a->begun) {
+        if (a->known && !a->skipping) {
+            /* A sink holds a revision of this transaction that assembling it
+             * again did not give: numbering goes on after it all the same. */
+            a->last_id = a->known_id;
+            memcpy(a->last_checksum, a->known_checksum, WALREV_CHECKSUM_LEN);
+            a->stats.known_not_assembled++;
+        }
         a->stats.skipped_transactions++;
         a->skipping = false;
         return WR_OK;
@@ -1612,6 +1614,11 @@ WrStatus assembler_handle(Assembler *a, const PgoMessage *msg, WrError *err)
             return wr_error_set(err, WR_PROTOCOL, "begin of xid %u inside transaction %u", msg->u.begin.xid,
                                 a->rev.xid);
         handle_begin(a, &msg->u.begin);
+        /* Asked at BEGIN, before any old image is looked up for it: the
+         * output answers lookups of a known revision as of the one before. */
+        if (!a->skipping && !a->cfg.ids_from_commit_lsn && a->out.known_revision)
+            return a->out.known_revision(a->out.ctx, a->rev.xid, a->rev.commit_lsn, &a->known_id, a->known_parent,
+                                         a->known_checksum, &a->known, err);
         return WR_OK;
     case PGO_MSG_COMMIT:
         if (!a->in_txn) return wr_error_set(err, WR_PROTOCOL, "commit without begin");

@@ -82,7 +82,10 @@ typedef struct {
      * behind it to give another sink what that one lacks): its id, parent
      * checksum and checksum there, *found = true, so it is given out under
      * the same id and the chain goes on from the same checksum. *found =
-     * false: numbered as usual. Asked only when ids are dense. May be NULL.
+     * false: numbered as usual. Asked at every BEGIN not already durable
+     * everywhere, before any change of it (so the output can answer old-image
+     * lookups for it as of the revision before), only when ids are dense.
+     * May be NULL.
      */
     WrStatus (*known_revision)(void *ctx, uint32_t xid, Lsn commit_lsn, int64_t *id,
                                uint8_t parent[WALREV_CHECKSUM_LEN], uint8_t checksum[WALREV_CHECKSUM_LEN],
@@ -123,6 +126,7 @@ typedef struct {
     uint64_t skipped_transactions; /* already durable, or nothing tracked */
     uint64_t renumbered;           /* given the id or parent a sink holds them under (known_revision) */
     uint64_t rechecksummed;        /* given the checksum a sink holds them under, which differed */
+    uint64_t known_not_assembled;  /* held by a sink, but assembling them again gave nothing (not resent) */
     uint64_t lookups;              /* old images asked of the history store */
     uint64_t lookup_misses;        /* rows the history has never seen */
     uint64_t prefetched;           /* old images read ahead in batches (assembler_prefetch_put) */

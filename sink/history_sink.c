@@ -98,6 +98,7 @@ typedef struct {
 
     /* Durable state. */
     int64_t next_id_base; /* last revision id received (batch included) */
+    int64_t lookup_as_of; /* > 0: lookups answer as of this revision (sink_history_lookup_as_of) */
     int64_t durable_id;
     Lsn durable;
 
@@ -1246,7 +1247,7 @@ static WrStatus lookup_failed(HistorySink *h, PGresult *res, WrError *err)
 static void lookup_point(const HistorySink *h, const RelationVersion *rv, char rel[16], char rev[32])
 {
     snprintf(rel, 16, "%" PRIu32, rv->relid);
-    snprintf(rev, 32, "%" PRId64, h->in_revision ? h->cur_id : h->next_id_base);
+    snprintf(rev, 32, "%" PRId64, h->lookup_as_of ? h->lookup_as_of : h->in_revision ? h->cur_id : h->next_id_base);
 }
 
 static int max_col_id(const RelationVersion *rv)
@@ -1836,6 +1837,11 @@ void sink_history_wait_keyframes(Sink *s)
 {
     HistorySink *h = s->impl;
     if (h->keyframer) keyframer_wait_idle(h->keyframer);
+}
+
+void sink_history_lookup_as_of(Sink *s, int64_t revision_id)
+{
+    ((HistorySink *)s->impl)->lookup_as_of = revision_id > 0 ? revision_id : 0;
 }
 
 Sink *sink_history_create(const HistorySinkConfig *cfg)

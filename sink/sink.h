@@ -157,6 +157,13 @@ typedef struct {
 Sink *sink_history_create(const HistorySinkConfig *cfg);
 /* Wait until the keyframes asked for so far are taken (or failed); for tests. */
 void sink_history_wait_keyframes(Sink *s);
+/*
+ * Old images (lookup_row, prefetch_rows, scan_rows) answer as of revision_id
+ * instead of what the store received last; 0: as usual again. For a stream
+ * restarted behind the store to give another sink a revision the store
+ * holds: its old values are those before it, not the store's newest.
+ */
+void sink_history_lookup_as_of(Sink *s, int64_t revision_id);
 
 typedef struct {
     const char *path;         /* "-" for stdout */

@@ -140,11 +140,15 @@ static WrStatus out_known_revision(void *ctx, uint32_t xid, Lsn commit_lsn, int6
     Pipeline *p = ctx;
     *found = false;
     if (!p->history) return WR_OK;
+    sink_history_lookup_as_of(p->history, 0);
     const SinkPosition *hp = fanout_position(p->fanout, p->history_index);
     if (!hp->known || commit_lsn >= hp->durable_end_lsn) return WR_OK; /* the same rule as fanout_begin's skip */
     if (!p->known_ids) p->known_ids = known_ids_create(p->cfg->history_conninfo, p->cfg->history_schema);
     WrStatus st = known_ids_find(p->known_ids, xid, commit_lsn, id, parent, checksum, found, err);
-    return st == WR_OK ? st : wr_error_prefix(err, "sink history");
+    if (st != WR_OK) return wr_error_prefix(err, "sink history");
+    /* Its old values are those before it, not the store's newest (which include it and what followed). */
+    if (*found) sink_history_lookup_as_of(p->history, *id - 1);
+    return WR_OK;
 }
 
 /* The history sink, when there is one and it holds the revision in flight. */
@@ -469,6 +473,10 @@ static WrStatus next_message(Pipeline *p, const uint8_t **buf, size_t *len, WrEr
     if (st == WR_AGAIN) st = receive_when_idle(p, buf, len, err);
     Sink *history = p->history;
     if (st != WR_OK || !history || !history->ops->prefetch_rows) return st;
+    /* Behind the store (giving another sink what it lacks) old images are
+     * read as of each revision (out_known_revision), never ahead. */
+    const SinkPosition *hp = fanout_position(p->fanout, p->history_index);
+    if (hp->known && assembler_last_end_lsn(p->asm_) < hp->durable_end_lsn) return st;
 
     readahead_push(p->ahead, *buf, *len);
     while (readahead_count(p->ahead) < READ_AHEAD_MAX_MESSAGES && readahead_bytes(p->ahead) < READ_AHEAD_MAX_BYTES) {
@@ -751,12 +759,12 @@ static WrStatus stop_session(Pipeline *p, WrError *err)
     AssemblerStats as;
     assembler_stats(p->asm_, &as);
     log_info("msg=\"stopped\" confirmed=" LSN_FMT " last_revision=%lld changes=%llu cache_hits=%llu lookups=%llu"
-             " prefetched=%llu prefetch_asked=%llu renumbered=%llu rechecksummed=%llu",
+             " prefetched=%llu prefetch_asked=%llu renumbered=%llu rechecksummed=%llu not_reassembled=%llu",
              LSN_ARGS(p->confirmed), (long long)assembler_last_revision_id(p->asm_),
              (unsigned long long)p->changes_total, (unsigned long long)as.cache_hits,
              (unsigned long long)as.lookups, (unsigned long long)as.prefetched,
              (unsigned long long)p->prefetched_keys, (unsigned long long)as.renumbered,
-             (unsigned long long)as.rechecksummed);
+             (unsigned long long)as.rechecksummed, (unsigned long long)as.known_not_assembled);
     return WR_OK;
 }
 

@@ -135,22 +135,39 @@ expect_eq "history: every row of the source, as it stands" \
 W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail "verify"; }
 pass "history: $(cat "$TMP/verify.out")"
 HQ "SELECT id || ' ' || xid || ' ' || commit_lsn FROM walrev.revision ORDER BY id" >"$TMP/hist.txt"
+# Every attribute change the history holds, to compare the streams' deltas with, value by value.
+HQ "SELECT row_to_json(a) FROM (SELECT revision_id, seq, op, key, col_id, old_value, new_value
+    FROM walrev.attribute_delta) a" >"$TMP/hist_attrs.json"
 
 # The same, read back from a stream of messages: (xid, commit LSN) -> ids.
 check_stream() { # NAME FILE
-  /usr/bin/python3 - "$2" "$TMP/hist.txt" strict "$1" <<'PY'
+  /usr/bin/python3 - "$2" "$TMP/hist.txt" strict "$1" "$TMP/hist_attrs.json" <<'PY'
 import json, sys
 hist = {}
 for line in open(sys.argv[2]):
     i, x, l = line.split()
     hist[(int(x), l)] = int(i)
-by_tx, count, deltas, want = {}, {}, {}, {}
+attrs = {}
+for line in open(sys.argv[5]):
+    a = json.loads(line)
+    attrs.setdefault((a["revision_id"], a["seq"]), {})[a["col_id"]] = (a["old_value"], a["new_value"])
+by_tx, count, deltas, want, differ = {}, {}, {}, {}, []
+ops = {"insert": "I", "update": "U", "delete": "D", "truncate": "T", "snapshot": "S"}
 for line in open(sys.argv[1]):
     v = json.loads(line)
     v = v.get("value", v)
     if v.get("type") == "delta":
         d = deltas.setdefault(v["revision"]["id"], {})
         d[v["id"]] = d.get(v["id"], 0) + 1
+        # the same change as the history's, old and new value of every column
+        got = {c["col_id"]: (c.get("old"), c.get("new")) for c in v["changes"]}
+        h = attrs.get((v["revision"]["id"], v["seq"]), {})
+        if v["op"] == "insert":
+            h = {k: (None, n) for k, (o, n) in h.items()}
+        elif v["op"] == "delete":
+            h = {k: (o, None) for k, (o, n) in h.items()}
+        if got != h:
+            differ.append("%s: %s, history %s" % (v["id"], got, h))
     if v.get("type") != "revision":
         continue
     r = v["revision"]
@@ -173,6 +190,7 @@ problems += ["revision %d: %d of %d deltas" % (i, len(deltas.get(i, {})), n) for
 if set(deltas) - set(want):
     problems.append("deltas of %d revisions that are not there" % len(set(deltas) - set(want)))
 repeats = sum(n - 1 for d in deltas.values() for n in d.values())
+problems += ["delta %s" % x for x in differ][:5]
 if sys.argv[4] == "file" and repeats:
     problems.append("%d delta messages repeated" % repeats)
 print("# %s holds %d of %d transactions, %d revision messages, %d deltas, %d delta messages repeated" %
