@@ -99,7 +99,7 @@ static WrStatus cmd_verify(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (first_bad != 0)
         return wr_error_set(err, WR_FATAL, "history does not verify at revision %lld: %s (%lld revisions verified before it)",
                             (long long)first_bad, why, (long long)checked);
-    fprintf(ctx->out, "verified %lld revisions: the checksum chain holds, and the contexts, actors and keyframes agree with it\n", (long long)checked);
+    fprintf(ctx->out, "verified %lld revisions: the checksum chain holds, and the contexts, actors, keyframes and baseline records agree with it\n", (long long)checked);
     return WR_OK;
 }
 

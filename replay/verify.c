@@ -597,6 +597,7 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
             int64_t bad_keyframe = 0;
             st = verify_keyframes(conn, qs, &bad_keyframe, first_bad, why, why_size, err);
         }
+        if (st == WR_OK && *first_bad == 0) st = verify_backfill(conn, qs, first_bad, why, why_size, err);
         if (st == WR_OK && *first_bad != 0) *checked = *first_bad - 1;
     }
 

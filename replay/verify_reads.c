@@ -254,3 +254,88 @@ done:
     strbuf_free(&cmp);
     return st;
 }
+
+WrStatus verify_backfill(PGconn *conn, const char *qs, int64_t *first_bad, char *why, size_t why_size, WrError *err)
+{
+    *first_bad = 0;
+    StrBuf q;
+    strbuf_init(&q);
+    PGresult *res = NULL;
+    strbuf_appendf(&q, "SELECT to_regclass('%s.backfill') IS NOT NULL", qs);
+    WrStatus st = run(conn, q.data, 0, NULL, &res, "looking for the backfill table", err);
+    if (st != WR_OK || PQgetvalue(res, 0, 0)[0] != 't') goto done;
+    PQclear(res);
+    res = NULL;
+    strbuf_reset(&q);
+    /* The chunk revisions of each table (walrev's own contexts only: a user
+     * claiming actor type walrev is recorded without an actor), their last
+     * run from its chunk 1, and setup's baseline revisions (walrev:baseline,
+     * no meta.backfill). */
+    strbuf_appendf(&q,
+                   "WITH ch AS (SELECT c.revision_id, (c.meta->'backfill'->>'relid')::oid AS relid, "
+                   "  (c.meta->'backfill'->>'chunk')::int AS chunk, (c.meta->'backfill'->>'rows_read')::bigint AS rows_read "
+                   "  FROM %1$s.revision_context c WHERE c.actor_type = 'walrev' AND c.actor_id = 'baseline' "
+                   "  AND c.meta ? 'backfill'), "
+                   "starts AS (SELECT relid, max(revision_id) AS first_rev FROM ch WHERE chunk = 1 GROUP BY relid), "
+                   "job AS (SELECT ch.relid, count(*) AS chunks, sum(ch.rows_read) AS rows_read, "
+                   "  max(ch.revision_id) AS last_rev, min(ch.revision_id) AS first_rev "
+                   "  FROM ch JOIN starts s ON s.relid = ch.relid AND ch.revision_id >= s.first_rev GROUP BY ch.relid), "
+                   "setup AS (SELECT DISTINCT c.revision_id FROM %1$s.revision_context c WHERE c.actor_type = 'walrev' "
+                   "  AND c.actor_id = 'baseline' AND NOT coalesce(c.meta ? 'backfill', false)) "
+                   "SELECT format('%%I.%%I', b.nspname, b.relname), b.relid, b.chunks, b.rows_read, b.rows_recorded, "
+                   "  j.chunks, j.rows_read, "
+                   "  CASE WHEN b.chunks > 0 THEN (SELECT count(*) FROM %1$s.object_delta d WHERE d.relid = b.relid "
+                   "    AND d.op = 'S' AND d.revision_id IN (SELECT revision_id FROM ch WHERE ch.relid = b.relid "
+                   "    AND ch.revision_id >= j.first_rev)) "
+                   "  ELSE (SELECT count(*) FROM %1$s.object_delta d WHERE d.relid = b.relid AND d.op = 'S' "
+                   "    AND d.revision_id IN (SELECT revision_id FROM setup)) END, "
+                   "  coalesce(j.last_rev, (SELECT max(id) FROM %1$s.revision)), "
+                   "  (SELECT min(revision_id) FROM setup) "
+                   "FROM %1$s.backfill b LEFT JOIN job j ON j.relid = b.relid "
+                   "WHERE b.chunks > 0 OR (b.state = 'done' AND b.chunks = 0) "
+                   "ORDER BY 9, 2",
+                   qs);
+    st = run(conn, q.data, 0, NULL, &res, "comparing the baseline records with their chunk revisions", err);
+    if (st != WR_OK) goto done;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *table = PQgetvalue(res, i, 0);
+        long long chunks = atoll(PQgetvalue(res, i, 2)), rows_read = atoll(PQgetvalue(res, i, 3)),
+                  recorded = atoll(PQgetvalue(res, i, 4)), derived = atoll(PQgetvalue(res, i, 7));
+        int64_t rev = strtoll(PQgetvalue(res, i, 8), NULL, 10);
+        if (chunks == 0) {
+            /* setup's baseline: its snapshot rows of the table */
+            if (recorded == derived) continue;
+            *first_bad = PQgetisnull(res, i, 9) ? rev : strtoll(PQgetvalue(res, i, 9), NULL, 10);
+            snprintf(why, why_size,
+                     "revision %" PRId64 ": the baseline record of %s says rows_recorded %lld, the baseline's "
+                     "snapshot rows of it %lld",
+                     *first_bad, table, recorded, derived);
+            break;
+        }
+        if (PQgetisnull(res, i, 5)) {
+            *first_bad = rev;
+            snprintf(why, why_size,
+                     "the baseline record of %s says %lld chunks, but no chunk revision of relid %s exists", table,
+                     chunks, PQgetvalue(res, i, 1));
+            break;
+        }
+        long long jchunks = atoll(PQgetvalue(res, i, 5)), jread = atoll(PQgetvalue(res, i, 6));
+        const char *col = NULL;
+        long long said = 0, is = 0;
+        if (chunks != jchunks)
+            col = "chunks", said = chunks, is = jchunks;
+        else if (rows_read != jread)
+            col = "rows_read", said = rows_read, is = jread;
+        else if (recorded != derived)
+            col = "rows_recorded", said = recorded, is = derived;
+        if (!col) continue;
+        *first_bad = rev;
+        snprintf(why, why_size, "revision %" PRId64 ": the baseline record of %s says %s %lld, its chunk revisions %lld",
+                 rev, table, col, said, is);
+        break;
+    }
+done:
+    PQclear(res);
+    strbuf_free(&q);
+    return st;
+}

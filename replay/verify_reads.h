@@ -33,4 +33,18 @@ WrStatus verify_contexts(PGconn *conn, const char *qschema, int64_t *first_bad, 
 WrStatus verify_keyframes(PGconn *conn, const char *qschema, int64_t *bad_keyframe, int64_t *bad_revision,
                           char *why, size_t why_size, WrError *err) WR_MUSTCHECK;
 
+/*
+ * Baseline records (the backfill table, docs/history-store.md#the-baseline):
+ * for a table baselined in chunks, chunks, rows_read and rows_recorded must
+ * be what its last run of chunk revisions says (their walrev:baseline
+ * contexts' meta.backfill and their snapshot rows, which the chain covers);
+ * for one of setup's baseline (state done, no chunks), rows_recorded must be
+ * its snapshot rows there. *first_bad = the last chunk revision of the first
+ * table that fails (the newest revision when a record has no chunk revision
+ * at all), why names the table and the column; 0 when every record holds.
+ * A store without the backfill table passes.
+ */
+WrStatus verify_backfill(PGconn *conn, const char *qschema, int64_t *first_bad, char *why, size_t why_size,
+                         WrError *err) WR_MUSTCHECK;
+
 #endif
