@@ -267,72 +267,90 @@ WrStatus verify_backfill(PGconn *conn, const char *qs, int64_t *first_bad, char 
     PQclear(res);
     res = NULL;
     strbuf_reset(&q);
-    /* The chunk revisions of each table (walrev's own contexts only: a user
-     * claiming actor type walrev is recorded without an actor), their last
-     * run from its chunk 1, and setup's baseline revisions (walrev:baseline,
-     * no meta.backfill). */
+    /*
+     * The chunk revisions of each table (walrev's own contexts only: a user
+     * claiming actor type walrev is recorded without an actor) with their
+     * snapshot rows. A chunk that added nothing makes no revision, so the
+     * record's job is found as the run of revisions after the last one
+     * whose next chunk number does not grow (a new job counts from 1), and
+     * rows_recorded must be the snapshot rows of a tail of that run (or 0);
+     * chunks and rows_read at least what its last revision says.
+     */
     strbuf_appendf(&q,
                    "WITH ch AS (SELECT c.revision_id, (c.meta->'backfill'->>'relid')::oid AS relid, "
                    "  (c.meta->'backfill'->>'chunk')::int AS chunk, (c.meta->'backfill'->>'rows_read')::bigint AS rows_read "
                    "  FROM %1$s.revision_context c WHERE c.actor_type = 'walrev' AND c.actor_id = 'baseline' "
                    "  AND c.meta ? 'backfill'), "
-                   "starts AS (SELECT relid, max(revision_id) AS first_rev FROM ch WHERE chunk = 1 GROUP BY relid), "
-                   "job AS (SELECT ch.relid, count(*) AS chunks, sum(ch.rows_read) AS rows_read, "
-                   "  max(ch.revision_id) AS last_rev, min(ch.revision_id) AS first_rev "
-                   "  FROM ch JOIN starts s ON s.relid = ch.relid AND ch.revision_id >= s.first_rev GROUP BY ch.relid), "
+                   "rec AS (SELECT ch.*, (SELECT count(*) FROM %1$s.object_delta d WHERE d.revision_id = ch.revision_id "
+                   "  AND d.relid = ch.relid AND d.op = 'S') AS recorded FROM ch), "
+                   "ord AS (SELECT rec.*, lead(chunk) OVER (PARTITION BY relid ORDER BY revision_id) AS next_chunk FROM rec), "
+                   "brk AS (SELECT relid, max(revision_id) AS last_break FROM ord WHERE next_chunk <= chunk GROUP BY relid), "
+                   "run AS (SELECT o.*, sum(o.recorded) OVER (PARTITION BY o.relid ORDER BY o.revision_id DESC) AS tail "
+                   "  FROM ord o LEFT JOIN brk b ON b.relid = o.relid WHERE o.revision_id > coalesce(b.last_break, 0)), "
+                   "job AS (SELECT relid, max(revision_id) AS last_rev, (array_agg(chunk ORDER BY revision_id DESC))[1] AS "
+                   "  last_chunk, (array_agg(rows_read ORDER BY revision_id DESC))[1] AS last_read, "
+                   "  array_agg(tail) AS tails, sum(recorded) AS total FROM run GROUP BY relid), "
                    "setup AS (SELECT DISTINCT c.revision_id FROM %1$s.revision_context c WHERE c.actor_type = 'walrev' "
                    "  AND c.actor_id = 'baseline' AND NOT coalesce(c.meta ? 'backfill', false)) "
                    "SELECT format('%%I.%%I', b.nspname, b.relname), b.relid, b.chunks, b.rows_read, b.rows_recorded, "
-                   "  j.chunks, j.rows_read, "
-                   "  CASE WHEN b.chunks > 0 THEN (SELECT count(*) FROM %1$s.object_delta d WHERE d.relid = b.relid "
-                   "    AND d.op = 'S' AND d.revision_id IN (SELECT revision_id FROM ch WHERE ch.relid = b.relid "
-                   "    AND ch.revision_id >= j.first_rev)) "
-                   "  ELSE (SELECT count(*) FROM %1$s.object_delta d WHERE d.relid = b.relid AND d.op = 'S' "
-                   "    AND d.revision_id IN (SELECT revision_id FROM setup)) END, "
-                   "  coalesce(j.last_rev, (SELECT max(id) FROM %1$s.revision)), "
-                   "  (SELECT min(revision_id) FROM setup) "
+                   "  j.last_chunk, j.last_read, j.total, b.rows_recorded = 0 OR b.rows_recorded = ANY (j.tails), "
+                   "  (SELECT count(*) FROM %1$s.object_delta d WHERE d.relid = b.relid AND d.op = 'S' "
+                   "    AND d.revision_id IN (SELECT revision_id FROM setup)), "
+                   "  coalesce(j.last_rev, (SELECT max(id) FROM %1$s.revision)), (SELECT min(revision_id) FROM setup), "
+                   "  j.relid IS NOT NULL "
                    "FROM %1$s.backfill b LEFT JOIN job j ON j.relid = b.relid "
-                   "WHERE b.chunks > 0 OR (b.state = 'done' AND b.chunks = 0) "
-                   "ORDER BY 9, 2",
+                   "WHERE b.chunks > 0 OR b.rows_recorded > 0 OR b.state = 'done' "
+                   "ORDER BY 11, 2",
                    qs);
     st = run(conn, q.data, 0, NULL, &res, "comparing the baseline records with their chunk revisions", err);
     if (st != WR_OK) goto done;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *table = PQgetvalue(res, i, 0);
         long long chunks = atoll(PQgetvalue(res, i, 2)), rows_read = atoll(PQgetvalue(res, i, 3)),
-                  recorded = atoll(PQgetvalue(res, i, 4)), derived = atoll(PQgetvalue(res, i, 7));
-        int64_t rev = strtoll(PQgetvalue(res, i, 8), NULL, 10);
+                  recorded = atoll(PQgetvalue(res, i, 4));
+        int64_t rev = strtoll(PQgetvalue(res, i, 10), NULL, 10);
+        bool has_job = PQgetvalue(res, i, 12)[0] == 't';
         if (chunks == 0) {
-            /* setup's baseline: its snapshot rows of the table */
+            /* setup's baseline (done, no chunks): its snapshot rows of the table */
+            long long derived = atoll(PQgetvalue(res, i, 9));
             if (recorded == derived) continue;
-            *first_bad = PQgetisnull(res, i, 9) ? rev : strtoll(PQgetvalue(res, i, 9), NULL, 10);
+            *first_bad = PQgetisnull(res, i, 11) ? rev : strtoll(PQgetvalue(res, i, 11), NULL, 10);
             snprintf(why, why_size,
                      "revision %" PRId64 ": the baseline record of %s says rows_recorded %lld, the baseline's "
                      "snapshot rows of it %lld",
                      *first_bad, table, recorded, derived);
             break;
         }
-        if (PQgetisnull(res, i, 5)) {
+        if (!has_job) {
+            if (recorded == 0) continue; /* every chunk added nothing (an empty table): no revision */
             *first_bad = rev;
             snprintf(why, why_size,
-                     "the baseline record of %s says %lld chunks, but no chunk revision of relid %s exists", table,
-                     chunks, PQgetvalue(res, i, 1));
+                     "the baseline record of %s says %lld rows recorded in %lld chunks, but no chunk revision of relid "
+                     "%s exists",
+                     table, recorded, chunks, PQgetvalue(res, i, 1));
             break;
         }
-        long long jchunks = atoll(PQgetvalue(res, i, 5)), jread = atoll(PQgetvalue(res, i, 6));
-        const char *col = NULL;
-        long long said = 0, is = 0;
-        if (chunks != jchunks)
-            col = "chunks", said = chunks, is = jchunks;
-        else if (rows_read != jread)
-            col = "rows_read", said = rows_read, is = jread;
-        else if (recorded != derived)
-            col = "rows_recorded", said = recorded, is = derived;
-        if (!col) continue;
+        long long last_chunk = atoll(PQgetvalue(res, i, 5)), last_read = atoll(PQgetvalue(res, i, 6)),
+                  total = atoll(PQgetvalue(res, i, 7));
+        bool recorded_ok = PQgetvalue(res, i, 8)[0] == 't';
         *first_bad = rev;
-        snprintf(why, why_size, "revision %" PRId64 ": the baseline record of %s says %s %lld, its chunk revisions %lld",
-                 rev, table, col, said, is);
-        break;
+        if (!recorded_ok)
+            snprintf(why, why_size,
+                     "revision %" PRId64 ": the baseline record of %s says rows_recorded %lld, its chunk revisions %lld",
+                     rev, table, recorded, total);
+        else if (chunks < last_chunk)
+            snprintf(why, why_size,
+                     "revision %" PRId64 ": the baseline record of %s says chunks %lld, its last chunk revision is chunk "
+                     "%lld",
+                     rev, table, chunks, last_chunk);
+        else if (rows_read < last_read)
+            snprintf(why, why_size,
+                     "revision %" PRId64 ": the baseline record of %s says rows_read %lld, fewer than its last chunk "
+                     "revision read (%lld)",
+                     rev, table, rows_read, last_read);
+        else
+            *first_bad = 0;
+        if (*first_bad) break;
     }
 done:
     PQclear(res);

@@ -34,15 +34,17 @@ WrStatus verify_keyframes(PGconn *conn, const char *qschema, int64_t *bad_keyfra
                           char *why, size_t why_size, WrError *err) WR_MUSTCHECK;
 
 /*
- * Baseline records (the backfill table, docs/history-store.md#the-baseline):
- * for a table baselined in chunks, chunks, rows_read and rows_recorded must
- * be what its last run of chunk revisions says (their walrev:baseline
- * contexts' meta.backfill and their snapshot rows, which the chain covers);
- * for one of setup's baseline (state done, no chunks), rows_recorded must be
- * its snapshot rows there. *first_bad = the last chunk revision of the first
- * table that fails (the newest revision when a record has no chunk revision
- * at all), why names the table and the column; 0 when every record holds.
- * A store without the backfill table passes.
+ * Baseline records (the backfill table, docs/history-store.md#the-baseline),
+ * against the chunk revisions the chain covers (their walrev:baseline
+ * contexts' meta.backfill and their snapshot rows). A chunk that added
+ * nothing makes no revision, so what is derived: rows_recorded is the
+ * snapshot rows of a tail of the table's last run of chunk revisions (or
+ * 0); chunks and rows_read at least what its last chunk revision says; a
+ * record of recorded rows with no chunk revision fails; one of setup's
+ * baseline (done, no chunks) counts its snapshot rows there. *first_bad =
+ * the table's last chunk revision (setup's baseline revision; the newest
+ * revision when there is none), why names the table and the column; 0 when
+ * every record holds. A store without the backfill table passes.
  */
 WrStatus verify_backfill(PGconn *conn, const char *qschema, int64_t *first_bad, char *why, size_t why_size,
                          WrError *err) WR_MUSTCHECK;

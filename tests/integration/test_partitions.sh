@@ -180,7 +180,7 @@ out=$(W restore --table m --key '["1","12"]' --at "${LSN[3]}" 2>&1) && fail "res
 echo "$out" | grep -q "m is a partitioned table: restore works on the tables that hold rows" || fail "restore: $out"
 pass "restore of a parent's row is refused by name"
 
-"$WALREV_BIN" --source "$SRC" --slot parts verify >/dev/null 2>&1 || fail verify
+"$WALREV_BIN" --source "$SRC" --slot parts verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail verify; }
 pass "verify passes (the table log's rows are in the checksum chain)"
 
 # Only walrev writes the table log.

@@ -97,10 +97,10 @@ check_tamper "backfill rows_recorded forged" \
   "revision $LAST_CHUNK: the baseline record of public.late_t says rows_recorded 2999, its chunk revisions 3000"
 check_tamper "backfill chunks forged" \
   "UPDATE backfill SET chunks = 1 $LT" "UPDATE backfill SET chunks = $CHUNKS $LT" \
-  "revision $LAST_CHUNK: the baseline record of public.late_t says chunks 1, its chunk revisions $CHUNKS"
+  "revision $LAST_CHUNK: the baseline record of public.late_t says chunks 1, its last chunk revision is chunk $CHUNKS"
 check_tamper "backfill rows_read forged" \
   "UPDATE backfill SET rows_read = 1 $LT" "UPDATE backfill SET rows_read = 3000 $LT" \
-  "revision $LAST_CHUNK: the baseline record of public.late_t says rows_read 1, its chunk revisions 3000"
+  "revision $LAST_CHUNK: the baseline record of public.late_t says rows_read 1, fewer than its last chunk revision read"
 check_tamper "setup's baseline record forged (rows_recorded of base)" \
   "UPDATE backfill SET rows_recorded = 11 WHERE relid = 'public.base'::regclass" \
   "UPDATE backfill SET rows_recorded = 10 WHERE relid = 'public.base'::regclass" \
@@ -109,7 +109,7 @@ check_tamper "a backfill record for a table that has no chunk revision" \
   "INSERT INTO backfill (relid, nspname, relname, state, chunks, rows_read, rows_recorded)
      VALUES (4242, 'public', 'ghost', 'done', 2, 10, 10)" \
   "DELETE FROM backfill WHERE relid = 4242" \
-  "the baseline record of public.ghost says 2 chunks, but no chunk revision of relid 4242 exists"
+  "the baseline record of public.ghost says 10 rows recorded in 2 chunks, but no chunk revision of relid 4242 exists"
 # (the state column is not derived: a chunk revision does not say it was the last)
 check_tamper "gap record forged in the revision (meta.gap.from_lsn)" \
   "UPDATE revision SET meta = jsonb_set(meta, '{gap,from_lsn}', '\"0/1\"') WHERE id = $GAP" \
