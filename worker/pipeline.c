@@ -14,14 +14,14 @@
 #include "decoder/assembler.h"
 #include "decoder/pgoutput.h"
 #include "decoder/stream.h"
+#include "readahead/readahead.h"
 #include "pgio/pgio.h"
 #include "schema/checksum.h"
 #include "sink/fanout.h"
 #include "sink/kafka_sink.h"
+#include "sink/history_reader.h"
 #include "sink/sink.h"
 #include "worker/notify.h"
-#include "worker/prefetch.h"
-#include "worker/readahead.h"
 #include "schema/store_sql.h"
 #include "worker/relrestore.h"
 #include "worker/retry.h"
@@ -120,48 +120,13 @@ static WrStatus out_commit(void *ctx, const Revision *rev, WrError *err)
     return WR_OK;
 }
 
-static WrStatus out_lookup(void *ctx, const RelationVersion *rv, const char *key, RowImage *image,
-                           StrBuf *storage, bool *found, WrError *err)
+/* The reader's gate: the fan-out skips the revision in flight for the history
+ * sink (skip_current speaks of the revision in flight only; the backfill asks
+ * between revisions). */
+static bool history_skips_current(void *ctx)
 {
     Pipeline *p = ctx;
-    *found = false;
-    if (!p->history || !p->history->ops->lookup_row) return WR_OK;
-    return p->history->ops->lookup_row(p->history, rv, key, image, storage, found, err);
-}
-
-/* The history sink, when there is one and it holds the revision in flight. */
-static Sink *history_sink(Pipeline *p)
-{
-    if (!p->history) return NULL;
-    /* skip_current speaks of the revision in flight only; the backfill asks between revisions */
-    if (p->asm_ && assembler_in_revision(p->asm_) && fanout_skips_current(p->fanout, p->history_index)) return NULL;
-    return p->history;
-}
-
-static WrStatus out_find_row(void *ctx, const RelationVersion *rv, const uint8_t digest[DIGEST_LEN],
-                             const char *const *exclude, int nexclude, StrBuf *key, bool *found, WrError *err)
-{
-    Sink *s = history_sink(ctx);
-    *found = false;
-    if (!s || !s->ops->find_row) return WR_OK;
-    return s->ops->find_row(s, rv, digest, exclude, nexclude, key, found, err);
-}
-
-static WrStatus out_suppressed(void *ctx, const RelationVersion *rv, DeltaOp op, const char *key,
-                               const uint8_t *row_digest, WrError *err)
-{
-    Sink *s = history_sink(ctx);
-    if (!s || !s->ops->note_suppressed) return WR_OK;
-    return s->ops->note_suppressed(s, rv, op, key, row_digest, err);
-}
-
-static WrStatus out_scan_rows(void *ctx, const RelationVersion *rv,
-                              WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
-                              void *arg, WrError *err)
-{
-    Sink *s = history_sink(ctx);
-    if (!s || !s->ops->scan_rows) return WR_OK;
-    return s->ops->scan_rows(s, rv, row, arg, err);
+    return p->asm_ && assembler_in_revision(p->asm_) && fanout_skips_current(p->fanout, p->history_index);
 }
 
 static WrStatus out_primary_key(void *ctx, uint32_t relid, uint16_t ncols, const char *const *names,
@@ -447,8 +412,7 @@ static WrStatus next_message(Pipeline *p, const uint8_t **buf, size_t *len, WrEr
     }
     WrStatus st = repl_stream_receive(p->stream, 0, buf, len, err);
     if (st == WR_AGAIN) st = receive_when_idle(p, buf, len, err);
-    Sink *history = p->history;
-    if (st != WR_OK || !history || !history->ops->prefetch_rows) return st;
+    if (st != WR_OK || !p->history) return st;
 
     readahead_push(p->ahead, *buf, *len);
     while (readahead_count(p->ahead) < READ_AHEAD_MAX_MESSAGES && readahead_bytes(p->ahead) < READ_AHEAD_MAX_BYTES) {
@@ -463,7 +427,7 @@ static WrStatus next_message(Pipeline *p, const uint8_t **buf, size_t *len, WrEr
     if (readahead_count(p->ahead) > 1) {
         size_t fetched = 0;
         int64_t t0 = mono_now_us();
-        st = prefetch_old_images(p->ahead, &p->parser, p->asm_, history, &fetched, err);
+        st = prefetch_old_images(p->ahead, &p->parser, p->asm_, &fetched, err);
         if (st != WR_OK) return wr_error_prefix(err, "sink history: reading old images ahead");
         p->prefetched_keys += fetched;
         if (fetched)
@@ -582,10 +546,14 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
         acfg.attest_ipad = p->attest_pads;
         acfg.attest_opad = p->attest_pads + 64;
     }
+    /* The assembler reads the history itself, on the history sink's connection
+     * (without a history sink, through a reader that knows nothing). */
+    HistoryReader *reader = history_reader_of(p->history);
+    if (reader) history_reader_set_gate(reader, history_skips_current, p);
+    HistoryLookup history = history_reader_lookup(reader);
+    acfg.history = &history;
     AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
-                           .delta = out_delta, .commit = out_commit, .lookup_row = out_lookup,
-                           .primary_key = out_primary_key, .find_row = out_find_row,
-                           .suppressed = out_suppressed, .scan_rows = out_scan_rows,
+                           .delta = out_delta, .commit = out_commit, .primary_key = out_primary_key,
                            .own_message = out_own_message, .ddl_captured = out_ddl_captured};
     p->asm_ = assembler_create(&acfg, &out);
     assembler_set_position(p->asm_, start->last_revision_id, start->last_checksum, start->durable_end_lsn);
@@ -770,9 +738,15 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
                             .control_schema = cfg->history_schema};
     AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
                            .delta = out_delta, .commit = out_commit};
+    /* A gap revision compares with the history: old images and relation versions. */
+    HistoryLookup history = {0};
     if (has_history) {
-        /* A gap revision compares with the history: old images and relation versions. */
-        out.lookup_row = out_lookup;
+        history = history_reader_lookup(history_reader_of(p->history));
+        history.prefetch = NULL;
+        history.find_row = NULL;
+        history.note_suppressed = NULL;
+        history.scan_rows = NULL;
+        acfg.history = &history;
         out.primary_key = out_primary_key;
     }
     p->asm_ = assembler_create(&acfg, &out);

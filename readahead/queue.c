@@ -1,6 +1,6 @@
-/* readahead.c — see readahead.h. One byte buffer and an offset per message;
+/* queue.c — see readahead.h. One byte buffer and an offset per message;
  * both are reused once every message has been popped. */
-#include "worker/readahead.h"
+#include "readahead/readahead.h"
 
 #include <stdlib.h>
 #include <string.h>
