@@ -5,9 +5,9 @@
  * their digest, every live row of a table, and the notes suppressed changes
  * leave. It reads on the writer's connection inside the open batch
  * (history_session.h); the deltas still in the writer's COPY buffer are sent
- * first only when a key asked for may be among them (a Bloom filter of
- * unsent keys). It never writes history rows: row digests it (re)builds go
- * through the writer's queue.
+ * first only when a key asked for may be among them (the session's Bloom
+ * filter of unsent keys). It never writes history rows: row digests it
+ * (re)builds go through the session's queue, applied in the batch.
  */
 #include "sink/history_reader.h"
 
@@ -29,46 +29,16 @@
 /* The gate the worker set: the writer does not record the revision in flight. */
 static bool skips_current(const HistoryReader *r) { return r->skips_current && r->skips_current(r->skips_arg); }
 
-/* ---------- the Bloom filter of unsent keys ---------- */
-
-#define UNSENT_BLOOM_BITS ((size_t)1 << 20) /* 128 KiB: ~1% false positives at 100k keys */
-
-/* Bloom bit k of a key: three bits by double hashing. */
-static size_t bloom_bit(uint64_t x, int k) { return (size_t)((x + (uint64_t)k * ((x >> 32) | 1)) % UNSENT_BLOOM_BITS); }
-
-void hreader_note_unsent(HistorySink *h, uint32_t relid, const char *key)
-{
-    if (!h->unsent_keys) h->unsent_keys = xcalloc(UNSENT_BLOOM_BITS / 8, 1);
-    uint64_t x = rowcache_key_hash(relid, key, strlen(key));
-    for (int k = 0; k < 3; k++) h->unsent_keys[bloom_bit(x, k) / 8] |= (uint8_t)(1u << (bloom_bit(x, k) % 8));
-    h->unsent_keys_dirty = true;
-}
-
-static bool unsent_maybe(const HistorySink *h, uint32_t relid, const char *key)
-{
-    if (!h->unsent_keys_dirty) return false;
-    uint64_t x = rowcache_key_hash(relid, key, strlen(key));
-    for (int k = 0; k < 3; k++)
-        if (!(h->unsent_keys[bloom_bit(x, k) / 8] & (1u << (bloom_bit(x, k) % 8)))) return false;
-    return true;
-}
-
-void hreader_clear_unsent(HistorySink *h)
-{
-    if (h->unsent_keys_dirty) memset(h->unsent_keys, 0, UNSENT_BLOOM_BITS / 8);
-    h->unsent_keys_dirty = false;
-}
-
 static WrStatus prepare(HistorySink *h, const char *name, const char *sql, int nparams, WrError *err)
 {
-    WrStatus ast = hsink_await_copy(h, err);
+    WrStatus ast = hsession_await_copy(h, err);
     if (ast != WR_OK) return ast;
     PGresult *res = PQprepare(h->conn, name, sql, nparams, NULL);
     WrStatus st = WR_OK;
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         char what[128];
         snprintf(what, sizeof(what), "preparing %s", name);
-        st = hsink_fail(h, res, err, what);
+        st = hsession_fail(h, res, err, what);
     }
     PQclear(res);
     return st;
@@ -116,7 +86,7 @@ WrStatus hreader_prepare(HistorySink *h, WrError *err)
      * plans cost the same as the generic one here), 0.3-0.5 ms of the
      * store's backend each, more than the lookup itself. The session's other
      * statements are one-row writes whose plans do not depend on values. */
-    WrStatus st = hsink_run(h, "SET plan_cache_mode = force_generic_plan", 0, NULL, "setting plan_cache_mode", NULL, err);
+    WrStatus st = hsession_run(h, "SET plan_cache_mode = force_generic_plan", 0, NULL, "setting plan_cache_mode", NULL, err);
     if (st == WR_OK) st = prepare(h, "walrev_lookup", q.data, 3, err);
     /* An object an UPDATE moved here from another key: follow its lineage in SQL. */
     if (st == WR_OK) {
@@ -132,7 +102,7 @@ WrStatus hreader_prepare(HistorySink *h, WrError *err)
         const char *none[3] = {"0", "{}", "0"};
         PGresult *res;
         (void)pgio_exec_prepared(h->conn, "walrev_lookup", 3, none, 0, &res);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) st = hsink_fail(h, res, err, "warming up the old-image lookup");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) st = hsession_fail(h, res, err, "warming up the old-image lookup");
         PQclear(res);
     }
     return st;
@@ -220,7 +190,7 @@ static WrStatus lookup_failed(HistorySink *h, PGresult *res, WrError *err)
 {
     char what[160];
     snprintf(what, sizeof(what), "looking up an old row image in %s", h->qschema);
-    WrStatus st = hsink_fail(h, res, err, what);
+    WrStatus st = hsession_fail(h, res, err, what);
     PQclear(res);
     return st;
 }
@@ -250,11 +220,11 @@ static WrStatus run_lookup(HistorySink *h, const RelationVersion *rv, const char
                            RowFoldEmit emit, void *arg, WrError *err)
 {
     WrStatus st = WR_OK;
-    bool send = h->in_tx && unsent_maybe(h, rv->relid, "");
-    for (int i = 0; !send && h->in_tx && i < nkeys; i++) send = unsent_maybe(h, rv->relid, keys[i]);
-    if (send) st = hsink_send_buffer(h, TB_DELTA, err);
-    if (st == WR_OK) st = hsink_await_copy(h, err);
-    if (st == WR_OK) st = hsink_dg_apply(h, err);
+    bool send = h->in_tx && hsession_maybe_unsent(h, rv->relid, "");
+    for (int i = 0; !send && h->in_tx && i < nkeys; i++) send = hsession_maybe_unsent(h, rv->relid, keys[i]);
+    if (send) st = hsession_send_buffer(h, TB_DELTA, err);
+    if (st == WR_OK) st = hsession_await_copy(h, err);
+    if (st == WR_OK) st = hsession_dg_apply(h, err);
     if (st != WR_OK) return st;
     char rel[16], rev[32];
     lookup_point(h, rv, rel, rev);
@@ -263,7 +233,7 @@ static WrStatus run_lookup(HistorySink *h, const RelationVersion *rv, const char
     strbuf_append_char(&arr, '{');
     for (int i = 0; i < nkeys; i++) {
         if (i) strbuf_append_char(&arr, ',');
-        hsink_append_array_element(&arr, keys[i]);
+        hsession_append_array_element(&arr, keys[i]);
     }
     strbuf_append_char(&arr, '}');
     const char *p[3] = {rel, arr.data, rev};
@@ -304,9 +274,9 @@ static WrStatus read_row_digests(HistorySink *h, const RelationVersion *rv, cons
     *digests = NULL;
     *n = 0;
     *stale = false;
-    if (!hsink_rel_has_hidden(rv) && !hsink_rel_marked(h, rv->relid)) return WR_OK;
-    WrStatus st = hsink_dg_apply(h, err);
-    if (st == WR_OK) st = hsink_await_copy(h, err);
+    if (!hsession_rel_has_hidden(rv) && !hsession_rel_marked(h, rv->relid)) return WR_OK;
+    WrStatus st = hsession_dg_apply(h, err);
+    if (st == WR_OK) st = hsession_await_copy(h, err);
     if (st != WR_OK) return st;
     char rel[16];
     snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
@@ -318,7 +288,7 @@ static WrStatus read_row_digests(HistorySink *h, const RelationVersion *rv, cons
     PGresult *res = NULL;
     char what[160];
     snprintf(what, sizeof(what), "reading %s.row_digest", h->qschema);
-    st = hsink_run(h, q.data, 2, p, what, &res, err);
+    st = hsession_run(h, q.data, 2, p, what, &res, err);
     strbuf_free(&q);
     if (st != WR_OK) return st;
     int rows = PQntuples(res);
@@ -349,7 +319,7 @@ WrStatus history_reader_lookup_row(HistoryReader *r, const RelationVersion *rv, 
 {
     HistorySink *h = r->h;
     *found = false;
-    WrStatus st = hsink_check_usable(h, err, "lookup_row");
+    WrStatus st = hsession_check_usable(h, err, "lookup_row");
     if (st != WR_OK) return st;
     size_t mark = storage->len;
     LookupOut out = {rv, image, storage, false, false, NULL, NULL, 0};
@@ -436,10 +406,10 @@ WrStatus history_reader_prefetch_rows(HistoryReader *r, const RelationVersion *r
                                       void (*absent)(void *arg, const char *key), void *arg, WrError *err)
 {
     HistorySink *h = r->h;
-    WrStatus st = hsink_check_usable(h, err, "prefetch_rows");
+    WrStatus st = hsession_check_usable(h, err, "prefetch_rows");
     if (st != WR_OK || nkeys == 0) return st;
     /* Hidden digests and stale marks are read key by key: left to lookup_row. */
-    if (hsink_rel_has_hidden(rv) || hsink_rel_marked(h, rv->relid)) return WR_OK;
+    if (hsession_rel_has_hidden(rv) || hsession_rel_marked(h, rv->relid)) return WR_OK;
     PrefetchOut out = {.rv = rv, .found = found, .arg = arg};
     strbuf_init(&out.storage);
     strbuf_init(&out.key);
@@ -492,11 +462,11 @@ static WrStatus scan_rows(HistorySink *h, const RelationVersion *rv,
                           WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
                           void *arg, WrError *err)
 {
-    WrStatus st = hsink_check_usable(h, err, "scan_rows");
-    if (st == WR_OK) st = hsink_ensure_tx(h, err);
-    if (st == WR_OK) st = hsink_send_all(h, err);
-    if (st == WR_OK) st = hsink_await_copy(h, err);
-    if (st == WR_OK) st = hsink_dg_apply(h, err);
+    WrStatus st = hsession_check_usable(h, err, "scan_rows");
+    if (st == WR_OK) st = hsession_ensure_tx(h, err);
+    if (st == WR_OK) st = hsession_send_all(h, err);
+    if (st == WR_OK) st = hsession_await_copy(h, err);
+    if (st == WR_OK) st = hsession_dg_apply(h, err);
     if (st != WR_OK) return st;
     char rel[16], rev[32];
     lookup_point(h, rv, rel, rev);
@@ -510,7 +480,7 @@ static WrStatus scan_rows(HistorySink *h, const RelationVersion *rv,
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         char what[160];
         snprintf(what, sizeof(what), "reading the rows of relid %s from %s", rel, h->qschema);
-        st = hsink_fail(h, res, err, what);
+        st = hsession_fail(h, res, err, what);
         PQclear(res);
         return st;
     }
@@ -546,7 +516,7 @@ static WrStatus redigest_row(void *arg, const char *key, const RowImage *image, 
     HistorySink *h = arg;
     uint8_t d[DIGEST_LEN];
     digest_row(&h->dkey, image->relver, image->values, image->unknown, d);
-    hsink_dg_queue(h, image->relver->relid, key, 0, d, DIGEST_LEN);
+    hsession_dg_queue(h, image->relver->relid, key, 0, d, DIGEST_LEN);
     return WR_OK;
 }
 
@@ -566,9 +536,9 @@ static WrStatus redigest(HistorySink *h, const RelationVersion *rv, bool *done, 
         h->redigested = xrealloc(h->redigested, h->capredigested * sizeof(RelSeen));
     }
     h->redigested[h->nredigested++] = (RelSeen){rv->relid, rv->version, false};
-    hsink_dg_queue(h, rv->relid, NULL, 0, NULL, 0); /* forget the table's digests ... */
+    hsession_dg_queue(h, rv->relid, NULL, 0, NULL, 0); /* forget the table's digests ... */
     WrStatus st = scan_rows(h, rv, redigest_row, h, err);  /* ... and make them anew */
-    if (st == WR_OK) st = hsink_dg_apply(h, err);
+    if (st == WR_OK) st = hsession_dg_apply(h, err);
     *done = st == WR_OK;
     if (*done) log_info("msg=\"row digests rebuilt\" table=%s.%s version=%" PRId32, rv->nspname, rv->relname, rv->version);
     return st;
@@ -580,9 +550,9 @@ WrStatus history_reader_find_row(HistoryReader *r, const RelationVersion *rv, co
     HistorySink *h = r->h;
     *found = false;
     if (skips_current(r)) return WR_OK;
-    WrStatus st = hsink_check_usable(h, err, "find_row");
-    if (st == WR_OK) st = hsink_ensure_tx(h, err);
-    if (st == WR_OK) st = hsink_dg_apply(h, err);
+    WrStatus st = hsession_check_usable(h, err, "find_row");
+    if (st == WR_OK) st = hsession_ensure_tx(h, err);
+    if (st == WR_OK) st = hsession_dg_apply(h, err);
     if (st != WR_OK) return st;
     char rel[16], hex[2 * DIGEST_LEN + 1];
     snprintf(rel, sizeof(rel), "%" PRIu32, rv->relid);
@@ -592,7 +562,7 @@ WrStatus history_reader_find_row(HistoryReader *r, const RelationVersion *rv, co
     strbuf_append_char(&ex, '{');
     for (int i = 0; i < nexclude; i++) {
         if (i) strbuf_append_char(&ex, ',');
-        hsink_append_array_element(&ex, exclude[i]);
+        hsession_append_array_element(&ex, exclude[i]);
     }
     strbuf_append_char(&ex, '}');
     strbuf_init(&q);
@@ -603,7 +573,7 @@ WrStatus history_reader_find_row(HistoryReader *r, const RelationVersion *rv, co
     snprintf(what, sizeof(what), "finding a row without a key in %s.row_digest", h->qschema);
     for (int attempt = 0; attempt < 2 && st == WR_OK; attempt++) {
         PGresult *res = NULL;
-        st = hsink_run(h, q.data, 3, p, what, &res, err);
+        st = hsession_run(h, q.data, 3, p, what, &res, err);
         if (st != WR_OK) break;
         if (PQntuples(res) == 1) {
             strbuf_reset(key);
@@ -626,30 +596,23 @@ WrStatus history_reader_note_suppressed(HistoryReader *r, const RelationVersion 
 {
     HistorySink *h = r->h;
     if (skips_current(r)) return WR_OK;
-    WrStatus st = hsink_check_usable(h, err, "note_suppressed");
+    WrStatus st = hsession_check_usable(h, err, "note_suppressed");
     if (st != WR_OK) return st;
     if (!digest_rel_has_key(rv)) {
         /* the row's identity follows it; no value is recorded */
         if (op == DELTA_DELETE)
-            hsink_dg_queue(h, rv->relid, key, DG_END_ROW, NULL, 0);
+            hsession_dg_queue(h, rv->relid, key, DG_END_ROW, NULL, 0);
         else if (row_digest)
-            hsink_dg_queue(h, rv->relid, key, 0, row_digest, DIGEST_LEN);
+            hsession_dg_queue(h, rv->relid, key, 0, row_digest, DIGEST_LEN);
     } else if (op != DELTA_INSERT) {
         static const uint8_t none[1] = {0};
-        hsink_dg_queue(h, rv->relid, key, DG_STALE, none, 0);
-        hsink_rel_mark(h, rv->relid);
+        hsession_dg_queue(h, rv->relid, key, DG_STALE, none, 0);
+        hsession_rel_mark(h, rv->relid);
     }
-    return h->dg_n >= DG_APPLY_AT ? hsink_dg_apply(h, err) : WR_OK;
+    return h->dg_n >= DG_APPLY_AT ? hsession_dg_apply(h, err) : WR_OK;
 }
 
 /* ---------- handles ---------- */
-
-HistoryReader *history_reader_of(Sink *s)
-{
-    if (!s || !sink_is_history(s)) return NULL;
-    HistorySink *h = s->impl;
-    return &h->reader;
-}
 
 void history_reader_set_gate(HistoryReader *r, bool (*skips)(void *arg), void *arg)
 {

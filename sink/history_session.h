@@ -2,16 +2,17 @@
  * history_session.h — private to sink/: the history store's session as its
  * two halves share it. The writer (history_sink.c: batch, COPY, checkpoint,
  * keyframes, row digests) owns the connection and the open batch; the reader
- * (history_reader.c: old images, read-ahead batches, rows without a key, the
- * Bloom filter of unsent keys) reads on the same connection inside that
- * batch, so what the batch has not committed yet counts too. Nothing outside
- * sink/ includes this; the public sides are sink/sink.h and
- * sink/history_reader.h.
+ * (history_reader.c: old images, read-ahead batches, rows without a key)
+ * reads on the same connection inside that batch, so what the batch has not
+ * committed yet counts too. What both use is history_session.c: errors, one
+ * statement, the transaction, the COPY in flight, the Bloom filter of keys
+ * still unsent, the queue of row-digest changes. Nothing outside sink/
+ * includes this; the public sides are sink/sink.h and sink/history_reader.h.
  *
- * Errors: every hsink_* call that talks to the server fails through
- * hsink_fail: WR_RETRY when the connection is lost, WR_FATAL otherwise, and
- * either leaves the batch unusable until the sink is aborted. Nothing here
- * logs.
+ * Errors: every hsession_* call that talks to the server fails through
+ * hsession_fail: WR_RETRY when the connection is lost, WR_FATAL otherwise,
+ * and either leaves the batch unusable until the sink is aborted. Nothing
+ * here logs.
  */
 #ifndef WALREV_SINK_HISTORY_SESSION_H
 #define WALREV_SINK_HISTORY_SESSION_H
@@ -128,44 +129,45 @@ struct HistorySink {
 #define DG_STALE (-1)       /* col_id of the stale-image mark */
 #define DG_APPLY_AT 20000   /* queued changes applied in one statement at most */
 
-/* ---- the writer's, used by the reader (history_sink.c) ---- */
+/* ---- the session (history_session.c) ---- */
 
 /* Classify a failed libpq call, fill err, mark the batch unusable (see above). */
-WrStatus hsink_fail(HistorySink *h, const PGresult *res, WrError *err, const char *what);
+WrStatus hsession_fail(HistorySink *h, const PGresult *res, WrError *err, const char *what);
 /* WR_OK when the session may be used: open, connected, no earlier error. */
-WrStatus hsink_check_usable(HistorySink *h, WrError *err, const char *what) WR_MUSTCHECK;
+WrStatus hsession_check_usable(HistorySink *h, WrError *err, const char *what) WR_MUSTCHECK;
 /* Run a statement (text parameters) after any COPY in flight; *out (when not NULL) gets the result, caller clears. */
-WrStatus hsink_run(HistorySink *h, const char *sql, int nparams, const char *const *params, const char *what,
-                   PGresult **out, WrError *err) WR_MUSTCHECK;
+WrStatus hsession_run(HistorySink *h, const char *sql, int nparams, const char *const *params, const char *what,
+                      PGresult **out, WrError *err) WR_MUSTCHECK;
 /* Open the batch's transaction if none is open. */
-WrStatus hsink_ensure_tx(HistorySink *h, WrError *err) WR_MUSTCHECK;
+WrStatus hsession_ensure_tx(HistorySink *h, WrError *err) WR_MUSTCHECK;
 /* Read the result of the COPY sent last, if any. */
-WrStatus hsink_await_copy(HistorySink *h, WrError *err);
+WrStatus hsession_await_copy(HistorySink *h, WrError *err);
 /* Send one table's COPY buffer (TB_*); its result is read later. */
-WrStatus hsink_send_buffer(HistorySink *h, int t, WrError *err) WR_MUSTCHECK;
+WrStatus hsession_send_buffer(HistorySink *h, int t, WrError *err) WR_MUSTCHECK;
 /* Send every COPY buffer, in the order the tables' keys need. */
-WrStatus hsink_send_all(HistorySink *h, WrError *err) WR_MUSTCHECK;
+WrStatus hsession_send_all(HistorySink *h, WrError *err) WR_MUSTCHECK;
 /* v as one element of a text[] literal, quoted. */
-void hsink_append_array_element(StrBuf *b, const char *v);
-bool hsink_rel_has_hidden(const RelationVersion *rv);
+void hsession_append_array_element(StrBuf *b, const char *v);
+bool hsession_rel_has_hidden(const RelationVersion *rv);
 /* Tables with a stale-image mark (col_id DG_STALE) somewhere. */
-bool hsink_rel_marked(const HistorySink *h, uint32_t relid);
-void hsink_rel_mark(HistorySink *h, uint32_t relid);
+bool hsession_rel_marked(const HistorySink *h, uint32_t relid);
+void hsession_rel_mark(HistorySink *h, uint32_t relid);
 /* Queue one row_digest change: key NULL ends the table's rows, col DG_END_ROW
  * the row's, digest NULL removes the entry, len 0 is the stale mark. */
-void hsink_dg_queue(HistorySink *h, uint32_t relid, const char *key, int col, const uint8_t *digest, size_t len);
+void hsession_dg_queue(HistorySink *h, uint32_t relid, const char *key, int col, const uint8_t *digest, size_t len);
 /* Apply the queued changes in the open batch (before any read of row_digest). */
-WrStatus hsink_dg_apply(HistorySink *h, WrError *err) WR_MUSTCHECK;
-
-/* Whether s is a history sink (sink_history_create). */
-bool sink_is_history(const Sink *s);
-
-/* ---- the reader's, used by the writer (history_reader.c) ---- */
-
-/* A delta of key (NULL: a truncate, every key) goes into the unsent COPY buffer. */
-void hreader_note_unsent(HistorySink *h, uint32_t relid, const char *key);
+WrStatus hsession_dg_apply(HistorySink *h, WrError *err) WR_MUSTCHECK;
+/* A delta of key ("" for a truncate: every key) goes into the unsent COPY buffer. */
+void hsession_note_unsent(HistorySink *h, uint32_t relid, const char *key);
+/* Whether a delta of key (or a truncate) may be in the unsent COPY buffer (false positives ~1%). */
+bool hsession_maybe_unsent(const HistorySink *h, uint32_t relid, const char *key);
 /* The delta buffer was sent (or dropped): no key is unsent. */
-void hreader_clear_unsent(HistorySink *h);
+void hsession_clear_unsent(HistorySink *h);
+/* Drop the queued row-digest changes (the batch is rolled back or they were applied). */
+void hsession_dg_clear(HistorySink *h);
+
+/* ---- the reader's, used by the writer at open (history_reader.c) ---- */
+
 /* Prepare the lookup statements on a new connection (at open). */
 WrStatus hreader_prepare(HistorySink *h, WrError *err) WR_MUSTCHECK;
 

@@ -35,142 +35,10 @@
 /* A batch's window while the stream is busy, in batch_max_ms. */
 #define BUSY_WINDOW_FACTOR 10
 
-/* ---------- errors ---------- */
-
-/*
- * Classify a failed libpq call (pgio's SQLSTATE table) and fill err. Retry
- * (connection lost, shutdown, conflict) is WR_RETRY: the open transaction died
- * with it or must be rolled back; anything else is WR_FATAL with SQLSTATE and
- * the server's message. Either way the batch is unusable until abort().
- */
-WrStatus hsink_fail(HistorySink *h, const PGresult *res, WrError *err, const char *what)
-{
-    const char *sqlstate;
-    char msg[512];
-    pgio_error_text(h->conn, res, msg, sizeof(msg), &sqlstate);
-    WrStatus st = pgio_status(h->conn, sqlstate);
-    bool lost = st == WR_RETRY;
-    if (lost) {
-        h->broken = true;
-        h->in_tx = false;
-        wr_error_set(err, st, "history store: connection lost during %s: %s%s%s", what, msg,
-                     sqlstate ? " sqlstate=" : "", sqlstate ? sqlstate : "");
-    } else {
-        wr_error_set(err, st, "history store: %s failed: SQLSTATE %s: %s", what,
-                     sqlstate ? sqlstate : "none", msg);
-    }
-    if (err && sqlstate) snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
-    h->failed = true;
-    h->failed_status = st;
-    return st;
-}
-
-WrStatus hsink_check_usable(HistorySink *h, WrError *err, const char *what)
-{
-    if (!h->conn) return wr_error_set(err, WR_FATAL, "history store: %s before open", what);
-    if (h->broken)
-        return wr_error_set(err, WR_RETRY,
-                            "history store: %s after the connection was lost; recreate the sink", what);
-    if (h->failed)
-        return wr_error_set(err, h->failed_status,
-                            "history store: %s after an earlier error; abort the batch first", what);
-    return WR_OK;
-}
-
-/* Run a command (optionally with text parameters); *out gets the result when wanted. */
-
-WrStatus hsink_run(HistorySink *h, const char *sql, int nparams, const char *const *params,
-                    const char *what, PGresult **out, WrError *err)
-{
-    WrStatus ast = hsink_await_copy(h, err);
-    if (ast != WR_OK) return ast;
-    PGresult *res;
-    if (!pgio_exec(h->conn, sql, nparams, params, &res)) {
-        WrStatus st = hsink_fail(h, res, err, what);
-        PQclear(res);
-        return st;
-    }
-    if (out)
-        *out = res;
-    else
-        PQclear(res);
-    return WR_OK;
-}
-
-WrStatus hsink_ensure_tx(HistorySink *h, WrError *err)
-{
-    if (h->in_tx) return WR_OK;
-    WrStatus st = hsink_run(h, "BEGIN", 0, NULL, "BEGIN of a batch", NULL, err);
-    if (st != WR_OK) return st;
-    h->in_tx = true;
-    h->batch_timer_us = 0; /* started by the next wants_flush, on the caller's clock */
-    h->batch_revisions = 0;
-    return WR_OK;
-}
-
-/* ---------- COPY ---------- */
-
-/* Read the result of the COPY sent last, if any. */
-WrStatus hsink_await_copy(HistorySink *h, WrError *err)
-{
-    if (!h->copy_pending) return WR_OK;
-    h->copy_pending = false;
-    WrStatus st = WR_OK;
-    bool reported = false;
-    PGresult *res;
-    while ((res = pgio_get_result(h->conn)) != NULL) {
-        if (!reported && PQresultStatus(res) != PGRES_COMMAND_OK) {
-            st = hsink_fail(h, res, err, h->copy_pending_what);
-            reported = true;
-        }
-        PQclear(res);
-        if (PQstatus(h->conn) == CONNECTION_BAD) break;
-    }
-    if (!reported && PQstatus(h->conn) == CONNECTION_BAD) st = hsink_fail(h, NULL, err, h->copy_pending_what);
-    return st;
-}
-
-/*
- * Send one table's buffer with COPY FROM STDIN; only one COPY may be active
- * at a time. The result is read later (await_copy), so the server works on
- * this chunk while the next one is assembled.
- */
-WrStatus hsink_send_buffer(HistorySink *h, int t, WrError *err)
-{
-    StrBuf *b = &h->buf[t];
-    if (b->len == 0) return WR_OK;
-    WrStatus st = hsink_await_copy(h, err);
-    if (st != WR_OK) return st;
-    snprintf(h->copy_pending_what, sizeof(h->copy_pending_what), "COPY into %s", h->table_name[t]);
-    PGresult *res;
-    (void)pgio_exec(h->conn, h->copy_sql[t], 0, NULL, &res);
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        st = hsink_fail(h, res, err, h->copy_pending_what);
-        PQclear(res);
-        return st;
-    }
-    PQclear(res);
-    bool ok = pgio_copy_put(h->conn, b->data, b->len) && PQputCopyEnd(h->conn, NULL) == 1;
-    strbuf_reset(b);
-    if (t == TB_DELTA) hreader_clear_unsent(h);
-    if (!ok) return hsink_fail(h, NULL, err, h->copy_pending_what);
-    h->copy_pending = true;
-    return WR_OK;
-}
-
-WrStatus hsink_send_all(HistorySink *h, WrError *err)
-{
-    static const int order[] = {TB_CONTEXT, TB_REVISION, TB_DELTA};
-    WrStatus st = WR_OK;
-    for (size_t i = 0; i < 3 && st == WR_OK; i++) st = hsink_send_buffer(h, order[i], err);
-    return st;
-}
-
-
 static WrStatus maybe_send(HistorySink *h, int t, WrError *err)
 {
     if (h->buf[t].len <= h->buffer_bytes) return WR_OK;
-    return hsink_send_buffer(h, t, err);
+    return hsession_send_buffer(h, t, err);
 }
 
 static void tab(StrBuf *b) { strbuf_append_char(b, '\t'); }
@@ -195,115 +63,26 @@ static RelCount *count_of(HistorySink *h, uint32_t relid)
 }
 
 
-void hsink_append_array_element(StrBuf *b, const char *v)
-{
-    strbuf_append_char(b, '"');
-    for (; *v; v++) {
-        if (*v == '"' || *v == '\\') strbuf_append_char(b, '\\');
-        strbuf_append_char(b, *v);
-    }
-    strbuf_append_char(b, '"');
-}
-
-/* ---------- row digests (docs/history-store.md, "Rows without a key") ---------- */
-
-
-bool hsink_rel_has_hidden(const RelationVersion *rv)
-{
-    for (uint16_t i = 0; i < rv->ncols; i++)
-        if (rv->cols[i].track == TRACK_HIDDEN) return true;
-    return false;
-}
-
-bool hsink_rel_marked(const HistorySink *h, uint32_t relid)
-{
-    for (size_t i = 0; i < h->nmarked; i++)
-        if (h->marked[i] == relid) return true;
-    return false;
-}
-
-void hsink_rel_mark(HistorySink *h, uint32_t relid)
-{
-    if (hsink_rel_marked(h, relid)) return;
-    if (h->nmarked == h->capmarked) {
-        h->capmarked = h->capmarked ? 2 * h->capmarked : 8;
-        h->marked = xrealloc(h->marked, h->capmarked * sizeof(uint32_t));
-    }
-    h->marked[h->nmarked++] = relid;
-}
-
-static void dg_clear(HistorySink *h)
-{
-    for (int i = 0; i < 4; i++) strbuf_reset(&h->dg[i]);
-    h->dg_n = 0;
-}
-
-/* Queue one row_digest change: key NULL ends the table's rows, col DG_END_ROW
- * the row's, digest NULL removes the entry, len 0 is the stale mark. */
-void hsink_dg_queue(HistorySink *h, uint32_t relid, const char *key, int col, const uint8_t *digest, size_t len)
-{
-    const char *sep = h->dg_n ? "," : "";
-    strbuf_appendf(&h->dg[0], "%s%" PRIu32, sep, relid);
-    strbuf_append_str(&h->dg[1], sep);
-    if (key)
-        hsink_append_array_element(&h->dg[1], key);
-    else
-        strbuf_append_str(&h->dg[1], "NULL");
-    strbuf_appendf(&h->dg[2], "%s%d", sep, col);
-    strbuf_append_str(&h->dg[3], sep);
-    if (!digest) {
-        strbuf_append_str(&h->dg[3], "NULL");
-    } else {
-        strbuf_append_char(&h->dg[3], '"');
-        for (size_t i = 0; i < len; i++) strbuf_appendf(&h->dg[3], "%02x", digest[i]);
-        strbuf_append_char(&h->dg[3], '"');
-    }
-    h->dg_n++;
-}
-
-/* Apply the queued changes in the open batch (before any read of row_digest). */
-WrStatus hsink_dg_apply(HistorySink *h, WrError *err)
-{
-    if (!h->dg_n) return WR_OK;
-    WrStatus st = hsink_ensure_tx(h, err);
-    if (st != WR_OK) return st;
-    StrBuf arr[4], q;
-    for (int i = 0; i < 4; i++) {
-        strbuf_init(&arr[i]);
-        strbuf_appendf(&arr[i], "{%s}", h->dg[i].data ? h->dg[i].data : "");
-    }
-    strbuf_init(&q);
-    strbuf_appendf(&q, "SELECT %s.row_digest_apply($1::oid[], $2::text[], $3::smallint[], $4::text[])", h->qschema);
-    const char *p[4] = {arr[0].data, arr[1].data, arr[2].data, arr[3].data};
-    char what[160];
-    snprintf(what, sizeof(what), "writing %d row digests to %s.row_digest", h->dg_n, h->qschema);
-    st = hsink_run(h, q.data, 4, p, what, NULL, err);
-    strbuf_free(&q);
-    for (int i = 0; i < 4; i++) strbuf_free(&arr[i]);
-    dg_clear(h);
-    return st;
-}
-
 /* What a recorded delta changes in row_digest. */
 static WrStatus dg_note_delta(HistorySink *h, const ObjectDelta *d, WrError *err)
 {
     const RelationVersion *rv = d->relver;
     if (d->op == DELTA_TRUNCATE) {
-        hsink_dg_queue(h, rv->relid, NULL, 0, NULL, 0);
+        hsession_dg_queue(h, rv->relid, NULL, 0, NULL, 0);
     } else if (d->op == DELTA_DELETE) {
-        if (d->row_digest || hsink_rel_has_hidden(rv) || hsink_rel_marked(h, rv->relid) || !digest_rel_has_key(rv))
-            hsink_dg_queue(h, rv->relid, d->key, DG_END_ROW, NULL, 0);
+        if (d->row_digest || hsession_rel_has_hidden(rv) || hsession_rel_marked(h, rv->relid) || !digest_rel_has_key(rv))
+            hsession_dg_queue(h, rv->relid, d->key, DG_END_ROW, NULL, 0);
     } else {
-        if (d->row_digest) hsink_dg_queue(h, rv->relid, d->key, 0, d->row_digest, DIGEST_LEN);
+        if (d->row_digest) hsession_dg_queue(h, rv->relid, d->key, 0, d->row_digest, DIGEST_LEN);
         for (uint16_t i = 0; i < d->nattrs; i++)
             if (d->attrs[i].flags & ATTR_HIDDEN)
-                hsink_dg_queue(h, rv->relid, d->key, d->attrs[i].col_id, d->attrs[i].digest, DIGEST_LEN);
+                hsession_dg_queue(h, rv->relid, d->key, d->attrs[i].col_id, d->attrs[i].digest, DIGEST_LEN);
         /* A whole image again (or, for an UPDATE whose old values were
          * unknown, every column): the history's image is current from here. */
-        if (hsink_rel_marked(h, rv->relid) && (d->op != DELTA_UPDATE || d->old_unknown))
-            hsink_dg_queue(h, rv->relid, d->key, DG_STALE, NULL, 0);
+        if (hsession_rel_marked(h, rv->relid) && (d->op != DELTA_UPDATE || d->old_unknown))
+            hsession_dg_queue(h, rv->relid, d->key, DG_STALE, NULL, 0);
     }
-    return h->dg_n >= DG_APPLY_AT ? hsink_dg_apply(h, err) : WR_OK;
+    return h->dg_n >= DG_APPLY_AT ? hsession_dg_apply(h, err) : WR_OK;
 }
 
 /* ---------- batch state ---------- */
@@ -311,9 +90,9 @@ static WrStatus dg_note_delta(HistorySink *h, const ObjectDelta *d, WrError *err
 static void reset_batch(HistorySink *h, bool committed)
 {
     for (int t = 0; t < TB_COUNT; t++) strbuf_reset(&h->buf[t]);
-    dg_clear(h);
+    hsession_dg_clear(h);
     if (!committed) h->nredigested = 0; /* rebuilt in the batch rolled back */
-    hreader_clear_unsent(h);
+    hsession_clear_unsent(h);
     h->in_tx = false;
     h->in_revision = false;
     h->batch_revisions = 0;
@@ -347,7 +126,7 @@ static WrStatus check_schema(HistorySink *h, WrError *err)
 {
     const char *p[1] = {h->schema};
     PGresult *res = NULL;
-    WrStatus st = hsink_run(h,
+    WrStatus st = hsession_run(h,
                       "SELECT n.oid IS NOT NULL, c.oid IS NOT NULL FROM (SELECT 1) x "
                       "LEFT JOIN pg_namespace n ON n.nspname = $1 "
                       "LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'store_info'",
@@ -364,7 +143,7 @@ static WrStatus check_schema(HistorySink *h, WrError *err)
     StrBuf q;
     strbuf_init(&q);
     strbuf_appendf(&q, "SELECT value FROM %s.store_info WHERE key = 'format_version'", h->qschema);
-    st = hsink_run(h, q.data, 0, NULL, "reading store_info.format_version", &res, err);
+    st = hsession_run(h, q.data, 0, NULL, "reading store_info.format_version", &res, err);
     strbuf_free(&q);
     if (st != WR_OK) return st;
     if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "4") != 0) {
@@ -387,7 +166,7 @@ static WrStatus read_checkpoint(HistorySink *h, SinkPosition *pos, WrError *err)
                    h->qschema);
     const char *p[1] = {h->slot_name};
     PGresult *res = NULL;
-    WrStatus st = hsink_run(h, q.data, 1, p, "reading the checkpoint", &res, err);
+    WrStatus st = hsession_run(h, q.data, 1, p, "reading the checkpoint", &res, err);
     strbuf_free(&q);
     if (st != WR_OK) return st;
     memset(pos, 0, sizeof(*pos));
@@ -461,11 +240,11 @@ static void append_int_array_u32(StrBuf *b, const RelationVersion *rv, int which
 static WrStatus hs_write_relation(Sink *s, const RelationVersion *rv, WrError *err)
 {
     HistorySink *h = s->impl;
-    WrStatus st = hsink_check_usable(h, err, "write_relation");
+    WrStatus st = hsession_check_usable(h, err, "write_relation");
     if (st != WR_OK) return st;
     for (size_t i = 0; i < h->nrels; i++)
         if (h->rels[i].relid == rv->relid && h->rels[i].version == rv->version) return WR_OK;
-    st = hsink_ensure_tx(h, err);
+    st = hsession_ensure_tx(h, err);
     if (st != WR_OK) return st;
 
     StrBuf arr[11];
@@ -525,7 +304,7 @@ static WrStatus hs_write_relation(Sink *s, const RelationVersion *rv, WrError *e
     char what[160];
     snprintf(what, sizeof(what), "INSERT into %s.relation_version", h->qschema);
     PGresult *res = NULL;
-    st = hsink_run(h, q.data, 19, p, what, &res, err);
+    st = hsession_run(h, q.data, 19, p, what, &res, err);
     bool inserted = st == WR_OK && PQntuples(res) == 1;
     PQclear(res);
     res = NULL;
@@ -539,7 +318,7 @@ static WrStatus hs_write_relation(Sink *s, const RelationVersion *rv, WrError *e
                        "WHERE relid = $1 AND version = $2",
                        h->qschema);
         const char *cp[3] = {relid, version, digest_hex};
-        st = hsink_run(h, q.data, 3, cp, what, &res, err);
+        st = hsession_run(h, q.data, 3, cp, what, &res, err);
         if (st == WR_OK && (PQntuples(res) != 1 || PQgetvalue(res, 0, 0)[0] != 't'))
             st = wr_error_set(err, WR_FATAL,
                               "history store: relation version %s of %s.%s (relid %s) differs from the one "
@@ -561,7 +340,7 @@ static WrStatus hs_write_relation(Sink *s, const RelationVersion *rv, WrError *e
 static WrStatus hs_begin_revision(Sink *s, const Revision *rev, WrError *err)
 {
     HistorySink *h = s->impl;
-    WrStatus st = hsink_check_usable(h, err, "begin_revision");
+    WrStatus st = hsession_check_usable(h, err, "begin_revision");
     if (st != WR_OK) return st;
     if (h->in_revision)
         return wr_error_set(err, WR_FATAL, "history store: revision %" PRId64 " begun while %" PRId64
@@ -571,7 +350,7 @@ static WrStatus hs_begin_revision(Sink *s, const Revision *rev, WrError *err)
                             "history store: revision id %" PRId64 " is not the next one (expected %" PRId64
                             "); refusing to write a gap or a duplicate",
                             rev->id, h->next_id_base + 1);
-    st = hsink_ensure_tx(h, err);
+    st = hsession_ensure_tx(h, err);
     if (st != WR_OK) return st;
     h->in_revision = true;
     h->cur_id = rev->id;
@@ -580,7 +359,7 @@ static WrStatus hs_begin_revision(Sink *s, const Revision *rev, WrError *err)
 
 static WrStatus check_in_revision(HistorySink *h, const Revision *rev, const char *what, WrError *err)
 {
-    WrStatus st = hsink_check_usable(h, err, what);
+    WrStatus st = hsession_check_usable(h, err, what);
     if (st != WR_OK) return st;
     if (!h->in_revision || rev->id != h->cur_id)
         return wr_error_set(err, WR_FATAL, "history store: %s for revision %" PRId64 " which was not begun",
@@ -671,7 +450,7 @@ static WrStatus reset_live_rows(HistorySink *h, uint32_t relid, WrError *err)
                    h->qschema);
     char what[160];
     snprintf(what, sizeof(what), "resetting the live rows of a truncated table in %s.tracked_table", h->qschema);
-    WrStatus st = hsink_run(h, q.data, 1, p, what, NULL, err);
+    WrStatus st = hsession_run(h, q.data, 1, p, what, NULL, err);
     strbuf_free(&q);
     return st;
 }
@@ -727,7 +506,7 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
      * ends is enough (an UPDATE that moves a row ends one key and begins
      * another, which nets to zero). */
     /* A truncate (no key) changes every key's image: any lookup must send it. */
-    hreader_note_unsent(h, rv->relid, d->key ? d->key : "");
+    hsession_note_unsent(h, rv->relid, d->key ? d->key : "");
     RelCount *c = count_of(h, rv->relid);
     c->deltas++;
     if (d->op == DELTA_INSERT || d->op == DELTA_SNAPSHOT)
@@ -746,7 +525,7 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
 static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
 {
     HistorySink *h = s->impl;
-    WrStatus st = hsink_check_usable(h, err, "commit_revision");
+    WrStatus st = hsession_check_usable(h, err, "commit_revision");
     if (st != WR_OK) return st;
     if (rev->id != h->next_id_base + 1)
         return wr_error_set(err, WR_FATAL,
@@ -840,7 +619,7 @@ static WrStatus update_tracked(HistorySink *h, WrError *err)
     PGresult *res = NULL;
     char what[160];
     snprintf(what, sizeof(what), "updating %s.tracked_table", h->qschema);
-    WrStatus st = hsink_run(h, q.data, 3, p, what, &res, err);
+    WrStatus st = hsession_run(h, q.data, 3, p, what, &res, err);
     int64_t rev = h->batch_last_id ? h->batch_last_id : h->durable_id;
     for (int i = 0; st == WR_OK && i < PQntuples(res); i++) {
         if (PQgetvalue(res, i, 1)[0] != 't') continue;
@@ -879,7 +658,7 @@ static WrStatus write_checkpoint(HistorySink *h, WrError *err)
                    h->qschema);
     char what[160];
     snprintf(what, sizeof(what), "writing %s.checkpoint", h->qschema);
-    WrStatus st = hsink_run(h, q.data, 4, p, what, NULL, err);
+    WrStatus st = hsession_run(h, q.data, 4, p, what, NULL, err);
     strbuf_free(&q);
     return st;
 }
@@ -887,7 +666,7 @@ static WrStatus write_checkpoint(HistorySink *h, WrError *err)
 static WrStatus hs_flush(Sink *s, WrError *err)
 {
     HistorySink *h = s->impl;
-    WrStatus st = hsink_check_usable(h, err, "flush");
+    WrStatus st = hsession_check_usable(h, err, "flush");
     if (st != WR_OK) return st;
     if (!h->in_tx) return WR_OK;
     if (h->in_revision)
@@ -896,14 +675,14 @@ static WrStatus hs_flush(Sink *s, WrError *err)
                             "revisions",
                             h->cur_id);
     int64_t t0 = mono_now_us();
-    st = hsink_send_all(h, err);
-    if (st == WR_OK) st = hsink_await_copy(h, err);
-    if (st == WR_OK) st = hsink_dg_apply(h, err);
+    st = hsession_send_all(h, err);
+    if (st == WR_OK) st = hsession_await_copy(h, err);
+    if (st == WR_OK) st = hsession_dg_apply(h, err);
     int64_t t1 = mono_now_us();
     if (st == WR_OK) st = update_tracked(h, err);
     int64_t t2 = mono_now_us();
     if (st == WR_OK) st = write_checkpoint(h, err);
-    if (st == WR_OK) st = hsink_run(h, "COMMIT", 0, NULL, "COMMIT of a batch", NULL, err);
+    if (st == WR_OK) st = hsession_run(h, "COMMIT", 0, NULL, "COMMIT of a batch", NULL, err);
     if (st != WR_OK) return st;
     int64_t t3 = mono_now_us();
     int n = h->batch_revisions;
@@ -989,10 +768,10 @@ static WrStatus read_digest_state(HistorySink *h, SinkPosition *pos, WrError *er
     strbuf_appendf(&q, "SELECT DISTINCT relid::text FROM %s.row_digest WHERE col_id = %d", h->qschema, DG_STALE);
     char what[160];
     snprintf(what, sizeof(what), "reading %s.row_digest", h->qschema);
-    WrStatus st = hsink_run(h, q.data, 0, NULL, what, &res, err);
+    WrStatus st = hsession_run(h, q.data, 0, NULL, what, &res, err);
     strbuf_free(&q);
     if (st != WR_OK) return st;
-    for (int i = 0; i < PQntuples(res); i++) hsink_rel_mark(h, (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10));
+    for (int i = 0; i < PQntuples(res); i++) hsession_rel_mark(h, (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10));
     PQclear(res);
     return WR_OK;
 }
@@ -1001,8 +780,8 @@ static WrStatus read_digest_state(HistorySink *h, SinkPosition *pos, WrError *er
 static WrStatus hs_write_backfill(Sink *s, const BackfillProgress *p, WrError *err)
 {
     HistorySink *h = s->impl;
-    WrStatus st = hsink_check_usable(h, err, "write_backfill");
-    if (st == WR_OK) st = hsink_ensure_tx(h, err);
+    WrStatus st = hsession_check_usable(h, err, "write_backfill");
+    if (st == WR_OK) st = hsession_ensure_tx(h, err);
     if (st != WR_OK) return st;
     char relid[16], request_no[16], chunks[16], rows_read[24], rows_recorded[24];
     snprintf(relid, sizeof(relid), "%" PRIu32, p->relid);
@@ -1028,7 +807,7 @@ static WrStatus hs_write_backfill(Sink *s, const BackfillProgress *p, WrError *e
                    h->qschema);
     char what[160];
     snprintf(what, sizeof(what), "writing %s.backfill", h->qschema);
-    st = hsink_run(h, q.data, 10, params, what, NULL, err);
+    st = hsession_run(h, q.data, 10, params, what, NULL, err);
     strbuf_free(&q);
     return st;
 }
@@ -1039,7 +818,7 @@ static WrStatus hs_write_backfill(Sink *s, const BackfillProgress *p, WrError *e
 static WrStatus hs_record_position(Sink *s, Lsn end_lsn, WrError *err)
 {
     HistorySink *h = s->impl;
-    WrStatus st = hsink_check_usable(h, err, "record_position");
+    WrStatus st = hsession_check_usable(h, err, "record_position");
     if (st != WR_OK) return st;
     if (h->in_tx)
         return wr_error_set(err, WR_FATAL,
@@ -1058,7 +837,7 @@ static WrStatus hs_record_position(Sink *s, Lsn end_lsn, WrError *err)
                    h->qschema);
     char what[160];
     snprintf(what, sizeof(what), "recording the stop position in %s.checkpoint", h->qschema);
-    st = hsink_run(h, q.data, 2, p, what, NULL, err);
+    st = hsession_run(h, q.data, 2, p, what, NULL, err);
     strbuf_free(&q);
     if (st == WR_OK) h->durable = end_lsn;
     return st;
@@ -1069,7 +848,7 @@ static void hs_abort(Sink *s)
     HistorySink *h = s->impl;
     if (h->copy_pending && h->conn) {
         WrError ignored;
-        (void)hsink_await_copy(h, &ignored); /* its error, if any, is moot: the batch is rolled back */
+        (void)hsession_await_copy(h, &ignored); /* its error, if any, is moot: the batch is rolled back */
     }
     if (h->conn && !h->broken && PQstatus(h->conn) == CONNECTION_OK &&
         (h->in_tx || PQtransactionStatus(h->conn) != PQTRANS_IDLE)) {
@@ -1138,7 +917,13 @@ static const SinkOps history_ops = {
     .destroy = hs_destroy,
 };
 
-bool sink_is_history(const Sink *s) { return s->ops == &history_ops; }
+/* The sink hands out its reading side (history_reader.h): the reader lives in the sink. */
+HistoryReader *history_reader_of(Sink *s)
+{
+    if (!s || s->ops != &history_ops) return NULL;
+    HistorySink *h = s->impl;
+    return &h->reader;
+}
 
 void sink_history_wait_keyframes(Sink *s)
 {
