@@ -61,4 +61,18 @@ WrStatus history_reader_scan_rows(HistoryReader *r, const RelationVersion *rv,
                                   WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
                                   void *arg, WrError *err) WR_MUSTCHECK;
 
+/*
+ * At start-up: the newest version of every relid the history store at
+ * conninfo/schema holds, each handed to restore(arg, rv, max_col_id) (rv
+ * valid during the call; max_col_id the highest column id any version of
+ * the relid used), on a connection of its own. Every field is read with its
+ * own type; a row that does not read back exactly stops the start (never a
+ * version under a wrong relid or with guessed columns). Returns WR_OK,
+ * WR_RETRY (connection), or WR_FATAL (a row that does not read back) with
+ * err naming the relid and version. Blocks on one query.
+ */
+WrStatus history_reader_load_relations(const char *conninfo, const char *schema,
+                                      void (*restore)(void *arg, const RelationVersion *rv, int16_t max_col_id),
+                                      void *arg, WrError *err) WR_MUSTCHECK;
+
 #endif

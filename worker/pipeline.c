@@ -23,9 +23,8 @@
 #include "sink/sink.h"
 #include "worker/notify.h"
 #include "schema/store_sql.h"
-#include "worker/relrestore.h"
+#include "setup/setup.h"
 #include "worker/retry.h"
-#include "worker/untracked.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -118,6 +117,12 @@ static WrStatus out_commit(void *ctx, const Revision *rev, WrError *err)
     log_debug("msg=\"revision assembled\" revision=%lld xid=%u end_lsn=" LSN_FMT, (long long)rev->id, rev->xid,
               LSN_ARGS(rev->end_lsn));
     return WR_OK;
+}
+
+/* A relation version the history store holds, into the assembler (history_reader_load_relations). */
+static void restore_relation(void *arg, const RelationVersion *rv, int16_t max_col_id)
+{
+    assembler_restore_relation(arg, rv, max_col_id);
 }
 
 /* The reader's gate: the fan-out skips the revision in flight for the history
@@ -561,7 +566,7 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     p->ahead_status = WR_OK;
     /* Versions the history store already holds, so re-sent Relation messages are not new versions. */
     if (cfg->history_enabled) {
-        st = relrestore_load(p->asm_, cfg->history_conninfo, cfg->history_schema, err);
+        st = history_reader_load_relations(cfg->history_conninfo, cfg->history_schema, restore_relation, p->asm_, err);
         if (st != WR_OK) return st;
     }
     st = check_gap(p, start, err);
@@ -755,7 +760,7 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
     if (has_history && baseline) {
         /* The history goes on: a slot that does not continue it (dropped,
          * lost, advanced) gets a gap revision, never a second baseline. */
-        st = relrestore_load(p->asm_, cfg->history_conninfo, cfg->history_schema, err);
+        st = history_reader_load_relations(cfg->history_conninfo, cfg->history_schema, restore_relation, p->asm_, err);
         SinkPosition at = start;
         if (st == WR_OK) st = check_gap(p, &at, err);
         if (st != WR_OK) return st;
