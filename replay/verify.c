@@ -36,21 +36,27 @@ typedef struct {
     WrError *err;
 } Ctx;
 
+/* Run sql on the verify connection: results in binary when out is wanted (the cursors' rows). */
 static WrStatus exec(Ctx *c, const char *sql, int nparams, const char *const *params, PGresult **out,
                      const char *what)
 {
-    PGresult *res;
-    bool ok = out ? pgio_exec_binary(c->conn, sql, nparams, params, &res) : pgio_exec(c->conn, sql, nparams, params, &res);
-    if (!ok) {
-        WrStatus st = pgio_fail(c->conn, res, c->err, "verify: %s", what);
-        PQclear(res);
-        return st;
-    }
-    if (out)
-        *out = res;
-    else
-        PQclear(res);
-    return WR_OK;
+    char w[160];
+    snprintf(w, sizeof(w), "verify: %s", what);
+    return out ? pgio_run_binary(c->conn, sql, nparams, params, out, c->err, w)
+               : pgio_run(c->conn, sql, nparams, params, NULL, c->err, w);
+}
+
+/* DECLARE cur over select (a SELECT of the history store, formatted), named table in an error. */
+static WrStatus open_cursor(Ctx *c, const Cursor *cur, const char *select, const char *table)
+{
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q, "DECLARE %s NO SCROLL CURSOR FOR %s", cur->name, select);
+    char what[96];
+    snprintf(what, sizeof(what), "opening the %s cursor", table);
+    WrStatus st = exec(c, q.data, 0, NULL, NULL, what);
+    strbuf_free(&q);
+    return st;
 }
 
 /* Make the cursor's current row available; *has = false at the end. */
@@ -401,26 +407,24 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
 
     strbuf_reset(&q);
     strbuf_appendf(&q,
-                   "DECLARE %s NO SCROLL CURSOR FOR SELECT id, xid, commit_lsn, end_lsn, commit_time, origin, "
+                   "SELECT id, xid, commit_lsn, end_lsn, commit_time, origin, "
                    "gid, n_insert::bigint, n_update::bigint, n_delete::bigint, n_truncate::bigint, "
                    "n_snapshot::bigint, n_suppressed::bigint, warnings, checksum "
                    "FROM %s.revision ORDER BY id",
-                   rc.name, qs);
-    st = exec(&c, q.data, 0, NULL, NULL, "opening the revision cursor");
+                   qs);
+    st = open_cursor(&c, &rc, q.data, "revision");
     if (st != WR_OK) goto done;
     strbuf_reset(&q);
     strbuf_appendf(&q,
-                   "DECLARE %s NO SCROLL CURSOR FOR SELECT revision_id, context_no, raw, raw_sha256 "
+                   "SELECT revision_id, context_no, raw, raw_sha256 "
                    "FROM %s.revision_context ORDER BY revision_id, context_no",
-                   cc.name, qs);
-    st = exec(&c, q.data, 0, NULL, NULL, "opening the revision_context cursor");
+                   qs);
+    st = open_cursor(&c, &cc, q.data, "revision_context");
     if (st != WR_OK) goto done;
     strbuf_reset(&q);
-    strbuf_appendf(&q,
-                   "DECLARE %s NO SCROLL CURSOR FOR SELECT d.revision_id, d.seq, d.relid, d.relversion, "
-                   "d.op, d.key, d.context_no, d.old_unknown, d.col_ids, d.old_values, d.new_values, "
-                   "d.attr_flags",
-                   dc.name);
+    strbuf_append_str(&q, "SELECT d.revision_id, d.seq, d.relid, d.relversion, "
+                          "d.op, d.key, d.context_no, d.old_unknown, d.col_ids, d.old_values, d.new_values, "
+                          "d.attr_flags");
     if (has_erased)
         strbuf_appendf(&q,
                        ", e.cols, e.which, e.hashes FROM %s.object_delta_arrays d LEFT JOIN LATERAL ("
@@ -431,18 +435,18 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
     else
         strbuf_appendf(&q, " FROM %s.object_delta_arrays d", qs);
     strbuf_append_str(&q, " ORDER BY d.revision_id, d.seq");
-    st = exec(&c, q.data, 0, NULL, NULL, "opening the object_delta cursor");
+    st = open_cursor(&c, &dc, q.data, "object_delta");
     if (st != WR_OK) goto done;
     /* Relation versions enter the chain through the revision that covers
      * them (covered_by; NULL in versions written before format 4). */
     strbuf_reset(&q);
     strbuf_appendf(&q,
-                   "DECLARE %s NO SCROLL CURSOR FOR SELECT covered_by, relid, version, nspname, relname, "
+                   "SELECT covered_by, relid, version, nspname, relname, "
                    "replident, valid_from, col_ids, col_names, col_type_oids, col_typmods, col_type_names, "
                    "col_is_key, col_track, gen_names, gen_type_names, gen_positions, gen_exprs, checksum "
                    "FROM %s.relation_version WHERE covered_by IS NOT NULL ORDER BY covered_by, relid, version",
-                   vc.name, qs);
-    st = exec(&c, q.data, 0, NULL, NULL, "opening the relation_version cursor");
+                   qs);
+    st = open_cursor(&c, &vc, q.data, "relation_version");
     if (st != WR_OK) goto done;
 
     /*
