@@ -63,13 +63,7 @@ static const char *sql_message(PGconn *c, const PGresult *r, char *buf, size_t s
 static WrStatus sql_check(PGconn *c, PGresult *r, ExecStatusType want, const char *what, WrError *err)
 {
     if (PQresultStatus(r) == want) return WR_OK;
-    char msg[512];
-    const char *state;
-    pgio_error_text(c, r, msg, sizeof(msg), &state);
-    WrStatus st = wr_error_set(err, pgio_status(c, state), "%s: %s%s%s", what, msg, state ? " sqlstate=" : "",
-                               state ? state : "");
-    if (err && state) snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
-    return st;
+    return pgio_fail(c, r, err, "%s", what);
 }
 
 /* NULL with err set on failure (a refused login is WR_FATAL). */

@@ -24,12 +24,7 @@
 
 static WrStatus sql_error(PGconn *c, const PGresult *r, const char *what, WrError *err)
 {
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    char msg[400];
-    snprintf(msg, sizeof(msg), "%s", m ? m : PQerrorMessage(c));
-    msg[strcspn(msg, "\n")] = '\0';
-    return wr_error_set(err, pgio_status(c, state), "gap: %s: %s", what, msg);
+    return pgio_fail(c, r, err, "gap: %s", what);
 }
 
 static PGconn *connect_plain(const char *conninfo, const char *what, WrError *err)

@@ -26,13 +26,7 @@
 
 static WrStatus sql_fail(PGconn *c, const PGresult *r, const char *what, WrError *err)
 {
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    char msg[400];
-    snprintf(msg, sizeof(msg), "%s", m ? m : PQerrorMessage(c));
-    msg[strcspn(msg, "\n")] = '\0';
-    return wr_error_set(err, pgio_status(c, state), "%s: %s%s%s", what, msg, state ? " sqlstate=" : "",
-                        state ? state : "");
+    return pgio_fail(c, r, err, "%s", what);
 }
 
 /* ---- the history's side: key (or a row's digest) -> digest, copies ---- */
