@@ -38,6 +38,25 @@ void readahead_clear(ReadAhead *q);
 size_t readahead_count(const ReadAhead *q); /* not popped yet */
 size_t readahead_bytes(const ReadAhead *q); /* held, popped ones included until the queue empties */
 
+/* One more message if one is there without waiting: WR_OK with *buf, *len
+ * (valid until the next call), WR_AGAIN when none is, else a failure. */
+typedef WrStatus (*ReadAheadReceive)(void *arg, const uint8_t **buf, size_t *len, WrError *err);
+
+/*
+ * Queue what receive(arg) hands over without waiting, until it has no more
+ * or the queue holds max_messages or max_bytes (memory stays bounded with
+ * large rows). A failure of receive ends the drain and is kept: readahead_take
+ * returns it once the messages before it are handled.
+ */
+void readahead_drain(ReadAhead *q, ReadAheadReceive receive, void *arg, size_t max_messages, size_t max_bytes);
+
+/*
+ * The next thing to handle from the queue: true with *st WR_OK and the
+ * oldest message (as readahead_pop), or true with the kept failure in *st
+ * and *err (once); false when the queue has nothing: receive from the socket.
+ */
+bool readahead_take(ReadAhead *q, const uint8_t **buf, size_t *len, WrStatus *st, WrError *err);
+
 /* ---- old images for the queued messages ---- */
 
 /* At most this many keys go into one statement; more make several. */

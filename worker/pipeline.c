@@ -55,11 +55,9 @@ typedef struct {
     int64_t streaming_since_us; /* when this session began streaming; 0 before */
     int64_t last_stats_us;
     uint64_t changes_total;
-    /* Messages read ahead (old images are fetched for them in batches), and
-     * what ended the read: handed on once they are handled. */
+    /* Messages read ahead (old images are fetched for them in batches); it
+     * keeps what ended the read until they are handled. */
     ReadAhead *ahead;
-    WrStatus ahead_status;
-    WrError ahead_err;
     uint64_t prefetched_keys;
     /* The context attestation key's pads (ipad || opad) read from the source
      * at the session's start; has_attest_key false: contexts unverified. */
@@ -399,6 +397,13 @@ static WrStatus receive_when_idle(Pipeline *p, const uint8_t **buf, size_t *len,
     return repl_stream_receive(p->stream, fanout_holds_batch(p->fanout) ? 2 : 50, buf, len, err);
 }
 
+/* What the socket holds already, for the read-ahead (never waits). */
+static WrStatus receive_now(void *arg, const uint8_t **buf, size_t *len, WrError *err)
+{
+    Pipeline *p = arg;
+    return repl_stream_receive(p->stream, 0, buf, len, err);
+}
+
 /*
  * The next message to handle: the read-ahead queue's, else the socket's. A
  * message from the socket brings everything else the socket already holds
@@ -408,27 +413,14 @@ static WrStatus receive_when_idle(Pipeline *p, const uint8_t **buf, size_t *len,
  */
 static WrStatus next_message(Pipeline *p, const uint8_t **buf, size_t *len, WrError *err)
 {
-    if (readahead_pop(p->ahead, buf, len)) return WR_OK;
-    if (p->ahead_status != WR_OK) {
-        WrStatus st = p->ahead_status;
-        *err = p->ahead_err;
-        p->ahead_status = WR_OK;
-        return st;
-    }
-    WrStatus st = repl_stream_receive(p->stream, 0, buf, len, err);
+    WrStatus st;
+    if (readahead_take(p->ahead, buf, len, &st, err)) return st;
+    st = repl_stream_receive(p->stream, 0, buf, len, err);
     if (st == WR_AGAIN) st = receive_when_idle(p, buf, len, err);
     if (st != WR_OK || !p->history) return st;
 
     readahead_push(p->ahead, *buf, *len);
-    while (readahead_count(p->ahead) < READ_AHEAD_MAX_MESSAGES && readahead_bytes(p->ahead) < READ_AHEAD_MAX_BYTES) {
-        st = repl_stream_receive(p->stream, 0, buf, len, &p->ahead_err);
-        if (st == WR_AGAIN) break;
-        if (st != WR_OK) {
-            p->ahead_status = st;
-            break;
-        }
-        readahead_push(p->ahead, *buf, *len);
-    }
+    readahead_drain(p->ahead, receive_now, p, READ_AHEAD_MAX_MESSAGES, READ_AHEAD_MAX_BYTES);
     if (readahead_count(p->ahead) > 1) {
         size_t fetched = 0;
         int64_t t0 = mono_now_us();
@@ -563,7 +555,6 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     p->asm_ = assembler_create(&acfg, &out);
     assembler_set_position(p->asm_, start->last_revision_id, start->last_checksum, start->durable_end_lsn);
     p->ahead = readahead_create();
-    p->ahead_status = WR_OK;
     /* Versions the history store already holds, so re-sent Relation messages are not new versions. */
     if (cfg->history_enabled) {
         st = history_reader_load_relations(cfg->history_conninfo, cfg->history_schema, restore_relation, p->asm_, err);
