@@ -230,15 +230,10 @@ static WrStatus run_lookup(HistorySink *h, const RelationVersion *rv, const char
     lookup_point(h, rv, rel, rev);
     StrBuf arr;
     strbuf_init(&arr);
-    strbuf_append_char(&arr, '{');
-    for (int i = 0; i < nkeys; i++) {
-        if (i) strbuf_append_char(&arr, ',');
-        hsession_append_array_element(&arr, keys[i]);
-    }
-    strbuf_append_char(&arr, '}');
+    hsession_append_text_array(&arr, keys, nkeys);
     const char *p[3] = {rel, arr.data, rev};
     PGresult *res;
-        (void)pgio_exec_prepared(h->conn, "walrev_lookup", 3, p, 1, &res);
+    (void)pgio_exec_prepared(h->conn, "walrev_lookup", 3, p, 1, &res);
     strbuf_free(&arr);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) return lookup_failed(h, res, err);
     RowFold *fold = rowfold_create(max_col_id(rv), emit, arg);
@@ -559,12 +554,7 @@ WrStatus history_reader_find_row(HistoryReader *r, const RelationVersion *rv, co
     checksum_to_hex(digest, hex);
     StrBuf ex, q;
     strbuf_init(&ex);
-    strbuf_append_char(&ex, '{');
-    for (int i = 0; i < nexclude; i++) {
-        if (i) strbuf_append_char(&ex, ',');
-        hsession_append_array_element(&ex, exclude[i]);
-    }
-    strbuf_append_char(&ex, '}');
+    hsession_append_text_array(&ex, exclude, nexclude);
     strbuf_init(&q);
     strbuf_appendf(&q, "SELECT key FROM %s.row_digest WHERE relid = $1 AND col_id = 0 "
                    "AND digest = decode($2, 'hex') AND key <> ALL ($3::text[]) LIMIT 1", h->qschema);

@@ -156,6 +156,16 @@ void hsession_append_array_element(StrBuf *b, const char *v)
     strbuf_append_char(b, '"');
 }
 
+void hsession_append_text_array(StrBuf *b, const char *const *v, int n)
+{
+    strbuf_append_char(b, '{');
+    for (int i = 0; i < n; i++) {
+        if (i) strbuf_append_char(b, ',');
+        hsession_append_array_element(b, v[i]);
+    }
+    strbuf_append_char(b, '}');
+}
+
 /* ---------- the Bloom filter of unsent keys ---------- */
 
 #define UNSENT_BLOOM_BITS ((size_t)1 << 20) /* 128 KiB: ~1% false positives at 100k keys */

@@ -148,6 +148,8 @@ WrStatus hsession_send_buffer(HistorySink *h, int t, WrError *err) WR_MUSTCHECK;
 WrStatus hsession_send_all(HistorySink *h, WrError *err) WR_MUSTCHECK;
 /* v as one element of a text[] literal, quoted. */
 void hsession_append_array_element(StrBuf *b, const char *v);
+/* v[0..n) as a text[] literal: {"a","b"}. */
+void hsession_append_text_array(StrBuf *b, const char *const *v, int n);
 bool hsession_rel_has_hidden(const RelationVersion *rv);
 /* Tables with a stale-image mark (col_id DG_STALE) somewhere. */
 bool hsession_rel_marked(const HistorySink *h, uint32_t relid);
