@@ -820,6 +820,12 @@ static WrStatus hs_record_position(Sink *s, Lsn end_lsn, WrError *err)
     HistorySink *h = s->impl;
     WrStatus st = hsession_check_usable(h, err, "record_position");
     if (st != WR_OK) return st;
+    /* A batch the reader opened (a keyless row's lookup, row digests rebuilt)
+     * holds no revision, and the fan-out does not count it as pending: it is
+     * committed here rather than refused (the worker died of that when a
+     * baseline's read met the idle position record). */
+    if (h->in_tx && !h->in_revision && h->batch_revisions == 0) st = hs_flush(s, err);
+    if (st != WR_OK) return st;
     if (h->in_tx)
         return wr_error_set(err, WR_FATAL,
                             "history store: position " LSN_FMT " recorded while a batch is open; it is recorded "

@@ -85,7 +85,8 @@ typedef struct {
      * the last one. A store that answers "as of an LSN" notes that it is
      * complete through end_lsn, so `--stop-lsn X` then `snapshot --at X`
      * works even when other databases' WAL lies between the last revision and
-     * X. Called between batches only.
+     * X. Called between batches only; a batch that holds no revision (opened
+     * by a read of the history) is committed first.
      */
     WrStatus (*record_position)(Sink *s, Lsn end_lsn, WrError *err);
     /* Abandon what is not yet durable (revision in flight) without making it durable. */
