@@ -63,13 +63,7 @@ static const char *sql_message(PGconn *c, const PGresult *r, char *buf, size_t s
 static WrStatus sql_check(PGconn *c, PGresult *r, ExecStatusType want, const char *what, WrError *err)
 {
     if (PQresultStatus(r) == want) return WR_OK;
-    char msg[512];
-    const char *state;
-    pgio_error_text(c, r, msg, sizeof(msg), &state);
-    WrStatus st = wr_error_set(err, pgio_status(c, state), "%s: %s%s%s", what, msg, state ? " sqlstate=" : "",
-                               state ? state : "");
-    if (err && state) snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
-    return st;
+    return pgio_fail(c, r, err, "%s", what);
 }
 
 /* NULL with err set on failure (a refused login is WR_FATAL). */
@@ -900,15 +894,16 @@ static WrStatus wait_for_lock(Backfill *b)
 }
 
 /*
- * The stream has reached the low watermark: the history holds everything
- * committed before it. Read the next pages in one snapshot and keep the rows
- * the history lacks; when there are any, the chunk message follows in the
- * same transaction, so it commits after every transaction the read saw.
+ * Step 1 of a chunk: open its snapshot and learn where the table stands
+ * (dropped, out of the publication, rewritten, how many pages). *go_on false:
+ * the chunk ends here (waits for a lock, or the table failed or was
+ * cancelled) and the status is the chunk's.
  */
-static WrStatus read_chunk(Backfill *b, WrError *err)
+static WrStatus open_chunk(Backfill *b, bool *go_on, WrError *err)
 {
     PGconn *c = b->src;
     char oid[16], msg[512];
+    *go_on = false;
     snprintf(oid, sizeof(oid), "%" PRIu32, b->job.relid);
     const char *params[2] = {b->cfg->publication, oid};
     claims_truncate(b, b->claims_mark);
@@ -966,7 +961,15 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
     uint64_t end = (uint64_t)b->chunk_first + b->pages_per_chunk;
     b->chunk_end = end > b->nblocks ? (b->nblocks > b->chunk_first ? b->nblocks : b->chunk_first) : (uint32_t)end;
     b->chunk_last = b->chunk_end >= b->nblocks;
+    *go_on = true;
+    return WR_OK;
+}
 
+/* Step 2: the chunk's pages into b->rows (NULL when it has none); *go_on as open_chunk's. */
+static WrStatus read_pages(Backfill *b, bool *go_on, WrError *err)
+{
+    PGconn *c = b->src;
+    *go_on = false;
     /* Whole pages by TID range: no index needed, any table (with or without a key). */
     StrBuf sql;
     strbuf_init(&sql);
@@ -977,18 +980,23 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
     strbuf_free(&sql);
     if (b->rows && PQresultStatus(b->rows) != PGRES_TUPLES_OK) {
         if (lock_not_available(b->rows)) return wait_for_lock(b);
-        st = sql_check(c, b->rows, PGRES_TUPLES_OK, "backfill: reading a chunk", err);
+        WrStatus st = sql_check(c, b->rows, PGRES_TUPLES_OK, "backfill: reading a chunk", err);
         if (st == WR_RETRY) return st;
         return table_failed(b, "failed", err->msg, err);
     }
-    int nrows = b->rows ? PQntuples(b->rows) : 0;
-    b->chunk_read = nrows;
+    b->chunk_read = b->rows ? PQntuples(b->rows) : 0;
     if (b->lock_waits > 0)
         log_info("msg=\"baseline goes on: the lock was released\" table=%s.%s attempts=%d", b->job.nspname,
                  b->job.relname, b->lock_waits);
     b->lock_waits = 0;
     b->retry_wait_us = 0;
+    *go_on = true;
+    return WR_OK;
+}
 
+/* Step 3: the rows of b->rows the history lacks, into b->kept / b->kept_key. Errors are the history store's. */
+static WrStatus keep_unknown_rows(Backfill *b, int nrows, WrError *err)
+{
     /* Keys as the stream would build them, from a version of our own. */
     bool is_new;
     const char **names = xcalloc((size_t)b->table.ncols + 1, sizeof(char *));
@@ -1003,6 +1011,7 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
     b->kept_key = xcalloc((size_t)nrows + 1, sizeof(char *));
     b->dropped = xcalloc((size_t)nrows + 1, sizeof(bool));
     bool keyless = !digest_rel_has_key(krv);
+    WrStatus st = WR_OK;
     for (int i = 0; i < nrows && st == WR_OK; i++) {
         row_values(b->rows, i, b->table.ncols, vals);
         bool known = false;
@@ -1028,24 +1037,28 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
         b->kept_key[b->nkept++] = xstrdup(b->key.data);
     }
     free(vals);
-    if (st != WR_OK) {
-        PQclear(PQexec(c, "ROLLBACK"));
-        return st; /* a history store error: the pipeline's to handle */
-    }
-    kept_index(b);
-    /* Deletes the stream delivered before the read but the read did not see
-     * (committed, yet not visible to new snapshots for a moment). */
-    for (size_t i = 0; i < RECENT_DELETES; i++)
-        if (b->recent[i].xid && !backfill_snapshot_sees(&b->snap, b->recent[i].xid)) drop_key(b, b->recent[i].key);
+    return st;
+}
 
-    /* Adapt the pages per chunk to the rows per chunk wanted. */
+/* Adapt the pages per chunk to the rows per chunk wanted. */
+static void adapt_chunk_pages(Backfill *b, int nrows)
+{
     uint64_t want = (uint64_t)b->cfg->backfill_chunk_rows;
     uint64_t pages = b->chunk_end - b->chunk_first;
     uint64_t next = nrows > 0 ? (pages * want + (uint64_t)nrows / 2) / (uint64_t)nrows : (uint64_t)b->pages_per_chunk * 2;
     b->pages_per_chunk = next < 1 ? 1 : next > MAX_CHUNK_PAGES ? MAX_CHUNK_PAGES : (uint32_t)next;
+}
 
+/*
+ * Step 4: when rows are kept, the chunk message in the read's transaction,
+ * so it commits after every transaction the read saw; then COMMIT. With
+ * none kept the chunk is complete at once.
+ */
+static WrStatus send_chunk(Backfill *b, WrError *err)
+{
     bool any = false;
     for (size_t i = 0; i < b->nkept && !b->drop_all; i++) any = any || !b->dropped[i];
+    WrStatus st;
     if (any) {
         StrBuf ctx;
         strbuf_init(&ctx);
@@ -1055,8 +1068,8 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
         if (st == WR_RETRY) return st;
         if (st != WR_OK) return table_failed(b, "failed", err->msg, err);
     }
-    r = PQexec(c, "COMMIT");
-    st = sql_check(c, r, PGRES_COMMAND_OK, "backfill: COMMIT", err);
+    PGresult *r = PQexec(b->src, "COMMIT");
+    st = sql_check(b->src, r, PGRES_COMMAND_OK, "backfill: COMMIT", err);
     PQclear(r);
     if (st == WR_RETRY) return st;
     if (st != WR_OK) return table_failed(b, "failed", err->msg, err);
@@ -1065,6 +1078,33 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
         return WR_OK;
     }
     return complete_chunk(b, 0, err);
+}
+
+/*
+ * The stream has reached the low watermark: the history holds everything
+ * committed before it. Read the next pages in one snapshot and keep the rows
+ * the history lacks; when there are any, the chunk message follows in the
+ * same transaction, so it commits after every transaction the read saw.
+ */
+static WrStatus read_chunk(Backfill *b, WrError *err)
+{
+    bool go_on = false;
+    WrStatus st = open_chunk(b, &go_on, err);
+    if (st == WR_OK && go_on) st = read_pages(b, &go_on, err);
+    if (st != WR_OK || !go_on) return st;
+    int nrows = (int)b->chunk_read;
+    st = keep_unknown_rows(b, nrows, err);
+    if (st != WR_OK) {
+        PQclear(PQexec(b->src, "ROLLBACK"));
+        return st; /* a history store error: the pipeline's to handle */
+    }
+    kept_index(b);
+    /* Deletes the stream delivered before the read but the read did not see
+     * (committed, yet not visible to new snapshots for a moment). */
+    for (size_t i = 0; i < RECENT_DELETES; i++)
+        if (b->recent[i].xid && !backfill_snapshot_sees(&b->snap, b->recent[i].xid)) drop_key(b, b->recent[i].key);
+    adapt_chunk_pages(b, nrows);
+    return send_chunk(b, err);
 }
 
 /* The chunk message is on the stream, the context of its revision: add the rows. */

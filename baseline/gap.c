@@ -24,12 +24,7 @@
 
 static WrStatus sql_error(PGconn *c, const PGresult *r, const char *what, WrError *err)
 {
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    char msg[400];
-    snprintf(msg, sizeof(msg), "%s", m ? m : PQerrorMessage(c));
-    msg[strcspn(msg, "\n")] = '\0';
-    return wr_error_set(err, pgio_status(c, state), "gap: %s: %s", what, msg);
+    return pgio_fail(c, r, err, "gap: %s", what);
 }
 
 static PGconn *connect_plain(const char *conninfo, const char *what, WrError *err)
@@ -253,45 +248,15 @@ WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler 
         goto done;
     }
     log_info("msg=\"gap: slot made anew\" slot=%s consistent_point=" LSN_FMT, slot_name, LSN_ARGS(cp));
-    {
-        StrBuf sql;
-        strbuf_init(&sql);
-        char *s = PQescapeLiteral(src, snap, strlen(snap));
-        char *p = PQescapeLiteral(src, cfg->publication, strlen(cfg->publication));
-        strbuf_appendf(&sql,
-                       "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; "
-                       "SELECT set_config('walrev.publication', %s, true)",
-                       s, p);
-        PQfreemem(s);
-        PQfreemem(p);
-        PGresult *r = PQexec(src, sql.data);
-        strbuf_free(&sql);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) st = sql_error(src, r, "using the new slot's snapshot", err);
-        PQclear(r);
-        if (st != WR_OK) goto done;
-    }
+    st = reconcile_enter_snapshot(src, snap, cfg->publication, "gap: using the new slot's snapshot", err);
+    if (st != WR_OK) goto done;
     if (!(hist = connect_plain(cfg->history_conninfo, "gap: history store", err))) {
         st = err->status;
         goto done;
     }
     int64_t rev = 0;
-    {
-        PGresult *r = PQexec(hist, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok) st = sql_error(hist, r, "history store", err);
-        PQclear(r);
-        if (!ok) goto done;
-        char q[200];
-        snprintf(q, sizeof(q), "SELECT coalesce(max(id), 0) FROM %s.revision", schema_q);
-        r = PQexec(hist, q);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            st = sql_error(hist, r, "reading the last revision", err);
-            PQclear(r);
-            goto done;
-        }
-        rev = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-    }
+    st = reconcile_history_at(hist, schema_q, 0, &rev, err);
+    if (st != WR_OK) goto done;
     list = PQexec(src, "SELECT c.oid, n.nspname, c.relname FROM pg_publication_tables pt "
                        "JOIN pg_namespace n ON n.nspname = pt.schemaname "
                        "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "

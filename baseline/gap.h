@@ -38,9 +38,10 @@ WrStatus gap_check(const char *source_conninfo, const char *slot_name, Lsn histo
  * new rows as inserts (old values flagged unknown); a table without a key
  * that differs is truncated and inserted again. a must hold the history's
  * relation versions and position and be outside a transaction; its output
- * is f and its lookup_row reads the history store. Returns once every sink
- * of f holds the gap revision; *consistent_point is where the stream goes
- * on. Blocking; logs the gap as an error, loudly.
+ * is f and its history reader (AssemblerConfig.history) reads the history
+ * store. Returns once every sink of f holds the gap revision;
+ * *consistent_point is where the stream goes on. Blocking; logs the gap as
+ * an error, loudly.
  */
 WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler *a, Fanout *f,
                     const GapCheck *g, Lsn *consistent_point, WrError *err) WR_MUSTCHECK;

@@ -26,13 +26,7 @@
 
 static WrStatus sql_fail(PGconn *c, const PGresult *r, const char *what, WrError *err)
 {
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    char msg[400];
-    snprintf(msg, sizeof(msg), "%s", m ? m : PQerrorMessage(c));
-    msg[strcspn(msg, "\n")] = '\0';
-    return wr_error_set(err, pgio_status(c, state), "%s: %s%s%s", what, msg, state ? " sqlstate=" : "",
-                        state ? state : "");
+    return pgio_fail(c, r, err, "%s", what);
 }
 
 /* ---- the history's side: key (or a row's digest) -> digest, copies ---- */
@@ -116,6 +110,48 @@ void reconcile_table_term(ReconTable *t)
     if (!t) return;
     backfill_table_free(&t->table);
     memset(t, 0, sizeof(*t));
+}
+
+WrStatus reconcile_enter_snapshot(PGconn *src, const char *snapshot, const char *publication, const char *what,
+                                  WrError *err)
+{
+    StrBuf sql;
+    strbuf_init(&sql);
+    char *s = PQescapeLiteral(src, snapshot, strlen(snapshot));
+    char *p = PQescapeLiteral(src, publication, strlen(publication));
+    strbuf_appendf(&sql,
+                   "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; "
+                   "SELECT set_config('walrev.publication', %s, true)",
+                   s, p);
+    PQfreemem(s);
+    PQfreemem(p);
+    PGresult *r = PQexec(src, sql.data);
+    strbuf_free(&sql);
+    WrStatus st = PQresultStatus(r) == PGRES_TUPLES_OK ? WR_OK : sql_fail(src, r, what, err);
+    PQclear(r);
+    return st;
+}
+
+WrStatus reconcile_history_at(PGconn *hist, const char *schema_q, Lsn before, int64_t *rev, WrError *err)
+{
+    *rev = 0;
+    PGresult *r = PQexec(hist, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    WrStatus st = PQresultStatus(r) == PGRES_COMMAND_OK ? WR_OK : sql_fail(hist, r, "history store", err);
+    PQclear(r);
+    if (st != WR_OK) return st;
+    char lsn[32], q[256];
+    snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(before));
+    snprintf(q, sizeof(q), "SELECT coalesce(max(id), 0) FROM %s.revision%s", schema_q,
+             before ? " WHERE commit_lsn < $1::pg_lsn" : "");
+    const char *p[1] = {lsn};
+    r = PQexecParams(hist, q, before ? 1 : 0, NULL, before ? p : NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        st = sql_fail(hist, r, before ? "finding the revision at the comparison point" : "reading the last revision",
+                      err);
+    else
+        *rev = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return st;
 }
 
 /* The history's column ids by the names the table has now; 0 where the history has no such column. */
@@ -372,15 +408,6 @@ static PGconn *connect_plain(const char *conninfo, const char *what, WrError *er
     return pgio_connect(conninfo, &how, &c, err) == WR_OK ? c : NULL;
 }
 
-static bool exec_ok(PGconn *c, const char *sql, ExecStatusType want, const char *what, WrError *err)
-{
-    PGresult *r = PQexec(c, sql);
-    bool ok = PQresultStatus(r) == want;
-    if (!ok) sql_fail(c, r, what, err);
-    PQclear(r);
-    return ok;
-}
-
 /*
  * Wait until the worker's slot has confirmed cp: every transaction committed
  * before it is then durable in every sink, the history included.
@@ -493,40 +520,10 @@ int reconcile_command(const BaselineConfig *cfg, const char *slot_name, int argc
     snprintf(slot, sizeof(slot), "walrev_verify_%ld", (long)getpid());
     Lsn cp = 0;
     if (repl_stream_create_temporary_slot(repl, slot, &cp, snap, sizeof(snap), &err) != WR_OK) goto out;
-    {
-        StrBuf sql;
-        strbuf_init(&sql);
-        char *s = PQescapeLiteral(src, snap, strlen(snap));
-        char *p = PQescapeLiteral(src, cfg->publication, strlen(cfg->publication));
-        strbuf_appendf(&sql,
-                       "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; "
-                       "SELECT set_config('walrev.publication', %s, true)",
-                       s, p);
-        PQfreemem(s);
-        PQfreemem(p);
-        bool ok = exec_ok(src, sql.data, PGRES_TUPLES_OK, "using the exported snapshot", &err);
-        strbuf_free(&sql);
-        if (!ok) goto out;
-    }
+    if (reconcile_enter_snapshot(src, snap, cfg->publication, "using the exported snapshot", &err) != WR_OK) goto out;
     if (!wait_for_worker(src, slot_name, cp, wait_s, &err)) goto out;
-    if (!exec_ok(hist, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", PGRES_COMMAND_OK, "history store", &err))
-        goto out;
     int64_t rev = 0;
-    {
-        char lsn[32], q[256];
-        snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(cp));
-        snprintf(q, sizeof(q), "SELECT coalesce(max(id), 0) FROM %s.revision WHERE commit_lsn < $1::pg_lsn",
-                 schema_q);
-        const char *p[1] = {lsn};
-        PGresult *r = PQexecParams(hist, q, 1, NULL, p, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            sql_fail(hist, r, "finding the revision at the comparison point", &err);
-            PQclear(r);
-            goto out;
-        }
-        rev = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-    }
+    if (reconcile_history_at(hist, schema_q, cp, &rev, &err) != WR_OK) goto out;
     fprintf(stderr, "comparing the history as of revision %lld with the tables at " LSN_FMT "\n", (long long)rev,
             LSN_ARGS(cp));
 

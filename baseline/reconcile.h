@@ -64,6 +64,19 @@ typedef struct {
  * while the table's rows stream past. WR_RETRY on a lost connection,
  * WR_FATAL on another SQL error, or what fn returned.
  */
+/*
+ * The two sides at one point, for ReconQuery: src (connected) enters the
+ * exported snapshot's REPEATABLE READ transaction with walrev.publication
+ * set (what names the step in an error); hist (connected) begins a
+ * REPEATABLE READ transaction and *rev gets the last revision whose commit
+ * LSN is below before (0: the last revision of all). WR_RETRY on a lost
+ * connection, WR_FATAL on another SQL error.
+ */
+WrStatus reconcile_enter_snapshot(PGconn *src, const char *snapshot, const char *publication, const char *what,
+                                  WrError *err) WR_MUSTCHECK;
+WrStatus reconcile_history_at(PGconn *hist, const char *schema_q, Lsn before, int64_t *rev,
+                              WrError *err) WR_MUSTCHECK;
+
 WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *arg, ReconTable *out,
                          bool *found, WrError *err) WR_MUSTCHECK;
 void reconcile_table_term(ReconTable *t);

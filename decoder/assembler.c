@@ -2,7 +2,7 @@
  * assembler.c — pgoutput messages → revisions. The per-transaction state is
  * a handful of reusable buffers; per change, the old image comes from the
  * old tuple (REPLICA IDENTITY FULL), else the row cache, else the history
- * store (lookup_row), else it is flagged unknown. A delta is emitted before
+ * store (its history reader), else it is flagged unknown. A delta is emitted before
  * the cache is updated, because its old values may point into the cache.
  */
 #include "decoder/assembler.h"
@@ -33,6 +33,7 @@ typedef enum {
 struct Assembler {
     AssemblerConfig cfg;
     AssemblerOutput out;
+    HistoryLookup history; /* all NULL without a history */
     RelCache *relcache;
     RowCache *rowcache;
     RevisionHasher *hasher;
@@ -103,6 +104,8 @@ Assembler *assembler_create(const AssemblerConfig *cfg, const AssemblerOutput *o
     Assembler *a = xcalloc(1, sizeof(*a));
     a->cfg = *cfg;
     a->out = *out;
+    if (cfg->history) a->history = *cfg->history;
+    a->cfg.history = NULL; /* copied into history */
     a->relcache = relcache_create(cfg->rules);
     a->rowcache = rowcache_create(cfg->row_cache_bytes ? cfg->row_cache_bytes : (size_t)16 << 20);
     a->hasher = revhash_create();
@@ -158,6 +161,8 @@ void assembler_destroy(Assembler *a)
     free(a->pending_rels);
     free(a);
 }
+
+const HistoryLookup *assembler_history(const Assembler *a) { return &a->history; }
 
 RelCache *assembler_relcache(Assembler *a) { return a->relcache; }
 
@@ -730,7 +735,7 @@ static WrStatus load_old_image(Assembler *a, const RelationVersion *rv, const ch
         return WR_OK;
     }
     *known = false;
-    if (!a->out.lookup_row) return WR_OK;
+    if (!a->history.lookup) return WR_OK;
     if (rowcache_is_absent(a->rowcache, rv->relid, key)) {
         a->stats.lookup_misses++; /* asked in a read-ahead batch already */
         return WR_OK;
@@ -738,7 +743,7 @@ static WrStatus load_old_image(Assembler *a, const RelationVersion *rv, const ch
     a->stats.lookups++;
     strbuf_reset(&a->lookup_storage);
     bool found = false;
-    WrStatus st = a->out.lookup_row(a->out.ctx, rv, key, &img, &a->lookup_storage, &found, err);
+    WrStatus st = a->history.lookup(a->history.ctx, rv, key, &img, &a->lookup_storage, &found, err);
     if (st != WR_OK) return st;
     if (!found) a->stats.lookup_misses++;
     /* The sink may hand back its own arrays (in storage) rather than fill ours. */
@@ -914,8 +919,8 @@ static WrStatus keyless_find(Assembler *a, const RelationVersion *rv, const Valu
     WrStatus st = ensure_begun(a, err);
     if (st != WR_OK) return st;
     digest_row(&a->dkey, rv, vals, unknown, a->old_row_digest);
-    if (a->out.find_row) {
-        st = a->out.find_row(a->out.ctx, rv, a->old_row_digest, NULL, 0, key, matched, err);
+    if (a->history.find_row) {
+        st = a->history.find_row(a->history.ctx, rv, a->old_row_digest, NULL, 0, key, matched, err);
         if (st != WR_OK) return st;
     }
     if (!*matched) synthetic_key(a, key);
@@ -926,7 +931,7 @@ static WrStatus keyless_find(Assembler *a, const RelationVersion *rv, const Valu
  * A change under a permitted suppression records no delta, but the store
  * must not answer a later change's old values with the image from before it
  * (docs/tracking.md, "Suppressed tracking"): the object leaves the row cache
- * and the store is told (out.suppressed), which marks the row's image stale
+ * and the store is told (history.note_suppressed), which marks the row's image stale
  * or, for a table without a key, moves its row digest.
  */
 static WrStatus handle_suppressed(Assembler *a, const PgoMessage *msg, const RelationVersion *rv, WrError *err)
@@ -977,18 +982,18 @@ static WrStatus handle_suppressed(Assembler *a, const PgoMessage *msg, const Rel
     }
     if (a->key.len) rowcache_remove(a->rowcache, rv->relid, a->key.data);
     if (a->key2.len) rowcache_remove(a->rowcache, rv->relid, a->key2.data);
-    if (!a->out.suppressed) return WR_OK;
+    if (!a->history.note_suppressed) return WR_OK;
     if (msg->type == PGO_MSG_DELETE) {
         if (!a->key.len) return WR_OK;
-        return a->out.suppressed(a->out.ctx, rv, DELTA_DELETE, a->key.data, NULL, err);
+        return a->history.note_suppressed(a->history.ctx, rv, DELTA_DELETE, a->key.data, NULL, err);
     }
     if (msg->type == PGO_MSG_UPDATE && a->key.len && strcmp(a->key.data, a->key2.data) != 0) {
-        st = a->out.suppressed(a->out.ctx, rv, DELTA_DELETE, a->key.data, NULL, err);
+        st = a->history.note_suppressed(a->history.ctx, rv, DELTA_DELETE, a->key.data, NULL, err);
         if (st != WR_OK) return st;
-        return a->out.suppressed(a->out.ctx, rv, DELTA_INSERT, a->key2.data, after, err);
+        return a->history.note_suppressed(a->history.ctx, rv, DELTA_INSERT, a->key2.data, after, err);
     }
     DeltaOp op = msg->type == PGO_MSG_INSERT || !a->key.len ? DELTA_INSERT : DELTA_UPDATE;
-    return a->out.suppressed(a->out.ctx, rv, op, a->key2.data, after, err);
+    return a->history.note_suppressed(a->history.ctx, rv, op, a->key2.data, after, err);
 }
 
 /* The old row of a table without a key (see handle_change): found by its
@@ -1304,13 +1309,13 @@ static WrStatus rekey_row(void *arg, const char *key, const RowImage *image, WrE
  */
 static WrStatus rekey_rows(Assembler *a, const RelationVersion *rv, WrError *err)
 {
-    if (!a->in_txn || a->skipping || !a->out.scan_rows || relcache_is_excluded(a->relcache, rv)) return WR_OK;
+    if (!a->in_txn || a->skipping || !a->history.scan_rows || relcache_is_excluded(a->relcache, rv)) return WR_OK;
     WrStatus st = ensure_begun(a, err);
     if (st != WR_OK) return st;
     ensure_width(a, rv->ncols);
     Rekey k = {a, rv, {0}, 0};
     strbuf_init(&k.old_key);
-    st = a->out.scan_rows(a->out.ctx, rv, rekey_row, &k, err);
+    st = a->history.scan_rows(a->history.ctx, rv, rekey_row, &k, err);
     strbuf_free(&k.old_key);
     rowcache_remove_relation(a->rowcache, rv->relid);
     return st;
@@ -1517,12 +1522,12 @@ WrStatus assembler_keyless_known(Assembler *a, const RelationVersion *rv, const 
                                  const char *const *exclude, int nexclude, StrBuf *key, bool *known, WrError *err)
 {
     *known = false;
-    if (!a->out.find_row) return WR_OK;
+    if (!a->history.find_row) return WR_OK;
     static const char *const none[1] = {NULL};
     uint8_t d[DIGEST_LEN];
     digest_row(&a->dkey, rv, vals, NULL, d);
     /* never NULL here: the backfill's version is not the stream's, so no rebuild */
-    return a->out.find_row(a->out.ctx, rv, d, exclude ? exclude : none, nexclude, key, known, err);
+    return a->history.find_row(a->history.ctx, rv, d, exclude ? exclude : none, nexclude, key, known, err);
 }
 
 void assembler_row_digest(const Assembler *a, const RelationVersion *rv, const Value *vals, uint8_t out[DIGEST_LEN])
@@ -1546,7 +1551,7 @@ bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage
         scan->started = true;
         scan->skipping = a->in_txn && a->skipping;
     }
-    if (scan->stop || !a->out.lookup_row) return false;
+    if (scan->stop || !a->history.lookup) return false;
     switch (msg->type) {
     case PGO_MSG_BEGIN:
         scan->skipping = msg->u.begin.final_lsn < a->durable_end_lsn;

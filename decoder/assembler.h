@@ -2,7 +2,7 @@
  * assembler.h — turns pgoutput messages into revisions: one per committed
  * transaction, with the actor contexts of walrev.context() messages, object
  * deltas holding only the columns that changed, exact old values (from the
- * old tuple, the row cache, or the history store through lookup_row), unchanged
+ * old tuple, the row cache, or the history through its reader), unchanged
  * TOAST values filled in, tracking rules applied, and the checksum chain.
  * It streams: each delta goes to the output as soon as it is built; nothing
  * holds a whole transaction. No I/O of its own, no logging.
@@ -12,12 +12,14 @@
 
 #include "decoder/pgoutput.h"
 #include "schema/digest.h"
+#include "schema/history_lookup.h"
 #include "schema/relcache.h"
 #include "schema/revision.h"
 #include "schema/tracking.h"
 
 /* Where revisions go (the worker fans out to the sinks). Pointers passed are
- * valid only during the call. lookup_row may be NULL. */
+ * valid only during the call. Reading the history back is not an output:
+ * AssemblerConfig.history. */
 typedef struct {
     void *ctx;
     WrStatus (*relation)(void *ctx, const RelationVersion *rv, WrError *err);
@@ -25,8 +27,6 @@ typedef struct {
     WrStatus (*context)(void *ctx, const Revision *rev, const RevisionContext *c, WrError *err);
     WrStatus (*delta)(void *ctx, const Revision *rev, const ObjectDelta *d, WrError *err);
     WrStatus (*commit)(void *ctx, const Revision *rev, WrError *err);
-    WrStatus (*lookup_row)(void *ctx, const RelationVersion *rv, const char *key, RowImage *image,
-                           StrBuf *storage, bool *found, WrError *err);
     /*
      * Under REPLICA IDENTITY FULL pgoutput marks every column as key; a
      * table's object key should still be its primary key when it has one.
@@ -35,35 +35,6 @@ typedef struct {
      */
     WrStatus (*primary_key)(void *ctx, uint32_t relid, uint16_t ncols, const char *const *names,
                             bool *is_key, bool *found, WrError *err);
-    /*
-     * Tables without a key (docs/history-store.md, "Rows without a key"): a
-     * live row of rv's table whose row digest is digest and whose key is not
-     * among exclude[0..nexclude), as of everything emitted so far; its key
-     * into *key and *found=true. Which of several equal rows is free. May
-     * be NULL (no store: such changes get a new identity). exclude is NULL
-     * from the stream (the store may then rebuild the table's digests once
-     * after a miss) and non-NULL from the backfill (never rebuilds).
-     */
-    WrStatus (*find_row)(void *ctx, const RelationVersion *rv, const uint8_t digest[DIGEST_LEN],
-                         const char *const *exclude, int nexclude, StrBuf *key, bool *found, WrError *err);
-    /*
-     * A change skipped under a permitted suppression, so the store can keep
-     * later old values right: op and the object's key (for an UPDATE that
-     * moved its key, the old key as a DELETE then the new as an INSERT), and
-     * for a table without a key the row's digest after it (NULL for DELETE).
-     * No values. May be NULL.
-     */
-    WrStatus (*suppressed)(void *ctx, const RelationVersion *rv, DeltaOp op, const char *key,
-                           const uint8_t *row_digest, WrError *err);
-    /*
-     * Every live row of rv's table as of everything emitted so far: row(arg,
-     * key, image) with image under rv (columns rv has that a row lacks are
-     * unknown), valid during the call. Used when a table's key changes (a
-     * primary key added or dropped). May be NULL.
-     */
-    WrStatus (*scan_rows)(void *ctx, const RelationVersion *rv,
-                          WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
-                          void *arg, WrError *err);
     /*
      * Whether a logical message under a "walrev." prefix is walrev's own (a
      * baseline watermark or chunk the worker emitted and awaits, known by a
@@ -116,6 +87,11 @@ typedef struct {
      * attested (recorded unverified). */
     const uint8_t *attest_ipad, *attest_opad;
     const char *control_schema; /* borrowed; NULL: no DDL capture table */
+    /* The assembler's own reader of the history (copied; its ctx borrowed
+     * for the assembler's life): old images, read-ahead batches, rows without
+     * a key, suppressed changes. NULL, or NULL members: nothing is known
+     * (old values unknown, rows without a key get new identities). */
+    const HistoryLookup *history;
 } AssemblerConfig;
 
 typedef struct Assembler Assembler;
@@ -140,6 +116,8 @@ void assembler_destroy(Assembler *a);
 
 /* The relation cache. */
 RelCache *assembler_relcache(Assembler *a);
+/* Its history reader (AssemblerConfig.history), all NULL without one; owned by the assembler. */
+const HistoryLookup *assembler_history(const Assembler *a);
 
 /*
  * Restore a version known from the history store (at start-up, after
@@ -203,14 +181,14 @@ WrStatus assembler_gap_row(Assembler *a, const RelationVersion *rv, DeltaOp op, 
  */
 /* The object key of a row under rv (docs/history-store.md); pure. */
 void assembler_row_key(const RelationVersion *rv, const Value *vals, StrBuf *key);
-/* Whether the history holds key already: the row cache, then lookup_row. rv
+/* Whether the history holds key already: the row cache, then the history reader. rv
  * may come from another relation cache (only relid and columns are used). */
 WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char *key, bool *known,
                              WrError *err) WR_MUSTCHECK;
 /*
  * The backfill's test for a row of a table without a key (multiset): a
- * live row with vals' digest whose key is not in exclude, as lookup_row's
- * counterpart find_row answers; its key into *key. The caller adds each key
+ * live row with vals' digest whose key is not in exclude, as the history
+ * reader's find_row answers; its key into *key. The caller adds each key
  * it was given to exclude, so n equal rows are matched to n distinct rows.
  */
 WrStatus assembler_keyless_known(Assembler *a, const RelationVersion *rv, const Value *vals,
@@ -224,7 +202,7 @@ const char *assembler_last_row_key(const Assembler *a);
  * Read-ahead of old images (the worker batches lookups it sees coming).
  * Messages not yet handled are shown to assembler_prefetch_scan in stream
  * order, after everything handled so far; it says whether handling the
- * message would ask lookup_row for an old image: an UPDATE or DELETE without
+ * message would ask the history reader for an old image: an UPDATE or DELETE without
  * the full old row, of a tracked table, in a transaction not already durable,
  * of an object not in the row cache. Then *rv and key are set. For an INSERT
  * it returns false but sets *rv, key and *inserted: handling it will cache the

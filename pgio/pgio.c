@@ -354,12 +354,13 @@ WrStatus pgio_fail(PGconn *conn, const PGresult *res, WrError *err, const char *
     return st;
 }
 
-WrStatus pgio_run(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out,
-                  WrError *err, const char *what)
+static WrStatus run_as(bool binary, PGconn *conn, const char *sql, int nparams, const char *const *params,
+                       PGresult **out, WrError *err, const char *what)
 {
     PGresult *res;
     if (out) *out = NULL;
-    if (!pgio_exec(conn, sql, nparams, params, &res)) {
+    bool ok = binary ? pgio_exec_binary(conn, sql, nparams, params, &res) : pgio_exec(conn, sql, nparams, params, &res);
+    if (!ok) {
         WrStatus st = pgio_fail(conn, res, err, "%s", what);
         PQclear(res);
         return st;
@@ -371,6 +372,18 @@ WrStatus pgio_run(PGconn *conn, const char *sql, int nparams, const char *const 
     return WR_OK;
 }
 
+WrStatus pgio_run(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out,
+                  WrError *err, const char *what)
+{
+    return run_as(false, conn, sql, nparams, params, out, err, what);
+}
+
+WrStatus pgio_run_binary(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out,
+                         WrError *err, const char *what)
+{
+    return run_as(true, conn, sql, nparams, params, out, err, what);
+}
+
 bool pgio_copy_put(PGconn *conn, const char *data, size_t len)
 {
     for (size_t off = 0; off < len; off += COPY_CHUNK) {
@@ -378,4 +391,49 @@ bool pgio_copy_put(PGconn *conn, const char *data, size_t len)
         if (PQputCopyData(conn, data + off, (int)n) != 1) return false;
     }
     return true;
+}
+
+/* ---- redaction ---- */
+
+/* Settings that identify a server and are safe to show; everything else
+ * (password, sslpassword, options that might carry one) is dropped. */
+static const char *const redact_keep[] = {"host", "hostaddr", "port", "dbname", "user",
+                                          "service", "sslmode", "application_name",
+                                          "target_session_attrs", "replication"};
+
+static void append_conn_value(StrBuf *b, const char *v)
+{
+    bool plain = v[0] != '\0';
+    for (const char *p = v; *p; p++)
+        if (*p == ' ' || *p == '\'' || *p == '\\' || *p == '=') plain = false;
+    if (plain) {
+        strbuf_append_str(b, v);
+        return;
+    }
+    strbuf_append_char(b, '\'');
+    for (const char *p = v; *p; p++) {
+        if (*p == '\'' || *p == '\\') strbuf_append_char(b, '\\');
+        strbuf_append_char(b, *p);
+    }
+    strbuf_append_char(b, '\'');
+}
+
+char *pgio_redact_conninfo(const char *conninfo)
+{
+    if (!conninfo) return xstrdup("(none)");
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (!opts) return xstrdup("(unparsable conninfo)");
+    StrBuf b;
+    strbuf_init(&b);
+    for (size_t k = 0; k < sizeof(redact_keep) / sizeof(redact_keep[0]); k++) {
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+            if (strcmp(o->keyword, redact_keep[k]) != 0 || !o->val || !o->val[0]) continue;
+            if (b.len) strbuf_append_char(&b, ' ');
+            strbuf_appendf(&b, "%s=", o->keyword);
+            append_conn_value(&b, o->val);
+        }
+    }
+    PQconninfoFree(opts);
+    if (b.len == 0) strbuf_append_str(&b, "(defaults)");
+    return b.data;
 }

@@ -113,6 +113,9 @@ WrStatus pgio_fail(PGconn *conn, const PGresult *res, WrError *err, const char *
  * the result is cleared. */
 WrStatus pgio_run(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out,
                   WrError *err, const char *what) WR_MUSTCHECK;
+/* pgio_run with results in binary format (pgio_exec_binary). */
+WrStatus pgio_run_binary(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out,
+                         WrError *err, const char *what) WR_MUSTCHECK;
 
 /* Send len bytes of COPY data in chunks of at most 1 MiB (libpq takes an int
  * length); false when libpq refused (the connection's message says why). */
@@ -120,5 +123,11 @@ bool pgio_copy_put(PGconn *conn, const char *data, size_t len);
 
 /* True when the last wait on conn ended by the reply timeout. */
 bool pgio_timed_out(PGconn *conn);
+
+/* A conninfo with password and other secrets removed, for logs and
+ * messages; caller frees. Keeps only host, hostaddr, port, dbname, user,
+ * service, sslmode, application_name, target_session_attrs, replication.
+ * Never returns a password. */
+char *pgio_redact_conninfo(const char *conninfo);
 
 #endif

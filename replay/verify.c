@@ -36,21 +36,27 @@ typedef struct {
     WrError *err;
 } Ctx;
 
+/* Run sql on the verify connection: results in binary when out is wanted (the cursors' rows). */
 static WrStatus exec(Ctx *c, const char *sql, int nparams, const char *const *params, PGresult **out,
                      const char *what)
 {
-    PGresult *res;
-    bool ok = out ? pgio_exec_binary(c->conn, sql, nparams, params, &res) : pgio_exec(c->conn, sql, nparams, params, &res);
-    if (!ok) {
-        WrStatus st = pgio_fail(c->conn, res, c->err, "verify: %s", what);
-        PQclear(res);
-        return st;
-    }
-    if (out)
-        *out = res;
-    else
-        PQclear(res);
-    return WR_OK;
+    char w[160];
+    snprintf(w, sizeof(w), "verify: %s", what);
+    return out ? pgio_run_binary(c->conn, sql, nparams, params, out, c->err, w)
+               : pgio_run(c->conn, sql, nparams, params, NULL, c->err, w);
+}
+
+/* DECLARE cur over select (a SELECT of the history store, formatted), named table in an error. */
+static WrStatus open_cursor(Ctx *c, const Cursor *cur, const char *select, const char *table)
+{
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q, "DECLARE %s NO SCROLL CURSOR FOR %s", cur->name, select);
+    char what[96];
+    snprintf(what, sizeof(what), "opening the %s cursor", table);
+    WrStatus st = exec(c, q.data, 0, NULL, NULL, what);
+    strbuf_free(&q);
+    return st;
 }
 
 /* Make the cursor's current row available; *has = false at the end. */
@@ -360,89 +366,276 @@ static void hex_prefix(const uint8_t *sum, char out[17])
     out[16] = '\0';
 }
 
+/* One walk of the chain: the four cursors in revision order and what hashing needs. */
+typedef struct {
+    Ctx c;
+    Cursor rc, cc, dc, vc; /* revision, revision_context, object_delta, relation_version */
+    bool has_erased;       /* the store has erased_value (GDPR erasure) */
+    RevisionHasher *hh;
+    DeltaScratch sc;
+    RelationVersion rv;
+    StrBuf covered;        /* the relation versions the current revision covers, for its error message */
+    char *why;
+    size_t why_size;
+    int64_t *first_bad;
+} Walk;
+
+/* Open the four cursors of the walk, each in the order the chain is hashed. */
+static WrStatus open_cursors(Walk *w, const char *qs)
+{
+    StrBuf q;
+    strbuf_init(&q);
+    PGresult *res = NULL;
+    strbuf_appendf(&q, "%s.erased_value", qs);
+    const char *p[1] = {q.data};
+    WrStatus st = exec(&w->c, "SELECT to_regclass($1) IS NOT NULL", 1, p, &res, "looking for erased_value");
+    if (st == WR_OK) w->has_erased = PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
+    PQclear(res);
+    if (st == WR_OK) {
+        strbuf_reset(&q);
+        strbuf_appendf(&q,
+                       "SELECT id, xid, commit_lsn, end_lsn, commit_time, origin, "
+                       "gid, n_insert::bigint, n_update::bigint, n_delete::bigint, n_truncate::bigint, "
+                       "n_snapshot::bigint, n_suppressed::bigint, warnings, checksum "
+                       "FROM %s.revision ORDER BY id",
+                       qs);
+        st = open_cursor(&w->c, &w->rc, q.data, "revision");
+    }
+    if (st == WR_OK) {
+        strbuf_reset(&q);
+        strbuf_appendf(&q,
+                       "SELECT revision_id, context_no, raw, raw_sha256 "
+                       "FROM %s.revision_context ORDER BY revision_id, context_no",
+                       qs);
+        st = open_cursor(&w->c, &w->cc, q.data, "revision_context");
+    }
+    if (st == WR_OK) {
+        strbuf_reset(&q);
+        strbuf_append_str(&q, "SELECT d.revision_id, d.seq, d.relid, d.relversion, "
+                              "d.op, d.key, d.context_no, d.old_unknown, d.col_ids, d.old_values, d.new_values, "
+                              "d.attr_flags");
+        if (w->has_erased)
+            strbuf_appendf(&q,
+                           ", e.cols, e.which, e.hashes FROM %s.object_delta_arrays d LEFT JOIN LATERAL ("
+                           "SELECT array_agg(x.col_id::integer) AS cols, array_agg(x.which::text) AS which, "
+                           "array_agg(x.value_hash) AS hashes FROM %s.erased_value x "
+                           "WHERE x.revision_id = d.revision_id AND x.seq = d.seq) e ON true",
+                           qs, qs);
+        else
+            strbuf_appendf(&q, " FROM %s.object_delta_arrays d", qs);
+        strbuf_append_str(&q, " ORDER BY d.revision_id, d.seq");
+        st = open_cursor(&w->c, &w->dc, q.data, "object_delta");
+    }
+    if (st == WR_OK) {
+        /* Relation versions enter the chain through the revision that covers
+         * them (covered_by; NULL in versions written before format 4). */
+        strbuf_reset(&q);
+        strbuf_appendf(&q,
+                       "SELECT covered_by, relid, version, nspname, relname, "
+                       "replident, valid_from, col_ids, col_names, col_type_oids, col_typmods, col_type_names, "
+                       "col_is_key, col_track, gen_names, gen_type_names, gen_positions, gen_exprs, checksum "
+                       "FROM %s.relation_version WHERE covered_by IS NOT NULL ORDER BY covered_by, relid, version",
+                       qs);
+        st = open_cursor(&w->c, &w->vc, q.data, "relation_version");
+    }
+    strbuf_free(&q);
+    return st;
+}
+
+/*
+ * Make the cursor's next row of revision rev_id current: *has false when the
+ * cursor is past rev_id (or at its end). Rows of revisions that no longer
+ * exist (below rev_id) are skipped.
+ */
+static WrStatus next_row_of(Walk *w, Cursor *cur, int col, int64_t rev_id, bool *has)
+{
+    for (;;) {
+        WrStatus st = cursor_peek(&w->c, cur, has);
+        if (st != WR_OK || !*has) return st;
+        bool ok = true;
+        int64_t rid = f_int(cur, col, &ok);
+        if (rid > rev_id) {
+            *has = false;
+            return WR_OK;
+        }
+        if (rid == rev_id) return WR_OK;
+        cur->row++;
+    }
+}
+
+/* The revision's contexts into the hash. */
+static WrStatus hash_contexts(Walk *w, int64_t rev_id)
+{
+    bool has = false;
+    WrStatus st = WR_OK;
+    while ((st = next_row_of(w, &w->cc, 0, rev_id, &has)) == WR_OK && has) {
+        bool cok = true;
+        RevisionContext ctx;
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.no = (int16_t)f_int(&w->cc, 1, &cok);
+        Value raw = f_text(&w->cc, 2);
+        ctx.raw = raw.data;
+        ctx.raw_len = raw.len;
+        /* A context text could not hold exactly enters by its stored hash. */
+        Value raw_sum = f_text(&w->cc, 3);
+        if (raw_sum.data && raw_sum.len == WALREV_CHECKSUM_LEN) ctx.raw_sha256 = (const uint8_t *)raw_sum.data;
+        revhash_add_context(w->hh, &ctx);
+        w->cc.row++;
+    }
+    return st;
+}
+
+/* The relation versions the revision covers into the hash, each checked against its stored checksum. */
+static WrStatus hash_relations(Walk *w, int64_t rev_id, bool *bad)
+{
+    strbuf_reset(&w->covered);
+    bool has = false;
+    WrStatus st = WR_OK;
+    while (!*bad && (st = next_row_of(w, &w->vc, R_REV, rev_id, &has)) == WR_OK && has) {
+        RelationVersion *rv = &w->rv;
+        bool read = read_relation(&w->vc, rv);
+        Value stored_sum = f_text(&w->vc, R_CHECKSUM);
+        uint8_t sum[WALREV_CHECKSUM_LEN];
+        if (read) revhash_relation_digest(rv, sum);
+        if (!read) {
+            snprintf(w->why, w->why_size, "revision %" PRId64 ": relation version %d of relid %u: malformed row",
+                     rev_id, (int)rv->version, rv->relid);
+        } else if (stored_sum.len != WALREV_CHECKSUM_LEN || memcmp(stored_sum.data, sum, sizeof(sum)) != 0) {
+            char a[17] = "(none)", b[17];
+            if (stored_sum.len == WALREV_CHECKSUM_LEN) hex_prefix((const uint8_t *)stored_sum.data, a);
+            hex_prefix(sum, b);
+            snprintf(w->why, w->why_size,
+                     "revision %" PRId64 ": relation version %d of %s.%s (relid %u): stored checksum %s… "
+                     "but its row hashes to %s…",
+                     rev_id, (int)rv->version, rv->nspname ? rv->nspname : "?", rv->relname ? rv->relname : "?",
+                     rv->relid, a, b);
+            read = false;
+        }
+        if (!read) {
+            *w->first_bad = rev_id;
+            *bad = true;
+        } else {
+            revhash_add_relation(w->hh, rv->relid, rv->version, sum);
+            strbuf_appendf(&w->covered, "%s%s.%s version %d", w->covered.len ? ", " : "", rv->nspname, rv->relname,
+                           (int)rv->version);
+        }
+        free_relation(rv);
+        w->vc.row++;
+    }
+    return *bad ? WR_OK : st;
+}
+
+/* The revision's deltas into the hash. */
+static WrStatus hash_deltas(Walk *w, int64_t rev_id, bool *bad)
+{
+    bool has = false;
+    WrStatus st = WR_OK;
+    while (!*bad && (st = next_row_of(w, &w->dc, D_REV, rev_id, &has)) == WR_OK && has) {
+        if (!hash_delta(w->hh, &w->dc, w->has_erased, &w->sc, w->why, w->why_size, rev_id)) {
+            *w->first_bad = rev_id;
+            *bad = true;
+        }
+        w->dc.row++;
+    }
+    return *bad ? WR_OK : st;
+}
+
+/*
+ * The revision at the revision cursor: its row read, its contexts,
+ * relation versions and deltas hashed with prev as the parent checksum, the
+ * result compared with what it stores. *bad with why and first_bad set when
+ * it fails; else prev and *prev_id become its own.
+ */
+static WrStatus check_revision(Walk *w, uint8_t prev[WALREV_CHECKSUM_LEN], int64_t *prev_id, bool *bad)
+{
+    Cursor *rc = &w->rc;
+    bool ok = true;
+    Revision rev;
+    memset(&rev, 0, sizeof(rev));
+    rev.id = f_int(rc, 0, &ok);
+    rev.xid = (uint32_t)f_int(rc, 1, &ok);
+    rev.commit_lsn = (Lsn)f_int(rc, 2, &ok);
+    rev.end_lsn = (Lsn)f_int(rc, 3, &ok);
+    rev.commit_time = f_int(rc, 4, &ok);
+    char *origin = f_str(rc, 5), *gid = f_str(rc, 6), *warnings = f_str(rc, 13);
+    rev.origin = origin;
+    rev.gid = gid;
+    rev.n_insert = f_int(rc, 7, &ok);
+    rev.n_update = f_int(rc, 8, &ok);
+    rev.n_delete = f_int(rc, 9, &ok);
+    rev.n_truncate = f_int(rc, 10, &ok);
+    rev.n_snapshot = f_int(rc, 11, &ok);
+    rev.n_suppressed = f_int(rc, 12, &ok);
+    rev.warnings = warnings;
+    Value stored = f_text(rc, 14);
+    WrStatus st = WR_OK;
+    if (!ok || stored.len != WALREV_CHECKSUM_LEN) {
+        snprintf(w->why, w->why_size, "revision %" PRId64 ": malformed row (the checksum must be 32 bytes)", rev.id);
+        *w->first_bad = rev.id;
+        *bad = true;
+    } else if (rev.id != *prev_id + 1) {
+        snprintf(w->why, w->why_size, "revision %" PRId64 " is missing (the next stored revision is %" PRId64 ")",
+                 *prev_id + 1, rev.id);
+        *w->first_bad = *prev_id + 1;
+        *bad = true;
+    }
+    memcpy(rev.parent_checksum, prev, WALREV_CHECKSUM_LEN);
+    revhash_begin(w->hh);
+    if (!*bad) st = hash_contexts(w, rev.id);
+    if (!*bad && st == WR_OK) st = hash_relations(w, rev.id, bad);
+    if (!*bad && st == WR_OK) st = hash_deltas(w, rev.id, bad);
+    if (!*bad && st == WR_OK) {
+        revhash_finish(w->hh, &rev);
+        if (memcmp(rev.checksum, stored.data, WALREV_CHECKSUM_LEN) != 0) {
+            char a[17], b[17];
+            hex_prefix((const uint8_t *)stored.data, a);
+            hex_prefix(rev.checksum, b);
+            const StrBuf *cv = &w->covered;
+            snprintf(w->why, w->why_size, "revision %" PRId64 ": stored checksum %s… but its rows%s%s%s hash to %s…",
+                     rev.id, a, cv->len ? " (and relation versions it covers: " : "", cv->len ? cv->data : "",
+                     cv->len ? ")" : "", b);
+            *w->first_bad = rev.id;
+            *bad = true;
+        }
+    }
+    if (!*bad && st == WR_OK) {
+        memcpy(prev, stored.data, WALREV_CHECKSUM_LEN);
+        *prev_id = rev.id;
+    }
+    free(origin);
+    free(gid);
+    free(warnings);
+    return st;
+}
+
 WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int64_t *first_bad, char *why,
                         size_t why_size, WrError *err)
 {
-    Ctx c = {conn, err};
     *checked = 0;
     *first_bad = 0;
     if (why_size) why[0] = '\0';
     char *qs = store_quote_ident(schema);
-    StrBuf q;
-    strbuf_init(&q);
-    Cursor rc = {"walrev_verify_rev", NULL, 0, false};
-    Cursor cc = {"walrev_verify_ctx", NULL, 0, false};
-    Cursor dc = {"walrev_verify_delta", NULL, 0, false};
-    Cursor vc = {"walrev_verify_relation", NULL, 0, false};
-    RelationVersion rv;
-    memset(&rv, 0, sizeof(rv));
-    StrBuf covered; /* the relation versions the current revision covers, for its error message */
-    strbuf_init(&covered);
-    RevisionHasher *hh = revhash_create();
-    DeltaScratch sc = {NULL, NULL, 0};
-    bool in_tx = false, has_erased = false;
-    PGresult *res = NULL;
+    Walk w = {.c = {conn, err},
+              .rc = {"walrev_verify_rev", NULL, 0, false},
+              .cc = {"walrev_verify_ctx", NULL, 0, false},
+              .dc = {"walrev_verify_delta", NULL, 0, false},
+              .vc = {"walrev_verify_relation", NULL, 0, false},
+              .hh = revhash_create(),
+              .why = why,
+              .why_size = why_size,
+              .first_bad = first_bad};
+    strbuf_init(&w.covered);
+    bool in_tx = false;
     WrStatus st;
 
     if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
         st = wr_error_set(err, WR_FATAL, "verify: the connection is not idle (inside a transaction)");
         goto done;
     }
-    st = exec(&c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL, "BEGIN");
+    st = exec(&w.c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL, "BEGIN");
     if (st != WR_OK) goto done;
     in_tx = true;
-    strbuf_appendf(&q, "%s.erased_value", qs);
-    const char *p[1] = {q.data};
-    st = exec(&c, "SELECT to_regclass($1) IS NOT NULL", 1, p, &res, "looking for erased_value");
-    if (st != WR_OK) goto done;
-    has_erased = PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
-    PQclear(res);
-    res = NULL;
-
-    strbuf_reset(&q);
-    strbuf_appendf(&q,
-                   "DECLARE %s NO SCROLL CURSOR FOR SELECT id, xid, commit_lsn, end_lsn, commit_time, origin, "
-                   "gid, n_insert::bigint, n_update::bigint, n_delete::bigint, n_truncate::bigint, "
-                   "n_snapshot::bigint, n_suppressed::bigint, warnings, checksum "
-                   "FROM %s.revision ORDER BY id",
-                   rc.name, qs);
-    st = exec(&c, q.data, 0, NULL, NULL, "opening the revision cursor");
-    if (st != WR_OK) goto done;
-    strbuf_reset(&q);
-    strbuf_appendf(&q,
-                   "DECLARE %s NO SCROLL CURSOR FOR SELECT revision_id, context_no, raw, raw_sha256 "
-                   "FROM %s.revision_context ORDER BY revision_id, context_no",
-                   cc.name, qs);
-    st = exec(&c, q.data, 0, NULL, NULL, "opening the revision_context cursor");
-    if (st != WR_OK) goto done;
-    strbuf_reset(&q);
-    strbuf_appendf(&q,
-                   "DECLARE %s NO SCROLL CURSOR FOR SELECT d.revision_id, d.seq, d.relid, d.relversion, "
-                   "d.op, d.key, d.context_no, d.old_unknown, d.col_ids, d.old_values, d.new_values, "
-                   "d.attr_flags",
-                   dc.name);
-    if (has_erased)
-        strbuf_appendf(&q,
-                       ", e.cols, e.which, e.hashes FROM %s.object_delta_arrays d LEFT JOIN LATERAL ("
-                       "SELECT array_agg(x.col_id::integer) AS cols, array_agg(x.which::text) AS which, "
-                       "array_agg(x.value_hash) AS hashes FROM %s.erased_value x "
-                       "WHERE x.revision_id = d.revision_id AND x.seq = d.seq) e ON true",
-                       qs, qs);
-    else
-        strbuf_appendf(&q, " FROM %s.object_delta_arrays d", qs);
-    strbuf_append_str(&q, " ORDER BY d.revision_id, d.seq");
-    st = exec(&c, q.data, 0, NULL, NULL, "opening the object_delta cursor");
-    if (st != WR_OK) goto done;
-    /* Relation versions enter the chain through the revision that covers
-     * them (covered_by; NULL in versions written before format 4). */
-    strbuf_reset(&q);
-    strbuf_appendf(&q,
-                   "DECLARE %s NO SCROLL CURSOR FOR SELECT covered_by, relid, version, nspname, relname, "
-                   "replident, valid_from, col_ids, col_names, col_type_oids, col_typmods, col_type_names, "
-                   "col_is_key, col_track, gen_names, gen_type_names, gen_positions, gen_exprs, checksum "
-                   "FROM %s.relation_version WHERE covered_by IS NOT NULL ORDER BY covered_by, relid, version",
-                   vc.name, qs);
-    st = exec(&c, q.data, 0, NULL, NULL, "opening the relation_version cursor");
+    st = open_cursors(&w, qs);
     if (st != WR_OK) goto done;
 
     /*
@@ -455,143 +648,20 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
     memset(prev, 0, sizeof(prev));
     int64_t prev_id = 0;
     for (;;) {
-        bool has = false;
-        st = cursor_peek(&c, &rc, &has);
+        bool has = false, bad = false;
+        st = cursor_peek(&w.c, &w.rc, &has);
         if (st != WR_OK || !has) break;
-        bool ok = true;
-        Revision rev;
-        memset(&rev, 0, sizeof(rev));
-        rev.id = f_int(&rc, 0, &ok);
-        rev.xid = (uint32_t)f_int(&rc, 1, &ok);
-        rev.commit_lsn = (Lsn)f_int(&rc, 2, &ok);
-        rev.end_lsn = (Lsn)f_int(&rc, 3, &ok);
-        rev.commit_time = f_int(&rc, 4, &ok);
-        char *origin = f_str(&rc, 5), *gid = f_str(&rc, 6), *warnings = f_str(&rc, 13);
-        rev.origin = origin;
-        rev.gid = gid;
-        rev.n_insert = f_int(&rc, 7, &ok);
-        rev.n_update = f_int(&rc, 8, &ok);
-        rev.n_delete = f_int(&rc, 9, &ok);
-        rev.n_truncate = f_int(&rc, 10, &ok);
-        rev.n_snapshot = f_int(&rc, 11, &ok);
-        rev.n_suppressed = f_int(&rc, 12, &ok);
-        rev.warnings = warnings;
-        Value stored = f_text(&rc, 14);
-        bool bad = false;
-        if (!ok || stored.len != WALREV_CHECKSUM_LEN) {
-            snprintf(why, why_size, "revision %" PRId64 ": malformed row (the checksum must be 32 bytes)", rev.id);
-            *first_bad = rev.id;
-            bad = true;
-        } else if (rev.id != prev_id + 1) {
-            snprintf(why, why_size, "revision %" PRId64 " is missing (the next stored revision is %" PRId64 ")",
-                     prev_id + 1, rev.id);
-            *first_bad = prev_id + 1;
-            bad = true;
-        }
-        memcpy(rev.parent_checksum, prev, WALREV_CHECKSUM_LEN);
-        revhash_begin(hh);
-        /* Contexts of this revision (rows of revisions that no longer exist are skipped). */
-        while (!bad) {
-            st = cursor_peek(&c, &cc, &has);
-            if (st != WR_OK || !has) break;
-            bool cok = true;
-            int64_t rid = f_int(&cc, 0, &cok);
-            if (rid > rev.id) break;
-            if (rid == rev.id) {
-                RevisionContext ctx;
-                memset(&ctx, 0, sizeof(ctx));
-                ctx.no = (int16_t)f_int(&cc, 1, &cok);
-                Value raw = f_text(&cc, 2);
-                ctx.raw = raw.data;
-                ctx.raw_len = raw.len;
-                /* A context text could not hold exactly enters by its stored hash. */
-                Value raw_sum = f_text(&cc, 3);
-                if (raw_sum.data && raw_sum.len == WALREV_CHECKSUM_LEN)
-                    ctx.raw_sha256 = (const uint8_t *)raw_sum.data;
-                revhash_add_context(hh, &ctx);
-            }
-            cc.row++;
-        }
-        strbuf_reset(&covered);
-        while (!bad && st == WR_OK) {
-            st = cursor_peek(&c, &vc, &has);
-            if (st != WR_OK || !has) break;
-            bool vok = true;
-            int64_t rid = f_int(&vc, R_REV, &vok);
-            if (rid > rev.id) break;
-            if (rid == rev.id) {
-                bool read = read_relation(&vc, &rv);
-                Value stored_sum = f_text(&vc, R_CHECKSUM);
-                uint8_t sum[WALREV_CHECKSUM_LEN];
-                if (read) revhash_relation_digest(&rv, sum);
-                if (!read) {
-                    snprintf(why, why_size, "revision %" PRId64 ": relation version %d of relid %u: malformed row",
-                             rev.id, (int)rv.version, rv.relid);
-                } else if (stored_sum.len != WALREV_CHECKSUM_LEN || memcmp(stored_sum.data, sum, sizeof(sum)) != 0) {
-                    char a[17] = "(none)", b[17];
-                    if (stored_sum.len == WALREV_CHECKSUM_LEN) hex_prefix((const uint8_t *)stored_sum.data, a);
-                    hex_prefix(sum, b);
-                    snprintf(why, why_size,
-                             "revision %" PRId64 ": relation version %d of %s.%s (relid %u): stored checksum %s… "
-                             "but its row hashes to %s…",
-                             rev.id, (int)rv.version, rv.nspname ? rv.nspname : "?", rv.relname ? rv.relname : "?",
-                             rv.relid, a, b);
-                    read = false;
-                }
-                if (!read) {
-                    *first_bad = rev.id;
-                    bad = true;
-                } else {
-                    revhash_add_relation(hh, rv.relid, rv.version, sum);
-                    strbuf_appendf(&covered, "%s%s.%s version %d", covered.len ? ", " : "", rv.nspname,
-                                   rv.relname, (int)rv.version);
-                }
-                free_relation(&rv);
-            }
-            vc.row++;
-        }
-        while (!bad && st == WR_OK) {
-            st = cursor_peek(&c, &dc, &has);
-            if (st != WR_OK || !has) break;
-            bool dok = true;
-            int64_t rid = f_int(&dc, D_REV, &dok);
-            if (rid > rev.id) break;
-            if (rid == rev.id && !hash_delta(hh, &dc, has_erased, &sc, why, why_size, rev.id)) {
-                *first_bad = rev.id;
-                bad = true;
-            }
-            dc.row++;
-        }
-        if (!bad && st == WR_OK) {
-            revhash_finish(hh, &rev);
-            if (memcmp(rev.checksum, stored.data, WALREV_CHECKSUM_LEN) != 0) {
-                char a[17], b[17];
-                hex_prefix((const uint8_t *)stored.data, a);
-                hex_prefix(rev.checksum, b);
-                snprintf(why, why_size, "revision %" PRId64 ": stored checksum %s… but its rows%s%s%s hash to %s…",
-                         rev.id, a, covered.len ? " (and relation versions it covers: " : "",
-                         covered.len ? covered.data : "", covered.len ? ")" : "", b);
-                *first_bad = rev.id;
-                bad = true;
-            }
-        }
-        if (!bad && st == WR_OK) {
-            memcpy(prev, stored.data, WALREV_CHECKSUM_LEN);
-            prev_id = rev.id;
-            (*checked)++;
-        }
-        free(origin);
-        free(gid);
-        free(warnings);
-        rc.row++;
+        st = check_revision(&w, prev, &prev_id, &bad);
+        if (!bad && st == WR_OK) (*checked)++;
+        w.rc.row++;
         if (bad || st != WR_OK) break;
     }
     /* What replay reads beyond the hashed rows (verify_reads.h). */
     if (st == WR_OK && *first_bad == 0) {
-        PQclear(rc.res);
-        PQclear(cc.res);
-        PQclear(dc.res);
-        rc.res = cc.res = dc.res = NULL;
+        PQclear(w.rc.res);
+        PQclear(w.cc.res);
+        PQclear(w.dc.res);
+        w.rc.res = w.cc.res = w.dc.res = NULL;
         st = verify_contexts(conn, qs, first_bad, why, why_size, err);
         if (st == WR_OK && *first_bad == 0) {
             int64_t bad_keyframe = 0;
@@ -602,21 +672,19 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
     }
 
 done:
-    PQclear(rc.res);
-    PQclear(cc.res);
-    PQclear(dc.res);
-    PQclear(vc.res);
-    free_relation(&rv);
-    strbuf_free(&covered);
-    PQclear(res);
+    PQclear(w.rc.res);
+    PQclear(w.cc.res);
+    PQclear(w.dc.res);
+    PQclear(w.vc.res);
+    free_relation(&w.rv);
+    strbuf_free(&w.covered);
     if (in_tx && PQstatus(conn) == CONNECTION_OK) {
         PGresult *r = PQexec(conn, "ROLLBACK");
         PQclear(r);
     }
-    revhash_destroy(hh);
-    free(sc.attrs);
-    free(sc.hashes);
-    strbuf_free(&q);
+    revhash_destroy(w.hh);
+    free(w.sc.attrs);
+    free(w.sc.hashes);
     free(qs);
     return st;
 }

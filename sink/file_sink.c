@@ -406,7 +406,6 @@ static const SinkOps FILE_SINK_OPS = {
     .poll = fs_poll,
     .durable_lsn = fs_durable_lsn,
     .wants_flush = fs_wants_flush,
-    .lookup_row = NULL,
     .abort = fs_abort,
     .destroy = fs_destroy,
 };

@@ -659,7 +659,6 @@ static const SinkOps KAFKA_SINK_OPS = {
     .poll = ks_poll,
     .durable_lsn = ks_durable_lsn,
     .wants_flush = ks_wants_flush,
-    .lookup_row = NULL,
     .abort = ks_abort,
     .destroy = ks_destroy,
 };

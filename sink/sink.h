@@ -2,8 +2,10 @@
  * sink.h — where revisions go: the sink interface and its implementations
  * (history store, file, Kafka). A sink receives each revision streamed in
  * parts and reports the highest commit end-LSN it has made durable; the
- * worker confirms to the slot only the minimum over all sinks. Sinks log
- * their own driver-level events; every call returns a status with context.
+ * worker confirms to the slot only the minimum over all sinks. Only writing
+ * goes through a sink; reading the history back is sink/history_reader.h.
+ * Sinks log their own driver-level events; every call returns a status with
+ * context.
  */
 #ifndef WALREV_SINK_H
 #define WALREV_SINK_H
@@ -75,49 +77,6 @@ typedef struct {
      * while it is busy: bigger batches catch up faster). */
     bool (*wants_flush)(Sink *s, int64_t now_us, bool idle);
     /*
-     * Optional (history store): the latest known image of a row, for old
-     * values when the server sends no old tuple. *found=false when unknown.
-     * Values are appended to the caller's StrBuf `storage`; image->values and
-     * image->unknown (caller-provided arrays of rv->ncols) point into it and
-     * stay valid until storage is next modified.
-     */
-    WrStatus (*lookup_row)(Sink *s, const RelationVersion *rv, const char *key, RowImage *image,
-                           StrBuf *storage, bool *found, WrError *err);
-    /*
-     * Optional (history store): lookup_row for many objects of one table in
-     * one round trip, as of the same point lookup_row would answer now. Calls
-     * found(arg, key, image) for each key whose image it can give (image valid
-     * during the call only) and absent(arg, key) for each key of which it
-     * holds no row (lookup_row would say not found); keys it reports neither
-     * way are left to lookup_row.
-     */
-    WrStatus (*prefetch_rows)(Sink *s, const RelationVersion *rv, const char *const *keys, int nkeys,
-                              void (*found)(void *arg, const char *key, const RowImage *image),
-                              void (*absent)(void *arg, const char *key), void *arg, WrError *err);
-    /*
-     * Optional (history store), tables without a key: the key of a live row
-     * of rv's table whose row digest (ObjectDelta.row_digest) is digest and
-     * whose key is not among exclude, as of everything written so far (the
-     * open batch included); *found=false when there is none. Key into *key.
-     */
-    WrStatus (*find_row)(Sink *s, const RelationVersion *rv, const uint8_t digest[32], const char *const *exclude,
-                         int nexclude, StrBuf *key, bool *found, WrError *err);
-    /*
-     * Optional (history store): a change skipped under a permitted suppression
-     * (AssemblerOutput.suppressed), so later old images are not answered from
-     * before it. Inside the revision in flight.
-     */
-    WrStatus (*note_suppressed)(Sink *s, const RelationVersion *rv, DeltaOp op, const char *key,
-                                const uint8_t *row_digest, WrError *err);
-    /*
-     * Optional (history store): every live row of rv's table as of everything
-     * written so far, each as row(arg, key, image under rv). The rows are read
-     * before the first call, so row may write deltas to this sink.
-     */
-    WrStatus (*scan_rows)(Sink *s, const RelationVersion *rv,
-                          WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err), void *arg,
-                          WrError *err);
-    /*
      * Optional (history store): record a table's baseline progress in the open
      * batch, so it becomes durable together with the revisions before it (and
      * the chunk revision it describes, when called inside one). Outside a
@@ -130,7 +89,8 @@ typedef struct {
      * the last one. A store that answers "as of an LSN" notes that it is
      * complete through end_lsn, so `--stop-lsn X` then `snapshot --at X`
      * works even when other databases' WAL lies between the last revision and
-     * X. Called between batches only.
+     * X. Called between batches only; a batch that holds no revision (opened
+     * by a read of the history) is committed first.
      */
     WrStatus (*record_position)(Sink *s, Lsn end_lsn, WrError *err);
     /* Abandon what is not yet durable (revision in flight) without making it durable. */
@@ -154,6 +114,7 @@ typedef struct {
     size_t buffer_bytes;      /* COPY buffer per table before sending (default 1 MiB) */
     int keyframe_factor;      /* keyframe when deltas since the last exceed factor × live rows (default 4) */
 } HistorySinkConfig;
+/* Its reading side, on the same connection, is sink/history_reader.h. */
 Sink *sink_history_create(const HistorySinkConfig *cfg);
 /* Wait until the keyframes asked for so far are taken (or failed); for tests. */
 void sink_history_wait_keyframes(Sink *s);

@@ -447,48 +447,7 @@ WrStatus config_validate(Config *cfg, WrError *err)
 
 /* ---- redaction ---- */
 
-/* Settings that identify a server and are safe to show; everything else
- * (password, sslpassword, options that might carry one) is dropped. */
-static const char *const redact_keep[] = {"host", "hostaddr", "port", "dbname", "user",
-                                          "service", "sslmode", "application_name",
-                                          "target_session_attrs", "replication"};
-
-static void append_conn_value(StrBuf *b, const char *v)
-{
-    bool plain = v[0] != '\0';
-    for (const char *p = v; *p; p++)
-        if (*p == ' ' || *p == '\'' || *p == '\\' || *p == '=') plain = false;
-    if (plain) {
-        strbuf_append_str(b, v);
-        return;
-    }
-    strbuf_append_char(b, '\'');
-    for (const char *p = v; *p; p++) {
-        if (*p == '\'' || *p == '\\') strbuf_append_char(b, '\\');
-        strbuf_append_char(b, *p);
-    }
-    strbuf_append_char(b, '\'');
-}
-
-char *config_redact_conninfo(const char *conninfo)
-{
-    if (!conninfo) return xstrdup("(none)");
-    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-    if (!opts) return xstrdup("(unparsable conninfo)");
-    StrBuf b;
-    strbuf_init(&b);
-    for (size_t k = 0; k < sizeof(redact_keep) / sizeof(redact_keep[0]); k++) {
-        for (PQconninfoOption *o = opts; o->keyword; o++) {
-            if (strcmp(o->keyword, redact_keep[k]) != 0 || !o->val || !o->val[0]) continue;
-            if (b.len) strbuf_append_char(&b, ' ');
-            strbuf_appendf(&b, "%s=", o->keyword);
-            append_conn_value(&b, o->val);
-        }
-    }
-    PQconninfoFree(opts);
-    if (b.len == 0) strbuf_append_str(&b, "(defaults)");
-    return b.data;
-}
+char *config_redact_conninfo(const char *conninfo) { return pgio_redact_conninfo(conninfo); }
 
 bool config_conninfo_has_password(const char *conninfo)
 {

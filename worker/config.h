@@ -60,9 +60,7 @@ WrStatus config_load_file(Config *cfg, const char *path, WrError *err) WR_MUSTCH
 WrStatus config_load_env(Config *cfg, WrError *err) WR_MUSTCHECK;
 /* Final checks and derived defaults (history conninfo from source...). */
 WrStatus config_validate(Config *cfg, WrError *err) WR_MUSTCHECK;
-/* A conninfo with password and other secrets removed, for logs; caller frees.
- * Keeps only host, hostaddr, port, dbname, user, service, sslmode,
- * application_name, target_session_attrs, replication. Never returns a password. */
+/* pgio_redact_conninfo (pgio.h): a conninfo without secrets, for logs; caller frees. */
 char *config_redact_conninfo(const char *conninfo);
 /* Set one key as if read from [section] (used for flags). WR_INVALID names the key. */
 WrStatus config_set_option(Config *cfg, const char *section, const char *key, const char *value,

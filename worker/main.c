@@ -16,18 +16,11 @@
 #include "replay/replay.h"
 #include "baseline/baseline.h"
 #include "baseline/reconcile.h"
+#include "setup/setup.h"
+#include "tail/tail.h"
 #include "worker/config.h"
 #include "worker/pipeline.h"
-#include "worker/setup.h"
 
-/* `walrev tail` comes from worker/tail.c; its header is used when present,
- * until then the prototype is declared here (worker/fallbacks.c keeps the
- * binary linkable). argv[0] is the command name; optind is reset. */
-#if __has_include("worker/tail.h")
-#include "worker/tail.h"
-#else
-int tail_command(int argc, char **argv, const Config *cfg);
-#endif
 
 #ifndef WALREV_VERSION
 #define WALREV_VERSION "dev"
@@ -349,6 +342,41 @@ static void install_stop_handlers(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
+/* Setup's hook: the slot and its baseline, through the sinks. */
+static int setup_create_slot(const void *arg, bool baseline, bool *created)
+{
+    return pipeline_create_slot(arg, baseline, created);
+}
+
+/* `walrev setup` with what it reads of cfg. */
+static int run_setup(const Config *cfg, SetupOptions *opts)
+{
+    SetupConfig sc = {.source_conninfo = cfg->source_conninfo, .slot_name = cfg->slot_name,
+                      .publication = cfg->publication, .tables = cfg->tables, .ntables = cfg->ntables,
+                      .history_enabled = cfg->history_enabled, .history_conninfo = cfg->history_conninfo,
+                      .history_schema = cfg->history_schema};
+    opts->create_slot = setup_create_slot;
+    opts->create_slot_arg = cfg;
+    return setup_command(&sc, opts);
+}
+
+/* `walrev tail` with what it takes of cfg ([kafka]); argv[0] is the command name. */
+static int run_tail(int argc, char **argv, const Config *cfg)
+{
+    const char **names = xcalloc((size_t)cfg->nkafka_props + 1, sizeof(char *));
+    const char **values = xcalloc((size_t)cfg->nkafka_props + 1, sizeof(char *));
+    for (int i = 0; i < cfg->nkafka_props; i++) {
+        names[i] = cfg->kafka_props[i].name;
+        values[i] = cfg->kafka_props[i].value;
+    }
+    TailConfig tc = {.topic_prefix = cfg->kafka_topic_prefix, .prop_names = names, .prop_values = values,
+                     .nprops = cfg->nkafka_props, .stop = &pipeline_stop_requested};
+    int rc = tail_command(argc, argv, &tc);
+    free(names);
+    free(values);
+    return rc;
+}
+
 static int need_source(const Config *cfg, const char *cmd)
 {
     if (cfg->source_conninfo) return 0;
@@ -378,8 +406,7 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
     switch (c->kind) {
     case CMD_SETUP:
         if ((rc = need_source(&cfg, c->name))) break;
-        o->setup.create_slot = pipeline_create_slot;
-        rc = setup_command(&cfg, &o->setup);
+        rc = run_setup(&cfg, &o->setup);
         break;
     case CMD_RUN:
         if ((rc = need_source(&cfg, c->name))) break;
@@ -415,7 +442,7 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
     case CMD_TAIL: /* reads Kafka or a file-sink file: no database needed */
         install_stop_handlers();
         optind = 0;
-        rc = tail_command(argc, argv, &cfg);
+        rc = run_tail(argc, argv, &cfg);
         break;
     case CMD_REPLAY: {
         if (!cfg.history_conninfo) {

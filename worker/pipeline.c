@@ -14,19 +14,18 @@
 #include "decoder/assembler.h"
 #include "decoder/pgoutput.h"
 #include "decoder/stream.h"
+#include "readahead/readahead.h"
 #include "pgio/pgio.h"
 #include "schema/checksum.h"
 #include "sink/fanout.h"
 #include "sink/kafka_sink.h"
+#include "sink/history_reader.h"
 #include "sink/sink.h"
 #include "worker/known_ids.h"
 #include "worker/notify.h"
-#include "worker/prefetch.h"
-#include "worker/readahead.h"
 #include "schema/store_sql.h"
-#include "worker/relrestore.h"
+#include "setup/setup.h"
 #include "worker/retry.h"
-#include "worker/untracked.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -57,11 +56,9 @@ typedef struct {
     int64_t streaming_since_us; /* when this session began streaming; 0 before */
     int64_t last_stats_us;
     uint64_t changes_total;
-    /* Messages read ahead (old images are fetched for them in batches), and
-     * what ended the read: handed on once they are handled. */
+    /* Messages read ahead (old images are fetched for them in batches); it
+     * keeps what ended the read until they are handled. */
     ReadAhead *ahead;
-    WrStatus ahead_status;
-    WrError ahead_err;
     uint64_t prefetched_keys;
     /* The context attestation key's pads (ipad || opad) read from the source
      * at the session's start; has_attest_key false: contexts unverified. */
@@ -123,13 +120,19 @@ static WrStatus out_commit(void *ctx, const Revision *rev, WrError *err)
     return WR_OK;
 }
 
-static WrStatus out_lookup(void *ctx, const RelationVersion *rv, const char *key, RowImage *image,
-                           StrBuf *storage, bool *found, WrError *err)
+/* A relation version the history store holds, into the assembler (history_reader_load_relations). */
+static void restore_relation(void *arg, const RelationVersion *rv, int16_t max_col_id)
+{
+    assembler_restore_relation(arg, rv, max_col_id);
+}
+
+/* The reader's gate: the fan-out skips the revision in flight for the history
+ * sink (skip_current speaks of the revision in flight only; the backfill asks
+ * between revisions). */
+static bool history_skips_current(void *ctx)
 {
     Pipeline *p = ctx;
-    *found = false;
-    if (!p->history || !p->history->ops->lookup_row) return WR_OK;
-    return p->history->ops->lookup_row(p->history, rv, key, image, storage, found, err);
+    return p->asm_ && assembler_in_revision(p->asm_) && fanout_skips_current(p->fanout, p->history_index);
 }
 
 /* A revision the history store holds and another sink lacks goes out under the store's id and checksum. */
@@ -149,41 +152,6 @@ static WrStatus out_known_revision(void *ctx, uint32_t xid, Lsn commit_lsn, int6
     /* Its old values are those before it, not the store's newest (which include it and what followed). */
     if (*found) sink_history_lookup_as_of(p->history, *id - 1);
     return WR_OK;
-}
-
-/* The history sink, when there is one and it holds the revision in flight. */
-static Sink *history_sink(Pipeline *p)
-{
-    if (!p->history) return NULL;
-    /* skip_current speaks of the revision in flight only; the backfill asks between revisions */
-    if (p->asm_ && assembler_in_revision(p->asm_) && fanout_skips_current(p->fanout, p->history_index)) return NULL;
-    return p->history;
-}
-
-static WrStatus out_find_row(void *ctx, const RelationVersion *rv, const uint8_t digest[DIGEST_LEN],
-                             const char *const *exclude, int nexclude, StrBuf *key, bool *found, WrError *err)
-{
-    Sink *s = history_sink(ctx);
-    *found = false;
-    if (!s || !s->ops->find_row) return WR_OK;
-    return s->ops->find_row(s, rv, digest, exclude, nexclude, key, found, err);
-}
-
-static WrStatus out_suppressed(void *ctx, const RelationVersion *rv, DeltaOp op, const char *key,
-                               const uint8_t *row_digest, WrError *err)
-{
-    Sink *s = history_sink(ctx);
-    if (!s || !s->ops->note_suppressed) return WR_OK;
-    return s->ops->note_suppressed(s, rv, op, key, row_digest, err);
-}
-
-static WrStatus out_scan_rows(void *ctx, const RelationVersion *rv,
-                              WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
-                              void *arg, WrError *err)
-{
-    Sink *s = history_sink(ctx);
-    if (!s || !s->ops->scan_rows) return WR_OK;
-    return s->ops->scan_rows(s, rv, row, arg, err);
 }
 
 static WrStatus out_primary_key(void *ctx, uint32_t relid, uint16_t ncols, const char *const *names,
@@ -456,6 +424,13 @@ static WrStatus receive_when_idle(Pipeline *p, const uint8_t **buf, size_t *len,
     return repl_stream_receive(p->stream, fanout_holds_batch(p->fanout) ? 2 : 50, buf, len, err);
 }
 
+/* What the socket holds already, for the read-ahead (never waits). */
+static WrStatus receive_now(void *arg, const uint8_t **buf, size_t *len, WrError *err)
+{
+    Pipeline *p = arg;
+    return repl_stream_receive(p->stream, 0, buf, len, err);
+}
+
 /*
  * The next message to handle: the read-ahead queue's, else the socket's. A
  * message from the socket brings everything else the socket already holds
@@ -465,36 +440,22 @@ static WrStatus receive_when_idle(Pipeline *p, const uint8_t **buf, size_t *len,
  */
 static WrStatus next_message(Pipeline *p, const uint8_t **buf, size_t *len, WrError *err)
 {
-    if (readahead_pop(p->ahead, buf, len)) return WR_OK;
-    if (p->ahead_status != WR_OK) {
-        WrStatus st = p->ahead_status;
-        *err = p->ahead_err;
-        p->ahead_status = WR_OK;
-        return st;
-    }
-    WrStatus st = repl_stream_receive(p->stream, 0, buf, len, err);
+    WrStatus st;
+    if (readahead_take(p->ahead, buf, len, &st, err)) return st;
+    st = repl_stream_receive(p->stream, 0, buf, len, err);
     if (st == WR_AGAIN) st = receive_when_idle(p, buf, len, err);
-    Sink *history = p->history;
-    if (st != WR_OK || !history || !history->ops->prefetch_rows) return st;
+    if (st != WR_OK || !p->history) return st;
     /* Behind the store (giving another sink what it lacks) old images are
      * read as of each revision (out_known_revision), never ahead. */
     const SinkPosition *hp = fanout_position(p->fanout, p->history_index);
     if (hp->known && assembler_last_end_lsn(p->asm_) < hp->durable_end_lsn) return st;
 
     readahead_push(p->ahead, *buf, *len);
-    while (readahead_count(p->ahead) < READ_AHEAD_MAX_MESSAGES && readahead_bytes(p->ahead) < READ_AHEAD_MAX_BYTES) {
-        st = repl_stream_receive(p->stream, 0, buf, len, &p->ahead_err);
-        if (st == WR_AGAIN) break;
-        if (st != WR_OK) {
-            p->ahead_status = st;
-            break;
-        }
-        readahead_push(p->ahead, *buf, *len);
-    }
+    readahead_drain(p->ahead, receive_now, p, READ_AHEAD_MAX_MESSAGES, READ_AHEAD_MAX_BYTES);
     if (readahead_count(p->ahead) > 1) {
         size_t fetched = 0;
         int64_t t0 = mono_now_us();
-        st = prefetch_old_images(p->ahead, &p->parser, p->asm_, history, &fetched, err);
+        st = prefetch_old_images(p->ahead, &p->parser, p->asm_, &fetched, err);
         if (st != WR_OK) return wr_error_prefix(err, "sink history: reading old images ahead");
         p->prefetched_keys += fetched;
         if (fetched)
@@ -613,19 +574,22 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
         acfg.attest_ipad = p->attest_pads;
         acfg.attest_opad = p->attest_pads + 64;
     }
+    /* The assembler reads the history itself, on the history sink's connection
+     * (without a history sink, through a reader that knows nothing). */
+    HistoryReader *reader = history_reader_of(p->history);
+    if (reader) history_reader_set_gate(reader, history_skips_current, p);
+    HistoryLookup history = history_reader_lookup(reader);
+    acfg.history = &history;
     AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
-                           .delta = out_delta, .commit = out_commit, .lookup_row = out_lookup,
-                           .primary_key = out_primary_key, .find_row = out_find_row,
-                           .suppressed = out_suppressed, .scan_rows = out_scan_rows,
+                           .delta = out_delta, .commit = out_commit, .primary_key = out_primary_key,
                            .own_message = out_own_message, .ddl_captured = out_ddl_captured,
                            .known_revision = out_known_revision};
     p->asm_ = assembler_create(&acfg, &out);
     assembler_set_position(p->asm_, start->last_revision_id, start->last_checksum, start->durable_end_lsn);
     p->ahead = readahead_create();
-    p->ahead_status = WR_OK;
     /* Versions the history store already holds, so re-sent Relation messages are not new versions. */
     if (cfg->history_enabled) {
-        st = relrestore_load(p->asm_, cfg->history_conninfo, cfg->history_schema, err);
+        st = history_reader_load_relations(cfg->history_conninfo, cfg->history_schema, restore_relation, p->asm_, err);
         if (st != WR_OK) return st;
     }
     st = check_gap(p, start, err);
@@ -803,9 +767,15 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
                             .control_schema = cfg->history_schema};
     AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
                            .delta = out_delta, .commit = out_commit};
+    /* A gap revision compares with the history: old images and relation versions. */
+    HistoryLookup history = {0};
     if (has_history) {
-        /* A gap revision compares with the history: old images and relation versions. */
-        out.lookup_row = out_lookup;
+        history = history_reader_lookup(history_reader_of(p->history));
+        history.prefetch = NULL;
+        history.find_row = NULL;
+        history.note_suppressed = NULL;
+        history.scan_rows = NULL;
+        acfg.history = &history;
         out.primary_key = out_primary_key;
     }
     p->asm_ = assembler_create(&acfg, &out);
@@ -814,7 +784,7 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
     if (has_history && baseline) {
         /* The history goes on: a slot that does not continue it (dropped,
          * lost, advanced) gets a gap revision, never a second baseline. */
-        st = relrestore_load(p->asm_, cfg->history_conninfo, cfg->history_schema, err);
+        st = history_reader_load_relations(cfg->history_conninfo, cfg->history_schema, restore_relation, p->asm_, err);
         SinkPosition at = start;
         if (st == WR_OK) st = check_gap(p, &at, err);
         if (st != WR_OK) return st;

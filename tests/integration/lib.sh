@@ -54,6 +54,41 @@ run_to() {
   fi
 }
 
+# start_mock_kafka DIR: librdkafka's mock cluster (one broker) in its own
+# process (walrev-mock-kafka: SIGUSR1 takes the brokers down, SIGUSR2 brings
+# them back), its log DIR/mock.log; sets MOCK_PID and BROKERS (the bootstrap
+# servers). The test stops it (kill "$MOCK_PID") in its cleanup.
+start_mock_kafka() {
+  : "${WALREV_MOCK_KAFKA:?run through ctest}"
+  "$WALREV_MOCK_KAFKA" 1 >"$1/bootstrap" 2>"$1/mock.log" &
+  MOCK_PID=$!
+  wait_for 5 test -s "$1/bootstrap" || true
+  BROKERS=$(head -1 "$1/bootstrap")
+  [ -n "$BROKERS" ] || fail "mock cluster did not start"
+}
+
+# worker_start LOG ARG...: `walrev ARG... run` in the background, its stderr
+# appended to LOG, its stdout appended to WORKER_OUT (default /dev/null); sets
+# WORKER_PID. worker_stop [PID] ends it with SIGTERM and returns its exit
+# status; worker_kill [PID] ends it with SIGKILL, whatever its status.
+worker_start() {
+  local log=$1
+  shift
+  "$WALREV_BIN" "$@" run >>"${WORKER_OUT:-/dev/null}" 2>>"$log" &
+  WORKER_PID=$!
+}
+worker_stop() {
+  local pid=${1:-$WORKER_PID} rc=0
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" || rc=$?
+  return "$rc"
+}
+worker_kill() {
+  local pid=${1:-$WORKER_PID}
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
 conninfo() { echo "host=127.0.0.1 port=$PGPORT user=postgres dbname=$1"; }
 
 # fresh_db NAME: drop slots and database of a previous run, create it.

@@ -47,8 +47,8 @@ done
 [ "$(q $DB "SELECT count(*) FROM pg_locks WHERE relation = 't2'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ] || fail "the lock was not taken"
 locked_at=$(date +%s.%N)
 
-"$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT run 2>>"$TMP/run.log" &
-wpid=$!
+worker_start "$TMP/run.log" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT
+wpid=$WORKER_PID
 
 # While the lock is held: each change of base is in the history within 3 s.
 worst=0
@@ -101,4 +101,4 @@ expect_eq "the history of t2 equals the table" \
   "$(W snapshot --table t2 2>/dev/null | sort)" "$(q $DB "COPY (SELECT * FROM t2) TO STDOUT" | sort)"
 expect_eq "the history of base equals the table" \
   "$(W snapshot --table base 2>/dev/null | sort)" "$(q $DB "COPY (SELECT * FROM base) TO STDOUT" | sort)"
-kill -TERM "$wpid"; wait "$wpid" || fail "the worker did not stop cleanly"; wpid=
+worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=

@@ -17,7 +17,6 @@
 #     WALREV_CHAOS_CYCLES=100 ctest --output-on-failure -R 'pg\.|test_chaos'
 #   seed:   WALREV_CHAOS_SEED (default: the time; printed, so a failure replays)
 source "$(dirname "$0")/lib.sh"
-: "${WALREV_MOCK_KAFKA:?run through ctest}"
 CYCLES=${WALREV_CHAOS_CYCLES:-20}
 SEED=${WALREV_CHAOS_SEED:-$(date +%s)}
 RANDOM=$SEED
@@ -50,11 +49,8 @@ hist_start() { as_owner "$PGBIN/pg_ctl" -D "$H/data" -l "$H/server.log" -w -t 60
 HQ() { psql -X -q -v ON_ERROR_STOP=1 -At -h 127.0.0.1 -p "$HPORT" -U postgres -d hist -c "$1"; }
 psql -X -q -h 127.0.0.1 -p "$HPORT" -U postgres -d postgres -c "CREATE DATABASE hist"
 
-"$WALREV_MOCK_KAFKA" 1 >"$TMP/bootstrap" 2>"$TMP/mock.log" &
-mpid=$!
-for _ in $(seq 50); do [ -s "$TMP/bootstrap" ] && break; sleep 0.1; done
-BROKERS=$(head -1 "$TMP/bootstrap")
-[ -n "$BROKERS" ] || fail "mock cluster did not start"
+start_mock_kafka "$TMP"
+mpid=$MOCK_PID
 
 cat >"$TMP/walrev.conf" <<CONF
 [source]
@@ -98,8 +94,8 @@ loadpid=$!
 
 kafka_down=0
 for c in $(seq 1 "$CYCLES"); do
-  "$WALREV_BIN" -c "$TMP/walrev.conf" run >/dev/null 2>>"$TMP/run.log" &
-  wpid=$!
+  worker_start "$TMP/run.log" -c "$TMP/walrev.conf"
+  wpid=$WORKER_PID
   # A broker outage in some cycles, a history server restart in others.
   if [ $((c % 5)) = 2 ]; then kill -USR1 "$mpid"; kafka_down=1; fi
   rsleep 300 2200
@@ -108,8 +104,7 @@ for c in $(seq 1 "$CYCLES"); do
   rsleep 0 1500
   # It must still be running: every fault here is one to ride out.
   kill -0 "$wpid" 2>/dev/null || { tail -20 "$TMP/run.log"; fail "cycle $c: the worker exited by itself"; }
-  kill -9 "$wpid"
-  wait "$wpid" 2>/dev/null || true
+  worker_kill "$wpid"
   wpid=
 done
 [ "$kafka_down" = 1 ] && kill -USR2 "$mpid"

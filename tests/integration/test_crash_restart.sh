@@ -46,8 +46,8 @@ lpid=$!
 kills=0
 while kill -0 "$lpid" 2>/dev/null; do
   # the binary itself in the background, so that $! is the worker's pid
-  "$WALREV_BIN" --source "$SRC" --history "$HIST" --slot crash run 2>>"$HDIR/run.log" &
-  wpid=$!
+  worker_start "$HDIR/run.log" --source "$SRC" --history "$HIST" --slot crash
+  wpid=$WORKER_PID
   sleep "0.$((RANDOM % 9 + 1))"
   if [ $kills = 3 ]; then
     # restart the history store under the running worker
@@ -57,8 +57,7 @@ while kill -0 "$lpid" 2>/dev/null; do
     $runuser_prefix /usr/lib/postgresql/15/bin/pg_ctl -D "$HDIR/pg/data" -l "$HDIR/pg/server.log" -w start >/dev/null
     sleep 1
   fi
-  kill -9 "$wpid" 2>/dev/null || true
-  wait "$wpid" 2>/dev/null || true
+  worker_kill "$wpid"
   wpid=
   kills=$((kills + 1))
 done

@@ -35,10 +35,10 @@ q $DB "CREATE TABLE t (id int PRIMARY KEY, v text);
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 
 start_worker() {
-  "$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT run 2>>"$TMP/run.log" &
-  wpid=$!
+  worker_start "$TMP/run.log" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT
+  wpid=$WORKER_PID
 }
-stop_worker() { kill -TERM "$wpid"; wait "$wpid" || { tail -20 "$TMP/run.log"; fail "the worker did not stop cleanly"; }; wpid=; }
+stop_worker() { worker_stop "$wpid" || { tail -20 "$TMP/run.log"; fail "the worker did not stop cleanly"; }; wpid=; }
 markers=0
 catch_up() {
   markers=$((markers + 1))
@@ -144,7 +144,7 @@ expect_eq "the idle slot is confirmed past other databases' WAL" \
 expect_eq "the history store recorded that position first" \
   "$(q $DB "$H SELECT end_lsn >= (SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '$SLOT')
              FROM checkpoint WHERE slot_name = '$SLOT'")" t
-kill -9 "$wpid"; wait "$wpid" 2>/dev/null || true; wpid=
+worker_kill "$wpid"; wpid=
 start_worker
 catch_up
 expect_eq "no gap after a restart of a worker that confirmed idle WAL" "$(gaps)" 2

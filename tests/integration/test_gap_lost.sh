@@ -28,14 +28,14 @@ q $DB "CREATE TABLE t (id int PRIMARY KEY, v text);
        INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20) g;"
 q postgres "CREATE TABLE filler (x text)"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
-"$WALREV_BIN" --source "$SRC" --slot $SLOT run 2>>"$TMP/run.log" &
-wpid=$!
+worker_start "$TMP/run.log" --source "$SRC" --slot $SLOT
+wpid=$WORKER_PID
 q $DB "UPDATE t SET v = 'seen' WHERE id = 1"
 for _ in $(seq 1 300); do
   [ "$(q $DB "$H SELECT count(*) FROM object_delta WHERE relid = 'public.t'::regclass AND op = 'U'")" = 1 ] && break
   sleep 0.1
 done
-kill -TERM "$wpid"; wait "$wpid" || fail "the worker did not stop cleanly"; wpid=
+worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=
 
 q $DB "UPDATE t SET v = 'lost' WHERE id = 2; DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (21, 'new')"
 # WAL past the slot's 1 MB (in another database): three segments and checkpoints
@@ -44,8 +44,8 @@ for _ in 1 2 3; do
 done
 expect_eq "the slot was invalidated" "$(q $DB "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$SLOT'")" lost
 
-"$WALREV_BIN" --source "$SRC" --slot $SLOT run 2>>"$TMP/run.log" &
-wpid=$!
+worker_start "$TMP/run.log" --source "$SRC" --slot $SLOT
+wpid=$WORKER_PID
 for _ in $(seq 1 300); do
   [ "$(q $DB "$H SELECT count(*) FROM revision WHERE actor_type = 'walrev' AND actor_id = 'gap'")" = 1 ] && break
   kill -0 "$wpid" 2>/dev/null || { cat "$TMP/run.log"; fail "the worker died"; }
@@ -64,4 +64,4 @@ for _ in $(seq 1 300); do
 done
 expect_eq "the history of t equals the table" "$(W snapshot --table t 2>/dev/null | sort)" \
   "$(q $DB "COPY (SELECT * FROM t) TO STDOUT" | sort)"
-kill -TERM "$wpid"; wait "$wpid" || fail "the worker did not stop cleanly"; wpid=
+worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=

@@ -31,7 +31,7 @@ untracked = public.u.seen
 allow_suppress = true
 CONF
 W() { "$WALREV_BIN" -c "$WORK/walrev.conf" "$@"; }
-start_worker() { "$WALREV_BIN" -c "$WORK/walrev.conf" run >>"$WORK/run.log" 2>&1 & WPID=$!; }
+start_worker() { WORKER_OUT="$WORK/run.log" worker_start "$WORK/run.log" -c "$WORK/walrev.conf"; WPID=$WORKER_PID; }
 marker_n=0
 caught_up() {
   marker_n=$((marker_n + 1))

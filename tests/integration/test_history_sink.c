@@ -20,6 +20,7 @@
 #include "replay/verify.h"
 #include "schema/checksum.h"
 #include "schema/store_sql.h"
+#include "sink/history_reader.h"
 #include "sink/sink.h"
 
 #define DB "walrev_history_sink"
@@ -430,7 +431,7 @@ static void lookup(TW *tw, const char *key, bool want_found, const char *c1, con
     StrBuf storage;
     strbuf_init(&storage);
     bool found = true;
-    OK(tw->sink->ops->lookup_row(tw->sink, &g_rv, key, &img, &storage, &found, &tw->err));
+    OK(history_reader_lookup_row(history_reader_of(tw->sink), &g_rv, key, &img, &storage, &found, &tw->err));
     assert_int_equal(found, want_found);
     if (found) {
         assert_ptr_equal(img.relver, &g_rv);
@@ -541,7 +542,7 @@ static void test_current_rows(void **state)
     strbuf_init(&storage);
     strbuf_append_str(&storage, "prefix"); /* appended to, not reset */
     bool found = false;
-    OK(tw->sink->ops->lookup_row(tw->sink, &rv13, "[\"5\"]", &img, &storage, &found, &tw->err));
+    OK(history_reader_lookup_row(history_reader_of(tw->sink), &rv13, "[\"5\"]", &img, &storage, &found, &tw->err));
     assert_true(found);
     assert_memory_equal(storage.data, "prefix", 6);
     assert_int_equal(img.unknown[NCOLS], 1);
@@ -708,7 +709,7 @@ static void test_killed_connection(void **state)
     StrBuf storage;
     strbuf_init(&storage);
     bool found = false;
-    OK(tw->sink->ops->lookup_row(tw->sink, &g_rv, "[\"1\"]", &img, &storage, &found, &tw->err));
+    OK(history_reader_lookup_row(history_reader_of(tw->sink), &g_rv, "[\"1\"]", &img, &storage, &found, &tw->err));
     strbuf_free(&storage);
     char *pid = qv("SELECT pid FROM pg_stat_activity WHERE application_name = 'walrev-history' "
                    "AND datname = '" DB "' AND state = 'idle in transaction'");

@@ -4,17 +4,13 @@
 # the Kafka stream read back with `walrev tail` equals the history store
 # (revision ids, sequence, operation, key, values), and the slot is confirmed.
 source "$(dirname "$0")/lib.sh"
-: "${WALREV_MOCK_KAFKA:?run through ctest}"
 DB=kafka_e2e
 fresh_db $DB
 SRC=$(conninfo $DB)
 TMP=$TEST_TMP
 on_exit '[ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null'
-"$WALREV_MOCK_KAFKA" 1 >"$TMP/bootstrap" 2>"$TMP/mock.log" &
-mpid=$!
-wait_for 5 test -s "$TMP/bootstrap" || true
-BROKERS=$(head -1 "$TMP/bootstrap")
-[ -n "$BROKERS" ] || fail "mock cluster did not start"
+start_mock_kafka "$TMP"
+mpid=$MOCK_PID
 cat >"$TMP/walrev.conf" <<CONF
 [source]
 conninfo = $SRC

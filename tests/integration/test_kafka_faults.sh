@@ -9,7 +9,6 @@
 #     undelivered) exits at once, and nothing is lost: the next run sends the
 #     undelivered revisions again and every transaction reaches Kafka.
 source "$(dirname "$0")/lib.sh"
-: "${WALREV_MOCK_KAFKA:?run through ctest}"
 DB=kafka_faults
 fresh_db $DB
 SRC="$(conninfo $DB) options='-c wal_sender_timeout=2000'"
@@ -21,11 +20,8 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
-"$WALREV_MOCK_KAFKA" 1 >"$TMP/bootstrap" 2>"$TMP/mock.log" &
-mpid=$!
-for _ in $(seq 50); do [ -s "$TMP/bootstrap" ] && break; sleep 0.1; done
-BROKERS=$(head -1 "$TMP/bootstrap")
-[ -n "$BROKERS" ] || fail "mock cluster did not start"
+start_mock_kafka "$TMP"
+mpid=$MOCK_PID
 cat >"$TMP/walrev.conf" <<CONF
 [source]
 conninfo = $SRC

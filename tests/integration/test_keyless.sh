@@ -33,13 +33,12 @@ q $DB "CREATE TABLE k (a int, b text);
 W setup >"$WORK/setup.out" 2>&1 || { cat "$WORK/setup.out"; fail setup; }
 
 stop_worker() { # SIGTERM: a clean stop, exit status 0
-  kill -TERM "$WPID"
-  local rc=0; wait "$WPID" || rc=$?
+  local rc=0; worker_stop "$WPID" || rc=$?
   [ $rc = 0 ] || { tail -20 "$WORK/run.log"; fail "worker exit status $rc after SIGTERM"; }
 }
-start_worker() { # the worker itself, not a subshell, gets the signals
-  "$WALREV_BIN" -c "$WORK/walrev.ini" --source "$SRC" --slot keyless run >>"$WORK/run.log" 2>&1 &
-  WPID=$!
+start_worker() {
+  WORKER_OUT="$WORK/run.log" worker_start "$WORK/run.log" -c "$WORK/walrev.ini" --source "$SRC" --slot keyless
+  WPID=$WORKER_PID
 }
 # wait until the history holds marker row N (everything before it is recorded)
 marker_n=0

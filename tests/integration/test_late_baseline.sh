@@ -45,9 +45,8 @@ q $DB "CREATE TABLE base (id int PRIMARY KEY, v text);
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 
 start_worker() {
-  # the binary itself in the background, so that $! is the worker's pid
-  "$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT run 2>>"$TMP/run.log" &
-  wpid=$!
+  worker_start "$TMP/run.log" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT
+  wpid=$WORKER_PID
 }
 # Wait until the worker holds everything committed so far: a marker change,
 # and the history has it (revisions are durable in commit order).
@@ -168,7 +167,7 @@ for _ in $(seq 1 600); do
   sleep 0.05
 done
 [ "$(state_of late_r)" = running ] || fail "late_r was not being backfilled when the worker was to be killed ($(state_of late_r))"
-kill -9 "$wpid"; wait "$wpid" 2>/dev/null || true
+worker_kill "$wpid"
 killed_at=$(q $DB "$H SELECT chunks FROM backfill WHERE relid = 'public.late_r'::regclass")
 pass "worker killed with the baseline of late_r at chunk $killed_at"
 start_worker

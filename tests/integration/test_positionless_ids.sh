@@ -8,7 +8,6 @@
 # id must name one transaction (xid, commit LSN) only, and ids must grow with
 # commit LSNs. Then Kafka + file, the same: the file's ids dense from 1.
 source "$(dirname "$0")/lib.sh"
-: "${WALREV_MOCK_KAFKA:?run through ctest}"
 DB=pl_ids
 fresh_db $DB
 SRC=$(conninfo $DB)
@@ -20,11 +19,8 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
-"$WALREV_MOCK_KAFKA" 1 >"$TMP/bootstrap" 2>"$TMP/mock.log" &
-mpid=$!
-for _ in $(seq 50); do [ -s "$TMP/bootstrap" ] && break; sleep 0.1; done
-BROKERS=$(head -1 "$TMP/bootstrap")
-[ -n "$BROKERS" ] || fail "mock cluster did not start"
+start_mock_kafka "$TMP"
+mpid=$MOCK_PID
 
 q $DB "CREATE TABLE ledger (n int PRIMARY KEY, phase int);"
 q postgres "DROP ROLE IF EXISTS pl_app; CREATE ROLE pl_app LOGIN;"
@@ -54,11 +50,10 @@ CONF
   lpid=$!
   kills=0
   while kill -0 "$lpid" 2>/dev/null; do
-    "$WALREV_BIN" -c "$TMP/$name.conf" run 2>>"$TMP/$name.log" &
-    wpid=$!
+    worker_start "$TMP/$name.log" -c "$TMP/$name.conf"
+    wpid=$WORKER_PID
     sleep "0.$((RANDOM % 5 + 3))"
-    kill -9 "$wpid" 2>/dev/null || true
-    wait "$wpid" 2>/dev/null || true
+    worker_kill "$wpid"
     kills=$((kills + 1))
   done
   wait "$lpid"; lpid=

@@ -38,8 +38,8 @@ rc=0; W verify --against-source --wait 1 >"$TMP/nowork.out" 2>"$TMP/nowork.err" 
 expect_eq "without a running worker verify --against-source exits 2" "$rc" 2
 grep -q "the worker has not confirmed position" "$TMP/nowork.err" || { cat "$TMP/nowork.err"; fail "no reason given"; }
 
-"$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT run 2>>"$TMP/run.log" &
-wpid=$!
+worker_start "$TMP/run.log" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT
+wpid=$WORKER_PID
 
 rc=0; W verify --against-source >"$TMP/v1.out" 2>"$TMP/v1.err" || rc=$?
 [ $rc = 0 ] || { cat "$TMP/v1.out" "$TMP/v1.err"; fail "verify --against-source after setup exited $rc"; }
@@ -94,4 +94,4 @@ done
 touch "$TMP/stop-writer"
 wait $gpid || true; gpid=  # its status is psql's as the input ends; what counts is that it wrote throughout
 pass "$runs comparisons of w during concurrent writes found no difference"
-kill -TERM "$wpid"; wait "$wpid" || fail "the worker did not stop cleanly"; wpid=
+worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=

@@ -533,7 +533,7 @@ static void test_relation_version_covered_by_next_revision(void **state)
     revhash_destroy(h);
 }
 
-/* A recording scan_rows: the rekey of a key change asks for the table's rows. */
+/* A recording history reader's scan_rows: the rekey of a key change asks for the table's rows. */
 static int scans;
 static WrStatus o_scan(void *c, const RelationVersion *rv,
                        WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err), void *arg,
@@ -559,9 +559,10 @@ static void test_key_added_by_ddl_to_wide_table(void **state)
 {
     Fix *f = *state;
     AssemblerOutput out = {.ctx = &f->rec, .relation = o_rel, .begin = o_begin, .context = o_ctx,
-                           .delta = o_delta, .commit = o_commit, .scan_rows = o_scan,
-                           .ddl_captured = o_ddl_captured};
-    AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev"};
+                           .delta = o_delta, .commit = o_commit, .ddl_captured = o_ddl_captured};
+    HistoryLookup history = {.ctx = &f->rec, .scan_rows = o_scan};
+    AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev",
+                           .history = &history};
     assembler_destroy(f->a);
     f->a = assembler_create(&cfg, &out);
     scans = 0;

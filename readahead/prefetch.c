@@ -1,5 +1,5 @@
 /* prefetch.c — see prefetch.h. */
-#include "worker/prefetch.h"
+#include "readahead/readahead.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +69,7 @@ static void put_absent(void *arg, const char *key)
 }
 
 /* One table's keys, deduplicated (a row changed twice in the run), in statements of at most PREFETCH_MAX_KEYS. */
-static WrStatus fetch_table(TableKeys *t, Assembler *a, Sink *history, size_t *fetched, WrError *err)
+static WrStatus fetch_table(TableKeys *t, Assembler *a, const HistoryLookup *history, size_t *fetched, WrError *err)
 {
     const char **keys = xcalloc((size_t)t->n, sizeof(char *));
     for (int i = 0; i < t->n; i++) keys[i] = t->keys.data + t->off[i];
@@ -81,18 +81,19 @@ static WrStatus fetch_table(TableKeys *t, Assembler *a, Sink *history, size_t *f
     for (int i = 0; st == WR_OK && i < n; i += PREFETCH_MAX_KEYS) {
         int m = n - i < PREFETCH_MAX_KEYS ? n - i : PREFETCH_MAX_KEYS;
         PutTarget target = {a, t->rv->relid};
-        st = history->ops->prefetch_rows(history, t->rv, keys + i, m, put_image, put_absent, &target, err);
+        st = history->prefetch(history->ctx, t->rv, keys + i, m, put_image, put_absent, &target, err);
         *fetched += (size_t)m;
     }
     free(keys);
     return st;
 }
 
-WrStatus prefetch_old_images(const ReadAhead *q, const PgoParser *parser, Assembler *a, Sink *history,
-                             size_t *fetched, WrError *err)
+WrStatus prefetch_old_images(const ReadAhead *q, const PgoParser *parser, Assembler *a, size_t *fetched,
+                             WrError *err)
 {
     *fetched = 0;
-    if (!history || !history->ops->prefetch_rows) return WR_OK;
+    const HistoryLookup *history = assembler_history(a);
+    if (!history->prefetch) return WR_OK;
     PgoParser scratch = *parser;
     AssemblerScan scan = {0};
     KeySets sets = {0};

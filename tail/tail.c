@@ -5,7 +5,7 @@
  * A throwaway consumer group, no offset commits: reading never moves anyone's
  * position. Returns exit codes; never calls exit().
  */
-#include "worker/tail.h"
+#include "tail/tail.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -21,7 +21,6 @@
 
 #include "common/log.h"
 #include "sink/msgpack_codec.h"
-#include "worker/pipeline.h"
 
 #define EXIT_USAGE 2
 #define POLL_MS 100
@@ -42,6 +41,7 @@ typedef struct {
 
 typedef struct {
     const TailOptions *opt;
+    const TailConfig *cfg;
     long printed;
     long bad;
 } TailState;
@@ -162,7 +162,7 @@ static void emit(TailState *ts, const void *buf, size_t len, const char *where)
 
 static bool done(const TailState *ts)
 {
-    return pipeline_stop_requested || (ts->opt->max_messages && ts->printed + ts->bad >= ts->opt->max_messages);
+    return (ts->cfg->stop && *ts->cfg->stop) || (ts->opt->max_messages && ts->printed + ts->bad >= ts->opt->max_messages);
 }
 
 /* ---- a file-sink file ---- */
@@ -249,7 +249,7 @@ static bool conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
     return false;
 }
 
-static int tail_kafka(TailState *ts, const Config *cfg)
+static int tail_kafka(TailState *ts, const TailConfig *cfg)
 {
     const TailOptions *o = ts->opt;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -257,13 +257,13 @@ static int tail_kafka(TailState *ts, const Config *cfg)
     snprintf(group, sizeof group, "walrev-tail-%d-%lld", (int)getpid(), (long long)time(NULL));
     bool ok = true;
     /* The user's properties first (TLS, SASL), except what only a producer understands. */
-    for (int i = 0; cfg && i < cfg->nkafka_props && ok; i++) {
-        const char *n = cfg->kafka_props[i].name;
+    for (int i = 0; i < cfg->nprops && ok; i++) {
+        const char *n = cfg->prop_names[i];
         if (strcmp(n, "acks") == 0 || strcmp(n, "enable.idempotence") == 0 || strncmp(n, "queue.buffering", 15) == 0 ||
             strcmp(n, "linger.ms") == 0 || strcmp(n, "message.timeout.ms") == 0 || strcmp(n, "compression.type") == 0 ||
             strcmp(n, "compression.codec") == 0 || strcmp(n, "batch.num.messages") == 0)
             continue;
-        ok = conf_set(conf, n, cfg->kafka_props[i].value);
+        ok = conf_set(conf, n, cfg->prop_values[i]);
     }
     ok = ok && (!o->brokers || conf_set(conf, "bootstrap.servers", o->brokers)) && conf_set(conf, "group.id", group) &&
          conf_set(conf, "enable.auto.commit", "false") && conf_set(conf, "enable.auto.offset.store", "false") &&
@@ -348,10 +348,10 @@ static bool parse_count(const char *s, long *out)
     return true;
 }
 
-static const char *cfg_prop(const Config *cfg, const char *name)
+static const char *cfg_prop(const TailConfig *cfg, const char *name)
 {
-    for (int i = 0; cfg && i < cfg->nkafka_props; i++)
-        if (strcmp(cfg->kafka_props[i].name, name) == 0) return cfg->kafka_props[i].value;
+    for (int i = 0; i < cfg->nprops; i++)
+        if (strcmp(cfg->prop_names[i], name) == 0) return cfg->prop_values[i];
     return NULL;
 }
 
@@ -362,7 +362,7 @@ static void usage(FILE *out)
           out);
 }
 
-int tail_command(int argc, char **argv, const Config *cfg)
+int tail_command(int argc, char **argv, const TailConfig *cfg)
 {
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, 'b'},    {"prefix", required_argument, NULL, 'p'},
@@ -370,7 +370,7 @@ int tail_command(int argc, char **argv, const Config *cfg)
         {"from-beginning", no_argument, NULL, 'B'},   {"format", required_argument, NULL, 'F'},
         {"max-messages", required_argument, NULL, 'n'}, {"timeout-ms", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
-    TailOptions o = {.prefix = cfg && cfg->kafka_topic_prefix ? cfg->kafka_topic_prefix : "walrev"};
+    TailOptions o = {.prefix = cfg->topic_prefix ? cfg->topic_prefix : "walrev"};
     o.topics = xcalloc((size_t)argc + 1, sizeof *o.topics);
     int rc = 0, c;
     optind = 0;
@@ -420,7 +420,7 @@ int tail_command(int argc, char **argv, const Config *cfg)
         usage(stderr);
         goto out;
     }
-    TailState ts = {.opt = &o};
+    TailState ts = {.opt = &o, .cfg = cfg};
     rc = o.file ? tail_file(&ts) : tail_kafka(&ts, cfg);
 out:
     free(o.topics);

@@ -1,5 +1,10 @@
-/* untracked.c — see untracked.h. */
-#include "worker/untracked.h"
+/*
+ * untracked.c — what `walrev run` says about tables it cannot track
+ * (setup.h): unlogged tables (logical decoding never sees their changes) and
+ * tables outside a publication that cannot grow. Each is named in a warning
+ * in the log, never silently skipped; nothing here stops the worker.
+ */
+#include "setup/setup.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>

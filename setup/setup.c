@@ -5,7 +5,7 @@
  * It must never drop or overwrite anything it did not create, and never print
  * a password (conninfos are shown redacted).
  */
-#include "worker/setup.h"
+#include "setup/setup.h"
 
 #include <libpq-fe.h>
 #include <stdarg.h>
@@ -28,7 +28,7 @@ typedef enum {
 } PubMode;
 
 typedef struct {
-    const Config *cfg;
+    const SetupConfig *cfg;
     const SetupOptions *opts;
     PGconn *src;
     PGconn *hist;   /* == src when the history store uses the same conninfo */
@@ -129,7 +129,7 @@ static PGconn *connect_db(Setup *s, const char *what, const char *conninfo, bool
     PGconn *c;
     WrError err = {0};
     if (pgio_connect(conninfo, &how, &c, &err) == WR_OK) return c;
-    char *red = config_redact_conninfo(conninfo);
+    char *red = pgio_redact_conninfo(conninfo);
     const char *line = err.msg;
     if (replication)
         problem(s,
@@ -778,7 +778,7 @@ static bool ensure_context_functions(Setup *s)
  * prefix, which any user can emit, is only ever a warning). The worker
  * reads the rows from the WAL, so deleting old rows is harmless.
  */
-static const char *ddl_capture_table_fmt =
+static const char ddl_capture_table_fmt[] =
     "CREATE TABLE IF NOT EXISTS @s@.ddl_capture ("
     " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
     " captured_at timestamptz NOT NULL DEFAULT now(),"
@@ -823,19 +823,20 @@ static const char *ddl_capture_body_fmt =
     "   WHERE c.oid = r.objid AND c.relpersistence <> 't';"
     " END LOOP; END ";
 
-/* tmpl with every @s@ replaced by schema and @p@ by pub (both already quoted). */
-static void append_with_schema(StrBuf *b, const char *tmpl, const char *schema, const char *pub)
+/* tmpl with every @s@ replaced by schema, @p@ by pub and @h@ by hist (each already quoted). */
+static void append_with_schema(StrBuf *b, const char *tmpl, const char *schema, const char *pub, const char *hist)
 {
     for (const char *p = tmpl; *p;) {
         const char *at = strstr(p, "@");
         size_t n = at ? (size_t)(at - p) : strlen(p);
         strbuf_append(b, p, n);
         if (!at) break;
-        if (strncmp(at, "@s@", 3) == 0) {
-            strbuf_append_str(b, schema);
-            p = at + 3;
-        } else if (strncmp(at, "@p@", 3) == 0) {
-            strbuf_append_str(b, pub);
+        const char *with = strncmp(at, "@s@", 3) == 0 ? schema
+                           : strncmp(at, "@p@", 3) == 0 ? pub
+                           : strncmp(at, "@h@", 3) == 0 ? hist
+                                                        : NULL;
+        if (with) {
+            strbuf_append_str(b, with);
             p = at + 3;
         } else {
             strbuf_append_char(b, '@');
@@ -844,55 +845,66 @@ static void append_with_schema(StrBuf *b, const char *tmpl, const char *schema, 
     }
 }
 
-static bool ensure_ddl_trigger(Setup *s)
+/* One of setup's SECURITY DEFINER event triggers on ddl_command_end. */
+typedef struct {
+    const char *trigger;  /* its name: walrev_capture_ddl */
+    const char *function; /* <schema>.function(): capture_ddl */
+    const char *tags;     /* the WHEN TAG IN list, quoted */
+    const char *reading;  /* for an error: "reading the DDL capture function" */
+    const char *doing;    /* for an error: "installing the DDL capture event trigger" */
+    /* A table the function writes: it must exist too (<schema>.table), and
+     * table_sql (with @s@) creates it before the function. NULL: none. */
+    const char *table;
+    const char *table_sql;
+} EventTrigger;
+
+typedef enum { TRIGGER_FAILED, TRIGGER_CURRENT, TRIGGER_NO_SUPERUSER, TRIGGER_INSTALLED } TriggerOutcome;
+
+/*
+ * Install t with body (rendered) unless the function's source, the enabled
+ * trigger and the table are already as wanted. Without superuser nothing is
+ * changed (TRIGGER_NO_SUPERUSER: the caller says what is lost). Replaces an
+ * older version in place.
+ */
+static TriggerOutcome ensure_event_trigger(Setup *s, const EventTrigger *t, const char *schema, const char *body)
 {
-    char *schema = ident(s->src, s->cfg->history_schema);
-    StrBuf sql, body;
+    StrBuf sql;
     strbuf_init(&sql);
-    strbuf_init(&body);
-    char *pub = PQescapeLiteral(s->src, s->cfg->publication, strlen(s->cfg->publication));
-    append_with_schema(&body, ddl_capture_body_fmt, schema, pub);
-    PQfreemem(pub);
-    strbuf_appendf(&sql, "%s.capture_ddl()", schema);
-    const char *p[] = {sql.data, s->cfg->history_schema};
-    char *src = scalar(s, s->src, "reading the DDL capture function",
+    strbuf_appendf(&sql, "%s.%s()", schema, t->function);
+    const char *p[] = {sql.data, t->trigger, s->cfg->history_schema, t->table ? t->table : ""};
+    char *src = scalar(s, s->src, t->reading,
                        "SELECT coalesce((SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1) AND prosecdef), '')"
-                       " || '|' || (SELECT count(*) FROM pg_event_trigger WHERE evtname = 'walrev_capture_ddl'"
-                       " AND evtenabled <> 'D')"
-                       " || '|' || (to_regclass(format('%I.ddl_capture', $2::text)) IS NOT NULL)",
-                       2, p);
-    bool ok = src != NULL;
-    if (ok) {
+                       " || '|' || (SELECT count(*) FROM pg_event_trigger WHERE evtname = $2 AND evtenabled <> 'D')"
+                       " || '|' || ($4 = '' OR to_regclass(format('%I.%I', $3::text, $4::text)) IS NOT NULL)",
+                       4, p);
+    TriggerOutcome out = TRIGGER_FAILED;
+    if (src) {
         StrBuf want;
         strbuf_init(&want);
-        strbuf_appendf(&want, "%s|1|true", body.data);
+        strbuf_appendf(&want, "%s|1|true", body);
         if (strcmp(src, want.data) == 0) {
-            say("ok", "DDL capture event trigger and %s.ddl_capture exist (renames keep their history)",
-                s->cfg->history_schema);
+            out = TRIGGER_CURRENT;
         } else if (!s->superuser) {
-            warn(s, "cannot install the DDL capture event trigger without superuser: a RENAME COLUMN will be "
-                    "recorded as a drop and an add, and generated columns are missing from snapshots (run walrev "
-                    "setup once as a superuser to fix)");
+            out = TRIGGER_NO_SUPERUSER;
         } else {
-            /* Replaces an older capture (logical messages, which any user can forge) in place. */
             strbuf_reset(&sql);
-            strbuf_appendf(&sql, "CREATE SCHEMA IF NOT EXISTS %s; ", schema);
-            append_with_schema(&sql, ddl_capture_table_fmt, schema, "");
+            if (t->table_sql) {
+                strbuf_appendf(&sql, "CREATE SCHEMA IF NOT EXISTS %s; ", schema);
+                append_with_schema(&sql, t->table_sql, schema, "", "");
+                strbuf_append_str(&sql, "; ");
+            }
             strbuf_appendf(&sql,
-                           "; CREATE OR REPLACE FUNCTION %s.capture_ddl() RETURNS event_trigger"
+                           "CREATE OR REPLACE FUNCTION %s.%s() RETURNS event_trigger"
                            " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
                            " AS $walrev$%s$walrev$;"
-                           " REVOKE ALL ON FUNCTION %s.capture_ddl() FROM PUBLIC;"
-                           " DROP EVENT TRIGGER IF EXISTS walrev_capture_ddl;"
-                           " CREATE EVENT TRIGGER walrev_capture_ddl ON ddl_command_end"
-                           " WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')"
-                           " EXECUTE FUNCTION %s.capture_ddl()",
-                           schema, body.data, schema, schema);
-            ok = exec_simple(s, s->src, "installing the DDL capture event trigger", sql.data);
-            if (ok) {
-                say("created", "DDL capture event trigger walrev_capture_ddl writing %s.ddl_capture (renames keep "
-                               "their history)",
-                    s->cfg->history_schema);
+                           " REVOKE ALL ON FUNCTION %s.%s() FROM PUBLIC;"
+                           " DROP EVENT TRIGGER IF EXISTS %s;"
+                           " CREATE EVENT TRIGGER %s ON ddl_command_end"
+                           " WHEN TAG IN (%s) EXECUTE FUNCTION %s.%s()",
+                           schema, t->function, body, schema, t->function, t->trigger, t->trigger, t->tags, schema,
+                           t->function);
+            if (exec_simple(s, s->src, t->doing, sql.data)) {
+                out = TRIGGER_INSTALLED;
                 s->changes++;
             }
         }
@@ -900,9 +912,42 @@ static bool ensure_ddl_trigger(Setup *s)
     }
     free(src);
     strbuf_free(&sql);
+    return out;
+}
+
+static bool ensure_ddl_trigger(Setup *s)
+{
+    static const EventTrigger t = {
+        .trigger = "walrev_capture_ddl",
+        .function = "capture_ddl",
+        .tags = "'CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO'",
+        .reading = "reading the DDL capture function",
+        .doing = "installing the DDL capture event trigger",
+        .table = "ddl_capture",
+        .table_sql = ddl_capture_table_fmt,
+    };
+    char *schema = ident(s->src, s->cfg->history_schema);
+    StrBuf body;
+    strbuf_init(&body);
+    char *pub = PQescapeLiteral(s->src, s->cfg->publication, strlen(s->cfg->publication));
+    append_with_schema(&body, ddl_capture_body_fmt, schema, pub, "");
+    PQfreemem(pub);
+    /* Replaces an older capture (logical messages, which any user can forge) in place. */
+    TriggerOutcome out = ensure_event_trigger(s, &t, schema, body.data);
+    if (out == TRIGGER_CURRENT)
+        say("ok", "DDL capture event trigger and %s.ddl_capture exist (renames keep their history)",
+            s->cfg->history_schema);
+    else if (out == TRIGGER_NO_SUPERUSER)
+        warn(s, "cannot install the DDL capture event trigger without superuser: a RENAME COLUMN will be "
+                "recorded as a drop and an add, and generated columns are missing from snapshots (run walrev "
+                "setup once as a superuser to fix)");
+    else if (out == TRIGGER_INSTALLED)
+        say("created", "DDL capture event trigger walrev_capture_ddl writing %s.ddl_capture (renames keep "
+                       "their history)",
+            s->cfg->history_schema);
     strbuf_free(&body);
     free(schema);
-    return ok;
+    return out != TRIGGER_FAILED;
 }
 
 /* ---- the table log: tables' existence and partition membership over time ---- */
@@ -1044,69 +1089,34 @@ static bool ensure_schema_trigger(Setup *s)
     bool schemas = strcmp(v, "t") == 0;
     free(v);
     if (!schemas) return true; /* FOR ALL TABLES grows by itself; FOR TABLE does not: run warns */
+    static const EventTrigger t = {
+        .trigger = "walrev_publish_schema",
+        .function = "publish_new_schema",
+        .tags = "'CREATE SCHEMA'",
+        .reading = "reading the schema trigger's function",
+        .doing = "installing the event trigger for new schemas",
+    };
     char *schema = ident(s->src, s->cfg->history_schema);
     char *pub = PQescapeLiteral(s->src, s->cfg->publication, strlen(s->cfg->publication));
     char *hist = PQescapeLiteral(s->src, s->cfg->history_schema, strlen(s->cfg->history_schema));
-    StrBuf body, sql;
+    StrBuf body;
     strbuf_init(&body);
-    strbuf_init(&sql);
-    for (const char *q = schema_trigger_body_fmt; *q;) {
-        if (strncmp(q, "@p@", 3) == 0) {
-            strbuf_append_str(&body, pub);
-            q += 3;
-        } else if (strncmp(q, "@h@", 3) == 0) {
-            strbuf_append_str(&body, hist);
-            q += 3;
-        } else {
-            strbuf_append_char(&body, *q++);
-        }
-    }
-    strbuf_appendf(&sql, "%s.publish_new_schema()", schema);
-    const char *p2[] = {sql.data};
-    char *src = scalar(s, s->src, "reading the schema trigger's function",
-                       "SELECT coalesce((SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1) AND prosecdef), '')"
-                       " || '|' || (SELECT count(*) FROM pg_event_trigger WHERE evtname = 'walrev_publish_schema'"
-                       " AND evtenabled <> 'D')",
-                       1, p2);
-    bool ok = src != NULL;
-    if (ok) {
-        StrBuf want;
-        strbuf_init(&want);
-        strbuf_appendf(&want, "%s|1", body.data);
-        if (strcmp(src, want.data) == 0) {
-            say("ok", "event trigger walrev_publish_schema adds new schemas to publication %s", s->cfg->publication);
-        } else if (!s->superuser) {
-            warn(s, "cannot install the event trigger that adds new schemas to publication %s without superuser: "
-                    "a schema created later is not tracked until walrev setup runs again (walrev run names its "
-                    "tables)",
-                 s->cfg->publication);
-        } else {
-            strbuf_reset(&sql);
-            strbuf_appendf(&sql,
-                           "CREATE OR REPLACE FUNCTION %s.publish_new_schema() RETURNS event_trigger"
-                           " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
-                           " AS $walrev$%s$walrev$;"
-                           " REVOKE ALL ON FUNCTION %s.publish_new_schema() FROM PUBLIC;"
-                           " DROP EVENT TRIGGER IF EXISTS walrev_publish_schema;"
-                           " CREATE EVENT TRIGGER walrev_publish_schema ON ddl_command_end"
-                           " WHEN TAG IN ('CREATE SCHEMA') EXECUTE FUNCTION %s.publish_new_schema()",
-                           schema, body.data, schema, schema);
-            ok = exec_simple(s, s->src, "installing the event trigger for new schemas", sql.data);
-            if (ok) {
-                say("created", "event trigger walrev_publish_schema: new schemas join publication %s",
-                    s->cfg->publication);
-                s->changes++;
-            }
-        }
-        strbuf_free(&want);
-    }
-    free(src);
+    append_with_schema(&body, schema_trigger_body_fmt, schema, pub, hist);
+    TriggerOutcome out = ensure_event_trigger(s, &t, schema, body.data);
+    if (out == TRIGGER_CURRENT)
+        say("ok", "event trigger walrev_publish_schema adds new schemas to publication %s", s->cfg->publication);
+    else if (out == TRIGGER_NO_SUPERUSER)
+        warn(s, "cannot install the event trigger that adds new schemas to publication %s without superuser: "
+                "a schema created later is not tracked until walrev setup runs again (walrev run names its "
+                "tables)",
+             s->cfg->publication);
+    else if (out == TRIGGER_INSTALLED)
+        say("created", "event trigger walrev_publish_schema: new schemas join publication %s", s->cfg->publication);
     strbuf_free(&body);
-    strbuf_free(&sql);
     PQfreemem(pub);
     PQfreemem(hist);
     free(schema);
-    return ok;
+    return out != TRIGGER_FAILED;
 }
 
 /*
@@ -1229,7 +1239,7 @@ static bool ensure_slot(Setup *s)
         /* Also when the slot exists: a slot without a stored baseline is the
          * mark of an interrupted one, which the pipeline takes again. */
         bool created = false;
-        if (s->opts->create_slot(s->cfg, true, &created) != 0) {
+        if (s->opts->create_slot(s->opts->create_slot_arg, true, &created) != 0) {
             s->problems++;
             fprintf(stderr, "error: creating the slot %s and its baseline failed (see the log above)\n",
                     s->cfg->slot_name);
@@ -1308,16 +1318,16 @@ static bool report_replica_identity(Setup *s)
 
 /* ---- the command ---- */
 
-int setup_command(const Config *cfg, const SetupOptions *opts)
+int setup_command(const SetupConfig *cfg, const SetupOptions *opts)
 {
     Setup s = {.cfg = cfg, .opts = opts};
     int rc = 1;
 
-    char *red = config_redact_conninfo(cfg->source_conninfo);
+    char *red = pgio_redact_conninfo(cfg->source_conninfo);
     say("source", "%s", red);
     free(red);
     if (cfg->history_enabled) {
-        red = config_redact_conninfo(cfg->history_conninfo);
+        red = pgio_redact_conninfo(cfg->history_conninfo);
         say("history", "%s (schema %s)", red, cfg->history_schema);
         free(red);
     } else {

@@ -4,14 +4,25 @@
  * or as an aligned table, proving the wire format round-trips. Only consumes:
  * it never commits offsets, so it never disturbs other consumers.
  */
-#ifndef WALREV_WORKER_TAIL_H
-#define WALREV_WORKER_TAIL_H
+#ifndef WALREV_TAIL_TAIL_H
+#define WALREV_TAIL_TAIL_H
 
-#include "worker/config.h"
+#include <signal.h>
+
+/* What `walrev tail` takes from the configuration, borrowed for the call. */
+typedef struct {
+    const char *topic_prefix;      /* [kafka] topic prefix; NULL: "walrev" */
+    /* [kafka] properties for librdkafka (TLS, SASL, bootstrap.servers); a
+     * producer's own (acks, linger.ms, ...) are passed over */
+    const char *const *prop_names;
+    const char *const *prop_values;
+    int nprops;
+    const volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM; NULL: never */
+} TailConfig;
 
 /*
  * argv[0] is the command name ("tail"); options follow:
- *   --brokers B        bootstrap servers (default: kafka bootstrap.servers from cfg)
+ *   --brokers B        bootstrap servers (default: bootstrap.servers among cfg's properties)
  *   --prefix P         topic prefix (default: cfg's kafka topic prefix, else "walrev")
  *   --topic T          a topic to read (repeatable; default: every topic matching ^P\.)
  *   --file PATH        read a file-sink file ("-" for stdin) instead of Kafka
@@ -19,10 +30,10 @@
  *   --format json|table
  *   --max-messages N   stop after N messages
  *   --timeout-ms N     stop after N ms without a message
- * Other librdkafka properties come from cfg (TLS/SASL). cfg may be NULL.
- * Stops when pipeline_stop_requested is set (SIGINT/SIGTERM). Returns 0 on a
+ * Other librdkafka properties come from cfg (TLS/SASL). Stops when *cfg->stop
+ * is set (SIGINT/SIGTERM). Returns 0 on a
  * normal end, 1 if a message could not be decoded or Kafka failed, 2 on usage errors.
  */
-int tail_command(int argc, char **argv, const Config *cfg);
+int tail_command(int argc, char **argv, const TailConfig *cfg);
 
 #endif

@@ -1,11 +1,15 @@
 /*
- * relrestore.c — see relrestore.h. The rows come back as one JSON object
+ * relrestore.c — history_reader_load_relations (history_reader.h): at
+ * start-up, the relation versions the history store holds are handed to the
+ * assembler, so the server's re-sent Relation messages are recognised as
+ * unchanged and column identities (renames, drops) carry on exactly across
+ * every restart. The rows come back as one JSON object
  * each; every number that PostgreSQL's JSON would render as a string (oid,
  * oid[]) is cast to bigint in the query first, and every field is checked
  * for its JSON type, because a relid read as 0 once reloaded every table's
  * columns under the wrong identities (issue 13.1).
  */
-#include "worker/relrestore.h"
+#include "sink/history_reader.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -125,7 +129,9 @@ static void read_version(Row *r, RelationVersion *rv, int16_t *max_col_id)
     }
 }
 
-WrStatus relrestore_load(Assembler *a, const char *conninfo, const char *schema, WrError *err)
+WrStatus history_reader_load_relations(const char *conninfo, const char *schema,
+                                      void (*restore)(void *arg, const RelationVersion *rv, int16_t max_col_id),
+                                      void *arg, WrError *err)
 {
     PGconn *conn = NULL;
     PGresult *res = NULL;
@@ -168,7 +174,7 @@ WrStatus relrestore_load(Assembler *a, const char *conninfo, const char *schema,
                               "refusing to guess a table's columns",
                               PQgetvalue(res, i, 1), PQgetvalue(res, i, 0), r.bad);
         else
-            assembler_restore_relation(a, &rv, max_col_id);
+            restore(arg, &rv, max_col_id);
         free_version(&rv);
         json_decref(r.o);
     }

@@ -1,6 +1,6 @@
-/* readahead.c — see readahead.h. One byte buffer and an offset per message;
+/* queue.c — see readahead.h. One byte buffer and an offset per message;
  * both are reused once every message has been popped. */
-#include "worker/readahead.h"
+#include "readahead/readahead.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +13,8 @@ struct ReadAhead {
     size_t *off;  /* start of message i; off[n] == len */
     size_t n, cap_n;
     size_t head;  /* next message to pop */
+    WrStatus failed;     /* what ended the last drain, handed on once the queue is empty; WR_OK: nothing */
+    WrError failed_err;
 };
 
 ReadAhead *readahead_create(void)
@@ -76,3 +78,29 @@ bool readahead_pop(ReadAhead *q, const uint8_t **buf, size_t *len)
 
 size_t readahead_count(const ReadAhead *q) { return q->n - q->head; }
 size_t readahead_bytes(const ReadAhead *q) { return q->len; }
+
+void readahead_drain(ReadAhead *q, ReadAheadReceive receive, void *arg, size_t max_messages, size_t max_bytes)
+{
+    while (readahead_count(q) < max_messages && readahead_bytes(q) < max_bytes) {
+        const uint8_t *buf;
+        size_t len;
+        WrStatus st = receive(arg, &buf, &len, &q->failed_err);
+        if (st == WR_AGAIN) break;
+        if (st != WR_OK) {
+            q->failed = st;
+            break;
+        }
+        readahead_push(q, buf, len);
+    }
+}
+
+bool readahead_take(ReadAhead *q, const uint8_t **buf, size_t *len, WrStatus *st, WrError *err)
+{
+    *st = WR_OK;
+    if (readahead_pop(q, buf, len)) return true;
+    if (q->failed == WR_OK) return false;
+    *st = q->failed;
+    *err = q->failed_err;
+    q->failed = WR_OK;
+    return true;
+}

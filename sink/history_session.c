@@ -1,0 +1,276 @@
+/*
+ * history_session.c — the history store's session as the writer and the
+ * reader share it (history_session.h): errors and their classification, one
+ * statement, the batch's transaction, the COPY in flight, the Bloom filter of
+ * keys still in the unsent COPY buffer, and the queue of row-digest changes.
+ * Nothing here decides what is written or read; nothing here logs.
+ */
+#include "sink/history_session.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgio/pgio.h"
+#include "schema/rowcache.h"
+
+/* ---------- errors ---------- */
+
+/*
+ * Classify a failed libpq call (pgio's SQLSTATE table) and fill err. Retry
+ * (connection lost, shutdown, conflict) is WR_RETRY: the open transaction died
+ * with it or must be rolled back; anything else is WR_FATAL with SQLSTATE and
+ * the server's message. Either way the batch is unusable until abort().
+ */
+WrStatus hsession_fail(HistorySink *h, const PGresult *res, WrError *err, const char *what)
+{
+    const char *sqlstate;
+    char msg[512];
+    pgio_error_text(h->conn, res, msg, sizeof(msg), &sqlstate);
+    WrStatus st = pgio_status(h->conn, sqlstate);
+    bool lost = st == WR_RETRY;
+    if (lost) {
+        h->broken = true;
+        h->in_tx = false;
+        wr_error_set(err, st, "history store: connection lost during %s: %s%s%s", what, msg,
+                     sqlstate ? " sqlstate=" : "", sqlstate ? sqlstate : "");
+    } else {
+        wr_error_set(err, st, "history store: %s failed: SQLSTATE %s: %s", what,
+                     sqlstate ? sqlstate : "none", msg);
+    }
+    if (err && sqlstate) snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
+    h->failed = true;
+    h->failed_status = st;
+    return st;
+}
+
+WrStatus hsession_check_usable(HistorySink *h, WrError *err, const char *what)
+{
+    if (!h->conn) return wr_error_set(err, WR_FATAL, "history store: %s before open", what);
+    if (h->broken)
+        return wr_error_set(err, WR_RETRY,
+                            "history store: %s after the connection was lost; recreate the sink", what);
+    if (h->failed)
+        return wr_error_set(err, h->failed_status,
+                            "history store: %s after an earlier error; abort the batch first", what);
+    return WR_OK;
+}
+
+/* Run a command (optionally with text parameters); *out gets the result when wanted. */
+
+WrStatus hsession_run(HistorySink *h, const char *sql, int nparams, const char *const *params,
+                    const char *what, PGresult **out, WrError *err)
+{
+    WrStatus ast = hsession_await_copy(h, err);
+    if (ast != WR_OK) return ast;
+    PGresult *res;
+    if (!pgio_exec(h->conn, sql, nparams, params, &res)) {
+        WrStatus st = hsession_fail(h, res, err, what);
+        PQclear(res);
+        return st;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return WR_OK;
+}
+
+WrStatus hsession_ensure_tx(HistorySink *h, WrError *err)
+{
+    if (h->in_tx) return WR_OK;
+    WrStatus st = hsession_run(h, "BEGIN", 0, NULL, "BEGIN of a batch", NULL, err);
+    if (st != WR_OK) return st;
+    h->in_tx = true;
+    h->batch_timer_us = 0; /* started by the next wants_flush, on the caller's clock */
+    h->batch_revisions = 0;
+    return WR_OK;
+}
+
+/* ---------- COPY ---------- */
+
+/* Read the result of the COPY sent last, if any. */
+WrStatus hsession_await_copy(HistorySink *h, WrError *err)
+{
+    if (!h->copy_pending) return WR_OK;
+    h->copy_pending = false;
+    WrStatus st = WR_OK;
+    bool reported = false;
+    PGresult *res;
+    while ((res = pgio_get_result(h->conn)) != NULL) {
+        if (!reported && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            st = hsession_fail(h, res, err, h->copy_pending_what);
+            reported = true;
+        }
+        PQclear(res);
+        if (PQstatus(h->conn) == CONNECTION_BAD) break;
+    }
+    if (!reported && PQstatus(h->conn) == CONNECTION_BAD) st = hsession_fail(h, NULL, err, h->copy_pending_what);
+    return st;
+}
+
+/*
+ * Send one table's buffer with COPY FROM STDIN; only one COPY may be active
+ * at a time. The result is read later (await_copy), so the server works on
+ * this chunk while the next one is assembled.
+ */
+WrStatus hsession_send_buffer(HistorySink *h, int t, WrError *err)
+{
+    StrBuf *b = &h->buf[t];
+    if (b->len == 0) return WR_OK;
+    WrStatus st = hsession_await_copy(h, err);
+    if (st != WR_OK) return st;
+    snprintf(h->copy_pending_what, sizeof(h->copy_pending_what), "COPY into %s", h->table_name[t]);
+    PGresult *res;
+    (void)pgio_exec(h->conn, h->copy_sql[t], 0, NULL, &res);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        st = hsession_fail(h, res, err, h->copy_pending_what);
+        PQclear(res);
+        return st;
+    }
+    PQclear(res);
+    bool ok = pgio_copy_put(h->conn, b->data, b->len) && PQputCopyEnd(h->conn, NULL) == 1;
+    strbuf_reset(b);
+    if (t == TB_DELTA) hsession_clear_unsent(h);
+    if (!ok) return hsession_fail(h, NULL, err, h->copy_pending_what);
+    h->copy_pending = true;
+    return WR_OK;
+}
+
+WrStatus hsession_send_all(HistorySink *h, WrError *err)
+{
+    static const int order[] = {TB_CONTEXT, TB_REVISION, TB_DELTA};
+    WrStatus st = WR_OK;
+    for (size_t i = 0; i < 3 && st == WR_OK; i++) st = hsession_send_buffer(h, order[i], err);
+    return st;
+}
+
+void hsession_append_array_element(StrBuf *b, const char *v)
+{
+    strbuf_append_char(b, '"');
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\') strbuf_append_char(b, '\\');
+        strbuf_append_char(b, *v);
+    }
+    strbuf_append_char(b, '"');
+}
+
+void hsession_append_text_array(StrBuf *b, const char *const *v, int n)
+{
+    strbuf_append_char(b, '{');
+    for (int i = 0; i < n; i++) {
+        if (i) strbuf_append_char(b, ',');
+        hsession_append_array_element(b, v[i]);
+    }
+    strbuf_append_char(b, '}');
+}
+
+/* ---------- the Bloom filter of unsent keys ---------- */
+
+#define UNSENT_BLOOM_BITS ((size_t)1 << 20) /* 128 KiB: ~1% false positives at 100k keys */
+
+/* Bloom bit k of a key: three bits by double hashing. */
+static size_t bloom_bit(uint64_t x, int k) { return (size_t)((x + (uint64_t)k * ((x >> 32) | 1)) % UNSENT_BLOOM_BITS); }
+
+void hsession_note_unsent(HistorySink *h, uint32_t relid, const char *key)
+{
+    if (!h->unsent_keys) h->unsent_keys = xcalloc(UNSENT_BLOOM_BITS / 8, 1);
+    uint64_t x = rowcache_key_hash(relid, key, strlen(key));
+    for (int k = 0; k < 3; k++) h->unsent_keys[bloom_bit(x, k) / 8] |= (uint8_t)(1u << (bloom_bit(x, k) % 8));
+    h->unsent_keys_dirty = true;
+}
+
+bool hsession_maybe_unsent(const HistorySink *h, uint32_t relid, const char *key)
+{
+    if (!h->unsent_keys_dirty) return false;
+    uint64_t x = rowcache_key_hash(relid, key, strlen(key));
+    for (int k = 0; k < 3; k++)
+        if (!(h->unsent_keys[bloom_bit(x, k) / 8] & (1u << (bloom_bit(x, k) % 8)))) return false;
+    return true;
+}
+
+void hsession_clear_unsent(HistorySink *h)
+{
+    if (h->unsent_keys_dirty) memset(h->unsent_keys, 0, UNSENT_BLOOM_BITS / 8);
+    h->unsent_keys_dirty = false;
+}
+
+/* ---------- row digests (docs/history-store.md, "Rows without a key") ---------- */
+
+
+bool hsession_rel_has_hidden(const RelationVersion *rv)
+{
+    for (uint16_t i = 0; i < rv->ncols; i++)
+        if (rv->cols[i].track == TRACK_HIDDEN) return true;
+    return false;
+}
+
+bool hsession_rel_marked(const HistorySink *h, uint32_t relid)
+{
+    for (size_t i = 0; i < h->nmarked; i++)
+        if (h->marked[i] == relid) return true;
+    return false;
+}
+
+void hsession_rel_mark(HistorySink *h, uint32_t relid)
+{
+    if (hsession_rel_marked(h, relid)) return;
+    if (h->nmarked == h->capmarked) {
+        h->capmarked = h->capmarked ? 2 * h->capmarked : 8;
+        h->marked = xrealloc(h->marked, h->capmarked * sizeof(uint32_t));
+    }
+    h->marked[h->nmarked++] = relid;
+}
+
+void hsession_dg_clear(HistorySink *h)
+{
+    for (int i = 0; i < 4; i++) strbuf_reset(&h->dg[i]);
+    h->dg_n = 0;
+}
+
+/* Queue one row_digest change: key NULL ends the table's rows, col DG_END_ROW
+ * the row's, digest NULL removes the entry, len 0 is the stale mark. */
+void hsession_dg_queue(HistorySink *h, uint32_t relid, const char *key, int col, const uint8_t *digest, size_t len)
+{
+    const char *sep = h->dg_n ? "," : "";
+    strbuf_appendf(&h->dg[0], "%s%" PRIu32, sep, relid);
+    strbuf_append_str(&h->dg[1], sep);
+    if (key)
+        hsession_append_array_element(&h->dg[1], key);
+    else
+        strbuf_append_str(&h->dg[1], "NULL");
+    strbuf_appendf(&h->dg[2], "%s%d", sep, col);
+    strbuf_append_str(&h->dg[3], sep);
+    if (!digest) {
+        strbuf_append_str(&h->dg[3], "NULL");
+    } else {
+        strbuf_append_char(&h->dg[3], '"');
+        for (size_t i = 0; i < len; i++) strbuf_appendf(&h->dg[3], "%02x", digest[i]);
+        strbuf_append_char(&h->dg[3], '"');
+    }
+    h->dg_n++;
+}
+
+/* Apply the queued changes in the open batch (before any read of row_digest). */
+WrStatus hsession_dg_apply(HistorySink *h, WrError *err)
+{
+    if (!h->dg_n) return WR_OK;
+    WrStatus st = hsession_ensure_tx(h, err);
+    if (st != WR_OK) return st;
+    StrBuf arr[4], q;
+    for (int i = 0; i < 4; i++) {
+        strbuf_init(&arr[i]);
+        strbuf_appendf(&arr[i], "{%s}", h->dg[i].data ? h->dg[i].data : "");
+    }
+    strbuf_init(&q);
+    strbuf_appendf(&q, "SELECT %s.row_digest_apply($1::oid[], $2::text[], $3::smallint[], $4::text[])", h->qschema);
+    const char *p[4] = {arr[0].data, arr[1].data, arr[2].data, arr[3].data};
+    char what[160];
+    snprintf(what, sizeof(what), "writing %d row digests to %s.row_digest", h->dg_n, h->qschema);
+    st = hsession_run(h, q.data, 4, p, what, NULL, err);
+    strbuf_free(&q);
+    for (int i = 0; i < 4; i++) strbuf_free(&arr[i]);
+    hsession_dg_clear(h);
+    return st;
+}

@@ -1,0 +1,177 @@
+/*
+ * history_session.h — private to sink/: the history store's session as its
+ * two halves share it. The writer (history_sink.c: batch, COPY, checkpoint,
+ * keyframes, row digests) owns the connection and the open batch; the reader
+ * (history_reader.c: old images, read-ahead batches, rows without a key)
+ * reads on the same connection inside that batch, so what the batch has not
+ * committed yet counts too. What both use is history_session.c: errors, one
+ * statement, the transaction, the COPY in flight, the Bloom filter of keys
+ * still unsent, the queue of row-digest changes. Nothing outside sink/
+ * includes this; the public sides are sink/sink.h and sink/history_reader.h.
+ *
+ * Errors: every hsession_* call that talks to the server fails through
+ * hsession_fail: WR_RETRY when the connection is lost, WR_FATAL otherwise,
+ * and either leaves the batch unusable until the sink is aborted. Nothing
+ * here logs.
+ */
+#ifndef WALREV_SINK_HISTORY_SESSION_H
+#define WALREV_SINK_HISTORY_SESSION_H
+
+#include <libpq-fe.h>
+
+#include "schema/digest.h"
+#include "sink/history_reader.h"
+#include "sink/keyframer.h"
+#include "sink/sink.h"
+
+/* The COPY buffers, one per destination table; sent one at a time. */
+enum { TB_CONTEXT, TB_REVISION, TB_DELTA, TB_COUNT };
+
+typedef struct {
+    uint32_t relid;
+    int32_t version;
+    bool committed; /* false while only in the open batch */
+} RelSeen;
+
+/* Per table touched by the open batch: what tracked_table learns at commit. */
+typedef struct {
+    uint32_t relid;
+    int64_t deltas;
+    int64_t live_change; /* rows begun minus rows ended since the batch began (or the truncate) */
+} RelCount;
+
+typedef struct HistorySink HistorySink;
+
+/* The reader's handle (sink/history_reader.h): a view of its sink. */
+struct HistoryReader {
+    HistorySink *h;
+    bool (*skips_current)(void *arg); /* see history_reader_set_gate; NULL: never */
+    void *skips_arg;
+};
+
+struct HistorySink {
+    char *conninfo;
+    char *schema;
+    char *qschema;
+    char *slot_name;
+    int batch_max_revisions;
+    int batch_max_ms;
+    int keyframe_factor;
+    size_t buffer_bytes;
+
+    PGconn *conn;
+    bool broken;      /* connection lost: only destroy is useful */
+    bool failed;      /* an error left the batch unusable until abort() */
+    WrStatus failed_status;
+
+    char *copy_sql[TB_COUNT];
+    char *table_name[TB_COUNT]; /* for messages: walrev.object_delta */
+    StrBuf buf[TB_COUNT];
+
+    /* Open batch. */
+    bool in_tx;
+    bool in_revision;
+    int64_t cur_id;
+    int64_t batch_timer_us; /* when wants_flush first saw the open batch (caller's clock); 0: not yet */
+    int batch_revisions;
+    int64_t batch_last_id;
+    Lsn batch_end_lsn;
+    uint8_t batch_checksum[WALREV_CHECKSUM_LEN];
+    /* A COPY whose data is sent but whose result is not read yet: the server
+     * ingests it while the worker goes on decoding (await_copy before any
+     * other use of the connection). */
+    bool copy_pending;
+    char copy_pending_what[128];
+    RelCount *counts;
+    size_t ncounts, capcounts;
+    KeyframeRequest *kf_due; /* keyframes the batch made due, asked for once it commits */
+    size_t nkf_due, capkf_due;
+    Keyframer *keyframer; /* started at open */
+    /* Keys of the deltas still in the unsent COPY buffer, as a Bloom filter:
+     * a lookup sends the buffer first only when its key may be in it, not
+     * once per lookup (a COPY round trip each). */
+    uint8_t *unsent_keys;
+    bool unsent_keys_dirty;
+
+    /* Durable state. */
+    int64_t next_id_base; /* last revision id received (batch included) */
+    int64_t lookup_as_of; /* > 0: lookups answer as of this revision (sink_history_lookup_as_of) */
+    int64_t durable_id;
+    Lsn durable;
+
+    RelSeen *rels;
+    size_t nrels, caprels;
+
+    /* row_digest changes not yet applied (row_digest_apply's four arrays, as
+     * array literals): applied before any read of row_digest or the images,
+     * and before the batch commits. */
+    StrBuf dg[4];
+    int dg_n;
+    /* Tables with a stale-image mark (col_id -1) somewhere: their lookups
+     * read row_digest first. */
+    uint32_t *marked;
+    size_t nmarked, capmarked;
+    /* Tables without a key whose row digests were rebuilt this session, and
+     * under which version (find_row rebuilds once after a miss). */
+    RelSeen *redigested;
+    size_t nredigested, capredigested;
+    DigestKey dkey; /* digest_key, read at open */
+
+    HistoryReader reader; /* its reading side; reader.h == this */
+
+    /* Scratch. */
+    Value *vals;
+    size_t vals_cap;
+    StrBuf tmp;
+};
+
+/* ---- row digests (docs/history-store.md, "Rows without a key") ---- */
+#define DG_END_ROW (-32768) /* row_digest_apply: the row ended */
+#define DG_STALE (-1)       /* col_id of the stale-image mark */
+#define DG_APPLY_AT 20000   /* queued changes applied in one statement at most */
+
+/* ---- the session (history_session.c) ---- */
+
+/* Classify a failed libpq call, fill err, mark the batch unusable (see above). */
+WrStatus hsession_fail(HistorySink *h, const PGresult *res, WrError *err, const char *what);
+/* WR_OK when the session may be used: open, connected, no earlier error. */
+WrStatus hsession_check_usable(HistorySink *h, WrError *err, const char *what) WR_MUSTCHECK;
+/* Run a statement (text parameters) after any COPY in flight; *out (when not NULL) gets the result, caller clears. */
+WrStatus hsession_run(HistorySink *h, const char *sql, int nparams, const char *const *params, const char *what,
+                      PGresult **out, WrError *err) WR_MUSTCHECK;
+/* Open the batch's transaction if none is open. */
+WrStatus hsession_ensure_tx(HistorySink *h, WrError *err) WR_MUSTCHECK;
+/* Read the result of the COPY sent last, if any. */
+WrStatus hsession_await_copy(HistorySink *h, WrError *err);
+/* Send one table's COPY buffer (TB_*); its result is read later. */
+WrStatus hsession_send_buffer(HistorySink *h, int t, WrError *err) WR_MUSTCHECK;
+/* Send every COPY buffer, in the order the tables' keys need. */
+WrStatus hsession_send_all(HistorySink *h, WrError *err) WR_MUSTCHECK;
+/* v as one element of a text[] literal, quoted. */
+void hsession_append_array_element(StrBuf *b, const char *v);
+/* v[0..n) as a text[] literal: {"a","b"}. */
+void hsession_append_text_array(StrBuf *b, const char *const *v, int n);
+bool hsession_rel_has_hidden(const RelationVersion *rv);
+/* Tables with a stale-image mark (col_id DG_STALE) somewhere. */
+bool hsession_rel_marked(const HistorySink *h, uint32_t relid);
+void hsession_rel_mark(HistorySink *h, uint32_t relid);
+/* Queue one row_digest change: key NULL ends the table's rows, col DG_END_ROW
+ * the row's, digest NULL removes the entry, len 0 is the stale mark. */
+void hsession_dg_queue(HistorySink *h, uint32_t relid, const char *key, int col, const uint8_t *digest, size_t len);
+/* Apply the queued changes in the open batch (before any read of row_digest). */
+WrStatus hsession_dg_apply(HistorySink *h, WrError *err) WR_MUSTCHECK;
+/* A delta of key ("" for a truncate: every key) goes into the unsent COPY buffer. */
+void hsession_note_unsent(HistorySink *h, uint32_t relid, const char *key);
+/* Whether a delta of key (or a truncate) may be in the unsent COPY buffer (false positives ~1%). */
+bool hsession_maybe_unsent(const HistorySink *h, uint32_t relid, const char *key);
+/* The delta buffer was sent (or dropped): no key is unsent. */
+void hsession_clear_unsent(HistorySink *h);
+/* Drop the queued row-digest changes (the batch is rolled back or they were applied). */
+void hsession_dg_clear(HistorySink *h);
+
+/* ---- the reader's, used by the writer at open (history_reader.c) ---- */
+
+/* Prepare the lookup statements on a new connection (at open). */
+WrStatus hreader_prepare(HistorySink *h, WrError *err) WR_MUSTCHECK;
+
+#endif
