@@ -146,6 +146,15 @@ int backfill_command(const BaselineConfig *cfg, char *const *tables, int ntables
 WrStatus baseline_take(const BaselineConfig *cfg, Assembler *a, Fanout *f, const char *snapshot,
                        Lsn consistent_point, WrError *err) WR_MUSTCHECK;
 
+/*
+ * The primary key of relid on the source (catalog c): is_key[i] set for
+ * names[i] among its columns and *found=true when every column of the key
+ * is among names (only a key whose columns are all published can identify
+ * rows); else *found=false. WR_RETRY / WR_FATAL from pgio with the relid.
+ */
+WrStatus baseline_primary_key(PGconn *c, uint32_t relid, uint16_t ncols, const char *const *names, bool *is_key,
+                              bool *found, WrError *err) WR_MUSTCHECK;
+
 /* Drop slot_name, left by a baseline that was interrupted (the history store
  * holds no checkpoint), so setup can take it again. WR_RETRY when the source
  * cannot be reached. */

@@ -213,3 +213,29 @@ WrStatus baseline_drop_slot(const char *source_conninfo, const char *slot_name, 
     PQfinish(c);
     return st;
 }
+
+WrStatus baseline_primary_key(PGconn *c, uint32_t relid, uint16_t ncols, const char *const *names, bool *is_key,
+                              bool *found, WrError *err)
+{
+    *found = false;
+    char oid[16];
+    snprintf(oid, sizeof(oid), "%u", relid);
+    const char *params[1] = {oid};
+    PGresult *r;
+    WrStatus st = pgio_run(c,
+                           "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                           "AND a.attnum = ANY (i.indkey) WHERE i.indrelid = $1::oid AND i.indisprimary",
+                           1, params, &r, err, "source catalog: reading a primary key");
+    if (st != WR_OK) return wr_error_prefix(err, "relation %u", relid);
+    int matched = 0;
+    for (int i = 0; i < PQntuples(r); i++)
+        for (uint16_t k = 0; k < ncols; k++)
+            if (strcmp(names[k], PQgetvalue(r, i, 0)) == 0) {
+                is_key[k] = true;
+                matched++;
+            }
+    /* Only a primary key whose columns are all published can identify rows. */
+    *found = PQntuples(r) > 0 && matched == PQntuples(r);
+    PQclear(r);
+    return WR_OK;
+}

@@ -10,6 +10,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
 
 /* What setup reads of the configuration (docs/configuration.md), borrowed for the call. */
 typedef struct {
@@ -43,6 +46,16 @@ typedef struct {
  * or a step failed (nothing after it is attempted).
  */
 int setup_command(const SetupConfig *cfg, const SetupOptions *opts);
+
+/*
+ * The context attestation key's pads (ipad || opad, 128 bytes) from
+ * <history_schema>.context_key on the source, which setup makes and only
+ * walrev's role may read (docs/history-store.md#who-acted). *found=false
+ * when the table is missing or unreadable to this role (nothing logged: the
+ * caller says so). WR_RETRY / WR_FATAL from pgio. Blocks on a connection.
+ */
+WrStatus setup_read_context_key(const char *conninfo, const char *history_schema, uint8_t pads[128], bool *found,
+                                WrError *err);
 
 /* ---- tables `walrev run` cannot track: warnings in the log, logging only ---- */
 

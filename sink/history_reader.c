@@ -366,6 +366,23 @@ WrStatus history_reader_lookup_row(HistoryReader *r, const RelationVersion *rv, 
     return WR_OK;
 }
 
+/*
+ * One folded row as an image under rv, laid out in storage (reset), and its
+ * key as a C string in keybuf: both valid until the next call.
+ */
+static WrStatus image_of(const RelationVersion *rv, const char *key, size_t key_len, const char *const *vals,
+                         const bool *known, int maxcol, StrBuf *storage, StrBuf *keybuf, RowImage *image,
+                         WrError *err)
+{
+    strbuf_reset(storage);
+    LookupOut one = {rv, image, storage, false, false, NULL, NULL, 0};
+    WrStatus st = lookup_emit(&one, key, key_len, vals, known, maxcol, true, err);
+    if (st != WR_OK) return st;
+    strbuf_reset(keybuf);
+    strbuf_append(keybuf, key, key_len);
+    return WR_OK;
+}
+
 /* A read-ahead batch's images, handed over one key at a time. */
 typedef struct {
     const RelationVersion *rv;
@@ -385,15 +402,10 @@ static WrStatus prefetch_emit(void *arg, const char *key, size_t key_len, const 
     strbuf_append_char(&o->seen, '\0');
     /* Built from updates alone needs the SQL lineage: left to lookup_row. */
     if (!based) return WR_OK;
-    RowImage image = {0}; /* lookup_emit points it into storage */
-    strbuf_reset(&o->storage);
-    LookupOut one = {o->rv, &image, &o->storage, false, false, NULL, NULL, 0};
-    WrStatus st = lookup_emit(&one, key, key_len, vals, known, maxcol, based, err);
-    if (st != WR_OK) return st;
-    strbuf_reset(&o->key);
-    strbuf_append(&o->key, key, key_len);
-    o->found(o->arg, o->key.data, &image);
-    return WR_OK;
+    RowImage image = {0};
+    WrStatus st = image_of(o->rv, key, key_len, vals, known, maxcol, &o->storage, &o->key, &image, err);
+    if (st == WR_OK) o->found(o->arg, o->key.data, &image);
+    return st;
 }
 
 WrStatus history_reader_prefetch_rows(HistoryReader *r, const RelationVersion *rv, const char *const *keys, int nkeys,
@@ -443,14 +455,10 @@ static WrStatus scan_emit(void *arg, const char *key, size_t key_len, const char
                           int maxcol, bool based, WrError *err)
 {
     ScanOut *o = arg;
+    (void)based;
     RowImage image = {0};
-    strbuf_reset(&o->storage);
-    LookupOut one = {o->rv, &image, &o->storage, false, false, NULL, NULL, 0};
-    WrStatus st = lookup_emit(&one, key, key_len, vals, known, maxcol, based, err);
-    if (st != WR_OK) return st;
-    strbuf_reset(&o->key);
-    strbuf_append(&o->key, key, key_len);
-    return o->row(o->arg, o->key.data, &image, err);
+    WrStatus st = image_of(o->rv, key, key_len, vals, known, maxcol, &o->storage, &o->key, &image, err);
+    return st == WR_OK ? o->row(o->arg, o->key.data, &image, err) : st;
 }
 
 static WrStatus scan_rows(HistorySink *h, const RelationVersion *rv,

@@ -164,26 +164,7 @@ static WrStatus out_primary_key(void *ctx, uint32_t relid, uint16_t ncols, const
         WrStatus cst = pgio_connect(p->cfg->source_conninfo, &how, &p->catalog, err);
         if (cst != WR_OK) return cst;
     }
-    char oid[16];
-    snprintf(oid, sizeof(oid), "%u", relid);
-    const char *params[1] = {oid};
-    PGresult *r;
-    WrStatus st = pgio_run(p->catalog,
-                           "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-                           "AND a.attnum = ANY (i.indkey) WHERE i.indrelid = $1::oid AND i.indisprimary",
-                           1, params, &r, err, "source catalog: reading a primary key");
-    if (st != WR_OK) return wr_error_prefix(err, "relation %u", relid);
-    int matched = 0;
-    for (int i = 0; i < PQntuples(r); i++)
-        for (uint16_t c = 0; c < ncols; c++)
-            if (strcmp(names[c], PQgetvalue(r, i, 0)) == 0) {
-                is_key[c] = true;
-                matched++;
-            }
-    /* Only a primary key whose columns are all published can identify rows. */
-    *found = PQntuples(r) > 0 && matched == PQntuples(r);
-    PQclear(r);
-    return WR_OK;
+    return baseline_primary_key(p->catalog, relid, ncols, names, is_key, found, err);
 }
 
 /* Only the backfill emits messages under walrev's prefixes (watermarks, chunks). */
@@ -489,65 +470,19 @@ static WrStatus check_gap(Pipeline *p, SinkPosition *start, WrError *err)
     return WR_OK;
 }
 
-/* One value of a one-row query on a bounded connection; *out is "" for no row or NULL. Caller frees. */
-static WrStatus query_value(const char *conninfo, const char *what, const char *sql, const char *param, char **out,
-                            WrError *err)
-{
-    *out = NULL;
-    PGconn *c;
-    PgioConnect how = {.what = what, .app_name = "walrev", .bounded = true};
-    WrStatus st = pgio_connect(conninfo, &how, &c, err);
-    if (st != WR_OK) return st;
-    PGresult *r;
-    const char *params[1] = {param};
-    st = pgio_run(c, sql, 1, params, &r, err, what);
-    if (st == WR_OK) {
-        *out = xstrdup(PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "");
-        PQclear(r);
-    }
-    PQfinish(c);
-    return st;
-}
-
 /*
- * The key walrev.context() signs with (<schema>.context_key on the source,
- * readable by walrev's role only; docs/history-store.md#who-acted). Without
- * it (a store set up before, or a role that cannot read it) contexts are
- * recorded unverified, never refused.
+ * The key walrev.context() signs with (docs/history-store.md#who-acted).
+ * Without it (a store set up before, or a role that cannot read it) contexts
+ * are recorded unverified, never refused.
  */
 static WrStatus load_attest_key(Pipeline *p, WrError *err)
 {
-    p->has_attest_key = false;
-    char *schema = store_quote_ident(p->cfg->history_schema);
-    StrBuf name, q;
-    strbuf_init(&name);
-    strbuf_init(&q);
-    strbuf_appendf(&name, "%s.context_key", schema);
-    strbuf_appendf(&q,
-                   "SELECT CASE WHEN has_table_privilege(to_regclass($1), 'SELECT') THEN "
-                   "(SELECT encode(ipad || opad, 'hex') FROM %s.context_key LIMIT 1) END",
-                   schema);
-    char *v = NULL;
-    WrStatus st = query_value(p->cfg->source_conninfo, "source: reading the context attestation key",
-                              "SELECT to_regclass($1) IS NOT NULL", name.data, &v, err);
-    if (st == WR_OK && strcmp(v, "t") == 0) {
-        free(v);
-        v = NULL;
-        st = query_value(p->cfg->source_conninfo, "source: reading the context attestation key", q.data, name.data,
-                         &v, err);
-        if (st == WR_OK && strlen(v) == 2 * sizeof(p->attest_pads)) {
-            for (size_t i = 0; i < sizeof(p->attest_pads); i++) sscanf(v + 2 * i, "%2hhx", &p->attest_pads[i]);
-            p->has_attest_key = true;
-        }
-    }
+    WrStatus st = setup_read_context_key(p->cfg->source_conninfo, p->cfg->history_schema, p->attest_pads,
+                                         &p->has_attest_key, err);
     if (st == WR_OK && !p->has_attest_key)
         log_warn("msg=\"no context attestation key readable on the source: contexts are recorded unverified (run "
-                 "walrev setup)\" table=%s",
-                 name.data);
-    free(v);
-    free(schema);
-    strbuf_free(&name);
-    strbuf_free(&q);
+                 "walrev setup)\" table=%s.context_key",
+                 p->cfg->history_schema);
     return st;
 }
 

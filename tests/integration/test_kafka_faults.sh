@@ -55,8 +55,8 @@ wait_confirmed() { # LSN SECONDS
 }
 
 # ---- a broker outage longer than wal_sender_timeout ----
-"$WALREV_BIN" -c "$TMP/walrev.conf" run >/dev/null 2>"$TMP/run1.log" &
-wpid=$!
+worker_start "$TMP/run1.log" -c "$TMP/walrev.conf"
+wpid=$WORKER_PID
 wait_log 'msg="streaming"' "$TMP/run1.log" 30 || { cat "$TMP/run1.log"; fail "worker did not start streaming"; }
 for _ in $(seq 50); do [ "$(slot_pid)" != 0 ] && break; sleep 0.1; done
 PID1=$(slot_pid)
@@ -80,9 +80,8 @@ expect_eq "still the same walsender" "$(slot_pid)" "$PID1"
 # took 30 s).
 stop_now() { # LOG
   t0=$(date +%s%N)
-  kill -TERM "$wpid"
   rc=0
-  wait "$wpid" || rc=$?
+  worker_stop "$wpid" || rc=$?
   wpid=
   ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   expect_eq "clean stop exits 0" "$rc" 0
@@ -90,16 +89,16 @@ stop_now() { # LOG
 }
 stop_now "$TMP/run1.log"
 pass "a clean stop after traffic, nothing outstanding, took $ms ms"
-"$WALREV_BIN" -c "$TMP/walrev.conf" run >/dev/null 2>"$TMP/run1b.log" &
-wpid=$!
+worker_start "$TMP/run1b.log" -c "$TMP/walrev.conf"
+wpid=$WORKER_PID
 wait_log 'msg="streaming"' "$TMP/run1b.log" 30 || { cat "$TMP/run1b.log"; fail "worker did not start streaming"; }
 sleep 1
 stop_now "$TMP/run1b.log"
 pass "a clean stop of an idle session took $ms ms"
 
 # ---- a second SIGTERM during a slow clean stop ----
-"$WALREV_BIN" -c "$TMP/walrev.conf" run >/dev/null 2>"$TMP/run2.log" &
-wpid=$!
+worker_start "$TMP/run2.log" -c "$TMP/walrev.conf"
+wpid=$WORKER_PID
 wait_log 'msg="streaming"' "$TMP/run2.log" 30 || { cat "$TMP/run2.log"; fail "second run did not start streaming"; }
 kill -USR1 "$mpid"
 insert 101 110
@@ -108,9 +107,8 @@ kill -TERM "$wpid"
 sleep 1
 kill -0 "$wpid" 2>/dev/null || { cat "$TMP/run2.log"; fail "the first SIGTERM did not leave a slow stop to interrupt"; }
 t0=$(date +%s%N)
-kill -TERM "$wpid"
 rc=0
-wait "$wpid" || rc=$?
+worker_stop "$wpid" || rc=$?
 wpid=
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 expect_eq "the second SIGTERM exits with 128+15" "$rc" 143
