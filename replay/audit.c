@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "replay/branch.h"
 #include "replay/internal.h"
 
 enum { OPT_FORMAT = 1000, OPT_ACTOR, OPT_TABLE, OPT_KEY, OPT_SINCE, OPT_UNTIL, OPT_LIMIT, OPT_AT };
@@ -431,6 +432,8 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
     if (parse_args(ctx, argc, argv, DIFF_OPTS, &a, err) != WR_OK) return err->status;
+    if (a.npos == 1 && strstr(a.pos[0], "..")) /* main..NAME: a branch (merge.c) */
+        return branch_diff(ctx, a.pos[0], a.tables, a.ntables, a.fmt, err);
     if (a.npos != 2)
         return wr_error_set(err, WR_INVALID, "usage: walrev diff POINT1 POINT2 [--table T ...] [--format F]");
     Point p1, p2;

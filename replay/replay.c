@@ -17,10 +17,11 @@
 #include "pgio/pgio.h"
 #include "replay/internal.h"
 
+#include "replay/branch.h"
 #include "replay/verify.h"
 
-static const char *const COMMANDS[] = {"verify", "snapshot", "log",    "show",   "history",
-                                       "blame",  "diff",     "restore", "revert", "rollback"};
+static const char *const COMMANDS[] = {"verify", "snapshot", "log",    "show",   "history", "blame", "diff",
+                                       "restore", "revert",  "rollback", "branch", "merge",  "review"};
 
 bool replay_is_command(const char *cmd)
 {
@@ -153,6 +154,9 @@ int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts
         else if (strcmp(cmd, "restore") == 0) st = cmd_restore(&ctx, argc, argv, &err);
         else if (strcmp(cmd, "revert") == 0) st = cmd_revert(&ctx, argc, argv, &err);
         else if (strcmp(cmd, "rollback") == 0) st = cmd_rollback(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "branch") == 0) st = cmd_branch(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "merge") == 0) st = cmd_merge(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "review") == 0) st = cmd_review(&ctx, argc, argv, &err);
     }
     fflush(out);
     if (st != WR_OK) fprintf(err_f, "walrev %s: error: %s\n", cmd, err.msg);

@@ -16,6 +16,7 @@ typedef struct {
     const char *history_conninfo; /* the history store; NULL: source_conninfo */
     const char *source_conninfo;  /* the tracked database: undo target, default --into target */
     const char *schema;           /* history schema; NULL: "walrev" */
+    int required_approvals;       /* [branches] required_approvals: merge --apply needs this many (0: none) */
 } ReplayOptions;
 
 /* True if cmd is one of the commands replay_command handles. */

@@ -239,6 +239,9 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     } else if (IS("tracking", "allow_suppress")) {
         if (!parse_bool(value, &bv, why, whylen)) return false;
         tracking_set_allow_suppress(cfg->tracking, bv);
+    } else if (IS("branches", "required_approvals")) {
+        if (!parse_int(value, 0, 100, &iv, why, whylen)) return false;
+        cfg->required_approvals = iv;
     } else if (IS("log", "level")) {
         LogLevel lv;
         if (!parse_level(value, &lv, why, whylen)) return false;
@@ -253,7 +256,7 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
 
 static bool known_section(const char *s)
 {
-    static const char *names[] = {"source", "history", "file", "kafka", "worker", "tracking", "log"};
+    static const char *names[] = {"source", "history", "file", "kafka", "worker", "tracking", "log", "branches"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(s, names[i]) == 0) return true;
     return false;

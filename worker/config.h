@@ -49,6 +49,8 @@ typedef struct {
     TrackingRules *tracking;   /* owned */
     /* [log] */
     LogLevel log_level;        /* default info */
+    /* [branches] */
+    int required_approvals;    /* merge --apply needs this many current approvals; default 0 */
 } Config;
 
 /* Defaults; caller frees with config_term. */

@@ -52,6 +52,9 @@ static const Command commands[] = {
     {"restore", CMD_REPLAY, "put rows back as of a revision"},
     {"revert", CMD_REPLAY, "undo one revision"},
     {"rollback", CMD_REPLAY, "undo every revision after one"},
+    {"branch", CMD_REPLAY, "create, list or drop a branch of the tracked tables"},
+    {"merge", CMD_REPLAY, "merge a branch into main (plan; --apply)"},
+    {"review", CMD_REPLAY, "a branch's change request; --approve"},
 };
 
 /* Options every command accepts (before the command, or after it for setup,
@@ -463,7 +466,8 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
         optind = 0;
         ReplayOptions ro = {.history_conninfo = cfg.history_conninfo,
                             .source_conninfo = cfg.source_conninfo,
-                            .schema = cfg.history_schema};
+                            .schema = cfg.history_schema,
+                            .required_approvals = cfg.required_approvals};
         rc = replay_command(c->name, argc, argv, &ro);
         break;
     }

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Branches (issue 18): a branch of three tables with foreign keys, work on
+# main and on the branch at once, the diff each way, a clean merge applied
+# in foreign-key order under required approvals, then a branch where every
+# conflict kind occurs (cell, delete/update, update/delete, insert/insert,
+# unique and foreign-key constraints), each settled ours, theirs or by a
+# value; refused merges change nothing; `walrev verify` holds after all.
+source "$(dirname "$0")/lib.sh"
+DB=branches
+fresh_db $DB
+SRC=$(conninfo $DB)
+W() { "$WALREV_BIN" --source "$SRC" --slot branches "$@"; }
+sync() { run_to "$(current_lsn $DB)" "$TEST_TMP/run.log" --source "$SRC" --slot branches; }
+# as ACTOR SQL: one transaction attributed to ACTOR (type:id)
+as() { q $DB "BEGIN; SELECT walrev.context('{\"actor\": {\"type\": \"${1%%:*}\", \"id\": \"${1#*:}\"}}'); $2; COMMIT" >/dev/null; }
+# must_fail WHAT OUTFILE CMD...: CMD fails (stderr to OUTFILE.err)
+must_fail() {
+  local what=$1 out=$2
+  shift 2
+  if "$@" >"$out" 2>"$out.err"; then cat "$out" "$out.err" >&2; fail "$what succeeded"; fi
+}
+main_state() {
+  q $DB "SELECT 'c', id, name, tier FROM customer UNION ALL SELECT 'p', id, name, price::text FROM product
+         UNION ALL SELECT 'o', id, customer_id::text, product_id || 'x' || qty FROM orders ORDER BY 1, 2"
+}
+
+q $DB "CREATE TABLE customer (id int PRIMARY KEY, name text NOT NULL, tier text);
+       CREATE TABLE product (id serial PRIMARY KEY, name text NOT NULL UNIQUE, price numeric(8,2));
+       CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customer (id),
+                            product_id int REFERENCES product (id) ON DELETE SET NULL, qty int NOT NULL);"
+W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+as user:seed "INSERT INTO customer VALUES (1, 'acme', 'gold'), (2, 'globex', 'silver'), (5, 'initech', NULL);
+              INSERT INTO product (name, price) VALUES ('bolt', 1.50), ('nut', 0.25);
+              INSERT INTO orders VALUES (1, 1, 1, 10), (2, 2, 2, 5), (3, 1, 2, 7)"
+sync
+
+# --- create ---
+W branch create feature --actor user:alice >"$TEST_TMP/create.out" 2>"$TEST_TMP/create.err" ||
+  { cat "$TEST_TMP/create.out" "$TEST_TMP/create.err"; fail "branch create feature"; }
+FORK=$(q $DB "SELECT max(id) FROM walrev.revision")
+expect_eq "create says what it made" "$(cat "$TEST_TMP/create.out")" \
+  "created branch feature in schema branch_feature: 3 tables as of revision $FORK ($(q $DB "SELECT commit_lsn FROM walrev.revision WHERE id = $FORK"))"
+expect_eq "the branch holds main's rows" \
+  "$(q $DB "SELECT * FROM branch_feature.orders ORDER BY id")" "1|1|1|10
+2|2|2|5
+3|1|2|7"
+expect_eq "the branch's foreign keys point within the branch" \
+  "$(q $DB "SELECT conrelid::regclass || ' -> ' || confrelid::regclass FROM pg_constraint
+            WHERE contype = 'f' AND connamespace = 'branch_feature'::regnamespace ORDER BY 1")" \
+  "branch_feature.orders -> branch_feature.customer
+branch_feature.orders -> branch_feature.product"
+expect_eq "keys and unique constraints copied" \
+  "$(q $DB "SELECT count(*) FROM pg_index WHERE indrelid = 'branch_feature.product'::regclass AND indisunique")" "2"
+expect_eq "the branch schema is published" \
+  "$(q $DB "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables
+            WHERE pubname = 'walrev' AND schemaname = 'branch_feature'")" "customer,orders,product"
+expect_eq "the branch record" \
+  "$(q $DB "SELECT name, schema_name, fork_revision = $FORK, created_by, jsonb_array_length(tables) FROM walrev.branch")" \
+  "feature|branch_feature|t|user:alice|3"
+must_fail "a second branch feature" "$TEST_TMP/create2" W branch create feature
+grep -q 'branch feature exists already' "$TEST_TMP/create2.err" || { cat "$TEST_TMP/create2.err"; fail "no reason"; }
+must_fail "a branch named main" "$TEST_TMP/create3" W branch create main
+grep -q 'invalid branch name main' "$TEST_TMP/create3.err" || { cat "$TEST_TMP/create3.err"; fail "no reason"; }
+
+# --- work on both at once ---
+as user:bob "UPDATE branch_feature.product SET price = 1.75 WHERE id = 1;
+             INSERT INTO branch_feature.customer VALUES (10, 'hooli', 'bronze');
+             INSERT INTO branch_feature.orders VALUES (4, 10, 1, 3)"
+as user:carol "UPDATE product SET name = 'hex nut' WHERE id = 2; INSERT INTO customer VALUES (20, 'umbrella', NULL)"
+as user:bob "DELETE FROM branch_feature.orders WHERE id = 3"
+sync
+
+expect_eq "diff main..feature: what the branch changed since the fork" "$(W diff main..feature --format csv)" \
+'table,key,change,column,old_value,new_value
+public.customer,"[""10""]",added,id,,10
+public.customer,"[""10""]",added,name,,hooli
+public.customer,"[""10""]",added,tier,,bronze
+public.orders,"[""3""]",removed,id,3,
+public.orders,"[""3""]",removed,customer_id,1,
+public.orders,"[""3""]",removed,product_id,2,
+public.orders,"[""3""]",removed,qty,7,
+public.orders,"[""4""]",added,id,,4
+public.orders,"[""4""]",added,customer_id,,10
+public.orders,"[""4""]",added,product_id,,1
+public.orders,"[""4""]",added,qty,,3
+public.product,"[""1""]",changed,price,1.50,1.75'
+expect_eq "diff feature..main: what main changed since the fork" "$(W diff feature..main --format csv)" \
+'table,key,change,column,old_value,new_value
+public.customer,"[""20""]",added,id,,20
+public.customer,"[""20""]",added,name,,umbrella
+public.customer,"[""20""]",added,tier,,
+public.product,"[""2""]",changed,name,nut,hex nut'
+expect_eq "diff --table and json" "$(W diff main..feature --table product --format json)" \
+'[
+{"table":"public.product","key":"[\"1\"]","change":"changed","column":"price","old_value":"1.50","new_value":"1.75"}
+]'
+must_fail "diff with an unknown branch" "$TEST_TMP/diffx" W diff main..nosuch
+grep -q 'no branch nosuch' "$TEST_TMP/diffx.err" || { cat "$TEST_TMP/diffx.err"; fail "no reason"; }
+
+expect_eq "branch list: fork, the branch's revisions, main's since" \
+  "$(W branch list --format csv | cut -d, -f1,2,3,6,7,8,9,10)" \
+  "branch,schema,fork_revision,created_by,tables,branch_revisions,main_revisions_since,approvals
+feature,branch_feature,$FORK,user:alice,3,2,1,0"
+
+# --- a clean merge: plan, approvals, apply ---
+BEFORE=$(main_state)
+W merge feature >"$TEST_TMP/plan.sql" 2>"$TEST_TMP/plan.err" || { cat "$TEST_TMP/plan.sql" "$TEST_TMP/plan.err"; fail "merge feature (plan)"; }
+expect_eq "the plan: parents inserted before children, deletes last" "$(grep -v '^SELECT walrev.context' "$TEST_TMP/plan.sql")" \
+"BEGIN;
+INSERT INTO public.customer (id, name, tier) OVERRIDING SYSTEM VALUE VALUES ('10'::integer, 'hooli'::text, 'bronze'::text);
+INSERT INTO public.orders (id, customer_id, product_id, qty) OVERRIDING SYSTEM VALUE VALUES ('4'::integer, '10'::integer, '1'::integer, '3'::integer);
+UPDATE public.product SET price = '1.75'::numeric(8,2) WHERE id = '1'::integer;
+DELETE FROM public.orders WHERE id = '3'::integer;
+COMMIT;"
+expect_eq "planning changed nothing" "$(main_state)" "$BEFORE"
+printf '[branches]\nrequired_approvals = 1\n' >"$TEST_TMP/walrev.ini"
+WA() { W -c "$TEST_TMP/walrev.ini" "$@"; }
+must_fail "merge --apply without an approval" "$TEST_TMP/apply0" WA merge feature --apply --actor user:erin
+grep -q 'branch feature has 0 approval(s) of its revision .*, 1 required' "$TEST_TMP/apply0.err" ||
+  { cat "$TEST_TMP/apply0.err"; fail "no reason for the refusal"; }
+expect_eq "the refused merge changed nothing" "$(main_state)" "$BEFORE"
+must_fail "merge --apply without --actor" "$TEST_TMP/apply1" W merge feature --apply
+grep -q 'needs --actor' "$TEST_TMP/apply1.err" || { cat "$TEST_TMP/apply1.err"; fail "no reason"; }
+
+W review feature >"$TEST_TMP/review.md" 2>"$TEST_TMP/review.err" || { cat "$TEST_TMP/review.err"; fail "review"; }
+grep -q '^| public.orders | 1 | 1 | 0 |$' "$TEST_TMP/review.md" || { cat "$TEST_TMP/review.md"; fail "review: summary of orders"; }
+grep -q '^\*\*ready to merge\*\*$' "$TEST_TMP/review.md" || { cat "$TEST_TMP/review.md"; fail "review: verdict"; }
+WA review feature --format json >"$TEST_TMP/review.json" || fail "review --format json"
+expect_eq "review json: verdict, approvals, who changed what" \
+  "$(jq -r '[.verdict, .approvals.current, .approvals.required, ([.revisions[] | .actor_type + ":" + .actor_id + "/" + .changes] | join(" ")), ([.summary[] | "\(.table)=\(.added)/\(.removed)/\(.changed)"] | join(" ")), (.conflicts | length)] | @tsv' "$TEST_TMP/review.json")" \
+  "$(printf 'blocked: needs approvals\t0\t1\tuser:bob/3 user:bob/1\tpublic.customer=1/0/0 public.orders=1/1/0 public.product=0/0/1\t0')"
+W review feature --approve --actor user:dave >"$TEST_TMP/approve.out" || fail "approve"
+grep -q '^approved branch feature at its revision [0-9]* by user:dave$' "$TEST_TMP/approve.out" || { cat "$TEST_TMP/approve.out"; fail "approve output"; }
+WA merge feature --apply --actor user:erin >"$TEST_TMP/apply.sql" 2>"$TEST_TMP/apply.err" ||
+  { cat "$TEST_TMP/apply.sql" "$TEST_TMP/apply.err"; fail "merge --apply"; }
+expect_eq "merge --apply says so" "$(tail -1 "$TEST_TMP/apply.err")" "merged branch feature into main: 4 statements as one transaction"
+expect_eq "main after the merge" "$(main_state)" "c|1|acme|gold
+c|2|globex|silver
+c|5|initech|
+c|10|hooli|bronze
+c|20|umbrella|
+o|1|1|1x10
+o|2|2|2x5
+o|4|10|1x3
+p|1|bolt|1.75
+p|2|hex nut|0.25"
+sync
+MREV=$(q $DB "SELECT max(id) FROM walrev.revision")
+BREVS=$(q $DB "SELECT string_agg(id::text, ',' ORDER BY id) FROM walrev.revision WHERE actor_id = 'bob'")
+expect_eq "the merge is one revision by the merger, naming the branch and its revisions" \
+  "$(q $DB "SELECT actor_type || ':' || actor_id, meta->'merge'->>'branch', meta->'merge'->>'fork_revision',
+                   (SELECT string_agg(x, ',') FROM jsonb_array_elements_text(meta->'merge'->'revisions') x), n_insert, n_update, n_delete
+            FROM walrev.revision WHERE id = $MREV")" "user:erin|feature|$FORK|$BREVS|2|1|1"
+W log --format csv --limit 1 >"$TEST_TMP/log.csv" || fail log
+grep -q "walrev merge feature: branch feature forked at revision $FORK, its revisions ${BREVS//,/, }" "$TEST_TMP/log.csv" ||
+  { cat "$TEST_TMP/log.csv"; fail "log does not link the merge to the branch's revisions"; }
+W merge feature >"$TEST_TMP/plan2.sql" 2>/dev/null || fail "merge after merge"
+expect_eq "merged: nothing left to merge" "$(cat "$TEST_TMP/plan2.sql")" "-- walrev merge feature: nothing to change on main"
+echo "SECOND PART OK"
