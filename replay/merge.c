@@ -494,6 +494,14 @@ static WrStatus merge_table(Merge *m, int ti, const BTableShape *t, const BRowSe
         const BRow *b = browset_find(B, key), *o = browset_find(O, key), *th = browset_find(T, key);
         if (rows_same(th, b, t->ncols) || rows_same(o, th, t->ncols)) continue;
         if (rows_same(o, b, t->ncols)) {
+            /* a row-level "ours" leaves even a change without conflict out (a
+             * constraint conflict settles that way); a table-level one does not */
+            if (json_is_object(json_object_get(m->resolve, t->display))) {
+                Resolution rr;
+                if ((st = resolution_for(m, t->display, key, NULL, &rr, err)) != WR_OK) break;
+                free(rr.value);
+                if (rr.how == R_OURS) continue;
+            }
             if (th) memcpy(merged, th->vals, (size_t)t->ncols * sizeof(char *));
             emit(m, ti, t, key, b, o, th, th ? merged : NULL);
             continue;

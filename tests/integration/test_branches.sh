@@ -156,4 +156,118 @@ grep -q "walrev merge feature: branch feature forked at revision $FORK, its revi
   { cat "$TEST_TMP/log.csv"; fail "log does not link the merge to the branch's revisions"; }
 W merge feature >"$TEST_TMP/plan2.sql" 2>/dev/null || fail "merge after merge"
 expect_eq "merged: nothing left to merge" "$(cat "$TEST_TMP/plan2.sql")" "-- walrev merge feature: nothing to change on main"
-echo "SECOND PART OK"
+
+# --- every conflict kind ---
+W branch create conf --actor user:alice >/dev/null 2>"$TEST_TMP/create_conf.err" || { cat "$TEST_TMP/create_conf.err"; fail "branch create conf"; }
+expect_eq "a branch copies no other branch's tables" \
+  "$(q $DB "SELECT string_agg(t->>'table', ',' ORDER BY t->>'table') FROM walrev.branch, jsonb_array_elements(tables) t WHERE name = 'conf'")" \
+  "public.customer,public.orders,public.product"
+as user:frank "UPDATE branch_conf.product SET price = 2.00, name = 'bolt M4' WHERE id = 1;
+               UPDATE branch_conf.product SET name = 'hex nut M4' WHERE id = 2;
+               UPDATE branch_conf.orders SET qty = 11 WHERE id = 1;
+               UPDATE branch_conf.orders SET qty = 6 WHERE id = 2;
+               DELETE FROM branch_conf.customer WHERE id = 20;
+               UPDATE branch_conf.customer SET tier = 'platinum' WHERE id = 1;
+               INSERT INTO branch_conf.customer VALUES (30, 'wayne', 'gold');
+               INSERT INTO branch_conf.product VALUES (100, 'washer', 0.10);
+               INSERT INTO branch_conf.orders VALUES (5, 5, 2, 1)"
+as user:gina "UPDATE product SET price = 1.90, name = 'bolt M5' WHERE id = 1;
+              UPDATE product SET price = 0.30 WHERE id = 2;
+              DELETE FROM orders WHERE id IN (1, 2);
+              UPDATE customer SET tier = 'gold' WHERE id = 20;
+              INSERT INTO customer VALUES (30, 'wayne ent', 'gold');
+              INSERT INTO product VALUES (101, 'washer', 0.15);
+              DELETE FROM customer WHERE id = 5"
+sync
+BEFORE=$(main_state)
+must_fail "merge conf with open conflicts" "$TEST_TMP/conf.out" W merge conf --format csv
+expect_eq "every conflict kind, with base, ours and theirs" "$(sed '/^BEGIN;$/,$d' "$TEST_TMP/conf.out")" \
+'-- 8 conflicts, 8 unresolved
+table,key,kind,column,base,ours,theirs,resolution,detail
+public.customer,"[""20""]",update/delete,,"{""id"":""20"",""name"":""umbrella"",""tier"":null}","{""id"":""20"",""name"":""umbrella"",""tier"":""gold""}",,,
+public.customer,"[""30""]",insert/insert,name,,wayne ent,wayne,,
+public.orders,"[""1""]",delete/update,,"{""id"":""1"",""customer_id"":""1"",""product_id"":""1"",""qty"":""10""}",,"{""id"":""1"",""customer_id"":""1"",""product_id"":""1"",""qty"":""11""}",,
+public.orders,"[""2""]",delete/update,,"{""id"":""2"",""customer_id"":""2"",""product_id"":""2"",""qty"":""5""}",,"{""id"":""2"",""customer_id"":""2"",""product_id"":""2"",""qty"":""6""}",,
+public.product,"[""1""]",cell,name,bolt,bolt M5,bolt M4,,
+public.product,"[""1""]",cell,price,1.75,1.90,2.00,,
+public.product,"[""100""]",constraint,,,,"{""id"":""100"",""name"":""washer"",""price"":""0.10""}",,"constraint product_name_key: duplicate key value violates unique constraint ""product_name_key"""
+public.orders,"[""5""]",constraint,,,,"{""id"":""5"",""customer_id"":""5"",""product_id"":""2"",""qty"":""1""}",,"constraint orders_customer_id_fkey: insert or update on table ""orders"" violates foreign key constraint ""orders_customer_id_fkey"""'
+grep -q 'error: nothing changed: 8 unresolved conflicts; settle them with --resolve FILE' "$TEST_TMP/conf.out.err" ||
+  { cat "$TEST_TMP/conf.out.err"; fail "merge conf: no reason"; }
+expect_eq "a merge with conflicts changed nothing" "$(main_state)" "$BEFORE"
+must_fail "merge conf --apply with open conflicts" "$TEST_TMP/conf_apply0" W merge conf --apply --actor user:erin
+grep -q 'merge refused, nothing changed: 6 unresolved conflicts' "$TEST_TMP/conf_apply0.err" ||
+  { cat "$TEST_TMP/conf_apply0.err"; fail "merge --apply with conflicts: no reason"; }
+expect_eq "the refused merge --apply changed nothing" "$(main_state)" "$BEFORE"
+W review conf --format json >"$TEST_TMP/review_conf.json" || fail "review conf"
+expect_eq "review lists the conflicts and blocks" \
+  "$(jq -r '[.verdict, (.conflicts | length), ([.conflicts[].kind] | unique | join(","))] | @tsv' "$TEST_TMP/review_conf.json")" \
+  "$(printf 'blocked: unresolved conflicts with main\t8\tcell,constraint,delete/update,insert/insert,update/delete')"
+
+cat >"$TEST_TMP/resolve.json" <<'JSON'
+{
+  "public.product": {"1": {"price": "theirs", "name": {"value": "bolt M6"}}, "[\"100\"]": "ours"},
+  "public.orders": {"1": "ours", "2": "theirs", "5": "ours"},
+  "public.customer": {"[\"20\"]": "theirs", "30": {"name": "ours"}}
+}
+JSON
+W merge conf --resolve "$TEST_TMP/resolve.json" --format csv >"$TEST_TMP/conf2.out" 2>"$TEST_TMP/conf2.err" ||
+  { cat "$TEST_TMP/conf2.out" "$TEST_TMP/conf2.err"; fail "merge conf --resolve"; }
+expect_eq "with the resolve file: no conflict open" "$(head -1 "$TEST_TMP/conf2.out")" "-- 6 conflicts, 0 unresolved"
+expect_eq "every conflict settled, each way (the constraint ones by leaving the rows out)" \
+  "$(sed '1d;/^BEGIN;$/,$d' "$TEST_TMP/conf2.out" | cut -d, -f2-4 | sed 's/^"\[""\([0-9]*\)""\]"/\1/'; sed '/^BEGIN;$/,$d' "$TEST_TMP/conf2.out" | grep -o ',\(ours\|theirs\|value\),$')" \
+'key,kind,column
+20,update/delete,
+30,insert/insert,name
+1,delete/update,
+2,delete/update,
+1,cell,name
+1,cell,price
+,theirs,
+,ours,
+,ours,
+,theirs,
+,value,
+,theirs,'
+
+expect_eq "the resolved plan, in foreign-key order" "$(sed -n '/^BEGIN;$/,$p' "$TEST_TMP/conf2.out" | grep -v '^SELECT walrev.context')" \
+"BEGIN;
+INSERT INTO public.orders (id, customer_id, product_id, qty) OVERRIDING SYSTEM VALUE VALUES ('2'::integer, '2'::integer, '2'::integer, '6'::integer);
+UPDATE public.customer SET tier = 'platinum'::text WHERE id = '1'::integer;
+UPDATE public.product SET name = 'bolt M6'::text, price = '2.00'::numeric(8,2) WHERE id = '1'::integer;
+UPDATE public.product SET name = 'hex nut M4'::text WHERE id = '2'::integer;
+DELETE FROM public.customer WHERE id = '20'::integer;
+COMMIT;"
+expect_eq "planning with a resolve file changed nothing" "$(main_state)" "$BEFORE"
+W merge conf --resolve "$TEST_TMP/resolve.json" --apply --actor user:erin >/dev/null 2>"$TEST_TMP/conf_apply.err" ||
+  { cat "$TEST_TMP/conf_apply.err"; fail "merge conf --apply --resolve"; }
+expect_eq "main after the resolved merge" "$(main_state)" "c|1|acme|platinum
+c|2|globex|silver
+c|10|hooli|bronze
+c|30|wayne ent|gold
+o|2|2|2x6
+o|4|10|1x3
+p|1|bolt M6|2.00
+p|2|hex nut M4|0.30
+p|101|washer|0.15"
+echo '{"public.product": {"1": "mine"}}' >"$TEST_TMP/bad.json"
+must_fail "a resolve file with a bad answer" "$TEST_TMP/bad" W merge conf --resolve "$TEST_TMP/bad.json"
+grep -q 'expected "ours", "theirs" or {"value": V}' "$TEST_TMP/bad.err" || { cat "$TEST_TMP/bad.err"; fail "bad resolve: no reason"; }
+
+# --- stale approvals, drop, verify ---
+sync
+W branch drop conf --actor user:alice >"$TEST_TMP/drop.out" || fail "branch drop conf"
+expect_eq "drop says so" "$(cat "$TEST_TMP/drop.out")" "dropped branch conf (schema branch_conf); its revisions stay in the history"
+expect_eq "the schema is gone" "$(q $DB "SELECT count(*) FROM pg_namespace WHERE nspname = 'branch_conf'")" "0"
+must_fail "merging a dropped branch" "$TEST_TMP/gone" W merge conf
+grep -q 'no branch conf' "$TEST_TMP/gone.err" || { cat "$TEST_TMP/gone.err"; fail "no reason"; }
+as user:bob "UPDATE branch_feature.customer SET tier = 'gold' WHERE id = 10"
+sync
+must_fail "an approval made before the branch changed again" "$TEST_TMP/stale" WA merge feature --apply --actor user:erin
+grep -q 'has 0 approval(s) of its revision' "$TEST_TMP/stale.err" || { cat "$TEST_TMP/stale.err"; fail "stale approval counted"; }
+expect_eq "branch list after the drop" "$(W branch list --format csv | cut -d, -f1,8,10)" "branch,branch_revisions,approvals
+feature,3,1"
+sync
+W verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail "verify after branches and merges"; }
+grep -q '^verified [0-9]* revisions' "$TEST_TMP/verify.out" || { cat "$TEST_TMP/verify.out"; fail "verify output"; }
+pass "walrev verify holds after branches, merges and drops"
