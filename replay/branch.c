@@ -10,7 +10,6 @@
 #include "replay/branch.h"
 
 #include <getopt.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -333,7 +332,7 @@ static WrStatus check_name(const char *name, WrError *err)
     return WR_OK;
 }
 
-static WrStatus check_actor(const char *actor, WrError *err)
+WrStatus branch_check_actor(const char *actor, WrError *err)
 {
     const char *colon = actor ? strchr(actor, ':') : NULL;
     if (actor && (!colon || colon == actor || !colon[1]))
@@ -343,8 +342,6 @@ static WrStatus check_actor(const char *actor, WrError *err)
     return WR_OK;
 }
 
-/* A context() call as SQL, actor "TYPE:ID" (NULL: cli:$USER), meta a JSON object or NULL. Caller frees. */
-char *branch_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char *description, json_t *meta);
 char *branch_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char *description, json_t *meta)
 {
     char *type, *id;
@@ -599,7 +596,7 @@ static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *er
     }
     if (optind != argc - 1) return wr_error_set(err, WR_INVALID, "usage: walrev branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]");
     const char *name = argv[optind];
-    if (check_name(name, err) != WR_OK || check_actor(actor, err) != WR_OK) return err->status;
+    if (check_name(name, err) != WR_OK || branch_check_actor(actor, err) != WR_OK) return err->status;
 
     WrStatus st;
     Point pt;
@@ -838,7 +835,7 @@ static WrStatus branch_drop(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             return wr_error_set(err, WR_INVALID, "usage: walrev branch drop NAME [--actor TYPE:ID]");
     }
     if (!name) return wr_error_set(err, WR_INVALID, "usage: walrev branch drop NAME [--actor TYPE:ID]");
-    if (check_actor(actor, err) != WR_OK) return err->status;
+    if (branch_check_actor(actor, err) != WR_OK) return err->status;
     BranchInfo b;
     if (branch_load(ctx, name, &b, err) != WR_OK) {
         branch_info_term(&b);

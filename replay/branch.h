@@ -11,6 +11,8 @@
 #ifndef WALREV_REPLAY_BRANCH_H
 #define WALREV_REPLAY_BRANCH_H
 
+#include <jansson.h>
+
 #include "replay/internal.h"
 
 /* The schema a branch's tables live in: BRANCH_SCHEMA_PREFIX + name. */
@@ -85,6 +87,12 @@ WrStatus branch_connect_source(ReplayCtx *ctx, PGconn **src, WrError *err) WR_MU
 /* A connection to the history store that may write (the tables `branch` and
  * `branch_approval` made if missing), in no transaction. */
 WrStatus branch_connect_history_rw(ReplayCtx *ctx, PGconn **conn, WrError *err) WR_MUSTCHECK;
+
+/* --actor TYPE:ID (NULL passes): WR_INVALID for another form or the reserved type walrev. */
+WrStatus branch_check_actor(const char *actor, WrError *err) WR_MUSTCHECK;
+/* The SQL of a walrev.context() call on conn: actor "TYPE:ID" (NULL: cli:$USER),
+ * description, meta a JSON object or NULL (borrowed). Caller frees. */
+char *branch_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char *description, json_t *meta);
 
 /* ---- commands ---- */
 WrStatus cmd_branch(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;

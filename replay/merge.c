@@ -16,8 +16,6 @@
 #include "replay/branch.h"
 #include "replay/plan.h"
 
-char *branch_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char *description, json_t *meta);
-
 /* ------------------------------------------------------------------ results */
 
 /* A PGresult built here, so output.c prints it as any query result. Text columns. */
@@ -190,6 +188,8 @@ WrStatus branch_diff(ReplayCtx *ctx, const char *range, const char *const *table
     char *left = xstrndup(range, (size_t)(dots - range));
     const char *right = dots + 2;
     Side a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
     PGconn *src = NULL;
     Table out = {0};
     WrStatus st = side_load(ctx, left, &a, err);
@@ -198,7 +198,12 @@ WrStatus branch_diff(ReplayCtx *ctx, const char *range, const char *const *table
     if (st == WR_OK && strcmp(left, right) == 0) st = wr_error_set(err, WR_INVALID, "%s: both sides are one", range);
     if (st == WR_OK) st = base_of(&a, &b, &base_rev, err);
     if (st == WR_OK) st = branch_connect_source(ctx, &src, err);
-    if (st == WR_OK) st = (rq_exec(src, err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL) ? WR_OK : err->status);
+    if (st == WR_OK) {
+        /* one snapshot of every table */
+        PGresult *res = rq_exec(src, err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
+        if (!res) st = err->status;
+        PQclear(res);
+    }
     if (st == WR_OK) table_init(&out, DIFF_COLS, 6);
     const BranchInfo *bi = st == WR_OK ? tables_of(&a, &b) : NULL;
     for (int i = 0; st == WR_OK && i < bi->ntables; i++) {
@@ -736,16 +741,6 @@ static WrStatus load_resolve(const char *path, json_t **out, WrError *err)
     return WR_OK;
 }
 
-static WrStatus check_actor_arg(const char *actor, WrError *err)
-{
-    const char *colon = actor ? strchr(actor, ':') : NULL;
-    if (actor && (!colon || colon == actor || !colon[1]))
-        return wr_error_set(err, WR_INVALID, "--actor %s: expected TYPE:ID", actor);
-    if (actor && strncmp(actor, "walrev:", 7) == 0)
-        return wr_error_set(err, WR_INVALID, "--actor %s: the actor type walrev is reserved", actor);
-    return WR_OK;
-}
-
 WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     const char *resolve_path = NULL, *actor = NULL;
@@ -767,7 +762,7 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     if (optind != argc - 1)
         return wr_error_set(err, WR_INVALID, "usage: walrev merge NAME [--resolve FILE] [--apply --actor TYPE:ID]");
-    if (check_actor_arg(actor, err) != WR_OK) return err->status;
+    if (branch_check_actor(actor, err) != WR_OK) return err->status;
     if (apply && !actor) return wr_error_set(err, WR_INVALID, "merge --apply needs --actor TYPE:ID: the merge is attributed");
     const char *name = argv[optind];
     Merge m = {0};
@@ -982,7 +977,7 @@ WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         return wr_error_set(err, WR_INVALID, "usage: walrev review NAME [--format markdown|json] [--approve --actor TYPE:ID]");
     if (strcmp(format, "markdown") != 0 && strcmp(format, "json") != 0)
         return wr_error_set(err, WR_INVALID, "unknown --format %s: expected markdown or json", format);
-    if (check_actor_arg(actor, err) != WR_OK) return err->status;
+    if (branch_check_actor(actor, err) != WR_OK) return err->status;
     if (approve && !actor) return wr_error_set(err, WR_INVALID, "review --approve needs --actor TYPE:ID");
     const char *name = argv[optind];
     BranchInfo b;
