@@ -267,6 +267,18 @@ must_fail "an approval made before the branch changed again" "$TEST_TMP/stale" W
 grep -q 'has 0 approval(s) of its revision' "$TEST_TMP/stale.err" || { cat "$TEST_TMP/stale.err"; fail "stale approval counted"; }
 expect_eq "branch list after the drop" "$(W branch list --format csv | cut -d, -f1,8,10)" "branch,branch_revisions,approvals
 feature,3,1"
+
+# --- --at, --table, and a table without a primary key ---
+W branch create old --at "$FORK" --table customer --actor user:ann >/dev/null 2>&1 || fail "branch create old --at"
+expect_eq "--at: the table as of the fork of feature" "$(q $DB "SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM branch_old.customer")" \
+  "1:acme,2:globex,5:initech"
+expect_eq "--table: only that table" "$(q $DB "SELECT count(*) FROM pg_tables WHERE schemaname = 'branch_old'")" "1"
+W branch drop old >/dev/null || fail "branch drop old"
+q $DB "CREATE TABLE note (msg text); INSERT INTO note VALUES ('no key')"
+sync
+must_fail "a branch of a table without a primary key" "$TEST_TMP/nokey" W branch create nokey
+grep -q 'table public.note has no primary key' "$TEST_TMP/nokey.err" || { cat "$TEST_TMP/nokey.err"; fail "no name given"; }
+expect_eq "the refused branch left nothing" "$(q $DB "SELECT count(*) FROM pg_namespace WHERE nspname = 'branch_nokey'")/$(q $DB "SELECT count(*) FROM walrev.branch WHERE name = 'nokey'")" "0/0"
 sync
 W verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail "verify after branches and merges"; }
 grep -q '^verified [0-9]* revisions' "$TEST_TMP/verify.out" || { cat "$TEST_TMP/verify.out"; fail "verify output"; }
