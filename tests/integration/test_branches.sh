@@ -273,6 +273,11 @@ W branch create old --at "$FORK" --table customer --actor user:ann >/dev/null 2>
 expect_eq "--at: the table as of the fork of feature" "$(q $DB "SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM branch_old.customer")" \
   "1:acme,2:globex,5:initech"
 expect_eq "--table: only that table" "$(q $DB "SELECT count(*) FROM pg_tables WHERE schemaname = 'branch_old'")" "1"
+expect_eq "diff between two branches: what feature changed since the earlier fork" \
+  "$(W diff old..feature --table customer --format csv)" 'table,key,change,column,old_value,new_value
+public.customer,"[""10""]",added,id,,10
+public.customer,"[""10""]",added,name,,hooli
+public.customer,"[""10""]",added,tier,,gold'
 W branch drop old >/dev/null || fail "branch drop old"
 q $DB "CREATE TABLE note (msg text); INSERT INTO note VALUES ('no key')"
 sync
