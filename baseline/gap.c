@@ -274,7 +274,8 @@ WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler 
             strcmp(PQgetvalue(list, i, 1), cfg->history_schema) == 0)
             continue;
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(list, i, 0), NULL, 10);
-        ReconQuery q = {.src = src, .hist = hist, .schema_q = schema_q, .rev = rev, .rc = rc, .want_values = true};
+        ReconQuery q = {.src = src, .hist = hist, .schema_q = schema_q, .rev = rev, .rc = rc, .want_values = true,
+                        .multiset_rows = true};
         ReconTable t;
         bool found = false;
         gap.arv = NULL;

@@ -35,7 +35,8 @@ typedef struct {
     char *key;     /* keyed: the stored key; multiset: the digest */
     char digest[33];
     char *row;     /* multiset: ROW(...)::text */
-    int64_t count; /* multiset: copies */
+    int64_t count; /* multiset: copies in the history */
+    int64_t src;   /* multiset: copies in the table */
     bool seen;
 } Entry;
 
@@ -255,6 +256,84 @@ static WrStatus load_history(const ReconQuery *q, ReconTable *out, const int16_t
     return st;
 }
 
+/*
+ * A table without a key, row by row: the copies of each row (by the digest
+ * of its compared columns) that one side has beyond the other. The
+ * history's surplus rows go by their identities (which of equal rows does
+ * not matter: they are indistinguishable), the table's with their values.
+ */
+static WrStatus multiset_surplus(const ReconQuery *q, ReconTable *out, const int16_t *ids, Map *m, ReconFn fn,
+                                 void *arg, Value *vals, WrError *err)
+{
+    const BackfillTable *t = &out->table;
+    int64_t hist_extra = 0, src_extra = 0;
+    for (size_t i = 0; i < m->cap; i++) {
+        Entry *e = &m->slots[i];
+        if (!e->key) continue;
+        if (e->count > e->src) hist_extra += e->count - e->src;
+        if (e->src > e->count) src_extra += e->src - e->count;
+    }
+    WrStatus st = WR_OK;
+    StrBuf sql;
+    strbuf_init(&sql);
+    for (int side = 0; side < 2 && st == WR_OK; side++) {
+        bool history = side == 0;
+        if ((history ? hist_extra : src_extra) == 0) continue;
+        PGconn *c = history ? q->hist : q->src;
+        strbuf_reset(&sql);
+        char relid[16], rev[24];
+        snprintf(relid, sizeof(relid), "%" PRIu32, out->relid);
+        snprintf(rev, sizeof(rev), "%" PRId64, q->rev);
+        const char *params[2] = {relid, rev};
+        if (history) {
+            strbuf_append_str(&sql, "SELECT s.key, md5(");
+            row_expr(&sql, out, c, ids, true);
+            strbuf_appendf(&sql, ") FROM %s.snapshot_rows($1::oid, $2::bigint) s WHERE s.key IS NOT NULL ORDER BY 1",
+                           q->schema_q);
+        } else {
+            strbuf_appendf(&sql, "SELECT %s, md5(", t->select_list);
+            row_expr(&sql, out, c, ids, false);
+            strbuf_appendf(&sql, ") FROM ONLY %s", t->qualified);
+            if (t->rowfilter) strbuf_appendf(&sql, " WHERE (%s)", t->rowfilter);
+        }
+        if (!PQsendQueryParams(c, sql.data, history ? 2 : 0, NULL, history ? params : NULL, NULL, NULL, 0) ||
+            !PQsetSingleRowMode(c)) {
+            st = sql_fail(c, NULL, "reconcile: reading the rows of a table without a key", err);
+            break;
+        }
+        PGresult *r;
+        while ((r = PQgetResult(c)) != NULL) {
+            ExecStatusType rs = PQresultStatus(r);
+            if (rs == PGRES_SINGLE_TUPLE && st == WR_OK) {
+                int dcol = history ? 1 : t->ncols;
+                Entry *e = map_find(m, PQgetvalue(r, 0, dcol));
+                if (e && (history ? e->count > e->src : e->src > e->count)) {
+                    if (history) e->count--; else e->src--;
+                    ReconDiff d = {0};
+                    if (history) {
+                        d.kind = RECON_ONLY_IN_HISTORY;
+                        d.key = PQgetvalue(r, 0, 0);
+                    } else {
+                        for (int k = 0; k < t->ncols; k++) {
+                            vals[k].data = PQgetisnull(r, 0, k) ? NULL : PQgetvalue(r, 0, k);
+                            vals[k].len = vals[k].data ? (size_t)PQgetlength(r, 0, k) : 0;
+                        }
+                        d.kind = RECON_ONLY_IN_SOURCE;
+                        d.vals = q->want_values ? vals : NULL;
+                    }
+                    out->differences++;
+                    st = fn(arg, out, &d, err);
+                }
+            } else if (rs != PGRES_TUPLES_OK && rs != PGRES_SINGLE_TUPLE && st == WR_OK) {
+                st = sql_fail(c, r, "reconcile: reading the rows of a table without a key", err);
+            }
+            PQclear(r);
+        }
+    }
+    strbuf_free(&sql);
+    return st;
+}
+
 WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *arg, ReconTable *out,
                          bool *found, WrError *err)
 {
@@ -314,7 +393,14 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
                 out->rows_source += n;
                 Entry *e = map_find(&m, digest);
                 if (e) e->seen = true;
-                if (!e || e->count != n) {
+                if (q->multiset_rows && e != NULL) {
+                    e->src = n;
+                } else if (q->multiset_rows && n > 0) {
+                    e = map_add(&m, digest);
+                    snprintf(e->digest, sizeof(e->digest), "%s", digest);
+                    e->seen = true;
+                    e->src = n;
+                } else if (!e || e->count != n) {
                     d.kind = RECON_ROWS_DIFFER;
                     d.row = PQgetvalue(r, 0, 2);
                     d.in_source = n;
@@ -345,6 +431,10 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
         PQclear(r);
     }
     if (st != WR_OK) goto done;
+    if (out->multiset && q->multiset_rows) {
+        st = multiset_surplus(q, out, ids, &m, fn, arg, vals, err);
+        goto done;
+    }
 
     /* What the history holds and the table lacks, in key order. */
     size_t nleft = 0;

@@ -55,6 +55,12 @@ typedef struct {
     int64_t rev;          /* the history as of this revision (0: empty) */
     RelCache *rc;         /* the caller's; the table's version is applied to it */
     bool want_values;     /* hand the source row's values to the callback */
+    /* A table without a key: instead of RECON_ROWS_DIFFER per differing row,
+     * the surplus copies one by one: each row the history holds beyond the
+     * table's copies as RECON_ONLY_IN_HISTORY (its identity in key), each
+     * row the table has beyond the history's as RECON_ONLY_IN_SOURCE (its
+     * values, when want_values). Equal copies are left alone. */
+    bool multiset_rows;
 } ReconQuery;
 
 /*

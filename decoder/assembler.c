@@ -7,12 +7,14 @@
  */
 #include "decoder/assembler.h"
 
+#include "common/log.h"
 #include "common/textsafe.h"
 #include "decoder/context.h"
 #include "schema/checksum.h"
 #include "schema/digest.h"
 #include "schema/rowcache.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +86,7 @@ struct Assembler {
     uint32_t *ddl_seen;
     size_t nddl_seen, capddl_seen;
     const char *identity_warning; /* a change of a keyless row that could not be matched */
+    uint32_t logged_relid;        /* the table whose SET LOGGED shape came last: its rows follow */
 
     /* New relation versions not yet covered by a written revision: the next
      * revision's checksum covers them (docs/checksums.md). Few: one per
@@ -272,6 +275,7 @@ static void handle_begin(Assembler *a, const PgoBegin *b)
     a->begun = false;
     a->suppressed = false;
     a->seq = 0;
+    a->logged_relid = 0;
     a->has_origin = false;
     strbuf_reset(&a->warnings);
     memset(&a->cur_ctx, 0, sizeof(a->cur_ctx));
@@ -440,10 +444,19 @@ static bool ddl_seen_take(Assembler *a, uint32_t relid)
  */
 static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrError *err);
 
+static WrStatus handle_logged_row(Assembler *a, json_t *root, WrError *err);
+static WrStatus emit_delta(Assembler *a, const RelationVersion *rv, DeltaOp op, const char *key,
+                           uint16_t nattrs, bool old_unknown, const RowImage *after, WrError *err);
+
 static WrStatus handle_ddl(Assembler *a, const char *content, size_t len, WrError *err)
 {
     json_error_t jerr;
     json_t *root = json_loadb(content, len, 0, &jerr);
+    if (root && json_object_get(root, "logged_row")) {
+        WrStatus lst = handle_logged_row(a, root, err);
+        json_decref(root);
+        return lst;
+    }
     json_t *cols = root ? json_object_get(root, "columns") : NULL;
     json_t *gen = root ? json_object_get(root, "generated") : NULL;
     json_t *relid = root ? json_object_get(root, "relid") : NULL;
@@ -513,6 +526,99 @@ static WrStatus handle_ddl(Assembler *a, const char *content, size_t len, WrErro
 static bool key_changed(const RelationVersion *prev, const RelationVersion *rv);
 static WrStatus rekey_rows(Assembler *a, const RelationVersion *rv, WrError *err);
 
+/* Per column of a DDL capture's shape: what rows that predate it read. */
+typedef struct {
+    const char *missing; /* the catalog's missing value (ADD COLUMN ... DEFAULT, non-volatile), or NULL */
+    bool volatile_fill;  /* a default or identity filled in by a rewrite: not knowable from the WAL */
+} RestateIn;
+static WrStatus restate_rows(Assembler *a, const RelationVersion *prev, const RelationVersion *rv,
+                             const RestateIn *fills, const char *timezone, bool using_expr, WrError *err);
+
+/* Whether a keyless row's identity digest under rv may differ from the one
+ * under prev: a tracked column dropped, renamed or retyped (an added column
+ * is NULL, or restated with its default, which rewrites the digest). */
+static bool digest_cover_changed(const RelationVersion *prev, const RelationVersion *rv)
+{
+    for (uint16_t j = 0; j < prev->ncols; j++) {
+        const RelColumn *o = &prev->cols[j];
+        if (o->track != TRACK_FULL) continue;
+        bool same = false;
+        for (uint16_t i = 0; i < rv->ncols && !same; i++) {
+            const RelColumn *c = &rv->cols[i];
+            same = c->col_id == o->col_id && c->track == TRACK_FULL && strcmp(c->name, o->name) == 0 &&
+                   c->type_oid == o->type_oid && c->typmod == o->typmod;
+        }
+        if (!same) return true;
+    }
+    return false;
+}
+
+static WrStatus redigest_row(void *arg, const char *key, const RowImage *image, WrError *err)
+{
+    Assembler *a = arg;
+    digest_row(&a->dkey, image->relver, image->values, image->unknown, a->row_digest);
+    return a->history.note_suppressed(a->history.ctx, image->relver, DELTA_UPDATE, key, a->row_digest, err);
+}
+
+/*
+ * A keyless table's columns changed by DDL: every live row's identity digest
+ * is made anew under the new version at once, in the DDL's revision, so a
+ * later FULL change or a baseline chunk of the table (which never rebuilds
+ * digests itself) finds the rows by their values now, across restarts.
+ */
+static WrStatus redigest_rows(Assembler *a, const RelationVersion *rv, WrError *err)
+{
+    if (!a->in_txn || a->skipping || !a->history.scan_rows || !a->history.note_suppressed ||
+        relcache_is_excluded(a->relcache, rv))
+        return WR_OK;
+    WrStatus st = ensure_begun(a, err);
+    if (st == WR_OK) st = a->history.scan_rows(a->history.ctx, rv, redigest_row, a, err);
+    if (st == WR_OK)
+        log_info("msg=\"row digests rebuilt\" table=%s.%s version=%" PRId32 " at=ddl", rv->nspname, rv->relname,
+                 rv->version);
+    return st;
+}
+
+/*
+ * SET LOGGED: logical decoding saw nothing of the table while it was
+ * unlogged, and the rewrite that made it logged is not decoded either. The
+ * capture sends its rows (logged_row) after its shape, in the DDL's
+ * transaction: they become the table's baseline rows (operation S) in the
+ * DDL's revision. What the history held of it before (it was logged once,
+ * then unlogged) ends there with a truncate.
+ */
+static WrStatus logged_begin(Assembler *a, bool had_history, const RelationVersion *rv, WrError *err)
+{
+    WrStatus st = ensure_begun(a, err);
+    if (st != WR_OK || !had_history) return st;
+    st = emit_delta(a, rv, DELTA_TRUNCATE, NULL, 0, false, NULL, err);
+    if (st == WR_OK) rowcache_remove_relation(a->rowcache, rv->relid);
+    return st;
+}
+
+static WrStatus handle_logged_row(Assembler *a, json_t *root, WrError *err)
+{
+    json_t *relid = json_object_get(root, "relid");
+    json_t *row = json_object_get(root, "logged_row");
+    json_int_t id = json_is_integer(relid) ? json_integer_value(relid) : -1;
+    if (!a->in_txn || a->skipping) return WR_OK;
+    const RelationVersion *rv = id > 0 && id <= UINT32_MAX ? relcache_lookup(a->relcache, (uint32_t)id) : NULL;
+    /* only right after the shape that began the table's history in this transaction */
+    if (!rv || (uint32_t)id != a->logged_relid || !json_is_array(row) || json_array_size(row) != rv->ncols) {
+        strbuf_append_str(&a->warnings, "DDL capture row of a table made LOGGED malformed; ignored\n");
+        return WR_OK;
+    }
+    ensure_width(a, rv->ncols);
+    Value *vals = xcalloc((size_t)rv->ncols + 1, sizeof(Value));
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        json_t *v = json_array_get(row, i);
+        if (json_is_string(v)) vals[i] = (Value){json_string_value(v), json_string_length(v)};
+    }
+    WrStatus st = assembler_baseline_row(a, rv, vals, err);
+    free(vals);
+    return st;
+}
+
 static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrError *err)
 {
     const RelationVersion *cur = relcache_lookup(a->relcache, relid);
@@ -521,12 +627,16 @@ static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrEr
     const char *nsp = json_string_value(json_object_get(root, "nspname"));
     const char *rel = json_string_value(json_object_get(root, "relname"));
     const char *persistence = json_string_value(json_object_get(root, "persistence"));
-    if (!cur || a->skipping || !a->in_txn || !json_is_array(attrs) || !ri || strlen(ri) != 1 || !nsp || !rel ||
+    /* A table SET LOGGED has its history begin here, with its rows (logged_row captures follow). */
+    bool logged_now = json_is_true(json_object_get(root, "logged_now"));
+    if ((!cur && !logged_now) || a->skipping || !a->in_txn || !json_is_array(attrs) || !ri || strlen(ri) != 1 ||
+        !nsp || !rel ||
         !json_is_true(json_object_get(root, "published")) || !persistence || strcmp(persistence, "p") != 0 ||
-        relcache_is_excluded(a->relcache, cur))
+        (cur && relcache_is_excluded(a->relcache, cur)))
         return WR_OK;
     size_t n = json_array_size(attrs);
     RelColumnIn *cols = xcalloc(n + 1, sizeof(RelColumnIn));
+    RestateIn *fills = xcalloc(n + 1, sizeof(RestateIn));
     uint16_t k = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(attrs, i);
@@ -534,9 +644,13 @@ static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrEr
                *tname = json_array_get(e, 4);
         if (!json_is_string(name) || !json_is_integer(oid) || !json_is_integer(typmod)) {
             free(cols);
+            free(fills);
             return WR_OK; /* not this shape's source: the Relation message will do */
         }
         if (json_is_true(json_array_get(e, 7))) continue; /* generated: pgoutput never sends it */
+        /* captures from before these two fields have neither: nothing is filled */
+        fills[k].missing = json_string_value(json_array_get(e, 8));
+        fills[k].volatile_fill = json_is_true(json_array_get(e, 9));
         RelColumnIn *c = &cols[k++];
         c->name = json_string_value(name);
         c->type_oid = (uint32_t)json_integer_value(oid);
@@ -552,13 +666,24 @@ static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrEr
     const RelationVersion *rv =
         relcache_apply(a->relcache, relid, nsp, rel, ri[0], k, cols, a->rev.commit_lsn, a->last_id + 1, &is_new);
     free(cols);
-    if (!is_new) return WR_OK;
+    if (logged_now) a->logged_relid = relid;
+    if (!is_new) {
+        free(fills);
+        return logged_now ? logged_begin(a, cur != NULL, rv, err) : WR_OK;
+    }
     WrStatus st = emit_relation(a, rv, err);
     /* The DDL's transaction is a revision of its own (perhaps without a row):
      * a point after the DDL then resolves to a revision the version is valid at. */
     if (st == WR_OK) st = ensure_begun(a, err);
     /* A primary key added or dropped: the live rows move to their new keys, as handle_relation does. */
-    if (st == WR_OK && key_changed(cur, rv)) st = rekey_rows(a, rv, err);
+    if (st == WR_OK && cur && key_changed(cur, rv)) st = rekey_rows(a, rv, err);
+    if (st == WR_OK && logged_now) st = logged_begin(a, cur != NULL, rv, err);
+    if (st == WR_OK && cur && !digest_rel_has_key(rv) && digest_cover_changed(cur, rv)) st = redigest_rows(a, rv, err);
+    /* Values the DDL changed outside the WAL (a default, a retype): recorded now, in its revision. */
+    if (st == WR_OK)
+        st = restate_rows(a, cur, rv, fills, json_string_value(json_object_get(root, "timezone")),
+                          json_is_true(json_object_get(root, "using")), err);
+    free(fills);
     return st;
 }
 
@@ -592,7 +717,7 @@ static WrStatus handle_control_change(Assembler *a, const PgoMessage *msg, const
     text[len] = '\0';
     st = handle_ddl(a, text, len, err);
     /* Once per DDL, not again for a transaction already durable. */
-    if (st == WR_OK && a->out.ddl_captured && !a->skipping) a->out.ddl_captured(a->out.ctx, text, len);
+    if (st == WR_OK && a->out.ddl_captured && !a->skipping) st = a->out.ddl_captured(a->out.ctx, text, len, err);
     free(text);
     return st;
 }
@@ -1317,6 +1442,294 @@ static WrStatus rekey_rows(Assembler *a, const RelationVersion *rv, WrError *err
     strbuf_init(&k.old_key);
     st = a->history.scan_rows(a->history.ctx, rv, rekey_row, &k, err);
     strbuf_free(&k.old_key);
+    rowcache_remove_relation(a->rowcache, rv->relid);
+    return st;
+}
+
+/* ---- values a DDL changed outside the WAL ---- */
+
+/*
+ * Whether an ALTER COLUMN ... TYPE from one type to the other leaves every
+ * value's text as it was (a widening), so the rewrite changed nothing the
+ * history holds and the rows need not be read.
+ */
+static bool retype_keeps_text(uint32_t from, int32_t from_typmod, uint32_t to, int32_t to_typmod)
+{
+    enum { INT2 = 21, INT4 = 23, INT8 = 20, NUMERIC = 1700, TEXT = 25, VARCHAR = 1043, JSONB = 3802 };
+    if (from == to && (to_typmod < 0 || to_typmod == from_typmod) && from != 1042 /* bpchar pads */) return true;
+    bool from_int = from == INT2 || from == INT4 || from == INT8;
+    if (from_int && (to == INT8 || (to == INT4 && from != INT8) || (to == NUMERIC && to_typmod < 0))) return true;
+    if (from == NUMERIC && to == NUMERIC && to_typmod < 0) return true;
+    if ((from == TEXT || from == VARCHAR || from == JSONB) && (to == TEXT || (to == VARCHAR && to_typmod < 0)))
+        return true;
+    if (from == VARCHAR && to == VARCHAR && from_typmod >= 0 && to_typmod >= from_typmod) return true;
+    return false;
+}
+
+typedef enum { RS_VALUE, RS_UNKNOWN, RS_CONVERT } RestateKind;
+
+typedef struct {
+    uint16_t idx;       /* in rv->cols */
+    RestateKind kind;
+    const char *value;  /* RS_VALUE: the value every row reads */
+    uint32_t from_oid;  /* RS_CONVERT: the type before */
+    int32_t from_typmod;
+} RestateCol;
+
+/* The live rows, copied out of scan_rows so their values can be converted
+ * in batches before anything is written. */
+typedef struct {
+    const RelationVersion *rv;
+    int nrc;          /* restated columns */
+    size_t n, cap;
+    char **keys;
+    Value *vals;      /* n × rv->ncols as the history holds them, data malloc'd (NULL: SQL NULL or unknown) */
+    uint8_t *unknown; /* n × rv->ncols */
+    Value *conv;      /* n × nrc: an RS_CONVERT column's new value, data malloc'd */
+    uint8_t *conv_unknown;
+} RestateRows;
+
+static WrStatus restate_collect(void *arg, const char *key, const RowImage *image, WrError *err)
+{
+    (void)err;
+    RestateRows *r = arg;
+    uint16_t nc = r->rv->ncols;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 64;
+        r->keys = xrealloc(r->keys, r->cap * sizeof(char *));
+        r->vals = xrealloc(r->vals, r->cap * nc * sizeof(Value));
+        r->unknown = xrealloc(r->unknown, r->cap * nc);
+        r->conv = xrealloc(r->conv, r->cap * (size_t)r->nrc * sizeof(Value));
+        r->conv_unknown = xrealloc(r->conv_unknown, r->cap * (size_t)r->nrc);
+    }
+    r->keys[r->n] = xstrdup(key);
+    for (uint16_t i = 0; i < nc; i++) {
+        Value *v = &r->vals[r->n * nc + i];
+        const Value *src = &image->values[i];
+        r->unknown[r->n * nc + i] = image->unknown[i];
+        if (image->unknown[i] || !src->data) {
+            *v = (Value){NULL, 0};
+        } else {
+            char *d = xmalloc(src->len + 1);
+            memcpy(d, src->data, src->len);
+            d[src->len] = '\0';
+            *v = (Value){d, src->len};
+        }
+    }
+    for (int c = 0; c < r->nrc; c++) {
+        r->conv[r->n * (size_t)r->nrc + (size_t)c] = (Value){NULL, 0};
+        r->conv_unknown[r->n * (size_t)r->nrc + (size_t)c] = 1;
+    }
+    r->n++;
+    return WR_OK;
+}
+
+/* A Value whose data this module allocated. */
+static void free_value_data(Value *v)
+{
+    char *p;
+    memcpy(&p, &v->data, sizeof(p));
+    free(p);
+}
+
+static void restate_rows_free(RestateRows *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->keys[i]);
+        for (uint16_t c = 0; c < r->rv->ncols; c++) free_value_data(&r->vals[i * r->rv->ncols + c]);
+        for (int c = 0; c < r->nrc; c++) free_value_data(&r->conv[i * (size_t)r->nrc + (size_t)c]);
+    }
+    free(r->keys);
+    free(r->vals);
+    free(r->unknown);
+    free(r->conv);
+    free(r->conv_unknown);
+}
+
+/* Restated column c (an RS_CONVERT at rc) of every row cast to its new type
+ * by the source (convert_values, in batches); a cast the source refuses
+ * leaves the values unknown, with a warning. */
+static WrStatus restate_convert(Assembler *a, RestateRows *r, int c, const RestateCol *rc, const char *timezone,
+                                WrError *err)
+{
+    const RelColumn *col = &r->rv->cols[rc->idx];
+    uint16_t nc = r->rv->ncols;
+    enum { BATCH = 5000 };
+    Value *in = xcalloc(BATCH, sizeof(Value));
+    char **out = xcalloc(BATCH, sizeof(char *));
+    WrStatus st = WR_OK;
+    for (size_t lo = 0; lo < r->n && st == WR_OK; lo += BATCH) {
+        size_t m = r->n - lo < BATCH ? r->n - lo : BATCH;
+        for (size_t i = 0; i < m; i++) in[i] = r->vals[(lo + i) * nc + rc->idx];
+        memset(out, 0, m * sizeof(char *));
+        st = a->out.convert_values(a->out.ctx, rc->from_oid, rc->from_typmod, col->type_oid, col->typmod,
+                                   timezone, m, in, out, err);
+        for (size_t i = 0; i < m; i++) {
+            size_t at = (lo + i) * (size_t)r->nrc + (size_t)c;
+            bool known = st == WR_OK && !r->unknown[(lo + i) * nc + rc->idx];
+            r->conv_unknown[at] = !known;
+            if (known)
+                r->conv[at] = out[i] ? (Value){out[i], strlen(out[i])} : (Value){NULL, 0};
+            else
+                free(out[i]);
+        }
+        if (st == WR_RETRY) break; /* the connection: the transaction is read again */
+        if (st != WR_OK) {
+            strbuf_appendf(&a->warnings, "%s.%s: the new values of column %s after ALTER TYPE are not known (%s)\n",
+                           r->rv->nspname, r->rv->relname, col->name, err->msg);
+            log_error("msg=\"values rewritten outside the WAL are not known\" table=%s.%s column=%s error=\"%s\"",
+                      r->rv->nspname, r->rv->relname, col->name, err->msg);
+            st = WR_OK;
+            for (size_t rest = lo + m; rest < r->n; rest++) r->conv_unknown[rest * (size_t)r->nrc + (size_t)c] = 1;
+            break;
+        }
+    }
+    free(in);
+    free(out);
+    return st;
+}
+
+/*
+ * An ALTER TABLE changes values that were never in the WAL: ADD COLUMN ...
+ * DEFAULT (rows that predate it read the catalog's missing value), ADD
+ * COLUMN with a volatile default or an identity, ALTER COLUMN ... TYPE (a
+ * rewrite casts every value). Every live row the history holds is restated
+ * in the DDL's revision: an UPDATE of the columns whose value changed, with
+ * the value the source now holds (the missing value; the cast computed by
+ * the source, under the DDL session's time zone), or a delete and an insert
+ * when a key column's text changed. What cannot be known (a volatile
+ * default, a USING expression, a cast the source refuses) is recorded with
+ * its new value flagged unknown and a warning on the revision.
+ */
+static WrStatus restate_rows(Assembler *a, const RelationVersion *prev, const RelationVersion *rv,
+                             const RestateIn *fills, const char *timezone, bool using_expr, WrError *err)
+{
+    if (!prev || !a->in_txn || a->skipping || !a->history.scan_rows || relcache_is_excluded(a->relcache, rv))
+        return WR_OK;
+    RestateCol *rcs = xcalloc((size_t)rv->ncols + 1, sizeof(RestateCol));
+    int nrc = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        const RelColumn *c = &rv->cols[i];
+        if (c->track == TRACK_UNTRACKED) continue;
+        const RelColumn *old = NULL;
+        for (uint16_t j = 0; j < prev->ncols; j++)
+            if (prev->cols[j].col_id == c->col_id) old = &prev->cols[j];
+        RestateCol rc = {.idx = i};
+        if (!old) {
+            if (fills[i].missing) {
+                rc.kind = RS_VALUE;
+                rc.value = fills[i].missing;
+            } else if (fills[i].volatile_fill) {
+                rc.kind = RS_UNKNOWN;
+            } else {
+                continue; /* NULL: what a snapshot shows already */
+            }
+        } else if (old->type_oid != c->type_oid || old->typmod != c->typmod) {
+            if (!using_expr && retype_keeps_text(old->type_oid, old->typmod, c->type_oid, c->typmod)) continue;
+            rc.kind = using_expr || !a->out.convert_values || c->track == TRACK_HIDDEN ? RS_UNKNOWN : RS_CONVERT;
+            rc.from_oid = old->type_oid;
+            rc.from_typmod = old->typmod;
+        } else {
+            continue;
+        }
+        rcs[nrc++] = rc;
+    }
+    if (nrc == 0) {
+        free(rcs);
+        return WR_OK;
+    }
+    WrStatus st = ensure_begun(a, err);
+    RestateRows rows = {.rv = rv, .nrc = nrc};
+    if (st == WR_OK) st = a->history.scan_rows(a->history.ctx, rv, restate_collect, &rows, err);
+    for (int c = 0; c < nrc && st == WR_OK; c++)
+        if (rcs[c].kind == RS_CONVERT && rows.n > 0) st = restate_convert(a, &rows, c, &rcs[c], timezone, err);
+    for (int c = 0; c < nrc && st == WR_OK && rows.n > 0; c++) {
+        if (rcs[c].kind != RS_UNKNOWN) continue;
+        strbuf_appendf(&a->warnings,
+                       "%s.%s: the DDL rewrote the table outside the WAL (a volatile default, an identity, a "
+                       "USING expression, or a hidden column retyped): column %s's values in the %zu rows "
+                       "that were there are not known\n",
+                       rv->nspname, rv->relname, rv->cols[rcs[c].idx].name, rows.n);
+        log_error("msg=\"values rewritten outside the WAL are not known\" table=%s.%s column=%s rows=%zu",
+                  rv->nspname, rv->relname, rv->cols[rcs[c].idx].name, rows.n);
+    }
+    ensure_width(a, rv->ncols);
+    uint16_t nc = rv->ncols;
+    StrBuf newkey;
+    strbuf_init(&newkey);
+    for (size_t r = 0; r < rows.n && st == WR_OK; r++) {
+        const Value *vals = &rows.vals[r * nc];
+        const uint8_t *unknown = &rows.unknown[r * nc];
+        /* the row as the history holds it (old_*), and as it is now (new_vals, after_unknown) */
+        for (uint16_t i = 0; i < nc; i++) {
+            a->old_vals[i] = vals[i];
+            a->old_unknown[i] = unknown[i];
+            a->new_vals[i] = vals[i];
+            a->after_unknown[i] = unknown[i];
+            a->new_state[i] = unknown[i] ? COL_UNCHANGED_TOAST : vals[i].data ? COL_VALUE : COL_NULL;
+        }
+        uint16_t n = 0;
+        bool key_moved = false;
+        for (int c = 0; c < nrc; c++) {
+            uint16_t i = rcs[c].idx;
+            const RelColumn *col = &rv->cols[i];
+            Value now = {NULL, 0};
+            bool now_unknown = rcs[c].kind == RS_UNKNOWN;
+            if (rcs[c].kind == RS_VALUE) now = (Value){rcs[c].value, strlen(rcs[c].value)};
+            if (rcs[c].kind == RS_CONVERT) {
+                now = rows.conv[r * (size_t)nrc + (size_t)c];
+                now_unknown = rows.conv_unknown[r * (size_t)nrc + (size_t)c];
+                if (unknown[i]) continue;                     /* unknown before, unknown still */
+                if (!now_unknown && value_equal(&now, &vals[i])) continue; /* same text */
+            }
+            a->new_vals[i] = now_unknown ? (Value){NULL, 0} : now;
+            a->after_unknown[i] = now_unknown;
+            a->new_state[i] = now_unknown ? COL_UNCHANGED_TOAST : now.data ? COL_VALUE : COL_NULL;
+            if (col->is_key) key_moved = true;
+            AttributeDelta *ad = &a->attrs[n++];
+            memset(ad, 0, sizeof(*ad));
+            ad->col_id = col->col_id;
+            if (col->track == TRACK_HIDDEN) {
+                ad->flags = ATTR_HIDDEN | (now_unknown ? ATTR_NEW_UNKNOWN : 0);
+                if (!now_unknown) {
+                    hidden_digest(a, &now, a->hidden_hash[i]);
+                    ad->digest = a->hidden_hash[i];
+                }
+                continue;
+            }
+            if (now_unknown)
+                ad->flags = ATTR_NEW_UNKNOWN;
+            else
+                ad->new_value = now;
+            /* a column the DDL added had no value before it */
+            if (rcs[c].kind == RS_CONVERT || (rcs[c].kind == RS_UNKNOWN && rcs[c].from_oid)) {
+                if (unknown[i])
+                    ad->flags |= ATTR_OLD_UNKNOWN;
+                else
+                    ad->old_value = vals[i];
+            }
+        }
+        if (n == 0) continue;
+        if (key_moved && digest_rel_has_key(rv)) {
+            build_key(&newkey, rv, a->new_vals);
+            if (strcmp(newkey.data, rows.keys[r]) != 0) {
+                st = do_delete(a, rv, rows.keys[r], true, NULL, err);
+                for (uint16_t i = 0; i < nc && st == WR_OK; i++)
+                    if (a->after_unknown[i]) a->new_state[i] = COL_UNCHANGED_TOAST, a->new_vals[i] = (Value){NULL, 0};
+                if (st == WR_OK) st = do_insert(a, rv, DELTA_INSERT, a->new_vals, newkey.data, err);
+                continue;
+            }
+        }
+        for (uint16_t i = 0; i < nc; i++) a->after_vals[i] = a->after_unknown[i] ? (Value){NULL, 0} : a->new_vals[i];
+        make_after(a, rv);
+        a->old_row_valid = false;
+        a->keyless_unmatched = false;
+        RowImage after = {rv, a->after_vals, a->after_unknown};
+        st = emit_delta(a, rv, DELTA_UPDATE, rows.keys[r], n, false, &after, err);
+    }
+    strbuf_free(&newkey);
+    restate_rows_free(&rows);
+    free(rcs);
     rowcache_remove_relation(a->rowcache, rv->relid);
     return st;
 }

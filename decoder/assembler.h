@@ -36,6 +36,16 @@ typedef struct {
     WrStatus (*primary_key)(void *ctx, uint32_t relid, uint16_t ncols, const char *const *names,
                             bool *is_key, bool *found, WrError *err);
     /*
+     * The text of values after an ALTER COLUMN ... TYPE rewrote them outside
+     * the WAL: each in[i] (text of type from_oid/from_typmod, NULL for SQL
+     * NULL) cast to to_oid/to_typmod as the source server casts it, under the
+     * DDL session's time zone, into out[i] (malloc'd; NULL for NULL; the
+     * caller frees). May be NULL (no source connection: values unknown).
+     */
+    WrStatus (*convert_values)(void *ctx, uint32_t from_oid, int32_t from_typmod, uint32_t to_oid,
+                               int32_t to_typmod, const char *timezone, size_t n, const Value *in, char **out,
+                               WrError *err);
+    /*
      * Whether a logical message under a "walrev." prefix is walrev's own (a
      * baseline watermark or chunk the worker emitted and awaits, known by a
      * random id only the worker has). Anything else there is recorded as a
@@ -45,9 +55,10 @@ typedef struct {
     /*
      * A DDL capture row went by (info: its JSON, docs/history-store.md), for
      * the worker to say which tables it cannot track (unlogged, not
-     * published). May be NULL.
+     * published) and to know which need no baseline (created after tracking
+     * began), inside the revision in flight. May be NULL.
      */
-    void (*ddl_captured)(void *ctx, const char *info, size_t len);
+    WrStatus (*ddl_captured)(void *ctx, const char *info, size_t len, WrError *err);
     /*
      * A revision a sink already holds under dense ids (the stream restarted
      * behind it to give another sink what that one lacks): its id, parent

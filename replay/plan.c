@@ -119,14 +119,81 @@ void plan_append_ident(UndoPlan *u, StrBuf *b, const char *name)
     free(id);
 }
 
+/*
+ * A row of a table without a key (#R.S) has no key on the live table: it is
+ * one of the live rows whose values are the ones the history holds for it
+ * now (equal rows are indistinguishable, so any one of them is the row), and
+ * the statement takes exactly one: WHERE ctid = (SELECT ctid ... LIMIT 1).
+ * Hidden and untracked columns are not compared (the history has no value
+ * of theirs).
+ */
+WrStatus plan_append_where_multiset(UndoPlan *u, StrBuf *b, const LiveTable *t, const char *key, bool *gone,
+                                    WrError *err)
+{
+    *gone = false;
+    ReplayCtx *ctx = u->ctx;
+    char rel[16];
+    rq_oid_text(t->relid, rel);
+    const char *params[2] = {rel, key};
+    char *sql = xasprintf("SELECT %1$s.row_at($1::oid, $2, (SELECT max(id) FROM %1$s.revision))::text, "
+                          "(SELECT array_to_string(x.col_track, '') FROM %1$s.relation_version x "
+                          "WHERE x.relid = $1::oid ORDER BY x.version DESC LIMIT 1)",
+                          ctx->schema_q);
+    PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
+    free(sql);
+    if (!res) return err->status;
+    if (PQgetisnull(res, 0, 0)) {
+        PQclear(res);
+        *gone = true;
+        return WR_OK;
+    }
+    char **vals = NULL;
+    int nvals = 0;
+    WrStatus st = rq_parse_text_array(PQgetvalue(res, 0, 0), &vals, &nvals, err);
+    char *track = xstrdup(PQgetisnull(res, 0, 1) ? "" : PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if (st != WR_OK) {
+        free(track);
+        return st;
+    }
+    StrBuf w;
+    strbuf_init(&w);
+    int k = 0;
+    for (int i = 0; i < t->now.ncols; i++) {
+        if (i < (int)strlen(track) && track[i] != 'f') continue;
+        int lc = plan_live_col(t, t->now.col_ids[i]);
+        if (lc < 0) continue;
+        int id = t->now.col_ids[i];
+        const char *v = id >= 1 && id <= nvals ? vals[id - 1] : NULL;
+        strbuf_append_str(&w, k++ ? " AND " : "");
+        plan_append_ident(u, &w, t->live_names[lc]);
+        if (v) {
+            /* as text, as the history holds it: every type has a text form, not every one an = */
+            char *lit = PQescapeLiteral(u->src, v, strlen(v));
+            strbuf_appendf(&w, "::text = %s", lit);
+            PQfreemem(lit);
+        } else {
+            strbuf_append_str(&w, " IS NULL");
+        }
+    }
+    strbuf_appendf(b, " WHERE ctid = (SELECT ctid FROM ONLY %s WHERE %s LIMIT 1)", t->qname, k ? w.data : "true");
+    strbuf_free(&w);
+    free(track);
+    rq_free_strv(vals, nvals);
+    return WR_OK;
+}
+
 /* WHERE clause for a stored key, with the key columns of the newest version. */
 WrStatus plan_append_where_key(UndoPlan *u, StrBuf *b, const LiveTable *t, const char *key, WrError *err)
 {
-    if (key && key[0] == '#')
-        return wr_error_set(err, WR_INVALID,
-                            "row %s of %s has no key (a table without a primary key is a multiset, "
-                            "docs/history-store.md): restore and revert cannot name it on the live table",
-                            key, t->qname);
+    if (key && key[0] == '#') {
+        bool gone;
+        WrStatus st = plan_append_where_multiset(u, b, t, key, &gone, err);
+        if (st == WR_OK && gone)
+            st = wr_error_set(err, WR_INVALID, "row %s of %s is not in the table now, as the history has it", key,
+                              t->qname);
+        return st;
+    }
     char **kv;
     int nk;
     if (rq_key_values(key, &kv, &nk, err) != WR_OK) return err->status;

@@ -56,7 +56,13 @@ int plan_live_col(const LiveTable *t, int col_id);
 /* val as a literal of type (NULL: NULL); name quoted as an identifier. */
 void plan_append_literal(UndoPlan *u, StrBuf *b, const char *val, const char *type);
 void plan_append_ident(UndoPlan *u, StrBuf *b, const char *name);
-/* " WHERE" clause for a stored key, with the key columns of the newest version. */
+/* " WHERE" clause naming one live row of a table without a key (key #R.S)
+ * by the values the history holds for it now (ctid of the first such row);
+ * *gone: the history holds no such row now (nothing appended). */
+WrStatus plan_append_where_multiset(UndoPlan *u, StrBuf *b, const LiveTable *t, const char *key, bool *gone,
+                                    WrError *err) WR_MUSTCHECK;
+/* " WHERE" clause for a stored key, with the key columns of the newest version
+ * (a row without a key: plan_append_where_multiset, an error when it is gone). */
 WrStatus plan_append_where_key(UndoPlan *u, StrBuf *b, const LiveTable *t, const char *key, WrError *err) WR_MUSTCHECK;
 
 /* INSERT of (col_ids[i], vals[i]); columns no longer on the live table are left out. */

@@ -187,8 +187,17 @@ static WrStatus read_live_row(UndoPlan *u, const LiveTable *t, const char *key, 
         strbuf_append_str(&q, "::text");
     }
     strbuf_appendf(&q, " FROM %s", t->qname);
-    WrStatus st = plan_append_where_key(u, &q, t, key, err);
+    bool gone = false;
+    /* a row without a key: the one the history holds now (none: gone, the restore undeletes it) */
+    WrStatus st = key[0] == '#' ? plan_append_where_multiset(u, &q, t, key, &gone, err)
+                                : plan_append_where_key(u, &q, t, key, err);
+    if (st == WR_OK && gone) strbuf_append_str(&q, " WHERE false");
     if (st == WR_OK && !(*live = rq_exec(u->src, err, q.data, 0, NULL))) st = err->status;
+    if (st == WR_OK && key[0] == '#' && !gone && PQntuples(*live) == 0)
+        st = wr_error_set(err, WR_FATAL,
+                          "nothing changed: row %s of %s is not in the live table as the history holds it: the live "
+                          "table differs from the history (is the worker behind?)",
+                          key, t->qname);
     strbuf_free(&q);
     return st;
 }

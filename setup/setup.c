@@ -790,9 +790,18 @@ static const char ddl_capture_table_fmt[] =
 
 /* @s@: the quoted schema, @p@: the publication's name as a literal. Compared with prosrc on later runs. */
 static const char *ddl_capture_body_fmt =
-    " DECLARE r record; BEGIN"
-    " FOR r IN SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands()"
-    "   WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND object_type IN ('table', 'table column') LOOP"
+    " DECLARE r record; q text; BEGIN"
+    /* the tables the command names, and the partitions of a partitioned one
+     * (an ALTER of a parent changes them too, and is reported for the parent only) */
+    " FOR r IN SELECT x.objid, pg_catalog.bool_or(x.created) AS created FROM ("
+    "   SELECT d.objid, d.command_tag = 'CREATE TABLE' AS created FROM pg_catalog.pg_event_trigger_ddl_commands() d"
+    "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.object_type IN ('table', 'table column')"
+    "   UNION ALL"
+    "   SELECT t.relid::pg_catalog.oid, false FROM pg_catalog.pg_event_trigger_ddl_commands() d,"
+    "     pg_catalog.pg_partition_tree(d.objid) t"
+    "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.object_type IN ('table', 'table column')"
+    "     AND t.relid::pg_catalog.oid <> d.objid) x"
+    "   GROUP BY x.objid LOOP"
     "   INSERT INTO @s@.ddl_capture (relid, info)"
     "   SELECT c.oid, pg_catalog.jsonb_build_object('relid', c.oid::pg_catalog.int8,"
     "     'nspname', n.nspname, 'relname', c.relname, 'persistence', c.relpersistence, 'kind', c.relkind,"
@@ -807,8 +816,19 @@ static const char *ddl_capture_body_fmt =
     "          WHEN 'i' THEN i.indisreplident ELSE false END LIMIT 1), '{}')),"
     "        a.attnum = ANY (coalesce((SELECT i.indkey::pg_catalog.int2[] FROM pg_catalog.pg_index i"
     "          WHERE i.indrelid = c.oid AND i.indisprimary), '{}')),"
-    "        a.attgenerated <> '') ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a"
+    "        a.attgenerated <> '',"
+    /* what rows that predate an ADD COLUMN read: the catalog's missing value (a
+     * non-volatile default, never in the WAL), or whether the column has a
+     * default or identity the rewrite filled in (volatile: not knowable) */
+    "        CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END,"
+    "        a.atthasmissing IS NOT TRUE AND (a.atthasdef OR a.attidentity <> '')) ORDER BY a.attnum), '[]')"
+    " FROM pg_catalog.pg_attribute a"
     "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
+    "     'timezone', pg_catalog.current_setting('TimeZone'),"
+    "     'created', r.created,"
+    "     'logged_now', c.relpersistence = 'p' AND"
+    "        pg_catalog.current_setting('walrev.logged_' || c.oid::pg_catalog.text, true) = 'y',"
+    "     'using', pg_catalog.current_query() ~* '\\yusing\\y',"
     "     'published', EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables pt WHERE pt.pubname = @p@"
     "        AND pt.schemaname = n.nspname AND pt.tablename = c.relname),"
     "     'columns', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attnum, a.attname)"
@@ -821,7 +841,39 @@ static const char *ddl_capture_body_fmt =
     "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 's'))"
     "   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
     "   WHERE c.oid = r.objid AND c.relpersistence <> 't';"
+    /* SET LOGGED (walrev_capture_rewrite marked it): the rows it has now, which
+     * logical decoding never saw, one row each, in WAL order after the shape,
+     * each value in its output function's text (format %s; a cast to text
+     * is not that for every type: true::text is 'true', its output 't'):
+     * the table's history begins here with them (docs/history-store.md) */
+    "   IF pg_catalog.current_setting('walrev.logged_' || r.objid::pg_catalog.text, true) = 'y' THEN"
+    "     PERFORM pg_catalog.set_config('walrev.logged_' || r.objid::pg_catalog.text, '', true);"
+    "     SELECT pg_catalog.format('INSERT INTO @s@.ddl_capture (relid, info) SELECT %s, pg_catalog.jsonb_build_object("
+    "''relid'', %s::pg_catalog.int8, ''logged_row'', pg_catalog.jsonb_build_array(%s)) FROM ONLY %I.%I',"
+    "       c.oid, c.oid, pg_catalog.string_agg(pg_catalog.format("
+    "'CASE WHEN pg_catalog.num_nulls(%1$I) = 1 THEN NULL ELSE pg_catalog.format(''%%s'', %1$I) END', a.attname), ', '"
+    "       ORDER BY a.attnum), n.nspname, c.relname) INTO q"
+    "     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    "     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+    "       AND a.attgenerated = ''"
+    "     WHERE c.oid = r.objid AND c.relpersistence = 'p' AND EXISTS (SELECT 1 FROM"
+    "       pg_catalog.pg_publication_tables pt WHERE pt.pubname = @p@ AND pt.schemaname = n.nspname"
+    "       AND pt.tablename = c.relname)"
+    "     GROUP BY c.oid, n.nspname, c.relname;"
+    /* the rows reach the worker through the WAL; the table need not keep them */
+    "     IF q IS NOT NULL THEN EXECUTE q;"
+    "       DELETE FROM @s@.ddl_capture WHERE relid = r.objid AND info ? 'logged_row'; END IF;"
+    "   END IF;"
     " END LOOP; END ";
+
+/* table_rewrite: marks, for the transaction, a table whose persistence
+ * changes (SET LOGGED/UNLOGGED), for capture_ddl at the command's end. */
+static const char *ddl_rewrite_body =
+    " BEGIN"
+    " IF pg_catalog.pg_event_trigger_table_rewrite_reason() & 1 = 1 THEN"
+    "   PERFORM pg_catalog.set_config('walrev.logged_' || pg_catalog.pg_event_trigger_table_rewrite_oid()::pg_catalog.text,"
+    "     'y', true);"
+    " END IF; END ";
 
 /* tmpl with every @s@ replaced by schema, @p@ by pub and @h@ by hist (each already quoted). */
 static void append_with_schema(StrBuf *b, const char *tmpl, const char *schema, const char *pub, const char *hist)
@@ -849,7 +901,8 @@ static void append_with_schema(StrBuf *b, const char *tmpl, const char *schema, 
 typedef struct {
     const char *trigger;  /* its name: walrev_capture_ddl */
     const char *function; /* <schema>.function(): capture_ddl */
-    const char *tags;     /* the WHEN TAG IN list, quoted */
+    const char *tags;     /* the WHEN TAG IN list, quoted; NULL: none */
+    const char *event;    /* NULL: ddl_command_end */
     const char *reading;  /* for an error: "reading the DDL capture function" */
     const char *doing;    /* for an error: "installing the DDL capture event trigger" */
     /* A table the function writes: it must exist too (<schema>.table), and
@@ -899,10 +952,10 @@ static TriggerOutcome ensure_event_trigger(Setup *s, const EventTrigger *t, cons
                            " AS $walrev$%s$walrev$;"
                            " REVOKE ALL ON FUNCTION %s.%s() FROM PUBLIC;"
                            " DROP EVENT TRIGGER IF EXISTS %s;"
-                           " CREATE EVENT TRIGGER %s ON ddl_command_end"
-                           " WHEN TAG IN (%s) EXECUTE FUNCTION %s.%s()",
-                           schema, t->function, body, schema, t->function, t->trigger, t->trigger, t->tags, schema,
-                           t->function);
+                           " CREATE EVENT TRIGGER %s ON %s%s%s%s EXECUTE FUNCTION %s.%s()",
+                           schema, t->function, body, schema, t->function, t->trigger, t->trigger,
+                           t->event ? t->event : "ddl_command_end", t->tags ? " WHEN TAG IN (" : "",
+                           t->tags ? t->tags : "", t->tags ? ")" : "", schema, t->function);
             if (exec_simple(s, s->src, t->doing, sql.data)) {
                 out = TRIGGER_INSTALLED;
                 s->changes++;
@@ -945,9 +998,24 @@ static bool ensure_ddl_trigger(Setup *s)
         say("created", "DDL capture event trigger walrev_capture_ddl writing %s.ddl_capture (renames keep "
                        "their history)",
             s->cfg->history_schema);
+    /* SET LOGGED: marks the table for the capture above (docs/history-store.md#values-changed-outside-the-wal) */
+    static const EventTrigger rw = {
+        .trigger = "walrev_capture_rewrite",
+        .function = "capture_rewrite",
+        .event = "table_rewrite",
+        .reading = "reading the table rewrite capture function",
+        .doing = "installing the table rewrite capture event trigger",
+    };
+    TriggerOutcome out2 = out == TRIGGER_FAILED ? TRIGGER_FAILED : ensure_event_trigger(s, &rw, schema, ddl_rewrite_body);
+    if (out2 == TRIGGER_NO_SUPERUSER && out != TRIGGER_NO_SUPERUSER)
+        warn(s, "cannot install the table rewrite event trigger without superuser: a table made LOGGED starts its "
+                "history only with its baseline (run walrev setup once as a superuser to fix)");
+    else if (out2 == TRIGGER_INSTALLED)
+        say("created", "table rewrite event trigger walrev_capture_rewrite (a table made LOGGED starts its history "
+                       "at the DDL)");
     strbuf_free(&body);
     free(schema);
-    return out != TRIGGER_FAILED;
+    return out != TRIGGER_FAILED && out2 != TRIGGER_FAILED;
 }
 
 /* ---- the table log: tables' existence and partition membership over time ---- */

@@ -143,10 +143,6 @@ W blame --table f --key "$key" >"$WORK/blame.out" 2>&1 || { cat "$WORK/blame.out
 expect_eq "walrev blame --key $key: the row's values" \
   "$(awk -F'|' 'NR > 2 && NF > 5 { gsub(/ /, ""); print $1 "=" $2 }' "$WORK/blame.out" | paste -sd' ')" \
   "$(q $DB "SELECT 'a=' || vals[1] || ' b=' || vals[2] FROM walrev.current_rows('f'::regclass) WHERE key = '$key'")"
-rc=0; W revert "$(q $DB "SELECT max(revision_id) FROM walrev.object_delta WHERE relid = 'f'::regclass")" >"$WORK/revert.out" 2>&1 || rc=$?
-[ $rc = 1 ] && grep -q "has no key (a table without a primary key is a multiset" "$WORK/revert.out" ||
-  { cat "$WORK/revert.out"; fail "revert of a keyless row: exit $rc"; }
-pass "revert of a row without a key refuses, naming why"
 W verify >"$WORK/verify.out" 2>&1 || { cat "$WORK/verify.out"; fail verify; }
 pass "verify"
 rebuilt=$(grep -c 'row digests rebuilt' "$WORK/run.log" || true)

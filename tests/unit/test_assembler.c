@@ -543,9 +543,11 @@ static WrStatus o_scan(void *c, const RelationVersion *rv,
     return WR_OK;
 }
 static char captured[8192];
-static void o_ddl_captured(void *c, const char *info, size_t len)
+static WrStatus o_ddl_captured(void *c, const char *info, size_t len, WrError *err)
 {
+    (void)err;
     snprintf(captured, sizeof(captured), "%.*s", (int)len, info);
+    return WR_OK;
 }
 
 /*
