@@ -104,13 +104,13 @@ child_of() {
 
 # timed OUT_PREFIX TIMEOUT_S CMD... — run CMD under /usr/bin/time and
 # timeout(1), sampling CMD's RSS. Writes OUT_PREFIX.time ("elapsed_s
-# maxrss_kib exit"), OUT_PREFIX.rss ("ms rss_kib" lines) and OUT_PREFIX.log
+# maxrss_kib exit cpu_s", cpu_s = CMD's user + system CPU), OUT_PREFIX.rss ("ms rss_kib" lines) and OUT_PREFIX.log
 # (stdout+stderr). Returns CMD's exit status (124 when it timed out).
 timed() {
   local pfx=$1 tmo=$2; shift 2
   local t0 t1 rc tp cp sp=
   t0=$(now_s)
-  /usr/bin/time -f '%e %M' -o "$pfx.tm" timeout -s INT "$tmo" "$@" >"$pfx.log" 2>&1 &
+  /usr/bin/time -f '%e %M %U %S' -o "$pfx.tm" timeout -s INT "$tmo" "$@" >"$pfx.log" 2>&1 &
   tp=$!
   track_pid "$tp"
   # time -> timeout -> CMD
@@ -123,10 +123,31 @@ timed() {
   t1=$(now_s)
   [ -n "$sp" ] && { wait "$sp" 2>/dev/null || true; }
   # wall time from our clock; max RSS of CMD (the largest waited-for descendant) from time(1)
-  echo "$(elapsed "$t0" "$t1") $(awk 'END{print $2}' "$pfx.tm" 2>/dev/null || echo 0) $rc" >"$pfx.time"
+  echo "$(elapsed "$t0" "$t1") $(awk 'END{print $2}' "$pfx.tm" 2>/dev/null || echo 0) $rc $(awk 'END{printf "%.2f", $3 + $4}' "$pfx.tm" 2>/dev/null || echo 0)" >"$pfx.time"
   return $rc
 }
-time_field() { awk -v f="$2" '{print $f}' "$1.time"; } # time_field PREFIX 1|2|3
+time_field() { awk -v f="$2" '{print $f}' "$1.time"; } # time_field PREFIX 1|2|3|4
+
+# server_cpu — CPU seconds (user + system) the cluster has used so far: the
+# postmaster's own and its exited children's (cutime/cstime: every backend,
+# walsender and worker that ended) plus its live children's. The difference
+# over a window is everything the server did in it, whoever it did it for;
+# unlike TPS or wall time on a shared machine it does not depend on what
+# else runs there.
+server_cpu() {
+  local pm
+  pm=$(head -1 "$PGDIR/data/postmaster.pid" 2>/dev/null) || { echo 0; return; }
+  { awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat"
+    for c in $(cat /proc/"$pm"/task/*/children 2>/dev/null); do
+      awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$c/stat" 2>/dev/null
+    done; } | awk -v hz="$(getconf CLK_TCK)" '{ t += $1 } END { printf "%.2f", t / hz }'
+}
+# proc_cpu PID — CPU seconds (user + system) of a live process and its reaped children.
+proc_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13 + $14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+# db_commits DB — transactions committed in DB so far (pg_stat_database).
+db_commits() { q postgres "SELECT xact_commit FROM pg_stat_database WHERE datname = '$1'"; }
 
 lsn_ge() { # lsn_ge A B — true when LSN A >= LSN B
   [ "$(q postgres "SELECT '$1'::pg_lsn >= '$2'::pg_lsn")" = t ]

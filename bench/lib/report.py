@@ -215,6 +215,24 @@ if fig("1", "changes"):
         s.append(f"\nHistory store growth for (c): {cell(hb)} bytes per row change (all tables, indexes, TOAST). "
                  f"WAL drained: {fmt(fig('1', 'wal_bytes')[0] / 1e6)} MB. Bytes out for (a) measured once to a file "
                  "(pg_recvlogical adds a newline per message); for (c) see the history figure.")
+    if fig("1", "cpu_us_per_change_a") or fig("1", "cpu_us_per_change_c"):
+        s.append("\nCounted rather than timed (so other load on the machine does not move it): CPU per row "
+                 "change of everything the drain ran — the server's processes (walsender decoding, the history "
+                 "backend, the keyframe connection: the postmaster's children, exited ones included) plus the "
+                 "consumer's own process — and, for (c), the history commits and the WAL it wrote.\n")
+        s.append("| consumer | CPU µs per change, all | of it the server's | ratio to (a), same run |")
+        s.append("| --- | --- | --- | --- |")
+        for c, label in S1:
+            st = fig("1", f"cpu_us_per_change_{c}")
+            if st is None:
+                continue
+            rt = ratio("1", f"cpu_us_per_change_{c}", "cpu_us_per_change_a") if c != "a" else None
+            s.append(f"| ({c}) {label} | {cell(st)} | {cell(fig('1', f'server_cpu_us_per_change_{c}'))} | "
+                     f"{cell(rt) if rt else '1'} |")
+        if fig("1", "commits_per_krev_c"):
+            s.append(f"\n(c) committed {cell(fig('1', 'commits_per_krev_c'))} transactions in the database per "
+                     f"1,000 revisions (history batches, keyframes and their bookkeeping) and wrote "
+                     f"{cell(fig('1', 'wal_bytes_per_change_c'))} bytes of WAL per row change.")
     kf = fig("1", "keyframes_c")
     if kf:
         s.append(f"\nKeyframes (c) took in the background during the drain: {cell(kf)}, "
@@ -265,6 +283,27 @@ if fig("2", "tps_none"):
              "WAL flush latency of this machine's disk more than by CPU; a consumer's CPU cost shows less "
              "than with asynchronous commit. Run-to-run noise on this machine is about ±15%, so ratios "
              "near 1 are within noise.")
+    if fig("2", "cpu_ms_per_tx_none"):
+        s.append("\nCounted rather than timed, steadier than TPS on a shared machine: CPU of the whole server "
+                 "(pgbench's backends, the walsender, walrev's history backend and keyframe connection, "
+                 "triggers, autovacuum: the postmaster and its children, exited ones included) plus the "
+                 "consumer's own process, from pgbench's start until the consumer confirmed the run's WAL, "
+                 "per transaction pgbench committed; \"added\" is that minus nothing attached, same run.\n")
+        s.append("| load | CPU ms per transaction | added vs nothing, ms | added vs the bare consumer's added, same run |")
+        s.append("| --- | --- | --- | --- |")
+        base = figs.get(("2", "cpu_ms_per_tx_none"), {})
+        recv = figs.get(("2", "cpu_ms_per_tx_recv"), {})
+        for c, label in S2:
+            st = fig("2", f"cpu_ms_per_tx_{c}")
+            if st is None:
+                continue
+            mine = figs.get(("2", f"cpu_ms_per_tx_{c}"), {})
+            added = stats(mine[r] - base[r] for r in mine if r in base) if c != "none" else None
+            vsr = (stats((mine[r] - base[r]) / (recv[r] - base[r]) for r in mine
+                         if r in base and r in recv and recv[r] - base[r] > 0)
+                   if c not in ("none", "recv") else None)
+            s.append(f"| {label} | {cell(st)} | {cell(added) if added else '—'} | {cell(vsr) if vsr else '—'}"
+                     f"{'×' if vsr else ''} |")
     if plot_bars("s2_tps.png", "Scenario 2: pgbench TPC-B-like TPS, -c 4 -j 2 (median, min-max)", "TPS", bars):
         s.append("\n![TPS per configuration](plots/s2_tps.png)\n")
     target("2. walrev attached vs bare pg_recvlogical (benchmarks.md)", ratio("2", "tps_walrev", "tps_recv"), 0.97, True, "×")

@@ -58,11 +58,17 @@ scenario_1() {
     for c in $s1_consumers; do
       slot="s1_${c}_$r"
       pfx="$WORK/tmp/s1_${c}_$r"
+      local cpu0 cpu1 commits0=0 wal0
+      if [ "$c" = c ] && [ "$HAVE_WALREV" = 1 ]; then fresh_store $db "$slot"; fi
+      cpu0=$(server_cpu); commits0=$(db_commits $db); wal0=$(current_lsn)
       case $c in
         a)
           timed "$pfx" 900 pg_recvlogical -d "$(conninfo $db)" --slot "$slot" --start \
             -o proto_version=1 -o publication_names=walrev --endpos="$end" -F 0 -f /dev/null --no-loop \
-            || die "s1: pg_recvlogical pgoutput failed: $(tail -3 "$pfx.log")" ;;
+            || die "s1: pg_recvlogical pgoutput failed: $(tail -3 "$pfx.log")"
+          cpu1=$(server_cpu)
+          record 1 cpu_us_per_change_a "$r" "$(calc "($cpu1 - $cpu0 + $(time_field "$pfx" 4)) * 1e6 / $n")" µs
+          record 1 server_cpu_us_per_change_a "$r" "$(calc "($cpu1 - $cpu0) * 1e6 / $n")" µs ;;
         j1|j2)
           timed "$pfx" 900 pg_recvlogical -d "$(conninfo $db)" --slot "$slot" --start \
             -o format-version="${c#j}" --endpos="$end" -f "$pfx.json" --no-loop \
@@ -71,7 +77,6 @@ scenario_1() {
           rm -f "$pfx.json" ;;
         c)
           [ "$HAVE_WALREV" = 1 ] || continue
-          fresh_store $db "$slot"
           local before
           before=$(history_bytes $db)
           # Bounded: a drain that has not reached the end by then is stopped
@@ -80,8 +85,17 @@ scenario_1() {
           timed "$pfx" "$S1_WALREV_TIMEOUT" "$WALREV_BIN" --source "$(conninfo $db)" --slot "$slot" run \
             --stop-lsn "$end" || rc=$?
           [ "$rc" = 0 ] || [ "$rc" = 124 ] || die "s1: walrev run (history) failed: $(tail -5 "$pfx.log")"
-          changes=$(q $db "SELECT coalesce(sum(n_insert + n_update + n_delete), 0) FROM walrev.revision")
+          cpu1=$(server_cpu)
+          sleep 1 # the last backends' statistics reach pg_stat_database
+          local revs
+          read -r changes revs < <(q $db "SELECT coalesce(sum(n_insert + n_update + n_delete), 0), count(*) FROM walrev.revision" | tr '|' ' ')
           record 1 stored_changes_c "$r" "$changes"
+          # Counted, not timed: what the history path costs per change and per
+          # revision whatever else the machine runs (issue 16).
+          record 1 commits_per_krev_c "$r" "$(calc "($(db_commits $db) - $commits0) * 1000 / ($revs > 0 ? $revs : 1)")"
+          record 1 wal_bytes_per_change_c "$r" "$(calc "$(q postgres "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal0')") / ($changes > 0 ? $changes : 1)")" B
+          record 1 cpu_us_per_change_c "$r" "$(calc "($cpu1 - $cpu0 + $(time_field "$pfx" 4)) * 1e6 / ($changes > 0 ? $changes : 1)")" µs
+          record 1 server_cpu_us_per_change_c "$r" "$(calc "($cpu1 - $cpu0) * 1e6 / ($changes > 0 ? $changes : 1)")" µs
           if [ "$rc" = 124 ]; then
             note 1 "run $r: (c) had not reached the end LSN after $S1_WALREV_TIMEOUT s and was stopped; it had stored $changes of $n row changes: its changes/s is that count over the time taken."
             record 1 cps_c "$r" "$(calc "$changes / $(time_field "$pfx" 1)")" changes/s
@@ -104,6 +118,9 @@ scenario_1() {
           [ "$HAVE_WALREV" = 1 ] || continue
           timed "$pfx" 1800 "$WALREV_BIN" --source "$(conninfo $db)" --slot "$slot" run --no-history --file "$pfx.msgpack" \
             --stop-lsn "$end" || die "s1: walrev run (file) failed: $(tail -5 "$pfx.log")"
+          cpu1=$(server_cpu)
+          record 1 cpu_us_per_change_d "$r" "$(calc "($cpu1 - $cpu0 + $(time_field "$pfx" 4)) * 1e6 / $n")" µs
+          record 1 server_cpu_us_per_change_d "$r" "$(calc "($cpu1 - $cpu0) * 1e6 / $n")" µs
           record 1 bytes_per_change_d "$r" "$(calc "$(stat -c %s "$pfx.msgpack") / $n")" B
           record 1 peak_rss_d "$r" "$(calc "$(time_field "$pfx" 2) / 1024")" MiB
           rm -f "$pfx.msgpack" ;;

@@ -75,6 +75,8 @@ s2_one() {
     sleep 1
   fi
   q $db "VACUUM pgbench_branches, pgbench_tellers" >/dev/null
+  local cpu0 ccpu0=0 ccpu=0 ntx
+  cpu0=$(server_cpu); [ -n "$pid" ] && ccpu0=$(proc_cpu "$pid")
   pgbench -c 4 -j 2 -T "$secs" -n --failures-detailed "$(conninfo $db)" >"$pfx.log" 2>&1 || true
   read -r tps failed aborted < <(pgbench_tps "$pfx.log")
   record 2 "tps_$cfg" "$r" "$tps" TPS
@@ -88,8 +90,15 @@ s2_one() {
     else
       note 2 "run $r: $cfg had not confirmed the run's WAL ($end) $S2_CATCHUP s after pgbench ended; it was stopped there (the next start skips the rest)."
     fi
+    ccpu=$(calc "$(proc_cpu "$pid") - $ccpu0")
     if [ "$cfg" = recv ]; then stop_proc "$pid" INT; else stop_proc "$pid" TERM; fi
   fi
+  # Counted, not timed: CPU of the whole server (pgbench's backends, the
+  # walsender, walrev's history backend and keyframes, triggers, autovacuum)
+  # plus the consumer's process, from pgbench's start until the consumer
+  # confirmed the run's WAL, per transaction pgbench committed.
+  ntx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$pfx.log" | head -1)
+  [ "${ntx:-0}" -gt 0 ] && record 2 "cpu_ms_per_tx_$cfg" "$r" "$(calc "($(server_cpu) - $cpu0 + $ccpu) * 1000 / $ntx")" ms
   case $cfg in
     walrev_full) for t in ${S2_TABLES//,/ } pgbench_history; do q $db "ALTER TABLE $t REPLICA IDENTITY DEFAULT" >/dev/null; done ;;
   esac
