@@ -38,6 +38,7 @@ typedef struct {
     uint32_t relid;
     int64_t deltas;
     int64_t live_change; /* rows begun minus rows ended since the batch began (or the truncate) */
+    int64_t snapshots;   /* snapshot rows (a baseline or a backfill chunk) in the batch */
 } RelCount;
 
 typedef struct HistorySink HistorySink;

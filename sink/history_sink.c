@@ -58,7 +58,7 @@ static RelCount *count_of(HistorySink *h, uint32_t relid)
         h->capcounts = h->capcounts ? 2 * h->capcounts : 16;
         h->counts = xrealloc(h->counts, h->capcounts * sizeof(RelCount));
     }
-    h->counts[h->ncounts] = (RelCount){relid, 0, 0};
+    h->counts[h->ncounts] = (RelCount){relid, 0, 0, 0};
     return &h->counts[h->ncounts++];
 }
 
@@ -513,6 +513,7 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
         c->live_change++;
     else if (d->op == DELTA_DELETE)
         c->live_change--;
+    if (d->op == DELTA_SNAPSHOT) c->snapshots++;
     if (d->op == DELTA_TRUNCATE) {
         c->live_change = 0;
         st = reset_live_rows(h, rv->relid, err);
@@ -584,42 +585,53 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
  * revision, asked of the keyframe thread once the batch has committed
  * (kf_due). Its cost, a sort and fold of (1 + factor) x rows, is spread over
  * the factor x rows changes that led to it, and paid off the stream's path.
+ * A table's first keyframe is also due as soon as a batch records snapshot
+ * rows of it (its baseline, or a backfill chunk) and it has more than
+ * KEYFRAME_MIN_ROWS live rows: the baseline then serves as a keyframe, where
+ * by the ratio alone a 1M-row table waited for 4M deltas and every snapshot
+ * folded the baseline's 1M deltas and all since.
  */
 static WrStatus update_tracked(HistorySink *h, WrError *err)
 {
     h->nkf_due = 0;
     if (h->ncounts == 0) return WR_OK;
-    StrBuf relids, counts, live, q;
+    StrBuf relids, counts, live, snaps, q;
     strbuf_init(&relids);
     strbuf_init(&counts);
     strbuf_init(&live);
+    strbuf_init(&snaps);
     strbuf_init(&q);
     strbuf_append_char(&relids, '{');
     strbuf_append_char(&counts, '{');
     strbuf_append_char(&live, '{');
+    strbuf_append_char(&snaps, '{');
     for (size_t i = 0; i < h->ncounts; i++) {
         strbuf_appendf(&relids, i ? ",%" PRIu32 : "%" PRIu32, h->counts[i].relid);
         strbuf_appendf(&counts, i ? ",%" PRId64 : "%" PRId64, h->counts[i].deltas);
         strbuf_appendf(&live, i ? ",%" PRId64 : "%" PRId64, h->counts[i].live_change);
+        strbuf_appendf(&snaps, i ? ",%" PRId64 : "%" PRId64, h->counts[i].snapshots);
     }
     strbuf_append_char(&relids, '}');
     strbuf_append_char(&counts, '}');
     strbuf_append_char(&live, '}');
+    strbuf_append_char(&snaps, '}');
     strbuf_appendf(&q,
-                   "INSERT INTO %s.tracked_table AS t (relid, deltas_since_keyframe, live_rows) "
+                   "INSERT INTO %1$s.tracked_table AS t (relid, deltas_since_keyframe, live_rows) "
                    "SELECT r, d, greatest(l, 0) FROM unnest($1::oid[], $2::bigint[], $3::bigint[]) AS u(r, d, l) "
                    "ON CONFLICT (relid) DO UPDATE SET deltas_since_keyframe = "
                    "t.deltas_since_keyframe + EXCLUDED.deltas_since_keyframe, "
                    "live_rows = greatest(t.live_rows + (SELECT u.l FROM unnest($1::oid[], $3::bigint[]) AS u(r, l) "
                    "  WHERE u.r = t.relid), 0) "
-                   "RETURNING relid, deltas_since_keyframe > %d * greatest(live_rows, %d), live_rows, "
+                   "RETURNING relid, deltas_since_keyframe > %2$d * greatest(live_rows, %3$d) "
+                   "  OR (last_keyframe_id IS NULL AND live_rows > %3$d AND (SELECT u.s FROM "
+                   "  unnest($1::oid[], $4::bigint[]) AS u(r, s) WHERE u.r = t.relid) > 0), live_rows, "
                    "deltas_since_keyframe",
                    h->qschema, h->keyframe_factor, KEYFRAME_MIN_ROWS);
-    const char *p[3] = {relids.data, counts.data, live.data};
+    const char *p[4] = {relids.data, counts.data, live.data, snaps.data};
     PGresult *res = NULL;
     char what[160];
     snprintf(what, sizeof(what), "updating %s.tracked_table", h->qschema);
-    WrStatus st = hsession_run(h, q.data, 3, p, what, &res, err);
+    WrStatus st = hsession_run(h, q.data, 4, p, what, &res, err);
     int64_t rev = h->batch_last_id ? h->batch_last_id : h->durable_id;
     for (int i = 0; st == WR_OK && i < PQntuples(res); i++) {
         if (PQgetvalue(res, i, 1)[0] != 't') continue;
@@ -636,6 +648,7 @@ static WrStatus update_tracked(HistorySink *h, WrError *err)
     strbuf_free(&relids);
     strbuf_free(&counts);
     strbuf_free(&live);
+    strbuf_free(&snaps);
     strbuf_free(&q);
     return st;
 }

@@ -859,7 +859,18 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
             *created = true;
             log_info("msg=\"slot created\" slot=%s consistent_point=" LSN_FMT, cfg->slot_name, LSN_ARGS(cp));
             /* The snapshot lives while this connection stays idle: copy now. */
-            return baseline ? baseline_take(&p->baseline_cfg, p->asm_, p->fanout, snapshot, cp, err) : WR_OK;
+            if (!baseline) return WR_OK;
+            st = baseline_take(&p->baseline_cfg, p->asm_, p->fanout, snapshot, cp, err);
+            /* The baseline's batch made each large table's first keyframe due
+             * (docs/history-store.md#old-images-tracked_table-and-keyframes): wait
+             * for them, so a snapshot right after setup starts from a keyframe
+             * instead of folding every baseline row. */
+            if (st == WR_OK && p->history) {
+                int64_t t0 = mono_now_us();
+                sink_history_wait_keyframes(p->history);
+                log_info("msg=\"baseline keyframes taken\" ms=%.0f", (double)(mono_now_us() - t0) / 1000.0);
+            }
+            return st;
         }
         if (!baseline || has_history || p->history_index < 0 || attempt > 0) {
             log_info("msg=\"slot exists\" slot=%s", cfg->slot_name);
