@@ -190,6 +190,17 @@ advance_slot() { # advance_slot DB SLOT — skip WAL written since (other databa
 
 current_lsn() { q postgres "SELECT pg_current_wal_lsn()"; }
 
+# walrev_catch_up DB SLOT — bring walrev's slot and history to the current WAL
+# end by running the worker to it (it records every change meanwhile and then
+# the position, and confirms the slot there). Never advance walrev's slot
+# behind its back: a slot confirmed past the history's checkpoint is a gap,
+# and the next run would record a gap revision and compare every table with
+# the history while the measurement runs.
+walrev_catch_up() {
+  timeout 900 "$WALREV_BIN" --source "$(conninfo "$1")" --slot "$2" run --stop-lsn "$(current_lsn)" \
+    >>"$WORK/logs/catch_up.log" 2>&1 || die "walrev could not catch up on $1 (log: $WORK/logs/catch_up.log)"
+}
+
 # walrev_cmd DB [args...] — walrev against database DB (history in the same database).
 walrev_cmd() { local db=$1; shift; "$WALREV_BIN" --source "$(conninfo "$db")" "$@"; }
 

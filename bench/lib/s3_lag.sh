@@ -32,7 +32,7 @@ scenario_3() {
     read -r maxn _ _ < <(pgbench_tps "$WORK/tmp/s3_max.log")
   fi
   if [ -z "$maxw" ]; then
-    advance_slot $db $slot
+    walrev_catch_up $db $slot
     "$WALREV_BIN" --source "$(conninfo $db)" --slot $slot run >"$WORK/tmp/s3_maxw.walrev.log" 2>&1 &
     pid=$!; track_pid "$pid"
     wait_active $db $slot 30 || die "s3: walrev did not start streaming: $(tail -3 "$WORK/tmp/s3_maxw.walrev.log")"
@@ -50,7 +50,7 @@ scenario_3() {
     record 3 "rate_tps_$level" 1 "$rate" TPS
     for r in $(seq 1 "$RUNS"); do
       pfx="$WORK/tmp/s3_${level}_$r"
-      advance_slot $db $slot
+      walrev_catch_up $db $slot
       "$WALREV_BIN" --source "$(conninfo $db)" --slot $slot run >"$pfx.walrev.log" 2>&1 &
       pid=$!; track_pid "$pid"
       wait_active $db $slot 30 || die "s3: walrev did not start streaming: $(tail -3 "$pfx.walrev.log")"
