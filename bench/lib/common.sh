@@ -138,9 +138,11 @@ server_cpu() {
   local pm
   pm=$(head -1 "$PGDIR/data/postmaster.pid" 2>/dev/null) || { echo 0; return; }
   { awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat"
+    # a child may end between the listing and the read: skip it (its time
+    # is then in the postmaster's cutime), never fail the caller (set -e, pipefail)
     for c in $(cat /proc/"$pm"/task/*/children 2>/dev/null); do
-      awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$c/stat" 2>/dev/null
-    done; } | awk -v hz="$(getconf CLK_TCK)" '{ t += $1 } END { printf "%.2f", t / hz }'
+      awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$c/stat" 2>/dev/null || true
+    done; } | awk -v hz="$(getconf CLK_TCK)" '{ t += $1 } END { printf "%.2f", t / hz }' || true
 }
 # proc_cpu PID — CPU seconds (user + system) of a live process and its reaped children.
 proc_cpu() {
