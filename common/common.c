@@ -315,3 +315,54 @@ size_t copy_text_unescape(char *f, size_t len)
     }
     return o;
 }
+
+/* One part of a qualified name at *p: quoted or bare; *p left after it. */
+static char *ident_part(const char **p)
+{
+    StrBuf b;
+    strbuf_init(&b);
+    const char *s = *p;
+    if (*s == '"') {
+        for (s++;; s++) {
+            if (*s == '\0') goto bad; /* unterminated */
+            if (*s == '"') {
+                if (s[1] != '"') break;
+                s++;
+            }
+            strbuf_append_char(&b, *s);
+        }
+        s++;
+        if (b.len == 0) goto bad;
+    } else {
+        for (; *s && *s != '.' && *s != '"'; s++)
+            strbuf_append_char(&b, (*s >= 'A' && *s <= 'Z') ? (char)(*s - 'A' + 'a') : *s);
+        if (b.len == 0 || *s == '"') goto bad;
+    }
+    *p = s;
+    return b.data;
+bad:
+    strbuf_free(&b);
+    return NULL;
+}
+
+bool ident_parse_qualified(const char *text, char **schema, char **name)
+{
+    const char *p = text;
+    char *first = NULL, *second = NULL;
+    *schema = *name = NULL;
+    if (!(first = ident_part(&p))) return false;
+    if (*p == '\0') {
+        *name = first;
+        return true;
+    }
+    if (*p != '.') goto bad;
+    p++;
+    if (!(second = ident_part(&p)) || *p != '\0') goto bad;
+    *schema = first;
+    *name = second;
+    return true;
+bad:
+    free(first);
+    free(second);
+    return false;
+}

@@ -46,6 +46,16 @@ typedef uint64_t Lsn;
 /* Parse "X/X" (hex); false on anything else. */
 bool lsn_parse(const char *text, Lsn *out) WR_MUSTCHECK;
 
+/* ---- SQL names ---- */
+/*
+ * Split a table name written as in SQL, `table` or `schema.table`, each part
+ * either quoted (a doubled quote is a quote inside) or bare (folded to lower
+ * case, as PostgreSQL does): "My Schema"."Tab ""q""" is My Schema / Tab "q".
+ * *schema is NULL when none is given. Both are the caller's (free) on true;
+ * false: not a valid name (empty part, unterminated quote, more than two parts).
+ */
+bool ident_parse_qualified(const char *text, char **schema, char **name) WR_MUSTCHECK;
+
 /* PostgreSQL timestamps: microseconds since 2000-01-01 00:00:00 UTC. */
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
 int64_t pg_now_us(void);

@@ -14,7 +14,7 @@
 
 enum { OPT_FORMAT = 1000, OPT_ACTOR, OPT_TABLE, OPT_KEY, OPT_SINCE, OPT_UNTIL, OPT_LIMIT, OPT_AT };
 
-static const struct option AUDIT_OPTS[] = {
+const struct option rq_audit_options[] = {
     {"format", required_argument, NULL, OPT_FORMAT}, {"actor", required_argument, NULL, OPT_ACTOR},
     {"table", required_argument, NULL, OPT_TABLE},   {"key", required_argument, NULL, OPT_KEY},
     {"since", required_argument, NULL, OPT_SINCE},   {"until", required_argument, NULL, OPT_UNTIL},
@@ -56,18 +56,18 @@ static WrStatus parse_args(ReplayCtx *ctx, int argc, char **argv, unsigned allow
     optind = 0;
     opterr = 0;
     int c, idx = -1;
-    while ((c = getopt_long(argc, argv, "", AUDIT_OPTS, &idx)) != -1) {
+    while ((c = getopt_long(argc, argv, "", rq_audit_options, &idx)) != -1) {
         if (c >= OPT_FORMAT && c <= OPT_AT && !(allowed & OPTBIT(c)))
-            return wr_error_set(err, WR_INVALID, "%s does not take --%s (see docs/replay.md)", ctx->cmd,
-                                idx >= 0 ? AUDIT_OPTS[idx].name : "?");
+            return rq_usage(ctx, err, "%s does not take --%s (try walrev %s --help)", ctx->cmd,
+                                idx >= 0 ? rq_audit_options[idx].name : "?", ctx->cmd);
         idx = -1;
         switch (c) {
         case OPT_FORMAT:
-            if (rq_parse_format(optarg, &a->fmt, err) != WR_OK) return err->status;
+            if (rq_parse_format(optarg, &a->fmt, err) != WR_OK) return rq_usage(ctx, err, "%s", err->msg);
             break;
         case OPT_ACTOR: a->actor = optarg; break;
         case OPT_TABLE:
-            if (a->ntables == MAX_TABLES) return wr_error_set(err, WR_INVALID, "too many --table options");
+            if (a->ntables == MAX_TABLES) return rq_usage(ctx, err, "too many --table options");
             a->tables[a->ntables++] = optarg;
             break;
         case OPT_KEY: a->key = optarg; break;
@@ -84,9 +84,9 @@ static WrStatus parse_args(ReplayCtx *ctx, int argc, char **argv, unsigned allow
     return WR_OK;
 }
 
-static WrStatus need_no_pos(const AuditArgs *a, const char *cmd, WrError *err)
+static WrStatus need_no_pos(ReplayCtx *ctx, const AuditArgs *a, const char *cmd, WrError *err)
 {
-    if (a->npos > 0) return wr_error_set(err, WR_INVALID, "%s: unexpected argument %s", cmd, a->pos[0]);
+    if (a->npos > 0) return rq_usage(ctx, err, "%s: unexpected argument %s", cmd, a->pos[0]);
     return WR_OK;
 }
 
@@ -110,7 +110,7 @@ static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, uint32_t *rel
                                WrError *err)
 {
     if (a->ntables != 1 || !a->key)
-        return wr_error_set(err, WR_INVALID, "%s needs --table T and --key K", ctx->cmd);
+        return rq_usage(ctx, err, "%s needs --table T and --key K", ctx->cmd);
     if (rq_resolve_table(ctx, a->tables[0], relid, err) != WR_OK) return err->status;
     if (rq_is_partitioned(ctx, *relid, parent, err) != WR_OK) return err->status;
     if (rq_parse_key(a->key, key, err) != WR_OK) return err->status;
@@ -136,7 +136,7 @@ static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, uint32_t *rel
 }
 
 /* --limit into digits in out[24] ("" without it). */
-static WrStatus parse_limit(const AuditArgs *a, char out[24], WrError *err)
+static WrStatus parse_limit(ReplayCtx *ctx, const AuditArgs *a, char out[24], WrError *err)
 {
     out[0] = '\0';
     if (!a->limit) return WR_OK;
@@ -144,7 +144,7 @@ static WrStatus parse_limit(const AuditArgs *a, char out[24], WrError *err)
     errno = 0;
     long long n = strtoll(a->limit, &end, 10);
     if (!a->limit[0] || *end || n < 0 || errno)
-        return wr_error_set(err, WR_INVALID, "invalid --limit %s: expected a count", a->limit);
+        return rq_usage(ctx, err, "invalid --limit %s: expected a count", a->limit);
     snprintf(out, 24, "%lld", n);
     return WR_OK;
 }
@@ -168,7 +168,7 @@ static WrStatus resolve_range(ReplayCtx *ctx, const AuditArgs *a, char since[24]
 WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
-    if (parse_args(ctx, argc, argv, LOG_OPTS, &a, err) != WR_OK || need_no_pos(&a, "log", err) != WR_OK)
+    if (parse_args(ctx, argc, argv, LOG_OPTS, &a, err) != WR_OK || need_no_pos(ctx, &a, "log", err) != WR_OK)
         return err->status;
     char since[24] = "", until[24] = "", rel[16] = "", limit[24] = "";
     char *atype = NULL, *aid = NULL, *key = NULL;
@@ -177,14 +177,14 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (a.actor) {
         const char *colon = strchr(a.actor, ':');
         if (!colon || colon == a.actor) {
-            st = wr_error_set(err, WR_INVALID, "invalid --actor %s: expected TYPE:ID", a.actor);
+            st = rq_usage(ctx, err, "invalid --actor %s: expected TYPE:ID", a.actor);
             goto done;
         }
         atype = xstrndup(a.actor, (size_t)(colon - a.actor));
         aid = xstrdup(colon + 1);
     }
     if (a.ntables > 1) {
-        st = wr_error_set(err, WR_INVALID, "log takes one --table");
+        st = rq_usage(ctx, err, "log takes one --table");
         goto done;
     }
     bool parent = false;
@@ -196,12 +196,12 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     if (a.key) {
         if (!a.ntables) {
-            st = wr_error_set(err, WR_INVALID, "--key needs --table");
+            st = rq_usage(ctx, err, "--key needs --table");
             goto done;
         }
         if ((st = rq_parse_key(a.key, &key, err)) != WR_OK) goto done;
     }
-    if ((st = parse_limit(&a, limit, err)) != WR_OK) goto done;
+    if ((st = parse_limit(ctx, &a, limit, err)) != WR_OK) goto done;
     {
         /* A partitioned table: its partitions' changes while they were its own,
          * and (without --key) the revisions that attached, detached, dropped one
@@ -254,7 +254,7 @@ WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
     if (parse_args(ctx, argc, argv, SHOW_OPTS, &a, err) != WR_OK) return err->status;
-    if (a.npos != 1) return wr_error_set(err, WR_INVALID, "usage: walrev show REV [--format aligned|csv|json]");
+    if (a.npos != 1) return rq_usage(ctx, err, "usage: walrev show POINT [--format aligned|csv|json]");
     Point pt;
     if (rq_resolve_point(ctx, a.pos[0], &pt, err) != WR_OK) return err->status;
     PGresult *head = rq_execf(ctx->hist, err,
@@ -300,7 +300,7 @@ WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
-    if (parse_args(ctx, argc, argv, HISTORY_OPTS, &a, err) != WR_OK || need_no_pos(&a, "history", err) != WR_OK)
+    if (parse_args(ctx, argc, argv, HISTORY_OPTS, &a, err) != WR_OK || need_no_pos(ctx, &a, "history", err) != WR_OK)
         return err->status;
     uint32_t relid;
     char *key = NULL;
@@ -308,7 +308,7 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     char since[24], until[24], limit[24];
     if (resolve_object(ctx, &a, &relid, &key, &parent, err) != WR_OK ||
         resolve_range(ctx, &a, since, until, err) != WR_OK ||
-        parse_limit(&a, limit, err) != WR_OK) {
+        parse_limit(ctx, &a, limit, err) != WR_OK) {
         free(key);
         return err->status;
     }
@@ -357,7 +357,7 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
-    if (parse_args(ctx, argc, argv, BLAME_OPTS, &a, err) != WR_OK || need_no_pos(&a, "blame", err) != WR_OK)
+    if (parse_args(ctx, argc, argv, BLAME_OPTS, &a, err) != WR_OK || need_no_pos(ctx, &a, "blame", err) != WR_OK)
         return err->status;
     uint32_t relid;
     char *key = NULL;
@@ -435,7 +435,7 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (a.npos == 1 && strstr(a.pos[0], "..")) /* main..NAME: a branch (merge.c) */
         return branch_diff(ctx, a.pos[0], a.tables, a.ntables, a.fmt, err);
     if (a.npos != 2)
-        return wr_error_set(err, WR_INVALID, "usage: walrev diff POINT1 POINT2 [--table T ...] [--format F]");
+        return rq_usage(ctx, err, "usage: walrev diff POINT1 POINT2 [--table T ...] [--format F]");
     Point p1, p2;
     if (rq_resolve_point(ctx, a.pos[0], &p1, err) != WR_OK) return err->status;
     if (rq_resolve_point(ctx, a.pos[1], &p2, err) != WR_OK) return err->status;

@@ -7,6 +7,7 @@
 #ifndef WALREV_REPLAY_INTERNAL_H
 #define WALREV_REPLAY_INTERNAL_H
 
+#include <getopt.h>
 #include <libpq-fe.h>
 #include <stdint.h>
 
@@ -24,6 +25,7 @@ typedef struct {
     char *schema_q;       /* quoted history schema identifier */
     const char *hist_conninfo;
     const char *source_conninfo;
+    bool usage; /* the error is a usage error (bad option, missing operand): exit status 2 */
 } ReplayCtx;
 
 /* A resolved point. */
@@ -149,5 +151,14 @@ WrStatus cmd_rollback(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MU
 
 /* getopt_long reset + unknown option report shared by the commands (query.c). */
 WrStatus rq_bad_option(ReplayCtx *ctx, int argc, char **argv, WrError *err);
+/* A usage error (wrong options or operands): fills err like wr_error_set with
+ * WR_INVALID and marks ctx so the command exits 2. */
+WrStatus rq_usage(ReplayCtx *ctx, WrError *err, const char *fmt, ...) WR_PRINTF(3, 4);
+
+/* The long options of each command (getopt_long tables), for the parsers and
+ * for the CLI's split of global options from a command's own (replay.h). */
+extern const struct option rq_audit_options[];
+extern const struct option rq_snapshot_options[];
+extern const struct option rq_undo_options[];
 
 #endif

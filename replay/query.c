@@ -6,6 +6,7 @@
  * and returns; never prints.
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -172,21 +173,11 @@ static bool untracked_reason(ReplayCtx *ctx, const char *nsp, const char *rel, u
 
 WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrError *err)
 {
-    const char *dot = strchr(name, '.');
-    char *nsp = dot ? xstrndup(name, (size_t)(dot - name)) : xstrdup("public");
-    const char *rel = dot ? dot + 1 : name;
-    /* Identifiers may be written quoted ("My Table"); compare unquoted names. */
-    char *nsp_u = nsp, *rel_u = xstrdup(rel);
-    size_t l = strlen(rel_u);
-    if (l >= 2 && rel_u[0] == '"' && rel_u[l - 1] == '"') {
-        memmove(rel_u, rel_u + 1, l - 2);
-        rel_u[l - 2] = '\0';
-    }
-    l = strlen(nsp_u);
-    if (l >= 2 && nsp_u[0] == '"' && nsp_u[l - 1] == '"') {
-        memmove(nsp_u, nsp_u + 1, l - 2);
-        nsp_u[l - 2] = '\0';
-    }
+    /* as in SQL: "My Schema"."Tab ""q""", bare names folded to lower case */
+    char *nsp_u = NULL, *rel_u = NULL;
+    if (!ident_parse_qualified(name, &nsp_u, &rel_u))
+        return rq_usage(ctx, err, "invalid table name %s: expected table or schema.table, quoted as in SQL", name);
+    if (!nsp_u) nsp_u = xstrdup("public");
     /* relation versions, and the table log: partitioned tables and tables never written */
     char *sql = xasprintf("SELECT %s.resolve_table($1, $2)", ctx->schema_q);
     const char *params[2] = {nsp_u, rel_u};
@@ -203,7 +194,7 @@ WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrE
     else
         *relid = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
-    free(nsp);
+    free(nsp_u);
     free(rel_u);
     return st;
 }
@@ -531,5 +522,17 @@ WrStatus rq_parse_format(const char *arg, OutFormat *fmt, WrError *err)
 WrStatus rq_bad_option(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     const char *what = (optind > 0 && optind - 1 < argc) ? argv[optind - 1] : "?";
-    return wr_error_set(err, WR_INVALID, "bad option or missing value: %s (see docs/replay.md)", what);
+    return rq_usage(ctx, err, "bad option or missing value: %s (try walrev %s --help)", what, ctx->cmd);
+}
+
+WrStatus rq_usage(ReplayCtx *ctx, WrError *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    ctx->usage = true;
+    wr_error_set(err, WR_INVALID, "%s", msg);
+    free(msg);
+    return WR_INVALID;
 }

@@ -19,6 +19,7 @@
 
 #include "replay/branch.h"
 #include "replay/verify.h"
+#include "schema/store_sql.h"
 
 static const char *const COMMANDS[] = {"verify", "snapshot", "log",    "show",   "history", "blame", "diff",
                                        "restore", "revert",  "rollback", "branch", "merge",  "review"};
@@ -28,6 +29,113 @@ bool replay_is_command(const char *cmd)
     for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++)
         if (cmd && strcmp(cmd, COMMANDS[i]) == 0) return true;
     return false;
+}
+
+/* verify's own options; --against-source and the two after it are read by
+ * baseline/reconcile.c, which the CLI calls instead of this module. */
+static const struct option VERIFY_OPTS[] = {{"against-source", no_argument, NULL, 'a'},
+                                            {"table", required_argument, NULL, 't'},
+                                            {"wait", required_argument, NULL, 'w'},
+                                            {NULL, 0, NULL, 0}};
+
+const struct option *replay_command_options(const char *cmd)
+{
+    if (!replay_is_command(cmd)) return NULL;
+    if (strcmp(cmd, "verify") == 0) return VERIFY_OPTS;
+    if (strcmp(cmd, "snapshot") == 0) return rq_snapshot_options;
+    if (strcmp(cmd, "restore") == 0 || strcmp(cmd, "revert") == 0 || strcmp(cmd, "rollback") == 0)
+        return rq_undo_options;
+    return rq_audit_options;
+}
+
+#define POINT_HELP                                                                                           \
+    "A POINT is a revision id (41), an LSN (0/1A2B3C8), a timestamp with time zone\n"                      \
+    "('2026-11-23 10:00:00+00') or xid:N (the revision of transaction N).\n"
+#define FORMAT_HELP "  --format F         aligned (default), csv or json\n"
+
+/* The text of `walrev CMD --help`; docs/cli.md holds each verbatim (test_cli_help.sh). */
+static const char *const HELP[][2] = {
+    {"verify",
+     "usage: walrev [global options] verify\n"
+     "       walrev [global options] verify --against-source [--table T]... [--wait SECONDS]\n\n"
+     "Recompute the checksum chain and check contexts, actors and keyframes against it;\n"
+     "name the first revision that does not match.\n\n"
+     "  --against-source   compare the history with the live tables at one point\n"
+     "  --table T          with --against-source: only table T (repeatable)\n"
+     "  --wait SECONDS     with --against-source: how long to wait for the worker to pass\n"
+     "                     the comparison point (default 60)\n"},
+    {"snapshot",
+     "usage: walrev [global options] snapshot [--at POINT] [--table T]... [--format text|csv|sql]\n"
+     "                [--into SCHEMA [--target CONNINFO]] [--output-dir DIR] [--memory MIB]\n\n"
+     "Tables as they were at POINT (default: the newest revision).\n\n"
+     "  --at POINT         the point in history\n"
+     "  --table T          a table (repeatable; default every tracked table)\n"
+     "  --format F         text (COPY text, default), csv (with a header) or sql\n"
+     "  --into SCHEMA      create SCHEMA.<table> on --target and load the rows there\n"
+     "  --target CONNINFO  the database for --into (default: the source)\n"
+     "  --output-dir DIR   one file per table in DIR\n"
+     "  --memory MIB       memory for rows changed since the keyframe (default 256)\n\n" POINT_HELP},
+    {"log",
+     "usage: walrev [global options] log [--actor TYPE:ID] [--table T [--key K]] [--since POINT]\n"
+     "                [--until POINT] [--limit N] [--format F]\n\n"
+     "Revisions, newest first.\n\n"
+     "  --actor TYPE:ID    only revisions with this actor\n"
+     "  --table T          only revisions that changed table T\n"
+     "  --key K            with --table: only revisions that changed row K\n"
+     "  --since POINT      revisions after POINT\n"
+     "  --until POINT      revisions up to and including POINT\n"
+     "  --limit N          at most N revisions\n" FORMAT_HELP "\n" POINT_HELP},
+    {"show",
+     "usage: walrev [global options] show POINT [--format F]\n\n"
+     "One revision: its header and every attribute change.\n\n" FORMAT_HELP "\n" POINT_HELP},
+    {"history",
+     "usage: walrev [global options] history --table T --key K [--since POINT] [--until POINT]\n"
+     "                [--limit N] [--format F]\n\n"
+     "The changes of one row, oldest first.\n\n"
+     "  --table T          the table\n"
+     "  --key K            the row's key: a value, a JSON array, or #REV.SEQ for a keyless row\n"
+     "  --since POINT      changes after POINT\n"
+     "  --until POINT      changes up to and including POINT\n"
+     "  --limit N          at most N changes\n" FORMAT_HELP "\n" POINT_HELP},
+    {"blame",
+     "usage: walrev [global options] blame --table T --key K [--at POINT] [--format F]\n\n"
+     "Who last changed each column of a row.\n\n"
+     "  --table T          the table\n"
+     "  --key K            the row's key\n"
+     "  --at POINT         as of POINT (default: the newest revision)\n" FORMAT_HELP "\n" POINT_HELP},
+    {"diff",
+     "usage: walrev [global options] diff POINT1 POINT2 [--table T]... [--format F]\n\n"
+     "What changed between two points, netted per row.\n\n"
+     "  --table T          only table T (repeatable)\n" FORMAT_HELP "\n" POINT_HELP},
+    {"restore",
+     "usage: walrev [global options] restore --table T --key K --at POINT [--columns a,b]\n"
+     "                [--apply] [--actor TYPE:ID]\n\n"
+     "Put a row back as it was at POINT. Prints the plan; --apply runs it.\n\n"
+     "  --table T          the table\n"
+     "  --key K            the row's key\n"
+     "  --at POINT         the state to restore\n"
+     "  --columns a,b      only these columns\n"
+     "  --apply            run the plan in one transaction on the source\n"
+     "  --actor TYPE:ID    the actor of the undo (default cli:$USER)\n\n" POINT_HELP},
+    {"revert",
+     "usage: walrev [global options] revert POINT [--force] [--apply] [--actor TYPE:ID]\n\n"
+     "Undo one revision. Prints the plan; --apply runs it.\n\n"
+     "  --force            undo even rows changed again since\n"
+     "  --apply            run the plan in one transaction on the source\n"
+     "  --actor TYPE:ID    the actor of the undo (default cli:$USER)\n\n" POINT_HELP},
+    {"rollback",
+     "usage: walrev [global options] rollback --to POINT [--table T]... [--apply] [--actor TYPE:ID]\n\n"
+     "Undo every revision after POINT. Prints the plan; --apply runs it.\n\n"
+     "  --to POINT         the state to return to\n"
+     "  --table T          only table T (repeatable)\n"
+     "  --apply            run the plan in one transaction on the source\n"
+     "  --actor TYPE:ID    the actor of the undo (default cli:$USER)\n\n" POINT_HELP},
+};
+
+void replay_print_help(const char *cmd, FILE *out)
+{
+    for (size_t i = 0; i < sizeof(HELP) / sizeof(HELP[0]); i++)
+        if (cmd && strcmp(cmd, HELP[i][0]) == 0) fputs(HELP[i][1], out);
 }
 
 static WrStatus open_history(ReplayCtx *ctx, WrError *err)
@@ -86,7 +194,7 @@ static WrStatus report_gaps(ReplayCtx *ctx, PGconn *conn, WrError *err)
 /* `walrev verify`: history_verify (verify.c) on its own idle connection. */
 static WrStatus cmd_verify(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
-    if (argc > 1) return wr_error_set(err, WR_INVALID, "verify: unexpected argument %s", argv[1]);
+    if (argc > 1) return rq_usage(ctx, err, "verify: unexpected argument %s", argv[1]);
     PGconn *conn;
     WrStatus cst = rq_connect(ctx->hist_conninfo, "history store", &conn, err);
     if (cst != WR_OK) return cst;
@@ -119,27 +227,10 @@ int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts
 
     if (!replay_is_command(cmd)) {
         fprintf(err_f, "walrev: unknown command %s\n", cmd ? cmd : "(none)");
-        return 1;
+        return 2;
     }
-    if (!ctx.hist_conninfo) {
-        fprintf(err_f, "walrev %s: no history database: give --history or --source\n", cmd);
-        return 1;
-    }
-    {
-        /* quote the schema like quote_ident, without a connection */
-        bool plain = schema[0] != '\0' && !(schema[0] >= '0' && schema[0] <= '9');
-        for (const char *p = schema; *p; p++)
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) plain = false;
-        StrBuf q;
-        strbuf_init(&q);
-        if (!plain) strbuf_append_char(&q, '"');
-        for (const char *p = schema; *p; p++) {
-            if (*p == '"') strbuf_append_char(&q, '"');
-            strbuf_append_char(&q, *p);
-        }
-        if (!plain) strbuf_append_char(&q, '"');
-        ctx.schema_q = q.data;
-    }
+    if (!ctx.hist_conninfo) ctx.hist_conninfo = ""; /* libpq's defaults: PGHOST, PGSERVICE, ... */
+    ctx.schema_q = store_quote_ident(schema); /* the one quoter: keywords too (--schema order) */
     if (strcmp(cmd, "verify") == 0)
         st = cmd_verify(&ctx, argc, argv, &err); /* needs an idle connection of its own */
     else
@@ -162,7 +253,7 @@ int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts
     if (st != WR_OK) fprintf(err_f, "walrev %s: error: %s\n", cmd, err.msg);
     if (ctx.hist) PQfinish(ctx.hist);
     free(ctx.schema_q);
-    return st == WR_OK ? 0 : 1;
+    return st == WR_OK ? 0 : ctx.usage ? 2 : 1;
 }
 
 int replay_command(const char *cmd, int argc, char **argv, const ReplayOptions *opts)

@@ -8,12 +8,13 @@
 #ifndef WALREV_REPLAY_H
 #define WALREV_REPLAY_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 
 /* What the commands need from the configuration; main.c fills it. Borrowed. */
 typedef struct {
-    const char *history_conninfo; /* the history store; NULL: source_conninfo */
+    const char *history_conninfo; /* the history store; NULL: source_conninfo, then libpq's defaults */
     const char *source_conninfo;  /* the tracked database: undo target, default --into target */
     const char *schema;           /* history schema; NULL: "walrev" */
     int required_approvals;       /* [branches] required_approvals: merge --apply needs this many (0: none) */
@@ -22,12 +23,20 @@ typedef struct {
 /* True if cmd is one of the commands replay_command handles. */
 bool replay_is_command(const char *cmd);
 
+/* cmd's long options (a getopt_long table, static), so the CLI can tell a
+ * command's options and their values from global options; NULL if cmd is
+ * not a replay command. */
+const struct option *replay_command_options(const char *cmd);
+
+/* Print `walrev cmd --help` (usage, options, what a point is) to out. */
+void replay_print_help(const char *cmd, FILE *out);
+
 /*
  * Run `walrev <cmd> ...`: cmd is one of verify, snapshot, log, show, history,
  * blame, diff, restore, revert, rollback; argv[0] is the command name and the
  * rest its options (getopt_long). Writes results to stdout and messages to
  * stderr. Returns the process exit code: 0 done, 1 error (one message line
- * on stderr, nothing changed). Blocking; opens and closes its own connections.
+ * on stderr, nothing changed), 2 a usage error (bad option or operand). Blocking; opens and closes its own connections.
  */
 int replay_command(const char *cmd, int argc, char **argv, const ReplayOptions *opts);
 

@@ -3,37 +3,24 @@
  * as schema_sql_replay[]) for a history schema, the way store_sql_render does
  * for history.sql. Pure: no connection, no I/O.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
 #include "replay/replay.h"
+#include "schema/store_sql.h"
 
 extern const char schema_sql_replay[];
-
-/* quote_ident's rule: lower-case letters, digits and _ not starting with a digit stay bare. */
-static void append_quoted_ident(StrBuf *b, const char *ident)
-{
-    bool plain = ident[0] != '\0' && !(ident[0] >= '0' && ident[0] <= '9');
-    for (const char *p = ident; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) plain = false;
-    if (plain) {
-        strbuf_append_str(b, ident);
-        return;
-    }
-    strbuf_append_char(b, '"');
-    for (const char *p = ident; *p; p++) {
-        if (*p == '"') strbuf_append_char(b, '"');
-        strbuf_append_char(b, *p);
-    }
-    strbuf_append_char(b, '"');
-}
 
 char *replay_sql_render(const char *schema)
 {
     StrBuf q, out;
     strbuf_init(&q);
     strbuf_init(&out);
-    append_quoted_ident(&q, schema && *schema ? schema : "walrev");
+    /* the one quoter (store_quote_ident): keywords such as "order" are quoted too */
+    char *qs = store_quote_ident(schema && *schema ? schema : "walrev");
+    strbuf_append_str(&q, qs);
+    free(qs);
     static const char marker[] = "@schema@";
     const char *p = schema_sql_replay;
     const char *m;

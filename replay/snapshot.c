@@ -21,7 +21,7 @@ enum { OPT_AT = 1000, OPT_TABLE, OPT_FORMAT, OPT_INTO, OPT_TARGET, OPT_OUTDIR, O
 /* --memory default, MiB: the keys a keyframe interval touches in a table of a few million rows */
 #define SNAP_MEMORY_MIB 256
 
-static const struct option SNAP_OPTS[] = {
+const struct option rq_snapshot_options[] = {
     {"at", required_argument, NULL, OPT_AT},          {"table", required_argument, NULL, OPT_TABLE},
     {"format", required_argument, NULL, OPT_FORMAT},  {"into", required_argument, NULL, OPT_INTO},
     {"target", required_argument, NULL, OPT_TARGET},  {"output-dir", required_argument, NULL, OPT_OUTDIR},
@@ -472,11 +472,11 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "", SNAP_OPTS, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", rq_snapshot_options, NULL)) != -1) {
         switch (c) {
         case OPT_AT: at = optarg; break;
         case OPT_TABLE:
-            if (ntables == 256) return wr_error_set(err, WR_INVALID, "too many --table options");
+            if (ntables == 256) return rq_usage(ctx, err, "too many --table options");
             tables[ntables++] = optarg;
             break;
         case OPT_FORMAT:
@@ -487,7 +487,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             else if (strcmp(optarg, "sql") == 0)
                 format = SNAP_SQL;
             else
-                return wr_error_set(err, WR_INVALID, "unknown --format %s: expected text, csv or sql", optarg);
+                return rq_usage(ctx, err, "unknown --format %s: expected text, csv or sql", optarg);
             break;
         case OPT_INTO: into = optarg; break;
         case OPT_TARGET: target_ci = optarg; break;
@@ -496,15 +496,15 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             char *end;
             long long mib = strtoll(optarg, &end, 10);
             if (end == optarg || *end || mib < 0 || mib > (1LL << 30))
-                return wr_error_set(err, WR_INVALID, "--memory %s: expected MiB, 0 or more", optarg);
+                return rq_usage(ctx, err, "--memory %s: expected MiB, 0 or more", optarg);
             memory = (size_t)mib << 20;
             break;
         }
         default: return rq_bad_option(ctx, argc, argv, err);
         }
     }
-    if (optind < argc) return wr_error_set(err, WR_INVALID, "snapshot: unexpected argument %s", argv[optind]);
-    if (into && outdir) return wr_error_set(err, WR_INVALID, "--into and --output-dir exclude each other");
+    if (optind < argc) return rq_usage(ctx, err, "snapshot: unexpected argument %s", argv[optind]);
+    if (into && outdir) return rq_usage(ctx, err, "--into and --output-dir exclude each other");
 
     Point pt, last;
     WrStatus st = rq_newest(ctx, &last, err);

@@ -14,7 +14,7 @@
 
 enum { OPT_APPLY = 1000, OPT_ACTOR, OPT_TABLE, OPT_KEY, OPT_AT, OPT_COLUMNS, OPT_FORCE, OPT_TO };
 
-static const struct option UNDO_OPTS[] = {
+const struct option rq_undo_options[] = {
     {"apply", no_argument, NULL, OPT_APPLY},         {"actor", required_argument, NULL, OPT_ACTOR},
     {"table", required_argument, NULL, OPT_TABLE},   {"key", required_argument, NULL, OPT_KEY},
     {"at", required_argument, NULL, OPT_AT},         {"columns", required_argument, NULL, OPT_COLUMNS},
@@ -38,7 +38,7 @@ static WrStatus parse_undo_args(ReplayCtx *ctx, int argc, char **argv, UndoArgs 
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "", UNDO_OPTS, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", rq_undo_options, NULL)) != -1) {
         switch (c) {
         case OPT_APPLY: a->apply = true; break;
         case OPT_FORCE: a->force = true; break;
@@ -48,7 +48,7 @@ static WrStatus parse_undo_args(ReplayCtx *ctx, int argc, char **argv, UndoArgs 
         case OPT_COLUMNS: a->columns = optarg; break;
         case OPT_TO: a->to = optarg; break;
         case OPT_TABLE:
-            if (a->ntables == MAX_TABLES) return wr_error_set(err, WR_INVALID, "too many --table options");
+            if (a->ntables == MAX_TABLES) return rq_usage(ctx, err, "too many --table options");
             a->tables[a->ntables++] = optarg;
             break;
         default: return rq_bad_option(ctx, argc, argv, err);
@@ -59,7 +59,7 @@ static WrStatus parse_undo_args(ReplayCtx *ctx, int argc, char **argv, UndoArgs 
     if (a->actor) {
         const char *colon = strchr(a->actor, ':');
         if (!colon || colon == a->actor || colon[1] == '\0')
-            return wr_error_set(err, WR_INVALID, "invalid --actor %s: expected TYPE:ID", a->actor);
+            return rq_usage(ctx, err, "invalid --actor %s: expected TYPE:ID", a->actor);
     }
     return WR_OK;
 }
@@ -301,7 +301,7 @@ WrStatus cmd_restore(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     UndoPlan u;
     WrStatus st = start_undo(ctx, "walrev restore", argc, argv, &u, &a, err);
     if (st == WR_OK && (a.ntables != 1 || !a.key || !a.at || a.npos))
-        st = wr_error_set(err, WR_INVALID, "usage: walrev restore --table T --key K --at POINT [--columns a,b] "
+        st = rq_usage(ctx, err, "usage: walrev restore --table T --key K --at POINT [--columns a,b] "
                                            "[--apply] [--actor TYPE:ID]");
     if (st == WR_OK) st = plan_restore(&u, &a, err);
     if (st == WR_OK) st = plan_finish(&u, a.actor, a.apply, err);
@@ -444,7 +444,7 @@ WrStatus cmd_revert(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     UndoPlan u;
     WrStatus st = start_undo(ctx, "walrev revert", argc, argv, &u, &a, err);
     if (st == WR_OK && (a.npos != 1 || a.ntables || a.key || a.at || a.to))
-        st = wr_error_set(err, WR_INVALID, "usage: walrev revert REV [--force] [--apply] [--actor TYPE:ID]");
+        st = rq_usage(ctx, err, "usage: walrev revert POINT [--force] [--apply] [--actor TYPE:ID]");
     if (st == WR_OK) st = plan_revert(&u, &a, err);
     if (st == WR_OK) st = plan_finish(&u, a.actor, a.apply, err);
     plan_term(&u);
@@ -551,7 +551,7 @@ WrStatus cmd_rollback(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     WrStatus st = start_undo(ctx, "walrev rollback", argc, argv, &u, &a, err);
     if (st != WR_OK) goto done;
     if (!a.to || a.npos || a.key || a.at) {
-        st = wr_error_set(err, WR_INVALID, "usage: walrev rollback --to POINT [--table T ...] [--apply] "
+        st = rq_usage(ctx, err, "usage: walrev rollback --to POINT [--table T ...] [--apply] "
                                            "[--actor TYPE:ID]");
         goto done;
     }

@@ -355,26 +355,37 @@ static const char *cfg_prop(const TailConfig *cfg, const char *name)
     return NULL;
 }
 
-static void usage(FILE *out)
+const struct option tail_long_options[] = {
+    {"brokers", required_argument, NULL, 'b'},      {"prefix", required_argument, NULL, 'p'},
+    {"topic", required_argument, NULL, 't'},        {"file", required_argument, NULL, 'f'},
+    {"from-beginning", no_argument, NULL, 'B'},     {"format", required_argument, NULL, 'F'},
+    {"max-messages", required_argument, NULL, 'n'}, {"timeout-ms", required_argument, NULL, 'T'},
+    {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
+
+void tail_print_help(FILE *out)
 {
-    fputs("usage: walrev tail [--brokers B] [--prefix P] [--topic T ...] [--file PATH] [--from-beginning]\n"
-          "                   [--format json|table] [--max-messages N] [--timeout-ms N]\n",
+    fputs("usage: walrev [global options] tail [--brokers LIST] [--prefix P] [--topic T]... [--file PATH]\n"
+          "                [--from-beginning] [--format json|table] [--max-messages N] [--timeout-ms MS]\n\n"
+          "Follow revisions from Kafka (a consumer group that never commits offsets) or from a\n"
+          "file-sink file, and print each as a JSON line or a table row.\n\n"
+          "  -b, --brokers LIST     bootstrap servers (default: [kafka] bootstrap.servers)\n"
+          "  -p, --prefix P         topic prefix (default: [kafka] topic_prefix, else walrev)\n"
+          "  -t, --topic T          a topic to read (repeatable; default every topic P.*)\n"
+          "  -f, --file PATH        read a file-sink file (- for stdin) instead of Kafka\n"
+          "  -B, --from-beginning   start at the oldest message (default: only new ones)\n"
+          "  -F, --format F         json (default) or table\n"
+          "  -n, --max-messages N   stop after N messages\n"
+          "  -T, --timeout-ms MS    stop after MS milliseconds without a message\n",
           out);
 }
 
 int tail_command(int argc, char **argv, const TailConfig *cfg)
 {
-    static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'},    {"prefix", required_argument, NULL, 'p'},
-        {"topic", required_argument, NULL, 't'},      {"file", required_argument, NULL, 'f'},
-        {"from-beginning", no_argument, NULL, 'B'},   {"format", required_argument, NULL, 'F'},
-        {"max-messages", required_argument, NULL, 'n'}, {"timeout-ms", required_argument, NULL, 'T'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
     TailOptions o = {.prefix = cfg->topic_prefix ? cfg->topic_prefix : "walrev"};
     o.topics = xcalloc((size_t)argc + 1, sizeof *o.topics);
     int rc = 0, c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "+b:p:t:f:BF:n:T:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+" TAIL_SHORT_OPTIONS, tail_long_options, NULL)) != -1) {
         switch (c) {
         case 'b': o.brokers = optarg; break;
         case 'p': o.prefix = optarg; break;
@@ -403,7 +414,7 @@ int tail_command(int argc, char **argv, const TailConfig *cfg)
                 rc = EXIT_USAGE;
             }
             break;
-        case 'h': usage(stdout); goto out;
+        case 'h': tail_print_help(stdout); goto out;
         default: rc = EXIT_USAGE; break;
         }
     }
@@ -417,7 +428,7 @@ int tail_command(int argc, char **argv, const TailConfig *cfg)
         rc = EXIT_USAGE;
     }
     if (rc) {
-        usage(stderr);
+        fputs("Try 'walrev tail --help'.\n", stderr);
         goto out;
     }
     TailState ts = {.opt = &o, .cfg = cfg};

@@ -7,6 +7,8 @@
 #ifndef WALREV_TAIL_TAIL_H
 #define WALREV_TAIL_TAIL_H
 
+#include <getopt.h>
+#include <stdio.h>
 #include <signal.h>
 
 /* What `walrev tail` takes from the configuration, borrowed for the call. */
@@ -19,6 +21,14 @@ typedef struct {
     int nprops;
     const volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM; NULL: never */
 } TailConfig;
+
+/* tail's options (getopt_long table and short options), for the CLI's split
+ * of global options from tail's own. */
+extern const struct option tail_long_options[];
+#define TAIL_SHORT_OPTIONS "b:p:t:f:BF:n:T:h"
+
+/* Print `walrev tail --help` to out. */
+void tail_print_help(FILE *out);
 
 /*
  * argv[0] is the command name ("tail"); options follow:

@@ -439,8 +439,10 @@ WrStatus config_validate(Config *cfg, WrError *err)
         return WR_INVALID;
     if (cfg->history_conninfo && check_conninfo("history", cfg->history_conninfo, err) != WR_OK)
         return WR_INVALID;
-    if (!cfg->history_conninfo && cfg->source_conninfo)
-        cfg->history_conninfo = xstrdup(cfg->source_conninfo);
+    /* No conninfo is libpq's defaults, as for psql and pg_recvlogical: PGHOST,
+     * PGPORT, PGDATABASE, PGUSER, PGSERVICE, ~/.pgpass. */
+    if (!cfg->source_conninfo) cfg->source_conninfo = xstrdup("");
+    if (!cfg->history_conninfo) cfg->history_conninfo = xstrdup(cfg->source_conninfo);
     if (cfg->file_path && cfg->file_path[0] == '\0') {
         free(cfg->file_path);
         cfg->file_path = NULL;

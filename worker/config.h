@@ -19,7 +19,7 @@ typedef struct {
 
 typedef struct {
     /* [source] */
-    char *source_conninfo;     /* required */
+    char *source_conninfo;     /* "" (after config_validate): libpq's defaults (PG* environment, service file) */
     char *slot_name;           /* default "walrev" */
     char *publication;         /* default "walrev" */
     char **tables;             /* setup: tables for the publication; NULL = all tables */

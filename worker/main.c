@@ -57,8 +57,8 @@ static const Command commands[] = {
     {"review", CMD_REPLAY, "a branch's change request; --approve"},
 };
 
-/* Options every command accepts (before the command, or after it for setup,
- * run, rules and baseline). */
+/* Options every command accepts, before or after the command (for tail and
+ * the replay commands split_command_args takes them out of the command's). */
 typedef struct {
     const char *config_file;
     char *source;  /* not const: scrubbed in argv when it holds a password */
@@ -80,6 +80,13 @@ typedef struct {
     /* baseline */
     char **tables; /* point into argv */
     int ntables;
+    /* tail and replay: the command's own arguments once the global options
+     * are taken out (split_command_args); owned, the strings are argv's or
+     * in made[] */
+    char **cmd_argv;
+    int cmd_argc;
+    char **made;
+    int nmade;
 } Options;
 
 enum {
@@ -137,7 +144,8 @@ static void print_usage(FILE *out)
             "usage: walrev [global options] COMMAND [options]\n\n"
             "global options:\n"
             "  -c, --config FILE        read settings from FILE (INI, docs/configuration.md)\n"
-            "      --source CONNINFO    the tracked database (libpq conninfo)\n"
+            "      --source CONNINFO    the tracked database (libpq conninfo; default: libpq's\n"
+            "                           defaults, PGHOST, PGDATABASE, PGSERVICE..., as psql)\n"
             "      --history CONNINFO   the history store's database (default: the source)\n"
             "      --schema NAME        the history schema (default walrev)\n"
             "      --slot NAME          the replication slot (default walrev)\n"
@@ -153,7 +161,8 @@ static void print_usage(FILE *out)
                  "service file (PGSERVICE). Exit status: 0 ok, 1 failure, 2 usage or config error.\n");
 }
 
-static void print_command_usage(const char *cmd, FILE *out)
+/* `walrev CMD --help`: docs/cli.md holds each verbatim (test_cli_help.sh). */
+static void print_command_help(const char *cmd, FILE *out)
 {
     if (strcmp(cmd, "setup") == 0)
         fprintf(out, "usage: walrev [global options] setup [--check] [--replica-identity-full] [--no-baseline]\n\n"
@@ -175,8 +184,12 @@ static void print_command_usage(const char *cmd, FILE *out)
     else if (strcmp(cmd, "rules") == 0)
         fprintf(out, "usage: walrev [global options] rules\n\n"
                      "prints the tracking rules ([tracking] in the config file)\n");
-    fprintf(out, "\nglobal options (-c, --source, --history, --schema, --slot, --publication,\n"
-                 "-v, -q) may also follow the command. See docs/cli.md.\n");
+    else if (strcmp(cmd, "tail") == 0)
+        tail_print_help(out);
+    else
+        replay_print_help(cmd, out);
+    fprintf(out, "\nGlobal options (-c, --source, --history, --schema, --slot, --publication, -v, -q)\n"
+                 "may come before or after the command. See docs/cli.md.\n");
 }
 
 /* "walrev CMD: <problem> '<what>'" and a hint; returns the usage exit code. */
@@ -201,6 +214,26 @@ static const char *bad_option_text(int argc, char **argv, char *buf, size_t size
     return buf;
 }
 
+/* Take a global option (getopt code c, its value arg) into o. False: c is
+ * not a global option. */
+static bool set_global_option(Options *o, int c, char *arg)
+{
+    switch (c) {
+    case 'c': o->config_file = arg; break;
+    case OPT_SOURCE: o->source = arg; break;
+    case OPT_HISTORY: o->history = arg; break;
+    case OPT_SCHEMA: o->schema = arg; break;
+    case OPT_SLOT: o->slot = arg; break;
+    case OPT_PUBLICATION: o->publication = arg; break;
+    case 'v': o->verbose++; break;
+    case 'q': o->quiet++; break;
+    case 'h': o->help = true; break;
+    case 'V': o->version = true; break;
+    default: return false;
+    }
+    return true;
+}
+
 /* Parse options from argv[optind..]. Returns 0 to continue, or an exit code. */
 static int parse_options(int argc, char **argv, const char *cmd, const struct option *longopts,
                          Options *o)
@@ -209,17 +242,8 @@ static int parse_options(int argc, char **argv, const char *cmd, const struct op
     opterr = 0;
     while ((c = getopt_long(argc, argv, SHORT_OPTIONS, longopts, NULL)) != -1) {
         char buf[128];
+        if (set_global_option(o, c, optarg)) continue;
         switch (c) {
-        case 'c': o->config_file = optarg; break;
-        case OPT_SOURCE: o->source = optarg; break;
-        case OPT_HISTORY: o->history = optarg; break;
-        case OPT_SCHEMA: o->schema = optarg; break;
-        case OPT_SLOT: o->slot = optarg; break;
-        case OPT_PUBLICATION: o->publication = optarg; break;
-        case 'v': o->verbose++; break;
-        case 'q': o->quiet++; break;
-        case 'h': o->help = true; break;
-        case 'V': o->version = true; break;
         case OPT_STOP_LSN: o->stop_lsn = optarg; break;
         case OPT_FILE: o->file = optarg; break;
         case OPT_NO_HISTORY: o->no_history = true; break;
@@ -239,6 +263,126 @@ static int parse_options(int argc, char **argv, const char *cmd, const struct op
                                bad_option_text(argc, argv, buf, sizeof(buf)));
         }
     }
+    return 0;
+}
+
+/* An option of the global table (want_global) or of the command's own that
+ * name (the text after "--", up to '=' or len) names: an exact match, else
+ * the one option it abbreviates, as getopt_long allows. *ambiguous when
+ * several. */
+static const struct option *find_long(const struct option *cmd_opts, const char *name, size_t len,
+                                      bool *is_global, bool *ambiguous)
+{
+    const struct option *tables[2] = {global_options, cmd_opts};
+    const struct option *hit = NULL;
+    *ambiguous = false;
+    for (int exact = 1; exact >= 0 && !hit; exact--) {
+        for (int t = 0; t < 2; t++) {
+            for (const struct option *op = tables[t]; op && op->name; op++) {
+                bool match = exact ? strlen(op->name) == len && strncmp(op->name, name, len) == 0
+                                   : strncmp(op->name, name, len) == 0;
+                if (!match) continue;
+                if (hit && !exact && strcmp(hit->name, op->name) != 0) *ambiguous = true;
+                if (!hit) {
+                    hit = op;
+                    *is_global = t == 0;
+                }
+                if (exact) break;
+            }
+            if (exact && hit) break;
+        }
+    }
+    return hit;
+}
+
+static char *keep_made(Options *o, char *text)
+{
+    o->made = xrealloc(o->made, (size_t)(o->nmade + 1) * sizeof(char *));
+    o->made[o->nmade++] = text;
+    return text;
+}
+
+/*
+ * For commands that parse their own options (tail, the replay commands):
+ * take the global options out of the command's arguments (argv[0] the
+ * command's name) wherever they stand, so `walrev snapshot --source X --at 5`
+ * honours --source, and leave the command's own options with their values,
+ * and its operands, in o->cmd_argv in their order. Knowing the command's
+ * options (and which take a value) is what keeps a value like `--key -v` or
+ * `--table --help` a value. Everything after "--" is an operand. An unknown
+ * option or a missing value is a usage error before any connection is made.
+ * Returns 0 or an exit code.
+ */
+static int split_command_args(const char *cmd, const struct option *cmd_opts, const char *cmd_short,
+                              int argc, char **argv, Options *o)
+{
+    char buf[128];
+    o->cmd_argv = xcalloc(2 * (size_t)argc + 1, sizeof(char *)); /* "--x=v" becomes two */
+    o->cmd_argc = 0;
+    o->cmd_argv[o->cmd_argc++] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        char *arg = argv[i];
+        if (strcmp(arg, "--") == 0) {
+            while (i < argc) o->cmd_argv[o->cmd_argc++] = argv[i++];
+            break;
+        }
+        if (strncmp(arg, "--", 2) == 0) {
+            const char *name = arg + 2, *eq = strchr(name, '=');
+            size_t len = eq ? (size_t)(eq - name) : strlen(name);
+            bool global = false, ambiguous = false;
+            const struct option *op = find_long(cmd_opts, name, len, &global, &ambiguous);
+            snprintf(buf, sizeof(buf), "--%.*s", (int)len, name);
+            if (!op) return usage_error(cmd, "unknown option", buf);
+            if (ambiguous) return usage_error(cmd, "ambiguous option", buf);
+            char *value = NULL;
+            if (op->has_arg == required_argument) {
+                if (eq)
+                    value = arg + 2 + len + 1;
+                else if (i + 1 < argc)
+                    value = argv[++i];
+                else
+                    return usage_error(cmd, "missing value for option", buf);
+            } else if (eq) {
+                return usage_error(cmd, "option takes no value", buf);
+            }
+            if (global) {
+                set_global_option(o, op->val, value);
+                continue;
+            }
+            /* the command's own: its full name, so its parser sees no abbreviation */
+            o->cmd_argv[o->cmd_argc++] = keep_made(o, xasprintf("--%s", op->name));
+            if (value) o->cmd_argv[o->cmd_argc++] = value;
+            continue;
+        }
+        if (arg[0] != '-' || arg[1] == '\0') { /* an operand; "-" is stdin */
+            o->cmd_argv[o->cmd_argc++] = arg;
+            continue;
+        }
+        /* a cluster of short options: -vq, -cFILE, -c FILE, -n5 */
+        for (char *p = arg + 1; *p; p++) {
+            const char *g = strchr("cvqhV", *p), *own = cmd_short ? strchr(cmd_short, *p) : NULL;
+            snprintf(buf, sizeof(buf), "-%c", *p);
+            if (*p == ':' || (!g && !own)) return usage_error(cmd, "unknown option", buf);
+            bool takes = g ? *p == 'c' : own[1] == ':';
+            char *value = NULL;
+            if (takes) {
+                if (p[1])
+                    value = p + 1;
+                else if (i + 1 < argc)
+                    value = argv[++i];
+                else
+                    return usage_error(cmd, "missing value for option", buf);
+            }
+            if (g) {
+                set_global_option(o, *p, value);
+            } else {
+                o->cmd_argv[o->cmd_argc++] = keep_made(o, xasprintf("-%c", *p));
+                if (value) o->cmd_argv[o->cmd_argc++] = value;
+            }
+            if (takes) break;
+        }
+    }
+    o->cmd_argv[o->cmd_argc] = NULL;
     return 0;
 }
 
@@ -380,16 +524,6 @@ static int run_tail(int argc, char **argv, const Config *cfg)
     return rc;
 }
 
-static int need_source(const Config *cfg, const char *cmd)
-{
-    if (cfg->source_conninfo) return 0;
-    fprintf(stderr,
-            "walrev %s: no source database: set [source] conninfo in the config file, "
-            "WALREV_SOURCE, or --source\n",
-            cmd);
-    return EXIT_USAGE;
-}
-
 static bool has_arg(int argc, char **argv, const char *arg)
 {
     for (int i = 1; i < argc; i++)
@@ -408,11 +542,9 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
 
     switch (c->kind) {
     case CMD_SETUP:
-        if ((rc = need_source(&cfg, c->name))) break;
         rc = run_setup(&cfg, &o->setup);
         break;
     case CMD_RUN:
-        if ((rc = need_source(&cfg, c->name))) break;
         if (!cfg.history_enabled && !cfg.file_path && !cfg.kafka_enabled) {
             fprintf(stderr, "walrev run: nothing to write to: the history store is off and no "
                             "file or Kafka sink is configured\n");
@@ -432,12 +564,6 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
         break;
     }
     case CMD_BASELINE:
-        if (o->ntables > 0 && (rc = need_source(&cfg, c->name))) break;
-        if (!cfg.history_conninfo) {
-            fprintf(stderr, "walrev baseline: no history database: set [history] conninfo or [source] conninfo\n");
-            rc = EXIT_USAGE;
-            break;
-        }
         BaselineConfig bcfg;
         pipeline_baseline_config(&cfg, &bcfg);
         rc = backfill_command(&bcfg, o->tables, o->ntables);
@@ -448,16 +574,7 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
         rc = run_tail(argc, argv, &cfg);
         break;
     case CMD_REPLAY: {
-        if (!cfg.history_conninfo) {
-            fprintf(stderr,
-                    "walrev %s: no history database: set [history] conninfo or [source] "
-                    "conninfo, WALREV_HISTORY or WALREV_SOURCE, or --history/--source\n",
-                    c->name);
-            rc = EXIT_USAGE;
-            break;
-        }
         if (strcmp(c->name, "verify") == 0 && has_arg(argc, argv, "--against-source")) {
-            if ((rc = need_source(&cfg, "verify --against-source"))) break;
             BaselineConfig vcfg;
             pipeline_baseline_config(&cfg, &vcfg);
             rc = reconcile_command(&vcfg, cfg.slot_name, argc, argv);
@@ -506,14 +623,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "walrev: unknown command '%s'\nTry 'walrev --help'.\n", name);
         exit(EXIT_USAGE);
     }
-    if (o.help && (cmd->kind == CMD_TAIL || cmd->kind == CMD_REPLAY)) {
-        print_usage(stdout);
-        exit(0);
-    }
 
     /* The command's own argv: argv[0] is its name. */
     int cargc = argc - optind;
     char **cargv = argv + optind;
+    if (cmd->kind == CMD_TAIL || cmd->kind == CMD_REPLAY) {
+        bool tail = cmd->kind == CMD_TAIL;
+        rc = split_command_args(cmd->name, tail ? tail_long_options : replay_command_options(cmd->name),
+                                tail ? TAIL_SHORT_OPTIONS : NULL, cargc, cargv, &o);
+        if (rc) exit(rc);
+        cargc = o.cmd_argc;
+        cargv = o.cmd_argv;
+    }
     if (cmd->kind == CMD_SETUP || cmd->kind == CMD_RUN || cmd->kind == CMD_RULES || cmd->kind == CMD_BASELINE) {
         optind = 0; /* glibc: restart getopt from scratch on a new argv */
         const struct option *lo = cmd->kind == CMD_SETUP      ? setup_options
@@ -524,12 +645,19 @@ int main(int argc, char **argv)
         if (rc) exit(rc);
         if (optind < cargc)
             exit(usage_error(cmd->name, "unexpected argument", cargv[optind]));
-        if (o.help) {
-            print_command_usage(cmd->name, stdout);
-            exit(0);
-        }
+    }
+    if (o.help) { /* before the configuration is read: help needs no database and no file */
+        print_command_help(cmd->name, stdout);
+        exit(0);
+    }
+    if (o.version) {
+        printf("walrev %s\n", WALREV_VERSION);
+        exit(0);
     }
     rc = run_command(cmd, cargc, cargv, &o);
     free(o.tables);
+    free(o.cmd_argv);
+    for (int i = 0; i < o.nmade; i++) free(o.made[i]);
+    free(o.made);
     exit(rc);
 }

@@ -55,9 +55,11 @@ expect_eq "stray argument exits 2" "$rc" 2
 expect_err "stray argument message" extra "walrev rules: unexpected argument 'surplus'
 Try 'walrev rules --help'."
 
-run_w nosource setup
-expect_eq "setup without a source exits 2" "$rc" 2
-expect_err "no source message" nosource "walrev setup: no source database: set [source] conninfo in the config file, WALREV_SOURCE, or --source"
+# Without --source, libpq's defaults: here a port nothing listens on.
+PGPORT=1 PGDATABASE=nowhere run_w nosource setup --check
+expect_eq "setup with libpq's defaults, nothing listening, exits 1" "$rc" 1
+grep -qF '127.0.0.1:1/nowhere' $OUT/nosource.err $OUT/nosource.out || { cat $OUT/nosource.err; fail "no attempt at PGPORT"; }
+pass "no --source: libpq's defaults (PGPORT) are used"
 
 run_w runhelp run --help
 expect_eq "run --help exits 0" "$rc" 0

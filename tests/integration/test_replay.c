@@ -63,6 +63,14 @@ static void expect_error(Run *r, const char *needle)
     if (!strstr(r->err, needle)) fail_msg("expected error containing \"%s\", got: %s", needle, r->err);
 }
 
+/* A usage error: exit 2, the message on stderr, nothing on stdout. */
+static void expect_usage(Run *r, const char *needle)
+{
+    if (r->rc != 2) fail_msg("expected exit 2, got %d; out: %s err: %s", r->rc, r->out, r->err);
+    if (!strstr(r->err, needle)) fail_msg("expected error containing \"%s\", got: %s", needle, r->err);
+    if (r->out[0]) fail_msg("a usage error printed to stdout: %s", r->out);
+}
+
 /* Lines after the first (a header) sorted, for comparing unordered snapshot output. */
 static int cmp_str(const void *a, const void *b)
 {
@@ -346,27 +354,27 @@ static void test_point_errors(void **state)
     expect_error(&r, "key [\"2\"] of table customer does not exist at revision 9");
     run_free(&r);
     r = RUN("log", "--bogus");
-    expect_error(&r, "bad option");
+    expect_usage(&r, "bad option");
     run_free(&r);
     /* an option of another command is refused, not ignored */
     r = RUN("history", "--table", "customer", "--key", "1", "--actor", "user:alice");
-    expect_error(&r, "history does not take --actor");
+    expect_usage(&r, "history does not take --actor");
     assert_string_equal(r.out, "");
     run_free(&r);
     r = RUN("blame", "--table", "customer", "--key", "1", "--limit", "1");
-    expect_error(&r, "blame does not take --limit");
+    expect_usage(&r, "blame does not take --limit");
     run_free(&r);
     r = RUN("show", "4", "--table", "customer");
-    expect_error(&r, "show does not take --table");
+    expect_usage(&r, "show does not take --table");
     run_free(&r);
     r = RUN("history", "--table", "customer", "--key", "1", "--limit", "-3");
-    expect_error(&r, "invalid --limit -3: expected a count");
+    expect_usage(&r, "invalid --limit -3: expected a count");
     run_free(&r);
     r = RUN("history", "--table", "customer", "--key", "1", "--since", "99");
     expect_error(&r, "revision 99 is beyond the history");
     run_free(&r);
     r = RUN("diff", "3");
-    expect_error(&r, "usage: walrev diff");
+    expect_usage(&r, "usage: walrev diff");
     run_free(&r);
 }
 
