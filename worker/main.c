@@ -21,6 +21,7 @@
 #include "worker/config.h"
 #include "worker/pipeline.h"
 
+#include "worker/status.h"
 
 #ifndef WALREV_VERSION
 #define WALREV_VERSION "dev"
@@ -28,7 +29,7 @@
 
 #define EXIT_USAGE 2
 
-typedef enum { CMD_SETUP, CMD_RUN, CMD_RULES, CMD_TAIL, CMD_REPLAY, CMD_BASELINE } CommandKind;
+typedef enum { CMD_SETUP, CMD_RUN, CMD_RULES, CMD_TAIL, CMD_REPLAY, CMD_BASELINE, CMD_STATUS } CommandKind;
 
 typedef struct {
     const char *name;
@@ -39,6 +40,7 @@ typedef struct {
 static const Command commands[] = {
     {"setup", CMD_SETUP, "check the source and create the history store, publication and slot"},
     {"run", CMD_RUN, "stream the slot into the history store and other sinks"},
+    {"status", CMD_STATUS, "the slot, lag, rates, positions and errors; exit 1 when degraded"},
     {"rules", CMD_RULES, "print the tracking rules in force"},
     {"baseline", CMD_BASELINE, "request a table's baseline; show every table's"},
     {"tail", CMD_TAIL, "follow revisions as they are stored"},
@@ -186,6 +188,8 @@ static void print_command_help(const char *cmd, FILE *out)
                      "prints the tracking rules ([tracking] in the config file)\n");
     else if (strcmp(cmd, "tail") == 0)
         tail_print_help(out);
+    else if (strcmp(cmd, "status") == 0)
+        status_print_help(out);
     else
         replay_print_help(cmd, out);
     fprintf(out, "\nGlobal options (-c, --source, --history, --schema, --slot, --publication, -v, -q)\n"
@@ -568,6 +572,10 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
         pipeline_baseline_config(&cfg, &bcfg);
         rc = backfill_command(&bcfg, o->tables, o->ntables);
         break;
+    case CMD_STATUS:
+        optind = 0;
+        rc = status_command(&cfg, argc, argv);
+        break;
     case CMD_TAIL: /* reads Kafka or a file-sink file: no database needed */
         install_stop_handlers();
         optind = 0;
@@ -627,9 +635,12 @@ int main(int argc, char **argv)
     /* The command's own argv: argv[0] is its name. */
     int cargc = argc - optind;
     char **cargv = argv + optind;
-    if (cmd->kind == CMD_TAIL || cmd->kind == CMD_REPLAY) {
+    if (cmd->kind == CMD_TAIL || cmd->kind == CMD_REPLAY || cmd->kind == CMD_STATUS) {
         bool tail = cmd->kind == CMD_TAIL;
-        rc = split_command_args(cmd->name, tail ? tail_long_options : replay_command_options(cmd->name),
+        rc = split_command_args(cmd->name,
+                                tail                            ? tail_long_options
+                                : cmd->kind == CMD_STATUS       ? status_long_options
+                                                                : replay_command_options(cmd->name),
                                 tail ? TAIL_SHORT_OPTIONS : NULL, cargc, cargv, &o);
         if (rc) exit(rc);
         cargc = o.cmd_argc;

@@ -26,6 +26,7 @@
 #include "schema/store_sql.h"
 #include "setup/setup.h"
 #include "worker/retry.h"
+#include "worker/status.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -671,6 +672,7 @@ static WrStatus start_streaming(Pipeline *p, const SinkPosition *start, WrError 
              cfg->slot_name, LSN_ARGS(start->durable_end_lsn), (long long)start->last_revision_id,
              LSN_ARGS(sys.xlogpos));
     notify_ready();
+    status_record(cfg, "streaming", NULL);
     p->streaming_since_us = mono_now_us();
     pgo_parser_init(&p->parser, 1, false);
     return WR_OK;
@@ -913,15 +915,23 @@ int pipeline_run(const Config *cfg)
         WrStatus st = run_session(&p, &stopped, &err);
         int64_t streamed_us = p.streaming_since_us ? mono_now_us() - p.streaming_since_us : 0;
         teardown(&p, st != WR_OK);
-        if (st == WR_OK && stopped) return 0;
+        if (st == WR_OK && stopped) {
+            status_record(cfg, "stopped", NULL);
+            return 0;
+        }
         if (st != WR_RETRY) {
             log_error("msg=\"%s\" status=%s", err.msg, wr_status_name(st));
             notify_stopping();
+            status_record(cfg, "failed", &err);
             return 1;
         }
-        if (pipeline_stop_requested) return 0;
+        if (pipeline_stop_requested) {
+            status_record(cfg, "stopped", &err);
+            return 0;
+        }
         backoff_ms = retry_next_backoff_ms(backoff_ms, streamed_us);
         log_warn("msg=\"%s; retrying\" backoff_ms=%d", err.msg, backoff_ms);
+        status_record(cfg, "retrying", &err);
         if (!retry_wait(backoff_ms, err.msg, &pipeline_stop_requested)) return 0;
     }
 }

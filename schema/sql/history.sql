@@ -334,3 +334,18 @@ BEGIN
     END LOOP;
 END
 $fn$;
+
+-- The worker's state per slot, for `walrev status` (docs/cli.md#walrev-status):
+-- written by `walrev run` on a connection of its own when it starts
+-- streaming, before it retries, when it fails and when it stops; the last
+-- error stays until the next one. Not part of the history (no checksum).
+CREATE TABLE IF NOT EXISTS @schema@.worker_state (
+    slot_name        text PRIMARY KEY,
+    state            text NOT NULL CHECK (state IN ('streaming', 'retrying', 'failed', 'stopped')),
+    pid              integer,
+    state_at         timestamptz NOT NULL DEFAULT now(),
+    last_error       text,
+    last_error_class text,
+    last_error_at    timestamptz,
+    errors           bigint NOT NULL DEFAULT 0
+);

@@ -11,7 +11,9 @@
 -- resolve_point(text) -> revision id. A point is a revision id (digits), an
 -- LSN (X/X: the state after every transaction whose commit record ends at or
 -- before it, i.e. the latest revision with end_lsn <= X) or a timestamp with
--- time zone (the latest revision with commit_time <= it). Raises with a clear
+-- time zone (the latest revision with commit_time <= it) or xid:N (the
+-- revision of transaction N; a 64-bit txid_current() value is taken modulo
+-- 2^32, and after a wraparound the newest such revision). Raises with a clear
 -- message (SQLSTATE 22023) for points before the history, beyond it, or unknown.
 CREATE OR REPLACE FUNCTION @schema@.resolve_point(point text) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $fn$
@@ -43,6 +45,13 @@ BEGIN
                 USING ERRCODE = '22023';
         ELSIF NOT EXISTS (SELECT 1 FROM @schema@.revision WHERE id = r) THEN
             RAISE EXCEPTION 'unknown revision %', r USING ERRCODE = '22023';
+        END IF;
+        RETURN r;
+    ELSIF p ~* '^xid:[0-9]{1,20}$' THEN
+        SELECT id INTO r FROM @schema@.revision
+        WHERE xid = (substr(p, 5)::numeric % 4294967296)::bigint ORDER BY id DESC LIMIT 1;
+        IF r IS NULL THEN
+            RAISE EXCEPTION 'no revision of transaction % in the history', substr(p, 5) USING ERRCODE = '22023';
         END IF;
         RETURN r;
     ELSIF p ~ '^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$' THEN

@@ -15,7 +15,7 @@ for v in WALREV_SOURCE WALREV_HISTORY WALREV_SCHEMA WALREV_SLOT WALREV_PUBLICATI
   unset $v
 done
 DOCS=${WALREV_SOURCE_DIR:?}/docs/cli.md
-COMMANDS="setup run rules baseline tail verify snapshot log show history blame diff restore revert rollback"
+COMMANDS="setup run status rules baseline tail verify snapshot log show history blame diff restore revert rollback"
 
 # run_w NAME ARGS...: walrev with stdout/stderr in $OUT/NAME.{out,err}, exit code in $rc
 run_w() { local name=$1; shift; rc=0; "$WALREV_BIN" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || rc=$?; }
@@ -66,7 +66,7 @@ Try 'walrev $cmd --help'."
   expect_eq "$cmd --slot=BAD message" "$(cat "$OUT/$cmd.afterlong.err")" \
     "walrev: slot name 'Not-Valid' is not valid: use 1-63 lower-case letters, digits or _"
 done
-expect_eq "commands covered" "$ncmd" 15
+expect_eq "commands covered" "$ncmd" 16
 # every command the top-level help lists is in the table above
 listed=$("$WALREV_BIN" --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }' | sort | tr '\n' ' ')
 expect_eq "the table covers every listed command" "$listed" "$(echo $COMMANDS | tr ' ' '\n' | sort | tr '\n' ' ')"
@@ -100,6 +100,18 @@ expect_eq "a bare name is folded to lower case" "$(cat "$OUT/snapcase.out")" "7	
 run_w snapbadname --schema order snapshot --table '"My Schema'
 expect_eq "an unterminated quoted name is a usage error" "$rc" 2
 grep -qF 'invalid table name "My Schema' "$OUT/snapbadname.err" || fail "bad name message: $(cat "$OUT/snapbadname.err")"
+
+# xid:N is a point wherever a point is (17.9): the inserts' transaction, as 32-bit xid and as txid_current()
+XID=$(q $DB 'SELECT xid FROM "order".revision ORDER BY id DESC LIMIT 1')
+REV=$(q $DB 'SELECT id FROM "order".revision ORDER BY id DESC LIMIT 1')
+run_w xid --schema order snapshot --table plain --at "xid:$XID"
+expect_eq "snapshot --at xid:N" "$rc:$(cat "$OUT/xid.out")" "0:7	seven"
+grep -qF "resolved xid:$XID to revision $REV " "$OUT/xid.err" || fail "xid not resolved to $REV: $(cat "$OUT/xid.err")"
+run_w xid64 --schema order log --until "xid:$((XID + (3 << 32)))" --limit 1 --format csv
+expect_eq "log --until xid:(epoch<<32|xid)" "$rc:$(sed -n 2p "$OUT/xid64.out" | cut -d, -f1)" "0:$REV"
+run_w xidnone --schema order show "xid:$((XID + 100000))"
+expect_eq "an xid the history lacks exits 1" "$rc" 1
+grep -qF "no revision of transaction $((XID + 100000)) in the history" "$OUT/xidnone.err" || fail "xid message: $(cat "$OUT/xidnone.err")"
 
 # --source after the command wins over libpq's environment (which names a database that does not exist)
 PGDATABASE=no_such_db run_w after snapshot --table plain --source "$(conninfo $DB)" --schema order

@@ -14,7 +14,7 @@ trap 'rm -rf "$OUT"' EXIT
 UNIT=$WALREV_SOURCE_DIR/deploy/walrev.service
 
 grep -qx 'ExecStart=/usr/local/bin/walrev -c /etc/walrev/walrev.conf run' "$UNIT" || fail "ExecStart changed"
-for line in Type=notify Restart=on-failure RestartSec=5 WatchdogSec=30 User=walrev DynamicUser=no \
+for line in Type=notify Restart=on-failure RestartSec=5 RestartPreventExitStatus=2 WatchdogSec=30 User=walrev DynamicUser=no \
             ProtectSystem=strict ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes PrivateDevices=yes \
             ProtectKernelTunables=yes ProtectKernelModules=yes ProtectControlGroups=yes \
             'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' RestrictNamespaces=yes LockPersonality=yes \

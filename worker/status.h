@@ -1,0 +1,43 @@
+/*
+ * status.h — `walrev status`, one screen for an operator (docs/cli.md): the
+ * slot, lag, rates, the last revision, the history's durable position,
+ * baselines in progress, gaps and the worker's last error; and the worker's
+ * side of it, the row it keeps in <schema>.worker_state. Reads catalogs and
+ * the history store only; never touches the slot.
+ */
+#ifndef WALREV_WORKER_STATUS_H
+#define WALREV_WORKER_STATUS_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "common/common.h"
+#include "worker/config.h"
+
+/* status's options (a getopt_long table), for the CLI's split of global options. */
+extern const struct option status_long_options[];
+
+/* Print `walrev status --help` to out. */
+void status_print_help(FILE *out);
+
+/*
+ * argv[0] is "status"; options --format aligned|json, --max-lag-bytes N,
+ * --max-lag-seconds N. Prints to stdout. Returns the exit code: 0 healthy,
+ * 1 degraded (each reason printed: slot missing or inactive, WAL lost or
+ * unreserved, lag over a limit, a database unreachable), 2 usage. Blocking;
+ * opens and closes its own connections.
+ */
+int status_command(const Config *cfg, int argc, char **argv);
+
+/*
+ * Record the worker's state in <schema>.worker_state (one row per slot):
+ * state is "streaming", "retrying", "failed" or "stopped"; err (may be NULL)
+ * becomes the last error, with its status class and time. Best effort, on a
+ * connection of its own that is closed again: a history store that cannot be
+ * reached (often the very error being recorded) or lacks the table (a store
+ * set up before it: run setup) is logged at debug level and ignored. Blocks
+ * at most the connect timeout. No-op when the history store is off.
+ */
+void status_record(const Config *cfg, const char *state, const WrError *err);
+
+#endif
