@@ -14,7 +14,10 @@ typedef enum { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DE
 extern LogLevel wr_log_level;
 
 void wr_log_set_level(LogLevel level);
-/* Use through the macros below. Prints "<time> <level> <message>\n" to stderr. */
+/* True when stderr is systemd's journal stream (JOURNAL_STREAM matches it). */
+bool wr_log_to_journal(void);
+/* Use through the macros below. Prints "ts=<time> level=<level> <message>\n"
+ * to stderr, after "<priority>" when stderr is the journal (log.c). */
 void wr_log_write(LogLevel level, const char *fmt, ...) WR_PRINTF(2, 3);
 
 #define WR_LOG(level, ...)                                                                         \

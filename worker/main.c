@@ -468,12 +468,16 @@ static int build_config(Config *cfg, const Options *o)
  * more is lost than by a crash, which is nothing: the slot is confirmed only
  * up to what every sink holds, so the rest is sent again at the next start.
  */
+static bool stop_log_journal; /* set before the handler is installed */
+
 static void on_stop_signal(int sig)
 {
     if (pipeline_stop_requested) {
-        static const char msg[] = "walrev: second stop signal: exiting now; what was not yet confirmed to the "
-                                  "slot is sent again at the next start\n";
-        ssize_t ignored = write(2, msg, sizeof(msg) - 1);
+        /* a logfmt line like every other (no time: only write(2) is safe here) */
+        static const char msg[] = "<4>level=warn msg=\"second stop signal: exiting now; what was not yet confirmed "
+                                  "to the slot is sent again at the next start\"\n";
+        size_t skip = stop_log_journal ? 0 : 3; /* the journal's priority prefix only for the journal */
+        ssize_t ignored = write(2, msg + skip, sizeof(msg) - 1 - skip);
         (void)ignored;
         _exit(128 + sig);
     }
@@ -485,6 +489,7 @@ static void on_stop_signal(int sig)
 static void install_stop_handlers(void)
 {
     struct sigaction sa;
+    stop_log_journal = wr_log_to_journal();
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);

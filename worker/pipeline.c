@@ -903,6 +903,9 @@ int pipeline_create_slot(const Config *cfg, bool baseline, bool *created)
     return 0;
 }
 
+/* how long an exiting worker waits for its state row (status.h) */
+#define STATE_FLUSH_MS 3000
+
 int pipeline_run(const Config *cfg)
 {
     Pipeline p;
@@ -917,16 +920,19 @@ int pipeline_run(const Config *cfg)
         teardown(&p, st != WR_OK);
         if (st == WR_OK && stopped) {
             status_record(cfg, "stopped", NULL);
+            status_record_flush(STATE_FLUSH_MS);
             return 0;
         }
         if (st != WR_RETRY) {
             log_error("msg=\"%s\" status=%s", err.msg, wr_status_name(st));
             notify_stopping();
             status_record(cfg, "failed", &err);
+            status_record_flush(STATE_FLUSH_MS);
             return 1;
         }
         if (pipeline_stop_requested) {
             status_record(cfg, "stopped", &err);
+            status_record_flush(STATE_FLUSH_MS);
             return 0;
         }
         backoff_ms = retry_next_backoff_ms(backoff_ms, streamed_us);

@@ -8,6 +8,8 @@
 #include "worker/status.h"
 
 #include <jansson.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdarg.h>
 #include <libpq-fe.h>
 #include <stdlib.h>
@@ -44,19 +46,36 @@ void status_print_help(FILE *out)
           out);
 }
 
-/* ---- the worker's row ---- */
+/* ---- the worker's row ----
+ *
+ * Written by one background thread from a one-slot mailbox (the latest state
+ * wins), so the run loop never waits on it: the history store being recorded
+ * as unreachable is often the one that is frozen, and a connect to it would
+ * stretch every retry by the connect timeout. status_record_flush waits for
+ * it, bounded, before the process exits. */
 
-void status_record(const Config *cfg, const char *state, const WrError *err)
+typedef struct {
+    char *conninfo, *schema, *slot;
+    char state[16];
+    char error[sizeof(((WrError *)0)->msg)];
+    const char *error_class; /* static (wr_status_name); NULL: no error */
+} StateRow;
+
+static pthread_mutex_t state_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t state_cv = PTHREAD_COND_INITIALIZER;
+static StateRow state_want;
+static bool state_pending, state_busy, state_started;
+
+static void write_state(const StateRow *r)
 {
-    if (!cfg->history_enabled) return;
-    PgioConnect how = {.what = "history store (worker state)", .app_name = "walrev"};
+    PgioConnect how = {.what = "history store (worker state)", .app_name = "walrev", .bounded = true};
     PGconn *conn = NULL;
     WrError cerr = {0};
-    if (pgio_connect(cfg->history_conninfo, &how, &conn, &cerr) != WR_OK) {
-        log_debug("msg=\"could not record the worker state\" state=%s error=\"%s\"", state, cerr.msg);
+    if (pgio_connect(r->conninfo, &how, &conn, &cerr) != WR_OK) {
+        log_debug("msg=\"could not record the worker state\" state=%s error=\"%s\"", r->state, cerr.msg);
         return;
     }
-    char *schema = store_quote_ident(cfg->history_schema);
+    char *schema = store_quote_ident(r->schema);
     char *sql = xasprintf(
         "INSERT INTO %1$s.worker_state AS w (slot_name, state, pid, state_at, last_error, last_error_class, "
         "last_error_at, errors) VALUES ($1, $2, $3::int, now(), $4::text, $5::text, CASE WHEN $4::text IS NOT NULL THEN now() END, "
@@ -68,20 +87,79 @@ void status_record(const Config *cfg, const char *state, const WrError *err)
         schema);
     char pid[16];
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    const char *params[5] = {cfg->slot_name, state, pid, err && err->msg[0] ? err->msg : NULL,
-                             err && err->msg[0] ? wr_status_name(err->status) : NULL};
+    const char *params[5] = {r->slot, r->state, pid, r->error_class ? r->error : NULL, r->error_class};
     PGresult *res = PQexecParams(conn, sql, 5, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         char msg[256];
         const char *sqlstate = NULL;
         pgio_error_text(conn, res, msg, sizeof(msg), &sqlstate);
-        log_debug("msg=\"could not record the worker state\" state=%s sqlstate=%s error=\"%s\"", state,
+        log_debug("msg=\"could not record the worker state\" state=%s sqlstate=%s error=\"%s\"", r->state,
                   sqlstate ? sqlstate : "none", msg);
     }
     PQclear(res);
     free(sql);
     free(schema);
     PQfinish(conn);
+}
+
+static void *state_writer(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&state_mu);
+    for (;;) {
+        while (!state_pending) pthread_cond_wait(&state_cv, &state_mu);
+        StateRow r = state_want; /* the strings stay: only this thread frees them, below */
+        state_pending = false;
+        state_busy = true;
+        pthread_mutex_unlock(&state_mu);
+        write_state(&r);
+        pthread_mutex_lock(&state_mu);
+        state_busy = false;
+        pthread_cond_broadcast(&state_cv);
+    }
+    return NULL;
+}
+
+void status_record(const Config *cfg, const char *state, const WrError *err)
+{
+    if (!cfg->history_enabled) return;
+    pthread_mutex_lock(&state_mu);
+    if (!state_started) {
+        /* the connection settings do not change while the process runs: copied once */
+        state_want.conninfo = xstrdup(cfg->history_conninfo);
+        state_want.schema = xstrdup(cfg->history_schema);
+        state_want.slot = xstrdup(cfg->slot_name);
+        pthread_t t;
+        if (pthread_create(&t, NULL, state_writer, NULL) != 0) {
+            pthread_mutex_unlock(&state_mu);
+            log_debug("msg=\"could not start the worker state writer\"");
+            return;
+        }
+        pthread_detach(t);
+        state_started = true;
+    }
+    snprintf(state_want.state, sizeof(state_want.state), "%s", state);
+    state_want.error_class = err && err->msg[0] ? wr_status_name(err->status) : NULL;
+    snprintf(state_want.error, sizeof(state_want.error), "%s", err && err->msg[0] ? err->msg : "");
+    state_pending = true;
+    pthread_cond_broadcast(&state_cv);
+    pthread_mutex_unlock(&state_mu);
+}
+
+void status_record_flush(int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&state_mu);
+    while (state_started && (state_pending || state_busy))
+        if (pthread_cond_timedwait(&state_cv, &state_mu, &until) != 0) break;
+    pthread_mutex_unlock(&state_mu);
 }
 
 /* ---- reading ---- */

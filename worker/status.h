@@ -32,12 +32,17 @@ int status_command(const Config *cfg, int argc, char **argv);
 /*
  * Record the worker's state in <schema>.worker_state (one row per slot):
  * state is "streaming", "retrying", "failed" or "stopped"; err (may be NULL)
- * becomes the last error, with its status class and time. Best effort, on a
- * connection of its own that is closed again: a history store that cannot be
- * reached (often the very error being recorded) or lacks the table (a store
- * set up before it: run setup) is logged at debug level and ignored. Blocks
- * at most the connect timeout. No-op when the history store is off.
+ * becomes the last error, with its status class and time. Does not block:
+ * a background thread writes the latest state on a connection of its own
+ * (the first call starts it and copies cfg's history settings). Best effort:
+ * a store it cannot reach (often the very error being recorded) or without
+ * the table (set up before it: run setup) is logged at debug level. No-op
+ * when the history store is off.
  */
 void status_record(const Config *cfg, const char *state, const WrError *err);
+
+/* Wait until the state last recorded is written (or given up), at most
+ * timeout_ms: before the process exits. */
+void status_record_flush(int timeout_ms);
 
 #endif

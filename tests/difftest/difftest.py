@@ -1241,7 +1241,7 @@ def check(args, w, worker, workdir, t0):
               f"nothing a workload does may stop it). Its errors:")
         with open(os.path.join(w.workdir, "worker.log"), errors="replace") as f:
             for line in f:
-                if " error " in line or "status=fatal" in line:
+                if " level=error " in line or " error " in line or "status=fatal" in line:
                     print("  " + line.rstrip()[:400])
         return 1
     if new:

@@ -131,4 +131,15 @@ grep -qF 'warn msg="password given on the command line: other users can see it i
   || { cat $OUT/pw.err; fail "no password warning"; }
 if grep -q Hunter2Secret $OUT/pw.out $OUT/pw.err; then fail "password printed"; fi
 pass "password warned about and never printed"
+# ---- logs: logfmt, and syslog priorities when stderr is the journal ----
+: >$OUT/journal.err
+JOURNAL_STREAM=$(stat -c '%d:%i' $OUT/journal.err) timeout 10 "$WALREV_BIN" \
+  --source "host=127.0.0.1 port=1 dbname=x user=u password=Hunter2Secret" setup >/dev/null 2>>$OUT/journal.err || true
+grep -qE '^<4>ts=[0-9T:.-]+Z level=warn msg="password given on the command line' $OUT/journal.err \
+  || { cat $OUT/journal.err; fail "no <4> priority on a warning written to the journal"; }
+pass "a warning on the journal's stream carries <4>"
+JOURNAL_STREAM=1:1 "$WALREV_BIN" --source "host=127.0.0.1 port=1 dbname=x user=u password=Hunter2Secret" setup >/dev/null 2>$OUT/nojournal.err || true
+grep -qE '^ts=[0-9T:.-]+Z level=warn msg="password given' $OUT/nojournal.err || { cat $OUT/nojournal.err; fail "logfmt line"; }
+if grep -q '^<' $OUT/nojournal.err; then fail "a priority prefix on a stderr that is not the journal"; fi
+pass "logfmt lines, no priority when stderr is not the journal"
 echo "all cli tests passed"
