@@ -314,10 +314,11 @@ WrStatus browset_load_base(ReplayCtx *ctx, const BTableShape *t, int64_t rev, BR
 
 /* ------------------------------------------------------------------ create */
 
-enum { OPT_AT = 1000, OPT_TABLE, OPT_ACTOR };
-static const struct option CREATE_OPTS[] = {{"at", required_argument, NULL, OPT_AT},
+enum { OPT_AT = 1000, OPT_TABLE, OPT_ACTOR, OPT_FORMAT };
+const struct option rq_branch_options[] = {{"at", required_argument, NULL, OPT_AT},
                                             {"table", required_argument, NULL, OPT_TABLE},
                                             {"actor", required_argument, NULL, OPT_ACTOR},
+                                            {"format", required_argument, NULL, OPT_FORMAT}, /* branch list */
                                             {NULL, 0, NULL, 0}};
 
 static WrStatus check_name(const char *name, WrError *err)
@@ -583,7 +584,7 @@ static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *er
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "", CREATE_OPTS, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", rq_branch_options, NULL)) != -1) {
         switch (c) {
         case OPT_AT: at = optarg; break;
         case OPT_ACTOR: actor = optarg; break;
@@ -594,7 +595,7 @@ static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *er
         default: return rq_bad_option(ctx, argc, argv, err);
         }
     }
-    if (optind != argc - 1) return wr_error_set(err, WR_INVALID, "usage: walrev branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]");
+    if (optind != argc - 1) return rq_usage(ctx, err, "usage: walrev branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]");
     const char *name = argv[optind];
     if (check_name(name, err) != WR_OK || branch_check_actor(actor, err) != WR_OK) return err->status;
 
@@ -790,7 +791,7 @@ static WrStatus branch_list(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         } else if (strncmp(argv[i], "--format=", 9) == 0) {
             if (rq_parse_format(argv[i] + 9, &fmt, err) != WR_OK) return err->status;
         } else {
-            return wr_error_set(err, WR_INVALID, "branch list: unexpected argument %s", argv[i]);
+            return rq_usage(ctx, err, "branch list: unexpected argument %s", argv[i]);
         }
     }
     bool have = false;
@@ -832,9 +833,9 @@ static WrStatus branch_drop(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         else if (argv[i][0] != '-' && !name)
             name = argv[i];
         else
-            return wr_error_set(err, WR_INVALID, "usage: walrev branch drop NAME [--actor TYPE:ID]");
+            return rq_usage(ctx, err, "usage: walrev branch drop NAME [--actor TYPE:ID]");
     }
-    if (!name) return wr_error_set(err, WR_INVALID, "usage: walrev branch drop NAME [--actor TYPE:ID]");
+    if (!name) return rq_usage(ctx, err, "usage: walrev branch drop NAME [--actor TYPE:ID]");
     if (branch_check_actor(actor, err) != WR_OK) return err->status;
     BranchInfo b;
     if (branch_load(ctx, name, &b, err) != WR_OK) {
@@ -877,10 +878,10 @@ static WrStatus branch_drop(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 WrStatus cmd_branch(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     if (argc < 2)
-        return wr_error_set(err, WR_INVALID, "usage: walrev branch create|list|drop ... (see docs/branches.md)");
+        return rq_usage(ctx, err, "usage: walrev branch create|list|drop ... (see docs/branches.md)");
     const char *sub = argv[1];
     if (strcmp(sub, "create") == 0) return branch_create(ctx, argc - 1, argv + 1, err);
     if (strcmp(sub, "list") == 0) return branch_list(ctx, argc - 1, argv + 1, err);
     if (strcmp(sub, "drop") == 0) return branch_drop(ctx, argc - 1, argv + 1, err);
-    return wr_error_set(err, WR_INVALID, "branch: unknown subcommand %s: expected create, list or drop", sub);
+    return rq_usage(ctx, err, "branch: unknown subcommand %s: expected create, list or drop", sub);
 }

@@ -11,6 +11,7 @@
 #ifndef WALREV_REPLAY_BRANCH_H
 #define WALREV_REPLAY_BRANCH_H
 
+#include <getopt.h>
 #include <jansson.h>
 
 #include "replay/internal.h"
@@ -36,6 +37,12 @@ typedef struct {
     int ntables;
     BranchTable *tables;
 } BranchInfo;
+
+/* The options of `branch create`, `merge` and `review` (the CLI separates
+ * them from the global options by these tables). */
+extern const struct option rq_branch_options[];
+extern const struct option rq_merge_options[];
+extern const struct option rq_review_options[];
 
 void branch_info_term(BranchInfo *b);
 /* The branch called name, read on ctx->hist; WR_INVALID naming it when there is none. */

@@ -726,7 +726,7 @@ static int64_t branch_head(const BranchInfo *b, const PGresult *revs)
 }
 
 enum { OPT_RESOLVE = 1000, OPT_APPLY, OPT_ACTOR, OPT_FORMAT, OPT_APPROVE, OPT_COMMENT };
-static const struct option MERGE_OPTS[] = {{"resolve", required_argument, NULL, OPT_RESOLVE},
+const struct option rq_merge_options[] = {{"resolve", required_argument, NULL, OPT_RESOLVE},
                                            {"apply", no_argument, NULL, OPT_APPLY},
                                            {"actor", required_argument, NULL, OPT_ACTOR},
                                            {"format", required_argument, NULL, OPT_FORMAT},
@@ -749,7 +749,7 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "", MERGE_OPTS, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", rq_merge_options, NULL)) != -1) {
         switch (c) {
         case OPT_RESOLVE: resolve_path = optarg; break;
         case OPT_APPLY: apply = true; break;
@@ -761,7 +761,7 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         }
     }
     if (optind != argc - 1)
-        return wr_error_set(err, WR_INVALID, "usage: walrev merge NAME [--resolve FILE] [--apply --actor TYPE:ID]");
+        return rq_usage(ctx, err, "usage: walrev merge NAME [--resolve FILE] [--apply --actor TYPE:ID]");
     if (branch_check_actor(actor, err) != WR_OK) return err->status;
     if (apply && !actor) return wr_error_set(err, WR_INVALID, "merge --apply needs --actor TYPE:ID: the merge is attributed");
     const char *name = argv[optind];
@@ -883,7 +883,7 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 
 /* ------------------------------------------------------------------ review */
 
-static const struct option REVIEW_OPTS[] = {{"format", required_argument, NULL, OPT_FORMAT},
+const struct option rq_review_options[] = {{"format", required_argument, NULL, OPT_FORMAT},
                                             {"approve", no_argument, NULL, OPT_APPROVE},
                                             {"actor", required_argument, NULL, OPT_ACTOR},
                                             {"comment", required_argument, NULL, OPT_COMMENT},
@@ -964,7 +964,7 @@ WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "", REVIEW_OPTS, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", rq_review_options, NULL)) != -1) {
         switch (c) {
         case OPT_FORMAT: format = optarg; break;
         case OPT_APPROVE: approve = true; break;
@@ -974,9 +974,9 @@ WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         }
     }
     if (optind != argc - 1)
-        return wr_error_set(err, WR_INVALID, "usage: walrev review NAME [--format markdown|json] [--approve --actor TYPE:ID]");
+        return rq_usage(ctx, err, "usage: walrev review NAME [--format markdown|json] [--approve --actor TYPE:ID]");
     if (strcmp(format, "markdown") != 0 && strcmp(format, "json") != 0)
-        return wr_error_set(err, WR_INVALID, "unknown --format %s: expected markdown or json", format);
+        return rq_usage(ctx, err, "unknown --format %s: expected markdown or json", format);
     if (branch_check_actor(actor, err) != WR_OK) return err->status;
     if (approve && !actor) return wr_error_set(err, WR_INVALID, "review --approve needs --actor TYPE:ID");
     const char *name = argv[optind];

@@ -45,6 +45,9 @@ const struct option *replay_command_options(const char *cmd)
     if (strcmp(cmd, "snapshot") == 0) return rq_snapshot_options;
     if (strcmp(cmd, "restore") == 0 || strcmp(cmd, "revert") == 0 || strcmp(cmd, "rollback") == 0)
         return rq_undo_options;
+    if (strcmp(cmd, "branch") == 0) return rq_branch_options;
+    if (strcmp(cmd, "merge") == 0) return rq_merge_options;
+    if (strcmp(cmd, "review") == 0) return rq_review_options;
     return rq_audit_options;
 }
 
@@ -130,6 +133,31 @@ static const char *const HELP[][2] = {
      "  --table T          only table T (repeatable)\n"
      "  --apply            run the plan in one transaction on the source\n"
      "  --actor TYPE:ID    the actor of the undo (default cli:$USER)\n\n" POINT_HELP},
+    {"branch",
+     "usage: walrev [global options] branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]\n"
+     "       walrev [global options] branch list [--format F]\n"
+     "       walrev [global options] branch drop NAME [--actor TYPE:ID]\n\n"
+     "A writable copy of the tracked tables as of POINT in schema branch_NAME, captured\n"
+     "like any table; its diff and merge are `walrev diff main..NAME` and `walrev merge`.\n\n"
+     "  --at POINT         fork point (default: the newest revision)\n"
+     "  --table T          only table T (repeatable; default every tracked table)\n"
+     "  --actor TYPE:ID    who creates or drops it (recorded on its revision)\n" FORMAT_HELP "\n" POINT_HELP},
+    {"merge",
+     "usage: walrev [global options] merge NAME [--resolve FILE] [--format F] [--apply --actor TYPE:ID]\n\n"
+     "Three-way merge of branch NAME into main (base: the history at the fork point).\n"
+     "Prints the conflicts and the plan as SQL; --apply runs it as one revision.\n\n"
+     "  --resolve FILE     JSON: per table, row or cell ours, theirs or {\"value\": V}\n"
+     "  --apply            apply the plan in one transaction on the source\n"
+     "  --actor TYPE:ID    the merger (needed with --apply)\n" FORMAT_HELP},
+    {"review",
+     "usage: walrev [global options] review NAME [--format markdown|json]\n"
+     "       walrev [global options] review NAME --approve --actor TYPE:ID [--comment TEXT]\n\n"
+     "Branch NAME as a change request: what it changes, who changed what, conflicts,\n"
+     "approvals; --approve records an approval ([branches] required_approvals).\n\n"
+     "  --format F         markdown (default) or json\n"
+     "  --approve          record an approval of the branch's newest revision\n"
+     "  --actor TYPE:ID    the approver\n"
+     "  --comment TEXT     a note with the approval\n"},
 };
 
 void replay_print_help(const char *cmd, FILE *out)

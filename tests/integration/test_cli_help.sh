@@ -15,7 +15,7 @@ for v in WALREV_SOURCE WALREV_HISTORY WALREV_SCHEMA WALREV_SLOT WALREV_PUBLICATI
   unset $v
 done
 DOCS=${WALREV_SOURCE_DIR:?}/docs/cli.md
-COMMANDS="setup run status rules baseline tail verify snapshot log show history blame diff restore revert rollback"
+COMMANDS="setup run status rules baseline tail verify snapshot log show history blame diff restore revert rollback branch merge review"
 
 # run_w NAME ARGS...: walrev with stdout/stderr in $OUT/NAME.{out,err}, exit code in $rc
 run_w() { local name=$1; shift; rc=0; "$WALREV_BIN" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || rc=$?; }
@@ -66,7 +66,7 @@ Try 'walrev $cmd --help'."
   expect_eq "$cmd --slot=BAD message" "$(cat "$OUT/$cmd.afterlong.err")" \
     "walrev: slot name 'Not-Valid' is not valid: use 1-63 lower-case letters, digits or _"
 done
-expect_eq "commands covered" "$ncmd" 16
+expect_eq "commands covered" "$ncmd" 19
 # every command the top-level help lists is in the table above
 listed=$("$WALREV_BIN" --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }' | sort | tr '\n' ' ')
 expect_eq "the table covers every listed command" "$listed" "$(echo $COMMANDS | tr ' ' '\n' | sort | tr '\n' ' ')"
@@ -87,7 +87,8 @@ expect_eq "setup with libpq's defaults and --schema order exits 0" "$rc" 0
 grep -qF "created   history store" "$OUT/setup.out" || { cat "$OUT/setup.out" "$OUT/setup.err"; fail "setup made no history store"; }
 q $DB "INSERT INTO \"My Schema\".\"Tab \"\"q\"\"\" VALUES (1, 'one'), (2, NULL); INSERT INTO plain VALUES (7, 'seven')"
 LSN=$(q $DB "SELECT pg_current_wal_insert_lsn()")
-wait_for 30 test "$(q $DB "SELECT pg_current_wal_flush_lsn() >= '$LSN'")" = t || fail "WAL not flushed"
+wal_flushed() { [ "$(q $DB "SELECT pg_current_wal_flush_lsn() >= '$LSN'")" = t ]; }  # asked again on every try
+wait_for 30 wal_flushed || fail "WAL not flushed"
 run_to "$LSN" "$OUT/run.log" --schema order
 expect_eq "the inserts' revision in schema \"order\"" "$(q $DB 'SELECT n_insert FROM "order".revision ORDER BY id DESC LIMIT 1')" 3
 
