@@ -343,31 +343,6 @@ WrStatus branch_check_actor(const char *actor, WrError *err)
     return WR_OK;
 }
 
-char *branch_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char *description, json_t *meta)
-{
-    char *type, *id;
-    if (actor) {
-        const char *colon = strchr(actor, ':');
-        type = xstrndup(actor, (size_t)(colon - actor));
-        id = xstrdup(colon + 1);
-    } else {
-        type = xstrdup("cli");
-        const char *user = getenv("USER");
-        id = xstrdup(user && *user ? user : "unknown");
-    }
-    json_t *j = json_pack("{s:{s:s,s:s},s:s}", "actor", "type", type, "id", id, "description", description);
-    if (meta) json_object_set(j, "meta", meta);
-    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(j);
-    char *lit = PQescapeLiteral(conn, text, strlen(text));
-    char *sql = xasprintf("SELECT %s.context(%s::jsonb)", ctx->schema_q, lit);
-    PQfreemem(lit);
-    free(text);
-    free(type);
-    free(id);
-    return sql;
-}
-
 /* Schemas of the branches there are (their tables are never branched again). */
 static WrStatus branch_schemas(ReplayCtx *ctx, char ***out, int *n, WrError *err)
 {
@@ -680,7 +655,7 @@ static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *er
     {
         json_t *meta = json_pack("{s:s,s:s,s:I}", "branch", name, "branch_event", "create", "fork_revision", (json_int_t)pt.rev);
         char *desc = xasprintf("walrev branch create %s", name);
-        char *ctx_sql = branch_context_sql(ctx, src, actor, desc, meta);
+        char *ctx_sql = rq_context_sql(ctx, src, actor, desc, meta);
         json_decref(meta);
         free(desc);
         char *comment = xasprintf("walrev branch %s: the tracked tables as of revision %lld, writable; "
@@ -849,7 +824,7 @@ static WrStatus branch_drop(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         char *sq = rq_quote_ident(src, b.schema);
         char *desc = xasprintf("walrev branch drop %s", name);
         json_t *meta = json_pack("{s:s,s:s}", "branch", name, "branch_event", "drop");
-        char *ctx_sql = branch_context_sql(ctx, src, actor, desc, meta);
+        char *ctx_sql = rq_context_sql(ctx, src, actor, desc, meta);
         json_decref(meta);
         char *sql = xasprintf("BEGIN; %s; DROP SCHEMA IF EXISTS %s CASCADE", ctx_sql, sq);
         st = run(src, sql, err, "dropping the branch schema");

@@ -97,9 +97,6 @@ WrStatus branch_connect_history_rw(ReplayCtx *ctx, PGconn **conn, WrError *err) 
 
 /* --actor TYPE:ID (NULL passes): WR_INVALID for another form or the reserved type walrev. */
 WrStatus branch_check_actor(const char *actor, WrError *err) WR_MUSTCHECK;
-/* The SQL of a walrev.context() call on conn: actor "TYPE:ID" (NULL: cli:$USER),
- * description, meta a JSON object or NULL (borrowed). Caller frees. */
-char *branch_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char *description, json_t *meta);
 
 /* ---- commands ---- */
 WrStatus cmd_branch(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;

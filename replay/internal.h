@@ -8,6 +8,7 @@
 #define WALREV_REPLAY_INTERNAL_H
 
 #include <getopt.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdint.h>
 
@@ -81,6 +82,10 @@ WrStatus rq_resolve_point(ReplayCtx *ctx, const char *text, Point *pt, WrError *
 WrStatus rq_newest(ReplayCtx *ctx, Point *pt, WrError *err) WR_MUSTCHECK;
 /* "schema.table" or "table" (public) -> relid of the tracked table that had that name last. */
 WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrError *err) WR_MUSTCHECK;
+/* The SQL of a walrev.context() call on conn (undo plans, branches, merges):
+ * actor "TYPE:ID" (NULL: cli:$USER), description, meta a JSON object or
+ * NULL (borrowed). Caller frees. */
+char *rq_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char *description, json_t *meta);
 /* Whether the source says the table (by name, or by relid) is unlogged or
  * temporary now; then err names it so (logical decoding cannot see it). */
 bool rq_untracked_now(ReplayCtx *ctx, const char *name, uint32_t relid, WrError *err);

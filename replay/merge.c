@@ -828,7 +828,7 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         if (PQntuples(revs) == 0) strbuf_append_str(&d, "(none)");
         json_t *meta = json_pack("{s:{s:s,s:I,s:o}}", "merge", "branch", name, "fork_revision",
                                  (json_int_t)b.fork_rev, "revisions", ids);
-        ctx_sql = branch_context_sql(ctx, m.src, actor, d.data, meta);
+        ctx_sql = rq_context_sql(ctx, m.src, actor, d.data, meta);
         json_decref(meta);
         strbuf_free(&d);
     }

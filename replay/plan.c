@@ -381,30 +381,6 @@ void plan_sort(UndoPlan *u)
     }
 }
 
-static char *context_sql(UndoPlan *u, const char *actor)
-{
-    char *type, *id;
-    if (actor) {
-        const char *colon = strchr(actor, ':');
-        type = xstrndup(actor, (size_t)(colon - actor));
-        id = xstrdup(colon + 1);
-    } else {
-        type = xstrdup("cli");
-        const char *user = getenv("USER");
-        id = xstrdup(user && *user ? user : "unknown");
-    }
-    json_t *j = json_pack("{s:{s:s,s:s},s:s}", "actor", "type", type, "id", id, "description", u->description);
-    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(j);
-    char *lit = PQescapeLiteral(u->src, text, strlen(text));
-    char *sql = xasprintf("SELECT %s.context(%s)", u->ctx->schema_q, lit);
-    PQfreemem(lit);
-    free(text);
-    free(type);
-    free(id);
-    return sql;
-}
-
 /* The plan as the SQL --apply runs: one transaction that first declares the context. */
 static void print_plan(const UndoPlan *u, const char *ctx_sql)
 {
@@ -480,7 +456,7 @@ WrStatus plan_finish(UndoPlan *u, const char *actor, bool apply, WrError *err)
         if (apply) fprintf(u->ctx->err, "nothing to apply\n");
         return WR_OK;
     }
-    char *ctx_sql = context_sql(u, actor);
+    char *ctx_sql = rq_context_sql(u->ctx, u->src, actor, u->description, NULL);
     print_plan(u, ctx_sql);
     WrStatus st = WR_OK;
     if (apply)

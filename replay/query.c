@@ -536,3 +536,28 @@ WrStatus rq_usage(ReplayCtx *ctx, WrError *err, const char *fmt, ...)
     free(msg);
     return WR_INVALID;
 }
+
+char *rq_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char *description, json_t *meta)
+{
+    char *type, *id;
+    if (actor) {
+        const char *colon = strchr(actor, ':');
+        type = xstrndup(actor, (size_t)(colon - actor));
+        id = xstrdup(colon + 1);
+    } else {
+        type = xstrdup("cli");
+        const char *user = getenv("USER");
+        id = xstrdup(user && *user ? user : "unknown");
+    }
+    json_t *j = json_pack("{s:{s:s,s:s},s:s}", "actor", "type", type, "id", id, "description", description);
+    if (meta) json_object_set(j, "meta", meta);
+    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    char *lit = PQescapeLiteral(conn, text, strlen(text));
+    char *sql = xasprintf("SELECT %s.context(%s)", ctx->schema_q, lit);
+    PQfreemem(lit);
+    free(text);
+    free(type);
+    free(id);
+    return sql;
+}
