@@ -31,6 +31,11 @@ struct ReplStream {
     char where[300];   /* "host:port/dbname", for messages; never the password */
 };
 
+static ReplStreamOptions options = {.slot_wait_s = 120};
+
+void repl_stream_options_default(ReplStreamOptions *o) { *o = (ReplStreamOptions){.slot_wait_s = 120}; }
+void repl_stream_configure(const ReplStreamOptions *o) { options = *o; }
+
 /* ---- errors: classified by pgio's one SQLSTATE table ---- */
 
 /* Copy the connection's message, one line, into out. */
@@ -184,6 +189,65 @@ WrStatus repl_stream_create_temporary_slot(ReplStream *s, const char *slot, Lsn 
     return st;
 }
 
+/*
+ * Send sql and wait for its result at most options.slot_wait_s, calling
+ * options.waiting about once a second; past that (or when waiting says stop)
+ * cancel it and set *gave_up. The last result (NULL when the connection
+ * broke) is the caller's to clear.
+ */
+static PGresult *exec_bounded(ReplStream *s, const char *sql, bool *gave_up)
+{
+    *gave_up = false;
+    if (!PQsendQuery(s->conn, sql)) return NULL;
+    int64_t start = mono_now_us();
+    while (PQisBusy(s->conn)) {
+        bool stop = options.waiting && !options.waiting();
+        if (stop || (options.slot_wait_s > 0 && mono_now_us() - start >= (int64_t)options.slot_wait_s * 1000000)) {
+            char ignored[256];
+            PGcancel *cancel = PQgetCancel(s->conn);
+            if (cancel) {
+                (void)PQcancel(cancel, ignored, sizeof(ignored));
+                PQfreeCancel(cancel);
+            }
+            *gave_up = true;
+            break;
+        }
+        struct pollfd pfd = {.fd = PQsocket(s->conn), .events = POLLIN};
+        int rc = poll(&pfd, 1, 1000);
+        if (rc < 0 && errno != EINTR) break;
+        if (rc > 0 && !PQconsumeInput(s->conn)) break;
+    }
+    PGresult *last = NULL, *r;
+    while ((r = PQgetResult(s->conn)) != NULL) {
+        PQclear(last);
+        last = r;
+    }
+    /* A result that came in just as the wait ended is a slot made after all. */
+    if (*gave_up && PQresultStatus(last) == PGRES_TUPLES_OK) *gave_up = false;
+    return last;
+}
+
+/* The transactions a new slot waits for, one line into out: prepared ones
+ * (visible to every role) and the oldest holding an xid (pg_stat_activity
+ * shows another role's only to members of pg_read_all_stats). */
+static void describe_blockers(ReplStream *s, char *out, size_t size)
+{
+    static const char sql[] =
+        "SELECT coalesce(string_agg(w, '; '), 'transactions this role cannot see (pg_read_all_stats shows them)')"
+        " FROM ((SELECT format('prepared transaction %L in database %s by %s since %s', gid, database, owner,"
+        "   date_trunc('second', prepared)) AS w FROM pg_prepared_xacts ORDER BY prepared LIMIT 5)"
+        " UNION ALL (SELECT format('pid %s (%s) in database %s, in a transaction since %s', pid,"
+        "   coalesce(nullif(application_name, ''), usename), datname, date_trunc('second', xact_start))"
+        "   FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+        "   ORDER BY xact_start LIMIT 5)) b";
+    PGresult *res = NULL;
+    if (pgio_exec(s->conn, sql, 0, NULL, &res) && PQntuples(res) == 1)
+        snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
+    else
+        snprintf(out, size, "(could not list them)");
+    PQclear(res);
+}
+
 static WrStatus create_slot(ReplStream *s, const char *slot, bool temporary, bool export_snapshot,
                             Lsn *consistent_point, char *snapshot_name, size_t snapshot_size, bool *exists,
                             WrError *err)
@@ -202,10 +266,20 @@ static WrStatus create_slot(ReplStream *s, const char *slot, bool temporary, boo
     char what[200];
     snprintf(what, sizeof(what), "CREATE_REPLICATION_SLOT \"%.150s\"", slot);
 
-    PGresult *res;
-    (void)pgio_exec(s->conn, sql.data, 0, NULL, &res);
+    bool gave_up = false;
+    PGresult *res = exec_bounded(s, sql.data, &gave_up);
     strbuf_free(&sql);
     WrStatus st = WR_OK;
+    if (gave_up) {
+        char blockers[1024];
+        describe_blockers(s, blockers, sizeof(blockers));
+        st = wr_error_set(err, WR_FATAL,
+                          "%s on %s: not consistent after %d s: a new slot waits for every transaction open "
+                          "when it is created to end (a prepared one ends only by COMMIT PREPARED or ROLLBACK "
+                          "PREPARED); waiting for: %s",
+                          what, s->where, options.slot_wait_s, blockers);
+        goto done;
+    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         if (state && strcmp(state, "42710") == 0) { /* duplicate_object: already there */

@@ -27,10 +27,26 @@ void repl_stream_destroy(ReplStream *s);
 WrStatus repl_stream_identify(ReplStream *s, ReplSystemInfo *info, WrError *err) WR_MUSTCHECK;
 
 /*
+ * A new logical slot is consistent only once every transaction open when it
+ * was asked for has ended; a PREPAREd transaction never ends by itself, so
+ * without a bound the request waits forever. Process-wide, set once at start.
+ */
+typedef struct {
+    int slot_wait_s;       /* longest wait for a new slot to become consistent; 0 = forever */
+    bool (*waiting)(void); /* called about once a second while waiting (watchdog); false gives
+                            * up at once (a stop was asked); may be NULL */
+} ReplStreamOptions;
+
+/* Defaults: slot_wait_s 120, waiting NULL. */
+void repl_stream_options_default(ReplStreamOptions *o);
+void repl_stream_configure(const ReplStreamOptions *o);
+
+/*
  * CREATE_REPLICATION_SLOT slot LOGICAL pgoutput (SNAPSHOT 'export'|'nothing').
  * consistent_point and, with export, the snapshot name (valid only until the next
  * command on this connection) are returned. *exists=true (and WR_OK) when the slot
- * already existed (SQLSTATE 42710).
+ * already existed (SQLSTATE 42710). After slot_wait_s the request is cancelled:
+ * WR_FATAL naming the prepared and the oldest open transactions it waited for.
  */
 WrStatus repl_stream_create_slot(ReplStream *s, const char *slot, bool export_snapshot,
                                  Lsn *consistent_point, char *snapshot_name, size_t snapshot_size,

@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "decoder/stream.h"
 #include "pgio/pgio.h"
 #include "replay/replay.h"
 #include "schema/store_sql.h"
@@ -1248,19 +1249,26 @@ static bool ensure_capture_published(Setup *s)
 /* ---- the slot ---- */
 
 /*
- * Create the logical slot through SQL, when no baseline is wanted. With one,
- * the slot is created on a replication connection instead (the create_slot
- * hook, pipeline_create_slot), whose exported snapshot the baseline reads.
+ * Create the logical slot without a baseline. With one, the slot is created
+ * by the create_slot hook (pipeline_create_slot), whose exported snapshot the
+ * baseline reads. Both go through the replication protocol, where the wait
+ * for the transactions open now is bounded (stream.h).
  */
 static bool create_slot(Setup *s, Lsn *consistent_point)
 {
-    const char *p[] = {s->cfg->slot_name};
-    char *lsn = scalar(s, s->src, "creating the replication slot",
-                       "SELECT lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", 1, p);
-    if (!lsn) return false;
-    if (!lsn_parse(lsn, consistent_point)) *consistent_point = 0;
-    free(lsn);
-    return true;
+    WrError err = {0};
+    ReplStream *repl = NULL;
+    bool exists = false;
+    WrStatus st = repl_stream_connect(s->cfg->source_conninfo, &repl, &err);
+    if (st == WR_OK)
+        st = repl_stream_create_slot(repl, s->cfg->slot_name, false, consistent_point, NULL, 0, &exists, &err);
+    repl_stream_destroy(repl);
+    if (st == WR_OK && exists) wr_error_set(&err, st = WR_FATAL, "replication slot %s appeared meanwhile",
+                                            s->cfg->slot_name);
+    if (st == WR_OK) return true;
+    s->problems++;
+    fprintf(stderr, "error: creating the replication slot: %s\n", err.msg);
+    return false;
 }
 
 /*

@@ -39,6 +39,7 @@ void config_init(Config *cfg)
     cfg->row_cache_bytes = 16 * MIB;
     cfg->backfill_chunk_rows = 1000;
     pgio_options_default(&cfg->pgio);
+    cfg->slot_create_timeout_s = 120;
     cfg->tracking = tracking_create();
     cfg->log_level = LOG_LEVEL_INFO;
 }
@@ -225,6 +226,9 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     } else if (IS("worker", "tcp_keepalives_count")) {
         if (!parse_int(value, 1, 100, &iv, why, whylen)) return false;
         cfg->pgio.keepalives_count = iv;
+    } else if (IS("worker", "slot_create_timeout")) {
+        if (!parse_int(value, 0, 86400, &iv, why, whylen)) return false;
+        cfg->slot_create_timeout_s = iv;
     } else if (IS("worker", "reply_timeout_ms")) {
         if (!parse_int(value, 0, 86400000, &iv, why, whylen)) return false;
         cfg->pgio.reply_timeout_ms = iv;

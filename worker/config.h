@@ -43,6 +43,7 @@ typedef struct {
     size_t row_cache_bytes;    /* default 16 MiB */
     int backfill_chunk_rows;   /* rows per chunk of a table's backfill, default 1000 */
     PgioOptions pgio;          /* connect_timeout, tcp_keepalives_*, reply_timeout_ms (pgio.h defaults) */
+    int slot_create_timeout_s; /* longest wait for a new slot to become consistent (stream.h); 0 = forever */
     Lsn stop_lsn;              /* --stop-lsn; 0 = none */
     bool replica_identity_full; /* setup --replica-identity-full */
     /* [tracking] */

@@ -18,7 +18,9 @@
 #include "baseline/reconcile.h"
 #include "setup/setup.h"
 #include "tail/tail.h"
+#include "decoder/stream.h"
 #include "worker/config.h"
+#include "worker/notify.h"
 #include "worker/pipeline.h"
 
 #include "worker/status.h"
@@ -533,6 +535,20 @@ static int run_tail(int argc, char **argv, const Config *cfg)
     return rc;
 }
 
+/* While a new slot waits for open transactions: systemd's watchdog is fed
+ * and told why, and a stop ends the wait. */
+static bool slot_waiting(void)
+{
+    static int64_t last_us;
+    int64_t now = mono_now_us();
+    if (now - last_us >= 1000000) {
+        notify_watchdog();
+        notify_status("creating the replication slot: waiting for the transactions open now to end");
+        last_us = now;
+    }
+    return !pipeline_stop_requested;
+}
+
 static bool has_arg(int argc, char **argv, const char *arg)
 {
     for (int i = 1; i < argc; i++)
@@ -546,6 +562,8 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
     int rc = build_config(&cfg, o);
     if (rc) goto out;
     pgio_configure(&cfg.pgio); /* before any connection or thread */
+    ReplStreamOptions stream_opts = {.slot_wait_s = cfg.slot_create_timeout_s, .waiting = slot_waiting};
+    repl_stream_configure(&stream_opts);
     /* the context attestation key must never become history (docs/threat-model.md) */
     tracking_set_private_table(cfg.tracking, cfg.history_schema, "context_key");
 

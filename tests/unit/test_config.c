@@ -91,6 +91,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.nkafka_props, 0);
     assert_int_equal(cfg.status_interval_ms, 1000);
     assert_int_equal(cfg.row_cache_bytes, 16 * 1024 * 1024);
+    assert_int_equal(cfg.slot_create_timeout_s, 120);
     assert_int_equal(cfg.stop_lsn, 0);
     assert_non_null(cfg.tracking);
     assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
@@ -129,6 +130,7 @@ static void test_every_key(void **state)
                        "[worker]\n"
                        "status_interval_ms = 500\n"
                        "row_cache_mb = 64\n"
+                       "slot_create_timeout = 0\n"
                        "[tracking]\n"
                        "exclude = public.audit_*\n"
                        "untracked = public.users.last_seen\n"
@@ -163,6 +165,7 @@ static void test_every_key(void **state)
     assert_string_equal(cfg.kafka_props[2].value, "semi;colon#hash");
     assert_int_equal(cfg.status_interval_ms, 500);
     assert_int_equal(cfg.row_cache_bytes, 64 * 1024 * 1024);
+    assert_int_equal(cfg.slot_create_timeout_s, 0);
     assert_true(tracking_table_excluded(cfg.tracking, "public", "audit_x"));
     assert_int_equal(tracking_column_mode(cfg.tracking, "public", "users", "last_seen"),
                      TRACK_UNTRACKED);
@@ -208,6 +211,8 @@ static void test_errors_name_file_and_line(void **state)
                  "2: [history] batch_max_revisions: '99999999999999999999' is not an integer");
     expect_error("[worker]\nrow_cache_mb = -1\n",
                  "2: [worker] row_cache_mb: -1 is out of range [0, 1048576]");
+    expect_error("[worker]\nslot_create_timeout = 86401\n",
+                 "2: [worker] slot_create_timeout: 86401 is out of range [0, 86400]");
     expect_error("[worker]\nstatus_interval_ms = 5\n",
                  "2: [worker] status_interval_ms: 5 is out of range [10, 3600000]");
     expect_error("[history]\nenabled = maybe\n",
