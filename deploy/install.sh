@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # install.sh — installs walrev as a systemd service: the binary, a system
 # user, the unit, the example config (an existing config is never
-# overwritten) and the docs. Run as root. See docs/cli.md.
+# overwritten), the docs and the man pages the build made. Run as root.
+# See docs/install.md (the Debian package installs the same files).
 #
 #   deploy/install.sh [--binary PATH] [--destdir DIR] [--no-user] [--no-systemctl]
 #
@@ -16,7 +17,7 @@ destdir=""
 make_user=1
 run_systemctl=1
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -63,8 +64,18 @@ else
   echo "kept existing $confdir/walrev.conf"
 fi
 install -d -m 0750 "$statedir"
-for d in cli.md configuration.md tracking.md history-store.md checksums.md; do
-  if [ -f "$repo/docs/$d" ]; then install -m 0644 "$repo/docs/$d" "$docdir/$d"; fi
+# Every doc, as the package installs them (deploy/CMakeLists.txt globs docs/*.md).
+for d in "$repo"/README.md "$repo"/docs/*.md; do
+  install -m 0644 "$d" "$docdir/$(basename "$d")"
+done
+# The man pages, when the build made them (pandoc; see docs/install.md).
+mandir=$destdir/usr/local/share/man
+bindir_of_build=$(dirname "$(dirname "$binary")")
+for page in "$bindir_of_build"/deploy/man/walrev.1.gz "$bindir_of_build"/deploy/man/walrev.conf.5.gz; do
+  [ -f "$page" ] || continue
+  section=${page%.gz}; section=${section##*.}
+  install -d -m 0755 "$mandir/man$section"
+  install -m 0644 "$page" "$mandir/man$section/"
 done
 if id walrev >/dev/null 2>&1 && [ -z "$destdir" ]; then
   chown root:walrev "$confdir" "$confdir/walrev.conf"

@@ -12,6 +12,7 @@ packages=(
   libpq-dev postgresql-15 postgresql-contrib postgresql-15-wal2json postgresql-15-periods
   librdkafka-dev libmsgpack-dev libcmocka-dev libjansson-dev libinih-dev libssl-dev
   kcat gnuplot-nox python3-msgpack python3-psycopg2 python3-confluent-kafka valgrind systemd jq
+  pandoc lintian dpkg-dev man-db
 )
 
 missing=()

@@ -60,9 +60,16 @@ pass "example config shows every key"
 bash "$WALREV_SOURCE_DIR/deploy/install.sh" --binary "$WALREV_BIN" --destdir "$OUT/root" >"$OUT/install.log" 2>&1 \
   || { cat "$OUT/install.log"; fail "install.sh"; }
 for f in usr/local/bin/walrev etc/systemd/system/walrev.service etc/walrev/walrev.conf \
-         etc/walrev/walrev.conf.example usr/local/share/doc/walrev/configuration.md; do
+         etc/walrev/walrev.conf.example usr/local/share/doc/walrev/README.md; do
   [ -e "$OUT/root/$f" ] || { cat "$OUT/install.log"; fail "install.sh did not install $f"; }
 done
+for doc in "$WALREV_SOURCE_DIR"/docs/*.md; do
+  [ -e "$OUT/root/usr/local/share/doc/walrev/$(basename "$doc")" ] || fail "install.sh did not install docs/$(basename "$doc")"
+done
+if [ -f "$(dirname "$(dirname "$WALREV_BIN")")/deploy/man/walrev.1.gz" ]; then
+  [ -e "$OUT/root/usr/local/share/man/man1/walrev.1.gz" ] && [ -e "$OUT/root/usr/local/share/man/man5/walrev.conf.5.gz" ] \
+    || fail "install.sh did not install the man pages the build made"
+fi
 [ "$(stat -c %a "$OUT/root/etc/walrev/walrev.conf")" = 640 ] || fail "config is not mode 0640"
 "$OUT/root/usr/local/bin/walrev" --version >/dev/null || fail "installed binary does not run"
 echo "# local edit" >>"$OUT/root/etc/walrev/walrev.conf"
