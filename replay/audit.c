@@ -221,7 +221,10 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
                                    "     WHERE d.relid = $1::oid AND ($6::text IS NULL OR d.key = $6)))",
                                    ctx->schema_q);
         }
-        char *sql = xasprintf("SELECT l.revision, l.commit_time, l.actor_type, l.actor_id, l.description, "
+        /* A quarantined revision (docs/history-store.md#quarantine) says so where its description goes. */
+        char *sql = xasprintf("SELECT l.revision, l.commit_time, l.actor_type, l.actor_id, "
+                              "CASE WHEN EXISTS (SELECT 1 FROM %1$s.revision r WHERE r.id = l.revision AND r.quarantined) "
+                              "THEN '[quarantined] ' || coalesce(l.description, '') ELSE l.description END AS description, "
                               "l.inserts, l.updates, l.deletes, l.truncates "
                               "FROM %1$s.revision_log l "
                               "WHERE ($2::bigint IS NULL OR l.revision > $2::bigint) "

@@ -219,6 +219,37 @@ static WrStatus report_gaps(ReplayCtx *ctx, PGconn *conn, WrError *err)
     return WR_OK;
 }
 
+/*
+ * Quarantined revisions (docs/history-store.md#quarantine): stored whole as
+ * raw msgpack because the store refused them twice. Reported, not failed:
+ * nothing is lost and the chain links through them, but replay does not see
+ * their changes until an operator restores them.
+ */
+static WrStatus report_quarantine(ReplayCtx *ctx, PGconn *conn, WrError *err)
+{
+    char *ns = PQescapeLiteral(conn, ctx->opts->schema ? ctx->opts->schema : "walrev",
+                               strlen(ctx->opts->schema ? ctx->opts->schema : "walrev"));
+    PGresult *res = rq_execf(conn, err, "SELECT to_regclass(quote_ident(%s) || '.quarantine') IS NOT NULL", ns);
+    PQfreemem(ns);
+    if (!res) return wr_error_prefix(err, "reading the quarantined revisions");
+    bool has = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (!has) return WR_OK;
+    res = rq_execf(conn, err,
+                   "SELECT q.revision_id, q.xid, q.commit_lsn, octet_length(q.raw), coalesce(q.sqlstate, '?'), "
+                   "replace(q.error, E'\\n', ' ') FROM %s.quarantine q ORDER BY q.revision_id",
+                   ctx->schema_q);
+    if (!res) return wr_error_prefix(err, "reading the quarantined revisions");
+    for (int i = 0; i < PQntuples(res); i++)
+        fprintf(ctx->out,
+                "quarantined: revision %s (xid %s, commit %s): the history store refused it twice (SQLSTATE %s: %s); "
+                "kept whole as %s bytes of msgpack in %s.quarantine, its changes not in the tables\n",
+                PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 4),
+                PQgetvalue(res, i, 5), PQgetvalue(res, i, 3), ctx->schema_q);
+    PQclear(res);
+    return WR_OK;
+}
+
 /* `walrev verify`: history_verify (verify.c) on its own idle connection. */
 static WrStatus cmd_verify(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
@@ -231,6 +262,7 @@ static WrStatus cmd_verify(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     WrStatus st = history_verify(conn, ctx->opts->schema ? ctx->opts->schema : "walrev", &checked, &first_bad, why,
                                  sizeof(why), err);
     if (st == WR_OK) st = report_gaps(ctx, conn, err);
+    if (st == WR_OK) st = report_quarantine(ctx, conn, err);
     PQfinish(conn);
     if (st != WR_OK) return st;
     if (first_bad != 0)

@@ -371,6 +371,7 @@ typedef struct {
     Ctx c;
     Cursor rc, cc, dc, vc; /* revision, revision_context, object_delta, relation_version */
     bool has_erased;       /* the store has erased_value (GDPR erasure) */
+    bool has_quarantine;   /* the store has quarantine (docs/history-store.md#quarantine) */
     RevisionHasher *hh;
     DeltaScratch sc;
     RelationVersion rv;
@@ -391,14 +392,26 @@ static WrStatus open_cursors(Walk *w, const char *qs)
     WrStatus st = exec(&w->c, "SELECT to_regclass($1) IS NOT NULL", 1, p, &res, "looking for erased_value");
     if (st == WR_OK) w->has_erased = PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
     PQclear(res);
+    res = NULL;
+    if (st == WR_OK) {
+        strbuf_reset(&q);
+        strbuf_appendf(&q, "%s.quarantine", qs);
+        const char *qp[1] = {q.data};
+        st = exec(&w->c, "SELECT to_regclass($1) IS NOT NULL", 1, qp, &res, "looking for quarantine");
+        if (st == WR_OK) w->has_quarantine = PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
+        PQclear(res);
+    }
     if (st == WR_OK) {
         strbuf_reset(&q);
         strbuf_appendf(&q,
-                       "SELECT id, xid, commit_lsn, end_lsn, commit_time, origin, "
-                       "gid, n_insert::bigint, n_update::bigint, n_delete::bigint, n_truncate::bigint, "
-                       "n_snapshot::bigint, n_suppressed::bigint, warnings, checksum "
-                       "FROM %s.revision ORDER BY id",
-                       qs);
+                       "SELECT r.id, r.xid, r.commit_lsn, r.end_lsn, r.commit_time, r.origin, "
+                       "r.gid, r.n_insert::bigint, r.n_update::bigint, r.n_delete::bigint, r.n_truncate::bigint, "
+                       "r.n_snapshot::bigint, r.n_suppressed::bigint, r.warnings, r.checksum");
+        if (w->has_quarantine)
+            strbuf_appendf(&q, ", r.quarantined, q.revision_id IS NOT NULL FROM %s.revision r "
+                               "LEFT JOIN %s.quarantine q ON q.revision_id = r.id ORDER BY r.id", qs, qs);
+        else
+            strbuf_appendf(&q, ", false, false FROM %s.revision r ORDER BY r.id", qs);
         st = open_cursor(&w->c, &w->rc, q.data, "revision");
     }
     if (st == WR_OK) {
@@ -581,6 +594,33 @@ static WrStatus check_revision(Walk *w, uint8_t prev[WALREV_CHECKSUM_LEN], int64
     }
     memcpy(rev.parent_checksum, prev, WALREV_CHECKSUM_LEN);
     revhash_begin(w->hh);
+    /* A quarantined revision (docs/history-store.md#quarantine) has its
+     * content only in walrev.quarantine's raw msgpack: the chain links
+     * through its stored checksum, the relation versions it covers are
+     * checked against their own, and it must have no rows in the tables the
+     * chain hashes. `walrev verify` reports every one. */
+    bool quarantined = !*bad && f_text(rc, 15).len == 1 && f_text(rc, 15).data[0] == 1;
+    if (quarantined) {
+        bool has_row = f_text(rc, 16).len == 1 && f_text(rc, 16).data[0] == 1, has_ctx = false, has_delta = false;
+        st = next_row_of(w, &w->cc, 0, rev.id, &has_ctx);
+        if (st == WR_OK) st = next_row_of(w, &w->dc, D_REV, rev.id, &has_delta);
+        if (st == WR_OK) st = hash_relations(w, rev.id, bad);
+        if (st == WR_OK && !*bad && (!has_row || has_ctx || has_delta)) {
+            snprintf(w->why, w->why_size,
+                     "revision %" PRId64 ": flagged quarantined but %s", rev.id,
+                     !has_row ? "the quarantine table holds no row for it" : "it has contexts or deltas in the tables");
+            *w->first_bad = rev.id;
+            *bad = true;
+        }
+        if (st == WR_OK && !*bad) {
+            memcpy(prev, stored.data, WALREV_CHECKSUM_LEN);
+            *prev_id = rev.id;
+        }
+        free(origin);
+        free(gid);
+        free(warnings);
+        return st;
+    }
     if (!*bad) st = hash_contexts(w, rev.id);
     if (!*bad && st == WR_OK) st = hash_relations(w, rev.id, bad);
     if (!*bad && st == WR_OK) st = hash_deltas(w, rev.id, bad);

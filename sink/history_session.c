@@ -40,6 +40,14 @@ WrStatus hsession_fail(HistorySink *h, const PGresult *res, WrError *err, const 
                      sqlstate ? sqlstate : "none", msg);
     }
     if (err && sqlstate) snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
+    /* A data error is remembered for the worker (sink_history_failure): it
+     * commits the revisions again one by one, then quarantines the one that
+     * fails again (history_quarantine.c). */
+    h->data_failed = !lost && sqlstate && pgio_classify_sqlstate(sqlstate) == PGIO_DATA;
+    if (h->data_failed) {
+        snprintf(h->data_error, sizeof(h->data_error), "%.500s", err ? err->msg : msg);
+        snprintf(h->data_sqlstate, sizeof(h->data_sqlstate), "%s", sqlstate);
+    }
     h->failed = true;
     h->failed_status = st;
     return st;

@@ -17,6 +17,8 @@
 #ifndef WALREV_SINK_HISTORY_SESSION_H
 #define WALREV_SINK_HISTORY_SESSION_H
 
+#include <stdio.h>
+
 #include <libpq-fe.h>
 
 #include "schema/digest.h"
@@ -118,6 +120,21 @@ struct HistorySink {
     size_t nredigested, capredigested;
     DigestKey dkey; /* digest_key, read at open */
 
+    /* Data errors and quarantine (history_quarantine.c, docs/history-store.md#quarantine). */
+    bool data_failed;        /* the last failure was a data error (pgio: PGIO_DATA) */
+    char data_error[512];    /* its message */
+    char data_sqlstate[6];
+    Lsn cur_commit_lsn;      /* the revision begun last */
+    uint32_t cur_xid;
+    Lsn isolate_until;       /* revisions committing at or before this are committed one per batch */
+    Lsn quarantine_lsn;      /* the revision committing at this LSN is stored quarantined; 0: none */
+    char *quarantine_error;  /* why (the store's error the second time) */
+    char quarantine_sqlstate[6];
+    bool quarantining;       /* the revision in flight is the quarantined one */
+    FILE *qraw;              /* its msgpack messages, spooled (bounded memory) */
+    void *qmpc;              /* its MpcRevision (msgpack_codec.h) */
+    const char *inject_data_error; /* WALREV_TEST_INJECT_DATA_ERROR: see history_quarantine.c */
+
     HistoryReader reader; /* its reading side; reader.h == this */
 
     /* Scratch. */
@@ -169,6 +186,22 @@ bool hsession_maybe_unsent(const HistorySink *h, uint32_t relid, const char *key
 void hsession_clear_unsent(HistorySink *h);
 /* Drop the queued row-digest changes (the batch is rolled back or they were applied). */
 void hsession_dg_clear(HistorySink *h);
+
+/* ---- quarantine (history_quarantine.c) ---- */
+
+/* Whether the revision being begun (commit LSN) is the one to quarantine; if so
+ * start spooling it. WR_FATAL when the spool cannot be made. */
+WrStatus hquarantine_begin(HistorySink *h, const Revision *rev, WrError *err) WR_MUSTCHECK;
+/* The quarantined revision's parts, spooled as msgpack instead of written. */
+void hquarantine_relation(HistorySink *h, const RelationVersion *rv);
+void hquarantine_context(HistorySink *h, const RevisionContext *ctx);
+WrStatus hquarantine_delta(HistorySink *h, const Revision *rev, const ObjectDelta *d, WrError *err) WR_MUSTCHECK;
+/* Its end: the quarantine row and the flagged revision row, into the open batch. */
+WrStatus hquarantine_commit(HistorySink *h, const Revision *rev, WrError *err) WR_MUSTCHECK;
+/* Drop the spool (abort, destroy). */
+void hquarantine_reset(HistorySink *h);
+/* The test-only fault: true when d's new values hold the injected marker. */
+bool hquarantine_injects(const HistorySink *h, const ObjectDelta *d);
 
 /* ---- the reader's, used by the writer at open (history_reader.c) ---- */
 

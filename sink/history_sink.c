@@ -334,6 +334,7 @@ static WrStatus hs_write_relation(Sink *s, const RelationVersion *rv, WrError *e
         h->rels = xrealloc(h->rels, h->caprels * sizeof(RelSeen));
     }
     h->rels[h->nrels++] = (RelSeen){rv->relid, rv->version, false};
+    hquarantine_relation(h, rv);
     return WR_OK;
 }
 
@@ -351,6 +352,7 @@ static WrStatus hs_begin_revision(Sink *s, const Revision *rev, WrError *err)
                             "); refusing to write a gap or a duplicate",
                             rev->id, h->next_id_base + 1);
     st = hsession_ensure_tx(h, err);
+    if (st == WR_OK) st = hquarantine_begin(h, rev, err);
     if (st != WR_OK) return st;
     h->in_revision = true;
     h->cur_id = rev->id;
@@ -383,6 +385,10 @@ static WrStatus hs_write_context(Sink *s, const Revision *rev, const RevisionCon
     HistorySink *h = s->impl;
     WrStatus st = check_in_revision(h, rev, "write_context", err);
     if (st != WR_OK) return st;
+    if (h->quarantining) {
+        hquarantine_context(h, ctx);
+        return WR_OK;
+    }
     StrBuf *b = &h->buf[TB_CONTEXT];
     strbuf_appendf(b, "%" PRId64 "\t%d\t", rev->id, (int)ctx->no);
     append_lsn(b, ctx->lsn);
@@ -460,11 +466,13 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
     HistorySink *h = s->impl;
     WrStatus st = check_in_revision(h, rev, "write_delta", err);
     if (st != WR_OK) return st;
+    if (h->quarantining) return hquarantine_delta(h, rev, d, err);
     const RelationVersion *rv = d->relver;
     StrBuf *b = &h->buf[TB_DELTA];
     strbuf_appendf(b, "%" PRId64 "\t%" PRId32 "\t%" PRIu32 "\t%" PRId32 "\t%c\t", rev->id, d->seq, rv->relid,
                    rv->version, (char)d->op);
     append_str_field(b, d->key);
+    if (hquarantine_injects(h, d)) strbuf_append_str(b, "\\000"); /* test-only: a NUL the server refuses */
     strbuf_appendf(b, "\t%d\t", (int)d->context_no);
     /* Scalar form (format 3): one attribute with no flag, the common
      * single-column UPDATE, skips four array headers (~70 bytes a row). */
@@ -536,6 +544,17 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
     if (!h->in_revision || h->cur_id != rev->id)
         return wr_error_set(err, WR_FATAL, "history store: commit of revision %" PRId64 " which was not begun",
                             rev->id);
+    if (h->quarantining) {
+        st = hquarantine_commit(h, rev, err);
+        if (st != WR_OK) return st;
+        h->in_revision = false;
+        h->next_id_base = rev->id;
+        h->batch_last_id = rev->id;
+        h->batch_end_lsn = rev->end_lsn;
+        memcpy(h->batch_checksum, rev->checksum, WALREV_CHECKSUM_LEN);
+        h->batch_revisions++;
+        return WR_OK;
+    }
     StrBuf *b = &h->buf[TB_REVISION];
     const RevisionContext *c = rev->first_context;
     char ts[48];
@@ -749,6 +768,9 @@ static bool hs_wants_flush(Sink *s, int64_t now_us, bool idle)
 {
     HistorySink *h = s->impl;
     if (!h->in_tx) return false;
+    /* Isolating a data error: each revision through isolate_until is a batch of its own. */
+    if (h->isolate_until && !h->in_revision && h->batch_revisions > 0 && h->cur_commit_lsn <= h->isolate_until)
+        return true;
     start_batch_timer(h, now_us);
     return batch_due(h, now_us, idle);
 }
@@ -879,6 +901,7 @@ static void hs_abort(Sink *s)
         PQclear(res);
     }
     reset_batch(h, false);
+    hquarantine_reset(h);
     h->nkf_due = 0;
     if (!h->broken) h->failed = false;
 }
@@ -895,6 +918,8 @@ static void hs_destroy(Sink *s)
         keyframer_stop(h->keyframer);
     }
     if (h->conn) PQfinish(h->conn);
+    hquarantine_reset(h);
+    free(h->quarantine_error);
     for (int t = 0; t < TB_COUNT; t++) {
         strbuf_free(&h->buf[t]);
         free(h->copy_sql[t]);
@@ -949,6 +974,35 @@ void sink_history_lookup_as_of(Sink *s, int64_t revision_id)
     ((HistorySink *)s->impl)->lookup_as_of = revision_id > 0 ? revision_id : 0;
 }
 
+bool sink_history_failure(Sink *s, HistoryFailure *f)
+{
+    memset(f, 0, sizeof(*f));
+    if (!s || s->ops != &history_ops) return false;
+    HistorySink *h = s->impl;
+    if (!h->failed || !h->data_failed) return false;
+    f->first_id = h->durable_id + 1;
+    f->last_id = h->in_revision ? h->cur_id : h->next_id_base;
+    f->last_commit_lsn = h->cur_commit_lsn;
+    f->last_xid = h->cur_xid;
+    snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", h->data_sqlstate);
+    snprintf(f->error, sizeof(f->error), "%s", h->data_error);
+    return true;
+}
+
+void sink_history_isolate(Sink *s, Lsn until)
+{
+    ((HistorySink *)s->impl)->isolate_until = until;
+}
+
+void sink_history_quarantine(Sink *s, Lsn commit_lsn, const char *sqlstate, const char *error)
+{
+    HistorySink *h = s->impl;
+    h->quarantine_lsn = commit_lsn;
+    free(h->quarantine_error);
+    h->quarantine_error = error ? xstrdup(error) : NULL;
+    snprintf(h->quarantine_sqlstate, sizeof(h->quarantine_sqlstate), "%s", sqlstate ? sqlstate : "");
+}
+
 void sink_history_wait_keyframes(Sink *s)
 {
     HistorySink *h = s->impl;
@@ -988,6 +1042,12 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
     }
     strbuf_init(&h->tmp);
     for (int i = 0; i < 4; i++) strbuf_init(&h->dg[i]);
+    const char *inject = getenv("WALREV_TEST_INJECT_DATA_ERROR");
+    if (inject && inject[0]) {
+        h->inject_data_error = inject;
+        log_warn("msg=\"test fault injection on: deltas with this value fail in the history store\" "
+                 "WALREV_TEST_INJECT_DATA_ERROR=\"%s\"", inject);
+    }
     Sink *s = xcalloc(1, sizeof(*s));
     s->ops = &history_ops;
     s->impl = h;

@@ -126,6 +126,27 @@ void sink_history_wait_keyframes(Sink *s);
  */
 void sink_history_lookup_as_of(Sink *s, int64_t revision_id);
 
+/*
+ * Data errors and quarantine (docs/history-store.md#quarantine). After a
+ * failed session: whether the history store's failure was a data error
+ * (pgio's class PGIO_DATA), and which revisions its open batch held
+ * (first_id..last_id; the last begun commits at last_commit_lsn).
+ */
+typedef struct {
+    int64_t first_id, last_id;
+    Lsn last_commit_lsn;
+    uint32_t last_xid;
+    char sqlstate[6];
+    char error[512];
+} HistoryFailure;
+bool sink_history_failure(Sink *s, HistoryFailure *f);
+/* Commit every revision that commits at or before until in a batch of its own
+ * (to find the one a data error comes from); 0: batches as usual. */
+void sink_history_isolate(Sink *s, Lsn until);
+/* Store the revision committing at commit_lsn quarantined (raw msgpack in
+ * walrev.quarantine, its revision row flagged) with this error; once. */
+void sink_history_quarantine(Sink *s, Lsn commit_lsn, const char *sqlstate, const char *error);
+
 typedef struct {
     const char *path;         /* "-" for stdout */
     bool fsync;               /* fsync at each flush (default true for files) */

@@ -67,6 +67,14 @@ typedef struct {
     bool has_attest_key;
     /* The history store's ids of revisions it holds that another sink lacks. */
     KnownIds *known_ids;
+    /* Data errors of the history store, across sessions (on_data_error):
+     * revisions through isolate_until are committed one per batch; the one
+     * committing at quarantine_lsn is stored quarantined. */
+    Lsn isolate_until;
+    Lsn quarantine_lsn;
+    char quarantine_sqlstate[6];
+    char quarantine_error[512];
+    int data_failures; /* since the last revision was named for quarantine */
 } Pipeline;
 
 /* A read-ahead stops at this many messages or bytes (memory stays bounded with large rows). */
@@ -343,6 +351,9 @@ static WrStatus create_sinks(Pipeline *p, WrError *err)
         };
         p->history = sink_history_create(&h);
         p->history_index = fanout_add(p->fanout, "history", p->history);
+        if (p->isolate_until) sink_history_isolate(p->history, p->isolate_until);
+        if (p->quarantine_lsn)
+            sink_history_quarantine(p->history, p->quarantine_lsn, p->quarantine_sqlstate, p->quarantine_error);
     }
     if (cfg->file_path) {
         FileSinkConfig f = {.path = cfg->file_path, .fsync = strcmp(cfg->file_path, "-") != 0};
@@ -903,6 +914,41 @@ int pipeline_create_slot(const Config *cfg, bool baseline, bool *created)
     return 0;
 }
 
+/* Data errors in a row, none of them naming a revision, before the worker gives up. */
+#define DATA_FAILURES_MAX 4
+
+/*
+ * A session the history store ended with a data error (docs/history-store.md#quarantine)
+ * is not the end: the first time, the revisions of the failed batch are
+ * committed again one per batch; a revision that then fails alone has failed
+ * twice and the next session stores it quarantined. Returns the status the
+ * session ends with: WR_RETRY for those two, else st unchanged (a failure to
+ * store the quarantined form itself stays fatal).
+ */
+static WrStatus on_data_error(Pipeline *p, WrStatus st, WrError *err)
+{
+    HistoryFailure f;
+    if (st == WR_OK || st == WR_RETRY || !p->history || !sink_history_failure(p->history, &f)) return st;
+    if (f.first_id > f.last_id || ++p->data_failures > DATA_FAILURES_MAX) return st;
+    if (f.first_id == f.last_id && f.last_commit_lsn <= p->isolate_until) {
+        if (p->quarantine_lsn == f.last_commit_lsn) return st; /* its quarantined form failed too */
+        p->quarantine_lsn = f.last_commit_lsn;
+        snprintf(p->quarantine_sqlstate, sizeof(p->quarantine_sqlstate), "%s", f.sqlstate);
+        snprintf(p->quarantine_error, sizeof(p->quarantine_error), "%s", f.error);
+        p->data_failures = 0;
+        log_error("msg=\"revision failed twice on a data error; the next session stores it quarantined\" revision=%lld "
+                  "xid=%u commit_lsn=" LSN_FMT " sqlstate=%s error=\"%s\"",
+                  (long long)f.last_id, f.last_xid, LSN_ARGS(f.last_commit_lsn), f.sqlstate, f.error);
+    } else {
+        if (f.last_commit_lsn > p->isolate_until) p->isolate_until = f.last_commit_lsn;
+        log_warn("msg=\"data error in the history store; committing revisions %lld to %lld one by one to find it\" "
+                 "through_lsn=" LSN_FMT " sqlstate=%s error=\"%s\"",
+                 (long long)f.first_id, (long long)f.last_id, LSN_ARGS(p->isolate_until), f.sqlstate, f.error);
+    }
+    err->status = WR_RETRY;
+    return WR_RETRY;
+}
+
 /* how long an exiting worker waits for its state row (status.h) */
 #define STATE_FLUSH_MS 3000
 
@@ -916,6 +962,7 @@ int pipeline_run(const Config *cfg)
         bool stopped = false;
         p.streaming_since_us = 0;
         WrStatus st = run_session(&p, &stopped, &err);
+        st = on_data_error(&p, st, &err);
         int64_t streamed_us = p.streaming_since_us ? mono_now_us() - p.streaming_since_us : 0;
         teardown(&p, st != WR_OK);
         if (st == WR_OK && stopped) {

@@ -211,6 +211,25 @@ CREATE TABLE IF NOT EXISTS @schema@.checkpoint (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- Quarantine (docs/history-store.md#quarantine): a revision the store
+-- refused twice with a data error (SQLSTATE class 22 or 54, pgio's table) is
+-- kept whole here as the msgpack messages the file sink writes for it
+-- (relations, deltas with their contexts, the revision message:
+-- docs/file-format.md), so the stream goes on and nothing is lost. Its
+-- revision row is written with quarantined = true and no contexts or deltas;
+-- replay does not see its changes, and verify reports it.
+CREATE TABLE IF NOT EXISTS @schema@.quarantine (
+    revision_id    bigint PRIMARY KEY,
+    xid            bigint NOT NULL,
+    commit_lsn     pg_lsn NOT NULL,
+    end_lsn        pg_lsn NOT NULL,
+    sqlstate       text,
+    error          text NOT NULL,           -- the store's error the second time
+    raw            bytea NOT NULL,          -- its msgpack messages, concatenated
+    quarantined_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE @schema@.revision ADD COLUMN IF NOT EXISTS quarantined boolean NOT NULL DEFAULT false;
+
 -- object_delta with every row in the array form, whichever form it was
 -- written in: what every reader of attributes selects from, so the array
 -- parsing of the SQL functions and of the C readers is the same for both.
