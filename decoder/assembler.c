@@ -112,10 +112,14 @@ Assembler *assembler_create(const AssemblerConfig *cfg, const AssemblerOutput *o
     a->relcache = relcache_create(cfg->rules);
     a->rowcache = rowcache_create(cfg->row_cache_bytes ? cfg->row_cache_bytes : (size_t)16 << 20);
     a->hasher = revhash_create();
-    if (cfg->digest_key)
+    if (cfg->digest_key) {
         a->dkey = *cfg->digest_key;
-    else
+        /* The store's secret keys the values' hashes in the chain (format 5):
+         * what erasure keeps of a value is then no personal data. */
+        revhash_set_value_key(a->hasher, a->dkey.key);
+    } else {
         digest_key_random(&a->dkey);
+    }
     a->cfg.digest_key = NULL; /* copied into dkey */
     strbuf_init(&a->origin);
     strbuf_init(&a->warnings);

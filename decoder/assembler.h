@@ -87,7 +87,10 @@ typedef struct {
 typedef struct {
     const TrackingRules *rules; /* borrowed; NULL tracks everything */
     size_t row_cache_bytes;     /* 0: default 16 MiB */
-    const DigestKey *digest_key; /* the store's secret (copied); NULL: a random one for this process */
+    /* The store's secret (copied): keys row digests and, since format 5, the
+     * hash each attribute value enters the checksum chain by. NULL: a random
+     * one for this process's digests, and values hashed by bare SHA-256. */
+    const DigestKey *digest_key;
     /* No sink keeps a position (Kafka only, stdout): a revision's id is its
      * commit LSN as an integer instead of last id + 1, so ids stay unique
      * and increasing across restarts and crashes, and a transaction the slot

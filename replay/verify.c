@@ -18,10 +18,13 @@
 #include "schema/store_sql.h"
 
 /*
- * Set in attr_flags by erasure after the fact (docs/history-store.md), so it
- * never entered the checksum: verify masks it out before hashing.
+ * Set in attr_flags by erasure after the fact (docs/history-store.md): 0x08
+ * the new value erased, 0x10 the old one. They never entered the checksum,
+ * so verify masks them out before hashing.
  */
-#define VERIFY_ATTR_ERASED 0x08
+#define VERIFY_ATTR_ERASED_NEW 0x08
+#define VERIFY_ATTR_ERASED_OLD 0x10
+#define VERIFY_ATTR_ERASED (VERIFY_ATTR_ERASED_NEW | VERIFY_ATTR_ERASED_OLD)
 #define FETCH_ROWS 500
 
 typedef struct {
@@ -223,11 +226,12 @@ static bool hash_delta(RevisionHasher *hh, const Cursor *dc, bool has_erased, De
         }
         sc->hashes[2 * i] = sc->hashes[2 * i + 1] = NULL;
         if (ok && (a->flags & VERIFY_ATTR_ERASED)) {
+            uint8_t erased = a->flags & VERIFY_ATTR_ERASED;
             a->flags &= (uint8_t)~VERIFY_ATTR_ERASED;
             any_erased = true;
             for (int side = 0; side < 2; side++) {
                 const Value *val = side ? &a->new_value : &a->old_value;
-                if (val->data) continue;
+                if (val->data || !(erased & (side ? VERIFY_ATTR_ERASED_NEW : VERIFY_ATTR_ERASED_OLD))) continue;
                 /* Find (col_id, which) among the erased hashes of this delta. */
                 BinArray ec, ew, eh;
                 if (!has_erased || !arr_open(dc, D_ECOLS, &ec) || !arr_open(dc, D_EWHICH, &ew) ||
@@ -245,7 +249,8 @@ static bool hash_delta(RevisionHasher *hh, const Cursor *dc, bool has_erased, De
                 }
             }
             /* An erased value is NULL in the arrays; without its hash the chain cannot be checked. */
-            if (!sc->hashes[2 * i] && !sc->hashes[2 * i + 1]) {
+            if (((erased & VERIFY_ATTR_ERASED_OLD) && !sc->hashes[2 * i]) ||
+                ((erased & VERIFY_ATTR_ERASED_NEW) && !sc->hashes[2 * i + 1])) {
                 snprintf(why, why_size,
                          "revision %" PRId64 " seq %" PRId32 " col_id %d: erased value has no hash in "
                          "erased_value",
@@ -266,6 +271,64 @@ static bool hash_delta(RevisionHasher *hh, const Cursor *dc, bool has_erased, De
     revhash_add_delta(hh, &d, any_erased ? sc->hashes : NULL);
     free(keystr);
     return true;
+}
+
+/*
+ * Format 5: the first revision whose values enter the chain keyed
+ * (store_info.keyed_values_from; INT64_MAX in an older store) and the key.
+ * Only walrev's role may read digest_key: a reader's role that cannot is
+ * told so when any revision needs it, rather than failing every revision.
+ */
+static WrStatus read_value_key(Ctx *c, const char *qs, int64_t *from, uint8_t key[WALREV_VALUE_KEY_LEN])
+{
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "SELECT (SELECT value::bigint FROM %s.store_info WHERE key = 'keyed_values_from'), "
+                   "(SELECT max(id) FROM %s.revision), "
+                   "CASE WHEN to_regclass($1::text) IS NULL THEN false ELSE has_table_privilege($1::text, 'SELECT') END",
+                   qs, qs);
+    StrBuf rel;
+    strbuf_init(&rel);
+    strbuf_appendf(&rel, "%s.digest_key", qs);
+    const char *p[1] = {rel.data};
+    PGresult *res = NULL;
+    WrStatus st = exec(c, q.data, 1, p, &res, "reading store_info.keyed_values_from");
+    strbuf_free(&rel);
+    if (st != WR_OK) goto out;
+    bool ok = true;
+    Cursor r = {"", res, 0, false};
+    if (PQgetisnull(res, 0, 0)) goto out; /* before format 5: every value by SHA-256 */
+    *from = f_int(&r, 0, &ok);
+    int64_t max_id = PQgetisnull(res, 0, 1) ? 0 : f_int(&r, 1, &ok);
+    bool readable = PQgetlength(res, 0, 2) == 1 && PQgetvalue(res, 0, 2)[0] == 1;
+    if (!ok) {
+        st = wr_error_set(c->err, WR_FATAL, "verify: store_info.keyed_values_from is malformed");
+        goto out;
+    }
+    if (max_id < *from) goto out; /* no revision needs the key */
+    if (!readable) {
+        st = wr_error_set(c->err, WR_FATAL,
+                          "verify: revisions from %" PRId64 " hash their values with the store's secret "
+                          "(%s.digest_key), which this role cannot read: run verify as walrev's role",
+                          *from, qs);
+        goto out;
+    }
+    PQclear(res);
+    res = NULL;
+    strbuf_reset(&q);
+    strbuf_appendf(&q, "SELECT key FROM %s.digest_key", qs);
+    st = exec(c, q.data, 0, NULL, &res, "reading digest_key");
+    if (st != WR_OK) goto out;
+    if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != WALREV_VALUE_KEY_LEN) {
+        st = wr_error_set(c->err, WR_FATAL, "verify: %s.digest_key must hold one 32-byte key", qs);
+        goto out;
+    }
+    memcpy(key, PQgetvalue(res, 0, 0), WALREV_VALUE_KEY_LEN);
+out:
+    PQclear(res);
+    strbuf_free(&q);
+    return st;
 }
 
 /* Columns of the relation version cursor. */
@@ -372,6 +435,8 @@ typedef struct {
     Cursor rc, cc, dc, vc; /* revision, revision_context, object_delta, relation_version */
     bool has_erased;       /* the store has erased_value (GDPR erasure) */
     bool has_quarantine;   /* the store has quarantine (docs/history-store.md#quarantine) */
+    int64_t keyed_from;    /* format 5: the first revision whose values are hashed keyed (INT64_MAX: none) */
+    uint8_t vkey[WALREV_VALUE_KEY_LEN];
     RevisionHasher *hh;
     DeltaScratch sc;
     RelationVersion rv;
@@ -593,6 +658,7 @@ static WrStatus check_revision(Walk *w, uint8_t prev[WALREV_CHECKSUM_LEN], int64
         *bad = true;
     }
     memcpy(rev.parent_checksum, prev, WALREV_CHECKSUM_LEN);
+    revhash_set_value_key(w->hh, rev.id >= w->keyed_from ? w->vkey : NULL);
     revhash_begin(w->hh);
     /* A quarantined revision (docs/history-store.md#quarantine) has its
      * content only in walrev.quarantine's raw msgpack: the chain links
@@ -663,7 +729,8 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
               .hh = revhash_create(),
               .why = why,
               .why_size = why_size,
-              .first_bad = first_bad};
+              .first_bad = first_bad,
+              .keyed_from = INT64_MAX};
     strbuf_init(&w.covered);
     bool in_tx = false;
     WrStatus st;
@@ -676,6 +743,9 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
     if (st != WR_OK) goto done;
     in_tx = true;
     st = open_cursors(&w, qs);
+    if (st != WR_OK) goto done;
+
+    st = read_value_key(&w.c, qs, &w.keyed_from, w.vkey);
     if (st != WR_OK) goto done;
 
     /*

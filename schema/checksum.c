@@ -19,6 +19,11 @@ struct RevisionHasher {
     EVP_MD_CTX *value;  /* one value's digest; never shared with the three above */
     EVP_MD *md; /* fetched once; freed with the hasher */
     EVP_MD_CTX *relation; /* one relation version's digest */
+    /* Keyed value hashes (format 5): HMAC-SHA-256 under the store's
+     * digest_key, from contexts already fed with key^ipad and key^opad, so a
+     * value costs two context copies more than a bare SHA-256. */
+    bool keyed;
+    EVP_MD_CTX *kin, *kout;
     /* Relation versions this revision covers; few (one per schema change). */
     struct RelEntry {
         uint32_t relid;
@@ -54,6 +59,37 @@ static void digest_value(EVP_MD_CTX *scratch, const EVP_MD *md, const char *data
     EVP_DigestInit_ex(scratch, md, NULL);
     EVP_DigestUpdate(scratch, data, len);
     EVP_DigestFinal_ex(scratch, out, &n);
+}
+
+static void hmac_value(RevisionHasher *h, const char *data, size_t len, uint8_t out[WALREV_CHECKSUM_LEN])
+{
+    uint8_t inner[WALREV_CHECKSUM_LEN];
+    unsigned int n = 0;
+    EVP_MD_CTX_copy_ex(h->value, h->kin);
+    EVP_DigestUpdate(h->value, data, len);
+    EVP_DigestFinal_ex(h->value, inner, &n);
+    EVP_MD_CTX_copy_ex(h->value, h->kout);
+    EVP_DigestUpdate(h->value, inner, sizeof(inner));
+    EVP_DigestFinal_ex(h->value, out, &n);
+}
+
+/* An attribute's value: tag 0 = NULL; tag 1 + its hash (keyed in format 5). */
+static void update_attr_value(RevisionHasher *h, EVP_MD_CTX *c, const char *data, size_t len,
+                              const uint8_t *precomputed)
+{
+    if (!data && !precomputed) {
+        update_u8(c, 0);
+        return;
+    }
+    uint8_t sum[WALREV_CHECKSUM_LEN];
+    if (precomputed)
+        memcpy(sum, precomputed, sizeof(sum));
+    else if (h->keyed)
+        hmac_value(h, data, len, sum);
+    else
+        digest_value(h->value, h->md, data, len, sum);
+    update_u8(c, 1);
+    EVP_DigestUpdate(c, sum, sizeof(sum));
 }
 
 /* Tag 0 = NULL; tag 1 + SHA-256(value bytes). */
@@ -94,7 +130,9 @@ RevisionHasher *revhash_create(void)
     h->final = EVP_MD_CTX_new();
     h->value = EVP_MD_CTX_new();
     h->relation = EVP_MD_CTX_new();
-    if (!h->contexts || !h->deltas || !h->final || !h->value || !h->relation) {
+    h->kin = EVP_MD_CTX_new();
+    h->kout = EVP_MD_CTX_new();
+    if (!h->contexts || !h->deltas || !h->final || !h->value || !h->relation || !h->kin || !h->kout) {
         fprintf(stderr, "walrev: out of memory creating SHA-256 contexts\n");
         abort();
     }
@@ -109,9 +147,29 @@ void revhash_destroy(RevisionHasher *h)
     EVP_MD_CTX_free(h->final);
     EVP_MD_CTX_free(h->value);
     EVP_MD_CTX_free(h->relation);
+    EVP_MD_CTX_free(h->kin);
+    EVP_MD_CTX_free(h->kout);
     EVP_MD_free(h->md);
     free(h->rels);
     free(h);
+}
+
+void revhash_set_value_key(RevisionHasher *h, const uint8_t *key)
+{
+    h->keyed = key != NULL;
+    if (!key) return;
+    /* HMAC (RFC 2104) with a 32-byte key: the key zero-padded to SHA-256's
+     * 64-byte block, XORed with 0x36 for the inner and 0x5c for the outer hash. */
+    uint8_t ipad[64], opad[64];
+    for (int i = 0; i < 64; i++) {
+        uint8_t k = i < WALREV_VALUE_KEY_LEN ? key[i] : 0;
+        ipad[i] = k ^ 0x36;
+        opad[i] = k ^ 0x5c;
+    }
+    EVP_DigestInit_ex(h->kin, h->md, NULL);
+    EVP_DigestUpdate(h->kin, ipad, sizeof(ipad));
+    EVP_DigestInit_ex(h->kout, h->md, NULL);
+    EVP_DigestUpdate(h->kout, opad, sizeof(opad));
 }
 
 void revhash_begin(RevisionHasher *h)
@@ -203,9 +261,9 @@ void revhash_add_delta(RevisionHasher *h, const ObjectDelta *d, const uint8_t *c
         const AttributeDelta *a = &d->attrs[i];
         update_u16(c, (uint16_t)a->col_id);
         update_u8(c, a->flags);
-        update_value(h, c, a->old_value.data, a->old_value.len, value_hashes ? value_hashes[2 * i] : NULL);
-        update_value(h, c, a->new_value.data, a->new_value.len,
-                     value_hashes ? value_hashes[2 * i + 1] : NULL);
+        update_attr_value(h, c, a->old_value.data, a->old_value.len, value_hashes ? value_hashes[2 * i] : NULL);
+        update_attr_value(h, c, a->new_value.data, a->new_value.len,
+                          value_hashes ? value_hashes[2 * i + 1] : NULL);
     }
 }
 
@@ -260,6 +318,16 @@ void revhash_value(const Value *v, uint8_t out[WALREV_CHECKSUM_LEN])
 {
     unsigned int n = 0;
     EVP_Digest(v->data ? v->data : "", v->data ? v->len : 0, out, &n, EVP_sha256(), NULL);
+}
+
+void revhash_attr_value(RevisionHasher *h, const Value *v, uint8_t out[WALREV_CHECKSUM_LEN])
+{
+    const char *data = v->data ? v->data : "";
+    size_t len = v->data ? v->len : 0;
+    if (h->keyed)
+        hmac_value(h, data, len, out);
+    else
+        digest_value(h->value, h->md, data, len, out);
 }
 
 void checksum_to_hex(const uint8_t sum[WALREV_CHECKSUM_LEN], char out[2 * WALREV_CHECKSUM_LEN + 1])

@@ -1,4 +1,4 @@
--- walrev history store, format version 4.
+-- walrev history store, format version 5.
 -- @schema@ is replaced by the configured history schema (default walrev).
 -- Every statement is idempotent: `walrev setup` runs this file each time.
 -- Layout and reasons: docs/history-store.md.
@@ -21,8 +21,12 @@ CREATE TABLE IF NOT EXISTS @schema@.store_info (
 -- exactly is stored sanitised, with the hash of its exact bytes) and the
 -- relation_version columns below (the checksum chain covers relation
 -- versions; STORED generated columns); versions written before have them NULL.
-INSERT INTO @schema@.store_info VALUES ('format_version', '4')
-    ON CONFLICT (key) DO UPDATE SET value = '4' WHERE store_info.value IN ('1', '2', '3');
+-- Format 5 keys the hash each attribute value enters the checksum chain by
+-- (HMAC-SHA-256 under digest_key instead of SHA-256), so what erasure keeps
+-- of a value is no personal data; store_info.keyed_values_from (set below)
+-- is the first revision hashed so, and revisions before it keep theirs.
+INSERT INTO @schema@.store_info VALUES ('format_version', '5')
+    ON CONFLICT (key) DO UPDATE SET value = '5' WHERE store_info.value IN ('1', '2', '3', '4');
 DROP TABLE IF EXISTS @schema@.row_state;
 
 -- One committed transaction. id is dense, in commit order.
@@ -48,6 +52,12 @@ CREATE TABLE IF NOT EXISTS @schema@.revision (
     warnings        text,
     checksum        bytea NOT NULL
 );
+-- The first revision whose values enter the chain keyed (format 5): 1 in a
+-- new store, the next id in a store upgraded from an earlier format (its
+-- worker must be stopped: an older walrev refuses a format 5 store).
+INSERT INTO @schema@.store_info
+    SELECT 'keyed_values_from', (coalesce(max(id), 0) + 1)::text FROM @schema@.revision
+    ON CONFLICT (key) DO NOTHING;
 -- The parent checksum (which the chain hashes) is the checksum of revision
 -- id - 1, or 32 zero bytes for revision 1: ids are dense, so formats 1 and 2
 -- stored the same 33 bytes twice per revision. walrev verify takes it from

@@ -102,11 +102,15 @@ typedef struct {
     RevisionContext ctx[4];
     int nctx;
     uint8_t last[WALREV_CHECKSUM_LEN];
+    bool has_key;
+    uint8_t vkey[32];
     int64_t next_id;
     Lsn lsn;
     int32_t seq;
     WrError err;
 } TW;
+
+static int64_t g_keyed_from = 1; /* store_info.keyed_values_from of the chains built */
 
 static HistorySinkConfig cfg_for(const char *schema)
 {
@@ -123,6 +127,10 @@ static WrStatus tw_open_cfg(TW *tw, const HistorySinkConfig *cfg, SinkPosition *
     WrStatus st = tw->sink->ops->open(tw->sink, &p, &tw->err);
     if (st == WR_OK) {
         memcpy(tw->last, p.last_checksum, WALREV_CHECKSUM_LEN);
+        /* Format 5: values enter the chain keyed by the store's secret, as the worker hashes them
+         * (from revision g_keyed_from: v_mixed has bare SHA-256 revisions before it). */
+        tw->has_key = p.has_digest_key;
+        memcpy(tw->vkey, p.digest_key, sizeof(tw->vkey));
         tw->next_id = p.last_revision_id + 1;
         tw->lsn = p.durable_end_lsn ? p.durable_end_lsn + 0x100 : 0x2000000;
         if (pos) *pos = p;
@@ -161,6 +169,7 @@ static void tw_begin(TW *tw)
     memcpy(tw->rev.parent_checksum, tw->last, WALREV_CHECKSUM_LEN);
     tw->nctx = 0;
     tw->seq = 0;
+    revhash_set_value_key(tw->hh, tw->has_key && tw->rev.id >= g_keyed_from ? tw->vkey : NULL);
     revhash_begin(tw->hh);
     OK(tw->sink->ops->begin_revision(tw->sink, &tw->rev, &tw->err));
 }
@@ -308,7 +317,7 @@ static void test_missing_schema(void **state)
     cfg = cfg_for("old fmt");
     assert_int_equal(tw_open_cfg(tw, &cfg, NULL), WR_FATAL);
     assert_string_equal(tw->err.msg, "history store: schema \"old fmt\" has format_version 2, this walrev "
-                                     "needs 4: run `walrev setup`");
+                                     "needs 5: run `walrev setup`");
     tw_close(tw);
 
     /* Unreachable server: retry, and the message never carries the password. */
@@ -1049,27 +1058,80 @@ static void test_verify(void **state)
     ts_exec(g_admin, "UPDATE v_meta.revision SET n_update = 3 WHERE id = 3");
     expect_verify("v_meta", 2, 3, "revision 3: stored checksum ");
 
-    /* GDPR erasure: the value is replaced by NULL + flag 0x08 and its hash kept aside. */
+    /* GDPR erasure: the value is replaced by NULL + flag 0x08 (new) / 0x10 (old) and its keyed hash
+     * (HMAC under digest_key, format 5) kept aside. */
     build_chain("v_erase");
+    char *newv = ts_query_value(g_admin, "SELECT new_value FROM v_erase.object_delta_arrays d, "
+                                         "unnest(d.new_values) AS new_value WHERE revision_id = 3 AND seq = 1");
+    char *oldv = ts_query_value(g_admin, "SELECT old_value FROM v_erase.object_delta_arrays d, "
+                                         "unnest(d.old_values) AS old_value WHERE revision_id = 3 AND seq = 1");
+    char *keyhex = ts_query_value(g_admin, "SELECT encode(key, 'hex') FROM v_erase.digest_key");
+    uint8_t vkey[32];
+    for (int i = 0; i < 32; i++) {
+        unsigned b = 0;
+        sscanf(keyhex + 2 * i, "%2x", &b);
+        vkey[i] = (uint8_t)b;
+    }
+    RevisionHasher *vh = revhash_create();
+    uint8_t hn[32], ho[32];
+    char hnx[65], hox[65];
+    revhash_set_value_key(vh, vkey);
+    revhash_attr_value(vh, &(Value){newv, strlen(newv)}, hn);
+    revhash_attr_value(vh, &(Value){oldv, strlen(oldv)}, ho);
+    checksum_to_hex(hn, hnx);
+    checksum_to_hex(ho, hox);
+    revhash_destroy(vh);
+    /* The bare SHA-256 of the value (what format 4 chained) no longer stands in for it. */
     ts_exec(g_admin,
             "CREATE TABLE v_erase.erased_value (revision_id bigint, seq integer, col_id smallint, which \"char\", "
             "value_hash bytea, PRIMARY KEY (revision_id, seq, col_id, which));"
-            "INSERT INTO v_erase.erased_value SELECT 3, 1, 2, 'n', sha256(convert_to('secret value', 'UTF8'));"
+            "INSERT INTO v_erase.erased_value SELECT 3, 1, 2, 'n', sha256(convert_to('%s', 'UTF8'));"
             "UPDATE v_erase.object_delta SET new_value = NULL, attr_flags = '{8}' "
-            "WHERE revision_id = 3 AND seq = 1");
+            "WHERE revision_id = 3 AND seq = 1", newv);
+    expect_verify("v_erase", 2, 3, "revision 3: stored checksum ");
+    ts_exec(g_admin, "UPDATE v_erase.erased_value SET value_hash = '\\x%s' WHERE which = 'n'", hnx);
     expect_verify("v_erase", 5, 0, NULL);
     /* The old value of the same change erased too, and hashed correctly. */
     ts_exec(g_admin,
-            "INSERT INTO v_erase.erased_value SELECT 3, 1, 2, 'o', sha256(convert_to(old_value, 'UTF8')) "
-            "FROM v_erase.object_delta WHERE revision_id = 3 AND seq = 1;"
-            "UPDATE v_erase.object_delta SET old_value = NULL WHERE revision_id = 3 AND seq = 1");
+            "INSERT INTO v_erase.erased_value VALUES (3, 1, 2, 'o', '\\x%s');"
+            "UPDATE v_erase.object_delta SET old_value = NULL, attr_flags = '{24}' WHERE revision_id = 3 AND seq = 1",
+            hox);
     expect_verify("v_erase", 5, 0, NULL);
+    free(newv);
+    free(oldv);
+    free(keyhex);
     /* A wrong hash breaks the chain at that revision. */
     ts_exec(g_admin, "UPDATE v_erase.erased_value SET value_hash = sha256('x') WHERE which = 'n'");
     expect_verify("v_erase", 2, 3, "revision 3: stored checksum ");
     /* Erased without a recorded hash. */
     ts_exec(g_admin, "DELETE FROM v_erase.erased_value");
     expect_verify("v_erase", 2, 3, "revision 3 seq 1 col_id 2: erased value has no hash in erased_value");
+
+    /* A store upgraded to format 5 after revision 2: revisions 1-2 hashed their values bare,
+     * 3-5 keyed; verify follows store_info.keyed_values_from, and either scheme alone fails. */
+    g_keyed_from = 3;
+    build_chain("v_mixed");
+    g_keyed_from = 1;
+    ts_exec(g_admin, "UPDATE v_mixed.store_info SET value = '3' WHERE key = 'keyed_values_from'");
+    expect_verify("v_mixed", 5, 0, NULL);
+    ts_exec(g_admin, "UPDATE v_mixed.store_info SET value = '1' WHERE key = 'keyed_values_from'");
+    expect_verify("v_mixed", 0, 1, "revision 1: stored checksum ");
+    ts_exec(g_admin, "DELETE FROM v_mixed.store_info WHERE key = 'keyed_values_from'");
+    expect_verify("v_mixed", 2, 3, "revision 3: stored checksum ");
+    /* A role that cannot read the store's secret is told so. */
+    ts_exec(g_admin, "INSERT INTO v_mixed.store_info VALUES ('keyed_values_from', '3');"
+                     "DROP ROLE IF EXISTS v_nokey; CREATE ROLE v_nokey;"
+                     "GRANT USAGE ON SCHEMA v_mixed TO v_nokey; GRANT SELECT ON ALL TABLES IN SCHEMA v_mixed TO v_nokey;"
+                     "REVOKE ALL ON v_mixed.digest_key FROM v_nokey; SET ROLE v_nokey");
+    {
+        int64_t checked = 0, bad = 0;
+        char why[256];
+        WrError err;
+        assert_int_equal(history_verify(g_admin, "v_mixed", &checked, &bad, why, sizeof(why), &err), WR_FATAL);
+        ts_exec(g_admin, "RESET ROLE");
+        assert_non_null(strstr(err.msg, "revisions from 3 hash their values with the store's secret "
+                                        "(v_mixed.digest_key), which this role cannot read"));
+    }
 
     /* An empty store verifies trivially; a missing schema is an error. */
     setup_schema("v_empty");

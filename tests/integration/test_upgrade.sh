@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Upgrade of a format 2 history store to the current format (4) by `walrev setup`: a history
+# Upgrade of a format 2 history store to the current format (5) by `walrev setup`: a history
 # is recorded, rewritten into a store made by the format 2 DDL
 # (history_format2.sql) as a format 2 worker writes it (every delta in arrays,
 # revision.parent_checksum filled); the worker refuses it; setup upgrades it
@@ -61,6 +61,7 @@ q $DB "SET client_min_messages = warning; SET walrev.publish_new_schema = off; C
        CREATE TABLE f3.tracked_table AS SELECT * FROM walrev.tracked_table;
        CREATE TABLE f3.checkpoint AS SELECT * FROM walrev.checkpoint;
        CREATE TABLE f3.backfill AS SELECT * FROM walrev.backfill;
+       CREATE UNLOGGED TABLE public.f3_key AS SELECT key FROM walrev.digest_key;
        DROP SCHEMA walrev CASCADE"
 sed 's/@schema@/walrev/g' "$(dirname "$0")/history_format2.sql" | $PSQL -d $DB >/dev/null
 q $DB "SET client_min_messages = warning;
@@ -90,27 +91,34 @@ expect_eq "a format 2 store with single-column deltas in arrays" \
 
 # The worker refuses it until setup has upgraded it.
 if W run --stop-lsn "$(current_lsn $DB)" >"$OUT/refused.out" 2>&1; then fail "run on a format 2 store"; fi
-grep -q "has format_version 2, this walrev needs 4: run \`walrev setup\`" "$OUT/refused.out" ||
+grep -q "has format_version 2, this walrev needs 5: run \`walrev setup\`" "$OUT/refused.out" ||
   { cat "$OUT/refused.out"; fail "the refusal names the format"; }
 pass "the worker refuses a format 2 store"
 
 for i in 1 2; do
   W setup >"$OUT/setup$i.out" 2>&1 || { cat "$OUT/setup$i.out"; fail "setup $i on the format 2 store"; }
 done
-expect_eq "setup (twice) upgrades in place: format 4, parent_checksum gone, scalar columns and raw_sha256 added, rows kept" \
+expect_eq "setup (twice) upgrades in place: format 5, parent_checksum gone, scalar columns and raw_sha256 added, rows kept, values keyed from the next revision" \
   "$(q $DB "$H SELECT value,
        (SELECT count(*) FROM pg_attribute WHERE attrelid = 'walrev.revision'::regclass AND attname = 'parent_checksum' AND NOT attisdropped),
        (SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'walrev.object_delta'::regclass
           AND attname IN ('col_id', 'old_value', 'new_value') AND NOT attisdropped),
        (SELECT count(*) FROM revision), (SELECT count(*) FROM object_delta WHERE col_id IS NOT NULL),
        (SELECT count(*) FROM pg_attribute WHERE attrelid = 'walrev.revision_context'::regclass AND attname = 'raw_sha256' AND NOT attisdropped)
-     FROM store_info WHERE key = 'format_version'")" "4|0|col_id,old_value,new_value|$n2|0|1"
+       , (SELECT value FROM store_info WHERE key = 'keyed_values_from')
+     FROM store_info WHERE key = 'format_version'")" "5|0|col_id,old_value,new_value|$n2|0|1|$((n2 + 1))"
 # This history was recorded by a format 4 worker, whose chain covers the
 # relation versions; a format 2 store has no columns for that, so they come
 # back from the copy once setup has added them (kept in an unlogged table,
 # which no publication carries).
+# Likewise its values entered the chain keyed by its store's secret (format
+# 5) from revision 1; the boundary setup set for a real upgrade (the next
+# revision) is checked above, and test_history_sink's v_mixed verifies a
+# chain hashed bare before it and keyed after.
 q $DB "UPDATE walrev.relation_version r SET covered_by = c.covered_by, checksum = c.checksum
-       FROM public.f3_rv_chain c WHERE c.relid = r.relid AND c.version = r.version; DROP TABLE public.f3_rv_chain"
+       FROM public.f3_rv_chain c WHERE c.relid = r.relid AND c.version = r.version; DROP TABLE public.f3_rv_chain;
+       UPDATE walrev.digest_key SET key = (SELECT key FROM public.f3_key); DROP TABLE public.f3_key;
+       UPDATE walrev.store_info SET value = '1' WHERE key = 'keyed_values_from'"
 W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail "verify after the upgrade"; }
 pass "verify after the upgrade: $(cat "$OUT/verify.out")"
 check_snapshots "after the upgrade"

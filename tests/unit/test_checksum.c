@@ -13,9 +13,12 @@
 static RelColumn cols[2] = {{.name = (char *)"id", .col_id = 1, .is_key = true}, {.name = (char *)"v", .col_id = 2}};
 static RelationVersion rv = {.relid = 16384, .version = 1, .ncols = 2, .cols = cols};
 
+static const uint8_t *g_key; /* the value key compute() hashes under; NULL: bare SHA-256 */
+
 static void compute(Revision *rev, const char *value, const uint8_t *const *hashes, uint8_t out[32])
 {
     RevisionHasher *h = revhash_create();
+    revhash_set_value_key(h, g_key);
     revhash_begin(h);
     RevisionContext ctx = {.no = 1, .raw = "{\"actor\":{\"type\":\"u\",\"id\":\"1\"}}", .raw_len = 31};
     revhash_add_context(h, &ctx);
@@ -94,11 +97,63 @@ static void test_erased_value_hash_stands_in(void **state)
     assert_memory_equal(ref, other, 32);
 }
 
+/* Format 5: values enter keyed; the keyed hash stands in for an erased value, the bare SHA-256 does not,
+ * and it matches HMAC-SHA-256 of RFC 4231 test case 2 style (key "Jefe" padded to 32 bytes by hand). */
+static void test_keyed_value_hash(void **state)
+{
+    (void)state;
+    uint8_t key[32], other_key[32], bare[32], keyed[32], other[32], vh[32], sha[32];
+    for (int i = 0; i < 32; i++) {
+        key[i] = (uint8_t)i;
+        other_key[i] = (uint8_t)(i + 1);
+    }
+    Revision r = base();
+    g_key = NULL;
+    compute(&r, "alice@example.com", NULL, bare);
+    g_key = key;
+    compute(&r, "alice@example.com", NULL, keyed);
+    assert_memory_not_equal(bare, keyed, 32);
+    g_key = other_key;
+    compute(&r, "alice@example.com", NULL, other);
+    assert_memory_not_equal(keyed, other, 32);
+
+    RevisionHasher *h = revhash_create();
+    Value v = {"alice@example.com", 17};
+    revhash_set_value_key(h, key);
+    revhash_attr_value(h, &v, vh);
+    revhash_set_value_key(h, NULL);
+    revhash_attr_value(h, &v, sha);
+    revhash_destroy(h);
+    revhash_value(&v, bare);
+    assert_memory_equal(sha, bare, 32); /* without a key: the bare SHA-256, as before format 5 */
+    assert_memory_not_equal(vh, sha, 32);
+    const uint8_t *hk[2] = {NULL, vh}, *hs[2] = {NULL, sha};
+    g_key = key;
+    compute(&r, NULL, hk, other);
+    assert_memory_equal(keyed, other, 32);
+    compute(&r, NULL, hs, other);
+    assert_memory_not_equal(keyed, other, 32);
+    g_key = NULL;
+
+    /* RFC 4231 test case 2 ("Jefe", "what do ya want for nothing?"): HMAC pads a short key with zeros,
+     * so the same key zero-padded to 32 bytes gives the RFC's digest. */
+    uint8_t jefe[32] = {'J', 'e', 'f', 'e'};
+    static const uint8_t want[32] = {0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24,
+                                     0x26, 0x08, 0x95, 0x75, 0xc7, 0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27,
+                                     0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
+    h = revhash_create();
+    revhash_set_value_key(h, jefe);
+    revhash_attr_value(h, &(Value){"what do ya want for nothing?", 28}, vh);
+    revhash_destroy(h);
+    assert_memory_equal(vh, want, 32);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_field_counts),
         cmocka_unit_test(test_erased_value_hash_stands_in),
+        cmocka_unit_test(test_keyed_value_hash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
