@@ -702,6 +702,36 @@ static bool is_control(const Assembler *a, const RelationVersion *rv)
            strcmp(rv->relname, ASSEMBLER_DDL_TABLE) == 0;
 }
 
+/* walrev's erasure requests (<control_schema>.erasure_log, `walrev erase`): history like any table. */
+static bool is_erasure_log(const Assembler *a, const RelationVersion *rv)
+{
+    return a->cfg.control_schema && strcmp(rv->nspname, a->cfg.control_schema) == 0 &&
+           strcmp(rv->relname, ASSEMBLER_ERASURE_TABLE) == 0;
+}
+
+/*
+ * An erasure request: the history sink erases the object's values before
+ * this revision; the row cache must not hand them back as a later change's
+ * old values, so the object's image is dropped and looked up again (the
+ * store's, erased) when it next changes.
+ */
+static WrStatus forget_erased_row(Assembler *a, const PgoMessage *msg, const RelationVersion *rv, WrError *err)
+{
+    WrStatus st = read_tuple(&msg->u.change.new_tuple, rv, a->new_vals, a->new_state, "insert", err);
+    if (st != WR_OK) return st;
+    const Value *relid = NULL, *key = NULL;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (strcmp(rv->cols[i].name, "relid") == 0) relid = &a->new_vals[i];
+        if (strcmp(rv->cols[i].name, "key") == 0) key = &a->new_vals[i];
+    }
+    if (!relid || !relid->data || !key || !key->data) return WR_OK;
+    char *r = xstrndup(relid->data, relid->len), *k = xstrndup(key->data, key->len);
+    rowcache_remove(a->rowcache, (uint32_t)strtoul(r, NULL, 10), k);
+    free(r);
+    free(k);
+    return WR_OK;
+}
+
 /* A change to one of walrev's control tables: acted on, never history. */
 static WrStatus handle_control_change(Assembler *a, const PgoMessage *msg, const RelationVersion *rv, WrError *err)
 {
@@ -1281,6 +1311,10 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
     if (a->skipping) return WR_OK;
     if (relcache_is_excluded(a->relcache, rv)) return WR_OK;
     ensure_width(a, rv->ncols);
+    if (msg->type == PGO_MSG_INSERT && is_erasure_log(a, rv)) {
+        WrStatus est = forget_erased_row(a, msg, rv, err);
+        if (est != WR_OK) return est;
+    }
     if (a->suppressed) return handle_suppressed(a, msg, rv, err);
     WrStatus st;
     /* A table without a key is a multiset: each row gets its own identity

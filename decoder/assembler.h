@@ -83,6 +83,14 @@ typedef struct {
  * (docs/history-store.md#relation-versions-and-renames).
  */
 #define ASSEMBLER_DDL_TABLE "ddl_capture"
+/*
+ * walrev's erasure requests, control_schema.ASSEMBLER_ERASURE_TABLE on the
+ * source, writable only by walrev's role (`walrev erase --apply`): history
+ * like any table (the erase revision), but its object's cached image is
+ * dropped, so the values erased from the store do not come back as the old
+ * values of a later change.
+ */
+#define ASSEMBLER_ERASURE_TABLE "erasure_log"
 
 typedef struct {
     const TrackingRules *rules; /* borrowed; NULL tracks everything */

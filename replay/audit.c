@@ -468,7 +468,12 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     /* a partitioned table (the table log says so) through parent_diff: the union of its partitions */
     PGresult *res = rq_execf(ctx->hist, err,
                              "SELECT v.nspname || '.' || v.relname AS \"table\", d.key, d.change, "
-                             "d.column_name AS \"column\", d.old_value, d.new_value "
+                             "d.column_name AS \"column\", "
+                             /* an erased value (walrev erase) reads as <erased>, not as NULL */
+                             "CASE WHEN d.old_value IS NULL AND d.change <> 'added' AND %2$s.erased_at(t.relid, "
+                             "d.key, d.column_name, %3$lld) THEN '<erased>' ELSE d.old_value END AS old_value, "
+                             "CASE WHEN d.new_value IS NULL AND d.change <> 'removed' AND %2$s.erased_at(t.relid, "
+                             "d.key, d.column_name, %4$lld) THEN '<erased>' ELSE d.new_value END AS new_value "
                              "FROM (SELECT u.relid, u.n, EXISTS (SELECT 1 FROM %2$s.table_event e "
                              "      WHERE e.relid = u.relid AND e.relkind = 'p') AS part "
                              "      FROM unnest('%1$s'::oid[]) WITH ORDINALITY AS u(relid, n)) t "

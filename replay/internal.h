@@ -153,6 +153,7 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCH
 WrStatus cmd_restore(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 WrStatus cmd_revert(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 WrStatus cmd_rollback(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+WrStatus cmd_erase(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 
 /* getopt_long reset + unknown option report shared by the commands (query.c). */
 WrStatus rq_bad_option(ReplayCtx *ctx, int argc, char **argv, WrError *err);

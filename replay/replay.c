@@ -22,7 +22,7 @@
 #include "schema/store_sql.h"
 
 static const char *const COMMANDS[] = {"verify", "snapshot", "log",    "show",   "history", "blame", "diff",
-                                       "restore", "revert",  "rollback", "branch", "merge",  "review"};
+                                       "restore", "revert",  "rollback", "branch", "merge",  "review", "erase"};
 
 bool replay_is_command(const char *cmd)
 {
@@ -308,6 +308,7 @@ int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts
         else if (strcmp(cmd, "branch") == 0) st = cmd_branch(&ctx, argc, argv, &err);
         else if (strcmp(cmd, "merge") == 0) st = cmd_merge(&ctx, argc, argv, &err);
         else if (strcmp(cmd, "review") == 0) st = cmd_review(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "erase") == 0) st = cmd_erase(&ctx, argc, argv, &err);
     }
     fflush(out);
     if (st != WR_OK) fprintf(err_f, "walrev %s: error: %s\n", cmd, err.msg);

@@ -117,7 +117,13 @@ static const char *column_name(const RelVersion *rv, int c) { return c >= 0 ? rv
  * server's format_type of each regular column); the regular columns are
  * given as recorded, so their text is exactly the source's.
  */
-static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, char **types)
+/*
+ * erased: the table has erased values (walrev erase) and the output is for
+ * reading (text, csv): a NULL whose value was erased prints as <erased>
+ * (erased_at in schema/sql/replay.sql), never as NULL. Restores (--into,
+ * --format sql) write NULL: the value is gone.
+ */
+static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, char **types, bool erased)
 {
     StrBuf b;
     strbuf_init(&b);
@@ -128,7 +134,14 @@ static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, 
         int c = order[i];
         if (c == -1) continue;
         char *id = PQescapeIdentifier(ctx->hist, column_name(rv, c), strlen(column_name(rv, c)));
-        if (c >= 0) {
+        if (c >= 0 && erased) {
+            char *lit = PQescapeLiteral(ctx->hist, rv->col_names[c], strlen(rv->col_names[c]));
+            strbuf_appendf(&b,
+                           "%scoalesce(s.vals[%d], CASE WHEN %s.erased_at(%u, s.key, %s, %lld) THEN '<erased>' END) "
+                           "AS %s",
+                           i ? ", " : "", rv->col_ids[c], ctx->schema_q, rv->relid, lit, (long long)rev, id);
+            PQfreemem(lit);
+        } else if (c >= 0) {
             strbuf_appendf(&b, "%ss.vals[%d] AS %s", i ? ", " : "", rv->col_ids[c], id);
         } else {
             int g = -c - 2;
@@ -306,7 +319,19 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         hist_types = column_types(ctx->hist, rv, err);
         if (!hist_types) return err->status;
     }
-    select = snapshot_select(ctx, rv, pt->rev, hist_types);
+    /* Erased values of this table, shown as erased in what is read (not restored). */
+    bool erased = false;
+    if (!target && format != SNAP_SQL && rv->relkind != 'p') {
+        PGresult *er = rq_execf(ctx->hist, err,
+                                "SELECT EXISTS (SELECT 1 FROM %s.erasure WHERE relid = %u)", ctx->schema_q, rv->relid);
+        if (!er) {
+            st = err->status;
+            goto done;
+        }
+        erased = PQgetvalue(er, 0, 0)[0] == 't';
+        PQclear(er);
+    }
+    select = snapshot_select(ctx, rv, pt->rev, hist_types, erased);
     Progress pg = {0};
     pg.enabled = isatty(fileno(ctx->err));
     char what[300];
@@ -375,7 +400,8 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         free(create);
     }
     bool folded = false;
-    st = snapshot_fold(ctx, rv, pt->rev, memory, format == SNAP_CSV, f, NULL, &pg, &folded, err);
+    /* the C fold knows no erasure: a table with erased values goes through SQL (rare) */
+    if (!erased) st = snapshot_fold(ctx, rv, pt->rev, memory, format == SNAP_CSV, f, NULL, &pg, &folded, err);
     if (st == WR_OK && !folded) {
         copy = xasprintf("COPY (%s) TO STDOUT%s", select, format == SNAP_CSV ? " WITH (FORMAT csv, HEADER)" : "");
         st = stream_copy(ctx, copy, f, NULL, &pg, err);

@@ -365,7 +365,7 @@ static void check_publication(Setup *s)
                         "         ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid AND n.nspname = $2)"
                         " OR EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_class c"
                         "         ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-                        "         WHERE pr.prpubid = p.oid AND n.nspname = $2 AND c.relname NOT IN ('table_log', 'ddl_capture'))"
+                        "         WHERE pr.prpubid = p.oid AND n.nspname = $2 AND c.relname NOT IN ('table_log', 'ddl_capture', 'erasure_log'))"
                         " FROM pg_publication p WHERE p.pubname = $1",
                         2, p);
     if (!res) return;
@@ -1080,17 +1080,29 @@ out:
     return ok;
 }
 
-/* The publication must carry the table log unless it is FOR ALL TABLES
- * (which does already); a schema publication leaves the history schema out.
- * Then the partition trees that exist now are logged. */
+static bool ensure_log_published(Setup *s, const char *table, const char *what);
+
+/* The publication must carry the table log and the erasure log unless it is
+ * FOR ALL TABLES (which does already); a schema publication leaves the
+ * history schema out. Then the partition trees that exist now are logged. */
 static bool ensure_table_log_published(Setup *s)
+{
+    return ensure_log_published(s, "erasure_log", "the erasure log") &&
+           ensure_log_published(s, "table_log", "the table log");
+}
+
+static bool ensure_log_published(Setup *s, const char *table, const char *what)
 {
     char *schema = ident(s->src, s->cfg->history_schema);
     StrBuf name;
     strbuf_init(&name);
-    strbuf_appendf(&name, "%s.table_log", schema);
+    strbuf_appendf(&name, "%s.%s", schema, table);
+    bool table_log = strcmp(table, "table_log") == 0;
     const char *p[] = {name.data, s->cfg->publication};
-    char *state = scalar(s, s->src, "checking that the publication carries the table log",
+    char check[96], adding[96];
+    snprintf(check, sizeof(check), "checking that the publication carries %s", what);
+    snprintf(adding, sizeof(adding), "adding %s to the publication", what);
+    char *state = scalar(s, s->src, check,
                          "SELECT CASE WHEN to_regclass($1) IS NULL THEN 'missing'"
                          " WHEN EXISTS (SELECT 1 FROM pg_publication_tables t WHERE t.pubname = $2"
                          "  AND format('%I.%I', t.schemaname, t.tablename)::regclass = to_regclass($1))"
@@ -1102,9 +1114,9 @@ static bool ensure_table_log_published(Setup *s)
         StrBuf sql;
         strbuf_init(&sql);
         strbuf_appendf(&sql, "ALTER PUBLICATION %s ADD TABLE %s", pub, name.data);
-        ok = exec_simple(s, s->src, "adding the table log to the publication", sql.data);
+        ok = exec_simple(s, s->src, adding, sql.data);
         if (ok) {
-            say("changed", "publication %s: added the table log %s", s->cfg->publication, name.data);
+            say("changed", "publication %s: added %s %s", s->cfg->publication, what, name.data);
             s->changes++;
         }
         strbuf_free(&sql);
@@ -1112,7 +1124,7 @@ static bool ensure_table_log_published(Setup *s)
     }
     /* Seeded once the publication exists: the triggers log only what it covers.
      * Before the slot, so a new slot's baseline holds these rows. */
-    if (ok && s->superuser && strcmp(state, "missing") != 0) {
+    if (ok && table_log && s->superuser && strcmp(state, "missing") != 0) {
         StrBuf q;
         strbuf_init(&q);
         strbuf_appendf(&q, "SELECT %s.log_seed()", schema);
@@ -1350,7 +1362,7 @@ static bool report_replica_identity(Setup *s)
                         " FROM pg_publication_tables t"
                         " JOIN pg_namespace n ON n.nspname = t.schemaname"
                         " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename"
-                        " WHERE t.pubname = $1 AND NOT (t.schemaname = $2 AND t.tablename IN ('table_log', 'ddl_capture'))"
+                        " WHERE t.pubname = $1 AND NOT (t.schemaname = $2 AND t.tablename IN ('table_log', 'ddl_capture', 'erasure_log'))"
                         " ORDER BY 1",
                         2, p);
     if (!res) return false;

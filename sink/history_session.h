@@ -119,6 +119,12 @@ struct HistorySink {
     RelSeen *redigested;
     size_t nredigested, capredigested;
     DigestKey dkey; /* digest_key, read at open */
+    /* Erasure requests (rows of the source's <schema>.erasure_log) recorded
+     * in the open batch, as erase_apply's arguments: applied once every
+     * delta of the batch is sent, before it commits, so the erase revision
+     * and the erasure are durable together (docs/history-store.md#erasure). */
+    StrBuf erase_args; /* relid \t key \t col_ids \t revision \n ... (history_sink.c) */
+    int n_erase;
 
     /* Data errors and quarantine (history_quarantine.c, docs/history-store.md#quarantine). */
     bool data_failed;        /* the last failure was a data error (pgio: PGIO_DATA) */

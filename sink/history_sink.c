@@ -91,6 +91,8 @@ static void reset_batch(HistorySink *h, bool committed)
 {
     for (int t = 0; t < TB_COUNT; t++) strbuf_reset(&h->buf[t]);
     hsession_dg_clear(h);
+    strbuf_reset(&h->erase_args);
+    h->n_erase = 0;
     if (!committed) h->nredigested = 0; /* rebuilt in the batch rolled back */
     hsession_clear_unsent(h);
     h->in_tx = false;
@@ -461,6 +463,102 @@ static WrStatus reset_live_rows(HistorySink *h, uint32_t relid, WrError *err)
     return st;
 }
 
+/* The value of column name in delta d's new values, or NULL. */
+static const Value *new_value_named(const ObjectDelta *d, const char *name)
+{
+    for (uint16_t i = 0; i < d->nattrs; i++)
+        for (uint16_t c = 0; c < d->relver->ncols; c++)
+            if (d->relver->cols[c].col_id == d->attrs[i].col_id && strcmp(d->relver->cols[c].name, name) == 0)
+                return d->attrs[i].new_value.data ? &d->attrs[i].new_value : NULL;
+    return NULL;
+}
+
+/*
+ * A row inserted into the source's <schema>.erasure_log (`walrev erase
+ * --apply`; only walrev's role can write it) asks to erase the values of
+ * some columns of one object from the history before this revision. The row
+ * itself is history (the erase revision: who, what, why); the erasure is
+ * queued here and done at the batch's end.
+ */
+static void note_erasure(HistorySink *h, const Revision *rev, const ObjectDelta *d)
+{
+    const RelationVersion *rv = d->relver;
+    if (d->op != DELTA_INSERT || !rv->nspname || !rv->relname || strcmp(rv->relname, "erasure_log") != 0 ||
+        strcmp(rv->nspname, h->schema) != 0)
+        return;
+    const Value *relid = new_value_named(d, "relid"), *key = new_value_named(d, "key"),
+                *cols = new_value_named(d, "col_ids");
+    if (!relid || !key || !cols) {
+        log_warn("msg=\"erasure request without relid, key or col_ids: ignored\" revision=%" PRId64, rev->id);
+        return;
+    }
+    const Value *parts[3] = {relid, key, cols};
+    for (int i = 0; i < 3; i++) {
+        /* Tabs and newlines separate the queue's fields: a key holding one is escaped as COPY does. */
+        for (size_t j = 0; j < parts[i]->len; j++) {
+            char ch = parts[i]->data[j];
+            if (ch == '\\' || ch == '\t' || ch == '\n')
+                strbuf_appendf(&h->erase_args, "\\%03o", (unsigned char)ch);
+            else
+                strbuf_append_char(&h->erase_args, ch);
+        }
+        strbuf_append_char(&h->erase_args, '\t');
+    }
+    strbuf_appendf(&h->erase_args, "%" PRId64 "\n", rev->id);
+    h->n_erase++;
+}
+
+/* Unescape note_erasure's field in place. */
+static void erase_unescape(char *f)
+{
+    char *o = f;
+    for (char *p = f; *p; p++) {
+        if (p[0] == '\\' && p[1] && p[2] && p[3]) {
+            *o++ = (char)(((p[1] - '0') << 6) | ((p[2] - '0') << 3) | (p[3] - '0'));
+            p += 3;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+}
+
+/* Every delta of the batch is in the tables: do the erasures it asked for. */
+static WrStatus apply_erasures(HistorySink *h, WrError *err)
+{
+    if (h->n_erase == 0) return WR_OK;
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "SELECT coalesce(sum(delta_values), 0)::text, coalesce(sum(keyframe_values), 0)::text "
+                   "FROM %s.erase_apply($1::oid, $2, $3::smallint[], $4::bigint, true)",
+                   h->qschema);
+    char *list = xstrndup(h->erase_args.data, h->erase_args.len);
+    WrStatus st = WR_OK;
+    char *save = NULL;
+    for (char *line = strtok_r(list, "\n", &save); line && st == WR_OK; line = strtok_r(NULL, "\n", &save)) {
+        char *f[4] = {NULL};
+        char *p = line;
+        for (int i = 0; i < 4; i++) {
+            f[i] = p;
+            char *t = strchr(p, '\t');
+            if (t) *t = '\0';
+            p = t ? t + 1 : p + strlen(p);
+        }
+        for (int i = 0; i < 3; i++) erase_unescape(f[i]);
+        const char *params[4] = {f[0], f[1], f[2], f[3]};
+        PGresult *res = NULL;
+        st = hsession_run(h, q.data, 4, params, "erasing values (erase_apply)", &res, err);
+        if (st == WR_OK)
+            log_info("msg=\"values erased\" revision=%s relid=%s key=%s col_ids=%s delta_values=%s keyframe_values=%s",
+                     f[3], f[0], f[1], f[2], PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+        PQclear(res);
+    }
+    free(list);
+    strbuf_free(&q);
+    return st;
+}
+
 static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *d, WrError *err)
 {
     HistorySink *h = s->impl;
@@ -527,6 +625,7 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
         st = reset_live_rows(h, rv->relid, err);
     }
     if (st == WR_OK) st = dg_note_delta(h, d, err);
+    if (st == WR_OK) note_erasure(h, rev, d);
     if (st == WR_OK) st = maybe_send(h, TB_DELTA, err);
     return st;
 }
@@ -710,6 +809,7 @@ static WrStatus hs_flush(Sink *s, WrError *err)
     st = hsession_send_all(h, err);
     if (st == WR_OK) st = hsession_await_copy(h, err);
     if (st == WR_OK) st = hsession_dg_apply(h, err);
+    if (st == WR_OK) st = apply_erasures(h, err);
     int64_t t1 = mono_now_us();
     if (st == WR_OK) st = update_tracked(h, err);
     int64_t t2 = mono_now_us();
@@ -926,6 +1026,7 @@ static void hs_destroy(Sink *s)
         free(h->table_name[t]);
     }
     strbuf_free(&h->tmp);
+    strbuf_free(&h->erase_args);
     for (int i = 0; i < 4; i++) strbuf_free(&h->dg[i]);
     free(h->marked);
     free(h->redigested);
@@ -1041,6 +1142,7 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
         strbuf_init(&h->buf[t]);
     }
     strbuf_init(&h->tmp);
+    strbuf_init(&h->erase_args);
     for (int i = 0; i < 4; i++) strbuf_init(&h->dg[i]);
     const char *inject = getenv("WALREV_TEST_INJECT_DATA_ERROR");
     if (inject && inject[0]) {

@@ -59,6 +59,7 @@ static const Command commands[] = {
     {"branch", CMD_REPLAY, "create, list or drop a branch of the tracked tables"},
     {"merge", CMD_REPLAY, "merge a branch into main (plan; --apply)"},
     {"review", CMD_REPLAY, "a branch's change request; --approve"},
+    {"erase", CMD_REPLAY, "erase an object's values from the history (GDPR), keeping the chain"},
 };
 
 /* Options every command accepts, before or after the command (for tail and

@@ -378,3 +378,158 @@ CREATE TABLE IF NOT EXISTS @schema@.worker_state (
     last_error_at    timestamptz,
     errors           bigint NOT NULL DEFAULT 0
 );
+
+-- GDPR erasure (format 5; docs/history-store.md#erasure-and-walrev-verify).
+-- An erased value is NULL in object_delta (flag 8 in attr_flags: the new
+-- value, 16: the old one) and its hash as it entered the checksum chain is
+-- kept here, so verify recomputes the chain without the value. Since format
+-- 5 that hash is HMAC-SHA-256 under digest_key: no personal data without it.
+CREATE TABLE IF NOT EXISTS @schema@.erased_value (
+    revision_id bigint NOT NULL,
+    seq         integer NOT NULL,
+    col_id      smallint NOT NULL,
+    which       "char" NOT NULL,        -- 'o' old value, 'n' new value
+    value_hash  bytea NOT NULL,
+    PRIMARY KEY (revision_id, seq, col_id, which)
+);
+-- One row per erasure applied: the erase revision (the revision that recorded
+-- the request's row in the source's erasure_log, which says who, what and why)
+-- and what it erased. Derived: verify checks it against that revision.
+CREATE TABLE IF NOT EXISTS @schema@.erasure (
+    revision_id   bigint NOT NULL,
+    relid         oid NOT NULL,
+    key           text COLLATE "C" NOT NULL,
+    col_ids       smallint[] NOT NULL,
+    n_values      bigint NOT NULL,
+    n_keyframe_values bigint NOT NULL,
+    PRIMARY KEY (revision_id, relid, key)
+);
+CREATE INDEX IF NOT EXISTS erasure_object_idx ON @schema@.erasure (relid, key);
+
+-- The hash a value entered the chain by (docs/checksums.md): HMAC-SHA-256
+-- under digest_key from store_info.keyed_values_from on, bare SHA-256 before.
+-- p_ipad/p_opad: the key XOR 0x36/0x5c, zero-padded to 64 bytes (erase_pads).
+CREATE OR REPLACE FUNCTION @schema@.erase_value_hash(p_v text, p_keyed boolean, p_ipad bytea, p_opad bytea)
+RETURNS bytea LANGUAGE sql IMMUTABLE AS $fn$
+    SELECT CASE WHEN p_keyed THEN sha256(p_opad || sha256(p_ipad || convert_to(p_v, 'UTF8')))
+                ELSE sha256(convert_to(p_v, 'UTF8')) END
+$fn$;
+
+-- Erase the values of columns p_cols of object (p_relid, p_key) from every
+-- delta of a revision before p_rev and from every keyframe row, keeping each
+-- value's chain hash in erased_value; p_apply false only counts. Returns per
+-- column the deltas and values concerned and the keyframe values. Values
+-- already erased and NULLs are left alone (nothing to erase), so it can run
+-- again. Runs as walrev's role (it reads digest_key).
+CREATE OR REPLACE FUNCTION @schema@.erase_apply(p_relid oid, p_key text, p_cols smallint[], p_rev bigint,
+                                                p_apply boolean)
+RETURNS TABLE (col_id smallint, deltas bigint, delta_values bigint, keyframe_values bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    k bytea;
+    ipad bytea;
+    opad bytea;
+    keyed_from bigint;
+    r record;
+    i integer;
+    j integer;
+    c smallint;
+    olds text[];
+    news text[];
+    flags smallint[];
+    f integer;
+    changed boolean;
+    kf_n bigint;
+    -- per column of p_cols, by position: deltas, values in deltas, values in keyframes
+    nd bigint[] := array_fill(0::bigint, ARRAY[cardinality(p_cols)]);
+    nv bigint[] := array_fill(0::bigint, ARRAY[cardinality(p_cols)]);
+    nk bigint[] := array_fill(0::bigint, ARRAY[cardinality(p_cols)]);
+BEGIN
+    IF p_apply THEN
+        SELECT d.key INTO k FROM @schema@.digest_key d;
+        IF k IS NULL OR length(k) <> 32 THEN
+            RAISE EXCEPTION 'erase: @schema@.digest_key must hold one 32-byte key' USING ERRCODE = '22023';
+        END IF;
+        ipad := decode(repeat('36', 64), 'hex');
+        opad := decode(repeat('5c', 64), 'hex');
+        FOR i IN 0 .. 31 LOOP
+            ipad := set_byte(ipad, i, get_byte(k, i) # 54);
+            opad := set_byte(opad, i, get_byte(k, i) # 92);
+        END LOOP;
+        SELECT s.value::bigint INTO keyed_from FROM @schema@.store_info s WHERE s.key = 'keyed_values_from';
+        keyed_from := coalesce(keyed_from, 9223372036854775807);
+    END IF;
+    FOR r IN SELECT d.revision_id, d.seq, d.col_ids, d.old_values, d.new_values, d.attr_flags,
+                    (od.col_id IS NOT NULL) AS scalar
+             FROM @schema@.object_delta_arrays d
+             JOIN @schema@.object_delta od ON od.revision_id = d.revision_id AND od.seq = d.seq
+             WHERE d.relid = p_relid AND d.key = p_key AND d.revision_id < p_rev AND d.col_ids && p_cols
+             ORDER BY d.revision_id, d.seq LOOP
+        olds := coalesce(r.old_values, array_fill(NULL::text, ARRAY[cardinality(r.col_ids)]));
+        news := coalesce(r.new_values, array_fill(NULL::text, ARRAY[cardinality(r.col_ids)]));
+        flags := coalesce(r.attr_flags, array_fill(0::smallint, ARRAY[cardinality(r.col_ids)]));
+        changed := false;
+        FOR i IN 1 .. cardinality(r.col_ids) LOOP
+            c := r.col_ids[i];
+            j := array_position(p_cols, c);
+            CONTINUE WHEN j IS NULL;
+            nd[j] := nd[j] + 1;
+            f := coalesce(flags[i], 0);
+            IF olds[i] IS NOT NULL THEN
+                nv[j] := nv[j] + 1;
+                IF p_apply THEN
+                    INSERT INTO @schema@.erased_value VALUES (r.revision_id, r.seq, c, 'o',
+                        @schema@.erase_value_hash(olds[i], r.revision_id >= keyed_from, ipad, opad));
+                    olds[i] := NULL;
+                    f := f | 16;
+                END IF;
+                changed := true;
+            END IF;
+            IF news[i] IS NOT NULL THEN
+                nv[j] := nv[j] + 1;
+                IF p_apply THEN
+                    INSERT INTO @schema@.erased_value VALUES (r.revision_id, r.seq, c, 'n',
+                        @schema@.erase_value_hash(news[i], r.revision_id >= keyed_from, ipad, opad));
+                    news[i] := NULL;
+                    f := f | 8;
+                END IF;
+                changed := true;
+            END IF;
+            flags[i] := f;
+        END LOOP;
+        IF changed AND p_apply THEN
+            IF r.scalar THEN
+                -- the scalar form keeps its column; attr_flags says which value was erased
+                UPDATE @schema@.object_delta od SET old_value = olds[1], new_value = news[1], attr_flags = flags
+                WHERE od.revision_id = r.revision_id AND od.seq = r.seq;
+            ELSE
+                UPDATE @schema@.object_delta od
+                SET old_values = CASE WHEN EXISTS (SELECT 1 FROM unnest(olds) v WHERE v IS NOT NULL) THEN olds END,
+                    new_values = CASE WHEN EXISTS (SELECT 1 FROM unnest(news) v WHERE v IS NOT NULL) THEN news END,
+                    attr_flags = flags
+                WHERE od.revision_id = r.revision_id AND od.seq = r.seq;
+            END IF;
+        END IF;
+    END LOOP;
+    -- Keyframe rows hold whole images, indexed by column id.
+    FOR j IN 1 .. cardinality(p_cols) LOOP
+        c := p_cols[j];
+        SELECT count(*) INTO kf_n FROM @schema@.keyframe_row kr JOIN @schema@.keyframe kf ON kf.id = kr.keyframe_id
+        WHERE kf.relid = p_relid AND kr.key = p_key AND kr.vals[c] IS NOT NULL;
+        nk[j] := kf_n;
+        IF p_apply AND kf_n > 0 THEN
+            UPDATE @schema@.keyframe_row kr SET vals[c] = NULL FROM @schema@.keyframe kf
+            WHERE kf.id = kr.keyframe_id AND kf.relid = p_relid AND kr.key = p_key AND kr.vals[c] IS NOT NULL;
+        END IF;
+    END LOOP;
+    IF p_apply THEN
+        INSERT INTO @schema@.erasure VALUES (p_rev, p_relid, p_key, p_cols,
+            (SELECT coalesce(sum(x), 0) FROM unnest(nv) x), (SELECT coalesce(sum(x), 0) FROM unnest(nk) x))
+        ON CONFLICT ON CONSTRAINT erasure_pkey DO UPDATE
+            SET n_values = erasure.n_values + EXCLUDED.n_values,
+                n_keyframe_values = erasure.n_keyframe_values + EXCLUDED.n_keyframe_values;
+    END IF;
+    RETURN QUERY SELECT u.c, u.d, u.v, u.k FROM unnest(p_cols, nd, nv, nk) AS u(c, d, v, k) ORDER BY 1;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @schema@.erase_apply(oid, text, smallint[], bigint, boolean) FROM PUBLIC;

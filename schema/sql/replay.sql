@@ -642,13 +642,36 @@ SELECT d.revision_id AS revision, d.seq, r.commit_time, d.relid,
        rv.nspname || '.' || rv.relname AS table_name, d.key, d.op,
        c.actor_type, c.actor_id, c.description,
        a.col_id, rv.col_names[array_position(rv.col_ids, a.col_id)] AS column_name,
-       a.old_value, a.new_value, coalesce(a.flags, 0)::smallint AS flags, a.n AS attr_no
+       -- an erased value (walrev erase: flag 16 old, 8 new) reads as <erased>, never as NULL
+       CASE WHEN a.old_value IS NULL AND coalesce(a.flags, 0) & 16 <> 0 THEN '<erased>' ELSE a.old_value END
+           AS old_value,
+       CASE WHEN a.new_value IS NULL AND coalesce(a.flags, 0) & 8 <> 0 THEN '<erased>' ELSE a.new_value END
+           AS new_value,
+       coalesce(a.flags, 0)::smallint AS flags, a.n AS attr_no
 FROM @schema@.object_delta_arrays d
 JOIN @schema@.revision r ON r.id = d.revision_id
 JOIN @schema@.relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion
 LEFT JOIN @schema@.revision_context c ON c.revision_id = d.revision_id AND c.context_no = d.context_no
 LEFT JOIN LATERAL unnest(d.col_ids, d.old_values, d.new_values, d.attr_flags)
      WITH ORDINALITY AS a(col_id, old_value, new_value, flags, n) ON true;
+
+-- erased_at(relid, key, column, R): whether the value column has in object
+-- key at R was erased (walrev erase): the change that last set it at or
+-- before R carries flag 8 (new value erased) for it. Readers call it for a
+-- NULL only, and only for tables with a row in erasure.
+CREATE OR REPLACE FUNCTION @schema@.erased_at(p_relid oid, p_key text, p_col text, p_rev bigint)
+RETURNS boolean LANGUAGE sql STABLE AS $fn$
+    SELECT EXISTS (SELECT 1 FROM @schema@.erasure e WHERE e.relid = p_relid AND e.key = p_key)
+       AND coalesce((
+           SELECT coalesce(a.f, 0) & 8 <> 0
+           FROM @schema@.object_delta_arrays d
+           CROSS JOIN LATERAL unnest(d.col_ids, d.attr_flags) AS a(c, f)
+           WHERE d.relid = p_relid AND d.key = p_key AND d.revision_id <= p_rev AND d.op IN ('I', 'U', 'S')
+             AND a.c IN (SELECT u.id FROM @schema@.relation_version rv,
+                                unnest(rv.col_ids, rv.col_names) AS u(id, name)
+                         WHERE rv.relid = p_relid AND u.name = p_col)
+           ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1), false)
+$fn$;
 
 -- blame(relid, key, R default newest): for each column of the version in force
 -- at R, the change that last set the value the row has at R, following the
@@ -675,15 +698,19 @@ BEGIN
     ), segs AS (
         SELECT * FROM @schema@.lineage(p_relid, p_key, at_rev + 1, 0, false)
     ), sets AS (
-        SELECT DISTINCT ON (a.col_id) a.col_id, d.revision_id, d.seq, d.op, d.context_no
+        SELECT DISTINCT ON (a.col_id) a.col_id, d.revision_id, d.seq, d.op, d.context_no, a.flags
         FROM segs s
         JOIN @schema@.object_delta_arrays d ON d.relid = p_relid AND d.key = s.seg_key
              AND (d.revision_id, d.seq) > (s.lo_rev, s.lo_seq) AND (d.revision_id, d.seq) < (s.hi_rev, s.hi_seq)
-        CROSS JOIN LATERAL unnest(d.col_ids) AS a(col_id)
+        CROSS JOIN LATERAL unnest(d.col_ids, d.attr_flags) AS a(col_id, flags)
         WHERE d.op IN ('I', 'U', 'S')
         ORDER BY a.col_id, d.revision_id DESC, d.seq DESC
     )
-    SELECT cols.name, cur[cols.col_id], s.revision_id, s.seq, s.op, r.commit_time,
+    SELECT cols.name,
+           -- the change that set it erased it since (walrev erase): <erased>, not NULL
+           CASE WHEN cur[cols.col_id] IS NULL AND coalesce(s.flags, 0) & 8 <> 0 THEN '<erased>'
+                ELSE cur[cols.col_id] END,
+           s.revision_id, s.seq, s.op, r.commit_time,
            ctx.actor_type, ctx.actor_id, ctx.description
     FROM cols
     LEFT JOIN sets s ON s.col_id = cols.col_id
@@ -1132,4 +1159,5 @@ GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid
     @schema@.revert_conflicts(bigint), @schema@.change_pos(bigint, integer), @schema@.member_intervals(oid),
     @schema@.members_at(oid, bigint), @schema@.table_at(oid, bigint), @schema@.logged_columns(oid, bigint),
     @schema@.parent_rows(oid, bigint), @schema@.parent_diff(bigint, bigint, oid),
-    @schema@.resolve_table(text, text), @schema@.leaf_key(oid, oid, text) TO walrev_reader;
+    @schema@.resolve_table(text, text), @schema@.leaf_key(oid, oid, text),
+    @schema@.erased_at(oid, text, text, bigint) TO walrev_reader;

@@ -30,6 +30,28 @@ CREATE INDEX IF NOT EXISTS table_log_relid_idx ON @schema@.table_log (relid, id)
 REVOKE ALL ON @schema@.table_log FROM PUBLIC;
 REVOKE ALL ON SEQUENCE @schema@.table_log_id_seq FROM PUBLIC;
 
+-- Erasure requests (`walrev erase --apply`, docs/cli.md#walrev-erase): one row
+-- per request, inserted by walrev's role only (PUBLIC has no privilege). Its
+-- rows are history like the table log's: the revision that records one is
+-- the erase revision (who: its context and the server's view of the session;
+-- what: the table, key and columns; why: the reason; never a value), and when
+-- the history sink records it, it erases those values from the history
+-- before that revision in the same history transaction.
+CREATE TABLE IF NOT EXISTS @schema@.erasure_log (
+    id           bigserial PRIMARY KEY,
+    relid        oid NOT NULL,           -- the table, as the history knows it
+    nspname      text NOT NULL,
+    relname      text NOT NULL,
+    key          text NOT NULL,          -- the object's key, as the history stores it
+    col_ids      smallint[] NOT NULL,    -- the columns whose values are erased
+    col_names    text[] NOT NULL,
+    reason       text NOT NULL,
+    requested_by text NOT NULL DEFAULT session_user,
+    requested_at timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON @schema@.erasure_log FROM PUBLIC;
+REVOKE ALL ON SEQUENCE @schema@.erasure_log_id_seq FROM PUBLIC;
+
 -- Log table t as it is now when that differs from its last row here (any
 -- table the command touched: created, altered, attached or detached).
 -- Tables of the history schema, temporary and unlogged tables (logical
