@@ -25,8 +25,10 @@
  * revision (a missing revision is named by its own id) with a one-line
  * reason in why (always NUL-terminated). WR_RETRY on connection loss,
  * WR_FATAL on any other SQL error or a malformed row, with err filled.
- * Values erased under GDPR (flag 0x08 in attr_flags, value NULL) are hashed
- * from walrev.erased_value when that table exists.
+ * Values erased under GDPR (walrev erase: flag 0x08 new, 0x10 old in
+ * attr_flags, value NULL) are hashed from walrev.erased_value when that
+ * table exists. From store_info.keyed_values_from on (format 5) values are
+ * hashed with HMAC under digest_key, which this role must be able to read.
  */
 WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int64_t *first_bad, char *why,
                         size_t why_size, WrError *err) WR_MUSTCHECK;

@@ -110,6 +110,15 @@ refuse "no reason" "--reason is required" --table customer --key 1 --columns ema
 refuse "an object without history" "the history has no object [\"99\"]" --table customer --key 99 --reason x
 refuse "the reserved actor type" "the actor type walrev is reserved" --table customer --key 1 --reason x --actor walrev:me
 
+# Only walrev's role can ask: a database user cannot write the erasure log.
+q postgres "DROP ROLE IF EXISTS erase_mallory; CREATE ROLE erase_mallory LOGIN"
+if psql -X -q -At -U erase_mallory -d $DB -c "INSERT INTO walrev.erasure_log (relid, nspname, relname, key, col_ids, col_names, reason)
+     VALUES ('public.customer'::regclass, 'public', 'customer', '[\"2\"]', '{2}', '{email}', 'x')" >"$TMP/mallory.out" 2>&1; then
+  fail "a user without privileges inserted an erasure request"
+fi
+grep -q "permission denied" "$TMP/mallory.out" || { cat "$TMP/mallory.out"; fail "mallory's refusal"; }
+pass "a database user cannot request an erasure: $(head -1 "$TMP/mallory.out")"
+
 # Apply, the worker running: it records the erase revision and erases in one history transaction.
 W erase --table customer --key 1 --columns email --reason "GDPR request 123" --actor operator:dpo --apply \
   --wait 60 >"$TMP/apply.out" 2>&1 || { cat "$TMP/apply.out"; cat "$TMP/run.log"; fail "erase --apply"; }
