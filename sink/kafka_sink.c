@@ -52,6 +52,7 @@ typedef struct {
         char *name, *value;
     } *props;
     int nprops;
+    char *erase_schema; /* NULL: no tombstones */
     int flush_timeout_ms;
     bool (*while_waiting)(void *arg);
     void *while_waiting_arg;
@@ -235,15 +236,25 @@ static WrStatus wait_for(KafkaSink *k, bool (*cond)(KafkaSink *), const char *wh
 
 static bool fifo_has_room(KafkaSink *k) { return k->tail - k->head < FIFO_CAP; }
 
+static WrStatus produce_value(KafkaSink *k, rd_kafka_topic_t *rkt, const char *key, size_t keylen, const char *id,
+                              bool tombstone, WrError *err);
+
 static WrStatus produce(KafkaSink *k, rd_kafka_topic_t *rkt, const char *key, size_t keylen, const char *id,
                         WrError *err)
+{
+    return produce_value(k, rkt, key, keylen, id, false, err);
+}
+
+/* tombstone: a null value (k->buf unused), which a compacted topic keeps only until it drops the key. */
+static WrStatus produce_value(KafkaSink *k, rd_kafka_topic_t *rkt, const char *key, size_t keylen, const char *id,
+                              bool tombstone, WrError *err)
 {
     uint64_t seq = k->tail - 1;
     int64_t waiting_since = 0, last_log = 0;
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_VALUE(k->buf.data, k->buf.len), RD_KAFKA_V_KEY(key, keylen),
+            RD_KAFKA_V_VALUE(tombstone ? NULL : k->buf.data, tombstone ? 0 : k->buf.len), RD_KAFKA_V_KEY(key, keylen),
             RD_KAFKA_V_HEADER("content-type", CONTENT_TYPE, (ssize_t)strlen(CONTENT_TYPE)),
             RD_KAFKA_V_HEADER("walrev-format", "1", 1), RD_KAFKA_V_HEADER("walrev-id", id, (ssize_t)strlen(id)),
             RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
@@ -516,6 +527,55 @@ static WrStatus ks_write_context(Sink *s, const Revision *rev, const RevisionCon
     return WR_OK;
 }
 
+/* The text of column name among d's new values, or NULL. */
+static const Value *erase_field(const ObjectDelta *d, const char *name)
+{
+    for (uint16_t i = 0; i < d->nattrs; i++)
+        for (uint16_t c = 0; c < d->relver->ncols; c++)
+            if (d->relver->cols[c].col_id == d->attrs[i].col_id && strcmp(d->relver->cols[c].name, name) == 0)
+                return d->attrs[i].new_value.data ? &d->attrs[i].new_value : NULL;
+    return NULL;
+}
+
+/*
+ * An erasure request (walrev erase): a tombstone keyed by the erased object
+ * on its table's topic, after the erase event itself. Only where asked
+ * (erase_tombstones): on a topic that is not compacted a null value means
+ * nothing and would only puzzle consumers.
+ */
+static WrStatus maybe_tombstone(KafkaSink *k, const Revision *rev, const ObjectDelta *d, WrError *err)
+{
+    const RelationVersion *rv = d->relver;
+    if (!k->erase_schema || d->op != DELTA_INSERT || strcmp(rv->relname, "erasure_log") != 0 ||
+        strcmp(rv->nspname, k->erase_schema) != 0)
+        return WR_OK;
+    const Value *nsp = erase_field(d, "nspname"), *rel = erase_field(d, "relname"), *key = erase_field(d, "key");
+    if (!nsp || !rel || !key) return WR_OK;
+    char *n = xstrndup(nsp->data, nsp->len), *r = xstrndup(rel->data, rel->len);
+    StrBuf name;
+    strbuf_init(&name);
+    strbuf_appendf(&name, "%s.", k->prefix);
+    append_topic_part(&name, n);
+    strbuf_append_char(&name, '.');
+    append_topic_part(&name, r);
+    free(n);
+    free(r);
+    WrStatus st = WR_OK;
+    rd_kafka_topic_t *rkt = name.len <= KAFKA_TOPIC_MAX ? rd_kafka_topic_new(k->rk, name.data, NULL) : NULL;
+    if (!rkt) {
+        log_warn("msg=\"kafka sink: no tombstone for an erased object\" topic=%s revision=%" PRId64, name.data,
+                 rev->id);
+    } else {
+        char id[MPC_ID_MAX + 4];
+        mpc_delta_id(rev, d->seq, id);
+        strcat(id, ".t");
+        st = produce_value(k, rkt, key->data, key->len, id, true, err);
+        rd_kafka_topic_destroy(rkt);
+    }
+    strbuf_free(&name);
+    return st;
+}
+
 static WrStatus ks_write_delta(Sink *s, const Revision *rev, const ObjectDelta *d, WrError *err)
 {
     KafkaSink *k = s->impl;
@@ -530,7 +590,10 @@ static WrStatus ks_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
     mpc_revision_delta(&k->rev, &k->buf, rev, d);
     char id[MPC_ID_MAX];
     mpc_delta_id(rev, d->seq, id);
-    if (d->key) return produce(k, rkt, d->key, strlen(d->key), id, err);
+    if (d->key) {
+        WrStatus st = produce(k, rkt, d->key, strlen(d->key), id, err);
+        return st == WR_OK ? maybe_tombstone(k, rev, d, err) : st;
+    }
     /* truncate: no row; keyed by the table so it orders with nothing in particular but is never null */
     char tkey[512];
     int n = snprintf(tkey, sizeof tkey, "%s.%s", d->relver->nspname, d->relver->relname);
@@ -641,6 +704,7 @@ static void ks_destroy(Sink *s)
         free(k->props[i].value);
     }
     free(k->props);
+    free(k->erase_schema);
     strbuf_free(&k->buf);
     mpc_revision_free(&k->rev);
     free(k);
@@ -717,6 +781,7 @@ Sink *sink_kafka_create(const KafkaSinkConfig *cfg, WrError *err)
     k->nprops = cfg->nprops;
     for (int i = 0; i < cfg->nprops; i++)
         k->props[i] = (struct OwnedProp){xstrdup(cfg->props[i].name), xstrdup(cfg->props[i].value)};
+    k->erase_schema = cfg->erase_schema ? xstrdup(cfg->erase_schema) : NULL;
     k->flush_timeout_ms = cfg->flush_timeout_ms > 0 ? cfg->flush_timeout_ms : 10000;
     k->while_waiting = cfg->while_waiting;
     k->while_waiting_arg = cfg->while_waiting_arg;

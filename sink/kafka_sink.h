@@ -18,6 +18,11 @@ typedef struct {
 typedef struct {
     const char *brokers;        /* bootstrap.servers; may be NULL when props carry it */
     const char *topic_prefix;   /* default "walrev" */
+    /* Not NULL: after an erasure request (an insert into erase_schema.erasure_log,
+     * `walrev erase`), also a tombstone (null value) keyed by the erased object on
+     * its table's topic, so a compacted topic drops the object's messages
+     * (docs/kafka-format.md#erase-events). Copied. */
+    const char *erase_schema;
     const KafkaProp *props;     /* applied after walrev's defaults, so they override them */
     int nprops;
     int flush_timeout_ms;       /* how long flush() waits for delivery reports (default 10000) */

@@ -327,7 +327,25 @@ static int tail_kafka(TailState *ts, const TailConfig *cfg)
         last = mono_now_us() / 1000;
         char where[300];
         snprintf(where, sizeof where, "%s[%" PRId32 "]@%" PRId64, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
-        emit(ts, m->payload, m->len, where);
+        if (!m->payload) {
+            /* a tombstone (erase_tombstones: walrev erase on a compacted topic): no message, only its key */
+            json_t *t = json_object();
+            json_object_set_new(t, "type", json_string("tombstone"));
+            json_object_set_new(t, "topic", json_string(rd_kafka_topic_name(m->rkt)));
+            json_object_set_new(t, "key", m->key ? json_stringn((const char *)m->key, m->key_len) : json_null());
+            char *s = json_dumps(t, JSON_COMPACT);
+            if (ts->opt->format == FMT_JSON)
+                fprintf(stdout, "%s\n", s);
+            else
+                fprintf(stdout, "tombstone %s %.*s\n", rd_kafka_topic_name(m->rkt), (int)m->key_len,
+                        m->key ? (const char *)m->key : "");
+            free(s);
+            json_decref(t);
+            fflush(stdout);
+            ts->printed++;
+        } else {
+            emit(ts, m->payload, m->len, where);
+        }
         rd_kafka_message_destroy(m);
     }
 done:

@@ -202,6 +202,9 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
         cfg->keyframe_factor = iv;
     } else if (IS("file", "path")) set_str(&cfg->file_path, value);
     else if (IS("kafka", "topic_prefix")) set_str(&cfg->kafka_topic_prefix, value);
+    else if (IS("kafka", "erase_tombstones")) {
+        if (!parse_bool(value, &cfg->kafka_erase_tombstones, why, whylen)) return false;
+    }
     else if (strcmp(section, "kafka") == 0) {
         if (!check_kafka_prop(name, value, why, whylen)) return false;
         add_kafka_prop(cfg, name, value);

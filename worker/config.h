@@ -36,6 +36,7 @@ typedef struct {
     /* [kafka]: every key except walrev's own passes to librdkafka */
     bool kafka_enabled;        /* true when [kafka] has bootstrap.servers */
     char *kafka_topic_prefix;  /* default "walrev" */
+    bool kafka_erase_tombstones; /* erase_tombstones: a tombstone per erased object (compacted topics) */
     ConfigProp *kafka_props;
     int nkafka_props;
     /* [worker] */

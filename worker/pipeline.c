@@ -363,6 +363,7 @@ static WrStatus create_sinks(Pipeline *p, WrError *err)
         KafkaSinkConfig k;
         memset(&k, 0, sizeof(k));
         k.topic_prefix = cfg->kafka_topic_prefix;
+        k.erase_schema = cfg->kafka_erase_tombstones ? cfg->history_schema : NULL;
         k.nprops = cfg->nkafka_props;
         KafkaProp *props = xcalloc((size_t)cfg->nkafka_props + 1, sizeof(KafkaProp));
         for (int i = 0; i < cfg->nkafka_props; i++) {

@@ -30,6 +30,7 @@ slot = erase_gdpr
 [kafka]
 bootstrap.servers = $BROKERS
 topic_prefix = er
+erase_tombstones = true
 CONF
 W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 
@@ -170,7 +171,7 @@ wait $wpid || { cat "$TMP/run.log"; fail "worker stop"; }
 wpid=
 
 # Kafka: the erase event (the erasure_log row, revision $ER) reached the stream.
-NMSG=$(q $DB "$H SELECT (SELECT count(*) FROM revision) + (SELECT count(*) FROM object_delta)")
+NMSG=$(q $DB "$H SELECT (SELECT count(*) FROM revision) + (SELECT count(*) FROM object_delta) + 1")
 W tail --brokers "$BROKERS" --prefix er --from-beginning --format json --max-messages "$NMSG" \
   --timeout-ms 20000 >"$TMP/tail.json" 2>"$TMP/tail.err" || { cat "$TMP/tail.err"; fail tail; }
 got=$(/usr/bin/python3 - "$TMP/tail.json" "$ER" <<'PY'
@@ -186,12 +187,15 @@ for line in open(sys.argv[1]):
                                      "GDPR request 123" in vals and "[\"1\"]" in vals))
     if v.get("type") == "revision" and v["revision"]["id"] == er:
         out.append("revision %s" % v.get("description"))
+    if v.get("type") == "tombstone":
+        out.append("tombstone %s %s" % (v["topic"], v["key"]))
 print("\n".join(sorted(out)))
 PY
 )
-expect_eq "Kafka carries the erase event: the erasure_log row and its revision" "$got" \
+expect_eq "Kafka carries the erase event (the erasure_log row and its revision) and a tombstone keyed by the object (erase_tombstones)" "$got" \
   "insert walrev.erasure_log True
-revision erase: GDPR request 123"
+revision erase: GDPR request 123
+tombstone er.public.customer [\"1\"]"
 
 # Tampering with an erasure fails verify, naming the revision.
 ROW=$(q $DB "$H SELECT revision_id || ' ' || seq || ' ' || col_id || ' ' || which::text FROM erased_value ORDER BY 1 LIMIT 1")
