@@ -225,7 +225,7 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         char *sql = xasprintf("SELECT l.revision, l.commit_time, l.actor_type, l.actor_id, "
                               "CASE WHEN EXISTS (SELECT 1 FROM %1$s.revision r WHERE r.id = l.revision AND r.quarantined) "
                               "THEN '[quarantined] ' || coalesce(l.description, '') ELSE l.description END AS description, "
-                              "l.inserts, l.updates, l.deletes, l.truncates "
+                              "l.inserts, l.updates, l.deletes, l.truncates, l.verified, l.db_user "
                               "FROM %1$s.revision_log l "
                               "WHERE ($2::bigint IS NULL OR l.revision > $2::bigint) "
                               "AND ($3::bigint IS NULL OR l.revision <= $3::bigint) "
@@ -262,13 +262,13 @@ WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (rq_resolve_point(ctx, a.pos[0], &pt, err) != WR_OK) return err->status;
     PGresult *head = rq_execf(ctx->hist, err,
                               "SELECT revision, commit_time, commit_lsn, end_lsn, xid, actor_type, actor_id, "
-                              "description, inserts, updates, deletes, truncates, snapshots, warnings "
+                              "description, inserts, updates, deletes, truncates, snapshots, warnings, verified, db_user "
                               "FROM %s.revision_log WHERE revision = %lld",
                               ctx->schema_q, (long long)pt.rev);
     if (!head) return err->status;
     PGresult *res = rq_execf(ctx->hist, err,
                              "SELECT h.seq, h.table_name AS \"table\", h.op, h.key, h.actor_type, h.actor_id, "
-                             "h.column_name AS \"column\", h.old_value, h.new_value "
+                             "h.column_name AS \"column\", h.old_value, h.new_value, h.verified, h.db_user "
                              "FROM %s.object_history h WHERE h.revision = %lld ORDER BY h.seq, h.attr_no",
                              ctx->schema_q, (long long)pt.rev);
     if (!res) {
@@ -330,7 +330,7 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
                         "    AND ($4::bigint IS NULL OR d.revision_id <= $4::bigint) "
                         "  ORDER BY d.revision_id DESC, d.seq DESC LIMIT $5::bigint) "
                         "SELECT h.revision, h.commit_time, h.op, h.actor_type, h.actor_id, h.description, "
-                        "h.column_name AS \"column\", h.old_value, h.new_value "
+                        "h.column_name AS \"column\", h.old_value, h.new_value, h.verified, h.db_user "
                         "FROM d JOIN %1$s.object_history h ON h.revision = d.revision_id AND h.seq = d.seq "
                         "WHERE h.relid = d.relid AND h.key = d.key "
                         "ORDER BY h.revision, h.seq, h.attr_no",
@@ -342,7 +342,7 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
                         "    AND ($4::bigint IS NULL OR o.revision_id <= $4::bigint) "
                         "  ORDER BY o.relid DESC, o.key DESC, o.revision_id DESC, o.seq DESC LIMIT $5::bigint) "
                         "SELECT h.revision, h.commit_time, h.op, h.actor_type, h.actor_id, h.description, "
-                        "h.column_name AS \"column\", h.old_value, h.new_value "
+                        "h.column_name AS \"column\", h.old_value, h.new_value, h.verified, h.db_user "
                         "FROM d JOIN %1$s.object_history h ON h.revision = d.revision_id AND h.seq = d.seq "
                         "WHERE h.relid = $1::oid AND h.key = $2 "
                         "ORDER BY h.revision, h.seq, h.attr_no",
@@ -419,8 +419,14 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         free(key);
         return st;
     }
+    /* verified, db_user: the context of the change that set the value, as the server knew it */
     sql = xasprintf("SELECT b.column_name AS \"column\", b.value, b.revision, b.op, b.commit_time, b.actor_type, "
-                    "b.actor_id, b.description FROM %s.blame($1::oid, $2, $3::bigint) b",
+                    "b.actor_id, b.description, c.attested AS verified, c.db_session_user AS db_user "
+                    "FROM %1$s.blame($1::oid, $2, $3::bigint) WITH ORDINALITY AS b(column_name, value, revision, seq, "
+                    "op, commit_time, actor_type, actor_id, description, n) "
+                    "LEFT JOIN %1$s.object_delta od ON od.revision_id = b.revision AND od.seq = b.seq "
+                    "LEFT JOIN %1$s.revision_context c ON c.revision_id = od.revision_id "
+                    "AND c.context_no = od.context_no ORDER BY b.n",
                     ctx->schema_q);
     res = rq_exec(ctx->hist, err, sql, 3, params);
     free(sql);

@@ -631,7 +631,10 @@ CREATE OR REPLACE VIEW @schema@.revision_log AS
 SELECT r.id AS revision, r.commit_time, r.commit_lsn, r.end_lsn, r.xid,
        r.actor_type, r.actor_id, r.description,
        r.n_insert AS inserts, r.n_update AS updates, r.n_delete AS deletes,
-       r.n_truncate AS truncates, r.n_snapshot AS snapshots, r.warnings
+       r.n_truncate AS truncates, r.n_snapshot AS snapshots, r.warnings,
+       -- who acted as the server knows it (docs/history-store.md#who-acted): verified is
+       -- true only for a context attested by walrev.context() on the source
+       r.attested AS verified, r.db_session_user AS db_user
 FROM @schema@.revision r;
 
 -- One row per attribute change (one row with NULL column for a truncate or a
@@ -647,7 +650,8 @@ SELECT d.revision_id AS revision, d.seq, r.commit_time, d.relid,
            AS old_value,
        CASE WHEN a.new_value IS NULL AND coalesce(a.flags, 0) & 8 <> 0 THEN '<erased>' ELSE a.new_value END
            AS new_value,
-       coalesce(a.flags, 0)::smallint AS flags, a.n AS attr_no
+       coalesce(a.flags, 0)::smallint AS flags, a.n AS attr_no,
+       c.attested AS verified, c.db_session_user AS db_user
 FROM @schema@.object_delta_arrays d
 JOIN @schema@.revision r ON r.id = d.revision_id
 JOIN @schema@.relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion

@@ -390,29 +390,29 @@ static void test_log(void **state)
 {
     (void)state;
     Run r = RUN("log", "--format", "csv", "--limit", "3");
-    expect_out(&r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates\n"
-                   "9,2026-11-20 10:09:00+00,user,bob,ship and tidy,2,1,1,0\n"
-                   "8,2026-11-20 10:08:00+00,user,alice,rename Ann,1,2,0,0\n"
-                   "7,2026-11-20 10:07:00+00,user,dave,notes v2,1,1,0,0\n");
+    expect_out(&r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates,verified,db_user\n"
+                   "9,2026-11-20 10:09:00+00,user,bob,ship and tidy,2,1,1,0,t,app\n"
+                   "8,2026-11-20 10:08:00+00,user,alice,rename Ann,1,2,0,0,f,\n"
+                   "7,2026-11-20 10:07:00+00,user,dave,notes v2,1,1,0,0,f,\n");
     run_free(&r);
     /* a second actor inside revision 4 finds it */
     r = RUN("log", "--actor", "user:carol", "--format", "csv");
-    expect_out(&r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates\n"
-                   "4,2026-11-20 10:04:00+00,system,billing,billing run,0,2,0,0\n");
+    expect_out(&r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates,verified,db_user\n"
+                   "4,2026-11-20 10:04:00+00,system,billing,billing run,0,2,0,0,f,\n");
     run_free(&r);
     r = RUN("log", "--table", "orders", "--key", "[\"11\"]", "--format", "csv");
-    expect_out(&r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates\n"
-                   "9,2026-11-20 10:09:00+00,user,bob,ship and tidy,2,1,1,0\n"
-                   "5,2026-11-20 10:05:00+00,user,bob,cancel 11,1,0,1,0\n"
-                   "4,2026-11-20 10:04:00+00,system,billing,billing run,0,2,0,0\n"
-                   "2,2026-11-20 10:02:00+00,user,bob,orders,2,0,0,0\n");
+    expect_out(&r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates,verified,db_user\n"
+                   "9,2026-11-20 10:09:00+00,user,bob,ship and tidy,2,1,1,0,t,app\n"
+                   "5,2026-11-20 10:05:00+00,user,bob,cancel 11,1,0,1,0,f,\n"
+                   "4,2026-11-20 10:04:00+00,system,billing,billing run,0,2,0,0,f,\n"
+                   "2,2026-11-20 10:02:00+00,user,bob,orders,2,0,0,0,f,\n");
     run_free(&r);
     r = RUN("log", "--since", "3", "--until", "0/5008", "--format", "json");
     expect_out(&r, "[\n"
                    "{\"revision\":5,\"commit_time\":\"2026-11-20 10:05:00+00\",\"actor_type\":\"user\",\"actor_id\":\"bob\","
-                   "\"description\":\"cancel 11\",\"inserts\":1,\"updates\":0,\"deletes\":1,\"truncates\":0},\n"
+                   "\"description\":\"cancel 11\",\"inserts\":1,\"updates\":0,\"deletes\":1,\"truncates\":0,\"verified\":false,\"db_user\":null},\n"
                    "{\"revision\":4,\"commit_time\":\"2026-11-20 10:04:00+00\",\"actor_type\":\"system\",\"actor_id\":\"billing\","
-                   "\"description\":\"billing run\",\"inserts\":0,\"updates\":2,\"deletes\":0,\"truncates\":0}\n"
+                   "\"description\":\"billing run\",\"inserts\":0,\"updates\":2,\"deletes\":0,\"truncates\":0,\"verified\":false,\"db_user\":null}\n"
                    "]\n");
     run_free(&r);
     r = RUN("log", "--actor", "nobody:0", "--format", "json");
@@ -420,9 +420,9 @@ static void test_log(void **state)
     run_free(&r);
     /* aligned by default */
     r = RUN("log", "--limit", "1");
-    expect_out(&r, " revision |      commit_time       | actor_type | actor_id |  description  | inserts | updates | deletes | truncates\n"
-                   "----------+------------------------+------------+----------+---------------+---------+---------+---------+----------\n"
-                   "        9 | 2026-11-20 10:09:00+00 | user       | bob      | ship and tidy |       2 |       1 |       1 |         0\n"
+    expect_out(&r, " revision |      commit_time       | actor_type | actor_id |  description  | inserts | updates | deletes | truncates | verified | db_user\n"
+                   "----------+------------------------+------------+----------+---------------+---------+---------+---------+-----------+----------+--------\n"
+                   "        9 | 2026-11-20 10:09:00+00 | user       | bob      | ship and tidy |       2 |       1 |       1 |         0 | t        | app\n"
                    "(1 row)\n");
     run_free(&r);
 }
@@ -434,80 +434,80 @@ static void test_show_history_blame_diff(void **state)
     expect_out(&r, "{\"revision\":{\"revision\":4,\"commit_time\":\"2026-11-20 10:04:00+00\",\"commit_lsn\":\"0/4000\","
                    "\"end_lsn\":\"0/4008\",\"xid\":704,\"actor_type\":\"system\",\"actor_id\":\"billing\","
                    "\"description\":\"billing run\",\"inserts\":0,\"updates\":2,\"deletes\":0,\"truncates\":0,"
-                   "\"snapshots\":0,\"warnings\":null},\"changes\":[\n"
+                   "\"snapshots\":0,\"warnings\":null,\"verified\":false,\"db_user\":null},\"changes\":[\n"
                    "{\"seq\":1,\"table\":\"public.orders\",\"op\":\"U\",\"key\":\"[\\\"11\\\"]\",\"actor_type\":\"system\","
-                   "\"actor_id\":\"billing\",\"column\":\"amount\",\"old_value\":\"5.00\",\"new_value\":\"6.50\"},\n"
+                   "\"actor_id\":\"billing\",\"column\":\"amount\",\"old_value\":\"5.00\",\"new_value\":\"6.50\",\"verified\":false,\"db_user\":null},\n"
                    "{\"seq\":2,\"table\":\"public.customer\",\"op\":\"U\",\"key\":\"[\\\"2\\\"]\",\"actor_type\":\"user\","
-                   "\"actor_id\":\"carol\",\"column\":\"name\",\"old_value\":\"Bob\",\"new_value\":\"Robert\"}]}\n");
+                   "\"actor_id\":\"carol\",\"column\":\"name\",\"old_value\":\"Bob\",\"new_value\":\"Robert\",\"verified\":false,\"db_user\":null}]}\n");
     run_free(&r);
     r = RUN("show", "6", "--format", "csv");
-    expect_out(&r, "seq,table,op,key,actor_type,actor_id,column,old_value,new_value\n"
-                   "1,public.note,T,,user,alice,,,\n"
-                   "2,public.note,I,\"[\"\"3\"\"]\",user,alice,id,,3\n"
-                   "2,public.note,I,\"[\"\"3\"\"]\",user,alice,body,,third\n"
-                   "2,public.note,I,\"[\"\"3\"\"]\",user,alice,flag,,t\n");
+    expect_out(&r, "seq,table,op,key,actor_type,actor_id,column,old_value,new_value,verified,db_user\n"
+                   "1,public.note,T,,user,alice,,,,f,\n"
+                   "2,public.note,I,\"[\"\"3\"\"]\",user,alice,id,,3,f,\n"
+                   "2,public.note,I,\"[\"\"3\"\"]\",user,alice,body,,third,f,\n"
+                   "2,public.note,I,\"[\"\"3\"\"]\",user,alice,flag,,t,f,\n");
     run_free(&r);
     r = RUN("history", "--table", "customer", "--key", "1", "--format", "csv");
-    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value\n"
-                   "1,2026-11-20 10:01:00+00,I,user,alice,seed customers,id,,1\n"
-                   "1,2026-11-20 10:01:00+00,I,user,alice,seed customers,name,,Ann\n"
-                   "1,2026-11-20 10:01:00+00,I,user,alice,seed customers,email,,ann@x\n"
-                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y\n"
-                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,name,Ann,Anna\n"
-                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,email,ann@y,anna@z\n");
+    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
+                   "1,2026-11-20 10:01:00+00,I,user,alice,seed customers,id,,1,f,\n"
+                   "1,2026-11-20 10:01:00+00,I,user,alice,seed customers,name,,Ann,f,\n"
+                   "1,2026-11-20 10:01:00+00,I,user,alice,seed customers,email,,ann@x,f,\n"
+                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y,f,\n"
+                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,name,Ann,Anna,f,\n"
+                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,email,ann@y,anna@z,f,\n");
     run_free(&r);
     /* --limit: the newest changes (each with all its columns), still oldest first */
     r = RUN("history", "--table", "customer", "--key", "1", "--limit", "2", "--format", "csv");
-    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value\n"
-                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y\n"
-                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,name,Ann,Anna\n"
-                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,email,ann@y,anna@z\n");
+    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
+                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y,f,\n"
+                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,name,Ann,Anna,f,\n"
+                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,email,ann@y,anna@z,f,\n");
     run_free(&r);
     /* --since P (after the state P) and --until P (up to and including it), as for log */
     r = RUN("history", "--table", "customer", "--key", "1", "--since", "1", "--until", "7", "--format", "csv");
-    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value\n"
-                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y\n");
+    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
+                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y,f,\n");
     run_free(&r);
     r = RUN("history", "--table", "customer", "--key", "1", "--until", "7", "--limit", "1", "--format", "csv");
-    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value\n"
-                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y\n");
+    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
+                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y,f,\n");
     run_free(&r);
     r = RUN("history", "--table", "customer", "--key", "1", "--limit", "0", "--format", "csv");
-    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value\n");
+    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n");
     run_free(&r);
     r = RUN("blame", "--table", "customer", "--key", "1", "--at", "4", "--format", "csv");
-    expect_out(&r, "column,value,revision,op,commit_time,actor_type,actor_id,description\n"
-                   "id,1,1,I,2026-11-20 10:01:00+00,user,alice,seed customers\n"
-                   "name,Ann,1,I,2026-11-20 10:01:00+00,user,alice,seed customers\n"
-                   "email,ann@y,3,U,2026-11-20 10:03:00+00,user,alice,pay order 10\n");
+    expect_out(&r, "column,value,revision,op,commit_time,actor_type,actor_id,description,verified,db_user\n"
+                   "id,1,1,I,2026-11-20 10:01:00+00,user,alice,seed customers,f,\n"
+                   "name,Ann,1,I,2026-11-20 10:01:00+00,user,alice,seed customers,f,\n"
+                   "email,ann@y,3,U,2026-11-20 10:03:00+00,user,alice,pay order 10,f,\n");
     run_free(&r);
     r = RUN("blame", "--table", "customer", "--key", "2", "--at", "4", "--format", "csv");
-    expect_out(&r, "column,value,revision,op,commit_time,actor_type,actor_id,description\n"
-                   "id,2,1,I,2026-11-20 10:01:00+00,user,alice,seed customers\n"
-                   "name,Robert,4,U,2026-11-20 10:04:00+00,user,carol,fix name\n"
-                   "email,bob@x,1,I,2026-11-20 10:01:00+00,user,alice,seed customers\n");
+    expect_out(&r, "column,value,revision,op,commit_time,actor_type,actor_id,description,verified,db_user\n"
+                   "id,2,1,I,2026-11-20 10:01:00+00,user,alice,seed customers,f,\n"
+                   "name,Robert,4,U,2026-11-20 10:04:00+00,user,carol,fix name,f,\n"
+                   "email,bob@x,1,I,2026-11-20 10:01:00+00,user,alice,seed customers,f,\n");
     run_free(&r);
     /* blame after a re-insert: only the new life counts */
     r = RUN("blame", "--table", "orders", "--key", "11", "--format", "csv");
-    expect_out(&r, "column,value,revision,op,commit_time,actor_type,actor_id,description\n"
-                   "id,11,9,I,2026-11-20 10:09:00+00,user,bob,ship and tidy\n"
-                   "customer_id,1,9,I,2026-11-20 10:09:00+00,user,bob,ship and tidy\n"
-                   "amount,7.00,9,I,2026-11-20 10:09:00+00,user,bob,ship and tidy\n"
-                   "status,new,9,I,2026-11-20 10:09:00+00,user,bob,ship and tidy\n");
+    expect_out(&r, "column,value,revision,op,commit_time,actor_type,actor_id,description,verified,db_user\n"
+                   "id,11,9,I,2026-11-20 10:09:00+00,user,bob,ship and tidy,t,app\n"
+                   "customer_id,1,9,I,2026-11-20 10:09:00+00,user,bob,ship and tidy,t,app\n"
+                   "amount,7.00,9,I,2026-11-20 10:09:00+00,user,bob,ship and tidy,t,app\n"
+                   "status,new,9,I,2026-11-20 10:09:00+00,user,bob,ship and tidy,t,app\n");
     run_free(&r);
     /* blame follows a row moved by an UPDATE of its key back to the old key's insert */
     r = RUN("blame", "--table", "note", "--key", "5", "--format", "csv");
-    expect_out(&r, "column,value,revision,op,commit_time,actor_type,actor_id,description\n"
-                   "id,5,8,U,2026-11-20 10:08:00+00,user,alice,rename Ann\n"
-                   "done,f,7,I,2026-11-20 10:07:00+00,user,dave,notes v2\n"
-                   "content,fourth,7,I,2026-11-20 10:07:00+00,user,dave,notes v2\n");
+    expect_out(&r, "column,value,revision,op,commit_time,actor_type,actor_id,description,verified,db_user\n"
+                   "id,5,8,U,2026-11-20 10:08:00+00,user,alice,rename Ann,f,\n"
+                   "done,f,7,I,2026-11-20 10:07:00+00,user,dave,notes v2,f,\n"
+                   "content,fourth,7,I,2026-11-20 10:07:00+00,user,dave,notes v2,f,\n");
     run_free(&r);
     r = RUN("blame", "--table", "note", "--key", "4", "--at", "8");
     expect_error(&r, "key [\"4\"] of table note does not exist at revision 8");
     run_free(&r);
     r = RUN("history", "--table", "note", "--key", "5", "--format", "csv");
-    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value\n"
-                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,id,4,5\n");
+    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
+                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,id,4,5,f,\n");
     run_free(&r);
     r = RUN("diff", "4", "9", "--table", "orders", "--table", "customer", "--format", "csv");
     expect_out(&r, "table,key,change,column,old_value,new_value\n"

@@ -97,3 +97,6 @@ INSERT INTO walrev.keyframe_row (keyframe_id, key, relversion, vals) VALUES
 INSERT INTO walrev.tracked_table (relid, live_rows, deltas_since_keyframe, last_keyframe_id) VALUES
  (90001, 2, 3, 1), (90002, 3, 4, 2), (90003, 3, 2, 4);
 INSERT INTO walrev.checkpoint (slot_name, end_lsn, revision_id, checksum) VALUES ('walrev', '0/9008', 9, '\x00');
+-- Revision 9's contexts came through walrev.context() on the source: attested, with the session user.
+UPDATE walrev.revision SET attested = true, db_session_user = 'app' WHERE id = 9;
+UPDATE walrev.revision_context SET attested = true, db_session_user = 'app' WHERE revision_id = 9;
