@@ -34,7 +34,8 @@ erase_tombstones = true
 CONF
 W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 
-q $DB "CREATE TABLE customer (id int PRIMARY KEY, email text, name text, plan text)"
+q $DB "CREATE TABLE customer (id int PRIMARY KEY, email text, name text, plan text);
+       CREATE TABLE note (k text PRIMARY KEY, body text)"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 q $DB "BEGIN; SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"7\"}}');
        INSERT INTO customer VALUES (1, 'alice@example.com', 'Alice', 'free'), (2, 'bob@example.com', 'Bob', 'free'); COMMIT" >/dev/null
@@ -166,15 +167,25 @@ expect_eq "a change after the erasure: no old address comes back" "$(holding ali
 expect_eq "...and the new address is recorded" \
   "$(q $DB "$H SELECT count(*) FROM object_delta_arrays WHERE relid = 'public.customer'::regclass AND 'carol@example.com' = ANY (new_values)")" "1"
 
+# A key with a quote, a backslash and a tab (escaped in its JSON form) is found and erased as well.
+q $DB "INSERT INTO note VALUES (E'a\"b\\\\c\td', 'secret note'), ('plain', 'kept note')"
+wait_caught_up
+NKEY=$(q $DB "$H SELECT key FROM object_delta WHERE relid = 'public.note'::regclass AND key <> '[\"plain\"]'")
+W erase --table note --key "$NKEY" --reason "test" --apply --wait 60 >"$TMP/note.out" 2>&1 ||
+  { cat "$TMP/note.out"; fail "erase of the note"; }
+expect_eq "a key with a quote, a backslash and a tab: erased" \
+  "$(tail -1 "$TMP/note.out" | cut -d';' -f1)|$(holding 'secret note')|$(holding 'kept note')" \
+  "erased 1 value(s) in deltas and 0 in keyframes|0|1"
+
 kill -TERM $wpid
 wait $wpid || { cat "$TMP/run.log"; fail "worker stop"; }
 wpid=
 
 # Kafka: the erase event (the erasure_log row, revision $ER) reached the stream.
-NMSG=$(q $DB "$H SELECT (SELECT count(*) FROM revision) + (SELECT count(*) FROM object_delta) + 1")
+NMSG=$(q $DB "$H SELECT (SELECT count(*) FROM revision) + (SELECT count(*) FROM object_delta) + 2")
 W tail --brokers "$BROKERS" --prefix er --from-beginning --format json --max-messages "$NMSG" \
   --timeout-ms 20000 >"$TMP/tail.json" 2>"$TMP/tail.err" || { cat "$TMP/tail.err"; fail tail; }
-got=$(/usr/bin/python3 - "$TMP/tail.json" "$ER" <<'PY'
+got=$(/usr/bin/python3 - "$TMP/tail.json" "$ER" "$NKEY" <<'PY'
 import json, sys
 er = int(sys.argv[2])
 out = []
@@ -187,15 +198,18 @@ for line in open(sys.argv[1]):
                                      "GDPR request 123" in vals and "[\"1\"]" in vals))
     if v.get("type") == "revision" and v["revision"]["id"] == er:
         out.append("revision %s" % v.get("description"))
-    if v.get("type") == "tombstone":
+    if v.get("type") == "tombstone" and v["topic"] == "er.public.customer":
         out.append("tombstone %s %s" % (v["topic"], v["key"]))
+    if v.get("type") == "tombstone" and v["topic"] == "er.public.note":
+        out.append("tombstone %s %s" % (v["topic"], v["key"] == sys.argv[3]))
 print("\n".join(sorted(out)))
 PY
 )
 expect_eq "Kafka carries the erase event (the erasure_log row and its revision) and a tombstone keyed by the object (erase_tombstones)" "$got" \
   "insert walrev.erasure_log True
 revision erase: GDPR request 123
-tombstone er.public.customer [\"1\"]"
+tombstone er.public.customer [\"1\"]
+tombstone er.public.note True"
 
 # Tampering with an erasure fails verify, naming the revision.
 ROW=$(q $DB "$H SELECT revision_id || ' ' || seq || ' ' || col_id || ' ' || which::text FROM erased_value ORDER BY 1 LIMIT 1")
