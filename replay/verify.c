@@ -249,8 +249,9 @@ static bool hash_delta(RevisionHasher *hh, const Cursor *dc, bool has_erased, De
                 }
             }
             /* An erased value is NULL in the arrays; without its hash the chain cannot be checked. */
-            if (((erased & VERIFY_ATTR_ERASED_OLD) && !sc->hashes[2 * i]) ||
-                ((erased & VERIFY_ATTR_ERASED_NEW) && !sc->hashes[2 * i + 1])) {
+            /* (a value present where one was erased hashes as itself; verify_erasures names it) */
+            if (((erased & VERIFY_ATTR_ERASED_OLD) && !a->old_value.data && !sc->hashes[2 * i]) ||
+                ((erased & VERIFY_ATTR_ERASED_NEW) && !a->new_value.data && !sc->hashes[2 * i + 1])) {
                 snprintf(why, why_size,
                          "revision %" PRId64 " seq %" PRId32 " col_id %d: erased value has no hash in "
                          "erased_value",
@@ -329,6 +330,46 @@ out:
     PQclear(res);
     strbuf_free(&q);
     return st;
+}
+
+/*
+ * Every erasure (walrev erase) holds: no delta of the object before its
+ * erase revision and no keyframe row of it still stores a value of an
+ * erased column. A value put back where it was erased hashes as it did, so
+ * the chain alone would not notice; a keyframe taken while the erasure
+ * committed may hold one too.
+ */
+static WrStatus verify_erasures(Ctx *c, const char *qs, int64_t *first_bad, char *why, size_t why_size)
+{
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "SELECT e.revision_id, e.relid::bigint, e.key FROM %1$s.erasure e "
+                   "WHERE EXISTS (SELECT 1 FROM %1$s.object_delta_arrays d, "
+                   "  unnest(d.col_ids, d.old_values, d.new_values) AS u(c, o, n) "
+                   "  WHERE d.relid = e.relid AND d.key = e.key AND d.revision_id < e.revision_id "
+                   "    AND u.c = ANY (e.col_ids) AND (u.o IS NOT NULL OR u.n IS NOT NULL)) "
+                   "OR EXISTS (SELECT 1 FROM %1$s.keyframe k JOIN %1$s.keyframe_row kr ON kr.keyframe_id = k.id, "
+                   "  unnest(e.col_ids) AS x(c) WHERE k.relid = e.relid AND kr.key = e.key AND kr.vals[x.c] IS NOT NULL) "
+                   "ORDER BY e.revision_id LIMIT 1",
+                   qs);
+    PGresult *res = NULL;
+    WrStatus st = exec(c, q.data, 0, NULL, &res, "checking the erasures");
+    strbuf_free(&q);
+    if (st != WR_OK) return st;
+    if (PQntuples(res) == 1) {
+        bool ok = true;
+        Cursor r = {"", res, 0, false};
+        int64_t rev = f_int(&r, 0, &ok), relid = f_int(&r, 1, &ok);
+        Value key = f_text(&r, 2);
+        snprintf(why, why_size,
+                 "revision %" PRId64 " erased values of key %.*s of table %" PRId64
+                 ", but a delta before it or a keyframe row still holds one (run walrev erase again)",
+                 rev, (int)(key.len > 200 ? 200 : key.len), key.data ? key.data : "", relid);
+        *first_bad = rev;
+    }
+    PQclear(res);
+    return WR_OK;
 }
 
 /* Columns of the relation version cursor. */
@@ -778,6 +819,7 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
             st = verify_keyframes(conn, qs, &bad_keyframe, first_bad, why, why_size, err);
         }
         if (st == WR_OK && *first_bad == 0) st = verify_backfill(conn, qs, first_bad, why, why_size, err);
+        if (st == WR_OK && *first_bad == 0 && has_erased) st = verify_erasures(&c, qs, first_bad, why, why_size);
         if (st == WR_OK && *first_bad != 0) *checked = *first_bad - 1;
     }
 

@@ -225,6 +225,14 @@ if W verify >"$TMP/tamper.out" 2>&1; then fail "verify passed with an erased val
 grep -qF "erased value has no hash in erased_value" "$TMP/tamper.out" || { cat "$TMP/tamper.out"; fail "missing hash message"; }
 pass "an erased value without its hash fails verify"
 q $DB "$H DELETE FROM erased_value; INSERT INTO erased_value SELECT * FROM public.saved_hash; DROP TABLE public.saved_hash"
+# The erased value put back where it was (it hashes as before, so the chain alone holds): verify names the erasure.
+q $DB "$H UPDATE object_delta SET new_values = array_replace(new_values, NULL, 'alice@example.com')
+       WHERE relid = 'public.customer'::regclass AND key = '[\"1\"]' AND op = 'I'"
+if W verify >"$TMP/tamper.out" 2>&1; then fail "verify passed with an erased value put back"; fi
+grep -qF "revision $ER erased values of key [\"1\"] of table" "$TMP/tamper.out" || { cat "$TMP/tamper.out"; fail "put-back message"; }
+pass "an erased value put back fails verify, naming the erase revision $ER"
+q $DB "$H UPDATE object_delta SET new_values = array_replace(new_values, 'alice@example.com', NULL)
+       WHERE relid = 'public.customer'::regclass AND key = '[\"1\"]' AND op = 'I'"
 q $DB "$H UPDATE object_delta SET new_values = array_replace(new_values, 'GDPR request 123', 'routine cleanup') WHERE revision_id = $ER"
 if W verify >"$TMP/tamper.out" 2>&1; then fail "verify passed with the erase revision's reason rewritten"; fi
 grep -qF "history does not verify at revision $ER:" "$TMP/tamper.out" || { cat "$TMP/tamper.out"; fail "reason tamper message"; }
