@@ -1309,8 +1309,8 @@ static int print_states(PGconn *hist, const char *schema)
                    "SELECT format('%%I.%%I', nspname, relname), state, chunks::text, rows_read::text, "
                    "rows_recorded::text, coalesce(to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS'), ''), "
                    "coalesce(error, '') FROM %1$s.backfill b "
-                   /* walrev's own table log (setup publishes it) is no table of the user's */
-                   "WHERE NOT (b.relname = 'table_log' AND b.nspname = (SELECT n.nspname FROM pg_class c "
+                   /* walrev's own table and erasure logs (setup publishes them) are no tables of the user's */
+                   "WHERE NOT (b.relname IN ('table_log', 'erasure_log') AND b.nspname = (SELECT n.nspname FROM pg_class c "
                    "  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = '%1$s.backfill'::regclass)) "
                    "ORDER BY 1",
                    schema);

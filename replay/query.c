@@ -219,7 +219,7 @@ WrStatus rq_all_tables(ReplayCtx *ctx, uint32_t **relids, int *n, WrError *err)
                           "  UNION ALL SELECT relid, nspname, relname, 0, %1$s.change_pos(revision_id, seq)"
                           "  FROM %1$s.table_event WHERE event <> 'drop' AND relkind = 'r') x"
                           " ORDER BY relid, src DESC, o DESC) v "
-                          "WHERE NOT (v.nspname = $1 AND v.relname = 'table_log') "
+                          "WHERE NOT (v.nspname = $1 AND v.relname IN ('table_log', 'erasure_log')) "
                           "AND v.relid NOT IN (SELECT e.relid FROM %1$s.table_event e WHERE e.relkind = 'p') "
                           "ORDER BY nspname, relname, relid",
                           ctx->schema_q);
