@@ -819,7 +819,7 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
             st = verify_keyframes(conn, qs, &bad_keyframe, first_bad, why, why_size, err);
         }
         if (st == WR_OK && *first_bad == 0) st = verify_backfill(conn, qs, first_bad, why, why_size, err);
-        if (st == WR_OK && *first_bad == 0 && has_erased) st = verify_erasures(&c, qs, first_bad, why, why_size);
+        if (st == WR_OK && *first_bad == 0 && w.has_erased) st = verify_erasures(&w.c, qs, first_bad, why, why_size);
         if (st == WR_OK && *first_bad != 0) *checked = *first_bad - 1;
     }
 
