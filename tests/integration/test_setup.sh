@@ -56,9 +56,9 @@ expect_eq "publication covers user schemas, not walrev" \
   "$(q $DB "SELECT string_agg(n.nspname, ',' ORDER BY n.nspname) FROM pg_publication_namespace pn
             JOIN pg_namespace n ON n.oid = pn.pnnspid JOIN pg_publication p ON p.oid = pn.pnpubid
             WHERE p.pubname = 'walrev'")" "app,public"
-expect_eq "published tables: the user's, walrev's table log and DDL capture" \
+expect_eq "published tables: the user's, walrev's table log, erasure log and DDL capture" \
   "$(q $DB "SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY schemaname, tablename) FROM pg_publication_tables WHERE pubname = 'walrev'")" \
-  "app.note,public.item,public.nokey,walrev.ddl_capture,walrev.table_log"
+  "app.note,public.item,public.nokey,walrev.ddl_capture,walrev.erasure_log,walrev.table_log"
 expect_eq "history store tables exist" "$(q $DB "SELECT to_regclass('walrev.revision') IS NOT NULL AND to_regclass('walrev.checkpoint') IS NOT NULL")" "t"
 
 # ---- the context functions: an untyped literal resolves (to the text
