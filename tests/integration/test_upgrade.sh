@@ -46,7 +46,8 @@ do_step "UPDATE acct SET note = NULL WHERE id = 2; UPDATE acct SET note = 'x' WH
 do_step "UPDATE acct SET owner = 'Ann', balance = 5 WHERE id = 1;"
 do_step "DELETE FROM acct WHERE id = 6;"
 catch_up
-W history --table acct --key 1 --format csv >"$OUT/history1.before" 2>/dev/null || fail "history before"
+# (without verified and db_user: a format 2 store has no identity columns, so they read f and empty after it)
+W history --table acct --key 1 --format csv 2>/dev/null | cut -d, -f1-9 >"$OUT/history1.before" || fail "history before"
 n2=$(q $DB "SELECT count(*) FROM walrev.revision")
 
 # The same history as a format 2 store: its DDL, every delta in the arrays,
@@ -123,7 +124,7 @@ W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail "verify after 
 pass "verify after the upgrade: $(cat "$OUT/verify.out")"
 check_snapshots "after the upgrade"
 expect_eq "history of a key as before the upgrade" \
-  "$(W history --table acct --key 1 --format csv 2>/dev/null)" "$(cat "$OUT/history1.before")"
+  "$(W history --table acct --key 1 --format csv 2>/dev/null | cut -d, -f1-9)" "$(cat "$OUT/history1.before")"
 
 # Format 3 era: the rows written before are looked up for old images
 # (a new worker: its row cache is empty), single-column changes are scalar.
