@@ -19,7 +19,7 @@
 
 enum { E_TABLE = 1, E_KEY, E_COLUMNS, E_REASON, E_ACTOR, E_APPLY, E_WAIT };
 
-static const struct option ERASE_OPTS[] = {
+const struct option rq_erase_options[] = {
     {"table", required_argument, NULL, E_TABLE},   {"key", required_argument, NULL, E_KEY},
     {"columns", required_argument, NULL, E_COLUMNS}, {"reason", required_argument, NULL, E_REASON},
     {"actor", required_argument, NULL, E_ACTOR},   {"apply", no_argument, NULL, E_APPLY},
@@ -38,7 +38,7 @@ static WrStatus parse(ReplayCtx *ctx, int argc, char **argv, EraseArgs *a, WrErr
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "", ERASE_OPTS, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", rq_erase_options, NULL)) != -1) {
         switch (c) {
         case E_TABLE: a->table = optarg; break;
         case E_KEY: a->key = optarg; break;
@@ -50,22 +50,22 @@ static WrStatus parse(ReplayCtx *ctx, int argc, char **argv, EraseArgs *a, WrErr
             char *end = NULL;
             long w = strtol(optarg, &end, 10);
             if (!end || *end || w < 0 || w > 86400)
-                return wr_error_set(err, WR_INVALID, "--wait takes seconds (0-86400), not %s", optarg);
+                return rq_usage(ctx, err, "--wait takes seconds (0-86400), not %s", optarg);
             a->wait_s = (int)w;
             break;
         }
         default: return rq_bad_option(ctx, argc, argv, err);
         }
     }
-    if (optind < argc) return wr_error_set(err, WR_INVALID, "unexpected argument %s", argv[optind]);
-    if (!a->table || !a->key) return wr_error_set(err, WR_INVALID, "--table and --key are required");
-    if (!a->reason || !a->reason[0]) return wr_error_set(err, WR_INVALID, "--reason is required (why: it is recorded)");
+    if (optind < argc) return rq_usage(ctx, err, "erase: unexpected argument %s", argv[optind]);
+    if (!a->table || !a->key) return rq_usage(ctx, err, "erase needs --table T and --key K");
+    if (!a->reason || !a->reason[0]) return rq_usage(ctx, err, "--reason is required (why: it is recorded)");
     if (a->actor) {
         const char *colon = strchr(a->actor, ':');
         if (!colon || colon == a->actor || !colon[1])
-            return wr_error_set(err, WR_INVALID, "--actor takes TYPE:ID, not %s", a->actor);
+            return rq_usage(ctx, err, "--actor takes TYPE:ID, not %s", a->actor);
         if ((size_t)(colon - a->actor) == 6 && strncmp(a->actor, "walrev", 6) == 0)
-            return wr_error_set(err, WR_INVALID, "the actor type walrev is reserved for walrev itself");
+            return rq_usage(ctx, err, "the actor type walrev is reserved for walrev itself");
     }
     return WR_OK;
 }
@@ -141,29 +141,13 @@ static void print_counts(ReplayCtx *ctx, const PGresult *res, const char *verb)
 static WrStatus request(ReplayCtx *ctx, const EraseArgs *a, const char *rel, const char *nsp, const char *relname,
                         const char *key, const char *ids, const char *names, char **id_out, WrError *err)
 {
-    if (!ctx->source_conninfo)
-        return wr_error_set(err, WR_INVALID, "erase --apply: no source database: give --source (the request goes there)");
     PGconn *src = NULL;
-    WrStatus st = rq_connect(ctx->source_conninfo, "source", &src, err);
+    /* the source: --source, else the history's database (libpq's defaults when neither is given) */
+    const char *ci = ctx->source_conninfo ? ctx->source_conninfo : ctx->hist_conninfo;
+    WrStatus st = rq_connect(ci, "source", &src, err);
     if (st != WR_OK) return st;
     const char *schema = ctx->opts->schema ? ctx->opts->schema : "walrev";
     char *qs = rq_quote_ident(src, schema);
-    StrBuf c;
-    strbuf_init(&c);
-    strbuf_append_str(&c, "{");
-    if (a->actor) {
-        const char *colon = strchr(a->actor, ':');
-        strbuf_append_str(&c, "\"actor\":{\"type\":");
-        strbuf_append_json_string(&c, a->actor, (size_t)(colon - a->actor));
-        strbuf_append_str(&c, ",\"id\":");
-        strbuf_append_json_string(&c, colon + 1, strlen(colon + 1));
-        strbuf_append_str(&c, "},");
-    }
-    char *desc = xasprintf("erase: %s", a->reason);
-    strbuf_append_str(&c, "\"description\":");
-    strbuf_append_json_string(&c, desc, strlen(desc));
-    free(desc);
-    strbuf_append_str(&c, "}");
     char *sql = NULL;
     char *regname = xasprintf("%s.erasure_log", qs);
     const char *rp[1] = {regname};
@@ -187,9 +171,10 @@ static WrStatus request(ReplayCtx *ctx, const EraseArgs *a, const char *rel, con
         goto out;
     }
     PQclear(res);
-    sql = xasprintf("SELECT %s.context($1::text)", qs);
-    const char *cp[1] = {c.data};
-    res = rq_exec(src, err, sql, 1, cp);
+    char *desc = xasprintf("erase: %s", a->reason);
+    sql = rq_context_sql(ctx, src, a->actor, desc, NULL);
+    free(desc);
+    res = rq_exec(src, err, sql, 0, NULL);
     free(sql);
     if (!res) {
         st = err->status;
@@ -215,7 +200,6 @@ static WrStatus request(ReplayCtx *ctx, const EraseArgs *a, const char *rel, con
     }
     PQclear(res);
 out:
-    strbuf_free(&c);
     free(qs);
     PQfinish(src);
     return st;

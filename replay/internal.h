@@ -166,5 +166,6 @@ WrStatus rq_usage(ReplayCtx *ctx, WrError *err, const char *fmt, ...) WR_PRINTF(
 extern const struct option rq_audit_options[];
 extern const struct option rq_snapshot_options[];
 extern const struct option rq_undo_options[];
+extern const struct option rq_erase_options[];
 
 #endif

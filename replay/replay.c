@@ -48,6 +48,7 @@ const struct option *replay_command_options(const char *cmd)
     if (strcmp(cmd, "branch") == 0) return rq_branch_options;
     if (strcmp(cmd, "merge") == 0) return rq_merge_options;
     if (strcmp(cmd, "review") == 0) return rq_review_options;
+    if (strcmp(cmd, "erase") == 0) return rq_erase_options;
     return rq_audit_options;
 }
 
@@ -158,6 +159,18 @@ static const char *const HELP[][2] = {
      "  --approve          record an approval of the branch's newest revision\n"
      "  --actor TYPE:ID    the approver\n"
      "  --comment TEXT     a note with the approval\n"},
+    {"erase",
+     "usage: walrev [global options] erase --table T --key K --reason TEXT [--columns a,b]\n"
+     "                [--actor TYPE:ID] [--apply [--wait SECONDS]]\n\n"
+     "Erase one row's values from the history (GDPR), keeping the checksum chain.\n"
+     "Prints what it would erase; --apply asks the worker to erase it.\n\n"
+     "  --table T          the table\n"
+     "  --key K            the row's key: a value, a JSON array, or #REV.SEQ for a keyless row\n"
+     "  --reason TEXT      why (required; recorded in the erase revision)\n"
+     "  --columns a,b      only these columns (default every column not in the key)\n"
+     "  --actor TYPE:ID    who asks (default cli:$USER)\n"
+     "  --apply            write the request to the source's erasure_log\n"
+     "  --wait SECONDS     with --apply: how long to wait for the worker (default 60; 0: no wait)\n"},
 };
 
 void replay_print_help(const char *cmd, FILE *out)
