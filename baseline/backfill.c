@@ -258,6 +258,7 @@ struct Backfill {
     PGconn *src;
     PGconn *hist;
     bool disabled;
+    bool born_warned; /* the table log could not be read (logged once) */
     bool checked;
     bool check_now;
     int64_t last_check_us;
@@ -578,8 +579,50 @@ static WrStatus disable(Backfill *b, const WrError *why)
  * requested, or was interrupted. What this session finished stays finished
  * even while its row is not committed yet.
  */
+/*
+ * The tables whose present incarnation the source's table log saw created
+ * while published (schema/sql/table_log.sql logs 'create' only then, in the
+ * creating transaction: a table visible in the catalog has its row visible
+ * too). Either the creation follows the slot's start, and the stream carries
+ * each of its rows; or it precedes it, and setup's baseline gave the table a
+ * backfill row; or the slot was lost meanwhile, and the gap revision
+ * reconciled every published table. NULL (every table baselined as before)
+ * when the log cannot be read, e.g. by a worker role setup did not grant it.
+ */
+static PGresult *born_published(Backfill *b)
+{
+    char *schema = store_quote_ident(b->cfg->history_schema);
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "SELECT c.relid FROM %1$s.table_log c WHERE c.event = 'create' AND NOT EXISTS "
+                   "(SELECT 1 FROM %1$s.table_log d WHERE d.relid = c.relid AND d.event = 'drop' AND d.id > c.id)",
+                   schema);
+    free(schema);
+    PGresult *r = PQexec(b->src, q.data);
+    strbuf_free(&q);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
+    if (!b->born_warned) {
+        char msg[300];
+        log_warn("msg=\"cannot read the table log, so tables created after tracking began get a baseline they do "
+                 "not need\" error=\"%s\"",
+                 sql_message(b->src, r, msg, sizeof(msg)));
+        b->born_warned = true;
+    }
+    PQclear(r);
+    return NULL;
+}
+
+static bool relid_listed(const PGresult *r, uint32_t relid)
+{
+    for (int i = 0; r && i < PQntuples(r); i++)
+        if ((uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10) == relid) return true;
+    return false;
+}
+
 static WrStatus detect(Backfill *b, WrError *err)
 {
+    PGresult *born = NULL;
     WrStatus st = ensure_connections(b, err);
     if (st != WR_OK) return st;
     StrBuf q;
@@ -620,6 +663,7 @@ static WrStatus detect(Backfill *b, WrError *err)
         goto out;
     }
 
+    born = born_published(b);
     for (int i = 0; i < PQntuples(s); i++) {
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(s, i, 0), NULL, 10);
         const char *nsp = PQgetvalue(s, i, 1), *rel = PQgetvalue(s, i, 2);
@@ -634,6 +678,20 @@ static WrStatus detect(Backfill *b, WrError *err)
             if (b->finished[k].relid == relid && request_no <= b->finished[k].request_no) finished_here = true;
         if (finished_here) continue;
         Job j = {.relid = relid, .request_no = request_no};
+        if (!state && relid_listed(born, relid)) {
+            /* Created while published: every row it ever had is in the
+             * stream after its table-log row, so there is nothing to read. */
+            j.nspname = xstrdup(nsp);
+            j.relname = xstrdup(rel);
+            st = record_progress(b, &j, "done", NULL, err);
+            job_free(&j);
+            if (st != WR_OK) goto out;
+            log_info("msg=\"no baseline needed: the table was created after tracking began, so all its rows come "
+                     "through the stream\" table=%s.%s",
+                     nsp, rel);
+            remember_finished(b, relid, request_no);
+            continue;
+        }
         if (!state) {
             j.reason = "added to the publication after setup";
         } else if (strcmp(state, "requested") == 0) {
@@ -674,6 +732,7 @@ static WrStatus detect(Backfill *b, WrError *err)
         job_free(&j);
     }
 out:
+    PQclear(born);
     PQclear(s);
     PQclear(h);
     return st;

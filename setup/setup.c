@@ -791,7 +791,7 @@ static const char ddl_capture_table_fmt[] =
 
 /* @s@: the quoted schema, @p@: the publication's name as a literal. Compared with prosrc on later runs. */
 static const char *ddl_capture_body_fmt =
-    " DECLARE r record; q text; BEGIN"
+    " DECLARE r record; q text; fills jsonb; fa record; nd bigint; fv text; BEGIN"
     /* the tables the command names, and the partitions of a partitioned one
      * (an ALTER of a parent changes them too, and is reported for the parent only) */
     " FOR r IN SELECT x.objid, pg_catalog.bool_or(x.created) AS created FROM ("
@@ -803,6 +803,26 @@ static const char *ddl_capture_body_fmt =
     "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.object_type IN ('table', 'table column')"
     "     AND t.relid::pg_catalog.oid <> d.objid) x"
     "   GROUP BY x.objid LOOP"
+    /* a rewrite that filled in defaults (walrev_capture_rewrite marked it):
+     * a domain's default is no column default and no missing value, so what
+     * the rows that were there now hold is read back from the table: one
+     * value in all of them is what each holds; differing ones (a volatile
+     * default) are not knowable */
+    "   fills := NULL;"
+    "   IF pg_catalog.current_setting('walrev.filled_' || r.objid::pg_catalog.text, true) = 'y' THEN"
+    "     PERFORM pg_catalog.set_config('walrev.filled_' || r.objid::pg_catalog.text, '', true);"
+    "     FOR fa IN SELECT a.attnum, a.attname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t"
+    "       ON t.oid = a.atttypid AND t.typtype = 'd' WHERE a.attrelid = r.objid AND a.attnum > 0"
+    "       AND NOT a.attisdropped AND NOT a.atthasmissing AND NOT a.atthasdef AND a.attidentity = ''"
+    "       AND a.attgenerated = '' LOOP"
+    "       EXECUTE pg_catalog.format('SELECT count(DISTINCT v) + max((v IS NULL)::int), min(v) FROM"
+    " (SELECT pg_catalog.format(''%%s'', %I) AS v FROM ONLY %s) x', fa.attname, r.objid::pg_catalog.regclass)"
+    "         INTO nd, fv;"
+    "       fills := coalesce(fills, '{}') || pg_catalog.jsonb_build_object(fa.attnum::pg_catalog.text,"
+    "         CASE WHEN nd > 1 THEN '{\"varying\": true}'::pg_catalog.jsonb"
+    "         ELSE pg_catalog.jsonb_build_object('v', fv) END);"
+    "     END LOOP;"
+    "   END IF;"
     "   INSERT INTO @s@.ddl_capture (relid, info)"
     "   SELECT c.oid, pg_catalog.jsonb_build_object('relid', c.oid::pg_catalog.int8,"
     "     'nspname', n.nspname, 'relname', c.relname, 'persistence', c.relpersistence, 'kind', c.relkind,"
@@ -821,8 +841,10 @@ static const char *ddl_capture_body_fmt =
     /* what rows that predate an ADD COLUMN read: the catalog's missing value (a
      * non-volatile default, never in the WAL), or whether the column has a
      * default or identity the rewrite filled in (volatile: not knowable) */
-    "        CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END,"
-    "        a.atthasmissing IS NOT TRUE AND (a.atthasdef OR a.attidentity <> '')) ORDER BY a.attnum), '[]')"
+    "        CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1]"
+    "          ELSE fills -> a.attnum::pg_catalog.text ->> 'v' END,"
+    "        (a.atthasmissing IS NOT TRUE AND (a.atthasdef OR a.attidentity <> ''))"
+    "          OR fills -> a.attnum::pg_catalog.text ? 'varying') ORDER BY a.attnum), '[]')"
     " FROM pg_catalog.pg_attribute a"
     "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
     "     'timezone', pg_catalog.current_setting('TimeZone'),"
@@ -868,11 +890,16 @@ static const char *ddl_capture_body_fmt =
     " END LOOP; END ";
 
 /* table_rewrite: marks, for the transaction, a table whose persistence
- * changes (SET LOGGED/UNLOGGED), for capture_ddl at the command's end. */
+ * changes (SET LOGGED/UNLOGGED, reason 1) or whose rewrite fills in
+ * defaults (reason 2), for capture_ddl at the command's end. */
 static const char *ddl_rewrite_body =
     " BEGIN"
     " IF pg_catalog.pg_event_trigger_table_rewrite_reason() & 1 = 1 THEN"
     "   PERFORM pg_catalog.set_config('walrev.logged_' || pg_catalog.pg_event_trigger_table_rewrite_oid()::pg_catalog.text,"
+    "     'y', true);"
+    " END IF;"
+    " IF pg_catalog.pg_event_trigger_table_rewrite_reason() & 2 = 2 THEN"
+    "   PERFORM pg_catalog.set_config('walrev.filled_' || pg_catalog.pg_event_trigger_table_rewrite_oid()::pg_catalog.text,"
     "     'y', true);"
     " END IF; END ";
 

@@ -36,7 +36,12 @@ q $DB "CREATE TABLE k (id int PRIMARY KEY, a text, ts timestamp, n numeric(12,3)
        ALTER TABLE pt1 REPLICA IDENTITY FULL; ALTER TABLE pt2 REPLICA IDENTITY FULL;
        INSERT INTO pt VALUES (1, 1, 1.255), (2, 11, 2.25), (2, 11, 2.25);
        CREATE UNLOGGED TABLE lk (a int, b text);                 -- keyless, equal rows, made LOGGED later
-       INSERT INTO lk VALUES (1, 'x'), (1, 'x'), (2, NULL);"
+       INSERT INTO lk VALUES (1, 'x'), (1, 'x'), (2, NULL);
+       CREATE DOMAIN d_chk AS text DEFAULT 'dflt' CHECK (VALUE <> 'x');   -- a constraint: a rewrite fills it
+       CREATE DOMAIN d_nest AS d_chk;                                     -- its default, one domain down
+       CREATE DOMAIN d_rand AS float8 DEFAULT random() CHECK (VALUE >= 0);
+       CREATE TABLE dm (id int PRIMARY KEY, v text);
+       INSERT INTO dm VALUES (1, 'a'), (2, 'b');"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 
 # point N TABLE: the table's rows (COPY, sorted) and the position after the last commit
@@ -77,6 +82,13 @@ q $DB "ALTER TABLE u ADD COLUMN r float8 DEFAULT random()"
 point 5 u
 run_to "$(current_lsn $DB)" "$LOG" --source "$SRC" --slot ddlrewrites
 
+# a domain's default filled in by a rewrite: no column default, no missing value
+q $DB "ALTER TABLE dm ADD COLUMN c d_chk, ADD COLUMN n d_nest"
+point 10 dm
+q $DB "UPDATE dm SET v = 'a2' WHERE id = 1"
+point 11 dm
+q $DB "ALTER TABLE dm ADD COLUMN r d_rand"   # volatile: differs row by row, not knowable
+
 # DDL of a partitioned parent changes its partitions' rows too
 q $DB "ALTER TABLE pt ADD COLUMN d text DEFAULT 'pd'"
 q $DB "ALTER TABLE pt ALTER COLUMN n TYPE numeric(10,1)"
@@ -110,6 +122,7 @@ for t in k kf kd; do check 1 $t; check 2 $t; done
 for t in k kn; do check 3 $t; check 4 $t; done
 for t in lg lk; do check 6 $t; check 7 $t; done
 for t in pt pt1 pt2; do check 8 $t; check 9 $t; done
+check 10 dm; check 11 dm
 expect_eq "SET LOGGED's revision holds the rows as baseline rows; the UPDATE after it has exact old values" \
   "$(H "SELECT string_agg(op::text || ':' || n || ':' || olds, ' ' ORDER BY op) FROM (
           SELECT op, count(*) AS n, coalesce(string_agg(old_values::text, ','), '-') AS olds
@@ -147,6 +160,12 @@ expect_eq "their values are flagged unknown (flag 4), never guessed; a NULL unde
   "$(H "SELECT string_agg(od.key || ':' || ad.col_id || ':' || ad.flags, ' ' ORDER BY od.key, ad.col_id)
         FROM walrev.attribute_delta ad JOIN walrev.object_delta od USING (revision_id, seq)
         WHERE od.relid = 'u'::regclass AND od.op = 'U'")" '["1"]:2:4 ["1"]:3:4 ["2"]:2:4 ["2"]:3:4'
+expect_eq "a volatile domain default is unknown (flag 4) in both rows, the known ones are values" \
+  "$(H "SELECT string_agg(od.key || ':' || ad.col_id || ':' || ad.flags || ':' || coalesce(ad.new_value, 'NULL'), ' '
+                          ORDER BY od.revision_id, od.key, ad.col_id)
+        FROM walrev.attribute_delta ad JOIN walrev.object_delta od USING (revision_id, seq)
+        WHERE od.relid = 'dm'::regclass AND od.op = 'U'")" \
+  '["1"]:3:0:dflt ["1"]:4:0:dflt ["2"]:3:0:dflt ["2"]:4:0:dflt ["1"]:2:0:a2 ["1"]:5:4:NULL ["2"]:5:4:NULL'
 grep -q 'values rewritten outside the WAL are not known' "$LOG" || fail "the worker's log names the unknown values"
 pass "the worker's log names the unknown values"
 W verify >/dev/null 2>&1 || fail verify
