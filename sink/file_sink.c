@@ -192,7 +192,7 @@ static WrStatus fs_open(Sink *s, SinkPosition *pos, WrError *err)
         f->fp = stdout;
         f->fd = STDOUT_FILENO;
         pos->known = false;
-        log_info("file sink opened msg=\"writing to stdout\"");
+        log_info("msg=\"file sink opened\" path=-");
         return WR_OK;
     }
     FilePoint cp;
@@ -228,7 +228,7 @@ static WrStatus fs_open(Sink *s, SinkPosition *pos, WrError *err)
             return wr_error_set(err, WR_FATAL, "file sink: could not truncate %s to %" PRIu64 " bytes: %s",
                                 f->path, cp.offset, strerror(errno));
         }
-        log_warn("file sink cut back an unfinished tail path=%s from=%" PRIu64 " to=%" PRIu64, f->path, size,
+        log_warn("msg=\"file sink cut back an unfinished tail\" path=%s from=%" PRIu64 " to=%" PRIu64, f->path, size,
                  cp.offset);
     }
     if (lseek(fd, 0, SEEK_END) < 0 || !(f->fp = fdopen(fd, "a"))) {
@@ -249,7 +249,7 @@ static WrStatus fs_open(Sink *s, SinkPosition *pos, WrError *err)
     pos->durable_end_lsn = cp.end_lsn;
     pos->last_revision_id = cp.revision_id;
     memcpy(pos->last_checksum, cp.checksum, WALREV_CHECKSUM_LEN);
-    log_info("file sink opened path=%s offset=%" PRIu64 " end_lsn=" LSN_FMT " revision=%" PRId64, f->path,
+    log_info("msg=\"file sink opened\" path=%s offset=%" PRIu64 " end_lsn=" LSN_FMT " revision=%" PRId64, f->path,
              cp.offset, LSN_ARGS(cp.end_lsn), cp.revision_id);
     return WR_OK;
 }

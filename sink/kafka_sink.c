@@ -86,7 +86,7 @@ static void set_failed(KafkaSink *k, WrStatus st, const char *fmt, ...)
     vsnprintf(k->failed_msg, sizeof k->failed_msg, fmt, ap);
     va_end(ap);
     k->failed = st;
-    log_error("kafka sink failed msg=\"%s\" status=%s", k->failed_msg, wr_status_name(st));
+    log_error("msg=\"kafka sink failed\" error=\"%s\" status=%s", k->failed_msg, wr_status_name(st));
 }
 
 /* Move the durable LSN over every leading revision that is complete and fully delivered. */
@@ -142,12 +142,12 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     /* Broker-down errors repeat on every reconnect attempt: say it once per 10 s. */
     int64_t now = mono_now_us();
     if (e == k->last_err && now - k->last_err_us < WAIT_LOG_EVERY_US) {
-        log_debug("kafka error err=%s reason=\"%s\"", rd_kafka_err2name(e), reason);
+        log_debug("msg=\"kafka error\" err=%s reason=\"%s\"", rd_kafka_err2name(e), reason);
         return;
     }
     k->last_err = e;
     k->last_err_us = now;
-    log_warn("kafka error msg=\"%s\" err=%s", reason, rd_kafka_err2name(e));
+    log_warn("msg=\"kafka error\" reason=\"%s\" err=%s", reason, rd_kafka_err2name(e));
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -158,7 +158,7 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     if (level <= 3 && strcmp(fac, "FAIL") == 0) level = 4;
     LogLevel l = level <= 3 ? LOG_LEVEL_ERROR : level == 4 ? LOG_LEVEL_WARN : level <= 6 ? LOG_LEVEL_INFO
                                                                                     : LOG_LEVEL_DEBUG;
-    WR_LOG(l, "librdkafka msg=\"%s\" facility=%s client=%s", buf, fac, rd_kafka_name(rk));
+    WR_LOG(l, "msg=\"librdkafka: %s\" facility=%s client=%s", buf, fac, rd_kafka_name(rk));
 }
 
 /* ---- revision messages, in order, once their deltas are delivered ---- */
@@ -222,7 +222,7 @@ static WrStatus wait_for(KafkaSink *k, bool (*cond)(KafkaSink *), const char *wh
         if (k->failed) return sticky(k, err);
         int64_t now = mono_now_us();
         if (now - (last_log ? last_log : start) >= (last_log ? WAIT_LOG_EVERY_US : 1000000)) {
-            log_warn("kafka sink waiting msg=\"%s\" waited_ms=%" PRId64 " undelivered=%d", what,
+            log_warn("msg=\"kafka sink waiting: %s\" waited_ms=%" PRId64 " undelivered=%d", what,
                      (now - start) / 1000, rd_kafka_outq_len(k->rk));
             last_log = now;
         }
@@ -230,7 +230,7 @@ static WrStatus wait_for(KafkaSink *k, bool (*cond)(KafkaSink *), const char *wh
         if (k->while_waiting && !k->while_waiting(k->while_waiting_arg))
             return wr_error_set(err, WR_RETRY, "kafka sink: gave up waiting (%s): stopping", what);
     }
-    if (last_log) log_info("kafka sink resumed msg=\"%s\" waited_ms=%" PRId64, what, (mono_now_us() - start) / 1000);
+    if (last_log) log_info("msg=\"kafka sink resumed: %s\" waited_ms=%" PRId64, what, (mono_now_us() - start) / 1000);
     return k->failed ? sticky(k, err) : WR_OK;
 }
 
@@ -262,7 +262,7 @@ static WrStatus produce_value(KafkaSink *k, rd_kafka_topic_t *rkt, const char *k
             k->fifo[seq % FIFO_CAP].outstanding++;
             k->stats.produced++;
             if (last_log)
-                log_info("kafka sink resumed msg=\"local queue has room again\" waited_ms=%" PRId64,
+                log_info("msg=\"kafka sink resumed: local queue has room again\" waited_ms=%" PRId64,
                          (mono_now_us() - waiting_since) / 1000);
             return WR_OK;
         }
@@ -276,7 +276,7 @@ static WrStatus produce_value(KafkaSink *k, rd_kafka_topic_t *rkt, const char *k
         int64_t now = mono_now_us();
         if (!waiting_since) waiting_since = now;
         if (now - (last_log ? last_log : waiting_since) >= (last_log ? WAIT_LOG_EVERY_US : 1000000)) {
-            log_warn("kafka sink waiting msg=\"local queue full, brokers slow or down\" waited_ms=%" PRId64
+            log_warn("msg=\"kafka sink waiting: local queue full, brokers slow or down\" waited_ms=%" PRId64
                      " undelivered=%d",
                      (now - waiting_since) / 1000, rd_kafka_outq_len(k->rk));
             last_log = now;
@@ -451,7 +451,7 @@ static WrStatus read_position(KafkaSink *k, SinkPosition *pos, WrError *err)
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             answered++;
         } else if (m->err) {
-            log_warn("kafka sink position reader msg=\"%s\" err=%s", rd_kafka_message_errstr(m),
+            log_warn("msg=\"kafka sink position reader: %s\" err=%s", rd_kafka_message_errstr(m),
                      rd_kafka_err2name(m->err));
         } else {
             json_t *j = NULL;
@@ -492,7 +492,7 @@ static WrStatus ks_open(Sink *s, SinkPosition *pos, WrError *err)
     pos->known = true;
     pos->read_back = true;
     k->durable = pos->durable_end_lsn;
-    log_info("kafka sink opened prefix=%s holds_through=" LSN_FMT " last_revision=%lld", k->prefix,
+    log_info("msg=\"kafka sink opened\" prefix=%s holds_through=" LSN_FMT " last_revision=%lld", k->prefix,
              LSN_ARGS(pos->durable_end_lsn), (long long)pos->last_revision_id);
     return WR_OK;
 }
@@ -678,7 +678,7 @@ static void ks_abort(Sink *s)
         }
         k->head = k->mark = k->tail;
         k->failed = WR_OK;
-        log_info("kafka sink reset after a failed delivery durable_lsn=" LSN_FMT, LSN_ARGS(k->durable));
+        log_info("msg=\"kafka sink reset after a failed delivery\" durable_lsn=" LSN_FMT, LSN_ARGS(k->durable));
     }
 }
 

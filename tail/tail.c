@@ -320,7 +320,7 @@ static int tail_kafka(TailState *ts, const TailConfig *cfg)
                 break;
             }
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                log_warn("kafka consumer error msg=\"%s\" err=%s", rd_kafka_message_errstr(m), rd_kafka_err2name(m->err));
+                log_warn("msg=\"kafka consumer error: %s\" err=%s", rd_kafka_message_errstr(m), rd_kafka_err2name(m->err));
             rd_kafka_message_destroy(m);
             continue;
         }

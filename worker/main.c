@@ -476,11 +476,12 @@ static bool stop_log_journal; /* set before the handler is installed */
 static void on_stop_signal(int sig)
 {
     if (pipeline_stop_requested) {
-        /* a logfmt line like every other (no time: only write(2) is safe here) */
-        static const char msg[] = "<4>level=warn msg=\"second stop signal: exiting now; what was not yet confirmed "
-                                  "to the slot is sent again at the next start\"\n";
-        size_t skip = stop_log_journal ? 0 : 3; /* the journal's priority prefix only for the journal */
-        ssize_t ignored = write(2, msg + skip, sizeof(msg) - 1 - skip);
+        /* a logfmt line like every other, made with async-signal-safe calls only */
+        char line[256];
+        size_t n = wr_log_signal_line(line, sizeof(line), LOG_LEVEL_WARN, stop_log_journal,
+                                      "second stop signal: exiting now; what was not yet confirmed to the slot "
+                                      "is sent again at the next start");
+        ssize_t ignored = write(2, line, n);
         (void)ignored;
         _exit(128 + sig);
     }
