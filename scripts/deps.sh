@@ -10,8 +10,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libpq-dev postgresql-15 postgresql-contrib postgresql-15-wal2json postgresql-15-periods
-  librdkafka-dev libmsgpack-dev libcmocka-dev libjansson-dev libinih-dev libssl-dev
-  kcat gnuplot-nox python3-msgpack python3-psycopg2 python3-confluent-kafka valgrind systemd jq
+  librdkafka-dev libmsgpack-dev libcmocka-dev libjansson-dev libinih-dev libssl-dev libmicrohttpd-dev
+  kcat gnuplot-nox python3-msgpack python3-psycopg2 python3-confluent-kafka valgrind systemd jq prometheus
   pandoc lintian dpkg-dev man-db
 )
 

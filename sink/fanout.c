@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 
 typedef struct {
     Sink *sink;
@@ -19,6 +20,7 @@ typedef struct {
     SinkPosition pos;  /* what it held at open */
     bool pending;      /* received something not yet durable */
     bool skip_current; /* the revision in flight is already in this sink */
+    int metric;        /* its MetricsSink, -1 for a name metrics does not know */
 } FanoutSink;
 
 struct Fanout {
@@ -47,7 +49,8 @@ int fanout_add(Fanout *f, const char *name, Sink *sink)
         fprintf(stderr, "walrev: more than %d sinks\n", FANOUT_MAX_SINKS);
         abort();
     }
-    f->sinks[f->n] = (FanoutSink){.sink = sink, .name = name};
+    f->sinks[f->n] = (FanoutSink){.sink = sink, .name = name, .metric = metrics_sink_of(name)};
+    if (f->sinks[f->n].metric >= 0) metrics_sink_enable((MetricsSink)f->sinks[f->n].metric);
     return f->n++;
 }
 
@@ -147,6 +150,7 @@ WrStatus fanout_delta(Fanout *f, const Revision *rev, const ObjectDelta *d, WrEr
         if (s->skip_current) continue;
         WrStatus st = s->sink->ops->write_delta(s->sink, rev, d, err);
         if (st != WR_OK) return wr_error_prefix(err, "sink %s", s->name);
+        if (s->metric >= 0) metrics_sink_add((MetricsSink)s->metric, METRICS_SINK_CHANGES, 1);
     }
     return WR_OK;
 }
@@ -159,6 +163,7 @@ WrStatus fanout_commit(Fanout *f, const Revision *rev, WrError *err)
         WrStatus st = s->sink->ops->commit_revision(s->sink, rev, err);
         if (st != WR_OK) return wr_error_prefix(err, "sink %s", s->name);
         s->pending = true;
+        if (s->metric >= 0) metrics_sink_add((MetricsSink)s->metric, METRICS_SINK_REVISIONS, 1);
     }
     f->emitted_end = rev->end_lsn;
     return WR_OK;
@@ -222,22 +227,34 @@ Lsn fanout_emitted_end(const Fanout *f)
     return f->emitted_end;
 }
 
+/* What sink s holds durably. */
+static Lsn sink_durable(const Fanout *f, const FanoutSink *s)
+{
+    Lsn d = s->sink->ops->durable_lsn(s->sink);
+    if (s->pos.known && s->pos.durable_end_lsn > d) d = s->pos.durable_end_lsn;
+    /* A sink that keeps no position (Kafka) reports 0 until its first
+     * delivery; nothing before the start is sent to it again, so it
+     * holds all it will ever get of that. Without this, a stop with
+     * nothing outstanding waited 30 s and an idle session confirmed
+     * nothing. */
+    if (!s->pos.known && d < f->start_lsn) d = f->start_lsn;
+    return d;
+}
+
 Lsn fanout_min_durable(const Fanout *f)
 {
     Lsn m = UINT64_MAX;
     for (int i = 0; i < f->n; i++) {
-        const FanoutSink *s = &f->sinks[i];
-        Lsn d = s->sink->ops->durable_lsn(s->sink);
-        if (s->pos.known && s->pos.durable_end_lsn > d) d = s->pos.durable_end_lsn;
-        /* A sink that keeps no position (Kafka) reports 0 until its first
-         * delivery; nothing before the start is sent to it again, so it
-         * holds all it will ever get of that. Without this, a stop with
-         * nothing outstanding waited 30 s and an idle session confirmed
-         * nothing. */
-        if (!s->pos.known && d < f->start_lsn) d = f->start_lsn;
+        Lsn d = sink_durable(f, &f->sinks[i]);
         if (d < m) m = d;
     }
     return m == UINT64_MAX ? 0 : m;
+}
+
+void fanout_publish_metrics(const Fanout *f)
+{
+    for (int i = 0; i < f->n; i++)
+        if (f->sinks[i].metric >= 0) metrics_sink_set_durable((MetricsSink)f->sinks[i].metric, sink_durable(f, &f->sinks[i]));
 }
 
 bool fanout_settled(const Fanout *f, bool in_transaction)

@@ -98,6 +98,9 @@ Lsn fanout_emitted_end(const Fanout *f);
 /* The least end LSN durable over all sinks (a sink's own position counts:
  * it holds what it reported at open); 0 with no sinks. */
 Lsn fanout_min_durable(const Fanout *f);
+/* Each sink's durable end LSN into the metrics (common/metrics.h); revisions
+ * and changes handed to each sink are counted as they are handed over. */
+void fanout_publish_metrics(const Fanout *f);
 /* Nothing in flight and every revision given out durable in all sinks. */
 bool fanout_settled(const Fanout *f, bool in_transaction);
 /*

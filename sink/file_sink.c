@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "schema/checksum.h"
 #include "sink/msgpack_codec.h"
 #include "sink/sink.h"
@@ -74,6 +75,7 @@ static WrStatus write_buf(FileSink *f, WrError *err)
     if (f->buf.len && fwrite(f->buf.data, 1, f->buf.len, f->fp) != f->buf.len)
         return fail(f, err, WR_FATAL, "could not write to");
     f->offset += f->buf.len;
+    metrics_sink_add(METRICS_SINK_FILE, METRICS_SINK_BYTES, f->buf.len);
     strbuf_reset(&f->buf);
     return WR_OK;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/metrics.h"
 #include "pgio/pgio.h"
 #include "schema/rowcache.h"
 
@@ -139,6 +140,7 @@ WrStatus hsession_send_buffer(HistorySink *h, int t, WrError *err)
     }
     PQclear(res);
     bool ok = pgio_copy_put(h->conn, b->data, b->len) && PQputCopyEnd(h->conn, NULL) == 1;
+    if (ok) metrics_sink_add(METRICS_SINK_HISTORY, METRICS_SINK_BYTES, b->len);
     strbuf_reset(b);
     if (t == TB_DELTA) hsession_clear_unsent(h);
     if (!ok) return hsession_fail(h, NULL, err, h->copy_pending_what);

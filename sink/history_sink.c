@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/textsafe.h"
 #include "schema/checksum.h"
 #include "schema/digest.h"
@@ -817,6 +818,7 @@ static WrStatus hs_flush(Sink *s, WrError *err)
     if (st == WR_OK) st = hsession_run(h, "COMMIT", 0, NULL, "COMMIT of a batch", NULL, err);
     if (st != WR_OK) return st;
     int64_t t3 = mono_now_us();
+    metrics_observe_us(METRICS_HIST_BATCH_COMMIT, t3 - t0);
     int n = h->batch_revisions;
     reset_batch(h, true);
     for (size_t i = 0; i < h->nkf_due; i++) keyframer_request(h->keyframer, &h->kf_due[i]);

@@ -17,6 +17,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "sink/msgpack_codec.h"
 
 #define FIFO_CAP 65536u           /* revisions in flight at most (power of two) */
@@ -121,6 +122,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                        rd_kafka_topic_name(m->rkt), rd_kafka_err2name(m->err), rd_kafka_err2str(m->err));
     } else {
         k->stats.delivered++;
+        metrics_sink_add(METRICS_SINK_KAFKA, METRICS_SINK_BYTES, m->len + m->key_len);
     }
     if (seq < k->head || seq >= k->tail) return; /* forgotten by abort() after a failure */
     InFlight *e = &k->fifo[seq % FIFO_CAP];

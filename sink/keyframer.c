@@ -21,6 +21,7 @@
 
 #include "common/common.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "schema/rowfold.h"
 #include "sink/copy_format.h"
 #include "pgio/pgio.h"
@@ -298,12 +299,15 @@ static WrStatus serve(Keyframer *k, const KeyframeRequest *r, WrError *err)
     long long n_rows = 0;
     int64_t t0 = mono_now_us();
     if (!stop) st = take_and_record(k, r, &n_rows, err);
-    double ms = (double)(mono_now_us() - t0) / 1000.0;
+    int64_t took_us = mono_now_us() - t0;
+    double ms = (double)took_us / 1000.0;
     pthread_mutex_lock(&k->mu);
     k->cancel = NULL;
     stop = k->stopping;
     if (st == WR_OK && !stop) {
         k->stats.taken++;
+        metrics_add(METRICS_KEYFRAMES, 1);
+        metrics_observe_us(METRICS_HIST_KEYFRAME, took_us);
         k->stats.total_ms += ms;
         if (ms > k->stats.max_ms) k->stats.max_ms = ms;
     }

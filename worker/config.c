@@ -6,6 +6,7 @@
  * log line: errors quote keys, and values only of non-secret settings.
  */
 #include "worker/config.h"
+#include "worker/metrics_server.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -56,6 +57,7 @@ void config_term(Config *cfg)
     free(cfg->history_schema);
     free(cfg->file_path);
     free(cfg->kafka_topic_prefix);
+    free(cfg->metrics_listen);
     for (int i = 0; i < cfg->nkafka_props; i++) {
         free(cfg->kafka_props[i].name);
         free(cfg->kafka_props[i].value);
@@ -249,6 +251,13 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     } else if (IS("branches", "required_approvals")) {
         if (!parse_int(value, 0, 100, &iv, why, whylen)) return false;
         cfg->required_approvals = iv;
+    } else if (IS("metrics", "listen")) {
+        char host[256], port[8];
+        if (value[0] && !metrics_parse_listen(value, host, sizeof(host), port, sizeof(port))) {
+            snprintf(why, whylen, "'%s' is not HOST:PORT ([IPV6]:PORT, :PORT for every address)", value);
+            return false;
+        }
+        set_str(&cfg->metrics_listen, value[0] ? value : NULL); /* empty: off */
     } else if (IS("log", "level")) {
         LogLevel lv;
         if (!parse_level(value, &lv, why, whylen)) return false;
@@ -263,7 +272,8 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
 
 static bool known_section(const char *s)
 {
-    static const char *names[] = {"source", "history", "file", "kafka", "worker", "tracking", "log", "branches"};
+    static const char *names[] = {"source", "history", "file",  "kafka",   "worker",
+                                  "tracking", "log",   "branches", "metrics"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(s, names[i]) == 0) return true;
     return false;
@@ -374,6 +384,7 @@ static const EnvMap env_map[] = {
     {"WALREV_PUBLICATION", "source", "publication"},
     {"WALREV_LOG_LEVEL", "log", "level"},
     {"WALREV_FILE", "file", "path"},
+    {"WALREV_METRICS_LISTEN", "metrics", "listen"},
 };
 
 WrStatus config_load_env(Config *cfg, WrError *err)

@@ -49,6 +49,8 @@ typedef struct {
     bool replica_identity_full; /* setup --replica-identity-full */
     /* [tracking] */
     TrackingRules *tracking;   /* owned */
+    /* [metrics] */
+    char *metrics_listen;      /* HOST:PORT serving /metrics during walrev run; NULL: off */
     /* [log] */
     LogLevel log_level;        /* default info */
     /* [branches] */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "replay/replay.h"
 #include "baseline/baseline.h"
 #include "baseline/reconcile.h"
@@ -23,6 +24,7 @@
 #include "worker/notify.h"
 #include "worker/pipeline.h"
 
+#include "worker/metrics_server.h"
 #include "worker/status.h"
 
 #ifndef WALREV_VERSION
@@ -82,6 +84,7 @@ typedef struct {
     const char *file;
     bool no_history;
     const char *backfill_chunk_rows;
+    const char *metrics_listen;
     /* baseline */
     char **tables; /* point into argv */
     int ntables;
@@ -108,6 +111,7 @@ enum {
     OPT_NO_BASELINE,
     OPT_BACKFILL_CHUNK_ROWS,
     OPT_TABLE,
+    OPT_METRICS_LISTEN,
 };
 
 #define GLOBAL_LONG_OPTIONS                                                                        \
@@ -133,6 +137,7 @@ static const struct option run_options[] = {
     {"file", required_argument, NULL, OPT_FILE},
     {"no-history", no_argument, NULL, OPT_NO_HISTORY},
     {"backfill-chunk-rows", required_argument, NULL, OPT_BACKFILL_CHUNK_ROWS},
+    {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
     {NULL, 0, NULL, 0},
 };
 static const struct option baseline_options[] = {
@@ -176,11 +181,13 @@ static void print_command_help(const char *cmd, FILE *out)
                      "  --no-baseline            do not record the existing rows as the first revision\n");
     else if (strcmp(cmd, "run") == 0)
         fprintf(out, "usage: walrev [global options] run [--stop-lsn LSN] [--file PATH|-] "
-                     "[--no-history] [--backfill-chunk-rows N]\n\n"
+                     "[--no-history] [--backfill-chunk-rows N]\n"
+                     "                                   [--metrics-listen HOST:PORT]\n\n"
                      "  --stop-lsn LSN             stop once everything up to LSN (X/X) is durable\n"
                      "  --file PATH|-              also write revisions as msgpack to PATH (- = stdout)\n"
                      "  --no-history               do not write the history store\n"
-                     "  --backfill-chunk-rows N    rows per chunk of a later table's baseline (default 1000)\n");
+                     "  --backfill-chunk-rows N    rows per chunk of a later table's baseline (default 1000)\n"
+                     "  --metrics-listen HOST:PORT serve Prometheus metrics at http://HOST:PORT/metrics\n");
     else if (strcmp(cmd, "baseline") == 0)
         fprintf(out, "usage: walrev [global options] baseline [--table TABLE]...\n\n"
                      "  --table TABLE    request a new baseline of TABLE (repeatable); the running worker\n"
@@ -258,6 +265,7 @@ static int parse_options(int argc, char **argv, const char *cmd, const struct op
         case OPT_CHECK: o->setup.check_only = true; break;
         case OPT_NO_BASELINE: o->setup.no_baseline = true; break;
         case OPT_BACKFILL_CHUNK_ROWS: o->backfill_chunk_rows = optarg; break;
+        case OPT_METRICS_LISTEN: o->metrics_listen = optarg; break;
         case OPT_TABLE:
             o->tables = xrealloc(o->tables, (size_t)(o->ntables + 1) * sizeof(char *));
             o->tables[o->ntables++] = optarg;
@@ -430,7 +438,8 @@ static int build_config(Config *cfg, const Options *o)
         (rc = apply_flag(cfg, "source", "slot", o->slot)) ||
         (rc = apply_flag(cfg, "source", "publication", o->publication)) ||
         (rc = apply_flag(cfg, "file", "path", o->file)) ||
-        (rc = apply_flag(cfg, "worker", "backfill_chunk_rows", o->backfill_chunk_rows)))
+        (rc = apply_flag(cfg, "worker", "backfill_chunk_rows", o->backfill_chunk_rows)) ||
+        (rc = apply_flag(cfg, "metrics", "listen", o->metrics_listen)))
         return rc;
     if (o->no_history) cfg->history_enabled = false;
     if (o->stop_lsn && !lsn_parse(o->stop_lsn, &cfg->stop_lsn)) {
@@ -551,6 +560,25 @@ static bool slot_waiting(void)
     return !pipeline_stop_requested;
 }
 
+/* `walrev run`: the metrics endpoint (when configured) around the pipeline.
+ * An address that cannot be bound ends the run before it streams. */
+static int run_worker(const Config *cfg)
+{
+    MetricsServer *ms = NULL;
+    metrics_set_build_info(WALREV_VERSION);
+    if (cfg->metrics_listen) {
+        WrError err;
+        if (metrics_server_start(cfg->metrics_listen, &ms, &err) != WR_OK) {
+            log_error("msg=\"%s\" status=%s", err.msg, wr_status_name(err.status));
+            return 1;
+        }
+        log_info("msg=\"serving metrics\" url=http://%s/metrics", metrics_server_address(ms));
+    }
+    int rc = pipeline_run(cfg) == 0 ? 0 : 1;
+    metrics_server_stop(ms);
+    return rc;
+}
+
 static bool has_arg(int argc, char **argv, const char *arg)
 {
     for (int i = 1; i < argc; i++)
@@ -581,7 +609,7 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
             break;
         }
         install_stop_handlers();
-        rc = pipeline_run(&cfg) == 0 ? 0 : 1;
+        rc = run_worker(&cfg);
         break;
     case CMD_RULES: {
         StrBuf out;

@@ -11,6 +11,7 @@
 #include "baseline/baseline.h"
 #include "baseline/gap.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "decoder/assembler.h"
 #include "decoder/pgoutput.h"
 #include "decoder/stream.h"
@@ -75,6 +76,11 @@ typedef struct {
     char quarantine_sqlstate[6];
     char quarantine_error[512];
     int data_failures; /* since the last revision was named for quarantine */
+    /* metrics: the assembler's counts of the sessions before this one, the
+     * source's WAL position and when the slot was last sampled */
+    uint64_t lookups_before, cache_hits_before, prefetched_before;
+    Lsn source_wal_lsn;
+    int64_t last_slot_sample_us;
 } Pipeline;
 
 /* A read-ahead stops at this many messages or bytes (memory stays bounded with large rows). */
@@ -124,6 +130,9 @@ static WrStatus out_commit(void *ctx, const Revision *rev, WrError *err)
     Pipeline *p = ctx;
     WrStatus st = fanout_commit(p->fanout, rev, err);
     if (st != WR_OK) return st;
+    int64_t lag_us = pg_now_us() - rev->commit_time;
+    metrics_set(METRICS_LAG_US, lag_us > 0 ? lag_us : 0);
+    metrics_set(METRICS_LAST_REVISION, rev->id);
     log_debug("msg=\"revision assembled\" revision=%lld xid=%u end_lsn=" LSN_FMT, (long long)rev->id, rev->xid,
               LSN_ARGS(rev->end_lsn));
     return WR_OK;
@@ -385,6 +394,13 @@ static WrStatus create_sinks(Pipeline *p, WrError *err)
 
 static void teardown(Pipeline *p, bool abort_pending)
 {
+    if (p->asm_) { /* the process's counters go on from here */
+        AssemblerStats as;
+        assembler_stats(p->asm_, &as);
+        p->lookups_before += as.lookups;
+        p->cache_hits_before += as.cache_hits;
+        p->prefetched_before += as.prefetched;
+    }
     backfill_destroy(p->backfill);
     p->backfill = NULL;
     repl_stream_destroy(p->stream);
@@ -507,8 +523,64 @@ static WrStatus handle_copydata(Pipeline *p, const uint8_t *buf, size_t len, WrE
     return st;
 }
 
+/* Every 10 s at most, only with [metrics] on: one query on the catalog connection. */
+#define SLOT_SAMPLE_US (10 * 1000000LL)
+
+/*
+ * The slot's retained WAL for the metrics: the source's current WAL position
+ * minus the slot's restart_lsn (what `walrev status` shows). Best effort: a
+ * failure leaves the gauge as it was (logged at debug) and never ends the
+ * session; a lost connection is made again at the next sample.
+ */
+static void sample_slot(Pipeline *p, int64_t t)
+{
+    if (!p->cfg->metrics_listen || (p->last_slot_sample_us && t - p->last_slot_sample_us < SLOT_SAMPLE_US)) return;
+    p->last_slot_sample_us = t;
+    WrError e = {0};
+    PGresult *r = NULL;
+    const char *params[1] = {p->cfg->slot_name};
+    WrStatus st = catalog_conn(p, &e);
+    if (st == WR_OK)
+        st = pgio_run(p->catalog,
+                      "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, pg_current_wal_lsn()::text "
+                      "FROM pg_replication_slots WHERE slot_name = $1",
+                      1, params, &r, &e, "source catalog: sampling the slot");
+    if (st == WR_OK && PQntuples(r) == 1) {
+        Lsn wal;
+        if (!PQgetisnull(r, 0, 0)) metrics_set(METRICS_RETAINED_WAL, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
+        if (lsn_parse(PQgetvalue(r, 0, 1), &wal) && wal > p->source_wal_lsn) p->source_wal_lsn = wal;
+    } else if (st != WR_OK) {
+        log_debug("msg=\"could not sample the slot for the metrics\" error=\"%s\"", e.msg);
+        if (p->catalog && PQstatus(p->catalog) != CONNECTION_OK) {
+            PQfinish(p->catalog);
+            p->catalog = NULL;
+        }
+    }
+    PQclear(r);
+}
+
+/* The gauges the loop owns, and the assembler's counts, into the metrics;
+ * sample: the slot's retained WAL too, when due (not after a failure: the
+ * source may be what failed). */
+static void publish_metrics(Pipeline *p, int64_t t, bool sample)
+{
+    if (sample) sample_slot(p, t);
+    Lsn wal_end = p->server_wal_end;
+    if (p->received > wal_end) wal_end = p->received;
+    if (p->source_wal_lsn > wal_end) wal_end = p->source_wal_lsn;
+    metrics_set(METRICS_LAG_BYTES, wal_end > p->confirmed ? (int64_t)(wal_end - p->confirmed) : 0);
+    metrics_set(METRICS_CONFIRMED_LSN, (int64_t)p->confirmed);
+    fanout_publish_metrics(p->fanout);
+    AssemblerStats as;
+    assembler_stats(p->asm_, &as);
+    metrics_set_counter(METRICS_ROW_LOOKUPS, p->lookups_before + as.lookups);
+    metrics_set_counter(METRICS_ROW_CACHE_HITS, p->cache_hits_before + as.cache_hits);
+    metrics_set_counter(METRICS_ROW_PREFETCHED, p->prefetched_before + as.prefetched);
+}
+
 static void report_status(Pipeline *p, int64_t t)
 {
+    publish_metrics(p, t, true);
     AssemblerStats as;
     assembler_stats(p->asm_, &as);
     notify_status("revision %lld, confirmed %X/%X", (long long)assembler_last_revision_id(p->asm_),
@@ -685,6 +757,7 @@ static WrStatus start_streaming(Pipeline *p, const SinkPosition *start, WrError 
              LSN_ARGS(sys.xlogpos));
     notify_ready();
     status_record(cfg, "streaming", NULL);
+    metrics_set(METRICS_STREAMING, 1);
     p->streaming_since_us = mono_now_us();
     pgo_parser_init(&p->parser, 1, false);
     return WR_OK;
@@ -965,7 +1038,10 @@ int pipeline_run(const Config *cfg)
         WrStatus st = run_session(&p, &stopped, &err);
         st = on_data_error(&p, st, &err);
         int64_t streamed_us = p.streaming_since_us ? mono_now_us() - p.streaming_since_us : 0;
+        if (p.asm_ && p.fanout && p.stream) publish_metrics(&p, mono_now_us(), false); /* the session's last figures */
         teardown(&p, st != WR_OK);
+        metrics_set(METRICS_STREAMING, 0);
+        if (st != WR_OK) metrics_count_error(st);
         if (st == WR_OK && stopped) {
             status_record(cfg, "stopped", NULL);
             status_record_flush(STATE_FLUSH_MS);
@@ -983,6 +1059,7 @@ int pipeline_run(const Config *cfg)
             status_record_flush(STATE_FLUSH_MS);
             return 0;
         }
+        metrics_add(METRICS_RETRIES, 1);
         backoff_ms = retry_next_backoff_ms(backoff_ms, streamed_us);
         log_warn("msg=\"%s; retrying\" backoff_ms=%d", err.msg, backoff_ms);
         status_record(cfg, "retrying", &err);

@@ -115,6 +115,10 @@ expect_eq "the second SIGTERM exits with 128+15" "$rc" 143
 [ "$ms" -lt 1000 ] || fail "the second SIGTERM took $ms ms"
 pass "the second SIGTERM ended the slow stop after $ms ms"
 grep -q 'second stop signal: exiting now' "$TMP/run2.log" || { cat "$TMP/run2.log"; fail "no message about the second signal"; }
+# every line of the worker through broker outages, waits and a second signal: strict logfmt (issue 17.6)
+python3 "$WALREV_SOURCE_DIR/tests/integration/logfmt_check.py" "$TMP/run1.log" "$TMP/run1b.log" "$TMP/run2.log" \
+  || fail "log lines that are not logfmt"
+pass "the worker's lines are logfmt"
 kill -USR2 "$mpid"
 END2=$(current_lsn $DB)
 timeout 120 "$WALREV_BIN" -c "$TMP/walrev.conf" run --stop-lsn "$END2" >/dev/null 2>"$TMP/run3.log" \
