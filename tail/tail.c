@@ -238,7 +238,7 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 {
     LogLevel l = level <= 3 ? LOG_LEVEL_ERROR : level == 4 ? LOG_LEVEL_WARN : level <= 6 ? LOG_LEVEL_INFO
                                                                                     : LOG_LEVEL_DEBUG;
-    WR_LOG(l, "librdkafka msg=\"%s\" facility=%s client=%s", buf, fac, rd_kafka_name(rk));
+    WR_LOG(l, "msg=\"librdkafka: %s\" facility=%s client=%s", buf, fac, rd_kafka_name(rk));
 }
 
 static bool conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
