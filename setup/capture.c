@@ -1,0 +1,546 @@
+/*
+ * capture.c — what setup installs on the source so that the WAL says what
+ * pgoutput does not: the DDL capture and table rewrite event triggers
+ * (renames, generated columns, values changed outside the WAL), the table
+ * log (existence and partitions over time), the trigger that publishes new
+ * schemas, and the report of unlogged tables.
+ */
+#include "setup/steps.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema/store_sql.h"
+
+/* ---- DDL capture: exact renames, generated columns ---- */
+
+/*
+ * pgoutput's Relation message names columns but does not identify them, so
+ * a RENAME COLUMN looks like DROP + ADD, and it never mentions STORED
+ * generated columns. This event trigger writes, in the DDL's own transaction
+ * (so in WAL order), each created or altered table's columns with their
+ * attnums and its generated columns' expressions into <schema>.ddl_capture.
+ * That table is walrev's: owned by the role running setup, no privilege for
+ * anyone else, written only through this SECURITY DEFINER function; its rows
+ * reach the worker through the slot like any change, and the worker takes
+ * column identities from nowhere else (a logical message under walrev's
+ * prefix, which any user can emit, is only ever a warning). The worker
+ * reads the rows from the WAL, so deleting old rows is harmless.
+ */
+static const char ddl_capture_table_fmt[] =
+    "CREATE TABLE IF NOT EXISTS @s@.ddl_capture ("
+    " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " captured_at timestamptz NOT NULL DEFAULT now(),"
+    " relid oid NOT NULL,"
+    " info jsonb NOT NULL);"
+    " REVOKE ALL ON @s@.ddl_capture FROM PUBLIC;"
+    " COMMENT ON TABLE @s@.ddl_capture IS 'walrev: column identities after each CREATE/ALTER TABLE, written by"
+    " the DDL capture event trigger and read by walrev run from the WAL (docs/history-store.md)'";
+
+/* @s@: the quoted schema, @p@: the publication's name as a literal. Compared with prosrc on later runs. */
+static const char *ddl_capture_body_fmt =
+    " DECLARE r record; q text; fills jsonb; fa record; nd bigint; fv text; BEGIN"
+    /* the tables the command names, and the partitions of a partitioned one
+     * (an ALTER of a parent changes them too, and is reported for the parent only) */
+    " FOR r IN SELECT x.objid, pg_catalog.bool_or(x.created) AS created FROM ("
+    "   SELECT d.objid, d.command_tag = 'CREATE TABLE' AS created FROM pg_catalog.pg_event_trigger_ddl_commands() d"
+    "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.object_type IN ('table', 'table column')"
+    "   UNION ALL"
+    "   SELECT t.relid::pg_catalog.oid, false FROM pg_catalog.pg_event_trigger_ddl_commands() d,"
+    "     pg_catalog.pg_partition_tree(d.objid) t"
+    "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.object_type IN ('table', 'table column')"
+    "     AND t.relid::pg_catalog.oid <> d.objid) x"
+    "   GROUP BY x.objid LOOP"
+    /* a rewrite that filled in defaults (walrev_capture_rewrite marked it):
+     * a domain's default is no column default and no missing value, so what
+     * the rows that were there now hold is read back from the table: one
+     * value in all of them is what each holds; differing ones (a volatile
+     * default) are not knowable */
+    "   fills := NULL;"
+    "   IF pg_catalog.current_setting('walrev.filled_' || r.objid::pg_catalog.text, true) = 'y' THEN"
+    "     PERFORM pg_catalog.set_config('walrev.filled_' || r.objid::pg_catalog.text, '', true);"
+    "     FOR fa IN SELECT a.attnum, a.attname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t"
+    "       ON t.oid = a.atttypid AND t.typtype = 'd' WHERE a.attrelid = r.objid AND a.attnum > 0"
+    "       AND NOT a.attisdropped AND NOT a.atthasmissing AND NOT a.atthasdef AND a.attidentity = ''"
+    "       AND a.attgenerated = '' LOOP"
+    "       EXECUTE pg_catalog.format('SELECT count(DISTINCT v) + max((v IS NULL)::int), min(v) FROM"
+    " (SELECT pg_catalog.format(''%%s'', %I) AS v FROM ONLY %s) x', fa.attname, r.objid::pg_catalog.regclass)"
+    "         INTO nd, fv;"
+    "       fills := coalesce(fills, '{}') || pg_catalog.jsonb_build_object(fa.attnum::pg_catalog.text,"
+    "         CASE WHEN nd > 1 THEN '{\"varying\": true}'::pg_catalog.jsonb"
+    "         ELSE pg_catalog.jsonb_build_object('v', fv) END);"
+    "     END LOOP;"
+    "   END IF;"
+    "   INSERT INTO @s@.ddl_capture (relid, info)"
+    "   SELECT c.oid, pg_catalog.jsonb_build_object('relid', c.oid::pg_catalog.int8,"
+    "     'nspname', n.nspname, 'relname', c.relname, 'persistence', c.relpersistence, 'kind', c.relkind,"
+    "     'replident', c.relreplident,"
+    "     'attrs', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attnum, a.attname,"
+    "        a.atttypid::pg_catalog.int8, a.atttypmod,"
+    "        CASE WHEN a.atttypid >= 10000 THEN (SELECT CASE WHEN tn.nspname = 'pg_catalog' THEN t.typname::text"
+    "          ELSE tn.nspname || '.' || t.typname END FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace tn"
+    "          ON tn.oid = t.typnamespace WHERE t.oid = a.atttypid) END,"
+    "        a.attnum = ANY (coalesce((SELECT i.indkey::pg_catalog.int2[] FROM pg_catalog.pg_index i"
+    "          WHERE i.indrelid = c.oid AND CASE c.relreplident WHEN 'd' THEN i.indisprimary"
+    "          WHEN 'i' THEN i.indisreplident ELSE false END LIMIT 1), '{}')),"
+    "        a.attnum = ANY (coalesce((SELECT i.indkey::pg_catalog.int2[] FROM pg_catalog.pg_index i"
+    "          WHERE i.indrelid = c.oid AND i.indisprimary), '{}')),"
+    "        a.attgenerated <> '',"
+    /* what rows that predate an ADD COLUMN read: the catalog's missing value (a
+     * non-volatile default, never in the WAL), or whether the column has a
+     * default or identity the rewrite filled in (volatile: not knowable) */
+    "        CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1]"
+    "          ELSE fills -> a.attnum::pg_catalog.text ->> 'v' END,"
+    "        (a.atthasmissing IS NOT TRUE AND (a.atthasdef OR a.attidentity <> ''))"
+    "          OR fills -> a.attnum::pg_catalog.text ? 'varying') ORDER BY a.attnum), '[]')"
+    " FROM pg_catalog.pg_attribute a"
+    "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
+    "     'timezone', pg_catalog.current_setting('TimeZone'),"
+    "     'created', r.created,"
+    "     'logged_now', c.relpersistence = 'p' AND"
+    "        pg_catalog.current_setting('walrev.logged_' || c.oid::pg_catalog.text, true) = 'y',"
+    "     'using', pg_catalog.current_query() ~* '\\yusing\\y',"
+    "     'published', EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables pt WHERE pt.pubname = @p@"
+    "        AND pt.schemaname = n.nspname AND pt.tablename = c.relname),"
+    "     'columns', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attnum, a.attname)"
+    "        ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a"
+    "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
+    "     'generated', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attnum, a.attname,"
+    "        pg_catalog.format_type(a.atttypid, a.atttypmod), pg_catalog.pg_get_expr(d.adbin, d.adrelid))"
+    "        ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attrdef d"
+    "        ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+    "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 's'))"
+    "   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    "   WHERE c.oid = r.objid AND c.relpersistence <> 't';"
+    /* SET LOGGED (walrev_capture_rewrite marked it): the rows it has now, which
+     * logical decoding never saw, one row each, in WAL order after the shape,
+     * each value in its output function's text (format %s; a cast to text
+     * is not that for every type: true::text is 'true', its output 't'):
+     * the table's history begins here with them (docs/history-store.md) */
+    "   IF pg_catalog.current_setting('walrev.logged_' || r.objid::pg_catalog.text, true) = 'y' THEN"
+    "     PERFORM pg_catalog.set_config('walrev.logged_' || r.objid::pg_catalog.text, '', true);"
+    "     SELECT pg_catalog.format('INSERT INTO @s@.ddl_capture (relid, info) SELECT %s, pg_catalog.jsonb_build_object("
+    "''relid'', %s::pg_catalog.int8, ''logged_row'', pg_catalog.jsonb_build_array(%s)) FROM ONLY %I.%I',"
+    "       c.oid, c.oid, pg_catalog.string_agg(pg_catalog.format("
+    "'CASE WHEN pg_catalog.num_nulls(%1$I) = 1 THEN NULL ELSE pg_catalog.format(''%%s'', %1$I) END', a.attname), ', '"
+    "       ORDER BY a.attnum), n.nspname, c.relname) INTO q"
+    "     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    "     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+    "       AND a.attgenerated = ''"
+    "     WHERE c.oid = r.objid AND c.relpersistence = 'p' AND EXISTS (SELECT 1 FROM"
+    "       pg_catalog.pg_publication_tables pt WHERE pt.pubname = @p@ AND pt.schemaname = n.nspname"
+    "       AND pt.tablename = c.relname)"
+    "     GROUP BY c.oid, n.nspname, c.relname;"
+    /* the rows reach the worker through the WAL; the table need not keep them */
+    "     IF q IS NOT NULL THEN EXECUTE q;"
+    "       DELETE FROM @s@.ddl_capture WHERE relid = r.objid AND info ? 'logged_row'; END IF;"
+    "   END IF;"
+    " END LOOP; END ";
+
+/* table_rewrite: marks, for the transaction, a table whose persistence
+ * changes (SET LOGGED/UNLOGGED, reason 1) or whose rewrite fills in
+ * defaults (reason 2), for capture_ddl at the command's end. */
+static const char *ddl_rewrite_body = " BEGIN"
+                                      " IF pg_catalog.pg_event_trigger_table_rewrite_reason() & 1 = 1 THEN"
+                                      "   PERFORM pg_catalog.set_config('walrev.logged_' || "
+                                      "pg_catalog.pg_event_trigger_table_rewrite_oid()::pg_catalog.text,"
+                                      "     'y', true);"
+                                      " END IF;"
+                                      " IF pg_catalog.pg_event_trigger_table_rewrite_reason() & 2 = 2 THEN"
+                                      "   PERFORM pg_catalog.set_config('walrev.filled_' || "
+                                      "pg_catalog.pg_event_trigger_table_rewrite_oid()::pg_catalog.text,"
+                                      "     'y', true);"
+                                      " END IF; END ";
+
+/* tmpl with every @s@ replaced by schema, @p@ by pub and @h@ by hist (each already quoted). */
+static void append_with_schema(StrBuf *b, const char *tmpl, const char *schema, const char *pub, const char *hist)
+{
+    for (const char *p = tmpl; *p;) {
+        const char *at = strstr(p, "@");
+        size_t n = at ? (size_t)(at - p) : strlen(p);
+        strbuf_append(b, p, n);
+        if (!at) break;
+        const char *with = strncmp(at, "@s@", 3) == 0   ? schema
+                           : strncmp(at, "@p@", 3) == 0 ? pub
+                           : strncmp(at, "@h@", 3) == 0 ? hist
+                                                        : NULL;
+        if (with) {
+            strbuf_append_str(b, with);
+            p = at + 3;
+        } else {
+            strbuf_append_char(b, '@');
+            p = at + 1;
+        }
+    }
+}
+
+/* One of setup's SECURITY DEFINER event triggers on ddl_command_end. */
+typedef struct {
+    const char *trigger;  /* its name: walrev_capture_ddl */
+    const char *function; /* <schema>.function(): capture_ddl */
+    const char *tags;     /* the WHEN TAG IN list, quoted; NULL: none */
+    const char *event;    /* NULL: ddl_command_end */
+    const char *reading;  /* for an error: "reading the DDL capture function" */
+    const char *doing;    /* for an error: "installing the DDL capture event trigger" */
+    /* A table the function writes: it must exist too (<schema>.table), and
+     * table_sql (with @s@) creates it before the function. NULL: none. */
+    const char *table;
+    const char *table_sql;
+} EventTrigger;
+
+typedef enum { TRIGGER_FAILED, TRIGGER_CURRENT, TRIGGER_NO_SUPERUSER, TRIGGER_INSTALLED } TriggerOutcome;
+
+/*
+ * Install t with body (rendered) unless the function's source, the enabled
+ * trigger and the table are already as wanted. Without superuser nothing is
+ * changed (TRIGGER_NO_SUPERUSER: the caller says what is lost). Replaces an
+ * older version in place.
+ */
+static TriggerOutcome ensure_event_trigger(Setup *s, const EventTrigger *t, const char *schema, const char *body)
+{
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql, "%s.%s()", schema, t->function);
+    const char *p[] = {sql.data, t->trigger, s->cfg->history_schema, t->table ? t->table : ""};
+    char *src =
+        setup_scalar(s, s->src, t->reading,
+                     "SELECT coalesce((SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1) AND prosecdef), '')"
+                     " || '|' || (SELECT count(*) FROM pg_event_trigger WHERE evtname = $2 AND evtenabled <> 'D')"
+                     " || '|' || ($4 = '' OR to_regclass(format('%I.%I', $3::text, $4::text)) IS NOT NULL)",
+                     4, p);
+    TriggerOutcome out = TRIGGER_FAILED;
+    if (src) {
+        StrBuf want;
+        strbuf_init(&want);
+        strbuf_appendf(&want, "%s|1|true", body);
+        if (strcmp(src, want.data) == 0) {
+            out = TRIGGER_CURRENT;
+        } else if (!s->superuser) {
+            out = TRIGGER_NO_SUPERUSER;
+        } else {
+            strbuf_reset(&sql);
+            if (t->table_sql) {
+                strbuf_appendf(&sql, "CREATE SCHEMA IF NOT EXISTS %s; ", schema);
+                append_with_schema(&sql, t->table_sql, schema, "", "");
+                strbuf_append_str(&sql, "; ");
+            }
+            strbuf_appendf(&sql,
+                           "CREATE OR REPLACE FUNCTION %s.%s() RETURNS event_trigger"
+                           " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
+                           " AS $walrev$%s$walrev$;"
+                           " REVOKE ALL ON FUNCTION %s.%s() FROM PUBLIC;"
+                           " DROP EVENT TRIGGER IF EXISTS %s;"
+                           " CREATE EVENT TRIGGER %s ON %s%s%s%s EXECUTE FUNCTION %s.%s()",
+                           schema, t->function, body, schema, t->function, t->trigger, t->trigger,
+                           t->event ? t->event : "ddl_command_end", t->tags ? " WHEN TAG IN (" : "",
+                           t->tags ? t->tags : "", t->tags ? ")" : "", schema, t->function);
+            if (setup_exec(s, s->src, t->doing, sql.data)) {
+                out = TRIGGER_INSTALLED;
+                s->changes++;
+            }
+        }
+        strbuf_free(&want);
+    }
+    free(src);
+    strbuf_free(&sql);
+    return out;
+}
+
+bool setup_ensure_ddl_trigger(Setup *s)
+{
+    static const EventTrigger t = {
+        .trigger = "walrev_capture_ddl",
+        .function = "capture_ddl",
+        .tags = "'CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO'",
+        .reading = "reading the DDL capture function",
+        .doing = "installing the DDL capture event trigger",
+        .table = "ddl_capture",
+        .table_sql = ddl_capture_table_fmt,
+    };
+    char *schema = setup_ident(s->src, s->cfg->history_schema);
+    StrBuf body;
+    strbuf_init(&body);
+    char *pub = PQescapeLiteral(s->src, s->cfg->publication, strlen(s->cfg->publication));
+    append_with_schema(&body, ddl_capture_body_fmt, schema, pub, "");
+    PQfreemem(pub);
+    /* Replaces an older capture (logical messages, which any user can forge) in place. */
+    TriggerOutcome out = ensure_event_trigger(s, &t, schema, body.data);
+    if (out == TRIGGER_CURRENT)
+        setup_say("ok", "DDL capture event trigger and %s.ddl_capture exist (renames keep their history)",
+                  s->cfg->history_schema);
+    else if (out == TRIGGER_NO_SUPERUSER)
+        setup_warn(s, "cannot install the DDL capture event trigger without superuser: a RENAME COLUMN will be "
+                      "recorded as a drop and an add, and generated columns are missing from snapshots (run walrev "
+                      "setup once as a superuser to fix)");
+    else if (out == TRIGGER_INSTALLED)
+        setup_say("created",
+                  "DDL capture event trigger walrev_capture_ddl writing %s.ddl_capture (renames keep "
+                  "their history)",
+                  s->cfg->history_schema);
+    /* SET LOGGED: marks the table for the capture above (docs/history-store.md#values-changed-outside-the-wal) */
+    static const EventTrigger rw = {
+        .trigger = "walrev_capture_rewrite",
+        .function = "capture_rewrite",
+        .event = "table_rewrite",
+        .reading = "reading the table rewrite capture function",
+        .doing = "installing the table rewrite capture event trigger",
+    };
+    TriggerOutcome out2 =
+        out == TRIGGER_FAILED ? TRIGGER_FAILED : ensure_event_trigger(s, &rw, schema, ddl_rewrite_body);
+    if (out2 == TRIGGER_NO_SUPERUSER && out != TRIGGER_NO_SUPERUSER)
+        setup_warn(s,
+                   "cannot install the table rewrite event trigger without superuser: a table made LOGGED starts its "
+                   "history only with its baseline (run walrev setup once as a superuser to fix)");
+    else if (out2 == TRIGGER_INSTALLED)
+        setup_say("created",
+                  "table rewrite event trigger walrev_capture_rewrite (a table made LOGGED starts its history "
+                  "at the DDL)");
+    strbuf_free(&body);
+    free(schema);
+    return out != TRIGGER_FAILED && out2 != TRIGGER_FAILED;
+}
+
+/* ---- the table log: tables' existence and partition membership over time ---- */
+
+/*
+ * schema/sql/table_log.sql on the source: the table_log table and the event
+ * triggers that write it (docs/history-store.md#the-table-log). Reinstalled
+ * when the rendered SQL differs from what the table's comment records, then
+ * seeded with the partition trees that exist now. Needs a superuser (event
+ * triggers); without one, an existing installation is kept and a missing
+ * one is a warning: replay then knows no partitioned table and no table
+ * that was never written.
+ */
+bool setup_ensure_table_log(Setup *s)
+{
+    char *sql = store_sql_render_table_log(s->cfg->history_schema, s->cfg->publication);
+    char *schema = setup_ident(s->src, s->cfg->history_schema);
+    StrBuf name;
+    strbuf_init(&name);
+    strbuf_appendf(&name, "%s.table_log", schema);
+    const char *p[] = {name.data, sql};
+    char *state = setup_scalar(s, s->src, "reading the table log's state",
+                               "SELECT CASE WHEN to_regclass($1) IS NULL THEN 'missing'"
+                               " WHEN obj_description(to_regclass($1), 'pg_class') = 'walrev table log ' || md5($2)"
+                               " THEN 'current' ELSE 'old' END",
+                               2, p);
+    bool ok = state != NULL;
+    if (!ok) goto out;
+    if (strcmp(state, "current") == 0) {
+        setup_say("ok", "table log %s and its event triggers exist (partitions, tables never written)", name.data);
+    } else if (!s->superuser) {
+        setup_warn(s,
+                   "cannot %s the table log %s without superuser (event triggers): partitioned tables and tables "
+                   "never written are unknown to replay (run walrev setup once as a superuser to fix)",
+                   strcmp(state, "missing") == 0 ? "install" : "update", name.data);
+        goto out;
+    } else {
+        ok = setup_exec(s, s->src, "installing the table log", sql);
+        if (ok) {
+            /* COMMENT takes no expression: hash first, then mark the installed version */
+            const char *pp[] = {sql};
+            char *md5 = setup_scalar(s, s->src, "hashing the table log's SQL", "SELECT md5($1)", 1, pp);
+            ok = md5 != NULL;
+            if (ok) {
+                StrBuf c;
+                strbuf_init(&c);
+                strbuf_appendf(&c, "COMMENT ON TABLE %s IS 'walrev table log %s'", name.data, md5);
+                ok = setup_exec(s, s->src, "marking the table log", c.data);
+                strbuf_free(&c);
+            }
+            free(md5);
+        }
+        if (!ok) goto out;
+        setup_say("created", "table log %s and event triggers walrev_log_tables, walrev_log_drops", name.data);
+        s->changes++;
+    }
+out:
+    free(state);
+    strbuf_free(&name);
+    free(schema);
+    free(sql);
+    return ok;
+}
+
+static bool ensure_log_published(Setup *s, const char *table, const char *what);
+
+/* The publication must carry the table log and the erasure log unless it is
+ * FOR ALL TABLES (which does already); a schema publication leaves the
+ * history schema out. Then the partition trees that exist now are logged. */
+bool setup_ensure_table_log_published(Setup *s)
+{
+    return ensure_log_published(s, "erasure_log", "the erasure log") &&
+           ensure_log_published(s, "table_log", "the table log");
+}
+
+static bool ensure_log_published(Setup *s, const char *table, const char *what)
+{
+    char *schema = setup_ident(s->src, s->cfg->history_schema);
+    StrBuf name;
+    strbuf_init(&name);
+    strbuf_appendf(&name, "%s.%s", schema, table);
+    bool table_log = strcmp(table, "table_log") == 0;
+    const char *p[] = {name.data, s->cfg->publication};
+    char check[96], adding[96];
+    snprintf(check, sizeof(check), "checking that the publication carries %s", what);
+    snprintf(adding, sizeof(adding), "adding %s to the publication", what);
+    char *state = setup_scalar(s, s->src, check,
+                               "SELECT CASE WHEN to_regclass($1) IS NULL THEN 'missing'"
+                               " WHEN EXISTS (SELECT 1 FROM pg_publication_tables t WHERE t.pubname = $2"
+                               "  AND format('%I.%I', t.schemaname, t.tablename)::regclass = to_regclass($1))"
+                               " THEN 'published' ELSE 'unpublished' END",
+                               2, p);
+    bool ok = state != NULL;
+    if (ok && strcmp(state, "unpublished") == 0) {
+        char *pub = setup_ident(s->src, s->cfg->publication);
+        StrBuf sql;
+        strbuf_init(&sql);
+        strbuf_appendf(&sql, "ALTER PUBLICATION %s ADD TABLE %s", pub, name.data);
+        ok = setup_exec(s, s->src, adding, sql.data);
+        if (ok) {
+            setup_say("changed", "publication %s: added %s %s", s->cfg->publication, what, name.data);
+            s->changes++;
+        }
+        strbuf_free(&sql);
+        free(pub);
+    }
+    /* Seeded once the publication exists: the triggers log only what it covers.
+     * Before the slot, so a new slot's baseline holds these rows. */
+    if (ok && table_log && s->superuser && strcmp(state, "missing") != 0) {
+        StrBuf q;
+        strbuf_init(&q);
+        strbuf_appendf(&q, "SELECT %s.log_seed()", schema);
+        ok = setup_exec(s, s->src, "logging the partition trees that exist now", q.data);
+        strbuf_free(&q);
+    }
+    free(state);
+    strbuf_free(&name);
+    free(schema);
+    return ok;
+}
+
+/*
+ * Schemas created after setup (issue 13.6): with a publication FOR TABLES IN
+ * SCHEMA (setup's choice when the history shares the source database), an
+ * event trigger adds each new schema to it in the CREATE SCHEMA's own
+ * transaction, so its tables are tracked from their first row with no one
+ * running setup again. SECURITY DEFINER: the superuser who ran setup may
+ * alter the publication, the role creating the schema need not. A session
+ * that sets walrev.publish_new_schema = off (snapshot --into does) is left
+ * alone. Publications of other kinds cannot grow this way: `walrev run`
+ * names each table it sees created outside them.
+ */
+static const char *schema_trigger_body_fmt =
+    " DECLARE r record; BEGIN"
+    " IF pg_catalog.current_setting('walrev.publish_new_schema', true) = 'off' THEN RETURN; END IF;"
+    " IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace pn JOIN pg_catalog.pg_publication p"
+    "   ON p.oid = pn.pnpubid WHERE p.pubname = @p@) THEN RETURN; END IF;"
+    " FOR r IN SELECT n.nspname FROM pg_catalog.pg_event_trigger_ddl_commands() d"
+    "   JOIN pg_catalog.pg_namespace n ON n.oid = d.objid"
+    "   WHERE d.object_type = 'schema' AND n.nspname <> @h@ AND n.nspname !~ '^pg_' LOOP"
+    "   EXECUTE pg_catalog.format('ALTER PUBLICATION %I ADD TABLES IN SCHEMA %I', @p@, r.nspname);"
+    " END LOOP; END ";
+
+bool setup_ensure_schema_trigger(Setup *s)
+{
+    const char *p1[] = {s->cfg->publication};
+    char *v = setup_scalar(s, s->src, "reading the publication's kind",
+                           "SELECT EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_publication p"
+                           " ON p.oid = pn.pnpubid WHERE p.pubname = $1)",
+                           1, p1);
+    if (!v) return false;
+    bool schemas = strcmp(v, "t") == 0;
+    free(v);
+    if (!schemas) return true; /* FOR ALL TABLES grows by itself; FOR TABLE does not: run warns */
+    static const EventTrigger t = {
+        .trigger = "walrev_publish_schema",
+        .function = "publish_new_schema",
+        .tags = "'CREATE SCHEMA'",
+        .reading = "reading the schema trigger's function",
+        .doing = "installing the event trigger for new schemas",
+    };
+    char *schema = setup_ident(s->src, s->cfg->history_schema);
+    char *pub = PQescapeLiteral(s->src, s->cfg->publication, strlen(s->cfg->publication));
+    char *hist = PQescapeLiteral(s->src, s->cfg->history_schema, strlen(s->cfg->history_schema));
+    StrBuf body;
+    strbuf_init(&body);
+    append_with_schema(&body, schema_trigger_body_fmt, schema, pub, hist);
+    TriggerOutcome out = ensure_event_trigger(s, &t, schema, body.data);
+    if (out == TRIGGER_CURRENT)
+        setup_say("ok", "event trigger walrev_publish_schema adds new schemas to publication %s", s->cfg->publication);
+    else if (out == TRIGGER_NO_SUPERUSER)
+        setup_warn(s,
+                   "cannot install the event trigger that adds new schemas to publication %s without superuser: "
+                   "a schema created later is not tracked until walrev setup runs again (walrev run names its "
+                   "tables)",
+                   s->cfg->publication);
+    else if (out == TRIGGER_INSTALLED)
+        setup_say("created", "event trigger walrev_publish_schema: new schemas join publication %s",
+                  s->cfg->publication);
+    strbuf_free(&body);
+    PQfreemem(pub);
+    PQfreemem(hist);
+    free(schema);
+    return out != TRIGGER_FAILED;
+}
+
+/*
+ * Unlogged tables (issue 13.7): logical decoding never sees their changes,
+ * so no publication carries them. Named here, so no one waits for a history
+ * that cannot come; ALTER TABLE ... SET LOGGED later starts one (the worker
+ * takes its baseline once the publication has it).
+ */
+bool setup_report_unlogged(Setup *s)
+{
+    const char *p[] = {s->cfg->history_schema};
+    PGresult *res = setup_run(s, s->src, "listing unlogged tables",
+                              "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c"
+                              " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                              " WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p') AND n.nspname <> $1"
+                              " AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1",
+                              1, p);
+    if (!res) return false;
+    for (int i = 0; i < PQntuples(res); i++)
+        setup_warn(s,
+                   "table %s is UNLOGGED: logical decoding cannot capture it, so walrev cannot track it "
+                   "(ALTER TABLE %s SET LOGGED starts its history with a baseline)",
+                   PQgetvalue(res, i, 0), PQgetvalue(res, i, 0));
+    PQclear(res);
+    return true;
+}
+
+/*
+ * The capture table's rows must reach the slot: a publication FOR ALL
+ * TABLES has it already; one FOR TABLES IN SCHEMA (which leaves the history
+ * schema out) or FOR TABLE gets it added by name.
+ */
+bool setup_ensure_capture_published(Setup *s)
+{
+    const char *p[] = {s->cfg->history_schema, s->cfg->publication};
+    char *v = setup_scalar(s, s->src, "checking the DDL capture table's publication",
+                           "SELECT CASE WHEN to_regclass(format('%I.ddl_capture', $1::text)) IS NULL THEN 'absent'"
+                           " WHEN EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $2 AND schemaname = $1"
+                           " AND tablename = 'ddl_capture') THEN 'yes' ELSE 'no' END",
+                           2, p);
+    if (!v) return false;
+    bool ok = true;
+    if (strcmp(v, "no") == 0) {
+        char *pub = setup_ident(s->src, s->cfg->publication), *schema = setup_ident(s->src, s->cfg->history_schema);
+        StrBuf sql;
+        strbuf_init(&sql);
+        strbuf_appendf(&sql, "ALTER PUBLICATION %s ADD TABLE %s.ddl_capture", pub, schema);
+        ok = setup_exec(s, s->src, "adding the DDL capture table to the publication", sql.data);
+        if (ok) {
+            setup_say("changed", "publication %s: added %s.ddl_capture (walrev's DDL capture)", s->cfg->publication,
+                      s->cfg->history_schema);
+            s->changes++;
+        }
+        strbuf_free(&sql);
+        free(pub);
+        free(schema);
+    }
+    free(v);
+    return ok;
+}
