@@ -198,7 +198,14 @@ WrStatus fanout_flush(Fanout *f, FanoutFlush mode, int64_t now_us, WrError *err)
         WrStatus st = s->sink->ops->flush(s->sink, err);
         if (st == WR_AGAIN) continue; /* durability will follow (Kafka delivery reports) */
         if (st != WR_OK) return wr_error_prefix(err, "sink %s flush", s->name);
-        /* Kafka may still await delivery reports; it stays pending until durable. */
+        /* Everything must be durable now: a sink that committed
+         * asynchronously is made to flush (and waits for it). */
+        if (mode == FANOUT_FLUSH_ALL && s->sink->ops->sync && s->sink->ops->durable_lsn(s->sink) < f->emitted_end) {
+            st = s->sink->ops->sync(s->sink, err);
+            if (st != WR_OK) return wr_error_prefix(err, "sink %s sync", s->name);
+        }
+        /* Kafka may still await delivery reports, an asynchronous commit its
+         * server's WAL flush; either stays pending until durable. */
         s->pending = s->sink->ops->durable_lsn(s->sink) < f->emitted_end;
     }
     return WR_OK;
@@ -302,4 +309,56 @@ WrStatus fanout_record_position(Fanout *f, Lsn end_lsn, WrError *err)
         if (st != WR_OK) return wr_error_prefix(err, "sink %s", f->sinks[i].name);
     }
     return WR_OK;
+}
+
+/* ---- commits that wait for their server's WAL flush ---- */
+
+void fanout_await_init(FanoutAwait *a, Lsn start)
+{
+    memset(a, 0, sizeof(*a));
+    a->durable = start;
+}
+
+void fanout_await_term(FanoutAwait *a)
+{
+    free(a->v);
+    memset(a, 0, sizeof(*a));
+}
+
+void fanout_await_push(FanoutAwait *a, Lsn end_lsn, Lsn server_lsn)
+{
+    if (a->head > 0 && a->head == a->n) a->head = a->n = 0; /* drained: start over */
+    if (a->n == a->cap) {
+        if (a->head > 0) { /* reuse the drained front before growing */
+            memmove(a->v, a->v + a->head, (a->n - a->head) * sizeof(*a->v));
+            a->n -= a->head;
+            a->head = 0;
+        }
+        if (a->n == a->cap) {
+            a->cap = a->cap ? 2 * a->cap : 16;
+            a->v = xrealloc(a->v, a->cap * sizeof(*a->v));
+        }
+    }
+    a->v[a->n++] = (FanoutAwaitEntry){end_lsn, server_lsn};
+}
+
+Lsn fanout_await_flushed(FanoutAwait *a, Lsn flush_lsn)
+{
+    /* Only a prefix may become durable: a later commit never counts before an
+     * earlier one, whatever its positions say. */
+    while (a->head < a->n && a->v[a->head].server_lsn <= flush_lsn) {
+        if (a->v[a->head].end_lsn > a->durable) a->durable = a->v[a->head].end_lsn;
+        a->head++;
+    }
+    return a->durable;
+}
+
+Lsn fanout_await_all_flushed(FanoutAwait *a)
+{
+    return fanout_await_flushed(a, UINT64_MAX);
+}
+
+size_t fanout_await_pending(const FanoutAwait *a)
+{
+    return a->n - a->head;
 }

@@ -117,6 +117,43 @@ Lsn fanout_confirmable(const Fanout *f, Lsn confirmed, bool in_transaction, Lsn 
  */
 WrStatus fanout_wait_durable(Fanout *f, Lsn target, int timeout_ms, bool *reached, WrError *err) WR_MUSTCHECK;
 
+/*
+ * ---- commits that wait for their server's WAL flush ----
+ * A sink whose server commits asynchronously (the history store with
+ * synchronous_commit = off) has a batch visible at COMMIT but durable only
+ * once that server's WAL is flushed past the commit record. After each
+ * commit the sink pushes (end LSN of its last revision, the server's WAL
+ * insert position read after the COMMIT returned: the commit record ends at
+ * or before it); whenever it learns the server's flush position it asks what
+ * is durable. The answer never passes a commit the flush has not covered, so
+ * a crash of that server can never lose a revision the slot was confirmed
+ * past. Pushes come in commit order (end LSNs and server positions both
+ * non-decreasing).
+ */
+typedef struct {
+    Lsn end_lsn;    /* source end LSN made durable by this commit */
+    Lsn server_lsn; /* the sink's server's WAL position the commit needs flushed */
+} FanoutAwaitEntry;
+
+typedef struct {
+    FanoutAwaitEntry *v;
+    size_t head, n, cap;
+    Lsn durable; /* source end LSN durable so far */
+} FanoutAwait;
+
+/* Empty, durable through start (what the sink held at open). */
+void fanout_await_init(FanoutAwait *a, Lsn start);
+void fanout_await_term(FanoutAwait *a);
+/* One more commit, not durable until server_lsn is flushed. */
+void fanout_await_push(FanoutAwait *a, Lsn end_lsn, Lsn server_lsn);
+/* The server flushed its WAL through flush_lsn: returns the source end LSN
+ * now durable (never less than before). */
+Lsn fanout_await_flushed(FanoutAwait *a, Lsn flush_lsn);
+/* Everything pushed is durable (a synchronous commit flushed past it all). */
+Lsn fanout_await_all_flushed(FanoutAwait *a);
+/* Commits still waiting for the flush. */
+size_t fanout_await_pending(const FanoutAwait *a);
+
 /* Drop what every sink holds but has not made durable (revision in flight). */
 void fanout_abort(Fanout *f);
 /* Stopped cleanly at end_lsn with everything durable: sinks that answer "as

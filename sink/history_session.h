@@ -22,6 +22,7 @@
 #include <libpq-fe.h>
 
 #include "schema/digest.h"
+#include "sink/fanout.h"
 #include "sink/history_reader.h"
 #include "sink/keyframer.h"
 #include "sink/sink.h"
@@ -96,11 +97,17 @@ struct HistorySink {
     uint8_t *unsent_keys;
     bool unsent_keys_dirty;
 
-    /* Durable state. */
+    /* Committed state (visible in the store; durable once flushed). */
     int64_t next_id_base; /* last revision id received (batch included) */
     int64_t lookup_as_of; /* > 0: lookups answer as of this revision (sink_history_lookup_as_of) */
-    int64_t durable_id;
-    Lsn durable;
+    int64_t durable_id;   /* last revision committed */
+    Lsn durable;          /* end LSN of the last revision committed (or the recorded position) */
+    /* synchronous_commit = off: commits wait for the server's WAL flush
+     * (fanout.h); flushed is what durable_lsn reports, never past it. */
+    bool sync_commit;
+    FanoutAwait await;
+    Lsn flushed;
+    int64_t flush_polled_us; /* when poll last asked the server for its flush position */
 
     RelSeen *rels;
     size_t nrels, caprels;

@@ -213,7 +213,17 @@ static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
     if (st == WR_OK) st = read_checkpoint(h, pos, err);
     if (st == WR_OK) st = read_digest_state(h, pos, err);
     if (st == WR_OK) st = hreader_prepare(h, err);
+    /* Off: a batch's COMMIT returns without waiting for the WAL flush, and
+     * the batch is reported durable only once the server's flush position
+     * covers its commit record (note_commit, hs_poll). On: set explicitly,
+     * whatever the server's or the role's default. */
+    if (st == WR_OK)
+        st = hsession_run(h, h->sync_commit ? "SET synchronous_commit = on" : "SET synchronous_commit = off", 0,
+                          NULL, "setting synchronous_commit", NULL, err);
     if (st != WR_OK) return st;
+    fanout_await_term(&h->await);
+    fanout_await_init(&h->await, pos->durable_end_lsn);
+    h->flushed = pos->durable_end_lsn;
     h->keyframer = keyframer_start(h->conninfo, h->qschema);
     log_info("msg=\"history store open\" schema=%s slot=%s revision=%" PRId64 " lsn=" LSN_FMT, h->qschema,
              h->slot_name, pos->last_revision_id, LSN_ARGS(pos->durable_end_lsn));
@@ -795,6 +805,44 @@ static WrStatus write_checkpoint(HistorySink *h, WrError *err)
     return st;
 }
 
+/* The server's WAL insert and flush positions (either may be NULL). */
+static WrStatus read_wal_positions(HistorySink *h, Lsn *insert, Lsn *flush, WrError *err)
+{
+    PGresult *res = NULL;
+    WrStatus st = hsession_run(h, "SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text", 0,
+                               NULL, "reading the history server's WAL position", &res, err);
+    if (st != WR_OK) return st;
+    Lsn i = 0, f = 0;
+    if (PQntuples(res) != 1 || !lsn_parse(PQgetvalue(res, 0, 0), &i) || !lsn_parse(PQgetvalue(res, 0, 1), &f))
+        st = wr_error_set(err, WR_FATAL, "history store: unreadable WAL position from the history server");
+    PQclear(res);
+    if (insert) *insert = i;
+    if (flush) *flush = f;
+    return st;
+}
+
+/*
+ * A batch just committed (h->durable is its end). With synchronous_commit
+ * on it is durable now. Off: its commit record ends at or before the
+ * server's insert position read after the COMMIT returned, so the batch is
+ * durable once the flush position reaches that (fanout.h, FanoutAwait).
+ */
+static WrStatus note_commit(HistorySink *h, WrError *err)
+{
+    if (h->sync_commit) {
+        fanout_await_push(&h->await, h->durable, 0);
+        h->flushed = fanout_await_all_flushed(&h->await);
+        return WR_OK;
+    }
+    Lsn insert, flush;
+    WrStatus st = read_wal_positions(h, &insert, &flush, err);
+    if (st != WR_OK) return st;
+    fanout_await_push(&h->await, h->durable, insert);
+    h->flushed = fanout_await_flushed(&h->await, flush);
+    h->flush_polled_us = mono_now_us();
+    return WR_OK;
+}
+
 static WrStatus hs_flush(Sink *s, WrError *err)
 {
     HistorySink *h = s->impl;
@@ -820,7 +868,10 @@ static WrStatus hs_flush(Sink *s, WrError *err)
     int64_t t3 = mono_now_us();
     metrics_observe_us(METRICS_HIST_BATCH_COMMIT, t3 - t0);
     int n = h->batch_revisions;
+    bool had_revisions = h->batch_last_id != 0;
     reset_batch(h, true);
+    if (had_revisions) st = note_commit(h, err);
+    if (st != WR_OK) return st;
     for (size_t i = 0; i < h->nkf_due; i++) keyframer_request(h->keyframer, &h->kf_due[i]);
     h->nkf_due = 0;
     log_debug("msg=\"history batch committed\" revisions=%d revision=%" PRId64 " lsn=" LSN_FMT
@@ -830,17 +881,48 @@ static WrStatus hs_flush(Sink *s, WrError *err)
     return WR_OK;
 }
 
+/* How often poll asks for the server's flush position while commits wait
+ * for it (the WAL writer flushes every wal_writer_delay, 200 ms by default). */
+#define FLUSH_POLL_US (20 * 1000)
+
 static WrStatus hs_poll(Sink *s, WrError *err)
 {
-    (void)s;
-    (void)err;
+    HistorySink *h = s->impl;
+    if (!fanout_await_pending(&h->await) || hsession_check_usable(h, err, "poll") != WR_OK) return WR_OK;
+    int64_t now = mono_now_us();
+    if (now - h->flush_polled_us < FLUSH_POLL_US) return WR_OK;
+    h->flush_polled_us = now;
+    Lsn flush;
+    WrStatus st = read_wal_positions(h, NULL, &flush, err);
+    if (st != WR_OK) return st;
+    h->flushed = fanout_await_flushed(&h->await, flush);
+    return WR_OK;
+}
+
+/*
+ * Everything committed durable now: a transaction that takes a transaction
+ * id and commits with synchronous_commit = on flushes the WAL through its
+ * own commit record, which lies after every earlier commit of this session.
+ * Between batches only (an open one is left to poll).
+ */
+static WrStatus hs_sync(Sink *s, WrError *err)
+{
+    HistorySink *h = s->impl;
+    WrStatus st = hsession_check_usable(h, err, "sync");
+    if (st != WR_OK || !fanout_await_pending(&h->await) || h->in_tx) return st;
+    st = hsession_run(h, "BEGIN", 0, NULL, "BEGIN of a WAL flush", NULL, err);
+    if (st == WR_OK) st = hsession_run(h, "SET LOCAL synchronous_commit = on", 0, NULL, "a WAL flush", NULL, err);
+    if (st == WR_OK) st = hsession_run(h, "SELECT pg_current_xact_id()", 0, NULL, "a WAL flush", NULL, err);
+    if (st == WR_OK) st = hsession_run(h, "COMMIT", 0, NULL, "COMMIT of a WAL flush", NULL, err);
+    if (st != WR_OK) return st;
+    h->flushed = fanout_await_all_flushed(&h->await);
     return WR_OK;
 }
 
 static Lsn hs_durable_lsn(Sink *s)
 {
     HistorySink *h = s->impl;
-    return h->durable;
+    return h->flushed;
 }
 
 /* The open batch's window starts the first time the caller's clock sees it
@@ -980,10 +1062,20 @@ static WrStatus hs_record_position(Sink *s, Lsn end_lsn, WrError *err)
                    h->qschema);
     char what[160];
     snprintf(what, sizeof(what), "recording the stop position in %s.checkpoint", h->qschema);
-    st = hsession_run(h, q.data, 2, p, what, NULL, err);
+    /* Synchronously, whatever the session's setting: the slot is confirmed
+     * up to this position as soon as it is reported, and a crash that lost
+     * it would make the next start see a slot past the store (a gap). Rare
+     * (every 5 s at most), and it flushes every earlier commit with it. */
+    st = hsession_run(h, "BEGIN", 0, NULL, what, NULL, err);
+    if (st == WR_OK) st = hsession_run(h, "SET LOCAL synchronous_commit = on", 0, NULL, what, NULL, err);
+    if (st == WR_OK) st = hsession_run(h, q.data, 2, p, what, NULL, err);
+    if (st == WR_OK) st = hsession_run(h, "COMMIT", 0, NULL, what, NULL, err);
     strbuf_free(&q);
-    if (st == WR_OK) h->durable = end_lsn;
-    return st;
+    if (st != WR_OK) return st;
+    h->durable = end_lsn;
+    h->flushed = fanout_await_all_flushed(&h->await);
+    if (end_lsn > h->flushed) h->flushed = end_lsn;
+    return WR_OK;
 }
 
 static void hs_abort(Sink *s)
@@ -1037,6 +1129,7 @@ static void hs_destroy(Sink *s)
     free(h->kf_due);
     free(h->unsent_keys);
     free(h->rels);
+    fanout_await_term(&h->await);
     free(h->conninfo);
     free(h->schema);
     free(h->qschema);
@@ -1060,6 +1153,7 @@ static const SinkOps history_ops = {
     .wants_flush = hs_wants_flush,
     .write_backfill = hs_write_backfill,
     .record_position = hs_record_position,
+    .sync = hs_sync,
     .abort = hs_abort,
     .destroy = hs_destroy,
 };
@@ -1124,6 +1218,7 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
     h->batch_max_ms = cfg->batch_max_ms > 0 ? cfg->batch_max_ms : 20;
     h->keyframe_factor = cfg->keyframe_factor > 0 ? cfg->keyframe_factor : KEYFRAME_FACTOR;
     h->buffer_bytes = cfg->buffer_bytes > 0 ? cfg->buffer_bytes : (size_t)1 << 20;
+    h->sync_commit = cfg->synchronous_commit;
     static const char *const tables[TB_COUNT] = {"revision_context", "revision", "object_delta"};
     static const char *const columns[TB_COUNT] = {
         "revision_id, context_no, lsn, actor_type, actor_id, actor, description, meta, raw, raw_sha256, attested, "

@@ -93,6 +93,14 @@ typedef struct {
      * by a read of the history) is committed first.
      */
     WrStatus (*record_position)(Sink *s, Lsn end_lsn, WrError *err);
+    /*
+     * Optional (history store with synchronous_commit = off): make what
+     * flush() committed durable now, waiting for it. Without it such a sink
+     * becomes durable later, as poll() sees its server's WAL flushed.
+     * fanout_flush(FANOUT_FLUSH_ALL) calls it when a flush left the sink
+     * behind what it was given.
+     */
+    WrStatus (*sync)(Sink *s, WrError *err);
     /* Abandon what is not yet durable (revision in flight) without making it durable. */
     void (*abort)(Sink *s);
     void (*destroy)(Sink *s);
@@ -113,6 +121,10 @@ typedef struct {
     int batch_max_ms;         /* or after this long (default 20 ms: bounds commit-to-durable lag) */
     size_t buffer_bytes;      /* COPY buffer per table before sending (default 1 MiB) */
     int keyframe_factor;      /* keyframe when deltas since the last exceed factor × live rows (default 4) */
+    /* true: batches commit with synchronous_commit = on (the old behaviour);
+     * false (default): off, and a batch counts as durable only once the
+     * store's server has flushed its WAL past the batch's commit. */
+    bool synchronous_commit;
 } HistorySinkConfig;
 /* Its reading side, on the same connection, is sink/history_reader.h. */
 Sink *sink_history_create(const HistorySinkConfig *cfg);

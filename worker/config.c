@@ -202,6 +202,9 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     } else if (IS("history", "keyframe_factor")) {
         if (!parse_int(value, 1, 1000, &iv, why, whylen)) return false;
         cfg->keyframe_factor = iv;
+    } else if (IS("history", "synchronous_commit")) {
+        if (!parse_bool(value, &bv, why, whylen)) return false;
+        cfg->history_synchronous_commit = bv;
     } else if (IS("file", "path")) set_str(&cfg->file_path, value);
     else if (IS("kafka", "topic_prefix")) set_str(&cfg->kafka_topic_prefix, value);
     else if (IS("kafka", "erase_tombstones")) {

@@ -31,6 +31,7 @@ typedef struct {
     int batch_max_revisions;   /* default 2000 */
     int batch_max_ms;          /* default 20 */
     int keyframe_factor;       /* default 4 */
+    bool history_synchronous_commit; /* default false: commit asynchronously, confirm behind the store's WAL flush */
     /* [file] */
     char *file_path;           /* NULL: file sink off; "-" stdout */
     /* [kafka]: every key except walrev's own passes to librdkafka */

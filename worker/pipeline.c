@@ -357,6 +357,7 @@ static WrStatus create_sinks(Pipeline *p, WrError *err)
             .batch_max_revisions = cfg->batch_max_revisions,
             .batch_max_ms = cfg->batch_max_ms,
             .keyframe_factor = cfg->keyframe_factor,
+            .synchronous_commit = cfg->history_synchronous_commit,
         };
         p->history = sink_history_create(&h);
         p->history_index = fanout_add(p->fanout, "history", p->history);

@@ -85,6 +85,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.batch_max_revisions, 2000);
     assert_int_equal(cfg.batch_max_ms, 20);
     assert_int_equal(cfg.keyframe_factor, 4);
+    assert_false(cfg.history_synchronous_commit);
     assert_null(cfg.file_path);
     assert_false(cfg.kafka_enabled);
     assert_string_equal(cfg.kafka_topic_prefix, "walrev");
@@ -120,6 +121,7 @@ static void test_every_key(void **state)
                        "batch_max_revisions = 500\n"
                        "batch_max_ms = 250\n"
                        "keyframe_factor = 8\n"
+                       "synchronous_commit = on\n"
                        "[file]\n"
                        "path = /var/lib/walrev/revisions.msgpack\n"
                        "[kafka]\n"
@@ -153,6 +155,7 @@ static void test_every_key(void **state)
     assert_int_equal(cfg.batch_max_revisions, 500);
     assert_int_equal(cfg.batch_max_ms, 250);
     assert_int_equal(cfg.keyframe_factor, 8);
+    assert_true(cfg.history_synchronous_commit);
     assert_string_equal(cfg.file_path, "/var/lib/walrev/revisions.msgpack");
     assert_string_equal(cfg.kafka_topic_prefix, "cdc");
     assert_true(cfg.kafka_enabled);
@@ -203,6 +206,8 @@ static void test_errors_name_file_and_line(void **state)
     expect_error("slot = a\n", "1: key 'slot' outside any [section]");
     expect_error("[history]\nbatch_max_revisions = lots\n",
                  "2: [history] batch_max_revisions: 'lots' is not an integer");
+    expect_error("[history]\nsynchronous_commit = local\n",
+                 "2: [history] synchronous_commit: 'local' is not a boolean (true/false, yes/no, on/off, 1/0)");
     expect_error("[history]\nbatch_max_ms = 12ms\n",
                  "2: [history] batch_max_ms: '12ms' is not an integer");
     expect_error("[history]\nkeyframe_factor = 0\n",

@@ -444,6 +444,162 @@ static void waits_for_durability(void **state)
     assert_int_equal(b.aborts, 0);
 }
 
+/* ---- a store that commits asynchronously (synchronous_commit = off) ----
+ * flush commits: the batch is in the server's WAL up to a new insert
+ * position, durable only once the server's flush position (set by the test,
+ * as the WAL writer would) reaches it; poll reads that position; sync
+ * flushes everything (a synchronous commit after it). */
+typedef struct {
+    MemSink m;
+    FanoutAwait await;
+    Lsn server_insert, server_flush;
+    int syncs;
+} AwaitSink;
+
+static WrStatus a_flush(Sink *s, WrError *err)
+{
+    (void)err;
+    AwaitSink *a = s->impl;
+    a->m.flushes++;
+    if (a->m.nflushed < a->m.ncommitted) {
+        a->server_insert += 0x1000;
+        fanout_await_push(&a->await, a->m.committed[a->m.ncommitted - 1], a->server_insert);
+    }
+    a->m.nflushed = a->m.ncommitted;
+    (void)fanout_await_flushed(&a->await, a->server_flush);
+    return WR_OK;
+}
+
+static WrStatus a_poll(Sink *s, WrError *err)
+{
+    (void)err;
+    AwaitSink *a = s->impl;
+    (void)fanout_await_flushed(&a->await, a->server_flush);
+    return WR_OK;
+}
+
+static WrStatus a_sync(Sink *s, WrError *err)
+{
+    (void)err;
+    AwaitSink *a = s->impl;
+    a->syncs++;
+    a->server_flush = a->server_insert;
+    (void)fanout_await_all_flushed(&a->await);
+    return WR_OK;
+}
+
+static Lsn a_durable(Sink *s)
+{
+    return ((AwaitSink *)s->impl)->await.durable;
+}
+
+static const SinkOps g_ops_await = {
+    .name = "mem-await", .open = m_open, .write_relation = m_relation, .begin_revision = m_begin,
+    .write_context = m_context, .write_delta = m_delta, .commit_revision = m_commit, .flush = a_flush,
+    .poll = a_poll, .durable_lsn = a_durable, .holds_batch_at_idle = true, .wants_flush = m_wants,
+    .sync = a_sync, .destroy = m_destroy,
+};
+
+/* The queue alone: only a prefix of commits whose server position is
+ * flushed counts, never more, never less than before. */
+static void await_counts_only_flushed_commits(void **state)
+{
+    (void)state;
+    FanoutAwait a;
+    fanout_await_init(&a, 0x50);
+    assert_int_equal(fanout_await_flushed(&a, 0), 0x50);
+    fanout_await_push(&a, 0x110, 1000);
+    fanout_await_push(&a, 0x210, 1100);
+    fanout_await_push(&a, 0x310, 1200);
+    assert_int_equal(fanout_await_pending(&a), 3);
+    assert_int_equal(fanout_await_flushed(&a, 999), 0x50);  /* first commit not flushed yet */
+    assert_int_equal(fanout_await_flushed(&a, 1000), 0x110); /* exactly its position: durable */
+    assert_int_equal(fanout_await_flushed(&a, 1199), 0x210);
+    assert_int_equal(fanout_await_pending(&a), 1);
+    assert_int_equal(fanout_await_flushed(&a, 10), 0x210);   /* an older reading never moves it back */
+    /* Prefix only: a later commit does not count before an earlier one. */
+    fanout_await_push(&a, 0x410, 2000);
+    fanout_await_push(&a, 0x510, 1500);
+    assert_int_equal(fanout_await_flushed(&a, 1600), 0x310);
+    assert_int_equal(fanout_await_pending(&a), 2);
+    assert_int_equal(fanout_await_all_flushed(&a), 0x510);
+    assert_int_equal(fanout_await_pending(&a), 0);
+    /* Many commits, read now and then: the queue reuses its space and the
+     * answer is always the last commit at or below the flush position. */
+    Lsn end = 0x1000, pos = 5000;
+    for (int i = 0; i < 1000; i++) {
+        end += 0x10;
+        pos += 7;
+        fanout_await_push(&a, end, pos);
+        if (i % 13 == 0) {
+            Lsn flush = pos - 7 * 5; /* the five newest are not flushed */
+            Lsn want = i >= 5 ? end - 5 * 0x10 : 0x510;
+            assert_int_equal(fanout_await_flushed(&a, flush), want);
+            assert_true(fanout_await_pending(&a) <= 5);
+        }
+    }
+    assert_int_equal(fanout_await_all_flushed(&a), end);
+    fanout_await_term(&a);
+}
+
+/* With an asynchronously committing store the slot is confirmed only behind
+ * its server's WAL flush: a batch committed but not flushed is not durable,
+ * and a crash of that server (losing it) could not lose a confirmed
+ * revision. Only FANOUT_FLUSH_ALL forces the flush (sync); the batch flushes
+ * of a busy or idle stream never do. */
+static void async_commit_confirmed_behind_the_flush(void **state)
+{
+    (void)state;
+    AwaitSink h = {.m = {.open_pos = EMPTY, .wants = true}};
+    fanout_await_init(&h.await, 0);
+    MemSink file = {.open_pos = EMPTY, .wants = true};
+    WrError err = {0};
+    SinkPosition start;
+    Fanout *f = open_fanout(&start, "file", &file, &g_ops, "history", &h.m, &g_ops_await);
+    /* open_fanout gave the AwaitSink's MemSink to the fan-out: its impl must be the AwaitSink. */
+    assert_ptr_equal((void *)&h, (void *)&h.m);
+
+    give(f, 0x100, 0x110);
+    give(f, 0x200, 0x210);
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_WANTING, 0, &err), WR_OK); /* batch 1 committed */
+    assert_int_equal(h.m.flushes, 1);
+    assert_int_equal(file.ndurable, 2);
+    /* Committed, visible, not flushed: nothing is confirmable, not even when
+     * the stream is quiet (settled needs durable everywhere). */
+    assert_int_equal(fanout_min_durable(f), 0);
+    assert_false(fanout_settled(f, false));
+    assert_int_equal(fanout_confirmable(f, 0, false, 0x900), 0);
+    assert_int_equal(h.syncs, 0);
+
+    give(f, 0x300, 0x310);
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_IDLE, 0, &err), WR_OK); /* batch 2 committed */
+    assert_int_equal(h.syncs, 0);
+    assert_int_equal(fanout_confirmable(f, 0, false, 0x900), 0);
+
+    /* The WAL writer flushed the first batch's commit, not the second's. */
+    h.server_flush = 0x1000;
+    assert_int_equal(fanout_poll(f, &err), WR_OK);
+    assert_int_equal(fanout_min_durable(f), 0x210);
+    assert_int_equal(fanout_confirmable(f, 0, false, 0x900), 0x210);
+    assert_false(fanout_settled(f, false));
+    /* A flush position short of the second commit changes nothing. */
+    h.server_flush = 0x1fff;
+    assert_int_equal(fanout_poll(f, &err), WR_OK);
+    assert_int_equal(fanout_confirmable(f, 0x210, false, 0x900), 0x210);
+
+    /* A stop (or a baseline's end) wants everything durable: sync, then settled. */
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_ALL, 0, &err), WR_OK);
+    assert_int_equal(h.syncs, 1);
+    assert_int_equal(fanout_min_durable(f), 0x310);
+    assert_true(fanout_settled(f, false));
+    assert_int_equal(fanout_confirmable(f, 0x210, false, 0x900), 0x900);
+    /* Nothing pending any more: FLUSH_ALL does not sync again. */
+    assert_int_equal(fanout_flush(f, FANOUT_FLUSH_ALL, 0, &err), WR_OK);
+    assert_int_equal(h.syncs, 1);
+    fanout_destroy(f, false);
+    fanout_await_term(&h.await);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +611,8 @@ int main(void)
         cmocka_unit_test(flush_modes),
         cmocka_unit_test(errors_name_the_sink),
         cmocka_unit_test(waits_for_durability),
+        cmocka_unit_test(await_counts_only_flushed_commits),
+        cmocka_unit_test(async_commit_confirmed_behind_the_flush),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
