@@ -19,7 +19,35 @@ void copy_append_field(StrBuf *b, const char *data, size_t len)
 
 void copy_append_int(StrBuf *b, int64_t v)
 {
-    strbuf_appendf(b, "%" PRId64, v);
+    char tmp[24];
+    char *p = tmp + sizeof(tmp);
+    /* Negated as unsigned: INT64_MIN has no positive int64. */
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    strbuf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+static void append_hex32(StrBuf *b, uint32_t v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char tmp[8];
+    char *p = tmp + sizeof(tmp);
+    do {
+        *--p = hex[v & 15];
+        v >>= 4;
+    } while (v);
+    strbuf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+void copy_append_lsn(StrBuf *b, Lsn lsn)
+{
+    append_hex32(b, (uint32_t)(lsn >> 32));
+    strbuf_append_char(b, '/');
+    append_hex32(b, (uint32_t)lsn);
 }
 
 void copy_append_int16_array(StrBuf *b, const int16_t *v, size_t n)
@@ -27,7 +55,7 @@ void copy_append_int16_array(StrBuf *b, const int16_t *v, size_t n)
     strbuf_append_char(b, '{');
     for (size_t i = 0; i < n; i++) {
         if (i) strbuf_append_char(b, ',');
-        strbuf_appendf(b, "%d", (int)v[i]);
+        copy_append_int(b, v[i]);
     }
     strbuf_append_char(b, '}');
 }

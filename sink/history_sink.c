@@ -44,7 +44,14 @@ static WrStatus maybe_send(HistorySink *h, int t, WrError *err)
 
 static void tab(StrBuf *b) { strbuf_append_char(b, '\t'); }
 
-static void append_lsn(StrBuf *b, Lsn l) { strbuf_appendf(b, LSN_FMT, LSN_ARGS(l)); }
+static void append_lsn(StrBuf *b, Lsn l) { copy_append_lsn(b, l); }
+
+/* n, then a tab. */
+static void int_tab(StrBuf *b, int64_t n)
+{
+    copy_append_int(b, n);
+    tab(b);
+}
 
 static void append_str_field(StrBuf *b, const char *s)
 {
@@ -403,7 +410,8 @@ static WrStatus hs_write_context(Sink *s, const Revision *rev, const RevisionCon
         return WR_OK;
     }
     StrBuf *b = &h->buf[TB_CONTEXT];
-    strbuf_appendf(b, "%" PRId64 "\t%d\t", rev->id, (int)ctx->no);
+    int_tab(b, rev->id);
+    int_tab(b, ctx->no);
     append_lsn(b, ctx->lsn);
     tab(b);
     append_str_field(b, ctx->actor_type);
@@ -578,11 +586,16 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
     if (h->quarantining) return hquarantine_delta(h, rev, d, err);
     const RelationVersion *rv = d->relver;
     StrBuf *b = &h->buf[TB_DELTA];
-    strbuf_appendf(b, "%" PRId64 "\t%" PRId32 "\t%" PRIu32 "\t%" PRId32 "\t%c\t", rev->id, d->seq, rv->relid,
-                   rv->version, (char)d->op);
+    int_tab(b, rev->id);
+    int_tab(b, d->seq);
+    int_tab(b, rv->relid);
+    int_tab(b, rv->version);
+    strbuf_append_char(b, (char)d->op);
+    tab(b);
     append_str_field(b, d->key);
     if (hquarantine_injects(h, d)) strbuf_append_str(b, "\\000"); /* test-only: a NUL the server refuses */
-    strbuf_appendf(b, "\t%d\t", (int)d->context_no);
+    tab(b);
+    int_tab(b, d->context_no);
     /* Scalar form (format 3): one attribute with no flag, the common
      * single-column UPDATE, skips four array headers (~70 bytes a row). */
     bool scalar = d->nattrs == 1 && d->attrs[0].flags == 0;
@@ -592,7 +605,8 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
         bool any_flag = false;
         strbuf_append_char(b, '{');
         for (uint16_t i = 0; i < d->nattrs; i++) {
-            strbuf_appendf(b, i ? ",%d" : "%d", (int)d->attrs[i].col_id);
+            if (i) strbuf_append_char(b, ',');
+            copy_append_int(b, d->attrs[i].col_id);
             if (d->attrs[i].flags) any_flag = true;
         }
         strbuf_append(b, "}\t", 2);
@@ -604,13 +618,16 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
             strbuf_append(b, "\\N", 2);
         } else {
             strbuf_append_char(b, '{');
-            for (uint16_t i = 0; i < d->nattrs; i++) strbuf_appendf(b, i ? ",%d" : "%d", (int)d->attrs[i].flags);
+            for (uint16_t i = 0; i < d->nattrs; i++) {
+                if (i) strbuf_append_char(b, ',');
+                copy_append_int(b, d->attrs[i].flags);
+            }
             strbuf_append_char(b, '}');
         }
     }
-    strbuf_appendf(b, "\t%c\t", d->old_unknown ? 't' : 'f');
+    strbuf_append(b, d->old_unknown ? "\tt\t" : "\tf\t", 3);
     if (scalar) {
-        strbuf_appendf(b, "%d\t", (int)d->attrs[0].col_id);
+        int_tab(b, d->attrs[0].col_id);
         copy_append_field(b, d->attrs[0].old_value.data, d->attrs[0].old_value.len);
         tab(b);
         copy_append_field(b, d->attrs[0].new_value.data, d->attrs[0].new_value.len);
@@ -669,11 +686,14 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
     const RevisionContext *c = rev->first_context;
     char ts[48];
     pg_time_format(rev->commit_time, ts, sizeof(ts));
-    strbuf_appendf(b, "%" PRId64 "\t%" PRIu32 "\t", rev->id, rev->xid);
+    int_tab(b, rev->id);
+    int_tab(b, rev->xid);
     append_lsn(b, rev->commit_lsn);
     tab(b);
     append_lsn(b, rev->end_lsn);
-    strbuf_appendf(b, "\t%s\t", ts);
+    tab(b);
+    strbuf_append_str(b, ts);
+    tab(b);
     append_str_field(b, rev->origin);
     tab(b);
     append_str_field(b, rev->gid);
@@ -687,9 +707,13 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
     append_str_field(b, c ? c->description : NULL);
     tab(b);
     append_str_field(b, c ? c->meta_json : NULL);
-    strbuf_appendf(b, "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t",
-                   rev->n_insert, rev->n_update, rev->n_delete, rev->n_truncate, rev->n_snapshot,
-                   rev->n_suppressed);
+    tab(b);
+    int_tab(b, rev->n_insert);
+    int_tab(b, rev->n_update);
+    int_tab(b, rev->n_delete);
+    int_tab(b, rev->n_truncate);
+    int_tab(b, rev->n_snapshot);
+    int_tab(b, rev->n_suppressed);
     append_str_field(b, rev->warnings);
     tab(b);
     /* No parent checksum (format 3): it is the previous revision's. */

@@ -6,6 +6,8 @@
  */
 #include "tests/support/testsupport.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +69,22 @@ static void test_copy_field(void **state)
     strbuf_append_char(&b, ' ');
     copy_append_int16_array(&b, ids, 0);
     assert_string_equal(b.data, "-42 {1,-2,300} {}");
+    /* Integers and LSNs without printf: every edge as printf writes it. */
+    static const int64_t ints[] = {0, 7, -1, 10, 99, -100, 4294967295LL, INT64_MAX, INT64_MIN};
+    static const Lsn lsns[] = {0, 0x1, 0x10, 0xABCDEFULL, 0x100000000ULL, 0xFFFFFFFFFFFFFFFFULL, 0x1A2B3C4D5E6F7081ULL};
+    char want[64];
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        strbuf_reset(&b);
+        copy_append_int(&b, ints[i]);
+        snprintf(want, sizeof(want), "%" PRId64, ints[i]);
+        assert_string_equal(b.data, want);
+    }
+    for (size_t i = 0; i < sizeof(lsns) / sizeof(lsns[0]); i++) {
+        strbuf_reset(&b);
+        copy_append_lsn(&b, lsns[i]);
+        snprintf(want, sizeof(want), LSN_FMT, LSN_ARGS(lsns[i]));
+        assert_string_equal(b.data, want);
+    }
     strbuf_free(&b);
 }
 
