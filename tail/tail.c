@@ -24,6 +24,12 @@
 
 #define EXIT_USAGE 2
 #define POLL_MS 100
+/* With --timeout-ms, how long tail waits to start reading before it gives up.
+ * A group join takes seconds (the group's initial rebalance delay is 3 s, and
+ * the first fetch after it needs an offset lookup), so --timeout-ms only
+ * counts once reading has started: its partitions assigned and read to a
+ * first message or their end. This bounds the wait for a cluster that is down. */
+#define START_WAIT_MS 30000
 
 typedef enum { FMT_JSON, FMT_TABLE } OutFormat;
 
@@ -44,6 +50,8 @@ typedef struct {
     const TailConfig *cfg;
     long printed;
     long bad;
+    bool reading;         /* partitions assigned and read to a message or their end, or none assigned */
+    int64_t quiet_since;  /* monotonic ms of the last message, or of the start of reading */
 } TailState;
 
 /* ---- printing ---- */
@@ -249,6 +257,39 @@ static bool conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
     return false;
 }
 
+/* The group's assignment, taken as given (eager or cooperative protocol). An
+ * empty one starts the --timeout-ms clock at once (nothing to read); else the
+ * first message or partition end does. Runs inside consumer_poll. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    TailState *ts = opaque;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_error_t *ce = NULL;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (cooperative)
+            ce = rd_kafka_incremental_assign(rk, parts);
+        else
+            e = rd_kafka_assign(rk, parts);
+        if (parts->cnt == 0 && !ts->reading) {
+            ts->reading = true;
+            ts->quiet_since = mono_now_us() / 1000;
+        }
+        log_debug("msg=\"kafka partitions assigned\" count=%d", parts->cnt);
+    } else {
+        if (cooperative)
+            ce = rd_kafka_incremental_unassign(rk, parts);
+        else
+            e = rd_kafka_assign(rk, NULL);
+    }
+    if (ce) {
+        log_warn("msg=\"kafka assignment failed\" error=\"%s\"", rd_kafka_error_string(ce));
+        rd_kafka_error_destroy(ce);
+    } else if (e) {
+        log_warn("msg=\"kafka assignment failed\" error=\"%s\"", rd_kafka_err2str(e));
+    }
+}
+
 static int tail_kafka(TailState *ts, const TailConfig *cfg)
 {
     const TailOptions *o = ts->opt;
@@ -268,12 +309,15 @@ static int tail_kafka(TailState *ts, const TailConfig *cfg)
     ok = ok && (!o->brokers || conf_set(conf, "bootstrap.servers", o->brokers)) && conf_set(conf, "group.id", group) &&
          conf_set(conf, "enable.auto.commit", "false") && conf_set(conf, "enable.auto.offset.store", "false") &&
          conf_set(conf, "auto.offset.reset", o->from_beginning ? "earliest" : "latest") &&
+         conf_set(conf, "enable.partition.eof", "true") &&
          conf_set(conf, "topic.metadata.refresh.interval.ms", "5000");
     if (!ok) {
         rd_kafka_conf_destroy(conf);
         return EXIT_USAGE;
     }
     rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, ts);
     char errstr[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!rk) {
@@ -306,11 +350,24 @@ static int tail_kafka(TailState *ts, const TailConfig *cfg)
         rc = 1;
         goto done;
     }
-    int64_t last = mono_now_us() / 1000;
+    int64_t start = mono_now_us() / 1000;
     while (!done(ts)) {
-        if (o->timeout_ms && (mono_now_us() / 1000) - last >= o->timeout_ms) break;
+        int64_t now = mono_now_us() / 1000;
+        if (o->timeout_ms && !ts->reading && now - start >= START_WAIT_MS) {
+            fprintf(stderr, "walrev tail: nothing assigned or read after %d s (are the brokers reachable?)\n",
+                    START_WAIT_MS / 1000);
+            rc = 1;
+            break;
+        }
+        if (o->timeout_ms && ts->reading && now - ts->quiet_since >= o->timeout_ms) break;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, POLL_MS);
         if (!m) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (!ts->reading) ts->quiet_since = mono_now_us() / 1000; /* an end reached: reading has started */
+            ts->reading = true;
+            rd_kafka_message_destroy(m);
+            continue;
+        }
         if (m->err) {
             char fatal[256];
             if (rd_kafka_fatal_error(rk, fatal, sizeof fatal)) {
@@ -319,12 +376,12 @@ static int tail_kafka(TailState *ts, const TailConfig *cfg)
                 rd_kafka_message_destroy(m);
                 break;
             }
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                log_warn("msg=\"kafka consumer error: %s\" err=%s", rd_kafka_message_errstr(m), rd_kafka_err2name(m->err));
+            log_warn("msg=\"kafka consumer error: %s\" err=%s", rd_kafka_message_errstr(m), rd_kafka_err2name(m->err));
             rd_kafka_message_destroy(m);
             continue;
         }
-        last = mono_now_us() / 1000;
+        ts->reading = true;
+        ts->quiet_since = mono_now_us() / 1000;
         char where[300];
         snprintf(where, sizeof where, "%s[%" PRId32 "]@%" PRId64, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
         if (!m->payload) {
@@ -393,7 +450,9 @@ void tail_print_help(FILE *out)
           "  -B, --from-beginning   start at the oldest message (default: only new ones)\n"
           "  -F, --format F         json (default) or table\n"
           "  -n, --max-messages N   stop after N messages\n"
-          "  -T, --timeout-ms MS    stop after MS milliseconds without a message\n",
+          "  -T, --timeout-ms MS    stop after MS milliseconds without a message, counted once\n"
+          "                         reading has started: partitions assigned and read to a\n"
+          "                         message or their end (exit 1 if not within 30 s)\n",
           out);
 }
 

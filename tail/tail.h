@@ -39,7 +39,9 @@ void tail_print_help(FILE *out);
  *   --from-beginning   start at the oldest message (default: only new ones)
  *   --format json|table
  *   --max-messages N   stop after N messages
- *   --timeout-ms N     stop after N ms without a message
+ *   --timeout-ms N     stop after N ms without a message, counted once reading
+ *                      has started (partitions assigned and read to a message
+ *                      or their end); exit 1 if it has not within 30 s
  * Other librdkafka properties come from cfg (TLS/SASL). Stops when *cfg->stop
  * is set (SIGINT/SIGTERM). Returns 0 on a
  * normal end, 1 if a message could not be decoded or Kafka failed, 2 on usage errors.
