@@ -5,7 +5,8 @@ bench/plots/*.png from the raw figures bench/run recorded.
 figures.tsv: scenario, key, run, value, unit — one line per measured value.
 Every figure is shown as median (min–max) over its runs; every ratio is taken
 run by run (numerator and denominator from the same run) before the median.
-Plots are drawn by gnuplot (`set terminal png`, which gnuplot-nox has).
+Plots are drawn by gnuplot (`set terminal pngcairo`, which gnuplot-nox has),
+without enhanced text (an underscore is an underscore), with the goal lines.
 """
 import collections
 import os
@@ -106,7 +107,10 @@ def target(name, st, goal, higher_is_better, unit=""):
     targets.append((name, cell(st) + unit, f"{'≥' if higher_is_better else '≤'} {fmt(goal)}{unit}", margin, verdict))
 
 
-def gnuplot(script):
+def gnuplot(script, png):
+    # Kept next to the data (RESULTS_DIR/PNG.gp) so a plot can be redrawn by hand.
+    with open(os.path.join(RES, png + ".gp"), "w") as f:
+        f.write(script)
     r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
     if r.returncode != 0:
         sys.stderr.write("gnuplot failed: " + r.stderr[-500:] + "\n")
@@ -120,16 +124,28 @@ def write_dat(name, rows):
     return path
 
 
-def plot_bars(png, title, ylabel, rows):
-    """rows: (label, median, min, max)"""
+def gp_str(text):
+    """A gnuplot single-quoted string: a quote is doubled."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+# Every plot: noenhanced, so an underscore in a label (walrev_full) is an
+# underscore, not a subscript.
+TERMINAL = "set encoding utf8\nset terminal pngcairo size 900,500 noenhanced"
+
+
+def plot_bars(png, title, ylabel, rows, goal=None):
+    """rows: (label, median, min, max); label names the bar in words (no bare
+    (a)); goal: (value, title) drawn as a dashed horizontal line."""
     if not rows:
         return False
     dat = write_dat(png + ".dat", [(f'"{l}"', m, lo, hi) for l, m, lo, hi in rows])
+    goal_plot = f", {goal[0]} with lines dt 2 lw 2 lc rgb '#cc3311' title {gp_str(goal[1])}" if goal else ""
     gnuplot(f"""
-set terminal png size 900,500
-set output '{os.path.join(PLOTS, png)}'
-set title '{title}'
-set ylabel '{ylabel}'
+{TERMINAL}
+set output {gp_str(os.path.join(PLOTS, png))}
+set title {gp_str(title)}
+set ylabel {gp_str(ylabel)}
 set style data histograms
 set style histogram errorbars gap 1 lw 1
 set style fill solid 0.6 border -1
@@ -137,28 +153,34 @@ set boxwidth 0.8
 set yrange [0:*]
 set grid ytics
 set xtics rotate by -20
-plot '{dat}' using 2:3:4:xtic(1) notitle lc rgb '#4477aa'
-""")
+set key below
+set bmargin 6
+plot {gp_str(dat)} using 2:3:4:xtic(1) title 'median, bar from min to max' lc rgb '#4477aa'{goal_plot}
+""", png)
     return True
 
 
-def plot_lines(png, title, xlabel, ylabel, series, style="lines"):
-    """series: (title, datfile, using)"""
+def plot_lines(png, title, xlabel, ylabel, series, style="lines", goal=None):
+    """series: (title, datfile, using); goal: (value, title) drawn as a dashed
+    horizontal line, the scale reaching it even when every point is below."""
     series = [s for s in series if os.path.exists(s[1]) and os.path.getsize(s[1]) > 0]
     if not series:
         return False
-    plots = ", ".join(f"'{d}' using {u} with {style} title '{t}'" for t, d, u in series)
+    plots = ", ".join(f"{gp_str(d)} using {u} with {style} title {gp_str(t)}" for t, d, u in series)
+    if goal:
+        plots += f", {goal[0]} with lines dt 2 lw 2 lc rgb '#cc3311' title {gp_str(goal[1])}"
     gnuplot(f"""
-set terminal png size 900,500
-set output '{os.path.join(PLOTS, png)}'
-set title '{title}'
-set xlabel '{xlabel}'
-set ylabel '{ylabel}'
+{TERMINAL}
+set output {gp_str(os.path.join(PLOTS, png))}
+set title {gp_str(title)}
+set xlabel {gp_str(xlabel)}
+set ylabel {gp_str(ylabel)}
 set grid
-set key top left
+set key below
 set yrange [0:*]
+set offsets 0, 0, graph 0.05, 0
 plot {plots}
-""")
+""", png)
     return True
 
 
@@ -190,11 +212,14 @@ w("PostgreSQL settings (server, load generator and consumers share the cores): "
 sections = []
 
 # ---------- scenario 1 ----------
+# (key, what it is, the bar's label in plots: words, not the bare key)
 S1 = [("a", "pg_recvlogical, pgoutput proto 1 → /dev/null (the limit)"),
       ("j1", "pg_recvlogical, wal2json format 1 → file"),
       ("j2", "pg_recvlogical, wal2json format 2 → file"),
       ("c", "walrev run → history store"),
       ("d", "walrev run --no-history → file sink (msgpack)")]
+S1_BAR = {"a": "pg_recvlogical pgoutput (limit)", "j1": "pg_recvlogical wal2json v1",
+          "j2": "pg_recvlogical wal2json v2", "c": "walrev → history store", "d": "walrev → file sink"}
 if fig("1", "changes"):
     s = ["## 1. Capture throughput\n"]
     s += [f"{n}\n" for n in notes.get("1", [])]
@@ -209,7 +234,7 @@ if fig("1", "changes"):
         rss = fig("1", f"peak_rss_{c}")
         rt = ratio("1", f"cps_{c}", "cps_a") if c != "a" else None
         s.append(f"| ({c}) {label} | {cell(st)} | {cell(fig('1', f'seconds_{c}'))} | {cell(rt) if rt else '1'} | {cell(bpc)} | {cell(rss)} |")
-        bars.append((f"({c})", st[0], st[1], st[2]))
+        bars.append((S1_BAR[c], st[0], st[1], st[2]))
     hb = fig("1", "history_bytes_per_change_c")
     if hb:
         s.append(f"\nHistory store growth for (c): {cell(hb)} bytes per row change (all tables, indexes, TOAST). "
@@ -238,14 +263,15 @@ if fig("1", "changes"):
         s.append(f"\nKeyframes (c) took in the background during the drain: {cell(kf)}, "
                  f"{cell(fig('1', 'keyframe_ms_c'))} ms in all (on the keyframe thread's own connection; "
                  "one still running at the stop is cancelled and left to a later run, see the notes above).")
-    if plot_bars("s1_throughput.png", "Scenario 1: drain of one fixed WAL, changes/s (median, min-max)",
-                 "row changes per second", bars):
+    if plot_bars("s1_throughput.png", "Scenario 1: row changes per second draining one fixed WAL, per consumer "
+                 "(median, min-max)", "row changes per second", bars):
         s.append("\n![throughput per consumer](plots/s1_throughput.png)\n")
     series = []
     for c, t in (("c", "walrev → history store"), ("d", "walrev → file sink")):
         p = os.path.join(RES, f"s1_rss_{c}_1.dat")
         series.append((t + " (run 1)", p, "($1/1000):($2/1024)"))
-    if plot_lines("s1_rss.png", "Scenario 1: walrev RSS while draining", "seconds", "RSS (MiB)", series):
+    if plot_lines("s1_rss.png", "Scenario 1: walrev resident memory (RSS) while draining one fixed WAL",
+                  "seconds since walrev started", "walrev RSS (MiB)", series, goal=(64, "goal: RSS ≤ 64 MiB")):
         s.append("![walrev RSS over time, scenario 1](plots/s1_rss.png)\n")
     target("1. (c) walrev → history store vs (a) pg_recvlogical", ratio("1", "cps_c", "cps_a"), 0.7, True, "×")
     target("1. (d) walrev → file sink vs (a) pg_recvlogical", ratio("1", "cps_d", "cps_a"), 0.9, True, "×")
@@ -264,6 +290,9 @@ if fig("1", "changes"):
 S2 = [("none", "nothing attached"), ("recv", "pg_recvlogical pgoutput attached (bare consumer)"),
       ("walrev", "walrev attached, REPLICA IDENTITY DEFAULT"), ("walrev_full", "walrev attached, REPLICA IDENTITY FULL"),
       ("periods", "periods SYSTEM VERSIONING (triggers)"), ("audit", "generic audit trigger (to_jsonb OLD/NEW)")]
+S2_BAR = {"none": "nothing attached", "recv": "pg_recvlogical", "walrev": "walrev",
+          "walrev_full": "walrev, REPLICA IDENTITY FULL", "periods": "periods (triggers)",
+          "audit": "audit trigger (jsonb)"}
 if fig("2", "tps_none"):
     s = ["## 2. Cost to the source\n"]
     s += [f"{n}\n" for n in notes.get("2", [])]
@@ -278,7 +307,7 @@ if fig("2", "tps_none"):
         vsr = ratio("2", f"tps_{c}", "tps_recv") if c not in ("none", "recv") else None
         s.append(f"| {label} | {cell(st)} | {cell(vs0) if vs0 else '1'} | {cell(vsr) if vsr else '—'} | "
                  f"{cell(fig('2', f'failed_{c}'))} | {cell(fig('2', f'aborted_clients_{c}'))} | {cell(fig('2', f'catchup_s_{c}'))} |")
-        bars.append((c, st[0], st[1], st[2]))
+        bars.append((S2_BAR[c], st[0], st[1], st[2]))
     s.append("\nCommits are durable (`fsync = on`, `synchronous_commit = on`), so TPS here is bound by the "
              "WAL flush latency of this machine's disk more than by CPU; a consumer's CPU cost shows less "
              "than with asynchronous commit. Run-to-run noise on this machine is about ±15%, so ratios "
@@ -304,7 +333,8 @@ if fig("2", "tps_none"):
                    if c not in ("none", "recv") else None)
             s.append(f"| {label} | {cell(st)} | {cell(added) if added else '—'} | {cell(vsr) if vsr else '—'}"
                      f"{'×' if vsr else ''} |")
-    if plot_bars("s2_tps.png", "Scenario 2: pgbench TPC-B-like TPS, -c 4 -j 2 (median, min-max)", "TPS", bars):
+    if plot_bars("s2_tps.png", "Scenario 2: pgbench TPC-B-like transactions per second, -c 4 -j 2 "
+                 "(median, min-max)", "transactions per second (TPS)", bars):
         s.append("\n![TPS per configuration](plots/s2_tps.png)\n")
     target("2. walrev attached vs bare pg_recvlogical (benchmarks.md)", ratio("2", "tps_walrev", "tps_recv"), 0.97, True, "×")
     target("2. walrev attached vs nothing (issue)", ratio("2", "tps_walrev", "tps_none"), 0.97, True, "×")
@@ -327,8 +357,9 @@ if fig("3", "lag_p99_ms_w") or notes.get("3"):
         for level, what in (("w", "walrev attached"), ("n", "nothing attached")):
             series = [(f"run {r}", os.path.join(RES, f"s3_lag_{level}_{r}.dat"), "1:2") for r in range(1, 4)]
             if plot_lines(f"s3_lag_{level}.png",
-                          f"Scenario 3: lag per revision at 70% of the max TPS with {what}",
-                          "seconds into the run", "lag (ms)", series, style="points pt 7 ps 0.3"):
+                          f"Scenario 3: commit-to-durable lag of each revision at 70% of the max TPS, {what}",
+                          "seconds into the run", "lag: source commit to revision in the history store (ms)",
+                          series, style="points pt 7 ps 0.3", goal=(50, "goal: p99 lag ≤ 50 ms")):
                 s.append(f"\n![lag over time, 70% of the max with {what}](plots/s3_lag_{level}.png)\n")
         target("3. lag p99 at 70% of the max TPS with walrev attached", fig("3", "lag_p99_ms_w"), 50, False, " ms")
         target("3. lag p99 at 70% of the max TPS with nothing attached", fig("3", "lag_p99_ms_n"), 50, False,
@@ -346,8 +377,8 @@ if fig("4", "peak_rss_a") or notes.get("4"):
         s.append(f"| B: {fmt(fig('4', 'toast_rows_b')[0])} × 1 MiB TOAST rows inserted, then rewritten | {cell(fig('4', 'peak_rss_b'))} | {cell(fig('4', 'rss_growth_b'))} | {cell(fig('4', 'seconds_b'))} | |")
         series = [("A: huge INSERT (run 1)", os.path.join(RES, "s4_rss_a_1.dat"), "($1/1000):($2/1024)"),
                   ("B: 1 MiB TOAST rows (run 1)", os.path.join(RES, "s4_rss_b_1.dat"), "($1/1000):($2/1024)")]
-        if plot_lines("s4_rss.png", "Scenario 4: walrev RSS while capturing large transactions", "seconds",
-                      "RSS (MiB)", series):
+        if plot_lines("s4_rss.png", "Scenario 4: walrev resident memory (RSS) while capturing large transactions",
+                      "seconds since walrev started", "walrev RSS (MiB)", series, goal=(64, "goal: RSS ≤ 64 MiB")):
             s.append("\n![RSS over time, scenario 4](plots/s4_rss.png)\n")
         target("4. peak RSS, huge INSERT", fig("4", "peak_rss_a"), 64, False, " MiB")
         target("4. peak RSS, 1 MiB TOAST rows", fig("4", "peak_rss_b"), 64, False, " MiB")
