@@ -65,7 +65,7 @@ struct Assembler {
     ParsedContext parsed;
     RevisionContext cur_ctx;      /* in force; no == 0 when none */
     RevisionContext first_ctx;
-    StrBuf first_bufs[9];         /* type, id, actor json, description, meta, raw, session/current user, app */
+    StrBuf first_bufs[10];        /* type, id, actor json, description, meta, raw, session/current user, app, verified_by */
     StrBuf cur_raw;
 
     /* per-change scratch, grown to the widest relation */
@@ -128,7 +128,7 @@ Assembler *assembler_create(const AssemblerConfig *cfg, const AssemblerOutput *o
     strbuf_init(&a->moved);
     strbuf_init(&a->lookup_storage);
     strbuf_init(&a->cur_raw);
-    for (int i = 0; i < 9; i++) strbuf_init(&a->first_bufs[i]);
+    for (int i = 0; i < 10; i++) strbuf_init(&a->first_bufs[i]);
     context_init(&a->parsed);
     return a;
 }
@@ -161,7 +161,7 @@ void assembler_destroy(Assembler *a)
     strbuf_free(&a->moved);
     strbuf_free(&a->lookup_storage);
     strbuf_free(&a->cur_raw);
-    for (int i = 0; i < 9; i++) strbuf_free(&a->first_bufs[i]);
+    for (int i = 0; i < 10; i++) strbuf_free(&a->first_bufs[i]);
     context_term(&a->parsed);
     free_scratch(a);
     free(a->ddl_seen);
@@ -358,7 +358,7 @@ static WrStatus handle_context(Assembler *a, const PgoLogicalMessage *m, bool tr
     if (!m->transactional) return WR_OK; /* outside any transaction: not a context of one */
     if (a->skipping) return WR_OK;
     StrBuf *fb = a->first_bufs;
-    ContextKey key = {a->cfg.attest_ipad, a->cfg.attest_opad, a->rev.xid};
+    ContextKey key = {a->cfg.attest_ipad, a->cfg.attest_opad, a->rev.xid, a->cfg.strict};
     context_parse(&a->parsed, (const char *)m->content, m->content_len, trusted ? CONTEXT_TRUSTED : 0, &key,
                   &a->warnings);
     ParsedContext *p = &a->parsed;
@@ -381,6 +381,9 @@ static WrStatus handle_context(Assembler *a, const PgoLogicalMessage *m, bool tr
     c->session_user = p->attested ? p->session_user.data : NULL;
     c->current_user = p->attested && p->has_current_user ? p->current_user.data : NULL;
     c->application_name = p->attested ? p->application_name.data : NULL;
+    c->strict_checked = p->strict_checked;
+    c->verified = p->verified;
+    c->verified_by = p->verified ? p->verified_by.data : NULL;
 
     if (no == 1) {
         RevisionContext *f = &a->first_ctx;
@@ -403,6 +406,8 @@ static WrStatus handle_context(Assembler *a, const PgoLogicalMessage *m, bool tr
         f->session_user = c->session_user ? fb[6].data : NULL;
         f->current_user = c->current_user ? fb[7].data : NULL;
         f->application_name = c->application_name ? fb[8].data : NULL;
+        set_buf(&fb[9], c->verified_by, c->verified_by ? strlen(c->verified_by) : 0);
+        f->verified_by = c->verified_by ? fb[9].data : NULL;
         a->rev.first_context = f;
     }
     if (p->suppress) {

@@ -10,6 +10,7 @@
 #ifndef WALREV_DECODER_ASSEMBLER_H
 #define WALREV_DECODER_ASSEMBLER_H
 
+#include "decoder/context.h"
 #include "decoder/pgoutput.h"
 #include "schema/digest.h"
 #include "schema/history_lookup.h"
@@ -108,6 +109,9 @@ typedef struct {
      * source), borrowed for the assembler's life; NULL: no context can be
      * attested (recorded unverified). */
     const uint8_t *attest_ipad, *attest_opad;
+    /* Strict mode's keys and role bindings (context.h), borrowed for the
+     * assembler's life; NULL: strict mode off, actors not checked. */
+    const ContextStrict *strict;
     const char *control_schema; /* borrowed; NULL: no DDL capture table */
     /* The assembler's own reader of the history (copied; its ctx borrowed
      * for the assembler's life): old images, read-ahead batches, rows without

@@ -23,6 +23,7 @@ void context_init(ParsedContext *c)
     strbuf_init(&c->session_user);
     strbuf_init(&c->current_user);
     strbuf_init(&c->application_name);
+    strbuf_init(&c->verified_by);
 }
 
 void context_term(ParsedContext *c)
@@ -35,6 +36,7 @@ void context_term(ParsedContext *c)
     strbuf_free(&c->session_user);
     strbuf_free(&c->current_user);
     strbuf_free(&c->application_name);
+    strbuf_free(&c->verified_by);
 }
 
 static void reset(ParsedContext *c)
@@ -50,6 +52,8 @@ static void reset(ParsedContext *c)
     strbuf_reset(&c->current_user);
     strbuf_reset(&c->application_name);
     c->attested = c->has_current_user = false;
+    strbuf_reset(&c->verified_by);
+    c->strict_checked = c->verified = c->has_signature = false;
 }
 
 static void dump_into(json_t *v, StrBuf *out)
@@ -122,7 +126,7 @@ static bool scalar_text(json_t *v, StrBuf *out)
 }
 
 /* The caller's context object: actor, description, meta, suppress. */
-static void parse_root(ParsedContext *c, json_t *root, StrBuf *warnings)
+static void parse_root(ParsedContext *c, json_t *root, StrBuf *warnings, json_t **signature)
 {
     const char *k;
     json_t *v;
@@ -167,6 +171,9 @@ static void parse_root(ParsedContext *c, json_t *root, StrBuf *warnings)
                 strbuf_append_str(warnings, "context: NUL characters in meta replaced by U+FFFD\n");
             dump_into(v, &c->meta_json);
             c->has_meta = true;
+        } else if (strcmp(k, "signature") == 0) {
+            json_decref(*signature);
+            *signature = json_incref(v); /* checked once the actor is known (check_strict) */
         } else if (strcmp(k, "suppress") == 0) {
             if (json_is_boolean(v))
                 c->suppress = json_is_true(v);
@@ -195,19 +202,29 @@ static bool hex_equal(const char *hex, const uint8_t *sum, size_t n)
     return true;
 }
 
+void context_key_pads(const uint8_t *key, size_t len, uint8_t ipad[64], uint8_t opad[64])
+{
+    memset(ipad, 0x36, 64);
+    memset(opad, 0x5c, 64);
+    for (size_t i = 0; i < len && i < 64; i++) {
+        ipad[i] ^= key[i];
+        opad[i] ^= key[i];
+    }
+}
+
 /* HMAC-SHA256 from the key's pads: SHA-256(opad || SHA-256(ipad || m)). */
-static void hmac_from_pads(const ContextKey *key, const StrBuf *m, uint8_t out[32])
+static void hmac_from_pads(const uint8_t *ipad, const uint8_t *opad, const StrBuf *m, uint8_t out[32])
 {
     uint8_t inner[32];
     unsigned int n = 0;
     EVP_MD_CTX *x = EVP_MD_CTX_new();
     if (!x) abort();
     EVP_DigestInit_ex(x, EVP_sha256(), NULL);
-    EVP_DigestUpdate(x, key->ipad, 64);
+    EVP_DigestUpdate(x, ipad, 64);
     EVP_DigestUpdate(x, m->data, m->len);
     EVP_DigestFinal_ex(x, inner, &n);
     EVP_DigestInit_ex(x, EVP_sha256(), NULL);
-    EVP_DigestUpdate(x, key->opad, 64);
+    EVP_DigestUpdate(x, opad, 64);
     EVP_DigestUpdate(x, inner, sizeof(inner));
     EVP_DigestFinal_ex(x, out, &n);
     EVP_MD_CTX_free(x);
@@ -242,7 +259,7 @@ static void read_attestation(ParsedContext *c, json_t *att, const char *inner, s
         append_len_prefixed(&m, json_string_value(xid), json_string_length(xid));
         append_len_prefixed(&m, inner, inner_len);
         uint8_t sum[32];
-        hmac_from_pads(key, &m, sum);
+        hmac_from_pads(key->ipad, key->opad, &m, sum);
         strbuf_free(&m);
         ok = hex_equal(json_string_value(sig), sum, sizeof(sum)) && strcmp(json_string_value(xid), want_xid) == 0;
     }
@@ -258,6 +275,131 @@ static void read_attestation(ParsedContext *c, json_t *att, const char *inner, s
         c->has_current_user = true;
     }
     text_sanitize(&c->application_name, json_string_value(app), json_string_length(app), SIZE_MAX);
+}
+
+/* A StrBuf's text; "" when nothing was ever appended (data NULL). */
+static const char *sb_text(const StrBuf *b) { return b->data ? b->data : ""; }
+
+/* Whether actor TYPE:ID is among a binding's "TYPE:ID" / "TYPE:*" patterns. */
+static bool binding_allows(const ContextRoleBinding *b, const ParsedContext *c)
+{
+    for (int i = 0; i < b->nactors; i++) {
+        const char *pat = b->actors[i], *colon = strchr(pat, ':');
+        if (!colon || (size_t)(colon - pat) != c->actor_type.len ||
+            memcmp(pat, sb_text(&c->actor_type), c->actor_type.len) != 0)
+            continue;
+        if (strcmp(colon + 1, "*") == 0) return true;
+        if (c->has_actor_id && strcmp(colon + 1, sb_text(&c->actor_id)) == 0) return true;
+    }
+    return false;
+}
+
+static const ContextRoleBinding *find_binding(const ContextStrict *s, const char *role)
+{
+    for (int i = 0; i < s->nroles; i++)
+        if (strcmp(s->roles[i].role, role) == 0) return &s->roles[i];
+    return NULL;
+}
+
+static void append_actor(StrBuf *w, const ParsedContext *c)
+{
+    strbuf_append_str(w, c->has_actor_type ? sb_text(&c->actor_type) : "");
+    strbuf_append_char(w, ':');
+    strbuf_append_str(w, c->has_actor_id ? sb_text(&c->actor_id) : "");
+}
+
+static void set_verified(ParsedContext *c, const char *how, const char *name)
+{
+    c->verified = true;
+    strbuf_append_str(&c->verified_by, how);
+    if (name) text_sanitize(&c->verified_by, name, strlen(name), SIZE_MAX);
+}
+
+/*
+ * Strict mode (context.h): after the actor is parsed and bounded. The form
+ * of a signature is checked always (has_signature, for verify), its HMAC and
+ * the role bindings only with a policy. Every actor claim that does not
+ * verify is a warning; the revision is recorded all the same.
+ */
+static void check_strict(ParsedContext *c, json_t *sig, unsigned flags, const ContextKey *key, StrBuf *warnings)
+{
+    json_t *app = NULL, *xid = NULL, *hmac = NULL;
+    if (sig) {
+        app = json_object_get(sig, "app");
+        xid = json_object_get(sig, "xid");
+        hmac = json_object_get(sig, "hmac");
+        if (json_is_object(sig) && json_is_string(app) && json_string_length(app) > 0 && json_is_string(xid) &&
+            json_is_string(hmac))
+            c->has_signature = true;
+        else
+            strbuf_append_str(warnings, "context: malformed signature (needs app, xid and hmac strings): ignored\n");
+    }
+    const ContextStrict *s = key ? key->strict : NULL;
+    if (!s) return;
+    c->strict_checked = true;
+    if (flags & CONTEXT_TRUSTED) {
+        set_verified(c, "walrev", NULL);
+        return;
+    }
+    if (c->has_signature) {
+        const char *name = json_string_value(app);
+        const ContextAppKey *k = NULL;
+        for (int i = 0; i < s->nkeys && !k; i++)
+            if (strcmp(s->keys[i].name, name) == 0) k = &s->keys[i];
+        if (!k) {
+            strbuf_append_str(warnings, "context: signed by unknown application \"");
+            text_sanitize(warnings, name, json_string_length(app), 64);
+            strbuf_append_str(warnings, "\" (no [actors] key for it): actor not verified\n");
+            return;
+        }
+        char want_xid[16];
+        snprintf(want_xid, sizeof(want_xid), "%u", key->xid);
+        StrBuf m;
+        strbuf_init(&m);
+        append_len_prefixed(&m, name, json_string_length(app));
+        append_len_prefixed(&m, json_string_value(xid), json_string_length(xid));
+        append_len_prefixed(&m, c->has_actor_type ? sb_text(&c->actor_type) : "", c->has_actor_type ? c->actor_type.len : 0);
+        append_len_prefixed(&m, c->has_actor_id ? sb_text(&c->actor_id) : "", c->has_actor_id ? c->actor_id.len : 0);
+        append_len_prefixed(&m, c->has_description ? sb_text(&c->description) : "",
+                            c->has_description ? c->description.len : 0);
+        uint8_t sum[32];
+        hmac_from_pads(k->ipad, k->opad, &m, sum);
+        strbuf_free(&m);
+        if (hex_equal(json_string_value(hmac), sum, sizeof(sum)) && strcmp(json_string_value(xid), want_xid) == 0) {
+            set_verified(c, "key:", k->name);
+        } else {
+            strbuf_append_str(warnings, "context: signature of application \"");
+            text_sanitize(warnings, name, json_string_length(app), 64);
+            strbuf_append_str(warnings, "\" does not verify (another key, an altered context or another "
+                                        "transaction): actor not verified\n");
+        }
+        return;
+    }
+    if (!c->has_actor_type && !c->has_actor_id) return; /* no claim: unverified, nothing to warn of */
+    if (!c->attested) {
+        strbuf_append_str(warnings, "context: actor ");
+        append_actor(warnings, c);
+        strbuf_append_str(warnings, " not verified: neither signed with an application key nor attested by "
+                                    "walrev.context()\n");
+        return;
+    }
+    const char *roles[2] = {sb_text(&c->session_user), c->has_current_user ? sb_text(&c->current_user) : NULL};
+    for (int i = 0; i < 2; i++) {
+        const ContextRoleBinding *b = roles[i] ? find_binding(s, roles[i]) : NULL;
+        if (b && c->has_actor_type && binding_allows(b, c)) {
+            set_verified(c, "role:", roles[i]);
+            return;
+        }
+    }
+    strbuf_append_str(warnings, "context: actor ");
+    append_actor(warnings, c);
+    strbuf_append_str(warnings, " is not bound to role ");
+    strbuf_append_str(warnings, sb_text(&c->session_user));
+    if (c->has_current_user && strcmp(sb_text(&c->current_user), sb_text(&c->session_user)) != 0) {
+        strbuf_append_str(warnings, " or ");
+        strbuf_append_str(warnings, sb_text(&c->current_user));
+    }
+    strbuf_append_str(warnings, " ([actors] role.ROLE): actor not verified\n");
 }
 
 /* Load text as a JSON object; NULL with a warning otherwise. */
@@ -298,6 +440,7 @@ void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flag
     }
     json_t *root = load_object(json, len, warnings);
     if (!root) return;
+    json_t *sig = NULL;
     json_t *att = json_object_get(root, "walrev_attest");
     json_t *inner = json_object_get(root, "context");
     if (json_is_object(att) && json_is_string(inner) && json_object_size(root) == 2) {
@@ -306,10 +449,10 @@ void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flag
         read_attestation(c, att, text, text_len, flags, key, warnings);
         json_t *ctx = text_is_safe(text, text_len) ? load_object(text, text_len, warnings) : NULL;
         if (!text_is_safe(text, text_len)) strbuf_append_str(warnings, "context: NUL in the context text\n");
-        if (ctx) parse_root(c, ctx, warnings);
+        if (ctx) parse_root(c, ctx, warnings, &sig);
         json_decref(ctx);
     } else {
-        parse_root(c, root, warnings);
+        parse_root(c, root, warnings, &sig);
     }
     json_decref(root);
     if (c->has_actor_type) bounded_text(&c->actor_type, "actor.type", CONTEXT_ACTOR_TYPE_MAX, warnings);
@@ -324,4 +467,6 @@ void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flag
         strbuf_reset(&c->actor_json);
         c->has_actor_type = c->has_actor_id = c->has_actor_json = false;
     }
+    check_strict(c, sig, flags, key, warnings);
+    json_decref(sig);
 }

@@ -24,7 +24,40 @@ typedef struct {
     bool attested;
     StrBuf session_user, current_user, application_name;
     bool has_current_user;
+    /* Strict mode (docs/configuration.md#actors): whether the actor is
+     * vouched for. strict_checked false when no policy was given (strict mode
+     * off; verify). verified_by: "key:APP" (signed with APP's key), "role:R"
+     * (the attested role R may act as it), "walrev" (walrev's own context). */
+    bool strict_checked, verified;
+    StrBuf verified_by;
+    /* The context carries an application signature of the right form (its
+     * HMAC unchecked): what walrev verify, which has no keys, can tell. */
+    bool has_signature;
 } ParsedContext;
+
+/*
+ * Strict mode's policy, from [actors] in the worker's configuration:
+ * per-application keys (HMAC-SHA256 pads, 64 bytes each) and role bindings
+ * (a role and the actors it may claim: "TYPE:ID", or "TYPE:*" for any id of
+ * TYPE). Borrowed for the call; owned by the configuration.
+ */
+typedef struct {
+    char *name;
+    uint8_t ipad[64], opad[64];
+} ContextAppKey;
+
+typedef struct {
+    char *role;
+    char **actors; /* "TYPE:ID" or "TYPE:*" */
+    int nactors;
+} ContextRoleBinding;
+
+typedef struct {
+    const ContextAppKey *keys;
+    int nkeys;
+    const ContextRoleBinding *roles;
+    int nroles;
+} ContextStrict;
 
 /*
  * The attestation key: HMAC-SHA256 with the key's inner and outer pads
@@ -34,6 +67,7 @@ typedef struct {
 typedef struct {
     const uint8_t *ipad, *opad; /* NULL: no key known, nothing can be attested */
     uint32_t xid;
+    const ContextStrict *strict; /* NULL: strict mode off, actors not checked */
 } ContextKey;
 
 /*
@@ -74,6 +108,15 @@ void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flag
  * HMAC-SHA256(key, L(session_user) L(current_user) L(application_name) L(xid)
  * L(context)) in hex, L(x) = "<octet length>:" x, current_user "" when
  * absent. context_parse takes the inner context from it.
+ *
+ * An application's signature (strict mode) is a field of the caller's
+ * context: "signature": {"app": APP, "xid": X, "hmac": H}, H =
+ * HMAC-SHA256(APP's key, L(APP) L(X) L(actor.type) L(actor.id)
+ * L(description)) in hex, absent fields "", X the transaction's 32-bit id
+ * in decimal (txid_current() % 4294967296), as in the attestation.
  */
+
+/* HMAC-SHA256 pads (64 bytes each) of a key of up to 64 bytes. */
+void context_key_pads(const uint8_t *key, size_t len, uint8_t ipad[64], uint8_t opad[64]);
 
 #endif

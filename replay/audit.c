@@ -421,7 +421,7 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     /* verified, db_user: the context of the change that set the value, as the server knew it */
     sql = xasprintf("SELECT b.column_name AS \"column\", b.value, b.revision, b.op, b.commit_time, b.actor_type, "
-                    "b.actor_id, b.description, c.attested AS verified, c.db_session_user AS db_user "
+                    "b.actor_id, b.description, coalesce(c.actor_verified, c.attested) AS verified, c.db_session_user AS db_user "
                     "FROM %1$s.blame($1::oid, $2, $3::bigint) WITH ORDINALITY AS b(column_name, value, revision, seq, "
                     "op, commit_time, actor_type, actor_id, description, n) "
                     "LEFT JOIN %1$s.object_delta od ON od.revision_id = b.revision AND od.seq = b.seq "

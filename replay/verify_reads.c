@@ -84,6 +84,22 @@ static const char *context_mismatch(const PGresult *r, int row, ParsedContext *p
     if (!text_equal(field(r, row, 11), att, &p->session_user)) return "db_session_user";
     if (!text_equal(field(r, row, 12), att && p->has_current_user, &p->current_user)) return "db_current_user";
     if (!text_equal(field(r, row, 13), att, &p->application_name)) return "application_name";
+    /* Strict mode's verdict needs keys and bindings verify has not: a true one must be possible,
+     * by the way it names (an application's signature, an attested role, walrev's own actor). */
+    const char *verified = field(r, row, 14), *by = field(r, row, 15);
+    bool ver = verified && verified[0] == 't';
+    if (ver != (by != NULL)) return "verified_by";
+    if (ver) {
+        bool possible = false;
+        if (strncmp(by, "key:", 4) == 0)
+            possible = p->has_signature;
+        else if (strncmp(by, "role:", 5) == 0)
+            possible = att && (strcmp(by + 5, p->session_user.data ? p->session_user.data : "") == 0 ||
+                               (p->has_current_user && p->current_user.data && strcmp(by + 5, p->current_user.data) == 0));
+        else if (strcmp(by, "walrev") == 0)
+            possible = p->has_actor_type && strcmp(p->actor_type.data, CONTEXT_RESERVED_ACTOR_TYPE) == 0;
+        if (!possible) return "actor_verified";
+    }
     return NULL;
 }
 
@@ -106,13 +122,16 @@ WrStatus verify_contexts(PGconn *conn, const char *qs, int64_t *first_bad, char 
                    "WHEN r.actor_id IS DISTINCT FROM c.actor_id THEN 'actor_id' "
                    "WHEN r.actor IS DISTINCT FROM c.actor THEN 'actor' "
                    "WHEN r.description IS DISTINCT FROM c.description THEN 'description' "
-                   "WHEN r.meta IS DISTINCT FROM c.meta THEN 'meta' ELSE 'server-side user' END "
+                   "WHEN r.meta IS DISTINCT FROM c.meta THEN 'meta' "
+                   "WHEN (r.actor_verified, r.verified_by) IS DISTINCT FROM (c.actor_verified, c.verified_by) "
+                   "THEN 'actor_verified' ELSE 'server-side user' END "
                    "FROM %1$s.revision r LEFT JOIN %1$s.revision_context c "
                    "ON c.revision_id = r.id AND c.context_no = 1 "
                    "WHERE (r.actor_type, r.actor_id, r.actor, r.description, r.meta, r.attested, "
-                   "r.db_session_user, r.db_current_user, r.application_name) "
+                   "r.db_session_user, r.db_current_user, r.application_name, r.actor_verified, r.verified_by) "
                    "IS DISTINCT FROM (c.actor_type, c.actor_id, c.actor, c.description, c.meta, "
-                   "coalesce(c.attested, false), c.db_session_user, c.db_current_user, c.application_name) "
+                   "coalesce(c.attested, false), c.db_session_user, c.db_current_user, c.application_name, "
+                   "c.actor_verified, c.verified_by) "
                    "ORDER BY r.id LIMIT 1",
                    qs);
     st = run(conn, q.data, 0, NULL, &res, "comparing revisions with their first contexts", err);
@@ -132,7 +151,8 @@ WrStatus verify_contexts(PGconn *conn, const char *qs, int64_t *first_bad, char 
                    "SELECT c.revision_id, c.context_no, c.raw, c.raw_sha256 IS NOT NULL, c.actor_type, c.actor_id, "
                    "c.actor::text, c.description, c.meta::text, "
                    "coalesce(strpos(r.warnings, '" RESERVED_WARNING "') > 0, false), "
-                   "c.attested, c.db_session_user, c.db_current_user, c.application_name "
+                   "c.attested, c.db_session_user, c.db_current_user, c.application_name, c.actor_verified, "
+                   "c.verified_by "
                    "FROM %1$s.revision_context c LEFT JOIN %1$s.revision r ON r.id = c.revision_id "
                    "ORDER BY c.revision_id, c.context_no",
                    qs);

@@ -111,6 +111,12 @@ typedef struct {
     const char *session_user;
     const char *current_user;  /* NULL also when not a role of session_user */
     const char *application_name;
+    /* Strict mode (docs/configuration.md#actors): strict_checked false when
+     * it is off; then verified is false and verified_by NULL. verified_by
+     * says how the actor was vouched for: "key:APP", "role:ROLE", "walrev". */
+    bool strict_checked;
+    bool verified;
+    const char *verified_by;
 } RevisionContext;
 
 typedef struct {

@@ -389,7 +389,8 @@ static WrStatus check_in_revision(HistorySink *h, const Revision *rev, const cha
     return WR_OK;
 }
 
-/* attested, db_session_user, db_current_user, application_name (each after a tab). */
+/* attested, db_session_user, db_current_user, application_name, actor_verified (NULL: strict mode off),
+ * verified_by (each after a tab). */
 static void append_identity(StrBuf *b, const RevisionContext *ctx)
 {
     strbuf_append_str(b, ctx && ctx->attested ? "\tt\t" : "\tf\t");
@@ -398,6 +399,8 @@ static void append_identity(StrBuf *b, const RevisionContext *ctx)
     append_str_field(b, ctx ? ctx->current_user : NULL);
     tab(b);
     append_str_field(b, ctx ? ctx->application_name : NULL);
+    strbuf_append_str(b, !ctx || !ctx->strict_checked ? "\t\\N\t" : ctx->verified ? "\tt\t" : "\tf\t");
+    append_str_field(b, ctx && ctx->verified ? ctx->verified_by : NULL);
 }
 
 static WrStatus hs_write_context(Sink *s, const Revision *rev, const RevisionContext *ctx, WrError *err)
@@ -1246,10 +1249,11 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
     static const char *const tables[TB_COUNT] = {"revision_context", "revision", "object_delta"};
     static const char *const columns[TB_COUNT] = {
         "revision_id, context_no, lsn, actor_type, actor_id, actor, description, meta, raw, raw_sha256, attested, "
-        "db_session_user, db_current_user, application_name",
+        "db_session_user, db_current_user, application_name, actor_verified, verified_by",
         "id, xid, commit_lsn, end_lsn, commit_time, origin, gid, actor_type, actor_id, actor, "
         "description, meta, n_insert, n_update, n_delete, n_truncate, n_snapshot, n_suppressed, "
-        "warnings, checksum, attested, db_session_user, db_current_user, application_name",
+        "warnings, checksum, attested, db_session_user, db_current_user, application_name, actor_verified, "
+        "verified_by",
         "revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values, "
         "attr_flags, old_unknown, col_id, old_value, new_value"};
     for (int t = 0; t < TB_COUNT; t++) {

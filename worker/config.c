@@ -12,6 +12,7 @@
 #include <ini.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
+#include <openssl/crypto.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,17 @@ void config_term(Config *cfg)
     }
     free(cfg->kafka_props);
     tracking_destroy(cfg->tracking);
+    for (int i = 0; i < cfg->nactor_keys; i++) {
+        free(cfg->actor_keys[i].name);
+        OPENSSL_cleanse(&cfg->actor_keys[i], sizeof(cfg->actor_keys[i]));
+    }
+    free(cfg->actor_keys);
+    for (int i = 0; i < cfg->nactor_roles; i++) {
+        free(cfg->actor_roles[i].role);
+        for (int j = 0; j < cfg->actor_roles[i].nactors; j++) free(cfg->actor_roles[i].actors[j]);
+        free(cfg->actor_roles[i].actors);
+    }
+    free(cfg->actor_roles);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -129,6 +141,102 @@ static bool add_tables(Config *cfg, const char *list, char *why, size_t whylen)
         p = comma + 1;
     }
     return true;
+}
+
+/* [actors] key.APP = hex: an application's HMAC key (16 to 64 bytes). A later
+ * one of the same name replaces it. The value is a secret: never in why. */
+static bool add_actor_key(Config *cfg, const char *app, const char *hex, char *why, size_t whylen)
+{
+    size_t n = strlen(hex);
+    uint8_t key[64];
+    if (!*app) {
+        snprintf(why, whylen, "an application name is needed after 'key.'");
+        return false;
+    }
+    if (n % 2 != 0 || n < 32 || n > 128) {
+        snprintf(why, whylen, "the key must be 32 to 128 hex digits (16 to 64 bytes; `openssl rand -hex 32`)");
+        return false;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v = 0;
+        for (int j = 0; j < 2; j++) {
+            char c = hex[2 * i + (size_t)j];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (d < 0) {
+                OPENSSL_cleanse(key, sizeof(key));
+                snprintf(why, whylen, "the key must be hex digits only");
+                return false;
+            }
+            v = v * 16 + (unsigned)d;
+        }
+        key[i] = (uint8_t)v;
+    }
+    ContextAppKey *k = NULL;
+    for (int i = 0; i < cfg->nactor_keys && !k; i++)
+        if (strcmp(cfg->actor_keys[i].name, app) == 0) k = &cfg->actor_keys[i];
+    if (!k) {
+        cfg->actor_keys = xrealloc(cfg->actor_keys, (size_t)(cfg->nactor_keys + 1) * sizeof(ContextAppKey));
+        k = &cfg->actor_keys[cfg->nactor_keys++];
+        k->name = xstrdup(app);
+    }
+    context_key_pads(key, n / 2, k->ipad, k->opad);
+    OPENSSL_cleanse(key, sizeof(key));
+    return true;
+}
+
+/* [actors] role.ROLE = TYPE:ID, TYPE:*, ...: the actors ROLE may claim. A later one replaces it. */
+static bool add_actor_role(Config *cfg, const char *role, const char *list, char *why, size_t whylen)
+{
+    if (!*role) {
+        snprintf(why, whylen, "a role name is needed after 'role.'");
+        return false;
+    }
+    ContextRoleBinding b = {xstrdup(role), NULL, 0};
+    const char *p = list;
+    bool ok = true;
+    while (ok) {
+        const char *comma = strchr(p, ',');
+        const char *e = comma ? comma : p + strlen(p);
+        const char *s = p;
+        while (s < e && (*s == ' ' || *s == '\t')) s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        const char *colon = memchr(s, ':', (size_t)(e - s));
+        if (s == e || !colon || colon == s || colon + 1 == e) {
+            snprintf(why, whylen, "'%.*s' is not an actor TYPE:ID or TYPE:*", (int)(e - s), s);
+            ok = false;
+            break;
+        }
+        b.actors = xrealloc(b.actors, (size_t)(b.nactors + 1) * sizeof(char *));
+        b.actors[b.nactors++] = xstrndup(s, (size_t)(e - s));
+        if (!comma) break;
+        p = comma + 1;
+    }
+    if (!ok) {
+        for (int i = 0; i < b.nactors; i++) free(b.actors[i]);
+        free(b.actors);
+        free(b.role);
+        return false;
+    }
+    for (int i = 0; i < cfg->nactor_roles; i++) {
+        if (strcmp(cfg->actor_roles[i].role, role) == 0) {
+            for (int j = 0; j < cfg->actor_roles[i].nactors; j++) free(cfg->actor_roles[i].actors[j]);
+            free(cfg->actor_roles[i].actors);
+            free(b.role);
+            cfg->actor_roles[i].actors = b.actors;
+            cfg->actor_roles[i].nactors = b.nactors;
+            return true;
+        }
+    }
+    cfg->actor_roles = xrealloc(cfg->actor_roles, (size_t)(cfg->nactor_roles + 1) * sizeof(ContextRoleBinding));
+    cfg->actor_roles[cfg->nactor_roles++] = b;
+    return true;
+}
+
+const ContextStrict *config_strict(const Config *cfg, ContextStrict *out)
+{
+    if (cfg->nactor_keys == 0 && cfg->nactor_roles == 0) return NULL;
+    *out = (ContextStrict){cfg->actor_keys, cfg->nactor_keys, cfg->actor_roles, cfg->nactor_roles};
+    return out;
 }
 
 /* librdkafka properties that may hold secrets: their values never appear in
@@ -261,6 +369,10 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
             return false;
         }
         set_str(&cfg->metrics_listen, value[0] ? value : NULL); /* empty: off */
+    } else if (strcmp(section, "actors") == 0 && strncmp(name, "key.", 4) == 0) {
+        return add_actor_key(cfg, name + 4, value, why, whylen);
+    } else if (strcmp(section, "actors") == 0 && strncmp(name, "role.", 5) == 0) {
+        return add_actor_role(cfg, name + 5, value, why, whylen);
     } else if (IS("log", "level")) {
         LogLevel lv;
         if (!parse_level(value, &lv, why, whylen)) return false;
@@ -276,7 +388,7 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
 static bool known_section(const char *s)
 {
     static const char *names[] = {"source", "history", "file",  "kafka",   "worker",
-                                  "tracking", "log",   "branches", "metrics"};
+                                  "tracking", "log",   "branches", "metrics", "actors"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(s, names[i]) == 0) return true;
     return false;

@@ -9,6 +9,7 @@
 
 #include "common/common.h"
 #include "common/log.h"
+#include "decoder/context.h"
 #include "pgio/pgio.h"
 #include "schema/tracking.h"
 
@@ -56,6 +57,12 @@ typedef struct {
     LogLevel log_level;        /* default info */
     /* [branches] */
     int required_approvals;    /* merge --apply needs this many current approvals; default 0 */
+    /* [actors]: strict mode (docs/configuration.md#actors), on when a key or a
+     * role binding is given. Names, patterns and keys owned; keys are secrets. */
+    ContextAppKey *actor_keys;        /* key.APP = hex */
+    int nactor_keys;
+    ContextRoleBinding *actor_roles;  /* role.ROLE = TYPE:ID, TYPE:*, ... */
+    int nactor_roles;
 } Config;
 
 /* Defaults; caller frees with config_term. */
@@ -72,6 +79,9 @@ char *config_redact_conninfo(const char *conninfo);
 /* Set one key as if read from [section] (used for flags). WR_INVALID names the key. */
 WrStatus config_set_option(Config *cfg, const char *section, const char *key, const char *value,
                            WrError *err) WR_MUSTCHECK;
+/* Strict mode's policy over cfg's [actors] (borrowed from cfg), or NULL when
+ * [actors] holds no key and no role binding (strict mode off). */
+const ContextStrict *config_strict(const Config *cfg, ContextStrict *out);
 /* True when conninfo carries a password or sslpassword (to warn about argv). */
 bool config_conninfo_has_password(const char *conninfo);
 

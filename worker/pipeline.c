@@ -66,6 +66,11 @@ typedef struct {
      * at the session's start; has_attest_key false: contexts unverified. */
     uint8_t attest_pads[128];
     bool has_attest_key;
+    /* Strict mode's policy ([actors]), borrowed from the configuration, and
+     * the actors it left unverified (logged at most once a minute). */
+    ContextStrict strict;
+    uint64_t unverified_actors;
+    int64_t last_unverified_log_us;
     /* The history store's ids of revisions it holds that another sink lacks. */
     KnownIds *known_ids;
     /* Data errors of the history store, across sessions (on_data_error):
@@ -106,6 +111,18 @@ static WrStatus out_begin(void *ctx, const Revision *rev, WrError *err)
 static WrStatus out_context(void *ctx, const Revision *rev, const RevisionContext *c, WrError *err)
 {
     Pipeline *p = ctx;
+    if (c->strict_checked && !c->verified && (c->actor_type || c->actor_id)) {
+        /* Never fatal: recorded unverified, why in the revision's warnings. No
+         * actor text here: it is whatever a client sent. */
+        p->unverified_actors++;
+        int64_t t = mono_now_us();
+        if (p->last_unverified_log_us == 0 || t - p->last_unverified_log_us >= 60 * 1000000LL) {
+            log_warn("msg=\"context actor not verified (strict mode): recorded unverified, the revision's warnings say "
+                     "why\" revision=%lld xid=%u unverified_total=%llu",
+                     (long long)rev->id, rev->xid, (unsigned long long)p->unverified_actors);
+            p->last_unverified_log_us = t;
+        }
+    }
     return fanout_context(p->fanout, rev, c, err);
 }
 
@@ -711,6 +728,10 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
         acfg.attest_ipad = p->attest_pads;
         acfg.attest_opad = p->attest_pads + 64;
     }
+    acfg.strict = config_strict(cfg, &p->strict);
+    if (acfg.strict)
+        log_info("msg=\"strict mode: every context's actor is recorded verified or not\" app_keys=%d role_bindings=%d",
+                 acfg.strict->nkeys, acfg.strict->nroles);
     /* The assembler reads the history itself, on the history sink's connection
      * (without a history sink, through a reader that knows nothing). */
     HistoryReader *reader = history_reader_of(p->history);

@@ -97,6 +97,14 @@ ALTER TABLE @schema@.revision_context ADD COLUMN IF NOT EXISTS attested boolean 
 ALTER TABLE @schema@.revision ADD COLUMN IF NOT EXISTS attested boolean NOT NULL DEFAULT false,
     ADD COLUMN IF NOT EXISTS db_session_user text, ADD COLUMN IF NOT EXISTS db_current_user text,
     ADD COLUMN IF NOT EXISTS application_name text;
+-- Strict mode ([actors] in the worker's configuration, docs/configuration.md#actors):
+-- whether the actor was vouched for by an application's key or a role
+-- binding (NULL: strict mode was off), and how ('key:APP', 'role:ROLE',
+-- 'walrev'). Not in the chain: verify checks a true one is possible.
+ALTER TABLE @schema@.revision_context ADD COLUMN IF NOT EXISTS actor_verified boolean,
+    ADD COLUMN IF NOT EXISTS verified_by text;
+ALTER TABLE @schema@.revision ADD COLUMN IF NOT EXISTS actor_verified boolean,
+    ADD COLUMN IF NOT EXISTS verified_by text;
 CREATE INDEX IF NOT EXISTS revision_context_actor_idx
     ON @schema@.revision_context (actor_type, actor_id, revision_id);
 

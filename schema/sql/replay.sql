@@ -633,8 +633,9 @@ SELECT r.id AS revision, r.commit_time, r.commit_lsn, r.end_lsn, r.xid,
        r.n_insert AS inserts, r.n_update AS updates, r.n_delete AS deletes,
        r.n_truncate AS truncates, r.n_snapshot AS snapshots, r.warnings,
        -- who acted as the server knows it (docs/history-store.md#who-acted): verified is
+       -- strict mode's verdict on the actor (signed or role-bound) when it was on, else
        -- true only for a context attested by walrev.context() on the source
-       r.attested AS verified, r.db_session_user AS db_user
+       coalesce(r.actor_verified, r.attested) AS verified, r.db_session_user AS db_user
 FROM @schema@.revision r;
 
 -- One row per attribute change (one row with NULL column for a truncate or a
@@ -651,7 +652,7 @@ SELECT d.revision_id AS revision, d.seq, r.commit_time, d.relid,
        CASE WHEN a.new_value IS NULL AND coalesce(a.flags, 0) & 8 <> 0 THEN '<erased>' ELSE a.new_value END
            AS new_value,
        coalesce(a.flags, 0)::smallint AS flags, a.n AS attr_no,
-       c.attested AS verified, c.db_session_user AS db_user
+       coalesce(c.actor_verified, c.attested) AS verified, c.db_session_user AS db_user
 FROM @schema@.object_delta_arrays d
 JOIN @schema@.revision r ON r.id = d.revision_id
 JOIN @schema@.relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion

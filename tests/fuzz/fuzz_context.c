@@ -35,7 +35,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static uint8_t ipad[64], opad[64];
     memset(ipad, 0x36, sizeof ipad);
     memset(opad, 0x5c, sizeof opad);
-    const ContextKey keys[2] = {{NULL, NULL, 0}, {ipad, opad, 1234}};
+    /* ... and strict mode's policy, so signatures and role bindings are checked too. */
+    static ContextAppKey app_keys[1] = {{"app", {0}, {0}}};
+    static char *actors[2] = {"user:*", "service:billing"};
+    static const ContextRoleBinding roles[1] = {{"postgres", actors, 2}};
+    memset(app_keys[0].ipad, 0x37, sizeof app_keys[0].ipad);
+    memset(app_keys[0].opad, 0x5d, sizeof app_keys[0].opad);
+    static const ContextStrict strict = {app_keys, 1, roles, 1};
+    const ContextKey keys[2] = {{NULL, NULL, 0, NULL}, {ipad, opad, 1234, &strict}};
     for (unsigned round = 0; round < 4; round++) {
         unsigned flags = round & 1 ? CONTEXT_TRUSTED : 0;
         const ContextKey *key = &keys[round >> 1];
@@ -57,6 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         same(&a.actor_json, &b.actor_json);
         same(&a.description, &b.description);
         same(&a.meta_json, &b.meta_json);
+        same(&a.verified_by, &b.verified_by);
+        if (a.verified != b.verified || (a.verified && !a.strict_checked)) abort();
         same(&wa, &wb);
         if (a.suppress != b.suppress || a.attested != b.attested) abort();
         if (a.attested && !key->ipad) abort(); /* nothing is attested without a key */

@@ -377,6 +377,59 @@ static void test_redaction(void **state)
     assert_false(config_conninfo_has_password(NULL));
 }
 
+/* [actors] (strict mode): keys become HMAC pads, bindings their patterns; a
+ * later entry of the same name replaces the earlier; none means off. */
+static void test_actors(void **state)
+{
+    (void)state;
+    Config cfg;
+    WrError err;
+    ContextStrict strict;
+    config_init(&cfg);
+    assert_null(config_strict(&cfg, &strict));
+    config_term(&cfg);
+    assert_int_equal(load(&cfg,
+                          "[actors]\n"
+                          "key.billing = 0102030405060708090a0b0c0d0e0f10\n"
+                          "key.reports = FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF\n"
+                          "key.billing = 1112131415161718191a1b1c1d1e1f20\n"
+                          "role.app = user:*,  service:billing \n"
+                          "role.ops = team:ops\n"
+                          "role.app = user:42\n",
+                          &err),
+                     WR_OK);
+    const ContextStrict *s = config_strict(&cfg, &strict);
+    assert_non_null(s);
+    assert_int_equal(s->nkeys, 2);
+    assert_string_equal(s->keys[0].name, "billing");
+    assert_int_equal(s->keys[0].ipad[0], 0x11 ^ 0x36); /* the later key */
+    assert_int_equal(s->keys[0].opad[15], 0x20 ^ 0x5c);
+    assert_int_equal(s->keys[0].ipad[16], 0x36);      /* zero-padded to the block */
+    assert_string_equal(s->keys[1].name, "reports");
+    assert_int_equal(s->keys[1].opad[31], 0xff ^ 0x5c);
+    assert_int_equal(s->nroles, 2);
+    assert_string_equal(s->roles[0].role, "app");
+    assert_int_equal(s->roles[0].nactors, 1);
+    assert_string_equal(s->roles[0].actors[0], "user:42");
+    assert_string_equal(s->roles[1].role, "ops");
+    assert_string_equal(s->roles[1].actors[0], "team:ops");
+    config_term(&cfg);
+    assert_int_equal(load(&cfg, "[actors]\nrole.app = user:*,  service:billing \n", &err), WR_OK);
+    assert_int_equal(cfg.actor_roles[0].nactors, 2);
+    assert_string_equal(cfg.actor_roles[0].actors[1], "service:billing");
+    config_term(&cfg);
+    /* errors name the line; the key itself never appears */
+    expect_error("[actors]\nkey.billing = 0102\n",
+                 "2: [actors] key.billing: the key must be 32 to 128 hex digits (16 to 64 bytes; `openssl rand -hex 32`)");
+    expect_error("[actors]\nkey.billing = 0102030405060708090a0b0c0d0e0fXY\n",
+                 "2: [actors] key.billing: the key must be hex digits only");
+    expect_error("[actors]\nrole.ops = team:ops,\n", "2: [actors] role.ops: '' is not an actor TYPE:ID or TYPE:*");
+    expect_error("[actors]\nrole.ops = :ops\n", "2: [actors] role.ops: ':ops' is not an actor TYPE:ID or TYPE:*");
+    expect_error("[actors]\nrole.ops = team:\n", "2: [actors] role.ops: 'team:' is not an actor TYPE:ID or TYPE:*");
+    expect_error("[actors]\nrole. = team:ops\n", "2: [actors] role.: a role name is needed after 'role.'");
+    expect_error("[actors]\nstrict = true\n", "2: unknown key 'strict' in [actors]");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_env_errors),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_redaction),
+        cmocka_unit_test(test_actors),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
