@@ -21,6 +21,8 @@ cat >"$TMP/walrev.conf" <<EOF
 [source]
 conninfo = $SRC
 slot = strict
+# a FOR TABLE publication, so that a table can join it later (with a baseline)
+tables = public.doc
 
 [actors]
 key.billing = $KEY
@@ -131,6 +133,20 @@ expect_eq "each context row carries the same verdict as its revision" \
   "$(q $DB "$H SELECT count(*) FROM revision r JOIN revision_context c ON c.revision_id = r.id AND c.context_no = 1
            WHERE (r.actor_verified, r.verified_by) IS DISTINCT FROM (c.actor_verified, c.verified_by)")|$(
      q $DB "$H SELECT count(*) FROM revision_context WHERE actor_verified")" "0|4"
+
+# walrev's own contexts (the chunks of a baseline of a table joining the publication) are verified as walrev's
+LASTREV=$(q $DB "$H SELECT max(id) FROM revision")
+q $DB "CREATE TABLE late_t (id int PRIMARY KEY, v text); INSERT INTO late_t VALUES (1, 'a'), (2, 'b'), (3, 'c')"
+worker_start "$TMP/run.log" -c "$TMP/walrev.conf"
+on_exit 'worker_kill'
+q $DB "ALTER PUBLICATION walrev ADD TABLE late_t"
+bf_done() { [ "$(q $DB "SELECT state || ':' || rows_recorded FROM walrev.backfill WHERE relid = 'late_t'::regclass")" = "done:3" ]; }
+wait_for 60 bf_done || { tail -20 "$TMP/run.log"; fail "the baseline of late_t did not finish"; }
+worker_stop || { cat "$TMP/run.log"; fail "worker stop"; }
+expect_eq "the baseline's chunk revisions: walrev's actor, verified as walrev's" \
+  "$(q $DB "$H SELECT DISTINCT r.actor_type, r.actor_verified, r.verified_by, c.actor_verified, c.verified_by
+           FROM revision r JOIN revision_context c ON c.revision_id = r.id WHERE r.id > $LASTREV")" \
+  "walrev|t|walrev|t|walrev"
 
 # ---- what readers show: verified is strict mode's verdict, db_user the session user ----
 REV1=$(q $DB "$H SELECT revision_id FROM object_delta WHERE relid = 'public.doc'::regclass AND key = '[\"1\"]'")
