@@ -4,26 +4,33 @@
  * revision be hashed while it streams, and let `walrev verify` recompute the
  * same bytes from the tables in (context_no) and (seq) order.
  */
+/* SHA-256 through OpenSSL's low-level API (declared without deprecation at
+ * this API level): the same digests as EVP's and the same assembly, but a
+ * context is a plain struct, copied by assignment, with no provider dispatch
+ * per call. Through EVP, the keyed value hashes of format 5 (two context
+ * copies, each a free and a malloc, and two finals per value) were 44% of
+ * the worker's CPU on a drain (issue 16). Must precede every OpenSSL header. */
+#define OPENSSL_API_COMPAT 10101
 #include "schema/checksum.h"
 
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct RevisionHasher {
-    EVP_MD_CTX *contexts;
-    EVP_MD_CTX *deltas;
-    EVP_MD_CTX *final;  /* the revision's own digest, built in revhash_finish */
-    EVP_MD_CTX *value;  /* one value's digest; never shared with the three above */
-    EVP_MD *md; /* fetched once; freed with the hasher */
-    EVP_MD_CTX *relation; /* one relation version's digest */
+    SHA256_CTX *contexts;
+    SHA256_CTX *deltas;
+    SHA256_CTX *final;  /* the revision's own digest, built in revhash_finish */
+    SHA256_CTX *value;  /* one value's digest; never shared with the three above */
+    SHA256_CTX *relation; /* one relation version's digest */
+    SHA256_CTX ctx[7];  /* what the pointers above and kin, kout point to */
     /* Keyed value hashes (format 5): HMAC-SHA-256 under the store's
      * digest_key, from contexts already fed with key^ipad and key^opad, so a
      * value costs two context copies more than a bare SHA-256. */
     bool keyed;
-    EVP_MD_CTX *kin, *kout;
+    SHA256_CTX *kin, *kout;
     /* Relation versions this revision covers; few (one per schema change). */
     struct RelEntry {
         uint32_t relid;
@@ -33,48 +40,45 @@ struct RevisionHasher {
     size_t nrels, caprels;
 };
 
-static void update_u8(EVP_MD_CTX *c, uint8_t v) { EVP_DigestUpdate(c, &v, 1); }
-static void update_u16(EVP_MD_CTX *c, uint16_t v)
+static void update_u8(SHA256_CTX *c, uint8_t v) { SHA256_Update(c, &v, 1); }
+static void update_u16(SHA256_CTX *c, uint16_t v)
 {
     uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-    EVP_DigestUpdate(c, b, 2);
+    SHA256_Update(c, b, 2);
 }
-static void update_u32(EVP_MD_CTX *c, uint32_t v)
+static void update_u32(SHA256_CTX *c, uint32_t v)
 {
     uint8_t b[4];
     wr_write_u32(b, v);
-    EVP_DigestUpdate(c, b, 4);
+    SHA256_Update(c, b, 4);
 }
-static void update_u64(EVP_MD_CTX *c, uint64_t v)
+static void update_u64(SHA256_CTX *c, uint64_t v)
 {
     uint8_t b[8];
     wr_write_u64(b, v);
-    EVP_DigestUpdate(c, b, 8);
+    SHA256_Update(c, b, 8);
 }
 
-static void digest_value(EVP_MD_CTX *scratch, const EVP_MD *md, const char *data, size_t len,
-                         uint8_t out[WALREV_CHECKSUM_LEN])
+static void digest_value(SHA256_CTX *scratch, const char *data, size_t len, uint8_t out[WALREV_CHECKSUM_LEN])
 {
-    unsigned int n = 0;
-    EVP_DigestInit_ex(scratch, md, NULL);
-    EVP_DigestUpdate(scratch, data, len);
-    EVP_DigestFinal_ex(scratch, out, &n);
+    SHA256_Init(scratch);
+    SHA256_Update(scratch, data, len);
+    SHA256_Final(out, scratch);
 }
 
 static void hmac_value(RevisionHasher *h, const char *data, size_t len, uint8_t out[WALREV_CHECKSUM_LEN])
 {
     uint8_t inner[WALREV_CHECKSUM_LEN];
-    unsigned int n = 0;
-    EVP_MD_CTX_copy_ex(h->value, h->kin);
-    EVP_DigestUpdate(h->value, data, len);
-    EVP_DigestFinal_ex(h->value, inner, &n);
-    EVP_MD_CTX_copy_ex(h->value, h->kout);
-    EVP_DigestUpdate(h->value, inner, sizeof(inner));
-    EVP_DigestFinal_ex(h->value, out, &n);
+    *h->value = *h->kin;
+    SHA256_Update(h->value, data, len);
+    SHA256_Final(inner, h->value);
+    *h->value = *h->kout;
+    SHA256_Update(h->value, inner, sizeof(inner));
+    SHA256_Final(out, h->value);
 }
 
 /* An attribute's value: tag 0 = NULL; tag 1 + its hash (keyed in format 5). */
-static void update_attr_value(RevisionHasher *h, EVP_MD_CTX *c, const char *data, size_t len,
+static void update_attr_value(RevisionHasher *h, SHA256_CTX *c, const char *data, size_t len,
                               const uint8_t *precomputed)
 {
     if (!data && !precomputed) {
@@ -87,13 +91,13 @@ static void update_attr_value(RevisionHasher *h, EVP_MD_CTX *c, const char *data
     else if (h->keyed)
         hmac_value(h, data, len, sum);
     else
-        digest_value(h->value, h->md, data, len, sum);
+        digest_value(h->value, data, len, sum);
     update_u8(c, 1);
-    EVP_DigestUpdate(c, sum, sizeof(sum));
+    SHA256_Update(c, sum, sizeof(sum));
 }
 
 /* Tag 0 = NULL; tag 1 + SHA-256(value bytes). */
-static void update_value(RevisionHasher *h, EVP_MD_CTX *c, const char *data, size_t len,
+static void update_value(RevisionHasher *h, SHA256_CTX *c, const char *data, size_t len,
                          const uint8_t *precomputed)
 {
     if (!data && !precomputed) {
@@ -104,12 +108,12 @@ static void update_value(RevisionHasher *h, EVP_MD_CTX *c, const char *data, siz
     if (precomputed)
         memcpy(sum, precomputed, sizeof(sum));
     else
-        digest_value(h->value, h->md, data, len, sum);
+        digest_value(h->value, data, len, sum);
     update_u8(c, 1);
-    EVP_DigestUpdate(c, sum, sizeof(sum));
+    SHA256_Update(c, sum, sizeof(sum));
 }
 
-static void update_str(RevisionHasher *h, EVP_MD_CTX *c, const char *s)
+static void update_str(RevisionHasher *h, SHA256_CTX *c, const char *s)
 {
     update_value(h, c, s, s ? strlen(s) : 0, NULL);
 }
@@ -117,39 +121,14 @@ static void update_str(RevisionHasher *h, EVP_MD_CTX *c, const char *s)
 RevisionHasher *revhash_create(void)
 {
     RevisionHasher *h = xcalloc(1, sizeof(*h));
-    /* An explicitly fetched algorithm: EVP_sha256() makes every init look the
-     * implementation up again under a lock, which profiling showed to be
-     * about a fifth of the worker's CPU. */
-    h->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (!h->md) {
-        fprintf(stderr, "walrev: SHA-256 is not available from OpenSSL\n");
-        abort();
-    }
-    h->contexts = EVP_MD_CTX_new();
-    h->deltas = EVP_MD_CTX_new();
-    h->final = EVP_MD_CTX_new();
-    h->value = EVP_MD_CTX_new();
-    h->relation = EVP_MD_CTX_new();
-    h->kin = EVP_MD_CTX_new();
-    h->kout = EVP_MD_CTX_new();
-    if (!h->contexts || !h->deltas || !h->final || !h->value || !h->relation || !h->kin || !h->kout) {
-        fprintf(stderr, "walrev: out of memory creating SHA-256 contexts\n");
-        abort();
-    }
+    SHA256_CTX **slots[] = {&h->contexts, &h->deltas, &h->final, &h->value, &h->relation, &h->kin, &h->kout};
+    for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) *slots[i] = &h->ctx[i];
     return h;
 }
 
 void revhash_destroy(RevisionHasher *h)
 {
     if (!h) return;
-    EVP_MD_CTX_free(h->contexts);
-    EVP_MD_CTX_free(h->deltas);
-    EVP_MD_CTX_free(h->final);
-    EVP_MD_CTX_free(h->value);
-    EVP_MD_CTX_free(h->relation);
-    EVP_MD_CTX_free(h->kin);
-    EVP_MD_CTX_free(h->kout);
-    EVP_MD_free(h->md);
     free(h->rels);
     free(h);
 }
@@ -166,16 +145,16 @@ void revhash_set_value_key(RevisionHasher *h, const uint8_t *key)
         ipad[i] = k ^ 0x36;
         opad[i] = k ^ 0x5c;
     }
-    EVP_DigestInit_ex(h->kin, h->md, NULL);
-    EVP_DigestUpdate(h->kin, ipad, sizeof(ipad));
-    EVP_DigestInit_ex(h->kout, h->md, NULL);
-    EVP_DigestUpdate(h->kout, opad, sizeof(opad));
+    SHA256_Init(h->kin);
+    SHA256_Update(h->kin, ipad, sizeof(ipad));
+    SHA256_Init(h->kout);
+    SHA256_Update(h->kout, opad, sizeof(opad));
 }
 
 void revhash_begin(RevisionHasher *h)
 {
-    EVP_DigestInit_ex(h->contexts, h->md, NULL);
-    EVP_DigestInit_ex(h->deltas, h->md, NULL);
+    SHA256_Init(h->contexts);
+    SHA256_Init(h->deltas);
     h->nrels = 0;
 }
 
@@ -185,11 +164,10 @@ void revhash_relation_digest(const RelationVersion *rv, uint8_t out[WALREV_CHECK
 {
     /* Rare (once per schema change): a hasher of its own for the values. */
     RevisionHasher *h = revhash_create();
-    EVP_MD_CTX *c = h->relation;
+    SHA256_CTX *c = h->relation;
     static const char tag[] = "walrev-relation-v1";
-    unsigned int n = 0;
-    EVP_DigestInit_ex(c, h->md, NULL);
-    EVP_DigestUpdate(c, tag, sizeof(tag) - 1);
+    SHA256_Init(c);
+    SHA256_Update(c, tag, sizeof(tag) - 1);
     update_u32(c, rv->relid);
     update_u32(c, (uint32_t)rv->version);
     update_str(h, c, rv->nspname);
@@ -216,7 +194,7 @@ void revhash_relation_digest(const RelationVersion *rv, uint8_t out[WALREV_CHECK
         update_u16(c, (uint16_t)g->position);
         update_str(h, c, g->expr);
     }
-    EVP_DigestFinal_ex(c, out, &n);
+    SHA256_Final(out, c);
     revhash_destroy(h);
 }
 
@@ -248,7 +226,7 @@ void revhash_add_context(RevisionHasher *h, const RevisionContext *ctx)
 
 void revhash_add_delta(RevisionHasher *h, const ObjectDelta *d, const uint8_t *const *value_hashes)
 {
-    EVP_MD_CTX *c = h->deltas;
+    SHA256_CTX *c = h->deltas;
     update_u32(c, (uint32_t)d->seq);
     update_u32(c, d->relver->relid);
     update_u32(c, (uint32_t)d->relver->version);
@@ -270,15 +248,14 @@ void revhash_add_delta(RevisionHasher *h, const ObjectDelta *d, const uint8_t *c
 void revhash_finish(RevisionHasher *h, Revision *rev)
 {
     uint8_t ctx_sum[WALREV_CHECKSUM_LEN], delta_sum[WALREV_CHECKSUM_LEN];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(h->contexts, ctx_sum, &n);
-    EVP_DigestFinal_ex(h->deltas, delta_sum, &n);
+    SHA256_Final(ctx_sum, h->contexts);
+    SHA256_Final(delta_sum, h->deltas);
 
-    EVP_MD_CTX *c = h->final;
+    SHA256_CTX *c = h->final;
     static const char tag[] = "walrev-revision-v1";
-    EVP_DigestInit_ex(c, h->md, NULL);
-    EVP_DigestUpdate(c, tag, sizeof(tag) - 1);
-    EVP_DigestUpdate(c, rev->parent_checksum, WALREV_CHECKSUM_LEN);
+    SHA256_Init(c);
+    SHA256_Update(c, tag, sizeof(tag) - 1);
+    SHA256_Update(c, rev->parent_checksum, WALREV_CHECKSUM_LEN);
     update_u64(c, (uint64_t)rev->id);
     update_u32(c, rev->xid);
     update_u64(c, rev->commit_lsn);
@@ -293,31 +270,30 @@ void revhash_finish(RevisionHasher *h, Revision *rev)
     update_u64(c, (uint64_t)rev->n_snapshot);
     update_u64(c, (uint64_t)rev->n_suppressed);
     update_str(h, c, rev->warnings);
-    EVP_DigestUpdate(c, ctx_sum, sizeof(ctx_sum));
-    EVP_DigestUpdate(c, delta_sum, sizeof(delta_sum));
+    SHA256_Update(c, ctx_sum, sizeof(ctx_sum));
+    SHA256_Update(c, delta_sum, sizeof(delta_sum));
     /* Only a revision that covers relation versions has this part, so the
      * checksums of every other revision (and of stores older than it) stay
      * what they were. */
     if (h->nrels > 0) {
         qsort(h->rels, h->nrels, sizeof(*h->rels), rel_cmp);
         uint8_t rel_sum[WALREV_CHECKSUM_LEN];
-        EVP_MD_CTX *r = h->relation;
-        EVP_DigestInit_ex(r, h->md, NULL);
+        SHA256_CTX *r = h->relation;
+        SHA256_Init(r);
         for (size_t i = 0; i < h->nrels; i++) {
             update_u32(r, h->rels[i].relid);
             update_u32(r, (uint32_t)h->rels[i].version);
-            EVP_DigestUpdate(r, h->rels[i].digest, WALREV_CHECKSUM_LEN);
+            SHA256_Update(r, h->rels[i].digest, WALREV_CHECKSUM_LEN);
         }
-        EVP_DigestFinal_ex(r, rel_sum, &n);
-        EVP_DigestUpdate(c, rel_sum, sizeof(rel_sum));
+        SHA256_Final(rel_sum, r);
+        SHA256_Update(c, rel_sum, sizeof(rel_sum));
     }
-    EVP_DigestFinal_ex(c, rev->checksum, &n);
+    SHA256_Final(rev->checksum, c);
 }
 
 void revhash_value(const Value *v, uint8_t out[WALREV_CHECKSUM_LEN])
 {
-    unsigned int n = 0;
-    EVP_Digest(v->data ? v->data : "", v->data ? v->len : 0, out, &n, EVP_sha256(), NULL);
+    SHA256((const unsigned char *)(v->data ? v->data : ""), v->data ? v->len : 0, out);
 }
 
 void revhash_attr_value(RevisionHasher *h, const Value *v, uint8_t out[WALREV_CHECKSUM_LEN])
@@ -327,7 +303,7 @@ void revhash_attr_value(RevisionHasher *h, const Value *v, uint8_t out[WALREV_CH
     if (h->keyed)
         hmac_value(h, data, len, out);
     else
-        digest_value(h->value, h->md, data, len, out);
+        digest_value(h->value, data, len, out);
 }
 
 void checksum_to_hex(const uint8_t sum[WALREV_CHECKSUM_LEN], char out[2 * WALREV_CHECKSUM_LEN + 1])
