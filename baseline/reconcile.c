@@ -207,7 +207,79 @@ static void row_expr(StrBuf *b, const ReconTable *rt, PGconn *c, const int16_t *
     strbuf_append_str(b, n ? ")::text" : "''::text");
 }
 
-static WrStatus load_history(const ReconQuery *q, ReconTable *out, const int16_t *ids, Map *m, WrError *err)
+/* ---- chunks ---- */
+
+/* Rows are placed by a 60-bit hash; each level splits a chunk 256 ways. */
+#define CHUNK_BITS 60
+#define CHUNK_FANOUT_BITS 8
+#define CHUNK_MAX_LEVELS 4
+/* Differing chunks holding at most this many rows (the larger side) are compared row by row. */
+#define CHUNK_LEAF_ROWS 2000
+
+/* Do the key columns (all tracked in full) identify a row? Then chunks go by key. */
+static bool chunk_by_key(const ReconTable *rt)
+{
+    if (rt->multiset) return false;
+    const RelationVersion *rv = rt->rv;
+    int n = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (!rv->cols[i].is_key) continue;
+        if (rv->cols[i].track != TRACK_FULL) return false;
+        n++;
+    }
+    return n > 0;
+}
+
+/* The text a row's chunk is hashed from: ROW(key columns)::text, or the whole compared row. */
+static void chunk_text(StrBuf *b, const ReconTable *rt, PGconn *c, const int16_t *hist_ids, bool history)
+{
+    if (!chunk_by_key(rt)) {
+        row_expr(b, rt, c, hist_ids, history);
+        return;
+    }
+    const RelationVersion *rv = rt->rv;
+    int n = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        if (!rv->cols[i].is_key) continue;
+        strbuf_append_str(b, n++ ? ", " : "ROW(");
+        if (history && hist_ids[i] > 0) {
+            strbuf_appendf(b, "s.vals[%d]", hist_ids[i]);
+        } else if (history) {
+            strbuf_append_str(b, "NULL::text");
+        } else {
+            char *id = PQescapeIdentifier(c, rv->cols[i].name, strlen(rv->cols[i].name));
+            strbuf_append_str(b, id);
+            PQfreemem(id);
+        }
+    }
+    strbuf_append_str(b, ")::text");
+}
+
+/* The row's 60-bit chunk hash, as SQL (the same text on both servers, so the same number). */
+static void chunk_hash(StrBuf *b, const ReconTable *rt, PGconn *c, const int16_t *hist_ids, bool history)
+{
+    strbuf_append_str(b, "('x' || substr(md5(");
+    chunk_text(b, rt, c, hist_ids, history);
+    strbuf_append_str(b, "), 1, 15))::bit(60)::bigint");
+}
+
+/* The chunk filter: rows whose hash's top bits are one of prefixes (an array literal of bigints). */
+typedef struct {
+    int shift;             /* bits dropped: CHUNK_BITS - level * CHUNK_FANOUT_BITS */
+    const char *prefixes;  /* NULL: every row */
+} ChunkFilter;
+
+static void chunk_where(StrBuf *b, const ChunkFilter *f, const ReconTable *rt, PGconn *c, const int16_t *ids,
+                        bool history, bool has_where)
+{
+    if (!f || !f->prefixes) return;
+    strbuf_append_str(b, has_where ? " AND (" : " WHERE (");
+    chunk_hash(b, rt, c, ids, history);
+    strbuf_appendf(b, ") >> %d = ANY('%s'::bigint[])", f->shift, f->prefixes);
+}
+
+static WrStatus load_history(const ReconQuery *q, ReconTable *out, const int16_t *ids, Map *m,
+                             const ChunkFilter *cf, WrError *err)
 {
     if (!out->in_history) return WR_OK;
     char relid[16], rev[24];
@@ -218,11 +290,14 @@ static WrStatus load_history(const ReconQuery *q, ReconTable *out, const int16_t
     if (out->multiset) {
         strbuf_append_str(&sql, "SELECT md5(x.r), count(*), min(x.r) FROM (SELECT ");
         row_expr(&sql, out, q->hist, ids, true);
-        strbuf_appendf(&sql, " AS r FROM %s.snapshot_rows($1::oid, $2::bigint) s) x GROUP BY 1", q->schema_q);
+        strbuf_appendf(&sql, " AS r FROM %s.snapshot_rows($1::oid, $2::bigint) s", q->schema_q);
+        chunk_where(&sql, cf, out, q->hist, ids, true, false);
+        strbuf_append_str(&sql, ") x GROUP BY 1");
     } else {
         strbuf_append_str(&sql, "SELECT s.key, md5(");
         row_expr(&sql, out, q->hist, ids, true);
         strbuf_appendf(&sql, ") FROM %s.snapshot_rows($1::oid, $2::bigint) s", q->schema_q);
+        chunk_where(&sql, cf, out, q->hist, ids, true, false);
     }
     const char *params[2] = {relid, rev};
     WrStatus st = WR_OK;
@@ -334,6 +409,142 @@ static WrStatus multiset_surplus(const ReconQuery *q, ReconTable *out, const int
     return st;
 }
 
+/* One chunk's summary on one side. */
+typedef struct {
+    int64_t prefix;
+    int64_t rows;
+    char sum[48]; /* sum of the rows' hashes, as numeric text */
+} ChunkSum;
+
+static int cmp_chunk(const void *a, const void *b)
+{
+    int64_t x = ((const ChunkSum *)a)->prefix, y = ((const ChunkSum *)b)->prefix;
+    return x < y ? -1 : x > y;
+}
+
+/* The chunk summaries of one side at a level (filtered by the level above), sorted by prefix. */
+static WrStatus chunk_sums(const ReconQuery *q, const ReconTable *out, const int16_t *ids, bool history,
+                           int shift, const ChunkFilter *above, ChunkSum **res, size_t *n, WrError *err)
+{
+    *res = NULL;
+    *n = 0;
+    if (history && !out->in_history) return WR_OK;
+    PGconn *c = history ? q->hist : q->src;
+    const BackfillTable *t = &out->table;
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql,
+                   "SELECT h >> %d, count(*), sum(('x' || substr(md5(h::text || ':' || d), 1, 15))::bit(60)::bigint) "
+                   "FROM (SELECT ",
+                   shift);
+    chunk_hash(&sql, out, c, ids, history);
+    strbuf_append_str(&sql, " AS h, md5(");
+    row_expr(&sql, out, c, ids, history);
+    if (history) {
+        strbuf_appendf(&sql, ") AS d FROM %s.snapshot_rows($1::oid, $2::bigint) s", q->schema_q);
+        chunk_where(&sql, above, out, c, ids, true, false);
+    } else {
+        strbuf_appendf(&sql, ") AS d FROM ONLY %s", t->qualified);
+        if (t->rowfilter) strbuf_appendf(&sql, " WHERE (%s)", t->rowfilter);
+        chunk_where(&sql, above, out, c, ids, false, t->rowfilter != NULL);
+    }
+    strbuf_append_str(&sql, ") x GROUP BY 1");
+    char relid[16], rev[24];
+    snprintf(relid, sizeof(relid), "%" PRIu32, out->relid);
+    snprintf(rev, sizeof(rev), "%" PRId64, q->rev);
+    const char *params[2] = {relid, rev};
+    PGresult *r = PQexecParams(c, sql.data, history ? 2 : 0, NULL, history ? params : NULL, NULL, NULL, 0);
+    strbuf_free(&sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        WrStatus st = sql_fail(c, r, history ? "reconcile: summing the history's chunks" : "reconcile: summing the table's chunks",
+                               err);
+        PQclear(r);
+        return st;
+    }
+    *n = (size_t)PQntuples(r);
+    *res = xcalloc(*n + 1, sizeof(ChunkSum));
+    for (size_t i = 0; i < *n; i++) {
+        (*res)[i].prefix = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
+        (*res)[i].rows = strtoll(PQgetvalue(r, (int)i, 1), NULL, 10);
+        snprintf((*res)[i].sum, sizeof((*res)[i].sum), "%s", PQgetvalue(r, (int)i, 2));
+    }
+    PQclear(r);
+    qsort(*res, *n, sizeof(ChunkSum), cmp_chunk);
+    return WR_OK;
+}
+
+/*
+ * Descend through the chunks: *leaf gets the filter of the chunks that still
+ * differ (prefixes NULL and shift -1 when none does: the table equals the
+ * history). Row totals of both sides come from the first level.
+ */
+static WrStatus chunk_descend(const ReconQuery *q, ReconTable *out, const int16_t *ids, ChunkFilter *leaf,
+                              StrBuf *prefixes, WrError *err)
+{
+    ChunkFilter above = {0, NULL};
+    StrBuf cur;
+    strbuf_init(&cur);
+    WrStatus st = WR_OK;
+    leaf->shift = -1;
+    leaf->prefixes = NULL;
+    for (int level = 1; level <= CHUNK_MAX_LEVELS && st == WR_OK; level++) {
+        int shift = CHUNK_BITS - level * CHUNK_FANOUT_BITS;
+        ChunkSum *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        st = chunk_sums(q, out, ids, false, shift, &above, &a, &na, err);
+        if (st == WR_OK) st = chunk_sums(q, out, ids, true, shift, &above, &b, &nb, err);
+        if (st != WR_OK) {
+            free(a);
+            free(b);
+            break;
+        }
+        out->levels = level;
+        if (level == 1) {
+            for (size_t i = 0; i < na; i++) out->rows_source += a[i].rows;
+            for (size_t i = 0; i < nb; i++) out->rows_history += b[i].rows;
+        }
+        /* Merge the two sorted lists: a chunk differs when only one side has it or their sums differ. */
+        strbuf_reset(&cur);
+        int64_t diff_rows = 0, ndiff = 0;
+        size_t i = 0, j = 0;
+        while (i < na || j < nb) {
+            const ChunkSum *x = i < na ? &a[i] : NULL, *y = j < nb ? &b[j] : NULL;
+            int64_t prefix, rows;
+            bool differs;
+            if (x && (!y || x->prefix < y->prefix)) {
+                prefix = x->prefix, rows = x->rows, differs = true;
+                i++;
+            } else if (y && (!x || y->prefix < x->prefix)) {
+                prefix = y->prefix, rows = y->rows, differs = true;
+                j++;
+            } else {
+                prefix = x->prefix;
+                rows = x->rows > y->rows ? x->rows : y->rows;
+                differs = x->rows != y->rows || strcmp(x->sum, y->sum) != 0;
+                i++;
+                j++;
+            }
+            out->chunks++;
+            if (!differs) continue;
+            strbuf_appendf(&cur, "%s%" PRId64, ndiff ? "," : "", prefix);
+            ndiff++;
+            diff_rows += rows;
+        }
+        free(a);
+        free(b);
+        out->chunks_differing += ndiff;
+        if (ndiff == 0) break; /* equal */
+        strbuf_reset(prefixes);
+        strbuf_appendf(prefixes, "{%s}", cur.data);
+        leaf->shift = shift;
+        leaf->prefixes = prefixes->data;
+        if (diff_rows <= CHUNK_LEAF_ROWS) break;
+        above = *leaf;
+    }
+    strbuf_free(&cur);
+    return st;
+}
+
 WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *arg, ReconTable *out,
                          bool *found, WrError *err)
 {
@@ -362,8 +573,20 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
     strbuf_init(&key);
     Value *vals = xcalloc((size_t)t->ncols + 1, sizeof(Value));
     char **left = NULL;
+    ChunkFilter cf = {0, NULL};
+    StrBuf prefixes;
+    strbuf_init(&prefixes);
+    bool chunked = q->chunked && !q->multiset_rows;
+    int64_t total_source = 0, total_history = 0;
     st = history_columns(q, out, ids, err);
-    if (st == WR_OK) st = load_history(q, out, ids, &m, err);
+    if (st == WR_OK && chunked) {
+        st = chunk_descend(q, out, ids, &cf, &prefixes, err);
+        total_source = out->rows_source;
+        total_history = out->rows_history;
+        out->rows_source = out->rows_history = 0;
+        if (st == WR_OK && !cf.prefixes) goto done; /* every chunk equal */
+    }
+    if (st == WR_OK) st = load_history(q, out, ids, &m, chunked ? &cf : NULL, err);
     if (st != WR_OK) goto done;
 
     if (out->multiset) {
@@ -371,12 +594,14 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
         row_expr(&sql, out, q->src, ids, false);
         strbuf_appendf(&sql, " AS r FROM ONLY %s", t->qualified);
         if (t->rowfilter) strbuf_appendf(&sql, " WHERE (%s)", t->rowfilter);
+        chunk_where(&sql, chunked ? &cf : NULL, out, q->src, ids, false, t->rowfilter != NULL);
         strbuf_append_str(&sql, ") x GROUP BY 1");
     } else {
         strbuf_appendf(&sql, "SELECT %s, md5(", t->select_list);
         row_expr(&sql, out, q->src, ids, false);
         strbuf_appendf(&sql, ") FROM ONLY %s", t->qualified);
         if (t->rowfilter) strbuf_appendf(&sql, " WHERE (%s)", t->rowfilter);
+        chunk_where(&sql, chunked ? &cf : NULL, out, q->src, ids, false, t->rowfilter != NULL);
     }
     if (!PQsendQuery(q->src, sql.data) || !PQsetSingleRowMode(q->src)) {
         st = sql_fail(q->src, NULL, "reconcile: reading the table", err);
@@ -457,6 +682,13 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
         st = fn(arg, out, &d, err);
     }
 done:
+    if (chunked) {
+        /* the leaf counted only the rows of the differing chunks */
+        out->rows_compared = out->rows_source + out->rows_history;
+        out->rows_source = total_source;
+        out->rows_history = total_history;
+    }
+    strbuf_free(&prefixes);
     free(left);
     free(vals);
     free(ids);
@@ -498,15 +730,17 @@ static PGconn *connect_plain(const char *conninfo, const char *what, WrError *er
     return pgio_connect(conninfo, &how, &c, err) == WR_OK ? c : NULL;
 }
 
+static bool stopping(const ReconRun *run) { return run->stop && *run->stop; }
+
 /*
  * Wait until the worker's slot has confirmed cp: every transaction committed
  * before it is then durable in every sink, the history included.
  */
-static bool wait_for_worker(PGconn *src, const char *slot_name, Lsn cp, int wait_s, WrError *err)
+static bool wait_for_worker(const ReconRun *run, PGconn *src, Lsn cp, WrError *err)
 {
     char lsn[32];
     snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(cp));
-    const char *params[2] = {slot_name, lsn};
+    const char *params[2] = {run->slot_name, lsn};
     for (int i = 0;; i++) {
         PGresult *r = PQexecParams(src,
                                    "SELECT confirmed_flush_lsn >= $2::pg_lsn, confirmed_flush_lsn::text FROM "
@@ -520,7 +754,7 @@ static bool wait_for_worker(PGconn *src, const char *slot_name, Lsn cp, int wait
         if (PQntuples(r) == 0) {
             wr_error_set(err, WR_FATAL, "the replication slot %s does not exist: the history cannot be compared "
                                         "at a known position (run walrev setup)",
-                         slot_name);
+                         run->slot_name);
             PQclear(r);
             return false;
         }
@@ -529,15 +763,149 @@ static bool wait_for_worker(PGconn *src, const char *slot_name, Lsn cp, int wait
         snprintf(at, sizeof(at), "%s", PQgetisnull(r, 0, 1) ? "none" : PQgetvalue(r, 0, 1));
         PQclear(r);
         if (passed) return true;
-        if (i >= wait_s * 10) {
+        if (stopping(run)) {
+            wr_error_set(err, WR_RETRY, "stopped while waiting for the worker to pass %s", lsn);
+            return false;
+        }
+        if (i >= run->wait_s * 10) {
             wr_error_set(err, WR_RETRY,
                          "the worker has not confirmed position %s within %d s (slot %s stands at %s): is walrev "
                          "run running?",
-                         lsn, wait_s, slot_name, at);
+                         lsn, run->wait_s, run->slot_name, at);
             return false;
         }
         usleep(100000);
     }
+}
+
+/* Sleep off the rows just read at run->rows_per_second (in steps that notice a stop). */
+static void pace(const ReconRun *run, int64_t rows)
+{
+    if (run->rows_per_second <= 0 || rows <= 0) return;
+    int64_t us = rows * 1000000 / run->rows_per_second;
+    for (int64_t slept = 0; slept < us && !stopping(run); slept += 100000)
+        usleep((useconds_t)(us - slept < 100000 ? us - slept : 100000));
+}
+
+WrStatus reconcile_run(const ReconRun *run, ReconSummary *sum, WrError *err)
+{
+    const BaselineConfig *cfg = run->cfg;
+    memset(sum, 0, sizeof(*sum));
+    memset(err, 0, sizeof(*err)); /* a failed call below leaves it set: see out */
+    WrStatus st = WR_OK;
+    PGconn *src = NULL, *hist = NULL;
+    ReplStream *repl = NULL;
+    RelCache *rc_cache = relcache_create(cfg->tracking);
+    char *schema_q = store_quote_ident(cfg->history_schema);
+    PGresult *list = NULL;
+
+    if (!(src = connect_plain(cfg->source_conninfo, "source", err))) goto out;
+    if (!(hist = connect_plain(cfg->history_conninfo, "history store", err))) goto out;
+    if (repl_stream_connect(cfg->source_conninfo, &repl, err) != WR_OK) goto out;
+    char slot[64], snap[128];
+    static int seq;
+    snprintf(slot, sizeof(slot), "walrev_verify_%ld_%d", (long)getpid(), __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+    Lsn cp = 0;
+    if (repl_stream_create_temporary_slot(repl, slot, &cp, snap, sizeof(snap), err) != WR_OK) goto out;
+    if (reconcile_enter_snapshot(src, snap, cfg->publication, "using the exported snapshot", err) != WR_OK) goto out;
+    if (!wait_for_worker(run, src, cp, err)) goto out;
+    int64_t rev = 0;
+    if (reconcile_history_at(hist, schema_q, cp, &rev, err) != WR_OK) goto out;
+    sum->at = cp;
+    sum->rev = rev;
+    if (run->on_start) run->on_start(run->arg, sum);
+
+    if (run->ntables > 0) {
+        StrBuf sql;
+        strbuf_init(&sql);
+        strbuf_append_str(&sql, "SELECT to_regclass(t)::oid, t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n");
+        StrBuf arr;
+        strbuf_init(&arr);
+        strbuf_append_char(&arr, '{');
+        for (int i = 0; i < run->ntables; i++) {
+            if (i) strbuf_append_char(&arr, ',');
+            strbuf_append_char(&arr, '"');
+            for (const char *s = run->tables[i]; *s; s++) {
+                if (*s == '"' || *s == '\\') strbuf_append_char(&arr, '\\');
+                strbuf_append_char(&arr, *s);
+            }
+            strbuf_append_char(&arr, '"');
+        }
+        strbuf_append_char(&arr, '}');
+        const char *p[1] = {arr.data};
+        list = PQexecParams(src, sql.data, 1, NULL, p, NULL, NULL, 0);
+        strbuf_free(&sql);
+        strbuf_free(&arr);
+    } else {
+        list = PQexec(src, "SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname, c.relname "
+                           "FROM pg_publication_tables pt JOIN pg_namespace n ON n.nspname = pt.schemaname "
+                           "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+                           "WHERE pt.pubname = current_setting('walrev.publication') ORDER BY 2");
+    }
+    if (PQresultStatus(list) != PGRES_TUPLES_OK) {
+        st = sql_fail(src, list, "listing the tables to compare", err);
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(list) && !stopping(run); i++) {
+        if (PQgetisnull(list, i, 0)) {
+            st = wr_error_set(err, WR_FATAL, "table %s does not exist in the source database", PQgetvalue(list, i, 1));
+            goto out;
+        }
+        /* walrev's own tables on the source (the table log) are machinery, not history */
+        if (run->ntables == 0 &&
+            (tracking_table_excluded(cfg->tracking, PQgetvalue(list, i, 2), PQgetvalue(list, i, 3)) ||
+             strcmp(PQgetvalue(list, i, 2), cfg->history_schema) == 0))
+            continue;
+        uint32_t relid = (uint32_t)strtoul(PQgetvalue(list, i, 0), NULL, 10);
+        ReconQuery q = {.src = src, .hist = hist, .schema_q = schema_q, .rev = rev, .rc = rc_cache, .chunked = true};
+        ReconTable t;
+        bool found = false;
+        st = reconcile_table(&q, relid, run->fn, run->arg, &t, &found, err);
+        if (st == WR_OK && !found)
+            st = wr_error_set(err, WR_FATAL, "table %s is not in publication %s", PQgetvalue(list, i, 1),
+                              cfg->publication);
+        if (st == WR_OK) {
+            if (run->on_table) st = run->on_table(run->arg, &t, err);
+            sum->differences += t.differences;
+            sum->rows_source += t.rows_source;
+            sum->rows_history += t.rows_history;
+            sum->compared++;
+            /* each level reads both sides once; the leaf the differing chunks' rows again */
+            pace(run, (t.rows_source + t.rows_history) * (t.levels ? t.levels : 1) + t.rows_compared);
+        }
+        reconcile_table_term(&t);
+        if (st != WR_OK) goto out;
+    }
+    if (st == WR_OK && stopping(run)) st = wr_error_set(err, WR_RETRY, "stopped during the comparison");
+out:
+    if (st == WR_OK && err->status != WR_OK && err->msg[0]) st = err->status; /* a goto after a failed call */
+    PQclear(list);
+    relcache_destroy(rc_cache);
+    free(schema_q);
+    PQfinish(src);
+    PQfinish(hist);
+    repl_stream_destroy(repl);
+    return st;
+}
+
+static void print_start(void *arg, const ReconSummary *sum)
+{
+    (void)arg;
+    fprintf(stderr, "comparing the history as of revision %lld with the tables at " LSN_FMT "\n", (long long)sum->rev,
+            LSN_ARGS(sum->at));
+}
+
+static WrStatus print_table(void *arg, const ReconTable *t, WrError *err)
+{
+    (void)arg;
+    (void)err;
+    fprintf(stderr,
+            "%s: %lld row(s) in the table, %lld in the history, %lld difference(s); %lld chunk(s) over %d "
+            "level(s), %lld differing, %lld row(s) compared one by one%s\n",
+            t->table.qualified, (long long)t->rows_source, (long long)t->rows_history, (long long)t->differences,
+            (long long)t->chunks, t->levels, (long long)t->chunks_differing, (long long)t->rows_compared,
+            t->multiset ? " (no key: compared as a multiset)" : "");
+    return WR_OK;
 }
 
 static void usage(FILE *f)
@@ -593,104 +961,21 @@ int reconcile_command(const BaselineConfig *cfg, const char *slot_name, int argc
     }
 
     WrError err = {0};
-    int rc = 2;
-    PGconn *src = NULL, *hist = NULL;
-    ReplStream *repl = NULL;
-    RelCache *rc_cache = relcache_create(cfg->tracking);
-    char *schema_q = store_quote_ident(cfg->history_schema);
-    PGresult *list = NULL;
-    int64_t total_diff = 0, rows_src = 0, rows_hist = 0;
-    int compared = 0;
     Printer pr = {stdout, 0};
-
-    if (!(src = connect_plain(cfg->source_conninfo, "source", &err))) goto out;
-    if (!(hist = connect_plain(cfg->history_conninfo, "history store", &err))) goto out;
-    if (repl_stream_connect(cfg->source_conninfo, &repl, &err) != WR_OK) goto out;
-    char slot[64], snap[128];
-    snprintf(slot, sizeof(slot), "walrev_verify_%ld", (long)getpid());
-    Lsn cp = 0;
-    if (repl_stream_create_temporary_slot(repl, slot, &cp, snap, sizeof(snap), &err) != WR_OK) goto out;
-    if (reconcile_enter_snapshot(src, snap, cfg->publication, "using the exported snapshot", &err) != WR_OK) goto out;
-    if (!wait_for_worker(src, slot_name, cp, wait_s, &err)) goto out;
-    int64_t rev = 0;
-    if (reconcile_history_at(hist, schema_q, cp, &rev, &err) != WR_OK) goto out;
-    fprintf(stderr, "comparing the history as of revision %lld with the tables at " LSN_FMT "\n", (long long)rev,
-            LSN_ARGS(cp));
-
-    if (ntables > 0) {
-        StrBuf sql;
-        strbuf_init(&sql);
-        strbuf_append_str(&sql, "SELECT to_regclass(t)::oid, t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n");
-        StrBuf arr;
-        strbuf_init(&arr);
-        strbuf_append_char(&arr, '{');
-        for (int i = 0; i < ntables; i++) {
-            if (i) strbuf_append_char(&arr, ',');
-            strbuf_append_char(&arr, '"');
-            for (const char *s = tables[i]; *s; s++) {
-                if (*s == '"' || *s == '\\') strbuf_append_char(&arr, '\\');
-                strbuf_append_char(&arr, *s);
-            }
-            strbuf_append_char(&arr, '"');
-        }
-        strbuf_append_char(&arr, '}');
-        const char *p[1] = {arr.data};
-        list = PQexecParams(src, sql.data, 1, NULL, p, NULL, NULL, 0);
-        strbuf_free(&sql);
-        strbuf_free(&arr);
-    } else {
-        list = PQexec(src, "SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname, c.relname "
-                           "FROM pg_publication_tables pt JOIN pg_namespace n ON n.nspname = pt.schemaname "
-                           "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-                           "WHERE pt.pubname = current_setting('walrev.publication') ORDER BY 2");
+    ReconRun run = {.cfg = cfg, .slot_name = slot_name, .tables = tables, .ntables = ntables, .wait_s = wait_s,
+                    .fn = print_diff, .arg = &pr, .on_start = print_start, .on_table = print_table};
+    ReconSummary sum;
+    WrStatus st = reconcile_run(&run, &sum, &err);
+    int rc = 2;
+    if (st == WR_OK) {
+        printf("%s: %d table(s) compared at " LSN_FMT " (revision %lld): %lld row(s) in the tables, %lld in the "
+               "history, %lld difference(s)\n",
+               sum.differences ? "DIVERGED" : "ok", sum.compared, LSN_ARGS(sum.at), (long long)sum.rev,
+               (long long)sum.rows_source, (long long)sum.rows_history, (long long)sum.differences);
+        rc = sum.differences ? 1 : 0;
     }
-    if (PQresultStatus(list) != PGRES_TUPLES_OK) {
-        sql_fail(src, list, "listing the tables to compare", &err);
-        goto out;
-    }
-    for (int i = 0; i < PQntuples(list); i++) {
-        if (PQgetisnull(list, i, 0)) {
-            wr_error_set(&err, WR_FATAL, "table %s does not exist in the source database", PQgetvalue(list, i, 1));
-            goto out;
-        }
-        /* walrev's own tables on the source (the table log) are machinery, not history */
-        if (ntables == 0 && (tracking_table_excluded(cfg->tracking, PQgetvalue(list, i, 2), PQgetvalue(list, i, 3)) ||
-                             strcmp(PQgetvalue(list, i, 2), cfg->history_schema) == 0))
-            continue;
-        uint32_t relid = (uint32_t)strtoul(PQgetvalue(list, i, 0), NULL, 10);
-        ReconQuery q = {.src = src, .hist = hist, .schema_q = schema_q, .rev = rev, .rc = rc_cache};
-        ReconTable t;
-        bool found = false;
-        WrStatus st = reconcile_table(&q, relid, print_diff, &pr, &t, &found, &err);
-        if (st == WR_OK && !found)
-            st = wr_error_set(&err, WR_FATAL, "table %s is not in publication %s", PQgetvalue(list, i, 1),
-                              cfg->publication);
-        if (st == WR_OK) {
-            fprintf(stderr, "%s: %lld row(s) in the table, %lld in the history, %lld difference(s)%s\n",
-                    t.table.qualified, (long long)t.rows_source, (long long)t.rows_history,
-                    (long long)t.differences, t.multiset ? " (no key: compared as a multiset)" : "");
-            total_diff += t.differences;
-            rows_src += t.rows_source;
-            rows_hist += t.rows_history;
-            compared++;
-        }
-        reconcile_table_term(&t);
-        if (st != WR_OK) goto out;
-    }
-    printf("%s: %d table(s) compared at " LSN_FMT " (revision %lld): %lld row(s) in the tables, %lld in the "
-           "history, %lld difference(s)\n",
-           total_diff ? "DIVERGED" : "ok", compared, LSN_ARGS(cp), (long long)rev, (long long)rows_src,
-           (long long)rows_hist, (long long)total_diff);
-    rc = total_diff ? 1 : 0;
-out:
     if (rc == 2) fprintf(stderr, "walrev verify --against-source: %s\n", err.msg[0] ? err.msg : "failed");
     fflush(stdout);
-    PQclear(list);
-    relcache_destroy(rc_cache);
-    free(schema_q);
     free(tables);
-    PQfinish(src);
-    PQfinish(hist);
-    repl_stream_destroy(repl);
     return rc;
 }

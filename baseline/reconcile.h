@@ -44,6 +44,13 @@ typedef struct {
     int64_t rows_source;
     int64_t rows_history;
     int64_t differences;
+    /* Chunked comparison (ReconQuery.chunked): chunks compared at every level,
+     * how many differed, levels descended (0: not chunked), and the rows
+     * compared row by row in the differing chunks. */
+    int64_t chunks;
+    int64_t chunks_differing;
+    int levels;
+    int64_t rows_compared;
 } ReconTable;
 
 typedef WrStatus (*ReconFn)(void *arg, const ReconTable *t, const ReconDiff *d, WrError *err);
@@ -61,6 +68,14 @@ typedef struct {
      * row the table has beyond the history's as RECON_ONLY_IN_SOURCE (its
      * values, when want_values). Equal copies are left alone. */
     bool multiset_rows;
+    /* Compare by chunks first (docs/replay.md#walrev-verify---against-source):
+     * each side's rows fall into 256 chunks by a hash of their key (of the
+     * whole row without a key); each chunk's row count and the sum of its
+     * rows' hashes are compared, differing chunks are split 256 ways again,
+     * and only the rows of chunks that still differ are compared row by row
+     * (with their keys crossing the wire). Differences found are the same as
+     * unchunked; only what crosses the wire and what is held in memory shrink. */
+    bool chunked;
 } ReconQuery;
 
 /*
@@ -86,6 +101,37 @@ WrStatus reconcile_history_at(PGconn *hist, const char *schema_q, Lsn before, in
 WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *arg, ReconTable *out,
                          bool *found, WrError *err) WR_MUSTCHECK;
 void reconcile_table_term(ReconTable *t);
+
+/* Where one comparison of the history with the tables stood, and what it found. */
+typedef struct {
+    Lsn at;               /* the exported snapshot's consistent point */
+    int64_t rev;          /* the history as of this revision (the last one committed before at) */
+    int compared;         /* tables compared */
+    int64_t rows_source, rows_history, differences;
+} ReconSummary;
+
+/* One comparison of the history with the live tables (verify --against-source, the worker's reconciler). */
+typedef struct {
+    const BaselineConfig *cfg;
+    const char *slot_name;      /* the worker's slot: it must pass the comparison point */
+    const char *const *tables;  /* ntables names, or none: every published table */
+    int ntables;
+    int wait_s;                 /* longest wait for the worker to pass the point */
+    int64_t rows_per_second;    /* 0: as fast as the servers go; else sleeps after each table */
+    const volatile int *stop;   /* NULL, or a flag that ends the comparison early (WR_RETRY) */
+    ReconFn fn;                 /* each difference */
+    void *arg;
+    void (*on_start)(void *arg, const ReconSummary *sum);               /* at and rev known; may be NULL */
+    WrStatus (*on_table)(void *arg, const ReconTable *t, WrError *err); /* after each table; may be NULL */
+} ReconRun;
+
+/*
+ * A temporary slot exports a snapshot at its consistent point; once the
+ * worker's slot has confirmed that point, the history as of it is compared,
+ * chunk by chunk (ReconQuery.chunked), with the tables in that snapshot.
+ * WR_OK: compared (sum says what was found); else not compared (err).
+ */
+WrStatus reconcile_run(const ReconRun *run, ReconSummary *sum, WrError *err) WR_MUSTCHECK;
 
 /*
  * `walrev verify --against-source [--table T]... [--wait SECONDS]`: a

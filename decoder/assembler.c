@@ -24,6 +24,8 @@
 #define CONTROL_PREFIX "walrev."
 /* The worker's backfill chunk: a context of its own revision (docs/history-store.md). */
 #define BACKFILL_PREFIX "walrev.backfill"
+/* The worker's reconciler's warning revisions (baseline/reconciler.h). */
+#define RECONCILE_MSG_PREFIX "walrev.reconcile"
 
 /* What read_tuple found in a column (kept per column as uint8_t). */
 typedef enum {
@@ -778,6 +780,13 @@ static WrStatus handle_message(Assembler *a, const PgoLogicalMessage *m, WrError
     if (context) return handle_context(a, m, false, err);
     bool own = a->out.own_message && a->out.own_message(a->out.ctx, m);
     /* walrev's own chunk: the one context that may use the reserved actor type walrev */
+    if (own && strcmp(m->prefix, RECONCILE_MSG_PREFIX) == 0) {
+        WrStatus st = handle_context(a, m, true, err);
+        if (st == WR_OK)
+            strbuf_append_str(&a->warnings, "reconcile: the history differs from a source table; meta.reconcile "
+                                            "names the table and the differing keys\n");
+        return st;
+    }
     if (own) return strcmp(m->prefix, BACKFILL_PREFIX) == 0 ? handle_context(a, m, true, err) : WR_OK;
     if (!m->transactional || a->skipping) return WR_OK; /* no revision to record it on */
     WrStatus st = ensure_begun(a, err);

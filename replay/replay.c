@@ -64,7 +64,8 @@ static const char *const HELP[][2] = {
      "       walrev [global options] verify --against-source [--table T]... [--wait SECONDS]\n\n"
      "Recompute the checksum chain and check contexts, actors and keyframes against it;\n"
      "name the first revision that does not match.\n\n"
-     "  --against-source   compare the history with the live tables at one point\n"
+     "  --against-source   compare the history with the live tables at one point, by chunked\n"
+     "                     hashes; name every differing key (exit 1 when any differs)\n"
      "  --table T          with --against-source: only table T (repeatable)\n"
      "  --wait SECONDS     with --against-source: how long to wait for the worker to pass\n"
      "                     the comparison point (default 60)\n"},

@@ -42,6 +42,8 @@ void config_init(Config *cfg)
     cfg->backfill_chunk_rows = 1000;
     pgio_options_default(&cfg->pgio);
     cfg->slot_create_timeout_s = 120;
+    cfg->reconcile_interval_s = 0;
+    cfg->reconcile_rows_per_second = 10000;
     cfg->tracking = tracking_create();
     cfg->log_level = LOG_LEVEL_INFO;
 }
@@ -345,6 +347,12 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     } else if (IS("worker", "slot_create_timeout")) {
         if (!parse_int(value, 0, 86400, &iv, why, whylen)) return false;
         cfg->slot_create_timeout_s = iv;
+    } else if (IS("worker", "reconcile_interval")) {
+        if (!parse_int(value, 0, 31536000, &iv, why, whylen)) return false;
+        cfg->reconcile_interval_s = iv;
+    } else if (IS("worker", "reconcile_rows_per_second")) {
+        if (!parse_int(value, 0, 100000000, &iv, why, whylen)) return false;
+        cfg->reconcile_rows_per_second = iv;
     } else if (IS("worker", "reply_timeout_ms")) {
         if (!parse_int(value, 0, 86400000, &iv, why, whylen)) return false;
         cfg->pgio.reply_timeout_ms = iv;

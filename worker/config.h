@@ -47,6 +47,8 @@ typedef struct {
     int backfill_chunk_rows;   /* rows per chunk of a table's backfill, default 1000 */
     PgioOptions pgio;          /* connect_timeout, tcp_keepalives_*, reply_timeout_ms (pgio.h defaults) */
     int slot_create_timeout_s; /* longest wait for a new slot to become consistent (stream.h); 0 = forever */
+    int reconcile_interval_s;  /* continuous reconciliation (baseline/reconciler.h): seconds between rounds; 0 = off */
+    int reconcile_rows_per_second; /* its average read rate; 0 = unbounded; default 10000 */
     Lsn stop_lsn;              /* --stop-lsn; 0 = none */
     bool replica_identity_full; /* setup --replica-identity-full */
     /* [tracking] */

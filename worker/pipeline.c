@@ -10,6 +10,7 @@
 
 #include "baseline/baseline.h"
 #include "baseline/gap.h"
+#include "baseline/reconciler.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "decoder/assembler.h"
@@ -86,6 +87,8 @@ typedef struct {
     uint64_t lookups_before, cache_hits_before, prefetched_before;
     Lsn source_wal_lsn;
     int64_t last_slot_sample_us;
+    /* [worker] reconcile_interval: the thread comparing the history with the tables; NULL when off. */
+    Reconciler *reconciler;
 } Pipeline;
 
 /* A read-ahead stops at this many messages or bytes (memory stays bounded with large rows). */
@@ -320,7 +323,7 @@ out:
 static bool out_own_message(void *ctx, const PgoLogicalMessage *m)
 {
     Pipeline *p = ctx;
-    return p->backfill && backfill_owns_message(p->backfill, m);
+    return (p->backfill && backfill_owns_message(p->backfill, m)) || reconciler_owns_message(p->reconciler, m);
 }
 
 static WrStatus out_ddl_captured(void *ctx, const char *info, size_t len, WrError *err)
@@ -1048,10 +1051,33 @@ static WrStatus on_data_error(Pipeline *p, WrStatus st, WrError *err)
 /* how long an exiting worker waits for its state row (status.h) */
 #define STATE_FLUSH_MS 3000
 
+/* [worker] reconcile_interval > 0: start the reconciler (it lives across sessions). */
+static void start_reconciler(Pipeline *p)
+{
+    const Config *cfg = p->cfg;
+    if (cfg->reconcile_interval_s <= 0) return;
+    if (!cfg->history_enabled) {
+        log_warn("msg=\"reconcile_interval is set but [history] is off: nothing to reconcile\"");
+        return;
+    }
+    ReconcilerConfig rc = {.baseline = p->baseline_cfg, .slot_name = cfg->slot_name,
+                           .interval_s = cfg->reconcile_interval_s,
+                           .rows_per_second = cfg->reconcile_rows_per_second, .wait_s = 60};
+    p->reconciler = reconciler_start(&rc);
+}
+
+static int pipeline_finish(Pipeline *p, int rc)
+{
+    reconciler_stop(p->reconciler);
+    p->reconciler = NULL;
+    return rc;
+}
+
 int pipeline_run(const Config *cfg)
 {
     Pipeline p;
     pipeline_init(&p, cfg);
+    start_reconciler(&p);
     int backoff_ms = 0;
     for (;;) {
         WrError err = {0};
@@ -1067,24 +1093,24 @@ int pipeline_run(const Config *cfg)
         if (st == WR_OK && stopped) {
             status_record(cfg, "stopped", NULL);
             status_record_flush(STATE_FLUSH_MS);
-            return 0;
+            return pipeline_finish(&p, 0);
         }
         if (st != WR_RETRY) {
             log_error("msg=\"%s\" status=%s", err.msg, wr_status_name(st));
             notify_stopping();
             status_record(cfg, "failed", &err);
             status_record_flush(STATE_FLUSH_MS);
-            return 1;
+            return pipeline_finish(&p, 1);
         }
         if (pipeline_stop_requested) {
             status_record(cfg, "stopped", &err);
             status_record_flush(STATE_FLUSH_MS);
-            return 0;
+            return pipeline_finish(&p, 0);
         }
         metrics_add(METRICS_RETRIES, 1);
         backoff_ms = retry_next_backoff_ms(backoff_ms, streamed_us);
         log_warn("msg=\"%s; retrying\" backoff_ms=%d", err.msg, backoff_ms);
         status_record(cfg, "retrying", &err);
-        if (!retry_wait(backoff_ms, err.msg, &pipeline_stop_requested)) return 0;
+        if (!retry_wait(backoff_ms, err.msg, &pipeline_stop_requested)) return pipeline_finish(&p, 0);
     }
 }

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Reconciliation against the source (issue 14.12): verify --against-source
+# compares by chunks (256 per level by a hash of the key, each chunk's count
+# and sum of row hashes) and compares row by row only inside the chunks that
+# differ, naming every differing key; tampering with the history is found the
+# same way; and `walrev run` with [worker] reconcile_interval does it
+# continuously, recording each divergence once as a warning revision (actor
+# walrev:reconcile, the keys in meta.reconcile) while concurrent writes raise
+# no false alarm. A forged walrev.reconcile message is not trusted.
+source "$(dirname "$0")/lib.sh"
+DB=recon_src
+fresh_db $DB
+SRC=$(conninfo $DB)
+SLOT=recon
+TMP=$TEST_TMP
+H="SET search_path = walrev;"
+wpid=; gpid=
+cleanup_recon() {
+  [ -n "$gpid" ] && kill "$gpid" 2>/dev/null || true
+  [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true
+}
+on_exit cleanup_recon
+cat >"$TMP/walrev.conf" <<EOF2
+[source]
+conninfo = $SRC
+slot = $SLOT
+tables = public.big, public.w
+[worker]
+reconcile_interval = 1
+reconcile_rows_per_second = 0
+EOF2
+W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
+# nrec [CONDITION]: warning revisions of the reconciler (matching CONDITION)
+nrec() { q $DB "$H SELECT count(*) FROM revision WHERE actor_type = 'walrev' AND actor_id = 'reconcile' ${1:+AND $1}"; }
+nrounds() { grep -c 'reconcile: round done' "$TMP/run.log" || true; }
+# at_least N CMD...: CMD prints a number >= N
+at_least() { local want=$1; shift; [ "$("$@")" -ge "$want" ]; }
+q $DB "CREATE TABLE big (id int PRIMARY KEY, v text);
+       INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 3000) g;
+       CREATE TABLE w (id int PRIMARY KEY, v int);
+       INSERT INTO w SELECT g, 0 FROM generate_series(1, 200) g;"
+W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+
+worker_start "$TMP/run.log" -c "$TMP/walrev.conf"
+wpid=$WORKER_PID
+
+rc=0; W verify --against-source --table big >"$TMP/v1.out" 2>"$TMP/v1.err" || rc=$?
+[ $rc = 0 ] || { cat "$TMP/v1.out" "$TMP/v1.err"; fail "verify --against-source exited $rc"; }
+grep -Eq '^public\.big: 3000 row\(s\) in the table, 3000 in the history, 0 difference\(s\); [0-9]+ chunk\(s\) over 1 level\(s\), 0 differing, 0 row\(s\) compared one by one$' "$TMP/v1.err" \
+  || { cat "$TMP/v1.err"; fail "equal tables: one level of chunks, nothing compared row by row"; }
+pass "equal: 3000 rows compared by chunks alone, no row compared one by one"
+
+# --- edited while untracked (out of the publication for a moment) ---
+q $DB "ALTER PUBLICATION walrev DROP TABLE big;
+       UPDATE big SET v = 'changed' WHERE id = 77; DELETE FROM big WHERE id = 1500;
+       ALTER PUBLICATION walrev ADD TABLE big;"
+rc=0; W verify --against-source --table big >"$TMP/v2.out" 2>"$TMP/v2.err" || rc=$?
+expect_eq "a table edited while untracked: exit 1" "$rc" 1
+expect_eq "exactly the differing keys are named" "$(grep -v '^DIVERGED' "$TMP/v2.out" | sort)" \
+'public.big ["1500"]: only in the history
+public.big ["77"]: values differ'
+line=$(grep '^public\.big:' "$TMP/v2.err")
+ndiff=$(echo "$line" | sed -E 's/.*, ([0-9]+) differing.*/\1/')
+nrows=$(echo "$line" | sed -E 's/.*differing, ([0-9]+) row\(s\) compared.*/\1/')
+{ [ "$ndiff" -ge 1 ] && [ "$ndiff" -le 2 ] && [ "$nrows" -gt 0 ] && [ "$nrows" -lt 200 ]; } \
+  || fail "expected 1-2 differing chunks and under 200 rows compared one by one: $line"
+pass "only the differing chunks' rows ($nrows of 5999) were compared one by one ($ndiff chunk(s))"
+
+# --- the continuous reconciler records it once, as a warning revision ---
+wait_for 60 at_least 1 nrec \
+  || { tail -20 "$TMP/run.log"; fail "no warning revision from the reconciler"; }
+R=$(q $DB "$H SELECT max(id) FROM revision WHERE actor_type = 'walrev' AND actor_id = 'reconcile'")
+expect_eq "the warning revision: table, count, the keys, a warning" \
+  "$(q $DB "$H SELECT meta->'reconcile'->>'table', meta->'reconcile'->>'differences', meta->'reconcile'->'keys', warnings LIKE '%reconcile: the history differs from a source table%', description LIKE 'reconcile: public.big differs from the history at %: 2 difference(s)' FROM revision WHERE id = $R")" \
+  'public.big|2|["[\"77\"]: values differ", "[\"1500\"]: only in the history"]|t|t'
+# Three more rounds: the same divergence is not recorded again.
+rounds=$(nrounds)
+wait_for 60 at_least $((rounds + 3)) nrounds || fail "the reconciler stopped running rounds"
+expect_eq "recorded once while it stays the same" "$(nrec)" 1
+grep -q 'reconcile: the table still differs as recorded" table=public.big differences=2' "$TMP/run.log" || fail "no note of the unchanged divergence"
+pass "the unchanged divergence is noted in the log only"
+
+# --- history tampering is found the same way ---
+q $DB "UPDATE big SET v = 'v77' WHERE id = 77; INSERT INTO big VALUES (1500, 'v1500');" # the stream repairs both
+wait_for 60 bash -c "\"$WALREV_BIN\" -c \"$TMP/walrev.conf\" verify --against-source --table big >/dev/null 2>&1" \
+  || fail "the table did not come back to agreement"
+KF=$(q $DB "$H SELECT count(*) FROM keyframe_row WHERE keyframe_id IN (SELECT id FROM keyframe WHERE relid = 'public.big'::regclass) AND key = '[\"5\"]'")
+[ "$KF" -ge 1 ] || fail "no keyframe row of big to tamper with"
+q $DB "$H UPDATE keyframe_row SET vals[2] = 'TAMPERED' WHERE keyframe_id IN (SELECT id FROM keyframe WHERE relid = 'public.big'::regclass) AND key = '[\"5\"]'"
+rc=0; W verify --against-source --table big >"$TMP/v3.out" 2>"$TMP/v3.err" || rc=$?
+expect_eq "a tampered history row: exit 1 and its key" "$rc|$(grep -v '^DIVERGED' "$TMP/v3.out")" '1|public.big ["5"]: values differ'
+wait_for 60 at_least 1 nrec "jsonb_array_length(meta->'reconcile'->'keys') = 1 AND meta->'reconcile'->'keys'->>0 = '[\"5\"]: values differ'" \
+  || { tail -20 "$TMP/run.log"; fail "the reconciler did not record the tampered row"; }
+pass "the reconciler recorded the tampered row as a warning revision"
+q $DB "$H UPDATE keyframe_row SET vals[2] = 'v5' WHERE keyframe_id IN (SELECT id FROM keyframe WHERE relid = 'public.big'::regclass) AND key = '[\"5\"]'"
+
+# --- concurrent writes: no false alarm from verify or the reconciler ---
+writer() {
+  local i=0
+  while [ ! -e "$TMP/stop-writer" ] && [ $i -lt 100000 ]; do
+    i=$((i + 1))
+    echo "BEGIN; UPDATE w SET v = v + 1 WHERE id = $((RANDOM % 200 + 1)); UPDATE w SET v = v - 1 WHERE id = $((RANDOM % 200 + 1)); COMMIT;"
+    [ $((i % 5)) = 0 ] && echo "DELETE FROM w WHERE id = $((RANDOM % 200 + 1)); INSERT INTO w VALUES ($((RANDOM % 200 + 1)), $i) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v;"
+  done | psql -X -q -v ON_ERROR_STOP=1 -d $DB >/dev/null
+}
+writer & gpid=$!
+rounds=$(nrounds)
+for run in 1 2 3; do
+  rc=0; W verify --against-source --table w >"$TMP/c.out" 2>&1 || rc=$?
+  [ $rc = 0 ] || { cat "$TMP/c.out"; fail "a false alarm from verify under concurrent writes (run $run)"; }
+done
+wait_for 90 at_least $((rounds + 3)) nrounds || fail "no reconciler rounds during the writes"
+touch "$TMP/stop-writer"
+wait $gpid || true; gpid=
+expect_eq "no warning revision for the table written concurrently" \
+  "$(nrec "meta->'reconcile'->>'table' = 'public.w'")" 0
+pass "3 verify runs and 3+ reconciler rounds under concurrent writes: no false alarm"
+
+# --- a forged reconcile message is recorded as a warning, not trusted ---
+q $DB "SELECT pg_logical_emit_message(true, 'walrev.reconcile', '{\"actor\":{\"type\":\"walrev\",\"id\":\"reconcile\"},\"meta\":{\"reconcile\":{\"id\":\"00000000000000000000000000000000\"}}}')"
+nforged() { q $DB "$H SELECT count(*) FROM revision WHERE warnings LIKE '%ignored a logical message with prefix \"walrev.reconcile\"%'"; }
+wait_for 30 at_least 1 nforged \
+  || fail "the forged message was not recorded as a warning"
+expect_eq "the forged message made no walrev:reconcile revision" \
+  "$(q $DB "$H SELECT count(*) FROM revision WHERE meta->'reconcile'->>'id' = '00000000000000000000000000000000' AND actor_type IS NOT NULL")" 0
+
+worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=
+W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail "verify (the chain) after the reconciler"; }
+pass "the chain verifies with the warning revisions in it"
