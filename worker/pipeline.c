@@ -607,6 +607,7 @@ static void report_status(Pipeline *p, int64_t t)
     notify_status("revision %lld, confirmed %X/%X", (long long)assembler_last_revision_id(p->asm_),
                   LSN_ARGS(p->confirmed));
     if (t - p->last_stats_us >= 10 * 1000000LL) {
+        status_record_positions(p->cfg); /* each sink's, for walrev status */
         log_info("msg=\"progress\" revision=%lld changes=%llu confirmed=" LSN_FMT
                  " cache_hits=%llu lookups=%llu prefetched=%llu cache_bytes=%zu",
                  (long long)assembler_last_revision_id(p->asm_), (unsigned long long)p->changes_total,
@@ -781,6 +782,7 @@ static WrStatus start_streaming(Pipeline *p, const SinkPosition *start, WrError 
              cfg->slot_name, LSN_ARGS(start->durable_end_lsn), (long long)start->last_revision_id,
              LSN_ARGS(sys.xlogpos));
     notify_ready();
+    fanout_publish_metrics(p->fanout); /* the positions status_record takes */
     status_record(cfg, "streaming", NULL);
     metrics_set(METRICS_STREAMING, 1);
     p->streaming_since_us = mono_now_us();

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "pgio/pgio.h"
 #include "schema/store_sql.h"
 
@@ -36,7 +37,7 @@ void status_print_help(FILE *out)
 {
     fputs("usage: walrev [global options] status [--format aligned|json] [--max-lag-bytes N]\n"
           "                [--max-lag-seconds N]\n\n"
-          "The slot, lag, rates, the last revision, the history's durable position, baselines\n"
+          "The slot, lag, rates, the last revision, each sink's durable position, baselines\n"
           "in progress, gaps and the worker's last error. Exit status: 0 healthy, 1 degraded\n"
           "(slot missing or inactive, WAL lost, lag over a limit, a database unreachable, the\n"
           "worker failed or retrying), 2 usage.\n\n"
@@ -59,12 +60,57 @@ typedef struct {
     char state[16];
     char error[sizeof(((WrError *)0)->msg)];
     const char *error_class; /* static (wr_status_name); NULL: no error */
+    char sinks[1024];        /* JSON array of the sinks' positions; "" when none is known */
+    bool positions_only;     /* update sinks only: the state has not changed */
 } StateRow;
 
 static pthread_mutex_t state_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t state_cv = PTHREAD_COND_INITIALIZER;
 static StateRow state_want;
 static bool state_pending, state_busy, state_started;
+/* The store's worker_state has no sinks column (set up before it; walrev
+ * setup adds it): the state is written without positions. Writer thread only. */
+static bool store_lacks_sinks;
+
+#define SQLSTATE_UNDEFINED_COLUMN "42703"
+
+/* Each sink's durable position from the metrics (the run loop publishes them),
+ * as a JSON array, or "" when none is known. */
+static void sinks_json(char *out, size_t size)
+{
+    MetricsSnapshot m;
+    metrics_snapshot(&m);
+    static const char *const names[METRICS_NSINKS] = {"history", "file", "kafka"};
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < METRICS_NSINKS && n < size; i++) {
+        if (!m.sink_enabled[i] || !m.sink_durable_set[i]) continue;
+        n += (size_t)snprintf(out + n, size - n, "%s{\"sink\": \"%s\", \"durable_end_lsn\": \"" LSN_FMT "\"}",
+                              n ? ", " : "[", names[i], LSN_ARGS(m.sink_durable[i]));
+    }
+    if (n && n + 2 < size) snprintf(out + n, size - n, "]");
+    else out[0] = '\0';
+}
+
+/* Run sql; true when it succeeded. *undefined_column: it failed on a column the store lacks. */
+static bool run_state_sql(PGconn *conn, const StateRow *r, const char *sql, int n, const char *const *params,
+                          bool *undefined_column)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    *undefined_column = false;
+    if (!ok) {
+        char msg[256];
+        const char *sqlstate = NULL;
+        pgio_error_text(conn, res, msg, sizeof(msg), &sqlstate);
+        *undefined_column = sqlstate && strcmp(sqlstate, SQLSTATE_UNDEFINED_COLUMN) == 0;
+        if (!*undefined_column)
+            log_debug("msg=\"could not record the worker state\" state=%s sqlstate=%s error=\"%s\"", r->state,
+                      sqlstate ? sqlstate : "none", msg);
+    }
+    PQclear(res);
+    return ok;
+}
 
 static void write_state(const StateRow *r)
 {
@@ -76,27 +122,39 @@ static void write_state(const StateRow *r)
         return;
     }
     char *schema = store_quote_ident(r->schema);
-    char *sql = xasprintf(
-        "INSERT INTO %1$s.worker_state AS w (slot_name, state, pid, state_at, last_error, last_error_class, "
-        "last_error_at, errors) VALUES ($1, $2, $3::int, now(), $4::text, $5::text, CASE WHEN $4::text IS NOT NULL THEN now() END, "
-        "CASE WHEN $4::text IS NOT NULL THEN 1 ELSE 0 END) "
-        "ON CONFLICT (slot_name) DO UPDATE SET state = EXCLUDED.state, pid = EXCLUDED.pid, state_at = now(), "
-        "last_error = coalesce(EXCLUDED.last_error, w.last_error), "
-        "last_error_class = coalesce(EXCLUDED.last_error_class, w.last_error_class), "
-        "last_error_at = coalesce(EXCLUDED.last_error_at, w.last_error_at), errors = w.errors + EXCLUDED.errors",
-        schema);
+    const char *sinks = r->sinks[0] ? r->sinks : NULL;
+    bool undefined_column = false;
+    char *sql = NULL;
+    if (r->positions_only) {
+        if (!store_lacks_sinks && sinks) {
+            sql = xasprintf("UPDATE %s.worker_state SET sinks = $2::jsonb, sinks_at = now() WHERE slot_name = $1", schema);
+            const char *params[2] = {r->slot, sinks};
+            if (!run_state_sql(conn, r, sql, 2, params, &undefined_column) && undefined_column) store_lacks_sinks = true;
+        }
+        goto out;
+    }
     char pid[16];
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    const char *params[5] = {r->slot, r->state, pid, r->error_class ? r->error : NULL, r->error_class};
-    PGresult *res = PQexecParams(conn, sql, 5, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        char msg[256];
-        const char *sqlstate = NULL;
-        pgio_error_text(conn, res, msg, sizeof(msg), &sqlstate);
-        log_debug("msg=\"could not record the worker state\" state=%s sqlstate=%s error=\"%s\"", r->state,
-                  sqlstate ? sqlstate : "none", msg);
+    const char *params[6] = {r->slot, r->state, pid, r->error_class ? r->error : NULL, r->error_class, sinks};
+    /* Without the sinks columns (a store set up before them): the same row without positions. */
+    for (int with_sinks = !store_lacks_sinks; with_sinks >= 0; with_sinks--) {
+        free(sql);
+        sql = xasprintf(
+            "INSERT INTO %1$s.worker_state AS w (slot_name, state, pid, state_at, last_error, last_error_class, "
+            "last_error_at, errors%2$s) VALUES ($1, $2, $3::int, now(), $4::text, $5::text, "
+            "CASE WHEN $4::text IS NOT NULL THEN now() END, CASE WHEN $4::text IS NOT NULL THEN 1 ELSE 0 END%3$s) "
+            "ON CONFLICT (slot_name) DO UPDATE SET state = EXCLUDED.state, pid = EXCLUDED.pid, state_at = now(), "
+            "last_error = coalesce(EXCLUDED.last_error, w.last_error), "
+            "last_error_class = coalesce(EXCLUDED.last_error_class, w.last_error_class), "
+            "last_error_at = coalesce(EXCLUDED.last_error_at, w.last_error_at), errors = w.errors + EXCLUDED.errors%4$s",
+            schema, with_sinks ? ", sinks, sinks_at" : "",
+            with_sinks ? ", $6::jsonb, CASE WHEN $6::jsonb IS NOT NULL THEN now() END" : "",
+            with_sinks ? ", sinks = coalesce(EXCLUDED.sinks, w.sinks), sinks_at = coalesce(EXCLUDED.sinks_at, w.sinks_at)"
+                       : "");
+        if (run_state_sql(conn, r, sql, with_sinks ? 6 : 5, params, &undefined_column) || !undefined_column) break;
+        if (with_sinks) store_lacks_sinks = true;
     }
-    PQclear(res);
+out:
     free(sql);
     free(schema);
     PQfinish(conn);
@@ -141,8 +199,26 @@ void status_record(const Config *cfg, const char *state, const WrError *err)
     snprintf(state_want.state, sizeof(state_want.state), "%s", state);
     state_want.error_class = err && err->msg[0] ? wr_status_name(err->status) : NULL;
     snprintf(state_want.error, sizeof(state_want.error), "%s", err && err->msg[0] ? err->msg : "");
+    sinks_json(state_want.sinks, sizeof(state_want.sinks));
+    state_want.positions_only = false;
     state_pending = true;
     pthread_cond_broadcast(&state_cv);
+    pthread_mutex_unlock(&state_mu);
+}
+
+void status_record_positions(const Config *cfg)
+{
+    if (!cfg->history_enabled) return;
+    pthread_mutex_lock(&state_mu);
+    /* only after a state was recorded (the row exists); a state still waiting carries the positions too */
+    if (state_started) {
+        sinks_json(state_want.sinks, sizeof(state_want.sinks));
+        if (!state_pending) {
+            state_want.positions_only = true;
+            state_pending = true;
+            pthread_cond_broadcast(&state_cv);
+        }
+    }
     pthread_mutex_unlock(&state_mu);
 }
 
@@ -334,6 +410,28 @@ static void read_history(const Config *cfg, json_t *out, Health *h)
         PQclear(res);
     }
     free(sql);
+    /* every other sink as the worker last recorded it (to_jsonb: a store set up before those columns has none) */
+    sql = xasprintf("SELECT to_jsonb(w)->'sinks', (to_jsonb(w)->>'sinks_at')::timestamptz::text "
+                    "FROM %s.worker_state w WHERE slot_name = $1",
+                    s);
+    if ((res = query(conn, sql, 1, slot, why, sizeof(why)))) {
+        json_t *recorded = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ? json_loads(PQgetvalue(res, 0, 0), 0, NULL)
+                                                                          : NULL;
+        size_t i;
+        json_t *v;
+        json_array_foreach(recorded, i, v) {
+            const char *name = json_string_value(json_object_get(v, "sink"));
+            if (!name || strcmp(name, "history") == 0) continue; /* the checkpoint above says it */
+            json_t *o = json_object();
+            json_object_set_new(o, "sink", json_string(name));
+            json_object_set(o, "durable_end_lsn", json_object_get(v, "durable_end_lsn"));
+            json_object_set_new(o, "recorded_at", col(res, 0, 1, 's'));
+            json_array_append_new(sinks, o);
+        }
+        json_decref(recorded);
+        PQclear(res);
+    }
+    free(sql);
     json_t *slot_o = json_object_get(out, "slot");
     if (slot_o && json_is_string(json_object_get(slot_o, "confirmed_flush_lsn"))) {
         json_t *o = json_object();
@@ -458,6 +556,8 @@ static void print_aligned(FILE *f, json_t *o)
             fputs(" (revision ", f);
             print_value(f, json_object_get(v, "revision_id"));
             fprintf(f, ", %s)", str_or(v, "updated_at", "-"));
+        } else if (json_object_get(v, "recorded_at")) {
+            fprintf(f, " (recorded by the worker %s)", str_or(v, "recorded_at", "-"));
         }
         fputc('\n', f);
     }

@@ -1,6 +1,6 @@
 /*
  * status.h — `walrev status`, one screen for an operator (docs/cli.md): the
- * slot, lag, rates, the last revision, the history's durable position,
+ * slot, lag, rates, the last revision, each sink's durable position,
  * baselines in progress, gaps and the worker's last error; and the worker's
  * side of it, the row it keeps in <schema>.worker_state. Reads catalogs and
  * the history store only; never touches the slot.
@@ -40,6 +40,12 @@ int status_command(const Config *cfg, int argc, char **argv);
  * when the history store is off.
  */
 void status_record(const Config *cfg, const char *state, const WrError *err);
+
+/* Record each sink's durable position (as the run loop last published it
+ * into common/metrics.h) in the worker's row, leaving its state as it is.
+ * Does not block; a no-op before the first status_record. status_record
+ * records the positions too. */
+void status_record_positions(const Config *cfg);
 
 /* Wait until the state last recorded is written (or given up), at most
  * timeout_ms: before the process exits. */

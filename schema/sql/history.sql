@@ -386,6 +386,11 @@ CREATE TABLE IF NOT EXISTS @schema@.worker_state (
     last_error_at    timestamptz,
     errors           bigint NOT NULL DEFAULT 0
 );
+-- Each sink's durable position as the worker last recorded it (when its state
+-- changes, and every 10 s while it streams): [{"sink": "file",
+-- "durable_end_lsn": "0/16B3748"}, ...], and when.
+ALTER TABLE @schema@.worker_state ADD COLUMN IF NOT EXISTS sinks jsonb,
+    ADD COLUMN IF NOT EXISTS sinks_at timestamptz;
 
 -- GDPR erasure (format 5; docs/history-store.md#erasure-and-walrev-verify).
 -- An erased value is NULL in object_delta (flag 8 in attr_flags: the new

@@ -86,6 +86,32 @@ kill -TERM $wpid
 wait $wpid || fail "worker did not stop cleanly"
 wpid=
 
+# ---- each sink's durable position, as the worker recorded it (a file sink beside the history) ----
+sink_names() { python3 -c 'import json,sys; print(json.dumps([s["sink"] for s in json.load(open(sys.argv[1]))["sinks"]]))' "$J"; }
+q $DB "INSERT INTO t VALUES (5000, 'to the file too')"
+run_to "$(current_lsn $DB)" "$TEST_TMP/run3.log" --source "$SRC" --slot status_t --publication status_pub -- --file "$TEST_TMP/out.msgpack"
+st --format json
+last_end=$(q $DB "SELECT end_lsn FROM walrev.revision ORDER BY id DESC LIMIT 1")
+expect_eq "sinks: history, file, all" "$(sink_names)" '["history", "file", "all (slot confirmed)"]'
+expect_eq "the file sink holds through the last revision" "$(field $J '["sinks"][1]["durable_end_lsn"]')" "$last_end"
+expect_eq "recorded with the worker's stop" "$(field $J '["sinks"][1]["recorded_at"]')" \
+  "$(q $DB "SELECT sinks_at FROM walrev.worker_state WHERE slot_name = 'status_t'")"
+expect_eq "worker_state.sinks" "$(q $DB "SELECT sinks FROM walrev.worker_state WHERE slot_name = 'status_t'")" \
+  "[{\"sink\": \"history\", \"durable_end_lsn\": \"$(q $DB "SELECT end_lsn FROM walrev.checkpoint WHERE slot_name = 'status_t'")\"}, {\"sink\": \"file\", \"durable_end_lsn\": \"$last_end\"}]"
+st
+grep -qx "sink             file durable to $last_end (recorded by the worker $(q $DB "SELECT sinks_at FROM walrev.worker_state WHERE slot_name = 'status_t'"))" "$TEST_TMP/s.out" \
+  || { cat "$TEST_TMP/s.out"; fail "aligned file sink line"; }
+pass "aligned: one line per sink"
+# a store whose worker_state predates the sinks columns: status and the worker go on without them
+q $DB "ALTER TABLE walrev.worker_state DROP COLUMN sinks, DROP COLUMN sinks_at"
+q $DB "INSERT INTO t VALUES (5001, 'old store')"
+run_to "$(current_lsn $DB)" "$TEST_TMP/run4.log" --source "$SRC" --slot status_t --publication status_pub -- --file "$TEST_TMP/out.msgpack"
+st --format json
+expect_eq "old store: no recorded sinks" "$(sink_names)" '["history", "all (slot confirmed)"]'
+expect_eq "old store: the state is still recorded" "$(field $J '["worker"]["state"]')" stopped
+W setup >"$TEST_TMP/setup2.out" 2>&1 || { cat "$TEST_TMP/setup2.out"; fail "setup again"; }
+expect_eq "setup adds the columns back" "$(q $DB "SELECT count(*) FROM pg_attribute WHERE attrelid = 'walrev.worker_state'::regclass AND attname IN ('sinks', 'sinks_at')")" 2
+
 # ---- lag over a limit ----
 q $DB "INSERT INTO t SELECT g, 'x' FROM generate_series(6, 2000) g"
 st --format json --max-lag-bytes 1000 --max-lag-seconds 100000
