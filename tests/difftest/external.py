@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""external.py — walrev against SQL that nobody here wrote (issue 13).
+
+difftest.py checks walrev with a workload we wrote; this runs any directory
+of .sql files (PostgreSQL's own regression tests, an application's
+migrations, ...) against a database tracked by walrev and checks that
+`walrev snapshot --at LSN --table T` equals every table after every file.
+
+For each file, in name order (or the order of --files):
+  * it runs through psql (no ON_ERROR_STOP: statements that fail just fail),
+    once in the tracked database and once in an untracked control database;
+    an ERROR that only the tracked database raised is walrev getting in an
+    application's way, and is reported (and fails the run);
+  * then every table logical decoding could see (permanent tables and
+    partitioned tables outside the system schemas and walrev's own; unlogged
+    tables too, where walrev must answer with an error naming it unlogged) is
+    recorded: the flushed WAL position and `COPY (SELECT * FROM t) TO
+    STDOUT`, lines sorted bytewise (as difftest.py).
+The worker runs throughout and is stopped (SIGTERM) and restarted once half
+way (--restart-after). At the end it catches up to the last position and
+every recording is compared with `walrev snapshot`, byte for byte after the
+same sort. Tables dropped by a later file are compared at the points where
+they existed. The output gives equal/total by table kind and each
+divergence with its table, the file after which it was recorded and the
+first differing lines.
+
+Usage: external.py --sql-dir DIR --walrev BIN --conninfo-base 'host=... port=... user=...'
+                   [--files a.sql,b.sql] [--prelude FILE] [--workdir DIR] [--db NAME]
+                   [--psql-var NAME=VALUE]... [--restart-after N] [--show N] [--jobs N]
+Exit status: 0 all equal, 1 any divergence or worker failure, 2 usage.
+"""
+import argparse
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg2
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import difftest  # noqa: E402  (Worker, diff_lines)
+
+# What a table is, most specific first: a table-point counts under the first
+# of its kinds (several may apply).
+KINDS = ["unlogged", "partitioned", "partition", "inherit_parent", "inherit_child", "generated",
+         "replident_index", "replident_nothing", "keyless_full", "keyless", "keyed"]
+
+TABLES_SQL = r"""
+SELECT c.oid, format('%%I.%%I', n.nspname, c.relname), c.relkind, c.relpersistence, c.relreplident,
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
+       EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+               AND NOT a.attisdropped AND a.attgenerated <> ''),
+       c.relispartition,
+       EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhparent = c.oid) AND c.relkind = 'r',
+       EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = c.oid) AND NOT c.relispartition
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u')
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
+   AND n.nspname <> ALL (%s)
+ ORDER BY 2
+"""
+
+
+WORKERS = []
+
+
+def kinds_of(row):
+    _oid, _q, relkind, persistence, replident, has_pk, generated, ispart, inh_parent, inh_child = row
+    k = set()
+    if persistence == "u":
+        k.add("unlogged")
+    if relkind == "p":
+        k.add("partitioned")
+    if ispart:
+        k.add("partition")
+    if inh_parent:
+        k.add("inherit_parent")
+    if inh_child:
+        k.add("inherit_child")
+    if generated:
+        k.add("generated")
+    if replident == "i":
+        k.add("replident_index")
+    elif replident == "n":
+        k.add("replident_nothing")
+    elif replident == "f":
+        k.add("keyless_full" if not has_pk else "keyed")
+    elif has_pk:
+        k.add("keyed")
+    else:
+        k.add("keyless")
+    return k
+
+
+def kinds_known(kinds, known):
+    return any(k in known for k in kinds)
+
+
+def primary_kind(kinds):
+    return next(k for k in KINDS if k in kinds)
+
+
+def psql(conninfo, path, variables, timeout):
+    """Runs one file; returns its output (stdout and stderr, interleaved)."""
+    cmd = ["psql", "-X", "-a", "-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=terse", "-d", conninfo, "-f", path]
+    for v in variables:
+        cmd += ["-v", v]
+    env = dict(os.environ, PGOPTIONS="-c statement_timeout=60s -c lock_timeout=10s", PGTZ="UTC",
+               PGDATESTYLE="Postgres, MDY")
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
+                           cwd=os.path.dirname(path), env=env)
+        return p.stdout.decode(errors="replace")
+    except subprocess.TimeoutExpired as e:
+        return (e.stdout or b"").decode(errors="replace") + "\nexternal.py: TIMEOUT\n"
+
+
+ERR = re.compile(r"^(?:psql:[^:]*:\d+: )?(ERROR|FATAL|PANIC):\s+(.*)$", re.M)
+
+
+# PostgreSQL itself refuses an UPDATE or DELETE of a published table that has
+# no replica identity (no primary key, REPLICA IDENTITY DEFAULT or NOTHING):
+# the price of tracking such a table, documented in docs/tracking.md.
+REFUSED = re.compile(r"because it does not have a replica identity and publishes (updates|deletes)")
+
+
+def errors_of(out):
+    """The ERROR lines of a psql run, without line numbers and OIDs (which
+    differ between the two databases), as a multiset."""
+    errs = defaultdict(int)
+    for m in ERR.finditer(out):
+        errs[re.sub(r"\b\d{4,}\b", "N", m.group(1) + ": " + m.group(2))] += 1
+    return errs
+
+
+def lsn_now(cur):
+    """The insert position after the last commit, once flushed (the cluster
+    may run with synchronous_commit=off), as difftest.py."""
+    cur.execute("SELECT pg_current_wal_insert_lsn()")
+    target = cur.fetchone()[0]
+    for _ in range(1000):
+        cur.execute("SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", (target,))
+        if cur.fetchone()[0]:
+            break
+        time.sleep(0.01)
+    return target
+
+
+def record_point(conn, walrev_schemas, workdir, idx, label):
+    cur = conn.cursor()
+    lsn = lsn_now(cur)
+    cur.execute(TABLES_SQL, (walrev_schemas,))
+    recs = []
+    for row in cur.fetchall():
+        q = row[1]
+        buf = io.BytesIO()
+        try:
+            cur.copy_expert(f"COPY (SELECT * FROM {q}) TO STDOUT", buf)
+        except psycopg2.Error as e:
+            # a table the workload left unreadable (a domain made stricter,
+            # a dropped function in a default, ...): nothing to compare
+            print(f"external: point {idx}: cannot read {q}: {str(e).strip()}", flush=True)
+            continue
+        path = os.path.join(workdir, f"p{idx:03d}_{len(recs):04d}.copy")
+        with open(path, "wb") as f:
+            f.write(b"".join(sorted(buf.getvalue().splitlines(keepends=True))))
+        recs.append((q, kinds_of(row), path))
+    # the position must not move while recording: nothing else writes
+    return (idx, label, lsn, recs)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sql-dir", required=True)
+    ap.add_argument("--files", help="comma-separated file names in --sql-dir, in this order (default: all *.sql, sorted)")
+    ap.add_argument("--prelude", help="a file run (tracked and control) before `walrev setup`")
+    ap.add_argument("--walrev", required=True)
+    ap.add_argument("--conninfo-base", required=True)
+    ap.add_argument("--db", default="walrev_external")
+    ap.add_argument("--workdir", default="/tmp/walrev-external")
+    ap.add_argument("--psql-var", action="append", default=[], help="NAME=VALUE passed to psql -v")
+    ap.add_argument("--restart-after", type=int, default=-1,
+                    help="stop and restart the worker after this many files (default: half; 0: never)")
+    ap.add_argument("--timeout", type=int, default=300, help="seconds per file")
+    ap.add_argument("--show", type=int, default=40, help="divergences shown in detail")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--known", help="known divergences: a table kind a line (then why), reported as KNOWN, not failing")
+    args = ap.parse_args()
+
+    files = args.files.split(",") if args.files else sorted(f for f in os.listdir(args.sql_dir) if f.endswith(".sql"))
+    files = [os.path.join(os.path.abspath(args.sql_dir), f) for f in files]
+    missing = [f for f in files if not os.path.exists(f)]
+    if missing or not files:
+        print(f"external: no such file(s): {' '.join(missing) or args.sql_dir + '/*.sql'}", file=sys.stderr)
+        return 2
+    os.makedirs(args.workdir, exist_ok=True)
+    for f in os.listdir(args.workdir):
+        if f.endswith(".copy") or f.endswith(".out"):
+            os.unlink(os.path.join(args.workdir, f))
+    db, ctl = args.db, args.db + "_control"
+    slot = re.sub(r"[^a-z0-9_]", "_", db.lower())
+    difftest.SLOT = slot
+    admin = psycopg2.connect(args.conninfo_base + " dbname=postgres")
+    admin.autocommit = True
+    ac = admin.cursor()
+    ac.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+    for d in (db, ctl):
+        ac.execute(f'DROP DATABASE IF EXISTS "{d}" WITH (FORCE)')
+        ac.execute(f'CREATE DATABASE "{d}" TEMPLATE template0')
+    conninfo = args.conninfo_base + f" dbname={db}"
+    ctl_conninfo = args.conninfo_base + f" dbname={ctl}"
+    log = open(os.path.join(args.workdir, "worker.log"), "ab")
+    worker = difftest.Worker(argparse.Namespace(walrev=args.walrev), conninfo, log)
+    WORKERS.append(worker)
+    t0 = time.time()
+    print(f"external: {len(files)} file(s) from {args.sql_dir}, database {db} (control {ctl}), workdir {args.workdir}",
+          flush=True)
+
+    if args.prelude:
+        for c in (conninfo, ctl_conninfo):
+            psql(c, os.path.abspath(args.prelude), args.psql_var, args.timeout)
+    out = subprocess.run(worker.cmd("setup"), capture_output=True, text=True)
+    if out.returncode != 0:
+        print(out.stdout, out.stderr)
+        print("external: walrev setup failed", file=sys.stderr)
+        return 1
+    conn = psycopg2.connect(conninfo)
+    conn.autocommit = True
+    cur = conn.cursor()
+    # walrev's own schemas: its history store and its capture objects
+    cur.execute("SELECT array_agg(nspname) FROM pg_namespace WHERE nspname LIKE 'walrev%%'")
+    walrev_schemas = cur.fetchone()[0] or []
+    worker.start()
+    points = [record_point(conn, walrev_schemas, args.workdir, 0, "(setup)")]
+    restart_after = len(files) // 2 if args.restart_after < 0 else args.restart_after
+    interference = []
+    refused = defaultdict(int)
+    died = 0
+    for i, path in enumerate(files, 1):
+        name = os.path.basename(path)
+        t1 = time.time()
+        out = psql(conninfo, path, args.psql_var, args.timeout)
+        cout = psql(ctl_conninfo, path, args.psql_var, args.timeout)
+        for suffix, text in ((".out", out), (".control.out", cout)):
+            with open(os.path.join(args.workdir, name + suffix), "w") as f:
+                f.write(text)
+        e, c = errors_of(out), errors_of(cout)
+        extra = [(m, n - c.get(m, 0)) for m, n in e.items() if n > c.get(m, 0)]
+        for m, n in extra:
+            if REFUSED.search(m):
+                refused[name] += n
+            else:
+                interference.append((name, m, n))
+        points.append(record_point(conn, walrev_schemas, args.workdir, i, name))
+        print(f"external: {name}: {time.time() - t1:.0f}s, {sum(e.values())} errors, "
+              f"{sum(n for m, n in extra if not REFUSED.search(m))} only where tracked, {refused[name]} keyless "
+              f"UPDATE/DELETE refused; {len(points[-1][3])} tables", flush=True)
+        if worker.died():
+            print(f"external: the worker exited by itself ({worker.proc.returncode}) during {name}; see worker.log",
+                  flush=True)
+            worker.proc = None
+            died += 1
+            worker.start()
+        if i == restart_after:
+            worker.stop(signal.SIGTERM)
+            worker.start()
+            print(f"external: worker restarted after {name}", flush=True)
+    final = lsn_now(cur)
+    worker.stop(signal.SIGTERM)
+    print(f"external: workload done in {time.time() - t0:.0f}s; catching up to {final}", flush=True)
+    try:
+        worker.catch_up(final, timeout=1200)
+    except Exception as ex:  # noqa: BLE001
+        print(f"external: {ex}", flush=True)
+        died += 1
+
+    # the comparison
+    jobs = [(p, rec) for p in points for rec in p[3]]
+
+    def snap(j):
+        (_idx, _label, lsn, _recs), (q, _kinds, _path) = j
+        return subprocess.run(worker.cmd("snapshot", "--at", lsn, "--table", q), capture_output=True, timeout=600)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(snap, jobs))
+    per_kind = defaultdict(lambda: [0, 0])
+    fails = defaultdict(list)   # table -> [(point idx, label, lsn, kinds, detail)]
+    for ((idx, label, lsn, _), (q, kinds, path)), p in zip(jobs, results):
+        with open(path, "rb") as f:
+            want = f.read()
+        kind = primary_kind(kinds)
+        per_kind[kind][1] += 1
+        err = p.stderr.decode(errors="replace").strip()
+        if "unlogged" in kinds:
+            if p.returncode != 0 and "unlogged" in err.lower():
+                per_kind[kind][0] += 1
+                continue
+            detail = f"expected an error naming the table unlogged; got rc {p.returncode}: " + err[-300:]
+        elif p.returncode != 0:
+            detail = f"snapshot failed (rc {p.returncode}): " + err[-300:]
+        else:
+            got = b"".join(sorted(p.stdout.splitlines(keepends=True)))
+            if got == want:
+                per_kind[kind][0] += 1
+                continue
+            detail = difftest.diff_lines(want, got)
+        fails[q].append((idx, label, lsn, kinds, detail))
+    known = difftest.load_known(args.known)
+    known_fails = {q: fs for q, fs in fails.items() if all(kinds_known(f[3], known) for f in fs)}
+
+    eq = sum(v[0] for v in per_kind.values())
+    total = sum(v[1] for v in per_kind.values())
+    print(f"\nexternal: {eq}/{total} table-points equal ({len(points)} points, {time.time() - t0:.0f}s)")
+    for k in KINDS:
+        if k in per_kind:
+            e, n = per_kind[k]
+            print(f"  {k:18s} {e:5d}/{n:<5d}{'' if e == n else '  DIVERGES'}")
+    shown = 0
+    for q, fs in sorted(fails.items(), key=lambda kv: (kv[1][0][0], kv[0])):
+        shown += 1
+        if shown > args.show:
+            continue
+        idx, label, lsn, kinds, detail = fs[0]
+        why = "; ".join(f"{k}: {known[k]}" for k in sorted(kinds) if k in known)
+        print(f"\n{'KNOWN (' + why + ')' if q in known_fails else 'DIVERGES'}: {q} ({' '.join(sorted(kinds))}) first after {label} (point {idx}, {lsn}); "
+              f"at {len(fs)} point(s): {' '.join(str(f[0]) for f in fs[:20])}")
+        print("  " + detail.replace("\n", "\n  "))
+    if shown > args.show:
+        print(f"\n... and {shown - args.show} more diverging tables")
+    if sum(refused.values()):
+        print(f"\nexternal: {sum(refused.values())} UPDATE/DELETE of tables without a replica identity refused by "
+              f"PostgreSQL because the publication carries them (docs/tracking.md; not counted as interference)")
+    if interference:
+        print(f"\nexternal: {len(interference)} error(s) raised only in the tracked database (walrev got in the way):")
+        for name, m, n in interference[:args.show]:
+            print(f"  {name}: {n}x {m[:300]}")
+    if died:
+        print(f"\nexternal: FAILED: the worker failed {died} time(s); its errors:")
+        with open(os.path.join(args.workdir, "worker.log"), errors="replace") as f:
+            for line in f:
+                if "level=error" in line or "status=fatal" in line:
+                    print("  " + line.rstrip()[:400])
+    ok = len(fails) == len(known_fails) and not interference and not died
+    print(f"\nexternal: {'OK' if ok else 'FAILED'}: {eq}/{total} equal, {len(fails) - len(known_fails)} tables "
+          f"diverge ({len(known_fails)} more under known entries), {len(interference)} tracked-only errors")
+    return 0 if ok else 1
+
+
+def main_guarded():
+    try:
+        return main()
+    finally:
+        # never leave a worker behind (its slot would stay active)
+        for w in WORKERS:
+            w.stop(signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    sys.exit(main_guarded())
