@@ -495,12 +495,7 @@ bool setup_ensure_schema_trigger(Setup *s)
 bool setup_report_unlogged(Setup *s)
 {
     const char *p[] = {s->cfg->history_schema};
-    PGresult *res = setup_run(s, s->src, "listing unlogged tables",
-                              "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c"
-                              " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                              " WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p') AND n.nspname <> $1"
-                              " AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1",
-                              1, p);
+    PGresult *res = setup_run(s, s->src, "listing unlogged tables", untracked_unlogged_sql, 1, p);
     if (!res) return false;
     for (int i = 0; i < PQntuples(res); i++)
         setup_warn(s,

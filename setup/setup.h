@@ -66,5 +66,7 @@ void untracked_report_captured(const char *publication, const char *info, size_t
 /* At start: one warning per unlogged table of the source outside
  * history_schema (connection failures are logged and ignored). */
 void untracked_report_source(const char *conninfo, const char *history_schema);
+/* The query naming unlogged tables (and partitioned ones) outside the history schema ($1), "schema.table". */
+extern const char untracked_unlogged_sql[];
 
 #endif

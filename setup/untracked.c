@@ -11,6 +11,13 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "pgio/pgio.h"
+
+const char untracked_unlogged_sql[] =
+    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p') AND n.nspname <> $1 "
+    "AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1";
 
 static void warn_unlogged(const char *qualified)
 {
@@ -43,20 +50,19 @@ void untracked_report_captured(const char *publication, const char *info, size_t
 
 void untracked_report_source(const char *conninfo, const char *history_schema)
 {
-    PGconn *c = PQconnectdb(conninfo);
-    if (PQstatus(c) != CONNECTION_OK) {
-        PQfinish(c);
+    PgioConnect how = {.what = "source (unlogged tables)", .app_name = "walrev", .bounded = true};
+    PGconn *c;
+    WrError err = {0};
+    if (pgio_connect(conninfo, &how, &c, &err) != WR_OK) {
+        log_warn("msg=\"cannot list unlogged tables\" error=\"%s\"", err.msg);
         return;
     }
     const char *p[1] = {history_schema};
-    PGresult *r = PQexecParams(c,
-                               "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
-                               "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                               "WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p') AND n.nspname <> $1 "
-                               "AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1",
-                               1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+    PGresult *r = NULL;
+    if (pgio_run(c, untracked_unlogged_sql, 1, p, &r, &err, "listing unlogged tables") == WR_OK)
         for (int i = 0; i < PQntuples(r); i++) warn_unlogged(PQgetvalue(r, i, 0));
+    else
+        log_warn("msg=\"cannot list unlogged tables\" error=\"%s\"", err.msg);
     PQclear(r);
     PQfinish(c);
 }
