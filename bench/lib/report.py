@@ -206,7 +206,8 @@ for k, label in [("cpu", "CPU"), ("nproc", "cores (nproc)"), ("memory", "memory"
 w("")
 w("PostgreSQL settings (server, load generator and consumers share the cores): "
   + ", ".join(f"`{c}`" for c in meta.get("pgconf", [])) + ". walrev: Release build "
-  "(`-O3`, no tests), default configuration (a history batch commits after 2000 revisions or 20 ms, busy or idle), "
+  "(`-O3`, no tests), default configuration (a history batch commits after 2000 revisions or 20 ms, busy or idle, "
+  "with `synchronous_commit = off` on the history session and the slot confirmed behind its WAL flush), "
   "history store in the source database.\n")
 
 sections = []

@@ -50,7 +50,7 @@ fi
   || { cat "$OUT/rules.out"; fail "example config does not load"; }
 pass "example config loads"
 for key in conninfo slot publication tables enabled schema batch_max_revisions batch_max_ms \
-           keyframe_factor path topic_prefix bootstrap.servers status_interval_ms row_cache_mb \
+           keyframe_factor synchronous_commit path topic_prefix bootstrap.servers status_interval_ms row_cache_mb \
            exclude untracked hidden allow_suppress listen level; do
   grep -Eq "^#?$key = " "$WALREV_SOURCE_DIR/deploy/walrev.conf.example" || fail "example config lacks $key"
 done
