@@ -18,6 +18,7 @@
 
 #include "baseline/reconcile.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "pgio/pgio.h"
 
 #define ID_HEX 32
@@ -163,6 +164,7 @@ static WrStatus on_table(void *arg, const ReconTable *t, WrError *err)
     Reconciler *r = arg;
     count(&counters.tables_compared, 1);
     count(&counters.differences, (uint64_t)t->differences);
+    metrics_add(METRICS_RECONCILE_DIFFERENCES, (uint64_t)t->differences);
     uint64_t hash = 0;
     if (t->differences) {
         char n[24];
@@ -208,6 +210,7 @@ static WrStatus on_table(void *arg, const ReconTable *t, WrError *err)
     WrStatus st = pgio_run(r->emit, "SELECT pg_logical_emit_message(true, $1, $2)", 2, p, NULL, err,
                            "reconcile: recording a divergence on the source");
     if (st != WR_OK) (void)divergence_changed(r, t->relid, 0); /* not recorded: the next round tries again */
+    if (st == WR_OK) metrics_add(METRICS_RECONCILE_DIVERGENCES, 1);
     if (st == WR_OK)
         log_warn("msg=\"reconcile: the history differs from the table; recorded as a warning revision\" table=%s "
                  "differences=%lld at_lsn=" LSN_FMT " revision=%lld",
@@ -238,10 +241,12 @@ static void round_once(Reconciler *r)
     if (r->stop) return;
     if (st != WR_OK) {
         count(&counters.rounds_failed, 1);
+        metrics_add(METRICS_RECONCILE_FAILED, 1);
         log_warn("msg=\"reconcile: round not compared\" error=\"%s\"", err.msg);
         return;
     }
     count(&counters.rounds, 1);
+    metrics_add(METRICS_RECONCILE_ROUNDS, 1);
     log_info("msg=\"reconcile: round done\" tables=%d rows_table=%lld rows_history=%lld differences=%lld at_lsn=" LSN_FMT
              " revision=%lld",
              sum.compared, (long long)sum.rows_source, (long long)sum.rows_history, (long long)sum.differences,

@@ -233,6 +233,18 @@ void metrics_render(const MetricsSnapshot *s, StrBuf *out)
     histogram(out, s, METRICS_HIST_BATCH_COMMIT, "walrev_history_batch_commit_duration_seconds",
               "Time to commit one history batch: COPY, bookkeeping and COMMIT.");
     counter(out, "walrev_retries_total", "Sessions started again after a retriable error.", s->counters[METRICS_RETRIES]);
+    counter(out, "walrev_quarantined_revisions_total",
+            "Revisions the history store refused twice with a data error, stored quarantined.",
+            s->counters[METRICS_QUARANTINED]);
+    counter(out, "walrev_reconcile_rounds_total", "Rounds of the continuous reconciliation that compared.",
+            s->counters[METRICS_RECONCILE_ROUNDS]);
+    counter(out, "walrev_reconcile_rounds_failed_total", "Rounds of the continuous reconciliation that could not compare.",
+            s->counters[METRICS_RECONCILE_FAILED]);
+    counter(out, "walrev_reconcile_divergences_total",
+            "Warning revisions the reconciliation recorded: a table found to differ from the history.",
+            s->counters[METRICS_RECONCILE_DIVERGENCES]);
+    counter(out, "walrev_reconcile_differences_total", "Differing keys or rows the reconciliation found, every round.",
+            s->counters[METRICS_RECONCILE_DIFFERENCES]);
     family(out, "walrev_errors_total", "counter", "Errors that ended a session of walrev run, by class.");
     static const WrStatus classes[] = {WR_RETRY, WR_PROTOCOL, WR_INVALID, WR_FATAL};
     for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)

@@ -24,6 +24,11 @@ typedef enum {
     METRICS_ROW_PREFETCHED, /* old row images read ahead in batches into the cache */
     METRICS_KEYFRAMES,      /* keyframes written */
     METRICS_RETRIES,        /* sessions started again after a retriable error */
+    METRICS_QUARANTINED,    /* revisions stored quarantined (sink/history_quarantine.c) */
+    METRICS_RECONCILE_ROUNDS,      /* rounds of the continuous reconciliation compared (baseline/reconciler.h) */
+    METRICS_RECONCILE_FAILED,      /* its rounds that could not compare */
+    METRICS_RECONCILE_DIVERGENCES, /* warning revisions it recorded (a table found to differ) */
+    METRICS_RECONCILE_DIFFERENCES, /* differing keys (or rows) it found, every round */
     METRICS_NCOUNTERS
 } MetricsCounter;
 

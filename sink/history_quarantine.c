@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/textsafe.h"
 #include "pgio/pgio.h"
 #include "schema/checksum.h"
@@ -215,7 +216,10 @@ WrStatus hquarantine_commit(HistorySink *h, const Revision *rev, WrError *err)
     hquarantine_reset(h);
     /* Once: a later session starting behind it must not quarantine it again
      * (the store already holds it, and the fan-out skips it). */
-    if (st == WR_OK) h->quarantine_lsn = 0;
+    if (st == WR_OK) {
+        h->quarantine_lsn = 0;
+        metrics_add(METRICS_QUARANTINED, 1);
+    }
     return st;
 }
 

@@ -28,6 +28,8 @@ tables = public.big, public.w
 [worker]
 reconcile_interval = 1
 reconcile_rows_per_second = 0
+[metrics]
+listen = 127.0.0.1:0
 EOF2
 W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 # nrec [CONDITION]: warning revisions of the reconciler (matching CONDITION)
@@ -43,6 +45,10 @@ W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 
 worker_start "$TMP/run.log" -c "$TMP/walrev.conf"
 wpid=$WORKER_PID
+url() { sed -n 's/.*msg="serving metrics" url=\(http[^ ]*\).*/\1/p' "$TMP/run.log" | head -1; }
+has_url() { [ -n "$(url)" ]; }
+wait_for 10 has_url || { cat "$TMP/run.log"; fail "no 'serving metrics' line"; }
+metric() { curl -sf "$(url)" | awk -v k="$1" '$1 == k { print $2 }'; }
 
 rc=0; W verify --against-source --table big >"$TMP/v1.out" 2>"$TMP/v1.err" || rc=$?
 [ $rc = 0 ] || { cat "$TMP/v1.out" "$TMP/v1.err"; fail "verify --against-source exited $rc"; }
@@ -124,6 +130,8 @@ wait_for 30 at_least 1 nforged \
 expect_eq "the forged message made no walrev:reconcile revision" \
   "$(q $DB "$H SELECT count(*) FROM revision WHERE meta->'reconcile'->>'id' = '00000000000000000000000000000000' AND actor_type IS NOT NULL")" 0
 
+expect_eq "metrics: two warning revisions recorded (the untracked edit, the tampered row), differences found" \
+  "$(metric walrev_reconcile_divergences_total)|$([ "$(metric walrev_reconcile_differences_total)" -ge 3 ] && echo t)|$([ "$(metric walrev_reconcile_rounds_total)" -ge 6 ] && echo t)" "2|t|t"
 worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=
 W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail "verify (the chain) after the reconciler"; }
 pass "the chain verifies with the warning revisions in it"
