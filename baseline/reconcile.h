@@ -1,6 +1,6 @@
 /*
  * reconcile.h — compare what the history holds of a table with the live
- * table (docs/history-store.md#reconciliation): `walrev verify
+ * table (docs/replay.md#walrev-verify---against-source): `walrev verify
  * --against-source` reports every differing key, and a gap revision
  * (docs/history-store.md#gaps) turns the differences into deltas. Both sides
  * are read at one consistent point: the caller opens the source transaction

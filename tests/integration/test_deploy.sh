@@ -51,7 +51,7 @@ fi
 pass "example config loads"
 for key in conninfo slot publication tables enabled schema batch_max_revisions batch_max_ms \
            keyframe_factor synchronous_commit path topic_prefix bootstrap.servers status_interval_ms row_cache_mb \
-           exclude untracked hidden allow_suppress listen level; do
+           exclude untracked hidden allow_suppress listen level reconcile_interval reconcile_rows_per_second; do
   grep -Eq "^#?$key = " "$WALREV_SOURCE_DIR/deploy/walrev.conf.example" || fail "example config lacks $key"
 done
 pass "example config shows every key"

@@ -135,3 +135,18 @@ expect_eq "metrics: two warning revisions recorded (the untracked edit, the tamp
 worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=
 W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail "verify (the chain) after the reconciler"; }
 pass "the chain verifies with the warning revisions in it"
+
+# --- the rate bound: 2,000 rows a second spreads a round over its reads ---
+# A round reads big (3,000 rows) and w (200) on both sides at one chunk
+# level: 6,400 rows, so it sleeps 3.2 s; the next starts 1 s after.
+sed -i 's/^reconcile_rows_per_second = 0$/reconcile_rows_per_second = 2000/' "$TMP/walrev.conf"
+worker_start "$TMP/run2.log" -c "$TMP/walrev.conf"
+wpid=$WORKER_PID
+nrounds2() { grep -c 'reconcile: round done' "$TMP/run2.log" || true; }
+wait_for 90 at_least 3 nrounds2 || { tail -20 "$TMP/run2.log"; fail "no rounds at the bounded rate"; }
+worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=
+secs() { date -d "$1" +%s.%N; }
+mapfile -t T < <(grep 'reconcile: round done' "$TMP/run2.log" | sed -E 's/^ts=([^ ]+) .*/\1/' | head -3)
+gap=$(awk -v a="$(secs "${T[1]}")" -v b="$(secs "${T[2]}")" 'BEGIN { printf "%.1f", b - a }')
+awk -v g="$gap" 'BEGIN { exit !(g >= 4.0) }' || fail "rounds $gap s apart at 2,000 rows/s (expected >= 4.2: 3.2 s of pacing + 1 s interval)"
+pass "at 2,000 rows a second rounds are $gap s apart (6,400 rows read each, interval 1 s)"
