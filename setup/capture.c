@@ -54,17 +54,21 @@ static const char *ddl_capture_body_fmt =
     "     AND t.relid::pg_catalog.oid <> d.objid) x"
     "   GROUP BY x.objid LOOP"
     /* a rewrite that filled in defaults (walrev_capture_rewrite marked it):
-     * a domain's default is no column default and no missing value, so what
-     * the rows that were there now hold is read back from the table: one
-     * value in all of them is what each holds; differing ones (a volatile
-     * default) are not knowable */
+     * a domain's default is no column default and no missing value, and a
+     * rewrite keeps no missing value for any column it adds (a constant
+     * default next to a generated column or a volatile default is in
+     * neither the WAL nor the catalog), so what the rows that were there now
+     * hold is read back from the table: one value in all of them is what
+     * each holds; differing ones (a volatile default, an identity) are not
+     * knowable. Columns that were there before are read too (the worker
+     * uses this only for columns new to it). */
     "   fills := NULL;"
     "   IF pg_catalog.current_setting('walrev.filled_' || r.objid::pg_catalog.text, true) = 'y' THEN"
     "     PERFORM pg_catalog.set_config('walrev.filled_' || r.objid::pg_catalog.text, '', true);"
     "     FOR fa IN SELECT a.attnum, a.attname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t"
-    "       ON t.oid = a.atttypid AND t.typtype = 'd' WHERE a.attrelid = r.objid AND a.attnum > 0"
-    "       AND NOT a.attisdropped AND NOT a.atthasmissing AND NOT a.atthasdef AND a.attidentity = ''"
-    "       AND a.attgenerated = '' LOOP"
+    "       ON t.oid = a.atttypid WHERE a.attrelid = r.objid AND a.attnum > 0"
+    "       AND NOT a.attisdropped AND NOT a.atthasmissing AND a.attgenerated = ''"
+    "       AND (t.typtype = 'd' OR a.atthasdef OR a.attidentity <> '') LOOP"
     "       EXECUTE pg_catalog.format('SELECT count(DISTINCT v) + max((v IS NULL)::int), min(v) FROM"
     " (SELECT pg_catalog.format(''%%s'', %I) AS v FROM ONLY %s) x', fa.attname, r.objid::pg_catalog.regclass)"
     "         INTO nd, fv;"
@@ -93,7 +97,8 @@ static const char *ddl_capture_body_fmt =
      * default or identity the rewrite filled in (volatile: not knowable) */
     "        CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1]"
     "          ELSE fills -> a.attnum::pg_catalog.text ->> 'v' END,"
-    "        (a.atthasmissing IS NOT TRUE AND (a.atthasdef OR a.attidentity <> ''))"
+    "        (a.atthasmissing IS NOT TRUE AND (a.atthasdef OR a.attidentity <> '')"
+    "          AND NOT coalesce(fills ? a.attnum::pg_catalog.text, false))"
     "          OR fills -> a.attnum::pg_catalog.text ? 'varying') ORDER BY a.attnum), '[]')"
     " FROM pg_catalog.pg_attribute a"
     "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
