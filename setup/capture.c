@@ -258,7 +258,8 @@ bool setup_ensure_ddl_trigger(Setup *s)
     static const EventTrigger t = {
         .trigger = "walrev_capture_ddl",
         .function = "capture_ddl",
-        .tags = "'CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO'",
+        /* ALTER INDEX t RENAME TO renames a table too (PostgreSQL allows it) */
+        .tags = "'CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX'",
         .reading = "reading the DDL capture function",
         .doing = "installing the DDL capture event trigger",
         .table = "ddl_capture",

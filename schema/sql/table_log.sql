@@ -170,7 +170,7 @@ REVOKE ALL ON FUNCTION @schema@.log_table(oid, text), @schema@.log_seed() FROM P
 
 DROP EVENT TRIGGER IF EXISTS walrev_log_tables;
 CREATE EVENT TRIGGER walrev_log_tables ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX')
     EXECUTE FUNCTION @schema@.log_tables();
 DROP EVENT TRIGGER IF EXISTS walrev_log_drops;
 CREATE EVENT TRIGGER walrev_log_drops ON sql_drop
