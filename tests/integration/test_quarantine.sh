@@ -13,12 +13,18 @@ fresh_db $DB
 SRC=$(conninfo $DB)
 TMP=$TEST_TMP
 H="SET search_path = walrev;"
+start_mock_kafka "$TMP"
+mpid=$MOCK_PID
+on_exit kill "$mpid"
 cat >"$TMP/walrev.conf" <<CONF
 [source]
 conninfo = $SRC
 slot = quar
 [file]
 path = $TMP/changes.mp
+[kafka]
+bootstrap.servers = $BROKERS
+topic_prefix = qk
 CONF
 W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 DECODE=/usr/bin/python3
@@ -87,6 +93,24 @@ $DECODE "$KD" "$TMP/changes.mp" >"$TMP/file.json" || fail "the file sink's strea
 expect_eq "the file sink got the quarantined revision once, whole" \
   "$(grep -c '"POISON-VALUE"' "$TMP/file.json")|$(grep '"type": *"revision"' "$TMP/file.json" | grep -c "\"id\": *$QR[,}]")" "1|1"
 
+W tail --brokers "$BROKERS" --prefix qk --from-beginning --format json --timeout-ms 5000 >"$TMP/kafka.json" 2>"$TMP/tail.err" || true
+expect_eq "Kafka got the quarantined revision: its delta with the poison value, its revision message with the history's checksum" \
+  "$(/usr/bin/python3 - "$TMP/kafka.json" "$QR" "$(q $DB "$H SELECT '\\x' || encode(checksum, 'hex') FROM revision WHERE id = $QR")" <<'PY'
+import json, sys
+qr, sum_ = int(sys.argv[2]), sys.argv[3]
+deltas, revs = set(), set()
+for line in open(sys.argv[1]):
+    v = json.loads(line)
+    v = v.get("value", v)
+    if v["revision"]["id"] != qr:
+        continue
+    if v["type"] == "delta":
+        deltas.add((v["seq"], ",".join(str(c.get("new")) for c in v["changes"])))
+    elif v["type"] == "revision":
+        revs.add(v["checksum"] == sum_)
+print(sorted(deltas), sorted(revs))
+PY
+)" "[(1, '3,POISON-VALUE'), (2, '30,beside it')] [True]"
 expect_eq "the slot is confirmed to the stop LSN" \
   "$(q $DB "SELECT confirmed_flush_lsn >= '$STOP' FROM pg_replication_slots WHERE slot_name = 'quar'")" t
 
