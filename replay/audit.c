@@ -12,19 +12,20 @@
 #include "replay/branch.h"
 #include "replay/internal.h"
 
-enum { OPT_FORMAT = 1000, OPT_ACTOR, OPT_TABLE, OPT_KEY, OPT_SINCE, OPT_UNTIL, OPT_LIMIT, OPT_AT };
+enum { OPT_FORMAT = 1000, OPT_ACTOR, OPT_TABLE, OPT_KEY, OPT_SINCE, OPT_UNTIL, OPT_LIMIT, OPT_AT, OPT_NULL };
 
 const struct option rq_audit_options[] = {
     {"format", required_argument, NULL, OPT_FORMAT}, {"actor", required_argument, NULL, OPT_ACTOR},
     {"table", required_argument, NULL, OPT_TABLE},   {"key", required_argument, NULL, OPT_KEY},
     {"since", required_argument, NULL, OPT_SINCE},   {"until", required_argument, NULL, OPT_UNTIL},
     {"limit", required_argument, NULL, OPT_LIMIT},   {"at", required_argument, NULL, OPT_AT},
-    {NULL, 0, NULL, 0}};
+    {"null", required_argument, NULL, OPT_NULL},     {NULL, 0, NULL, 0}};
 
 #define MAX_TABLES 256
 
 typedef struct {
     OutFormat fmt;
+    const char *null_text; /* --null: NULL in aligned output */
     const char *actor;
     const char *tables[MAX_TABLES];
     int ntables;
@@ -40,15 +41,16 @@ typedef struct {
 /* The options each command takes; one it does not take is an error rather
  * than silently ignored (`history --actor x` must not print everything). */
 #define OPTBIT(o) (1u << ((o) - OPT_FORMAT))
+#define OUT_OPTS (OPTBIT(OPT_FORMAT) | OPTBIT(OPT_NULL))
 #define LOG_OPTS                                                                                             \
-    (OPTBIT(OPT_FORMAT) | OPTBIT(OPT_ACTOR) | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_SINCE) |    \
+    (OUT_OPTS | OPTBIT(OPT_ACTOR) | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_SINCE) |    \
      OPTBIT(OPT_UNTIL) | OPTBIT(OPT_LIMIT))
-#define SHOW_OPTS OPTBIT(OPT_FORMAT)
+#define SHOW_OPTS OUT_OPTS
 #define HISTORY_OPTS                                                                                         \
-    (OPTBIT(OPT_FORMAT) | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_SINCE) | OPTBIT(OPT_UNTIL) |    \
+    (OUT_OPTS | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_SINCE) | OPTBIT(OPT_UNTIL) |    \
      OPTBIT(OPT_LIMIT))
-#define BLAME_OPTS (OPTBIT(OPT_FORMAT) | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_AT))
-#define DIFF_OPTS (OPTBIT(OPT_FORMAT) | OPTBIT(OPT_TABLE))
+#define BLAME_OPTS (OUT_OPTS | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_AT))
+#define DIFF_OPTS (OUT_OPTS | OPTBIT(OPT_TABLE))
 
 static WrStatus parse_args(ReplayCtx *ctx, int argc, char **argv, unsigned allowed, AuditArgs *a, WrError *err)
 {
@@ -57,7 +59,7 @@ static WrStatus parse_args(ReplayCtx *ctx, int argc, char **argv, unsigned allow
     opterr = 0;
     int c, idx = -1;
     while ((c = getopt_long(argc, argv, "", rq_audit_options, &idx)) != -1) {
-        if (c >= OPT_FORMAT && c <= OPT_AT && !(allowed & OPTBIT(c)))
+        if (c >= OPT_FORMAT && c <= OPT_NULL && !(allowed & OPTBIT(c)))
             return rq_usage(ctx, err, "%s does not take --%s (try walrev %s --help)", ctx->cmd,
                                 idx >= 0 ? rq_audit_options[idx].name : "?", ctx->cmd);
         idx = -1;
@@ -65,6 +67,7 @@ static WrStatus parse_args(ReplayCtx *ctx, int argc, char **argv, unsigned allow
         case OPT_FORMAT:
             if (rq_parse_format(optarg, &a->fmt, err) != WR_OK) return rq_usage(ctx, err, "%s", err->msg);
             break;
+        case OPT_NULL: a->null_text = optarg; break;
         case OPT_ACTOR: a->actor = optarg; break;
         case OPT_TABLE:
             if (a->ntables == MAX_TABLES) return rq_usage(ctx, err, "too many --table options");
@@ -243,7 +246,7 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             st = err->status;
             goto done;
         }
-        out_print_result(ctx->out, res, a.fmt);
+        out_print_result(ctx->out, res, a.fmt, a.null_text);
         PQclear(res);
     }
 done:
@@ -289,11 +292,11 @@ WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         fwrite(b.data, 1, b.len, ctx->out);
         strbuf_free(&b);
     } else if (a.fmt == OUT_CSV) {
-        out_print_result(ctx->out, res, OUT_CSV);
+        out_print_result(ctx->out, res, OUT_CSV, NULL);
     } else {
-        out_print_result(ctx->out, head, OUT_ALIGNED);
+        out_print_result(ctx->out, head, OUT_ALIGNED, a.null_text);
         fputc('\n', ctx->out);
-        out_print_result(ctx->out, res, OUT_ALIGNED);
+        out_print_result(ctx->out, res, OUT_ALIGNED, a.null_text);
     }
     PQclear(head);
     PQclear(res);
@@ -352,7 +355,7 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     free(sql);
     free(key);
     if (!res) return err->status;
-    out_print_result(ctx->out, res, a.fmt);
+    out_print_result(ctx->out, res, a.fmt, a.null_text);
     PQclear(res);
     return WR_OK;
 }
@@ -432,7 +435,7 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     free(sql);
     free(key);
     if (!res) return err->status;
-    out_print_result(ctx->out, res, a.fmt);
+    out_print_result(ctx->out, res, a.fmt, a.null_text);
     PQclear(res);
     return WR_OK;
 }
@@ -442,7 +445,7 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     AuditArgs a;
     if (parse_args(ctx, argc, argv, DIFF_OPTS, &a, err) != WR_OK) return err->status;
     if (a.npos == 1 && strstr(a.pos[0], "..")) /* main..NAME: a branch (merge.c) */
-        return branch_diff(ctx, a.pos[0], a.tables, a.ntables, a.fmt, err);
+        return branch_diff(ctx, a.pos[0], a.tables, a.ntables, a.fmt, a.null_text, err);
     if (a.npos != 2)
         return rq_usage(ctx, err, "usage: walrev diff POINT1 POINT2 [--table T ...] [--format F]");
     Point p1, p2;
@@ -499,7 +502,7 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
                              ids.data, ctx->schema_q, (long long)p1.rev, (long long)p2.rev);
     strbuf_free(&ids);
     if (!res) return err->status;
-    out_print_result(ctx->out, res, a.fmt);
+    out_print_result(ctx->out, res, a.fmt, a.null_text);
     PQclear(res);
     return WR_OK;
 }

@@ -314,11 +314,12 @@ WrStatus browset_load_base(ReplayCtx *ctx, const BTableShape *t, int64_t rev, BR
 
 /* ------------------------------------------------------------------ create */
 
-enum { OPT_AT = 1000, OPT_TABLE, OPT_ACTOR, OPT_FORMAT };
+enum { OPT_AT = 1000, OPT_TABLE, OPT_ACTOR, OPT_FORMAT, OPT_NULL };
 const struct option rq_branch_options[] = {{"at", required_argument, NULL, OPT_AT},
                                             {"table", required_argument, NULL, OPT_TABLE},
                                             {"actor", required_argument, NULL, OPT_ACTOR},
                                             {"format", required_argument, NULL, OPT_FORMAT}, /* branch list */
+                                            {"null", required_argument, NULL, OPT_NULL},     /* branch list */
                                             {NULL, 0, NULL, 0}};
 
 static WrStatus check_name(const char *name, WrError *err)
@@ -760,11 +761,16 @@ out:
 static WrStatus branch_list(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     OutFormat fmt = OUT_ALIGNED;
+    const char *null_text = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
             if (rq_parse_format(argv[++i], &fmt, err) != WR_OK) return err->status;
         } else if (strncmp(argv[i], "--format=", 9) == 0) {
             if (rq_parse_format(argv[i] + 9, &fmt, err) != WR_OK) return err->status;
+        } else if (strcmp(argv[i], "--null") == 0 && i + 1 < argc) {
+            null_text = argv[++i];
+        } else if (strncmp(argv[i], "--null=", 7) == 0) {
+            null_text = argv[i] + 7;
         } else {
             return rq_usage(ctx, err, "branch list: unexpected argument %s", argv[i]);
         }
@@ -794,7 +800,7 @@ static WrStatus branch_list(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         "FROM b ORDER BY b.name",
         ctx->schema_q);
     if (!res) return err->status;
-    out_print_result(ctx->out, res, fmt);
+    out_print_result(ctx->out, res, fmt, null_text);
     PQclear(res);
     return WR_OK;
 }

@@ -104,6 +104,7 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTC
 WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 /* `walrev diff A..B` (audit.c's cmd_diff hands a range with ".." here): what B changed since the fork point. */
 WrStatus branch_diff(ReplayCtx *ctx, const char *range, const char *const *tables, int ntables, OutFormat fmt,
+                     const char *null_text,
                      WrError *err) WR_MUSTCHECK;
 
 #endif

@@ -120,8 +120,15 @@ WrStatus rq_parse_format(const char *arg, OutFormat *fmt, WrError *err) WR_MUSTC
 void rq_oid_text(uint32_t relid, char buf[16]);
 
 /* ---- output (output.c) ---- */
-/* Print a result as an aligned table (psql style, "(N rows)"), CSV with a header, or a JSON array. */
-void out_print_result(FILE *f, const PGresult *res, OutFormat fmt);
+/* Print a result as an aligned table (psql style, "(N rows)"), CSV with a
+ * header, or a JSON array. null_text: how aligned output shows NULL (--null;
+ * NULL: empty, as psql); CSV writes NULL as an empty unquoted field and ""
+ * quoted, JSON as null. */
+void out_print_result(FILE *f, const PGresult *res, OutFormat fmt, const char *null_text);
+/* The terminal cells UTF-8 text takes in an aligned table: East Asian wide
+ * and fullwidth characters two, combining marks and other zero-width ones
+ * none, a newline two (printed as \n). */
+size_t out_display_width(const char *text);
 /* One row of a result as a JSON object (no newline). */
 void out_json_row(StrBuf *b, const PGresult *res, int row);
 

@@ -182,7 +182,7 @@ static bool table_selected(const char *display, const char *const *tables, int n
 }
 
 WrStatus branch_diff(ReplayCtx *ctx, const char *range, const char *const *tables, int ntables, OutFormat fmt,
-                     WrError *err)
+                     const char *null_text, WrError *err)
 {
     const char *dots = strstr(range, "..");
     char *left = xstrndup(range, (size_t)(dots - range));
@@ -226,7 +226,7 @@ WrStatus branch_diff(ReplayCtx *ctx, const char *range, const char *const *table
         browset_term(&x, t.ncols);
         btable_shape_term(&t);
     }
-    if (st == WR_OK) out_print_result(ctx->out, out.res, fmt);
+    if (st == WR_OK) out_print_result(ctx->out, out.res, fmt, null_text);
     if (out.res) PQclear(out.res);
     if (src) PQfinish(src);
     branch_info_term(&a.b);
@@ -682,7 +682,7 @@ static WrStatus merge_compute(Merge *m, const BranchInfo *b, bool try, WrError *
 
 static const char *const CONFLICT_COLS[] = {"table", "key", "kind", "column", "base", "ours", "theirs", "resolution", "detail"};
 
-static void print_conflicts(Merge *m, FILE *f, OutFormat fmt)
+static void print_conflicts(Merge *m, FILE *f, OutFormat fmt, const char *null_text)
 {
     Table t;
     table_init(&t, CONFLICT_COLS, 9);
@@ -692,7 +692,7 @@ static void print_conflicts(Merge *m, FILE *f, OutFormat fmt)
                             c->resolution, c->detail};
         for (int k = 0; k < 9; k++) table_set(&t, i, k, v[k]);
     }
-    out_print_result(f, t.res, fmt);
+    out_print_result(f, t.res, fmt, null_text);
     PQclear(t.res);
 }
 
@@ -725,11 +725,12 @@ static int64_t branch_head(const BranchInfo *b, const PGresult *revs)
     return n ? strtoll(PQgetvalue(revs, n - 1, 0), NULL, 10) : b->fork_rev;
 }
 
-enum { OPT_RESOLVE = 1000, OPT_APPLY, OPT_ACTOR, OPT_FORMAT, OPT_APPROVE, OPT_COMMENT };
+enum { OPT_RESOLVE = 1000, OPT_APPLY, OPT_ACTOR, OPT_FORMAT, OPT_APPROVE, OPT_COMMENT, OPT_NULL };
 const struct option rq_merge_options[] = {{"resolve", required_argument, NULL, OPT_RESOLVE},
                                            {"apply", no_argument, NULL, OPT_APPLY},
                                            {"actor", required_argument, NULL, OPT_ACTOR},
                                            {"format", required_argument, NULL, OPT_FORMAT},
+                                           {"null", required_argument, NULL, OPT_NULL},
                                            {NULL, 0, NULL, 0}};
 
 static WrStatus load_resolve(const char *path, json_t **out, WrError *err)
@@ -746,6 +747,7 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     const char *resolve_path = NULL, *actor = NULL;
     bool apply = false;
     OutFormat fmt = OUT_ALIGNED;
+    const char *null_text = NULL;
     optind = 0;
     opterr = 0;
     int c;
@@ -757,6 +759,7 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         case OPT_FORMAT:
             if (rq_parse_format(optarg, &fmt, err) != WR_OK) return err->status;
             break;
+        case OPT_NULL: null_text = optarg; break;
         default: return rq_bad_option(ctx, argc, argv, err);
         }
     }
@@ -842,7 +845,7 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     if (st == WR_OK && m.nc > 0) {
         fprintf(ctx->out, "-- %d conflict%s, %d unresolved\n", m.nc, m.nc == 1 ? "" : "s", m.unresolved);
-        print_conflicts(&m, ctx->out, fmt);
+        print_conflicts(&m, ctx->out, fmt, null_text);
     }
     if (st == WR_OK) {
         if (m.plan.nstmts == 0) {

@@ -3,9 +3,14 @@
  * "(N rows)") or for scripts (CSV with a header, a JSON array of objects).
  * Values are printed exactly as the server's text form; in JSON, integers
  * and booleans become JSON numbers/booleans, json/jsonb are embedded.
+ * Aligned columns are measured in terminal cells (wcwidth under C.UTF-8:
+ * East Asian wide characters take two, combining marks none), and NULL is
+ * shown as the caller's --null text, so it can differ from an empty string.
  */
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include "replay/internal.h"
 
@@ -17,22 +22,70 @@
 #define OID_JSON 114
 #define OID_JSONB 3802
 
-/* Display width in code points (UTF-8), newlines shown as \n. */
-static size_t disp_width(const char *s)
+/* C.UTF-8 for wcwidth, whatever the process's locale (walrev never calls
+ * setlocale); (locale_t)0 when the C library has none: then a code point is one cell. */
+static locale_t utf8_locale(void)
 {
-    size_t w = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '\n')
-            w += 2;
-        else if ((*p & 0xC0) != 0x80)
-            w++;
+    static locale_t loc;
+    static bool tried;
+    if (!tried) {
+        tried = true;
+        loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
     }
+    return loc;
+}
+
+/* The next code point of UTF-8 text at *p (advanced); a malformed byte is itself, one cell. */
+static uint32_t next_code_point(const unsigned char **p)
+{
+    const unsigned char *s = *p;
+    uint32_t c = s[0];
+    int n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+    if (n <= 0) {
+        *p = s + 1;
+        return c;
+    }
+    c &= 0x3Fu >> n;
+    for (int i = 1; i <= n; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            *p = s + 1;
+            return s[0];
+        }
+        c = (c << 6) | (s[i] & 0x3F);
+    }
+    *p = s + n + 1;
+    return c;
+}
+
+size_t out_display_width(const char *text)
+{
+    locale_t loc = utf8_locale();
+    locale_t old = loc ? uselocale(loc) : (locale_t)0;
+    size_t w = 0;
+    const unsigned char *p = (const unsigned char *)text;
+    while (*p) {
+        uint32_t c = next_code_point(&p);
+        if (c == '\n') {
+            w += 2; /* printed as \n */
+            continue;
+        }
+        int cw = loc ? wcwidth((wchar_t)c) : 1;
+        w += cw < 0 ? 1 : (size_t)cw; /* a control character: one cell, as the terminal steps over it */
+    }
+    if (loc) uselocale(old);
     return w;
+}
+
+/* How a cell of an aligned table reads: NULL as null_text ("" when NULL). */
+static const char *cell_text(const PGresult *res, int r, int c, const char *null_text)
+{
+    if (PQgetisnull(res, r, c)) return null_text ? null_text : "";
+    return PQgetvalue(res, r, c);
 }
 
 static void put_cell(FILE *f, const char *s, size_t width, bool right, bool last)
 {
-    size_t w = disp_width(s);
+    size_t w = out_display_width(s);
     if (right)
         for (size_t i = w; i < width; i++) fputc(' ', f);
     for (const char *p = s; *p; p++) {
@@ -50,20 +103,20 @@ static bool is_numeric_type(Oid t)
     return t == OID_INT2 || t == OID_INT4 || t == OID_INT8 || t == OID_OID || t == 1700;
 }
 
-static void print_aligned(FILE *f, const PGresult *res)
+static void print_aligned(FILE *f, const PGresult *res, const char *null_text)
 {
     int nf = PQnfields(res), nt = PQntuples(res);
     size_t *w = xcalloc((size_t)nf + 1, sizeof(size_t));
     for (int c = 0; c < nf; c++) {
-        w[c] = disp_width(PQfname(res, c));
+        w[c] = out_display_width(PQfname(res, c));
         for (int r = 0; r < nt; r++) {
-            size_t x = disp_width(PQgetvalue(res, r, c));
+            size_t x = out_display_width(cell_text(res, r, c, null_text));
             if (x > w[c]) w[c] = x;
         }
     }
     for (int c = 0; c < nf; c++) {
         /* headers centred, as psql does */
-        size_t hw = disp_width(PQfname(res, c));
+        size_t hw = out_display_width(PQfname(res, c));
         size_t left = (w[c] - hw) / 2;
         fputs(c ? " | " : " ", f);
         for (size_t i = 0; i < left; i++) fputc(' ', f);
@@ -78,7 +131,7 @@ static void print_aligned(FILE *f, const PGresult *res)
     for (int r = 0; r < nt; r++) {
         for (int c = 0; c < nf; c++) {
             fputs(c ? " | " : " ", f);
-            put_cell(f, PQgetvalue(res, r, c), w[c], is_numeric_type(PQftype(res, c)), c == nf - 1);
+            put_cell(f, cell_text(res, r, c, null_text), w[c], is_numeric_type(PQftype(res, c)), c == nf - 1);
         }
         fputc('\n', f);
     }
@@ -161,10 +214,10 @@ static void print_json(FILE *f, const PGresult *res)
     strbuf_free(&b);
 }
 
-void out_print_result(FILE *f, const PGresult *res, OutFormat fmt)
+void out_print_result(FILE *f, const PGresult *res, OutFormat fmt, const char *null_text)
 {
     switch (fmt) {
-    case OUT_ALIGNED: print_aligned(f, res); break;
+    case OUT_ALIGNED: print_aligned(f, res, null_text); break;
     case OUT_CSV: print_csv(f, res); break;
     case OUT_JSON: print_json(f, res); break;
     }

@@ -55,7 +55,9 @@ const struct option *replay_command_options(const char *cmd)
 #define POINT_HELP                                                                                           \
     "A POINT is a revision id (41), an LSN (0/1A2B3C8), a timestamp with time zone\n"                      \
     "('2026-11-23 10:00:00+00') or xid:N (the revision of transaction N).\n"
-#define FORMAT_HELP "  --format F         aligned (default), csv or json\n"
+#define FORMAT_HELP                                                                                          \
+    "  --format F         aligned (default), csv or json\n"                                                  \
+    "  --null TEXT        how aligned output shows NULL (default: empty, as psql)\n"
 
 /* The text of `walrev CMD --help`; docs/cli.md holds each verbatim (test_cli_help.sh). */
 static const char *const HELP[][2] = {
@@ -70,12 +72,15 @@ static const char *const HELP[][2] = {
      "  --wait SECONDS     with --against-source: how long to wait for the worker to pass\n"
      "                     the comparison point (default 60)\n"},
     {"snapshot",
-     "usage: walrev [global options] snapshot [--at POINT] [--table T]... [--format text|csv|sql]\n"
-     "                [--into SCHEMA [--target CONNINFO]] [--output-dir DIR] [--memory MIB]\n\n"
+     "usage: walrev [global options] snapshot [--at POINT] [--table T]... [--format F] [--order key]\n"
+     "                [--null TEXT] [--into SCHEMA [--target CONNINFO]] [--output-dir DIR] [--memory MIB]\n\n"
      "Tables as they were at POINT (default: the newest revision).\n\n"
      "  --at POINT         the point in history\n"
      "  --table T          a table (repeatable; default every tracked table)\n"
-     "  --format F         text (COPY text, default), csv (with a header) or sql\n"
+     "  --format F         text (COPY text, default), csv (with a header), json (one\n"
+     "                     object per line), aligned (a table, as log prints) or sql\n"
+     "  --order key        rows sorted by their key (a keyless table's: by every column)\n"
+     "  --null TEXT        how aligned output shows NULL (default: empty, as psql)\n"
      "  --into SCHEMA      create SCHEMA.<table> on --target and load the rows there\n"
      "  --target CONNINFO  the database for --into (default: the source)\n"
      "  --output-dir DIR   one file per table in DIR\n"
@@ -137,7 +142,7 @@ static const char *const HELP[][2] = {
      "  --actor TYPE:ID    the actor of the undo (default cli:$USER)\n\n" POINT_HELP},
     {"branch",
      "usage: walrev [global options] branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]\n"
-     "       walrev [global options] branch list [--format F]\n"
+     "       walrev [global options] branch list [--format F] [--null TEXT]\n"
      "       walrev [global options] branch drop NAME [--actor TYPE:ID]\n\n"
      "A writable copy of the tracked tables as of POINT in schema branch_NAME, captured\n"
      "like any table; its diff and merge are `walrev diff main..NAME` and `walrev merge`.\n\n"

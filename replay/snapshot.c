@@ -1,9 +1,10 @@
 /*
  * snapshot.c — `walrev snapshot`: tables as they were at a point, with the
  * columns of that time, streamed from the history store's snapshot_rows()
- * by COPY (text, CSV, or SQL with CREATE TABLE), or loaded into tables of a
- * target schema (--into). Streams row by row: memory does not grow with the
- * table. Shows rows and rate on stderr when it is a terminal.
+ * by COPY (text, CSV, or SQL with CREATE TABLE), as JSON lines or an aligned
+ * table, or loaded into tables of a target schema (--into). Streams row by
+ * row (all but aligned, which measures every row first): memory does not grow
+ * with the table. Shows rows and rate on stderr when it is a terminal.
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -15,8 +16,18 @@
 #include "replay/internal.h"
 #include "schema/store_sql.h"
 
-enum { SNAP_TEXT, SNAP_CSV, SNAP_SQL };
-enum { OPT_AT = 1000, OPT_TABLE, OPT_FORMAT, OPT_INTO, OPT_TARGET, OPT_OUTDIR, OPT_MEMORY };
+enum { SNAP_TEXT, SNAP_CSV, SNAP_SQL, SNAP_JSON, SNAP_ALIGNED };
+enum { OPT_AT = 1000, OPT_TABLE, OPT_FORMAT, OPT_INTO, OPT_TARGET, OPT_OUTDIR, OPT_MEMORY, OPT_NULL, OPT_ORDER };
+
+/* Below PostgreSQL's FirstNormalObjectId a type is built in, so the history
+ * server knows it by the same OID and --order key can sort by its value. */
+#define FIRST_NORMAL_OID 16384
+
+/* How rows are printed, beyond the format (borrowed from the command line). */
+typedef struct {
+    const char *null_text; /* --null: NULL in aligned output */
+    bool order_key;        /* --order key: rows sorted by their key */
+} SnapOutput;
 
 /* --memory default, MiB: the keys a keyframe interval touches in a table of a few million rows */
 #define SNAP_MEMORY_MIB 256
@@ -25,7 +36,8 @@ const struct option rq_snapshot_options[] = {
     {"at", required_argument, NULL, OPT_AT},          {"table", required_argument, NULL, OPT_TABLE},
     {"format", required_argument, NULL, OPT_FORMAT},  {"into", required_argument, NULL, OPT_INTO},
     {"target", required_argument, NULL, OPT_TARGET},  {"output-dir", required_argument, NULL, OPT_OUTDIR},
-    {"memory", required_argument, NULL, OPT_MEMORY},  {NULL, 0, NULL, 0}};
+    {"memory", required_argument, NULL, OPT_MEMORY},  {"null", required_argument, NULL, OPT_NULL},
+    {"order", required_argument, NULL, OPT_ORDER},    {NULL, 0, NULL, 0}};
 
 typedef struct {
     bool enabled;
@@ -308,14 +320,81 @@ static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev,
     return st;
 }
 
+/*
+ * " ORDER BY ..." for --order key: the key columns (every column of a keyless
+ * table) in key order, by value for a built-in type (42 before 100; types:
+ * the history server's names of the columns' types), else by their text in
+ * byte order, which the history server can always compare.
+ */
+static char *order_by_key(const RelVersion *rv, char **types)
+{
+    StrBuf b;
+    strbuf_init(&b);
+    bool keyless = true;
+    for (int i = 0; i < rv->ncols; i++) keyless = keyless && !rv->is_key[i];
+    for (int i = 0, k = 0; i < rv->ncols; i++) {
+        if (!keyless && !rv->is_key[i]) continue;
+        strbuf_append_str(&b, k++ ? ", " : " ORDER BY ");
+        if (rv->type_oids[i] < FIRST_NORMAL_OID)
+            strbuf_appendf(&b, "s.vals[%d]::%s", rv->col_ids[i], types[i]);
+        else
+            strbuf_appendf(&b, "s.vals[%d] COLLATE \"C\"", rv->col_ids[i]);
+    }
+    return b.data;
+}
+
+/*
+ * The rows of select to f as JSON lines (one object per row, the columns by
+ * name, each value its text form or null; single-row mode, so memory stays
+ * bounded) or as an aligned table (null_text for NULL; every row read first).
+ */
+static WrStatus print_query(ReplayCtx *ctx, const char *select, int format, const char *null_text, FILE *f,
+                            Progress *pg, WrError *err)
+{
+    if (format == SNAP_ALIGNED) {
+        PGresult *res = rq_exec(ctx->hist, err, select, 0, NULL);
+        if (!res) return err->status;
+        out_print_result(f, res, OUT_ALIGNED, null_text);
+        pg->rows += PQntuples(res);
+        PQclear(res);
+        progress_tick(pg, ctx->err, true);
+        return WR_OK;
+    }
+    if (!PQsendQuery(ctx->hist, select) || !PQsetSingleRowMode(ctx->hist))
+        return pgio_fail(ctx->hist, NULL, err, "reading the history");
+    WrStatus st = WR_OK;
+    StrBuf line;
+    strbuf_init(&line);
+    PGresult *res;
+    while ((res = PQgetResult(ctx->hist)) != NULL) {
+        ExecStatusType rs = PQresultStatus(res);
+        if (rs == PGRES_SINGLE_TUPLE && st == WR_OK) {
+            line.len = 0;
+            out_json_row(&line, res, 0);
+            strbuf_append_char(&line, '\n');
+            if (fwrite(line.data, 1, line.len, f) != line.len)
+                st = wr_error_set(err, WR_FATAL, "write failed while writing the snapshot");
+            pg->rows++;
+            if ((pg->rows & 1023) == 0) progress_tick(pg, ctx->err, false);
+        } else if (rs != PGRES_SINGLE_TUPLE && rs != PGRES_TUPLES_OK && st == WR_OK) {
+            st = pgio_fail(ctx->hist, res, err, "reading the history");
+        }
+        PQclear(res);
+    }
+    strbuf_free(&line);
+    progress_tick(pg, ctx->err, true);
+    return st;
+}
+
 /* One table to f, or (target) into the table into.into_name there. */
-static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *pt, int format, size_t memory,
-                             FILE *f, PGconn *target, const char *into, const char *into_name, WrError *err)
+static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *pt, int format, const SnapOutput *so,
+                             size_t memory, FILE *f, PGconn *target, const char *into, const char *into_name,
+                             WrError *err)
 {
     char *select = NULL, *qname = NULL, *cols = NULL, *copy = NULL;
     char **types = NULL, **hist_types = NULL;
     WrStatus st = WR_OK;
-    if (rv->ngen > 0) {
+    if (rv->ngen > 0 || so->order_key) {
         hist_types = column_types(ctx->hist, rv, err);
         if (!hist_types) return err->status;
     }
@@ -332,6 +411,14 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         PQclear(er);
     }
     select = snapshot_select(ctx, rv, pt->rev, hist_types, erased);
+    if (so->order_key) {
+        /* sorted by the server: the fold's own order is its hash's */
+        char *order = order_by_key(rv, hist_types);
+        char *sorted = xasprintf("%s%s", select, order);
+        free(order);
+        free(select);
+        select = sorted;
+    }
     Progress pg = {0};
     pg.enabled = isatty(fileno(ctx->err));
     char what[300];
@@ -367,7 +454,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         }
         PQclear(res);
         bool folded = false;
-        st = snapshot_fold(ctx, rv, pt->rev, memory, false, NULL, target, &pg, &folded, err);
+        if (!so->order_key) st = snapshot_fold(ctx, rv, pt->rev, memory, false, NULL, target, &pg, &folded, err);
         if (st == WR_OK && !folded) {
             copy = xasprintf("COPY (%s) TO STDOUT", select);
             st = stream_copy(ctx, copy, NULL, target, &pg, err);
@@ -399,9 +486,14 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
                 (long long)pt->rev, pt->commit_lsn, pt->commit_time, create, qname, cols);
         free(create);
     }
+    if (format == SNAP_JSON || format == SNAP_ALIGNED) {
+        st = print_query(ctx, select, format, so->null_text, f, &pg, err);
+        goto done;
+    }
     bool folded = false;
     /* the C fold knows no erasure: a table with erased values goes through SQL (rare) */
-    if (!erased) st = snapshot_fold(ctx, rv, pt->rev, memory, format == SNAP_CSV, f, NULL, &pg, &folded, err);
+    if (!erased && !so->order_key)
+        st = snapshot_fold(ctx, rv, pt->rev, memory, format == SNAP_CSV, f, NULL, &pg, &folded, err);
     if (st == WR_OK && !folded) {
         copy = xasprintf("COPY (%s) TO STDOUT%s", select, format == SNAP_CSV ? " WITH (FORMAT csv, HEADER)" : "");
         st = stream_copy(ctx, copy, f, NULL, &pg, err);
@@ -494,6 +586,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     const char *at = NULL, *into = NULL, *target_ci = NULL, *outdir = NULL;
     const char *tables[256];
     int ntables = 0, format = SNAP_TEXT;
+    SnapOutput so = {0};
     size_t memory = (size_t)SNAP_MEMORY_MIB << 20;
     optind = 0;
     opterr = 0;
@@ -512,8 +605,17 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
                 format = SNAP_CSV;
             else if (strcmp(optarg, "sql") == 0)
                 format = SNAP_SQL;
+            else if (strcmp(optarg, "json") == 0)
+                format = SNAP_JSON;
+            else if (strcmp(optarg, "aligned") == 0)
+                format = SNAP_ALIGNED;
             else
-                return rq_usage(ctx, err, "unknown --format %s: expected text, csv or sql", optarg);
+                return rq_usage(ctx, err, "unknown --format %s: expected text, csv, json, aligned or sql", optarg);
+            break;
+        case OPT_NULL: so.null_text = optarg; break;
+        case OPT_ORDER:
+            if (strcmp(optarg, "key") != 0) return rq_usage(ctx, err, "unknown --order %s: expected key", optarg);
+            so.order_key = true;
             break;
         case OPT_INTO: into = optarg; break;
         case OPT_TARGET: target_ci = optarg; break;
@@ -598,12 +700,17 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         char *path = NULL;
         if (outdir) {
             path = xasprintf("%s/%s.%s.%s", outdir, rv.nspname, rv.relname,
-                             format == SNAP_CSV ? "csv" : format == SNAP_SQL ? "sql" : "copy");
+                             format == SNAP_CSV       ? "csv"
+                             : format == SNAP_SQL     ? "sql"
+                             : format == SNAP_JSON    ? "jsonl"
+                             : format == SNAP_ALIGNED ? "txt"
+                                                      : "copy");
             f = fopen(path, "w");
             if (!f) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
         }
         if (st == WR_OK)
-            st = snapshot_one(ctx, &rv, &pt, format, memory, f, target, into, into_names ? into_names[i] : NULL, err);
+            st = snapshot_one(ctx, &rv, &pt, format, &so, memory, f, target, into, into_names ? into_names[i] : NULL,
+                              err);
         if (outdir && f) {
             if (fclose(f) != 0 && st == WR_OK) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
         }

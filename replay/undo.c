@@ -326,7 +326,7 @@ static WrStatus print_conflicts(ReplayCtx *ctx, int64_t rev, bool force, int *nc
     if (*nconf) {
         fprintf(ctx->err, "%d conflict%s: a later revision changed the same object and column%s\n", *nconf,
                 *nconf == 1 ? "" : "s", force ? " (--force: reverting anyway)" : "");
-        out_print_result(ctx->err, res, OUT_ALIGNED);
+        out_print_result(ctx->err, res, OUT_ALIGNED, NULL);
     }
     PQclear(res);
     return WR_OK;
