@@ -154,6 +154,35 @@ static void pk_actor(msgpack_packer *pk, const RevisionContext *ctx)
     pk_cstr(pk, ctx->actor_json);
 }
 
+/*
+ * Who acted as the server knows it and strict mode's verdict (the history
+ * store's columns of the same names, docs/history-store.md#who-acted): six
+ * pairs, appended to a context map and to a revision message.
+ */
+static void pk_server_identity(msgpack_packer *pk, const RevisionContext *ctx)
+{
+    pk_key(pk, "attested");
+    if (ctx && ctx->attested)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    pk_key(pk, "db_session_user");
+    pk_cstr(pk, ctx ? ctx->session_user : NULL);
+    pk_key(pk, "db_current_user");
+    pk_cstr(pk, ctx ? ctx->current_user : NULL);
+    pk_key(pk, "application_name");
+    pk_cstr(pk, ctx ? ctx->application_name : NULL);
+    pk_key(pk, "actor_verified");
+    if (!ctx || !ctx->strict_checked)
+        msgpack_pack_nil(pk);
+    else if (ctx->verified)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    pk_key(pk, "verified_by");
+    pk_cstr(pk, ctx && ctx->verified ? ctx->verified_by : NULL);
+}
+
 void mpc_encode_context(StrBuf *out, const RevisionContext *ctx)
 {
     msgpack_packer pk;
@@ -162,7 +191,7 @@ void mpc_encode_context(StrBuf *out, const RevisionContext *ctx)
         msgpack_pack_nil(&pk);
         return;
     }
-    msgpack_pack_map(&pk, 4);
+    msgpack_pack_map(&pk, 10);
     pk_key(&pk, "no");
     msgpack_pack_int16(&pk, ctx->no);
     pk_key(&pk, "actor");
@@ -171,6 +200,7 @@ void mpc_encode_context(StrBuf *out, const RevisionContext *ctx)
     pk_cstr(&pk, ctx->description);
     pk_key(&pk, "meta_json");
     pk_cstr(&pk, ctx->meta_json);
+    pk_server_identity(&pk, ctx);
 }
 
 /* Column name by stable col_id; the attribute's position is tried first (the usual case). */
@@ -264,7 +294,7 @@ void mpc_encode_revision(StrBuf *out, const Revision *rev, const MpcTableCount *
     mpc_revision_id(rev, id);
     const RevisionContext *ctx = rev->first_context;
 
-    msgpack_pack_map(&pk, 13);
+    msgpack_pack_map(&pk, 19);
     pk_header(&pk, "revision", id);
     pk_key(&pk, "revision");
     pk_revision_identity(&pk, rev, true);
@@ -307,6 +337,7 @@ void mpc_encode_revision(StrBuf *out, const Revision *rev, const MpcTableCount *
     msgpack_pack_bin_with_body(&pk, rev->checksum, WALREV_CHECKSUM_LEN);
     pk_key(&pk, "parent_checksum");
     msgpack_pack_bin_with_body(&pk, rev->parent_checksum, WALREV_CHECKSUM_LEN);
+    pk_server_identity(&pk, ctx); /* the first context's */
 }
 
 static const char *track_name(TrackMode t)

@@ -7,8 +7,8 @@
 # unsigned, unbound, a bad signature, an unknown application, a signed
 # context copied into another transaction — is recorded unverified with a
 # warning on its revision, never fatal. log, show, history and blame show
-# verified and the server-side user; verify accepts the verdicts and fails a
-# forged one. A bad [actors] entry is a configuration error (exit 2) that
+# verified and the server-side user, the file sink's messages (Kafka's) carry
+# them; verify accepts the verdicts and fails an impossible one. A bad [actors] entry is a configuration error (exit 2) that
 # never prints the key.
 source "$(dirname "$0")/lib.sh"
 DB=strict_src
@@ -23,6 +23,9 @@ conninfo = $SRC
 slot = strict
 # a FOR TABLE publication, so that a table can join it later (with a baseline)
 tables = public.doc
+
+[file]
+path = $TMP/stream.mp
 
 [actors]
 key.billing = $KEY
@@ -147,6 +150,29 @@ expect_eq "the baseline's chunk revisions: walrev's actor, verified as walrev's"
   "$(q $DB "$H SELECT DISTINCT r.actor_type, r.actor_verified, r.verified_by, c.actor_verified, c.verified_by
            FROM revision r JOIN revision_context c ON c.revision_id = r.id WHERE r.id > $LASTREV")" \
   "walrev|t|walrev|t|walrev"
+
+# the file sink (as Kafka: the same messages) carries the same server identity and verdict
+"$WALREV_BIN" tail --file "$TMP/stream.mp" --format json >"$TMP/stream.json" || fail "tail --file"
+python3 -c 'import json, sys
+def t(v): return "-" if v is None else str(v).lower()
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["type"] == "revision":
+        print("|".join([m["id"], t(m["attested"]), t(m["db_session_user"]), t(m["actor_verified"]), t(m["verified_by"])]))
+    elif m["type"] == "delta" and m["context"] and m["table"]["name"] == "doc":
+        c = m["context"]
+        print("d" + m["id"] + "|" + "|".join([t(c["attested"]), t(c["db_session_user"]), t(c["actor_verified"]), t(c["verified_by"])]))
+' "$TMP/stream.json" | sort >"$TMP/stream.got"
+q $DB "$H SELECT id || '|' || attested || '|' || coalesce(db_session_user, '-') || '|' || coalesce(actor_verified::text, '-')
+              || '|' || coalesce(verified_by, '-') FROM revision
+       UNION ALL
+       SELECT 'd' || d.revision_id || '.' || d.seq || '|' || c.attested || '|' || coalesce(c.db_session_user, '-') || '|'
+              || coalesce(c.actor_verified::text, '-') || '|' || coalesce(c.verified_by, '-')
+       FROM object_delta d JOIN revision_context c ON c.revision_id = d.revision_id AND c.context_no = d.context_no
+       WHERE d.relid = 'public.doc'::regclass" | sed 's/|t|/|true|/; s/|f|/|false|/' | sort >"$TMP/stream.want"
+expect_eq "the file sink's revisions and doc deltas carry the store's identity and verdict" \
+  "$(cat "$TMP/stream.got")" "$(cat "$TMP/stream.want")"
+expect_eq "...for every revision and every doc delta" "$(wc -l <"$TMP/stream.got")" 26
 
 # ---- what readers show: verified is strict mode's verdict, db_user the session user ----
 REV1=$(q $DB "$H SELECT revision_id FROM object_delta WHERE relid = 'public.doc'::regclass AND key = '[\"1\"]'")

@@ -117,7 +117,10 @@ static void test_delta_ops_and_context(void **state)
     Revision rev = make_revision();
     RevisionContext ctx = {.no = 1, .actor_type = "user", .actor_id = "42",
                            .actor_json = "{\"type\":\"user\",\"id\":\"42\",\"name\":\"Ann\"}",
-                           .description = "approve invoice", .meta_json = "{\"ticket\":9}"};
+                           .description = "approve invoice", .meta_json = "{\"ticket\":9}",
+                           .attested = true, .session_user = "app", .current_user = "app_team",
+                           .application_name = "billing", .strict_checked = true, .verified = true,
+                           .verified_by = "role:app"};
     StrBuf packed;
     strbuf_init(&packed);
     mpc_encode_context(&packed, &ctx);
@@ -134,7 +137,9 @@ static void test_delta_ops_and_context(void **state)
     assert_non_null(strstr(
         s, "\"context\":{\"no\":1,\"actor\":{\"type\":\"user\",\"id\":\"42\",\"actor_json\":"
            "\"{\\\"type\\\":\\\"user\\\",\\\"id\\\":\\\"42\\\",\\\"name\\\":\\\"Ann\\\"}\"},"
-           "\"description\":\"approve invoice\",\"meta_json\":\"{\\\"ticket\\\":9}\"}"));
+           "\"description\":\"approve invoice\",\"meta_json\":\"{\\\"ticket\\\":9}\","
+           "\"attested\":true,\"db_session_user\":\"app\",\"db_current_user\":\"app_team\","
+           "\"application_name\":\"billing\",\"actor_verified\":true,\"verified_by\":\"role:app\"}"));
     /* insert: only "new"; hidden: neither */
     assert_non_null(strstr(s, "\"changes\":[{\"column\":\"id\",\"col_id\":1,\"flags\":0,\"new\":\"42\"},"
                               "{\"column\":\"secret\",\"col_id\":5,\"flags\":1}]"));
@@ -205,7 +210,8 @@ static void test_revision_message(void **state)
     (void)state;
     Revision rev = make_revision();
     RevisionContext ctx = {.no = 1, .actor_type = "service", .actor_id = "billing",
-                           .description = "nightly"};
+                           .description = "nightly", .strict_checked = true, .verified = false,
+                           .verified_by = "ignored when not verified"};
     rev.first_context = &ctx;
     rev.n_insert = 3;
     rev.n_update = 2;
@@ -234,7 +240,9 @@ static void test_revision_message(void **state)
            "{\"schema\":\"sales\",\"name\":\"order\",\"count\":2}],"
            "\"warnings\":null,"
            "\"checksum\":\"\\\\xa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\","
-           "\"parent_checksum\":\"\\\\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"}");
+           "\"parent_checksum\":\"\\\\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\","
+           "\"attested\":false,\"db_session_user\":null,\"db_current_user\":null,\"application_name\":null,"
+           "\"actor_verified\":false,\"verified_by\":null}");
     free(s);
 
     /* no context: actor and description nil */
@@ -244,6 +252,8 @@ static void test_revision_message(void **state)
     s = encode_to_json(&b);
     assert_non_null(strstr(s, "\"actor\":null,\"description\":null,"));
     assert_non_null(strstr(s, "\"tables\":[]"));
+    assert_non_null(strstr(s, "\"attested\":false,\"db_session_user\":null,\"db_current_user\":null,"
+                              "\"application_name\":null,\"actor_verified\":null,\"verified_by\":null}"));
     free(s);
     strbuf_free(&b);
 }
