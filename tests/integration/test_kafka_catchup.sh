@@ -61,8 +61,8 @@ kill -USR2 "$mpid"
 END2=$(current_lsn $DB)
 timeout 120 "$WALREV_BIN" -c "$TMP/walrev.conf" run --stop-lsn "$END2" 2>"$TMP/run2.log" \
   || { tail -20 "$TMP/run2.log"; fail "the catching-up run"; }
-grep -q 'kafka sink opened prefix=kcu holds_through=' "$TMP/run2.log" || { cat "$TMP/run2.log"; fail "no position read back"; }
-HOLDS=$(sed -n 's/.*kafka sink opened prefix=kcu holds_through=[^ ]* last_revision=\([0-9]*\).*/\1/p' "$TMP/run2.log" | head -1)
+grep -q 'msg="kafka sink opened" prefix=kcu holds_through=' "$TMP/run2.log" || { cat "$TMP/run2.log"; fail "no position read back"; }
+HOLDS=$(sed -n 's/.*msg="kafka sink opened" prefix=kcu holds_through=[^ ]* last_revision=\([0-9]*\).*/\1/p' "$TMP/run2.log" | head -1)
 [ "$HOLDS" -lt "$expected" ] || fail "Kafka was not behind the history store (it holds revision $HOLDS of $expected)"
 pass "Kafka was behind: it held revision $HOLDS of $expected"
 expect_eq "every revision Kafka lacked was assembled again (none given nothing, none re-checksummed)" \
