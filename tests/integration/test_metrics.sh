@@ -29,12 +29,16 @@ expect_eq "setup took the baseline's keyframe" "$KF0" 1
 cat >"$TEST_TMP/walrev.conf" <<CONF
 [history]
 keyframe_factor = 1
+[worker]
+reconcile_interval = 1
 [file]
 path = $TEST_TMP/out.msgpack
 [metrics]
 listen = 127.0.0.1:0
 CONF
 LOG=$TEST_TMP/run.log
+# test-only fault (docs/history-store.md#quarantine): a delta holding this value fails the history store
+export WALREV_TEST_INJECT_DATA_ERROR=POISON-VALUE
 worker_start "$LOG" -c "$TEST_TMP/walrev.conf" --source "$SRC" --slot $SLOT --publication metrics_pub -v -v
 url() { sed -n 's/.*msg="serving metrics" url=\(http[^ ]*\).*/\1/p' "$LOG" | head -1; }
 has_url() { [ -n "$(url)" ]; }
@@ -110,6 +114,13 @@ LB=$(metric walrev_lag_bytes) LS=$(metric walrev_lag_seconds)
 [ -n "$LB" ] && [ "$LB" -ge 0 ] && python3 -c "import sys; assert 0 <= float(sys.argv[1]) < 60" "$LS" || fail "lag $LB bytes, $LS s"
 pass "lag $LB bytes, $LS s"
 
+# the continuous reconciliation compares the tables with the history every second: no difference
+reconciled() { scrape && [ "$(metric walrev_reconcile_rounds_total)" -ge 1 ]; }
+wait_for 60 reconciled || { cat "$M"; fail "no reconciliation round"; }
+expect_eq "reconciliation: no failed round, no divergence, no difference" \
+  "$(metric walrev_reconcile_rounds_failed_total) $(metric walrev_reconcile_divergences_total) $(metric walrev_reconcile_differences_total)" \
+  "0 0 0"
+
 promtool check metrics <"$M" >"$TEST_TMP/promtool.out" 2>&1 || { cat "$TEST_TMP/promtool.out"; fail "promtool check metrics"; }
 expect_eq "promtool check metrics: no problem" "$(cat "$TEST_TMP/promtool.out")" ""
 curl -s -o /dev/null -w '%{http_code}' "${URL%/metrics}/" >"$TEST_TMP/code" || true
@@ -123,6 +134,13 @@ wait_for 30 has walrev_streaming 1 || fail "not streaming again"
 q $DB "INSERT INTO t VALUES (5, 'after the retry')"
 wait_for 30 has 'walrev_sink_revisions_total{sink="history"}' 9 || { cat "$M"; fail "revisions after the retry"; }
 expect_eq "changes after the retry" "$(metric 'walrev_sink_changes_total{sink="file"}')" 610
+
+# ---- a revision the history store refuses twice: two retries, then stored quarantined ----
+q $DB "INSERT INTO t VALUES (6, 'POISON-VALUE')"
+wait_for 60 has walrev_quarantined_revisions_total 1 || { cat "$M"; tail -20 "$LOG"; fail "nothing quarantined"; }
+expect_eq "quarantined in the store" "$(q $DB "$H SELECT count(*) FROM revision WHERE quarantined")" 1
+expect_eq "two more retries, each counted as class retry" \
+  "$(metric walrev_retries_total) $(metric 'walrev_errors_total{class="retry"}') $(metric 'walrev_errors_total{class="fatal"}')" "3 3 0"
 
 # ---- the address in use, a bad address ----
 PORT=${URL#http://127.0.0.1:}

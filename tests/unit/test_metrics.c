@@ -95,6 +95,9 @@ static void test_values(void **state)
     metrics_set_counter(METRICS_ROW_CACHE_HITS, 4);
     metrics_set_counter(METRICS_ROW_CACHE_HITS, 2); /* never lowered */
     metrics_add(METRICS_RETRIES, 2);
+    metrics_add(METRICS_QUARANTINED, 1);
+    metrics_add(METRICS_RECONCILE_ROUNDS, 6);
+    metrics_add(METRICS_RECONCILE_DIFFERENCES, 11);
     metrics_count_error(WR_RETRY);
     metrics_count_error(WR_RETRY);
     metrics_count_error(WR_FATAL);
@@ -115,6 +118,10 @@ static void test_values(void **state)
     expect_lines(t, "walrev_sink_durable_lsn", "walrev_sink_durable_lsn{sink=\"history\"} 23803720\n");
     expect_lines(t, "walrev_row_", "walrev_row_lookups_total 5\nwalrev_row_cache_hits_total 4\nwalrev_row_prefetched_total 0\n");
     expect_lines(t, "walrev_retries_total", "walrev_retries_total 2\n");
+    expect_lines(t, "walrev_quarantined_revisions_total", "walrev_quarantined_revisions_total 1\n");
+    expect_lines(t, "walrev_reconcile_",
+                 "walrev_reconcile_rounds_total 6\nwalrev_reconcile_rounds_failed_total 0\n"
+                 "walrev_reconcile_divergences_total 0\nwalrev_reconcile_differences_total 11\n");
     expect_lines(t, "walrev_errors_total{class=\"retry\"}", "walrev_errors_total{class=\"retry\"} 2\n");
     expect_lines(t, "walrev_errors_total{class=\"fatal\"}", "walrev_errors_total{class=\"fatal\"} 1\n");
     expect_lines(t, "walrev_lag_", "walrev_lag_bytes 4096\nwalrev_lag_seconds 1.500000\n");
