@@ -19,10 +19,12 @@
 #include "baseline/reconcile.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/textsafe.h"
 #include "pgio/pgio.h"
 
 #define ID_HEX 32
 #define IDS_MAX 64 /* ids emitted and not yet seen back; the oldest is forgotten beyond */
+#define RECONCILE_ENTRY_MAX 1024 /* bytes of one named key or row in meta.reconcile.keys */
 
 struct Reconciler {
     ReconcilerConfig cfg;
@@ -146,8 +148,13 @@ static WrStatus on_difference(void *arg, const ReconTable *t, const ReconDiff *d
                        (long long)d->in_history);
     else
         strbuf_appendf(&one, "%s: %s", d->key, kind_text(d->kind));
+    /* A row without a key is named by its values: bounded, cut at a character. */
+    StrBuf cut;
+    strbuf_init(&cut);
+    text_sanitize(&cut, one.data, one.len, RECONCILE_ENTRY_MAX);
     if (r->keys.len) strbuf_append_char(&r->keys, ',');
-    strbuf_append_json_string(&r->keys, one.data, one.len);
+    strbuf_append_json_string(&r->keys, cut.data ? cut.data : "", cut.len);
+    strbuf_free(&cut);
     strbuf_free(&one);
     return WR_OK;
 }
