@@ -54,6 +54,7 @@ typedef struct {
     int64_t dropped_rev; /* rq_relation_at found nothing: the revision that dropped it (0 none) */
     bool untracked;      /* ... and it existed then but was not tracked (unlogged, outside the publication):
                           * created_rev is where its history begins */
+    int64_t unlogged_rev; /* rq_relation_at found nothing: made UNLOGGED in this revision, not tracked since (0 no) */
     /* STORED generated columns (never in history: computed by snapshots from
      * gen_exprs over the row's other columns); gen_positions place them among
      * all the table's columns. */

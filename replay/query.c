@@ -330,6 +330,8 @@ WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion 
         /* the table log shows it created after rev, or dropped by then */
         if (strcmp(PQgetvalue(res, 0, 0), "dropped") == 0)
             rv->dropped_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        else if (strcmp(PQgetvalue(res, 0, 0), "unlogged") == 0)
+            rv->unlogged_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
         else
             rv->created_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
         rv->untracked = strcmp(PQgetvalue(res, 0, 0), "untracked") == 0;

@@ -678,7 +678,13 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         bool found;
         if ((st = rq_relation_at(ctx, relids[i], pt.rev, &rv, &found, err)) != WR_OK) break;
         if (!found) {
-            if (ntables && rv.untracked)
+            if (ntables && rv.unlogged_rev > 0)
+                st = wr_error_set(err, WR_INVALID, "table %s is unlogged at revision %lld: it was made UNLOGGED in "
+                                  "revision %lld, and logical decoding cannot capture it since, so walrev has no "
+                                  "history of it from there (ALTER TABLE ... SET LOGGED starts one again, with a "
+                                  "baseline)",
+                                  tables[i], (long long)pt.rev, (long long)rv.unlogged_rev);
+            else if (ntables && rv.untracked)
                 st = wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld: its history begins at "
                                   "revision %lld; before, logical decoding could not see it (it was unlogged, or "
                                   "outside the publication)",

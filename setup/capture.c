@@ -124,7 +124,8 @@ static const char *ddl_capture_body_fmt =
      * each value in its output function's text (format %s; a cast to text
      * is not that for every type: true::text is 'true', its output 't'):
      * the table's history begins here with them (docs/history-store.md) */
-    "   IF pg_catalog.current_setting('walrev.logged_' || r.objid::pg_catalog.text, true) = 'y' THEN"
+    "   IF pg_catalog.current_setting('walrev.logged_' || r.objid::pg_catalog.text, true) = 'y'"
+    "     AND (SELECT c.relpersistence FROM pg_catalog.pg_class c WHERE c.oid = r.objid) = 'p' THEN"
     "     PERFORM pg_catalog.set_config('walrev.logged_' || r.objid::pg_catalog.text, '', true);"
     "     SELECT pg_catalog.format('INSERT INTO @s@.ddl_capture (relid, info) SELECT %s, pg_catalog.jsonb_build_object("
     "''relid'', %s::pg_catalog.int8, ''logged_row'', pg_catalog.jsonb_build_array(%s)) FROM ONLY %I.%I',"

@@ -912,6 +912,13 @@ BEGIN
     SELECT e.* INTO ev FROM @schema@.table_event e
     WHERE e.relid = p_relid AND e.revision_id <= p_rev ORDER BY e.revision_id DESC, e.seq DESC LIMIT 1;
     SELECT x.* INTO rv FROM @schema@.relation_at(p_relid, p_rev) x;
+    -- made UNLOGGED by then: logical decoding has seen none of its changes
+    -- since (created_rev: the revision of the SET UNLOGGED)
+    IF ev.relid IS NOT NULL AND ev.event = 'unlogged' THEN
+        RETURN QUERY SELECT 'unlogged', ev.relkind, ev.revision_id, 0, ev.nspname, ev.relname,
+                            NULL::smallint[], NULL::text[], NULL::oid[], NULL::integer[], NULL::text[], NULL::boolean[];
+        RETURN;
+    END IF;
     -- An ALTER TABLE (columns added, dropped, renamed or retyped; the table
     -- renamed) after the relation version in force began: pgoutput describes
     -- a table again only with its next row change, so until then its columns

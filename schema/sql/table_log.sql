@@ -19,7 +19,7 @@
 CREATE TABLE IF NOT EXISTS @schema@.table_log (
     id       bigserial PRIMARY KEY,
     relid    oid NOT NULL,
-    event    text NOT NULL,          -- create | alter | drop | seed
+    event    text NOT NULL,          -- create | alter | drop | seed | unlogged
     nspname  text NOT NULL,
     relname  text NOT NULL,
     relkind  text,                   -- r ordinary, p partitioned; NULL for drop
@@ -69,8 +69,13 @@ BEGIN
     SELECT cl.oid, n.nspname::text AS nspname, cl.relname::text AS relname, cl.relkind::text AS relkind,
            cl.relpersistence, cl.relispartition, cl.relnamespace
       INTO c FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE cl.oid = t;
-    IF c.oid IS NULL OR c.relkind NOT IN ('r', 'p') OR c.relpersistence <> 'p'
-       OR c.nspname = @schema_literal@ THEN
+    -- an unlogged table only when this ALTER TABLE made it so (SET UNLOGGED:
+    -- the table_rewrite trigger marked the persistence change, and the DDL
+    -- capture leaves the mark of a table that is unlogged now)
+    IF c.oid IS NULL OR c.relkind NOT IN ('r', 'p') OR c.relpersistence NOT IN ('p', 'u')
+       OR c.nspname = @schema_literal@
+       OR (c.relpersistence = 'u' AND NOT (c.relkind = 'r' AND tag = 'ALTER TABLE'
+           AND current_setting('walrev.logged_' || t::text, true) = 'y')) THEN
         RETURN;
     END IF;
     -- published: FOR ALL TABLES, or the table or an ancestor (its schema or itself) is in the publication
@@ -97,10 +102,22 @@ BEGIN
       LEFT JOIN pg_index pk ON pk.indrelid = t AND pk.indisprimary
      WHERE a.attrelid = t AND a.attnum > 0 AND NOT a.attisdropped;
     SELECT l.* INTO last FROM @schema@.table_log l WHERE l.relid = t ORDER BY l.id DESC LIMIT 1;
+    IF c.relpersistence = 'u' THEN
+        -- SET UNLOGGED: logical decoding sees none of its changes from here
+        -- on, and replay must say so by name instead of answering with the
+        -- rows it had (SET LOGGED logs it again; its history then begins
+        -- anew with a baseline)
+        PERFORM set_config('walrev.logged_' || t::text, '', true);
+        IF last.id IS NULL OR last.event NOT IN ('drop', 'unlogged') THEN
+            INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns)
+            VALUES (t, 'unlogged', c.nspname, c.relname, c.relkind, par, cols);
+        END IF;
+        RETURN;
+    END IF;
     -- A table that predates the log is logged from its first ALTER on (as
     -- 'alter': it existed before): pgoutput describes a table again only with
     -- its next row change, and until then replay takes its columns from here.
-    IF last.id IS NOT NULL AND last.event <> 'drop' AND last.nspname = c.nspname AND last.relname = c.relname
+    IF last.id IS NOT NULL AND last.event NOT IN ('drop', 'unlogged') AND last.nspname = c.nspname AND last.relname = c.relname
        AND last.relkind = c.relkind AND last.parent IS NOT DISTINCT FROM par AND last.columns = cols THEN
         RETURN;
     END IF;
