@@ -514,10 +514,19 @@ static WrStatus open_cursors(Walk *w, const char *qs)
                        "r.gid, r.n_insert::bigint, r.n_update::bigint, r.n_delete::bigint, r.n_truncate::bigint, "
                        "r.n_snapshot::bigint, r.n_suppressed::bigint, r.warnings, r.checksum");
         if (w->has_quarantine)
-            strbuf_appendf(&q, ", r.quarantined, q.revision_id IS NOT NULL FROM %s.revision r "
-                               "LEFT JOIN %s.quarantine q ON q.revision_id = r.id ORDER BY r.id", qs, qs);
+            /* A quarantined revision's raw form must carry its xid, commit
+             * LSN, its checksum and its parent's (msgpack bin 8 of 32 bytes:
+             * c4 20 then the bytes), so a flag put on another revision, or a
+             * raw form swapped for another, is caught. */
+            strbuf_appendf(&q, ", r.quarantined, q.revision_id IS NOT NULL, CASE WHEN r.quarantined AND "
+                               "q.revision_id IS NOT NULL THEN q.xid = r.xid AND q.commit_lsn = r.commit_lsn "
+                               "AND position('\\xc420'::bytea || r.checksum in q.raw) > 0 "
+                               "AND position('\\xc420'::bytea || coalesce((SELECT p.checksum FROM %s.revision p "
+                               "WHERE p.id = r.id - 1), decode(repeat('00', 32), 'hex')) in q.raw) > 0 END "
+                               "FROM %s.revision r LEFT JOIN %s.quarantine q ON q.revision_id = r.id ORDER BY r.id",
+                           qs, qs, qs);
         else
-            strbuf_appendf(&q, ", false, false FROM %s.revision r ORDER BY r.id", qs);
+            strbuf_appendf(&q, ", false, false, NULL::boolean FROM %s.revision r ORDER BY r.id", qs);
         st = open_cursor(&w->c, &w->rc, q.data, "revision");
     }
     if (st == WR_OK) {
@@ -712,10 +721,14 @@ static WrStatus check_revision(Walk *w, uint8_t prev[WALREV_CHECKSUM_LEN], int64
         st = next_row_of(w, &w->cc, 0, rev.id, &has_ctx);
         if (st == WR_OK) st = next_row_of(w, &w->dc, D_REV, rev.id, &has_delta);
         if (st == WR_OK) st = hash_relations(w, rev.id, bad);
-        if (st == WR_OK && !*bad && (!has_row || has_ctx || has_delta)) {
+        bool raw_ok = f_text(rc, 17).len == 1 && f_text(rc, 17).data[0] == 1;
+        if (st == WR_OK && !*bad && (!has_row || has_ctx || has_delta || !raw_ok)) {
             snprintf(w->why, w->why_size,
                      "revision %" PRId64 ": flagged quarantined but %s", rev.id,
-                     !has_row ? "the quarantine table holds no row for it" : "it has contexts or deltas in the tables");
+                     !has_row     ? "the quarantine table holds no row for it"
+                     : has_ctx || has_delta ? "it has contexts or deltas in the tables"
+                                            : "its quarantine row is not its own (xid, commit LSN, or the raw form "
+                                              "lacks its checksum or its parent's)");
             *w->first_bad = rev.id;
             *bad = true;
         }

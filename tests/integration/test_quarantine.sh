@@ -144,6 +144,16 @@ q $DB "$H CREATE TABLE q_saved AS SELECT * FROM quarantine; DELETE FROM quaranti
 rc=0; W verify >"$TMP/t2.out" 2>&1 || rc=$?
 expect_eq "its quarantine row deleted: verify exits 1 naming it" \
   "$rc|$(grep -c "revision $QR: flagged quarantined but the quarantine table holds no row for it" "$TMP/t2.out")" "1|1"
-q $DB "$H INSERT INTO quarantine SELECT * FROM q_saved; DROP TABLE q_saved"
+q $DB "$H INSERT INTO quarantine SELECT * FROM q_saved"
+q $DB "$H UPDATE quarantine q SET raw = overlay(q.raw placing '\\x00'::bytea from position('\\xc420'::bytea || r.checksum in q.raw) + 2) FROM revision r WHERE r.id = q.revision_id"
+rc=0; W verify >"$TMP/t3.out" 2>&1 || rc=$?
+expect_eq "its raw form altered where the checksum is: verify exits 1 naming it" \
+  "$rc|$(grep -c "revision $QR: flagged quarantined but its quarantine row is not its own" "$TMP/t3.out")" "1|1"
+q $DB "$H UPDATE revision SET quarantined = true WHERE id = $((QR + 1)); INSERT INTO quarantine SELECT $((QR + 1)), xid, commit_lsn, end_lsn, sqlstate, error, raw, quarantined_at FROM q_saved"
+q $DB "$H DELETE FROM quarantine WHERE revision_id = $QR; INSERT INTO quarantine SELECT * FROM q_saved"
+rc=0; W verify >"$TMP/t4.out" 2>&1 || rc=$?
+expect_eq "another revision flagged with a copy of the raw form: verify exits 1 naming it" \
+  "$rc|$(grep -c "revision $((QR + 1)): flagged quarantined but" "$TMP/t4.out")" "1|1"
+q $DB "$H UPDATE revision SET quarantined = false WHERE id = $((QR + 1)); DELETE FROM quarantine WHERE revision_id = $((QR + 1)); DROP TABLE q_saved"
 W verify >"$TMP/verify3.out" 2>&1 || { cat "$TMP/verify3.out"; fail "verify after restoring"; }
 pass "verify passes again once restored"
