@@ -20,6 +20,7 @@
  * never look finished when it is not.
  */
 #include "baseline/baseline.h"
+#include "pgio/output.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -1360,14 +1361,14 @@ static int request_table(PGconn *src, PGconn *hist, const BaselineConfig *cfg, c
     return rc;
 }
 
-static int print_states(PGconn *hist, const char *schema)
+static int print_states(PGconn *hist, const char *schema, OutFormat fmt, const char *null_text)
 {
     StrBuf q;
     strbuf_init(&q);
     strbuf_appendf(&q,
-                   "SELECT format('%%I.%%I', nspname, relname), state, chunks::text, rows_read::text, "
-                   "rows_recorded::text, coalesce(to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS'), ''), "
-                   "coalesce(error, '') FROM %1$s.backfill b "
+                   "SELECT format('%%I.%%I', nspname, relname) AS \"table\", state, chunks, rows_read, "
+                   "rows_recorded, to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated, error "
+                   "FROM %1$s.backfill b "
                    /* walrev's own table and erasure logs (setup publishes them) are no tables of the user's */
                    "WHERE NOT (b.relname IN ('table_log', 'erasure_log') AND b.nspname = (SELECT n.nspname FROM pg_class c "
                    "  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = '%1$s.backfill'::regclass)) "
@@ -1381,26 +1382,12 @@ static int print_states(PGconn *hist, const char *schema)
         PQclear(r);
         return 1;
     }
-    static const char *const heads[7] = {"table", "state", "chunks", "rows_read", "rows_recorded", "updated", "error"};
-    int width[7];
-    for (int c = 0; c < 7; c++) {
-        width[c] = (int)strlen(heads[c]);
-        for (int i = 0; i < PQntuples(r); i++)
-            if (PQgetlength(r, i, c) > width[c]) width[c] = PQgetlength(r, i, c);
-    }
-    for (int i = -1; i < PQntuples(r); i++)
-        for (int c = 0; c < 7; c++) {
-            const char *v = i < 0 ? heads[c] : PQgetvalue(r, i, c);
-            if (c < 6)
-                printf("%-*s  ", width[c], v);
-            else
-                printf("%s\n", v);
-        }
+    out_print_result(stdout, r, fmt, null_text);
     PQclear(r);
     return 0;
 }
 
-int backfill_command(const BaselineConfig *cfg, char *const *tables, int ntables)
+int backfill_command(const BaselineConfig *cfg, char *const *tables, int ntables, OutFormat fmt, const char *null_text)
 {
     WrError err = {0};
     PGconn *src = NULL, *hist = NULL;
@@ -1411,7 +1398,7 @@ int backfill_command(const BaselineConfig *cfg, char *const *tables, int ntables
     rc = 0;
     for (int i = 0; i < ntables; i++)
         if (request_table(src, hist, cfg, schema, tables[i]) != 0) rc = 1;
-    if (print_states(hist, schema) != 0) rc = 1;
+    if (print_states(hist, schema, fmt, null_text) != 0) rc = 1;
 out:
     if (err.msg[0]) fprintf(stderr, "walrev baseline: %s\n", err.msg);
     free(schema);

@@ -22,6 +22,8 @@
 #ifndef WALREV_BASELINE_BASELINE_H
 #define WALREV_BASELINE_BASELINE_H
 
+#include "pgio/output.h"
+
 #include <libpq-fe.h>
 
 #include "decoder/assembler.h"
@@ -130,9 +132,10 @@ WrStatus backfill_step(Backfill *b, WrError *err) WR_MUSTCHECK;
 
 /*
  * `walrev baseline [--table T]...`: request a (new) baseline of each table,
- * then print the state of every table's baseline. Returns the exit code.
+ * then print the state of every table's baseline to stdout in fmt (NULL in
+ * aligned output as null_text). Returns the exit code.
  */
-int backfill_command(const BaselineConfig *cfg, char *const *tables, int ntables);
+int backfill_command(const BaselineConfig *cfg, char *const *tables, int ntables, OutFormat fmt, const char *null_text);
 
 /*
  * The initial baseline, on the connection that just created the slot with an

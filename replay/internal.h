@@ -13,9 +13,9 @@
 #include <stdint.h>
 
 #include "common/common.h"
+#include "pgio/output.h"
 #include "replay/replay.h"
 
-typedef enum { OUT_ALIGNED, OUT_CSV, OUT_JSON } OutFormat;
 
 typedef struct {
     const ReplayOptions *opts;
@@ -120,18 +120,7 @@ WrStatus rq_parse_format(const char *arg, OutFormat *fmt, WrError *err) WR_MUSTC
 /* The stored relid as the decimal text libpq params want. */
 void rq_oid_text(uint32_t relid, char buf[16]);
 
-/* ---- output (output.c) ---- */
-/* Print a result as an aligned table (psql style, "(N rows)"), CSV with a
- * header, or a JSON array. null_text: how aligned output shows NULL (--null;
- * NULL: empty, as psql); CSV writes NULL as an empty unquoted field and ""
- * quoted, JSON as null. */
-void out_print_result(FILE *f, const PGresult *res, OutFormat fmt, const char *null_text);
-/* The terminal cells UTF-8 text takes in an aligned table: East Asian wide
- * and fullwidth characters two, combining marks and other zero-width ones
- * none, a newline two (printed as \n). */
-size_t out_display_width(const char *text);
-/* One row of a result as a JSON object (no newline). */
-void out_json_row(StrBuf *b, const PGresult *res, int row);
+/* ---- output: pgio/output.h (out_print_result, out_json_row, out_display_width) ---- */
 
 /* ---- fold.c: the CLI's snapshot of a table from its keyframe and deltas ---- */
 /* Receives each output line (with its newline); a non-OK status stops the fold. */

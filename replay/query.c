@@ -510,13 +510,7 @@ char *rq_quote_ident(PGconn *conn, const char *name)
 
 WrStatus rq_parse_format(const char *arg, OutFormat *fmt, WrError *err)
 {
-    if (strcmp(arg, "aligned") == 0)
-        *fmt = OUT_ALIGNED;
-    else if (strcmp(arg, "csv") == 0)
-        *fmt = OUT_CSV;
-    else if (strcmp(arg, "json") == 0)
-        *fmt = OUT_JSON;
-    else
+    if (!out_parse_format(arg, fmt))
         return wr_error_set(err, WR_INVALID, "unknown --format %s: expected aligned, csv or json", arg);
     return WR_OK;
 }

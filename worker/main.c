@@ -88,6 +88,8 @@ typedef struct {
     /* baseline */
     char **tables; /* point into argv */
     int ntables;
+    OutFormat format;      /* --format: aligned (default), csv, json */
+    const char *null_text; /* --null: NULL in aligned output */
     /* tail and replay: the command's own arguments once the global options
      * are taken out (split_command_args); owned, the strings are argv's or
      * in made[] */
@@ -112,6 +114,8 @@ enum {
     OPT_BACKFILL_CHUNK_ROWS,
     OPT_TABLE,
     OPT_METRICS_LISTEN,
+    OPT_FORMAT,
+    OPT_NULL,
 };
 
 #define GLOBAL_LONG_OPTIONS                                                                        \
@@ -143,6 +147,8 @@ static const struct option run_options[] = {
 static const struct option baseline_options[] = {
     GLOBAL_LONG_OPTIONS,
     {"table", required_argument, NULL, OPT_TABLE},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"null", required_argument, NULL, OPT_NULL},
     {NULL, 0, NULL, 0},
 };
 #define SHORT_OPTIONS "+:c:vqhV"
@@ -189,9 +195,11 @@ static void print_command_help(const char *cmd, FILE *out)
                      "  --backfill-chunk-rows N    rows per chunk of a later table's baseline (default 1000)\n"
                      "  --metrics-listen HOST:PORT serve Prometheus metrics at http://HOST:PORT/metrics\n");
     else if (strcmp(cmd, "baseline") == 0)
-        fprintf(out, "usage: walrev [global options] baseline [--table TABLE]...\n\n"
+        fprintf(out, "usage: walrev [global options] baseline [--table TABLE]... [--format F] [--null TEXT]\n\n"
                      "  --table TABLE    request a new baseline of TABLE (repeatable); the running worker\n"
-                     "                   records the rows the history lacks\n\n"
+                     "                   records the rows the history lacks\n"
+                     "  --format F       aligned (default), csv or json\n"
+                     "  --null TEXT      how aligned output shows NULL (default: empty, as psql)\n\n"
                      "then prints the state of every table's baseline\n");
     else if (strcmp(cmd, "rules") == 0)
         fprintf(out, "usage: walrev [global options] rules\n\n"
@@ -270,6 +278,11 @@ static int parse_options(int argc, char **argv, const char *cmd, const struct op
             o->tables = xrealloc(o->tables, (size_t)(o->ntables + 1) * sizeof(char *));
             o->tables[o->ntables++] = optarg;
             break;
+        case OPT_FORMAT:
+            if (!out_parse_format(optarg, &o->format))
+                return usage_error(cmd, "unknown --format (expected aligned, csv or json)", optarg);
+            break;
+        case OPT_NULL: o->null_text = optarg; break;
         case ':':
             return usage_error(cmd, "missing value for option",
                                bad_option_text(argc, argv, buf, sizeof(buf)));
@@ -623,7 +636,7 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
     case CMD_BASELINE:
         BaselineConfig bcfg;
         pipeline_baseline_config(&cfg, &bcfg);
-        rc = backfill_command(&bcfg, o->tables, o->ntables);
+        rc = backfill_command(&bcfg, o->tables, o->ntables, o->format, o->null_text);
         break;
     case CMD_STATUS:
         optind = 0;

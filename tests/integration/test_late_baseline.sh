@@ -187,7 +187,7 @@ expect_eq "a table marked skipped gets no baseline by itself" \
   "$(W snapshot --table late_m 2>/dev/null)" "1	changed"
 W baseline --table late_m >"$TMP/request.out" 2>&1 || { cat "$TMP/request.out"; fail "walrev baseline --table"; }
 grep -q "requested baseline of public.late_m" "$TMP/request.out" || { cat "$TMP/request.out"; fail "no confirmation of the request"; }
-grep -Eq "^public\.late_m +requested " "$TMP/request.out" || { cat "$TMP/request.out"; fail "the request is not in the states listed"; }
+grep -Eq "^ public\.late_m +\| requested +\| " "$TMP/request.out" || { cat "$TMP/request.out"; fail "the request is not in the states listed"; }
 wait_state late_m done
 catch_up
 expect_exact late_m id
@@ -195,14 +195,24 @@ expect_clean late_m
 rc=0; W baseline --table no_such_table >"$TMP/bad.out" 2>&1 || rc=$?
 expect_eq "walrev baseline of a missing table exits 1" "$rc" 1
 grep -q "table no_such_table does not exist" "$TMP/bad.out" || { cat "$TMP/bad.out"; fail "no message for a missing table"; }
-W baseline >"$TMP/states.out" 2>&1 || { cat "$TMP/states.out"; fail "walrev baseline"; }
-expect_eq "walrev baseline lists every table's state" \
-  "$(awk 'NR > 1 { print $1, $2 }' "$TMP/states.out")" \
-"public.base done
+W baseline --format csv >"$TMP/states.out" 2>&1 || { cat "$TMP/states.out"; fail "walrev baseline"; }
+STATES="public.base done
 public.late_k done
 public.late_m done
 public.late_r done
 public.late_t done"
+expect_eq "walrev baseline lists every table's state (csv)" "$(awk -F, 'NR > 1 { print $1, $2 }' "$TMP/states.out")" "$STATES"
+expect_eq "walrev baseline's csv header" "$(head -1 "$TMP/states.out")" "table,state,chunks,rows_read,rows_recorded,updated,error"
+expect_eq "walrev baseline --format json: the same states, counts as numbers" \
+  "$(W baseline --format json | jq -r '.[] | "\(.table) \(.state)"')" "$STATES"
+expect_eq "walrev baseline --format json: rows_read is a number" \
+  "$(W baseline --format json | jq -r '[.[] | .rows_read | type] | unique | join(",")')" "number"
+W baseline >"$TMP/aligned.out" 2>&1 || { cat "$TMP/aligned.out"; fail "walrev baseline (aligned)"; }
+expect_eq "walrev baseline (aligned): header, rule, 5 rows, count" "$(sed -n '1p;$p' "$TMP/aligned.out" | sed 's/  */ /g')" \
+" table | state | chunks | rows_read | rows_recorded | updated | error
+(5 rows)"
+expect_eq "walrev baseline --null marks the tables without an error" \
+  "$(W baseline --null '<none>' | grep -c '| <none>$')" "5"
 
 W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail verify; }
 pass "verify passes"

@@ -1,5 +1,5 @@
 /*
- * test_output.c — unit tests of replay/output.c, table-driven with exact
+ * test_output.c — unit tests of pgio/output.c, table-driven with exact
  * expected text: aligned tables (NULL as --null's text or empty, numbers
  * right-aligned, columns measured in terminal cells: wide CJK two, combining
  * marks none), CSV (NULL empty and unquoted, "" quoted) and JSON (null,
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "replay/internal.h"
+#include "pgio/output.h"
 
 #define OID_INT4 23
 #define OID_TEXT 25

@@ -1,6 +1,7 @@
 /*
  * output.c — prints a query result for people (aligned like psql, with
- * "(N rows)") or for scripts (CSV with a header, a JSON array of objects).
+ * "(N rows)") or for scripts (CSV with a header, a JSON array of objects);
+ * one printer for every command that prints rows (replay/, walrev baseline).
  * Values are printed exactly as the server's text form; in JSON, integers
  * and booleans become JSON numbers/booleans, json/jsonb are embedded.
  * Aligned columns are measured in terminal cells (wcwidth under C.UTF-8:
@@ -12,7 +13,7 @@
 #include <string.h>
 #include <wchar.h>
 
-#include "replay/internal.h"
+#include "pgio/output.h"
 
 #define OID_BOOL 16
 #define OID_INT8 20
@@ -212,6 +213,19 @@ static void print_json(FILE *f, const PGresult *res)
     strbuf_append_str(&b, nt ? "\n]\n" : "]\n");
     fwrite(b.data, 1, b.len, f);
     strbuf_free(&b);
+}
+
+bool out_parse_format(const char *name, OutFormat *fmt)
+{
+    if (strcmp(name, "aligned") == 0)
+        *fmt = OUT_ALIGNED;
+    else if (strcmp(name, "csv") == 0)
+        *fmt = OUT_CSV;
+    else if (strcmp(name, "json") == 0)
+        *fmt = OUT_JSON;
+    else
+        return false;
+    return true;
 }
 
 void out_print_result(FILE *f, const PGresult *res, OutFormat fmt, const char *null_text)
