@@ -3,6 +3,9 @@
 # and runs CTest in three builds: normal (build/), ASan+UBSan (build-asan/) and
 # libFuzzer smoke runs (build-fuzz/). Every build runs even if an earlier one
 # failed; the exit status is non-zero if any configure, build or test failed.
+# The normal build's CTest run includes package.deb (tests/package/test_deb.sh):
+# cpack -G DEB, lintian, the package extracted into a scratch root and its
+# binary run with --version (docs/install.md).
 #
 # Environment: WALREV_FUZZ_SECONDS (default 60) per fuzz target;
 # WALREV_CTEST_JOBS (default 1: the integration tests share one cluster and
