@@ -45,7 +45,7 @@ static const Command commands[] = {
     {"setup", CMD_SETUP, "check the source and create the history store, publication and slot"},
     {"run", CMD_RUN, "stream the slot into the history store and other sinks"},
     {"status", CMD_STATUS, "the slot, lag, rates, positions and errors; exit 1 when degraded"},
-    {"rules", CMD_RULES, "print the tracking rules in force"},
+    {"rules", CMD_RULES, "print the tracking rules (and strict mode's policy) in force"},
     {"baseline", CMD_BASELINE, "request a table's baseline; show every table's"},
     {"tail", CMD_TAIL, "follow revisions as they are stored"},
     {"verify", CMD_REPLAY, "recompute the checksum chain"},
@@ -203,7 +203,8 @@ static void print_command_help(const char *cmd, FILE *out)
                      "then prints the state of every table's baseline\n");
     else if (strcmp(cmd, "rules") == 0)
         fprintf(out, "usage: walrev [global options] rules\n\n"
-                     "prints the tracking rules ([tracking] in the config file)\n");
+                     "prints the tracking rules ([tracking] in the config file) and strict mode's\n"
+                     "policy ([actors]) when it is on\n");
     else if (strcmp(cmd, "tail") == 0)
         tail_print_help(out);
     else if (strcmp(cmd, "status") == 0)
@@ -628,6 +629,22 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
         StrBuf out;
         strbuf_init(&out);
         tracking_describe(cfg.tracking, &out);
+        /* strict mode's policy, when on: application names and bindings, never a key */
+        ContextStrict strict;
+        const ContextStrict *sp = config_strict(&cfg, &strict);
+        if (sp) {
+            strbuf_append_str(&out, "strict mode ([actors]): on\n  application keys:");
+            for (int i = 0; i < sp->nkeys; i++) strbuf_appendf(&out, "%s %s", i ? "," : "", sp->keys[i].name);
+            strbuf_append_str(&out, sp->nkeys ? "\n" : " (none)\n");
+            strbuf_append_str(&out, "  role bindings:");
+            strbuf_append_str(&out, sp->nroles ? "\n" : " (none)\n");
+            for (int i = 0; i < sp->nroles; i++) {
+                strbuf_appendf(&out, "    %s:", sp->roles[i].role);
+                for (int j = 0; j < sp->roles[i].nactors; j++)
+                    strbuf_appendf(&out, "%s %s", j ? "," : "", sp->roles[i].actors[j]);
+                strbuf_append_char(&out, '\n');
+            }
+        }
         fputs(out.data ? out.data : "", stdout);
         strbuf_free(&out);
         rc = 0;

@@ -52,6 +52,15 @@ bad_conf "a binding that is no actor" "role.app = user:*, admin" \
   "[actors] role.app: 'admin' is not an actor TYPE:ID or TYPE:*"
 bad_conf "an unknown key" "strictness = high" "unknown key 'strictness' in [actors]"
 
+# walrev rules prints the policy in force, never a key
+"$WALREV_BIN" -c "$TMP/walrev.conf" rules >"$TMP/rules.out" 2>&1 || { cat "$TMP/rules.out"; fail rules; }
+expect_eq "rules: the policy in force" "$(sed -n '/^strict mode/,$p' "$TMP/rules.out")" "strict mode ([actors]): on
+  application keys: billing
+  role bindings:
+    strict_app: user:*, service:reports
+    strict_team: team:ops"
+if grep -qi "$KEY" "$TMP/rules.out"; then fail "rules printed the key"; fi
+
 # ---- the application's side: HMAC-SHA256 in SQL (checked against openssl) ----
 q $DB "CREATE TABLE doc (id int PRIMARY KEY, body text);
 CREATE FUNCTION test_hmac(k bytea, m text) RETURNS text LANGUAGE plpgsql AS \$f\$
