@@ -126,8 +126,10 @@ static const char *column_name(const RelVersion *rv, int c) { return c >= 0 ? rv
  * "SELECT s.vals[1] AS "id", ... FROM schema.snapshot_rows(relid, rev) s".
  * A generated column is computed by the history server from its expression
  * over the row's other columns, each cast to its type (types: the history
- * server's format_type of each regular column); the regular columns are
- * given as recorded, so their text is exactly the source's.
+ * server's format_type of each regular column), and tableoid as the
+ * source table's oid (PostgreSQL lets an expression use that system column
+ * only); the regular columns are given as recorded, so their text is
+ * exactly the source's.
  */
 /*
  * erased: the table has erased values (walrev erase) and the output is for
@@ -157,15 +159,20 @@ static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, 
             strbuf_appendf(&b, "%ss.vals[%d] AS %s", i ? ", " : "", rv->col_ids[c], id);
         } else {
             int g = -c - 2;
-            strbuf_appendf(&b, "%s(SELECT CAST((%s) AS %s) FROM (SELECT ", i ? ", " : "", rv->gen_exprs[g],
-                           rv->gen_types[g]);
+            /* written out by the type's output function, as COPY does (format %s;
+             * a cast to text is not that for every type: true::text is 'true') */
+            strbuf_appendf(&b,
+                           "%s(SELECT CASE WHEN pg_catalog.num_nulls(g.v) = 1 THEN NULL ELSE pg_catalog.format('%%s', "
+                           "g.v) END FROM (SELECT CAST((%s) AS %s) AS v FROM (SELECT ",
+                           i ? ", " : "", rv->gen_exprs[g], rv->gen_types[g]);
             for (int k = 0; k < rv->ncols; k++) {
                 char *cid = PQescapeIdentifier(ctx->hist, rv->col_names[k], strlen(rv->col_names[k]));
                 strbuf_appendf(&b, "%ss.vals[%d]::%s AS %s", k ? ", " : "", rv->col_ids[k], types[k], cid);
                 PQfreemem(cid);
             }
-            if (rv->ncols == 0) strbuf_append_str(&b, "1");
-            strbuf_appendf(&b, ") r)::text AS %s", id);
+            /* the one system column an expression may use: the source table's oid */
+            strbuf_appendf(&b, "%s%u::pg_catalog.oid AS tableoid", rv->ncols ? ", " : "", rv->relid);
+            strbuf_appendf(&b, ") r) g) AS %s", id);
         }
         PQfreemem(id);
     }
