@@ -35,6 +35,8 @@
 #define KEYFRAME_MIN_ROWS 250
 /* A batch's window while the stream is busy, in batch_max_ms. */
 #define BUSY_WINDOW_FACTOR 10
+/* A batch commits once its buffers held this much (whatever the buffer size). */
+#define BATCH_MAX_BYTES ((size_t)8 << 20)
 
 static WrStatus maybe_send(HistorySink *h, int t, WrError *err)
 {
@@ -972,7 +974,7 @@ static bool batch_due(const HistorySink *h, int64_t now_us, bool idle)
     if (now_us - h->batch_timer_us >= window_ms * 1000) return true;
     size_t total = 0;
     for (int t = 0; t < TB_COUNT; t++) total += h->buf[t].len;
-    return total > 8 * h->buffer_bytes;
+    return total > BATCH_MAX_BYTES;
 }
 
 static bool hs_wants_flush(Sink *s, int64_t now_us, bool idle)
@@ -1244,7 +1246,7 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
     h->batch_max_revisions = cfg->batch_max_revisions > 0 ? cfg->batch_max_revisions : 2000;
     h->batch_max_ms = cfg->batch_max_ms > 0 ? cfg->batch_max_ms : 20;
     h->keyframe_factor = cfg->keyframe_factor > 0 ? cfg->keyframe_factor : KEYFRAME_FACTOR;
-    h->buffer_bytes = cfg->buffer_bytes > 0 ? cfg->buffer_bytes : (size_t)1 << 20;
+    h->buffer_bytes = cfg->buffer_bytes > 0 ? cfg->buffer_bytes : (size_t)256 << 10;
     h->sync_commit = cfg->synchronous_commit;
     static const char *const tables[TB_COUNT] = {"revision_context", "revision", "object_delta"};
     static const char *const columns[TB_COUNT] = {
