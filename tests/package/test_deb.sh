@@ -14,6 +14,8 @@ pass() { echo "ok - $*"; }
 for tool in cpack dpkg-deb lintian; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/deps.sh installs it)"
 done
+# Without man pages lintian rightly reports binary-without-manpage: say why first.
+[ "${WALREV_MAN_PAGES:-1}" = 1 ] || fail "pandoc was not found when the build was configured, so the package has no man pages (scripts/deps.sh installs pandoc; then reconfigure)"
 OUT=$(mktemp -d /tmp/walrev-test-deb-XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 
