@@ -62,6 +62,7 @@ expect_eq "a wrong history password exits 1 (not retried forever, not killed by 
 pass "it failed after $ms ms"
 grep -qE 'history store: could not connect: .*password authentication failed for user \\?"hist_user\\?"' "$TMP/pw.err" \
   || { cat "$TMP/pw.err"; fail "no clear message about the refused login"; }
+python3 "$WALREV_SOURCE_DIR/tests/integration/logfmt_check.py" "$TMP/pw.err" || fail "lines that are not logfmt"
 grep -q 'the server refused this login: authentication failed; not retrying' "$TMP/pw.err" \
   || { cat "$TMP/pw.err"; fail "the message does not say it is not retrying"; }
 expect_eq "no retry was attempted" "$(grep -c '; retrying' "$TMP/pw.err" || true)" 0
