@@ -204,7 +204,7 @@ void metrics_render(const MetricsSnapshot *s, StrBuf *out)
           "Bytes of WAL between the source server's WAL end and the position confirmed to the slot.");
     if (s->gauge_set[METRICS_LAG_US]) {
         family(out, "walrev_lag_seconds", "gauge",
-               "Seconds from the source's commit of the last revision to its hand-over to every sink.");
+               "Seconds from the source's commit of the last revision to its hand-over to every sink; 0 when caught up.");
         strbuf_appendf(out, "walrev_lag_seconds %.6f\n", (double)s->gauges[METRICS_LAG_US] / 1e6);
     }
     gauge(out, s, METRICS_RETAINED_WAL, "walrev_slot_retained_wal_bytes",

@@ -590,6 +590,8 @@ static void publish_metrics(Pipeline *p, int64_t t, bool sample)
     if (p->received > wal_end) wal_end = p->received;
     if (p->source_wal_lsn > wal_end) wal_end = p->source_wal_lsn;
     metrics_set(METRICS_LAG_BYTES, wal_end > p->confirmed ? (int64_t)(wal_end - p->confirmed) : 0);
+    /* caught up: no lag in time either (the last revision's delay is history once nothing is pending) */
+    if (wal_end <= p->confirmed) metrics_set(METRICS_LAG_US, 0);
     metrics_set(METRICS_CONFIRMED_LSN, (int64_t)p->confirmed);
     fanout_publish_metrics(p->fanout);
     AssemblerStats as;

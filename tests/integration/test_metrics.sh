@@ -113,6 +113,9 @@ pass "retained WAL $R bytes"
 LB=$(metric walrev_lag_bytes) LS=$(metric walrev_lag_seconds)
 [ -n "$LB" ] && [ "$LB" -ge 0 ] && python3 -c "import sys; assert 0 <= float(sys.argv[1]) < 60" "$LS" || fail "lag $LB bytes, $LS s"
 pass "lag $LB bytes, $LS s"
+caught_up_lag() { scrape && [ "$(metric walrev_lag_bytes)" = 0 ] && [ "$(metric walrev_lag_seconds)" = 0.000000 ]; }
+wait_for 30 caught_up_lag || { cat "$M"; fail "never caught up: lag $(metric walrev_lag_bytes) bytes, $(metric walrev_lag_seconds) s"; }
+pass "caught up: no lag in bytes or seconds"
 
 # the continuous reconciliation compares the tables with the history every second: no difference
 reconciled() { scrape && [ "$(metric walrev_reconcile_rounds_total)" -ge 1 ]; }
