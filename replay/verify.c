@@ -419,18 +419,18 @@ static bool read_relation(const Cursor *rc, RelationVersion *rv)
     rv->cols = xcalloc((size_t)rv->ncols + 1, sizeof(RelColumn));
     for (uint16_t i = 0; i < rv->ncols && ok; i++) {
         RelColumn *c = &rv->cols[i];
-        Value v;
+        Value v = {NULL, 0};
         int64_t x = 0;
         ok = arr_next(&ids, &v) && val_int(v, &x);
         c->col_id = (int16_t)x;
         ok = ok && arr_next(&names, &v);
-        c->name = val_str(v);
+        c->name = ok ? val_str(v) : NULL; /* v is not read when arr_next failed */
         ok = ok && arr_next(&oids, &v) && val_int(v, &x);
         c->type_oid = (uint32_t)x;
         ok = ok && arr_next(&typmods, &v) && val_int(v, &x);
         c->typmod = (int32_t)x;
         ok = ok && arr_next(&tnames, &v);
-        c->type_name = val_str(v);
+        c->type_name = ok ? val_str(v) : NULL;
         ok = ok && arr_next(&keys, &v) && v.len == 1;
         c->is_key = ok && v.data[0] != 0;
         ok = ok && arr_next(&track, &v) && v.len == 1;
@@ -448,16 +448,16 @@ static bool read_relation(const Cursor *rc, RelationVersion *rv)
     rv->gen = xcalloc((size_t)rv->ngen + 1, sizeof(GenColumn));
     for (uint16_t i = 0; i < rv->ngen && ok; i++) {
         GenColumn *g = &rv->gen[i];
-        Value v;
+        Value v = {NULL, 0};
         int64_t x = 0;
         ok = arr_next(&gn, &v);
-        g->name = val_str(v);
+        g->name = ok ? val_str(v) : NULL;
         ok = ok && arr_next(&gt, &v);
-        g->type_name = val_str(v);
+        g->type_name = ok ? val_str(v) : NULL;
         ok = ok && arr_next(&gp, &v) && val_int(v, &x);
         g->position = (int16_t)x;
         ok = ok && arr_next(&ge, &v);
-        g->expr = val_str(v);
+        g->expr = ok ? val_str(v) : NULL;
     }
     return ok;
 }
