@@ -15,14 +15,16 @@ pass() { echo "ok - $*"; }
 # fixed /tmp path, which two runs at once would share). Removed when the test
 # passes (unless KEEP_TEST_TMP is set), kept and named when it fails.
 # Commands for the exit go through
-# on_exit, which runs them before that: a test's own `trap ... EXIT` would
+# on_exit, which runs them (the last registered first) before that: a test's own `trap ... EXIT` would
 # replace this one.
 TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/walrev-$(basename "$0" .sh).XXXXXX")
 _EXIT_CMDS=()
 on_exit() { _EXIT_CMDS+=("$*"); }
 _lib_exit() {
   local rc=$? c
-  for c in "${_EXIT_CMDS[@]}"; do eval "$c" || true; done
+  local i
+  # last registered first: a worker started after its database goes before the database's slots
+  for ((i = ${#_EXIT_CMDS[@]} - 1; i >= 0; i--)); do eval "${_EXIT_CMDS[$i]}" || true; done
   if [ "$rc" = 0 ] && [ -z "${KEEP_TEST_TMP:-}" ]; then rm -rf "$TEST_TMP"; else echo "# files of the test: $TEST_TMP" >&2; fi
 }
 trap _lib_exit EXIT
@@ -92,9 +94,13 @@ worker_kill() {
 conninfo() { echo "host=127.0.0.1 port=$PGPORT user=postgres dbname=$1"; }
 
 # fresh_db NAME: drop slots and database of a previous run, create it.
+# Its slots are dropped again when the test ends: every test shares the
+# fixture cluster's max_replication_slots, and a slot left behind also keeps
+# WAL for good.
 fresh_db() {
   $PSQL -d postgres -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$1'" >/dev/null
   $PSQL -d postgres -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" -c "CREATE DATABASE \"$1\""
+  on_exit "$PSQL -d postgres -c \"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$1' AND NOT active\" >/dev/null 2>&1"
 }
 
 q() { local db=$1; shift; $PSQL -d "$db" -c "$*"; }
