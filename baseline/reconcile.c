@@ -187,6 +187,22 @@ static WrStatus history_columns(const ReconQuery *q, ReconTable *out, int16_t *i
 }
 
 /* ROW(...)::text of the compared columns, on either side. */
+/* Column i as the compared text: the history's value (s.vals[col_id], NULL when it has none) or the live column. */
+static void append_column(StrBuf *b, const ReconTable *rt, uint16_t i, PGconn *c, const int16_t *hist_ids,
+                          bool history)
+{
+    const RelationVersion *rv = rt->rv;
+    if (history && hist_ids[i] > 0) {
+        strbuf_appendf(b, "s.vals[%d]", hist_ids[i]);
+    } else if (history) {
+        strbuf_append_str(b, "NULL::text");
+    } else {
+        char *id = PQescapeIdentifier(c, rv->cols[i].name, strlen(rv->cols[i].name));
+        strbuf_append_str(b, id);
+        PQfreemem(id);
+    }
+}
+
 static void row_expr(StrBuf *b, const ReconTable *rt, PGconn *c, const int16_t *hist_ids, bool history)
 {
     const RelationVersion *rv = rt->rv;
@@ -194,15 +210,7 @@ static void row_expr(StrBuf *b, const ReconTable *rt, PGconn *c, const int16_t *
     for (uint16_t i = 0; i < rv->ncols; i++) {
         if (rv->cols[i].track != TRACK_FULL) continue;
         strbuf_append_str(b, n++ ? ", " : "ROW(");
-        if (history && hist_ids[i] > 0) {
-            strbuf_appendf(b, "s.vals[%d]", hist_ids[i]);
-        } else if (history) {
-            strbuf_append_str(b, "NULL::text");
-        } else {
-            char *id = PQescapeIdentifier(c, rv->cols[i].name, strlen(rv->cols[i].name));
-            strbuf_append_str(b, id);
-            PQfreemem(id);
-        }
+        append_column(b, rt, i, c, hist_ids, history);
     }
     strbuf_append_str(b, n ? ")::text" : "''::text");
 }
@@ -242,15 +250,7 @@ static void chunk_text(StrBuf *b, const ReconTable *rt, PGconn *c, const int16_t
     for (uint16_t i = 0; i < rv->ncols; i++) {
         if (!rv->cols[i].is_key) continue;
         strbuf_append_str(b, n++ ? ", " : "ROW(");
-        if (history && hist_ids[i] > 0) {
-            strbuf_appendf(b, "s.vals[%d]", hist_ids[i]);
-        } else if (history) {
-            strbuf_append_str(b, "NULL::text");
-        } else {
-            char *id = PQescapeIdentifier(c, rv->cols[i].name, strlen(rv->cols[i].name));
-            strbuf_append_str(b, id);
-            PQfreemem(id);
-        }
+        append_column(b, rt, i, c, hist_ids, history);
     }
     strbuf_append_str(b, ")::text");
 }

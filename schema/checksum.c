@@ -77,9 +77,9 @@ static void hmac_value(RevisionHasher *h, const char *data, size_t len, uint8_t 
     SHA256_Final(out, h->value);
 }
 
-/* An attribute's value: tag 0 = NULL; tag 1 + its hash (keyed in format 5). */
-static void update_attr_value(RevisionHasher *h, SHA256_CTX *c, const char *data, size_t len,
-                              const uint8_t *precomputed)
+/* A value: tag 0 = NULL; tag 1 + its hash, HMAC under the store's key when keyed. */
+static void update_hashed(RevisionHasher *h, SHA256_CTX *c, const char *data, size_t len,
+                          const uint8_t *precomputed, bool keyed)
 {
     if (!data && !precomputed) {
         update_u8(c, 0);
@@ -88,7 +88,7 @@ static void update_attr_value(RevisionHasher *h, SHA256_CTX *c, const char *data
     uint8_t sum[WALREV_CHECKSUM_LEN];
     if (precomputed)
         memcpy(sum, precomputed, sizeof(sum));
-    else if (h->keyed)
+    else if (keyed)
         hmac_value(h, data, len, sum);
     else
         digest_value(h->value, data, len, sum);
@@ -96,21 +96,18 @@ static void update_attr_value(RevisionHasher *h, SHA256_CTX *c, const char *data
     SHA256_Update(c, sum, sizeof(sum));
 }
 
-/* Tag 0 = NULL; tag 1 + SHA-256(value bytes). */
+/* An attribute's value (keyed in format 5). */
+static void update_attr_value(RevisionHasher *h, SHA256_CTX *c, const char *data, size_t len,
+                              const uint8_t *precomputed)
+{
+    update_hashed(h, c, data, len, precomputed, h->keyed);
+}
+
+/* Any other value: always a bare SHA-256. */
 static void update_value(RevisionHasher *h, SHA256_CTX *c, const char *data, size_t len,
                          const uint8_t *precomputed)
 {
-    if (!data && !precomputed) {
-        update_u8(c, 0);
-        return;
-    }
-    uint8_t sum[WALREV_CHECKSUM_LEN];
-    if (precomputed)
-        memcpy(sum, precomputed, sizeof(sum));
-    else
-        digest_value(h->value, data, len, sum);
-    update_u8(c, 1);
-    SHA256_Update(c, sum, sizeof(sum));
+    update_hashed(h, c, data, len, precomputed, false);
 }
 
 static void update_str(RevisionHasher *h, SHA256_CTX *c, const char *s)
