@@ -545,6 +545,82 @@ static WrStatus chunk_descend(const ReconQuery *q, ReconTable *out, const int16_
     return st;
 }
 
+/* Compare one row of the source (r, single-row mode) with the history's
+ * rows in m, reporting a difference to fn. vals and key are scratch. */
+static WrStatus compare_source_row(const ReconQuery *q, ReconTable *out, Map *m, PGresult *r, Value *vals, StrBuf *key,
+                                   ReconFn fn, void *arg, WrError *err)
+{
+    const BackfillTable *t = &out->table;
+    ReconDiff d = {0};
+    WrStatus st = WR_OK;
+    if (out->multiset) {
+        const char *digest = PQgetvalue(r, 0, 0);
+        int64_t n = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        out->rows_source += n;
+        Entry *e = map_find(m, digest);
+        if (e) e->seen = true;
+        if (q->multiset_rows && e != NULL) {
+            e->src = n;
+        } else if (q->multiset_rows && n > 0) {
+            e = map_add(m, digest);
+            snprintf(e->digest, sizeof(e->digest), "%s", digest);
+            e->seen = true;
+            e->src = n;
+        } else if (!e || e->count != n) {
+            d.kind = RECON_ROWS_DIFFER;
+            d.row = PQgetvalue(r, 0, 2);
+            d.in_source = n;
+            d.in_history = e ? e->count : 0;
+            out->differences++;
+            st = fn(arg, out, &d, err);
+        }
+    } else {
+        for (int c = 0; c < t->ncols; c++) {
+            vals[c].data = PQgetisnull(r, 0, c) ? NULL : PQgetvalue(r, 0, c);
+            vals[c].len = vals[c].data ? (size_t)PQgetlength(r, 0, c) : 0;
+        }
+        out->rows_source++;
+        assembler_row_key(out->rv, vals, key);
+        Entry *e = map_find(m, key->data);
+        if (e) e->seen = true;
+        if (!e || strcmp(e->digest, PQgetvalue(r, 0, t->ncols)) != 0) {
+            d.kind = e ? RECON_DIFFERENT : RECON_ONLY_IN_SOURCE;
+            d.key = key->data;
+            d.vals = q->want_values ? vals : NULL;
+            out->differences++;
+            st = fn(arg, out, &d, err);
+        }
+    }
+    return st;
+}
+
+/* What the history holds and the table lacks, in key order, reported to fn. */
+static WrStatus report_history_only(ReconTable *out, Map *m, ReconFn fn, void *arg, WrError *err)
+{
+    WrStatus st = WR_OK;
+    size_t nleft = 0;
+    char **left = xcalloc(m->n + 1, sizeof(char *));
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key && !m->slots[i].seen) left[nleft++] = m->slots[i].key;
+    qsort(left, nleft, sizeof(char *), cmp_str);
+    for (size_t i = 0; i < nleft && st == WR_OK; i++) {
+        Entry *e = map_find(m, left[i]);
+        ReconDiff d = {0};
+        if (out->multiset) {
+            d.kind = RECON_ROWS_DIFFER;
+            d.row = e->row;
+            d.in_history = e->count;
+        } else {
+            d.kind = RECON_ONLY_IN_HISTORY;
+            d.key = e->key;
+        }
+        out->differences++;
+        st = fn(arg, out, &d, err);
+    }
+    free(left);
+    return st;
+}
+
 WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *arg, ReconTable *out,
                          bool *found, WrError *err)
 {
@@ -572,7 +648,6 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
     strbuf_init(&sql);
     strbuf_init(&key);
     Value *vals = xcalloc((size_t)t->ncols + 1, sizeof(Value));
-    char **left = NULL;
     ChunkFilter cf = {0, NULL};
     StrBuf prefixes;
     strbuf_init(&prefixes);
@@ -611,45 +686,7 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
     while ((r = PQgetResult(q->src)) != NULL) {
         ExecStatusType rs = PQresultStatus(r);
         if (rs == PGRES_SINGLE_TUPLE && st == WR_OK) {
-            ReconDiff d = {0};
-            if (out->multiset) {
-                const char *digest = PQgetvalue(r, 0, 0);
-                int64_t n = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-                out->rows_source += n;
-                Entry *e = map_find(&m, digest);
-                if (e) e->seen = true;
-                if (q->multiset_rows && e != NULL) {
-                    e->src = n;
-                } else if (q->multiset_rows && n > 0) {
-                    e = map_add(&m, digest);
-                    snprintf(e->digest, sizeof(e->digest), "%s", digest);
-                    e->seen = true;
-                    e->src = n;
-                } else if (!e || e->count != n) {
-                    d.kind = RECON_ROWS_DIFFER;
-                    d.row = PQgetvalue(r, 0, 2);
-                    d.in_source = n;
-                    d.in_history = e ? e->count : 0;
-                    out->differences++;
-                    st = fn(arg, out, &d, err);
-                }
-            } else {
-                for (int c = 0; c < t->ncols; c++) {
-                    vals[c].data = PQgetisnull(r, 0, c) ? NULL : PQgetvalue(r, 0, c);
-                    vals[c].len = vals[c].data ? (size_t)PQgetlength(r, 0, c) : 0;
-                }
-                out->rows_source++;
-                assembler_row_key(out->rv, vals, &key);
-                Entry *e = map_find(&m, key.data);
-                if (e) e->seen = true;
-                if (!e || strcmp(e->digest, PQgetvalue(r, 0, t->ncols)) != 0) {
-                    d.kind = e ? RECON_DIFFERENT : RECON_ONLY_IN_SOURCE;
-                    d.key = key.data;
-                    d.vals = q->want_values ? vals : NULL;
-                    out->differences++;
-                    st = fn(arg, out, &d, err);
-                }
-            }
+            st = compare_source_row(q, out, &m, r, vals, &key, fn, arg, err);
         } else if (rs != PGRES_TUPLES_OK && rs != PGRES_SINGLE_TUPLE && st == WR_OK) {
             st = sql_fail(q->src, r, "reconcile: reading the table", err);
         }
@@ -661,26 +698,7 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
         goto done;
     }
 
-    /* What the history holds and the table lacks, in key order. */
-    size_t nleft = 0;
-    left = xcalloc(m.n + 1, sizeof(char *));
-    for (size_t i = 0; i < m.cap; i++)
-        if (m.slots[i].key && !m.slots[i].seen) left[nleft++] = m.slots[i].key;
-    qsort(left, nleft, sizeof(char *), cmp_str);
-    for (size_t i = 0; i < nleft && st == WR_OK; i++) {
-        Entry *e = map_find(&m, left[i]);
-        ReconDiff d = {0};
-        if (out->multiset) {
-            d.kind = RECON_ROWS_DIFFER;
-            d.row = e->row;
-            d.in_history = e->count;
-        } else {
-            d.kind = RECON_ONLY_IN_HISTORY;
-            d.key = e->key;
-        }
-        out->differences++;
-        st = fn(arg, out, &d, err);
-    }
+    st = report_history_only(out, &m, fn, arg, err);
 done:
     if (chunked) {
         /* the leaf counted only the rows of the differing chunks */
@@ -689,7 +707,6 @@ done:
         out->rows_history = total_history;
     }
     strbuf_free(&prefixes);
-    free(left);
     free(vals);
     free(ids);
     map_free(&m);

@@ -552,6 +552,162 @@ static WrStatus share_sequences(PGconn *src, const char *schema_q, const BTableS
     return st;
 }
 
+/* The shapes of the tables to branch at pt: the named ones (each must exist
+ * then and not be a branch's own), or every tracked table that still exists.
+ * Connects *src to the source once the tables are resolved. *shapes and *src
+ * are the caller's (btable_shape_term each of *nshapes, PQfinish). */
+static WrStatus branch_load_shapes(ReplayCtx *ctx, PGconn **src, const char *const *tables, int ntables,
+                                   const Point *pt, BTableShape **shapes, int *nshapes, WrError *err)
+{
+    char **bschemas = NULL;
+    int nbschemas = 0;
+    uint32_t *relids = NULL;
+    int n = 0;
+    WrStatus st;
+    if ((st = branch_schemas(ctx, &bschemas, &nbschemas, err)) != WR_OK) goto out;
+    if (ntables) {
+        relids = xcalloc((size_t)ntables, sizeof(uint32_t));
+        for (int i = 0; i < ntables; i++, n++)
+            if ((st = rq_resolve_table(ctx, tables[i], &relids[i], err)) != WR_OK) goto out;
+    } else if ((st = rq_all_tables(ctx, &relids, &n, err)) != WR_OK) {
+        goto out;
+    }
+    if ((st = branch_connect_source(ctx, src, err)) != WR_OK) goto out;
+    *shapes = xcalloc((size_t)n + 1, sizeof(BTableShape));
+    for (int i = 0; i < n; i++) {
+        RelVersion rv;
+        bool found;
+        if ((st = rq_relation_at(ctx, relids[i], pt->rev, &rv, &found, err)) != WR_OK) goto out;
+        bool in_branch = false;
+        for (int k = 0; found && k < nbschemas; k++) in_branch = in_branch || strcmp(rv.nspname, bschemas[k]) == 0;
+        relversion_term(&rv);
+        if (!found || in_branch) {
+            if (ntables) {
+                st = wr_error_set(err, WR_INVALID, found ? "table %s is a branch's own table"
+                                                         : "table %s did not exist at revision %lld",
+                                  tables[i], (long long)pt->rev);
+                goto out;
+            }
+            continue;
+        }
+        BTableShape t;
+        if ((st = btable_shape_load(ctx, *src, relids[i], &t, err)) != WR_OK) {
+            btable_shape_term(&t);
+            /* a table dropped since was tracked once: not branched unless named */
+            if (!ntables && strstr(err->msg, "is not a table of the source database now")) {
+                memset(err, 0, sizeof(*err));
+                st = WR_OK;
+                continue;
+            }
+            goto out;
+        }
+        (*shapes)[(*nshapes)++] = t;
+    }
+    if (*nshapes == 0)
+        st = wr_error_set(err, WR_INVALID, "no tracked table to branch at revision %lld", (long long)pt->rev);
+out:
+    rq_free_strv(bschemas, nbschemas);
+    free(relids);
+    return st;
+}
+
+/* Names in the branch: the table's own, "nsp.rel" when two schemas share one.
+ * Returns an array of nshapes strings (rq_free_strv). */
+static char **branch_table_names(const BTableShape *shapes, int nshapes)
+{
+    char **names = xcalloc((size_t)nshapes + 1, sizeof(char *));
+    for (int i = 0; i < nshapes; i++) {
+        const char *rel = strchr(shapes[i].display, '.') + 1;
+        bool shared = false;
+        for (int j = 0; j < nshapes; j++)
+            if (j != i && strcmp(strchr(shapes[j].display, '.') + 1, rel) == 0) shared = true;
+        names[i] = xstrdup(shared ? shapes[i].display : rel);
+    }
+    return names;
+}
+
+/* BEGIN the branch's transaction on src (context set) and create its schema. */
+static WrStatus branch_begin_schema(ReplayCtx *ctx, PGconn *src, const char *name, const char *actor,
+                                    const char *schema_q, const Point *pt, WrError *err)
+{
+    json_t *meta = json_pack("{s:s,s:s,s:I}", "branch", name, "branch_event", "create", "fork_revision", (json_int_t)pt->rev);
+    char *desc = xasprintf("walrev branch create %s", name);
+    char *ctx_sql = rq_context_sql(ctx, src, actor, desc, meta);
+    json_decref(meta);
+    free(desc);
+    char *comment = xasprintf("walrev branch %s: the tracked tables as of revision %lld, writable; "
+                              "`walrev merge %s` brings its changes to main",
+                              name, (long long)pt->rev, name);
+    char *clit = PQescapeLiteral(src, comment, strlen(comment));
+    char *sql = xasprintf("BEGIN; %s; CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s", ctx_sql, schema_q, schema_q,
+                          clit);
+    WrStatus st = run(src, sql, err, "creating the branch schema");
+    free(sql);
+    PQfreemem(clit);
+    free(comment);
+    free(ctx_sql);
+    return st;
+}
+
+/* Create each branch table like its source and fill it with the rows as of pt,
+ * inside the branch's open transaction on src. */
+static WrStatus branch_fill_tables(ReplayCtx *ctx, PGconn *src, const char *name, const char *schema_q,
+                                   BTableShape *shapes, char **names, int nshapes, const Point *pt, WrError *err)
+{
+    WrStatus st = WR_OK;
+    for (int i = 0; i < nshapes && st == WR_OK; i++) {
+        char *tq = rq_quote_ident(src, names[i]);
+        char *qname = xasprintf("%s.%s", schema_q, tq);
+        free(tq);
+        char *sql = xasprintf("CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS "
+                              "INCLUDING INDEXES INCLUDING COMMENTS)",
+                              qname, shapes[i].qname);
+        st = run(src, sql, err, "creating a branch table");
+        free(sql);
+        if (st == WR_OK) st = share_sequences(src, schema_q, &shapes[i], names[i], err);
+        BRowSet rows = {0};
+        if (st == WR_OK) st = browset_load_base(ctx, &shapes[i], pt->rev, &rows, err);
+        if (st == WR_OK) st = copy_rows(src, &shapes[i], qname, &rows, err);
+        if (st == WR_OK)
+            fprintf(ctx->err, "branch %s: %s: %d rows as of revision %lld\n", name, shapes[i].display, rows.n,
+                    (long long)pt->rev);
+        browset_term(&rows, shapes[i].ncols);
+        free(qname);
+    }
+    return st;
+}
+
+/* Record the branch in <schema>.branch on hw (autocommit). */
+static WrStatus branch_record(ReplayCtx *ctx, PGconn *hw, const char *name, const char *schema, const char *actor,
+                              const BTableShape *shapes, char **names, int nshapes, const Point *pt, WrError *err)
+{
+    json_t *tj = json_array();
+    for (int i = 0; i < nshapes; i++)
+        json_array_append_new(tj, json_pack("{s:I,s:s,s:s}", "relid", (json_int_t)shapes[i].relid, "table",
+                                            shapes[i].display, "branch_table", names[i]));
+    char *tjs = json_dumps(tj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(tj);
+    char rev[32];
+    snprintf(rev, sizeof(rev), "%lld", (long long)pt->rev);
+    const char *by = actor ? actor : NULL;
+    char *byd = NULL;
+    if (!by) {
+        const char *user = getenv("USER");
+        by = byd = xasprintf("cli:%s", user && *user ? user : "unknown");
+    }
+    const char *params[6] = {name, schema, rev, pt->commit_lsn, by, tjs};
+    char *sql = xasprintf("INSERT INTO %s.branch (name, schema_name, fork_revision, fork_lsn, created_by, tables) "
+                          "VALUES ($1, $2, $3::bigint, $4::pg_lsn, $5, $6::jsonb)",
+                          ctx->schema_q);
+    PGresult *res = rq_exec(hw, err, sql, 6, params);
+    free(sql);
+    free(tjs);
+    free(byd);
+    if (!res) return wr_error_prefix(err, "recording the branch");
+    PQclear(res);
+    return WR_OK;
+}
+
 static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     const char *at = NULL, *actor = NULL;
@@ -579,17 +735,12 @@ static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *er
     Point pt;
     if ((st = at ? rq_resolve_point(ctx, at, &pt, err) : rq_newest(ctx, &pt, err)) != WR_OK) return st;
 
-    char **bschemas = NULL;
-    int nbschemas = 0;
-    uint32_t *relids = NULL;
-    int n = 0;
     BTableShape *shapes = NULL;
     char **names = NULL;
     PGconn *src = NULL, *hw = NULL;
     char *schema = xasprintf(BRANCH_SCHEMA_PREFIX "%s", name);
     char *schema_q = NULL;
     int nshapes = 0;
-    if ((st = branch_schemas(ctx, &bschemas, &nbschemas, err)) != WR_OK) goto out;
     {
         BranchInfo old;
         WrError e2 = {0};
@@ -600,138 +751,21 @@ static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *er
         }
         branch_info_term(&old);
     }
-    if (ntables) {
-        relids = xcalloc((size_t)ntables, sizeof(uint32_t));
-        for (int i = 0; i < ntables; i++, n++)
-            if ((st = rq_resolve_table(ctx, tables[i], &relids[i], err)) != WR_OK) goto out;
-    } else if ((st = rq_all_tables(ctx, &relids, &n, err)) != WR_OK) {
-        goto out;
-    }
-    if ((st = branch_connect_source(ctx, &src, err)) != WR_OK) goto out;
-    shapes = xcalloc((size_t)n + 1, sizeof(BTableShape));
-    for (int i = 0; i < n; i++) {
-        RelVersion rv;
-        bool found;
-        if ((st = rq_relation_at(ctx, relids[i], pt.rev, &rv, &found, err)) != WR_OK) goto out;
-        bool in_branch = false;
-        for (int k = 0; found && k < nbschemas; k++) in_branch = in_branch || strcmp(rv.nspname, bschemas[k]) == 0;
-        relversion_term(&rv);
-        if (!found || in_branch) {
-            if (ntables) {
-                st = wr_error_set(err, WR_INVALID, found ? "table %s is a branch's own table"
-                                                         : "table %s did not exist at revision %lld",
-                                  tables[i], (long long)pt.rev);
-                goto out;
-            }
-            continue;
-        }
-        BTableShape t;
-        if ((st = btable_shape_load(ctx, src, relids[i], &t, err)) != WR_OK) {
-            btable_shape_term(&t);
-            /* a table dropped since was tracked once: not branched unless named */
-            if (!ntables && strstr(err->msg, "is not a table of the source database now")) {
-                memset(err, 0, sizeof(*err));
-                st = WR_OK;
-                continue;
-            }
-            goto out;
-        }
-        shapes[nshapes++] = t;
-    }
-    if (nshapes == 0) {
-        st = wr_error_set(err, WR_INVALID, "no tracked table to branch at revision %lld", (long long)pt.rev);
-        goto out;
-    }
-    /* names in the branch: the table's own, "nsp.rel" when two schemas share one */
-    names = xcalloc((size_t)nshapes + 1, sizeof(char *));
-    for (int i = 0; i < nshapes; i++) {
-        const char *rel = strchr(shapes[i].display, '.') + 1;
-        bool shared = false;
-        for (int j = 0; j < nshapes; j++)
-            if (j != i && strcmp(strchr(shapes[j].display, '.') + 1, rel) == 0) shared = true;
-        names[i] = xstrdup(shared ? shapes[i].display : rel);
-    }
+    if ((st = branch_load_shapes(ctx, &src, tables, ntables, &pt, &shapes, &nshapes, err)) != WR_OK) goto out;
+    names = branch_table_names(shapes, nshapes);
 
     schema_q = rq_quote_ident(src, schema);
-    {
-        json_t *meta = json_pack("{s:s,s:s,s:I}", "branch", name, "branch_event", "create", "fork_revision", (json_int_t)pt.rev);
-        char *desc = xasprintf("walrev branch create %s", name);
-        char *ctx_sql = rq_context_sql(ctx, src, actor, desc, meta);
-        json_decref(meta);
-        free(desc);
-        char *comment = xasprintf("walrev branch %s: the tracked tables as of revision %lld, writable; "
-                                  "`walrev merge %s` brings its changes to main",
-                                  name, (long long)pt.rev, name);
-        char *clit = PQescapeLiteral(src, comment, strlen(comment));
-        char *sql = xasprintf("BEGIN; %s; CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s", ctx_sql, schema_q, schema_q,
-                              clit);
-        st = run(src, sql, err, "creating the branch schema");
-        free(sql);
-        PQfreemem(clit);
-        free(comment);
-        free(ctx_sql);
-        if (st != WR_OK) goto out;
-    }
-    for (int i = 0; i < nshapes && st == WR_OK; i++) {
-        char *tq = rq_quote_ident(src, names[i]);
-        char *qname = xasprintf("%s.%s", schema_q, tq);
-        free(tq);
-        char *sql = xasprintf("CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS "
-                              "INCLUDING INDEXES INCLUDING COMMENTS)",
-                              qname, shapes[i].qname);
-        st = run(src, sql, err, "creating a branch table");
-        free(sql);
-        if (st == WR_OK) st = share_sequences(src, schema_q, &shapes[i], names[i], err);
-        BRowSet rows = {0};
-        if (st == WR_OK) st = browset_load_base(ctx, &shapes[i], pt.rev, &rows, err);
-        if (st == WR_OK) st = copy_rows(src, &shapes[i], qname, &rows, err);
-        if (st == WR_OK)
-            fprintf(ctx->err, "branch %s: %s: %d rows as of revision %lld\n", name, shapes[i].display, rows.n,
-                    (long long)pt.rev);
-        browset_term(&rows, shapes[i].ncols);
-        free(qname);
-    }
+    if ((st = branch_begin_schema(ctx, src, name, actor, schema_q, &pt, err)) != WR_OK) goto out;
+    st = branch_fill_tables(ctx, src, name, schema_q, shapes, names, nshapes, &pt, err);
     if (st == WR_OK) st = copy_foreign_keys(src, schema_q, shapes, names, nshapes, err);
     if (st == WR_OK) st = publish_copies(src, schema, shapes, names, nshapes, err);
+    /* the record first, the tables second: a branch recorded without its
+     * schema is dropped by `branch drop`; tables without a record would be orphans */
+    if (st == WR_OK) st = branch_connect_history_rw(ctx, &hw, err);
+    if (st == WR_OK) st = branch_record(ctx, hw, name, schema, actor, shapes, names, nshapes, &pt, err);
     if (st != WR_OK) {
         PQclear(PQexec(src, "ROLLBACK"));
         goto out;
-    }
-    if ((st = branch_connect_history_rw(ctx, &hw, err)) != WR_OK) {
-        PQclear(PQexec(src, "ROLLBACK"));
-        goto out;
-    }
-    {
-        json_t *tj = json_array();
-        for (int i = 0; i < nshapes; i++)
-            json_array_append_new(tj, json_pack("{s:I,s:s,s:s}", "relid", (json_int_t)shapes[i].relid, "table",
-                                                shapes[i].display, "branch_table", names[i]));
-        char *tjs = json_dumps(tj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        json_decref(tj);
-        char rev[32];
-        snprintf(rev, sizeof(rev), "%lld", (long long)pt.rev);
-        const char *by = actor ? actor : NULL;
-        char *byd = NULL;
-        if (!by) {
-            const char *user = getenv("USER");
-            by = byd = xasprintf("cli:%s", user && *user ? user : "unknown");
-        }
-        const char *params[6] = {name, schema, rev, pt.commit_lsn, by, tjs};
-        char *sql = xasprintf("INSERT INTO %s.branch (name, schema_name, fork_revision, fork_lsn, created_by, tables) "
-                              "VALUES ($1, $2, $3::bigint, $4::pg_lsn, $5, $6::jsonb)",
-                              ctx->schema_q);
-        /* the record first, the tables second: a branch recorded without its
-         * schema is dropped by `branch drop`; tables without a record would be orphans */
-        PGresult *res = rq_exec(hw, err, sql, 6, params);
-        free(sql);
-        free(tjs);
-        free(byd);
-        if (!res) {
-            st = wr_error_prefix(err, "recording the branch");
-            PQclear(PQexec(src, "ROLLBACK"));
-            goto out;
-        }
-        PQclear(res);
     }
     if ((st = run(src, "COMMIT", err, "committing the branch")) != WR_OK) {
         char *sql = xasprintf("DELETE FROM %s.branch WHERE name = $1", ctx->schema_q);
@@ -747,8 +781,6 @@ out:
         for (int i = 0; i < nshapes; i++) btable_shape_term(&shapes[i]);
     free(shapes);
     rq_free_strv(names, nshapes);
-    rq_free_strv(bschemas, nbschemas);
-    free(relids);
     free(schema);
     free(schema_q);
     if (src) PQfinish(src);

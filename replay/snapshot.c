@@ -588,6 +588,43 @@ static WrStatus into_table_names(ReplayCtx *ctx, const uint32_t *relids, int n, 
     return st;
 }
 
+/* --format's word as a SNAP_* value; -1 when unknown. */
+static int snapshot_format(const char *word)
+{
+    if (strcmp(word, "text") == 0 || strcmp(word, "copy") == 0) return SNAP_TEXT;
+    if (strcmp(word, "csv") == 0) return SNAP_CSV;
+    if (strcmp(word, "sql") == 0) return SNAP_SQL;
+    if (strcmp(word, "json") == 0) return SNAP_JSON;
+    if (strcmp(word, "aligned") == 0) return SNAP_ALIGNED;
+    return -1;
+}
+
+/* The error for a table named by --table that has no version at pt: why
+ * (unlogged, not tracked yet, dropped, not created yet, untracked now). */
+static WrStatus snapshot_missing_table(ReplayCtx *ctx, const char *table, uint32_t relid, const RelVersion *rv,
+                                       const Point *pt, WrError *err)
+{
+    if (rv->unlogged_rev > 0)
+        return wr_error_set(err, WR_INVALID, "table %s is unlogged at revision %lld: it was made UNLOGGED in "
+                            "revision %lld, and logical decoding cannot capture it since, so walrev has no "
+                            "history of it from there (ALTER TABLE ... SET LOGGED starts one again, with a "
+                            "baseline)",
+                            table, (long long)pt->rev, (long long)rv->unlogged_rev);
+    if (rv->untracked)
+        return wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld: its history begins at "
+                            "revision %lld; before, logical decoding could not see it (it was unlogged, or "
+                            "outside the publication)",
+                            table, (long long)pt->rev, (long long)rv->created_rev);
+    if (rv->dropped_rev > 0)
+        return wr_error_set(err, WR_INVALID, "table %s did not exist at revision %lld: it was dropped in "
+                            "revision %lld", table, (long long)pt->rev, (long long)rv->dropped_rev);
+    if (rv->created_rev > 0)
+        return wr_error_set(err, WR_INVALID, "table %s did not exist yet at revision %lld: it was created in "
+                            "revision %lld", table, (long long)pt->rev, (long long)rv->created_rev);
+    if (rq_untracked_now(ctx, table, relid, err)) return err->status;
+    return wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld", table, (long long)pt->rev);
+}
+
 WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     const char *at = NULL, *into = NULL, *target_ci = NULL, *outdir = NULL;
@@ -606,17 +643,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             tables[ntables++] = optarg;
             break;
         case OPT_FORMAT:
-            if (strcmp(optarg, "text") == 0 || strcmp(optarg, "copy") == 0)
-                format = SNAP_TEXT;
-            else if (strcmp(optarg, "csv") == 0)
-                format = SNAP_CSV;
-            else if (strcmp(optarg, "sql") == 0)
-                format = SNAP_SQL;
-            else if (strcmp(optarg, "json") == 0)
-                format = SNAP_JSON;
-            else if (strcmp(optarg, "aligned") == 0)
-                format = SNAP_ALIGNED;
-            else
+            if ((format = snapshot_format(optarg)) < 0)
                 return rq_usage(ctx, err, "unknown --format %s: expected text, csv, json, aligned or sql", optarg);
             break;
         case OPT_NULL: so.null_text = optarg; break;
@@ -685,28 +712,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         bool found;
         if ((st = rq_relation_at(ctx, relids[i], pt.rev, &rv, &found, err)) != WR_OK) break;
         if (!found) {
-            if (ntables && rv.unlogged_rev > 0)
-                st = wr_error_set(err, WR_INVALID, "table %s is unlogged at revision %lld: it was made UNLOGGED in "
-                                  "revision %lld, and logical decoding cannot capture it since, so walrev has no "
-                                  "history of it from there (ALTER TABLE ... SET LOGGED starts one again, with a "
-                                  "baseline)",
-                                  tables[i], (long long)pt.rev, (long long)rv.unlogged_rev);
-            else if (ntables && rv.untracked)
-                st = wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld: its history begins at "
-                                  "revision %lld; before, logical decoding could not see it (it was unlogged, or "
-                                  "outside the publication)",
-                                  tables[i], (long long)pt.rev, (long long)rv.created_rev);
-            else if (ntables && rv.dropped_rev > 0)
-                st = wr_error_set(err, WR_INVALID, "table %s did not exist at revision %lld: it was dropped in "
-                                  "revision %lld", tables[i], (long long)pt.rev, (long long)rv.dropped_rev);
-            else if (ntables && rv.created_rev > 0)
-                st = wr_error_set(err, WR_INVALID, "table %s did not exist yet at revision %lld: it was created in "
-                                  "revision %lld", tables[i], (long long)pt.rev, (long long)rv.created_rev);
-            else if (ntables && rq_untracked_now(ctx, tables[i], relids[i], err))
-                st = err->status;
-            else if (ntables)
-                st = wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld", tables[i],
-                                  (long long)pt.rev);
+            if (ntables) st = snapshot_missing_table(ctx, tables[i], relids[i], &rv, &pt, err);
             continue;
         }
         FILE *f = ctx->out;

@@ -101,6 +101,54 @@ static void test_identify_and_slots(void **state)
     PQfinish(conn);
 }
 
+/* The next XLogData's message, parsed. */
+static void next_message(ReplStream *s, PgoParser *parser, PgoCopyData *cd, PgoMessage *m)
+{
+    WrError err = {0};
+    receive_xlogdata(s, cd);
+    assert_int_equal(pgo_parse_message(parser, cd->payload, cd->payload_len, m, &err), WR_OK);
+}
+
+/* Nothing more: a timed wait returns WR_AGAIN (keepalives aside) after about the timeout. */
+static void expect_quiet(ReplStream *s)
+{
+    WrError err = {0};
+    PgoCopyData cd;
+    int64_t t0 = mono_ms();
+    for (;;) {
+        const uint8_t *buf;
+        size_t len;
+        WrStatus st = repl_stream_receive(s, 300, &buf, &len, &err);
+        if (st == WR_AGAIN) break;
+        assert_int_equal(st, WR_OK);
+        assert_int_equal(pgo_parse_copydata(buf, len, &cd, &err), WR_OK);
+        assert_int_equal(cd.kind, PGO_COPY_KEEPALIVE);
+    }
+    assert_true(mono_ms() - t0 >= 250);
+}
+
+/* The slot's confirmed_flush_lsn reaches exactly lsn (the stream kept read meanwhile). */
+static void expect_confirmed(PGconn *conn, ReplStream *s, Lsn lsn)
+{
+    WrError err = {0};
+    char want[32];
+    snprintf(want, sizeof(want), LSN_FMT, LSN_ARGS(lsn));
+    char *got = NULL;
+    for (int i = 0; i < 50; i++) {
+        free(got);
+        got = ts_query_value(conn, "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '%s'",
+                             SLOT);
+        if (got && strcmp(got, want) == 0) break;
+        const uint8_t *buf;
+        size_t len;
+        WrStatus st = repl_stream_receive(s, 100, &buf, &len, &err);
+        assert_true(st == WR_OK || st == WR_AGAIN);
+    }
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+}
+
 static void test_stream_transaction(void **state)
 {
     (void)state;
@@ -130,16 +178,14 @@ static void test_stream_transaction(void **state)
     PgoMessage m;
     uint32_t relid = 0;
 
-    receive_xlogdata(s, &cd);
-    assert_int_equal(pgo_parse_message(&parser, cd.payload, cd.payload_len, &m, &err), WR_OK);
+    next_message(s, &parser, &cd, &m);
     assert_int_equal(m.type, PGO_MSG_BEGIN);
     uint32_t xid = m.u.begin.xid;
     Lsn final_lsn = m.u.begin.final_lsn;
     assert_true(xid > 0);
     assert_true(final_lsn > cp);
 
-    receive_xlogdata(s, &cd);
-    assert_int_equal(pgo_parse_message(&parser, cd.payload, cd.payload_len, &m, &err), WR_OK);
+    next_message(s, &parser, &cd, &m);
     assert_int_equal(m.type, PGO_MSG_RELATION);
     assert_string_equal(m.u.relation.nspname, "public");
     assert_string_equal(m.u.relation.relname, "item");
@@ -158,8 +204,7 @@ static void test_stream_transaction(void **state)
     assert_int_equal(col.type_oid, 25);
     assert_int_equal(col.flags, 0);
 
-    receive_xlogdata(s, &cd);
-    assert_int_equal(pgo_parse_message(&parser, cd.payload, cd.payload_len, &m, &err), WR_OK);
+    next_message(s, &parser, &cd, &m);
     assert_int_equal(m.type, PGO_MSG_INSERT);
     assert_int_equal(m.u.change.relid, relid);
     assert_int_equal(m.u.change.new_tuple.ncols, 3);
@@ -167,8 +212,7 @@ static void test_stream_transaction(void **state)
     expect_text(&m.u.change.new_tuple, 1, "apple");
     expect_text(&m.u.change.new_tuple, 2, "3");
 
-    receive_xlogdata(s, &cd);
-    assert_int_equal(pgo_parse_message(&parser, cd.payload, cd.payload_len, &m, &err), WR_OK);
+    next_message(s, &parser, &cd, &m);
     assert_int_equal(m.type, PGO_MSG_INSERT);
     expect_text(&m.u.change.new_tuple, 0, "2");
     expect_text(&m.u.change.new_tuple, 1, "it's");
@@ -178,45 +222,19 @@ static void test_stream_transaction(void **state)
     for (int i = 0; i < 3; i++) assert_true(pgo_tuple_next(&tit, &v));
     assert_int_equal(v.kind, PGO_COL_NULL);
 
-    receive_xlogdata(s, &cd);
-    assert_int_equal(pgo_parse_message(&parser, cd.payload, cd.payload_len, &m, &err), WR_OK);
+    next_message(s, &parser, &cd, &m);
     assert_int_equal(m.type, PGO_MSG_COMMIT);
     assert_int_equal(m.u.commit.commit_lsn, final_lsn);
     assert_true(m.u.commit.end_lsn > m.u.commit.commit_lsn);
     Lsn end_lsn = m.u.commit.end_lsn;
     assert_int_equal(cd.wal_start, end_lsn); /* the Commit's XLogData header carries end_lsn */
 
-    /* Nothing more: a timed wait returns WR_AGAIN (keepalives aside) after about the timeout. */
-    int64_t t0 = mono_ms();
-    for (;;) {
-        const uint8_t *buf;
-        size_t len;
-        WrStatus st = repl_stream_receive(s, 300, &buf, &len, &err);
-        if (st == WR_AGAIN) break;
-        assert_int_equal(st, WR_OK);
-        assert_int_equal(pgo_parse_copydata(buf, len, &cd, &err), WR_OK);
-        assert_int_equal(cd.kind, PGO_COPY_KEEPALIVE);
-    }
-    assert_true(mono_ms() - t0 >= 250);
+    /* Nothing more. */
+    expect_quiet(s);
 
     /* Confirm the commit; the slot's confirmed_flush_lsn moves to exactly end_lsn. */
     assert_int_equal(repl_stream_send_status(s, end_lsn, end_lsn, end_lsn, false, &err), WR_OK);
-    char want[32];
-    snprintf(want, sizeof(want), LSN_FMT, LSN_ARGS(end_lsn));
-    char *got = NULL;
-    for (int i = 0; i < 50; i++) {
-        free(got);
-        got = ts_query_value(conn, "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '%s'",
-                             SLOT);
-        if (got && strcmp(got, want) == 0) break;
-        const uint8_t *buf;
-        size_t len;
-        WrStatus st = repl_stream_receive(s, 100, &buf, &len, &err);
-        assert_true(st == WR_OK || st == WR_AGAIN);
-    }
-    assert_non_null(got);
-    assert_string_equal(got, want);
-    free(got);
+    expect_confirmed(conn, s, end_lsn);
 
     assert_int_equal(repl_stream_finish(s, &err), WR_OK);
     /* After finish the connection takes commands again, and receive says the stream is over. */
@@ -233,16 +251,13 @@ static void test_stream_transaction(void **state)
     assert_int_equal(repl_stream_connect(ci, &s, &err), WR_OK);
     assert_int_equal(repl_stream_start(s, SLOT, 0, 1, PUB, NULL, &err), WR_OK);
     pgo_parser_init(&parser, 1, false);
-    receive_xlogdata(s, &cd);
-    assert_int_equal(pgo_parse_message(&parser, cd.payload, cd.payload_len, &m, &err), WR_OK);
+    next_message(s, &parser, &cd, &m);
     assert_int_equal(m.type, PGO_MSG_BEGIN);
     assert_true(m.u.begin.xid != xid);
     assert_true(m.u.begin.final_lsn > end_lsn);
-    receive_xlogdata(s, &cd); /* Relation again: new walsender session */
-    assert_int_equal(pgo_parse_message(&parser, cd.payload, cd.payload_len, &m, &err), WR_OK);
+    next_message(s, &parser, &cd, &m); /* Relation again: new walsender session */
     assert_int_equal(m.type, PGO_MSG_RELATION);
-    receive_xlogdata(s, &cd);
-    assert_int_equal(pgo_parse_message(&parser, cd.payload, cd.payload_len, &m, &err), WR_OK);
+    next_message(s, &parser, &cd, &m);
     assert_int_equal(m.type, PGO_MSG_UPDATE);
     assert_int_equal(m.u.change.old_kind, 0);
     expect_text(&m.u.change.new_tuple, 2, "4");

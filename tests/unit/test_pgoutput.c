@@ -919,6 +919,16 @@ static void test_errors_exact(void **state)
                  "pgoutput insert: truncated at offset 9: need 1 bytes for column kind, 0 remain "
                  "(new tuple, column 1)");
 
+}
+
+/* Markers, strings, counts and trailing bytes, with exact messages. */
+static void test_errors_exact_markers(void **state)
+{
+    (void)state;
+    PgoParser p;
+    pgo_parser_init(&p, 2, false);
+    W w;
+
     /* Bad markers. */
     memset(&w, 0, sizeof(w));
     w_u8(&w, 'U');
@@ -1208,6 +1218,7 @@ int main(void)
         cmocka_unit_test(test_two_phase),
         cmocka_unit_test(test_iterators_defensive),
         cmocka_unit_test(test_errors_exact),
+        cmocka_unit_test(test_errors_exact_markers),
         cmocka_unit_test(test_copydata_xlogdata),
         cmocka_unit_test(test_copydata_keepalive),
         cmocka_unit_test(test_copydata_unknown),
