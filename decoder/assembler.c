@@ -89,6 +89,13 @@ struct Assembler {
     size_t nddl_seen, capddl_seen;
     const char *identity_warning; /* a change of a keyless row that could not be matched */
     uint32_t logged_relid;        /* the table whose SET LOGGED shape came last: its rows follow */
+    /* The table whose rewrite computed values row by row (rewrite_rows in its
+     * shape): its rows follow as rewrite_row captures, each recorded as it
+     * arrives (rewrite_row); none is held. */
+    uint32_t rewrite_relid;
+    bool rewrite_replace;   /* they replace the table's rows (no key, or the key rewritten) */
+    uint8_t *rewrite_added; /* per column of its version: added by the DDL (no old value) */
+    size_t rewrite_cap;
 
     /* New relation versions not yet covered by a written revision: the next
      * revision's checksum covers them (docs/checksums.md). Few: one per
@@ -167,6 +174,7 @@ void assembler_destroy(Assembler *a)
     context_term(&a->parsed);
     free_scratch(a);
     free(a->ddl_seen);
+    free(a->rewrite_added);
     free(a->pending_rels);
     free(a);
 }
@@ -282,6 +290,7 @@ static void handle_begin(Assembler *a, const PgoBegin *b)
     a->suppressed = false;
     a->seq = 0;
     a->logged_relid = 0;
+    a->rewrite_relid = 0;
     a->has_origin = false;
     strbuf_reset(&a->warnings);
     memset(&a->cur_ctx, 0, sizeof(a->cur_ctx));
@@ -456,6 +465,7 @@ static bool ddl_seen_take(Assembler *a, uint32_t relid)
 static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrError *err);
 
 static WrStatus handle_logged_row(Assembler *a, json_t *root, WrError *err);
+static WrStatus handle_rewrite_row(Assembler *a, json_t *root, WrError *err);
 static WrStatus emit_delta(Assembler *a, const RelationVersion *rv, DeltaOp op, const char *key,
                            uint16_t nattrs, bool old_unknown, const RowImage *after, WrError *err);
 
@@ -463,6 +473,11 @@ static WrStatus handle_ddl(Assembler *a, const char *content, size_t len, WrErro
 {
     json_error_t jerr;
     json_t *root = json_loadb(content, len, 0, &jerr);
+    if (root && json_object_get(root, "rewrite_row")) {
+        WrStatus rst = handle_rewrite_row(a, root, err);
+        json_decref(root);
+        return rst;
+    }
     if (root && json_object_get(root, "logged_row")) {
         WrStatus lst = handle_logged_row(a, root, err);
         json_decref(root);
@@ -544,6 +559,8 @@ typedef struct {
 } RestateIn;
 static WrStatus restate_rows(Assembler *a, const RelationVersion *prev, const RelationVersion *rv,
                              const RestateIn *fills, const char *timezone, bool using_expr, WrError *err);
+static WrStatus rewrite_begin(Assembler *a, const RelationVersion *prev, const RelationVersion *rv, bool key_named,
+                              WrError *err);
 
 /* Whether a keyless row's identity digest under rv may differ from the one
  * under prev: a tracked column dropped, renamed or retyped (an added column
@@ -640,6 +657,8 @@ static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrEr
     const char *persistence = json_string_value(json_object_get(root, "persistence"));
     /* A table SET LOGGED has its history begin here, with its rows (logged_row captures follow). */
     bool logged_now = json_is_true(json_object_get(root, "logged_now"));
+    /* A rewrite that computed values row by row: its rows follow (rewrite_row). */
+    bool rows_follow = !logged_now && json_is_true(json_object_get(root, "rewrite_rows"));
     if ((!cur && !logged_now) || a->skipping || !a->in_txn || !json_is_array(attrs) || !ri || strlen(ri) != 1 ||
         !nsp || !rel ||
         !json_is_true(json_object_get(root, "published")) || !persistence || strcmp(persistence, "p") != 0 ||
@@ -678,14 +697,22 @@ static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrEr
         relcache_apply(a->relcache, relid, nsp, rel, ri[0], k, cols, a->rev.commit_lsn, a->last_id + 1, &is_new);
     free(cols);
     if (logged_now) a->logged_relid = relid;
+    bool key_named = json_is_true(json_object_get(root, "using")) && json_is_true(json_object_get(root, "key_named"));
     if (!is_new) {
         free(fills);
-        return logged_now ? logged_begin(a, cur != NULL, rv, err) : WR_OK;
+        if (logged_now) return logged_begin(a, cur != NULL, rv, err);
+        /* ALTER TYPE ... USING to the same type: the shape is the same, the values are not */
+        return rows_follow && cur ? rewrite_begin(a, cur, rv, key_named, err) : WR_OK;
     }
     WrStatus st = emit_relation(a, rv, err);
     /* The DDL's transaction is a revision of its own (perhaps without a row):
      * a point after the DDL then resolves to a revision the version is valid at. */
     if (st == WR_OK) st = ensure_begun(a, err);
+    /* Every value the rewrite left follows: nothing to rekey, redigest or restate from the history. */
+    if (rows_follow && cur) {
+        free(fills);
+        return st == WR_OK ? rewrite_begin(a, cur, rv, key_named, err) : st;
+    }
     /* A primary key added or dropped: the live rows move to their new keys, as handle_relation does. */
     if (st == WR_OK && cur && key_changed(cur, rv)) st = rekey_rows(a, rv, err);
     if (st == WR_OK && logged_now) st = logged_begin(a, cur != NULL, rv, err);
@@ -1784,6 +1811,125 @@ static WrStatus restate_rows(Assembler *a, const RelationVersion *prev, const Re
     free(rcs);
     rowcache_remove_relation(a->rowcache, rv->relid);
     return st;
+}
+
+/* ---- values a rewrite computed row by row ---- */
+
+/*
+ * A rewrite that computed values row by row (ADD COLUMN with a volatile
+ * default or an identity over rows that differ, ALTER TYPE ... USING): the
+ * history cannot derive them, so the capture sends every row as the DDL
+ * left it (rewrite_row, after the shape, in the DDL's transaction) and
+ * each is recorded as it arrives: an UPDATE of the columns whose value
+ * differs from the history's, old values exact, for a table with a key the
+ * DDL left alone; for a table without a key (rows are found by their
+ * values, which the DDL changed) or one whose key the DDL added or may have
+ * rewritten, a truncate here and each row as a baseline row (operation S).
+ */
+static WrStatus rewrite_begin(Assembler *a, const RelationVersion *prev, const RelationVersion *rv, bool key_named,
+                              WrError *err)
+{
+    if (relcache_is_excluded(a->relcache, rv)) return WR_OK;
+    WrStatus st = ensure_begun(a, err);
+    if (st != WR_OK) return st;
+    if (a->rewrite_cap < (size_t)rv->ncols + 1) {
+        a->rewrite_cap = (size_t)rv->ncols + 1;
+        a->rewrite_added = xrealloc(a->rewrite_added, a->rewrite_cap);
+    }
+    bool replace = !digest_rel_has_key(rv) || key_changed(prev, rv) || key_named;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        const RelColumn *c = &rv->cols[i], *old = NULL;
+        for (uint16_t j = 0; j < prev->ncols; j++)
+            if (prev->cols[j].col_id == c->col_id) old = &prev->cols[j];
+        a->rewrite_added[i] = old == NULL;
+        if (c->is_key && (!old || old->type_oid != c->type_oid || old->typmod != c->typmod)) replace = true;
+    }
+    a->rewrite_relid = rv->relid;
+    a->rewrite_replace = replace;
+    if (!replace) return WR_OK;
+    st = emit_delta(a, rv, DELTA_TRUNCATE, NULL, 0, false, NULL, err);
+    if (st == WR_OK) rowcache_remove_relation(a->rowcache, rv->relid);
+    return st;
+}
+
+/* A rewrite_row of a table with a key the DDL left alone: the columns whose
+ * value differs from the history's image, as an UPDATE (a row the history
+ * lacks becomes a baseline row). */
+static WrStatus rewrite_update(Assembler *a, const RelationVersion *rv, WrError *err)
+{
+    build_key(&a->key, rv, a->new_vals);
+    bool known = false;
+    WrStatus st = load_old_image(a, rv, a->key.data, &known, err);
+    if (st != WR_OK) return st;
+    if (!known) return do_insert(a, rv, DELTA_SNAPSHOT, a->new_vals, a->key.data, err);
+    digest_hidden(a, rv, a->new_vals);
+    uint16_t n = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        a->after_vals[i] = a->new_vals[i];
+        a->after_unknown[i] = 0;
+        TrackMode mode = rv->cols[i].track;
+        if (mode == TRACK_UNTRACKED) continue;
+        bool added = a->rewrite_added[i], old_known = !a->old_unknown[i] && !added;
+        bool changed;
+        if (added)
+            changed = a->new_vals[i].data != NULL || mode == TRACK_HIDDEN; /* NULL: as a snapshot shows it */
+        else if (!old_known)
+            changed = true;
+        else if (mode == TRACK_HIDDEN)
+            changed = !(a->old_vals[i].data && a->old_vals[i].len == WALREV_CHECKSUM_LEN &&
+                        memcmp(a->old_vals[i].data, a->hidden_hash[i], WALREV_CHECKSUM_LEN) == 0);
+        else
+            changed = !value_equal(&a->old_vals[i], &a->new_vals[i]);
+        if (!changed) continue;
+        AttributeDelta *ad = &a->attrs[n++];
+        memset(ad, 0, sizeof(*ad));
+        ad->col_id = rv->cols[i].col_id;
+        uint8_t old_flag = added || old_known ? 0 : ATTR_OLD_UNKNOWN;
+        if (mode == TRACK_HIDDEN) {
+            ad->flags = ATTR_HIDDEN | old_flag;
+            ad->digest = a->hidden_hash[i];
+        } else {
+            ad->new_value = a->new_vals[i];
+            ad->flags = old_flag;
+            if (old_known) ad->old_value = a->old_vals[i];
+        }
+    }
+    make_after(a, rv);
+    a->old_row_valid = false;
+    a->keyless_unmatched = false;
+    if (n > 0) {
+        RowImage after = {rv, a->after_vals, a->after_unknown};
+        st = emit_delta(a, rv, DELTA_UPDATE, a->key.data, n, false, &after, err);
+        if (st != WR_OK) return st;
+    }
+    cache_after(a, rv, a->key.data);
+    return WR_OK;
+}
+
+static WrStatus handle_rewrite_row(Assembler *a, json_t *root, WrError *err)
+{
+    json_t *relid = json_object_get(root, "relid");
+    json_t *row = json_object_get(root, "rewrite_row");
+    json_int_t id = json_is_integer(relid) ? json_integer_value(relid) : -1;
+    /* a table not tracked (rewrite_begin not run): nothing to record */
+    if (!a->in_txn || a->skipping || id <= 0 || (uint32_t)id != a->rewrite_relid) return WR_OK;
+    const RelationVersion *rv = relcache_lookup(a->relcache, (uint32_t)id);
+    if (!rv || !json_is_array(row) || json_array_size(row) != rv->ncols) {
+        strbuf_append_str(&a->warnings, "DDL capture row of a rewritten table malformed; ignored\n");
+        return WR_OK;
+    }
+    ensure_width(a, rv->ncols);
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        json_t *v = json_array_get(row, i);
+        a->new_vals[i] = json_is_string(v) ? (Value){json_string_value(v), json_string_length(v)} : (Value){NULL, 0};
+        a->new_state[i] = a->new_vals[i].data ? COL_VALUE : COL_NULL;
+    }
+    if (!a->rewrite_replace) return rewrite_update(a, rv, err);
+    if (digest_rel_has_key(rv))
+        build_key(&a->key, rv, a->new_vals);
+    else
+        synthetic_key(a, &a->key);
+    return do_insert(a, rv, DELTA_SNAPSHOT, a->new_vals, a->key.data, err);
 }
 
 /* Same column names in the same order as the table's current version. */

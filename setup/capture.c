@@ -41,7 +41,16 @@ static const char ddl_capture_table_fmt[] =
 
 /* @s@: the quoted schema, @p@: the publication's name as a literal. Compared with prosrc on later runs. */
 static const char *ddl_capture_body_fmt =
-    " DECLARE r record; q text; fills jsonb; fa record; nd bigint; fv text; BEGIN"
+    " DECLARE r record; q text; fills jsonb; fa record; nd bigint; fv text; rw text; drops oid[]; BEGIN"
+    /* sql_drop (walrev_capture_drop): a DROP DOMAIN, TYPE, FUNCTION, COLLATION,
+     * ... CASCADE that dropped columns of tables that remain (no ALTER TABLE
+     * names them: it is captured at its ddl_command_end) */
+    " IF TG_EVENT = 'sql_drop' THEN"
+    "   IF TG_TAG = 'ALTER TABLE' THEN RETURN; END IF;"
+    "   drops := ARRAY(SELECT DISTINCT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o"
+    "     WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND o.object_type = 'table column'"
+    "     AND NOT o.is_temporary);"
+    " END IF;"
     /* the tables the command names, and the partitions of a partitioned one
      * (an ALTER of a parent changes them too, and is reported for the parent only) */
     " FOR r IN SELECT x.objid, pg_catalog.bool_or(x.created) AS created FROM ("
@@ -51,7 +60,8 @@ static const char *ddl_capture_body_fmt =
     "   SELECT t.relid::pg_catalog.oid, false FROM pg_catalog.pg_event_trigger_ddl_commands() d,"
     "     pg_catalog.pg_partition_tree(d.objid) t"
     "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.object_type IN ('table', 'table column')"
-    "     AND t.relid::pg_catalog.oid <> d.objid) x"
+    "     AND t.relid::pg_catalog.oid <> d.objid"
+    "   UNION ALL SELECT u, false FROM pg_catalog.unnest(drops) u) x"
     "   GROUP BY x.objid LOOP"
     /* a rewrite that filled in defaults (walrev_capture_rewrite marked it):
      * a domain's default is no column default and no missing value, and a
@@ -77,6 +87,16 @@ static const char *ddl_capture_body_fmt =
     "         ELSE pg_catalog.jsonb_build_object('v', fv) END);"
     "     END LOOP;"
     "   END IF;"
+    /* values the rewrite computed row by row (a volatile default or identity
+     * over rows that differ, an ALTER TYPE ... USING): the rows follow the
+     * shape (rewrite_row, below), so the worker records what each holds */
+    "   rw := NULL;"
+    "   IF pg_catalog.current_setting('walrev.retyped_' || r.objid::pg_catalog.text, true) = 'y' THEN"
+    "     PERFORM pg_catalog.set_config('walrev.retyped_' || r.objid::pg_catalog.text, '', true);"
+    "     IF pg_catalog.current_query() ~* '\\yusing\\y' THEN rw := 'rewrite_row'; END IF;"
+    "   END IF;"
+    "   IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(fills) e WHERE e.value ? 'varying') THEN"
+    "     rw := 'rewrite_row'; END IF;"
     "   INSERT INTO @s@.ddl_capture (relid, info)"
     "   SELECT c.oid, pg_catalog.jsonb_build_object('relid', c.oid::pg_catalog.int8,"
     "     'nspname', n.nspname, 'relname', c.relname, 'persistence', c.relpersistence, 'kind', c.relkind,"
@@ -107,6 +127,12 @@ static const char *ddl_capture_body_fmt =
     "     'logged_now', c.relpersistence = 'p' AND"
     "        pg_catalog.current_setting('walrev.logged_' || c.oid::pg_catalog.text, true) = 'y',"
     "     'using', pg_catalog.current_query() ~* '\\yusing\\y',"
+    "     'rewrite_rows', rw IS NOT NULL AND c.relpersistence = 'p',"
+    /* a key column the statement names may be one a USING rewrote */
+    "     'key_named', EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a"
+    "        ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::pg_catalog.int2[])"
+    "        WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident) AND pg_catalog.current_query() ~*"
+    "        ('\\y' || pg_catalog.regexp_replace(a.attname, '([^[:alnum:]_])', '\\\\\\1', 'g') || '\\y')),"
     "     'published', EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables pt WHERE pt.pubname = @p@"
     "        AND pt.schemaname = n.nspname AND pt.tablename = c.relname),"
     "     'columns', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attnum, a.attname)"
@@ -124,12 +150,18 @@ static const char *ddl_capture_body_fmt =
      * each value in its output function's text (format %s; a cast to text
      * is not that for every type: true::text is 'true', its output 't'):
      * the table's history begins here with them (docs/history-store.md) */
-    "   IF pg_catalog.current_setting('walrev.logged_' || r.objid::pg_catalog.text, true) = 'y'"
-    "     AND (SELECT c.relpersistence FROM pg_catalog.pg_class c WHERE c.oid = r.objid) = 'p' THEN"
+    "   IF (SELECT c.relpersistence FROM pg_catalog.pg_class c WHERE c.oid = r.objid) IS DISTINCT FROM 'p' THEN"
+    "     rw := NULL;"
+    "   ELSIF pg_catalog.current_setting('walrev.logged_' || r.objid::pg_catalog.text, true) = 'y' THEN"
     "     PERFORM pg_catalog.set_config('walrev.logged_' || r.objid::pg_catalog.text, '', true);"
+    "     rw := 'logged_row';"
+    "   END IF;"
+    /* the same for a rewrite's rows (rewrite_row): they follow the shape that
+     * says so. An array literal, not jsonb_build_array: no limit of 100 columns */
+    "   IF rw IS NOT NULL THEN"
     "     SELECT pg_catalog.format('INSERT INTO @s@.ddl_capture (relid, info) SELECT %s, pg_catalog.jsonb_build_object("
-    "''relid'', %s::pg_catalog.int8, ''logged_row'', pg_catalog.jsonb_build_array(%s)) FROM ONLY %I.%I',"
-    "       c.oid, c.oid, pg_catalog.string_agg(pg_catalog.format("
+    "''relid'', %s::pg_catalog.int8, %L, pg_catalog.to_jsonb(ARRAY[%s]::pg_catalog.text[])) FROM ONLY %I.%I',"
+    "       c.oid, c.oid, rw, pg_catalog.string_agg(pg_catalog.format("
     "'CASE WHEN pg_catalog.num_nulls(%1$I) = 1 THEN NULL ELSE pg_catalog.format(''%%s'', %1$I) END', a.attname), ', '"
     "       ORDER BY a.attnum), n.nspname, c.relname) INTO q"
     "     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
@@ -141,13 +173,14 @@ static const char *ddl_capture_body_fmt =
     "     GROUP BY c.oid, n.nspname, c.relname;"
     /* the rows reach the worker through the WAL; the table need not keep them */
     "     IF q IS NOT NULL THEN EXECUTE q;"
-    "       DELETE FROM @s@.ddl_capture WHERE relid = r.objid AND info ? 'logged_row'; END IF;"
+    "       DELETE FROM @s@.ddl_capture WHERE relid = r.objid AND info ? rw; END IF;"
     "   END IF;"
     " END LOOP; END ";
 
 /* table_rewrite: marks, for the transaction, a table whose persistence
- * changes (SET LOGGED/UNLOGGED, reason 1) or whose rewrite fills in
- * defaults (reason 2), for capture_ddl at the command's end. */
+ * changes (SET LOGGED/UNLOGGED, reason 1), whose rewrite fills in defaults
+ * (reason 2) or rewrites a column (ALTER TYPE, reason 4), for capture_ddl at
+ * the command's end. */
 static const char *ddl_rewrite_body = " BEGIN"
                                       " IF pg_catalog.pg_event_trigger_table_rewrite_reason() & 1 = 1 THEN"
                                       "   PERFORM pg_catalog.set_config('walrev.logged_' || "
@@ -156,6 +189,11 @@ static const char *ddl_rewrite_body = " BEGIN"
                                       " END IF;"
                                       " IF pg_catalog.pg_event_trigger_table_rewrite_reason() & 2 = 2 THEN"
                                       "   PERFORM pg_catalog.set_config('walrev.filled_' || "
+                                      "pg_catalog.pg_event_trigger_table_rewrite_oid()::pg_catalog.text,"
+                                      "     'y', true);"
+                                      " END IF;"
+                                      " IF pg_catalog.pg_event_trigger_table_rewrite_reason() & 4 = 4 THEN"
+                                      "   PERFORM pg_catalog.set_config('walrev.retyped_' || "
                                       "pg_catalog.pg_event_trigger_table_rewrite_oid()::pg_catalog.text,"
                                       "     'y', true);"
                                       " END IF; END ";
@@ -296,6 +334,21 @@ bool setup_ensure_ddl_trigger(Setup *s)
     };
     TriggerOutcome out2 =
         out == TRIGGER_FAILED ? TRIGGER_FAILED : ensure_event_trigger(s, &rw, schema, ddl_rewrite_body);
+    /* Columns a DROP DOMAIN/TYPE/FUNCTION ... CASCADE drops (no ALTER TABLE
+     * names the table): the same capture on sql_drop, at the drop's point */
+    static const EventTrigger dr = {
+        .trigger = "walrev_capture_drop",
+        .function = "capture_ddl",
+        .event = "sql_drop",
+        .reading = "reading the DDL capture function",
+        .doing = "installing the column drop capture event trigger",
+        .table = "ddl_capture",
+        .table_sql = ddl_capture_table_fmt,
+    };
+    TriggerOutcome out3 = out == TRIGGER_FAILED ? TRIGGER_FAILED : ensure_event_trigger(s, &dr, schema, body.data);
+    if (out3 == TRIGGER_INSTALLED)
+        setup_say("created", "event trigger walrev_capture_drop (columns a DROP ... CASCADE removes are recorded "
+                             "at the drop)");
     if (out2 == TRIGGER_NO_SUPERUSER && out != TRIGGER_NO_SUPERUSER)
         setup_warn(s,
                    "cannot install the table rewrite event trigger without superuser: a table made LOGGED starts its "
@@ -306,7 +359,7 @@ bool setup_ensure_ddl_trigger(Setup *s)
                   "at the DDL)");
     strbuf_free(&body);
     free(schema);
-    return out != TRIGGER_FAILED && out2 != TRIGGER_FAILED;
+    return out != TRIGGER_FAILED && out2 != TRIGGER_FAILED && out3 != TRIGGER_FAILED;
 }
 
 /* ---- the table log: tables' existence and partition membership over time ---- */

@@ -5,8 +5,8 @@
 # (a rewrite casts every value; logical decoding sees none of it). The worker
 # restates every live row in the DDL's revision, so snapshots right after the
 # DDL, later changes' old values and keyless rows' digests are exact; what it
-# cannot know (a volatile default, a USING expression) is a warning on the
-# revision and an unknown value, never a wrong one.
+# cannot derive (a volatile default, a USING expression) the DDL capture sends
+# as rows (test_rewrite_rows.sh).
 source "$(dirname "$0")/lib.sh"
 DB=ddl_rewrites
 fresh_db $DB
@@ -153,20 +153,25 @@ expect_eq "the retype's revision: the numeric values rounded, old values exact" 
 expect_eq "a key column retyped: the rows move to their new keys" \
   "$(H "SELECT string_agg(op::text || key, ' ' ORDER BY key) FROM walrev.object_delta
         WHERE relid = 'kn'::regclass AND op IN ('D', 'I')")" 'D["1.25"] I["1.3"] I["2.0"] D["2.00"]'
-expect_eq "the USING retype and the volatile default are warnings on their revisions" \
-  "$(H "SELECT count(*) FROM walrev.revision WHERE warnings LIKE '%public.u: the DDL rewrote the table outside the WAL%column n''s values in the 2 rows%'
-        OR warnings LIKE '%public.u: the DDL rewrote the table outside the WAL%column r''s values in the 2 rows%'")" "2"
-expect_eq "their values are flagged unknown (flag 4), never guessed; a NULL under USING too" \
-  "$(H "SELECT string_agg(od.key || ':' || ad.col_id || ':' || ad.flags, ' ' ORDER BY od.key, ad.col_id)
+# Until issue 13's rewrite capture these were asserted unknown (flag 4, with a
+# warning): the capture now sends the rows the rewrite left, so they are values.
+check 5 u
+expect_eq "no warning on the USING retype or the volatile default: their values are known" \
+  "$(H "SELECT count(*) FROM walrev.revision WHERE warnings LIKE '%public.u: the DDL rewrote the table outside the WAL%'")" "0"
+expect_eq "the USING retype and the volatile default recorded as values (a NULL under USING unchanged)" \
+  "$(H "SELECT string_agg(od.key || ':' || ad.col_id || ':' || ad.flags || ':' || coalesce(ad.old_value, 'NULL') || '>'
+                          || ad.new_value, ' ' ORDER BY od.revision_id, od.key, ad.col_id)
         FROM walrev.attribute_delta ad JOIN walrev.object_delta od USING (revision_id, seq)
-        WHERE od.relid = 'u'::regclass AND od.op = 'U'")" '["1"]:2:4 ["1"]:3:4 ["2"]:2:4 ["2"]:3:4'
-expect_eq "a volatile domain default is unknown (flag 4) in both rows, the known ones are values" \
+        WHERE od.relid = 'u'::regclass AND od.op = 'U'")" \
+  "$(H "SELECT '[\"1\"]:2:0:7>70 ' || string_agg(format('[\"%s\"]:3:0:NULL>%s', id, r), ' ' ORDER BY id) FROM u")"
+expect_eq "a volatile domain default recorded row by row, the constant ones as before" \
   "$(H "SELECT string_agg(od.key || ':' || ad.col_id || ':' || ad.flags || ':' || coalesce(ad.new_value, 'NULL'), ' '
                           ORDER BY od.revision_id, od.key, ad.col_id)
         FROM walrev.attribute_delta ad JOIN walrev.object_delta od USING (revision_id, seq)
         WHERE od.relid = 'dm'::regclass AND od.op = 'U'")" \
-  '["1"]:3:0:dflt ["1"]:4:0:dflt ["2"]:3:0:dflt ["2"]:4:0:dflt ["1"]:2:0:a2 ["1"]:5:4:NULL ["2"]:5:4:NULL'
-grep -q 'values rewritten outside the WAL are not known' "$LOG" || fail "the worker's log names the unknown values"
-pass "the worker's log names the unknown values"
+  "$(H "SELECT '[\"1\"]:3:0:dflt [\"1\"]:4:0:dflt [\"2\"]:3:0:dflt [\"2\"]:4:0:dflt [\"1\"]:2:0:a2 '
+               || string_agg(format('[\"%s\"]:5:0:%s', id, r), ' ' ORDER BY id) FROM dm")"
+grep -q 'values rewritten outside the WAL are not known' "$LOG" && fail "no value is unknown"
+pass "no value is unknown"
 W verify >/dev/null 2>&1 || fail verify
 pass "verify passes"

@@ -6,8 +6,8 @@
 # "missing value" for the other columns it adds, so even a constant default
 # (ADD COLUMN c int DEFAULT 42) is neither in the WAL nor in the catalog. The
 # DDL capture reads what the rows that were there now hold back from the
-# table: one value in all of them is exact, differing ones (a volatile
-# default over several rows) stay unknown and loud. Before, such a column was
+# table: one value in all of them is exact; differing ones (a volatile
+# default over several rows) come as the rows themselves. Before, such a column was
 # NULL in every snapshot and so was a generated column computed from it.
 source "$(dirname "$0")/lib.sh"
 DB=rewrite_fill
@@ -41,7 +41,7 @@ point 1 kl
 q $DB "INSERT INTO kl (a) VALUES (7); UPDATE g SET a = 5 WHERE a = 4"
 point 2 kl
 point 2 g
-# several rows of a volatile default: not knowable, still unknown (and said so)
+# several rows of a volatile default: the capture sends the rows (test_rewrite_rows.sh)
 q $DB "ALTER TABLE g ADD COLUMN r float8 DEFAULT random()"
 run_to "$(current_lsn $DB)" "$LOG" --source "$SRC" --slot rewritefill
 
@@ -56,10 +56,14 @@ expect_eq "the filled values are recorded in the DDL's revision as values (flag 
             FROM walrev.attribute_delta ad JOIN walrev.object_delta od USING (revision_id, seq)
            WHERE od.relid = 'g'::regclass AND od.op = 'U' AND ad.col_id IN (2, 4)")" \
   '["3"]:2:0:42 ["3"]:4:0:tab	and "q" ["4"]:2:0:42 ["4"]:4:0:tab	and "q"'
-expect_eq "a volatile default over several rows stays unknown (flag 4), with a warning" \
-  "$(q $DB "SELECT count(*) FROM walrev.attribute_delta ad JOIN walrev.object_delta od USING (revision_id, seq)
-           WHERE od.relid = 'g'::regclass AND od.op = 'U' AND ad.flags = 4")" "2"
-grep -q 'values rewritten outside the WAL are not known' "$LOG" || fail "the worker's log names the unknown values"
-pass "the unknown values are named in the worker's log"
+# Until issue 13's rewrite capture this was asserted unknown (flag 4, with a
+# warning): the capture now sends the rows, so each row's value is recorded.
+expect_eq "a volatile default over several rows recorded row by row (flag 0), no warning" \
+  "$(q $DB "SELECT string_agg(od.key || ':' || ad.flags || ':' || ad.new_value, ' ' ORDER BY od.key)
+           FROM walrev.attribute_delta ad JOIN walrev.object_delta od USING (revision_id, seq)
+           WHERE od.relid = 'g'::regclass AND od.op = 'U' AND ad.col_id = 5")" \
+  "$(q $DB "SELECT string_agg(format('[\"%s\"]:0:%s', a, r), ' ' ORDER BY format('[\"%s\"]', a)) FROM g")"
+grep -q 'values rewritten outside the WAL are not known' "$LOG" && fail "no value is unknown"
+pass "no value is unknown"
 W verify >/dev/null 2>&1 || fail verify
 pass "verify passes"

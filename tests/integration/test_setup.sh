@@ -44,9 +44,10 @@ expect_has $OUT/1.out "created   table log walrev.table_log and event triggers w
 expect_has $OUT/1.out "changed   publication walrev: added the table log walrev.table_log"
 expect_has $OUT/1.out "created   DDL capture event trigger walrev_capture_ddl writing walrev.ddl_capture"
 expect_has $OUT/1.out "created   table rewrite event trigger walrev_capture_rewrite (a table made LOGGED starts its history at the DDL)"
+expect_has $OUT/1.out "created   event trigger walrev_capture_drop (columns a DROP ... CASCADE removes are recorded at the drop)"
 expect_has $OUT/1.out "changed   publication walrev: added walrev.ddl_capture (walrev's DDL capture)"
 expect_has $OUT/1.out "created   event trigger walrev_publish_schema: new schemas join publication walrev"
-expect_eq "first setup summary" "$(tail -1 $OUT/1.out)" "setup complete: 12 change(s), 1 warning(s)"
+expect_eq "first setup summary" "$(tail -1 $OUT/1.out)" "setup complete: 13 change(s), 1 warning(s)"
 # stderr carries only info lines (baseline progress), no warning or error
 expect_eq "first setup: no warning or error on stderr" "$(grep -v " level=info " $OUT/1.err || true)" ""
 expect_eq "slot is logical pgoutput in the database" \
