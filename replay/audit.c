@@ -115,7 +115,7 @@ static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, uint32_t *rel
     if (a->ntables != 1 || !a->key)
         return rq_usage(ctx, err, "%s needs --table T and --key K", ctx->cmd);
     if (rq_resolve_table(ctx, a->tables[0], relid, err) != WR_OK) return err->status;
-    if (rq_is_partitioned(ctx, *relid, parent, err) != WR_OK) return err->status;
+    if (rq_has_members(ctx, *relid, parent, err) != WR_OK) return err->status;
     if (rq_parse_key(a->key, key, err) != WR_OK) return err->status;
     char rel[16];
     rq_oid_text(*relid, rel);
@@ -194,7 +194,7 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (a.ntables == 1) {
         uint32_t relid;
         if ((st = rq_resolve_table(ctx, a.tables[0], &relid, err)) != WR_OK) goto done;
-        if ((st = rq_is_partitioned(ctx, relid, &parent, err)) != WR_OK) goto done;
+        if ((st = rq_has_members(ctx, relid, &parent, err)) != WR_OK) goto done;
         rq_oid_text(relid, rel);
     }
     if (a.key) {
@@ -484,7 +484,7 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
                              "CASE WHEN d.new_value IS NULL AND d.change <> 'removed' AND %2$s.erased_at(t.relid, "
                              "d.key, d.column_name, %4$lld) THEN '<erased>' ELSE d.new_value END AS new_value "
                              "FROM (SELECT u.relid, u.n, EXISTS (SELECT 1 FROM %2$s.table_event e "
-                             "      WHERE e.relid = u.relid AND e.relkind = 'p') AS part "
+                             "      WHERE e.relid = u.relid AND e.relkind = 'p') OR %2$s.is_inherit_parent(u.relid) AS part "
                              "      FROM unnest('%1$s'::oid[]) WITH ORDINALITY AS u(relid, n)) t "
                              "CROSS JOIN LATERAL (SELECT x.nspname, x.relname FROM ("
                              "  (SELECT nspname, relname, 1 AS src, version::numeric AS o FROM %2$s.relation_version rv "

@@ -49,7 +49,9 @@ typedef struct {
     int *typmods;
     char **type_names; /* entries may be NULL */
     bool *is_key;
-    char relkind;        /* 'r' a table with rows of its own, 'p' partitioned: rows in its partitions */
+    char relkind;        /* 'r' a table with rows of its own, 'p' partitioned: rows in its partitions,
+                          * 'i' (set by snapshot only) an INHERITS parent read as SELECT * FROM it shows it:
+                          * its own rows and its children's (inherit_rows) */
     int64_t created_rev; /* rq_relation_at found nothing: the revision that created it (0 unknown) */
     int64_t dropped_rev; /* rq_relation_at found nothing: the revision that dropped it (0 none) */
     bool untracked;      /* ... and it existed then but was not tracked (unlogged, outside the publication):
@@ -104,6 +106,11 @@ WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion 
                         WrError *err) WR_MUSTCHECK;
 /* Is relid a partitioned table (the table log says so)? Its rows are its partitions'. */
 WrStatus rq_is_partitioned(ReplayCtx *ctx, uint32_t relid, bool *partitioned, WrError *err) WR_MUSTCHECK;
+/* Does relid answer for other tables' rows: partitioned, or an INHERITS parent at some point (the table log
+ * says so)? Then its history is its members' (member_intervals), its own included when it has rows. */
+WrStatus rq_has_members(ReplayCtx *ctx, uint32_t relid, bool *members, WrError *err) WR_MUSTCHECK;
+/* Is relid an INHERITS parent with a child after revision rev (SELECT * FROM it shows the child's rows)? */
+WrStatus rq_inherits_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, bool *parent, WrError *err) WR_MUSTCHECK;
 /* A --key argument to the stored key form: 42 -> ["42"]; a JSON array is re-encoded compactly. Caller frees. */
 WrStatus rq_parse_key(const char *arg, char **key, WrError *err) WR_MUSTCHECK;
 /* The elements of a stored key (JSON array of strings/null). Caller frees with rq_free_strv. */

@@ -407,6 +407,31 @@ WrStatus rq_is_partitioned(ReplayCtx *ctx, uint32_t relid, bool *partitioned, Wr
     return WR_OK;
 }
 
+WrStatus rq_has_members(ReplayCtx *ctx, uint32_t relid, bool *members, WrError *err)
+{
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "SELECT EXISTS (SELECT 1 FROM %1$s.table_event WHERE relid = %2$u AND relkind = 'p') "
+                             "OR %1$s.is_inherit_parent(%2$u)",
+                             ctx->schema_q, relid);
+    if (!res) return err->status;
+    *members = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return WR_OK;
+}
+
+WrStatus rq_inherits_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, bool *parent, WrError *err)
+{
+    /* the cheap test first: most tables never were a parent */
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "SELECT CASE WHEN %1$s.is_inherit_parent(%2$u) THEN EXISTS (SELECT 1 FROM "
+                             "%1$s.members_at(%2$u, %3$lld) m WHERE m <> %2$u) ELSE false END",
+                             ctx->schema_q, relid, (long long)rev);
+    if (!res) return err->status;
+    *parent = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return WR_OK;
+}
+
 static void append_key_element(StrBuf *b, const json_t *e)
 {
     if (json_is_null(e))

@@ -178,8 +178,12 @@ static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, 
     }
     free(order);
     if (n == 0) strbuf_append_str(&b, "NULL LIMIT 0");
-    /* a partitioned table: the union of its partitions then, vals in its own column order */
-    strbuf_appendf(&b, " FROM %s.%s(%u, %lld) s", ctx->schema_q, rv->relkind == 'p' ? "parent_rows" : "snapshot_rows",
+    /* a partitioned table: the union of its partitions then, vals in its own column order; an
+     * INHERITS parent: its rows and its children's, vals indexed as its own */
+    strbuf_appendf(&b, " FROM %s.%s(%u, %lld) s", ctx->schema_q,
+                   rv->relkind == 'p'   ? "parent_rows"
+                   : rv->relkind == 'i' ? "inherit_rows"
+                                        : "snapshot_rows",
                    rv->relid, (long long)rev);
     return b.data;
 }
@@ -287,7 +291,7 @@ static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev,
                               PGconn *target, Progress *pg, bool *done, WrError *err)
 {
     *done = false;
-    if (rv->relkind == 'p') return WR_OK; /* no rows of its own: parent_rows() reads its partitions */
+    if (rv->relkind != 'r') return WR_OK; /* parent_rows() reads its partitions, inherit_rows() its children */
     if (rv->ngen > 0) return WR_OK;       /* generated columns are computed in SQL (snapshot_select) */
     Fold *fo = NULL;
     bool usable = false;
@@ -714,6 +718,17 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         if (!found) {
             if (ntables) st = snapshot_missing_table(ctx, tables[i], relids[i], &rv, &pt, err);
             continue;
+        }
+        /* An INHERITS parent read (text, csv, json, aligned) is what SELECT * FROM it shows: its
+         * children's rows too. A restore (--into, --format sql) writes each table's own rows, as
+         * pg_dump does: the children are tables of their own there. */
+        if (rv.relkind == 'r' && !target && format != SNAP_SQL) {
+            bool parent = false;
+            if ((st = rq_inherits_at(ctx, relids[i], pt.rev, &parent, err)) != WR_OK) {
+                relversion_term(&rv);
+                break;
+            }
+            if (parent) rv.relkind = 'i';
         }
         FILE *f = ctx->out;
         char *path = NULL;

@@ -826,18 +826,20 @@ $fn$;
 -- by walrev's event triggers in each DDL's own transaction) as the history
 -- recorded them: an ordinary tracked table, so every row is in the checksum
 -- chain at its position in commit order. One row per logged state of a table:
--- event create|alter|seed|drop, its name, relkind (r, p), partition parent
--- and columns ([[attnum, name, type oid, typmod, type, is key], ...]).
+-- event create|alter|seed|drop, its name, relkind (r, p), partition parent,
+-- columns ([[attnum, name, type oid, typmod, type, is key], ...]) and
+-- INHERITS parents (NULL: none, or a table log older than that column).
 CREATE OR REPLACE VIEW @schema@.table_event AS
 SELECT d.revision_id, d.seq,
-       f.relid, f.event, f.nspname, f.relname, f.relkind, f.parent, f.columns
+       f.relid, f.event, f.nspname, f.relname, f.relkind, f.parent, f.columns, f.inherits
 FROM @schema@.relation_version rv
 JOIN @schema@.object_delta_arrays d ON d.relid = rv.relid AND d.relversion = rv.version
 CROSS JOIN LATERAL (
     SELECT (v[1])::oid AS relid, v[2] AS event, v[3] AS nspname, v[4] AS relname, v[5] AS relkind,
-           (v[6])::oid AS parent, (v[7])::jsonb AS columns
+           (v[6])::oid AS parent, (v[7])::jsonb AS columns, (v[8])::oid[] AS inherits
     FROM (SELECT ARRAY(SELECT d.new_values[array_position(d.col_ids, rv.col_ids[array_position(rv.col_names, n.name)])]
-                       FROM unnest(ARRAY['relid', 'event', 'nspname', 'relname', 'relkind', 'parent', 'columns'])
+                       FROM unnest(ARRAY['relid', 'event', 'nspname', 'relname', 'relkind', 'parent', 'columns',
+                                         'inherits'])
                             WITH ORDINALITY AS n(name, i) ORDER BY n.i) AS v) x) f
 WHERE rv.relname = 'table_log'
   AND rv.nspname = (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -848,32 +850,50 @@ WHERE rv.relname = 'table_log'
 CREATE OR REPLACE FUNCTION @schema@.change_pos(p_rev bigint, p_seq integer) RETURNS numeric
 LANGUAGE sql IMMUTABLE AS $fn$ SELECT p_rev::numeric * 4294967296 + p_seq $fn$;
 
--- member_intervals(parent): every table below a partitioned table, at any
--- depth, with the changes during which it was below it: [lo, hi) as
--- change_pos values (hi 'Infinity': still is). A table leaves at its next
--- logged state with another parent, or at its drop; a sub-partitioned
--- table's partitions belong to the parent only while it does.
+-- member_intervals(parent): every table below a partitioned table or an
+-- INHERITS parent, at any depth, with the changes during which it was below
+-- it: [lo, hi) as change_pos values (hi 'Infinity': still is). A table
+-- leaves at its next logged state with another parent (DETACH, NO INHERIT),
+-- or at its drop; a sub-partitioned table's partitions (an INHERITS child's
+-- children) belong to the parent only while it does. A table that is not
+-- partitioned holds rows of its own: it is its own member throughout
+-- (lo 0), so SELECT * FROM it (its rows and its children's) is the union
+-- of its members' rows.
 CREATE OR REPLACE FUNCTION @schema@.member_intervals(p_relid oid)
 RETURNS TABLE (relid oid, relkind text, lo numeric, hi numeric)
 LANGUAGE sql STABLE AS $fn$
     WITH RECURSIVE ev AS MATERIALIZED (
         -- a seed (setup's own rows) holds from the start of its revision: a
         -- baseline's rows may precede the table log's in it
-        SELECT e.relid, e.relkind, e.parent, e.event,
+        SELECT e.relid, e.relkind, e.parent, e.inherits, e.event,
                @schema@.change_pos(e.revision_id, CASE WHEN e.event = 'seed' THEN 0 ELSE e.seq END) AS pos,
                coalesce(lead(@schema@.change_pos(e.revision_id, e.seq))
                         OVER (PARTITION BY e.relid ORDER BY e.revision_id, e.seq), 'Infinity') AS next_pos
         FROM @schema@.table_event e
     ), iv AS MATERIALIZED (
-        SELECT * FROM ev WHERE ev.parent IS NOT NULL AND ev.event <> 'drop'
+        -- one edge per parent: the partition parent, or each INHERITS parent
+        SELECT ev.relid, ev.relkind, p.parent, ev.pos, ev.next_pos
+        FROM ev CROSS JOIN LATERAL unnest(array_remove(ARRAY[ev.parent], NULL) || coalesce(ev.inherits, '{}'))
+             AS p(parent)
+        WHERE ev.event <> 'drop'
     ), tree (relid, relkind, lo, hi) AS (
         SELECT iv.relid, iv.relkind, iv.pos, iv.next_pos FROM iv WHERE iv.parent = p_relid
         UNION ALL
         SELECT c.relid, c.relkind, greatest(c.pos, t.lo), least(c.next_pos, t.hi)
         FROM tree t JOIN iv c ON c.parent = t.relid
-        WHERE t.relkind = 'p' AND greatest(c.pos, t.lo) < least(c.next_pos, t.hi)
+        WHERE greatest(c.pos, t.lo) < least(c.next_pos, t.hi)
     )
     SELECT * FROM tree
+    UNION ALL
+    SELECT p_relid, 'r', 0, 'Infinity'
+    WHERE NOT EXISTS (SELECT 1 FROM @schema@.table_event e WHERE e.relid = p_relid AND e.relkind = 'p')
+$fn$;
+
+-- Was this table an INHERITS parent at any point (its rows are then its own
+-- and its children's)?
+CREATE OR REPLACE FUNCTION @schema@.is_inherit_parent(p_relid oid) RETURNS boolean
+LANGUAGE sql STABLE AS $fn$
+    SELECT EXISTS (SELECT 1 FROM @schema@.table_event e WHERE p_relid = ANY (e.inherits))
 $fn$;
 
 -- The leaf partitions of a partitioned table in the state after revision p_rev.
@@ -1072,12 +1092,15 @@ $fn$;
 -- column order (matched by name: a partition may order its columns
 -- differently) and its key in the parent's form (the parent's key columns
 -- in its order; the partition's own key when the parent has none), with
--- the partition it is in.
+-- the partition it is in. An INHERITS parent (not partitioned): its own
+-- rows and its children's, each with the key its own table gives it (the
+-- children need not have the parent's key, and share no key space).
 CREATE OR REPLACE FUNCTION @schema@.parent_rows(p_relid oid, p_rev bigint)
 RETURNS TABLE (relid oid, key text, vals text[])
 LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
     pcols jsonb := @schema@.logged_columns(p_relid, p_rev);
+    part  boolean := EXISTS (SELECT 1 FROM @schema@.table_event e WHERE e.relid = p_relid AND e.relkind = 'p');
     m     oid;
     rv    @schema@.relation_version;
     map   smallint[];
@@ -1094,7 +1117,7 @@ BEGIN
         map := ARRAY(SELECT rv.col_ids[array_position(rv.col_names, c.c->>1)]
                      FROM jsonb_array_elements(pcols) WITH ORDINALITY AS c(c, n) ORDER BY c.n);
         RETURN QUERY
-        SELECT m, CASE WHEN cardinality(keyn) = 0 THEN r.key
+        SELECT m, CASE WHEN cardinality(keyn) = 0 OR NOT part THEN r.key
                        ELSE '[' || (SELECT string_agg(coalesce(to_json(r.vals[k])::text, 'null'), ',' ORDER BY k)
                                     FROM unnest(keyn) AS k) || ']' END,
                r.vals
@@ -1104,9 +1127,51 @@ BEGIN
 END
 $fn$;
 
+-- inherit_rows(parent, R): what SELECT * FROM an INHERITS parent showed
+-- after revision R: its own rows and those of every table below it then (at
+-- any depth, following INHERIT and NO INHERIT), each row's vals indexed by
+-- the parent's column identities of then (table_at's col_ids, as
+-- snapshot_rows' are), its columns matched by name (a child's own columns
+-- are left out, as SELECT * FROM the parent leaves them out). A child that
+-- logical decoding cannot see (unlogged) is an error naming it: the parent's
+-- rows would be wrong without it.
+CREATE OR REPLACE FUNCTION @schema@.inherit_rows(p_relid oid, p_rev bigint)
+RETURNS TABLE (relid oid, key text, vals text[])
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    pt   record;
+    ct   record;
+    m    oid;
+    map  smallint[];
+    nmax integer;
+BEGIN
+    SELECT t.* INTO pt FROM @schema@.table_at(p_relid, p_rev) t;
+    IF pt.state IS DISTINCT FROM 'ok' THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT p_relid, s.key, s.vals FROM @schema@.snapshot_rows(p_relid, p_rev) s;
+    nmax := coalesce((SELECT max(i) FROM unnest(pt.col_ids) AS i), 0);
+    FOR m IN SELECT x FROM @schema@.members_at(p_relid, p_rev) x WHERE x <> p_relid LOOP
+        SELECT t.* INTO ct FROM @schema@.table_at(m, p_rev) t;
+        IF ct.state = 'unlogged' THEN
+            RAISE EXCEPTION 'table %.% inherits from %.% and is unlogged at revision %: logical decoding cannot see its rows, so walrev cannot know the rows of %.% (SELECT * FROM it includes them)',
+                ct.nspname, ct.relname, pt.nspname, pt.relname, p_rev, pt.nspname, pt.relname;
+        END IF;
+        CONTINUE WHEN ct.state IS DISTINCT FROM 'ok';
+        map := ARRAY(SELECT ct.col_ids[array_position(ct.col_names, pt.col_names[array_position(pt.col_ids, i::smallint)])]
+                     FROM generate_series(1, nmax) AS i ORDER BY i);
+        RETURN QUERY
+        SELECT m, s.key, ARRAY(SELECT s.vals[u.id] FROM unnest(map) WITH ORDINALITY AS u(id, n) ORDER BY u.n)
+        FROM @schema@.snapshot_rows(m, p_rev) s;
+    END LOOP;
+END
+$fn$;
+
 -- parent_diff(r1, r2, parent): diff() for a partitioned table, over the
 -- union of its partitions at each point (a row that moved between
--- partitions is one row; columns are matched by name).
+-- partitions is one row; columns are matched by name), and for an INHERITS
+-- parent over its rows and its children's (a row is one row in its own
+-- table: an UPDATE never moves a row between them).
 CREATE OR REPLACE FUNCTION @schema@.parent_diff(p_r1 bigint, p_r2 bigint, p_relid oid)
 RETURNS TABLE(key text, change text, column_name text, old_value text, new_value text)
 LANGUAGE sql STABLE AS $fn$
@@ -1117,12 +1182,14 @@ LANGUAGE sql STABLE AS $fn$
          cols AS (SELECT coalesce(c2.name, c1.name) AS name, c1.n AS n1, c2.n AS n2,
                          coalesce(c2.n, 100000 + c1.n) AS ord
                   FROM c1 FULL JOIN c2 ON c1.name = c2.name),
-         a AS (SELECT r.key, r.vals FROM @schema@.parent_rows(p_relid, p_r1) r),
-         b AS (SELECT r.key, r.vals FROM @schema@.parent_rows(p_relid, p_r2) r),
+         a AS (SELECT r.relid, r.key, r.vals FROM @schema@.parent_rows(p_relid, p_r1) r),
+         b AS (SELECT r.relid, r.key, r.vals FROM @schema@.parent_rows(p_relid, p_r2) r),
          j AS (SELECT coalesce(a.key, b.key) AS key,
                       CASE WHEN a.key IS NULL THEN 'added' WHEN b.key IS NULL THEN 'removed' ELSE 'changed' END AS change,
                       a.vals AS av, b.vals AS bv
-               FROM a FULL JOIN b ON a.key = b.key)
+               FROM a FULL JOIN b ON a.key = b.key
+                    AND (a.relid = b.relid
+                         OR EXISTS (SELECT 1 FROM @schema@.table_event e WHERE e.relid = p_relid AND e.relkind = 'p')))
     SELECT j.key, j.change, cols.name, j.av[cols.n1], j.bv[cols.n2]
     FROM j CROSS JOIN cols
     WHERE (j.change = 'added' AND cols.n2 IS NOT NULL)
@@ -1171,5 +1238,6 @@ GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid
     @schema@.revert_conflicts(bigint), @schema@.change_pos(bigint, integer), @schema@.member_intervals(oid),
     @schema@.members_at(oid, bigint), @schema@.table_at(oid, bigint), @schema@.logged_columns(oid, bigint),
     @schema@.parent_rows(oid, bigint), @schema@.parent_diff(bigint, bigint, oid),
+    @schema@.inherit_rows(oid, bigint), @schema@.is_inherit_parent(oid),
     @schema@.resolve_table(text, text), @schema@.leaf_key(oid, oid, text),
     @schema@.erased_at(oid, text, text, bigint) TO walrev_reader;

@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS @schema@.table_log (
     parent   oid,                    -- the partition parent, NULL when none
     columns  jsonb                   -- [[attnum, name, type oid, typmod, type, is key, generated], ...]
 );
+-- INHERITS parents (not partitioning), in the table's inheritance order;
+-- NULL when none. Added after the first format: an older log gains it here.
+ALTER TABLE @schema@.table_log ADD COLUMN IF NOT EXISTS inherits oid[];
 CREATE INDEX IF NOT EXISTS table_log_relid_idx ON @schema@.table_log (relid, id);
 REVOKE ALL ON @schema@.table_log FROM PUBLIC;
 REVOKE ALL ON SEQUENCE @schema@.table_log_id_seq FROM PUBLIC;
@@ -65,6 +68,7 @@ DECLARE
     last record;
     cols jsonb;
     par  oid;
+    inh  oid[];
 BEGIN
     SELECT cl.oid, n.nspname::text AS nspname, cl.relname::text AS relname, cl.relkind::text AS relkind,
            cl.relpersistence, cl.relispartition, cl.relnamespace
@@ -75,7 +79,10 @@ BEGIN
     IF c.oid IS NULL OR c.relkind NOT IN ('r', 'p') OR c.relpersistence NOT IN ('p', 'u')
        OR c.nspname = @schema_literal@
        OR (c.relpersistence = 'u' AND NOT (c.relkind = 'r' AND tag = 'ALTER TABLE'
-           AND current_setting('walrev.logged_' || t::text, true) = 'y')) THEN
+           AND current_setting('walrev.logged_' || t::text, true) = 'y')
+           -- an unlogged INHERITS child: its parent's rows include its rows,
+           -- which logical decoding cannot see, and replay must say so
+           AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = t)) THEN
         RETURN;
     END IF;
     -- published: FOR ALL TABLES, or the table or an ancestor (its schema or itself) is in the publication
@@ -92,6 +99,9 @@ BEGIN
         RETURN;
     END IF;
     SELECT i.inhparent INTO par FROM pg_inherits i WHERE i.inhrelid = t AND c.relispartition;
+    -- INHERITS parents: SELECT * FROM a parent shows its children's rows too
+    inh := NULLIF(ARRAY(SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = t AND NOT c.relispartition
+                        ORDER BY i.inhseqno), '{}');
     SELECT coalesce(jsonb_agg(jsonb_build_array(a.attnum, a.attname, a.atttypid::bigint, a.atttypmod,
                                                 format_type(a.atttypid, a.atttypmod),
                                                 coalesce(a.attnum = ANY (pk.indkey::int2[]), false),
@@ -108,9 +118,9 @@ BEGIN
         -- rows it had (SET LOGGED logs it again; its history then begins
         -- anew with a baseline)
         PERFORM set_config('walrev.logged_' || t::text, '', true);
-        IF last.id IS NULL OR last.event NOT IN ('drop', 'unlogged') THEN
-            INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns)
-            VALUES (t, 'unlogged', c.nspname, c.relname, c.relkind, par, cols);
+        IF last.id IS NULL OR last.event NOT IN ('drop', 'unlogged') OR last.inherits IS DISTINCT FROM inh THEN
+            INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns, inherits)
+            VALUES (t, 'unlogged', c.nspname, c.relname, c.relkind, par, cols, inh);
         END IF;
         RETURN;
     END IF;
@@ -118,33 +128,38 @@ BEGIN
     -- 'alter': it existed before): pgoutput describes a table again only with
     -- its next row change, and until then replay takes its columns from here.
     IF last.id IS NOT NULL AND last.event NOT IN ('drop', 'unlogged') AND last.nspname = c.nspname AND last.relname = c.relname
-       AND last.relkind = c.relkind AND last.parent IS NOT DISTINCT FROM par AND last.columns = cols THEN
+       AND last.relkind = c.relkind AND last.parent IS NOT DISTINCT FROM par AND last.columns = cols
+       AND last.inherits IS NOT DISTINCT FROM inh THEN
         RETURN;
     END IF;
-    INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns)
+    INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns, inherits)
     VALUES (t, CASE WHEN tag = 'seed' THEN 'seed' WHEN last.id IS NULL AND tag LIKE 'CREATE%' THEN 'create'
                     ELSE 'alter' END,
-            c.nspname, c.relname, c.relkind, par, cols);
+            c.nspname, c.relname, c.relkind, par, cols, inh);
 END
 $fn$;
 
--- ddl_command_end: every table a command touched, its partitions now, and
--- the tables last logged as its partitions (an ATTACH or DETACH names only
--- the parent).
+-- ddl_command_end: every table a command touched, the tables below it now
+-- (partitions and INHERITS children at any depth: a column added, renamed
+-- or dropped there reaches them), its INHERITS parents (a parent that gains
+-- its first child is logged, so replay knows its columns), and the tables
+-- last logged below it (an ATTACH or DETACH names only the parent).
 CREATE OR REPLACE FUNCTION @schema@.log_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
     t oid;
 BEGIN
     FOR t IN
-        WITH cmd AS (SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
-                      WHERE classid = 'pg_class'::regclass AND object_type IN ('table', 'table column'))
-        SELECT objid FROM cmd
+        WITH RECURSIVE cmd AS (SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
+                      WHERE classid = 'pg_class'::regclass AND object_type IN ('table', 'table column')),
+             below (relid) AS (SELECT objid FROM cmd
+                               UNION SELECT i.inhrelid FROM pg_inherits i JOIN below b ON i.inhparent = b.relid)
+        SELECT relid FROM below
         UNION
-        SELECT i.inhrelid FROM pg_inherits i JOIN cmd ON i.inhparent = cmd.objid
+        SELECT i.inhparent FROM pg_inherits i JOIN cmd ON i.inhrelid = cmd.objid
         UNION
-        SELECT l.relid FROM (SELECT DISTINCT ON (relid) relid, parent, event FROM @schema@.table_log
-                              ORDER BY relid, id DESC) l JOIN cmd ON l.parent = cmd.objid
+        SELECT l.relid FROM (SELECT DISTINCT ON (relid) relid, parent, inherits, event FROM @schema@.table_log
+                              ORDER BY relid, id DESC) l JOIN cmd ON l.parent = cmd.objid OR cmd.objid = ANY (l.inherits)
          WHERE l.event <> 'drop'
         ORDER BY 1
     LOOP
@@ -171,14 +186,18 @@ BEGIN
 END
 $fn$;
 
--- The partitioned tables and partitions that exist now (idempotent: a table
--- is logged only when it differs from its last row).
+-- The partitioned tables, partitions and INHERITS parents and children that
+-- exist now (idempotent: a table is logged only when it differs from its
+-- last row).
 CREATE OR REPLACE FUNCTION @schema@.log_seed() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
     t oid;
 BEGIN
-    FOR t IN SELECT c.oid FROM pg_class c WHERE c.relkind = 'p' OR c.relispartition ORDER BY c.oid LOOP
+    FOR t IN SELECT c.oid FROM pg_class c
+              WHERE c.relkind = 'p' OR c.relispartition
+                 OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)
+              ORDER BY c.oid LOOP
         PERFORM @schema@.log_table(t, 'seed');
     END LOOP;
 END
