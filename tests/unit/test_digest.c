@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/sha.h>
@@ -101,12 +102,46 @@ static void test_has_key(void **state)
     assert_true(digest_rel_has_key(&rv));
 }
 
+/* Known answers, computed with the one-shot OpenSSL HMAC() and EVP digests
+ * this module used before (row_digest holds such digests: they never change). */
+static void hex_of(const uint8_t *d, char out[2 * DIGEST_LEN + 1])
+{
+    for (int i = 0; i < DIGEST_LEN; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void test_known_answers(void **state)
+{
+    (void)state;
+    DigestKey k;
+    for (int i = 0; i < DIGEST_KEY_LEN; i++) k.key[i] = (uint8_t)(i * 7 + 3);
+    RelColumn cols[3] = {{.name = "a", .col_id = 1, .track = TRACK_FULL},
+                         {.name = "b", .col_id = 2, .track = TRACK_FULL},
+                         {.name = "secret", .col_id = 3, .track = TRACK_HIDDEN}};
+    RelationVersion rv = {.relid = 7, .version = 1, .ncols = 3, .cols = cols};
+    Value vals[3] = {{"42", 2}, {"x\ty", 3}, {"p", 1}};
+    uint8_t d[DIGEST_LEN];
+    char hex[2 * DIGEST_LEN + 1];
+    digest_row(&k, &rv, vals, NULL, d);
+    hex_of(d, hex);
+    assert_string_equal(hex, "39cc5dbb0245443fd33e6f9f5ba402bf969aa4b2649ff99ad948c93afc71eca5");
+    digest_value(&k, &(Value){NULL, 0}, d);
+    hex_of(d, hex);
+    assert_string_equal(hex, "f870a56cffcbf1965e563620258b60532fcf53695419075eccc69f905b2c798b");
+    digest_value(&k, &(Value){"", 0}, d);
+    hex_of(d, hex);
+    assert_string_equal(hex, "70cad903887c5a2982ab96f5cb0d5e7831f29b6703753571328510afde64f969");
+    digest_value(&k, &(Value){"hello", 5}, d);
+    hex_of(d, hex);
+    assert_string_equal(hex, "dea8b8717d440111f8bf42d3a432a62efc05916a75bb70e966954bf3350a0acc");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_row_digest),
         cmocka_unit_test(test_value_digest),
         cmocka_unit_test(test_has_key),
+        cmocka_unit_test(test_known_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
