@@ -87,6 +87,63 @@ WrStatus hsession_run(HistorySink *h, const char *sql, int nparams, const char *
     return WR_OK;
 }
 
+/* The pipeline is left in a state nobody can continue: the session ends. */
+static WrStatus pipeline_broken(HistorySink *h, WrError *err, const char *what, WrStatus st)
+{
+    if (st == WR_OK) st = hsession_fail(h, NULL, err, what);
+    h->broken = true;
+    h->in_tx = false;
+    return st == WR_OK ? WR_RETRY : st;
+}
+
+WrStatus hsession_pipeline(HistorySink *h, HsessionStmt *s, int n, WrError *err)
+{
+    for (int i = 0; i < n; i++) {
+        s[i].res = NULL;
+        s[i].ok = false;
+    }
+    WrStatus st = hsession_await_copy(h, err);
+    if (st != WR_OK || n == 0) return st;
+    PGconn *c = h->conn;
+    if (!PQenterPipelineMode(c)) return hsession_fail(h, NULL, err, s[0].what);
+    for (int i = 0; i < n; i++)
+        if (!PQsendQueryParams(c, s[i].sql, s[i].nparams, NULL, s[i].params, NULL, NULL, 0))
+            return pipeline_broken(h, err, s[i].what, WR_OK);
+    if (PQpipelineSync(c) != 1) return pipeline_broken(h, err, s[0].what, WR_OK);
+    /* Each statement's results end with NULL; after a failure the server
+     * skips the rest (PGRES_PIPELINE_ABORTED each) up to the sync. */
+    for (int i = 0; i < n; i++) {
+        PGresult *r;
+        bool failed = st != WR_OK;
+        while ((r = pgio_get_result(c)) != NULL) {
+            if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) failed = true;
+            ExecStatusType rs = PQresultStatus(r);
+            if (rs == PGRES_FATAL_ERROR && st == WR_OK) st = hsession_fail(h, r, err, s[i].what);
+            if (st == WR_OK && s[i].keep && !s[i].res && (rs == PGRES_TUPLES_OK || rs == PGRES_COMMAND_OK))
+                s[i].res = r;
+            else
+                PQclear(r);
+            if (PQstatus(c) == CONNECTION_BAD) break;
+        }
+        if (PQstatus(c) == CONNECTION_BAD) {
+            st = pipeline_broken(h, err, s[i].what, st);
+            goto out;
+        }
+        s[i].ok = !failed;
+    }
+    PGresult *sync = pgio_get_result(c);
+    bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+    if (!synced || !PQexitPipelineMode(c)) st = pipeline_broken(h, err, s[n - 1].what, st);
+out:
+    if (st != WR_OK)
+        for (int i = 0; i < n; i++) {
+            PQclear(s[i].res);
+            s[i].res = NULL;
+        }
+    return st;
+}
+
 WrStatus hsession_ensure_tx(HistorySink *h, WrError *err)
 {
     if (h->in_tx) return WR_OK;
@@ -272,25 +329,39 @@ void hsession_dg_queue(HistorySink *h, uint32_t relid, const char *key, int col,
     h->dg_n++;
 }
 
+void hsession_dg_statement(const HistorySink *h, HsessionDgStmt *d, HsessionStmt *out)
+{
+    strbuf_init(&d->sql);
+    for (int i = 0; i < 4; i++) {
+        strbuf_init(&d->arr[i]);
+        strbuf_append_char(&d->arr[i], '{');
+        if (h->dg[i].data) strbuf_append(&d->arr[i], h->dg[i].data, h->dg[i].len);
+        strbuf_append_char(&d->arr[i], '}');
+        d->params[i] = d->arr[i].data;
+    }
+    strbuf_appendf(&d->sql, "SELECT %s.row_digest_apply($1::oid[], $2::text[], $3::smallint[], $4::text[])",
+                   h->qschema);
+    snprintf(d->what, sizeof(d->what), "writing %d row digests to %s.row_digest", h->dg_n, h->qschema);
+    *out = (HsessionStmt){.sql = d->sql.data, .nparams = 4, .params = d->params, .what = d->what};
+}
+
+void hsession_dg_statement_free(HsessionDgStmt *d)
+{
+    strbuf_free(&d->sql);
+    for (int i = 0; i < 4; i++) strbuf_free(&d->arr[i]);
+}
+
 /* Apply the queued changes in the open batch (before any read of row_digest). */
 WrStatus hsession_dg_apply(HistorySink *h, WrError *err)
 {
     if (!h->dg_n) return WR_OK;
     WrStatus st = hsession_ensure_tx(h, err);
     if (st != WR_OK) return st;
-    StrBuf arr[4], q;
-    for (int i = 0; i < 4; i++) {
-        strbuf_init(&arr[i]);
-        strbuf_appendf(&arr[i], "{%s}", h->dg[i].data ? h->dg[i].data : "");
-    }
-    strbuf_init(&q);
-    strbuf_appendf(&q, "SELECT %s.row_digest_apply($1::oid[], $2::text[], $3::smallint[], $4::text[])", h->qschema);
-    const char *p[4] = {arr[0].data, arr[1].data, arr[2].data, arr[3].data};
-    char what[160];
-    snprintf(what, sizeof(what), "writing %d row digests to %s.row_digest", h->dg_n, h->qschema);
-    st = hsession_run(h, q.data, 4, p, what, NULL, err);
-    strbuf_free(&q);
-    for (int i = 0; i < 4; i++) strbuf_free(&arr[i]);
+    HsessionDgStmt d;
+    HsessionStmt s;
+    hsession_dg_statement(h, &d, &s);
+    st = hsession_run(h, s.sql, s.nparams, s.params, s.what, NULL, err);
+    hsession_dg_statement_free(&d);
     hsession_dg_clear(h);
     return st;
 }

@@ -170,6 +170,21 @@ WrStatus hsession_check_usable(HistorySink *h, WrError *err, const char *what) W
 /* Run a statement (text parameters) after any COPY in flight; *out (when not NULL) gets the result, caller clears. */
 WrStatus hsession_run(HistorySink *h, const char *sql, int nparams, const char *const *params, const char *what,
                       PGresult **out, WrError *err) WR_MUSTCHECK;
+/* One statement of hsession_pipeline: SQL with text parameters. */
+typedef struct {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+    const char *what; /* for the error: "writing walrev.checkpoint" */
+    bool keep;        /* hand its result over in res (the caller clears it) */
+    PGresult *res;    /* out: its result when keep and every statement succeeded, else NULL */
+    bool ok;          /* out: it succeeded (a COMMIT may have, though a later statement failed) */
+} HsessionStmt;
+/* Run s[0..n) in order in one round trip (libpq's pipeline mode) after any
+ * COPY in flight. The first failure is returned as hsession_run's would be
+ * (the server skips the statements after it); WR_OK only when all succeeded.
+ * Blocks until every result is in. */
+WrStatus hsession_pipeline(HistorySink *h, HsessionStmt *s, int n, WrError *err) WR_MUSTCHECK;
 /* Open the batch's transaction if none is open. */
 WrStatus hsession_ensure_tx(HistorySink *h, WrError *err) WR_MUSTCHECK;
 /* Read the result of the COPY sent last, if any. */
@@ -191,6 +206,16 @@ void hsession_rel_mark(HistorySink *h, uint32_t relid);
 void hsession_dg_queue(HistorySink *h, uint32_t relid, const char *key, int col, const uint8_t *digest, size_t len);
 /* Apply the queued changes in the open batch (before any read of row_digest). */
 WrStatus hsession_dg_apply(HistorySink *h, WrError *err) WR_MUSTCHECK;
+/* The statement hsession_dg_apply runs, for a pipeline: its SQL and array
+ * parameters in d (hsession_dg_statement_free frees them). The queue is
+ * cleared once the statement ran (hsession_dg_clear). */
+typedef struct {
+    StrBuf sql, arr[4];
+    const char *params[4];
+    char what[160];
+} HsessionDgStmt;
+void hsession_dg_statement(const HistorySink *h, HsessionDgStmt *d, HsessionStmt *out);
+void hsession_dg_statement_free(HsessionDgStmt *d);
 /* A delta of key ("" for a truncate: every key) goes into the unsent COPY buffer. */
 void hsession_note_unsent(HistorySink *h, uint32_t relid, const char *key);
 /* Whether a delta of key (or a truncate) may be in the unsent COPY buffer (false positives ~1%). */
