@@ -11,6 +11,22 @@ die() { log "error: $*"; exit 1; }
 
 # conninfo DB — libpq conninfo of database DB in the bench cluster.
 conninfo() { echo "host=127.0.0.1 port=$(cat "$PGDIR/port") user=postgres dbname=${1:-postgres}"; }
+# conninfo2 DB — the same in the second cluster ("another server": a history
+# store off the source's server), started by start_store_cluster.
+PGDIR2=$WORK/pg2
+conninfo2() { echo "host=127.0.0.1 port=$(cat "$PGDIR2/port") user=postgres dbname=${1:-postgres}"; }
+q2() { PGOPTIONS="-c client_min_messages=warning" psql "$(conninfo2 "$1")" -XAtq -v ON_ERROR_STOP=1 -c "$2"; }
+# start_store_cluster — the second cluster, with the bench cluster's settings
+# (bench/run stops it on exit). On this one machine it shares the cores with
+# the source: its CPU is counted apart, which is what another server would pay.
+start_store_cluster() {
+  [ -f "$PGDIR2/data/postmaster.pid" ] && return 0
+  log "starting the second PostgreSQL (history store server) in $PGDIR2"
+  PG_FSYNC=on PG_SYNC_COMMIT=on PG_SHARED_BUFFERS=1GB \
+    bash "$ROOT/tests/support/pgcluster.sh" start "$PGDIR2" "shared_buffers = 1GB" "max_wal_size = 8GB" \
+      "fsync = on" "synchronous_commit = on" "full_page_writes = on" "checkpoint_timeout = 15min" \
+      >"$WORK/logs/pgcluster2.log" 2>&1 || { cat "$WORK/logs/pgcluster2.log" >&2; die "could not start the second PostgreSQL"; }
+}
 
 # q DB SQL — run SQL, print unaligned tuples (fail loudly).
 q() { PGOPTIONS="-c client_min_messages=warning" psql "$(conninfo "$1")" -XAtq -v ON_ERROR_STOP=1 -c "$2"; }
@@ -144,6 +160,28 @@ server_cpu() {
       awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$c/stat" 2>/dev/null || true
     done; } | awk -v hz="$(getconf CLK_TCK)" '{ t += $1 } END { printf "%.2f", t / hz }' || true
 }
+# server_cpu_of DIR — server_cpu of the cluster in DIR (the history store's
+# second cluster, for instance).
+server_cpu_of() { PGDIR=$1 server_cpu; }
+
+# app_cpu_snap DIR APP — "pid cpu_s" of the live server processes (of the
+# cluster in DIR) whose application_name is APP: a consumer's walsender, and
+# walrev's history backend and keyframe connection when its conninfo names
+# it. app_cpu_delta BEFORE AFTER sums what those processes spent between two
+# snapshots (a process born in between counts from 0; one that ended in
+# between is lost, so take AFTER before stopping the consumer).
+app_cpu_snap() {
+  local dir=$1 app=$2 port pid
+  port=$(cat "$dir/port")
+  for pid in $(psql "host=127.0.0.1 port=$port user=postgres dbname=postgres" -XAtq \
+                 -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$app'"); do
+    echo "$pid $(proc_cpu "$pid")"
+  done
+}
+app_cpu_delta() {
+  awk 'NR == FNR { b[$1] = $2; next } { t += $2 - ($1 in b ? b[$1] : 0) } END { printf "%.2f", t }' "$1" "$2"
+}
+
 # proc_cpu PID — CPU seconds (user + system) of a live process and its reaped children.
 proc_cpu() {
   awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13 + $14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0

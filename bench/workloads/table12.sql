@@ -81,3 +81,17 @@ BEGIN
         END LOOP;
     END LOOP;
 END $$;
+
+-- bench_touch_tx(n_rows, rounds, per_tx): as bench_touch, per_tx updates per
+-- transaction (scenario 6's 100-row transactions).
+CREATE OR REPLACE PROCEDURE bench_touch_tx(n_rows int, rounds int, per_tx int)
+LANGUAGE plpgsql AS $$
+BEGIN
+    FOR r IN 1..rounds LOOP
+        FOR i IN 1..n_rows LOOP
+            UPDATE bench12 SET c_int = c_int + 1 WHERE id = i;
+            IF i % per_tx = 0 THEN COMMIT; END IF;
+        END LOOP;
+        COMMIT;
+    END LOOP;
+END $$;
