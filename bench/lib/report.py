@@ -307,6 +307,13 @@ if fig("1", "changes"):
                 pbars.append((f"{size} tx: file sink", rd[0], rd[1], rd[2]))
             target(f"P1. phase {k} ({size} transactions): history store vs pg_recvlogical",
                    rc, 0.9, True, "×")
+        su = [fig("1", f"startup_s_{c}_p{k}") for c in ("c", "d") for k in (1, 2, 3, 4)]
+        if any(su):
+            allsu = [v for c in ("c", "d") for k in (1, 2, 3, 4) for v in figs.get(("1", f"startup_s_{c}_p{k}"), {}).values()]
+            s.append(f"\nwalrev's phase times run from its \"streaming\" log line to \"stop position reached\": its "
+                     f"start before that (connections, catalog and history checks) took {cell(stats(allsu))} s per "
+                     "process and is left out of its rates, a fixed cost that would weigh on short phases; "
+                     "pg_recvlogical's start (a connection) is left in.")
         if plot_bars("s1_phases.png", "Scenario 1: walrev's drain rate per phase, ratio to pg_recvlogical of the "
                      "same WAL (median, min-max)", "ratio to pg_recvlogical (changes/s)", pbars,
                      goal=(0.9, "goal: history store ≥ 0.9× in every phase")):

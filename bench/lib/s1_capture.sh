@@ -132,6 +132,18 @@ s1_drain() {
         out=$((out + $(stat -c %s "$pfx.msgpack"))); rm -f "$pfx.msgpack" ;;
     esac
     secs=$(time_field "$pfx" 1)
+    # walrev: the drain proper, from "streaming" to "stop position reached" in
+    # its log — its start (connections, catalog, history checks, ~0.3 s) is a
+    # fixed cost that is not the drain's rate and would weigh on a short phase;
+    # pg_recvlogical's start is a connection (tens of ms) and is left in.
+    case $c in c|d)
+      local d
+      d=$(s1_log_secs "$pfx.log")
+      if [ -n "$d" ] && [ "$rc" = 0 ]; then
+        record 1 "startup_s_${c}_p$k" "$r" "$(calc "$secs - $d")" s
+        secs=$d
+      fi ;;
+    esac
     pcpu=$(calc "$pcpu + $(time_field "$pfx" 4)")
     [ "$(time_field "$pfx" 2)" -gt "$maxrss" ] && maxrss=$(time_field "$pfx" 2)
     changes=${S1_N[k]}
@@ -179,6 +191,16 @@ s1_drain() {
     record 1 keyframes_c "$r" "$taken"
     record 1 keyframe_ms_c "$r" "$ms" ms
   fi
+}
+
+# s1_log_secs LOG — seconds from walrev's "streaming" line to its "stop
+# position reached" line (empty when either is missing).
+s1_log_secs() {
+  local a b
+  a=$(sed -n 's/^ts=\([^ ]*\) .*msg="streaming".*/\1/p' "$1" | head -1)
+  b=$(sed -n 's/^ts=\([^ ]*\) .*msg="stop position reached".*/\1/p' "$1" | tail -1)
+  [ -n "$a" ] && [ -n "$b" ] || return 0
+  elapsed "$(date -d "$a" +%s.%N)" "$(date -d "$b" +%s.%N)"
 }
 
 # s1_median_ratio NUM DEN — median over runs of cps_NUM / cps_DEN.

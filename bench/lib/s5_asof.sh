@@ -104,10 +104,11 @@ s5_queries() {
   read -r a b < <(q s5 "SELECT max(id) - $S5_SMALL / 2 - $span, max(id) - $S5_SMALL / 2 FROM walrev.revision" | tr '|' ' ')
   t0=$(q s5 "SELECT commit_time - interval '30 seconds' FROM walrev.revision WHERE id = $b")
   t1=$(q s5 "SELECT commit_time + interval '30 seconds' FROM walrev.revision WHERE id = $b")
-  # "over a day": the day from the oldest revision on (an earlier --since is refused: before the history)
+  # "over a day": the day from the oldest revision on, cut at the newest (walrev refuses a
+  # point before the history or in the future); here the whole history is minutes long
   local day0 day1
   day0=$(q s5 "SELECT min(commit_time) FROM walrev.revision")
-  day1=$(q s5 "SELECT min(commit_time) + interval '1 day' FROM walrev.revision")
+  day1=$(q s5 "SELECT least(min(commit_time) + interval '1 day', max(commit_time)) FROM walrev.revision")
   s5_query log_actor "$label" "$WALREV_BIN" --source "$(conninfo s5)" log --actor user:7 --since "$day0" --until "$day1" --format csv
   s5_query history "$label" "$WALREV_BIN" --source "$(conninfo s5)" history --table big5 --key 7 --format csv
   s5_query diff "$label" "$WALREV_BIN" --source "$(conninfo s5)" diff "$a" "$b" --table big5 --format csv
