@@ -170,6 +170,11 @@ ALTER TABLE @schema@.object_delta ADD COLUMN IF NOT EXISTS col_id smallint,
 CREATE INDEX IF NOT EXISTS object_delta_revision_brin ON @schema@.object_delta USING brin (revision_id)
     WITH (pages_per_range = 32);
 CREATE INDEX IF NOT EXISTS object_delta_object_idx ON @schema@.object_delta (relid, key, revision_id);
+-- Each object's life boundaries (insert, snapshot row, delete): blame finds the
+-- change that set a key column (only an object's insert or snapshot row does)
+-- without reading every change since; an UPDATE adds no entry here.
+CREATE INDEX IF NOT EXISTS object_delta_life_idx ON @schema@.object_delta (relid, key, revision_id)
+    WHERE op IN ('I', 'S', 'D');
 
 -- Keyframes: a table's full image as of a revision, so a snapshot at any
 -- point (the newest included) and an old image looked up by the history sink
