@@ -405,34 +405,29 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             return st;
         }
     }
-    /* the row must exist at that point: say when it was deleted otherwise */
-    char *sql = xasprintf("SELECT %s.row_at($1::oid, $2, $3::bigint) IS NOT NULL", ctx->schema_q);
-    const char *params[3] = {rel, key, rev};
-    PGresult *res = rq_exec(ctx->hist, err, sql, 3, params);
-    free(sql);
-    if (!res) {
-        free(key);
-        return err->status;
-    }
-    bool live = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    if (!live) {
-        st = wr_error_set(err, WR_INVALID, "key %s of table %s does not exist at revision %lld (deleted)", key,
-                          a.tables[0], (long long)pt.rev);
-        free(key);
-        return st;
-    }
-    /* verified, db_user: the context of the change that set the value, as the server knew it */
-    sql = xasprintf("SELECT b.column_name AS \"column\", b.value, b.revision, b.op, b.commit_time, b.actor_type, "
+    /* verified, db_user: the context of the change that set the value, as the server knew it.
+     * The change is found by (revision, seq) through the BRIN of object_delta, one probe per
+     * column (a plain join read all of object_delta: 2.3 s at 10^6 versions of the object). */
+    char *sql = xasprintf("SELECT b.column_name AS \"column\", b.value, b.revision, b.op, b.commit_time, b.actor_type, "
                     "b.actor_id, b.description, coalesce(c.actor_verified, c.attested) AS verified, c.db_session_user AS db_user "
                     "FROM %1$s.blame($1::oid, $2, $3::bigint) WITH ORDINALITY AS b(column_name, value, revision, seq, "
                     "op, commit_time, actor_type, actor_id, description, n) "
-                    "LEFT JOIN %1$s.object_delta od ON od.revision_id = b.revision AND od.seq = b.seq "
-                    "LEFT JOIN %1$s.revision_context c ON c.revision_id = od.revision_id "
+                    "LEFT JOIN LATERAL (SELECT od.context_no FROM %1$s.object_delta od "
+                    "WHERE od.revision_id = b.revision AND od.seq = b.seq LIMIT 1) od ON true "
+                    "LEFT JOIN %1$s.revision_context c ON c.revision_id = b.revision "
                     "AND c.context_no = od.context_no ORDER BY b.n",
                     ctx->schema_q);
-    res = rq_exec(ctx->hist, err, sql, 3, params);
+    const char *params[3] = {rel, key, rev};
+    PGresult *res = rq_exec(ctx->hist, err, sql, 3, params);
     free(sql);
+    /* blame() raises 22023 when the row does not exist at that point: say it was deleted */
+    if (!res && strcmp(err->sqlstate, "22023") == 0 && strstr(err->msg, "no row with key")) {
+        st = wr_error_set(err, WR_INVALID, "key %s of table %s does not exist at revision %lld (deleted)", key,
+                          a.tables[0], (long long)pt.rev);
+        err->sqlstate[0] = '\0';
+        free(key);
+        return st;
+    }
     free(key);
     if (!res) return err->status;
     out_print_result(ctx->out, res, a.fmt, a.null_text);

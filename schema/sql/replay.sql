@@ -678,11 +678,10 @@ RETURNS boolean LANGUAGE sql STABLE AS $fn$
            ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1), false)
 $fn$;
 
--- blame(relid, key, R default newest): for each column of the version in force
--- at R, the change that last set the value the row has at R, following the
--- row back through key-changing UPDATEs (keyframes carry no authorship, so
--- this reads the object's own deltas). Raises when the row does not exist at R.
-CREATE OR REPLACE FUNCTION @schema@.blame(p_relid oid, p_key text, p_rev bigint DEFAULT NULL)
+-- blame_full(relid, key, R): blame by reading every change of the object
+-- (lineage() without keyframes, then the newest change of each column): what
+-- blame() does for a history it cannot walk (a delete inside a segment).
+CREATE OR REPLACE FUNCTION @schema@.blame_full(p_relid oid, p_key text, p_rev bigint DEFAULT NULL)
 RETURNS TABLE(column_name text, value text, revision bigint, seq integer, op "char",
               commit_time timestamptz, actor_type text, actor_id text, description text)
 LANGUAGE plpgsql STABLE AS $fn$
@@ -710,6 +709,215 @@ BEGIN
         CROSS JOIN LATERAL unnest(d.col_ids, d.attr_flags) AS a(col_id, flags)
         WHERE d.op IN ('I', 'U', 'S')
         ORDER BY a.col_id, d.revision_id DESC, d.seq DESC
+    )
+    SELECT cols.name,
+           -- the change that set it erased it since (walrev erase): <erased>, not NULL
+           CASE WHEN cur[cols.col_id] IS NULL AND coalesce(s.flags, 0) & 8 <> 0 THEN '<erased>'
+                ELSE cur[cols.col_id] END,
+           s.revision_id, s.seq, s.op, r.commit_time,
+           ctx.actor_type, ctx.actor_id, ctx.description
+    FROM cols
+    LEFT JOIN sets s ON s.col_id = cols.col_id
+    LEFT JOIN @schema@.revision r ON r.id = s.revision_id
+    LEFT JOIN @schema@.revision_context ctx ON ctx.revision_id = s.revision_id AND ctx.context_no = s.context_no
+    ORDER BY cols.n;
+END
+$fn$;
+
+-- blame(relid, key, R default newest): for each column of the version in force
+-- at R, the change that last set the value the row has at R, following the
+-- row back through key-changing UPDATEs (keyframes carry no authorship, so
+-- this reads the object's own deltas). Raises when the row does not exist at R.
+-- The object's deltas are walked newest first through object_delta_object_idx
+-- (a cursor: rows are fetched as the loop asks for them) and the walk stops as
+-- soon as every column has its change, or at the object's insert or snapshot
+-- row: the cost is the changes since each column was last set, not the
+-- object's whole history (10^6 versions: 2.9 s when it read them all). The
+-- segments are lineage()'s without keyframes: a key-changing UPDATE belongs to
+-- the newer key's segment and the walk goes on under the old key before it; a
+-- truncate of the table ends a segment's walk, a delete ends the object.
+CREATE OR REPLACE FUNCTION @schema@.blame(p_relid oid, p_key text, p_rev bigint DEFAULT NULL)
+RETURNS TABLE(column_name text, value text, revision bigint, seq integer, op "char",
+              commit_time timestamptz, actor_type text, actor_id text, description text)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    at_rev  bigint := coalesce(p_rev, (SELECT max(id) FROM @schema@.revision));
+    cur     text[];
+    rv      @schema@.relation_version;
+    want    smallint[];       -- columns of the version at R still without their change
+    key_any smallint[];       -- key columns of any version (delta_old_key checks the delta's own)
+    key_at  smallint[];       -- key columns of the version at R
+    s_col   smallint[] := '{}';
+    s_rev   bigint[] := '{}';
+    s_seq   integer[] := '{}';
+    s_op    "char"[] := '{}';
+    s_ctx   smallint[] := '{}';
+    s_flags smallint[] := '{}';
+    s_val   text[] := '{}';
+    no_jump boolean := false;
+    born    boolean := false;   -- the walk reached the object's insert or snapshot row
+    e_rev   bigint;
+    e_seq   integer;
+    k       text := p_key;
+    h_rev   bigint;
+    h_seq   integer := 0;
+    f_rev   bigint;
+    f_seq   integer;
+    n       integer := 0;
+    rec     record;
+    i       integer;
+    okey    text;
+    new_seg boolean;
+    got     integer;
+    page    constant integer := 64;
+    done    boolean := false;
+BEGIN
+    SELECT * INTO rv FROM @schema@.relation_at(p_relid, at_rev);
+    want := rv.col_ids;
+    SELECT coalesce(array_agg(c.id) FILTER (WHERE c.is_key), '{}') INTO key_at
+    FROM unnest(rv.col_ids, rv.col_is_key) AS c(id, is_key);
+    SELECT coalesce(array_agg(DISTINCT c.id), '{}') INTO key_any
+    FROM @schema@.key_columns(p_relid) kc, unnest(kc.key_ids) AS c(id);
+    h_rev := at_rev + 1;
+    new_seg := true;
+    WHILE NOT done AND coalesce(cardinality(want), 0) > 0 LOOP
+        IF new_seg THEN
+            n := n + 1;
+            EXIT WHEN n > 100000;
+            -- the last truncate of the table before this segment's end bounds its walk
+            SELECT d.revision_id, d.seq INTO f_rev, f_seq FROM @schema@.object_delta d
+            WHERE d.relid = p_relid AND d.key IS NULL AND d.op = 'T'
+              AND (d.revision_id, d.seq) < (h_rev, h_seq)
+            ORDER BY d.relid DESC, d.key DESC, d.revision_id DESC, d.seq DESC LIMIT 1;
+            IF NOT FOUND THEN
+                f_rev := 0; f_seq := 0;
+            END IF;
+            new_seg := false;
+        END IF;
+        -- Only key columns left to place: in a store the worker wrote they are set by
+        -- the object's insert or snapshot row alone (an UPDATE of a key is recorded
+        -- as a delete and an insert), so its newest life boundary before the walk's
+        -- position is the answer, found through object_delta_life_idx instead of
+        -- every change since (the key column of an object of 10^6 versions).
+        IF want <@ key_at AND NOT no_jump THEN
+            SELECT d.revision_id, d.seq, d.op, d.context_no, d.col_ids, d.new_values, d.attr_flags INTO rec
+            FROM @schema@.object_delta_arrays d
+            WHERE d.relid = p_relid AND d.key = k AND d.op IN ('I', 'S', 'D')
+              AND d.revision_id >= f_rev AND d.revision_id <= h_rev
+              AND (d.revision_id, d.seq) > (f_rev, f_seq) AND (d.revision_id, d.seq) < (h_rev, h_seq)
+            ORDER BY d.relid DESC, d.key DESC, d.revision_id DESC, d.seq DESC LIMIT 1;
+            IF NOT FOUND OR rec.op = 'D' THEN
+                -- the object began before the segment (moved here, or before history): walk on
+                no_jump := true;
+            ELSE
+                FOR i IN 1 .. coalesce(cardinality(rec.col_ids), 0) LOOP
+                    IF rec.col_ids[i] = ANY (want) THEN
+                        want := array_remove(want, rec.col_ids[i]);
+                        s_col := s_col || rec.col_ids[i]; s_rev := s_rev || rec.revision_id;
+                        s_seq := s_seq || rec.seq; s_op := s_op || rec.op; s_ctx := s_ctx || rec.context_no;
+                        s_flags := s_flags || rec.attr_flags[i]; s_val := s_val || rec.new_values[i];
+                    END IF;
+                END LOOP;
+                done := true;
+                born := true;
+            END IF;
+            CONTINUE WHEN done;
+        END IF;
+        -- a page of the segment's deltas, newest first, before (h_rev, h_seq): LIMIT
+        -- keeps the plan a backward scan of the index that stops early
+        got := 0;
+        FOR rec IN
+            SELECT d.revision_id, d.seq, d.op, d.context_no, d.relversion, d.col_ids, d.old_values,
+                   d.new_values, d.attr_flags, d.old_unknown,
+                   (d.op = 'U' AND d.col_ids && key_any) AS touches_key
+            FROM @schema@.object_delta_arrays d
+            WHERE d.relid = p_relid AND d.key = k AND d.revision_id >= f_rev AND d.revision_id <= h_rev
+              AND (d.revision_id, d.seq) > (f_rev, f_seq) AND (d.revision_id, d.seq) < (h_rev, h_seq)
+            ORDER BY d.relid DESC, d.key DESC, d.revision_id DESC, d.seq DESC
+            LIMIT page
+        LOOP
+            got := got + 1;
+            IF rec.op = 'D' THEN
+                IF n = 1 AND e_rev IS NULL THEN
+                    -- deleted before R
+                    RAISE EXCEPTION 'no row with key % in table % at revision %', p_key, p_relid, at_rev
+                        USING ERRCODE = '22023';
+                END IF;
+                -- a delete inside a segment (no insert after it): only a history not written by
+                -- the worker has one; blame_full reads such a history as before
+                RETURN QUERY SELECT * FROM @schema@.blame_full(p_relid, p_key, at_rev);
+                RETURN;
+            END IF;
+            IF rec.op IN ('I', 'U', 'S') THEN
+                FOR i IN 1 .. coalesce(cardinality(rec.col_ids), 0) LOOP
+                    IF rec.col_ids[i] = ANY (want) THEN
+                        want := array_remove(want, rec.col_ids[i]);
+                        s_col := s_col || rec.col_ids[i]; s_rev := s_rev || rec.revision_id;
+                        s_seq := s_seq || rec.seq; s_op := s_op || rec.op; s_ctx := s_ctx || rec.context_no;
+                        s_flags := s_flags || rec.attr_flags[i]; s_val := s_val || rec.new_values[i];
+                    END IF;
+                END LOOP;
+            END IF;
+            IF e_rev IS NULL THEN
+                e_rev := rec.revision_id; e_seq := rec.seq;   -- the object's last change at or before R
+            END IF;
+            -- the insert (or snapshot row) began the object: nothing before it counts
+            IF rec.op IN ('I', 'S') OR cardinality(want) = 0 THEN
+                born := rec.op IN ('I', 'S') OR born;
+                done := true;
+                EXIT;
+            END IF;
+            h_rev := rec.revision_id; h_seq := rec.seq;
+            IF rec.touches_key THEN
+                okey := @schema@.delta_old_key(p_relid, rec.relversion, k, rec.col_ids, rec.old_values,
+                                               rec.new_values, rec.attr_flags, rec.old_unknown);
+                IF okey IS NOT NULL AND okey <> k THEN
+                    -- the row came from okey: go on there, before this change
+                    k := okey;
+                    new_seg := true;
+                    EXIT;
+                END IF;
+            END IF;
+        END LOOP;
+        -- a short page without a move: the segment's start (history's, or a truncate's)
+        IF NOT done AND NOT new_seg AND got < page THEN
+            done := true;
+        END IF;
+    END LOOP;
+    -- The row at R: the value each column's change set, when the walk reached the
+    -- object's insert or every column's change; otherwise (its start lies before
+    -- the history kept, a truncate or a delete ended the walk) row_at says, from
+    -- the keyframe. Either way a row moved away by an UPDATE of its key after its
+    -- last change does not exist at R (row_at's check, bounded by that change).
+    IF (born OR cardinality(want) = 0) AND e_rev IS NOT NULL THEN
+        SELECT array_agg(x.v ORDER BY x.c) INTO cur
+        FROM (SELECT g.c, (SELECT u.v FROM unnest(s_col, s_val) AS u(c, v) WHERE u.c = g.c) AS v
+              FROM generate_series(1, (SELECT max(c) FROM @schema@.relation_version rv2, unnest(rv2.col_ids) c
+                                       WHERE rv2.relid = p_relid)) AS g(c)) x;
+        PERFORM 1 FROM @schema@.object_delta_arrays d
+        JOIN @schema@.key_columns(p_relid) kv ON kv.version = d.relversion
+        WHERE d.revision_id >= e_rev AND (d.revision_id, d.seq) > (e_rev, e_seq) AND d.revision_id <= at_rev
+          AND d.relid::bigint = p_relid AND d.op = 'U' AND d.key <> p_key
+          AND CASE WHEN d.col_ids && kv.key_ids
+                   THEN @schema@.delta_old_key(p_relid, d.relversion, d.key, d.col_ids, d.old_values, d.new_values,
+                                               d.attr_flags, d.old_unknown) = p_key
+                   ELSE false END;
+        IF FOUND THEN
+            cur := NULL;
+        END IF;
+    ELSE
+        cur := @schema@.row_at(p_relid, p_key, at_rev);
+    END IF;
+    IF cur IS NULL THEN
+        RAISE EXCEPTION 'no row with key % in table % at revision %', p_key, p_relid, at_rev
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    WITH cols AS (
+        SELECT c.col_id, c.name, c.n FROM unnest(rv.col_ids, rv.col_names) WITH ORDINALITY AS c(col_id, name, n)
+    ), sets AS (
+        SELECT * FROM unnest(s_col, s_rev, s_seq, s_op, s_ctx, s_flags)
+                      AS x(col_id, revision_id, seq, op, context_no, flags)
     )
     SELECT cols.name,
            -- the change that set it erased it since (walrev erase): <erased>, not NULL
@@ -1234,7 +1442,7 @@ GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid
     @schema@.key_columns(oid), @schema@.lineage(oid, text, bigint, integer, boolean),
     @schema@.snapshot_plan(oid, bigint), @schema@.keyframe_at(oid, bigint),
     @schema@.table_keys(oid, integer), @schema@.snapshot_plan_by_key(oid, bigint, integer),
-    @schema@.blame(oid, text, bigint), @schema@.diff(bigint, bigint, oid),
+    @schema@.blame(oid, text, bigint), @schema@.blame_full(oid, text, bigint), @schema@.diff(bigint, bigint, oid),
     @schema@.revert_conflicts(bigint), @schema@.change_pos(bigint, integer), @schema@.member_intervals(oid),
     @schema@.members_at(oid, bigint), @schema@.table_at(oid, bigint), @schema@.logged_columns(oid, bigint),
     @schema@.parent_rows(oid, bigint), @schema@.parent_diff(bigint, bigint, oid),
