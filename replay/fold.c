@@ -99,7 +99,7 @@ typedef struct {
     bool trailer;
 } CopyReader;
 
-#define MAX_FIELDS 7
+#define MAX_FIELDS 9
 
 /*
  * Start COPY query on conn. The reader is ready for copy_next; copy_close
@@ -442,9 +442,26 @@ static Entry *hash_find(Fold *fo, const unsigned char *key, size_t klen)
 
 /* ---------------------------------------------------------------- reading the deltas */
 
-/* Fold one delta into its key's entry. */
+/* Column col of e set to v at pos, unless a later change set it already. */
+static void slot_set(Fold *fo, Entry *e, int col, Pos pos, const Val *v)
+{
+    if (col < 1 || col > fo->maxcol) return; /* a column the version at rev does not have */
+    Slot *s = &e->cols[col];
+    if (pos_cmp(pos, s->pos) <= 0) return;
+    s->pos = pos;
+    s->len = v->len;
+    s->val = NULL;
+    if (v->len > 0) {
+        s->val = arena_alloc(fo, (size_t)v->len);
+        memcpy(s->val, v->p, (size_t)v->len);
+    }
+}
+
+/* Fold one delta into its key's entry: the array form (ids_p, vals_p), or,
+ * when scalar_col > 0, the scalar form's one column and value. */
 static void hash_apply(Fold *fo, const unsigned char *key, size_t klen, Pos pos, char op, const unsigned char *ids_p,
-                       int32_t ids_len, const unsigned char *vals_p, int32_t vals_len, bool *bad)
+                       int32_t ids_len, const unsigned char *vals_p, int32_t vals_len, int scalar_col,
+                       const Val *scalar_val, bool *bad)
 {
     Entry *e = hash_get(fo, key, klen);
     if (pos_cmp(pos, e->last) > 0) {
@@ -453,6 +470,10 @@ static void hash_apply(Fold *fo, const unsigned char *key, size_t klen, Pos pos,
     }
     if (op != 'U' && pos_cmp(pos, e->reset) > 0) e->reset = pos;
     if (op == 'D') return;
+    if (scalar_col > 0) {
+        slot_set(fo, e, scalar_col, pos, scalar_val);
+        return;
+    }
     BinArray ids, vals;
     if (!array_open(ids_p, ids_len, &ids) || !array_open(vals_p, vals_len, &vals)) {
         *bad = true;
@@ -466,16 +487,7 @@ static void hash_apply(Fold *fo, const unsigned char *key, size_t klen, Pos pos,
             return;
         }
         if (!array_next(&vals, &v)) v.len = -1; /* new_values NULL: every value NULL */
-        if (col < 1 || col > fo->maxcol) continue; /* a column the version at rev does not have */
-        Slot *s = &e->cols[col];
-        if (pos_cmp(pos, s->pos) <= 0) continue;
-        s->pos = pos;
-        s->len = v.len;
-        s->val = NULL;
-        if (v.len > 0) {
-            s->val = arena_alloc(fo, (size_t)v.len);
-            memcpy(s->val, v.p, (size_t)v.len);
-        }
+        slot_set(fo, e, col, pos, &v);
     }
 }
 
@@ -519,12 +531,19 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
         st = err->status;
         goto done;
     }
+    /* object_delta's own columns, not object_delta_arrays: the view's arrays for the
+     * scalar form (one ARRAY[] per column per delta) were a third of the server's
+     * work per delta; a scalar row is folded from col_id and new_value here. The
+     * arrays are built only for an UPDATE of a key column, as the view builds them. */
     strbuf_appendf(&q,
                    "COPY (SELECT od.key, od.revision_id, od.seq, od.op, od.col_ids, od.new_values, "
-                   "CASE WHEN od.op = 'U' AND od.col_ids && '%2$s'::smallint[] "
-                   "THEN %1$s.delta_old_key(od.relid, od.relversion, od.key, od.col_ids, od.old_values, od.new_values, "
-                   "od.attr_flags, od.old_unknown) <> od.key END "
-                   "FROM %1$s.object_delta_arrays od "
+                   "CASE WHEN od.op = 'U' AND (od.col_ids && '%2$s'::smallint[] OR od.col_id = ANY ('%2$s'::smallint[])) "
+                   "THEN %1$s.delta_old_key(od.relid, od.relversion, od.key, "
+                   "CASE WHEN od.col_id IS NULL THEN od.col_ids ELSE ARRAY[od.col_id] END, "
+                   "CASE WHEN od.col_id IS NULL THEN od.old_values WHEN od.old_value IS NOT NULL THEN ARRAY[od.old_value] END, "
+                   "CASE WHEN od.col_id IS NULL THEN od.new_values WHEN od.new_value IS NOT NULL THEN ARRAY[od.new_value] END, "
+                   "od.attr_flags, od.old_unknown) <> od.key END, od.col_id, od.new_value "
+                   "FROM %1$s.object_delta od "
                    "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid%6$s = %5$u) "
                    "TO STDOUT (FORMAT binary)",
                    ctx->schema_q, PQgetvalue(res, 0, 0), (long long)fo->kf_rev, (long long)rev, rv->relid,
@@ -537,8 +556,8 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
     int32_t fl[MAX_FIELDS];
     bool bad = false;
     int got;
-    while ((got = copy_next(&r, 7, f, fl, what, err)) == 1) {
-        if (fl[1] != 8 || fl[2] != 4 || fl[3] != 1) {
+    while ((got = copy_next(&r, 9, f, fl, what, err)) == 1) {
+        if (fl[1] != 8 || fl[2] != 4 || fl[3] != 1 || (fl[7] >= 0 && fl[7] != 2)) {
             bad = true;
             break;
         }
@@ -551,7 +570,16 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
         if (fl[0] < 0) continue; /* no key: nothing to place */
         if (fl[6] == 1 && f[6][0] && pos_cmp(pos, fo->key_change) > 0) fo->key_change = pos;
         if (fo->overflow || (op != 'I' && op != 'U' && op != 'D' && op != 'S')) continue;
-        hash_apply(fo, f[0], (size_t)fl[0], pos, op, f[4], fl[4], f[5], fl[5], &bad);
+        int scalar_col = 0;
+        Val scalar_val = {(const char *)f[8], fl[8]};
+        if (fl[7] == 2) {
+            Val id = {(const char *)f[7], 2};
+            if (!int2_elem(&id, &scalar_col) || scalar_col < 1) { /* col_id 0 would mean the array form */
+                bad = true;
+                break;
+            }
+        }
+        hash_apply(fo, f[0], (size_t)fl[0], pos, op, f[4], fl[4], f[5], fl[5], scalar_col, &scalar_val, &bad);
         if (bad) break;
         if (fo->bytes > fo->max_bytes) {
             /* keep reading for truncates and key changes, hash no more */
