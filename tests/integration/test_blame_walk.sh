@@ -154,12 +154,29 @@ expect_eq "blame of key 1 inserted again: its new life only" \
              FROM blame($M, '[\"1\"]', $NREV + 6)")" "b=new@6 c=new@6 id=1@6"
 
 # the walk reads a handful of the long object's 3,002 deltas, the full read all of them
-fetched() {  # fetched FUNCTION: object_delta's index tuples fetched by one blame, in its own backend
-  local before after
-  before=$(q $DB "SELECT idx_tup_fetch FROM pg_stat_user_tables WHERE relid = 'walrev.object_delta'::regclass")
-  q $DB "$H SELECT count(*) FROM $1($RELID, '[\"50\"]', $NREV)" >/dev/null
-  after=$(q $DB "SELECT idx_tup_fetch FROM pg_stat_user_tables WHERE relid = 'walrev.object_delta'::regclass")
-  echo $(( after - before ))
+# fetched FUNCTION: object_delta's index tuples fetched by one blame. The counters
+# of other backends (an exiting one flushes its own late) must have settled
+# first; the blame and both reads then share one session, its counters
+# flushed by pg_stat_force_next_flush() before the second read.
+IDX="SELECT idx_tup_fetch FROM pg_stat_user_tables WHERE relid = 'walrev.object_delta'::regclass"
+settled() {
+  local a b i
+  a=$(q $DB "$IDX")
+  for i in $(seq 1 50); do
+    sleep 0.2
+    b=$(q $DB "$IDX")
+    [ "$a" = "$b" ] && return 0
+    a=$b
+  done
+  fail "object_delta's counters did not settle"
+}
+fetched() {
+  settled
+  local out
+  out=$($PSQL -d $DB -c "$IDX" -c "$H SELECT count(*) FROM $1($RELID, '[\"50\"]', $NREV)" \
+                -c "SELECT pg_stat_force_next_flush()" -c "SELECT 1" -c "$IDX" | grep -v '^$')
+  # lines: before, the blame's row count, 1, after
+  echo $(( $(echo "$out" | sed -n 4p) - $(echo "$out" | sed -n 1p) ))
 }
 NEW=$(fetched walrev.blame)
 OLD=$(fetched walrev_ref.blame)
