@@ -57,7 +57,7 @@ REVOKE ALL ON SEQUENCE @schema@.erasure_log_id_seq FROM PUBLIC;
 
 -- Log table t as it is now when that differs from its last row here (any
 -- table the command touched: created, altered, attached or detached).
--- Tables of the history schema, temporary and unlogged tables (logical
+-- Tables of the history schema, temporary tables (logical
 -- decoding cannot see them) and tables the publication does not cover are
 -- left out.
 CREATE OR REPLACE FUNCTION @schema@.log_table(t oid, tag text) RETURNS void
@@ -73,16 +73,12 @@ BEGIN
     SELECT cl.oid, n.nspname::text AS nspname, cl.relname::text AS relname, cl.relkind::text AS relkind,
            cl.relpersistence, cl.relispartition, cl.relnamespace
       INTO c FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE cl.oid = t;
-    -- an unlogged table only when this ALTER TABLE made it so (SET UNLOGGED:
-    -- the table_rewrite trigger marked the persistence change, and the DDL
-    -- capture leaves the mark of a table that is unlogged now)
+    -- Unlogged tables are logged too (event 'unlogged', again when renamed):
+    -- logical decoding sees none of their rows, and replay must name them
+    -- unlogged under every name they had, not 'unknown table' once renamed
+    -- (and an INHERITS parent's snapshot must name an unlogged child).
     IF c.oid IS NULL OR c.relkind NOT IN ('r', 'p') OR c.relpersistence NOT IN ('p', 'u')
-       OR c.nspname = @schema_literal@
-       OR (c.relpersistence = 'u' AND NOT (c.relkind = 'r' AND tag = 'ALTER TABLE'
-           AND current_setting('walrev.logged_' || t::text, true) = 'y')
-           -- an unlogged INHERITS child: its parent's rows include its rows,
-           -- which logical decoding cannot see, and replay must say so
-           AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = t)) THEN
+       OR c.nspname = @schema_literal@ THEN
         RETURN;
     END IF;
     -- published: FOR ALL TABLES, or the table or an ancestor (its schema or itself) is in the publication
@@ -113,12 +109,15 @@ BEGIN
      WHERE a.attrelid = t AND a.attnum > 0 AND NOT a.attisdropped;
     SELECT l.* INTO last FROM @schema@.table_log l WHERE l.relid = t ORDER BY l.id DESC LIMIT 1;
     IF c.relpersistence = 'u' THEN
-        -- SET UNLOGGED: logical decoding sees none of its changes from here
-        -- on, and replay must say so by name instead of answering with the
-        -- rows it had (SET LOGGED logs it again; its history then begins
-        -- anew with a baseline)
+        -- Created UNLOGGED, or SET UNLOGGED: logical decoding sees none of its
+        -- changes from here on, and replay must say so by name instead of
+        -- answering with the rows it had (SET LOGGED logs it again; its
+        -- history then begins anew with a baseline). The table_rewrite
+        -- trigger's mark of a persistence change (the DDL capture leaves it
+        -- for a table that is unlogged now) is spent here.
         PERFORM set_config('walrev.logged_' || t::text, '', true);
-        IF last.id IS NULL OR last.event NOT IN ('drop', 'unlogged') OR last.inherits IS DISTINCT FROM inh THEN
+        IF last.id IS NULL OR last.event NOT IN ('drop', 'unlogged') OR last.inherits IS DISTINCT FROM inh
+           OR last.nspname IS DISTINCT FROM c.nspname OR last.relname IS DISTINCT FROM c.relname THEN
             INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns, inherits)
             VALUES (t, 'unlogged', c.nspname, c.relname, c.relkind, par, cols, inh);
         END IF;
@@ -186,8 +185,8 @@ BEGIN
 END
 $fn$;
 
--- The partitioned tables, partitions and INHERITS parents and children that
--- exist now (idempotent: a table is logged only when it differs from its
+-- The partitioned tables, partitions, INHERITS parents and children, and
+-- unlogged tables that exist now (idempotent: a table is logged only when it differs from its
 -- last row).
 CREATE OR REPLACE FUNCTION @schema@.log_seed() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
@@ -197,6 +196,7 @@ BEGIN
     FOR t IN SELECT c.oid FROM pg_class c
               WHERE c.relkind = 'p' OR c.relispartition
                  OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)
+                 OR (c.relpersistence = 'u' AND c.relkind IN ('r', 'p'))
               ORDER BY c.oid LOOP
         PERFORM @schema@.log_table(t, 'seed');
     END LOOP;
