@@ -51,8 +51,9 @@ static const char *ddl_capture_body_fmt =
     "     WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND o.object_type = 'table column'"
     "     AND NOT o.is_temporary);"
     " END IF;"
-    /* the tables the command names, and the partitions of a partitioned one
-     * (an ALTER of a parent changes them too, and is reported for the parent only) */
+    /* the tables the command names, and the partitions of a partitioned one and
+     * the INHERITS children of a parent, at any depth (an ALTER of a parent
+     * changes them too, and is reported for the parent only) */
     " FOR r IN SELECT x.objid, pg_catalog.bool_or(x.created) AS created FROM ("
     "   SELECT d.objid, d.command_tag = 'CREATE TABLE' AS created FROM pg_catalog.pg_event_trigger_ddl_commands() d"
     "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.object_type IN ('table', 'table column')"
@@ -61,7 +62,12 @@ static const char *ddl_capture_body_fmt =
     "     pg_catalog.pg_partition_tree(d.objid) t"
     "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.object_type IN ('table', 'table column')"
     "     AND t.relid::pg_catalog.oid <> d.objid"
-    "   UNION ALL SELECT u, false FROM pg_catalog.unnest(drops) u) x"
+    "   UNION ALL SELECT u, false FROM pg_catalog.unnest(drops) u"
+    "   UNION ALL SELECT u, false FROM pg_catalog.unnest(ARRAY(WITH RECURSIVE b(o) AS ("
+    "     SELECT i.inhrelid FROM pg_catalog.pg_event_trigger_ddl_commands() d JOIN pg_catalog.pg_inherits i"
+    "     ON i.inhparent = d.objid WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+    "     AND d.object_type IN ('table', 'table column') AND TG_EVENT = 'ddl_command_end'"
+    "     UNION SELECT i.inhrelid FROM b JOIN pg_catalog.pg_inherits i ON i.inhparent = b.o) SELECT o FROM b)) u) x"
     "   GROUP BY x.objid LOOP"
     /* a rewrite that filled in defaults (walrev_capture_rewrite marked it):
      * a domain's default is no column default and no missing value, and a
@@ -97,6 +103,11 @@ static const char *ddl_capture_body_fmt =
     "   END IF;"
     "   IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(fills) e WHERE e.value ? 'varying') THEN"
     "     rw := 'rewrite_row'; END IF;"
+    /* ALTER COLUMN ... DROP EXPRESSION: a STORED generated column becomes an
+     * ordinary one that keeps the values it had, which the WAL never carried
+     * (pgoutput leaves generated columns out): the rows follow as well */
+    "   IF TG_EVENT = 'ddl_command_end' AND NOT r.created"
+    "     AND pg_catalog.current_query() ~* '\\ydrop\\s+expression\\y' THEN rw := 'rewrite_row'; END IF;"
     "   INSERT INTO @s@.ddl_capture (relid, info)"
     "   SELECT c.oid, pg_catalog.jsonb_build_object('relid', c.oid::pg_catalog.int8,"
     "     'nspname', n.nspname, 'relname', c.relname, 'persistence', c.relpersistence, 'kind', c.relkind,"
