@@ -67,7 +67,19 @@ static const char *ddl_capture_body_fmt =
     "     SELECT i.inhrelid FROM pg_catalog.pg_event_trigger_ddl_commands() d JOIN pg_catalog.pg_inherits i"
     "     ON i.inhparent = d.objid WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
     "     AND d.object_type IN ('table', 'table column') AND TG_EVENT = 'ddl_command_end'"
-    "     UNION SELECT i.inhrelid FROM b JOIN pg_catalog.pg_inherits i ON i.inhparent = b.o) SELECT o FROM b)) u) x"
+    "     UNION SELECT i.inhrelid FROM b JOIN pg_catalog.pg_inherits i ON i.inhparent = b.o) SELECT o FROM b)) u"
+    /* ALTER TYPE: the tables with a column of the type (or of its array, or
+     * of a domain over it), and the typed tables made OF it (a DROP ATTRIBUTE
+     * ... CASCADE drops their column; no ALTER TABLE names them) */
+    "   UNION ALL SELECT DISTINCT c.oid, false FROM pg_catalog.pg_event_trigger_ddl_commands() d"
+    "     JOIN pg_catalog.pg_type t ON d.objid IN (t.oid, t.typelem, t.typbasetype)"
+    "     JOIN pg_catalog.pg_attribute a ON a.atttypid = t.oid AND a.attnum > 0 AND NOT a.attisdropped"
+    "     JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+    "     WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND c.relkind IN ('r', 'p')"
+    "     AND TG_EVENT = 'ddl_command_end'"
+    "   UNION ALL SELECT c.oid, false FROM pg_catalog.pg_event_trigger_ddl_commands() d JOIN pg_catalog.pg_class c"
+    "     ON c.reloftype = d.objid WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass"
+    "     AND c.relkind IN ('r', 'p') AND TG_EVENT = 'ddl_command_end') x"
     "   GROUP BY x.objid LOOP"
     /* a rewrite that filled in defaults (walrev_capture_rewrite marked it):
      * a domain's default is no column default and no missing value, and a
@@ -108,6 +120,11 @@ static const char *ddl_capture_body_fmt =
      * (pgoutput leaves generated columns out): the rows follow as well */
     "   IF TG_EVENT = 'ddl_command_end' AND NOT r.created"
     "     AND pg_catalog.current_query() ~* '\\ydrop\\s+expression\\y' THEN rw := 'rewrite_row'; END IF;"
+    /* ALTER TYPE ... RENAME VALUE (an enum's label), DROP or ALTER ATTRIBUTE
+     * (a composite's fields): every value of the type reads differently now,
+     * and no row change says so */
+    "   IF TG_TAG = 'ALTER TYPE' AND pg_catalog.current_query() ~*"
+    "     '\\y(rename\\s+value|drop\\s+attribute|alter\\s+attribute)\\y' THEN rw := 'rewrite_row'; END IF;"
     "   INSERT INTO @s@.ddl_capture (relid, info)"
     "   SELECT c.oid, pg_catalog.jsonb_build_object('relid', c.oid::pg_catalog.int8,"
     "     'nspname', n.nspname, 'relname', c.relname, 'persistence', c.relpersistence, 'kind', c.relkind,"
@@ -309,7 +326,7 @@ bool setup_ensure_ddl_trigger(Setup *s)
         .trigger = "walrev_capture_ddl",
         .function = "capture_ddl",
         /* ALTER INDEX t RENAME TO renames a table too (PostgreSQL allows it) */
-        .tags = "'CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX'",
+        .tags = "'CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX', 'ALTER TYPE'",
         .reading = "reading the DDL capture function",
         .doing = "installing the DDL capture event trigger",
         .table = "ddl_capture",

@@ -151,7 +151,10 @@ BEGIN
     FOR t IN
         WITH RECURSIVE cmd AS (SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
                       WHERE classid = 'pg_class'::regclass AND object_type IN ('table', 'table column')),
-             below (relid) AS (SELECT objid FROM cmd
+             -- ALTER TYPE ... CASCADE changes the columns of the typed tables made OF it
+             typed AS (SELECT c.oid FROM pg_event_trigger_ddl_commands() d JOIN pg_class c ON c.reloftype = d.objid
+                        WHERE d.classid = 'pg_type'::regclass),
+             below (relid) AS (SELECT objid FROM cmd UNION SELECT oid FROM typed
                                UNION SELECT i.inhrelid FROM pg_inherits i JOIN below b ON i.inhparent = b.relid)
         SELECT relid FROM below
         UNION
@@ -206,7 +209,7 @@ REVOKE ALL ON FUNCTION @schema@.log_table(oid, text), @schema@.log_seed() FROM P
 
 DROP EVENT TRIGGER IF EXISTS walrev_log_tables;
 CREATE EVENT TRIGGER walrev_log_tables ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX', 'ALTER TYPE')
     EXECUTE FUNCTION @schema@.log_tables();
 DROP EVENT TRIGGER IF EXISTS walrev_log_drops;
 CREATE EVENT TRIGGER walrev_log_drops ON sql_drop
