@@ -1547,19 +1547,28 @@ static bool retype_keeps_text(uint32_t from, int32_t from_typmod, uint32_t to, i
 
 typedef enum { RS_VALUE, RS_UNKNOWN, RS_CONVERT } RestateKind;
 
-typedef struct {
+typedef struct RestateCol {
     uint16_t idx;       /* in rv->cols */
     RestateKind kind;
     const char *value;  /* RS_VALUE: the value every row reads */
     uint32_t from_oid;  /* RS_CONVERT: the type before */
     int32_t from_typmod;
+    bool failed;        /* RS_CONVERT: the source refused the cast (warned once): the rest are unknown */
 } RestateCol;
 
-/* The live rows, copied out of scan_rows so their values can be converted
- * in batches before anything is written. */
+/* A batch of the live rows (at most RESTATE_BATCH), copied out of scan_rows
+ * so an RS_CONVERT column's values are cast in one round trip before they
+ * are written; the batch is written and emptied when full, so memory does
+ * not grow with the table (scan_rows streams too). */
+enum { RESTATE_BATCH = 5000 };
 typedef struct {
+    Assembler *a;
     const RelationVersion *rv;
+    RestateCol *rcs;
     int nrc;          /* restated columns */
+    const char *timezone;
+    size_t total;     /* rows seen, over every batch */
+    StrBuf newkey;
     size_t n, cap;
     char **keys;
     Value *vals;      /* n × rv->ncols as the history holds them, data malloc'd (NULL: SQL NULL or unknown) */
@@ -1568,9 +1577,160 @@ typedef struct {
     uint8_t *conv_unknown;
 } RestateRows;
 
+/* A Value whose data this module allocated. */
+static void free_value_data(Value *v)
+{
+    char *p;
+    memcpy(&p, &v->data, sizeof(p));
+    free(p);
+}
+
+/* Empty the batch (its arrays are kept for the next). */
+static void restate_rows_clear(RestateRows *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->keys[i]);
+        for (uint16_t c = 0; c < r->rv->ncols; c++) free_value_data(&r->vals[i * r->rv->ncols + c]);
+        for (int c = 0; c < r->nrc; c++) free_value_data(&r->conv[i * (size_t)r->nrc + (size_t)c]);
+    }
+    r->n = 0;
+}
+
+static void restate_rows_free(RestateRows *r)
+{
+    restate_rows_clear(r);
+    free(r->keys);
+    free(r->vals);
+    free(r->unknown);
+    free(r->conv);
+    free(r->conv_unknown);
+    strbuf_free(&r->newkey);
+}
+
+/* Restated column c (an RS_CONVERT at rc) of the batch cast to its new type
+ * by the source (convert_values); a cast the source refuses leaves the
+ * values unknown from there on, with a warning. */
+static WrStatus restate_convert(Assembler *a, RestateRows *r, int c, RestateCol *rc, WrError *err)
+{
+    const RelColumn *col = &r->rv->cols[rc->idx];
+    uint16_t nc = r->rv->ncols;
+    if (rc->failed || r->n == 0) return WR_OK; /* conv_unknown stays set */
+    Value *in = xcalloc(r->n, sizeof(Value));
+    char **out = xcalloc(r->n, sizeof(char *));
+    for (size_t i = 0; i < r->n; i++) in[i] = r->vals[i * nc + rc->idx];
+    WrStatus st = a->out.convert_values(a->out.ctx, rc->from_oid, rc->from_typmod, col->type_oid, col->typmod,
+                                        r->timezone, r->n, in, out, err);
+    for (size_t i = 0; i < r->n; i++) {
+        size_t at = i * (size_t)r->nrc + (size_t)c;
+        bool known = st == WR_OK && !r->unknown[i * nc + rc->idx];
+        r->conv_unknown[at] = !known;
+        if (known)
+            r->conv[at] = out[i] ? (Value){out[i], strlen(out[i])} : (Value){NULL, 0};
+        else
+            free(out[i]);
+    }
+    free(in);
+    free(out);
+    if (st == WR_RETRY || st == WR_OK) return st; /* the connection: the transaction is read again */
+    strbuf_appendf(&a->warnings, "%s.%s: the new values of column %s after ALTER TYPE are not known (%s)\n",
+                   r->rv->nspname, r->rv->relname, col->name, err->msg);
+    log_error("msg=\"values rewritten outside the WAL are not known\" table=%s.%s column=%s error=\"%s\"",
+              r->rv->nspname, r->rv->relname, col->name, err->msg);
+    rc->failed = true;
+    return WR_OK;
+}
+
+/* Row r of the batch as an UPDATE of the restated columns whose value
+ * changed (a delete and an insert when a key column's text changed). */
+static WrStatus restate_row(RestateRows *rows, size_t r, WrError *err)
+{
+    Assembler *a = rows->a;
+    const RelationVersion *rv = rows->rv;
+    uint16_t nc = rv->ncols;
+    int nrc = rows->nrc;
+    const Value *vals = &rows->vals[r * nc];
+    const uint8_t *unknown = &rows->unknown[r * nc];
+    /* the row as the history holds it (old_*), and as it is now (new_vals, after_unknown) */
+    for (uint16_t i = 0; i < nc; i++) {
+        a->old_vals[i] = vals[i];
+        a->old_unknown[i] = unknown[i];
+        a->new_vals[i] = vals[i];
+        a->after_unknown[i] = unknown[i];
+        a->new_state[i] = unknown[i] ? COL_UNCHANGED_TOAST : vals[i].data ? COL_VALUE : COL_NULL;
+    }
+    uint16_t n = 0;
+    bool key_moved = false;
+    for (int c = 0; c < nrc; c++) {
+        const RestateCol *rc = &rows->rcs[c];
+        uint16_t i = rc->idx;
+        const RelColumn *col = &rv->cols[i];
+        Value now = {NULL, 0};
+        bool now_unknown = rc->kind == RS_UNKNOWN;
+        if (rc->kind == RS_VALUE) now = (Value){rc->value, strlen(rc->value)};
+        if (rc->kind == RS_CONVERT) {
+            now = rows->conv[r * (size_t)nrc + (size_t)c];
+            now_unknown = rows->conv_unknown[r * (size_t)nrc + (size_t)c];
+            if (unknown[i]) continue;                                  /* unknown before, unknown still */
+            if (!now_unknown && value_equal(&now, &vals[i])) continue; /* same text */
+        }
+        a->new_vals[i] = now_unknown ? (Value){NULL, 0} : now;
+        a->after_unknown[i] = now_unknown;
+        a->new_state[i] = now_unknown ? COL_UNCHANGED_TOAST : now.data ? COL_VALUE : COL_NULL;
+        if (col->is_key) key_moved = true;
+        AttributeDelta *ad = &a->attrs[n++];
+        memset(ad, 0, sizeof(*ad));
+        ad->col_id = col->col_id;
+        if (col->track == TRACK_HIDDEN) {
+            ad->flags = ATTR_HIDDEN | (now_unknown ? ATTR_NEW_UNKNOWN : 0);
+            if (!now_unknown) {
+                hidden_digest(a, &now, a->hidden_hash[i]);
+                ad->digest = a->hidden_hash[i];
+            }
+            continue;
+        }
+        if (now_unknown)
+            ad->flags = ATTR_NEW_UNKNOWN;
+        else
+            ad->new_value = now;
+        /* a column the DDL added had no value before it */
+        if (rc->kind == RS_CONVERT || (rc->kind == RS_UNKNOWN && rc->from_oid)) {
+            if (unknown[i])
+                ad->flags |= ATTR_OLD_UNKNOWN;
+            else
+                ad->old_value = vals[i];
+        }
+    }
+    if (n == 0) return WR_OK;
+    if (key_moved && digest_rel_has_key(rv)) {
+        build_key(&rows->newkey, rv, a->new_vals);
+        if (strcmp(rows->newkey.data, rows->keys[r]) != 0) {
+            WrStatus st = do_delete(a, rv, rows->keys[r], true, NULL, err);
+            for (uint16_t i = 0; i < nc && st == WR_OK; i++)
+                if (a->after_unknown[i]) a->new_state[i] = COL_UNCHANGED_TOAST, a->new_vals[i] = (Value){NULL, 0};
+            return st == WR_OK ? do_insert(a, rv, DELTA_INSERT, a->new_vals, rows->newkey.data, err) : st;
+        }
+    }
+    for (uint16_t i = 0; i < nc; i++) a->after_vals[i] = a->after_unknown[i] ? (Value){NULL, 0} : a->new_vals[i];
+    make_after(a, rv);
+    a->old_row_valid = false;
+    a->keyless_unmatched = false;
+    RowImage after = {rv, a->after_vals, a->after_unknown};
+    return emit_delta(a, rv, DELTA_UPDATE, rows->keys[r], n, false, &after, err);
+}
+
+/* The batch cast and written, then emptied. */
+static WrStatus restate_flush(RestateRows *rows, WrError *err)
+{
+    WrStatus st = WR_OK;
+    for (int c = 0; c < rows->nrc && st == WR_OK; c++)
+        if (rows->rcs[c].kind == RS_CONVERT) st = restate_convert(rows->a, rows, c, &rows->rcs[c], err);
+    for (size_t r = 0; r < rows->n && st == WR_OK; r++) st = restate_row(rows, r, err);
+    restate_rows_clear(rows);
+    return st;
+}
+
 static WrStatus restate_collect(void *arg, const char *key, const RowImage *image, WrError *err)
 {
-    (void)err;
     RestateRows *r = arg;
     uint16_t nc = r->rv->ncols;
     if (r->n == r->cap) {
@@ -1600,93 +1760,16 @@ static WrStatus restate_collect(void *arg, const char *key, const RowImage *imag
         r->conv_unknown[r->n * (size_t)r->nrc + (size_t)c] = 1;
     }
     r->n++;
-    return WR_OK;
+    r->total++;
+    return r->n == RESTATE_BATCH ? restate_flush(r, err) : WR_OK;
 }
 
-/* A Value whose data this module allocated. */
-static void free_value_data(Value *v)
+/* Which columns of rv are restated, and how (none: *nrc 0). */
+static RestateCol *restate_plan(const Assembler *a, const RelationVersion *prev, const RelationVersion *rv,
+                                const RestateIn *fills, bool using_expr, int *nrc)
 {
-    char *p;
-    memcpy(&p, &v->data, sizeof(p));
-    free(p);
-}
-
-static void restate_rows_free(RestateRows *r)
-{
-    for (size_t i = 0; i < r->n; i++) {
-        free(r->keys[i]);
-        for (uint16_t c = 0; c < r->rv->ncols; c++) free_value_data(&r->vals[i * r->rv->ncols + c]);
-        for (int c = 0; c < r->nrc; c++) free_value_data(&r->conv[i * (size_t)r->nrc + (size_t)c]);
-    }
-    free(r->keys);
-    free(r->vals);
-    free(r->unknown);
-    free(r->conv);
-    free(r->conv_unknown);
-}
-
-/* Restated column c (an RS_CONVERT at rc) of every row cast to its new type
- * by the source (convert_values, in batches); a cast the source refuses
- * leaves the values unknown, with a warning. */
-static WrStatus restate_convert(Assembler *a, RestateRows *r, int c, const RestateCol *rc, const char *timezone,
-                                WrError *err)
-{
-    const RelColumn *col = &r->rv->cols[rc->idx];
-    uint16_t nc = r->rv->ncols;
-    enum { BATCH = 5000 };
-    Value *in = xcalloc(BATCH, sizeof(Value));
-    char **out = xcalloc(BATCH, sizeof(char *));
-    WrStatus st = WR_OK;
-    for (size_t lo = 0; lo < r->n && st == WR_OK; lo += BATCH) {
-        size_t m = r->n - lo < BATCH ? r->n - lo : BATCH;
-        for (size_t i = 0; i < m; i++) in[i] = r->vals[(lo + i) * nc + rc->idx];
-        memset(out, 0, m * sizeof(char *));
-        st = a->out.convert_values(a->out.ctx, rc->from_oid, rc->from_typmod, col->type_oid, col->typmod,
-                                   timezone, m, in, out, err);
-        for (size_t i = 0; i < m; i++) {
-            size_t at = (lo + i) * (size_t)r->nrc + (size_t)c;
-            bool known = st == WR_OK && !r->unknown[(lo + i) * nc + rc->idx];
-            r->conv_unknown[at] = !known;
-            if (known)
-                r->conv[at] = out[i] ? (Value){out[i], strlen(out[i])} : (Value){NULL, 0};
-            else
-                free(out[i]);
-        }
-        if (st == WR_RETRY) break; /* the connection: the transaction is read again */
-        if (st != WR_OK) {
-            strbuf_appendf(&a->warnings, "%s.%s: the new values of column %s after ALTER TYPE are not known (%s)\n",
-                           r->rv->nspname, r->rv->relname, col->name, err->msg);
-            log_error("msg=\"values rewritten outside the WAL are not known\" table=%s.%s column=%s error=\"%s\"",
-                      r->rv->nspname, r->rv->relname, col->name, err->msg);
-            st = WR_OK;
-            for (size_t rest = lo + m; rest < r->n; rest++) r->conv_unknown[rest * (size_t)r->nrc + (size_t)c] = 1;
-            break;
-        }
-    }
-    free(in);
-    free(out);
-    return st;
-}
-
-/*
- * An ALTER TABLE changes values that were never in the WAL: ADD COLUMN ...
- * DEFAULT (rows that predate it read the catalog's missing value), ADD
- * COLUMN with a volatile default or an identity, ALTER COLUMN ... TYPE (a
- * rewrite casts every value). Every live row the history holds is restated
- * in the DDL's revision: an UPDATE of the columns whose value changed, with
- * the value the source now holds (the missing value; the cast computed by
- * the source, under the DDL session's time zone), or a delete and an insert
- * when a key column's text changed. What cannot be known (a volatile
- * default, a USING expression, a cast the source refuses) is recorded with
- * its new value flagged unknown and a warning on the revision.
- */
-static WrStatus restate_rows(Assembler *a, const RelationVersion *prev, const RelationVersion *rv,
-                             const RestateIn *fills, const char *timezone, bool using_expr, WrError *err)
-{
-    if (!prev || !a->in_txn || a->skipping || !a->history.scan_rows || relcache_is_excluded(a->relcache, rv))
-        return WR_OK;
     RestateCol *rcs = xcalloc((size_t)rv->ncols + 1, sizeof(RestateCol));
-    int nrc = 0;
+    *nrc = 0;
     for (uint16_t i = 0; i < rv->ncols; i++) {
         const RelColumn *c = &rv->cols[i];
         if (c->track == TRACK_UNTRACKED) continue;
@@ -1711,102 +1794,52 @@ static WrStatus restate_rows(Assembler *a, const RelationVersion *prev, const Re
         } else {
             continue;
         }
-        rcs[nrc++] = rc;
+        rcs[(*nrc)++] = rc;
     }
+    return rcs;
+}
+
+/*
+ * An ALTER TABLE changes values that were never in the WAL: ADD COLUMN ...
+ * DEFAULT (rows that predate it read the catalog's missing value), ADD
+ * COLUMN with a volatile default or an identity, ALTER COLUMN ... TYPE (a
+ * rewrite casts every value). Every live row the history holds is restated
+ * in the DDL's revision: an UPDATE of the columns whose value changed, with
+ * the value the source now holds (the missing value; the cast computed by
+ * the source, under the DDL session's time zone), or a delete and an insert
+ * when a key column's text changed. The rows stream from the history in
+ * batches (restate_collect). What cannot be known (a volatile default or a
+ * USING expression from a capture that sends no rows, a cast the source
+ * refuses) is recorded with its new value flagged unknown and a warning on
+ * the revision.
+ */
+static WrStatus restate_rows(Assembler *a, const RelationVersion *prev, const RelationVersion *rv,
+                             const RestateIn *fills, const char *timezone, bool using_expr, WrError *err)
+{
+    if (!prev || !a->in_txn || a->skipping || !a->history.scan_rows || relcache_is_excluded(a->relcache, rv))
+        return WR_OK;
+    int nrc = 0;
+    RestateCol *rcs = restate_plan(a, prev, rv, fills, using_expr, &nrc);
     if (nrc == 0) {
         free(rcs);
         return WR_OK;
     }
     WrStatus st = ensure_begun(a, err);
-    RestateRows rows = {.rv = rv, .nrc = nrc};
+    ensure_width(a, rv->ncols);
+    RestateRows rows = {.a = a, .rv = rv, .rcs = rcs, .nrc = nrc, .timezone = timezone};
+    strbuf_init(&rows.newkey);
     if (st == WR_OK) st = a->history.scan_rows(a->history.ctx, rv, restate_collect, &rows, err);
-    for (int c = 0; c < nrc && st == WR_OK; c++)
-        if (rcs[c].kind == RS_CONVERT && rows.n > 0) st = restate_convert(a, &rows, c, &rcs[c], timezone, err);
-    for (int c = 0; c < nrc && st == WR_OK && rows.n > 0; c++) {
+    if (st == WR_OK) st = restate_flush(&rows, err);
+    for (int c = 0; c < nrc && st == WR_OK && rows.total > 0; c++) {
         if (rcs[c].kind != RS_UNKNOWN) continue;
         strbuf_appendf(&a->warnings,
                        "%s.%s: the DDL rewrote the table outside the WAL (a volatile default, an identity, a "
                        "USING expression, or a hidden column retyped): column %s's values in the %zu rows "
                        "that were there are not known\n",
-                       rv->nspname, rv->relname, rv->cols[rcs[c].idx].name, rows.n);
+                       rv->nspname, rv->relname, rv->cols[rcs[c].idx].name, rows.total);
         log_error("msg=\"values rewritten outside the WAL are not known\" table=%s.%s column=%s rows=%zu",
-                  rv->nspname, rv->relname, rv->cols[rcs[c].idx].name, rows.n);
+                  rv->nspname, rv->relname, rv->cols[rcs[c].idx].name, rows.total);
     }
-    ensure_width(a, rv->ncols);
-    uint16_t nc = rv->ncols;
-    StrBuf newkey;
-    strbuf_init(&newkey);
-    for (size_t r = 0; r < rows.n && st == WR_OK; r++) {
-        const Value *vals = &rows.vals[r * nc];
-        const uint8_t *unknown = &rows.unknown[r * nc];
-        /* the row as the history holds it (old_*), and as it is now (new_vals, after_unknown) */
-        for (uint16_t i = 0; i < nc; i++) {
-            a->old_vals[i] = vals[i];
-            a->old_unknown[i] = unknown[i];
-            a->new_vals[i] = vals[i];
-            a->after_unknown[i] = unknown[i];
-            a->new_state[i] = unknown[i] ? COL_UNCHANGED_TOAST : vals[i].data ? COL_VALUE : COL_NULL;
-        }
-        uint16_t n = 0;
-        bool key_moved = false;
-        for (int c = 0; c < nrc; c++) {
-            uint16_t i = rcs[c].idx;
-            const RelColumn *col = &rv->cols[i];
-            Value now = {NULL, 0};
-            bool now_unknown = rcs[c].kind == RS_UNKNOWN;
-            if (rcs[c].kind == RS_VALUE) now = (Value){rcs[c].value, strlen(rcs[c].value)};
-            if (rcs[c].kind == RS_CONVERT) {
-                now = rows.conv[r * (size_t)nrc + (size_t)c];
-                now_unknown = rows.conv_unknown[r * (size_t)nrc + (size_t)c];
-                if (unknown[i]) continue;                     /* unknown before, unknown still */
-                if (!now_unknown && value_equal(&now, &vals[i])) continue; /* same text */
-            }
-            a->new_vals[i] = now_unknown ? (Value){NULL, 0} : now;
-            a->after_unknown[i] = now_unknown;
-            a->new_state[i] = now_unknown ? COL_UNCHANGED_TOAST : now.data ? COL_VALUE : COL_NULL;
-            if (col->is_key) key_moved = true;
-            AttributeDelta *ad = &a->attrs[n++];
-            memset(ad, 0, sizeof(*ad));
-            ad->col_id = col->col_id;
-            if (col->track == TRACK_HIDDEN) {
-                ad->flags = ATTR_HIDDEN | (now_unknown ? ATTR_NEW_UNKNOWN : 0);
-                if (!now_unknown) {
-                    hidden_digest(a, &now, a->hidden_hash[i]);
-                    ad->digest = a->hidden_hash[i];
-                }
-                continue;
-            }
-            if (now_unknown)
-                ad->flags = ATTR_NEW_UNKNOWN;
-            else
-                ad->new_value = now;
-            /* a column the DDL added had no value before it */
-            if (rcs[c].kind == RS_CONVERT || (rcs[c].kind == RS_UNKNOWN && rcs[c].from_oid)) {
-                if (unknown[i])
-                    ad->flags |= ATTR_OLD_UNKNOWN;
-                else
-                    ad->old_value = vals[i];
-            }
-        }
-        if (n == 0) continue;
-        if (key_moved && digest_rel_has_key(rv)) {
-            build_key(&newkey, rv, a->new_vals);
-            if (strcmp(newkey.data, rows.keys[r]) != 0) {
-                st = do_delete(a, rv, rows.keys[r], true, NULL, err);
-                for (uint16_t i = 0; i < nc && st == WR_OK; i++)
-                    if (a->after_unknown[i]) a->new_state[i] = COL_UNCHANGED_TOAST, a->new_vals[i] = (Value){NULL, 0};
-                if (st == WR_OK) st = do_insert(a, rv, DELTA_INSERT, a->new_vals, newkey.data, err);
-                continue;
-            }
-        }
-        for (uint16_t i = 0; i < nc; i++) a->after_vals[i] = a->after_unknown[i] ? (Value){NULL, 0} : a->new_vals[i];
-        make_after(a, rv);
-        a->old_row_valid = false;
-        a->keyless_unmatched = false;
-        RowImage after = {rv, a->after_vals, a->after_unknown};
-        st = emit_delta(a, rv, DELTA_UPDATE, rows.keys[r], n, false, &after, err);
-    }
-    strbuf_free(&newkey);
     restate_rows_free(&rows);
     free(rcs);
     rowcache_remove_relation(a->rowcache, rv->relid);

@@ -91,7 +91,9 @@ static const char *ddl_capture_body_fmt =
      * knowable. Columns that were there before are read too (the worker
      * uses this only for columns new to it). */
     "   fills := NULL;"
-    "   IF pg_catalog.current_setting('walrev.filled_' || r.objid::pg_catalog.text, true) = 'y' THEN"
+    "   IF pg_catalog.current_setting('walrev.filled_' || r.objid::pg_catalog.text, true) = 'y'"
+    /* a retype's rewrite keeps no missing value for a column added in the same command either */
+    "     OR pg_catalog.current_setting('walrev.retyped_' || r.objid::pg_catalog.text, true) = 'y' THEN"
     "     PERFORM pg_catalog.set_config('walrev.filled_' || r.objid::pg_catalog.text, '', true);"
     "     FOR fa IN SELECT a.attnum, a.attname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t"
     "       ON t.oid = a.atttypid WHERE a.attrelid = r.objid AND a.attnum > 0"

@@ -468,6 +468,14 @@ static WrStatus scan_emit(void *arg, const char *key, size_t key_len, const char
     return st == WR_OK ? o->row(o->arg, o->key.data, &image, err) : st;
 }
 
+/*
+ * Every live row, streamed: a cursor over snapshot_rows read SCAN_FETCH
+ * rows at a time, so neither the result nor the rows are held whole (a
+ * DDL's restatement of a large table). The cursor's snapshot is taken at
+ * its DECLARE, before the first row(): what row() writes in the batch is
+ * never read back.
+ */
+enum { SCAN_FETCH = 2000 };
 static WrStatus scan_rows(HistorySink *h, const RelationVersion *rv,
                           WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
                           void *arg, WrError *err)
@@ -478,37 +486,53 @@ static WrStatus scan_rows(HistorySink *h, const RelationVersion *rv,
     if (st == WR_OK) st = hsession_await_copy(h, err);
     if (st == WR_OK) st = hsession_dg_apply(h, err);
     if (st != WR_OK) return st;
-    char rel[16], rev[32];
+    char rel[16], rev[32], cur[40], what[160];
     lookup_point(h, rv, rel, rev);
+    static unsigned long scans;
+    snprintf(cur, sizeof(cur), "walrev_scan_%lu", ++scans); /* unique: a failed scan's stays open in the batch */
+    snprintf(what, sizeof(what), "reading the rows of relid %s from %s", rel, h->qschema);
     const char *p[2] = {rel, rev};
     StrBuf q;
     strbuf_init(&q);
-    strbuf_appendf(&q, "SELECT key, vals FROM %s.snapshot_rows($1, $2) WHERE key IS NOT NULL", h->qschema);
-    PGresult *res = NULL;
-    (void)pgio_exec_binary(h->conn, q.data, 2, p, &res);
-    strbuf_free(&q);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        char what[160];
-        snprintf(what, sizeof(what), "reading the rows of relid %s from %s", rel, h->qschema);
-        st = hsession_fail(h, res, err, what);
-        PQclear(res);
-        return st;
-    }
+    strbuf_appendf(&q, "DECLARE %s NO SCROLL CURSOR FOR SELECT key, vals FROM %s.snapshot_rows($1, $2)"
+                       " WHERE key IS NOT NULL", cur, h->qschema);
+    st = hsession_run(h, q.data, 2, p, what, NULL, err);
     ScanOut out = {rv, row, arg, {0}, {0}};
     strbuf_init(&out.storage);
     strbuf_init(&out.key);
     RowFold *fold = rowfold_create(max_col_id(rv), scan_emit, &out);
-    for (int i = 0; st == WR_OK && i < PQntuples(res); i++) {
-        RowFoldTuple t = {.key = PQgetvalue(res, i, 0), .key_len = (size_t)PQgetlength(res, i, 0),
-                          .from_keyframe = true, .vals = PQgetvalue(res, i, 1),
-                          .vals_len = (size_t)PQgetlength(res, i, 1)};
-        st = rowfold_add(fold, &t, err);
+    strbuf_reset(&q);
+    strbuf_appendf(&q, "FETCH %d FROM %s", SCAN_FETCH, cur);
+    for (int got = SCAN_FETCH; st == WR_OK && got == SCAN_FETCH;) {
+        /* row() may have sent deltas: their COPY's result first */
+        st = hsession_await_copy(h, err);
+        if (st != WR_OK) break;
+        PGresult *res = NULL;
+        (void)pgio_exec_binary(h->conn, q.data, 0, NULL, &res);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            st = hsession_fail(h, res, err, what);
+            PQclear(res);
+            break;
+        }
+        got = PQntuples(res);
+        for (int i = 0; st == WR_OK && i < got; i++) {
+            RowFoldTuple t = {.key = PQgetvalue(res, i, 0), .key_len = (size_t)PQgetlength(res, i, 0),
+                              .from_keyframe = true, .vals = PQgetvalue(res, i, 1),
+                              .vals_len = (size_t)PQgetlength(res, i, 1)};
+            st = rowfold_add(fold, &t, err);
+        }
+        PQclear(res);
     }
     if (st == WR_OK) st = rowfold_finish(fold, err);
     rowfold_destroy(fold);
-    PQclear(res);
     strbuf_free(&out.storage);
     strbuf_free(&out.key);
+    if (st == WR_OK) {
+        strbuf_reset(&q);
+        strbuf_appendf(&q, "CLOSE %s", cur);
+        st = hsession_run(h, q.data, 0, NULL, what, NULL, err);
+    }
+    strbuf_free(&q);
     return st;
 }
 

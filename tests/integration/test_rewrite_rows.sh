@@ -38,6 +38,8 @@ H "CREATE SEQUENCE sq START 100;
    CREATE TYPE en AS ENUM ('x', 'y');
    CREATE TABLE dd (id int PRIMARY KEY, p dm_pos, e en, v text);
    INSERT INTO dd VALUES (1, 5, 'x', 'a'), (2, 6, 'y', 'b');
+   CREATE TABLE big (id int PRIMARY KEY, n numeric(12,3), v text);   -- more rows than a batch (5000) or fetch (2000)
+   INSERT INTO big SELECT g, g + 0.125, 'v' || g FROM generate_series(1, 12001) g;
    CREATE TABLE ddk (a int, p dm_pos);                      -- keyless: its rows' digests follow
    ALTER TABLE ddk REPLICA IDENTITY FULL;
    INSERT INTO ddk VALUES (1, 1), (1, 2);"
@@ -79,6 +81,11 @@ H "ALTER TABLE pt ALTER COLUMN v TYPE bigint USING v * 2"
 for t in pt pt1 pt2; do point 1 $t; done
 H "ALTER TABLE wide ALTER COLUMN c120 TYPE bigint USING c120 + c1"
 point 1 wide
+# restated from the history in batches (a constant default, a cast by the source), then rows sent by the capture
+H "ALTER TABLE big ADD COLUMN d text DEFAULT 'dd', ALTER COLUMN n TYPE numeric(12,1)"
+point 1 big
+H "ALTER TABLE big ADD COLUMN r int DEFAULT (random() * 1000)::int"
+point 2 big
 point 1 dd
 H "DROP DOMAIN dm_pos CASCADE"
 point 2 dd
@@ -96,6 +103,10 @@ run_to "$(current_lsn $DB)" "$LOG" --source "$SRC" --slot rewriterows
 for p in 1 2 3 4; do check $p k; done
 for p in 1 2; do check $p kk; check $p kl; done
 for t in pt pt1 pt2 wide; do check 1 $t; done
+check 1 big; check 2 big
+expect_eq "the restatement of 12001 rows: one UPDATE each in the ADD COLUMN's revision, one each for the rows" \
+  "$(H "SELECT string_agg(n::text, ' ' ORDER BY revision_id) FROM (SELECT revision_id, count(*) AS n
+        FROM walrev.object_delta WHERE relid = 'big'::regclass AND op = 'U' GROUP BY revision_id) x")" "12001 12001"
 for p in 1 2 3 4; do check $p dd; done
 for p in 2 3; do check $p ddk; done
 
