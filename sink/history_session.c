@@ -147,8 +147,14 @@ out:
 WrStatus hsession_ensure_tx(HistorySink *h, WrError *err)
 {
     if (h->in_tx) return WR_OK;
-    WrStatus st = hsession_run(h, "BEGIN", 0, NULL, "BEGIN of a batch", NULL, err);
+    /* Sent without waiting, its result read before the next statement as a
+     * COPY's is (await_copy): the worker assembles the batch's first
+     * revision meanwhile instead of blocking a round trip per batch. */
+    WrStatus st = hsession_await_copy(h, err);
     if (st != WR_OK) return st;
+    snprintf(h->copy_pending_what, sizeof(h->copy_pending_what), "BEGIN of a batch");
+    if (!PQsendQuery(h->conn, "BEGIN")) return hsession_fail(h, NULL, err, h->copy_pending_what);
+    h->copy_pending = true;
     h->in_tx = true;
     h->batch_timer_us = 0; /* started by the next wants_flush, on the caller's clock */
     h->batch_revisions = 0;

@@ -81,9 +81,9 @@ struct HistorySink {
     int64_t batch_last_id;
     Lsn batch_end_lsn;
     uint8_t batch_checksum[WALREV_CHECKSUM_LEN];
-    /* A COPY whose data is sent but whose result is not read yet: the server
-     * ingests it while the worker goes on decoding (await_copy before any
-     * other use of the connection). */
+    /* A COPY whose data is sent (or the batch's BEGIN) but whose result is
+     * not read yet: the server ingests it while the worker goes on decoding
+     * (await_copy before any other use of the connection). */
     bool copy_pending;
     char copy_pending_what[128];
     RelCount *counts;
@@ -185,7 +185,7 @@ typedef struct {
  * (the server skips the statements after it); WR_OK only when all succeeded.
  * Blocks until every result is in. */
 WrStatus hsession_pipeline(HistorySink *h, HsessionStmt *s, int n, WrError *err) WR_MUSTCHECK;
-/* Open the batch's transaction if none is open. */
+/* Open the batch's transaction if none is open: BEGIN is sent, its result read before the next statement. */
 WrStatus hsession_ensure_tx(HistorySink *h, WrError *err) WR_MUSTCHECK;
 /* Read the result of the COPY sent last, if any. */
 WrStatus hsession_await_copy(HistorySink *h, WrError *err);
