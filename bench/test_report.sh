@@ -116,8 +116,8 @@ pass "verdicts: P1 per phase, P2 worst round, P3, P5 points and flatness, P6 bot
 fake quick
 sed -i 's/^\(5\tq_history_s_big\t[0-9]\t\)0.2/\10.5/' "$RES/figures.tsv"
 python3 "$WALREV_SOURCE_DIR/bench/lib/report.py" "$RES" "$T/bench" "$T" 2>"$T/report.err" || { cat "$T/report.err"; fail "report.py (quick) failed"; }
-verdict 'Q. `walrev history` of one object at 10^7 deltas vs the reference run' | grep -q '2.50×.*\*\*missed\*\* | quick: sizes too small to decide |' \
+verdict 'Q. `walrev history` of one object at 10,000,000 deltas vs the reference run' | grep -q '2.50×.*\*\*missed\*\* | quick: sizes too small to decide |' \
   || fail "Q history 2.5x the reference is not missed (quick): $(verdict 'Q. `walrev history`')"
-verdict 'Q. `walrev log --actor user:7` over a day at 10^7 deltas' | grep -q '\*\*met\*\*' || fail "Q log at 1x the reference is not met"
+verdict 'Q. `walrev log --actor user:7` over a day at 10,000,000 deltas' | grep -q '\*\*met\*\*' || fail "Q log at 1x the reference is not met"
 pass "a later run is judged against q_reference.tsv; quick verdicts say they cannot decide"
 echo "all bench report tests passed"

@@ -46,9 +46,9 @@ s2_walrev_opts() {
 }
 
 scenario_2() {
-  local secs=30 scale=10 r cfg db order i
+  local secs=${S2_SECS:-30} scale=10 r cfg db order i
   S2_CATCHUP=120
-  [ "$QUICK" = 1 ] && { secs=8; scale=5; S2_CATCHUP=30; }
+  [ "$QUICK" = 1 ] && { secs=${S2_SECS:-8}; scale=5; S2_CATCHUP=30; }
   [ "$HAVE_WALREV" = 1 ] && start_store_cluster
   log "s2: initialising pgbench databases (scale $scale)"
   # one pgbench -i, then copies of it (CREATE DATABASE … TEMPLATE copies the files: the same rows, seconds)

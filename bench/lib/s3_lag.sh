@@ -9,8 +9,8 @@
 
 scenario_3() {
   [ "$HAVE_WALREV" = 1 ] || { note 3 "skipped: walrev not built."; return 0; }
-  local db=s2_walrev slot=walrev_s2 secs=45 rate r pfx pid ppid startid end maxn src
-  [ "$QUICK" = 1 ] && secs=10
+  local db=s2_walrev slot=walrev_s2 secs=${S3_SECS:-45} rate r pfx pid ppid startid end maxn src
+  [ "$QUICK" = 1 ] && secs=${S3_SECS:-10}
   if [ "$(q postgres "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot' AND database = '$db'")" = 0 ]; then
     db=s3 slot=walrev_s3
     recreate_db $db
