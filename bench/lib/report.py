@@ -222,7 +222,7 @@ w("PostgreSQL settings (server, load generator and consumers share the cores): "
   + ", ".join(f"`{c}`" for c in meta.get("pgconf", [])) + ". walrev: Release build "
   "(`-O3`, no tests), default configuration (a history batch commits after 2000 revisions or 20 ms, busy or idle, "
   "with `synchronous_commit = off` on the history session and the slot confirmed behind its WAL flush), "
-  "history store in the source database.\n")
+  "history store in the source database, except where a scenario says it is on the second cluster (another server).\n")
 
 sections = []
 
