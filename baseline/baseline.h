@@ -158,6 +158,21 @@ WrStatus baseline_take(const BaselineConfig *cfg, Assembler *a, Fanout *f, const
 WrStatus baseline_primary_key(PGconn *c, uint32_t relid, uint16_t ncols, const char *const *names, bool *is_key,
                               bool *found, WrError *err) WR_MUSTCHECK;
 
+/*
+ * Values an ALTER COLUMN ... TYPE rewrote (in[0..n), text as pgoutput sent
+ * them for from_oid/from_typmod), cast by the source itself (it has the
+ * types and casts) to to_oid/to_typmod: parsed and cast under the DDL
+ * session's timezone (NULL: the session's own), then written out as text
+ * under the catalog session's own settings, which are the walsender's (same
+ * role and database), so the text is what pgoutput would have sent. out[i]
+ * is malloc'd and the caller's (NULL for SQL NULL). One
+ * read-only transaction on catalog connection c, rolled back. WR_RETRY when
+ * c was lost (the caller connects again), WR_FATAL when a value does not
+ * cast, with the source's message.
+ */
+WrStatus baseline_cast_values(PGconn *c, uint32_t from_oid, int32_t from_typmod, uint32_t to_oid, int32_t to_typmod,
+                              const char *timezone, size_t n, const Value *in, char **out, WrError *err) WR_MUSTCHECK;
+
 /* Drop slot_name, left by a baseline that was interrupted (the history store
  * holds no checkpoint), so setup can take it again. WR_RETRY when the source
  * cannot be reached. */

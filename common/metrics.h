@@ -2,7 +2,7 @@
  * metrics.h — the process's counters, gauges and histograms for Prometheus
  * (docs/configuration.md#metrics--prometheus-metrics), and their text exposition. Any thread may
  * update them (relaxed atomics: a counter never blocks the stream); the HTTP
- * server (worker/metrics_server.h) takes a snapshot and renders it. Nothing
+ * server (exporter/metrics_server.h) takes a snapshot and renders it. Nothing
  * here does I/O, logs or allocates outside metrics_render. Counters live for
  * the process and only grow, across the worker's sessions.
  */

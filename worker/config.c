@@ -6,7 +6,7 @@
  * log line: errors quote keys, and values only of non-secret settings.
  */
 #include "worker/config.h"
-#include "worker/metrics_server.h"
+#include "exporter/metrics_server.h"
 
 #include <errno.h>
 #include <ini.h>

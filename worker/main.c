@@ -24,8 +24,8 @@
 #include "worker/notify.h"
 #include "worker/pipeline.h"
 
-#include "worker/metrics_server.h"
-#include "worker/status.h"
+#include "exporter/metrics_server.h"
+#include "status/status.h"
 
 #ifndef WALREV_VERSION
 #define WALREV_VERSION "dev"
@@ -655,10 +655,13 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
         pipeline_baseline_config(&cfg, &bcfg);
         rc = backfill_command(&bcfg, o->tables, o->ntables, o->format, o->null_text);
         break;
-    case CMD_STATUS:
+    case CMD_STATUS: {
+        StatusTarget st;
+        pipeline_status_target(&cfg, &st);
         optind = 0;
-        rc = status_command(&cfg, argc, argv);
+        rc = status_command(&st, argc, argv);
         break;
+    }
     case CMD_TAIL: /* reads Kafka or a file-sink file: no database needed */
         install_stop_handlers();
         optind = 0;

@@ -23,12 +23,12 @@
 #include "sink/kafka_sink.h"
 #include "sink/history_reader.h"
 #include "sink/sink.h"
-#include "worker/known_ids.h"
+#include "sink/known_ids.h"
 #include "worker/notify.h"
 #include "schema/store_sql.h"
 #include "setup/setup.h"
 #include "worker/retry.h"
-#include "worker/status.h"
+#include "status/status.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -42,6 +42,7 @@ volatile sig_atomic_t pipeline_stop_requested = 0;
 typedef struct {
     const Config *cfg;
     BaselineConfig baseline_cfg; /* the part of cfg the baselines read */
+    StatusTarget status_target;  /* the part of cfg the worker's state row names */
     Fanout *fanout;
     Sink *history;     /* the history store's sink, owned by fanout; NULL when off */
     int history_index; /* its index in fanout, -1 when off */
@@ -210,34 +211,8 @@ static WrStatus out_primary_key(void *ctx, uint32_t relid, uint16_t ncols, const
     return baseline_primary_key(p->catalog, relid, ncols, names, is_key, found, err);
 }
 
-/* in as a text[] literal: every element quoted, NULL for SQL NULL. */
-static void append_text_array(StrBuf *b, size_t n, const Value *in)
-{
-    strbuf_append_char(b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i) strbuf_append_char(b, ',');
-        if (!in[i].data) {
-            strbuf_append_str(b, "NULL");
-            continue;
-        }
-        strbuf_append_char(b, '"');
-        for (size_t j = 0; j < in[i].len; j++) {
-            char ch = in[i].data[j];
-            if (ch == '"' || ch == '\\') strbuf_append_char(b, '\\');
-            strbuf_append_char(b, ch);
-        }
-        strbuf_append_char(b, '"');
-    }
-    strbuf_append_char(b, '}');
-}
-
-/*
- * Values an ALTER COLUMN ... TYPE rewrote, cast by the source itself (it has
- * the types and casts): parsed and cast under the DDL session's time zone,
- * then written out as text under the catalog session's own settings, which
- * are the walsender's (same role and database), so the text is what
- * pgoutput would have sent. One read-only transaction, rolled back.
- */
+/* Values an ALTER COLUMN ... TYPE rewrote, cast by the source itself
+ * (baseline_cast_values) on the catalog connection. */
 static WrStatus out_convert_values(void *ctx, uint32_t from_oid, int32_t from_typmod, uint32_t to_oid,
                                    int32_t to_typmod, const char *timezone, size_t n, const Value *in, char **out,
                                    WrError *err)
@@ -245,77 +220,12 @@ static WrStatus out_convert_values(void *ctx, uint32_t from_oid, int32_t from_ty
     Pipeline *p = ctx;
     WrStatus st = catalog_conn(p, err);
     if (st != WR_OK) return st;
-    PGconn *c = p->catalog;
-    char fo[16], ft[16], to[16], tt[16];
-    snprintf(fo, sizeof(fo), "%u", from_oid);
-    snprintf(ft, sizeof(ft), "%d", from_typmod);
-    snprintf(to, sizeof(to), "%u", to_oid);
-    snprintf(tt, sizeof(tt), "%d", to_typmod);
-    PGresult *r = NULL;
-    StrBuf q, arr;
-    strbuf_init(&q);
-    strbuf_init(&arr);
-    st = pgio_run(c, "BEGIN READ ONLY", 0, NULL, NULL, err, "source catalog: converting retyped values");
-    if (st != WR_OK) goto out;
-    const char *tp[4] = {fo, ft, to, tt};
-    st = pgio_run(c, "SELECT format_type($1::oid, $2::int), format_type($3::oid, $4::int), "
-                     "format_type($3::oid, NULL)",
-                  4, tp, &r, err, "source catalog: naming retyped types");
-    if (st != WR_OK) goto rollback;
-    strbuf_appendf(&q, "SELECT array_agg((x::%s)::%s ORDER BY o) FROM unnest($1::text[]) WITH ORDINALITY u(x, o)",
-                   PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
-    char *to_base = xstrdup(PQgetvalue(r, 0, 2));
-    PQclear(r);
-    r = NULL;
-    if (timezone) {
-        const char *zp[1] = {timezone};
-        st = pgio_run(c, "SELECT set_config('TimeZone', $1, true)", 1, zp, NULL, err,
-                      "source catalog: taking the DDL's time zone");
-    }
-    append_text_array(&arr, n, in);
-    const char *ap[1] = {arr.data};
-    if (st == WR_OK) st = pgio_exec_binary(c, q.data, 1, ap, &r) ? WR_OK
-                                                                  : pgio_fail(c, r, err, "source catalog: casting retyped values");
-    if (st == WR_OK) st = pgio_run(c, "SET LOCAL TimeZone TO DEFAULT", 0, NULL, NULL, err, "source catalog: time zone");
-    if (st == WR_OK && (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)))
-        st = wr_error_set(err, WR_FATAL, "source catalog: casting retyped values returned no array");
-    if (st == WR_OK) {
-        /* the binary array back as each element's text, under the session's settings */
-        strbuf_reset(&q);
-        /* format %s: the type's output function (a cast to text is not that for every type: bool) */
-        strbuf_appendf(&q, "SELECT CASE WHEN num_nulls(x) = 1 THEN NULL ELSE format('%%s', x) END "
-                           "FROM unnest($1::%s[]) WITH ORDINALITY u(x, o) ORDER BY o", to_base);
-        const char *bv[1] = {PQgetvalue(r, 0, 0)};
-        int bl[1] = {PQgetlength(r, 0, 0)}, bf[1] = {1};
-        PGresult *t = PQexecParams(c, q.data, 1, NULL, bv, bl, bf, 0);
-        if (PQresultStatus(t) != PGRES_TUPLES_OK) {
-            st = pgio_fail(c, t, err, "source catalog: writing retyped values");
-        } else if ((size_t)PQntuples(t) != n) {
-            st = wr_error_set(err, WR_FATAL, "source catalog: %d retyped values for %zu", PQntuples(t), n);
-        } else {
-            for (size_t i = 0; i < n; i++)
-                out[i] = PQgetisnull(t, (int)i, 0) ? NULL : xstrdup(PQgetvalue(t, (int)i, 0));
-        }
-        PQclear(t);
-    }
-    free(to_base);
-rollback:
-    PQclear(r);
-    r = NULL;
-    {
-        WrError ignored;
-        if (pgio_run(c, "ROLLBACK", 0, NULL, NULL, &ignored, "source catalog: rollback") != WR_OK && st == WR_OK)
-            st = wr_error_set(err, WR_RETRY, "%s", ignored.msg);
-    }
+    st = baseline_cast_values(p->catalog, from_oid, from_typmod, to_oid, to_typmod, timezone, n, in, out, err);
     /* a lost connection is made again at the next call */
-    if (PQstatus(c) != CONNECTION_OK) {
+    if (PQstatus(p->catalog) != CONNECTION_OK) {
         PQfinish(p->catalog);
         p->catalog = NULL;
-        if (st != WR_OK) err->status = st = WR_RETRY;
     }
-out:
-    strbuf_free(&q);
-    strbuf_free(&arr);
     return st;
 }
 
@@ -451,11 +361,23 @@ void pipeline_baseline_config(const Config *cfg, BaselineConfig *out)
     };
 }
 
+void pipeline_status_target(const Config *cfg, StatusTarget *out)
+{
+    *out = (StatusTarget){
+        .source_conninfo = cfg->source_conninfo,
+        .slot_name = cfg->slot_name,
+        .history_enabled = cfg->history_enabled,
+        .history_conninfo = cfg->history_conninfo,
+        .history_schema = cfg->history_schema,
+    };
+}
+
 static void pipeline_init(Pipeline *p, const Config *cfg)
 {
     memset(p, 0, sizeof(*p));
     p->cfg = cfg;
     pipeline_baseline_config(cfg, &p->baseline_cfg);
+    pipeline_status_target(cfg, &p->status_target);
 }
 
 /* ---- the durability rule, asked of the fan-out ---- */
@@ -609,7 +531,7 @@ static void report_status(Pipeline *p, int64_t t)
     notify_status("revision %lld, confirmed %X/%X", (long long)assembler_last_revision_id(p->asm_),
                   LSN_ARGS(p->confirmed));
     if (t - p->last_stats_us >= 10 * 1000000LL) {
-        status_record_positions(p->cfg); /* each sink's, for walrev status */
+        status_record_positions(&p->status_target); /* each sink's, for walrev status */
         log_info("msg=\"progress\" revision=%lld changes=%llu confirmed=" LSN_FMT
                  " cache_hits=%llu lookups=%llu prefetched=%llu cache_bytes=%zu",
                  (long long)assembler_last_revision_id(p->asm_), (unsigned long long)p->changes_total,
@@ -785,7 +707,7 @@ static WrStatus start_streaming(Pipeline *p, const SinkPosition *start, WrError 
              LSN_ARGS(sys.xlogpos));
     notify_ready();
     fanout_publish_metrics(p->fanout); /* the positions status_record takes */
-    status_record(cfg, "streaming", NULL);
+    status_record(&p->status_target, "streaming", NULL);
     metrics_set(METRICS_STREAMING, 1);
     p->streaming_since_us = mono_now_us();
     pgo_parser_init(&p->parser, 1, false);
@@ -1095,26 +1017,26 @@ int pipeline_run(const Config *cfg)
         metrics_set(METRICS_STREAMING, 0);
         if (st != WR_OK) metrics_count_error(st);
         if (st == WR_OK && stopped) {
-            status_record(cfg, "stopped", NULL);
+            status_record(&p.status_target, "stopped", NULL);
             status_record_flush(STATE_FLUSH_MS);
             return pipeline_finish(&p, 0);
         }
         if (st != WR_RETRY) {
             log_error("msg=\"%s\" status=%s", err.msg, wr_status_name(st));
             notify_stopping();
-            status_record(cfg, "failed", &err);
+            status_record(&p.status_target, "failed", &err);
             status_record_flush(STATE_FLUSH_MS);
             return pipeline_finish(&p, 1);
         }
         if (pipeline_stop_requested) {
-            status_record(cfg, "stopped", &err);
+            status_record(&p.status_target, "stopped", &err);
             status_record_flush(STATE_FLUSH_MS);
             return pipeline_finish(&p, 0);
         }
         metrics_add(METRICS_RETRIES, 1);
         backoff_ms = retry_next_backoff_ms(backoff_ms, streamed_us);
         log_warn("msg=\"%s; retrying\" backoff_ms=%d", err.msg, backoff_ms);
-        status_record(cfg, "retrying", &err);
+        status_record(&p.status_target, "retrying", &err);
         if (!retry_wait(backoff_ms, err.msg, &pipeline_stop_requested)) return pipeline_finish(&p, 0);
     }
 }

@@ -10,10 +10,15 @@
 #include <signal.h>
 
 #include "baseline/baseline.h"
+#include "status/status.h"
 #include "worker/config.h"
 
 /* Set from signal handlers; the loop checks it. */
 extern volatile sig_atomic_t pipeline_stop_requested;
+
+/* The part of cfg that walrev status and the worker's state row read
+ * (points into cfg; valid while cfg is). */
+void pipeline_status_target(const Config *cfg, StatusTarget *out);
 
 /* Run until stopped. Returns 0 on a clean stop, non-zero (and logs) on a fatal error. */
 int pipeline_run(const Config *cfg);

@@ -20,7 +20,7 @@
 #include <cmocka.h>
 
 #include "common/metrics.h"
-#include "worker/metrics_server.h"
+#include "exporter/metrics_server.h"
 
 static char *render(void)
 {

@@ -2,7 +2,7 @@
  * known_ids.c — the store's ids of revisions by (xid, commit LSN), read in
  * chunks of consecutive ids (known_ids.h).
  */
-#include "worker/known_ids.h"
+#include "sink/known_ids.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * signals belong to the worker's loop. libmicrohttpd's own messages go to
  * the logger.
  */
-#include "worker/metrics_server.h"
+#include "exporter/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -7,8 +7,8 @@
  * kafka-format.md#revision-ids). Reads in chunks of consecutive revisions,
  * so catching up costs one query per KNOWN_IDS_CHUNK revisions. Logs nothing.
  */
-#ifndef WALREV_WORKER_KNOWN_IDS_H
-#define WALREV_WORKER_KNOWN_IDS_H
+#ifndef WALREV_SINK_KNOWN_IDS_H
+#define WALREV_SINK_KNOWN_IDS_H
 
 #include "common/common.h"
 #include "schema/revision.h"

@@ -5,8 +5,8 @@
  * reads a snapshot of the counters; it never touches the stream, a
  * connection or the slot, so a slow scraper cannot slow the worker.
  */
-#ifndef WALREV_WORKER_METRICS_SERVER_H
-#define WALREV_WORKER_METRICS_SERVER_H
+#ifndef WALREV_EXPORTER_METRICS_SERVER_H
+#define WALREV_EXPORTER_METRICS_SERVER_H
 
 #include "common/common.h"
 

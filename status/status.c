@@ -5,7 +5,7 @@
  * facts only: the slot, its WAL, lag against the limits, reachability, and
  * the state the worker last recorded. Never touches the slot.
  */
-#include "worker/status.h"
+#include "status/status.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -178,7 +178,7 @@ static void *state_writer(void *arg)
     return NULL;
 }
 
-void status_record(const Config *cfg, const char *state, const WrError *err)
+void status_record(const StatusTarget *cfg, const char *state, const WrError *err)
 {
     if (!cfg->history_enabled) return;
     pthread_mutex_lock(&state_mu);
@@ -206,7 +206,7 @@ void status_record(const Config *cfg, const char *state, const WrError *err)
     pthread_mutex_unlock(&state_mu);
 }
 
-void status_record_positions(const Config *cfg)
+void status_record_positions(const StatusTarget *cfg)
 {
     if (!cfg->history_enabled) return;
     pthread_mutex_lock(&state_mu);
@@ -291,7 +291,7 @@ static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *
     return NULL;
 }
 
-static void read_source(const Config *cfg, json_t *out, Health *h)
+static void read_source(const StatusTarget *cfg, json_t *out, Health *h)
 {
     PgioConnect how = {.what = "source", .app_name = "walrev status", .bounded = true};
     PGconn *conn = NULL;
@@ -346,7 +346,7 @@ static void read_source(const Config *cfg, json_t *out, Health *h)
     PQfinish(conn);
 }
 
-static void read_history(const Config *cfg, json_t *out, Health *h)
+static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
 {
     PgioConnect how = {.what = "history store", .app_name = "walrev status", .bounded = true};
     PGconn *conn = NULL;
@@ -595,7 +595,7 @@ static void print_aligned(FILE *f, json_t *o)
     }
 }
 
-int status_command(const Config *cfg, int argc, char **argv)
+int status_command(const StatusTarget *cfg, int argc, char **argv)
 {
     bool json = false;
     long long max_bytes = 64LL << 20, max_seconds = 60;
