@@ -103,7 +103,49 @@ fresh_db() {
   on_exit "$PSQL -d postgres -c \"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$1' AND NOT active\" >/dev/null 2>&1"
 }
 
+# source_db DB [SLOT]: the test's source database, made afresh (fresh_db).
+# Sets DB, SRC (its conninfo), TMP (= TEST_TMP), LOG ($TMP/run.log) and H
+# (the history schema on the search path, a prefix for queries of the
+# store); with SLOT also SLOT, and W ARG... runs `walrev --source $SRC --slot
+# $SLOT ARG...`. A test with a W of its own defines it after this.
+source_db() {
+  DB=$1
+  fresh_db "$DB"
+  SRC=$(conninfo "$DB")
+  TMP=$TEST_TMP
+  LOG=$TMP/run.log
+  H="SET search_path = walrev;"
+  if [ $# -gt 1 ]; then
+    SLOT=$2
+    W() { "$WALREV_BIN" --source "$SRC" --slot "$SLOT" "$@"; }
+  fi
+}
+
 q() { local db=$1; shift; $PSQL -d "$db" -c "$*"; }
+
+# marker_catch_up TABLE TENTHS: write the next marker into TABLE's row id = 1
+# (UPDATE TABLE SET v = 'marker N'; MARKERS counts them) and wait up to TENTHS
+# tenths of a second until the history holds it. Fails with the end of
+# $TMP/run.log when the worker ($wpid) dies or the time runs out.
+MARKERS=0
+marker_catch_up() {
+  local table=$1 tenths=$2 i
+  MARKERS=$((MARKERS + 1))
+  q "$DB" "UPDATE $table SET v = 'marker $MARKERS' WHERE id = 1"
+  for ((i = 0; i < tenths; i++)); do
+    [ "$(q "$DB" "SET search_path = walrev; SELECT EXISTS (SELECT 1 FROM object_delta_arrays
+                  WHERE relid = 'public.$table'::regclass AND 'marker $MARKERS' = ANY (new_values))")" = t ] && return 0
+    kill -0 "$wpid" 2>/dev/null || { tail -20 "$TMP/run.log"; fail "the worker died"; }
+    sleep 0.1
+  done
+  tail -20 "$TMP/run.log"
+  fail "the worker did not catch up with marker $MARKERS"
+}
+
+# slot_idle: true when the slot $SLOT of $DB has no walsender. The walsender
+# lets go of it a moment after the worker exits; dropping or advancing an
+# active slot fails.
+slot_idle() { [ "$(q "$DB" "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND active")" = 0 ]; }
 
 # expect_eq WHAT ACTUAL EXPECTED
 expect_eq() {

@@ -7,11 +7,7 @@
 # message, a forged attestation, a copy of another transaction's) is
 # recorded unattested with a warning. Verify re-derives the columns.
 source "$(dirname "$0")/lib.sh"
-DB=attest_src
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot attest "$@"; }
-H="SET search_path = walrev;"
+source_db attest_src attest
 
 q $DB "CREATE TABLE doc (id int PRIMARY KEY, body text);"
 W setup >/tmp/attest_setup.out 2>&1 || { cat /tmp/attest_setup.out; fail setup; }

@@ -5,11 +5,7 @@
 # equals the live tables exactly, row for row. An interrupted baseline is
 # taken again and says so.
 source "$(dirname "$0")/lib.sh"
-DB=baseline_src
-fresh_db $DB
-SRC=$(conninfo $DB)
-SLOT=baseline
-W() { "$WALREV_BIN" --source "$SRC" --slot $SLOT "$@"; }
+source_db baseline_src baseline
 
 q $DB "CREATE TABLE customer (id int PRIMARY KEY, name text, joined date, note text);
        CREATE TABLE invoice (id bigint PRIMARY KEY, customer_id int REFERENCES customer, total numeric(12,2), paid bool, body text);

@@ -6,11 +6,7 @@
 # exact (verify derives it again, and catches it forged) and later keyframes
 # follow the usual ratio.
 source "$(dirname "$0")/lib.sh"
-DB=bkf_src
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot bkf "$@"; }
-H="SET search_path = walrev;"
+source_db bkf_src bkf
 
 q $DB "CREATE TABLE big (id int PRIMARY KEY, v text, n int);
        INSERT INTO big SELECT g, 'v' || g, g % 7 FROM generate_series(1, 1000) g;

@@ -5,9 +5,7 @@
 # its lock request after lock_timeout instead of queueing, and once the lock
 # is released the baseline completes and equals the table.
 source "$(dirname "$0")/lib.sh"
-DB=lock_src
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db lock_src
 SLOT=lockslot
 TMP=$(mktemp -d /tmp/walrev-lock.XXXXXX)
 wpid=; lpid=

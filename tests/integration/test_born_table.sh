@@ -6,12 +6,7 @@
 # asks for a lock on it, its backfill row says done with nothing read, the
 # worker says why, and its history (all from the stream) equals the table.
 source "$(dirname "$0")/lib.sh"
-DB=born_src
-fresh_db $DB
-SRC=$(conninfo $DB)
-SLOT=bornslot
-W() { "$WALREV_BIN" --source "$SRC" --slot $SLOT "$@"; }
-H="SET search_path = walrev;"
+source_db born_src bornslot
 LOCKER=walrev_test_born_locker
 on_exit "psql -X -q -d $DB -c \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$LOCKER'\" >/dev/null 2>&1"
 

@@ -6,10 +6,7 @@
 # unique and foreign-key constraints), each settled ours, theirs or by a
 # value; refused merges change nothing; `walrev verify` holds after all.
 source "$(dirname "$0")/lib.sh"
-DB=branches
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot branches "$@"; }
+source_db branches branches
 sync() { run_to "$(current_lsn $DB)" "$TEST_TMP/run.log" --source "$SRC" --slot branches; }
 # as ACTOR SQL: one transaction attributed to ACTOR (type:id)
 as() { q $DB "BEGIN; SELECT walrev.context('{\"actor\": {\"type\": \"${1%%:*}\", \"id\": \"${1#*:}\"}}'); $2; COMMIT" >/dev/null; }

@@ -21,9 +21,7 @@ CYCLES=${WALREV_CHAOS_CYCLES:-20}
 SEED=${WALREV_CHAOS_SEED:-$(date +%s)}
 RANDOM=$SEED
 echo "# chaos: $CYCLES cycles, seed $SEED"
-DB=chaos
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db chaos
 TMP=$(mktemp -d /tmp/walrev-chaos.XXXXXX)
 H=$TMP/hist-cluster
 cleanup() {

@@ -108,9 +108,7 @@ hidden columns (changes recorded, values never):
 suppression by context: allowed"
 
 # ---- precedence, seen through the slot setup creates ----
-DB=cli_precedence
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db cli_precedence
 printf '[source]\nconninfo = host=127.0.0.1 port=1 dbname=wrong\nslot = file_slot\npublication = file_pub\n' >$OUT/prec.conf
 # The environment overrides the file (source, publication); the flag overrides both (slot).
 WALREV_SOURCE="$SRC" WALREV_SLOT=env_slot WALREV_PUBLICATION=env_pub \

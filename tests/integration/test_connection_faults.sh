@@ -9,9 +9,7 @@
 #     and after SIGCONT it recovers: every transaction recorded exactly once,
 #     the chain verifies, a clean stop exits 0.
 source "$(dirname "$0")/lib.sh"
-DB=conn_faults
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db conn_faults
 TMP=$(mktemp -d /tmp/walrev-connfaults.XXXXXX)
 H=$TMP/hist-cluster
 frozen=()

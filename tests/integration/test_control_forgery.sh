@@ -6,9 +6,7 @@
 # snapshots follow the real DDL only, and each forged message is a warning
 # on its revision. Real DDL still keeps renames exact.
 source "$(dirname "$0")/lib.sh"
-DB=ctlforge
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db ctlforge
 OUT=$(mktemp -d /tmp/walrev-ctlforge.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 W() { "$WALREV_BIN" --source "$SRC" --slot ctlforge "$@"; }

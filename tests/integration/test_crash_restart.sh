@@ -5,9 +5,7 @@
 # committed transaction is present exactly once, revision ids are dense,
 # and `walrev verify` passes.
 source "$(dirname "$0")/lib.sh"
-DB=crash_src
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db crash_src
 HDIR=$(mktemp -d /tmp/walrev-hist.XXXXXX)
 cleanup() {
   [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null || true

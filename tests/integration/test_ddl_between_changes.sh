@@ -6,10 +6,7 @@
 # table was unknown under its new name. The table log records the columns at
 # the ALTER's commit, and replay takes them from there until the next change.
 source "$(dirname "$0")/lib.sh"
-DB=ddl_between
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot ddlbetween "$@"; }
+source_db ddl_between ddlbetween
 TMP=$(mktemp -d /tmp/walrev-ddlbetween.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 

@@ -8,12 +8,7 @@
 # cannot derive (a volatile default, a USING expression) the DDL capture sends
 # as rows (test_rewrite_rows.sh).
 source "$(dirname "$0")/lib.sh"
-DB=ddl_rewrites
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot ddlrewrites "$@"; }
-TMP=$TEST_TMP
-LOG=$TMP/run.log
+source_db ddl_rewrites ddlrewrites
 
 q $DB "CREATE TABLE k (id int PRIMARY KEY, a text, ts timestamp, n numeric(12,3));
        INSERT INTO k VALUES (1, 'one', '2024-01-01 10:00', 1.255), (2, 'two', '2024-06-01 23:30', 2.000),

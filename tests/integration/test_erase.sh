@@ -10,11 +10,7 @@
 # tampered erasure (a kept hash, the erase revision's reason) fails verify.
 source "$(dirname "$0")/lib.sh"
 : "${WALREV_MOCK_KAFKA:?run through ctest}"
-DB=erase_gdpr
-fresh_db $DB
-SRC=$(conninfo $DB)
-TMP=$TEST_TMP
-H="SET search_path = walrev;"
+source_db erase_gdpr
 # the worker first, at once (a clean stop would wait for the mock cluster killed after it)
 on_exit '[ -n "${wpid:-}" ] && kill -KILL "$wpid" 2>/dev/null'
 on_exit '[ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null'

@@ -10,9 +10,7 @@
 # shows the gap, `walrev verify` reports it and still passes, the file sink
 # carries it, and the stream goes on from the new slot.
 source "$(dirname "$0")/lib.sh"
-DB=gap_src
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db gap_src
 SLOT=gapslot
 TMP=$(mktemp -d /tmp/walrev-gap.XXXXXX)
 wpid=
@@ -40,25 +38,13 @@ start_worker() {
   wpid=$WORKER_PID
 }
 stop_worker() { worker_stop "$wpid" || { tail -20 "$TMP/run.log"; fail "the worker did not stop cleanly"; }; wpid=; }
-markers=0
-catch_up() {
-  markers=$((markers + 1))
-  q $DB "UPDATE t SET v = 'marker $markers' WHERE id = 1"
-  for _ in $(seq 1 300); do
-    [ "$(q $DB "$H SELECT EXISTS (SELECT 1 FROM object_delta_arrays WHERE relid = 'public.t'::regclass
-                AND 'marker $markers' = ANY (new_values))")" = t ] && return 0
-    kill -0 "$wpid" 2>/dev/null || { tail -20 "$TMP/run.log"; fail "the worker died"; }
-    sleep 0.1
-  done
-  tail -20 "$TMP/run.log"; fail "the worker did not catch up with marker $markers"
-}
+catch_up() { marker_catch_up t 300; }
 expect_exact() { # TABLE
   expect_eq "the history of $1 equals the table" "$(W snapshot --table "$1" 2>/dev/null | sort)" \
     "$(q $DB "COPY (SELECT * FROM $1) TO STDOUT" | sort)"
 }
 # The walsender lets go of the slot a moment after the worker exits; dropping
 # or advancing an active slot fails, and the test would then see no gap at all.
-slot_idle() { [ "$(q $DB "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND active")" = 0 ]; }
 wait_slot_idle() { wait_for 30 slot_idle || fail "the slot $SLOT stayed active after the worker stopped"; }
 gaps() { q $DB "$H SELECT count(*) FROM revision WHERE actor_type = 'walrev' AND actor_id = 'gap'"; }
 

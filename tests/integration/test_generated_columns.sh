@@ -6,9 +6,7 @@
 # point, for a table baselined at setup, one created later, a generated
 # column added and dropped later, and in --into and --format sql.
 source "$(dirname "$0")/lib.sh"
-DB=gencols
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db gencols
 OUT=$(mktemp -d /tmp/walrev-gencols.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 W() { "$WALREV_BIN" --source "$SRC" --slot gencols "$@"; }

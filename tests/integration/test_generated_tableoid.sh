@@ -8,12 +8,7 @@
 # out by its type's output function, as COPY does: a generated boolean was
 # 'true' (its cast to text), the table says 't'; an inet /32 kept its mask.
 source "$(dirname "$0")/lib.sh"
-DB=generated_tableoid
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot generatedtableoid "$@"; }
-TMP=$TEST_TMP
-LOG=$TMP/run.log
+source_db generated_tableoid generatedtableoid
 
 q $DB "CREATE TABLE gt (a int PRIMARY KEY, b bool GENERATED ALWAYS AS (tableoid <> 0) STORED,
                         c oid GENERATED ALWAYS AS (tableoid) STORED, d int GENERATED ALWAYS AS (a * 2) STORED,

@@ -9,9 +9,7 @@
 # also after a restart, and exact again from the change after; a table
 # without a key keeps each row's identity through a suppressed change.
 source "$(dirname "$0")/lib.sh"
-DB=hidsup_src
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db hidsup_src
 WORK=$(mktemp -d /tmp/walrev-hidsup.XXXXXX)
 WPID=
 cleanup() { [ -n "$WPID" ] && kill -9 "$WPID" 2>/dev/null; rm -rf "$WORK"; }

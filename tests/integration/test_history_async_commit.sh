@@ -15,9 +15,7 @@
 #   - after the history server restarts, the worker resends what the crash
 #     lost: every transaction recorded exactly once, ids dense, verify passes.
 source "$(dirname "$0")/lib.sh"
-DB=async_commit
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db async_commit
 H=$TEST_TMP/hist-cluster
 wpid=
 cleanup() {

@@ -9,10 +9,7 @@
 # Kafka (the next one then collided with the store's ids).
 source "$(dirname "$0")/lib.sh"
 : "${WALREV_MOCK_KAFKA:?run through ctest}"
-DB=kafka_catchup
-fresh_db $DB
-SRC=$(conninfo $DB)
-TMP=$TEST_TMP
+source_db kafka_catchup
 cleanup() {
   [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null || true
   [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null || true

@@ -4,10 +4,7 @@
 # the Kafka stream read back with `walrev tail` equals the history store
 # (revision ids, sequence, operation, key, values), and the slot is confirmed.
 source "$(dirname "$0")/lib.sh"
-DB=kafka_e2e
-fresh_db $DB
-SRC=$(conninfo $DB)
-TMP=$TEST_TMP
+source_db kafka_e2e
 on_exit '[ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null'
 start_mock_kafka "$TMP"
 mpid=$MOCK_PID

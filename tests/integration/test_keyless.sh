@@ -8,9 +8,7 @@
 # tables are dumped with COPY; at the end `walrev snapshot --at` each step's
 # LSN must equal the dump byte for byte (sorted), and `walrev verify` passes.
 source "$(dirname "$0")/lib.sh"
-DB=keyless_src
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db keyless_src
 WORK=$(mktemp -d /tmp/walrev-keyless.XXXXXX)
 WPID=
 cleanup() { [ -n "$WPID" ] && kill -9 "$WPID" 2>/dev/null; rm -rf "$WORK"; }

@@ -7,11 +7,7 @@
 # the new version at the DDL, and a change after it, a restart and the
 # baseline all find the rows by their values.
 source "$(dirname "$0")/lib.sh"
-DB=keyless_dropcol
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot kldrop "$@"; }
-LOG=$TEST_TMP/run.log
+source_db keyless_dropcol kldrop
 W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
 
 # created after setup, written, and a column dropped and one renamed, all before the worker runs:

@@ -5,11 +5,7 @@
 # are the ones the history holds for the row now:
 # ... WHERE ctid = (SELECT ctid FROM ONLY t WHERE <each column as the history has it> LIMIT 1).
 source "$(dirname "$0")/lib.sh"
-DB=keyless_undo
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot klundo "$@"; }
-LOG=$TEST_TMP/run.log
+source_db keyless_undo klundo
 catch_up() { run_to "$(current_lsn $DB)" "$LOG" --source "$SRC" --slot klundo; }
 rows() { q $DB "COPY (SELECT * FROM f) TO STDOUT" | sort | paste -sd' '; }
 rev_of() { q $DB "SELECT max(revision_id) FROM walrev.object_delta WHERE relid = 'f'::regclass"; }

@@ -7,11 +7,8 @@
 # middle of a backfill resumes it, a table without a primary key is covered,
 # and `walrev baseline --table` takes the baseline of a table on request.
 source "$(dirname "$0")/lib.sh"
-DB=late_src
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db late_src
 SLOT=late
-TMP=$TEST_TMP
 wpid=; gpid=
 cleanup() {
   [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true
@@ -50,18 +47,7 @@ start_worker() {
 }
 # Wait until the worker holds everything committed so far: a marker change,
 # and the history has it (revisions are durable in commit order).
-markers=0
-catch_up() {
-  markers=$((markers + 1))
-  q $DB "UPDATE base SET v = 'marker $markers' WHERE id = 1"
-  for _ in $(seq 1 600); do
-    [ "$(q $DB "$H SELECT EXISTS (SELECT 1 FROM object_delta_arrays WHERE relid = 'public.base'::regclass
-                AND 'marker $markers' = ANY (new_values))")" = t ] && return 0
-    kill -0 "$wpid" 2>/dev/null || { tail -20 "$TMP/run.log"; fail "the worker died"; }
-    sleep 0.1
-  done
-  tail -20 "$TMP/run.log"; fail "the worker did not catch up with marker $markers"
-}
+catch_up() { marker_catch_up base 600; }
 state_of() { q $DB "$H SELECT coalesce((SELECT state FROM backfill WHERE relid = 'public.$1'::regclass), 'none')"; }
 wait_state() { # TABLE STATE
   for _ in $(seq 1 1200); do

@@ -10,9 +10,7 @@
 source "$(dirname "$0")/lib.sh"
 command -v promtool >/dev/null || fail "promtool missing (Debian package prometheus: scripts/deps.sh)"
 
-DB=metrics_t
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db metrics_t
 SLOT=metrics_t
 W() { "$WALREV_BIN" --source "$SRC" --slot $SLOT --publication metrics_pub "$@"; }
 H="SET search_path = walrev;"

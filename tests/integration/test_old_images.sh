@@ -8,9 +8,7 @@
 # run must have fetched images in batches. Batches are timed at 1 ms, so the
 # timer also comes due inside revisions (a flush must wait for their end).
 source "$(dirname "$0")/lib.sh"
-DB=oldimg_src
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db oldimg_src
 WORK=$TEST_TMP
 printf "[worker]\nrow_cache_mb = 1\n[history]\nbatch_max_ms = 1\n" >"$WORK/walrev.ini"
 W() { "$WALREV_BIN" -c "$WORK/walrev.ini" --source "$SRC" --slot oldimg "$@"; }

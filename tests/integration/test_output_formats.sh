@@ -6,10 +6,7 @@
 # lines up wide characters by display width; the audit commands take --null;
 # a bad --format or --order is a usage error (exit 2).
 source "$(dirname "$0")/lib.sh"
-DB=output_formats
-fresh_db $DB
-SRC=$(conninfo $DB)
-TMP=$TEST_TMP
+source_db output_formats
 # its own slot: slot names are cluster-wide, and other tests use the default one
 W() { "$WALREV_BIN" --source "$SRC" --slot output_formats "$@"; }
 q $DB "CREATE TABLE item (id int PRIMARY KEY, name text)"

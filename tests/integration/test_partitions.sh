@@ -9,10 +9,7 @@
 # table created and never written is empty after its creation and named as
 # not existing yet before it.
 source "$(dirname "$0")/lib.sh"
-DB=partitions
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot parts "$@"; }
+source_db partitions parts
 
 q $DB "CREATE SCHEMA other;
        CREATE TABLE m (id int, k int, v text, PRIMARY KEY (id, k)) PARTITION BY RANGE (k);

@@ -5,11 +5,7 @@
 # sanitised with a warning; it never stops the worker. The raw message stays
 # covered by the checksum and verify passes.
 source "$(dirname "$0")/lib.sh"
-DB=poison_src
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot poison "$@"; }
-H="SET search_path = walrev;"
+source_db poison_src poison
 
 q $DB "CREATE TABLE item (id int PRIMARY KEY, note text);"
 W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }

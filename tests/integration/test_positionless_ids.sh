@@ -8,9 +8,7 @@
 # id must name one transaction (xid, commit LSN) only, and ids must grow with
 # commit LSNs. Then Kafka + file, the same: the file's ids dense from 1.
 source "$(dirname "$0")/lib.sh"
-DB=pl_ids
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db pl_ids
 TMP=$(mktemp -d /tmp/walrev-plids.XXXXXX)
 cleanup() {
   [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null

@@ -8,11 +8,7 @@
 # WALREV_TEST_INJECT_DATA_ERROR (a delta with that value is written with a
 # NUL byte the server refuses: SQLSTATE 22021).
 source "$(dirname "$0")/lib.sh"
-DB=quarantine_src
-fresh_db $DB
-SRC=$(conninfo $DB)
-TMP=$TEST_TMP
-H="SET search_path = walrev;"
+source_db quarantine_src
 start_mock_kafka "$TMP"
 mpid=$MOCK_PID
 on_exit kill "$mpid"

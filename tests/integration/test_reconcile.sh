@@ -8,12 +8,8 @@
 # walrev:reconcile, the keys in meta.reconcile) while concurrent writes raise
 # no false alarm. A forged walrev.reconcile message is not trusted.
 source "$(dirname "$0")/lib.sh"
-DB=recon_src
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db recon_src
 SLOT=recon
-TMP=$TEST_TMP
-H="SET search_path = walrev;"
 wpid=; gpid=
 cleanup_recon() {
   [ -n "$gpid" ] && kill "$gpid" 2>/dev/null || true

@@ -6,9 +6,7 @@
 # changed relation_version row (or one whose checksum was recomputed too)
 # fails verify, naming it.
 source "$(dirname "$0")/lib.sh"
-DB=relrestart
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db relrestart
 OUT=$(mktemp -d /tmp/walrev-relrestart.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 W() { "$WALREV_BIN" --source "$SRC" --slot relrestart "$@"; }

@@ -6,12 +6,7 @@
 # change since the rename was "unknown table" under its new name. Both now
 # hear ALTER INDEX too (an index itself is skipped, as before).
 source "$(dirname "$0")/lib.sh"
-DB=rename_via_index
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot renameviaindex "$@"; }
-TMP=$TEST_TMP
-LOG=$TMP/run.log
+source_db rename_via_index renameviaindex
 
 q $DB "CREATE TABLE before_setup (id int PRIMARY KEY, v text); INSERT INTO before_setup VALUES (1, 'a'), (2, 'b')"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }

@@ -6,9 +6,7 @@
 # every dump row for row, `walrev verify` passes, and `walrev rollback --to`
 # a middle step leaves the live tables equal to that step's dump.
 source "$(dirname "$0")/lib.sh"
-DB=replay_e2e
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db replay_e2e
 W() { "$WALREV_BIN" --source "$SRC" "$@"; }
 OUT=$TEST_TMP
 # the insert position: with synchronous_commit=off pg_current_wal_lsn() (the

@@ -10,12 +10,7 @@
 # default over several rows) come as the rows themselves. Before, such a column was
 # NULL in every snapshot and so was a generated column computed from it.
 source "$(dirname "$0")/lib.sh"
-DB=rewrite_fill
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot rewritefill "$@"; }
-TMP=$TEST_TMP
-LOG=$TMP/run.log
+source_db rewrite_fill rewritefill
 
 q $DB "CREATE TABLE g (a int PRIMARY KEY);
        INSERT INTO g VALUES (3), (4);

@@ -4,10 +4,7 @@
 # string, truncate; `walrev run --stop-lsn`; the history asserted exactly;
 # `walrev verify` passes; a second run adds nothing.
 source "$(dirname "$0")/lib.sh"
-DB=e2e_run
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot e2e "$@"; }
+source_db e2e_run e2e
 
 q $DB "CREATE TABLE account (id int PRIMARY KEY, owner text, balance numeric(12,2), note text);
        CREATE TABLE entry (id bigserial PRIMARY KEY, account_id int REFERENCES account(id), amount numeric, memo text);

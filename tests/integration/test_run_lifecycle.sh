@@ -4,10 +4,7 @@
 # backoff and nothing lost; a quiet or untracked database does not pin WAL;
 # SIGTERM → final feedback and exit 0.
 source "$(dirname "$0")/lib.sh"
-DB=life_src
-fresh_db $DB
-SRC=$(conninfo $DB)
-TMP=$TEST_TMP
+source_db life_src
 cleanup() {
   [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null || true
   [ -n "${npid:-}" ] && kill "$npid" 2>/dev/null || true

@@ -5,10 +5,7 @@
 # versions, a table created later is tracked, DDL and DML share or split
 # transactions; snapshots before a drop still show the dropped column.
 source "$(dirname "$0")/lib.sh"
-DB=schema_evo
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot evo "$@"; }
+source_db schema_evo evo
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, a text, b int, c text);
        INSERT INTO t VALUES (1, 'one', 10, 'gone-1'), (2, 'two', 20, 'gone-2');"

@@ -7,12 +7,7 @@
 # unlogged (an error), until SET LOGGED starts its history again with a
 # baseline: exact from there on.
 source "$(dirname "$0")/lib.sh"
-DB=set_unlogged
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot setunlogged "$@"; }
-TMP=$TEST_TMP
-LOG=$TMP/run.log
+source_db set_unlogged setunlogged
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b');
        CREATE TABLE other (id int PRIMARY KEY); INSERT INTO other VALUES (1)"

@@ -19,9 +19,7 @@ trap cleanup EXIT
 expect_has() { grep -qF -- "$2" "$1" || { echo "--- $1:"; cat "$1"; fail "expected '$2' in $1"; }; }
 expect_lacks() { ! grep -qF -- "$2" "$1" || { echo "--- $1:"; cat "$1"; fail "unexpected '$2' in $1"; }; }
 
-DB=setup_main
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db setup_main
 q $DB "CREATE TABLE public.item (id int PRIMARY KEY, name text);
        CREATE TABLE public.nokey (a int);
        CREATE SCHEMA app;

@@ -6,9 +6,7 @@
 # (streaming, stopped, failed with its error).
 source "$(dirname "$0")/lib.sh"
 
-DB=status_t
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db status_t
 W() { "$WALREV_BIN" --source "$SRC" --slot status_t --publication status_pub "$@"; }
 on_exit '[ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null'
 on_exit "$PSQL -d postgres -c \"SELECT pg_drop_replication_slot('status_t') FROM pg_replication_slots WHERE slot_name = 'status_t' AND NOT active\" >/dev/null"

@@ -11,10 +11,7 @@
 # them; verify accepts the verdicts and fails an impossible one. A bad [actors] entry is a configuration error (exit 2) that
 # never prints the key.
 source "$(dirname "$0")/lib.sh"
-DB=strict_src
-fresh_db $DB
-SRC=$(conninfo $DB)
-TMP=$TEST_TMP
+source_db strict_src
 KEY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 WRONG=ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100
 cat >"$TMP/walrev.conf" <<EOF

@@ -8,10 +8,7 @@
 # after 500 ms of quiet. With the brokers down throughout, it gives up after
 # 30 s with exit 1 and says why.
 source "$(dirname "$0")/lib.sh"
-DB=tail_timeout
-fresh_db $DB
-SRC=$(conninfo $DB)
-TMP=$TEST_TMP
+source_db tail_timeout
 on_exit '[ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null'
 start_mock_kafka "$TMP"
 mpid=$MOCK_PID

@@ -5,10 +5,7 @@
 # makes no history; a suppression is honoured only when allowed and is itself
 # recorded with what it skipped.
 source "$(dirname "$0")/lib.sh"
-DB=rules_src
-fresh_db $DB
-SRC=$(conninfo $DB)
-TMP=$TEST_TMP
+source_db rules_src
 SECRET='s3cr3t-Value-7781'
 cat >"$TMP/walrev.conf" <<CONF
 [source]

@@ -5,10 +5,7 @@
 # step, through `walrev snapshot`. Large TOASTed values and updates that leave
 # them unchanged ('u') stay exact, also across a worker restart (cache empty).
 source "$(dirname "$0")/lib.sh"
-DB=types_src
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot types "$@"; }
+source_db types_src types
 BIG_MB=${WALREV_TEST_BIG_MB:-20}
 
 q $DB "SET client_min_messages = warning;

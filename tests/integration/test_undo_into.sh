@@ -7,10 +7,7 @@
 # has stays as it is); the schema it made carries walrev's mark, and a later
 # `walrev setup` does not publish it while it does publish a new user schema.
 source "$(dirname "$0")/lib.sh"
-DB=undo_into
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot undo_into "$@"; }
+source_db undo_into undo_into
 
 q $DB "CREATE SCHEMA crm;
        CREATE TABLE invoice (id int PRIMARY KEY, customer text NOT NULL);

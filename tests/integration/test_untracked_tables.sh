@@ -7,9 +7,7 @@
 # with a publication that cannot grow (FOR TABLE), run names each table
 # created outside it.
 source "$(dirname "$0")/lib.sh"
-DB=untracked
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db untracked
 OUT=$(mktemp -d /tmp/walrev-untracked.XXXXXX)
 wpid=
 cleanup() { [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null; rm -rf "$OUT"; }

@@ -7,9 +7,7 @@
 # single-column changes take the scalar form, and verify, snapshots, history
 # and the old-image lookup are right across both.
 source "$(dirname "$0")/lib.sh"
-DB=upgrade_f2
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db upgrade_f2
 W() { "$WALREV_BIN" --source "$SRC" --slot upgrade_f2 "$@"; }  # its own slot: the cluster is shared
 OUT=$TEST_TMP
 H="SET search_path = walrev;"

@@ -6,11 +6,7 @@
 # exit 1 naming the revision or keyframe; undone, verify passes again. The
 # workload runs as a role with CONNECT only (and rights on its own table).
 source "$(dirname "$0")/lib.sh"
-DB=vreads_src
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot vreads "$@"; }
-H="SET search_path = walrev;"
+source_db vreads_src vreads
 
 q $DB "CREATE TABLE acct (id int PRIMARY KEY, owner text, balance int);"
 W setup >/tmp/vreads_setup.out 2>&1 || { cat /tmp/vreads_setup.out; fail setup; }

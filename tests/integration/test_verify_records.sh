@@ -6,11 +6,8 @@
 # revision and its context) is what its hashed context says. Each tamper must
 # make verify exit 1 naming the revision; undone, verify passes again.
 source "$(dirname "$0")/lib.sh"
-DB=vrec_src
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db vrec_src
 SLOT=vrec
-TMP=$TEST_TMP
 wpid=
 cleanup() { [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true; }
 on_exit cleanup
@@ -34,19 +31,7 @@ start_worker() {
   wpid=$!
 }
 stop_worker() { kill -TERM "$wpid"; wait "$wpid" || { tail -20 "$TMP/run.log"; fail "the worker did not stop cleanly"; }; wpid=; }
-markers=0
-catch_up() {
-  markers=$((markers + 1))
-  q $DB "UPDATE base SET v = 'marker $markers' WHERE id = 1"
-  for _ in $(seq 1 600); do
-    [ "$(q $DB "$H SELECT EXISTS (SELECT 1 FROM object_delta_arrays WHERE relid = 'public.base'::regclass
-                AND 'marker $markers' = ANY (new_values))")" = t ] && return 0
-    kill -0 "$wpid" 2>/dev/null || { tail -20 "$TMP/run.log"; fail "the worker died"; }
-    sleep 0.1
-  done
-  tail -20 "$TMP/run.log"; fail "the worker did not catch up with marker $markers"
-}
-slot_idle() { [ "$(q $DB "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND active")" = 0 ]; }
+catch_up() { marker_catch_up base 600; }
 
 # A table joins the publication: its 3000 rows are recorded in chunks (of about 250 rows).
 start_worker

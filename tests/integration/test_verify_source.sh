@@ -6,9 +6,7 @@
 # concurrent writes the comparison raises no false alarm; and it says when it
 # cannot compare (worker not running, table unknown) with exit 2.
 source "$(dirname "$0")/lib.sh"
-DB=vsrc_src
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db vsrc_src
 SLOT=vsrc
 TMP=$(mktemp -d /tmp/walrev-vsrc.XXXXXX)
 wpid=; gpid=
