@@ -69,6 +69,24 @@ start_mock_kafka() {
   [ -n "$BROKERS" ] || fail "mock cluster did not start"
 }
 
+# kafka_conf SLOT PREFIX [LINE...]: librdkafka's mock cluster started
+# (start_mock_kafka; mpid is its pid, for the test's cleanup to stop) and
+# $TMP/walrev.conf written for it: the source $SRC and SLOT, [kafka] at the
+# mock's brokers with topic_prefix PREFIX and each LINE; W ARG... runs
+# walrev with that file.
+kafka_conf() {
+  local slot=$1 prefix=$2
+  shift 2
+  start_mock_kafka "$TMP"
+  mpid=$MOCK_PID
+  {
+    printf '[source]\nconninfo = %s\nslot = %s\n' "$SRC" "$slot"
+    printf '[kafka]\nbootstrap.servers = %s\ntopic_prefix = %s\n' "$BROKERS" "$prefix"
+    if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi
+  } >"$TMP/walrev.conf"
+  W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
+}
+
 # worker_start LOG ARG...: `walrev ARG... run` in the background, its stderr
 # appended to LOG, its stdout appended to WORKER_OUT (default /dev/null); sets
 # WORKER_PID. worker_stop [PID] ends it with SIGTERM and returns its exit

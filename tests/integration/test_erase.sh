@@ -14,21 +14,7 @@ source_db erase_gdpr
 # the worker first, at once (a clean stop would wait for the mock cluster killed after it)
 on_exit '[ -n "${wpid:-}" ] && kill -KILL "$wpid" 2>/dev/null'
 on_exit '[ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null'
-"$WALREV_MOCK_KAFKA" 1 >"$TMP/bootstrap" 2>"$TMP/mock.log" &
-mpid=$!
-wait_for 5 test -s "$TMP/bootstrap" || true
-BROKERS=$(head -1 "$TMP/bootstrap")
-[ -n "$BROKERS" ] || fail "mock cluster did not start"
-cat >"$TMP/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = erase_gdpr
-[kafka]
-bootstrap.servers = $BROKERS
-topic_prefix = er
-erase_tombstones = true
-CONF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
+kafka_conf erase_gdpr er "erase_tombstones = true"
 
 q $DB "CREATE TABLE customer (id int PRIMARY KEY, email text, name text, plan text);
        CREATE TABLE note (k text PRIMARY KEY, body text)"

@@ -15,21 +15,7 @@ cleanup() {
   [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null || true
 }
 on_exit cleanup
-"$WALREV_MOCK_KAFKA" 1 >"$TMP/bootstrap" 2>"$TMP/mock.log" &
-mpid=$!
-for _ in $(seq 50); do [ -s "$TMP/bootstrap" ] && break; sleep 0.1; done
-BROKERS=$(head -1 "$TMP/bootstrap")
-[ -n "$BROKERS" ] || fail "mock cluster did not start"
-cat >"$TMP/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = kcu
-[kafka]
-bootstrap.servers = $BROKERS
-topic_prefix = kcu
-CONF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
-H="SET search_path = walrev;"
+kafka_conf kcu kcu
 q $DB "CREATE TABLE acct (id int PRIMARY KEY, balance int, owner text)"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 confirmed_through() { [ "$(q $DB "SELECT confirmed_flush_lsn >= '$1' FROM pg_replication_slots WHERE slot_name = 'kcu'")" = t ]; }

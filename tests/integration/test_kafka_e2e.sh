@@ -6,17 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 source_db kafka_e2e
 on_exit '[ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null'
-start_mock_kafka "$TMP"
-mpid=$MOCK_PID
-cat >"$TMP/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = kafka_e2e
-[kafka]
-bootstrap.servers = $BROKERS
-topic_prefix = wr
-CONF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
+kafka_conf kafka_e2e wr
 q $DB "CREATE TABLE item (id int PRIMARY KEY, name text, qty int); INSERT INTO item VALUES (1, 'existing', 1)"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 for i in $(seq 2 40); do

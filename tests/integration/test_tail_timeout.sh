@@ -10,17 +10,7 @@
 source "$(dirname "$0")/lib.sh"
 source_db tail_timeout
 on_exit '[ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null'
-start_mock_kafka "$TMP"
-mpid=$MOCK_PID
-cat >"$TMP/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = tail_timeout
-[kafka]
-bootstrap.servers = $BROKERS
-topic_prefix = tt
-CONF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
+kafka_conf tail_timeout tt
 q $DB "CREATE TABLE item (id int PRIMARY KEY, name text)"
 W setup --no-baseline >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 q $DB "INSERT INTO item VALUES (1, 'a')"
