@@ -565,13 +565,7 @@ static WrStatus branch_load_shapes(ReplayCtx *ctx, PGconn **src, const char *con
     int n = 0;
     WrStatus st;
     if ((st = branch_schemas(ctx, &bschemas, &nbschemas, err)) != WR_OK) goto out;
-    if (ntables) {
-        relids = xcalloc((size_t)ntables, sizeof(uint32_t));
-        for (int i = 0; i < ntables; i++, n++)
-            if ((st = rq_resolve_table(ctx, tables[i], &relids[i], err)) != WR_OK) goto out;
-    } else if ((st = rq_all_tables(ctx, &relids, &n, err)) != WR_OK) {
-        goto out;
-    }
+    if ((st = rq_named_or_all_tables(ctx, tables, ntables, &relids, &n, err)) != WR_OK) goto out;
     if ((st = branch_connect_source(ctx, src, err)) != WR_OK) goto out;
     *shapes = xcalloc((size_t)n + 1, sizeof(BTableShape));
     for (int i = 0; i < n; i++) {

@@ -94,6 +94,10 @@ char *rq_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char
 bool rq_untracked_now(ReplayCtx *ctx, const char *name, uint32_t relid, WrError *err);
 /* Every tracked table, ordered by name; caller frees *relids. */
 WrStatus rq_all_tables(ReplayCtx *ctx, uint32_t **relids, int *n, WrError *err) WR_MUSTCHECK;
+/* The ntables tables named, resolved in order (*n counts those resolved, on
+ * an error too), or every tracked table when ntables is 0. Caller frees *relids. */
+WrStatus rq_named_or_all_tables(ReplayCtx *ctx, const char *const *tables, int ntables, uint32_t **relids, int *n,
+                                WrError *err) WR_MUSTCHECK;
 /*
  * What the table was at rev (rev < 0: the newest): the relation version in
  * force, or the table log's columns for a partitioned table (relkind 'p',

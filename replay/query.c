@@ -582,3 +582,15 @@ char *rq_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char
     free(id);
     return sql;
 }
+
+WrStatus rq_named_or_all_tables(ReplayCtx *ctx, const char *const *tables, int ntables, uint32_t **relids, int *n,
+                                WrError *err)
+{
+    if (ntables == 0) return rq_all_tables(ctx, relids, n, err);
+    *relids = xcalloc((size_t)ntables, sizeof(uint32_t));
+    for (*n = 0; *n < ntables; (*n)++) {
+        WrStatus st = rq_resolve_table(ctx, tables[*n], &(*relids)[*n], err);
+        if (st != WR_OK) return st;
+    }
+    return WR_OK;
+}

@@ -684,13 +684,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     uint32_t *relids = NULL;
     char **into_names = NULL; /* each table's name in the --into schema */
     int n = 0;
-    if (ntables) {
-        relids = xcalloc((size_t)ntables, sizeof(uint32_t));
-        for (int i = 0; i < ntables; i++, n++)
-            if ((st = rq_resolve_table(ctx, tables[i], &relids[i], err)) != WR_OK) goto out;
-    } else if ((st = rq_all_tables(ctx, &relids, &n, err)) != WR_OK) {
-        goto out;
-    }
+    if ((st = rq_named_or_all_tables(ctx, tables, ntables, &relids, &n, err)) != WR_OK) goto out;
     if (!into && !outdir && format != SNAP_SQL && n > 1) {
         st = wr_error_set(err, WR_INVALID,
                           "%d tables in one COPY stream would be ambiguous: name one --table, or use "

@@ -212,6 +212,19 @@ static bool same_as_current(const RelationVersion *cur, const char *nsp, const c
     return true;
 }
 
+/* rv becomes e's version; the one before it is kept (on c->old) while
+ * pointers handed out earlier may still read it. */
+static void make_current(RelCache *c, Entry *e, RelationVersion *rv)
+{
+    if (e->current) {
+        OldVersion *o = xcalloc(1, sizeof(*o));
+        o->rv = e->current;
+        o->next = c->old;
+        c->old = o;
+    }
+    e->current = rv;
+}
+
 const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *nspname,
                                       const char *relname, char replident, uint16_t ncols,
                                       const RelColumnIn *cols, Lsn lsn, int64_t revision_id, bool *is_new)
@@ -266,13 +279,7 @@ const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *n
             if (rv->cols[i].col_id == rv->cols[j].col_id) {
                 rv->cols[i].col_id = ++e->max_col_id;
             }
-    if (e->current) {
-        OldVersion *o = xcalloc(1, sizeof(*o));
-        o->rv = e->current;
-        o->next = c->old;
-        c->old = o;
-    }
-    e->current = rv;
+    make_current(c, e, rv);
     e->excluded = c->rules && tracking_table_excluded(c->rules, nsp, relname);
     *is_new = true;
     return rv;
@@ -331,13 +338,7 @@ void relcache_restore(RelCache *c, const RelationVersion *src, int16_t max_col_i
                                      : TRACK_FULL;
     }
     rv->gen = copy_gen(src->ngen, src->gen);
-    if (e->current) {
-        OldVersion *o = xcalloc(1, sizeof(*o));
-        o->rv = e->current;
-        o->next = c->old;
-        c->old = o;
-    }
-    e->current = rv;
+    make_current(c, e, rv);
     if (max_col_id > e->max_col_id) e->max_col_id = max_col_id;
     e->excluded = c->rules && tracking_table_excluded(c->rules, rv->nspname, rv->relname);
 }

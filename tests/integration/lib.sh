@@ -160,6 +160,64 @@ marker_catch_up() {
   fail "the worker did not catch up with marker $MARKERS"
 }
 
+# marker_caught_up PID LOG: insert the next row into the source's table
+# marker (MARKER_ROWS counts them) and wait up to 60 s until the history
+# holds it, so that everything before it is recorded. Fails with the end of
+# LOG when the worker PID dies or the time runs out.
+MARKER_ROWS=0
+marker_caught_up() {
+  local pid=$1 log=$2 i
+  MARKER_ROWS=$((MARKER_ROWS + 1))
+  q "$DB" "INSERT INTO marker VALUES ($MARKER_ROWS)"
+  for ((i = 0; i < 600; i++)); do
+    [ "$(q "$DB" "SELECT count(*) FROM walrev.object_delta WHERE relid = 'marker'::regclass
+                  AND key = '[\"$MARKER_ROWS\"]'")" = 1 ] && return 0
+    kill -0 "$pid" 2>/dev/null || { tail -30 "$log"; fail "worker died"; }
+    sleep 0.1
+  done
+  tail -30 "$log"
+  fail "worker did not catch up to marker $MARKER_ROWS"
+}
+
+# churn_writer: random transactions on the source's table w (id 1..200, v
+# int) until $TMP/stop-writer exists (at most 100000): pairs of updates that
+# keep the sum, and every fifth a delete and an upsert. Run it in the
+# background, touch the stop file when done.
+churn_writer() {
+  local i=0
+  while [ ! -e "$TMP/stop-writer" ] && [ $i -lt 100000 ]; do
+    i=$((i + 1))
+    echo "BEGIN; UPDATE w SET v = v + 1 WHERE id = $((RANDOM % 200 + 1)); UPDATE w SET v = v - 1 WHERE id = $((RANDOM % 200 + 1)); COMMIT;"
+    [ $((i % 5)) = 0 ] && echo "DELETE FROM w WHERE id = $((RANDOM % 200 + 1)); INSERT INTO w VALUES ($((RANDOM % 200 + 1)), $i) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v;"
+  done | psql -X -q -v ON_ERROR_STOP=1 -d "$DB" >/dev/null
+}
+
+# expect_tamper_found WHAT TAMPER UNDO EXPECT: run TAMPER (SQL on the store,
+# with $H), expect `W verify` to fail (exit 1) with EXPECT in its output, run UNDO.
+expect_tamper_found() {
+  local what=$1 tamper=$2 undo=$3 expect=$4 out rc=0
+  q "$DB" "$H $tamper" >/dev/null
+  out=$(W verify 2>&1) || rc=$?
+  q "$DB" "$H $undo" >/dev/null
+  [ "$rc" = 1 ] || { echo "$out"; fail "$what: verify exit $rc, expected 1"; }
+  case "$out" in *"$expect"*) ;; *) printf 'FAIL: %s\n--- expected to contain\n%s\n--- actual\n%s\n' "$what" "$expect" "$out" >&2; exit 1 ;; esac
+  pass "$what: $(echo "$out" | tail -1)"
+}
+
+# expect_history_once N VALUE M: the history store's database hist (queried
+# with the test's HQ) holds N transactions with changes, each once (xid,
+# commit LSN), N rows each once, M of them with VALUE, and dense revision ids.
+expect_history_once() {
+  local n=$1 value=$2 m=$3
+  expect_eq "each transaction recorded exactly once (xid, commit LSN)" \
+    "$(HQ hist "SELECT count(*), count(DISTINCT (xid, commit_lsn)) FROM walrev.revision r
+                WHERE EXISTS (SELECT 1 FROM walrev.object_delta d WHERE d.revision_id = r.id)")" "$n|$n"
+  expect_eq "each row once, with its value" \
+    "$(HQ hist "SELECT count(*), count(DISTINCT key), count(*) FILTER (WHERE '$value' = ANY (new_values)) FROM walrev.object_delta_arrays")" \
+    "$n|$n|$m"
+  expect_eq "revision ids are dense" "$(HQ hist "SELECT max(id) - min(id) + 1 = count(*) FROM walrev.revision")" "t"
+}
+
 # slot_idle: true when the slot $SLOT of $DB has no walsender. The walsender
 # lets go of it a moment after the worker exits; dropping or advancing an
 # active slot fails.

@@ -19,24 +19,13 @@
 #include <cmocka.h>
 
 #include "sink/msgpack_codec.h"
+#include "tests/support/sample_relations.h"
 #include "tests/support/testsupport.h"
 #include "sink/sink.h"
 
 /* ---- a synthetic stream: two tables, contexts, hidden values, NULL vs empty ---- */
 
-static RelColumn ITEM_COLS[] = {
-    {.name = "id", .type_oid = 23, .typmod = -1, .is_key = true, .col_id = 1},
-    {.name = "name", .type_oid = 25, .typmod = -1, .col_id = 2},
-    {.name = "secret", .type_oid = 25, .typmod = -1, .col_id = 3, .track = TRACK_HIDDEN},
-};
-static RelationVersion ITEMS = {.relid = 16400, .version = 1, .nspname = "public", .relname = "items",
-                                .replident = 'd', .ncols = 3, .cols = ITEM_COLS};
-static RelColumn ORDER_COLS[] = {
-    {.name = "no", .type_oid = 20, .typmod = -1, .is_key = true, .col_id = 1},
-    {.name = "total", .type_oid = 1700, .typmod = -1, .col_id = 2},
-};
-static RelationVersion ORDERS = {.relid = 16500, .version = 3, .nspname = "sales", .relname = "orders",
-                                 .replident = 'f', .ncols = 2, .cols = ORDER_COLS};
+/* public.items and sales.orders: tests/support/sample_relations.h */
 
 static Revision make_rev(int64_t id)
 {
@@ -70,16 +59,16 @@ static void write_rev(Sink *s, int64_t id, bool commit)
                             {.col_id = 3, .flags = ATTR_HIDDEN, .new_value = {"pw", 2}}};
     AttributeDelta upd[] = {{.col_id = 2, .old_value = {NULL, 0}, .new_value = {"", 0}}};
     AttributeDelta ord[] = {{.col_id = 1, .new_value = {"9", 1}}, {.col_id = 2, .new_value = {"12.50", 5}}};
-    ObjectDelta d1 = {.seq = 1, .relver = &ITEMS, .op = DELTA_INSERT, .key = key, .context_no = 1,
+    ObjectDelta d1 = {.seq = 1, .relver = &ts_items, .op = DELTA_INSERT, .key = key, .context_no = 1,
                       .nattrs = 3, .attrs = ins};
-    ObjectDelta d2 = {.seq = 2, .relver = &ITEMS, .op = DELTA_UPDATE, .key = key, .context_no = 1,
+    ObjectDelta d2 = {.seq = 2, .relver = &ts_items, .op = DELTA_UPDATE, .key = key, .context_no = 1,
                       .nattrs = 1, .attrs = upd};
-    ObjectDelta d3 = {.seq = 3, .relver = &ORDERS, .op = DELTA_INSERT, .key = "[\"9\",\"12.50\"]",
+    ObjectDelta d3 = {.seq = 3, .relver = &ts_orders, .op = DELTA_INSERT, .key = "[\"9\",\"12.50\"]",
                       .context_no = 2, .nattrs = 2, .attrs = ord};
     assert_int_equal(s->ops->begin_revision(s, &rev, &err), WR_OK);
     assert_int_equal(s->ops->write_context(s, &rev, &ctx1, &err), WR_OK);
     rev.first_context = &ctx1;
-    assert_int_equal(s->ops->write_relation(s, &ITEMS, &err), WR_OK);
+    assert_int_equal(s->ops->write_relation(s, &ts_items, &err), WR_OK);
     assert_int_equal(s->ops->write_delta(s, &rev, &d1, &err), WR_OK);
     assert_int_equal(s->ops->write_delta(s, &rev, &d2, &err), WR_OK);
     assert_int_equal(s->ops->write_context(s, &rev, &ctx2, &err), WR_OK);
@@ -413,7 +402,7 @@ static void test_refusals(void **state)
     s = open_sink(path_in_tmp("ctx.msgpack"), &pos, WR_OK, &err);
     Revision rev = make_rev(1);
     AttributeDelta a = {.col_id = 2, .new_value = {"x", 1}};
-    ObjectDelta d = {.seq = 1, .relver = &ITEMS, .op = DELTA_INSERT, .key = "[\"1\"]", .context_no = 2,
+    ObjectDelta d = {.seq = 1, .relver = &ts_items, .op = DELTA_INSERT, .key = "[\"1\"]", .context_no = 2,
                      .nattrs = 1, .attrs = &a};
     assert_int_equal(s->ops->begin_revision(s, &rev, &err), WR_OK);
     assert_int_equal(s->ops->write_delta(s, &rev, &d, &err), WR_PROTOCOL);

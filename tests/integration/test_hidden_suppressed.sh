@@ -30,17 +30,7 @@ allow_suppress = true
 CONF
 W() { "$WALREV_BIN" -c "$WORK/walrev.conf" "$@"; }
 start_worker() { WORKER_OUT="$WORK/run.log" worker_start "$WORK/run.log" -c "$WORK/walrev.conf"; WPID=$WORKER_PID; }
-marker_n=0
-caught_up() {
-  marker_n=$((marker_n + 1))
-  q $DB "INSERT INTO marker VALUES ($marker_n)"
-  for _ in $(seq 1 600); do
-    [ "$(q $DB "SELECT count(*) FROM walrev.object_delta WHERE relid = 'marker'::regclass AND key = '[\"$marker_n\"]'")" = 1 ] && return 0
-    kill -0 "$WPID" 2>/dev/null || { tail -30 "$WORK/run.log"; fail "worker died"; }
-    sleep 0.1
-  done
-  tail -30 "$WORK/run.log"; fail "worker did not catch up to marker $marker_n"
-}
+caught_up() { marker_caught_up "$WPID" "$WORK/run.log"; }
 restart() { # restart TERM|KILL: stop after catching up; the next worker starts with a cold row cache
   caught_up
   kill -"$1" "$WPID"

@@ -24,6 +24,7 @@
 
 #include "sink/kafka_sink.h"
 #include "sink/msgpack_codec.h"
+#include "tests/support/sample_relations.h"
 #include "tests/support/testsupport.h"
 
 #define API_PRODUCE 0 /* Kafka ApiKey of Produce requests */
@@ -69,19 +70,7 @@ static void create_topics(const char *prefix)
 
 /* ---- a synthetic workload, with the messages it must produce ---- */
 
-static RelColumn ITEM_COLS[] = {
-    {.name = "id", .type_oid = 23, .typmod = -1, .is_key = true, .col_id = 1},
-    {.name = "name", .type_oid = 25, .typmod = -1, .col_id = 2},
-    {.name = "secret", .type_oid = 25, .typmod = -1, .col_id = 3, .track = TRACK_HIDDEN},
-};
-static RelationVersion ITEMS = {.relid = 16400, .version = 1, .nspname = "public", .relname = "items",
-                                .replident = 'd', .ncols = 3, .cols = ITEM_COLS};
-static RelColumn ORDER_COLS[] = {
-    {.name = "no", .type_oid = 20, .typmod = -1, .is_key = true, .col_id = 1},
-    {.name = "total", .type_oid = 1700, .typmod = -1, .col_id = 2},
-};
-static RelationVersion ORDERS = {.relid = 16500, .version = 3, .nspname = "sales", .relname = "orders",
-                                 .replident = 'f', .ncols = 2, .cols = ORDER_COLS};
+/* public.items and sales.orders: tests/support/sample_relations.h */
 
 typedef struct {
     char *topic;
@@ -169,7 +158,7 @@ static void gen_revision(Sink *s, const char *prefix, int64_t id, int ndeltas, M
         snprintf(val, sizeof val, "v%lld-%d", (long long)id, i);
         AttributeDelta a[] = {{.col_id = 2, .old_value = {i % 3 ? "old" : NULL, 3}, .new_value = {val, strlen(val)}},
                               {.col_id = 3, .flags = ATTR_HIDDEN, .new_value = {"pw", 2}}};
-        ObjectDelta d = {.seq = ++seq, .relver = &ITEMS, .op = i % 2 ? DELTA_UPDATE : DELTA_INSERT, .key = key,
+        ObjectDelta d = {.seq = ++seq, .relver = &ts_items, .op = i % 2 ? DELTA_UPDATE : DELTA_INSERT, .key = key,
                          .context_no = with_ctx ? 1 : 0, .nattrs = 2, .attrs = a};
         if (s) assert_int_equal(s->ops->write_delta(s, &rev, &d, &err), WR_OK);
         strbuf_reset(&enc);
@@ -180,9 +169,9 @@ static void gen_revision(Sink *s, const char *prefix, int64_t id, int ndeltas, M
     }
     if (id % 5 == 0) {
         AttributeDelta a[] = {{.col_id = 1, .new_value = {"9", 1}}, {.col_id = 2, .new_value = {"", 0}}};
-        ObjectDelta d = {.seq = ++seq, .relver = &ORDERS, .op = DELTA_INSERT, .key = "[\"9\",\"\"]",
+        ObjectDelta d = {.seq = ++seq, .relver = &ts_orders, .op = DELTA_INSERT, .key = "[\"9\",\"\"]",
                          .context_no = with_ctx ? 1 : 0, .nattrs = 2, .attrs = a};
-        ObjectDelta t = {.seq = ++seq, .relver = &ORDERS, .op = DELTA_TRUNCATE, .key = NULL,
+        ObjectDelta t = {.seq = ++seq, .relver = &ts_orders, .op = DELTA_TRUNCATE, .key = NULL,
                          .context_no = with_ctx ? 1 : 0};
         if (s) assert_int_equal(s->ops->write_delta(s, &rev, &d, &err), WR_OK);
         if (s) assert_int_equal(s->ops->write_delta(s, &rev, &t, &err), WR_OK);
@@ -722,7 +711,7 @@ static void test_throughput(void **state)
             snprintf(key, sizeof key, "[\"%d\"]", (int)((id * per + i) % 10000));
             int vl = snprintf(val, sizeof val, "value-%lld-%d", (long long)id, i);
             AttributeDelta a[] = {{.col_id = 2, .old_value = {"previous", 8}, .new_value = {val, (size_t)vl}}};
-            ObjectDelta d = {.seq = i + 1, .relver = &ITEMS, .op = DELTA_UPDATE, .key = key, .nattrs = 1, .attrs = a};
+            ObjectDelta d = {.seq = i + 1, .relver = &ts_items, .op = DELTA_UPDATE, .key = key, .nattrs = 1, .attrs = a};
             assert_int_equal(s->ops->write_delta(s, &rev, &d, &err), WR_OK);
         }
         rev.n_update = per;

@@ -39,17 +39,7 @@ start_worker() {
   WPID=$WORKER_PID
 }
 # wait until the history holds marker row N (everything before it is recorded)
-marker_n=0
-caught_up() {
-  marker_n=$((marker_n + 1))
-  q $DB "INSERT INTO marker VALUES ($marker_n)"
-  for _ in $(seq 1 600); do
-    [ "$(q $DB "SELECT count(*) FROM walrev.object_delta WHERE relid = 'marker'::regclass AND key = '[\"$marker_n\"]'")" = 1 ] && return 0
-    kill -0 "$WPID" 2>/dev/null || { tail -30 "$WORK/run.log"; fail "worker died"; }
-    sleep 0.1
-  done
-  tail -30 "$WORK/run.log"; fail "worker did not catch up to marker $marker_n"
-}
+caught_up() { marker_caught_up "$WPID" "$WORK/run.log"; }
 step=0
 run_step() { # run_step SQL...: one step (each SQL its own transaction), then its LSN and the true contents
   step=$((step + 1))

@@ -97,15 +97,7 @@ pass "the reconciler recorded the tampered row as a warning revision"
 q $DB "$H UPDATE keyframe_row SET vals[2] = 'v5' WHERE keyframe_id IN (SELECT id FROM keyframe WHERE relid = 'public.big'::regclass) AND key = '[\"5\"]'"
 
 # --- concurrent writes: no false alarm from verify or the reconciler ---
-writer() {
-  local i=0
-  while [ ! -e "$TMP/stop-writer" ] && [ $i -lt 100000 ]; do
-    i=$((i + 1))
-    echo "BEGIN; UPDATE w SET v = v + 1 WHERE id = $((RANDOM % 200 + 1)); UPDATE w SET v = v - 1 WHERE id = $((RANDOM % 200 + 1)); COMMIT;"
-    [ $((i % 5)) = 0 ] && echo "DELETE FROM w WHERE id = $((RANDOM % 200 + 1)); INSERT INTO w VALUES ($((RANDOM % 200 + 1)), $i) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v;"
-  done | psql -X -q -v ON_ERROR_STOP=1 -d $DB >/dev/null
-}
-writer & gpid=$!
+churn_writer & gpid=$!
 rounds=$(nrounds)
 for run in 1 2 3; do
   rc=0; W verify --against-source --table w >"$TMP/c.out" 2>&1 || rc=$?

@@ -73,15 +73,7 @@ expect_eq "an unknown option exits 2" "$rc" 2
 # --- concurrent writes raise no false alarm ---
 # The writer goes on until the comparisons are done (a stop file), so a slow
 # build (ASan) still compares while it writes.
-writer() {
-  local i=0
-  while [ ! -e "$TMP/stop-writer" ] && [ $i -lt 100000 ]; do
-    i=$((i + 1))
-    echo "BEGIN; UPDATE w SET v = v + 1 WHERE id = $((RANDOM % 200 + 1)); UPDATE w SET v = v - 1 WHERE id = $((RANDOM % 200 + 1)); COMMIT;"
-    [ $((i % 5)) = 0 ] && echo "DELETE FROM w WHERE id = $((RANDOM % 200 + 1)); INSERT INTO w VALUES ($((RANDOM % 200 + 1)), $i) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v;"
-  done | psql -X -q -v ON_ERROR_STOP=1 -d $DB >/dev/null
-}
-writer & gpid=$!
+churn_writer & gpid=$!
 runs=0
 while [ $runs -lt 5 ]; do
   kill -0 $gpid 2>/dev/null || fail "the writer ended before the comparisons ($runs done)"
