@@ -24,6 +24,7 @@ typedef struct {
     bool history_enabled;
     const char *history_conninfo; /* set when history_enabled */
     const char *history_schema;
+    int partition_revisions;      /* [history] partition_revisions for new partitions; 0: keep the store's */
 } SetupConfig;
 
 typedef struct {

@@ -45,6 +45,12 @@ bool setup_ensure_history(Setup *s)
     /* Every statement of the DDL is idempotent; one transaction so a failure
      * leaves nothing half-made. */
     bool ok = setup_exec(s, s->hist, "starting the history store transaction", "BEGIN");
+    if (ok && s->cfg->partition_revisions > 0) {
+        /* history.sql stores it in store_info for the partitions made from now on */
+        char set[96];
+        snprintf(set, sizeof(set), "SET LOCAL walrev.partition_revisions = '%d'", s->cfg->partition_revisions);
+        ok = setup_exec(s, s->hist, "setting the revisions per partition", set);
+    }
     if (ok) {
         PGresult *res;
         if (!pgio_exec(s->hist, ddl, 0, NULL, &res)) {

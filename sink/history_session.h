@@ -148,6 +148,10 @@ struct HistorySink {
     void *qmpc;              /* its MpcRevision (msgpack_codec.h) */
     const char *inject_data_error; /* WALREV_TEST_INJECT_DATA_ERROR: see history_quarantine.c */
 
+    /* Partitions (history_partition.c): ids below part_until have one; each holds part_step. */
+    int64_t part_until;
+    int64_t part_step;
+
     HistoryReader reader; /* its reading side; reader.h == this */
 
     /* Scratch. */
@@ -160,6 +164,13 @@ struct HistorySink {
 #define DG_END_ROW (-32768) /* row_digest_apply: the row ended */
 #define DG_STALE (-1)       /* col_id of the stale-image mark */
 #define DG_APPLY_AT 20000   /* queued changes applied in one statement at most */
+
+/* ---- partitions (history_partition.c) ---- */
+
+/* Before revision id is begun: make the next partition when id has entered the
+ * last one (outside a batch, giving up on a lock timeout: asked again later),
+ * and at once when no partition holds id. */
+WrStatus hpart_before_revision(HistorySink *h, int64_t id, WrError *err) WR_MUSTCHECK;
 
 /* ---- the session (history_session.c) ---- */
 

@@ -158,9 +158,9 @@ static WrStatus check_schema(HistorySink *h, WrError *err)
     st = hsession_run(h, q.data, 0, NULL, "reading store_info.format_version", &res, err);
     strbuf_free(&q);
     if (st != WR_OK) return st;
-    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "5") != 0) {
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "6") != 0) {
         st = wr_error_set(err, WR_FATAL,
-                          "history store: schema %s has format_version %s, this walrev needs 5: run "
+                          "history store: schema %s has format_version %s, this walrev needs 6: run "
                           "`walrev setup`",
                           h->qschema, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "(missing)");
     }
@@ -373,7 +373,8 @@ static WrStatus hs_begin_revision(Sink *s, const Revision *rev, WrError *err)
                             "history store: revision id %" PRId64 " is not the next one (expected %" PRId64
                             "); refusing to write a gap or a duplicate",
                             rev->id, h->next_id_base + 1);
-    st = hsession_ensure_tx(h, err);
+    st = hpart_before_revision(h, rev->id, err);
+    if (st == WR_OK) st = hsession_ensure_tx(h, err);
     if (st == WR_OK) st = hquarantine_begin(h, rev, err);
     if (st != WR_OK) return st;
     h->in_revision = true;

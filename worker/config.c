@@ -100,6 +100,23 @@ static bool parse_int(const char *s, long min, long max, int *out, char *why, si
     return true;
 }
 
+/* "730 days", "730 day", "730d" or "730"; 0 (keep everything) to 36,500 days. */
+static bool parse_days(const char *s, int *out, char *why, size_t whylen)
+{
+    char num[32];
+    size_t n = strspn(s, "0123456789");
+    const char *unit = s + n;
+    while (*unit == ' ') unit++;
+    if (n == 0 || n >= sizeof(num) ||
+        !(*unit == '\0' || strcmp(unit, "d") == 0 || strcmp(unit, "day") == 0 || strcmp(unit, "days") == 0)) {
+        snprintf(why, whylen, "'%s' is not a number of days (e.g. 730 days)", s);
+        return false;
+    }
+    memcpy(num, s, n);
+    num[n] = '\0';
+    return parse_int(num, 0, 36500, out, why, whylen);
+}
+
 static bool parse_bool(const char *s, bool *out, char *why, size_t whylen)
 {
     static const char *yes[] = {"true", "yes", "on", "1"};
@@ -312,6 +329,12 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     } else if (IS("history", "keyframe_factor")) {
         if (!parse_int(value, 1, 1000, &iv, why, whylen)) return false;
         cfg->keyframe_factor = iv;
+    } else if (IS("history", "partition_revisions")) {
+        if (!parse_int(value, 1, 1000000000, &iv, why, whylen)) return false;
+        cfg->partition_revisions = iv;
+    } else if (IS("history", "retain")) {
+        if (!parse_days(value, &iv, why, whylen)) return false;
+        cfg->retain_days = iv;
     } else if (IS("history", "synchronous_commit")) {
         if (!parse_bool(value, &bv, why, whylen)) return false;
         cfg->history_synchronous_commit = bv;

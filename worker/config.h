@@ -33,6 +33,8 @@ typedef struct {
     int batch_max_ms;          /* default 20 */
     int keyframe_factor;       /* default 4 */
     bool history_synchronous_commit; /* default false: commit asynchronously, confirm behind the store's WAL flush */
+    int partition_revisions;   /* revisions per partition of the store (setup applies it); 0: keep the store's */
+    int retain_days;           /* the worker prunes history older than this many days; 0: keep everything */
     /* [file] */
     char *file_path;           /* NULL: file sink off; "-" stdout */
     /* [kafka]: every key except walrev's own passes to librdkafka */

@@ -537,7 +537,7 @@ static int run_setup(const Config *cfg, SetupOptions *opts)
     SetupConfig sc = {.source_conninfo = cfg->source_conninfo, .slot_name = cfg->slot_name,
                       .publication = cfg->publication, .tables = cfg->tables, .ntables = cfg->ntables,
                       .history_enabled = cfg->history_enabled, .history_conninfo = cfg->history_conninfo,
-                      .history_schema = cfg->history_schema};
+                      .history_schema = cfg->history_schema, .partition_revisions = cfg->partition_revisions};
     opts->create_slot = setup_create_slot;
     opts->create_slot_arg = cfg;
     return setup_command(&sc, opts);

@@ -1,4 +1,4 @@
--- walrev history store, format version 5.
+-- walrev history store, format version 6.
 -- @schema@ is replaced by the configured history schema (default walrev).
 -- Every statement is idempotent: `walrev setup` runs this file each time.
 -- Layout and reasons: docs/history-store.md.
@@ -25,8 +25,19 @@ CREATE TABLE IF NOT EXISTS @schema@.store_info (
 -- (HMAC-SHA-256 under digest_key instead of SHA-256), so what erasure keeps
 -- of a value is no personal data; store_info.keyed_values_from (set below)
 -- is the first revision hashed so, and revisions before it keep theirs.
-INSERT INTO @schema@.store_info VALUES ('format_version', '5')
-    ON CONFLICT (key) DO UPDATE SET value = '5' WHERE store_info.value IN ('1', '2', '3', '4');
+-- Format 6 partitions what grows per revision (revision, revision_context,
+-- object_delta) by revision range, so history older than a point is dropped
+-- by whole partitions (walrev prune, docs/history-store.md#retention); a
+-- format 5 store's tables become the first partition in place (below).
+INSERT INTO @schema@.store_info VALUES ('format_version', '6')
+    ON CONFLICT (key) DO UPDATE SET value = '6' WHERE store_info.value IN ('1', '2', '3', '4', '5');
+-- Revisions per partition: walrev setup sets it from [history]
+-- partition_revisions (the session setting walrev.partition_revisions);
+-- partitions already made keep their bounds.
+INSERT INTO @schema@.store_info
+    SELECT 'partition_revisions', coalesce(nullif(current_setting('walrev.partition_revisions', true), ''), '1000000')
+    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
+        WHERE nullif(current_setting('walrev.partition_revisions', true), '') IS NOT NULL;
 DROP TABLE IF EXISTS @schema@.row_state;
 
 -- One committed transaction. id is dense, in commit order.
@@ -51,7 +62,7 @@ CREATE TABLE IF NOT EXISTS @schema@.revision (
     n_suppressed    integer NOT NULL DEFAULT 0,
     warnings        text,
     checksum        bytea NOT NULL
-);
+) PARTITION BY RANGE (id);
 -- The first revision whose values enter the chain keyed (format 5): 1 in a
 -- new store, the next id in a store upgraded from an earlier format (its
 -- worker must be stopped: an older walrev refuses a format 5 store).
@@ -84,7 +95,7 @@ CREATE TABLE IF NOT EXISTS @schema@.revision_context (
     raw_sha256  bytea,                  -- NULL: raw is exact; else raw is sanitised/bounded and this is
                                         -- SHA-256 of the exact bytes (format 4)
     PRIMARY KEY (revision_id, context_no)
-);
+) PARTITION BY RANGE (revision_id);
 ALTER TABLE @schema@.revision_context ADD COLUMN IF NOT EXISTS raw_sha256 bytea;
 -- Who acted, as the server knows it (docs/history-store.md#who-acted): set
 -- when walrev.context() on the source attested the context (a signature
@@ -160,7 +171,7 @@ CREATE TABLE IF NOT EXISTS @schema@.object_delta (
     col_id      smallint,            -- scalar form (format 3); NULL: the arrays hold the attributes
     old_value   text,
     new_value   text
-);
+) PARTITION BY RANGE (revision_id);
 -- Format 3: a format 1 or 2 store gets the scalar columns (at the end, where
 -- a new store has them too); its rows stay in the array form.
 ALTER TABLE @schema@.object_delta ADD COLUMN IF NOT EXISTS col_id smallint,
@@ -252,6 +263,113 @@ CREATE TABLE IF NOT EXISTS @schema@.quarantine (
     quarantined_at timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE @schema@.revision ADD COLUMN IF NOT EXISTS quarantined boolean NOT NULL DEFAULT false;
+
+-- Format 6: revision, revision_context and object_delta are partitioned by
+-- revision range (partition_ensure below makes them). A store made before
+-- keeps its tables as they are: each is renamed <table>_p1 (its indexes
+-- likewise), a partitioned table of the same columns and indexes takes its
+-- name, and the old table is attached as its first partition, from the
+-- lowest id up to the first partition boundary past its newest revision.
+-- Attaching reads each table once to check the bound; nothing is copied and
+-- the indexes are kept. The views over them are dropped first (a view
+-- follows a renamed table) and made again below and by replay.sql, in the
+-- same transaction; not CASCADE, so a view of the user's stops the upgrade
+-- with PostgreSQL's error naming it.
+DO $walrev$
+DECLARE
+    t record;
+    ix record;
+    step bigint := greatest((SELECT value::bigint FROM @schema@.store_info WHERE key = 'partition_revisions'), 1);
+    top bigint;
+    hi bigint;
+BEGIN
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = '@schema@.revision'::regclass) <> 'r' THEN
+        RETURN;
+    END IF;
+    DROP VIEW IF EXISTS @schema@.table_event;
+    DROP VIEW IF EXISTS @schema@.object_history;
+    DROP VIEW IF EXISTS @schema@.revision_log;
+    DROP VIEW IF EXISTS @schema@.attribute_delta;
+    DROP VIEW IF EXISTS @schema@.object_delta_arrays;
+    top := greatest((SELECT max(id) FROM @schema@.revision), (SELECT max(revision_id) FROM @schema@.revision_context),
+                    (SELECT max(revision_id) FROM @schema@.object_delta), 0);
+    hi := 1 + greatest(ceil(top::numeric / step)::bigint, 1) * step;
+    FOR t IN SELECT * FROM (VALUES ('revision', 'id'), ('revision_context', 'revision_id'),
+                                   ('object_delta', 'revision_id')) v(tbl, col) LOOP
+        EXECUTE 'ALTER TABLE @schema@.' || t.tbl || ' RENAME TO ' || t.tbl || '_p1';
+        FOR ix IN SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                  WHERE i.indrelid = ('@schema@.' || t.tbl || '_p1')::regclass LOOP
+            EXECUTE 'ALTER INDEX @schema@.' || quote_ident(ix.relname) || ' RENAME TO '
+                    || quote_ident(left(ix.relname, 59) || '_p1');
+        END LOOP;
+        EXECUTE 'CREATE TABLE @schema@.' || t.tbl || ' (LIKE @schema@.' || t.tbl || '_p1 INCLUDING DEFAULTS)'
+                || ' PARTITION BY RANGE (' || t.col || ')';
+    END LOOP;
+    ALTER TABLE @schema@.revision ADD PRIMARY KEY (id);
+    CREATE INDEX revision_end_lsn_brin ON @schema@.revision USING brin (end_lsn);
+    CREATE INDEX revision_commit_time_brin ON @schema@.revision USING brin (commit_time);
+    ALTER TABLE @schema@.revision_context ADD PRIMARY KEY (revision_id, context_no);
+    CREATE INDEX revision_context_actor_idx ON @schema@.revision_context (actor_type, actor_id, revision_id);
+    CREATE INDEX object_delta_revision_brin ON @schema@.object_delta USING brin (revision_id)
+        WITH (pages_per_range = 32);
+    CREATE INDEX object_delta_object_idx ON @schema@.object_delta (relid, key, revision_id);
+    FOR t IN SELECT * FROM (VALUES ('revision'), ('revision_context'), ('object_delta')) v(tbl) LOOP
+        EXECUTE 'ALTER TABLE @schema@.' || t.tbl || ' ATTACH PARTITION @schema@.' || t.tbl || '_p1'
+                || ' FOR VALUES FROM (MINVALUE) TO (' || hi || ')';
+    END LOOP;
+END $walrev$;
+
+-- The partitions of the tables that grow per revision, with their revision
+-- ranges [lo, hi) (the first one's lower bound, MINVALUE, reads as 1).
+CREATE OR REPLACE FUNCTION @schema@.history_partitions()
+RETURNS TABLE (tbl text, part regclass, lo bigint, hi bigint) LANGUAGE sql STABLE AS $fn$
+    SELECT p.relname::text, c.oid::regclass,
+           coalesce(substring(b.b FROM 'FROM \(''(-?[0-9]+)''\)')::bigint, 1),
+           substring(b.b FROM 'TO \(''(-?[0-9]+)''\)')::bigint
+    FROM pg_catalog.pg_inherits i
+    JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+    JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+    CROSS JOIN LATERAL (SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS b) b
+    WHERE i.inhparent IN ('@schema@.revision'::regclass, '@schema@.revision_context'::regclass,
+                          '@schema@.object_delta'::regclass)
+    ORDER BY 1, 3
+$fn$;
+
+-- Partitions are made ahead of the ids written: this makes sure each of the
+-- three tables has partitions up to past p_id + partition_revisions (the one
+-- holding p_id and at least the next), each <table>_p<lo> of
+-- partition_revisions revisions from where the last one ends, and returns
+-- the lowest upper bound among the three tables. The history sink calls it
+-- when its ids enter the last partition (outside its batches, with a lock
+-- timeout) and, should a batch outrun that, before writing an id no
+-- partition holds.
+CREATE OR REPLACE FUNCTION @schema@.partition_ensure(p_id bigint) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    step bigint := greatest(coalesce((SELECT value::bigint FROM @schema@.store_info
+                                      WHERE key = 'partition_revisions'), 1000000), 1);
+    t text;
+    hi bigint;
+    low bigint;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['revision', 'revision_context', 'object_delta'] LOOP
+        SELECT max(p.hi) INTO hi FROM @schema@.history_partitions() p WHERE p.tbl = t;
+        IF hi IS NULL THEN
+            EXECUTE 'CREATE TABLE @schema@.' || t || '_p1 PARTITION OF @schema@.' || t
+                    || ' FOR VALUES FROM (MINVALUE) TO (' || (1 + step) || ')';
+            hi := 1 + step;
+        END IF;
+        WHILE hi <= p_id + step LOOP
+            EXECUTE 'CREATE TABLE @schema@.' || t || '_p' || hi || ' PARTITION OF @schema@.' || t
+                    || ' FOR VALUES FROM (' || hi || ') TO (' || (hi + step) || ')';
+            hi := hi + step;
+        END LOOP;
+        low := least(coalesce(low, hi), hi);
+    END LOOP;
+    RETURN low;
+END
+$fn$;
+SELECT @schema@.partition_ensure(coalesce((SELECT max(id) FROM @schema@.revision), 0) + 1);
 
 -- object_delta with every row in the array form, whichever form it was
 -- written in: what every reader of attributes selects from, so the array

@@ -320,7 +320,7 @@ static void test_missing_schema(void **state)
     cfg = cfg_for("old fmt");
     assert_int_equal(tw_open_cfg(tw, &cfg, NULL), WR_FATAL);
     assert_string_equal(tw->err.msg, "history store: schema \"old fmt\" has format_version 2, this walrev "
-                                     "needs 5: run `walrev setup`");
+                                     "needs 6: run `walrev setup`");
     tw_close(tw);
 
     /* Unreachable server: retry, and the message never carries the password. */

@@ -90,7 +90,7 @@ expect_eq "a format 2 store with single-column deltas in arrays" \
 
 # The worker refuses it until setup has upgraded it.
 if W run --stop-lsn "$(current_lsn $DB)" >"$OUT/refused.out" 2>&1; then fail "run on a format 2 store"; fi
-grep -q "has format_version 2, this walrev needs 5: run \`walrev setup\`" "$OUT/refused.out" ||
+grep -q "has format_version 2, this walrev needs 6: run \`walrev setup\`" "$OUT/refused.out" ||
   { cat "$OUT/refused.out"; fail "the refusal names the format"; }
 pass "the worker refuses a format 2 store"
 
@@ -105,7 +105,18 @@ expect_eq "setup (twice) upgrades in place: format 5, parent_checksum gone, scal
        (SELECT count(*) FROM revision), (SELECT count(*) FROM object_delta WHERE col_id IS NOT NULL),
        (SELECT count(*) FROM pg_attribute WHERE attrelid = 'walrev.revision_context'::regclass AND attname = 'raw_sha256' AND NOT attisdropped)
        , (SELECT value FROM store_info WHERE key = 'keyed_values_from')
-     FROM store_info WHERE key = 'format_version'")" "5|0|col_id,old_value,new_value|$n2|0|1|$((n2 + 1))"
+     FROM store_info WHERE key = 'format_version'")" "6|0|col_id,old_value,new_value|$n2|0|1|$((n2 + 1))"
+expect_eq "format 6: revision, revision_context and object_delta partitioned; the old tables attached in place as their first partition, the next made ahead" \
+  "$(q $DB "$H SELECT string_agg(c.relname || ':' || c.relkind::text, ' ' ORDER BY c.relname) FROM pg_class c
+     WHERE c.oid IN ('walrev.revision'::regclass, 'walrev.revision_context'::regclass, 'walrev.object_delta'::regclass)")
+   $(q $DB "$H SELECT string_agg(tbl || ':' || part::text || ':' || lo || '-' || hi, ' ' ORDER BY tbl, lo) FROM history_partitions()")
+   $(q $DB "$H SELECT count(*) FROM ONLY revision_p1")" \
+  "object_delta:p revision:p revision_context:p
+   object_delta:object_delta_p1:1-1000001 object_delta:object_delta_p1000001:1000001-2000001 revision:revision_p1:1-1000001 revision:revision_p1000001:1000001-2000001 revision_context:revision_context_p1:1-1000001 revision_context:revision_context_p1000001:1000001-2000001
+   $n2"
+expect_eq "the old tables' indexes are the partitions' (renamed, not rebuilt) and the parents have theirs" \
+  "$(q $DB "$H SELECT string_agg(indexrelid::regclass::text, ' ' ORDER BY indexrelid::regclass::text) FROM pg_index WHERE indrelid = 'revision_p1'::regclass")" \
+  "revision_commit_time_brin_p1 revision_end_lsn_brin_p1 revision_pkey_p1"
 # This history was recorded by a format 4 worker, whose chain covers the
 # relation versions; a format 2 store has no columns for that, so they come
 # back from the copy once setup has added them (kept in an unlogged table,

@@ -85,6 +85,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.batch_max_revisions, 2000);
     assert_int_equal(cfg.batch_max_ms, 20);
     assert_int_equal(cfg.keyframe_factor, 4);
+    assert_int_equal(cfg.partition_revisions, 0);
+    assert_int_equal(cfg.retain_days, 0);
     assert_false(cfg.history_synchronous_commit);
     assert_null(cfg.file_path);
     assert_false(cfg.kafka_enabled);
@@ -122,6 +124,8 @@ static void test_every_key(void **state)
                        "batch_max_ms = 250\n"
                        "keyframe_factor = 8\n"
                        "synchronous_commit = on\n"
+                       "partition_revisions = 5000\n"
+                       "retain = 730 days\n"
                        "[file]\n"
                        "path = /var/lib/walrev/revisions.msgpack\n"
                        "[kafka]\n"
@@ -156,6 +160,8 @@ static void test_every_key(void **state)
     assert_int_equal(cfg.batch_max_ms, 250);
     assert_int_equal(cfg.keyframe_factor, 8);
     assert_true(cfg.history_synchronous_commit);
+    assert_int_equal(cfg.partition_revisions, 5000);
+    assert_int_equal(cfg.retain_days, 730);
     assert_string_equal(cfg.file_path, "/var/lib/walrev/revisions.msgpack");
     assert_string_equal(cfg.kafka_topic_prefix, "cdc");
     assert_true(cfg.kafka_enabled);
@@ -210,6 +216,11 @@ static void test_errors_name_file_and_line(void **state)
                  "2: [history] synchronous_commit: 'local' is not a boolean (true/false, yes/no, on/off, 1/0)");
     expect_error("[history]\nbatch_max_ms = 12ms\n",
                  "2: [history] batch_max_ms: '12ms' is not an integer");
+    expect_error("[history]\npartition_revisions = 0\n",
+                 "2: [history] partition_revisions: 0 is out of range [1, 1000000000]");
+    expect_error("[history]\nretain = 2 years\n",
+                 "2: [history] retain: '2 years' is not a number of days (e.g. 730 days)");
+    expect_error("[history]\nretain = 40000d\n", "2: [history] retain: 40000 is out of range [0, 36500]");
     expect_error("[history]\nkeyframe_factor = 0\n",
                  "2: [history] keyframe_factor: 0 is out of range [1, 1000]");
     expect_error("[history]\nbatch_max_revisions = 99999999999999999999\n",
