@@ -180,7 +180,10 @@ ALTER TABLE @schema@.object_delta ADD COLUMN IF NOT EXISTS col_id smallint,
 -- uniqueness is enforced by the writer (ids are dense, one writer per slot).
 CREATE INDEX IF NOT EXISTS object_delta_revision_brin ON @schema@.object_delta USING brin (revision_id)
     WITH (pages_per_range = 32);
-CREATE INDEX IF NOT EXISTS object_delta_object_idx ON @schema@.object_delta (relid, key, revision_id);
+-- seq is in the key (format 6): a walk in (revision_id, seq) order, blame's,
+-- reads each partition's index in order and stops at its LIMIT; without it
+-- the partitions of an object's deltas were appended and all of them sorted.
+CREATE INDEX IF NOT EXISTS object_delta_object_idx ON @schema@.object_delta (relid, key, revision_id, seq);
 -- Each object's life boundaries (insert, snapshot row, delete): blame finds the
 -- change that set a key column (only an object's insert or snapshot row does)
 -- without reading every change since; an UPDATE adds no entry here.
@@ -312,11 +315,15 @@ BEGIN
     CREATE INDEX revision_context_actor_idx ON @schema@.revision_context (actor_type, actor_id, revision_id);
     CREATE INDEX object_delta_revision_brin ON @schema@.object_delta USING brin (revision_id)
         WITH (pages_per_range = 32);
-    CREATE INDEX object_delta_object_idx ON @schema@.object_delta (relid, key, revision_id);
+    -- (relid, key, revision_id, seq): attaching builds it on the old table (its
+    -- three-column index, of no use then, is dropped below)
+    CREATE INDEX object_delta_object_idx ON @schema@.object_delta (relid, key, revision_id, seq);
+    CREATE INDEX object_delta_life_idx ON @schema@.object_delta (relid, key, revision_id) WHERE op IN ('I', 'S', 'D');
     FOR t IN SELECT * FROM (VALUES ('revision'), ('revision_context'), ('object_delta')) v(tbl) LOOP
         EXECUTE 'ALTER TABLE @schema@.' || t.tbl || ' ATTACH PARTITION @schema@.' || t.tbl || '_p1'
                 || ' FOR VALUES FROM (MINVALUE) TO (' || hi || ')';
     END LOOP;
+    DROP INDEX IF EXISTS @schema@.object_delta_object_idx_p1;
 END $walrev$;
 
 -- The partitions of the tables that grow per revision, with their revision

@@ -684,7 +684,9 @@ $fn$;
 CREATE OR REPLACE FUNCTION @schema@.blame_full(p_relid oid, p_key text, p_rev bigint DEFAULT NULL)
 RETURNS TABLE(column_name text, value text, revision bigint, seq integer, op "char",
               commit_time timestamptz, actor_type text, actor_id text, description text)
-LANGUAGE plpgsql STABLE AS $fn$
+-- custom plans: object_delta is partitioned (format 6), and a generic plan of the
+-- walk's pages appends the partitions and sorts every delta of the object
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $fn$
 DECLARE
     at_rev  bigint := coalesce(p_rev, (SELECT max(id) FROM @schema@.revision));
     cur     text[];
@@ -739,7 +741,9 @@ $fn$;
 CREATE OR REPLACE FUNCTION @schema@.blame(p_relid oid, p_key text, p_rev bigint DEFAULT NULL)
 RETURNS TABLE(column_name text, value text, revision bigint, seq integer, op "char",
               commit_time timestamptz, actor_type text, actor_id text, description text)
-LANGUAGE plpgsql STABLE AS $fn$
+-- custom plans: object_delta is partitioned (format 6), and a generic plan of the
+-- walk's pages appends the partitions and sorts every delta of the object
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $fn$
 DECLARE
     at_rev  bigint := coalesce(p_rev, (SELECT max(id) FROM @schema@.revision));
     cur     text[];

@@ -158,7 +158,9 @@ expect_eq "blame of key 1 inserted again: its new life only" \
 # of other backends (an exiting one flushes its own late) must have settled
 # first; the blame and both reads then share one session, its counters
 # flushed by pg_stat_force_next_flush() before the second read.
-IDX="SELECT idx_tup_fetch FROM pg_stat_user_tables WHERE relid = 'walrev.object_delta'::regclass"
+# (object_delta is partitioned, store format 6: its partitions' counters, summed)
+IDX="SELECT coalesce(sum(idx_tup_fetch), 0) FROM pg_stat_user_tables WHERE relid = 'walrev.object_delta'::regclass
+     OR relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'walrev.object_delta'::regclass)"
 settled() {
   local a b i
   a=$(q $DB "$IDX")
