@@ -162,6 +162,7 @@ WrStatus cmd_restore(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUS
 WrStatus cmd_revert(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 WrStatus cmd_rollback(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 WrStatus cmd_erase(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+WrStatus cmd_prune(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 
 /* getopt_long reset + unknown option report shared by the commands (query.c). */
 WrStatus rq_bad_option(ReplayCtx *ctx, int argc, char **argv, WrError *err);
@@ -175,5 +176,6 @@ extern const struct option rq_audit_options[];
 extern const struct option rq_snapshot_options[];
 extern const struct option rq_undo_options[];
 extern const struct option rq_erase_options[];
+extern const struct option rq_prune_options[];
 
 #endif

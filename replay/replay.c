@@ -19,10 +19,12 @@
 
 #include "replay/branch.h"
 #include "replay/verify.h"
+#include "replay/verify_reads.h"
 #include "schema/store_sql.h"
 
 static const char *const COMMANDS[] = {"verify", "snapshot", "log",    "show",   "history", "blame", "diff",
-                                       "restore", "revert",  "rollback", "branch", "merge",  "review", "erase"};
+                                       "restore", "revert",  "rollback", "branch", "merge",  "review", "erase",
+                                       "prune"};
 
 bool replay_is_command(const char *cmd)
 {
@@ -49,6 +51,7 @@ const struct option *replay_command_options(const char *cmd)
     if (strcmp(cmd, "merge") == 0) return rq_merge_options;
     if (strcmp(cmd, "review") == 0) return rq_review_options;
     if (strcmp(cmd, "erase") == 0) return rq_erase_options;
+    if (strcmp(cmd, "prune") == 0) return rq_prune_options;
     return rq_audit_options;
 }
 
@@ -177,6 +180,18 @@ static const char *const HELP[][2] = {
      "  --actor TYPE:ID    who asks (default cli:$USER)\n"
      "  --apply            write the request to the source's erasure_log\n"
      "  --wait SECONDS     with --apply: how long to wait for the worker (default 60; 0: no wait)\n"},
+    {"prune",
+     "usage: walrev [global options] prune --before POINT [--apply [--export DIR]]\n"
+     "       walrev [global options] prune --import DIR\n\n"
+     "Drop the history before POINT by whole partitions of the store (retention). The cut\n"
+     "is rounded down to a partition boundary ([history] partition_revisions). Prints\n"
+     "what it would drop; --apply first writes a keyframe of every table at the cut and\n"
+     "the chain anchor, then drops the partitions. Points before the cut are refused after.\n\n"
+     "  --before POINT     drop revisions before POINT (POINT itself is kept)\n"
+     "  --apply            drop them (without: print the plan, change nothing)\n"
+     "  --export DIR       with --apply: first write the dropped range to DIR (CSV per table\n"
+     "                     and partition, manifest.json with SHA-256 of each file)\n"
+     "  --import DIR       load an export back (the store must be pruned where it ends)\n\n" POINT_HELP},
 };
 
 void replay_print_help(const char *cmd, FILE *out)
@@ -269,6 +284,25 @@ static WrStatus report_quarantine(ReplayCtx *ctx, PGconn *conn, WrError *err)
     return WR_OK;
 }
 
+/*
+ * A pruned history (walrev prune, docs/history-store.md#retention): the
+ * chain is proven from the cut on, starting from the anchor.
+ */
+static WrStatus report_prune_anchor(ReplayCtx *ctx, PGconn *conn, WrError *err)
+{
+    int64_t before = 0;
+    uint8_t anchor[32];
+    char on[16];
+    WrStatus st = verify_prune_anchor(conn, ctx->schema_q, &before, anchor, on, sizeof(on), err);
+    if (st != WR_OK || before == 0) return st;
+    fprintf(ctx->out,
+            "anchor: history before revision %lld was pruned on %s; the chain is verified from revision %lld on, "
+            "starting from the anchor %02x%02x%02x%02x%02x%02x%02x%02x… (the checksum of revision %lld)\n",
+            (long long)before, on, (long long)before, anchor[0], anchor[1], anchor[2], anchor[3], anchor[4],
+            anchor[5], anchor[6], anchor[7], (long long)before - 1);
+    return WR_OK;
+}
+
 /* `walrev verify`: history_verify (verify.c) on its own idle connection. */
 static WrStatus cmd_verify(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
@@ -282,6 +316,7 @@ static WrStatus cmd_verify(ReplayCtx *ctx, int argc, char **argv, WrError *err)
                                  sizeof(why), err);
     if (st == WR_OK) st = report_gaps(ctx, conn, err);
     if (st == WR_OK) st = report_quarantine(ctx, conn, err);
+    if (st == WR_OK) st = report_prune_anchor(ctx, conn, err);
     PQfinish(conn);
     if (st != WR_OK) return st;
     if (first_bad != 0)
@@ -328,6 +363,7 @@ int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts
         else if (strcmp(cmd, "merge") == 0) st = cmd_merge(&ctx, argc, argv, &err);
         else if (strcmp(cmd, "review") == 0) st = cmd_review(&ctx, argc, argv, &err);
         else if (strcmp(cmd, "erase") == 0) st = cmd_erase(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "prune") == 0) st = cmd_prune(&ctx, argc, argv, &err);
     }
     fflush(out);
     if (st != WR_OK) fprintf(err_f, "walrev %s: error: %s\n", cmd, err.msg);

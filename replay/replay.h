@@ -45,6 +45,24 @@ int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts
                FILE *err);
 
 /*
+ * `walrev run`'s retention ([history] retain, replay/retain.c): a thread
+ * that prunes the history older than retain_s every interval_s, on its own
+ * connection under a short lock_timeout (a round that cannot take its
+ * locks is logged and tried again later; it never holds up the stream).
+ */
+typedef struct Retainer Retainer;
+typedef struct {
+    const char *history_conninfo; /* copied */
+    const char *schema;           /* history schema; NULL: "walrev"; copied */
+    long long retain_s;           /* prune what committed longer ago than this; > 0 */
+    int interval_s;               /* between rounds (the first after one interval); > 0 */
+} RetainConfig;
+/* Start the thread; NULL when it could not start (logged). */
+Retainer *replay_retainer_start(const RetainConfig *cfg);
+/* Stop and join (a round in progress finishes first); accepts NULL. */
+void replay_retainer_stop(Retainer *r);
+
+/*
  * schema/sql/replay.sql (views and functions over the history store) with
  * @schema@ replaced by the quoted identifier of schema. Apply it after
  * history.sql; idempotent. Caller frees. Pure: no connection.

@@ -811,6 +811,15 @@ WrStatus history_verify(PGconn *conn, const char *schema, int64_t *checked, int6
     uint8_t prev[WALREV_CHECKSUM_LEN];
     memset(prev, 0, sizeof(prev));
     int64_t prev_id = 0;
+    /* Pruned (walrev prune): the chain starts after the cut, from the
+     * anchor, the checksum of the last revision dropped. */
+    {
+        int64_t before = 0;
+        char on[16];
+        st = verify_prune_anchor(conn, qs, &before, prev, on, sizeof(on), err);
+        if (st != WR_OK) goto done;
+        if (before > 0) prev_id = before - 1;
+    }
     for (;;) {
         bool has = false, bad = false;
         st = cursor_peek(&w.c, &w.rc, &has);

@@ -210,9 +210,20 @@ WrStatus verify_keyframes(PGconn *conn, const char *qs, int64_t *bad_keyframe, i
                    "SELECT k.id, k.relid, k.revision_id, k.n_rows, "
                    "coalesce((SELECT v.nspname || '.' || v.relname FROM %1$s.relation_version v "
                    "WHERE v.relid = k.relid ORDER BY v.version DESC LIMIT 1), k.relid::text) "
-                   "FROM %1$s.keyframe k ORDER BY k.relid, k.revision_id, k.id",
+                   "FROM %1$s.keyframe k WHERE k.revision_id >= $1::bigint ORDER BY k.relid, k.revision_id, k.id",
                    qs);
-    st = run(conn, q.data, 0, NULL, &kf, "reading the keyframes", err);
+    /* The keyframes prune took at its cut (before - 1) stand on dropped
+     * deltas: like the anchor they are taken as given, and every later
+     * keyframe is checked against them and the deltas kept. */
+    int64_t before = 0;
+    uint8_t anchor[32];
+    char on[16];
+    st = verify_prune_anchor(conn, qs, &before, anchor, on, sizeof(on), err);
+    if (st != WR_OK) goto done;
+    char from[24];
+    snprintf(from, sizeof(from), "%lld", (long long)before);
+    const char *fp[1] = {from};
+    st = run(conn, q.data, 1, fp, &kf, "reading the keyframes", err);
     if (st != WR_OK) goto done;
     /*
      * The image the keyframe should hold: snapshot_rows at its revision with
@@ -286,6 +297,12 @@ WrStatus verify_backfill(PGconn *conn, const char *qs, int64_t *first_bad, char 
     if (st != WR_OK || PQgetvalue(res, 0, 0)[0] != 't') goto done;
     PQclear(res);
     res = NULL;
+    int64_t before = 0;
+    uint8_t anchor[32];
+    char on[16];
+    st = verify_prune_anchor(conn, qs, &before, anchor, on, sizeof(on), err);
+    if (st != WR_OK) goto done;
+    bool pruned = before > 0;
     strbuf_reset(&q);
     /*
      * The chunk revisions of each table (walrev's own contexts only: a user
@@ -345,6 +362,7 @@ WrStatus verify_backfill(PGconn *conn, const char *qs, int64_t *first_bad, char 
         }
         if (!has_job) {
             if (recorded == 0) continue; /* every chunk added nothing (an empty table): no revision */
+            if (pruned) continue;        /* its chunk revisions were before the cut (walrev prune) */
             *first_bad = rev;
             snprintf(why, why_size,
                      "the baseline record of %s says %lld rows recorded in %lld chunks, but no chunk revision of relid "
@@ -374,6 +392,49 @@ WrStatus verify_backfill(PGconn *conn, const char *qs, int64_t *first_bad, char 
             *first_bad = 0;
         if (*first_bad) break;
     }
+done:
+    PQclear(res);
+    strbuf_free(&q);
+    return st;
+}
+
+WrStatus verify_prune_anchor(PGconn *conn, const char *qs, int64_t *before, uint8_t anchor[32], char *pruned_on,
+                             size_t pruned_on_size, WrError *err)
+{
+    *before = 0;
+    memset(anchor, 0, 32);
+    if (pruned_on_size) pruned_on[0] = '\0';
+    StrBuf q;
+    strbuf_init(&q);
+    PGresult *res = NULL;
+    strbuf_appendf(&q, "SELECT to_regclass('%s.prune') IS NOT NULL", qs);
+    WrStatus st = run(conn, q.data, 0, NULL, &res, "looking for the prune table", err);
+    if (st != WR_OK || PQgetvalue(res, 0, 0)[0] != 't') goto done;
+    PQclear(res);
+    res = NULL;
+    strbuf_reset(&q);
+    strbuf_appendf(&q,
+                   "SELECT before_id, encode(anchor, 'hex'), pruned_at::date::text FROM %s.prune "
+                   "ORDER BY before_id DESC LIMIT 1",
+                   qs);
+    st = run(conn, q.data, 0, NULL, &res, "reading the prune anchor", err);
+    if (st != WR_OK || PQntuples(res) == 0) goto done;
+    const char *hex = PQgetvalue(res, 0, 1);
+    if (strlen(hex) != 64) {
+        st = wr_error_set(err, WR_FATAL, "verify: the prune anchor before revision %s is not 32 bytes",
+                          PQgetvalue(res, 0, 0));
+        goto done;
+    }
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+            st = wr_error_set(err, WR_FATAL, "verify: the prune anchor is not hex");
+            goto done;
+        }
+        anchor[i] = (uint8_t)v;
+    }
+    *before = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    snprintf(pruned_on, pruned_on_size, "%s", PQgetvalue(res, 0, 2));
 done:
     PQclear(res);
     strbuf_free(&q);

@@ -49,4 +49,14 @@ WrStatus verify_keyframes(PGconn *conn, const char *qschema, int64_t *bad_keyfra
 WrStatus verify_backfill(PGconn *conn, const char *qschema, int64_t *first_bad, char *why, size_t why_size,
                          WrError *err) WR_MUSTCHECK;
 
+/*
+ * The newest prune of the history (walrev prune, the prune table of store
+ * format 6): revisions below *before were dropped, anchor is the checksum of
+ * revision *before - 1 (the parent the chain after the cut starts from),
+ * pruned_on its date (YYYY-MM-DD). *before = 0 when nothing was pruned or
+ * the store has no prune table. WR_FATAL/WR_RETRY on SQL errors.
+ */
+WrStatus verify_prune_anchor(PGconn *conn, const char *qschema, int64_t *before, uint8_t anchor[32],
+                             char *pruned_on, size_t pruned_on_size, WrError *err) WR_MUSTCHECK;
+
 #endif

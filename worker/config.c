@@ -36,6 +36,7 @@ void config_init(Config *cfg)
     cfg->batch_max_revisions = 2000;
     cfg->batch_max_ms = 20;
     cfg->keyframe_factor = 4;
+    cfg->retain_interval_s = 3600;
     cfg->kafka_topic_prefix = xstrdup("walrev");
     cfg->status_interval_ms = 1000;
     cfg->row_cache_bytes = 16 * MIB;
@@ -100,21 +101,32 @@ static bool parse_int(const char *s, long min, long max, int *out, char *why, si
     return true;
 }
 
-/* "730 days", "730 day", "730d" or "730"; 0 (keep everything) to 36,500 days. */
-static bool parse_days(const char *s, int *out, char *why, size_t whylen)
+/*
+ * A retention period: "730 days" (also day, d), hours (h), minutes (min),
+ * seconds (s); a bare number is days. 0 keeps everything; at most 100 years.
+ */
+static bool parse_period(const char *s, long long *out, char *why, size_t whylen)
 {
-    char num[32];
+    static const struct { const char *name; long long secs; } units[] = {
+        {"", 86400}, {"d", 86400}, {"day", 86400}, {"days", 86400}, {"h", 3600}, {"hour", 3600}, {"hours", 3600},
+        {"min", 60}, {"minute", 60}, {"minutes", 60}, {"s", 1}, {"second", 1}, {"seconds", 1}};
     size_t n = strspn(s, "0123456789");
     const char *unit = s + n;
     while (*unit == ' ') unit++;
-    if (n == 0 || n >= sizeof(num) ||
-        !(*unit == '\0' || strcmp(unit, "d") == 0 || strcmp(unit, "day") == 0 || strcmp(unit, "days") == 0)) {
-        snprintf(why, whylen, "'%s' is not a number of days (e.g. 730 days)", s);
+    long long secs = -1;
+    for (size_t i = 0; n > 0 && n <= 12 && i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcmp(unit, units[i].name) == 0) secs = units[i].secs;
+    if (secs < 0) {
+        snprintf(why, whylen, "'%s' is not a period (e.g. 730 days, 12 hours)", s);
         return false;
     }
-    memcpy(num, s, n);
-    num[n] = '\0';
-    return parse_int(num, 0, 36500, out, why, whylen);
+    long long v = strtoll(s, NULL, 10) * secs;
+    if (v > 100LL * 366 * 86400) {
+        snprintf(why, whylen, "'%s' is longer than 100 years", s);
+        return false;
+    }
+    *out = v;
+    return true;
 }
 
 static bool parse_bool(const char *s, bool *out, char *why, size_t whylen)
@@ -333,8 +345,10 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
         if (!parse_int(value, 1, 1000000000, &iv, why, whylen)) return false;
         cfg->partition_revisions = iv;
     } else if (IS("history", "retain")) {
-        if (!parse_days(value, &iv, why, whylen)) return false;
-        cfg->retain_days = iv;
+        if (!parse_period(value, &cfg->retain_s, why, whylen)) return false;
+    } else if (IS("history", "retain_interval")) {
+        if (!parse_int(value, 1, 86400, &iv, why, whylen)) return false;
+        cfg->retain_interval_s = iv;
     } else if (IS("history", "synchronous_commit")) {
         if (!parse_bool(value, &bv, why, whylen)) return false;
         cfg->history_synchronous_commit = bv;

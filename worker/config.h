@@ -34,7 +34,8 @@ typedef struct {
     int keyframe_factor;       /* default 4 */
     bool history_synchronous_commit; /* default false: commit asynchronously, confirm behind the store's WAL flush */
     int partition_revisions;   /* revisions per partition of the store (setup applies it); 0: keep the store's */
-    int retain_days;           /* the worker prunes history older than this many days; 0: keep everything */
+    long long retain_s;        /* [history] retain: the worker prunes history older than this (seconds); 0: keep all */
+    int retain_interval_s;     /* [history] retain_interval: seconds between its rounds; default 3600 */
     /* [file] */
     char *file_path;           /* NULL: file sink off; "-" stdout */
     /* [kafka]: every key except walrev's own passes to librdkafka */

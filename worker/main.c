@@ -62,6 +62,7 @@ static const Command commands[] = {
     {"merge", CMD_REPLAY, "merge a branch into main (plan; --apply)"},
     {"review", CMD_REPLAY, "a branch's change request; --approve"},
     {"erase", CMD_REPLAY, "erase an object's values from the history (GDPR), keeping the chain"},
+    {"prune", CMD_REPLAY, "drop the history before a point by whole partitions (retention)"},
 };
 
 /* Options every command accepts, before or after the command (for tail and

@@ -17,6 +17,7 @@
 #include "decoder/pgoutput.h"
 #include "decoder/stream.h"
 #include "readahead/readahead.h"
+#include "replay/replay.h"
 #include "pgio/pgio.h"
 #include "schema/checksum.h"
 #include "sink/fanout.h"
@@ -90,6 +91,7 @@ typedef struct {
     int64_t last_slot_sample_us;
     /* [worker] reconcile_interval: the thread comparing the history with the tables; NULL when off. */
     Reconciler *reconciler;
+    Retainer *retainer; /* [history] retain */
 } Pipeline;
 
 /* A read-ahead stops at this many messages or bytes (memory stays bounded with large rows). */
@@ -992,10 +994,26 @@ static void start_reconciler(Pipeline *p)
     p->reconciler = reconciler_start(&rc);
 }
 
+/* [history] retain > 0: prune the history older than it (replay/retain.c; lives across sessions). */
+static void start_retainer(Pipeline *p)
+{
+    const Config *cfg = p->cfg;
+    if (cfg->retain_s <= 0) return;
+    if (!cfg->history_enabled) {
+        log_warn("msg=\"retain is set but [history] is off: nothing to prune\"");
+        return;
+    }
+    RetainConfig rc = {.history_conninfo = cfg->history_conninfo, .schema = cfg->history_schema,
+                       .retain_s = cfg->retain_s, .interval_s = cfg->retain_interval_s};
+    p->retainer = replay_retainer_start(&rc);
+}
+
 static int pipeline_finish(Pipeline *p, int rc)
 {
     reconciler_stop(p->reconciler);
     p->reconciler = NULL;
+    replay_retainer_stop(p->retainer);
+    p->retainer = NULL;
     return rc;
 }
 
@@ -1004,6 +1022,7 @@ int pipeline_run(const Config *cfg)
     Pipeline p;
     pipeline_init(&p, cfg);
     start_reconciler(&p);
+    start_retainer(&p);
     int backoff_ms = 0;
     for (;;) {
         WrError err = {0};

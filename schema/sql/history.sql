@@ -676,3 +676,132 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION @schema@.erase_apply(oid, text, smallint[], bigint, boolean) FROM PUBLIC;
+
+-- Retention (docs/history-store.md#retention): one row per `walrev prune
+-- --apply` (or [history] retain): revisions below before_id were dropped
+-- with their partitions; anchor is the checksum of revision before_id - 1,
+-- the parent `walrev verify` starts the chain from, and keyframes as of
+-- before_id - 1 hold every table at the cut. `walrev prune --import` of the
+-- exported range deletes its row again.
+CREATE TABLE IF NOT EXISTS @schema@.prune (
+    before_id    bigint PRIMARY KEY,
+    anchor       bytea NOT NULL,
+    anchor_lsn   pg_lsn NOT NULL,           -- end LSN of revision before_id - 1
+    anchor_time  timestamptz NOT NULL,      -- its commit time
+    pruned_at    timestamptz NOT NULL DEFAULT now(),
+    revisions    bigint NOT NULL,
+    deltas       bigint NOT NULL,
+    bytes        bigint NOT NULL,
+    keyframes    integer NOT NULL,
+    exported_to  text
+);
+
+-- The cut for "history before revision p_before": the highest partition
+-- boundary at or below it above the current cut (whole partitions only);
+-- NULL when no whole partition lies below.
+CREATE OR REPLACE FUNCTION @schema@.prune_cut(p_before bigint) RETURNS bigint
+LANGUAGE sql STABLE AS $fn$
+    SELECT max(p.hi) FROM @schema@.history_partitions() p
+    WHERE p.tbl = 'revision' AND p.hi <= p_before
+      AND p.hi > coalesce((SELECT max(before_id) FROM @schema@.prune), 1)
+$fn$;
+
+-- What pruning below p_cut drops: each partition wholly below it, its rows
+-- and bytes (table, indexes, TOAST).
+CREATE OR REPLACE FUNCTION @schema@.prune_plan(p_cut bigint)
+RETURNS TABLE (tbl text, part regclass, lo bigint, hi bigint, n_rows bigint, bytes bigint)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    p record;
+    n bigint;
+BEGIN
+    FOR p IN SELECT * FROM @schema@.history_partitions() h WHERE h.hi <= p_cut ORDER BY h.lo, h.tbl LOOP
+        EXECUTE 'SELECT count(*) FROM ' || p.part::text INTO n;
+        RETURN QUERY SELECT p.tbl, p.part, p.lo, p.hi, n, pg_total_relation_size(p.part);
+    END LOOP;
+END
+$fn$;
+
+-- Drop the history below p_cut (a partition boundary, prune_cut): first a
+-- keyframe as of p_cut - 1 of every table the history had then, and the
+-- anchor (revision p_cut - 1's checksum); then the keyframes, erasures and
+-- quarantined revisions before it, and the partitions. One transaction: run
+-- it under a lock_timeout (dropping a partition locks its parent).
+CREATE OR REPLACE FUNCTION @schema@.prune_apply(p_cut bigint, p_exported_to text)
+RETURNS TABLE (tbl text, part text, lo bigint, hi bigint, n_rows bigint, bytes bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    a @schema@.revision;
+    t record;
+    v integer;
+    kf bigint;
+    n bigint;
+    nk integer := 0;
+    plan record;
+    tot_rev bigint := 0;
+    tot_delta bigint := 0;
+    tot_bytes bigint := 0;
+BEGIN
+    IF p_cut IS NULL OR p_cut NOT IN (SELECT h.hi FROM @schema@.history_partitions() h WHERE h.tbl = 'revision') THEN
+        RAISE EXCEPTION 'prune: % is not a partition boundary of the history', p_cut USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO a FROM @schema@.revision r WHERE r.id = p_cut - 1;
+    IF a.id IS NULL THEN
+        RAISE EXCEPTION 'prune: revision % (the anchor before the cut) is not in the history', p_cut - 1
+            USING ERRCODE = '22023';
+    END IF;
+    FOR t IN SELECT DISTINCT rv.relid FROM @schema@.relation_version rv ORDER BY 1 LOOP
+        SELECT x.version INTO v FROM @schema@.relation_at(t.relid, p_cut - 1) x;
+        CONTINUE WHEN v IS NULL
+            OR EXISTS (SELECT 1 FROM @schema@.keyframe k WHERE k.relid = t.relid AND k.revision_id = p_cut - 1);
+        INSERT INTO @schema@.keyframe (relid, revision_id, n_rows) VALUES (t.relid, p_cut - 1, 0) RETURNING id INTO kf;
+        -- folded from the keyframes before this one (keyframe_at must not start from it)
+        PERFORM set_config('walrev.keyframe_below', kf::text, true);
+        INSERT INTO @schema@.keyframe_row (keyframe_id, key, relversion, vals)
+            SELECT kf, s.key, v, s.vals FROM @schema@.snapshot_rows(t.relid, p_cut - 1) s;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM set_config('walrev.keyframe_below', '', true);
+        UPDATE @schema@.keyframe SET n_rows = n WHERE id = kf;
+        nk := nk + 1;
+    END LOOP;
+    DELETE FROM @schema@.keyframe_row kr USING @schema@.keyframe k
+        WHERE k.id = kr.keyframe_id AND k.revision_id < p_cut - 1;
+    DELETE FROM @schema@.keyframe k WHERE k.revision_id < p_cut - 1;
+    DELETE FROM @schema@.erased_value e WHERE e.revision_id < p_cut;
+    DELETE FROM @schema@.erasure e WHERE e.revision_id < p_cut;
+    DELETE FROM @schema@.quarantine q WHERE q.revision_id < p_cut;
+    FOR plan IN SELECT * FROM @schema@.prune_plan(p_cut) LOOP
+        IF plan.tbl = 'revision' THEN tot_rev := tot_rev + plan.n_rows; END IF;
+        IF plan.tbl = 'object_delta' THEN tot_delta := tot_delta + plan.n_rows; END IF;
+        tot_bytes := tot_bytes + plan.bytes;
+        tbl := plan.tbl; part := plan.part::text; lo := plan.lo; hi := plan.hi; n_rows := plan.n_rows; bytes := plan.bytes;
+        RETURN NEXT;
+        EXECUTE 'DROP TABLE ' || plan.part::text;
+    END LOOP;
+    INSERT INTO @schema@.prune (before_id, anchor, anchor_lsn, anchor_time, revisions, deltas, bytes, keyframes,
+                                exported_to)
+    VALUES (p_cut, a.checksum, a.end_lsn, a.commit_time, tot_rev, tot_delta, tot_bytes, nk, p_exported_to);
+END
+$fn$;
+
+-- [history] retain, the worker's round (replay/retain.c): prune below the
+-- highest partition boundary whose first revision committed at least p_keep
+-- ago (commit times grow with ids, so only boundaries are looked up). One
+-- row (the cut, partitions dropped, keyframes written) when it pruned, none
+-- when nothing is old enough.
+CREATE OR REPLACE FUNCTION @schema@.prune_retain(p_keep interval)
+RETURNS TABLE (cut bigint, partitions bigint, keyframes integer) LANGUAGE plpgsql AS $fn$
+DECLARE
+    c bigint;
+    n bigint;
+BEGIN
+    SELECT max(h.hi) INTO c FROM @schema@.history_partitions() h JOIN @schema@.revision v ON v.id = h.hi
+    WHERE h.tbl = 'revision' AND v.commit_time <= now() - p_keep
+      AND h.hi > coalesce((SELECT max(pr.before_id) FROM @schema@.prune pr), 1);
+    IF c IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT count(*) INTO n FROM @schema@.prune_apply(c, NULL);
+    RETURN QUERY SELECT c, n, (SELECT pr.keyframes FROM @schema@.prune pr WHERE pr.before_id = c);
+END
+$fn$;

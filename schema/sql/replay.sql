@@ -25,7 +25,11 @@ DECLARE
     lsn     pg_lsn;
     ts      timestamptz;
     known   pg_lsn;
+    cut     bigint;
+    cut_at  timestamptz;
 BEGIN
+    -- history pruned (walrev prune): points before the cut are refused by name
+    SELECT pr.before_id, pr.pruned_at INTO cut, cut_at FROM @schema@.prune pr ORDER BY pr.before_id DESC LIMIT 1;
     SELECT * INTO oldest FROM @schema@.revision ORDER BY id LIMIT 1;
     SELECT * INTO newest FROM @schema@.revision ORDER BY id DESC LIMIT 1;
     IF newest.id IS NULL THEN
@@ -37,7 +41,10 @@ BEGIN
                 USING ERRCODE = '22023';
         END IF;
         r := p::bigint;
-        IF r > newest.id THEN
+        IF r < cut THEN
+            RAISE EXCEPTION 'history before revision % was pruned on % (walrev prune): revision % is gone; the oldest revision kept is %',
+                cut, cut_at::date, r, cut USING ERRCODE = '22023';
+        ELSIF r > newest.id THEN
             RAISE EXCEPTION 'revision % is beyond the history: the newest revision is %', r, newest.id
                 USING ERRCODE = '22023';
         ELSIF r < oldest.id THEN
@@ -62,7 +69,10 @@ BEGIN
                 lsn, newest.id, newest.end_lsn USING ERRCODE = '22023';
         END IF;
         SELECT id INTO r FROM @schema@.revision WHERE end_lsn <= lsn ORDER BY end_lsn DESC, id DESC LIMIT 1;
-        IF r IS NULL THEN
+        IF r IS NULL AND cut IS NOT NULL THEN
+            RAISE EXCEPTION 'history before revision % was pruned on % (walrev prune): LSN % is before it; the oldest revision kept is % (end %)',
+                cut, cut_at::date, lsn, oldest.id, oldest.end_lsn USING ERRCODE = '22023';
+        ELSIF r IS NULL THEN
             RAISE EXCEPTION 'LSN % is before the history: the oldest revision is % (end %)',
                 lsn, oldest.id, oldest.end_lsn USING ERRCODE = '22023';
         END IF;
@@ -78,7 +88,10 @@ BEGIN
                 ts, newest.id, newest.commit_time USING ERRCODE = '22023';
         END IF;
         SELECT id INTO r FROM @schema@.revision WHERE commit_time <= ts ORDER BY commit_time DESC, id DESC LIMIT 1;
-        IF r IS NULL THEN
+        IF r IS NULL AND cut IS NOT NULL THEN
+            RAISE EXCEPTION 'history before revision % was pruned on % (walrev prune): time % is before it; the oldest revision kept is % (committed at %)',
+                cut, cut_at::date, ts, oldest.id, oldest.commit_time USING ERRCODE = '22023';
+        ELSIF r IS NULL THEN
             RAISE EXCEPTION 'time % is before the history: the oldest revision is % (committed at %)',
                 ts, oldest.id, oldest.commit_time USING ERRCODE = '22023';
         END IF;

@@ -86,7 +86,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.batch_max_ms, 20);
     assert_int_equal(cfg.keyframe_factor, 4);
     assert_int_equal(cfg.partition_revisions, 0);
-    assert_int_equal(cfg.retain_days, 0);
+    assert_true(cfg.retain_s == 0);
+    assert_int_equal(cfg.retain_interval_s, 3600);
     assert_false(cfg.history_synchronous_commit);
     assert_null(cfg.file_path);
     assert_false(cfg.kafka_enabled);
@@ -126,6 +127,7 @@ static void test_every_key(void **state)
                        "synchronous_commit = on\n"
                        "partition_revisions = 5000\n"
                        "retain = 730 days\n"
+                       "retain_interval = 600\n"
                        "[file]\n"
                        "path = /var/lib/walrev/revisions.msgpack\n"
                        "[kafka]\n"
@@ -161,7 +163,8 @@ static void test_every_key(void **state)
     assert_int_equal(cfg.keyframe_factor, 8);
     assert_true(cfg.history_synchronous_commit);
     assert_int_equal(cfg.partition_revisions, 5000);
-    assert_int_equal(cfg.retain_days, 730);
+    assert_true(cfg.retain_s == 730LL * 86400);
+    assert_int_equal(cfg.retain_interval_s, 600);
     assert_string_equal(cfg.file_path, "/var/lib/walrev/revisions.msgpack");
     assert_string_equal(cfg.kafka_topic_prefix, "cdc");
     assert_true(cfg.kafka_enabled);
@@ -219,8 +222,10 @@ static void test_errors_name_file_and_line(void **state)
     expect_error("[history]\npartition_revisions = 0\n",
                  "2: [history] partition_revisions: 0 is out of range [1, 1000000000]");
     expect_error("[history]\nretain = 2 years\n",
-                 "2: [history] retain: '2 years' is not a number of days (e.g. 730 days)");
-    expect_error("[history]\nretain = 40000d\n", "2: [history] retain: 40000 is out of range [0, 36500]");
+                 "2: [history] retain: '2 years' is not a period (e.g. 730 days, 12 hours)");
+    expect_error("[history]\nretain = 40000d\n", "2: [history] retain: '40000d' is longer than 100 years");
+    expect_error("[history]\nretain_interval = 0\n",
+                 "2: [history] retain_interval: 0 is out of range [1, 86400]");
     expect_error("[history]\nkeyframe_factor = 0\n",
                  "2: [history] keyframe_factor: 0 is out of range [1, 1000]");
     expect_error("[history]\nbatch_max_revisions = 99999999999999999999\n",
