@@ -61,8 +61,10 @@ WrStatus setup_read_context_key(const char *conninfo, const char *history_schema
 /* ---- tables `walrev run` cannot track: warnings in the log, logging only ---- */
 
 /* A DDL capture row (its info JSON): warns when the table is unlogged or
- * not published by publication. */
-void untracked_report_captured(const char *publication, const char *info, size_t len);
+ * not published by publication. The history store's own partitions
+ * (history_schema's revision_pN, revision_context_pN, object_delta_pN, made
+ * by the history sink as ids grow) are walrev's, not the source's: no warning. */
+void untracked_report_captured(const char *publication, const char *history_schema, const char *info, size_t len);
 
 /* At start: one warning per unlogged table of the source outside
  * history_schema (connection failures are logged and ignored). */

@@ -26,7 +26,20 @@ static void warn_unlogged(const char *qualified)
              qualified, qualified, qualified);
 }
 
-void untracked_report_captured(const char *publication, const char *info, size_t len)
+/* history_schema's revision_pN, revision_context_pN or object_delta_pN */
+static bool is_store_partition(const char *history_schema, const char *nsp, const char *rel)
+{
+    static const char *const tables[] = {"revision_context_p", "revision_p", "object_delta_p"};
+    if (!history_schema || strcmp(nsp, history_schema) != 0) return false;
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        size_t n = strlen(tables[i]);
+        if (strncmp(rel, tables[i], n) == 0 && rel[n] != '\0' && strspn(rel + n, "0123456789") == strlen(rel + n))
+            return true;
+    }
+    return false;
+}
+
+void untracked_report_captured(const char *publication, const char *history_schema, const char *info, size_t len)
 {
     json_error_t jerr;
     json_t *o = json_loadb(info, len, 0, &jerr);
@@ -35,7 +48,7 @@ void untracked_report_captured(const char *publication, const char *info, size_t
     const char *persistence = json_string_value(json_object_get(o, "persistence"));
     const char *kind = json_string_value(json_object_get(o, "kind"));
     json_t *published = json_object_get(o, "published");
-    if (nsp && rel && persistence && kind && strcmp(kind, "r") == 0) {
+    if (nsp && rel && persistence && kind && strcmp(kind, "r") == 0 && !is_store_partition(history_schema, nsp, rel)) {
         char qualified[300];
         snprintf(qualified, sizeof(qualified), "%s.%s", nsp, rel);
         if (strcmp(persistence, "u") == 0)

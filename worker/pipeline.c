@@ -241,7 +241,7 @@ static bool out_own_message(void *ctx, const PgoLogicalMessage *m)
 static WrStatus out_ddl_captured(void *ctx, const char *info, size_t len, WrError *err)
 {
     Pipeline *p = ctx;
-    untracked_report_captured(p->cfg->publication, info, len);
+    untracked_report_captured(p->cfg->publication, p->cfg->history_schema, info, len);
     (void)err;
     if (p->backfill) backfill_on_ddl(p->backfill);
     return WR_OK;
