@@ -132,6 +132,8 @@ static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, uint32_t *rel
     if (!res) return err->status;
     bool found = PQntuples(res) > 0;
     PQclear(res);
+    /* an unlogged or temporary table has no change of any key: say why */
+    if (!found && rq_untracked_now(ctx, a->tables[0], *relid, err)) return err->status;
     if (!found)
         return wr_error_set(err, WR_INVALID, "unknown key %s in table %s: no change recorded for it", *key,
                             a->tables[0]);

@@ -603,17 +603,58 @@ static int snapshot_format(const char *word)
     return -1;
 }
 
+/* The error for a table unlogged at pt. One made UNLOGGED after it was
+ * logged has no history from the revision that made it so (the first
+ * unlogged event since its last logged one: a rename while unlogged logs
+ * another). One never logged up to pt has none before its history begins
+ * (a later SET LOGGED) or, when it never began, none at all; the latter is
+ * named as `setup` and `run` name it, schema-qualified. */
+static WrStatus snapshot_unlogged_table(ReplayCtx *ctx, const char *table, uint32_t relid, const Point *pt,
+                                        WrError *err)
+{
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "WITH ev AS (SELECT * FROM %1$s.table_event WHERE relid = %2$u), "
+                             "logged AS (SELECT max(revision_id) AS rev FROM ev WHERE revision_id <= %3$lld "
+                             "AND event NOT IN ('unlogged', 'drop')) "
+                             "SELECT quote_ident(e.nspname) || '.' || quote_ident(e.relname), "
+                             "(SELECT rev FROM logged) IS NOT NULL OR EXISTS (SELECT 1 FROM %1$s.relation_version v "
+                             "WHERE v.relid = %2$u AND v.valid_from <= (SELECT end_lsn FROM %1$s.revision "
+                             "WHERE id = %3$lld)), "
+                             "(SELECT min(revision_id) FROM ev WHERE event = 'unlogged' AND revision_id <= %3$lld "
+                             "AND revision_id >= coalesce((SELECT rev FROM logged), 0)), "
+                             "(SELECT min(revision_id) FROM ev WHERE revision_id > %3$lld "
+                             "AND event NOT IN ('unlogged', 'drop')) "
+                             "FROM ev e WHERE e.revision_id <= %3$lld ORDER BY e.revision_id DESC, e.seq DESC LIMIT 1",
+                             ctx->schema_q, relid, (long long)pt->rev);
+    if (!res) return err->status;
+    bool one = PQntuples(res) == 1;
+    const char *name = one ? PQgetvalue(res, 0, 0) : table;
+    if (one && PQgetvalue(res, 0, 1)[0] == 't')
+        wr_error_set(err, WR_INVALID,
+                     "table %s is unlogged at revision %lld: it was made UNLOGGED in revision %s, and logical "
+                     "decoding cannot capture it since, so walrev has no history of it from there (ALTER TABLE "
+                     "%s SET LOGGED starts one again, with a baseline)",
+                     table, (long long)pt->rev, PQgetvalue(res, 0, 2), name);
+    else if (one && !PQgetisnull(res, 0, 3))
+        wr_error_set(err, WR_INVALID,
+                     "table %s was not tracked yet at revision %lld: its history begins at revision %s; before, "
+                     "logical decoding could not see it (it was unlogged, or outside the publication)",
+                     table, (long long)pt->rev, PQgetvalue(res, 0, 3));
+    else
+        wr_error_set(err, WR_INVALID,
+                     "table %s is unlogged: logical decoding cannot capture it, so walrev has no history of it "
+                     "(ALTER TABLE %s SET LOGGED starts one, with a baseline)",
+                     name, name);
+    PQclear(res);
+    return err->status;
+}
+
 /* The error for a table named by --table that has no version at pt: why
  * (unlogged, not tracked yet, dropped, not created yet, untracked now). */
 static WrStatus snapshot_missing_table(ReplayCtx *ctx, const char *table, uint32_t relid, const RelVersion *rv,
                                        const Point *pt, WrError *err)
 {
-    if (rv->unlogged_rev > 0)
-        return wr_error_set(err, WR_INVALID, "table %s is unlogged at revision %lld: it was made UNLOGGED in "
-                            "revision %lld, and logical decoding cannot capture it since, so walrev has no "
-                            "history of it from there (ALTER TABLE ... SET LOGGED starts one again, with a "
-                            "baseline)",
-                            table, (long long)pt->rev, (long long)rv->unlogged_rev);
+    if (rv->unlogged_rev > 0) return snapshot_unlogged_table(ctx, table, relid, pt, err);
     if (rv->untracked)
         return wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld: its history begins at "
                             "revision %lld; before, logical decoding could not see it (it was unlogged, or "

@@ -158,7 +158,9 @@ static WrStatus read_restore_target(ReplayCtx *ctx, const UndoArgs *a, RestoreTa
                          "LIMIT 1) x",
                    ctx->schema_q);
     PGresult *res = rq_exec(ctx->hist, err, sql.data, 2, params);
-    if (res && strcmp(PQgetvalue(res, 0, 0), "0") == 0)
+    if (res && strcmp(PQgetvalue(res, 0, 0), "0") == 0 && rq_untracked_now(ctx, a->tables[0], t->relid, err))
+        st = err->status; /* unlogged or temporary: no change of any key */
+    else if (res && strcmp(PQgetvalue(res, 0, 0), "0") == 0)
         st = wr_error_set(err, WR_INVALID, "unknown key %s in table %s: no change recorded for it", t->key,
                           a->tables[0]);
     PQclear(res);
