@@ -34,7 +34,7 @@ static void table_init(Table *t, const char *const *names, int nf)
     PGresAttDesc *d = xcalloc((size_t)nf, sizeof(PGresAttDesc));
     for (int i = 0; i < nf; i++) {
         d[i].name = xstrdup(names[i]); /* libpq copies it; its parameter is not const */
-        d[i].typid = 25; /* text */
+        d[i].typid = 25;               /* text */
         d[i].typlen = -1;
         d[i].atttypmod = -1;
     }
@@ -267,9 +267,8 @@ typedef struct {
     int nsum;
 } Merge;
 
-static void add_conflict(Merge *m, const char *table, const char *key, int kind, const char *column,
-                         const char *base, const char *ours, const char *theirs, const char *resolution,
-                         const char *detail)
+static void add_conflict(Merge *m, const char *table, const char *key, int kind, const char *column, const char *base,
+                         const char *ours, const char *theirs, const char *resolution, const char *detail)
 {
     if (m->nc == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 16;
@@ -359,12 +358,14 @@ static WrStatus resolution_for(Merge *m, const char *table, const char *key, con
             else if (json_is_object(v) && column)
                 e = json_object_get(v, column);
             else if (!json_is_object(v))
-                return wr_error_set(err, WR_INVALID, "--resolve: %s %s: expected \"ours\", \"theirs\" or an object of columns",
-                                    table, k);
+                return wr_error_set(err, WR_INVALID,
+                                    "--resolve: %s %s: expected \"ours\", \"theirs\" or an object of columns", table,
+                                    k);
             break;
         }
     } else {
-        return wr_error_set(err, WR_INVALID, "--resolve: %s: expected \"ours\", \"theirs\" or an object of rows", table);
+        return wr_error_set(err, WR_INVALID, "--resolve: %s: expected \"ours\", \"theirs\" or an object of rows",
+                            table);
     }
     if (!e) return WR_OK;
     if (json_is_string(e) && strcmp(json_string_value(e), "ours") == 0) {
@@ -379,9 +380,8 @@ static WrStatus resolution_for(Merge *m, const char *table, const char *key, con
         else if (!json_is_null(v))
             r->value = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     } else {
-        return wr_error_set(err, WR_INVALID,
-                            "--resolve: %s %s%s%s: expected \"ours\", \"theirs\" or {\"value\": V}", table, key,
-                            column ? " " : "", column ? column : "");
+        return wr_error_set(err, WR_INVALID, "--resolve: %s %s%s%s: expected \"ours\", \"theirs\" or {\"value\": V}",
+                            table, key, column ? " " : "", column ? column : "");
     }
     return WR_OK;
 }
@@ -401,8 +401,8 @@ static void add_stmt(Merge *m, int ti, int kind, char *sql, const BTableShape *t
     }
     u->stmts[u->nstmts++] = (Stmt){ti, kind, sql};
     m->si = xrealloc(m->si, (size_t)(m->nsi + 1) * sizeof(StmtInfo));
-    m->si[m->nsi++] = (StmtInfo){sql, xstrdup(t->display), xstrdup(key), row_json(t, b), row_json(t, o),
-                                 row_json(t, th)};
+    m->si[m->nsi++] =
+        (StmtInfo){sql, xstrdup(t->display), xstrdup(key), row_json(t, b), row_json(t, o), row_json(t, th)};
 }
 
 static void append_lit(PGconn *src, StrBuf *s, const char *v, const char *type)
@@ -436,8 +436,8 @@ static void append_where(PGconn *src, StrBuf *s, const BTableShape *t, const BRo
 }
 
 /* The statement that makes main's row o into merged (either may be NULL). */
-static void emit(Merge *m, int ti, const BTableShape *t, const char *key, const BRow *b, const BRow *o,
-                 const BRow *th, const char *const *merged)
+static void emit(Merge *m, int ti, const BTableShape *t, const char *key, const BRow *b, const BRow *o, const BRow *th,
+                 const char *const *merged)
 {
     PGconn *src = m->src;
     StrBuf s;
@@ -543,8 +543,10 @@ static WrStatus merge_table(Merge *m, int ti, const BTableShape *t, const BRowSe
             if ((st = resolution_for(m, t->display, key, t->cols[c], &r, err)) != WR_OK) break;
             if (r.how == R_NONE) open = true;
             if (r.how == R_THEIRS) merged[c] = tv;
-            if (r.how == R_VALUE) merged[c] = owned[c] = r.value;
-            else free(r.value);
+            if (r.how == R_VALUE)
+                merged[c] = owned[c] = r.value;
+            else
+                free(r.value);
             add_conflict(m, t->display, key, b ? CF_CELL : CF_INSERT_INSERT, t->cols[c], bv, ov, tv,
                          resolution_name(&r), NULL);
             if (r.how == R_VALUE && !r.value) { /* a NULL value */
@@ -586,8 +588,8 @@ static WrStatus try_plan(Merge *m, WrError *err)
             if (m->si[k].sql == s->sql) info = &m->si[k];
         PQclear(PQexec(m->src, "SAVEPOINT walrev_merge"));
         res = PQexec(m->src, s->sql);
-        bool ok = PQresultStatus(res) == PGRES_COMMAND_OK &&
-                  (s->kind == K_INSERT || strcmp(PQcmdTuples(res), "1") == 0);
+        bool ok =
+            PQresultStatus(res) == PGRES_COMMAND_OK && (s->kind == K_INSERT || strcmp(PQcmdTuples(res), "1") == 0);
         if (!ok) {
             char *detail;
             const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
@@ -680,7 +682,8 @@ static WrStatus merge_compute(Merge *m, const BranchInfo *b, bool try, WrError *
     return try ? try_plan(m, err) : WR_OK;
 }
 
-static const char *const CONFLICT_COLS[] = {"table", "key", "kind", "column", "base", "ours", "theirs", "resolution", "detail"};
+static const char *const CONFLICT_COLS[] = {"table", "key",    "kind",       "column", "base",
+                                            "ours",  "theirs", "resolution", "detail"};
 
 static void print_conflicts(Merge *m, FILE *f, OutFormat fmt, const char *null_text)
 {
@@ -688,8 +691,8 @@ static void print_conflicts(Merge *m, FILE *f, OutFormat fmt, const char *null_t
     table_init(&t, CONFLICT_COLS, 9);
     for (int i = 0; i < m->nc; i++) {
         Conflict *c = &m->c[i];
-        const char *v[9] = {c->table, c->key, KIND_NAMES[c->kind], c->column, c->base, c->ours, c->theirs,
-                            c->resolution, c->detail};
+        const char *v[9] = {c->table, c->key,    KIND_NAMES[c->kind], c->column, c->base,
+                            c->ours,  c->theirs, c->resolution,       c->detail};
         for (int k = 0; k < 9; k++) table_set(&t, i, k, v[k]);
     }
     out_print_result(f, t.res, fmt, null_text);
@@ -726,19 +729,18 @@ static int64_t branch_head(const BranchInfo *b, const PGresult *revs)
 }
 
 enum { OPT_RESOLVE = 1000, OPT_APPLY, OPT_ACTOR, OPT_FORMAT, OPT_APPROVE, OPT_COMMENT, OPT_NULL };
-const struct option rq_merge_options[] = {{"resolve", required_argument, NULL, OPT_RESOLVE},
-                                           {"apply", no_argument, NULL, OPT_APPLY},
-                                           {"actor", required_argument, NULL, OPT_ACTOR},
-                                           {"format", required_argument, NULL, OPT_FORMAT},
-                                           {"null", required_argument, NULL, OPT_NULL},
-                                           {NULL, 0, NULL, 0}};
+const struct option rq_merge_options[] = {
+    {"resolve", required_argument, NULL, OPT_RESOLVE}, {"apply", no_argument, NULL, OPT_APPLY},
+    {"actor", required_argument, NULL, OPT_ACTOR},     {"format", required_argument, NULL, OPT_FORMAT},
+    {"null", required_argument, NULL, OPT_NULL},       {NULL, 0, NULL, 0}};
 
 static WrStatus load_resolve(const char *path, json_t **out, WrError *err)
 {
     json_error_t je;
     *out = json_load_file(path, 0, &je);
     if (!*out) return wr_error_set(err, WR_INVALID, "--resolve %s: line %d: %s", path, je.line, je.text);
-    if (!json_is_object(*out)) return wr_error_set(err, WR_INVALID, "--resolve %s: expected a JSON object of tables", path);
+    if (!json_is_object(*out))
+        return wr_error_set(err, WR_INVALID, "--resolve %s: expected a JSON object of tables", path);
     return WR_OK;
 }
 
@@ -766,7 +768,8 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (optind != argc - 1)
         return rq_usage(ctx, err, "usage: walrev merge NAME [--resolve FILE] [--apply --actor TYPE:ID]");
     if (branch_check_actor(actor, err) != WR_OK) return err->status;
-    if (apply && !actor) return wr_error_set(err, WR_INVALID, "merge --apply needs --actor TYPE:ID: the merge is attributed");
+    if (apply && !actor)
+        return wr_error_set(err, WR_INVALID, "merge --apply needs --actor TYPE:ID: the merge is attributed");
     const char *name = argv[optind];
     Merge m = {0};
     m.ctx = ctx;
@@ -829,8 +832,8 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             strbuf_appendf(&d, "%s%s", i ? ", " : "", PQgetvalue(revs, i, 0));
         }
         if (PQntuples(revs) == 0) strbuf_append_str(&d, "(none)");
-        json_t *meta = json_pack("{s:{s:s,s:I,s:o}}", "merge", "branch", name, "fork_revision",
-                                 (json_int_t)b.fork_rev, "revisions", ids);
+        json_t *meta = json_pack("{s:{s:s,s:I,s:o}}", "merge", "branch", name, "fork_revision", (json_int_t)b.fork_rev,
+                                 "revisions", ids);
         ctx_sql = rq_context_sql(ctx, m.src, actor, d.data, meta);
         json_decref(meta);
         strbuf_free(&d);
@@ -858,8 +861,9 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         fflush(ctx->out);
     }
     if (st == WR_OK && m.unresolved > 0)
-        st = wr_error_set(err, WR_INVALID, "%snothing changed: %d unresolved conflict%s; settle %s with --resolve FILE "
-                                           "(docs/branches.md)",
+        st = wr_error_set(err, WR_INVALID,
+                          "%snothing changed: %d unresolved conflict%s; settle %s with --resolve FILE "
+                          "(docs/branches.md)",
                           apply ? "merge refused, " : "", m.unresolved, m.unresolved == 1 ? "" : "s",
                           m.unresolved == 1 ? "it" : "them");
     if (m.src && PQtransactionStatus(m.src) != PQTRANS_IDLE) {
@@ -867,11 +871,13 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         res = PQexec(m.src, commit ? "COMMIT" : "ROLLBACK");
         if (commit && PQresultStatus(res) != PGRES_COMMAND_OK)
             st = wr_error_set(err, WR_FATAL, "nothing changed: commit failed: %s",
-                              PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : PQerrorMessage(m.src));
+                              PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                                  ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                                  : PQerrorMessage(m.src));
         PQclear(res);
         if (st == WR_OK && commit)
-            fprintf(ctx->err, "merged branch %s into main: %d statement%s as one transaction\n", name,
-                    m.plan.nstmts, m.plan.nstmts == 1 ? "" : "s");
+            fprintf(ctx->err, "merged branch %s into main: %d statement%s as one transaction\n", name, m.plan.nstmts,
+                    m.plan.nstmts == 1 ? "" : "s");
         else if (st == WR_OK && !apply)
             fprintf(ctx->err, "plan only: run again with --apply --actor TYPE:ID to merge\n");
     }
@@ -887,10 +893,10 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 /* ------------------------------------------------------------------ review */
 
 const struct option rq_review_options[] = {{"format", required_argument, NULL, OPT_FORMAT},
-                                            {"approve", no_argument, NULL, OPT_APPROVE},
-                                            {"actor", required_argument, NULL, OPT_ACTOR},
-                                            {"comment", required_argument, NULL, OPT_COMMENT},
-                                            {NULL, 0, NULL, 0}};
+                                           {"approve", no_argument, NULL, OPT_APPROVE},
+                                           {"actor", required_argument, NULL, OPT_ACTOR},
+                                           {"comment", required_argument, NULL, OPT_COMMENT},
+                                           {NULL, 0, NULL, 0}};
 
 /* A markdown table cell: | and newlines would break the row. */
 static void md_cell(FILE *f, const char *v)
@@ -900,9 +906,12 @@ static void md_cell(FILE *f, const char *v)
         fputs("NULL", f);
     } else {
         for (const char *p = v; *p; p++) {
-            if (*p == '|') fputs("\\|", f);
-            else if (*p == '\n') fputs("<br>", f);
-            else fputc(*p, f);
+            if (*p == '|')
+                fputs("\\|", f);
+            else if (*p == '\n')
+                fputs("<br>", f);
+            else
+                fputc(*p, f);
         }
     }
     fputs(" |", f);
@@ -929,7 +938,8 @@ static json_t *json_rows(const PGresult *res)
     for (int r = 0; r < PQntuples(res); r++) {
         json_t *o = json_object();
         for (int c = 0; c < PQnfields(res); c++)
-            json_object_set_new(o, PQfname(res, c), PQgetisnull(res, r, c) ? json_null() : json_string(PQgetvalue(res, r, c)));
+            json_object_set_new(o, PQfname(res, c),
+                                PQgetisnull(res, r, c) ? json_null() : json_string(PQgetvalue(res, r, c)));
         json_array_append_new(a, o);
     }
     return a;
@@ -958,6 +968,32 @@ static WrStatus review_approve(ReplayCtx *ctx, const BranchInfo *b, int64_t head
     if (st == WR_OK)
         fprintf(ctx->out, "approved branch %s at its revision %lld by %s\n", b->name, (long long)head, actor);
     return st;
+}
+
+/* The branch's approvals, each current (given at head or later) or stale; an
+ * empty table of the same columns in a store without branch_approval. */
+static WrStatus review_load_approvals(ReplayCtx *ctx, const BranchInfo *b, int64_t head, PGresult **apps, WrError *err)
+{
+    PGresult *r = rq_execf(ctx->hist, err, "SELECT to_regclass('%s.branch_approval') IS NOT NULL", ctx->schema_q);
+    if (!r) return err->status;
+    bool have = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!have) {
+        Table t;
+        static const char *const AC[] = {"actor", "at_revision", "approved", "state", "comment"};
+        table_init(&t, AC, 5);
+        *apps = t.res;
+        return WR_OK;
+    }
+    const char *params[1] = {b->name};
+    char *sql = xasprintf("SELECT a.actor_type || ':' || a.actor_id AS actor, a.head_revision AS at_revision, "
+                          "  to_char(a.approved_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS approved, "
+                          "  CASE WHEN a.head_revision >= %lld THEN 'current' ELSE 'stale' END AS state, a.comment "
+                          "FROM %s.branch_approval a WHERE a.branch = $1 ORDER BY a.approved_at",
+                          (long long)head, ctx->schema_q);
+    *apps = rq_exec(ctx->hist, err, sql, 1, params);
+    free(sql);
+    return *apps ? WR_OK : err->status;
 }
 
 WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err)
@@ -1007,28 +1043,7 @@ WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         strbuf_free(&ids);
         if (!moved) st = err->status;
     }
-    if (st == WR_OK) {
-        PGresult *r = rq_execf(ctx->hist, err, "SELECT to_regclass('%s.branch_approval') IS NOT NULL", ctx->schema_q);
-        bool have = r && PQgetvalue(r, 0, 0)[0] == 't';
-        if (!r) st = err->status;
-        PQclear(r);
-        if (st == WR_OK && have) {
-            const char *params[1] = {b.name};
-            char *sql = xasprintf("SELECT a.actor_type || ':' || a.actor_id AS actor, a.head_revision AS at_revision, "
-                                  "  to_char(a.approved_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS approved, "
-                                  "  CASE WHEN a.head_revision >= %lld THEN 'current' ELSE 'stale' END AS state, a.comment "
-                                  "FROM %s.branch_approval a WHERE a.branch = $1 ORDER BY a.approved_at",
-                                  (long long)head, ctx->schema_q);
-            apps = rq_exec(ctx->hist, err, sql, 1, params);
-            free(sql);
-            if (!apps) st = err->status;
-        } else if (st == WR_OK) {
-            Table t;
-            static const char *const AC[] = {"actor", "at_revision", "approved", "state", "comment"};
-            table_init(&t, AC, 5);
-            apps = t.res;
-        }
-    }
+    if (st == WR_OK) st = review_load_approvals(ctx, &b, head, &apps, err);
     if (st == WR_OK) st = branch_connect_source(ctx, &m.src, err);
     if (st == WR_OK) {
         PGresult *r = rq_exec(m.src, err, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL);
@@ -1041,7 +1056,7 @@ WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     int current = 0;
     for (int i = 0; i < PQntuples(apps); i++) current += strcmp(PQgetvalue(apps, i, 3), "current") == 0;
     int required = ctx->opts->required_approvals;
-    const char *verdict = m.unresolved ? "blocked: unresolved conflicts with main"
+    const char *verdict = m.unresolved         ? "blocked: unresolved conflicts with main"
                           : current < required ? "blocked: needs approvals"
                           : m.plan.nstmts == 0 ? "nothing to merge"
                                                : "ready to merge";
@@ -1050,47 +1065,55 @@ WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     table_init(&conf, CONFLICT_COLS, 9);
     for (int i = 0; i < m.nc; i++) {
         Conflict *k = &m.c[i];
-        const char *v[9] = {k->table, k->key, KIND_NAMES[k->kind], k->column, k->base, k->ours, k->theirs,
-                            k->resolution, k->detail};
+        const char *v[9] = {k->table, k->key,    KIND_NAMES[k->kind], k->column, k->base,
+                            k->ours,  k->theirs, k->resolution,       k->detail};
         for (int j = 0; j < 9; j++) table_set(&conf, i, j, v[j]);
     }
     if (strcmp(format, "json") == 0) {
         json_t *sum = json_array();
         for (int i = 0; i < m.nsum; i++)
-            json_array_append_new(sum, json_pack("{s:s,s:i,s:i,s:i}", "table", m.sum_tables[i], "added",
-                                                 m.sum_counts[i][0], "removed", m.sum_counts[i][1], "changed",
-                                                 m.sum_counts[i][2]));
-        json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:o,s:o,s:{s:i,s:i,s:o},s:s}", "branch",
-                              b.name, "schema", b.schema, "fork_revision", (json_int_t)b.fork_rev, "fork_lsn",
-                              b.fork_lsn, "created_at", b.created_at, "created_by", b.created_by, "head_revision",
-                              (json_int_t)head, "main_revisions_since_fork",
-                              (json_int_t)strtoll(PQgetvalue(moved, 0, 0), NULL, 10), "summary", sum, "changes",
-                              json_rows(m.changes.res), "revisions", json_rows(revs), "conflicts",
-                              json_rows(conf.res), "approvals", "current", current, "required", required, "list",
-                              json_rows(apps), "verdict", verdict);
+            json_array_append_new(sum,
+                                  json_pack("{s:s,s:i,s:i,s:i}", "table", m.sum_tables[i], "added", m.sum_counts[i][0],
+                                            "removed", m.sum_counts[i][1], "changed", m.sum_counts[i][2]));
+        json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:o,s:o,s:{s:i,s:i,s:o},s:s}", "branch", b.name,
+                              "schema", b.schema, "fork_revision", (json_int_t)b.fork_rev, "fork_lsn", b.fork_lsn,
+                              "created_at", b.created_at, "created_by", b.created_by, "head_revision", (json_int_t)head,
+                              "main_revisions_since_fork", (json_int_t)strtoll(PQgetvalue(moved, 0, 0), NULL, 10),
+                              "summary", sum, "changes", json_rows(m.changes.res), "revisions", json_rows(revs),
+                              "conflicts", json_rows(conf.res), "approvals", "current", current, "required", required,
+                              "list", json_rows(apps), "verdict", verdict);
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fprintf(f, "%s\n", s);
         free(s);
         json_decref(o);
     } else {
         fprintf(f, "# Branch %s\n\n", b.name);
-        fprintf(f, "Forked from main at revision %lld (%s) on %s by %s, in schema `%s`. "
-                   "Main has %s revision(s) on these tables since.\n\n",
+        fprintf(f,
+                "Forked from main at revision %lld (%s) on %s by %s, in schema `%s`. "
+                "Main has %s revision(s) on these tables since.\n\n",
                 (long long)b.fork_rev, b.fork_lsn, b.created_at, b.created_by, b.schema, PQgetvalue(moved, 0, 0));
-        fprintf(f, "**%s**\n\n## Summary\n\n| table | rows added | rows removed | rows changed |\n| --- | --- | --- | --- |\n",
-                verdict);
+        fprintf(
+            f,
+            "**%s**\n\n## Summary\n\n| table | rows added | rows removed | rows changed |\n| --- | --- | --- | --- |\n",
+            verdict);
         for (int i = 0; i < m.nsum; i++)
             fprintf(f, "| %s | %d | %d | %d |\n", m.sum_tables[i], m.sum_counts[i][0], m.sum_counts[i][1],
                     m.sum_counts[i][2]);
         fprintf(f, "\n## Changes on the branch\n\n");
-        if (PQntuples(m.changes.res)) md_table(f, m.changes.res);
-        else fprintf(f, "None.\n");
+        if (PQntuples(m.changes.res))
+            md_table(f, m.changes.res);
+        else
+            fprintf(f, "None.\n");
         fprintf(f, "\n## Revisions on the branch\n\n");
-        if (PQntuples(revs)) md_table(f, revs);
-        else fprintf(f, "None.\n");
+        if (PQntuples(revs))
+            md_table(f, revs);
+        else
+            fprintf(f, "None.\n");
         fprintf(f, "\n## Conflicts with main\n\n");
-        if (m.nc) md_table(f, conf.res);
-        else fprintf(f, "None.\n");
+        if (m.nc)
+            md_table(f, conf.res);
+        else
+            fprintf(f, "None.\n");
         fprintf(f, "\n## Approvals\n\n%d current of %d required.\n\n", current, required);
         if (PQntuples(apps)) md_table(f, apps);
     }
