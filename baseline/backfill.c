@@ -99,15 +99,18 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
         "SELECT n.nspname, c.relname, c.relreplident, a.attnum, a.attname, a.atttypid, a.atttypmod, "
         "  CASE WHEN c.relreplident IN ('f', 'n', 'd') THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid "
         "      AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
-        "    WHEN c.relreplident = 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident AND a.attnum = ANY (i.indkey)) "
+        "    WHEN c.relreplident = 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND "
+        "i.indisreplident AND a.attnum = ANY (i.indkey)) "
         "    ELSE false END, "
         "  format('%I.%I', n.nspname, c.relname), quote_ident(a.attname), "
         "  (SELECT pt.rowfilter FROM pg_publication_tables pt WHERE pt.pubname = current_setting('walrev.publication') "
         "     AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
-        "WHERE c.oid = $1::oid AND (SELECT pt.attnames IS NULL OR a.attname = ANY (pt.attnames) FROM pg_publication_tables pt "
-        "  WHERE pt.pubname = current_setting('walrev.publication') AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
+        "WHERE c.oid = $1::oid AND (SELECT pt.attnames IS NULL OR a.attname = ANY (pt.attnames) FROM "
+        "pg_publication_tables pt "
+        "  WHERE pt.pubname = current_setting('walrev.publication') AND pt.schemaname = n.nspname AND pt.tablename = "
+        "c.relname) "
         "ORDER BY a.attnum",
         1, NULL, params, NULL, NULL, 0);
     WrStatus st = sql_check(c, r, PGRES_TUPLES_OK, "describing a published table", err);
@@ -137,14 +140,15 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
     t->rowfilter = PQgetisnull(r, 0, 10) ? NULL : PQgetvalue(r, 0, 10);
     t->select_list = list.data;
     /* Generated columns, placed among all the table's columns (as the DDL capture places them). */
-    t->gen_res = PQexecParams(c,
-                              "SELECT a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid), "
-                              "  (SELECT count(*) FROM pg_attribute b WHERE b.attrelid = a.attrelid AND b.attnum > 0 "
-                              "     AND NOT b.attisdropped AND b.attnum < a.attnum) "
-                              "FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-                              "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 's' "
-                              "ORDER BY a.attnum",
-                              1, NULL, params, NULL, NULL, 0);
+    t->gen_res =
+        PQexecParams(c,
+                     "SELECT a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid), "
+                     "  (SELECT count(*) FROM pg_attribute b WHERE b.attrelid = a.attrelid AND b.attnum > 0 "
+                     "     AND NOT b.attisdropped AND b.attnum < a.attnum) "
+                     "FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                     "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 's' "
+                     "ORDER BY a.attnum",
+                     1, NULL, params, NULL, NULL, 0);
     st = sql_check(c, t->gen_res, PGRES_TUPLES_OK, "describing a published table's generated columns", err);
     if (st != WR_OK) {
         backfill_table_free(t);
@@ -244,10 +248,10 @@ typedef struct {
 } Claim;
 
 typedef enum {
-    PH_IDLE,      /* next: emit the low watermark */
-    PH_LOW_SENT,  /* waiting for it on the stream */
-    PH_LOW_SEEN,  /* next: read the chunk */
-    PH_HIGH_SENT  /* waiting for the chunk message on the stream */
+    PH_IDLE,     /* next: emit the low watermark */
+    PH_LOW_SENT, /* waiting for it on the stream */
+    PH_LOW_SEEN, /* next: read the chunk */
+    PH_HIGH_SENT /* waiting for the chunk message on the stream */
 } Phase;
 
 struct Backfill {
@@ -290,11 +294,11 @@ struct Backfill {
     uint32_t chunk_filenode, chunk_first, chunk_end;
     bool chunk_last;
     int64_t chunk_read;
-    int *kept;          /* row numbers in rows */
+    int *kept; /* row numbers in rows */
     char **kept_key;
     bool *dropped;
     size_t nkept;
-    int32_t *slots;     /* open addressing over kept_key; -1 empty */
+    int32_t *slots; /* open addressing over kept_key; -1 empty */
     size_t nslots;
     bool drop_all;
 
@@ -456,8 +460,7 @@ void backfill_destroy(Backfill *b)
 static WrStatus record_progress(Backfill *b, const Job *j, const char *state, const char *error, WrError *err)
 {
     char last_key[64];
-    snprintf(last_key, sizeof(last_key), "{\"filenode\":%" PRIu32 ",\"page\":%" PRIu32 "}", j->filenode,
-             j->next_page);
+    snprintf(last_key, sizeof(last_key), "{\"filenode\":%" PRIu32 ",\"page\":%" PRIu32 "}", j->filenode, j->next_page);
     BackfillProgress p = {
         .relid = j->relid,
         .nspname = j->nspname,
@@ -518,9 +521,8 @@ static void log_progress(Backfill *b, bool force)
     double secs = (double)(t - b->job_started_us) / 1e6;
     log_info("msg=\"baseline progress\" table=%s.%s page=%" PRIu32 " pages=%" PRIu32
              " chunks=%d rows_read=%lld rows_recorded=%lld rate=%.0f",
-             b->job.nspname, b->job.relname, b->job.next_page, b->nblocks, b->job.chunks,
-             (long long)b->job.rows_read, (long long)b->job.rows_recorded,
-             secs > 0 ? (double)b->job.rows_read / secs : 0.0);
+             b->job.nspname, b->job.relname, b->job.next_page, b->nblocks, b->job.chunks, (long long)b->job.rows_read,
+             (long long)b->job.rows_recorded, secs > 0 ? (double)b->job.rows_read / secs : 0.0);
 }
 
 /* ---- which tables need a baseline ---- */
@@ -549,8 +551,7 @@ static bool parse_last_key(const char *text, uint32_t *filenode, uint32_t *page)
     json_t *o = json_loads(text, 0, &jerr);
     json_t *f = json_object_get(o, "filenode"), *p = json_object_get(o, "page");
     bool ok = json_is_integer(f) && json_is_integer(p) && json_integer_value(f) > 0 &&
-              json_integer_value(f) <= UINT32_MAX && json_integer_value(p) >= 0 &&
-              json_integer_value(p) <= UINT32_MAX;
+              json_integer_value(f) <= UINT32_MAX && json_integer_value(p) >= 0 && json_integer_value(p) <= UINT32_MAX;
     if (ok) {
         *filenode = (uint32_t)json_integer_value(f);
         *page = (uint32_t)json_integer_value(p);
@@ -652,12 +653,13 @@ static WrStatus detect(Backfill *b, WrError *err)
     }
     /* walrev's DDL capture table (in the history schema's name) is never history. */
     const char *pub[2] = {b->cfg->publication, b->cfg->history_schema};
-    PGresult *s = PQexecParams(b->src,
-                               "SELECT c.oid, n.nspname, c.relname FROM pg_publication_tables pt "
-                               "JOIN pg_namespace n ON n.nspname = pt.schemaname "
-                               "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-                               "WHERE pt.pubname = $1 AND NOT (pt.schemaname = $2 AND pt.tablename = 'ddl_capture') ORDER BY 2, 3",
-                               2, NULL, pub, NULL, NULL, 0);
+    PGresult *s = PQexecParams(
+        b->src,
+        "SELECT c.oid, n.nspname, c.relname FROM pg_publication_tables pt "
+        "JOIN pg_namespace n ON n.nspname = pt.schemaname "
+        "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+        "WHERE pt.pubname = $1 AND NOT (pt.schemaname = $2 AND pt.tablename = 'ddl_capture') ORDER BY 2, 3",
+        2, NULL, pub, NULL, NULL, 0);
     st = sql_check(b->src, s, PGRES_TUPLES_OK, "backfill: listing published tables", err);
     if (st != WR_OK) {
         if (st != WR_RETRY) st = disable(b, err);
@@ -721,8 +723,10 @@ static WrStatus detect(Backfill *b, WrError *err)
         for (int i = 0; i < PQntuples(s) && !published; i++)
             published = (uint32_t)strtoul(PQgetvalue(s, i, 0), NULL, 10) == relid;
         if (published || queued(b, relid)) continue;
-        Job j = {.relid = relid, .request_no = atoi(PQgetvalue(h, k, 4)),
-                 .nspname = xstrdup(PQgetvalue(h, k, 1)), .relname = xstrdup(PQgetvalue(h, k, 2))};
+        Job j = {.relid = relid,
+                 .request_no = atoi(PQgetvalue(h, k, 4)),
+                 .nspname = xstrdup(PQgetvalue(h, k, 1)),
+                 .relname = xstrdup(PQgetvalue(h, k, 2))};
         char why[200];
         snprintf(why, sizeof(why), "not in publication %s (or dropped)", b->cfg->publication);
         st = record_progress(b, &j, "cancelled", why, err);
@@ -753,13 +757,11 @@ static void start_next(Backfill *b)
     recent_clear(b);
     claims_clear(b);
     if (b->job.resume)
-        log_info("msg=\"resuming an interrupted baseline\" table=%s.%s page=%" PRIu32
-                 " chunks=%d rows_recorded=%lld",
-                 b->job.nspname, b->job.relname, b->job.next_page, b->job.chunks,
-                 (long long)b->job.rows_recorded);
+        log_info("msg=\"resuming an interrupted baseline\" table=%s.%s page=%" PRIu32 " chunks=%d rows_recorded=%lld",
+                 b->job.nspname, b->job.relname, b->job.next_page, b->job.chunks, (long long)b->job.rows_recorded);
     else
-        log_info("msg=\"baseline of a table\" table=%s.%s reason=\"%s\" chunk_rows=%d", b->job.nspname,
-                 b->job.relname, b->job.reason, b->cfg->backfill_chunk_rows);
+        log_info("msg=\"baseline of a table\" table=%s.%s reason=\"%s\" chunk_rows=%d", b->job.nspname, b->job.relname,
+                 b->job.reason, b->cfg->backfill_chunk_rows);
     if (!b->job.resume) {
         b->job.filenode = 0;
         b->job.next_page = 0;
@@ -775,8 +777,7 @@ static WrStatus table_failed(Backfill *b, const char *state, const char *why, Wr
 static WrStatus emit_message(Backfill *b, const char *prefix, const char *content, WrError *err)
 {
     const char *params[2] = {prefix, content};
-    PGresult *r = PQexecParams(b->src, "SELECT pg_logical_emit_message(true, $1, $2)", 2, NULL, params, NULL,
-                               NULL, 0);
+    PGresult *r = PQexecParams(b->src, "SELECT pg_logical_emit_message(true, $1, $2)", 2, NULL, params, NULL, NULL, 0);
     WrStatus st = sql_check(b->src, r, PGRES_TUPLES_OK, "backfill: emitting a watermark", err);
     PQclear(r);
     return st;
@@ -873,8 +874,8 @@ static WrStatus complete_chunk(Backfill *b, int64_t recorded, WrError *err)
     bool last = b->chunk_last;
     log_debug("msg=\"baseline chunk\" table=%s.%s chunk=%d pages=%" PRIu32 "-%" PRIu32
               " rows_read=%lld rows_recorded=%lld",
-              b->job.nspname, b->job.relname, b->job.chunks, b->chunk_first, b->chunk_end,
-              (long long)b->chunk_read, (long long)recorded);
+              b->job.nspname, b->job.relname, b->job.chunks, b->chunk_first, b->chunk_end, (long long)b->chunk_read,
+              (long long)recorded);
     chunk_free(b);
     b->phase = PH_IDLE;
     if (last) return end_job(b, "done", NULL, err);
@@ -901,8 +902,8 @@ static WrStatus chunk_context(Backfill *b, StrBuf *out)
     json_object_set_new(actor, "id", json_string("baseline"));
     json_object_set_new(o, "actor", actor);
     char desc[600];
-    snprintf(desc, sizeof(desc), "baseline of %s.%s (joined the publication later): chunk %d",
-             b->job.nspname, b->job.relname, b->job.chunks + 1);
+    snprintf(desc, sizeof(desc), "baseline of %s.%s (joined the publication later): chunk %d", b->job.nspname,
+             b->job.relname, b->job.chunks + 1);
     json_object_set_new(o, "description", json_string(desc));
     json_t *bf = json_object();
     json_object_set_new(bf, "id", json_string(b->wm_id));
@@ -971,11 +972,12 @@ static WrStatus open_chunk(Backfill *b, bool *go_on, WrError *err)
     WrStatus st = sql_check(c, r, PGRES_COMMAND_OK, "backfill: BEGIN", err);
     PQclear(r);
     if (st != WR_OK) return st;
-    r = PQexecParams(c,
-                     "SELECT pg_current_snapshot()::text, set_config('walrev.publication', $1, true), "
-                     "pg_relation_filenode($2::oid), pg_relation_size($2::oid) / current_setting('block_size')::bigint, "
-                     "(SELECT relkind FROM pg_class WHERE oid = $2::oid)",
-                     2, NULL, params, NULL, NULL, 0);
+    r = PQexecParams(
+        c,
+        "SELECT pg_current_snapshot()::text, set_config('walrev.publication', $1, true), "
+        "pg_relation_filenode($2::oid), pg_relation_size($2::oid) / current_setting('block_size')::bigint, "
+        "(SELECT relkind FROM pg_class WHERE oid = $2::oid)",
+        2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         if (lock_not_available(r)) {
             PQclear(r);
@@ -1033,7 +1035,8 @@ static WrStatus read_pages(Backfill *b, bool *go_on, WrError *err)
     /* Whole pages by TID range: no index needed, any table (with or without a key). */
     StrBuf sql;
     strbuf_init(&sql);
-    strbuf_appendf(&sql, "SELECT %s FROM ONLY %s WHERE ctid >= '(%" PRIu32 ",0)'::tid AND ctid < '(%" PRIu32 ",0)'::tid",
+    strbuf_appendf(&sql,
+                   "SELECT %s FROM ONLY %s WHERE ctid >= '(%" PRIu32 ",0)'::tid AND ctid < '(%" PRIu32 ",0)'::tid",
                    b->table.select_list, b->table.qualified, b->chunk_first, b->chunk_end);
     if (b->table.rowfilter) strbuf_appendf(&sql, " AND (%s)", b->table.rowfilter);
     b->rows = b->chunk_end > b->chunk_first ? PQexec(c, sql.data) : NULL;
@@ -1105,7 +1108,8 @@ static void adapt_chunk_pages(Backfill *b, int nrows)
 {
     uint64_t want = (uint64_t)b->cfg->backfill_chunk_rows;
     uint64_t pages = b->chunk_end - b->chunk_first;
-    uint64_t next = nrows > 0 ? (pages * want + (uint64_t)nrows / 2) / (uint64_t)nrows : (uint64_t)b->pages_per_chunk * 2;
+    uint64_t next =
+        nrows > 0 ? (pages * want + (uint64_t)nrows / 2) / (uint64_t)nrows : (uint64_t)b->pages_per_chunk * 2;
     b->pages_per_chunk = next < 1 ? 1 : next > MAX_CHUNK_PAGES ? MAX_CHUNK_PAGES : (uint32_t)next;
 }
 
@@ -1181,9 +1185,9 @@ static WrStatus record_chunk(Backfill *b, WrError *err)
     }
     const RelationVersion *rv = NULL;
     relcache_set_generated(assembler_relcache(b->a), b->job.relid, b->table.ngen, b->table.gen);
-    WrStatus st = assembler_baseline_relation(b->a, b->job.relid, b->table.nspname, b->table.relname,
-                                              b->table.replident, (uint16_t)b->table.ncols, b->table.cols,
-                                              b->table.attnums, &rv, err);
+    WrStatus st =
+        assembler_baseline_relation(b->a, b->job.relid, b->table.nspname, b->table.relname, b->table.replident,
+                                    (uint16_t)b->table.ncols, b->table.cols, b->table.attnums, &rv, err);
     if (st != WR_OK) return st;
     int64_t recorded = 0;
     Value *vals = xcalloc((size_t)b->table.ncols + 1, sizeof(Value));
@@ -1365,15 +1369,16 @@ static int print_states(PGconn *hist, const char *schema, OutFormat fmt, const c
 {
     StrBuf q;
     strbuf_init(&q);
-    strbuf_appendf(&q,
-                   "SELECT format('%%I.%%I', nspname, relname) AS \"table\", state, chunks, rows_read, "
-                   "rows_recorded, to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated, error "
-                   "FROM %1$s.backfill b "
-                   /* walrev's own table and erasure logs (setup publishes them) are no tables of the user's */
-                   "WHERE NOT (b.relname IN ('table_log', 'erasure_log') AND b.nspname = (SELECT n.nspname FROM pg_class c "
-                   "  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = '%1$s.backfill'::regclass)) "
-                   "ORDER BY 1",
-                   schema);
+    strbuf_appendf(
+        &q,
+        "SELECT format('%%I.%%I', nspname, relname) AS \"table\", state, chunks, rows_read, "
+        "rows_recorded, to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated, error "
+        "FROM %1$s.backfill b "
+        /* walrev's own table and erasure logs (setup publishes them) are no tables of the user's */
+        "WHERE NOT (b.relname IN ('table_log', 'erasure_log') AND b.nspname = (SELECT n.nspname FROM pg_class c "
+        "  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = '%1$s.backfill'::regclass)) "
+        "ORDER BY 1",
+        schema);
     PGresult *r = PQexec(hist, q.data);
     strbuf_free(&q);
     char msg[512];

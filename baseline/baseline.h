@@ -56,20 +56,19 @@ typedef struct {
     const char *nspname;
     const char *relname;
     char replident;
-    const char *qualified;  /* format('%I.%I') */
-    char *select_list;       /* quoted column names, comma-separated (owned) */
-    const char *rowfilter;  /* the publication's row filter, or NULL */
+    const char *qualified; /* format('%I.%I') */
+    char *select_list;     /* quoted column names, comma-separated (owned) */
+    const char *rowfilter; /* the publication's row filter, or NULL */
     /* STORED generated columns (pgoutput never sends them), for the relation
      * version: relcache_set_generated before assembler_baseline_relation. */
     PGresult *gen_res;
     uint16_t ngen;
-    GenColumn *gen;         /* strings point into gen_res */
+    GenColumn *gen; /* strings point into gen_res */
 } BackfillTable;
 
 /* *found=false (and nothing to free) when the table is gone or not published.
  * WR_RETRY on a lost connection, WR_FATAL on another SQL error. */
-WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bool *found,
-                                 WrError *err) WR_MUSTCHECK;
+WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bool *found, WrError *err) WR_MUSTCHECK;
 void backfill_table_free(BackfillTable *t);
 
 /* A snapshot's transaction ids (pg_current_snapshot()), epoch-extended. */
@@ -146,8 +145,8 @@ int backfill_command(const BaselineConfig *cfg, char *const *tables, int ntables
  * until every sink has made it durable (60 s at most), since setup exits next.
  * WR_RETRY on a lost connection, WR_FATAL on another SQL error.
  */
-WrStatus baseline_take(const BaselineConfig *cfg, Assembler *a, Fanout *f, const char *snapshot,
-                       Lsn consistent_point, WrError *err) WR_MUSTCHECK;
+WrStatus baseline_take(const BaselineConfig *cfg, Assembler *a, Fanout *f, const char *snapshot, Lsn consistent_point,
+                       WrError *err) WR_MUSTCHECK;
 
 /*
  * The primary key of relid on the source (catalog c): is_key[i] set for

@@ -34,8 +34,7 @@ static PGconn *connect_plain(const char *conninfo, const char *what, WrError *er
     return pgio_connect(conninfo, &how, &c, err) == WR_OK ? c : NULL;
 }
 
-WrStatus gap_check(const char *source_conninfo, const char *slot_name, Lsn history_lsn, GapCheck *out,
-                   WrError *err)
+WrStatus gap_check(const char *source_conninfo, const char *slot_name, Lsn history_lsn, GapCheck *out, WrError *err)
 {
     memset(out, 0, sizeof(*out));
     out->history_lsn = history_lsn;
@@ -192,7 +191,8 @@ static char *gap_context(const GapCheck *c, const char *slot_name, Lsn cp)
     json_object_set_new(actor, "id", json_string("gap"));
     json_object_set_new(o, "actor", actor);
     char desc[400];
-    snprintf(desc, sizeof(desc), "gap: changes between %s and %s were not seen (%s); the history is reconciled with the tables as of %s",
+    snprintf(desc, sizeof(desc),
+             "gap: changes between %s and %s were not seen (%s); the history is reconciled with the tables as of %s",
              hist, to, c->kind, to);
     json_object_set_new(o, "description", json_string(desc));
     json_t *g = json_object();
@@ -274,7 +274,12 @@ WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler 
             strcmp(PQgetvalue(list, i, 1), cfg->history_schema) == 0)
             continue;
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(list, i, 0), NULL, 10);
-        ReconQuery q = {.src = src, .hist = hist, .schema_q = schema_q, .rev = rev, .rc = rc, .want_values = true,
+        ReconQuery q = {.src = src,
+                        .hist = hist,
+                        .schema_q = schema_q,
+                        .rev = rev,
+                        .rc = rc,
+                        .want_values = true,
                         .multiset_rows = true};
         ReconTable t;
         bool found = false;
@@ -296,7 +301,8 @@ WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler 
     if (st == WR_OK) st = fanout_flush(f, FANOUT_FLUSH_ALL, mono_now_us(), err);
     bool reached = false;
     if (st == WR_OK) st = fanout_wait_durable(f, cp, 60000, &reached, err);
-    if (st == WR_OK && !reached) st = wr_error_set(err, WR_RETRY, "gap: a sink did not confirm the gap revision within 60 s");
+    if (st == WR_OK && !reached)
+        st = wr_error_set(err, WR_RETRY, "gap: a sink did not confirm the gap revision within 60 s");
     if (st == WR_OK) {
         *consistent_point = cp;
         log_error("msg=\"gap revision recorded\" revision=%lld kind=%s from_lsn=" LSN_FMT " to_lsn=" LSN_FMT

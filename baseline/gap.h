@@ -15,12 +15,12 @@
 #include "baseline/baseline.h"
 
 typedef struct {
-    bool found;          /* the slot does not continue the history */
+    bool found; /* the slot does not continue the history */
     bool slot_exists;
-    Lsn history_lsn;     /* where the history is complete to (its checkpoint) */
-    Lsn slot_lsn;        /* the slot's confirmed_flush_lsn; 0 when it is missing */
-    char reason[200];    /* "dropped", "invalidated", "advanced", with details */
-    char kind[16];       /* slot_missing | slot_lost | slot_advanced */
+    Lsn history_lsn;  /* where the history is complete to (its checkpoint) */
+    Lsn slot_lsn;     /* the slot's confirmed_flush_lsn; 0 when it is missing */
+    char reason[200]; /* "dropped", "invalidated", "advanced", with details */
+    char kind[16];    /* slot_missing | slot_lost | slot_advanced */
 } GapCheck;
 
 /*
@@ -43,7 +43,7 @@ WrStatus gap_check(const char *source_conninfo, const char *slot_name, Lsn histo
  * *consistent_point is where the stream goes on. Blocking; logs the gap as
  * an error, loudly.
  */
-WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler *a, Fanout *f,
-                    const GapCheck *g, Lsn *consistent_point, WrError *err) WR_MUSTCHECK;
+WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler *a, Fanout *f, const GapCheck *g,
+                    Lsn *consistent_point, WrError *err) WR_MUSTCHECK;
 
 #endif

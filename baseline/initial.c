@@ -66,8 +66,8 @@ static WrStatus baseline_table(Assembler *a, Fanout *fan, PGconn *c, const char 
     const RelationVersion *rv = NULL;
     int64_t rows_before = pr->rows;
     relcache_set_generated(assembler_relcache(a), (uint32_t)strtoul(oid, NULL, 10), t.ngen, t.gen);
-    st = assembler_baseline_relation(a, (uint32_t)strtoul(oid, NULL, 10), t.nspname, t.relname,
-                                     t.replident, (uint16_t)n, t.cols, t.attnums, &rv, err);
+    st = assembler_baseline_relation(a, (uint32_t)strtoul(oid, NULL, 10), t.nspname, t.relname, t.replident,
+                                     (uint16_t)n, t.cols, t.attnums, &rv, err);
     if (st != WR_OK) goto out;
     log_info("msg=\"baseline table\" table=%s.%s", rv->nspname, rv->relname);
 
@@ -99,8 +99,8 @@ static WrStatus baseline_table(Assembler *a, Fanout *fan, PGconn *c, const char 
         if (col != n) {
             PQfreemem(row);
             free(vals);
-            st = wr_error_set(err, WR_PROTOCOL, "baseline: COPY row of %s.%s has %d fields, expected %d",
-                              rv->nspname, rv->relname, col, n);
+            st = wr_error_set(err, WR_PROTOCOL, "baseline: COPY row of %s.%s has %d fields, expected %d", rv->nspname,
+                              rv->relname, col, n);
             goto out;
         }
         st = assembler_baseline_row(a, rv, vals, err);
@@ -125,8 +125,11 @@ static WrStatus baseline_table(Assembler *a, Fanout *fan, PGconn *c, const char 
     while ((cr = PQgetResult(c))) PQclear(cr);
     if (st == WR_OK) {
         /* Recorded in the same revision: the worker never takes this table's baseline again. */
-        BackfillProgress bp = {.relid = rv->relid, .nspname = rv->nspname, .relname = rv->relname,
-                               .state = "done", .rows_read = pr->rows - rows_before,
+        BackfillProgress bp = {.relid = rv->relid,
+                               .nspname = rv->nspname,
+                               .relname = rv->relname,
+                               .state = "done",
+                               .rows_read = pr->rows - rows_before,
                                .rows_recorded = pr->rows - rows_before};
         st = fanout_progress(fan, &bp, assembler_in_revision(a), err);
     }
@@ -165,7 +168,8 @@ WrStatus baseline_take(const BaselineConfig *cfg, Assembler *a, Fanout *f, const
                      "SELECT c.oid, greatest(c.reltuples, 0)::bigint FROM pg_publication_tables pt "
                      "JOIN pg_namespace n ON n.nspname = pt.schemaname "
                      "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-                     "WHERE pt.pubname = current_setting('walrev.publication') AND NOT (pt.schemaname = $1 AND pt.tablename = 'ddl_capture') "
+                     "WHERE pt.pubname = current_setting('walrev.publication') AND NOT (pt.schemaname = $1 AND "
+                     "pt.tablename = 'ddl_capture') "
                      "ORDER BY pt.schemaname, pt.tablename",
                      1, NULL, ctl, NULL, NULL, 0);
     st = sql_ok(c, r, PGRES_TUPLES_OK, "baseline: listing published tables", err);

@@ -32,7 +32,7 @@ static WrStatus sql_fail(PGconn *c, const PGresult *r, const char *what, WrError
 /* ---- the history's side: key (or a row's digest) -> digest, copies ---- */
 
 typedef struct {
-    char *key;     /* keyed: the stored key; multiset: the digest */
+    char *key; /* keyed: the stored key; multiset: the digest */
     char digest[33];
     char *row;     /* multiset: ROW(...)::text */
     int64_t count; /* multiset: copies in the history */
@@ -99,10 +99,7 @@ static void map_free(Map *m)
     memset(m, 0, sizeof(*m));
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 /* ---- one table ---- */
 
@@ -188,8 +185,7 @@ static WrStatus history_columns(const ReconQuery *q, ReconTable *out, int16_t *i
 
 /* ROW(...)::text of the compared columns, on either side. */
 /* Column i as the compared text: the history's value (s.vals[col_id], NULL when it has none) or the live column. */
-static void append_column(StrBuf *b, const ReconTable *rt, uint16_t i, PGconn *c, const int16_t *hist_ids,
-                          bool history)
+static void append_column(StrBuf *b, const ReconTable *rt, uint16_t i, PGconn *c, const int16_t *hist_ids, bool history)
 {
     const RelationVersion *rv = rt->rv;
     if (history && hist_ids[i] > 0) {
@@ -265,8 +261,8 @@ static void chunk_hash(StrBuf *b, const ReconTable *rt, PGconn *c, const int16_t
 
 /* The chunk filter: rows whose hash's top bits are one of prefixes (an array literal of bigints). */
 typedef struct {
-    int shift;             /* bits dropped: CHUNK_BITS - level * CHUNK_FANOUT_BITS */
-    const char *prefixes;  /* NULL: every row */
+    int shift;            /* bits dropped: CHUNK_BITS - level * CHUNK_FANOUT_BITS */
+    const char *prefixes; /* NULL: every row */
 } ChunkFilter;
 
 static void chunk_where(StrBuf *b, const ChunkFilter *f, const ReconTable *rt, PGconn *c, const int16_t *ids,
@@ -278,8 +274,8 @@ static void chunk_where(StrBuf *b, const ChunkFilter *f, const ReconTable *rt, P
     strbuf_appendf(b, ") >> %d = ANY('%s'::bigint[])", f->shift, f->prefixes);
 }
 
-static WrStatus load_history(const ReconQuery *q, ReconTable *out, const int16_t *ids, Map *m,
-                             const ChunkFilter *cf, WrError *err)
+static WrStatus load_history(const ReconQuery *q, ReconTable *out, const int16_t *ids, Map *m, const ChunkFilter *cf,
+                             WrError *err)
 {
     if (!out->in_history) return WR_OK;
     char relid[16], rev[24];
@@ -383,7 +379,10 @@ static WrStatus multiset_surplus(const ReconQuery *q, ReconTable *out, const int
                 int dcol = history ? 1 : t->ncols;
                 Entry *e = map_find(m, PQgetvalue(r, 0, dcol));
                 if (e && (history ? e->count > e->src : e->src > e->count)) {
-                    if (history) e->count--; else e->src--;
+                    if (history)
+                        e->count--;
+                    else
+                        e->src--;
                     ReconDiff d = {0};
                     if (history) {
                         d.kind = RECON_ONLY_IN_HISTORY;
@@ -423,8 +422,8 @@ static int cmp_chunk(const void *a, const void *b)
 }
 
 /* The chunk summaries of one side at a level (filtered by the level above), sorted by prefix. */
-static WrStatus chunk_sums(const ReconQuery *q, const ReconTable *out, const int16_t *ids, bool history,
-                           int shift, const ChunkFilter *above, ChunkSum **res, size_t *n, WrError *err)
+static WrStatus chunk_sums(const ReconQuery *q, const ReconTable *out, const int16_t *ids, bool history, int shift,
+                           const ChunkFilter *above, ChunkSum **res, size_t *n, WrError *err)
 {
     *res = NULL;
     *n = 0;
@@ -456,8 +455,8 @@ static WrStatus chunk_sums(const ReconQuery *q, const ReconTable *out, const int
     PGresult *r = PQexecParams(c, sql.data, history ? 2 : 0, NULL, history ? params : NULL, NULL, NULL, 0);
     strbuf_free(&sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        WrStatus st = sql_fail(c, r, history ? "reconcile: summing the history's chunks" : "reconcile: summing the table's chunks",
-                               err);
+        WrStatus st = sql_fail(
+            c, r, history ? "reconcile: summing the history's chunks" : "reconcile: summing the table's chunks", err);
         PQclear(r);
         return st;
     }
@@ -621,8 +620,8 @@ static WrStatus report_history_only(ReconTable *out, Map *m, ReconFn fn, void *a
     return st;
 }
 
-WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *arg, ReconTable *out,
-                         bool *found, WrError *err)
+WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *arg, ReconTable *out, bool *found,
+                         WrError *err)
 {
     memset(out, 0, sizeof(*out));
     out->relid = relid;
@@ -634,8 +633,8 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
     relcache_set_attnums(q->rc, relid, t->ncols, names, t->attnums);
     free(names);
     bool is_new = false;
-    out->rv = relcache_apply(q->rc, relid, t->nspname, t->relname, t->replident, (uint16_t)t->ncols, t->cols, 0, 0,
-                             &is_new);
+    out->rv =
+        relcache_apply(q->rc, relid, t->nspname, t->relname, t->replident, (uint16_t)t->ncols, t->cols, 0, 0, &is_new);
     int nkey = 0;
     for (uint16_t i = 0; i < out->rv->ncols; i++) nkey += out->rv->cols[i].is_key;
     /* No key, or under FULL without a primary key every column is the key:
@@ -732,8 +731,8 @@ static WrStatus print_diff(void *arg, const ReconTable *t, const ReconDiff *d, W
     case RECON_ONLY_IN_SOURCE: fprintf(p->out, "%s %s: only in the table\n", name, d->key); break;
     case RECON_DIFFERENT: fprintf(p->out, "%s %s: values differ\n", name, d->key); break;
     case RECON_ROWS_DIFFER:
-        fprintf(p->out, "%s row %s: %lld in the table, %lld in the history\n", name, d->row,
-                (long long)d->in_source, (long long)d->in_history);
+        fprintf(p->out, "%s row %s: %lld in the table, %lld in the history\n", name, d->row, (long long)d->in_source,
+                (long long)d->in_history);
         break;
     }
     p->printed++;
@@ -769,8 +768,9 @@ static bool wait_for_worker(const ReconRun *run, PGconn *src, Lsn cp, WrError *e
             return false;
         }
         if (PQntuples(r) == 0) {
-            wr_error_set(err, WR_FATAL, "the replication slot %s does not exist: the history cannot be compared "
-                                        "at a known position (run walrev setup)",
+            wr_error_set(err, WR_FATAL,
+                         "the replication slot %s does not exist: the history cannot be compared "
+                         "at a known position (run walrev setup)",
                          run->slot_name);
             PQclear(r);
             return false;
@@ -835,7 +835,8 @@ WrStatus reconcile_run(const ReconRun *run, ReconSummary *sum, WrError *err)
     if (run->ntables > 0) {
         StrBuf sql;
         strbuf_init(&sql);
-        strbuf_append_str(&sql, "SELECT to_regclass(t)::oid, t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n");
+        strbuf_append_str(
+            &sql, "SELECT to_regclass(t)::oid, t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n");
         StrBuf arr;
         strbuf_init(&arr);
         strbuf_append_char(&arr, '{');
@@ -979,8 +980,15 @@ int reconcile_command(const BaselineConfig *cfg, const char *slot_name, int argc
 
     WrError err = {0};
     Printer pr = {stdout, 0};
-    ReconRun run = {.cfg = cfg, .slot_name = slot_name, .tables = tables, .ntables = ntables, .wait_s = wait_s,
-                    .fn = print_diff, .arg = &pr, .on_start = print_start, .on_table = print_table};
+    ReconRun run = {.cfg = cfg,
+                    .slot_name = slot_name,
+                    .tables = tables,
+                    .ntables = ntables,
+                    .wait_s = wait_s,
+                    .fn = print_diff,
+                    .arg = &pr,
+                    .on_start = print_start,
+                    .on_table = print_table};
     ReconSummary sum;
     WrStatus st = reconcile_run(&run, &sum, &err);
     int rc = 2;

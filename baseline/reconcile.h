@@ -26,11 +26,11 @@ typedef enum {
 /* One difference. Valid during the callback only. */
 typedef struct {
     ReconKind kind;
-    const char *key;       /* keyed tables: the stored key form (JSON array) */
-    const char *row;       /* RECON_ROWS_DIFFER: the compared columns as ROW(...)::text */
-    int64_t in_source;     /* RECON_ROWS_DIFFER: copies in the table */
-    int64_t in_history;    /* RECON_ROWS_DIFFER: copies in the history */
-    const Value *vals;     /* RECON_ONLY_IN_SOURCE / RECON_DIFFERENT when values were asked:
+    const char *key;    /* keyed tables: the stored key form (JSON array) */
+    const char *row;    /* RECON_ROWS_DIFFER: the compared columns as ROW(...)::text */
+    int64_t in_source;  /* RECON_ROWS_DIFFER: copies in the table */
+    int64_t in_history; /* RECON_ROWS_DIFFER: copies in the history */
+    const Value *vals;  /* RECON_ONLY_IN_SOURCE / RECON_DIFFERENT when values were asked:
                             * the source row, in table.cols order; else NULL */
 } ReconDiff;
 
@@ -95,31 +95,30 @@ typedef struct {
  */
 WrStatus reconcile_enter_snapshot(PGconn *src, const char *snapshot, const char *publication, const char *what,
                                   WrError *err) WR_MUSTCHECK;
-WrStatus reconcile_history_at(PGconn *hist, const char *schema_q, Lsn before, int64_t *rev,
-                              WrError *err) WR_MUSTCHECK;
+WrStatus reconcile_history_at(PGconn *hist, const char *schema_q, Lsn before, int64_t *rev, WrError *err) WR_MUSTCHECK;
 
-WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *arg, ReconTable *out,
-                         bool *found, WrError *err) WR_MUSTCHECK;
+WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *arg, ReconTable *out, bool *found,
+                         WrError *err) WR_MUSTCHECK;
 void reconcile_table_term(ReconTable *t);
 
 /* Where one comparison of the history with the tables stood, and what it found. */
 typedef struct {
-    Lsn at;               /* the exported snapshot's consistent point */
-    int64_t rev;          /* the history as of this revision (the last one committed before at) */
-    int compared;         /* tables compared */
+    Lsn at;       /* the exported snapshot's consistent point */
+    int64_t rev;  /* the history as of this revision (the last one committed before at) */
+    int compared; /* tables compared */
     int64_t rows_source, rows_history, differences;
 } ReconSummary;
 
 /* One comparison of the history with the live tables (verify --against-source, the worker's reconciler). */
 typedef struct {
     const BaselineConfig *cfg;
-    const char *slot_name;      /* the worker's slot: it must pass the comparison point */
-    const char *const *tables;  /* ntables names, or none: every published table */
+    const char *slot_name;     /* the worker's slot: it must pass the comparison point */
+    const char *const *tables; /* ntables names, or none: every published table */
     int ntables;
-    int wait_s;                 /* longest wait for the worker to pass the point */
-    int64_t rows_per_second;    /* 0: as fast as the servers go; else sleeps after each table */
-    const volatile int *stop;   /* NULL, or a flag that ends the comparison early (WR_RETRY) */
-    ReconFn fn;                 /* each difference */
+    int wait_s;               /* longest wait for the worker to pass the point */
+    int64_t rows_per_second;  /* 0: as fast as the servers go; else sleeps after each table */
+    const volatile int *stop; /* NULL, or a flag that ends the comparison early (WR_RETRY) */
+    ReconFn fn;               /* each difference */
     void *arg;
     void (*on_start)(void *arg, const ReconSummary *sum);               /* at and rev known; may be NULL */
     WrStatus (*on_table)(void *arg, const ReconTable *t, WrError *err); /* after each table; may be NULL */

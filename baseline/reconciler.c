@@ -23,7 +23,7 @@
 #include "pgio/pgio.h"
 
 #define ID_HEX 32
-#define IDS_MAX 64 /* ids emitted and not yet seen back; the oldest is forgotten beyond */
+#define IDS_MAX 64               /* ids emitted and not yet seen back; the oldest is forgotten beyond */
 #define RECONCILE_ENTRY_MAX 1024 /* bytes of one named key or row in meta.reconcile.keys */
 
 struct Reconciler {
@@ -35,9 +35,9 @@ struct Reconciler {
     char ids[IDS_MAX][ID_HEX + 1];
     int nids;
     /* the round in progress */
-    PGconn *emit;        /* source connection the warning messages are emitted on */
-    ReconSummary at;     /* the round's point */
-    StrBuf keys;         /* JSON array elements: the current table's differences */
+    PGconn *emit;    /* source connection the warning messages are emitted on */
+    ReconSummary at; /* the round's point */
+    StrBuf keys;     /* JSON array elements: the current table's differences */
     int64_t nkeys;
     /* What was recorded last per table: a divergence already recorded is not
      * recorded again each round, only when what differs changes. */
@@ -107,7 +107,8 @@ bool reconciler_owns_message(Reconciler *r, const PgoLogicalMessage *m)
 {
     if (!r || !m->transactional || strcmp(m->prefix, RECONCILE_PREFIX) != 0) return false;
     json_t *root = json_loadb((const char *)m->content, m->content_len, 0, NULL);
-    const char *id = json_string_value(json_object_get(json_object_get(json_object_get(root, "meta"), "reconcile"), "id"));
+    const char *id =
+        json_string_value(json_object_get(json_object_get(json_object_get(root, "meta"), "reconcile"), "id"));
     bool own = false;
     pthread_mutex_lock(&r->mu);
     for (int i = 0; id && i < r->nids; i++) {
@@ -236,9 +237,15 @@ static void round_once(Reconciler *r)
     WrStatus st = pgio_connect(r->cfg.baseline.source_conninfo, &how, &r->emit, &err);
     ReconSummary sum = {0};
     if (st == WR_OK) {
-        ReconRun run = {.cfg = &r->cfg.baseline, .slot_name = r->cfg.slot_name, .wait_s = r->cfg.wait_s,
-                        .rows_per_second = r->cfg.rows_per_second, .stop = &r->stop, .fn = on_difference,
-                        .arg = r, .on_start = on_start, .on_table = on_table};
+        ReconRun run = {.cfg = &r->cfg.baseline,
+                        .slot_name = r->cfg.slot_name,
+                        .wait_s = r->cfg.wait_s,
+                        .rows_per_second = r->cfg.rows_per_second,
+                        .stop = &r->stop,
+                        .fn = on_difference,
+                        .arg = r,
+                        .on_start = on_start,
+                        .on_table = on_table};
         strbuf_reset(&r->keys);
         r->nkeys = 0;
         st = reconcile_run(&run, &sum, &err);
@@ -254,10 +261,11 @@ static void round_once(Reconciler *r)
     }
     count(&counters.rounds, 1);
     metrics_add(METRICS_RECONCILE_ROUNDS, 1);
-    log_info("msg=\"reconcile: round done\" tables=%d rows_table=%lld rows_history=%lld differences=%lld at_lsn=" LSN_FMT
-             " revision=%lld",
-             sum.compared, (long long)sum.rows_source, (long long)sum.rows_history, (long long)sum.differences,
-             LSN_ARGS(sum.at), (long long)sum.rev);
+    log_info(
+        "msg=\"reconcile: round done\" tables=%d rows_table=%lld rows_history=%lld differences=%lld at_lsn=" LSN_FMT
+        " revision=%lld",
+        sum.compared, (long long)sum.rows_source, (long long)sum.rows_history, (long long)sum.differences,
+        LSN_ARGS(sum.at), (long long)sum.rev);
 }
 
 static void *thread_main(void *arg)

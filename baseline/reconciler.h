@@ -44,8 +44,8 @@ bool reconciler_owns_message(Reconciler *r, const PgoLogicalMessage *m);
 
 /* Process-wide counters since start, for metrics and status. */
 typedef struct {
-    uint64_t rounds;          /* rounds completed */
-    uint64_t rounds_failed;   /* rounds that could not compare (logged) */
+    uint64_t rounds;        /* rounds completed */
+    uint64_t rounds_failed; /* rounds that could not compare (logged) */
     uint64_t tables_compared;
     uint64_t tables_diverged; /* warning revisions emitted */
     uint64_t differences;     /* differing keys (or rows) found, all rounds */

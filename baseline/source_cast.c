@@ -50,8 +50,9 @@ WrStatus baseline_cast_values(PGconn *c, uint32_t from_oid, int32_t from_typmod,
     st = pgio_run(c, "BEGIN READ ONLY", 0, NULL, NULL, err, "source catalog: converting retyped values");
     if (st != WR_OK) goto out;
     const char *tp[4] = {fo, ft, to, tt};
-    st = pgio_run(c, "SELECT format_type($1::oid, $2::int), format_type($3::oid, $4::int), "
-                     "format_type($3::oid, NULL)",
+    st = pgio_run(c,
+                  "SELECT format_type($1::oid, $2::int), format_type($3::oid, $4::int), "
+                  "format_type($3::oid, NULL)",
                   4, tp, &r, err, "source catalog: naming retyped types");
     if (st != WR_OK) goto rollback;
     strbuf_appendf(&q, "SELECT array_agg((x::%s)::%s ORDER BY o) FROM unnest($1::text[]) WITH ORDINALITY u(x, o)",
@@ -66,8 +67,9 @@ WrStatus baseline_cast_values(PGconn *c, uint32_t from_oid, int32_t from_typmod,
     }
     append_text_array(&arr, n, in);
     const char *ap[1] = {arr.data};
-    if (st == WR_OK) st = pgio_exec_binary(c, q.data, 1, ap, &r) ? WR_OK
-                                                                  : pgio_fail(c, r, err, "source catalog: casting retyped values");
+    if (st == WR_OK)
+        st = pgio_exec_binary(c, q.data, 1, ap, &r) ? WR_OK
+                                                    : pgio_fail(c, r, err, "source catalog: casting retyped values");
     if (st == WR_OK) st = pgio_run(c, "SET LOCAL TimeZone TO DEFAULT", 0, NULL, NULL, err, "source catalog: time zone");
     if (st == WR_OK && (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)))
         st = wr_error_set(err, WR_FATAL, "source catalog: casting retyped values returned no array");
@@ -75,8 +77,10 @@ WrStatus baseline_cast_values(PGconn *c, uint32_t from_oid, int32_t from_typmod,
         /* the binary array back as each element's text, under the session's settings */
         strbuf_reset(&q);
         /* format %s: the type's output function (a cast to text is not that for every type: bool) */
-        strbuf_appendf(&q, "SELECT CASE WHEN num_nulls(x) = 1 THEN NULL ELSE format('%%s', x) END "
-                           "FROM unnest($1::%s[]) WITH ORDINALITY u(x, o) ORDER BY o", to_base);
+        strbuf_appendf(&q,
+                       "SELECT CASE WHEN num_nulls(x) = 1 THEN NULL ELSE format('%%s', x) END "
+                       "FROM unnest($1::%s[]) WITH ORDINALITY u(x, o) ORDER BY o",
+                       to_base);
         const char *bv[1] = {PQgetvalue(r, 0, 0)};
         int bl[1] = {PQgetlength(r, 0, 0)}, bf[1] = {1};
         PGresult *t = PQexecParams(c, q.data, 1, NULL, bv, bl, bf, 0);

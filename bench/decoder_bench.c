@@ -283,9 +283,8 @@ int main(int argc, char **argv)
     /* Warm-up pass, also the per-pass totals. */
     PassStats once = {0};
     decode_pass(&s, proto, parallel, &once);
-    printf("input: %s, %zu records, %.2f MB, %zu messages/pass, %zu errors/pass\n",
-           nfiles ? "fixtures" : "synthetic", s.nrecords, (double)once.bytes / 1e6, once.messages,
-           once.errors);
+    printf("input: %s, %zu records, %.2f MB, %zu messages/pass, %zu errors/pass\n", nfiles ? "fixtures" : "synthetic",
+           s.nrecords, (double)once.bytes / 1e6, once.messages, once.errors);
 
     double mbps[RUNS], mps[RUNS];
     uint64_t checksum = 0;

@@ -62,11 +62,9 @@ bool lsn_parse(const char *text, Lsn *out)
 {
     unsigned hi, lo;
     int n = 0;
-    if (!text || sscanf(text, "%X/%X%n", &hi, &lo, &n) != 2 || text[n] != '\0')
-        return false;
+    if (!text || sscanf(text, "%X/%X%n", &hi, &lo, &n) != 2 || text[n] != '\0') return false;
     /* sscanf accepts leading sign/space; reject them for an exact format. */
-    if (text[0] == '-' || text[0] == '+' || text[0] == ' ')
-        return false;
+    if (text[0] == '-' || text[0] == '+' || text[0] == ' ') return false;
     *out = ((uint64_t)hi << 32) | lo;
     return true;
 }
@@ -128,10 +126,7 @@ void *xrealloc(void *p, size_t n)
     return q;
 }
 
-char *xstrdup(const char *s)
-{
-    return xstrndup(s, strlen(s));
-}
+char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
 
 char *xstrndup(const char *s, size_t n)
 {
@@ -196,10 +191,7 @@ void strbuf_append(StrBuf *b, const void *data, size_t len)
     b->data[b->len] = '\0';
 }
 
-void strbuf_append_str(StrBuf *b, const char *s)
-{
-    strbuf_append(b, s, strlen(s));
-}
+void strbuf_append_str(StrBuf *b, const char *s) { strbuf_append(b, s, strlen(s)); }
 
 void strbuf_append_char(StrBuf *b, char c)
 {

@@ -42,7 +42,7 @@ const char *wr_status_name(WrStatus st);
 /* ---- LSNs ---- */
 typedef uint64_t Lsn;
 #define LSN_FMT "%X/%X"
-#define LSN_ARGS(l) (unsigned)((uint64_t)(l) >> 32), (unsigned)((uint64_t)(l) & 0xFFFFFFFFu)
+#define LSN_ARGS(l) (unsigned)((uint64_t)(l) >> 32), (unsigned)((uint64_t)(l)&0xFFFFFFFFu)
 /* Parse "X/X" (hex); false on anything else. */
 bool lsn_parse(const char *text, Lsn *out) WR_MUSTCHECK;
 
@@ -109,13 +109,13 @@ static inline uint32_t wr_read_u32(const uint8_t *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
-static inline uint64_t wr_read_u64(const uint8_t *p)
-{
-    return ((uint64_t)wr_read_u32(p) << 32) | wr_read_u32(p + 4);
-}
+static inline uint64_t wr_read_u64(const uint8_t *p) { return ((uint64_t)wr_read_u32(p) << 32) | wr_read_u32(p + 4); }
 static inline void wr_write_u32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
 }
 static inline void wr_write_u64(uint8_t *p, uint64_t v)
 {

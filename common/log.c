@@ -29,10 +29,7 @@ static const int level_priorities[] = {3, 4, 6, 7}; /* LOG_ERR, LOG_WARNING, LOG
 /* One string value is cut here: a line is an event, not a dump. */
 #define LOG_VALUE_MAX 4096
 
-void wr_log_set_level(LogLevel level)
-{
-    wr_log_level = level;
-}
+void wr_log_set_level(LogLevel level) { wr_log_level = level; }
 
 bool wr_log_to_journal(void)
 {
@@ -112,31 +109,42 @@ static void end_bare(StrBuf *out, size_t start)
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 static void append_number(StrBuf *out, const char *spec, char conv, const char *len, va_list *ap)
 {
-    bool hh = strcmp(len, "hh") == 0, h = strcmp(len, "h") == 0, l = strcmp(len, "l") == 0,
-         ll = strcmp(len, "ll") == 0, z = strcmp(len, "z") == 0, j = strcmp(len, "j") == 0,
-         t = strcmp(len, "t") == 0, L = strcmp(len, "L") == 0;
+    bool hh = strcmp(len, "hh") == 0, h = strcmp(len, "h") == 0, l = strcmp(len, "l") == 0, ll = strcmp(len, "ll") == 0,
+         z = strcmp(len, "z") == 0, j = strcmp(len, "j") == 0, t = strcmp(len, "t") == 0, L = strcmp(len, "L") == 0;
     (void)hh;
     (void)h;
     switch (conv) {
     case 'd':
     case 'i':
-        if (l) strbuf_appendf(out, spec, va_arg(*ap, long));
-        else if (ll) strbuf_appendf(out, spec, va_arg(*ap, long long));
-        else if (z) strbuf_appendf(out, spec, va_arg(*ap, ssize_t));
-        else if (j) strbuf_appendf(out, spec, va_arg(*ap, intmax_t));
-        else if (t) strbuf_appendf(out, spec, va_arg(*ap, ptrdiff_t));
-        else strbuf_appendf(out, spec, va_arg(*ap, int)); /* hh, h promote to int */
+        if (l)
+            strbuf_appendf(out, spec, va_arg(*ap, long));
+        else if (ll)
+            strbuf_appendf(out, spec, va_arg(*ap, long long));
+        else if (z)
+            strbuf_appendf(out, spec, va_arg(*ap, ssize_t));
+        else if (j)
+            strbuf_appendf(out, spec, va_arg(*ap, intmax_t));
+        else if (t)
+            strbuf_appendf(out, spec, va_arg(*ap, ptrdiff_t));
+        else
+            strbuf_appendf(out, spec, va_arg(*ap, int)); /* hh, h promote to int */
         break;
     case 'u':
     case 'o':
     case 'x':
     case 'X':
-        if (l) strbuf_appendf(out, spec, va_arg(*ap, unsigned long));
-        else if (ll) strbuf_appendf(out, spec, va_arg(*ap, unsigned long long));
-        else if (z) strbuf_appendf(out, spec, va_arg(*ap, size_t));
-        else if (j) strbuf_appendf(out, spec, va_arg(*ap, uintmax_t));
-        else if (t) strbuf_appendf(out, spec, va_arg(*ap, ptrdiff_t));
-        else strbuf_appendf(out, spec, va_arg(*ap, unsigned int));
+        if (l)
+            strbuf_appendf(out, spec, va_arg(*ap, unsigned long));
+        else if (ll)
+            strbuf_appendf(out, spec, va_arg(*ap, unsigned long long));
+        else if (z)
+            strbuf_appendf(out, spec, va_arg(*ap, size_t));
+        else if (j)
+            strbuf_appendf(out, spec, va_arg(*ap, uintmax_t));
+        else if (t)
+            strbuf_appendf(out, spec, va_arg(*ap, ptrdiff_t));
+        else
+            strbuf_appendf(out, spec, va_arg(*ap, unsigned int));
         break;
     case 'f':
     case 'F':
@@ -146,8 +154,10 @@ static void append_number(StrBuf *out, const char *spec, char conv, const char *
     case 'G':
     case 'a':
     case 'A':
-        if (L) strbuf_appendf(out, spec, va_arg(*ap, long double));
-        else strbuf_appendf(out, spec, va_arg(*ap, double));
+        if (L)
+            strbuf_appendf(out, spec, va_arg(*ap, long double));
+        else
+            strbuf_appendf(out, spec, va_arg(*ap, double));
         break;
     case 'p': strbuf_appendf(out, spec, va_arg(*ap, void *)); break;
     default: break; /* %n and unknown conversions write nothing */

@@ -48,9 +48,9 @@ void wr_log_format(StrBuf *out, const char *fmt, va_list ap) WR_PRINTF(2, 0);
  */
 size_t wr_log_signal_line(char *buf, size_t size, LogLevel level, bool journal, const char *msg);
 
-#define WR_LOG(level, ...)                                                                         \
-    do {                                                                                           \
-        if ((level) <= wr_log_level) wr_log_write((level), __VA_ARGS__);                           \
+#define WR_LOG(level, ...)                                               \
+    do {                                                                 \
+        if ((level) <= wr_log_level) wr_log_write((level), __VA_ARGS__); \
     } while (0)
 #define log_error(...) WR_LOG(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...) WR_LOG(LOG_LEVEL_WARN, __VA_ARGS__)

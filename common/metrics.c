@@ -13,7 +13,7 @@
 #include <string.h>
 
 const double metrics_bucket_bounds[METRICS_NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                         0.25,  0.5,    1,     2.5,  5,     10,   60};
+                                                        0.25,  0.5,    1,     2.5,  5,     10,   60};
 
 static const char *const sink_names[METRICS_NSINKS] = {"history", "file", "kafka"};
 
@@ -92,7 +92,8 @@ void metrics_snapshot(MetricsSnapshot *out)
     snprintf(out->version, sizeof(out->version), "%s", version);
     for (int s = 0; s < METRICS_NSINKS; s++) {
         out->sink_enabled[s] = atomic_load_explicit(&sink_enabled[s], RELAXED);
-        for (int c = 0; c < METRICS_NSINK_COUNTERS; c++) out->sink[s][c] = atomic_load_explicit(&sink_counts[s][c], RELAXED);
+        for (int c = 0; c < METRICS_NSINK_COUNTERS; c++)
+            out->sink[s][c] = atomic_load_explicit(&sink_counts[s][c], RELAXED);
         out->sink_durable_set[s] = atomic_load_explicit(&sink_durable_set[s], RELAXED);
         out->sink_durable[s] = atomic_load_explicit(&sink_durable[s], RELAXED);
     }
@@ -140,10 +141,14 @@ static void family(StrBuf *out, const char *name, const char *type, const char *
 static void append_label_value(StrBuf *out, const char *v)
 {
     for (; *v; v++) {
-        if (*v == '\\') strbuf_append_str(out, "\\\\");
-        else if (*v == '"') strbuf_append_str(out, "\\\"");
-        else if (*v == '\n') strbuf_append_str(out, "\\n");
-        else strbuf_append_char(out, *v);
+        if (*v == '\\')
+            strbuf_append_str(out, "\\\\");
+        else if (*v == '"')
+            strbuf_append_str(out, "\\\"");
+        else if (*v == '\n')
+            strbuf_append_str(out, "\\n");
+        else
+            strbuf_append_char(out, *v);
     }
 }
 
@@ -171,7 +176,8 @@ static void sink_family(StrBuf *out, const MetricsSnapshot *s, const char *name,
         if (!s->sink_enabled[i]) continue;
         if (which < 0) {
             if (s->sink_durable_set[i])
-                strbuf_appendf(out, "%s{sink=\"%s\"} %llu\n", name, sink_names[i], (unsigned long long)s->sink_durable[i]);
+                strbuf_appendf(out, "%s{sink=\"%s\"} %llu\n", name, sink_names[i],
+                               (unsigned long long)s->sink_durable[i]);
         } else {
             strbuf_appendf(out, "%s{sink=\"%s\"} %llu\n", name, sink_names[i], (unsigned long long)s->sink[i][which]);
         }
@@ -199,12 +205,14 @@ void metrics_render(const MetricsSnapshot *s, StrBuf *out)
     append_label_value(out, s->version);
     strbuf_append_str(out, "\"} 1\n");
 
-    gauge(out, s, METRICS_STREAMING, "walrev_streaming", "1 while walrev run streams from the slot, 0 while it waits to retry.");
+    gauge(out, s, METRICS_STREAMING, "walrev_streaming",
+          "1 while walrev run streams from the slot, 0 while it waits to retry.");
     gauge(out, s, METRICS_LAG_BYTES, "walrev_lag_bytes",
           "Bytes of WAL between the source server's WAL end and the position confirmed to the slot.");
     if (s->gauge_set[METRICS_LAG_US]) {
-        family(out, "walrev_lag_seconds", "gauge",
-               "Seconds from the source's commit of the last revision to its hand-over to every sink; 0 when caught up.");
+        family(
+            out, "walrev_lag_seconds", "gauge",
+            "Seconds from the source's commit of the last revision to its hand-over to every sink; 0 when caught up.");
         strbuf_appendf(out, "walrev_lag_seconds %.6f\n", (double)s->gauges[METRICS_LAG_US] / 1e6);
     }
     gauge(out, s, METRICS_RETAINED_WAL, "walrev_slot_retained_wal_bytes",
@@ -213,7 +221,8 @@ void metrics_render(const MetricsSnapshot *s, StrBuf *out)
           "The position confirmed to the slot (flush LSN), as a byte position.");
     gauge(out, s, METRICS_LAST_REVISION, "walrev_last_revision_id", "Id of the last revision assembled.");
 
-    sink_family(out, s, "walrev_sink_revisions_total", "counter", "Revisions handed to each sink.", METRICS_SINK_REVISIONS);
+    sink_family(out, s, "walrev_sink_revisions_total", "counter", "Revisions handed to each sink.",
+                METRICS_SINK_REVISIONS);
     sink_family(out, s, "walrev_sink_changes_total", "counter", "Row changes (object deltas) handed to each sink.",
                 METRICS_SINK_CHANGES);
     sink_family(out, s, "walrev_sink_written_bytes_total", "counter",
@@ -222,7 +231,8 @@ void metrics_render(const MetricsSnapshot *s, StrBuf *out)
     sink_family(out, s, "walrev_sink_durable_lsn", "gauge",
                 "End LSN of the last revision each sink holds durably, as a byte position.", -1);
 
-    counter(out, "walrev_row_lookups_total", "Old row images read from the history store one by one (row cache misses).",
+    counter(out, "walrev_row_lookups_total",
+            "Old row images read from the history store one by one (row cache misses).",
             s->counters[METRICS_ROW_LOOKUPS]);
     counter(out, "walrev_row_cache_hits_total", "Old row images the row cache answered.",
             s->counters[METRICS_ROW_CACHE_HITS]);
@@ -232,14 +242,15 @@ void metrics_render(const MetricsSnapshot *s, StrBuf *out)
     histogram(out, s, METRICS_HIST_KEYFRAME, "walrev_keyframe_duration_seconds", "Time to take one keyframe.");
     histogram(out, s, METRICS_HIST_BATCH_COMMIT, "walrev_history_batch_commit_duration_seconds",
               "Time to commit one history batch: COPY, bookkeeping and COMMIT.");
-    counter(out, "walrev_retries_total", "Sessions started again after a retriable error.", s->counters[METRICS_RETRIES]);
+    counter(out, "walrev_retries_total", "Sessions started again after a retriable error.",
+            s->counters[METRICS_RETRIES]);
     counter(out, "walrev_quarantined_revisions_total",
             "Revisions the history store refused twice with a data error, stored quarantined.",
             s->counters[METRICS_QUARANTINED]);
     counter(out, "walrev_reconcile_rounds_total", "Rounds of the continuous reconciliation that compared.",
             s->counters[METRICS_RECONCILE_ROUNDS]);
-    counter(out, "walrev_reconcile_rounds_failed_total", "Rounds of the continuous reconciliation that could not compare.",
-            s->counters[METRICS_RECONCILE_FAILED]);
+    counter(out, "walrev_reconcile_rounds_failed_total",
+            "Rounds of the continuous reconciliation that could not compare.", s->counters[METRICS_RECONCILE_FAILED]);
     counter(out, "walrev_reconcile_divergences_total",
             "Warning revisions the reconciliation recorded: a table found to differ from the history.",
             s->counters[METRICS_RECONCILE_DIVERGENCES]);

@@ -15,16 +15,21 @@
 typedef enum { METRICS_SINK_HISTORY, METRICS_SINK_FILE, METRICS_SINK_KAFKA, METRICS_NSINKS } MetricsSink;
 
 /* Per sink, counted as handed to it (revisions, changes) or written by it (bytes). */
-typedef enum { METRICS_SINK_REVISIONS, METRICS_SINK_CHANGES, METRICS_SINK_BYTES, METRICS_NSINK_COUNTERS } MetricsSinkCounter;
+typedef enum {
+    METRICS_SINK_REVISIONS,
+    METRICS_SINK_CHANGES,
+    METRICS_SINK_BYTES,
+    METRICS_NSINK_COUNTERS
+} MetricsSinkCounter;
 
 /* Process-wide counters. */
 typedef enum {
-    METRICS_ROW_LOOKUPS,    /* old row images read from the history store one by one (row cache misses) */
-    METRICS_ROW_CACHE_HITS, /* old row images the row cache answered */
-    METRICS_ROW_PREFETCHED, /* old row images read ahead in batches into the cache */
-    METRICS_KEYFRAMES,      /* keyframes written */
-    METRICS_RETRIES,        /* sessions started again after a retriable error */
-    METRICS_QUARANTINED,    /* revisions stored quarantined (sink/history_quarantine.c) */
+    METRICS_ROW_LOOKUPS,           /* old row images read from the history store one by one (row cache misses) */
+    METRICS_ROW_CACHE_HITS,        /* old row images the row cache answered */
+    METRICS_ROW_PREFETCHED,        /* old row images read ahead in batches into the cache */
+    METRICS_KEYFRAMES,             /* keyframes written */
+    METRICS_RETRIES,               /* sessions started again after a retriable error */
+    METRICS_QUARANTINED,           /* revisions stored quarantined (sink/history_quarantine.c) */
     METRICS_RECONCILE_ROUNDS,      /* rounds of the continuous reconciliation compared (baseline/reconciler.h) */
     METRICS_RECONCILE_FAILED,      /* its rounds that could not compare */
     METRICS_RECONCILE_DIVERGENCES, /* warning revisions it recorded (a table found to differ) */
@@ -34,12 +39,12 @@ typedef enum {
 
 /* Gauges: set by their one writer, the worker's loop. */
 typedef enum {
-    METRICS_LAG_BYTES,         /* the server's WAL end − what is confirmed to the slot */
-    METRICS_LAG_US,            /* µs from the source's commit of the last revision to its hand-over */
-    METRICS_RETAINED_WAL,      /* the slot's retained WAL: current WAL position − restart_lsn */
-    METRICS_CONFIRMED_LSN,     /* confirmed to the slot */
-    METRICS_LAST_REVISION,     /* id of the last revision assembled */
-    METRICS_STREAMING,         /* 1 while a session streams, 0 between sessions */
+    METRICS_LAG_BYTES,     /* the server's WAL end − what is confirmed to the slot */
+    METRICS_LAG_US,        /* µs from the source's commit of the last revision to its hand-over */
+    METRICS_RETAINED_WAL,  /* the slot's retained WAL: current WAL position − restart_lsn */
+    METRICS_CONFIRMED_LSN, /* confirmed to the slot */
+    METRICS_LAST_REVISION, /* id of the last revision assembled */
+    METRICS_STREAMING,     /* 1 while a session streams, 0 between sessions */
     METRICS_NGAUGES
 } MetricsGauge;
 

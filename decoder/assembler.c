@@ -65,9 +65,9 @@ struct Assembler {
     bool has_origin;
     StrBuf warnings;
     ParsedContext parsed;
-    RevisionContext cur_ctx;      /* in force; no == 0 when none */
+    RevisionContext cur_ctx; /* in force; no == 0 when none */
     RevisionContext first_ctx;
-    StrBuf first_bufs[10];        /* type, id, actor json, description, meta, raw, session/current user, app, verified_by */
+    StrBuf first_bufs[10]; /* type, id, actor json, description, meta, raw, session/current user, app, verified_by */
     StrBuf cur_raw;
 
     /* per-change scratch, grown to the widest relation */
@@ -105,7 +105,7 @@ struct Assembler {
         int32_t version;
         int64_t revision_id; /* covered by the first revision written with an id >= this */
         uint8_t digest[WALREV_CHECKSUM_LEN];
-    } *pending_rels;
+    } * pending_rels;
     size_t npending_rels, cap_pending_rels;
 
     AssemblerStats stats;
@@ -212,8 +212,8 @@ static WrStatus emit_relation(Assembler *a, const RelationVersion *rv, WrError *
     return a->out.relation(a->out.ctx, rv, err);
 }
 
-void assembler_set_position(Assembler *a, int64_t last_revision_id,
-                            const uint8_t last_checksum[WALREV_CHECKSUM_LEN], Lsn durable_end_lsn)
+void assembler_set_position(Assembler *a, int64_t last_revision_id, const uint8_t last_checksum[WALREV_CHECKSUM_LEN],
+                            Lsn durable_end_lsn)
 {
     a->last_id = last_revision_id;
     memcpy(a->last_checksum, last_checksum, WALREV_CHECKSUM_LEN);
@@ -327,8 +327,7 @@ static WrStatus handle_commit(Assembler *a, Lsn commit_lsn, Lsn end_lsn, int64_t
     if (a->suppressed)
         strbuf_appendf(&a->warnings, "tracking suppressed by context: %lld changes not recorded\n",
                        (long long)a->rev.n_suppressed);
-    if (a->warnings.len && a->warnings.data[a->warnings.len - 1] == '\n')
-        a->warnings.data[--a->warnings.len] = '\0';
+    if (a->warnings.len && a->warnings.data[a->warnings.len - 1] == '\n') a->warnings.data[--a->warnings.len] = '\0';
     if (!text_is_safe(a->warnings.data, a->warnings.len)) {
         /* Warnings quote what users sent: whatever it was, they are text every sink can store. */
         StrBuf safe;
@@ -466,8 +465,8 @@ static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrEr
 
 static WrStatus handle_logged_row(Assembler *a, json_t *root, WrError *err);
 static WrStatus handle_rewrite_row(Assembler *a, json_t *root, WrError *err);
-static WrStatus emit_delta(Assembler *a, const RelationVersion *rv, DeltaOp op, const char *key,
-                           uint16_t nattrs, bool old_unknown, const RowImage *after, WrError *err);
+static WrStatus emit_delta(Assembler *a, const RelationVersion *rv, DeltaOp op, const char *key, uint16_t nattrs,
+                           bool old_unknown, const RowImage *after, WrError *err);
 
 static WrStatus handle_ddl(Assembler *a, const char *content, size_t len, WrError *err)
 {
@@ -513,8 +512,7 @@ static WrStatus handle_ddl(Assembler *a, const char *content, size_t len, WrErro
         json_t *e = json_array_get(gen, i);
         json_t *num = json_array_get(e, 0), *name = json_array_get(e, 1), *type = json_array_get(e, 2),
                *expr = json_array_get(e, 3);
-        if (!json_is_integer(num) || !json_is_string(name) || !json_is_string(type) || !json_is_string(expr))
-            continue;
+        if (!json_is_integer(num) || !json_is_string(name) || !json_is_string(type) || !json_is_string(expr)) continue;
         int pos = -1;
         for (int j = 0; j < k; j++)
             if (attnums[j] == json_integer_value(num)) pos = j;
@@ -659,9 +657,8 @@ static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrEr
     bool logged_now = json_is_true(json_object_get(root, "logged_now"));
     /* A rewrite that computed values row by row: its rows follow (rewrite_row). */
     bool rows_follow = !logged_now && json_is_true(json_object_get(root, "rewrite_rows"));
-    if ((!cur && !logged_now) || a->skipping || !a->in_txn || !json_is_array(attrs) || !ri || strlen(ri) != 1 ||
-        !nsp || !rel ||
-        !json_is_true(json_object_get(root, "published")) || !persistence || strcmp(persistence, "p") != 0 ||
+    if ((!cur && !logged_now) || a->skipping || !a->in_txn || !json_is_array(attrs) || !ri || strlen(ri) != 1 || !nsp ||
+        !rel || !json_is_true(json_object_get(root, "published")) || !persistence || strcmp(persistence, "p") != 0 ||
         (cur && relcache_is_excluded(a->relcache, cur)))
         return WR_OK;
     size_t n = json_array_size(attrs);
@@ -725,10 +722,8 @@ static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrEr
     return st;
 }
 
-
-static WrStatus read_tuple(const PgoTuple *t, const RelationVersion *rv, Value *vals, uint8_t *state,
-                           const char *what, WrError *err);
-
+static WrStatus read_tuple(const PgoTuple *t, const RelationVersion *rv, Value *vals, uint8_t *state, const char *what,
+                           WrError *err);
 
 static bool is_control(const Assembler *a, const RelationVersion *rv)
 {
@@ -822,20 +817,21 @@ static WrStatus handle_message(Assembler *a, const PgoLogicalMessage *m, WrError
     strbuf_append_str(w, "ignored a logical message with prefix ");
     size_t plen = strlen(m->prefix);
     strbuf_append_json_string(w, m->prefix, plen > 64 ? 64 : plen); /* bounded: any user chooses it */
-    strbuf_appendf(w, " at " LSN_FMT ": not emitted by walrev (control messages are only taken from walrev's own "
-                      "tables and watermarks)\n", LSN_ARGS(m->lsn));
+    strbuf_appendf(w,
+                   " at " LSN_FMT ": not emitted by walrev (control messages are only taken from walrev's own "
+                   "tables and watermarks)\n",
+                   LSN_ARGS(m->lsn));
     return WR_OK;
 }
 
 /* ---- rows ---- */
 
 /* Tuple → per-column values/states. Binary values are rejected: walrev asks for text. */
-static WrStatus read_tuple(const PgoTuple *t, const RelationVersion *rv, Value *vals, uint8_t *state,
-                           const char *what, WrError *err)
+static WrStatus read_tuple(const PgoTuple *t, const RelationVersion *rv, Value *vals, uint8_t *state, const char *what,
+                           WrError *err)
 {
     if (t->ncols != rv->ncols)
-        return wr_error_set(err, WR_PROTOCOL,
-                            "%s tuple of %s.%s has %u columns, relation message said %u", what,
+        return wr_error_set(err, WR_PROTOCOL, "%s tuple of %s.%s has %u columns, relation message said %u", what,
                             rv->nspname, rv->relname, t->ncols, rv->ncols);
     PgoTupleIter it;
     PgoValue v;
@@ -852,8 +848,8 @@ static WrStatus read_tuple(const PgoTuple *t, const RelationVersion *rv, Value *
         case PGO_COL_NULL: state[i] = COL_NULL; break;
         case PGO_COL_UNCHANGED_TOAST: state[i] = COL_UNCHANGED_TOAST; break;
         case PGO_COL_BINARY:
-            return wr_error_set(err, WR_PROTOCOL, "binary column value in %s.%s; walrev requests text",
-                                rv->nspname, rv->relname);
+            return wr_error_set(err, WR_PROTOCOL, "binary column value in %s.%s; walrev requests text", rv->nspname,
+                                rv->relname);
         }
     }
     return WR_OK;
@@ -926,8 +922,7 @@ static bool value_equal(const Value *x, const Value *y)
 }
 
 /* Find the old image: cache first, then the history store. */
-static WrStatus load_old_image(Assembler *a, const RelationVersion *rv, const char *key, bool *known,
-                               WrError *err)
+static WrStatus load_old_image(Assembler *a, const RelationVersion *rv, const char *key, bool *known, WrError *err)
 {
     RowImage img = {rv, a->old_vals, a->old_unknown};
     if (rowcache_get(a->rowcache, rv, key, &img)) {
@@ -947,10 +942,8 @@ static WrStatus load_old_image(Assembler *a, const RelationVersion *rv, const ch
     if (st != WR_OK) return st;
     if (!found) a->stats.lookup_misses++;
     /* The sink may hand back its own arrays (in storage) rather than fill ours. */
-    if (found && img.values != a->old_vals)
-        memcpy(a->old_vals, img.values, rv->ncols * sizeof(Value));
-    if (found && img.unknown != a->old_unknown)
-        memcpy(a->old_unknown, img.unknown, rv->ncols);
+    if (found && img.values != a->old_vals) memcpy(a->old_vals, img.values, rv->ncols * sizeof(Value));
+    if (found && img.unknown != a->old_unknown) memcpy(a->old_unknown, img.unknown, rv->ncols);
     *known = found;
     return WR_OK;
 }
@@ -965,7 +958,8 @@ static void hidden_digest(const Assembler *a, const Value *v, uint8_t out[WALREV
 static void digest_hidden(Assembler *a, const RelationVersion *rv, const Value *vals)
 {
     for (uint16_t i = 0; i < rv->ncols; i++)
-        if (rv->cols[i].track == TRACK_HIDDEN && a->new_state[i] != COL_UNCHANGED_TOAST) hidden_digest(a, &vals[i], a->hidden_hash[i]);
+        if (rv->cols[i].track == TRACK_HIDDEN && a->new_state[i] != COL_UNCHANGED_TOAST)
+            hidden_digest(a, &vals[i], a->hidden_hash[i]);
 }
 
 /* A new identity for a row of a table without a key: "#<revision>.<seq>" of
@@ -997,8 +991,8 @@ static void cache_after(Assembler *a, const RelationVersion *rv, const char *key
     rowcache_put(a->rowcache, rv, key, &img);
 }
 
-static WrStatus emit_delta(Assembler *a, const RelationVersion *rv, DeltaOp op, const char *key,
-                           uint16_t nattrs, bool old_unknown, const RowImage *after, WrError *err)
+static WrStatus emit_delta(Assembler *a, const RelationVersion *rv, DeltaOp op, const char *key, uint16_t nattrs,
+                           bool old_unknown, const RowImage *after, WrError *err)
 {
     WrStatus st = ensure_begun(a, err);
     if (st != WR_OK) return st;
@@ -1079,8 +1073,8 @@ static WrStatus do_insert(Assembler *a, const RelationVersion *rv, DeltaOp op, c
     return WR_OK;
 }
 
-static WrStatus do_delete(Assembler *a, const RelationVersion *rv, const char *key, bool known,
-                          const Value *key_vals, WrError *err)
+static WrStatus do_delete(Assembler *a, const RelationVersion *rv, const char *key, bool known, const Value *key_vals,
+                          WrError *err)
 {
     uint16_t n = 0;
     for (uint16_t i = 0; i < rv->ncols; i++) {
@@ -1227,8 +1221,8 @@ static WrStatus keyless_old_row(Assembler *a, const RelationVersion *rv, const P
             a->old_vals[i].data = NULL;
             a->old_unknown[i] = 1;
         }
-        strbuf_appendf(&a->warnings, "%s of a row of %s.%s (no key) without its old row: recorded as row %s\n",
-                       what, rv->nspname, rv->relname, a->key.data);
+        strbuf_appendf(&a->warnings, "%s of a row of %s.%s (no key) without its old row: recorded as row %s\n", what,
+                       rv->nspname, rv->relname, a->key.data);
     }
     return WR_OK;
 }
@@ -1340,12 +1334,9 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
 {
     const PgoChange *ch = &msg->u.change;
     const char *what = pgo_message_type_name(msg->type);
-    if (!a->in_txn)
-        return wr_error_set(err, WR_PROTOCOL, "%s outside a transaction", what);
+    if (!a->in_txn) return wr_error_set(err, WR_PROTOCOL, "%s outside a transaction", what);
     const RelationVersion *rv = relcache_lookup(a->relcache, ch->relid);
-    if (!rv)
-        return wr_error_set(err, WR_PROTOCOL, "%s for relation %u before its relation message", what,
-                            ch->relid);
+    if (!rv) return wr_error_set(err, WR_PROTOCOL, "%s for relation %u before its relation message", what, ch->relid);
     /* Also in a transaction already durable: column identities are not
      * durable themselves, the relation cache must learn them again. */
     if (is_control(a, rv)) return handle_control_change(a, msg, rv, err);
@@ -1392,8 +1383,7 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
 
     if (msg->type == PGO_MSG_DELETE) {
         if (!ch->old_kind)
-            return wr_error_set(err, WR_PROTOCOL, "delete on %s.%s without an old tuple", rv->nspname,
-                                rv->relname);
+            return wr_error_set(err, WR_PROTOCOL, "delete on %s.%s without an old tuple", rv->nspname, rv->relname);
         return do_delete(a, rv, a->key.data, known, key_vals, err);
     }
 
@@ -1408,8 +1398,7 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
     /* Fill unchanged TOAST values from the old image. */
     for (uint16_t i = 0; i < rv->ncols; i++) {
         if (a->new_state[i] != COL_UNCHANGED_TOAST) continue;
-        if (known && !a->old_unknown[i])
-            a->new_vals[i] = a->old_vals[i];
+        if (known && !a->old_unknown[i]) a->new_vals[i] = a->old_vals[i];
     }
     if (!keyless) build_key(&a->key2, rv, a->new_vals);
     if (!keyless && ch->old_kind && strcmp(a->key2.data, a->key.data) != 0) {
@@ -1440,9 +1429,7 @@ static WrStatus handle_truncate(Assembler *a, const PgoTruncate *t, WrError *err
     for (uint32_t i = 0; i < t->nrelids; i++) {
         uint32_t relid = pgo_truncate_relid(t, i);
         const RelationVersion *rv = relcache_lookup(a->relcache, relid);
-        if (!rv)
-            return wr_error_set(err, WR_PROTOCOL, "truncate of relation %u before its relation message",
-                                relid);
+        if (!rv) return wr_error_set(err, WR_PROTOCOL, "truncate of relation %u before its relation message", relid);
         if (relcache_is_excluded(a->relcache, rv) || is_control(a, rv)) continue;
         /* Recorded even under suppression: it carries no value, and without
          * it later changes would take old values from rows long gone. */
@@ -1548,12 +1535,12 @@ static bool retype_keeps_text(uint32_t from, int32_t from_typmod, uint32_t to, i
 typedef enum { RS_VALUE, RS_UNKNOWN, RS_CONVERT } RestateKind;
 
 typedef struct RestateCol {
-    uint16_t idx;       /* in rv->cols */
+    uint16_t idx; /* in rv->cols */
     RestateKind kind;
-    const char *value;  /* RS_VALUE: the value every row reads */
-    uint32_t from_oid;  /* RS_CONVERT: the type before */
+    const char *value; /* RS_VALUE: the value every row reads */
+    uint32_t from_oid; /* RS_CONVERT: the type before */
     int32_t from_typmod;
-    bool failed;        /* RS_CONVERT: the source refused the cast (warned once): the rest are unknown */
+    bool failed; /* RS_CONVERT: the source refused the cast (warned once): the rest are unknown */
 } RestateCol;
 
 /* A batch of the live rows (at most RESTATE_BATCH), copied out of scan_rows
@@ -1565,9 +1552,9 @@ typedef struct {
     Assembler *a;
     const RelationVersion *rv;
     RestateCol *rcs;
-    int nrc;          /* restated columns */
+    int nrc; /* restated columns */
     const char *timezone;
-    size_t total;     /* rows seen, over every batch */
+    size_t total; /* rows seen, over every batch */
     StrBuf newkey;
     size_t n, cap;
     char **keys;
@@ -1837,8 +1824,8 @@ static WrStatus restate_rows(Assembler *a, const RelationVersion *prev, const Re
                        "USING expression, or a hidden column retyped): column %s's values in the %zu rows "
                        "that were there are not known\n",
                        rv->nspname, rv->relname, rv->cols[rcs[c].idx].name, rows.total);
-        log_error("msg=\"values rewritten outside the WAL are not known\" table=%s.%s column=%s rows=%zu",
-                  rv->nspname, rv->relname, rv->cols[rcs[c].idx].name, rows.total);
+        log_error("msg=\"values rewritten outside the WAL are not known\" table=%s.%s column=%s rows=%zu", rv->nspname,
+                  rv->relname, rv->cols[rcs[c].idx].name, rows.total);
     }
     restate_rows_free(&rows);
     free(rcs);
@@ -2016,8 +2003,8 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
     }
     bool is_new = false;
     const RelationVersion *prev = cur;
-    const RelationVersion *rv = relcache_apply(a->relcache, r->relid, r->nspname, r->relname, r->replident,
-                                               r->ncols, cols, a->rev.commit_lsn, a->last_id + 1, &is_new);
+    const RelationVersion *rv = relcache_apply(a->relcache, r->relid, r->nspname, r->relname, r->replident, r->ncols,
+                                               cols, a->rev.commit_lsn, a->last_id + 1, &is_new);
     if (cols != cols_small) free(cols);
     if (!is_new || is_control(a, rv)) return WR_OK; /* a control table is not history */
     /* The rows cached under the old shape stay valid: they are kept by col_id. */
@@ -2026,8 +2013,8 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
     return rekey_rows(a, rv, err);
 }
 
-WrStatus assembler_baseline_begin(Assembler *a, Lsn consistent_point, int64_t time_pg_us,
-                                  const char *context_json, WrError *err)
+WrStatus assembler_baseline_begin(Assembler *a, Lsn consistent_point, int64_t time_pg_us, const char *context_json,
+                                  WrError *err)
 {
     if (a->in_txn) return wr_error_set(err, WR_PROTOCOL, "baseline inside a transaction");
     PgoBegin b = {.final_lsn = consistent_point, .commit_time = time_pg_us, .xid = 0};
@@ -2037,15 +2024,16 @@ WrStatus assembler_baseline_begin(Assembler *a, Lsn consistent_point, int64_t ti
     a->durable_end_lsn = durable;
     WrStatus st = ensure_begun(a, err);
     if (st != WR_OK || !context_json) return st;
-    PgoLogicalMessage m = {.transactional = true, .lsn = consistent_point, .prefix = CONTEXT_PREFIX,
+    PgoLogicalMessage m = {.transactional = true,
+                           .lsn = consistent_point,
+                           .prefix = CONTEXT_PREFIX,
                            .content = (const uint8_t *)context_json,
                            .content_len = (uint32_t)strlen(context_json)};
     return handle_context(a, &m, true, err);
 }
 
-WrStatus assembler_baseline_relation(Assembler *a, uint32_t relid, const char *nspname,
-                                     const char *relname, char replident, uint16_t ncols,
-                                     const RelColumnIn *cols, const int16_t *attnums,
+WrStatus assembler_baseline_relation(Assembler *a, uint32_t relid, const char *nspname, const char *relname,
+                                     char replident, uint16_t ncols, const RelColumnIn *cols, const int16_t *attnums,
                                      const RelationVersion **rv_out, WrError *err)
 {
     const char **names = xcalloc((size_t)ncols + 1, sizeof(char *));
@@ -2157,13 +2145,10 @@ WrStatus assembler_gap_row(Assembler *a, const RelationVersion *rv, DeltaOp op, 
     return WR_OK;
 }
 
-void assembler_row_key(const RelationVersion *rv, const Value *vals, StrBuf *key)
-{
-    build_key(key, rv, vals);
-}
+void assembler_row_key(const RelationVersion *rv, const Value *vals, StrBuf *key) { build_key(key, rv, vals); }
 
-WrStatus assembler_keyless_known(Assembler *a, const RelationVersion *rv, const Value *vals,
-                                 const char *const *exclude, int nexclude, StrBuf *key, bool *known, WrError *err)
+WrStatus assembler_keyless_known(Assembler *a, const RelationVersion *rv, const Value *vals, const char *const *exclude,
+                                 int nexclude, StrBuf *key, bool *known, WrError *err)
 {
     *known = false;
     if (!a->history.find_row) return WR_OK;
@@ -2187,8 +2172,8 @@ WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char
     return load_old_image(a, rv, key, known, err);
 }
 
-bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage *msg,
-                             const RelationVersion **rv, StrBuf *key, bool *inserted)
+bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage *msg, const RelationVersion **rv,
+                             StrBuf *key, bool *inserted)
 {
     *inserted = false;
     if (!scan->started) {
@@ -2197,18 +2182,12 @@ bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage
     }
     if (scan->stop || !a->history.lookup) return false;
     switch (msg->type) {
-    case PGO_MSG_BEGIN:
-        scan->skipping = msg->u.begin.final_lsn < a->durable_end_lsn;
-        return false;
-    case PGO_MSG_RELATION:
-        scan->stop = true;
-        return false;
+    case PGO_MSG_BEGIN: scan->skipping = msg->u.begin.final_lsn < a->durable_end_lsn; return false;
+    case PGO_MSG_RELATION: scan->stop = true; return false;
     case PGO_MSG_INSERT:
     case PGO_MSG_UPDATE:
-    case PGO_MSG_DELETE:
-        break;
-    default:
-        return false;
+    case PGO_MSG_DELETE: break;
+    default: return false;
     }
     const PgoChange *ch = &msg->u.change;
     if (scan->skipping || ch->old_kind == 'O') return false;
@@ -2271,28 +2250,22 @@ WrStatus assembler_handle(Assembler *a, const PgoMessage *msg, WrError *err)
         return WR_OK;
     case PGO_MSG_COMMIT:
         if (!a->in_txn) return wr_error_set(err, WR_PROTOCOL, "commit without begin");
-        return handle_commit(a, msg->u.commit.commit_lsn, msg->u.commit.end_lsn, msg->u.commit.commit_time,
-                             err);
+        return handle_commit(a, msg->u.commit.commit_lsn, msg->u.commit.end_lsn, msg->u.commit.commit_time, err);
     case PGO_MSG_ORIGIN:
         set_buf(&a->origin, msg->u.origin.name, strlen(msg->u.origin.name));
         a->has_origin = true;
         return WR_OK;
-    case PGO_MSG_RELATION:
-        return handle_relation(a, &msg->u.relation, err);
+    case PGO_MSG_RELATION: return handle_relation(a, &msg->u.relation, err);
     case PGO_MSG_TYPE:
         relcache_set_type_name(a->relcache, msg->u.type.type_oid, msg->u.type.nspname, msg->u.type.typname);
         return WR_OK;
     case PGO_MSG_INSERT:
     case PGO_MSG_UPDATE:
-    case PGO_MSG_DELETE:
-        return handle_change(a, msg, err);
-    case PGO_MSG_TRUNCATE:
-        return handle_truncate(a, &msg->u.truncate, err);
-    case PGO_MSG_MESSAGE:
-        return handle_message(a, &msg->u.message, err);
+    case PGO_MSG_DELETE: return handle_change(a, msg, err);
+    case PGO_MSG_TRUNCATE: return handle_truncate(a, &msg->u.truncate, err);
+    case PGO_MSG_MESSAGE: return handle_message(a, &msg->u.message, err);
     default:
-        return wr_error_set(err, WR_PROTOCOL,
-                            "unexpected %s message: walrev requests neither streaming nor two-phase",
+        return wr_error_set(err, WR_PROTOCOL, "unexpected %s message: walrev requests neither streaming nor two-phase",
                             pgo_message_type_name(msg->type));
     }
 }

@@ -34,8 +34,8 @@ typedef struct {
      * Set is_key[i] for names[i] in the primary key and *found=true, or leave
      * *found=false (no primary key: the whole row is the key). May be NULL.
      */
-    WrStatus (*primary_key)(void *ctx, uint32_t relid, uint16_t ncols, const char *const *names,
-                            bool *is_key, bool *found, WrError *err);
+    WrStatus (*primary_key)(void *ctx, uint32_t relid, uint16_t ncols, const char *const *names, bool *is_key,
+                            bool *found, WrError *err);
     /*
      * The text of values after an ALTER COLUMN ... TYPE rewrote them outside
      * the WAL: each in[i] (text of type from_oid/from_typmod, NULL for SQL
@@ -43,9 +43,8 @@ typedef struct {
      * DDL session's time zone, into out[i] (malloc'd; NULL for NULL; the
      * caller frees). May be NULL (no source connection: values unknown).
      */
-    WrStatus (*convert_values)(void *ctx, uint32_t from_oid, int32_t from_typmod, uint32_t to_oid,
-                               int32_t to_typmod, const char *timezone, size_t n, const Value *in, char **out,
-                               WrError *err);
+    WrStatus (*convert_values)(void *ctx, uint32_t from_oid, int32_t from_typmod, uint32_t to_oid, int32_t to_typmod,
+                               const char *timezone, size_t n, const Value *in, char **out, WrError *err);
     /*
      * Whether a logical message under a "walrev." prefix is walrev's own (a
      * baseline watermark or chunk the worker emitted and awaits, known by a
@@ -71,8 +70,8 @@ typedef struct {
      * May be NULL.
      */
     WrStatus (*known_revision)(void *ctx, uint32_t xid, Lsn commit_lsn, int64_t *id,
-                               uint8_t parent[WALREV_CHECKSUM_LEN], uint8_t checksum[WALREV_CHECKSUM_LEN],
-                               bool *found, WrError *err);
+                               uint8_t parent[WALREV_CHECKSUM_LEN], uint8_t checksum[WALREV_CHECKSUM_LEN], bool *found,
+                               WrError *err);
 } AssemblerOutput;
 
 /*
@@ -156,8 +155,8 @@ void assembler_restore_relation(Assembler *a, const RelationVersion *rv, int16_t
  * Where the sinks stand: the last revision id and checksum already durable,
  * and the LSN below which transactions are skipped (their end LSN is durable).
  */
-void assembler_set_position(Assembler *a, int64_t last_revision_id,
-                            const uint8_t last_checksum[WALREV_CHECKSUM_LEN], Lsn durable_end_lsn);
+void assembler_set_position(Assembler *a, int64_t last_revision_id, const uint8_t last_checksum[WALREV_CHECKSUM_LEN],
+                            Lsn durable_end_lsn);
 
 /*
  * Handle one message. WR_PROTOCOL for sequences the server must not send
@@ -172,19 +171,17 @@ WrStatus assembler_handle(Assembler *a, const PgoMessage *msg, WrError *err) WR_
  * consistent_point. begin → relation(s) via assembler_baseline_relation →
  * rows → commit. context_json is recorded as the revision's context.
  */
-WrStatus assembler_baseline_begin(Assembler *a, Lsn consistent_point, int64_t time_pg_us,
-                                  const char *context_json, WrError *err) WR_MUSTCHECK;
+WrStatus assembler_baseline_begin(Assembler *a, Lsn consistent_point, int64_t time_pg_us, const char *context_json,
+                                  WrError *err) WR_MUSTCHECK;
 /* A table of the baseline, described from the catalog as pgoutput would (also a
  * backfill chunk's table, inside its revision). */
-WrStatus assembler_baseline_relation(Assembler *a, uint32_t relid, const char *nspname,
-                                     const char *relname, char replident, uint16_t ncols,
-                                     const RelColumnIn *cols, const int16_t *attnums,
+WrStatus assembler_baseline_relation(Assembler *a, uint32_t relid, const char *nspname, const char *relname,
+                                     char replident, uint16_t ncols, const RelColumnIn *cols, const int16_t *attnums,
                                      const RelationVersion **rv_out, WrError *err) WR_MUSTCHECK;
 /* One existing row; vals[i] for rv->cols[i] (data NULL = SQL NULL). Also a
  * backfill chunk's row, inside its revision: the caller has made sure the
  * history does not hold it. */
-WrStatus assembler_baseline_row(Assembler *a, const RelationVersion *rv, const Value *vals,
-                                WrError *err) WR_MUSTCHECK;
+WrStatus assembler_baseline_row(Assembler *a, const RelationVersion *rv, const Value *vals, WrError *err) WR_MUSTCHECK;
 WrStatus assembler_baseline_commit(Assembler *a, WrError *err) WR_MUSTCHECK;
 
 /*
@@ -196,8 +193,8 @@ WrStatus assembler_baseline_commit(Assembler *a, WrError *err) WR_MUSTCHECK;
  * history holds and the table lacks (key; old values unknown);
  * DELTA_TRUNCATE, every row of rv's table (vals and key unused).
  */
-WrStatus assembler_gap_row(Assembler *a, const RelationVersion *rv, DeltaOp op, const char *key,
-                           const Value *vals, WrError *err) WR_MUSTCHECK;
+WrStatus assembler_gap_row(Assembler *a, const RelationVersion *rv, DeltaOp op, const char *key, const Value *vals,
+                           WrError *err) WR_MUSTCHECK;
 
 /*
  * The backfill of a table added later (worker/backfill.h). Its chunk arrives
@@ -217,9 +214,8 @@ WrStatus assembler_row_known(Assembler *a, const RelationVersion *rv, const char
  * reader's find_row answers; its key into *key. The caller adds each key
  * it was given to exclude, so n equal rows are matched to n distinct rows.
  */
-WrStatus assembler_keyless_known(Assembler *a, const RelationVersion *rv, const Value *vals,
-                                 const char *const *exclude, int nexclude, StrBuf *key, bool *known,
-                                 WrError *err) WR_MUSTCHECK;
+WrStatus assembler_keyless_known(Assembler *a, const RelationVersion *rv, const Value *vals, const char *const *exclude,
+                                 int nexclude, StrBuf *key, bool *known, WrError *err) WR_MUSTCHECK;
 /* The identity digest of a row of a table without a key (schema/digest.h), under the store's key. */
 void assembler_row_digest(const Assembler *a, const RelationVersion *rv, const Value *vals, uint8_t out[DIGEST_LEN]);
 /* The key the last assembler_baseline_row recorded its row under; valid until the next change. */
@@ -244,8 +240,8 @@ typedef struct {
     bool skipping; /* inside a transaction that is already durable */
     bool stop;
 } AssemblerScan;
-bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage *msg,
-                             const RelationVersion **rv, StrBuf *key, bool *inserted);
+bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage *msg, const RelationVersion **rv,
+                             StrBuf *key, bool *inserted);
 void assembler_prefetch_put(Assembler *a, const RelationVersion *rv, const char *key, const RowImage *image);
 /* The history holds no row of the object: its change then needs no lookup (unless it is cached by then). */
 void assembler_prefetch_absent(Assembler *a, uint32_t relid, const char *key);

@@ -104,8 +104,7 @@ static void bounded_text(StrBuf *out, const char *field, size_t max, StrBuf *war
     strbuf_append(&tmp, out->data, out->len);
     strbuf_reset(out);
     unsigned changed = text_sanitize(out, tmp.data, tmp.len, max);
-    if (changed & TEXT_HAD_NUL)
-        strbuf_appendf(warnings, "context: NUL characters in %s replaced by U+FFFD\n", field);
+    if (changed & TEXT_HAD_NUL) strbuf_appendf(warnings, "context: NUL characters in %s replaced by U+FFFD\n", field);
     if (changed & TEXT_CUT)
         strbuf_appendf(warnings, "context: %s of %zu bytes cut to %zu bytes\n", field, tmp.len, out->len);
     strbuf_free(&tmp);
@@ -130,7 +129,8 @@ static void parse_root(ParsedContext *c, json_t *root, StrBuf *warnings, json_t 
 {
     const char *k;
     json_t *v;
-    json_object_foreach(root, k, v) {
+    json_object_foreach(root, k, v)
+    {
         if (strcmp(k, "actor") == 0) {
             if (json_is_object(v)) {
                 if (json_replace_nul(v))
@@ -358,7 +358,8 @@ static void check_strict(ParsedContext *c, json_t *sig, unsigned flags, const Co
         strbuf_init(&m);
         append_len_prefixed(&m, name, json_string_length(app));
         append_len_prefixed(&m, json_string_value(xid), json_string_length(xid));
-        append_len_prefixed(&m, c->has_actor_type ? sb_text(&c->actor_type) : "", c->has_actor_type ? c->actor_type.len : 0);
+        append_len_prefixed(&m, c->has_actor_type ? sb_text(&c->actor_type) : "",
+                            c->has_actor_type ? c->actor_type.len : 0);
         append_len_prefixed(&m, c->has_actor_id ? sb_text(&c->actor_id) : "", c->has_actor_id ? c->actor_id.len : 0);
         append_len_prefixed(&m, c->has_description ? sb_text(&c->description) : "",
                             c->has_description ? c->description.len : 0);
@@ -408,8 +409,7 @@ static json_t *load_object(const char *json, size_t len, StrBuf *warnings)
     json_error_t jerr;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root) {
-        strbuf_appendf(warnings, "context: invalid JSON at line %d column %d: %s\n", jerr.line, jerr.column,
-                       jerr.text);
+        strbuf_appendf(warnings, "context: invalid JSON at line %d column %d: %s\n", jerr.line, jerr.column, jerr.text);
         return NULL;
     }
     if (!json_is_object(root)) {

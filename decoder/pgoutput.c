@@ -30,8 +30,7 @@ typedef struct {
     WrError *err;
 } Reader;
 
-static void reader_init(Reader *r, const uint8_t *buf, size_t len, const char *prefix,
-                        const char *what, WrError *err)
+static void reader_init(Reader *r, const uint8_t *buf, size_t len, const char *prefix, const char *what, WrError *err)
 {
     r->buf = buf;
     r->len = len;
@@ -70,8 +69,7 @@ static bool need(Reader *r, size_t n, const char *field)
 {
     if (r->failed) return false;
     if (remain(r) < n) {
-        fail(r, "truncated at offset %zu: need %zu bytes for %s, %zu remain", r->pos, n, field,
-             remain(r));
+        fail(r, "truncated at offset %zu: need %zu bytes for %s, %zu remain", r->pos, n, field, remain(r));
         return false;
     }
     return true;
@@ -144,8 +142,8 @@ static const char *get_string(Reader *r, const char *field)
     const uint8_t *start = r->buf + r->pos;
     const uint8_t *nul = memchr(start, 0, remain(r));
     if (!nul) {
-        fail(r, "unterminated string for %s at offset %zu: no NUL in the %zu remaining bytes", field,
-             r->pos, remain(r));
+        fail(r, "unterminated string for %s at offset %zu: no NUL in the %zu remaining bytes", field, r->pos,
+             remain(r));
         return "";
     }
     r->pos += (size_t)(nul - start) + 1;
@@ -159,48 +157,45 @@ WrStatus pgo_parse_copydata(const uint8_t *buf, size_t len, PgoCopyData *out, Wr
     Reader r;
     PgoCopyData c;
     memset(&c, 0, sizeof(c));
-    if (len == 0 || buf == NULL)
-        return wr_error_set(err, WR_PROTOCOL, "copydata: empty message at offset 0");
+    if (len == 0 || buf == NULL) return wr_error_set(err, WR_PROTOCOL, "copydata: empty message at offset 0");
     c.raw_kind = buf[0];
     switch (buf[0]) {
     case 'w':
         reader_init(&r, buf, len, "copydata", "xlogdata", err);
         r.pos = 1;
         c.kind = PGO_COPY_XLOGDATA;
-        c.wal_start = get_u64(&r, "dataStart");  /* Int64 dataStart */
-        c.wal_end = get_u64(&r, "walEnd");       /* Int64 walEnd */
+        c.wal_start = get_u64(&r, "dataStart");         /* Int64 dataStart */
+        c.wal_end = get_u64(&r, "walEnd");              /* Int64 walEnd */
         c.send_time = (int64_t)get_u64(&r, "sendTime"); /* Int64 sendTime */
         if (r.failed) return WR_PROTOCOL;
-        c.payload = buf + r.pos;                 /* Byte(n) pgoutput message */
+        c.payload = buf + r.pos; /* Byte(n) pgoutput message */
         c.payload_len = remain(&r);
         break;
     case 'k':
         reader_init(&r, buf, len, "copydata", "keepalive", err);
         r.pos = 1;
         c.kind = PGO_COPY_KEEPALIVE;
-        c.wal_end = get_u64(&r, "walEnd");       /* Int64 walEnd */
-        c.send_time = (int64_t)get_u64(&r, "sendTime"); /* Int64 sendTime */
+        c.wal_end = get_u64(&r, "walEnd");                     /* Int64 walEnd */
+        c.send_time = (int64_t)get_u64(&r, "sendTime");        /* Int64 sendTime */
         c.reply_requested = get_u8(&r, "replyRequested") != 0; /* Byte1 replyRequested */
         if (r.failed) return WR_PROTOCOL;
         /* Like pg_recvlogical, accept bytes after the known fields (future extensions). */
         break;
-    default:
-        c.kind = PGO_COPY_UNKNOWN;
-        break;
+    default: c.kind = PGO_COPY_UNKNOWN; break;
     }
     *out = c;
     return WR_OK;
 }
 
-size_t pgo_encode_status_update(uint8_t out[PGO_STATUS_UPDATE_SIZE], Lsn written, Lsn flushed,
-                                Lsn applied, int64_t now_pg_us, bool reply_requested)
+size_t pgo_encode_status_update(uint8_t out[PGO_STATUS_UPDATE_SIZE], Lsn written, Lsn flushed, Lsn applied,
+                                int64_t now_pg_us, bool reply_requested)
 {
-    out[0] = 'r';                               /* Byte1 'r' */
-    wr_write_u64(out + 1, written);             /* Int64 written */
-    wr_write_u64(out + 9, flushed);             /* Int64 flushed */
-    wr_write_u64(out + 17, applied);            /* Int64 applied */
+    out[0] = 'r';                                /* Byte1 'r' */
+    wr_write_u64(out + 1, written);              /* Int64 written */
+    wr_write_u64(out + 9, flushed);              /* Int64 flushed */
+    wr_write_u64(out + 17, applied);             /* Int64 applied */
     wr_write_u64(out + 25, (uint64_t)now_pg_us); /* Int64 clientTime */
-    out[33] = reply_requested ? 1 : 0;          /* Byte1 replyRequested */
+    out[33] = reply_requested ? 1 : 0;           /* Byte1 replyRequested */
     return PGO_STATUS_UPDATE_SIZE;
 }
 
@@ -219,8 +214,7 @@ static void read_tuple(Reader *r, PgoTuple *t, const char *which)
         uint8_t kind = get_u8(r, "column kind");
         switch (kind) {
         case PGO_COL_NULL:
-        case PGO_COL_UNCHANGED_TOAST:
-            break;
+        case PGO_COL_UNCHANGED_TOAST: break;
         case PGO_COL_TEXT:
         case PGO_COL_BINARY: {
             uint32_t n = get_len(r, "value length");
@@ -349,10 +343,7 @@ const char *pgo_message_type_name(PgoMessageType type)
     return "unknown";
 }
 
-static bool is_known_type(uint8_t b)
-{
-    return strchr("BCORYIUDTMSEcAbPKrp", b) != NULL && b != 0;
-}
+static bool is_known_type(uint8_t b) { return strchr("BCORYIUDTMSEcAbPKrp", b) != NULL && b != 0; }
 
 /* [xid]: Int32, present only inside a streaming block. */
 static void read_stream_xid(Reader *r, const PgoParser *p, uint32_t *xid, bool *has_xid)
@@ -363,8 +354,7 @@ static void read_stream_xid(Reader *r, const PgoParser *p, uint32_t *xid, bool *
 
 /* Begin Prepare: Int64 prepare_lsn, Int64 end_lsn, Int64 prepare_time, Int32 xid, String gid.
  * The others add a leading Int8 flags. */
-static void read_two_phase(Reader *r, PgoTwoPhase *tp, bool has_flags, const char *lsn_name,
-                           const char *time_name)
+static void read_two_phase(Reader *r, PgoTwoPhase *tp, bool has_flags, const char *lsn_name, const char *time_name)
 {
     tp->flags = has_flags ? get_flags(r) : 0;
     tp->lsn = get_u64(r, lsn_name);
@@ -378,10 +368,10 @@ static void read_two_phase(Reader *r, PgoTwoPhase *tp, bool has_flags, const cha
  * each allows: Insert 'N'; Delete 'K' or 'O'; Update ['K' or 'O'] 'N'. */
 static void read_change(Reader *r, const PgoParser *p, PgoMessageType type, PgoChange *c)
 {
-    read_stream_xid(r, p, &c->xid, &c->has_xid);              /* [Int32 xid] */
-    c->relid = get_u32(r, "relation id");                     /* Int32 relation OID */
+    read_stream_xid(r, p, &c->xid, &c->has_xid); /* [Int32 xid] */
+    c->relid = get_u32(r, "relation id");        /* Int32 relation OID */
     size_t at = r->pos;
-    uint8_t marker = get_u8(r, "tuple marker");               /* Byte1 'K'/'O'/'N' */
+    uint8_t marker = get_u8(r, "tuple marker"); /* Byte1 'K'/'O'/'N' */
     if (r->failed) return;
     if (type == PGO_MSG_INSERT && marker != 'N') {
         fail(r, "expected 'N' at offset %zu, got 0x%02x", at, marker);
@@ -400,22 +390,22 @@ static void read_change(Reader *r, const PgoParser *p, PgoMessageType type, PgoC
         read_tuple(r, &c->old_tuple, marker == 'K' ? "key tuple" : "old tuple");
         if (type == PGO_MSG_DELETE || r->failed) return;
         at = r->pos;
-        marker = get_u8(r, "new tuple marker");               /* Byte1 'N' */
+        marker = get_u8(r, "new tuple marker"); /* Byte1 'N' */
         if (r->failed) return;
         if (marker != 'N') {
             fail(r, "expected 'N' at offset %zu, got 0x%02x", at, marker);
             return;
         }
     }
-    read_tuple(r, &c->new_tuple, "new tuple");                /* TupleData */
+    read_tuple(r, &c->new_tuple, "new tuple"); /* TupleData */
 }
 
 /* Truncate: [Int32 xid], Int32 nrelids, Int8 options, nrelids × Int32 OID. */
 static void read_truncate(Reader *r, const PgoParser *p, PgoTruncate *t)
 {
-    read_stream_xid(r, p, &t->xid, &t->has_xid);              /* [Int32 xid] */
-    t->nrelids = get_len(r, "relation count");                /* Int32 nrelids */
-    t->options = get_u8(r, "options");                        /* Int8 options */
+    read_stream_xid(r, p, &t->xid, &t->has_xid);  /* [Int32 xid] */
+    t->nrelids = get_len(r, "relation count");    /* Int32 nrelids */
+    t->options = get_u8(r, "options");            /* Int8 options */
     if (!r->failed && t->nrelids > remain(r) / 4) /* nrelids × 4 may not fit a 32-bit size_t */
         fail(r, "truncated at offset %zu: need %" PRIu64 " bytes for relation ids, %zu remain", r->pos,
              (uint64_t)t->nrelids * 4, remain(r));
@@ -423,18 +413,15 @@ static void read_truncate(Reader *r, const PgoParser *p, PgoTruncate *t)
         t->relids = get_bytes(r, (size_t)t->nrelids * 4, "relation ids"); /* nrelids × Int32 */
 }
 
-WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMessage *out,
-                           WrError *err)
+WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMessage *out, WrError *err)
 {
-    if (len == 0 || buf == NULL)
-        return wr_error_set(err, WR_PROTOCOL, "pgoutput: empty message at offset 0");
+    if (len == 0 || buf == NULL) return wr_error_set(err, WR_PROTOCOL, "pgoutput: empty message at offset 0");
     uint8_t type = buf[0];
     if (!is_known_type(type)) {
         if (type >= 0x20 && type < 0x7f)
-            return wr_error_set(err, WR_PROTOCOL,
-                                "pgoutput: unknown message type '%c' (0x%02x) at offset 0", type, type);
-        return wr_error_set(err, WR_PROTOCOL, "pgoutput: unknown message type 0x%02x at offset 0",
-                            type);
+            return wr_error_set(err, WR_PROTOCOL, "pgoutput: unknown message type '%c' (0x%02x) at offset 0", type,
+                                type);
+        return wr_error_set(err, WR_PROTOCOL, "pgoutput: unknown message type 0x%02x at offset 0", type);
     }
 
     Reader rd;
@@ -448,53 +435,49 @@ WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMess
 
     switch (m.type) {
     case PGO_MSG_BEGIN:
-        m.u.begin.final_lsn = get_u64(r, "final_lsn");            /* Int64 final_lsn */
+        m.u.begin.final_lsn = get_u64(r, "final_lsn");              /* Int64 final_lsn */
         m.u.begin.commit_time = (int64_t)get_u64(r, "commit_time"); /* Int64 commit timestamp */
-        m.u.begin.xid = get_u32(r, "xid");                        /* Int32 xid */
+        m.u.begin.xid = get_u32(r, "xid");                          /* Int32 xid */
         break;
     case PGO_MSG_COMMIT:
-        m.u.commit.flags = get_flags(r);                          /* Int8 flags (0) */
-        m.u.commit.commit_lsn = get_u64(r, "commit_lsn");         /* Int64 commit_lsn */
-        m.u.commit.end_lsn = get_u64(r, "end_lsn");               /* Int64 end_lsn */
+        m.u.commit.flags = get_flags(r);                             /* Int8 flags (0) */
+        m.u.commit.commit_lsn = get_u64(r, "commit_lsn");            /* Int64 commit_lsn */
+        m.u.commit.end_lsn = get_u64(r, "end_lsn");                  /* Int64 end_lsn */
         m.u.commit.commit_time = (int64_t)get_u64(r, "commit_time"); /* Int64 commit timestamp */
         break;
     case PGO_MSG_ORIGIN:
-        m.u.origin.origin_lsn = get_u64(r, "origin_lsn");         /* Int64 origin commit LSN */
-        m.u.origin.name = get_string(r, "origin name");           /* String name */
+        m.u.origin.origin_lsn = get_u64(r, "origin_lsn"); /* Int64 origin commit LSN */
+        m.u.origin.name = get_string(r, "origin name");   /* String name */
         break;
     case PGO_MSG_RELATION: {
         PgoRelation *rel = &m.u.relation;
-        read_stream_xid(r, p, &rel->xid, &rel->has_xid);          /* [Int32 xid] */
-        rel->relid = get_u32(r, "relation id");                   /* Int32 relation OID */
-        rel->nspname = get_string(r, "namespace");                /* String namespace */
-        rel->relname = get_string(r, "relation name");            /* String relname */
-        rel->replident = (char)get_u8(r, "replica identity");     /* Int8 relreplident */
-        rel->ncols = get_u16(r, "column count");                  /* Int16 ncols */
-        read_rel_columns(r, rel);                                 /* ncols × column */
+        read_stream_xid(r, p, &rel->xid, &rel->has_xid);      /* [Int32 xid] */
+        rel->relid = get_u32(r, "relation id");               /* Int32 relation OID */
+        rel->nspname = get_string(r, "namespace");            /* String namespace */
+        rel->relname = get_string(r, "relation name");        /* String relname */
+        rel->replident = (char)get_u8(r, "replica identity"); /* Int8 relreplident */
+        rel->ncols = get_u16(r, "column count");              /* Int16 ncols */
+        read_rel_columns(r, rel);                             /* ncols × column */
         break;
     }
     case PGO_MSG_TYPE:
-        read_stream_xid(r, p, &m.u.type.xid, &m.u.type.has_xid);  /* [Int32 xid] */
-        m.u.type.type_oid = get_u32(r, "type oid");               /* Int32 type OID */
-        m.u.type.nspname = get_string(r, "namespace");            /* String namespace */
-        m.u.type.typname = get_string(r, "type name");            /* String type name */
+        read_stream_xid(r, p, &m.u.type.xid, &m.u.type.has_xid); /* [Int32 xid] */
+        m.u.type.type_oid = get_u32(r, "type oid");              /* Int32 type OID */
+        m.u.type.nspname = get_string(r, "namespace");           /* String namespace */
+        m.u.type.typname = get_string(r, "type name");           /* String type name */
         break;
     case PGO_MSG_INSERT:
     case PGO_MSG_UPDATE:
-    case PGO_MSG_DELETE:
-        read_change(r, p, m.type, &m.u.change);
-        break;
-    case PGO_MSG_TRUNCATE:
-        read_truncate(r, p, &m.u.truncate);
-        break;
+    case PGO_MSG_DELETE: read_change(r, p, m.type, &m.u.change); break;
+    case PGO_MSG_TRUNCATE: read_truncate(r, p, &m.u.truncate); break;
     case PGO_MSG_MESSAGE: {
         PgoLogicalMessage *lm = &m.u.message;
-        read_stream_xid(r, p, &lm->xid, &lm->has_xid);            /* [Int32 xid] */
-        lm->transactional = (get_u8(r, "flags") & 1) != 0;        /* Int8 flags */
-        lm->lsn = get_u64(r, "message lsn");                      /* Int64 message LSN */
-        lm->prefix = get_string(r, "prefix");                     /* String prefix */
-        lm->content_len = get_len(r, "content length");           /* Int32 length */
-        lm->content = get_bytes(r, lm->content_len, "content");   /* Byte(length) */
+        read_stream_xid(r, p, &lm->xid, &lm->has_xid);          /* [Int32 xid] */
+        lm->transactional = (get_u8(r, "flags") & 1) != 0;      /* Int8 flags */
+        lm->lsn = get_u64(r, "message lsn");                    /* Int64 message LSN */
+        lm->prefix = get_string(r, "prefix");                   /* String prefix */
+        lm->content_len = get_len(r, "content length");         /* Int32 length */
+        lm->content = get_bytes(r, lm->content_len, "content"); /* Byte(length) */
         break;
     }
     case PGO_MSG_STREAM_START:
@@ -502,7 +485,7 @@ WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMess
             fail(r, "unexpected inside a streaming block, at offset 0");
             break;
         }
-        m.u.stream_start.xid = get_u32(r, "xid");                 /* Int32 xid */
+        m.u.stream_start.xid = get_u32(r, "xid");                         /* Int32 xid */
         m.u.stream_start.first_segment = get_u8(r, "first_segment") != 0; /* Int8 */
         in_stream_after = true;
         break;
@@ -514,31 +497,25 @@ WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMess
         in_stream_after = false;
         break;
     case PGO_MSG_STREAM_COMMIT:
-        m.u.stream_commit.xid = get_u32(r, "xid");                /* Int32 xid */
-        m.u.stream_commit.flags = get_flags(r);                   /* Int8 flags (0) */
-        m.u.stream_commit.commit_lsn = get_u64(r, "commit_lsn");  /* Int64 commit_lsn */
-        m.u.stream_commit.end_lsn = get_u64(r, "end_lsn");        /* Int64 end_lsn */
+        m.u.stream_commit.xid = get_u32(r, "xid");                          /* Int32 xid */
+        m.u.stream_commit.flags = get_flags(r);                             /* Int8 flags (0) */
+        m.u.stream_commit.commit_lsn = get_u64(r, "commit_lsn");            /* Int64 commit_lsn */
+        m.u.stream_commit.end_lsn = get_u64(r, "end_lsn");                  /* Int64 end_lsn */
         m.u.stream_commit.commit_time = (int64_t)get_u64(r, "commit_time"); /* Int64 */
         break;
     case PGO_MSG_STREAM_ABORT:
-        m.u.stream_abort.xid = get_u32(r, "xid");                 /* Int32 xid */
-        m.u.stream_abort.subxid = get_u32(r, "subxid");           /* Int32 subxid */
+        m.u.stream_abort.xid = get_u32(r, "xid");       /* Int32 xid */
+        m.u.stream_abort.subxid = get_u32(r, "subxid"); /* Int32 subxid */
         if (p->proto_version >= 4 && p->streaming_parallel) {
             m.u.stream_abort.has_abort_info = true;
-            m.u.stream_abort.abort_lsn = get_u64(r, "abort_lsn");  /* Int64 abort_lsn */
+            m.u.stream_abort.abort_lsn = get_u64(r, "abort_lsn");            /* Int64 abort_lsn */
             m.u.stream_abort.abort_time = (int64_t)get_u64(r, "abort_time"); /* Int64 */
         }
         break;
-    case PGO_MSG_BEGIN_PREPARE:
-        read_two_phase(r, &m.u.two_phase, false, "prepare_lsn", "prepare_time");
-        break;
+    case PGO_MSG_BEGIN_PREPARE: read_two_phase(r, &m.u.two_phase, false, "prepare_lsn", "prepare_time"); break;
     case PGO_MSG_PREPARE:
-    case PGO_MSG_STREAM_PREPARE:
-        read_two_phase(r, &m.u.two_phase, true, "prepare_lsn", "prepare_time");
-        break;
-    case PGO_MSG_COMMIT_PREPARED:
-        read_two_phase(r, &m.u.two_phase, true, "commit_lsn", "commit_time");
-        break;
+    case PGO_MSG_STREAM_PREPARE: read_two_phase(r, &m.u.two_phase, true, "prepare_lsn", "prepare_time"); break;
+    case PGO_MSG_COMMIT_PREPARED: read_two_phase(r, &m.u.two_phase, true, "commit_lsn", "commit_time"); break;
     case PGO_MSG_ROLLBACK_PREPARED: {
         PgoRollbackPrepared *rp = &m.u.rollback_prepared;
         rp->flags = get_flags(r);                                 /* Int8 flags (0) */
@@ -552,8 +529,7 @@ WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMess
     }
     }
 
-    if (!r->failed && remain(r) != 0)
-        fail(r, "%zu trailing bytes at offset %zu", remain(r), r->pos);
+    if (!r->failed && remain(r) != 0) fail(r, "%zu trailing bytes at offset %zu", remain(r), r->pos);
     if (r->failed) return WR_PROTOCOL;
     p->in_stream = in_stream_after;
     *out = m;
@@ -611,10 +587,7 @@ static void append_quoted(StrBuf *out, const uint8_t *s, size_t n)
     strbuf_append_char(out, '\'');
 }
 
-static void append_cstr(StrBuf *out, const char *s)
-{
-    append_quoted(out, (const uint8_t *)s, strlen(s));
-}
+static void append_cstr(StrBuf *out, const char *s) { append_quoted(out, (const uint8_t *)s, strlen(s)); }
 
 static void append_hex(StrBuf *out, const uint8_t *s, size_t n)
 {
@@ -664,13 +637,10 @@ static void append_lsn(StrBuf *out, const char *label, Lsn lsn)
     strbuf_appendf(out, " %s=" LSN_FMT, label, LSN_ARGS(lsn));
 }
 
-static void append_time(StrBuf *out, const char *label, int64_t t)
-{
-    strbuf_appendf(out, " %s=%" PRId64, label, t);
-}
+static void append_time(StrBuf *out, const char *label, int64_t t) { strbuf_appendf(out, " %s=%" PRId64, label, t); }
 
-static void append_two_phase(StrBuf *out, const PgoTwoPhase *tp, bool has_flags,
-                             const char *lsn_name, const char *time_name)
+static void append_two_phase(StrBuf *out, const PgoTwoPhase *tp, bool has_flags, const char *lsn_name,
+                             const char *time_name)
 {
     if (has_flags) strbuf_appendf(out, " flags=%u", (unsigned)tp->flags);
     append_lsn(out, lsn_name, tp->lsn);
@@ -778,8 +748,7 @@ void pgo_format_message(const PgoMessage *msg, StrBuf *out)
         strbuf_appendf(out, " xid=%" PRIu32 " first_segment=%s", msg->u.stream_start.xid,
                        msg->u.stream_start.first_segment ? "true" : "false");
         break;
-    case PGO_MSG_STREAM_STOP:
-        break;
+    case PGO_MSG_STREAM_STOP: break;
     case PGO_MSG_STREAM_COMMIT: {
         const PgoStreamCommit *sc = &msg->u.stream_commit;
         strbuf_appendf(out, " xid=%" PRIu32 " flags=%u", sc->xid, (unsigned)sc->flags);
@@ -797,16 +766,10 @@ void pgo_format_message(const PgoMessage *msg, StrBuf *out)
         }
         break;
     }
-    case PGO_MSG_BEGIN_PREPARE:
-        append_two_phase(out, &msg->u.two_phase, false, "prepare_lsn", "prepare_time");
-        break;
+    case PGO_MSG_BEGIN_PREPARE: append_two_phase(out, &msg->u.two_phase, false, "prepare_lsn", "prepare_time"); break;
     case PGO_MSG_PREPARE:
-    case PGO_MSG_STREAM_PREPARE:
-        append_two_phase(out, &msg->u.two_phase, true, "prepare_lsn", "prepare_time");
-        break;
-    case PGO_MSG_COMMIT_PREPARED:
-        append_two_phase(out, &msg->u.two_phase, true, "commit_lsn", "commit_time");
-        break;
+    case PGO_MSG_STREAM_PREPARE: append_two_phase(out, &msg->u.two_phase, true, "prepare_lsn", "prepare_time"); break;
+    case PGO_MSG_COMMIT_PREPARED: append_two_phase(out, &msg->u.two_phase, true, "commit_lsn", "commit_time"); break;
     case PGO_MSG_ROLLBACK_PREPARED: {
         const PgoRollbackPrepared *rp = &msg->u.rollback_prepared;
         strbuf_appendf(out, " flags=%u", (unsigned)rp->flags);

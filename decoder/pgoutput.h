@@ -35,8 +35,8 @@ WrStatus pgo_parse_copydata(const uint8_t *buf, size_t len, PgoCopyData *out, Wr
 
 #define PGO_STATUS_UPDATE_SIZE 34
 /* Encode a standby status update ('r') into out; returns PGO_STATUS_UPDATE_SIZE. */
-size_t pgo_encode_status_update(uint8_t out[PGO_STATUS_UPDATE_SIZE], Lsn written, Lsn flushed,
-                                Lsn applied, int64_t now_pg_us, bool reply_requested);
+size_t pgo_encode_status_update(uint8_t out[PGO_STATUS_UPDATE_SIZE], Lsn written, Lsn flushed, Lsn applied,
+                                int64_t now_pg_us, bool reply_requested);
 
 /* ---- pgoutput messages: enum values are the wire bytes ---- */
 
@@ -95,19 +95,19 @@ bool pgo_tuple_next(PgoTupleIter *it, PgoValue *out);
 
 /* Relation column descriptor, as sent. */
 typedef struct {
-    uint8_t flags;        /* bit 0 (value 1): part of the replica identity key */
-    const char *name;     /* NUL-terminated, inside the buffer */
+    uint8_t flags;    /* bit 0 (value 1): part of the replica identity key */
+    const char *name; /* NUL-terminated, inside the buffer */
     uint32_t type_oid;
     int32_t typmod;
 } PgoRelColumn;
 
 typedef struct {
-    uint32_t xid;         /* only inside a streaming block (has_xid) */
+    uint32_t xid; /* only inside a streaming block (has_xid) */
     bool has_xid;
     uint32_t relid;
-    const char *nspname;  /* "" means pg_catalog */
+    const char *nspname; /* "" means pg_catalog */
     const char *relname;
-    char replident;       /* 'd' default, 'n' nothing, 'f' full, 'i' index */
+    char replident; /* 'd' default, 'n' nothing, 'f' full, 'i' index */
     uint16_t ncols;
     const uint8_t *columns; /* validated; iterate with pgo_relation_next_column */
     size_t columns_len;
@@ -123,7 +123,7 @@ void pgo_relation_iter_init(PgoRelColumnIter *it, const PgoRelation *rel);
 bool pgo_relation_next_column(PgoRelColumnIter *it, PgoRelColumn *out);
 
 typedef struct {
-    Lsn final_lsn;        /* LSN of the commit record */
+    Lsn final_lsn; /* LSN of the commit record */
     int64_t commit_time;
     uint32_t xid;
 } PgoBegin;
@@ -131,7 +131,7 @@ typedef struct {
 typedef struct {
     uint8_t flags;
     Lsn commit_lsn;
-    Lsn end_lsn;          /* the value to confirm */
+    Lsn end_lsn; /* the value to confirm */
     int64_t commit_time;
 } PgoCommit;
 
@@ -152,9 +152,9 @@ typedef struct {
     uint32_t xid;
     bool has_xid;
     uint32_t relid;
-    char old_kind;        /* 0 (none), 'K' (key columns) or 'O' (full old row); Update/Delete */
-    PgoTuple old_tuple;   /* valid when old_kind != 0 */
-    PgoTuple new_tuple;   /* Insert/Update */
+    char old_kind;      /* 0 (none), 'K' (key columns) or 'O' (full old row); Update/Delete */
+    PgoTuple old_tuple; /* valid when old_kind != 0 */
+    PgoTuple new_tuple; /* Insert/Update */
 } PgoChange;
 
 #define PGO_TRUNCATE_CASCADE 1
@@ -163,7 +163,7 @@ typedef struct {
     uint32_t xid;
     bool has_xid;
     uint32_t nrelids;
-    uint8_t options;      /* PGO_TRUNCATE_* bits */
+    uint8_t options;       /* PGO_TRUNCATE_* bits */
     const uint8_t *relids; /* nrelids × Int32; read with pgo_truncate_relid */
 } PgoTruncate;
 uint32_t pgo_truncate_relid(const PgoTruncate *t, uint32_t i);
@@ -194,7 +194,7 @@ typedef struct {
 typedef struct {
     uint32_t xid;
     uint32_t subxid;
-    bool has_abort_info;  /* protocol 4 with streaming=parallel */
+    bool has_abort_info; /* protocol 4 with streaming=parallel */
     Lsn abort_lsn;
     int64_t abort_time;
 } PgoStreamAbort;
@@ -202,9 +202,9 @@ typedef struct {
 /* Begin Prepare, Prepare, Stream Prepare, Commit Prepared share this shape. */
 typedef struct {
     uint8_t flags;
-    Lsn lsn;              /* prepare_lsn or commit_lsn */
+    Lsn lsn; /* prepare_lsn or commit_lsn */
     Lsn end_lsn;
-    int64_t time;         /* prepare or commit timestamp */
+    int64_t time; /* prepare or commit timestamp */
     uint32_t xid;
     const char *gid;
 } PgoTwoPhase;
@@ -227,13 +227,13 @@ typedef struct {
         PgoOrigin origin;
         PgoRelation relation;
         PgoType type;
-        PgoChange change;          /* Insert, Update, Delete */
+        PgoChange change; /* Insert, Update, Delete */
         PgoTruncate truncate;
         PgoLogicalMessage message;
         PgoStreamStart stream_start;
         PgoStreamCommit stream_commit;
         PgoStreamAbort stream_abort;
-        PgoTwoPhase two_phase;     /* Begin Prepare, Prepare, Stream Prepare, Commit Prepared */
+        PgoTwoPhase two_phase; /* Begin Prepare, Prepare, Stream Prepare, Commit Prepared */
         PgoRollbackPrepared rollback_prepared;
     } u;
 } PgoMessage;
@@ -244,9 +244,9 @@ typedef struct {
  * in force (Stream Abort's v4 fields).
  */
 typedef struct {
-    int proto_version;        /* 1..4 */
-    bool streaming_parallel;  /* streaming=parallel was requested (v4) */
-    bool in_stream;           /* between Stream Start and Stream Stop */
+    int proto_version;       /* 1..4 */
+    bool streaming_parallel; /* streaming=parallel was requested (v4) */
+    bool in_stream;          /* between Stream Start and Stream Stop */
 } PgoParser;
 
 void pgo_parser_init(PgoParser *p, int proto_version, bool streaming_parallel);
@@ -256,8 +256,7 @@ void pgo_parser_init(PgoParser *p, int proto_version, bool streaming_parallel);
  * views into buf. On WR_PROTOCOL err says which message type and byte offset
  * failed; the parser state is unchanged. Never reads outside buf[0..len).
  */
-WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMessage *out,
-                           WrError *err) WR_MUSTCHECK;
+WrStatus pgo_parse_message(PgoParser *p, const uint8_t *buf, size_t len, PgoMessage *out, WrError *err) WR_MUSTCHECK;
 
 /* A stable human-readable name for a message type ("insert", "stream commit"…). */
 const char *pgo_message_type_name(PgoMessageType type);

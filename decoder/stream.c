@@ -76,14 +76,13 @@ static WrStatus check_slot_name(const ReplStream *s, const char *slot, const cha
     size_t n = slot ? strlen(slot) : 0;
     if (n == 0) return wr_error_set(err, WR_INVALID, "%s on %s: empty slot name", what, s->where);
     if (n > 63)
-        return wr_error_set(err, WR_INVALID, "%s on %s: slot name \"%.80s...\" is longer than 63 bytes", what,
-                            s->where, slot);
+        return wr_error_set(err, WR_INVALID, "%s on %s: slot name \"%.80s...\" is longer than 63 bytes", what, s->where,
+                            slot);
     for (size_t i = 0; i < n; i++) {
         char c = slot[i];
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return wr_error_set(err, WR_INVALID,
-                                "%s on %s: slot name \"%.80s\" may only contain a-z, 0-9 and '_'", what,
-                                s->where, slot);
+            return wr_error_set(err, WR_INVALID, "%s on %s: slot name \"%.80s\" may only contain a-z, 0-9 and '_'",
+                                what, s->where, slot);
     }
     return WR_OK;
 }
@@ -127,8 +126,7 @@ int repl_stream_socket(const ReplStream *s) { return PQsocket(s->conn); }
 /* Run a replication command expecting rows; *res owned by caller on WR_OK. */
 static WrStatus exec_tuples(ReplStream *s, const char *sql, const char *what, PGresult **res, WrError *err)
 {
-    if (s->streaming)
-        return wr_error_set(err, WR_FATAL, "%s on %s: connection is streaming", what, s->where);
+    if (s->streaming) return wr_error_set(err, WR_FATAL, "%s on %s: connection is streaming", what, s->where);
     if (pgio_exec(s->conn, sql, 0, NULL, res) && PQresultStatus(*res) == PGRES_TUPLES_OK) return WR_OK;
     WrStatus st = result_error(s, *res, what, err);
     PQclear(*res);
@@ -143,8 +141,8 @@ WrStatus repl_stream_identify(ReplStream *s, ReplSystemInfo *info, WrError *err)
     if (st != WR_OK) return st;
     memset(info, 0, sizeof(*info));
     if (PQntuples(res) != 1 || PQnfields(res) < 4) {
-        st = wr_error_set(err, WR_PROTOCOL, "IDENTIFY_SYSTEM on %s: got %d rows and %d fields, want 1 and 4",
-                          s->where, PQntuples(res), PQnfields(res));
+        st = wr_error_set(err, WR_PROTOCOL, "IDENTIFY_SYSTEM on %s: got %d rows and %d fields, want 1 and 4", s->where,
+                          PQntuples(res), PQnfields(res));
         goto done;
     }
     char *end = NULL;
@@ -171,16 +169,14 @@ static WrStatus create_slot(ReplStream *s, const char *slot, bool temporary, boo
                             Lsn *consistent_point, char *snapshot_name, size_t snapshot_size, bool *exists,
                             WrError *err);
 
-WrStatus repl_stream_create_slot(ReplStream *s, const char *slot, bool export_snapshot,
-                                 Lsn *consistent_point, char *snapshot_name, size_t snapshot_size,
-                                 bool *exists, WrError *err)
+WrStatus repl_stream_create_slot(ReplStream *s, const char *slot, bool export_snapshot, Lsn *consistent_point,
+                                 char *snapshot_name, size_t snapshot_size, bool *exists, WrError *err)
 {
-    return create_slot(s, slot, false, export_snapshot, consistent_point, snapshot_name, snapshot_size, exists,
-                       err);
+    return create_slot(s, slot, false, export_snapshot, consistent_point, snapshot_name, snapshot_size, exists, err);
 }
 
-WrStatus repl_stream_create_temporary_slot(ReplStream *s, const char *slot, Lsn *consistent_point,
-                                           char *snapshot_name, size_t snapshot_size, WrError *err)
+WrStatus repl_stream_create_temporary_slot(ReplStream *s, const char *slot, Lsn *consistent_point, char *snapshot_name,
+                                           size_t snapshot_size, WrError *err)
 {
     bool exists = false;
     WrStatus st = create_slot(s, slot, true, true, consistent_point, snapshot_name, snapshot_size, &exists, err);
@@ -309,13 +305,13 @@ done:
 
 /* ---- streaming ---- */
 
-WrStatus repl_stream_start(ReplStream *s, const char *slot, Lsn start, int proto_version,
-                           const char *publications, const char *extra_options, WrError *err)
+WrStatus repl_stream_start(ReplStream *s, const char *slot, Lsn start, int proto_version, const char *publications,
+                           const char *extra_options, WrError *err)
 {
     if (check_slot_name(s, slot, "START_REPLICATION", err) != WR_OK) return WR_INVALID;
     if (!publications || !publications[0])
-        return wr_error_set(err, WR_INVALID, "START_REPLICATION slot \"%.150s\" on %s: no publication names",
-                            slot, s->where);
+        return wr_error_set(err, WR_INVALID, "START_REPLICATION slot \"%.150s\" on %s: no publication names", slot,
+                            s->where);
     if (proto_version < 1 || proto_version > 4)
         return wr_error_set(err, WR_INVALID, "START_REPLICATION slot \"%.150s\" on %s: proto_version %d not in 1..4",
                             slot, s->where, proto_version);
@@ -350,18 +346,15 @@ WrStatus repl_stream_start(ReplStream *s, const char *slot, Lsn start, int proto
         st = result_error(s, res, what, err);
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         if (state && strcmp(state, "42704") == 0) /* undefined_object: the slot is missing */
-            st = wr_error_set(err, WR_FATAL, "replication slot \"%.150s\" does not exist on %s (SQLSTATE 42704)",
-                              slot, s->where);
+            st = wr_error_set(err, WR_FATAL, "replication slot \"%.150s\" does not exist on %s (SQLSTATE 42704)", slot,
+                              s->where);
     }
     PQclear(res);
     return st;
 }
 
 /* Deadlines run on the process's one monotonic clock (common.h). */
-static int64_t now_ms(void)
-{
-    return mono_now_us() / 1000;
-}
+static int64_t now_ms(void) { return mono_now_us() / 1000; }
 
 /* Read the result that ends COPY after PQgetCopyData returned -1. */
 static WrStatus end_of_copy(ReplStream *s, WrError *err)
@@ -404,7 +397,7 @@ static WrStatus wait_socket(ReplStream *s, int timeout_ms, WrError *err)
     if (r == 0) return WR_AGAIN;
     if (!PQconsumeInput(s->conn)) goto lost;
     return WR_OK;
-lost: {
+lost : {
     char msg[512];
     conn_message(s, msg, sizeof(msg));
     return wr_error_set(err, WR_RETRY, "replication stream on %s: connection lost: %s", s->where, msg);
@@ -461,15 +454,14 @@ WrStatus repl_stream_receive(ReplStream *s, int timeout_ms, const uint8_t **buf,
 WrStatus repl_stream_send_status(ReplStream *s, Lsn written, Lsn flushed, Lsn applied, bool reply_requested,
                                  WrError *err)
 {
-    if (!s->streaming)
-        return wr_error_set(err, WR_FATAL, "status update on %s: connection is not streaming", s->where);
+    if (!s->streaming) return wr_error_set(err, WR_FATAL, "status update on %s: connection is not streaming", s->where);
     uint8_t msg[PGO_STATUS_UPDATE_SIZE];
     size_t n = pgo_encode_status_update(msg, written, flushed, applied, pg_now_us(), reply_requested);
     if (PQputCopyData(s->conn, (const char *)msg, (int)n) <= 0 || PQflush(s->conn) < 0) {
         char text[512];
         conn_message(s, text, sizeof(text));
-        return wr_error_set(err, WR_RETRY, "status update on %s (flush " LSN_FMT "): %s", s->where,
-                            LSN_ARGS(flushed), text);
+        return wr_error_set(err, WR_RETRY, "status update on %s (flush " LSN_FMT "): %s", s->where, LSN_ARGS(flushed),
+                            text);
     }
     return WR_OK;
 }

@@ -48,9 +48,8 @@ void repl_stream_configure(const ReplStreamOptions *o);
  * already existed (SQLSTATE 42710). After slot_wait_s the request is cancelled:
  * WR_FATAL naming the prepared and the oldest open transactions it waited for.
  */
-WrStatus repl_stream_create_slot(ReplStream *s, const char *slot, bool export_snapshot,
-                                 Lsn *consistent_point, char *snapshot_name, size_t snapshot_size,
-                                 bool *exists, WrError *err) WR_MUSTCHECK;
+WrStatus repl_stream_create_slot(ReplStream *s, const char *slot, bool export_snapshot, Lsn *consistent_point,
+                                 char *snapshot_name, size_t snapshot_size, bool *exists, WrError *err) WR_MUSTCHECK;
 
 /*
  * CREATE_REPLICATION_SLOT slot TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export'):
@@ -58,15 +57,15 @@ WrStatus repl_stream_create_slot(ReplStream *s, const char *slot, bool export_sn
  * snapshot and consistent point (e.g. to read tables at a known position).
  * WR_FATAL when a slot of that name exists.
  */
-WrStatus repl_stream_create_temporary_slot(ReplStream *s, const char *slot, Lsn *consistent_point,
-                                           char *snapshot_name, size_t snapshot_size, WrError *err) WR_MUSTCHECK;
+WrStatus repl_stream_create_temporary_slot(ReplStream *s, const char *slot, Lsn *consistent_point, char *snapshot_name,
+                                           size_t snapshot_size, WrError *err) WR_MUSTCHECK;
 
 /*
  * START_REPLICATION SLOT slot LOGICAL start (proto_version, publication_names,
  * messages 'true', plus extra_options verbatim if not NULL, e.g. "\"streaming\" 'on'").
  */
-WrStatus repl_stream_start(ReplStream *s, const char *slot, Lsn start, int proto_version,
-                           const char *publications, const char *extra_options, WrError *err) WR_MUSTCHECK;
+WrStatus repl_stream_start(ReplStream *s, const char *slot, Lsn start, int proto_version, const char *publications,
+                           const char *extra_options, WrError *err) WR_MUSTCHECK;
 
 /*
  * Next CopyData from the server, waiting at most timeout_ms (0: do not wait).
@@ -77,8 +76,8 @@ WrStatus repl_stream_receive(ReplStream *s, int timeout_ms, const uint8_t **buf,
                              WrError *err) WR_MUSTCHECK;
 
 /* Send a standby status update ('r') and flush it. */
-WrStatus repl_stream_send_status(ReplStream *s, Lsn written, Lsn flushed, Lsn applied,
-                                 bool reply_requested, WrError *err) WR_MUSTCHECK;
+WrStatus repl_stream_send_status(ReplStream *s, Lsn written, Lsn flushed, Lsn applied, bool reply_requested,
+                                 WrError *err) WR_MUSTCHECK;
 
 /* Send CopyDone, drain what the server still sends, end COPY. */
 WrStatus repl_stream_finish(ReplStream *s, WrError *err) WR_MUSTCHECK;

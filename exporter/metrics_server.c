@@ -60,8 +60,7 @@ bool metrics_parse_listen(const char *text, char *host, size_t host_size, char *
 }
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                              const char *version, const char *upload_data, size_t *upload_data_size,
-                              void **con_cls)
+                              const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     (void)cls;
     (void)version;
@@ -185,8 +184,8 @@ WrStatus metrics_server_start(const char *addr, MetricsServer **out, WrError *er
     pthread_sigmask(SIG_BLOCK, &block, &old);
     s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0), 0,
                                  NULL, NULL, answer, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                                 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned)16, MHD_OPTION_END);
+                                 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)16, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!s->daemon) {
         close(fd); /* not the daemon's yet: no other thread runs at this point of walrev run */
@@ -197,10 +196,7 @@ WrStatus metrics_server_start(const char *addr, MetricsServer **out, WrError *er
     return WR_OK;
 }
 
-const char *metrics_server_address(const MetricsServer *s)
-{
-    return s->address;
-}
+const char *metrics_server_address(const MetricsServer *s) { return s->address; }
 
 void metrics_server_stop(MetricsServer *s)
 {

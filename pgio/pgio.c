@@ -37,8 +37,8 @@ static const struct {
     {"53", PGIO_RETRY},    /* insufficient_resources */
     {"58030", PGIO_RETRY}, /* io_error */
     /* What was sent cannot be stored as it is; other data could. */
-    {"22", PGIO_DATA},     /* data_exception: invalid text, NUL bytes, out of range */
-    {"54", PGIO_DATA},     /* program_limit_exceeded: index row or statement too large */
+    {"22", PGIO_DATA}, /* data_exception: invalid text, NUL bytes, out of range */
+    {"54", PGIO_DATA}, /* program_limit_exceeded: index row or statement too large */
     /* Explicitly fatal (as every unlisted code), named for the reader. */
     {"28", PGIO_FATAL},    /* invalid_authorization_specification: wrong password, pg_hba */
     {"42501", PGIO_FATAL}, /* insufficient_privilege */
@@ -88,10 +88,7 @@ static int conn_event(PGEventId id, void *info, void *passthrough)
     return 1;
 }
 
-static ConnState *conn_state(const PGconn *conn)
-{
-    return conn ? PQinstanceData(conn, conn_event) : NULL;
-}
+static ConnState *conn_state(const PGconn *conn) { return conn ? PQinstanceData(conn, conn_event) : NULL; }
 
 bool pgio_timed_out(PGconn *conn)
 {
@@ -111,8 +108,11 @@ static PgioOptions options = {5, 30, 10, 3, 10000};
 
 void pgio_options_default(PgioOptions *o)
 {
-    *o = (PgioOptions){.connect_timeout_s = 5, .keepalives_idle_s = 30, .keepalives_interval_s = 10,
-                       .keepalives_count = 3, .reply_timeout_ms = 10000};
+    *o = (PgioOptions){.connect_timeout_s = 5,
+                       .keepalives_idle_s = 30,
+                       .keepalives_interval_s = 10,
+                       .keepalives_count = 3,
+                       .reply_timeout_ms = 10000};
 }
 
 void pgio_configure(const PgioOptions *o) { options = *o; }
@@ -265,7 +265,7 @@ static bool result_ok(const PGresult *res)
 
 /* How a statement is sent: simple protocol, parameters, or a prepared name. */
 typedef struct {
-    const char *sql;  /* or the prepared statement's name */
+    const char *sql; /* or the prepared statement's name */
     bool prepared;
     int nparams;
     const char *const *params;
@@ -372,8 +372,8 @@ static WrStatus run_as(bool binary, PGconn *conn, const char *sql, int nparams, 
     return WR_OK;
 }
 
-WrStatus pgio_run(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out,
-                  WrError *err, const char *what)
+WrStatus pgio_run(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out, WrError *err,
+                  const char *what)
 {
     return run_as(false, conn, sql, nparams, params, out, err, what);
 }
@@ -397,9 +397,16 @@ bool pgio_copy_put(PGconn *conn, const char *data, size_t len)
 
 /* Settings that identify a server and are safe to show; everything else
  * (password, sslpassword, options that might carry one) is dropped. */
-static const char *const redact_keep[] = {"host", "hostaddr", "port", "dbname", "user",
-                                          "service", "sslmode", "application_name",
-                                          "target_session_attrs", "replication"};
+static const char *const redact_keep[] = {"host",
+                                          "hostaddr",
+                                          "port",
+                                          "dbname",
+                                          "user",
+                                          "service",
+                                          "sslmode",
+                                          "application_name",
+                                          "target_session_attrs",
+                                          "replication"};
 
 static void append_conn_value(StrBuf *b, const char *v)
 {

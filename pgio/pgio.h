@@ -58,10 +58,10 @@ void pgio_configure(const PgioOptions *o);
 const PgioOptions *pgio_options(void);
 
 typedef struct {
-    const char *what;        /* for messages: "history store", "source" */
-    const char *app_name;    /* fallback_application_name */
-    bool replication;        /* replication=database (walsender) */
-    bool bounded;            /* every reply awaited at most reply_timeout_ms */
+    const char *what;     /* for messages: "history store", "source" */
+    const char *app_name; /* fallback_application_name */
+    bool replication;     /* replication=database (walsender) */
+    bool bounded;         /* every reply awaited at most reply_timeout_ms */
 } PgioConnect;
 
 /*
@@ -111,8 +111,8 @@ WrStatus pgio_fail(PGconn *conn, const PGresult *res, WrError *err, const char *
 
 /* pgio_exec, and pgio_fail on failure (*out is NULL then). out may be NULL:
  * the result is cleared. */
-WrStatus pgio_run(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out,
-                  WrError *err, const char *what) WR_MUSTCHECK;
+WrStatus pgio_run(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out, WrError *err,
+                  const char *what) WR_MUSTCHECK;
 /* pgio_run with results in binary format (pgio_exec_binary). */
 WrStatus pgio_run_binary(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out,
                          WrError *err, const char *what) WR_MUSTCHECK;

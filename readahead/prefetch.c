@@ -88,8 +88,7 @@ static WrStatus fetch_table(TableKeys *t, Assembler *a, const HistoryLookup *his
     return st;
 }
 
-WrStatus prefetch_old_images(const ReadAhead *q, const PgoParser *parser, Assembler *a, size_t *fetched,
-                             WrError *err)
+WrStatus prefetch_old_images(const ReadAhead *q, const PgoParser *parser, Assembler *a, size_t *fetched, WrError *err)
 {
     *fetched = 0;
     const HistoryLookup *history = assembler_history(a);

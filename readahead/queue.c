@@ -10,10 +10,10 @@
 struct ReadAhead {
     uint8_t *data;
     size_t len, cap;
-    size_t *off;  /* start of message i; off[n] == len */
+    size_t *off; /* start of message i; off[n] == len */
     size_t n, cap_n;
-    size_t head;  /* next message to pop */
-    WrStatus failed;     /* what ended the last drain, handed on once the queue is empty; WR_OK: nothing */
+    size_t head;     /* next message to pop */
+    WrStatus failed; /* what ended the last drain, handed on once the queue is empty; WR_OK: nothing */
     WrError failed_err;
 };
 

@@ -40,15 +40,14 @@ typedef struct {
 
 /* The options each command takes; one it does not take is an error rather
  * than silently ignored (`history --actor x` must not print everything). */
-#define OPTBIT(o) (1u << ((o) - OPT_FORMAT))
+#define OPTBIT(o) (1u << ((o)-OPT_FORMAT))
 #define OUT_OPTS (OPTBIT(OPT_FORMAT) | OPTBIT(OPT_NULL))
-#define LOG_OPTS                                                                                             \
-    (OUT_OPTS | OPTBIT(OPT_ACTOR) | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_SINCE) |    \
-     OPTBIT(OPT_UNTIL) | OPTBIT(OPT_LIMIT))
-#define SHOW_OPTS OUT_OPTS
-#define HISTORY_OPTS                                                                                         \
-    (OUT_OPTS | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_SINCE) | OPTBIT(OPT_UNTIL) |    \
+#define LOG_OPTS                                                                                                  \
+    (OUT_OPTS | OPTBIT(OPT_ACTOR) | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_SINCE) | OPTBIT(OPT_UNTIL) | \
      OPTBIT(OPT_LIMIT))
+#define SHOW_OPTS OUT_OPTS
+#define HISTORY_OPTS \
+    (OUT_OPTS | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_SINCE) | OPTBIT(OPT_UNTIL) | OPTBIT(OPT_LIMIT))
 #define BLAME_OPTS (OUT_OPTS | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_AT))
 #define DIFF_OPTS (OUT_OPTS | OPTBIT(OPT_TABLE))
 
@@ -61,7 +60,7 @@ static WrStatus parse_args(ReplayCtx *ctx, int argc, char **argv, unsigned allow
     while ((c = getopt_long(argc, argv, "", rq_audit_options, &idx)) != -1) {
         if (c >= OPT_FORMAT && c <= OPT_NULL && !(allowed & OPTBIT(c)))
             return rq_usage(ctx, err, "%s does not take --%s (try walrev %s --help)", ctx->cmd,
-                                idx >= 0 ? rq_audit_options[idx].name : "?", ctx->cmd);
+                            idx >= 0 ? rq_audit_options[idx].name : "?", ctx->cmd);
         idx = -1;
         switch (c) {
         case OPT_FORMAT:
@@ -99,9 +98,9 @@ static WrStatus need_no_pos(ReplayCtx *ctx, const AuditArgs *a, const char *cmd,
  * as "d" with the key condition cond; a FROM-list fragment. The history
  * schema is %1$s.
  */
-#define PARENT_DELTAS(cond)                                                                                  \
-    "(SELECT * FROM %1$s.member_intervals($1::oid) WHERE relkind = 'r') iv "                                 \
-    "JOIN %1$s.object_delta d ON d.relid = iv.relid AND " cond " "                                           \
+#define PARENT_DELTAS(cond)                                                  \
+    "(SELECT * FROM %1$s.member_intervals($1::oid) WHERE relkind = 'r') iv " \
+    "JOIN %1$s.object_delta d ON d.relid = iv.relid AND " cond " "           \
     "AND %1$s.change_pos(d.revision_id, d.seq) >= iv.lo AND %1$s.change_pos(d.revision_id, d.seq) < iv.hi"
 
 /*
@@ -112,8 +111,7 @@ static WrStatus need_no_pos(ReplayCtx *ctx, const AuditArgs *a, const char *cmd,
 static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, uint32_t *relid, char **key, bool *parent,
                                WrError *err)
 {
-    if (a->ntables != 1 || !a->key)
-        return rq_usage(ctx, err, "%s needs --table T and --key K", ctx->cmd);
+    if (a->ntables != 1 || !a->key) return rq_usage(ctx, err, "%s needs --table T and --key K", ctx->cmd);
     if (rq_resolve_table(ctx, a->tables[0], relid, err) != WR_OK) return err->status;
     if (rq_has_members(ctx, *relid, parent, err) != WR_OK) return err->status;
     if (rq_parse_key(a->key, key, err) != WR_OK) return err->status;
@@ -122,10 +120,10 @@ static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, uint32_t *rel
     const char *params[2] = {rel, *key};
     char *sql = NULL;
     if (*parent) {
-        sql = xasprintf("SELECT 1 FROM " PARENT_DELTAS("d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " LIMIT 1", ctx->schema_q);
-    } else {
-        sql = xasprintf("SELECT 1 FROM %s.object_delta WHERE relid = $1 AND key = $2 LIMIT 1",
+        sql = xasprintf("SELECT 1 FROM " PARENT_DELTAS("d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " LIMIT 1",
                         ctx->schema_q);
+    } else {
+        sql = xasprintf("SELECT 1 FROM %s.object_delta WHERE relid = $1 AND key = $2 LIMIT 1", ctx->schema_q);
     }
     PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
     free(sql);
@@ -213,35 +211,48 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
          * or changed the table itself. */
         char *table_cond = NULL;
         if (parent) {
-            table_cond = xasprintf("l.revision IN (SELECT d.revision_id FROM " PARENT_DELTAS("($6::text IS NULL OR d.key = %1$s.leaf_key($1::oid, iv.relid, $6))")
-                                   "  UNION SELECT floor(iv.lo / 4294967296)::bigint FROM %1$s.member_intervals($1::oid) iv"
-                                   "   WHERE $6::text IS NULL"
-                                   "  UNION SELECT floor(iv.hi / 4294967296)::bigint FROM %1$s.member_intervals($1::oid) iv"
-                                   "   WHERE $6::text IS NULL AND iv.hi <> 'Infinity'"
-                                   "  UNION SELECT e.revision_id FROM %1$s.table_event e WHERE e.relid = $1::oid"
-                                   "   AND $6::text IS NULL)",
-                                   ctx->schema_q);
+            table_cond = xasprintf(
+                "l.revision IN (SELECT d.revision_id FROM " PARENT_DELTAS(
+                    "($6::text IS NULL OR d.key = %1$s.leaf_key($1::oid, iv.relid, $6))") "  UNION SELECT floor(iv.lo "
+                                                                                          "/ 4294967296)::bigint FROM "
+                                                                                          "%1$s.member_intervals($1::"
+                                                                                          "oid) iv"
+                                                                                          "   WHERE $6::text IS NULL"
+                                                                                          "  UNION SELECT floor(iv.hi "
+                                                                                          "/ 4294967296)::bigint FROM "
+                                                                                          "%1$s.member_intervals($1::"
+                                                                                          "oid) iv"
+                                                                                          "   WHERE $6::text IS NULL "
+                                                                                          "AND iv.hi <> 'Infinity'"
+                                                                                          "  UNION SELECT "
+                                                                                          "e.revision_id FROM "
+                                                                                          "%1$s.table_event e WHERE "
+                                                                                          "e.relid = $1::oid"
+                                                                                          "   AND $6::text IS NULL)",
+                ctx->schema_q);
         } else {
             table_cond = xasprintf("($1::oid IS NULL OR l.revision IN (SELECT d.revision_id FROM %1$s.object_delta d "
                                    "     WHERE d.relid = $1::oid AND ($6::text IS NULL OR d.key = $6)))",
                                    ctx->schema_q);
         }
         /* A quarantined revision (docs/history-store.md#quarantine) says so where its description goes. */
-        char *sql = xasprintf("SELECT l.revision, l.commit_time, l.actor_type, l.actor_id, "
-                              "CASE WHEN EXISTS (SELECT 1 FROM %1$s.revision r WHERE r.id = l.revision AND r.quarantined) "
-                              "THEN '[quarantined] ' || coalesce(l.description, '') ELSE l.description END AS description, "
-                              "l.inserts, l.updates, l.deletes, l.truncates, l.verified, l.db_user "
-                              "FROM %1$s.revision_log l "
-                              "WHERE ($2::bigint IS NULL OR l.revision > $2::bigint) "
-                              "AND ($3::bigint IS NULL OR l.revision <= $3::bigint) "
-                              "AND ($4::text IS NULL OR l.revision IN (SELECT c.revision_id FROM %1$s.revision_context c "
-                              "     WHERE c.actor_type = $4 AND c.actor_id = $5)) "
-                              "AND %2$s "
-                              "ORDER BY l.revision DESC LIMIT $7::bigint",
-                              ctx->schema_q, table_cond);
+        char *sql =
+            xasprintf("SELECT l.revision, l.commit_time, l.actor_type, l.actor_id, "
+                      "CASE WHEN EXISTS (SELECT 1 FROM %1$s.revision r WHERE r.id = l.revision AND r.quarantined) "
+                      "THEN '[quarantined] ' || coalesce(l.description, '') ELSE l.description END AS description, "
+                      "l.inserts, l.updates, l.deletes, l.truncates, l.verified, l.db_user "
+                      "FROM %1$s.revision_log l "
+                      "WHERE ($2::bigint IS NULL OR l.revision > $2::bigint) "
+                      "AND ($3::bigint IS NULL OR l.revision <= $3::bigint) "
+                      "AND ($4::text IS NULL OR l.revision IN (SELECT c.revision_id FROM %1$s.revision_context c "
+                      "     WHERE c.actor_type = $4 AND c.actor_id = $5)) "
+                      "AND %2$s "
+                      "ORDER BY l.revision DESC LIMIT $7::bigint",
+                      ctx->schema_q, table_cond);
         free(table_cond);
-        const char *params[7] = {rel[0] ? rel : NULL, since[0] ? since : NULL, until[0] ? until : NULL, atype, aid,
-                                 key,                 limit[0] ? limit : NULL};
+        const char *params[7] = {
+            rel[0] ? rel : NULL,    since[0] ? since : NULL, until[0] ? until : NULL, atype, aid, key,
+            limit[0] ? limit : NULL};
         PGresult *res = rq_exec(ctx->hist, err, sql, 7, params);
         free(sql);
         if (!res) {
@@ -265,11 +276,12 @@ WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (a.npos != 1) return rq_usage(ctx, err, "usage: walrev show POINT [--format aligned|csv|json]");
     Point pt;
     if (rq_resolve_point(ctx, a.pos[0], &pt, err) != WR_OK) return err->status;
-    PGresult *head = rq_execf(ctx->hist, err,
-                              "SELECT revision, commit_time, commit_lsn, end_lsn, xid, actor_type, actor_id, "
-                              "description, inserts, updates, deletes, truncates, snapshots, warnings, verified, db_user "
-                              "FROM %s.revision_log WHERE revision = %lld",
-                              ctx->schema_q, (long long)pt.rev);
+    PGresult *head =
+        rq_execf(ctx->hist, err,
+                 "SELECT revision, commit_time, commit_lsn, end_lsn, xid, actor_type, actor_id, "
+                 "description, inserts, updates, deletes, truncates, snapshots, warnings, verified, db_user "
+                 "FROM %s.revision_log WHERE revision = %lld",
+                 ctx->schema_q, (long long)pt.rev);
     if (!head) return err->status;
     PGresult *res = rq_execf(ctx->hist, err,
                              "SELECT h.seq, h.table_name AS \"table\", h.op, h.key, h.actor_type, h.actor_id, "
@@ -315,8 +327,7 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     bool parent = false;
     char since[24], until[24], limit[24];
     if (resolve_object(ctx, &a, &relid, &key, &parent, err) != WR_OK ||
-        resolve_range(ctx, &a, since, until, err) != WR_OK ||
-        parse_limit(ctx, &a, limit, err) != WR_OK) {
+        resolve_range(ctx, &a, since, until, err) != WR_OK || parse_limit(ctx, &a, limit, err) != WR_OK) {
         free(key);
         return err->status;
     }
@@ -329,17 +340,24 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     char *sql = NULL;
     if (parent) {
         /* a partitioned table: the key's changes in its partitions while they were its own */
-        sql = xasprintf("WITH d AS MATERIALIZED (SELECT d.revision_id, d.seq, d.relid, d.key FROM "
-                        PARENT_DELTAS("d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " "
-                        "    AND ($3::bigint IS NULL OR d.revision_id > $3::bigint) "
-                        "    AND ($4::bigint IS NULL OR d.revision_id <= $4::bigint) "
-                        "  ORDER BY d.revision_id DESC, d.seq DESC LIMIT $5::bigint) "
-                        "SELECT h.revision, h.commit_time, h.op, h.actor_type, h.actor_id, h.description, "
-                        "h.column_name AS \"column\", h.old_value, h.new_value, h.verified, h.db_user "
-                        "FROM d JOIN %1$s.object_history h ON h.revision = d.revision_id AND h.seq = d.seq "
-                        "WHERE h.relid = d.relid AND h.key = d.key "
-                        "ORDER BY h.revision, h.seq, h.attr_no",
-                        ctx->schema_q);
+        sql = xasprintf(
+            "WITH d AS MATERIALIZED (SELECT d.revision_id, d.seq, d.relid, d.key FROM " PARENT_DELTAS(
+                "d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " "
+                                                                "    AND ($3::bigint IS NULL OR d.revision_id > "
+                                                                "$3::bigint) "
+                                                                "    AND ($4::bigint IS NULL OR d.revision_id <= "
+                                                                "$4::bigint) "
+                                                                "  ORDER BY d.revision_id DESC, d.seq DESC LIMIT "
+                                                                "$5::bigint) "
+                                                                "SELECT h.revision, h.commit_time, h.op, h.actor_type, "
+                                                                "h.actor_id, h.description, "
+                                                                "h.column_name AS \"column\", h.old_value, "
+                                                                "h.new_value, h.verified, h.db_user "
+                                                                "FROM d JOIN %1$s.object_history h ON h.revision = "
+                                                                "d.revision_id AND h.seq = d.seq "
+                                                                "WHERE h.relid = d.relid AND h.key = d.key "
+                                                                "ORDER BY h.revision, h.seq, h.attr_no",
+            ctx->schema_q);
     } else {
         sql = xasprintf("WITH d AS MATERIALIZED (SELECT o.revision_id, o.seq FROM %1$s.object_delta o "
                         "  WHERE o.relid = $1::oid AND o.key = $2 "
@@ -410,15 +428,16 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     /* verified, db_user: the context of the change that set the value, as the server knew it.
      * The change is found by (revision, seq) through the BRIN of object_delta, one probe per
      * column (a plain join read all of object_delta: 2.3 s at 10^6 versions of the object). */
-    char *sql = xasprintf("SELECT b.column_name AS \"column\", b.value, b.revision, b.op, b.commit_time, b.actor_type, "
-                    "b.actor_id, b.description, coalesce(c.actor_verified, c.attested) AS verified, c.db_session_user AS db_user "
-                    "FROM %1$s.blame($1::oid, $2, $3::bigint) WITH ORDINALITY AS b(column_name, value, revision, seq, "
-                    "op, commit_time, actor_type, actor_id, description, n) "
-                    "LEFT JOIN LATERAL (SELECT od.context_no FROM %1$s.object_delta od "
-                    "WHERE od.revision_id = b.revision AND od.seq = b.seq LIMIT 1) od ON true "
-                    "LEFT JOIN %1$s.revision_context c ON c.revision_id = b.revision "
-                    "AND c.context_no = od.context_no ORDER BY b.n",
-                    ctx->schema_q);
+    char *sql = xasprintf(
+        "SELECT b.column_name AS \"column\", b.value, b.revision, b.op, b.commit_time, b.actor_type, "
+        "b.actor_id, b.description, coalesce(c.actor_verified, c.attested) AS verified, c.db_session_user AS db_user "
+        "FROM %1$s.blame($1::oid, $2, $3::bigint) WITH ORDINALITY AS b(column_name, value, revision, seq, "
+        "op, commit_time, actor_type, actor_id, description, n) "
+        "LEFT JOIN LATERAL (SELECT od.context_no FROM %1$s.object_delta od "
+        "WHERE od.revision_id = b.revision AND od.seq = b.seq LIMIT 1) od ON true "
+        "LEFT JOIN %1$s.revision_context c ON c.revision_id = b.revision "
+        "AND c.context_no = od.context_no ORDER BY b.n",
+        ctx->schema_q);
     const char *params[3] = {rel, key, rev};
     PGresult *res = rq_exec(ctx->hist, err, sql, 3, params);
     free(sql);
@@ -443,8 +462,7 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (parse_args(ctx, argc, argv, DIFF_OPTS, &a, err) != WR_OK) return err->status;
     if (a.npos == 1 && strstr(a.pos[0], "..")) /* main..NAME: a branch (merge.c) */
         return branch_diff(ctx, a.pos[0], a.tables, a.ntables, a.fmt, a.null_text, err);
-    if (a.npos != 2)
-        return rq_usage(ctx, err, "usage: walrev diff POINT1 POINT2 [--table T ...] [--format F]");
+    if (a.npos != 2) return rq_usage(ctx, err, "usage: walrev diff POINT1 POINT2 [--table T ...] [--format F]");
     Point p1, p2;
     if (rq_resolve_point(ctx, a.pos[0], &p1, err) != WR_OK) return err->status;
     if (rq_resolve_point(ctx, a.pos[1], &p2, err) != WR_OK) return err->status;
@@ -472,31 +490,32 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     strbuf_append_char(&ids, '}');
     /* a partitioned table (the table log says so) through parent_diff: the union of its partitions */
-    PGresult *res = rq_execf(ctx->hist, err,
-                             "SELECT v.nspname || '.' || v.relname AS \"table\", d.key, d.change, "
-                             "d.column_name AS \"column\", "
-                             /* an erased value (walrev erase) reads as <erased>, not as NULL */
-                             "CASE WHEN d.old_value IS NULL AND d.change <> 'added' AND %2$s.erased_at(t.relid, "
-                             "d.key, d.column_name, %3$lld) THEN '<erased>' ELSE d.old_value END AS old_value, "
-                             "CASE WHEN d.new_value IS NULL AND d.change <> 'removed' AND %2$s.erased_at(t.relid, "
-                             "d.key, d.column_name, %4$lld) THEN '<erased>' ELSE d.new_value END AS new_value "
-                             "FROM (SELECT u.relid, u.n, EXISTS (SELECT 1 FROM %2$s.table_event e "
-                             "      WHERE e.relid = u.relid AND e.relkind = 'p') OR %2$s.is_inherit_parent(u.relid) AS part "
-                             "      FROM unnest('%1$s'::oid[]) WITH ORDINALITY AS u(relid, n)) t "
-                             "CROSS JOIN LATERAL (SELECT x.nspname, x.relname FROM ("
-                             "  (SELECT nspname, relname, 1 AS src, version::numeric AS o FROM %2$s.relation_version rv "
-                             "   WHERE rv.relid = t.relid) UNION ALL "
-                             "  (SELECT nspname, relname, 0, %2$s.change_pos(revision_id, seq) FROM %2$s.table_event e "
-                             "   WHERE e.relid = t.relid AND e.event <> 'drop')) x "
-                             "  ORDER BY x.src DESC, x.o DESC LIMIT 1) v "
-                             "CROSS JOIN LATERAL ("
-                             "  SELECT * FROM %2$s.diff(%3$lld, %4$lld, t.relid) WITH ORDINALITY "
-                             "    AS d1(key, change, column_name, old_value, new_value, n) WHERE NOT t.part "
-                             "  UNION ALL SELECT * FROM %2$s.parent_diff(%3$lld, %4$lld, t.relid) WITH ORDINALITY "
-                             "    AS d2(key, change, column_name, old_value, new_value, n) WHERE t.part) "
-                             "  AS d(key, change, column_name, old_value, new_value, n) "
-                             "ORDER BY t.n, d.n",
-                             ids.data, ctx->schema_q, (long long)p1.rev, (long long)p2.rev);
+    PGresult *res =
+        rq_execf(ctx->hist, err,
+                 "SELECT v.nspname || '.' || v.relname AS \"table\", d.key, d.change, "
+                 "d.column_name AS \"column\", "
+                 /* an erased value (walrev erase) reads as <erased>, not as NULL */
+                 "CASE WHEN d.old_value IS NULL AND d.change <> 'added' AND %2$s.erased_at(t.relid, "
+                 "d.key, d.column_name, %3$lld) THEN '<erased>' ELSE d.old_value END AS old_value, "
+                 "CASE WHEN d.new_value IS NULL AND d.change <> 'removed' AND %2$s.erased_at(t.relid, "
+                 "d.key, d.column_name, %4$lld) THEN '<erased>' ELSE d.new_value END AS new_value "
+                 "FROM (SELECT u.relid, u.n, EXISTS (SELECT 1 FROM %2$s.table_event e "
+                 "      WHERE e.relid = u.relid AND e.relkind = 'p') OR %2$s.is_inherit_parent(u.relid) AS part "
+                 "      FROM unnest('%1$s'::oid[]) WITH ORDINALITY AS u(relid, n)) t "
+                 "CROSS JOIN LATERAL (SELECT x.nspname, x.relname FROM ("
+                 "  (SELECT nspname, relname, 1 AS src, version::numeric AS o FROM %2$s.relation_version rv "
+                 "   WHERE rv.relid = t.relid) UNION ALL "
+                 "  (SELECT nspname, relname, 0, %2$s.change_pos(revision_id, seq) FROM %2$s.table_event e "
+                 "   WHERE e.relid = t.relid AND e.event <> 'drop')) x "
+                 "  ORDER BY x.src DESC, x.o DESC LIMIT 1) v "
+                 "CROSS JOIN LATERAL ("
+                 "  SELECT * FROM %2$s.diff(%3$lld, %4$lld, t.relid) WITH ORDINALITY "
+                 "    AS d1(key, change, column_name, old_value, new_value, n) WHERE NOT t.part "
+                 "  UNION ALL SELECT * FROM %2$s.parent_diff(%3$lld, %4$lld, t.relid) WITH ORDINALITY "
+                 "    AS d2(key, change, column_name, old_value, new_value, n) WHERE t.part) "
+                 "  AS d(key, change, column_name, old_value, new_value, n) "
+                 "ORDER BY t.n, d.n",
+                 ids.data, ctx->schema_q, (long long)p1.rev, (long long)p2.rev);
     strbuf_free(&ids);
     if (!res) return err->status;
     out_print_result(ctx->out, res, a.fmt, a.null_text);

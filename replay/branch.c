@@ -70,8 +70,11 @@ static WrStatus info_from_row(const PGresult *res, int r, BranchInfo *b, WrError
     for (int i = 0; i < b->ntables; i++) {
         json_t *t = json_array_get(a, (size_t)i);
         b->tables[i].relid = (uint32_t)json_integer_value(json_object_get(t, "relid"));
-        b->tables[i].main_name = xstrdup(json_is_string(json_object_get(t, "table")) ? json_string_value(json_object_get(t, "table")) : "?");
-        b->tables[i].branch_table = xstrdup(json_is_string(json_object_get(t, "branch_table")) ? json_string_value(json_object_get(t, "branch_table")) : "?");
+        b->tables[i].main_name =
+            xstrdup(json_is_string(json_object_get(t, "table")) ? json_string_value(json_object_get(t, "table")) : "?");
+        b->tables[i].branch_table = xstrdup(json_is_string(json_object_get(t, "branch_table"))
+                                                ? json_string_value(json_object_get(t, "branch_table"))
+                                                : "?");
     }
     json_decref(a);
     return WR_OK;
@@ -161,8 +164,10 @@ const BRow *browset_find(const BRowSet *s, const char *key)
     while (lo <= hi) {
         int mid = lo + (hi - lo) / 2, c = strcmp(s->rows[mid].key, key);
         if (c == 0) return &s->rows[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid - 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
     }
     return NULL;
 }
@@ -185,11 +190,12 @@ WrStatus btable_shape_load(ReplayCtx *ctx, PGconn *src, uint32_t relid, BTableSh
     char oid[16];
     rq_oid_text(relid, oid);
     const char *params[1] = {oid};
-    PGresult *res = rq_exec(src, err,
-                            "SELECT n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname) "
-                            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                            "WHERE c.oid = $1::oid AND c.relkind = 'r'",
-                            1, params);
+    PGresult *res =
+        rq_exec(src, err,
+                "SELECT n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname) "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.oid = $1::oid AND c.relkind = 'r'",
+                1, params);
     if (!res) return err->status;
     if (PQntuples(res) != 1) {
         PQclear(res);
@@ -250,8 +256,7 @@ static void rows_from_result(const BTableShape *t, const PGresult *res, BRowSet 
     s->rows = xcalloc((size_t)s->n + 1, sizeof(BRow));
     for (int r = 0; r < s->n; r++) {
         char **vals = xcalloc((size_t)t->ncols + 1, sizeof(char *));
-        for (int c = 0; c < t->ncols; c++)
-            vals[c] = PQgetisnull(res, r, c) ? NULL : xstrdup(PQgetvalue(res, r, c));
+        for (int c = 0; c < t->ncols; c++) vals[c] = PQgetisnull(res, r, c) ? NULL : xstrdup(PQgetvalue(res, r, c));
         s->rows[r].vals = vals;
         s->rows[r].key = row_key(t, vals);
     }
@@ -316,11 +321,11 @@ WrStatus browset_load_base(ReplayCtx *ctx, const BTableShape *t, int64_t rev, BR
 
 enum { OPT_AT = 1000, OPT_TABLE, OPT_ACTOR, OPT_FORMAT, OPT_NULL };
 const struct option rq_branch_options[] = {{"at", required_argument, NULL, OPT_AT},
-                                            {"table", required_argument, NULL, OPT_TABLE},
-                                            {"actor", required_argument, NULL, OPT_ACTOR},
-                                            {"format", required_argument, NULL, OPT_FORMAT}, /* branch list */
-                                            {"null", required_argument, NULL, OPT_NULL},     /* branch list */
-                                            {NULL, 0, NULL, 0}};
+                                           {"table", required_argument, NULL, OPT_TABLE},
+                                           {"actor", required_argument, NULL, OPT_ACTOR},
+                                           {"format", required_argument, NULL, OPT_FORMAT}, /* branch list */
+                                           {"null", required_argument, NULL, OPT_NULL},     /* branch list */
+                                           {NULL, 0, NULL, 0}};
 
 static WrStatus check_name(const char *name, WrError *err)
 {
@@ -432,16 +437,17 @@ static WrStatus copy_foreign_keys(PGconn *src, const char *schema_q, const BTabl
     for (int i = 0; i < n; i++) strbuf_appendf(&ids, "%s%u", i ? "," : "", shapes[i].relid);
     strbuf_append_char(&ids, '}');
     const char *params[1] = {ids.data};
-    PGresult *res = rq_exec(src, err,
-                            "SELECT c.conrelid, c.confrelid, quote_ident(c.conname), "
-                            "  (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) FROM unnest(c.conkey) "
-                            "     WITH ORDINALITY k(att, n) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.att), "
-                            "  (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) FROM unnest(c.confkey) "
-                            "     WITH ORDINALITY k(att, n) JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.att), "
-                            "  c.confupdtype, c.confdeltype, c.confmatchtype, c.condeferrable, c.condeferred, "
-                            "  c.confrelid::regclass::text "
-                            "FROM pg_constraint c WHERE c.contype = 'f' AND c.conrelid = ANY ($1::oid[]) ORDER BY c.conname",
-                            1, params);
+    PGresult *res =
+        rq_exec(src, err,
+                "SELECT c.conrelid, c.confrelid, quote_ident(c.conname), "
+                "  (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) FROM unnest(c.conkey) "
+                "     WITH ORDINALITY k(att, n) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.att), "
+                "  (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) FROM unnest(c.confkey) "
+                "     WITH ORDINALITY k(att, n) JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.att), "
+                "  c.confupdtype, c.confdeltype, c.confmatchtype, c.condeferrable, c.condeferred, "
+                "  c.confrelid::regclass::text "
+                "FROM pg_constraint c WHERE c.contype = 'f' AND c.conrelid = ANY ($1::oid[]) ORDER BY c.conname",
+                1, params);
     strbuf_free(&ids);
     if (!res) return wr_error_prefix(err, "reading the foreign keys");
     WrStatus st = WR_OK;
@@ -467,13 +473,13 @@ static WrStatus copy_foreign_keys(PGconn *src, const char *schema_q, const BTabl
         static const char *const ACTION_SQL[] = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"};
         const char *upd = strchr(ACTIONS, PQgetvalue(res, r, 5)[0]);
         const char *del = strchr(ACTIONS, PQgetvalue(res, r, 6)[0]);
-        char *sql = xasprintf("ALTER TABLE %s.%s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s)%s "
-                              "ON UPDATE %s ON DELETE %s%s%s",
-                              schema_q, cq, PQgetvalue(res, r, 2), PQgetvalue(res, r, 3), parent_q,
-                              PQgetvalue(res, r, 4), PQgetvalue(res, r, 7)[0] == 'f' ? " MATCH FULL" : "",
-                              ACTION_SQL[upd ? upd - ACTIONS : 0], ACTION_SQL[del ? del - ACTIONS : 0],
-                              PQgetvalue(res, r, 8)[0] == 't' ? " DEFERRABLE" : "",
-                              PQgetvalue(res, r, 9)[0] == 't' ? " INITIALLY DEFERRED" : "");
+        char *sql =
+            xasprintf("ALTER TABLE %s.%s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s)%s "
+                      "ON UPDATE %s ON DELETE %s%s%s",
+                      schema_q, cq, PQgetvalue(res, r, 2), PQgetvalue(res, r, 3), parent_q, PQgetvalue(res, r, 4),
+                      PQgetvalue(res, r, 7)[0] == 'f' ? " MATCH FULL" : "", ACTION_SQL[upd ? upd - ACTIONS : 0],
+                      ACTION_SQL[del ? del - ACTIONS : 0], PQgetvalue(res, r, 8)[0] == 't' ? " DEFERRABLE" : "",
+                      PQgetvalue(res, r, 9)[0] == 't' ? " INITIALLY DEFERRED" : "");
         st = run(src, sql, err, "copying a foreign key");
         free(sql);
         free(cq);
@@ -495,12 +501,13 @@ static WrStatus publish_copies(PGconn *src, const char *schema, const BTableShap
         char oid[16];
         rq_oid_text(shapes[i].relid, oid);
         const char *params[3] = {oid, schema, names[i]};
-        PGresult *res = rq_exec(src, err,
-                                "SELECT p.pubname, EXISTS (SELECT 1 FROM pg_publication_tables t WHERE t.pubname = p.pubname "
-                                "  AND t.schemaname = $2 AND t.tablename = $3) "
-                                "FROM pg_publication p WHERE EXISTS (SELECT 1 FROM pg_publication_tables t "
-                                "  WHERE t.pubname = p.pubname AND format('%I.%I', t.schemaname, t.tablename)::regclass = $1::oid)",
-                                3, params);
+        PGresult *res =
+            rq_exec(src, err,
+                    "SELECT p.pubname, EXISTS (SELECT 1 FROM pg_publication_tables t WHERE t.pubname = p.pubname "
+                    "  AND t.schemaname = $2 AND t.tablename = $3) "
+                    "FROM pg_publication p WHERE EXISTS (SELECT 1 FROM pg_publication_tables t "
+                    "  WHERE t.pubname = p.pubname AND format('%I.%I', t.schemaname, t.tablename)::regclass = $1::oid)",
+                    3, params);
         if (!res) return wr_error_prefix(err, "reading the publications");
         WrStatus st = WR_OK;
         for (int r = 0; r < PQntuples(res) && st == WR_OK; r++) {
@@ -525,8 +532,7 @@ static WrStatus publish_copies(PGconn *src, const char *schema, const BTableShap
  * identity) draws from main's sequence on the branch too, so rows inserted
  * on either side never take one key (an insert/insert conflict for nothing).
  */
-static WrStatus share_sequences(PGconn *src, const char *schema_q, const BTableShape *t, const char *name,
-                                WrError *err)
+static WrStatus share_sequences(PGconn *src, const char *schema_q, const BTableShape *t, const char *name, WrError *err)
 {
     char oid[16];
     rq_oid_text(t->relid, oid);
@@ -577,9 +583,10 @@ static WrStatus branch_load_shapes(ReplayCtx *ctx, PGconn **src, const char *con
         relversion_term(&rv);
         if (!found || in_branch) {
             if (ntables) {
-                st = wr_error_set(err, WR_INVALID, found ? "table %s is a branch's own table"
-                                                         : "table %s did not exist at revision %lld",
-                                  tables[i], (long long)pt->rev);
+                st =
+                    wr_error_set(err, WR_INVALID,
+                                 found ? "table %s is a branch's own table" : "table %s did not exist at revision %lld",
+                                 tables[i], (long long)pt->rev);
                 goto out;
             }
             continue;
@@ -624,7 +631,8 @@ static char **branch_table_names(const BTableShape *shapes, int nshapes)
 static WrStatus branch_begin_schema(ReplayCtx *ctx, PGconn *src, const char *name, const char *actor,
                                     const char *schema_q, const Point *pt, WrError *err)
 {
-    json_t *meta = json_pack("{s:s,s:s,s:I}", "branch", name, "branch_event", "create", "fork_revision", (json_int_t)pt->rev);
+    json_t *meta =
+        json_pack("{s:s,s:s,s:I}", "branch", name, "branch_event", "create", "fork_revision", (json_int_t)pt->rev);
     char *desc = xasprintf("walrev branch create %s", name);
     char *ctx_sql = rq_context_sql(ctx, src, actor, desc, meta);
     json_decref(meta);
@@ -633,8 +641,7 @@ static WrStatus branch_begin_schema(ReplayCtx *ctx, PGconn *src, const char *nam
                               "`walrev merge %s` brings its changes to main",
                               name, (long long)pt->rev, name);
     char *clit = PQescapeLiteral(src, comment, strlen(comment));
-    char *sql = xasprintf("BEGIN; %s; CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s", ctx_sql, schema_q, schema_q,
-                          clit);
+    char *sql = xasprintf("BEGIN; %s; CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s", ctx_sql, schema_q, schema_q, clit);
     WrStatus st = run(src, sql, err, "creating the branch schema");
     free(sql);
     PQfreemem(clit);
@@ -721,7 +728,8 @@ static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *er
         default: return rq_bad_option(ctx, argc, argv, err);
         }
     }
-    if (optind != argc - 1) return rq_usage(ctx, err, "usage: walrev branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]");
+    if (optind != argc - 1)
+        return rq_usage(ctx, err, "usage: walrev branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]");
     const char *name = argv[optind];
     if (check_name(name, err) != WR_OK || branch_check_actor(actor, err) != WR_OK) return err->status;
 
@@ -873,9 +881,12 @@ static WrStatus branch_drop(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         if (!res) st = wr_error_prefix(err, "deleting the branch record");
         PQclear(res);
     }
-    if (st == WR_OK) st = run(src, "COMMIT", err, "committing the drop");
-    else if (src) PQclear(PQexec(src, "ROLLBACK"));
-    if (st == WR_OK) fprintf(ctx->out, "dropped branch %s (schema %s); its revisions stay in the history\n", name, b.schema);
+    if (st == WR_OK)
+        st = run(src, "COMMIT", err, "committing the drop");
+    else if (src)
+        PQclear(PQexec(src, "ROLLBACK"));
+    if (st == WR_OK)
+        fprintf(ctx->out, "dropped branch %s (schema %s); its revisions stay in the history\n", name, b.schema);
     if (src) PQfinish(src);
     if (hw) PQfinish(hw);
     branch_info_term(&b);
@@ -884,8 +895,7 @@ static WrStatus branch_drop(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 
 WrStatus cmd_branch(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
-    if (argc < 2)
-        return rq_usage(ctx, err, "usage: walrev branch create|list|drop ... (see docs/branches.md)");
+    if (argc < 2) return rq_usage(ctx, err, "usage: walrev branch create|list|drop ... (see docs/branches.md)");
     const char *sub = argv[1];
     if (strcmp(sub, "create") == 0) return branch_create(ctx, argc - 1, argv + 1, err);
     if (strcmp(sub, "list") == 0) return branch_list(ctx, argc - 1, argv + 1, err);

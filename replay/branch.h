@@ -69,12 +69,12 @@ const BRow *browset_find(const BRowSet *s, const char *key);
 /* A main table as it is live now: the columns a merge compares and writes. */
 typedef struct {
     uint32_t relid;
-    char *display;  /* nsp.rel */
-    char *qname;    /* quoted nsp.rel */
-    int ncols;      /* regular columns (generated ones left out: they follow the others) */
+    char *display; /* nsp.rel */
+    char *qname;   /* quoted nsp.rel */
+    int ncols;     /* regular columns (generated ones left out: they follow the others) */
     char **cols;
-    char **types;   /* format_type() of each */
-    bool *is_key;   /* primary key columns */
+    char **types; /* format_type() of each */
+    bool *is_key; /* primary key columns */
     int nkey;
 } BTableShape;
 
@@ -83,8 +83,7 @@ void btable_shape_term(BTableShape *t);
  * without a primary key is refused by name (rows could not be matched). */
 WrStatus btable_shape_load(ReplayCtx *ctx, PGconn *src, uint32_t relid, BTableShape *t, WrError *err) WR_MUSTCHECK;
 /* The rows of qname (main, or a branch's copy) on src with t's columns. */
-WrStatus browset_load_live(PGconn *src, const BTableShape *t, const char *qname, BRowSet *s,
-                           WrError *err) WR_MUSTCHECK;
+WrStatus browset_load_live(PGconn *src, const BTableShape *t, const char *qname, BRowSet *s, WrError *err) WR_MUSTCHECK;
 /* The rows of t's table as of revision rev, from the history (columns absent then are NULL). */
 WrStatus browset_load_base(ReplayCtx *ctx, const BTableShape *t, int64_t rev, BRowSet *s, WrError *err) WR_MUSTCHECK;
 /* Quoted schema.table of a branch's copy. Caller frees. */
@@ -104,7 +103,6 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTC
 WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 /* `walrev diff A..B` (audit.c's cmd_diff hands a range with ".." here): what B changed since the fork point. */
 WrStatus branch_diff(ReplayCtx *ctx, const char *range, const char *const *tables, int ntables, OutFormat fmt,
-                     const char *null_text,
-                     WrError *err) WR_MUSTCHECK;
+                     const char *null_text, WrError *err) WR_MUSTCHECK;
 
 #endif

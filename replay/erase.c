@@ -20,10 +20,10 @@
 enum { E_TABLE = 1, E_KEY, E_COLUMNS, E_REASON, E_ACTOR, E_APPLY, E_WAIT };
 
 const struct option rq_erase_options[] = {
-    {"table", required_argument, NULL, E_TABLE},   {"key", required_argument, NULL, E_KEY},
+    {"table", required_argument, NULL, E_TABLE},     {"key", required_argument, NULL, E_KEY},
     {"columns", required_argument, NULL, E_COLUMNS}, {"reason", required_argument, NULL, E_REASON},
-    {"actor", required_argument, NULL, E_ACTOR},   {"apply", no_argument, NULL, E_APPLY},
-    {"wait", required_argument, NULL, E_WAIT},     {NULL, 0, NULL, 0}};
+    {"actor", required_argument, NULL, E_ACTOR},     {"apply", no_argument, NULL, E_APPLY},
+    {"wait", required_argument, NULL, E_WAIT},       {NULL, 0, NULL, 0}};
 
 typedef struct {
     const char *table, *key, *columns, *reason, *actor;
@@ -71,8 +71,8 @@ static WrStatus parse(ReplayCtx *ctx, int argc, char **argv, EraseArgs *a, WrErr
 }
 
 /* The columns to erase: --columns by name (any version's), else every column that is not part of the key. */
-static WrStatus resolve_columns(ReplayCtx *ctx, const char *rel, const char *table, const char *columns,
-                                char **ids_out, char **names_out, WrError *err)
+static WrStatus resolve_columns(ReplayCtx *ctx, const char *rel, const char *table, const char *columns, char **ids_out,
+                                char **names_out, WrError *err)
 {
     const char *p[2] = {rel, columns};
     /* Each column's newest name and whether it is a key column in the newest version that has it. */
@@ -220,11 +220,12 @@ WrStatus cmd_erase(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     rq_oid_text(relid, rel);
     /* The table's newest name and the history's newest revision; the object must have a history. */
     const char *p2[2] = {rel, key};
-    char *sql = xasprintf("SELECT (SELECT nspname FROM %1$s.relation_version WHERE relid = $1::oid ORDER BY version DESC LIMIT 1), "
-                          "(SELECT relname FROM %1$s.relation_version WHERE relid = $1::oid ORDER BY version DESC LIMIT 1), "
-                          "(SELECT count(*) FROM %1$s.object_delta WHERE relid = $1::oid AND key = $2), "
-                          "(SELECT coalesce(max(id), 0) + 1 FROM %1$s.revision)",
-                          ctx->schema_q);
+    char *sql = xasprintf(
+        "SELECT (SELECT nspname FROM %1$s.relation_version WHERE relid = $1::oid ORDER BY version DESC LIMIT 1), "
+        "(SELECT relname FROM %1$s.relation_version WHERE relid = $1::oid ORDER BY version DESC LIMIT 1), "
+        "(SELECT count(*) FROM %1$s.object_delta WHERE relid = $1::oid AND key = $2), "
+        "(SELECT coalesce(max(id), 0) + 1 FROM %1$s.revision)",
+        ctx->schema_q);
     res = rq_exec(ctx->hist, err, sql, 2, p2);
     free(sql);
     if (!res) {
@@ -244,7 +245,8 @@ WrStatus cmd_erase(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     st = resolve_columns(ctx, rel, a.table, a.columns, &ids, &names, err);
     if (st != WR_OK) goto out;
     /* What it would erase now: erase_apply counting only (nothing written but its temporary table). */
-    sql = xasprintf("SELECT $5::text || '.' || $6::text, coalesce(n.name, e.col_id::text), e.deltas, e.delta_values, e.keyframe_values "
+    sql = xasprintf("SELECT $5::text || '.' || $6::text, coalesce(n.name, e.col_id::text), e.deltas, e.delta_values, "
+                    "e.keyframe_values "
                     "FROM %1$s.erase_apply($1::oid, $2, $3::smallint[], $4::bigint, false) e "
                     "LEFT JOIN LATERAL (SELECT u.name FROM %1$s.relation_version rv, "
                     "  unnest(rv.col_ids, rv.col_names) AS u(id, name) WHERE rv.relid = $1::oid AND u.id = e.col_id "

@@ -45,11 +45,11 @@ typedef struct {
 typedef struct {
     char *key;
     size_t klen;
-    Pos last;      /* its newest delta */
+    Pos last; /* its newest delta */
     char last_op;
-    Pos reset;     /* its newest insert, snapshot row or delete: nothing before it counts */
-    bool seen;     /* matched a keyframe row (already emitted) */
-    Slot *cols;    /* [maxcol + 1], by col_id */
+    Pos reset;  /* its newest insert, snapshot row or delete: nothing before it counts */
+    bool seen;  /* matched a keyframe row (already emitted) */
+    Slot *cols; /* [maxcol + 1], by col_id */
 } Entry;
 
 /* A hash slot: the hash beside the pointer, so a probe rarely touches an entry it does not want. */
@@ -78,9 +78,9 @@ struct Fold {
     Bucket *tab;    /* open addressing, cap a power of two */
     size_t cap, n;
     Chunk *arena;
-    size_t bytes;   /* the arena and the table (replaced values stay until the end) */
+    size_t bytes; /* the arena and the table (replaced values stay until the end) */
     size_t max_bytes;
-    bool overflow;  /* the hash was given up: fold_emit sorts on the server */
+    bool overflow; /* the hash was given up: fold_emit sorts on the server */
 };
 
 /* ---------------------------------------------------------------- binary COPY reading */
@@ -164,8 +164,10 @@ static int copy_next(CopyReader *r, int nf, const unsigned char **f, int32_t *fl
                 off += 4;
                 f[i] = p + off;
                 if (fl[i] > 0) {
-                    if (avail < off + (size_t)fl[i]) whole = false;
-                    else off += (size_t)fl[i];
+                    if (avail < off + (size_t)fl[i])
+                        whole = false;
+                    else
+                        off += (size_t)fl[i];
                 }
             }
             if (whole) {
@@ -295,8 +297,7 @@ static void append_copy_text(StrBuf *b, const char *s, size_t len)
 static void append_csv(StrBuf *b, const char *s, size_t len)
 {
     bool quote = len == 0;
-    for (size_t i = 0; i < len && !quote; i++)
-        quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+    for (size_t i = 0; i < len && !quote; i++) quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
     if (!quote) {
         strbuf_append(b, s, len);
         return;
@@ -524,9 +525,10 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
     }
     PQclear(res);
     /* key columns of any version, so that only an UPDATE touching one asks delta_old_key (the SQL's own test) */
-    res = rq_execf(ctx->hist, err,
-                   "SELECT coalesce(array_agg(DISTINCT k.id), '{}') FROM %s.key_columns(%u) kc, unnest(kc.key_ids) k(id)",
-                   ctx->schema_q, rv->relid);
+    res =
+        rq_execf(ctx->hist, err,
+                 "SELECT coalesce(array_agg(DISTINCT k.id), '{}') FROM %s.key_columns(%u) kc, unnest(kc.key_ids) k(id)",
+                 ctx->schema_q, rv->relid);
     if (!res) {
         st = err->status;
         goto done;
@@ -535,21 +537,22 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
      * scalar form (one ARRAY[] per column per delta) were a third of the server's
      * work per delta; a scalar row is folded from col_id and new_value here. The
      * arrays are built only for an UPDATE of a key column, as the view builds them. */
-    strbuf_appendf(&q,
-                   "COPY (SELECT od.key, od.revision_id, od.seq, od.op, od.col_ids, od.new_values, "
-                   "CASE WHEN od.op = 'U' AND (od.col_ids && '%2$s'::smallint[] OR od.col_id = ANY ('%2$s'::smallint[])) "
-                   "THEN %1$s.delta_old_key(od.relid, od.relversion, od.key, "
-                   "CASE WHEN od.col_id IS NULL THEN od.col_ids ELSE ARRAY[od.col_id] END, "
-                   "CASE WHEN od.col_id IS NULL THEN od.old_values WHEN od.old_value IS NOT NULL THEN ARRAY[od.old_value] END, "
-                   "CASE WHEN od.col_id IS NULL THEN od.new_values WHEN od.new_value IS NOT NULL THEN ARRAY[od.new_value] END, "
-                   "od.attr_flags, od.old_unknown) <> od.key END, od.col_id, od.new_value "
-                   "FROM %1$s.object_delta od "
-                   "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid%6$s = %5$u) "
-                   "TO STDOUT (FORMAT binary)",
-                   ctx->schema_q, PQgetvalue(res, 0, 0), (long long)fo->kf_rev, (long long)rev, rv->relid,
-                   /* After a keyframe only the BRIN may serve the range; before the first,
+    strbuf_appendf(
+        &q,
+        "COPY (SELECT od.key, od.revision_id, od.seq, od.op, od.col_ids, od.new_values, "
+        "CASE WHEN od.op = 'U' AND (od.col_ids && '%2$s'::smallint[] OR od.col_id = ANY ('%2$s'::smallint[])) "
+        "THEN %1$s.delta_old_key(od.relid, od.relversion, od.key, "
+        "CASE WHEN od.col_id IS NULL THEN od.col_ids ELSE ARRAY[od.col_id] END, "
+        "CASE WHEN od.col_id IS NULL THEN od.old_values WHEN od.old_value IS NOT NULL THEN ARRAY[od.old_value] END, "
+        "CASE WHEN od.col_id IS NULL THEN od.new_values WHEN od.new_value IS NOT NULL THEN ARRAY[od.new_value] END, "
+        "od.attr_flags, od.old_unknown) <> od.key END, od.col_id, od.new_value "
+        "FROM %1$s.object_delta od "
+        "WHERE od.revision_id > %3$lld AND od.revision_id <= %4$lld AND od.relid%6$s = %5$u) "
+        "TO STDOUT (FORMAT binary)",
+        ctx->schema_q, PQgetvalue(res, 0, 0), (long long)fo->kf_rev, (long long)rev, rv->relid,
+        /* After a keyframe only the BRIN may serve the range; before the first,
                     * the B-tree reads just this table where the range is the whole store. */
-                   fo->kf_rev > 0 ? "::bigint" : "");
+        fo->kf_rev > 0 ? "::bigint" : "");
     PQclear(res);
     if ((st = copy_open(&r, ctx->hist, q.data, what, err)) != WR_OK) goto done;
     const unsigned char *f[MAX_FIELDS];
@@ -587,8 +590,10 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
             fo->overflow = true;
         }
     }
-    if (bad) st = wr_error_set(err, WR_PROTOCOL, "%s: malformed delta in the COPY stream", what);
-    else if (got < 0) st = err->status;
+    if (bad)
+        st = wr_error_set(err, WR_PROTOCOL, "%s: malformed delta in the COPY stream", what);
+    else if (got < 0)
+        st = err->status;
     st = copy_close(&r, st, what, err);
     if (st != WR_OK) goto done;
     /* a key change before the last truncate moved a row the truncate then removed */
@@ -637,8 +642,7 @@ static WrStatus sorted_row(void *arg, const char *key, size_t key_len, const cha
     (void)known;
     (void)based;
     SortedOut *o = arg;
-    for (int c = 1; c <= maxcol; c++)
-        o->vals[c] = vals[c] ? (Val){vals[c], (int32_t)strlen(vals[c])} : (Val){NULL, -1};
+    for (int c = 1; c <= maxcol; c++) o->vals[c] = vals[c] ? (Val){vals[c], (int32_t)strlen(vals[c])} : (Val){NULL, -1};
     make_line(o->fo->rv, o->vals, maxcol, o->csv, o->line);
     return o->sink(o->sink_arg, o->line->data, o->line->len, err);
 }
@@ -648,8 +652,8 @@ static WrStatus sorted_row(void *arg, const char *key, size_t key_len, const cha
  * deltas in one stream sorted by key, keyframe first, then commit order; each
  * key's run folded in turn (schema/rowfold.h, as the history sink's keyframes).
  */
-static WrStatus emit_sorted(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long *rows, StrBuf *line,
-                            Val *vals, const char *what, WrError *err)
+static WrStatus emit_sorted(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long *rows, StrBuf *line, Val *vals,
+                            const char *what, WrError *err)
 {
     ReplayCtx *ctx = fo->ctx;
     bool truncated = fo->trunc.rev != 0;
@@ -709,8 +713,10 @@ WrStatus fold_emit(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long 
     /* a truncate in the range voids the keyframe */
     if (fo->has_kf && fo->trunc.rev == 0) {
         char q[512];
-        snprintf(q, sizeof(q), "COPY (SELECT kr.key, kr.vals FROM %s.keyframe_row kr WHERE kr.keyframe_id = %s) "
-                 "TO STDOUT (FORMAT binary)", ctx->schema_q, fo->kf_id);
+        snprintf(q, sizeof(q),
+                 "COPY (SELECT kr.key, kr.vals FROM %s.keyframe_row kr WHERE kr.keyframe_id = %s) "
+                 "TO STDOUT (FORMAT binary)",
+                 ctx->schema_q, fo->kf_id);
         CopyReader r;
         if ((st = copy_open(&r, ctx->hist, q, what, err)) != WR_OK) goto done;
         const unsigned char *f[MAX_FIELDS];
@@ -733,8 +739,10 @@ WrStatus fold_emit(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long 
             if ((st = sink(sink_arg, line.data, line.len, err)) != WR_OK) break;
             (*rows)++;
         }
-        if (bad && st == WR_OK) st = wr_error_set(err, WR_PROTOCOL, "%s: malformed keyframe row", what);
-        else if (got < 0 && st == WR_OK) st = err->status;
+        if (bad && st == WR_OK)
+            st = wr_error_set(err, WR_PROTOCOL, "%s: malformed keyframe row", what);
+        else if (got < 0 && st == WR_OK)
+            st = err->status;
         st = copy_close(&r, st, what, err);
         if (st != WR_OK) goto done;
     }

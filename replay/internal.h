@@ -16,14 +16,13 @@
 #include "pgio/output.h"
 #include "replay/replay.h"
 
-
 typedef struct {
     const ReplayOptions *opts;
     const char *cmd;
     FILE *out;
     FILE *err;
-    PGconn *hist;         /* history store, in one REPEATABLE READ READ ONLY transaction */
-    char *schema_q;       /* quoted history schema identifier */
+    PGconn *hist;   /* history store, in one REPEATABLE READ READ ONLY transaction */
+    char *schema_q; /* quoted history schema identifier */
     const char *hist_conninfo;
     const char *source_conninfo;
     bool usage; /* the error is a usage error (bad option, missing operand): exit status 2 */
@@ -49,12 +48,12 @@ typedef struct {
     int *typmods;
     char **type_names; /* entries may be NULL */
     bool *is_key;
-    char relkind;        /* 'r' a table with rows of its own, 'p' partitioned: rows in its partitions,
+    char relkind;         /* 'r' a table with rows of its own, 'p' partitioned: rows in its partitions,
                           * 'i' (set by snapshot only) an INHERITS parent read as SELECT * FROM it shows it:
                           * its own rows and its children's (inherit_rows) */
-    int64_t created_rev; /* rq_relation_at found nothing: the revision that created it (0 unknown) */
-    int64_t dropped_rev; /* rq_relation_at found nothing: the revision that dropped it (0 none) */
-    bool untracked;      /* ... and it existed then but was not tracked (unlogged, outside the publication):
+    int64_t created_rev;  /* rq_relation_at found nothing: the revision that created it (0 unknown) */
+    int64_t dropped_rev;  /* rq_relation_at found nothing: the revision that dropped it (0 none) */
+    bool untracked;       /* ... and it existed then but was not tracked (unlogged, outside the publication):
                           * created_rev is where its history begins */
     int64_t unlogged_rev; /* rq_relation_at found nothing: made UNLOGGED in this revision, not tracked since (0 no) */
     /* STORED generated columns (never in history: computed by snapshots from

@@ -58,8 +58,7 @@ int plan_live_table(UndoPlan *u, uint32_t relid, WrError *err)
     free(nsp);
     free(rel);
     const char *params[1] = {t.qname};
-    PGresult *res = rq_exec(u->src,
-                            err,
+    PGresult *res = rq_exec(u->src, err,
                             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attrelid "
                             "FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 "
                             "AND NOT a.attisdropped ORDER BY a.attnum",
@@ -258,7 +257,7 @@ void plan_insert(UndoPlan *u, int ti, const int *col_ids, const char *const *val
 
 /* UPDATE setting (col_ids[i], vals[i]) on the row with key; nothing when no column maps. */
 WrStatus plan_update(UndoPlan *u, int ti, const int *col_ids, const char *const *vals, int n, const char *key,
-                            WrError *err)
+                     WrError *err)
 {
     const LiveTable *t = &u->tables[ti];
     StrBuf b;
@@ -426,8 +425,8 @@ static WrStatus apply_plan(UndoPlan *u, const char *ctx_sql, WrError *err)
     for (int i = 0; i < u->nstmts; i++) {
         const Stmt *s = &u->stmts[i];
         res = PQexec(u->src, s->sql);
-        bool ok = PQresultStatus(res) == PGRES_COMMAND_OK &&
-                  (s->kind == K_INSERT || strcmp(PQcmdTuples(res), "1") == 0);
+        bool ok =
+            PQresultStatus(res) == PGRES_COMMAND_OK && (s->kind == K_INSERT || strcmp(PQcmdTuples(res), "1") == 0);
         if (!ok) st = statement_failed(u, s, res, err);
         PQclear(res);
         if (!ok) goto rollback;

@@ -20,11 +20,11 @@ typedef struct {
     uint32_t relid;
     uint32_t src_oid;
     char *qname;
-    RelVersion now;     /* newest relation version in the history: col_id -> current name, key */
+    RelVersion now; /* newest relation version in the history: col_id -> current name, key */
     int nlive;
-    char **live_names;  /* columns of the live table */
-    char **live_types;  /* format_type() of each */
-    int depth;          /* FK depth: parents before children */
+    char **live_names; /* columns of the live table */
+    char **live_types; /* format_type() of each */
+    int depth;         /* FK depth: parents before children */
 } LiveTable;
 
 typedef struct {
@@ -35,12 +35,12 @@ typedef struct {
 
 typedef struct {
     ReplayCtx *ctx;
-    PGconn *src;        /* the source database, where the plan runs (plan_connect) */
+    PGconn *src; /* the source database, where the plan runs (plan_connect) */
     LiveTable *tables;
     int ntables;
     Stmt *stmts;
     int nstmts, cap;
-    char *description;  /* owned: the command line, recorded as the context's description */
+    char *description; /* owned: the command line, recorded as the context's description */
 } UndoPlan;
 
 /* Empty plan for ctx; description (owned from now on) names the command. */

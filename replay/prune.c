@@ -96,10 +96,11 @@ static char *table_columns(PGconn *c, const char *qs, const char *table, WrError
 {
     char *rel = xasprintf("%s.%s", qs, table);
     const char *p[1] = {rel};
-    PGresult *res = rq_exec(c, err,
-                            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_catalog.pg_attribute "
-                            "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
-                            1, p);
+    PGresult *res =
+        rq_exec(c, err,
+                "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_catalog.pg_attribute "
+                "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+                1, p);
     free(rel);
     if (!res) return NULL;
     char *cols = xstrdup(PQgetvalue(res, 0, 0));
@@ -244,7 +245,8 @@ static void print_plan(ReplayCtx *ctx, const Plan *p)
 static WrStatus make_export_dir(const char *dir, WrError *err)
 {
     if (mkdir(dir, 0700) == 0) return WR_OK;
-    if (errno != EEXIST) return wr_error_set(err, WR_FATAL, "cannot create --export directory %s: %s", dir, strerror(errno));
+    if (errno != EEXIST)
+        return wr_error_set(err, WR_FATAL, "cannot create --export directory %s: %s", dir, strerror(errno));
     DIR *d = opendir(dir);
     if (!d) return wr_error_set(err, WR_FATAL, "--export %s: %s", dir, strerror(errno));
     struct dirent *e;
@@ -252,8 +254,7 @@ static WrStatus make_export_dir(const char *dir, WrError *err)
     while ((e = readdir(d)) != NULL)
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = false;
     closedir(d);
-    return empty ? WR_OK
-                 : wr_error_set(err, WR_INVALID, "--export directory %s is not empty: nothing was pruned", dir);
+    return empty ? WR_OK : wr_error_set(err, WR_INVALID, "--export directory %s is not empty: nothing was pruned", dir);
 }
 
 /* One file of the export: select written to DIR/name, its entry added to files. */
@@ -386,7 +387,8 @@ static WrStatus apply_plan(ReplayCtx *ctx, const Plan *p, const char *export_dir
     if (st == WR_OK) st = run_on(c, "COMMIT", err);
     if (st == WR_OK)
         fprintf(ctx->out,
-                "pruned: %s partitions dropped; history before revision %" PRId64 " is gone, %s keyframes as of revision "
+                "pruned: %s partitions dropped; history before revision %" PRId64
+                " is gone, %s keyframes as of revision "
                 "%" PRId64 " and the anchor written%s%s\n",
                 PQgetvalue(res, 0, 0), p->cut, PQgetvalue(res, 0, 1), p->cut - 1, export_dir ? "; exported to " : "",
                 export_dir ? export_dir : "");
@@ -401,7 +403,8 @@ static WrStatus check_files(const char *dir, json_t *files, WrError *err)
 {
     size_t i;
     json_t *f;
-    json_array_foreach(files, i, f) {
+    json_array_foreach(files, i, f)
+    {
         const char *name = json_string_value(json_object_get(f, "file"));
         const char *want = json_string_value(json_object_get(f, "sha256"));
         if (!name || !want || strchr(name, '/'))
@@ -424,7 +427,8 @@ static WrStatus load_files(ReplayCtx *ctx, PGconn *c, const char *dir, json_t *f
     size_t i;
     json_t *f;
     WrStatus st = WR_OK;
-    json_array_foreach(files, i, f) {
+    json_array_foreach(files, i, f)
+    {
         const char *name = json_string_value(json_object_get(f, "file"));
         const char *table = json_string_value(json_object_get(f, "table"));
         const char *cols = json_string_value(json_object_get(f, "columns"));
@@ -442,11 +446,13 @@ static WrStatus load_files(ReplayCtx *ctx, PGconn *c, const char *dir, json_t *f
                 snprintf(from, sizeof(from), "MINVALUE");
             else
                 snprintf(from, sizeof(from), "%lld", (long long)lo);
-            char *sql = xasprintf("CREATE TABLE %1$s.%2$s_p%3$lld PARTITION OF %1$s.%2$s FOR VALUES FROM (%4$s) TO (%5$lld)",
-                                  ctx->schema_q, table, (long long)(lo < 1 ? 1 : lo), from, (long long)hi);
+            char *sql =
+                xasprintf("CREATE TABLE %1$s.%2$s_p%3$lld PARTITION OF %1$s.%2$s FOR VALUES FROM (%4$s) TO (%5$lld)",
+                          ctx->schema_q, table, (long long)(lo < 1 ? 1 : lo), from, (long long)hi);
             st = run_on(c, sql, err);
             free(sql);
-            if (st != WR_OK) return wr_error_prefix(err, "re-creating the partition of %s from revision %lld", table, (long long)lo);
+            if (st != WR_OK)
+                return wr_error_prefix(err, "re-creating the partition of %s from revision %lld", table, (long long)lo);
         }
         char *path = xasprintf("%s/%s", dir, name);
         char *qtable = xasprintf("%s.%s", ctx->schema_q, table);
@@ -469,26 +475,27 @@ static WrStatus import_dir(ReplayCtx *ctx, const char *dir, WrError *err)
     json_t *files = json_object_get(m, "files");
     json_int_t before = json_integer_value(json_object_get(m, "before_revision"));
     json_int_t from = json_integer_value(json_object_get(m, "from_revision"));
-    if (json_integer_value(json_object_get(m, "walrev_prune_export")) != EXPORT_FORMAT ||
-        !json_is_array(files) || before < 2)
+    if (json_integer_value(json_object_get(m, "walrev_prune_export")) != EXPORT_FORMAT || !json_is_array(files) ||
+        before < 2)
         st = wr_error_set(err, WR_INVALID, "%s/%s is not a walrev prune export (format %d)", dir, MANIFEST,
                           EXPORT_FORMAT);
     else if (!json_string_value(json_object_get(m, "store_format")) ||
              strcmp(json_string_value(json_object_get(m, "store_format")), "6") != 0)
-        st = wr_error_set(err, WR_INVALID, "%s/%s: not exported from a format 6 store; this walrev loads format 6",
-                          dir, MANIFEST);
+        st = wr_error_set(err, WR_INVALID, "%s/%s: not exported from a format 6 store; this walrev loads format 6", dir,
+                          MANIFEST);
     if (st == WR_OK) st = check_files(dir, files, err);
     PGresult *res = NULL;
     if (st == WR_OK) {
         res = rq_execf(ctx->hist, err, "SELECT coalesce(max(before_id), 0) FROM %s.prune", ctx->schema_q);
-        if (!res) st = err->status;
+        if (!res)
+            st = err->status;
         else if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) != before)
-            st = wr_error_set(err, WR_INVALID,
-                              "this export holds revisions %lld to %lld, but the store %s: nothing was imported",
-                              (long long)from, (long long)before - 1,
-                              atoll(PQgetvalue(res, 0, 0)) == 0 ? "was not pruned"
-                              : atoll(PQgetvalue(res, 0, 0)) > before ? "was pruned further since (import the newer export first)"
-                                                                      : "does not start where it ends");
+            st = wr_error_set(
+                err, WR_INVALID, "this export holds revisions %lld to %lld, but the store %s: nothing was imported",
+                (long long)from, (long long)before - 1,
+                atoll(PQgetvalue(res, 0, 0)) == 0       ? "was not pruned"
+                : atoll(PQgetvalue(res, 0, 0)) > before ? "was pruned further since (import the newer export first)"
+                                                        : "does not start where it ends");
         PQclear(res);
     }
     if (st == WR_OK) {
@@ -505,10 +512,11 @@ static WrStatus import_dir(ReplayCtx *ctx, const char *dir, WrError *err)
         if (st == WR_OK) st = run_on(c, "COMMIT", err);
         PQfinish(c);
         if (st == WR_OK)
-            fprintf(ctx->out,
-                    "imported revisions %lld to %lld from %s (%zu files); the history is whole again from revision %lld "
-                    "(walrev verify proves it)\n",
-                    (long long)from, (long long)before - 1, dir, json_array_size(files), (long long)from);
+            fprintf(
+                ctx->out,
+                "imported revisions %lld to %lld from %s (%zu files); the history is whole again from revision %lld "
+                "(walrev verify proves it)\n",
+                (long long)from, (long long)before - 1, dir, json_array_size(files), (long long)from);
     }
     json_decref(m);
     return st;

@@ -42,10 +42,7 @@ void rq_free_strv(char **v, int n)
     free(v);
 }
 
-void rq_oid_text(uint32_t relid, char buf[16])
-{
-    snprintf(buf, 16, "%u", relid);
-}
+void rq_oid_text(uint32_t relid, char buf[16]) { snprintf(buf, 16, "%u", relid); }
 
 /* The server's message alone (replay's messages name what they did around
  * it), classified by pgio's table. */
@@ -85,8 +82,7 @@ PGresult *rq_execf(PGconn *conn, WrError *err, const char *fmt, ...)
     return res;
 }
 
-static WrStatus point_from_rev(ReplayCtx *ctx, const char *rev_sql_expr, const char *param, Point *pt,
-                               WrError *err)
+static WrStatus point_from_rev(ReplayCtx *ctx, const char *rev_sql_expr, const char *param, Point *pt, WrError *err)
 {
     char *sql = xasprintf("SELECT r.id, r.commit_lsn::text, r.commit_time::text FROM %s.revision r WHERE r.id = %s",
                           ctx->schema_q, rev_sql_expr);
@@ -114,8 +110,8 @@ WrStatus rq_resolve_point(ReplayCtx *ctx, const char *text, Point *pt, WrError *
         err->status = WR_INVALID;
         return WR_INVALID;
     }
-    fprintf(ctx->err, "resolved %s to revision %lld (commit %s at %s)\n", text, (long long)pt->rev,
-            pt->commit_lsn, pt->commit_time);
+    fprintf(ctx->err, "resolved %s to revision %lld (commit %s at %s)\n", text, (long long)pt->rev, pt->commit_lsn,
+            pt->commit_time);
     return WR_OK;
 }
 
@@ -189,8 +185,8 @@ WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrE
     else if ((PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) && untracked_reason(ctx, nsp_u, rel_u, 0, err))
         st = err->status;
     else if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0))
-        st = wr_error_set(err, WR_INVALID, "unknown table \"%s\": no tracked table %s.%s in the history",
-                          name, nsp_u, rel_u);
+        st = wr_error_set(err, WR_INVALID, "unknown table \"%s\": no tracked table %s.%s in the history", name, nsp_u,
+                          rel_u);
     else
         *relid = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
@@ -291,8 +287,7 @@ static WrStatus parse_int_array(const char *text, int **out, int n_expected, WrE
     return WR_OK;
 }
 
-WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion *rv, bool *found,
-                        WrError *err)
+WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion *rv, bool *found, WrError *err)
 {
     memset(rv, 0, sizeof(*rv));
     *found = false;
@@ -398,9 +393,9 @@ WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion 
 
 WrStatus rq_is_partitioned(ReplayCtx *ctx, uint32_t relid, bool *partitioned, WrError *err)
 {
-    PGresult *res = rq_execf(ctx->hist, err,
-                             "SELECT EXISTS (SELECT 1 FROM %s.table_event WHERE relid = %u AND relkind = 'p')",
-                             ctx->schema_q, relid);
+    PGresult *res =
+        rq_execf(ctx->hist, err, "SELECT EXISTS (SELECT 1 FROM %s.table_event WHERE relid = %u AND relkind = 'p')",
+                 ctx->schema_q, relid);
     if (!res) return err->status;
     *partitioned = PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
@@ -473,8 +468,7 @@ WrStatus rq_parse_key(const char *arg, char **key, WrError *err)
             json_decref(a);
             strbuf_free(&b);
             return wr_error_set(err, WR_INVALID,
-                                "invalid --key %s: expected a value or a non-empty JSON array such as [\"42\"]",
-                                arg);
+                                "invalid --key %s: expected a value or a non-empty JSON array such as [\"42\"]", arg);
         }
         strbuf_append_char(&b, '[');
         for (size_t i = 0; i < json_array_size(a); i++) {

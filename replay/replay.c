@@ -22,9 +22,8 @@
 #include "replay/verify_reads.h"
 #include "schema/store_sql.h"
 
-static const char *const COMMANDS[] = {"verify", "snapshot", "log",    "show",   "history", "blame", "diff",
-                                       "restore", "revert",  "rollback", "branch", "merge",  "review", "erase",
-                                       "prune"};
+static const char *const COMMANDS[] = {"verify", "snapshot", "log",    "show",  "history", "blame", "diff", "restore",
+                                       "revert", "rollback", "branch", "merge", "review",  "erase", "prune"};
 
 bool replay_is_command(const char *cmd)
 {
@@ -55,25 +54,24 @@ const struct option *replay_command_options(const char *cmd)
     return rq_audit_options;
 }
 
-#define POINT_HELP                                                                                           \
-    "A POINT is a revision id (41), an LSN (0/1A2B3C8), a timestamp with time zone\n"                      \
+#define POINT_HELP                                                                    \
+    "A POINT is a revision id (41), an LSN (0/1A2B3C8), a timestamp with time zone\n" \
     "('2026-11-23 10:00:00+00') or xid:N (the revision of transaction N).\n"
-#define FORMAT_HELP                                                                                          \
-    "  --format F         aligned (default), csv or json\n"                                                  \
+#define FORMAT_HELP                                         \
+    "  --format F         aligned (default), csv or json\n" \
     "  --null TEXT        how aligned output shows NULL (default: empty, as psql)\n"
 
 /* The text of `walrev CMD --help`; docs/cli.md holds each verbatim (test_cli_help.sh). */
 static const char *const HELP[][2] = {
-    {"verify",
-     "usage: walrev [global options] verify\n"
-     "       walrev [global options] verify --against-source [--table T]... [--wait SECONDS]\n\n"
-     "Recompute the checksum chain and check contexts, actors and keyframes against it;\n"
-     "name the first revision that does not match.\n\n"
-     "  --against-source   compare the history with the live tables at one point, by chunked\n"
-     "                     hashes; name every differing key (exit 1 when any differs)\n"
-     "  --table T          with --against-source: only table T (repeatable)\n"
-     "  --wait SECONDS     with --against-source: how long to wait for the worker to pass\n"
-     "                     the comparison point (default 60)\n"},
+    {"verify", "usage: walrev [global options] verify\n"
+               "       walrev [global options] verify --against-source [--table T]... [--wait SECONDS]\n\n"
+               "Recompute the checksum chain and check contexts, actors and keyframes against it;\n"
+               "name the first revision that does not match.\n\n"
+               "  --against-source   compare the history with the live tables at one point, by chunked\n"
+               "                     hashes; name every differing key (exit 1 when any differs)\n"
+               "  --table T          with --against-source: only table T (repeatable)\n"
+               "  --wait SECONDS     with --against-source: how long to wait for the worker to pass\n"
+               "                     the comparison point (default 60)\n"},
     {"snapshot",
      "usage: walrev [global options] snapshot [--at POINT] [--table T]... [--format F] [--order key]\n"
      "                [--null TEXT] [--into SCHEMA [--target CONNINFO]] [--output-dir DIR] [--memory MIB]\n\n"
@@ -88,110 +86,97 @@ static const char *const HELP[][2] = {
      "  --target CONNINFO  the database for --into (default: the source)\n"
      "  --output-dir DIR   one file per table in DIR\n"
      "  --memory MIB       memory for rows changed since the keyframe (default 256)\n\n" POINT_HELP},
-    {"log",
-     "usage: walrev [global options] log [--actor TYPE:ID] [--table T [--key K]] [--since POINT]\n"
-     "                [--until POINT] [--limit N] [--format F]\n\n"
-     "Revisions, newest first.\n\n"
-     "  --actor TYPE:ID    only revisions with this actor\n"
-     "  --table T          only revisions that changed table T\n"
-     "  --key K            with --table: only revisions that changed row K\n"
-     "  --since POINT      revisions after POINT\n"
-     "  --until POINT      revisions up to and including POINT\n"
-     "  --limit N          at most N revisions\n" FORMAT_HELP "\n" POINT_HELP},
-    {"show",
-     "usage: walrev [global options] show POINT [--format F]\n\n"
-     "One revision: its header and every attribute change.\n\n" FORMAT_HELP "\n" POINT_HELP},
-    {"history",
-     "usage: walrev [global options] history --table T --key K [--since POINT] [--until POINT]\n"
-     "                [--limit N] [--format F]\n\n"
-     "The changes of one row, oldest first.\n\n"
-     "  --table T          the table\n"
-     "  --key K            the row's key: a value, a JSON array, or #REV.SEQ for a keyless row\n"
-     "  --since POINT      changes after POINT\n"
-     "  --until POINT      changes up to and including POINT\n"
-     "  --limit N          at most N changes\n" FORMAT_HELP "\n" POINT_HELP},
-    {"blame",
-     "usage: walrev [global options] blame --table T --key K [--at POINT] [--format F]\n\n"
-     "Who last changed each column of a row.\n\n"
-     "  --table T          the table\n"
-     "  --key K            the row's key\n"
-     "  --at POINT         as of POINT (default: the newest revision)\n" FORMAT_HELP "\n" POINT_HELP},
-    {"diff",
-     "usage: walrev [global options] diff POINT1 POINT2 [--table T]... [--format F]\n\n"
-     "What changed between two points, netted per row.\n\n"
-     "  --table T          only table T (repeatable)\n" FORMAT_HELP "\n" POINT_HELP},
-    {"restore",
-     "usage: walrev [global options] restore --table T --key K --at POINT [--columns a,b]\n"
-     "                [--apply] [--actor TYPE:ID]\n\n"
-     "Put a row back as it was at POINT. Prints the plan; --apply runs it.\n\n"
-     "  --table T          the table\n"
-     "  --key K            the row's key\n"
-     "  --at POINT         the state to restore\n"
-     "  --columns a,b      only these columns\n"
-     "  --apply            run the plan in one transaction on the source\n"
-     "  --actor TYPE:ID    the actor of the undo (default cli:$USER)\n\n" POINT_HELP},
-    {"revert",
-     "usage: walrev [global options] revert POINT [--force] [--apply] [--actor TYPE:ID]\n\n"
-     "Undo one revision. Prints the plan; --apply runs it.\n\n"
-     "  --force            undo even rows changed again since\n"
-     "  --apply            run the plan in one transaction on the source\n"
-     "  --actor TYPE:ID    the actor of the undo (default cli:$USER)\n\n" POINT_HELP},
-    {"rollback",
-     "usage: walrev [global options] rollback --to POINT [--table T]... [--apply] [--actor TYPE:ID]\n\n"
-     "Undo every revision after POINT. Prints the plan; --apply runs it.\n\n"
-     "  --to POINT         the state to return to\n"
-     "  --table T          only table T (repeatable)\n"
-     "  --apply            run the plan in one transaction on the source\n"
-     "  --actor TYPE:ID    the actor of the undo (default cli:$USER)\n\n" POINT_HELP},
-    {"branch",
-     "usage: walrev [global options] branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]\n"
-     "       walrev [global options] branch list [--format F] [--null TEXT]\n"
-     "       walrev [global options] branch drop NAME [--actor TYPE:ID]\n\n"
-     "A writable copy of the tracked tables as of POINT in schema branch_NAME, captured\n"
-     "like any table; its diff and merge are `walrev diff main..NAME` and `walrev merge`.\n\n"
-     "  --at POINT         fork point (default: the newest revision)\n"
-     "  --table T          only table T (repeatable; default every tracked table)\n"
-     "  --actor TYPE:ID    who creates or drops it (recorded on its revision)\n" FORMAT_HELP "\n" POINT_HELP},
-    {"merge",
-     "usage: walrev [global options] merge NAME [--resolve FILE] [--format F] [--apply --actor TYPE:ID]\n\n"
-     "Three-way merge of branch NAME into main (base: the history at the fork point).\n"
-     "Prints the conflicts and the plan as SQL; --apply runs it as one revision.\n\n"
-     "  --resolve FILE     JSON: per table, row or cell ours, theirs or {\"value\": V}\n"
-     "  --apply            apply the plan in one transaction on the source\n"
-     "  --actor TYPE:ID    the merger (needed with --apply)\n" FORMAT_HELP},
-    {"review",
-     "usage: walrev [global options] review NAME [--format markdown|json]\n"
-     "       walrev [global options] review NAME --approve --actor TYPE:ID [--comment TEXT]\n\n"
-     "Branch NAME as a change request: what it changes, who changed what, conflicts,\n"
-     "approvals; --approve records an approval ([branches] required_approvals).\n\n"
-     "  --format F         markdown (default) or json\n"
-     "  --approve          record an approval of the branch's newest revision\n"
-     "  --actor TYPE:ID    the approver\n"
-     "  --comment TEXT     a note with the approval\n"},
-    {"erase",
-     "usage: walrev [global options] erase --table T --key K --reason TEXT [--columns a,b]\n"
-     "                [--actor TYPE:ID] [--apply [--wait SECONDS]]\n\n"
-     "Erase one row's values from the history (GDPR), keeping the checksum chain.\n"
-     "Prints what it would erase; --apply asks the worker to erase it.\n\n"
-     "  --table T          the table\n"
-     "  --key K            the row's key: a value, a JSON array, or #REV.SEQ for a keyless row\n"
-     "  --reason TEXT      why (required; recorded in the erase revision)\n"
-     "  --columns a,b      only these columns (default every column not in the key)\n"
-     "  --actor TYPE:ID    who asks (default cli:$USER)\n"
-     "  --apply            write the request to the source's erasure_log\n"
-     "  --wait SECONDS     with --apply: how long to wait for the worker (default 60; 0: no wait)\n"},
-    {"prune",
-     "usage: walrev [global options] prune --before POINT [--apply [--export DIR]]\n"
-     "       walrev [global options] prune --import DIR\n\n"
-     "Drop the history before POINT by whole partitions of the store (retention). The cut\n"
-     "is rounded down to a partition boundary ([history] partition_revisions). Prints\n"
-     "what it would drop; --apply first writes a keyframe of every table at the cut and\n"
-     "the chain anchor, then drops the partitions. Points before the cut are refused after.\n\n"
-     "  --before POINT     drop revisions before POINT (POINT itself is kept)\n"
-     "  --apply            drop them (without: print the plan, change nothing)\n"
-     "  --export DIR       with --apply: first write the dropped range to DIR (CSV per table\n"
-     "                     and partition, manifest.json with SHA-256 of each file)\n"
-     "  --import DIR       load an export back (the store must be pruned where it ends)\n\n" POINT_HELP},
+    {"log", "usage: walrev [global options] log [--actor TYPE:ID] [--table T [--key K]] [--since POINT]\n"
+            "                [--until POINT] [--limit N] [--format F]\n\n"
+            "Revisions, newest first.\n\n"
+            "  --actor TYPE:ID    only revisions with this actor\n"
+            "  --table T          only revisions that changed table T\n"
+            "  --key K            with --table: only revisions that changed row K\n"
+            "  --since POINT      revisions after POINT\n"
+            "  --until POINT      revisions up to and including POINT\n"
+            "  --limit N          at most N revisions\n" FORMAT_HELP "\n" POINT_HELP},
+    {"show", "usage: walrev [global options] show POINT [--format F]\n\n"
+             "One revision: its header and every attribute change.\n\n" FORMAT_HELP "\n" POINT_HELP},
+    {"history", "usage: walrev [global options] history --table T --key K [--since POINT] [--until POINT]\n"
+                "                [--limit N] [--format F]\n\n"
+                "The changes of one row, oldest first.\n\n"
+                "  --table T          the table\n"
+                "  --key K            the row's key: a value, a JSON array, or #REV.SEQ for a keyless row\n"
+                "  --since POINT      changes after POINT\n"
+                "  --until POINT      changes up to and including POINT\n"
+                "  --limit N          at most N changes\n" FORMAT_HELP "\n" POINT_HELP},
+    {"blame", "usage: walrev [global options] blame --table T --key K [--at POINT] [--format F]\n\n"
+              "Who last changed each column of a row.\n\n"
+              "  --table T          the table\n"
+              "  --key K            the row's key\n"
+              "  --at POINT         as of POINT (default: the newest revision)\n" FORMAT_HELP "\n" POINT_HELP},
+    {"diff", "usage: walrev [global options] diff POINT1 POINT2 [--table T]... [--format F]\n\n"
+             "What changed between two points, netted per row.\n\n"
+             "  --table T          only table T (repeatable)\n" FORMAT_HELP "\n" POINT_HELP},
+    {"restore", "usage: walrev [global options] restore --table T --key K --at POINT [--columns a,b]\n"
+                "                [--apply] [--actor TYPE:ID]\n\n"
+                "Put a row back as it was at POINT. Prints the plan; --apply runs it.\n\n"
+                "  --table T          the table\n"
+                "  --key K            the row's key\n"
+                "  --at POINT         the state to restore\n"
+                "  --columns a,b      only these columns\n"
+                "  --apply            run the plan in one transaction on the source\n"
+                "  --actor TYPE:ID    the actor of the undo (default cli:$USER)\n\n" POINT_HELP},
+    {"revert", "usage: walrev [global options] revert POINT [--force] [--apply] [--actor TYPE:ID]\n\n"
+               "Undo one revision. Prints the plan; --apply runs it.\n\n"
+               "  --force            undo even rows changed again since\n"
+               "  --apply            run the plan in one transaction on the source\n"
+               "  --actor TYPE:ID    the actor of the undo (default cli:$USER)\n\n" POINT_HELP},
+    {"rollback", "usage: walrev [global options] rollback --to POINT [--table T]... [--apply] [--actor TYPE:ID]\n\n"
+                 "Undo every revision after POINT. Prints the plan; --apply runs it.\n\n"
+                 "  --to POINT         the state to return to\n"
+                 "  --table T          only table T (repeatable)\n"
+                 "  --apply            run the plan in one transaction on the source\n"
+                 "  --actor TYPE:ID    the actor of the undo (default cli:$USER)\n\n" POINT_HELP},
+    {"branch", "usage: walrev [global options] branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]\n"
+               "       walrev [global options] branch list [--format F] [--null TEXT]\n"
+               "       walrev [global options] branch drop NAME [--actor TYPE:ID]\n\n"
+               "A writable copy of the tracked tables as of POINT in schema branch_NAME, captured\n"
+               "like any table; its diff and merge are `walrev diff main..NAME` and `walrev merge`.\n\n"
+               "  --at POINT         fork point (default: the newest revision)\n"
+               "  --table T          only table T (repeatable; default every tracked table)\n"
+               "  --actor TYPE:ID    who creates or drops it (recorded on its revision)\n" FORMAT_HELP "\n" POINT_HELP},
+    {"merge", "usage: walrev [global options] merge NAME [--resolve FILE] [--format F] [--apply --actor TYPE:ID]\n\n"
+              "Three-way merge of branch NAME into main (base: the history at the fork point).\n"
+              "Prints the conflicts and the plan as SQL; --apply runs it as one revision.\n\n"
+              "  --resolve FILE     JSON: per table, row or cell ours, theirs or {\"value\": V}\n"
+              "  --apply            apply the plan in one transaction on the source\n"
+              "  --actor TYPE:ID    the merger (needed with --apply)\n" FORMAT_HELP},
+    {"review", "usage: walrev [global options] review NAME [--format markdown|json]\n"
+               "       walrev [global options] review NAME --approve --actor TYPE:ID [--comment TEXT]\n\n"
+               "Branch NAME as a change request: what it changes, who changed what, conflicts,\n"
+               "approvals; --approve records an approval ([branches] required_approvals).\n\n"
+               "  --format F         markdown (default) or json\n"
+               "  --approve          record an approval of the branch's newest revision\n"
+               "  --actor TYPE:ID    the approver\n"
+               "  --comment TEXT     a note with the approval\n"},
+    {"erase", "usage: walrev [global options] erase --table T --key K --reason TEXT [--columns a,b]\n"
+              "                [--actor TYPE:ID] [--apply [--wait SECONDS]]\n\n"
+              "Erase one row's values from the history (GDPR), keeping the checksum chain.\n"
+              "Prints what it would erase; --apply asks the worker to erase it.\n\n"
+              "  --table T          the table\n"
+              "  --key K            the row's key: a value, a JSON array, or #REV.SEQ for a keyless row\n"
+              "  --reason TEXT      why (required; recorded in the erase revision)\n"
+              "  --columns a,b      only these columns (default every column not in the key)\n"
+              "  --actor TYPE:ID    who asks (default cli:$USER)\n"
+              "  --apply            write the request to the source's erasure_log\n"
+              "  --wait SECONDS     with --apply: how long to wait for the worker (default 60; 0: no wait)\n"},
+    {"prune", "usage: walrev [global options] prune --before POINT [--apply [--export DIR]]\n"
+              "       walrev [global options] prune --import DIR\n\n"
+              "Drop the history before POINT by whole partitions of the store (retention). The cut\n"
+              "is rounded down to a partition boundary ([history] partition_revisions). Prints\n"
+              "what it would drop; --apply first writes a keyframe of every table at the cut and\n"
+              "the chain anchor, then drops the partitions. Points before the cut are refused after.\n\n"
+              "  --before POINT     drop revisions before POINT (POINT itself is kept)\n"
+              "  --apply            drop them (without: print the plan, change nothing)\n"
+              "  --export DIR       with --apply: first write the dropped range to DIR (CSV per table\n"
+              "                     and partition, manifest.json with SHA-256 of each file)\n"
+              "  --import DIR       load an export back (the store must be pruned where it ends)\n\n" POINT_HELP},
 };
 
 void replay_print_help(const char *cmd, FILE *out)
@@ -224,8 +209,7 @@ static WrStatus open_history(ReplayCtx *ctx, WrError *err)
     bool ok = PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
     if (!ok)
-        return wr_error_set(err, WR_FATAL,
-                            "history schema %s has no replay functions: run `walrev setup` (replay.sql)",
+        return wr_error_set(err, WR_FATAL, "history schema %s has no replay functions: run `walrev setup` (replay.sql)",
                             ctx->schema_q);
     return WR_OK;
 }
@@ -298,8 +282,8 @@ static WrStatus report_prune_anchor(ReplayCtx *ctx, PGconn *conn, WrError *err)
     fprintf(ctx->out,
             "anchor: history before revision %lld was pruned on %s; the chain is verified from revision %lld on, "
             "starting from the anchor %02x%02x%02x%02x%02x%02x%02x%02x… (the checksum of revision %lld)\n",
-            (long long)before, on, (long long)before, anchor[0], anchor[1], anchor[2], anchor[3], anchor[4],
-            anchor[5], anchor[6], anchor[7], (long long)before - 1);
+            (long long)before, on, (long long)before, anchor[0], anchor[1], anchor[2], anchor[3], anchor[4], anchor[5],
+            anchor[6], anchor[7], (long long)before - 1);
     return WR_OK;
 }
 
@@ -320,9 +304,13 @@ static WrStatus cmd_verify(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     PQfinish(conn);
     if (st != WR_OK) return st;
     if (first_bad != 0)
-        return wr_error_set(err, WR_FATAL, "history does not verify at revision %lld: %s (%lld revisions verified before it)",
+        return wr_error_set(err, WR_FATAL,
+                            "history does not verify at revision %lld: %s (%lld revisions verified before it)",
                             (long long)first_bad, why, (long long)checked);
-    fprintf(ctx->out, "verified %lld revisions: the checksum chain holds, and the contexts, actors, keyframes and baseline records agree with it\n", (long long)checked);
+    fprintf(ctx->out,
+            "verified %lld revisions: the checksum chain holds, and the contexts, actors, keyframes and baseline "
+            "records agree with it\n",
+            (long long)checked);
     return WR_OK;
 }
 
@@ -344,26 +332,40 @@ int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts
         return 2;
     }
     if (!ctx.hist_conninfo) ctx.hist_conninfo = ""; /* libpq's defaults: PGHOST, PGSERVICE, ... */
-    ctx.schema_q = store_quote_ident(schema); /* the one quoter: keywords too (--schema order) */
+    ctx.schema_q = store_quote_ident(schema);       /* the one quoter: keywords too (--schema order) */
     if (strcmp(cmd, "verify") == 0)
         st = cmd_verify(&ctx, argc, argv, &err); /* needs an idle connection of its own */
     else
         st = open_history(&ctx, &err);
     if (st == WR_OK && strcmp(cmd, "verify") != 0) {
-        if (strcmp(cmd, "snapshot") == 0) st = cmd_snapshot(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "log") == 0) st = cmd_log(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "show") == 0) st = cmd_show(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "history") == 0) st = cmd_history(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "blame") == 0) st = cmd_blame(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "diff") == 0) st = cmd_diff(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "restore") == 0) st = cmd_restore(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "revert") == 0) st = cmd_revert(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "rollback") == 0) st = cmd_rollback(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "branch") == 0) st = cmd_branch(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "merge") == 0) st = cmd_merge(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "review") == 0) st = cmd_review(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "erase") == 0) st = cmd_erase(&ctx, argc, argv, &err);
-        else if (strcmp(cmd, "prune") == 0) st = cmd_prune(&ctx, argc, argv, &err);
+        if (strcmp(cmd, "snapshot") == 0)
+            st = cmd_snapshot(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "log") == 0)
+            st = cmd_log(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "show") == 0)
+            st = cmd_show(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "history") == 0)
+            st = cmd_history(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "blame") == 0)
+            st = cmd_blame(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "diff") == 0)
+            st = cmd_diff(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "restore") == 0)
+            st = cmd_restore(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "revert") == 0)
+            st = cmd_revert(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "rollback") == 0)
+            st = cmd_rollback(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "branch") == 0)
+            st = cmd_branch(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "merge") == 0)
+            st = cmd_merge(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "review") == 0)
+            st = cmd_review(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "erase") == 0)
+            st = cmd_erase(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "prune") == 0)
+            st = cmd_prune(&ctx, argc, argv, &err);
     }
     fflush(out);
     if (st != WR_OK) fprintf(err_f, "walrev %s: error: %s\n", cmd, err.msg);

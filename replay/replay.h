@@ -41,8 +41,7 @@ void replay_print_help(const char *cmd, FILE *out);
 int replay_command(const char *cmd, int argc, char **argv, const ReplayOptions *opts);
 
 /* The same with explicit streams (tests, embedding). out and err stay the caller's. */
-int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts, FILE *out,
-               FILE *err);
+int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts, FILE *out, FILE *err);
 
 /*
  * `walrev run`'s retention ([history] retain, replay/retain.c): a thread

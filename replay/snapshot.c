@@ -33,11 +33,11 @@ typedef struct {
 #define SNAP_MEMORY_MIB 256
 
 const struct option rq_snapshot_options[] = {
-    {"at", required_argument, NULL, OPT_AT},          {"table", required_argument, NULL, OPT_TABLE},
-    {"format", required_argument, NULL, OPT_FORMAT},  {"into", required_argument, NULL, OPT_INTO},
-    {"target", required_argument, NULL, OPT_TARGET},  {"output-dir", required_argument, NULL, OPT_OUTDIR},
-    {"memory", required_argument, NULL, OPT_MEMORY},  {"null", required_argument, NULL, OPT_NULL},
-    {"order", required_argument, NULL, OPT_ORDER},    {NULL, 0, NULL, 0}};
+    {"at", required_argument, NULL, OPT_AT},         {"table", required_argument, NULL, OPT_TABLE},
+    {"format", required_argument, NULL, OPT_FORMAT}, {"into", required_argument, NULL, OPT_INTO},
+    {"target", required_argument, NULL, OPT_TARGET}, {"output-dir", required_argument, NULL, OPT_OUTDIR},
+    {"memory", required_argument, NULL, OPT_MEMORY}, {"null", required_argument, NULL, OPT_NULL},
+    {"order", required_argument, NULL, OPT_ORDER},   {NULL, 0, NULL, 0}};
 
 typedef struct {
     bool enabled;
@@ -75,8 +75,7 @@ static char **column_types(PGconn *conn, const RelVersion *rv, WrError *err)
             return NULL;
         }
         const char *t = PQgetisnull(res, 0, 0) ? "???" : PQgetvalue(res, 0, 0);
-        if (strncmp(t, "???", 3) == 0 || strcmp(t, "-") == 0)
-            t = rv->type_names[i] ? rv->type_names[i] : "text";
+        if (strncmp(t, "???", 3) == 0 || strcmp(t, "-") == 0) t = rv->type_names[i] ? rv->type_names[i] : "text";
         types[i] = xstrdup(t);
         PQclear(res);
     }
@@ -120,7 +119,10 @@ static int *all_columns(const RelVersion *rv, int *n)
     return out;
 }
 
-static const char *column_name(const RelVersion *rv, int c) { return c >= 0 ? rv->col_names[c] : rv->gen_names[-c - 2]; }
+static const char *column_name(const RelVersion *rv, int c)
+{
+    return c >= 0 ? rv->col_names[c] : rv->gen_names[-c - 2];
+}
 
 /*
  * "SELECT s.vals[1] AS "id", ... FROM schema.snapshot_rows(relid, rev) s".
@@ -225,8 +227,7 @@ static char *create_table_sql(PGconn *conn, const char *qname, const RelVersion 
 }
 
 /* Stream COPY OUT of the history connection into a FILE or a target connection's COPY IN. */
-static WrStatus stream_copy(ReplayCtx *ctx, const char *copy_sql, FILE *f, PGconn *target, Progress *pg,
-                            WrError *err)
+static WrStatus stream_copy(ReplayCtx *ctx, const char *copy_sql, FILE *f, PGconn *target, Progress *pg, WrError *err)
 {
     PGresult *res = PQexec(ctx->hist, copy_sql);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
@@ -273,7 +274,8 @@ static WrStatus line_to_sink(void *arg, const char *line, size_t len, WrError *e
 {
     LineSink *ls = arg;
     if (ls->f) {
-        if (fwrite(line, 1, len, ls->f) != len) return wr_error_set(err, WR_FATAL, "write failed while writing the snapshot");
+        if (fwrite(line, 1, len, ls->f) != len)
+            return wr_error_set(err, WR_FATAL, "write failed while writing the snapshot");
     } else if (PQputCopyData(ls->target, line, (int)len) != 1) {
         return pgio_fail(ls->target, NULL, err, "copy into target");
     }
@@ -412,8 +414,8 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
     /* Erased values of this table, shown as erased in what is read (not restored). */
     bool erased = false;
     if (!target && format != SNAP_SQL && rv->relkind != 'p') {
-        PGresult *er = rq_execf(ctx->hist, err,
-                                "SELECT EXISTS (SELECT 1 FROM %s.erasure WHERE relid = %u)", ctx->schema_q, rv->relid);
+        PGresult *er = rq_execf(ctx->hist, err, "SELECT EXISTS (SELECT 1 FROM %s.erasure WHERE relid = %u)",
+                                ctx->schema_q, rv->relid);
         if (!er) {
             st = err->status;
             goto done;
@@ -478,8 +480,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         }
         PQclear(res);
         while ((res = PQgetResult(target)) != NULL) PQclear(res);
-        if (st == WR_OK)
-            fprintf(ctx->err, "loaded %lld rows into %s\n", pg.rows, qname);
+        if (st == WR_OK) fprintf(ctx->err, "loaded %lld rows into %s\n", pg.rows, qname);
         goto done;
     }
 
@@ -542,8 +543,8 @@ static WrStatus open_into_schema(PGconn *target, const char *into, WrError *err)
     strbuf_init(&sql);
     /* SET LOCAL: setup's new-schema trigger (walrev_publish_schema) leaves
      * this schema out of the publication, as setup itself does by the mark. */
-    strbuf_appendf(&sql, "SET LOCAL walrev.publish_new_schema = off; CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s",
-                   ns, ns, comment);
+    strbuf_appendf(&sql, "SET LOCAL walrev.publish_new_schema = off; CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s", ns,
+                   ns, comment);
     res = rq_exec(target, err, sql.data, 0, NULL);
     strbuf_free(&sql);
     PQfreemem(comment);
@@ -656,16 +657,21 @@ static WrStatus snapshot_missing_table(ReplayCtx *ctx, const char *table, uint32
 {
     if (rv->unlogged_rev > 0) return snapshot_unlogged_table(ctx, table, relid, pt, err);
     if (rv->untracked)
-        return wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld: its history begins at "
+        return wr_error_set(err, WR_INVALID,
+                            "table %s was not tracked yet at revision %lld: its history begins at "
                             "revision %lld; before, logical decoding could not see it (it was unlogged, or "
                             "outside the publication)",
                             table, (long long)pt->rev, (long long)rv->created_rev);
     if (rv->dropped_rev > 0)
-        return wr_error_set(err, WR_INVALID, "table %s did not exist at revision %lld: it was dropped in "
-                            "revision %lld", table, (long long)pt->rev, (long long)rv->dropped_rev);
+        return wr_error_set(err, WR_INVALID,
+                            "table %s did not exist at revision %lld: it was dropped in "
+                            "revision %lld",
+                            table, (long long)pt->rev, (long long)rv->dropped_rev);
     if (rv->created_rev > 0)
-        return wr_error_set(err, WR_INVALID, "table %s did not exist yet at revision %lld: it was created in "
-                            "revision %lld", table, (long long)pt->rev, (long long)rv->created_rev);
+        return wr_error_set(err, WR_INVALID,
+                            "table %s did not exist yet at revision %lld: it was created in "
+                            "revision %lld",
+                            table, (long long)pt->rev, (long long)rv->created_rev);
     if (rq_untracked_now(ctx, table, relid, err)) return err->status;
     return wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld", table, (long long)pt->rev);
 }

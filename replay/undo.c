@@ -14,12 +14,15 @@
 
 enum { OPT_APPLY = 1000, OPT_ACTOR, OPT_TABLE, OPT_KEY, OPT_AT, OPT_COLUMNS, OPT_FORCE, OPT_TO };
 
-const struct option rq_undo_options[] = {
-    {"apply", no_argument, NULL, OPT_APPLY},         {"actor", required_argument, NULL, OPT_ACTOR},
-    {"table", required_argument, NULL, OPT_TABLE},   {"key", required_argument, NULL, OPT_KEY},
-    {"at", required_argument, NULL, OPT_AT},         {"columns", required_argument, NULL, OPT_COLUMNS},
-    {"force", no_argument, NULL, OPT_FORCE},         {"to", required_argument, NULL, OPT_TO},
-    {NULL, 0, NULL, 0}};
+const struct option rq_undo_options[] = {{"apply", no_argument, NULL, OPT_APPLY},
+                                         {"actor", required_argument, NULL, OPT_ACTOR},
+                                         {"table", required_argument, NULL, OPT_TABLE},
+                                         {"key", required_argument, NULL, OPT_KEY},
+                                         {"at", required_argument, NULL, OPT_AT},
+                                         {"columns", required_argument, NULL, OPT_COLUMNS},
+                                         {"force", no_argument, NULL, OPT_FORCE},
+                                         {"to", required_argument, NULL, OPT_TO},
+                                         {NULL, 0, NULL, 0}};
 
 #define MAX_TABLES 256
 
@@ -154,8 +157,9 @@ static WrStatus read_restore_target(ReplayCtx *ctx, const UndoArgs *a, RestoreTa
     const char *params[3] = {rel, t->key, rev};
     StrBuf sql;
     strbuf_init(&sql);
-    strbuf_appendf(&sql, "SELECT count(*) FROM (SELECT 1 FROM %s.object_delta WHERE relid = $1::oid AND key = $2 "
-                         "LIMIT 1) x",
+    strbuf_appendf(&sql,
+                   "SELECT count(*) FROM (SELECT 1 FROM %s.object_delta WHERE relid = $1::oid AND key = $2 "
+                   "LIMIT 1) x",
                    ctx->schema_q);
     PGresult *res = rq_exec(ctx->hist, err, sql.data, 2, params);
     if (res && strcmp(PQgetvalue(res, 0, 0), "0") == 0 && rq_untracked_now(ctx, a->tables[0], t->relid, err))
@@ -303,8 +307,9 @@ WrStatus cmd_restore(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     UndoPlan u;
     WrStatus st = start_undo(ctx, "walrev restore", argc, argv, &u, &a, err);
     if (st == WR_OK && (a.ntables != 1 || !a.key || !a.at || a.npos))
-        st = rq_usage(ctx, err, "usage: walrev restore --table T --key K --at POINT [--columns a,b] "
-                                           "[--apply] [--actor TYPE:ID]");
+        st = rq_usage(ctx, err,
+                      "usage: walrev restore --table T --key K --at POINT [--columns a,b] "
+                      "[--apply] [--actor TYPE:ID]");
     if (st == WR_OK) st = plan_restore(&u, &a, err);
     if (st == WR_OK) st = plan_finish(&u, a.actor, a.apply, err);
     plan_term(&u);
@@ -342,8 +347,8 @@ static WrStatus plan_untruncate(UndoPlan *u, int ti, uint32_t relid, int64_t rev
     bool found;
     WrStatus st = rq_relation_at(ctx, relid, rev - 1, &vb, &found, err);
     if (st != WR_OK || !found) return st;
-    PGresult *rows = rq_execf(ctx->hist, err, "SELECT vals::text FROM %s.snapshot_rows(%u, %lld)", ctx->schema_q,
-                              relid, (long long)rev - 1);
+    PGresult *rows = rq_execf(ctx->hist, err, "SELECT vals::text FROM %s.snapshot_rows(%u, %lld)", ctx->schema_q, relid,
+                              (long long)rev - 1);
     if (!rows) st = err->status;
     for (int i = 0; rows && i < PQntuples(rows) && st == WR_OK; i++) {
         char **arr;
@@ -483,18 +488,19 @@ static WrStatus plan_table_rollback(UndoPlan *u, uint32_t relid, int64_t to, int
     ReplayCtx *ctx = u->ctx;
     /* count, not EXISTS: for EXISTS the planner may choose a sequential scan that
      * stops at the first truncate, and with none it reads the whole history */
-    PGresult *res = rq_execf(ctx->hist, err,
-                             "WITH tr AS (SELECT count(*) > 0 AS has_truncate FROM %1$s.object_delta d "
-                             "    WHERE d.revision_id > %3$lld AND d.revision_id <= %4$lld AND d.relid = %2$u AND d.op = 'T'), "
-                             "touched AS (SELECT DISTINCT d.key FROM %1$s.object_delta d WHERE d.revision_id > %3$lld "
-                             "    AND d.revision_id <= %4$lld AND d.relid = %2$u AND d.key IS NOT NULL), "
-                             "a AS (SELECT s.key, s.vals FROM %1$s.snapshot_rows(%2$u, %3$lld) s "
-                             "    WHERE (SELECT has_truncate FROM tr) OR s.key IN (SELECT key FROM touched)), "
-                             "b AS (SELECT s.key, s.vals FROM %1$s.snapshot_rows(%2$u, %4$lld) s "
-                             "    WHERE (SELECT has_truncate FROM tr) OR s.key IN (SELECT key FROM touched)) "
-                             "SELECT coalesce(a.key, b.key), a.vals::text, b.vals::text "
-                             "FROM a FULL JOIN b ON a.key = b.key ORDER BY 1",
-                             ctx->schema_q, relid, (long long)to, (long long)newest);
+    PGresult *res =
+        rq_execf(ctx->hist, err,
+                 "WITH tr AS (SELECT count(*) > 0 AS has_truncate FROM %1$s.object_delta d "
+                 "    WHERE d.revision_id > %3$lld AND d.revision_id <= %4$lld AND d.relid = %2$u AND d.op = 'T'), "
+                 "touched AS (SELECT DISTINCT d.key FROM %1$s.object_delta d WHERE d.revision_id > %3$lld "
+                 "    AND d.revision_id <= %4$lld AND d.relid = %2$u AND d.key IS NOT NULL), "
+                 "a AS (SELECT s.key, s.vals FROM %1$s.snapshot_rows(%2$u, %3$lld) s "
+                 "    WHERE (SELECT has_truncate FROM tr) OR s.key IN (SELECT key FROM touched)), "
+                 "b AS (SELECT s.key, s.vals FROM %1$s.snapshot_rows(%2$u, %4$lld) s "
+                 "    WHERE (SELECT has_truncate FROM tr) OR s.key IN (SELECT key FROM touched)) "
+                 "SELECT coalesce(a.key, b.key), a.vals::text, b.vals::text "
+                 "FROM a FULL JOIN b ON a.key = b.key ORDER BY 1",
+                 ctx->schema_q, relid, (long long)to, (long long)newest);
     if (!res) return err->status;
     WrStatus st = WR_OK;
     RelVersion vat = {0};
@@ -553,8 +559,9 @@ WrStatus cmd_rollback(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     WrStatus st = start_undo(ctx, "walrev rollback", argc, argv, &u, &a, err);
     if (st != WR_OK) goto done;
     if (!a.to || a.npos || a.key || a.at) {
-        st = rq_usage(ctx, err, "usage: walrev rollback --to POINT [--table T ...] [--apply] "
-                                           "[--actor TYPE:ID]");
+        st = rq_usage(ctx, err,
+                      "usage: walrev rollback --to POINT [--table T ...] [--apply] "
+                      "[--actor TYPE:ID]");
         goto done;
     }
     if ((st = rq_resolve_point(ctx, a.to, &to, err)) != WR_OK) goto done;

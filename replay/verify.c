@@ -40,8 +40,7 @@ typedef struct {
 } Ctx;
 
 /* Run sql on the verify connection: results in binary when out is wanted (the cursors' rows). */
-static WrStatus exec(Ctx *c, const char *sql, int nparams, const char *const *params, PGresult **out,
-                     const char *what)
+static WrStatus exec(Ctx *c, const char *sql, int nparams, const char *const *params, PGresult **out, const char *what)
 {
     char w[160];
     snprintf(w, sizeof(w), "verify: %s", what);
@@ -170,8 +169,23 @@ typedef struct {
 } DeltaScratch;
 
 /* Columns of the delta cursor. */
-enum { D_REV, D_SEQ, D_RELID, D_RELVER, D_OP, D_KEY, D_CTX, D_OLDUNK, D_COLS, D_OLD, D_NEW, D_FLAGS,
-       D_ECOLS, D_EWHICH, D_EHASH };
+enum {
+    D_REV,
+    D_SEQ,
+    D_RELID,
+    D_RELVER,
+    D_OP,
+    D_KEY,
+    D_CTX,
+    D_OLDUNK,
+    D_COLS,
+    D_OLD,
+    D_NEW,
+    D_FLAGS,
+    D_ECOLS,
+    D_EWHICH,
+    D_EHASH
+};
 
 /*
  * Hash the delta at the cursor's current row. Returns false with why set
@@ -220,8 +234,10 @@ static bool hash_delta(RevisionHasher *hh, const Cursor *dc, bool has_erased, De
         if (ok && news.n) ok = arr_next(&news, &a->new_value);
         if (ok && flags.n) {
             ok = arr_next(&flags, &v);
-            if (ok && v.data) ok = val_int(v, &x);
-            else x = 0;
+            if (ok && v.data)
+                ok = val_int(v, &x);
+            else
+                x = 0;
             a->flags = (uint8_t)x;
         }
         sc->hashes[2 * i] = sc->hashes[2 * i + 1] = NULL;
@@ -262,8 +278,7 @@ static bool hash_delta(RevisionHasher *hh, const Cursor *dc, bool has_erased, De
         }
     }
     if (!ok) {
-        snprintf(why, why_size, "revision %" PRId64 " seq %" PRId32 ": malformed object_delta row", rev_id,
-                 d.seq);
+        snprintf(why, why_size, "revision %" PRId64 " seq %" PRId32 ": malformed object_delta row", rev_id, d.seq);
         free(keystr);
         return false;
     }
@@ -284,11 +299,12 @@ static WrStatus read_value_key(Ctx *c, const char *qs, int64_t *from, uint8_t ke
 {
     StrBuf q;
     strbuf_init(&q);
-    strbuf_appendf(&q,
-                   "SELECT (SELECT value::bigint FROM %s.store_info WHERE key = 'keyed_values_from'), "
-                   "(SELECT max(id) FROM %s.revision), "
-                   "CASE WHEN to_regclass($1::text) IS NULL THEN false ELSE has_table_privilege($1::text, 'SELECT') END",
-                   qs, qs);
+    strbuf_appendf(
+        &q,
+        "SELECT (SELECT value::bigint FROM %s.store_info WHERE key = 'keyed_values_from'), "
+        "(SELECT max(id) FROM %s.revision), "
+        "CASE WHEN to_regclass($1::text) IS NULL THEN false ELSE has_table_privilege($1::text, 'SELECT') END",
+        qs, qs);
     StrBuf rel;
     strbuf_init(&rel);
     strbuf_appendf(&rel, "%s.digest_key", qs);
@@ -343,16 +359,17 @@ static WrStatus verify_erasures(Ctx *c, const char *qs, int64_t *first_bad, char
 {
     StrBuf q;
     strbuf_init(&q);
-    strbuf_appendf(&q,
-                   "SELECT e.revision_id, e.relid::bigint, e.key FROM %1$s.erasure e "
-                   "WHERE EXISTS (SELECT 1 FROM %1$s.object_delta_arrays d, "
-                   "  unnest(d.col_ids, d.old_values, d.new_values) AS u(c, o, n) "
-                   "  WHERE d.relid = e.relid AND d.key = e.key AND d.revision_id < e.revision_id "
-                   "    AND u.c = ANY (e.col_ids) AND (u.o IS NOT NULL OR u.n IS NOT NULL)) "
-                   "OR EXISTS (SELECT 1 FROM %1$s.keyframe k JOIN %1$s.keyframe_row kr ON kr.keyframe_id = k.id, "
-                   "  unnest(e.col_ids) AS x(c) WHERE k.relid = e.relid AND kr.key = e.key AND kr.vals[x.c] IS NOT NULL) "
-                   "ORDER BY e.revision_id LIMIT 1",
-                   qs);
+    strbuf_appendf(
+        &q,
+        "SELECT e.revision_id, e.relid::bigint, e.key FROM %1$s.erasure e "
+        "WHERE EXISTS (SELECT 1 FROM %1$s.object_delta_arrays d, "
+        "  unnest(d.col_ids, d.old_values, d.new_values) AS u(c, o, n) "
+        "  WHERE d.relid = e.relid AND d.key = e.key AND d.revision_id < e.revision_id "
+        "    AND u.c = ANY (e.col_ids) AND (u.o IS NOT NULL OR u.n IS NOT NULL)) "
+        "OR EXISTS (SELECT 1 FROM %1$s.keyframe k JOIN %1$s.keyframe_row kr ON kr.keyframe_id = k.id, "
+        "  unnest(e.col_ids) AS x(c) WHERE k.relid = e.relid AND kr.key = e.key AND kr.vals[x.c] IS NOT NULL) "
+        "ORDER BY e.revision_id LIMIT 1",
+        qs);
     PGresult *res = NULL;
     WrStatus st = exec(c, q.data, 0, NULL, &res, "checking the erasures");
     strbuf_free(&q);
@@ -373,8 +390,27 @@ static WrStatus verify_erasures(Ctx *c, const char *qs, int64_t *first_bad, char
 }
 
 /* Columns of the relation version cursor. */
-enum { R_REV, R_RELID, R_VERSION, R_NSP, R_REL, R_REPLIDENT, R_VALID, R_IDS, R_NAMES, R_OIDS, R_TYPMODS,
-       R_TNAMES, R_KEYS, R_TRACK, R_GNAMES, R_GTYPES, R_GPOS, R_GEXPRS, R_CHECKSUM };
+enum {
+    R_REV,
+    R_RELID,
+    R_VERSION,
+    R_NSP,
+    R_REL,
+    R_REPLIDENT,
+    R_VALID,
+    R_IDS,
+    R_NAMES,
+    R_OIDS,
+    R_TYPMODS,
+    R_TNAMES,
+    R_KEYS,
+    R_TRACK,
+    R_GNAMES,
+    R_GTYPES,
+    R_GPOS,
+    R_GEXPRS,
+    R_CHECKSUM
+};
 
 static void free_relation(RelationVersion *rv)
 {
@@ -412,8 +448,8 @@ static bool read_relation(const Cursor *rc, RelationVersion *rv)
     ok = ok && arr_open(rc, R_IDS, &ids) && arr_open(rc, R_NAMES, &names) && arr_open(rc, R_OIDS, &oids) &&
          arr_open(rc, R_TYPMODS, &typmods) && arr_open(rc, R_TNAMES, &tnames) && arr_open(rc, R_KEYS, &keys) &&
          arr_open(rc, R_TRACK, &track);
-    ok = ok && ids.n <= UINT16_MAX && names.n == ids.n && oids.n == ids.n && typmods.n == ids.n &&
-         tnames.n == ids.n && keys.n == ids.n && track.n == ids.n;
+    ok = ok && ids.n <= UINT16_MAX && names.n == ids.n && oids.n == ids.n && typmods.n == ids.n && tnames.n == ids.n &&
+         keys.n == ids.n && track.n == ids.n;
     if (!ok) return false;
     rv->ncols = (uint16_t)ids.n;
     rv->cols = xcalloc((size_t)rv->ncols + 1, sizeof(RelColumn));
@@ -481,7 +517,7 @@ typedef struct {
     RevisionHasher *hh;
     DeltaScratch sc;
     RelationVersion rv;
-    StrBuf covered;        /* the relation versions the current revision covers, for its error message */
+    StrBuf covered; /* the relation versions the current revision covers, for its error message */
     char *why;
     size_t why_size;
     int64_t *first_bad;
@@ -509,21 +545,21 @@ static WrStatus open_cursors(Walk *w, const char *qs)
     }
     if (st == WR_OK) {
         strbuf_reset(&q);
-        strbuf_appendf(&q,
-                       "SELECT r.id, r.xid, r.commit_lsn, r.end_lsn, r.commit_time, r.origin, "
-                       "r.gid, r.n_insert::bigint, r.n_update::bigint, r.n_delete::bigint, r.n_truncate::bigint, "
-                       "r.n_snapshot::bigint, r.n_suppressed::bigint, r.warnings, r.checksum");
+        strbuf_appendf(&q, "SELECT r.id, r.xid, r.commit_lsn, r.end_lsn, r.commit_time, r.origin, "
+                           "r.gid, r.n_insert::bigint, r.n_update::bigint, r.n_delete::bigint, r.n_truncate::bigint, "
+                           "r.n_snapshot::bigint, r.n_suppressed::bigint, r.warnings, r.checksum");
         if (w->has_quarantine)
             /* A quarantined revision's raw form must carry its xid, commit
              * LSN, its checksum and its parent's (msgpack bin 8 of 32 bytes:
              * c4 20 then the bytes), so a flag put on another revision, or a
              * raw form swapped for another, is caught. */
-            strbuf_appendf(&q, ", r.quarantined, q.revision_id IS NOT NULL, CASE WHEN r.quarantined AND "
-                               "q.revision_id IS NOT NULL THEN q.xid = r.xid AND q.commit_lsn = r.commit_lsn "
-                               "AND position('\\xc420'::bytea || r.checksum in q.raw) > 0 "
-                               "AND position('\\xc420'::bytea || coalesce((SELECT p.checksum FROM %s.revision p "
-                               "WHERE p.id = r.id - 1), decode(repeat('00', 32), 'hex')) in q.raw) > 0 END "
-                               "FROM %s.revision r LEFT JOIN %s.quarantine q ON q.revision_id = r.id ORDER BY r.id",
+            strbuf_appendf(&q,
+                           ", r.quarantined, q.revision_id IS NOT NULL, CASE WHEN r.quarantined AND "
+                           "q.revision_id IS NOT NULL THEN q.xid = r.xid AND q.commit_lsn = r.commit_lsn "
+                           "AND position('\\xc420'::bytea || r.checksum in q.raw) > 0 "
+                           "AND position('\\xc420'::bytea || coalesce((SELECT p.checksum FROM %s.revision p "
+                           "WHERE p.id = r.id - 1), decode(repeat('00', 32), 'hex')) in q.raw) > 0 END "
+                           "FROM %s.revision r LEFT JOIN %s.quarantine q ON q.revision_id = r.id ORDER BY r.id",
                            qs, qs, qs);
         else
             strbuf_appendf(&q, ", false, false, NULL::boolean FROM %s.revision r ORDER BY r.id", qs);
@@ -723,9 +759,8 @@ static WrStatus check_revision(Walk *w, uint8_t prev[WALREV_CHECKSUM_LEN], int64
         if (st == WR_OK) st = hash_relations(w, rev.id, bad);
         bool raw_ok = f_text(rc, 17).len == 1 && f_text(rc, 17).data[0] == 1;
         if (st == WR_OK && !*bad && (!has_row || has_ctx || has_delta || !raw_ok)) {
-            snprintf(w->why, w->why_size,
-                     "revision %" PRId64 ": flagged quarantined but %s", rev.id,
-                     !has_row     ? "the quarantine table holds no row for it"
+            snprintf(w->why, w->why_size, "revision %" PRId64 ": flagged quarantined but %s", rev.id,
+                     !has_row               ? "the quarantine table holds no row for it"
                      : has_ctx || has_delta ? "it has contexts or deltas in the tables"
                                             : "its quarantine row is not its own (xid, commit LSN, or the raw form "
                                               "lacks its checksum or its parent's)");

@@ -59,8 +59,8 @@ static const char *context_mismatch(const PGresult *r, int row, ParsedContext *p
     const char *raw = field(r, row, 2);
     bool hashed = field(r, row, 3)[0] == 't';
     bool reserved_warned = field(r, row, 9)[0] == 't';
-    const char *type = field(r, row, 4), *id = field(r, row, 5), *actor = field(r, row, 6),
-               *desc = field(r, row, 7), *meta = field(r, row, 8);
+    const char *type = field(r, row, 4), *id = field(r, row, 5), *actor = field(r, row, 6), *desc = field(r, row, 7),
+               *meta = field(r, row, 8);
     if (hashed) {
         /* Not text the worker could parse (or over the bound): nothing was applied from it. */
         context_parse(p, "", 0, 0, NULL, scratch); /* resets p: every field absent */
@@ -94,8 +94,9 @@ static const char *context_mismatch(const PGresult *r, int row, ParsedContext *p
         if (strncmp(by, "key:", 4) == 0)
             possible = p->has_signature;
         else if (strncmp(by, "role:", 5) == 0)
-            possible = att && (strcmp(by + 5, p->session_user.data ? p->session_user.data : "") == 0 ||
-                               (p->has_current_user && p->current_user.data && strcmp(by + 5, p->current_user.data) == 0));
+            possible =
+                att && (strcmp(by + 5, p->session_user.data ? p->session_user.data : "") == 0 ||
+                        (p->has_current_user && p->current_user.data && strcmp(by + 5, p->current_user.data) == 0));
         else if (strcmp(by, "walrev") == 0)
             possible = p->has_actor_type && strcmp(p->actor_type.data, CONTEXT_RESERVED_ACTOR_TYPE) == 0;
         if (!possible) return "actor_verified";
@@ -103,8 +104,7 @@ static const char *context_mismatch(const PGresult *r, int row, ParsedContext *p
     return NULL;
 }
 
-WrStatus verify_contexts(PGconn *conn, const char *qs, int64_t *first_bad, char *why, size_t why_size,
-                         WrError *err)
+WrStatus verify_contexts(PGconn *conn, const char *qs, int64_t *first_bad, char *why, size_t why_size, WrError *err)
 {
     *first_bad = 0;
     StrBuf q;
@@ -174,8 +174,7 @@ WrStatus verify_contexts(PGconn *conn, const char *qs, int64_t *first_bad, char 
             const char *col = context_mismatch(res, i, &p, &scratch);
             if (col) {
                 *first_bad = rid;
-                snprintf(why, why_size,
-                         "revision %" PRId64 ": context %s's %s is not what its raw message says", rid,
+                snprintf(why, why_size, "revision %" PRId64 ": context %s's %s is not what its raw message says", rid,
                          PQgetvalue(res, i, 1), col);
                 more = false;
                 break;
@@ -194,8 +193,8 @@ done:
     return st;
 }
 
-WrStatus verify_keyframes(PGconn *conn, const char *qs, int64_t *bad_keyframe, int64_t *bad_revision,
-                          char *why, size_t why_size, WrError *err)
+WrStatus verify_keyframes(PGconn *conn, const char *qs, int64_t *bad_keyframe, int64_t *bad_revision, char *why,
+                          size_t why_size, WrError *err)
 {
     *bad_keyframe = 0;
     *bad_revision = 0;
@@ -275,8 +274,7 @@ WrStatus verify_keyframes(PGconn *conn, const char *qs, int64_t *bad_keyframe, i
         PQclear(res);
         res = NULL;
     }
-    st = run(conn, "SELECT set_config('walrev.keyframe_below', '', true)", 0, NULL, NULL,
-             "restoring keyframe_at", err);
+    st = run(conn, "SELECT set_config('walrev.keyframe_below', '', true)", 0, NULL, NULL, "restoring keyframe_at", err);
 
 done:
     PQclear(kf);
@@ -313,32 +311,33 @@ WrStatus verify_backfill(PGconn *conn, const char *qs, int64_t *first_bad, char 
      * rows_recorded must be the snapshot rows of a tail of that run (or 0);
      * chunks and rows_read at least what its last revision says.
      */
-    strbuf_appendf(&q,
-                   "WITH ch AS (SELECT c.revision_id, (c.meta->'backfill'->>'relid')::oid AS relid, "
-                   "  (c.meta->'backfill'->>'chunk')::int AS chunk, (c.meta->'backfill'->>'rows_read')::bigint AS rows_read "
-                   "  FROM %1$s.revision_context c WHERE c.actor_type = 'walrev' AND c.actor_id = 'baseline' "
-                   "  AND c.meta ? 'backfill'), "
-                   "rec AS (SELECT ch.*, (SELECT count(*) FROM %1$s.object_delta d WHERE d.revision_id = ch.revision_id "
-                   "  AND d.relid = ch.relid AND d.op = 'S') AS recorded FROM ch), "
-                   "ord AS (SELECT rec.*, lead(chunk) OVER (PARTITION BY relid ORDER BY revision_id) AS next_chunk FROM rec), "
-                   "brk AS (SELECT relid, max(revision_id) AS last_break FROM ord WHERE next_chunk <= chunk GROUP BY relid), "
-                   "run AS (SELECT o.*, sum(o.recorded) OVER (PARTITION BY o.relid ORDER BY o.revision_id DESC) AS tail "
-                   "  FROM ord o LEFT JOIN brk b ON b.relid = o.relid WHERE o.revision_id > coalesce(b.last_break, 0)), "
-                   "job AS (SELECT relid, max(revision_id) AS last_rev, (array_agg(chunk ORDER BY revision_id DESC))[1] AS "
-                   "  last_chunk, (array_agg(rows_read ORDER BY revision_id DESC))[1] AS last_read, "
-                   "  array_agg(tail) AS tails, sum(recorded) AS total FROM run GROUP BY relid), "
-                   "setup AS (SELECT DISTINCT c.revision_id FROM %1$s.revision_context c WHERE c.actor_type = 'walrev' "
-                   "  AND c.actor_id = 'baseline' AND NOT coalesce(c.meta ? 'backfill', false)) "
-                   "SELECT format('%%I.%%I', b.nspname, b.relname), b.relid, b.chunks, b.rows_read, b.rows_recorded, "
-                   "  j.last_chunk, j.last_read, j.total, b.rows_recorded = 0 OR b.rows_recorded = ANY (j.tails), "
-                   "  (SELECT count(*) FROM %1$s.object_delta d WHERE d.relid = b.relid AND d.op = 'S' "
-                   "    AND d.revision_id IN (SELECT revision_id FROM setup)), "
-                   "  coalesce(j.last_rev, (SELECT max(id) FROM %1$s.revision)), (SELECT min(revision_id) FROM setup), "
-                   "  j.relid IS NOT NULL "
-                   "FROM %1$s.backfill b LEFT JOIN job j ON j.relid = b.relid "
-                   "WHERE b.chunks > 0 OR b.state = 'done' "
-                   "ORDER BY 11, 2",
-                   qs);
+    strbuf_appendf(
+        &q,
+        "WITH ch AS (SELECT c.revision_id, (c.meta->'backfill'->>'relid')::oid AS relid, "
+        "  (c.meta->'backfill'->>'chunk')::int AS chunk, (c.meta->'backfill'->>'rows_read')::bigint AS rows_read "
+        "  FROM %1$s.revision_context c WHERE c.actor_type = 'walrev' AND c.actor_id = 'baseline' "
+        "  AND c.meta ? 'backfill'), "
+        "rec AS (SELECT ch.*, (SELECT count(*) FROM %1$s.object_delta d WHERE d.revision_id = ch.revision_id "
+        "  AND d.relid = ch.relid AND d.op = 'S') AS recorded FROM ch), "
+        "ord AS (SELECT rec.*, lead(chunk) OVER (PARTITION BY relid ORDER BY revision_id) AS next_chunk FROM rec), "
+        "brk AS (SELECT relid, max(revision_id) AS last_break FROM ord WHERE next_chunk <= chunk GROUP BY relid), "
+        "run AS (SELECT o.*, sum(o.recorded) OVER (PARTITION BY o.relid ORDER BY o.revision_id DESC) AS tail "
+        "  FROM ord o LEFT JOIN brk b ON b.relid = o.relid WHERE o.revision_id > coalesce(b.last_break, 0)), "
+        "job AS (SELECT relid, max(revision_id) AS last_rev, (array_agg(chunk ORDER BY revision_id DESC))[1] AS "
+        "  last_chunk, (array_agg(rows_read ORDER BY revision_id DESC))[1] AS last_read, "
+        "  array_agg(tail) AS tails, sum(recorded) AS total FROM run GROUP BY relid), "
+        "setup AS (SELECT DISTINCT c.revision_id FROM %1$s.revision_context c WHERE c.actor_type = 'walrev' "
+        "  AND c.actor_id = 'baseline' AND NOT coalesce(c.meta ? 'backfill', false)) "
+        "SELECT format('%%I.%%I', b.nspname, b.relname), b.relid, b.chunks, b.rows_read, b.rows_recorded, "
+        "  j.last_chunk, j.last_read, j.total, b.rows_recorded = 0 OR b.rows_recorded = ANY (j.tails), "
+        "  (SELECT count(*) FROM %1$s.object_delta d WHERE d.relid = b.relid AND d.op = 'S' "
+        "    AND d.revision_id IN (SELECT revision_id FROM setup)), "
+        "  coalesce(j.last_rev, (SELECT max(id) FROM %1$s.revision)), (SELECT min(revision_id) FROM setup), "
+        "  j.relid IS NOT NULL "
+        "FROM %1$s.backfill b LEFT JOIN job j ON j.relid = b.relid "
+        "WHERE b.chunks > 0 OR b.state = 'done' "
+        "ORDER BY 11, 2",
+        qs);
     st = run(conn, q.data, 0, NULL, &res, "comparing the baseline records with their chunk revisions", err);
     if (st != WR_OK) goto done;
     for (int i = 0; i < PQntuples(res); i++) {
@@ -376,11 +375,13 @@ WrStatus verify_backfill(PGconn *conn, const char *qs, int64_t *first_bad, char 
         *first_bad = rev;
         if (!recorded_ok)
             snprintf(why, why_size,
-                     "revision %" PRId64 ": the baseline record of %s says rows_recorded %lld, its chunk revisions %lld",
+                     "revision %" PRId64
+                     ": the baseline record of %s says rows_recorded %lld, its chunk revisions %lld",
                      rev, table, recorded, total);
         else if (chunks < last_chunk)
             snprintf(why, why_size,
-                     "revision %" PRId64 ": the baseline record of %s says chunks %lld, its last chunk revision is chunk "
+                     "revision %" PRId64
+                     ": the baseline record of %s says chunks %lld, its last chunk revision is chunk "
                      "%lld",
                      rev, table, chunks, last_chunk);
         else if (rows_read < last_read)

@@ -30,8 +30,8 @@ WrStatus verify_contexts(PGconn *conn, const char *qschema, int64_t *first_bad, 
  * first keyframe that fails (0: none), *bad_revision its revision, why
  * names the table and a key.
  */
-WrStatus verify_keyframes(PGconn *conn, const char *qschema, int64_t *bad_keyframe, int64_t *bad_revision,
-                          char *why, size_t why_size, WrError *err) WR_MUSTCHECK;
+WrStatus verify_keyframes(PGconn *conn, const char *qschema, int64_t *bad_keyframe, int64_t *bad_revision, char *why,
+                          size_t why_size, WrError *err) WR_MUSTCHECK;
 
 /*
  * Baseline records (the backfill table, docs/history-store.md#the-baseline),
@@ -56,7 +56,7 @@ WrStatus verify_backfill(PGconn *conn, const char *qschema, int64_t *first_bad, 
  * pruned_on its date (YYYY-MM-DD). *before = 0 when nothing was pruned or
  * the store has no prune table. WR_FATAL/WR_RETRY on SQL errors.
  */
-WrStatus verify_prune_anchor(PGconn *conn, const char *qschema, int64_t *before, uint8_t anchor[32],
-                             char *pruned_on, size_t pruned_on_size, WrError *err) WR_MUSTCHECK;
+WrStatus verify_prune_anchor(PGconn *conn, const char *qschema, int64_t *before, uint8_t anchor[32], char *pruned_on,
+                             size_t pruned_on_size, WrError *err) WR_MUSTCHECK;
 
 #endif

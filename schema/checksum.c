@@ -22,10 +22,10 @@
 struct RevisionHasher {
     SHA256_CTX *contexts;
     SHA256_CTX *deltas;
-    SHA256_CTX *final;  /* the revision's own digest, built in revhash_finish */
-    SHA256_CTX *value;  /* one value's digest; never shared with the three above */
+    SHA256_CTX *final;    /* the revision's own digest, built in revhash_finish */
+    SHA256_CTX *value;    /* one value's digest; never shared with the three above */
     SHA256_CTX *relation; /* one relation version's digest */
-    SHA256_CTX ctx[7];  /* what the pointers above and kin, kout point to */
+    SHA256_CTX ctx[7];    /* what the pointers above and kin, kout point to */
     /* Keyed value hashes (format 5): HMAC-SHA-256 under the store's
      * digest_key, from contexts already fed with key^ipad and key^opad, so a
      * value costs two context copies more than a bare SHA-256. */
@@ -36,7 +36,7 @@ struct RevisionHasher {
         uint32_t relid;
         int32_t version;
         uint8_t digest[WALREV_CHECKSUM_LEN];
-    } *rels;
+    } * rels;
     size_t nrels, caprels;
 };
 
@@ -78,8 +78,8 @@ static void hmac_value(RevisionHasher *h, const char *data, size_t len, uint8_t 
 }
 
 /* A value: tag 0 = NULL; tag 1 + its hash, HMAC under the store's key when keyed. */
-static void update_hashed(RevisionHasher *h, SHA256_CTX *c, const char *data, size_t len,
-                          const uint8_t *precomputed, bool keyed)
+static void update_hashed(RevisionHasher *h, SHA256_CTX *c, const char *data, size_t len, const uint8_t *precomputed,
+                          bool keyed)
 {
     if (!data && !precomputed) {
         update_u8(c, 0);
@@ -104,8 +104,7 @@ static void update_attr_value(RevisionHasher *h, SHA256_CTX *c, const char *data
 }
 
 /* Any other value: always a bare SHA-256. */
-static void update_value(RevisionHasher *h, SHA256_CTX *c, const char *data, size_t len,
-                         const uint8_t *precomputed)
+static void update_value(RevisionHasher *h, SHA256_CTX *c, const char *data, size_t len, const uint8_t *precomputed)
 {
     update_hashed(h, c, data, len, precomputed, false);
 }
@@ -195,8 +194,7 @@ void revhash_relation_digest(const RelationVersion *rv, uint8_t out[WALREV_CHECK
     revhash_destroy(h);
 }
 
-void revhash_add_relation(RevisionHasher *h, uint32_t relid, int32_t version,
-                          const uint8_t digest[WALREV_CHECKSUM_LEN])
+void revhash_add_relation(RevisionHasher *h, uint32_t relid, int32_t version, const uint8_t digest[WALREV_CHECKSUM_LEN])
 {
     if (h->nrels == h->caprels) {
         h->caprels = h->caprels ? 2 * h->caprels : 4;
@@ -237,8 +235,7 @@ void revhash_add_delta(RevisionHasher *h, const ObjectDelta *d, const uint8_t *c
         update_u16(c, (uint16_t)a->col_id);
         update_u8(c, a->flags);
         update_attr_value(h, c, a->old_value.data, a->old_value.len, value_hashes ? value_hashes[2 * i] : NULL);
-        update_attr_value(h, c, a->new_value.data, a->new_value.len,
-                          value_hashes ? value_hashes[2 * i + 1] : NULL);
+        update_attr_value(h, c, a->new_value.data, a->new_value.len, value_hashes ? value_hashes[2 * i + 1] : NULL);
     }
 }
 

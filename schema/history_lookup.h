@@ -63,8 +63,8 @@ typedef struct {
      * call, so row may write deltas. Used when a table's key changes.
      */
     WrStatus (*scan_rows)(void *ctx, const RelationVersion *rv,
-                          WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
-                          void *arg, WrError *err);
+                          WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err), void *arg,
+                          WrError *err);
 } HistoryLookup;
 
 #endif

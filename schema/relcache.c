@@ -26,8 +26,6 @@ typedef struct Entry {
     AttnumHints hints; /* from the catalog; consumed by the next new version */
 } Entry;
 
-
-
 typedef struct OldVersion {
     RelationVersion *rv;
     struct OldVersion *next;
@@ -205,8 +203,8 @@ static bool same_as_current(const RelationVersion *cur, const char *nsp, const c
         return false;
     for (uint16_t i = 0; i < ncols; i++) {
         const RelColumn *a = &cur->cols[i];
-        if (!same_str(a->name, cols[i].name) || a->type_oid != cols[i].type_oid ||
-            a->typmod != cols[i].typmod || a->is_key != cols[i].is_key)
+        if (!same_str(a->name, cols[i].name) || a->type_oid != cols[i].type_oid || a->typmod != cols[i].typmod ||
+            a->is_key != cols[i].is_key)
             return false;
     }
     return true;
@@ -225,9 +223,9 @@ static void make_current(RelCache *c, Entry *e, RelationVersion *rv)
     e->current = rv;
 }
 
-const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *nspname,
-                                      const char *relname, char replident, uint16_t ncols,
-                                      const RelColumnIn *cols, Lsn lsn, int64_t revision_id, bool *is_new)
+const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *nspname, const char *relname,
+                                      char replident, uint16_t ncols, const RelColumnIn *cols, Lsn lsn,
+                                      int64_t revision_id, bool *is_new)
 {
     const char *nsp = (nspname && *nspname) ? nspname : "pg_catalog";
     Entry *e = get_entry(c, relid, true);
@@ -334,8 +332,8 @@ void relcache_restore(RelCache *c, const RelationVersion *src, int16_t max_col_i
         rv->cols[i].name = xstrdup(src->cols[i].name);
         rv->cols[i].type_name = src->cols[i].type_name ? xstrdup(src->cols[i].type_name) : NULL;
         /* Tracking rules may have changed since: the current config decides. */
-        rv->cols[i].track = c->rules ? tracking_column_mode(c->rules, rv->nspname, rv->relname, rv->cols[i].name)
-                                     : TRACK_FULL;
+        rv->cols[i].track =
+            c->rules ? tracking_column_mode(c->rules, rv->nspname, rv->relname, rv->cols[i].name) : TRACK_FULL;
     }
     rv->gen = copy_gen(src->ngen, src->gen);
     make_current(c, e, rv);

@@ -31,9 +31,9 @@ void relcache_destroy(RelCache *c);
  * cache); *is_new is true when it is a new version the sinks must be told of.
  * A new version records revision_id: the revision whose checksum covers it.
  */
-const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *nspname,
-                                      const char *relname, char replident, uint16_t ncols,
-                                      const RelColumnIn *cols, Lsn lsn, int64_t revision_id, bool *is_new);
+const RelationVersion *relcache_apply(RelCache *c, uint32_t relid, const char *nspname, const char *relname,
+                                      char replident, uint16_t ncols, const RelColumnIn *cols, Lsn lsn,
+                                      int64_t revision_id, bool *is_new);
 
 /* The version in force for relid, or NULL if none was seen. */
 const RelationVersion *relcache_lookup(const RelCache *c, uint32_t relid);

@@ -24,9 +24,9 @@ typedef struct {
     char *name;
     uint32_t type_oid;
     int32_t typmod;
-    char *type_name;   /* from a Type message for user types, else NULL */
-    bool is_key;       /* part of the replica identity key */
-    int16_t col_id;    /* stable identity across versions: survives renames, never reused after a drop */
+    char *type_name; /* from a Type message for user types, else NULL */
+    bool is_key;     /* part of the replica identity key */
+    int16_t col_id;  /* stable identity across versions: survives renames, never reused after a drop */
     TrackMode track;
 } RelColumn;
 
@@ -37,9 +37,9 @@ typedef struct {
  */
 typedef struct {
     char *name;
-    char *type_name;   /* format_type(): what replay casts the expression to */
-    int16_t position;  /* 0-based place among all the table's columns, in attnum order */
-    char *expr;        /* pg_get_expr of the generation expression */
+    char *type_name;  /* format_type(): what replay casts the expression to */
+    int16_t position; /* 0-based place among all the table's columns, in attnum order */
+    char *expr;       /* pg_get_expr of the generation expression */
 } GenColumn;
 
 /*
@@ -53,14 +53,14 @@ typedef struct {
     int32_t version;
     char *nspname;
     char *relname;
-    char replident;    /* 'd','n','f','i' */
-    Lsn valid_from;    /* LSN of the first change written under it (or of its revision) */
+    char replident; /* 'd','n','f','i' */
+    Lsn valid_from; /* LSN of the first change written under it (or of its revision) */
     /* The revision whose checksum covers this version (docs/checksums.md): the
      * next one written when the version appeared; 0 = not covered (older stores). */
     int64_t revision_id;
     uint16_t ncols;
     RelColumn *cols;
-    uint16_t ngen;     /* STORED generated columns, in position order */
+    uint16_t ngen; /* STORED generated columns, in position order */
     GenColumn *gen;
 } RelationVersion;
 
@@ -83,10 +83,10 @@ typedef struct {
 } Value;
 
 typedef struct {
-    int16_t col_id;   /* stable column identity (RelColumn.col_id), not the position */
+    int16_t col_id; /* stable column identity (RelColumn.col_id), not the position */
     uint8_t flags;
-    Value old_value;  /* DELTA_UPDATE, DELTA_DELETE */
-    Value new_value;  /* DELTA_INSERT, DELTA_UPDATE, DELTA_SNAPSHOT */
+    Value old_value; /* DELTA_UPDATE, DELTA_DELETE */
+    Value new_value; /* DELTA_INSERT, DELTA_UPDATE, DELTA_SNAPSHOT */
     /* A hidden column's new value as a keyed digest (schema/digest.h), 32
      * bytes, for stores that must tell a real change from a rewrite after a
      * restart; NULL when not hidden or not known. Never part of the checksum. */
@@ -95,21 +95,21 @@ typedef struct {
 
 /* The actor context in force for a change (walrev.context()). Number 0 = none. */
 typedef struct {
-    int16_t no;            /* 1.. within the revision */
+    int16_t no; /* 1.. within the revision */
     const char *actor_type;
     const char *actor_id;
-    const char *actor_json;  /* the whole "actor" object as JSON, or NULL */
+    const char *actor_json; /* the whole "actor" object as JSON, or NULL */
     const char *description;
-    const char *meta_json;   /* "meta" as JSON, or NULL */
-    const char *raw;         /* the message content exactly as sent (what the checksum covers) */
+    const char *meta_json; /* "meta" as JSON, or NULL */
+    const char *raw;       /* the message content exactly as sent (what the checksum covers) */
     size_t raw_len;
     const uint8_t *raw_sha256; /* verify only: SHA-256 of the exact bytes when raw is a sanitised copy */
-    Lsn lsn;                 /* where the message was */
+    Lsn lsn;                   /* where the message was */
     /* Server-attested identity (walrev.context() on the source, verified by
      * the worker; docs/history-store.md#who-acted); NULL unless attested. */
     bool attested;
     const char *session_user;
-    const char *current_user;  /* NULL also when not a role of session_user */
+    const char *current_user; /* NULL also when not a role of session_user */
     const char *application_name;
     /* Strict mode (docs/configuration.md#actors): strict_checked false when
      * it is off; then verified is false and verified_by NULL. verified_by
@@ -120,17 +120,17 @@ typedef struct {
 } RevisionContext;
 
 typedef struct {
-    int64_t id;             /* dense, commit order, from 1 */
+    int64_t id; /* dense, commit order, from 1 */
     uint32_t xid;
-    Lsn commit_lsn;         /* LSN of the commit record (Begin.final_lsn) */
-    Lsn end_lsn;            /* end of the commit record: what the slot confirms; set at COMMIT */
-    int64_t commit_time;    /* PostgreSQL µs */
-    const char *origin;     /* replication origin name or NULL */
-    const char *gid;        /* two-phase GID or NULL */
+    Lsn commit_lsn;      /* LSN of the commit record (Begin.final_lsn) */
+    Lsn end_lsn;         /* end of the commit record: what the slot confirms; set at COMMIT */
+    int64_t commit_time; /* PostgreSQL µs */
+    const char *origin;  /* replication origin name or NULL */
+    const char *gid;     /* two-phase GID or NULL */
     /* Set at COMMIT: */
     int64_t n_insert, n_update, n_delete, n_truncate, n_snapshot;
-    int64_t n_suppressed;   /* changes skipped under a permitted suppression */
-    const char *warnings;   /* newline-separated, or NULL */
+    int64_t n_suppressed; /* changes skipped under a permitted suppression */
+    const char *warnings; /* newline-separated, or NULL */
     uint8_t parent_checksum[WALREV_CHECKSUM_LEN];
     uint8_t checksum[WALREV_CHECKSUM_LEN];
     /* The revision's actor is its first context (NULL if none); set as soon as known. */
@@ -145,14 +145,14 @@ typedef struct {
 } RowImage;
 
 typedef struct {
-    int32_t seq;                   /* ordinal within the revision, from 1 */
+    int32_t seq; /* ordinal within the revision, from 1 */
     const RelationVersion *relver;
     DeltaOp op;
-    const char *key;               /* canonical key text, see docs/history-store.md; NULL for truncate */
-    int16_t context_no;            /* 0: no context in force */
+    const char *key;    /* canonical key text, see docs/history-store.md; NULL for truncate */
+    int16_t context_no; /* 0: no context in force */
     uint16_t nattrs;
     const AttributeDelta *attrs;
-    bool old_unknown;              /* UPDATE/DELETE of a row the history never saw */
+    bool old_unknown; /* UPDATE/DELETE of a row the history never saw */
     /* The whole row after the change (INSERT/UPDATE/SNAPSHOT), for stores that keep
      * current state; NULL for DELETE/TRUNCATE. Hidden columns are already withheld. */
     const RowImage *after;

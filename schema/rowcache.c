@@ -78,8 +78,14 @@ void rowcache_destroy(RowCache *c)
 
 static void lru_unlink(RowCache *c, CacheEntry *e)
 {
-    if (e->prev) e->prev->next = e->next; else c->head = e->next;
-    if (e->next) e->next->prev = e->prev; else c->tail = e->prev;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        c->tail = e->prev;
     e->prev = e->next = NULL;
 }
 

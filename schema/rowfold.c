@@ -118,8 +118,7 @@ static WrStatus emit_current(RowFold *f, WrError *err)
 {
     if (!f->have_key || !f->present) return WR_OK;
     f->rows++;
-    return f->emit(f->arg, f->key.data, f->key.len, (const char *const *)f->vals, f->known, f->maxcol, f->based,
-                   err);
+    return f->emit(f->arg, f->key.data, f->key.len, (const char *const *)f->vals, f->known, f->maxcol, f->based, err);
 }
 
 WrStatus rowfold_add(RowFold *f, const RowFoldTuple *t, WrError *err)
@@ -157,10 +156,8 @@ WrStatus rowfold_add(RowFold *f, const RowFoldTuple *t, WrError *err)
         row_clear(f); /* an insert is the whole row */
         f->based = true;
         break;
-    case 'U':
-        break;
-    default:
-        return wr_error_set(err, WR_PROTOCOL, "row fold: unknown delta operation '%c'", t->op);
+    case 'U': break;
+    default: return wr_error_set(err, WR_PROTOCOL, "row fold: unknown delta operation '%c'", t->op);
     }
     f->present = true;
     if (!t->col_ids) return WR_OK; /* no attributes */
@@ -215,7 +212,8 @@ WrStatus rowfold_feed(RowFold *f, const void *data, size_t len, WrError *err)
             f->pos += 2;
             break;
         }
-        if (nf != FIELDS) return wr_error_set(err, WR_PROTOCOL, "row fold: %d fields in a COPY row, expected %d", nf, FIELDS);
+        if (nf != FIELDS)
+            return wr_error_set(err, WR_PROTOCOL, "row fold: %d fields in a COPY row, expected %d", nf, FIELDS);
         /* Only a whole tuple is taken. */
         size_t off = 2;
         const unsigned char *fv[FIELDS];
@@ -266,8 +264,7 @@ WrStatus rowfold_feed(RowFold *f, const void *data, size_t len, WrError *err)
 
 WrStatus rowfold_finish(RowFold *f, WrError *err)
 {
-    if (f->streamed && !f->trailer_seen)
-        return wr_error_set(err, WR_PROTOCOL, "row fold: the COPY stream ended early");
+    if (f->streamed && !f->trailer_seen) return wr_error_set(err, WR_PROTOCOL, "row fold: the COPY stream ended early");
     WrStatus st = emit_current(f, err);
     row_clear(f);
     f->have_key = f->present = false;
@@ -291,17 +288,19 @@ void rowfold_query(StrBuf *q, const char *schema_q, uint32_t relid, const char *
      * BRIN range holds every table's deltas of those revisions.
      */
     bool whole_history = strcmp(from_rev, "0") == 0;
-    strbuf_appendf(q,
-                   "COPY (SELECT kr.key COLLATE \"C\" AS key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, "
-                   "NULL::smallint[] AS ids, kr.vals "
-                   "FROM %1$s.keyframe_row kr WHERE kr.keyframe_id = %2$s "
-                   "UNION ALL "
-                   "SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, "
-                   "od.col_ids, od.new_values FROM ",
-                   schema_q, kf_id ? kf_id : "NULL");
+    strbuf_appendf(
+        q,
+        "COPY (SELECT kr.key COLLATE \"C\" AS key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, "
+        "NULL::smallint[] AS ids, kr.vals "
+        "FROM %1$s.keyframe_row kr WHERE kr.keyframe_id = %2$s "
+        "UNION ALL "
+        "SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, "
+        "od.col_ids, od.new_values FROM ",
+        schema_q, kf_id ? kf_id : "NULL");
     if (max_keys > 0)
         strbuf_appendf(q,
-                       "%1$s.table_keys(%2$" PRIu32 ", %3$d) t CROSS JOIN LATERAL (SELECT * FROM %1$s.object_delta_arrays d "
+                       "%1$s.table_keys(%2$" PRIu32
+                       ", %3$d) t CROSS JOIN LATERAL (SELECT * FROM %1$s.object_delta_arrays d "
                        "WHERE d.relid = %2$" PRIu32 " AND d.key = t.key) od WHERE ",
                        schema_q, relid, max_keys);
     else

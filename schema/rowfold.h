@@ -24,18 +24,18 @@
  * columns are only those the updates touched (a row older than the history,
  * or one an UPDATE moved here from another key).
  */
-typedef WrStatus (*RowFoldEmit)(void *arg, const char *key, size_t key_len, const char *const *vals,
-                                const bool *known, int maxcol, bool based, WrError *err);
+typedef WrStatus (*RowFoldEmit)(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
+                                int maxcol, bool based, WrError *err);
 
 /* One input tuple; arrays are in PostgreSQL's binary array format. */
 typedef struct {
     const char *key;
     size_t key_len;
-    bool from_keyframe;    /* a keyframe row: vals is the whole image */
-    char op;               /* deltas: 'I', 'U', 'D', 'S', 'T' */
-    const void *col_ids;   /* deltas: smallint[]; NULL when the delta has no attributes */
+    bool from_keyframe;  /* a keyframe row: vals is the whole image */
+    char op;             /* deltas: 'I', 'U', 'D', 'S', 'T' */
+    const void *col_ids; /* deltas: smallint[]; NULL when the delta has no attributes */
     size_t col_ids_len;
-    const void *vals;      /* keyframe: text[] image; deltas: text[] new values, NULL if all NULL */
+    const void *vals; /* keyframe: text[] image; deltas: text[] new values, NULL if all NULL */
     size_t vals_len;
 } RowFoldTuple;
 

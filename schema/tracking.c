@@ -27,10 +27,7 @@ struct TrackingRules {
     char *private_nsp, *private_rel;
 };
 
-TrackingRules *tracking_create(void)
-{
-    return xcalloc(1, sizeof(TrackingRules));
-}
+TrackingRules *tracking_create(void) { return xcalloc(1, sizeof(TrackingRules)); }
 
 void tracking_destroy(TrackingRules *r)
 {
@@ -78,10 +75,7 @@ static bool glob_match(const char *pat, const char *s)
     return *pat == '\0';
 }
 
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 /* Validate and store one trimmed pattern of length len. */
 static WrStatus add_one(TrackingRules *r, RuleKind kind, const char *pat, size_t len, WrError *err)
@@ -105,8 +99,7 @@ static WrStatus add_one(TrackingRules *r, RuleKind kind, const char *pat, size_t
         const char *dot = strchr(p, '.');
         size_t plen = dot ? (size_t)(dot - p) : strlen(p);
         if (plen == 0 || rule.nparts == want) {
-            wr_error_set(err, WR_INVALID, "%s pattern '%s': expected %s", kind_name(kind), text,
-                         form);
+            wr_error_set(err, WR_INVALID, "%s pattern '%s': expected %s", kind_name(kind), text, form);
             goto fail;
         }
         rule.parts[rule.nparts++] = xstrndup(p, plen);
@@ -143,8 +136,7 @@ WrStatus tracking_add(TrackingRules *r, RuleKind kind, const char *patterns, WrE
         if (b == e) {
             /* An empty entry is almost always a typo (",," or a trailing comma
              * meant to be followed by a name): say so rather than guess. */
-            wr_error_set(err, WR_INVALID, "%s: empty pattern in '%s'", kind_name(kind),
-                         patterns ? patterns : "");
+            wr_error_set(err, WR_INVALID, "%s: empty pattern in '%s'", kind_name(kind), patterns ? patterns : "");
             goto fail;
         }
         if (add_one(r, kind, b, (size_t)(e - b), err) != WR_OK) goto fail;
@@ -163,15 +155,9 @@ fail:
     return err ? err->status : WR_INVALID;
 }
 
-void tracking_set_allow_suppress(TrackingRules *r, bool allow)
-{
-    r->allow_suppress = allow;
-}
+void tracking_set_allow_suppress(TrackingRules *r, bool allow) { r->allow_suppress = allow; }
 
-bool tracking_allow_suppress(const TrackingRules *r)
-{
-    return r && r->allow_suppress;
-}
+bool tracking_allow_suppress(const TrackingRules *r) { return r && r->allow_suppress; }
 
 void tracking_set_private_table(TrackingRules *r, const char *nsp, const char *rel)
 {
@@ -187,8 +173,7 @@ bool tracking_table_excluded(const TrackingRules *r, const char *nsp, const char
     if (r->private_nsp && strcmp(r->private_nsp, nsp) == 0 && strcmp(r->private_rel, rel) == 0) return true;
     for (size_t i = 0; i < r->n; i++) {
         const Rule *rule = &r->rules[i];
-        if (rule->kind == RULE_EXCLUDE && glob_match(rule->parts[0], nsp) &&
-            glob_match(rule->parts[1], rel))
+        if (rule->kind == RULE_EXCLUDE && glob_match(rule->parts[0], nsp) && glob_match(rule->parts[1], rel))
             return true;
     }
     return false;
@@ -201,8 +186,7 @@ TrackMode tracking_column_mode(const TrackingRules *r, const char *nsp, const ch
     for (size_t i = 0; i < r->n; i++) {
         const Rule *rule = &r->rules[i];
         if (rule->kind == RULE_EXCLUDE) continue;
-        if (!glob_match(rule->parts[0], nsp) || !glob_match(rule->parts[1], rel) ||
-            !glob_match(rule->parts[2], col))
+        if (!glob_match(rule->parts[0], nsp) || !glob_match(rule->parts[1], rel) || !glob_match(rule->parts[2], col))
             continue;
         /* Untracked records strictly less than hidden (not even that the
          * column changed), so when both match, untracked wins. */
@@ -230,6 +214,5 @@ void tracking_describe(const TrackingRules *r, StrBuf *out)
         }
         if (count == 0) strbuf_append_str(out, "  (none)\n");
     }
-    strbuf_appendf(out, "suppression by context: %s\n",
-                   tracking_allow_suppress(r) ? "allowed" : "not allowed");
+    strbuf_appendf(out, "suppression by context: %s\n", tracking_allow_suppress(r) ? "allowed" : "not allowed");
 }

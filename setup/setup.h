@@ -16,15 +16,15 @@
 
 /* What setup reads of the configuration (docs/configuration.md), borrowed for the call. */
 typedef struct {
-    const char *source_conninfo;  /* required */
+    const char *source_conninfo; /* required */
     const char *slot_name;
     const char *publication;
-    char *const *tables;          /* [source] tables for the publication; NULL = all tables */
+    char *const *tables; /* [source] tables for the publication; NULL = all tables */
     int ntables;
     bool history_enabled;
     const char *history_conninfo; /* set when history_enabled */
     const char *history_schema;
-    int partition_revisions;      /* [history] partition_revisions for new partitions; 0: keep the store's */
+    int partition_revisions; /* [history] partition_revisions for new partitions; 0: keep the store's */
 } SetupConfig;
 
 typedef struct {

@@ -13,11 +13,10 @@
 #include "common/log.h"
 #include "pgio/pgio.h"
 
-const char untracked_unlogged_sql[] =
-    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p') AND n.nspname <> $1 "
-    "AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1";
+const char untracked_unlogged_sql[] = "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+                                      "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                      "WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p') AND n.nspname <> $1 "
+                                      "AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1";
 
 static void warn_unlogged(const char *qualified)
 {

@@ -116,15 +116,9 @@ static void append_array(StrBuf *b, const Value *vals, size_t n, bool copy)
     strbuf_append_char(b, '}');
 }
 
-void pgarray_append_text(StrBuf *b, const Value *vals, size_t n)
-{
-    append_array(b, vals, n, false);
-}
+void pgarray_append_text(StrBuf *b, const Value *vals, size_t n) { append_array(b, vals, n, false); }
 
-void copy_append_text_array(StrBuf *b, const Value *vals, size_t n)
-{
-    append_array(b, vals, n, true);
-}
+void copy_append_text_array(StrBuf *b, const Value *vals, size_t n) { append_array(b, vals, n, true); }
 
 void copy_append_bytea(StrBuf *b, const uint8_t *data, size_t len)
 {

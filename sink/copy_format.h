@@ -47,12 +47,12 @@ bool bytea_hex_decode(const char *text, uint8_t *out, size_t want_len) WR_MUSTCH
  * into the caller's buffer (e.g. a PGresult), valid while that is.
  */
 typedef struct {
-    int32_t nelems;   /* 0 for an empty (zero-dimensional) array */
-    int32_t lbound;   /* index of the first element (1 unless set otherwise) */
+    int32_t nelems; /* 0 for an empty (zero-dimensional) array */
+    int32_t lbound; /* index of the first element (1 unless set otherwise) */
     uint32_t elemtype;
-    const char *p;    /* next element */
+    const char *p; /* next element */
     const char *end;
-    int32_t next;     /* elements read so far */
+    int32_t next; /* elements read so far */
 } PgBinArray;
 
 /* Parse the header; false when malformed or multi-dimensional. */

@@ -30,10 +30,7 @@ struct Fanout {
     Lsn start_lsn;   /* where the session streams from: no sink is given anything before it */
 };
 
-Fanout *fanout_create(void)
-{
-    return xcalloc(1, sizeof(Fanout));
-}
+Fanout *fanout_create(void) { return xcalloc(1, sizeof(Fanout)); }
 
 void fanout_destroy(Fanout *f, bool abort_pending)
 {
@@ -54,22 +51,13 @@ int fanout_add(Fanout *f, const char *name, Sink *sink)
     return f->n++;
 }
 
-int fanout_count(const Fanout *f)
-{
-    return f->n;
-}
+int fanout_count(const Fanout *f) { return f->n; }
 
-const SinkPosition *fanout_position(const Fanout *f, int i)
-{
-    return &f->sinks[i].pos;
-}
+const SinkPosition *fanout_position(const Fanout *f, int i) { return &f->sinks[i].pos; }
 
 bool fanout_skips_current(const Fanout *f, int i) { return f->sinks[i].skip_current; }
 
-static bool holds_nothing(const SinkPosition *pos)
-{
-    return pos->durable_end_lsn == 0 && pos->last_revision_id == 0;
-}
+static bool holds_nothing(const SinkPosition *pos) { return pos->durable_end_lsn == 0 && pos->last_revision_id == 0; }
 
 WrStatus fanout_open(Fanout *f, SinkPosition *start, WrError *err)
 {
@@ -229,10 +217,7 @@ bool fanout_holds_batch(const Fanout *f)
     return false;
 }
 
-Lsn fanout_emitted_end(const Fanout *f)
-{
-    return f->emitted_end;
-}
+Lsn fanout_emitted_end(const Fanout *f) { return f->emitted_end; }
 
 /* What sink s holds durably. */
 static Lsn sink_durable(const Fanout *f, const FanoutSink *s)
@@ -261,7 +246,8 @@ Lsn fanout_min_durable(const Fanout *f)
 void fanout_publish_metrics(const Fanout *f)
 {
     for (int i = 0; i < f->n; i++)
-        if (f->sinks[i].metric >= 0) metrics_sink_set_durable((MetricsSink)f->sinks[i].metric, sink_durable(f, &f->sinks[i]));
+        if (f->sinks[i].metric >= 0)
+            metrics_sink_set_durable((MetricsSink)f->sinks[i].metric, sink_durable(f, &f->sinks[i]));
 }
 
 bool fanout_settled(const Fanout *f, bool in_transaction)
@@ -353,12 +339,6 @@ Lsn fanout_await_flushed(FanoutAwait *a, Lsn flush_lsn)
     return a->durable;
 }
 
-Lsn fanout_await_all_flushed(FanoutAwait *a)
-{
-    return fanout_await_flushed(a, UINT64_MAX);
-}
+Lsn fanout_await_all_flushed(FanoutAwait *a) { return fanout_await_flushed(a, UINT64_MAX); }
 
-size_t fanout_await_pending(const FanoutAwait *a)
-{
-    return a->n - a->head;
-}
+size_t fanout_await_pending(const FanoutAwait *a) { return a->n - a->head; }

@@ -22,7 +22,7 @@
 #include "sink/sink.h"
 
 #define CKPT_MAGIC "walrev-file-checkpoint 1"
-#define FLUSH_BYTES (4u << 20)       /* ask for a flush after this much unflushed data */
+#define FLUSH_BYTES (4u << 20)         /* ask for a flush after this much unflushed data */
 #define FLUSH_AFTER_US INT64_C(100000) /* or after this long */
 
 /* Where a revision ended in the file. */
@@ -52,21 +52,18 @@ typedef struct {
     char failed_msg[sizeof(((WrError *)0)->msg)];
     int64_t pending_since_us;
     StrBuf buf;
-    MpcRevision rev;  /* the revision being written: context in force, tally */
-    RelKey *rels;     /* relation versions already in this file since open */
+    MpcRevision rev; /* the revision being written: context in force, tally */
+    RelKey *rels;    /* relation versions already in this file since open */
     size_t nrels, caprels;
 } FileSink;
 
-static WrStatus sticky(FileSink *f, WrError *err)
-{
-    return wr_error_set(err, f->failed, "%s", f->failed_msg);
-}
+static WrStatus sticky(FileSink *f, WrError *err) { return wr_error_set(err, f->failed, "%s", f->failed_msg); }
 
 static WrStatus fail(FileSink *f, WrError *err, WrStatus st, const char *what)
 {
     f->failed = st;
-    snprintf(f->failed_msg, sizeof f->failed_msg, "file sink: %s %s: %s", what,
-             f->path ? f->path : "stdout", strerror(errno));
+    snprintf(f->failed_msg, sizeof f->failed_msg, "file sink: %s %s: %s", what, f->path ? f->path : "stdout",
+             strerror(errno));
     return sticky(f, err);
 }
 
@@ -88,8 +85,7 @@ static WrStatus fsync_dir(const char *path, WrError *err)
     int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
     WrStatus st = WR_OK;
     if (dfd < 0 || fsync(dfd) != 0)
-        st = wr_error_set(err, WR_FATAL, "file sink: could not fsync the directory of %s: %s", path,
-                          strerror(errno));
+        st = wr_error_set(err, WR_FATAL, "file sink: could not fsync the directory of %s: %s", path, strerror(errno));
     if (dfd >= 0) close(dfd);
     free(copy);
     return st;
@@ -108,8 +104,8 @@ static WrStatus ckpt_write(FileSink *f, const FilePoint *p, WrError *err)
         st = wr_error_set(err, WR_FATAL, "file sink: could not create %s: %s", tmp.data, strerror(errno));
         goto done;
     }
-    fprintf(fp, "%s\noffset %" PRIu64 "\nend_lsn " LSN_FMT "\nrevision_id %" PRId64 "\nchecksum %s\n",
-            CKPT_MAGIC, p->offset, LSN_ARGS(p->end_lsn), p->revision_id, hex);
+    fprintf(fp, "%s\noffset %" PRIu64 "\nend_lsn " LSN_FMT "\nrevision_id %" PRId64 "\nchecksum %s\n", CKPT_MAGIC,
+            p->offset, LSN_ARGS(p->end_lsn), p->revision_id, hex);
     bool ok = fflush(fp) == 0 && (!f->do_fsync || fsync(fileno(fp)) == 0);
     ok = (fclose(fp) == 0) && ok;
     if (!ok) {
@@ -169,8 +165,8 @@ static WrStatus ckpt_read(FileSink *f, FilePoint *p, bool *exists, WrError *err)
         else
             ok = false;
         if (!ok) {
-            st = wr_error_set(err, WR_FATAL, "file sink: %s:%d: not a walrev checkpoint line: \"%.80s\"",
-                              f->ckpt_path, lineno, line);
+            st = wr_error_set(err, WR_FATAL, "file sink: %s:%d: not a walrev checkpoint line: \"%.80s\"", f->ckpt_path,
+                              lineno, line);
             goto done;
         }
     }
@@ -201,8 +197,7 @@ static WrStatus fs_open(Sink *s, SinkPosition *pos, WrError *err)
     bool exists;
     if (ckpt_read(f, &cp, &exists, err) != WR_OK) return err->status;
     int fd = open(f->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return wr_error_set(err, WR_FATAL, "file sink: could not open %s: %s", f->path, strerror(errno));
+    if (fd < 0) return wr_error_set(err, WR_FATAL, "file sink: could not open %s: %s", f->path, strerror(errno));
     struct stat stbuf;
     if (fstat(fd, &stbuf) != 0) {
         close(fd);
@@ -227,16 +222,15 @@ static WrStatus fs_open(Sink *s, SinkPosition *pos, WrError *err)
         /* Bytes past the checkpoint were never made durable: a revision cut short by a crash. */
         if (ftruncate(fd, (off_t)cp.offset) != 0 || (f->do_fsync && fsync(fd) != 0)) {
             close(fd);
-            return wr_error_set(err, WR_FATAL, "file sink: could not truncate %s to %" PRIu64 " bytes: %s",
-                                f->path, cp.offset, strerror(errno));
+            return wr_error_set(err, WR_FATAL, "file sink: could not truncate %s to %" PRIu64 " bytes: %s", f->path,
+                                cp.offset, strerror(errno));
         }
         log_warn("msg=\"file sink cut back an unfinished tail\" path=%s from=%" PRIu64 " to=%" PRIu64, f->path, size,
                  cp.offset);
     }
     if (lseek(fd, 0, SEEK_END) < 0 || !(f->fp = fdopen(fd, "a"))) {
         close(fd);
-        return wr_error_set(err, WR_FATAL, "file sink: could not open %s for appending: %s", f->path,
-                            strerror(errno));
+        return wr_error_set(err, WR_FATAL, "file sink: could not open %s for appending: %s", f->path, strerror(errno));
     }
     f->fd = fd;
     setvbuf(f->fp, NULL, _IOFBF, 1 << 20);
@@ -372,8 +366,8 @@ static void fs_abort(Sink *s)
             f->offset = f->committed.offset;
         } else {
             f->failed = WR_FATAL;
-            snprintf(f->failed_msg, sizeof f->failed_msg, "file sink: could not cut back %s after abort: %s",
-                     f->path, strerror(errno));
+            snprintf(f->failed_msg, sizeof f->failed_msg, "file sink: could not cut back %s after abort: %s", f->path,
+                     strerror(errno));
         }
     }
     f->rev_start = f->offset;

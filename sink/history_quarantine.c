@@ -65,13 +65,14 @@ WrStatus hquarantine_begin(HistorySink *h, const Revision *rev, WrError *err)
     hquarantine_reset(h);
     h->qraw = tmpfile();
     if (!h->qraw)
-        return wr_error_set(err, WR_RETRY, "history store: cannot make a temporary file to quarantine revision %" PRId64,
-                            rev->id);
+        return wr_error_set(err, WR_RETRY,
+                            "history store: cannot make a temporary file to quarantine revision %" PRId64, rev->id);
     h->quarantining = true;
     mpc_revision_begin(mpc_of(h));
-    log_warn("msg=\"quarantining revision: it failed twice on a data error; stored raw in quarantine\" revision=%" PRId64
-             " xid=%" PRIu32 " commit_lsn=" LSN_FMT " error=\"%s\"",
-             rev->id, rev->xid, LSN_ARGS(rev->commit_lsn), h->quarantine_error ? h->quarantine_error : "");
+    log_warn(
+        "msg=\"quarantining revision: it failed twice on a data error; stored raw in quarantine\" revision=%" PRId64
+        " xid=%" PRIu32 " commit_lsn=" LSN_FMT " error=\"%s\"",
+        rev->id, rev->xid, LSN_ARGS(rev->commit_lsn), h->quarantine_error ? h->quarantine_error : "");
     return WR_OK;
 }
 
@@ -151,7 +152,8 @@ WrStatus hquarantine_commit(HistorySink *h, const Revision *rev, WrError *err)
     /* walrev.quarantine, by a COPY of its own (one COPY at a time). */
     WrStatus st = hsession_await_copy(h, err);
     if (st == WR_OK) {
-        strbuf_appendf(&b, "COPY %s.quarantine (revision_id, xid, commit_lsn, end_lsn, sqlstate, error, raw) FROM STDIN",
+        strbuf_appendf(&b,
+                       "COPY %s.quarantine (revision_id, xid, commit_lsn, end_lsn, sqlstate, error, raw) FROM STDIN",
                        h->qschema);
         snprintf(h->copy_pending_what, sizeof(h->copy_pending_what), "COPY into %s.quarantine", h->qschema);
         PGresult *res = NULL;
@@ -185,7 +187,7 @@ WrStatus hquarantine_commit(HistorySink *h, const Revision *rev, WrError *err)
         snprintf(clsn, sizeof(clsn), LSN_FMT, LSN_ARGS(rev->commit_lsn));
         snprintf(elsn, sizeof(elsn), LSN_FMT, LSN_ARGS(rev->end_lsn));
         pg_time_format(rev->commit_time, ts, sizeof(ts));
-        const int64_t counts[6] = {rev->n_insert, rev->n_update, rev->n_delete,
+        const int64_t counts[6] = {rev->n_insert,   rev->n_update,   rev->n_delete,
                                    rev->n_truncate, rev->n_snapshot, rev->n_suppressed};
         for (int i = 0; i < 6; i++) snprintf(n[i], sizeof(n[i]), "%" PRId64, counts[i]);
         checksum_to_hex(rev->checksum, sum + 2);
@@ -196,8 +198,9 @@ WrStatus hquarantine_commit(HistorySink *h, const Revision *rev, WrError *err)
         StrBuf warn;
         strbuf_init(&warn);
         const char *w = safe_text(&warn, b.data);
-        const char *p[15] = {id,   xid,  clsn, elsn, ts,   safe_text(&t2, rev->origin), safe_text(&t3, rev->gid),
-                             n[0], n[1], n[2], n[3], n[4], n[5], w, sum};
+        const char *p[15] = {
+            id,   xid,  clsn, elsn, ts, safe_text(&t2, rev->origin), safe_text(&t3, rev->gid), n[0], n[1], n[2],
+            n[3], n[4], n[5], w,    sum};
         strbuf_reset(&b);
         strbuf_appendf(&b,
                        "INSERT INTO %s.revision (id, xid, commit_lsn, end_lsn, commit_time, origin, gid, n_insert, "

@@ -90,7 +90,8 @@ WrStatus hreader_prepare(HistorySink *h, WrError *err)
      * plans cost the same as the generic one here), 0.3-0.5 ms of the
      * store's backend each, more than the lookup itself. The session's other
      * statements are one-row writes whose plans do not depend on values. */
-    WrStatus st = hsession_run(h, "SET plan_cache_mode = force_generic_plan", 0, NULL, "setting plan_cache_mode", NULL, err);
+    WrStatus st =
+        hsession_run(h, "SET plan_cache_mode = force_generic_plan", 0, NULL, "setting plan_cache_mode", NULL, err);
     if (st == WR_OK) st = prepare(h, "walrev_lookup", q.data, 3, err);
     /* An object an UPDATE moved here from another key: follow its lineage in SQL. */
     if (st == WR_OK) {
@@ -199,7 +200,6 @@ static WrStatus lookup_failed(HistorySink *h, PGresult *res, WrError *err)
     return st;
 }
 
-
 /* The point lookups answer at: the revision in flight, else the last one received; and rv's relid, as SQL text. */
 static void lookup_point(const HistorySink *h, const RelationVersion *rv, char rel[16], char rev[32])
 {
@@ -285,8 +285,10 @@ static WrStatus read_row_digests(HistorySink *h, const RelationVersion *rv, cons
     const char *p[2] = {rel, key};
     StrBuf q;
     strbuf_init(&q);
-    strbuf_appendf(&q, "SELECT col_id::text, encode(digest, 'hex') FROM %s.row_digest "
-                   "WHERE relid = $1 AND key = $2 AND col_id <> 0", h->qschema);
+    strbuf_appendf(&q,
+                   "SELECT col_id::text, encode(digest, 'hex') FROM %s.row_digest "
+                   "WHERE relid = $1 AND key = $2 AND col_id <> 0",
+                   h->qschema);
     PGresult *res = NULL;
     char what[160];
     snprintf(what, sizeof(what), "reading %s.row_digest", h->qschema);
@@ -355,8 +357,11 @@ WrStatus history_reader_lookup_row(HistoryReader *r, const RelationVersion *rv, 
         }
         if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
             RowFold *fold = rowfold_create(max_col_id(rv), lookup_emit, &out);
-            RowFoldTuple t = {.key = key, .key_len = strlen(key), .from_keyframe = true,
-                              .vals = PQgetvalue(res, 0, 0), .vals_len = (size_t)PQgetlength(res, 0, 0)};
+            RowFoldTuple t = {.key = key,
+                              .key_len = strlen(key),
+                              .from_keyframe = true,
+                              .vals = PQgetvalue(res, 0, 0),
+                              .vals_len = (size_t)PQgetlength(res, 0, 0)};
             st = rowfold_add(fold, &t, err);
             if (st == WR_OK) st = rowfold_finish(fold, err);
             rowfold_destroy(fold);
@@ -378,8 +383,7 @@ WrStatus history_reader_lookup_row(HistoryReader *r, const RelationVersion *rv, 
  * key as a C string in keybuf: both valid until the next call.
  */
 static WrStatus image_of(const RelationVersion *rv, const char *key, size_t key_len, const char *const *vals,
-                         const bool *known, int maxcol, StrBuf *storage, StrBuf *keybuf, RowImage *image,
-                         WrError *err)
+                         const bool *known, int maxcol, StrBuf *storage, StrBuf *keybuf, RowImage *image, WrError *err)
 {
     strbuf_reset(storage);
     LookupOut one = {rv, image, storage, false, false, NULL, NULL, 0};
@@ -401,8 +405,8 @@ typedef struct {
 
 static int cmp_key(const void *x, const void *y) { return strcmp(*(const char *const *)x, *(const char *const *)y); }
 
-static WrStatus prefetch_emit(void *arg, const char *key, size_t key_len, const char *const *vals,
-                              const bool *known, int maxcol, bool based, WrError *err)
+static WrStatus prefetch_emit(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
+                              int maxcol, bool based, WrError *err)
 {
     PrefetchOut *o = arg;
     strbuf_append(&o->seen, key, key_len);
@@ -444,10 +448,10 @@ WrStatus history_reader_prefetch_rows(HistoryReader *r, const RelationVersion *r
     strbuf_free(&out.seen);
     strbuf_free(&out.storage);
     strbuf_free(&out.key);
-    if (st != WR_OK) return wr_error_prefix(err, "history store: old images of %d rows of relid %" PRIu32, nkeys, rv->relid);
+    if (st != WR_OK)
+        return wr_error_prefix(err, "history store: old images of %d rows of relid %" PRIu32, nkeys, rv->relid);
     return WR_OK;
 }
-
 
 /* ---------- rows without a key, suppressed changes ---------- */
 
@@ -477,8 +481,8 @@ static WrStatus scan_emit(void *arg, const char *key, size_t key_len, const char
  */
 enum { SCAN_FETCH = 2000 };
 static WrStatus scan_rows(HistorySink *h, const RelationVersion *rv,
-                          WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err),
-                          void *arg, WrError *err)
+                          WrStatus (*row)(void *arg, const char *key, const RowImage *image, WrError *err), void *arg,
+                          WrError *err)
 {
     WrStatus st = hsession_check_usable(h, err, "scan_rows");
     if (st == WR_OK) st = hsession_ensure_tx(h, err);
@@ -494,8 +498,10 @@ static WrStatus scan_rows(HistorySink *h, const RelationVersion *rv,
     const char *p[2] = {rel, rev};
     StrBuf q;
     strbuf_init(&q);
-    strbuf_appendf(&q, "DECLARE %s NO SCROLL CURSOR FOR SELECT key, vals FROM %s.snapshot_rows($1, $2)"
-                       " WHERE key IS NOT NULL", cur, h->qschema);
+    strbuf_appendf(&q,
+                   "DECLARE %s NO SCROLL CURSOR FOR SELECT key, vals FROM %s.snapshot_rows($1, $2)"
+                   " WHERE key IS NOT NULL",
+                   cur, h->qschema);
     st = hsession_run(h, q.data, 2, p, what, NULL, err);
     ScanOut out = {rv, row, arg, {0}, {0}};
     strbuf_init(&out.storage);
@@ -516,8 +522,10 @@ static WrStatus scan_rows(HistorySink *h, const RelationVersion *rv,
         }
         got = PQntuples(res);
         for (int i = 0; st == WR_OK && i < got; i++) {
-            RowFoldTuple t = {.key = PQgetvalue(res, i, 0), .key_len = (size_t)PQgetlength(res, i, 0),
-                              .from_keyframe = true, .vals = PQgetvalue(res, i, 1),
+            RowFoldTuple t = {.key = PQgetvalue(res, i, 0),
+                              .key_len = (size_t)PQgetlength(res, i, 0),
+                              .from_keyframe = true,
+                              .vals = PQgetvalue(res, i, 1),
                               .vals_len = (size_t)PQgetlength(res, i, 1)};
             st = rowfold_add(fold, &t, err);
         }
@@ -570,11 +578,12 @@ static WrStatus redigest(HistorySink *h, const RelationVersion *rv, bool *done, 
         h->redigested = xrealloc(h->redigested, h->capredigested * sizeof(RelSeen));
     }
     h->redigested[h->nredigested++] = (RelSeen){rv->relid, rv->version, false};
-    hsession_dg_queue(h, rv->relid, NULL, 0, NULL, 0); /* forget the table's digests ... */
-    WrStatus st = scan_rows(h, rv, redigest_row, h, err);  /* ... and make them anew */
+    hsession_dg_queue(h, rv->relid, NULL, 0, NULL, 0);    /* forget the table's digests ... */
+    WrStatus st = scan_rows(h, rv, redigest_row, h, err); /* ... and make them anew */
     if (st == WR_OK) st = hsession_dg_apply(h, err);
     *done = st == WR_OK;
-    if (*done) log_info("msg=\"row digests rebuilt\" table=%s.%s version=%" PRId32, rv->nspname, rv->relname, rv->version);
+    if (*done)
+        log_info("msg=\"row digests rebuilt\" table=%s.%s version=%" PRId32, rv->nspname, rv->relname, rv->version);
     return st;
 }
 
@@ -595,8 +604,10 @@ WrStatus history_reader_find_row(HistoryReader *r, const RelationVersion *rv, co
     strbuf_init(&ex);
     hsession_append_text_array(&ex, exclude, nexclude);
     strbuf_init(&q);
-    strbuf_appendf(&q, "SELECT key FROM %s.row_digest WHERE relid = $1 AND col_id = 0 "
-                   "AND digest = decode($2, 'hex') AND key <> ALL ($3::text[]) LIMIT 1", h->qschema);
+    strbuf_appendf(&q,
+                   "SELECT key FROM %s.row_digest WHERE relid = $1 AND col_id = 0 "
+                   "AND digest = decode($2, 'hex') AND key <> ALL ($3::text[]) LIMIT 1",
+                   h->qschema);
     const char *p[3] = {rel, hex, ex.data};
     char what[160];
     snprintf(what, sizeof(what), "finding a row without a key in %s.row_digest", h->qschema);
@@ -686,6 +697,10 @@ static WrStatus scan_rows_cb(void *ctx, const RelationVersion *rv,
 
 HistoryLookup history_reader_lookup(HistoryReader *r)
 {
-    return (HistoryLookup){.ctx = r, .lookup = lookup_cb, .prefetch = prefetch_cb, .find_row = find_row_cb,
-                           .note_suppressed = note_suppressed_cb, .scan_rows = scan_rows_cb};
+    return (HistoryLookup){.ctx = r,
+                           .lookup = lookup_cb,
+                           .prefetch = prefetch_cb,
+                           .find_row = find_row_cb,
+                           .note_suppressed = note_suppressed_cb,
+                           .scan_rows = scan_rows_cb};
 }

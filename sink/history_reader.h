@@ -48,8 +48,7 @@ WrStatus history_reader_lookup_row(HistoryReader *r, const RelationVersion *rv, 
 /* Tables with hidden columns or stale marks are left to lookup_row (read key by key). */
 WrStatus history_reader_prefetch_rows(HistoryReader *r, const RelationVersion *rv, const char *const *keys, int nkeys,
                                       void (*found)(void *arg, const char *key, const RowImage *image),
-                                      void (*absent)(void *arg, const char *key), void *arg,
-                                      WrError *err) WR_MUSTCHECK;
+                                      void (*absent)(void *arg, const char *key), void *arg, WrError *err) WR_MUSTCHECK;
 /* A miss from the stream (exclude NULL) rebuilds the table's row digests once per version and session. */
 WrStatus history_reader_find_row(HistoryReader *r, const RelationVersion *rv, const uint8_t digest[DIGEST_LEN],
                                  const char *const *exclude, int nexclude, StrBuf *key, bool *found,
@@ -72,7 +71,7 @@ WrStatus history_reader_scan_rows(HistoryReader *r, const RelationVersion *rv,
  * err naming the relid and version. Blocks on one query.
  */
 WrStatus history_reader_load_relations(const char *conninfo, const char *schema,
-                                      void (*restore)(void *arg, const RelationVersion *rv, int16_t max_col_id),
-                                      void *arg, WrError *err) WR_MUSTCHECK;
+                                       void (*restore)(void *arg, const RelationVersion *rv, int16_t max_col_id),
+                                       void *arg, WrError *err) WR_MUSTCHECK;
 
 #endif

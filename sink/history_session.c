@@ -38,8 +38,7 @@ WrStatus hsession_fail(HistorySink *h, const PGresult *res, WrError *err, const 
         wr_error_set(err, st, "history store: connection lost during %s: %s%s%s", what, msg,
                      sqlstate ? " sqlstate=" : "", sqlstate ? sqlstate : "");
     } else {
-        wr_error_set(err, st, "history store: %s failed: SQLSTATE %s: %s", what,
-                     sqlstate ? sqlstate : "none", msg);
+        wr_error_set(err, st, "history store: %s failed: SQLSTATE %s: %s", what, sqlstate ? sqlstate : "none", msg);
     }
     if (err && sqlstate) snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
     /* A data error is remembered for the worker (sink_history_failure): it
@@ -59,18 +58,17 @@ WrStatus hsession_check_usable(HistorySink *h, WrError *err, const char *what)
 {
     if (!h->conn) return wr_error_set(err, WR_FATAL, "history store: %s before open", what);
     if (h->broken)
-        return wr_error_set(err, WR_RETRY,
-                            "history store: %s after the connection was lost; recreate the sink", what);
+        return wr_error_set(err, WR_RETRY, "history store: %s after the connection was lost; recreate the sink", what);
     if (h->failed)
-        return wr_error_set(err, h->failed_status,
-                            "history store: %s after an earlier error; abort the batch first", what);
+        return wr_error_set(err, h->failed_status, "history store: %s after an earlier error; abort the batch first",
+                            what);
     return WR_OK;
 }
 
 /* Run a command (optionally with text parameters); *out gets the result when wanted. */
 
-WrStatus hsession_run(HistorySink *h, const char *sql, int nparams, const char *const *params,
-                    const char *what, PGresult **out, WrError *err)
+WrStatus hsession_run(HistorySink *h, const char *sql, int nparams, const char *const *params, const char *what,
+                      PGresult **out, WrError *err)
 {
     WrStatus ast = hsession_await_copy(h, err);
     if (ast != WR_OK) return ast;
@@ -271,7 +269,6 @@ void hsession_clear_unsent(HistorySink *h)
 }
 
 /* ---------- row digests (docs/history-store.md, "Rows without a key") ---------- */
-
 
 bool hsession_rel_has_hidden(const RelationVersion *rv)
 {

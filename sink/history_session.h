@@ -64,8 +64,8 @@ struct HistorySink {
     size_t buffer_bytes;
 
     PGconn *conn;
-    bool broken;      /* connection lost: only destroy is useful */
-    bool failed;      /* an error left the batch unusable until abort() */
+    bool broken; /* connection lost: only destroy is useful */
+    bool failed; /* an error left the batch unusable until abort() */
     WrStatus failed_status;
 
     char *copy_sql[TB_COUNT];
@@ -134,18 +134,18 @@ struct HistorySink {
     int n_erase;
 
     /* Data errors and quarantine (history_quarantine.c, docs/history-store.md#quarantine). */
-    bool data_failed;        /* the last failure was a data error (pgio: PGIO_DATA) */
-    char data_error[512];    /* its message */
+    bool data_failed;     /* the last failure was a data error (pgio: PGIO_DATA) */
+    char data_error[512]; /* its message */
     char data_sqlstate[6];
-    Lsn cur_commit_lsn;      /* the revision begun last */
+    Lsn cur_commit_lsn; /* the revision begun last */
     uint32_t cur_xid;
-    Lsn isolate_until;       /* revisions committing at or before this are committed one per batch */
-    Lsn quarantine_lsn;      /* the revision committing at this LSN is stored quarantined; 0: none */
-    char *quarantine_error;  /* why (the store's error the second time) */
+    Lsn isolate_until;      /* revisions committing at or before this are committed one per batch */
+    Lsn quarantine_lsn;     /* the revision committing at this LSN is stored quarantined; 0: none */
+    char *quarantine_error; /* why (the store's error the second time) */
     char quarantine_sqlstate[6];
-    bool quarantining;       /* the revision in flight is the quarantined one */
-    FILE *qraw;              /* its msgpack messages, spooled (bounded memory) */
-    void *qmpc;              /* its MpcRevision (msgpack_codec.h) */
+    bool quarantining;             /* the revision in flight is the quarantined one */
+    FILE *qraw;                    /* its msgpack messages, spooled (bounded memory) */
+    void *qmpc;                    /* its MpcRevision (msgpack_codec.h) */
     const char *inject_data_error; /* WALREV_TEST_INJECT_DATA_ERROR: see history_quarantine.c */
 
     /* Partitions (history_partition.c): ids below part_until have one; each holds part_step. */

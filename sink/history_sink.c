@@ -55,10 +55,7 @@ static void int_tab(StrBuf *b, int64_t n)
     tab(b);
 }
 
-static void append_str_field(StrBuf *b, const char *s)
-{
-    copy_append_field(b, s, s ? strlen(s) : 0);
-}
+static void append_str_field(StrBuf *b, const char *s) { copy_append_field(b, s, s ? strlen(s) : 0); }
 
 static RelCount *count_of(HistorySink *h, uint32_t relid)
 {
@@ -72,7 +69,6 @@ static RelCount *count_of(HistorySink *h, uint32_t relid)
     return &h->counts[h->ncounts++];
 }
 
-
 /* What a recorded delta changes in row_digest. */
 static WrStatus dg_note_delta(HistorySink *h, const ObjectDelta *d, WrError *err)
 {
@@ -80,7 +76,8 @@ static WrStatus dg_note_delta(HistorySink *h, const ObjectDelta *d, WrError *err
     if (d->op == DELTA_TRUNCATE) {
         hsession_dg_queue(h, rv->relid, NULL, 0, NULL, 0);
     } else if (d->op == DELTA_DELETE) {
-        if (d->row_digest || hsession_rel_has_hidden(rv) || hsession_rel_marked(h, rv->relid) || !digest_rel_has_key(rv))
+        if (d->row_digest || hsession_rel_has_hidden(rv) || hsession_rel_marked(h, rv->relid) ||
+            !digest_rel_has_key(rv))
             hsession_dg_queue(h, rv->relid, d->key, DG_END_ROW, NULL, 0);
     } else {
         if (d->row_digest) hsession_dg_queue(h, rv->relid, d->key, 0, d->row_digest, DIGEST_LEN);
@@ -139,10 +136,10 @@ static WrStatus check_schema(HistorySink *h, WrError *err)
     const char *p[1] = {h->schema};
     PGresult *res = NULL;
     WrStatus st = hsession_run(h,
-                      "SELECT n.oid IS NOT NULL, c.oid IS NOT NULL FROM (SELECT 1) x "
-                      "LEFT JOIN pg_namespace n ON n.nspname = $1 "
-                      "LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'store_info'",
-                      1, p, "checking the history schema", &res, err);
+                               "SELECT n.oid IS NOT NULL, c.oid IS NOT NULL FROM (SELECT 1) x "
+                               "LEFT JOIN pg_namespace n ON n.nspname = $1 "
+                               "LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'store_info'",
+                               1, p, "checking the history schema", &res, err);
     if (st != WR_OK) return st;
     bool has_schema = PQgetvalue(res, 0, 0)[0] == 't';
     bool has_info = PQgetvalue(res, 0, 1)[0] == 't';
@@ -202,7 +199,6 @@ static WrStatus read_checkpoint(HistorySink *h, SinkPosition *pos, WrError *err)
     return st;
 }
 
-
 static WrStatus read_digest_state(HistorySink *h, SinkPosition *pos, WrError *err);
 
 static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
@@ -227,15 +223,15 @@ static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
      * covers its commit record (note_commit, hs_poll). On: set explicitly,
      * whatever the server's or the role's default. */
     if (st == WR_OK)
-        st = hsession_run(h, h->sync_commit ? "SET synchronous_commit = on" : "SET synchronous_commit = off", 0,
-                          NULL, "setting synchronous_commit", NULL, err);
+        st = hsession_run(h, h->sync_commit ? "SET synchronous_commit = on" : "SET synchronous_commit = off", 0, NULL,
+                          "setting synchronous_commit", NULL, err);
     if (st != WR_OK) return st;
     fanout_await_term(&h->await);
     fanout_await_init(&h->await, pos->durable_end_lsn);
     h->flushed = pos->durable_end_lsn;
     h->keyframer = keyframer_start(h->conninfo, h->qschema);
-    log_info("msg=\"history store open\" schema=%s slot=%s revision=%" PRId64 " lsn=" LSN_FMT, h->qschema,
-             h->slot_name, pos->last_revision_id, LSN_ARGS(pos->durable_end_lsn));
+    log_info("msg=\"history store open\" schema=%s slot=%s revision=%" PRId64 " lsn=" LSN_FMT, h->qschema, h->slot_name,
+             pos->last_revision_id, LSN_ARGS(pos->durable_end_lsn));
     return WR_OK;
 }
 
@@ -252,8 +248,7 @@ static void append_int_array_u32(StrBuf *b, const RelationVersion *rv, int which
         case 1: strbuf_appendf(b, "%" PRIu32, c->type_oid); break;
         case 2: strbuf_appendf(b, "%" PRId32, c->typmod); break;
         case 3: strbuf_append_char(b, c->is_key ? 't' : 'f'); break;
-        default:
-            strbuf_append_char(b, c->track == TRACK_HIDDEN ? 'h' : c->track == TRACK_UNTRACKED ? 'u' : 'f');
+        default: strbuf_append_char(b, c->track == TRACK_HIDDEN ? 'h' : c->track == TRACK_UNTRACKED ? 'u' : 'f');
         }
     }
     strbuf_append_char(b, '}');
@@ -309,11 +304,25 @@ static WrStatus hs_write_relation(Sink *s, const RelationVersion *rv, WrError *e
     snprintf(version, sizeof(version), "%" PRId32, rv->version);
     snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(rv->valid_from));
     snprintf(revid, sizeof(revid), "%" PRId64, rv->revision_id);
-    const char *p[19] = {relid,       version,     rv->nspname, rv->relname, replident,
-                         lsn,         arr[0].data, arr[1].data, arr[2].data, arr[3].data,
-                         arr[4].data, arr[5].data, arr[6].data, revid,       digest_hex,
-                         rv->ngen ? arr[7].data : NULL, rv->ngen ? arr[8].data : NULL,
-                         rv->ngen ? arr[9].data : NULL, rv->ngen ? arr[10].data : NULL};
+    const char *p[19] = {relid,
+                         version,
+                         rv->nspname,
+                         rv->relname,
+                         replident,
+                         lsn,
+                         arr[0].data,
+                         arr[1].data,
+                         arr[2].data,
+                         arr[3].data,
+                         arr[4].data,
+                         arr[5].data,
+                         arr[6].data,
+                         revid,
+                         digest_hex,
+                         rv->ngen ? arr[7].data : NULL,
+                         rv->ngen ? arr[8].data : NULL,
+                         rv->ngen ? arr[9].data : NULL,
+                         rv->ngen ? arr[10].data : NULL};
     StrBuf q;
     strbuf_init(&q);
     strbuf_appendf(&q,
@@ -366,8 +375,8 @@ static WrStatus hs_begin_revision(Sink *s, const Revision *rev, WrError *err)
     WrStatus st = hsession_check_usable(h, err, "begin_revision");
     if (st != WR_OK) return st;
     if (h->in_revision)
-        return wr_error_set(err, WR_FATAL, "history store: revision %" PRId64 " begun while %" PRId64
-                            " is still open", rev->id, h->cur_id);
+        return wr_error_set(err, WR_FATAL, "history store: revision %" PRId64 " begun while %" PRId64 " is still open",
+                            rev->id, h->cur_id);
     if (rev->id != h->next_id_base + 1)
         return wr_error_set(err, WR_FATAL,
                             "history store: revision id %" PRId64 " is not the next one (expected %" PRId64
@@ -387,8 +396,8 @@ static WrStatus check_in_revision(HistorySink *h, const Revision *rev, const cha
     WrStatus st = hsession_check_usable(h, err, what);
     if (st != WR_OK) return st;
     if (!h->in_revision || rev->id != h->cur_id)
-        return wr_error_set(err, WR_FATAL, "history store: %s for revision %" PRId64 " which was not begun",
-                            what, rev->id);
+        return wr_error_set(err, WR_FATAL, "history store: %s for revision %" PRId64 " which was not begun", what,
+                            rev->id);
     return WR_OK;
 }
 
@@ -796,8 +805,8 @@ static void tracked_statement(HistorySink *h, BatchTail *t, HsessionStmt *out)
                    "deltas_since_keyframe",
                    h->qschema, h->keyframe_factor, KEYFRAME_MIN_ROWS);
     snprintf(t->tracked_what, sizeof(t->tracked_what), "updating %s.tracked_table", h->qschema);
-    *out = (HsessionStmt){.sql = t->tracked_sql.data, .nparams = 4, .params = t->tracked_p, .what = t->tracked_what,
-                          .keep = true};
+    *out = (HsessionStmt){
+        .sql = t->tracked_sql.data, .nparams = 4, .params = t->tracked_p, .what = t->tracked_what, .keep = true};
 }
 
 /* The keyframes tracked_statement's result made due (kf_due). */
@@ -812,9 +821,9 @@ static void note_keyframes_due(HistorySink *h, const PGresult *res)
             h->kf_due = xrealloc(h->kf_due, h->capkf_due * sizeof(KeyframeRequest));
         }
         int64_t live_rows = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-        h->kf_due[h->nkf_due++] = (KeyframeRequest){(uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10), rev,
-                                                live_rows <= KEYFRAME_MIN_ROWS,
-                                                strtoll(PQgetvalue(res, i, 3), NULL, 10), live_rows};
+        h->kf_due[h->nkf_due++] =
+            (KeyframeRequest){(uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10), rev, live_rows <= KEYFRAME_MIN_ROWS,
+                              strtoll(PQgetvalue(res, i, 3), NULL, 10), live_rows};
     }
 }
 
@@ -877,8 +886,8 @@ static WrStatus note_commit(HistorySink *h, const PGresult *positions, WrError *
         return WR_OK;
     }
     Lsn insert, flush;
-    WrStatus st = positions ? parse_wal_positions(positions, &insert, &flush, err)
-                            : read_wal_positions(h, &insert, &flush, err);
+    WrStatus st =
+        positions ? parse_wal_positions(positions, &insert, &flush, err) : read_wal_positions(h, &insert, &flush, err);
     if (st != WR_OK) return st;
     fanout_await_push(&h->await, h->durable, insert);
     h->flushed = fanout_await_flushed(&h->await, flush);
@@ -1046,7 +1055,6 @@ static bool hs_wants_flush(Sink *s, int64_t now_us, bool idle)
     return batch_due(h, now_us, idle);
 }
 
-
 /* The digest key, and the tables with stale marks. */
 static WrStatus read_digest_state(HistorySink *h, SinkPosition *pos, WrError *err)
 {
@@ -1058,8 +1066,10 @@ static WrStatus read_digest_state(HistorySink *h, SinkPosition *pos, WrError *er
         PQgetlength(res, 0, 0) != 2 * DIGEST_KEY_LEN) {
         PQclear(res);
         strbuf_free(&q);
-        return wr_error_set(err, WR_FATAL, "history store: %s.digest_key is missing or unreadable; run walrev setup "
-                            "(as the worker's role)", h->qschema);
+        return wr_error_set(err, WR_FATAL,
+                            "history store: %s.digest_key is missing or unreadable; run walrev setup "
+                            "(as the worker's role)",
+                            h->qschema);
     }
     const char *hex = PQgetvalue(res, 0, 0);
     for (int k = 0; k < DIGEST_KEY_LEN; k++) {
@@ -1095,8 +1105,8 @@ static WrStatus hs_write_backfill(Sink *s, const BackfillProgress *p, WrError *e
     snprintf(chunks, sizeof(chunks), "%" PRId32, p->chunks);
     snprintf(rows_read, sizeof(rows_read), "%" PRId64, p->rows_read);
     snprintf(rows_recorded, sizeof(rows_recorded), "%" PRId64, p->rows_recorded);
-    const char *params[10] = {relid, p->nspname, p->relname, p->state, request_no, p->last_key,
-                              chunks, rows_read, rows_recorded, p->error};
+    const char *params[10] = {relid,       p->nspname, p->relname, p->state,      request_no,
+                              p->last_key, chunks,     rows_read,  rows_recorded, p->error};
     StrBuf q;
     strbuf_init(&q);
     strbuf_appendf(&q,
@@ -1194,8 +1204,8 @@ static void hs_destroy(Sink *s)
         KeyframerStats ks;
         keyframer_stats(h->keyframer, &ks);
         if (ks.taken || ks.failed)
-            log_info("msg=\"keyframes\" taken=%llu failed=%llu total_ms=%.0f max_ms=%.0f",
-                     (unsigned long long)ks.taken, (unsigned long long)ks.failed, ks.total_ms, ks.max_ms);
+            log_info("msg=\"keyframes\" taken=%llu failed=%llu total_ms=%.0f max_ms=%.0f", (unsigned long long)ks.taken,
+                     (unsigned long long)ks.failed, ks.total_ms, ks.max_ms);
         keyframer_stop(h->keyframer);
     }
     if (h->conn) PQfinish(h->conn);
@@ -1273,10 +1283,7 @@ bool sink_history_failure(Sink *s, HistoryFailure *f)
     return true;
 }
 
-void sink_history_isolate(Sink *s, Lsn until)
-{
-    ((HistorySink *)s->impl)->isolate_until = until;
-}
+void sink_history_isolate(Sink *s, Lsn until) { ((HistorySink *)s->impl)->isolate_until = until; }
 
 void sink_history_quarantine(Sink *s, Lsn commit_lsn, const char *sqlstate, const char *error)
 {
@@ -1333,7 +1340,8 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
     if (inject && inject[0]) {
         h->inject_data_error = inject;
         log_warn("msg=\"test fault injection on: deltas with this value fail in the history store\" "
-                 "WALREV_TEST_INJECT_DATA_ERROR=\"%s\"", inject);
+                 "WALREV_TEST_INJECT_DATA_ERROR=\"%s\"",
+                 inject);
     }
     Sink *s = xcalloc(1, sizeof(*s));
     s->ops = &history_ops;

@@ -20,20 +20,20 @@
 #include "common/metrics.h"
 #include "sink/msgpack_codec.h"
 
-#define FIFO_CAP 65536u           /* revisions in flight at most (power of two) */
-#define WAIT_POLL_MS 100          /* poll slice while waiting for room */
+#define FIFO_CAP 65536u  /* revisions in flight at most (power of two) */
+#define WAIT_POLL_MS 100 /* poll slice while waiting for room */
 #define WAIT_LOG_EVERY_US INT64_C(10000000)
 #define KAFKA_TOPIC_MAX 249
 #define CONTENT_TYPE "application/x-msgpack"
 
 typedef struct {
-    Lsn end_lsn;         /* set at commit */
+    Lsn end_lsn;          /* set at commit */
     uint32_t outstanding; /* messages produced and not yet reported */
-    bool committed;      /* all its deltas are produced, its revision message encoded */
-    bool aborted;        /* abandoned mid-way: never moves the durable LSN */
-    bool failed;         /* a delivery failed: the durable LSN stops before it */
-    bool marker_out;     /* its revision message is produced */
-    char *marker;        /* the encoded revision message until it is produced (owned) */
+    bool committed;       /* all its deltas are produced, its revision message encoded */
+    bool aborted;         /* abandoned mid-way: never moves the durable LSN */
+    bool failed;          /* a delivery failed: the durable LSN stops before it */
+    bool marker_out;      /* its revision message is produced */
+    char *marker;         /* the encoded revision message until it is produced (owned) */
     size_t marker_len;
     char id[MPC_ID_MAX];
 } InFlight;
@@ -51,7 +51,7 @@ typedef struct {
     char *brokers;
     struct OwnedProp {
         char *name, *value;
-    } *props;
+    } * props;
     int nprops;
     char *erase_schema; /* NULL: no tombstones */
     int flush_timeout_ms;
@@ -62,8 +62,8 @@ typedef struct {
     size_t ntopics, captopics;
     /* FIFO of revisions by sequence number; entry of seq s is fifo[s % FIFO_CAP]. */
     InFlight *fifo;
-    uint64_t head, tail;  /* [head, tail) are in flight; tail-1 is the open one when in_revision */
-    uint64_t mark;        /* [head, mark): revision messages produced (or aborted); mark <= tail */
+    uint64_t head, tail; /* [head, tail) are in flight; tail-1 is the open one when in_revision */
+    uint64_t mark;       /* [head, mark): revision messages produced (or aborted); mark <= tail */
     bool in_revision;
     Lsn durable;
     WrStatus failed;
@@ -118,8 +118,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
             set_failed(k, WR_RETRY, "kafka delivery to %s timed out (%s); resend from the durable position",
                        rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
         else if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
-            set_failed(k, WR_FATAL, "kafka delivery to %s failed permanently: %s: %s",
-                       rd_kafka_topic_name(m->rkt), rd_kafka_err2name(m->err), rd_kafka_err2str(m->err));
+            set_failed(k, WR_FATAL, "kafka delivery to %s failed permanently: %s: %s", rd_kafka_topic_name(m->rkt),
+                       rd_kafka_err2name(m->err), rd_kafka_err2str(m->err));
     } else {
         k->stats.delivered++;
         metrics_sink_add(METRICS_SINK_KAFKA, METRICS_SINK_BYTES, m->len + m->key_len);
@@ -158,8 +158,10 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     /* Connection failures (facility FAIL) are logged at "error" by librdkafka on every attempt while
      * a broker is down; error_cb already reports the outage, so they are warnings here. */
     if (level <= 3 && strcmp(fac, "FAIL") == 0) level = 4;
-    LogLevel l = level <= 3 ? LOG_LEVEL_ERROR : level == 4 ? LOG_LEVEL_WARN : level <= 6 ? LOG_LEVEL_INFO
-                                                                                    : LOG_LEVEL_DEBUG;
+    LogLevel l = level <= 3   ? LOG_LEVEL_ERROR
+                 : level == 4 ? LOG_LEVEL_WARN
+                 : level <= 6 ? LOG_LEVEL_INFO
+                              : LOG_LEVEL_DEBUG;
     WR_LOG(l, "msg=\"librdkafka: %s\" facility=%s client=%s", buf, fac, rd_kafka_name(rk));
 }
 
@@ -224,8 +226,8 @@ static WrStatus wait_for(KafkaSink *k, bool (*cond)(KafkaSink *), const char *wh
         if (k->failed) return sticky(k, err);
         int64_t now = mono_now_us();
         if (now - (last_log ? last_log : start) >= (last_log ? WAIT_LOG_EVERY_US : 1000000)) {
-            log_warn("msg=\"kafka sink waiting: %s\" waited_ms=%" PRId64 " undelivered=%d", what,
-                     (now - start) / 1000, rd_kafka_outq_len(k->rk));
+            log_warn("msg=\"kafka sink waiting: %s\" waited_ms=%" PRId64 " undelivered=%d", what, (now - start) / 1000,
+                     rd_kafka_outq_len(k->rk));
             last_log = now;
         }
         kpoll(k, WAIT_POLL_MS);
@@ -295,8 +297,8 @@ static void append_topic_part(StrBuf *b, const char *s)
 {
     for (; *s; s++) {
         char c = *s;
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                  c == '_' || c == '-';
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                  c == '-';
         strbuf_append_char(b, ok ? c : '_');
     }
 }
@@ -346,9 +348,9 @@ static WrStatus conf_set(rd_kafka_conf_t *conf, const char *name, const char *va
  * position reader takes these from the config, not producer tuning. */
 static bool connection_prop(const char *name)
 {
-    static const char *const prefixes[] = {"bootstrap.servers", "metadata.broker.list", "security.", "sasl.",
-                                           "ssl.", "ssl_", "socket.", "broker.", "reconnect.", "api.version",
-                                           "client.dns", "enable.ssl", "enable.sasl"};
+    static const char *const prefixes[] = {
+        "bootstrap.servers", "metadata.broker.list", "security.",   "sasl.",      "ssl.",       "ssl_",       "socket.",
+        "broker.",           "reconnect.",           "api.version", "client.dns", "enable.ssl", "enable.sasl"};
     for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
         if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return true;
     return false;
@@ -412,8 +414,8 @@ static WrStatus read_position(KafkaSink *k, SinkPosition *pos, WrError *err)
     rd_kafka_topic_partition_list_t *tail = rd_kafka_topic_partition_list_new(4);
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        st = wr_error_set(err, WR_RETRY, "kafka sink: cannot read its position from %s: %s", topic,
-                          rd_kafka_err2str(e));
+        st =
+            wr_error_set(err, WR_RETRY, "kafka sink: cannot read its position from %s: %s", topic, rd_kafka_err2str(e));
         goto done;
     }
     if (md->topic_cnt != 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
@@ -583,8 +585,8 @@ static WrStatus ks_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
     KafkaSink *k = s->impl;
     if (k->failed) return sticky(k, err);
     if (!k->in_revision)
-        return wr_error_set(err, WR_PROTOCOL, "kafka sink: delta %" PRId64 ".%" PRId32 " outside a revision",
-                            rev->id, d->seq);
+        return wr_error_set(err, WR_PROTOCOL, "kafka sink: delta %" PRId64 ".%" PRId32 " outside a revision", rev->id,
+                            d->seq);
     if (mpc_revision_check_delta(&k->rev, rev, d, "kafka sink", err) != WR_OK) return err->status;
     rd_kafka_topic_t *rkt;
     if (topic_for(k, d->relver, &rkt, err) != WR_OK) return err->status;
@@ -607,8 +609,7 @@ static WrStatus ks_commit_revision(Sink *s, const Revision *rev, WrError *err)
     KafkaSink *k = s->impl;
     if (k->failed) return sticky(k, err);
     if (!k->in_revision)
-        return wr_error_set(err, WR_PROTOCOL, "kafka sink: commit of revision %" PRId64 " outside a revision",
-                            rev->id);
+        return wr_error_set(err, WR_PROTOCOL, "kafka sink: commit of revision %" PRId64 " outside a revision", rev->id);
     strbuf_reset(&k->buf);
     mpc_revision_end(&k->rev, &k->buf, rev);
     InFlight *e = &k->fifo[(k->tail - 1) % FIFO_CAP];

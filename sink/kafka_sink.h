@@ -16,16 +16,16 @@ typedef struct {
 } KafkaProp;
 
 typedef struct {
-    const char *brokers;        /* bootstrap.servers; may be NULL when props carry it */
-    const char *topic_prefix;   /* default "walrev" */
+    const char *brokers;      /* bootstrap.servers; may be NULL when props carry it */
+    const char *topic_prefix; /* default "walrev" */
     /* Not NULL: after an erasure request (an insert into erase_schema.erasure_log,
      * `walrev erase`), also a tombstone (null value) keyed by the erased object on
      * its table's topic, so a compacted topic drops the object's messages
      * (docs/kafka-format.md#erase-events). Copied. */
     const char *erase_schema;
-    const KafkaProp *props;     /* applied after walrev's defaults, so they override them */
+    const KafkaProp *props; /* applied after walrev's defaults, so they override them */
     int nprops;
-    int flush_timeout_ms;       /* how long flush() waits for delivery reports (default 10000) */
+    int flush_timeout_ms; /* how long flush() waits for delivery reports (default 10000) */
     /* Called about every 100 ms while a write waits for room in the bounded
      * local queue (brokers slow or down), so the caller can answer the
      * source's keepalives and feed its watchdog meanwhile. Returning false
@@ -67,9 +67,9 @@ Sink *sink_kafka_create(const KafkaSinkConfig *cfg, WrError *err);
 
 /* Counters for tests and metrics. */
 typedef struct {
-    uint64_t produced;       /* messages handed to librdkafka */
-    uint64_t delivered;      /* successful delivery reports */
-    uint64_t failed;         /* failed delivery reports */
+    uint64_t produced;  /* messages handed to librdkafka */
+    uint64_t delivered; /* successful delivery reports */
+    uint64_t failed;    /* failed delivery reports */
     uint64_t queue_full_waits;
     size_t revisions_in_flight;
 } KafkaSinkStats;

@@ -42,13 +42,13 @@ struct Keyframer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* a request, the stop, or idle */
-    KeyframeRequest *queue;       /* FIFO, at most one per relid */
+    KeyframeRequest *queue; /* FIFO, at most one per relid */
     size_t nqueue, capqueue;
-    bool busy;              /* a request is being taken */
+    bool busy; /* a request is being taken */
     uint32_t busy_relid;
     bool stopping;
-    PGcancel *cancel;       /* of the connection, while a keyframe runs; under mu */
-    KeyframerStats stats;   /* under mu */
+    PGcancel *cancel;     /* of the connection, while a keyframe runs; under mu */
+    KeyframerStats stats; /* under mu */
     /* Thread-owned. */
     PGconn *conn;
     int backoff_s;
@@ -128,7 +128,8 @@ static WrStatus keyframe_send(Keyframer *k, KeyframeOut *o, WrError *err)
     ok = ok && pgio_copy_put(k->conn, o->buf.data, o->buf.len) && PQputCopyEnd(k->conn, NULL) == 1;
     WrStatus st = ok ? WR_OK : pgio_fail(k->conn, NULL, err, "COPY into keyframe_row");
     while ((res = PQgetResult(k->conn)) != NULL) {
-        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) st = pgio_fail(k->conn, res, err, "COPY into keyframe_row");
+        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+            st = pgio_fail(k->conn, res, err, "COPY into keyframe_row");
         PQclear(res);
         if (PQstatus(k->conn) == CONNECTION_BAD) break;
     }
@@ -136,8 +137,7 @@ static WrStatus keyframe_send(Keyframer *k, KeyframeOut *o, WrError *err)
 }
 
 /* Stream rowfold_query's COPY through the fold into out; *n_rows gets the row count. */
-static WrStatus fold_rows(Keyframer *k, const char *sql, int maxcol, KeyframeOut *out, long long *n_rows,
-                          WrError *err)
+static WrStatus fold_rows(Keyframer *k, const char *sql, int maxcol, KeyframeOut *out, long long *n_rows, WrError *err)
 {
     PGresult *res;
     (void)pgio_exec(k->conn, sql, 0, NULL, &res);
@@ -156,7 +156,8 @@ static WrStatus fold_rows(Keyframer *k, const char *sql, int maxcol, KeyframeOut
     *n_rows = rowfold_rows(fold);
     rowfold_destroy(fold);
     while ((res = PQgetResult(k->conn)) != NULL) {
-        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) st = pgio_fail(k->conn, res, err, "reading a keyframe's rows");
+        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+            st = pgio_fail(k->conn, res, err, "reading a keyframe's rows");
         PQclear(res);
         if (PQstatus(k->conn) == CONNECTION_BAD) break;
     }
@@ -216,9 +217,8 @@ static WrStatus take_keyframe(Keyframer *k, const KeyframeRequest *r, char kf_id
         t2 = mono_now_us();
     } else if (st == WR_OK) {
         strbuf_reset(&q);
-        rowfold_query(&q, s, r->relid, PQgetisnull(plan, 0, 0) ? NULL : PQgetvalue(plan, 0, 0),
-                      PQgetvalue(plan, 0, 1), r->rev, PQgetvalue(plan, 0, 2), PQgetvalue(plan, 0, 3),
-                      by_key ? KEYFRAME_BY_KEY_MAX : 0);
+        rowfold_query(&q, s, r->relid, PQgetisnull(plan, 0, 0) ? NULL : PQgetvalue(plan, 0, 0), PQgetvalue(plan, 0, 1),
+                      r->rev, PQgetvalue(plan, 0, 2), PQgetvalue(plan, 0, 3), by_key ? KEYFRAME_BY_KEY_MAX : 0);
         int maxcol = PQgetisnull(plan, 0, 5) ? 0 : atoi(PQgetvalue(plan, 0, 5));
         KeyframeOut out = {kf_id, PQgetvalue(plan, 0, 6), {0}, NULL, NULL, maxcol};
         strbuf_init(&out.buf);
@@ -315,8 +315,8 @@ static WrStatus serve(Keyframer *k, const KeyframeRequest *r, WrError *err)
     PQfreeCancel(c);
     if (stop) return WR_OK;
     if (st == WR_OK)
-        log_debug("msg=\"keyframe taken\" relid=%" PRIu32 " revision=%" PRId64 " rows=%lld ms=%.1f", r->relid,
-                  r->rev, n_rows, ms);
+        log_debug("msg=\"keyframe taken\" relid=%" PRIu32 " revision=%" PRId64 " rows=%lld ms=%.1f", r->relid, r->rev,
+                  n_rows, ms);
     return st;
 }
 
@@ -350,8 +350,8 @@ static void *keyframer_main(void *arg)
         pthread_mutex_lock(&k->mu);
         if (st != WR_OK) {
             k->stats.failed++;
-            k->backoff_s = k->backoff_s ? (k->backoff_s * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : k->backoff_s * 2)
-                                        : BACKOFF_MIN_S;
+            k->backoff_s =
+                k->backoff_s ? (k->backoff_s * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : k->backoff_s * 2) : BACKOFF_MIN_S;
             log_warn("msg=\"keyframe not taken; asked again later\" relid=%" PRIu32 " revision=%" PRId64
                      " retry_in_s=%d error=\"history store keyframe: %s\"",
                      r.relid, r.rev, k->backoff_s, err.msg);
@@ -424,8 +424,8 @@ void keyframer_stop(Keyframer *k)
     pthread_mutex_lock(&k->mu);
     k->stopping = true;
     if (k->busy || k->nqueue)
-        log_info("msg=\"keyframes left to a later run\" in_progress=%s queued=%zu",
-                 k->busy ? "cancelled" : "none", k->nqueue);
+        log_info("msg=\"keyframes left to a later run\" in_progress=%s queued=%zu", k->busy ? "cancelled" : "none",
+                 k->nqueue);
     k->nqueue = 0;
     if (k->cancel) {
         char errbuf[256];

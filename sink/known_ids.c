@@ -95,8 +95,10 @@ static WrStatus load_chunk(KnownIds *k, Lsn commit_lsn, WrError *err)
         unsigned long long xid = strtoull(PQgetvalue(r, i, 1), NULL, 10);
         if (!end || *end || xid > UINT32_MAX || !lsn_parse(PQgetvalue(r, i, 2), &kr->commit_lsn) ||
             !read_bytea(PQgetvalue(r, i, 3), kr->checksum))
-            st = wr_error_set(err, WR_FATAL, "history store: revision %s does not read back (id, xid, commit_lsn, "
-                              "checksum)", PQgetvalue(r, i, 0));
+            st = wr_error_set(err, WR_FATAL,
+                              "history store: revision %s does not read back (id, xid, commit_lsn, "
+                              "checksum)",
+                              PQgetvalue(r, i, 0));
         kr->xid = (uint32_t)xid;
         k->nrows++;
     }
@@ -134,8 +136,10 @@ WrStatus known_ids_find(KnownIds *k, uint32_t xid, Lsn commit_lsn, int64_t *id, 
     else if (kr->id == 1)
         memset(parent, 0, WALREV_CHECKSUM_LEN);
     else
-        return wr_error_set(err, WR_FATAL, "history store: revision %" PRId64 " has no revision %" PRId64
-                            " before it: ids are not dense", kr->id, kr->id - 1);
+        return wr_error_set(err, WR_FATAL,
+                            "history store: revision %" PRId64 " has no revision %" PRId64
+                            " before it: ids are not dense",
+                            kr->id, kr->id - 1);
     *found = true;
     return WR_OK;
 }

@@ -29,8 +29,7 @@ void known_ids_destroy(KnownIds *k);
  * or after the previous); any order answers right, only slower. WR_RETRY on
  * a lost connection, WR_FATAL on a row that does not read back.
  */
-WrStatus known_ids_find(KnownIds *k, uint32_t xid, Lsn commit_lsn, int64_t *id,
-                        uint8_t parent[WALREV_CHECKSUM_LEN], uint8_t checksum[WALREV_CHECKSUM_LEN], bool *found,
-                        WrError *err) WR_MUSTCHECK;
+WrStatus known_ids_find(KnownIds *k, uint32_t xid, Lsn commit_lsn, int64_t *id, uint8_t parent[WALREV_CHECKSUM_LEN],
+                        uint8_t checksum[WALREV_CHECKSUM_LEN], bool *found, WrError *err) WR_MUSTCHECK;
 
 #endif

@@ -110,10 +110,7 @@ void mpc_delta_id(const Revision *rev, int32_t seq, char out[MPC_ID_MAX])
     snprintf(out, MPC_ID_MAX, "%" PRId64 ".%" PRId32, rev->id, seq);
 }
 
-void mpc_revision_id(const Revision *rev, char out[MPC_ID_MAX])
-{
-    snprintf(out, MPC_ID_MAX, "%" PRId64, rev->id);
-}
+void mpc_revision_id(const Revision *rev, char out[MPC_ID_MAX]) { snprintf(out, MPC_ID_MAX, "%" PRId64, rev->id); }
 
 static void pk_header(msgpack_packer *pk, const char *type, const char *id)
 {
@@ -517,20 +514,17 @@ typedef struct Field Field;
 struct Field {
     const char *name;
     int types;
-    const Field *inner;     /* required keys of the map value (or of each array element) */
+    const Field *inner; /* required keys of the map value (or of each array element) */
 };
 
-static WrStatus check_fields(const msgpack_object *map, const Field *fields, const char *where,
-                             WrError *err)
+static WrStatus check_fields(const msgpack_object *map, const Field *fields, const char *where, WrError *err)
 {
     for (const Field *f = fields; f->name; f++) {
         const msgpack_object *v = map_get(map, f->name);
-        if (!v)
-            return wr_error_set(err, WR_PROTOCOL, "walrev message: required key %s%s is missing",
-                                where, f->name);
+        if (!v) return wr_error_set(err, WR_PROTOCOL, "walrev message: required key %s%s is missing", where, f->name);
         if (!(type_bit(v) & f->types))
-            return wr_error_set(err, WR_PROTOCOL, "walrev message: key %s%s has the wrong msgpack type",
-                                where, f->name);
+            return wr_error_set(err, WR_PROTOCOL, "walrev message: key %s%s has the wrong msgpack type", where,
+                                f->name);
         if (!f->inner) continue;
         char sub[128];
         snprintf(sub, sizeof sub, "%s%s.", where, f->name);
@@ -540,8 +534,7 @@ static WrStatus check_fields(const msgpack_object *map, const Field *fields, con
             for (uint32_t i = 0; i < v->via.array.size; i++) {
                 const msgpack_object *e = &v->via.array.ptr[i];
                 if (e->type != MSGPACK_OBJECT_MAP)
-                    return wr_error_set(err, WR_PROTOCOL, "walrev message: %s[%u] is not a map",
-                                        f->name, (unsigned)i);
+                    return wr_error_set(err, WR_PROTOCOL, "walrev message: %s[%u] is not a map", f->name, (unsigned)i);
                 if (check_fields(e, f->inner, sub, err) != WR_OK) return err->status;
             }
         }
@@ -551,33 +544,22 @@ static WrStatus check_fields(const msgpack_object *map, const Field *fields, con
 
 static const Field TABLE_FIELDS[] = {
     {"schema", T_STR, NULL}, {"name", T_STR, NULL}, {"relid", T_INT, NULL}, {"version", T_INT, NULL}, {0}};
-static const Field DELTA_REV_FIELDS[] = {{"id", T_INT, NULL},
-                                         {"xid", T_INT, NULL},
-                                         {"commit_lsn", T_STR, NULL},
-                                         {"commit_time", T_INT, NULL},
-                                         {0}};
-static const Field CONTEXT_FIELDS[] = {{"no", T_INT, NULL},
-                                       {"actor", T_MAP | T_NIL, NULL},
-                                       {"description", T_STR | T_NIL, NULL},
-                                       {0}};
+static const Field DELTA_REV_FIELDS[] = {
+    {"id", T_INT, NULL}, {"xid", T_INT, NULL}, {"commit_lsn", T_STR, NULL}, {"commit_time", T_INT, NULL}, {0}};
+static const Field CONTEXT_FIELDS[] = {
+    {"no", T_INT, NULL}, {"actor", T_MAP | T_NIL, NULL}, {"description", T_STR | T_NIL, NULL}, {0}};
 static const Field CHANGE_FIELDS[] = {
     {"column", T_STR | T_NIL, NULL}, {"col_id", T_INT, NULL}, {"flags", T_INT, NULL}, {0}};
-static const Field DELTA_FIELDS[] = {{"revision", T_MAP, DELTA_REV_FIELDS},
-                                     {"seq", T_INT, NULL},
-                                     {"table", T_MAP, TABLE_FIELDS},
-                                     {"op", T_STR, NULL},
-                                     {"key", T_STR | T_NIL, NULL},
-                                     {"context", T_MAP | T_NIL, CONTEXT_FIELDS},
-                                     {"changes", T_ARR, CHANGE_FIELDS},
-                                     {0}};
-static const Field REV_REV_FIELDS[] = {{"id", T_INT, NULL},         {"xid", T_INT, NULL},
-                                       {"commit_lsn", T_STR, NULL}, {"end_lsn", T_STR, NULL},
+static const Field DELTA_FIELDS[] = {{"revision", T_MAP, DELTA_REV_FIELDS}, {"seq", T_INT, NULL},
+                                     {"table", T_MAP, TABLE_FIELDS},        {"op", T_STR, NULL},
+                                     {"key", T_STR | T_NIL, NULL},          {"context", T_MAP | T_NIL, CONTEXT_FIELDS},
+                                     {"changes", T_ARR, CHANGE_FIELDS},     {0}};
+static const Field REV_REV_FIELDS[] = {{"id", T_INT, NULL},          {"xid", T_INT, NULL},
+                                       {"commit_lsn", T_STR, NULL},  {"end_lsn", T_STR, NULL},
                                        {"commit_time", T_INT, NULL}, {0}};
-static const Field COUNT_FIELDS[] = {{"insert", T_INT, NULL},   {"update", T_INT, NULL},
-                                     {"delete", T_INT, NULL},   {"truncate", T_INT, NULL},
-                                     {"snapshot", T_INT, NULL}, {0}};
-static const Field TABLE_COUNT_FIELDS[] = {
-    {"schema", T_STR, NULL}, {"name", T_STR, NULL}, {"count", T_INT, NULL}, {0}};
+static const Field COUNT_FIELDS[] = {{"insert", T_INT, NULL},   {"update", T_INT, NULL},   {"delete", T_INT, NULL},
+                                     {"truncate", T_INT, NULL}, {"snapshot", T_INT, NULL}, {0}};
+static const Field TABLE_COUNT_FIELDS[] = {{"schema", T_STR, NULL}, {"name", T_STR, NULL}, {"count", T_INT, NULL}, {0}};
 static const Field REVISION_FIELDS[] = {{"revision", T_MAP, REV_REV_FIELDS},
                                         {"origin", T_STR | T_NIL, NULL},
                                         {"actor", T_MAP | T_NIL, NULL},
@@ -587,9 +569,8 @@ static const Field REVISION_FIELDS[] = {{"revision", T_MAP, REV_REV_FIELDS},
                                         {"checksum", T_BIN, NULL},
                                         {"parent_checksum", T_BIN, NULL},
                                         {0}};
-static const Field COLUMN_FIELDS[] = {{"name", T_STR, NULL},     {"col_id", T_INT, NULL},
-                                      {"type_oid", T_INT, NULL}, {"typmod", T_INT, NULL},
-                                      {"is_key", T_BOOL, NULL},  {0}};
+static const Field COLUMN_FIELDS[] = {{"name", T_STR, NULL},   {"col_id", T_INT, NULL},  {"type_oid", T_INT, NULL},
+                                      {"typmod", T_INT, NULL}, {"is_key", T_BOOL, NULL}, {0}};
 static const Field RELATION_FIELDS[] = {{"table", T_MAP, TABLE_FIELDS},
                                         {"replident", T_STR, NULL},
                                         {"valid_from", T_STR, NULL},
@@ -711,22 +692,34 @@ static int scan_object(const uint8_t *p, size_t len, size_t *size)
             skip = t & 0x1f;
         } else {
             switch (t) {
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: case 0xd4: skip = 2; break;
+            case 0xcc:
+            case 0xd0: skip = 1; break;
+            case 0xcd:
+            case 0xd1:
+            case 0xd4: skip = 2; break;
             case 0xd5: skip = 3; break;
-            case 0xce: case 0xd2: case 0xca: skip = 4; break;
+            case 0xce:
+            case 0xd2:
+            case 0xca: skip = 4; break;
             case 0xd6: skip = 5; break;
-            case 0xcf: case 0xd3: case 0xcb: skip = 8; break;
+            case 0xcf:
+            case 0xd3:
+            case 0xcb: skip = 8; break;
             case 0xd7: skip = 9; break;
             case 0xd8: skip = 17; break;
-            case 0xc4: case 0xd9: lenbytes = 1; break;
-            case 0xc5: case 0xda: lenbytes = 2; break;
-            case 0xc6: case 0xdb: lenbytes = 4; break;
+            case 0xc4:
+            case 0xd9: lenbytes = 1; break;
+            case 0xc5:
+            case 0xda: lenbytes = 2; break;
+            case 0xc6:
+            case 0xdb: lenbytes = 4; break;
             case 0xc7: lenbytes = 1, extra = 1; break; /* ext 8/16/32: length, then a type byte */
             case 0xc8: lenbytes = 2, extra = 1; break;
             case 0xc9: lenbytes = 4, extra = 1; break;
-            case 0xdc: case 0xde: lenbytes = 2; break;
-            case 0xdd: case 0xdf: lenbytes = 4; break;
+            case 0xdc:
+            case 0xde: lenbytes = 2; break;
+            case 0xdd:
+            case 0xdf: lenbytes = 4; break;
             default: return -1; /* 0xc1: never used */
             }
         }
@@ -734,9 +727,12 @@ static int scan_object(const uint8_t *p, size_t len, size_t *size)
             if (len - off < lenbytes) return 0;
             uint64_t n = be(p + off, lenbytes);
             off += lenbytes;
-            if (t == 0xdc || t == 0xdd) children = n;
-            else if (t == 0xde || t == 0xdf) children = n * 2;
-            else skip = n + extra;
+            if (t == 0xdc || t == 0xdd)
+                children = n;
+            else if (t == 0xde || t == 0xdf)
+                children = n * 2;
+            else
+                skip = n + extra;
         }
         if (skip > SCAN_MAX) return -1;
         if (skip > len - off) return 0;

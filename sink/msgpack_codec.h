@@ -47,8 +47,8 @@ void mpc_tally_free(MpcTableTally *t);
  * tally for the revision message. Zero-initialise; mpc_revision_free releases.
  */
 typedef struct {
-    StrBuf ctx;           /* packed context in force (mpc_encode_context) */
-    int16_t ctx_no;       /* its number, 0 = none */
+    StrBuf ctx;     /* packed context in force (mpc_encode_context) */
+    int16_t ctx_no; /* its number, 0 = none */
     MpcTableTally tally;
 } MpcRevision;
 
@@ -58,8 +58,8 @@ void mpc_revision_begin(MpcRevision *r);
 void mpc_revision_context(MpcRevision *r, const RevisionContext *ctx);
 /* WR_PROTOCOL (named for sink, e.g. "file sink") when d refers to a context
  * other than the one in force. */
-WrStatus mpc_revision_check_delta(const MpcRevision *r, const Revision *rev, const ObjectDelta *d,
-                                  const char *sink, WrError *err) WR_MUSTCHECK;
+WrStatus mpc_revision_check_delta(const MpcRevision *r, const Revision *rev, const ObjectDelta *d, const char *sink,
+                                  WrError *err) WR_MUSTCHECK;
 /* Tally d and append its message, with the context in force, to out. */
 void mpc_revision_delta(MpcRevision *r, StrBuf *out, const Revision *rev, const ObjectDelta *d);
 /* Append the revision message (with the tally) to out. */

@@ -130,8 +130,8 @@ static void read_version(Row *r, RelationVersion *rv, int16_t *max_col_id)
 }
 
 WrStatus history_reader_load_relations(const char *conninfo, const char *schema,
-                                      void (*restore)(void *arg, const RelationVersion *rv, int16_t max_col_id),
-                                      void *arg, WrError *err)
+                                       void (*restore)(void *arg, const RelationVersion *rv, int16_t max_col_id),
+                                       void *arg, WrError *err)
 {
     PGconn *conn = NULL;
     PGresult *res = NULL;

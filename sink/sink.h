@@ -17,12 +17,12 @@ typedef struct Sink Sink;
 
 /* What a sink already holds: used to resume after a restart. */
 typedef struct {
-    bool known;           /* false: the sink keeps no position (stdout) */
+    bool known; /* false: the sink keeps no position (stdout) */
     /* The position was read back from the messages the sink holds (Kafka's
      * last revision message): it says what the sink holds, not how revision
      * ids are numbered (with Kafka alone they stay commit LSNs). */
     bool read_back;
-    Lsn durable_end_lsn;  /* end LSN of the last durable revision, 0 if none */
+    Lsn durable_end_lsn; /* end LSN of the last durable revision, 0 if none */
     int64_t last_revision_id;
     uint8_t last_checksum[WALREV_CHECKSUM_LEN];
     /* The store's secret for keyed digests (schema/digest.h), when it keeps one. */
@@ -38,13 +38,13 @@ typedef struct {
     uint32_t relid;
     const char *nspname;
     const char *relname;
-    const char *state;      /* "running", "done", "skipped", "failed", "cancelled" */
-    int32_t request_no;     /* the request this progress answers; a newer request wins */
-    const char *last_key;   /* where the next chunk starts; NULL when none */
+    const char *state;    /* "running", "done", "skipped", "failed", "cancelled" */
+    int32_t request_no;   /* the request this progress answers; a newer request wins */
+    const char *last_key; /* where the next chunk starts; NULL when none */
     int32_t chunks;
-    int64_t rows_read;      /* rows read from the table */
-    int64_t rows_recorded;  /* rows recorded as snapshot rows (the others were known) */
-    const char *error;      /* why it failed or was cancelled, or NULL */
+    int64_t rows_read;     /* rows read from the table */
+    int64_t rows_recorded; /* rows recorded as snapshot rows (the others were known) */
+    const char *error;     /* why it failed or was cancelled, or NULL */
 } BackfillProgress;
 
 typedef struct {
@@ -114,13 +114,13 @@ struct Sink {
 /* ---- constructors; every sink is freed with sink_destroy (accepts NULL) ---- */
 
 typedef struct {
-    const char *conninfo;     /* libpq conninfo of the history store */
-    const char *schema;       /* history schema, default "walrev" */
-    const char *slot_name;    /* checkpoint key */
-    int batch_max_revisions;  /* commit after this many revisions (default 2000) */
-    int batch_max_ms;         /* or after this long (default 20 ms: bounds commit-to-durable lag) */
-    size_t buffer_bytes;      /* COPY buffer per table before sending (default 256 KiB) */
-    int keyframe_factor;      /* keyframe when deltas since the last exceed factor × live rows (default 4) */
+    const char *conninfo;    /* libpq conninfo of the history store */
+    const char *schema;      /* history schema, default "walrev" */
+    const char *slot_name;   /* checkpoint key */
+    int batch_max_revisions; /* commit after this many revisions (default 2000) */
+    int batch_max_ms;        /* or after this long (default 20 ms: bounds commit-to-durable lag) */
+    size_t buffer_bytes;     /* COPY buffer per table before sending (default 256 KiB) */
+    int keyframe_factor;     /* keyframe when deltas since the last exceed factor × live rows (default 4) */
     /* true: batches commit with synchronous_commit = on (the old behaviour);
      * false (default): off, and a batch counts as durable only once the
      * store's server has flushed its WAL past the batch's commit. */
@@ -160,8 +160,8 @@ void sink_history_isolate(Sink *s, Lsn until);
 void sink_history_quarantine(Sink *s, Lsn commit_lsn, const char *sqlstate, const char *error);
 
 typedef struct {
-    const char *path;         /* "-" for stdout */
-    bool fsync;               /* fsync at each flush (default true for files) */
+    const char *path; /* "-" for stdout */
+    bool fsync;       /* fsync at each flush (default true for files) */
 } FileSinkConfig;
 Sink *sink_file_create(const FileSinkConfig *cfg);
 

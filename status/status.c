@@ -27,11 +27,10 @@
 
 enum { OPT_FORMAT = 1000, OPT_MAX_LAG_BYTES, OPT_MAX_LAG_SECONDS };
 
-const struct option status_long_options[] = {
-    {"format", required_argument, NULL, OPT_FORMAT},
-    {"max-lag-bytes", required_argument, NULL, OPT_MAX_LAG_BYTES},
-    {"max-lag-seconds", required_argument, NULL, OPT_MAX_LAG_SECONDS},
-    {NULL, 0, NULL, 0}};
+const struct option status_long_options[] = {{"format", required_argument, NULL, OPT_FORMAT},
+                                             {"max-lag-bytes", required_argument, NULL, OPT_MAX_LAG_BYTES},
+                                             {"max-lag-seconds", required_argument, NULL, OPT_MAX_LAG_SECONDS},
+                                             {NULL, 0, NULL, 0}};
 
 void status_print_help(FILE *out)
 {
@@ -88,8 +87,10 @@ static void sinks_json(char *out, size_t size)
         n += (size_t)snprintf(out + n, size - n, "%s{\"sink\": \"%s\", \"durable_end_lsn\": \"" LSN_FMT "\"}",
                               n ? ", " : "[", names[i], LSN_ARGS(m.sink_durable[i]));
     }
-    if (n && n + 2 < size) snprintf(out + n, size - n, "]");
-    else out[0] = '\0';
+    if (n && n + 2 < size)
+        snprintf(out + n, size - n, "]");
+    else
+        out[0] = '\0';
 }
 
 /* Run sql; true when it succeeded. *undefined_column: it failed on a column the store lacks. */
@@ -127,9 +128,11 @@ static void write_state(const StateRow *r)
     char *sql = NULL;
     if (r->positions_only) {
         if (!store_lacks_sinks && sinks) {
-            sql = xasprintf("UPDATE %s.worker_state SET sinks = $2::jsonb, sinks_at = now() WHERE slot_name = $1", schema);
+            sql = xasprintf("UPDATE %s.worker_state SET sinks = $2::jsonb, sinks_at = now() WHERE slot_name = $1",
+                            schema);
             const char *params[2] = {r->slot, sinks};
-            if (!run_state_sql(conn, r, sql, 2, params, &undefined_column) && undefined_column) store_lacks_sinks = true;
+            if (!run_state_sql(conn, r, sql, 2, params, &undefined_column) && undefined_column)
+                store_lacks_sinks = true;
         }
         goto out;
     }
@@ -146,11 +149,13 @@ static void write_state(const StateRow *r)
             "ON CONFLICT (slot_name) DO UPDATE SET state = EXCLUDED.state, pid = EXCLUDED.pid, state_at = now(), "
             "last_error = coalesce(EXCLUDED.last_error, w.last_error), "
             "last_error_class = coalesce(EXCLUDED.last_error_class, w.last_error_class), "
-            "last_error_at = coalesce(EXCLUDED.last_error_at, w.last_error_at), errors = w.errors + EXCLUDED.errors%4$s",
+            "last_error_at = coalesce(EXCLUDED.last_error_at, w.last_error_at), errors = w.errors + "
+            "EXCLUDED.errors%4$s",
             schema, with_sinks ? ", sinks, sinks_at" : "",
             with_sinks ? ", $6::jsonb, CASE WHEN $6::jsonb IS NOT NULL THEN now() END" : "",
-            with_sinks ? ", sinks = coalesce(EXCLUDED.sinks, w.sinks), sinks_at = coalesce(EXCLUDED.sinks_at, w.sinks_at)"
-                       : "");
+            with_sinks
+                ? ", sinks = coalesce(EXCLUDED.sinks, w.sinks), sinks_at = coalesce(EXCLUDED.sinks_at, w.sinks_at)"
+                : "");
         if (run_state_sql(conn, r, sql, with_sinks ? 6 : 5, params, &undefined_column) || !undefined_column) break;
         if (with_sinks) store_lacks_sinks = true;
     }
@@ -321,9 +326,14 @@ static void read_source(const StatusTarget *cfg, json_t *out, Health *h)
         json_object_set_new(slot, "exists", json_false());
         problem(h, "slot %s does not exist (walrev setup creates it)", cfg->slot_name);
     } else {
-        static const char *const names[] = {"active:b",       "active_pid:i",    "confirmed_flush_lsn:s",
-                                            "restart_lsn:s",  "retained_wal_bytes:i", "wal_status:s",
-                                            "safe_wal_size:i", NULL};
+        static const char *const names[] = {"active:b",
+                                            "active_pid:i",
+                                            "confirmed_flush_lsn:s",
+                                            "restart_lsn:s",
+                                            "retained_wal_bytes:i",
+                                            "wal_status:s",
+                                            "safe_wal_size:i",
+                                            NULL};
         json_t *o = row_object(res, 0, names);
         json_object_set_new(o, "name", json_string(cfg->slot_name));
         json_object_set_new(o, "exists", json_true());
@@ -338,9 +348,10 @@ static void read_source(const StatusTarget *cfg, json_t *out, Health *h)
                     strcmp(ws, "lost") == 0 ? "gone (the history will record a gap)" : "about to be removed");
         /* the walsender's own measure while streaming; else unknown here (the
          * history's side fills it in from its checkpoint's age) */
-        json_object_set_new(lag, "seconds", active && !PQgetisnull(res, 0, 8) ? col(res, 0, 8, 'f')
-                                            : active                         ? json_real(0)
-                                                                             : json_null());
+        json_object_set_new(lag, "seconds",
+                            active && !PQgetisnull(res, 0, 8) ? col(res, 0, 8, 'f')
+                            : active                          ? json_real(0)
+                                                              : json_null());
     }
     PQclear(res);
     PQfinish(conn);
@@ -376,9 +387,10 @@ static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
     }
     free(sql);
 
-    sql = xasprintf("SELECT count(*) / %d.0, coalesce(sum(n_insert + n_update + n_delete + n_truncate + n_snapshot), 0) "
-                    "/ %d.0 FROM %s.revision WHERE commit_time > now() - interval '%d seconds'",
-                    RATE_WINDOW_S, RATE_WINDOW_S, s, RATE_WINDOW_S);
+    sql =
+        xasprintf("SELECT count(*) / %d.0, coalesce(sum(n_insert + n_update + n_delete + n_truncate + n_snapshot), 0) "
+                  "/ %d.0 FROM %s.revision WHERE commit_time > now() - interval '%d seconds'",
+                  RATE_WINDOW_S, RATE_WINDOW_S, s, RATE_WINDOW_S);
     if ((res = query(conn, sql, 0, NULL, why, sizeof(why)))) {
         json_t *r = json_object();
         json_object_set_new(r, "window_seconds", json_integer(RATE_WINDOW_S));
@@ -390,9 +402,10 @@ static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
     free(sql);
 
     /* the history sink's durable position; the slot's confirmed LSN is what every sink holds */
-    sql = xasprintf("SELECT end_lsn::text, revision_id, updated_at::text, extract(epoch FROM now() - updated_at)::float8 "
-                    "FROM %s.checkpoint WHERE slot_name = $1",
-                    s);
+    sql =
+        xasprintf("SELECT end_lsn::text, revision_id, updated_at::text, extract(epoch FROM now() - updated_at)::float8 "
+                  "FROM %s.checkpoint WHERE slot_name = $1",
+                  s);
     json_t *sinks = json_array();
     if ((res = query(conn, sql, 1, slot, why, sizeof(why)))) {
         static const char *const names[] = {"durable_end_lsn:s", "revision_id:i", "updated_at:s", NULL};
@@ -415,11 +428,12 @@ static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
                     "FROM %s.worker_state w WHERE slot_name = $1",
                     s);
     if ((res = query(conn, sql, 1, slot, why, sizeof(why)))) {
-        json_t *recorded = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ? json_loads(PQgetvalue(res, 0, 0), 0, NULL)
-                                                                          : NULL;
+        json_t *recorded =
+            PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
         size_t i;
         json_t *v;
-        json_array_foreach(recorded, i, v) {
+        json_array_foreach(recorded, i, v)
+        {
             const char *name = json_string_value(json_object_get(v, "sink"));
             if (!name || strcmp(name, "history") == 0) continue; /* the checkpoint above says it */
             json_t *o = json_object();
@@ -447,8 +461,8 @@ static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
                     s);
     json_t *bl = json_array();
     if ((res = query(conn, sql, 0, NULL, why, sizeof(why)))) {
-        static const char *const names[] = {"table:s", "state:s", "chunks:i", "rows_read:i", "rows_recorded:i",
-                                            "since:s", NULL};
+        static const char *const names[] = {"table:s",         "state:s", "chunks:i", "rows_read:i",
+                                            "rows_recorded:i", "since:s", NULL};
         for (int i = 0; i < PQntuples(res); i++) json_array_append_new(bl, row_object(res, i, names));
         PQclear(res);
     }
@@ -469,8 +483,9 @@ static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
                     "FROM %s.worker_state WHERE slot_name = $1",
                     s);
     if ((res = query(conn, sql, 1, slot, why, sizeof(why)))) {
-        static const char *const names[] = {"state:s",      "pid:i",         "state_at:s", "last_error:s",
-                                            "last_error_class:s", "last_error_at:s", "errors:i", NULL};
+        static const char *const names[] = {
+            "state:s",         "pid:i",    "state_at:s", "last_error:s", "last_error_class:s",
+            "last_error_at:s", "errors:i", NULL};
         json_t *w = row_object(res, 0, names);
         json_object_set_new(out, "worker", w);
         const char *state = json_is_object(w) ? json_string_value(json_object_get(w, "state")) : NULL;
@@ -550,7 +565,8 @@ static void print_aligned(FILE *f, json_t *o)
     } else {
         fputs("-\n", f);
     }
-    json_array_foreach(json_object_get(o, "sinks"), i, v) {
+    json_array_foreach(json_object_get(o, "sinks"), i, v)
+    {
         fprintf(f, "%-16s %s durable to %s", "sink", str_or(v, "sink", "-"), str_or(v, "durable_end_lsn", "-"));
         if (json_object_get(v, "revision_id")) {
             fputs(" (revision ", f);
@@ -563,7 +579,8 @@ static void print_aligned(FILE *f, json_t *o)
     }
     json_t *bl = json_object_get(o, "baselines");
     if (json_array_size(bl) == 0) fprintf(f, "%-16s none in progress\n", "baselines");
-    json_array_foreach(bl, i, v) {
+    json_array_foreach(bl, i, v)
+    {
         fprintf(f, "%-16s %s %s since %s: %lld chunks, %lld rows read, %lld recorded\n", "baseline",
                 str_or(v, "table", "-"), str_or(v, "state", "-"), str_or(v, "since", "-"),
                 (long long)json_integer_value(json_object_get(v, "chunks")),
@@ -586,8 +603,9 @@ static void print_aligned(FILE *f, json_t *o)
         print_value(f, json_object_get(w, "pid"));
         fprintf(f, "\n%-16s ", "last error");
         if (json_is_string(json_object_get(w, "last_error")))
-            fprintf(f, "%s (%s, at %s; %lld in all)\n", str_or(w, "last_error", "-"), str_or(w, "last_error_class", "-"),
-                    str_or(w, "last_error_at", "-"), (long long)json_integer_value(json_object_get(w, "errors")));
+            fprintf(f, "%s (%s, at %s; %lld in all)\n", str_or(w, "last_error", "-"),
+                    str_or(w, "last_error_class", "-"), str_or(w, "last_error_at", "-"),
+                    (long long)json_integer_value(json_object_get(w, "errors")));
         else
             fputs("none\n", f);
     } else {
@@ -641,8 +659,9 @@ int status_command(const StatusTarget *cfg, int argc, char **argv)
         problem(&h, "lag %lld bytes is over --max-lag-bytes %lld", (long long)json_integer_value(lb), max_bytes);
     if (json_is_number(ls) && json_number_value(ls) > (double)max_seconds)
         problem(&h, "lag %.1f s is over --max-lag-seconds %lld", json_number_value(ls), max_seconds);
-    json_object_set_new(out, "limits", json_pack("{s:I,s:I}", "max_lag_bytes", (json_int_t)max_bytes,
-                                                 "max_lag_seconds", (json_int_t)max_seconds));
+    json_object_set_new(
+        out, "limits",
+        json_pack("{s:I,s:I}", "max_lag_bytes", (json_int_t)max_bytes, "max_lag_seconds", (json_int_t)max_seconds));
     bool healthy = json_array_size(h.problems) == 0;
     json_object_set_new(out, "healthy", json_boolean(healthy));
     json_object_set_new(out, "problems", h.problems);

@@ -50,8 +50,8 @@ typedef struct {
     const TailConfig *cfg;
     long printed;
     long bad;
-    bool reading;         /* partitions assigned and read to a message or their end, or none assigned */
-    int64_t quiet_since;  /* monotonic ms of the last message, or of the start of reading */
+    bool reading;        /* partitions assigned and read to a message or their end, or none assigned */
+    int64_t quiet_since; /* monotonic ms of the last message, or of the start of reading */
 } TailState;
 
 /* ---- printing ---- */
@@ -109,15 +109,15 @@ static void print_table_row(FILE *out, json_t *j)
     } else if (strcmp(type, "revision") == 0) {
         json_t *rev = json_object_get(j, "revision"), *counts = json_object_get(j, "counts");
         char when[48];
-        pg_time_format(json_integer_value(json_object_get(rev, "commit_time")) - PG_EPOCH_OFFSET_US, when,
-                       sizeof when);
+        pg_time_format(json_integer_value(json_object_get(rev, "commit_time")) - PG_EPOCH_OFFSET_US, when, sizeof when);
         fprintf(out, "%-8s %-14s %-8s lsn=%s time=%s actor=", type, jstr(j, "id"), "commit", jstr(rev, "end_lsn"),
                 when);
         print_actor(out, json_object_get(j, "actor"));
         fprintf(out, " description=");
         print_value(out, json_object_get(j, "description"));
-        fprintf(out, " ins=%" JSON_INTEGER_FORMAT " upd=%" JSON_INTEGER_FORMAT " del=%" JSON_INTEGER_FORMAT
-                     " trunc=%" JSON_INTEGER_FORMAT " snap=%" JSON_INTEGER_FORMAT,
+        fprintf(out,
+                " ins=%" JSON_INTEGER_FORMAT " upd=%" JSON_INTEGER_FORMAT " del=%" JSON_INTEGER_FORMAT
+                " trunc=%" JSON_INTEGER_FORMAT " snap=%" JSON_INTEGER_FORMAT,
                 json_integer_value(json_object_get(counts, "insert")),
                 json_integer_value(json_object_get(counts, "update")),
                 json_integer_value(json_object_get(counts, "delete")),
@@ -126,16 +126,16 @@ static void print_table_row(FILE *out, json_t *j)
         size_t i;
         json_t *t;
         json_array_foreach(json_object_get(j, "tables"), i, t)
-        fprintf(out, " %s.%s:%" JSON_INTEGER_FORMAT, jstr(t, "schema"), jstr(t, "name"),
-                json_integer_value(json_object_get(t, "count")));
+            fprintf(out, " %s.%s:%" JSON_INTEGER_FORMAT, jstr(t, "schema"), jstr(t, "name"),
+                    json_integer_value(json_object_get(t, "count")));
     } else {
         fprintf(out, "%-8s %-14s %-8s %s.%s replident=%s cols:", type, jstr(j, "id"), "schema", jstr(table, "schema"),
                 jstr(table, "name"), jstr(j, "replident"));
         size_t i;
         json_t *c;
-        json_array_foreach(json_object_get(j, "columns"), i, c)
-        fprintf(out, " %s:%" JSON_INTEGER_FORMAT "%s", jstr(c, "name"), json_integer_value(json_object_get(c, "type_oid")),
-                json_is_true(json_object_get(c, "is_key")) ? "(key)" : "");
+        json_array_foreach(json_object_get(j, "columns"), i, c) fprintf(
+            out, " %s:%" JSON_INTEGER_FORMAT "%s", jstr(c, "name"), json_integer_value(json_object_get(c, "type_oid")),
+            json_is_true(json_object_get(c, "is_key")) ? "(key)" : "");
     }
     fputc('\n', out);
 }
@@ -170,7 +170,8 @@ static void emit(TailState *ts, const void *buf, size_t len, const char *where)
 
 static bool done(const TailState *ts)
 {
-    return (ts->cfg->stop && *ts->cfg->stop) || (ts->opt->max_messages && ts->printed + ts->bad >= ts->opt->max_messages);
+    return (ts->cfg->stop && *ts->cfg->stop) ||
+           (ts->opt->max_messages && ts->printed + ts->bad >= ts->opt->max_messages);
 }
 
 /* ---- a file-sink file ---- */
@@ -244,8 +245,10 @@ static int tail_file(TailState *ts)
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    LogLevel l = level <= 3 ? LOG_LEVEL_ERROR : level == 4 ? LOG_LEVEL_WARN : level <= 6 ? LOG_LEVEL_INFO
-                                                                                    : LOG_LEVEL_DEBUG;
+    LogLevel l = level <= 3   ? LOG_LEVEL_ERROR
+                 : level == 4 ? LOG_LEVEL_WARN
+                 : level <= 6 ? LOG_LEVEL_INFO
+                              : LOG_LEVEL_DEBUG;
     WR_LOG(l, "msg=\"librdkafka: %s\" facility=%s client=%s", buf, fac, rd_kafka_name(rk));
 }
 
@@ -309,8 +312,7 @@ static int tail_kafka(TailState *ts, const TailConfig *cfg)
     ok = ok && (!o->brokers || conf_set(conf, "bootstrap.servers", o->brokers)) && conf_set(conf, "group.id", group) &&
          conf_set(conf, "enable.auto.commit", "false") && conf_set(conf, "enable.auto.offset.store", "false") &&
          conf_set(conf, "auto.offset.reset", o->from_beginning ? "earliest" : "latest") &&
-         conf_set(conf, "enable.partition.eof", "true") &&
-         conf_set(conf, "topic.metadata.refresh.interval.ms", "5000");
+         conf_set(conf, "enable.partition.eof", "true") && conf_set(conf, "topic.metadata.refresh.interval.ms", "5000");
     if (!ok) {
         rd_kafka_conf_destroy(conf);
         return EXIT_USAGE;
@@ -328,7 +330,8 @@ static int tail_kafka(TailState *ts, const TailConfig *cfg)
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(o->ntopics ? o->ntopics : 1);
     if (o->ntopics) {
-        for (int i = 0; i < o->ntopics; i++) rd_kafka_topic_partition_list_add(subs, o->topics[i], RD_KAFKA_PARTITION_UA);
+        for (int i = 0; i < o->ntopics; i++)
+            rd_kafka_topic_partition_list_add(subs, o->topics[i], RD_KAFKA_PARTITION_UA);
     } else {
         /* "^walrev\..*": every topic under the prefix; new tables' topics join as they appear */
         StrBuf re;
@@ -430,12 +433,16 @@ static const char *cfg_prop(const TailConfig *cfg, const char *name)
     return NULL;
 }
 
-const struct option tail_long_options[] = {
-    {"brokers", required_argument, NULL, 'b'},      {"prefix", required_argument, NULL, 'p'},
-    {"topic", required_argument, NULL, 't'},        {"file", required_argument, NULL, 'f'},
-    {"from-beginning", no_argument, NULL, 'B'},     {"format", required_argument, NULL, 'F'},
-    {"max-messages", required_argument, NULL, 'n'}, {"timeout-ms", required_argument, NULL, 'T'},
-    {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
+const struct option tail_long_options[] = {{"brokers", required_argument, NULL, 'b'},
+                                           {"prefix", required_argument, NULL, 'p'},
+                                           {"topic", required_argument, NULL, 't'},
+                                           {"file", required_argument, NULL, 'f'},
+                                           {"from-beginning", no_argument, NULL, 'B'},
+                                           {"format", required_argument, NULL, 'F'},
+                                           {"max-messages", required_argument, NULL, 'n'},
+                                           {"timeout-ms", required_argument, NULL, 'T'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
 
 void tail_print_help(FILE *out)
 {

@@ -13,7 +13,7 @@
 
 /* What `walrev tail` takes from the configuration, borrowed for the call. */
 typedef struct {
-    const char *topic_prefix;      /* [kafka] topic prefix; NULL: "walrev" */
+    const char *topic_prefix; /* [kafka] topic prefix; NULL: "walrev" */
     /* [kafka] properties for librdkafka (TLS, SASL, bootstrap.servers); a
      * producer's own (acks, linger.ms, ...) are passed over */
     const char *const *prop_names;

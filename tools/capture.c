@@ -87,8 +87,7 @@ static WrStatus read_workload(Options *o, StrBuf *setup, StrBuf *work, WrError *
         }
     }
     fclose(f);
-    if (st == WR_OK && !in_work)
-        st = wr_error_set(err, WR_INVALID, "%s: no \"-- @workload\" line", o->workload);
+    if (st == WR_OK && !in_work) st = wr_error_set(err, WR_INVALID, "%s: no \"-- @workload\" line", o->workload);
     return st;
 }
 
@@ -108,7 +107,8 @@ static WrStatus run_sql(PGconn *conn, const char *sql, const char *path, WrError
         char c = *p;
         bool end = c == '\0';
         if (c == '\'' || c == '"') {
-            for (p++; *p && *p != c; p++) {}
+            for (p++; *p && *p != c; p++) {
+            }
             if (*p) p++;
             continue;
         }
@@ -244,8 +244,8 @@ static WrStatus create_slot(PGconn *sql, ReplStream *s, const Options *o, WrErro
     if (o->two_phase) {
         /* The replication-protocol call in stream.h has no TWO_PHASE option; SQL has. */
         const char *params[1] = {o->slot};
-        PGresult *res = PQexecParams(sql, "SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, true)",
-                                     1, NULL, params, NULL, NULL, 0);
+        PGresult *res = PQexecParams(sql, "SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, true)", 1,
+                                     NULL, params, NULL, NULL, 0);
         WrStatus st = WR_OK;
         if (PQresultStatus(res) != PGRES_TUPLES_OK)
             st = wr_error_set(err, WR_FATAL, "create two-phase slot \"%s\": %s", o->slot, PQresultErrorMessage(res));
@@ -263,8 +263,10 @@ static WrStatus create_slot(PGconn *sql, ReplStream *s, const Options *o, WrErro
 static void drop_slot(PGconn *sql, const char *slot)
 {
     const char *params[1] = {slot};
-    PGresult *res = PQexecParams(sql, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                                      "WHERE slot_name = $1", 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(sql,
+                                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                                 "WHERE slot_name = $1",
+                                 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         log_warn("msg=\"could not drop slot\" slot=%s error=\"%s\"", slot, PQresultErrorMessage(res));
     PQclear(res);
@@ -318,7 +320,8 @@ static int capture(const Options *o, const StrBuf *setup, const StrBuf *work)
     log_info("msg=\"captured\" records=%zu end_marker_lsn=" LSN_FMT " out=%s", records, LSN_ARGS(stop),
              o->out ? o->out : "-");
 done:
-    if (out && fclose(out) != 0 && st == WR_OK) st = wr_error_set(&err, WR_FATAL, "close %s: %s", o->out, strerror(errno));
+    if (out && fclose(out) != 0 && st == WR_OK)
+        st = wr_error_set(&err, WR_FATAL, "close %s: %s", o->out, strerror(errno));
     repl_stream_destroy(s);
     if (slot_made && !o->keep_slot) drop_slot(sql, o->slot);
     if (st != WR_OK) log_error("msg=\"capture failed\" status=%s error=\"%s\"", wr_status_name(st), err.msg);
@@ -329,14 +332,13 @@ done:
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: walrev-capture --source CONNINFO --slot NAME --publication PUB --workload FILE\n"
-            "                      [--out FILE.bin] [--print] [--proto N] [--streaming on|off|parallel]\n"
-            "                      [--two-phase] [--binary] [--keep-slot]\n"
-            "Runs FILE's setup (before its \"-- @workload\" line), creates slot NAME, runs the workload,\n"
-            "streams up to an end-marker message emitted after it, writes each XLogData record as a 4-byte\n"
-            "big-endian length plus the CopyData bytes to --out and/or prints decoded messages\n"
-            "(--print), then drops the slot. \"-- @capture key=value\" lines in FILE set defaults.\n");
+    fprintf(f, "usage: walrev-capture --source CONNINFO --slot NAME --publication PUB --workload FILE\n"
+               "                      [--out FILE.bin] [--print] [--proto N] [--streaming on|off|parallel]\n"
+               "                      [--two-phase] [--binary] [--keep-slot]\n"
+               "Runs FILE's setup (before its \"-- @workload\" line), creates slot NAME, runs the workload,\n"
+               "streams up to an end-marker message emitted after it, writes each XLogData record as a 4-byte\n"
+               "big-endian length plus the CopyData bytes to --out and/or prints decoded messages\n"
+               "(--print), then drops the slot. \"-- @capture key=value\" lines in FILE set defaults.\n");
 }
 
 int main(int argc, char **argv)
@@ -346,14 +348,19 @@ int main(int argc, char **argv)
     int cli_proto = 0;
     const char *cli_streaming = NULL;
     bool cli_two_phase = false, cli_binary = false;
-    static const struct option longopts[] = {
-        {"source", required_argument, NULL, 's'},   {"slot", required_argument, NULL, 'S'},
-        {"publication", required_argument, NULL, 'p'}, {"workload", required_argument, NULL, 'w'},
-        {"out", required_argument, NULL, 'o'},      {"proto", required_argument, NULL, 'P'},
-        {"streaming", required_argument, NULL, 'x'}, {"two-phase", no_argument, NULL, 't'},
-        {"binary", no_argument, NULL, 'b'},         {"print", no_argument, NULL, 'r'},
-        {"keep-slot", no_argument, NULL, 'k'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"source", required_argument, NULL, 's'},
+                                             {"slot", required_argument, NULL, 'S'},
+                                             {"publication", required_argument, NULL, 'p'},
+                                             {"workload", required_argument, NULL, 'w'},
+                                             {"out", required_argument, NULL, 'o'},
+                                             {"proto", required_argument, NULL, 'P'},
+                                             {"streaming", required_argument, NULL, 'x'},
+                                             {"two-phase", no_argument, NULL, 't'},
+                                             {"binary", no_argument, NULL, 'b'},
+                                             {"print", no_argument, NULL, 'r'},
+                                             {"keep-slot", no_argument, NULL, 'k'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {

@@ -107,9 +107,12 @@ static bool parse_int(const char *s, long min, long max, int *out, char *why, si
  */
 static bool parse_period(const char *s, long long *out, char *why, size_t whylen)
 {
-    static const struct { const char *name; long long secs; } units[] = {
-        {"", 86400}, {"d", 86400}, {"day", 86400}, {"days", 86400}, {"h", 3600}, {"hour", 3600}, {"hours", 3600},
-        {"min", 60}, {"minute", 60}, {"minutes", 60}, {"s", 1}, {"second", 1}, {"seconds", 1}};
+    static const struct {
+        const char *name;
+        long long secs;
+    } units[] = {{"", 86400},    {"d", 86400},    {"day", 86400}, {"days", 86400}, {"h", 3600},
+                 {"hour", 3600}, {"hours", 3600}, {"min", 60},    {"minute", 60},  {"minutes", 60},
+                 {"s", 1},       {"second", 1},   {"seconds", 1}};
     size_t n = strspn(s, "0123456789");
     const char *unit = s + n;
     while (*unit == ' ') unit++;
@@ -192,7 +195,10 @@ static bool add_actor_key(Config *cfg, const char *app, const char *hex, char *w
         unsigned v = 0;
         for (int j = 0; j < 2; j++) {
             char c = hex[2 * i + (size_t)j];
-            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            int d = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
             if (d < 0) {
                 OPENSSL_cleanse(key, sizeof(key));
                 snprintf(why, whylen, "the key must be hex digits only");
@@ -274,9 +280,8 @@ const ContextStrict *config_strict(const Config *cfg, ContextStrict *out)
  * errors. Every sasl.* and ssl.* property counts, to err on the safe side. */
 static bool kafka_key_is_secret(const char *name)
 {
-    return strncmp(name, "sasl.", 5) == 0 || strncmp(name, "ssl.", 4) == 0 ||
-           strstr(name, "password") || strstr(name, "secret") || strstr(name, "key") ||
-           strstr(name, "token") || strstr(name, "jaas");
+    return strncmp(name, "sasl.", 5) == 0 || strncmp(name, "ssl.", 4) == 0 || strstr(name, "password") ||
+           strstr(name, "secret") || strstr(name, "key") || strstr(name, "token") || strstr(name, "jaas");
 }
 
 /* Check a librdkafka property against librdkafka itself, so a typo fails at
@@ -305,8 +310,7 @@ static void add_kafka_prop(Config *cfg, const char *name, const char *value)
             return;
         }
     }
-    cfg->kafka_props =
-        xrealloc(cfg->kafka_props, (size_t)(cfg->nkafka_props + 1) * sizeof(ConfigProp));
+    cfg->kafka_props = xrealloc(cfg->kafka_props, (size_t)(cfg->nkafka_props + 1) * sizeof(ConfigProp));
     cfg->kafka_props[cfg->nkafka_props].name = xstrdup(name);
     cfg->kafka_props[cfg->nkafka_props].value = xstrdup(value);
     cfg->nkafka_props++;
@@ -315,23 +319,29 @@ static void add_kafka_prop(Config *cfg, const char *name, const char *value)
 
 /* Set one key of one section. Returns false with why filled; *unknown tells
  * "no such key" apart from "bad value". */
-static bool config_set(Config *cfg, const char *section, const char *name, const char *value,
-                       bool *unknown, char *why, size_t whylen)
+static bool config_set(Config *cfg, const char *section, const char *name, const char *value, bool *unknown, char *why,
+                       size_t whylen)
 {
     *unknown = false;
     int iv;
     bool bv;
     WrError terr;
 #define IS(s, k) (strcmp(section, s) == 0 && strcmp(name, k) == 0)
-    if (IS("source", "conninfo")) set_str(&cfg->source_conninfo, value);
-    else if (IS("source", "slot")) set_str(&cfg->slot_name, value);
-    else if (IS("source", "publication")) set_str(&cfg->publication, value);
-    else if (IS("source", "tables")) return add_tables(cfg, value, why, whylen);
+    if (IS("source", "conninfo"))
+        set_str(&cfg->source_conninfo, value);
+    else if (IS("source", "slot"))
+        set_str(&cfg->slot_name, value);
+    else if (IS("source", "publication"))
+        set_str(&cfg->publication, value);
+    else if (IS("source", "tables"))
+        return add_tables(cfg, value, why, whylen);
     else if (IS("history", "enabled")) {
         if (!parse_bool(value, &bv, why, whylen)) return false;
         cfg->history_enabled = bv;
-    } else if (IS("history", "conninfo")) set_str(&cfg->history_conninfo, value);
-    else if (IS("history", "schema")) set_str(&cfg->history_schema, value);
+    } else if (IS("history", "conninfo"))
+        set_str(&cfg->history_conninfo, value);
+    else if (IS("history", "schema"))
+        set_str(&cfg->history_schema, value);
     else if (IS("history", "batch_max_revisions")) {
         if (!parse_int(value, 1, 1000000, &iv, why, whylen)) return false;
         cfg->batch_max_revisions = iv;
@@ -352,12 +362,13 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     } else if (IS("history", "synchronous_commit")) {
         if (!parse_bool(value, &bv, why, whylen)) return false;
         cfg->history_synchronous_commit = bv;
-    } else if (IS("file", "path")) set_str(&cfg->file_path, value);
-    else if (IS("kafka", "topic_prefix")) set_str(&cfg->kafka_topic_prefix, value);
+    } else if (IS("file", "path"))
+        set_str(&cfg->file_path, value);
+    else if (IS("kafka", "topic_prefix"))
+        set_str(&cfg->kafka_topic_prefix, value);
     else if (IS("kafka", "erase_tombstones")) {
         if (!parse_bool(value, &cfg->kafka_erase_tombstones, why, whylen)) return false;
-    }
-    else if (strcmp(section, "kafka") == 0) {
+    } else if (strcmp(section, "kafka") == 0) {
         if (!check_kafka_prop(name, value, why, whylen)) return false;
         add_kafka_prop(cfg, name, value);
     } else if (IS("worker", "status_interval_ms")) {
@@ -432,8 +443,8 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
 
 static bool known_section(const char *s)
 {
-    static const char *names[] = {"source", "history", "file",  "kafka",   "worker",
-                                  "tracking", "log",   "branches", "metrics", "actors"};
+    static const char *names[] = {"source",   "history", "file",     "kafka",   "worker",
+                                  "tracking", "log",     "branches", "metrics", "actors"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(s, names[i]) == 0) return true;
     return false;
@@ -445,7 +456,7 @@ typedef struct {
     Config *cfg;
     const char *path;
     FILE *f;
-    int lineno;       /* line being parsed */
+    int lineno; /* line being parsed */
     bool at_line_start;
     WrError *err;
     bool failed;
@@ -475,21 +486,17 @@ static int loader_handle(void *user, const char *section, const char *name, cons
     bool unknown;
     if (!known_section(section)) {
         if (section[0] == '\0')
-            wr_error_set(ld->err, WR_INVALID, "%s:%d: key '%s' outside any [section]", ld->path,
-                         ld->lineno, name);
+            wr_error_set(ld->err, WR_INVALID, "%s:%d: key '%s' outside any [section]", ld->path, ld->lineno, name);
         else
-            wr_error_set(ld->err, WR_INVALID, "%s:%d: unknown section [%s]", ld->path, ld->lineno,
-                         section);
+            wr_error_set(ld->err, WR_INVALID, "%s:%d: unknown section [%s]", ld->path, ld->lineno, section);
         ld->failed = true;
         return 0;
     }
     if (!config_set(ld->cfg, section, name, value, &unknown, why, sizeof(why))) {
         if (unknown)
-            wr_error_set(ld->err, WR_INVALID, "%s:%d: unknown key '%s' in [%s]", ld->path,
-                         ld->lineno, name, section);
+            wr_error_set(ld->err, WR_INVALID, "%s:%d: unknown key '%s' in [%s]", ld->path, ld->lineno, name, section);
         else
-            wr_error_set(ld->err, WR_INVALID, "%s:%d: [%s] %s: %s", ld->path, ld->lineno, section,
-                         name, why);
+            wr_error_set(ld->err, WR_INVALID, "%s:%d: [%s] %s: %s", ld->path, ld->lineno, section, name, why);
         ld->failed = true;
         return 0;
     }
@@ -560,8 +567,7 @@ WrStatus config_load_env(Config *cfg, WrError *err)
     return WR_OK;
 }
 
-WrStatus config_set_option(Config *cfg, const char *section, const char *key, const char *value,
-                           WrError *err)
+WrStatus config_set_option(Config *cfg, const char *section, const char *key, const char *value, WrError *err)
 {
     char why[600];
     bool unknown;
@@ -592,8 +598,8 @@ static WrStatus check_conninfo(const char *what, const char *conninfo, WrError *
     PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
     if (!opts) {
         /* libpq's message quotes the offending keyword, never a value. */
-        WrStatus st = wr_error_set(err, WR_INVALID, "%s conninfo is not valid: %s", what,
-                                   perr ? perr : "out of memory");
+        WrStatus st =
+            wr_error_set(err, WR_INVALID, "%s conninfo is not valid: %s", what, perr ? perr : "out of memory");
         size_t n = strlen(err ? err->msg : "");
         if (err && n && err->msg[n - 1] == '\n') err->msg[n - 1] = '\0';
         PQfreemem(perr);
@@ -606,17 +612,14 @@ static WrStatus check_conninfo(const char *what, const char *conninfo, WrError *
 WrStatus config_validate(Config *cfg, WrError *err)
 {
     if (!valid_slot_name(cfg->slot_name))
-        return wr_error_set(err, WR_INVALID,
-                            "slot name '%s' is not valid: use 1-63 lower-case letters, digits or _",
+        return wr_error_set(err, WR_INVALID, "slot name '%s' is not valid: use 1-63 lower-case letters, digits or _",
                             cfg->slot_name);
     if (cfg->publication[0] == '\0' || strlen(cfg->publication) > 63)
         return wr_error_set(err, WR_INVALID, "publication name must have 1 to 63 characters");
     if (cfg->history_schema[0] == '\0' || strlen(cfg->history_schema) > 63)
         return wr_error_set(err, WR_INVALID, "history schema name must have 1 to 63 characters");
-    if (cfg->source_conninfo && check_conninfo("source", cfg->source_conninfo, err) != WR_OK)
-        return WR_INVALID;
-    if (cfg->history_conninfo && check_conninfo("history", cfg->history_conninfo, err) != WR_OK)
-        return WR_INVALID;
+    if (cfg->source_conninfo && check_conninfo("source", cfg->source_conninfo, err) != WR_OK) return WR_INVALID;
+    if (cfg->history_conninfo && check_conninfo("history", cfg->history_conninfo, err) != WR_OK) return WR_INVALID;
     /* No conninfo is libpq's defaults, as for psql and pg_recvlogical: PGHOST,
      * PGPORT, PGDATABASE, PGUSER, PGSERVICE, ~/.pgpass. */
     if (!cfg->source_conninfo) cfg->source_conninfo = xstrdup("");
@@ -639,8 +642,7 @@ bool config_conninfo_has_password(const char *conninfo)
     if (!opts) return strstr(conninfo, "password") != NULL;
     bool found = false;
     for (PQconninfoOption *o = opts; o->keyword; o++)
-        if ((strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) &&
-            o->val && o->val[0])
+        if ((strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) && o->val && o->val[0])
             found = true;
     PQconninfoFree(opts);
     return found;

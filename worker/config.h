@@ -20,27 +20,27 @@ typedef struct {
 
 typedef struct {
     /* [source] */
-    char *source_conninfo;     /* "" (after config_validate): libpq's defaults (PG* environment, service file) */
-    char *slot_name;           /* default "walrev" */
-    char *publication;         /* default "walrev" */
-    char **tables;             /* setup: tables for the publication; NULL = all tables */
+    char *source_conninfo; /* "" (after config_validate): libpq's defaults (PG* environment, service file) */
+    char *slot_name;       /* default "walrev" */
+    char *publication;     /* default "walrev" */
+    char **tables;         /* setup: tables for the publication; NULL = all tables */
     int ntables;
     /* [history] */
-    bool history_enabled;      /* default true */
-    char *history_conninfo;    /* default: source_conninfo */
-    char *history_schema;      /* default "walrev" */
-    int batch_max_revisions;   /* default 2000 */
-    int batch_max_ms;          /* default 20 */
-    int keyframe_factor;       /* default 4 */
+    bool history_enabled;            /* default true */
+    char *history_conninfo;          /* default: source_conninfo */
+    char *history_schema;            /* default "walrev" */
+    int batch_max_revisions;         /* default 2000 */
+    int batch_max_ms;                /* default 20 */
+    int keyframe_factor;             /* default 4 */
     bool history_synchronous_commit; /* default false: commit asynchronously, confirm behind the store's WAL flush */
-    int partition_revisions;   /* revisions per partition of the store (setup applies it); 0: keep the store's */
-    long long retain_s;        /* [history] retain: the worker prunes history older than this (seconds); 0: keep all */
-    int retain_interval_s;     /* [history] retain_interval: seconds between its rounds; default 3600 */
+    int partition_revisions;         /* revisions per partition of the store (setup applies it); 0: keep the store's */
+    long long retain_s;    /* [history] retain: the worker prunes history older than this (seconds); 0: keep all */
+    int retain_interval_s; /* [history] retain_interval: seconds between its rounds; default 3600 */
     /* [file] */
-    char *file_path;           /* NULL: file sink off; "-" stdout */
+    char *file_path; /* NULL: file sink off; "-" stdout */
     /* [kafka]: every key except walrev's own passes to librdkafka */
-    bool kafka_enabled;        /* true when [kafka] has bootstrap.servers */
-    char *kafka_topic_prefix;  /* default "walrev" */
+    bool kafka_enabled;          /* true when [kafka] has bootstrap.servers */
+    char *kafka_topic_prefix;    /* default "walrev" */
     bool kafka_erase_tombstones; /* erase_tombstones: a tombstone per erased object (compacted topics) */
     ConfigProp *kafka_props;
     int nkafka_props;
@@ -52,21 +52,21 @@ typedef struct {
     int slot_create_timeout_s; /* longest wait for a new slot to become consistent (stream.h); 0 = forever */
     int reconcile_interval_s;  /* continuous reconciliation (baseline/reconciler.h): seconds between rounds; 0 = off */
     int reconcile_rows_per_second; /* its average read rate; 0 = unbounded; default 10000 */
-    Lsn stop_lsn;              /* --stop-lsn; 0 = none */
-    bool replica_identity_full; /* setup --replica-identity-full */
+    Lsn stop_lsn;                  /* --stop-lsn; 0 = none */
+    bool replica_identity_full;    /* setup --replica-identity-full */
     /* [tracking] */
-    TrackingRules *tracking;   /* owned */
+    TrackingRules *tracking; /* owned */
     /* [metrics] */
-    char *metrics_listen;      /* HOST:PORT serving /metrics during walrev run; NULL: off */
+    char *metrics_listen; /* HOST:PORT serving /metrics during walrev run; NULL: off */
     /* [log] */
-    LogLevel log_level;        /* default info */
+    LogLevel log_level; /* default info */
     /* [branches] */
-    int required_approvals;    /* merge --apply needs this many current approvals; default 0 */
+    int required_approvals; /* merge --apply needs this many current approvals; default 0 */
     /* [actors]: strict mode (docs/configuration.md#actors), on when a key or a
      * role binding is given. Names, patterns and keys owned; keys are secrets. */
-    ContextAppKey *actor_keys;        /* key.APP = hex */
+    ContextAppKey *actor_keys; /* key.APP = hex */
     int nactor_keys;
-    ContextRoleBinding *actor_roles;  /* role.ROLE = TYPE:ID, TYPE:*, ... */
+    ContextRoleBinding *actor_roles; /* role.ROLE = TYPE:ID, TYPE:*, ... */
     int nactor_roles;
 } Config;
 

@@ -69,7 +69,7 @@ static const Command commands[] = {
  * the replay commands split_command_args takes them out of the command's). */
 typedef struct {
     const char *config_file;
-    char *source;  /* not const: scrubbed in argv when it holds a password */
+    char *source; /* not const: scrubbed in argv when it holds a password */
     char *history;
     const char *schema;
     const char *slot;
@@ -119,14 +119,14 @@ enum {
     OPT_NULL,
 };
 
-#define GLOBAL_LONG_OPTIONS                                                                        \
-    {"config", required_argument, NULL, 'c'}, {"source", required_argument, NULL, OPT_SOURCE},     \
-        {"history", required_argument, NULL, OPT_HISTORY},                                         \
-        {"schema", required_argument, NULL, OPT_SCHEMA},                                           \
-        {"slot", required_argument, NULL, OPT_SLOT},                                               \
-        {"publication", required_argument, NULL, OPT_PUBLICATION},                                 \
-        {"verbose", no_argument, NULL, 'v'}, {"quiet", no_argument, NULL, 'q'},                    \
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}
+#define GLOBAL_LONG_OPTIONS                                                                                       \
+    {"config", required_argument, NULL, 'c'}, {"source", required_argument, NULL, OPT_SOURCE},                    \
+        {"history", required_argument, NULL, OPT_HISTORY}, {"schema", required_argument, NULL, OPT_SCHEMA},       \
+        {"slot", required_argument, NULL, OPT_SLOT}, {"publication", required_argument, NULL, OPT_PUBLICATION},   \
+        {"verbose", no_argument, NULL, 'v'}, {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, \
+    {                                                                                                             \
+        "version", no_argument, NULL, 'V'                                                                         \
+    }
 
 static const struct option global_options[] = {GLOBAL_LONG_OPTIONS, {NULL, 0, NULL, 0}};
 static const struct option setup_options[] = {
@@ -156,22 +156,21 @@ static const struct option baseline_options[] = {
 
 static void print_usage(FILE *out)
 {
-    fprintf(out,
-            "walrev — history of a PostgreSQL database from its write-ahead log\n\n"
-            "usage: walrev [global options] COMMAND [options]\n\n"
-            "global options:\n"
-            "  -c, --config FILE        read settings from FILE (INI, docs/configuration.md)\n"
-            "      --source CONNINFO    the tracked database (libpq conninfo; default: libpq's\n"
-            "                           defaults, PGHOST, PGDATABASE, PGSERVICE..., as psql)\n"
-            "      --history CONNINFO   the history store's database (default: the source)\n"
-            "      --schema NAME        the history schema (default walrev)\n"
-            "      --slot NAME          the replication slot (default walrev)\n"
-            "      --publication NAME   the publication (default walrev)\n"
-            "  -v, --verbose            log more (repeat for more)\n"
-            "  -q, --quiet              log less (repeat for less)\n"
-            "  -h, --help               show this help (walrev COMMAND --help for a command)\n"
-            "  -V, --version            show the version\n\n"
-            "commands:\n");
+    fprintf(out, "walrev — history of a PostgreSQL database from its write-ahead log\n\n"
+                 "usage: walrev [global options] COMMAND [options]\n\n"
+                 "global options:\n"
+                 "  -c, --config FILE        read settings from FILE (INI, docs/configuration.md)\n"
+                 "      --source CONNINFO    the tracked database (libpq conninfo; default: libpq's\n"
+                 "                           defaults, PGHOST, PGDATABASE, PGSERVICE..., as psql)\n"
+                 "      --history CONNINFO   the history store's database (default: the source)\n"
+                 "      --schema NAME        the history schema (default walrev)\n"
+                 "      --slot NAME          the replication slot (default walrev)\n"
+                 "      --publication NAME   the publication (default walrev)\n"
+                 "  -v, --verbose            log more (repeat for more)\n"
+                 "  -q, --quiet              log less (repeat for less)\n"
+                 "  -h, --help               show this help (walrev COMMAND --help for a command)\n"
+                 "  -V, --version            show the version\n\n"
+                 "commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nPasswords do not belong on the command line: use ~/.pgpass, PGPASSWORD or a\n"
@@ -259,8 +258,7 @@ static bool set_global_option(Options *o, int c, char *arg)
 }
 
 /* Parse options from argv[optind..]. Returns 0 to continue, or an exit code. */
-static int parse_options(int argc, char **argv, const char *cmd, const struct option *longopts,
-                         Options *o)
+static int parse_options(int argc, char **argv, const char *cmd, const struct option *longopts, Options *o)
 {
     int c;
     opterr = 0;
@@ -285,12 +283,8 @@ static int parse_options(int argc, char **argv, const char *cmd, const struct op
                 return usage_error(cmd, "unknown --format (expected aligned, csv or json)", optarg);
             break;
         case OPT_NULL: o->null_text = optarg; break;
-        case ':':
-            return usage_error(cmd, "missing value for option",
-                               bad_option_text(argc, argv, buf, sizeof(buf)));
-        default:
-            return usage_error(cmd, "unknown option",
-                               bad_option_text(argc, argv, buf, sizeof(buf)));
+        case ':': return usage_error(cmd, "missing value for option", bad_option_text(argc, argv, buf, sizeof(buf)));
+        default: return usage_error(cmd, "unknown option", bad_option_text(argc, argv, buf, sizeof(buf)));
         }
     }
     return 0;
@@ -300,8 +294,8 @@ static int parse_options(int argc, char **argv, const char *cmd, const struct op
  * name (the text after "--", up to '=' or len) names: an exact match, else
  * the one option it abbreviates, as getopt_long allows. *ambiguous when
  * several. */
-static const struct option *find_long(const struct option *cmd_opts, const char *name, size_t len,
-                                      bool *is_global, bool *ambiguous)
+static const struct option *find_long(const struct option *cmd_opts, const char *name, size_t len, bool *is_global,
+                                      bool *ambiguous)
 {
     const struct option *tables[2] = {global_options, cmd_opts};
     const struct option *hit = NULL;
@@ -343,8 +337,8 @@ static char *keep_made(Options *o, char *text)
  * option or a missing value is a usage error before any connection is made.
  * Returns 0 or an exit code.
  */
-static int split_command_args(const char *cmd, const struct option *cmd_opts, const char *cmd_short,
-                              int argc, char **argv, Options *o)
+static int split_command_args(const char *cmd, const struct option *cmd_opts, const char *cmd_short, int argc,
+                              char **argv, Options *o)
 {
     char buf[128];
     o->cmd_argv = xcalloc(2 * (size_t)argc + 1, sizeof(char *)); /* "--x=v" becomes two */
@@ -449,8 +443,7 @@ static int build_config(Config *cfg, const Options *o)
     }
     if ((rc = apply_flag(cfg, "source", "conninfo", o->source)) ||
         (rc = apply_flag(cfg, "history", "conninfo", o->history)) ||
-        (rc = apply_flag(cfg, "history", "schema", o->schema)) ||
-        (rc = apply_flag(cfg, "source", "slot", o->slot)) ||
+        (rc = apply_flag(cfg, "history", "schema", o->schema)) || (rc = apply_flag(cfg, "source", "slot", o->slot)) ||
         (rc = apply_flag(cfg, "source", "publication", o->publication)) ||
         (rc = apply_flag(cfg, "file", "path", o->file)) ||
         (rc = apply_flag(cfg, "worker", "backfill_chunk_rows", o->backfill_chunk_rows)) ||
@@ -458,8 +451,7 @@ static int build_config(Config *cfg, const Options *o)
         return rc;
     if (o->no_history) cfg->history_enabled = false;
     if (o->stop_lsn && !lsn_parse(o->stop_lsn, &cfg->stop_lsn)) {
-        fprintf(stderr, "walrev run: --stop-lsn '%s' is not an LSN (expected X/X in hex)\n",
-                o->stop_lsn);
+        fprintf(stderr, "walrev run: --stop-lsn '%s' is not an LSN (expected X/X in hex)\n", o->stop_lsn);
         return EXIT_USAGE;
     }
     cfg->replica_identity_full = o->setup.replica_identity_full;
@@ -535,10 +527,15 @@ static int setup_create_slot(const void *arg, bool baseline, bool *created)
 /* `walrev setup` with what it reads of cfg. */
 static int run_setup(const Config *cfg, SetupOptions *opts)
 {
-    SetupConfig sc = {.source_conninfo = cfg->source_conninfo, .slot_name = cfg->slot_name,
-                      .publication = cfg->publication, .tables = cfg->tables, .ntables = cfg->ntables,
-                      .history_enabled = cfg->history_enabled, .history_conninfo = cfg->history_conninfo,
-                      .history_schema = cfg->history_schema, .partition_revisions = cfg->partition_revisions};
+    SetupConfig sc = {.source_conninfo = cfg->source_conninfo,
+                      .slot_name = cfg->slot_name,
+                      .publication = cfg->publication,
+                      .tables = cfg->tables,
+                      .ntables = cfg->ntables,
+                      .history_enabled = cfg->history_enabled,
+                      .history_conninfo = cfg->history_conninfo,
+                      .history_schema = cfg->history_schema,
+                      .partition_revisions = cfg->partition_revisions};
     opts->create_slot = setup_create_slot;
     opts->create_slot_arg = cfg;
     return setup_command(&sc, opts);
@@ -553,8 +550,11 @@ static int run_tail(int argc, char **argv, const Config *cfg)
         names[i] = cfg->kafka_props[i].name;
         values[i] = cfg->kafka_props[i].value;
     }
-    TailConfig tc = {.topic_prefix = cfg->kafka_topic_prefix, .prop_names = names, .prop_values = values,
-                     .nprops = cfg->nkafka_props, .stop = &pipeline_stop_requested};
+    TailConfig tc = {.topic_prefix = cfg->kafka_topic_prefix,
+                     .prop_names = names,
+                     .prop_values = values,
+                     .nprops = cfg->nkafka_props,
+                     .stop = &pipeline_stop_requested};
     int rc = tail_command(argc, argv, &tc);
     free(names);
     free(values);
@@ -613,9 +613,7 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
     tracking_set_private_table(cfg.tracking, cfg.history_schema, "context_key");
 
     switch (c->kind) {
-    case CMD_SETUP:
-        rc = run_setup(&cfg, &o->setup);
-        break;
+    case CMD_SETUP: rc = run_setup(&cfg, &o->setup); break;
     case CMD_RUN:
         if (!cfg.history_enabled && !cfg.file_path && !cfg.kafka_enabled) {
             fprintf(stderr, "walrev run: nothing to write to: the history store is off and no "
@@ -725,9 +723,9 @@ int main(int argc, char **argv)
     if (cmd->kind == CMD_TAIL || cmd->kind == CMD_REPLAY || cmd->kind == CMD_STATUS) {
         bool tail = cmd->kind == CMD_TAIL;
         rc = split_command_args(cmd->name,
-                                tail                            ? tail_long_options
-                                : cmd->kind == CMD_STATUS       ? status_long_options
-                                                                : replay_command_options(cmd->name),
+                                tail                      ? tail_long_options
+                                : cmd->kind == CMD_STATUS ? status_long_options
+                                                          : replay_command_options(cmd->name),
                                 tail ? TAIL_SHORT_OPTIONS : NULL, cargc, cargv, &o);
         if (rc) exit(rc);
         cargc = o.cmd_argc;
@@ -741,8 +739,7 @@ int main(int argc, char **argv)
                                                               : global_options;
         rc = parse_options(cargc, cargv, cmd->name, lo, &o);
         if (rc) exit(rc);
-        if (optind < cargc)
-            exit(usage_error(cmd->name, "unexpected argument", cargv[optind]));
+        if (optind < cargc) exit(usage_error(cmd->name, "unexpected argument", cargv[optind]));
     }
     if (o.help) { /* before the configuration is read: help needs no database and no file */
         print_command_help(cmd->name, stdout);

@@ -25,8 +25,7 @@ WrStatus notify_send(const char *state, WrError *err)
     addr.sun_family = AF_UNIX;
     size_t len = strlen(path);
     if (path[0] != '/' && path[0] != '@')
-        return wr_error_set(err, WR_FATAL, "NOTIFY_SOCKET=%s: only unix socket paths are supported",
-                            path);
+        return wr_error_set(err, WR_FATAL, "NOTIFY_SOCKET=%s: only unix socket paths are supported", path);
     if (len >= sizeof(addr.sun_path))
         return wr_error_set(err, WR_FATAL, "NOTIFY_SOCKET path is too long (%zu bytes)", len);
     memcpy(addr.sun_path, path, len);
@@ -35,14 +34,11 @@ WrStatus notify_send(const char *state, WrError *err)
     socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '/'));
 
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return wr_error_set(err, WR_FATAL, "NOTIFY_SOCKET=%s: socket: %s", path, strerror(errno));
-    ssize_t n = sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT,
-                       (struct sockaddr *)&addr, alen);
+    if (fd < 0) return wr_error_set(err, WR_FATAL, "NOTIFY_SOCKET=%s: socket: %s", path, strerror(errno));
+    ssize_t n = sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&addr, alen);
     int saved = errno;
     close(fd);
-    if (n < 0)
-        return wr_error_set(err, WR_FATAL, "NOTIFY_SOCKET=%s: send: %s", path, strerror(saved));
+    if (n < 0) return wr_error_set(err, WR_FATAL, "NOTIFY_SOCKET=%s: send: %s", path, strerror(saved));
     return WR_OK;
 }
 

@@ -52,9 +52,9 @@ typedef struct {
     Backfill *backfill; /* tables added to the publication later; NULL without a history store */
     ReplStream *stream;
     PgoParser parser;
-    Lsn received;      /* highest WAL position received */
+    Lsn received; /* highest WAL position received */
     Lsn server_wal_end;
-    Lsn confirmed;     /* last flush LSN sent */
+    Lsn confirmed; /* last flush LSN sent */
     int64_t last_status_us;
     int64_t last_record_us; /* last idle position recorded in the history store */
     int64_t last_watchdog_us;
@@ -203,8 +203,8 @@ static WrStatus catalog_conn(Pipeline *p, WrError *err)
     return pgio_connect(p->cfg->source_conninfo, &how, &p->catalog, err);
 }
 
-static WrStatus out_primary_key(void *ctx, uint32_t relid, uint16_t ncols, const char *const *names,
-                                bool *is_key, bool *found, WrError *err)
+static WrStatus out_primary_key(void *ctx, uint32_t relid, uint16_t ncols, const char *const *names, bool *is_key,
+                                bool *found, WrError *err)
 {
     Pipeline *p = ctx;
     *found = false;
@@ -264,7 +264,8 @@ static bool while_sink_waits(void *arg)
     int status_ms = p->cfg->status_interval_ms > 0 ? p->cfg->status_interval_ms : 1000;
     if (p->stream && t - p->last_status_us >= (int64_t)status_ms * 1000) {
         WrError e = {0};
-        if (send_status(p, false, &e) != WR_OK) log_debug("msg=\"status update while waiting failed\" error=\"%s\"", e.msg);
+        if (send_status(p, false, &e) != WR_OK)
+            log_debug("msg=\"status update while waiting failed\" error=\"%s\"", e.msg);
         notify_status("waiting for Kafka: local queue full, brokers slow or down; confirmed %X/%X",
                       LSN_ARGS(p->confirmed));
     }
@@ -537,8 +538,8 @@ static void report_status(Pipeline *p, int64_t t)
         log_info("msg=\"progress\" revision=%lld changes=%llu confirmed=" LSN_FMT
                  " cache_hits=%llu lookups=%llu prefetched=%llu cache_bytes=%zu",
                  (long long)assembler_last_revision_id(p->asm_), (unsigned long long)p->changes_total,
-                 LSN_ARGS(p->confirmed), (unsigned long long)as.cache_hits,
-                 (unsigned long long)as.lookups, (unsigned long long)as.prefetched, as.cache_bytes);
+                 LSN_ARGS(p->confirmed), (unsigned long long)as.cache_hits, (unsigned long long)as.lookups,
+                 (unsigned long long)as.prefetched, as.cache_bytes);
         p->last_stats_us = t;
     }
 }
@@ -650,7 +651,8 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     bool have_key = hpos && hpos->has_digest_key;
     if (have_key) memcpy(dkey.key, hpos->digest_key, sizeof(dkey.key));
     /* Kafka alone keeps no position: ids from commit LSNs, never 1 again after a restart. */
-    AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes,
+    AssemblerConfig acfg = {.rules = cfg->tracking,
+                            .row_cache_bytes = cfg->row_cache_bytes,
                             .digest_key = have_key ? &dkey : NULL,
                             .ids_from_commit_lsn = !fanout_has_position(p->fanout),
                             .control_schema = cfg->history_schema};
@@ -668,10 +670,16 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     if (reader) history_reader_set_gate(reader, history_skips_current, p);
     HistoryLookup history = history_reader_lookup(reader);
     acfg.history = &history;
-    AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
-                           .delta = out_delta, .commit = out_commit, .primary_key = out_primary_key,
+    AssemblerOutput out = {.ctx = p,
+                           .relation = out_relation,
+                           .begin = out_begin,
+                           .context = out_context,
+                           .delta = out_delta,
+                           .commit = out_commit,
+                           .primary_key = out_primary_key,
                            .convert_values = out_convert_values,
-                           .own_message = out_own_message, .ddl_captured = out_ddl_captured,
+                           .own_message = out_own_message,
+                           .ddl_captured = out_ddl_captured,
                            .known_revision = out_known_revision};
     p->asm_ = assembler_create(&acfg, &out);
     assembler_set_position(p->asm_, start->last_revision_id, start->last_checksum, start->durable_end_lsn);
@@ -704,9 +712,8 @@ static WrStatus start_streaming(Pipeline *p, const SinkPosition *start, WrError 
     p->confirmed = start->durable_end_lsn;
     p->received = start->durable_end_lsn;
     p->server_wal_end = 0;
-    log_info("msg=\"streaming\" slot=%s start_lsn=" LSN_FMT " last_revision=%lld server_lsn=" LSN_FMT,
-             cfg->slot_name, LSN_ARGS(start->durable_end_lsn), (long long)start->last_revision_id,
-             LSN_ARGS(sys.xlogpos));
+    log_info("msg=\"streaming\" slot=%s start_lsn=" LSN_FMT " last_revision=%lld server_lsn=" LSN_FMT, cfg->slot_name,
+             LSN_ARGS(start->durable_end_lsn), (long long)start->last_revision_id, LSN_ARGS(sys.xlogpos));
     notify_ready();
     fanout_publish_metrics(p->fanout); /* the positions status_record takes */
     status_record(&p->status_target, "streaming", NULL);
@@ -808,8 +815,7 @@ static WrStatus stop_session(Pipeline *p, WrError *err)
     if (st != WR_OK) return st;
     /* Confirmed past the last revision while settled: the stores may say
      * they are complete through it. */
-    if (p->confirmed > fanout_emitted_end(p->fanout) &&
-        fanout_settled(p->fanout, assembler_in_transaction(p->asm_))) {
+    if (p->confirmed > fanout_emitted_end(p->fanout) && fanout_settled(p->fanout, assembler_in_transaction(p->asm_))) {
         st = fanout_record_position(p->fanout, p->confirmed, err);
         if (st != WR_OK) return st;
     }
@@ -820,10 +826,10 @@ static WrStatus stop_session(Pipeline *p, WrError *err)
     log_info("msg=\"stopped\" confirmed=" LSN_FMT " last_revision=%lld changes=%llu cache_hits=%llu lookups=%llu"
              " prefetched=%llu prefetch_asked=%llu renumbered=%llu rechecksummed=%llu not_reassembled=%llu",
              LSN_ARGS(p->confirmed), (long long)assembler_last_revision_id(p->asm_),
-             (unsigned long long)p->changes_total, (unsigned long long)as.cache_hits,
-             (unsigned long long)as.lookups, (unsigned long long)as.prefetched,
-             (unsigned long long)p->prefetched_keys, (unsigned long long)as.renumbered,
-             (unsigned long long)as.rechecksummed, (unsigned long long)as.known_not_assembled);
+             (unsigned long long)p->changes_total, (unsigned long long)as.cache_hits, (unsigned long long)as.lookups,
+             (unsigned long long)as.prefetched, (unsigned long long)p->prefetched_keys,
+             (unsigned long long)as.renumbered, (unsigned long long)as.rechecksummed,
+             (unsigned long long)as.known_not_assembled);
     return WR_OK;
 }
 
@@ -853,12 +859,17 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
     bool has_history = p->history_index >= 0 && hist.known && hist.durable_end_lsn > 0;
     DigestKey dkey;
     memcpy(dkey.key, hist.digest_key, sizeof(dkey.key));
-    AssemblerConfig acfg = {.rules = cfg->tracking, .row_cache_bytes = cfg->row_cache_bytes,
+    AssemblerConfig acfg = {.rules = cfg->tracking,
+                            .row_cache_bytes = cfg->row_cache_bytes,
                             .digest_key = hist.has_digest_key ? &dkey : NULL,
                             .ids_from_commit_lsn = !fanout_has_position(p->fanout),
                             .control_schema = cfg->history_schema};
-    AssemblerOutput out = {.ctx = p, .relation = out_relation, .begin = out_begin, .context = out_context,
-                           .delta = out_delta, .commit = out_commit};
+    AssemblerOutput out = {.ctx = p,
+                           .relation = out_relation,
+                           .begin = out_begin,
+                           .context = out_context,
+                           .delta = out_delta,
+                           .commit = out_commit};
     /* A gap revision compares with the history: old images and relation versions. */
     HistoryLookup history = {0};
     if (has_history) {
@@ -892,8 +903,8 @@ static WrStatus create_slot_session(Pipeline *p, bool baseline, bool *created, W
         Lsn cp = 0;
         char snapshot[128] = "";
         bool exists = false;
-        st = repl_stream_create_slot(p->stream, cfg->slot_name, baseline, &cp, snapshot, sizeof(snapshot), &exists,
-                                     err);
+        st =
+            repl_stream_create_slot(p->stream, cfg->slot_name, baseline, &cp, snapshot, sizeof(snapshot), &exists, err);
         if (st != WR_OK) return wr_error_prefix(err, "source");
         if (!exists) {
             *created = true;
@@ -988,9 +999,11 @@ static void start_reconciler(Pipeline *p)
         log_warn("msg=\"reconcile_interval is set but [history] is off: nothing to reconcile\"");
         return;
     }
-    ReconcilerConfig rc = {.baseline = p->baseline_cfg, .slot_name = cfg->slot_name,
+    ReconcilerConfig rc = {.baseline = p->baseline_cfg,
+                           .slot_name = cfg->slot_name,
                            .interval_s = cfg->reconcile_interval_s,
-                           .rows_per_second = cfg->reconcile_rows_per_second, .wait_s = 60};
+                           .rows_per_second = cfg->reconcile_rows_per_second,
+                           .wait_s = 60};
     p->reconciler = reconciler_start(&rc);
 }
 
@@ -1003,8 +1016,10 @@ static void start_retainer(Pipeline *p)
         log_warn("msg=\"retain is set but [history] is off: nothing to prune\"");
         return;
     }
-    RetainConfig rc = {.history_conninfo = cfg->history_conninfo, .schema = cfg->history_schema,
-                       .retain_s = cfg->retain_s, .interval_s = cfg->retain_interval_s};
+    RetainConfig rc = {.history_conninfo = cfg->history_conninfo,
+                       .schema = cfg->history_schema,
+                       .retain_s = cfg->retain_s,
+                       .interval_s = cfg->retain_interval_s};
     p->retainer = replay_retainer_start(&rc);
 }
 

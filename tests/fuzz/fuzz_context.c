@@ -70,8 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (a.suppress != b.suppress || a.attested != b.attested) abort();
         if (a.attested && !key->ipad) abort(); /* nothing is attested without a key */
         /* Only walrev may act as walrev. */
-        if (!(flags & CONTEXT_TRUSTED) && a.has_actor_type && strcmp(a.actor_type.data ? a.actor_type.data : "",
-                                                                       CONTEXT_RESERVED_ACTOR_TYPE) == 0)
+        if (!(flags & CONTEXT_TRUSTED) && a.has_actor_type &&
+            strcmp(a.actor_type.data ? a.actor_type.data : "", CONTEXT_RESERVED_ACTOR_TYPE) == 0)
             abort();
         context_term(&a);
         context_term(&b);

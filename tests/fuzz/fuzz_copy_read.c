@@ -23,8 +23,8 @@ typedef struct {
     long long rows;
 } Seen;
 
-static WrStatus emit(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
-                     int maxcol, bool based, WrError *err)
+static WrStatus emit(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known, int maxcol,
+                     bool based, WrError *err)
 {
     (void)err;
     Seen *s = arg;

@@ -54,8 +54,7 @@ static void consume(const PgoMessage *m, StrBuf *out)
     case PGO_MSG_MESSAGE:
         for (uint32_t i = 0; i < m->u.message.content_len; i++) sink += m->u.message.content[i];
         break;
-    default:
-        break;
+    default: break;
     }
     (void)sink;
     strbuf_reset(out);

@@ -24,11 +24,11 @@ typedef struct {
     char name[64];
     int proto;
     bool streaming_parallel;
-    uint8_t *bin;      /* the whole .bin file; messages point into it */
+    uint8_t *bin; /* the whole .bin file; messages point into it */
     size_t bin_len;
-    size_t n;          /* records */
-    PgoCopyData *cd;   /* per record */
-    PgoMessage *msg;   /* per record */
+    size_t n;        /* records */
+    PgoCopyData *cd; /* per record */
+    PgoMessage *msg; /* per record */
 } Fixture;
 
 /* Read "-- @capture key=value" lines of NAME.sql: the stream options the parser needs. */
@@ -325,8 +325,8 @@ static void test_truncated_messages_are_rejected(void **state)
             memcpy(copy, fx->cd[r].payload, fx->cd[r].payload_len);
             WrStatus st = pgo_parse_message(&parser, copy, fx->cd[r].payload_len - 1, &m, &err);
             if (st != WR_PROTOCOL)
-                fail_msg("%s record %zu (%s) cut by one byte: %s", fx->name, r,
-                         pgo_message_type_name(fx->msg[r].type), wr_status_name(st));
+                fail_msg("%s record %zu (%s) cut by one byte: %s", fx->name, r, pgo_message_type_name(fx->msg[r].type),
+                         wr_status_name(st));
             /* state unchanged on error (fields, not bytes: padding is undefined) */
             assert_int_equal(before.proto_version, parser.proto_version);
             assert_int_equal(before.streaming_parallel, parser.streaming_parallel);

@@ -59,12 +59,17 @@ static void write_rev(Sink *s, int64_t id, bool commit)
                             {.col_id = 3, .flags = ATTR_HIDDEN, .new_value = {"pw", 2}}};
     AttributeDelta upd[] = {{.col_id = 2, .old_value = {NULL, 0}, .new_value = {"", 0}}};
     AttributeDelta ord[] = {{.col_id = 1, .new_value = {"9", 1}}, {.col_id = 2, .new_value = {"12.50", 5}}};
-    ObjectDelta d1 = {.seq = 1, .relver = &ts_items, .op = DELTA_INSERT, .key = key, .context_no = 1,
-                      .nattrs = 3, .attrs = ins};
-    ObjectDelta d2 = {.seq = 2, .relver = &ts_items, .op = DELTA_UPDATE, .key = key, .context_no = 1,
-                      .nattrs = 1, .attrs = upd};
-    ObjectDelta d3 = {.seq = 3, .relver = &ts_orders, .op = DELTA_INSERT, .key = "[\"9\",\"12.50\"]",
-                      .context_no = 2, .nattrs = 2, .attrs = ord};
+    ObjectDelta d1 = {
+        .seq = 1, .relver = &ts_items, .op = DELTA_INSERT, .key = key, .context_no = 1, .nattrs = 3, .attrs = ins};
+    ObjectDelta d2 = {
+        .seq = 2, .relver = &ts_items, .op = DELTA_UPDATE, .key = key, .context_no = 1, .nattrs = 1, .attrs = upd};
+    ObjectDelta d3 = {.seq = 3,
+                      .relver = &ts_orders,
+                      .op = DELTA_INSERT,
+                      .key = "[\"9\",\"12.50\"]",
+                      .context_no = 2,
+                      .nattrs = 2,
+                      .attrs = ord};
     assert_int_equal(s->ops->begin_revision(s, &rev, &err), WR_OK);
     assert_int_equal(s->ops->write_context(s, &rev, &ctx1, &err), WR_OK);
     rev.first_context = &ctx1;
@@ -269,7 +274,8 @@ static void test_python_decoder_agrees(void **state)
     assert_non_null(strstr(out, "\"type\":\"revision\""));
     assert_null(strstr(out, "pw"));
     assert_non_null(strstr(out, "{\"column\":\"name\",\"col_id\":2,\"flags\":0,\"old\":null,\"new\":\"\"}"));
-    assert_non_null(strstr(out, "\"checksum\":\"\\\\x0101010101010101010101010101010101010101010101010101010101010101\""));
+    assert_non_null(
+        strstr(out, "\"checksum\":\"\\\\x0101010101010101010101010101010101010101010101010101010101010101\""));
     free(out);
 
     /* `walrev tail --file` prints the same view, and a table */
@@ -277,8 +283,8 @@ static void test_python_decoder_agrees(void **state)
     assert_int_equal(rc, 0);
     assert_string_equal(out, jsonl.data);
     free(out);
-    rc = ts_run(&out, "%s --source dbname=unused tail --file %s --format table --max-messages 6", ts_walrev_bin(),
-                path);
+    rc =
+        ts_run(&out, "%s --source dbname=unused tail --file %s --format table --max-messages 6", ts_walrev_bin(), path);
     assert_int_equal(rc, 0);
     assert_string_equal(
         out, "relation relation.16400.1 schema   public.items replident=d cols: id:23(key) name:25 secret:25\n"
@@ -402,8 +408,8 @@ static void test_refusals(void **state)
     s = open_sink(path_in_tmp("ctx.msgpack"), &pos, WR_OK, &err);
     Revision rev = make_rev(1);
     AttributeDelta a = {.col_id = 2, .new_value = {"x", 1}};
-    ObjectDelta d = {.seq = 1, .relver = &ts_items, .op = DELTA_INSERT, .key = "[\"1\"]", .context_no = 2,
-                     .nattrs = 1, .attrs = &a};
+    ObjectDelta d = {
+        .seq = 1, .relver = &ts_items, .op = DELTA_INSERT, .key = "[\"1\"]", .context_no = 2, .nattrs = 1, .attrs = &a};
     assert_int_equal(s->ops->begin_revision(s, &rev, &err), WR_OK);
     assert_int_equal(s->ops->write_delta(s, &rev, &d, &err), WR_PROTOCOL);
     assert_string_equal(err.msg, "file sink: delta 1.1 refers to context 2 but the context in force is 0");

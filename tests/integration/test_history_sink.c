@@ -42,11 +42,22 @@ static void init_relations(void)
     static char names[NCOLS][8];
     for (int i = 0; i < NCOLS; i++) {
         snprintf(names[i], sizeof(names[i]), "c%d", i + 1);
-        g_cols[i] = (RelColumn){.name = names[i], .type_oid = 25, .typmod = -1, .type_name = NULL,
-                                .is_key = i == 0, .col_id = (int16_t)(i + 1), .track = TRACK_FULL};
+        g_cols[i] = (RelColumn){.name = names[i],
+                                .type_oid = 25,
+                                .typmod = -1,
+                                .type_name = NULL,
+                                .is_key = i == 0,
+                                .col_id = (int16_t)(i + 1),
+                                .track = TRACK_FULL};
     }
-    g_rv = (RelationVersion){.relid = RELID, .version = 1, .nspname = "public", .relname = "t12",
-                             .replident = 'd', .valid_from = 0x1000, .ncols = NCOLS, .cols = g_cols};
+    g_rv = (RelationVersion){.relid = RELID,
+                             .version = 1,
+                             .nspname = "public",
+                             .relname = "t12",
+                             .replident = 'd',
+                             .valid_from = 0x1000,
+                             .ncols = NCOLS,
+                             .cols = g_cols};
     g_rv2 = g_rv;
     g_rv2.relid = RELID2;
     g_rv2.relname = "other";
@@ -80,17 +91,17 @@ static char *qv(const char *fmt, ...)
 }
 
 /* Assert a query's single value equals want (NULL = SQL NULL). */
-#define assert_q(want, ...)                                                                        \
-    do {                                                                                           \
-        char *got_ = qv(__VA_ARGS__);                                                              \
-        const char *want_ = (want);                                                                \
-        if (!want_) {                                                                              \
-            if (got_) fail_msg("expected NULL, got '%s'", got_);                                   \
-        } else {                                                                                   \
-            if (!got_) fail_msg("expected '%s', got NULL", want_);                                 \
-            assert_string_equal(got_, want_);                                                      \
-        }                                                                                          \
-        free(got_);                                                                                \
+#define assert_q(want, ...)                                        \
+    do {                                                           \
+        char *got_ = qv(__VA_ARGS__);                              \
+        const char *want_ = (want);                                \
+        if (!want_) {                                              \
+            if (got_) fail_msg("expected NULL, got '%s'", got_);   \
+        } else {                                                   \
+            if (!got_) fail_msg("expected '%s', got NULL", want_); \
+            assert_string_equal(got_, want_);                      \
+        }                                                          \
+        free(got_);                                                \
     } while (0)
 
 /* ---------- a test writer: builds checksummed revisions and drives the sink ---------- */
@@ -116,8 +127,12 @@ static int64_t g_keyed_from = 1; /* store_info.keyed_values_from of the chains b
  * tests here assert; test_async_commit covers the default (off). */
 static HistorySinkConfig cfg_for(const char *schema)
 {
-    return (HistorySinkConfig){.conninfo = g_conninfo, .schema = schema, .slot_name = "slot_a",
-                               .batch_max_revisions = 0, .batch_max_ms = 0, .buffer_bytes = 0,
+    return (HistorySinkConfig){.conninfo = g_conninfo,
+                               .schema = schema,
+                               .slot_name = "slot_a",
+                               .batch_max_revisions = 0,
+                               .batch_max_ms = 0,
+                               .buffer_bytes = 0,
                                .synchronous_commit = true};
 }
 
@@ -156,10 +171,10 @@ static void tw_close(TW *tw)
     tw->hh = NULL;
 }
 
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        WrStatus st_ = (call);                                                                     \
-        if (st_ != WR_OK) fail_msg("%s -> %s: %s", #call, wr_status_name(st_), tw->err.msg);       \
+#define OK(call)                                                                             \
+    do {                                                                                     \
+        WrStatus st_ = (call);                                                               \
+        if (st_ != WR_OK) fail_msg("%s -> %s: %s", #call, wr_status_name(st_), tw->err.msg); \
     } while (0)
 
 static void tw_begin(TW *tw)
@@ -181,9 +196,15 @@ static void tw_context(TW *tw, const char *actor_type, const char *actor_id, con
                        const char *description, const char *raw)
 {
     RevisionContext *c = &tw->ctx[tw->nctx++];
-    *c = (RevisionContext){.no = (int16_t)tw->nctx, .actor_type = actor_type, .actor_id = actor_id,
-                           .actor_json = actor_json, .description = description, .meta_json = NULL,
-                           .raw = raw, .raw_len = strlen(raw), .lsn = tw->lsn - 0x50 + (Lsn)tw->nctx};
+    *c = (RevisionContext){.no = (int16_t)tw->nctx,
+                           .actor_type = actor_type,
+                           .actor_id = actor_id,
+                           .actor_json = actor_json,
+                           .description = description,
+                           .meta_json = NULL,
+                           .raw = raw,
+                           .raw_len = strlen(raw),
+                           .lsn = tw->lsn - 0x50 + (Lsn)tw->nctx};
     if (c->no == 1) tw->rev.first_context = c;
     revhash_add_context(tw->hh, c);
     OK(tw->sink->ops->write_context(tw->sink, &tw->rev, c, &tw->err));
@@ -192,9 +213,15 @@ static void tw_context(TW *tw, const char *actor_type, const char *actor_id, con
 static void tw_delta(TW *tw, const RelationVersion *rv, DeltaOp op, const char *key, uint16_t nattrs,
                      const AttributeDelta *attrs, const RowImage *after)
 {
-    ObjectDelta d = {.seq = ++tw->seq, .relver = rv, .op = op, .key = key,
-                     .context_no = (int16_t)tw->nctx, .nattrs = nattrs, .attrs = attrs,
-                     .old_unknown = false, .after = after};
+    ObjectDelta d = {.seq = ++tw->seq,
+                     .relver = rv,
+                     .op = op,
+                     .key = key,
+                     .context_no = (int16_t)tw->nctx,
+                     .nattrs = nattrs,
+                     .attrs = attrs,
+                     .old_unknown = false,
+                     .after = after};
     revhash_add_delta(tw->hh, &d, NULL);
     switch (op) {
     case DELTA_INSERT: tw->rev.n_insert++; break;
@@ -248,8 +275,7 @@ static void tw_insert(TW *tw, const RelationVersion *rv, Row *r)
 {
     AttributeDelta a[NCOLS];
     for (int i = 0; i < NCOLS; i++)
-        a[i] = (AttributeDelta){.col_id = (int16_t)(i + 1), .flags = 0, .old_value = {NULL, 0},
-                                .new_value = r->v[i]};
+        a[i] = (AttributeDelta){.col_id = (int16_t)(i + 1), .flags = 0, .old_value = {NULL, 0}, .new_value = r->v[i]};
     tw_delta(tw, rv, DELTA_INSERT, r->key, NCOLS, a, &r->img);
 }
 
@@ -265,15 +291,11 @@ static void tw_delete(TW *tw, const RelationVersion *rv, Row *r)
 {
     AttributeDelta a[NCOLS];
     for (int i = 0; i < NCOLS; i++)
-        a[i] = (AttributeDelta){.col_id = (int16_t)(i + 1), .flags = 0, .old_value = r->v[i],
-                                .new_value = {NULL, 0}};
+        a[i] = (AttributeDelta){.col_id = (int16_t)(i + 1), .flags = 0, .old_value = r->v[i], .new_value = {NULL, 0}};
     tw_delta(tw, rv, DELTA_DELETE, r->key, NCOLS, a, NULL);
 }
 
-static void tw_truncate(TW *tw, const RelationVersion *rv)
-{
-    tw_delta(tw, rv, DELTA_TRUNCATE, NULL, 0, NULL, NULL);
-}
+static void tw_truncate(TW *tw, const RelationVersion *rv) { tw_delta(tw, rv, DELTA_TRUNCATE, NULL, 0, NULL, NULL); }
 
 static void simple_row(Row *r, const RelationVersion *rv, const char *key, const char *tag)
 {
@@ -342,8 +364,18 @@ static void test_values_roundtrip(void **state)
     TW t, *tw = &t;
     tw_open(tw, "h_values");
     assert_int_equal(tw->next_id, 1);
-    const char *vals[NCOLS] = {"k1", NULL, "", "say \"hi\"", "back\\slash \\N", "line\nbreak\r\n",
-                               "tab\there", "caf\xc3\xa9 \xe2\x9c\x93", "NULL", "{a,b}", " spaced ", g_big};
+    const char *vals[NCOLS] = {"k1",
+                               NULL,
+                               "",
+                               "say \"hi\"",
+                               "back\\slash \\N",
+                               "line\nbreak\r\n",
+                               "tab\there",
+                               "caf\xc3\xa9 \xe2\x9c\x93",
+                               "NULL",
+                               "{a,b}",
+                               " spaced ",
+                               g_big};
     Row r;
     row_set(&r, &g_rv, vals);
     OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
@@ -372,12 +404,11 @@ static void test_values_roundtrip(void **state)
              "1|1001|0/2000000|0/2000028|t|user|42|{\"id\": \"42\", \"type\": \"user\"}|approve\tinvoice|"
              "1|1|0|0|0|0|%s",
              hex);
-    assert_q(want,
-             "SELECT concat_ws('|', id, xid, commit_lsn, end_lsn, "
-             "commit_time = '2000-01-01 00:00:00+00'::timestamptz + interval '800000000.001 seconds', "
-             "actor_type, actor_id, actor, description, n_insert, n_update, n_delete, n_truncate, "
-             "n_snapshot, n_suppressed, encode(checksum, 'hex')) "
-             "FROM h_values.revision");
+    assert_q(want, "SELECT concat_ws('|', id, xid, commit_lsn, end_lsn, "
+                   "commit_time = '2000-01-01 00:00:00+00'::timestamptz + interval '800000000.001 seconds', "
+                   "actor_type, actor_id, actor, description, n_insert, n_update, n_delete, n_truncate, "
+                   "n_snapshot, n_suppressed, encode(checksum, 'hex')) "
+                   "FROM h_values.revision");
     assert_q(NULL, "SELECT coalesce(origin, gid, meta::text, warnings) FROM h_values.revision");
     /* revision_context */
     assert_q("2", "SELECT count(*) FROM h_values.revision_context");
@@ -392,8 +423,7 @@ static void test_values_roundtrip(void **state)
              "SELECT concat_ws('|', op, key, context_no, col_ids, old_values IS NULL, attr_flags IS NULL, "
              "old_unknown, relid, relversion) FROM h_values.object_delta WHERE seq = 1");
     for (int i = 0; i < NCOLS - 1; i++) {
-        char *got = qv("SELECT new_values[%d] FROM h_values.object_delta WHERE revision_id = 1 AND seq = 1",
-                       i + 1);
+        char *got = qv("SELECT new_values[%d] FROM h_values.object_delta WHERE revision_id = 1 AND seq = 1", i + 1);
         if (!vals[i])
             assert_null(got);
         else
@@ -414,7 +444,8 @@ static void test_values_roundtrip(void **state)
              "SELECT concat_ws('|', op, context_no, col_ids, attr_flags, old_values, new_values) "
              "FROM h_values.object_delta WHERE seq = 2");
     assert_q("1", "SELECT count(*) FROM h_values.current_rows(16400)");
-    assert_q("12|t", "SELECT concat_ws('|', array_length(vals, 1), vals[12] IS NULL) FROM h_values.current_rows(16400)");
+    assert_q("12|t",
+             "SELECT concat_ws('|', array_length(vals, 1), vals[12] IS NULL) FROM h_values.current_rows(16400)");
     /* the attribute_delta view unnests the arrays */
     assert_q("14", "SELECT count(*) FROM h_values.attribute_delta");
     assert_q("c12|3", "SELECT concat_ws('|', column_name, flags) FROM h_values.attribute_delta WHERE seq = 2 AND "
@@ -496,7 +527,7 @@ static void test_current_rows(void **state)
              "SELECT string_agg(concat_ws('|', relid, key, vals[5]), ';' ORDER BY relid, key) "
              "FROM h_rows.tracked_table t, h_rows.current_rows(t.relid)");
     assert_q("16400|2|5;16401|1|1", "SELECT string_agg(concat_ws('|', relid, live_rows, deltas_since_keyframe), "
-                                     "';' ORDER BY relid) FROM h_rows.tracked_table");
+                                    "';' ORDER BY relid) FROM h_rows.tracked_table");
     assert_q("6|2", "SELECT concat_ws('|', count(*), count(DISTINCT revision_id)) FROM h_rows.object_delta");
 
     /* Batch 2: a key change moves the row; delete 1 back and forth across revisions. */
@@ -530,11 +561,10 @@ static void test_current_rows(void **state)
     lookup(tw, "[\"33\"]", false, NULL, NULL);
     lookup(tw, "[\"5\"]", true, "5", "e-5");
     tw_flush(tw);
-    assert_q("16400|[\"5\"];16401|[\"1\"]",
-             "SELECT string_agg(concat_ws('|', relid, key), ';' ORDER BY relid, key) "
-             "FROM h_rows.tracked_table t, h_rows.current_rows(t.relid)");
+    assert_q("16400|[\"5\"];16401|[\"1\"]", "SELECT string_agg(concat_ws('|', relid, key), ';' ORDER BY relid, key) "
+                                            "FROM h_rows.tracked_table t, h_rows.current_rows(t.relid)");
     assert_q("16400|1|11;16401|1|1", "SELECT string_agg(concat_ws('|', relid, live_rows, deltas_since_keyframe), "
-                                      "';' ORDER BY relid) FROM h_rows.tracked_table");
+                                     "';' ORDER BY relid) FROM h_rows.tracked_table");
     assert_q("T|t|t|t", "SELECT concat_ws('|', op, key IS NULL, col_ids IS NULL, new_values IS NULL) "
                         "FROM h_rows.object_delta WHERE revision_id = 5 AND seq = 2");
     assert_q("0", "SELECT count(*) FROM h_rows.keyframe");
@@ -820,7 +850,8 @@ static long long check_keyframe(const char *schema, uint32_t relid)
     char *q = store_quote_ident(schema);
     ts_exec(g_admin,
             "DROP TABLE IF EXISTS kf_save, kfr_save, kf_fold; "
-            "CREATE TEMP TABLE kf_save AS SELECT * FROM %1$s.keyframe WHERE relid = %2$u ORDER BY revision_id DESC LIMIT 1; "
+            "CREATE TEMP TABLE kf_save AS SELECT * FROM %1$s.keyframe WHERE relid = %2$u ORDER BY revision_id DESC "
+            "LIMIT 1; "
             "CREATE TEMP TABLE kfr_save AS SELECT r.* FROM %1$s.keyframe_row r JOIN kf_save k ON k.id = r.keyframe_id; "
             "DELETE FROM %1$s.keyframe_row r USING kf_save k WHERE k.id = r.keyframe_id; "
             "DELETE FROM %1$s.keyframe k USING kf_save s WHERE k.id = s.id; "
@@ -828,7 +859,8 @@ static long long check_keyframe(const char *schema, uint32_t relid)
             "INSERT INTO %1$s.keyframe SELECT * FROM kf_save; INSERT INTO %1$s.keyframe_row SELECT * FROM kfr_save",
             q, relid);
     free(q);
-    assert_q("0", "SELECT count(*) FROM kfr_save k FULL JOIN kf_fold f USING (key) WHERE k.vals IS DISTINCT FROM f.vals");
+    assert_q("0",
+             "SELECT count(*) FROM kfr_save k FULL JOIN kf_fold f USING (key) WHERE k.vals IS DISTINCT FROM f.vals");
     assert_q("t", "SELECT n_rows = (SELECT count(*) FROM kfr_save) FROM kf_save");
     char *n = qv("SELECT count(*) FROM kfr_save");
     long long rows = atoll(n);
@@ -988,7 +1020,8 @@ static void test_keyframe(void **state)
     snprintf(q, sizeof(q),
              "SELECT concat_ws('|', (SELECT by_key FROM h_kf.snapshot_plan_by_key(16400, %" PRId64 ", 4000)), "
              "(SELECT by_key FROM h_kf.snapshot_plan_by_key(16400, %" PRId64 ", 5)), "
-             "(SELECT count(*) FROM h_kf.table_keys(16400, 4000)))", tw->rev.id, tw->rev.id);
+             "(SELECT count(*) FROM h_kf.table_keys(16400, 4000)))",
+             tw->rev.id, tw->rev.id);
     assert_q(want, "%s", q);
     tw_begin(tw);
     tw_truncate(tw, &g_rv);
@@ -1033,8 +1066,10 @@ static void build_chain(const char *schema)
     tw_update1(tw, &g_rv, &a, 2, "");
     tw_commit(tw);
     tw_begin(tw);
-    tw_context(tw, "user", "8", "{\"type\":\"user\",\"id\":\"8\"}", NULL, "{\"actor\":{\"type\":\"user\",\"id\":\"8\"}}");
-    tw_context(tw, "user", "9", "{\"type\":\"user\",\"id\":\"9\"}", NULL, "{\"actor\":{\"type\":\"user\",\"id\":\"9\"}}");
+    tw_context(tw, "user", "8", "{\"type\":\"user\",\"id\":\"8\"}", NULL,
+               "{\"actor\":{\"type\":\"user\",\"id\":\"8\"}}");
+    tw_context(tw, "user", "9", "{\"type\":\"user\",\"id\":\"9\"}", NULL,
+               "{\"actor\":{\"type\":\"user\",\"id\":\"9\"}}");
     tw_update1(tw, &g_rv, &b, 1, "secret value");
     tw_update1(tw, &g_rv, &a, 1, "tab\tand \"q\"");
     tw_commit(tw);
@@ -1076,7 +1111,8 @@ static void test_verify(void **state)
              "SELECT string_agg(concat_ws('|', revision_id, seq, coalesce(col_id::text, '-'), "
              "CASE WHEN col_id IS NULL THEN '-' ELSE coalesce(old_value, '<null>') END, "
              "CASE WHEN col_id IS NULL THEN '-' ELSE coalesce(new_value, '<null>') END, "
-             "CASE WHEN col_id IS NULL THEN '-' ELSE (col_ids IS NULL AND old_values IS NULL AND new_values IS NULL)::text END, "
+             "CASE WHEN col_id IS NULL THEN '-' ELSE (col_ids IS NULL AND old_values IS NULL AND new_values IS "
+             "NULL)::text END, "
              "col_ids IS NOT NULL), ';' ORDER BY revision_id, seq) FROM v_ok.object_delta");
     /* The same deltas in the array form verify the same. */
     ts_exec(g_admin, "UPDATE v_ok.object_delta SET col_ids = ARRAY[col_id], "
@@ -1105,11 +1141,12 @@ static void test_verify(void **state)
     ts_exec(g_admin, "DELETE FROM v_first.revision WHERE id = 1");
     expect_verify("v_first", 0, 1, "revision 1 is missing (the next stored revision is 2)");
     build_chain("v_shift"); /* revision 3 taken out and the later ids closed up */
-    ts_exec(g_admin, "DELETE FROM v_shift.revision WHERE id = 3; DELETE FROM v_shift.object_delta WHERE revision_id = 3; "
-                     "DELETE FROM v_shift.revision_context WHERE revision_id = 3; "
-                     "UPDATE v_shift.revision SET id = -id WHERE id > 3; UPDATE v_shift.revision SET id = -id - 1 WHERE id < 0; "
-                     "UPDATE v_shift.object_delta SET revision_id = revision_id - 1 WHERE revision_id > 3; "
-                     "UPDATE v_shift.revision_context SET revision_id = revision_id - 1 WHERE revision_id > 3");
+    ts_exec(g_admin,
+            "DELETE FROM v_shift.revision WHERE id = 3; DELETE FROM v_shift.object_delta WHERE revision_id = 3; "
+            "DELETE FROM v_shift.revision_context WHERE revision_id = 3; "
+            "UPDATE v_shift.revision SET id = -id WHERE id > 3; UPDATE v_shift.revision SET id = -id - 1 WHERE id < 0; "
+            "UPDATE v_shift.object_delta SET revision_id = revision_id - 1 WHERE revision_id > 3; "
+            "UPDATE v_shift.revision_context SET revision_id = revision_id - 1 WHERE revision_id > 3");
     expect_verify("v_shift", 2, 3, "revision 3: stored checksum ");
 
     build_chain("v_del");
@@ -1152,7 +1189,8 @@ static void test_verify(void **state)
     ts_exec(g_admin,
             "INSERT INTO v_erase.erased_value SELECT 3, 1, 2, 'n', sha256(convert_to('%s', 'UTF8'));"
             "UPDATE v_erase.object_delta SET new_value = NULL, attr_flags = '{8}' "
-            "WHERE revision_id = 3 AND seq = 1", newv);
+            "WHERE revision_id = 3 AND seq = 1",
+            newv);
     expect_verify("v_erase", 2, 3, "revision 3: stored checksum ");
     ts_exec(g_admin, "UPDATE v_erase.erased_value SET value_hash = '\\x%s' WHERE which = 'n'", hnx);
     expect_verify("v_erase", 5, 0, NULL);
@@ -1184,10 +1222,11 @@ static void test_verify(void **state)
     ts_exec(g_admin, "DELETE FROM v_mixed.store_info WHERE key = 'keyed_values_from'");
     expect_verify("v_mixed", 2, 3, "revision 3: stored checksum ");
     /* A role that cannot read the store's secret is told so. */
-    ts_exec(g_admin, "INSERT INTO v_mixed.store_info VALUES ('keyed_values_from', '3');"
-                     "DROP ROLE IF EXISTS v_nokey; CREATE ROLE v_nokey;"
-                     "GRANT USAGE ON SCHEMA v_mixed TO v_nokey; GRANT SELECT ON ALL TABLES IN SCHEMA v_mixed TO v_nokey;"
-                     "REVOKE ALL ON v_mixed.digest_key FROM v_nokey; SET ROLE v_nokey");
+    ts_exec(g_admin,
+            "INSERT INTO v_mixed.store_info VALUES ('keyed_values_from', '3');"
+            "DROP ROLE IF EXISTS v_nokey; CREATE ROLE v_nokey;"
+            "GRANT USAGE ON SCHEMA v_mixed TO v_nokey; GRANT SELECT ON ALL TABLES IN SCHEMA v_mixed TO v_nokey;"
+            "REVOKE ALL ON v_mixed.digest_key FROM v_nokey; SET ROLE v_nokey");
     {
         int64_t checked = 0, bad = 0;
         char why[256];
@@ -1218,7 +1257,7 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-#define HISTORY_SIZE_SQL                                                                           \
+#define HISTORY_SIZE_SQL                                                                                       \
     "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " \
     "WHERE n.nspname = '%s' AND c.relkind = 'r'"
 
@@ -1235,7 +1274,7 @@ static void run_perf(const char *schema, int nrows, int nupdates, int per_rev)
     tw_open(tw, schema);
     OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
     Row *rows = calloc((size_t)nrows, sizeof(Row));
-    char (*keys)[12] = calloc((size_t)nrows, 12);
+    char(*keys)[12] = calloc((size_t)nrows, 12);
     double t0 = now_s();
     for (int i = 0; i < nrows; i += 100) {
         tw_begin(tw);

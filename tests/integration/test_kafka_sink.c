@@ -84,8 +84,8 @@ typedef struct {
     size_t n, cap;
 } MsgList;
 
-static void list_add(MsgList *l, const char *topic, const char *key, size_t keylen, const char *id,
-                     const void *value, size_t len)
+static void list_add(MsgList *l, const char *topic, const char *key, size_t keylen, const char *id, const void *value,
+                     size_t len)
 {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 256;
@@ -158,8 +158,13 @@ static void gen_revision(Sink *s, const char *prefix, int64_t id, int ndeltas, M
         snprintf(val, sizeof val, "v%lld-%d", (long long)id, i);
         AttributeDelta a[] = {{.col_id = 2, .old_value = {i % 3 ? "old" : NULL, 3}, .new_value = {val, strlen(val)}},
                               {.col_id = 3, .flags = ATTR_HIDDEN, .new_value = {"pw", 2}}};
-        ObjectDelta d = {.seq = ++seq, .relver = &ts_items, .op = i % 2 ? DELTA_UPDATE : DELTA_INSERT, .key = key,
-                         .context_no = with_ctx ? 1 : 0, .nattrs = 2, .attrs = a};
+        ObjectDelta d = {.seq = ++seq,
+                         .relver = &ts_items,
+                         .op = i % 2 ? DELTA_UPDATE : DELTA_INSERT,
+                         .key = key,
+                         .context_no = with_ctx ? 1 : 0,
+                         .nattrs = 2,
+                         .attrs = a};
         if (s) assert_int_equal(s->ops->write_delta(s, &rev, &d, &err), WR_OK);
         strbuf_reset(&enc);
         mpc_encode_delta(&enc, &rev, &d, packed.data, packed.len);
@@ -169,10 +174,15 @@ static void gen_revision(Sink *s, const char *prefix, int64_t id, int ndeltas, M
     }
     if (id % 5 == 0) {
         AttributeDelta a[] = {{.col_id = 1, .new_value = {"9", 1}}, {.col_id = 2, .new_value = {"", 0}}};
-        ObjectDelta d = {.seq = ++seq, .relver = &ts_orders, .op = DELTA_INSERT, .key = "[\"9\",\"\"]",
-                         .context_no = with_ctx ? 1 : 0, .nattrs = 2, .attrs = a};
-        ObjectDelta t = {.seq = ++seq, .relver = &ts_orders, .op = DELTA_TRUNCATE, .key = NULL,
-                         .context_no = with_ctx ? 1 : 0};
+        ObjectDelta d = {.seq = ++seq,
+                         .relver = &ts_orders,
+                         .op = DELTA_INSERT,
+                         .key = "[\"9\",\"\"]",
+                         .context_no = with_ctx ? 1 : 0,
+                         .nattrs = 2,
+                         .attrs = a};
+        ObjectDelta t = {
+            .seq = ++seq, .relver = &ts_orders, .op = DELTA_TRUNCATE, .key = NULL, .context_no = with_ctx ? 1 : 0};
         if (s) assert_int_equal(s->ops->write_delta(s, &rev, &d, &err), WR_OK);
         if (s) assert_int_equal(s->ops->write_delta(s, &rev, &t, &err), WR_OK);
         strbuf_reset(&enc);
@@ -205,8 +215,8 @@ static void gen_revision(Sink *s, const char *prefix, int64_t id, int ndeltas, M
 static Sink *open_sink(const char *brokers, const char *prefix, int flush_ms, SinkPosition *pos, WrError *err)
 {
     KafkaProp props[] = {{"reconnect.backoff.max.ms", "500"}, {"linger.ms", "5"}};
-    KafkaSinkConfig cfg = {.brokers = brokers, .topic_prefix = prefix, .props = props, .nprops = 2,
-                           .flush_timeout_ms = flush_ms};
+    KafkaSinkConfig cfg = {
+        .brokers = brokers, .topic_prefix = prefix, .props = props, .nprops = 2, .flush_timeout_ms = flush_ms};
     Sink *s = sink_kafka_create(&cfg, err);
     assert_non_null(s);
     SinkPosition p;
@@ -273,7 +283,8 @@ static void consume_all(const char *brokers, const char *prefix, MsgList *got)
             snprintf(which, sizeof which, "%s/%d", rd_kafka_topic_name(m->rkt), (int)m->partition);
             bool seen = false;
             for (int i = 0; i < eofs && !seen; i++) seen = strcmp(eof_seen[i], which) == 0;
-            if (!seen && eofs < (int)(sizeof eof_seen / sizeof eof_seen[0])) snprintf(eof_seen[eofs++], 160, "%s", which);
+            if (!seen && eofs < (int)(sizeof eof_seen / sizeof eof_seen[0]))
+                snprintf(eof_seen[eofs++], 160, "%s", which);
         } else {
             assert_int_equal(m->err, RD_KAFKA_RESP_ERR_NO_ERROR);
             /* headers: content type, format version, and the id inside the value */
@@ -447,12 +458,11 @@ static void test_retriable_produce_errors(void **state)
     WrError err = {0};
     Sink *s = make_sink(bootstraps, "re", 30000, &err);
     MsgList exp = {0}, got = {0};
-    rd_kafka_mock_push_request_errors(mcluster, API_PRODUCE, 8, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-                                      RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
-                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+    rd_kafka_mock_push_request_errors(
+        mcluster, API_PRODUCE, 8, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
     for (int64_t id = 1; id <= 30; id++) gen_revision(s, "re", id, 3, &exp);
     assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
     assert_int_equal(s->ops->durable_lsn(s), make_rev(30).end_lsn);
@@ -508,8 +518,8 @@ static void test_outage(void **state)
 
     /* A sink opened while the brokers are down cannot tell what Kafka holds: retry. */
     KafkaProp props[] = {{"reconnect.backoff.max.ms", "500"}};
-    KafkaSinkConfig ocfg = {.brokers = bootstraps, .topic_prefix = "out", .props = props, .nprops = 1,
-                            .flush_timeout_ms = 1000};
+    KafkaSinkConfig ocfg = {
+        .brokers = bootstraps, .topic_prefix = "out", .props = props, .nprops = 1, .flush_timeout_ms = 1000};
     Sink *other = sink_kafka_create(&ocfg, &err);
     assert_non_null(other);
     SinkPosition opos;
@@ -711,7 +721,8 @@ static void test_throughput(void **state)
             snprintf(key, sizeof key, "[\"%d\"]", (int)((id * per + i) % 10000));
             int vl = snprintf(val, sizeof val, "value-%lld-%d", (long long)id, i);
             AttributeDelta a[] = {{.col_id = 2, .old_value = {"previous", 8}, .new_value = {val, (size_t)vl}}};
-            ObjectDelta d = {.seq = i + 1, .relver = &ts_items, .op = DELTA_UPDATE, .key = key, .nattrs = 1, .attrs = a};
+            ObjectDelta d = {
+                .seq = i + 1, .relver = &ts_items, .op = DELTA_UPDATE, .key = key, .nattrs = 1, .attrs = a};
             assert_int_equal(s->ops->write_delta(s, &rev, &d, &err), WR_OK);
         }
         rev.n_update = per;

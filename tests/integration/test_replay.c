@@ -72,10 +72,7 @@ static void expect_usage(Run *r, const char *needle)
 }
 
 /* Lines after the first (a header) sorted, for comparing unordered snapshot output. */
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static char *sorted_body(const char *text, bool has_header)
 {
@@ -160,14 +157,15 @@ static int group_setup(void **state)
     ts_exec(conn, "%s", fixture);
     free(fixture);
     /* the live tables and the context function `walrev setup` installs (recording calls here) */
-    ts_exec(conn,
-            "CREATE TABLE public.customer (id integer PRIMARY KEY, name text NOT NULL, email text);"
-            "CREATE TABLE public.orders (id integer PRIMARY KEY, customer_id integer NOT NULL "
-            "  CONSTRAINT orders_customer_id_fkey REFERENCES public.customer (id), amount numeric(10,2), status text);"
-            "CREATE TABLE public.note (id integer PRIMARY KEY, done boolean, content text);"
-            "CREATE TABLE public.ctx_log (n serial, context text);"
-            "CREATE FUNCTION walrev.context(text) RETURNS void LANGUAGE sql AS "
-            "$$ INSERT INTO public.ctx_log (context) VALUES ($1); SELECT pg_logical_emit_message(true, 'walrev', $1); $$;");
+    ts_exec(
+        conn,
+        "CREATE TABLE public.customer (id integer PRIMARY KEY, name text NOT NULL, email text);"
+        "CREATE TABLE public.orders (id integer PRIMARY KEY, customer_id integer NOT NULL "
+        "  CONSTRAINT orders_customer_id_fkey REFERENCES public.customer (id), amount numeric(10,2), status text);"
+        "CREATE TABLE public.note (id integer PRIMARY KEY, done boolean, content text);"
+        "CREATE TABLE public.ctx_log (n serial, context text);"
+        "CREATE FUNCTION walrev.context(text) RETURNS void LANGUAGE sql AS "
+        "$$ INSERT INTO public.ctx_log (context) VALUES ($1); SELECT pg_logical_emit_message(true, 'walrev', $1); $$;");
     reset_live();
     return 0;
 }
@@ -240,7 +238,8 @@ static void test_snapshot_keyframes_agree(void **state)
     char *with[10][3], *without[10][3], *sorted[10][3];
     collect_all(with, "256");
     collect_all(sorted, "0");
-    ts_exec(conn, "CREATE TEMP TABLE kf AS SELECT * FROM walrev.keyframe; CREATE TEMP TABLE kfr AS SELECT * FROM walrev.keyframe_row;"
+    ts_exec(conn, "CREATE TEMP TABLE kf AS SELECT * FROM walrev.keyframe; CREATE TEMP TABLE kfr AS SELECT * FROM "
+                  "walrev.keyframe_row;"
                   "DELETE FROM walrev.keyframe_row; DELETE FROM walrev.keyframe;");
     collect_all(without, "256");
     ts_exec(conn, "INSERT INTO walrev.keyframe SELECT * FROM kf; INSERT INTO walrev.keyframe_row SELECT * FROM kfr;");
@@ -264,14 +263,18 @@ static void test_row_at_agrees(void **state)
     (void)state;
     const char *norm = "(SELECT array_agg(v[i] ORDER BY i) FROM generate_series(1, 4) i)";
     for (int pass = 0; pass < 2; pass++) {
-        char *v = ts_query_value(conn,
+        char *v = ts_query_value(
+            conn,
             "WITH keys AS (SELECT DISTINCT relid, key FROM walrev.object_delta WHERE key IS NOT NULL), "
             "cmp AS (SELECT k.relid, k.key, r, "
             "  (SELECT %1$s FROM (SELECT walrev.row_at(k.relid, k.key, r) AS v) x WHERE x.v IS NOT NULL) AS a, "
-            "  (SELECT %1$s FROM (SELECT s.vals AS v FROM walrev.snapshot_rows(k.relid, r) s WHERE s.key = k.key) x) AS b "
+            "  (SELECT %1$s FROM (SELECT s.vals AS v FROM walrev.snapshot_rows(k.relid, r) s WHERE s.key = k.key) x) "
+            "AS b "
             "  FROM keys k, generate_series(1, 9) r) "
-            "SELECT count(*) || ' ' || coalesce(string_agg(format('%%s %%s@%%s: %%s vs %%s', relid, key, r, a, b), '; '), '') "
-            "FROM cmp WHERE a IS DISTINCT FROM b", norm);
+            "SELECT count(*) || ' ' || coalesce(string_agg(format('%%s %%s@%%s: %%s vs %%s', relid, key, r, a, b), '; "
+            "'), '') "
+            "FROM cmp WHERE a IS DISTINCT FROM b",
+            norm);
         if (strcmp(v, "0 ") != 0) fail_msg("row_at differs from snapshot_rows (pass %d): %s", pass, v);
         free(v);
         if (pass == 0)
@@ -304,15 +307,17 @@ static void test_snapshot_sql_and_into(void **state)
     r = RUN("snapshot", "--at", "7", "--into", "asof7");
     expect_ok(&r);
     run_free(&r);
-    char *v = ts_query_value(conn, "SELECT string_agg(format('%%s|%%s|%%s', id, done, content), ';' ORDER BY id) FROM asof7.note");
+    char *v = ts_query_value(
+        conn, "SELECT string_agg(format('%%s|%%s|%%s', id, done, content), ';' ORDER BY id) FROM asof7.note");
     assert_string_equal(v, "3|f|;4|f|fourth");
     free(v);
     v = ts_query_value(conn, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                              "WHERE attrelid = 'asof7.orders'::regclass AND attname = 'amount'");
     assert_string_equal(v, "numeric(10,2)");
     free(v);
-    v = ts_query_value(conn, "SELECT string_agg(format('%%s|%%s|%%s', id, name, coalesce(email, 'NULL')), ';' ORDER BY id) "
-                             "FROM asof7.customer");
+    v = ts_query_value(conn,
+                       "SELECT string_agg(format('%%s|%%s|%%s', id, name, coalesce(email, 'NULL')), ';' ORDER BY id) "
+                       "FROM asof7.customer");
     assert_string_equal(v, "1|Ann|ann@y;2|Robert|bob@x;3|Cy|NULL");
     free(v);
     /* loading into an existing table is refused, and nothing of the run stays */
@@ -390,39 +395,49 @@ static void test_log(void **state)
 {
     (void)state;
     Run r = RUN("log", "--format", "csv", "--limit", "3");
-    expect_out(&r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates,verified,db_user\n"
-                   "9,2026-11-20 10:09:00+00,user,bob,ship and tidy,2,1,1,0,t,app\n"
-                   "8,2026-11-20 10:08:00+00,user,alice,rename Ann,1,2,0,0,f,\n"
-                   "7,2026-11-20 10:07:00+00,user,dave,notes v2,1,1,0,0,f,\n");
+    expect_out(
+        &r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates,verified,db_user\n"
+            "9,2026-11-20 10:09:00+00,user,bob,ship and tidy,2,1,1,0,t,app\n"
+            "8,2026-11-20 10:08:00+00,user,alice,rename Ann,1,2,0,0,f,\n"
+            "7,2026-11-20 10:07:00+00,user,dave,notes v2,1,1,0,0,f,\n");
     run_free(&r);
     /* a second actor inside revision 4 finds it */
     r = RUN("log", "--actor", "user:carol", "--format", "csv");
-    expect_out(&r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates,verified,db_user\n"
-                   "4,2026-11-20 10:04:00+00,system,billing,billing run,0,2,0,0,f,\n");
+    expect_out(
+        &r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates,verified,db_user\n"
+            "4,2026-11-20 10:04:00+00,system,billing,billing run,0,2,0,0,f,\n");
     run_free(&r);
     r = RUN("log", "--table", "orders", "--key", "[\"11\"]", "--format", "csv");
-    expect_out(&r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates,verified,db_user\n"
-                   "9,2026-11-20 10:09:00+00,user,bob,ship and tidy,2,1,1,0,t,app\n"
-                   "5,2026-11-20 10:05:00+00,user,bob,cancel 11,1,0,1,0,f,\n"
-                   "4,2026-11-20 10:04:00+00,system,billing,billing run,0,2,0,0,f,\n"
-                   "2,2026-11-20 10:02:00+00,user,bob,orders,2,0,0,0,f,\n");
+    expect_out(
+        &r, "revision,commit_time,actor_type,actor_id,description,inserts,updates,deletes,truncates,verified,db_user\n"
+            "9,2026-11-20 10:09:00+00,user,bob,ship and tidy,2,1,1,0,t,app\n"
+            "5,2026-11-20 10:05:00+00,user,bob,cancel 11,1,0,1,0,f,\n"
+            "4,2026-11-20 10:04:00+00,system,billing,billing run,0,2,0,0,f,\n"
+            "2,2026-11-20 10:02:00+00,user,bob,orders,2,0,0,0,f,\n");
     run_free(&r);
     r = RUN("log", "--since", "3", "--until", "0/5008", "--format", "json");
-    expect_out(&r, "[\n"
-                   "{\"revision\":5,\"commit_time\":\"2026-11-20 10:05:00+00\",\"actor_type\":\"user\",\"actor_id\":\"bob\","
-                   "\"description\":\"cancel 11\",\"inserts\":1,\"updates\":0,\"deletes\":1,\"truncates\":0,\"verified\":false,\"db_user\":null},\n"
-                   "{\"revision\":4,\"commit_time\":\"2026-11-20 10:04:00+00\",\"actor_type\":\"system\",\"actor_id\":\"billing\","
-                   "\"description\":\"billing run\",\"inserts\":0,\"updates\":2,\"deletes\":0,\"truncates\":0,\"verified\":false,\"db_user\":null}\n"
-                   "]\n");
+    expect_out(
+        &r,
+        "[\n"
+        "{\"revision\":5,\"commit_time\":\"2026-11-20 10:05:00+00\",\"actor_type\":\"user\",\"actor_id\":\"bob\","
+        "\"description\":\"cancel "
+        "11\",\"inserts\":1,\"updates\":0,\"deletes\":1,\"truncates\":0,\"verified\":false,\"db_user\":null},\n"
+        "{\"revision\":4,\"commit_time\":\"2026-11-20 10:04:00+00\",\"actor_type\":\"system\",\"actor_id\":\"billing\","
+        "\"description\":\"billing "
+        "run\",\"inserts\":0,\"updates\":2,\"deletes\":0,\"truncates\":0,\"verified\":false,\"db_user\":null}\n"
+        "]\n");
     run_free(&r);
     r = RUN("log", "--actor", "nobody:0", "--format", "json");
     expect_out(&r, "[]\n");
     run_free(&r);
     /* aligned by default */
     r = RUN("log", "--limit", "1");
-    expect_out(&r, " revision |      commit_time       | actor_type | actor_id |  description  | inserts | updates | deletes | truncates | verified | db_user\n"
-                   "----------+------------------------+------------+----------+---------------+---------+---------+---------+-----------+----------+--------\n"
-                   "        9 | 2026-11-20 10:09:00+00 | user       | bob      | ship and tidy |       2 |       1 |       1 |         0 | t        | app\n"
+    expect_out(&r, " revision |      commit_time       | actor_type | actor_id |  description  | inserts | updates | "
+                   "deletes | truncates | verified | db_user\n"
+                   "----------+------------------------+------------+----------+---------------+---------+---------+---"
+                   "------+-----------+----------+--------\n"
+                   "        9 | 2026-11-20 10:09:00+00 | user       | bob      | ship and tidy |       2 |       1 |   "
+                   "    1 |         0 | t        | app\n"
                    "(1 row)\n");
     run_free(&r);
 }
@@ -431,14 +446,17 @@ static void test_show_history_blame_diff(void **state)
 {
     (void)state;
     Run r = RUN("show", "4", "--format", "json");
-    expect_out(&r, "{\"revision\":{\"revision\":4,\"commit_time\":\"2026-11-20 10:04:00+00\",\"commit_lsn\":\"0/4000\","
-                   "\"end_lsn\":\"0/4008\",\"xid\":704,\"actor_type\":\"system\",\"actor_id\":\"billing\","
-                   "\"description\":\"billing run\",\"inserts\":0,\"updates\":2,\"deletes\":0,\"truncates\":0,"
-                   "\"snapshots\":0,\"warnings\":null,\"verified\":false,\"db_user\":null},\"changes\":[\n"
-                   "{\"seq\":1,\"table\":\"public.orders\",\"op\":\"U\",\"key\":\"[\\\"11\\\"]\",\"actor_type\":\"system\","
-                   "\"actor_id\":\"billing\",\"column\":\"amount\",\"old_value\":\"5.00\",\"new_value\":\"6.50\",\"verified\":false,\"db_user\":null},\n"
-                   "{\"seq\":2,\"table\":\"public.customer\",\"op\":\"U\",\"key\":\"[\\\"2\\\"]\",\"actor_type\":\"user\","
-                   "\"actor_id\":\"carol\",\"column\":\"name\",\"old_value\":\"Bob\",\"new_value\":\"Robert\",\"verified\":false,\"db_user\":null}]}\n");
+    expect_out(&r,
+               "{\"revision\":{\"revision\":4,\"commit_time\":\"2026-11-20 10:04:00+00\",\"commit_lsn\":\"0/4000\","
+               "\"end_lsn\":\"0/4008\",\"xid\":704,\"actor_type\":\"system\",\"actor_id\":\"billing\","
+               "\"description\":\"billing run\",\"inserts\":0,\"updates\":2,\"deletes\":0,\"truncates\":0,"
+               "\"snapshots\":0,\"warnings\":null,\"verified\":false,\"db_user\":null},\"changes\":[\n"
+               "{\"seq\":1,\"table\":\"public.orders\",\"op\":\"U\",\"key\":\"[\\\"11\\\"]\",\"actor_type\":\"system\","
+               "\"actor_id\":\"billing\",\"column\":\"amount\",\"old_value\":\"5.00\",\"new_value\":\"6.50\","
+               "\"verified\":false,\"db_user\":null},\n"
+               "{\"seq\":2,\"table\":\"public.customer\",\"op\":\"U\",\"key\":\"[\\\"2\\\"]\",\"actor_type\":\"user\","
+               "\"actor_id\":\"carol\",\"column\":\"name\",\"old_value\":\"Bob\",\"new_value\":\"Robert\",\"verified\":"
+               "false,\"db_user\":null}]}\n");
     run_free(&r);
     r = RUN("show", "6", "--format", "csv");
     expect_out(&r, "seq,table,op,key,actor_type,actor_id,column,old_value,new_value,verified,db_user\n"
@@ -448,32 +466,37 @@ static void test_show_history_blame_diff(void **state)
                    "2,public.note,I,\"[\"\"3\"\"]\",user,alice,flag,,t,f,\n");
     run_free(&r);
     r = RUN("history", "--table", "customer", "--key", "1", "--format", "csv");
-    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
-                   "1,2026-11-20 10:01:00+00,I,user,alice,seed customers,id,,1,f,\n"
-                   "1,2026-11-20 10:01:00+00,I,user,alice,seed customers,name,,Ann,f,\n"
-                   "1,2026-11-20 10:01:00+00,I,user,alice,seed customers,email,,ann@x,f,\n"
-                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y,f,\n"
-                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,name,Ann,Anna,f,\n"
-                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,email,ann@y,anna@z,f,\n");
+    expect_out(&r,
+               "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
+               "1,2026-11-20 10:01:00+00,I,user,alice,seed customers,id,,1,f,\n"
+               "1,2026-11-20 10:01:00+00,I,user,alice,seed customers,name,,Ann,f,\n"
+               "1,2026-11-20 10:01:00+00,I,user,alice,seed customers,email,,ann@x,f,\n"
+               "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y,f,\n"
+               "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,name,Ann,Anna,f,\n"
+               "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,email,ann@y,anna@z,f,\n");
     run_free(&r);
     /* --limit: the newest changes (each with all its columns), still oldest first */
     r = RUN("history", "--table", "customer", "--key", "1", "--limit", "2", "--format", "csv");
-    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
-                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y,f,\n"
-                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,name,Ann,Anna,f,\n"
-                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,email,ann@y,anna@z,f,\n");
+    expect_out(&r,
+               "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
+               "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y,f,\n"
+               "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,name,Ann,Anna,f,\n"
+               "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,email,ann@y,anna@z,f,\n");
     run_free(&r);
     /* --since P (after the state P) and --until P (up to and including it), as for log */
     r = RUN("history", "--table", "customer", "--key", "1", "--since", "1", "--until", "7", "--format", "csv");
-    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
-                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y,f,\n");
+    expect_out(&r,
+               "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
+               "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y,f,\n");
     run_free(&r);
     r = RUN("history", "--table", "customer", "--key", "1", "--until", "7", "--limit", "1", "--format", "csv");
-    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
-                   "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y,f,\n");
+    expect_out(&r,
+               "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
+               "3,2026-11-20 10:03:00+00,U,user,alice,pay order 10,email,ann@x,ann@y,f,\n");
     run_free(&r);
     r = RUN("history", "--table", "customer", "--key", "1", "--limit", "0", "--format", "csv");
-    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n");
+    expect_out(&r,
+               "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n");
     run_free(&r);
     r = RUN("blame", "--table", "customer", "--key", "1", "--at", "4", "--format", "csv");
     expect_out(&r, "column,value,revision,op,commit_time,actor_type,actor_id,description,verified,db_user\n"
@@ -506,8 +529,9 @@ static void test_show_history_blame_diff(void **state)
     expect_error(&r, "key [\"4\"] of table note does not exist at revision 8");
     run_free(&r);
     r = RUN("history", "--table", "note", "--key", "5", "--format", "csv");
-    expect_out(&r, "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
-                   "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,id,4,5,f,\n");
+    expect_out(&r,
+               "revision,commit_time,op,actor_type,actor_id,description,column,old_value,new_value,verified,db_user\n"
+               "8,2026-11-20 10:08:00+00,U,user,alice,rename Ann,id,4,5,f,\n");
     run_free(&r);
     r = RUN("diff", "4", "9", "--table", "orders", "--table", "customer", "--format", "csv");
     expect_out(&r, "table,key,change,column,old_value,new_value\n"
@@ -585,11 +609,12 @@ static void test_restore(void **state)
     reset_live();
     /* undelete: plan only by default */
     Run r = RUN("restore", "--table", "customer", "--key", "2", "--at", "4", "--actor", "user:eve");
-    expect_out(&r, "BEGIN;\n"
-                   "SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"eve\"},"
-                   "\"description\":\"walrev restore --table customer --key 2 --at 4 --actor user:eve\"}');\n"
-                   "INSERT INTO public.customer (id, name, email) VALUES ('2'::integer, 'Robert'::text, 'bob@x'::text);\n"
-                   "COMMIT;\n");
+    expect_out(&r,
+               "BEGIN;\n"
+               "SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"eve\"},"
+               "\"description\":\"walrev restore --table customer --key 2 --at 4 --actor user:eve\"}');\n"
+               "INSERT INTO public.customer (id, name, email) VALUES ('2'::integer, 'Robert'::text, 'bob@x'::text);\n"
+               "COMMIT;\n");
     run_free(&r);
     expect_live("customer", "(1,Anna,anna@z);(3,Cy,)");
     r = RUN("restore", "--table", "customer", "--key", "2", "--at", "4", "--actor", "user:eve", "--apply");
@@ -654,14 +679,15 @@ static void test_revert(void **state)
     /* the newest revision has no conflicts: inverse in reverse order, FK-safe */
     reset_live();
     r = RUN("revert", "9", "--apply", "--actor", "user:ops");
-    expect_out(&r, "BEGIN;\n"
-                   "SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"ops\"},"
-                   "\"description\":\"walrev revert 9 --actor user:ops\"}');\n"
-                   "DELETE FROM public.note WHERE id = '4'::integer;\n"
-                   "DELETE FROM public.orders WHERE id = '11'::integer;\n"
-                   "INSERT INTO public.customer (id, name, email) VALUES ('2'::integer, 'Robert'::text, 'bob@x'::text);\n"
-                   "UPDATE public.orders SET status = 'paid'::text WHERE id = '10'::integer;\n"
-                   "COMMIT;\n");
+    expect_out(&r,
+               "BEGIN;\n"
+               "SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"ops\"},"
+               "\"description\":\"walrev revert 9 --actor user:ops\"}');\n"
+               "DELETE FROM public.note WHERE id = '4'::integer;\n"
+               "DELETE FROM public.orders WHERE id = '11'::integer;\n"
+               "INSERT INTO public.customer (id, name, email) VALUES ('2'::integer, 'Robert'::text, 'bob@x'::text);\n"
+               "UPDATE public.orders SET status = 'paid'::text WHERE id = '10'::integer;\n"
+               "COMMIT;\n");
     run_free(&r);
     expect_live("customer", "(1,Anna,anna@z);(2,Robert,bob@x);(3,Cy,)");
     expect_live("orders", "(10,1,9.99,paid);(12,3,1.00,new)");
@@ -684,16 +710,18 @@ static void test_rollback(void **state)
     reset_live();
     Run r = RUN("rollback", "--to", "4", "--table", "orders", "--table", "customer", "--apply");
     /* inserts parents-first, updates, deletes children-first */
-    expect_out(&r, "BEGIN;\n"
-                   "SELECT walrev.context('{\"actor\":{\"type\":\"cli\",\"id\":\"tester\"},"
-                   "\"description\":\"walrev rollback --to 4 --table orders --table customer\"}');\n"
-                   "INSERT INTO public.customer (id, name, email) VALUES ('2'::integer, 'Robert'::text, 'bob@x'::text);\n"
-                   "UPDATE public.customer SET name = 'Ann'::text, email = 'ann@y'::text WHERE id = '1'::integer;\n"
-                   "UPDATE public.orders SET status = 'paid'::text WHERE id = '10'::integer;\n"
-                   "UPDATE public.orders SET customer_id = '2'::integer, amount = '6.50'::numeric(10,2) WHERE id = '11'::integer;\n"
-                   "DELETE FROM public.orders WHERE id = '12'::integer;\n"
-                   "DELETE FROM public.customer WHERE id = '3'::integer;\n"
-                   "COMMIT;\n");
+    expect_out(&r,
+               "BEGIN;\n"
+               "SELECT walrev.context('{\"actor\":{\"type\":\"cli\",\"id\":\"tester\"},"
+               "\"description\":\"walrev rollback --to 4 --table orders --table customer\"}');\n"
+               "INSERT INTO public.customer (id, name, email) VALUES ('2'::integer, 'Robert'::text, 'bob@x'::text);\n"
+               "UPDATE public.customer SET name = 'Ann'::text, email = 'ann@y'::text WHERE id = '1'::integer;\n"
+               "UPDATE public.orders SET status = 'paid'::text WHERE id = '10'::integer;\n"
+               "UPDATE public.orders SET customer_id = '2'::integer, amount = '6.50'::numeric(10,2) WHERE id = "
+               "'11'::integer;\n"
+               "DELETE FROM public.orders WHERE id = '12'::integer;\n"
+               "DELETE FROM public.customer WHERE id = '3'::integer;\n"
+               "COMMIT;\n");
     run_free(&r);
     expect_live("customer", "(1,Ann,ann@y);(2,Robert,bob@x)");
     expect_live("orders", "(10,1,9.99,paid);(11,2,6.50,new)");
@@ -701,7 +729,8 @@ static void test_rollback(void **state)
     r = RUN("snapshot", "--table", "orders", "--at", "4");
     expect_ok(&r);
     char *snap = sorted_body(r.out, false);
-    char *lv = ts_query_value(conn, "SELECT string_agg(format('%%s\t%%s\t%%s\t%%s', id, customer_id, amount, status), E'\\n' ORDER BY id::text) || E'\\n' FROM public.orders");
+    char *lv = ts_query_value(conn, "SELECT string_agg(format('%%s\t%%s\t%%s\t%%s', id, customer_id, amount, status), "
+                                    "E'\\n' ORDER BY id::text) || E'\\n' FROM public.orders");
     assert_string_equal(snap, lv);
     free(snap);
     free(lv);

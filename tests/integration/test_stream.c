@@ -136,8 +136,7 @@ static void expect_confirmed(PGconn *conn, ReplStream *s, Lsn lsn)
     char *got = NULL;
     for (int i = 0; i < 50; i++) {
         free(got);
-        got = ts_query_value(conn, "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '%s'",
-                             SLOT);
+        got = ts_query_value(conn, "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '%s'", SLOT);
         if (got && strcmp(got, want) == 0) break;
         const uint8_t *buf;
         size_t len;
@@ -156,8 +155,10 @@ static void test_stream_transaction(void **state)
     char ci[1024];
     snprintf(ci, sizeof(ci), "%s", conninfo);
     PGconn *conn = ts_connect(ci);
-    ts_exec(conn, "CREATE TABLE item (id int PRIMARY KEY, name text, qty int);"
-                  "CREATE PUBLICATION \"%s\" FOR TABLE item", PUB);
+    ts_exec(conn,
+            "CREATE TABLE item (id int PRIMARY KEY, name text, qty int);"
+            "CREATE PUBLICATION \"%s\" FOR TABLE item",
+            PUB);
 
     ReplStream *s = NULL;
     WrError err = {0};
@@ -264,7 +265,8 @@ static void test_stream_transaction(void **state)
     /* Destroy without finish (a crash-like exit) must not leak or hang. */
     repl_stream_destroy(s);
 
-    ts_exec(conn, "SELECT pg_drop_replication_slot('%s') FROM pg_replication_slots WHERE slot_name = '%s' AND NOT active",
+    ts_exec(conn,
+            "SELECT pg_drop_replication_slot('%s') FROM pg_replication_slots WHERE slot_name = '%s' AND NOT active",
             SLOT, SLOT);
     PQfinish(conn);
 }
@@ -275,8 +277,8 @@ static void test_unreachable_is_retry(void **state)
     /* Port 1 on loopback: nothing listens there, the connection is refused. */
     ReplStream *s = (ReplStream *)&s; /* must be reset to NULL */
     WrError err = {0};
-    WrStatus st = repl_stream_connect("host=127.0.0.1 port=1 user=postgres dbname=x password=s3cr3tpw connect_timeout=5",
-                                      &s, &err);
+    WrStatus st = repl_stream_connect(
+        "host=127.0.0.1 port=1 user=postgres dbname=x password=s3cr3tpw connect_timeout=5", &s, &err);
     assert_int_equal(st, WR_RETRY);
     assert_int_equal(err.status, WR_RETRY);
     assert_null(s);
@@ -371,10 +373,8 @@ static void test_missing_slot_is_fatal(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_identify_and_slots),
-        cmocka_unit_test(test_stream_transaction),
-        cmocka_unit_test(test_unreachable_is_retry),
-        cmocka_unit_test(test_refused_roles_are_fatal),
+        cmocka_unit_test(test_identify_and_slots),    cmocka_unit_test(test_stream_transaction),
+        cmocka_unit_test(test_unreachable_is_retry),  cmocka_unit_test(test_refused_roles_are_fatal),
         cmocka_unit_test(test_missing_slot_is_fatal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,11 +8,21 @@ static RelColumn item_cols[] = {
     {.name = "name", .type_oid = 25, .typmod = -1, .col_id = 2},
     {.name = "secret", .type_oid = 25, .typmod = -1, .col_id = 3, .track = TRACK_HIDDEN},
 };
-RelationVersion ts_items = {.relid = 16400, .version = 1, .nspname = "public", .relname = "items",
-                            .replident = 'd', .ncols = 3, .cols = item_cols};
+RelationVersion ts_items = {.relid = 16400,
+                            .version = 1,
+                            .nspname = "public",
+                            .relname = "items",
+                            .replident = 'd',
+                            .ncols = 3,
+                            .cols = item_cols};
 static RelColumn order_cols[] = {
     {.name = "no", .type_oid = 20, .typmod = -1, .is_key = true, .col_id = 1},
     {.name = "total", .type_oid = 1700, .typmod = -1, .col_id = 2},
 };
-RelationVersion ts_orders = {.relid = 16500, .version = 3, .nspname = "sales", .relname = "orders",
-                             .replident = 'f', .ncols = 2, .cols = order_cols};
+RelationVersion ts_orders = {.relid = 16500,
+                             .version = 3,
+                             .nspname = "sales",
+                             .relname = "orders",
+                             .replident = 'f',
+                             .ncols = 2,
+                             .cols = order_cols};

@@ -22,8 +22,7 @@ const char *ts_conninfo(const char *dbname)
     int port = 0;
     if (fscanf(f, "%d", &port) != 1) port = 0;
     fclose(f);
-    snprintf(conninfo_buf, sizeof(conninfo_buf), "host=127.0.0.1 port=%d user=postgres dbname=%s",
-             port, dbname);
+    snprintf(conninfo_buf, sizeof(conninfo_buf), "host=127.0.0.1 port=%d user=postgres dbname=%s", port, dbname);
     return conninfo_buf;
 }
 
@@ -82,9 +81,7 @@ const char *ts_fresh_database(const char *dbname)
 {
     PGconn *conn = ts_connect(ts_conninfo("postgres"));
     /* Slots pin a database: drop those of a previous run first. */
-    ts_exec(conn,
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '%s'",
-            dbname);
+    ts_exec(conn, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '%s'", dbname);
     ts_exec(conn, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", dbname);
     ts_exec(conn, "CREATE DATABASE \"%s\"", dbname);
     PQfinish(conn);

@@ -18,10 +18,27 @@ typedef struct {
     size_t n;
 } W;
 static void w8(W *w, uint8_t v) { w->b[w->n++] = v; }
-static void w16(W *w, uint16_t v) { w8(w, (uint8_t)(v >> 8)); w8(w, (uint8_t)v); }
-static void w32(W *w, uint32_t v) { w16(w, (uint16_t)(v >> 16)); w16(w, (uint16_t)v); }
-static void w64(W *w, uint64_t v) { w32(w, (uint32_t)(v >> 32)); w32(w, (uint32_t)v); }
-static void wstr(W *w, const char *s) { size_t l = strlen(s) + 1; memcpy(w->b + w->n, s, l); w->n += l; }
+static void w16(W *w, uint16_t v)
+{
+    w8(w, (uint8_t)(v >> 8));
+    w8(w, (uint8_t)v);
+}
+static void w32(W *w, uint32_t v)
+{
+    w16(w, (uint16_t)(v >> 16));
+    w16(w, (uint16_t)v);
+}
+static void w64(W *w, uint64_t v)
+{
+    w32(w, (uint32_t)(v >> 32));
+    w32(w, (uint32_t)v);
+}
+static void wstr(W *w, const char *s)
+{
+    size_t l = strlen(s) + 1;
+    memcpy(w->b + w->n, s, l);
+    w->n += l;
+}
 
 /* cols: "t:text", "n", "u"; NULL-terminated */
 static void wtuple(W *w, const char *const *cols)
@@ -75,7 +92,11 @@ static WrStatus o_rel(void *c, const RelationVersion *rv, WrError *e)
     ((Rec *)c)->last_rel_covered_by = rv->revision_id;
     return WR_OK;
 }
-static WrStatus o_begin(void *c, const Revision *rev, WrError *e) { ((Rec *)c)->begins++; return WR_OK; }
+static WrStatus o_begin(void *c, const Revision *rev, WrError *e)
+{
+    ((Rec *)c)->begins++;
+    return WR_OK;
+}
 static WrStatus o_ctx(void *c, const Revision *rev, const RevisionContext *x, WrError *e)
 {
     Rec *r = c;
@@ -131,46 +152,75 @@ static void feed(Fix *f, W *w)
 static void begin(Fix *f, uint64_t lsn, uint32_t xid)
 {
     W w = {.n = 0};
-    w8(&w, 'B'); w64(&w, lsn); w64(&w, 1000); w32(&w, xid);
+    w8(&w, 'B');
+    w64(&w, lsn);
+    w64(&w, 1000);
+    w32(&w, xid);
     feed(f, &w);
 }
 static void commit(Fix *f, uint64_t lsn)
 {
     W w = {.n = 0};
-    w8(&w, 'C'); w8(&w, 0); w64(&w, lsn); w64(&w, lsn + 8); w64(&w, 1000);
+    w8(&w, 'C');
+    w8(&w, 0);
+    w64(&w, lsn);
+    w64(&w, lsn + 8);
+    w64(&w, 1000);
     feed(f, &w);
 }
 /* users(id key int, name text, secret text, seen text, doc text) */
 static void relation(Fix *f, const char *extra_col)
 {
     W w = {.n = 0};
-    w8(&w, 'R'); w32(&w, 16400); wstr(&w, "public"); wstr(&w, "users"); w8(&w, 'd');
+    w8(&w, 'R');
+    w32(&w, 16400);
+    wstr(&w, "public");
+    wstr(&w, "users");
+    w8(&w, 'd');
     w16(&w, extra_col ? 6 : 5);
     const char *names[] = {"id", "name", "secret", "seen", "doc", extra_col};
     for (int i = 0; i < (extra_col ? 6 : 5); i++) {
-        w8(&w, i == 0 ? 1 : 0); wstr(&w, names[i]); w32(&w, i == 0 ? 23 : 25); w32(&w, (uint32_t)-1);
+        w8(&w, i == 0 ? 1 : 0);
+        wstr(&w, names[i]);
+        w32(&w, i == 0 ? 23 : 25);
+        w32(&w, (uint32_t)-1);
     }
     feed(f, &w);
 }
 static void change_of(Fix *f, uint32_t relid, char type, const char *const *newc)
 {
     W w = {.n = 0};
-    w8(&w, (uint8_t)type); w32(&w, relid); w8(&w, 'N'); wtuple(&w, newc);
+    w8(&w, (uint8_t)type);
+    w32(&w, relid);
+    w8(&w, 'N');
+    wtuple(&w, newc);
     feed(f, &w);
 }
 static void change(Fix *f, char type, char oldkind, const char *const *oldc, const char *const *newc)
 {
     W w = {.n = 0};
-    w8(&w, (uint8_t)type); w32(&w, 16400);
-    if (oldkind) { w8(&w, (uint8_t)oldkind); wtuple(&w, oldc); }
-    if (newc) { w8(&w, 'N'); wtuple(&w, newc); }
+    w8(&w, (uint8_t)type);
+    w32(&w, 16400);
+    if (oldkind) {
+        w8(&w, (uint8_t)oldkind);
+        wtuple(&w, oldc);
+    }
+    if (newc) {
+        w8(&w, 'N');
+        wtuple(&w, newc);
+    }
     feed(f, &w);
 }
 static void context(Fix *f, const char *json)
 {
     W w = {.n = 0};
-    w8(&w, 'M'); w8(&w, 1); w64(&w, 77); wstr(&w, "walrev"); w32(&w, (uint32_t)strlen(json));
-    memcpy(w.b + w.n, json, strlen(json)); w.n += strlen(json);
+    w8(&w, 'M');
+    w8(&w, 1);
+    w64(&w, 77);
+    wstr(&w, "walrev");
+    w32(&w, (uint32_t)strlen(json));
+    memcpy(w.b + w.n, json, strlen(json));
+    w.n += strlen(json);
     feed(f, &w);
 }
 
@@ -183,8 +233,8 @@ static int setup(void **state)
     assert_int_equal(tracking_add(f->rules, RULE_UNTRACKED, "public.users.seen", &err), WR_OK);
     assert_int_equal(tracking_add(f->rules, RULE_EXCLUDE, "public.skip", &err), WR_OK);
     AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev"};
-    AssemblerOutput out = {.ctx = &f->rec, .relation = o_rel, .begin = o_begin, .context = o_ctx,
-                           .delta = o_delta, .commit = o_commit};
+    AssemblerOutput out = {
+        .ctx = &f->rec, .relation = o_rel, .begin = o_begin, .context = o_ctx, .delta = o_delta, .commit = o_commit};
     f->a = assembler_create(&cfg, &out);
     pgo_parser_init(&f->parser, 1, false);
     *state = f;
@@ -210,8 +260,8 @@ static void test_insert_update_delete_exact(void **state)
     change(f, 'U', 0, NULL, (const char *[]){"t:1", "t:anne", "t:pw1", "t:tue", "u", NULL});
     commit(f, 0x200);
     assert_string_equal(f->rec.log,
-        "ctx1 user:42;I [\"1\"] ctx1 [1:NULL->'1' 2:NULL->'ann' 3:NULL->NULL/f1 5:NULL->'bigdoc'];"
-        "ctx2 system:fixer;U [\"1\"] ctx2 [2:'ann'->'anne'];commit 1;");
+                        "ctx1 user:42;I [\"1\"] ctx1 [1:NULL->'1' 2:NULL->'ann' 3:NULL->NULL/f1 5:NULL->'bigdoc'];"
+                        "ctx2 system:fixer;U [\"1\"] ctx2 [2:'ann'->'anne'];commit 1;");
     assert_string_equal(f->rec.last_actor, "user:42");
     assert_int_equal(f->rec.last.n_insert, 1);
     assert_int_equal(f->rec.last.n_update, 1);
@@ -224,8 +274,8 @@ static void test_insert_update_delete_exact(void **state)
     change(f, 'D', 'K', (const char *[]){"t:1", "n", "n", "n", "n", NULL}, NULL);
     commit(f, 0x400);
     assert_string_equal(f->rec.log,
-        "U [\"1\"] ctx0 [3:NULL->NULL/f1];"
-        "D [\"1\"] ctx0 [1:'1'->NULL 2:'anne'->NULL 3:NULL->NULL/f1 5:'bigdoc'->NULL];commit 2;");
+                        "U [\"1\"] ctx0 [3:NULL->NULL/f1];"
+                        "D [\"1\"] ctx0 [1:'1'->NULL 2:'anne'->NULL 3:NULL->NULL/f1 5:'bigdoc'->NULL];commit 2;");
     assert_string_equal(f->rec.last_actor, "-:-");
     /* the chain links */
     uint8_t zero[32] = {0};
@@ -245,9 +295,9 @@ static void test_unknown_row_and_key_change(void **state)
            (const char *[]){"t:10", "t:zed", "t:s", "t:x", "t:d", NULL});
     commit(f, 0x200);
     assert_string_equal(f->rec.log,
-        "U [\"9\"] ctx0 old? [1:NULL->'9'/f2 2:NULL->'zed'/f2 3:NULL->NULL/f3];"
-        "D [\"9\"] ctx0 [1:'9'->NULL 2:'zed'->NULL 3:NULL->NULL/f1 5:NULL->NULL/f2];"
-        "I [\"10\"] ctx0 [1:NULL->'10' 2:NULL->'zed' 3:NULL->NULL/f1 5:NULL->'d'];commit 1;");
+                        "U [\"9\"] ctx0 old? [1:NULL->'9'/f2 2:NULL->'zed'/f2 3:NULL->NULL/f3];"
+                        "D [\"9\"] ctx0 [1:'9'->NULL 2:'zed'->NULL 3:NULL->NULL/f1 5:NULL->NULL/f2];"
+                        "I [\"10\"] ctx0 [1:NULL->'10' 2:NULL->'zed' 3:NULL->NULL/f1 5:NULL->'d'];commit 1;");
 }
 
 static void test_contexts_warnings_and_suppression(void **state)
@@ -323,8 +373,13 @@ static void test_known_revision_keeps_store_ids(void **state)
     Fix *f = *state;
     assembler_destroy(f->a);
     AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev"};
-    AssemblerOutput out = {.ctx = &f->rec, .relation = o_rel, .begin = o_begin, .context = o_ctx,
-                           .delta = o_delta, .commit = o_commit, .known_revision = o_known};
+    AssemblerOutput out = {.ctx = &f->rec,
+                           .relation = o_rel,
+                           .begin = o_begin,
+                           .context = o_ctx,
+                           .delta = o_delta,
+                           .commit = o_commit,
+                           .known_revision = o_known};
     f->a = assembler_create(&cfg, &out);
     uint8_t sum[32];
     memset(sum, 0xab, sizeof(sum));
@@ -359,7 +414,10 @@ static void test_protocol_errors(void **state)
 {
     Fix *f = *state;
     W w = {.n = 0};
-    w8(&w, 'I'); w32(&w, 16400); w8(&w, 'N'); wtuple(&w, (const char *[]){"t:1", NULL});
+    w8(&w, 'I');
+    w32(&w, 16400);
+    w8(&w, 'N');
+    wtuple(&w, (const char *[]){"t:1", NULL});
     PgoMessage m;
     WrError err = {0};
     assert_int_equal(pgo_parse_message(&f->parser, w.b, w.n, &m, &err), WR_OK);
@@ -394,8 +452,13 @@ static void test_relation_versions_keep_col_ids(void **state)
 static void message(Fix *f, const char *prefix, const char *json)
 {
     W w = {.n = 0};
-    w8(&w, 'M'); w8(&w, 1); w64(&w, 78); wstr(&w, prefix); w32(&w, (uint32_t)strlen(json));
-    memcpy(w.b + w.n, json, strlen(json)); w.n += strlen(json);
+    w8(&w, 'M');
+    w8(&w, 1);
+    w64(&w, 78);
+    wstr(&w, prefix);
+    w32(&w, (uint32_t)strlen(json));
+    memcpy(w.b + w.n, json, strlen(json));
+    w.n += strlen(json);
     feed(f, &w);
 }
 
@@ -403,10 +466,20 @@ static void message(Fix *f, const char *prefix, const char *json)
 static void ddl(Fix *f, const char *json)
 {
     W w = {.n = 0};
-    w8(&w, 'R'); w32(&w, 16500); wstr(&w, "walrev"); wstr(&w, "ddl_capture"); w8(&w, 'd'); w16(&w, 3);
+    w8(&w, 'R');
+    w32(&w, 16500);
+    wstr(&w, "walrev");
+    wstr(&w, "ddl_capture");
+    w8(&w, 'd');
+    w16(&w, 3);
     const char *names[] = {"id", "relid", "info"};
     const uint32_t types[] = {20, 26, 3802};
-    for (int i = 0; i < 3; i++) { w8(&w, i == 0); wstr(&w, names[i]); w32(&w, types[i]); w32(&w, (uint32_t)-1); }
+    for (int i = 0; i < 3; i++) {
+        w8(&w, i == 0);
+        wstr(&w, names[i]);
+        w32(&w, types[i]);
+        w32(&w, (uint32_t)-1);
+    }
     feed(f, &w);
     char info[4096];
     snprintf(info, sizeof(info), "t:%s", json);
@@ -436,9 +509,19 @@ static void test_rename_keeps_identity(void **state)
     assert_int_equal(f->rec.commits, 1);
     begin(f, 0x500, 702);
     W w = {.n = 0};
-    w8(&w, 'R'); w32(&w, 16400); wstr(&w, "public"); wstr(&w, "users"); w8(&w, 'd'); w16(&w, 5);
+    w8(&w, 'R');
+    w32(&w, 16400);
+    wstr(&w, "public");
+    wstr(&w, "users");
+    w8(&w, 'd');
+    w16(&w, 5);
     const char *names[] = {"id", "full_name", "secret", "seen", "doc"};
-    for (int i = 0; i < 5; i++) { w8(&w, i == 0); wstr(&w, names[i]); w32(&w, 25); w32(&w, (uint32_t)-1); }
+    for (int i = 0; i < 5; i++) {
+        w8(&w, i == 0);
+        wstr(&w, names[i]);
+        w32(&w, 25);
+        w32(&w, (uint32_t)-1);
+    }
     feed(f, &w);
     change(f, 'U', 0, NULL, (const char *[]){"t:1", "t:Ann", "n", "n", "t:d", NULL});
     commit(f, 0x600);
@@ -499,8 +582,16 @@ static void test_relation_version_covered_by_next_revision(void **state)
     /* public.skip's first version appears in a transaction that records nothing */
     begin(f, 0x300, 701);
     W w = {.n = 0};
-    w8(&w, 'R'); w32(&w, 16401); wstr(&w, "public"); wstr(&w, "skip"); w8(&w, 'd'); w16(&w, 1);
-    w8(&w, 1); wstr(&w, "k"); w32(&w, 23); w32(&w, (uint32_t)-1);
+    w8(&w, 'R');
+    w32(&w, 16401);
+    wstr(&w, "public");
+    wstr(&w, "skip");
+    w8(&w, 'd');
+    w16(&w, 1);
+    w8(&w, 1);
+    wstr(&w, "k");
+    w32(&w, 23);
+    w32(&w, (uint32_t)-1);
     feed(f, &w);
     change_of(f, 16401, 'I', (const char *[]){"t:5", NULL});
     commit(f, 0x400);
@@ -560,11 +651,16 @@ static WrStatus o_ddl_captured(void *c, const char *info, size_t len, WrError *e
 static void test_key_added_by_ddl_to_wide_table(void **state)
 {
     Fix *f = *state;
-    AssemblerOutput out = {.ctx = &f->rec, .relation = o_rel, .begin = o_begin, .context = o_ctx,
-                           .delta = o_delta, .commit = o_commit, .ddl_captured = o_ddl_captured};
+    AssemblerOutput out = {.ctx = &f->rec,
+                           .relation = o_rel,
+                           .begin = o_begin,
+                           .context = o_ctx,
+                           .delta = o_delta,
+                           .commit = o_commit,
+                           .ddl_captured = o_ddl_captured};
     HistoryLookup history = {.ctx = &f->rec, .scan_rows = o_scan};
-    AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev",
-                           .history = &history};
+    AssemblerConfig cfg = {
+        .rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev", .history = &history};
     assembler_destroy(f->a);
     f->a = assembler_create(&cfg, &out);
     scans = 0;
@@ -572,11 +668,19 @@ static void test_key_added_by_ddl_to_wide_table(void **state)
     enum { NCOLS = 40 };
     begin(f, 0x100, 700);
     W w = {.n = 0};
-    w8(&w, 'R'); w32(&w, 16600); wstr(&w, "public"); wstr(&w, "wide"); w8(&w, 'd'); w16(&w, NCOLS);
+    w8(&w, 'R');
+    w32(&w, 16600);
+    wstr(&w, "public");
+    wstr(&w, "wide");
+    w8(&w, 'd');
+    w16(&w, NCOLS);
     for (int i = 0; i < NCOLS; i++) {
         char name[8];
         snprintf(name, sizeof(name), "c%d", i);
-        w8(&w, i == 0); wstr(&w, name); w32(&w, 23); w32(&w, (uint32_t)-1);
+        w8(&w, i == 0);
+        wstr(&w, name);
+        w32(&w, 23);
+        w32(&w, (uint32_t)-1);
     }
     feed(f, &w);
     commit(f, 0x200);
@@ -587,8 +691,8 @@ static void test_key_added_by_ddl_to_wide_table(void **state)
         n += (size_t)snprintf(json + n, sizeof(json) - n, "%s[%d,\"c%d\"]", i ? "," : "", i + 1, i);
     n += (size_t)snprintf(json + n, sizeof(json) - n, "],\"attrs\":[");
     for (int i = 0; i < NCOLS; i++)
-        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s[%d,\"c%d\",23,-1,null,%s,%s,false]", i ? "," : "",
-                              i + 1, i, i < 2 ? "true" : "false", i < 2 ? "true" : "false");
+        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s[%d,\"c%d\",23,-1,null,%s,%s,false]", i ? "," : "", i + 1,
+                              i, i < 2 ? "true" : "false", i < 2 ? "true" : "false");
     snprintf(json + n, sizeof(json) - n,
              "],\"replident\":\"d\",\"nspname\":\"public\",\"relname\":\"wide\",\"persistence\":\"p\","
              "\"published\":true}");
@@ -621,9 +725,9 @@ static void test_key_change_keeps_unchanged_toast(void **state)
     change(f, 'U', 'K', (const char *[]){"t:1", "n", "n", "n", "n", NULL},
            (const char *[]){"t:2", "t:ann", "n", "n", "u", NULL});
     commit(f, 0x400);
-    assert_string_equal(f->rec.log,
-        "D [\"1\"] ctx0 [1:'1'->NULL 2:'ann'->NULL 3:NULL->NULL/f1 5:'a long document'->NULL];"
-        "I [\"2\"] ctx0 [1:NULL->'2' 2:NULL->'ann' 3:NULL->NULL/f1 5:NULL->'a long document'];commit 2;");
+    assert_string_equal(
+        f->rec.log, "D [\"1\"] ctx0 [1:'1'->NULL 2:'ann'->NULL 3:NULL->NULL/f1 5:'a long document'->NULL];"
+                    "I [\"2\"] ctx0 [1:NULL->'2' 2:NULL->'ann' 3:NULL->NULL/f1 5:NULL->'a long document'];commit 2;");
 }
 
 int main(void)

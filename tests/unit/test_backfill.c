@@ -49,13 +49,13 @@ static void sees_what_committed_before_it(void **state)
     (void)state;
     XidSnapshot s;
     assert_true(backfill_snapshot_parse("740:752:740,745,750", &s));
-    assert_true(backfill_snapshot_sees(&s, 3));     /* long finished */
-    assert_true(backfill_snapshot_sees(&s, 739));   /* below xmin */
-    assert_false(backfill_snapshot_sees(&s, 740));  /* xmin, the oldest still running */
-    assert_true(backfill_snapshot_sees(&s, 741));   /* finished, between xmin and xmax */
+    assert_true(backfill_snapshot_sees(&s, 3));    /* long finished */
+    assert_true(backfill_snapshot_sees(&s, 739));  /* below xmin */
+    assert_false(backfill_snapshot_sees(&s, 740)); /* xmin, the oldest still running */
+    assert_true(backfill_snapshot_sees(&s, 741));  /* finished, between xmin and xmax */
     assert_false(backfill_snapshot_sees(&s, 745));
     assert_true(backfill_snapshot_sees(&s, 751));
-    assert_false(backfill_snapshot_sees(&s, 752));  /* xmax: not yet assigned when taken */
+    assert_false(backfill_snapshot_sees(&s, 752)); /* xmax: not yet assigned when taken */
     assert_false(backfill_snapshot_sees(&s, 9000));
     free(s.xip);
 }
@@ -68,13 +68,13 @@ static void places_xids_in_their_epoch(void **state)
     XidSnapshot s;
     /* xmin in epoch 0 (0xFFFFFFF0), xmax in epoch 1 (5) */
     assert_true(backfill_snapshot_parse("4294967280:4294967301:4294967290,4294967299", &s));
-    assert_true(backfill_snapshot_sees(&s, 0xFFFFFFE0u));   /* epoch 0, below xmin */
-    assert_true(backfill_snapshot_sees(&s, 0xFFFFFFF5u));   /* epoch 0, finished */
-    assert_false(backfill_snapshot_sees(&s, 0xFFFFFFFAu));  /* epoch 0, in progress */
-    assert_true(backfill_snapshot_sees(&s, 1));             /* epoch 1, finished */
-    assert_false(backfill_snapshot_sees(&s, 3));            /* epoch 1, in progress */
-    assert_false(backfill_snapshot_sees(&s, 5));            /* epoch 1, xmax */
-    assert_false(backfill_snapshot_sees(&s, 100));          /* epoch 1, after */
+    assert_true(backfill_snapshot_sees(&s, 0xFFFFFFE0u));  /* epoch 0, below xmin */
+    assert_true(backfill_snapshot_sees(&s, 0xFFFFFFF5u));  /* epoch 0, finished */
+    assert_false(backfill_snapshot_sees(&s, 0xFFFFFFFAu)); /* epoch 0, in progress */
+    assert_true(backfill_snapshot_sees(&s, 1));            /* epoch 1, finished */
+    assert_false(backfill_snapshot_sees(&s, 3));           /* epoch 1, in progress */
+    assert_false(backfill_snapshot_sees(&s, 5));           /* epoch 1, xmax */
+    assert_false(backfill_snapshot_sees(&s, 100));         /* epoch 1, after */
     free(s.xip);
 }
 

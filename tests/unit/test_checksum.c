@@ -29,7 +29,8 @@ static void compute(Revision *rev, const char *value, const uint8_t *const *hash
     RevisionContext ctx = {.no = 1, .raw = "{\"actor\":{\"type\":\"u\",\"id\":\"1\"}}", .raw_len = 31};
     revhash_add_context(h, &ctx);
     AttributeDelta attrs[1] = {{.col_id = 2, .new_value = {value, value ? strlen(value) : 0}}};
-    ObjectDelta d = {.seq = 1, .relver = &rv, .op = DELTA_INSERT, .key = "[\"1\"]", .context_no = 1, .nattrs = 1, .attrs = attrs};
+    ObjectDelta d = {
+        .seq = 1, .relver = &rv, .op = DELTA_INSERT, .key = "[\"1\"]", .context_no = 1, .nattrs = 1, .attrs = attrs};
     revhash_add_delta(h, &d, hashes);
     revhash_finish(h, rev);
     memcpy(out, rev->checksum, 32);
@@ -62,12 +63,12 @@ static void test_every_field_counts(void **state)
     compute(&again, "hello", NULL, other);
     assert_memory_equal(ref, other, 32); /* deterministic */
 
-#define CHANGED(stmt)                                                                              \
-    do {                                                                                           \
-        Revision m = base();                                                                       \
-        stmt;                                                                                      \
-        compute(&m, "hello", NULL, other);                                                         \
-        assert_memory_not_equal(ref, other, 32);                                                   \
+#define CHANGED(stmt)                            \
+    do {                                         \
+        Revision m = base();                     \
+        stmt;                                    \
+        compute(&m, "hello", NULL, other);       \
+        assert_memory_not_equal(ref, other, 32); \
     } while (0)
     CHANGED(m.id = 8);
     CHANGED(m.xid = 901);
@@ -86,7 +87,7 @@ static void test_every_field_counts(void **state)
     assert_memory_not_equal(ref, other, 32);
     compute(&m, NULL, NULL, other); /* NULL differs from any value */
     assert_memory_not_equal(ref, other, 32);
-    compute(&m, "", NULL, other);   /* and from the empty string */
+    compute(&m, "", NULL, other); /* and from the empty string */
     assert_memory_not_equal(ref, other, 32);
 }
 

@@ -20,7 +20,7 @@
 static char tmpdir[256];
 static char path[512];
 
-static const char *env_vars[] = {"WALREV_SOURCE", "WALREV_HISTORY", "WALREV_SCHEMA", "WALREV_SLOT",
+static const char *env_vars[] = {"WALREV_SOURCE",      "WALREV_HISTORY",   "WALREV_SCHEMA", "WALREV_SLOT",
                                  "WALREV_PUBLICATION", "WALREV_LOG_LEVEL", "WALREV_FILE"};
 
 static int setup_dir(void **state)
@@ -179,10 +179,8 @@ static void test_every_key(void **state)
     assert_int_equal(cfg.row_cache_bytes, 64 * 1024 * 1024);
     assert_int_equal(cfg.slot_create_timeout_s, 0);
     assert_true(tracking_table_excluded(cfg.tracking, "public", "audit_x"));
-    assert_int_equal(tracking_column_mode(cfg.tracking, "public", "users", "last_seen"),
-                     TRACK_UNTRACKED);
-    assert_int_equal(tracking_column_mode(cfg.tracking, "public", "users", "password_hash"),
-                     TRACK_HIDDEN);
+    assert_int_equal(tracking_column_mode(cfg.tracking, "public", "users", "last_seen"), TRACK_UNTRACKED);
+    assert_int_equal(tracking_column_mode(cfg.tracking, "public", "users", "password_hash"), TRACK_HIDDEN);
     assert_true(tracking_allow_suppress(cfg.tracking));
     assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
     config_term(&cfg);
@@ -217,21 +215,17 @@ static void test_errors_name_file_and_line(void **state)
                  "2: [history] batch_max_revisions: 'lots' is not an integer");
     expect_error("[history]\nsynchronous_commit = local\n",
                  "2: [history] synchronous_commit: 'local' is not a boolean (true/false, yes/no, on/off, 1/0)");
-    expect_error("[history]\nbatch_max_ms = 12ms\n",
-                 "2: [history] batch_max_ms: '12ms' is not an integer");
+    expect_error("[history]\nbatch_max_ms = 12ms\n", "2: [history] batch_max_ms: '12ms' is not an integer");
     expect_error("[history]\npartition_revisions = 0\n",
                  "2: [history] partition_revisions: 0 is out of range [1, 1000000000]");
     expect_error("[history]\nretain = 2 years\n",
                  "2: [history] retain: '2 years' is not a period (e.g. 730 days, 12 hours)");
     expect_error("[history]\nretain = 40000d\n", "2: [history] retain: '40000d' is longer than 100 years");
-    expect_error("[history]\nretain_interval = 0\n",
-                 "2: [history] retain_interval: 0 is out of range [1, 86400]");
-    expect_error("[history]\nkeyframe_factor = 0\n",
-                 "2: [history] keyframe_factor: 0 is out of range [1, 1000]");
+    expect_error("[history]\nretain_interval = 0\n", "2: [history] retain_interval: 0 is out of range [1, 86400]");
+    expect_error("[history]\nkeyframe_factor = 0\n", "2: [history] keyframe_factor: 0 is out of range [1, 1000]");
     expect_error("[history]\nbatch_max_revisions = 99999999999999999999\n",
                  "2: [history] batch_max_revisions: '99999999999999999999' is not an integer");
-    expect_error("[worker]\nrow_cache_mb = -1\n",
-                 "2: [worker] row_cache_mb: -1 is out of range [0, 1048576]");
+    expect_error("[worker]\nrow_cache_mb = -1\n", "2: [worker] row_cache_mb: -1 is out of range [0, 1048576]");
     expect_error("[worker]\nslot_create_timeout = 86401\n",
                  "2: [worker] slot_create_timeout: 86401 is out of range [0, 86400]");
     expect_error("[worker]\nstatus_interval_ms = 5\n",
@@ -241,8 +235,7 @@ static void test_errors_name_file_and_line(void **state)
     expect_error("[tracking]\nallow_suppress = 2\n",
                  "2: [tracking] allow_suppress: '2' is not a boolean (true/false, yes/no, on/off, "
                  "1/0)");
-    expect_error("[log]\nlevel = loud\n",
-                 "2: [log] level: unknown level 'loud' (error, warn, info or debug)");
+    expect_error("[log]\nlevel = loud\n", "2: [log] level: unknown level 'loud' (error, warn, info or debug)");
     expect_error("[tracking]\n\nhidden = public.users\n",
                  "3: [tracking] hidden: hidden pattern 'public.users': expected "
                  "schema.table.column");
@@ -252,9 +245,8 @@ static void test_errors_name_file_and_line(void **state)
     expect_error("[source]\nthis line has no equals sign\n",
                  "2: syntax error (expected [section], key = value or a comment starting with "
                  "# or ;)");
-    expect_error("[source\nslot = a\n",
-                 "1: syntax error (expected [section], key = value or a comment starting with "
-                 "# or ;)");
+    expect_error("[source\nslot = a\n", "1: syntax error (expected [section], key = value or a comment starting with "
+                                        "# or ;)");
     /* The first error wins even when later lines are also wrong. */
     expect_error("[source]\nnope = 1\n[bad]\n", "2: unknown key 'nope' in [source]");
 }
@@ -279,8 +271,7 @@ static void test_missing_file(void **state)
     WrError err;
     config_init(&cfg);
     assert_int_equal(config_load_file(&cfg, "/nonexistent/walrev.conf", &err), WR_INVALID);
-    assert_string_equal(err.msg,
-                        "cannot open config file /nonexistent/walrev.conf: No such file or directory");
+    assert_string_equal(err.msg, "cannot open config file /nonexistent/walrev.conf: No such file or directory");
     config_term(&cfg);
 }
 
@@ -305,13 +296,13 @@ static void test_precedence(void **state)
     assert_int_equal(config_set_option(&cfg, "source", "slot", "flag_slot", &err), WR_OK);
     assert_int_equal(config_validate(&cfg, &err), WR_OK);
 
-    assert_string_equal(cfg.source_conninfo, "dbname=fromfile");     /* file only */
-    assert_string_equal(cfg.publication, "file_pub");                /* file only */
-    assert_string_equal(cfg.slot_name, "flag_slot");                 /* flag > env > file */
-    assert_string_equal(cfg.history_schema, "env_schema");           /* env > file */
-    assert_string_equal(cfg.history_conninfo, "dbname=envhistory");  /* env */
-    assert_int_equal(cfg.log_level, LOG_LEVEL_WARN);                 /* env > file */
-    assert_string_equal(cfg.file_path, "-");                         /* env > file */
+    assert_string_equal(cfg.source_conninfo, "dbname=fromfile");    /* file only */
+    assert_string_equal(cfg.publication, "file_pub");               /* file only */
+    assert_string_equal(cfg.slot_name, "flag_slot");                /* flag > env > file */
+    assert_string_equal(cfg.history_schema, "env_schema");          /* env > file */
+    assert_string_equal(cfg.history_conninfo, "dbname=envhistory"); /* env */
+    assert_int_equal(cfg.log_level, LOG_LEVEL_WARN);                /* env > file */
+    assert_string_equal(cfg.file_path, "-");                        /* env > file */
     config_term(&cfg);
     for (size_t i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++) unsetenv(env_vars[i]);
 }
@@ -324,9 +315,8 @@ static void test_env_errors(void **state)
     config_init(&cfg);
     setenv("WALREV_LOG_LEVEL", "chatty", 1);
     assert_int_equal(config_load_env(&cfg, &err), WR_INVALID);
-    assert_string_equal(err.msg,
-                        "environment WALREV_LOG_LEVEL: unknown level 'chatty' (error, warn, info or "
-                        "debug)");
+    assert_string_equal(err.msg, "environment WALREV_LOG_LEVEL: unknown level 'chatty' (error, warn, info or "
+                                 "debug)");
     unsetenv("WALREV_LOG_LEVEL");
     assert_int_equal(config_set_option(&cfg, "source", "nope", "1", &err), WR_INVALID);
     assert_string_equal(err.msg, "unknown key 'nope' in [source]");
@@ -347,8 +337,7 @@ static void test_validate(void **state)
     config_init(&cfg);
     assert_int_equal(config_set_option(&cfg, "source", "slot", "Bad-Slot", &err), WR_OK);
     assert_int_equal(config_validate(&cfg, &err), WR_INVALID);
-    assert_string_equal(err.msg,
-                        "slot name 'Bad-Slot' is not valid: use 1-63 lower-case letters, digits or _");
+    assert_string_equal(err.msg, "slot name 'Bad-Slot' is not valid: use 1-63 lower-case letters, digits or _");
     config_term(&cfg);
 
     config_init(&cfg);
@@ -377,12 +366,10 @@ static void test_redaction(void **state)
     (void)state;
     expect_redacted("host=db port=5433 dbname=app user=walrev password=s3cret",
                     "host=db port=5433 dbname=app user=walrev");
-    expect_redacted("password='s3cret word' host=db sslpassword=s3cret sslmode=require",
-                    "host=db sslmode=require");
+    expect_redacted("password='s3cret word' host=db sslpassword=s3cret sslmode=require", "host=db sslmode=require");
     expect_redacted("postgresql://walrev:s3cret@db:5432/app?sslmode=verify-full",
                     "host=db port=5432 dbname=app user=walrev sslmode=verify-full");
-    expect_redacted("dbname='my db' application_name=x options='-c x=s3cret'",
-                    "dbname='my db' application_name=x");
+    expect_redacted("dbname='my db' application_name=x options='-c x=s3cret'", "dbname='my db' application_name=x");
     expect_redacted("host=db password=s3cret unterminated='", "(unparsable conninfo)");
     expect_redacted("", "(defaults)");
     expect_redacted(NULL, "(none)");
@@ -420,7 +407,7 @@ static void test_actors(void **state)
     assert_string_equal(s->keys[0].name, "billing");
     assert_int_equal(s->keys[0].ipad[0], 0x11 ^ 0x36); /* the later key */
     assert_int_equal(s->keys[0].opad[15], 0x20 ^ 0x5c);
-    assert_int_equal(s->keys[0].ipad[16], 0x36);      /* zero-padded to the block */
+    assert_int_equal(s->keys[0].ipad[16], 0x36); /* zero-padded to the block */
     assert_string_equal(s->keys[1].name, "reports");
     assert_int_equal(s->keys[1].opad[31], 0xff ^ 0x5c);
     assert_int_equal(s->nroles, 2);
@@ -435,8 +422,9 @@ static void test_actors(void **state)
     assert_string_equal(cfg.actor_roles[0].actors[1], "service:billing");
     config_term(&cfg);
     /* errors name the line; the key itself never appears */
-    expect_error("[actors]\nkey.billing = 0102\n",
-                 "2: [actors] key.billing: the key must be 32 to 128 hex digits (16 to 64 bytes; `openssl rand -hex 32`)");
+    expect_error(
+        "[actors]\nkey.billing = 0102\n",
+        "2: [actors] key.billing: the key must be 32 to 128 hex digits (16 to 64 bytes; `openssl rand -hex 32`)");
     expect_error("[actors]\nkey.billing = 0102030405060708090a0b0c0d0e0fXY\n",
                  "2: [actors] key.billing: the key must be hex digits only");
     expect_error("[actors]\nrole.ops = team:ops,\n", "2: [actors] role.ops: '' is not an actor TYPE:ID or TYPE:*");

@@ -20,23 +20,20 @@
 #define MAX_REVS 16
 
 typedef struct {
-    SinkPosition open_pos;     /* what open reports */
-    bool async;                /* flush returns WR_AGAIN; each poll delivers one revision */
-    bool wants;                /* what wants_flush answers */
-    bool fail_delta;           /* write_delta fails */
-    Lsn committed[MAX_REVS];   /* end LSNs received, in order */
+    SinkPosition open_pos;   /* what open reports */
+    bool async;              /* flush returns WR_AGAIN; each poll delivers one revision */
+    bool wants;              /* what wants_flush answers */
+    bool fail_delta;         /* write_delta fails */
+    Lsn committed[MAX_REVS]; /* end LSNs received, in order */
     int ncommitted;
-    int nflushed;              /* of committed, how many a flush has sent */
-    int ndurable;              /* of committed, how many are durable */
+    int nflushed; /* of committed, how many a flush has sent */
+    int ndurable; /* of committed, how many are durable */
     int begins, deltas, contexts, relations, backfills, flushes, aborts;
-    Lsn recorded;              /* record_position's argument */
+    Lsn recorded; /* record_position's argument */
     bool in_revision;
 } MemSink;
 
-static MemSink *mem(Sink *s)
-{
-    return s->impl;
-}
+static MemSink *mem(Sink *s) { return s->impl; }
 
 static WrStatus m_open(Sink *s, SinkPosition *pos, WrError *err)
 {
@@ -142,21 +139,38 @@ static void m_abort(Sink *s)
     mem(s)->ncommitted = mem(s)->ndurable;
 }
 
-static void m_destroy(Sink *s)
-{
-    free(s); /* the MemSink itself belongs to the test */
-}
+static void m_destroy(Sink *s) { free(s); /* the MemSink itself belongs to the test */ }
 
 static const SinkOps g_ops = {
-    .name = "mem", .open = m_open, .write_relation = m_relation, .begin_revision = m_begin,
-    .write_context = m_context, .write_delta = m_delta, .commit_revision = m_commit, .flush = m_flush,
-    .poll = m_poll, .durable_lsn = m_durable, .wants_flush = m_wants, .write_backfill = m_backfill,
-    .record_position = m_record, .abort = m_abort, .destroy = m_destroy,
+    .name = "mem",
+    .open = m_open,
+    .write_relation = m_relation,
+    .begin_revision = m_begin,
+    .write_context = m_context,
+    .write_delta = m_delta,
+    .commit_revision = m_commit,
+    .flush = m_flush,
+    .poll = m_poll,
+    .durable_lsn = m_durable,
+    .wants_flush = m_wants,
+    .write_backfill = m_backfill,
+    .record_position = m_record,
+    .abort = m_abort,
+    .destroy = m_destroy,
 };
 static const SinkOps g_ops_holding = {
-    .name = "mem-holding", .open = m_open, .write_relation = m_relation, .begin_revision = m_begin,
-    .write_context = m_context, .write_delta = m_delta, .commit_revision = m_commit, .flush = m_flush,
-    .poll = m_poll, .durable_lsn = m_durable, .holds_batch_at_idle = true, .wants_flush = m_wants,
+    .name = "mem-holding",
+    .open = m_open,
+    .write_relation = m_relation,
+    .begin_revision = m_begin,
+    .write_context = m_context,
+    .write_delta = m_delta,
+    .commit_revision = m_commit,
+    .flush = m_flush,
+    .poll = m_poll,
+    .durable_lsn = m_durable,
+    .holds_batch_at_idle = true,
+    .wants_flush = m_wants,
     .destroy = m_destroy,
 };
 
@@ -326,8 +340,7 @@ static void skips_what_a_sink_holds(void **state)
 static void a_new_sink_joins(void **state)
 {
     (void)state;
-    MemSink a = {.open_pos = {.known = true, .durable_end_lsn = 0x500, .last_revision_id = 9,
-                              .last_checksum = {0xab}}};
+    MemSink a = {.open_pos = {.known = true, .durable_end_lsn = 0x500, .last_revision_id = 9, .last_checksum = {0xab}}};
     MemSink b = {.open_pos = EMPTY};
     WrError err = {0};
     SinkPosition start;
@@ -488,16 +501,23 @@ static WrStatus a_sync(Sink *s, WrError *err)
     return WR_OK;
 }
 
-static Lsn a_durable(Sink *s)
-{
-    return ((AwaitSink *)s->impl)->await.durable;
-}
+static Lsn a_durable(Sink *s) { return ((AwaitSink *)s->impl)->await.durable; }
 
 static const SinkOps g_ops_await = {
-    .name = "mem-await", .open = m_open, .write_relation = m_relation, .begin_revision = m_begin,
-    .write_context = m_context, .write_delta = m_delta, .commit_revision = m_commit, .flush = a_flush,
-    .poll = a_poll, .durable_lsn = a_durable, .holds_batch_at_idle = true, .wants_flush = m_wants,
-    .sync = a_sync, .destroy = m_destroy,
+    .name = "mem-await",
+    .open = m_open,
+    .write_relation = m_relation,
+    .begin_revision = m_begin,
+    .write_context = m_context,
+    .write_delta = m_delta,
+    .commit_revision = m_commit,
+    .flush = a_flush,
+    .poll = a_poll,
+    .durable_lsn = a_durable,
+    .holds_batch_at_idle = true,
+    .wants_flush = m_wants,
+    .sync = a_sync,
+    .destroy = m_destroy,
 };
 
 /* The queue alone: only a prefix of commits whose server position is
@@ -512,11 +532,11 @@ static void await_counts_only_flushed_commits(void **state)
     fanout_await_push(&a, 0x210, 1100);
     fanout_await_push(&a, 0x310, 1200);
     assert_int_equal(fanout_await_pending(&a), 3);
-    assert_int_equal(fanout_await_flushed(&a, 999), 0x50);  /* first commit not flushed yet */
+    assert_int_equal(fanout_await_flushed(&a, 999), 0x50);   /* first commit not flushed yet */
     assert_int_equal(fanout_await_flushed(&a, 1000), 0x110); /* exactly its position: durable */
     assert_int_equal(fanout_await_flushed(&a, 1199), 0x210);
     assert_int_equal(fanout_await_pending(&a), 1);
-    assert_int_equal(fanout_await_flushed(&a, 10), 0x210);   /* an older reading never moves it back */
+    assert_int_equal(fanout_await_flushed(&a, 10), 0x210); /* an older reading never moves it back */
     /* Prefix only: a later commit does not count before an earlier one. */
     fanout_await_push(&a, 0x410, 2000);
     fanout_await_push(&a, 0x510, 1500);

@@ -31,11 +31,11 @@ static char *fmt(const char *f, ...)
     return b.data ? b.data : xstrdup("");
 }
 
-#define EXPECT(want, ...)                                                                          \
-    do {                                                                                           \
-        char *got_ = fmt(__VA_ARGS__);                                                             \
-        assert_string_equal(got_, want);                                                           \
-        free(got_);                                                                                \
+#define EXPECT(want, ...)                \
+    do {                                 \
+        char *got_ = fmt(__VA_ARGS__);   \
+        assert_string_equal(got_, want); \
+        free(got_);                      \
     } while (0)
 
 /* hidden from the compiler, which would warn about a NULL %s */
@@ -164,9 +164,8 @@ static void test_signal_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quoted_values), cmocka_unit_test(test_bare_values),
-        cmocka_unit_test(test_numbers),       cmocka_unit_test(test_whole_line),
-        cmocka_unit_test(test_signal_line),
+        cmocka_unit_test(test_quoted_values), cmocka_unit_test(test_bare_values), cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_whole_line),    cmocka_unit_test(test_signal_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

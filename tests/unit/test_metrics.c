@@ -73,7 +73,8 @@ static void test_empty(void **state)
                  "walrev_errors_total{class=\"invalid\"} 0\nwalrev_errors_total{class=\"fatal\"} 0\n");
     expect_lines(t, "# TYPE walrev_history_batch_commit_duration_seconds",
                  "# TYPE walrev_history_batch_commit_duration_seconds histogram\n");
-    expect_lines(t, "walrev_history_batch_commit_duration_seconds_count", "walrev_history_batch_commit_duration_seconds_count 0\n");
+    expect_lines(t, "walrev_history_batch_commit_duration_seconds_count",
+                 "walrev_history_batch_commit_duration_seconds_count 0\n");
     free(t);
 }
 
@@ -113,10 +114,12 @@ static void test_values(void **state)
                  "walrev_sink_revisions_total{sink=\"history\"} 3\nwalrev_sink_revisions_total{sink=\"kafka\"} 2\n");
     expect_lines(t, "walrev_sink_changes_total",
                  "walrev_sink_changes_total{sink=\"history\"} 7\nwalrev_sink_changes_total{sink=\"kafka\"} 0\n");
-    expect_lines(t, "walrev_sink_written_bytes_total{sink=\"history\"}", "walrev_sink_written_bytes_total{sink=\"history\"} 1000\n");
+    expect_lines(t, "walrev_sink_written_bytes_total{sink=\"history\"}",
+                 "walrev_sink_written_bytes_total{sink=\"history\"} 1000\n");
     /* a sink whose position is not known yet has no sample */
     expect_lines(t, "walrev_sink_durable_lsn", "walrev_sink_durable_lsn{sink=\"history\"} 23803720\n");
-    expect_lines(t, "walrev_row_", "walrev_row_lookups_total 5\nwalrev_row_cache_hits_total 4\nwalrev_row_prefetched_total 0\n");
+    expect_lines(t, "walrev_row_",
+                 "walrev_row_lookups_total 5\nwalrev_row_cache_hits_total 4\nwalrev_row_prefetched_total 0\n");
     expect_lines(t, "walrev_retries_total", "walrev_retries_total 2\n");
     expect_lines(t, "walrev_quarantined_revisions_total", "walrev_quarantined_revisions_total 1\n");
     expect_lines(t, "walrev_reconcile_",
@@ -186,8 +189,8 @@ static void test_parse_listen(void **state)
     assert_true(metrics_parse_listen(":9187", h, sizeof(h), p, sizeof(p)));
     assert_string_equal(h, "");
     assert_true(metrics_parse_listen("localhost:65535", h, sizeof(h), p, sizeof(p)));
-    const char *bad[] = {"9187", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:x", "::1:9187",
-                         "[::1]9187", "[]:1", "h:123456", "h:-1"};
+    const char *bad[] = {"9187",     "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:x",
+                         "::1:9187", "[::1]9187", "[]:1",       "h:123456",        "h:-1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_false(metrics_parse_listen(bad[i], h, sizeof(h), p, sizeof(p)));
     /* too long for the buffers */

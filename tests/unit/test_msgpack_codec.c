@@ -68,10 +68,13 @@ static void test_delta_update_values(void **state)
         {.col_id = 2, .old_value = {"a", 1}, .new_value = {"b", 1}},
         {.col_id = 3, .old_value = {NULL, 0}, .new_value = {"", 0}},
         {.col_id = 5, .flags = ATTR_HIDDEN, .old_value = {"pw1", 3}, .new_value = {"pw2", 3}},
-        {.col_id = 6, .old_value = {"\x00\xff" "e", 3}, .new_value = {"caf\xc3\xa9", 5}},
+        {.col_id = 6,
+         .old_value = {"\x00\xff"
+                       "e",
+                       3},
+         .new_value = {"caf\xc3\xa9", 5}},
     };
-    ObjectDelta d = {.seq = 3, .relver = &RELVER, .op = DELTA_UPDATE, .key = "[\"42\"]",
-                     .nattrs = 4, .attrs = attrs};
+    ObjectDelta d = {.seq = 3, .relver = &RELVER, .op = DELTA_UPDATE, .key = "[\"42\"]", .nattrs = 4, .attrs = attrs};
     StrBuf b;
     strbuf_init(&b);
     mpc_encode_delta(&b, &rev, &d, NULL, 0);
@@ -105,7 +108,10 @@ static void test_delta_update_values(void **state)
     const msgpack_object *c3 = &changes->via.array.ptr[3];
     assert_int_equal(c3->via.map.ptr[3].val.type, MSGPACK_OBJECT_BIN); /* not UTF-8: bin, exact bytes */
     assert_int_equal(c3->via.map.ptr[3].val.via.bin.size, 3);
-    assert_memory_equal(c3->via.map.ptr[3].val.via.bin.ptr, "\x00\xff" "e", 3);
+    assert_memory_equal(c3->via.map.ptr[3].val.via.bin.ptr,
+                        "\x00\xff"
+                        "e",
+                        3);
     assert_int_equal(c3->via.map.ptr[4].val.type, MSGPACK_OBJECT_STR);
     msgpack_unpacked_destroy(&u);
     strbuf_free(&b);
@@ -115,11 +121,18 @@ static void test_delta_ops_and_context(void **state)
 {
     (void)state;
     Revision rev = make_revision();
-    RevisionContext ctx = {.no = 1, .actor_type = "user", .actor_id = "42",
+    RevisionContext ctx = {.no = 1,
+                           .actor_type = "user",
+                           .actor_id = "42",
                            .actor_json = "{\"type\":\"user\",\"id\":\"42\",\"name\":\"Ann\"}",
-                           .description = "approve invoice", .meta_json = "{\"ticket\":9}",
-                           .attested = true, .session_user = "app", .current_user = "app_team",
-                           .application_name = "billing", .strict_checked = true, .verified = true,
+                           .description = "approve invoice",
+                           .meta_json = "{\"ticket\":9}",
+                           .attested = true,
+                           .session_user = "app",
+                           .current_user = "app_team",
+                           .application_name = "billing",
+                           .strict_checked = true,
+                           .verified = true,
                            .verified_by = "role:app"};
     StrBuf packed;
     strbuf_init(&packed);
@@ -127,19 +140,19 @@ static void test_delta_ops_and_context(void **state)
 
     AttributeDelta ins[] = {{.col_id = 1, .new_value = {"42", 2}},
                             {.col_id = 5, .flags = ATTR_HIDDEN, .new_value = {"pw", 2}}};
-    ObjectDelta d = {.seq = 1, .relver = &RELVER, .op = DELTA_INSERT, .key = "[\"42\"]", .context_no = 1,
-                     .nattrs = 2, .attrs = ins};
+    ObjectDelta d = {
+        .seq = 1, .relver = &RELVER, .op = DELTA_INSERT, .key = "[\"42\"]", .context_no = 1, .nattrs = 2, .attrs = ins};
     StrBuf b;
     strbuf_init(&b);
     mpc_encode_delta(&b, &rev, &d, packed.data, packed.len);
     char *s = encode_to_json(&b);
     assert_non_null(strstr(s, "\"op\":\"insert\""));
-    assert_non_null(strstr(
-        s, "\"context\":{\"no\":1,\"actor\":{\"type\":\"user\",\"id\":\"42\",\"actor_json\":"
-           "\"{\\\"type\\\":\\\"user\\\",\\\"id\\\":\\\"42\\\",\\\"name\\\":\\\"Ann\\\"}\"},"
-           "\"description\":\"approve invoice\",\"meta_json\":\"{\\\"ticket\\\":9}\","
-           "\"attested\":true,\"db_session_user\":\"app\",\"db_current_user\":\"app_team\","
-           "\"application_name\":\"billing\",\"actor_verified\":true,\"verified_by\":\"role:app\"}"));
+    assert_non_null(strstr(s,
+                           "\"context\":{\"no\":1,\"actor\":{\"type\":\"user\",\"id\":\"42\",\"actor_json\":"
+                           "\"{\\\"type\\\":\\\"user\\\",\\\"id\\\":\\\"42\\\",\\\"name\\\":\\\"Ann\\\"}\"},"
+                           "\"description\":\"approve invoice\",\"meta_json\":\"{\\\"ticket\\\":9}\","
+                           "\"attested\":true,\"db_session_user\":\"app\",\"db_current_user\":\"app_team\","
+                           "\"application_name\":\"billing\",\"actor_verified\":true,\"verified_by\":\"role:app\"}"));
     /* insert: only "new"; hidden: neither */
     assert_non_null(strstr(s, "\"changes\":[{\"column\":\"id\",\"col_id\":1,\"flags\":0,\"new\":\"42\"},"
                               "{\"column\":\"secret\",\"col_id\":5,\"flags\":1}]"));
@@ -147,8 +160,13 @@ static void test_delta_ops_and_context(void **state)
 
     /* delete with unknown old values: only "old", nil, flag 2, old_unknown true */
     AttributeDelta del[] = {{.col_id = 2, .flags = ATTR_OLD_UNKNOWN}};
-    ObjectDelta dd = {.seq = 2, .relver = &RELVER, .op = DELTA_DELETE, .key = "[\"42\"]", .nattrs = 1,
-                      .attrs = del, .old_unknown = true};
+    ObjectDelta dd = {.seq = 2,
+                      .relver = &RELVER,
+                      .op = DELTA_DELETE,
+                      .key = "[\"42\"]",
+                      .nattrs = 1,
+                      .attrs = del,
+                      .old_unknown = true};
     strbuf_reset(&b);
     mpc_encode_delta(&b, &rev, &dd, NULL, 0);
     s = encode_to_json(&b);
@@ -159,8 +177,7 @@ static void test_delta_ops_and_context(void **state)
 
     /* snapshot: only "new" */
     AttributeDelta snap[] = {{.col_id = 3, .new_value = {"x", 1}}};
-    ObjectDelta ds = {.seq = 4, .relver = &RELVER, .op = DELTA_SNAPSHOT, .key = "[\"1\"]", .nattrs = 1,
-                      .attrs = snap};
+    ObjectDelta ds = {.seq = 4, .relver = &RELVER, .op = DELTA_SNAPSHOT, .key = "[\"1\"]", .nattrs = 1, .attrs = snap};
     strbuf_reset(&b);
     mpc_encode_delta(&b, &rev, &ds, NULL, 0);
     s = encode_to_json(&b);
@@ -189,14 +206,13 @@ static void test_truncate_exact_bytes(void **state)
     StrBuf hex;
     strbuf_init(&hex);
     for (size_t i = 0; i < b.len; i++) strbuf_appendf(&hex, "%02x", (unsigned char)b.data[i]);
-    assert_string_equal(hex.data,
-                        "8ba17601a474797065a564656c7461a26964a3372e31a87265766973696f6e84a26964"
-                        "07a3786964cd1092aa636f6d6d69745f6c736ea6312f32303030ab636f6d6d69745f74"
-                        "696d65cf00035d013b472240a3736571"
-                        "01a57461626c6584a6736368656d61a67075626c6963a46e616d65a461636374a572656c"
-                        "6964cd4000a776657273696f6e02a26f70a87472756e63617465a36b6579c0ab6f6c645f"
-                        "756e6b6e6f776ec2a7636f6e74657874c0a76368616e6765739"
-                        "0");
+    assert_string_equal(hex.data, "8ba17601a474797065a564656c7461a26964a3372e31a87265766973696f6e84a26964"
+                                  "07a3786964cd1092aa636f6d6d69745f6c736ea6312f32303030ab636f6d6d69745f74"
+                                  "696d65cf00035d013b472240a3736571"
+                                  "01a57461626c6584a6736368656d61a67075626c6963a46e616d65a461636374a572656c"
+                                  "6964cd4000a776657273696f6e02a26f70a87472756e63617465a36b6579c0ab6f6c645f"
+                                  "756e6b6e6f776ec2a7636f6e74657874c0a76368616e6765739"
+                                  "0");
     char *s = encode_to_json(&b);
     assert_non_null(strstr(s, "\"op\":\"truncate\",\"key\":null,"));
     assert_non_null(strstr(s, "\"changes\":[]"));
@@ -209,8 +225,12 @@ static void test_revision_message(void **state)
 {
     (void)state;
     Revision rev = make_revision();
-    RevisionContext ctx = {.no = 1, .actor_type = "service", .actor_id = "billing",
-                           .description = "nightly", .strict_checked = true, .verified = false,
+    RevisionContext ctx = {.no = 1,
+                           .actor_type = "service",
+                           .actor_id = "billing",
+                           .description = "nightly",
+                           .strict_checked = true,
+                           .verified = false,
                            .verified_by = "ignored when not verified"};
     rev.first_context = &ctx;
     rev.n_insert = 3;

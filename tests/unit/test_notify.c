@@ -129,8 +129,7 @@ static void test_errors(void **state)
     WrError err;
     setenv("NOTIFY_SOCKET", "/nonexistent/walrev/notify.sock", 1);
     assert_int_equal(notify_send("READY=1", &err), WR_FATAL);
-    assert_string_equal(err.msg,
-                        "NOTIFY_SOCKET=/nonexistent/walrev/notify.sock: send: No such file or directory");
+    assert_string_equal(err.msg, "NOTIFY_SOCKET=/nonexistent/walrev/notify.sock: send: No such file or directory");
     assert_false(notify_ready());
     setenv("NOTIFY_SOCKET", "vsock:2:1234", 1);
     assert_int_equal(notify_send("READY=1", &err), WR_FATAL);
@@ -173,10 +172,8 @@ static void test_watchdog_interval(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_path_socket),
-        cmocka_unit_test(test_abstract_socket),
-        cmocka_unit_test(test_no_socket_is_a_noop),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_path_socket),         cmocka_unit_test(test_abstract_socket),
+        cmocka_unit_test(test_no_socket_is_a_noop), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_watchdog_interval),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

@@ -35,50 +35,93 @@ typedef struct {
 } OutCase;
 
 static const OutCase CASES[] = {
-    {"aligned, NULL as --null text, empty string empty", 2, {"id", "name"}, {OID_INT4, OID_TEXT}, 3,
-     {{"1", "a"}, {"2", NULL}, {"10", ""}}, OUT_ALIGNED, "(null)",
+    {"aligned, NULL as --null text, empty string empty",
+     2,
+     {"id", "name"},
+     {OID_INT4, OID_TEXT},
+     3,
+     {{"1", "a"}, {"2", NULL}, {"10", ""}},
+     OUT_ALIGNED,
+     "(null)",
      " id |  name\n"
      "----+-------\n"
      "  1 | a\n"
      "  2 | (null)\n"
      " 10 | \n"
      "(3 rows)\n"},
-    {"aligned, NULL empty without --null (psql's default)", 2, {"id", "name"}, {OID_INT4, OID_TEXT}, 3,
-     {{"1", "a"}, {"2", NULL}, {"10", ""}}, OUT_ALIGNED, NULL,
+    {"aligned, NULL empty without --null (psql's default)",
+     2,
+     {"id", "name"},
+     {OID_INT4, OID_TEXT},
+     3,
+     {{"1", "a"}, {"2", NULL}, {"10", ""}},
+     OUT_ALIGNED,
+     NULL,
      " id | name\n"
      "----+-----\n"
      "  1 | a\n"
      "  2 | \n"
      " 10 | \n"
      "(3 rows)\n"},
-    {"aligned, wide and combining characters measured in cells", 2, {"v", "n"}, {OID_TEXT, OID_INT4}, 3,
-     {{"\xe6\x97\xa5\xe6\x9c\xac", "1"}, {"e\xcc\x81", "2"}, {"ab", "3"}}, OUT_ALIGNED, NULL,
+    {"aligned, wide and combining characters measured in cells",
+     2,
+     {"v", "n"},
+     {OID_TEXT, OID_INT4},
+     3,
+     {{"\xe6\x97\xa5\xe6\x9c\xac", "1"}, {"e\xcc\x81", "2"}, {"ab", "3"}},
+     OUT_ALIGNED,
+     NULL,
      "  v   | n\n"
      "------+--\n"
      " \xe6\x97\xa5\xe6\x9c\xac | 1\n"
      " e\xcc\x81    | 2\n"
      " ab   | 3\n"
      "(3 rows)\n"},
-    {"aligned, a newline shown as \\n and counted as two cells", 1, {"t"}, {OID_TEXT}, 2, {{"a\nb"}, {"x"}},
-     OUT_ALIGNED, "-",
+    {"aligned, a newline shown as \\n and counted as two cells",
+     1,
+     {"t"},
+     {OID_TEXT},
+     2,
+     {{"a\nb"}, {"x"}},
+     OUT_ALIGNED,
+     "-",
      "  t\n"
      "-----\n"
      " a\\nb\n"
      " x\n"
      "(2 rows)\n"},
-    {"aligned, one row, no rows", 1, {"id"}, {OID_INT4}, 1, {{"7"}}, OUT_ALIGNED, NULL,
+    {"aligned, one row, no rows",
+     1,
+     {"id"},
+     {OID_INT4},
+     1,
+     {{"7"}},
+     OUT_ALIGNED,
+     NULL,
      " id\n"
      "---\n"
      "  7\n"
      "(1 row)\n"},
-    {"csv, NULL empty and unquoted, empty string quoted", 2, {"id", "name"}, {OID_INT4, OID_TEXT}, 3,
-     {{"1", "a,b"}, {"2", NULL}, {"10", ""}}, OUT_CSV, "(null)",
+    {"csv, NULL empty and unquoted, empty string quoted",
+     2,
+     {"id", "name"},
+     {OID_INT4, OID_TEXT},
+     3,
+     {{"1", "a,b"}, {"2", NULL}, {"10", ""}},
+     OUT_CSV,
+     "(null)",
      "id,name\n"
      "1,\"a,b\"\n"
      "2,\n"
      "10,\"\"\n"},
-    {"json, null and numbers", 2, {"id", "name"}, {OID_INT4, OID_TEXT}, 3, {{"1", "a"}, {"2", NULL}, {"10", ""}},
-     OUT_JSON, "(null)",
+    {"json, null and numbers",
+     2,
+     {"id", "name"},
+     {OID_INT4, OID_TEXT},
+     3,
+     {{"1", "a"}, {"2", NULL}, {"10", ""}},
+     OUT_JSON,
+     "(null)",
      "[\n"
      "{\"id\":1,\"name\":\"a\"},\n"
      "{\"id\":2,\"name\":null},\n"
@@ -139,14 +182,16 @@ static void test_display_width(void **state)
     } W[] = {
         {"", 0},
         {"abc", 3},
-        {"\xe6\x97\xa5\xe6\x9c\xac", 4},         /* 日本: East Asian wide */
-        {"e\xcc\x81", 1},                       /* e + COMBINING ACUTE ACCENT */
-        {"\xc3\xa9", 1},                        /* é precomposed */
-        {"\xef\xbc\xa1", 2},                    /* FULLWIDTH LATIN CAPITAL A */
-        {"\xed\x95\x9c", 2},                    /* 한: Hangul syllable */
-        {"a\xe2\x80\x8b" "b", 2},               /* ZERO WIDTH SPACE */
-        {"a\nb", 4},                            /* printed as a\nb */
-        {"\xff", 1},                            /* a malformed byte: one cell */
+        {"\xe6\x97\xa5\xe6\x9c\xac", 4}, /* 日本: East Asian wide */
+        {"e\xcc\x81", 1},                /* e + COMBINING ACUTE ACCENT */
+        {"\xc3\xa9", 1},                 /* é precomposed */
+        {"\xef\xbc\xa1", 2},             /* FULLWIDTH LATIN CAPITAL A */
+        {"\xed\x95\x9c", 2},             /* 한: Hangul syllable */
+        {"a\xe2\x80\x8b"
+         "b",
+         2},         /* ZERO WIDTH SPACE */
+        {"a\nb", 4}, /* printed as a\nb */
+        {"\xff", 1}, /* a malformed byte: one cell */
     };
     for (size_t i = 0; i < sizeof W / sizeof W[0]; i++) {
         size_t got = out_display_width(W[i].text);

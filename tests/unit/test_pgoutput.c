@@ -315,8 +315,7 @@ typedef struct {
 } Sample;
 
 static const Sample samples[] = {
-    {mk_begin, 1, false, false, PGO_MSG_BEGIN,
-     "begin final_lsn=100000/16B3790 commit_time=757382400000000 xid=735"},
+    {mk_begin, 1, false, false, PGO_MSG_BEGIN, "begin final_lsn=100000/16B3790 commit_time=757382400000000 xid=735"},
     {mk_commit, 1, false, false, PGO_MSG_COMMIT,
      "commit flags=0 commit_lsn=0/16B3748 end_lsn=100000/16B3790 commit_time=757382400000000"},
     {mk_origin, 1, false, false, PGO_MSG_ORIGIN, "origin origin_lsn=0/16B3748 name='node\\'a'"},
@@ -328,19 +327,15 @@ static const Sample samples[] = {
     {mk_type, 1, false, false, PGO_MSG_TYPE, "type oid=16390 nsp='public' name='mood'"},
     {mk_type_stream, 2, false, true, PGO_MSG_TYPE, "type xid=901 oid=16390 nsp='' name='int4'"},
     {mk_insert, 1, false, false, PGO_MSG_INSERT, "insert rel=16385 new=(t:'1',n,u,b:\\x0a0b,t:'')"},
-    {mk_insert_stream, 2, false, true, PGO_MSG_INSERT,
-     "insert xid=902 rel=16385 new=(t:'a\\'b\\\\c\\x0a\\xff')"},
+    {mk_insert_stream, 2, false, true, PGO_MSG_INSERT, "insert xid=902 rel=16385 new=(t:'a\\'b\\\\c\\x0a\\xff')"},
     {mk_update_plain, 1, false, false, PGO_MSG_UPDATE, "update rel=16385 new=(t:'1',u)"},
-    {mk_update_key, 1, false, false, PGO_MSG_UPDATE,
-     "update rel=16385 key=(t:'1',n) new=(t:'2',t:'x')"},
+    {mk_update_key, 1, false, false, PGO_MSG_UPDATE, "update rel=16385 key=(t:'1',n) new=(t:'2',t:'x')"},
     {mk_update_old_stream, 4, true, true, PGO_MSG_UPDATE,
      "update xid=903 rel=16385 old=(t:'1',t:'old') new=(t:'1',t:'new')"},
     {mk_delete_key, 1, false, false, PGO_MSG_DELETE, "delete rel=16385 key=(t:'7',n)"},
     {mk_delete_old, 1, false, false, PGO_MSG_DELETE, "delete rel=16385 old=(b:\\x)"},
-    {mk_truncate, 1, false, false, PGO_MSG_TRUNCATE,
-     "truncate rels=(16385,16390) options=cascade,restart_identity"},
-    {mk_truncate_stream, 2, false, true, PGO_MSG_TRUNCATE,
-     "truncate xid=904 rels=(16385) options=none"},
+    {mk_truncate, 1, false, false, PGO_MSG_TRUNCATE, "truncate rels=(16385,16390) options=cascade,restart_identity"},
+    {mk_truncate_stream, 2, false, true, PGO_MSG_TRUNCATE, "truncate xid=904 rels=(16385) options=none"},
     {mk_message, 1, false, false, PGO_MSG_MESSAGE,
      "message transactional=true lsn=0/16B3748 prefix='walrev.ctx' content='{\"a\":\"b\"}'"},
     {mk_message_stream, 2, false, true, PGO_MSG_MESSAGE,
@@ -478,8 +473,7 @@ static void test_samples_trailing(void **state)
         w_u8(&w, 0);
         PgoParser p = sample_parser(s);
         char want[128];
-        snprintf(want, sizeof(want), "pgoutput %s: 1 trailing bytes at offset %zu",
-                 pgo_message_type_name(s->type), n);
+        snprintf(want, sizeof(want), "pgoutput %s: 1 trailing bytes at offset %zu", pgo_message_type_name(s->type), n);
         expect_error(&p, &w, want);
     }
 }
@@ -918,7 +912,6 @@ static void test_errors_exact(void **state)
     expect_error(&p, &w,
                  "pgoutput insert: truncated at offset 9: need 1 bytes for column kind, 0 remain "
                  "(new tuple, column 1)");
-
 }
 
 /* Markers, strings, counts and trailing bytes, with exact messages. */
@@ -1066,8 +1059,7 @@ static void test_copydata_xlogdata(void **state)
     assert_int_equal(pgo_parse_copydata(w.b, 0, &c, &err), WR_PROTOCOL);
     assert_string_equal(err.msg, "copydata: empty message at offset 0");
     assert_int_equal(pgo_parse_copydata(w.b, 12, &c, &err), WR_PROTOCOL);
-    assert_string_equal(err.msg,
-                        "copydata xlogdata: truncated at offset 9: need 8 bytes for walEnd, 3 remain");
+    assert_string_equal(err.msg, "copydata xlogdata: truncated at offset 9: need 8 bytes for walEnd, 3 remain");
 }
 
 static void test_copydata_keepalive(void **state)
@@ -1100,9 +1092,8 @@ static void test_copydata_keepalive(void **state)
         assert_int_equal(pgo_parse_copydata(copy, n, &c, &err), WR_PROTOCOL);
     }
     assert_int_equal(pgo_parse_copydata(w.b, 17, &c, &err), WR_PROTOCOL);
-    assert_string_equal(err.msg,
-                        "copydata keepalive: truncated at offset 17: need 1 bytes for replyRequested, "
-                        "0 remain");
+    assert_string_equal(err.msg, "copydata keepalive: truncated at offset 17: need 1 bytes for replyRequested, "
+                                 "0 remain");
 }
 
 static void test_copydata_unknown(void **state)
@@ -1124,13 +1115,11 @@ static void test_status_update(void **state)
     (void)state;
     uint8_t out[PGO_STATUS_UPDATE_SIZE];
     memset(out, 0xEE, sizeof(out));
-    size_t n = pgo_encode_status_update(out, UINT64_C(0x0102030405060708), LSN1, LSN2,
-                                        INT64_C(-2), true);
+    size_t n = pgo_encode_status_update(out, UINT64_C(0x0102030405060708), LSN1, LSN2, INT64_C(-2), true);
     assert_int_equal(n, 34);
-    const uint8_t want[34] = {'r',  0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
-                              0x00, 0x00, 0x00, 0x00, 0x01, 0x6B, 0x37, 0x48,
-                              0x00, 0x10, 0x00, 0x00, 0x01, 0x6B, 0x37, 0x90,
-                              0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE, 0x01};
+    const uint8_t want[34] = {'r',  0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x00, 0x00, 0x00,
+                              0x00, 0x01, 0x6B, 0x37, 0x48, 0x00, 0x10, 0x00, 0x00, 0x01, 0x6B, 0x37,
+                              0x90, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE, 0x01};
     assert_memory_equal(out, want, 34);
     n = pgo_encode_status_update(out, 0, 0, 0, 0, false);
     assert_int_equal(n, 34);
@@ -1173,8 +1162,7 @@ static void test_format_escapes(void **state)
     strbuf_init(&b);
     strbuf_append_str(&b, "> ");
     pgo_format_message(&m, &b); /* appends */
-    assert_string_equal(b.data,
-                        "> insert rel=7 new=(t:'\\x00\\x1f\\x7f \\'\\\\',b:\\x00ff10,t:'\\xc3\\xa9')");
+    assert_string_equal(b.data, "> insert rel=7 new=(t:'\\x00\\x1f\\x7f \\'\\\\',b:\\x00ff10,t:'\\xc3\\xa9')");
     strbuf_free(&b);
 
     /* Unknown truncate option bits and odd replica identity print as hex. */

@@ -56,7 +56,8 @@ static void drain(int fd, int *watchdogs, int *statuses, char *last_status, size
     ssize_t n;
     while ((n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) >= 0) {
         buf[n] = '\0';
-        if (strcmp(buf, "WATCHDOG=1") == 0) (*watchdogs)++;
+        if (strcmp(buf, "WATCHDOG=1") == 0)
+            (*watchdogs)++;
         else if (strncmp(buf, "STATUS=", 7) == 0) {
             (*statuses)++;
             size_t len = (size_t)n < size - 1 ? (size_t)n : size - 1;

@@ -14,7 +14,8 @@
 
 static void put32(StrBuf *b, uint32_t v)
 {
-    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v};
+    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
+                          (unsigned char)v};
     strbuf_append(b, (const char *)x, 4);
 }
 
@@ -84,16 +85,16 @@ typedef struct {
 
 /* The scenario every test folds: 3 columns. */
 static const In scenario[] = {
-    {"[\"1\"]", true, ' ', 0, {0}, 3, {"1", "a", "x"}},      /* keyframe row */
-    {"[\"1\"]", false, 'U', 1, {2}, 1, {"b"}},               /* update of b */
-    {"[\"1\"]", false, 'U', 2, {2, 3}, 2, {"c", NULL}},      /* update to NULL */
-    {"[\"2\"]", true, ' ', 0, {0}, 3, {"2", "k", "k"}},      /* keyframe row, then deleted */
+    {"[\"1\"]", true, ' ', 0, {0}, 3, {"1", "a", "x"}}, /* keyframe row */
+    {"[\"1\"]", false, 'U', 1, {2}, 1, {"b"}},          /* update of b */
+    {"[\"1\"]", false, 'U', 2, {2, 3}, 2, {"c", NULL}}, /* update to NULL */
+    {"[\"2\"]", true, ' ', 0, {0}, 3, {"2", "k", "k"}}, /* keyframe row, then deleted */
     {"[\"2\"]", false, 'D', 0, {0}, 0, {NULL}},
     {"[\"3\"]", false, 'I', 3, {1, 2, 3}, 3, {"3", "i", ""}}, /* insert: '' is not NULL */
-    {"[\"4\"]", false, 'U', 1, {3}, 1, {"u"}},               /* updates alone: unbased */
+    {"[\"4\"]", false, 'U', 1, {3}, 1, {"u"}},                /* updates alone: unbased */
     {"[\"5\"]", false, 'I', 3, {1, 2, 3}, 3, {"5", "p", "q"}},
     {"[\"5\"]", false, 'D', 0, {0}, 0, {NULL}},
-    {"[\"5\"]", false, 'I', 2, {1, 2}, 2, {"5", "r"}},       /* re-inserted without column 3 */
+    {"[\"5\"]", false, 'I', 2, {1, 2}, 2, {"5", "r"}}, /* re-inserted without column 3 */
 };
 static const char *const expected = "[\"1\"]:1|c|NULL;[\"3\"]:3|i|;~[\"4\"]:?|?|u;[\"5\"]:5|r|?;";
 

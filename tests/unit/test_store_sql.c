@@ -20,10 +20,17 @@ static void test_quote_ident(void **state)
     struct {
         const char *in, *out;
     } cases[] = {
-        {"walrev", "walrev"},     {"history_2", "history_2"}, {"_x", "_x"},
-        {"My Schema", "\"My Schema\""}, {"Walrev", "\"Walrev\""}, {"2abc", "\"2abc\""},
-        {"a\"b", "\"a\"\"b\""},   {"select", "\"select\""},   {"user", "\"user\""},
-        {"", "\"\""},             {"caf\xc3\xa9", "\"caf\xc3\xa9\""},
+        {"walrev", "walrev"},
+        {"history_2", "history_2"},
+        {"_x", "_x"},
+        {"My Schema", "\"My Schema\""},
+        {"Walrev", "\"Walrev\""},
+        {"2abc", "\"2abc\""},
+        {"a\"b", "\"a\"\"b\""},
+        {"select", "\"select\""},
+        {"user", "\"user\""},
+        {"", "\"\""},
+        {"caf\xc3\xa9", "\"caf\xc3\xa9\""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *q = store_quote_ident(cases[i].in);
@@ -91,8 +98,16 @@ static void test_copy_field(void **state)
 static void test_text_array(void **state)
 {
     (void)state;
-    Value vals[] = {V("plain"), VNULL, V(""), V("NULL"), V("say \"hi\""), V("back\\slash"),
-                    V("line\nbreak\ttab"), V("{a,b}"), V("caf\xc3\xa9"), V(" sp ")};
+    Value vals[] = {V("plain"),
+                    VNULL,
+                    V(""),
+                    V("NULL"),
+                    V("say \"hi\""),
+                    V("back\\slash"),
+                    V("line\nbreak\ttab"),
+                    V("{a,b}"),
+                    V("caf\xc3\xa9"),
+                    V(" sp ")};
     size_t n = sizeof(vals) / sizeof(vals[0]);
     StrBuf b;
     strbuf_init(&b);
@@ -126,10 +141,10 @@ static void test_bytea(void **state)
     uint8_t out[3];
     assert_true(bytea_hex_decode("\\x00AB7f", out, 3));
     assert_memory_equal(out, in, 3);
-    assert_false(bytea_hex_decode("\\x00ab", out, 3));    /* too short */
+    assert_false(bytea_hex_decode("\\x00ab", out, 3));     /* too short */
     assert_false(bytea_hex_decode("\\x00ab7f00", out, 3)); /* too long */
-    assert_false(bytea_hex_decode("\\x00ag7f", out, 3));  /* not hex */
-    assert_false(bytea_hex_decode("00ab7f", out, 3));     /* no \x */
+    assert_false(bytea_hex_decode("\\x00ag7f", out, 3));   /* not hex */
+    assert_false(bytea_hex_decode("00ab7f", out, 3));      /* no \x */
     assert_false(bytea_hex_decode(NULL, out, 3));
 }
 
@@ -206,9 +221,8 @@ static void test_binary_array(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quote_ident), cmocka_unit_test(test_render),
-        cmocka_unit_test(test_copy_field),  cmocka_unit_test(test_text_array),
-        cmocka_unit_test(test_bytea),       cmocka_unit_test(test_binary_array),
+        cmocka_unit_test(test_quote_ident), cmocka_unit_test(test_render), cmocka_unit_test(test_copy_field),
+        cmocka_unit_test(test_text_array),  cmocka_unit_test(test_bytea),  cmocka_unit_test(test_binary_array),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,7 +25,10 @@ static void test_sanitize(void **state)
 {
     (void)state;
     expect_sanitized("plain", 5, SIZE_MAX, "plain", 0);
-    expect_sanitized("a\0b", 3, SIZE_MAX, "a\xEF\xBF\xBD" "b", TEXT_HAD_NUL);
+    expect_sanitized("a\0b", 3, SIZE_MAX,
+                     "a\xEF\xBF\xBD"
+                     "b",
+                     TEXT_HAD_NUL);
     expect_sanitized("\xff}", 2, SIZE_MAX, "\xEF\xBF\xBD}", TEXT_HAD_INVALID);
     /* surrogate U+D800 and overlong '/' are ill-formed, as PostgreSQL says */
     expect_sanitized("\xED\xA0\x80", 3, SIZE_MAX, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD", TEXT_HAD_INVALID);
@@ -56,9 +59,12 @@ static void test_context_bounds(void **state)
     strbuf_init(&w);
 
     parse(&c, "{\"actor\":{\"type\":\"x\",\"id\":\"a\\u0000b\"},\"description\":\"d\\u0000e\"}", 0, &w);
-    assert_string_equal(c.actor_id.data, "a\xEF\xBF\xBD" "b");
-    assert_string_equal(c.actor_json.data, "{\"id\":\"a\xEF\xBF\xBD" "b\",\"type\":\"x\"}");
-    assert_string_equal(c.description.data, "d\xEF\xBF\xBD" "e");
+    assert_string_equal(c.actor_id.data, "a\xEF\xBF\xBD"
+                                         "b");
+    assert_string_equal(c.actor_json.data, "{\"id\":\"a\xEF\xBF\xBD"
+                                           "b\",\"type\":\"x\"}");
+    assert_string_equal(c.description.data, "d\xEF\xBF\xBD"
+                                            "e");
     assert_string_equal(w.data, "context: NUL characters in actor replaced by U+FFFD\n"
                                 "context: NUL characters in description replaced by U+FFFD\n");
 

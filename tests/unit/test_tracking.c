@@ -63,8 +63,7 @@ static void test_column_modes(void **state)
     (void)state;
     TrackingRules *r = tracking_create();
     WrError err;
-    assert_int_equal(tracking_add(r, RULE_HIDDEN, "public.users.password_hash, *.*.*secret*", &err),
-                     WR_OK);
+    assert_int_equal(tracking_add(r, RULE_HIDDEN, "public.users.password_hash, *.*.*secret*", &err), WR_OK);
     assert_int_equal(tracking_add(r, RULE_UNTRACKED, "public.users.last_seen", &err), WR_OK);
     assert_int_equal(tracking_column_mode(r, "public", "users", "password_hash"), TRACK_HIDDEN);
     assert_int_equal(tracking_column_mode(r, "app", "keys", "api_secret_v2"), TRACK_HIDDEN);
