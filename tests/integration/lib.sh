@@ -224,6 +224,38 @@ expect_history_once() {
 slot_idle() { [ "$(q "$DB" "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND active")" = 0 ]; }
 
 # expect_eq WHAT ACTUAL EXPECTED
+# Table-points (a test sets NP=0, LSN=() and TABLES, and defines W): `point`
+# records the LSN (LSN[NP]) and the live rows of every table of $TABLES that
+# exists, sorted, in $TEST_TMP/NP.TABLE; `snapshot_points` compares walrev's
+# snapshot of each at each point with them, byte for byte (failing on the
+# first difference), and sets EQUAL to the number compared.
+point() {
+  LSN[$NP]=$(current_lsn "$DB")
+  local t
+  for t in $TABLES; do
+    if [ "$(q "$DB" "SELECT to_regclass('$t') IS NOT NULL")" = t ]; then
+      $PSQL -d "$DB" -c "COPY (SELECT * FROM $t) TO STDOUT" | LC_ALL=C sort >"$TEST_TMP/$NP.$t"
+    else
+      rm -f "$TEST_TMP/$NP.$t"
+    fi
+  done
+  NP=$((NP + 1))
+}
+snapshot_points() {
+  EQUAL=0
+  local i t
+  for ((i = 0; i < NP; i++)); do
+    for t in $TABLES; do
+      [ -f "$TEST_TMP/$i.$t" ] || continue
+      W snapshot --at "${LSN[$i]}" --table "$t" 2>"$TEST_TMP/snap.err" | LC_ALL=C sort >"$TEST_TMP/$i.$t.walrev" ||
+        { cat "$TEST_TMP/snap.err" >&2; fail "snapshot of $t at point $i"; }
+      cmp -s "$TEST_TMP/$i.$t" "$TEST_TMP/$i.$t.walrev" ||
+        { diff "$TEST_TMP/$i.$t" "$TEST_TMP/$i.$t.walrev" >&2; fail "snapshot of $t at point $i differs from the live table"; }
+      EQUAL=$((EQUAL + 1))
+    done
+  done
+}
+
 expect_eq() {
   if [ "$2" != "$3" ]; then
     printf 'FAIL: %s\n--- expected\n%s\n--- actual\n%s\n' "$1" "$3" "$2" >&2

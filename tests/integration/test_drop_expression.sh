@@ -27,13 +27,6 @@ q $DB "INSERT INTO g (id, a) VALUES (3, 4); INSERT INTO gc (id, a) VALUES (3, 3)
 NP=0
 LSN=()
 TABLES="g gk gp gc"
-point() {
-  LSN[$NP]=$(current_lsn $DB)
-  for t in $TABLES; do
-    $PSQL -d $DB -c "COPY (SELECT * FROM $t) TO STDOUT" | LC_ALL=C sort >"$TEST_TMP/$NP.$t"
-  done
-  NP=$((NP + 1))
-}
 point                                                                                     # 0
 q $DB "ALTER TABLE g ALTER COLUMN b DROP EXPRESSION;
        ALTER TABLE gk ALTER COLUMN b DROP EXPRESSION;
@@ -44,17 +37,8 @@ q $DB "UPDATE g SET a = 10 WHERE id = 1; INSERT INTO g VALUES (4, 4, 99);
 STOP=$(current_lsn $DB)
 run_to "$STOP" "$TEST_TMP/run.log" --source "$SRC" --slot dropexpr
 
-equal=0
-for ((i = 0; i < NP; i++)); do
-  for t in $TABLES; do
-    W snapshot --at "${LSN[$i]}" --table "$t" 2>"$TEST_TMP/snap.err" | LC_ALL=C sort >"$TEST_TMP/$i.$t.walrev" ||
-      { cat "$TEST_TMP/snap.err" >&2; fail "snapshot of $t at point $i"; }
-    cmp -s "$TEST_TMP/$i.$t" "$TEST_TMP/$i.$t.walrev" ||
-      { diff "$TEST_TMP/$i.$t" "$TEST_TMP/$i.$t.walrev" >&2; fail "snapshot of $t at point $i differs from the live table"; }
-    equal=$((equal + 1))
-  done
-done
-expect_eq "table-points equal, byte for byte" "$equal" 12
+snapshot_points
+expect_eq "table-points equal, byte for byte" "$EQUAL" 12
 expect_eq "g after DROP EXPRESSION and an update of a: b kept its value" \
   "$(W snapshot --at "${LSN[2]}" --table g 2>/dev/null | LC_ALL=C sort)" \
 "1	10	2
