@@ -19,6 +19,23 @@
 #include "pgio/pgio.h"
 #include "sink/history_session.h"
 
+/* The statement both paths run: partition_ensure($1 = revision id) and the
+ * store's partition size. */
+static void ensure_sql(const HistorySink *h, StrBuf *q)
+{
+    strbuf_appendf(q,
+                   "SELECT %s.partition_ensure($1), (SELECT value::bigint FROM %s.store_info "
+                   "WHERE key = 'partition_revisions')",
+                   h->qschema, h->qschema);
+}
+
+/* Its answer: the first revision id no partition holds yet, and the size. */
+static void read_bounds(const PGresult *res, int64_t *until, int64_t *step)
+{
+    *until = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    *step = PQgetisnull(res, 0, 1) ? 1000000 : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+}
+
 /* partition_ensure(id) inside the current transaction (or autocommit); updates part_until/part_step. */
 static WrStatus ensure_now(HistorySink *h, int64_t id, WrError *err)
 {
@@ -27,16 +44,12 @@ static WrStatus ensure_now(HistorySink *h, int64_t id, WrError *err)
     const char *p[1] = {ids};
     StrBuf q;
     strbuf_init(&q);
-    strbuf_appendf(&q,
-                   "SELECT %s.partition_ensure($1), (SELECT value::bigint FROM %s.store_info "
-                   "WHERE key = 'partition_revisions')",
-                   h->qschema, h->qschema);
+    ensure_sql(h, &q);
     PGresult *res = NULL;
     WrStatus st = hsession_run(h, q.data, 1, p, "making the history store's next partition", &res, err);
     strbuf_free(&q);
     if (st != WR_OK) return st;
-    h->part_until = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    h->part_step = PQgetisnull(res, 0, 1) ? 1000000 : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    read_bounds(res, &h->part_until, &h->part_step);
     PQclear(res);
     return WR_OK;
 }
@@ -58,16 +71,13 @@ static bool ensure_outside_batch(HistorySink *h, int64_t id)
     const char *p[1] = {ids};
     StrBuf q;
     strbuf_init(&q);
-    strbuf_appendf(&q,
-                   "SELECT %s.partition_ensure($1), (SELECT value::bigint FROM %s.store_info "
-                   "WHERE key = 'partition_revisions')",
-                   h->qschema, h->qschema);
+    ensure_sql(h, &q);
     PGresult *res = NULL;
     bool ok = pgio_exec(h->conn, q.data, 1, p, &res);
     strbuf_free(&q);
     if (ok) {
-        int64_t until = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        int64_t step = PQgetisnull(res, 0, 1) ? 1000000 : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        int64_t until, step;
+        read_bounds(res, &until, &step);
         PQclear(res);
         ok = run_simple(h->conn, "COMMIT");
         if (ok) {
