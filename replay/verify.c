@@ -542,6 +542,22 @@ static WrStatus open_cursors(Walk *w, const char *qs)
         st = exec(&w->c, "SELECT to_regclass($1) IS NOT NULL", 1, qp, &res, "looking for quarantine");
         if (st == WR_OK) w->has_quarantine = PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
         PQclear(res);
+        res = NULL;
+    }
+    /* Pruned exactly at a quarantined revision: its parent is the anchor. */
+    StrBuf pruned_parent;
+    strbuf_init(&pruned_parent);
+    if (st == WR_OK && w->has_quarantine) {
+        strbuf_reset(&q);
+        strbuf_appendf(&q, "%s.prune", qs);
+        const char *pp[1] = {q.data};
+        st = exec(&w->c, "SELECT to_regclass($1) IS NOT NULL", 1, pp, &res, "looking for prune");
+        bool has_prune = st == WR_OK && PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
+        PQclear(res);
+        if (has_prune)
+            strbuf_appendf(&pruned_parent, "(SELECT pr.anchor FROM %s.prune pr WHERE pr.before_id = r.id)", qs);
+        else
+            strbuf_append_str(&pruned_parent, "NULL::bytea");
     }
     if (st == WR_OK) {
         strbuf_reset(&q);
@@ -557,10 +573,10 @@ static WrStatus open_cursors(Walk *w, const char *qs)
                            ", r.quarantined, q.revision_id IS NOT NULL, CASE WHEN r.quarantined AND "
                            "q.revision_id IS NOT NULL THEN q.xid = r.xid AND q.commit_lsn = r.commit_lsn "
                            "AND position('\\xc420'::bytea || r.checksum in q.raw) > 0 "
-                           "AND position('\\xc420'::bytea || coalesce((SELECT p.checksum FROM %s.revision p "
-                           "WHERE p.id = r.id - 1), decode(repeat('00', 32), 'hex')) in q.raw) > 0 END "
-                           "FROM %s.revision r LEFT JOIN %s.quarantine q ON q.revision_id = r.id ORDER BY r.id",
-                           qs, qs, qs);
+                           "AND position('\\xc420'::bytea || coalesce((SELECT p.checksum FROM %1$s.revision p "
+                           "WHERE p.id = r.id - 1), %2$s, decode(repeat('00', 32), 'hex')) in q.raw) > 0 END "
+                           "FROM %1$s.revision r LEFT JOIN %1$s.quarantine q ON q.revision_id = r.id ORDER BY r.id",
+                           qs, pruned_parent.data);
         else
             strbuf_appendf(&q, ", false, false, NULL::boolean FROM %s.revision r ORDER BY r.id", qs);
         st = open_cursor(&w->c, &w->rc, q.data, "revision");
@@ -603,6 +619,7 @@ static WrStatus open_cursors(Walk *w, const char *qs)
         st = open_cursor(&w->c, &w->vc, q.data, "relation_version");
     }
     strbuf_free(&q);
+    strbuf_free(&pruned_parent);
     return st;
 }
 

@@ -16,6 +16,8 @@ cat >"$TMP/walrev.conf" <<CONF
 [source]
 conninfo = $SRC
 slot = quar
+[history]
+partition_revisions = 2
 [file]
 path = $TMP/changes.mp
 [kafka]
@@ -26,9 +28,16 @@ W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 DECODE=/usr/bin/python3
 KD="$WALREV_SOURCE_DIR/tests/integration/kafka_decode.py"
 
-q $DB "CREATE TABLE item (id int PRIMARY KEY, note text)"
+q $DB "CREATE TABLE item (id int PRIMARY KEY, note text); CREATE TABLE pad (n int)"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 BASE=$(q $DB "$H SELECT max(id) FROM revision")
+# Partitions of 2 revisions: boundaries are the odd ids. The quarantined
+# revision (BASE + 3) is made odd so that a prune can cut exactly at it.
+if [ $((BASE % 2)) = 1 ]; then
+  q $DB "INSERT INTO pad VALUES (1)"
+  run_to "$(current_lsn $DB)" "$TMP/pad.log" -c "$TMP/walrev.conf"
+  BASE=$(q $DB "$H SELECT max(id) FROM revision")
+fi
 
 # Five transactions in one batch's reach; the third carries the poison value
 # and a context, and changes two rows.
@@ -153,3 +162,20 @@ expect_eq "another revision flagged with a copy of the raw form: verify exits 1 
 q $DB "$H UPDATE revision SET quarantined = false WHERE id = $((QR + 1)); DELETE FROM quarantine WHERE revision_id = $((QR + 1)); DROP TABLE q_saved"
 W verify >"$TMP/verify3.out" 2>&1 || { cat "$TMP/verify3.out"; fail "verify after restoring"; }
 pass "verify passes again once restored"
+
+# Pruned exactly at the quarantined revision: its parent is then the prune's
+# anchor, which its raw form must carry, and the chain still verifies.
+ANCHOR=$(q $DB "$H SELECT encode(checksum, 'hex') FROM revision WHERE id = $((QR - 1))")
+W prune --before "$QR" --apply >"$TMP/prune.out" 2>&1 || { cat "$TMP/prune.out"; fail "prune at the quarantined revision"; }
+expect_eq "pruned up to the quarantined revision, which is kept" \
+  "$(q $DB "$H SELECT (SELECT min(id) FROM revision), (SELECT count(*) FROM quarantine), (SELECT encode(anchor, 'hex') FROM prune)")" \
+  "$QR|1|$ANCHOR"
+rc=0; W verify >"$TMP/verify4.out" 2>&1 || rc=$?
+[ $rc = 0 ] || { cat "$TMP/verify4.out"; fail "verify after pruning at the quarantined revision exited $rc"; }
+expect_eq "verify passes from the anchor and still reports the quarantined revision" \
+  "$(grep -c "^quarantined: revision $QR " "$TMP/verify4.out")|$(grep -c "^verified $((N + 2 - QR)) revisions" "$TMP/verify4.out")" "1|1"
+q $DB "$H UPDATE prune SET anchor = decode(repeat('00', 32), 'hex')"
+rc=0; W verify >"$TMP/t5.out" 2>&1 || rc=$?
+expect_eq "an anchor that is not the raw form's parent fails verify at the quarantined revision" \
+  "$rc|$(grep -c "revision $QR: flagged quarantined but its quarantine row is not its own" "$TMP/t5.out")" "1|1"
+q $DB "$H UPDATE prune SET anchor = decode('$ANCHOR', 'hex')"
