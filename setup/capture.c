@@ -41,7 +41,8 @@ static const char ddl_capture_table_fmt[] =
 
 /* @s@: the quoted schema, @p@: the publication's name as a literal. Compared with prosrc on later runs. */
 static const char *ddl_capture_body_fmt =
-    " DECLARE r record; q text; fills jsonb; fa record; nd bigint; fv text; rw text; drops oid[]; BEGIN"
+    " DECLARE r record; q text; fills jsonb; fa record; nd bigint; fv text; rw text; drops oid[]; tys oid[];"
+    " retext boolean := false; BEGIN"
     /* sql_drop (walrev_capture_drop): a DROP DOMAIN, TYPE, FUNCTION, COLLATION,
      * ... CASCADE that dropped columns of tables that remain (no ALTER TABLE
      * names them: it is captured at its ddl_command_end) */
@@ -51,35 +52,60 @@ static const char *ddl_capture_body_fmt =
     "     WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND o.object_type = 'table column'"
     "     AND NOT o.is_temporary);"
     " END IF;"
+    /* ALTER TYPE, and ALTER TABLE ADD/DROP of a table whose row type is a
+     * column's type elsewhere: the types the command altered (a composite
+     * type and a table are named by their pg_class row) */
+    " IF TG_EVENT = 'ddl_command_end' AND (TG_TAG = 'ALTER TYPE' OR (TG_TAG = 'ALTER TABLE'"
+    "   AND pg_catalog.current_query() ~* '\\y(add|drop)\\y')) THEN"
+    "   tys := ARRAY(SELECT CASE WHEN d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass THEN d.objid"
+    "     ELSE (SELECT c.reltype FROM pg_catalog.pg_class c WHERE c.oid = d.objid) END"
+    "     FROM pg_catalog.pg_event_trigger_ddl_commands() d"
+    "     WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass OR (d.classid = 'pg_catalog.pg_class'::"
+    "pg_catalog.regclass AND d.object_type IN ('composite type', 'table', 'table column')));"
+    /* RENAME VALUE (an enum's label), ADD, DROP or ALTER ATTRIBUTE (a
+     * composite's fields), a column added to or dropped from a table used as
+     * a row type: every value of the type reads differently now, and of
+     * every type built on it, and no row change says so */
+    "   retext := TG_TAG = 'ALTER TABLE' OR pg_catalog.current_query() ~*"
+    "     '\\y(rename\\s+value|(add|drop|alter)\\s+attribute)\\y';"
+    " END IF;"
     /* the tables the command names, and the partitions of a partitioned one and
      * the INHERITS children of a parent, at any depth (an ALTER of a parent
      * changes them too, and is reported for the parent only) */
-    " FOR r IN SELECT x.objid, pg_catalog.bool_or(x.created) AS created FROM ("
-    "   SELECT d.objid, d.command_tag = 'CREATE TABLE' AS created FROM pg_catalog.pg_event_trigger_ddl_commands() d"
+    " FOR r IN SELECT x.objid, pg_catalog.bool_or(x.created) AS created,"
+    " pg_catalog.bool_or(x.dep) AS dep FROM ("
+    "   SELECT d.objid, d.command_tag = 'CREATE TABLE' AS created, false AS dep"
+    "   FROM pg_catalog.pg_event_trigger_ddl_commands() d"
     "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.object_type IN ('table', 'table column')"
     "   UNION ALL"
-    "   SELECT t.relid::pg_catalog.oid, false FROM pg_catalog.pg_event_trigger_ddl_commands() d,"
+    "   SELECT t.relid::pg_catalog.oid, false, false FROM pg_catalog.pg_event_trigger_ddl_commands() d,"
     "     pg_catalog.pg_partition_tree(d.objid) t"
     "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.object_type IN ('table', 'table column')"
     "     AND t.relid::pg_catalog.oid <> d.objid"
-    "   UNION ALL SELECT u, false FROM pg_catalog.unnest(drops) u"
-    "   UNION ALL SELECT u, false FROM pg_catalog.unnest(ARRAY(WITH RECURSIVE b(o) AS ("
+    "   UNION ALL SELECT u, false, false FROM pg_catalog.unnest(drops) u"
+    "   UNION ALL SELECT u, false, false FROM pg_catalog.unnest(ARRAY(WITH RECURSIVE b(o) AS ("
     "     SELECT i.inhrelid FROM pg_catalog.pg_event_trigger_ddl_commands() d JOIN pg_catalog.pg_inherits i"
     "     ON i.inhparent = d.objid WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
     "     AND d.object_type IN ('table', 'table column') AND TG_EVENT = 'ddl_command_end'"
     "     UNION SELECT i.inhrelid FROM b JOIN pg_catalog.pg_inherits i ON i.inhparent = b.o) SELECT o FROM b)) u"
-    /* ALTER TYPE: the tables with a column of the type (or of its array, or
-     * of a domain over it), and the typed tables made OF it (a DROP ATTRIBUTE
-     * ... CASCADE drops their column; no ALTER TABLE names them) */
-    "   UNION ALL SELECT DISTINCT c.oid, false FROM pg_catalog.pg_event_trigger_ddl_commands() d"
-    "     JOIN pg_catalog.pg_type t ON d.objid IN (t.oid, t.typelem, t.typbasetype)"
-    "     JOIN pg_catalog.pg_attribute a ON a.atttypid = t.oid AND a.attnum > 0 AND NOT a.attisdropped"
-    "     JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
-    "     WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND c.relkind IN ('r', 'p')"
-    "     AND TG_EVENT = 'ddl_command_end'"
-    "   UNION ALL SELECT c.oid, false FROM pg_catalog.pg_event_trigger_ddl_commands() d JOIN pg_catalog.pg_class c"
-    "     ON c.reloftype = d.objid WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass"
-    "     AND c.relkind IN ('r', 'p') AND TG_EVENT = 'ddl_command_end') x"
+    /* the tables with a column of an altered type, or of a type built on it
+     * (its array, a domain over it, a composite or row type with a field of
+     * it, a range of it), at any depth */
+    "   UNION ALL SELECT DISTINCT c.oid, false, true FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c"
+    "     ON c.oid = a.attrelid WHERE tys IS NOT NULL AND c.relkind IN ('r', 'p') AND a.attnum > 0"
+    "     AND NOT a.attisdropped AND a.atttypid = ANY (ARRAY(WITH RECURSIVE e(base, dep) AS ("
+    "       SELECT t.typelem, t.oid FROM pg_catalog.pg_type t WHERE t.typelem <> 0"
+    "       UNION ALL SELECT t.typbasetype, t.oid FROM pg_catalog.pg_type t WHERE t.typbasetype <> 0"
+    "       UNION ALL SELECT a2.atttypid, c2.reltype FROM pg_catalog.pg_attribute a2 JOIN pg_catalog.pg_class c2"
+    "         ON c2.oid = a2.attrelid WHERE c2.reltype <> 0 AND a2.attnum > 0 AND NOT a2.attisdropped"
+    "       UNION ALL SELECT g.rngsubtype, g.rngtypid FROM pg_catalog.pg_range g"
+    "       UNION ALL SELECT g.rngtypid, g.rngmultitypid FROM pg_catalog.pg_range g),"
+    "     ty(o) AS (SELECT u FROM pg_catalog.unnest(tys) u UNION SELECT e.dep FROM ty JOIN e ON e.base = ty.o)"
+    "     SELECT o FROM ty))"
+    /* the typed tables made OF an altered type (a DROP ATTRIBUTE ... CASCADE
+     * drops their column; no ALTER TABLE names them) */
+    "   UNION ALL SELECT c.oid, false, false FROM pg_catalog.pg_class c"
+    "     WHERE c.reloftype = ANY (tys) AND c.relkind IN ('r', 'p')) x"
     "   GROUP BY x.objid LOOP"
     /* a rewrite that filled in defaults (walrev_capture_rewrite marked it):
      * a domain's default is no column default and no missing value, and a
@@ -122,11 +148,8 @@ static const char *ddl_capture_body_fmt =
      * (pgoutput leaves generated columns out): the rows follow as well */
     "   IF TG_EVENT = 'ddl_command_end' AND NOT r.created"
     "     AND pg_catalog.current_query() ~* '\\ydrop\\s+expression\\y' THEN rw := 'rewrite_row'; END IF;"
-    /* ALTER TYPE ... RENAME VALUE (an enum's label), DROP or ALTER ATTRIBUTE
-     * (a composite's fields): every value of the type reads differently now,
-     * and no row change says so */
-    "   IF TG_TAG = 'ALTER TYPE' AND pg_catalog.current_query() ~*"
-    "     '\\y(rename\\s+value|drop\\s+attribute|alter\\s+attribute)\\y' THEN rw := 'rewrite_row'; END IF;"
+    /* values that read differently now (retext, above): the rows follow */
+    "   IF retext AND (r.dep OR TG_TAG = 'ALTER TYPE') THEN rw := 'rewrite_row'; END IF;"
     "   INSERT INTO @s@.ddl_capture (relid, info)"
     "   SELECT c.oid, pg_catalog.jsonb_build_object('relid', c.oid::pg_catalog.int8,"
     "     'nspname', n.nspname, 'relname', c.relname, 'persistence', c.relpersistence, 'kind', c.relkind,"
