@@ -104,16 +104,33 @@ static WrStatus need_no_pos(ReplayCtx *ctx, const AuditArgs *a, const char *cmd,
     "AND %1$s.change_pos(d.revision_id, d.seq) >= iv.lo AND %1$s.change_pos(d.revision_id, d.seq) < iv.hi"
 
 /*
+ * A parent's members (partitions, INHERITS children) that were unlogged
+ * while below it in the states after revisions from..to (to < 0: the
+ * newest) are an error naming them: the parent's history lacks their rows.
+ */
+static WrStatus members_logged(ReplayCtx *ctx, uint32_t relid, int64_t from, int64_t to, WrError *err)
+{
+    if (to < 0) {
+        Point last;
+        if (rq_newest(ctx, &last, err) != WR_OK) return err->status;
+        to = last.rev;
+    }
+    return rq_members_logged(ctx, relid, from, to, err);
+}
+
+/*
  * --table and --key into relid and stored key; the key must have a recorded
  * change (for a partitioned table, *parent=true: in one of its partitions
- * while it was one).
+ * while it was one, none of them unlogged then in the states after
+ * revisions from..to, to < 0 the newest).
  */
-static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, uint32_t *relid, char **key, bool *parent,
-                               WrError *err)
+static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, int64_t from, int64_t to, uint32_t *relid,
+                               char **key, bool *parent, WrError *err)
 {
     if (a->ntables != 1 || !a->key) return rq_usage(ctx, err, "%s needs --table T and --key K", ctx->cmd);
     if (rq_resolve_table(ctx, a->tables[0], relid, err) != WR_OK) return err->status;
     if (rq_has_members(ctx, *relid, parent, err) != WR_OK) return err->status;
+    if (*parent && members_logged(ctx, *relid, from, to, err) != WR_OK) return err->status;
     if (rq_parse_key(a->key, key, err) != WR_OK) return err->status;
     char rel[16];
     rq_oid_text(*relid, rel);
@@ -195,6 +212,9 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         uint32_t relid;
         if ((st = rq_resolve_table(ctx, a.tables[0], &relid, err)) != WR_OK) goto done;
         if ((st = rq_has_members(ctx, relid, &parent, err)) != WR_OK) goto done;
+        if (parent && (st = members_logged(ctx, relid, since[0] ? strtoll(since, NULL, 10) : 0,
+                                           until[0] ? strtoll(until, NULL, 10) : -1, err)) != WR_OK)
+            goto done;
         rq_oid_text(relid, rel);
     }
     if (a.key) {
@@ -326,8 +346,10 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     char *key = NULL;
     bool parent = false;
     char since[24], until[24], limit[24];
-    if (resolve_object(ctx, &a, &relid, &key, &parent, err) != WR_OK ||
-        resolve_range(ctx, &a, since, until, err) != WR_OK || parse_limit(ctx, &a, limit, err) != WR_OK) {
+    if (resolve_range(ctx, &a, since, until, err) != WR_OK ||
+        resolve_object(ctx, &a, since[0] ? strtoll(since, NULL, 10) : 0, until[0] ? strtoll(until, NULL, 10) : -1,
+                       &relid, &key, &parent, err) != WR_OK ||
+        parse_limit(ctx, &a, limit, err) != WR_OK) {
         free(key);
         return err->status;
     }
@@ -389,8 +411,8 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     char *key = NULL;
     bool parent = false;
     Point pt;
-    WrStatus st = resolve_object(ctx, &a, &relid, &key, &parent, err);
-    if (st == WR_OK) st = a.at ? rq_resolve_point(ctx, a.at, &pt, err) : rq_newest(ctx, &pt, err);
+    WrStatus st = a.at ? rq_resolve_point(ctx, a.at, &pt, err) : rq_newest(ctx, &pt, err);
+    if (st == WR_OK) st = resolve_object(ctx, &a, pt.rev, pt.rev, &relid, &key, &parent, err);
     if (st != WR_OK) {
         free(key);
         return st;
@@ -472,7 +494,11 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (a.ntables) {
         for (int i = 0; i < a.ntables; i++) {
             uint32_t relid;
-            if (rq_resolve_table(ctx, a.tables[i], &relid, err) != WR_OK) {
+            bool parent = false;
+            if (rq_resolve_table(ctx, a.tables[i], &relid, err) != WR_OK ||
+                rq_has_members(ctx, relid, &parent, err) != WR_OK ||
+                (parent && (rq_members_logged(ctx, relid, p1.rev, p1.rev, err) != WR_OK ||
+                            rq_members_logged(ctx, relid, p2.rev, p2.rev, err) != WR_OK))) {
                 strbuf_free(&ids);
                 return err->status;
             }

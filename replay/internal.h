@@ -112,6 +112,10 @@ WrStatus rq_is_partitioned(ReplayCtx *ctx, uint32_t relid, bool *partitioned, Wr
 /* Does relid answer for other tables' rows: partitioned, or an INHERITS parent at some point (the table log
  * says so)? Then its history is its members' (member_intervals), its own included when it has rows. */
 WrStatus rq_has_members(ReplayCtx *ctx, uint32_t relid, bool *members, WrError *err) WR_MUSTCHECK;
+/* An error naming a table below parent relid (partition or INHERITS child, any depth) that was unlogged
+ * while below it in the state after some revision from `from` to `to`: the parent's rows and history
+ * would lack its rows (members_logged() in replay.sql). WR_OK when there is none. */
+WrStatus rq_members_logged(ReplayCtx *ctx, uint32_t relid, int64_t from, int64_t to, WrError *err) WR_MUSTCHECK;
 /* Is relid an INHERITS parent with a child after revision rev (SELECT * FROM it shows the child's rows)? */
 WrStatus rq_inherits_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, bool *parent, WrError *err) WR_MUSTCHECK;
 /* A --key argument to the stored key form: 42 -> ["42"]; a JSON array is re-encoded compactly. Caller frees. */

@@ -414,6 +414,19 @@ WrStatus rq_has_members(ReplayCtx *ctx, uint32_t relid, bool *members, WrError *
     return WR_OK;
 }
 
+WrStatus rq_members_logged(ReplayCtx *ctx, uint32_t relid, int64_t from, int64_t to, WrError *err)
+{
+    PGresult *res = rq_execf(ctx->hist, err, "SELECT %s.members_logged(%u, %lld, %lld)", ctx->schema_q, relid,
+                             (long long)from, (long long)to);
+    if (!res) {
+        /* 55000 is members_logged's own: a fact of the history, not a failure of the store */
+        if (strcmp(err->sqlstate, "55000") == 0) err->status = WR_INVALID;
+        return err->status;
+    }
+    PQclear(res);
+    return WR_OK;
+}
+
 WrStatus rq_inherits_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, bool *parent, WrError *err)
 {
     /* the cheap test first: most tables never were a parent */

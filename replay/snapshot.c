@@ -771,6 +771,12 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             }
             if (parent) rv.relkind = 'i';
         }
+        /* a partition or child logical decoding cannot see: the parent's rows would lack its rows */
+        if ((rv.relkind == 'p' || rv.relkind == 'i') &&
+            (st = rq_members_logged(ctx, relids[i], pt.rev, pt.rev, err)) != WR_OK) {
+            relversion_term(&rv);
+            break;
+        }
         FILE *f = ctx->out;
         char *path = NULL;
         if (outdir) {

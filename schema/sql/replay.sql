@@ -1129,6 +1129,60 @@ RETURNS SETOF oid LANGUAGE sql STABLE AS $fn$
     ORDER BY 1
 $fn$;
 
+-- members_logged(parent, R1, R2): raises an error naming a table below a
+-- partitioned table or an INHERITS parent (at any depth) that was unlogged
+-- while below it in the state after some revision from R1 to R2 (R1 = R2:
+-- one point). Logical decoding sees none of its rows, so the parent's rows
+-- (SELECT * FROM it includes them) and its history would be silently
+-- incomplete. A partition made LOGGED again (its rows then come as a
+-- baseline) or detached no longer counts from there. Named schema-qualified,
+-- with the revision from which it counts and its direct parent.
+CREATE OR REPLACE FUNCTION @schema@.members_logged(p_relid oid, p_from bigint, p_to bigint) RETURNS void
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    u   record;
+    pn  text;
+    dn  text;
+BEGIN
+    SELECT x.relid, x.nspname, x.relname, x.parent, x.inherits,
+           greatest(floor(x.lo / 4294967296)::bigint, p_from) AS rev
+      INTO u
+      FROM (SELECT e.relid, e.nspname, e.relname, e.parent, e.inherits, greatest(m.lo, e.lo) AS lo
+              FROM @schema@.member_intervals(p_relid) m
+              JOIN (SELECT v.relid, v.event, v.nspname, v.relname, v.parent, v.inherits,
+                           @schema@.change_pos(v.revision_id, v.seq) AS lo,
+                           coalesce(lead(@schema@.change_pos(v.revision_id, v.seq))
+                                    OVER (PARTITION BY v.relid ORDER BY v.revision_id, v.seq), 'Infinity') AS hi
+                      FROM @schema@.table_event v WHERE v.relid IN (SELECT i.relid FROM @schema@.member_intervals(p_relid) i)) e
+                ON e.relid = m.relid AND e.event = 'unlogged'
+             WHERE m.relkind = 'r' AND m.relid <> p_relid
+               AND greatest(m.lo, e.lo) < least(m.hi, e.hi)
+               AND greatest(m.lo, e.lo) < @schema@.change_pos(p_to + 1, 0)
+               AND least(m.hi, e.hi) >= @schema@.change_pos(p_from + 1, 0)) x
+     ORDER BY x.lo LIMIT 1;
+    IF u.relid IS NULL THEN
+        RETURN;
+    END IF;
+    -- names as of then: the asked-for parent's, and the direct parent's
+    SELECT quote_ident(e.nspname) || '.' || quote_ident(e.relname) INTO pn FROM @schema@.table_event e
+     WHERE e.relid = p_relid AND e.event <> 'drop' AND e.revision_id <= greatest(u.rev, p_to)
+     ORDER BY e.revision_id DESC, e.seq DESC LIMIT 1;
+    SELECT quote_ident(e.nspname) || '.' || quote_ident(e.relname) INTO dn FROM @schema@.table_event e
+     WHERE e.relid = coalesce(u.parent, u.inherits[1]) AND e.event <> 'drop' AND e.revision_id <= greatest(u.rev, p_to)
+     ORDER BY e.revision_id DESC, e.seq DESC LIMIT 1;
+    pn := coalesce(pn, p_relid::text);
+    dn := coalesce(dn, pn);
+    IF u.parent IS NOT NULL THEN
+        RAISE EXCEPTION 'table %.% is a partition of % and is unlogged at revision %: logical decoding cannot see its rows, so walrev cannot know the rows of % (SELECT * FROM it includes them; ALTER TABLE %.% SET LOGGED starts its history with a baseline, DETACH PARTITION leaves it out)',
+            quote_ident(u.nspname), quote_ident(u.relname), dn, u.rev, pn, quote_ident(u.nspname), quote_ident(u.relname)
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RAISE EXCEPTION 'table %.% inherits from % and is unlogged at revision %: logical decoding cannot see its rows, so walrev cannot know the rows of % (SELECT * FROM it includes them; ALTER TABLE %.% SET LOGGED starts its history with a baseline)',
+        quote_ident(u.nspname), quote_ident(u.relname), dn, u.rev, pn, quote_ident(u.nspname), quote_ident(u.relname)
+        USING ERRCODE = 'object_not_in_prerequisite_state';
+END
+$fn$;
+
 -- table_at(relid, R): what replay takes a table to be after revision R.
 -- state 'ok' with the columns of then (col_ids: the relation version's, or
 -- for a partitioned table the ordinal position, which parent_rows' vals
@@ -1334,6 +1388,7 @@ BEGIN
     IF pcols IS NULL THEN
         RETURN;
     END IF;
+    PERFORM @schema@.members_logged(p_relid, p_rev, p_rev);
     keyn := ARRAY(SELECT c.n FROM jsonb_array_elements(pcols) WITH ORDINALITY AS c(c, n)
                   WHERE (c.c->>5)::boolean ORDER BY c.n);
     FOR m IN SELECT x FROM @schema@.members_at(p_relid, p_rev) x LOOP
@@ -1374,14 +1429,11 @@ BEGIN
     IF pt.state IS DISTINCT FROM 'ok' THEN
         RETURN;
     END IF;
+    PERFORM @schema@.members_logged(p_relid, p_rev, p_rev);
     RETURN QUERY SELECT p_relid, s.key, s.vals FROM @schema@.snapshot_rows(p_relid, p_rev) s;
     nmax := coalesce((SELECT max(i) FROM unnest(pt.col_ids) AS i), 0);
     FOR m IN SELECT x FROM @schema@.members_at(p_relid, p_rev) x WHERE x <> p_relid LOOP
         SELECT t.* INTO ct FROM @schema@.table_at(m, p_rev) t;
-        IF ct.state = 'unlogged' THEN
-            RAISE EXCEPTION 'table %.% inherits from %.% and is unlogged at revision %: logical decoding cannot see its rows, so walrev cannot know the rows of %.% (SELECT * FROM it includes them)',
-                ct.nspname, ct.relname, pt.nspname, pt.relname, p_rev, pt.nspname, pt.relname;
-        END IF;
         CONTINUE WHEN ct.state IS DISTINCT FROM 'ok';
         map := ARRAY(SELECT ct.col_ids[array_position(ct.col_names, pt.col_names[array_position(pt.col_ids, i::smallint)])]
                      FROM generate_series(1, nmax) AS i ORDER BY i);
@@ -1461,7 +1513,7 @@ GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid
     @schema@.table_keys(oid, integer), @schema@.snapshot_plan_by_key(oid, bigint, integer),
     @schema@.blame(oid, text, bigint), @schema@.blame_full(oid, text, bigint), @schema@.diff(bigint, bigint, oid),
     @schema@.revert_conflicts(bigint), @schema@.change_pos(bigint, integer), @schema@.member_intervals(oid),
-    @schema@.members_at(oid, bigint), @schema@.table_at(oid, bigint), @schema@.logged_columns(oid, bigint),
+    @schema@.members_at(oid, bigint), @schema@.members_logged(oid, bigint, bigint), @schema@.table_at(oid, bigint), @schema@.logged_columns(oid, bigint),
     @schema@.parent_rows(oid, bigint), @schema@.parent_diff(bigint, bigint, oid),
     @schema@.inherit_rows(oid, bigint), @schema@.is_inherit_parent(oid),
     @schema@.resolve_table(text, text), @schema@.leaf_key(oid, oid, text),

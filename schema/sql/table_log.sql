@@ -116,7 +116,10 @@ BEGIN
         -- trigger's mark of a persistence change (the DDL capture leaves it
         -- for a table that is unlogged now) is spent here.
         PERFORM set_config('walrev.logged_' || t::text, '', true);
+        -- (again when renamed, and when attached or detached: a partitioned
+        -- parent's replay must name it while it is a partition)
         IF last.id IS NULL OR last.event NOT IN ('drop', 'unlogged') OR last.inherits IS DISTINCT FROM inh
+           OR last.parent IS DISTINCT FROM par
            OR last.nspname IS DISTINCT FROM c.nspname OR last.relname IS DISTINCT FROM c.relname THEN
             INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns, inherits)
             VALUES (t, 'unlogged', c.nspname, c.relname, c.relkind, par, cols, inh);
