@@ -141,6 +141,19 @@ source_db() {
 
 q() { local db=$1; shift; $PSQL -d "$db" -c "$*"; }
 
+# late_tables_conf CHUNK_ROWS: $TMP/walrev.conf for a FOR TABLE publication
+# of public.base alone (so that tables can join it later, each with a
+# baseline of its own) read in chunks of CHUNK_ROWS rows; W ARG... runs
+# walrev with that file, $SRC and $SLOT.
+late_tables_conf() {
+  printf '[source]\ntables = public.base\n[worker]\nbackfill_chunk_rows = %s\n' "$1" >"$TMP/walrev.conf"
+  W() { "$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT" "$@"; }
+}
+
+# kill_at_exit SIGNAL VAR: when the test ends, send SIGNAL to the pid VAR
+# holds then (nothing when VAR is empty or the process is gone).
+kill_at_exit() { on_exit "[ -z \"\${$2:-}\" ] || kill -$1 \"\$$2\" 2>/dev/null"; }
+
 # marker_catch_up TABLE TENTHS: write the next marker into TABLE's row id = 1
 # (UPDATE TABLE SET v = 'marker N'; MARKERS counts them) and wait up to TENTHS
 # tenths of a second until the history holds it. Fails with the end of
@@ -254,6 +267,43 @@ snapshot_points() {
       EQUAL=$((EQUAL + 1))
     done
   done
+}
+
+# expect_verify WHAT: `W verify` exits 0, else its output is shown and the
+# test fails; passes WHAT with the last line verify printed.
+expect_verify() {
+  W verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail "$1"; }
+  pass "$1: $(tail -1 "$TEST_TMP/verify.out")"
+}
+
+# expect_clean_stop WHAT: SIGTERM to the worker $wpid, which must exit with
+# status 0 (the check WHAT); wpid is cleared.
+expect_clean_stop() {
+  local rc=0
+  worker_stop "$wpid" || rc=$?
+  wpid=
+  expect_eq "$1" "$rc" 0
+}
+
+# run_to_now LOG ARG... [-- RUN_ARG...]: run_to the current LSN of $DB
+# (current_lsn), which is left in STOP.
+run_to_now() {
+  STOP=$(current_lsn "$DB")
+  run_to "$STOP" "$@"
+}
+
+# expect_points_equal N: snapshot_points, and all N table-points compared equal.
+expect_points_equal() {
+  snapshot_points
+  expect_eq "table-points equal, byte for byte" "$EQUAL" "$1"
+}
+
+# snapshot_sorted P TABLE [ARG...]: walrev's snapshot (W) of TABLE at the
+# table-point P (LSN[P]), its rows sorted bytewise; stderr dropped.
+snapshot_sorted() {
+  local p=$1 t=$2
+  shift 2
+  W snapshot --at "${LSN[$p]}" --table "$t" "$@" 2>/dev/null | LC_ALL=C sort
 }
 
 expect_eq() {

@@ -31,10 +31,8 @@ q $DB "UPDATE invoice SET paid = NOT paid WHERE id % 7 = 0;
        DELETE FROM invoice WHERE id % 11 = 0;
        INSERT INTO customer VALUES (5000, 'late', NULL, NULL);
        UPDATE event SET what = 'changed' WHERE what = 'e5';"
-STOP=$(current_lsn $DB)
-run_to "$STOP" "$TEST_TMP/run.log" --source "$SRC" --slot $SLOT
+run_to_now "$TEST_TMP/run.log" --source "$SRC" --slot $SLOT
 
-H="SET search_path = walrev;"
 expect_eq "baseline is revision 1, operation snapshot, actor walrev:baseline" \
   "$(q $DB "$H SELECT id, actor_type || ':' || actor_id, n_snapshot > 0, n_insert FROM revision WHERE id = 1")" "1|walrev:baseline|t|0"
 

@@ -5,26 +5,12 @@
 # its lock request after lock_timeout instead of queueing, and once the lock
 # is released the baseline completes and equals the table.
 source "$(dirname "$0")/lib.sh"
-source_db lock_src
-SLOT=lockslot
-TMP=$(mktemp -d /tmp/walrev-lock.XXXXXX)
+source_db lock_src lockslot
 wpid=; lpid=
-cleanup() {
-  [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true
-  [ -n "$lpid" ] && kill "$lpid" 2>/dev/null || true
-  psql -X -q -d $DB -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'walrev_test_locker'" >/dev/null 2>&1 || true
-  if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT INT TERM
-
-cat >"$TMP/walrev.conf" <<EOF2
-[source]
-tables = public.base
-[worker]
-backfill_chunk_rows = 100
-EOF2
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT "$@"; }
-H="SET search_path = walrev;"
+on_exit "psql -X -q -d $DB -c \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'walrev_test_locker'\" >/dev/null 2>&1"
+kill_at_exit TERM lpid
+kill_at_exit 9 wpid # the last registered goes first
+late_tables_conf 100
 
 q $DB "CREATE TABLE base (id int PRIMARY KEY, v text);
        INSERT INTO base SELECT g, 'b' || g FROM generate_series(1, 10) g;

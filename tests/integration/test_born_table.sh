@@ -61,5 +61,4 @@ for t in t2 early; do
     "$(q $DB "COPY (SELECT * FROM $t) TO STDOUT" | sort)"
 done
 worker_stop || fail "the worker did not stop cleanly"
-W verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail verify; }
-pass verify
+expect_verify verify

@@ -134,21 +134,17 @@ HQ "SELECT row_to_json(a) FROM (SELECT revision_id, seq, op, key, col_id, old_va
 
 # The same, read back from a stream of messages: (xid, commit LSN) -> ids.
 check_stream() { # NAME FILE
-  /usr/bin/python3 - "$2" "$TMP/hist.txt" strict "$1" "$TMP/hist_attrs.json" <<'PY'
+  PYTHONPATH="$(dirname "$0")" /usr/bin/python3 - "$2" "$TMP/hist.txt" strict "$1" "$TMP/hist_attrs.json" <<'PY'
 import json, sys
-hist = {}
-for line in open(sys.argv[2]):
-    i, x, l = line.split()
-    hist[(int(x), l)] = int(i)
+from stream_revisions import read_history, read_messages
+hist = read_history(sys.argv[2])
 attrs = {}
 for line in open(sys.argv[5]):
     a = json.loads(line)
     attrs.setdefault((a["revision_id"], a["seq"]), {})[a["col_id"]] = (a["old_value"], a["new_value"])
 by_tx, count, deltas, want, differ = {}, {}, {}, {}, []
 ops = {"insert": "I", "update": "U", "delete": "D", "truncate": "T", "snapshot": "S"}
-for line in open(sys.argv[1]):
-    v = json.loads(line)
-    v = v.get("value", v)
+for v in read_messages(sys.argv[1]):
     if v.get("type") == "delta":
         d = deltas.setdefault(v["revision"]["id"], {})
         d[v["id"]] = d.get(v["id"], 0) + 1

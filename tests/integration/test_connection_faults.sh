@@ -113,12 +113,7 @@ kill -CONT "${frozen[@]}"
 frozen=()
 wait_hist 20 60 || { cat "$TMP/run.log"; fail "the worker did not recover after SIGCONT"; }
 pass "recovered after SIGCONT: 20 rows recorded"
-kill -TERM "$wpid"
-rc=0
-wait "$wpid" || rc=$?
-wpid=
-expect_eq "clean stop after recovery exits 0" "$rc" 0
+expect_clean_stop "clean stop after recovery exits 0"
 
 expect_history_once 20 during 10
-W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail verify; }
-pass "the chain verifies: $(cat "$TMP/verify.out")"
+expect_verify "the chain verifies"

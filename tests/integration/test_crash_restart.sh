@@ -60,8 +60,7 @@ while kill -0 "$lpid" 2>/dev/null; do
   kills=$((kills + 1))
 done
 wait "$lpid"; lpid=
-STOP=$(current_lsn $DB)
-run_to "$STOP" "$HDIR/run.log" --source "$SRC" --history "$HIST" --slot crash
+run_to_now "$HDIR/run.log" --source "$SRC" --history "$HIST" --slot crash
 pass "worker killed $kills times, history store restarted once, final run reached $STOP"
 
 HQ() { $PSQL -h 127.0.0.1 -p "$HPORT" -d postgres -c "SET search_path = walrev; $*"; }

@@ -25,7 +25,6 @@ cat >"$TMP/walrev.conf" <<EOF2
 path = $TMP/stream.msgpack
 EOF2
 W() { "$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT "$@"; }
-H="SET search_path = walrev;"
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text);
        INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 10) g;
        CREATE TABLE k (a int, b text);

@@ -6,25 +6,21 @@
 # point, for a table baselined at setup, one created later, a generated
 # column added and dropped later, and in --into and --format sql.
 source "$(dirname "$0")/lib.sh"
-source_db gencols
-OUT=$(mktemp -d /tmp/walrev-gencols.XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
-W() { "$WALREV_BIN" --source "$SRC" --slot gencols "$@"; }
-H="SET search_path = walrev;"
+source_db gencols gencols
 
 q $DB "CREATE TABLE item (id int PRIMARY KEY, price numeric(10,2), qty int,
          total numeric(12,2) GENERATED ALWAYS AS (price * qty) STORED,
          name text, label text GENERATED ALWAYS AS (upper(name) || ' x' || qty::text) STORED);
        INSERT INTO item (id, price, qty, name) VALUES (1, 2.50, 4, 'apple'), (2, 0.99, NULL, 'fig');"
-W setup >"$OUT/setup.out" 2>&1 || { cat "$OUT/setup.out"; fail setup; }
+W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 
 point=0
 mark() { # record the live tables and the position
   point=$((point + 1))
-  current_lsn $DB >"$OUT/$point.lsn"
+  current_lsn $DB >"$TMP/$point.lsn"
   for t in item later; do
     q $DB "SELECT to_regclass('$t') IS NOT NULL" | grep -q t || continue
-    q $DB "COPY (SELECT * FROM $t ORDER BY 1) TO STDOUT" >"$OUT/$point.$t"
+    q $DB "COPY (SELECT * FROM $t ORDER BY 1) TO STDOUT" >"$TMP/$point.$t"
   done
 }
 mark
@@ -38,7 +34,7 @@ q $DB "ALTER TABLE later ADD COLUMN c text GENERATED ALWAYS AS (k || ':' || coal
 mark
 q $DB "ALTER TABLE item DROP COLUMN label; UPDATE item SET price = 3 WHERE id = 2; DELETE FROM item WHERE id = 3;"
 mark
-W run --stop-lsn "$(current_lsn $DB)" 2>"$OUT/run.log" || { cat "$OUT/run.log"; fail run; }
+W run --stop-lsn "$(current_lsn $DB)" 2>"$TMP/run.log" || { cat "$TMP/run.log"; fail run; }
 
 expect_eq "relation versions know the generated columns (names, types, positions, expressions)" \
   "$(q $DB "$H SELECT relname, version, col_names::text, gen_names::text, gen_type_names::text, gen_positions::text,
@@ -51,25 +47,24 @@ later|2|{k,a}|{b,c}|{integer,text}|{2,3}|{"(a * 2)","((k || '"':'"'::text) || CO
 equal=0 total=0
 for ((p = 1; p <= point; p++)); do
   for t in item later; do
-    [ -f "$OUT/$p.$t" ] || continue
+    [ -f "$TMP/$p.$t" ] || continue
     total=$((total + 1))
-    W snapshot --at "$(cat "$OUT/$p.lsn")" --table "$t" 2>"$OUT/snap.err" | sort >"$OUT/$p.$t.snap" ||
-      { cat "$OUT/snap.err"; fail "snapshot of $t at point $p"; }
-    sort "$OUT/$p.$t" | cmp -s - "$OUT/$p.$t.snap" ||
-      { sort "$OUT/$p.$t" | diff - "$OUT/$p.$t.snap" >&2; fail "snapshot of $t at point $p differs from the table"; }
+    W snapshot --at "$(cat "$TMP/$p.lsn")" --table "$t" 2>"$TMP/snap.err" | sort >"$TMP/$p.$t.snap" ||
+      { cat "$TMP/snap.err"; fail "snapshot of $t at point $p"; }
+    sort "$TMP/$p.$t" | cmp -s - "$TMP/$p.$t.snap" ||
+      { sort "$TMP/$p.$t" | diff - "$TMP/$p.$t.snap" >&2; fail "snapshot of $t at point $p differs from the table"; }
     equal=$((equal + 1))
   done
 done
 expect_eq "snapshots equal COPY (SELECT * FROM t) byte for byte at every point (equal/total)" "$equal/$total" "8/8"
 
-W snapshot --table later --into asof_gen >"$OUT/into.out" 2>&1 || { cat "$OUT/into.out"; fail "--into"; }
+W snapshot --table later --into asof_gen >"$TMP/into.out" 2>&1 || { cat "$TMP/into.out"; fail "--into"; }
 expect_eq "--into holds the generated columns' values" \
   "$(q $DB "COPY (SELECT * FROM asof_gen.later ORDER BY 1) TO STDOUT")" "$(q $DB "COPY (SELECT * FROM later ORDER BY 1) TO STDOUT")"
-W snapshot --table item --format sql >"$OUT/item.sql" 2>/dev/null || fail "--format sql"
+W snapshot --table item --format sql >"$TMP/item.sql" 2>/dev/null || fail "--format sql"
 q $DB "CREATE SCHEMA replayed" >/dev/null
-(echo "SET search_path = replayed;"; sed 's/^CREATE TABLE public\./CREATE TABLE /; s/^COPY public\./COPY /' "$OUT/item.sql") |
-  $PSQL -d $DB >/dev/null || { cat "$OUT/item.sql"; fail "loading --format sql"; }
+(echo "SET search_path = replayed;"; sed 's/^CREATE TABLE public\./CREATE TABLE /; s/^COPY public\./COPY /' "$TMP/item.sql") |
+  $PSQL -d $DB >/dev/null || { cat "$TMP/item.sql"; fail "loading --format sql"; }
 expect_eq "--format sql loads to the table's contents, generated columns included" \
   "$(q $DB "COPY (SELECT * FROM replayed.item ORDER BY 1) TO STDOUT")" "$(q $DB "COPY (SELECT * FROM item ORDER BY 1) TO STDOUT")"
-W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail verify; }
-pass "verify: $(cat "$OUT/verify.out")"
+expect_verify "verify"

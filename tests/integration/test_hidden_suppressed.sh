@@ -10,12 +10,10 @@
 # without a key keeps each row's identity through a suppressed change.
 source "$(dirname "$0")/lib.sh"
 source_db hidsup_src
-WORK=$(mktemp -d /tmp/walrev-hidsup.XXXXXX)
 WPID=
-cleanup() { [ -n "$WPID" ] && kill -9 "$WPID" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
+kill_at_exit 9 WPID
 SECRET='pw-Secret-4471'
-cat >"$WORK/walrev.conf" <<CONF
+cat >"$TMP/walrev.conf" <<CONF
 [source]
 conninfo = $SRC
 slot = hidsup
@@ -28,14 +26,14 @@ hidden = public.u.secret
 untracked = public.u.seen
 allow_suppress = true
 CONF
-W() { "$WALREV_BIN" -c "$WORK/walrev.conf" "$@"; }
-start_worker() { WORKER_OUT="$WORK/run.log" worker_start "$WORK/run.log" -c "$WORK/walrev.conf"; WPID=$WORKER_PID; }
-caught_up() { marker_caught_up "$WPID" "$WORK/run.log"; }
+W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
+start_worker() { WORKER_OUT="$TMP/run.log" worker_start "$TMP/run.log" -c "$TMP/walrev.conf"; WPID=$WORKER_PID; }
+caught_up() { marker_caught_up "$WPID" "$TMP/run.log"; }
 restart() { # restart TERM|KILL: stop after catching up; the next worker starts with a cold row cache
   caught_up
   kill -"$1" "$WPID"
   local rc=0; wait "$WPID" || rc=$?
-  [ "$1" = KILL ] || [ $rc = 0 ] || { tail -20 "$WORK/run.log"; fail "exit status $rc after SIGTERM"; }
+  [ "$1" = KILL ] || [ $rc = 0 ] || { tail -20 "$TMP/run.log"; fail "exit status $rc after SIGTERM"; }
   start_worker
 }
 suppressed() { q $DB "BEGIN; SELECT walrev.context('{\"actor\":{\"type\":\"job\",\"id\":\"rebuild\"},\"suppress\":true}'); $1; COMMIT;" >/dev/null; }
@@ -53,7 +51,7 @@ q $DB "CREATE TABLE u (id int PRIMARY KEY, name text, secret text, seen int);
        INSERT INTO u SELECT g, 'n' || g, '$SECRET-' || g, 0 FROM generate_series(1, 3000) g;
        INSERT INTO s VALUES (1, 't0', 'n'), (2, 'x0', 'n');
        INSERT INTO kl VALUES (1, 'x'), (1, 'x');"
-W setup >"$WORK/setup.out" 2>&1 || { cat "$WORK/setup.out"; fail setup; }
+W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 start_worker
 
 # ---- hidden columns (item 11)
@@ -86,10 +84,10 @@ expect_eq "hidden digests kept for every row" \
   "$(q $DB "SELECT count(*) FROM walrev.row_digest WHERE relid = 'u'::regclass AND col_id = 3")" 3000
 expect_eq "no stored digest equals the plain SHA-256 of its value" \
   "$(q $DB "SELECT count(*) FROM walrev.row_digest d JOIN u ON d.key = '[\"' || u.id || '\"]' WHERE d.relid = 'u'::regclass AND d.digest = sha256(convert_to(u.secret, 'UTF8'))")" 0
-if q $DB "SET ROLE walrev_reader; SELECT count(*) FROM walrev.digest_key" >/dev/null 2>"$WORK/err"; then
+if q $DB "SET ROLE walrev_reader; SELECT count(*) FROM walrev.digest_key" >/dev/null 2>"$TMP/err"; then
   fail "walrev_reader can read the digest key"
 fi
-grep -q "permission denied" "$WORK/err" || { cat "$WORK/err"; fail "reading the digest key: unexpected error"; }
+grep -q "permission denied" "$TMP/err" || { cat "$TMP/err"; fail "reading the digest key: unexpected error"; }
 pass "walrev_reader cannot read the digest key"
 
 # ---- suppressed changes (item 10)
@@ -137,8 +135,7 @@ expect_eq "keyless: the suppressed row is found by its new values" \
   "$(q $DB "SELECT op::text || ' ' || old_value || '>' || new_value FROM walrev.attribute_delta WHERE relid = 'kl'::regclass AND op = 'U'")" "U y>z"
 expect_eq "keyless snapshot equals the table" "$(W snapshot --at "$lsn" --table kl | LC_ALL=C sort)" \
   "$(q $DB "COPY (SELECT * FROM kl) TO STDOUT" | LC_ALL=C sort)"
-W verify >"$WORK/verify.out" 2>&1 || { cat "$WORK/verify.out"; fail verify; }
-pass verify
-grep -q "$SECRET" "$WORK/run.log" && fail "a hidden value reached the log"
+expect_verify verify
+grep -q "$SECRET" "$TMP/run.log" && fail "a hidden value reached the log"
 pass "no hidden value in the log"
 $PSQL -d postgres -c "SELECT pg_drop_replication_slot('hidsup')" >/dev/null

@@ -98,14 +98,9 @@ wpid=$!
 for i in $(seq 61 70); do q $DB "INSERT INTO t VALUES ($i, 'after')"; done
 wait_for 60 rows_are 70 \
   || { cat "$TEST_TMP/run.log"; fail "the history did not get every row back (has $(HQ hist "SELECT count(*) FROM walrev.object_delta"))"; }
-kill -TERM "$wpid"
-rc=0
-wait "$wpid" || rc=$?
-wpid=
-expect_eq "clean stop exits 0" "$rc" 0
+expect_clean_stop "clean stop exits 0"
 expect_history_once 70 after 10
-W verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail verify; }
-pass "the chain verifies"
+expect_verify "the chain verifies"
 # After a clean stop everything is flushed (the stop forces the flush): the
 # slot is confirmed through the last revision at least.
 expect_eq "after a clean stop the slot is confirmed through the last revision" \

@@ -42,15 +42,13 @@ q $DB "DELETE FROM ip WHERE id = 1; INSERT INTO ip VALUES (6, 'p6');
        ALTER TABLE ip ADD COLUMN w int; UPDATE ip SET w = id * 10"; point             # 5: a column reaches solo only
 q $DB "ALTER TABLE ic ADD COLUMN w int; ALTER TABLE ic INHERIT ip"; point          # 6: ic back, w NULL in its rows
 q $DB "DROP TABLE igc; UPDATE ic SET v = 'c2?' WHERE id = 2"; point                  # 7: a grandchild dropped
-STOP=$(current_lsn $DB)
-run_to "$STOP" "$TEST_TMP/run.log" --source "$SRC" --slot inh
+run_to_now "$TEST_TMP/run.log" --source "$SRC" --slot inh
 
-snapshot_points
-expect_eq "table-points equal, byte for byte" "$EQUAL" 22
+expect_points_equal 22
 
 # the rows themselves, at two points (not only "equal to the live table")
 expect_eq "ip after INHERIT: its rows, ic's, igc's and solo's, by column name" \
-  "$(W snapshot --at "${LSN[3]}" --table ip 2>/dev/null | LC_ALL=C sort)" \
+  "$(snapshot_sorted 3 ip)" \
 "1	p1!
 2	c2!
 3	g3!
@@ -113,8 +111,7 @@ public.ip,"[""4""]",removed,v,c4,'
 # An unlogged child: the parent's rows include rows logical decoding cannot see.
 q $DB "CREATE UNLOGGED TABLE iu () INHERITS (ip); INSERT INTO iu VALUES (9, 'u9', 90)"
 q $DB "INSERT INTO ip VALUES (10, 'p10', 100)"
-STOP=$(current_lsn $DB)
-run_to "$STOP" "$TEST_TMP/run.log" --source "$SRC" --slot inh
+run_to_now "$TEST_TMP/run.log" --source "$SRC" --slot inh
 out=$(W snapshot --table ip 2>&1) && fail "a snapshot of a parent with an unlogged child succeeded: $out"
 echo "$out" | grep -q 'table public.iu inherits from public.ip and is unlogged at revision' ||
   fail "unlogged child: $out"
@@ -127,7 +124,6 @@ expect_eq "ic, below ip beside the unlogged child, still answers" \
 "2	c2?	20	\\N
 4	c4	40	\\N"
 expect_eq "before the unlogged child, the parent answers" \
-  "$(W snapshot --at "${LSN[7]}" --table ip 2>/dev/null | LC_ALL=C sort)" "$(cat "$TEST_TMP/7.ip")"
+  "$(snapshot_sorted 7 ip)" "$(cat "$TEST_TMP/7.ip")"
 
-W verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail verify; }
-pass "verify passes"
+expect_verify "verify passes"

@@ -9,12 +9,10 @@
 # LSN must equal the dump byte for byte (sorted), and `walrev verify` passes.
 source "$(dirname "$0")/lib.sh"
 source_db keyless_src
-WORK=$(mktemp -d /tmp/walrev-keyless.XXXXXX)
 WPID=
-cleanup() { [ -n "$WPID" ] && kill -9 "$WPID" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-printf "[worker]\nrow_cache_mb = 1\n[history]\nbatch_max_ms = 5\n" >"$WORK/walrev.ini"
-W() { "$WALREV_BIN" -c "$WORK/walrev.ini" --source "$SRC" --slot keyless "$@"; }
+kill_at_exit 9 WPID
+printf "[worker]\nrow_cache_mb = 1\n[history]\nbatch_max_ms = 5\n" >"$TMP/walrev.ini"
+W() { "$WALREV_BIN" -c "$TMP/walrev.ini" --source "$SRC" --slot keyless "$@"; }
 TABLES="k f p n ui"
 
 q $DB "CREATE TABLE k (a int, b text);
@@ -28,25 +26,25 @@ q $DB "CREATE TABLE k (a int, b text);
        INSERT INTO k VALUES (1, 'x'), (1, 'x'), (1, 'x'), (2, 'y'), (NULL, NULL), (NULL, NULL);
        INSERT INTO f VALUES (1, 'x'), (1, 'x'), (2, NULL);
        INSERT INTO p VALUES (1, 'a'), (2, 'b'), (3, 'b');"
-W setup >"$WORK/setup.out" 2>&1 || { cat "$WORK/setup.out"; fail setup; }
+W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 
 stop_worker() { # SIGTERM: a clean stop, exit status 0
   local rc=0; worker_stop "$WPID" || rc=$?
-  [ $rc = 0 ] || { tail -20 "$WORK/run.log"; fail "worker exit status $rc after SIGTERM"; }
+  [ $rc = 0 ] || { tail -20 "$TMP/run.log"; fail "worker exit status $rc after SIGTERM"; }
 }
 start_worker() {
-  WORKER_OUT="$WORK/run.log" worker_start "$WORK/run.log" -c "$WORK/walrev.ini" --source "$SRC" --slot keyless
+  WORKER_OUT="$TMP/run.log" worker_start "$TMP/run.log" -c "$TMP/walrev.ini" --source "$SRC" --slot keyless
   WPID=$WORKER_PID
 }
 # wait until the history holds marker row N (everything before it is recorded)
-caught_up() { marker_caught_up "$WPID" "$WORK/run.log"; }
+caught_up() { marker_caught_up "$WPID" "$TMP/run.log"; }
 step=0
 run_step() { # run_step SQL...: one step (each SQL its own transaction), then its LSN and the true contents
   step=$((step + 1))
   local sql
   for sql in "$@"; do q $DB "$sql" >/dev/null; done
-  current_lsn $DB >"$WORK/$step.lsn"
-  for t in $TABLES; do q $DB "COPY (SELECT * FROM $t) TO STDOUT" | LC_ALL=C sort >"$WORK/$step.$t"; done
+  current_lsn $DB >"$TMP/$step.lsn"
+  for t in $TABLES; do q $DB "COPY (SELECT * FROM $t) TO STDOUT" | LC_ALL=C sort >"$TMP/$step.$t"; done
 }
 one() { echo "(SELECT ctid FROM $1 WHERE $2 LIMIT 1)"; }  # exactly one of equal rows
 
@@ -89,15 +87,15 @@ WPID=
 
 n_equal=0 n_total=0
 for ((s = 1; s <= step; s++)); do
-  lsn=$(cat "$WORK/$s.lsn")
+  lsn=$(cat "$TMP/$s.lsn")
   for t in $TABLES; do
     n_total=$((n_total + 1))
-    W snapshot --at "$lsn" --table $t 2>"$WORK/snap.err" | LC_ALL=C sort >"$WORK/$s.$t.snap" ||
-      { cat "$WORK/snap.err"; fail "snapshot $t at step $s ($lsn)"; }
-    if cmp -s "$WORK/$s.$t" "$WORK/$s.$t.snap"; then
+    W snapshot --at "$lsn" --table $t 2>"$TMP/snap.err" | LC_ALL=C sort >"$TMP/$s.$t.snap" ||
+      { cat "$TMP/snap.err"; fail "snapshot $t at step $s ($lsn)"; }
+    if cmp -s "$TMP/$s.$t" "$TMP/$s.$t.snap"; then
       n_equal=$((n_equal + 1))
     else
-      echo "# step $s table $t differs:"; diff "$WORK/$s.$t" "$WORK/$s.$t.snap" >&2 || true
+      echo "# step $s table $t differs:"; diff "$TMP/$s.$t" "$TMP/$s.$t.snap" >&2 || true
     fi
   done
 done
@@ -122,18 +120,17 @@ expect_eq "nothing recorded with unknown old values" \
   "$(q $DB "SELECT count(*) FROM walrev.object_delta WHERE old_unknown AND relid IN ('k'::regclass, 'f'::regclass, 'p'::regclass)")" 0
 # history and blame answer for a row by its synthetic identity
 key=$(q $DB "SELECT key FROM walrev.current_rows('f'::regclass) ORDER BY key LIMIT 1")
-W history --table f --key "$key" >"$WORK/hist.out" 2>&1 || { cat "$WORK/hist.out"; fail "history of row $key"; }
+W history --table f --key "$key" >"$TMP/hist.out" 2>&1 || { cat "$TMP/hist.out"; fail "history of row $key"; }
 expect_eq "walrev history --key $key: the row's own changes" \
-  "$(awk -F'|' 'NR > 2 && NF > 5 { gsub(/ /, ""); print $3 ":" $7 ":" $8 ":" $9 }' "$WORK/hist.out")" \
+  "$(awk -F'|' 'NR > 2 && NF > 5 { gsub(/ /, ""); print $3 ":" $7 ":" $8 ":" $9 }' "$TMP/hist.out")" \
   "$(q $DB "SELECT op::text || ':' || column_name || ':' || coalesce(old_value, '') || ':' || coalesce(new_value, '')
             FROM walrev.attribute_delta WHERE relid = 'f'::regclass AND key = '$key' ORDER BY revision_id, seq, col_id")"
-W blame --table f --key "$key" >"$WORK/blame.out" 2>&1 || { cat "$WORK/blame.out"; fail "blame of row $key"; }
+W blame --table f --key "$key" >"$TMP/blame.out" 2>&1 || { cat "$TMP/blame.out"; fail "blame of row $key"; }
 expect_eq "walrev blame --key $key: the row's values" \
-  "$(awk -F'|' 'NR > 2 && NF > 5 { gsub(/ /, ""); print $1 "=" $2 }' "$WORK/blame.out" | paste -sd' ')" \
+  "$(awk -F'|' 'NR > 2 && NF > 5 { gsub(/ /, ""); print $1 "=" $2 }' "$TMP/blame.out" | paste -sd' ')" \
   "$(q $DB "SELECT 'a=' || vals[1] || ' b=' || vals[2] FROM walrev.current_rows('f'::regclass) WHERE key = '$key'")"
-W verify >"$WORK/verify.out" 2>&1 || { cat "$WORK/verify.out"; fail verify; }
-pass "verify"
-rebuilt=$(grep -c 'row digests rebuilt' "$WORK/run.log" || true)
+expect_verify "verify"
+rebuilt=$(grep -c 'row digests rebuilt' "$TMP/run.log" || true)
 [ "$rebuilt" -ge 1 ] || fail "no row digest rebuild after DROP COLUMN"
 pass "row digests rebuilt $rebuilt time(s)"
 $PSQL -d postgres -c "SELECT pg_drop_replication_slot('keyless')" >/dev/null

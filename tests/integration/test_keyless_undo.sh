@@ -37,27 +37,30 @@ expect_eq "after reverting all three: the table as it began" "$(rows)" \
   '1	x	{"k": 1} 1	x	{"k": 1} 2	y	\N'
 expect_eq "the history agrees" "$(W snapshot --table f 2>/dev/null | sort | paste -sd' ')" "$(rows)"
 
+# change_and_restore SQL OP NAME: SQL changes one row of f (recorded as OP),
+# then `restore --apply` brings that row back to the LSN before SQL (kept in
+# P; the row's key in K); its plan and errors go to $TEST_TMP/NAME.sql|err.
+change_and_restore() {
+  P=$(current_lsn $DB)
+  q $DB "$1"
+  catch_up
+  K=$(q $DB "SELECT key FROM walrev.object_delta WHERE relid = 'f'::regclass AND revision_id = $(rev_of) AND op = '$2'")
+  W restore --table f --key "$K" --at "$P" --apply >"$TEST_TMP/$3.sql" 2>"$TEST_TMP/$3.err" ||
+    { cat "$TEST_TMP/$3.sql" "$TEST_TMP/$3.err"; fail "restore $K ($2)"; }
+}
+
 # restore one of two equal rows to an earlier state
-P=$(current_lsn $DB)
-q $DB "UPDATE f SET b = 'q' WHERE ctid = (SELECT ctid FROM f WHERE a = 1 LIMIT 1)"
-catch_up
-K=$(q $DB "SELECT key FROM walrev.object_delta WHERE relid = 'f'::regclass AND revision_id = $(rev_of) AND op = 'U'")
-W restore --table f --key "$K" --at "$P" --apply >"$TEST_TMP/r.sql" 2>"$TEST_TMP/r.err" ||
-  { cat "$TEST_TMP/r.sql" "$TEST_TMP/r.err"; fail "restore $K"; }
+change_and_restore "UPDATE f SET b = 'q' WHERE ctid = (SELECT ctid FROM f WHERE a = 1 LIMIT 1)" U r
+P_UPDATE=$P
 expect_eq "restore of a keyless row by its identity" "$(rows)" '1	x	{"k": 1} 1	x	{"k": 1} 2	y	\N'
 # restore of a deleted keyless row: inserted again
-P2=$(current_lsn $DB)
-q $DB "DELETE FROM f WHERE a = 2"
-catch_up
-K3=$(q $DB "SELECT key FROM walrev.object_delta WHERE relid = 'f'::regclass AND revision_id = $(rev_of) AND op = 'D'")
-W restore --table f --key "$K3" --at "$P2" --apply >"$TEST_TMP/r3.sql" 2>"$TEST_TMP/r3.err" ||
-  { cat "$TEST_TMP/r3.sql" "$TEST_TMP/r3.err"; fail "restore of deleted $K3"; }
+change_and_restore "DELETE FROM f WHERE a = 2" D r3
 expect_eq "restore of a deleted keyless row inserts it again" "$(rows)" '1	x	{"k": 1} 1	x	{"k": 1} 2	y	\N'
 catch_up
 # a row the table no longer holds as the history has it: refused, nothing changed
 q $DB "UPDATE f SET b = 'behind' WHERE a = 2"
 K2=$(q $DB "SELECT key FROM walrev.current_rows('f'::regclass) WHERE vals[1] = '2'")
-rc=0; W restore --table f --key "$K2" --at "$P" --apply >"$TEST_TMP/r2.sql" 2>"$TEST_TMP/r2.err" || rc=$?
+rc=0; W restore --table f --key "$K2" --at "$P_UPDATE" --apply >"$TEST_TMP/r2.sql" 2>"$TEST_TMP/r2.err" || rc=$?
 grep -q "nothing changed: row $K2 of public.f is not in the live table as the history holds it" "$TEST_TMP/r2.err" ||
   { cat "$TEST_TMP/r2.err"; fail "a row changed behind the history's back"; }
 expect_eq "a restore whose row the live table does not hold changes nothing (exit 1)" "$rc|$(rows)" \

@@ -7,24 +7,11 @@
 # middle of a backfill resumes it, a table without a primary key is covered,
 # and `walrev baseline --table` takes the baseline of a table on request.
 source "$(dirname "$0")/lib.sh"
-source_db late_src
-SLOT=late
+source_db late_src late
 wpid=; gpid=
-cleanup() {
-  [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true
-  [ -n "$gpid" ] && kill "$gpid" 2>/dev/null || true
-}
-on_exit cleanup
-
-# A FOR TABLE publication, so that tables can join it later.
-cat >"$TMP/walrev.conf" <<EOF
-[source]
-tables = public.base
-[worker]
-backfill_chunk_rows = 250
-EOF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT "$@"; }
-H="SET search_path = walrev;"
+kill_at_exit TERM gpid
+kill_at_exit 9 wpid # the last registered goes first
+late_tables_conf 250
 
 q $DB "CREATE TABLE base (id int PRIMARY KEY, v text);
        INSERT INTO base SELECT g, 'b' || g FROM generate_series(1, 100) g;
@@ -106,15 +93,24 @@ expect_clean() { # TABLE
           FROM revision r WHERE r.id IN (SELECT revision_id FROM object_delta WHERE relid = $rel AND op = 'S')")" "0|t"
 }
 
+# join_while_writing TABLE ROWS MODE PAUSE: TABLE joins the publication PAUSE
+# seconds into a writer's ROWS changes of it (writer MODE); waits until the
+# writer is done, the baseline too, and the history has caught up.
+join_while_writing() {
+  writer "$1" "$2" "$3" &
+  gpid=$!
+  sleep "$4"
+  q $DB "ALTER PUBLICATION walrev ADD TABLE $1"
+  wait $gpid
+  gpid=
+  wait_state "$1" done
+  catch_up
+}
+
 start_worker
 
 # --- 1. a keyed table joins the publication while a writer changes it ---
-writer late_t 900 keyed & gpid=$!
-sleep 0.3
-q $DB "ALTER PUBLICATION walrev ADD TABLE late_t"
-wait $gpid; gpid=
-wait_state late_t done
-catch_up
+join_while_writing late_t 900 keyed 0.3
 grep -q 'msg="baseline of a table" table=public.late_t' "$TMP/run.log" || { cat "$TMP/run.log"; fail "no start of the baseline in the log"; }
 grep -q 'msg="baseline recorded" table=public.late_t' "$TMP/run.log" || { cat "$TMP/run.log"; fail "no end of the baseline in the log"; }
 expect_exact late_t id
@@ -136,12 +132,7 @@ expect_eq "an update of every row of late_t has every old value" \
 expect_exact late_t id
 
 # --- 2. a table without a primary key ---
-writer late_k 300 keyless & gpid=$!
-sleep 0.2
-q $DB "ALTER PUBLICATION walrev ADD TABLE late_k"
-wait $gpid; gpid=
-wait_state late_k done
-catch_up
+join_while_writing late_k 300 keyless 0.2
 expect_exact late_k "at, what"
 expect_clean late_k
 
@@ -200,7 +191,6 @@ expect_eq "walrev baseline (aligned): header, rule, 5 rows, count" "$(sed -n '1p
 expect_eq "walrev baseline --null marks the tables without an error" \
   "$(W baseline --null '<none>' | grep -c '| <none>$')" "5"
 
-W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail verify; }
-pass "verify passes"
+expect_verify "verify passes"
 kill "$wpid"; wait "$wpid" 2>/dev/null || true; wpid=
 q $DB "SELECT pg_drop_replication_slot('$SLOT')" >/dev/null

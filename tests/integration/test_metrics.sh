@@ -13,7 +13,6 @@ command -v promtool >/dev/null || fail "promtool missing (Debian package prometh
 source_db metrics_t
 SLOT=metrics_t
 W() { "$WALREV_BIN" --source "$SRC" --slot $SLOT --publication metrics_pub "$@"; }
-H="SET search_path = walrev;"
 on_exit '[ -n "${WORKER_PID:-}" ] && worker_kill'
 
 # a table big enough for keyframes (more than 250 rows), one small

@@ -58,6 +58,5 @@ def=$(deltas t_def)
 expect_eq "DEFAULT table's attribute deltas equal the FULL table's ($(wc -l <<<"$full") rows)" "$def" "$full"
 unknown=$(q $DB "SELECT count(*) FROM walrev.object_delta WHERE relid = 't_def'::regclass AND old_unknown")
 expect_eq "no old image unknown" "$unknown" 0
-W verify >"$WORK/verify.out" 2>&1 || { cat "$WORK/verify.out"; fail verify; }
-pass verify
+expect_verify verify
 $PSQL -d postgres -c "SELECT pg_drop_replication_slot('oldimg')" >/dev/null

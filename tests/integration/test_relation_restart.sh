@@ -11,7 +11,6 @@ OUT=$(mktemp -d /tmp/walrev-relrestart.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 W() { "$WALREV_BIN" --source "$SRC" --slot relrestart "$@"; }
 run_to_now() { W run --stop-lsn "$(current_lsn $DB)" 2>>"$OUT/run.log" || { cat "$OUT/run.log"; fail "run $1"; }; }
-H="SET search_path = walrev;"
 
 # The reproduction: drop a column, change, restart, change again.
 q $DB "CREATE TABLE r1 (id int PRIMARY KEY, a text, b text); INSERT INTO r1 VALUES (1, 'a1', 'b1');"

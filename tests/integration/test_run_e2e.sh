@@ -45,7 +45,6 @@ STOP=$(current_lsn $DB)
 run_to "$STOP" "$TEST_TMP/run.log" --source "$SRC" --slot e2e
 pass "run reached the stop LSN"
 
-H="SET search_path = walrev;"
 expect_eq "revisions with actors in commit order (revision 1: the baseline of the empty tables)" "$(q $DB "$H SELECT id, coalesce(actor_type||':'||actor_id, '-'), coalesce(description, '-'), n_insert, n_update, n_delete, n_truncate, n_snapshot, gid IS NOT NULL FROM revision ORDER BY id")" \
 "1|walrev:baseline|baseline of existing rows|0|0|0|0|0|f
 2|user:42|open accounts|2|1|0|0|0|f

@@ -30,7 +30,6 @@ role.strict_app = user:*, service:reports
 role.strict_team = team:ops
 EOF
 W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
-H="SET search_path = walrev;"
 
 # ---- configuration errors: exit 2, the file and line named, the key never printed ----
 bad_conf() { # bad_conf WHAT LINE EXPECTED
@@ -205,8 +204,7 @@ expect_eq "blame: the bound role's values are verified" \
 body|t|strict_app"
 
 # ---- verify: the verdicts pass; a forged one fails naming the revision ----
-W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail verify; }
-pass "verify passes: $(cat "$TMP/verify.out")"
+expect_verify "verify passes"
 forge() { # forge WHAT REV VERIFIED BY EXPECTED
   q $DB "$H UPDATE revision_context SET actor_verified = $3, verified_by = $4 WHERE revision_id = $2;
             UPDATE revision SET actor_verified = $3, verified_by = $4 WHERE id = $2"

@@ -16,8 +16,7 @@ W setup --no-baseline >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail set
 q $DB "INSERT INTO item VALUES (1, 'a')"
 q $DB "INSERT INTO item VALUES (2, 'b')"
 q $DB "UPDATE item SET name = 'c' WHERE id = 1"
-STOP=$(current_lsn $DB)
-run_to "$STOP" "$TMP/run.log" -c "$TMP/walrev.conf"
+run_to_now "$TMP/run.log" -c "$TMP/walrev.conf"
 NMSG=$(( $(q $DB "SELECT count(*) FROM walrev.revision") + $(q $DB "SELECT count(*) FROM walrev.object_delta") ))
 [ "$NMSG" -ge 6 ] || fail "expected at least 6 messages in Kafka, have $NMSG"
 

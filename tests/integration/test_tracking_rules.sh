@@ -35,10 +35,8 @@ q $DB "UPDATE users SET password = '$SECRET-2', name = 'Ann' WHERE id = 1"      
 q $DB "BEGIN; SELECT walrev.context('{\"actor\":{\"type\":\"job\",\"id\":\"import\"},\"suppress\":true}');
        INSERT INTO users VALUES (2, 'bulk', '$SECRET-3', NULL), (3, 'bulk', '$SECRET-4', NULL); COMMIT;" >/dev/null
 q $DB "DELETE FROM apikeys"
-STOP=$(current_lsn $DB)
-run_to "$STOP" "$TMP/run.log" -c "$TMP/walrev.conf" -- --file "$TMP/revisions.msgpack"
+run_to_now "$TMP/run.log" -c "$TMP/walrev.conf" -- --file "$TMP/revisions.msgpack"
 
-H="SET search_path = walrev;"
 expect_eq "deltas: hidden changes flagged without values, untracked-only update absent, excluded table absent" \
   "$(q $DB "$H SELECT revision_id, rv.relname, d.op, d.col_ids::text, coalesce(d.old_values::text, '-'), coalesce(d.new_values::text, '-'), coalesce(d.attr_flags::text, '-') FROM object_delta_arrays d JOIN relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion WHERE revision_id > 1 ORDER BY revision_id, seq")" \
 "2|users|I|{1,2,3}|-|{1,ann,NULL}|{0,0,1}

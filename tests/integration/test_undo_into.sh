@@ -23,7 +23,6 @@ q $DB "INSERT INTO invoice VALUES (1001, 'acme'), (1002, 'globex');
        INSERT INTO crm.lead VALUES (1, 'crm one', 'new'), (7, 'crm seven', 'won');"
 q $DB "DELETE FROM invoice WHERE id = 1001"
 run_to "$(current_lsn $DB)" "$TEST_TMP/run.log" --source "$SRC" --slot undo_into
-H="SET search_path = walrev;"
 REV=$(q $DB "$H SELECT DISTINCT revision_id FROM object_delta WHERE op = 'D' AND relid = 'public.invoice'::regclass")
 expect_eq "the cascading DELETE is one revision of three deletes, parent first" \
   "$(q $DB "$H SELECT string_agg(relid::regclass::text || ' ' || key, ', ' ORDER BY seq) FROM object_delta

@@ -13,7 +13,6 @@ wpid=
 cleanup() { [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null; rm -rf "$OUT"; }
 trap cleanup EXIT INT TERM
 W() { "$WALREV_BIN" --source "$SRC" --slot untracked "$@"; }
-H="SET search_path = walrev;"
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one');
        CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY, v text);

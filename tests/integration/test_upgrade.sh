@@ -10,7 +10,6 @@ source "$(dirname "$0")/lib.sh"
 source_db upgrade_f2
 W() { "$WALREV_BIN" --source "$SRC" --slot upgrade_f2 "$@"; }  # its own slot: the cluster is shared
 OUT=$TEST_TMP
-H="SET search_path = walrev;"
 
 q $DB "CREATE TABLE acct (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12,2), note text)"
 W setup >"$OUT/setup.out" 2>&1 || { cat "$OUT/setup.out"; fail "setup"; }

@@ -6,20 +6,10 @@
 # revision and its context) is what its hashed context says. Each tamper must
 # make verify exit 1 naming the revision; undone, verify passes again.
 source "$(dirname "$0")/lib.sh"
-source_db vrec_src
-SLOT=vrec
+source_db vrec_src vrec
 wpid=
-cleanup() { [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true; }
-on_exit cleanup
-
-cat >"$TMP/walrev.conf" <<EOF
-[source]
-tables = public.base
-[worker]
-backfill_chunk_rows = 250
-EOF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT "$@"; }
-H="SET search_path = walrev;"
+kill_at_exit 9 wpid
+late_tables_conf 250
 q $DB "CREATE TABLE base (id int PRIMARY KEY, v text);
        INSERT INTO base SELECT g, 'b' || g FROM generate_series(1, 10) g;
        CREATE TABLE late_t (id int PRIMARY KEY, v text);

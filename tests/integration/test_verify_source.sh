@@ -6,16 +6,10 @@
 # concurrent writes the comparison raises no false alarm; and it says when it
 # cannot compare (worker not running, table unknown) with exit 2.
 source "$(dirname "$0")/lib.sh"
-source_db vsrc_src
-SLOT=vsrc
-TMP=$(mktemp -d /tmp/walrev-vsrc.XXXXXX)
+source_db vsrc_src vsrc
 wpid=; gpid=
-cleanup() {
-  [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true
-  [ -n "$gpid" ] && kill "$gpid" 2>/dev/null || true
-  if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT INT TERM
+kill_at_exit TERM gpid
+kill_at_exit 9 wpid # the last registered goes first
 
 cat >"$TMP/walrev.conf" <<EOF2
 [source]
