@@ -22,24 +22,11 @@
 #include "tests/support/sample_relations.h"
 #include "tests/support/testsupport.h"
 #include "sink/sink.h"
+#include "tests/support/unit_main.h"
 
 /* ---- a synthetic stream: two tables, contexts, hidden values, NULL vs empty ---- */
 
-/* public.items and sales.orders: tests/support/sample_relations.h */
-
-static Revision make_rev(int64_t id)
-{
-    Revision r;
-    memset(&r, 0, sizeof r);
-    r.id = id;
-    r.xid = (uint32_t)(1000 + id);
-    r.commit_lsn = (Lsn)(0x1000000 + id * 0x100);
-    r.end_lsn = r.commit_lsn + 0x30;
-    r.commit_time = 700000000000000 + id;
-    memset(r.parent_checksum, (int)(id - 1), WALREV_CHECKSUM_LEN);
-    memset(r.checksum, (int)id, WALREV_CHECKSUM_LEN);
-    return r;
-}
+/* public.items and sales.orders, revisions by id: tests/support/sample_relations.h */
 
 /*
  * Revision id: context 1, an insert into items (hidden secret), an update of
@@ -49,7 +36,7 @@ static Revision make_rev(int64_t id)
 static void write_rev(Sink *s, int64_t id, bool commit)
 {
     WrError err = {0};
-    Revision rev = make_rev(id);
+    Revision rev = ts_sample_revision(id);
     RevisionContext ctx1 = {.no = 1, .actor_type = "user", .actor_id = "42", .description = "edit"};
     RevisionContext ctx2 = {.no = 2, .actor_type = "system", .actor_id = "fixer"};
     char key[32];
@@ -201,7 +188,7 @@ static void test_crash_and_reopen(void **state)
     write_rev(s, 2, true);
     assert_int_equal(s->ops->durable_lsn(s), 0); /* nothing durable before flush */
     assert_int_equal(s->ops->flush(s, &err), WR_OK);
-    Revision r2 = make_rev(2);
+    Revision r2 = ts_sample_revision(2);
     assert_int_equal(s->ops->durable_lsn(s), r2.end_lsn);
     long synced = file_size(path);
     text = ts_read_file(ckpt, NULL);
@@ -233,7 +220,7 @@ static void test_crash_and_reopen(void **state)
     /* The worker resends from revision 3; the new session repeats the relations before use. */
     write_rev(s, 3, true);
     assert_int_equal(s->ops->flush(s, &err), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), make_rev(3).end_lsn);
+    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(3).end_lsn);
     sink_destroy(s);
 
     StrBuf want;
@@ -325,7 +312,7 @@ static void test_abort_cuts_revision_in_flight(void **state)
     s->ops->abort(s);
     write_rev(s, 2, true);
     assert_int_equal(s->ops->flush(s, &err), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), make_rev(2).end_lsn);
+    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(2).end_lsn);
     sink_destroy(s);
     StrBuf want;
     strbuf_init(&want);
@@ -353,7 +340,7 @@ static void test_stdout(void **state)
     write_rev(s, 5, true);
     assert_int_equal(s->ops->durable_lsn(s), 0);
     assert_int_equal(s->ops->flush(s, &err), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), make_rev(5).end_lsn);
+    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(5).end_lsn);
     sink_destroy(s);
     fflush(stdout);
     assert_true(dup2(saved, STDOUT_FILENO) >= 0);
@@ -406,7 +393,7 @@ static void test_refusals(void **state)
 
     /* a delta naming a context that is not the one in force */
     s = open_sink(path_in_tmp("ctx.msgpack"), &pos, WR_OK, &err);
-    Revision rev = make_rev(1);
+    Revision rev = ts_sample_revision(1);
     AttributeDelta a = {.col_id = 2, .new_value = {"x", 1}};
     ObjectDelta d = {
         .seq = 1, .relver = &ts_items, .op = DELTA_INSERT, .key = "[\"1\"]", .context_no = 2, .nattrs = 1, .attrs = &a};
@@ -416,14 +403,8 @@ static void test_refusals(void **state)
     sink_destroy(s);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_crash_and_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_python_decoder_agrees, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abort_cuts_revision_in_flight, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stdout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test_setup_teardown(test_crash_and_reopen, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_python_decoder_agrees, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_abort_cuts_revision_in_flight, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_stdout, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_refusals, setup, teardown))

@@ -111,20 +111,6 @@ static void list_free(MsgList *l)
     *l = (MsgList){0};
 }
 
-static Revision make_rev(int64_t id)
-{
-    Revision r;
-    memset(&r, 0, sizeof r);
-    r.id = id;
-    r.xid = (uint32_t)(1000 + id);
-    r.commit_lsn = (Lsn)(0x1000000 + id * 0x100);
-    r.end_lsn = r.commit_lsn + 0x30;
-    r.commit_time = 700000000000000 + id;
-    memset(r.parent_checksum, (int)((id - 1) & 0xff), WALREV_CHECKSUM_LEN);
-    memset(r.checksum, (int)(id & 0xff), WALREV_CHECKSUM_LEN);
-    return r;
-}
-
 /*
  * Revision id with ndeltas changes to items (rows cycle over 7 keys; inserts
  * and updates; a hidden column), a context on even ids, and on every 5th
@@ -134,7 +120,7 @@ static Revision make_rev(int64_t id)
 static void gen_revision(Sink *s, const char *prefix, int64_t id, int ndeltas, MsgList *exp)
 {
     WrError err = {0};
-    Revision rev = make_rev(id);
+    Revision rev = ts_sample_revision(id);
     RevisionContext ctx = {.no = 1, .actor_type = "user", .actor_id = "42", .description = "edit"};
     StrBuf packed, enc;
     strbuf_init(&packed);
@@ -359,7 +345,7 @@ static void roundtrip(const char *brokers, const char *prefix, bool mock)
     MsgList exp = {0}, got = {0};
     for (int64_t id = 1; id <= 50; id++) gen_revision(s, prefix, id, (int)(id % 6), &exp);
     assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), make_rev(50).end_lsn);
+    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(50).end_lsn);
     KafkaSinkStats st;
     sink_kafka_stats(s, &st);
     assert_int_equal(st.produced, exp.n);
@@ -465,7 +451,7 @@ static void test_retriable_produce_errors(void **state)
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
     for (int64_t id = 1; id <= 30; id++) gen_revision(s, "re", id, 3, &exp);
     assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), make_rev(30).end_lsn);
+    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(30).end_lsn);
     KafkaSinkStats st;
     sink_kafka_stats(s, &st);
     assert_int_equal(st.delivered, exp.n);
@@ -495,7 +481,7 @@ static void test_outage(void **state)
     MsgList exp = {0}, got = {0};
     for (int64_t id = 1; id <= 10; id++) gen_revision(s, "out", id, 4, &exp);
     assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
-    Lsn before = make_rev(10).end_lsn;
+    Lsn before = ts_sample_revision(10).end_lsn;
     assert_int_equal(s->ops->durable_lsn(s), before);
 
     brokers_set(false);
@@ -531,10 +517,10 @@ static void test_outage(void **state)
     brokers_set(true);
     WrStatus rc;
     for (int tries = 0; (rc = flush_wait(s, &err, 1500)) == WR_AGAIN && tries < 20; tries++) {
-        assert_true(s->ops->durable_lsn(s) <= make_rev(20).end_lsn);
+        assert_true(s->ops->durable_lsn(s) <= ts_sample_revision(20).end_lsn);
     }
     assert_int_equal(rc, WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), make_rev(20).end_lsn);
+    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(20).end_lsn);
     sink_destroy(s);
     consume_all(bootstraps, "out", &got);
     assert_same_stream(&exp, &got); /* everything arrived, once */
@@ -557,7 +543,7 @@ static void test_crash_resend_duplicates_whole_revisions(void **state)
     MsgList exp = {0}, resent = {0}, got = {0};
     for (int64_t id = 1; id <= 10; id++) gen_revision(s, "cr", id, 3, &exp);
     assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), make_rev(10).end_lsn);
+    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(10).end_lsn);
     for (int64_t id = 11; id <= 15; id++) gen_revision(s, "cr", id, 3, &exp);
     /* delivered, but the worker dies before it confirms 11-15 to the slot */
     assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
@@ -567,14 +553,14 @@ static void test_crash_resend_duplicates_whole_revisions(void **state)
      * (the fan-out then skips 11-15; this sink, told to, sends them again). */
     SinkPosition pos;
     s = open_sink(bootstraps, "cr", 30000, &pos, &err);
-    Revision r15 = make_rev(15);
+    Revision r15 = ts_sample_revision(15);
     assert_int_equal(pos.durable_end_lsn, r15.end_lsn);
     assert_int_equal(pos.last_revision_id, 15);
     assert_memory_equal(pos.last_checksum, r15.checksum, WALREV_CHECKSUM_LEN);
     assert_int_equal(s->ops->durable_lsn(s), r15.end_lsn);
     for (int64_t id = 11; id <= 15; id++) gen_revision(s, "cr", id, 3, &resent);
     assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), make_rev(15).end_lsn);
+    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(15).end_lsn);
     sink_destroy(s);
 
     consume_all(bootstraps, "cr", &got);
@@ -618,7 +604,7 @@ static void test_permanent_error_is_fatal(void **state)
     assert_non_null(strstr(err.msg, "TOPIC_AUTHORIZATION_FAILED"));
     assert_int_equal(s->ops->durable_lsn(s), 0);
     /* sticky: nothing more is accepted */
-    Revision rev = make_rev(2);
+    Revision rev = ts_sample_revision(2);
     assert_int_equal(s->ops->begin_revision(s, &rev, &err), WR_FATAL);
     assert_int_equal(s->ops->poll(s, &err), WR_FATAL);
     rd_kafka_mock_clear_request_errors(mcluster, API_PRODUCE);
@@ -681,7 +667,7 @@ static void test_backpressure_bounded_queue(void **state)
     sink_kafka_stats(s, &st);
     assert_true(st.queue_full_waits > 0);
     assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), make_rev(20).end_lsn);
+    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(20).end_lsn);
     sink_kafka_stats(s, &st);
     assert_int_equal(st.produced, exp.n); /* the revision messages held back went out too */
     sink_destroy(s);
@@ -715,7 +701,7 @@ static void test_throughput(void **state)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     char key[32], val[64];
     for (int64_t id = 1; id <= revs; id++) {
-        Revision rev = make_rev(id);
+        Revision rev = ts_sample_revision(id);
         assert_int_equal(s->ops->begin_revision(s, &rev, &err), WR_OK);
         for (int i = 0; i < per; i++) {
             snprintf(key, sizeof key, "[\"%d\"]", (int)((id * per + i) % 10000));
@@ -731,7 +717,7 @@ static void test_throughput(void **state)
     }
     assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    assert_int_equal(s->ops->durable_lsn(s), make_rev(revs).end_lsn);
+    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(revs).end_lsn);
     KafkaSinkStats st;
     sink_kafka_stats(s, &st);
     assert_int_equal(st.delivered, (uint64_t)revs * (per + 1));

@@ -3,6 +3,8 @@
 
 #include "schema/tracking.h"
 
+#include <string.h>
+
 static RelColumn item_cols[] = {
     {.name = "id", .type_oid = 23, .typmod = -1, .is_key = true, .col_id = 1},
     {.name = "name", .type_oid = 25, .typmod = -1, .col_id = 2},
@@ -26,3 +28,17 @@ RelationVersion ts_orders = {.relid = 16500,
                              .replident = 'f',
                              .ncols = 2,
                              .cols = order_cols};
+
+Revision ts_sample_revision(int64_t id)
+{
+    Revision r;
+    memset(&r, 0, sizeof r);
+    r.id = id;
+    r.xid = (uint32_t)(1000 + id);
+    r.commit_lsn = (Lsn)(0x1000000 + id * 0x100);
+    r.end_lsn = r.commit_lsn + 0x30;
+    r.commit_time = 700000000000000 + id;
+    memset(r.parent_checksum, (int)((id - 1) & 0xff), WALREV_CHECKSUM_LEN);
+    memset(r.checksum, (int)(id & 0xff), WALREV_CHECKSUM_LEN);
+    return r;
+}

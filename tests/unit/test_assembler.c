@@ -7,53 +7,24 @@
 #include "tests/support/testsupport.h"
 
 #include "decoder/assembler.h"
+#include "tests/support/wire.h"
 #include "schema/checksum.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- wire writer ---- */
-typedef struct {
-    uint8_t b[16384];
-    size_t n;
-} W;
-static void w8(W *w, uint8_t v) { w->b[w->n++] = v; }
-static void w16(W *w, uint16_t v)
-{
-    w8(w, (uint8_t)(v >> 8));
-    w8(w, (uint8_t)v);
-}
-static void w32(W *w, uint32_t v)
-{
-    w16(w, (uint16_t)(v >> 16));
-    w16(w, (uint16_t)v);
-}
-static void w64(W *w, uint64_t v)
-{
-    w32(w, (uint32_t)(v >> 32));
-    w32(w, (uint32_t)v);
-}
-static void wstr(W *w, const char *s)
-{
-    size_t l = strlen(s) + 1;
-    memcpy(w->b + w->n, s, l);
-    w->n += l;
-}
+#include "tests/support/unit_main.h"
 
 /* cols: "t:text", "n", "u"; NULL-terminated */
-static void wtuple(W *w, const char *const *cols)
+static void wtuple(TsWire *w, const char *const *cols)
 {
     uint16_t n = 0;
     while (cols[n]) n++;
-    w16(w, n);
+    tw_u16(w, n);
     for (uint16_t i = 0; i < n; i++) {
         if (cols[i][0] == 't') {
-            w8(w, 't');
-            w32(w, (uint32_t)strlen(cols[i] + 2));
-            memcpy(w->b + w->n, cols[i] + 2, strlen(cols[i] + 2));
-            w->n += strlen(cols[i] + 2);
+            tw_text(w, cols[i] + 2);
         } else {
-            w8(w, (uint8_t)cols[i][0]);
+            tw_u8(w, (uint8_t)cols[i][0]);
         }
     }
 }
@@ -140,7 +111,7 @@ typedef struct {
     TrackingRules *rules;
 } Fix;
 
-static void feed(Fix *f, W *w)
+static void feed(Fix *f, TsWire *w)
 {
     PgoMessage m;
     WrError err = {0};
@@ -151,78 +122,79 @@ static void feed(Fix *f, W *w)
 
 static void begin(Fix *f, uint64_t lsn, uint32_t xid)
 {
-    W w = {.n = 0};
-    w8(&w, 'B');
-    w64(&w, lsn);
-    w64(&w, 1000);
-    w32(&w, xid);
+    TsWire w = {.n = 0};
+    tw_u8(&w, 'B');
+    tw_u64(&w, lsn);
+    tw_u64(&w, 1000);
+    tw_u32(&w, xid);
     feed(f, &w);
 }
 static void commit(Fix *f, uint64_t lsn)
 {
-    W w = {.n = 0};
-    w8(&w, 'C');
-    w8(&w, 0);
-    w64(&w, lsn);
-    w64(&w, lsn + 8);
-    w64(&w, 1000);
+    TsWire w = {.n = 0};
+    tw_u8(&w, 'C');
+    tw_u8(&w, 0);
+    tw_u64(&w, lsn);
+    tw_u64(&w, lsn + 8);
+    tw_u64(&w, 1000);
     feed(f, &w);
 }
 /* users(id key int, name text, secret text, seen text, doc text) */
 static void relation(Fix *f, const char *extra_col)
 {
-    W w = {.n = 0};
-    w8(&w, 'R');
-    w32(&w, 16400);
-    wstr(&w, "public");
-    wstr(&w, "users");
-    w8(&w, 'd');
-    w16(&w, extra_col ? 6 : 5);
+    TsWire w = {.n = 0};
+    tw_u8(&w, 'R');
+    tw_u32(&w, 16400);
+    tw_str(&w, "public");
+    tw_str(&w, "users");
+    tw_u8(&w, 'd');
+    tw_u16(&w, extra_col ? 6 : 5);
     const char *names[] = {"id", "name", "secret", "seen", "doc", extra_col};
     for (int i = 0; i < (extra_col ? 6 : 5); i++) {
-        w8(&w, i == 0 ? 1 : 0);
-        wstr(&w, names[i]);
-        w32(&w, i == 0 ? 23 : 25);
-        w32(&w, (uint32_t)-1);
+        tw_u8(&w, i == 0 ? 1 : 0);
+        tw_str(&w, names[i]);
+        tw_u32(&w, i == 0 ? 23 : 25);
+        tw_u32(&w, (uint32_t)-1);
     }
     feed(f, &w);
 }
 static void change_of(Fix *f, uint32_t relid, char type, const char *const *newc)
 {
-    W w = {.n = 0};
-    w8(&w, (uint8_t)type);
-    w32(&w, relid);
-    w8(&w, 'N');
+    TsWire w = {.n = 0};
+    tw_u8(&w, (uint8_t)type);
+    tw_u32(&w, relid);
+    tw_u8(&w, 'N');
     wtuple(&w, newc);
     feed(f, &w);
 }
 static void change(Fix *f, char type, char oldkind, const char *const *oldc, const char *const *newc)
 {
-    W w = {.n = 0};
-    w8(&w, (uint8_t)type);
-    w32(&w, 16400);
+    TsWire w = {.n = 0};
+    tw_u8(&w, (uint8_t)type);
+    tw_u32(&w, 16400);
     if (oldkind) {
-        w8(&w, (uint8_t)oldkind);
+        tw_u8(&w, (uint8_t)oldkind);
         wtuple(&w, oldc);
     }
     if (newc) {
-        w8(&w, 'N');
+        tw_u8(&w, 'N');
         wtuple(&w, newc);
     }
     feed(f, &w);
 }
-static void context(Fix *f, const char *json)
+/* A transactional logical message (pg_logical_emit_message) at lsn. */
+static void logical_message(Fix *f, uint64_t lsn, const char *prefix, const char *json)
 {
-    W w = {.n = 0};
-    w8(&w, 'M');
-    w8(&w, 1);
-    w64(&w, 77);
-    wstr(&w, "walrev");
-    w32(&w, (uint32_t)strlen(json));
-    memcpy(w.b + w.n, json, strlen(json));
-    w.n += strlen(json);
+    TsWire w = {.n = 0};
+    tw_u8(&w, 'M');
+    tw_u8(&w, 1);
+    tw_u64(&w, lsn);
+    tw_str(&w, prefix);
+    tw_u32(&w, (uint32_t)strlen(json));
+    tw_bytes(&w, json, strlen(json));
     feed(f, &w);
 }
+static void context(Fix *f, const char *json) { logical_message(f, 77, "walrev", json); }
 
 static int setup(void **state)
 {
@@ -413,10 +385,10 @@ static void test_known_revision_keeps_store_ids(void **state)
 static void test_protocol_errors(void **state)
 {
     Fix *f = *state;
-    W w = {.n = 0};
-    w8(&w, 'I');
-    w32(&w, 16400);
-    w8(&w, 'N');
+    TsWire w = {.n = 0};
+    tw_u8(&w, 'I');
+    tw_u32(&w, 16400);
+    tw_u8(&w, 'N');
     wtuple(&w, (const char *[]){"t:1", NULL});
     PgoMessage m;
     WrError err = {0};
@@ -449,36 +421,25 @@ static void test_relation_versions_keep_col_ids(void **state)
     commit(f, 0x200);
 }
 
-static void message(Fix *f, const char *prefix, const char *json)
-{
-    W w = {.n = 0};
-    w8(&w, 'M');
-    w8(&w, 1);
-    w64(&w, 78);
-    wstr(&w, prefix);
-    w32(&w, (uint32_t)strlen(json));
-    memcpy(w.b + w.n, json, strlen(json));
-    w.n += strlen(json);
-    feed(f, &w);
-}
+static void message(Fix *f, const char *prefix, const char *json) { logical_message(f, 78, prefix, json); }
 
 /* The DDL capture event trigger's row in walrev.ddl_capture(id, relid, info). */
 static void ddl(Fix *f, const char *json)
 {
-    W w = {.n = 0};
-    w8(&w, 'R');
-    w32(&w, 16500);
-    wstr(&w, "walrev");
-    wstr(&w, "ddl_capture");
-    w8(&w, 'd');
-    w16(&w, 3);
+    TsWire w = {.n = 0};
+    tw_u8(&w, 'R');
+    tw_u32(&w, 16500);
+    tw_str(&w, "walrev");
+    tw_str(&w, "ddl_capture");
+    tw_u8(&w, 'd');
+    tw_u16(&w, 3);
     const char *names[] = {"id", "relid", "info"};
     const uint32_t types[] = {20, 26, 3802};
     for (int i = 0; i < 3; i++) {
-        w8(&w, i == 0);
-        wstr(&w, names[i]);
-        w32(&w, types[i]);
-        w32(&w, (uint32_t)-1);
+        tw_u8(&w, i == 0);
+        tw_str(&w, names[i]);
+        tw_u32(&w, types[i]);
+        tw_u32(&w, (uint32_t)-1);
     }
     feed(f, &w);
     char info[4096];
@@ -508,19 +469,19 @@ static void test_rename_keeps_identity(void **state)
     commit(f, 0x400);
     assert_int_equal(f->rec.commits, 1);
     begin(f, 0x500, 702);
-    W w = {.n = 0};
-    w8(&w, 'R');
-    w32(&w, 16400);
-    wstr(&w, "public");
-    wstr(&w, "users");
-    w8(&w, 'd');
-    w16(&w, 5);
+    TsWire w = {.n = 0};
+    tw_u8(&w, 'R');
+    tw_u32(&w, 16400);
+    tw_str(&w, "public");
+    tw_str(&w, "users");
+    tw_u8(&w, 'd');
+    tw_u16(&w, 5);
     const char *names[] = {"id", "full_name", "secret", "seen", "doc"};
     for (int i = 0; i < 5; i++) {
-        w8(&w, i == 0);
-        wstr(&w, names[i]);
-        w32(&w, 25);
-        w32(&w, (uint32_t)-1);
+        tw_u8(&w, i == 0);
+        tw_str(&w, names[i]);
+        tw_u32(&w, 25);
+        tw_u32(&w, (uint32_t)-1);
     }
     feed(f, &w);
     change(f, 'U', 0, NULL, (const char *[]){"t:1", "t:Ann", "n", "n", "t:d", NULL});
@@ -581,17 +542,17 @@ static void test_relation_version_covered_by_next_revision(void **state)
     memcpy(first, f->rec.last.checksum, sizeof(first));
     /* public.skip's first version appears in a transaction that records nothing */
     begin(f, 0x300, 701);
-    W w = {.n = 0};
-    w8(&w, 'R');
-    w32(&w, 16401);
-    wstr(&w, "public");
-    wstr(&w, "skip");
-    w8(&w, 'd');
-    w16(&w, 1);
-    w8(&w, 1);
-    wstr(&w, "k");
-    w32(&w, 23);
-    w32(&w, (uint32_t)-1);
+    TsWire w = {.n = 0};
+    tw_u8(&w, 'R');
+    tw_u32(&w, 16401);
+    tw_str(&w, "public");
+    tw_str(&w, "skip");
+    tw_u8(&w, 'd');
+    tw_u16(&w, 1);
+    tw_u8(&w, 1);
+    tw_str(&w, "k");
+    tw_u32(&w, 23);
+    tw_u32(&w, (uint32_t)-1);
     feed(f, &w);
     change_of(f, 16401, 'I', (const char *[]){"t:5", NULL});
     commit(f, 0x400);
@@ -667,20 +628,20 @@ static void test_key_added_by_ddl_to_wide_table(void **state)
     captured[0] = 0;
     enum { NCOLS = 40 };
     begin(f, 0x100, 700);
-    W w = {.n = 0};
-    w8(&w, 'R');
-    w32(&w, 16600);
-    wstr(&w, "public");
-    wstr(&w, "wide");
-    w8(&w, 'd');
-    w16(&w, NCOLS);
+    TsWire w = {.n = 0};
+    tw_u8(&w, 'R');
+    tw_u32(&w, 16600);
+    tw_str(&w, "public");
+    tw_str(&w, "wide");
+    tw_u8(&w, 'd');
+    tw_u16(&w, NCOLS);
     for (int i = 0; i < NCOLS; i++) {
         char name[8];
         snprintf(name, sizeof(name), "c%d", i);
-        w8(&w, i == 0);
-        wstr(&w, name);
-        w32(&w, 23);
-        w32(&w, (uint32_t)-1);
+        tw_u8(&w, i == 0);
+        tw_str(&w, name);
+        tw_u32(&w, 23);
+        tw_u32(&w, (uint32_t)-1);
     }
     feed(f, &w);
     commit(f, 0x200);
@@ -730,21 +691,15 @@ static void test_key_change_keeps_unchanged_toast(void **state)
                     "I [\"2\"] ctx0 [1:NULL->'2' 2:NULL->'ann' 3:NULL->NULL/f1 5:NULL->'a long document'];commit 2;");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_insert_update_delete_exact, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_row_and_key_change, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_contexts_warnings_and_suppression, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_skip_durable_and_empty, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_known_revision_keeps_store_ids, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_relation_versions_keep_col_ids, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rename_keeps_identity, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_forged_control_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_relation_version_covered_by_next_revision, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_added_by_ddl_to_wide_table, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_change_keeps_unchanged_toast, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test_setup_teardown(test_insert_update_delete_exact, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_unknown_row_and_key_change, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_contexts_warnings_and_suppression, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_skip_durable_and_empty, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_known_revision_keeps_store_ids, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_relation_versions_keep_col_ids, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_rename_keeps_identity, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_forged_control_messages, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_relation_version_covered_by_next_revision, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_key_added_by_ddl_to_wide_table, setup, teardown),
+             cmocka_unit_test_setup_teardown(test_key_change_keeps_unchanged_toast, setup, teardown))

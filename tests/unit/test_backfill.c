@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "baseline/baseline.h"
+#include "tests/support/unit_main.h"
 
 static void parses_a_snapshot(void **state)
 {
@@ -78,13 +79,5 @@ static void places_xids_in_their_epoch(void **state)
     free(s.xip);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(parses_a_snapshot),
-        cmocka_unit_test(rejects_malformed_text),
-        cmocka_unit_test(sees_what_committed_before_it),
-        cmocka_unit_test(places_xids_in_their_epoch),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(parses_a_snapshot), cmocka_unit_test(rejects_malformed_text),
+             cmocka_unit_test(sees_what_committed_before_it), cmocka_unit_test(places_xids_in_their_epoch))

@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include "tests/support/unit_main.h"
 
 static RelColumn cols[2] = {{.name = (char *)"id", .col_id = 1, .is_key = true}, {.name = (char *)"v", .col_id = 2}};
 static RelationVersion rv = {.relid = 16384, .version = 1, .ncols = 2, .cols = cols};
@@ -39,17 +40,15 @@ static void compute(Revision *rev, const char *value, const uint8_t *const *hash
 
 static Revision base(void)
 {
-    Revision r;
-    memset(&r, 0, sizeof(r));
-    r.id = 7;
-    r.xid = 900;
-    r.commit_lsn = 0x100;
-    r.end_lsn = 0x108;
-    r.commit_time = 12345;
-    r.origin = "upstream";
-    r.gid = "g1";
-    r.warnings = "context: unknown field";
-    r.n_insert = 1;
+    Revision r = {.id = 7,
+                  .xid = 900,
+                  .commit_lsn = 0x100,
+                  .end_lsn = 0x108,
+                  .commit_time = 12345,
+                  .origin = "upstream",
+                  .gid = "g1",
+                  .warnings = "context: unknown field",
+                  .n_insert = 1};
     memset(r.parent_checksum, 0x11, 32);
     return r;
 }
@@ -191,13 +190,7 @@ static void test_known_answers(void **state)
     assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     revhash_destroy(h);
     /* One revision, bare and keyed: digests fixed by the format (docs/checksums.md). */
-    Revision r;
-    memset(&r, 0, sizeof(r));
-    r.id = 42;
-    r.xid = 777;
-    r.commit_lsn = 0x1000;
-    r.end_lsn = 0x1028;
-    r.n_insert = 1;
+    Revision r = {.id = 42, .xid = 777, .commit_lsn = 0x1000, .end_lsn = 0x1028, .n_insert = 1};
     g_key = NULL;
     compute(&r, "v", NULL, out);
     checksum_to_hex(out, hex);
@@ -209,13 +202,5 @@ static void test_known_answers(void **state)
     assert_string_equal(hex, KNOWN_KEYED);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_field_counts),
-        cmocka_unit_test(test_erased_value_hash_stands_in),
-        cmocka_unit_test(test_keyed_value_hash),
-        cmocka_unit_test(test_known_answers),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_every_field_counts), cmocka_unit_test(test_erased_value_hash_stands_in),
+             cmocka_unit_test(test_keyed_value_hash), cmocka_unit_test(test_known_answers))

@@ -13,6 +13,7 @@
 #include <openssl/sha.h>
 
 #include "schema/digest.h"
+#include "tests/support/unit_main.h"
 
 static RelColumn g_cols[4] = {
     {.name = "a", .col_id = 1, .track = TRACK_FULL},
@@ -135,13 +136,5 @@ static void test_known_answers(void **state)
     assert_string_equal(hex, "dea8b8717d440111f8bf42d3a432a62efc05916a75bb70e966954bf3350a0acc");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_row_digest),
-        cmocka_unit_test(test_value_digest),
-        cmocka_unit_test(test_has_key),
-        cmocka_unit_test(test_known_answers),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_row_digest), cmocka_unit_test(test_value_digest), cmocka_unit_test(test_has_key),
+             cmocka_unit_test(test_known_answers))

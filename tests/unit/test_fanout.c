@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "sink/fanout.h"
+#include "tests/support/unit_main.h"
 
 #define MAX_REVS 16
 
@@ -141,37 +142,29 @@ static void m_abort(Sink *s)
 
 static void m_destroy(Sink *s) { free(s); /* the MemSink itself belongs to the test */ }
 
+/* What every test sink here does alike: each call recorded in its MemSink
+ * (m_*). The tables differ in flushing, durability and the optional hooks. */
+#define MEM_SINK_RECORDING_OPS                                                                           \
+    .open = m_open, .write_relation = m_relation, .begin_revision = m_begin, .write_context = m_context, \
+    .write_delta = m_delta, .commit_revision = m_commit, .wants_flush = m_wants, .destroy = m_destroy
+
 static const SinkOps g_ops = {
     .name = "mem",
-    .open = m_open,
-    .write_relation = m_relation,
-    .begin_revision = m_begin,
-    .write_context = m_context,
-    .write_delta = m_delta,
-    .commit_revision = m_commit,
+    MEM_SINK_RECORDING_OPS,
     .flush = m_flush,
     .poll = m_poll,
     .durable_lsn = m_durable,
-    .wants_flush = m_wants,
     .write_backfill = m_backfill,
     .record_position = m_record,
     .abort = m_abort,
-    .destroy = m_destroy,
 };
 static const SinkOps g_ops_holding = {
     .name = "mem-holding",
-    .open = m_open,
-    .write_relation = m_relation,
-    .begin_revision = m_begin,
-    .write_context = m_context,
-    .write_delta = m_delta,
-    .commit_revision = m_commit,
+    MEM_SINK_RECORDING_OPS,
     .flush = m_flush,
     .poll = m_poll,
     .durable_lsn = m_durable,
     .holds_batch_at_idle = true,
-    .wants_flush = m_wants,
-    .destroy = m_destroy,
 };
 
 static Sink *mem_sink(MemSink *m, const SinkOps *ops)
@@ -505,19 +498,12 @@ static Lsn a_durable(Sink *s) { return ((AwaitSink *)s->impl)->await.durable; }
 
 static const SinkOps g_ops_await = {
     .name = "mem-await",
-    .open = m_open,
-    .write_relation = m_relation,
-    .begin_revision = m_begin,
-    .write_context = m_context,
-    .write_delta = m_delta,
-    .commit_revision = m_commit,
+    MEM_SINK_RECORDING_OPS,
     .flush = a_flush,
     .poll = a_poll,
     .durable_lsn = a_durable,
     .holds_batch_at_idle = true,
-    .wants_flush = m_wants,
     .sync = a_sync,
-    .destroy = m_destroy,
 };
 
 /* The queue alone: only a prefix of commits whose server position is
@@ -620,19 +606,9 @@ static void async_commit_confirmed_behind_the_flush(void **state)
     fanout_await_term(&h.await);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(never_past_the_least_durable),
-        cmocka_unit_test(skips_what_a_sink_holds),
-        cmocka_unit_test(positionless_sink_is_durable_at_the_start),
-        cmocka_unit_test(a_new_sink_joins),
-        cmocka_unit_test(idle_confirms_the_wal_end),
-        cmocka_unit_test(flush_modes),
-        cmocka_unit_test(errors_name_the_sink),
-        cmocka_unit_test(waits_for_durability),
-        cmocka_unit_test(await_counts_only_flushed_commits),
-        cmocka_unit_test(async_commit_confirmed_behind_the_flush),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(never_past_the_least_durable), cmocka_unit_test(skips_what_a_sink_holds),
+             cmocka_unit_test(positionless_sink_is_durable_at_the_start), cmocka_unit_test(a_new_sink_joins),
+             cmocka_unit_test(idle_confirms_the_wal_end), cmocka_unit_test(flush_modes),
+             cmocka_unit_test(errors_name_the_sink), cmocka_unit_test(waits_for_durability),
+             cmocka_unit_test(await_counts_only_flushed_commits),
+             cmocka_unit_test(async_commit_confirmed_behind_the_flush))

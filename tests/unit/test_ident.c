@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "tests/support/unit_main.h"
 
 static void expect_name(const char *text, const char *schema, const char *name)
 {
@@ -53,10 +54,4 @@ static void test_parse(void **state)
     expect_invalid("\"a\".\"b\"x");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_parse))

@@ -17,6 +17,7 @@
 #include <msgpack.h>
 
 #include "sink/msgpack_codec.h"
+#include "tests/support/unit_main.h"
 
 /* ---- a small fixture: one table with 5 columns, one hidden ---- */
 
@@ -369,6 +370,54 @@ static void test_decode_truncated_every_offset(void **state)
     strbuf_free(&b);
 }
 
+/* The JSON value j packed as msgpack (objects in their keys' order). */
+static void pack_json(msgpack_packer *pk, json_t *j)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        msgpack_pack_map(pk, json_object_size(j));
+        json_object_foreach(j, key, v)
+        {
+            pk_s(pk, key);
+            pack_json(pk, v);
+        }
+        break;
+    case JSON_ARRAY:
+        msgpack_pack_array(pk, json_array_size(j));
+        json_array_foreach(j, i, v) pack_json(pk, v);
+        break;
+    case JSON_STRING: pk_s(pk, json_string_value(j)); break;
+    case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(j)); break;
+    default: fail_msg("pack_json: no case for JSON type %d", (int)json_typeof(j));
+    }
+}
+
+/* Messages the decoder must refuse, each with its exact error. A message is
+ * given as JSON and packed (pack_json), or as raw bytes when it is not
+ * msgpack at all. */
+static const struct {
+    const char *what;
+    const char *json;
+    const char *raw;
+    const char *want;
+} REJECTS[] = {
+    {"garbage: 0xc1 is never used by msgpack", NULL, "\xc1", "walrev message: not valid msgpack"},
+    {"not a map", "[]", NULL, "walrev message: top level is not a map"},
+    {"a future format version", "{\"v\": 2, \"type\": \"delta\", \"id\": \"1.1\"}", NULL,
+     "walrev message: format version 2 is not supported (1 is)"},
+    {"unknown type", "{\"v\": 1, \"type\": \"heartbeat\", \"id\": \"x\"}", NULL,
+     "walrev message: unknown type \"heartbeat\""},
+    {"missing v", "{\"type\": \"delta\"}", NULL, "walrev message: key v (format version) missing"},
+    {"a relation whose nested table map lacks relid",
+     "{\"v\": 1, \"type\": \"relation\", \"id\": \"relation.1.1\","
+     " \"table\": {\"schema\": \"s\", \"name\": \"t\", \"version\": 1},"
+     " \"replident\": \"d\", \"valid_from\": \"0/0\", \"columns\": []}",
+     NULL, "walrev message: required key table.relid is missing"},
+};
+
 static void test_decode_rejects(void **state)
 {
     (void)state;
@@ -376,78 +425,23 @@ static void test_decode_rejects(void **state)
     strbuf_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, sb_write);
-    json_t *j = NULL;
-    WrError err = {0};
-
-    /* garbage: 0xc1 is never used by msgpack */
-    strbuf_append(&b, "\xc1", 1);
-    assert_int_equal(decode(&b, &err, &j), WR_PROTOCOL);
-    assert_string_equal(err.msg, "walrev message: not valid msgpack");
-
-    /* not a map */
-    strbuf_reset(&b);
-    msgpack_pack_array(&pk, 0);
-    assert_int_equal(decode(&b, &err, &j), WR_PROTOCOL);
-    assert_string_equal(err.msg, "walrev message: top level is not a map");
-
-    /* a future format version */
-    strbuf_reset(&b);
-    msgpack_pack_map(&pk, 3);
-    pk_s(&pk, "v");
-    msgpack_pack_int(&pk, 2);
-    pk_s(&pk, "type");
-    pk_s(&pk, "delta");
-    pk_s(&pk, "id");
-    pk_s(&pk, "1.1");
-    assert_int_equal(decode(&b, &err, &j), WR_PROTOCOL);
-    assert_string_equal(err.msg, "walrev message: format version 2 is not supported (1 is)");
-
-    /* unknown type */
-    strbuf_reset(&b);
-    msgpack_pack_map(&pk, 3);
-    pk_s(&pk, "v");
-    msgpack_pack_int(&pk, 1);
-    pk_s(&pk, "type");
-    pk_s(&pk, "heartbeat");
-    pk_s(&pk, "id");
-    pk_s(&pk, "x");
-    assert_int_equal(decode(&b, &err, &j), WR_PROTOCOL);
-    assert_string_equal(err.msg, "walrev message: unknown type \"heartbeat\"");
-
-    /* missing v */
-    strbuf_reset(&b);
-    msgpack_pack_map(&pk, 1);
-    pk_s(&pk, "type");
-    pk_s(&pk, "delta");
-    assert_int_equal(decode(&b, &err, &j), WR_PROTOCOL);
-    assert_string_equal(err.msg, "walrev message: key v (format version) missing");
-
-    /* a relation whose nested table map lacks relid */
-    strbuf_reset(&b);
-    msgpack_pack_map(&pk, 7);
-    pk_s(&pk, "v");
-    msgpack_pack_int(&pk, 1);
-    pk_s(&pk, "type");
-    pk_s(&pk, "relation");
-    pk_s(&pk, "id");
-    pk_s(&pk, "relation.1.1");
-    pk_s(&pk, "table");
-    msgpack_pack_map(&pk, 3);
-    pk_s(&pk, "schema");
-    pk_s(&pk, "s");
-    pk_s(&pk, "name");
-    pk_s(&pk, "t");
-    pk_s(&pk, "version");
-    msgpack_pack_int(&pk, 1);
-    pk_s(&pk, "replident");
-    pk_s(&pk, "d");
-    pk_s(&pk, "valid_from");
-    pk_s(&pk, "0/0");
-    pk_s(&pk, "columns");
-    msgpack_pack_array(&pk, 0);
-    assert_int_equal(decode(&b, &err, &j), WR_PROTOCOL);
-    assert_string_equal(err.msg, "walrev message: required key table.relid is missing");
-
+    for (size_t k = 0; k < sizeof REJECTS / sizeof REJECTS[0]; k++) {
+        json_t *j = NULL;
+        WrError err = {0};
+        strbuf_reset(&b);
+        if (REJECTS[k].raw) {
+            strbuf_append(&b, REJECTS[k].raw, strlen(REJECTS[k].raw));
+        } else {
+            json_error_t jerr;
+            json_t *msg = json_loads(REJECTS[k].json, 0, &jerr);
+            if (!msg) fail_msg("case %s: %s", REJECTS[k].what, jerr.text);
+            pack_json(&pk, msg);
+            json_decref(msg);
+        }
+        print_message("case: %s\n", REJECTS[k].what);
+        assert_int_equal(decode(&b, &err, &j), WR_PROTOCOL);
+        assert_string_equal(err.msg, REJECTS[k].want);
+    }
     strbuf_free(&b);
 }
 
@@ -539,19 +533,8 @@ static void test_decode_key_types_and_unknown_keys(void **state)
     strbuf_free(&b);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_delta_update_values),
-        cmocka_unit_test(test_delta_ops_and_context),
-        cmocka_unit_test(test_truncate_exact_bytes),
-        cmocka_unit_test(test_revision_message),
-        cmocka_unit_test(test_relation_message),
-        cmocka_unit_test(test_ids),
-        cmocka_unit_test(test_decode_truncated_every_offset),
-        cmocka_unit_test(test_decode_rejects),
-        cmocka_unit_test(test_decode_key_types_and_unknown_keys),
-        cmocka_unit_test(test_decode_huge_claims),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_delta_update_values), cmocka_unit_test(test_delta_ops_and_context),
+             cmocka_unit_test(test_truncate_exact_bytes), cmocka_unit_test(test_revision_message),
+             cmocka_unit_test(test_relation_message), cmocka_unit_test(test_ids),
+             cmocka_unit_test(test_decode_truncated_every_offset), cmocka_unit_test(test_decode_rejects),
+             cmocka_unit_test(test_decode_key_types_and_unknown_keys), cmocka_unit_test(test_decode_huge_claims))

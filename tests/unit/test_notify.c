@@ -17,26 +17,11 @@
 
 #include <cmocka.h>
 
+#include "tests/support/notify_socket.h"
 #include "worker/notify.h"
 
 static char sock_dir[128];
 static char sock_path[256];
-
-/* Bind a datagram socket at name ('@' = abstract). Returns the fd. */
-static int listen_at(const char *name)
-{
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_un addr;
-    memset(&addr, 0, sizeof(addr));
-    addr.sun_family = AF_UNIX;
-    size_t len = strlen(name);
-    memcpy(addr.sun_path, name, len);
-    if (name[0] == '@') addr.sun_path[0] = '\0';
-    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (name[0] == '/'));
-    assert_int_equal(bind(fd, (struct sockaddr *)&addr, alen), 0);
-    return fd;
-}
 
 /* Receive one datagram (non-blocking: it was sent before we ask). */
 static void expect_datagram(int fd, const char *want)
@@ -75,7 +60,7 @@ static int teardown_dir(void **state)
 static void test_path_socket(void **state)
 {
     (void)state;
-    int fd = listen_at(sock_path);
+    int fd = ts_listen_notify(sock_path);
     setenv("NOTIFY_SOCKET", sock_path, 1);
     assert_true(notify_ready());
     expect_datagram(fd, "READY=1");
@@ -102,7 +87,7 @@ static void test_abstract_socket(void **state)
     (void)state;
     char name[64];
     snprintf(name, sizeof(name), "@walrev-test-notify-%d", (int)getpid());
-    int fd = listen_at(name);
+    int fd = ts_listen_notify(name);
     setenv("NOTIFY_SOCKET", name, 1);
     assert_true(notify_ready());
     expect_datagram(fd, "READY=1");

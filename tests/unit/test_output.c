@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "pgio/output.h"
+#include "tests/support/unit_main.h"
 
 #define OID_INT4 23
 #define OID_TEXT 25
@@ -200,11 +201,4 @@ static void test_display_width(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_print_cases),
-        cmocka_unit_test(test_display_width),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_print_cases), cmocka_unit_test(test_display_width))

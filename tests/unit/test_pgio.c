@@ -9,6 +9,7 @@
 #include "pgio/pgio.h"
 
 #include <string.h>
+#include "tests/support/unit_main.h"
 
 static void test_table(void **state)
 {
@@ -133,13 +134,5 @@ static void test_error_text(void **state)
     assert_string_equal(msg, "no connection");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),
-        cmocka_unit_test(test_status_without_connection),
-        cmocka_unit_test(test_connect_errors),
-        cmocka_unit_test(test_error_text),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_table), cmocka_unit_test(test_status_without_connection),
+             cmocka_unit_test(test_connect_errors), cmocka_unit_test(test_error_text))

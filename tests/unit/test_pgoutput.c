@@ -3,7 +3,7 @@
  * envelopes, the status update encoder, every message type of protocol 1–4,
  * every tuple kind, streaming xids, and malformed input (truncation at every
  * offset of every sample, bad lengths, bad markers, trailing bytes). Messages
- * are built byte by byte with a small local writer; no server is involved.
+ * are built byte by byte (tests/support/wire.h); no server is involved.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,47 +15,7 @@
 #include <cmocka.h>
 
 #include "decoder/pgoutput.h"
-
-/* ---- a tiny big-endian writer ---- */
-
-typedef struct {
-    uint8_t b[1024];
-    size_t n;
-} W;
-
-static void w_u8(W *w, uint8_t v)
-{
-    assert_true(w->n < sizeof(w->b));
-    w->b[w->n++] = v;
-}
-static void w_u16(W *w, uint16_t v)
-{
-    w_u8(w, (uint8_t)(v >> 8));
-    w_u8(w, (uint8_t)v);
-}
-static void w_u32(W *w, uint32_t v)
-{
-    w_u16(w, (uint16_t)(v >> 16));
-    w_u16(w, (uint16_t)v);
-}
-static void w_u64(W *w, uint64_t v)
-{
-    w_u32(w, (uint32_t)(v >> 32));
-    w_u32(w, (uint32_t)v);
-}
-static void w_bytes(W *w, const void *p, size_t n)
-{
-    assert_true(w->n + n <= sizeof(w->b));
-    memcpy(w->b + w->n, p, n);
-    w->n += n;
-}
-static void w_str(W *w, const char *s) { w_bytes(w, s, strlen(s) + 1); }
-static void w_text(W *w, const char *s)
-{
-    w_u8(w, 't');
-    w_u32(w, (uint32_t)strlen(s));
-    w_bytes(w, s, strlen(s));
-}
+#include "tests/support/wire.h"
 
 /* ---- sample messages: one builder per wire layout ---- */
 
@@ -63,250 +23,250 @@ static void w_text(W *w, const char *s)
 #define LSN2 UINT64_C(0x100000016B3790)
 #define TS1 INT64_C(757382400000000)
 
-static void mk_begin(W *w)
+static void mk_begin(TsWire *w)
 {
-    w_u8(w, 'B');
-    w_u64(w, LSN2);
-    w_u64(w, (uint64_t)TS1);
-    w_u32(w, 735);
+    tw_u8(w, 'B');
+    tw_u64(w, LSN2);
+    tw_u64(w, (uint64_t)TS1);
+    tw_u32(w, 735);
 }
-static void mk_commit(W *w)
+static void mk_commit(TsWire *w)
 {
-    w_u8(w, 'C');
-    w_u8(w, 0);
-    w_u64(w, LSN1);
-    w_u64(w, LSN2);
-    w_u64(w, (uint64_t)TS1);
+    tw_u8(w, 'C');
+    tw_u8(w, 0);
+    tw_u64(w, LSN1);
+    tw_u64(w, LSN2);
+    tw_u64(w, (uint64_t)TS1);
 }
-static void mk_origin(W *w)
+static void mk_origin(TsWire *w)
 {
-    w_u8(w, 'O');
-    w_u64(w, LSN1);
-    w_str(w, "node'a");
+    tw_u8(w, 'O');
+    tw_u64(w, LSN1);
+    tw_str(w, "node'a");
 }
-static void mk_relation(W *w)
+static void mk_relation(TsWire *w)
 {
-    w_u8(w, 'R');
-    w_u32(w, 16385);
-    w_str(w, "public");
-    w_str(w, "items");
-    w_u8(w, 'd');
-    w_u16(w, 3);
-    w_u8(w, 1);
-    w_str(w, "id");
-    w_u32(w, 23);
-    w_u32(w, 0xFFFFFFFFu);
-    w_u8(w, 0);
-    w_str(w, "name");
-    w_u32(w, 1043);
-    w_u32(w, 68);
-    w_u8(w, 3);
-    w_str(w, "mood");
-    w_u32(w, 16390);
-    w_u32(w, 0xFFFFFFFFu);
+    tw_u8(w, 'R');
+    tw_u32(w, 16385);
+    tw_str(w, "public");
+    tw_str(w, "items");
+    tw_u8(w, 'd');
+    tw_u16(w, 3);
+    tw_u8(w, 1);
+    tw_str(w, "id");
+    tw_u32(w, 23);
+    tw_u32(w, 0xFFFFFFFFu);
+    tw_u8(w, 0);
+    tw_str(w, "name");
+    tw_u32(w, 1043);
+    tw_u32(w, 68);
+    tw_u8(w, 3);
+    tw_str(w, "mood");
+    tw_u32(w, 16390);
+    tw_u32(w, 0xFFFFFFFFu);
 }
-static void mk_relation_stream(W *w)
+static void mk_relation_stream(TsWire *w)
 {
-    w_u8(w, 'R');
-    w_u32(w, 900);
-    w_u32(w, 16386);
-    w_str(w, "");
-    w_str(w, "empty");
-    w_u8(w, 'n');
-    w_u16(w, 0);
+    tw_u8(w, 'R');
+    tw_u32(w, 900);
+    tw_u32(w, 16386);
+    tw_str(w, "");
+    tw_str(w, "empty");
+    tw_u8(w, 'n');
+    tw_u16(w, 0);
 }
-static void mk_type(W *w)
+static void mk_type(TsWire *w)
 {
-    w_u8(w, 'Y');
-    w_u32(w, 16390);
-    w_str(w, "public");
-    w_str(w, "mood");
+    tw_u8(w, 'Y');
+    tw_u32(w, 16390);
+    tw_str(w, "public");
+    tw_str(w, "mood");
 }
-static void mk_type_stream(W *w)
+static void mk_type_stream(TsWire *w)
 {
-    w_u8(w, 'Y');
-    w_u32(w, 901);
-    w_u32(w, 16390);
-    w_str(w, "");
-    w_str(w, "int4");
+    tw_u8(w, 'Y');
+    tw_u32(w, 901);
+    tw_u32(w, 16390);
+    tw_str(w, "");
+    tw_str(w, "int4");
 }
 /* Insert with every tuple kind: t, n, u, b, and an empty text value. */
-static void mk_insert(W *w)
+static void mk_insert(TsWire *w)
 {
-    w_u8(w, 'I');
-    w_u32(w, 16385);
-    w_u8(w, 'N');
-    w_u16(w, 5);
-    w_text(w, "1");
-    w_u8(w, 'n');
-    w_u8(w, 'u');
-    w_u8(w, 'b');
-    w_u32(w, 2);
-    w_u8(w, 0x0a);
-    w_u8(w, 0x0b);
-    w_text(w, "");
+    tw_u8(w, 'I');
+    tw_u32(w, 16385);
+    tw_u8(w, 'N');
+    tw_u16(w, 5);
+    tw_text(w, "1");
+    tw_u8(w, 'n');
+    tw_u8(w, 'u');
+    tw_u8(w, 'b');
+    tw_u32(w, 2);
+    tw_u8(w, 0x0a);
+    tw_u8(w, 0x0b);
+    tw_text(w, "");
 }
-static void mk_insert_stream(W *w)
+static void mk_insert_stream(TsWire *w)
 {
-    w_u8(w, 'I');
-    w_u32(w, 902);
-    w_u32(w, 16385);
-    w_u8(w, 'N');
-    w_u16(w, 1);
-    w_text(w, "a'b\\c\n\xff");
+    tw_u8(w, 'I');
+    tw_u32(w, 902);
+    tw_u32(w, 16385);
+    tw_u8(w, 'N');
+    tw_u16(w, 1);
+    tw_text(w, "a'b\\c\n\xff");
 }
-static void mk_update_plain(W *w)
+static void mk_update_plain(TsWire *w)
 {
-    w_u8(w, 'U');
-    w_u32(w, 16385);
-    w_u8(w, 'N');
-    w_u16(w, 2);
-    w_text(w, "1");
-    w_u8(w, 'u');
+    tw_u8(w, 'U');
+    tw_u32(w, 16385);
+    tw_u8(w, 'N');
+    tw_u16(w, 2);
+    tw_text(w, "1");
+    tw_u8(w, 'u');
 }
-static void mk_update_key(W *w)
+static void mk_update_key(TsWire *w)
 {
-    w_u8(w, 'U');
-    w_u32(w, 16385);
-    w_u8(w, 'K');
-    w_u16(w, 2);
-    w_text(w, "1");
-    w_u8(w, 'n');
-    w_u8(w, 'N');
-    w_u16(w, 2);
-    w_text(w, "2");
-    w_text(w, "x");
+    tw_u8(w, 'U');
+    tw_u32(w, 16385);
+    tw_u8(w, 'K');
+    tw_u16(w, 2);
+    tw_text(w, "1");
+    tw_u8(w, 'n');
+    tw_u8(w, 'N');
+    tw_u16(w, 2);
+    tw_text(w, "2");
+    tw_text(w, "x");
 }
-static void mk_update_old_stream(W *w)
+static void mk_update_old_stream(TsWire *w)
 {
-    w_u8(w, 'U');
-    w_u32(w, 903);
-    w_u32(w, 16385);
-    w_u8(w, 'O');
-    w_u16(w, 2);
-    w_text(w, "1");
-    w_text(w, "old");
-    w_u8(w, 'N');
-    w_u16(w, 2);
-    w_text(w, "1");
-    w_text(w, "new");
+    tw_u8(w, 'U');
+    tw_u32(w, 903);
+    tw_u32(w, 16385);
+    tw_u8(w, 'O');
+    tw_u16(w, 2);
+    tw_text(w, "1");
+    tw_text(w, "old");
+    tw_u8(w, 'N');
+    tw_u16(w, 2);
+    tw_text(w, "1");
+    tw_text(w, "new");
 }
-static void mk_delete_key(W *w)
+static void mk_delete_key(TsWire *w)
 {
-    w_u8(w, 'D');
-    w_u32(w, 16385);
-    w_u8(w, 'K');
-    w_u16(w, 2);
-    w_text(w, "7");
-    w_u8(w, 'n');
+    tw_u8(w, 'D');
+    tw_u32(w, 16385);
+    tw_u8(w, 'K');
+    tw_u16(w, 2);
+    tw_text(w, "7");
+    tw_u8(w, 'n');
 }
-static void mk_delete_old(W *w)
+static void mk_delete_old(TsWire *w)
 {
-    w_u8(w, 'D');
-    w_u32(w, 16385);
-    w_u8(w, 'O');
-    w_u16(w, 1);
-    w_u8(w, 'b');
-    w_u32(w, 0);
+    tw_u8(w, 'D');
+    tw_u32(w, 16385);
+    tw_u8(w, 'O');
+    tw_u16(w, 1);
+    tw_u8(w, 'b');
+    tw_u32(w, 0);
 }
-static void mk_truncate(W *w)
+static void mk_truncate(TsWire *w)
 {
-    w_u8(w, 'T');
-    w_u32(w, 2);
-    w_u8(w, 3);
-    w_u32(w, 16385);
-    w_u32(w, 16390);
+    tw_u8(w, 'T');
+    tw_u32(w, 2);
+    tw_u8(w, 3);
+    tw_u32(w, 16385);
+    tw_u32(w, 16390);
 }
-static void mk_truncate_stream(W *w)
+static void mk_truncate_stream(TsWire *w)
 {
-    w_u8(w, 'T');
-    w_u32(w, 904);
-    w_u32(w, 1);
-    w_u8(w, 0);
-    w_u32(w, 16385);
+    tw_u8(w, 'T');
+    tw_u32(w, 904);
+    tw_u32(w, 1);
+    tw_u8(w, 0);
+    tw_u32(w, 16385);
 }
-static void mk_message(W *w)
+static void mk_message(TsWire *w)
 {
-    w_u8(w, 'M');
-    w_u8(w, 1);
-    w_u64(w, LSN1);
-    w_str(w, "walrev.ctx");
-    w_u32(w, 9);
-    w_bytes(w, "{\"a\":\"b\"}", 9);
+    tw_u8(w, 'M');
+    tw_u8(w, 1);
+    tw_u64(w, LSN1);
+    tw_str(w, "walrev.ctx");
+    tw_u32(w, 9);
+    tw_bytes(w, "{\"a\":\"b\"}", 9);
 }
-static void mk_message_stream(W *w)
+static void mk_message_stream(TsWire *w)
 {
-    w_u8(w, 'M');
-    w_u32(w, 905);
-    w_u8(w, 0);
-    w_u64(w, LSN2);
-    w_str(w, "p");
-    w_u32(w, 0);
+    tw_u8(w, 'M');
+    tw_u32(w, 905);
+    tw_u8(w, 0);
+    tw_u64(w, LSN2);
+    tw_str(w, "p");
+    tw_u32(w, 0);
 }
-static void mk_stream_start(W *w)
+static void mk_stream_start(TsWire *w)
 {
-    w_u8(w, 'S');
-    w_u32(w, 900);
-    w_u8(w, 1);
+    tw_u8(w, 'S');
+    tw_u32(w, 900);
+    tw_u8(w, 1);
 }
-static void mk_stream_stop(W *w) { w_u8(w, 'E'); }
-static void mk_stream_commit(W *w)
+static void mk_stream_stop(TsWire *w) { tw_u8(w, 'E'); }
+static void mk_stream_commit(TsWire *w)
 {
-    w_u8(w, 'c');
-    w_u32(w, 900);
-    w_u8(w, 0);
-    w_u64(w, LSN1);
-    w_u64(w, LSN2);
-    w_u64(w, (uint64_t)TS1);
+    tw_u8(w, 'c');
+    tw_u32(w, 900);
+    tw_u8(w, 0);
+    tw_u64(w, LSN1);
+    tw_u64(w, LSN2);
+    tw_u64(w, (uint64_t)TS1);
 }
-static void mk_stream_abort(W *w)
+static void mk_stream_abort(TsWire *w)
 {
-    w_u8(w, 'A');
-    w_u32(w, 900);
-    w_u32(w, 906);
+    tw_u8(w, 'A');
+    tw_u32(w, 900);
+    tw_u32(w, 906);
 }
-static void mk_stream_abort_v4(W *w)
+static void mk_stream_abort_v4(TsWire *w)
 {
     mk_stream_abort(w);
-    w_u64(w, LSN2);
-    w_u64(w, (uint64_t)TS1);
+    tw_u64(w, LSN2);
+    tw_u64(w, (uint64_t)TS1);
 }
-static void mk_begin_prepare(W *w)
+static void mk_begin_prepare(TsWire *w)
 {
-    w_u8(w, 'b');
-    w_u64(w, LSN1);
-    w_u64(w, LSN2);
-    w_u64(w, (uint64_t)TS1);
-    w_u32(w, 735);
-    w_str(w, "gid-1");
+    tw_u8(w, 'b');
+    tw_u64(w, LSN1);
+    tw_u64(w, LSN2);
+    tw_u64(w, (uint64_t)TS1);
+    tw_u32(w, 735);
+    tw_str(w, "gid-1");
 }
-static void mk_prepare_like(W *w, uint8_t type)
+static void mk_prepare_like(TsWire *w, uint8_t type)
 {
-    w_u8(w, type);
-    w_u8(w, 0);
-    w_u64(w, LSN1);
-    w_u64(w, LSN2);
-    w_u64(w, (uint64_t)TS1);
-    w_u32(w, 735);
-    w_str(w, "gid-1");
+    tw_u8(w, type);
+    tw_u8(w, 0);
+    tw_u64(w, LSN1);
+    tw_u64(w, LSN2);
+    tw_u64(w, (uint64_t)TS1);
+    tw_u32(w, 735);
+    tw_str(w, "gid-1");
 }
-static void mk_prepare(W *w) { mk_prepare_like(w, 'P'); }
-static void mk_stream_prepare(W *w) { mk_prepare_like(w, 'p'); }
-static void mk_commit_prepared(W *w) { mk_prepare_like(w, 'K'); }
-static void mk_rollback_prepared(W *w)
+static void mk_prepare(TsWire *w) { mk_prepare_like(w, 'P'); }
+static void mk_stream_prepare(TsWire *w) { mk_prepare_like(w, 'p'); }
+static void mk_commit_prepared(TsWire *w) { mk_prepare_like(w, 'K'); }
+static void mk_rollback_prepared(TsWire *w)
 {
-    w_u8(w, 'r');
-    w_u8(w, 0);
-    w_u64(w, LSN1);
-    w_u64(w, LSN2);
-    w_u64(w, (uint64_t)TS1);
-    w_u64(w, (uint64_t)(TS1 + 1));
-    w_u32(w, 735);
-    w_str(w, "gid-1");
+    tw_u8(w, 'r');
+    tw_u8(w, 0);
+    tw_u64(w, LSN1);
+    tw_u64(w, LSN2);
+    tw_u64(w, (uint64_t)TS1);
+    tw_u64(w, (uint64_t)(TS1 + 1));
+    tw_u32(w, 735);
+    tw_str(w, "gid-1");
 }
 
 typedef struct {
-    void (*build)(W *w);
+    void (*build)(TsWire *w);
     int proto;
     bool parallel;
     bool in_stream;
@@ -375,7 +335,7 @@ static PgoParser sample_parser(const Sample *s)
     return p;
 }
 
-static WrStatus parse(PgoParser *p, const W *w, PgoMessage *m, WrError *err)
+static WrStatus parse(PgoParser *p, const TsWire *w, PgoMessage *m, WrError *err)
 {
     return pgo_parse_message(p, w->b, w->n, m, err);
 }
@@ -389,7 +349,7 @@ static void assert_parser_equal(const PgoParser *a, const PgoParser *b)
 }
 
 /* Parse w expecting WR_PROTOCOL with exactly the given message; parser state unchanged. */
-static void expect_error(PgoParser *p, const W *w, const char *msg)
+static void expect_error(PgoParser *p, const TsWire *w, const char *msg)
 {
     PgoParser before = *p;
     PgoMessage m;
@@ -410,7 +370,7 @@ static void test_samples_format(void **state)
     (void)state;
     for (size_t i = 0; i < NSAMPLES; i++) {
         const Sample *s = &samples[i];
-        W w = {0};
+        TsWire w = {0};
         s->build(&w);
         PgoParser p = sample_parser(s);
         PgoMessage m;
@@ -433,7 +393,7 @@ static void test_samples_truncated_everywhere(void **state)
     size_t checked = 0;
     for (size_t i = 0; i < NSAMPLES; i++) {
         const Sample *s = &samples[i];
-        W w = {0};
+        TsWire w = {0};
         s->build(&w);
         for (size_t n = 0; n < w.n; n++) {
             PgoParser p = sample_parser(s);
@@ -467,10 +427,10 @@ static void test_samples_trailing(void **state)
     (void)state;
     for (size_t i = 0; i < NSAMPLES; i++) {
         const Sample *s = &samples[i];
-        W w = {0};
+        TsWire w = {0};
         s->build(&w);
         size_t n = w.n;
-        w_u8(&w, 0);
+        tw_u8(&w, 0);
         PgoParser p = sample_parser(s);
         char want[128];
         snprintf(want, sizeof(want), "pgoutput %s: 1 trailing bytes at offset %zu", pgo_message_type_name(s->type), n);
@@ -480,7 +440,7 @@ static void test_samples_trailing(void **state)
 
 /* ---- field-level checks per message ---- */
 
-static void parse_ok(PgoParser *p, void (*build)(W *), PgoMessage *m, W *w)
+static void parse_ok(PgoParser *p, void (*build)(TsWire *), PgoMessage *m, TsWire *w)
 {
     memset(w, 0, sizeof(*w));
     build(w);
@@ -495,7 +455,7 @@ static void test_begin_commit_origin(void **state)
     PgoParser p;
     pgo_parser_init(&p, 1, false);
     PgoMessage m;
-    W w;
+    TsWire w;
     parse_ok(&p, mk_begin, &m, &w);
     assert_int_equal(m.type, PGO_MSG_BEGIN);
     assert_true(m.u.begin.final_lsn == LSN2);
@@ -522,7 +482,7 @@ static void test_relation_columns(void **state)
     PgoParser p;
     pgo_parser_init(&p, 1, false);
     PgoMessage m;
-    W w;
+    TsWire w;
     parse_ok(&p, mk_relation, &m, &w);
     const PgoRelation *rel = &m.u.relation;
     assert_false(rel->has_xid);
@@ -577,7 +537,7 @@ static void test_insert_all_kinds(void **state)
     PgoParser p;
     pgo_parser_init(&p, 1, false);
     PgoMessage m;
-    W w;
+    TsWire w;
     parse_ok(&p, mk_insert, &m, &w);
     const PgoChange *c = &m.u.change;
     assert_false(c->has_xid);
@@ -602,7 +562,7 @@ static void test_update_delete_variants(void **state)
     PgoParser p;
     pgo_parser_init(&p, 1, false);
     PgoMessage m;
-    W w;
+    TsWire w;
     PgoTupleIter it;
     PgoValue v;
 
@@ -647,7 +607,7 @@ static void test_truncate_and_message(void **state)
     PgoParser p;
     pgo_parser_init(&p, 2, false);
     PgoMessage m;
-    W w;
+    TsWire w;
     parse_ok(&p, mk_truncate, &m, &w);
     assert_int_equal(m.u.truncate.nrelids, 2);
     assert_int_equal(m.u.truncate.options, PGO_TRUNCATE_CASCADE | PGO_TRUNCATE_RESTART_IDENTITY);
@@ -671,7 +631,7 @@ static void test_streaming_xid(void **state)
     PgoParser p;
     pgo_parser_init(&p, 2, false);
     PgoMessage m;
-    W w;
+    TsWire w;
     WrError err = {0};
 
     /* Outside a block, the stream-form insert (with xid) is misparsed: 902 as relid, then 0x00 marker. */
@@ -735,7 +695,7 @@ static void test_stream_abort_versions(void **state)
 {
     (void)state;
     PgoMessage m;
-    W w;
+    TsWire w;
     PgoParser p;
 
     /* v2 and v4 without parallel: xid + subxid only; the v4 form has trailing bytes. */
@@ -768,7 +728,7 @@ static void test_two_phase(void **state)
     PgoParser p;
     pgo_parser_init(&p, 3, false);
     PgoMessage m;
-    W w;
+    TsWire w;
     parse_ok(&p, mk_begin_prepare, &m, &w);
     assert_int_equal(m.u.two_phase.flags, 0);
     assert_true(m.u.two_phase.lsn == LSN1);
@@ -777,7 +737,7 @@ static void test_two_phase(void **state)
     assert_int_equal(m.u.two_phase.xid, 735);
     assert_string_equal(m.u.two_phase.gid, "gid-1");
 
-    void (*builders[])(W *) = {mk_prepare, mk_stream_prepare, mk_commit_prepared};
+    void (*builders[])(TsWire *) = {mk_prepare, mk_stream_prepare, mk_commit_prepared};
     PgoMessageType types[] = {PGO_MSG_PREPARE, PGO_MSG_STREAM_PREPARE, PGO_MSG_COMMIT_PREPARED};
     for (size_t i = 0; i < 3; i++) {
         parse_ok(&p, builders[i], &m, &w);
@@ -804,7 +764,7 @@ static void test_unknown_flags(void **state)
     (void)state;
     PgoParser p;
     pgo_parser_init(&p, 3, false);
-    W w;
+    TsWire w;
     memset(&w, 0, sizeof(w));
     mk_commit(&w);
     w.b[1] = 1;
@@ -853,62 +813,62 @@ static void test_errors_exact(void **state)
     (void)state;
     PgoParser p;
     pgo_parser_init(&p, 2, false);
-    W w;
+    TsWire w;
 
     /* Empty and unknown types. */
     memset(&w, 0, sizeof(w));
     expect_error(&p, &w, "pgoutput: empty message at offset 0");
-    w_u8(&w, 'Z');
+    tw_u8(&w, 'Z');
     expect_error(&p, &w, "pgoutput: unknown message type 'Z' (0x5a) at offset 0");
     w.b[0] = 0;
     expect_error(&p, &w, "pgoutput: unknown message type 0x00 at offset 0");
 
     /* Truncated relation id, as in the documented example. */
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'I');
-    w_u16(&w, 1);
+    tw_u8(&w, 'I');
+    tw_u16(&w, 1);
     expect_error(&p, &w, "pgoutput insert: truncated at offset 1: need 4 bytes for relation id, 2 remain");
 
     /* Unknown tuple kind. */
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'I');
-    w_u32(&w, 1);
-    w_u8(&w, 'N');
-    w_u16(&w, 2);
-    w_u8(&w, 'n');
-    w_u8(&w, 'x');
+    tw_u8(&w, 'I');
+    tw_u32(&w, 1);
+    tw_u8(&w, 'N');
+    tw_u16(&w, 2);
+    tw_u8(&w, 'n');
+    tw_u8(&w, 'x');
     expect_error(&p, &w, "pgoutput insert: unknown column kind 0x78 at offset 9 (new tuple, column 1)");
 
     /* Negative value length. */
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'I');
-    w_u32(&w, 1);
-    w_u8(&w, 'N');
-    w_u16(&w, 1);
-    w_u8(&w, 't');
-    w_u32(&w, 0xFFFFFFFEu);
+    tw_u8(&w, 'I');
+    tw_u32(&w, 1);
+    tw_u8(&w, 'N');
+    tw_u16(&w, 1);
+    tw_u8(&w, 't');
+    tw_u32(&w, 0xFFFFFFFEu);
     expect_error(&p, &w, "pgoutput insert: negative value length -2 at offset 9 (new tuple, column 0)");
 
     /* Length beyond the buffer. */
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'I');
-    w_u32(&w, 1);
-    w_u8(&w, 'N');
-    w_u16(&w, 1);
-    w_u8(&w, 'b');
-    w_u32(&w, 1000);
-    w_bytes(&w, "abc", 3);
+    tw_u8(&w, 'I');
+    tw_u32(&w, 1);
+    tw_u8(&w, 'N');
+    tw_u16(&w, 1);
+    tw_u8(&w, 'b');
+    tw_u32(&w, 1000);
+    tw_bytes(&w, "abc", 3);
     expect_error(&p, &w,
                  "pgoutput insert: truncated at offset 13: need 1000 bytes for value, 3 remain "
                  "(new tuple, column 0)");
 
     /* ncols larger than what follows. */
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'I');
-    w_u32(&w, 1);
-    w_u8(&w, 'N');
-    w_u16(&w, 65535);
-    w_u8(&w, 'n');
+    tw_u8(&w, 'I');
+    tw_u32(&w, 1);
+    tw_u8(&w, 'N');
+    tw_u16(&w, 65535);
+    tw_u8(&w, 'n');
     expect_error(&p, &w,
                  "pgoutput insert: truncated at offset 9: need 1 bytes for column kind, 0 remain "
                  "(new tuple, column 1)");
@@ -920,92 +880,92 @@ static void test_errors_exact_markers(void **state)
     (void)state;
     PgoParser p;
     pgo_parser_init(&p, 2, false);
-    W w;
+    TsWire w;
 
     /* Bad markers. */
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'U');
-    w_u32(&w, 1);
-    w_u8(&w, 'X');
+    tw_u8(&w, 'U');
+    tw_u32(&w, 1);
+    tw_u8(&w, 'X');
     expect_error(&p, &w, "pgoutput update: expected 'K', 'O' or 'N' at offset 5, got 0x58");
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'U');
-    w_u32(&w, 1);
-    w_u8(&w, 'K');
-    w_u16(&w, 1);
-    w_u8(&w, 'n');
-    w_u8(&w, 'K');
-    w_u16(&w, 0);
+    tw_u8(&w, 'U');
+    tw_u32(&w, 1);
+    tw_u8(&w, 'K');
+    tw_u16(&w, 1);
+    tw_u8(&w, 'n');
+    tw_u8(&w, 'K');
+    tw_u16(&w, 0);
     expect_error(&p, &w, "pgoutput update: expected 'N' at offset 9, got 0x4b");
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'D');
-    w_u32(&w, 1);
-    w_u8(&w, 'N');
-    w_u16(&w, 0);
+    tw_u8(&w, 'D');
+    tw_u32(&w, 1);
+    tw_u8(&w, 'N');
+    tw_u16(&w, 0);
     expect_error(&p, &w, "pgoutput delete: expected 'K' or 'O' at offset 5, got 0x4e");
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'I');
-    w_u32(&w, 1);
-    w_u8(&w, 'O');
-    w_u16(&w, 0);
+    tw_u8(&w, 'I');
+    tw_u32(&w, 1);
+    tw_u8(&w, 'O');
+    tw_u16(&w, 0);
     expect_error(&p, &w, "pgoutput insert: expected 'N' at offset 5, got 0x4f");
 
     /* Missing NUL in a string. */
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'O');
-    w_u64(&w, 1);
-    w_bytes(&w, "abc", 3);
+    tw_u8(&w, 'O');
+    tw_u64(&w, 1);
+    tw_bytes(&w, "abc", 3);
     expect_error(&p, &w,
                  "pgoutput origin: unterminated string for origin name at offset 9: no NUL in the 3 "
                  "remaining bytes");
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'R');
-    w_u32(&w, 1);
-    w_str(&w, "s");
-    w_str(&w, "t");
-    w_u8(&w, 'd');
-    w_u16(&w, 1);
-    w_u8(&w, 0);
-    w_bytes(&w, "colname", 7);
+    tw_u8(&w, 'R');
+    tw_u32(&w, 1);
+    tw_str(&w, "s");
+    tw_str(&w, "t");
+    tw_u8(&w, 'd');
+    tw_u16(&w, 1);
+    tw_u8(&w, 0);
+    tw_bytes(&w, "colname", 7);
     expect_error(&p, &w,
                  "pgoutput relation: unterminated string for column name at offset 13: no NUL in the "
                  "7 remaining bytes (relation columns, column 0)");
 
     /* Negative and oversized counts. */
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'T');
-    w_u32(&w, 0x80000000u);
-    w_u8(&w, 0);
+    tw_u8(&w, 'T');
+    tw_u32(&w, 0x80000000u);
+    tw_u8(&w, 0);
     expect_error(&p, &w, "pgoutput truncate: negative relation count -2147483648 at offset 1");
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'T');
-    w_u32(&w, 0x7FFFFFFFu);
-    w_u8(&w, 0);
-    w_u32(&w, 16385);
+    tw_u8(&w, 'T');
+    tw_u32(&w, 0x7FFFFFFFu);
+    tw_u8(&w, 0);
+    tw_u32(&w, 16385);
     expect_error(&p, &w,
                  "pgoutput truncate: truncated at offset 6: need 8589934588 bytes for relation ids, 4 "
                  "remain");
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'M');
-    w_u8(&w, 1);
-    w_u64(&w, 1);
-    w_str(&w, "p");
-    w_u32(&w, 0xFFFFFFFFu);
+    tw_u8(&w, 'M');
+    tw_u8(&w, 1);
+    tw_u64(&w, 1);
+    tw_str(&w, "p");
+    tw_u32(&w, 0xFFFFFFFFu);
     expect_error(&p, &w, "pgoutput message: negative content length -1 at offset 12");
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'M');
-    w_u8(&w, 1);
-    w_u64(&w, 1);
-    w_str(&w, "p");
-    w_u32(&w, 5);
-    w_bytes(&w, "abcd", 4);
+    tw_u8(&w, 'M');
+    tw_u8(&w, 1);
+    tw_u64(&w, 1);
+    tw_str(&w, "p");
+    tw_u32(&w, 5);
+    tw_bytes(&w, "abcd", 4);
     expect_error(&p, &w, "pgoutput message: truncated at offset 16: need 5 bytes for content, 4 remain");
 
     /* Trailing garbage after a stream stop. */
     p.in_stream = true;
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'E');
-    w_u8(&w, 'E');
+    tw_u8(&w, 'E');
+    tw_u8(&w, 'E');
     expect_error(&p, &w, "pgoutput stream stop: 1 trailing bytes at offset 1");
     assert_true(p.in_stream);
 
@@ -1019,11 +979,11 @@ static void test_errors_exact_markers(void **state)
 static void test_copydata_xlogdata(void **state)
 {
     (void)state;
-    W w = {0};
-    w_u8(&w, 'w');
-    w_u64(&w, LSN1);
-    w_u64(&w, LSN2);
-    w_u64(&w, (uint64_t)TS1);
+    TsWire w = {0};
+    tw_u8(&w, 'w');
+    tw_u64(&w, LSN1);
+    tw_u64(&w, LSN2);
+    tw_u64(&w, (uint64_t)TS1);
     mk_begin(&w);
     PgoCopyData c;
     WrError err = {0};
@@ -1065,11 +1025,11 @@ static void test_copydata_xlogdata(void **state)
 static void test_copydata_keepalive(void **state)
 {
     (void)state;
-    W w = {0};
-    w_u8(&w, 'k');
-    w_u64(&w, LSN2);
-    w_u64(&w, (uint64_t)TS1);
-    w_u8(&w, 1);
+    TsWire w = {0};
+    tw_u8(&w, 'k');
+    tw_u64(&w, LSN2);
+    tw_u64(&w, (uint64_t)TS1);
+    tw_u8(&w, 1);
     PgoCopyData c;
     WrError err = {0};
     assert_int_equal(pgo_parse_copydata(w.b, w.n, &c, &err), WR_OK);
@@ -1141,18 +1101,18 @@ static void test_type_names(void **state)
 static void test_format_escapes(void **state)
 {
     (void)state;
-    W w = {0};
-    w_u8(&w, 'I');
-    w_u32(&w, 7);
-    w_u8(&w, 'N');
-    w_u16(&w, 3);
-    w_u8(&w, 't');
-    w_u32(&w, 6);
-    w_bytes(&w, "\x00\x1f\x7f '\\", 6);
-    w_u8(&w, 'b');
-    w_u32(&w, 3);
-    w_bytes(&w, "\x00\xff\x10", 3);
-    w_text(&w, "\xc3\xa9");
+    TsWire w = {0};
+    tw_u8(&w, 'I');
+    tw_u32(&w, 7);
+    tw_u8(&w, 'N');
+    tw_u16(&w, 3);
+    tw_u8(&w, 't');
+    tw_u32(&w, 6);
+    tw_bytes(&w, "\x00\x1f\x7f '\\", 6);
+    tw_u8(&w, 'b');
+    tw_u32(&w, 3);
+    tw_bytes(&w, "\x00\xff\x10", 3);
+    tw_text(&w, "\xc3\xa9");
     PgoParser p;
     pgo_parser_init(&p, 1, false);
     PgoMessage m;
@@ -1167,9 +1127,9 @@ static void test_format_escapes(void **state)
 
     /* Unknown truncate option bits and odd replica identity print as hex. */
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'T');
-    w_u32(&w, 0);
-    w_u8(&w, 0x81);
+    tw_u8(&w, 'T');
+    tw_u32(&w, 0);
+    tw_u8(&w, 0x81);
     assert_int_equal(parse(&p, &w, &m, &err), WR_OK);
     strbuf_init(&b);
     pgo_format_message(&m, &b);
@@ -1177,12 +1137,12 @@ static void test_format_escapes(void **state)
     strbuf_free(&b);
 
     memset(&w, 0, sizeof(w));
-    w_u8(&w, 'R');
-    w_u32(&w, 1);
-    w_str(&w, "s");
-    w_str(&w, "t\x01");
-    w_u8(&w, 0);
-    w_u16(&w, 0);
+    tw_u8(&w, 'R');
+    tw_u32(&w, 1);
+    tw_str(&w, "s");
+    tw_str(&w, "t\x01");
+    tw_u8(&w, 0);
+    tw_u16(&w, 0);
     assert_int_equal(parse(&p, &w, &m, &err), WR_OK);
     strbuf_init(&b);
     pgo_format_message(&m, &b);

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "readahead/readahead.h"
+#include "tests/support/unit_main.h"
 
 /* A socket that holds n messages "m0", "m1", ... and then ends as end says. */
 typedef struct {
@@ -136,13 +137,6 @@ static void test_failure_waits_for_the_messages_before_it(void **state)
     readahead_destroy(q);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order_and_peek),
-        cmocka_unit_test(test_drain_stops_at_what_the_socket_holds),
-        cmocka_unit_test(test_drain_stops_at_the_limits),
-        cmocka_unit_test(test_failure_waits_for_the_messages_before_it),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_order_and_peek), cmocka_unit_test(test_drain_stops_at_what_the_socket_holds),
+             cmocka_unit_test(test_drain_stops_at_the_limits),
+             cmocka_unit_test(test_failure_waits_for_the_messages_before_it))

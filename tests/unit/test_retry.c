@@ -19,6 +19,8 @@
 
 #include "common/common.h"
 #include "worker/retry.h"
+#include "tests/support/notify_socket.h"
+#include "tests/support/unit_main.h"
 
 static void test_backoff(void **state)
 {
@@ -34,19 +36,6 @@ static void test_backoff(void **state)
     /* A healthy session: the next failure is retried quickly again. */
     assert_int_equal(retry_next_backoff_ms(30000, RETRY_HEALTHY_US), 500);
     assert_int_equal(retry_next_backoff_ms(30000, RETRY_HEALTHY_US * 10), 500);
-}
-
-static int listen_at(const char *path)
-{
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_un addr;
-    memset(&addr, 0, sizeof(addr));
-    addr.sun_family = AF_UNIX;
-    assert_true(strlen(path) < sizeof(addr.sun_path));
-    memcpy(addr.sun_path, path, strlen(path) + 1);
-    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    return fd;
 }
 
 /* Count the datagrams received so far that equal want / start with prefix. */
@@ -75,7 +64,7 @@ static void test_wait_feeds_watchdog(void **state)
     assert_non_null(mkdtemp(dir));
     char path[256];
     snprintf(path, sizeof(path), "%s/notify", dir);
-    int fd = listen_at(path);
+    int fd = ts_listen_notify(path);
     setenv("NOTIFY_SOCKET", path, 1);
     setenv("WATCHDOG_USEC", "400000", 1); /* ping every 200 ms */
     unsetenv("WATCHDOG_PID");
@@ -106,11 +95,4 @@ static void test_wait_feeds_watchdog(void **state)
     rmdir(dir);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_wait_feeds_watchdog),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_backoff), cmocka_unit_test(test_wait_feeds_watchdog))

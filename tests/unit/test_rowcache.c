@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "schema/rowcache.h"
+#include "tests/support/unit_main.h"
 
 static RelColumn g_cols[2] = {
     {.name = "id", .is_key = true, .col_id = 1, .track = TRACK_FULL},
@@ -86,11 +87,4 @@ static void test_budget(void **state)
     rowcache_destroy(c);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_absent),
-        cmocka_unit_test(test_budget),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_absent), cmocka_unit_test(test_budget))

@@ -9,6 +9,7 @@
 #include "schema/rowfold.h"
 
 #include <string.h>
+#include "tests/support/unit_main.h"
 
 /* ---- building binary arrays and COPY tuples ---- */
 
@@ -251,12 +252,5 @@ static void test_bad_streams(void **state)
     strbuf_free(&s);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tuples),
-        cmocka_unit_test(test_copy_stream_any_chunking),
-        cmocka_unit_test(test_bad_streams),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_tuples), cmocka_unit_test(test_copy_stream_any_chunking),
+             cmocka_unit_test(test_bad_streams))

@@ -10,6 +10,7 @@
 #include "decoder/context.h"
 
 #include <string.h>
+#include "tests/support/unit_main.h"
 
 static void expect_sanitized(const char *in, size_t len, size_t max, const char *out, unsigned bits)
 {
@@ -97,11 +98,4 @@ static void test_context_bounds(void **state)
     strbuf_free(&w);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sanitize),
-        cmocka_unit_test(test_context_bounds),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_sanitize), cmocka_unit_test(test_context_bounds))

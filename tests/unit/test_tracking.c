@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "schema/tracking.h"
+#include "tests/support/unit_main.h"
 
 static void test_empty_rules_track_everything(void **state)
 {
@@ -133,15 +134,6 @@ static void test_describe(void **state)
     tracking_destroy(r);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty_rules_track_everything),
-        cmocka_unit_test(test_exclude_exact_and_glob),
-        cmocka_unit_test(test_glob_backtracking),
-        cmocka_unit_test(test_column_modes),
-        cmocka_unit_test(test_bad_patterns),
-        cmocka_unit_test(test_describe),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_empty_rules_track_everything), cmocka_unit_test(test_exclude_exact_and_glob),
+             cmocka_unit_test(test_glob_backtracking), cmocka_unit_test(test_column_modes),
+             cmocka_unit_test(test_bad_patterns), cmocka_unit_test(test_describe))
