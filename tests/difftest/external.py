@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import difftest  # noqa: E402  (Worker, diff_lines)
+import difftest  # noqa: E402  (Worker, judge_snapshot, load_known)
 
 # What a table is, most specific first: a table-point counts under the first
 # of its kinds (several may apply).
@@ -296,24 +296,12 @@ def main():
     per_kind = defaultdict(lambda: [0, 0])
     fails = defaultdict(list)   # table -> [(point idx, label, lsn, kinds, detail)]
     for ((idx, label, lsn, _), (q, kinds, path)), p in zip(jobs, results):
-        with open(path, "rb") as f:
-            want = f.read()
         kind = primary_kind(kinds)
         per_kind[kind][1] += 1
-        err = p.stderr.decode(errors="replace").strip()
-        if "unlogged" in kinds:
-            if p.returncode != 0 and "unlogged" in err.lower():
-                per_kind[kind][0] += 1
-                continue
-            detail = f"expected an error naming the table unlogged; got rc {p.returncode}: " + err[-300:]
-        elif p.returncode != 0:
-            detail = f"snapshot failed (rc {p.returncode}): " + err[-300:]
-        else:
-            got = b"".join(sorted(p.stdout.splitlines(keepends=True)))
-            if got == want:
-                per_kind[kind][0] += 1
-                continue
-            detail = difftest.diff_lines(want, got)
+        detail = difftest.judge_snapshot(p, path, "unlogged" in kinds)
+        if detail is None:
+            per_kind[kind][0] += 1
+            continue
         fails[q].append((idx, label, lsn, kinds, detail))
     known = difftest.load_known(args.known)
     known_fails = {q: fs for q, fs in fails.items() if all(kinds_known(f[3], known) for f in fs)}
