@@ -48,6 +48,28 @@ static void expect_message(ReadAhead *q, const char *want)
     assert_memory_equal(buf, want, len);
 }
 
+/* The next n messages are the socket's "m<first>", "m<first+1>", ... */
+static void expect_numbered(ReadAhead *q, int first, int n)
+{
+    for (int i = first; i < first + n; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "m%d", i);
+        expect_message(q, want);
+    }
+}
+
+/* The queue has nothing to hand on; returns the status take() left
+ * (WR_FATAL when it left it alone). */
+static WrStatus expect_nothing(ReadAhead *q)
+{
+    const uint8_t *buf;
+    size_t len;
+    WrStatus st = WR_FATAL;
+    WrError err = {0};
+    assert_false(readahead_take(q, &buf, &len, &st, &err));
+    return st;
+}
+
 static void test_order_and_peek(void **state)
 {
     (void)state;
@@ -63,11 +85,7 @@ static void test_order_and_peek(void **state)
     assert_null(readahead_peek(q, 2, &len));
     expect_message(q, "first");
     expect_message(q, "second");
-    const uint8_t *buf;
-    WrStatus st = WR_FATAL;
-    WrError err = {0};
-    assert_false(readahead_take(q, &buf, &len, &st, &err));
-    assert_int_equal(st, WR_OK);
+    assert_int_equal(expect_nothing(q), WR_OK);
     readahead_destroy(q);
 }
 
@@ -78,14 +96,8 @@ static void test_drain_stops_at_what_the_socket_holds(void **state)
     FakeSocket s = {.n = 3, .end = WR_AGAIN};
     readahead_drain(q, fake_receive, &s, 100, 1 << 20);
     assert_int_equal(readahead_count(q), 3);
-    expect_message(q, "m0");
-    expect_message(q, "m1");
-    expect_message(q, "m2");
-    const uint8_t *buf;
-    size_t len;
-    WrStatus st = WR_FATAL;
-    WrError err = {0};
-    assert_false(readahead_take(q, &buf, &len, &st, &err)); /* WR_AGAIN is no failure */
+    expect_numbered(q, 0, 3);
+    (void)expect_nothing(q); /* WR_AGAIN is no failure */
     readahead_destroy(q);
 }
 
@@ -97,11 +109,7 @@ static void test_drain_stops_at_the_limits(void **state)
     readahead_drain(q, fake_receive, &s, 4, 1 << 20);
     assert_int_equal(readahead_count(q), 4);
     assert_int_equal(s.given, 4);
-    for (int i = 0; i < 4; i++) {
-        char want[8];
-        snprintf(want, sizeof(want), "m%d", i);
-        expect_message(q, want);
-    }
+    expect_numbered(q, 0, 4);
     /* bytes, counted from the message received first (as the worker pushes
      * it before draining): "xx" and "m4" (2 each) reach a limit of 4 */
     readahead_push(q, (const uint8_t *)"xx", 2);
@@ -110,7 +118,7 @@ static void test_drain_stops_at_the_limits(void **state)
     assert_int_equal(readahead_bytes(q), 4);
     assert_int_equal(s.given, 5);
     expect_message(q, "xx");
-    expect_message(q, "m4");
+    expect_numbered(q, 4, 1);
     readahead_destroy(q);
 }
 
@@ -121,8 +129,7 @@ static void test_failure_waits_for_the_messages_before_it(void **state)
     FakeSocket s = {.n = 2, .end = WR_RETRY};
     readahead_drain(q, fake_receive, &s, 100, 1 << 20);
     assert_int_equal(readahead_count(q), 2);
-    expect_message(q, "m0");
-    expect_message(q, "m1");
+    expect_numbered(q, 0, 2);
     const uint8_t *buf = NULL;
     size_t len = 0;
     WrStatus st = WR_OK;
@@ -131,9 +138,7 @@ static void test_failure_waits_for_the_messages_before_it(void **state)
     assert_int_equal(st, WR_RETRY);
     assert_string_equal(err.msg, "connection lost after 2 messages");
     /* handed on once */
-    st = WR_FATAL;
-    assert_false(readahead_take(q, &buf, &len, &st, &err));
-    assert_int_equal(st, WR_OK);
+    assert_int_equal(expect_nothing(q), WR_OK);
     readahead_destroy(q);
 }
 

@@ -155,18 +155,20 @@ static void put32(StrBuf *b, uint32_t v)
     strbuf_append(b, x, 4);
 }
 
+/* The n words of v, each as put32 writes it. */
+static void put32_all(StrBuf *b, const uint32_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) put32(b, v[i]);
+}
+#define PUT32_ALL(b, ...) put32_all(b, (const uint32_t[]){__VA_ARGS__}, sizeof((const uint32_t[]){__VA_ARGS__}) / 4)
+
 static void test_binary_array(void **state)
 {
     (void)state;
     StrBuf b;
     strbuf_init(&b);
     /* text[] '[2:4]={"ab",NULL,""}' as array_send writes it. */
-    put32(&b, 1);
-    put32(&b, 1);
-    put32(&b, 25);
-    put32(&b, 3);
-    put32(&b, 2);
-    put32(&b, 2);
+    PUT32_ALL(&b, 1, 1, 25, 3, 2, 2); /* ndim, has nulls, element type, nelems, lbound, length */
     strbuf_append(&b, "ab", 2);
     put32(&b, 0xFFFFFFFFu);
     put32(&b, 0);
@@ -191,19 +193,13 @@ static void test_binary_array(void **state)
     assert_false(pgbin_array_next(&a, &v));
     /* Empty array: ndim 0. */
     strbuf_reset(&b);
-    put32(&b, 0);
-    put32(&b, 0);
-    put32(&b, 25);
+    PUT32_ALL(&b, 0, 0, 25);
     assert_true(pgbin_array_open(&a, b.data, b.len));
     assert_int_equal(a.nelems, 0);
     assert_false(pgbin_array_next(&a, &v));
     /* Two dimensions are refused; so is a short header. */
     strbuf_reset(&b);
-    put32(&b, 2);
-    put32(&b, 0);
-    put32(&b, 25);
-    put32(&b, 1);
-    put32(&b, 1);
+    PUT32_ALL(&b, 2, 0, 25, 1, 1);
     assert_false(pgbin_array_open(&a, b.data, b.len));
     assert_false(pgbin_array_open(&a, b.data, 8));
     strbuf_free(&b);

@@ -28,35 +28,42 @@ static void test_empty_rules_track_everything(void **state)
     tracking_destroy(NULL);
 }
 
+typedef struct {
+    const char *schema, *table;
+    bool excluded;
+} ExcludeCase;
+
+/* The exclude rules patterns accepted, then each table excluded or not as its case says. */
+static void expect_excluded(const char *patterns, const ExcludeCase *cases, size_t n)
+{
+    TrackingRules *r = tracking_create();
+    WrError err;
+    assert_int_equal(tracking_add(r, RULE_EXCLUDE, patterns, &err), WR_OK);
+    for (size_t i = 0; i < n; i++) {
+        if (tracking_table_excluded(r, cases[i].schema, cases[i].table) != cases[i].excluded)
+            fail_msg("%s: %s.%s excluded is not %d", patterns, cases[i].schema, cases[i].table, cases[i].excluded);
+    }
+    tracking_destroy(r);
+}
+
 static void test_exclude_exact_and_glob(void **state)
 {
     (void)state;
-    TrackingRules *r = tracking_create();
-    WrError err;
-    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "public.audit_*, staging.*,*.tmp", &err), WR_OK);
-    assert_true(tracking_table_excluded(r, "public", "audit_log"));
-    assert_true(tracking_table_excluded(r, "public", "audit_"));
-    assert_false(tracking_table_excluded(r, "public", "audit"));
-    assert_false(tracking_table_excluded(r, "public", "xaudit_log"));
-    assert_true(tracking_table_excluded(r, "staging", "anything"));
-    assert_true(tracking_table_excluded(r, "sales", "tmp"));
-    assert_false(tracking_table_excluded(r, "sales", "tmp2"));
-    assert_false(tracking_table_excluded(r, "Public", "audit_log")); /* case-sensitive */
-    tracking_destroy(r);
+    static const ExcludeCase cases[] = {
+        {"public", "audit_log", true},   {"public", "audit_", true},     {"public", "audit", false},
+        {"public", "xaudit_log", false}, {"staging", "anything", true},  {"sales", "tmp", true},
+        {"sales", "tmp2", false},        {"Public", "audit_log", false}, /* case-sensitive */
+    };
+    expect_excluded("public.audit_*, staging.*,*.tmp", cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_glob_backtracking(void **state)
 {
     (void)state;
-    TrackingRules *r = tracking_create();
-    WrError err;
-    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "s.a*b*c", &err), WR_OK);
-    assert_true(tracking_table_excluded(r, "s", "abc"));
-    assert_true(tracking_table_excluded(r, "s", "aXbYc"));
-    assert_true(tracking_table_excluded(r, "s", "abbbcbc"));
-    assert_false(tracking_table_excluded(r, "s", "abcd"));
-    assert_false(tracking_table_excluded(r, "s", "acb"));
-    tracking_destroy(r);
+    static const ExcludeCase cases[] = {
+        {"s", "abc", true}, {"s", "aXbYc", true}, {"s", "abbbcbc", true}, {"s", "abcd", false}, {"s", "acb", false},
+    };
+    expect_excluded("s.a*b*c", cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_column_modes(void **state)
@@ -84,21 +91,24 @@ static void test_bad_patterns(void **state)
     (void)state;
     TrackingRules *r = tracking_create();
     WrError err;
-    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "users", &err), WR_INVALID);
-    assert_string_equal(err.msg, "exclude pattern 'users': expected schema.table");
-    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "a.b.c", &err), WR_INVALID);
-    assert_string_equal(err.msg, "exclude pattern 'a.b.c': expected schema.table");
-    assert_int_equal(tracking_add(r, RULE_HIDDEN, "public.users", &err), WR_INVALID);
-    assert_string_equal(err.msg, "hidden pattern 'public.users': expected schema.table.column");
-    assert_int_equal(tracking_add(r, RULE_UNTRACKED, "public..x", &err), WR_INVALID);
-    assert_string_equal(err.msg, "untracked pattern 'public..x': expected schema.table.column");
-    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "a.b,,c.d", &err), WR_INVALID);
-    assert_string_equal(err.msg, "exclude: empty pattern in 'a.b,,c.d'");
-    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "", &err), WR_INVALID);
-    assert_string_equal(err.msg, "exclude: empty pattern in ''");
-    assert_int_equal(tracking_add(r, RULE_EXCLUDE, "\"Public\".x", &err), WR_INVALID);
-    assert_string_equal(err.msg, "exclude pattern '\"Public\".x': spaces and quotes are not allowed "
-                                 "(write names as stored, e.g. schema.table)");
+    static const struct {
+        RuleKind kind;
+        const char *patterns, *want;
+    } bad[] = {
+        {RULE_EXCLUDE, "users", "exclude pattern 'users': expected schema.table"},
+        {RULE_EXCLUDE, "a.b.c", "exclude pattern 'a.b.c': expected schema.table"},
+        {RULE_HIDDEN, "public.users", "hidden pattern 'public.users': expected schema.table.column"},
+        {RULE_UNTRACKED, "public..x", "untracked pattern 'public..x': expected schema.table.column"},
+        {RULE_EXCLUDE, "a.b,,c.d", "exclude: empty pattern in 'a.b,,c.d'"},
+        {RULE_EXCLUDE, "", "exclude: empty pattern in ''"},
+        {RULE_EXCLUDE, "\"Public\".x",
+         "exclude pattern '\"Public\".x': spaces and quotes are not allowed (write names as stored, e.g. "
+         "schema.table)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(tracking_add(r, bad[i].kind, bad[i].patterns, &err), WR_INVALID);
+        assert_string_equal(err.msg, bad[i].want);
+    }
     /* All or nothing: the good first pattern of a failed list is not kept. */
     assert_int_equal(tracking_add(r, RULE_EXCLUDE, "s.good, bad", &err), WR_INVALID);
     assert_false(tracking_table_excluded(r, "s", "good"));
