@@ -249,6 +249,16 @@ static char *type_string(const Fixture *fx)
     return s;
 }
 
+/* Fixture name loaded; its messages' types in order must be types (type_string). */
+static Fixture *fixture_with_types(const char *name, const char *types)
+{
+    Fixture *fx = fixture_load(name);
+    char *got = type_string(fx);
+    assert_string_equal(got, types);
+    free(got);
+    return fx;
+}
+
 static PgoValue column(const PgoTuple *t, int col)
 {
     PgoTupleIter it;
@@ -343,10 +353,7 @@ static void test_truncated_messages_are_rejected(void **state)
 static void test_dml_default(void **state)
 {
     (void)state;
-    Fixture *fx = fixture_load("dml_default");
-    char *types = type_string(fx);
-    assert_string_equal(types, "BRICBIICBUCBUCBDCBUDIC");
-    free(types);
+    Fixture *fx = fixture_with_types("dml_default", "BRICBIICBUCBUCBDCBUDIC");
     const PgoRelation *rel = &fx->msg[1].u.relation;
     assert_string_equal(rel->relname, "account");
     assert_int_equal(rel->replident, 'd');
@@ -390,10 +397,7 @@ static void test_dml_default(void **state)
 static void test_dml_full(void **state)
 {
     (void)state;
-    Fixture *fx = fixture_load("dml_full");
-    char *types = type_string(fx);
-    assert_string_equal(types, "BRIICBUCBUCBDCBRIICBUCBDDC");
-    free(types);
+    Fixture *fx = fixture_with_types("dml_full", "BRIICBUCBUCBDCBRIICBUCBDDC");
     assert_int_equal(fx->msg[1].u.relation.replident, 'f');
     PgoRelColumnIter it;
     PgoRelColumn col;
@@ -439,10 +443,7 @@ static void test_truncate(void **state)
 static void test_toast_unchanged(void **state)
 {
     (void)state;
-    Fixture *fx = fixture_load("toast");
-    char *types = type_string(fx);
-    assert_string_equal(types, "BRICBUCMBUC");
-    free(types);
+    Fixture *fx = fixture_with_types("toast", "BRICBUCMBUC");
     PgoValue big = column(&fx->msg[2].u.change.new_tuple, 2);
     assert_int_equal(big.kind, PGO_COL_TEXT);
     assert_int_equal(big.len, 300800);
@@ -470,10 +471,7 @@ static void test_toast_unchanged(void **state)
 static void test_messages(void **state)
 {
     (void)state;
-    Fixture *fx = fixture_load("messages");
-    char *types = type_string(fx);
-    assert_string_equal(types, "BMRICMBMCM");
-    free(types);
+    Fixture *fx = fixture_with_types("messages", "BMRICMBMCM");
     const PgoLogicalMessage *m = &fx->msg[1].u.message;
     assert_true(m->transactional);
     assert_string_equal(m->prefix, "walrev");
@@ -499,10 +497,7 @@ static void test_messages(void **state)
 static void test_two_phase(void **state)
 {
     (void)state;
-    Fixture *fx = fixture_load("twophase");
-    char *types = type_string(fx);
-    assert_string_equal(types, "bRIPKbIPrBIC");
-    free(types);
+    Fixture *fx = fixture_with_types("twophase", "bRIPKbIPrBIC");
     const PgoTwoPhase *bp = &fx->msg[0].u.two_phase, *p = &fx->msg[3].u.two_phase, *k = &fx->msg[4].u.two_phase;
     assert_string_equal(bp->gid, "golden-gid-1");
     assert_string_equal(p->gid, "golden-gid-1");
@@ -588,10 +583,7 @@ static void test_streaming(void **state)
 static void test_savepoint(void **state)
 {
     (void)state;
-    Fixture *fx = fixture_load("savepoint");
-    char *types = type_string(fx);
-    assert_string_equal(types, "BRIIIC");
-    free(types);
+    Fixture *fx = fixture_with_types("savepoint", "BRIIIC");
     assert_text(&fx->msg[2].u.change.new_tuple, 0, "1");
     assert_text(&fx->msg[3].u.change.new_tuple, 0, "3");
     assert_text(&fx->msg[4].u.change.new_tuple, 0, "4");
@@ -601,10 +593,7 @@ static void test_savepoint(void **state)
 static void test_binary(void **state)
 {
     (void)state;
-    Fixture *fx = fixture_load("binary");
-    char *types = type_string(fx);
-    assert_string_equal(types, "BRICBUCBDC");
-    free(types);
+    Fixture *fx = fixture_with_types("binary", "BRICBUCBDC");
     const PgoTuple *t = &fx->msg[2].u.change.new_tuple;
     PgoValue v = column(t, 0);
     assert_int_equal(v.kind, PGO_COL_BINARY);

@@ -9,10 +9,7 @@
 # sends the rows of those tables (rewrite_row), and the table log logs the
 # typed tables: exact at the DDL and after it.
 source "$(dirname "$0")/lib.sh"
-DB=alter_type_values
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot altertype "$@"; }
+source_db alter_type_values altertype
 
 q $DB "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
        CREATE DOMAIN dmood AS mood;

@@ -10,11 +10,7 @@
 # (index tuples fetched, from pg_stat_user_tables) where the full read reads
 # them all, and that history --limit still prints the newest versions.
 source "$(dirname "$0")/lib.sh"
-DB=blamewalk
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot blamewalk "$@"; }
-H="SET search_path = walrev;"
+source_db blamewalk blamewalk
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, a int, b text, c text);
        INSERT INTO t SELECT g, g, 'b' || g, NULL FROM generate_series(1, 8) g;"

@@ -8,10 +8,7 @@
 # and after it, for a keyed table, a keyless one, and an INHERITS parent
 # whose DROP EXPRESSION reaches its child.
 source "$(dirname "$0")/lib.sh"
-DB=drop_expression
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot dropexpr "$@"; }
+source_db drop_expression dropexpr
 
 q $DB "CREATE TABLE g (id int PRIMARY KEY, a int, b int GENERATED ALWAYS AS (a * 2) STORED);
        INSERT INTO g (id, a) VALUES (1, 1), (2, 5);

@@ -166,6 +166,25 @@ static void append_rev_lines(StrBuf *b, bool first, int id)
     strbuf_appendf(b, "delta %d.3\nrevision %d\n", id, id);
 }
 
+/* The file at path holds the messages of the revisions revs names, in order,
+ * e.g. "*1 2 *3": each as write_rev wrote it, '*' where the relations were
+ * new to that file session (append_rev_lines). */
+static void expect_revisions(const char *path, const char *revs)
+{
+    StrBuf want;
+    strbuf_init(&want);
+    for (const char *p = revs; *p;) {
+        bool first = *p == '*';
+        char *end;
+        long id = strtol(p + first, &end, 10);
+        assert_true(end > p + first);
+        append_rev_lines(&want, first, (int)id);
+        p = end + strspn(end, " ");
+    }
+    expect_summary(path, want.data);
+    strbuf_free(&want);
+}
+
 static void test_crash_and_reopen(void **state)
 {
     (void)state;
@@ -223,13 +242,7 @@ static void test_crash_and_reopen(void **state)
     assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(3).end_lsn);
     sink_destroy(s);
 
-    StrBuf want;
-    strbuf_init(&want);
-    append_rev_lines(&want, true, 1);
-    append_rev_lines(&want, false, 2);
-    append_rev_lines(&want, true, 3);
-    expect_summary(path, want.data);
-    strbuf_free(&want);
+    expect_revisions(path, "*1 2 *3");
 }
 
 /* The Python decoder, written from the format document, reads every message exactly as C does. */
@@ -314,12 +327,7 @@ static void test_abort_cuts_revision_in_flight(void **state)
     assert_int_equal(s->ops->flush(s, &err), WR_OK);
     assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(2).end_lsn);
     sink_destroy(s);
-    StrBuf want;
-    strbuf_init(&want);
-    append_rev_lines(&want, true, 1);
-    append_rev_lines(&want, false, 2);
-    expect_summary(path, want.data);
-    strbuf_free(&want);
+    expect_revisions(path, "*1 2");
 }
 
 static void test_stdout(void **state)
@@ -345,11 +353,7 @@ static void test_stdout(void **state)
     fflush(stdout);
     assert_true(dup2(saved, STDOUT_FILENO) >= 0);
     close(saved);
-    StrBuf want;
-    strbuf_init(&want);
-    append_rev_lines(&want, true, 5);
-    expect_summary(path, want.data);
-    strbuf_free(&want);
+    expect_revisions(path, "*5");
     assert_int_equal(access(path_in_tmp("-.ckpt"), F_OK), -1);
 }
 

@@ -171,6 +171,25 @@ static void tw_close(TW *tw)
     tw->hh = NULL;
 }
 
+/* history_verify of schema returns WR_OK, having checked want_checked
+ * revisions, the first bad one want_bad (0: none); its reason in why. */
+static void verify_counts(const char *schema, int64_t want_checked, int64_t want_bad, char *why, size_t whysize)
+{
+    int64_t checked = -1, bad = -1;
+    WrError err;
+    WrStatus st = history_verify(g_admin, schema, &checked, &bad, why, whysize, &err);
+    if (st != WR_OK) fail_msg("verify of %s: %s", schema, err.msg);
+    assert_int_equal(checked, want_checked);
+    assert_int_equal(bad, want_bad);
+}
+
+/* schema's whole chain verifies: n revisions checked, none bad. */
+static void expect_verified(const char *schema, int64_t n)
+{
+    char why[256];
+    verify_counts(schema, n, 0, why, sizeof(why));
+}
+
 #define OK(call)                                                                             \
     do {                                                                                     \
         WrStatus st_ = (call);                                                               \
@@ -459,12 +478,7 @@ static void test_values_roundtrip(void **state)
     assert_q(want, "SELECT concat_ws('|', slot_name, end_lsn, revision_id, encode(checksum, 'hex')) "
                    "FROM h_values.checkpoint");
     /* the chain verifies */
-    int64_t checked = 0, bad = -1;
-    char why[256];
-    WrError err;
-    assert_int_equal(history_verify(g_admin, "h_values", &checked, &bad, why, sizeof(why), &err), WR_OK);
-    assert_int_equal(checked, 1);
-    assert_int_equal(bad, 0);
+    expect_verified("h_values", 1);
     tw_close(tw);
 }
 
@@ -594,12 +608,7 @@ static void test_current_rows(void **state)
     assert_memory_equal(img.values[11].data, "e-12", 4);
     strbuf_free(&storage);
 
-    int64_t checked = 0, bad = -1;
-    char why[256];
-    WrError err;
-    assert_int_equal(history_verify(g_admin, "h_rows", &checked, &bad, why, sizeof(why), &err), WR_OK);
-    assert_int_equal(checked, 5);
-    assert_int_equal(bad, 0);
+    expect_verified("h_rows", 5);
     tw_close(tw);
 }
 
@@ -793,12 +802,7 @@ static void test_killed_connection(void **state)
     assert_q("4|4|4|v3", "SELECT concat_ws('|', (SELECT count(*) FROM h_kill.revision), "
                          "(SELECT count(*) FROM h_kill.object_delta), (SELECT max(revision_id) FROM "
                          "h_kill.checkpoint), (SELECT vals[4] FROM h_kill.current_rows(16400)))");
-    int64_t checked = 0, bad = -1;
-    char why[256];
-    WrError err;
-    assert_int_equal(history_verify(g_admin, "h_kill", &checked, &bad, why, sizeof(why), &err), WR_OK);
-    assert_int_equal(checked, 4);
-    assert_int_equal(bad, 0);
+    expect_verified("h_kill", 4);
     tw_close(tw);
 }
 
@@ -1087,13 +1091,8 @@ static void build_chain(const char *schema)
 
 static void expect_verify(const char *schema, int64_t want_checked, int64_t want_bad, const char *why_prefix)
 {
-    int64_t checked = -1, bad = -1;
     char why[256];
-    WrError err;
-    WrStatus st = history_verify(g_admin, schema, &checked, &bad, why, sizeof(why), &err);
-    if (st != WR_OK) fail_msg("verify: %s", err.msg);
-    assert_int_equal(checked, want_checked);
-    assert_int_equal(bad, want_bad);
+    verify_counts(schema, want_checked, want_bad, why, sizeof(why));
     if (!why_prefix)
         assert_string_equal(why, "");
     else if (strncmp(why, why_prefix, strlen(why_prefix)) != 0)

@@ -9,10 +9,7 @@
 # (--format sql) writes each table's own rows, as pg_dump does; an unlogged
 # child makes the parent's snapshot an error naming it.
 source "$(dirname "$0")/lib.sh"
-DB=inherit
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot inh "$@"; }
+source_db inherit inh
 
 q $DB "CREATE TABLE ip (id int PRIMARY KEY, v text);
        CREATE TABLE ic (extra int, PRIMARY KEY (id)) INHERITS (ip);

@@ -12,14 +12,9 @@ source "$(dirname "$0")/lib.sh"
 DB=kafka_faults
 fresh_db $DB
 SRC="$(conninfo $DB) options='-c wal_sender_timeout=2000'"
-TMP=$(mktemp -d /tmp/walrev-kfaults.XXXXXX)
-cleanup() {
-  set +e # a failed kill of a process already gone must not skip the rest
-  [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null || true
-  [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
+TMP=$TEST_TMP
+kill_at_exit TERM mpid
+kill_at_exit 9 wpid # the last registered goes first
 start_mock_kafka "$TMP"
 mpid=$MOCK_PID
 cat >"$TMP/walrev.conf" <<CONF

@@ -10,11 +10,7 @@
 # columns a DROP DOMAIN/TYPE ... CASCADE drops (no ALTER TABLE names the
 # table) are captured on sql_drop: the relation version changes at the drop.
 source "$(dirname "$0")/lib.sh"
-DB=rewrite_rows
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot rewriterows "$@"; }
-TMP=$TEST_TMP
+source_db rewrite_rows rewriterows
 LOG=$TMP/run.log
 H() { q $DB "$@"; }
 

@@ -148,13 +148,19 @@ static void expect_confirmed(PGconn *conn, ReplStream *s, Lsn lsn)
     free(got);
 }
 
+/* A fresh database DB, its conninfo copied into ci (ts_* reuse their
+ * buffer) and an admin connection to it, which the caller PQfinish()es. */
+static PGconn *connect_fresh(char *ci, size_t size)
+{
+    snprintf(ci, size, "%s", ts_fresh_database(DB));
+    return ts_connect(ci);
+}
+
 static void test_stream_transaction(void **state)
 {
     (void)state;
-    const char *conninfo = ts_fresh_database(DB);
     char ci[1024];
-    snprintf(ci, sizeof(ci), "%s", conninfo);
-    PGconn *conn = ts_connect(ci);
+    PGconn *conn = connect_fresh(ci, sizeof(ci));
     ts_exec(conn,
             "CREATE TABLE item (id int PRIMARY KEY, name text, qty int);"
             "CREATE PUBLICATION \"%s\" FOR TABLE item",
@@ -294,10 +300,8 @@ static void test_unreachable_is_retry(void **state)
 static void test_refused_roles_are_fatal(void **state)
 {
     (void)state;
-    const char *conninfo = ts_fresh_database(DB);
     char ci[1024];
-    snprintf(ci, sizeof(ci), "%s", conninfo);
-    PGconn *conn = ts_connect(ci);
+    PGconn *conn = connect_fresh(ci, sizeof(ci));
     ts_exec(conn, "DROP ROLE IF EXISTS walrev_nologin; CREATE ROLE walrev_nologin NOLOGIN;"
                   "DROP ROLE IF EXISTS walrev_norepl; CREATE ROLE walrev_norepl LOGIN NOREPLICATION");
     PQfinish(conn);

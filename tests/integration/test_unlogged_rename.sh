@@ -7,10 +7,7 @@
 # that exist at setup too: every name a table had is named unlogged, even
 # after the table is dropped.
 source "$(dirname "$0")/lib.sh"
-DB=unlogged_rename
-fresh_db $DB
-SRC=$(conninfo $DB)
-W() { "$WALREV_BIN" --source "$SRC" --slot unlren "$@"; }
+source_db unlogged_rename unlren
 
 q $DB "CREATE UNLOGGED TABLE u_old (id int PRIMARY KEY, v text); INSERT INTO u_old VALUES (1, 'a');
        CREATE TABLE k (id int PRIMARY KEY); INSERT INTO k VALUES (1)"
