@@ -125,8 +125,11 @@ static const char *ddl_capture_body_fmt =
     "       ON t.oid = a.atttypid WHERE a.attrelid = r.objid AND a.attnum > 0"
     "       AND NOT a.attisdropped AND NOT a.atthasmissing AND a.attgenerated = ''"
     "       AND (t.typtype = 'd' OR a.atthasdef OR a.attidentity <> '') LOOP"
+    /* format() makes '' of a NULL: a NULL stays one (a domain without a
+     * default over rows that were there fills in NULL, not '') */
     "       EXECUTE pg_catalog.format('SELECT count(DISTINCT v) + max((v IS NULL)::int), min(v) FROM"
-    " (SELECT pg_catalog.format(''%%s'', %I) AS v FROM ONLY %s) x', fa.attname, r.objid::pg_catalog.regclass)"
+    " (SELECT CASE WHEN pg_catalog.num_nulls(%1$I) = 1 THEN NULL ELSE pg_catalog.format(''%%s'', %1$I) END AS v"
+    " FROM ONLY %2$s) x', fa.attname, r.objid::pg_catalog.regclass)"
     "         INTO nd, fv;"
     "       fills := coalesce(fills, '{}') || pg_catalog.jsonb_build_object(fa.attnum::pg_catalog.text,"
     "         CASE WHEN nd > 1 THEN '{\"varying\": true}'::pg_catalog.jsonb"
