@@ -156,6 +156,7 @@ class Col:
     def __init__(self, name, tkey, gen_expr=None):
         self.name, self.tkey, self.gen_expr = name, tkey, gen_expr
         self.referenced = False  # used by a generated column: not dropped or retyped
+        self.auto = False        # an identity or serial column: the server fills it in
 
     @property
     def sqltype(self):
@@ -184,6 +185,10 @@ class Table:
         self.detached_from = None
         self.ddl_starts = None    # worker starts when its last column DDL committed
         self.ddl_unwritten = False  # altered or renamed, no row changed since
+        self.inh_parent = None    # INHERITS: the parent it inherits from now
+        self.inh_kids = []        # INHERITS: the tables inheriting from it now
+        self.inh_was = None       # INHERITS: the parent it no longer inherits from (NO INHERIT)
+        self.typed_of = None      # a typed table (CREATE TABLE ... OF type): the type's name
 
     @property
     def q(self):
@@ -193,7 +198,7 @@ class Table:
         return next(c for c in self.cols if c.name == name)
 
     def writable_cols(self):
-        return [c for c in self.cols if c.gen_expr is None]
+        return [c for c in self.cols if c.gen_expr is None and not c.auto]
 
     def kind_tags(self):
         t = set()
@@ -205,6 +210,12 @@ class Table:
             t.add("partitioned")
         if self.parent is not None:
             t.add("partition")
+        if self.inh_kids:
+            t.add("inherit_parent")
+        if self.inh_parent is not None:
+            t.add("inherit_child")
+        if self.typed_of:
+            t.add("typed")
         if any(c.gen_expr for c in self.cols):
             t.add("generated")
         if self.toast:
@@ -222,7 +233,8 @@ class Table:
         return t
 
 
-KIND_ORDER = ["unlogged", "new_schema", "partitioned", "partition", "generated", "toast", "types",
+KIND_ORDER = ["unlogged", "new_schema", "partitioned", "partition", "inherit_parent", "inherit_child", "typed",
+              "generated", "toast", "types",
               "never_changed", "keyed_composite", "keyed", "keyless_full", "keyless"]
 
 
@@ -309,6 +321,8 @@ class Workload:
         self.events = []
         self.oplog = defaultdict(list)
         self.worker = None
+        self.udts = {}       # types of our own: name -> {kind, name, labels | attrs}
+        self.nudt = 0
 
     # -- SQL helpers
     def x(self, sql, params=None):
@@ -833,6 +847,398 @@ class Workload:
         self.mark_written(root)
         self.stats["attach"] += 1
 
+    # -- rewrites and types (the DDL capture's rows: docs/difftest.md)
+    # Each returns True when it did something (a forced op is retried until then).
+    def make_udt(self, kind):
+        """A type of its own (domain, enum, composite for columns, composite
+        for a typed table), registered in TYPES under its name."""
+        self.nudt += 1
+        name = {"domain": "dom", "enum": "en", "comp": "cp", "tcomp": "tcp"}[kind] + str(self.nudt)
+        u = {"kind": kind, "name": name}
+        if kind == "domain":
+            self.x(f"CREATE DOMAIN {name} AS integer CHECK (VALUE > 0)")
+            TYPES[name] = (name, g_posint)
+        elif kind == "enum":
+            u["labels"] = ["lo", "mid", "hi w"]
+            self.x(f"CREATE TYPE {name} AS ENUM ('lo', 'mid', 'hi w')")
+            TYPES[name] = (name, lambda r, u=u: r.choice(u["labels"]))
+        else:
+            u["attrs"] = [("x", "int4"), ("y", "text"), ("z", "int4")]
+            self.x(f"CREATE TYPE {name} AS (x integer, y text, z integer)")
+            TYPES[name] = (name, lambda r, u=u: comp_literal(r, u["attrs"]))
+        self.on_commit(lambda: self.udts.__setitem__(name, u))
+        return u
+
+    def make_typed(self):
+        u = self.make_udt("tcomp")
+        t = Table("public", self.new_name("ty"), "typed")
+        t.typed_of = u["name"]
+        t.cols = [Col("x", "int4"), Col("y", "text"), Col("z", "int4")]
+        t.pk = ["x"]
+        t.keycols = {"x"}
+        self.x(f"CREATE TABLE {t.q} OF {u['name']} (PRIMARY KEY (x))")
+        if self.setup_done:
+            t.tags.add("created_after_setup")
+        self.tables.append(t)
+        return t
+
+    def make_inherit(self):
+        """p (id, v, n) <- c (+ extra) <- gc (+ g); each keyed on id."""
+        base = self.new_name("ih")
+        p = Table("public", base, "inherit")
+        p.cols = [Col("id", "int4"), Col("v", "text"), Col("n", "int4")]
+        p.pk = ["id"]
+        self.create(p, self.col_defs(p))
+        prev = p
+        for suffix, own in (("c", "extra"), ("gc", "g")):
+            t = Table("public", f"{base}_{suffix}", "inherit")
+            t.cols = [Col(c.name, c.tkey) for c in prev.cols] + [Col(own, "text")]
+            t.pk = ["id"]
+            t.keycols = {"id"}
+            self.create(t, [f"{own} text", "PRIMARY KEY (id)"], f" INHERITS ({prev.q})")
+            t.inh_parent = prev
+            prev.inh_kids.append(t)
+            prev = t
+        return p
+
+    def family(self, t):
+        """An INHERITS tree's tables, attached or not (locked together)."""
+        if t.kind != "inherit":
+            return []
+        base = t.name.split("_")[0]
+        return self.live(lambda x: x.kind == "inherit" and x.name.split("_")[0] == base)
+
+    def ddl_target(self, t):
+        """A table the generic DDL may alter (its columns are its own)."""
+        return not (t.partitioned or t.parent is not None or t.frozen or t.detached_from or t.typed_of
+                    or t.inh_parent is not None or t.inh_kids or t.kind == "inherit")
+
+    def descendants(self, t):
+        out = []
+        for k in t.inh_kids:
+            out.append(k)
+            out.extend(self.descendants(k))
+        return out
+
+    def col_ddl_done(self, t, tag, what):
+        """Model bookkeeping shared by the column DDL below."""
+        ts = [t] + self.descendants(t)
+
+        def fn():
+            for x in ts:
+                x.tags.add(tag)
+                x.ddl_starts = self.worker.starts if self.worker else 0
+                x.ddl_unwritten = True
+        self.on_commit(fn)
+        for x in ts:
+            self.log_op(x, what)
+        self.stats["ddl:" + tag] += 1
+        return True
+
+    def add_col_everywhere(self, t, name, tkey, auto=False):
+        """ADD COLUMN reaches every table inheriting from t."""
+        def fn():
+            for x in [t] + self.descendants(t):
+                c = Col(name, tkey)
+                c.auto = auto
+                x.cols.append(c)
+        self.on_commit(fn)
+
+    def op_add_volatile(self, t):
+        name = self.new_col_name()
+        tkey, dflt = self.r.choice([("float8", "random()"), ("tstz", "clock_timestamp()"),
+                                    ("int8", "nextval('dt_seq')"), ("uuid", "gen_random_uuid()"),
+                                    ("int4", "(random() * 1000)::int")])
+        self.x(f"ALTER TABLE {t.q} ADD COLUMN {name} {TYPES[tkey][0]} DEFAULT {dflt}")
+        self.add_col_everywhere(t, name, tkey)
+        return self.col_ddl_done(t, "add_volatile", f"add_volatile {name} {dflt}")
+
+    def op_add_identity(self, t):
+        name = self.new_col_name()
+        tkey, spec = self.r.choice([("int4", "integer GENERATED ALWAYS AS IDENTITY"),
+                                    ("int8", "bigint GENERATED BY DEFAULT AS IDENTITY (START 1000)"),
+                                    ("int4", "serial"), ("int8", "bigserial")])
+        self.x(f"ALTER TABLE {t.q} ADD COLUMN {name} {spec}")
+        self.add_col_everywhere(t, name, tkey, auto=True)
+        return self.col_ddl_done(t, "add_identity", f"add_identity {name} {spec}")
+
+    # USING expressions: tkey -> [(new tkey, expression of {c})]; the same type
+    # too (the shape does not change, the values do)
+    USING = {"int4": [("int4", "{c} / 2 + 1"), ("text", "'u' || {c}"), ("int8", "{c}::bigint * 3")],
+             "int8": [("int8", "{c} / 3"), ("numeric", "{c} + 0.5")],
+             "int2": [("int4", "{c} * 2")],
+             "text": [("text", "upper({c}) || '!'"), ("text", "reverse({c})")],
+             "varchar20": [("text", "{c} || '?'")],
+             "numeric": [("numeric", "{c} * 2")],
+             "num123": [("num123", "{c} / 2")],
+             "bool": [("bool", "NOT {c}")],
+             "float8": [("float8", "{c} / 2")],
+             "jsonb": [("jsonb", "jsonb_build_array({c})")],
+             "date": [("date", "{c} + 1")],
+             "tstz": [("tstz", "{c} + interval '1 day'")]}
+
+    def op_retype_using(self, t, same=False):
+        cs = [c for c in t.cols if c.tkey in self.USING and not c.gen_expr and not c.referenced and not c.auto
+              and c.name not in ("a", "b", "region")
+              and not (t.pk and c.name in t.pk and (c.tkey != "int4" or t.kind == "inherit"))]
+        if not cs:
+            return False
+        c = self.r.choice(cs)
+        if t.pk and c.name in t.pk:
+            newk, expr = "int4", "-{c}"        # a key rewritten: rows begin anew under new keys
+        else:
+            opts = self.USING[c.tkey]
+            if same:
+                opts = [o for o in opts if o[0] == c.tkey] or opts
+            newk, expr = self.r.choice(opts)
+        self.x(f"ALTER TABLE {t.q} ALTER COLUMN {c.name} TYPE {TYPES[newk][0]} USING {expr.format(c=c.name)}")
+
+        def fn(name=c.name):
+            for x in [t] + self.descendants(t):
+                for cc in x.cols:
+                    if cc.name == name:
+                        cc.tkey = newk
+        self.on_commit(fn)
+        return self.col_ddl_done(t, "retype_using", f"retype_using {c.name} {TYPES[newk][0]} USING {expr}")
+
+    def op_drop_expression(self, t):
+        cs = [c for c in t.cols if c.gen_expr]
+        if not cs:
+            return False
+        c = self.r.choice(cs)
+        self.x(f"ALTER TABLE {t.q} ALTER COLUMN {c.name} DROP EXPRESSION")
+        self.on_commit(lambda: setattr(c, "gen_expr", None))
+        return self.col_ddl_done(t, "drop_expression", f"drop_expression {c.name}")
+
+    def udt_users(self, name):
+        return [t for t in self.live() if any(c.tkey == name for c in t.cols)]
+
+    def udt_free(self, u):
+        return not any(t.busy for t in self.udt_users(u["name"]))
+
+    def op_udt_col(self, t, kind=None):
+        """A column of a domain, an enum or a composite type of its own."""
+        kinds = [kind] if kind else ["domain", "enum", "comp"]
+        have = [u for u in self.udts.values() if u["kind"] in kinds]
+        if have and self.r.random() < 0.5 and not kind:
+            u = self.r.choice(have)
+        else:
+            u = self.make_udt(self.r.choice(kinds))
+        name = self.new_col_name()
+        self.x(f"ALTER TABLE {t.q} ADD COLUMN {name} {u['name']}")
+        self.add_col_everywhere(t, name, u["name"])
+        return self.col_ddl_done(t, "udt_col", f"udt_col {name} {u['name']}")
+
+    def op_drop_udt(self, kind):
+        """DROP DOMAIN / DROP TYPE ... CASCADE: drops the columns of that type
+        in every table (no ALTER TABLE names them)."""
+        us = [u for u in self.udts.values() if u["kind"] in kind and self.udt_free(u)]
+        if kind == ("domain",):
+            us = [u for u in us if self.udt_users(u["name"])] or us
+        if not us:
+            return False
+        u = self.r.choice(us)
+        users = self.udt_users(u["name"])
+        self.x(f"DROP {'DOMAIN' if u['kind'] == 'domain' else 'TYPE'} {u['name']} CASCADE")
+        tag = "drop_domain" if u["kind"] == "domain" else "drop_type"
+
+        def fn():
+            for t in users:
+                t.cols = [c for c in t.cols if c.tkey != u["name"]]
+            del self.udts[u["name"]]
+        self.on_commit(fn)
+        for t in users:
+            self.col_ddl_done(t, tag, f"{tag} {u['name']} cascade")
+        self.stats["ddl:" + tag] += 0 if users else 1
+        return True
+
+    def op_enum_rename(self):
+        us = [u for u in self.udts.values() if u["kind"] == "enum" and self.udt_free(u)]
+        us = [u for u in us if self.udt_users(u["name"])] or us
+        if not us:
+            return False
+        u = self.r.choice(us)
+        i = self.r.randrange(len(u["labels"]))
+        old = u["labels"][i]
+        self.nudt += 1
+        new = f"r{self.nudt} {old[:20]}"
+        self.x(f"ALTER TYPE {u['name']} RENAME VALUE %s TO %s", (old, new))
+        self.on_commit(lambda: u["labels"].__setitem__(i, new))
+        for t in self.udt_users(u["name"]):
+            self.col_ddl_done(t, "enum_rename", f"enum_rename {u['name']} {old} -> {new}")
+        self.stats["ddl:enum_rename"] += 1
+        return True
+
+    def typed_tables(self, u):
+        return [t for t in self.live() if t.typed_of == u["name"]]
+
+    def op_comp_attr(self, what):
+        """ALTER TYPE composite DROP / ADD ATTRIBUTE (columns of the type lose or
+        gain a field) or ALTER ATTRIBUTE TYPE (typed tables only: PostgreSQL
+        refuses it while a column uses the type), CASCADE to typed tables."""
+        kinds = ("tcomp",) if what == "alter" else ("comp", "tcomp")
+        us = [u for u in self.udts.values() if u["kind"] in kinds and self.udt_free(u)
+              and not any(t.busy for t in self.typed_tables(u))]
+        if what == "drop":
+            us = [u for u in us if len(u["attrs"]) > 1]
+        us = [u for u in us if self.udt_users(u["name"]) or self.typed_tables(u)] or us
+        if not us:
+            return False
+        u = self.r.choice(us)
+        typed = self.typed_tables(u)
+        users = self.udt_users(u["name"]) + typed
+        if what == "drop":
+            i = self.r.randrange(1, len(u["attrs"]))
+            a = u["attrs"][i][0]
+            self.x(f"ALTER TYPE {u['name']} DROP ATTRIBUTE {a} CASCADE")
+
+            def fn():
+                del u["attrs"][i]
+                for t in typed:
+                    t.cols = [c for c in t.cols if c.name != a]
+            tag = "comp_drop_attr"
+        elif what == "add":
+            self.nudt += 1
+            a = f"w{self.nudt}"
+            self.x(f"ALTER TYPE {u['name']} ADD ATTRIBUTE {a} integer CASCADE")
+
+            def fn():
+                u["attrs"].append((a, "int4"))
+                for t in typed:
+                    t.cols.append(Col(a, "int4"))
+            tag = "comp_add_attr"
+        else:
+            cands = [(i, at) for i, at in enumerate(u["attrs"]) if i > 0 and at[1] in ("int4", "int8", "text")]
+            if not cands:
+                return False
+            i, (a, k) = self.r.choice(cands)
+            newk = {"int4": "int8", "int8": "numeric", "text": "varchar"}[k]
+            self.x(f"ALTER TYPE {u['name']} ALTER ATTRIBUTE {a} TYPE {TYPES[newk][0]} CASCADE")
+
+            def fn():
+                u["attrs"][i] = (a, newk)
+                for t in typed:
+                    t.col(a).tkey = newk
+            tag = "comp_alter_attr"
+        self.on_commit(fn)
+        for t in users:
+            self.col_ddl_done(t, tag, f"{tag} {u['name']}.{a}")
+        self.stats["ddl:" + tag] += 0 if users else 1
+        return True
+
+    def op_inherit(self, what):
+        """NO INHERIT / INHERIT again a child, or ADD COLUMN to a parent (it
+        reaches the tables inheriting from it now, not those detached)."""
+        fam = self.live(lambda t: t.kind == "inherit" and not t.busy)
+        if what == "add_col":
+            ps = [t for t in fam if t.inh_kids and not any(k.busy for k in self.descendants(t))]
+            if not ps:
+                return False
+            t = self.r.choice(ps)
+            name = self.new_col_name()
+            tkey = self.r.choice(["int4", "text", "jsonb"])
+            dflt = self.r.choice(["", "", " DEFAULT 7" if tkey == "int4" else ""])
+            self.x(f"ALTER TABLE {t.q} ADD COLUMN {name} {TYPES[tkey][0]}{dflt}")
+            self.add_col_everywhere(t, name, tkey)
+            return self.col_ddl_done(t, "inherit_add_col", f"inherit_add_col {name}")
+        kids = [t for t in fam if t.inh_parent is not None or t.inh_was is not None]
+        if not kids:
+            return False
+        k = self.r.choice(kids)
+        if k.inh_parent is not None:
+            p = k.inh_parent
+            if p.busy:
+                return False
+            self.x(f"ALTER TABLE {k.q} NO INHERIT {p.q}")
+
+            def fn():
+                p.inh_kids.remove(k)
+                k.inh_parent, k.inh_was = None, p
+                k.tags.add("no_inherit")
+                p.tags.add("no_inherit")
+            what = f"no inherit {p.q}"
+        else:
+            p = k.inh_was
+            if p.dropped or p.busy:
+                return False
+            for c in p.cols:       # INHERIT needs every column of the parent
+                if not any(cc.name == c.name for cc in k.cols):
+                    self.x(f"ALTER TABLE {k.q} ADD COLUMN {c.name} {c.sqltype}")
+                    k_c = Col(c.name, c.tkey)
+                    self.on_commit(lambda k_c=k_c: k.cols.append(k_c))
+            self.x(f"ALTER TABLE {k.q} INHERIT {p.q}")
+
+            def fn():
+                p.inh_kids.append(k)
+                k.inh_parent, k.inh_was = p, None
+                k.tags.add("inherit")
+                p.tags.add("inherit")
+            what = f"inherit {p.q}"
+        self.on_commit(fn)
+        self.log_op(k, what)
+        self.log_op(p, what + f" ({k.q})")
+        self.stats["inherit_toggle"] += 1
+        return True
+
+    def rewrite_op(self, op):
+        """One of the operations above on a table it fits; False when none fits."""
+        r = self.r
+        plain = self.live(lambda t: self.ddl_target(t) and not t.busy)
+        parents = self.live(lambda t: t.kind == "inherit" and t.inh_kids and not t.busy
+                            and not any(k.busy for k in self.descendants(t)))
+        if op in ("add_volatile", "add_identity", "retype_using", "retype_using_same", "udt_col"):
+            pool = plain + parents * (2 if op != "add_identity" else 0)
+            if not pool:
+                return False
+            t = r.choice(pool)
+            if op == "retype_using_same":
+                return self.op_retype_using(t, same=True)
+            return getattr(self, "op_" + op)(t)
+        if op == "drop_expression":
+            gs = [t for t in plain if any(c.gen_expr for c in t.cols)]
+            return self.op_drop_expression(r.choice(gs)) if gs else False
+        if op in ("drop_domain", "drop_type"):
+            return self.op_drop_udt(("domain",) if op == "drop_domain" else ("enum", "comp"))
+        if op == "enum_rename":
+            return self.op_enum_rename()
+        if op.startswith("comp_"):
+            return self.op_comp_attr(op.split("_")[1])
+        if op == "inherit_toggle":
+            return self.op_inherit("toggle")
+        if op == "inherit_add_col":
+            return self.op_inherit("add_col")
+        raise ValueError(op)
+
+    def prepare_for(self, op):
+        """What a forced operation needs and no longer has (the random ones
+        dropped its type, altered its last attribute, ...)."""
+        plain = self.live(lambda t: self.ddl_target(t) and not t.busy)
+        need = {"drop_domain": "domain", "drop_type": "enum", "enum_rename": "enum", "comp_drop": "comp",
+                "comp_add": "comp"}.get(op)
+        if need and plain:
+            self.op_udt_col(self.r.choice(plain), need)
+        elif op in ("comp_alter", "inherit_toggle", "inherit_add_col", "drop_expression"):
+            t = self.make_typed() if op == "comp_alter" else (
+                self.make_generated(True) if op == "drop_expression" else self.make_inherit())
+            for x in [t] + self.descendants(t):
+                self.insert(x, self.r.randint(1, 4))
+
+
+REWRITE_OPS = ["add_volatile", "add_identity", "retype_using", "retype_using_same", "udt_col", "drop_expression",
+               "drop_domain", "drop_type", "enum_rename", "comp_drop", "comp_add", "comp_alter", "inherit_toggle",
+               "inherit_add_col"]
+REWRITE_WEIGHTS = [3, 2, 3, 1.5, 3, 1, 1, 1, 1.5, 1, 0.7, 1, 3, 1.5]
+
+
+def comp_literal(r, attrs):
+    vals = []
+    for _, k in attrs:
+        if k == "text" or k == "varchar":
+            vals.append('"' + r.choice(["a", "b c", "", "q,x"]) + '"')
+        else:
+            vals.append(r.choice(["", str(r.randint(-50, 50))]))
+    return "(" + ",".join(vals) + ")"
+
 
 # ---------------------------------------------------------------- the run
 
@@ -869,12 +1275,23 @@ def run(args):
     w.x("CREATE TYPE mood AS ENUM ('happy', 'sad', 'meh')")
     w.x("CREATE DOMAIN posint AS integer CHECK (VALUE > 0)")
     w.x("CREATE TYPE pair AS (x integer, y text)")
+    w.x("CREATE SEQUENCE dt_seq")
 
     # -- before setup: tables with rows (the baseline) and some never written
     w.begin()
     filled = [w.make_keyed(keytype=kt) for kt in ("int", "text", "composite", "uuid")]
     filled += [w.make_keyless(False), w.make_keyless(True), w.make_generated(True), w.make_generated(False),
                w.make_types(), w.make_toast(), w.make_partitioned(), w.make_keyed(unlogged=True, keytype="int")]
+    # types of its own (dropped, renamed and altered later), a typed table,
+    # an INHERITS tree and a table with columns of those types
+    w.make_udt("domain"), w.make_udt("enum"), w.make_udt("comp")
+    filled += [w.make_typed(), w.make_inherit()]
+    filled += w.live(lambda t: t.inh_parent is not None)
+    ut = Table("public", w.new_name("ut"), "keyed_int")
+    ut.cols = [Col("id", "int4"), Col(w.new_col_name(), "text")] + [
+        Col(w.new_col_name(), n) for n in ("dom1", "en2", "cp3")]
+    ut.pk = ["id"]
+    filled.append(w.create(ut, w.col_defs(ut)))
     empty = w.make_keyed(keytype="int")          # never written at all
     baseline_only = w.make_keyed(keytype="int")  # rows before setup, never changed after
     for t in filled:
@@ -898,6 +1315,7 @@ def run(args):
     # the worker's stops come from their own generator: they depend on time,
     # and must not change the workload of a seed
     cr = random.Random(seed * 7919 + 1)
+    forced = [(int(steps * (0.05 + 0.85 * i / len(REWRITE_OPS))), op) for i, op in enumerate(REWRITE_OPS)]
     next_chaos = time.time() + cr.uniform(0.5, 2.5)
     restart_at = None
 
@@ -989,9 +1407,18 @@ def run(args):
             worker.start()
             next_chaos = time.time() + cr.uniform(0.5, 3.0)
 
+        # every rewrite operation at least once in every seed: each is due at
+        # its own step and tried at each step from then until it did something
+        if forced and step >= forced[0][0]:
+            res = []
+            due, op = forced.pop(0)
+            if not (w.step_tx(lambda: res.append(w.rewrite_op(op))) and res[0]):
+                w.step_tx(lambda: w.prepare_for(op))
+                forced.append((step + 3, op))
+                forced.sort(key=lambda f: f[0])
         kind = r.choices(["dml", "multi", "ddl", "copy", "savepoint", "2pc", "partition", "create", "truncate_multi",
-                          "set_logged"],
-                         [50, 10, 9, 6, 6, 4, 3, 2, 1, 0.6])[0]
+                          "set_logged", "rewrite"],
+                         [50, 10, 9, 6, 6, 4, 3, 2, 1, 0.6, 4])[0]
         if kind == "dml":
             t = dml_table()
             if t is not None:
@@ -1004,9 +1431,12 @@ def run(args):
                         w.dml(t)
             w.step_tx(body)
         elif kind == "ddl":
-            t = pick(lambda t: not t.partitioned and t.parent is None and not t.frozen and not t.detached_from)
+            t = pick(w.ddl_target)
             if t is not None:
                 w.step_tx(lambda: w.ddl(t))
+        elif kind == "rewrite":
+            op = r.choices(REWRITE_OPS, REWRITE_WEIGHTS)[0]
+            w.step_tx(lambda: w.rewrite_op(op))
         elif kind == "copy":
             t = dml_table()
             if t is not None:
@@ -1020,7 +1450,7 @@ def run(args):
                 w.dml(ta)
                 w.savepoint("s1")
                 w.dml(tb)
-                if r.random() < 0.3 and not tb.partitioned and tb.parent is None and not tb.detached_from:
+                if r.random() < 0.3 and w.ddl_target(tb):
                     w.ddl(tb)  # DDL inside a savepoint, maybe rolled back
                 w.mark_written(tb, "savepoint")
                 if r.random() < 0.6:
@@ -1054,6 +1484,7 @@ def run(args):
                         continue
                     w.dml(t)
                     ts.extend(w.tree(w.root_of(t)))
+                    ts.extend(w.family(t))
                 w.x(f"PREPARE TRANSACTION '{gid}'")
             except psycopg2.Error as e:
                 ok = False
@@ -1073,11 +1504,13 @@ def run(args):
                     w.step_tx(lambda: w.partition_op(root))
         elif kind == "create":
             def body():
-                c = r.choice(["keyed", "keyless", "keyless_full", "generated", "toast"])
+                c = r.choice(["keyed", "keyless", "keyless_full", "generated", "toast", "inherit", "typed"])
                 t = {"keyed": lambda: w.make_keyed(), "keyless": lambda: w.make_keyless(False),
                      "keyless_full": lambda: w.make_keyless(True), "generated": lambda: w.make_generated(True),
-                     "toast": lambda: w.make_toast()}[c]()
-                w.insert(t, r.randint(1, 5))
+                     "toast": lambda: w.make_toast(), "inherit": lambda: w.make_inherit(),
+                     "typed": lambda: w.make_typed()}[c]()
+                for x in [t] + w.descendants(t):
+                    w.insert(x, r.randint(1, 5))
             w.step_tx(body)
         elif kind == "truncate_multi":
             ts = [t for t in (dml_table(), dml_table()) if t is not None]
@@ -1101,6 +1534,7 @@ def run(args):
     # finish prepared transactions
     for pt in list(w.prepared):
         finish_prepared(pt, True)
+    w.forced_left = [op for _, op in forced]
     record_point(w, steps)
     final = w.lsn()
     if args.calm:
@@ -1224,6 +1658,8 @@ def check(args, w, worker, workdir, t0):
     if unused:
         print("known entries with no divergence in this run (remove them once they stay quiet): " + ", ".join(unused))
     print(f"workload: {dict(sorted(w.stats.items()))}")
+    if w.forced_left:
+        print(f"difftest: rewrite operations this seed never did: {', '.join(w.forced_left)}")
     died = w.stats.get("worker_died", 0)
     if died:
         print(f"\ndifftest: FAILED: the worker exited by itself {died} time(s) (a fatal error or a crash; "
