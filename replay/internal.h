@@ -84,6 +84,9 @@ WrStatus rq_resolve_point(ReplayCtx *ctx, const char *text, Point *pt, WrError *
 WrStatus rq_newest(ReplayCtx *ctx, Point *pt, WrError *err) WR_MUSTCHECK;
 /* "schema.table" or "table" (public) -> relid of the tracked table that had that name last. */
 WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrError *err) WR_MUSTCHECK;
+/* The same as of revision rev: the table that had that name then, when another has it now (a name dropped and
+ * created again, or renamed away and given to another table); else as rq_resolve_table. */
+WrStatus rq_resolve_table_at(ReplayCtx *ctx, const char *name, int64_t rev, uint32_t *relid, WrError *err) WR_MUSTCHECK;
 /* The SQL of a walrev.context() call on conn (undo plans, branches, merges):
  * actor "TYPE:ID" (NULL: cli:$USER), description, meta a JSON object or
  * NULL (borrowed). Caller frees. */

@@ -195,6 +195,61 @@ WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrE
     return st;
 }
 
+/* Whether relid existed at rev under the name nsp.rel (rq_relation_at answers
+ * for a dropped table with rows with its last state: the table log's drop
+ * says it was gone). */
+static WrStatus named_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, const char *nsp, const char *rel, bool *yes,
+                         WrError *err)
+{
+    RelVersion rv;
+    bool found;
+    WrStatus st = rq_relation_at(ctx, relid, rev, &rv, &found, err);
+    *yes = st == WR_OK && found && strcmp(rv.nspname, nsp) == 0 && strcmp(rv.relname, rel) == 0;
+    relversion_term(&rv);
+    if (*yes) {
+        PGresult *res = rq_execf(ctx->hist, err,
+                                 "SELECT event = 'drop' FROM %s.table_event WHERE relid = %u AND revision_id <= %lld "
+                                 "ORDER BY revision_id DESC, seq DESC LIMIT 1",
+                                 ctx->schema_q, relid, (long long)rev);
+        if (!res) return err->status;
+        *yes = PQntuples(res) == 0 || PQgetvalue(res, 0, 0)[0] != 't';
+        PQclear(res);
+    }
+    return st;
+}
+
+WrStatus rq_resolve_table_at(ReplayCtx *ctx, const char *name, int64_t rev, uint32_t *relid, WrError *err)
+{
+    WrStatus st = rq_resolve_table(ctx, name, relid, err);
+    if (st != WR_OK) return st;
+    char *nsp = NULL, *rel = NULL;
+    if (!ident_parse_qualified(name, &nsp, &rel)) return rq_usage(ctx, err, "invalid table name %s", name);
+    if (!nsp) nsp = xstrdup("public");
+    bool yes = false;
+    st = named_at(ctx, *relid, rev, nsp, rel, &yes, err);
+    PGresult *res = NULL;
+    if (st == WR_OK && !yes) {
+        /* a name dropped and created again, or renamed away and given to another table: the one that had it then */
+        const char *params[2] = {nsp, rel};
+        char *sql = xasprintf("SELECT relid FROM %1$s.relation_version WHERE nspname = $1 AND relname = $2 UNION "
+                              "SELECT relid FROM %1$s.table_event WHERE nspname = $1 AND relname = $2 ORDER BY 1",
+                              ctx->schema_q);
+        res = rq_exec(ctx->hist, err, sql, 2, params);
+        free(sql);
+        if (!res) st = err->status;
+        for (int i = 0; st == WR_OK && res && i < PQntuples(res) && !yes; i++) {
+            uint32_t other = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+            if (other == *relid) continue;
+            st = named_at(ctx, other, rev, nsp, rel, &yes, err);
+            if (st == WR_OK && yes) *relid = other;
+        }
+    }
+    PQclear(res);
+    free(nsp);
+    free(rel);
+    return st;
+}
+
 bool rq_untracked_now(ReplayCtx *ctx, const char *name, uint32_t relid, WrError *err)
 {
     const char *dot = strchr(name, '.');

@@ -732,6 +732,9 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     char **into_names = NULL; /* each table's name in the --into schema */
     int n = 0;
     if ((st = rq_named_or_all_tables(ctx, tables, ntables, &relids, &n, err)) != WR_OK) goto out;
+    /* a name is the table's that had it at that point */
+    for (int i = 0; i < ntables && st == WR_OK; i++) st = rq_resolve_table_at(ctx, tables[i], pt.rev, &relids[i], err);
+    if (st != WR_OK) goto out;
     if (!into && !outdir && format != SNAP_SQL && n > 1) {
         st = wr_error_set(err, WR_INVALID,
                           "%d tables in one COPY stream would be ambiguous: name one --table, or use "
