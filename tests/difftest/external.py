@@ -15,7 +15,10 @@ For each file, in name order (or the order of --files):
     partitioned tables outside the system schemas and walrev's own; unlogged
     tables too, where walrev must answer with an error naming it unlogged) is
     recorded: the flushed WAL position and `COPY (SELECT * FROM t) TO
-    STDOUT`, lines sorted bytewise (as difftest.py).
+    STDOUT`, lines sorted bytewise (as difftest.py); with --marks N also at
+    N-1 statement ends spread over the file (outside transaction blocks,
+    COPY data and dollar quotes), while its psql session waits, so the
+    tables a file creates and drops again are compared too.
 The worker runs throughout and is stopped (SIGTERM) and restarted once half
 way (--restart-after). At the end it catches up to the last position and
 every recording is compared with `walrev snapshot`, byte for byte after the
@@ -26,16 +29,18 @@ first differing lines.
 
 Usage: external.py --sql-dir DIR --walrev BIN --conninfo-base 'host=... port=... user=...'
                    [--files a.sql,b.sql] [--prelude FILE] [--workdir DIR] [--db NAME]
-                   [--psql-var NAME=VALUE]... [--restart-after N] [--show N] [--jobs N]
+                   [--psql-var NAME=VALUE]... [--restart-after N] [--show N] [--jobs N] [--marks N]
 Exit status: 0 all equal, 1 any divergence or worker failure, 2 usage.
 """
 import argparse
 import io
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -105,19 +110,113 @@ def primary_kind(kinds):
     return next(k for k in KINDS if k in kinds)
 
 
-def psql(conninfo, path, variables, timeout):
-    """Runs one file; returns its output (stdout and stderr, interleaved)."""
+def psql_cmd(conninfo, path, variables):
     cmd = ["psql", "-X", "-a", "-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=terse", "-d", conninfo, "-f", path]
     for v in variables:
         cmd += ["-v", v]
     env = dict(os.environ, PGOPTIONS="-c statement_timeout=60s -c lock_timeout=10s", PGTZ="UTC",
                PGDATESTYLE="Postgres, MDY")
+    return cmd, env
+
+
+def psql(conninfo, path, variables, timeout):
+    """Runs one file; returns its output (stdout and stderr, interleaved)."""
+    cmd, env = psql_cmd(conninfo, path, variables)
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
                            cwd=os.path.dirname(path), env=env)
         return p.stdout.decode(errors="replace")
     except subprocess.TimeoutExpired as e:
         return (e.stdout or b"").decode(errors="replace") + "\nexternal.py: TIMEOUT\n"
+
+
+TXN_BEGIN = re.compile(r"^\s*(begin|start\s+transaction)\b(?!\s+atomic)", re.I)
+TXN_END = re.compile(r"^\s*(commit|rollback|end|abort|prepare\s+transaction)\b(?!\s+(to|prepared)\b)", re.I)
+DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
+
+
+def statement_ends(lines):
+    """The line numbers after which a statement ended at top level: outside a
+    transaction block, COPY ... FROM stdin data and dollar quotes (a rough
+    reading of SQL: a mark in the middle of a statement only records the
+    point before it runs, psql runs a backslash command at once)."""
+    ends, dollar, copy_data, txn = [], None, False, False
+    for i, raw in enumerate(lines):
+        line = raw.decode(errors="replace").rstrip("\r\n")
+        if copy_data:
+            copy_data = line != "\\."
+            if not copy_data and not txn:
+                ends.append(i + 1)
+            continue
+        code = line if dollar else line.split("--", 1)[0]
+        for m in DOLLAR.finditer(code):
+            if dollar is None:
+                dollar = m.group(0)
+            elif dollar == m.group(0):
+                dollar = None
+        if dollar:
+            continue
+        if TXN_BEGIN.match(code):
+            txn = True
+        elif TXN_END.match(code):
+            txn = False
+        if re.search(r"\bfrom\s+stdin\b", code, re.I) and code.rstrip().endswith(";"):
+            copy_data = True
+        elif code.rstrip().endswith(";") and not txn:
+            ends.append(i + 1)
+    return ends
+
+
+MARK = re.compile(r"^@@external mark (\d+)@@$")
+
+
+def psql_marked(conninfo, path, variables, timeout, marks, on_mark):
+    """Runs one file through one psql session, stopping at marks - 1 statement
+    ends spread over it, where on_mark(line) records a point while psql waits;
+    returns psql's output as psql()."""
+    with open(path, "rb") as f:
+        lines = f.read().splitlines(keepends=True)
+    ends = statement_ends(lines)
+    cuts = []
+    for k in range(1, marks):
+        later = [e for e in ends if e >= k * len(lines) // marks and (not cuts or e > cuts[-1])]
+        if later and later[0] < len(lines):
+            cuts.append(later[0])
+    cmd, env = psql_cmd(conninfo, "-", variables)
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         cwd=os.path.dirname(path), env=env)
+    out, seen = [], queue.Queue()
+
+    def reader():
+        for raw in p.stdout:
+            line = raw.decode(errors="replace")
+            out.append(line)
+            m = MARK.match(line.rstrip("\n"))
+            if m:
+                seen.put(int(m.group(1)))
+        seen.put(None)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    deadline = time.time() + timeout
+    prev = 0
+    try:
+        for k, end in enumerate(cuts):
+            p.stdin.write(b"".join(lines[prev:end]) + f"\n\\echo @@external mark {k}@@\n".encode())
+            p.stdin.flush()
+            prev = end
+            if seen.get(timeout=max(1, deadline - time.time())) is None:
+                break
+            on_mark(end)
+        p.stdin.write(b"".join(lines[prev:]))
+        p.stdin.close()
+        p.wait(timeout=max(1, deadline - time.time()))
+    except (queue.Empty, subprocess.TimeoutExpired, BrokenPipeError):
+        p.kill()
+        p.wait()
+        out.append("\nexternal.py: TIMEOUT\n")
+    t.join(timeout=10)
+    return "".join(out)
 
 
 ERR = re.compile(r"^(?:psql:[^:]*:\d+: )?(ERROR|FATAL|PANIC):\s+(.*)$", re.M)
@@ -189,6 +288,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=300, help="seconds per file")
     ap.add_argument("--show", type=int, default=40, help="divergences shown in detail")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--marks", type=int, default=1,
+                    help="points per file: 1 after each file; N also at N-1 statement ends spread over it")
     ap.add_argument("--known", help="known divergences: a table kind a line (then why), reported as KNOWN, not failing")
     args = ap.parse_args()
 
@@ -240,6 +341,9 @@ def main():
     conn = psycopg2.connect(conninfo)
     conn.autocommit = True
     cur = conn.cursor()
+    # a point inside a file may meet a lock the file's session holds: that
+    # table is left out of the point rather than waited for
+    cur.execute("SET lock_timeout = '3s'")
     # walrev's own schemas: its history store and its capture objects
     cur.execute("SELECT array_agg(nspname) FROM pg_namespace WHERE nspname LIKE 'walrev%%'")
     walrev_schemas = cur.fetchone()[0] or []
@@ -252,7 +356,12 @@ def main():
     for i, path in enumerate(files, 1):
         name = os.path.basename(path)
         t1 = time.time()
-        out = psql(conninfo, path, args.psql_var, args.timeout)
+        if args.marks > 1:
+            def mark(line, name=name):
+                points.append(record_point(conn, walrev_schemas, args.workdir, len(points), f"{name}:{line}"))
+            out = psql_marked(conninfo, path, args.psql_var, args.timeout, args.marks, mark)
+        else:
+            out = psql(conninfo, path, args.psql_var, args.timeout)
         cout = psql(ctl_conninfo, path, args.psql_var, args.timeout)
         for suffix, text in ((".out", out), (".control.out", cout)):
             with open(os.path.join(args.workdir, name + suffix), "w") as f:
@@ -261,7 +370,7 @@ def main():
         refused[name] = sum(n for m, n in e.items() if REFUSED.search(m))
         extra = [(m, n - c.get(m, 0)) for m, n in e.items() if n > c.get(m, 0) and not REFUSED.search(m)]
         interference += [(name, m, n) for m, n in extra]
-        points.append(record_point(conn, walrev_schemas, args.workdir, i, name))
+        points.append(record_point(conn, walrev_schemas, args.workdir, len(points), name))
         print(f"external: {name}: {time.time() - t1:.0f}s, {sum(e.values())} errors, "
               f"{sum(n for _, n in extra)} only where tracked, {refused[name]} UPDATE/DELETE without replica "
               f"identity refused; {len(points[-1][3])} tables", flush=True)
