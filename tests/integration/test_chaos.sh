@@ -22,7 +22,6 @@ SEED=${WALREV_CHAOS_SEED:-$(date +%s)}
 RANDOM=$SEED
 echo "# chaos: $CYCLES cycles, seed $SEED"
 source_db chaos
-TMP=$(mktemp -d /tmp/walrev-chaos.XXXXXX)
 H=$TMP/hist-cluster
 cleanup() {
   set +e # a failed kill of a process already gone must not skip the rest
@@ -30,11 +29,10 @@ cleanup() {
   [ -n "${loadpid:-}" ] && { kill "$loadpid" 2>/dev/null; wait "$loadpid" 2>/dev/null; } || true
   [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null || true
   [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null || true
-  [ -n "${WALREV_KEEP_TMP:-}" ] && { echo "# kept $TMP (history cluster on port ${HPORT:-?} still running)"; return; } || true
+  [ -n "${KEEP_TEST_TMP:-}" ] && { echo "# history cluster on port ${HPORT:-?} still running"; return; } || true
   bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" stop "$H" >/dev/null 2>&1 || true
-  rm -rf "$TMP"
 }
-trap cleanup EXIT INT TERM
+on_exit cleanup
 
 # The history store's own cluster, stopped and started by pg_ctl on its data directory.
 bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" start "$H" >/dev/null || fail "history cluster did not start"

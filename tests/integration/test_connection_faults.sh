@@ -10,7 +10,6 @@
 #     the chain verifies, a clean stop exits 0.
 source "$(dirname "$0")/lib.sh"
 source_db conn_faults
-TMP=$(mktemp -d /tmp/walrev-connfaults.XXXXXX)
 H=$TMP/hist-cluster
 frozen=()
 cleanup() {
@@ -18,9 +17,8 @@ cleanup() {
   [ ${#frozen[@]} -gt 0 ] && kill -CONT "${frozen[@]}" 2>/dev/null || true
   [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null || true
   bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" stop "$H" >/dev/null 2>&1 || true
-  rm -rf "$TMP"
 }
-trap cleanup EXIT INT TERM
+on_exit cleanup
 
 bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" start "$H" >/dev/null || fail "second cluster did not start"
 HPORT=$(cat "$H/port")

@@ -6,15 +6,14 @@
 # and `walrev verify` passes.
 source "$(dirname "$0")/lib.sh"
 source_db crash_src
-HDIR=$(mktemp -d /tmp/walrev-hist.XXXXXX)
+HDIR=$TEST_TMP
 cleanup() {
   [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null || true
   [ -n "${lpid:-}" ] && kill "$lpid" 2>/dev/null || true
-  if [ -n "${KEEP_HISTORY:-}" ]; then echo "history cluster kept in $HDIR (port ${HPORT:-?})"; return; fi
+  if [ -n "${KEEP_TEST_TMP:-}" ]; then echo "# history cluster still running (port ${HPORT:-?})"; return; fi
   bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" stop "$HDIR/pg" >/dev/null 2>&1 || true
-  rm -rf "$HDIR"
 }
-trap cleanup EXIT INT TERM
+on_exit cleanup
 bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" start "$HDIR/pg" >/dev/null
 HPORT=$(cat "$HDIR/pg/port")
 HIST="host=127.0.0.1 port=$HPORT user=postgres dbname=postgres"

@@ -7,8 +7,6 @@
 # the ALTER's commit, and replay takes them from there until the next change.
 source "$(dirname "$0")/lib.sh"
 source_db ddl_between ddlbetween
-TMP=$(mktemp -d /tmp/walrev-ddlbetween.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, a text, b int, c text);
        INSERT INTO t VALUES (1, 'one', 10, 'c1'), (2, 'two', 20, 'c2');

@@ -5,9 +5,8 @@
 # Divergences listed in tests/difftest/known.txt are reported as KNOWN and
 # do not fail; any other does. tests/difftest/run --seeds N runs more seeds.
 source "$(dirname "$0")/lib.sh"
-DIFFTEST_DIR=$(mktemp -d /tmp/walrev-difftest-ci.XXXXXX)
+DIFFTEST_DIR=$TEST_TMP
 export DIFFTEST_DIR
-trap 'rm -rf "$DIFFTEST_DIR"' EXIT
 bash "$WALREV_SOURCE_DIR/tests/difftest/run" --seed "${DIFFTEST_SEED:-1}" \
   || fail "difftest diverged outside the known list (or the worker failed)"
 pass "difftest: every divergence is a known one"

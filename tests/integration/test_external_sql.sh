@@ -14,8 +14,7 @@ for p in python3 /usr/bin/python3; do
   if command -v "$p" >/dev/null && "$p" -c 'import psycopg2' 2>/dev/null; then py=$p; break; fi
 done
 [ -n "$py" ] || fail "needs Python 3 with psycopg2"
-work=$(mktemp -d /tmp/walrev-external-ci.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+work=$TEST_TMP
 dir=$WALREV_SOURCE_DIR/tests/difftest/external
 rc=0
 out=$("$py" "$WALREV_SOURCE_DIR/tests/difftest/external.py" --sql-dir "$dir" --prelude "$dir/prelude.psql" \

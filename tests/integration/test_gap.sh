@@ -12,13 +12,8 @@
 source "$(dirname "$0")/lib.sh"
 source_db gap_src
 SLOT=gapslot
-TMP=$(mktemp -d /tmp/walrev-gap.XXXXXX)
 wpid=
-cleanup() {
-  [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true
-  if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT INT TERM
+kill_at_exit 9 wpid
 
 cat >"$TMP/walrev.conf" <<EOF2
 [file]

@@ -6,15 +6,11 @@
 # kind slot_lost (the slot is dropped and made anew), after which the history
 # equals the table and the stream goes on.
 source "$(dirname "$0")/lib.sh"
-TMP=$(mktemp -d /tmp/walrev-gaplost.XXXXXX)
+TMP=$TEST_TMP
 C=$TMP/cluster
 wpid=
-cleanup() {
-  [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true
-  bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" stop "$C" >/dev/null 2>&1 || true
-  if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT INT TERM
+on_exit "bash \"$WALREV_SOURCE_DIR/tests/support/pgcluster.sh\" stop \"$C\" >/dev/null 2>&1"
+kill_at_exit 9 wpid # the last registered goes first
 bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" start "$C" "max_slot_wal_keep_size = 1MB" >/dev/null \
   || fail "private cluster did not start"
 export PGPORT=$(cat "$C/port")

@@ -20,23 +20,16 @@ q $DB "CREATE SCHEMA other;
        CREATE TABLE plain (id int PRIMARY KEY, v text);
        INSERT INTO m VALUES (1, 1, 'one'), (2, 15, 'two'), (7, 15, 'seven');
        INSERT INTO plain VALUES (1, 'p');"
-W setup >/tmp/parts_setup.out 2>&1 || { cat /tmp/parts_setup.out; fail setup; }
-grep -q "table log walrev.table_log" /tmp/parts_setup.out || { cat /tmp/parts_setup.out; fail "no table log"; }
+W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+grep -q "table log walrev.table_log" "$TMP/setup.out" || { cat "$TMP/setup.out"; fail "no table log"; }
 
-# Each point: the LSN, and the live contents of each table of interest
-# (COPY ... TO STDOUT, sorted: snapshots have no row order) in a file.
-LIVEDIR=$(mktemp -d)
-trap 'rm -rf "$LIVEDIR"' EXIT
+# Each point (lib.sh's point): the LSN, and the live contents of each table
+# of interest (COPY ... TO STDOUT, sorted: snapshots have no row order) in
+# $LIVEDIR/POINT.TABLE.
+LIVEDIR=$TEST_TMP
 NP=0
 LSN=()
 TABLES="m other.m_b plain"
-point() {
-  LSN[$NP]=$(current_lsn $DB)
-  for t in $TABLES; do
-    $PSQL -d $DB -c "COPY (SELECT * FROM $t) TO STDOUT" | LC_ALL=C sort >"$LIVEDIR/$NP.$t"
-  done
-  NP=$((NP + 1))
-}
 point                                                                                           # 0: baseline
 q $DB "UPDATE m SET k = 12 WHERE id = 1"; point                                                 # 1: row moves m_a -> m_b1
 q $DB "CREATE TABLE never (id int PRIMARY KEY, note text)"; point                               # 2: created, never written
@@ -52,20 +45,10 @@ q $DB "CREATE TABLE m_d PARTITION OF m DEFAULT"; point                          
 q $DB "INSERT INTO m VALUES (100, 100, 'dflt'), (8, 16, 'eight'); DELETE FROM m WHERE id = 7"; point  # 11
 q $DB "ALTER TABLE m ADD COLUMN w int; UPDATE m SET w = id * 10 WHERE id IN (1, 100)"; point    # 12: new column
 q $DB "TRUNCATE other.m_b"; point                                                                # 13: truncate a sub-tree
-STOP=$(current_lsn $DB)
-timeout 120 "$WALREV_BIN" --source "$SRC" --slot parts run --stop-lsn "$STOP" 2>/tmp/parts_run.log ||
-  { cat /tmp/parts_run.log; fail run; }
+run_to_now "$TMP/run.log" --source "$SRC" --slot parts
 
-equal=0
-for ((i = 0; i < NP; i++)); do
-  for t in $TABLES; do
-    W snapshot --at "${LSN[$i]}" --table "$t" 2>/dev/null | LC_ALL=C sort >"$LIVEDIR/$i.$t.walrev"
-    cmp -s "$LIVEDIR/$i.$t" "$LIVEDIR/$i.$t.walrev" ||
-      { diff "$LIVEDIR/$i.$t" "$LIVEDIR/$i.$t.walrev" >&2; fail "snapshot of $t at point $i differs from the live table"; }
-    equal=$((equal + 1))
-  done
-done
-pass "$equal table-points equal, byte for byte"
+snapshot_points
+pass "$EQUAL table-points equal, byte for byte"
 
 expect_eq "csv of a parent has the parent's header and column order" \
   "$(W snapshot --at "${LSN[5]}" --table m --format csv 2>/dev/null)" \
@@ -198,9 +181,7 @@ pass "only walrev writes the table log"
 BEFORE=$(current_lsn $DB)
 q $DB "DROP TABLE never"
 q $DB "DROP TABLE m"
-STOP=$(current_lsn $DB)
-timeout 120 "$WALREV_BIN" --source "$SRC" --slot parts run --stop-lsn "$STOP" 2>>/tmp/parts_run.log ||
-  { cat /tmp/parts_run.log; fail "second run"; }
+run_to_now "$TMP/run.log" --source "$SRC" --slot parts
 DROPREV=$(rev_at "$STOP")
 out=$(W snapshot --table m 2>&1) && fail "a snapshot of a dropped partitioned table succeeded"
 echo "$out" | grep -q "table m did not exist at revision $DROPREV: it was dropped in revision $DROPREV" ||

@@ -9,14 +9,9 @@
 # commit LSNs. Then Kafka + file, the same: the file's ids dense from 1.
 source "$(dirname "$0")/lib.sh"
 source_db pl_ids
-TMP=$(mktemp -d /tmp/walrev-plids.XXXXXX)
-cleanup() {
-  [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null
-  [ -n "${lpid:-}" ] && kill "$lpid" 2>/dev/null
-  [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
+kill_at_exit TERM mpid
+kill_at_exit TERM lpid
+kill_at_exit 9 wpid # the last registered goes first
 start_mock_kafka "$TMP"
 mpid=$MOCK_PID
 

@@ -7,8 +7,7 @@
 # fails verify, naming it.
 source "$(dirname "$0")/lib.sh"
 source_db relrestart
-OUT=$(mktemp -d /tmp/walrev-relrestart.XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
+OUT=$TEST_TMP
 W() { "$WALREV_BIN" --source "$SRC" --slot relrestart "$@"; }
 run_to_now() { W run --stop-lsn "$(current_lsn $DB)" 2>>"$OUT/run.log" || { cat "$OUT/run.log"; fail "run $1"; }; }
 

@@ -7,13 +7,9 @@
 # replica (on a private second cluster) fail with the fix spelled out.
 source "$(dirname "$0")/lib.sh"
 
-OUT=$(mktemp -d /tmp/walrev-test-setup-XXXXXX)
+OUT=$TEST_TMP
 PRIV=$OUT/pg-replica
-cleanup() {
-  bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" stop "$PRIV" >/dev/null 2>&1 || true
-  rm -rf "$OUT"
-}
-trap cleanup EXIT
+on_exit "bash \"$WALREV_SOURCE_DIR/tests/support/pgcluster.sh\" stop \"$PRIV\" >/dev/null 2>&1"
 
 # expect_has FILE TEXT / expect_lacks FILE TEXT
 expect_has() { grep -qF -- "$2" "$1" || { echo "--- $1:"; cat "$1"; fail "expected '$2' in $1"; }; }

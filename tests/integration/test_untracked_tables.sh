@@ -8,10 +8,9 @@
 # created outside it.
 source "$(dirname "$0")/lib.sh"
 source_db untracked
-OUT=$(mktemp -d /tmp/walrev-untracked.XXXXXX)
+OUT=$TEST_TMP
 wpid=
-cleanup() { [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null; rm -rf "$OUT"; }
-trap cleanup EXIT INT TERM
+kill_at_exit 9 wpid
 W() { "$WALREV_BIN" --source "$SRC" --slot untracked "$@"; }
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one');

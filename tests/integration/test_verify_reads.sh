@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 source_db vreads_src vreads
 
 q $DB "CREATE TABLE acct (id int PRIMARY KEY, owner text, balance int);"
-W setup >/tmp/vreads_setup.out 2>&1 || { cat /tmp/vreads_setup.out; fail setup; }
+W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 q postgres "DROP ROLE IF EXISTS vreads_app; CREATE ROLE vreads_app LOGIN;"
 q $DB "GRANT USAGE ON SCHEMA walrev TO vreads_app; GRANT INSERT, UPDATE, SELECT ON acct TO vreads_app;"
 A() { psql -X -q -v ON_ERROR_STOP=1 -At -U vreads_app -d $DB -c "$*" >/dev/null; }
@@ -19,15 +19,15 @@ A "BEGIN; SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"42\"},\"
 # background thread, which a stop does not wait for). Two phases of 1500
 # single-row updates each: a keyframe falls due in each (10 live rows, floor
 # 250, factor 4).
-"$WALREV_BIN" --source "$SRC" --slot vreads run 2>/tmp/vreads_run.log &
+"$WALREV_BIN" --source "$SRC" --slot vreads run 2>"$TMP/run.log" &
 wpid=$!
-trap 'kill $wpid 2>/dev/null || true' EXIT
+kill_at_exit TERM wpid
 wait_keyframes() {
   for i in $(seq 1 300); do
     [ "$(q $DB "$H SELECT count(*) >= $1 FROM keyframe k WHERE relid = 'public.acct'::regclass")" = t ] && return 0
     sleep 0.2
   done
-  cat /tmp/vreads_run.log; fail "no keyframe $1"
+  cat "$TMP/run.log"; fail "no keyframe $1"
 }
 for phase in 1 2; do
   for t in $(seq 1 15); do
@@ -36,8 +36,8 @@ for phase in 1 2; do
   done
   wait_keyframes $phase
 done
-kill -TERM $wpid; wait $wpid || { cat /tmp/vreads_run.log; fail "worker stop"; }
-trap - EXIT
+worker_stop "$wpid" || { cat "$TMP/run.log"; fail "worker stop"; }
+wpid=
 expect_eq "keyframes were taken" "$(q $DB "$H SELECT count(*) >= 2 FROM keyframe WHERE relid = 'public.acct'::regclass")" "t"
 OUT=$(W verify 2>&1) || { echo "$OUT"; fail "verify of the untouched history"; }
 pass "verify of the untouched history: $OUT"
