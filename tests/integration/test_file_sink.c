@@ -148,6 +148,14 @@ static Sink *open_sink(const char *path, SinkPosition *pos, WrStatus expect, WrE
     return s;
 }
 
+/* A flush of s succeeds and makes it durable through revision id. */
+static void expect_flushed_through(Sink *s, int64_t id)
+{
+    WrError err = {0};
+    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(id).end_lsn);
+}
+
 static void expect_summary(const char *path, const char *expected)
 {
     StrBuf got;
@@ -238,8 +246,7 @@ static void test_crash_and_reopen(void **state)
 
     /* The worker resends from revision 3; the new session repeats the relations before use. */
     write_rev(s, 3, true);
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(3).end_lsn);
+    expect_flushed_through(s, 3);
     sink_destroy(s);
 
     expect_revisions(path, "*1 2 *3");
@@ -324,8 +331,7 @@ static void test_abort_cuts_revision_in_flight(void **state)
     write_rev(s, 2, false);
     s->ops->abort(s);
     write_rev(s, 2, true);
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(2).end_lsn);
+    expect_flushed_through(s, 2);
     sink_destroy(s);
     expect_revisions(path, "*1 2");
 }
@@ -347,8 +353,7 @@ static void test_stdout(void **state)
     assert_false(pos.known);
     write_rev(s, 5, true);
     assert_int_equal(s->ops->durable_lsn(s), 0);
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(5).end_lsn);
+    expect_flushed_through(s, 5);
     sink_destroy(s);
     fflush(stdout);
     assert_true(dup2(saved, STDOUT_FILENO) >= 0);

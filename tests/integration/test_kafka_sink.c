@@ -420,6 +420,17 @@ static void roundtrip(const char *brokers, const char *prefix, bool mock)
     list_free(&got);
 }
 
+/* Revisions from..to, ndeltas changes each (gen_revision), sent through s
+ * and appended to exp; then flushed (WR_OK within 15 s) and durable through
+ * revision to. */
+static void send_delivered(Sink *s, const char *prefix, int64_t from, int64_t to, int ndeltas, MsgList *exp)
+{
+    WrError err = {0};
+    for (int64_t id = from; id <= to; id++) gen_revision(s, prefix, id, ndeltas, exp);
+    assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
+    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(to).end_lsn);
+}
+
 static void test_roundtrip_mock(void **state)
 {
     (void)state;
@@ -449,9 +460,7 @@ static void test_retriable_produce_errors(void **state)
         RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
         RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
-    for (int64_t id = 1; id <= 30; id++) gen_revision(s, "re", id, 3, &exp);
-    assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(30).end_lsn);
+    send_delivered(s, "re", 1, 30, 3, &exp);
     KafkaSinkStats st;
     sink_kafka_stats(s, &st);
     assert_int_equal(st.delivered, exp.n);
@@ -541,9 +550,7 @@ static void test_crash_resend_duplicates_whole_revisions(void **state)
     WrError err = {0};
     Sink *s = make_sink(bootstraps, "cr", 30000, &err);
     MsgList exp = {0}, resent = {0}, got = {0};
-    for (int64_t id = 1; id <= 10; id++) gen_revision(s, "cr", id, 3, &exp);
-    assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(10).end_lsn);
+    send_delivered(s, "cr", 1, 10, 3, &exp);
     for (int64_t id = 11; id <= 15; id++) gen_revision(s, "cr", id, 3, &exp);
     /* delivered, but the worker dies before it confirms 11-15 to the slot */
     assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
@@ -558,9 +565,7 @@ static void test_crash_resend_duplicates_whole_revisions(void **state)
     assert_int_equal(pos.last_revision_id, 15);
     assert_memory_equal(pos.last_checksum, r15.checksum, WALREV_CHECKSUM_LEN);
     assert_int_equal(s->ops->durable_lsn(s), r15.end_lsn);
-    for (int64_t id = 11; id <= 15; id++) gen_revision(s, "cr", id, 3, &resent);
-    assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
-    assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(15).end_lsn);
+    send_delivered(s, "cr", 11, 15, 3, &resent);
     sink_destroy(s);
 
     consume_all(bootstraps, "cr", &got);
