@@ -139,7 +139,18 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
     t->qualified = PQgetvalue(r, 0, 8);
     t->rowfilter = PQgetisnull(r, 0, 10) ? NULL : PQgetvalue(r, 0, 10);
     t->select_list = list.data;
-    /* Generated columns, placed among all the table's columns (as the DDL capture places them). */
+    /* Generated columns, placed among all the table's columns (as the DDL capture places them),
+     * their expressions deparsed with search_path = pg_catalog as the DDL capture deparses them:
+     * every table, function and type not in pg_catalog is then schema-qualified ('ref'::regclass
+     * would otherwise name whatever "ref" is where a snapshot computes it, if anything). */
+    PGresult *path = PQexec(c, "SELECT current_setting('search_path'), "
+                               "set_config('search_path', 'pg_catalog, pg_temp', false)");
+    st = sql_check(c, path, PGRES_TUPLES_OK, "describing a published table's generated columns", err);
+    if (st != WR_OK) {
+        PQclear(path);
+        backfill_table_free(t);
+        return st;
+    }
     t->gen_res =
         PQexecParams(c,
                      "SELECT a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid), "
@@ -149,7 +160,13 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
                      "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 's' "
                      "ORDER BY a.attnum",
                      1, NULL, params, NULL, NULL, 0);
+    const char *old_path[1] = {PQgetvalue(path, 0, 0)};
+    PGresult *back = PQexecParams(c, "SELECT set_config('search_path', $1, false)", 1, NULL, old_path, NULL, NULL, 0);
+    PQclear(path);
     st = sql_check(c, t->gen_res, PGRES_TUPLES_OK, "describing a published table's generated columns", err);
+    /* a failure in a transaction block undoes the set_config itself */
+    if (st == WR_OK) st = sql_check(c, back, PGRES_TUPLES_OK, "describing a published table's generated columns", err);
+    PQclear(back);
     if (st != WR_OK) {
         backfill_table_free(t);
         return st;

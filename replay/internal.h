@@ -64,6 +64,13 @@ typedef struct {
     char **gen_types;
     int *gen_positions;
     char **gen_exprs;
+    /* A parent read through its members (relkind 'p' or 'i', set by snapshot only): member k's
+     * (relid member_relids[k]) own expression of generated column member_gens[k]; a partition
+     * or child may have its own. Rows of other members use gen_exprs. */
+    int nmember_exprs;
+    uint32_t *member_relids;
+    int *member_gens;
+    char **member_exprs;
 } RelVersion;
 
 void relversion_term(RelVersion *rv);

@@ -32,6 +32,9 @@ void relversion_term(RelVersion *rv)
     rq_free_strv(rv->gen_types, rv->ngen);
     rq_free_strv(rv->gen_exprs, rv->ngen);
     free(rv->gen_positions);
+    free(rv->member_relids);
+    free(rv->member_gens);
+    rq_free_strv(rv->member_exprs, rv->nmember_exprs);
     memset(rv, 0, sizeof(*rv));
 }
 

@@ -124,6 +124,60 @@ static const char *column_name(const RelVersion *rv, int c)
     return c >= 0 ? rv->col_names[c] : rv->gen_names[-c - 2];
 }
 
+/* The value of generated column g by expr over a row of s (see snapshot_select), tableoid its table's oid. */
+static void generated_by(StrBuf *b, ReplayCtx *ctx, const RelVersion *rv, char **types, int g, const char *expr,
+                         const char *tableoid)
+{
+    /* written out by the type's output function, as COPY does (format %s;
+     * a cast to text is not that for every type: true::text is 'true') */
+    strbuf_appendf(b,
+                   "(SELECT CASE WHEN pg_catalog.num_nulls(g.v) = 1 THEN NULL ELSE pg_catalog.format('%%s', "
+                   "g.v) END FROM (SELECT CAST((%s) AS %s) AS v FROM (SELECT ",
+                   expr, rv->gen_types[g]);
+    for (int k = 0; k < rv->ncols; k++) {
+        char *cid = PQescapeIdentifier(ctx->hist, rv->col_names[k], strlen(rv->col_names[k]));
+        strbuf_appendf(b, "%ss.vals[%d]::%s AS %s", k ? ", " : "", rv->col_ids[k], types[k], cid);
+        PQfreemem(cid);
+    }
+    /* the one system column an expression may use: the source table's oid */
+    strbuf_appendf(b, "%s%s::pg_catalog.oid AS tableoid) r) g)", rv->ncols ? ", " : "", tableoid);
+}
+
+/*
+ * Generated column g of a row of s. A parent read through its members
+ * ('p', 'i': s.relid is the member that holds the row) computes each
+ * member's rows by that member's own expression, tableoid its oid.
+ */
+static void generated_value(StrBuf *b, ReplayCtx *ctx, const RelVersion *rv, char **types, int g)
+{
+    char own[16];
+    rq_oid_text(rv->relid, own);
+    const char *tableoid = rv->relkind == 'p' || rv->relkind == 'i' ? "s.relid" : own;
+    bool any = false;
+    for (int k = 0; k < rv->nmember_exprs; k++) any = any || rv->member_gens[k] == g;
+    if (!any) {
+        generated_by(b, ctx, rv, types, g, rv->gen_exprs[g], tableoid);
+        return;
+    }
+    /* one WHEN per distinct expression, naming the members that have it */
+    strbuf_append_str(b, "CASE");
+    for (int k = 0; k < rv->nmember_exprs; k++) {
+        bool first = rv->member_gens[k] == g;
+        for (int j = 0; j < k && first; j++)
+            if (rv->member_gens[j] == g && strcmp(rv->member_exprs[j], rv->member_exprs[k]) == 0) first = false;
+        if (!first) continue;
+        strbuf_append_str(b, " WHEN s.relid IN (");
+        for (int j = k, n = 0; j < rv->nmember_exprs; j++)
+            if (rv->member_gens[j] == g && strcmp(rv->member_exprs[j], rv->member_exprs[k]) == 0)
+                strbuf_appendf(b, "%s%u", n++ ? ", " : "", rv->member_relids[j]);
+        strbuf_append_str(b, ") THEN ");
+        generated_by(b, ctx, rv, types, g, rv->member_exprs[k], tableoid);
+    }
+    strbuf_append_str(b, " ELSE ");
+    generated_by(b, ctx, rv, types, g, rv->gen_exprs[g], tableoid);
+    strbuf_append_str(b, " END");
+}
+
 /*
  * "SELECT s.vals[1] AS "id", ... FROM schema.snapshot_rows(relid, rev) s".
  * A generated column is computed by the history server from its expression
@@ -160,21 +214,9 @@ static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, 
         } else if (c >= 0) {
             strbuf_appendf(&b, "%ss.vals[%d] AS %s", i ? ", " : "", rv->col_ids[c], id);
         } else {
-            int g = -c - 2;
-            /* written out by the type's output function, as COPY does (format %s;
-             * a cast to text is not that for every type: true::text is 'true') */
-            strbuf_appendf(&b,
-                           "%s(SELECT CASE WHEN pg_catalog.num_nulls(g.v) = 1 THEN NULL ELSE pg_catalog.format('%%s', "
-                           "g.v) END FROM (SELECT CAST((%s) AS %s) AS v FROM (SELECT ",
-                           i ? ", " : "", rv->gen_exprs[g], rv->gen_types[g]);
-            for (int k = 0; k < rv->ncols; k++) {
-                char *cid = PQescapeIdentifier(ctx->hist, rv->col_names[k], strlen(rv->col_names[k]));
-                strbuf_appendf(&b, "%ss.vals[%d]::%s AS %s", k ? ", " : "", rv->col_ids[k], types[k], cid);
-                PQfreemem(cid);
-            }
-            /* the one system column an expression may use: the source table's oid */
-            strbuf_appendf(&b, "%s%u::pg_catalog.oid AS tableoid", rv->ncols ? ", " : "", rv->relid);
-            strbuf_appendf(&b, ") r) g) AS %s", id);
+            strbuf_append_str(&b, i ? ", " : "");
+            generated_value(&b, ctx, rv, types, -c - 2);
+            strbuf_appendf(&b, " AS %s", id);
         }
         PQfreemem(id);
     }
@@ -604,6 +646,90 @@ static int snapshot_format(const char *word)
     return -1;
 }
 
+/*
+ * A partitioned table's columns come from the table log, which keeps no
+ * generation expression: its STORED generated columns (the log's last
+ * element) leave the regular ones, to which parent_rows gives no value,
+ * for rv's gen_* at the log's type and place; their expressions are the
+ * members' (parent_generated).
+ */
+static WrStatus partitioned_generated(ReplayCtx *ctx, RelVersion *rv, int64_t rev, WrError *err)
+{
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "SELECT c.n, coalesce((c.c->>6)::boolean, false) FROM "
+                             "jsonb_array_elements(%s.logged_columns(%u, %lld)) WITH ORDINALITY AS c(c, n) "
+                             "ORDER BY c.n",
+                             ctx->schema_q, rv->relid, (long long)rev);
+    if (!res) return err->status;
+    int n = PQntuples(res), kept = 0;
+    rv->gen_names = xcalloc((size_t)n + 1, sizeof(char *));
+    rv->gen_types = xcalloc((size_t)n + 1, sizeof(char *));
+    rv->gen_exprs = xcalloc((size_t)n + 1, sizeof(char *));
+    rv->gen_positions = xcalloc((size_t)n + 1, sizeof(int));
+    for (int i = 0; i < rv->ncols; i++) {
+        bool generated = false;
+        for (int r = 0; r < n; r++)
+            if (atoi(PQgetvalue(res, r, 0)) == rv->col_ids[i]) generated = PQgetvalue(res, r, 1)[0] == 't';
+        if (generated) {
+            /* col_ids are the log's ordinal positions (from 1): the place among all columns */
+            rv->gen_names[rv->ngen] = rv->col_names[i];
+            rv->gen_types[rv->ngen] = rv->type_names[i] ? rv->type_names[i] : xstrdup("text");
+            rv->gen_exprs[rv->ngen] = xstrdup("NULL");
+            rv->gen_positions[rv->ngen++] = rv->col_ids[i] - 1;
+            continue;
+        }
+        rv->col_ids[kept] = rv->col_ids[i];
+        rv->col_names[kept] = rv->col_names[i];
+        rv->type_oids[kept] = rv->type_oids[i];
+        rv->typmods[kept] = rv->typmods[i];
+        rv->type_names[kept] = rv->type_names[i];
+        rv->is_key[kept++] = rv->is_key[i];
+    }
+    rv->ncols = kept;
+    PQclear(res);
+    return WR_OK;
+}
+
+/*
+ * A parent read through its members (relkind 'p' or 'i'): each member's
+ * own generation expressions as of rev, from its relation version in force
+ * (a partition or child may have its own: PARTITION OF p (c WITH OPTIONS
+ * GENERATED ALWAYS AS (...) STORED)), so that each row is computed as its
+ * table computed it. A partitioned table's default is its first member's.
+ */
+static WrStatus parent_generated(ReplayCtx *ctx, RelVersion *rv, int64_t rev, WrError *err)
+{
+    if (rv->relkind == 'p' && partitioned_generated(ctx, rv, rev, err) != WR_OK) return err->status;
+    if (rv->ngen == 0) return WR_OK;
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "SELECT m.m, g.name, g.expr FROM %1$s.members_at(%2$u, %3$lld) AS m(m) "
+                             "CROSS JOIN LATERAL %1$s.relation_at(m.m, %3$lld) v "
+                             "CROSS JOIN LATERAL unnest(v.gen_names, v.gen_exprs) AS g(name, expr) "
+                             "WHERE g.expr IS NOT NULL ORDER BY m.m, g.name",
+                             ctx->schema_q, rv->relid, (long long)rev);
+    if (!res) return err->status;
+    int n = PQntuples(res);
+    rv->member_relids = xcalloc((size_t)n + 1, sizeof(uint32_t));
+    rv->member_gens = xcalloc((size_t)n + 1, sizeof(int));
+    rv->member_exprs = xcalloc((size_t)n + 1, sizeof(char *));
+    for (int r = 0; r < n; r++) {
+        int g = -1;
+        for (int k = 0; k < rv->ngen && g < 0; k++)
+            if (strcmp(rv->gen_names[k], PQgetvalue(res, r, 1)) == 0) g = k;
+        if (g < 0) continue; /* the member's own column, not the parent's */
+        int k = rv->nmember_exprs++;
+        rv->member_relids[k] = (uint32_t)strtoul(PQgetvalue(res, r, 0), NULL, 10);
+        rv->member_gens[k] = g;
+        rv->member_exprs[k] = xstrdup(PQgetvalue(res, r, 2));
+        if (rv->relkind == 'p' && strcmp(rv->gen_exprs[g], "NULL") == 0) {
+            free(rv->gen_exprs[g]);
+            rv->gen_exprs[g] = xstrdup(rv->member_exprs[k]);
+        }
+    }
+    PQclear(res);
+    return WR_OK;
+}
+
 /* The error for a table unlogged at pt. One made UNLOGGED after it was
  * logged has no history from the revision that made it so (the first
  * unlogged event since its last logged one: a rename while unlogged logs
@@ -776,7 +902,8 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         }
         /* a partition or child logical decoding cannot see: the parent's rows would lack its rows */
         if ((rv.relkind == 'p' || rv.relkind == 'i') &&
-            (st = rq_members_logged(ctx, relids[i], pt.rev, pt.rev, err)) != WR_OK) {
+            ((st = rq_members_logged(ctx, relids[i], pt.rev, pt.rev, err)) != WR_OK ||
+             (st = parent_generated(ctx, &rv, pt.rev, err)) != WR_OK)) {
             relversion_term(&rv);
             break;
         }
