@@ -196,6 +196,14 @@ static void expect_verified(const char *schema, int64_t n)
         if (st_ != WR_OK) fail_msg("%s -> %s: %s", #call, wr_status_name(st_), tw->err.msg); \
     } while (0)
 
+/* A fresh store in schema, a sink open on it, the relation g_rv written. */
+static void tw_start(TW *tw, const char *schema)
+{
+    setup_schema(schema);
+    tw_open(tw, schema);
+    OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
+}
+
 static void tw_begin(TW *tw)
 {
     memset(&tw->rev, 0, sizeof(tw->rev));
@@ -694,10 +702,8 @@ static void test_checkpoint_and_batching(void **state)
 static void test_id_gap_refused(void **state)
 {
     (void)state;
-    setup_schema("h_gap");
     TW t, *tw = &t;
-    tw_open(tw, "h_gap");
-    OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
+    tw_start(tw, "h_gap");
     Row r;
     simple_row(&r, &g_rv, "1", "g");
     tw_begin(tw);
@@ -740,10 +746,8 @@ static void wait_backend_gone(const char *pid)
 static void test_killed_connection(void **state)
 {
     (void)state;
-    setup_schema("h_kill");
     TW t, *tw = &t;
-    tw_open(tw, "h_kill");
-    OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
+    tw_start(tw, "h_kill");
     Row r;
     simple_row(&r, &g_rv, "1", "k");
     tw_begin(tw);
@@ -813,10 +817,8 @@ static void test_killed_connection(void **state)
 static void test_sql_error_then_abort(void **state)
 {
     (void)state;
-    setup_schema("h_err");
     TW t, *tw = &t;
-    tw_open(tw, "h_err");
-    OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
+    tw_start(tw, "h_err");
     Row r;
     simple_row(&r, &g_rv, "1", "e");
     tw_begin(tw);
@@ -942,10 +944,8 @@ static void test_async_commit(void **state)
 static void test_keyframe(void **state)
 {
     (void)state;
-    setup_schema("h_kf");
     TW t, *tw = &t;
-    tw_open(tw, "h_kf");
-    OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
+    tw_start(tw, "h_kf");
     Row rows[10];
     char keys[10][8];
     tw_begin(tw);
