@@ -15,11 +15,11 @@
 
 #include <cmocka.h>
 
-#define TS_RUN_TESTS(...)                                                                                              \
-    int main(void)                                                                                                     \
-    {                                                                                                                  \
-        const struct CMUnitTest tests[] = {__VA_ARGS__};                                                               \
-        return cmocka_run_group_tests(tests, NULL, NULL);                                                              \
+#define TS_RUN_TESTS(...)                                 \
+    int main(void)                                        \
+    {                                                     \
+        const struct CMUnitTest tests[] = {__VA_ARGS__};  \
+        return cmocka_run_group_tests(tests, NULL, NULL); \
     }
 
 #endif
