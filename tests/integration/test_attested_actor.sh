@@ -10,8 +10,8 @@ source "$(dirname "$0")/lib.sh"
 source_db attest_src attest
 
 q $DB "CREATE TABLE doc (id int PRIMARY KEY, body text);"
-W setup >/tmp/attest_setup.out 2>&1 || { cat /tmp/attest_setup.out; fail setup; }
-grep -q "context attestation key" /tmp/attest_setup.out || { cat /tmp/attest_setup.out; fail "setup made no key"; }
+W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+grep -q "context attestation key" "$TMP/setup.out" || { cat "$TMP/setup.out"; fail "setup made no key"; }
 q postgres "DROP ROLE IF EXISTS attest_app; DROP ROLE IF EXISTS attest_team; CREATE ROLE attest_app LOGIN; CREATE ROLE attest_team;
             GRANT attest_team TO attest_app;"
 q $DB "GRANT INSERT ON doc TO attest_app, attest_team;"
@@ -25,13 +25,11 @@ A "BEGIN; SET LOCAL ROLE attest_team; SELECT walrev.context('{\"actor\":{\"type\
 A "BEGIN; SELECT walrev.context_attested('{\"actor\":{\"type\":\"user\",\"id\":\"44\"}}', 'postgres'); INSERT INTO doc VALUES (3, 'claims postgres'); COMMIT;" >/dev/null
 A "BEGIN; SELECT pg_logical_emit_message(true, 'walrev', '{\"actor\":{\"type\":\"user\",\"id\":\"45\"}}'); INSERT INTO doc VALUES (4, 'plain'); COMMIT;" >/dev/null
 A "BEGIN; SELECT pg_logical_emit_message(true, 'walrev', json_build_object('walrev_attest', json_build_object('session_user', 'postgres', 'current_user', 'postgres', 'application_name', 'admin', 'xid', (txid_current() % 4294967296)::text, 'sig', repeat('ab', 32)), 'context', '{\"actor\":{\"type\":\"user\",\"id\":\"46\"}}')::text); INSERT INTO doc VALUES (5, 'forged'); COMMIT;" >/dev/null
-STOP=$(current_lsn $DB)
-timeout 120 "$WALREV_BIN" --source "$SRC" --slot attest run --stop-lsn "$STOP" 2>/tmp/attest_run.log || { cat /tmp/attest_run.log; fail run; }
+run_to_now "$TMP/run.log" --source "$SRC" --slot attest
 # A signed message copied into another transaction (as someone who can read the WAL could)
 RAW=$(q $DB "$H SELECT raw FROM revision_context WHERE actor_id = '42'")
 A "BEGIN; SELECT pg_logical_emit_message(true, 'walrev', \$r\$$RAW\$r\$); INSERT INTO doc VALUES (6, 'replayed'); COMMIT;" >/dev/null
-STOP=$(current_lsn $DB)
-timeout 120 "$WALREV_BIN" --source "$SRC" --slot attest run --stop-lsn "$STOP" 2>>/tmp/attest_run.log || { cat /tmp/attest_run.log; fail run2; }
+run_to_now "$TMP/run.log" --source "$SRC" --slot attest
 
 expect_eq "server-side identity per revision: attested only through walrev.context()" \
   "$(q $DB "$H SELECT d.new_values[1], r.actor_id, r.attested, coalesce(r.db_session_user, '-'), coalesce(r.db_current_user, '-'),
@@ -47,8 +45,7 @@ expect_eq "the context rows carry the same" \
   "$(q $DB "$H SELECT string_agg(attested::text, ',' ORDER BY revision_id) FROM revision_context WHERE revision_id > 1")" \
   "true,true,true,false,false,false"
 
-W verify >/tmp/attest_verify.out 2>&1 || { cat /tmp/attest_verify.out; fail verify; }
-pass "verify passes"
+expect_verify "verify passes"
 R=$(q $DB "$H SELECT revision_id FROM revision_context WHERE actor_id = '42' AND attested")
 q $DB "$H UPDATE revision_context SET db_session_user = 'postgres' WHERE revision_id = $R; UPDATE revision SET db_session_user = 'postgres' WHERE id = $R"
 out=$(W verify 2>&1) && fail "verify passed a forged session user"
