@@ -1492,11 +1492,16 @@ $fn$;
 -- ---------------------------------------------------------------------------
 -- A read-only role for auditors and BI tools: can read history, never write.
 -- ---------------------------------------------------------------------------
+-- Roles are the cluster's: a setup of another database may create it at the
+-- same moment (its check passed too), and CREATE ROLE then fails on the
+-- catalog's unique index; the role exists either way.
 DO $do$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'walrev_reader') THEN
         CREATE ROLE walrev_reader NOLOGIN;
     END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
 END
 $do$;
 GRANT USAGE ON SCHEMA @schema@ TO walrev_reader;
