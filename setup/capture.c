@@ -290,6 +290,21 @@ typedef struct {
     const char *table_sql;
 } EventTrigger;
 
+/*
+ * The settings the functions run under, whatever the DDL's session set: the
+ * text they write for values (a filled or missing value, a rewrite's rows)
+ * must be the text pgoutput sends, in the walsender's settings (the server's
+ * defaults), not in the application's DateStyle (PGDATESTYLE, SET DateStyle
+ * 'Postgres': 'Thu Sep 01 12:00:00 2016' for '2016-09-01 12:00:00'). The
+ * server defaults assumed are initdb's: docs/tracking.md. TimeZone is left
+ * alone: the capture records the session's for casts (a retype under it).
+ * TRIGGER_SETTINGS_PROCONFIG is how pg_proc.proconfig lists them.
+ */
+#define TRIGGER_SETTINGS_SQL \
+    "SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex'"
+#define TRIGGER_SETTINGS_PROCONFIG \
+    "search_path=pg_catalog, pg_temp,DateStyle=ISO, MDY,IntervalStyle=postgres,extra_float_digits=1,bytea_output=hex"
+
 typedef enum { TRIGGER_FAILED, TRIGGER_CURRENT, TRIGGER_NO_SUPERUSER, TRIGGER_INSTALLED } TriggerOutcome;
 
 /*
@@ -306,7 +321,8 @@ static TriggerOutcome ensure_event_trigger(Setup *s, const EventTrigger *t, cons
     const char *p[] = {sql.data, t->trigger, s->cfg->history_schema, t->table ? t->table : ""};
     char *src =
         setup_scalar(s, s->src, t->reading,
-                     "SELECT coalesce((SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1) AND prosecdef), '')"
+                     "SELECT coalesce((SELECT prosrc || '|' || array_to_string(proconfig, ',') FROM pg_proc"
+                     " WHERE oid = to_regprocedure($1) AND prosecdef), '')"
                      " || '|' || (SELECT count(*) FROM pg_event_trigger WHERE evtname = $2 AND evtenabled <> 'D')"
                      " || '|' || ($4 = '' OR to_regclass(format('%I.%I', $3::text, $4::text)) IS NOT NULL)",
                      4, p);
@@ -314,7 +330,7 @@ static TriggerOutcome ensure_event_trigger(Setup *s, const EventTrigger *t, cons
     if (src) {
         StrBuf want;
         strbuf_init(&want);
-        strbuf_appendf(&want, "%s|1|true", body);
+        strbuf_appendf(&want, "%s|%s|1|true", body, TRIGGER_SETTINGS_PROCONFIG);
         if (strcmp(src, want.data) == 0) {
             out = TRIGGER_CURRENT;
         } else if (!s->superuser) {
@@ -329,7 +345,7 @@ static TriggerOutcome ensure_event_trigger(Setup *s, const EventTrigger *t, cons
             strbuf_appendf(&sql,
                            "CREATE OR REPLACE FUNCTION %s.%s() RETURNS event_trigger"
                            " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
-                           " AS $walrev$%s$walrev$;"
+                           " " TRIGGER_SETTINGS_SQL " AS $walrev$%s$walrev$;"
                            " REVOKE ALL ON FUNCTION %s.%s() FROM PUBLIC;"
                            " DROP EVENT TRIGGER IF EXISTS %s;"
                            " CREATE EVENT TRIGGER %s ON %s%s%s%s EXECUTE FUNCTION %s.%s()",
