@@ -173,12 +173,25 @@ BEGIN
 END
 $fn$;
 
--- sql_drop: a dropped table that the log knows (its rows leave its parent).
+-- sql_drop: a dropped table that the log knows (its rows leave its parent),
+-- and each remaining table whose columns the command dropped: a DROP
+-- DOMAIN, TYPE, FUNCTION, COLLATION or TABLE (a row type) ... CASCADE drops
+-- columns no ALTER TABLE names, and replay takes a table's columns from
+-- here until its next row change (a partitioned table's always).
 CREATE OR REPLACE FUNCTION @schema@.log_drops() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
     d record;
+    t oid;
 BEGIN
+    -- an ALTER TABLE's own drops are logged at its ddl_command_end (log_tables)
+    IF tg_tag <> 'ALTER TABLE' THEN
+        FOR t IN SELECT DISTINCT o.objid FROM pg_event_trigger_dropped_objects() o
+                  WHERE o.classid = 'pg_class'::regclass AND o.object_type = 'table column' AND NOT o.is_temporary
+                  ORDER BY 1 LOOP
+            PERFORM @schema@.log_table(t, tg_tag);
+        END LOOP;
+    END IF;
     FOR d IN SELECT DISTINCT o.objid, o.schema_name, o.object_name FROM pg_event_trigger_dropped_objects() o
               WHERE o.classid = 'pg_class'::regclass AND o.object_type = 'table' AND NOT o.is_temporary
     LOOP
@@ -216,5 +229,4 @@ CREATE EVENT TRIGGER walrev_log_tables ON ddl_command_end
     EXECUTE FUNCTION @schema@.log_tables();
 DROP EVENT TRIGGER IF EXISTS walrev_log_drops;
 CREATE EVENT TRIGGER walrev_log_drops ON sql_drop
-    WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
     EXECUTE FUNCTION @schema@.log_drops();
