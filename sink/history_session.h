@@ -60,7 +60,7 @@ struct HistorySink {
     char *slot_name;
     int batch_max_revisions;
     int batch_max_ms;
-    int keyframe_factor;
+    double keyframe_factor;
     size_t buffer_bytes;
 
     PGconn *conn;

@@ -31,8 +31,11 @@
 
 /* The most of a context message stored as text (beyond: its hash). */
 #define CONTEXT_RAW_STORED_MAX ((size_t)1 << 20)
-#define KEYFRAME_FACTOR 4
+#define KEYFRAME_FACTOR 1.0
+/* A table of at most this many live rows is keyframed key by key (keyframer.c) */
 #define KEYFRAME_MIN_ROWS 250
+/* and no table before this many deltas: a small, busy table folds at most this many */
+#define KEYFRAME_MIN_DELTAS 1000
 /* A batch's window while the stream is busy, in batch_max_ms. */
 #define BUSY_WINDOW_FACTOR 10
 /* While walrev keeps up, a batch is due once it has been open this many
@@ -806,11 +809,11 @@ static void tracked_statement(HistorySink *h, BatchTail *t, HsessionStmt *out)
                    "t.deltas_since_keyframe + EXCLUDED.deltas_since_keyframe, "
                    "live_rows = greatest(t.live_rows + (SELECT u.l FROM unnest($1::oid[], $3::bigint[]) AS u(r, l) "
                    "  WHERE u.r = t.relid), 0) "
-                   "RETURNING relid, deltas_since_keyframe > %2$d * greatest(live_rows, %3$d) "
+                   "RETURNING relid, deltas_since_keyframe > greatest(%2$.6g * live_rows, %4$d) "
                    "  OR (last_keyframe_id IS NULL AND live_rows > %3$d AND (SELECT u.s FROM "
                    "  unnest($1::oid[], $4::bigint[]) AS u(r, s) WHERE u.r = t.relid) > 0), live_rows, "
                    "deltas_since_keyframe",
-                   h->qschema, h->keyframe_factor, KEYFRAME_MIN_ROWS);
+                   h->qschema, h->keyframe_factor, KEYFRAME_MIN_ROWS, KEYFRAME_MIN_DELTAS);
     snprintf(t->tracked_what, sizeof(t->tracked_what), "updating %s.tracked_table", h->qschema);
     *out = (HsessionStmt){
         .sql = t->tracked_sql.data, .nparams = 4, .params = t->tracked_p, .what = t->tracked_what, .keep = true};

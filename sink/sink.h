@@ -120,7 +120,7 @@ typedef struct {
     int batch_max_revisions; /* commit after this many revisions (default 2000) */
     int batch_max_ms;        /* or after this long (default 20 ms: bounds commit-to-durable lag) */
     size_t buffer_bytes;     /* COPY buffer per table before sending (default 256 KiB) */
-    int keyframe_factor;     /* keyframe when deltas since the last exceed factor × live rows (default 4) */
+    double keyframe_factor;  /* keyframe when deltas since the last exceed factor × live rows, at least 1000 (default 1) */
     /* true: batches commit with synchronous_commit = on (the old behaviour);
      * false (default): off, and a batch counts as durable only once the
      * store's server has flushed its WAL past the batch's commit. */

@@ -35,7 +35,7 @@ void config_init(Config *cfg)
     cfg->history_schema = xstrdup("walrev");
     cfg->batch_max_revisions = 2000;
     cfg->batch_max_ms = 20;
-    cfg->keyframe_factor = 4;
+    cfg->keyframe_factor = 1;
     cfg->retain_interval_s = 3600;
     cfg->kafka_topic_prefix = xstrdup("walrev");
     cfg->status_interval_ms = 1000;
@@ -83,6 +83,24 @@ void config_term(Config *cfg)
 }
 
 /* ---- value parsers: return false with a message fragment in why ---- */
+
+/* A decimal number in [min, max] ("0.5", "4"). */
+static bool parse_real(const char *s, double min, double max, double *out, char *why, size_t whylen)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || errno == ERANGE || v != v) {
+        snprintf(why, whylen, "'%s' is not a number", s);
+        return false;
+    }
+    if (v < min || v > max) {
+        snprintf(why, whylen, "%g is out of range [%g, %g]", v, min, max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
 
 static bool parse_int(const char *s, long min, long max, int *out, char *why, size_t whylen)
 {
@@ -349,8 +367,7 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
         if (!parse_int(value, 1, 600000, &iv, why, whylen)) return false;
         cfg->batch_max_ms = iv;
     } else if (IS("history", "keyframe_factor")) {
-        if (!parse_int(value, 1, 1000, &iv, why, whylen)) return false;
-        cfg->keyframe_factor = iv;
+        if (!parse_real(value, 0.01, 1000, &cfg->keyframe_factor, why, whylen)) return false;
     } else if (IS("history", "partition_revisions")) {
         if (!parse_int(value, 1, 1000000000, &iv, why, whylen)) return false;
         cfg->partition_revisions = iv;

@@ -31,7 +31,7 @@ typedef struct {
     char *history_schema;            /* default "walrev" */
     int batch_max_revisions;         /* default 2000 */
     int batch_max_ms;                /* default 20 */
-    int keyframe_factor;             /* default 4 */
+    double keyframe_factor;          /* default 1: a keyframe per live rows' worth of deltas */
     bool history_synchronous_commit; /* default false: commit asynchronously, confirm behind the store's WAL flush */
     int partition_revisions;         /* revisions per partition of the store (setup applies it); 0: keep the store's */
     long long retain_s;    /* [history] retain: the worker prunes history older than this (seconds); 0: keep all */

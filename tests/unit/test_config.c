@@ -84,7 +84,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.history_schema, "walrev");
     assert_int_equal(cfg.batch_max_revisions, 2000);
     assert_int_equal(cfg.batch_max_ms, 20);
-    assert_int_equal(cfg.keyframe_factor, 4);
+    assert_true(cfg.keyframe_factor == 1.0);
     assert_int_equal(cfg.partition_revisions, 0);
     assert_true(cfg.retain_s == 0);
     assert_int_equal(cfg.retain_interval_s, 3600);
@@ -123,7 +123,7 @@ static void test_every_key(void **state)
                        "schema = audit\n"
                        "batch_max_revisions = 500\n"
                        "batch_max_ms = 250\n"
-                       "keyframe_factor = 8\n"
+                       "keyframe_factor = 0.25\n"
                        "synchronous_commit = on\n"
                        "partition_revisions = 5000\n"
                        "retain = 730 days\n"
@@ -160,7 +160,7 @@ static void test_every_key(void **state)
     assert_string_equal(cfg.history_schema, "audit");
     assert_int_equal(cfg.batch_max_revisions, 500);
     assert_int_equal(cfg.batch_max_ms, 250);
-    assert_int_equal(cfg.keyframe_factor, 8);
+    assert_true(cfg.keyframe_factor == 0.25);
     assert_true(cfg.history_synchronous_commit);
     assert_int_equal(cfg.partition_revisions, 5000);
     assert_true(cfg.retain_s == 730LL * 86400);
@@ -222,7 +222,10 @@ static void test_errors_name_file_and_line(void **state)
                  "2: [history] retain: '2 years' is not a period (e.g. 730 days, 12 hours)");
     expect_error("[history]\nretain = 40000d\n", "2: [history] retain: '40000d' is longer than 100 years");
     expect_error("[history]\nretain_interval = 0\n", "2: [history] retain_interval: 0 is out of range [1, 86400]");
-    expect_error("[history]\nkeyframe_factor = 0\n", "2: [history] keyframe_factor: 0 is out of range [1, 1000]");
+    expect_error("[history]\nkeyframe_factor = 0\n", "2: [history] keyframe_factor: 0 is out of range [0.01, 1000]");
+    expect_error("[history]\nkeyframe_factor = 1001\n",
+                 "2: [history] keyframe_factor: 1001 is out of range [0.01, 1000]");
+    expect_error("[history]\nkeyframe_factor = half\n", "2: [history] keyframe_factor: 'half' is not a number");
     expect_error("[history]\nbatch_max_revisions = 99999999999999999999\n",
                  "2: [history] batch_max_revisions: '99999999999999999999' is not an integer");
     expect_error("[worker]\nrow_cache_mb = -1\n", "2: [worker] row_cache_mb: -1 is out of range [0, 1048576]");
