@@ -292,6 +292,43 @@ static void test_row_at_agrees(void **state)
     }
 }
 
+/* rows_at (the given keys, each by its own deltas; diff reads the keys it
+ * compares this way) agrees with snapshot_rows restricted to those keys, for
+ * every table, revision and set of keys (all keys, one key, a key that never
+ * existed), with keyframes and without */
+static void test_rows_at_agrees(void **state)
+{
+    (void)state;
+    for (int pass = 0; pass < 2; pass++) {
+        char *v = ts_query_value(
+            conn,
+            "WITH rels AS (SELECT DISTINCT relid FROM walrev.object_delta), "
+            "sets AS (SELECT relid, (SELECT array_agg(DISTINCT key) || ARRAY['[\"no such key\"]'] "
+            "                        FROM walrev.object_delta d WHERE d.relid = rels.relid AND key IS NOT NULL) AS "
+            "keys "
+            "         FROM rels "
+            "         UNION ALL SELECT DISTINCT relid, ARRAY[key] FROM walrev.object_delta WHERE key IS NOT NULL), "
+            "cmp AS (SELECT s.relid, s.keys, r, "
+            "  (SELECT coalesce(string_agg(x.key || '=' || x.vals::text, ';' ORDER BY x.key), '') "
+            "   FROM walrev.rows_at(s.relid, s.keys, r) x) AS a, "
+            "  (SELECT coalesce(string_agg(x.key || '=' || x.vals::text, ';' ORDER BY x.key), '') "
+            "   FROM walrev.snapshot_rows(s.relid, r) x WHERE x.key = ANY (s.keys)) AS b "
+            "  FROM sets s, generate_series(1, 9) r) "
+            "SELECT count(*) || ' ' || (SELECT count(*) FROM cmp WHERE a <> '') || ' ' || "
+            "coalesce(string_agg(format('%%s %%s@%%s: %%s vs %%s', relid, keys, r, a, b), '; ') "
+            "FILTER (WHERE a IS DISTINCT FROM b), '') FROM cmp");
+        /* every (set, revision) pair compared, most of them with rows, none different */
+        int n = 0, nonempty = 0, off = 0;
+        if (sscanf(v, "%d %d %n", &n, &nonempty, &off) != 2 || n < 50 || nonempty < 20 || v[off] != '\0')
+            fail_msg("rows_at differs from snapshot_rows (pass %d): %s", pass, v);
+        free(v);
+        if (pass == 0)
+            ts_exec(conn, "CREATE TEMP TABLE kf3 AS SELECT * FROM walrev.keyframe; DELETE FROM walrev.keyframe;");
+        else
+            ts_exec(conn, "INSERT INTO walrev.keyframe SELECT * FROM kf3; DROP TABLE kf3;");
+    }
+}
+
 static void test_snapshot_sql_and_into(void **state)
 {
     (void)state;
@@ -755,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_each_revision),
         cmocka_unit_test(test_snapshot_keyframes_agree),
         cmocka_unit_test(test_row_at_agrees),
+        cmocka_unit_test(test_rows_at_agrees),
         cmocka_unit_test(test_snapshot_sql_and_into),
         cmocka_unit_test(test_point_errors),
         cmocka_unit_test(test_log),
