@@ -19,10 +19,14 @@
 #     object part (written into the store by SQL in its format, keyframes
 #     where the sink takes them) — as of, `history --limit 100`, `blame`.
 
+# S5_PARTS picks the parts (comma-separated; default both): "table" is (a)
+# and (b), P5's snapshots and the Q queries; "object" is (c).
 scenario_5() {
   [ "$HAVE_WALREV" = 1 ] || { note 5 "skipped: walrev not built."; return 0; }
-  s5_big
-  s5_object
+  local parts=",${S5_PARTS:-table,object},"
+  case $parts in *,table,*|*,object,*) ;; *) die "s5: S5_PARTS '$S5_PARTS' names no part (table, object)" ;; esac
+  case $parts in *,table,*) s5_big ;; *) note 5 "(a) and (b), the table and the audit queries, not run (S5_PARTS=$S5_PARTS)." ;; esac
+  case $parts in *,object,*) s5_object ;; *) note 5 "(c), one object, not run (S5_PARTS=$S5_PARTS)." ;; esac
 }
 
 S5_ROUNDS=3  # snapshot rounds at the baseline and the newest points; 2 for the middle ones

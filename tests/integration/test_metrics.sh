@@ -52,7 +52,8 @@ has() { scrape && [ "$(metric "$1")" = "$2" ]; }
 wait_for 30 has walrev_streaming 1 || { cat "$M" "$LOG"; fail "never streaming"; }
 expect_eq "build info" "$(metric 'walrev_build_info{version="'"$("$WALREV_BIN" --version | cut -d' ' -f2)"'"}')" 1
 
-# ---- a workload: 7 transactions (and one rolled back), 9 row changes, then one of 600 (a keyframe falls due) ----
+# ---- a workload: 7 transactions (and one rolled back), 9 row changes, then one of 1,200 (a keyframe falls due: more than
+# keyframe_factor 1 x 300 rows and than the floor of 1,000 deltas) ----
 q $DB "INSERT INTO t VALUES (1, 'a')"
 q $DB "INSERT INTO t VALUES (2, 'b'), (3, 'c')"
 q $DB "UPDATE t SET v = 'with \"quotes\" and spaces' WHERE id = 1"
@@ -61,7 +62,7 @@ q $DB "BEGIN; INSERT INTO t VALUES (9, 'rolled back'); ROLLBACK"
 q $DB "INSERT INTO t VALUES (4, 'd')"
 q $DB "UPDATE t SET v = 'e' WHERE id = 4"
 q $DB "DELETE FROM t WHERE id = 4"
-q $DB "BEGIN; UPDATE big SET v = 1; UPDATE big SET v = 2; COMMIT"
+q $DB "BEGIN; UPDATE big SET v = 1; UPDATE big SET v = 2; UPDATE big SET v = 3; UPDATE big SET v = 4; COMMIT"
 # caught up: 8 revisions handed over, the keyframe taken, both sinks durable through the last revision
 caught_up() {
   local last
@@ -77,9 +78,9 @@ expect_eq "8 committed transactions, 8 revisions in the store" "$NREV" 8
 expect_eq "revisions per sink: one per committed transaction" \
   "$(metric 'walrev_sink_revisions_total{sink="history"}') $(metric 'walrev_sink_revisions_total{sink="file"}')" "8 8"
 NCH=$(q $DB "$H SELECT count(*) FROM object_delta WHERE revision_id > $REV0")
-expect_eq "changes: 9 + 600 in the store" "$NCH" 609
+expect_eq "changes: 9 + 1200 in the store" "$NCH" 1209
 expect_eq "changes per sink" \
-  "$(metric 'walrev_sink_changes_total{sink="history"}') $(metric 'walrev_sink_changes_total{sink="file"}')" "609 609"
+  "$(metric 'walrev_sink_changes_total{sink="history"}') $(metric 'walrev_sink_changes_total{sink="file"}')" "1209 1209"
 expect_eq "the file sink's bytes are the file's size" \
   "$(metric 'walrev_sink_written_bytes_total{sink="file"}')" "$(stat -c %s "$TEST_TMP/out.msgpack")"
 [ "$(metric 'walrev_sink_written_bytes_total{sink="history"}')" -gt 0 ] || fail "no history bytes"
@@ -133,7 +134,7 @@ expect_eq "an error of class retry" "$(metric 'walrev_errors_total{class="retry"
 wait_for 30 has walrev_streaming 1 || fail "not streaming again"
 q $DB "INSERT INTO t VALUES (5, 'after the retry')"
 wait_for 30 has 'walrev_sink_revisions_total{sink="history"}' 9 || { cat "$M"; fail "revisions after the retry"; }
-expect_eq "changes after the retry" "$(metric 'walrev_sink_changes_total{sink="file"}')" 610
+expect_eq "changes after the retry" "$(metric 'walrev_sink_changes_total{sink="file"}')" 1210
 
 # ---- a revision the history store refuses twice: two retries, then stored quarantined ----
 q $DB "INSERT INTO t VALUES (6, 'POISON-VALUE')"
