@@ -77,7 +77,6 @@ struct HistorySink {
     bool in_revision;
     int64_t cur_id;
     int64_t batch_timer_us; /* when wants_flush first saw the open batch (caller's clock); 0: not yet */
-    int64_t flush_cost_us;  /* what a batch's flush took, smoothed (history_sink.c's idle window) */
     int batch_revisions;
     int64_t batch_last_id;
     Lsn batch_end_lsn;

@@ -38,13 +38,6 @@
 #define KEYFRAME_MIN_DELTAS 1000
 /* A batch's window while the stream is busy, in batch_max_ms. */
 #define BUSY_WINDOW_FACTOR 10
-/* While walrev keeps up, a batch is due once it has been open this many
- * times what a flush costs (smoothed; known after the first flush), at least
- * IDLE_WINDOW_MIN_US and at most batch_max_ms: the session then spends at most about a fifth of its
- * time flushing, and a revision waits a few flushes' time, not the whole
- * window (issue 16, P3: commit to durable p99). */
-#define IDLE_WINDOW_COST_FACTOR 4
-#define IDLE_WINDOW_MIN_US 2000
 /* A batch commits once its buffers held this much (whatever the buffer size). */
 #define BATCH_MAX_BYTES ((size_t)8 << 20)
 
@@ -979,8 +972,6 @@ static WrStatus hs_flush(Sink *s, WrError *err)
     if (st != WR_OK) return st;
     int64_t t2 = mono_now_us();
     metrics_observe_us(METRICS_HIST_BATCH_COMMIT, t2 - t0);
-    /* smoothed over about eight flushes; the first sets it */
-    h->flush_cost_us = h->flush_cost_us ? h->flush_cost_us + (t2 - t0 - h->flush_cost_us) / 8 : t2 - t0;
     for (size_t i = 0; i < h->nkf_due; i++) keyframer_request(h->keyframer, &h->kf_due[i]);
     h->nkf_due = 0;
     log_debug("msg=\"history batch committed\" revisions=%d revision=%" PRId64 " lsn=" LSN_FMT
@@ -1049,13 +1040,8 @@ static bool batch_due(const HistorySink *h, int64_t now_us, bool idle)
     /* While the stream is busy (the worker is catching up) the window is
      * longer: each commit costs a WAL flush and five statements, and the lag of
      * what waits in the stream is its backlog's, not the batch's. */
-    int64_t window_us = (int64_t)h->batch_max_ms * 1000 * (idle ? 1 : BUSY_WINDOW_FACTOR);
-    if (idle && h->flush_cost_us) { /* before the first flush: the configured window */
-        int64_t by_cost = h->flush_cost_us * IDLE_WINDOW_COST_FACTOR;
-        if (by_cost < IDLE_WINDOW_MIN_US) by_cost = IDLE_WINDOW_MIN_US;
-        if (by_cost < window_us) window_us = by_cost;
-    }
-    if (now_us - h->batch_timer_us >= window_us) return true;
+    int64_t window_ms = idle ? h->batch_max_ms : (int64_t)h->batch_max_ms * BUSY_WINDOW_FACTOR;
+    if (now_us - h->batch_timer_us >= window_ms * 1000) return true;
     size_t total = 0;
     for (int t = 0; t < TB_COUNT; t++) total += h->buf[t].len;
     return total > BATCH_MAX_BYTES;
