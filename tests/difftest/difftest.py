@@ -304,6 +304,9 @@ class Workload:
         self.conn.autocommit = True
         self.cur = self.conn.cursor()
         self.cur.execute("SET lock_timeout = '5s'; SET statement_timeout = '60s'")
+        # every statement the workload runs, in order, with the points and
+        # worker events between them: what a divergence is reduced from
+        self.sqllog = open(os.path.join(workdir, "workload.sql"), "w")
         self.tables = []
         self.ntab = 0
         self.ncol = 0
@@ -325,10 +328,16 @@ class Workload:
         self.nudt = 0
 
     # -- SQL helpers
+    def logsql(self, sql, params=None):
+        text = self.cur.mogrify(sql, params).decode() if params is not None else sql
+        self.sqllog.write(text.rstrip().rstrip(";") + ";\n")
+
     def x(self, sql, params=None):
+        self.logsql(sql, params)
         self.cur.execute(sql, params)
 
     def rows(self, sql, params=None):
+        self.logsql(sql, params)
         self.cur.execute(sql, params)
         return self.cur.fetchall()
 
@@ -398,6 +407,7 @@ class Workload:
     def event(self, what):
         """A worker event, listed with the divergences after it."""
         self.events.append((len(self.points), what))
+        self.sqllog.write(f"-- {what}\n")
 
     def log_op(self, t, what):
         self.on_commit(lambda: self.oplog[id(t)].append((len(self.points), what)))
@@ -615,6 +625,7 @@ class Workload:
             v = self.row_vals(t, bounds)
             buf.write("\t".join(copy_escape(v[c.name]) for c in cols) + "\n")
         buf.seek(0)
+        self.sqllog.write(f"-- COPY {t.q} FROM STDIN: {n} rows\n")
         self.cur.copy_expert(f"COPY {t.q} ({', '.join(c.name for c in cols)}) FROM STDIN", buf)
         self.mark_written(t, "copy")
         self.log_op(t, f"copy {n} rows")
@@ -1623,6 +1634,8 @@ def record_point(w, step):
             tags.add("ddl_unwritten")
         recs.append((id(t), t.q, sorted(tags), path, t.unlogged))
     w.points.append((idx, step, lsn, recs))
+    w.sqllog.write(f"-- point {idx} at step {step}: {lsn}\n")
+    w.sqllog.flush()
     print(f"difftest: point {idx} at step {step}: {lsn}, {len(recs)} tables", flush=True)
 
 
