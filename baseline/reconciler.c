@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -19,6 +18,7 @@
 #include "baseline/reconcile.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/periodic.h"
 #include "common/textsafe.h"
 #include "pgio/pgio.h"
 
@@ -28,10 +28,8 @@
 
 struct Reconciler {
     ReconcilerConfig cfg;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    volatile int stop;
+    Periodic *rounds;
+    pthread_mutex_t mu; /* guards ids: the stream's thread reads them, the rounds' thread adds */
     char ids[IDS_MAX][ID_HEX + 1];
     int nids;
     /* the round in progress */
@@ -230,8 +228,9 @@ static WrStatus on_table(void *arg, const ReconTable *t, WrError *err)
     return st;
 }
 
-static void round_once(Reconciler *r)
+static void round_once(void *arg, const volatile int *stop)
 {
+    Reconciler *r = arg;
     WrError err = {0};
     PgioConnect how = {.what = "source (reconcile)", .app_name = "walrev-reconcile"};
     WrStatus st = pgio_connect(r->cfg.baseline.source_conninfo, &how, &r->emit, &err);
@@ -241,7 +240,7 @@ static void round_once(Reconciler *r)
                         .slot_name = r->cfg.slot_name,
                         .wait_s = r->cfg.wait_s,
                         .rows_per_second = r->cfg.rows_per_second,
-                        .stop = &r->stop,
+                        .stop = stop,
                         .fn = on_difference,
                         .arg = r,
                         .on_start = on_start,
@@ -252,7 +251,7 @@ static void round_once(Reconciler *r)
     }
     PQfinish(r->emit);
     r->emit = NULL;
-    if (r->stop) return;
+    if (*stop) return;
     if (st != WR_OK) {
         count(&counters.rounds_failed, 1);
         metrics_add(METRICS_RECONCILE_FAILED, 1);
@@ -268,23 +267,11 @@ static void round_once(Reconciler *r)
         LSN_ARGS(sum.at), (long long)sum.rev);
 }
 
-static void *thread_main(void *arg)
+static void reconciler_free(Reconciler *r)
 {
-    Reconciler *r = arg;
-    pthread_mutex_lock(&r->mu);
-    while (!r->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += r->cfg.interval_s;
-        while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0) {
-        }
-        if (r->stop) break;
-        pthread_mutex_unlock(&r->mu);
-        round_once(r);
-        pthread_mutex_lock(&r->mu);
-    }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
+    pthread_mutex_destroy(&r->mu);
+    strbuf_free(&r->keys);
+    free(r);
 }
 
 Reconciler *reconciler_start(const ReconcilerConfig *cfg)
@@ -293,13 +280,10 @@ Reconciler *reconciler_start(const ReconcilerConfig *cfg)
     r->cfg = *cfg;
     strbuf_init(&r->keys);
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    if (pthread_create(&r->thread, NULL, thread_main, r) != 0) {
+    r->rounds = periodic_start(cfg->interval_s, round_once, r);
+    if (!r->rounds) {
         log_error("msg=\"reconcile: could not start its thread; continuous reconciliation is off\"");
-        pthread_mutex_destroy(&r->mu);
-        pthread_cond_destroy(&r->cv);
-        strbuf_free(&r->keys);
-        free(r);
+        reconciler_free(r);
         return NULL;
     }
     log_info("msg=\"reconcile: on\" interval_s=%d rows_per_second=%lld", cfg->interval_s,
@@ -310,13 +294,6 @@ Reconciler *reconciler_start(const ReconcilerConfig *cfg)
 void reconciler_stop(Reconciler *r)
 {
     if (!r) return;
-    pthread_mutex_lock(&r->mu);
-    r->stop = 1;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    pthread_join(r->thread, NULL);
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->cv);
-    strbuf_free(&r->keys);
-    free(r);
+    periodic_stop(r->rounds);
+    reconciler_free(r);
 }

@@ -9,12 +9,11 @@
  * the next round. It never prunes anything the retention period still covers.
  */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/log.h"
+#include "common/periodic.h"
 #include "replay/internal.h"
 #include "schema/store_sql.h"
 
@@ -22,15 +21,14 @@ struct Retainer {
     RetainConfig cfg;
     char *conninfo;
     char *qschema;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop;
+    Periodic *rounds;
 };
 
 /* One round: prune what is older than the retention period; logs what it did. */
-static void round_once(Retainer *r)
+static void round_once(void *arg, const volatile int *stop)
 {
+    (void)stop; /* a round is one short transaction: it is not cut */
+    Retainer *r = arg;
     PGconn *c = NULL;
     WrError err = {0};
     if (rq_connect(r->conninfo, "history store (retention)", &c, &err) != WR_OK) {
@@ -65,23 +63,11 @@ static void round_once(Retainer *r)
     PQfinish(c);
 }
 
-static void *thread_main(void *arg)
+static void retainer_free(Retainer *r)
 {
-    Retainer *r = arg;
-    pthread_mutex_lock(&r->mu);
-    while (!r->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += r->cfg.interval_s;
-        while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0) {
-        }
-        if (r->stop) break;
-        pthread_mutex_unlock(&r->mu);
-        round_once(r);
-        pthread_mutex_lock(&r->mu);
-    }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
+    free(r->conninfo);
+    free(r->qschema);
+    free(r);
 }
 
 Retainer *replay_retainer_start(const RetainConfig *cfg)
@@ -91,15 +77,10 @@ Retainer *replay_retainer_start(const RetainConfig *cfg)
     r->conninfo = xstrdup(cfg->history_conninfo ? cfg->history_conninfo : "");
     r->qschema = store_quote_ident(cfg->schema ? cfg->schema : "walrev");
     r->cfg.history_conninfo = r->conninfo;
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    if (pthread_create(&r->thread, NULL, thread_main, r) != 0) {
+    r->rounds = periodic_start(cfg->interval_s, round_once, r);
+    if (!r->rounds) {
         log_error("msg=\"retention thread not started: history will not be pruned\"");
-        pthread_mutex_destroy(&r->mu);
-        pthread_cond_destroy(&r->cv);
-        free(r->conninfo);
-        free(r->qschema);
-        free(r);
+        retainer_free(r);
         return NULL;
     }
     log_info("msg=\"retention on\" retain_s=%lld interval_s=%d", cfg->retain_s, cfg->interval_s);
@@ -109,14 +90,6 @@ Retainer *replay_retainer_start(const RetainConfig *cfg)
 void replay_retainer_stop(Retainer *r)
 {
     if (!r) return;
-    pthread_mutex_lock(&r->mu);
-    r->stop = true;
-    pthread_cond_signal(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    pthread_join(r->thread, NULL);
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->cv);
-    free(r->conninfo);
-    free(r->qschema);
-    free(r);
+    periodic_stop(r->rounds);
+    retainer_free(r);
 }
