@@ -90,6 +90,21 @@ static void row12(Msg *m, unsigned id, unsigned variant)
     m_u64(m, (uint64_t)id * 0x9E3779B97F4A7C15u);
 }
 
+/* An UPDATE ('U') or DELETE ('D') of relation 16385 up to its old key
+ * tuple ('K': the id, the other 11 columns NULL); an UPDATE's new tuple follows. */
+static void keyed_change(Msg *m, uint8_t kind, unsigned id)
+{
+    char buf[16];
+    m->n = 0;
+    m_u8(m, kind);
+    m_u32(m, 16385);
+    m_u8(m, 'K');
+    m_u16(m, 12);
+    snprintf(buf, sizeof(buf), "%u", id);
+    m_text(m, buf);
+    for (int c = 1; c < 12; c++) m_u8(m, 'n');
+}
+
 static void emit(Stream *s, size_t *cap, Lsn lsn, const Msg *m)
 {
     uint8_t hdr[4 + 25];
@@ -124,29 +139,13 @@ static void make_synthetic(Stream *s)
             emit(s, &cap, lsn += 200, &m);
         }
         for (unsigned i = 0; i < 5; i++) {
-            m.n = 0;
-            m_u8(&m, 'U');
-            m_u32(&m, 16385);
-            m_u8(&m, 'K');
-            m_u16(&m, 12);
-            char buf[16];
-            snprintf(buf, sizeof(buf), "%u", id - 1 - i);
-            m_text(&m, buf);
-            for (int c = 1; c < 12; c++) m_u8(&m, 'n');
+            keyed_change(&m, 'U', id - 1 - i);
             m_u8(&m, 'N');
             row12(&m, id - 1 - i, i + 50);
             emit(s, &cap, lsn += 200, &m);
         }
         for (unsigned i = 0; i < 5; i++) {
-            m.n = 0;
-            m_u8(&m, 'D');
-            m_u32(&m, 16385);
-            m_u8(&m, 'K');
-            m_u16(&m, 12);
-            char buf[16];
-            snprintf(buf, sizeof(buf), "%u", id - 10 - i);
-            m_text(&m, buf);
-            for (int c = 1; c < 12; c++) m_u8(&m, 'n');
+            keyed_change(&m, 'D', id - 10 - i);
             emit(s, &cap, lsn += 200, &m);
         }
         m.n = 0;

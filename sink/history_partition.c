@@ -19,14 +19,13 @@
 #include "pgio/pgio.h"
 #include "sink/history_session.h"
 
-/* The statement both paths run: partition_ensure($1 = revision id) and the
- * store's partition size. */
-static void ensure_sql(const HistorySink *h, StrBuf *q)
+/* The statement both paths run: partition_ensure(revision id) and the
+ * store's partition size. The caller frees it. */
+static char *ensure_sql(const HistorySink *h, int64_t id)
 {
-    strbuf_appendf(q,
-                   "SELECT %s.partition_ensure($1), (SELECT value::bigint FROM %s.store_info "
-                   "WHERE key = 'partition_revisions')",
-                   h->qschema, h->qschema);
+    return xasprintf("SELECT %s.partition_ensure(%" PRId64 "::bigint), (SELECT value::bigint FROM %s.store_info "
+                     "WHERE key = 'partition_revisions')",
+                     h->qschema, id, h->qschema);
 }
 
 /* Its answer: the first revision id no partition holds yet, and the size. */
@@ -39,15 +38,10 @@ static void read_bounds(const PGresult *res, int64_t *until, int64_t *step)
 /* partition_ensure(id) inside the current transaction (or autocommit); updates part_until/part_step. */
 static WrStatus ensure_now(HistorySink *h, int64_t id, WrError *err)
 {
-    char ids[24];
-    snprintf(ids, sizeof(ids), "%" PRId64, id);
-    const char *p[1] = {ids};
-    StrBuf q;
-    strbuf_init(&q);
-    ensure_sql(h, &q);
+    char *sql = ensure_sql(h, id);
     PGresult *res = NULL;
-    WrStatus st = hsession_run(h, q.data, 1, p, "making the history store's next partition", &res, err);
-    strbuf_free(&q);
+    WrStatus st = hsession_run(h, sql, 0, NULL, "making the history store's next partition", &res, err);
+    free(sql);
     if (st != WR_OK) return st;
     read_bounds(res, &h->part_until, &h->part_step);
     PQclear(res);
@@ -66,15 +60,10 @@ static bool run_simple(PGconn *c, const char *sql)
 static bool ensure_outside_batch(HistorySink *h, int64_t id)
 {
     if (!run_simple(h->conn, "BEGIN; SET LOCAL lock_timeout = '2s'")) return false;
-    char ids[24];
-    snprintf(ids, sizeof(ids), "%" PRId64, id);
-    const char *p[1] = {ids};
-    StrBuf q;
-    strbuf_init(&q);
-    ensure_sql(h, &q);
+    char *sql = ensure_sql(h, id);
     PGresult *res = NULL;
-    bool ok = pgio_exec(h->conn, q.data, 1, p, &res);
-    strbuf_free(&q);
+    bool ok = pgio_exec(h->conn, sql, 0, NULL, &res);
+    free(sql);
     if (ok) {
         int64_t until, step;
         read_bounds(res, &until, &step);
