@@ -468,6 +468,15 @@ static WrStatus handle_rewrite_row(Assembler *a, json_t *root, WrError *err);
 static WrStatus emit_delta(Assembler *a, const RelationVersion *rv, DeltaOp op, const char *key, uint16_t nattrs,
                            bool old_unknown, const RowImage *after, WrError *err);
 
+/* The table empties: a truncate delta, and no cached row of it stays. */
+static WrStatus truncate_relation(Assembler *a, const RelationVersion *rv, WrError *err)
+{
+    WrStatus st = emit_delta(a, rv, DELTA_TRUNCATE, NULL, 0, false, NULL, err);
+    if (st == WR_OK) rowcache_remove_relation(a->rowcache, rv->relid);
+    return st;
+}
+
+
 static WrStatus handle_ddl(Assembler *a, const char *content, size_t len, WrError *err)
 {
     json_error_t jerr;
@@ -617,9 +626,7 @@ static WrStatus logged_begin(Assembler *a, bool had_history, const RelationVersi
 {
     WrStatus st = ensure_begun(a, err);
     if (st != WR_OK || !had_history) return st;
-    st = emit_delta(a, rv, DELTA_TRUNCATE, NULL, 0, false, NULL, err);
-    if (st == WR_OK) rowcache_remove_relation(a->rowcache, rv->relid);
-    return st;
+    return truncate_relation(a, rv, err);
 }
 
 static WrStatus handle_logged_row(Assembler *a, json_t *root, WrError *err)
@@ -1041,6 +1048,64 @@ static void make_after(Assembler *a, const RelationVersion *rv)
     }
 }
 
+/*
+ * The columns of new_vals that differ from the history's image of the row
+ * (old_vals; known: the history has one) into attrs, as a rewrite's or a
+ * gap's UPDATE; returns how many. added (NULL: none) marks the columns a DDL
+ * just added, which count as changed unless NULL (as a snapshot shows them).
+ * old_lost: every old value is flagged unknown and left out (a gap: the
+ * history's value is not necessarily the one the row had just before).
+ */
+static uint16_t image_changes(Assembler *a, const RelationVersion *rv, bool known, const uint8_t *added, bool old_lost)
+{
+    digest_hidden(a, rv, a->new_vals);
+    uint16_t n = 0;
+    for (uint16_t i = 0; i < rv->ncols; i++) {
+        a->after_vals[i] = a->new_vals[i];
+        a->after_unknown[i] = 0;
+        TrackMode mode = rv->cols[i].track;
+        if (mode == TRACK_UNTRACKED) continue;
+        bool add = added && added[i], old_known = known && !a->old_unknown[i] && !add;
+        bool changed;
+        if (add)
+            changed = a->new_vals[i].data != NULL || mode == TRACK_HIDDEN;
+        else if (!old_known)
+            changed = true;
+        else if (mode == TRACK_HIDDEN)
+            changed = !(a->old_vals[i].data && a->old_vals[i].len == WALREV_CHECKSUM_LEN &&
+                        memcmp(a->old_vals[i].data, a->hidden_hash[i], WALREV_CHECKSUM_LEN) == 0);
+        else
+            changed = !value_equal(&a->old_vals[i], &a->new_vals[i]);
+        if (!changed) continue;
+        AttributeDelta *ad = &a->attrs[n++];
+        memset(ad, 0, sizeof(*ad));
+        ad->col_id = rv->cols[i].col_id;
+        uint8_t old_flag = !old_lost && (add || old_known) ? 0 : ATTR_OLD_UNKNOWN;
+        if (mode == TRACK_HIDDEN) {
+            ad->flags = ATTR_HIDDEN | old_flag;
+            ad->digest = a->hidden_hash[i];
+        } else {
+            ad->new_value = a->new_vals[i];
+            ad->flags = old_flag;
+            if (old_known && !old_lost) ad->old_value = a->old_vals[i];
+        }
+    }
+    make_after(a, rv);
+    return n;
+}
+
+/* The UPDATE image_changes found (none: nothing to record), then the row as it now is into the cache. */
+static WrStatus emit_image_update(Assembler *a, const RelationVersion *rv, uint16_t n, bool old_unknown, WrError *err)
+{
+    if (n > 0) {
+        RowImage after = {rv, a->after_vals, a->after_unknown};
+        WrStatus st = emit_delta(a, rv, DELTA_UPDATE, a->key.data, n, old_unknown, &after, err);
+        if (st != WR_OK) return st;
+    }
+    cache_after(a, rv, a->key.data);
+    return WR_OK;
+}
+
 /* An object that begins: INSERT, or a row of the baseline (DELTA_SNAPSHOT). */
 static WrStatus do_insert(Assembler *a, const RelationVersion *rv, DeltaOp op, const Value *vals, const char *key,
                           WrError *err)
@@ -1433,9 +1498,8 @@ static WrStatus handle_truncate(Assembler *a, const PgoTruncate *t, WrError *err
         if (relcache_is_excluded(a->relcache, rv) || is_control(a, rv)) continue;
         /* Recorded even under suppression: it carries no value, and without
          * it later changes would take old values from rows long gone. */
-        WrStatus st = emit_delta(a, rv, DELTA_TRUNCATE, NULL, 0, false, NULL, err);
+        WrStatus st = truncate_relation(a, rv, err);
         if (st != WR_OK) return st;
-        rowcache_remove_relation(a->rowcache, relid);
     }
     return WR_OK;
 }
@@ -1867,9 +1931,7 @@ static WrStatus rewrite_begin(Assembler *a, const RelationVersion *prev, const R
     a->rewrite_relid = rv->relid;
     a->rewrite_replace = replace;
     if (!replace) return WR_OK;
-    st = emit_delta(a, rv, DELTA_TRUNCATE, NULL, 0, false, NULL, err);
-    if (st == WR_OK) rowcache_remove_relation(a->rowcache, rv->relid);
-    return st;
+    return truncate_relation(a, rv, err);
 }
 
 /* A rewrite_row of a table with a key the DDL left alone: the columns whose
@@ -1882,48 +1944,10 @@ static WrStatus rewrite_update(Assembler *a, const RelationVersion *rv, WrError 
     WrStatus st = load_old_image(a, rv, a->key.data, &known, err);
     if (st != WR_OK) return st;
     if (!known) return do_insert(a, rv, DELTA_SNAPSHOT, a->new_vals, a->key.data, err);
-    digest_hidden(a, rv, a->new_vals);
-    uint16_t n = 0;
-    for (uint16_t i = 0; i < rv->ncols; i++) {
-        a->after_vals[i] = a->new_vals[i];
-        a->after_unknown[i] = 0;
-        TrackMode mode = rv->cols[i].track;
-        if (mode == TRACK_UNTRACKED) continue;
-        bool added = a->rewrite_added[i], old_known = !a->old_unknown[i] && !added;
-        bool changed;
-        if (added)
-            changed = a->new_vals[i].data != NULL || mode == TRACK_HIDDEN; /* NULL: as a snapshot shows it */
-        else if (!old_known)
-            changed = true;
-        else if (mode == TRACK_HIDDEN)
-            changed = !(a->old_vals[i].data && a->old_vals[i].len == WALREV_CHECKSUM_LEN &&
-                        memcmp(a->old_vals[i].data, a->hidden_hash[i], WALREV_CHECKSUM_LEN) == 0);
-        else
-            changed = !value_equal(&a->old_vals[i], &a->new_vals[i]);
-        if (!changed) continue;
-        AttributeDelta *ad = &a->attrs[n++];
-        memset(ad, 0, sizeof(*ad));
-        ad->col_id = rv->cols[i].col_id;
-        uint8_t old_flag = added || old_known ? 0 : ATTR_OLD_UNKNOWN;
-        if (mode == TRACK_HIDDEN) {
-            ad->flags = ATTR_HIDDEN | old_flag;
-            ad->digest = a->hidden_hash[i];
-        } else {
-            ad->new_value = a->new_vals[i];
-            ad->flags = old_flag;
-            if (old_known) ad->old_value = a->old_vals[i];
-        }
-    }
-    make_after(a, rv);
+    uint16_t n = image_changes(a, rv, true, a->rewrite_added, false);
     a->old_row_valid = false;
     a->keyless_unmatched = false;
-    if (n > 0) {
-        RowImage after = {rv, a->after_vals, a->after_unknown};
-        st = emit_delta(a, rv, DELTA_UPDATE, a->key.data, n, false, &after, err);
-        if (st != WR_OK) return st;
-    }
-    cache_after(a, rv, a->key.data);
-    return WR_OK;
+    return emit_image_update(a, rv, n, false, err);
 }
 
 static WrStatus handle_rewrite_row(Assembler *a, json_t *root, WrError *err)
@@ -2088,11 +2112,7 @@ WrStatus assembler_gap_row(Assembler *a, const RelationVersion *rv, DeltaOp op, 
         strbuf_reset(&a->key2);
         strbuf_append_str(&a->key2, key);
         return do_delete(a, rv, a->key2.data, false, NULL, err);
-    case DELTA_TRUNCATE: {
-        WrStatus st = emit_delta(a, rv, DELTA_TRUNCATE, NULL, 0, false, NULL, err);
-        if (st == WR_OK) rowcache_remove_relation(a->rowcache, rv->relid);
-        return st;
-    }
+    case DELTA_TRUNCATE: return truncate_relation(a, rv, err);
     case DELTA_UPDATE: break;
     default: return wr_error_set(err, WR_PROTOCOL, "gap row of operation %c", (char)op);
     }
@@ -2108,41 +2128,7 @@ WrStatus assembler_gap_row(Assembler *a, const RelationVersion *rv, DeltaOp op, 
     /* Every column whose value differs from what the history holds; its old
      * value is flagged unknown (the history's is not necessarily the value
      * the row had just before: changes in the gap are lost). */
-    digest_hidden(a, rv, a->new_vals);
-    uint16_t n = 0;
-    for (uint16_t i = 0; i < rv->ncols; i++) {
-        a->after_vals[i] = a->new_vals[i];
-        a->after_unknown[i] = 0;
-        TrackMode mode = rv->cols[i].track;
-        if (mode == TRACK_UNTRACKED) continue;
-        bool changed = true;
-        if (known && !a->old_unknown[i]) {
-            if (mode == TRACK_HIDDEN)
-                changed = !(a->old_vals[i].data && a->old_vals[i].len == WALREV_CHECKSUM_LEN &&
-                            memcmp(a->old_vals[i].data, a->hidden_hash[i], WALREV_CHECKSUM_LEN) == 0);
-            else
-                changed = !value_equal(&a->old_vals[i], &a->new_vals[i]);
-        }
-        if (!changed) continue;
-        AttributeDelta *ad = &a->attrs[n++];
-        memset(ad, 0, sizeof(*ad));
-        ad->col_id = rv->cols[i].col_id;
-        if (mode == TRACK_HIDDEN) {
-            ad->flags = ATTR_HIDDEN | ATTR_OLD_UNKNOWN;
-            ad->digest = a->hidden_hash[i];
-        } else {
-            ad->new_value = a->new_vals[i];
-            ad->flags = ATTR_OLD_UNKNOWN;
-        }
-    }
-    make_after(a, rv);
-    if (n > 0) {
-        RowImage after = {rv, a->after_vals, a->after_unknown};
-        st = emit_delta(a, rv, DELTA_UPDATE, a->key.data, n, true, &after, err);
-        if (st != WR_OK) return st;
-    }
-    cache_after(a, rv, a->key.data);
-    return WR_OK;
+    return emit_image_update(a, rv, image_changes(a, rv, known, NULL, true), true, err);
 }
 
 void assembler_row_key(const RelationVersion *rv, const Value *vals, StrBuf *key) { build_key(key, rv, vals); }
