@@ -74,7 +74,9 @@ char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) WR_PRINTF(1, 2);
 char *xvasprintf(const char *fmt, va_list ap) WR_PRINTF(1, 0);
 
-/* ---- growable byte buffer; always NUL-terminated; owner frees with strbuf_free ---- */
+/* ---- growable byte buffer; always NUL-terminated; owner frees with strbuf_free ----
+ * A zeroed StrBuf is an empty one, as strbuf_init makes it: a buffer inside a
+ * calloc'd struct needs no init. */
 typedef struct {
     char *data;
     size_t len;

@@ -130,14 +130,7 @@ Assembler *assembler_create(const AssemblerConfig *cfg, const AssemblerOutput *o
         digest_key_random(&a->dkey);
     }
     a->cfg.digest_key = NULL; /* copied into dkey */
-    strbuf_init(&a->origin);
-    strbuf_init(&a->warnings);
-    strbuf_init(&a->key);
-    strbuf_init(&a->key2);
-    strbuf_init(&a->moved);
-    strbuf_init(&a->lookup_storage);
-    strbuf_init(&a->cur_raw);
-    for (int i = 0; i < 10; i++) strbuf_init(&a->first_bufs[i]);
+    /* its StrBufs are empty as calloc made them */
     context_init(&a->parsed);
     return a;
 }
