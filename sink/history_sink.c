@@ -404,6 +404,24 @@ static WrStatus check_in_revision(HistorySink *h, const Revision *rev, const cha
     return WR_OK;
 }
 
+/* actor_type, actor_id, actor, description, meta (each followed by a tab; all NULL without a context):
+ * a context's row and its revision's (the first context's) hold the same. */
+static void append_actor(StrBuf *b, const RevisionContext *ctx)
+{
+    const char *f[5] = {NULL};
+    if (ctx) {
+        f[0] = ctx->actor_type;
+        f[1] = ctx->actor_id;
+        f[2] = ctx->actor_json;
+        f[3] = ctx->description;
+        f[4] = ctx->meta_json;
+    }
+    for (int i = 0; i < 5; i++) {
+        append_str_field(b, f[i]);
+        tab(b);
+    }
+}
+
 /* attested, db_session_user, db_current_user, application_name, actor_verified (NULL: strict mode off),
  * verified_by (each after a tab). */
 static void append_identity(StrBuf *b, const RevisionContext *ctx)
@@ -432,16 +450,7 @@ static WrStatus hs_write_context(Sink *s, const Revision *rev, const RevisionCon
     int_tab(b, ctx->no);
     append_lsn(b, ctx->lsn);
     tab(b);
-    append_str_field(b, ctx->actor_type);
-    tab(b);
-    append_str_field(b, ctx->actor_id);
-    tab(b);
-    append_str_field(b, ctx->actor_json);
-    tab(b);
-    append_str_field(b, ctx->description);
-    tab(b);
-    append_str_field(b, ctx->meta_json);
-    tab(b);
+    append_actor(b, ctx);
     /* Any user can send any bytes as a context: text takes neither NUL nor
      * ill-formed UTF-8, and a message can be ~1 GB. Those are stored
      * sanitised and bounded, with raw_sha256 = SHA-256 of the exact bytes,
@@ -716,16 +725,7 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
     tab(b);
     append_str_field(b, rev->gid);
     tab(b);
-    append_str_field(b, c ? c->actor_type : NULL);
-    tab(b);
-    append_str_field(b, c ? c->actor_id : NULL);
-    tab(b);
-    append_str_field(b, c ? c->actor_json : NULL);
-    tab(b);
-    append_str_field(b, c ? c->description : NULL);
-    tab(b);
-    append_str_field(b, c ? c->meta_json : NULL);
-    tab(b);
+    append_actor(b, c);
     int_tab(b, rev->n_insert);
     int_tab(b, rev->n_update);
     int_tab(b, rev->n_delete);
