@@ -221,16 +221,16 @@ void setup_check_publication(Setup *s)
 {
     s->mode = s->cfg->ntables > 0 ? PUB_TABLES : s->same_db ? PUB_SCHEMAS : PUB_ALL_TABLES;
     const char *p[] = {s->cfg->publication, s->cfg->history_schema};
-    PGresult *res = setup_run(s, s->src, "reading the publication",
-                              "SELECT p.puballtables, p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate,"
-                              " EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_namespace n"
-                              "         ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid AND n.nspname = $2)"
-                              " OR EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_class c"
-                              "         ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-                              "         WHERE pr.prpubid = p.oid AND n.nspname = $2 AND c.relname NOT IN ('table_log', "
-                              "'ddl_capture', 'erasure_log'))"
-                              " FROM pg_publication p WHERE p.pubname = $1",
-                              2, p);
+    PGresult *res =
+        setup_run(s, s->src, "reading the publication",
+                  "SELECT p.puballtables, p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate,"
+                  " EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_namespace n"
+                  "         ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid AND n.nspname = $2)"
+                  " OR EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_class c"
+                  "         ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                  "         WHERE pr.prpubid = p.oid AND n.nspname = $2 AND c.relname NOT IN " SETUP_OWN_TABLES_SQL ")"
+                  " FROM pg_publication p WHERE p.pubname = $1",
+                  2, p);
     if (!res) return;
     s->pub_exists = PQntuples(res) > 0;
     if (s->pub_exists) {

@@ -109,17 +109,17 @@ bool setup_report_replica_identity(Setup *s)
 {
     /* walrev's own table log and DDL capture are published too; they are no tables of the user's */
     const char *p[] = {s->cfg->publication, s->cfg->history_schema};
-    PGresult *res = setup_run(s, s->src, "reading the published tables' replica identity",
-                              "SELECT format('%I.%I', n.nspname, c.relname), c.relreplident,"
-                              " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND"
-                              " i.indisprimary), pg_has_role(c.relowner, 'USAGE')"
-                              " FROM pg_publication_tables t"
-                              " JOIN pg_namespace n ON n.nspname = t.schemaname"
-                              " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename"
-                              " WHERE t.pubname = $1 AND NOT (t.schemaname = $2 AND t.tablename IN ('table_log', "
-                              "'ddl_capture', 'erasure_log'))"
-                              " ORDER BY 1",
-                              2, p);
+    PGresult *res =
+        setup_run(s, s->src, "reading the published tables' replica identity",
+                  "SELECT format('%I.%I', n.nspname, c.relname), c.relreplident,"
+                  " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND"
+                  " i.indisprimary), pg_has_role(c.relowner, 'USAGE')"
+                  " FROM pg_publication_tables t"
+                  " JOIN pg_namespace n ON n.nspname = t.schemaname"
+                  " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename"
+                  " WHERE t.pubname = $1 AND NOT (t.schemaname = $2 AND t.tablename IN " SETUP_OWN_TABLES_SQL ")"
+                  " ORDER BY 1",
+                  2, p);
     if (!res) return false;
     int not_full = 0, broken = 0, altered = 0;
     bool ok = true;

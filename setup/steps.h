@@ -20,6 +20,10 @@ typedef enum {
     PUB_TABLES      /* FOR TABLE the [source] tables list */
 } PubMode;
 
+/* walrev's own tables in the history schema on the source, published with
+ * the user's (table log, DDL capture, erasure log): an SQL list for NOT IN. */
+#define SETUP_OWN_TABLES_SQL "('table_log', 'ddl_capture', 'erasure_log')"
+
 typedef struct {
     const SetupConfig *cfg;
     const SetupOptions *opts;
