@@ -296,6 +296,14 @@ static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *
     return NULL;
 }
 
+/* query() of a statement built for it (the store's schema in it), freed here. */
+static PGresult *query_take(PGconn *conn, char *sql, int n, const char *const *params, char *why, size_t size)
+{
+    PGresult *res = query(conn, sql, n, params, why, size);
+    free(sql);
+    return res;
+}
+
 static void read_source(const StatusTarget *cfg, json_t *out, Health *h)
 {
     PgioConnect how = {.what = "source", .app_name = "walrev status", .bounded = true};
@@ -376,22 +384,20 @@ static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
     PGresult *res;
 
     sql = xasprintf("SELECT id, commit_time::text, end_lsn::text FROM %s.revision ORDER BY id DESC LIMIT 1", s);
-    if ((res = query(conn, sql, 0, NULL, why, sizeof(why)))) {
+    if ((res = query_take(conn, sql, 0, NULL, why, sizeof(why)))) {
         static const char *const names[] = {"id:i", "commit_time:s", "end_lsn:s", NULL};
         json_object_set_new(out, "last_revision", row_object(res, 0, names));
         PQclear(res);
     } else {
         problem(h, "history store: %s (run walrev setup?)", why);
-        free(sql);
         goto out;
     }
-    free(sql);
 
     sql =
         xasprintf("SELECT count(*) / %d.0, coalesce(sum(n_insert + n_update + n_delete + n_truncate + n_snapshot), 0) "
                   "/ %d.0 FROM %s.revision WHERE commit_time > now() - interval '%d seconds'",
                   RATE_WINDOW_S, RATE_WINDOW_S, s, RATE_WINDOW_S);
-    if ((res = query(conn, sql, 0, NULL, why, sizeof(why)))) {
+    if ((res = query_take(conn, sql, 0, NULL, why, sizeof(why)))) {
         json_t *r = json_object();
         json_object_set_new(r, "window_seconds", json_integer(RATE_WINDOW_S));
         json_object_set_new(r, "revisions_per_second", col(res, 0, 0, 'f'));
@@ -399,7 +405,6 @@ static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
         json_object_set_new(out, "rates", r);
         PQclear(res);
     }
-    free(sql);
 
     /* the history sink's durable position; the slot's confirmed LSN is what every sink holds */
     sql =
@@ -407,7 +412,7 @@ static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
                   "FROM %s.checkpoint WHERE slot_name = $1",
                   s);
     json_t *sinks = json_array();
-    if ((res = query(conn, sql, 1, slot, why, sizeof(why)))) {
+    if ((res = query_take(conn, sql, 1, slot, why, sizeof(why)))) {
         static const char *const names[] = {"durable_end_lsn:s", "revision_id:i", "updated_at:s", NULL};
         json_t *o = row_object(res, 0, names);
         if (json_is_object(o)) {
@@ -422,12 +427,11 @@ static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
         json_decref(o);
         PQclear(res);
     }
-    free(sql);
     /* every other sink as the worker last recorded it (to_jsonb: a store set up before those columns has none) */
     sql = xasprintf("SELECT to_jsonb(w)->'sinks', (to_jsonb(w)->>'sinks_at')::timestamptz::text "
                     "FROM %s.worker_state w WHERE slot_name = $1",
                     s);
-    if ((res = query(conn, sql, 1, slot, why, sizeof(why)))) {
+    if ((res = query_take(conn, sql, 1, slot, why, sizeof(why)))) {
         json_t *recorded =
             PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
         size_t i;
@@ -445,7 +449,6 @@ static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
         json_decref(recorded);
         PQclear(res);
     }
-    free(sql);
     json_t *slot_o = json_object_get(out, "slot");
     if (slot_o && json_is_string(json_object_get(slot_o, "confirmed_flush_lsn"))) {
         json_t *o = json_object();
@@ -460,29 +463,27 @@ static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
                     "ORDER BY 1",
                     s);
     json_t *bl = json_array();
-    if ((res = query(conn, sql, 0, NULL, why, sizeof(why)))) {
+    if ((res = query_take(conn, sql, 0, NULL, why, sizeof(why)))) {
         static const char *const names[] = {"table:s",         "state:s", "chunks:i", "rows_read:i",
                                             "rows_recorded:i", "since:s", NULL};
         for (int i = 0; i < PQntuples(res); i++) json_array_append_new(bl, row_object(res, i, names));
         PQclear(res);
     }
     json_object_set_new(out, "baselines", bl);
-    free(sql);
 
     sql = xasprintf("SELECT count(*), max(id), max(commit_time)::text FROM %s.revision "
                     "WHERE actor_type = 'walrev' AND actor_id = 'gap'",
                     s);
-    if ((res = query(conn, sql, 0, NULL, why, sizeof(why)))) {
+    if ((res = query_take(conn, sql, 0, NULL, why, sizeof(why)))) {
         static const char *const names[] = {"count:i", "last_revision:i", "last_time:s", NULL};
         json_object_set_new(out, "gaps", row_object(res, 0, names));
         PQclear(res);
     }
-    free(sql);
 
     sql = xasprintf("SELECT state, pid, state_at::text, last_error, last_error_class, last_error_at::text, errors "
                     "FROM %s.worker_state WHERE slot_name = $1",
                     s);
-    if ((res = query(conn, sql, 1, slot, why, sizeof(why)))) {
+    if ((res = query_take(conn, sql, 1, slot, why, sizeof(why)))) {
         static const char *const names[] = {
             "state:s",         "pid:i",    "state_at:s", "last_error:s", "last_error_class:s",
             "last_error_at:s", "errors:i", NULL};
@@ -495,7 +496,6 @@ static void read_history(const StatusTarget *cfg, json_t *out, Health *h)
     } else {
         json_object_set_new(out, "worker", json_null()); /* a store set up before worker_state */
     }
-    free(sql);
 out:
     free(s);
     PQfinish(conn);
