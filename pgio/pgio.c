@@ -354,6 +354,14 @@ WrStatus pgio_fail(PGconn *conn, const PGresult *res, WrError *err, const char *
     return st;
 }
 
+void pgio_hand_result(PGresult *res, PGresult **out)
+{
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+}
+
 static WrStatus run_as(bool binary, PGconn *conn, const char *sql, int nparams, const char *const *params,
                        PGresult **out, WrError *err, const char *what)
 {
@@ -365,10 +373,7 @@ static WrStatus run_as(bool binary, PGconn *conn, const char *sql, int nparams, 
         PQclear(res);
         return st;
     }
-    if (out)
-        *out = res;
-    else
-        PQclear(res);
+    pgio_hand_result(res, out);
     return WR_OK;
 }
 

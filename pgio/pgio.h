@@ -109,6 +109,9 @@ void pgio_error_text(PGconn *conn, const PGresult *res, char *msg, size_t size, 
  */
 WrStatus pgio_fail(PGconn *conn, const PGresult *res, WrError *err, const char *what, ...) WR_PRINTF(4, 5);
 
+/* A successful result to its caller: *out takes it, or it is cleared when out is NULL. */
+void pgio_hand_result(PGresult *res, PGresult **out);
+
 /* pgio_exec, and pgio_fail on failure (*out is NULL then). out may be NULL:
  * the result is cleared. */
 WrStatus pgio_run(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out, WrError *err,

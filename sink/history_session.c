@@ -78,10 +78,7 @@ WrStatus hsession_run(HistorySink *h, const char *sql, int nparams, const char *
         PQclear(res);
         return st;
     }
-    if (out)
-        *out = res;
-    else
-        PQclear(res);
+    pgio_hand_result(res, out);
     return WR_OK;
 }
 
