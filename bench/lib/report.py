@@ -96,6 +96,11 @@ targets = []  # rows for the summary table
 MODE = None  # set below from meta: every verdict says which mode it came from
 
 
+def section(sc, title):
+    """A scenario's section: its heading and the notes it recorded."""
+    return [f"## {sc}. {title}\n"] + [f"{n}\n" for n in notes.get(sc, [])]
+
+
 def target(name, st, goal, higher_is_better, unit="", every=False):
     """A verdict on the median of st (median, min, max, n); every=True judges
     the worst run instead (a goal that must hold in every round)."""
@@ -236,8 +241,7 @@ S1 = [("a", "pg_recvlogical, pgoutput proto 1 → /dev/null (the limit)"),
 S1_BAR = {"a": "pg_recvlogical pgoutput (limit)", "j1": "pg_recvlogical wal2json v1",
           "j2": "pg_recvlogical wal2json v2", "c": "walrev → history store", "d": "walrev → file sink"}
 if fig("1", "changes"):
-    s = ["## 1. Capture throughput\n"]
-    s += [f"{n}\n" for n in notes.get("1", [])]
+    s = section("1", "Capture throughput")
     s.append("| consumer | changes/s | seconds | ratio to (a), same run | bytes out per change | peak RSS MiB |")
     s.append("| --- | --- | --- | --- | --- | --- |")
     bars = []
@@ -343,8 +347,7 @@ S2_BAR = {"none": "nothing attached", "recv": "pg_recvlogical", "walrev": "walre
           "walrev_remote": "walrev, store on another server", "walrev_full": "walrev, REPLICA IDENTITY FULL",
           "periods": "periods (triggers)", "audit": "audit trigger (jsonb)"}
 if fig("2", "tps_none"):
-    s = ["## 2. Cost to the source\n"]
-    s += [f"{n}\n" for n in notes.get("2", [])]
+    s = section("2", "Cost to the source")
     s.append("| load | TPS | vs nothing, same round | vs bare consumer, same round | vs audit trigger, same round "
              "| failed tx | aborted clients | consumer catch-up after the run, s |")
     s.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -413,8 +416,7 @@ if fig("2", "tps_none"):
 
 # ---------- scenario 3 ----------
 if fig("3", "lag_p99_ms_n") or notes.get("3"):
-    s = ["## 3. Commit-to-durable lag\n"]
-    s += [f"{n}\n" for n in notes.get("3", [])]
+    s = section("3", "Commit-to-durable lag")
     if fig("3", "lag_p99_ms_n"):
         s.append("| figure | 70% of the max TPS with nothing attached |\n| --- | --- |")
         for k, label in [("max_tps", "that maximum (TPS)"), ("rate_tps", "pgbench rate (TPS)"),
@@ -442,8 +444,7 @@ if fig("3", "lag_p99_ms_n") or notes.get("3"):
 
 # ---------- scenario 4 ----------
 if fig("4", "peak_rss_a") or notes.get("4"):
-    s = ["## 4. Memory\n"]
-    s += [f"{n}\n" for n in notes.get("4", [])]
+    s = section("4", "Memory")
     if fig("4", "peak_rss_a"):
         s.append("| transaction | peak RSS, MiB | RSS growth first quarter → peak of second half, MiB | seconds | rows/s |")
         s.append("| --- | --- | --- | --- | --- |")
@@ -462,8 +463,7 @@ if fig("4", "peak_rss_a") or notes.get("4"):
 Q = [("log_actor", "`walrev log --actor user:7` over a day"), ("history", "`walrev history` of one object"),
      ("diff", "`walrev diff` of two points"), ("attr", "`attribute_delta` by table and a time window (SQL)")]
 if "5" in m1("scenarios").split():
-    s = ["## 5. As of and the audit queries\n"]
-    s += [f"{n}\n" for n in notes.get("5", [])]
+    s = section("5", "As of and the audit queries")
     if fig("5", "snap_ratio_base"):
         rows = fig("5", "rows")
         s.append(f"### Snapshot of a {fmt(rows[0]) if rows else '?'}-row table through the write path\n")
@@ -554,8 +554,7 @@ if "5" in m1("scenarios").split():
 
 # ---------- scenario 6 ----------
 if fig("6", "bytes_per_update_audit"):
-    s = ["## 6. Storage\n"]
-    s += [f"{n}\n" for n in notes.get("6", [])]
+    s = section("6", "Storage")
     s.append("| history kept by | bytes per update | ratio to audit trigger | ratio to periods |")
     s.append("| --- | --- | --- | --- |")
     for c, label in [("audit", "generic jsonb audit trigger (audit_log, with its index)"),
@@ -584,8 +583,7 @@ if fig("6", "bytes_per_update_audit"):
 
 # ---------- scenario 7 ----------
 if fig("7", "mb_per_s_synthetic") or notes.get("7"):
-    s = ["## 7. Decoder alone\n"]
-    s += [f"{n}\n" for n in notes.get("7", [])]
+    s = section("7", "Decoder alone")
     s.append("| input | MB/s | messages/s |\n| --- | --- | --- |")
     for c in ("synthetic", "fixtures"):
         if fig("7", f"mb_per_s_{c}"):
@@ -595,8 +593,7 @@ if fig("7", "mb_per_s_synthetic") or notes.get("7"):
 
 # ---------- scenario 8 ----------
 if fig("8", "cps_single") or notes.get("8"):
-    s = ["## 8. Beyond one machine: several workers into one history store\n"]
-    s += [f"{n}\n" for n in notes.get("8", [])]
+    s = section("8", "Beyond one machine: several workers into one history store")
     if fig("8", "cps_single"):
         s.append("| workers | changes/s, all together | store server CPU µs per change |\n| --- | --- | --- |")
         s.append(f"| one, alone | {cell(fig('8', 'cps_single'))} | {cell(fig('8', 'store_cpu_us_single'))} |")

@@ -7,6 +7,22 @@
 # the starting rows are in (and captured) and again after the updates.
 # Storage is counted, not timed: one run (the sizes repeat to the byte).
 
+# s6_trigger_keeper NAME WORKLOAD TABLE ROWS ROUNDS: a keeper made by a
+# workload SQL file (a trigger) in database s6_NAME, after the starting rows;
+# records bytes_per_update_NAME, the growth of TABLE over the updates.
+s6_trigger_keeper() {
+  local name=$1 sql=$2 table=$3 rows=$4 rounds=$5 db=s6_$1 before after
+  recreate_db $db
+  qf $db "$BENCH/workloads/table12.sql" >/dev/null
+  q $db "CALL bench_fill($rows)" >/dev/null
+  qf $db "$BENCH/workloads/$sql" -v tbls=bench12 >/dev/null
+  q $db "VACUUM ANALYZE" >/dev/null
+  before=$(q $db "SELECT pg_total_relation_size('$table')")
+  psql "$(conninfo $db)" -XAtq -v ON_ERROR_STOP=1 -c "SET synchronous_commit = off" -c "CALL bench_touch($rows, $rounds)"
+  after=$(q $db "SELECT pg_total_relation_size('$table')")
+  record 6 "bytes_per_update_$name" 1 "$(calc "($after - $before) / ($rows * $rounds)")" B
+}
+
 scenario_6() {
   local rows=10000 rounds=10 n db before after lsn per
   [ "$QUICK" = 1 ] && rows=2000
@@ -14,28 +30,8 @@ scenario_6() {
   note 6 "$rows rows of the 12-column table, then $rounds rounds of UPDATE bench12 SET c_int = c_int + 1 WHERE id = i ($n updates), one row per transaction, and for walrev also 100 rows per transaction; sizes exclude the starting rows (measured after they were captured). Counted, not timed: one run."
   record 6 updates 1 "$n"
   # audit trigger (on UPDATE only matters: the rows go in before the trigger)
-  db=s6_audit
-  recreate_db $db
-  qf $db "$BENCH/workloads/table12.sql" >/dev/null
-  q $db "CALL bench_fill($rows)" >/dev/null
-  qf $db "$BENCH/workloads/audit.sql" -v tbls=bench12 >/dev/null
-  q $db "VACUUM ANALYZE" >/dev/null
-  before=$(q $db "SELECT pg_total_relation_size('audit_log')")
-  psql "$(conninfo $db)" -XAtq -v ON_ERROR_STOP=1 -c "SET synchronous_commit = off" -c "CALL bench_touch($rows, $rounds)"
-  after=$(q $db "SELECT pg_total_relation_size('audit_log')")
-  record 6 bytes_per_update_audit 1 "$(calc "($after - $before) / $n")" B
-
-  # periods
-  db=s6_periods
-  recreate_db $db
-  qf $db "$BENCH/workloads/table12.sql" >/dev/null
-  q $db "CALL bench_fill($rows)" >/dev/null
-  qf $db "$BENCH/workloads/periods.sql" -v tbls=bench12 >/dev/null
-  q $db "VACUUM ANALYZE" >/dev/null
-  before=$(q $db "SELECT pg_total_relation_size('bench12_history')")
-  psql "$(conninfo $db)" -XAtq -v ON_ERROR_STOP=1 -c "SET synchronous_commit = off" -c "CALL bench_touch($rows, $rounds)"
-  after=$(q $db "SELECT pg_total_relation_size('bench12_history')")
-  record 6 bytes_per_update_periods 1 "$(calc "($after - $before) / $n")" B
+  s6_trigger_keeper audit audit.sql audit_log "$rows" "$rounds"
+  s6_trigger_keeper periods periods.sql bench12_history "$rows" "$rounds"
 
   [ "$HAVE_WALREV" = 1 ] || return 0
   for per in 1 100; do
