@@ -9,6 +9,7 @@
 #include "exporter/metrics_server.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <ini.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
@@ -335,6 +336,30 @@ static void add_kafka_prop(Config *cfg, const char *name, const char *value)
     if (strcmp(name, "bootstrap.servers") == 0) cfg->kafka_enabled = true;
 }
 
+/* The settings that are one integer in a range, each an int of Config:
+ * one row here instead of a branch of config_set each. */
+static const struct {
+    const char *section, *name;
+    long min, max;
+    size_t offset; /* of the int in Config */
+} INT_SETTINGS[] = {
+    {"history", "batch_max_revisions", 1, 1000000, offsetof(Config, batch_max_revisions)},
+    {"history", "batch_max_ms", 1, 600000, offsetof(Config, batch_max_ms)},
+    {"history", "partition_revisions", 1, 1000000000, offsetof(Config, partition_revisions)},
+    {"history", "retain_interval", 1, 86400, offsetof(Config, retain_interval_s)},
+    {"worker", "status_interval_ms", 10, 3600000, offsetof(Config, status_interval_ms)},
+    {"worker", "backfill_chunk_rows", 1, 1000000, offsetof(Config, backfill_chunk_rows)},
+    {"worker", "connect_timeout", 0, 3600, offsetof(Config, pgio.connect_timeout_s)},
+    {"worker", "tcp_keepalives_idle", 0, 7200, offsetof(Config, pgio.keepalives_idle_s)},
+    {"worker", "tcp_keepalives_interval", 1, 3600, offsetof(Config, pgio.keepalives_interval_s)},
+    {"worker", "tcp_keepalives_count", 1, 100, offsetof(Config, pgio.keepalives_count)},
+    {"worker", "slot_create_timeout", 0, 86400, offsetof(Config, slot_create_timeout_s)},
+    {"worker", "reconcile_interval", 0, 31536000, offsetof(Config, reconcile_interval_s)},
+    {"worker", "reconcile_rows_per_second", 0, 100000000, offsetof(Config, reconcile_rows_per_second)},
+    {"worker", "reply_timeout_ms", 0, 86400000, offsetof(Config, pgio.reply_timeout_ms)},
+    {"branches", "required_approvals", 0, 100, offsetof(Config, required_approvals)},
+};
+
 /* Set one key of one section. Returns false with why filled; *unknown tells
  * "no such key" apart from "bad value". */
 static bool config_set(Config *cfg, const char *section, const char *name, const char *value, bool *unknown, char *why,
@@ -345,6 +370,10 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     bool bv;
     WrError terr;
 #define IS(s, k) (strcmp(section, s) == 0 && strcmp(name, k) == 0)
+    for (size_t i = 0; i < sizeof(INT_SETTINGS) / sizeof(INT_SETTINGS[0]); i++)
+        if (IS(INT_SETTINGS[i].section, INT_SETTINGS[i].name))
+            return parse_int(value, INT_SETTINGS[i].min, INT_SETTINGS[i].max,
+                             (int *)(void *)((char *)cfg + INT_SETTINGS[i].offset), why, whylen);
     if (IS("source", "conninfo"))
         set_str(&cfg->source_conninfo, value);
     else if (IS("source", "slot"))
@@ -360,22 +389,10 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
         set_str(&cfg->history_conninfo, value);
     else if (IS("history", "schema"))
         set_str(&cfg->history_schema, value);
-    else if (IS("history", "batch_max_revisions")) {
-        if (!parse_int(value, 1, 1000000, &iv, why, whylen)) return false;
-        cfg->batch_max_revisions = iv;
-    } else if (IS("history", "batch_max_ms")) {
-        if (!parse_int(value, 1, 600000, &iv, why, whylen)) return false;
-        cfg->batch_max_ms = iv;
-    } else if (IS("history", "keyframe_factor")) {
+    else if (IS("history", "keyframe_factor")) {
         if (!parse_real(value, 0.01, 1000, &cfg->keyframe_factor, why, whylen)) return false;
-    } else if (IS("history", "partition_revisions")) {
-        if (!parse_int(value, 1, 1000000000, &iv, why, whylen)) return false;
-        cfg->partition_revisions = iv;
     } else if (IS("history", "retain")) {
         if (!parse_period(value, &cfg->retain_s, why, whylen)) return false;
-    } else if (IS("history", "retain_interval")) {
-        if (!parse_int(value, 1, 86400, &iv, why, whylen)) return false;
-        cfg->retain_interval_s = iv;
     } else if (IS("history", "synchronous_commit")) {
         if (!parse_bool(value, &bv, why, whylen)) return false;
         cfg->history_synchronous_commit = bv;
@@ -388,39 +405,9 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     } else if (strcmp(section, "kafka") == 0) {
         if (!check_kafka_prop(name, value, why, whylen)) return false;
         add_kafka_prop(cfg, name, value);
-    } else if (IS("worker", "status_interval_ms")) {
-        if (!parse_int(value, 10, 3600000, &iv, why, whylen)) return false;
-        cfg->status_interval_ms = iv;
     } else if (IS("worker", "row_cache_mb")) {
         if (!parse_int(value, 0, 1048576, &iv, why, whylen)) return false;
         cfg->row_cache_bytes = (size_t)iv * MIB;
-    } else if (IS("worker", "backfill_chunk_rows")) {
-        if (!parse_int(value, 1, 1000000, &iv, why, whylen)) return false;
-        cfg->backfill_chunk_rows = iv;
-    } else if (IS("worker", "connect_timeout")) {
-        if (!parse_int(value, 0, 3600, &iv, why, whylen)) return false;
-        cfg->pgio.connect_timeout_s = iv;
-    } else if (IS("worker", "tcp_keepalives_idle")) {
-        if (!parse_int(value, 0, 7200, &iv, why, whylen)) return false;
-        cfg->pgio.keepalives_idle_s = iv;
-    } else if (IS("worker", "tcp_keepalives_interval")) {
-        if (!parse_int(value, 1, 3600, &iv, why, whylen)) return false;
-        cfg->pgio.keepalives_interval_s = iv;
-    } else if (IS("worker", "tcp_keepalives_count")) {
-        if (!parse_int(value, 1, 100, &iv, why, whylen)) return false;
-        cfg->pgio.keepalives_count = iv;
-    } else if (IS("worker", "slot_create_timeout")) {
-        if (!parse_int(value, 0, 86400, &iv, why, whylen)) return false;
-        cfg->slot_create_timeout_s = iv;
-    } else if (IS("worker", "reconcile_interval")) {
-        if (!parse_int(value, 0, 31536000, &iv, why, whylen)) return false;
-        cfg->reconcile_interval_s = iv;
-    } else if (IS("worker", "reconcile_rows_per_second")) {
-        if (!parse_int(value, 0, 100000000, &iv, why, whylen)) return false;
-        cfg->reconcile_rows_per_second = iv;
-    } else if (IS("worker", "reply_timeout_ms")) {
-        if (!parse_int(value, 0, 86400000, &iv, why, whylen)) return false;
-        cfg->pgio.reply_timeout_ms = iv;
     } else if (IS("tracking", "exclude") || IS("tracking", "untracked") || IS("tracking", "hidden")) {
         RuleKind kind = strcmp(name, "exclude") == 0     ? RULE_EXCLUDE
                         : strcmp(name, "untracked") == 0 ? RULE_UNTRACKED
@@ -432,9 +419,6 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     } else if (IS("tracking", "allow_suppress")) {
         if (!parse_bool(value, &bv, why, whylen)) return false;
         tracking_set_allow_suppress(cfg->tracking, bv);
-    } else if (IS("branches", "required_approvals")) {
-        if (!parse_int(value, 0, 100, &iv, why, whylen)) return false;
-        cfg->required_approvals = iv;
     } else if (IS("metrics", "listen")) {
         char host[256], port[8];
         if (value[0] && !metrics_parse_listen(value, host, sizeof(host), port, sizeof(port))) {
