@@ -165,22 +165,14 @@ static WrStatus request(ReplayCtx *ctx, const EraseArgs *a, const char *rel, con
                           qs);
         goto out;
     }
-    res = rq_exec(src, err, "BEGIN", 0, NULL);
-    if (!res) {
-        st = err->status;
-        goto out;
-    }
-    PQclear(res);
+    st = rq_run(src, err, "BEGIN", 0, NULL);
+    if (st != WR_OK) goto out;
     char *desc = xasprintf("erase: %s", a->reason);
     sql = rq_context_sql(ctx, src, a->actor, desc, NULL);
     free(desc);
-    res = rq_exec(src, err, sql, 0, NULL);
+    st = rq_run(src, err, sql, 0, NULL);
     free(sql);
-    if (!res) {
-        st = err->status;
-        goto out;
-    }
-    PQclear(res);
+    if (st != WR_OK) goto out;
     sql = xasprintf("INSERT INTO %s.erasure_log (relid, nspname, relname, key, col_ids, col_names, reason) "
                     "VALUES ($1::oid, $2, $3, $4, $5::smallint[], $6::text[], $7) RETURNING id",
                     qs);
@@ -193,12 +185,7 @@ static WrStatus request(ReplayCtx *ctx, const EraseArgs *a, const char *rel, con
     }
     *id_out = xstrdup(PQgetvalue(res, 0, 0));
     PQclear(res);
-    res = rq_exec(src, err, "COMMIT", 0, NULL);
-    if (!res) {
-        st = err->status;
-        goto out;
-    }
-    PQclear(res);
+    st = rq_run(src, err, "COMMIT", 0, NULL);
 out:
     free(qs);
     PQfinish(src);

@@ -80,6 +80,8 @@ void relversion_term(RelVersion *rv);
 void rq_server_error(WrError *err, PGconn *conn, const PGresult *res);
 /* Run sql with text params on conn; NULL + err on failure (the server's primary message). Caller PQclears. */
 PGresult *rq_exec(PGconn *conn, WrError *err, const char *sql, int nparams, const char *const *params);
+/* rq_exec of a statement whose result is not wanted: WR_OK, or err's status. */
+WrStatus rq_run(PGconn *conn, WrError *err, const char *sql, int nparams, const char *const *params) WR_MUSTCHECK;
 /* Connect through pgio (connect timeout, keepalives, notices dropped); err
  * names what ("history store"). *out owned by the caller. */
 WrStatus rq_connect(const char *conninfo, const char *what, PGconn **out, WrError *err) WR_MUSTCHECK;

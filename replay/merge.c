@@ -198,12 +198,8 @@ WrStatus branch_diff(ReplayCtx *ctx, const char *range, const char *const *table
     if (st == WR_OK && strcmp(left, right) == 0) st = wr_error_set(err, WR_INVALID, "%s: both sides are one", range);
     if (st == WR_OK) st = base_of(&a, &b, &base_rev, err);
     if (st == WR_OK) st = branch_connect_source(ctx, &src, err);
-    if (st == WR_OK) {
-        /* one snapshot of every table */
-        PGresult *res = rq_exec(src, err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
-        if (!res) st = err->status;
-        PQclear(res);
-    }
+    /* one snapshot of every table */
+    if (st == WR_OK) st = rq_run(src, err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
     if (st == WR_OK) table_init(&out, DIFF_COLS, 6);
     const BranchInfo *bi = st == WR_OK ? tables_of(&a, &b) : NULL;
     for (int i = 0; st == WR_OK && i < bi->ntables; i++) {
@@ -578,16 +574,15 @@ static void count_summary(Merge *m, const char *table, const int counts[3])
  */
 static WrStatus try_plan(Merge *m, WrError *err)
 {
-    PGresult *res = rq_exec(m->src, err, "SET CONSTRAINTS ALL IMMEDIATE", 0, NULL);
-    if (!res) return err->status;
-    PQclear(res);
+    WrStatus st = rq_run(m->src, err, "SET CONSTRAINTS ALL IMMEDIATE", 0, NULL);
+    if (st != WR_OK) return st;
     for (int i = 0; i < m->plan.nstmts; i++) {
         const Stmt *s = &m->plan.stmts[i];
         const StmtInfo *info = NULL;
         for (int k = 0; k < m->nsi; k++)
             if (m->si[k].sql == s->sql) info = &m->si[k];
         PQclear(PQexec(m->src, "SAVEPOINT walrev_merge"));
-        res = PQexec(m->src, s->sql);
+        PGresult *res = PQexec(m->src, s->sql);
         bool ok =
             PQresultStatus(res) == PGRES_COMMAND_OK && (s->kind == K_INSERT || strcmp(PQcmdTuples(res), "1") == 0);
         if (!ok) {
@@ -602,15 +597,10 @@ static WrStatus try_plan(Merge *m, WrError *err)
             add_conflict(m, info ? info->table : "?", info ? info->key : "?", CF_CONSTRAINT, NULL,
                          info ? info->base : NULL, info ? info->ours : NULL, info ? info->theirs : NULL, NULL, detail);
             free(detail);
-            PQclear(res);
-            res = rq_exec(m->src, err, "ROLLBACK TO SAVEPOINT walrev_merge", 0, NULL);
-            if (!res) return err->status;
-        } else {
-            PQclear(res);
-            res = rq_exec(m->src, err, "RELEASE SAVEPOINT walrev_merge", 0, NULL);
-            if (!res) return err->status;
         }
         PQclear(res);
+        st = rq_run(m->src, err, ok ? "RELEASE SAVEPOINT walrev_merge" : "ROLLBACK TO SAVEPOINT walrev_merge", 0, NULL);
+        if (st != WR_OK) return st;
     }
     return WR_OK;
 }
@@ -790,11 +780,7 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     if (st == WR_OK) st = branch_connect_source(ctx, &m.src, err);
     PGresult *res;
-    if (st == WR_OK) {
-        res = rq_exec(m.src, err, apply ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL);
-        if (!res) st = err->status;
-        PQclear(res);
-    }
+    if (st == WR_OK) st = rq_run(m.src, err, apply ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL);
     if (st == WR_OK && apply) {
         /* main's tables hold still from here to COMMIT (reads go on); the branch's too */
         for (int i = 0; i < b.ntables && st == WR_OK; i++) {
@@ -1045,11 +1031,7 @@ WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     if (st == WR_OK) st = review_load_approvals(ctx, &b, head, &apps, err);
     if (st == WR_OK) st = branch_connect_source(ctx, &m.src, err);
-    if (st == WR_OK) {
-        PGresult *r = rq_exec(m.src, err, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL);
-        if (!r) st = err->status;
-        PQclear(r);
-    }
+    if (st == WR_OK) st = rq_run(m.src, err, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL);
     if (st == WR_OK) st = merge_compute(&m, &b, true, err);
     if (m.src) PQclear(PQexec(m.src, "ROLLBACK"));
     if (st != WR_OK) goto out;

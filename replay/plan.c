@@ -412,11 +412,9 @@ static WrStatus statement_failed(UndoPlan *u, const Stmt *s, PGresult *res, WrEr
 /* Run the plan on the source as one transaction, or change nothing. */
 static WrStatus apply_plan(UndoPlan *u, const char *ctx_sql, WrError *err)
 {
-    PGresult *res = rq_exec(u->src, err, "BEGIN", 0, NULL);
-    if (!res) return err->status;
-    PQclear(res);
-    WrStatus st = WR_OK;
-    res = rq_exec(u->src, err, ctx_sql, 0, NULL);
+    WrStatus st = rq_run(u->src, err, "BEGIN", 0, NULL);
+    if (st != WR_OK) return st;
+    PGresult *res = rq_exec(u->src, err, ctx_sql, 0, NULL);
     if (!res) {
         st = wr_error_prefix(err, "nothing changed: the walrev context function failed");
         goto rollback;

@@ -108,35 +108,50 @@ static char *table_columns(PGconn *c, const char *qs, const char *table, WrError
     return cols;
 }
 
+/* Send a COPY statement (sql, freed here); WR_OK when the server entered mode (COPY OUT or IN). */
+static WrStatus copy_start(PGconn *c, char *sql, ExecStatusType mode, WrError *err)
+{
+    PGresult *res = PQexec(c, sql);
+    free(sql);
+    WrStatus st = WR_OK;
+    if (PQresultStatus(res) != mode) {
+        rq_server_error(err, c, res);
+        st = err->status;
+    }
+    PQclear(res);
+    return st;
+}
+
+/* Read a COPY's results to the end; the first failure becomes st (unless st already failed);
+ * *rows (NULL: not wanted) the command's row count. */
+static WrStatus copy_finish(PGconn *c, WrStatus st, long long *rows, WrError *err)
+{
+    PGresult *res;
+    while ((res = PQgetResult(c)) != NULL) {
+        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rq_server_error(err, c, res);
+            st = err->status;
+        } else if (rows && PQresultStatus(res) == PGRES_COMMAND_OK) {
+            *rows = atoll(PQcmdTuples(res));
+        }
+        PQclear(res);
+    }
+    return st;
+}
+
 /* COPY (select) TO a file in CSV; *rows its row count. */
 static WrStatus copy_out(PGconn *c, const char *select, const char *path, long long *rows, WrError *err)
 {
     FILE *f = fopen(path, "wb");
     if (!f) return wr_error_set(err, WR_FATAL, "cannot create %s: %s", path, strerror(errno));
-    char *sql = xasprintf("COPY (%s) TO STDOUT (FORMAT csv)", select);
-    PGresult *res = PQexec(c, sql);
-    free(sql);
-    WrStatus st = WR_OK;
-    if (PQresultStatus(res) != PGRES_COPY_OUT) {
-        rq_server_error(err, c, res);
-        st = err->status;
-    }
-    PQclear(res);
+    WrStatus st = copy_start(c, xasprintf("COPY (%s) TO STDOUT (FORMAT csv)", select), PGRES_COPY_OUT, err);
     char *buf = NULL;
     int n;
     while (st == WR_OK && (n = PQgetCopyData(c, &buf, 0)) > 0) {
         if (fwrite(buf, 1, (size_t)n, f) != (size_t)n) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
         PQfreemem(buf);
     }
-    while ((res = PQgetResult(c)) != NULL) {
-        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
-            rq_server_error(err, c, res);
-            st = err->status;
-        } else if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-            *rows = atoll(PQcmdTuples(res));
-        }
-        PQclear(res);
-    }
+    st = copy_finish(c, st, rows, err);
     if (fclose(f) != 0 && st == WR_OK) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
     return st;
 }
@@ -146,28 +161,14 @@ static WrStatus copy_in(PGconn *c, const char *table, const char *cols, const ch
 {
     FILE *f = fopen(path, "rb");
     if (!f) return wr_error_set(err, WR_FATAL, "cannot read %s: %s", path, strerror(errno));
-    char *sql = xasprintf("COPY %s (%s) FROM STDIN (FORMAT csv)", table, cols);
-    PGresult *res = PQexec(c, sql);
-    free(sql);
-    WrStatus st = WR_OK;
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        rq_server_error(err, c, res);
-        st = err->status;
-    }
-    PQclear(res);
+    WrStatus st = copy_start(c, xasprintf("COPY %s (%s) FROM STDIN (FORMAT csv)", table, cols), PGRES_COPY_IN, err);
     if (st == WR_OK) {
         char buf[65536];
         size_t n;
         bool ok = true;
         while (ok && (n = fread(buf, 1, sizeof(buf), f)) > 0) ok = PQputCopyData(c, buf, (int)n) == 1;
         PQputCopyEnd(c, ok ? NULL : "walrev prune --import: reading the file failed");
-        while ((res = PQgetResult(c)) != NULL) {
-            if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
-                rq_server_error(err, c, res);
-                st = err->status;
-            }
-            PQclear(res);
-        }
+        st = copy_finish(c, st, NULL, err);
     }
     fclose(f);
     return st == WR_OK ? WR_OK : wr_error_prefix(err, "loading %s into %s", path, table);
@@ -348,14 +349,6 @@ static WrStatus export_range(ReplayCtx *ctx, PGconn *c, const Plan *p, const cha
 
 /* ---- apply ---- */
 
-static WrStatus run_on(PGconn *c, const char *sql, WrError *err)
-{
-    PGresult *res = rq_exec(c, err, sql, 0, NULL);
-    if (!res) return err->status;
-    PQclear(res);
-    return WR_OK;
-}
-
 static WrStatus apply_plan(ReplayCtx *ctx, const Plan *p, const char *export_dir, WrError *err)
 {
     /* The plan's read-only transaction holds locks the drop must wait for: end it. */
@@ -363,7 +356,7 @@ static WrStatus apply_plan(ReplayCtx *ctx, const Plan *p, const char *export_dir
     PGconn *c = NULL;
     WrStatus st = rq_connect(ctx->hist_conninfo, "history store", &c, err);
     if (st != WR_OK) return st;
-    st = run_on(c, "BEGIN ISOLATION LEVEL REPEATABLE READ; " PRUNE_LOCK_TIMEOUT "; SET LOCAL jit = off", err);
+    st = rq_run(c, err, "BEGIN ISOLATION LEVEL REPEATABLE READ; " PRUNE_LOCK_TIMEOUT "; SET LOCAL jit = off", 0, NULL);
     if (st == WR_OK && export_dir) st = export_range(ctx, c, p, export_dir, err);
     PGresult *res = NULL;
     if (st == WR_OK) {
@@ -384,7 +377,7 @@ static WrStatus apply_plan(ReplayCtx *ctx, const Plan *p, const char *export_dir
         }
         PQclear(n);
     }
-    if (st == WR_OK) st = run_on(c, "COMMIT", err);
+    if (st == WR_OK) st = rq_run(c, err, "COMMIT", 0, NULL);
     if (st == WR_OK)
         fprintf(ctx->out,
                 "pruned: %s partitions dropped; history before revision %" PRId64
@@ -449,7 +442,7 @@ static WrStatus load_files(ReplayCtx *ctx, PGconn *c, const char *dir, json_t *f
             char *sql =
                 xasprintf("CREATE TABLE %1$s.%2$s_p%3$lld PARTITION OF %1$s.%2$s FOR VALUES FROM (%4$s) TO (%5$lld)",
                           ctx->schema_q, table, (long long)(lo < 1 ? 1 : lo), from, (long long)hi);
-            st = run_on(c, sql, err);
+            st = rq_run(c, err, sql, 0, NULL);
             free(sql);
             if (st != WR_OK)
                 return wr_error_prefix(err, "re-creating the partition of %s from revision %lld", table, (long long)lo);
@@ -502,14 +495,14 @@ static WrStatus import_dir(ReplayCtx *ctx, const char *dir, WrError *err)
         PQclear(PQexec(ctx->hist, "ROLLBACK"));
         PGconn *c = NULL;
         st = rq_connect(ctx->hist_conninfo, "history store", &c, err);
-        if (st == WR_OK) st = run_on(c, "BEGIN; " PRUNE_LOCK_TIMEOUT, err);
+        if (st == WR_OK) st = rq_run(c, err, "BEGIN; " PRUNE_LOCK_TIMEOUT, 0, NULL);
         if (st == WR_OK) st = load_files(ctx, c, dir, files, err);
         if (st == WR_OK) {
             char *sql = xasprintf("DELETE FROM %s.prune WHERE before_id = %lld", ctx->schema_q, (long long)before);
-            st = run_on(c, sql, err);
+            st = rq_run(c, err, sql, 0, NULL);
             free(sql);
         }
-        if (st == WR_OK) st = run_on(c, "COMMIT", err);
+        if (st == WR_OK) st = rq_run(c, err, "COMMIT", 0, NULL);
         PQfinish(c);
         if (st == WR_OK)
             fprintf(

@@ -68,6 +68,14 @@ PGresult *rq_exec(PGconn *conn, WrError *err, const char *sql, int nparams, cons
     return NULL;
 }
 
+WrStatus rq_run(PGconn *conn, WrError *err, const char *sql, int nparams, const char *const *params)
+{
+    PGresult *res = rq_exec(conn, err, sql, nparams, params);
+    if (!res) return err->status;
+    PQclear(res);
+    return WR_OK;
+}
+
 WrStatus rq_connect(const char *conninfo, const char *what, PGconn **out, WrError *err)
 {
     PgioConnect how = {.what = what, .app_name = "walrev"};
