@@ -71,6 +71,17 @@ static void free_version(RelationVersion *rv)
 
 static char *dup_or_empty(const char *s) { return xstrdup(s ? s : ""); }
 
+/* The array field name whose length counts the columns (or generated columns) into *out;
+ * the count, 0 with r->bad when it is no array or longer than a uint16_t. */
+static uint16_t count_array(Row *r, const char *name, json_t **out)
+{
+    json_t *a = json_object_get(r->o, name);
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    if (!json_is_array(a) || n > UINT16_MAX) r->bad = r->bad ? r->bad : name;
+    *out = a;
+    return (uint16_t)(n > UINT16_MAX ? 0 : n);
+}
+
 /* One row into rv (which the caller frees with free_version); r->bad names a field that did not read back. */
 static void read_version(Row *r, RelationVersion *rv, int16_t *max_col_id)
 {
@@ -89,10 +100,8 @@ static void read_version(Row *r, RelationVersion *rv, int16_t *max_col_id)
     rv->revision_id = (int64_t)get_int(r, json_object_get(o, "revision_id"), "revision_id", 0, INT64_MAX);
     *max_col_id = (int16_t)get_int(r, json_object_get(o, "max_col_id"), "max_col_id", 1, INT16_MAX);
 
-    json_t *ids = json_object_get(o, "col_ids");
-    size_t n = json_is_array(ids) ? json_array_size(ids) : 0;
-    if (!json_is_array(ids) || n > UINT16_MAX) r->bad = r->bad ? r->bad : "col_ids";
-    rv->ncols = (uint16_t)(n > UINT16_MAX ? 0 : n);
+    json_t *ids;
+    rv->ncols = count_array(r, "col_ids", &ids);
     rv->cols = xcalloc((size_t)rv->ncols + 1, sizeof(RelColumn));
     json_t *names = get_array(r, "col_names", rv->ncols), *oids = get_array(r, "col_type_oids", rv->ncols),
            *typmods = get_array(r, "col_typmods", rv->ncols), *tnames = get_array(r, "col_type_names", rv->ncols),
@@ -113,10 +122,8 @@ static void read_version(Row *r, RelationVersion *rv, int16_t *max_col_id)
         if (t && (strlen(t) != 1 || !strchr("fhu", t[0])) && !r->bad) r->bad = "col_track";
     }
 
-    json_t *gnames = json_object_get(o, "gen_names");
-    size_t ng = json_is_array(gnames) ? json_array_size(gnames) : 0;
-    if (!json_is_array(gnames) || ng > UINT16_MAX) r->bad = r->bad ? r->bad : "gen_names";
-    rv->ngen = (uint16_t)(ng > UINT16_MAX ? 0 : ng);
+    json_t *gnames;
+    rv->ngen = count_array(r, "gen_names", &gnames);
     rv->gen = xcalloc((size_t)rv->ngen + 1, sizeof(GenColumn));
     json_t *gtypes = get_array(r, "gen_type_names", rv->ngen), *gpos = get_array(r, "gen_positions", rv->ngen),
            *gexprs = get_array(r, "gen_exprs", rv->ngen);
