@@ -831,15 +831,7 @@ static bool message_id(const PgoLogicalMessage *m, bool chunk, char *out, size_t
     return ok;
 }
 
-static uint64_t key_hash(const char *s)
-{
-    uint64_t x = 1469598103934665603ULL;
-    for (; *s; s++) {
-        x ^= (unsigned char)*s;
-        x *= 1099511628211ULL;
-    }
-    return x;
-}
+static uint64_t key_hash(const char *s) { return wr_fnv1a(s, strlen(s), WR_FNV_BASIS); }
 
 static void kept_index(Backfill *b)
 {

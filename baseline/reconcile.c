@@ -45,15 +45,7 @@ typedef struct {
     size_t cap, n;
 } Map;
 
-static uint64_t str_hash(const char *s)
-{
-    uint64_t x = 1469598103934665603ULL;
-    for (; *s; s++) {
-        x ^= (unsigned char)*s;
-        x *= 1099511628211ULL;
-    }
-    return x;
-}
+static uint64_t str_hash(const char *s) { return wr_fnv1a(s, strlen(s), WR_FNV_BASIS); }
 
 static void map_grow(Map *m)
 {

@@ -46,15 +46,6 @@ struct Reconciler {
     int nlast;
 };
 
-static uint64_t fnv(const char *s, size_t n, uint64_t x)
-{
-    for (size_t i = 0; i < n; i++) {
-        x ^= (unsigned char)s[i];
-        x *= 1099511628211ULL;
-    }
-    return x;
-}
-
 /* Whether the table's divergence (hash; 0: none) differs from the one recorded last; remembers it. */
 static bool divergence_changed(Reconciler *r, uint32_t relid, uint64_t hash)
 {
@@ -175,7 +166,7 @@ static WrStatus on_table(void *arg, const ReconTable *t, WrError *err)
     if (t->differences) {
         char n[24];
         snprintf(n, sizeof(n), "%lld:", (long long)t->differences);
-        hash = fnv(r->keys.data ? r->keys.data : "", r->keys.len, fnv(n, strlen(n), 1469598103934665603ULL)) | 1;
+        hash = wr_fnv1a(r->keys.data ? r->keys.data : "", r->keys.len, wr_fnv1a(n, strlen(n), WR_FNV_BASIS)) | 1;
     }
     if (!divergence_changed(r, t->relid, hash)) {
         if (t->differences)

@@ -358,3 +358,13 @@ bad:
     free(second);
     return false;
 }
+
+uint64_t wr_fnv1a(const void *data, size_t len, uint64_t h)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= UINT64_C(1099511628211);
+    }
+    return h;
+}

@@ -64,6 +64,13 @@ int64_t mono_now_us(void);
 /* Format a PostgreSQL timestamp as ISO 8601 UTC with microseconds into buf (>= 40 bytes). */
 void pg_time_format(int64_t pg_us, char *buf, size_t size);
 
+/* ---- hashing (hash tables, never security) ---- */
+/* The start every walrev table hash uses: FNV-1a's offset basis without its last digit. */
+#define WR_FNV_BASIS UINT64_C(1469598103934665603)
+/* FNV-1a of len bytes continued from h (WR_FNV_BASIS to start). Its low bits
+ * differ little between similar keys: mix before masking where that matters. */
+uint64_t wr_fnv1a(const void *data, size_t len, uint64_t h);
+
 /* ---- allocation: out of memory aborts with a message ---- */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);

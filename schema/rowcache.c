@@ -46,11 +46,7 @@ struct RowCache {
 
 uint64_t rowcache_key_hash(uint32_t relid, const char *key, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL ^ relid;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = wr_fnv1a(key, len, WR_FNV_BASIS ^ relid);
     return h ^ (h >> 29);
 }
 
