@@ -469,7 +469,6 @@ static WrStatus truncate_relation(Assembler *a, const RelationVersion *rv, WrErr
     return st;
 }
 
-
 static WrStatus handle_ddl(Assembler *a, const char *content, size_t len, WrError *err)
 {
     json_error_t jerr;
@@ -1041,6 +1040,15 @@ static void make_after(Assembler *a, const RelationVersion *rv)
     }
 }
 
+/* The next attribute delta of the one being built (*n of them so far), empty but for its column. */
+static AttributeDelta *next_attr(Assembler *a, uint16_t *n, int16_t col_id)
+{
+    AttributeDelta *ad = &a->attrs[(*n)++];
+    memset(ad, 0, sizeof(*ad));
+    ad->col_id = col_id;
+    return ad;
+}
+
 /*
  * The columns of new_vals that differ from the history's image of the row
  * (old_vals; known: the history has one) into attrs, as a rewrite's or a
@@ -1070,9 +1078,7 @@ static uint16_t image_changes(Assembler *a, const RelationVersion *rv, bool know
         else
             changed = !value_equal(&a->old_vals[i], &a->new_vals[i]);
         if (!changed) continue;
-        AttributeDelta *ad = &a->attrs[n++];
-        memset(ad, 0, sizeof(*ad));
-        ad->col_id = rv->cols[i].col_id;
+        AttributeDelta *ad = next_attr(a, &n, rv->cols[i].col_id);
         uint8_t old_flag = !old_lost && (add || old_known) ? 0 : ATTR_OLD_UNKNOWN;
         if (mode == TRACK_HIDDEN) {
             ad->flags = ATTR_HIDDEN | old_flag;
@@ -1109,9 +1115,7 @@ static WrStatus do_insert(Assembler *a, const RelationVersion *rv, DeltaOp op, c
         a->after_vals[i] = vals[i];
         a->after_unknown[i] = 0;
         if (rv->cols[i].track == TRACK_UNTRACKED) continue;
-        AttributeDelta *ad = &a->attrs[n++];
-        memset(ad, 0, sizeof(*ad));
-        ad->col_id = rv->cols[i].col_id;
+        AttributeDelta *ad = next_attr(a, &n, rv->cols[i].col_id);
         if (rv->cols[i].track == TRACK_HIDDEN) {
             ad->flags = ATTR_HIDDEN;
             if (a->new_state[i] != COL_UNCHANGED_TOAST) ad->digest = a->hidden_hash[i];
@@ -1137,9 +1141,7 @@ static WrStatus do_delete(Assembler *a, const RelationVersion *rv, const char *k
     uint16_t n = 0;
     for (uint16_t i = 0; i < rv->ncols; i++) {
         if (rv->cols[i].track == TRACK_UNTRACKED) continue;
-        AttributeDelta *ad = &a->attrs[n++];
-        memset(ad, 0, sizeof(*ad));
-        ad->col_id = rv->cols[i].col_id;
+        AttributeDelta *ad = next_attr(a, &n, rv->cols[i].col_id);
         if (rv->cols[i].track == TRACK_HIDDEN) {
             ad->flags = ATTR_HIDDEN;
         } else if (known && !a->old_unknown[i]) {
@@ -1351,9 +1353,7 @@ static uint16_t update_attributes(Assembler *a, const RelationVersion *rv, const
             changed = !value_equal(&a->old_vals[i], &a->new_vals[i]);
         }
         if (!changed) continue;
-        AttributeDelta *ad = &a->attrs[n++];
-        memset(ad, 0, sizeof(*ad));
-        ad->col_id = rv->cols[i].col_id;
+        AttributeDelta *ad = next_attr(a, &n, rv->cols[i].col_id);
         if (mode == TRACK_HIDDEN) {
             /* old unknown: whether it changed is not known either */
             ad->flags = old_known ? ATTR_HIDDEN : ATTR_HIDDEN | ATTR_OLD_UNKNOWN;
@@ -1721,9 +1721,7 @@ static WrStatus restate_row(RestateRows *rows, size_t r, WrError *err)
         a->after_unknown[i] = now_unknown;
         a->new_state[i] = now_unknown ? COL_UNCHANGED_TOAST : now.data ? COL_VALUE : COL_NULL;
         if (col->is_key) key_moved = true;
-        AttributeDelta *ad = &a->attrs[n++];
-        memset(ad, 0, sizeof(*ad));
-        ad->col_id = col->col_id;
+        AttributeDelta *ad = next_attr(a, &n, col->col_id);
         if (col->track == TRACK_HIDDEN) {
             ad->flags = ATTR_HIDDEN | (now_unknown ? ATTR_NEW_UNKNOWN : 0);
             if (!now_unknown) {
