@@ -685,6 +685,17 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
     return st;
 }
 
+/* The revision is in the batch (its row, or the quarantine's): the batch's end moves to it. */
+static void revision_done(HistorySink *h, const Revision *rev)
+{
+    h->in_revision = false;
+    h->next_id_base = rev->id;
+    h->batch_last_id = rev->id;
+    h->batch_end_lsn = rev->end_lsn;
+    memcpy(h->batch_checksum, rev->checksum, WALREV_CHECKSUM_LEN);
+    h->batch_revisions++;
+}
+
 static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
 {
     HistorySink *h = s->impl;
@@ -700,14 +711,8 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
                             rev->id);
     if (h->quarantining) {
         st = hquarantine_commit(h, rev, err);
-        if (st != WR_OK) return st;
-        h->in_revision = false;
-        h->next_id_base = rev->id;
-        h->batch_last_id = rev->id;
-        h->batch_end_lsn = rev->end_lsn;
-        memcpy(h->batch_checksum, rev->checksum, WALREV_CHECKSUM_LEN);
-        h->batch_revisions++;
-        return WR_OK;
+        if (st == WR_OK) revision_done(h, rev);
+        return st;
     }
     StrBuf *b = &h->buf[TB_REVISION];
     const RevisionContext *c = rev->first_context;
@@ -738,13 +743,7 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
     copy_append_bytea(b, rev->checksum, WALREV_CHECKSUM_LEN);
     append_identity(b, c);
     strbuf_append_char(b, '\n');
-
-    h->in_revision = false;
-    h->next_id_base = rev->id;
-    h->batch_last_id = rev->id;
-    h->batch_end_lsn = rev->end_lsn;
-    memcpy(h->batch_checksum, rev->checksum, WALREV_CHECKSUM_LEN);
-    h->batch_revisions++;
+    revision_done(h, rev);
     return maybe_send(h, TB_REVISION, err);
 }
 
