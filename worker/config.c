@@ -336,29 +336,53 @@ static void add_kafka_prop(Config *cfg, const char *name, const char *value)
     if (strcmp(name, "bootstrap.servers") == 0) cfg->kafka_enabled = true;
 }
 
-/* The settings that are one integer in a range, each an int of Config:
- * one row here instead of a branch of config_set each. */
+/* The settings that are one plain value of Config (a string, a boolean, an
+ * int in a range): one row each here instead of a branch of config_set. */
+typedef enum { SET_STR, SET_BOOL, SET_INT } SettingKind;
 static const struct {
     const char *section, *name;
-    long min, max;
-    size_t offset; /* of the int in Config */
-} INT_SETTINGS[] = {
-    {"history", "batch_max_revisions", 1, 1000000, offsetof(Config, batch_max_revisions)},
-    {"history", "batch_max_ms", 1, 600000, offsetof(Config, batch_max_ms)},
-    {"history", "partition_revisions", 1, 1000000000, offsetof(Config, partition_revisions)},
-    {"history", "retain_interval", 1, 86400, offsetof(Config, retain_interval_s)},
-    {"worker", "status_interval_ms", 10, 3600000, offsetof(Config, status_interval_ms)},
-    {"worker", "backfill_chunk_rows", 1, 1000000, offsetof(Config, backfill_chunk_rows)},
-    {"worker", "connect_timeout", 0, 3600, offsetof(Config, pgio.connect_timeout_s)},
-    {"worker", "tcp_keepalives_idle", 0, 7200, offsetof(Config, pgio.keepalives_idle_s)},
-    {"worker", "tcp_keepalives_interval", 1, 3600, offsetof(Config, pgio.keepalives_interval_s)},
-    {"worker", "tcp_keepalives_count", 1, 100, offsetof(Config, pgio.keepalives_count)},
-    {"worker", "slot_create_timeout", 0, 86400, offsetof(Config, slot_create_timeout_s)},
-    {"worker", "reconcile_interval", 0, 31536000, offsetof(Config, reconcile_interval_s)},
-    {"worker", "reconcile_rows_per_second", 0, 100000000, offsetof(Config, reconcile_rows_per_second)},
-    {"worker", "reply_timeout_ms", 0, 86400000, offsetof(Config, pgio.reply_timeout_ms)},
-    {"branches", "required_approvals", 0, 100, offsetof(Config, required_approvals)},
+    SettingKind kind;
+    long min, max; /* SET_INT */
+    size_t offset; /* of the char *, bool or int in Config */
+} SETTINGS[] = {
+    {"source", "conninfo", SET_STR, 0, 0, offsetof(Config, source_conninfo)},
+    {"source", "slot", SET_STR, 0, 0, offsetof(Config, slot_name)},
+    {"source", "publication", SET_STR, 0, 0, offsetof(Config, publication)},
+    {"history", "conninfo", SET_STR, 0, 0, offsetof(Config, history_conninfo)},
+    {"history", "schema", SET_STR, 0, 0, offsetof(Config, history_schema)},
+    {"file", "path", SET_STR, 0, 0, offsetof(Config, file_path)},
+    {"kafka", "topic_prefix", SET_STR, 0, 0, offsetof(Config, kafka_topic_prefix)},
+    {"history", "enabled", SET_BOOL, 0, 0, offsetof(Config, history_enabled)},
+    {"history", "synchronous_commit", SET_BOOL, 0, 0, offsetof(Config, history_synchronous_commit)},
+    {"kafka", "erase_tombstones", SET_BOOL, 0, 0, offsetof(Config, kafka_erase_tombstones)},
+    {"history", "batch_max_revisions", SET_INT, 1, 1000000, offsetof(Config, batch_max_revisions)},
+    {"history", "batch_max_ms", SET_INT, 1, 600000, offsetof(Config, batch_max_ms)},
+    {"history", "partition_revisions", SET_INT, 1, 1000000000, offsetof(Config, partition_revisions)},
+    {"history", "retain_interval", SET_INT, 1, 86400, offsetof(Config, retain_interval_s)},
+    {"worker", "status_interval_ms", SET_INT, 10, 3600000, offsetof(Config, status_interval_ms)},
+    {"worker", "backfill_chunk_rows", SET_INT, 1, 1000000, offsetof(Config, backfill_chunk_rows)},
+    {"worker", "connect_timeout", SET_INT, 0, 3600, offsetof(Config, pgio.connect_timeout_s)},
+    {"worker", "tcp_keepalives_idle", SET_INT, 0, 7200, offsetof(Config, pgio.keepalives_idle_s)},
+    {"worker", "tcp_keepalives_interval", SET_INT, 1, 3600, offsetof(Config, pgio.keepalives_interval_s)},
+    {"worker", "tcp_keepalives_count", SET_INT, 1, 100, offsetof(Config, pgio.keepalives_count)},
+    {"worker", "slot_create_timeout", SET_INT, 0, 86400, offsetof(Config, slot_create_timeout_s)},
+    {"worker", "reconcile_interval", SET_INT, 0, 31536000, offsetof(Config, reconcile_interval_s)},
+    {"worker", "reconcile_rows_per_second", SET_INT, 0, 100000000, offsetof(Config, reconcile_rows_per_second)},
+    {"worker", "reply_timeout_ms", SET_INT, 0, 86400000, offsetof(Config, pgio.reply_timeout_ms)},
+    {"branches", "required_approvals", SET_INT, 0, 100, offsetof(Config, required_approvals)},
 };
+
+/* Set a SETTINGS row's field from its text; false with why filled. */
+static bool set_plain(Config *cfg, size_t row, const char *value, char *why, size_t whylen)
+{
+    void *field = (char *)cfg + SETTINGS[row].offset;
+    switch (SETTINGS[row].kind) {
+    case SET_STR: set_str(field, value); return true;
+    case SET_BOOL: return parse_bool(value, field, why, whylen);
+    case SET_INT: return parse_int(value, SETTINGS[row].min, SETTINGS[row].max, field, why, whylen);
+    }
+    return false;
+}
 
 /* Set one key of one section. Returns false with why filled; *unknown tells
  * "no such key" apart from "bad value". */
@@ -370,38 +394,14 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
     bool bv;
     WrError terr;
 #define IS(s, k) (strcmp(section, s) == 0 && strcmp(name, k) == 0)
-    for (size_t i = 0; i < sizeof(INT_SETTINGS) / sizeof(INT_SETTINGS[0]); i++)
-        if (IS(INT_SETTINGS[i].section, INT_SETTINGS[i].name))
-            return parse_int(value, INT_SETTINGS[i].min, INT_SETTINGS[i].max,
-                             (int *)(void *)((char *)cfg + INT_SETTINGS[i].offset), why, whylen);
-    if (IS("source", "conninfo"))
-        set_str(&cfg->source_conninfo, value);
-    else if (IS("source", "slot"))
-        set_str(&cfg->slot_name, value);
-    else if (IS("source", "publication"))
-        set_str(&cfg->publication, value);
-    else if (IS("source", "tables"))
+    for (size_t i = 0; i < sizeof(SETTINGS) / sizeof(SETTINGS[0]); i++)
+        if (IS(SETTINGS[i].section, SETTINGS[i].name)) return set_plain(cfg, i, value, why, whylen);
+    if (IS("source", "tables"))
         return add_tables(cfg, value, why, whylen);
-    else if (IS("history", "enabled")) {
-        if (!parse_bool(value, &bv, why, whylen)) return false;
-        cfg->history_enabled = bv;
-    } else if (IS("history", "conninfo"))
-        set_str(&cfg->history_conninfo, value);
-    else if (IS("history", "schema"))
-        set_str(&cfg->history_schema, value);
     else if (IS("history", "keyframe_factor")) {
         if (!parse_real(value, 0.01, 1000, &cfg->keyframe_factor, why, whylen)) return false;
     } else if (IS("history", "retain")) {
         if (!parse_period(value, &cfg->retain_s, why, whylen)) return false;
-    } else if (IS("history", "synchronous_commit")) {
-        if (!parse_bool(value, &bv, why, whylen)) return false;
-        cfg->history_synchronous_commit = bv;
-    } else if (IS("file", "path"))
-        set_str(&cfg->file_path, value);
-    else if (IS("kafka", "topic_prefix"))
-        set_str(&cfg->kafka_topic_prefix, value);
-    else if (IS("kafka", "erase_tombstones")) {
-        if (!parse_bool(value, &cfg->kafka_erase_tombstones, why, whylen)) return false;
     } else if (strcmp(section, "kafka") == 0) {
         if (!check_kafka_prop(name, value, why, whylen)) return false;
         add_kafka_prop(cfg, name, value);
