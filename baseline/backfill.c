@@ -903,17 +903,27 @@ static WrStatus table_failed(Backfill *b, const char *state, const char *why, Wr
     return end_job(b, state, why, err);
 }
 
-static WrStatus chunk_context(Backfill *b, StrBuf *out)
+char *baseline_own_context(const char *actor_id, const char *description, const char *meta_key, json_t *meta)
 {
     json_t *o = json_object();
     json_t *actor = json_object();
     json_object_set_new(actor, "type", json_string("walrev"));
-    json_object_set_new(actor, "id", json_string("baseline"));
+    json_object_set_new(actor, "id", json_string(actor_id));
     json_object_set_new(o, "actor", actor);
+    json_object_set_new(o, "description", json_string(description));
+    json_t *m = json_object();
+    json_object_set_new(m, meta_key, meta);
+    json_object_set_new(o, "meta", m);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+static WrStatus chunk_context(Backfill *b, StrBuf *out)
+{
     char desc[600];
     snprintf(desc, sizeof(desc), "baseline of %s.%s (joined the publication later): chunk %d", b->job.nspname,
              b->job.relname, b->job.chunks + 1);
-    json_object_set_new(o, "description", json_string(desc));
     json_t *bf = json_object();
     json_object_set_new(bf, "id", json_string(b->wm_id));
     json_object_set_new(bf, "relid", json_integer(b->job.relid));
@@ -922,11 +932,7 @@ static WrStatus chunk_context(Backfill *b, StrBuf *out)
     json_object_set_new(bf, "first_page", json_integer(b->chunk_first));
     json_object_set_new(bf, "end_page", json_integer(b->chunk_end));
     json_object_set_new(bf, "rows_read", json_integer(b->chunk_read));
-    json_t *meta = json_object();
-    json_object_set_new(meta, "backfill", bf);
-    json_object_set_new(o, "meta", meta);
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
+    char *s = baseline_own_context("baseline", desc, "backfill", bf);
     strbuf_reset(out);
     strbuf_append_str(out, s);
     free(s);

@@ -24,6 +24,7 @@
 
 #include "pgio/output.h"
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "decoder/assembler.h"
@@ -171,6 +172,14 @@ WrStatus baseline_primary_key(PGconn *c, uint32_t relid, uint16_t ncols, const c
  */
 WrStatus baseline_cast_values(PGconn *c, uint32_t from_oid, int32_t from_typmod, uint32_t to_oid, int32_t to_typmod,
                               const char *timezone, size_t n, const Value *in, char **out, WrError *err) WR_MUSTCHECK;
+
+/*
+ * The context JSON of a revision walrev writes itself (a backfill chunk, a
+ * gap): {"actor": {"type": "walrev", "id": actor_id}, "description": ...,
+ * "meta": {meta_key: meta}}. Takes meta (a jansson reference); the string is
+ * the caller's (free).
+ */
+char *baseline_own_context(const char *actor_id, const char *description, const char *meta_key, json_t *meta);
 
 /* Drop slot_name, left by a baseline that was interrupted (the history store
  * holds no checkpoint), so setup can take it again. WR_RETRY when the source

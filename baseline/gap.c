@@ -185,16 +185,10 @@ static char *gap_context(const GapCheck *c, const char *slot_name, Lsn cp)
     snprintf(hist, sizeof(hist), LSN_FMT, LSN_ARGS(c->history_lsn));
     snprintf(to, sizeof(to), LSN_FMT, LSN_ARGS(cp));
     snprintf(slot, sizeof(slot), LSN_FMT, LSN_ARGS(c->slot_lsn));
-    json_t *o = json_object();
-    json_t *actor = json_object();
-    json_object_set_new(actor, "type", json_string("walrev"));
-    json_object_set_new(actor, "id", json_string("gap"));
-    json_object_set_new(o, "actor", actor);
     char desc[400];
     snprintf(desc, sizeof(desc),
              "gap: changes between %s and %s were not seen (%s); the history is reconciled with the tables as of %s",
              hist, to, c->kind, to);
-    json_object_set_new(o, "description", json_string(desc));
     json_t *g = json_object();
     json_object_set_new(g, "kind", json_string(c->kind));
     json_object_set_new(g, "reason", json_string(c->reason));
@@ -202,12 +196,7 @@ static char *gap_context(const GapCheck *c, const char *slot_name, Lsn cp)
     json_object_set_new(g, "from_lsn", json_string(hist));
     json_object_set_new(g, "to_lsn", json_string(to));
     json_object_set_new(g, "slot_lsn", c->slot_exists ? json_string(slot) : json_null());
-    json_t *meta = json_object();
-    json_object_set_new(meta, "gap", g);
-    json_object_set_new(o, "meta", meta);
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return s;
+    return baseline_own_context("gap", desc, "gap", g);
 }
 
 WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler *a, Fanout *f, const GapCheck *g,
