@@ -201,6 +201,15 @@ size_t pgo_encode_status_update(uint8_t out[PGO_STATUS_UPDATE_SIZE], Lsn written
 
 /* ---- tuples and relation columns ---- */
 
+/* A section read whole: its context leaves the reader (after a failure it
+ * stays, for the error message). */
+static void leave_section(Reader *r)
+{
+    if (r->failed) return;
+    r->ctx = NULL;
+    r->col = -1;
+}
+
 /* TupleData: Int16 ncols, then per column Byte1 kind ['t'/'b': Int32 len, Byte(len)]. */
 static void read_tuple(Reader *r, PgoTuple *t, const char *which)
 {
@@ -228,18 +237,10 @@ static void read_tuple(Reader *r, PgoTuple *t, const char *which)
     }
     t->data = r->buf + start;
     t->len = r->pos - start;
-    if (!r->failed) {
-        r->ctx = NULL;
-        r->col = -1;
-    }
+    leave_section(r);
 }
 
-void pgo_tuple_iter_init(PgoTupleIter *it, const PgoTuple *tuple)
-{
-    it->tuple = tuple;
-    it->offset = 0;
-    it->index = 0;
-}
+void pgo_tuple_iter_init(PgoTupleIter *it, const PgoTuple *tuple) { *it = (PgoTupleIter){.tuple = tuple}; }
 
 bool pgo_tuple_next(PgoTupleIter *it, PgoValue *out)
 {
@@ -278,18 +279,10 @@ static void read_rel_columns(Reader *r, PgoRelation *rel)
     }
     rel->columns = r->buf + start;
     rel->columns_len = r->pos - start;
-    if (!r->failed) {
-        r->ctx = NULL;
-        r->col = -1;
-    }
+    leave_section(r);
 }
 
-void pgo_relation_iter_init(PgoRelColumnIter *it, const PgoRelation *rel)
-{
-    it->rel = rel;
-    it->offset = 0;
-    it->index = 0;
-}
+void pgo_relation_iter_init(PgoRelColumnIter *it, const PgoRelation *rel) { *it = (PgoRelColumnIter){.rel = rel}; }
 
 bool pgo_relation_next_column(PgoRelColumnIter *it, PgoRelColumn *out)
 {
