@@ -303,20 +303,17 @@ void mpc_encode_revision(StrBuf *out, const Revision *rev, const MpcTableCount *
     pk_actor(&pk, ctx);
     pk_key(&pk, "description");
     pk_cstr(&pk, ctx ? ctx->description : NULL);
+    const struct {
+        const char *key;
+        int64_t n;
+    } counts[] = {{"insert", rev->n_insert},     {"update", rev->n_update},     {"delete", rev->n_delete},
+                  {"truncate", rev->n_truncate}, {"snapshot", rev->n_snapshot}, {"suppressed", rev->n_suppressed}};
     pk_key(&pk, "counts");
-    msgpack_pack_map(&pk, 6);
-    pk_key(&pk, "insert");
-    msgpack_pack_int64(&pk, rev->n_insert);
-    pk_key(&pk, "update");
-    msgpack_pack_int64(&pk, rev->n_update);
-    pk_key(&pk, "delete");
-    msgpack_pack_int64(&pk, rev->n_delete);
-    pk_key(&pk, "truncate");
-    msgpack_pack_int64(&pk, rev->n_truncate);
-    pk_key(&pk, "snapshot");
-    msgpack_pack_int64(&pk, rev->n_snapshot);
-    pk_key(&pk, "suppressed");
-    msgpack_pack_int64(&pk, rev->n_suppressed);
+    msgpack_pack_map(&pk, sizeof(counts) / sizeof(counts[0]));
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        pk_key(&pk, counts[i].key);
+        msgpack_pack_int64(&pk, counts[i].n);
+    }
     pk_key(&pk, "tables");
     msgpack_pack_array(&pk, ntables);
     for (size_t i = 0; i < ntables; i++) {
