@@ -161,6 +161,11 @@ WrStatus pgio_connect(const char *conninfo, const PgioConnect *how, PGconn **out
         keys[n] = "keepalives_count", vals[n++] = kac;
         keys[n] = "tcp_user_timeout", vals[n++] = tut;
     }
+    /* Values travel as text: the walsender's output, the baseline's COPY and
+     * the DDL capture (setup/capture.c, its functions' SET clauses) must all
+     * print them alike, whatever DateStyle, IntervalStyle, extra_float_digits
+     * or bytea_output the server, the database or the role defaults to. */
+    keys[n] = "options", vals[n++] = PGIO_TEXT_SETTINGS;
     keys[n] = "dbname", vals[n++] = conninfo ? conninfo : "";
     keys[n] = "fallback_application_name", vals[n++] = how->app_name ? how->app_name : "walrev";
     if (how->replication) keys[n] = "replication", vals[n++] = "database";

@@ -41,6 +41,11 @@ WrStatus pgio_status(PGconn *conn, const char *sqlstate);
 
 /* Process-wide connection settings; config values, set once at start. A
  * setting in a conninfo string wins over these (they are passed first). */
+/* The output settings every connection walrev makes starts with (libpq's
+ * options): the text of a value is the same on every path that records it. A
+ * conninfo naming options of its own replaces them. */
+#define PGIO_TEXT_SETTINGS "-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_digits=1 -c bytea_output=hex"
+
 typedef struct {
     int connect_timeout_s;     /* libpq connect_timeout; 0 = wait forever */
     int keepalives_idle_s;     /* TCP keepalives: idle seconds before the first probe; 0 = off */
