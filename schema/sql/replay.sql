@@ -159,16 +159,20 @@ $fn$;
 
 -- keyframe_at(relid, R): the latest keyframe of the table at or before R
 -- (no row: none), where a snapshot at R starts unless a truncate came since.
--- walrev verify sets walrev.keyframe_below to a keyframe's id to rebuild that
--- keyframe's image without it (from the keyframes before it and the deltas),
--- so a keyframe_row changed after the fact is found; unset for everyone else.
+-- walrev verify sets walrev.keyframe_below to a keyframe's id, and asks at
+-- that keyframe's revision, to rebuild its image without it (from the
+-- keyframes before it and the deltas), so a keyframe_row changed after the
+-- fact is found; unset for everyone else. "Before" is in (revision, id)
+-- order, not id order: walrev prune writes its keyframes at the cut after
+-- the worker may have taken later ones (larger revision, smaller id).
 CREATE OR REPLACE FUNCTION @schema@.keyframe_at(p_relid oid, p_rev bigint)
 RETURNS TABLE(keyframe_id bigint, revision_id bigint) LANGUAGE sql STABLE AS $fn$
     SELECT k.id, k.revision_id
     FROM @schema@.keyframe k
     WHERE k.relid = p_relid AND k.revision_id <= p_rev
-      AND k.id < coalesce(nullif(current_setting('walrev.keyframe_below', true), '')::bigint,
-                          9223372036854775807)
+      AND (k.revision_id < p_rev
+           OR k.id < coalesce(nullif(current_setting('walrev.keyframe_below', true), '')::bigint,
+                              9223372036854775807))
     ORDER BY k.revision_id DESC, k.id DESC LIMIT 1
 $fn$;
 
