@@ -1976,6 +1976,20 @@ static bool same_names(const RelationVersion *cur, uint16_t ncols, const RelColu
     return true;
 }
 
+static bool any_key(const RelColumnIn *cols, uint16_t ncols)
+{
+    for (uint16_t i = 0; i < ncols; i++)
+        if (cols[i].is_key) return true;
+    return false;
+}
+
+static bool has_key(const RelationVersion *rv)
+{
+    for (uint16_t i = 0; i < rv->ncols; i++)
+        if (rv->cols[i].is_key) return true;
+    return false;
+}
+
 static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err)
 {
     RelColumnIn cols_small[64];
@@ -2000,6 +2014,18 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
          * later would be taken for this table's key before the DDL (and its
          * rows moved too early). Without a DDL capture row for the table
          * since its current version, its key is still that version's. */
+        for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = cur->cols[i].is_key;
+    } else if ((r->replident == 'd' || r->replident == 'i') && cur && !ddl && a->cfg.control_schema &&
+               cur->replident == r->replident && same_names(cur, r->ncols, cols) && !any_key(cols, r->ncols) &&
+               has_key(cur)) {
+        /* No key column at all, where the version has one and no DDL
+         * capture row said otherwise: VACUUM and ANALYZE clear
+         * pg_class.relhasindex in place once the key's index is gone, the
+         * historic catalog sees that too, and pgoutput then marks no key in
+         * a transaction from before the DROP (a walsender that rebuilt the
+         * table's relcache entry). A key changes only by DDL, which the
+         * capture reports in WAL order (apply_ddl_shape): the version's key
+         * stands (test_key_drop_analyze). */
         for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = cur->cols[i].is_key;
     } else if ((r->replident == 'f' || r->replident == 'n') && a->out.primary_key) {
         const char **names = xcalloc((size_t)r->ncols + 1, sizeof(char *));
