@@ -2015,7 +2015,7 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
          * rows moved too early). Without a DDL capture row for the table
          * since its current version, its key is still that version's. */
         for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = cur->cols[i].is_key;
-    } else if (r->replident == 'd' && cur && !ddl && a->cfg.control_schema && cur->replident == r->replident &&
+    } else if (r->replident == 'd' && cur && !ddl && a->cfg.ddl_capture_on && cur->replident == r->replident &&
                same_names(cur, r->ncols, cols) && !any_key(cols, r->ncols) && has_key(cur)) {
         /* No key column at all, where the version has one and no DDL
          * capture row said otherwise: VACUUM and ANALYZE clear
@@ -2027,7 +2027,9 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
          * its column's type; its index cannot be dropped alone), applied
          * by apply_ddl_shape: the version's key stands
          * (test_key_drop_analyze). Not under USING INDEX: a DROP INDEX of
-         * that index is no ALTER TABLE. */
+         * that index is no ALTER TABLE; nor without the capture (setup
+         * without superuser, the trigger disabled), which would miss a real
+         * DROP CONSTRAINT. */
         for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = cur->cols[i].is_key;
     } else if ((r->replident == 'f' || r->replident == 'n') && a->out.primary_key) {
         const char **names = xcalloc((size_t)r->ncols + 1, sizeof(char *));

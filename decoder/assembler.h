@@ -112,6 +112,11 @@ typedef struct {
      * assembler's life; NULL: strict mode off, actors not checked. */
     const ContextStrict *strict;
     const char *control_schema; /* borrowed; NULL: no DDL capture table */
+    /* The source's DDL capture event trigger is installed and enabled (read
+     * at start): a primary key then changes only by DDL it reports, and a
+     * Relation message marking no key column where the version has one is
+     * not taken for a key drop (handle_relation). */
+    bool ddl_capture_on;
     /* The assembler's own reader of the history (copied; its ctx borrowed
      * for the assembler's life): old images, read-ahead batches, rows without
      * a key, suppressed changes. NULL, or NULL members: nothing is known

@@ -1,6 +1,8 @@
 /*
- * context_key.c — setup_read_context_key (setup.h): the worker reads the key
- * setup made for walrev.context()'s signatures. Reads only; logs nothing.
+ * context_key.c — what the worker reads at start of what setup made on the
+ * source (setup.h): the key for walrev.context()'s signatures
+ * (setup_read_context_key) and whether the DDL capture event trigger is on
+ * (setup_read_ddl_capture_on). Reads only; logs nothing.
  */
 #include "setup/setup.h"
 
@@ -62,5 +64,17 @@ WrStatus setup_read_context_key(const char *conninfo, const char *history_schema
     free(schema);
     strbuf_free(&name);
     strbuf_free(&q);
+    return st;
+}
+
+WrStatus setup_read_ddl_capture_on(const char *conninfo, bool *on, WrError *err)
+{
+    *on = false;
+    char *v = NULL;
+    WrStatus st = query_value(conninfo, "source: looking for the DDL capture event trigger",
+                              "SELECT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $1 AND evtenabled <> 'D')",
+                              "walrev_capture_ddl", &v, err);
+    if (st == WR_OK) *on = strcmp(v, "t") == 0;
+    free(v);
     return st;
 }

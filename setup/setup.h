@@ -58,6 +58,13 @@ int setup_command(const SetupConfig *cfg, const SetupOptions *opts);
 WrStatus setup_read_context_key(const char *conninfo, const char *history_schema, uint8_t pads[128], bool *found,
                                 WrError *err);
 
+/*
+ * Whether the source's DDL capture event trigger (walrev_capture_ddl, which
+ * setup installs as a superuser) exists and is enabled. WR_RETRY / WR_FATAL
+ * from pgio. Blocks on a connection.
+ */
+WrStatus setup_read_ddl_capture_on(const char *conninfo, bool *on, WrError *err);
+
 /* ---- tables `walrev run` cannot track: warnings in the log, logging only ---- */
 
 /* A DDL capture row (its info JSON): warns when the table is unlogged or

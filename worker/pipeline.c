@@ -69,6 +69,9 @@ typedef struct {
      * at the session's start; has_attest_key false: contexts unverified. */
     uint8_t attest_pads[128];
     bool has_attest_key;
+    /* The source's DDL capture event trigger is enabled (read at the
+     * session's start; AssemblerConfig.ddl_capture_on). */
+    bool ddl_capture_on;
     /* Strict mode's policy ([actors]), borrowed from the configuration, and
      * the actors it left unverified (logged at most once a minute). */
     ContextStrict strict;
@@ -644,6 +647,7 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     WrStatus st = create_sinks(p, err);
     if (st == WR_OK) st = fanout_open(p->fanout, start, err);
     if (st == WR_OK) st = load_attest_key(p, err);
+    if (st == WR_OK) st = setup_read_ddl_capture_on(cfg->source_conninfo, &p->ddl_capture_on, err);
     if (st != WR_OK) return st;
     /* The history store's digest key, so digests mean the same after a restart. */
     DigestKey dkey;
@@ -655,7 +659,8 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
                             .row_cache_bytes = cfg->row_cache_bytes,
                             .digest_key = have_key ? &dkey : NULL,
                             .ids_from_commit_lsn = !fanout_has_position(p->fanout),
-                            .control_schema = cfg->history_schema};
+                            .control_schema = cfg->history_schema,
+                            .ddl_capture_on = p->ddl_capture_on};
     if (p->has_attest_key) {
         acfg.attest_ipad = p->attest_pads;
         acfg.attest_opad = p->attest_pads + 64;

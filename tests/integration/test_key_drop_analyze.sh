@@ -51,3 +51,22 @@ expect_eq "no revision before the drop deletes a row it did not delete" \
   "$(q $DB "$H SELECT count(*) FROM object_delta d JOIN revision r ON r.id = d.revision_id
             WHERE d.relid = 'public.k'::regclass AND d.op = 'D' AND r.commit_lsn <= '${LSN[3]}'::pg_lsn")" 2
 expect_verify "verify passes"
+
+# Without the DDL capture (setup without superuser, or its trigger disabled)
+# nothing reports a DROP CONSTRAINT but the Relation message itself: a key-less
+# one is then a key drop, and a second row with the same id stays a row.
+q $DB "ALTER EVENT TRIGGER walrev_capture_ddl DISABLE"
+q $DB "CREATE TABLE k2 (id int PRIMARY KEY, v text); INSERT INTO k2 VALUES (1, 'one'), (2, 'two')"
+run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
+NP=0
+LSN=()
+TABLES="k2"
+point
+q $DB "ALTER TABLE k2 DROP CONSTRAINT k2_pkey"
+q $DB "INSERT INTO k2 VALUES (1, 'dup')"; point
+run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
+expect_points_equal 2
+expect_eq "without the capture, the key-less Relation message made k2 keyless" \
+  "$(q $DB "$H SELECT string_agg(v.col_is_key::text, ' ' ORDER BY v.version) FROM relation_version v
+            WHERE v.relid = 'public.k2'::regclass")" "{t,f} {f,f}"
+q $DB "ALTER EVENT TRIGGER walrev_capture_ddl ENABLE"
