@@ -229,7 +229,15 @@ static Sink *make_sink(const char *brokers, const char *prefix, int flush_ms, Wr
 
 /* ---- consuming back ---- */
 
-static void consume_all(const char *brokers, const char *prefix, MsgList *got)
+/*
+ * Every message of the prefix's three topics into got. Reads until each
+ * partition reported EOF and at least want messages came (60 s at most): a
+ * partition may report EOF at a high watermark that has not yet caught up
+ * with what the producer had acknowledged (seen under ASan after a leader
+ * change), and a count short of want is then only late, not lost. More than
+ * want is still seen by the callers' exact comparisons.
+ */
+static void consume_all(const char *brokers, const char *prefix, size_t want, MsgList *got)
 {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -258,8 +266,8 @@ static void consume_all(const char *brokers, const char *prefix, MsgList *got)
     assert_int_equal(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
     rd_kafka_topic_partition_list_destroy(parts);
     time_t deadline = time(NULL) + 60;
-    while (eofs < nparts) {
-        assert_true(time(NULL) < deadline);
+    while (eofs < nparts || got->n < want) {
+        if (time(NULL) >= deadline) fail_msg("consumed %zu of %zu messages of %s.* in 60 s", got->n, want, prefix);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
         if (!m) continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -353,7 +361,7 @@ static void roundtrip(const char *brokers, const char *prefix, bool mock)
     assert_int_equal(st.failed, 0);
     assert_int_equal(st.revisions_in_flight, 0);
     sink_destroy(s);
-    consume_all(brokers, prefix, &got);
+    consume_all(brokers, prefix, exp.n, &got);
     assert_same_stream(&exp, &got);
 
     /* kcat reads the topics: revision keys, and every value through the Python decoder */
@@ -468,7 +476,7 @@ static void test_retriable_produce_errors(void **state)
     sink_destroy(s);
     rd_kafka_mock_clear_request_errors(mcluster, API_PRODUCE);
     /* the idempotent producer retried without duplicating: exactly once each */
-    consume_all(bootstraps, "re", &got);
+    consume_all(bootstraps, "re", exp.n, &got);
     assert_same_stream(&exp, &got);
     list_free(&exp);
     list_free(&got);
@@ -531,7 +539,7 @@ static void test_outage(void **state)
     assert_int_equal(rc, WR_OK);
     assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(20).end_lsn);
     sink_destroy(s);
-    consume_all(bootstraps, "out", &got);
+    consume_all(bootstraps, "out", exp.n, &got);
     assert_same_stream(&exp, &got); /* everything arrived, once */
     list_free(&exp);
     list_free(&got);
@@ -568,7 +576,7 @@ static void test_crash_resend_duplicates_whole_revisions(void **state)
     send_delivered(s, "cr", 11, 15, 3, &resent);
     sink_destroy(s);
 
-    consume_all(bootstraps, "cr", &got);
+    consume_all(bootstraps, "cr", exp.n + resent.n, &got);
     assert_int_equal(got.n, exp.n + resent.n);
     /* dedupe by id: the first copy of each id, in order, is exactly the stream */
     MsgList first = {0};
@@ -676,7 +684,7 @@ static void test_backpressure_bounded_queue(void **state)
     sink_kafka_stats(s, &st);
     assert_int_equal(st.produced, exp.n); /* the revision messages held back went out too */
     sink_destroy(s);
-    consume_all(bootstraps, "bp", &got);
+    consume_all(bootstraps, "bp", exp.n, &got);
     assert_same_stream(&exp, &got);
     list_free(&exp);
     list_free(&got);
