@@ -524,41 +524,35 @@ typedef struct {
 } Walk;
 
 /* Open the four cursors of the walk, each in the order the chain is hashed. */
+/* Whether the store has <qs>.<table> (tables later store formats added). */
+static WrStatus store_has(Ctx *c, const char *qs, const char *table, bool *has)
+{
+    *has = false;
+    char *name = xasprintf("%s.%s", qs, table);
+    const char *p[1] = {name};
+    PGresult *res = NULL;
+    WrStatus st = exec(c, "SELECT to_regclass($1) IS NOT NULL", 1, p, &res, "looking for a table of the store");
+    if (st == WR_OK) *has = PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
+    PQclear(res);
+    free(name);
+    return st;
+}
+
 static WrStatus open_cursors(Walk *w, const char *qs)
 {
     StrBuf q;
     strbuf_init(&q);
-    PGresult *res = NULL;
-    strbuf_appendf(&q, "%s.erased_value", qs);
-    const char *p[1] = {q.data};
-    WrStatus st = exec(&w->c, "SELECT to_regclass($1) IS NOT NULL", 1, p, &res, "looking for erased_value");
-    if (st == WR_OK) w->has_erased = PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
-    PQclear(res);
-    res = NULL;
-    if (st == WR_OK) {
-        strbuf_reset(&q);
-        strbuf_appendf(&q, "%s.quarantine", qs);
-        const char *qp[1] = {q.data};
-        st = exec(&w->c, "SELECT to_regclass($1) IS NOT NULL", 1, qp, &res, "looking for quarantine");
-        if (st == WR_OK) w->has_quarantine = PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
-        PQclear(res);
-        res = NULL;
-    }
+    WrStatus st = store_has(&w->c, qs, "erased_value", &w->has_erased);
+    if (st == WR_OK) st = store_has(&w->c, qs, "quarantine", &w->has_quarantine);
     /* Pruned exactly at a quarantined revision: its parent is the anchor. */
     StrBuf pruned_parent;
     strbuf_init(&pruned_parent);
-    if (st == WR_OK && w->has_quarantine) {
-        strbuf_reset(&q);
-        strbuf_appendf(&q, "%s.prune", qs);
-        const char *pp[1] = {q.data};
-        st = exec(&w->c, "SELECT to_regclass($1) IS NOT NULL", 1, pp, &res, "looking for prune");
-        bool has_prune = st == WR_OK && PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
-        PQclear(res);
-        if (has_prune)
-            strbuf_appendf(&pruned_parent, "(SELECT pr.anchor FROM %s.prune pr WHERE pr.before_id = r.id)", qs);
-        else
-            strbuf_append_str(&pruned_parent, "NULL::bytea");
-    }
+    bool has_prune = false;
+    if (st == WR_OK && w->has_quarantine) st = store_has(&w->c, qs, "prune", &has_prune);
+    if (has_prune)
+        strbuf_appendf(&pruned_parent, "(SELECT pr.anchor FROM %s.prune pr WHERE pr.before_id = r.id)", qs);
+    else
+        strbuf_append_str(&pruned_parent, "NULL::bytea");
     if (st == WR_OK) {
         strbuf_reset(&q);
         strbuf_appendf(&q, "SELECT r.id, r.xid, r.commit_lsn, r.end_lsn, r.commit_time, r.origin, "
