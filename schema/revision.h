@@ -168,4 +168,9 @@ typedef struct {
     bool old_row_found; /* with old_row_digest: the history held that row (else it got a new identity) */
 } ObjectDelta;
 
+/* The new value of column name among d's attribute deltas (borrowed from d),
+ * or NULL when d has no such column or its new value is NULL. The sinks read
+ * an erasure request's fields this way. */
+const Value *revision_delta_new_value(const ObjectDelta *d, const char *name);
+
 #endif

@@ -509,16 +509,6 @@ static WrStatus reset_live_rows(HistorySink *h, uint32_t relid, WrError *err)
     return st;
 }
 
-/* The value of column name in delta d's new values, or NULL. */
-static const Value *new_value_named(const ObjectDelta *d, const char *name)
-{
-    for (uint16_t i = 0; i < d->nattrs; i++)
-        for (uint16_t c = 0; c < d->relver->ncols; c++)
-            if (d->relver->cols[c].col_id == d->attrs[i].col_id && strcmp(d->relver->cols[c].name, name) == 0)
-                return d->attrs[i].new_value.data ? &d->attrs[i].new_value : NULL;
-    return NULL;
-}
-
 /*
  * A row inserted into the source's <schema>.erasure_log (`walrev erase
  * --apply`; only walrev's role can write it) asks to erase the values of
@@ -532,8 +522,8 @@ static void note_erasure(HistorySink *h, const Revision *rev, const ObjectDelta 
     if (d->op != DELTA_INSERT || !rv->nspname || !rv->relname || strcmp(rv->relname, "erasure_log") != 0 ||
         strcmp(rv->nspname, h->schema) != 0)
         return;
-    const Value *relid = new_value_named(d, "relid"), *key = new_value_named(d, "key"),
-                *cols = new_value_named(d, "col_ids");
+    const Value *relid = revision_delta_new_value(d, "relid"), *key = revision_delta_new_value(d, "key"),
+                *cols = revision_delta_new_value(d, "col_ids");
     if (!relid || !key || !cols) {
         log_warn("msg=\"erasure request without relid, key or col_ids: ignored\" revision=%" PRId64, rev->id);
         return;

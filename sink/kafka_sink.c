@@ -18,6 +18,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/props.h"
 #include "sink/msgpack_codec.h"
 
 #define FIFO_CAP 65536u  /* revisions in flight at most (power of two) */
@@ -49,9 +50,7 @@ typedef struct {
     char *prefix;
     /* For reading the position back at open (a consumer of its own). */
     char *brokers;
-    struct OwnedProp {
-        char *name, *value;
-    } * props;
+    WrProp *props;
     int nprops;
     char *erase_schema; /* NULL: no tombstones */
     int flush_timeout_ms;
@@ -531,16 +530,6 @@ static WrStatus ks_write_context(Sink *s, const Revision *rev, const RevisionCon
     return WR_OK;
 }
 
-/* The text of column name among d's new values, or NULL. */
-static const Value *erase_field(const ObjectDelta *d, const char *name)
-{
-    for (uint16_t i = 0; i < d->nattrs; i++)
-        for (uint16_t c = 0; c < d->relver->ncols; c++)
-            if (d->relver->cols[c].col_id == d->attrs[i].col_id && strcmp(d->relver->cols[c].name, name) == 0)
-                return d->attrs[i].new_value.data ? &d->attrs[i].new_value : NULL;
-    return NULL;
-}
-
 /*
  * An erasure request (walrev erase): a tombstone keyed by the erased object
  * on its table's topic, after the erase event itself. Only where asked
@@ -553,7 +542,8 @@ static WrStatus maybe_tombstone(KafkaSink *k, const Revision *rev, const ObjectD
     if (!k->erase_schema || d->op != DELTA_INSERT || strcmp(rv->relname, "erasure_log") != 0 ||
         strcmp(rv->nspname, k->erase_schema) != 0)
         return WR_OK;
-    const Value *nsp = erase_field(d, "nspname"), *rel = erase_field(d, "relname"), *key = erase_field(d, "key");
+    const Value *nsp = revision_delta_new_value(d, "nspname"), *rel = revision_delta_new_value(d, "relname"),
+                *key = revision_delta_new_value(d, "key");
     if (!nsp || !rel || !key) return WR_OK;
     char *n = xstrndup(nsp->data, nsp->len), *r = xstrndup(rel->data, rel->len);
     StrBuf name;
@@ -702,11 +692,7 @@ static void ks_destroy(Sink *s)
     free(k->fifo);
     free(k->prefix);
     free(k->brokers);
-    for (int i = 0; i < k->nprops; i++) {
-        free(k->props[i].name);
-        free(k->props[i].value);
-    }
-    free(k->props);
+    props_free(k->props, k->nprops);
     free(k->erase_schema);
     strbuf_free(&k->buf);
     mpc_revision_free(&k->rev);
@@ -780,10 +766,7 @@ Sink *sink_kafka_create(const KafkaSinkConfig *cfg, WrError *err)
     KafkaSink *k = xcalloc(1, sizeof *k);
     k->prefix = xstrdup(prefix);
     k->brokers = cfg->brokers ? xstrdup(cfg->brokers) : NULL;
-    k->props = cfg->nprops ? xcalloc((size_t)cfg->nprops, sizeof *k->props) : NULL;
-    k->nprops = cfg->nprops;
-    for (int i = 0; i < cfg->nprops; i++)
-        k->props[i] = (struct OwnedProp){xstrdup(cfg->props[i].name), xstrdup(cfg->props[i].value)};
+    for (int i = 0; i < cfg->nprops; i++) props_set(&k->props, &k->nprops, cfg->props[i].name, cfg->props[i].value);
     k->erase_schema = cfg->erase_schema ? xstrdup(cfg->erase_schema) : NULL;
     k->flush_timeout_ms = cfg->flush_timeout_ms > 0 ? cfg->flush_timeout_ms : 10000;
     k->while_waiting = cfg->while_waiting;

@@ -63,11 +63,7 @@ void config_term(Config *cfg)
     free(cfg->file_path);
     free(cfg->kafka_topic_prefix);
     free(cfg->metrics_listen);
-    for (int i = 0; i < cfg->nkafka_props; i++) {
-        free(cfg->kafka_props[i].name);
-        free(cfg->kafka_props[i].value);
-    }
-    free(cfg->kafka_props);
+    props_free(cfg->kafka_props, cfg->nkafka_props);
     tracking_destroy(cfg->tracking);
     for (int i = 0; i < cfg->nactor_keys; i++) {
         free(cfg->actor_keys[i].name);
@@ -323,16 +319,7 @@ static bool check_kafka_prop(const char *name, const char *value, char *why, siz
 
 static void add_kafka_prop(Config *cfg, const char *name, const char *value)
 {
-    for (int i = 0; i < cfg->nkafka_props; i++) {
-        if (strcmp(cfg->kafka_props[i].name, name) == 0) {
-            set_str(&cfg->kafka_props[i].value, value);
-            return;
-        }
-    }
-    cfg->kafka_props = xrealloc(cfg->kafka_props, (size_t)(cfg->nkafka_props + 1) * sizeof(ConfigProp));
-    cfg->kafka_props[cfg->nkafka_props].name = xstrdup(name);
-    cfg->kafka_props[cfg->nkafka_props].value = xstrdup(value);
-    cfg->nkafka_props++;
+    props_set(&cfg->kafka_props, &cfg->nkafka_props, name, value);
     if (strcmp(name, "bootstrap.servers") == 0) cfg->kafka_enabled = true;
 }
 

@@ -9,14 +9,12 @@
 
 #include "common/common.h"
 #include "common/log.h"
+#include "common/props.h"
 #include "decoder/context.h"
 #include "pgio/pgio.h"
 #include "schema/tracking.h"
 
-typedef struct {
-    char *name;
-    char *value;
-} ConfigProp;
+typedef WrProp ConfigProp;
 
 typedef struct {
     /* [source] */
