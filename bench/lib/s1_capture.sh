@@ -227,7 +227,7 @@ s1_profile() {
     echo "## top symbols (all processes)"
     perf report -i "$data" --stdio --no-children -g none --sort comm,dso,symbol --percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40
     echo "## walrev process, top symbols"
-    perf report -i "$data" --stdio --no-children -g none --comms walrev --sort dso,symbol --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30
-  } >"$RES/s1_perf_$which.txt"
+    perf report -i "$data" --stdio --no-children -g none --comms walrev --percentage relative --sort dso,symbol --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30
+  } >"$RES/s1_perf_$which.txt" || true
   rm -f "$data"
 }
