@@ -228,13 +228,33 @@ ERR = re.compile(r"^(?:psql:[^:]*:\d+: )?(ERROR|FATAL|PANIC):\s+(.*)$", re.M)
 REFUSED = re.compile(r"because it does not have a replica identity and publishes (updates|deletes)")
 
 
-def errors_of(out):
-    """The ERROR lines of a psql run, without line numbers and OIDs (which
-    differ between the two databases), as a multiset."""
+def errors_of(out, db=None):
+    """The ERROR lines of a psql run, without line numbers, OIDs and the
+    database's name (which differ between the two databases), as a multiset."""
     errs = defaultdict(int)
     for m in ERR.finditer(out):
-        errs[re.sub(r"\b\d{4,}\b", "N", m.group(1) + ": " + m.group(2))] += 1
+        text = m.group(1) + ": " + m.group(2)
+        if db:
+            text = re.sub(r'(?<![\w$])"?' + re.escape(db) + r'"?(?![\w$])', "DB", text)
+        errs[re.sub(r"\b\d{4,}\b", "N", text)] += 1
     return errs
+
+
+def rollback_prepared(conninfo, db):
+    """Rolls back the transactions a file left prepared in database db (as
+    prepared_xacts.sql's 'foo5' when an earlier statement was refused): their
+    identifiers are the cluster's, so the control's run of the same file would
+    meet them ("transaction identifier ... is already in use") and diverge.
+    Returns their identifiers. (ROLLBACK PREPARED runs in their database.)"""
+    c = psycopg2.connect(conninfo)
+    c.autocommit = True
+    cur = c.cursor()
+    cur.execute("SELECT gid FROM pg_prepared_xacts WHERE database = %s ORDER BY gid", (db,))
+    gids = [r[0] for r in cur.fetchall()]
+    for g in gids:
+        cur.execute("ROLLBACK PREPARED %s", (g,))
+    c.close()
+    return gids
 
 
 def lsn_now(cur):
@@ -311,6 +331,9 @@ def main():
     ac = admin.cursor()
     ac.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (slot,))
     for d in (db, ctl):
+        ac.execute("SELECT EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE database = %s)", (d,))
+        if ac.fetchone()[0]:  # DROP DATABASE refuses a database with prepared transactions
+            rollback_prepared(args.conninfo_base + f" dbname={d}", d)
         ac.execute(f'DROP DATABASE IF EXISTS "{d}" WITH (FORCE)')
         ac.execute(f'CREATE DATABASE "{d}" TEMPLATE template0')
     conninfo = args.conninfo_base + f" dbname={db}"
@@ -362,15 +385,20 @@ def main():
             out = psql_marked(conninfo, path, args.psql_var, args.timeout, args.marks, mark)
         else:
             out = psql(conninfo, path, args.psql_var, args.timeout)
+        points.append(record_point(conn, walrev_schemas, args.workdir, len(points), name))
+        left = rollback_prepared(conninfo, db)
         cout = psql(ctl_conninfo, path, args.psql_var, args.timeout)
+        left_ctl = rollback_prepared(ctl_conninfo, ctl)
+        if left or left_ctl:
+            print(f"external: {name} left prepared transactions, rolled back after its point: "
+                  f"{' '.join(left) or '-'} (control: {' '.join(left_ctl) or '-'})", flush=True)
         for suffix, text in ((".out", out), (".control.out", cout)):
             with open(os.path.join(args.workdir, name + suffix), "w") as f:
                 f.write(text)
-        e, c = errors_of(out), errors_of(cout)
+        e, c = errors_of(out, db), errors_of(cout, ctl)
         refused[name] = sum(n for m, n in e.items() if REFUSED.search(m))
         extra = [(m, n - c.get(m, 0)) for m, n in e.items() if n > c.get(m, 0) and not REFUSED.search(m)]
         interference += [(name, m, n) for m, n in extra]
-        points.append(record_point(conn, walrev_schemas, args.workdir, len(points), name))
         print(f"external: {name}: {time.time() - t1:.0f}s, {sum(e.values())} errors, "
               f"{sum(n for _, n in extra)} only where tracked, {refused[name]} UPDATE/DELETE without replica "
               f"identity refused; {len(points[-1][3])} tables", flush=True)
@@ -400,8 +428,20 @@ def main():
         (_idx, _label, lsn, _recs), (q, _kinds, _path) = j
         return subprocess.run(worker.cmd("snapshot", "--at", lsn, "--table", q), capture_output=True, timeout=600)
 
+    done = [0]
+    lock = threading.Lock()
+
+    def snap_counted(j):
+        p = snap(j)
+        with lock:
+            done[0] += 1
+            if done[0] % max(1, len(jobs) // 10) == 0:
+                print(f"external: compared {done[0]}/{len(jobs)} table-points ({time.time() - t0:.0f}s)", flush=True)
+        return p
+
+    print(f"external: comparing {len(jobs)} table-points, {args.jobs} at a time", flush=True)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(snap, jobs))
+        results = list(pool.map(snap_counted, jobs))
     per_kind = defaultdict(lambda: [0, 0])
     fails = defaultdict(list)   # table -> [(point idx, label, lsn, kinds, detail)]
     for ((idx, label, lsn, _), (q, kinds, path)), p in zip(jobs, results):

@@ -3,7 +3,8 @@
 # (statements the random difftest lacks: SET SCHEMA, INHERITS, CREATE TABLE AS
 # and SELECT INTO, REPLICA IDENTITY USING INDEX, ON CONFLICT, DROP and
 # re-CREATE of a name, SET DEFAULT, unique index without a key, composite,
-# enum, domain and range columns, TRUNCATE ... CASCADE), the worker restarted
+# enum, domain and range columns, TRUNCATE ... CASCADE, a transaction left
+# prepared, an error naming the database), the worker restarted
 # half way: every table equals `walrev snapshot` after every file, outside
 # tests/difftest/external/known.txt, and no statement fails only because the
 # database is tracked. The same runner takes any directory of SQL
@@ -23,10 +24,12 @@ out=$("$py" "$WALREV_SOURCE_DIR/tests/difftest/external.py" --sql-dir "$dir" --p
 echo "$out"
 [ $rc = 0 ] || fail "external SQL diverged (or walrev got in its way)"
 # the run covered what it claims: every file, every kind, the restart
-for f in 01_schema_moves 02_inherit_ctas 03_identity_conflict 04_types_truncate; do
+for f in 01_schema_moves 02_inherit_ctas 03_identity_conflict 04_types_truncate 05_prepared; do
   grep -q "^external: $f.sql: .* 0 only where tracked" <<<"$out" || fail "no clean run of $f.sql"
 done
 grep -q "worker restarted after 02_inherit_ctas.sql" <<<"$out" || fail "the worker was not restarted"
+grep -q "^external: 05_prepared.sql left prepared transactions, rolled back after its point: external_px_left (control: external_px_left)$" <<<"$out" \
+  || fail "the transaction 05_prepared.sql left prepared was not rolled back in both databases"
 for k in inherit_child replident_index keyless keyed; do
   grep -Eq "^  $k +([0-9]+)/\1 *$" <<<"$out" || fail "kind $k not all equal"
 done
