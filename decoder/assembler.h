@@ -117,6 +117,10 @@ typedef struct {
      * Relation message marking no key column where the version has one is
      * not taken for a key drop (handle_relation). */
     bool ddl_capture_on;
+    /* Besides, its drop capture reports the DROP INDEX of a replica identity
+     * index (read at start): under USING INDEX too, a Relation message
+     * marking no key column is then no drop of the index by itself. */
+    bool index_drop_capture_on;
     /* The assembler's own reader of the history (copied; its ctx borrowed
      * for the assembler's life): old images, read-ahead batches, rows without
      * a key, suppressed changes. NULL, or NULL members: nothing is known

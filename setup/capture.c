@@ -51,6 +51,18 @@ static const char *ddl_capture_body_fmt =
     "   drops := ARRAY(SELECT DISTINCT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o"
     "     WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND o.object_type = 'table column'"
     "     AND NOT o.is_temporary);"
+    /* a DROP INDEX (or a DROP ... CASCADE) of a table's replica identity
+     * index under USING INDEX: no ALTER TABLE names the table, and once it
+     * has no index left VACUUM and ANALYZE make pgoutput mark no key even in
+     * the transactions from before the drop. The tables of the dropped
+     * index's schema left under USING INDEX without one are captured here,
+     * at the drop (the worker takes their key from nowhere else) */
+    "   drops := drops || ARRAY(SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relreplident = 'i'"
+    "     AND c.relkind = 'r' AND c.relnamespace IN (SELECT n.oid FROM pg_catalog.pg_namespace n"
+    "       JOIN pg_catalog.pg_event_trigger_dropped_objects() o ON o.schema_name = n.nspname"
+    "       WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND o.object_type = 'index'"
+    "       AND NOT o.is_temporary)"
+    "     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisreplident));"
     " END IF;"
     /* ALTER TYPE, and ALTER TABLE ADD/DROP of a table whose row type is a
      * column's type elsewhere: the types the command altered (a composite

@@ -67,14 +67,23 @@ WrStatus setup_read_context_key(const char *conninfo, const char *history_schema
     return st;
 }
 
-WrStatus setup_read_ddl_capture_on(const char *conninfo, bool *on, WrError *err)
+WrStatus setup_read_ddl_capture_on(const char *conninfo, bool *on, bool *index_drops_on, WrError *err)
 {
     *on = false;
+    *index_drops_on = false;
     char *v = NULL;
+    /* the drop capture reports a replica identity index's DROP INDEX since
+     * its function names dropped indexes (an older setup's does not) */
     WrStatus st = query_value(conninfo, "source: looking for the DDL capture event trigger",
-                              "SELECT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $1 AND evtenabled <> 'D')",
+                              "SELECT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $1 AND evtenabled <> 'D')"
+                              " || '|' || EXISTS (SELECT 1 FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid"
+                              " WHERE e.evtname = 'walrev_capture_drop' AND e.evtenabled <> 'D'"
+                              " AND p.prosrc LIKE '%o.object_type = ''index''%')",
                               "walrev_capture_ddl", &v, err);
-    if (st == WR_OK) *on = strcmp(v, "t") == 0;
+    if (st == WR_OK) {
+        *on = strncmp(v, "true|", 5) == 0;
+        *index_drops_on = *on && strcmp(v + strlen(v) - 5, "|true") == 0;
+    }
     free(v);
     return st;
 }

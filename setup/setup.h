@@ -60,10 +60,12 @@ WrStatus setup_read_context_key(const char *conninfo, const char *history_schema
 
 /*
  * Whether the source's DDL capture event trigger (walrev_capture_ddl, which
- * setup installs as a superuser) exists and is enabled. WR_RETRY / WR_FATAL
- * from pgio. Blocks on a connection.
+ * setup installs as a superuser) exists and is enabled (*on), and whether,
+ * besides, its drop capture (walrev_capture_drop) is enabled and reports the
+ * DROP INDEX of a replica identity index (*index_drops_on; an older setup's
+ * does not). WR_RETRY / WR_FATAL from pgio. Blocks on a connection.
  */
-WrStatus setup_read_ddl_capture_on(const char *conninfo, bool *on, WrError *err);
+WrStatus setup_read_ddl_capture_on(const char *conninfo, bool *on, bool *index_drops_on, WrError *err);
 
 /* ---- tables `walrev run` cannot track: warnings in the log, logging only ---- */
 

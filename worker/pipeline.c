@@ -70,8 +70,9 @@ typedef struct {
     uint8_t attest_pads[128];
     bool has_attest_key;
     /* The source's DDL capture event trigger is enabled (read at the
-     * session's start; AssemblerConfig.ddl_capture_on). */
-    bool ddl_capture_on;
+     * session's start; AssemblerConfig.ddl_capture_on), and reports the DROP
+     * INDEX of a replica identity index (AssemblerConfig.index_drop_capture_on). */
+    bool ddl_capture_on, index_drop_capture_on;
     /* Strict mode's policy ([actors]), borrowed from the configuration, and
      * the actors it left unverified (logged at most once a minute). */
     ContextStrict strict;
@@ -647,7 +648,8 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
     WrStatus st = create_sinks(p, err);
     if (st == WR_OK) st = fanout_open(p->fanout, start, err);
     if (st == WR_OK) st = load_attest_key(p, err);
-    if (st == WR_OK) st = setup_read_ddl_capture_on(cfg->source_conninfo, &p->ddl_capture_on, err);
+    if (st == WR_OK)
+        st = setup_read_ddl_capture_on(cfg->source_conninfo, &p->ddl_capture_on, &p->index_drop_capture_on, err);
     if (st != WR_OK) return st;
     /* The history store's digest key, so digests mean the same after a restart. */
     DigestKey dkey;
@@ -660,7 +662,8 @@ static WrStatus open_session(Pipeline *p, SinkPosition *start, WrError *err)
                             .digest_key = have_key ? &dkey : NULL,
                             .ids_from_commit_lsn = !fanout_has_position(p->fanout),
                             .control_schema = cfg->history_schema,
-                            .ddl_capture_on = p->ddl_capture_on};
+                            .ddl_capture_on = p->ddl_capture_on,
+                            .index_drop_capture_on = p->index_drop_capture_on};
     if (p->has_attest_key) {
         acfg.attest_ipad = p->attest_pads;
         acfg.attest_opad = p->attest_pads + 64;

@@ -70,3 +70,23 @@ expect_eq "without the capture, the key-less Relation message made k2 keyless" \
   "$(q $DB "$H SELECT string_agg(v.col_is_key::text, ' ' ORDER BY v.version) FROM relation_version v
             WHERE v.relid = 'public.k2'::regclass")" "{t,f} {f,f}"
 q $DB "ALTER EVENT TRIGGER walrev_capture_ddl ENABLE"
+
+# The key added by DDL in the same transaction as an update by it, dropped
+# later, then ANALYZE before the worker decodes any of it: the Relation
+# message of that update comes after the ADD PRIMARY KEY's capture row, and
+# marks no key all the same; the capture's version (keyed) stands.
+q $DB "CREATE TABLE k3 (id int NOT NULL, v text); INSERT INTO k3 VALUES (1, 'a'), (2, 'b')"
+run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
+NP=0
+LSN=()
+TABLES="k3"
+point
+q $DB "BEGIN; ALTER TABLE k3 ADD PRIMARY KEY (id); UPDATE k3 SET v = 'b2' WHERE id = 2; COMMIT"; point
+q $DB "ALTER TABLE k3 DROP CONSTRAINT k3_pkey"
+q $DB "ANALYZE k3"
+q $DB "INSERT INTO k3 VALUES (2, 'dup')"; point
+run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
+expect_points_equal 3
+expect_eq "k3: keyless, keyed from the ADD PRIMARY KEY, keyless from the DROP CONSTRAINT" \
+  "$(q $DB "$H SELECT string_agg(v.col_is_key::text, ' ' ORDER BY v.version) FROM relation_version v
+            WHERE v.relid = 'public.k3'::regclass")" "{f,f} {t,f} {f,f}"
