@@ -145,7 +145,7 @@ SAFE_RETYPE = {"int2": "int4", "int4": "int8", "int8": "numeric", "varchar20": "
                "num123": "numeric", "jsonb": "text"}
 # DDL that makes a new relation version of a table's columns or key
 COLUMN_DDL = {"add_column", "add_column_default", "drop_column", "rename_column", "retype", "retype_lossy",
-              "drop_pk", "add_pk", "replident_f", "replident_d"}
+              "drop_pk", "add_pk", "replident_f", "replident_d", "replident_i", "drop_ri_index"}
 # Retypes that change the text of existing values without a row change in WAL.
 LOSSY_RETYPE = {"ts": "tstz", "num123": "num101"}
 
@@ -169,7 +169,9 @@ class Table:
         self.cols = []
         self.pk = None            # list of column names, or None
         self.keycols = set()      # columns that are or were in the primary key
-        self.replident = "d"      # 'd' default, 'f' full
+        self.replident = "d"      # 'd' default, 'f' full, 'i' USING INDEX
+        self.ri_index = None      # under 'i': the identity index's name (None: dropped, no identity left)
+        self.ri_cols = []         # its columns
         self.unlogged = False
         self.partitioned = False  # a partitioned table (no storage)
         self.parent = None        # the partitioned table it is attached to
@@ -224,7 +226,9 @@ class Table:
             t.add("types")
         if not self.written and not self.partitioned:
             t.add("never_changed")
-        if self.pk:
+        if self.replident == "i" and self.ri_index:
+            t.add("keyed_index")
+        elif self.pk:
             t.add("keyed_composite" if len(self.pk) > 1 else "keyed")
         elif self.replident == "f":
             t.add("keyless_full")
@@ -235,7 +239,7 @@ class Table:
 
 KIND_ORDER = ["unlogged", "new_schema", "partitioned", "partition", "inherit_parent", "inherit_child", "typed",
               "generated", "toast", "types",
-              "never_changed", "keyed_composite", "keyed", "keyless_full", "keyless"]
+              "never_changed", "keyed_index", "keyed_composite", "keyed", "keyless_full", "keyless"]
 
 
 def primary_kind(tags):
@@ -326,6 +330,7 @@ class Workload:
         self.worker = None
         self.udts = {}       # types of our own: name -> {kind, name, labels | attrs}
         self.nudt = 0
+        self.paused = False  # the worker stopped for the rest of a transaction (pause_worker)
 
     # -- SQL helpers
     def logsql(self, sql, params=None):
@@ -403,6 +408,36 @@ class Workload:
                 pass
             self.post = []
             return False
+        finally:
+            self.resume_worker()
+
+    def pause_worker(self, why):
+        """Stop the worker until this transaction and what runs after its
+        commit (ANALYZE, VACUUM) are done: its next walsender decodes the
+        transaction only then, as a worker that lags does (a key's index
+        dropped, then relhasindex cleared in place: pgoutput marks no key)."""
+        w = self.worker
+        if w is None or self.args.calm or w.proc is None or self.paused or self.sp_stack:
+            return
+        w.stop(signal.SIGTERM)
+        self.paused = True
+        self.event(f"worker SIGTERM (paused: {why})")
+
+    def resume_worker(self):
+        if self.paused:
+            self.paused = False
+            self.worker.start()
+            self.event("worker restarted")
+
+    def after_key_drop(self, t):
+        """ANALYZE (sometimes VACUUM) of t right after the commit: with no
+        index left, both clear pg_class.relhasindex in place."""
+        how = "VACUUM" if self.r.random() < 0.3 else "ANALYZE"
+
+        def fn():
+            if not t.dropped:
+                self.x(f"{how} {t.q}")
+        self.on_commit(fn)
 
     def event(self, what):
         """A worker event, listed with the divergences after it."""
@@ -642,24 +677,32 @@ class Workload:
         leaves = [x for x in self.tree(t) if x.bounds is not None]
         return self.r.choice(leaves).bounds if leaves else False
 
+    def ident(self, t):
+        """The columns rows are updated and deleted by: the replica identity
+        index's under USING INDEX, else the primary key's (None: by ctid under
+        FULL, or none at all)."""
+        if t.replident == "i":
+            return t.ri_cols if t.ri_index else None
+        return t.pk
+
     def keys(self, t, limit=None):
-        cols = t.pk
+        cols = self.ident(t)
         rows = self.rows(f"SELECT {', '.join(c + '::text' for c in cols)} FROM {t.q} ORDER BY 1" +
                          ("" if len(cols) == 1 else ", 2"))
         return rows
 
     def key_where(self, t, key):
-        return " AND ".join(f"{c} = %s::{t.col(c).sqltype}" for c in t.pk), list(key)
+        return " AND ".join(f"{c} = %s::{t.col(c).sqltype}" for c in self.ident(t)), list(key)
 
     def update(self, t):
-        if t.pk:
+        if self.ident(t):
             keys = self.keys(t)
             if not keys:
                 return self.insert(t)
-            nonkey = [c for c in t.writable_cols() if c.name not in t.pk]
+            nonkey = [c for c in t.writable_cols() if c.name not in self.ident(t) and c.name not in (t.pk or [])]
             for key in self.r.sample(keys, min(len(keys), self.r.randint(1, 3))):
                 w, wp = self.key_where(t, key)
-                if (self.r.random() < 0.12 and t.pk and not (t.partitioned or t.parent)
+                if (self.r.random() < 0.12 and t.pk and not (t.partitioned or t.parent) and self.ident(t) == t.pk
                         and all(t.col(c).tkey in ("int4", "text", "uuid") for c in t.pk)):
                     c = t.col(t.pk[-1])
                     self.x(f"UPDATE {t.q} SET {c.name} = %s::{c.sqltype} WHERE {w}", [self.key_val(t, c)] + wp)
@@ -697,7 +740,7 @@ class Workload:
         self.stats["update"] += 1
 
     def delete(self, t):
-        if t.pk:
+        if self.ident(t):
             keys = self.keys(t)
             if not keys:
                 return
@@ -743,6 +786,9 @@ class Workload:
             c = r.choice(cs)
             self.x(f"ALTER TABLE {t.q} DROP COLUMN {c.name}")
             self.on_commit(lambda: t.cols.remove(c))
+            if c.name in t.ri_cols:
+                # the replica identity index goes with its column (an ALTER TABLE)
+                self.on_commit(lambda: (setattr(t, "ri_index", None), setattr(t, "ri_cols", [])))
         elif op == "rename_column":
             cs = [c for c in t.cols if not c.referenced and c.name not in ("a", "b", "id", "region")]
             if not cs:
@@ -757,11 +803,12 @@ class Workload:
                     t.keycols = (t.keycols - {old}) | {new}
                 if t.pk and old in t.pk:
                     t.pk = [new if k == old else k for k in t.pk]
+                t.ri_cols = [new if k == old else k for k in t.ri_cols]
             self.on_commit(fn)
         elif op in ("retype", "retype_lossy"):
             m = SAFE_RETYPE if op == "retype" else LOSSY_RETYPE
             cs = [c for c in t.cols if c.tkey in m and not c.gen_expr and not c.referenced
-                  and not (t.pk and c.name in t.pk)]
+                  and not (t.pk and c.name in t.pk) and c.name not in t.ri_cols]
             if not cs:
                 return
             c = r.choice(cs)
@@ -776,11 +823,8 @@ class Workload:
             self.x(f"TRUNCATE {t.q}")
         elif op == "pk":
             if t.pk:
-                cname = self.rows("SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
-                                  (t.q,))[0][0]
-                self.x(f"ALTER TABLE {t.q} DROP CONSTRAINT {cname}")
+                self.op_drop_pk(t, tag=False)
                 op = "drop_pk"
-                self.on_commit(lambda: setattr(t, "pk", None))
             else:
                 cand = "id" if any(c.name == "id" for c in t.cols) else None
                 if cand is None:
@@ -792,6 +836,7 @@ class Workload:
                 op = "add_pk"
                 self.on_commit(lambda: (setattr(t, "pk", ["id"]), t.keycols.add("id")))
         elif op == "replident":
+            # from USING INDEX back to DEFAULT (the index stays, an identity no more)
             new = "f" if t.replident == "d" else "d"
             self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY {'FULL' if new == 'f' else 'DEFAULT'}")
             op = "replident_" + new
@@ -812,6 +857,65 @@ class Workload:
         if op in ("truncate", "drop_table"):
             self.mark_written(t)
         self.stats["ddl:" + op] += 1
+
+    def op_drop_pk(self, t, tag=True):
+        """DROP CONSTRAINT of t's primary key, after updates and deletes by it
+        in the same transaction, then ANALYZE or VACUUM; the worker decodes it
+        all only after that (pause_worker)."""
+        cname = self.rows("SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+                          (t.q,))[0][0]
+        self.pause_worker(f"drop_pk {t.q}")
+        for _ in range(self.r.randint(1, 2)):
+            self.update(t) if self.r.random() < 0.7 else self.delete(t)
+        self.x(f"ALTER TABLE {t.q} DROP CONSTRAINT {cname}")
+        self.on_commit(lambda: setattr(t, "pk", None))
+        self.after_key_drop(t)
+        if tag:
+            self.col_ddl_done(t, "drop_pk", "drop_pk")
+        return True
+
+    def ri_candidate(self, t):
+        """A table with no replica identity index and former key columns that
+        still hold unique non-NULL values (a primary key dropped, or made so)."""
+        return (self.ddl_target(t) and not t.busy and not t.ri_index and t.replident in ("d", "f")
+                and [c.name for c in t.cols if c.name in t.keycols] and not t.toast)
+
+    def op_replident_index(self, t):
+        """REPLICA IDENTITY USING INDEX of a unique index on t's former key columns."""
+        cols = [c.name for c in t.cols if c.name in t.keycols]
+        dup = self.rows(f"SELECT count(*) - count(DISTINCT ({', '.join(cols)})) FROM {t.q}")[0][0]
+        if dup:
+            return False
+        idx = self.new_name("ri")
+        for c in cols:
+            self.x(f"ALTER TABLE {t.q} ALTER COLUMN {c} SET NOT NULL")
+        self.x(f"CREATE UNIQUE INDEX {idx} ON {t.q} ({', '.join(cols)})")
+        self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY USING INDEX {idx}")
+        self.on_commit(lambda: (setattr(t, "replident", "i"), setattr(t, "ri_index", idx),
+                                setattr(t, "ri_cols", cols)))
+        self.col_ddl_done(t, "replident_i", f"replident_i {idx}")
+        return True
+
+    def op_drop_ri_index(self, t):
+        """DROP INDEX of t's replica identity index (no ALTER TABLE: its
+        capture is the sql_drop one), after changes by it in the same
+        transaction, then ANALYZE or VACUUM; decoded only after that."""
+        self.pause_worker(f"drop_ri_index {t.q}")
+        for _ in range(self.r.randint(1, 2)):
+            self.update(t) if self.r.random() < 0.7 else self.delete(t)
+        self.x(f"DROP INDEX {t.schema}.{t.ri_index}")
+        self.on_commit(lambda: (setattr(t, "ri_index", None), setattr(t, "ri_cols", [])))
+        self.after_key_drop(t)
+        self.col_ddl_done(t, "drop_ri_index", "drop_ri_index")
+        return True
+
+    def make_ri(self):
+        """A table for USING INDEX: a former key column, unique values, no key."""
+        t = Table("public", self.new_name("ri"), "keyed_int")
+        t.cols = [Col("id", "int4")] + [Col(self.new_col_name(), self.r.choice(COMMON_TYPES)) for _ in range(2)]
+        t.keycols = {"id"}
+        self.create(t, self.col_defs(t))
+        return t
 
     def partition_op(self, root):
         """DETACH a leaf, or ATTACH a new one (or a detached one) with rows."""
@@ -1267,6 +1371,16 @@ class Workload:
             return self.op_inherit("toggle")
         if op == "inherit_add_col":
             return self.op_inherit("add_col")
+        if op == "drop_pk":
+            ks = [t for t in plain if t.pk]
+            return self.op_drop_pk(r.choice(ks)) if ks else False
+        if op == "replident_index":
+            # no primary key: once the index is dropped the table has none left
+            cs = [t for t in plain if self.ri_candidate(t) and not t.pk]
+            return self.op_replident_index(r.choice(cs)) if cs else False
+        if op == "drop_ri_index":
+            cs = [t for t in plain if t.replident == "i" and t.ri_index]
+            return self.op_drop_ri_index(r.choice(cs)) if cs else False
         raise ValueError(op)
 
     def prepare_for(self, op):
@@ -1277,6 +1391,11 @@ class Workload:
                 "comp_add": "comp"}.get(op)
         if need and plain:
             self.op_udt_col(self.r.choice(plain), need)
+        elif op in ("drop_pk", "replident_index", "drop_ri_index"):
+            t = self.make_keyed(keytype="int") if op == "drop_pk" else self.make_ri()
+            self.insert(t, self.r.randint(2, 5))
+            if op == "drop_ri_index":
+                self.op_replident_index(t)
         elif op in ("comp_alter", "inherit_toggle", "inherit_add_col", "drop_expression"):
             t = self.make_typed() if op == "comp_alter" else (
                 self.make_generated(True) if op == "drop_expression" else self.make_inherit())
@@ -1286,8 +1405,8 @@ class Workload:
 
 REWRITE_OPS = ["add_volatile", "add_identity", "retype_using", "retype_using_same", "udt_col", "drop_expression",
                "drop_domain", "drop_type", "enum_rename", "comp_drop", "comp_add", "comp_alter", "inherit_toggle",
-               "inherit_add_col", "combo", "via_parent"]
-REWRITE_WEIGHTS = [3, 2, 3, 1.5, 3, 1, 1, 1, 1.5, 1, 0.7, 1, 3, 1.5, 1.5, 2]
+               "inherit_add_col", "combo", "via_parent", "drop_pk", "replident_index", "drop_ri_index"]
+REWRITE_WEIGHTS = [3, 2, 3, 1.5, 3, 1, 1, 1, 1.5, 1, 0.7, 1, 3, 1.5, 1.5, 2, 0.7, 1, 0.7]
 
 
 def comp_literal(r, attrs):
