@@ -64,19 +64,32 @@ static void progress_tick(Progress *p, FILE *err, bool final)
     fflush(err);
 }
 
-/* The SQL type of each column, as format_type() names it on conn; falls back to the recorded name. */
+/*
+ * The SQL type of each column, as format_type() names it on conn; falls back
+ * to the recorded name, and to text when that names no type there either: a
+ * column whose type was dropped since (DROP TYPE/DOMAIN … CASCADE dropped
+ * the column later) is given to a generated column's expression as text
+ * (an expression that used it went with the type).
+ */
 static char **column_types(PGconn *conn, const RelVersion *rv, WrError *err)
 {
     char **types = xcalloc((size_t)rv->ncols + 1, sizeof(char *));
     for (int i = 0; i < rv->ncols; i++) {
-        PGresult *res = rq_execf(conn, err, "SELECT format_type(%u, %d)", rv->type_oids[i], rv->typmods[i]);
+        char oid[16], typmod[16];
+        snprintf(oid, sizeof oid, "%u", rv->type_oids[i]);
+        snprintf(typmod, sizeof typmod, "%d", (int)rv->typmods[i]);
+        const char *params[3] = {oid, typmod, rv->type_names[i] ? rv->type_names[i] : "text"};
+        PGresult *res =
+            rq_exec(conn, err,
+                    "SELECT CASE WHEN coalesce(format_type($1::oid, $2::int), '-') NOT LIKE '?\?\?%' AND"
+                    " coalesce(format_type($1::oid, $2::int), '-') <> '-' THEN format_type($1::oid, $2::int)"
+                    " WHEN to_regtype($3) IS NOT NULL THEN $3 ELSE 'text' END",
+                    3, params);
         if (!res) {
             rq_free_strv(types, rv->ncols);
             return NULL;
         }
-        const char *t = PQgetisnull(res, 0, 0) ? "???" : PQgetvalue(res, 0, 0);
-        if (strncmp(t, "???", 3) == 0 || strcmp(t, "-") == 0) t = rv->type_names[i] ? rv->type_names[i] : "text";
-        types[i] = xstrdup(t);
+        types[i] = xstrdup(PQgetisnull(res, 0, 0) ? "text" : PQgetvalue(res, 0, 0));
         PQclear(res);
     }
     return types;
