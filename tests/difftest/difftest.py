@@ -1403,10 +1403,11 @@ class Workload:
                 self.insert(x, self.r.randint(1, 4))
 
 
-REWRITE_OPS = ["add_volatile", "add_identity", "retype_using", "retype_using_same", "udt_col", "drop_expression",
-               "drop_domain", "drop_type", "enum_rename", "comp_drop", "comp_add", "comp_alter", "inherit_toggle",
-               "inherit_add_col", "combo", "via_parent", "drop_pk", "replident_index", "drop_ri_index"]
-REWRITE_WEIGHTS = [3, 2, 3, 1.5, 3, 1, 1, 1, 1.5, 1, 0.7, 1, 3, 1.5, 1.5, 2, 0.7, 1, 0.7]
+# (a USING INDEX early, its DROP INDEX late: points see the table under it in between)
+REWRITE_OPS = ["add_volatile", "replident_index", "add_identity", "retype_using", "retype_using_same", "udt_col",
+               "drop_expression", "drop_domain", "drop_type", "enum_rename", "comp_drop", "comp_add", "comp_alter",
+               "inherit_toggle", "inherit_add_col", "combo", "via_parent", "drop_pk", "drop_ri_index"]
+REWRITE_WEIGHTS = [3, 1, 2, 3, 1.5, 3, 1, 1, 1, 1.5, 1, 0.7, 1, 3, 1.5, 1.5, 2, 0.7, 0.7]
 
 
 def comp_literal(r, attrs):
@@ -1471,11 +1472,14 @@ def run(args):
         Col(w.new_col_name(), n) for n in ("dom1", "en2", "cp3")]
     ut.pk = ["id"]
     filled.append(w.create(ut, w.col_defs(ut)))
+    ri = w.make_ri()                             # REPLICA IDENTITY USING INDEX before setup
+    filled.append(ri)
     empty = w.make_keyed(keytype="int")          # never written at all
     baseline_only = w.make_keyed(keytype="int")  # rows before setup, never changed after
     for t in filled:
         w.insert(t, r.randint(2, 6))
     w.insert(baseline_only, 3)
+    w.op_replident_index(ri)
     w.commit()
     empty.frozen = baseline_only.frozen = True
     baseline_only.tags.add("baseline_only")
