@@ -497,7 +497,9 @@ bool setup_ensure_table_log(Setup *s)
             free(md5);
         }
         if (!ok) goto out;
-        setup_say("created", "table log %s and event triggers walrev_log_tables, walrev_log_drops", name.data);
+        setup_say("created",
+                  "table log %s and event triggers walrev_log_tables, walrev_schema_tables, walrev_log_drops",
+                  name.data);
         s->changes++;
     }
 out:
