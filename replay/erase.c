@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cli.h"
 #include "replay/internal.h"
 
 enum { E_TABLE = 1, E_KEY, E_COLUMNS, E_REASON, E_ACTOR, E_APPLY, E_WAIT };
@@ -31,31 +32,25 @@ typedef struct {
     int wait_s;
 } EraseArgs;
 
+static const CliField ERASE_FIELDS[] = {
+    CLI_STRING_FIELD(E_TABLE, EraseArgs, table),     CLI_STRING_FIELD(E_KEY, EraseArgs, key),
+    CLI_STRING_FIELD(E_COLUMNS, EraseArgs, columns), CLI_STRING_FIELD(E_REASON, EraseArgs, reason),
+    CLI_STRING_FIELD(E_ACTOR, EraseArgs, actor),     CLI_FLAG_FIELD(E_APPLY, EraseArgs, apply),
+};
+
 static WrStatus parse(ReplayCtx *ctx, int argc, char **argv, EraseArgs *a, WrError *err)
 {
     memset(a, 0, sizeof(*a));
     a->wait_s = 60;
-    optind = 0;
-    opterr = 0;
+    cli_start();
     int c;
-    while ((c = getopt_long(argc, argv, "", rq_erase_options, NULL)) != -1) {
-        switch (c) {
-        case E_TABLE: a->table = optarg; break;
-        case E_KEY: a->key = optarg; break;
-        case E_COLUMNS: a->columns = optarg; break;
-        case E_REASON: a->reason = optarg; break;
-        case E_ACTOR: a->actor = optarg; break;
-        case E_APPLY: a->apply = true; break;
-        case E_WAIT: {
-            char *end = NULL;
-            long w = strtol(optarg, &end, 10);
-            if (!end || *end || w < 0 || w > 86400)
-                return rq_usage(ctx, err, "--wait takes seconds (0-86400), not %s", optarg);
-            a->wait_s = (int)w;
-            break;
-        }
-        default: return rq_bad_option(ctx, argc, argv, err);
-        }
+    while ((c = cli_next(argc, argv, rq_erase_options, ERASE_FIELDS, CLI_NFIELDS(ERASE_FIELDS), a)) != -1) {
+        if (c != E_WAIT) return rq_bad_option(ctx, argc, argv, err);
+        char *end = NULL;
+        long w = strtol(optarg, &end, 10);
+        if (!end || *end || w < 0 || w > 86400)
+            return rq_usage(ctx, err, "--wait takes seconds (0-86400), not %s", optarg);
+        a->wait_s = (int)w;
     }
     if (optind < argc) return rq_usage(ctx, err, "erase: unexpected argument %s", argv[optind]);
     if (!a->table || !a->key) return rq_usage(ctx, err, "erase needs --table T and --key K");

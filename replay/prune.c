@@ -19,6 +19,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/cli.h"
 #include "replay/internal.h"
 #include "schema/store_sql.h"
 
@@ -39,21 +40,19 @@ typedef struct {
     bool apply;
 } PruneArgs;
 
+static const CliField PRUNE_FIELDS[] = {
+    CLI_STRING_FIELD(P_BEFORE, PruneArgs, before),
+    CLI_FLAG_FIELD(P_APPLY, PruneArgs, apply),
+    CLI_STRING_FIELD(P_EXPORT, PruneArgs, export_dir),
+    CLI_STRING_FIELD(P_IMPORT, PruneArgs, import_dir),
+};
+
 static WrStatus parse(ReplayCtx *ctx, int argc, char **argv, PruneArgs *a, WrError *err)
 {
     memset(a, 0, sizeof(*a));
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", rq_prune_options, NULL)) != -1) {
-        switch (c) {
-        case P_BEFORE: a->before = optarg; break;
-        case P_APPLY: a->apply = true; break;
-        case P_EXPORT: a->export_dir = optarg; break;
-        case P_IMPORT: a->import_dir = optarg; break;
-        default: return rq_bad_option(ctx, argc, argv, err);
-        }
-    }
+    cli_start();
+    if (cli_next(argc, argv, rq_prune_options, PRUNE_FIELDS, CLI_NFIELDS(PRUNE_FIELDS), a) != -1)
+        return rq_bad_option(ctx, argc, argv, err);
     if (optind < argc) return rq_usage(ctx, err, "prune: unexpected argument %s", argv[optind]);
     if (a->import_dir && (a->before || a->apply || a->export_dir))
         return rq_usage(ctx, err, "prune --import DIR takes no other option");

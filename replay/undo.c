@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cli.h"
 #include "replay/plan.h"
 
 enum { OPT_APPLY = 1000, OPT_ACTOR, OPT_TABLE, OPT_KEY, OPT_AT, OPT_COLUMNS, OPT_FORCE, OPT_TO };
@@ -35,27 +36,22 @@ typedef struct {
     int npos;
 } UndoArgs;
 
+static const CliField UNDO_FIELDS[] = {
+    CLI_FLAG_FIELD(OPT_APPLY, UndoArgs, apply),   CLI_FLAG_FIELD(OPT_FORCE, UndoArgs, force),
+    CLI_STRING_FIELD(OPT_ACTOR, UndoArgs, actor), CLI_STRING_FIELD(OPT_KEY, UndoArgs, key),
+    CLI_STRING_FIELD(OPT_AT, UndoArgs, at),       CLI_STRING_FIELD(OPT_COLUMNS, UndoArgs, columns),
+    CLI_STRING_FIELD(OPT_TO, UndoArgs, to),
+};
+
 static WrStatus parse_undo_args(ReplayCtx *ctx, int argc, char **argv, UndoArgs *a, WrError *err)
 {
     memset(a, 0, sizeof(*a));
-    optind = 0;
-    opterr = 0;
+    cli_start();
     int c;
-    while ((c = getopt_long(argc, argv, "", rq_undo_options, NULL)) != -1) {
-        switch (c) {
-        case OPT_APPLY: a->apply = true; break;
-        case OPT_FORCE: a->force = true; break;
-        case OPT_ACTOR: a->actor = optarg; break;
-        case OPT_KEY: a->key = optarg; break;
-        case OPT_AT: a->at = optarg; break;
-        case OPT_COLUMNS: a->columns = optarg; break;
-        case OPT_TO: a->to = optarg; break;
-        case OPT_TABLE:
-            if (a->ntables == MAX_TABLES) return rq_usage(ctx, err, "too many --table options");
-            a->tables[a->ntables++] = optarg;
-            break;
-        default: return rq_bad_option(ctx, argc, argv, err);
-        }
+    while ((c = cli_next(argc, argv, rq_undo_options, UNDO_FIELDS, CLI_NFIELDS(UNDO_FIELDS), a)) != -1) {
+        if (c != OPT_TABLE) return rq_bad_option(ctx, argc, argv, err);
+        if (a->ntables == MAX_TABLES) return rq_usage(ctx, err, "too many --table options");
+        a->tables[a->ntables++] = optarg;
     }
     a->pos = argv + optind;
     a->npos = argc - optind;
