@@ -1021,13 +1021,7 @@ static WrStatus emit_delta(Assembler *a, const RelationVersion *rv, DeltaOp op, 
             d.old_row_found = !a->keyless_unmatched;
         }
     }
-    switch (op) {
-    case DELTA_INSERT: a->rev.n_insert++; break;
-    case DELTA_UPDATE: a->rev.n_update++; break;
-    case DELTA_DELETE: a->rev.n_delete++; break;
-    case DELTA_TRUNCATE: a->rev.n_truncate++; break;
-    case DELTA_SNAPSHOT: a->rev.n_snapshot++; break;
-    }
+    revision_count_delta(&a->rev, op);
     a->stats.deltas++;
     revhash_add_delta(a->hasher, &d, NULL);
     return a->out.delta(a->out.ctx, &a->rev, &d, err);

@@ -412,24 +412,6 @@ enum {
     R_CHECKSUM
 };
 
-static void free_relation(RelationVersion *rv)
-{
-    for (uint16_t i = 0; rv->cols && i < rv->ncols; i++) {
-        free(rv->cols[i].name);
-        free(rv->cols[i].type_name);
-    }
-    for (uint16_t i = 0; rv->gen && i < rv->ngen; i++) {
-        free(rv->gen[i].name);
-        free(rv->gen[i].type_name);
-        free(rv->gen[i].expr);
-    }
-    free(rv->cols);
-    free(rv->gen);
-    free(rv->nspname);
-    free(rv->relname);
-    memset(rv, 0, sizeof(*rv));
-}
-
 static char *val_str(Value v) { return v.data ? xstrndup(v.data, v.len) : NULL; }
 
 /* The relation version at the cursor's row, as the worker hashed it; false when malformed. */
@@ -694,7 +676,7 @@ static WrStatus hash_relations(Walk *w, int64_t rev_id, bool *bad)
             strbuf_appendf(&w->covered, "%s%s.%s version %d", w->covered.len ? ", " : "", rv->nspname, rv->relname,
                            (int)rv->version);
         }
-        free_relation(rv);
+        relation_version_term(rv);
         w->vc.row++;
     }
     return *bad ? WR_OK : st;
@@ -896,7 +878,7 @@ done:
     PQclear(w.cc.res);
     PQclear(w.dc.res);
     PQclear(w.vc.res);
-    free_relation(&w.rv);
+    relation_version_term(&w.rv);
     strbuf_free(&w.covered);
     if (in_tx && PQstatus(conn) == CONNECTION_OK) {
         PGresult *r = PQexec(conn, "ROLLBACK");

@@ -80,14 +80,7 @@ static GenColumn *copy_gen(uint16_t n, const GenColumn *src)
 static void free_version(RelationVersion *rv)
 {
     if (!rv) return;
-    for (uint16_t i = 0; i < rv->ncols; i++) {
-        free(rv->cols[i].name);
-        free(rv->cols[i].type_name);
-    }
-    free(rv->cols);
-    free_gen(rv->ngen, rv->gen);
-    free(rv->nspname);
-    free(rv->relname);
+    relation_version_term(rv);
     free(rv);
 }
 

@@ -173,4 +173,12 @@ typedef struct {
  * an erasure request's fields this way. */
 const Value *revision_delta_new_value(const ObjectDelta *d, const char *name);
 
+/* Free what a RelationVersion built on the heap owns (names, columns,
+ * generated columns: the relation cache's, one re-read from the history),
+ * not rv itself, and zero it. Any array may be NULL. */
+void relation_version_term(RelationVersion *rv);
+
+/* Count one more delta of op in rev's trailer counts (n_insert, ...). */
+void revision_count_delta(Revision *rev, DeltaOp op);
+
 #endif

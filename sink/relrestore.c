@@ -52,23 +52,6 @@ static json_t *get_array(Row *r, const char *field, size_t n)
     return a;
 }
 
-static void free_version(RelationVersion *rv)
-{
-    for (uint16_t i = 0; rv->cols && i < rv->ncols; i++) {
-        free(rv->cols[i].name);
-        free(rv->cols[i].type_name);
-    }
-    free(rv->cols);
-    for (uint16_t i = 0; rv->gen && i < rv->ngen; i++) {
-        free(rv->gen[i].name);
-        free(rv->gen[i].type_name);
-        free(rv->gen[i].expr);
-    }
-    free(rv->gen);
-    free(rv->nspname);
-    free(rv->relname);
-}
-
 static char *dup_or_empty(const char *s) { return xstrdup(s ? s : ""); }
 
 /* The array field name whose length counts the columns (or generated columns) into *out;
@@ -182,7 +165,7 @@ WrStatus history_reader_load_relations(const char *conninfo, const char *schema,
                               PQgetvalue(res, i, 1), PQgetvalue(res, i, 0), r.bad);
         else
             restore(arg, &rv, max_col_id);
-        free_version(&rv);
+        relation_version_term(&rv);
         json_decref(r.o);
     }
 done:

@@ -250,13 +250,7 @@ static void tw_delta(TW *tw, const RelationVersion *rv, DeltaOp op, const char *
                      .old_unknown = false,
                      .after = after};
     revhash_add_delta(tw->hh, &d, NULL);
-    switch (op) {
-    case DELTA_INSERT: tw->rev.n_insert++; break;
-    case DELTA_UPDATE: tw->rev.n_update++; break;
-    case DELTA_DELETE: tw->rev.n_delete++; break;
-    case DELTA_TRUNCATE: tw->rev.n_truncate++; break;
-    case DELTA_SNAPSHOT: tw->rev.n_snapshot++; break;
-    }
+    revision_count_delta(&tw->rev, op);
     OK(tw->sink->ops->write_delta(tw->sink, &tw->rev, &d, &tw->err));
 }
 
