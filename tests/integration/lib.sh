@@ -141,6 +141,15 @@ source_db() {
 
 q() { local db=$1; shift; $PSQL -d "$db" -c "$*"; }
 
+# q_at NAME SQL...: q "$DB" SQL, then NAME=current_lsn: the point just after
+# the statement, for --at and --stop-lsn.
+q_at() {
+  local name=$1
+  shift
+  q "$DB" "$@"
+  printf -v "$name" '%s' "$(current_lsn "$DB")"
+}
+
 # late_tables_conf CHUNK_ROWS: $TMP/walrev.conf for a FOR TABLE publication
 # of public.base alone (so that tables can join it later, each with a
 # baseline of its own) read in chunks of CHUNK_ROWS rows; W ARG... runs

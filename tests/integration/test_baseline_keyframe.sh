@@ -37,8 +37,7 @@ snap_eq "snapshot of big right after setup" big
 snap_eq "snapshot of small right after setup" small
 
 # Changes after it, and verify of everything, the baseline keyframe included.
-q $DB "UPDATE big SET n = n + 1 WHERE id % 3 = 0; DELETE FROM big WHERE id > 990;"
-END=$(current_lsn $DB)
+q_at END "UPDATE big SET n = n + 1 WHERE id % 3 = 0; DELETE FROM big WHERE id > 990;"
 "$WALREV_BIN" --source "$SRC" --slot bkf run --stop-lsn "$END" >"$TEST_TMP/run.log" 2>&1 || { cat "$TEST_TMP/run.log"; fail run; }
 snap_eq "snapshot of big after the changes" big
 expect_eq "still one keyframe of big (the ratio is not reached)" \

@@ -38,8 +38,7 @@ q $DB "INSERT INTO t VALUES (50, 0, 'w0', 0);"
 q $DB "DO \$\$ BEGIN FOR i IN 1..3000 LOOP
          IF i % 2 = 0 THEN UPDATE t SET a = i WHERE id = 50; ELSE UPDATE t SET b = 'w' || i WHERE id = 50; END IF;
          COMMIT; END LOOP; END \$\$;"
-q $DB "UPDATE t SET d = 1 WHERE id = 50;"
-END=$(current_lsn $DB)
+q_at END "UPDATE t SET d = 1 WHERE id = 50;"
 run_to "$END" "$TEST_TMP/run.log" --source "$SRC" --slot blamewalk
 NREV=$(q $DB "$H SELECT max(id) FROM revision")
 RELID=$(q $DB "SELECT 't'::regclass::oid")

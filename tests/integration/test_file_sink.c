@@ -148,6 +148,15 @@ static Sink *open_sink(const char *path, SinkPosition *pos, WrStatus expect, WrE
     return s;
 }
 
+/* A file sink opened (WR_OK) on a new file name of the test directory, its path in *path. */
+static Sink *open_new_sink(const char *name, const char **path)
+{
+    *path = path_in_tmp(name);
+    SinkPosition pos;
+    WrError err = {0};
+    return open_sink(*path, &pos, WR_OK, &err);
+}
+
 /* A flush of s succeeds and makes it durable through revision id. */
 static void expect_flushed_through(Sink *s, int64_t id)
 {
@@ -191,6 +200,16 @@ static void expect_revisions(const char *path, const char *revs)
     }
     expect_summary(path, want.data);
     strbuf_free(&want);
+}
+
+/* Resend revision id whole, flush it durable, close s: the file at path then
+ * holds exactly the revisions revs (expect_revisions). */
+static void finish_and_expect(Sink *s, int64_t id, const char *path, const char *revs)
+{
+    write_rev(s, id, true);
+    expect_flushed_through(s, id);
+    sink_destroy(s);
+    expect_revisions(path, revs);
 }
 
 static void test_crash_and_reopen(void **state)
@@ -245,23 +264,18 @@ static void test_crash_and_reopen(void **state)
     assert_int_equal(s->ops->durable_lsn(s), r2.end_lsn);
 
     /* The worker resends from revision 3; the new session repeats the relations before use. */
-    write_rev(s, 3, true);
-    expect_flushed_through(s, 3);
-    sink_destroy(s);
-
-    expect_revisions(path, "*1 2 *3");
+    finish_and_expect(s, 3, path, "*1 2 *3");
 }
 
 /* The Python decoder, written from the format document, reads every message exactly as C does. */
 static void test_python_decoder_agrees(void **state)
 {
     (void)state;
-    const char *path = path_in_tmp("py.msgpack");
-    SinkPosition pos;
-    WrError err = {0};
-    Sink *s = open_sink(path, &pos, WR_OK, &err);
+    const char *path;
+    Sink *s = open_new_sink("py.msgpack", &path);
     write_rev(s, 1, true);
     write_rev(s, 2, true);
+    WrError err = {0};
     assert_int_equal(s->ops->flush(s, &err), WR_OK);
     sink_destroy(s);
 
@@ -323,17 +337,12 @@ static void test_python_decoder_agrees(void **state)
 static void test_abort_cuts_revision_in_flight(void **state)
 {
     (void)state;
-    const char *path = path_in_tmp("abort.msgpack");
-    SinkPosition pos;
-    WrError err = {0};
-    Sink *s = open_sink(path, &pos, WR_OK, &err);
+    const char *path;
+    Sink *s = open_new_sink("abort.msgpack", &path);
     write_rev(s, 1, true);
     write_rev(s, 2, false);
     s->ops->abort(s);
-    write_rev(s, 2, true);
-    expect_flushed_through(s, 2);
-    sink_destroy(s);
-    expect_revisions(path, "*1 2");
+    finish_and_expect(s, 2, path, "*1 2");
 }
 
 static void test_stdout(void **state)

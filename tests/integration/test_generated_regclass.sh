@@ -35,16 +35,14 @@ q $DB "SET search_path = s2, public;
                                y bigint GENERATED ALWAYS AS (('only2'::regclass)::oid::bigint + a) STORED);
        RESET search_path;
        INSERT INTO g1 (a) VALUES (1); INSERT INTO g0 (a) VALUES (2); INSERT INTO g0s (a) VALUES (2)"; point   # 1
-STOP=$(current_lsn $DB)
-run_to "$STOP" "$LOG" --source "$SRC" --slot genregclass
+run_to_now "$LOG" --source "$SRC" --slot genregclass
 
 expect_eq "the baseline's expressions are schema-qualified, as the DDL capture's" \
   "$(q $DB "SELECT relname, gen_exprs FROM walrev.relation_version WHERE relname LIKE 'g%' ORDER BY relname")" \
 "g0|{\"(public.relnum('public.ref'::regclass) + a)\",\"((('s2.ref'::regclass)::oid)::bigint + a)\"}
 g0s|{\"(public.relnum('s2.ref'::regclass) + a)\",\"((('s2.only2'::regclass)::oid)::bigint + a)\"}
 g1|{\"(public.relnum('s2.ref'::regclass) + a)\",\"((('s2.only2'::regclass)::oid)::bigint + a)\"}"
-snapshot_points
-expect_eq "table-points equal, byte for byte" "$EQUAL" 5
+expect_points_equal 5
 r=$(q $DB "SELECT 'public.ref'::regclass::oid")
 s=$(q $DB "SELECT 's2.ref'::regclass::oid")
 o=$(q $DB "SELECT 's2.only2'::regclass::oid")

@@ -23,8 +23,7 @@ revisions() { q $DB "$H SELECT count(*) FROM revision"; }
 
 "$WALREV_BIN" -c "$TMP/walrev.conf" run 2>>"$TMP/run.log" &
 wpid=$!
-q $DB "INSERT INTO acct SELECT g, 100, 'o' || g FROM generate_series(1, 10) g"
-END1=$(current_lsn $DB)
+q_at END1 "INSERT INTO acct SELECT g, 100, 'o' || g FROM generate_series(1, 10) g"
 wait_for 60 confirmed_through "$END1" || { tail -20 "$TMP/run.log"; fail "the first rows did not reach every sink"; }
 pass "10 rows in the history store and on Kafka"
 

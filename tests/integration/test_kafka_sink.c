@@ -227,6 +227,13 @@ static Sink *make_sink(const char *brokers, const char *prefix, int flush_ms, Wr
     return s;
 }
 
+/* A sink on the mock cluster's fresh topics of prefix. */
+static Sink *mock_sink(const char *prefix, int flush_ms, WrError *err)
+{
+    create_topics(prefix);
+    return make_sink(bootstraps, prefix, flush_ms, err);
+}
+
 /* ---- consuming back ---- */
 
 /*
@@ -459,9 +466,8 @@ static void test_roundtrip_real_broker(void **state)
 static void test_retriable_produce_errors(void **state)
 {
     (void)state;
-    create_topics("re");
     WrError err = {0};
-    Sink *s = make_sink(bootstraps, "re", 30000, &err);
+    Sink *s = mock_sink("re", 30000, &err);
     MsgList exp = {0}, got = {0};
     rd_kafka_mock_push_request_errors(
         mcluster, API_PRODUCE, 8, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
@@ -492,9 +498,8 @@ static void brokers_set(bool up)
 static void test_outage(void **state)
 {
     (void)state;
-    create_topics("out");
     WrError err = {0};
-    Sink *s = make_sink(bootstraps, "out", 1500, &err);
+    Sink *s = mock_sink("out", 1500, &err);
     MsgList exp = {0}, got = {0};
     for (int64_t id = 1; id <= 10; id++) gen_revision(s, "out", id, 4, &exp);
     assert_int_equal(flush_wait(s, &err, 15000), WR_OK);
@@ -554,9 +559,8 @@ static void test_outage(void **state)
 static void test_crash_resend_duplicates_whole_revisions(void **state)
 {
     (void)state;
-    create_topics("cr");
     WrError err = {0};
-    Sink *s = make_sink(bootstraps, "cr", 30000, &err);
+    Sink *s = mock_sink("cr", 30000, &err);
     MsgList exp = {0}, resent = {0}, got = {0};
     send_delivered(s, "cr", 1, 10, 3, &exp);
     for (int64_t id = 11; id <= 15; id++) gen_revision(s, "cr", id, 3, &exp);
@@ -607,9 +611,8 @@ static void test_crash_resend_duplicates_whole_revisions(void **state)
 static void test_permanent_error_is_fatal(void **state)
 {
     (void)state;
-    create_topics("pe");
     WrError err = {0};
-    Sink *s = make_sink(bootstraps, "pe", 10000, &err);
+    Sink *s = mock_sink("pe", 10000, &err);
     MsgList exp = {0};
     rd_kafka_mock_push_request_errors(mcluster, API_PRODUCE, 1, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
     gen_revision(s, "pe", 1, 1, &exp);
@@ -705,9 +708,8 @@ static long status_kb(const char *field)
 static void test_throughput(void **state)
 {
     (void)state;
-    create_topics("perf");
     WrError err = {0};
-    Sink *s = make_sink(bootstraps, "perf", 60000, &err);
+    Sink *s = mock_sink("perf", 60000, &err);
     const int revs = 1000, per = 100;
     long rss0 = status_kb("VmRSS");
     struct timespec t0, t1;

@@ -46,8 +46,7 @@ q $DB "INSERT INTO item VALUES (2, 'a2')"
 PXID=$(psql -X -q -At -d $DB -c "BEGIN" -c "SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"poisoner\"}}')" \
   -c "INSERT INTO item VALUES (3, 'POISON-VALUE'), (30, 'beside it')" -c "SELECT txid_current()" -c "COMMIT" | tail -1)
 q $DB "INSERT INTO item VALUES (4, 'a4')"
-q $DB "UPDATE item SET note = 'a5' WHERE id = 1"
-STOP=$(current_lsn $DB)
+q_at STOP "UPDATE item SET note = 'a5' WHERE id = 1"
 
 export WALREV_TEST_INJECT_DATA_ERROR=POISON-VALUE
 run_to "$STOP" "$TMP/run1.log" -c "$TMP/walrev.conf"

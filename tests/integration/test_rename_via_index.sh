@@ -15,9 +15,8 @@ q $DB "CREATE TABLE pt (a int, b text) PARTITION BY LIST (a);
        INSERT INTO pt VALUES (1, 'x'), (1, 'y');
        CREATE TABLE quiet (id int PRIMARY KEY);
        CREATE INDEX quiet_idx ON quiet (id);"
-q $DB "ALTER INDEX pt RENAME TO pt_renamed; ALTER INDEX before_setup RENAME TO after_rename;
+q_at END "ALTER INDEX pt RENAME TO pt_renamed; ALTER INDEX before_setup RENAME TO after_rename;
        ALTER INDEX quiet RENAME TO quiet2; ALTER INDEX quiet_idx RENAME TO quiet_idx2"
-END=$(current_lsn $DB)
 run_to "$END" "$LOG" --source "$SRC" --slot renameviaindex
 
 expect_eq "a partitioned table renamed by ALTER INDEX answers under its new name" \

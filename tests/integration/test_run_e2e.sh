@@ -39,8 +39,7 @@ wait $apid
 q $DB "DELETE FROM account WHERE id = 2 AND NOT EXISTS (SELECT 1 FROM entry WHERE account_id = 2)" # no-op: entry exists
 q $DB "DELETE FROM entry WHERE memo = 'B'; DELETE FROM account WHERE id = 2"
 q $DB "DELETE FROM tag WHERE name = 'red'"
-q $DB "TRUNCATE tag"
-STOP=$(current_lsn $DB)
+q_at STOP "TRUNCATE tag"
 
 run_to "$STOP" "$TEST_TMP/run.log" --source "$SRC" --slot e2e
 pass "run reached the stop LSN"

@@ -12,15 +12,11 @@ source_db set_unlogged setunlogged
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b');
        CREATE TABLE other (id int PRIMARY KEY); INSERT INTO other VALUES (1)"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
-q $DB "UPDATE t SET v = 'a2' WHERE id = 1"
-A=$(current_lsn $DB)
+q_at A "UPDATE t SET v = 'a2' WHERE id = 1"
 q $DB "ALTER TABLE t SET UNLOGGED"
-q $DB "UPDATE t SET v = 'lost' WHERE id = 2; INSERT INTO t VALUES (3, 'unseen'); INSERT INTO other VALUES (2)"
-B=$(current_lsn $DB)
-q $DB "ALTER TABLE t SET LOGGED"
-C=$(current_lsn $DB)
-q $DB "DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (4, 'd')"
-D=$(current_lsn $DB)
+q_at B "UPDATE t SET v = 'lost' WHERE id = 2; INSERT INTO t VALUES (3, 'unseen'); INSERT INTO other VALUES (2)"
+q_at C "ALTER TABLE t SET LOGGED"
+q_at D "DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (4, 'd')"
 run_to "$D" "$LOG" --source "$SRC" --slot setunlogged
 
 expect_eq "before SET UNLOGGED: the rows it had" "$(W snapshot --at "$A" --table t 2>/dev/null | sort)" \

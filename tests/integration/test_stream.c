@@ -54,13 +54,24 @@ static void expect_text(const PgoTuple *t, int col, const char *want)
     assert_memory_equal(v.data, want, v.len);
 }
 
+/* A replication connection to a fresh database DB; its conninfo (valid
+ * until the next ts_* call) in *conninfo when asked. */
+static ReplStream *stream_on_fresh_db(const char **conninfo)
+{
+    const char *ci = ts_fresh_database(DB);
+    if (conninfo) *conninfo = ci;
+    ReplStream *s = NULL;
+    WrError err = {0};
+    assert_int_equal(repl_stream_connect(ci, &s, &err), WR_OK);
+    return s;
+}
+
 static void test_identify_and_slots(void **state)
 {
     (void)state;
-    const char *conninfo = ts_fresh_database(DB);
-    ReplStream *s = NULL;
+    const char *conninfo;
+    ReplStream *s = stream_on_fresh_db(&conninfo);
     WrError err = {0};
-    assert_int_equal(repl_stream_connect(conninfo, &s, &err), WR_OK);
 
     ReplSystemInfo info;
     assert_int_equal(repl_stream_identify(s, &info, &err), WR_OK);
@@ -334,10 +345,8 @@ static void test_refused_roles_are_fatal(void **state)
 static void test_missing_slot_is_fatal(void **state)
 {
     (void)state;
-    const char *conninfo = ts_fresh_database(DB);
-    ReplStream *s = NULL;
+    ReplStream *s = stream_on_fresh_db(NULL);
     WrError err = {0};
-    assert_int_equal(repl_stream_connect(conninfo, &s, &err), WR_OK);
     assert_int_equal(repl_stream_start(s, "walrev_no_such_slot", 0, 1, "p", NULL, &err), WR_FATAL);
     assert_int_equal(err.status, WR_FATAL);
     assert_non_null(strstr(err.msg, "\"walrev_no_such_slot\""));

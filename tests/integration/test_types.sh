@@ -32,7 +32,7 @@ snap_matches() {  # snap_matches WHAT TABLE [--at R]
   expect_eq "$what" "$got" "$want"
 }
 
-q $DB "SET timezone = 'Europe/Berlin';
+q_at S1 "SET timezone = 'Europe/Berlin';
 INSERT INTO alltypes VALUES
  (1, -32768, 2147483647, 9223372036854775807, 'NaN', 12345678.1234, '-0', 'Infinity',
   E'quotes '' \" backslash \\\\ tab\t newline\n cr\r utf8 ü 日本 🎉', '\\x00ff5c0a', true,
@@ -53,16 +53,14 @@ INSERT INTO alltypes VALUES
   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 INSERT INTO big VALUES (1, 'small', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, $BIG_MB * 32768) g));"
-S1=$(current_lsn $DB)
 run_to "$S1" "$TEST_TMP/run.log" --source "$SRC" --slot types
 snap_matches "every type's edge values, byte for byte" alltypes
 snap_matches "a ${BIG_MB} MB value" big
 
-q $DB "UPDATE alltypes SET c_text = c_text || '!', c_num = 1e-30, c_jsonb = '[]', c_arr = '{{5}}', c_float4 = '1e-45' WHERE id = 1;
+q_at S2 "UPDATE alltypes SET c_text = c_text || '!', c_num = 1e-30, c_jsonb = '[]', c_arr = '{{5}}', c_float4 = '1e-45' WHERE id = 1;
        UPDATE alltypes SET c_int2 = NULL, c_text = NULL, c_bytea = '\\xdeadbeef' WHERE id = 2;
        UPDATE alltypes SET c_text = '' WHERE id = 3;
        UPDATE big SET note = 'changed, doc unchanged' WHERE id = 1;"
-S2=$(current_lsn $DB)
 run_to "$S2" "$TEST_TMP/run.log" --source "$SRC" --slot types
 snap_matches "after updates" alltypes
 snap_matches "unchanged TOAST value known after an update of another column" big
@@ -73,8 +71,7 @@ expect_eq "unchanged TOAST is not a change" \
   "$(q $DB "SET search_path = walrev; SELECT rv.col_names[array_position(rv.col_ids, d.col_ids[1])], array_length(d.col_ids, 1) FROM object_delta_arrays d JOIN relation_version rv ON rv.relid = d.relid AND rv.version = d.relversion WHERE d.op = 'U' AND rv.relname = 'big'")" "note|1"
 
 # A new worker process: the row cache is empty, the old image comes from the store.
-q $DB "UPDATE big SET note = 'again' WHERE id = 1; DELETE FROM alltypes WHERE id = 2;"
-S3=$(current_lsn $DB)
+q_at S3 "UPDATE big SET note = 'again' WHERE id = 1; DELETE FROM alltypes WHERE id = 2;"
 run_to "$S3" "$TEST_TMP/run.log" --source "$SRC" --slot types
 snap_matches "after a restart, unchanged TOAST still exact" big
 snap_matches "after a delete" alltypes

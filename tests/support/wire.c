@@ -46,3 +46,21 @@ void tw_text(TsWire *w, const char *s)
     tw_u32(w, (uint32_t)strlen(s));
     tw_bytes(w, s, strlen(s));
 }
+
+void tw_relation(TsWire *w, uint32_t relid, const char *nspname, const char *relname, char replident, uint16_t ncols)
+{
+    tw_u8(w, 'R');
+    tw_u32(w, relid);
+    tw_str(w, nspname);
+    tw_str(w, relname);
+    tw_u8(w, (uint8_t)replident);
+    tw_u16(w, ncols);
+}
+
+void tw_column(TsWire *w, uint8_t flags, const char *name, uint32_t type_oid, int32_t typmod)
+{
+    tw_u8(w, flags);
+    tw_str(w, name);
+    tw_u32(w, type_oid);
+    tw_u32(w, (uint32_t)typmod);
+}

@@ -143,19 +143,9 @@ static void commit(Fix *f, uint64_t lsn)
 static void relation(Fix *f, const char *extra_col)
 {
     TsWire w = {.n = 0};
-    tw_u8(&w, 'R');
-    tw_u32(&w, 16400);
-    tw_str(&w, "public");
-    tw_str(&w, "users");
-    tw_u8(&w, 'd');
-    tw_u16(&w, extra_col ? 6 : 5);
+    tw_relation(&w, 16400, "public", "users", 'd', extra_col ? 6 : 5);
     const char *names[] = {"id", "name", "secret", "seen", "doc", extra_col};
-    for (int i = 0; i < (extra_col ? 6 : 5); i++) {
-        tw_u8(&w, i == 0 ? 1 : 0);
-        tw_str(&w, names[i]);
-        tw_u32(&w, i == 0 ? 23 : 25);
-        tw_u32(&w, (uint32_t)-1);
-    }
+    for (int i = 0; i < (extra_col ? 6 : 5); i++) tw_column(&w, i == 0 ? 1 : 0, names[i], i == 0 ? 23 : 25, -1);
     feed(f, &w);
 }
 static void change_of(Fix *f, uint32_t relid, char type, const char *const *newc)
@@ -427,20 +417,10 @@ static void message(Fix *f, const char *prefix, const char *json) { logical_mess
 static void ddl(Fix *f, const char *json)
 {
     TsWire w = {.n = 0};
-    tw_u8(&w, 'R');
-    tw_u32(&w, 16500);
-    tw_str(&w, "walrev");
-    tw_str(&w, "ddl_capture");
-    tw_u8(&w, 'd');
-    tw_u16(&w, 3);
+    tw_relation(&w, 16500, "walrev", "ddl_capture", 'd', 3);
     const char *names[] = {"id", "relid", "info"};
     const uint32_t types[] = {20, 26, 3802};
-    for (int i = 0; i < 3; i++) {
-        tw_u8(&w, i == 0);
-        tw_str(&w, names[i]);
-        tw_u32(&w, types[i]);
-        tw_u32(&w, (uint32_t)-1);
-    }
+    for (int i = 0; i < 3; i++) tw_column(&w, i == 0, names[i], types[i], -1);
     feed(f, &w);
     char info[4096];
     snprintf(info, sizeof(info), "t:%s", json);
@@ -470,19 +450,9 @@ static void test_rename_keeps_identity(void **state)
     assert_int_equal(f->rec.commits, 1);
     begin(f, 0x500, 702);
     TsWire w = {.n = 0};
-    tw_u8(&w, 'R');
-    tw_u32(&w, 16400);
-    tw_str(&w, "public");
-    tw_str(&w, "users");
-    tw_u8(&w, 'd');
-    tw_u16(&w, 5);
+    tw_relation(&w, 16400, "public", "users", 'd', 5);
     const char *names[] = {"id", "full_name", "secret", "seen", "doc"};
-    for (int i = 0; i < 5; i++) {
-        tw_u8(&w, i == 0);
-        tw_str(&w, names[i]);
-        tw_u32(&w, 25);
-        tw_u32(&w, (uint32_t)-1);
-    }
+    for (int i = 0; i < 5; i++) tw_column(&w, i == 0, names[i], 25, -1);
     feed(f, &w);
     change(f, 'U', 0, NULL, (const char *[]){"t:1", "t:Ann", "n", "n", "t:d", NULL});
     commit(f, 0x600);
@@ -543,16 +513,8 @@ static void test_relation_version_covered_by_next_revision(void **state)
     /* public.skip's first version appears in a transaction that records nothing */
     begin(f, 0x300, 701);
     TsWire w = {.n = 0};
-    tw_u8(&w, 'R');
-    tw_u32(&w, 16401);
-    tw_str(&w, "public");
-    tw_str(&w, "skip");
-    tw_u8(&w, 'd');
-    tw_u16(&w, 1);
-    tw_u8(&w, 1);
-    tw_str(&w, "k");
-    tw_u32(&w, 23);
-    tw_u32(&w, (uint32_t)-1);
+    tw_relation(&w, 16401, "public", "skip", 'd', 1);
+    tw_column(&w, 1, "k", 23, -1);
     feed(f, &w);
     change_of(f, 16401, 'I', (const char *[]){"t:5", NULL});
     commit(f, 0x400);
@@ -629,19 +591,11 @@ static void test_key_added_by_ddl_to_wide_table(void **state)
     enum { NCOLS = 40 };
     begin(f, 0x100, 700);
     TsWire w = {.n = 0};
-    tw_u8(&w, 'R');
-    tw_u32(&w, 16600);
-    tw_str(&w, "public");
-    tw_str(&w, "wide");
-    tw_u8(&w, 'd');
-    tw_u16(&w, NCOLS);
+    tw_relation(&w, 16600, "public", "wide", 'd', NCOLS);
     for (int i = 0; i < NCOLS; i++) {
         char name[8];
         snprintf(name, sizeof(name), "c%d", i);
-        tw_u8(&w, i == 0);
-        tw_str(&w, name);
-        tw_u32(&w, 23);
-        tw_u32(&w, (uint32_t)-1);
+        tw_column(&w, i == 0, name, 23, -1);
     }
     feed(f, &w);
     commit(f, 0x200);

@@ -46,24 +46,10 @@ static void mk_origin(TsWire *w)
 }
 static void mk_relation(TsWire *w)
 {
-    tw_u8(w, 'R');
-    tw_u32(w, 16385);
-    tw_str(w, "public");
-    tw_str(w, "items");
-    tw_u8(w, 'd');
-    tw_u16(w, 3);
-    tw_u8(w, 1);
-    tw_str(w, "id");
-    tw_u32(w, 23);
-    tw_u32(w, 0xFFFFFFFFu);
-    tw_u8(w, 0);
-    tw_str(w, "name");
-    tw_u32(w, 1043);
-    tw_u32(w, 68);
-    tw_u8(w, 3);
-    tw_str(w, "mood");
-    tw_u32(w, 16390);
-    tw_u32(w, 0xFFFFFFFFu);
+    tw_relation(w, 16385, "public", "items", 'd', 3);
+    tw_column(w, 1, "id", 23, -1);
+    tw_column(w, 0, "name", 1043, 68);
+    tw_column(w, 3, "mood", 16390, -1);
 }
 static void mk_relation_stream(TsWire *w)
 {
@@ -919,12 +905,7 @@ static void test_errors_exact_markers(void **state)
                  "pgoutput origin: unterminated string for origin name at offset 9: no NUL in the 3 "
                  "remaining bytes");
     memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'R');
-    tw_u32(&w, 1);
-    tw_str(&w, "s");
-    tw_str(&w, "t");
-    tw_u8(&w, 'd');
-    tw_u16(&w, 1);
+    tw_relation(&w, 1, "s", "t", 'd', 1);
     tw_u8(&w, 0);
     tw_bytes(&w, "colname", 7);
     expect_error(&p, &w,
@@ -1137,12 +1118,7 @@ static void test_format_escapes(void **state)
     strbuf_free(&b);
 
     memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'R');
-    tw_u32(&w, 1);
-    tw_str(&w, "s");
-    tw_str(&w, "t\x01");
-    tw_u8(&w, 0);
-    tw_u16(&w, 0);
+    tw_relation(&w, 1, "s", "t\x01", 0, 0);
     assert_int_equal(parse(&p, &w, &m, &err), WR_OK);
     strbuf_init(&b);
     pgo_format_message(&m, &b);

@@ -36,17 +36,26 @@ static WrStatus fake_receive(void *arg, const uint8_t **buf, size_t *len, WrErro
     return WR_OK;
 }
 
-static void expect_message(ReadAhead *q, const char *want)
+/* take() hands on one item with status want: the message text (WR_OK) or a
+ * failure whose error message is text. The status starts as another value,
+ * so that a take() that leaves it alone fails. */
+static void expect_taken(ReadAhead *q, WrStatus want, const char *text)
 {
     const uint8_t *buf = NULL;
     size_t len = 0;
-    WrStatus st = WR_FATAL;
+    WrStatus st = want == WR_OK ? WR_FATAL : WR_OK;
     WrError err = {0};
     assert_true(readahead_take(q, &buf, &len, &st, &err));
-    assert_int_equal(st, WR_OK);
-    assert_int_equal(len, strlen(want));
-    assert_memory_equal(buf, want, len);
+    assert_int_equal(st, want);
+    if (want != WR_OK) {
+        assert_string_equal(err.msg, text);
+        return;
+    }
+    assert_int_equal(len, strlen(text));
+    assert_memory_equal(buf, text, len);
 }
+
+static void expect_message(ReadAhead *q, const char *want) { expect_taken(q, WR_OK, want); }
 
 /* The next n messages are the socket's "m<first>", "m<first+1>", ... */
 static void expect_numbered(ReadAhead *q, int first, int n)
@@ -70,10 +79,30 @@ static WrStatus expect_nothing(ReadAhead *q)
     return st;
 }
 
+/* Drain s without limits: exactly its n messages come out, in order. */
+static void expect_drained_whole(ReadAhead *q, FakeSocket *s, int n)
+{
+    readahead_drain(q, fake_receive, s, 100, 1 << 20);
+    assert_int_equal(readahead_count(q), n);
+    expect_numbered(q, 0, n);
+}
+
+/* A fixture: an empty queue in *state, destroyed after the test. */
+static int queue_setup(void **state)
+{
+    *state = readahead_create();
+    return 0;
+}
+
+static int queue_teardown(void **state)
+{
+    readahead_destroy(*state);
+    return 0;
+}
+
 static void test_order_and_peek(void **state)
 {
-    (void)state;
-    ReadAhead *q = readahead_create();
+    ReadAhead *q = *state;
     readahead_push(q, (const uint8_t *)"first", 5);
     readahead_push(q, (const uint8_t *)"second", 6);
     assert_int_equal(readahead_count(q), 2);
@@ -86,25 +115,19 @@ static void test_order_and_peek(void **state)
     expect_message(q, "first");
     expect_message(q, "second");
     assert_int_equal(expect_nothing(q), WR_OK);
-    readahead_destroy(q);
 }
 
 static void test_drain_stops_at_what_the_socket_holds(void **state)
 {
-    (void)state;
-    ReadAhead *q = readahead_create();
+    ReadAhead *q = *state;
     FakeSocket s = {.n = 3, .end = WR_AGAIN};
-    readahead_drain(q, fake_receive, &s, 100, 1 << 20);
-    assert_int_equal(readahead_count(q), 3);
-    expect_numbered(q, 0, 3);
+    expect_drained_whole(q, &s, 3);
     (void)expect_nothing(q); /* WR_AGAIN is no failure */
-    readahead_destroy(q);
 }
 
 static void test_drain_stops_at_the_limits(void **state)
 {
-    (void)state;
-    ReadAhead *q = readahead_create();
+    ReadAhead *q = *state;
     FakeSocket s = {.n = 10, .end = WR_AGAIN};
     readahead_drain(q, fake_receive, &s, 4, 1 << 20);
     assert_int_equal(readahead_count(q), 4);
@@ -119,29 +142,18 @@ static void test_drain_stops_at_the_limits(void **state)
     assert_int_equal(s.given, 5);
     expect_message(q, "xx");
     expect_numbered(q, 4, 1);
-    readahead_destroy(q);
 }
 
 static void test_failure_waits_for_the_messages_before_it(void **state)
 {
-    (void)state;
-    ReadAhead *q = readahead_create();
+    ReadAhead *q = *state;
     FakeSocket s = {.n = 2, .end = WR_RETRY};
-    readahead_drain(q, fake_receive, &s, 100, 1 << 20);
-    assert_int_equal(readahead_count(q), 2);
-    expect_numbered(q, 0, 2);
-    const uint8_t *buf = NULL;
-    size_t len = 0;
-    WrStatus st = WR_OK;
-    WrError err = {0};
-    assert_true(readahead_take(q, &buf, &len, &st, &err));
-    assert_int_equal(st, WR_RETRY);
-    assert_string_equal(err.msg, "connection lost after 2 messages");
+    expect_drained_whole(q, &s, 2);
+    expect_taken(q, WR_RETRY, "connection lost after 2 messages");
     /* handed on once */
     assert_int_equal(expect_nothing(q), WR_OK);
-    readahead_destroy(q);
 }
 
-TS_RUN_TESTS(cmocka_unit_test(test_order_and_peek), cmocka_unit_test(test_drain_stops_at_what_the_socket_holds),
-             cmocka_unit_test(test_drain_stops_at_the_limits),
-             cmocka_unit_test(test_failure_waits_for_the_messages_before_it))
+#define QUEUE_TEST(f) cmocka_unit_test_setup_teardown(f, queue_setup, queue_teardown)
+TS_RUN_TESTS(QUEUE_TEST(test_order_and_peek), QUEUE_TEST(test_drain_stops_at_what_the_socket_holds),
+             QUEUE_TEST(test_drain_stops_at_the_limits), QUEUE_TEST(test_failure_waits_for_the_messages_before_it))

@@ -66,10 +66,32 @@ static void test_glob_backtracking(void **state)
     expect_excluded("s.a*b*c", cases, sizeof cases / sizeof cases[0]);
 }
 
+/* A fixture: empty rules in *state, destroyed after the test. */
+static int rules_setup(void **state)
+{
+    *state = tracking_create();
+    return 0;
+}
+
+static int rules_teardown(void **state)
+{
+    tracking_destroy(*state);
+    return 0;
+}
+
+/* The listing of r is exactly want. */
+static void expect_described(const TrackingRules *r, const char *want)
+{
+    StrBuf b;
+    strbuf_init(&b);
+    tracking_describe(r, &b);
+    assert_string_equal(b.data, want);
+    strbuf_free(&b);
+}
+
 static void test_column_modes(void **state)
 {
-    (void)state;
-    TrackingRules *r = tracking_create();
+    TrackingRules *r = *state;
     WrError err;
     assert_int_equal(tracking_add(r, RULE_HIDDEN, "public.users.password_hash, *.*.*secret*", &err), WR_OK);
     assert_int_equal(tracking_add(r, RULE_UNTRACKED, "public.users.last_seen", &err), WR_OK);
@@ -83,13 +105,11 @@ static void test_column_modes(void **state)
     assert_int_equal(tracking_column_mode(r, "public", "users", "password_hash"), TRACK_UNTRACKED);
     /* Column rules never exclude tables, and exclude rules never touch columns. */
     assert_false(tracking_table_excluded(r, "public", "users"));
-    tracking_destroy(r);
 }
 
 static void test_bad_patterns(void **state)
 {
-    (void)state;
-    TrackingRules *r = tracking_create();
+    TrackingRules *r = *state;
     WrError err;
     static const struct {
         RuleKind kind;
@@ -112,38 +132,29 @@ static void test_bad_patterns(void **state)
     /* All or nothing: the good first pattern of a failed list is not kept. */
     assert_int_equal(tracking_add(r, RULE_EXCLUDE, "s.good, bad", &err), WR_INVALID);
     assert_false(tracking_table_excluded(r, "s", "good"));
-    StrBuf b;
-    strbuf_init(&b);
-    tracking_describe(r, &b);
-    assert_string_equal(b.data, "excluded tables (no history at all):\n  (none)\n"
-                                "untracked columns (changes ignored):\n  (none)\n"
-                                "hidden columns (changes recorded, values never):\n  (none)\n"
-                                "suppression by context: not allowed\n");
-    strbuf_free(&b);
-    tracking_destroy(r);
+    expect_described(r, "excluded tables (no history at all):\n  (none)\n"
+                        "untracked columns (changes ignored):\n  (none)\n"
+                        "hidden columns (changes recorded, values never):\n  (none)\n"
+                        "suppression by context: not allowed\n");
 }
 
 static void test_describe(void **state)
 {
-    (void)state;
-    TrackingRules *r = tracking_create();
+    TrackingRules *r = *state;
     WrError err;
     assert_int_equal(tracking_add(r, RULE_HIDDEN, " public.users.password ", &err), WR_OK);
     assert_int_equal(tracking_add(r, RULE_EXCLUDE, "public.audit_*,staging.*", &err), WR_OK);
     tracking_set_allow_suppress(r, true);
     assert_true(tracking_allow_suppress(r));
-    StrBuf b;
-    strbuf_init(&b);
-    tracking_describe(r, &b);
-    assert_string_equal(b.data, "excluded tables (no history at all):\n  public.audit_*\n  staging.*\n"
-                                "untracked columns (changes ignored):\n  (none)\n"
-                                "hidden columns (changes recorded, values never):\n"
-                                "  public.users.password\n"
-                                "suppression by context: allowed\n");
-    strbuf_free(&b);
-    tracking_destroy(r);
+    expect_described(r, "excluded tables (no history at all):\n  public.audit_*\n  staging.*\n"
+                        "untracked columns (changes ignored):\n  (none)\n"
+                        "hidden columns (changes recorded, values never):\n"
+                        "  public.users.password\n"
+                        "suppression by context: allowed\n");
 }
 
 TS_RUN_TESTS(cmocka_unit_test(test_empty_rules_track_everything), cmocka_unit_test(test_exclude_exact_and_glob),
-             cmocka_unit_test(test_glob_backtracking), cmocka_unit_test(test_column_modes),
-             cmocka_unit_test(test_bad_patterns), cmocka_unit_test(test_describe))
+             cmocka_unit_test(test_glob_backtracking),
+             cmocka_unit_test_setup_teardown(test_column_modes, rules_setup, rules_teardown),
+             cmocka_unit_test_setup_teardown(test_bad_patterns, rules_setup, rules_teardown),
+             cmocka_unit_test_setup_teardown(test_describe, rules_setup, rules_teardown))
