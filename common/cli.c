@@ -4,15 +4,13 @@
  */
 #include "common/cli.h"
 
-#include <stdbool.h>
-
 void cli_start(void)
 {
     optind = 0; /* 0, not 1: glibc then also resets its internal state */
     opterr = 0;
 }
 
-int cli_next(int argc, char **argv, const struct option *opts, const CliField *fields, size_t nfields, void *args)
+int cli_next(int argc, char **argv, const struct option *opts, const CliField *fields, size_t nfields)
 {
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -20,11 +18,10 @@ int cli_next(int argc, char **argv, const struct option *opts, const CliField *f
         for (size_t i = 0; i < nfields && !f; i++)
             if (fields[i].val == c) f = &fields[i];
         if (!f) return c;
-        char *field = (char *)args + f->offset;
-        if (f->kind == CLI_STRING)
-            *(const char **)(void *)field = optarg;
+        if (f->str)
+            *f->str = optarg;
         else
-            *(bool *)(void *)field = true;
+            *f->flag = true;
     }
     return -1;
 }

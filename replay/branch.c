@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cli.h"
 #include "pgio/pgio.h"
 
 /* ------------------------------------------------------------------ records */
@@ -714,19 +715,13 @@ static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *er
     const char *at = NULL, *actor = NULL;
     const char *tables[256];
     int ntables = 0;
-    optind = 0;
-    opterr = 0;
+    const CliField fields[] = {CLI_STRING(OPT_AT, &at), CLI_STRING(OPT_ACTOR, &actor)};
+    cli_start();
     int c;
-    while ((c = getopt_long(argc, argv, "", rq_branch_options, NULL)) != -1) {
-        switch (c) {
-        case OPT_AT: at = optarg; break;
-        case OPT_ACTOR: actor = optarg; break;
-        case OPT_TABLE:
-            if (ntables == 256) return wr_error_set(err, WR_INVALID, "too many --table options");
-            tables[ntables++] = optarg;
-            break;
-        default: return rq_bad_option(ctx, argc, argv, err);
-        }
+    while ((c = cli_next(argc, argv, rq_branch_options, fields, CLI_NFIELDS(fields))) != -1) {
+        if (c != OPT_TABLE) return rq_bad_option(ctx, argc, argv, err);
+        if (ntables == 256) return wr_error_set(err, WR_INVALID, "too many --table options");
+        tables[ntables++] = optarg;
     }
     if (optind != argc - 1)
         return rq_usage(ctx, err, "usage: walrev branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]");

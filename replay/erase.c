@@ -32,19 +32,16 @@ typedef struct {
     int wait_s;
 } EraseArgs;
 
-static const CliField ERASE_FIELDS[] = {
-    CLI_STRING_FIELD(E_TABLE, EraseArgs, table),     CLI_STRING_FIELD(E_KEY, EraseArgs, key),
-    CLI_STRING_FIELD(E_COLUMNS, EraseArgs, columns), CLI_STRING_FIELD(E_REASON, EraseArgs, reason),
-    CLI_STRING_FIELD(E_ACTOR, EraseArgs, actor),     CLI_FLAG_FIELD(E_APPLY, EraseArgs, apply),
-};
-
 static WrStatus parse(ReplayCtx *ctx, int argc, char **argv, EraseArgs *a, WrError *err)
 {
     memset(a, 0, sizeof(*a));
     a->wait_s = 60;
+    const CliField fields[] = {CLI_STRING(E_TABLE, &a->table),     CLI_STRING(E_KEY, &a->key),
+                               CLI_STRING(E_COLUMNS, &a->columns), CLI_STRING(E_REASON, &a->reason),
+                               CLI_STRING(E_ACTOR, &a->actor),     CLI_FLAG(E_APPLY, &a->apply)};
     cli_start();
     int c;
-    while ((c = cli_next(argc, argv, rq_erase_options, ERASE_FIELDS, CLI_NFIELDS(ERASE_FIELDS), a)) != -1) {
+    while ((c = cli_next(argc, argv, rq_erase_options, fields, CLI_NFIELDS(fields))) != -1) {
         if (c != E_WAIT) return rq_bad_option(ctx, argc, argv, err);
         char *end = NULL;
         long w = strtol(optarg, &end, 10);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cli.h"
 #include "replay/branch.h"
 #include "replay/plan.h"
 
@@ -736,24 +737,16 @@ static WrStatus load_resolve(const char *path, json_t **out, WrError *err)
 
 WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
-    const char *resolve_path = NULL, *actor = NULL;
+    const char *resolve_path = NULL, *actor = NULL, *null_text = NULL;
     bool apply = false;
     OutFormat fmt = OUT_ALIGNED;
-    const char *null_text = NULL;
-    optind = 0;
-    opterr = 0;
+    const CliField fields[] = {CLI_STRING(OPT_RESOLVE, &resolve_path), CLI_FLAG(OPT_APPLY, &apply),
+                               CLI_STRING(OPT_ACTOR, &actor), CLI_STRING(OPT_NULL, &null_text)};
+    cli_start();
     int c;
-    while ((c = getopt_long(argc, argv, "", rq_merge_options, NULL)) != -1) {
-        switch (c) {
-        case OPT_RESOLVE: resolve_path = optarg; break;
-        case OPT_APPLY: apply = true; break;
-        case OPT_ACTOR: actor = optarg; break;
-        case OPT_FORMAT:
-            if (rq_parse_format(optarg, &fmt, err) != WR_OK) return err->status;
-            break;
-        case OPT_NULL: null_text = optarg; break;
-        default: return rq_bad_option(ctx, argc, argv, err);
-        }
+    while ((c = cli_next(argc, argv, rq_merge_options, fields, CLI_NFIELDS(fields))) != -1) {
+        if (c != OPT_FORMAT) return rq_bad_option(ctx, argc, argv, err);
+        if (rq_parse_format(optarg, &fmt, err) != WR_OK) return err->status;
     }
     if (optind != argc - 1)
         return rq_usage(ctx, err, "usage: walrev merge NAME [--resolve FILE] [--apply --actor TYPE:ID]");
@@ -986,18 +979,11 @@ WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     const char *actor = NULL, *comment = NULL, *format = "markdown";
     bool approve = false;
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", rq_review_options, NULL)) != -1) {
-        switch (c) {
-        case OPT_FORMAT: format = optarg; break;
-        case OPT_APPROVE: approve = true; break;
-        case OPT_ACTOR: actor = optarg; break;
-        case OPT_COMMENT: comment = optarg; break;
-        default: return rq_bad_option(ctx, argc, argv, err);
-        }
-    }
+    const CliField fields[] = {CLI_STRING(OPT_FORMAT, &format), CLI_FLAG(OPT_APPROVE, &approve),
+                               CLI_STRING(OPT_ACTOR, &actor), CLI_STRING(OPT_COMMENT, &comment)};
+    cli_start();
+    if (cli_next(argc, argv, rq_review_options, fields, CLI_NFIELDS(fields)) != -1)
+        return rq_bad_option(ctx, argc, argv, err);
     if (optind != argc - 1)
         return rq_usage(ctx, err, "usage: walrev review NAME [--format markdown|json] [--approve --actor TYPE:ID]");
     if (strcmp(format, "markdown") != 0 && strcmp(format, "json") != 0)

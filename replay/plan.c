@@ -230,6 +230,30 @@ static void add_stmt(UndoPlan *u, int table, int kind, char *sql)
     u->stmts[u->nstmts++] = (Stmt){table, kind, sql};
 }
 
+/*
+ * The columns of (col_ids[i], vals[i]) still on the live table, comma
+ * separated: names to names and literals to values (INSERT's two lists), or,
+ * when values is NULL, "name = literal" to names (UPDATE's SET list).
+ * Columns no longer on the live table are left out; returns how many were not.
+ */
+static int append_live_columns(UndoPlan *u, const LiveTable *t, const int *col_ids, const char *const *vals, int n,
+                               StrBuf *names, StrBuf *values)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        int lc = plan_live_col(t, col_ids[i]);
+        if (lc < 0) continue;
+        if (k++) {
+            strbuf_append_str(names, ", ");
+            if (values) strbuf_append_str(values, ", ");
+        }
+        plan_append_ident(u, names, t->live_names[lc]);
+        if (!values) strbuf_append_str(names, " = ");
+        plan_append_literal(u, values ? values : names, vals[i], t->live_types[lc]);
+    }
+    return k;
+}
+
 /* INSERT of (col_ids[i], vals[i]); columns no longer on the live table are left out. */
 void plan_insert(UndoPlan *u, int ti, const int *col_ids, const char *const *vals, int n)
 {
@@ -238,18 +262,7 @@ void plan_insert(UndoPlan *u, int ti, const int *col_ids, const char *const *val
     strbuf_init(&b);
     strbuf_init(&v);
     strbuf_appendf(&b, "INSERT INTO %s (", t->qname);
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        int lc = plan_live_col(t, col_ids[i]);
-        if (lc < 0) continue;
-        if (k) {
-            strbuf_append_str(&b, ", ");
-            strbuf_append_str(&v, ", ");
-        }
-        plan_append_ident(u, &b, t->live_names[lc]);
-        plan_append_literal(u, &v, vals[i], t->live_types[lc]);
-        k++;
-    }
+    append_live_columns(u, t, col_ids, vals, n, &b, &v);
     strbuf_appendf(&b, ") VALUES (%s)", v.data);
     strbuf_free(&v);
     add_stmt(u, ti, K_INSERT, b.data);
@@ -263,17 +276,7 @@ WrStatus plan_update(UndoPlan *u, int ti, const int *col_ids, const char *const 
     StrBuf b;
     strbuf_init(&b);
     strbuf_appendf(&b, "UPDATE %s SET ", t->qname);
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        int lc = plan_live_col(t, col_ids[i]);
-        if (lc < 0) continue;
-        if (k) strbuf_append_str(&b, ", ");
-        plan_append_ident(u, &b, t->live_names[lc]);
-        strbuf_append_str(&b, " = ");
-        plan_append_literal(u, &b, vals[i], t->live_types[lc]);
-        k++;
-    }
-    if (k == 0) {
+    if (append_live_columns(u, t, col_ids, vals, n, &b, NULL) == 0) {
         strbuf_free(&b);
         return WR_OK;
     }

@@ -40,18 +40,13 @@ typedef struct {
     bool apply;
 } PruneArgs;
 
-static const CliField PRUNE_FIELDS[] = {
-    CLI_STRING_FIELD(P_BEFORE, PruneArgs, before),
-    CLI_FLAG_FIELD(P_APPLY, PruneArgs, apply),
-    CLI_STRING_FIELD(P_EXPORT, PruneArgs, export_dir),
-    CLI_STRING_FIELD(P_IMPORT, PruneArgs, import_dir),
-};
-
 static WrStatus parse(ReplayCtx *ctx, int argc, char **argv, PruneArgs *a, WrError *err)
 {
     memset(a, 0, sizeof(*a));
+    const CliField fields[] = {CLI_STRING(P_BEFORE, &a->before), CLI_FLAG(P_APPLY, &a->apply),
+                               CLI_STRING(P_EXPORT, &a->export_dir), CLI_STRING(P_IMPORT, &a->import_dir)};
     cli_start();
-    if (cli_next(argc, argv, rq_prune_options, PRUNE_FIELDS, CLI_NFIELDS(PRUNE_FIELDS), a) != -1)
+    if (cli_next(argc, argv, rq_prune_options, fields, CLI_NFIELDS(fields)) != -1)
         return rq_bad_option(ctx, argc, argv, err);
     if (optind < argc) return rq_usage(ctx, err, "prune: unexpected argument %s", argv[optind]);
     if (a->import_dir && (a->before || a->apply || a->export_dir))

@@ -36,19 +36,16 @@ typedef struct {
     int npos;
 } UndoArgs;
 
-static const CliField UNDO_FIELDS[] = {
-    CLI_FLAG_FIELD(OPT_APPLY, UndoArgs, apply),   CLI_FLAG_FIELD(OPT_FORCE, UndoArgs, force),
-    CLI_STRING_FIELD(OPT_ACTOR, UndoArgs, actor), CLI_STRING_FIELD(OPT_KEY, UndoArgs, key),
-    CLI_STRING_FIELD(OPT_AT, UndoArgs, at),       CLI_STRING_FIELD(OPT_COLUMNS, UndoArgs, columns),
-    CLI_STRING_FIELD(OPT_TO, UndoArgs, to),
-};
-
 static WrStatus parse_undo_args(ReplayCtx *ctx, int argc, char **argv, UndoArgs *a, WrError *err)
 {
     memset(a, 0, sizeof(*a));
+    const CliField fields[] = {CLI_FLAG(OPT_APPLY, &a->apply),   CLI_FLAG(OPT_FORCE, &a->force),
+                               CLI_STRING(OPT_ACTOR, &a->actor), CLI_STRING(OPT_KEY, &a->key),
+                               CLI_STRING(OPT_AT, &a->at),       CLI_STRING(OPT_COLUMNS, &a->columns),
+                               CLI_STRING(OPT_TO, &a->to)};
     cli_start();
     int c;
-    while ((c = cli_next(argc, argv, rq_undo_options, UNDO_FIELDS, CLI_NFIELDS(UNDO_FIELDS), a)) != -1) {
+    while ((c = cli_next(argc, argv, rq_undo_options, fields, CLI_NFIELDS(fields))) != -1) {
         if (c != OPT_TABLE) return rq_bad_option(ctx, argc, argv, err);
         if (a->ntables == MAX_TABLES) return rq_usage(ctx, err, "too many --table options");
         a->tables[a->ntables++] = optarg;

@@ -415,6 +415,23 @@ enum {
 static char *val_str(Value v) { return v.data ? xstrndup(v.data, v.len) : NULL; }
 
 /* The relation version at the cursor's row, as the worker hashed it; false when malformed. */
+/* The next element of a as a string (owned) or an integer. Once *ok is
+ * false nothing is read (NULL, 0); an element missing or malformed sets it. */
+static char *next_str(BinArray *a, bool *ok)
+{
+    Value v = {NULL, 0};
+    *ok = *ok && arr_next(a, &v);
+    return *ok ? val_str(v) : NULL; /* v is not read when arr_next failed */
+}
+
+static int64_t next_int(BinArray *a, bool *ok)
+{
+    Value v = {NULL, 0};
+    int64_t x = 0;
+    *ok = *ok && arr_next(a, &v) && val_int(v, &x);
+    return x;
+}
+
 static bool read_relation(const Cursor *rc, RelationVersion *rv)
 {
     bool ok = true;
@@ -437,18 +454,12 @@ static bool read_relation(const Cursor *rc, RelationVersion *rv)
     rv->cols = xcalloc((size_t)rv->ncols + 1, sizeof(RelColumn));
     for (uint16_t i = 0; i < rv->ncols && ok; i++) {
         RelColumn *c = &rv->cols[i];
+        c->col_id = (int16_t)next_int(&ids, &ok);
+        c->name = next_str(&names, &ok);
+        c->type_oid = (uint32_t)next_int(&oids, &ok);
+        c->typmod = (int32_t)next_int(&typmods, &ok);
+        c->type_name = next_str(&tnames, &ok);
         Value v = {NULL, 0};
-        int64_t x = 0;
-        ok = arr_next(&ids, &v) && val_int(v, &x);
-        c->col_id = (int16_t)x;
-        ok = ok && arr_next(&names, &v);
-        c->name = ok ? val_str(v) : NULL; /* v is not read when arr_next failed */
-        ok = ok && arr_next(&oids, &v) && val_int(v, &x);
-        c->type_oid = (uint32_t)x;
-        ok = ok && arr_next(&typmods, &v) && val_int(v, &x);
-        c->typmod = (int32_t)x;
-        ok = ok && arr_next(&tnames, &v);
-        c->type_name = ok ? val_str(v) : NULL;
         ok = ok && arr_next(&keys, &v) && v.len == 1;
         c->is_key = ok && v.data[0] != 0;
         ok = ok && arr_next(&track, &v) && v.len == 1;
@@ -466,16 +477,10 @@ static bool read_relation(const Cursor *rc, RelationVersion *rv)
     rv->gen = xcalloc((size_t)rv->ngen + 1, sizeof(GenColumn));
     for (uint16_t i = 0; i < rv->ngen && ok; i++) {
         GenColumn *g = &rv->gen[i];
-        Value v = {NULL, 0};
-        int64_t x = 0;
-        ok = arr_next(&gn, &v);
-        g->name = ok ? val_str(v) : NULL;
-        ok = ok && arr_next(&gt, &v);
-        g->type_name = ok ? val_str(v) : NULL;
-        ok = ok && arr_next(&gp, &v) && val_int(v, &x);
-        g->position = (int16_t)x;
-        ok = ok && arr_next(&ge, &v);
-        g->expr = ok ? val_str(v) : NULL;
+        g->name = next_str(&gn, &ok);
+        g->type_name = next_str(&gt, &ok);
+        g->position = (int16_t)next_int(&gp, &ok);
+        g->expr = next_str(&ge, &ok);
     }
     return ok;
 }
