@@ -31,6 +31,23 @@ static void pk_cstr(msgpack_packer *pk, const char *s)
         msgpack_pack_nil(pk);
 }
 
+/* One map entry: key, then the boolean b. */
+static void pk_field_bool(msgpack_packer *pk, const char *key, bool b)
+{
+    pk_key(pk, key);
+    if (b)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+}
+
+/* One map entry: key, then the string s or nil. */
+static void pk_field_str(msgpack_packer *pk, const char *key, const char *s)
+{
+    pk_key(pk, key);
+    pk_cstr(pk, s);
+}
+
 /* RFC 3629 UTF-8 check (no overlongs, no surrogates, <= U+10FFFF). */
 static bool utf8_valid(const unsigned char *s, size_t n)
 {
@@ -125,10 +142,8 @@ static void pk_header(msgpack_packer *pk, const char *type, const char *id)
 static void pk_table(msgpack_packer *pk, const RelationVersion *rv)
 {
     msgpack_pack_map(pk, 4);
-    pk_key(pk, "schema");
-    pk_cstr(pk, rv->nspname);
-    pk_key(pk, "name");
-    pk_cstr(pk, rv->relname);
+    pk_field_str(pk, "schema", rv->nspname);
+    pk_field_str(pk, "name", rv->relname);
     pk_key(pk, "relid");
     msgpack_pack_uint32(pk, rv->relid);
     pk_key(pk, "version");
@@ -143,12 +158,9 @@ static void pk_actor(msgpack_packer *pk, const RevisionContext *ctx)
         return;
     }
     msgpack_pack_map(pk, 3);
-    pk_key(pk, "type");
-    pk_cstr(pk, ctx->actor_type);
-    pk_key(pk, "id");
-    pk_cstr(pk, ctx->actor_id);
-    pk_key(pk, "actor_json");
-    pk_cstr(pk, ctx->actor_json);
+    pk_field_str(pk, "type", ctx->actor_type);
+    pk_field_str(pk, "id", ctx->actor_id);
+    pk_field_str(pk, "actor_json", ctx->actor_json);
 }
 
 /*
@@ -158,17 +170,10 @@ static void pk_actor(msgpack_packer *pk, const RevisionContext *ctx)
  */
 static void pk_server_identity(msgpack_packer *pk, const RevisionContext *ctx)
 {
-    pk_key(pk, "attested");
-    if (ctx && ctx->attested)
-        msgpack_pack_true(pk);
-    else
-        msgpack_pack_false(pk);
-    pk_key(pk, "db_session_user");
-    pk_cstr(pk, ctx ? ctx->session_user : NULL);
-    pk_key(pk, "db_current_user");
-    pk_cstr(pk, ctx ? ctx->current_user : NULL);
-    pk_key(pk, "application_name");
-    pk_cstr(pk, ctx ? ctx->application_name : NULL);
+    pk_field_bool(pk, "attested", ctx && ctx->attested);
+    pk_field_str(pk, "db_session_user", ctx ? ctx->session_user : NULL);
+    pk_field_str(pk, "db_current_user", ctx ? ctx->current_user : NULL);
+    pk_field_str(pk, "application_name", ctx ? ctx->application_name : NULL);
     pk_key(pk, "actor_verified");
     if (!ctx || !ctx->strict_checked)
         msgpack_pack_nil(pk);
@@ -176,8 +181,7 @@ static void pk_server_identity(msgpack_packer *pk, const RevisionContext *ctx)
         msgpack_pack_true(pk);
     else
         msgpack_pack_false(pk);
-    pk_key(pk, "verified_by");
-    pk_cstr(pk, ctx && ctx->verified ? ctx->verified_by : NULL);
+    pk_field_str(pk, "verified_by", ctx && ctx->verified ? ctx->verified_by : NULL);
 }
 
 void mpc_encode_context(StrBuf *out, const RevisionContext *ctx)
@@ -193,10 +197,8 @@ void mpc_encode_context(StrBuf *out, const RevisionContext *ctx)
     msgpack_pack_int16(&pk, ctx->no);
     pk_key(&pk, "actor");
     pk_actor(&pk, ctx);
-    pk_key(&pk, "description");
-    pk_cstr(&pk, ctx->description);
-    pk_key(&pk, "meta_json");
-    pk_cstr(&pk, ctx->meta_json);
+    pk_field_str(&pk, "description", ctx->description);
+    pk_field_str(&pk, "meta_json", ctx->meta_json);
     pk_server_identity(&pk, ctx);
 }
 
@@ -245,15 +247,9 @@ void mpc_encode_delta(StrBuf *out, const Revision *rev, const ObjectDelta *d, co
     msgpack_pack_int32(&pk, d->seq);
     pk_key(&pk, "table");
     pk_table(&pk, d->relver);
-    pk_key(&pk, "op");
-    pk_cstr(&pk, mpc_op_name(d->op));
-    pk_key(&pk, "key");
-    pk_cstr(&pk, d->key);
-    pk_key(&pk, "old_unknown");
-    if (d->old_unknown)
-        msgpack_pack_true(&pk);
-    else
-        msgpack_pack_false(&pk);
+    pk_field_str(&pk, "op", mpc_op_name(d->op));
+    pk_field_str(&pk, "key", d->key);
+    pk_field_bool(&pk, "old_unknown", d->old_unknown);
     pk_key(&pk, "context");
     if (packed_ctx && packed_ctx_len > 0)
         strbuf_append(out, packed_ctx, packed_ctx_len);
@@ -266,8 +262,7 @@ void mpc_encode_delta(StrBuf *out, const Revision *rev, const ObjectDelta *d, co
         bool hidden = (a->flags & ATTR_HIDDEN) != 0;
         bool old_here = has_old && !hidden, new_here = has_new && !hidden;
         msgpack_pack_map(&pk, 3 + (old_here ? 1 : 0) + (new_here ? 1 : 0));
-        pk_key(&pk, "column");
-        pk_cstr(&pk, column_name(d->relver, i, a->col_id));
+        pk_field_str(&pk, "column", column_name(d->relver, i, a->col_id));
         pk_key(&pk, "col_id");
         msgpack_pack_int16(&pk, a->col_id);
         pk_key(&pk, "flags");
@@ -295,14 +290,11 @@ void mpc_encode_revision(StrBuf *out, const Revision *rev, const MpcTableCount *
     pk_header(&pk, "revision", id);
     pk_key(&pk, "revision");
     pk_revision_identity(&pk, rev, true);
-    pk_key(&pk, "origin");
-    pk_cstr(&pk, rev->origin);
-    pk_key(&pk, "gid");
-    pk_cstr(&pk, rev->gid);
+    pk_field_str(&pk, "origin", rev->origin);
+    pk_field_str(&pk, "gid", rev->gid);
     pk_key(&pk, "actor");
     pk_actor(&pk, ctx);
-    pk_key(&pk, "description");
-    pk_cstr(&pk, ctx ? ctx->description : NULL);
+    pk_field_str(&pk, "description", ctx ? ctx->description : NULL);
     const struct {
         const char *key;
         int64_t n;
@@ -318,15 +310,12 @@ void mpc_encode_revision(StrBuf *out, const Revision *rev, const MpcTableCount *
     msgpack_pack_array(&pk, ntables);
     for (size_t i = 0; i < ntables; i++) {
         msgpack_pack_map(&pk, 3);
-        pk_key(&pk, "schema");
-        pk_cstr(&pk, tables[i].schema);
-        pk_key(&pk, "name");
-        pk_cstr(&pk, tables[i].name);
+        pk_field_str(&pk, "schema", tables[i].schema);
+        pk_field_str(&pk, "name", tables[i].name);
         pk_key(&pk, "count");
         msgpack_pack_int64(&pk, tables[i].count);
     }
-    pk_key(&pk, "warnings");
-    pk_cstr(&pk, rev->warnings);
+    pk_field_str(&pk, "warnings", rev->warnings);
     pk_key(&pk, "checksum");
     msgpack_pack_bin_with_body(&pk, rev->checksum, WALREV_CHECKSUM_LEN);
     pk_key(&pk, "parent_checksum");
@@ -365,21 +354,15 @@ void mpc_encode_relation(StrBuf *out, const RelationVersion *rv)
     for (uint16_t i = 0; i < rv->ncols; i++) {
         const RelColumn *c = &rv->cols[i];
         msgpack_pack_map(&pk, 7);
-        pk_key(&pk, "name");
-        pk_cstr(&pk, c->name);
+        pk_field_str(&pk, "name", c->name);
         pk_key(&pk, "col_id");
         msgpack_pack_int16(&pk, c->col_id);
         pk_key(&pk, "type_oid");
         msgpack_pack_uint32(&pk, c->type_oid);
         pk_key(&pk, "typmod");
         msgpack_pack_int32(&pk, c->typmod);
-        pk_key(&pk, "type_name");
-        pk_cstr(&pk, c->type_name);
-        pk_key(&pk, "is_key");
-        if (c->is_key)
-            msgpack_pack_true(&pk);
-        else
-            msgpack_pack_false(&pk);
+        pk_field_str(&pk, "type_name", c->type_name);
+        pk_field_bool(&pk, "is_key", c->is_key);
         pk_key(&pk, "track");
         pk_key(&pk, track_name(c->track));
     }
