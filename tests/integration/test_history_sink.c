@@ -8,6 +8,7 @@
  * schema in one database. Also prints rows/s and bytes per update.
  */
 #include "tests/support/testsupport.h"
+#include "tests/support/unit_main.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -1353,20 +1354,9 @@ static int group_teardown(void **state)
     return 0;
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_missing_schema),
-        cmocka_unit_test(test_values_roundtrip),
-        cmocka_unit_test(test_current_rows),
-        cmocka_unit_test(test_checkpoint_and_batching),
-        cmocka_unit_test(test_id_gap_refused),
-        cmocka_unit_test(test_killed_connection),
-        cmocka_unit_test(test_sql_error_then_abort),
-        cmocka_unit_test(test_async_commit),
-        cmocka_unit_test(test_keyframe),
-        cmocka_unit_test(test_verify),
-        cmocka_unit_test(test_throughput_and_size),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+TS_RUN_GROUP(group_setup, group_teardown, cmocka_unit_test(test_missing_schema),
+             cmocka_unit_test(test_values_roundtrip), cmocka_unit_test(test_current_rows),
+             cmocka_unit_test(test_checkpoint_and_batching), cmocka_unit_test(test_id_gap_refused),
+             cmocka_unit_test(test_killed_connection), cmocka_unit_test(test_sql_error_then_abort),
+             cmocka_unit_test(test_async_commit), cmocka_unit_test(test_keyframe), cmocka_unit_test(test_verify),
+             cmocka_unit_test(test_throughput_and_size))

@@ -26,6 +26,7 @@
 #include "sink/msgpack_codec.h"
 #include "tests/support/sample_relations.h"
 #include "tests/support/testsupport.h"
+#include "tests/support/unit_main.h"
 
 #define API_PRODUCE 0 /* Kafka ApiKey of Produce requests */
 
@@ -746,18 +747,8 @@ static void test_throughput(void **state)
     sink_destroy(s);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_refusals),
-        cmocka_unit_test(test_roundtrip_mock),
-        cmocka_unit_test(test_roundtrip_real_broker),
-        cmocka_unit_test(test_retriable_produce_errors),
-        cmocka_unit_test(test_outage),
-        cmocka_unit_test(test_crash_resend_duplicates_whole_revisions),
-        cmocka_unit_test(test_permanent_error_is_fatal),
-        cmocka_unit_test(test_backpressure_bounded_queue),
-        cmocka_unit_test(test_throughput),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+TS_RUN_GROUP(group_setup, group_teardown, cmocka_unit_test(test_config_refusals), cmocka_unit_test(test_roundtrip_mock),
+             cmocka_unit_test(test_roundtrip_real_broker), cmocka_unit_test(test_retriable_produce_errors),
+             cmocka_unit_test(test_outage), cmocka_unit_test(test_crash_resend_duplicates_whole_revisions),
+             cmocka_unit_test(test_permanent_error_is_fatal), cmocka_unit_test(test_backpressure_bounded_queue),
+             cmocka_unit_test(test_throughput))

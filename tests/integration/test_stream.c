@@ -6,6 +6,7 @@
  * an unreachable server, refused roles and a missing slot.
  */
 #include "tests/support/testsupport.h"
+#include "tests/support/unit_main.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -383,12 +384,6 @@ static void test_missing_slot_is_fatal(void **state)
     PQfinish(conn);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_identify_and_slots),    cmocka_unit_test(test_stream_transaction),
-        cmocka_unit_test(test_unreachable_is_retry),  cmocka_unit_test(test_refused_roles_are_fatal),
-        cmocka_unit_test(test_missing_slot_is_fatal),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_identify_and_slots), cmocka_unit_test(test_stream_transaction),
+             cmocka_unit_test(test_unreachable_is_retry), cmocka_unit_test(test_refused_roles_are_fatal),
+             cmocka_unit_test(test_missing_slot_is_fatal))

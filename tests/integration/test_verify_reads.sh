@@ -72,19 +72,22 @@ check_tamper "raw message forged (the chain)" \
   "UPDATE revision_context SET raw = left(raw, -1) WHERE revision_id = $R" \
   "history does not verify at revision $R: revision $R: stored checksum"
 
-KF=$(q $DB "$H SELECT max(id) FROM keyframe WHERE relid = 'public.acct'::regclass")
-KR=$(q $DB "$H SELECT revision_id FROM keyframe WHERE id = $KF")
+# acct_keyframe max|min: the newest or oldest keyframe of public.acct, its id in KF, its revision in KR.
+acct_keyframe() {
+  IFS='|' read -r KF KR <<<"$(q $DB "$H SELECT id, revision_id FROM keyframe
+                                  WHERE id = (SELECT $1(id) FROM keyframe WHERE relid = 'public.acct'::regclass)")"
+}
+acct_keyframe max
 OLD=$(q $DB "$H SELECT vals[2] FROM keyframe_row WHERE keyframe_id = $KF AND key = '[\"3\"]'")
 check_tamper "keyframe_row vals[2] forged" \
   "UPDATE keyframe_row SET vals[2] = 'TAMPERED' WHERE keyframe_id = $KF AND key = '[\"3\"]'" \
   "UPDATE keyframe_row SET vals[2] = '$OLD' WHERE keyframe_id = $KF AND key = '[\"3\"]'" \
   "history does not verify at revision $KR: keyframe $KF of public.acct at revision $KR: the row of key [\"3\"] differs from what the deltas give"
-KF1=$(q $DB "$H SELECT min(id) FROM keyframe WHERE relid = 'public.acct'::regclass")
-KR1=$(q $DB "$H SELECT revision_id FROM keyframe WHERE id = $KF1")
+acct_keyframe min
 check_tamper "a keyframe row moved to another key" \
-  "UPDATE keyframe_row SET key = '[\"55\"]' WHERE keyframe_id = $KF1 AND key = '[\"5\"]'" \
-  "UPDATE keyframe_row SET key = '[\"5\"]' WHERE keyframe_id = $KF1 AND key = '[\"55\"]'" \
-  "keyframe $KF1 of public.acct at revision $KR1: the row of key [\"5\"] differs"
+  "UPDATE keyframe_row SET key = '[\"55\"]' WHERE keyframe_id = $KF AND key = '[\"5\"]'" \
+  "UPDATE keyframe_row SET key = '[\"5\"]' WHERE keyframe_id = $KF AND key = '[\"55\"]'" \
+  "keyframe $KF of public.acct at revision $KR: the row of key [\"5\"] differs"
 check_tamper "keyframe n_rows forged" \
-  "UPDATE keyframe SET n_rows = n_rows + 1 WHERE id = $KF1" "UPDATE keyframe SET n_rows = n_rows - 1 WHERE id = $KF1" \
-  "keyframe $KF1 of public.acct at revision $KR1: n_rows 11 but 10 rows"
+  "UPDATE keyframe SET n_rows = n_rows + 1 WHERE id = $KF" "UPDATE keyframe SET n_rows = n_rows - 1 WHERE id = $KF" \
+  "keyframe $KF of public.acct at revision $KR: n_rows 11 but 10 rows"

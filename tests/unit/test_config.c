@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "worker/config.h"
+#include "tests/support/unit_main.h"
 
 static char tmpdir[256];
 static char path[512];
@@ -437,20 +438,8 @@ static void test_actors(void **state)
     expect_error("[actors]\nstrict = true\n", "2: unknown key 'strict' in [actors]");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_every_key),
-        cmocka_unit_test(test_long_line_and_kafka_off),
-        cmocka_unit_test(test_errors_name_file_and_line),
-        cmocka_unit_test(test_secret_kafka_value_not_echoed),
-        cmocka_unit_test(test_missing_file),
-        cmocka_unit_test(test_precedence),
-        cmocka_unit_test(test_env_errors),
-        cmocka_unit_test(test_validate),
-        cmocka_unit_test(test_redaction),
-        cmocka_unit_test(test_actors),
-    };
-    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
-}
+TS_RUN_GROUP(setup_dir, teardown_dir, cmocka_unit_test(test_defaults), cmocka_unit_test(test_every_key),
+             cmocka_unit_test(test_long_line_and_kafka_off), cmocka_unit_test(test_errors_name_file_and_line),
+             cmocka_unit_test(test_secret_kafka_value_not_echoed), cmocka_unit_test(test_missing_file),
+             cmocka_unit_test(test_precedence), cmocka_unit_test(test_env_errors), cmocka_unit_test(test_validate),
+             cmocka_unit_test(test_redaction), cmocka_unit_test(test_actors))

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "common/log.h"
+#include "tests/support/unit_main.h"
 
 static char *fmt(const char *f, ...) WR_PRINTF(1, 2);
 static char *fmt(const char *f, ...)
@@ -161,11 +162,5 @@ static void test_signal_line(void **state)
     assert_int_equal(wr_log_signal_line(buf, 20, LOG_LEVEL_WARN, false, "m"), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quoted_values), cmocka_unit_test(test_bare_values), cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_whole_line),    cmocka_unit_test(test_signal_line),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_quoted_values), cmocka_unit_test(test_bare_values), cmocka_unit_test(test_numbers),
+             cmocka_unit_test(test_whole_line), cmocka_unit_test(test_signal_line))

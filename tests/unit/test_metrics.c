@@ -21,6 +21,7 @@
 
 #include "common/metrics.h"
 #include "exporter/metrics_server.h"
+#include "tests/support/unit_main.h"
 
 static char *render(void)
 {
@@ -264,11 +265,5 @@ static void test_server(void **state)
     metrics_server_stop(s2);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),        cmocka_unit_test(test_values), cmocka_unit_test(test_histogram),
-        cmocka_unit_test(test_parse_listen), cmocka_unit_test(test_server),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_empty), cmocka_unit_test(test_values), cmocka_unit_test(test_histogram),
+             cmocka_unit_test(test_parse_listen), cmocka_unit_test(test_server))

@@ -49,6 +49,30 @@ static Revision make_revision(void)
     return r;
 }
 
+/* A fixture: a revision (make_revision) and an empty buffer, freed after the test. */
+typedef struct {
+    Revision rev;
+    StrBuf b;
+} CodecFix;
+
+static int codec_setup(void **state)
+{
+    CodecFix *fx = calloc(1, sizeof(*fx));
+    if (!fx) return -1;
+    fx->rev = make_revision();
+    strbuf_init(&fx->b);
+    *state = fx;
+    return 0;
+}
+
+static int codec_teardown(void **state)
+{
+    CodecFix *fx = *state;
+    strbuf_free(&fx->b);
+    free(fx);
+    return 0;
+}
+
 static char *encode_to_json(const StrBuf *b)
 {
     json_t *j = NULL;
@@ -63,8 +87,7 @@ static char *encode_to_json(const StrBuf *b)
 
 static void test_delta_update_values(void **state)
 {
-    (void)state;
-    Revision rev = make_revision();
+    CodecFix *fx = *state;
     AttributeDelta attrs[] = {
         {.col_id = 2, .old_value = {"a", 1}, .new_value = {"b", 1}},
         {.col_id = 3, .old_value = {NULL, 0}, .new_value = {"", 0}},
@@ -76,13 +99,11 @@ static void test_delta_update_values(void **state)
          .new_value = {"caf\xc3\xa9", 5}},
     };
     ObjectDelta d = {.seq = 3, .relver = &RELVER, .op = DELTA_UPDATE, .key = "[\"42\"]", .nattrs = 4, .attrs = attrs};
-    StrBuf b;
-    strbuf_init(&b);
-    mpc_encode_delta(&b, &rev, &d, NULL, 0);
+    mpc_encode_delta(&fx->b, &fx->rev, &d, NULL, 0);
     /* The hidden values must not even be in the bytes. */
-    assert_null(memmem(b.data, b.len, "pw1", 3));
-    assert_null(memmem(b.data, b.len, "pw2", 3));
-    char *s = encode_to_json(&b);
+    assert_null(memmem(fx->b.data, fx->b.len, "pw1", 3));
+    assert_null(memmem(fx->b.data, fx->b.len, "pw2", 3));
+    char *s = encode_to_json(&fx->b);
     assert_string_equal(
         s, "{\"v\":1,\"type\":\"delta\",\"id\":\"7.3\","
            "\"revision\":{\"id\":7,\"xid\":4242,\"commit_lsn\":\"1/2000\",\"commit_time\":946684801000000},"
@@ -99,7 +120,7 @@ static void test_delta_update_values(void **state)
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
-    assert_int_equal(msgpack_unpack_next(&u, b.data, b.len, &off), MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(msgpack_unpack_next(&u, fx->b.data, fx->b.len, &off), MSGPACK_UNPACK_SUCCESS);
     const msgpack_object *changes = &u.data.via.map.ptr[10].val;
     assert_int_equal(changes->type, MSGPACK_OBJECT_ARRAY);
     const msgpack_object *c1 = &changes->via.array.ptr[1];
@@ -115,13 +136,11 @@ static void test_delta_update_values(void **state)
                         3);
     assert_int_equal(c3->via.map.ptr[4].val.type, MSGPACK_OBJECT_STR);
     msgpack_unpacked_destroy(&u);
-    strbuf_free(&b);
 }
 
 static void test_delta_ops_and_context(void **state)
 {
-    (void)state;
-    Revision rev = make_revision();
+    CodecFix *fx = *state;
     RevisionContext ctx = {.no = 1,
                            .actor_type = "user",
                            .actor_id = "42",
@@ -143,10 +162,8 @@ static void test_delta_ops_and_context(void **state)
                             {.col_id = 5, .flags = ATTR_HIDDEN, .new_value = {"pw", 2}}};
     ObjectDelta d = {
         .seq = 1, .relver = &RELVER, .op = DELTA_INSERT, .key = "[\"42\"]", .context_no = 1, .nattrs = 2, .attrs = ins};
-    StrBuf b;
-    strbuf_init(&b);
-    mpc_encode_delta(&b, &rev, &d, packed.data, packed.len);
-    char *s = encode_to_json(&b);
+    mpc_encode_delta(&fx->b, &fx->rev, &d, packed.data, packed.len);
+    char *s = encode_to_json(&fx->b);
     assert_non_null(strstr(s, "\"op\":\"insert\""));
     assert_non_null(strstr(s,
                            "\"context\":{\"no\":1,\"actor\":{\"type\":\"user\",\"id\":\"42\",\"actor_json\":"
@@ -168,9 +185,9 @@ static void test_delta_ops_and_context(void **state)
                       .nattrs = 1,
                       .attrs = del,
                       .old_unknown = true};
-    strbuf_reset(&b);
-    mpc_encode_delta(&b, &rev, &dd, NULL, 0);
-    s = encode_to_json(&b);
+    strbuf_reset(&fx->b);
+    mpc_encode_delta(&fx->b, &fx->rev, &dd, NULL, 0);
+    s = encode_to_json(&fx->b);
     assert_non_null(strstr(s, "\"op\":\"delete\",\"key\":\"[\\\"42\\\"]\",\"old_unknown\":true,"
                               "\"context\":null,\"changes\":[{\"column\":\"name\",\"col_id\":2,\"flags\":2,"
                               "\"old\":null}]"));
@@ -179,9 +196,9 @@ static void test_delta_ops_and_context(void **state)
     /* snapshot: only "new" */
     AttributeDelta snap[] = {{.col_id = 3, .new_value = {"x", 1}}};
     ObjectDelta ds = {.seq = 4, .relver = &RELVER, .op = DELTA_SNAPSHOT, .key = "[\"1\"]", .nattrs = 1, .attrs = snap};
-    strbuf_reset(&b);
-    mpc_encode_delta(&b, &rev, &ds, NULL, 0);
-    s = encode_to_json(&b);
+    strbuf_reset(&fx->b);
+    mpc_encode_delta(&fx->b, &fx->rev, &ds, NULL, 0);
+    s = encode_to_json(&fx->b);
     assert_non_null(strstr(s, "\"op\":\"snapshot\""));
     assert_non_null(strstr(s, "\"changes\":[{\"column\":\"note\",\"col_id\":3,\"flags\":0,\"new\":\"x\"}]"));
     free(s);
@@ -192,21 +209,17 @@ static void test_delta_ops_and_context(void **state)
     assert_int_equal(packed.len, 1);
     assert_int_equal((unsigned char)packed.data[0], 0xc0);
     strbuf_free(&packed);
-    strbuf_free(&b);
 }
 
 /* The truncate example of docs/kafka-format.md, byte for byte. */
 static void test_truncate_exact_bytes(void **state)
 {
-    (void)state;
-    Revision rev = make_revision();
+    CodecFix *fx = *state;
     ObjectDelta d = {.seq = 1, .relver = &RELVER, .op = DELTA_TRUNCATE, .key = NULL};
-    StrBuf b;
-    strbuf_init(&b);
-    mpc_encode_delta(&b, &rev, &d, NULL, 0);
+    mpc_encode_delta(&fx->b, &fx->rev, &d, NULL, 0);
     StrBuf hex;
     strbuf_init(&hex);
-    for (size_t i = 0; i < b.len; i++) strbuf_appendf(&hex, "%02x", (unsigned char)b.data[i]);
+    for (size_t i = 0; i < fx->b.len; i++) strbuf_appendf(&hex, "%02x", (unsigned char)fx->b.data[i]);
     assert_string_equal(hex.data, "8ba17601a474797065a564656c7461a26964a3372e31a87265766973696f6e84a26964"
                                   "07a3786964cd1092aa636f6d6d69745f6c736ea6312f32303030ab636f6d6d69745f74"
                                   "696d65cf00035d013b472240a3736571"
@@ -214,18 +227,16 @@ static void test_truncate_exact_bytes(void **state)
                                   "6964cd4000a776657273696f6e02a26f70a87472756e63617465a36b6579c0ab6f6c645f"
                                   "756e6b6e6f776ec2a7636f6e74657874c0a76368616e6765739"
                                   "0");
-    char *s = encode_to_json(&b);
+    char *s = encode_to_json(&fx->b);
     assert_non_null(strstr(s, "\"op\":\"truncate\",\"key\":null,"));
     assert_non_null(strstr(s, "\"changes\":[]"));
     free(s);
     strbuf_free(&hex);
-    strbuf_free(&b);
 }
 
 static void test_revision_message(void **state)
 {
-    (void)state;
-    Revision rev = make_revision();
+    CodecFix *fx = *state;
     RevisionContext ctx = {.no = 1,
                            .actor_type = "service",
                            .actor_id = "billing",
@@ -233,22 +244,20 @@ static void test_revision_message(void **state)
                            .strict_checked = true,
                            .verified = false,
                            .verified_by = "ignored when not verified"};
-    rev.first_context = &ctx;
-    rev.n_insert = 3;
-    rev.n_update = 2;
-    rev.n_delete = 1;
-    rev.n_truncate = 0;
-    rev.n_snapshot = 0;
-    rev.origin = "node_a";
+    fx->rev.first_context = &ctx;
+    fx->rev.n_insert = 3;
+    fx->rev.n_update = 2;
+    fx->rev.n_delete = 1;
+    fx->rev.n_truncate = 0;
+    fx->rev.n_snapshot = 0;
+    fx->rev.origin = "node_a";
     for (int i = 0; i < WALREV_CHECKSUM_LEN; i++) {
-        rev.checksum[i] = (uint8_t)(0xa0 + i);
-        rev.parent_checksum[i] = (uint8_t)i;
+        fx->rev.checksum[i] = (uint8_t)(0xa0 + i);
+        fx->rev.parent_checksum[i] = (uint8_t)i;
     }
     MpcTableCount tables[] = {{"public", "acct", 4}, {"sales", "order", 2}};
-    StrBuf b;
-    strbuf_init(&b);
-    mpc_encode_revision(&b, &rev, tables, 2);
-    char *s = encode_to_json(&b);
+    mpc_encode_revision(&fx->b, &fx->rev, tables, 2);
+    char *s = encode_to_json(&fx->b);
     assert_string_equal(
         s, "{\"v\":1,\"type\":\"revision\",\"id\":\"7\","
            "\"revision\":{\"id\":7,\"xid\":4242,\"commit_lsn\":\"1/2000\",\"end_lsn\":\"1/2030\","
@@ -267,16 +276,15 @@ static void test_revision_message(void **state)
     free(s);
 
     /* no context: actor and description nil */
-    rev.first_context = NULL;
-    strbuf_reset(&b);
-    mpc_encode_revision(&b, &rev, NULL, 0);
-    s = encode_to_json(&b);
+    fx->rev.first_context = NULL;
+    strbuf_reset(&fx->b);
+    mpc_encode_revision(&fx->b, &fx->rev, NULL, 0);
+    s = encode_to_json(&fx->b);
     assert_non_null(strstr(s, "\"actor\":null,\"description\":null,"));
     assert_non_null(strstr(s, "\"tables\":[]"));
     assert_non_null(strstr(s, "\"attested\":false,\"db_session_user\":null,\"db_current_user\":null,"
                               "\"application_name\":null,\"actor_verified\":null,\"verified_by\":null}"));
     free(s);
-    strbuf_free(&b);
 }
 
 static void test_relation_message(void **state)
@@ -340,34 +348,30 @@ static WrStatus decode(const StrBuf *b, WrError *err, json_t **j)
 
 static void test_decode_truncated_every_offset(void **state)
 {
-    (void)state;
-    Revision rev = make_revision();
+    CodecFix *fx = *state;
     MpcTableCount t = {"public", "acct", 1};
-    StrBuf b;
-    strbuf_init(&b);
-    mpc_encode_revision(&b, &rev, &t, 1);
-    size_t full = b.len;
+    mpc_encode_revision(&fx->b, &fx->rev, &t, 1);
+    size_t full = fx->b.len;
     for (size_t n = 0; n < full; n++) {
         json_t *j = NULL;
         size_t used = 5;
         WrError err = {0};
-        assert_int_equal(mpc_decode_json(b.data, n, &used, &j, &err), WR_AGAIN);
+        assert_int_equal(mpc_decode_json(fx->b.data, n, &used, &j, &err), WR_AGAIN);
         assert_null(j);
         assert_int_equal(used, 0);
     }
     /* two messages back to back: the first is consumed alone */
-    mpc_encode_relation(&b, &RELVER);
+    mpc_encode_relation(&fx->b, &RELVER);
     json_t *j = NULL;
     size_t used = 0;
     WrError err = {0};
-    assert_int_equal(mpc_decode_json(b.data, b.len, &used, &j, &err), WR_OK);
+    assert_int_equal(mpc_decode_json(fx->b.data, fx->b.len, &used, &j, &err), WR_OK);
     assert_int_equal(used, full);
     assert_string_equal(json_string_value(json_object_get(j, "type")), "revision");
     json_decref(j);
-    assert_int_equal(mpc_decode_json(b.data + used, b.len - used, &used, &j, &err), WR_OK);
+    assert_int_equal(mpc_decode_json(fx->b.data + used, fx->b.len - used, &used, &j, &err), WR_OK);
     assert_string_equal(json_string_value(json_object_get(j, "type")), "relation");
     json_decref(j);
-    strbuf_free(&b);
 }
 
 /* The JSON value j packed as msgpack (objects in their keys' order). */
@@ -486,18 +490,15 @@ static void test_decode_huge_claims(void **state)
 
 static void test_decode_key_types_and_unknown_keys(void **state)
 {
-    (void)state;
-    StrBuf b;
-    strbuf_init(&b);
+    CodecFix *fx = *state;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, sb_write);
+    msgpack_packer_init(&pk, &fx->b, sb_write);
     json_t *j = NULL;
     WrError err = {0};
 
-    Revision rev = make_revision();
     StrBuf enc;
     strbuf_init(&enc);
-    mpc_encode_revision(&enc, &rev, NULL, 0);
+    mpc_encode_revision(&enc, &fx->rev, NULL, 0);
     /* Rebuild the same map with one extra key, as a newer walrev might send. */
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
@@ -511,12 +512,12 @@ static void test_decode_key_types_and_unknown_keys(void **state)
     pk_s(&pk, "future_key");
     msgpack_pack_array(&pk, 1);
     msgpack_pack_int(&pk, -5);
-    assert_int_equal(decode(&b, &err, &j), WR_OK);
+    assert_int_equal(decode(&fx->b, &err, &j), WR_OK);
     assert_int_equal(json_integer_value(json_array_get(json_object_get(j, "future_key"), 0)), -5);
     json_decref(j);
 
     /* checksum as str instead of bin */
-    strbuf_reset(&b);
+    strbuf_reset(&fx->b);
     msgpack_pack_map(&pk, u.data.via.map.size);
     for (uint32_t i = 0; i < u.data.via.map.size; i++) {
         msgpack_pack_object(&pk, u.data.via.map.ptr[i].key);
@@ -526,15 +527,15 @@ static void test_decode_key_types_and_unknown_keys(void **state)
         else
             msgpack_pack_object(&pk, u.data.via.map.ptr[i].val);
     }
-    assert_int_equal(decode(&b, &err, &j), WR_PROTOCOL);
+    assert_int_equal(decode(&fx->b, &err, &j), WR_PROTOCOL);
     assert_string_equal(err.msg, "walrev message: key checksum has the wrong msgpack type");
     msgpack_unpacked_destroy(&u);
     strbuf_free(&enc);
-    strbuf_free(&b);
 }
 
-TS_RUN_TESTS(cmocka_unit_test(test_delta_update_values), cmocka_unit_test(test_delta_ops_and_context),
-             cmocka_unit_test(test_truncate_exact_bytes), cmocka_unit_test(test_revision_message),
+#define CODEC_TEST(f) cmocka_unit_test_setup_teardown(f, codec_setup, codec_teardown)
+TS_RUN_TESTS(CODEC_TEST(test_delta_update_values), CODEC_TEST(test_delta_ops_and_context),
+             CODEC_TEST(test_truncate_exact_bytes), CODEC_TEST(test_revision_message),
              cmocka_unit_test(test_relation_message), cmocka_unit_test(test_ids),
-             cmocka_unit_test(test_decode_truncated_every_offset), cmocka_unit_test(test_decode_rejects),
-             cmocka_unit_test(test_decode_key_types_and_unknown_keys), cmocka_unit_test(test_decode_huge_claims))
+             CODEC_TEST(test_decode_truncated_every_offset), cmocka_unit_test(test_decode_rejects),
+             CODEC_TEST(test_decode_key_types_and_unknown_keys), cmocka_unit_test(test_decode_huge_claims))

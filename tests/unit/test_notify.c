@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "tests/support/notify_socket.h"
+#include "tests/support/unit_main.h"
 #include "worker/notify.h"
 
 static char sock_dir[128];
@@ -154,12 +155,6 @@ static void test_watchdog_interval(void **state)
     unsetenv("WATCHDOG_USEC");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_path_socket),         cmocka_unit_test(test_abstract_socket),
-        cmocka_unit_test(test_no_socket_is_a_noop), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_watchdog_interval),
-    };
-    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
-}
+TS_RUN_GROUP(setup_dir, teardown_dir, cmocka_unit_test(test_path_socket), cmocka_unit_test(test_abstract_socket),
+             cmocka_unit_test(test_no_socket_is_a_noop), cmocka_unit_test(test_errors),
+             cmocka_unit_test(test_watchdog_interval))

@@ -5,6 +5,7 @@
  * server-side round trip of these encodings is in test_history_sink.c.
  */
 #include "tests/support/testsupport.h"
+#include "tests/support/unit_main.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -214,11 +215,5 @@ static void test_binary_array(void **state)
     assert_false(pgbin_int("\x00\x00\x00", 3, &x));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quote_ident), cmocka_unit_test(test_render), cmocka_unit_test(test_copy_field),
-        cmocka_unit_test(test_text_array),  cmocka_unit_test(test_bytea),  cmocka_unit_test(test_binary_array),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TS_RUN_TESTS(cmocka_unit_test(test_quote_ident), cmocka_unit_test(test_render), cmocka_unit_test(test_copy_field),
+             cmocka_unit_test(test_text_array), cmocka_unit_test(test_bytea), cmocka_unit_test(test_binary_array))
