@@ -5,6 +5,7 @@
  * confirming it with a status update, a clean finish, and the error classes of
  * an unreachable server, refused roles and a missing slot.
  */
+#include "tests/support/pgo_expect.h"
 #include "tests/support/testsupport.h"
 #include "tests/support/unit_main.h"
 
@@ -212,16 +213,9 @@ static void test_stream_transaction(void **state)
     assert_int_equal(m.u.relation.ncols, 3);
     relid = m.u.relation.relid;
     PgoRelColumnIter rit;
-    PgoRelColumn col;
     pgo_relation_iter_init(&rit, &m.u.relation);
-    assert_true(pgo_relation_next_column(&rit, &col));
-    assert_string_equal(col.name, "id");
-    assert_int_equal(col.type_oid, 23);
-    assert_int_equal(col.flags, 1);
-    assert_true(pgo_relation_next_column(&rit, &col));
-    assert_string_equal(col.name, "name");
-    assert_int_equal(col.type_oid, 25);
-    assert_int_equal(col.flags, 0);
+    assert_int_equal(ts_expect_column(&rit, "id", 23).flags, 1);
+    assert_int_equal(ts_expect_column(&rit, "name", 25).flags, 0);
 
     next_message(s, &parser, &cd, &m);
     assert_int_equal(m.type, PGO_MSG_INSERT);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "decoder/pgoutput.h"
+#include "tests/support/pgo_expect.h"
 #include "tests/support/wire.h"
 
 /* ---- sample messages: one builder per wire layout ---- */
@@ -478,21 +479,14 @@ static void test_relation_columns(void **state)
     assert_int_equal(rel->replident, 'd');
     assert_int_equal(rel->ncols, 3);
     PgoRelColumnIter it;
-    PgoRelColumn c;
     pgo_relation_iter_init(&it, rel);
-    assert_true(pgo_relation_next_column(&it, &c));
+    PgoRelColumn c = ts_expect_column(&it, "id", 23);
     assert_int_equal(c.flags, 1);
-    assert_string_equal(c.name, "id");
-    assert_int_equal(c.type_oid, 23);
     assert_int_equal(c.typmod, -1);
-    assert_true(pgo_relation_next_column(&it, &c));
+    c = ts_expect_column(&it, "name", 1043);
     assert_int_equal(c.flags, 0);
-    assert_string_equal(c.name, "name");
-    assert_int_equal(c.type_oid, 1043);
     assert_int_equal(c.typmod, 68);
-    assert_true(pgo_relation_next_column(&it, &c));
-    assert_string_equal(c.name, "mood");
-    assert_int_equal(c.type_oid, 16390);
+    ts_expect_column(&it, "mood", 16390);
     assert_false(pgo_relation_next_column(&it, &c));
     assert_false(pgo_relation_next_column(&it, &c));
 
