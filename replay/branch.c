@@ -698,11 +698,10 @@ static WrStatus branch_record(ReplayCtx *ctx, PGconn *hw, const char *name, cons
         by = byd = xasprintf("cli:%s", user && *user ? user : "unknown");
     }
     const char *params[6] = {name, schema, rev, pt->commit_lsn, by, tjs};
-    char *sql = xasprintf("INSERT INTO %s.branch (name, schema_name, fork_revision, fork_lsn, created_by, tables) "
-                          "VALUES ($1, $2, $3::bigint, $4::pg_lsn, $5, $6::jsonb)",
-                          ctx->schema_q);
-    PGresult *res = rq_exec(hw, err, sql, 6, params);
-    free(sql);
+    PGresult *res = rq_execp(hw, err, 6, params,
+                             "INSERT INTO %s.branch (name, schema_name, fork_revision, fork_lsn, created_by, tables) "
+                             "VALUES ($1, $2, $3::bigint, $4::pg_lsn, $5, $6::jsonb)",
+                             ctx->schema_q);
     free(tjs);
     free(byd);
     if (!res) return wr_error_prefix(err, "recording the branch");

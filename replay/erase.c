@@ -68,7 +68,8 @@ static WrStatus resolve_columns(ReplayCtx *ctx, const char *rel, const char *tab
 {
     const char *p[2] = {rel, columns};
     /* Each column's newest name and whether it is a key column in the newest version that has it. */
-    char *sql = xasprintf(
+    PGresult *res = rq_execp(
+        ctx->hist, err, 2, p,
         "WITH c AS (SELECT DISTINCT ON (u.id) u.id, u.name, u.is_key FROM %1$s.relation_version rv, "
         "  unnest(rv.col_ids, rv.col_names, rv.col_is_key) AS u(id, name, is_key) "
         "  WHERE rv.relid = $1::oid ORDER BY u.id, rv.version DESC), "
@@ -78,8 +79,6 @@ static WrStatus resolve_columns(ReplayCtx *ctx, const char *rel, const char *tab
         "UNION ALL SELECT c.name, c.id, c.is_key FROM c WHERE $2 IS NULL AND NOT c.is_key "
         "ORDER BY 2",
         ctx->schema_q);
-    PGresult *res = rq_exec(ctx->hist, err, sql, 2, p);
-    free(sql);
     if (!res) return err->status;
     StrBuf ids, names;
     strbuf_init(&ids);

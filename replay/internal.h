@@ -87,6 +87,9 @@ WrStatus rq_run(PGconn *conn, WrError *err, const char *sql, int nparams, const 
 WrStatus rq_connect(const char *conninfo, const char *what, PGconn **out, WrError *err) WR_MUSTCHECK;
 /* The same with a printf-built statement (only for identifiers/numbers already made safe). */
 PGresult *rq_execf(PGconn *conn, WrError *err, const char *fmt, ...) WR_PRINTF(3, 4);
+/* rq_exec of a printf-built statement (identifiers/numbers already made safe) with text params. */
+PGresult *rq_execp(PGconn *conn, WrError *err, int nparams, const char *const *params, const char *fmt, ...)
+    WR_PRINTF(5, 6);
 /* Resolve a point text (revision id, LSN, timestamp) and report it on ctx->err. */
 WrStatus rq_resolve_point(ReplayCtx *ctx, const char *text, Point *pt, WrError *err) WR_MUSTCHECK;
 /* The newest revision (error when the history is empty). */

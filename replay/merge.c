@@ -612,7 +612,8 @@ static PGresult *branch_revisions(ReplayCtx *ctx, const BranchInfo *b, WrError *
     char fork[32];
     snprintf(fork, sizeof(fork), "%lld", (long long)b->fork_rev);
     const char *params[2] = {b->name, fork};
-    char *sql = xasprintf(
+    PGresult *res = rq_execp(
+        ctx->hist, err, 2, params,
         "WITH br AS (SELECT DISTINCT v.relid FROM %1$s.branch b CROSS JOIN jsonb_array_elements(b.tables) t "
         "  JOIN %1$s.relation_version v ON v.nspname = b.schema_name AND v.relname = t->>'branch_table' "
         "  WHERE b.name = $1) "
@@ -623,8 +624,6 @@ static PGresult *branch_revisions(ReplayCtx *ctx, const BranchInfo *b, WrError *
         "  AND coalesce(r.meta->>'branch_event', '') <> 'create' "
         "GROUP BY r.id ORDER BY r.id",
         ctx->schema_q);
-    PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
-    free(sql);
     return res;
 }
 
@@ -934,12 +933,12 @@ static WrStatus review_approve(ReplayCtx *ctx, const BranchInfo *b, int64_t head
     char h[32];
     snprintf(h, sizeof(h), "%lld", (long long)head);
     const char *params[5] = {b->name, type, colon + 1, h, comment};
-    char *sql = xasprintf("INSERT INTO %s.branch_approval (branch, actor_type, actor_id, head_revision, comment) "
-                          "VALUES ($1, $2, $3, $4::bigint, $5) ON CONFLICT (branch, actor_type, actor_id) DO UPDATE "
-                          "SET head_revision = excluded.head_revision, approved_at = now(), comment = excluded.comment",
-                          ctx->schema_q);
-    PGresult *res = rq_exec(hw, err, sql, 5, params);
-    free(sql);
+    PGresult *res =
+        rq_execp(hw, err, 5, params,
+                 "INSERT INTO %s.branch_approval (branch, actor_type, actor_id, head_revision, comment) "
+                 "VALUES ($1, $2, $3, $4::bigint, $5) ON CONFLICT (branch, actor_type, actor_id) DO UPDATE "
+                 "SET head_revision = excluded.head_revision, approved_at = now(), comment = excluded.comment",
+                 ctx->schema_q);
     free(type);
     WrStatus st = res ? WR_OK : wr_error_prefix(err, "recording the approval");
     PQclear(res);

@@ -134,12 +134,11 @@ WrStatus plan_append_where_multiset(UndoPlan *u, StrBuf *b, const LiveTable *t, 
     char rel[16];
     rq_oid_text(t->relid, rel);
     const char *params[2] = {rel, key};
-    char *sql = xasprintf("SELECT %1$s.row_at($1::oid, $2, (SELECT max(id) FROM %1$s.revision))::text, "
-                          "(SELECT array_to_string(x.col_track, '') FROM %1$s.relation_version x "
-                          "WHERE x.relid = $1::oid ORDER BY x.version DESC LIMIT 1)",
-                          ctx->schema_q);
-    PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
-    free(sql);
+    PGresult *res = rq_execp(ctx->hist, err, 2, params,
+                             "SELECT %1$s.row_at($1::oid, $2, (SELECT max(id) FROM %1$s.revision))::text, "
+                             "(SELECT array_to_string(x.col_track, '') FROM %1$s.relation_version x "
+                             "WHERE x.relid = $1::oid ORDER BY x.version DESC LIMIT 1)",
+                             ctx->schema_q);
     if (!res) return err->status;
     if (PQgetisnull(res, 0, 0)) {
         PQclear(res);

@@ -358,15 +358,12 @@ static WrStatus apply_plan(ReplayCtx *ctx, const Plan *p, const char *export_dir
         snprintf(cut, sizeof(cut), "%" PRId64, p->cut);
         const char *params[2] = {cut, export_dir};
         /* (the prune row is read by a statement of its own: the one that writes it does not see it) */
-        char *sql = xasprintf("SELECT count(*) FROM %s.prune_apply($1::bigint, $2)", ctx->schema_q);
-        PGresult *n = rq_exec(c, err, sql, 2, params);
-        free(sql);
+        PGresult *n = rq_execp(c, err, 2, params, "SELECT count(*) FROM %s.prune_apply($1::bigint, $2)", ctx->schema_q);
         if (!n) st = err->status;
         if (st == WR_OK) {
-            sql = xasprintf("SELECT $2::bigint, keyframes FROM %s.prune WHERE before_id = $1::bigint", ctx->schema_q);
             const char *kp[2] = {cut, PQgetvalue(n, 0, 0)};
-            res = rq_exec(c, err, sql, 2, kp);
-            free(sql);
+            res = rq_execp(c, err, 2, kp, "SELECT $2::bigint, keyframes FROM %s.prune WHERE before_id = $1::bigint",
+                           ctx->schema_q);
             if (!res) st = err->status;
         }
         PQclear(n);

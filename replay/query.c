@@ -82,14 +82,30 @@ WrStatus rq_connect(const char *conninfo, const char *what, PGconn **out, WrErro
     return pgio_connect(conninfo, &how, out, err);
 }
 
+static PGresult *exec_va(PGconn *conn, WrError *err, int nparams, const char *const *params, const char *fmt,
+                         va_list ap)
+{
+    char *sql = xvasprintf(fmt, ap);
+    PGresult *res = rq_exec(conn, err, sql, nparams, params);
+    free(sql);
+    return res;
+}
+
 PGresult *rq_execf(PGconn *conn, WrError *err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *sql = xvasprintf(fmt, ap);
+    PGresult *res = exec_va(conn, err, 0, NULL, fmt, ap);
     va_end(ap);
-    PGresult *res = rq_exec(conn, err, sql, 0, NULL);
-    free(sql);
+    return res;
+}
+
+PGresult *rq_execp(PGconn *conn, WrError *err, int nparams, const char *const *params, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    PGresult *res = exec_va(conn, err, nparams, params, fmt, ap);
+    va_end(ap);
     return res;
 }
 
@@ -276,17 +292,17 @@ WrStatus rq_all_tables(ReplayCtx *ctx, uint32_t **relids, int *n, WrError *err)
      * shows created and never written; not partitioned tables (their rows are
      * their partitions'), not walrev's own table log. */
     const char *params[1] = {ctx->opts->schema ? ctx->opts->schema : "walrev"};
-    char *sql = xasprintf("SELECT relid FROM (SELECT DISTINCT ON (relid) relid, nspname, relname FROM ("
-                          "  SELECT relid, nspname, relname, 1 AS src, version::numeric AS o FROM %1$s.relation_version"
-                          "  UNION ALL SELECT relid, nspname, relname, 0, %1$s.change_pos(revision_id, seq)"
-                          "  FROM %1$s.table_event WHERE event <> 'drop' AND relkind = 'r') x"
-                          " ORDER BY relid, src DESC, o DESC) v "
-                          "WHERE NOT (v.nspname = $1 AND v.relname IN ('table_log', 'erasure_log')) "
-                          "AND v.relid NOT IN (SELECT e.relid FROM %1$s.table_event e WHERE e.relkind = 'p') "
-                          "ORDER BY nspname, relname, relid",
-                          ctx->schema_q);
-    PGresult *res = rq_exec(ctx->hist, err, sql, 1, params);
-    free(sql);
+    PGresult *res =
+        rq_execp(ctx->hist, err, 1, params,
+                 "SELECT relid FROM (SELECT DISTINCT ON (relid) relid, nspname, relname FROM ("
+                 "  SELECT relid, nspname, relname, 1 AS src, version::numeric AS o FROM %1$s.relation_version"
+                 "  UNION ALL SELECT relid, nspname, relname, 0, %1$s.change_pos(revision_id, seq)"
+                 "  FROM %1$s.table_event WHERE event <> 'drop' AND relkind = 'r') x"
+                 " ORDER BY relid, src DESC, o DESC) v "
+                 "WHERE NOT (v.nspname = $1 AND v.relname IN ('table_log', 'erasure_log')) "
+                 "AND v.relid NOT IN (SELECT e.relid FROM %1$s.table_event e WHERE e.relkind = 'p') "
+                 "ORDER BY nspname, relname, relid",
+                 ctx->schema_q);
     if (!res) return err->status;
     *n = PQntuples(res);
     *relids = xcalloc((size_t)*n + 1, sizeof(uint32_t));
