@@ -202,3 +202,102 @@ bool pgbin_int(const char *data, size_t len, int64_t *out)
     default: return false;
     }
 }
+
+/* ---------- binary COPY ---------- */
+
+#define PG_OID_INT2 21
+#define PG_OID_TEXT 25
+
+static void put_be32(StrBuf *b, uint32_t v)
+{
+    unsigned char o[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
+                          (unsigned char)v};
+    strbuf_append(b, o, 4);
+}
+
+static void put_be16(StrBuf *b, uint16_t v)
+{
+    unsigned char o[2] = {(unsigned char)(v >> 8), (unsigned char)v};
+    strbuf_append(b, o, 2);
+}
+
+void copybin_header(StrBuf *b)
+{
+    /* Signature, flags (no OIDs), no header extension. */
+    strbuf_append(b, "PGCOPY\n\377\r\n\0", 11);
+    put_be32(b, 0);
+    put_be32(b, 0);
+}
+
+void copybin_trailer(StrBuf *b) { put_be16(b, 0xFFFF); }
+
+void copybin_row(StrBuf *b, int16_t nfields) { put_be16(b, (uint16_t)nfields); }
+
+void copybin_null(StrBuf *b) { put_be32(b, 0xFFFFFFFFu); }
+
+void copybin_int8(StrBuf *b, int64_t v)
+{
+    put_be32(b, 8);
+    put_be32(b, (uint32_t)((uint64_t)v >> 32));
+    put_be32(b, (uint32_t)(uint64_t)v);
+}
+
+void copybin_int4(StrBuf *b, int32_t v)
+{
+    put_be32(b, 4);
+    put_be32(b, (uint32_t)v);
+}
+
+void copybin_int2(StrBuf *b, int16_t v)
+{
+    put_be32(b, 2);
+    put_be16(b, (uint16_t)v);
+}
+
+void copybin_byte(StrBuf *b, uint8_t v)
+{
+    put_be32(b, 1);
+    strbuf_append_char(b, (char)v);
+}
+
+void copybin_text(StrBuf *b, const char *data, size_t len)
+{
+    if (!data) {
+        copybin_null(b);
+        return;
+    }
+    put_be32(b, (uint32_t)len);
+    strbuf_append(b, data, len);
+}
+
+/* The array header of array_recv: one dimension of n elements from 1. */
+static void array_header(StrBuf *b, size_t body, bool hasnull, uint32_t elemtype, size_t n)
+{
+    put_be32(b, (uint32_t)(20 + body));
+    put_be32(b, 1);
+    put_be32(b, hasnull ? 1 : 0);
+    put_be32(b, elemtype);
+    put_be32(b, (uint32_t)n);
+    put_be32(b, 1);
+}
+
+void copybin_int2_array(StrBuf *b, const int16_t *v, size_t n)
+{
+    array_header(b, n * 6, false, PG_OID_INT2, n);
+    for (size_t i = 0; i < n; i++) {
+        put_be32(b, 2);
+        put_be16(b, (uint16_t)v[i]);
+    }
+}
+
+void copybin_text_array(StrBuf *b, const Value *vals, size_t n)
+{
+    size_t body = 0;
+    bool hasnull = false;
+    for (size_t i = 0; i < n; i++) {
+        body += 4 + (vals[i].data ? vals[i].len : 0);
+        if (!vals[i].data) hasnull = true;
+    }
+    array_header(b, body, hasnull, PG_OID_TEXT, n);
+    for (size_t i = 0; i < n; i++) copybin_text(b, vals[i].data, vals[i].len);
+}

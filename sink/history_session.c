@@ -198,7 +198,22 @@ WrStatus hsession_send_buffer(HistorySink *h, int t, WrError *err)
         return st;
     }
     PQclear(res);
-    bool ok = pgio_copy_put(h->conn, b->data, b->len) && PQputCopyEnd(h->conn, NULL) == 1;
+    /* object_delta's rows are in COPY's binary format (history_sink.c), which
+     * a header opens and a trailer ends. */
+    bool ok = true;
+    if (t == TB_DELTA) {
+        StrBuf hd;
+        strbuf_init(&hd);
+        copybin_header(&hd);
+        ok = pgio_copy_put(h->conn, hd.data, hd.len);
+        strbuf_reset(&hd);
+        copybin_trailer(&hd);
+        if (ok) ok = pgio_copy_put(h->conn, b->data, b->len) && pgio_copy_put(h->conn, hd.data, hd.len);
+        strbuf_free(&hd);
+    } else {
+        ok = pgio_copy_put(h->conn, b->data, b->len);
+    }
+    ok = ok && PQputCopyEnd(h->conn, NULL) == 1;
     if (ok) metrics_sink_add(METRICS_SINK_HISTORY, METRICS_SINK_BYTES, b->len);
     strbuf_reset(b);
     if (t == TB_DELTA) hsession_clear_unsent(h);

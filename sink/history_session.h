@@ -157,6 +157,8 @@ struct HistorySink {
     /* Scratch. */
     Value *vals;
     size_t vals_cap;
+    int16_t *ints; /* scratch: a delta's col_ids or attr_flags */
+    size_t ints_cap;
     StrBuf tmp;
 };
 

@@ -472,7 +472,7 @@ static WrStatus hs_write_context(Sink *s, const Revision *rev, const RevisionCon
     return maybe_send(h, TB_CONTEXT, err);
 }
 
-/* Append the old or new values of a delta as a text[] field; NULL when every one is NULL. */
+/* The old or new values of a delta as a binary text[] field; NULL when every one is NULL. */
 static void append_values(HistorySink *h, StrBuf *b, const ObjectDelta *d, bool old)
 {
     bool any = false;
@@ -485,9 +485,27 @@ static void append_values(HistorySink *h, StrBuf *b, const ObjectDelta *d, bool 
         if (h->vals[i].data) any = true;
     }
     if (!any)
-        strbuf_append(b, "\\N", 2);
+        copybin_null(b);
     else
-        copy_append_text_array(b, h->vals, d->nattrs);
+        copybin_text_array(b, h->vals, d->nattrs);
+}
+
+/* col_ids, or attr_flags (NULL when every flag is 0), of a delta as a binary smallint[] field. */
+static void append_attr_ints(HistorySink *h, StrBuf *b, const ObjectDelta *d, bool flags)
+{
+    if (d->nattrs > h->ints_cap) {
+        h->ints = xrealloc(h->ints, d->nattrs * sizeof(int16_t));
+        h->ints_cap = d->nattrs;
+    }
+    bool any = !flags;
+    for (uint16_t i = 0; i < d->nattrs; i++) {
+        h->ints[i] = flags ? (int16_t)d->attrs[i].flags : d->attrs[i].col_id;
+        if (h->ints[i]) any = true;
+    }
+    if (!any)
+        copybin_null(b);
+    else
+        copybin_int2_array(b, h->ints, d->nattrs);
 }
 
 /* A truncate empties the table: its live-row count restarts from zero. */
@@ -602,55 +620,43 @@ static WrStatus hs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
     if (st != WR_OK) return st;
     if (h->quarantining) return hquarantine_delta(h, rev, d, err);
     const RelationVersion *rv = d->relver;
+    /* Binary COPY (copy_format.h): the fields in the order of copy_sql's columns. */
     StrBuf *b = &h->buf[TB_DELTA];
-    int_tab(b, rev->id);
-    int_tab(b, d->seq);
-    int_tab(b, rv->relid);
-    int_tab(b, rv->version);
-    strbuf_append_char(b, (char)d->op);
-    tab(b);
-    append_str_field(b, d->key);
-    if (hquarantine_injects(h, d)) strbuf_append_str(b, "\\000"); /* test-only: a NUL the server refuses */
-    tab(b);
-    int_tab(b, d->context_no);
+    copybin_row(b, 15);
+    copybin_int8(b, rev->id);
+    copybin_int4(b, d->seq);
+    copybin_int4(b, (int32_t)rv->relid);
+    copybin_int4(b, rv->version);
+    copybin_byte(b, (uint8_t)d->op);
+    if (hquarantine_injects(h, d) && d->key) {
+        /* test-only: a NUL in the key, which the server refuses as text */
+        size_t n = strlen(d->key);
+        char *k = xmalloc(n + 1);
+        memcpy(k, d->key, n + 1);
+        copybin_text(b, k, n + 1);
+        free(k);
+    } else {
+        copybin_text(b, d->key, d->key ? strlen(d->key) : 0);
+    }
+    copybin_int2(b, d->context_no);
     /* Scalar form (format 3): one attribute with no flag, the common
      * single-column UPDATE, skips four array headers (~70 bytes a row). */
     bool scalar = d->nattrs == 1 && d->attrs[0].flags == 0;
     if (d->nattrs == 0 || scalar) {
-        strbuf_append(b, "\\N\t\\N\t\\N\t\\N", 11);
+        for (int i = 0; i < 4; i++) copybin_null(b);
     } else {
-        bool any_flag = false;
-        strbuf_append_char(b, '{');
-        for (uint16_t i = 0; i < d->nattrs; i++) {
-            if (i) strbuf_append_char(b, ',');
-            copy_append_int(b, d->attrs[i].col_id);
-            if (d->attrs[i].flags) any_flag = true;
-        }
-        strbuf_append(b, "}\t", 2);
+        append_attr_ints(h, b, d, false);
         append_values(h, b, d, true);
-        tab(b);
         append_values(h, b, d, false);
-        tab(b);
-        if (!any_flag) {
-            strbuf_append(b, "\\N", 2);
-        } else {
-            strbuf_append_char(b, '{');
-            for (uint16_t i = 0; i < d->nattrs; i++) {
-                if (i) strbuf_append_char(b, ',');
-                copy_append_int(b, d->attrs[i].flags);
-            }
-            strbuf_append_char(b, '}');
-        }
+        append_attr_ints(h, b, d, true);
     }
-    strbuf_append(b, d->old_unknown ? "\tt\t" : "\tf\t", 3);
+    copybin_byte(b, d->old_unknown ? 1 : 0);
     if (scalar) {
-        int_tab(b, d->attrs[0].col_id);
-        copy_append_field(b, d->attrs[0].old_value.data, d->attrs[0].old_value.len);
-        tab(b);
-        copy_append_field(b, d->attrs[0].new_value.data, d->attrs[0].new_value.len);
-        strbuf_append_char(b, '\n');
+        copybin_int2(b, d->attrs[0].col_id);
+        copybin_text(b, d->attrs[0].old_value.data, d->attrs[0].old_value.len);
+        copybin_text(b, d->attrs[0].new_value.data, d->attrs[0].new_value.len);
     } else {
-        strbuf_append(b, "\\N\t\\N\t\\N\n", 9);
+        for (int i = 0; i < 3; i++) copybin_null(b);
     }
 
     /* Live rows only steer when keyframes are taken: counting begins and
@@ -1214,6 +1220,7 @@ static void hs_destroy(Sink *s)
     free(h->marked);
     free(h->redigested);
     free(h->vals);
+    free(h->ints);
     free(h->counts);
     free(h->kf_due);
     free(h->unsent_keys);
@@ -1315,13 +1322,16 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
         "verified_by",
         "revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values, "
         "attr_flags, old_unknown, col_id, old_value, new_value"};
+    /* object_delta, the bulk of every batch, goes in COPY's binary format
+     * (hsession_send_buffer adds its header and trailer). */
+    static const char *const options[TB_COUNT] = {"", "", " WITH (FORMAT binary)"};
     for (int t = 0; t < TB_COUNT; t++) {
         StrBuf b;
         strbuf_init(&b);
         strbuf_appendf(&b, "%s.%s", h->qschema, tables[t]);
         h->table_name[t] = b.data;
         strbuf_init(&b);
-        strbuf_appendf(&b, "COPY %s (%s) FROM STDIN", h->table_name[t], columns[t]);
+        strbuf_appendf(&b, "COPY %s (%s) FROM STDIN%s", h->table_name[t], columns[t], options[t]);
         h->copy_sql[t] = b.data;
         strbuf_init(&h->buf[t]);
     }

@@ -215,5 +215,82 @@ static void test_binary_array(void **state)
     assert_false(pgbin_int("\x00\x00\x00", 3, &x));
 }
 
+/* The binary COPY writers (object_delta's rows): exact bytes, and arrays
+ * read back by the binary array reader (array_recv takes what array_send
+ * gives). The server's side of it: test_history_sink, test_old_images. */
+static void test_copybin(void **state)
+{
+    (void)state;
+    StrBuf b;
+    strbuf_init(&b);
+    copybin_header(&b);
+    assert_int_equal(b.len, 19);
+    assert_memory_equal(b.data, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+    strbuf_reset(&b);
+    copybin_row(&b, 15);
+    copybin_int8(&b, -2);
+    copybin_int4(&b, 258);
+    copybin_int2(&b, 7);
+    copybin_byte(&b, 'U');
+    copybin_null(&b);
+    copybin_text(&b, "", 0);
+    copybin_text(&b, NULL, 0);
+    copybin_text(&b, "a\tb", 3);
+    copybin_trailer(&b);
+    static const char want[] = "\x00\x0f"
+                               "\x00\x00\x00\x08\xff\xff\xff\xff\xff\xff\xff\xfe"
+                               "\x00\x00\x00\x04\x00\x00\x01\x02"
+                               "\x00\x00\x00\x02\x00\x07"
+                               "\x00\x00\x00\x01U"
+                               "\xff\xff\xff\xff"
+                               "\x00\x00\x00\x00"
+                               "\xff\xff\xff\xff"
+                               "\x00\x00\x00\x03"
+                               "a\tb"
+                               "\xff\xff";
+    assert_int_equal(b.len, sizeof(want) - 1);
+    assert_memory_equal(b.data, want, sizeof(want) - 1);
+
+    /* text[] with a NULL, an empty string and bytes COPY text would escape. */
+    strbuf_reset(&b);
+    Value vals[4] = {{"x", 1}, {NULL, 0}, {"", 0}, {"\"{\\,\n", 4}};
+    copybin_text_array(&b, vals, 4);
+    int64_t flen;
+    assert_true(pgbin_int(b.data, 4, &flen));
+    assert_int_equal(flen, (int64_t)b.len - 4);
+    assert_int_equal((unsigned char)b.data[4 + 7], 1); /* hasnull: after the field length and ndim */
+    PgBinArray a;
+    Value v;
+    assert_true(pgbin_array_open(&a, b.data + 4, b.len - 4));
+    assert_int_equal(a.nelems, 4);
+    assert_int_equal(a.lbound, 1);
+    assert_int_equal(a.elemtype, 25);
+    for (int i = 0; i < 4; i++) {
+        assert_true(pgbin_array_next(&a, &v));
+        assert_int_equal(v.data == NULL, vals[i].data == NULL);
+        assert_int_equal(v.len, vals[i].len);
+        if (v.data) assert_memory_equal(v.data, vals[i].data, v.len);
+    }
+    assert_false(pgbin_array_next(&a, &v));
+
+    /* smallint[]: no NULL, int2 elements. */
+    strbuf_reset(&b);
+    int16_t ids[3] = {1, -1, 300};
+    copybin_int2_array(&b, ids, 3);
+    assert_int_equal(b.len, 4 + 20 + 3 * 6);
+    assert_int_equal((unsigned char)b.data[4 + 7], 0);
+    assert_true(pgbin_array_open(&a, b.data + 4, b.len - 4));
+    assert_int_equal(a.elemtype, 21);
+    for (int i = 0; i < 3; i++) {
+        int64_t x;
+        assert_true(pgbin_array_next(&a, &v));
+        assert_true(pgbin_int(v.data, v.len, &x));
+        assert_int_equal(x, ids[i]);
+    }
+    assert_false(pgbin_array_next(&a, &v));
+    strbuf_free(&b);
+}
+
 TS_RUN_TESTS(cmocka_unit_test(test_quote_ident), cmocka_unit_test(test_render), cmocka_unit_test(test_copy_field),
-             cmocka_unit_test(test_text_array), cmocka_unit_test(test_bytea), cmocka_unit_test(test_binary_array))
+             cmocka_unit_test(test_text_array), cmocka_unit_test(test_bytea), cmocka_unit_test(test_binary_array),
+             cmocka_unit_test(test_copybin))
