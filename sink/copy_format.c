@@ -270,6 +270,18 @@ void copybin_text(StrBuf *b, const char *data, size_t len)
     strbuf_append(b, data, len);
 }
 
+void copybin_jsonb(StrBuf *b, const char *json)
+{
+    if (!json) {
+        copybin_null(b);
+        return;
+    }
+    size_t n = strlen(json);
+    put_be32(b, (uint32_t)(n + 1));
+    strbuf_append_char(b, 1);
+    strbuf_append(b, json, n);
+}
+
 /* The array header of array_recv: one dimension of n elements from 1. */
 static void array_header(StrBuf *b, size_t body, bool hasnull, uint32_t elemtype, size_t n)
 {

@@ -49,6 +49,8 @@ void copybin_int2(StrBuf *b, int16_t v);
 void copybin_byte(StrBuf *b, uint8_t v);
 /* A text field: data == NULL -> NULL. */
 void copybin_text(StrBuf *b, const char *data, size_t len);
+/* A jsonb field from its JSON text (NULL -> NULL): version 1, then the text. */
+void copybin_jsonb(StrBuf *b, const char *json);
 /* smallint[] of n > 0 elements, lower bound 1. */
 void copybin_int2_array(StrBuf *b, const int16_t *v, size_t n);
 /* text[] of n > 0 values (Value.data == NULL: a NULL element), lower bound 1. */

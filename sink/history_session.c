@@ -198,10 +198,10 @@ WrStatus hsession_send_buffer(HistorySink *h, int t, WrError *err)
         return st;
     }
     PQclear(res);
-    /* object_delta's rows are in COPY's binary format (history_sink.c), which
+    /* revision's and object_delta's rows are in COPY's binary format (history_sink.c), which
      * a header opens and a trailer ends. */
     bool ok = true;
-    if (t == TB_DELTA) {
+    if (t == TB_DELTA || t == TB_REVISION) {
         StrBuf hd;
         strbuf_init(&hd);
         copybin_header(&hd);

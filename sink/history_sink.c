@@ -436,6 +436,42 @@ static void append_identity(StrBuf *b, const RevisionContext *ctx)
     append_str_field(b, ctx && ctx->verified ? ctx->verified_by : NULL);
 }
 
+static void copybin_str(StrBuf *b, const char *s) { copybin_text(b, s, s ? strlen(s) : 0); }
+
+/* append_actor's five fields in binary; jsonb's binary form is a version byte (1) and the text. */
+static void copybin_actor(StrBuf *b, const RevisionContext *ctx)
+{
+    copybin_str(b, ctx ? ctx->actor_type : NULL);
+    copybin_str(b, ctx ? ctx->actor_id : NULL);
+    copybin_jsonb(b, ctx ? ctx->actor_json : NULL);
+    copybin_str(b, ctx ? ctx->description : NULL);
+    copybin_jsonb(b, ctx ? ctx->meta_json : NULL);
+}
+
+/* append_identity's six fields in binary. */
+static void copybin_identity(StrBuf *b, const RevisionContext *ctx)
+{
+    copybin_byte(b, ctx && ctx->attested ? 1 : 0);
+    copybin_str(b, ctx ? ctx->session_user : NULL);
+    copybin_str(b, ctx ? ctx->current_user : NULL);
+    copybin_str(b, ctx ? ctx->application_name : NULL);
+    if (!ctx || !ctx->strict_checked)
+        copybin_null(b);
+    else
+        copybin_byte(b, ctx->verified ? 1 : 0);
+    copybin_str(b, ctx && ctx->verified ? ctx->verified_by : NULL);
+}
+
+/* A revision's count (an integer column). One past int4 is sent at its full
+ * width, which the server refuses as a data error, as it refused the text. */
+static void copybin_count(StrBuf *b, int64_t n)
+{
+    if (n >= INT32_MIN && n <= INT32_MAX)
+        copybin_int4(b, (int32_t)n);
+    else
+        copybin_int8(b, n);
+}
+
 static WrStatus hs_write_context(Sink *s, const Revision *rev, const RevisionContext *ctx, WrError *err)
 {
     HistorySink *h = s->impl;
@@ -710,35 +746,27 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
         if (st == WR_OK) revision_done(h, rev);
         return st;
     }
+    /* Binary COPY (copy_format.h), the fields in the order of copy_sql's
+     * columns: a revision per source transaction, so on a stream of small
+     * transactions this row is parsed as often as the deltas are. */
     StrBuf *b = &h->buf[TB_REVISION];
     const RevisionContext *c = rev->first_context;
-    char ts[48];
-    pg_time_format(rev->commit_time, ts, sizeof(ts));
-    int_tab(b, rev->id);
-    int_tab(b, rev->xid);
-    append_lsn(b, rev->commit_lsn);
-    tab(b);
-    append_lsn(b, rev->end_lsn);
-    tab(b);
-    strbuf_append_str(b, ts);
-    tab(b);
-    append_str_field(b, rev->origin);
-    tab(b);
-    append_str_field(b, rev->gid);
-    tab(b);
-    append_actor(b, c);
-    int_tab(b, rev->n_insert);
-    int_tab(b, rev->n_update);
-    int_tab(b, rev->n_delete);
-    int_tab(b, rev->n_truncate);
-    int_tab(b, rev->n_snapshot);
-    int_tab(b, rev->n_suppressed);
-    append_str_field(b, rev->warnings);
-    tab(b);
+    copybin_row(b, 26);
+    copybin_int8(b, rev->id);
+    copybin_int8(b, rev->xid);
+    copybin_int8(b, (int64_t)rev->commit_lsn); /* pg_lsn: 8 bytes */
+    copybin_int8(b, (int64_t)rev->end_lsn);
+    copybin_int8(b, rev->commit_time); /* timestamptz: µs since 2000-01-01 UTC */
+    copybin_text(b, rev->origin, rev->origin ? strlen(rev->origin) : 0);
+    copybin_text(b, rev->gid, rev->gid ? strlen(rev->gid) : 0);
+    copybin_actor(b, c);
+    const int64_t counts[6] = {rev->n_insert,   rev->n_update,   rev->n_delete,
+                               rev->n_truncate, rev->n_snapshot, rev->n_suppressed};
+    for (int i = 0; i < 6; i++) copybin_count(b, counts[i]);
+    copybin_text(b, rev->warnings, rev->warnings ? strlen(rev->warnings) : 0);
     /* No parent checksum (format 3): it is the previous revision's. */
-    copy_append_bytea(b, rev->checksum, WALREV_CHECKSUM_LEN);
-    append_identity(b, c);
-    strbuf_append_char(b, '\n');
+    copybin_text(b, (const char *)rev->checksum, WALREV_CHECKSUM_LEN); /* bytea: its bytes */
+    copybin_identity(b, c);
     revision_done(h, rev);
     return maybe_send(h, TB_REVISION, err);
 }
@@ -1322,9 +1350,9 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
         "verified_by",
         "revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values, "
         "attr_flags, old_unknown, col_id, old_value, new_value"};
-    /* object_delta, the bulk of every batch, goes in COPY's binary format
-     * (hsession_send_buffer adds its header and trailer). */
-    static const char *const options[TB_COUNT] = {"", "", " WITH (FORMAT binary)"};
+    /* revision and object_delta, the bulk of every batch, go in COPY's
+     * binary format (hsession_send_buffer adds its header and trailer). */
+    static const char *const options[TB_COUNT] = {"", " WITH (FORMAT binary)", " WITH (FORMAT binary)"};
     for (int t = 0; t < TB_COUNT; t++) {
         StrBuf b;
         strbuf_init(&b);
