@@ -307,6 +307,47 @@ expect_points_equal() {
   expect_eq "table-points equal, byte for byte" "$EQUAL" "$1"
 }
 
+# points_from TABLE...: the worker run to now (run_to_now), then the
+# table-points counted from 0 again over TABLE... (NP, LSN, TABLES), and point
+# 0 taken there.
+points_from() {
+  run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
+  NP=0
+  LSN=()
+  TABLES="$*"
+  point
+}
+
+# key_shapes TABLE: col_is_key of each relation version of public.TABLE, in
+# version order, space-separated ("{t,f} {f,f}").
+key_shapes() {
+  q "$DB" "$H SELECT string_agg(v.col_is_key::text, ' ' ORDER BY v.version) FROM relation_version v
+            WHERE v.relid = 'public.$1'::regclass"
+}
+
+# expect_rekeyed_once TABLE LO HI ROWS DELETES: public.TABLE went from keyed
+# (version 1) to keyless (version 2) in a revision committed between the
+# table-points LO and HI, which moved its ROWS live rows to keyless
+# identities (ROWS deletes and inserts, one revision), and the revisions
+# before LO deleted exactly DELETES of its rows.
+expect_rekeyed_once() {
+  local t=$1 lo=${LSN[$2]} hi=${LSN[$3]} rows=$4 deletes=$5
+  local in_window="r.commit_lsn > '$lo'::pg_lsn AND r.commit_lsn <= '$hi'::pg_lsn"
+  expect_eq "two versions of $t: keyed, then keyless from the key's drop in its own revision" \
+    "$(q "$DB" "$H SELECT v.version, v.col_is_key::text, $in_window
+              FROM relation_version v JOIN revision r ON r.id = v.covered_by
+              WHERE v.relid = 'public.$t'::regclass ORDER BY 1")" \
+    "1|{t,f}|f
+2|{f,f}|t"
+  expect_eq "$t's rows moved to keyless identities once, in the drop's revision ($rows live rows)" \
+    "$(q "$DB" "$H SELECT count(*) FILTER (WHERE d.op = 'D'), count(*) FILTER (WHERE d.op = 'I'),
+              count(DISTINCT d.revision_id) FROM object_delta d JOIN revision r ON r.id = d.revision_id
+              WHERE d.relid = 'public.$t'::regclass AND $in_window")" "$rows|$rows|1"
+  expect_eq "no revision before the drop deletes a row of $t it did not delete" \
+    "$(q "$DB" "$H SELECT count(*) FROM object_delta d JOIN revision r ON r.id = d.revision_id
+              WHERE d.relid = 'public.$t'::regclass AND d.op = 'D' AND r.commit_lsn <= '$lo'::pg_lsn")" "$deletes"
+}
+
 # snapshot_sorted P TABLE [ARG...]: walrev's snapshot (W) of TABLE at the
 # table-point P (LSN[P]), its rows sorted bytewise; stderr dropped.
 snapshot_sorted() {

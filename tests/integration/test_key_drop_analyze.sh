@@ -18,12 +18,7 @@ source_db key_drop_analyze keydropan
 q $DB "CREATE TABLE k (id int PRIMARY KEY, v text);
        INSERT INTO k SELECT g, 'v' || g FROM generate_series(1, 5) g"
 W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
-run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
-
-NP=0
-LSN=()
-TABLES="k"
-point                                                                            # 0
+points_from k                                                                    # 0
 q $DB "INSERT INTO k VALUES (6, 'a'), (7, 'b')"; point                           # 1: keyed insert
 q $DB "UPDATE k SET v = 'u2' WHERE id = 2; UPDATE k SET id = 70 WHERE id = 7"; point  # 2: updates by key
 q $DB "DELETE FROM k WHERE id = 3"; point                                        # 3: delete by key
@@ -36,20 +31,7 @@ q $DB "INSERT INTO k VALUES (6, 'dup'), (8, 'c')"; point                        
 run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
 
 expect_points_equal 6
-expect_eq "two versions of k: keyed, then keyless from the DROP CONSTRAINT's own revision" \
-  "$(q $DB "$H SELECT v.version, v.col_is_key::text, r.commit_lsn > '${LSN[3]}'::pg_lsn
-            AND r.commit_lsn <= '${LSN[4]}'::pg_lsn FROM relation_version v JOIN revision r ON r.id = v.covered_by
-            WHERE v.relid = 'public.k'::regclass ORDER BY 1")" \
-"1|{t,f}|f
-2|{f,f}|t"
-expect_eq "rows moved to keyless identities once, in the DDL's revision (6 live rows)" \
-  "$(q $DB "$H SELECT count(*) FILTER (WHERE d.op = 'D'), count(*) FILTER (WHERE d.op = 'I'), count(DISTINCT d.revision_id)
-            FROM object_delta d JOIN revision r ON r.id = d.revision_id
-            WHERE d.relid = 'public.k'::regclass AND r.commit_lsn > '${LSN[3]}'::pg_lsn AND r.commit_lsn <= '${LSN[4]}'::pg_lsn")" \
-"6|6|1"
-expect_eq "no revision before the drop deletes a row it did not delete" \
-  "$(q $DB "$H SELECT count(*) FROM object_delta d JOIN revision r ON r.id = d.revision_id
-            WHERE d.relid = 'public.k'::regclass AND d.op = 'D' AND r.commit_lsn <= '${LSN[3]}'::pg_lsn")" 2
+expect_rekeyed_once k 3 4 6 2
 expect_verify "verify passes"
 
 # Without the DDL capture (setup without superuser, or its trigger disabled)
@@ -57,18 +39,12 @@ expect_verify "verify passes"
 # one is then a key drop, and a second row with the same id stays a row.
 q $DB "ALTER EVENT TRIGGER walrev_capture_ddl DISABLE"
 q $DB "CREATE TABLE k2 (id int PRIMARY KEY, v text); INSERT INTO k2 VALUES (1, 'one'), (2, 'two')"
-run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
-NP=0
-LSN=()
-TABLES="k2"
-point
+points_from k2
 q $DB "ALTER TABLE k2 DROP CONSTRAINT k2_pkey"
 q $DB "INSERT INTO k2 VALUES (1, 'dup')"; point
 run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
 expect_points_equal 2
-expect_eq "without the capture, the key-less Relation message made k2 keyless" \
-  "$(q $DB "$H SELECT string_agg(v.col_is_key::text, ' ' ORDER BY v.version) FROM relation_version v
-            WHERE v.relid = 'public.k2'::regclass")" "{t,f} {f,f}"
+expect_eq "without the capture, the key-less Relation message made k2 keyless" "$(key_shapes k2)" "{t,f} {f,f}"
 q $DB "ALTER EVENT TRIGGER walrev_capture_ddl ENABLE"
 
 # The key added by DDL in the same transaction as an update by it, dropped
@@ -76,17 +52,12 @@ q $DB "ALTER EVENT TRIGGER walrev_capture_ddl ENABLE"
 # message of that update comes after the ADD PRIMARY KEY's capture row, and
 # marks no key all the same; the capture's version (keyed) stands.
 q $DB "CREATE TABLE k3 (id int NOT NULL, v text); INSERT INTO k3 VALUES (1, 'a'), (2, 'b')"
-run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
-NP=0
-LSN=()
-TABLES="k3"
-point
+points_from k3
 q $DB "BEGIN; ALTER TABLE k3 ADD PRIMARY KEY (id); UPDATE k3 SET v = 'b2' WHERE id = 2; COMMIT"; point
 q $DB "ALTER TABLE k3 DROP CONSTRAINT k3_pkey"
 q $DB "ANALYZE k3"
 q $DB "INSERT INTO k3 VALUES (2, 'dup')"; point
 run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
 expect_points_equal 3
-expect_eq "k3: keyless, keyed from the ADD PRIMARY KEY, keyless from the DROP CONSTRAINT" \
-  "$(q $DB "$H SELECT string_agg(v.col_is_key::text, ' ' ORDER BY v.version) FROM relation_version v
-            WHERE v.relid = 'public.k3'::regclass")" "{f,f} {t,f} {f,f}"
+expect_eq "k3: keyless, keyed from the ADD PRIMARY KEY, keyless from the DROP CONSTRAINT" "$(key_shapes k3)" \
+  "{f,f} {t,f} {f,f}"

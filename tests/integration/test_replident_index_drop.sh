@@ -20,12 +20,7 @@ q $DB "CREATE TABLE u (id int NOT NULL, v text);
        CREATE TABLE o (id int NOT NULL, v text);
        INSERT INTO o VALUES (1, 'o1'), (2, 'o2')"
 W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
-run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
-
-NP=0
-LSN=()
-TABLES="u o"
-point                                                                            # 0
+points_from u o                                                                  # 0
 q $DB "INSERT INTO u VALUES (6, 'a'), (7, 'b')"; point                           # 1: keyed insert
 q $DB "UPDATE u SET v = 'u2' WHERE id = 2; UPDATE u SET id = 70 WHERE id = 7"; point  # 2: updates by key
 q $DB "DELETE FROM u WHERE id = 3"; point                                        # 3: delete by key
@@ -45,23 +40,9 @@ q $DB "VACUUM o"; point                                                         
 run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
 
 expect_points_equal 18
-expect_eq "two versions of u: keyed by the index, then keyless from the DROP INDEX's own revision" \
-  "$(q $DB "$H SELECT v.version, v.col_is_key::text, r.commit_lsn > '${LSN[4]}'::pg_lsn
-            AND r.commit_lsn <= '${LSN[5]}'::pg_lsn FROM relation_version v JOIN revision r ON r.id = v.covered_by
-            WHERE v.relid = 'public.u'::regclass ORDER BY 1")" \
-"1|{t,f}|f
-2|{f,f}|t"
-expect_eq "u's rows moved to keyless identities once, in the DDL's revision (6 live rows)" \
-  "$(q $DB "$H SELECT count(*) FILTER (WHERE d.op = 'D'), count(*) FILTER (WHERE d.op = 'I'), count(DISTINCT d.revision_id)
-            FROM object_delta d JOIN revision r ON r.id = d.revision_id
-            WHERE d.relid = 'public.u'::regclass AND r.commit_lsn > '${LSN[4]}'::pg_lsn AND r.commit_lsn <= '${LSN[5]}'::pg_lsn")" \
-"6|6|1"
-expect_eq "no revision before the drop deletes a row of u it did not delete" \
-  "$(q $DB "$H SELECT count(*) FROM object_delta d JOIN revision r ON r.id = d.revision_id
-            WHERE d.relid = 'public.u'::regclass AND d.op = 'D' AND r.commit_lsn <= '${LSN[4]}'::pg_lsn")" 2
-expect_eq "o: keyless, keyed by its index from the ALTER, keyless again from its DROP INDEX" \
-  "$(q $DB "$H SELECT string_agg(v.col_is_key::text, ' ' ORDER BY v.version) FROM relation_version v
-            WHERE v.relid = 'public.o'::regclass")" "{f,f} {t,f} {f,f}"
+expect_rekeyed_once u 4 5 6 2
+expect_eq "o: keyless, keyed by its index from the ALTER, keyless again from its DROP INDEX" "$(key_shapes o)" \
+  "{f,f} {t,f} {f,f}"
 expect_verify "verify passes"
 
 # Without the capture of DROP INDEX (its sql_drop trigger disabled) nothing
@@ -70,16 +51,11 @@ expect_verify "verify passes"
 q $DB "ALTER EVENT TRIGGER walrev_capture_drop DISABLE"
 q $DB "CREATE TABLE u2 (id int NOT NULL, v text); CREATE UNIQUE INDEX u2_id ON u2 (id);
        ALTER TABLE u2 REPLICA IDENTITY USING INDEX u2_id; INSERT INTO u2 VALUES (1, 'one'), (2, 'two')"
-run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
-NP=0
-LSN=()
-TABLES="u2"
-point
+points_from u2
 q $DB "DROP INDEX u2_id"
 q $DB "INSERT INTO u2 VALUES (1, 'dup')"; point
 run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
 expect_points_equal 2
-expect_eq "without the DROP INDEX capture, the key-less Relation message made u2 keyless" \
-  "$(q $DB "$H SELECT string_agg(v.col_is_key::text, ' ' ORDER BY v.version) FROM relation_version v
-            WHERE v.relid = 'public.u2'::regclass")" "{t,f} {f,f}"
+expect_eq "without the DROP INDEX capture, the key-less Relation message made u2 keyless" "$(key_shapes u2)" \
+  "{t,f} {f,f}"
 q $DB "ALTER EVENT TRIGGER walrev_capture_drop ENABLE"
