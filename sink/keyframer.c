@@ -102,6 +102,19 @@ static WrStatus keyframe_emit(void *arg, const char *key, size_t key_len, const 
     return WR_OK;
 }
 
+/* Read the results that end a COPY (every one, so the connection is ready for the next
+ * statement); the first failure is reported unless st already holds one. */
+static WrStatus copy_results(Keyframer *k, WrStatus st, const char *what, WrError *err)
+{
+    PGresult *res;
+    while ((res = PQgetResult(k->conn)) != NULL) {
+        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) st = pgio_fail(k->conn, res, err, "%s", what);
+        PQclear(res);
+        if (PQstatus(k->conn) == CONNECTION_BAD) break;
+    }
+    return st;
+}
+
 /* Send the folded rows with COPY keyframe_row FROM STDIN and read its result. */
 static WrStatus keyframe_send(Keyframer *k, KeyframeOut *o, WrError *err)
 {
@@ -127,13 +140,7 @@ static WrStatus keyframe_send(Keyframer *k, KeyframeOut *o, WrError *err)
     }
     ok = ok && pgio_copy_put(k->conn, o->buf.data, o->buf.len) && PQputCopyEnd(k->conn, NULL) == 1;
     WrStatus st = ok ? WR_OK : pgio_fail(k->conn, NULL, err, "COPY into keyframe_row");
-    while ((res = PQgetResult(k->conn)) != NULL) {
-        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
-            st = pgio_fail(k->conn, res, err, "COPY into keyframe_row");
-        PQclear(res);
-        if (PQstatus(k->conn) == CONNECTION_BAD) break;
-    }
-    return st;
+    return copy_results(k, st, "COPY into keyframe_row", err);
 }
 
 /* Stream rowfold_query's COPY through the fold into out; *n_rows gets the row count. */
@@ -155,13 +162,7 @@ static WrStatus fold_rows(Keyframer *k, const char *sql, int maxcol, KeyframeOut
     if (st == WR_OK) st = rowfold_finish(fold, err);
     *n_rows = rowfold_rows(fold);
     rowfold_destroy(fold);
-    while ((res = PQgetResult(k->conn)) != NULL) {
-        if (st == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
-            st = pgio_fail(k->conn, res, err, "reading a keyframe's rows");
-        PQclear(res);
-        if (PQstatus(k->conn) == CONNECTION_BAD) break;
-    }
-    return st;
+    return copy_results(k, st, "reading a keyframe's rows", err);
 }
 
 /*
