@@ -998,15 +998,23 @@ static WrStatus on_data_error(Pipeline *p, WrStatus st, WrError *err)
 /* how long an exiting worker waits for its state row (status.h) */
 #define STATE_FLUSH_MS 3000
 
+/* A background job of the history store runs when its setting is > 0 and [history] is on;
+ * a setting given without the history is warned about, not an error. */
+static bool history_job_wanted(const Config *cfg, long long setting, const char *name, const char *verb)
+{
+    if (setting <= 0) return false;
+    if (!cfg->history_enabled) {
+        log_warn("msg=\"%s is set but [history] is off: nothing to %s\"", name, verb);
+        return false;
+    }
+    return true;
+}
+
 /* [worker] reconcile_interval > 0: start the reconciler (it lives across sessions). */
 static void start_reconciler(Pipeline *p)
 {
     const Config *cfg = p->cfg;
-    if (cfg->reconcile_interval_s <= 0) return;
-    if (!cfg->history_enabled) {
-        log_warn("msg=\"reconcile_interval is set but [history] is off: nothing to reconcile\"");
-        return;
-    }
+    if (!history_job_wanted(cfg, cfg->reconcile_interval_s, "reconcile_interval", "reconcile")) return;
     ReconcilerConfig rc = {.baseline = p->baseline_cfg,
                            .slot_name = cfg->slot_name,
                            .interval_s = cfg->reconcile_interval_s,
@@ -1019,11 +1027,7 @@ static void start_reconciler(Pipeline *p)
 static void start_retainer(Pipeline *p)
 {
     const Config *cfg = p->cfg;
-    if (cfg->retain_s <= 0) return;
-    if (!cfg->history_enabled) {
-        log_warn("msg=\"retain is set but [history] is off: nothing to prune\"");
-        return;
-    }
+    if (!history_job_wanted(cfg, cfg->retain_s, "retain", "prune")) return;
     RetainConfig rc = {.history_conninfo = cfg->history_conninfo,
                        .schema = cfg->history_schema,
                        .retain_s = cfg->retain_s,
@@ -1038,6 +1042,14 @@ static int pipeline_finish(Pipeline *p, int rc)
     replay_retainer_stop(p->retainer);
     p->retainer = NULL;
     return rc;
+}
+
+/* The worker exits: its last state is recorded (flushed, the process is about to end). */
+static int pipeline_exit(Pipeline *p, const char *state, const WrError *err, int rc)
+{
+    status_record(&p->status_target, state, err);
+    status_record_flush(STATE_FLUSH_MS);
+    return pipeline_finish(p, rc);
 }
 
 int pipeline_run(const Config *cfg)
@@ -1058,23 +1070,13 @@ int pipeline_run(const Config *cfg)
         teardown(&p, st != WR_OK);
         metrics_set(METRICS_STREAMING, 0);
         if (st != WR_OK) metrics_count_error(st);
-        if (st == WR_OK && stopped) {
-            status_record(&p.status_target, "stopped", NULL);
-            status_record_flush(STATE_FLUSH_MS);
-            return pipeline_finish(&p, 0);
-        }
+        if (st == WR_OK && stopped) return pipeline_exit(&p, "stopped", NULL, 0);
         if (st != WR_RETRY) {
             log_error("msg=\"%s\" status=%s", err.msg, wr_status_name(st));
             notify_stopping();
-            status_record(&p.status_target, "failed", &err);
-            status_record_flush(STATE_FLUSH_MS);
-            return pipeline_finish(&p, 1);
+            return pipeline_exit(&p, "failed", &err, 1);
         }
-        if (pipeline_stop_requested) {
-            status_record(&p.status_target, "stopped", &err);
-            status_record_flush(STATE_FLUSH_MS);
-            return pipeline_finish(&p, 0);
-        }
+        if (pipeline_stop_requested) return pipeline_exit(&p, "stopped", &err, 0);
         metrics_add(METRICS_RETRIES, 1);
         backoff_ms = retry_next_backoff_ms(backoff_ms, streamed_us);
         log_warn("msg=\"%s; retrying\" backoff_ms=%d", err.msg, backoff_ms);
