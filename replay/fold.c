@@ -14,6 +14,7 @@
 
 #include "pgio/pgio.h"
 #include "replay/internal.h"
+#include "schema/copyread.h"
 #include "schema/rowfold.h"
 
 /* A change's position in commit order; revision ids start at 1, so rev 0 is "none". */
@@ -96,11 +97,6 @@ struct Fold {
 
 /* ---------------------------------------------------------------- binary COPY reading */
 
-static uint32_t rd32(const unsigned char *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
 /* A binary COPY OUT stream, tuple by tuple, reassembled across CopyData messages. */
 typedef struct {
     PGconn *conn;
@@ -142,19 +138,20 @@ static int copy_next(CopyReader *r, int nf, const unsigned char **f, int32_t *fl
     for (;;) {
         const unsigned char *p = r->buf.data ? (const unsigned char *)r->buf.data + r->pos : NULL;
         size_t avail = r->buf.len - r->pos;
+        size_t len;
         if (!r->header_done && avail >= 19) {
-            if (memcmp(p, "PGCOPY\n\377\r\n\0", 11) != 0) {
+            int h = copyread_header(p, avail, &len);
+            if (h < 0) {
                 wr_error_set(err, WR_PROTOCOL, "%s: not a binary COPY stream", what);
                 return -1;
             }
-            uint32_t ext = rd32(p + 15);
-            if (avail >= 19 + (size_t)ext) {
-                r->pos += 19 + ext;
+            if (h > 0) {
+                r->pos += len;
                 r->header_done = true;
                 continue;
             }
         } else if (r->header_done && !r->trailer && avail >= 2) {
-            int16_t n = (int16_t)((p[0] << 8) | p[1]);
+            int n = copyread_field_count(p);
             if (n == -1) {
                 r->trailer = true;
                 r->pos += 2;
@@ -164,25 +161,9 @@ static int copy_next(CopyReader *r, int nf, const unsigned char **f, int32_t *fl
                 wr_error_set(err, WR_PROTOCOL, "%s: %d fields in a COPY row, expected %d", what, n, nf);
                 return -1;
             }
-            size_t off = 2;
-            bool whole = true;
-            for (int i = 0; i < nf && whole; i++) {
-                if (avail < off + 4) {
-                    whole = false;
-                    break;
-                }
-                fl[i] = (int32_t)rd32(p + off);
-                off += 4;
-                f[i] = p + off;
-                if (fl[i] > 0) {
-                    if (avail < off + (size_t)fl[i])
-                        whole = false;
-                    else
-                        off += (size_t)fl[i];
-                }
-            }
-            if (whole) {
-                r->pos += off;
+            len = copyread_tuple(p, avail, nf, f, fl);
+            if (len > 0) {
+                r->pos += len;
                 return 1;
             }
         } else if (r->trailer) {
@@ -249,10 +230,10 @@ static bool array_open(const unsigned char *p, int32_t len, BinArray *a)
     memset(a, 0, sizeof(*a));
     if (len < 0) return true;
     if (len < 12) return false;
-    int32_t ndim = (int32_t)rd32(p);
+    int32_t ndim = (int32_t)wr_read_u32(p);
     if (ndim == 0) return true;
     if (ndim != 1 || len < 20) return false;
-    a->lbound = (int32_t)rd32(p + 16);
+    a->lbound = (int32_t)wr_read_u32(p + 16);
     a->elems = p + 20;
     a->end = p + len;
     return true;
@@ -262,7 +243,7 @@ static bool array_open(const unsigned char *p, int32_t len, BinArray *a)
 static bool array_next(BinArray *a, Val *v)
 {
     if (!a->elems || a->elems + 4 > a->end) return false;
-    v->len = (int32_t)rd32(a->elems);
+    v->len = (int32_t)wr_read_u32(a->elems);
     a->elems += 4;
     v->p = (const char *)a->elems;
     if (v->len > 0) {
@@ -582,7 +563,7 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
             bad = true;
             break;
         }
-        Pos pos = {(int64_t)(((uint64_t)rd32(f[1]) << 32) | rd32(f[1] + 4)), (int32_t)rd32(f[2])};
+        Pos pos = {(int64_t)(((uint64_t)wr_read_u32(f[1]) << 32) | wr_read_u32(f[1] + 4)), (int32_t)wr_read_u32(f[2])};
         char op = (char)f[3][0];
         if (op == 'T') {
             if (pos_cmp(pos, fo->trunc) > 0) fo->trunc = pos;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schema/copyread.h"
+
 struct RowFold {
     RowFoldEmit emit;
     void *arg;
@@ -26,11 +28,6 @@ struct RowFold {
     bool header_done;
     bool trailer_seen;
 };
-
-static uint32_t rd32(const unsigned char *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
 
 RowFold *rowfold_create(int maxcol, RowFoldEmit emit, void *arg)
 {
@@ -87,13 +84,13 @@ static bool array_open(const void *data, size_t len, BinArray *a)
     const unsigned char *p = data;
     memset(a, 0, sizeof(*a));
     if (len < 12) return false;
-    int32_t ndim = (int32_t)rd32(p);
+    int32_t ndim = (int32_t)wr_read_u32(p);
     if (ndim == 0) {
         a->next = a->end = p + len;
         return true;
     }
     if (ndim != 1 || len < 20) return false;
-    a->lbound = (int32_t)rd32(p + 16);
+    a->lbound = (int32_t)wr_read_u32(p + 16);
     a->next = p + 20;
     a->end = p + len;
     return true;
@@ -104,7 +101,7 @@ static bool array_next(BinArray *a, const unsigned char **v, int32_t *vlen, bool
 {
     if (a->next == a->end) return false;
     if (a->next + 4 > a->end) return !(*bad = true);
-    *vlen = (int32_t)rd32(a->next);
+    *vlen = (int32_t)wr_read_u32(a->next);
     a->next += 4;
     *v = a->next;
     if (*vlen > 0) {
@@ -182,8 +179,6 @@ malformed:
                         t->key);
 }
 
-/* COPY binary: 11-byte signature, int32 flags, int32 extension length, extension. */
-#define COPY_SIGNATURE "PGCOPY\n\377\r\n\0"
 #define FIELDS 7
 
 WrStatus rowfold_feed(RowFold *f, const void *data, size_t len, WrError *err)
@@ -195,18 +190,17 @@ WrStatus rowfold_feed(RowFold *f, const void *data, size_t len, WrError *err)
     while (st == WR_OK && !f->trailer_seen) {
         size_t avail = f->buf.len - f->pos;
         const unsigned char *p = b + f->pos;
+        size_t took;
         if (!f->header_done) {
-            if (avail < 19) break;
-            if (memcmp(p, COPY_SIGNATURE, 11) != 0)
-                return wr_error_set(err, WR_PROTOCOL, "row fold: not a binary COPY stream");
-            uint32_t ext = rd32(p + 15);
-            if (avail < 19 + (size_t)ext) break;
-            f->pos += 19 + ext;
+            int h = copyread_header(p, avail, &took);
+            if (h < 0) return wr_error_set(err, WR_PROTOCOL, "row fold: not a binary COPY stream");
+            if (h == 0) break;
+            f->pos += took;
             f->header_done = true;
             continue;
         }
         if (avail < 2) break;
-        int16_t nf = (int16_t)((p[0] << 8) | p[1]);
+        int nf = copyread_field_count(p);
         if (nf == -1) {
             f->trailer_seen = true;
             f->pos += 2;
@@ -215,35 +209,18 @@ WrStatus rowfold_feed(RowFold *f, const void *data, size_t len, WrError *err)
         if (nf != FIELDS)
             return wr_error_set(err, WR_PROTOCOL, "row fold: %d fields in a COPY row, expected %d", nf, FIELDS);
         /* Only a whole tuple is taken. */
-        size_t off = 2;
         const unsigned char *fv[FIELDS];
         int32_t fl[FIELDS];
-        bool whole = true;
-        for (int i = 0; i < FIELDS; i++) {
-            if (avail < off + 4) {
-                whole = false;
-                break;
-            }
-            fl[i] = (int32_t)rd32(p + off);
-            off += 4;
-            fv[i] = p + off;
-            if (fl[i] > 0) {
-                if (avail < off + (size_t)fl[i]) {
-                    whole = false;
-                    break;
-                }
-                off += (size_t)fl[i];
-            }
-        }
-        if (!whole) break;
-        f->pos += off;
+        took = copyread_tuple(p, avail, FIELDS, fv, fl);
+        if (took == 0) break;
+        f->pos += took;
         /* key, src, revision, seq, op, col_ids, vals */
         if (fl[0] < 0 || fl[1] != 4 || fl[4] != 1)
             return wr_error_set(err, WR_PROTOCOL, "row fold: a COPY row without key, source or operation");
         RowFoldTuple t = {
             .key = (const char *)fv[0],
             .key_len = (size_t)fl[0],
-            .from_keyframe = rd32(fv[1]) == 0,
+            .from_keyframe = wr_read_u32(fv[1]) == 0,
             .op = (char)fv[4][0],
             .col_ids = fl[5] >= 0 ? fv[5] : NULL,
             .col_ids_len = fl[5] >= 0 ? (size_t)fl[5] : 0,
