@@ -788,70 +788,75 @@ static void test_iterators_defensive(void **state)
 
 /* ---- malformed input classes, with exact messages ---- */
 
+/* One malformed message: its bytes as a C string (fields as separate literals,
+ * so that an octal escape never runs into the next field), and the exact error. */
+typedef struct {
+    const char *bytes;
+    size_t len;
+    const char *msg;
+} ErrCase;
+#define ERR_BYTES(s) (s), sizeof(s) - 1
+
+/* Each case in order through the one parser p (expect_error checks its state stays as it was). */
+static void expect_errors(PgoParser *p, const ErrCase *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        TsWire w = {0};
+        tw_bytes(&w, cases[i].bytes, cases[i].len);
+        expect_error(p, &w, cases[i].msg);
+    }
+}
+
 static void test_errors_exact(void **state)
 {
     (void)state;
     PgoParser p;
     pgo_parser_init(&p, 2, false);
-    TsWire w;
-
-    /* Empty and unknown types. */
-    memset(&w, 0, sizeof(w));
-    expect_error(&p, &w, "pgoutput: empty message at offset 0");
-    tw_u8(&w, 'Z');
-    expect_error(&p, &w, "pgoutput: unknown message type 'Z' (0x5a) at offset 0");
-    w.b[0] = 0;
-    expect_error(&p, &w, "pgoutput: unknown message type 0x00 at offset 0");
-
-    /* Truncated relation id, as in the documented example. */
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'I');
-    tw_u16(&w, 1);
-    expect_error(&p, &w, "pgoutput insert: truncated at offset 1: need 4 bytes for relation id, 2 remain");
-
-    /* Unknown tuple kind. */
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'I');
-    tw_u32(&w, 1);
-    tw_u8(&w, 'N');
-    tw_u16(&w, 2);
-    tw_u8(&w, 'n');
-    tw_u8(&w, 'x');
-    expect_error(&p, &w, "pgoutput insert: unknown column kind 0x78 at offset 9 (new tuple, column 1)");
-
-    /* Negative value length. */
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'I');
-    tw_u32(&w, 1);
-    tw_u8(&w, 'N');
-    tw_u16(&w, 1);
-    tw_u8(&w, 't');
-    tw_u32(&w, 0xFFFFFFFEu);
-    expect_error(&p, &w, "pgoutput insert: negative value length -2 at offset 9 (new tuple, column 0)");
-
-    /* Length beyond the buffer. */
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'I');
-    tw_u32(&w, 1);
-    tw_u8(&w, 'N');
-    tw_u16(&w, 1);
-    tw_u8(&w, 'b');
-    tw_u32(&w, 1000);
-    tw_bytes(&w, "abc", 3);
-    expect_error(&p, &w,
-                 "pgoutput insert: truncated at offset 13: need 1000 bytes for value, 3 remain "
-                 "(new tuple, column 0)");
-
-    /* ncols larger than what follows. */
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'I');
-    tw_u32(&w, 1);
-    tw_u8(&w, 'N');
-    tw_u16(&w, 65535);
-    tw_u8(&w, 'n');
-    expect_error(&p, &w,
-                 "pgoutput insert: truncated at offset 9: need 1 bytes for column kind, 0 remain "
-                 "(new tuple, column 1)");
+    static const ErrCase cases[] = {
+        /* Empty and unknown types. */
+        {ERR_BYTES(""), "pgoutput: empty message at offset 0"},
+        {ERR_BYTES("Z"), "pgoutput: unknown message type 'Z' (0x5a) at offset 0"},
+        {ERR_BYTES("\0"), "pgoutput: unknown message type 0x00 at offset 0"},
+        /* Truncated relation id, as in the documented example. */
+        {ERR_BYTES("I"
+                   "\0\1"),
+         "pgoutput insert: truncated at offset 1: need 4 bytes for relation id, 2 remain"},
+        /* Unknown tuple kind: relid 1, 'N', 2 columns, 'n', 'x'. */
+        {ERR_BYTES("I"
+                   "\0\0\0\1"
+                   "N"
+                   "\0\2"
+                   "n"
+                   "x"),
+         "pgoutput insert: unknown column kind 0x78 at offset 9 (new tuple, column 1)"},
+        /* Negative value length: 't' with length 0xFFFFFFFE. */
+        {ERR_BYTES("I"
+                   "\0\0\0\1"
+                   "N"
+                   "\0\1"
+                   "t"
+                   "\377\377\377\376"),
+         "pgoutput insert: negative value length -2 at offset 9 (new tuple, column 0)"},
+        /* Length beyond the buffer: 'b' with length 1000, 3 bytes follow. */
+        {ERR_BYTES("I"
+                   "\0\0\0\1"
+                   "N"
+                   "\0\1"
+                   "b"
+                   "\0\0\3\350"
+                   "abc"),
+         "pgoutput insert: truncated at offset 13: need 1000 bytes for value, 3 remain "
+         "(new tuple, column 0)"},
+        /* ncols (65535) larger than what follows. */
+        {ERR_BYTES("I"
+                   "\0\0\0\1"
+                   "N"
+                   "\377\377"
+                   "n"),
+         "pgoutput insert: truncated at offset 9: need 1 bytes for column kind, 0 remain "
+         "(new tuple, column 1)"},
+    };
+    expect_errors(&p, cases, sizeof cases / sizeof cases[0]);
 }
 
 /* Markers, strings, counts and trailing bytes, with exact messages. */
@@ -860,85 +865,76 @@ static void test_errors_exact_markers(void **state)
     (void)state;
     PgoParser p;
     pgo_parser_init(&p, 2, false);
-    TsWire w;
-
-    /* Bad markers. */
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'U');
-    tw_u32(&w, 1);
-    tw_u8(&w, 'X');
-    expect_error(&p, &w, "pgoutput update: expected 'K', 'O' or 'N' at offset 5, got 0x58");
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'U');
-    tw_u32(&w, 1);
-    tw_u8(&w, 'K');
-    tw_u16(&w, 1);
-    tw_u8(&w, 'n');
-    tw_u8(&w, 'K');
-    tw_u16(&w, 0);
-    expect_error(&p, &w, "pgoutput update: expected 'N' at offset 9, got 0x4b");
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'D');
-    tw_u32(&w, 1);
-    tw_u8(&w, 'N');
-    tw_u16(&w, 0);
-    expect_error(&p, &w, "pgoutput delete: expected 'K' or 'O' at offset 5, got 0x4e");
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'I');
-    tw_u32(&w, 1);
-    tw_u8(&w, 'O');
-    tw_u16(&w, 0);
-    expect_error(&p, &w, "pgoutput insert: expected 'N' at offset 5, got 0x4f");
-
-    /* Missing NUL in a string. */
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'O');
-    tw_u64(&w, 1);
-    tw_bytes(&w, "abc", 3);
-    expect_error(&p, &w,
-                 "pgoutput origin: unterminated string for origin name at offset 9: no NUL in the 3 "
-                 "remaining bytes");
-    memset(&w, 0, sizeof(w));
-    tw_relation(&w, 1, "s", "t", 'd', 1);
-    tw_u8(&w, 0);
-    tw_bytes(&w, "colname", 7);
-    expect_error(&p, &w,
-                 "pgoutput relation: unterminated string for column name at offset 13: no NUL in the "
-                 "7 remaining bytes (relation columns, column 0)");
-
-    /* Negative and oversized counts. */
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'T');
-    tw_u32(&w, 0x80000000u);
-    tw_u8(&w, 0);
-    expect_error(&p, &w, "pgoutput truncate: negative relation count -2147483648 at offset 1");
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'T');
-    tw_u32(&w, 0x7FFFFFFFu);
-    tw_u8(&w, 0);
-    tw_u32(&w, 16385);
-    expect_error(&p, &w,
-                 "pgoutput truncate: truncated at offset 6: need 8589934588 bytes for relation ids, 4 "
-                 "remain");
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'M');
-    tw_u8(&w, 1);
-    tw_u64(&w, 1);
-    tw_str(&w, "p");
-    tw_u32(&w, 0xFFFFFFFFu);
-    expect_error(&p, &w, "pgoutput message: negative content length -1 at offset 12");
-    memset(&w, 0, sizeof(w));
-    tw_u8(&w, 'M');
-    tw_u8(&w, 1);
-    tw_u64(&w, 1);
-    tw_str(&w, "p");
-    tw_u32(&w, 5);
-    tw_bytes(&w, "abcd", 4);
-    expect_error(&p, &w, "pgoutput message: truncated at offset 16: need 5 bytes for content, 4 remain");
+    static const ErrCase cases[] = {
+        /* Bad markers. */
+        {ERR_BYTES("U"
+                   "\0\0\0\1"
+                   "X"),
+         "pgoutput update: expected 'K', 'O' or 'N' at offset 5, got 0x58"},
+        {ERR_BYTES("U"
+                   "\0\0\0\1"
+                   "K"
+                   "\0\1"
+                   "n"
+                   "K"
+                   "\0\0"),
+         "pgoutput update: expected 'N' at offset 9, got 0x4b"},
+        {ERR_BYTES("D"
+                   "\0\0\0\1"
+                   "N"
+                   "\0\0"),
+         "pgoutput delete: expected 'K' or 'O' at offset 5, got 0x4e"},
+        {ERR_BYTES("I"
+                   "\0\0\0\1"
+                   "O"
+                   "\0\0"),
+         "pgoutput insert: expected 'N' at offset 5, got 0x4f"},
+        /* Missing NUL in a string: an origin (lsn 1), a relation's column name. */
+        {ERR_BYTES("O"
+                   "\0\0\0\0\0\0\0\1"
+                   "abc"),
+         "pgoutput origin: unterminated string for origin name at offset 9: no NUL in the 3 "
+         "remaining bytes"},
+        {ERR_BYTES("R"
+                   "\0\0\0\1"
+                   "s\0"
+                   "t\0"
+                   "d"
+                   "\0\1"
+                   "\0"
+                   "colname"),
+         "pgoutput relation: unterminated string for column name at offset 13: no NUL in the "
+         "7 remaining bytes (relation columns, column 0)"},
+        /* Negative and oversized counts. */
+        {ERR_BYTES("T"
+                   "\200\0\0\0"
+                   "\0"),
+         "pgoutput truncate: negative relation count -2147483648 at offset 1"},
+        {ERR_BYTES("T"
+                   "\177\377\377\377"
+                   "\0"
+                   "\0\0\100\1"),
+         "pgoutput truncate: truncated at offset 6: need 8589934588 bytes for relation ids, 4 "
+         "remain"},
+        {ERR_BYTES("M"
+                   "\1"
+                   "\0\0\0\0\0\0\0\1"
+                   "p\0"
+                   "\377\377\377\377"),
+         "pgoutput message: negative content length -1 at offset 12"},
+        {ERR_BYTES("M"
+                   "\1"
+                   "\0\0\0\0\0\0\0\1"
+                   "p\0"
+                   "\0\0\0\5"
+                   "abcd"),
+         "pgoutput message: truncated at offset 16: need 5 bytes for content, 4 remain"},
+    };
+    expect_errors(&p, cases, sizeof cases / sizeof cases[0]);
 
     /* Trailing garbage after a stream stop. */
     p.in_stream = true;
-    memset(&w, 0, sizeof(w));
+    TsWire w = {0};
     tw_u8(&w, 'E');
     tw_u8(&w, 'E');
     expect_error(&p, &w, "pgoutput stream stop: 1 trailing bytes at offset 1");
