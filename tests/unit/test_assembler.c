@@ -148,6 +148,15 @@ static void relation(Fix *f, const char *extra_col)
     for (int i = 0; i < (extra_col ? 6 : 5); i++) tw_column(&w, i == 0 ? 1 : 0, names[i], i == 0 ? 23 : 25, -1);
     feed(f, &w);
 }
+/* How most cases start: the state's fixture inside a first transaction (lsn 0x100,
+ * xid 700) that has announced the users relation. */
+static Fix *first_tx(void **state)
+{
+    Fix *f = *state;
+    begin(f, 0x100, 700);
+    relation(f, NULL);
+    return f;
+}
 static void change_of(Fix *f, uint32_t relid, char type, const char *const *newc)
 {
     TsWire w = {.n = 0};
@@ -213,9 +222,7 @@ static int teardown(void **state)
 
 static void test_insert_update_delete_exact(void **state)
 {
-    Fix *f = *state;
-    begin(f, 0x100, 700);
-    relation(f, NULL);
+    Fix *f = first_tx(state);
     context(f, "{\"actor\":{\"type\":\"user\",\"id\":\"42\"},\"description\":\"edit\"}");
     change(f, 'I', 0, NULL, (const char *[]){"t:1", "t:ann", "t:pw1", "t:mon", "t:bigdoc", NULL});
     context(f, "{\"actor\":{\"type\":\"system\",\"id\":\"fixer\"}}");
@@ -246,9 +253,7 @@ static void test_insert_update_delete_exact(void **state)
 
 static void test_unknown_row_and_key_change(void **state)
 {
-    Fix *f = *state;
-    begin(f, 0x100, 700);
-    relation(f, NULL);
+    Fix *f = first_tx(state);
     /* never seen: every sent column with old unknown; unchanged TOAST unknown too;
      * the hidden column hidden and old unknown (whether it changed is not known) */
     change(f, 'U', 0, NULL, (const char *[]){"t:9", "t:zed", "t:s", "t:x", "u", NULL});
@@ -264,9 +269,7 @@ static void test_unknown_row_and_key_change(void **state)
 
 static void test_contexts_warnings_and_suppression(void **state)
 {
-    Fix *f = *state;
-    begin(f, 0x100, 700);
-    relation(f, NULL);
+    Fix *f = first_tx(state);
     context(f, "{not json");
     change(f, 'I', 0, NULL, (const char *[]){"t:1", "t:a", "n", "n", "n", NULL});
     context(f, "{\"actor\":{\"type\":\"job\",\"id\":7},\"suppress\":true,\"colour\":\"red\"}");
@@ -395,9 +398,7 @@ static void test_protocol_errors(void **state)
 
 static void test_relation_versions_keep_col_ids(void **state)
 {
-    Fix *f = *state;
-    begin(f, 0x100, 700);
-    relation(f, NULL);
+    Fix *f = first_tx(state);
     relation(f, NULL); /* identical: no new version */
     assert_int_equal(f->rec.relations, 1);
     relation(f, "extra");
@@ -467,9 +468,7 @@ static void test_rename_keeps_identity(void **state)
  * warnings on the revision. */
 static void test_forged_control_messages(void **state)
 {
-    Fix *f = *state;
-    begin(f, 0x100, 700);
-    relation(f, NULL);
+    Fix *f = first_tx(state);
     change(f, 'I', 0, NULL, (const char *[]){"t:1", "t:ann", "n", "n", "t:d", NULL});
     commit(f, 0x200);
     begin(f, 0x300, 701);
@@ -502,9 +501,7 @@ static void test_forged_control_messages(void **state)
  * (docs/checksums.md), not the one without. */
 static void test_relation_version_covered_by_next_revision(void **state)
 {
-    Fix *f = *state;
-    begin(f, 0x100, 700);
-    relation(f, NULL);
+    Fix *f = first_tx(state);
     change(f, 'I', 0, NULL, (const char *[]){"t:1", "t:ann", "n", "n", "t:d", NULL});
     commit(f, 0x200);
     assert_int_equal(f->rec.last_rel_covered_by, 1);
@@ -630,9 +627,7 @@ static void test_key_added_by_ddl_to_wide_table(void **state)
  */
 static void test_key_change_keeps_unchanged_toast(void **state)
 {
-    Fix *f = *state;
-    begin(f, 0x100, 700);
-    relation(f, NULL);
+    Fix *f = first_tx(state);
     change(f, 'I', 0, NULL, (const char *[]){"t:1", "t:ann", "n", "n", "t:a long document", NULL});
     commit(f, 0x200);
     f->rec.log[0] = 0;
