@@ -203,29 +203,19 @@ class Table:
         return [c for c in self.cols if c.gen_expr is None and not c.auto]
 
     def kind_tags(self):
-        t = set()
-        if self.unlogged:
-            t.add("unlogged")
-        if self.schema != "public":
-            t.add("new_schema")
-        if self.partitioned:
-            t.add("partitioned")
-        if self.parent is not None:
-            t.add("partition")
-        if self.inh_kids:
-            t.add("inherit_parent")
-        if self.inh_parent is not None:
-            t.add("inherit_child")
-        if self.typed_of:
-            t.add("typed")
-        if any(c.gen_expr for c in self.cols):
-            t.add("generated")
-        if self.toast:
-            t.add("toast")
-        if self.kind == "types":
-            t.add("types")
-        if not self.written and not self.partitioned:
-            t.add("never_changed")
+        t = {tag for tag, on in (
+            ("unlogged", self.unlogged),
+            ("new_schema", self.schema != "public"),
+            ("partitioned", self.partitioned),
+            ("partition", self.parent is not None),
+            ("inherit_parent", self.inh_kids),
+            ("inherit_child", self.inh_parent is not None),
+            ("typed", self.typed_of),
+            ("generated", any(c.gen_expr for c in self.cols)),
+            ("toast", self.toast),
+            ("types", self.kind == "types"),
+            ("never_changed", not self.written and not self.partitioned),
+        ) if on}
         if self.replident == "i" and self.ri_index:
             t.add("keyed_index")
         elif self.pk:
@@ -1304,13 +1294,7 @@ class Workload:
             if p.busy:
                 return False
             self.x(f"ALTER TABLE {k.q} NO INHERIT {p.q}")
-
-            def fn():
-                p.inh_kids.remove(k)
-                k.inh_parent, k.inh_was = None, p
-                k.tags.add("no_inherit")
-                p.tags.add("no_inherit")
-            what = f"no inherit {p.q}"
+            tag = "no_inherit"
         else:
             p = k.inh_was
             if p.dropped or p.busy:
@@ -1321,13 +1305,18 @@ class Workload:
                     k_c = Col(c.name, c.tkey)
                     self.on_commit(lambda k_c=k_c: k.cols.append(k_c))
             self.x(f"ALTER TABLE {k.q} INHERIT {p.q}")
+            tag = "inherit"
 
-            def fn():
+        def fn():  # at commit: the family as the statement left it
+            if tag == "inherit":
                 p.inh_kids.append(k)
                 k.inh_parent, k.inh_was = p, None
-                k.tags.add("inherit")
-                p.tags.add("inherit")
-            what = f"inherit {p.q}"
+            else:
+                p.inh_kids.remove(k)
+                k.inh_parent, k.inh_was = None, p
+            k.tags.add(tag)
+            p.tags.add(tag)
+        what = f"{tag.replace('_', ' ')} {p.q}"
         self.on_commit(fn)
         self.log_op(k, what)
         self.log_op(p, what + f" ({k.q})")
