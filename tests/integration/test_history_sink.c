@@ -339,36 +339,56 @@ static void simple_row(Row *r, const RelationVersion *rv, const char *key, const
     row_set(r, rv, vals);
 }
 
+/* A store in schema holding one committed revision (id 1) that inserts key "1"
+ * of g_rv with its values tagged tag (r is that row, for later updates). */
+static void tw_start_one_row(TW *tw, const char *schema, Row *r, const char *tag)
+{
+    tw_start(tw, schema);
+    simple_row(r, &g_rv, "1", tag);
+    tw_begin(tw);
+    tw_insert(tw, &g_rv, r);
+    tw_commit(tw);
+}
+
+/* Three revisions, each setting column 3 of r: "v1", then "v2", then "v3". */
+static void tw_update_three(TW *tw, Row *r)
+{
+    for (int i = 0; i < 3; i++) {
+        tw_begin(tw);
+        tw_update1(tw, &g_rv, r, 3, i == 0 ? "v1" : i == 1 ? "v2" : "v3");
+        tw_commit(tw);
+    }
+}
+
 /* ---------- tests ---------- */
+
+/* Opening the store in schema is refused as fatal with exactly want. */
+static void expect_open_fatal(const char *schema, const char *want)
+{
+    TW t, *tw = &t;
+    HistorySinkConfig cfg = cfg_for(schema);
+    assert_int_equal(tw_open_cfg(tw, &cfg, NULL), WR_FATAL);
+    assert_string_equal(tw->err.msg, want);
+    tw_close(tw);
+}
 
 static void test_missing_schema(void **state)
 {
     (void)state;
     ts_exec(g_admin, "DROP SCHEMA IF EXISTS nope CASCADE");
-    TW t, *tw = &t;
-    HistorySinkConfig cfg = cfg_for("nope");
-    assert_int_equal(tw_open_cfg(tw, &cfg, NULL), WR_FATAL);
-    assert_string_equal(tw->err.msg, "history store: schema nope does not exist in the history database: run "
-                                     "`walrev setup` to create it");
-    tw_close(tw);
-
+    expect_open_fatal("nope", "history store: schema nope does not exist in the history database: run "
+                              "`walrev setup` to create it");
     ts_exec(g_admin, "DROP SCHEMA IF EXISTS half CASCADE; CREATE SCHEMA half");
-    cfg = cfg_for("half");
-    assert_int_equal(tw_open_cfg(tw, &cfg, NULL), WR_FATAL);
-    assert_string_equal(tw->err.msg, "history store: schema half has no store_info table in the history "
-                                     "database: run `walrev setup` to create it");
-    tw_close(tw);
-
+    expect_open_fatal("half", "history store: schema half has no store_info table in the history "
+                              "database: run `walrev setup` to create it");
     setup_schema("old fmt");
     ts_exec(g_admin, "UPDATE \"old fmt\".store_info SET value = '2' WHERE key = 'format_version'");
-    cfg = cfg_for("old fmt");
-    assert_int_equal(tw_open_cfg(tw, &cfg, NULL), WR_FATAL);
-    assert_string_equal(tw->err.msg, "history store: schema \"old fmt\" has format_version 2, this walrev "
-                                     "needs 6: run `walrev setup`");
-    tw_close(tw);
+    expect_open_fatal("old fmt", "history store: schema \"old fmt\" has format_version 2, this walrev "
+                                 "needs 6: run `walrev setup`");
 
+    TW t, *tw = &t;
     /* Unreachable server: retry, and the message never carries the password. */
-    cfg = cfg_for("walrev");
+    HistorySinkConfig cfg = cfg_for("walrev");
     cfg.conninfo = "host=127.0.0.1 port=1 user=postgres password=s3cret dbname=x connect_timeout=2";
     assert_int_equal(tw_open_cfg(tw, &cfg, NULL), WR_RETRY);
     assert_non_null(strstr(tw->err.msg, "history store: could not connect: "));
@@ -694,12 +714,8 @@ static void test_id_gap_refused(void **state)
 {
     (void)state;
     TW t, *tw = &t;
-    tw_start(tw, "h_gap");
     Row r;
-    simple_row(&r, &g_rv, "1", "g");
-    tw_begin(tw);
-    tw_insert(tw, &g_rv, &r);
-    tw_commit(tw);
+    tw_start_one_row(tw, "h_gap", &r, "g");
     /* Skipping id 2. */
     Revision rev = tw->rev;
     rev.id = 3;
@@ -738,23 +754,15 @@ static void test_killed_connection(void **state)
 {
     (void)state;
     TW t, *tw = &t;
-    tw_start(tw, "h_kill");
     Row r;
-    simple_row(&r, &g_rv, "1", "k");
-    tw_begin(tw);
-    tw_insert(tw, &g_rv, &r);
-    tw_commit(tw);
+    tw_start_one_row(tw, "h_kill", &r, "k");
     tw_flush(tw);
     Lsn durable = tw->sink->ops->durable_lsn(tw->sink);
     uint8_t ck1[WALREV_CHECKSUM_LEN];
     memcpy(ck1, tw->last, sizeof(ck1));
 
     /* Batch 2 is in flight (rows already sent by COPY) when the backend is killed. */
-    for (int i = 0; i < 3; i++) {
-        tw_begin(tw);
-        tw_update1(tw, &g_rv, &r, 3, i == 0 ? "v1" : i == 1 ? "v2" : "v3");
-        tw_commit(tw);
-    }
+    tw_update_three(tw, &r);
     RowImage img;
     StrBuf storage;
     strbuf_init(&storage);
@@ -792,11 +800,7 @@ static void test_killed_connection(void **state)
     assert_memory_equal(pos.last_checksum, ck1, WALREV_CHECKSUM_LEN);
     OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
     simple_row(&r, &g_rv, "1", "k");
-    for (int i = 0; i < 3; i++) {
-        tw_begin(tw);
-        tw_update1(tw, &g_rv, &r, 3, i == 0 ? "v1" : i == 1 ? "v2" : "v3");
-        tw_commit(tw);
-    }
+    tw_update_three(tw, &r);
     tw_flush(tw);
     assert_q("4|4|4|v3", "SELECT concat_ws('|', (SELECT count(*) FROM h_kill.revision), "
                          "(SELECT count(*) FROM h_kill.object_delta), (SELECT max(revision_id) FROM "
@@ -1116,44 +1120,41 @@ static void test_verify(void **state)
     assert_q("0", "SELECT count(*) FROM v_ok.object_delta WHERE col_id IS NOT NULL");
     expect_verify("v_ok", 5, 0, NULL);
 
-    build_chain("v_value");
-    ts_exec(g_admin, "UPDATE v_value.object_delta SET new_value = 'secret valuE' WHERE revision_id = 3 "
-                     "AND seq = 1");
-    expect_verify("v_value", 2, 3, "revision 3: stored checksum ");
-
-    build_chain("v_array");
-    ts_exec(g_admin, "UPDATE v_array.object_delta SET new_values[2] = 'vA' WHERE revision_id = 1 AND seq = 1");
-    expect_verify("v_array", 0, 1, "revision 1: stored checksum ");
-
-    build_chain("v_sum");
-    ts_exec(g_admin, "UPDATE v_sum.revision SET checksum = set_byte(checksum, 0, get_byte(checksum, 0) # 1) "
-                     "WHERE id = 4");
-    expect_verify("v_sum", 3, 4, "revision 4: stored checksum ");
-
-    /* The parent is the previous row's checksum, zeros for the first. */
-    build_chain("v_first");
-    ts_exec(g_admin, "DELETE FROM v_first.revision WHERE id = 1");
-    expect_verify("v_first", 0, 1, "revision 1 is missing (the next stored revision is 2)");
-    build_chain("v_shift"); /* revision 3 taken out and the later ids closed up */
-    ts_exec(g_admin,
-            "DELETE FROM v_shift.revision WHERE id = 3; DELETE FROM v_shift.object_delta WHERE revision_id = 3; "
-            "DELETE FROM v_shift.revision_context WHERE revision_id = 3; "
-            "UPDATE v_shift.revision SET id = -id WHERE id > 3; UPDATE v_shift.revision SET id = -id - 1 WHERE id < 0; "
-            "UPDATE v_shift.object_delta SET revision_id = revision_id - 1 WHERE revision_id > 3; "
-            "UPDATE v_shift.revision_context SET revision_id = revision_id - 1 WHERE revision_id > 3");
-    expect_verify("v_shift", 2, 3, "revision 3: stored checksum ");
-
-    build_chain("v_del");
-    ts_exec(g_admin, "DELETE FROM v_del.revision WHERE id = 2");
-    expect_verify("v_del", 1, 2, "revision 2 is missing (the next stored revision is 3)");
-
-    build_chain("v_ctx");
-    ts_exec(g_admin, "UPDATE v_ctx.revision_context SET raw = raw || ' ' WHERE revision_id = 3 AND context_no = 2");
-    expect_verify("v_ctx", 2, 3, "revision 3: stored checksum ");
-
-    build_chain("v_meta");
-    ts_exec(g_admin, "UPDATE v_meta.revision SET n_update = 3 WHERE id = 3");
-    expect_verify("v_meta", 2, 3, "revision 3: stored checksum ");
+    /* Each tampering of a fresh chain: the damage, then what verify counts and says. */
+    static const struct {
+        const char *schema;
+        const char *damage;
+        int64_t checked, bad;
+        const char *why;
+    } tampered[] = {
+        {"v_value", "UPDATE v_value.object_delta SET new_value = 'secret valuE' WHERE revision_id = 3 AND seq = 1", 2,
+         3, "revision 3: stored checksum "},
+        {"v_array", "UPDATE v_array.object_delta SET new_values[2] = 'vA' WHERE revision_id = 1 AND seq = 1", 0, 1,
+         "revision 1: stored checksum "},
+        {"v_sum", "UPDATE v_sum.revision SET checksum = set_byte(checksum, 0, get_byte(checksum, 0) # 1) WHERE id = 4",
+         3, 4, "revision 4: stored checksum "},
+        /* The parent is the previous row's checksum, zeros for the first. */
+        {"v_first", "DELETE FROM v_first.revision WHERE id = 1", 0, 1,
+         "revision 1 is missing (the next stored revision is 2)"},
+        /* revision 3 taken out and the later ids closed up */
+        {"v_shift",
+         "DELETE FROM v_shift.revision WHERE id = 3; DELETE FROM v_shift.object_delta WHERE revision_id = 3; "
+         "DELETE FROM v_shift.revision_context WHERE revision_id = 3; "
+         "UPDATE v_shift.revision SET id = -id WHERE id > 3; UPDATE v_shift.revision SET id = -id - 1 WHERE id < 0; "
+         "UPDATE v_shift.object_delta SET revision_id = revision_id - 1 WHERE revision_id > 3; "
+         "UPDATE v_shift.revision_context SET revision_id = revision_id - 1 WHERE revision_id > 3",
+         2, 3, "revision 3: stored checksum "},
+        {"v_del", "DELETE FROM v_del.revision WHERE id = 2", 1, 2,
+         "revision 2 is missing (the next stored revision is 3)"},
+        {"v_ctx", "UPDATE v_ctx.revision_context SET raw = raw || ' ' WHERE revision_id = 3 AND context_no = 2", 2, 3,
+         "revision 3: stored checksum "},
+        {"v_meta", "UPDATE v_meta.revision SET n_update = 3 WHERE id = 3", 2, 3, "revision 3: stored checksum "},
+    };
+    for (size_t i = 0; i < sizeof tampered / sizeof tampered[0]; i++) {
+        build_chain(tampered[i].schema);
+        ts_exec(g_admin, "%s", tampered[i].damage);
+        expect_verify(tampered[i].schema, tampered[i].checked, tampered[i].bad, tampered[i].why);
+    }
 
     /* GDPR erasure: the value is replaced by NULL + flag 0x08 (new) / 0x10 (old) and its keyed hash
      * (HMAC under digest_key, format 5) kept aside. */
