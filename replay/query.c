@@ -83,6 +83,8 @@ WrStatus rq_connect(const char *conninfo, const char *what, PGconn **out, WrErro
 }
 
 static PGresult *exec_va(PGconn *conn, WrError *err, int nparams, const char *const *params, const char *fmt,
+                         va_list ap) WR_PRINTF(5, 0);
+static PGresult *exec_va(PGconn *conn, WrError *err, int nparams, const char *const *params, const char *fmt,
                          va_list ap)
 {
     char *sql = xvasprintf(fmt, ap);
