@@ -65,8 +65,10 @@ typedef struct {
     int *gen_positions;
     char **gen_exprs;
     /* A parent read through its members (relkind 'p' or 'i', set by snapshot only): member k's
-     * (relid member_relids[k]) own expression of generated column member_gens[k]; a partition
-     * or child may have its own. Rows of other members use gen_exprs. */
+     * (relid member_relids[k]) own expression of generated column member_gens[k] (>= 0), or of
+     * regular column -(member_gens[k] + 1), which the member generates where the parent does
+     * not; a partition or child may have its own. Rows of other members use gen_exprs (the
+     * regular column: its recorded value). */
     int nmember_exprs;
     uint32_t *member_relids;
     int *member_gens;

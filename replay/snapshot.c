@@ -138,15 +138,15 @@ static const char *column_name(const RelVersion *rv, int c)
 }
 
 /* The value of generated column g by expr over a row of s (see snapshot_select), tableoid its table's oid. */
-static void generated_by(StrBuf *b, ReplayCtx *ctx, const RelVersion *rv, char **types, int g, const char *expr,
-                         const char *tableoid)
+static void generated_by(StrBuf *b, ReplayCtx *ctx, const RelVersion *rv, char **types, const char *type,
+                         const char *expr, const char *tableoid)
 {
     /* written out by the type's output function, as COPY does (format %s;
      * a cast to text is not that for every type: true::text is 'true') */
     strbuf_appendf(b,
                    "(SELECT CASE WHEN pg_catalog.num_nulls(g.v) = 1 THEN NULL ELSE pg_catalog.format('%%s', "
                    "g.v) END FROM (SELECT CAST((%s) AS %s) AS v FROM (SELECT ",
-                   expr, rv->gen_types[g]);
+                   expr, type);
     for (int k = 0; k < rv->ncols; k++) {
         char *cid = PQescapeIdentifier(ctx->hist, rv->col_names[k], strlen(rv->col_names[k]));
         strbuf_appendf(b, "%ss.vals[%d]::%s AS %s", k ? ", " : "", rv->col_ids[k], types[k], cid);
@@ -154,6 +154,41 @@ static void generated_by(StrBuf *b, ReplayCtx *ctx, const RelVersion *rv, char *
     }
     /* the one system column an expression may use: the source table's oid */
     strbuf_appendf(b, "%s%s::pg_catalog.oid AS tableoid) r) g)", rv->ncols ? ", " : "", tableoid);
+}
+
+/* The source table's oid for an expression over a row of s: a parent read through its
+ * members ('p', 'i': s.relid is the member that holds the row) gives each member's. */
+static const char *row_tableoid(const RelVersion *rv, char own[16])
+{
+    rq_oid_text(rv->relid, own);
+    return rv->relkind == 'p' || rv->relkind == 'i' ? "s.relid" : own;
+}
+
+/*
+ * " WHEN s.relid IN (...) THEN <expr> ..." for the members that compute
+ * column `which` (member_gens' code: g >= 0 generated column g, -(c + 1)
+ * regular column c) by an expression of their own, one WHEN per distinct
+ * expression; false when none does.
+ */
+static bool member_cases(StrBuf *b, ReplayCtx *ctx, const RelVersion *rv, char **types, int which, const char *type)
+{
+    char own[16];
+    const char *tableoid = row_tableoid(rv, own);
+    bool any = false;
+    for (int k = 0; k < rv->nmember_exprs; k++) {
+        bool first = rv->member_gens[k] == which;
+        for (int j = 0; j < k && first; j++)
+            if (rv->member_gens[j] == which && strcmp(rv->member_exprs[j], rv->member_exprs[k]) == 0) first = false;
+        if (!first) continue;
+        strbuf_append_str(b, any ? " WHEN s.relid IN (" : "CASE WHEN s.relid IN (");
+        any = true;
+        for (int j = k, n = 0; j < rv->nmember_exprs; j++)
+            if (rv->member_gens[j] == which && strcmp(rv->member_exprs[j], rv->member_exprs[k]) == 0)
+                strbuf_appendf(b, "%s%u", n++ ? ", " : "", rv->member_relids[j]);
+        strbuf_append_str(b, ") THEN ");
+        generated_by(b, ctx, rv, types, type, rv->member_exprs[k], tableoid);
+    }
+    return any;
 }
 
 /*
@@ -164,31 +199,10 @@ static void generated_by(StrBuf *b, ReplayCtx *ctx, const RelVersion *rv, char *
 static void generated_value(StrBuf *b, ReplayCtx *ctx, const RelVersion *rv, char **types, int g)
 {
     char own[16];
-    rq_oid_text(rv->relid, own);
-    const char *tableoid = rv->relkind == 'p' || rv->relkind == 'i' ? "s.relid" : own;
-    bool any = false;
-    for (int k = 0; k < rv->nmember_exprs; k++) any = any || rv->member_gens[k] == g;
-    if (!any) {
-        generated_by(b, ctx, rv, types, g, rv->gen_exprs[g], tableoid);
-        return;
-    }
-    /* one WHEN per distinct expression, naming the members that have it */
-    strbuf_append_str(b, "CASE");
-    for (int k = 0; k < rv->nmember_exprs; k++) {
-        bool first = rv->member_gens[k] == g;
-        for (int j = 0; j < k && first; j++)
-            if (rv->member_gens[j] == g && strcmp(rv->member_exprs[j], rv->member_exprs[k]) == 0) first = false;
-        if (!first) continue;
-        strbuf_append_str(b, " WHEN s.relid IN (");
-        for (int j = k, n = 0; j < rv->nmember_exprs; j++)
-            if (rv->member_gens[j] == g && strcmp(rv->member_exprs[j], rv->member_exprs[k]) == 0)
-                strbuf_appendf(b, "%s%u", n++ ? ", " : "", rv->member_relids[j]);
-        strbuf_append_str(b, ") THEN ");
-        generated_by(b, ctx, rv, types, g, rv->member_exprs[k], tableoid);
-    }
-    strbuf_append_str(b, " ELSE ");
-    generated_by(b, ctx, rv, types, g, rv->gen_exprs[g], tableoid);
-    strbuf_append_str(b, " END");
+    bool any = member_cases(b, ctx, rv, types, g, rv->gen_types[g]);
+    if (any) strbuf_append_str(b, " ELSE ");
+    generated_by(b, ctx, rv, types, rv->gen_types[g], rv->gen_exprs[g], row_tableoid(rv, own));
+    if (any) strbuf_append_str(b, " END");
 }
 
 /*
@@ -225,7 +239,12 @@ static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, 
                            i ? ", " : "", rv->col_ids[c], ctx->schema_q, rv->relid, lit, (long long)rev, id);
             PQfreemem(lit);
         } else if (c >= 0) {
-            strbuf_appendf(&b, "%ss.vals[%d] AS %s", i ? ", " : "", rv->col_ids[c], id);
+            /* a parent's regular column that a member generates (CREATE ... INHERITS or ATTACH of a
+             * table whose column is GENERATED where the parent's is not): pgoutput never sent the
+             * member's values, so its rows are computed by its expression */
+            strbuf_append_str(&b, i ? ", " : "");
+            bool any = member_cases(&b, ctx, rv, types, -(c + 1), types[c]);
+            strbuf_appendf(&b, "%ss.vals[%d]%s AS %s", any ? " ELSE " : "", rv->col_ids[c], any ? " END" : "", id);
         } else {
             strbuf_append_str(&b, i ? ", " : "");
             generated_value(&b, ctx, rv, types, -c - 2);
@@ -462,7 +481,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
     char *select = NULL, *qname = NULL, *cols = NULL, *copy = NULL;
     char **types = NULL, **hist_types = NULL;
     WrStatus st = WR_OK;
-    if (rv->ngen > 0 || so->order_key) {
+    if (rv->ngen > 0 || rv->nmember_exprs > 0 || so->order_key) {
         hist_types = column_types(ctx->hist, rv, err);
         if (!hist_types) return err->status;
     }
@@ -713,7 +732,6 @@ static WrStatus partitioned_generated(ReplayCtx *ctx, RelVersion *rv, int64_t re
 static WrStatus parent_generated(ReplayCtx *ctx, RelVersion *rv, int64_t rev, WrError *err)
 {
     if (rv->relkind == 'p' && partitioned_generated(ctx, rv, rev, err) != WR_OK) return err->status;
-    if (rv->ngen == 0) return WR_OK;
     PGresult *res = rq_execf(ctx->hist, err,
                              "SELECT m.m, g.name, g.expr FROM %1$s.members_at(%2$u, %3$lld) AS m(m) "
                              "CROSS JOIN LATERAL %1$s.relation_at(m.m, %3$lld) v "
@@ -729,12 +747,16 @@ static WrStatus parent_generated(ReplayCtx *ctx, RelVersion *rv, int64_t rev, Wr
         int g = -1;
         for (int k = 0; k < rv->ngen && g < 0; k++)
             if (strcmp(rv->gen_names[k], PQgetvalue(res, r, 1)) == 0) g = k;
-        if (g < 0) continue; /* the member's own column, not the parent's */
+        /* a column the parent has as a regular one (a member may generate it where the parent does not) */
+        int c = -1;
+        for (int k = 0; k < rv->ncols && g < 0 && c < 0; k++)
+            if (strcmp(rv->col_names[k], PQgetvalue(res, r, 1)) == 0) c = k;
+        if (g < 0 && c < 0) continue; /* the member's own column, not the parent's */
         int k = rv->nmember_exprs++;
         rv->member_relids[k] = (uint32_t)strtoul(PQgetvalue(res, r, 0), NULL, 10);
-        rv->member_gens[k] = g;
+        rv->member_gens[k] = g >= 0 ? g : -(c + 1);
         rv->member_exprs[k] = xstrdup(PQgetvalue(res, r, 2));
-        if (rv->relkind == 'p' && strcmp(rv->gen_exprs[g], "NULL") == 0) {
+        if (g >= 0 && rv->relkind == 'p' && strcmp(rv->gen_exprs[g], "NULL") == 0) {
             free(rv->gen_exprs[g]);
             rv->gen_exprs[g] = xstrdup(rv->member_exprs[k]);
         }
