@@ -243,7 +243,7 @@ static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, 
              * table whose column is GENERATED where the parent's is not): pgoutput never sent the
              * member's values, so its rows are computed by its expression */
             strbuf_append_str(&b, i ? ", " : "");
-            bool any = member_cases(&b, ctx, rv, types, -(c + 1), types[c]);
+            bool any = rv->nmember_exprs > 0 && member_cases(&b, ctx, rv, types, -(c + 1), types[c]);
             strbuf_appendf(&b, "%ss.vals[%d]%s AS %s", any ? " ELSE " : "", rv->col_ids[c], any ? " END" : "", id);
         } else {
             strbuf_append_str(&b, i ? ", " : "");
