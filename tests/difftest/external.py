@@ -110,6 +110,9 @@ def primary_kind(kinds):
     return next(k for k in KINDS if k in kinds)
 
 
+TIMEOUT = "external.py: TIMEOUT"
+
+
 def psql_cmd(conninfo, path, variables):
     cmd = ["psql", "-X", "-a", "-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=terse", "-d", conninfo, "-f", path]
     for v in variables:
@@ -127,7 +130,7 @@ def psql(conninfo, path, variables, timeout):
                            cwd=os.path.dirname(path), env=env)
         return p.stdout.decode(errors="replace")
     except subprocess.TimeoutExpired as e:
-        return (e.stdout or b"").decode(errors="replace") + "\nexternal.py: TIMEOUT\n"
+        return (e.stdout or b"").decode(errors="replace") + f"\n{TIMEOUT}\n"
 
 
 TXN_BEGIN = re.compile(r"^\s*(begin|start\s+transaction)\b(?!\s+atomic)", re.I)
@@ -140,11 +143,13 @@ def statement_ends(lines):
     transaction block, COPY ... FROM stdin data and dollar quotes (a rough
     reading of SQL: a mark in the middle of a statement only records the
     point before it runs, psql runs a backslash command at once)."""
-    ends, dollar, copy_data, txn = [], None, False, False
+    # copy_data: the COPY ... FROM stdin data blocks still to come (one line
+    # may hold several, `copy t from stdin\; copy t from stdin;`).
+    ends, dollar, copy_data, txn = [], None, 0, False
     for i, raw in enumerate(lines):
         line = raw.decode(errors="replace").rstrip("\r\n")
         if copy_data:
-            copy_data = line != "\\."
+            copy_data -= line == "\\."
             if not copy_data and not txn:
                 ends.append(i + 1)
             continue
@@ -161,7 +166,7 @@ def statement_ends(lines):
         elif TXN_END.match(code):
             txn = False
         if re.search(r"\bfrom\s+stdin\b", code, re.I) and code.rstrip().endswith(";"):
-            copy_data = True
+            copy_data = len(re.findall(r"\bfrom\s+stdin\b", code, re.I))
         elif code.rstrip().endswith(";") and not txn:
             ends.append(i + 1)
     return ends
@@ -214,7 +219,7 @@ def psql_marked(conninfo, path, variables, timeout, marks, on_mark):
     except (queue.Empty, subprocess.TimeoutExpired, BrokenPipeError):
         p.kill()
         p.wait()
-        out.append("\nexternal.py: TIMEOUT\n")
+        out.append(f"\n{TIMEOUT}\n")
     t.join(timeout=10)
     return "".join(out)
 
@@ -375,6 +380,7 @@ def main():
     restart_after = len(files) // 2 if args.restart_after < 0 else args.restart_after
     interference = []
     refused = defaultdict(int)
+    timeouts = []
     died = 0
     for i, path in enumerate(files, 1):
         name = os.path.basename(path)
@@ -395,6 +401,13 @@ def main():
         for suffix, text in ((".out", out), (".control.out", cout)):
             with open(os.path.join(args.workdir, name + suffix), "w") as f:
                 f.write(text)
+        # a file that did not finish was not compared past where it stopped:
+        # a failure of the run, whichever side (only the tracked one: walrev
+        # held it up)
+        stuck = [side for side, text in (("tracked", out), ("control", cout)) if TIMEOUT in text]
+        if stuck:
+            timeouts.append((name, stuck))
+            print(f"external: {name} timed out after {args.timeout}s ({' and '.join(stuck)})", flush=True)
         e, c = errors_of(out, db), errors_of(cout, ctl)
         refused[name] = sum(n for m, n in e.items() if REFUSED.search(m))
         extra = [(m, n - c.get(m, 0)) for m, n in e.items() if n > c.get(m, 0) and not REFUSED.search(m)]
@@ -487,7 +500,10 @@ def main():
             for line in f:
                 if "level=error" in line or "status=fatal" in line:
                     print("  " + line.rstrip()[:400])
-    ok = len(fails) == len(known_fails) and not interference and not died
+    if timeouts:
+        print(f"\nexternal: FAILED: {len(timeouts)} file(s) timed out: "
+              + ", ".join(f"{n} ({' and '.join(s)})" for n, s in timeouts))
+    ok = len(fails) == len(known_fails) and not interference and not died and not timeouts
     print(f"\nexternal: {'OK' if ok else 'FAILED'}: {eq}/{total} equal, {len(fails) - len(known_fails)} tables "
           f"diverge ({len(known_fails)} more under known entries), {len(interference)} tracked-only errors")
     return 0 if ok else 1

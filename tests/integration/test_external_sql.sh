@@ -4,8 +4,10 @@
 # and SELECT INTO, REPLICA IDENTITY USING INDEX, ON CONFLICT, DROP and
 # re-CREATE of a name, SET DEFAULT, unique index without a key, composite,
 # enum, domain and range columns, TRUNCATE ... CASCADE, a transaction left
-# prepared, an error naming the database), the worker restarted
-# half way: every table equals `walrev snapshot` after every file, outside
+# prepared, an error naming the database, two COPY ... FROM stdin in one
+# line), each file fed in 3 parts with points between (--marks 3), the
+# worker restarted half way: every table equals `walrev snapshot` at every
+# point, outside
 # tests/difftest/external/known.txt, and no statement fails only because the
 # database is tracked. The same runner takes any directory of SQL
 # (docs/difftest.md, "SQL nobody here wrote").
@@ -20,11 +22,12 @@ dir=$WALREV_SOURCE_DIR/tests/difftest/external
 rc=0
 out=$("$py" "$WALREV_SOURCE_DIR/tests/difftest/external.py" --sql-dir "$dir" --prelude "$dir/prelude.psql" \
         --known "$dir/known.txt" --walrev "$WALREV_BIN" --workdir "$work" --db walrev_external_ci \
+        --marks 3 --restart-after 2 --timeout 120 \
         --conninfo-base "host=127.0.0.1 port=$(cat "$WALREV_TEST_PGDIR/port") user=postgres" 2>&1) || rc=$?
 echo "$out"
 [ $rc = 0 ] || fail "external SQL diverged (or walrev got in its way)"
 # the run covered what it claims: every file, every kind, the restart
-for f in 01_schema_moves 02_inherit_ctas 03_identity_conflict 04_types_truncate 05_prepared; do
+for f in 01_schema_moves 02_inherit_ctas 03_identity_conflict 04_types_truncate 05_prepared 06_copy_twice; do
   grep -q "^external: $f.sql: .* 0 only where tracked" <<<"$out" || fail "no clean run of $f.sql"
 done
 grep -q "worker restarted after 02_inherit_ctas.sql" <<<"$out" || fail "the worker was not restarted"
