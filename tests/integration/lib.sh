@@ -69,22 +69,32 @@ start_mock_kafka() {
   [ -n "$BROKERS" ] || fail "mock cluster did not start"
 }
 
+# source_conf SLOT <<CONF ... CONF: $TEST_TMP/walrev.conf written for the
+# source $SRC and SLOT ([source] conninfo and slot), then the lines read from
+# stdin (more of [source], the other sections); W ARG... runs walrev with
+# that file.
+source_conf() {
+  {
+    printf '[source]\nconninfo = %s\nslot = %s\n' "$SRC" "$1"
+    cat
+  } >"$TEST_TMP/walrev.conf"
+  W() { "$WALREV_BIN" -c "$TEST_TMP/walrev.conf" "$@"; }
+}
+
 # kafka_conf SLOT PREFIX [LINE...]: librdkafka's mock cluster started
 # (start_mock_kafka; mpid is its pid, for the test's cleanup to stop) and
-# $TMP/walrev.conf written for it: the source $SRC and SLOT, [kafka] at the
-# mock's brokers with topic_prefix PREFIX and each LINE; W ARG... runs
-# walrev with that file.
+# $TMP/walrev.conf written for it (source_conf): the source $SRC and SLOT,
+# [kafka] at the mock's brokers with topic_prefix PREFIX and each LINE; W
+# ARG... runs walrev with that file.
 kafka_conf() {
   local slot=$1 prefix=$2
   shift 2
   start_mock_kafka "$TMP"
   mpid=$MOCK_PID
-  {
-    printf '[source]\nconninfo = %s\nslot = %s\n' "$SRC" "$slot"
+  source_conf "$slot" < <(
     printf '[kafka]\nbootstrap.servers = %s\ntopic_prefix = %s\n' "$BROKERS" "$prefix"
     if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi
-  } >"$TMP/walrev.conf"
-  W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
+  )
 }
 
 # worker_start LOG ARG...: `walrev ARG... run` in the background, its stderr

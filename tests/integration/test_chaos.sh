@@ -48,10 +48,7 @@ psql -X -q -h 127.0.0.1 -p "$HPORT" -U postgres -d postgres -c "CREATE DATABASE 
 start_mock_kafka "$TMP"
 mpid=$MOCK_PID
 
-cat >"$TMP/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = chaos
+source_conf chaos <<CONF
 [history]
 conninfo = host=127.0.0.1 port=$HPORT user=postgres dbname=hist
 [file]
@@ -63,7 +60,6 @@ topic_prefix = ch
 connect_timeout = 2
 reply_timeout_ms = 5000
 CONF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 q $DB "CREATE TABLE t (id bigserial PRIMARY KEY, v int, note text)"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 

@@ -31,10 +31,7 @@ HQ postgres "SELECT pg_reload_conf()" >/dev/null
 HIST="host=127.0.0.1 port=$HPORT user=postgres dbname=hist"
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text)"
-cat >"$TMP/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = conn_faults
+source_conf conn_faults <<CONF
 [history]
 conninfo = $HIST
 batch_max_ms = 20
@@ -43,7 +40,6 @@ connect_timeout = 2
 reply_timeout_ms = 3000
 status_interval_ms = 200
 CONF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 
 # ---- a wrong password on the history store: fatal, clear, at once ----

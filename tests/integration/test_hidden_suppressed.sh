@@ -13,10 +13,7 @@ source_db hidsup_src
 WPID=
 kill_at_exit 9 WPID
 SECRET='pw-Secret-4471'
-cat >"$TMP/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = hidsup
+source_conf hidsup <<CONF
 [worker]
 row_cache_mb = 1
 [history]
@@ -26,7 +23,6 @@ hidden = public.u.secret
 untracked = public.u.seen
 allow_suppress = true
 CONF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 start_worker() { WORKER_OUT="$TMP/run.log" worker_start "$TMP/run.log" -c "$TMP/walrev.conf"; WPID=$WORKER_PID; }
 caught_up() { marker_caught_up "$WPID" "$TMP/run.log"; }
 restart() { # restart TERM|KILL: stop after catching up; the next worker starts with a cold row cache

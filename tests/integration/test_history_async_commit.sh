@@ -38,10 +38,7 @@ slot_confirmed() { q $DB "SELECT confirmed_flush_lsn FROM pg_replication_slots W
 hist_connected() { [ "$(HQ hist "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'walrev-history'")" = 1 ]; }
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text)"
-cat >"$TEST_TMP/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = async_commit
+source_conf async_commit <<CONF
 [history]
 conninfo = $HIST
 batch_max_ms = 5
@@ -49,7 +46,6 @@ batch_max_ms = 5
 connect_timeout = 2
 status_interval_ms = 50
 CONF
-W() { "$WALREV_BIN" -c "$TEST_TMP/walrev.conf" "$@"; }
 W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
 
 "$WALREV_BIN" -c "$TEST_TMP/walrev.conf" run >/dev/null 2>"$TEST_TMP/run.log" &

@@ -17,10 +17,7 @@ kill_at_exit TERM mpid
 kill_at_exit 9 wpid # the last registered goes first
 start_mock_kafka "$TMP"
 mpid=$MOCK_PID
-cat >"$TMP/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = kafka_faults
+source_conf kafka_faults <<CONF
 [worker]
 status_interval_ms = 500
 [kafka]
@@ -28,7 +25,6 @@ bootstrap.servers = $BROKERS
 topic_prefix = kf
 queue.buffering.max.messages = 40
 CONF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 q $DB "CREATE TABLE item (id int PRIMARY KEY, v text)"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 insert() { # FROM TO: one transaction per row

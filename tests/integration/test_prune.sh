@@ -14,14 +14,10 @@ fresh_db $DB
 SRC=$(conninfo $DB)
 OUT=$TEST_TMP
 H="SET search_path = walrev;"
-cat >"$OUT/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = prune_ret
+source_conf prune_ret <<CONF
 [history]
 partition_revisions = 10
 CONF
-W() { "$WALREV_BIN" -c "$OUT/walrev.conf" "$@"; }
 # run_w NAME ARGS...: walrev with stdout/stderr in $OUT/NAME.{out,err}, exit code in $rc
 run_w() { local name=$1; shift; rc=0; W "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || rc=$?; }
 

@@ -7,17 +7,13 @@
 # table's snapshots at and after the cut equal the table.
 source "$(dirname "$0")/lib.sh"
 source_db prune_bf_src
-cat >"$TMP/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = prune_bf
+source_conf prune_bf <<CONF
 tables = public.base
 [history]
 partition_revisions = 2
 [worker]
 backfill_chunk_rows = 250
 CONF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 H="SET search_path = walrev;"
 
 q $DB "CREATE TABLE base (id int PRIMARY KEY, v text); INSERT INTO base VALUES (1, 'b');

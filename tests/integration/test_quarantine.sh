@@ -12,10 +12,7 @@ source_db quarantine_src
 start_mock_kafka "$TMP"
 mpid=$MOCK_PID
 on_exit kill "$mpid"
-cat >"$TMP/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = quar
+source_conf quar <<CONF
 [history]
 partition_revisions = 2
 [file]
@@ -24,7 +21,6 @@ path = $TMP/changes.mp
 bootstrap.servers = $BROKERS
 topic_prefix = qk
 CONF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 DECODE=/usr/bin/python3
 KD="$WALREV_SOURCE_DIR/tests/integration/kafka_decode.py"
 

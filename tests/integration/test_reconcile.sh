@@ -16,10 +16,7 @@ cleanup_recon() {
   [ -n "$wpid" ] && kill -9 "$wpid" 2>/dev/null || true
 }
 on_exit cleanup_recon
-cat >"$TMP/walrev.conf" <<EOF2
-[source]
-conninfo = $SRC
-slot = $SLOT
+source_conf $SLOT <<EOF2
 tables = public.big, public.w
 [worker]
 reconcile_interval = 1
@@ -27,7 +24,6 @@ reconcile_rows_per_second = 0
 [metrics]
 listen = 127.0.0.1:0
 EOF2
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 # nrec [CONDITION]: warning revisions of the reconciler (matching CONDITION)
 nrec() { q $DB "$H SELECT count(*) FROM revision WHERE actor_type = 'walrev' AND actor_id = 'reconcile' ${1:+AND $1}"; }
 nrounds() { grep -c 'reconcile: round done' "$TMP/run.log" || true; }

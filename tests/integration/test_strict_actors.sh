@@ -14,10 +14,7 @@ source "$(dirname "$0")/lib.sh"
 source_db strict_src
 KEY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 WRONG=ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100
-cat >"$TMP/walrev.conf" <<EOF
-[source]
-conninfo = $SRC
-slot = strict
+source_conf strict <<EOF
 # a FOR TABLE publication, so that a table can join it later (with a baseline)
 tables = public.doc
 
@@ -29,7 +26,6 @@ key.billing = $KEY
 role.strict_app = user:*, service:reports
 role.strict_team = team:ops
 EOF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 
 # ---- configuration errors: exit 2, the file and line named, the key never printed ----
 bad_conf() { # bad_conf WHAT LINE EXPECTED

@@ -7,10 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 source_db rules_src
 SECRET='s3cr3t-Value-7781'
-cat >"$TMP/walrev.conf" <<CONF
-[source]
-conninfo = $SRC
-slot = rules
+source_conf rules <<CONF
 [tracking]
 hidden = public.users.password, public.apikeys.token
 untracked = public.users.last_seen
@@ -19,7 +16,6 @@ allow_suppress = true
 [log]
 level = debug
 CONF
-W() { "$WALREV_BIN" -c "$TMP/walrev.conf" "$@"; }
 
 q $DB "CREATE TABLE users (id int PRIMARY KEY, name text, password text, last_seen timestamptz);
        CREATE TABLE apikeys (token text PRIMARY KEY, owner int);
