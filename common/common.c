@@ -228,9 +228,12 @@ void strbuf_append_copy_text(StrBuf *b, const char *s, size_t len)
         const char *esc = NULL;
         switch (s[i]) {
         case '\\': esc = "\\\\"; break;
-        case '\t': esc = "\\t"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
         case '\n': esc = "\\n"; break;
         case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        case '\v': esc = "\\v"; break;
         default: continue;
         }
         strbuf_append(b, s + start, i - start);

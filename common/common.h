@@ -100,7 +100,11 @@ void strbuf_append_char(StrBuf *b, char c);
 void strbuf_appendf(StrBuf *b, const char *fmt, ...) WR_PRINTF(2, 3);
 void strbuf_vappendf(StrBuf *b, const char *fmt, va_list ap) WR_PRINTF(2, 0);
 
-/* Append s escaped for PostgreSQL COPY text format (backslash, tab, newline, CR). */
+/*
+ * Append s escaped for PostgreSQL COPY text format as the server writes it
+ * (CopyAttributeOutText, byte for byte: backslash, \b \f \n \r \t \v), so
+ * that walrev's own COPY output reads like PostgreSQL's and COPY FROM takes it.
+ */
 void strbuf_append_copy_text(StrBuf *b, const char *s, size_t len);
 /*
  * Undo COPY text-format escaping of one field in place (\\, \t, \n, \r, \b,

@@ -262,29 +262,6 @@ static bool int2_elem(const Val *v, int *out)
 
 /* ---------------------------------------------------------------- output lines */
 
-/* PostgreSQL's COPY text escaping (CopyAttributeOutText), byte for byte. */
-static void append_copy_text(StrBuf *b, const char *s, size_t len)
-{
-    size_t start = 0;
-    for (size_t i = 0; i < len; i++) {
-        const char *esc;
-        switch (s[i]) {
-        case '\\': esc = "\\\\"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\v': esc = "\\v"; break;
-        default: continue;
-        }
-        strbuf_append(b, s + start, i - start);
-        strbuf_append(b, esc, 2);
-        start = i + 1;
-    }
-    strbuf_append(b, s + start, len - start);
-}
-
 /* PostgreSQL's CSV quoting: NULL empty and unquoted; "" and values with , " CR LF quoted. */
 static void append_csv(StrBuf *b, const char *s, size_t len)
 {
@@ -319,7 +296,7 @@ static void make_line(const RelVersion *rv, const Val *vals, int maxcol, bool cs
         } else if (csv) {
             append_csv(line, v->p, (size_t)v->len);
         } else {
-            append_copy_text(line, v->p, (size_t)v->len);
+            strbuf_append_copy_text(line, v->p, (size_t)v->len);
         }
     }
     strbuf_append_char(line, '\n');

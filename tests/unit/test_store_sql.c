@@ -70,6 +70,10 @@ static void test_copy_field(void **state)
     copy_append_field(&b, "a\tb\nc\\d\re", 9);
     assert_string_equal(b.data, "\\N||a\\tb\\nc\\\\d\\re");
     strbuf_reset(&b);
+    /* the rest of what the server's COPY TO escapes (CopyAttributeOutText) */
+    copy_append_field(&b, "\b\f\v", 3);
+    assert_string_equal(b.data, "\\b\\f\\v");
+    strbuf_reset(&b);
     copy_append_int(&b, -42);
     strbuf_append_char(&b, ' ');
     int16_t ids[] = {1, -2, 300};
