@@ -618,23 +618,18 @@ BEGIN
             CONTINUE WHEN j IS NULL;
             nd[j] := nd[j] + 1;
             f := coalesce(flags[i], 0);
-            IF olds[i] IS NOT NULL THEN
-                nv[j] := nv[j] + 1;
+            IF olds[i] IS NOT NULL OR news[i] IS NOT NULL THEN
+                nv[j] := nv[j] + (olds[i] IS NOT NULL)::int + (news[i] IS NOT NULL)::int;
                 IF p_apply THEN
-                    INSERT INTO @schema@.erased_value VALUES (r.revision_id, r.seq, c, 'o',
-                        @schema@.erase_value_hash(olds[i], r.revision_id >= keyed_from, ipad, opad));
+                    -- the old value ('o', attr_flags bit 16) and the new one ('n', bit 8), each kept as its hash
+                    INSERT INTO @schema@.erased_value
+                    SELECT r.revision_id, r.seq, c, s.which,
+                           @schema@.erase_value_hash(s.v, r.revision_id >= keyed_from, ipad, opad)
+                    FROM (VALUES ('o', olds[i]), ('n', news[i])) AS s(which, v) WHERE s.v IS NOT NULL;
+                    f := f | CASE WHEN olds[i] IS NOT NULL THEN 16 ELSE 0 END
+                           | CASE WHEN news[i] IS NOT NULL THEN 8 ELSE 0 END;
                     olds[i] := NULL;
-                    f := f | 16;
-                END IF;
-                changed := true;
-            END IF;
-            IF news[i] IS NOT NULL THEN
-                nv[j] := nv[j] + 1;
-                IF p_apply THEN
-                    INSERT INTO @schema@.erased_value VALUES (r.revision_id, r.seq, c, 'n',
-                        @schema@.erase_value_hash(news[i], r.revision_id >= keyed_from, ipad, opad));
                     news[i] := NULL;
-                    f := f | 8;
                 END IF;
                 changed := true;
             END IF;
