@@ -195,6 +195,23 @@ static void logical_message(Fix *f, uint64_t lsn, const char *prefix, const char
 }
 static void context(Fix *f, const char *json) { logical_message(f, 77, "walrev", json); }
 
+/* (Re)make f's assembler: the fixture's rules, recording outputs and the hooks
+ * a case adds in extra (known_revision, ddl_captured), with history or none. */
+static void make_assembler(Fix *f, AssemblerOutput extra, const HistoryLookup *history)
+{
+    AssemblerOutput out = extra;
+    out.ctx = &f->rec;
+    out.relation = o_rel;
+    out.begin = o_begin;
+    out.context = o_ctx;
+    out.delta = o_delta;
+    out.commit = o_commit;
+    AssemblerConfig cfg = {
+        .rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev", .history = history};
+    assembler_destroy(f->a);
+    f->a = assembler_create(&cfg, &out);
+}
+
 static int setup(void **state)
 {
     Fix *f = calloc(1, sizeof(Fix));
@@ -203,10 +220,7 @@ static int setup(void **state)
     assert_int_equal(tracking_add(f->rules, RULE_HIDDEN, "public.users.secret", &err), WR_OK);
     assert_int_equal(tracking_add(f->rules, RULE_UNTRACKED, "public.users.seen", &err), WR_OK);
     assert_int_equal(tracking_add(f->rules, RULE_EXCLUDE, "public.skip", &err), WR_OK);
-    AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev"};
-    AssemblerOutput out = {
-        .ctx = &f->rec, .relation = o_rel, .begin = o_begin, .context = o_ctx, .delta = o_delta, .commit = o_commit};
-    f->a = assembler_create(&cfg, &out);
+    make_assembler(f, (AssemblerOutput){0}, NULL);
     pgo_parser_init(&f->parser, 1, false);
     *state = f;
     return 0;
@@ -336,16 +350,7 @@ static WrStatus o_known(void *c, uint32_t xid, Lsn commit_lsn, int64_t *id, uint
 static void test_known_revision_keeps_store_ids(void **state)
 {
     Fix *f = *state;
-    assembler_destroy(f->a);
-    AssemblerConfig cfg = {.rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev"};
-    AssemblerOutput out = {.ctx = &f->rec,
-                           .relation = o_rel,
-                           .begin = o_begin,
-                           .context = o_ctx,
-                           .delta = o_delta,
-                           .commit = o_commit,
-                           .known_revision = o_known};
-    f->a = assembler_create(&cfg, &out);
+    make_assembler(f, (AssemblerOutput){.known_revision = o_known}, NULL);
     uint8_t sum[32];
     memset(sum, 0xab, sizeof(sum));
     assembler_set_position(f->a, 41, sum, 0x1000);
@@ -571,18 +576,8 @@ static WrStatus o_ddl_captured(void *c, const char *info, size_t len, WrError *e
 static void test_key_added_by_ddl_to_wide_table(void **state)
 {
     Fix *f = *state;
-    AssemblerOutput out = {.ctx = &f->rec,
-                           .relation = o_rel,
-                           .begin = o_begin,
-                           .context = o_ctx,
-                           .delta = o_delta,
-                           .commit = o_commit,
-                           .ddl_captured = o_ddl_captured};
     HistoryLookup history = {.ctx = &f->rec, .scan_rows = o_scan};
-    AssemblerConfig cfg = {
-        .rules = f->rules, .row_cache_bytes = 1 << 20, .control_schema = "walrev", .history = &history};
-    assembler_destroy(f->a);
-    f->a = assembler_create(&cfg, &out);
+    make_assembler(f, (AssemblerOutput){.ddl_captured = o_ddl_captured}, &history);
     scans = 0;
     captured[0] = 0;
     enum { NCOLS = 40 };
