@@ -246,22 +246,13 @@ WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler 
     int64_t rev = 0;
     st = reconcile_history_at(hist, schema_q, 0, &rev, err);
     if (st != WR_OK) goto done;
-    list = PQexec(src, "SELECT c.oid, n.nspname, c.relname FROM pg_publication_tables pt "
-                       "JOIN pg_namespace n ON n.nspname = pt.schemaname "
-                       "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-                       "WHERE pt.pubname = current_setting('walrev.publication') ORDER BY 2, 3");
-    if (PQresultStatus(list) != PGRES_TUPLES_OK) {
-        st = sql_error(src, list, "listing the published tables", err);
-        goto done;
-    }
+    st = reconcile_list_published(src, "gap: listing the published tables", &list, err);
+    if (st != WR_OK) goto done;
 
     ctx = gap_context(g, slot_name, cp);
     st = assembler_baseline_begin(a, cp, pg_now_us(), ctx, err);
     for (int i = 0; st == WR_OK && i < PQntuples(list); i++) {
-        /* walrev's own tables on the source (the table log) are machinery, not history */
-        if (tracking_table_excluded(cfg->tracking, PQgetvalue(list, i, 1), PQgetvalue(list, i, 2)) ||
-            strcmp(PQgetvalue(list, i, 1), cfg->history_schema) == 0)
-            continue;
+        if (!reconcile_records_table(cfg, PQgetvalue(list, i, 2), PQgetvalue(list, i, 3))) continue;
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(list, i, 0), NULL, 10);
         ReconQuery q = {.src = src,
                         .hist = hist,

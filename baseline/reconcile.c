@@ -122,6 +122,20 @@ WrStatus reconcile_enter_snapshot(PGconn *src, const char *snapshot, const char 
     return st;
 }
 
+WrStatus reconcile_list_published(PGconn *src, const char *what, PGresult **out, WrError *err)
+{
+    *out = PQexec(src, "SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname, c.relname "
+                       "FROM pg_publication_tables pt JOIN pg_namespace n ON n.nspname = pt.schemaname "
+                       "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+                       "WHERE pt.pubname = current_setting('walrev.publication') ORDER BY 2");
+    return PQresultStatus(*out) == PGRES_TUPLES_OK ? WR_OK : sql_fail(src, *out, what, err);
+}
+
+bool reconcile_records_table(const BaselineConfig *cfg, const char *nsp, const char *rel)
+{
+    return !tracking_table_excluded(cfg->tracking, nsp, rel) && strcmp(nsp, cfg->history_schema) != 0;
+}
+
 WrStatus reconcile_history_at(PGconn *hist, const char *schema_q, Lsn before, int64_t *rev, WrError *err)
 {
     *rev = 0;
@@ -846,25 +860,20 @@ WrStatus reconcile_run(const ReconRun *run, ReconSummary *sum, WrError *err)
         list = PQexecParams(src, sql.data, 1, NULL, p, NULL, NULL, 0);
         strbuf_free(&sql);
         strbuf_free(&arr);
+        if (PQresultStatus(list) != PGRES_TUPLES_OK) {
+            st = sql_fail(src, list, "listing the tables to compare", err);
+            goto out;
+        }
     } else {
-        list = PQexec(src, "SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname, c.relname "
-                           "FROM pg_publication_tables pt JOIN pg_namespace n ON n.nspname = pt.schemaname "
-                           "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-                           "WHERE pt.pubname = current_setting('walrev.publication') ORDER BY 2");
-    }
-    if (PQresultStatus(list) != PGRES_TUPLES_OK) {
-        st = sql_fail(src, list, "listing the tables to compare", err);
-        goto out;
+        st = reconcile_list_published(src, "listing the tables to compare", &list, err);
+        if (st != WR_OK) goto out;
     }
     for (int i = 0; i < PQntuples(list) && !stopping(run); i++) {
         if (PQgetisnull(list, i, 0)) {
             st = wr_error_set(err, WR_FATAL, "table %s does not exist in the source database", PQgetvalue(list, i, 1));
             goto out;
         }
-        /* walrev's own tables on the source (the table log) are machinery, not history */
-        if (run->ntables == 0 &&
-            (tracking_table_excluded(cfg->tracking, PQgetvalue(list, i, 2), PQgetvalue(list, i, 3)) ||
-             strcmp(PQgetvalue(list, i, 2), cfg->history_schema) == 0))
+        if (run->ntables == 0 && !reconcile_records_table(cfg, PQgetvalue(list, i, 2), PQgetvalue(list, i, 3)))
             continue;
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(list, i, 0), NULL, 10);
         ReconQuery q = {.src = src, .hist = hist, .schema_q = schema_q, .rev = rev, .rc = rc_cache, .chunked = true};

@@ -96,6 +96,19 @@ typedef struct {
 WrStatus reconcile_enter_snapshot(PGconn *src, const char *snapshot, const char *publication, const char *what,
                                   WrError *err) WR_MUSTCHECK;
 WrStatus reconcile_history_at(PGconn *hist, const char *schema_q, Lsn before, int64_t *rev, WrError *err) WR_MUSTCHECK;
+/*
+ * The tables of publication walrev.publication on src (set by
+ * reconcile_enter_snapshot), as rows (oid, qualified name, nspname, relname)
+ * in qualified-name order, into *out: the caller's to PQclear, on failure too.
+ * what names the step in an error (WR_RETRY on a lost connection, WR_FATAL on
+ * another SQL error). Every published table is listed: reconcile_records_table
+ * says which of them walrev records.
+ */
+WrStatus reconcile_list_published(PGconn *src, const char *what, PGresult **out, WrError *err) WR_MUSTCHECK;
+/* Whether walrev records the published table nsp.rel: not excluded by the
+ * tracking rules, and not one of walrev's own tables on the source (the table
+ * log, in the history schema), which are machinery, not history. */
+bool reconcile_records_table(const BaselineConfig *cfg, const char *nsp, const char *rel);
 
 WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *arg, ReconTable *out, bool *found,
                          WrError *err) WR_MUSTCHECK;
