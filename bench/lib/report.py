@@ -62,6 +62,19 @@ def fig(s, k):
     return stats(figs.get((s, k), {}).values())
 
 
+def measured(s, k, series):
+    """(c, label, figure of s's k_c) for each (c, label) of series measured."""
+    for c, label in series:
+        st = fig(s, f"{k}_{c}")
+        if st is not None:
+            yield c, label, st
+
+
+def bar(name, st):
+    """A plot_bars row: name, then st's median, min and max."""
+    return name, st[0], st[1], st[2]
+
+
 def ratio(s, num, den, s2=None):
     a = figs.get((s, num), {})
     b = figs.get((s2 or s, den), {})
@@ -245,15 +258,12 @@ if fig("1", "changes"):
     s.append("| consumer | changes/s | seconds | ratio to (a), same run | bytes out per change | peak RSS MiB |")
     s.append("| --- | --- | --- | --- | --- | --- |")
     bars = []
-    for c, label in S1:
-        st = fig("1", f"cps_{c}")
-        if st is None:
-            continue
+    for c, label, st in measured("1", "cps", S1):
         bpc = fig("1", "bytes_per_change_a") if c == "a" else fig("1", f"bytes_per_change_{c}")
         rss = fig("1", f"peak_rss_{c}")
         rt = ratio("1", f"cps_{c}", "cps_a") if c != "a" else None
         s.append(f"| ({c}) {label} | {cell(st)} | {cell(fig('1', f'seconds_{c}'))} | {cell(rt) if rt else '1'} | {cell(bpc)} | {cell(rss)} |")
-        bars.append((S1_BAR[c], st[0], st[1], st[2]))
+        bars.append(bar(S1_BAR[c], st))
     hb = fig("1", "history_bytes_per_change_c")
     if hb:
         s.append(f"\nHistory store growth for (c): {cell(hb)} bytes per row change (all tables, indexes, TOAST). "
@@ -266,10 +276,7 @@ if fig("1", "changes"):
                  "consumer's own process — and, for (c), the history commits and the WAL it wrote.\n")
         s.append("| consumer | CPU µs per change, all | of it the server's | ratio to (a), same run |")
         s.append("| --- | --- | --- | --- |")
-        for c, label in S1:
-            st = fig("1", f"cpu_us_per_change_{c}")
-            if st is None:
-                continue
+        for c, label, st in measured("1", "cpu_us_per_change", S1):
             rt = ratio("1", f"cpu_us_per_change_{c}", "cpu_us_per_change_a") if c != "a" else None
             s.append(f"| ({c}) {label} | {cell(st)} | {cell(fig('1', f'server_cpu_us_per_change_{c}'))} | "
                      f"{cell(rt) if rt else '1'} |")
@@ -306,9 +313,9 @@ if fig("1", "changes"):
                      f"| {cell(fig('1', f'cps_a_p{k}'))} | {cell(fig('1', f'cps_c_p{k}'))} | {cell(rc)} "
                      f"| {cell(fig('1', f'cps_d_p{k}'))} | {cell(rd)} | {cell(fig('1', f'cps_j1_p{k}'))} |")
             if rc:
-                pbars.append((f"{size} tx: history store", rc[0], rc[1], rc[2]))
+                pbars.append(bar(f"{size} tx: history store", rc))
             if rd:
-                pbars.append((f"{size} tx: file sink", rd[0], rd[1], rd[2]))
+                pbars.append(bar(f"{size} tx: file sink", rd))
             target(f"P1. phase {k} ({size} transactions): history store vs pg_recvlogical",
                    rc, 0.9, True, "×")
         su = [fig("1", f"startup_s_{c}_p{k}") for c in ("c", "d") for k in (1, 2, 3, 4)]
@@ -352,17 +359,14 @@ if fig("2", "tps_none"):
              "| failed tx | aborted clients | consumer catch-up after the run, s |")
     s.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     bars = []
-    for c, label in S2:
-        st = fig("2", f"tps_{c}")
-        if st is None:
-            continue
+    for c, label, st in measured("2", "tps", S2):
         vs0 = ratio("2", f"tps_{c}", "tps_none") if c != "none" else None
         vsr = ratio("2", f"tps_{c}", "tps_recv") if c not in ("none", "recv") else None
         vsa = ratio("2", f"tps_{c}", "tps_audit") if c.startswith("walrev") else None
         s.append(f"| {label} | {cell(st)} | {cell(vs0) if vs0 else '1'} | {cell(vsr) if vsr else '—'} | "
                  f"{cell(vsa) if vsa else '—'} | {cell(fig('2', f'failed_{c}'))} | "
                  f"{cell(fig('2', f'aborted_clients_{c}'))} | {cell(fig('2', f'catchup_s_{c}'))} |")
-        bars.append((S2_BAR[c], st[0], st[1], st[2]))
+        bars.append(bar(S2_BAR[c], st))
     s.append("\nCommits are durable (`fsync = on`, `synchronous_commit = on`), so TPS here is bound by the "
              "WAL flush latency of this machine's disk more than by CPU. TPS moves with whatever else runs on "
              "the machine; the counted CPU below does not, and is the figure to judge cost by.")
@@ -381,17 +385,14 @@ if fig("2", "tps_none"):
         s.append("| --- | --- | --- | --- | --- |")
         base = figs.get(("2", "cpu_ms_per_tx_none"), {})
         cbars = []
-        for c, label in S2:
-            st = fig("2", f"cpu_ms_per_tx_{c}")
-            if st is None:
-                continue
+        for c, label, st in measured("2", "cpu_ms_per_tx", S2):
             mine = figs.get(("2", f"cpu_ms_per_tx_{c}"), {})
             added = stats(mine[r] - base[r] for r in mine if r in base) if c != "none" else None
             own = fig("2", f"own_cpu_ms_per_tx_{c}")
             s.append(f"| {label} | {cell(st)} | {cell(added) if added else '—'} | {cell(own)} | "
                      f"{cell(fig('2', f'src_cpu_ms_per_tx_{c}'))} |")
             if added and c != "none":
-                cbars.append((S2_BAR[c], added[0], added[1], added[2]))
+                cbars.append(bar(S2_BAR[c], added))
 
         def added_ratio(num, den):
             a, b = figs.get(("2", f"cpu_ms_per_tx_{num}"), {}), figs.get(("2", f"cpu_ms_per_tx_{den}"), {})
@@ -481,7 +482,7 @@ if "5" in m1("scenarios").split():
             d = fig("5", dk) if dk else None
             s.append(f"| {label} | {fmt(d[0]) if d else 0} | {cell(fig('5', kk))} | {cell(fig('5', f'snap_s_{key}'))} "
                      f"| {cell(fig('5', f'copy_s_{key}'))} | {cell(st)} |")
-            bars.append((f"{label.split(' ')[0]} at {fmt(d[0]) if d else 0} deltas", st[0], st[1], st[2]))
+            bars.append(bar(f"{label.split(' ')[0]} at {fmt(d[0]) if d else 0} deltas", st))
             if worst is None or st[0] > worst[1][0]:
                 worst = (label + (f" at {fmt(d[0])} deltas" if d else ""), st)
         dr = [fig("5", f"drain_cps_{k}") for k in (1, 2, 3)]
@@ -557,13 +558,11 @@ if fig("6", "bytes_per_update_audit"):
     s = section("6", "Storage")
     s.append("| history kept by | bytes per update | ratio to audit trigger | ratio to periods |")
     s.append("| --- | --- | --- | --- |")
-    for c, label in [("audit", "generic jsonb audit trigger (audit_log, with its index)"),
-                     ("periods", "periods history table (full old row, no index)"),
-                     ("walrev", "walrev, one update per transaction (every table and index of schema walrev)"),
-                     ("walrev100", "walrev, 100 updates per transaction")]:
-        st = fig("6", f"bytes_per_update_{c}")
-        if st is None:
-            continue
+    for c, label, st in measured("6", "bytes_per_update", [
+            ("audit", "generic jsonb audit trigger (audit_log, with its index)"),
+            ("periods", "periods history table (full old row, no index)"),
+            ("walrev", "walrev, one update per transaction (every table and index of schema walrev)"),
+            ("walrev100", "walrev, 100 updates per transaction")]):
         ra = ratio("6", f"bytes_per_update_{c}", "bytes_per_update_audit") if c != "audit" else None
         rp = ratio("6", f"bytes_per_update_{c}", "bytes_per_update_periods") if c.startswith("walrev") else None
         s.append(f"| {label} | {cell(st)} | {cell(ra) if ra else '1'} | {cell(rp) if rp else '—'} |")
