@@ -138,14 +138,59 @@ TXN_END = re.compile(r"^\s*(commit|rollback|end|abort|prepare\s+transaction)\b(?
 DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
 
 
+def sql_code(line, state):
+    """The parts of one line outside string literals, quoted identifiers,
+    dollar quotes and comments (each quoted part as one blank), and the
+    quoting still open at its end: None, ("'", escapes), ('"',), ("$", tag) or
+    ("/*", depth). A rough lexer: enough to find statement ends."""
+    out, j, n = [], 0, len(line)
+    while j < n:
+        if state is None:
+            c = line[j]
+            if line.startswith("--", j):
+                break
+            if line.startswith("/*", j):
+                state, j = ("/*", 1), j + 2
+                continue
+            m = DOLLAR.match(line, j) if c == "$" else None
+            if m and not (j and (line[j - 1].isalnum() or line[j - 1] == "_")):
+                state, j = ("$", m.group(0)), m.end()
+                out.append(" ")
+                continue
+            if c in "'\"":
+                escapes = c == "'" and j and line[j - 1] in "eE" and not (j > 1 and (line[j - 2].isalnum() or line[j - 2] == "_"))
+                state, j = (c, escapes) if c == "'" else (c,), j + 1
+                out.append(" ")
+                continue
+            out.append(c)
+            j += 1
+        elif state[0] == "$":
+            k = line.find(state[1], j)
+            state, j = (state, n) if k < 0 else (None, k + len(state[1]))
+        elif state[0] == "/*":  # block comments nest
+            if line.startswith("/*", j):
+                state, j = ("/*", state[1] + 1), j + 2
+            elif line.startswith("*/", j):
+                state, j = (None if state[1] == 1 else ("/*", state[1] - 1)), j + 2
+            else:
+                j += 1
+        else:
+            q, k = state[0], j
+            while k < n and line[k] != q:
+                k += 2 if (len(state) > 1 and state[1] and line[k] == "\\") else 1
+            state, j = (state, n) if k >= n else (None, k + 1)
+    return "".join(out), state
+
+
 def statement_ends(lines):
     """The line numbers after which a statement ended at top level: outside a
-    transaction block, COPY ... FROM stdin data and dollar quotes (a rough
-    reading of SQL: a mark in the middle of a statement only records the
-    point before it runs, psql runs a backslash command at once)."""
+    transaction block, COPY ... FROM stdin data, string literals, dollar
+    quotes and comments (a rough reading of SQL: a mark in the middle of a
+    statement only records the point before it runs, psql runs a backslash
+    command at once)."""
     # copy_data: the COPY ... FROM stdin data blocks still to come (one line
     # may hold several, `copy t from stdin\; copy t from stdin;`).
-    ends, dollar, copy_data, txn = [], None, 0, False
+    ends, quoted, copy_data, txn = [], None, 0, False
     for i, raw in enumerate(lines):
         line = raw.decode(errors="replace").rstrip("\r\n")
         if copy_data:
@@ -153,17 +198,13 @@ def statement_ends(lines):
             if not copy_data and not txn:
                 ends.append(i + 1)
             continue
-        code = line if dollar else line.split("--", 1)[0]
-        for m in DOLLAR.finditer(code):
-            if dollar is None:
-                dollar = m.group(0)
-            elif dollar == m.group(0):
-                dollar = None
-        if dollar:
+        began_quoted = quoted is not None
+        code, quoted = sql_code(line, quoted)
+        if quoted:
             continue
-        if TXN_BEGIN.match(code):
+        if not began_quoted and TXN_BEGIN.match(code):
             txn = True
-        elif TXN_END.match(code):
+        elif not began_quoted and TXN_END.match(code):
             txn = False
         if re.search(r"\bfrom\s+stdin\b", code, re.I) and code.rstrip().endswith(";"):
             copy_data = len(re.findall(r"\bfrom\s+stdin\b", code, re.I))
