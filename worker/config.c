@@ -81,37 +81,39 @@ void config_term(Config *cfg)
 
 /* ---- value parsers: return false with a message fragment in why ---- */
 
-/* A decimal number in [min, max] ("0.5", "4"). */
-static bool parse_real(const char *s, double min, double max, double *out, char *why, size_t whylen)
+/* A number in [min, max]: a decimal one ("0.5", "4"), or with integer a
+ * whole one in base 10 (then the message says integer, and the range shows no
+ * fraction). */
+static bool parse_number(const char *s, bool integer, double min, double max, double *out, char *why,
+                         size_t whylen)
 {
     char *end;
     errno = 0;
-    double v = strtod(s, &end);
+    double v = integer ? (double)strtol(s, &end, 10) : strtod(s, &end);
     if (*s == '\0' || *end != '\0' || errno == ERANGE || v != v) {
-        snprintf(why, whylen, "'%s' is not a number", s);
+        snprintf(why, whylen, "'%s' is not %s", s, integer ? "an integer" : "a number");
         return false;
     }
     if (v < min || v > max) {
-        snprintf(why, whylen, "%g is out of range [%g, %g]", v, min, max);
+        if (integer)
+            snprintf(why, whylen, "%.0f is out of range [%.0f, %.0f]", v, min, max);
+        else
+            snprintf(why, whylen, "%g is out of range [%g, %g]", v, min, max);
         return false;
     }
     *out = v;
     return true;
 }
 
+static bool parse_real(const char *s, double min, double max, double *out, char *why, size_t whylen)
+{
+    return parse_number(s, false, min, max, out, why, whylen);
+}
+
 static bool parse_int(const char *s, long min, long max, int *out, char *why, size_t whylen)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || errno == ERANGE) {
-        snprintf(why, whylen, "'%s' is not an integer", s);
-        return false;
-    }
-    if (v < min || v > max) {
-        snprintf(why, whylen, "%ld is out of range [%ld, %ld]", v, min, max);
-        return false;
-    }
+    double v;
+    if (!parse_number(s, true, (double)min, (double)max, &v, why, whylen)) return false;
     *out = (int)v;
     return true;
 }
@@ -170,24 +172,30 @@ static bool parse_level(const char *s, LogLevel *out, char *why, size_t whylen)
     return false;
 }
 
+/* A comma-separated list's next item at *p, the blanks around it trimmed, as
+ * [*b, *e); *p moves past its comma, or to NULL after the last item. */
+static void next_item(const char **p, const char **b, const char **e)
+{
+    const char *comma = strchr(*p, ',');
+    *b = *p;
+    *e = comma ? comma : *p + strlen(*p);
+    while (*b < *e && (**b == ' ' || **b == '\t')) (*b)++;
+    while (*e > *b && ((*e)[-1] == ' ' || (*e)[-1] == '\t')) (*e)--;
+    *p = comma ? comma + 1 : NULL;
+}
+
 /* Split a comma-separated list into cfg->tables (appending). */
 static bool add_tables(Config *cfg, const char *list, char *why, size_t whylen)
 {
-    const char *p = list;
-    while (true) {
-        const char *comma = strchr(p, ',');
-        const char *e = comma ? comma : p + strlen(p);
-        const char *b = p;
-        while (b < e && (*b == ' ' || *b == '\t')) b++;
-        while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    for (const char *p = list; p;) {
+        const char *b, *e;
+        next_item(&p, &b, &e);
         if (b == e) {
             snprintf(why, whylen, "empty table name in '%s'", list);
             return false;
         }
         cfg->tables = xrealloc(cfg->tables, (size_t)(cfg->ntables + 1) * sizeof(char *));
         cfg->tables[cfg->ntables++] = xstrndup(b, (size_t)(e - b));
-        if (!comma) break;
-        p = comma + 1;
     }
     return true;
 }
@@ -244,14 +252,10 @@ static bool add_actor_role(Config *cfg, const char *role, const char *list, char
         return false;
     }
     ContextRoleBinding b = {xstrdup(role), NULL, 0};
-    const char *p = list;
     bool ok = true;
-    while (ok) {
-        const char *comma = strchr(p, ',');
-        const char *e = comma ? comma : p + strlen(p);
-        const char *s = p;
-        while (s < e && (*s == ' ' || *s == '\t')) s++;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    for (const char *p = list; ok && p;) {
+        const char *s, *e;
+        next_item(&p, &s, &e);
         const char *colon = memchr(s, ':', (size_t)(e - s));
         if (s == e || !colon || colon == s || colon + 1 == e) {
             snprintf(why, whylen, "'%.*s' is not an actor TYPE:ID or TYPE:*", (int)(e - s), s);
@@ -260,8 +264,6 @@ static bool add_actor_role(Config *cfg, const char *role, const char *list, char
         }
         b.actors = xrealloc(b.actors, (size_t)(b.nactors + 1) * sizeof(char *));
         b.actors[b.nactors++] = xstrndup(s, (size_t)(e - s));
-        if (!comma) break;
-        p = comma + 1;
     }
     if (!ok) {
         for (int i = 0; i < b.nactors; i++) free(b.actors[i]);
