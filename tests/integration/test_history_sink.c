@@ -1047,6 +1047,60 @@ static void test_keyframe(void **state)
     tw_close(tw);
 }
 
+/*
+ * A keyframe keeps every value as the deltas hold it (the keyframe thread
+ * writes keyframe_row in COPY's binary format): NULL, the empty string, the
+ * four letters NULL, quotes, backslashes, line breaks, tabs, UTF-8, an array
+ * literal's braces and a 2 MiB value, and a key with a tab, a quote and a
+ * backslash.
+ */
+static void test_keyframe_values(void **state)
+{
+    (void)state;
+    TW t, *tw = &t;
+    tw_start(tw, "h_kfv");
+    const char *vals[NCOLS] = {"k\\1\t\"q\"",
+                               NULL,
+                               "",
+                               "say \"hi\"",
+                               "back\\slash \\N",
+                               "line\nbreak\r\n",
+                               "tab\there",
+                               "caf\xc3\xa9 \xe2\x9c\x93",
+                               "NULL",
+                               "{a,b}",
+                               " spaced ",
+                               g_big};
+    Row odd, plain;
+    row_set(&odd, &g_rv, vals);
+    simple_row(&plain, &g_rv, "2", "kfv");
+    tw_begin(tw);
+    tw_insert(tw, &g_rv, &odd);
+    tw_insert(tw, &g_rv, &plain);
+    tw_commit(tw);
+    /* 2 inserts + 1,000 updates: past the 1,000 deltas that make a keyframe due. */
+    static char ubuf[1000][12];
+    for (int rv = 0; rv < 10; rv++) {
+        tw_begin(tw);
+        for (int j = 0; j < 100; j++) {
+            int n = rv * 100 + j;
+            snprintf(ubuf[n], sizeof(ubuf[n]), "u%d", n);
+            tw_update1(tw, &g_rv, &plain, 6, ubuf[n]);
+        }
+        tw_commit(tw);
+    }
+    tw_flush(tw);
+    assert_q("1", "SELECT count(*) FROM h_kfv.keyframe");
+    assert_int_equal(check_keyframe("h_kfv", 16400), 2);
+    /* The odd row's keyframe image is its insert's values, element by element. */
+    assert_q("t|t|t|t|t|2097152",
+             "SELECT concat_ws('|', kr.vals IS NOT DISTINCT FROM od.new_values, kr.vals[2] IS NULL, kr.vals[3] = '', "
+             "kr.vals[9] = 'NULL', kr.vals[6] = E'line\\nbreak\\r\\n', length(kr.vals[12])) "
+             "FROM h_kfv.keyframe_row kr JOIN h_kfv.object_delta_arrays od ON od.key = kr.key AND od.op = 'I' "
+             "WHERE kr.key = E'[\"k\\\\1\\t\\\"q\\\"\"]'");
+    tw_close(tw);
+}
+
 /* Build a 5-revision chain in schema, with contexts, NULLs, updates, a delete and a truncate. */
 static void build_chain(const char *schema)
 {
@@ -1359,5 +1413,6 @@ TS_RUN_GROUP(group_setup, group_teardown, cmocka_unit_test(test_missing_schema),
              cmocka_unit_test(test_values_roundtrip), cmocka_unit_test(test_current_rows),
              cmocka_unit_test(test_checkpoint_and_batching), cmocka_unit_test(test_id_gap_refused),
              cmocka_unit_test(test_killed_connection), cmocka_unit_test(test_sql_error_then_abort),
-             cmocka_unit_test(test_async_commit), cmocka_unit_test(test_keyframe), cmocka_unit_test(test_verify),
+             cmocka_unit_test(test_async_commit), cmocka_unit_test(test_keyframe), cmocka_unit_test(test_keyframe_values),
+             cmocka_unit_test(test_verify),
              cmocka_unit_test(test_throughput_and_size))
