@@ -113,8 +113,12 @@ PGresult *rq_execp(PGconn *conn, WrError *err, int nparams, const char *const *p
 
 static WrStatus point_from_rev(ReplayCtx *ctx, const char *rev_sql_expr, const char *param, Point *pt, WrError *err)
 {
-    char *sql = xasprintf("SELECT r.id, r.commit_lsn::text, r.commit_time::text FROM %s.revision r WHERE r.id = %s",
-                          ctx->schema_q, rev_sql_expr);
+    /* The expression as an initplan, run once: compared with r.id directly, a
+     * STABLE function (resolve_point) ran once more at planning, to estimate
+     * the condition's selectivity (half of `log --since/--until`'s time). */
+    char *sql = xasprintf(
+        "SELECT r.id, r.commit_lsn::text, r.commit_time::text FROM %s.revision r WHERE r.id = (SELECT %s)",
+        ctx->schema_q, rev_sql_expr);
     const char *params[1] = {param};
     PGresult *res = rq_exec(ctx->hist, err, sql, param ? 1 : 0, params);
     free(sql);

@@ -192,20 +192,19 @@ static WrStatus open_history(ReplayCtx *ctx, WrError *err)
     /*
      * jit off: the planner's cost estimates grow with the store, so on a long
      * history even a bounded range scan crosses jit_above_cost and pays tens
-     * of milliseconds of compilation per query for nothing.
+     * of milliseconds of compilation per query for nothing. One round trip
+     * with the check that the replay functions are there: each costs a
+     * scheduling wait on a busy server, the CLI's fixed cost.
      */
-    PGresult *res = rq_exec(ctx->hist, err,
-                            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog; "
-                            "SET LOCAL jit = off",
-                            0, NULL);
-    if (!res) return wr_error_prefix(err, "history store");
-    PQclear(res);
     char *ns = PQescapeLiteral(ctx->hist, ctx->opts->schema ? ctx->opts->schema : "walrev",
                                strlen(ctx->opts->schema ? ctx->opts->schema : "walrev"));
-    res = rq_execf(ctx->hist, err,
-                   "SELECT to_regprocedure(quote_ident(%s) || '.snapshot_rows(oid,bigint)') IS NOT NULL", ns);
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog; "
+                             "SET LOCAL jit = off; "
+                             "SELECT to_regprocedure(quote_ident(%s) || '.snapshot_rows(oid,bigint)') IS NOT NULL",
+                             ns);
     PQfreemem(ns);
-    if (!res) return err->status;
+    if (!res) return wr_error_prefix(err, "history store");
     bool ok = PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
     if (!ok)

@@ -27,6 +27,7 @@ DECLARE
     known   pg_lsn;
     cut     bigint;
     cut_at  timestamptz;
+    win     interval;
 BEGIN
     -- history pruned (walrev prune): points before the cut are refused by name
     SELECT pr.before_id, pr.pruned_at INTO cut, cut_at FROM @schema@.prune pr ORDER BY pr.before_id DESC LIMIT 1;
@@ -87,7 +88,18 @@ BEGIN
             RAISE EXCEPTION 'time % is in the future: the newest revision is % (committed at %)',
                 ts, newest.id, newest.commit_time USING ERRCODE = '22023';
         END IF;
-        SELECT id INTO r FROM @schema@.revision WHERE commit_time <= ts ORDER BY commit_time DESC, id DESC LIMIT 1;
+        -- the newest revision committed at or before ts: a window ending at ts that
+        -- holds any revision holds it, so windows found through the BRIN on
+        -- commit_time, widened until one does, read a few ranges where the whole
+        -- history before ts was read and sorted (issue 16, Q: `log --until`)
+        FOREACH win IN ARRAY ARRAY['1 minute', '1 hour', '1 day', '31 days']::interval[] LOOP
+            SELECT id INTO r FROM @schema@.revision WHERE commit_time <= ts AND commit_time >= ts - win
+            ORDER BY commit_time DESC, id DESC LIMIT 1;
+            EXIT WHEN r IS NOT NULL;
+        END LOOP;
+        IF r IS NULL THEN
+            SELECT id INTO r FROM @schema@.revision WHERE commit_time <= ts ORDER BY commit_time DESC, id DESC LIMIT 1;
+        END IF;
         IF r IS NULL AND cut IS NOT NULL THEN
             RAISE EXCEPTION 'history before revision % was pruned on % (walrev prune): time % is before it; the oldest revision kept is % (committed at %)',
                 cut, cut_at::date, ts, oldest.id, oldest.commit_time USING ERRCODE = '22023';
