@@ -42,6 +42,21 @@ wait_for() {
   return 1
 }
 
+# stat_settled SQL: SQL (a sum of pg_stat_user_tables counters in $DB) once
+# two reads 0.2 s apart agree, i.e. other backends' late flushes (an exiting
+# one flushes its counters late) are in; prints it. Fails the test after 10 s.
+stat_settled() {
+  local a b i
+  a=$(q "$DB" "$1")
+  for i in $(seq 1 50); do
+    sleep 0.2
+    b=$(q "$DB" "$1")
+    [ "$a" = "$b" ] && { echo "$b"; return 0; }
+    a=$b
+  done
+  fail "the counters of '$1' did not settle"
+}
+
 # run_to LSN LOG ARG... [-- RUN_ARG...]: `walrev ARG... run --stop-lsn LSN
 # RUN_ARG...`, its stderr appended to LOG. When it fails, or outlasts
 # RUN_TIMEOUT seconds (default 300), the end of LOG is shown and the test fails.

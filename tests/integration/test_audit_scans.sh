@@ -64,28 +64,16 @@ bad=$(q $DB "$H
 pass "resolve_point of ${bad#*|} times (on commits, between, a tie, in a 40-day gap) is the full sort's revision"
 
 # rows read by sequential scans of revision's and object_delta's partitions,
-# summed (an empty partition is scanned at no cost); settled() waits until
-# other backends' late flushes are in (as test_blame_walk does)
+# summed (an empty partition is scanned at no cost)
 SEQ="SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_user_tables WHERE relid IN
        (SELECT inhrelid FROM pg_inherits WHERE inhparent IN ('walrev.revision'::regclass, 'walrev.object_delta'::regclass))"
-settled() {
-  local a b i
-  a=$(q $DB "$SEQ")
-  for i in $(seq 1 50); do
-    sleep 0.2
-    b=$(q $DB "$SEQ")
-    [ "$a" = "$b" ] && { echo "$b"; return 0; }
-    a=$b
-  done
-  fail "the scan counters did not settle"
-}
 # scans CMD...: the rows those partitions' sequential scans read while CMD ran
 # (its output in $TEST_TMP/out)
 scans() {
   local before after
-  before=$(settled)
+  before=$(stat_settled "$SEQ") || exit 1
   "$@" >"$TEST_TMP/out" 2>"$TEST_TMP/err" || { cat "$TEST_TMP/err"; fail "$*"; }
-  after=$(settled)
+  after=$(stat_settled "$SEQ") || exit 1
   echo $((after - before))
 }
 

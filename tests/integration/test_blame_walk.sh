@@ -156,19 +156,8 @@ expect_eq "blame of key 1 inserted again: its new life only" \
 # (object_delta is partitioned, store format 6: its partitions' counters, summed)
 IDX="SELECT coalesce(sum(idx_tup_fetch), 0) FROM pg_stat_user_tables WHERE relid = 'walrev.object_delta'::regclass
      OR relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'walrev.object_delta'::regclass)"
-settled() {
-  local a b i
-  a=$(q $DB "$IDX")
-  for i in $(seq 1 50); do
-    sleep 0.2
-    b=$(q $DB "$IDX")
-    [ "$a" = "$b" ] && return 0
-    a=$b
-  done
-  fail "object_delta's counters did not settle"
-}
 fetched() {
-  settled
+  stat_settled "$IDX" >/dev/null || exit 1
   local out
   out=$($PSQL -d $DB -c "$IDX" -c "$H SELECT count(*) FROM $1($RELID, '[\"50\"]', $NREV)" \
                 -c "SELECT pg_stat_force_next_flush()" -c "SELECT 1" -c "$IDX" | grep -v '^$')
