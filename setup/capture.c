@@ -42,7 +42,7 @@ static const char ddl_capture_table_fmt[] =
 /* @s@: the quoted schema, @p@: the publication's name as a literal. Compared with prosrc on later runs. */
 static const char *ddl_capture_body_fmt =
     " DECLARE r record; q text; fills jsonb; fa record; nd bigint; fv text; rw text; drops oid[]; tys oid[];"
-    " retext boolean := false; BEGIN"
+    " retext boolean := false; rt pg_catalog.tid; rts pg_catalog.tid[]; BEGIN"
     /* sql_drop (walrev_capture_drop): a DROP DOMAIN, TYPE, FUNCTION, COLLATION,
      * ... CASCADE that dropped columns of tables that remain (no ALTER TABLE
      * names them: it is captured at its ddl_command_end) */
@@ -239,9 +239,25 @@ static const char *ddl_capture_body_fmt =
     "       pg_catalog.pg_publication_tables pt WHERE pt.pubname = @p@ AND pt.schemaname = n.nspname"
     "       AND pt.tablename = c.relname)"
     "     GROUP BY c.oid, n.nspname, c.relname;"
-    /* the rows reach the worker through the WAL; the table need not keep them */
-    "     IF q IS NOT NULL THEN EXECUTE q;"
-    "       DELETE FROM @s@.ddl_capture WHERE relid = r.objid AND info ? rw; END IF;"
+    /* the rows reach the worker through the WAL; the table need not keep
+     * them. Deleted by their ctids, a thousand at a time, through a TID
+     * scan (seq scans off for it: the planner prefers one on a small
+     * table): a scan of ddl_capture would read what concurrent DDL
+     * transactions write, and under SERIALIZABLE one of two such
+     * transactions would fail where without walrev both commit. A TID scan
+     * reads only these rows, which this transaction wrote. */
+    "     IF q IS NOT NULL THEN rts := '{}';"
+    "       FOR rt IN EXECUTE q || ' RETURNING ctid' LOOP"
+    "         rts := pg_catalog.array_append(rts, rt);"
+    "         CONTINUE WHEN pg_catalog.cardinality(rts) < 1000;"
+    "         PERFORM pg_catalog.set_config('enable_seqscan', 'off', true);"
+    "         DELETE FROM @s@.ddl_capture WHERE ctid = ANY (rts); rts := '{}';"
+    "         PERFORM pg_catalog.set_config('enable_seqscan', 'on', true);"
+    "       END LOOP;"
+    "       PERFORM pg_catalog.set_config('enable_seqscan', 'off', true);"
+    "       DELETE FROM @s@.ddl_capture WHERE ctid = ANY (rts);"
+    "       PERFORM pg_catalog.set_config('enable_seqscan', 'on', true);"
+    "     END IF;"
     "   END IF;"
     " END LOOP; END ";
 
@@ -310,12 +326,16 @@ typedef struct {
  * 'Postgres': 'Thu Sep 01 12:00:00 2016' for '2016-09-01 12:00:00'). The
  * server defaults assumed are initdb's: docs/tracking.md. TimeZone is left
  * alone: the capture records the session's for casts (a retype under it).
+ * enable_seqscan is listed so that the capture's own SET LOCAL of it (for
+ * its TID scan) ends with the function, never reaching the application.
  * TRIGGER_SETTINGS_PROCONFIG is how pg_proc.proconfig lists them.
  */
-#define TRIGGER_SETTINGS_SQL \
-    "SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex'"
-#define TRIGGER_SETTINGS_PROCONFIG \
-    "search_path=pg_catalog, pg_temp,DateStyle=ISO, MDY,IntervalStyle=postgres,extra_float_digits=1,bytea_output=hex"
+#define TRIGGER_SETTINGS_SQL                                                                                   \
+    "SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex'" \
+    " SET enable_seqscan = on"
+#define TRIGGER_SETTINGS_PROCONFIG                                                                              \
+    "search_path=pg_catalog, pg_temp,DateStyle=ISO, MDY,IntervalStyle=postgres,extra_float_digits=1,bytea_output=hex" \
+    ",enable_seqscan=on"
 
 typedef enum { TRIGGER_FAILED, TRIGGER_CURRENT, TRIGGER_NO_SUPERUSER, TRIGGER_INSTALLED } TriggerOutcome;
 

@@ -1161,6 +1161,17 @@ $fn$;
 -- relation version (p, kept from being pulled up by OFFSET 0), not by eight
 -- subqueries per logged row: those cost 30 ms per call at 200 rows, and one
 -- snapshot reads table_event five times.
+-- The event triggers only write (they run in the application's DDL
+-- transaction, where a read of the log would make concurrent SERIALIZABLE
+-- DDL fail): a row may repeat its table's last state, and a drop may name a
+-- table the log never knew. Those rows are left out here, by the rule the
+-- triggers applied when they still read the log, so every reader sees what
+-- it always saw: a row is kept when its table has none before it, or the
+-- one before differs (for 'unlogged': not unlogged, or another name, parent
+-- or INHERITS parents; for a drop: not a drop, and there is one; otherwise:
+-- a drop or unlogged, or another name, kind, parent, columns or INHERITS
+-- parents). A row left out equals the one before in all the rule reads, so
+-- comparing with the row just before is comparing with the last one kept.
 CREATE OR REPLACE FUNCTION @schema@.table_event_rows()
 RETURNS TABLE(revision_id bigint, seq integer, relid oid, event text, nspname text, relname text, relkind text,
               parent oid, columns jsonb, inherits oid[])
@@ -1176,6 +1187,11 @@ BEGIN
         RETURN;
     END IF;
     RETURN QUERY EXECUTE format($q$
+SELECT e.revision_id, e.seq, e.relid, e.event, e.nspname, e.relname, e.relkind, e.parent, e.columns, e.inherits
+FROM (SELECT x.*, lag(x.event) OVER w AS p_event,
+             lag(ROW(x.nspname, x.relname, x.parent, x.inherits)) OVER w AS p_named,
+             lag(ROW(x.nspname, x.relname, x.relkind, x.parent, x.columns, x.inherits)) OVER w AS p_state
+      FROM (
 SELECT d.revision_id, d.seq,
        (d.new_values[array_position(d.col_ids, p.c[1])])::oid, d.new_values[array_position(d.col_ids, p.c[2])],
        d.new_values[array_position(d.col_ids, p.c[3])], d.new_values[array_position(d.col_ids, p.c[4])],
@@ -1195,6 +1211,14 @@ FROM (SELECT rv.relid, rv.version,
       OFFSET 0) p
 JOIN @schema@.object_delta_arrays d ON d.relid = p.relid AND d.relversion = p.version
 WHERE d.op IN ('I', 'S') AND d.relid = ANY (%1$L::oid[])
+      ) AS x(revision_id, seq, relid, event, nspname, relname, relkind, parent, columns, inherits)
+      WINDOW w AS (PARTITION BY x.relid ORDER BY x.revision_id, x.seq)) e
+WHERE CASE WHEN e.event = 'drop' THEN e.p_event IS NOT NULL AND e.p_event <> 'drop'
+           WHEN e.p_event IS NULL THEN true
+           WHEN e.event = 'unlogged' THEN e.p_event <> 'unlogged'
+                OR e.p_named IS DISTINCT FROM ROW(e.nspname, e.relname, e.parent, e.inherits)
+           ELSE e.p_event IN ('drop', 'unlogged')
+                OR e.p_state IS DISTINCT FROM ROW(e.nspname, e.relname, e.relkind, e.parent, e.columns, e.inherits) END
     $q$, rels);
 END
 $fn$;

@@ -55,20 +55,16 @@ CREATE TABLE IF NOT EXISTS @schema@.erasure_log (
 REVOKE ALL ON @schema@.erasure_log FROM PUBLIC;
 REVOKE ALL ON SEQUENCE @schema@.erasure_log_id_seq FROM PUBLIC;
 
--- Log table t as it is now when that differs from its last row here (any
--- table the command touched: created, altered, attached or detached).
--- Tables of the history schema, temporary tables (logical
--- decoding cannot see them) and tables the publication does not cover are
--- left out.
-CREATE OR REPLACE FUNCTION @schema@.log_table(t oid, tag text) RETURNS void
+-- The catalog's state of table t now, as a table_log row (no id; event
+-- 'unlogged' for an unlogged table, else NULL), or NULL when t is not logged:
+-- tables of the history schema, temporary tables (logical decoding cannot
+-- see them) and tables the publication does not cover are left out. Reads
+-- the catalog only (see log_table).
+CREATE OR REPLACE FUNCTION @schema@.table_state(t oid) RETURNS @schema@.table_log
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
     c    record;
-    cur  record;
-    last record;
-    cols jsonb;
-    par  oid;
-    inh  oid[];
+    s    @schema@.table_log;
 BEGIN
     SELECT cl.oid, n.nspname::text AS nspname, cl.relname::text AS relname, cl.relkind::text AS relkind,
            cl.relpersistence, cl.relispartition, cl.relnamespace
@@ -79,7 +75,7 @@ BEGIN
     -- (and an INHERITS parent's snapshot must name an unlogged child).
     IF c.oid IS NULL OR c.relkind NOT IN ('r', 'p') OR c.relpersistence NOT IN ('p', 'u')
        OR c.nspname = @schema_literal@ THEN
-        RETURN;
+        RETURN NULL;
     END IF;
     -- published: FOR ALL TABLES, or the table or an ancestor (its schema or itself) is in the publication
     IF NOT EXISTS (
@@ -92,89 +88,113 @@ BEGIN
                 OR EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_class a ON a.relnamespace = pn.pnnspid
                             WHERE pn.pnpubid = p.oid
                               AND a.oid IN (SELECT t UNION ALL SELECT relid FROM pg_partition_ancestors(t))))) THEN
-        RETURN;
+        RETURN NULL;
     END IF;
-    SELECT i.inhparent INTO par FROM pg_inherits i WHERE i.inhrelid = t AND c.relispartition;
+    s.relid := t;
+    s.nspname := c.nspname;
+    s.relname := c.relname;
+    s.relkind := c.relkind;
+    -- Created UNLOGGED, or SET UNLOGGED: logical decoding sees none of its
+    -- changes from here on, and replay must say so by name instead of
+    -- answering with the rows it had (SET LOGGED logs it again; its history
+    -- then begins anew with a baseline).
+    s.event := CASE WHEN c.relpersistence = 'u' THEN 'unlogged' END;
+    SELECT i.inhparent INTO s.parent FROM pg_inherits i WHERE i.inhrelid = t AND c.relispartition;
     -- INHERITS parents: SELECT * FROM a parent shows its children's rows too
-    inh := NULLIF(ARRAY(SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = t AND NOT c.relispartition
-                        ORDER BY i.inhseqno), '{}');
+    s.inherits := NULLIF(ARRAY(SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = t AND NOT c.relispartition
+                               ORDER BY i.inhseqno), '{}');
     SELECT coalesce(jsonb_agg(jsonb_build_array(a.attnum, a.attname, a.atttypid::bigint, a.atttypmod,
                                                 format_type(a.atttypid, a.atttypmod),
                                                 coalesce(a.attnum = ANY (pk.indkey::int2[]), false),
                                                 a.attgenerated <> '')
                               ORDER BY a.attnum), '[]'::jsonb)
-      INTO cols
+      INTO s.columns
       FROM pg_attribute a
       LEFT JOIN pg_index pk ON pk.indrelid = t AND pk.indisprimary
      WHERE a.attrelid = t AND a.attnum > 0 AND NOT a.attisdropped;
-    SELECT l.* INTO last FROM @schema@.table_log l WHERE l.relid = t ORDER BY l.id DESC LIMIT 1;
-    IF c.relpersistence = 'u' THEN
-        -- Created UNLOGGED, or SET UNLOGGED: logical decoding sees none of its
-        -- changes from here on, and replay must say so by name instead of
-        -- answering with the rows it had (SET LOGGED logs it again; its
-        -- history then begins anew with a baseline). The table_rewrite
-        -- trigger's mark of a persistence change (the DDL capture leaves it
-        -- for a table that is unlogged now) is spent here.
-        PERFORM set_config('walrev.logged_' || t::text, '', true);
-        -- (again when renamed, and when attached or detached: a partitioned
-        -- parent's replay must name it while it is a partition)
-        IF last.id IS NULL OR last.event NOT IN ('drop', 'unlogged') OR last.inherits IS DISTINCT FROM inh
-           OR last.parent IS DISTINCT FROM par
-           OR last.nspname IS DISTINCT FROM c.nspname OR last.relname IS DISTINCT FROM c.relname THEN
-            INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns, inherits)
-            VALUES (t, 'unlogged', c.nspname, c.relname, c.relkind, par, cols, inh);
-        END IF;
+    RETURN s;
+END
+$fn$;
+
+-- Log table t as it is now (any table the command touched: created,
+-- altered, attached or detached), as event tag when that is 'create' or
+-- 'seed', else 'alter' ('unlogged' for an unlogged table).
+-- Write-only: the event triggers run inside the application's DDL
+-- transaction, and a read of table_log there would make two SERIALIZABLE
+-- transactions doing DDL on unrelated tables read what the other writes
+-- (PostgreSQL then aborts one with "could not serialize access"). So a row
+-- may repeat the table's last one; readers skip those
+-- (docs/history-store.md#the-table-log).
+CREATE OR REPLACE FUNCTION @schema@.log_table(t oid, tag text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE
+    s @schema@.table_log := @schema@.table_state(t);
+BEGIN
+    IF s.relid IS NULL THEN
         RETURN;
     END IF;
-    -- A table that predates the log is logged from its first ALTER on (as
-    -- 'alter': it existed before): pgoutput describes a table again only with
-    -- its next row change, and until then replay takes its columns from here.
-    IF last.id IS NOT NULL AND last.event NOT IN ('drop', 'unlogged') AND last.nspname = c.nspname AND last.relname = c.relname
-       AND last.relkind = c.relkind AND last.parent IS NOT DISTINCT FROM par AND last.columns = cols
-       AND last.inherits IS NOT DISTINCT FROM inh THEN
-        RETURN;
+    IF s.event = 'unlogged' THEN
+        -- The table_rewrite trigger's mark of a persistence change (the DDL
+        -- capture leaves it for a table that is unlogged now) is spent here.
+        PERFORM set_config('walrev.logged_' || t::text, '', true);
+    ELSE
+        s.event := CASE WHEN tag IN ('create', 'seed') THEN tag ELSE 'alter' END;
     END IF;
     INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns, inherits)
-    VALUES (t, CASE WHEN tag = 'seed' THEN 'seed' WHEN last.id IS NULL AND tag LIKE 'CREATE%' THEN 'create'
-                    ELSE 'alter' END,
-            c.nspname, c.relname, c.relkind, par, cols, inh);
+    VALUES (s.relid, s.event, s.nspname, s.relname, s.relkind, s.parent, s.columns, s.inherits);
 END
 $fn$;
 
 -- ddl_command_end: every table a command touched, the tables below it now
 -- (partitions and INHERITS children at any depth: a column added, renamed
 -- or dropped there reaches them), its INHERITS parents (a parent that gains
--- its first child is logged, so replay knows its columns), and the tables
--- last logged below it (an ATTACH or DETACH names only the parent).
+-- its first child is logged, so replay knows its columns), and the tables a
+-- DETACH PARTITION took from it (the command names only the parent). A
+-- table the command created is logged as 'create'. Reads the catalog only
+-- (log_table says why).
 CREATE OR REPLACE FUNCTION @schema@.log_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
-    t oid;
+    r record;
 BEGIN
-    FOR t IN
-        WITH RECURSIVE cmd AS (SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
-                      WHERE classid = 'pg_class'::regclass AND object_type IN ('table', 'table column')),
+    FOR r IN
+        WITH RECURSIVE cmd AS (SELECT objid, bool_or(command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO'))
+                                             AS created
+                                 FROM pg_event_trigger_ddl_commands()
+                                WHERE classid = 'pg_class'::regclass AND object_type IN ('table', 'table column')
+                                GROUP BY objid),
              -- ALTER TYPE ... CASCADE changes the columns of the typed tables made OF it
              typed AS (SELECT c.oid FROM pg_event_trigger_ddl_commands() d JOIN pg_class c ON c.reloftype = d.objid
                         WHERE d.classid = 'pg_type'::regclass),
              below (relid) AS (SELECT objid FROM cmd UNION SELECT oid FROM typed
-                               UNION SELECT i.inhrelid FROM pg_inherits i JOIN below b ON i.inhparent = b.relid)
-        SELECT relid FROM below
-        UNION
-        SELECT i.inhparent FROM pg_inherits i JOIN cmd ON i.inhrelid = cmd.objid
-        UNION
-        SELECT l.relid FROM (SELECT DISTINCT ON (relid) relid, parent, inherits, event FROM @schema@.table_log
-                              ORDER BY relid, id DESC) l JOIN cmd ON l.parent = cmd.objid OR cmd.objid = ANY (l.inherits)
-         WHERE l.event <> 'drop'
-        ORDER BY 1
+                               UNION SELECT i.inhrelid FROM pg_inherits i JOIN below b ON i.inhparent = b.relid),
+             -- A detached partition is no partition now, and this transaction
+             -- (or a subtransaction of it) updated its pg_class row: a later
+             -- transaction id than the top one's (age <= 0), and locked by
+             -- this session, so no other transaction is altering it meanwhile.
+             detached AS (SELECT c.oid FROM pg_class c
+                           WHERE tg_tag = 'ALTER TABLE'
+                             AND EXISTS (SELECT 1 FROM cmd JOIN pg_class p ON p.oid = cmd.objid WHERE p.relkind = 'p')
+                             AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND age(c.xmin) <= 0
+                             AND c.oid IN (SELECT l.relation FROM pg_locks l
+                                            WHERE l.locktype = 'relation' AND l.pid = pg_backend_pid() AND l.granted
+                                              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                                              AND l.mode IN ('ShareUpdateExclusiveLock', 'ShareRowExclusiveLock',
+                                                             'ExclusiveLock', 'AccessExclusiveLock')))
+        SELECT x.relid, bool_or(x.created) AS created FROM (
+            SELECT objid AS relid, created FROM cmd
+            UNION ALL SELECT relid, false FROM below
+            UNION ALL SELECT i.inhparent, false FROM pg_inherits i JOIN cmd ON i.inhrelid = cmd.objid
+            UNION ALL SELECT oid, false FROM detached) x
+        GROUP BY x.relid ORDER BY 1
     LOOP
-        PERFORM @schema@.log_table(t, tg_tag);
+        PERFORM @schema@.log_table(r.relid, CASE WHEN r.created THEN 'create' ELSE 'alter' END);
     END LOOP;
 END
 $fn$;
 
--- sql_drop: a dropped table that the log knows (its rows leave its parent),
--- and each remaining table whose columns the command dropped: a DROP
+-- sql_drop: every dropped table (its rows leave its parent; readers skip
+-- the drop of one the log never knew), and each remaining table whose columns the command dropped: a DROP
 -- DOMAIN, TYPE, FUNCTION, COLLATION or TABLE (a row type) ... CASCADE drops
 -- columns no ALTER TABLE names, and replay takes a table's columns from
 -- here until its next row change (a partitioned table's always).
@@ -192,36 +212,50 @@ BEGIN
             PERFORM @schema@.log_table(t, tg_tag);
         END LOOP;
     END IF;
+    -- every dropped table: whether the log knew it is for readers to tell
+    -- (log_table: no read of table_log here)
     FOR d IN SELECT DISTINCT o.objid, o.schema_name, o.object_name FROM pg_event_trigger_dropped_objects() o
               WHERE o.classid = 'pg_class'::regclass AND o.object_type = 'table' AND NOT o.is_temporary
+                AND o.schema_name <> @schema_literal@
+              ORDER BY 1
     LOOP
-        IF EXISTS (SELECT 1 FROM (SELECT l.event FROM @schema@.table_log l WHERE l.relid = d.objid
-                                   ORDER BY l.id DESC LIMIT 1) x WHERE x.event <> 'drop') THEN
-            INSERT INTO @schema@.table_log (relid, event, nspname, relname)
-            VALUES (d.objid, 'drop', d.schema_name, d.object_name);
-        END IF;
+        INSERT INTO @schema@.table_log (relid, event, nspname, relname)
+        VALUES (d.objid, 'drop', d.schema_name, d.object_name);
     END LOOP;
 END
 $fn$;
 
 -- The partitioned tables, partitions, INHERITS parents and children, and
--- unlogged tables that exist now (idempotent: a table is logged only when it differs from its
--- last row).
+-- unlogged tables that exist now, each unless its last row here says the
+-- same (idempotent). Setup's own transaction: it may read the log.
 CREATE OR REPLACE FUNCTION @schema@.log_seed() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
-    t oid;
+    t    oid;
+    s    @schema@.table_log;
+    last @schema@.table_log;
 BEGIN
     FOR t IN SELECT c.oid FROM pg_class c
               WHERE c.relkind = 'p' OR c.relispartition
                  OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)
                  OR (c.relpersistence = 'u' AND c.relkind IN ('r', 'p'))
               ORDER BY c.oid LOOP
+        s := @schema@.table_state(t);
+        CONTINUE WHEN s.relid IS NULL;
+        SELECT l.* INTO last FROM @schema@.table_log l WHERE l.relid = t ORDER BY l.id DESC LIMIT 1;
+        -- the rule readers apply to repeated rows (replay.sql, table_event_rows)
+        CONTINUE WHEN last.id IS NOT NULL AND CASE
+            WHEN s.event = 'unlogged' THEN last.event = 'unlogged'
+                 AND (last.nspname, last.relname, last.parent, last.inherits)
+                     IS NOT DISTINCT FROM (s.nspname, s.relname, s.parent, s.inherits)
+            ELSE last.event NOT IN ('drop', 'unlogged')
+                 AND (last.nspname, last.relname, last.relkind, last.parent, last.columns, last.inherits)
+                     IS NOT DISTINCT FROM (s.nspname, s.relname, s.relkind, s.parent, s.columns, s.inherits) END;
         PERFORM @schema@.log_table(t, 'seed');
     END LOOP;
 END
 $fn$;
-REVOKE ALL ON FUNCTION @schema@.log_table(oid, text), @schema@.log_seed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @schema@.table_state(oid), @schema@.log_table(oid, text), @schema@.log_seed() FROM PUBLIC;
 
 DROP EVENT TRIGGER IF EXISTS walrev_log_tables;
 CREATE EVENT TRIGGER walrev_log_tables ON ddl_command_end
