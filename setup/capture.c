@@ -245,15 +245,27 @@ static const char *ddl_capture_body_fmt =
      * table): a scan of ddl_capture would read what concurrent DDL
      * transactions write, and under SERIALIZABLE one of two such
      * transactions would fail where without walrev both commit. A TID scan
-     * reads only these rows, which this transaction wrote. */
+     * reads only these rows, which this transaction wrote. Their text is
+     * the walsender's: a regclass, regtype, regproc ... prints its name
+     * schema-qualified only where the schema is not on the search_path, and
+     * the walsender's is the server's default, not the function's
+     * pg_catalog. So q (every name in it qualified) runs with the session's
+     * default behind pg_catalog: an INSERT ... RETURNING runs whole at the
+     * loop's first fetch, and the function's own search_path is back before
+     * anything else runs (the SET clause restores it at exit too). */
     "     IF q IS NOT NULL THEN rts := '{}';"
+    "       PERFORM pg_catalog.set_config('search_path', 'pg_catalog' || coalesce(', ' || (SELECT"
+    "         NULLIF(g.reset_val, '') FROM pg_catalog.pg_settings g"
+    "         WHERE g.name OPERATOR(pg_catalog.=) 'search_path'), ''), true);"
     "       FOR rt IN EXECUTE q || ' RETURNING ctid' LOOP"
+    "         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);"
     "         rts := pg_catalog.array_append(rts, rt);"
     "         CONTINUE WHEN pg_catalog.cardinality(rts) < 1000;"
     "         PERFORM pg_catalog.set_config('enable_seqscan', 'off', true);"
     "         DELETE FROM @s@.ddl_capture WHERE ctid = ANY (rts); rts := '{}';"
     "         PERFORM pg_catalog.set_config('enable_seqscan', 'on', true);"
     "       END LOOP;"
+    "       PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);"
     "       PERFORM pg_catalog.set_config('enable_seqscan', 'off', true);"
     "       DELETE FROM @s@.ddl_capture WHERE ctid = ANY (rts);"
     "       PERFORM pg_catalog.set_config('enable_seqscan', 'on', true);"

@@ -5,7 +5,8 @@
 # re-CREATE of a name, SET DEFAULT, unique index without a key, composite,
 # enum, domain and range columns, TRUNCATE ... CASCADE, a transaction left
 # prepared, an error naming the database, two COPY ... FROM stdin in one
-# line, semicolons inside literals and nested comments), each file fed in 3 parts with points between (--marks 3), the
+# line, semicolons inside literals and nested comments, regclass/regtype/regproc
+# values in a rewrite's rows), each file fed in 3 parts with points between (--marks 3), the
 # worker restarted half way: every table equals `walrev snapshot` at every
 # point, outside
 # tests/difftest/external/known.txt, and no statement fails only because the
@@ -27,7 +28,7 @@ out=$("$py" "$WALREV_SOURCE_DIR/tests/difftest/external.py" --sql-dir "$dir" --p
 echo "$out"
 [ $rc = 0 ] || fail "external SQL diverged (or walrev got in its way)"
 # the run covered what it claims: every file, every kind, the restart
-for f in 01_schema_moves 02_inherit_ctas 03_identity_conflict 04_types_truncate 05_prepared 06_copy_twice 07_quoted_semicolons; do
+for f in 01_schema_moves 02_inherit_ctas 03_identity_conflict 04_types_truncate 05_prepared 06_copy_twice 07_quoted_semicolons 08_reg_names; do
   grep -q "^external: $f.sql: .* 0 only where tracked" <<<"$out" || fail "no clean run of $f.sql"
 done
 grep -q "worker restarted after 02_inherit_ctas.sql" <<<"$out" || fail "the worker was not restarted"
