@@ -182,6 +182,21 @@ def sql_code(line, state):
     return "".join(out), state
 
 
+META_COPY_IN = re.compile(r"^\s*\\copy\b.*\bfrom\s+p?stdin\b", re.I)
+
+
+def data_blocks_after(lines, i):
+    """The `\\.` lines after line i and before the next line naming FROM stdin."""
+    n = 0
+    for raw in lines[i + 1:]:
+        line = raw.decode(errors="replace").rstrip("\r\n")
+        if line == "\\.":
+            n += 1
+        elif re.search(r"\bfrom\s+p?stdin\b", line, re.I):
+            break
+    return n
+
+
 def statement_ends(lines):
     """The line numbers after which a statement ended at top level: outside a
     transaction block, COPY ... FROM stdin data, string literals, dollar
@@ -189,7 +204,10 @@ def statement_ends(lines):
     statement only records the point before it runs, psql runs a backslash
     command at once)."""
     # copy_data: the COPY ... FROM stdin data blocks still to come (one line
-    # may hold several, `copy t from stdin\; copy t from stdin;`).
+    # may hold several, `copy t from stdin\; copy t from stdin;`). A COPY that
+    # fails before reading (copyselect.sql's `copy (select ...) from stdin;`)
+    # has none: a `\.` belongs to the nearest COPY ... FROM stdin before it, so
+    # a line's blocks are at most the `\.` lines before the next such line.
     ends, quoted, copy_data, txn = [], None, 0, False
     for i, raw in enumerate(lines):
         line = raw.decode(errors="replace").rstrip("\r\n")
@@ -206,8 +224,14 @@ def statement_ends(lines):
             txn = True
         elif not began_quoted and TXN_END.match(code):
             txn = False
-        if re.search(r"\bfrom\s+stdin\b", code, re.I) and code.rstrip().endswith(";"):
-            copy_data = len(re.findall(r"\bfrom\s+stdin\b", code, re.I))
+        if not began_quoted and META_COPY_IN.match(line):  # psql's \copy ... from stdin: one block
+            copy_data = min(1, data_blocks_after(lines, i))
+            if not copy_data and not txn:
+                ends.append(i + 1)
+        elif re.search(r"\bfrom\s+stdin\b", code, re.I) and code.rstrip().endswith(";"):
+            copy_data = min(len(re.findall(r"\bfrom\s+stdin\b", code, re.I)), data_blocks_after(lines, i))
+            if not copy_data and not txn:
+                ends.append(i + 1)
         elif code.rstrip().endswith(";") and not txn:
             ends.append(i + 1)
     return ends
