@@ -160,19 +160,14 @@ static WrStatus replace_rows(Gap *g, PGconn *src, const ReconTable *t, WrError *
     strbuf_free(&sql);
     Value *vals = xcalloc((size_t)bt->ncols + 1, sizeof(Value));
     PGresult *r;
-    while ((r = PQgetResult(src)) != NULL) {
-        ExecStatusType rs = PQresultStatus(r);
-        if (rs == PGRES_SINGLE_TUPLE && st == WR_OK) {
-            for (int c = 0; c < bt->ncols; c++) {
-                vals[c].data = PQgetisnull(r, 0, c) ? NULL : PQgetvalue(r, 0, c);
-                vals[c].len = vals[c].data ? (size_t)PQgetlength(r, 0, c) : 0;
-            }
-            st = assembler_gap_row(g->a, g->arv, DELTA_INSERT, NULL, vals, err);
-            g->inserts++;
-            if (st == WR_OK) st = wrote_row(g, err);
-        } else if (rs != PGRES_SINGLE_TUPLE && rs != PGRES_TUPLES_OK && st == WR_OK) {
-            st = sql_error(src, r, "reading a table without a key", err);
+    while ((r = pgio_next_row(src, &st, "gap: reading a table without a key", err)) != NULL) {
+        for (int c = 0; c < bt->ncols; c++) {
+            vals[c].data = PQgetisnull(r, 0, c) ? NULL : PQgetvalue(r, 0, c);
+            vals[c].len = vals[c].data ? (size_t)PQgetlength(r, 0, c) : 0;
         }
+        st = assembler_gap_row(g->a, g->arv, DELTA_INSERT, NULL, vals, err);
+        g->inserts++;
+        if (st == WR_OK) st = wrote_row(g, err);
         PQclear(r);
     }
     free(vals);

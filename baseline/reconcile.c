@@ -310,23 +310,18 @@ static WrStatus load_history(const ReconQuery *q, ReconTable *out, const int16_t
     }
     strbuf_free(&sql);
     PGresult *r;
-    while ((r = PQgetResult(q->hist)) != NULL) {
-        ExecStatusType rs = PQresultStatus(r);
-        if (rs == PGRES_SINGLE_TUPLE && st == WR_OK) {
-            const char *key = PQgetvalue(r, 0, 0);
-            Entry *e = map_find(m, key);
-            if (!e) e = map_add(m, key);
-            if (out->multiset) {
-                snprintf(e->digest, sizeof(e->digest), "%s", key);
-                e->count = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-                e->row = xstrdup(PQgetvalue(r, 0, 2));
-                out->rows_history += e->count;
-            } else {
-                snprintf(e->digest, sizeof(e->digest), "%s", PQgetvalue(r, 0, 1));
-                out->rows_history++;
-            }
-        } else if (rs != PGRES_TUPLES_OK && rs != PGRES_SINGLE_TUPLE && st == WR_OK) {
-            st = sql_fail(q->hist, r, "reconcile: reading the history's rows", err);
+    while ((r = pgio_next_row(q->hist, &st, "reconcile: reading the history's rows", err)) != NULL) {
+        const char *key = PQgetvalue(r, 0, 0);
+        Entry *e = map_find(m, key);
+        if (!e) e = map_add(m, key);
+        if (out->multiset) {
+            snprintf(e->digest, sizeof(e->digest), "%s", key);
+            e->count = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+            e->row = xstrdup(PQgetvalue(r, 0, 2));
+            out->rows_history += e->count;
+        } else {
+            snprintf(e->digest, sizeof(e->digest), "%s", PQgetvalue(r, 0, 1));
+            out->rows_history++;
         }
         PQclear(r);
     }
@@ -379,33 +374,28 @@ static WrStatus multiset_surplus(const ReconQuery *q, ReconTable *out, const int
             break;
         }
         PGresult *r;
-        while ((r = PQgetResult(c)) != NULL) {
-            ExecStatusType rs = PQresultStatus(r);
-            if (rs == PGRES_SINGLE_TUPLE && st == WR_OK) {
-                int dcol = history ? 1 : t->ncols;
-                Entry *e = map_find(m, PQgetvalue(r, 0, dcol));
-                if (e && (history ? e->count > e->src : e->src > e->count)) {
-                    if (history)
-                        e->count--;
-                    else
-                        e->src--;
-                    ReconDiff d = {0};
-                    if (history) {
-                        d.kind = RECON_ONLY_IN_HISTORY;
-                        d.key = PQgetvalue(r, 0, 0);
-                    } else {
-                        for (int k = 0; k < t->ncols; k++) {
-                            vals[k].data = PQgetisnull(r, 0, k) ? NULL : PQgetvalue(r, 0, k);
-                            vals[k].len = vals[k].data ? (size_t)PQgetlength(r, 0, k) : 0;
-                        }
-                        d.kind = RECON_ONLY_IN_SOURCE;
-                        d.vals = q->want_values ? vals : NULL;
+        while ((r = pgio_next_row(c, &st, "reconcile: reading the rows of a table without a key", err)) != NULL) {
+            int dcol = history ? 1 : t->ncols;
+            Entry *e = map_find(m, PQgetvalue(r, 0, dcol));
+            if (e && (history ? e->count > e->src : e->src > e->count)) {
+                if (history)
+                    e->count--;
+                else
+                    e->src--;
+                ReconDiff d = {0};
+                if (history) {
+                    d.kind = RECON_ONLY_IN_HISTORY;
+                    d.key = PQgetvalue(r, 0, 0);
+                } else {
+                    for (int k = 0; k < t->ncols; k++) {
+                        vals[k].data = PQgetisnull(r, 0, k) ? NULL : PQgetvalue(r, 0, k);
+                        vals[k].len = vals[k].data ? (size_t)PQgetlength(r, 0, k) : 0;
                     }
-                    out->differences++;
-                    st = fn(arg, out, &d, err);
+                    d.kind = RECON_ONLY_IN_SOURCE;
+                    d.vals = q->want_values ? vals : NULL;
                 }
-            } else if (rs != PGRES_TUPLES_OK && rs != PGRES_SINGLE_TUPLE && st == WR_OK) {
-                st = sql_fail(c, r, "reconcile: reading the rows of a table without a key", err);
+                out->differences++;
+                st = fn(arg, out, &d, err);
             }
             PQclear(r);
         }
@@ -688,13 +678,8 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
         goto done;
     }
     PGresult *r;
-    while ((r = PQgetResult(q->src)) != NULL) {
-        ExecStatusType rs = PQresultStatus(r);
-        if (rs == PGRES_SINGLE_TUPLE && st == WR_OK) {
-            st = compare_source_row(q, out, &m, r, vals, &key, fn, arg, err);
-        } else if (rs != PGRES_TUPLES_OK && rs != PGRES_SINGLE_TUPLE && st == WR_OK) {
-            st = sql_fail(q->src, r, "reconcile: reading the table", err);
-        }
+    while ((r = pgio_next_row(q->src, &st, "reconcile: reading the table", err)) != NULL) {
+        st = compare_source_row(q, out, &m, r, vals, &key, fn, arg, err);
         PQclear(r);
     }
     if (st != WR_OK) goto done;

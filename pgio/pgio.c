@@ -261,6 +261,19 @@ PGresult *pgio_get_result(PGconn *conn)
     return PQgetResult(conn);
 }
 
+PGresult *pgio_next_row(PGconn *conn, WrStatus *st, const char *what, WrError *err)
+{
+    PGresult *r;
+    while ((r = PQgetResult(conn)) != NULL) {
+        ExecStatusType rs = PQresultStatus(r);
+        if (rs == PGRES_SINGLE_TUPLE && *st == WR_OK) return r;
+        if (rs != PGRES_SINGLE_TUPLE && rs != PGRES_TUPLES_OK && *st == WR_OK)
+            *st = pgio_fail(conn, r, err, "%s", what);
+        PQclear(r);
+    }
+    return NULL;
+}
+
 static bool result_ok(const PGresult *res)
 {
     ExecStatusType rs = PQresultStatus(res);

@@ -102,6 +102,17 @@ bool pgio_exec_prepared(PGconn *conn, const char *name, int nparams, const char 
  * waiting as pgio_exec does; NULL when there is none. Caller clears it. */
 PGresult *pgio_get_result(PGconn *conn);
 
+/*
+ * The rows of a query sent in single-row mode (PQsendQuery*, then
+ * PQsetSingleRowMode), one at a time, as long as *st is WR_OK: the caller
+ * reads the one-row result, may set *st, and clears it. A failed result sets
+ * *st with pgio_fail ("<what> failed: ..."). NULL at the end, or once *st is
+ * not WR_OK: then the connection's results have been read to the end, so it
+ * is ready for the next command. Usage:
+ *     while ((r = pgio_next_row(conn, &st, what, err)) != NULL) { ...; PQclear(r); }
+ */
+PGresult *pgio_next_row(PGconn *conn, WrStatus *st, const char *what, WrError *err);
+
 /* The server's primary message for a failed call (res may be NULL: then the
  * connection's message), cut to its first line, into msg[size]; *sqlstate
  * points into res (NULL when there is none). */

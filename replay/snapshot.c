@@ -453,19 +453,14 @@ static WrStatus print_query(ReplayCtx *ctx, const char *select, int format, cons
     StrBuf line;
     strbuf_init(&line);
     PGresult *res;
-    while ((res = PQgetResult(ctx->hist)) != NULL) {
-        ExecStatusType rs = PQresultStatus(res);
-        if (rs == PGRES_SINGLE_TUPLE && st == WR_OK) {
-            line.len = 0;
-            out_json_row(&line, res, 0);
-            strbuf_append_char(&line, '\n');
-            if (fwrite(line.data, 1, line.len, f) != line.len)
-                st = wr_error_set(err, WR_FATAL, "write failed while writing the snapshot");
-            pg->rows++;
-            if ((pg->rows & 1023) == 0) progress_tick(pg, ctx->err, false);
-        } else if (rs != PGRES_SINGLE_TUPLE && rs != PGRES_TUPLES_OK && st == WR_OK) {
-            st = pgio_fail(ctx->hist, res, err, "reading the history");
-        }
+    while ((res = pgio_next_row(ctx->hist, &st, "reading the history", err)) != NULL) {
+        line.len = 0;
+        out_json_row(&line, res, 0);
+        strbuf_append_char(&line, '\n');
+        if (fwrite(line.data, 1, line.len, f) != line.len)
+            st = wr_error_set(err, WR_FATAL, "write failed while writing the snapshot");
+        pg->rows++;
+        if ((pg->rows & 1023) == 0) progress_tick(pg, ctx->err, false);
         PQclear(res);
     }
     strbuf_free(&line);

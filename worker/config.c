@@ -84,8 +84,7 @@ void config_term(Config *cfg)
 /* A number in [min, max]: a decimal one ("0.5", "4"), or with integer a
  * whole one in base 10 (then the message says integer, and the range shows no
  * fraction). */
-static bool parse_number(const char *s, bool integer, double min, double max, double *out, char *why,
-                         size_t whylen)
+static bool parse_number(const char *s, bool integer, double min, double max, double *out, char *why, size_t whylen)
 {
     char *end;
     errno = 0;
