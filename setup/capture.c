@@ -39,9 +39,26 @@ static const char ddl_capture_table_fmt[] =
     " COMMENT ON TABLE @s@.ddl_capture IS 'walrev: column identities after each CREATE/ALTER TABLE, written by"
     " the DDL capture event trigger and read by walrev run from the WAL (docs/history-store.md)'";
 
+/*
+ * Values the capture reads (a missing value, a rewrite's filled-in constant
+ * and rows) must print as the walsender prints them: a regclass, regtype,
+ * regproc ... names its object schema-qualified only where the schema is
+ * not on the search_path, and the walsender's is the server's default, not
+ * the function's pg_catalog. USER_PATH sets the session's default behind
+ * pg_catalog for a statement whose every name is qualified (pg_catalog
+ * first: no user object shadows a built-in one); FUNCTION_PATH sets the
+ * function's own back before anything else runs (its SET clause restores
+ * it at exit too).
+ */
+#define USER_PATH                                                                                   \
+    " PERFORM pg_catalog.set_config('search_path', 'pg_catalog' || coalesce(', ' || (SELECT"        \
+    " NULLIF(g.reset_val, '') FROM pg_catalog.pg_settings g"                                        \
+    " WHERE g.name OPERATOR(pg_catalog.=) 'search_path'), ''), true);"
+#define FUNCTION_PATH " PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);"
+
 /* @s@: the quoted schema, @p@: the publication's name as a literal. Compared with prosrc on later runs. */
 static const char *ddl_capture_body_fmt =
-    " DECLARE r record; q text; fills jsonb; fa record; nd bigint; fv text; rw text; drops oid[]; tys oid[];"
+    " DECLARE r record; q text; fills jsonb; miss jsonb; fa record; nd bigint; fv text; rw text; drops oid[]; tys oid[];"
     " retext boolean := false; rt pg_catalog.tid; rts pg_catalog.tid[]; BEGIN"
     /* sql_drop (walrev_capture_drop): a DROP DOMAIN, TYPE, FUNCTION, COLLATION,
      * ... CASCADE that dropped columns of tables that remain (no ALTER TABLE
@@ -139,10 +156,13 @@ static const char *ddl_capture_body_fmt =
     "       AND (t.typtype = 'd' OR a.atthasdef OR a.attidentity <> '') LOOP"
     /* format() makes '' of a NULL: a NULL stays one (a domain without a
      * default over rows that were there fills in NULL, not '') */
-    "       EXECUTE pg_catalog.format('SELECT count(DISTINCT v) + max((v IS NULL)::int), min(v) FROM"
+    "       " USER_PATH
+    "       EXECUTE pg_catalog.format('SELECT pg_catalog.count(DISTINCT v) + pg_catalog.max((v IS NULL)::pg_catalog.int4),"
+    " pg_catalog.min(v) FROM"
     " (SELECT CASE WHEN pg_catalog.num_nulls(%1$I) = 1 THEN NULL ELSE pg_catalog.format(''%%s'', %1$I) END AS v"
     " FROM ONLY %2$s) x', fa.attname, r.objid::pg_catalog.regclass)"
     "         INTO nd, fv;"
+    "       " FUNCTION_PATH
     "       fills := coalesce(fills, '{}') || pg_catalog.jsonb_build_object(fa.attnum::pg_catalog.text,"
     "         CASE WHEN nd > 1 THEN '{\"varying\": true}'::pg_catalog.jsonb"
     "         ELSE pg_catalog.jsonb_build_object('v', fv) END);"
@@ -165,6 +185,13 @@ static const char *ddl_capture_body_fmt =
     "     AND pg_catalog.current_query() ~* '\\ydrop\\s+expression\\y' THEN rw := 'rewrite_row'; END IF;"
     /* values that read differently now (retext, above): the rows follow */
     "   IF retext AND (r.dep OR TG_TAG = 'ALTER TYPE') THEN rw := 'rewrite_row'; END IF;"
+    /* the catalog's missing values, each in its type's text (read with the
+     * session's search_path behind pg_catalog, USER_PATH) */
+    "   " USER_PATH
+    "   SELECT pg_catalog.jsonb_object_agg(a.attnum::pg_catalog.text,"
+    "     (a.attmissingval::pg_catalog.text::pg_catalog.text[])[1]) INTO miss"
+    "     FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) r.objid AND a.atthasmissing;"
+    "   " FUNCTION_PATH
     "   INSERT INTO @s@.ddl_capture (relid, info)"
     "   SELECT c.oid, pg_catalog.jsonb_build_object('relid', c.oid::pg_catalog.int8,"
     "     'nspname', n.nspname, 'relname', c.relname, 'persistence', c.relpersistence, 'kind', c.relkind,"
@@ -183,7 +210,7 @@ static const char *ddl_capture_body_fmt =
     /* what rows that predate an ADD COLUMN read: the catalog's missing value (a
      * non-volatile default, never in the WAL), or whether the column has a
      * default or identity the rewrite filled in (volatile: not knowable) */
-    "        CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1]"
+    "        CASE WHEN a.atthasmissing THEN miss ->> a.attnum::pg_catalog.text"
     "          ELSE fills -> a.attnum::pg_catalog.text ->> 'v' END,"
     "        (a.atthasmissing IS NOT TRUE AND (a.atthasdef OR a.attidentity <> '')"
     "          AND NOT coalesce(fills ? a.attnum::pg_catalog.text, false))"
@@ -254,18 +281,16 @@ static const char *ddl_capture_body_fmt =
      * loop's first fetch, and the function's own search_path is back before
      * anything else runs (the SET clause restores it at exit too). */
     "     IF q IS NOT NULL THEN rts := '{}';"
-    "       PERFORM pg_catalog.set_config('search_path', 'pg_catalog' || coalesce(', ' || (SELECT"
-    "         NULLIF(g.reset_val, '') FROM pg_catalog.pg_settings g"
-    "         WHERE g.name OPERATOR(pg_catalog.=) 'search_path'), ''), true);"
+    "       " USER_PATH
     "       FOR rt IN EXECUTE q || ' RETURNING ctid' LOOP"
-    "         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);"
+    "         " FUNCTION_PATH
     "         rts := pg_catalog.array_append(rts, rt);"
     "         CONTINUE WHEN pg_catalog.cardinality(rts) < 1000;"
     "         PERFORM pg_catalog.set_config('enable_seqscan', 'off', true);"
     "         DELETE FROM @s@.ddl_capture WHERE ctid = ANY (rts); rts := '{}';"
     "         PERFORM pg_catalog.set_config('enable_seqscan', 'on', true);"
     "       END LOOP;"
-    "       PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);"
+    "       " FUNCTION_PATH
     "       PERFORM pg_catalog.set_config('enable_seqscan', 'off', true);"
     "       DELETE FROM @s@.ddl_capture WHERE ctid = ANY (rts);"
     "       PERFORM pg_catalog.set_config('enable_seqscan', 'on', true);"
