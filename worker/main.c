@@ -649,11 +649,12 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
         rc = 0;
         break;
     }
-    case CMD_BASELINE:
+    case CMD_BASELINE: {
         BaselineConfig bcfg;
         pipeline_baseline_config(&cfg, &bcfg);
         rc = backfill_command(&bcfg, o->tables, o->ntables, o->format, o->null_text);
         break;
+    }
     case CMD_STATUS: {
         StatusTarget st;
         pipeline_status_target(&cfg, &st);

@@ -41,6 +41,10 @@ PGconn *ts_connect(const char *conninfo)
     return conn;
 }
 
+/* format(printf, 3, 0): clang checks the callers' formats through it instead of
+ * warning -Wformat-nonliteral on the vasprintf. */
+static void vexec(PGconn *conn, PGresult **res_out, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 static void vexec(PGconn *conn, PGresult **res_out, const char *fmt, va_list ap)
 {
     char *sql = NULL;
