@@ -45,7 +45,7 @@
 /* A chunk read never queues for a table lock longer than this: a lock request
  * waits in line in front of every later one, so a worker blocked behind an
  * application's ACCESS EXCLUSIVE lock would also hold back that application's
- * next readers, and the stream (chunks are read in the worker's loop). */
+ * next readers, and the stream (chunks are read in the session's loop, session/session.c). */
 #define LOCK_TIMEOUT "100ms"
 #define LOCK_RETRY_FIRST_US (1 * 1000000LL)
 #define LOCK_RETRY_MAX_US (30 * 1000000LL)

@@ -2,7 +2,7 @@
  * gap.c — a slot that does not continue the history becomes a gap revision
  * (gap.h). The check is one row of pg_replication_slots against the
  * history's checkpoint: the worker never confirms past what the history
- * store has recorded (worker/pipeline.c), so a slot confirmed further, or a
+ * store has recorded (session/rules.h), so a slot confirmed further, or a
  * slot that is gone or lost, means transactions the history never saw. The
  * revision is written like the initial baseline (one revision at the new
  * slot's consistent point, read in its exported snapshot), so the stream

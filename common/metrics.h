@@ -37,7 +37,7 @@ typedef enum {
     METRICS_NCOUNTERS
 } MetricsCounter;
 
-/* Gauges: set by their one writer, the worker's loop. */
+/* Gauges: set by their one writer, the replication session (session/session.c). */
 typedef enum {
     METRICS_LAG_BYTES,     /* the server's WAL end − what is confirmed to the slot */
     METRICS_LAG_US,        /* µs from the source's commit of the last revision to its hand-over */

@@ -1,8 +1,9 @@
 /*
- * pipeline.h — `walrev run`: the replication loop. Streams the slot, assembles
- * revisions, fans them out to the sinks, confirms to the slot only what every
- * sink has made durable, reconnects with capped backoff, stops cleanly on a
- * signal or at --stop-lsn.
+ * pipeline.h — `walrev run` and the slot's creation, wired from the
+ * configuration: the sinks, the replication session (session/session.h:
+ * streams the slot, assembles revisions, fans them out, confirms to the slot
+ * only what every sink has made durable, stops cleanly on a signal or at
+ * --stop-lsn) and the background jobs; sessions run again with capped backoff.
  */
 #ifndef WALREV_WORKER_PIPELINE_H
 #define WALREV_WORKER_PIPELINE_H
