@@ -135,6 +135,35 @@ static void one_line(const char *in, char *out, size_t size)
     while (n && (out[n - 1] == ' ' || out[n - 1] == '\r')) out[--n] = '\0';
 }
 
+/*
+ * PGDATESTYLE in walrev's environment reaches the server as a startup
+ * parameter of its own, applied after the options' -c switches: the
+ * walsender would print dates, timestamps and everything holding them (ranges,
+ * arrays, composites) in that style, and the history would keep them so
+ * while the baseline and the capture print ISO (issue 13, external.py on
+ * PostgreSQL's rangetypes.sql: a tsrange stored as "Sat Jan 02 10:00:00 2010").
+ * Both settings are reported by the server; a connection that did not end up
+ * with PGIO_TEXT_SETTINGS' values is set to them before anything else runs.
+ */
+static bool text_settings_hold(PGconn *conn)
+{
+    const char *ds = PQparameterStatus(conn, "DateStyle"), *is = PQparameterStatus(conn, "IntervalStyle");
+    return ds && is && strcmp(ds, "ISO, MDY") == 0 && strcmp(is, "postgres") == 0;
+}
+
+static WrStatus force_text_settings(PGconn *conn, const char *what, WrError *err)
+{
+    if (text_settings_hold(conn)) return WR_OK;
+    PGresult *r = PQexec(conn, "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK && text_settings_hold(conn);
+    char msg[512];
+    one_line(PQerrorMessage(conn), msg, sizeof(msg));
+    PQclear(r);
+    if (ok) return WR_OK;
+    return wr_error_set(err, WR_FATAL, "%s: could not set DateStyle 'ISO, MDY' and IntervalStyle 'postgres': %s", what,
+                        msg[0] ? msg : "the server reports other values");
+}
+
 WrStatus pgio_connect(const char *conninfo, const PgioConnect *how, PGconn **out, WrError *err)
 {
     *out = NULL;
@@ -185,6 +214,11 @@ WrStatus pgio_connect(const char *conninfo, const PgioConnect *how, PGconn **out
         if (!conn) return wr_error_set(err, WR_FATAL, "%s: could not connect: out of memory in libpq", what);
         if (PQstatus(conn) == CONNECTION_OK) {
             PQsetNoticeProcessor(conn, drop_notice, NULL);
+            WrStatus set = force_text_settings(conn, what, err);
+            if (set != WR_OK) {
+                PQfinish(conn);
+                return set;
+            }
             if (how->bounded && o->reply_timeout_ms > 0) {
                 ConnState *cs = xcalloc(1, sizeof(*cs));
                 cs->reply_timeout_ms = o->reply_timeout_ms;

@@ -6,7 +6,8 @@
 # enum, domain and range columns, TRUNCATE ... CASCADE, a transaction left
 # prepared, an error naming the database, two COPY ... FROM stdin in one
 # line, semicolons inside literals and nested comments, regclass/regtype/regproc
-# values in a rewrite's rows), each file fed in 3 parts with points between (--marks 3), the
+# values in a rewrite's rows, date/time values with PGDATESTYLE in walrev's
+# environment and other styles in the application's session), each file fed in 3 parts with points between (--marks 3), the
 # worker restarted half way: every table equals `walrev snapshot` at every
 # point, outside
 # tests/difftest/external/known.txt, and no statement fails only because the
@@ -21,14 +22,16 @@ done
 work=$TEST_TMP
 dir=$WALREV_SOURCE_DIR/tests/difftest/external
 rc=0
-out=$("$py" "$WALREV_SOURCE_DIR/tests/difftest/external.py" --sql-dir "$dir" --prelude "$dir/prelude.psql" \
+# PGDATESTYLE reaches every libpq connection, the worker's too (external.py
+# is documented to run so, as PostgreSQL's regression suite does)
+out=$(PGDATESTYLE="Postgres, MDY" "$py" "$WALREV_SOURCE_DIR/tests/difftest/external.py" --sql-dir "$dir" --prelude "$dir/prelude.psql" \
         --known "$dir/known.txt" --walrev "$WALREV_BIN" --workdir "$work" --db walrev_external_ci \
         --marks 3 --restart-after 2 --timeout 120 \
         --conninfo-base "host=127.0.0.1 port=$(cat "$WALREV_TEST_PGDIR/port") user=postgres" 2>&1) || rc=$?
 echo "$out"
 [ $rc = 0 ] || fail "external SQL diverged (or walrev got in its way)"
 # the run covered what it claims: every file, every kind, the restart
-for f in 01_schema_moves 02_inherit_ctas 03_identity_conflict 04_types_truncate 05_prepared 06_copy_twice 07_quoted_semicolons 08_reg_names; do
+for f in 01_schema_moves 02_inherit_ctas 03_identity_conflict 04_types_truncate 05_prepared 06_copy_twice 07_quoted_semicolons 08_reg_names 09_value_styles; do
   grep -q "^external: $f.sql: .* 0 only where tracked" <<<"$out" || fail "no clean run of $f.sql"
 done
 grep -q "worker restarted after 02_inherit_ctas.sql" <<<"$out" || fail "the worker was not restarted"
