@@ -378,7 +378,11 @@ typedef enum { TRIGGER_FAILED, TRIGGER_CURRENT, TRIGGER_NO_SUPERUSER, TRIGGER_IN
 
 /*
  * Install t with body (rendered) unless the function's source, the enabled
- * trigger and the table are already as wanted. Without superuser nothing is
+ * trigger and the table are already as wanted. Enabled ALWAYS: under
+ * session_replication_role = replica an ORIGIN trigger fires for nothing,
+ * while the DDL's WAL still reaches the slot (issue 13, external.py on
+ * PostgreSQL's event_trigger.sql: tables created so were unknown, and a
+ * rewrite's values would be lost). An older ORIGIN one is reinstalled. Without superuser nothing is
  * changed (TRIGGER_NO_SUPERUSER: the caller says what is lost). Replaces an
  * older version in place.
  */
@@ -392,7 +396,7 @@ static TriggerOutcome ensure_event_trigger(Setup *s, const EventTrigger *t, cons
         setup_scalar(s, s->src, t->reading,
                      "SELECT coalesce((SELECT prosrc || '|' || array_to_string(proconfig, ',') FROM pg_proc"
                      " WHERE oid = to_regprocedure($1) AND prosecdef), '')"
-                     " || '|' || (SELECT count(*) FROM pg_event_trigger WHERE evtname = $2 AND evtenabled <> 'D')"
+                     " || '|' || (SELECT count(*) FROM pg_event_trigger WHERE evtname = $2 AND evtenabled = 'A')"
                      " || '|' || ($4 = '' OR to_regclass(format('%I.%I', $3::text, $4::text)) IS NOT NULL)",
                      4, p);
     TriggerOutcome out = TRIGGER_FAILED;
@@ -417,10 +421,11 @@ static TriggerOutcome ensure_event_trigger(Setup *s, const EventTrigger *t, cons
                            " " TRIGGER_SETTINGS_SQL " AS $walrev$%s$walrev$;"
                            " REVOKE ALL ON FUNCTION %s.%s() FROM PUBLIC;"
                            " DROP EVENT TRIGGER IF EXISTS %s;"
-                           " CREATE EVENT TRIGGER %s ON %s%s%s%s EXECUTE FUNCTION %s.%s()",
+                           " CREATE EVENT TRIGGER %s ON %s%s%s%s EXECUTE FUNCTION %s.%s();"
+                           " ALTER EVENT TRIGGER %s ENABLE ALWAYS",
                            schema, t->function, body, schema, t->function, t->trigger, t->trigger,
                            t->event ? t->event : "ddl_command_end", t->tags ? " WHEN TAG IN (" : "",
-                           t->tags ? t->tags : "", t->tags ? ")" : "", schema, t->function);
+                           t->tags ? t->tags : "", t->tags ? ")" : "", schema, t->function, t->trigger);
             if (setup_exec(s, s->src, t->doing, sql.data)) {
                 out = TRIGGER_INSTALLED;
                 s->changes++;

@@ -257,10 +257,14 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @schema@.table_state(oid), @schema@.log_table(oid, text), @schema@.log_seed() FROM PUBLIC;
 
+-- Each ENABLE ALWAYS: a session under session_replication_role = replica
+-- still writes WAL the slot decodes, so its DDL is logged too (PostgreSQL's
+-- event_trigger.sql: tables created so were unknown tables).
 DROP EVENT TRIGGER IF EXISTS walrev_log_tables;
 CREATE EVENT TRIGGER walrev_log_tables ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX', 'ALTER TYPE')
     EXECUTE FUNCTION @schema@.log_tables();
+ALTER EVENT TRIGGER walrev_log_tables ENABLE ALWAYS;
 -- CREATE SCHEMA s CREATE TABLE t ... creates its tables under the tag CREATE
 -- SCHEMA (PostgreSQL's publication.sql: pubme.t0, never written, was an
 -- unknown table). Its own trigger, named to fire after setup's
@@ -271,6 +275,8 @@ DROP EVENT TRIGGER IF EXISTS walrev_schema_tables;
 CREATE EVENT TRIGGER walrev_schema_tables ON ddl_command_end
     WHEN TAG IN ('CREATE SCHEMA')
     EXECUTE FUNCTION @schema@.log_tables();
+ALTER EVENT TRIGGER walrev_schema_tables ENABLE ALWAYS;
 DROP EVENT TRIGGER IF EXISTS walrev_log_drops;
 CREATE EVENT TRIGGER walrev_log_drops ON sql_drop
     EXECUTE FUNCTION @schema@.log_drops();
+ALTER EVENT TRIGGER walrev_log_drops ENABLE ALWAYS;
