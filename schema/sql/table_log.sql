@@ -166,7 +166,13 @@ BEGIN
              -- ALTER TYPE ... CASCADE changes the columns of the typed tables made OF it
              typed AS (SELECT c.oid FROM pg_event_trigger_ddl_commands() d JOIN pg_class c ON c.reloftype = d.objid
                         WHERE d.classid = 'pg_type'::regclass),
-             below (relid) AS (SELECT objid FROM cmd UNION SELECT oid FROM typed
+             -- ALTER SCHEMA ... RENAME TO renames every table in it, and no
+             -- row change need follow (PostgreSQL's namespace.sql:
+             -- test_ns_schema_renamed.abc was an unknown table)
+             renamed AS (SELECT c.oid FROM pg_event_trigger_ddl_commands() d JOIN pg_class c ON c.relnamespace = d.objid
+                          WHERE d.classid = 'pg_namespace'::regclass AND d.command_tag = 'ALTER SCHEMA'
+                            AND c.relkind IN ('r', 'p')),
+             below (relid) AS (SELECT objid FROM cmd UNION SELECT oid FROM typed UNION SELECT oid FROM renamed
                                UNION SELECT i.inhrelid FROM pg_inherits i JOIN below b ON i.inhparent = b.relid),
              -- A detached partition is no partition now, and this transaction
              -- (or a subtransaction of it) updated its pg_class row: a later
@@ -266,14 +272,14 @@ CREATE EVENT TRIGGER walrev_log_tables ON ddl_command_end
     EXECUTE FUNCTION @schema@.log_tables();
 ALTER EVENT TRIGGER walrev_log_tables ENABLE ALWAYS;
 -- CREATE SCHEMA s CREATE TABLE t ... creates its tables under the tag CREATE
--- SCHEMA (PostgreSQL's publication.sql: pubme.t0, never written, was an
+-- SCHEMA, ALTER SCHEMA s RENAME TO renames them (PostgreSQL's publication.sql: pubme.t0, never written, was an
 -- unknown table). Its own trigger, named to fire after setup's
 -- walrev_publish_schema (event triggers fire in name order), which adds the
 -- new schema to a FOR TABLES IN SCHEMA publication: log_table logs only
 -- what the publication covers.
 DROP EVENT TRIGGER IF EXISTS walrev_schema_tables;
 CREATE EVENT TRIGGER walrev_schema_tables ON ddl_command_end
-    WHEN TAG IN ('CREATE SCHEMA')
+    WHEN TAG IN ('CREATE SCHEMA', 'ALTER SCHEMA')
     EXECUTE FUNCTION @schema@.log_tables();
 ALTER EVENT TRIGGER walrev_schema_tables ENABLE ALWAYS;
 DROP EVENT TRIGGER IF EXISTS walrev_log_drops;
