@@ -29,7 +29,7 @@ first differing lines.
 
 Usage: external.py --sql-dir DIR --walrev BIN --conninfo-base 'host=... port=... user=...'
                    [--files a.sql,b.sql] [--prelude FILE] [--workdir DIR] [--db NAME]
-                   [--psql-var NAME=VALUE]... [--restart-after N] [--show N] [--jobs N] [--marks N]
+                   [--psql-var NAME=VALUE]... [--psql-setting NAME=VALUE]... [--restart-after N] [--show N] [--jobs N] [--marks N]
 Exit status: 0 all equal, 1 any divergence or worker failure, 2 usage.
 """
 import argparse
@@ -113,12 +113,27 @@ def primary_kind(kinds):
 TIMEOUT = "external.py: TIMEOUT"
 
 
+# --psql-setting NAME=VALUE: the application's sessions (both databases) start
+# with these settings, so a run can check that what walrev records does not
+# follow the application's DateStyle, IntervalStyle, ...
+PSQL_SETTINGS = []
+
+
 def psql_cmd(conninfo, path, variables):
     cmd = ["psql", "-X", "-a", "-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=terse", "-d", conninfo, "-f", path]
     for v in variables:
         cmd += ["-v", v]
-    env = dict(os.environ, PGOPTIONS="-c statement_timeout=60s -c lock_timeout=10s", PGTZ="UTC",
-               PGDATESTYLE="Postgres, MDY")
+    # PGDATESTYLE and PGTZ are startup parameters libpq sends after the options: they would win
+    env = dict(os.environ, PGTZ="UTC", PGDATESTYLE="Postgres, MDY")
+    options = "-c statement_timeout=60s -c lock_timeout=10s"
+    for setting in PSQL_SETTINGS:
+        name, _, value = setting.partition("=")
+        by_env = {"datestyle": "PGDATESTYLE", "timezone": "PGTZ"}.get(name.lower())
+        if by_env:
+            env[by_env] = value
+        else:
+            options += " -c " + name + "=" + value.replace("\\", "\\\\").replace(" ", "\\ ")
+    env["PGOPTIONS"] = options
     return cmd, env
 
 
@@ -373,6 +388,8 @@ def main():
     ap.add_argument("--db", default="walrev_external")
     ap.add_argument("--workdir", default="/tmp/walrev-external")
     ap.add_argument("--psql-var", action="append", default=[], help="NAME=VALUE passed to psql -v")
+    ap.add_argument("--psql-setting", action="append", default=[],
+                    help="NAME=VALUE the application's psql sessions start with (PGOPTIONS; DateStyle: PGDATESTYLE)")
     ap.add_argument("--restart-after", type=int, default=-1,
                     help="stop and restart the worker after this many files (default: half; 0: never)")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per file")
@@ -382,6 +399,7 @@ def main():
                     help="points per file: 1 after each file; N also at N-1 statement ends spread over it")
     ap.add_argument("--known", help="known divergences: a table kind a line (then why), reported as KNOWN, not failing")
     args = ap.parse_args()
+    PSQL_SETTINGS.extend(args.psql_setting)
 
     files = args.files.split(",") if args.files else sorted(f for f in os.listdir(args.sql_dir) if f.endswith(".sql"))
     files = [os.path.join(os.path.abspath(args.sql_dir), f) for f in files]

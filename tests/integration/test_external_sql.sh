@@ -7,8 +7,9 @@
 # prepared, an error naming the database, two COPY ... FROM stdin in one
 # line, semicolons inside literals and nested comments, regclass/regtype/regproc
 # values in a rewrite's rows, date/time values with PGDATESTYLE in walrev's
-# environment and other styles in the application's session, DDL under
-# session_replication_role = replica, ALTER SCHEMA ... RENAME TO), each file fed in 3 parts with points between (--marks 3), the
+# environment and other styles in the application's session, which starts
+# with IntervalStyle sql_standard, DDL under session_replication_role =
+# replica, ALTER SCHEMA ... RENAME TO), each file fed in 3 parts with points between (--marks 3), the
 # worker restarted half way: every table equals `walrev snapshot` at every
 # point, outside
 # tests/difftest/external/known.txt, and no statement fails only because the
@@ -27,7 +28,7 @@ rc=0
 # is documented to run so, as PostgreSQL's regression suite does)
 out=$(PGDATESTYLE="Postgres, MDY" "$py" "$WALREV_SOURCE_DIR/tests/difftest/external.py" --sql-dir "$dir" --prelude "$dir/prelude.psql" \
         --known "$dir/known.txt" --walrev "$WALREV_BIN" --workdir "$work" --db walrev_external_ci \
-        --marks 3 --restart-after 2 --timeout 120 \
+        --marks 3 --restart-after 2 --timeout 120 --psql-setting IntervalStyle=sql_standard \
         --conninfo-base "host=127.0.0.1 port=$(cat "$WALREV_TEST_PGDIR/port") user=postgres" 2>&1) || rc=$?
 echo "$out"
 [ $rc = 0 ] || fail "external SQL diverged (or walrev got in its way)"
@@ -35,6 +36,8 @@ echo "$out"
 for f in 01_schema_moves 02_inherit_ctas 03_identity_conflict 04_types_truncate 05_prepared 06_copy_twice 07_quoted_semicolons 08_reg_names 09_value_styles 10_replica_role 11_schema_rename; do
   grep -q "^external: $f.sql: .* 0 only where tracked" <<<"$out" || fail "no clean run of $f.sql"
 done
+grep -A3 "^SHOW IntervalStyle" "$work/09_value_styles.sql.out" | grep -q " sql_standard$" \
+  || fail "the application's sessions did not start with --psql-setting IntervalStyle=sql_standard"
 grep -q "worker restarted after 02_inherit_ctas.sql" <<<"$out" || fail "the worker was not restarted"
 grep -q "^external: 05_prepared.sql left prepared transactions, rolled back after its point: external_px_left (control: external_px_left)$" <<<"$out" \
   || fail "the transaction 05_prepared.sql left prepared was not rolled back in both databases"

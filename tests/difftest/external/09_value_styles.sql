@@ -1,6 +1,7 @@
 -- date/time values in every container, whatever the application's session and
 -- walrev's environment (the CTest runs external.py, and so the worker, with
 -- PGDATESTYLE='Postgres, MDY': libpq sends it after the options' -c switches)
+SHOW IntervalStyle;  -- test_external_sql starts the session with sql_standard
 SET DateStyle = 'SQL, DMY';
 SET IntervalStyle = 'sql_standard';
 CREATE TABLE styled (id int PRIMARY KEY, d date, ts timestamp, tz timestamptz, iv interval,
