@@ -18,7 +18,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "schema/checksum.h"
-#include "sink/msgpack_codec.h"
+#include "sink/revision_encoder.h"
 #include "sink/sink.h"
 
 #define CKPT_MAGIC "walrev-file-checkpoint 1"
@@ -48,32 +48,26 @@ typedef struct {
     uint64_t rev_start;  /* offset where the revision in flight began */
     FilePoint committed; /* last revision fully written (maybe not yet synced) */
     FilePoint durable;   /* last revision synced and checkpointed */
-    WrStatus failed;     /* sticky after a write error */
-    char failed_msg[sizeof(((WrError *)0)->msg)];
     int64_t pending_since_us;
-    StrBuf buf;
-    MpcRevision rev; /* the revision being written: context in force, tally */
-    RelKey *rels;    /* relation versions already in this file since open */
+    RevisionEncoder enc; /* the revision being written, the message to write, the sticky failure */
+    RelKey *rels;        /* relation versions already in this file since open */
     size_t nrels, caprels;
 } FileSink;
 
-static WrStatus sticky(FileSink *f, WrError *err) { return wr_error_set(err, f->failed, "%s", f->failed_msg); }
-
-static WrStatus fail(FileSink *f, WrError *err, WrStatus st, const char *what)
+/* A failed write or fsync: every later call returns it (the file's end is no longer known). */
+static WrStatus fail(FileSink *f, WrError *err, const char *what)
 {
-    f->failed = st;
-    snprintf(f->failed_msg, sizeof f->failed_msg, "file sink: %s %s: %s", what, f->path ? f->path : "stdout",
-             strerror(errno));
-    return sticky(f, err);
+    revenc_fail(&f->enc, WR_FATAL, "file sink: %s %s: %s", what, f->path ? f->path : "stdout", strerror(errno));
+    return revenc_check(&f->enc, err);
 }
 
-static WrStatus write_buf(FileSink *f, WrError *err)
+/* Append the message just encoded. */
+static WrStatus write_msg(FileSink *f, WrError *err)
 {
-    if (f->buf.len && fwrite(f->buf.data, 1, f->buf.len, f->fp) != f->buf.len)
-        return fail(f, err, WR_FATAL, "could not write to");
-    f->offset += f->buf.len;
-    metrics_sink_add(METRICS_SINK_FILE, METRICS_SINK_BYTES, f->buf.len);
-    strbuf_reset(&f->buf);
+    const StrBuf *m = &f->enc.msg;
+    if (m->len && fwrite(m->data, 1, m->len, f->fp) != m->len) return fail(f, err, "could not write to");
+    f->offset += m->len;
+    metrics_sink_add(METRICS_SINK_FILE, METRICS_SINK_BYTES, m->len);
     return WR_OK;
 }
 
@@ -259,8 +253,8 @@ static bool rel_known(FileSink *f, const RelationVersion *rv)
 
 static WrStatus put_relation(FileSink *f, const RelationVersion *rv, WrError *err)
 {
-    mpc_encode_relation(&f->buf, rv);
-    if (write_buf(f, err) != WR_OK) return err->status;
+    revenc_encode_relation(&f->enc, rv);
+    if (write_msg(f, err) != WR_OK) return err->status;
     if (f->nrels == f->caprels) {
         f->caprels = f->caprels ? 2 * f->caprels : 16;
         f->rels = xrealloc(f->rels, f->caprels * sizeof *f->rels);
@@ -272,7 +266,7 @@ static WrStatus put_relation(FileSink *f, const RelationVersion *rv, WrError *er
 static WrStatus fs_write_relation(Sink *s, const RelationVersion *rv, WrError *err)
 {
     FileSink *f = s->impl;
-    if (f->failed) return sticky(f, err);
+    if (revenc_check(&f->enc, err) != WR_OK) return err->status;
     if (rel_known(f, rv)) return WR_OK;
     return put_relation(f, rv, err);
 }
@@ -280,37 +274,33 @@ static WrStatus fs_write_relation(Sink *s, const RelationVersion *rv, WrError *e
 static WrStatus fs_begin_revision(Sink *s, const Revision *rev, WrError *err)
 {
     FileSink *f = s->impl;
-    if (f->failed) return sticky(f, err);
+    if (revenc_begin(&f->enc, err) != WR_OK) return err->status;
     f->rev_start = f->offset;
-    mpc_revision_begin(&f->rev);
     return WR_OK;
 }
 
 static WrStatus fs_write_context(Sink *s, const Revision *rev, const RevisionContext *ctx, WrError *err)
 {
     FileSink *f = s->impl;
-    if (f->failed) return sticky(f, err);
-    mpc_revision_context(&f->rev, ctx);
-    return WR_OK;
+    return revenc_context(&f->enc, ctx, err);
 }
 
 static WrStatus fs_write_delta(Sink *s, const Revision *rev, const ObjectDelta *d, WrError *err)
 {
     FileSink *f = s->impl;
-    if (f->failed) return sticky(f, err);
-    if (mpc_revision_check_delta(&f->rev, rev, d, "file sink", err) != WR_OK) return err->status;
+    if (revenc_check_delta(&f->enc, rev, d, err) != WR_OK) return err->status;
     /* Every delta's relation appears earlier in the file, even after a restart cut the file back. */
     if (!rel_known(f, d->relver) && put_relation(f, d->relver, err) != WR_OK) return err->status;
-    mpc_revision_delta(&f->rev, &f->buf, rev, d);
-    return write_buf(f, err);
+    revenc_encode_delta(&f->enc, rev, d);
+    return write_msg(f, err);
 }
 
 static WrStatus fs_commit_revision(Sink *s, const Revision *rev, WrError *err)
 {
     FileSink *f = s->impl;
-    if (f->failed) return sticky(f, err);
-    mpc_revision_end(&f->rev, &f->buf, rev);
-    if (write_buf(f, err) != WR_OK) return err->status;
+    if (revenc_check(&f->enc, err) != WR_OK) return err->status;
+    revenc_encode_revision(&f->enc, rev);
+    if (write_msg(f, err) != WR_OK) return err->status;
     f->committed.offset = f->offset;
     f->committed.end_lsn = rev->end_lsn;
     f->committed.revision_id = rev->id;
@@ -322,14 +312,13 @@ static WrStatus fs_commit_revision(Sink *s, const Revision *rev, WrError *err)
 static WrStatus fs_flush(Sink *s, WrError *err)
 {
     FileSink *f = s->impl;
-    if (f->failed) return sticky(f, err);
+    if (revenc_check(&f->enc, err) != WR_OK) return err->status;
     if (!f->fp) return wr_error_set(err, WR_FATAL, "file sink: flush before open");
-    if (fflush(f->fp) != 0) return fail(f, err, WR_FATAL, "could not write to");
-    if (f->path && f->do_fsync && fsync(f->fd) != 0) return fail(f, err, WR_FATAL, "could not fsync");
+    if (fflush(f->fp) != 0) return fail(f, err, "could not write to");
+    if (f->path && f->do_fsync && fsync(f->fd) != 0) return fail(f, err, "could not fsync");
     if (f->path && f->committed.offset != f->durable.offset) {
         if (ckpt_write(f, &f->committed, err) != WR_OK) {
-            f->failed = err->status;
-            snprintf(f->failed_msg, sizeof f->failed_msg, "%s", err->msg);
+            revenc_fail(&f->enc, err->status, "%s", err->msg);
             return err->status;
         }
     }
@@ -341,7 +330,7 @@ static WrStatus fs_flush(Sink *s, WrError *err)
 static WrStatus fs_poll(Sink *s, WrError *err)
 {
     FileSink *f = s->impl;
-    return f->failed ? sticky(f, err) : WR_OK;
+    return revenc_check(&f->enc, err);
 }
 
 static Lsn fs_durable_lsn(Sink *s) { return ((FileSink *)s->impl)->durable.end_lsn; }
@@ -365,13 +354,11 @@ static void fs_abort(Sink *s)
         if (fflush(f->fp) == 0 && ftruncate(f->fd, (off_t)f->committed.offset) == 0) {
             f->offset = f->committed.offset;
         } else {
-            f->failed = WR_FATAL;
-            snprintf(f->failed_msg, sizeof f->failed_msg, "file sink: could not cut back %s after abort: %s", f->path,
-                     strerror(errno));
+            revenc_fail(&f->enc, WR_FATAL, "file sink: could not cut back %s after abort: %s", f->path,
+                        strerror(errno));
         }
     }
     f->rev_start = f->offset;
-    strbuf_reset(&f->buf);
 }
 
 static void fs_destroy(Sink *s)
@@ -381,8 +368,7 @@ static void fs_destroy(Sink *s)
         fclose(f->fp);
     else if (f->fp)
         fflush(f->fp);
-    strbuf_free(&f->buf);
-    mpc_revision_free(&f->rev);
+    revenc_term(&f->enc);
     free(f->rels);
     free(f->path);
     free(f->ckpt_path);
@@ -418,7 +404,7 @@ Sink *sink_file_create(const FileSinkConfig *cfg)
     }
     f->do_fsync = cfg->fsync;
     f->fd = -1;
-    strbuf_init(&f->buf);
+    revenc_init(&f->enc, "file sink");
     Sink *s = xcalloc(1, sizeof *s);
     s->ops = &FILE_SINK_OPS;
     s->impl = f;

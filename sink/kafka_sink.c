@@ -20,6 +20,7 @@
 #include "common/metrics.h"
 #include "common/props.h"
 #include "sink/msgpack_codec.h"
+#include "sink/revision_encoder.h"
 
 #define FIFO_CAP 65536u  /* revisions in flight at most (power of two) */
 #define WAIT_POLL_MS 100 /* poll slice while waiting for room */
@@ -65,29 +66,26 @@ typedef struct {
     uint64_t mark;       /* [head, mark): revision messages produced (or aborted); mark <= tail */
     bool in_revision;
     Lsn durable;
-    WrStatus failed;
-    char failed_msg[sizeof(((WrError *)0)->msg)];
-    StrBuf buf;
-    MpcRevision rev; /* the revision being produced: context in force, tally */
+    RevisionEncoder enc; /* the revision being produced, the message to produce, the sticky failure */
     KafkaSinkStats stats;
     rd_kafka_resp_err_t last_err; /* error_cb de-duplication */
     int64_t last_err_us;
 } KafkaSink;
 
-static WrStatus sticky(KafkaSink *k, WrError *err) { return wr_error_set(err, k->failed, "%s", k->failed_msg); }
-
-/* Record the first failure; a fatal one replaces a retriable one. */
+/* Record the first failure (a fatal one replaces a retriable one) and log it, once. */
 static void set_failed(KafkaSink *k, WrStatus st, const char *fmt, ...) WR_PRINTF(3, 4);
 static void set_failed(KafkaSink *k, WrStatus st, const char *fmt, ...)
 {
-    if (k->failed == WR_FATAL || (k->failed && st != WR_FATAL)) return;
+    char msg[sizeof(((WrError *)0)->msg)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(k->failed_msg, sizeof k->failed_msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    k->failed = st;
-    log_error("msg=\"kafka sink failed\" error=\"%s\" status=%s", k->failed_msg, wr_status_name(st));
+    if (revenc_fail(&k->enc, st, "%s", msg))
+        log_error("msg=\"kafka sink failed\" error=\"%s\" status=%s", msg, wr_status_name(st));
 }
+
+static bool has_failed(const KafkaSink *k) { return revenc_failure(&k->enc) != WR_OK; }
 
 /* Move the durable LSN over every leading revision that is complete and fully delivered. */
 static void advance(KafkaSink *k)
@@ -185,7 +183,7 @@ static void release_markers(KafkaSink *k)
             k->mark++;
             continue;
         }
-        if (e->failed || e->outstanding > 0 || k->failed) break;
+        if (e->failed || e->outstanding > 0 || has_failed(k)) break;
         rd_kafka_resp_err_t r = rd_kafka_producev(
             k->rk, RD_KAFKA_V_RKT(k->rev_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_VALUE(e->marker, e->marker_len), RD_KAFKA_V_KEY(k->prefix, strlen(k->prefix)),
@@ -222,7 +220,7 @@ static WrStatus wait_for(KafkaSink *k, bool (*cond)(KafkaSink *), const char *wh
 {
     int64_t start = mono_now_us(), last_log = 0;
     while (!cond(k)) {
-        if (k->failed) return sticky(k, err);
+        if (revenc_check(&k->enc, err) != WR_OK) return err->status;
         int64_t now = mono_now_us();
         if (now - (last_log ? last_log : start) >= (last_log ? WAIT_LOG_EVERY_US : 1000000)) {
             log_warn("msg=\"kafka sink waiting: %s\" waited_ms=%" PRId64 " undelivered=%d", what, (now - start) / 1000,
@@ -234,7 +232,7 @@ static WrStatus wait_for(KafkaSink *k, bool (*cond)(KafkaSink *), const char *wh
             return wr_error_set(err, WR_RETRY, "kafka sink: gave up waiting (%s): stopping", what);
     }
     if (last_log) log_info("msg=\"kafka sink resumed: %s\" waited_ms=%" PRId64, what, (mono_now_us() - start) / 1000);
-    return k->failed ? sticky(k, err) : WR_OK;
+    return revenc_check(&k->enc, err);
 }
 
 static bool fifo_has_room(KafkaSink *k) { return k->tail - k->head < FIFO_CAP; }
@@ -248,7 +246,7 @@ static WrStatus produce(KafkaSink *k, rd_kafka_topic_t *rkt, const char *key, si
     return produce_value(k, rkt, key, keylen, id, false, err);
 }
 
-/* tombstone: a null value (k->buf unused), which a compacted topic keeps only until it drops the key. */
+/* tombstone: a null value (the message just encoded unused), which a compacted topic keeps only until it drops the key. */
 static WrStatus produce_value(KafkaSink *k, rd_kafka_topic_t *rkt, const char *key, size_t keylen, const char *id,
                               bool tombstone, WrError *err)
 {
@@ -261,7 +259,8 @@ static WrStatus produce_value(KafkaSink *k, rd_kafka_topic_t *rkt, const char *k
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_VALUE(tombstone ? NULL : k->buf.data, tombstone ? 0 : k->buf.len), RD_KAFKA_V_KEY(key_arg, keylen),
+            RD_KAFKA_V_VALUE(tombstone ? NULL : k->enc.msg.data, tombstone ? 0 : k->enc.msg.len),
+            RD_KAFKA_V_KEY(key_arg, keylen),
             RD_KAFKA_V_HEADER("content-type", CONTENT_TYPE, (ssize_t)strlen(CONTENT_TYPE)),
             RD_KAFKA_V_HEADER("walrev-format", "1", 1), RD_KAFKA_V_HEADER("walrev-id", id, (ssize_t)strlen(id)),
             RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
@@ -289,7 +288,7 @@ static WrStatus produce_value(KafkaSink *k, rd_kafka_topic_t *rkt, const char *k
             last_log = now;
         }
         kpoll(k, WAIT_POLL_MS);
-        if (k->failed) return sticky(k, err);
+        if (revenc_check(&k->enc, err) != WR_OK) return err->status;
         if (k->while_waiting && !k->while_waiting(k->while_waiting_arg))
             return wr_error_set(err, WR_RETRY, "kafka sink: gave up waiting for room in the local queue: stopping");
     }
@@ -493,7 +492,7 @@ static WrStatus ks_open(Sink *s, SinkPosition *pos, WrError *err)
 {
     KafkaSink *k = s->impl;
     memset(pos, 0, sizeof *pos);
-    if (k->failed == WR_FATAL) return sticky(k, err);
+    if (revenc_failure(&k->enc) == WR_FATAL) return revenc_check(&k->enc, err);
     WrStatus st = read_position(k, pos, err);
     if (st != WR_OK) return st;
     pos->known = true;
@@ -507,7 +506,7 @@ static WrStatus ks_open(Sink *s, SinkPosition *pos, WrError *err)
 static WrStatus ks_write_relation(Sink *s, const RelationVersion *rv, WrError *err)
 {
     KafkaSink *k = s->impl;
-    if (k->failed) return sticky(k, err);
+    if (revenc_check(&k->enc, err) != WR_OK) return err->status;
     rd_kafka_topic_t *rkt;
     return topic_for(k, rv, &rkt, err);
 }
@@ -515,23 +514,22 @@ static WrStatus ks_write_relation(Sink *s, const RelationVersion *rv, WrError *e
 static WrStatus ks_begin_revision(Sink *s, const Revision *rev, WrError *err)
 {
     KafkaSink *k = s->impl;
-    if (k->failed) return sticky(k, err);
+    /* The sticky failure is checked before polling, as ever: a failure the poll
+     * brings is returned by the next call, not this one. */
+    if (revenc_begin(&k->enc, err) != WR_OK) return err->status;
     kpoll(k, 0);
     if (!fifo_has_room(k) && wait_for(k, fifo_has_room, "too many revisions in flight", err) != WR_OK)
         return err->status;
     k->fifo[k->tail % FIFO_CAP] = (InFlight){0};
     k->tail++;
     k->in_revision = true;
-    mpc_revision_begin(&k->rev);
     return WR_OK;
 }
 
 static WrStatus ks_write_context(Sink *s, const Revision *rev, const RevisionContext *ctx, WrError *err)
 {
     KafkaSink *k = s->impl;
-    if (k->failed) return sticky(k, err);
-    mpc_revision_context(&k->rev, ctx);
-    return WR_OK;
+    return revenc_context(&k->enc, ctx, err);
 }
 
 /*
@@ -577,15 +575,14 @@ static WrStatus maybe_tombstone(KafkaSink *k, const Revision *rev, const ObjectD
 static WrStatus ks_write_delta(Sink *s, const Revision *rev, const ObjectDelta *d, WrError *err)
 {
     KafkaSink *k = s->impl;
-    if (k->failed) return sticky(k, err);
+    if (revenc_check(&k->enc, err) != WR_OK) return err->status;
     if (!k->in_revision)
         return wr_error_set(err, WR_PROTOCOL, "kafka sink: delta %" PRId64 ".%" PRId32 " outside a revision", rev->id,
                             d->seq);
-    if (mpc_revision_check_delta(&k->rev, rev, d, "kafka sink", err) != WR_OK) return err->status;
+    if (revenc_check_delta(&k->enc, rev, d, err) != WR_OK) return err->status;
     rd_kafka_topic_t *rkt;
     if (topic_for(k, d->relver, &rkt, err) != WR_OK) return err->status;
-    strbuf_reset(&k->buf);
-    mpc_revision_delta(&k->rev, &k->buf, rev, d);
+    revenc_encode_delta(&k->enc, rev, d);
     char id[MPC_ID_MAX];
     mpc_delta_id(rev, d->seq, id);
     if (d->key) {
@@ -601,23 +598,23 @@ static WrStatus ks_write_delta(Sink *s, const Revision *rev, const ObjectDelta *
 static WrStatus ks_commit_revision(Sink *s, const Revision *rev, WrError *err)
 {
     KafkaSink *k = s->impl;
-    if (k->failed) return sticky(k, err);
+    if (revenc_check(&k->enc, err) != WR_OK) return err->status;
     if (!k->in_revision)
         return wr_error_set(err, WR_PROTOCOL, "kafka sink: commit of revision %" PRId64 " outside a revision", rev->id);
-    strbuf_reset(&k->buf);
-    mpc_revision_end(&k->rev, &k->buf, rev);
+    revenc_encode_revision(&k->enc, rev);
     InFlight *e = &k->fifo[(k->tail - 1) % FIFO_CAP];
     mpc_revision_id(rev, e->id);
     /* Kept until its deltas are delivered (release_markers); one constant
      * key: every revision message lands on one partition, in commit order. */
-    e->marker = xmalloc(k->buf.len ? k->buf.len : 1);
-    memcpy(e->marker, k->buf.data, k->buf.len);
-    e->marker_len = k->buf.len;
+    const StrBuf *m = &k->enc.msg;
+    e->marker = xmalloc(m->len ? m->len : 1);
+    memcpy(e->marker, m->data, m->len);
+    e->marker_len = m->len;
     e->end_lsn = rev->end_lsn;
     e->committed = true;
     k->in_revision = false;
     kpoll(k, 0);
-    return k->failed ? sticky(k, err) : WR_OK;
+    return revenc_check(&k->enc, err);
 }
 
 /*
@@ -628,10 +625,10 @@ static WrStatus ks_commit_revision(Sink *s, const Revision *rev, WrError *err)
 static WrStatus ks_flush(Sink *s, WrError *err)
 {
     KafkaSink *k = s->impl;
-    if (k->failed) return sticky(k, err);
+    if (revenc_check(&k->enc, err) != WR_OK) return err->status;
     rd_kafka_resp_err_t e = rd_kafka_flush(k->rk, 0);
     release_markers(k);
-    if (k->failed) return sticky(k, err);
+    if (revenc_check(&k->enc, err) != WR_OK) return err->status;
     if (e == RD_KAFKA_RESP_ERR__TIMED_OUT || k->head < k->tail)
         return wr_error_set(err, WR_AGAIN,
                             "kafka sink: %d messages not yet delivered; durable position stays at " LSN_FMT,
@@ -643,7 +640,7 @@ static WrStatus ks_poll(Sink *s, WrError *err)
 {
     KafkaSink *k = s->impl;
     kpoll(k, 0);
-    return k->failed ? sticky(k, err) : WR_OK;
+    return revenc_check(&k->enc, err);
 }
 
 static Lsn ks_durable_lsn(Sink *s) { return ((KafkaSink *)s->impl)->durable; }
@@ -667,14 +664,14 @@ static void ks_abort(Sink *s)
         k->in_revision = false;
         advance(k);
     }
-    if (k->failed == WR_RETRY) {
+    if (revenc_failure(&k->enc) == WR_RETRY) {
         /* The worker will resend from the durable LSN: forget what can no longer complete. */
         for (uint64_t q = k->head; q < k->tail; q++) {
             free(k->fifo[q % FIFO_CAP].marker);
             k->fifo[q % FIFO_CAP].marker = NULL;
         }
         k->head = k->mark = k->tail;
-        k->failed = WR_OK;
+        revenc_clear_failure(&k->enc);
         log_info("msg=\"kafka sink reset after a failed delivery\" durable_lsn=" LSN_FMT, LSN_ARGS(k->durable));
     }
 }
@@ -698,8 +695,7 @@ static void ks_destroy(Sink *s)
     free(k->brokers);
     props_free(k->props, k->nprops);
     free(k->erase_schema);
-    strbuf_free(&k->buf);
-    mpc_revision_free(&k->rev);
+    revenc_term(&k->enc);
     free(k);
     free(s);
 }
@@ -776,7 +772,7 @@ Sink *sink_kafka_create(const KafkaSinkConfig *cfg, WrError *err)
     k->while_waiting = cfg->while_waiting;
     k->while_waiting_arg = cfg->while_waiting_arg;
     k->fifo = xcalloc(FIFO_CAP, sizeof *k->fifo);
-    strbuf_init(&k->buf);
+    revenc_init(&k->enc, "kafka sink");
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (conf_set(conf, "client.id", "walrev", err) != WR_OK ||

@@ -43,8 +43,10 @@ void mpc_tally_free(MpcTableTally *t);
 
 /*
  * What a sink keeps while it streams one revision as messages (the file and
- * Kafka sinks alike): the context in force, packed once, and the per-table
- * tally for the revision message. Zero-initialise; mpc_revision_free releases.
+ * Kafka sinks through revision_encoder.h, which adds their sticky failure and
+ * message buffer; the history store's quarantine directly): the context in
+ * force, packed once, and the per-table tally for the revision message.
+ * Zero-initialise; mpc_revision_free releases.
  */
 typedef struct {
     StrBuf ctx;     /* packed context in force (mpc_encode_context) */
