@@ -228,6 +228,11 @@ static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
     if (st == WR_OK)
         st = hsession_run(h, h->sync_commit ? "SET synchronous_commit = on" : "SET synchronous_commit = off", 0, NULL,
                           "setting synchronous_commit", NULL, err);
+    /* The assembler records an UPDATE of a key as a delete and an insert: no
+     * delta written here moves a row between keys, so object_delta's key_move
+     * trigger has nothing to list for this session (history.sql). */
+    if (st == WR_OK)
+        st = hsession_run(h, "SET walrev.no_key_moves = on", 0, NULL, "setting walrev.no_key_moves", NULL, err);
     if (st != WR_OK) return st;
     fanout_await_term(&h->await);
     fanout_await_init(&h->await, pos->durable_end_lsn);

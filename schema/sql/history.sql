@@ -395,6 +395,61 @@ SELECT d.revision_id, d.seq, d.relid, d.relversion, d.op, d.key, d.context_no,
        d.attr_flags, d.old_unknown
 FROM @schema@.object_delta d;
 
+-- Key moves (docs/history-store.md#key-moves): an UPDATE recorded under the
+-- row's new key with a key column among its attributes moves the row from
+-- another key (delta_old_key). The history sink never writes one (it records
+-- an UPDATE of a key as a delete and an insert), but histories written in SQL
+-- may. Readers that must know whether a row moved away from its key after its
+-- last change (row_at, blame) look here instead of reading every delta of the
+-- table since that change: this lists every 'U' delta that names a key column
+-- of its relation version (or whose version is not known when it is written),
+-- a superset of the moves that readers check with delta_old_key. Derived
+-- data, like an index: rows whose delta is gone (walrev prune) match nothing.
+CREATE TABLE IF NOT EXISTS @schema@.key_move (
+    relid       oid NOT NULL,
+    revision_id bigint NOT NULL,
+    seq         integer NOT NULL,
+    key         text COLLATE "C",
+    PRIMARY KEY (relid, revision_id, seq)
+);
+-- Kept by a trigger on object_delta for every writer but the history sink,
+-- whose session sets walrev.no_key_moves = on: for its changes (all but every
+-- delta of the store) the trigger's WHEN is one comparison and nothing runs.
+CREATE OR REPLACE FUNCTION @schema@.key_move_note() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM @schema@.relation_version rv
+                   WHERE rv.relid = NEW.relid AND rv.version = NEW.relversion)
+       OR EXISTS (SELECT 1 FROM @schema@.relation_version rv, unnest(rv.col_ids, rv.col_is_key) AS c(id, is_key)
+                  WHERE rv.relid = NEW.relid AND rv.version = NEW.relversion AND c.is_key
+                    AND c.id = ANY (CASE WHEN NEW.col_id IS NULL THEN NEW.col_ids ELSE ARRAY[NEW.col_id] END)) THEN
+        INSERT INTO @schema@.key_move VALUES (NEW.relid, NEW.revision_id, NEW.seq, NEW.key)
+            ON CONFLICT (relid, revision_id, seq) DO UPDATE SET key = EXCLUDED.key;
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+DO $walrev$ BEGIN
+IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '@schema@.object_delta'::regclass
+               AND tgname = 'object_delta_key_move' AND tgparentid = 0) THEN
+    CREATE TRIGGER object_delta_key_move
+        AFTER INSERT OR UPDATE OF op, relid, relversion, key, col_ids, col_id ON @schema@.object_delta
+        FOR EACH ROW WHEN (NEW.op = 'U' AND current_setting('walrev.no_key_moves', true) IS DISTINCT FROM 'on')
+        EXECUTE FUNCTION @schema@.key_move_note();
+END IF;
+-- A store made before the list: its UPDATEs that name a key column, once.
+IF NOT EXISTS (SELECT 1 FROM @schema@.store_info WHERE key = 'key_moves_listed') THEN
+    INSERT INTO @schema@.key_move
+    SELECT d.relid, d.revision_id, d.seq, d.key
+    FROM @schema@.object_delta_arrays d
+    LEFT JOIN (SELECT rv.relid, rv.version, array_agg(c.id) FILTER (WHERE c.is_key) AS key_ids
+               FROM @schema@.relation_version rv, unnest(rv.col_ids, rv.col_is_key) AS c(id, is_key)
+               GROUP BY rv.relid, rv.version) kv ON kv.relid = d.relid AND kv.version = d.relversion
+    WHERE d.op = 'U' AND (kv.relid IS NULL OR d.col_ids && kv.key_ids)
+    ON CONFLICT DO NOTHING;
+    INSERT INTO @schema@.store_info VALUES ('key_moves_listed', 'true');
+END IF;
+END $walrev$;
+
 -- Tabular view of attribute deltas, one row per column change.
 CREATE OR REPLACE VIEW @schema@.attribute_delta AS
 SELECT d.revision_id, d.seq, d.relid, d.relversion, d.op, d.key,

@@ -180,3 +180,29 @@ expect_eq "history --limit 3 of it: the newest three versions, oldest first" \
   "$((NREV - 2)),U,b,w2999
 $((NREV - 1)),U,a,3000
 $NREV,U,d,1"
+
+# blame of an object last changed long ago: whether an UPDATE recorded under
+# another key moved the row away since comes from key_move (the moves the
+# history holds: none the worker wrote, 7 written above), not from a read of
+# every delta of the table since its last change (object 50's 3,002 here).
+READ="SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0) FROM pg_stat_user_tables
+      WHERE relid = 'walrev.object_delta'::regclass
+         OR relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'walrev.object_delta'::regclass)"
+stat_settled "$READ" >/dev/null || exit 1
+OUT9=$($PSQL -d $DB -c "$READ" -c "$H SELECT string_agg(column_name || '=' || coalesce(value, 'NULL'), ' ' ORDER BY column_name)
+                                   FROM blame($RELID, '[\"9\"]', $NREV)" \
+             -c "SELECT pg_stat_force_next_flush()" -c "SELECT 1" -c "$READ" | grep -v '^$')
+expect_eq "blame of key 9, last changed before object 50's 3,002 versions" "$(echo "$OUT9" | sed -n 2p)" \
+  "a=2 b=new 2 d=9 id=9"
+N9=$(( $(echo "$OUT9" | sed -n 4p) - $(echo "$OUT9" | sed -n 1p) ))
+[ "$N9" -le 50 ] || fail "blame of key 9 read $N9 rows of object_delta (the deltas since its last change: > 3,000)"
+pass "blame of key 9 read $N9 rows of object_delta"
+expect_eq "key_move lists the UPDATEs written in SQL that name a key column, none of the worker's" \
+  "$(q $DB "$H SELECT string_agg((revision_id - $NREV) || ':' || key, ' ' ORDER BY revision_id) FROM key_move")" \
+  "3:[\"2\"] 5:[\"3\"]"
+# a store made before the list: setup lists its moves once (the same ones)
+q $DB "$H DELETE FROM key_move; DELETE FROM store_info WHERE key = 'key_moves_listed'" >/dev/null
+W setup >"$TEST_TMP/setup2.out" 2>&1 || { cat "$TEST_TMP/setup2.out"; fail "setup over a store without key_move"; }
+expect_eq "setup lists the moves of a store made before key_move" \
+  "$(q $DB "$H SELECT string_agg((revision_id - $NREV) || ':' || key, ' ' ORDER BY revision_id) FROM key_move")" \
+  "3:[\"2\"] 5:[\"3\"]"
