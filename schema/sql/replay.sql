@@ -526,10 +526,12 @@ $fn$;
 -- key_move (every UPDATE naming a key column, docs/history-store.md#key-moves),
 -- each checked against its delta as before: the cost is the table's key moves
 -- in the range, not its deltas (an object last changed 10^6 revisions ago
--- read all of them: 1.2 s).
+-- read all of them: 1.2 s). plpgsql: its statement's plan is kept for the
+-- session, where a SQL function's body is planned again at every call.
 CREATE OR REPLACE FUNCTION @schema@.moved_away(p_relid oid, p_key text, p_rev bigint, p_seq integer, p_at bigint)
-RETURNS boolean LANGUAGE sql STABLE AS $fn$
-    SELECT EXISTS (
+RETURNS boolean LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+    RETURN EXISTS (
         SELECT 1
         FROM @schema@.key_move m
         JOIN @schema@.object_delta_arrays d
@@ -540,7 +542,8 @@ RETURNS boolean LANGUAGE sql STABLE AS $fn$
           AND CASE WHEN d.col_ids && kv.key_ids
                    THEN @schema@.delta_old_key(p_relid, d.relversion, d.key, d.col_ids, d.old_values, d.new_values,
                                                d.attr_flags, d.old_unknown) = p_key
-                   ELSE false END)
+                   ELSE false END);
+END
 $fn$;
 
 -- lineage(relid, key, before (rev, seq), use_keyframe): the segments of one
