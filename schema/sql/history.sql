@@ -436,6 +436,12 @@ IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '@schema@.object_delta':
         FOR EACH ROW WHEN (NEW.op = 'U' AND current_setting('walrev.no_key_moves', true) IS DISTINCT FROM 'on')
         EXECUTE FUNCTION @schema@.key_move_note();
 END IF;
+-- ALWAYS: a session under session_replication_role = replica (a restore, a
+-- subscriber) writes deltas too
+IF (SELECT tgenabled FROM pg_trigger WHERE tgrelid = '@schema@.object_delta'::regclass
+    AND tgname = 'object_delta_key_move' AND tgparentid = 0) <> 'A' THEN
+    ALTER TABLE @schema@.object_delta ENABLE ALWAYS TRIGGER object_delta_key_move;
+END IF;
 -- A store made before the list: its UPDATEs that name a key column, once.
 IF NOT EXISTS (SELECT 1 FROM @schema@.store_info WHERE key = 'key_moves_listed') THEN
     INSERT INTO @schema@.key_move
