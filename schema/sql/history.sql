@@ -413,8 +413,9 @@ CREATE TABLE IF NOT EXISTS @schema@.key_move (
     PRIMARY KEY (relid, revision_id, seq)
 );
 -- Kept by a trigger on object_delta for every writer but the history sink,
--- whose session sets walrev.no_key_moves = on: for its changes (all but every
--- delta of the store) the trigger's WHEN is one comparison and nothing runs.
+-- whose session sets walrev.no_key_moves = on: for its deltas (nearly all of
+-- a store's) the trigger's WHEN compares op and, for an UPDATE, reads that
+-- setting; nothing else runs.
 CREATE OR REPLACE FUNCTION @schema@.key_move_note() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM @schema@.relation_version rv
