@@ -87,14 +87,6 @@ struct Assembler {
      * asked of the catalog (key_from_catalog). */
     uint32_t *ddl_seen;
     size_t nddl_seen, capddl_seen;
-    /* Tables the worker has no version of yet (created after setup, not yet
-     * written): their shape as their last DDL capture row gave it, replica
-     * identity and key included (apply_ddl_shape). The first Relation
-     * message is held to it as later ones are to the version
-     * (handle_relation); taken then. Only name, is_key, ncols, relid and
-     * replident are set. */
-    RelationVersion *captured;
-    size_t ncaptured, capcaptured;
     const char *identity_warning; /* a change of a keyless row that could not be matched */
     uint32_t logged_relid;        /* the table whose SET LOGGED shape came last: its rows follow */
     /* The table whose rewrite computed values row by row (rewrite_rows in its
@@ -158,8 +150,6 @@ static void free_scratch(Assembler *a)
     free(a->attrs);
 }
 
-static void captured_free(RelationVersion *c);
-
 void assembler_destroy(Assembler *a)
 {
     if (!a) return;
@@ -177,8 +167,6 @@ void assembler_destroy(Assembler *a)
     context_term(&a->parsed);
     free_scratch(a);
     free(a->ddl_seen);
-    for (size_t i = 0; i < a->ncaptured; i++) captured_free(&a->captured[i]);
-    free(a->captured);
     free(a->rewrite_added);
     free(a->pending_rels);
     free(a);
@@ -458,47 +446,6 @@ static bool ddl_seen_take(Assembler *a, uint32_t relid)
     return false;
 }
 
-static void captured_free(RelationVersion *c)
-{
-    for (uint16_t i = 0; i < c->ncols; i++) free(c->cols[i].name);
-    free(c->cols);
-}
-
-/* The shape of a table without a version, from a DDL capture row: replaces an earlier one. */
-static void captured_set(Assembler *a, uint32_t relid, char replident, uint16_t ncols, const RelColumnIn *cols)
-{
-    RelationVersion *c = NULL;
-    for (size_t i = 0; i < a->ncaptured && !c; i++)
-        if (a->captured[i].relid == relid) c = &a->captured[i];
-    if (c) {
-        captured_free(c);
-    } else {
-        if (a->ncaptured == a->capcaptured) {
-            a->capcaptured = a->capcaptured ? 2 * a->capcaptured : 4;
-            a->captured = xrealloc(a->captured, a->capcaptured * sizeof(*a->captured));
-        }
-        c = &a->captured[a->ncaptured++];
-    }
-    *c = (RelationVersion){.relid = relid, .replident = replident, .ncols = ncols};
-    c->cols = xcalloc((size_t)ncols + 1, sizeof(RelColumn));
-    for (uint16_t i = 0; i < ncols; i++) {
-        c->cols[i].name = xstrdup(cols[i].name);
-        c->cols[i].is_key = cols[i].is_key;
-    }
-}
-
-/* Whether relid has a captured shape; moves it to *out (the caller frees it with captured_free). */
-static bool captured_take(Assembler *a, uint32_t relid, RelationVersion *out)
-{
-    for (size_t i = 0; i < a->ncaptured; i++)
-        if (a->captured[i].relid == relid) {
-            *out = a->captured[i];
-            a->captured[i] = a->captured[--a->ncaptured];
-            return true;
-        }
-    return false;
-}
-
 /*
  * A row of the DDL capture table (info, as JSON): {"relid": N, "columns":
  * [[attnum, name], ...], "generated": [[attnum, name, type, expr], ...]}
@@ -595,11 +542,13 @@ static WrStatus handle_ddl(Assembler *a, const char *content, size_t len, WrErro
  * The table's shape after the DDL, as the next Relation message will give
  * it: a new relation version now, in the DDL's transaction, rather than at
  * the table's next row change (a snapshot between the two would show the
- * old columns, a rename the old name). Only for a table already tracked and
- * still published, and never for a transaction already durable (its
- * versions were restored). The Relation message that follows is then the
- * same version. Of a published table not tracked yet only the shape is kept
- * (captured_set), for its first Relation message's key. info.attrs:
+ * old columns, a rename the old name). For a published table, never for a
+ * transaction already durable (its versions were restored). The Relation
+ * message that follows is then the same version. A table without a version
+ * yet (created after setup) gets its first one here too, at its CREATE
+ * TABLE: stored with that revision, the key it had survives a restart
+ * before its first change (its first Relation message may mark none: see
+ * handle_relation). info.attrs:
  * [[attnum, name, type oid, typmod, type name for a user type or null,
  * replica identity key, primary key, generated], ...].
  */
@@ -699,6 +648,8 @@ static WrStatus handle_logged_row(Assembler *a, json_t *root, WrError *err)
     return st;
 }
 
+static bool is_control(const Assembler *a, const RelationVersion *rv);
+
 static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrError *err)
 {
     const RelationVersion *cur = relcache_lookup(a->relcache, relid);
@@ -743,19 +694,14 @@ static WrStatus apply_ddl_shape(Assembler *a, json_t *root, uint32_t relid, WrEr
         /* already in the form a Type message gives it ("schema.name", or "name" in pg_catalog) */
         if (json_is_string(tname)) relcache_set_type_name(a->relcache, c->type_oid, NULL, json_string_value(tname));
     }
-    if (!cur && !logged_now) {
-        /* A table without a version yet (created after setup, not yet
-         * written): its first Relation message makes it, and is held to
-         * this shape's key (handle_relation). */
-        captured_set(a, relid, ri[0], k, cols);
-        free(cols);
-        free(fills);
-        return WR_OK;
-    }
     bool is_new = false;
     const RelationVersion *rv =
         relcache_apply(a->relcache, relid, nsp, rel, ri[0], k, cols, a->rev.commit_lsn, a->last_id + 1, &is_new);
     free(cols);
+    if (is_control(a, rv)) {
+        free(fills); /* a control table is not history (handle_relation) */
+        return WR_OK;
+    }
     /* The version is the capture's, key included, as of this point in the
      * WAL: the Relation messages that follow are held to it as to any
      * version (a key-less one from a walsender that read relhasindex cleared
@@ -2071,25 +2017,16 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
      * (a multiset: synthetic_key). */
     const RelationVersion *cur = relcache_lookup(a->relcache, r->relid);
     bool ddl = ddl_seen_take(a, r->relid);
-    /* What the message is held to: the table's version, or for a table
-     * without one its last DDL capture's shape, which is as of this point in
-     * the WAL as a version with no capture row since is (its CREATE TABLE
-     * may be decoded after a key drop and VACUUM too: a lagging worker,
-     * test_key_drop_new_table). */
-    RelationVersion captured = {0};
-    bool has_captured = !cur && captured_take(a, r->relid, &captured);
-    const RelationVersion *base = cur ? cur : has_captured ? &captured : NULL;
-    if (has_captured) ddl = false;
-    if ((r->replident == 'f' || r->replident == 'n') && a->out.primary_key && base && !ddl &&
-        base->replident == r->replident && same_names(base, r->ncols, cols)) {
+    if ((r->replident == 'f' || r->replident == 'n') && a->out.primary_key && cur && !ddl &&
+        cur->replident == r->replident && same_names(cur, r->ncols, cols)) {
         /* The catalog answers as of now, not as of this message: a key added
          * later would be taken for this table's key before the DDL (and its
          * rows moved too early). Without a DDL capture row for the table
          * since its current version, its key is still that version's. */
-        for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = base->cols[i].is_key;
+        for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = cur->cols[i].is_key;
     } else if ((r->replident == 'd' ? a->cfg.ddl_capture_on : r->replident == 'i' && a->cfg.index_drop_capture_on) &&
-               base && !ddl && base->replident == r->replident && same_names(base, r->ncols, cols) &&
-               !any_key(cols, r->ncols) && has_key(base)) {
+               cur && !ddl && cur->replident == r->replident && same_names(cur, r->ncols, cols) &&
+               !any_key(cols, r->ncols) && has_key(cur)) {
         /* No key column at all, where the version has one and no DDL
          * capture row said otherwise: VACUUM and ANALYZE clear
          * pg_class.relhasindex in place once the key's index is gone, the
@@ -2104,7 +2041,7 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
          * TABLE (test_replident_index_drop). Not without the capture (setup
          * without superuser, a trigger disabled, an older setup's), which
          * would miss a real DROP CONSTRAINT or DROP INDEX. */
-        for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = base->cols[i].is_key;
+        for (uint16_t i = 0; i < r->ncols; i++) cols[i].is_key = cur->cols[i].is_key;
     } else if ((r->replident == 'f' || r->replident == 'n') && a->out.primary_key) {
         const char **names = xcalloc((size_t)r->ncols + 1, sizeof(char *));
         bool *is_key = xcalloc((size_t)r->ncols + 1, sizeof(bool));
@@ -2117,11 +2054,9 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
         free(is_key);
         if (st != WR_OK) {
             if (cols != cols_small) free(cols);
-            if (has_captured) captured_free(&captured);
             return st;
         }
     }
-    if (has_captured) captured_free(&captured);
     bool is_new = false;
     const RelationVersion *prev = cur;
     const RelationVersion *rv = relcache_apply(a->relcache, r->relid, r->nspname, r->relname, r->replident, r->ncols,
