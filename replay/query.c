@@ -386,11 +386,14 @@ WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion 
     if (rev < 0) {
         res = rq_execf(ctx->hist, err,
                        "SELECT 'ok', 'r', NULL, %s FROM %s.relation_version WHERE relid = %u "
+                       "AND EXISTS (SELECT 1 FROM %s.tracked_table t WHERE t.relid = %u) "
                        "ORDER BY version DESC LIMIT 1",
-                       cols, ctx->schema_q, relid);
+                       cols, ctx->schema_q, relid, ctx->schema_q, relid);
         if (!res) return err->status;
         if (PQntuples(res) == 0) {
-            /* no relation version: a partitioned table or one never written, as of the newest revision */
+            /* no relation version, or no row of its own (a table created after setup has its
+             * version from its CREATE TABLE): a partitioned table or one never written, as of
+             * the newest revision (table_at says whether it was dropped) */
             PQclear(res);
             res = NULL;
         }

@@ -1456,8 +1456,10 @@ BEGIN
         RETURN;
     END IF;
     IF ev.relid IS NOT NULL AND ev.event = 'drop' AND (rv.relid IS NULL OR EXISTS (
-           SELECT 1 FROM @schema@.table_event p WHERE p.relid = p_relid AND p.relkind = 'p')) THEN
-        -- a partitioned table or one never written, dropped by then (created_rev: the drop)
+           SELECT 1 FROM @schema@.table_event p WHERE p.relid = p_relid AND p.relkind = 'p')
+           OR NOT EXISTS (SELECT 1 FROM @schema@.tracked_table t WHERE t.relid = p_relid)) THEN
+        -- a partitioned table or one never written, dropped by then (created_rev: the drop);
+        -- never written: no version, or only its CREATE TABLE's, and no row of its own (tracked_table)
         RETURN QUERY SELECT 'dropped', NULL::text, ev.revision_id, 0, ev.nspname, ev.relname,
                             NULL::smallint[], NULL::text[], NULL::oid[], NULL::integer[], NULL::text[], NULL::boolean[];
         RETURN;
