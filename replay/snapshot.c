@@ -95,6 +95,82 @@ static char **column_types(PGconn *conn, const RelVersion *rv, WrError *err)
     return types;
 }
 
+/*
+ * Which columns print by the session's TimeZone (issue 13): a timestamptz, or
+ * an array, range, multirange, domain or composite holding one, as types (the
+ * history server's names, column_types) name them there. The walsender
+ * printed such a value in the worker's TimeZone; a snapshot gives it again in
+ * its own session's, as a COPY in the reader's environment would. For each
+ * such column *render is the type to print through: a domain's base type
+ * (its CHECK or NOT NULL is no business of a re-rendering); NULL for every
+ * other column, whose stored text is given as it is. A type the history server
+ * does not know travels as text (column_types) and is not one of them.
+ */
+static WrStatus zoned_columns(PGconn *conn, const RelVersion *rv, char **types, char ***render, WrError *err)
+{
+    *render = xcalloc((size_t)rv->ncols + 1, sizeof(char *));
+    if (rv->ncols == 0) return WR_OK;
+    /* one round trip for the table: its types as a text[] literal */
+    StrBuf arr;
+    strbuf_init(&arr);
+    strbuf_append_char(&arr, '{');
+    for (int i = 0; i < rv->ncols; i++) {
+        strbuf_append_str(&arr, i ? ",\"" : "\"");
+        for (const char *p = types[i]; *p; p++) {
+            if (*p == '"' || *p == '\\') strbuf_append_char(&arr, '\\');
+            strbuf_append_char(&arr, *p);
+        }
+        strbuf_append_char(&arr, '"');
+    }
+    strbuf_append_char(&arr, '}');
+    const char *params[1] = {arr.data};
+    PGresult *res =
+        rq_exec(conn, err,
+                "SELECT (WITH RECURSIVE t(oid) AS (SELECT pg_catalog.to_regtype(c.name)::pg_catalog.oid"
+                " UNION SELECT x.oid FROM t JOIN pg_catalog.pg_type ty ON ty.oid = t.oid"
+                " LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = ty.oid"
+                " LEFT JOIN pg_catalog.pg_range m ON m.rngmultitypid = ty.oid"
+                " CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[ty.typelem, ty.typbasetype, r.rngsubtype, m.rngtypid]"
+                " || ARRAY(SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = ty.typrelid"
+                " AND a.attnum > 0 AND NOT a.attisdropped)) AS x(oid) WHERE x.oid IS NOT NULL AND x.oid <> 0),"
+                " b(oid, typtype, base) AS (SELECT ty.oid, ty.typtype, ty.typbasetype FROM pg_catalog.pg_type ty"
+                " WHERE ty.oid = pg_catalog.to_regtype(c.name)"
+                " UNION ALL SELECT ty.oid, ty.typtype, ty.typbasetype FROM b JOIN pg_catalog.pg_type ty"
+                " ON ty.oid = b.base WHERE b.typtype = 'd')"
+                " SELECT CASE WHEN EXISTS (SELECT 1 FROM t WHERE t.oid = 'pg_catalog.timestamptz'::pg_catalog.regtype)"
+                " THEN (SELECT pg_catalog.format_type(b.oid, NULL) FROM b WHERE b.typtype <> 'd') END)"
+                " FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY AS c(name, n) ORDER BY c.n",
+                1, params);
+    strbuf_free(&arr);
+    if (!res) {
+        rq_free_strv(*render, rv->ncols);
+        *render = NULL;
+        return err->status;
+    }
+    /* a domain's typmod is its base's: the stored text already has its precision */
+    for (int i = 0; i < rv->ncols && i < PQntuples(res); i++)
+        if (!PQgetisnull(res, i, 0)) (*render)[i] = xstrdup(PQgetvalue(res, i, 0));
+    PQclear(res);
+    return WR_OK;
+}
+
+/* Whether any column is printed again in the session's TimeZone (zoned_columns). */
+static bool any_zoned(const RelVersion *rv, char **render)
+{
+    for (int i = 0; render && i < rv->ncols; i++)
+        if (render[i]) return true;
+    return false;
+}
+
+/* Regular column c's stored text: as recorded, or printed again through its type (zoned_columns). */
+static void stored_value(StrBuf *b, const RelVersion *rv, char **render, int c)
+{
+    if (render && render[c])
+        strbuf_appendf(b, "(s.vals[%d])::%s::pg_catalog.text", rv->col_ids[c], render[c]);
+    else
+        strbuf_appendf(b, "s.vals[%d]", rv->col_ids[c]);
+}
+
 static char *qualified_name(PGconn *conn, const char *nsp, const char *rel)
 {
     char *a = rq_quote_ident(conn, nsp);
@@ -220,7 +296,8 @@ static void generated_value(StrBuf *b, ReplayCtx *ctx, const RelVersion *rv, cha
  * (erased_at in schema/sql/replay.sql), never as NULL. Restores (--into,
  * --format sql) write NULL: the value is gone.
  */
-static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, char **types, bool erased)
+static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, char **types, char **render,
+                             bool erased)
 {
     StrBuf b;
     strbuf_init(&b);
@@ -233,10 +310,10 @@ static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, 
         char *id = PQescapeIdentifier(ctx->hist, column_name(rv, c), strlen(column_name(rv, c)));
         if (c >= 0 && erased) {
             char *lit = PQescapeLiteral(ctx->hist, rv->col_names[c], strlen(rv->col_names[c]));
-            strbuf_appendf(&b,
-                           "%scoalesce(s.vals[%d], CASE WHEN %s.erased_at(%u, s.key, %s, %lld) THEN '<erased>' END) "
-                           "AS %s",
-                           i ? ", " : "", rv->col_ids[c], ctx->schema_q, rv->relid, lit, (long long)rev, id);
+            strbuf_appendf(&b, "%scoalesce(", i ? ", " : "");
+            stored_value(&b, rv, render, c);
+            strbuf_appendf(&b, ", CASE WHEN %s.erased_at(%u, s.key, %s, %lld) THEN '<erased>' END) AS %s",
+                           ctx->schema_q, rv->relid, lit, (long long)rev, id);
             PQfreemem(lit);
         } else if (c >= 0) {
             /* a parent's regular column that a member generates (CREATE ... INHERITS or ATTACH of a
@@ -244,7 +321,9 @@ static char *snapshot_select(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, 
              * member's values, so its rows are computed by its expression */
             strbuf_append_str(&b, i ? ", " : "");
             bool any = rv->nmember_exprs > 0 && member_cases(&b, ctx, rv, types, -(c + 1), types[c]);
-            strbuf_appendf(&b, "%ss.vals[%d]%s AS %s", any ? " ELSE " : "", rv->col_ids[c], any ? " END" : "", id);
+            strbuf_append_str(&b, any ? " ELSE " : "");
+            stored_value(&b, rv, render, c);
+            strbuf_appendf(&b, "%s AS %s", any ? " END" : "", id);
         } else {
             strbuf_append_str(&b, i ? ", " : "");
             generated_value(&b, ctx, rv, types, -c - 2);
@@ -364,11 +443,12 @@ static WrStatus line_to_sink(void *arg, const char *line, size_t len, WrError *e
  * snapshot_rows(), which follows rows between keys. *done=false: use copy_sql.
  */
 static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t memory, bool csv, FILE *f,
-                              PGconn *target, Progress *pg, bool *done, WrError *err)
+                              PGconn *target, Progress *pg, bool zoned, bool *done, WrError *err)
 {
     *done = false;
     if (rv->relkind != 'r') return WR_OK; /* parent_rows() reads its partitions, inherit_rows() its children */
     if (rv->ngen > 0) return WR_OK;       /* generated columns are computed in SQL (snapshot_select) */
+    if (zoned) return WR_OK;              /* printed again in the session's TimeZone in SQL (zoned_columns) */
     Fold *fo = NULL;
     bool usable = false;
     WrStatus st = fold_open(ctx, rv, rev, memory, &fo, &usable, err);
@@ -474,12 +554,16 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
                              WrError *err)
 {
     char *select = NULL, *qname = NULL, *cols = NULL, *copy = NULL;
-    char **types = NULL, **hist_types = NULL;
+    char **types = NULL, **hist_types = NULL, **render = NULL;
     WrStatus st = WR_OK;
-    if (rv->ngen > 0 || rv->nmember_exprs > 0 || so->order_key) {
-        hist_types = column_types(ctx->hist, rv, err);
-        if (!hist_types) return err->status;
+    /* every column's type is needed to know which print by TimeZone */
+    hist_types = column_types(ctx->hist, rv, err);
+    if (!hist_types) return err->status;
+    if (zoned_columns(ctx->hist, rv, hist_types, &render, err) != WR_OK) {
+        rq_free_strv(hist_types, rv->ncols);
+        return err->status;
     }
+    bool zoned = any_zoned(rv, render);
     /* Erased values of this table, shown as erased in what is read (not restored). */
     bool erased = false;
     if (!target && format != SNAP_SQL && rv->relkind != 'p') {
@@ -492,7 +576,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         erased = PQgetvalue(er, 0, 0)[0] == 't';
         PQclear(er);
     }
-    select = snapshot_select(ctx, rv, pt->rev, hist_types, erased);
+    select = snapshot_select(ctx, rv, pt->rev, hist_types, render, erased);
     if (so->order_key) {
         /* sorted by the server: the fold's own order is its hash's */
         char *order = order_by_key(rv, hist_types);
@@ -536,7 +620,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         }
         PQclear(res);
         bool folded = false;
-        if (!so->order_key) st = snapshot_fold(ctx, rv, pt->rev, memory, false, NULL, target, &pg, &folded, err);
+        if (!so->order_key) st = snapshot_fold(ctx, rv, pt->rev, memory, false, NULL, target, &pg, zoned, &folded, err);
         if (st == WR_OK && !folded) {
             copy = xasprintf("COPY (%s) TO STDOUT", select);
             st = stream_copy(ctx, copy, NULL, target, &pg, err);
@@ -574,7 +658,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
     bool folded = false;
     /* the C fold knows no erasure: a table with erased values goes through SQL (rare) */
     if (!erased && !so->order_key)
-        st = snapshot_fold(ctx, rv, pt->rev, memory, format == SNAP_CSV, f, NULL, &pg, &folded, err);
+        st = snapshot_fold(ctx, rv, pt->rev, memory, format == SNAP_CSV, f, NULL, &pg, zoned, &folded, err);
     if (st == WR_OK && !folded) {
         copy = xasprintf("COPY (%s) TO STDOUT%s", select, format == SNAP_CSV ? " WITH (FORMAT csv, HEADER)" : "");
         st = stream_copy(ctx, copy, f, NULL, &pg, err);
@@ -587,6 +671,7 @@ done:
     free(copy);
     if (types) rq_free_strv(types, rv->ncols);
     if (hist_types) rq_free_strv(hist_types, rv->ncols);
+    if (render) rq_free_strv(render, rv->ncols);
     return st;
 }
 
