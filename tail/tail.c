@@ -27,8 +27,8 @@
 /* With --timeout-ms, how long tail waits to start reading before it gives up.
  * A group join takes seconds (the group's initial rebalance delay is 3 s, and
  * the first fetch after it needs an offset lookup), so --timeout-ms only
- * counts once reading has started: its partitions assigned and read to a
- * first message or their end. This bounds the wait for a cluster that is down. */
+ * counts once reading has started: partitions assigned and every one of them
+ * read to a first message or its end. This bounds the wait for a cluster that is down. */
 #define START_WAIT_MS 30000
 
 typedef enum { FMT_JSON, FMT_TABLE } OutFormat;
@@ -50,8 +50,12 @@ typedef struct {
     const TailConfig *cfg;
     long printed;
     long bad;
-    bool reading;        /* partitions assigned and read to a message or their end, or none assigned */
+    bool reading;        /* every assigned partition read to a message or its end, or none assigned */
     int64_t quiet_since; /* monotonic ms of the last message, or of the start of reading */
+    /* Assigned partitions not yet read to a first message or their end (owned).
+     * One empty partition reaches its end long before a loaded broker answers
+     * the first fetch of the others, so reading starts only once all have. */
+    rd_kafka_topic_partition_list_t *unstarted;
 } TailState;
 
 /* ---- printing ---- */
@@ -263,6 +267,32 @@ static bool conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 /* The group's assignment, taken as given (eager or cooperative protocol). An
  * empty one starts the --timeout-ms clock at once (nothing to read); else the
  * first message or partition end does. Runs inside consumer_poll. */
+/* A partition reached its first message or its end: once every assigned one
+ * has, reading has started and the quiet clock runs. */
+static void partition_started(TailState *ts, const char *topic, int32_t partition)
+{
+    if (ts->unstarted) rd_kafka_topic_partition_list_del(ts->unstarted, topic, partition);
+    if (!ts->reading && (!ts->unstarted || ts->unstarted->cnt == 0)) {
+        ts->reading = true;
+        ts->quiet_since = mono_now_us() / 1000;
+    }
+}
+
+static void track_assignment(TailState *ts, const rd_kafka_topic_partition_list_t *parts, bool added, bool replace)
+{
+    if (replace) {
+        if (ts->unstarted) rd_kafka_topic_partition_list_destroy(ts->unstarted);
+        ts->unstarted = rd_kafka_topic_partition_list_new(parts ? parts->cnt : 0);
+    }
+    for (int i = 0; parts && i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        if (added)
+            rd_kafka_topic_partition_list_add(ts->unstarted, tp->topic, tp->partition);
+        else
+            rd_kafka_topic_partition_list_del(ts->unstarted, tp->topic, tp->partition);
+    }
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     TailState *ts = opaque;
@@ -274,6 +304,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             ce = rd_kafka_incremental_assign(rk, parts);
         else
             e = rd_kafka_assign(rk, parts);
+        track_assignment(ts, parts, true, !cooperative || !ts->unstarted);
         if (parts->cnt == 0 && !ts->reading) {
             ts->reading = true;
             ts->quiet_since = mono_now_us() / 1000;
@@ -284,6 +315,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             ce = rd_kafka_incremental_unassign(rk, parts);
         else
             e = rd_kafka_assign(rk, NULL);
+        track_assignment(ts, cooperative ? parts : NULL, false, !cooperative);
     }
     if (ce) {
         log_warn("msg=\"kafka assignment failed\" error=\"%s\"", rd_kafka_error_string(ce));
@@ -366,8 +398,7 @@ static int tail_kafka(TailState *ts, const TailConfig *cfg)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, POLL_MS);
         if (!m) continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (!ts->reading) ts->quiet_since = mono_now_us() / 1000; /* an end reached: reading has started */
-            ts->reading = true;
+            partition_started(ts, rd_kafka_topic_name(m->rkt), m->partition);
             rd_kafka_message_destroy(m);
             continue;
         }
@@ -383,7 +414,7 @@ static int tail_kafka(TailState *ts, const TailConfig *cfg)
             rd_kafka_message_destroy(m);
             continue;
         }
-        ts->reading = true;
+        partition_started(ts, rd_kafka_topic_name(m->rkt), m->partition);
         ts->quiet_since = mono_now_us() / 1000;
         char where[300];
         snprintf(where, sizeof where, "%s[%" PRId32 "]@%" PRId64, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
@@ -411,6 +442,8 @@ static int tail_kafka(TailState *ts, const TailConfig *cfg)
 done:
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
+    if (ts->unstarted) rd_kafka_topic_partition_list_destroy(ts->unstarted);
+    ts->unstarted = NULL;
     return rc ? rc : (ts->bad ? 1 : 0);
 }
 
@@ -458,8 +491,8 @@ void tail_print_help(FILE *out)
           "  -F, --format F         json (default) or table\n"
           "  -n, --max-messages N   stop after N messages\n"
           "  -T, --timeout-ms MS    stop after MS milliseconds without a message, counted once\n"
-          "                         reading has started: partitions assigned and read to a\n"
-          "                         message or their end (exit 1 if not within 30 s)\n",
+          "                         reading has started: partitions assigned and each read\n"
+          "                         to a message or its end (exit 1 if not within 30 s)\n",
           out);
 }
 
