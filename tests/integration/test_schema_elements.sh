@@ -11,9 +11,9 @@ source_db schema_elements schemaelem
 
 q $DB "CREATE TABLE keep (id int PRIMARY KEY)"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
-expect_eq "setup installs the trigger for CREATE SCHEMA's tables" \
+expect_eq "setup installs the trigger for CREATE SCHEMA's tables (and ALTER SCHEMA's renames)" \
   "$(q $DB "SELECT evtname || ' ' || evtevent || ' ' || array_to_string(evttags, ',') FROM pg_event_trigger
-             WHERE evtname = 'walrev_schema_tables'")" "walrev_schema_tables ddl_command_end CREATE SCHEMA"
+             WHERE evtname = 'walrev_schema_tables'")" "walrev_schema_tables ddl_command_end CREATE SCHEMA,ALTER SCHEMA"
 
 NP=0
 LSN=()
