@@ -399,6 +399,27 @@ static void test_missing_schema(void **state)
 /* Values that stress both escaping layers (array literal inside COPY text). */
 static char *g_big;
 
+/* A row of values COPY's text and binary formats each escape differently:
+ * NULL, the empty string, the four letters NULL, quotes, backslashes, line
+ * breaks, tabs, UTF-8, an array literal's braces and a 2 MiB value (g_big),
+ * under the given key. The strings are borrowed (literals and g_big). */
+static void odd_values(const char *vals[NCOLS], const char *key)
+{
+    const char *odd[NCOLS] = {key,
+                              NULL,
+                              "",
+                              "say \"hi\"",
+                              "back\\slash \\N",
+                              "line\nbreak\r\n",
+                              "tab\there",
+                              "caf\xc3\xa9 \xe2\x9c\x93",
+                              "NULL",
+                              "{a,b}",
+                              " spaced ",
+                              g_big};
+    memcpy(vals, odd, sizeof odd);
+}
+
 static void test_values_roundtrip(void **state)
 {
     (void)state;
@@ -406,18 +427,8 @@ static void test_values_roundtrip(void **state)
     TW t, *tw = &t;
     tw_open(tw, "h_values");
     assert_int_equal(tw->next_id, 1);
-    const char *vals[NCOLS] = {"k1",
-                               NULL,
-                               "",
-                               "say \"hi\"",
-                               "back\\slash \\N",
-                               "line\nbreak\r\n",
-                               "tab\there",
-                               "caf\xc3\xa9 \xe2\x9c\x93",
-                               "NULL",
-                               "{a,b}",
-                               " spaced ",
-                               g_big};
+    const char *vals[NCOLS];
+    odd_values(vals, "k1");
     Row r;
     row_set(&r, &g_rv, vals);
     OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
@@ -1059,18 +1070,8 @@ static void test_keyframe_values(void **state)
     (void)state;
     TW t, *tw = &t;
     tw_start(tw, "h_kfv");
-    const char *vals[NCOLS] = {"k\\1\t\"q\"",
-                               NULL,
-                               "",
-                               "say \"hi\"",
-                               "back\\slash \\N",
-                               "line\nbreak\r\n",
-                               "tab\there",
-                               "caf\xc3\xa9 \xe2\x9c\x93",
-                               "NULL",
-                               "{a,b}",
-                               " spaced ",
-                               g_big};
+    const char *vals[NCOLS];
+    odd_values(vals, "k\\1\t\"q\"");
     Row odd, plain;
     row_set(&odd, &g_rv, vals);
     simple_row(&plain, &g_rv, "2", "kfv");
