@@ -71,27 +71,57 @@ static void progress_tick(Progress *p, FILE *err, bool final)
  * the column later) is given to a generated column's expression as text
  * (an expression that used it went with the type).
  */
+/* A text[] literal of items[0..n-1] (NULL items as text), appended to b. */
+static void append_text_array(StrBuf *b, char *const *items, int n)
+{
+    strbuf_append_char(b, '{');
+    for (int i = 0; i < n; i++) {
+        strbuf_append_str(b, i ? ",\"" : "\"");
+        for (const char *p = items[i] ? items[i] : "text"; *p; p++) {
+            if (*p == '"' || *p == '\\') strbuf_append_char(b, '\\');
+            strbuf_append_char(b, *p);
+        }
+        strbuf_append_char(b, '"');
+    }
+    strbuf_append_char(b, '}');
+}
+
 static char **column_types(PGconn *conn, const RelVersion *rv, WrError *err)
 {
     char **types = xcalloc((size_t)rv->ncols + 1, sizeof(char *));
+    if (rv->ncols == 0) return types;
+    /* one round trip for the table: oids, typmods and recorded names as arrays */
+    StrBuf oids, mods, names;
+    strbuf_init(&oids);
+    strbuf_init(&mods);
+    strbuf_init(&names);
+    strbuf_append_char(&oids, '{');
+    strbuf_append_char(&mods, '{');
     for (int i = 0; i < rv->ncols; i++) {
-        char oid[16], typmod[16];
-        snprintf(oid, sizeof oid, "%u", rv->type_oids[i]);
-        snprintf(typmod, sizeof typmod, "%d", (int)rv->typmods[i]);
-        const char *params[3] = {oid, typmod, rv->type_names[i] ? rv->type_names[i] : "text"};
-        PGresult *res =
-            rq_exec(conn, err,
-                    "SELECT CASE WHEN coalesce(format_type($1::oid, $2::int), '-') NOT LIKE '?\?\?%' AND"
-                    " coalesce(format_type($1::oid, $2::int), '-') <> '-' THEN format_type($1::oid, $2::int)"
-                    " WHEN to_regtype($3) IS NOT NULL THEN $3 ELSE 'text' END",
-                    3, params);
-        if (!res) {
-            rq_free_strv(types, rv->ncols);
-            return NULL;
-        }
-        types[i] = xstrdup(PQgetisnull(res, 0, 0) ? "text" : PQgetvalue(res, 0, 0));
-        PQclear(res);
+        strbuf_appendf(&oids, "%s%u", i ? "," : "", rv->type_oids[i]);
+        strbuf_appendf(&mods, "%s%d", i ? "," : "", (int)rv->typmods[i]);
     }
+    strbuf_append_char(&oids, '}');
+    strbuf_append_char(&mods, '}');
+    append_text_array(&names, rv->type_names, rv->ncols);
+    const char *params[3] = {oids.data, mods.data, names.data};
+    PGresult *res =
+        rq_exec(conn, err,
+                "SELECT CASE WHEN coalesce(format_type(c.o, c.m), '-') NOT LIKE '?\?\?%' AND"
+                " coalesce(format_type(c.o, c.m), '-') <> '-' THEN format_type(c.o, c.m)"
+                " WHEN to_regtype(c.name) IS NOT NULL THEN c.name ELSE 'text' END"
+                " FROM unnest($1::oid[], $2::int[], $3::text[]) WITH ORDINALITY AS c(o, m, name, n) ORDER BY c.n",
+                3, params);
+    strbuf_free(&oids);
+    strbuf_free(&mods);
+    strbuf_free(&names);
+    if (!res) {
+        rq_free_strv(types, rv->ncols);
+        return NULL;
+    }
+    for (int i = 0; i < rv->ncols; i++)
+        types[i] = xstrdup(i >= PQntuples(res) || PQgetisnull(res, i, 0) ? "text" : PQgetvalue(res, i, 0));
+    PQclear(res);
     return types;
 }
 
@@ -113,16 +143,7 @@ static WrStatus zoned_columns(PGconn *conn, const RelVersion *rv, char **types, 
     /* one round trip for the table: its types as a text[] literal */
     StrBuf arr;
     strbuf_init(&arr);
-    strbuf_append_char(&arr, '{');
-    for (int i = 0; i < rv->ncols; i++) {
-        strbuf_append_str(&arr, i ? ",\"" : "\"");
-        for (const char *p = types[i]; *p; p++) {
-            if (*p == '"' || *p == '\\') strbuf_append_char(&arr, '\\');
-            strbuf_append_char(&arr, *p);
-        }
-        strbuf_append_char(&arr, '"');
-    }
-    strbuf_append_char(&arr, '}');
+    append_text_array(&arr, types, rv->ncols);
     const char *params[1] = {arr.data};
     PGresult *res =
         rq_exec(conn, err,
