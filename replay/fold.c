@@ -516,7 +516,7 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
     strbuf_appendf(
         &q,
         "COPY (SELECT od.key, od.revision_id, od.seq, od.op, od.col_ids, od.new_values, "
-        "CASE WHEN od.op = 'U' AND (od.col_ids && '%2$s'::smallint[] OR od.col_id = ANY ('%2$s'::smallint[])) "
+        "CASE WHEN od.op = 'U' AND (od.col_ids OPERATOR(pg_catalog.&&) '%2$s'::smallint[] OR od.col_id = ANY ('%2$s'::smallint[])) "
         "THEN %1$s.delta_old_key(od.relid, od.relversion, od.key, "
         "CASE WHEN od.col_id IS NULL THEN od.col_ids ELSE ARRAY[od.col_id] END, "
         "CASE WHEN od.col_id IS NULL THEN od.old_values WHEN od.old_value IS NOT NULL THEN ARRAY[od.old_value] END, "

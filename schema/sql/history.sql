@@ -2,6 +2,10 @@
 -- @schema@ is replaced by the configured history schema (default walrev).
 -- Every statement is idempotent: `walrev setup` runs this file each time.
 -- Layout and reasons: docs/history-store.md.
+-- Array operators are named OPERATOR(pg_catalog.&&) (and @>, <@): these run
+-- under the application's search_path, often in its own database, where an
+-- extension such as intarray adds && @> <@ for integer[] and makes the bare
+-- ones on smallint[] ambiguous ("operator is not unique", issue 13).
 
 CREATE SCHEMA IF NOT EXISTS @schema@;
 
@@ -451,7 +455,7 @@ IF NOT EXISTS (SELECT 1 FROM @schema@.store_info WHERE key = 'key_moves_listed')
     LEFT JOIN (SELECT rv.relid, rv.version, array_agg(c.id) FILTER (WHERE c.is_key) AS key_ids
                FROM @schema@.relation_version rv, unnest(rv.col_ids, rv.col_is_key) AS c(id, is_key)
                GROUP BY rv.relid, rv.version) kv ON kv.relid = d.relid AND kv.version = d.relversion
-    WHERE d.op = 'U' AND (kv.relid IS NULL OR d.col_ids && kv.key_ids)
+    WHERE d.op = 'U' AND (kv.relid IS NULL OR d.col_ids OPERATOR(pg_catalog.&&) kv.key_ids)
     ON CONFLICT DO NOTHING;
     INSERT INTO @schema@.store_info VALUES ('key_moves_listed', 'true');
 END IF;
@@ -668,7 +672,7 @@ BEGIN
                     (od.col_id IS NOT NULL) AS scalar
              FROM @schema@.object_delta_arrays d
              JOIN @schema@.object_delta od ON od.revision_id = d.revision_id AND od.seq = d.seq
-             WHERE d.relid = p_relid AND d.key = p_key AND d.revision_id < p_rev AND d.col_ids && p_cols
+             WHERE d.relid = p_relid AND d.key = p_key AND d.revision_id < p_rev AND d.col_ids OPERATOR(pg_catalog.&&) p_cols
              ORDER BY d.revision_id, d.seq LOOP
         olds := coalesce(r.old_values, array_fill(NULL::text, ARRAY[cardinality(r.col_ids)]));
         news := coalesce(r.new_values, array_fill(NULL::text, ARRAY[cardinality(r.col_ids)]));

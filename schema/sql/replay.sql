@@ -3,6 +3,10 @@
 -- Applied after history.sql; every statement is idempotent. The CLI commands
 -- (walrev snapshot/log/show/history/blame/diff) give the same answers as these;
 -- docs/replay.md documents each one. Nothing here writes to the store.
+-- Array operators are named OPERATOR(pg_catalog.&&) (and @>, <@): these run
+-- under the application's search_path, often in its own database, where an
+-- extension such as intarray adds && @> <@ for integer[] and makes the bare
+-- ones on smallint[] ambiguous ("operator is not unique", issue 13).
 
 -- ---------------------------------------------------------------------------
 -- Points in history
@@ -271,7 +275,7 @@ BEGIN
            max(ARRAY[od.revision_id, od.seq]) FILTER (
                WHERE od.op = 'U'
                  -- CASE: the planner would otherwise call delta_old_key on every delta
-                 AND CASE WHEN od.col_ids && $4
+                 AND CASE WHEN od.col_ids OPERATOR(pg_catalog.&&) $4
                           THEN @schema@.delta_old_key($1, od.relversion, od.key, od.col_ids, od.old_values,
                                                       od.new_values, od.attr_flags, od.old_unknown) <> od.key
                           ELSE false END)
@@ -329,7 +333,7 @@ BEGIN
     maxcol := coalesce(maxcol, 0);
     -- Without key changes the rows are rebuilt by hash joins and aggregates alone.
     IF NOT moves THEN
-        SELECT string_agg(format('CASE WHEN o.ids @> ARRAY[%1$s::smallint] THEN o.vs[array_position(o.ids, %1$s::smallint)] '
+        SELECT string_agg(format('CASE WHEN o.ids OPERATOR(pg_catalog.@>) ARRAY[%1$s::smallint] THEN o.vs[array_position(o.ids, %1$s::smallint)] '
                                  'ELSE kr.vals[%1$s] END', c), ', ' ORDER BY c)
           INTO cols FROM generate_series(1, maxcol) c;
         RETURN QUERY EXECUTE format($q$
@@ -374,7 +378,7 @@ BEGIN
         SELECT * FROM @schema@.key_columns(p_relid)
     ), d0 AS (
         SELECT od.key, od.op, od.col_ids, od.new_values,
-               CASE WHEN od.op = 'U' AND od.col_ids && kv.key_ids
+               CASE WHEN od.op = 'U' AND od.col_ids OPERATOR(pg_catalog.&&) kv.key_ids
                     THEN @schema@.delta_old_key(p_relid, od.relversion, od.key, od.col_ids, od.old_values,
                                                 od.new_values, od.attr_flags, od.old_unknown) END AS old_key,
                row_number() OVER (ORDER BY od.revision_id, od.seq) AS ord
@@ -467,7 +471,7 @@ BEGIN
     END IF;
     SELECT max(c) INTO maxcol FROM @schema@.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = p_relid;
     maxcol := coalesce(maxcol, 0);
-    SELECT string_agg(format('CASE WHEN o.ids @> ARRAY[%1$s::smallint] THEN o.vs[array_position(o.ids, %1$s::smallint)] '
+    SELECT string_agg(format('CASE WHEN o.ids OPERATOR(pg_catalog.@>) ARRAY[%1$s::smallint] THEN o.vs[array_position(o.ids, %1$s::smallint)] '
                              'ELSE kr.vals[%1$s] END', c), ', ' ORDER BY c)
       INTO cols FROM generate_series(1, maxcol) c;
     -- snapshot_rows' fold without key changes, over the keys' own deltas
@@ -539,7 +543,7 @@ BEGIN
         JOIN @schema@.key_columns(p_relid) kv ON kv.version = d.relversion
         WHERE m.relid = p_relid AND m.revision_id >= p_rev AND (m.revision_id, m.seq) > (p_rev, p_seq)
           AND m.revision_id <= p_at AND m.key <> p_key AND d.op = 'U'
-          AND CASE WHEN d.col_ids && kv.key_ids
+          AND CASE WHEN d.col_ids OPERATOR(pg_catalog.&&) kv.key_ids
                    THEN @schema@.delta_old_key(p_relid, d.relversion, d.key, d.col_ids, d.old_values, d.new_values,
                                                d.attr_flags, d.old_unknown) = p_key
                    ELSE false END);
@@ -598,7 +602,7 @@ BEGIN
         moved := false;
         FOR rec IN
             SELECT d.revision_id, d.seq, d.op, d.relversion, d.col_ids, d.old_values, d.new_values,
-                   d.attr_flags, d.old_unknown, (d.op = 'U' AND d.col_ids && kv.key_ids) AS touches_key
+                   d.attr_flags, d.old_unknown, (d.op = 'U' AND d.col_ids OPERATOR(pg_catalog.&&) kv.key_ids) AS touches_key
             FROM @schema@.object_delta_arrays d
             JOIN @schema@.key_columns(p_relid) kv ON kv.version = d.relversion
             WHERE d.relid = p_relid AND d.key = cur
@@ -924,7 +928,7 @@ BEGIN
         -- as a delete and an insert), so its newest life boundary before the walk's
         -- position is the answer, found through object_delta_life_idx instead of
         -- every change since (the key column of an object of 10^6 versions).
-        IF want <@ key_at AND NOT no_jump THEN
+        IF want OPERATOR(pg_catalog.<@) key_at AND NOT no_jump THEN
             SELECT d.revision_id, d.seq, d.op, d.context_no, d.col_ids, d.new_values, d.attr_flags INTO rec
             FROM @schema@.object_delta_arrays d
             WHERE d.relid = p_relid AND d.key = k AND d.op IN ('I', 'S', 'D')
@@ -954,7 +958,7 @@ BEGIN
         FOR rec IN
             SELECT d.revision_id, d.seq, d.op, d.context_no, d.relversion, d.col_ids, d.old_values,
                    d.new_values, d.attr_flags, d.old_unknown,
-                   (d.op = 'U' AND d.col_ids && key_any) AS touches_key
+                   (d.op = 'U' AND d.col_ids OPERATOR(pg_catalog.&&) key_any) AS touches_key
             FROM @schema@.object_delta_arrays d
             WHERE d.relid = p_relid AND d.key = k AND d.revision_id >= f_rev AND d.revision_id <= h_rev
               AND (d.revision_id, d.seq) > (f_rev, f_seq) AND (d.revision_id, d.seq) < (h_rev, h_seq)

@@ -9,7 +9,8 @@
 # values in a rewrite's rows, date/time values with PGDATESTYLE in walrev's
 # environment and other styles in the application's session, which starts
 # with IntervalStyle sql_standard, DDL under session_replication_role =
-# replica, ALTER SCHEMA ... RENAME TO), each file fed in 3 parts with points between (--marks 3), the
+# replica, ALTER SCHEMA ... RENAME TO, columns of extensions' types with
+# intarray's operators installed beside walrev's history functions), each file fed in 3 parts with points between (--marks 3), the
 # worker restarted half way: every table equals `walrev snapshot` at every
 # point, outside
 # tests/difftest/external/known.txt, and no statement fails only because the
@@ -33,7 +34,7 @@ out=$(PGDATESTYLE="Postgres, MDY" "$py" "$WALREV_SOURCE_DIR/tests/difftest/exter
 echo "$out"
 [ $rc = 0 ] || fail "external SQL diverged (or walrev got in its way)"
 # the run covered what it claims: every file, every kind, the restart
-for f in 01_schema_moves 02_inherit_ctas 03_identity_conflict 04_types_truncate 05_prepared 06_copy_twice 07_quoted_semicolons 08_reg_names 09_value_styles 10_replica_role 11_schema_rename; do
+for f in 01_schema_moves 02_inherit_ctas 03_identity_conflict 04_types_truncate 05_prepared 06_copy_twice 07_quoted_semicolons 08_reg_names 09_value_styles 10_replica_role 11_schema_rename 12_extension_types; do
   grep -q "^external: $f.sql: .* 0 only where tracked" <<<"$out" || fail "no clean run of $f.sql"
 done
 grep -A3 "^SHOW IntervalStyle" "$work/09_value_styles.sql.out" | grep -q " sql_standard$" \
