@@ -65,11 +65,20 @@ static void progress_tick(Progress *p, FILE *err, bool final)
 }
 
 /*
- * The SQL type of each column, as format_type() names it on conn; falls back
- * to the recorded name, and to text when that names no type there either: a
- * column whose type was dropped since (DROP TYPE/DOMAIN … CASCADE dropped
- * the column later) is given to a generated column's expression as text
- * (an expression that used it went with the type).
+ * The SQL type of each column as conn names it. Type OIDs are the source
+ * database's: a built-in one (below FirstGenbkiObjectId, fixed in
+ * pg_type.dat) names the same type on every server, any other only in the
+ * source's own database. A history server in another cluster may have
+ * another type under the same number (issue 13: a domain read as one of the
+ * history server's timestamptz arrays failed every snapshot of its table),
+ * so conn's format_type() of such an OID is taken only when conn is the
+ * source's database: the table itself is there under its relid, or (store,
+ * the quoted history schema when conn is the history store) any table of
+ * relation_version is. Otherwise the recorded name, and text when that names
+ * no type there either (or is not recorded): a column whose type was dropped
+ * since (DROP TYPE/DOMAIN … CASCADE dropped the column later) is given to a
+ * generated column's expression as text (an expression that used it went
+ * with the type).
  */
 /* A text[] literal of items[0..n-1] (NULL items as text), appended to b. */
 static void append_text_array(StrBuf *b, char *const *items, int n)
@@ -86,7 +95,7 @@ static void append_text_array(StrBuf *b, char *const *items, int n)
     strbuf_append_char(b, '}');
 }
 
-static char **column_types(PGconn *conn, const RelVersion *rv, WrError *err)
+static char **column_types(PGconn *conn, const char *store, const RelVersion *rv, WrError *err)
 {
     char **types = xcalloc((size_t)rv->ncols + 1, sizeof(char *));
     if (rv->ncols == 0) return types;
@@ -104,14 +113,27 @@ static char **column_types(PGconn *conn, const RelVersion *rv, WrError *err)
     strbuf_append_char(&oids, '}');
     strbuf_append_char(&mods, '}');
     append_text_array(&names, rv->type_names, rv->ncols);
-    const char *params[3] = {oids.data, mods.data, names.data};
-    PGresult *res =
-        rq_exec(conn, err,
-                "SELECT CASE WHEN coalesce(format_type(c.o, c.m), '-') NOT LIKE '?\?\?%' AND"
-                " coalesce(format_type(c.o, c.m), '-') <> '-' THEN format_type(c.o, c.m)"
-                " WHEN to_regtype(c.name) IS NOT NULL THEN c.name ELSE 'text' END"
-                " FROM unnest($1::oid[], $2::int[], $3::text[]) WITH ORDINALITY AS c(o, m, name, n) ORDER BY c.n",
-                3, params);
+    char relid[16];
+    snprintf(relid, sizeof(relid), "%u", rv->relid);
+    const char *params[6] = {oids.data, mods.data, names.data, relid, rv->nspname, rv->relname};
+    /* the source's database: a table under the relid the history knows it by */
+    char *store_here =
+        store ? xasprintf(" OR EXISTS (SELECT 1 FROM %s.relation_version v JOIN pg_class r ON r.oid = v.relid"
+                          " JOIN pg_namespace s ON s.oid = r.relnamespace"
+                          " WHERE r.relname = v.relname AND s.nspname = v.nspname)",
+                          store)
+              : xstrdup("");
+    char *sql = xasprintf(
+        "SELECT CASE WHEN (c.o < 10000 OR h.here) AND coalesce(format_type(c.o, c.m), '-') NOT LIKE '?\?\?%%' AND"
+        " coalesce(format_type(c.o, c.m), '-') <> '-' THEN format_type(c.o, c.m)"
+        " WHEN to_regtype(c.name) IS NOT NULL THEN format_type(to_regtype(c.name), c.m) ELSE 'text' END"
+        " FROM unnest($1::oid[], $2::int[], $3::text[]) WITH ORDINALITY AS c(o, m, name, n),"
+        " (SELECT EXISTS (SELECT 1 FROM pg_class r JOIN pg_namespace s ON s.oid = r.relnamespace"
+        " WHERE r.oid = $4::oid AND r.relname = $6 AND s.nspname = $5)%s AS here) h ORDER BY c.n",
+        store_here);
+    PGresult *res = rq_exec(conn, err, sql, 6, params);
+    free(sql);
+    free(store_here);
     strbuf_free(&oids);
     strbuf_free(&mods);
     strbuf_free(&names);
@@ -578,7 +600,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
     char **types = NULL, **hist_types = NULL, **render = NULL;
     WrStatus st = WR_OK;
     /* every column's type is needed to know which print by TimeZone */
-    hist_types = column_types(ctx->hist, rv, err);
+    hist_types = column_types(ctx->hist, ctx->schema_q, rv, err);
     if (!hist_types) return err->status;
     if (zoned_columns(ctx->hist, rv, hist_types, &render, err) != WR_OK) {
         rq_free_strv(hist_types, rv->ncols);
@@ -616,7 +638,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
 
     if (target) {
         qname = qualified_name(target, into, into_name);
-        types = column_types(target, rv, err);
+        types = column_types(target, NULL, rv, err);
         if (!types) {
             st = err->status;
             goto done;
@@ -661,7 +683,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
     if (format == SNAP_SQL) {
         PGconn *tc = ctx->hist;
         qname = qualified_name(tc, rv->nspname, rv->relname);
-        types = column_types(tc, rv, err);
+        types = column_types(tc, ctx->schema_q, rv, err);
         if (!types) {
             st = err->status;
             goto done;

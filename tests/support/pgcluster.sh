@@ -6,11 +6,13 @@
 #
 #   pgcluster.sh start DIR [extra postgresql.conf lines...]   writes DIR/conninfo, DIR/port
 #   pgcluster.sh stop DIR
+#   pgcluster.sh down DIR [fast|immediate]   stop a started cluster, keeping it (immediate: a crash)
+#   pgcluster.sh up DIR                      start it again as it was (crash recovery after immediate)
 #   pgcluster.sh conninfo DIR [dbname]
 set -euo pipefail
 
-cmd=${1:?usage: pgcluster.sh start|stop|conninfo DIR}
-dir=${2:?usage: pgcluster.sh start|stop|conninfo DIR}
+cmd=${1:?usage: pgcluster.sh start|stop|down|up|conninfo DIR}
+dir=${2:?usage: pgcluster.sh start|stop|down|up|conninfo DIR}
 shift 2
 
 pgbin=${PG_BIN:-}
@@ -80,10 +82,20 @@ stop)
     echo "pgcluster: stopped $dir"
   fi
   ;;
+down)
+  # a fault for the tests (tests/difftest --source-faults): the data stays
+  mode=${1:-fast}
+  case "$mode" in fast|immediate) ;; *) echo "pgcluster: down DIR fast|immediate" >&2; exit 2 ;; esac
+  as_owner "$pgbin/pg_ctl" -D "$dir/data" -m "$mode" -w -t 60 stop >/dev/null
+  ;;
+up)
+  as_owner "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 start >/dev/null \
+    || { tail -20 "$dir/server.log" >&2; exit 1; }
+  ;;
 conninfo)
   port=$(cat "$dir/port")
   echo "host=127.0.0.1 port=$port user=postgres dbname=${1:-postgres}"
   ;;
 *)
-  echo "usage: pgcluster.sh start|stop|conninfo DIR" >&2; exit 2 ;;
+  echo "usage: pgcluster.sh start|stop|down|up|conninfo DIR" >&2; exit 2 ;;
 esac
