@@ -27,6 +27,7 @@ import base64
 import io
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -248,13 +249,17 @@ def copy_escape(v):
 class Worker:
     """`walrev run` as a child process, stopped and restarted at random."""
 
-    def __init__(self, args, conninfo, log):
+    def __init__(self, args, conninfo, log, history=None, config=None):
         self.args, self.conninfo, self.log = args, conninfo, log
+        self.history = history   # the history store's conninfo (--history-cluster), else the source's
+        self.config = config     # a config file with the Kafka and file sinks (--kafka)
         self.proc = None
         self.starts = self.terms = self.kills = 0
 
     def cmd(self, *rest):
-        return [self.args.walrev, "--source", self.conninfo, "--slot", SLOT] + list(rest)
+        conf = ["-c", self.config] if self.config else []
+        hist = ["--history", self.history] if self.history else []
+        return [self.args.walrev] + conf + ["--source", self.conninfo] + hist + ["--slot", SLOT] + list(rest)
 
     def start(self):
         if self.proc is None:
@@ -288,16 +293,274 @@ class Worker:
             raise RuntimeError(f"walrev run --stop-lsn {lsn} failed ({r.returncode}); see the worker log")
 
 
+# ---------------------------------------------------------------- faults
+
+DDL_RE = re.compile(r"\s*(ALTER|CREATE|DROP|TRUNCATE)\b", re.I)
+
+
+class Cluster:
+    """A cluster of tests/support/pgcluster.sh that the test stops (a crash
+    with `immediate`) and starts again, keeping its data."""
+
+    def __init__(self, pgdir):
+        self.pgdir = pgdir
+        self.script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support", "pgcluster.sh")
+        with open(os.path.join(pgdir, "port")) as f:
+            self.port = f.read().strip()
+
+    def pgctl(self, *what):
+        r = subprocess.run(["bash", self.script, what[0], self.pgdir] + list(what[1:]), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"pgcluster.sh {' '.join(what)} {self.pgdir} failed: {r.stderr.strip()}")
+
+    def down(self, mode):
+        self.pgctl("down", mode)
+
+    def up(self):
+        self.pgctl("up")
+
+
+class Faults:
+    """Every fault the test injects, drawn from a generator of its own (they
+    depend on time, and must not change the workload of a seed):
+
+    - the worker stopped by SIGTERM or SIGKILL every 0.3-3 s and restarted
+      after up to 1 s; also right after a transaction with DDL commits (at
+      once, or once the slot is confirmed past it) -- issue 13's "restarts
+      after DDL";
+    - --source-faults: the source server stopped with `pg_ctl stop -m
+      immediate` (a crash: open transactions are lost, the slot's position
+      goes back to its last checkpoint) or `-m fast` and started again, every
+      2-8 s, at a point of one of these kinds: between two steps, in the
+      middle of a transaction (lost), before the COMMIT of a transaction with
+      a bulk COPY (lost) or right after it, after a DDL inside its transaction
+      (lost) or right after that transaction commits, right after PREPARE
+      TRANSACTION and right after COMMIT PREPARED. The workload's session then
+      commits synchronously, so that what COMMIT acknowledged survives;
+    - --history-cluster: the history store's own cluster stopped (immediate
+      or fast) for 0.3-4 s, or the worker's history sessions ended by
+      pg_terminate_backend, every 1.5-6 s.
+
+    The workload calls before()/after() around each statement; a fault
+    inside an open transaction raises psycopg2.OperationalError (the
+    transaction is gone, and the model is rolled back as for any failure),
+    one after a COMMIT or PREPARE returns normally (it took effect)."""
+
+    WHERE = ["between steps", "mid-transaction", "before a bulk COMMIT", "after a bulk COMMIT",
+             "after DDL in its transaction", "after a DDL COMMIT", "after PREPARE", "after COMMIT PREPARED"]
+
+    def __init__(self, args, seed, worker, w, slot):
+        self.args, self.worker, self.w, self.slot = args, worker, w, slot
+        self.cr = random.Random(seed * 7919 + 1)
+        self.counts = defaultdict(int)
+        now = time.time()
+        self.next_kill = now + self.cr.uniform(0.5, 2.5)
+        self.restart_at = None
+        # --calm: no faults at all (the history store may still be a cluster of its own)
+        self.source = Cluster(args.source_cluster) if args.source_faults and not args.calm else None
+        self.history = Cluster(args.history_cluster) if args.history_cluster and not args.calm else None
+        self.next_source = now + self.cr.uniform(2.0, 8.0)
+        self.armed = None          # a source fault waiting for its kind of point: [where, countdown, since step]
+        self.next_history = now + self.cr.uniform(1.5, 6.0)
+        self.history_up_at = None
+        self.kafka_pid = args.kafka_mock_pid if args.kafka and not args.calm else None
+        self.next_kafka = now + self.cr.uniform(1.0, 6.0)
+        self.kafka_up_at = None
+        self.tx_ddl = False        # the open transaction ran DDL
+        self.tx_copies = 0         # w.stats["copy"] when it began
+        self.step = 0
+
+    # -- between steps
+    def tick(self, step):
+        self.step = step
+        now = time.time()
+        worker, w = self.worker, self.w
+        if worker.died():
+            # Never expected: nothing a workload or a fault does may stop the
+            # worker; it exits by itself only on a fatal error or a crash.
+            print(f"difftest: the worker exited by itself ({worker.proc.returncode}); see worker.log", flush=True)
+            worker.proc = None
+            w.stats["worker_died"] += 1
+            self.restart_at = now + 0.2
+        self.tick_history(now)
+        self.tick_kafka(now)
+        if self.source is not None and not w.lost_window:
+            if self.armed is None and now >= self.next_source:
+                where = self.cr.choice(self.WHERE)
+                self.armed = [where, self.cr.randint(1, 6), step]
+            if self.armed is not None and (self.armed[0] == "between steps" or step - self.armed[2] > 40):
+                self.crash_source("between steps" if self.armed[0] == "between steps" else
+                                  f"between steps (no point '{self.armed[0]}' came)")
+        if self.args.calm:
+            if worker.proc is None and self.restart_at is not None and now >= self.restart_at:
+                worker.start()
+                self.restart_at = None
+            return
+        if worker.proc is not None and now >= self.next_kill:
+            sig = self.cr.choice([signal.SIGTERM, signal.SIGKILL])
+            worker.stop(sig)
+            w.event(f"worker {signal.Signals(sig).name}")
+            self.restart_at = now + self.cr.uniform(0.0, 1.0)
+        elif worker.proc is None and self.restart_at is not None and now >= self.restart_at and not w.paused:
+            worker.start()
+            w.event("worker restarted")
+            self.restart_at = None
+            self.next_kill = now + self.cr.uniform(0.3, 2.0)
+
+    def tick_history(self, now):
+        if self.history is None:
+            return
+        if self.history_up_at is not None:
+            if now >= self.history_up_at:
+                self.history.up()
+                self.w.event("history server started again")
+                self.history_up_at = None
+                self.next_history = now + self.cr.uniform(1.5, 6.0)
+            return
+        if now < self.next_history:
+            return
+        how = self.cr.choice(["immediate", "fast", "terminate"])
+        self.counts[f"history {how}"] += 1
+        if how == "terminate":
+            c = psycopg2.connect(f"host=127.0.0.1 port={self.history.port} user=postgres dbname=postgres")
+            c.autocommit = True
+            cur = c.cursor()
+            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name LIKE 'walrev-%' AND pid <> pg_backend_pid()")
+            n = cur.fetchone()[0]
+            c.close()
+            self.w.event(f"history server: {n} walrev session(s) terminated")
+            self.next_history = now + self.cr.uniform(1.5, 6.0)
+            return
+        self.history.down(how)
+        self.w.event(f"history server stopped ({how})")
+        self.history_up_at = now + self.cr.uniform(0.3, 4.0)
+
+    def tick_kafka(self, now):
+        """--kafka: every broker of the mock cluster down (SIGUSR1) for 0.5-5 s, then up (SIGUSR2)."""
+        if self.kafka_pid is None:
+            return
+        if self.kafka_up_at is not None and now >= self.kafka_up_at:
+            os.kill(self.kafka_pid, signal.SIGUSR2)
+            self.w.event("Kafka brokers up again")
+            self.kafka_up_at = None
+            self.next_kafka = now + self.cr.uniform(1.0, 6.0)
+        elif self.kafka_up_at is None and now >= self.next_kafka:
+            os.kill(self.kafka_pid, signal.SIGUSR1)
+            self.counts["kafka brokers down"] += 1
+            self.w.event("Kafka brokers down")
+            self.kafka_up_at = now + self.cr.uniform(0.5, 5.0)
+
+    def heal(self):
+        """Every server up again (before `walrev setup` and the final catch-up)."""
+        if self.history_up_at is not None:
+            self.history.up()
+            self.w.event("history server started again")
+            self.history_up_at = None
+        if self.kafka_up_at is not None:
+            os.kill(self.kafka_pid, signal.SIGUSR2)
+            self.w.event("Kafka brokers up again")
+            self.kafka_up_at = None
+        self.armed = None
+
+    # -- around the workload's statements
+    def in_tx(self):
+        return self.w.conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE
+
+    def before(self, sql):
+        a = self.armed
+        if a is None or not self.in_tx():
+            return
+        head = sql.lstrip()[:20].upper()
+        if a[0] == "mid-transaction":
+            a[1] -= 1
+            if a[1] <= 0:
+                self.crash_source(a[0], lost=True)
+        elif a[0] == "before a bulk COMMIT" and head == "COMMIT" and self.w.stats["copy"] > self.tx_copies:
+            self.crash_source(a[0], lost=True)
+
+    def after(self, sql):
+        head = sql.lstrip()[:20].upper()
+        if head == "BEGIN":
+            self.tx_ddl, self.tx_copies = False, self.w.stats["copy"]
+            return
+        if DDL_RE.match(sql) and self.in_tx():
+            self.tx_ddl = True
+            if self.armed is not None and self.armed[0] == "after DDL in its transaction":
+                self.crash_source(self.armed[0], lost=True)
+        a = self.armed[0] if self.armed is not None else None
+        if head == "COMMIT":
+            if self.tx_ddl:
+                self.after_ddl_commit()
+            if a == "after a DDL COMMIT" and self.tx_ddl or \
+                    a == "after a bulk COMMIT" and self.w.stats["copy"] > self.tx_copies:
+                self.crash_source(a)
+        elif head.startswith("PREPARE TRANSACTION") and a == "after PREPARE":
+            self.crash_source(a)
+        elif head.startswith("COMMIT PREPARED") and a == "after COMMIT PREPARED":
+            self.crash_source(a)
+
+    def after_ddl_commit(self):
+        """Issue 13: restarts after DDL. A third of the DDL commits stop the
+        worker at once (it may not have decoded the DDL) or once its slot is
+        confirmed past the commit (the DDL is durable in the history)."""
+        worker, w = self.worker, self.w
+        if self.args.calm or worker.proc is None or w.paused or self.cr.random() >= 0.33:
+            return
+        when = "at once"
+        if self.cr.random() < 0.5:
+            w.cur.execute("SELECT pg_current_wal_insert_lsn()")
+            lsn = w.cur.fetchone()[0]
+            when = "once confirmed past it"
+            deadline = time.time() + 3
+            while time.time() < deadline:
+                w.cur.execute("SELECT coalesce(bool_or(confirmed_flush_lsn >= %s::pg_lsn), false) "
+                              "FROM pg_replication_slots WHERE slot_name = %s", (lsn, self.slot))
+                if w.cur.fetchone()[0]:
+                    break
+                time.sleep(0.02)
+            else:
+                when = "3 s after it (not confirmed yet)"
+        sig = self.cr.choice([signal.SIGTERM, signal.SIGKILL])
+        worker.stop(sig)
+        self.counts["worker stopped after DDL"] += 1
+        w.event(f"worker {signal.Signals(sig).name} after a DDL commit, {when}")
+        self.restart_at = time.time() + self.cr.uniform(0.0, 0.5)
+
+    def crash_source(self, where, lost=False):
+        """Stop the source server (immediate: a crash) and start it again; the
+        workload reconnects. lost: raise, the open transaction is gone."""
+        mode = "immediate" if self.cr.random() < 0.7 else "fast"
+        self.armed = None
+        self.next_source = time.time() + self.cr.uniform(2.0, 8.0)
+        self.counts[f"source {mode}"] += 1
+        self.counts[f"source down {where}"] += 1
+        self.w.event(f"source server stopped ({mode}) {where}")
+        try:
+            self.w.conn.close()
+        except psycopg2.Error:
+            pass
+        self.source.down(mode)
+        time.sleep(self.cr.uniform(0.0, 1.5))
+        self.source.up()
+        self.w.event("source server started again")
+        self.w.connect()
+        if lost:
+            raise psycopg2.OperationalError(f"difftest: the source server was stopped ({mode}) {where}")
+
+    def summary(self):
+        parts = [f"{k} {n}" for k, n in sorted(self.counts.items())]
+        return ", ".join(parts) if parts else "none"
+
+
 # ---------------------------------------------------------------- the workload
 
 
 class Workload:
     def __init__(self, args, rng, conninfo, workdir):
         self.args, self.r, self.conninfo, self.workdir = args, rng, conninfo, workdir
-        self.conn = psycopg2.connect(conninfo)
-        self.conn.autocommit = True
-        self.cur = self.conn.cursor()
-        self.cur.execute("SET lock_timeout = '5s'; SET statement_timeout = '60s'")
+        self.faults = None   # Faults: called around every statement
+        self.connect()
         # every statement the workload runs, in order, with the points and
         # worker events between them: what a divergence is reduced from
         self.sqllog = open(os.path.join(workdir, "workload.sql"), "w")
@@ -321,6 +584,18 @@ class Workload:
         self.udts = {}       # types of our own: name -> {kind, name, labels | attrs}
         self.nudt = 0
         self.paused = False  # the worker stopped for the rest of a transaction (pause_worker)
+        self.tables_at_begin = 0
+
+    def connect(self):
+        """The workload's session (again after a source server fault)."""
+        self.conn = psycopg2.connect(self.conninfo)
+        self.conn.autocommit = True
+        self.cur = self.conn.cursor()
+        self.cur.execute("SET lock_timeout = '5s'; SET statement_timeout = '60s'")
+        if self.args.source_faults:
+            # the cluster may commit asynchronously (tests/support/pgcluster.sh):
+            # a crash must not lose a commit the model has taken
+            self.cur.execute("SET synchronous_commit = on")
 
     # -- SQL helpers
     def logsql(self, sql, params=None):
@@ -328,12 +603,15 @@ class Workload:
         self.sqllog.write(text.rstrip().rstrip(";") + ";\n")
 
     def x(self, sql, params=None):
+        if self.faults:
+            self.faults.before(sql)
         self.logsql(sql, params)
         self.cur.execute(sql, params)
+        if self.faults:
+            self.faults.after(sql)
 
     def rows(self, sql, params=None):
-        self.logsql(sql, params)
-        self.cur.execute(sql, params)
+        self.x(sql, params)
         return self.cur.fetchall()
 
     def lsn(self):
@@ -351,6 +629,7 @@ class Workload:
         self.x("BEGIN")
         self.post = []
         self.sp_stack = []
+        self.tables_at_begin = len(self.tables)
         if self.setup_done and self.r.random() < 0.3:
             self.ctx_n += 1
             actor = {"actor": {"type": self.r.choice(["user", "job"]), "id": str(self.r.randint(1, 99))},
@@ -380,7 +659,16 @@ class Workload:
 
     def rollback(self):
         self.x("ROLLBACK")
+        self.forget_tx()
+
+    def forget_tx(self):
+        """The model as before the transaction that failed or rolled back:
+        tables are added to it as they are created (the transaction's later
+        statements use them), so those it created go again. A source server
+        fault right after a CREATE TABLE left a table the model had and the
+        database did not."""
         self.post = []
+        del self.tables[self.tables_at_begin:]
 
     def step_tx(self, body):
         """Run body() in one transaction; a failure rolls it back (model untouched)."""
@@ -396,7 +684,7 @@ class Workload:
                 self.x("ROLLBACK")
             except psycopg2.Error:
                 pass
-            self.post = []
+            self.forget_tx()
             return False
         finally:
             self.resume_worker()
@@ -1434,8 +1722,29 @@ def run(args):
         if f.startswith("p") and f.endswith(".copy"):
             os.unlink(os.path.join(workdir, f))
     log = open(os.path.join(workdir, "worker.log"), "ab")
+    history = None
+    if args.history_cluster:
+        # the history store in a cluster of its own, which the faults stop and start
+        with open(os.path.join(args.history_cluster, "port")) as f:
+            hbase = f"host=127.0.0.1 port={f.read().strip()} user=postgres"
+        hadmin = psycopg2.connect(hbase + " dbname=postgres")
+        hadmin.autocommit = True
+        hadmin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        hadmin.cursor().execute(f'CREATE DATABASE "{db}"')
+        hadmin.close()
+        history = hbase + f" dbname={db}"
+    config = None
+    if args.kafka:
+        # the Kafka sink (a mock cluster whose brokers the faults take down) and the file sink beside the history
+        config = os.path.join(workdir, "walrev.conf")
+        for f in ("changes.mp", "walrev.conf"):
+            if os.path.exists(os.path.join(workdir, f)):
+                os.unlink(os.path.join(workdir, f))
+        with open(config, "w") as f:
+            f.write(f"[kafka]\nbootstrap.servers = {args.kafka}\ntopic_prefix = dt{seed}\n"
+                    f"[file]\npath = {os.path.join(workdir, 'changes.mp')}\n")
     w = Workload(args, r, conninfo, workdir)
-    worker = Worker(args, conninfo, log)
+    worker = Worker(args, conninfo, log, history, config)
     w.worker = worker
     t0 = time.time()
     print(f"difftest: seed {seed}, database {db}, workdir {workdir}", flush=True)
@@ -1484,38 +1793,9 @@ def run(args):
     lost_at = int(steps * 0.72) if not args.calm else -1
     schema_at = int(steps * 0.3)
     late_never_at = int(steps * 0.2)
-    # the worker's stops come from their own generator: they depend on time,
-    # and must not change the workload of a seed
-    cr = random.Random(seed * 7919 + 1)
     forced = [(int(steps * (0.05 + 0.85 * i / len(REWRITE_OPS))), op) for i, op in enumerate(REWRITE_OPS)]
-    next_chaos = time.time() + cr.uniform(0.5, 2.5)
-    restart_at = None
-
-    def chaos():
-        nonlocal next_chaos, restart_at
-        now = time.time()
-        if worker.died():
-            # Never expected: the worker is stopped before the slot is
-            # dropped, so it exits by itself only on a fatal error or crash.
-            print(f"difftest: the worker exited by itself ({worker.proc.returncode}); see worker.log", flush=True)
-            worker.proc = None
-            w.stats["worker_died"] += 1
-            restart_at = now + 0.2
-        if args.calm:
-            if worker.proc is None and restart_at is not None and now >= restart_at:
-                worker.start()
-                restart_at = None
-            return
-        if worker.proc is not None and now >= next_chaos:
-            sig = cr.choice([signal.SIGTERM, signal.SIGKILL])
-            worker.stop(sig)
-            w.event(f"worker {signal.Signals(sig).name}")
-            restart_at = now + cr.uniform(0.0, 1.0)
-        elif worker.proc is None and restart_at is not None and now >= restart_at:
-            worker.start()
-            w.event("worker restarted")
-            restart_at = None
-            next_chaos = now + cr.uniform(0.3, 2.0)
+    faults = Faults(args, seed, worker, w, SLOT)
+    w.faults = faults
 
     def pick(pred):
         c = w.live(lambda t: pred(t) and not t.busy)
@@ -1540,7 +1820,7 @@ def run(args):
         w.prepared.remove(pt)
 
     for step in range(steps):
-        chaos()
+        faults.tick(step)
         # due prepared transactions
         for pt in list(w.prepared):
             if step >= pt[3]:
@@ -1564,6 +1844,7 @@ def run(args):
             print(f"difftest: step {step}: losing the slot", flush=True)
             for pt in list(w.prepared):
                 finish_prepared(pt, True)
+            faults.heal()
             worker.catch_up(w.lsn())
             w.lost_window = True
             for _ in range(r.randint(3, 8)):
@@ -1577,7 +1858,7 @@ def run(args):
             w.lost_window = False
             w.slot_lost = True
             worker.start()
-            next_chaos = time.time() + cr.uniform(0.5, 3.0)
+            faults.next_kill = time.time() + faults.cr.uniform(0.5, 3.0)
 
         # every rewrite operation at least once in every seed: each is due at
         # its own step and tried at each step from then until it did something
@@ -1717,12 +1998,15 @@ def run(args):
                 break
             time.sleep(0.1)
     worker.stop(signal.SIGTERM)
+    faults.heal()
+    w.faults = None
     t_work = time.time() - t0
     print(f"difftest: workload done in {t_work:.0f}s: {args.steps} steps, {len(w.points)} points, worker started "
-          f"{worker.starts}x, SIGTERM {worker.terms}, SIGKILL {worker.kills}; catching up to {final}", flush=True)
+          f"{worker.starts}x, SIGTERM {worker.terms}, SIGKILL {worker.kills}; faults: {faults.summary()}; "
+          f"catching up to {final}", flush=True)
     if not args.calm:
         worker.catch_up(final, timeout=600)
-    return check(args, w, worker, workdir, t0)
+    return check(args, w, worker, workdir, t0, faults)
 
 
 def record_point(w, step):
@@ -1765,7 +2049,7 @@ def load_known(path):
     return known
 
 
-def check(args, w, worker, workdir, t0):
+def check(args, w, worker, workdir, t0, faults):
     known = load_known(args.known)
     per_kind = defaultdict(lambda: [0, 0])
     by_table = defaultdict(list)   # table id -> [(point, lsn, name, tags, detail, known tags)]
@@ -1795,6 +2079,7 @@ def check(args, w, worker, workdir, t0):
     print(f"\ndifftest: seed {args.seed}: {total_eq}/{total} table-points equal "
           f"({time.time() - t0:.0f}s; worker started {worker.starts}x, SIGTERM {worker.terms}, SIGKILL {worker.kills}, "
           f"{'no stops, no lost slot' if args.calm else 'slot lost once'})")
+    print(f"  faults: {faults.summary()}")
     for k in KIND_ORDER:
         if k in per_kind:
             e, n = per_kind[k]
@@ -1900,7 +2185,21 @@ def main():
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--calm", action="store_true", help="one worker, never stopped, no lost slot (to tell "
                     "divergences that need a restart from those that do not)")
+    ap.add_argument("--source-faults", action="store_true",
+                    help="stop the source server (pg_ctl -m immediate or fast) and start it again at random points; "
+                    "needs --source-cluster")
+    ap.add_argument("--source-cluster", help="the source's tests/support/pgcluster.sh directory (for --source-faults)")
+    ap.add_argument("--history-cluster", help="a tests/support/pgcluster.sh directory: the history store lives there "
+                    "and is stopped, started and has its walrev sessions terminated at random points")
+    ap.add_argument("--kafka", metavar="BROKERS", help="also write the Kafka sink (these bootstrap servers, "
+                    "walrev-mock-kafka's) and the file sink (WORKDIR/changes.mp)")
+    ap.add_argument("--kafka-mock-pid", type=int, help="walrev-mock-kafka's pid: its brokers are taken down "
+                    "(SIGUSR1) and up (SIGUSR2) at random points")
     args = ap.parse_args()
+    if args.kafka and not args.kafka_mock_pid:
+        ap.error("--kafka needs --kafka-mock-pid PID")
+    if args.source_faults and not args.source_cluster:
+        ap.error("--source-faults needs --source-cluster DIR")
     sys.exit(run(args))
 
 
