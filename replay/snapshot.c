@@ -148,6 +148,26 @@ static char **column_types(PGconn *conn, const char *store, const RelVersion *rv
 }
 
 /*
+ * Says by name each column that a table made from types (column_types on
+ * that server) gets as text although the history recorded another type: an
+ * extension's type (hstore, citext, ...) the --into target or the history
+ * server lacks, or a type dropped since. The values load as their text.
+ */
+static void warn_text_columns(FILE *err, const RelVersion *rv, char **types, const char *where)
+{
+    for (int i = 0; i < rv->ncols; i++) {
+        const char *rec = rv->type_names[i];
+        if (strcmp(types[i], "text") != 0 || rv->type_oids[i] == 25 /* text */) continue;
+        if (rec)
+            fprintf(err, "warning: %s.%s: column %s has type %s, which %s does not have: made as text\n",
+                    rv->nspname, rv->relname, rv->col_names[i], rec, where);
+        else /* a baseline's relation version records a user type by its oid alone */
+            fprintf(err, "warning: %s.%s: column %s has type oid %u, which %s does not have: made as text\n",
+                    rv->nspname, rv->relname, rv->col_names[i], rv->type_oids[i], where);
+    }
+}
+
+/*
  * Which columns print by the session's TimeZone (issue 13): a timestamptz, or
  * an array, range, multirange, domain or composite holding one, as types (the
  * history server's names, column_types) name them there. The walsender
@@ -643,6 +663,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
             st = err->status;
             goto done;
         }
+        warn_text_columns(ctx->err, rv, types, "the --into target");
         char *create = create_table_sql(target, qname, rv, types);
         PGresult *res = rq_exec(target, err, create, 0, NULL);
         free(create);
@@ -688,6 +709,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
             st = err->status;
             goto done;
         }
+        warn_text_columns(ctx->err, rv, types, "the history server");
         char *create = create_table_sql(tc, qname, rv, types);
         cols = column_list(tc, rv);
         fprintf(f, "-- %s as of revision %lld (commit %s at %s)\n%s;\nCOPY %s (%s) FROM stdin;\n", what,
