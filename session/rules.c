@@ -63,6 +63,13 @@ int64_t session_lag_bytes(const SessionPositions *pos, Lsn source_wal_lsn)
     return wal_end > pos->confirmed ? (int64_t)(wal_end - pos->confirmed) : 0;
 }
 
+bool session_behind(const SessionPositions *pos, Lsn last_end_lsn, Lsn source_wal_lsn)
+{
+    Lsn reached = session_idle_end(pos, last_end_lsn);
+    if (pos->received > reached) reached = pos->received;
+    return source_wal_lsn > reached && (int64_t)(source_wal_lsn - reached) > SESSION_BEHIND_BYTES;
+}
+
 SessionDataAction session_data_error(SessionDataErrors *d, const HistoryFailure *f)
 {
     if (f->first_id > f->last_id || ++d->failures > SESSION_DATA_FAILURES_MAX) return SESSION_DATA_FATAL;

@@ -73,6 +73,18 @@ bool session_record_due(bool force, int64_t now_us, int64_t last_record_us, Lsn 
  * from the source); 0 when caught up. */
 int64_t session_lag_bytes(const SessionPositions *pos, Lsn source_wal_lsn);
 
+/* Keyframes wait while the worker is further than this behind the source's
+ * WAL: about a second of catch-up at full speed (500-800 bytes of WAL per
+ * row change), so that a worker keeping up, a batch or two behind, takes
+ * them as they fall due (sink/keyframer.h). */
+#define SESSION_BEHIND_BYTES ((int64_t)16 << 20)
+
+/* The worker is catching up: the source's WAL position (source_wal_lsn, read
+ * from the source) is more than SESSION_BEHIND_BYTES past the furthest the
+ * stream has reached (received, a keepalive's WAL end, the last revision's
+ * end, last_end_lsn). */
+bool session_behind(const SessionPositions *pos, Lsn last_end_lsn, Lsn source_wal_lsn);
+
 /* ---- data errors of the history store (docs/history-store.md#quarantine) ---- */
 
 /* Kept across sessions; zeroed at the start. */

@@ -75,6 +75,10 @@ struct Session {
     uint64_t lookups_before, cache_hits_before, prefetched_before;
     Lsn source_wal_lsn;
     int64_t last_slot_sample_us;
+    /* keyframes held while the worker is behind the source (sample_lag) */
+    int64_t last_lag_sample_us;
+    bool keyframes_held;
+    bool stopped_at_lsn; /* the session stops at --stop-lsn (not a signal) */
 };
 
 /* A read-ahead stops at this many messages or bytes (memory stays bounded with large rows). */
@@ -262,6 +266,9 @@ static WrStatus open_sinks(Session *s, WrError *err)
     s->fanout = sinks.fanout;
     s->history = sinks.history;
     s->history_index = sinks.history_index;
+    /* a new sink's keyframer holds nothing: the next sample decides */
+    s->keyframes_held = s->stopped_at_lsn = false;
+    s->last_lag_sample_us = 0;
     if (st != WR_OK || !s->history) return st;
     if (s->data_errors.isolate_until) sink_history_isolate(s->history, s->data_errors.isolate_until);
     if (s->data_errors.quarantine_lsn)
@@ -383,6 +390,24 @@ static WrStatus handle_copydata(Session *s, const uint8_t *buf, size_t len, WrEr
     return st;
 }
 
+/* A best-effort query on the catalog connection (the metrics, the keyframe
+ * hold): a failure is logged at debug and gives NULL, never ends the
+ * session; a lost connection is made again at the next call. */
+static PGresult *catalog_sample(Session *s, const char *sql, int nparams, const char *const *params, const char *what)
+{
+    WrError e = {0};
+    PGresult *r = NULL;
+    WrStatus st = catalog_conn(s, &e);
+    if (st == WR_OK) st = pgio_run(s->catalog, sql, nparams, params, &r, &e, what);
+    if (st == WR_OK) return r;
+    log_debug("msg=\"could not sample the source\" error=\"%s\"", e.msg);
+    if (s->catalog && PQstatus(s->catalog) != CONNECTION_OK) {
+        PQfinish(s->catalog);
+        s->catalog = NULL;
+    }
+    return NULL;
+}
+
 /* Every 10 s at most, only with [metrics] on: one query on the catalog connection. */
 #define SLOT_SAMPLE_US (10 * 1000000LL)
 
@@ -396,27 +421,47 @@ static void sample_slot(Session *s, int64_t t)
 {
     if (!s->cfg.sample_slot || (s->last_slot_sample_us && t - s->last_slot_sample_us < SLOT_SAMPLE_US)) return;
     s->last_slot_sample_us = t;
-    WrError e = {0};
-    PGresult *r = NULL;
     const char *params[1] = {s->cfg.slot_name};
-    WrStatus st = catalog_conn(s, &e);
-    if (st == WR_OK)
-        st = pgio_run(s->catalog,
-                      "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, pg_current_wal_lsn()::text "
-                      "FROM pg_replication_slots WHERE slot_name = $1",
-                      1, params, &r, &e, "source catalog: sampling the slot");
-    if (st == WR_OK && PQntuples(r) == 1) {
+    PGresult *r = catalog_sample(s,
+                                 "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, "
+                                 "pg_current_wal_lsn()::text FROM pg_replication_slots WHERE slot_name = $1",
+                                 1, params, "source catalog: sampling the slot");
+    if (r && PQntuples(r) == 1) {
         Lsn wal;
         if (!PQgetisnull(r, 0, 0)) metrics_set(METRICS_RETAINED_WAL, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
         if (lsn_parse(PQgetvalue(r, 0, 1), &wal) && wal > s->source_wal_lsn) s->source_wal_lsn = wal;
-    } else if (st != WR_OK) {
-        log_debug("msg=\"could not sample the slot for the metrics\" error=\"%s\"", e.msg);
-        if (s->catalog && PQstatus(s->catalog) != CONNECTION_OK) {
-            PQfinish(s->catalog);
-            s->catalog = NULL;
-        }
     }
     PQclear(r);
+}
+
+#define LAG_SAMPLE_US 1000000LL
+
+/*
+ * With a history store, once a second: how far the worker is behind the
+ * source — the source's WAL position, read on the catalog connection, past
+ * the furthest the stream has reached (what it received, what a keepalive
+ * said, the last revision's end) — and the keyframes held while that is over
+ * SESSION_BEHIND_BYTES (keyframer.h: a keyframe is as much work as the
+ * changes it follows, and it competed with the catch-up for the cores).
+ * Best effort: a failed sample releases the hold.
+ */
+static void sample_lag(Session *s, int64_t t)
+{
+    if (!s->history || (s->last_lag_sample_us && t - s->last_lag_sample_us < LAG_SAMPLE_US)) return;
+    s->last_lag_sample_us = t;
+    PGresult *r =
+        catalog_sample(s, "SELECT pg_current_wal_lsn()::text", 0, NULL, "source catalog: reading the WAL position");
+    Lsn wal = 0;
+    bool behind = r && PQntuples(r) == 1 && lsn_parse(PQgetvalue(r, 0, 0), &wal) &&
+                  session_behind(&s->pos, assembler_last_end_lsn(s->asm_), wal);
+    PQclear(r);
+    if (wal > s->source_wal_lsn) s->source_wal_lsn = wal;
+    if (behind != s->keyframes_held) {
+        log_debug("msg=\"%s\" source_lsn=" LSN_FMT, behind ? "behind the source: keyframes wait" : "keyframes taken",
+                  LSN_ARGS(wal));
+        s->keyframes_held = behind;
+        sink_history_hold_keyframes(s->history, behind);
+    }
 }
 
 /* The gauges the loop owns, and the assembler's counts, into the metrics;
@@ -666,6 +711,7 @@ static WrStatus serve_timers(Session *s, WrError *err)
         if (st != WR_OK) return st;
         report_status(s, t);
     }
+    sample_lag(s, t);
     tick(s, t);
     return WR_OK;
 }
@@ -682,6 +728,7 @@ static WrStatus check_stop_lsn(Session *s, bool *stopped, WrError *err)
     log_info("msg=\"stop position reached\" stop_lsn=" LSN_FMT " confirmed=" LSN_FMT, LSN_ARGS(stop_lsn),
              LSN_ARGS(s->pos.confirmed));
     *stopped = true;
+    s->stopped_at_lsn = true;
     return WR_OK;
 }
 
@@ -730,6 +777,13 @@ static WrStatus stop_session(Session *s, WrError *err)
     }
     st = repl_stream_finish(s->stream, err);
     if (st != WR_OK) log_warn("msg=\"could not end replication cleanly\" error=\"%s\"", err->msg);
+    /* Caught up to where it was asked to stop: the keyframes held while it
+     * was behind are taken now, so the store it leaves answers as-of
+     * queries within the bound (a signal's stop leaves them to a later run). */
+    if (s->stopped_at_lsn && s->history) {
+        log_info("msg=\"taking the keyframes due before stopping\"");
+        sink_history_wait_keyframes(s->history);
+    }
     AssemblerStats as;
     assembler_stats(s->asm_, &as);
     log_info("msg=\"stopped\" confirmed=" LSN_FMT " last_revision=%lld changes=%llu cache_hits=%llu lookups=%llu"

@@ -237,7 +237,8 @@ static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
     fanout_await_term(&h->await);
     fanout_await_init(&h->await, pos->durable_end_lsn);
     h->flushed = pos->durable_end_lsn;
-    h->keyframer = keyframer_start(h->conninfo, h->qschema);
+    KeyframePolicy kp = {h->keyframe_factor, KEYFRAME_MIN_DELTAS, KEYFRAME_MIN_ROWS};
+    h->keyframer = keyframer_start(h->conninfo, h->qschema, &kp);
     log_info("msg=\"history store open\" schema=%s slot=%s revision=%" PRId64 " lsn=" LSN_FMT, h->qschema, h->slot_name,
              pos->last_revision_id, LSN_ARGS(pos->durable_end_lsn));
     return WR_OK;
@@ -1235,8 +1236,9 @@ static void hs_destroy(Sink *s)
         KeyframerStats ks;
         keyframer_stats(h->keyframer, &ks);
         if (ks.taken || ks.failed)
-            log_info("msg=\"keyframes\" taken=%llu failed=%llu total_ms=%.0f max_ms=%.0f", (unsigned long long)ks.taken,
-                     (unsigned long long)ks.failed, ks.total_ms, ks.max_ms);
+            log_info("msg=\"keyframes\" taken=%llu failed=%llu total_ms=%.0f max_ms=%.0f deferred=%llu",
+                     (unsigned long long)ks.taken, (unsigned long long)ks.failed, ks.total_ms, ks.max_ms,
+                     (unsigned long long)ks.deferred);
         keyframer_stop(h->keyframer);
     }
     if (h->conn) PQfinish(h->conn);
@@ -1330,6 +1332,12 @@ void sink_history_wait_keyframes(Sink *s)
 {
     HistorySink *h = s->impl;
     if (h->keyframer) keyframer_wait_idle(h->keyframer);
+}
+
+void sink_history_hold_keyframes(Sink *s, bool behind)
+{
+    HistorySink *h = s->impl;
+    if (h->keyframer) keyframer_hold(h->keyframer, behind);
 }
 
 Sink *sink_history_create(const HistorySinkConfig *cfg)

@@ -4,7 +4,10 @@
  * thread's connection: the previous keyframe and the deltas since, streamed
  * sorted by key and folded here (schema/rowfold.h), written with COPY; then
  * the table's tracked_table row is brought up to date, last, so the row lock
- * that may make the worker's batch wait is held only until COMMIT.
+ * that may make the worker's batch wait is held only until COMMIT. A
+ * request that waited is taken as a chain (keyframe_walk_step over the
+ * table's per-revision delta counts since its last keyframe), each link in
+ * its own transaction.
  */
 #include "sink/keyframer.h"
 
@@ -36,16 +39,27 @@
 #define BACKOFF_MIN_S 1
 #define BACKOFF_MAX_S 60
 
+/* A queued request. chain: it waited (replaced by a later one, or asked for
+ * while its table's keyframe was in progress), so the keyframes its table
+ * would have had before its revision are taken, not only its own. */
+typedef struct {
+    KeyframeRequest r;
+    bool chain;
+    bool held; /* the hold made it wait at least once */
+} Queued;
+
 struct Keyframer {
     char *conninfo;
     char *qschema;
+    KeyframePolicy policy;
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv;      /* a request, the stop, or idle */
-    KeyframeRequest *queue; /* FIFO, at most one per relid */
+    pthread_cond_t cv; /* a request, the hold's end, the stop, or idle */
+    Queued *queue;     /* FIFO, at most one per relid */
     size_t nqueue, capqueue;
     bool busy; /* a request is being taken */
     uint32_t busy_relid;
+    bool behind; /* keyframer_hold: the worker is catching up */
     bool stopping;
     PGcancel *cancel;     /* of the connection, while a keyframe runs; under mu */
     KeyframerStats stats; /* under mu */
@@ -53,6 +67,34 @@ struct Keyframer {
     PGconn *conn;
     int backoff_s;
 };
+
+/* ---------- when keyframes fall ---------- */
+
+int64_t keyframe_threshold(const KeyframePolicy *p, int64_t live)
+{
+    double t = p->factor * (double)(live > 0 ? live : 0);
+    return t > (double)p->min_deltas ? (int64_t)t : p->min_deltas;
+}
+
+bool keyframe_walk_step(KeyframeWalk *w, const KeyframePolicy *p, int64_t deltas, int64_t net, bool truncated,
+                        int64_t *deltas_at, int64_t *live_at)
+{
+    w->deltas += deltas;
+    w->live = truncated ? net : w->live + net;
+    if (w->live < 0) w->live = 0;
+    /* As the sink's tracked_table decides (history_sink.c), per revision. */
+    if (w->deltas <= keyframe_threshold(p, w->live)) return false;
+    *deltas_at = w->deltas;
+    *live_at = w->live;
+    w->deltas = 0;
+    return true;
+}
+
+/* Held back no further: the table owes KEYFRAME_DEFER_MAX keyframes' worth. */
+static bool overdue(const Keyframer *k, const KeyframeRequest *r)
+{
+    return r->deltas_at > KEYFRAME_DEFER_MAX * keyframe_threshold(&k->policy, r->live_at);
+}
 
 /* ---------- SQL on the thread's connection ---------- */
 
@@ -288,14 +330,113 @@ static WrStatus connect_thread(Keyframer *k, WrError *err)
     return pgio_connect(k->conninfo, &how, &k->conn, err);
 }
 
+/* ---------- a chain: the keyframes a request that waited stands for ---------- */
+
+static void push_point(KeyframeRequest **pts, size_t *n, size_t *cap, const KeyframeRequest *r)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 8;
+        *pts = xrealloc(*pts, *cap * sizeof(KeyframeRequest));
+    }
+    (*pts)[(*n)++] = *r;
+}
+
+/* One line of chain_points' COPY: deltas, net, truncated, revision. */
+static WrStatus parse_counts(const char *line, size_t len, int64_t v[4], WrError *err)
+{
+    char buf[128];
+    if (len >= sizeof(buf)) return wr_error_set(err, WR_FATAL, "unexpected delta counts line of %zu bytes", len);
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+    char *p = buf, *end;
+    for (int i = 0; i < 4; i++) {
+        if (i == 2) {
+            v[i] = *p == 't';
+            p += *p ? 1 : 0;
+        } else {
+            v[i] = strtoll(p, &end, 10);
+            if (end == p) return wr_error_set(err, WR_FATAL, "unreadable delta counts line \"%s\"", buf);
+            p = end;
+        }
+        if (i < 3 && *p++ != '\t') return wr_error_set(err, WR_FATAL, "unreadable delta counts line \"%s\"", buf);
+    }
+    return WR_OK;
+}
+
+/*
+ * The keyframes r's table would have had up to r->rev, had each been taken
+ * when due: its deltas since its last keyframe (or all, before the first),
+ * counted per revision in the store, walked by keyframe_walk_step. None when
+ * none fell due: another request's chain took them, or the table has no
+ * keyframe yet (*has_keyframe false; r itself is then taken, as the sink
+ * asks for a first one once a baseline is recorded). Costs one read of those
+ * deltas, without the fold's sort: a small part of a keyframe.
+ */
+static WrStatus chain_points(Keyframer *k, const KeyframeRequest *r, KeyframeRequest **pts, size_t *npts,
+                             bool *has_keyframe, WrError *err)
+{
+    char relid[16];
+    snprintf(relid, sizeof(relid), "%" PRIu32, r->relid);
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q,
+                   "SELECT k.revision_id, k.n_rows FROM %1$s.tracked_table t JOIN %1$s.keyframe k "
+                   "ON k.id = t.last_keyframe_id WHERE t.relid = $1",
+                   k->qschema);
+    const char *p[1] = {relid};
+    PGresult *res = NULL;
+    WrStatus st = kf_run(k, q.data, 1, p, "reading a table's last keyframe", &res, err);
+    int64_t from = 0, rows = 0;
+    *has_keyframe = st == WR_OK && PQntuples(res) == 1;
+    if (*has_keyframe) {
+        from = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        rows = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+    PQclear(res);
+    if (st != WR_OK || from >= r->rev) {
+        strbuf_free(&q);
+        return st;
+    }
+    /* After a keyframe, relid::bigint: the revision range goes to the BRIN, as
+     * in snapshot_plan_by_key; before the first, the B-tree finds the table's
+     * whole history. A TRUNCATE's revision counts the rows begun after it and
+     * before it alike: live rows only steer when keyframes fall. */
+    strbuf_reset(&q);
+    strbuf_appendf(&q,
+                   "COPY (SELECT count(*), sum(CASE WHEN op IN ('I', 'S') THEN 1 WHEN op = 'D' THEN -1 ELSE 0 END), "
+                   "bool_or(op = 'T'), revision_id FROM %s.object_delta WHERE relid%s = %" PRIu32
+                   " AND revision_id > %" PRId64 " AND revision_id <= %" PRId64
+                   " GROUP BY revision_id ORDER BY revision_id) TO STDOUT",
+                   k->qschema, *has_keyframe ? "::bigint" : "", r->relid, from, r->rev);
+    (void)pgio_exec(k->conn, q.data, 0, NULL, &res);
+    strbuf_free(&q);
+    if (PQresultStatus(res) != PGRES_COPY_OUT) st = pgio_fail(k->conn, res, err, "counting a table's deltas");
+    PQclear(res);
+    if (st != WR_OK) return st;
+    KeyframeWalk w = {.live = rows};
+    size_t cap = 0;
+    char *msg;
+    int n;
+    while ((n = PQgetCopyData(k->conn, &msg, 0)) > 0) {
+        int64_t v[4] = {0};
+        if (st == WR_OK) st = parse_counts(msg, n > 0 && msg[n - 1] == '\n' ? (size_t)n - 1 : (size_t)n, v, err);
+        PQfreemem(msg);
+        KeyframeRequest pt = {.relid = r->relid, .rev = v[3]};
+        if (st == WR_OK && keyframe_walk_step(&w, &k->policy, v[0], v[1], v[2] != 0, &pt.deltas_at, &pt.live_at)) {
+            pt.small = pt.live_at <= k->policy.small_rows;
+            push_point(pts, npts, &cap, &pt);
+        }
+    }
+    return copy_results(k, st, "counting a table's deltas", err);
+}
+
 /* ---------- the thread ---------- */
 
 /* Take r with the cancel handle registered for keyframer_stop; counts it when
  * taken. A keyframe the stop cancelled is no failure. */
-static WrStatus serve(Keyframer *k, const KeyframeRequest *r, WrError *err)
+static WrStatus serve_one(Keyframer *k, const KeyframeRequest *r, WrError *err)
 {
-    WrStatus st = connect_thread(k, err);
-    if (st != WR_OK) return st;
+    WrStatus st = WR_OK;
     PGcancel *c = PQgetCancel(k->conn);
     pthread_mutex_lock(&k->mu);
     k->cancel = c;
@@ -325,6 +466,27 @@ static WrStatus serve(Keyframer *k, const KeyframeRequest *r, WrError *err)
     return st;
 }
 
+/* The keyframe q asks for, or the chain it stands for, each in its own
+ * transaction. A small table's is never a chain: its deltas since a keyframe
+ * are few (at most KEYFRAME_DEFER_MAX × min_deltas), and counting them
+ * through the BRIN range would read every table's deltas of those revisions
+ * (what its keyframe avoids by reading key by key). */
+static WrStatus serve(Keyframer *k, const Queued *q, WrError *err)
+{
+    WrStatus st = connect_thread(k, err);
+    KeyframeRequest *pts = NULL;
+    size_t npts = 0;
+    bool has_keyframe = false, chain = q->chain && !q->r.small;
+    if (st == WR_OK && chain) st = chain_points(k, &q->r, &pts, &npts, &has_keyframe, err);
+    if (st == WR_OK && npts == 0 && !(chain && has_keyframe)) st = serve_one(k, &q->r, err);
+    if (npts > 1)
+        log_debug("msg=\"keyframe chain\" relid=%" PRIu32 " revision=%" PRId64 " keyframes=%zu", q->r.relid, q->r.rev,
+                  npts);
+    for (size_t i = 0; st == WR_OK && i < npts; i++) st = serve_one(k, &pts[i], err);
+    free(pts);
+    return st;
+}
+
 /* After a failure: wait k->backoff_s before the next keyframe (requests that
  * come meanwhile wait too; the stop does not). Called with mu held. */
 static void back_off(Keyframer *k)
@@ -336,22 +498,35 @@ static void back_off(Keyframer *k)
     }
 }
 
+/* The first queued request that may be taken now (the hold lets overdue
+ * ones through), or -1; those the hold keeps are marked. Called with mu held. */
+static long next_request(Keyframer *k)
+{
+    for (size_t i = 0; i < k->nqueue; i++) {
+        if (!k->behind || overdue(k, &k->queue[i].r)) return (long)i;
+        k->queue[i].held = true;
+    }
+    return -1;
+}
+
 static void *keyframer_main(void *arg)
 {
     Keyframer *k = arg;
     pthread_mutex_lock(&k->mu);
     for (;;) {
-        while (!k->stopping && k->nqueue == 0) pthread_cond_wait(&k->cv, &k->mu);
+        long i;
+        while (!k->stopping && (i = next_request(k)) < 0) pthread_cond_wait(&k->cv, &k->mu);
         if (k->stopping) break;
-        KeyframeRequest r = k->queue[0];
-        memmove(k->queue, k->queue + 1, (k->nqueue - 1) * sizeof(KeyframeRequest));
+        Queued q = k->queue[i];
+        memmove(k->queue + i, k->queue + i + 1, (k->nqueue - (size_t)i - 1) * sizeof(Queued));
         k->nqueue--;
+        if (q.held) k->stats.deferred++;
         k->busy = true;
-        k->busy_relid = r.relid;
+        k->busy_relid = q.r.relid;
         pthread_mutex_unlock(&k->mu);
 
         WrError err = {0};
-        WrStatus st = serve(k, &r, &err);
+        WrStatus st = serve(k, &q, &err);
         pthread_mutex_lock(&k->mu);
         if (st != WR_OK) {
             k->stats.failed++;
@@ -359,7 +534,7 @@ static void *keyframer_main(void *arg)
                 k->backoff_s ? (k->backoff_s * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : k->backoff_s * 2) : BACKOFF_MIN_S;
             log_warn("msg=\"keyframe not taken; asked again later\" relid=%" PRIu32 " revision=%" PRId64
                      " retry_in_s=%d error=\"history store keyframe: %s\"",
-                     r.relid, r.rev, k->backoff_s, err.msg);
+                     q.r.relid, q.r.rev, k->backoff_s, err.msg);
             back_off(k);
         } else {
             k->backoff_s = 0;
@@ -373,11 +548,12 @@ static void *keyframer_main(void *arg)
     return NULL;
 }
 
-Keyframer *keyframer_start(const char *conninfo, const char *qschema)
+Keyframer *keyframer_start(const char *conninfo, const char *qschema, const KeyframePolicy *policy)
 {
     Keyframer *k = xcalloc(1, sizeof(*k));
     k->conninfo = xstrdup(conninfo ? conninfo : "");
     k->qschema = xstrdup(qschema);
+    k->policy = *policy;
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cv, NULL);
     /* Signals (SIGTERM, SIGINT, SIGHUP) are the main thread's to handle. */
@@ -396,14 +572,46 @@ Keyframer *keyframer_start(const char *conninfo, const char *qschema)
 void keyframer_request(Keyframer *k, const KeyframeRequest *r)
 {
     pthread_mutex_lock(&k->mu);
-    bool pending = k->busy && k->busy_relid == r->relid;
-    for (size_t i = 0; i < k->nqueue && !pending; i++) pending = k->queue[i].relid == r->relid;
-    if (!pending && !k->stopping) {
+    size_t i = 0;
+    while (i < k->nqueue && k->queue[i].r.relid != r->relid) i++;
+    if (k->stopping) {
+        pthread_mutex_unlock(&k->mu);
+        return;
+    }
+    if (i < k->nqueue) {
+        /* The later revision: its chain covers the one it replaces. */
+        if (r->rev > k->queue[i].r.rev) {
+            k->queue[i].r = *r;
+            k->queue[i].chain = true;
+        }
+    } else {
         if (k->nqueue == k->capqueue) {
             k->capqueue = k->capqueue ? 2 * k->capqueue : 8;
-            k->queue = xrealloc(k->queue, k->capqueue * sizeof(KeyframeRequest));
+            k->queue = xrealloc(k->queue, k->capqueue * sizeof(Queued));
         }
-        k->queue[k->nqueue++] = *r;
+        /* Asked for while the table's keyframe is in progress, its counts
+         * predate that one: a large table's is a chain (the deltas since,
+         * read from the store, say whether another is due); a small table's
+         * is dropped, as its counter asks again at a later batch if so. */
+        bool running = k->busy && k->busy_relid == r->relid;
+        if (running && r->small) {
+            pthread_mutex_unlock(&k->mu);
+            return;
+        }
+        /* Also a chain when it stands for more than one keyframe (a run
+         * before this one stopped with keyframes owed, a large batch). */
+        bool chain = running || r->deltas_at > 2 * keyframe_threshold(&k->policy, r->live_at);
+        k->queue[k->nqueue++] = (Queued){*r, chain, false};
+    }
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+}
+
+void keyframer_hold(Keyframer *k, bool behind)
+{
+    pthread_mutex_lock(&k->mu);
+    if (k->behind != behind) {
+        k->behind = behind;
         pthread_cond_broadcast(&k->cv);
     }
     pthread_mutex_unlock(&k->mu);
@@ -412,6 +620,8 @@ void keyframer_request(Keyframer *k, const KeyframeRequest *r)
 void keyframer_wait_idle(Keyframer *k)
 {
     pthread_mutex_lock(&k->mu);
+    k->behind = false;
+    pthread_cond_broadcast(&k->cv);
     while (!k->stopping && (k->busy || k->nqueue > 0)) pthread_cond_wait(&k->cv, &k->mu);
     pthread_mutex_unlock(&k->mu);
 }

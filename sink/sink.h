@@ -128,8 +128,13 @@ typedef struct {
 } HistorySinkConfig;
 /* Its reading side, on the same connection, is sink/history_reader.h. */
 Sink *sink_history_create(const HistorySinkConfig *cfg);
-/* Wait until the keyframes asked for so far are taken (or failed); for tests. */
+/* Wait until the keyframes asked for so far are taken (or failed), the hold
+ * released: a stop at --stop-lsn, tests. */
 void sink_history_wait_keyframes(Sink *s);
+/* behind: the worker is catching up with the source; keyframes wait, each
+ * table's up to KEYFRAME_DEFER_MAX thresholds of deltas (keyframer.h).
+ * false: the ones that waited are taken. */
+void sink_history_hold_keyframes(Sink *s, bool behind);
 /*
  * Old images (lookup_row, prefetch_rows, scan_rows) answer as of revision_id
  * instead of what the store received last; 0: as usual again. For a stream

@@ -22,6 +22,7 @@
 #include "schema/checksum.h"
 #include "schema/store_sql.h"
 #include "sink/history_reader.h"
+#include "sink/keyframer.h"
 #include "sink/sink.h"
 
 #define DB "walrev_history_sink"
@@ -1102,6 +1103,101 @@ static void test_keyframe_values(void **state)
     tw_close(tw);
 }
 
+/* nrev revisions of 100 one-column updates of rows[0..9], each its own batch
+ * (so each asks for the keyframes it made due); values in buf from *n on. */
+static void updates_in_batches(TW *tw, Row *rows, int nrev, char (*buf)[12], int *n)
+{
+    for (int rv = 0; rv < nrev; rv++) {
+        tw_begin(tw);
+        for (int j = 0; j < 100; j++, (*n)++) {
+            snprintf(buf[*n], sizeof(buf[*n]), "d%d", *n);
+            tw_update1(tw, &g_rv, &rows[*n % 10], 6, buf[*n]);
+        }
+        tw_commit(tw);
+        tw_flush_nowait(tw);
+    }
+}
+
+/* Poll until the query's value is want (the keyframe thread works on its own), 10 s at most. */
+static void wait_q(const char *want, const char *sql)
+{
+    for (int i = 0; i < 200; i++) {
+        char *v = qv("%s", sql);
+        bool done = v && strcmp(v, want) == 0;
+        free(v);
+        if (done) return;
+        usleep(50 * 1000);
+    }
+    assert_q(want, "%s", sql);
+}
+
+/*
+ * While the worker is behind, keyframes wait (sink_history_hold_keyframes);
+ * once it has caught up, the table gets the keyframes it would have had, at
+ * the revisions where each fell due, not one at the newest. A table that
+ * owes KEYFRAME_DEFER_MAX thresholds of deltas gets them even while behind.
+ */
+static void test_keyframe_deferred(void **state)
+{
+    (void)state;
+    TW t, *tw = &t;
+    tw_start(tw, "h_kfd");
+    /* 300 rows: more than the 250 of a small table (those take no chain) */
+    enum { NROWS = 300 };
+    static Row rows[NROWS];
+    static char vstore[NROWS][NCOLS][16];
+    tw_begin(tw);
+    for (int i = 0; i < NROWS; i++) {
+        const char *vals[NCOLS];
+        for (int c = 0; c < NCOLS; c++) {
+            snprintf(vstore[i][c], sizeof(vstore[i][c]), c ? "kfd-%d" : "%d", c ? c : i + 1);
+            vals[c] = vstore[i][c];
+        }
+        row_set(&rows[i], &g_rv, vals);
+        tw_insert(tw, &g_rv, &rows[i]);
+    }
+    tw_commit(tw);
+    int64_t r0 = tw->rev.id;
+    sink_history_hold_keyframes(tw->sink, true);
+    /* 300 rows: a keyframe falls due past each 1,000 deltas. 300 inserts +
+     * 2,500 updates, revisions r0+1 .. r0+25 of 100 each: due at r0+8 (1,100)
+     * and r0+19 (1,100 more), 600 deltas after. Behind: none is taken. */
+    static char buf[11000][12];
+    int n = 0;
+    updates_in_batches(tw, rows, 25, buf, &n);
+    usleep(300 * 1000);
+    assert_q("0|2800", "SELECT concat_ws('|', (SELECT count(*) FROM h_kfd.keyframe), deltas_since_keyframe) "
+                       "FROM h_kfd.tracked_table");
+    /* Caught up: both, each as of its own revision. */
+    sink_history_hold_keyframes(tw->sink, false);
+    sink_history_wait_keyframes(tw->sink);
+    char want[256];
+    snprintf(want, sizeof(want), "%" PRId64 ",%" PRId64 "|300,300|600|300|t", r0 + 8, r0 + 19);
+    const char *kf_sql = "SELECT concat_ws('|', (SELECT string_agg(revision_id::text, ',' ORDER BY revision_id) "
+                         "FROM h_kfd.keyframe), (SELECT string_agg(n_rows::text, ',' ORDER BY revision_id) "
+                         "FROM h_kfd.keyframe), t.deltas_since_keyframe, t.live_rows, t.last_keyframe_id = "
+                         "(SELECT max(id) FROM h_kfd.keyframe)) FROM h_kfd.tracked_table t";
+    assert_q(want, "%s", kf_sql);
+    assert_int_equal(check_keyframe("h_kfd", 16400), NROWS);
+
+    /* Behind again, for 78 revisions (r0+26 .. r0+103): once the table owes
+     * more than KEYFRAME_DEFER_MAX (8) thresholds (r0+100: 600 + 7,500
+     * deltas) its chain is taken while still behind: r0+30, +41, ..., +96;
+     * the 700 deltas after wait for the next. */
+    assert_int_equal(KEYFRAME_DEFER_MAX, 8);
+    sink_history_hold_keyframes(tw->sink, true);
+    updates_in_batches(tw, rows, 78, buf, &n);
+    wait_q("9", "SELECT count(*) FROM h_kfd.keyframe");
+    StrBuf w;
+    strbuf_init(&w);
+    for (int i = 0; i < 9; i++) strbuf_appendf(&w, "%s%" PRId64, i ? "," : "", r0 + 8 + 11 * i);
+    strbuf_appendf(&w, "|300,300,300,300,300,300,300,300,300|700|300|t");
+    wait_q(w.data, kf_sql);
+    strbuf_free(&w);
+    assert_int_equal(check_keyframe("h_kfd", 16400), NROWS);
+    tw_close(tw);
+}
+
 /* Build a 5-revision chain in schema, with contexts, NULLs, updates, a delete and a truncate. */
 static void build_chain(const char *schema)
 {
@@ -1414,6 +1510,6 @@ TS_RUN_GROUP(group_setup, group_teardown, cmocka_unit_test(test_missing_schema),
              cmocka_unit_test(test_values_roundtrip), cmocka_unit_test(test_current_rows),
              cmocka_unit_test(test_checkpoint_and_batching), cmocka_unit_test(test_id_gap_refused),
              cmocka_unit_test(test_killed_connection), cmocka_unit_test(test_sql_error_then_abort),
-             cmocka_unit_test(test_async_commit), cmocka_unit_test(test_keyframe), cmocka_unit_test(test_keyframe_values),
-             cmocka_unit_test(test_verify),
-             cmocka_unit_test(test_throughput_and_size))
+             cmocka_unit_test(test_async_commit), cmocka_unit_test(test_keyframe),
+             cmocka_unit_test(test_keyframe_values), cmocka_unit_test(test_keyframe_deferred),
+             cmocka_unit_test(test_verify), cmocka_unit_test(test_throughput_and_size))

@@ -136,6 +136,29 @@ static void test_lag_bytes(void **state)
     assert_int_equal(session_lag_bytes(&pos, L(0, 0x3000)), 0);
 }
 
+/* Keyframes wait while the source's WAL is more than SESSION_BEHIND_BYTES past
+ * the furthest the stream reached: received, a keepalive's, the last revision's end. */
+static void test_behind(void **state)
+{
+    (void)state;
+    const Lsn start = L(1, 0), b = (Lsn)SESSION_BEHIND_BYTES;
+    SessionPositions pos;
+    session_positions_start(&pos, start);
+    assert_false(session_behind(&pos, 0, start + b));
+    assert_true(session_behind(&pos, 0, start + b + 1));
+    assert_false(session_behind(&pos, 0, 0)); /* no sample: not behind */
+    /* What was received, the last revision's end, a keepalive: each counts as reached. */
+    session_note_xlogdata(&pos, start + 0x100);
+    assert_false(session_behind(&pos, 0, start + b + 1));
+    assert_true(session_behind(&pos, 0, start + b + 0x101));
+    assert_false(session_behind(&pos, start + 0x200, start + b + 0x101));
+    (void)session_note_keepalive(&pos, start + 0x1000, false);
+    assert_false(session_behind(&pos, start + 0x200, start + b + 0x1000));
+    assert_true(session_behind(&pos, start + 0x200, start + b + 0x1001));
+    /* The source's position behind what was reached (sampled earlier): not behind. */
+    assert_false(session_behind(&pos, 0, start));
+}
+
 static HistoryFailure failure(int64_t first, int64_t last, Lsn last_commit)
 {
     HistoryFailure f;
@@ -211,5 +234,5 @@ static void test_data_error_gives_up(void **state)
 TS_RUN_TESTS(cmocka_unit_test(test_positions_from_start), cmocka_unit_test(test_keepalive),
              cmocka_unit_test(test_confirm_never_back), cmocka_unit_test(test_idle_end_and_bound),
              cmocka_unit_test(test_status_due), cmocka_unit_test(test_record_due), cmocka_unit_test(test_lag_bytes),
-             cmocka_unit_test(test_data_error_isolate_then_quarantine),
+             cmocka_unit_test(test_behind), cmocka_unit_test(test_data_error_isolate_then_quarantine),
              cmocka_unit_test(test_data_error_single_outside_range), cmocka_unit_test(test_data_error_gives_up))
