@@ -24,6 +24,7 @@ Usage: difftest.py --conninfo-base 'host=... port=... user=...' --walrev BIN
 """
 import argparse
 import base64
+import contextlib
 import io
 import os
 import random
@@ -158,6 +159,8 @@ class Col:
         self.name, self.tkey, self.gen_expr = name, tkey, gen_expr
         self.referenced = False  # used by a generated column: not dropped or retyped
         self.auto = False        # an identity or serial column: the server fills it in
+        self.notnull = False     # SET NOT NULL (not a key's)
+        self.fk = None           # REFERENCES this table's id: values are its keys
 
     @property
     def sqltype(self):
@@ -192,6 +195,8 @@ class Table:
         self.inh_kids = []        # INHERITS: the tables inheriting from it now
         self.inh_was = None       # INHERITS: the parent it no longer inherits from (NO INHERIT)
         self.typed_of = None      # a typed table (CREATE TABLE ... OF type): the type's name
+        self.fk_group = None      # REFERENCES: the parent and its children (one list, shared)
+        self.wide = False         # a table of many columns
 
     @property
     def q(self):
@@ -215,6 +220,7 @@ class Table:
             ("generated", any(c.gen_expr for c in self.cols)),
             ("toast", self.toast),
             ("types", self.kind == "types"),
+            ("wide", self.wide),
             ("never_changed", not self.written and not self.partitioned),
         ) if on}
         if self.replident == "i" and self.ri_index:
@@ -229,7 +235,7 @@ class Table:
 
 
 KIND_ORDER = ["unlogged", "new_schema", "partitioned", "partition", "inherit_parent", "inherit_child", "typed",
-              "generated", "toast", "types",
+              "generated", "toast", "types", "wide",
               "never_changed", "keyed_index", "keyed_composite", "keyed", "keyless_full", "keyless"]
 
 
@@ -241,6 +247,655 @@ def copy_escape(v):
     if v is None:
         return "\\N"
     return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+# ---------------------------------------------------------------- sessions
+
+
+class Session:
+    """One client connection of the workload. The main one runs each step's
+    transaction to its end; the others (--sessions) keep a transaction open
+    across steps, so transactions overlap, interleave in the WAL and commit in
+    another order than they began (MoreOps.session_step)."""
+
+    def __init__(self, name, conninfo, lock_timeout, sync_commit=False):
+        self.name, self.conninfo, self.lock_timeout, self.sync_commit = name, conninfo, lock_timeout, sync_commit
+        self.conn = None
+        self.n = 0           # transactions begun
+
+    def connect(self):
+        """A new connection, no transaction open (again after a source server fault)."""
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except psycopg2.Error:
+                pass
+        self.conn = psycopg2.connect(self.conninfo)
+        self.conn.autocommit = True
+        self.cur = self.conn.cursor()
+        self.cur.execute(f"SET lock_timeout = '{self.lock_timeout}'; SET statement_timeout = '60s'")
+        if self.sync_commit:
+            # the cluster may commit asynchronously (tests/support/pgcluster.sh):
+            # a crash must not lose a commit the model has taken
+            self.cur.execute("SET synchronous_commit = on")
+        self.post, self.sp_stack = [], []
+        self.created = []    # tables its open transaction created (Workload.forget_created)
+        self.open = False    # a transaction is open (sessions other than the main one)
+        self.held = []       # the tables it holds (busy) until it ends
+        self.strong = False  # it took a lock a recording would wait for (DDL, TRUNCATE, CREATE)
+
+
+class MoreOps:
+    """The workload's second part (mixed into Workload): overlapping
+    transactions of several sessions, many tables in many schemas made before
+    setup and mid-run (--tables), and the forms a third-party workload has and
+    the first part lacks: SET/DROP DEFAULT, SET/DROP NOT NULL, REPLICA
+    IDENTITY NOTHING, SET UNLOGGED, SET SCHEMA, TRUNCATE ... RESTART IDENTITY
+    / CASCADE over foreign keys, generated columns added to tables with rows
+    and dropped, a column dropped and added again under its name, a table
+    dropped and made again under its name, two tables' names swapped, upserts,
+    updates and deletes of many rows, many equal rows, partial inserts (the
+    defaults fill in), wide tables, a partitioned subtree attached and
+    detached, DETACH PARTITION ... CONCURRENTLY. Each op returns True when it
+    did something; a failing statement rolls its transaction back."""
+
+    # -- sessions
+    @contextlib.contextmanager
+    def on_session(self, s):
+        prev, self.s = self.s, s
+        try:
+            yield
+        finally:
+            self.s = prev
+
+    def hold(self, s, t, strong=False):
+        """s's transaction uses t: t, its partition tree and its family are
+        busy (no other transaction picks them) until s ends."""
+        for x in self.tree(self.root_of(t)) + self.family(t):
+            if not x.busy:
+                x.busy = True
+                s.held.append(x)
+        s.strong = s.strong or strong
+
+    def session_step(self, step):
+        """One step of a session other than the main one: begin and do an
+        operation, or do another in its open transaction, a savepoint or a
+        rollback to one, or end it (commit, roll back, PREPARE)."""
+        s = self.r.choice(self.sessions[1:])
+        with self.on_session(s):
+            try:
+                if not s.open:
+                    self.begin()
+                    s.open, s.n = True, s.n + 1
+                    self.session_op(s)
+                    return
+                what = self.r.choices(["op", "commit", "rollback", "savepoint", "prepare"], [45, 35, 6, 8, 6])[0]
+                if what == "op":
+                    self.session_op(s)
+                elif what == "savepoint":
+                    if s.sp_stack and self.r.random() < 0.5:
+                        name = s.sp_stack[-1][0]
+                        self.rollback_to(name)
+                        self.x(f"RELEASE SAVEPOINT {name}")
+                        s.sp_stack.pop()
+                        self.stats["session_rollback_to"] += 1
+                    else:
+                        self.savepoint(f"sp{len(s.sp_stack)}")
+                else:
+                    self.session_end(s, what, step)
+            except psycopg2.Error as e:
+                self.stats["failed_tx"] += 1
+                self.note(f"{s.name} rolled back: {str(e).strip().splitlines()[0]}")
+                self.session_end(s, "rollback", step)
+
+    def session_op(self, s):
+        r = self.r
+        what = r.choices(["dml", "copy", "ddl", "truncate", "create", "more"], [70, 6, 9, 3, 4, 8])[0]
+        if what == "create":
+            t = self.make_keyed() if r.random() < 0.6 else self.make_keyless(r.random() < 0.5)
+            self.hold(s, t, strong=True)
+            self.insert(t, r.randint(1, 4))
+            return
+        strong = what in ("ddl", "truncate", "more")
+        pool = self.live(lambda t: not t.busy and not t.frozen and not (t.parent is not None and t.partitioned)
+                         and (not strong or self.ddl_target(t)))
+        if not pool:
+            return
+        t = r.choice(pool)
+        self.hold(s, t, strong)
+        if what == "dml":
+            self.dml(t)
+        elif what == "copy":
+            self.copy_in(t, r.choice([20, 200]) if not t.toast else 3)
+        elif what == "ddl":
+            self.ddl(t)
+        elif what == "truncate":
+            self.x(f"TRUNCATE {t.q}")
+            self.mark_written(t, "truncate")
+        else:
+            self.more_table_op(t)
+        self.stats["session_op"] += 1
+
+    def session_end(self, s, how, step=0):
+        """Commit, roll back or PREPARE s's open transaction (PREPARE only
+        without DDL or new tables: a prepared transaction keeps its locks);
+        its tables are free again, a prepared one's once it is finished."""
+        if not s.open:
+            return
+        with self.on_session(s):
+            try:
+                if how == "prepare" and not s.strong and not s.created:
+                    gid = f"dt_{s.name}_{s.n}"
+                    self.x(f"PREPARE TRANSACTION '{gid}'")
+                    self.prepared.append((gid, list(s.held), self.post, step + self.r.randint(0, 6)))
+                    self.post, s.held = [], []
+                    self.stats["2pc"] += 1
+                elif how in ("commit", "prepare"):
+                    self.commit()
+                    self.stats["session_commit"] += 1
+                else:
+                    self.rollback()
+            except psycopg2.Error as e:
+                self.note(f"{s.name}: {how} failed: {str(e).strip().splitlines()[0]}")
+                try:
+                    self.x("ROLLBACK")
+                except psycopg2.Error:
+                    pass
+                self.post = []
+                self.forget_created()
+        for t in s.held:
+            t.busy = False
+        s.held, s.open, s.strong, s.sp_stack = [], False, False, []
+
+    def settle_sessions(self, strong_only):
+        """End the open transactions a recording (or a new slot) would wait
+        for: those holding strong locks, or all of them. DML-only ones stay
+        open across a point (their rows are not the point's)."""
+        for s in self.sessions[1:]:
+            if s.open and (s.strong or s.created or not strong_only):
+                self.session_end(s, "commit" if self.r.random() < 0.85 else "rollback")
+
+    # -- many tables, many schemas
+    def make_any(self, schema="public"):
+        """A table of a random kind (with its partitions or family); returns
+        the tables to fill."""
+        r = self.r
+        kind = r.choices(["keyed", "keyless", "keyless_full", "generated", "toast", "toast_full", "wide", "fk",
+                          "equal", "partitioned", "inherit", "typed"],
+                         [8, 3, 3, 2, 1, 1, 1.5, 1.5, 1.5, 0.7, 0.5, 0.5])[0]
+        if schema != "public" and kind in ("partitioned", "inherit", "typed"):
+            kind = "keyed"
+        if kind == "keyed":
+            t = self.make_keyed(schema=schema)
+        elif kind in ("keyless", "keyless_full", "equal"):
+            t = self.make_keyless(kind != "keyless", schema=schema, third="bool" if kind == "equal" else None)
+        elif kind == "generated":
+            t = self.make_generated(r.random() < 0.6, schema=schema)
+        elif kind in ("toast", "toast_full"):
+            t = self.make_toast(schema=schema, keyless=kind == "toast_full")
+        elif kind == "wide":
+            t = self.make_wide(schema)
+        elif kind == "fk":
+            return self.make_fk(schema)
+        elif kind == "partitioned":
+            t = self.make_partitioned()
+        elif kind == "inherit":
+            t = self.make_inherit()
+        else:
+            t = self.make_typed()
+        return [t] + self.descendants(t)
+
+    def make_wide(self, schema="public"):
+        """100-250 columns; keyed, or keyless under FULL."""
+        keyed = self.r.random() < 0.6
+        t = Table(schema, self.new_name("wd"), "keyed_int" if keyed else "keyless")
+        t.wide = True
+        t.cols = [Col("id", "int4")] + [Col(self.new_col_name(), self.r.choice(COMMON_TYPES))
+                                        for _ in range(self.r.randint(100, 250))]
+        t.pk = ["id"] if keyed else None
+        self.create(t, self.col_defs(t))
+        if not keyed:
+            self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY FULL")
+            t.replident = "f"
+        return t
+
+    def make_fk(self, schema="public"):
+        """A parent and two children REFERENCES it: one keyed (ON UPDATE
+        CASCADE ON DELETE CASCADE), one keyless under FULL (ON DELETE SET NULL)."""
+        base = self.new_name("fk")
+        p = Table(schema, base, "keyed_int")
+        p.cols = [Col("id", "int4"), Col("v", "text")]
+        p.pk = ["id"]
+        self.create(p, self.col_defs(p))
+        c1 = Table(schema, base + "_c", "keyed_int")
+        c1.cols = [Col("id", "int4"), Col("pid", "int4"), Col("w", "text")]
+        c1.pk = ["id"]
+        self.create(c1, self.col_defs(c1)[:-1] + [
+            "PRIMARY KEY (id)", f"FOREIGN KEY (pid) REFERENCES {p.q} (id) ON UPDATE CASCADE ON DELETE CASCADE"])
+        c2 = Table(schema, base + "_n", "keyless")
+        c2.cols = [Col("a", "int4"), Col("b", "text"), Col("pid", "int4")]
+        self.create(c2, self.col_defs(c2) + [
+            f"FOREIGN KEY (pid) REFERENCES {p.q} (id) ON UPDATE CASCADE ON DELETE SET NULL"])
+        self.x(f"ALTER TABLE {c2.q} REPLICA IDENTITY FULL")
+        c2.replident = "f"
+        p.fk_group = c1.fk_group = c2.fk_group = [p, c1, c2]
+        for c in (c1.col("pid"), c2.col("pid")):
+            c.fk, c.referenced = p, True
+        return [p, c1, c2]
+
+    def populate(self, n, schema="public"):
+        """About n tables of random kinds, with rows."""
+        made = 0
+        while made < n:
+            ts = self.make_any(schema)
+            for t in ts:
+                if not t.partitioned:
+                    self.insert(t, self.r.randint(1, 6))
+            made += len(ts)
+        return made
+
+    def schema_batch(self, n):
+        """CREATE SCHEMA and about n tables in it (and some in an older one)."""
+        self.nschema += 1
+        name = f"s_b{self.nschema}"
+        self.x(f"CREATE SCHEMA {name}")
+        self.populate(n, name)
+        if self.schemas and self.r.random() < 0.5:
+            self.populate(max(1, n // 3), self.r.choice(self.schemas))
+        self.on_commit(lambda: self.schemas.append(name))
+        self.stats["schema_batch"] += 1
+        return True
+
+    # -- one table
+    MORE_TABLE_OPS = {"set_default": 2, "not_null": 2, "replident_nothing": 1, "set_unlogged": 0.6,
+                      "truncate_restart": 1, "add_generated": 2, "drop_generated": 1.5, "readd_column": 2,
+                      "upsert": 3, "bulk_update": 2, "bulk_delete": 1.5, "equal_rows": 2, "insert_partial": 2,
+                      "set_schema": 1.5}
+
+    def more_table_op(self, t, op=None):
+        op = op or self.r.choices(list(self.MORE_TABLE_OPS), list(self.MORE_TABLE_OPS.values()))[0]
+        done = getattr(self, "mo_" + op)(t)
+        if done:
+            self.stats["more:" + op] += 1
+        return done
+
+    def plain_cols(self, t):
+        """Columns DDL may change: not a key's, not generated or used by one, no identity, no REFERENCES."""
+        return [c for c in t.writable_cols() if c.name not in t.keycols and not (t.pk and c.name in t.pk)
+                and c.name not in t.ri_cols and not c.referenced and c.fk is None
+                and c.name not in ("a", "b", "id", "region")]
+
+    def mo_set_default(self, t):
+        cs = [c for c in self.plain_cols(t) if c.tkey in COMMON_TYPES]
+        if not cs:
+            return False
+        c = self.r.choice(cs)
+        if self.r.random() < 0.3:
+            self.x(f"ALTER TABLE {t.q} ALTER COLUMN {c.name} DROP DEFAULT")
+        else:
+            self.x(f"ALTER TABLE {t.q} ALTER COLUMN {c.name} SET DEFAULT %s::{c.sqltype}", (TYPES[c.tkey][1](self.r),))
+        self.mo_insert_partial(t)
+        return self.col_ddl_done(t, "set_default", f"set_default {c.name}")
+
+    def mo_not_null(self, t):
+        cs = self.plain_cols(t)
+        if not cs:
+            return False
+        c = self.r.choice(cs)
+        if c.notnull:
+            self.x(f"ALTER TABLE {t.q} ALTER COLUMN {c.name} DROP NOT NULL")
+            self.on_commit(lambda: setattr(c, "notnull", False))
+            return self.col_ddl_done(t, "drop_not_null", f"drop_not_null {c.name}")
+        if self.ident(t) or t.replident == "f":
+            self.x(f"UPDATE {t.q} SET {c.name} = %s::{self.castof(c)} WHERE {c.name} IS NULL",
+                   (TYPES[c.tkey][1](self.r) if TYPES[c.tkey][1] else self.val(c),))
+            self.mark_written(t)
+        self.x(f"ALTER TABLE {t.q} ALTER COLUMN {c.name} SET NOT NULL")
+        self.on_commit(lambda: setattr(c, "notnull", True))
+        return self.col_ddl_done(t, "set_not_null", f"set_not_null {c.name}")
+
+    def mo_replident_nothing(self, t):
+        if t.replident == "n":
+            return False
+        self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY NOTHING")
+        self.on_commit(lambda: setattr(t, "replident", "n"))
+        return self.col_ddl_done(t, "replident_n", "replident_n")
+
+    def mo_set_unlogged(self, t):
+        if t.unlogged or t.fk_group:
+            return False
+        self.x(f"ALTER TABLE {t.q} SET UNLOGGED")
+        self.on_commit(lambda: (setattr(t, "unlogged", True), t.tags.add("set_unlogged")))
+        self.log_op(t, "set_unlogged")
+        return True
+
+    def mo_truncate_restart(self, t):
+        cascade = bool(t.fk_group) and t is t.fk_group[0]
+        self.x(f"TRUNCATE {t.q} RESTART IDENTITY{' CASCADE' if cascade else ''}")
+        for x in (t.fk_group if cascade else [t]):
+            self.mark_written(x, "truncate")
+            self.log_op(x, "truncate restart identity" + (" cascade" if cascade else ""))
+        return True
+
+    def mo_add_generated(self, t):
+        srcs = [c for c in t.cols if c.gen_expr is None and c.tkey in ("int2", "int4", "int8", "text")]
+        if not srcs:
+            return False
+        src = self.r.choice(srcs)
+        name = self.new_col_name()
+        tkey, expr = (("text", f"lower({src.name}) || '#'") if src.tkey == "text"
+                      else ("int8", f"{src.name}::bigint * 3 - 1"))
+        self.x(f"ALTER TABLE {t.q} ADD COLUMN {name} {TYPES[tkey][0]} GENERATED ALWAYS AS ({expr}) STORED")
+
+        def fn():
+            src.referenced = True
+            t.cols.append(Col(name, tkey, expr))
+        self.on_commit(fn)
+        return self.col_ddl_done(t, "add_generated", f"add_generated {name} AS ({expr})")
+
+    def mo_drop_generated(self, t):
+        cs = [c for c in t.cols if c.gen_expr]
+        if not cs:
+            return False
+        c = self.r.choice(cs)
+        self.x(f"ALTER TABLE {t.q} DROP COLUMN {c.name}")
+        self.on_commit(lambda: t.cols.remove(c))
+        return self.col_ddl_done(t, "drop_generated", f"drop_generated {c.name}")
+
+    def mo_readd_column(self, t):
+        """DROP COLUMN c and ADD COLUMN c of another type (one ALTER TABLE or two)."""
+        cs = self.plain_cols(t)
+        if not cs:
+            return False
+        c = self.r.choice(cs)
+        nc = Col(c.name, self.r.choice([k for k in COMMON_TYPES if k != c.tkey]))
+        if self.r.random() < 0.5:
+            self.x(f"ALTER TABLE {t.q} DROP COLUMN {c.name}, ADD COLUMN {c.name} {nc.sqltype}")
+        else:
+            self.x(f"ALTER TABLE {t.q} DROP COLUMN {c.name}")
+            self.x(f"ALTER TABLE {t.q} ADD COLUMN {c.name} {nc.sqltype}")
+        self.on_commit(lambda: (t.cols.remove(c), t.cols.append(nc)))
+        return self.col_ddl_done(t, "readd_column", f"readd_column {c.name} {nc.sqltype}")
+
+    def mo_upsert(self, t):
+        """INSERT ... ON CONFLICT (key) DO UPDATE / DO NOTHING, existing keys and new."""
+        if (not t.pk or len(t.pk) != 1 or t.partitioned or t.parent or t.replident == "n"
+                or t.col(t.pk[0]).tkey not in ("int4", "text", "uuid") or t.col(t.pk[0]).auto):
+            return False
+        k = t.pk[0]
+        keys = [x[0] for x in self.rows(f"SELECT {k}::text FROM {t.q} ORDER BY 1")]
+        cols = t.writable_cols()
+        rows = []
+        for key in self.r.sample(keys, min(len(keys), self.r.randint(0, 3))) + [None] * self.r.randint(1, 3):
+            v = self.row_vals(t)
+            if key is not None:
+                v[k] = key
+            rows.append([v[c.name] for c in cols])
+        nonkey = [c for c in cols if c.name not in t.keycols and c.name not in t.ri_cols]
+        if nonkey and self.r.random() < 0.75:
+            action = "DO UPDATE SET " + ", ".join(f"{c.name} = EXCLUDED.{c.name}"
+                                                  for c in self.r.sample(nonkey, min(2, len(nonkey))))
+        else:
+            action = "DO NOTHING"
+        ph = "(" + ", ".join(f"%s::{self.castof(c)}" for c in cols) + ")"
+        self.x(f"INSERT INTO {t.q} ({', '.join(c.name for c in cols)}) VALUES {', '.join([ph] * len(rows))} "
+               f"ON CONFLICT ({k}) {action}", [v for row in rows for v in row])
+        self.mark_written(t, "upsert")
+        return True
+
+    def mo_bulk_update(self, t):
+        """One UPDATE of every row (or of those matching a condition)."""
+        if not (self.ident(t) or t.replident == "f"):
+            return False
+        cs = [c for c in t.writable_cols() if c.name not in (self.ident(t) or []) and not (t.pk and c.name in t.pk)
+              and c.name not in ("id", "region") and not (t.replident == "i" and c.name in t.ri_cols)]
+        if not cs:
+            return False
+        c = self.r.choice(cs)
+        cond = self.r.choice(["", f" WHERE {c.name} IS NOT NULL"])
+        self.x(f"UPDATE {t.q} SET {c.name} = %s::{self.castof(c)}{cond}", (self.upd_val(t, c),))
+        self.mark_written(t, "bulk")
+        return True
+
+    def mo_bulk_delete(self, t):
+        """About half the rows in one DELETE."""
+        if not (self.ident(t) or t.replident == "f") or t.partitioned:
+            return False
+        ctids = [x[0] for x in self.rows(f"SELECT ctid::text FROM {t.q} ORDER BY ctid")]
+        if not ctids:
+            return False
+        self.x(f"DELETE FROM {t.q} WHERE ctid = ANY(%s::tid[])", (self.r.sample(ctids, (len(ctids) + 1) // 2),))
+        self.mark_written(t, "bulk")
+        return True
+
+    def mo_equal_rows(self, t):
+        """Copies of one row of a table without a key (a multiset)."""
+        if t.pk or t.ri_index or t.partitioned or t.parent is not None:
+            return False
+        cols = ", ".join(c.name for c in t.writable_cols())
+        if not self.rows(f"SELECT 1 FROM {t.q} LIMIT 1"):
+            self.insert(t, 1)
+        n = self.r.choice([2, 5, 30])
+        self.x(f"INSERT INTO {t.q} ({cols}) SELECT {cols} FROM (SELECT {cols} FROM {t.q} ORDER BY ctid LIMIT 1) x "
+               f"CROSS JOIN generate_series(1, {n})")
+        self.mark_written(t, "equal_rows")
+        return True
+
+    def mo_insert_partial(self, t):
+        """An INSERT naming some columns: the defaults fill in the others."""
+        bounds = self.part_bounds(t)
+        if bounds is False:
+            return False
+        v = self.row_vals(t, bounds)
+        must = set(t.keycols) | set(t.pk or []) | set(t.ri_cols) | {"id", "region"}
+        cols = [c for c in t.writable_cols() if c.name in must or c.notnull or self.r.random() < 0.4]
+        if not cols:
+            self.x(f"INSERT INTO {t.q} DEFAULT VALUES")
+        else:
+            self.x(f"INSERT INTO {t.q} ({', '.join(c.name for c in cols)}) VALUES "
+                   f"({', '.join(f'%s::{self.castof(c)}' for c in cols)})", [v[c.name] for c in cols])
+        self.mark_written(t)
+        return True
+
+    def mo_set_schema(self, t):
+        where = [s for s in self.schemas + ["public"] if s != t.schema]
+        if not where or t.frozen:
+            return False
+        to = self.r.choice(where)
+        self.x(f"ALTER TABLE {t.q} SET SCHEMA {to}")
+        self.on_commit(lambda: (setattr(t, "schema", to), t.tags.add("set_schema"), setattr(t, "ddl_unwritten", True)))
+        self.log_op(t, f"set schema {to}")
+        return True
+
+    # Every seed does each of these once at least (due at its own step,
+    # retried until it did something), as the rewrite operations.
+    MORE_FORCED = ["fk", "set_default", "not_null", "replident_nothing", "set_unlogged", "truncate_restart",
+                   "add_generated", "upsert", "readd_column", "bulk_update", "set_schema", "recreate",
+                   "equal_rows", "attach_subtree", "bulk_delete", "rename_swap", "drop_generated",
+                   "insert_partial", "truncate_cascade", "detach_subtree", "detach_concurrently"]
+
+    def tx_op(self, fn):
+        """fn() in one transaction; True when it committed and fn said it did something."""
+        res = []
+        return self.step_tx(lambda: res.append(fn())) and bool(res and res[0])
+
+    def more_forced(self, op):
+        r = self.r
+        if op in ("recreate", "detach_concurrently"):
+            return getattr(self, "mo_" + op)()
+        if op == "rename_swap":
+            return self.tx_op(self.mo_rename_swap)
+        if op == "fk":
+            return self.tx_op(lambda: [self.insert(t, r.randint(2, 5)) for t in self.make_fk()])
+        if op == "truncate_cascade":
+            ps = self.live(lambda t: t.fk_group and t is t.fk_group[0] and not t.busy)
+            return self.tx_op(lambda: self.mo_truncate_restart(r.choice(ps))) if ps else False
+        if op in ("attach_subtree", "detach_subtree"):
+            roots = self.live(lambda t: t.partitioned and t.parent is None and t.ranges
+                              and not any(x.busy for x in self.tree(t)))
+            subs = [(root, x) for root in roots for x in self.tree(root)
+                    if x.parent is root and x.partitioned and x.bounds]
+            if op == "detach_subtree":
+                return self.tx_op(lambda: self.mo_detach(*r.choice(subs))) if subs else False
+            return self.tx_op(lambda: self.mo_attach_subtree(r.choice(roots))) if roots else False
+        dml = op in ("upsert", "bulk_update", "bulk_delete", "equal_rows", "insert_partial")
+        cands = self.live(lambda t: not t.busy and not t.frozen and (
+            self.ddl_target(t) if not dml else not (t.parent is not None and t.partitioned)))
+        r.shuffle(cands)
+        return self.tx_op(lambda: any(self.more_table_op(t, op) for t in cands[:12]))
+
+    # -- main session only: several tables, or their own transactions
+    def more_step(self, step, dml_table):
+        r = self.r
+        op = r.choices(["table", "ddl_table", "recreate", "rename_swap", "set_schema_any", "subtree",
+                        "detach_concurrently"], [12, 8, 1.5, 1, 1, 1.2, 0.8])[0]
+        if op == "table":
+            t = dml_table()
+            if t is not None:
+                what = r.choice(["upsert", "bulk_update", "bulk_delete", "equal_rows", "insert_partial"])
+                self.step_tx(lambda: self.more_table_op(t, what))
+        elif op == "ddl_table":
+            ts = self.live(lambda t: self.ddl_target(t) and not t.busy)
+            if ts:
+                t = r.choice(ts)
+                self.step_tx(lambda: self.more_table_op(t))
+        elif op == "set_schema_any":
+            # partitions, partitioned tables, INHERITS members too
+            ts = self.live(lambda t: not t.busy and not t.frozen and not self.ddl_target(t))
+            if ts:
+                t = r.choice(ts)
+                self.step_tx(lambda: self.mo_set_schema(t))
+        elif op == "recreate":
+            self.mo_recreate()
+        elif op == "rename_swap":
+            self.step_tx(self.mo_rename_swap)
+        elif op == "subtree":
+            roots = self.live(lambda t: t.partitioned and t.parent is None and t.ranges and not t.busy
+                              and not any(x.busy for x in self.tree(t)))
+            if roots:
+                root = r.choice(roots)
+                subs = [x for x in self.tree(root) if x.parent is root and x.partitioned and x.bounds]
+                if subs and r.random() < 0.4:
+                    sub = r.choice(subs)
+                    self.step_tx(lambda: self.mo_detach(root, sub))
+                else:
+                    self.step_tx(lambda: self.mo_attach_subtree(root))
+        else:
+            self.mo_detach_concurrently()
+
+    def mo_recreate(self):
+        """DROP TABLE t and CREATE TABLE under its name (another kind), in one
+        transaction or two."""
+        ts = self.live(lambda t: self.ddl_target(t) and not t.busy and not t.fk_group and t.kind != "types")
+        if not ts:
+            return False
+        t = self.r.choice(ts)
+        keyed = self.r.random() < 0.5
+
+        def drop():
+            self.x(f"DROP TABLE {t.q}")
+            self.on_commit(lambda: setattr(t, "dropped", True))
+            self.log_op(t, "drop_table (made again)")
+            self.mark_written(t)
+
+        def make():
+            nt = (self.make_keyed(schema=t.schema, name=t.name) if keyed else
+                  self.make_keyless(self.r.random() < 0.5, schema=t.schema, name=t.name))
+            nt.tags.add("recreated")
+            self.insert(nt, self.r.randint(1, 5))
+        if self.r.random() < 0.5:
+            done = self.step_tx(lambda: (drop(), make()))
+        else:
+            done = self.step_tx(drop) and self.step_tx(make)
+        if done:
+            self.stats["more:recreate"] += 1
+        return done
+
+    def mo_rename_swap(self):
+        """Two tables' names swapped in one transaction (through a third name)."""
+        ts = self.live(lambda t: self.ddl_target(t) and not t.busy and t.schema == "public")
+        if len(ts) < 2:
+            return False
+        a, b = self.r.sample(ts, 2)
+        tmp = self.new_name("tmp")
+        self.x(f"ALTER TABLE {a.q} RENAME TO {tmp}")
+        self.x(f"ALTER TABLE {b.q} RENAME TO {a.name}")
+        self.x(f"ALTER TABLE public.{tmp} RENAME TO {b.name}")
+
+        def fn(an=a.name, bn=b.name):
+            a.name, b.name = bn, an
+            for x in (a, b):
+                x.tags |= {"rename_table", "rename_swap"}
+                x.ddl_unwritten = True
+        self.on_commit(fn)
+        self.log_op(a, f"renamed to {b.name} (swap)")
+        self.log_op(b, f"renamed to {a.name} (swap)")
+        self.stats["more:rename_swap"] += 1
+        return True
+
+    def mo_attach_subtree(self, root):
+        """A partitioned table (LIST region) with two leaves and rows, attached
+        under root for a new range."""
+        n = 1 + max(hi for lo, hi in root.ranges.values()) // 100000
+        lo, hi = 100000 * n, 100000 * (n + 1)
+        sub = Table("public", self.new_name(root.name + "s"), "partitioned")
+        sub.partitioned, sub.bounds = True, (lo, hi, ["x", "y"])
+        sub.cols, sub.pk = [Col(c.name, c.tkey) for c in root.cols], list(root.pk)
+        self.create(sub, self.col_defs(sub), " PARTITION BY LIST (region)")
+        for reg in ("x", "y"):
+            leaf = Table("public", f"{sub.name}_{reg}", "partition")
+            leaf.parent, leaf.cols, leaf.pk, leaf.bounds = sub, [Col(c.name, c.tkey) for c in root.cols], sub.pk, (lo, hi, [reg])
+            self.x(f"CREATE TABLE {leaf.q} PARTITION OF {sub.q} FOR VALUES IN ('{reg}')")
+            self.add_table(leaf)
+        self.insert(sub, self.r.randint(2, 6))
+        self.x(f"ALTER TABLE {root.q} ATTACH PARTITION {sub.q} FOR VALUES FROM ({lo}) TO ({hi})")
+
+        def fn():
+            sub.parent = root
+            root.ranges[sub.name] = (lo, hi)
+            sub.tags.add("attached")
+            root.tags.add("attach")
+        self.on_commit(fn)
+        self.log_op(root, f"attach subtree {sub.q}")
+        self.mark_written(root)
+        self.stats["more:attach_subtree"] += 1
+        return True
+
+    def mo_detach(self, root, sub):
+        self.x(f"ALTER TABLE {root.q} DETACH PARTITION {sub.q}")
+        self.on_commit(lambda: self.model_detach(root, sub))
+        self.log_op(root, f"detach subtree {sub.q}")
+        self.log_op(sub, f"detached from {root.q}")
+        self.stats["more:detach_subtree"] += 1
+        return True
+
+    def mo_detach_concurrently(self):
+        """DETACH PARTITION ... CONCURRENTLY (two transactions of its own,
+        outside a transaction block; FINALIZE when it stopped between them)."""
+        self.settle_sessions(strong_only=False)
+        roots = self.live(lambda t: t.partitioned and t.parent is None and not any(x.busy for x in self.tree(t)))
+        leaves = [x for root in roots for x in self.tree(root) if x.parent is root and not x.partitioned]
+        if not leaves:
+            return False
+        leaf = self.r.choice(leaves)
+        root = leaf.parent
+        try:
+            self.x(f"ALTER TABLE {root.q} DETACH PARTITION {leaf.q} CONCURRENTLY")
+        except psycopg2.Error as e:
+            self.note(f"detach concurrently: {str(e).strip().splitlines()[0]}")
+            pend = self.rows("SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = %s::regclass", (leaf.q,))
+            if not pend:
+                pass
+            elif pend[0][0]:
+                self.x(f"ALTER TABLE {root.q} DETACH PARTITION {leaf.q} FINALIZE")
+            else:
+                return False
+        self.model_detach(root, leaf)
+        leaf.tags.add("detach_concurrently")
+        self.log_op(root, f"detach concurrently {leaf.q}")
+        self.log_op(leaf, f"detached concurrently from {root.q}")
+        self.stats["more:detach_concurrently"] += 1
+        return True
 
 
 # ---------------------------------------------------------------- the worker
@@ -556,10 +1211,11 @@ class Faults:
 # ---------------------------------------------------------------- the workload
 
 
-class Workload:
+class Workload(MoreOps):
     def __init__(self, args, rng, conninfo, workdir):
         self.args, self.r, self.conninfo, self.workdir = args, rng, conninfo, workdir
         self.faults = None   # Faults: called around every statement
+        self.sessions = []
         self.connect()
         # every statement the workload runs, in order, with the points and
         # worker events between them: what a divergence is reduced from
@@ -572,8 +1228,6 @@ class Workload:
         self.lost_window = False
         self.prepared = []   # (gid, tables, post-actions, due step)
         self.points = []     # (index, lsn, [(table q, tags, file)])
-        self.post = []
-        self.sp_stack = []
         self.stats = defaultdict(int)
         self.ctx_n = 0
         self.new_schema = None
@@ -584,23 +1238,36 @@ class Workload:
         self.udts = {}       # types of our own: name -> {kind, name, labels | attrs}
         self.nudt = 0
         self.paused = False  # the worker stopped for the rest of a transaction (pause_worker)
-        self.tables_at_begin = 0
+        self.schemas = []    # schemas made mid-run (SET SCHEMA moves tables between them and public)
+        self.nschema = 0
 
     def connect(self):
-        """The workload's session (again after a source server fault)."""
-        self.conn = psycopg2.connect(self.conninfo)
-        self.conn.autocommit = True
-        self.cur = self.conn.cursor()
-        self.cur.execute("SET lock_timeout = '5s'; SET statement_timeout = '60s'")
-        if self.args.source_faults:
-            # the cluster may commit asynchronously (tests/support/pgcluster.sh):
-            # a crash must not lose a commit the model has taken
-            self.cur.execute("SET synchronous_commit = on")
+        """The sessions (again after a source server fault, which ended their
+        transactions: what those created leaves the model, what they held is
+        free). The main one runs the steps one transaction at a time; the
+        others (--sessions) keep theirs open across steps (session_step)."""
+        for s in self.sessions:
+            self.s = s
+            self.forget_created()
+            for t in s.held:
+                t.busy = False
+        if not self.sessions:
+            self.sessions = [Session("main", self.conninfo, "5s", self.args.source_faults)]
+        for s in self.sessions:
+            s.connect()
+        self.main = self.s = self.sessions[0]
+
+    # the current session's connection, cursor, post-commit model changes and savepoints
+    conn = property(lambda self: self.s.conn)
+    cur = property(lambda self: self.s.cur)
+    post = property(lambda self: self.s.post, lambda self, v: setattr(self.s, "post", v))
+    sp_stack = property(lambda self: self.s.sp_stack, lambda self, v: setattr(self.s, "sp_stack", v))
 
     # -- SQL helpers
     def logsql(self, sql, params=None):
         text = self.cur.mogrify(sql, params).decode() if params is not None else sql
-        self.sqllog.write(text.rstrip().rstrip(";") + ";\n")
+        who = "" if self.s is self.main else f"/* {self.s.name} */ "
+        self.sqllog.write(who + text.rstrip().rstrip(";") + ";\n")
 
     def x(self, sql, params=None):
         if self.faults:
@@ -629,7 +1296,6 @@ class Workload:
         self.x("BEGIN")
         self.post = []
         self.sp_stack = []
-        self.tables_at_begin = len(self.tables)
         if self.setup_done and self.r.random() < 0.3:
             self.ctx_n += 1
             actor = {"actor": {"type": self.r.choice(["user", "job"]), "id": str(self.r.randint(1, 99))},
@@ -642,20 +1308,32 @@ class Workload:
 
     def savepoint(self, name):
         self.x(f"SAVEPOINT {name}")
-        self.sp_stack.append((name, len(self.post)))
+        self.sp_stack.append((name, len(self.post), len(self.s.created)))
 
     def rollback_to(self, name):
         self.x(f"ROLLBACK TO SAVEPOINT {name}")
         while self.sp_stack and self.sp_stack[-1][0] != name:
             self.sp_stack.pop()
-        _, n = self.sp_stack[-1]
+        _, n, nc = self.sp_stack[-1]
         del self.post[n:]
+        for t in self.s.created[nc:]:   # created after the savepoint: gone
+            self.tables.remove(t)
+        del self.s.created[nc:]
 
     def commit(self):
         self.x("COMMIT")
         for fn in self.post:
             fn()
         self.post = []
+        self.s.created = []
+
+    def forget_created(self):
+        """The tables this session's transaction created leave the model when
+        it rolls back (they never existed)."""
+        for t in self.s.created:
+            if t in self.tables:
+                self.tables.remove(t)
+        self.s.created = []
 
     def rollback(self):
         self.x("ROLLBACK")
@@ -668,7 +1346,7 @@ class Workload:
         fault right after a CREATE TABLE left a table the model had and the
         database did not."""
         self.post = []
-        del self.tables[self.tables_at_begin:]
+        self.forget_created()
 
     def step_tx(self, body):
         """Run body() in one transaction; a failure rolls it back (model untouched)."""
@@ -695,7 +1373,8 @@ class Workload:
         transaction only then, as a worker that lags does (a key's index
         dropped, then relhasindex cleared in place: pgoutput marks no key)."""
         w = self.worker
-        if w is None or self.args.calm or w.proc is None or self.paused or self.sp_stack:
+        if (w is None or self.args.calm or w.proc is None or self.paused or self.sp_stack
+                or self.s is not self.main):
             return
         w.stop(signal.SIGTERM)
         self.paused = True
@@ -746,7 +1425,12 @@ class Workload:
         self.x(f"CREATE {kw} {t.q} ({', '.join(ddl_cols)}){extra}")
         if self.setup_done:
             t.tags.add("created_after_setup")
+        return self.add_table(t)
+
+    def add_table(self, t):
+        """t joins the model now (a rollback takes it out: forget_created)."""
         self.tables.append(t)
+        self.s.created.append(t)
         return t
 
     def col_defs(self, t):
@@ -761,9 +1445,9 @@ class Workload:
             t.keycols |= set(t.pk)
         return out
 
-    def make_keyed(self, schema="public", keytype=None, unlogged=False):
+    def make_keyed(self, schema="public", keytype=None, unlogged=False, name=None):
         keytype = keytype or self.r.choice(["int", "text", "composite", "uuid"])
-        t = Table(schema, self.new_name({"int": "ki", "text": "kt", "composite": "kc", "uuid": "ku"}[keytype]),
+        t = Table(schema, name or self.new_name({"int": "ki", "text": "kt", "composite": "kc", "uuid": "ku"}[keytype]),
                   "keyed_" + keytype)
         t.unlogged = unlogged
         if keytype == "int":
@@ -780,17 +1464,17 @@ class Workload:
         self.create(t, self.col_defs(t))
         return t
 
-    def make_keyless(self, full, schema="public"):
-        t = Table(schema, self.new_name("kf" if full else "kl"), "keyless")
-        t.cols = [Col("a", "int4"), Col("b", "text"), Col(self.new_col_name(), self.r.choice(COMMON_TYPES))]
+    def make_keyless(self, full, schema="public", name=None, third=None):
+        t = Table(schema, name or self.new_name("kf" if full else "kl"), "keyless")
+        t.cols = [Col("a", "int4"), Col("b", "text"), Col(self.new_col_name(), third or self.r.choice(COMMON_TYPES))]
         self.create(t, self.col_defs(t))
         if full:
             self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY FULL")
             t.replident = "f"
         return t
 
-    def make_generated(self, keyed):
-        t = Table("public", self.new_name("gk" if keyed else "gl"), "generated")
+    def make_generated(self, keyed, schema="public"):
+        t = Table(schema, self.new_name("gk" if keyed else "gl"), "generated")
         t.cols = [Col("id", "int4"), Col("a", "int4"), Col("b", "text"),
                   Col("g1", "int8", "a::bigint * 2 + 1"), Col("g2", "text", "upper(b) || '!'")]
         t.col("a").referenced = t.col("b").referenced = True
@@ -808,13 +1492,17 @@ class Workload:
         self.create(t, self.col_defs(t))
         return t
 
-    def make_toast(self):
-        t = Table("public", self.new_name("toast"), "toast")
+    def make_toast(self, schema="public", keyless=False):
+        """keyless: no key, REPLICA IDENTITY FULL (the old row is the whole row, TOASTed values too)."""
+        t = Table(schema, self.new_name("toast"), "toast")
         t.toast = True
         t.cols = [Col("id", "int4"), Col("n", "int4"), Col("big", "bigtext"), Col("bb", "bigbytea"),
                   Col("small", "text")]
-        t.pk = ["id"]
+        t.pk = None if keyless else ["id"]
         self.create(t, self.col_defs(t))
+        if keyless:
+            self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY FULL")
+            t.replident = "f"
         return t
 
     def make_partitioned(self):
@@ -828,16 +1516,16 @@ class Workload:
         mid = Table("public", base + "_a", "partitioned")
         mid.partitioned, mid.parent, mid.cols, mid.pk = True, root, list(root.cols), root.pk
         self.x(f"CREATE TABLE {mid.q} PARTITION OF {root.q} FOR VALUES FROM (0) TO (100000) PARTITION BY LIST (region)")
-        self.tables.append(mid)
+        self.add_table(mid)
         for reg in ("x", "y"):
             leaf = Table("public", f"{base}_a_{reg}", "partition")
             leaf.parent, leaf.cols, leaf.pk, leaf.bounds = mid, list(root.cols), root.pk, (0, 100000, [reg])
             self.x(f"CREATE TABLE {leaf.q} PARTITION OF {mid.q} FOR VALUES IN ('{reg}')")
-            self.tables.append(leaf)
+            self.add_table(leaf)
         leaf = Table("public", base + "_b", "partition")
         leaf.parent, leaf.cols, leaf.pk, leaf.bounds = root, list(root.cols), root.pk, (100000, 200000, ["x", "y"])
         self.x(f"CREATE TABLE {leaf.q} PARTITION OF {root.q} FOR VALUES FROM (100000) TO (200000)")
-        self.tables.append(leaf)
+        self.add_table(leaf)
         root.ranges = {mid.name: (0, 100000), leaf.name: (100000, 200000)}
         return root
 
@@ -864,7 +1552,8 @@ class Workload:
             return base64.b64encode(self.r.randbytes(self.r.randint(4500, 22000))).decode()
         if c.tkey == "bigbytea":
             return "\\x" + self.r.randbytes(self.r.randint(2500, 6000)).hex()
-        return maybe_null(self.r, TYPES[c.tkey][1](self.r))
+        v = maybe_null(self.r, TYPES[c.tkey][1](self.r))
+        return TYPES[c.tkey][1](self.r) if v is None and c.notnull else v
 
     def castof(self, c):
         return {"bigtext": "text", "bigbytea": "bytea"}.get(c.tkey, c.sqltype)
@@ -897,6 +1586,8 @@ class Workload:
                 vals[c.name] = self.r.choice(["same", "other", None, ""])
             elif t.kind == "generated" and c.name == "a":
                 vals[c.name] = maybe_null(self.r, str(self.r.randint(-1000, 1000)))
+            elif c.fk is not None:
+                vals[c.name] = self.fk_val(c)
             else:
                 vals[c.name] = self.val(c)
         return vals
@@ -961,6 +1652,8 @@ class Workload:
         FULL, or none at all)."""
         if t.replident == "i":
             return t.ri_cols if t.ri_index else None
+        if t.replident == "n":
+            return None   # REPLICA IDENTITY NOTHING: PostgreSQL refuses UPDATE and DELETE
         return t.pk
 
     def keys(self, t, limit=None):
@@ -996,8 +1689,7 @@ class Workload:
                     continue
                 cs = self.r.sample(nonkey, min(len(nonkey), self.r.randint(1, 2)))
                 sets = ", ".join(f"{c.name} = %s::{self.castof(c)}" for c in cs)
-                self.x(f"UPDATE {t.q} SET {sets} WHERE {w}", [self.val(c) if not (t.kind == 'generated' and c.name == 'a')
-                                                             else str(self.r.randint(0, 99)) for c in cs] + wp)
+                self.x(f"UPDATE {t.q} SET {sets} WHERE {w}", [self.upd_val(t, c) for c in cs] + wp)
                 self.mark_written(t)
         elif t.replident == "f":
             ctids = [r[0] for r in self.rows(f"SELECT ctid::text FROM {t.q}")]
@@ -1008,10 +1700,10 @@ class Workload:
             if self.r.random() < 0.3 and "a" in [x.name for x in cs]:
                 # every one of several equal rows
                 self.x(f"UPDATE {t.q} SET {c.name} = %s::{self.castof(c)} WHERE a = %s::integer",
-                       [self.val(c) if c.name != "a" else str(self.r.randint(0, 5)), str(self.r.randint(0, 5))])
+                       [self.upd_val(t, c) if c.name != "a" else str(self.r.randint(0, 5)), str(self.r.randint(0, 5))])
             else:
                 self.x(f"UPDATE {t.q} SET {c.name} = %s::{self.castof(c)} WHERE ctid = %s::tid",
-                       [self.val(c) if c.name != "a" else str(self.r.randint(0, 5)), self.r.choice(ctids)])
+                       [self.upd_val(t, c) if c.name != "a" else str(self.r.randint(0, 5)), self.r.choice(ctids)])
             self.mark_written(t)
         else:
             return self.insert(t)
@@ -1035,6 +1727,17 @@ class Workload:
             return
         self.mark_written(t)
         self.stats["delete"] += 1
+
+    def upd_val(self, t, c):
+        """A new value of c for an UPDATE."""
+        if t.kind == "generated" and c.name == "a":
+            return str(self.r.randint(0, 99))
+        return self.fk_val(c) if c.fk is not None else self.val(c)
+
+    def fk_val(self, c):
+        """A key of the table c references (read in this session), or NULL."""
+        ids = [x[0] for x in self.rows(f"SELECT id::text FROM {c.fk.q} ORDER BY id")]
+        return self.r.choice(ids) if ids and self.r.random() < 0.85 else None
 
     def dml(self, t):
         op = self.r.choices(["insert", "update", "delete"], [4, 4, 1.5])[0]
@@ -1195,6 +1898,13 @@ class Workload:
         self.create(t, self.col_defs(t))
         return t
 
+    def model_detach(self, root, leaf):
+        leaf.parent = None
+        leaf.detached_from = root
+        leaf.tags.add("detached")
+        root.tags.add("detach")
+        root.ranges.pop(leaf.name, None)
+
     def partition_op(self, root):
         """DETACH a leaf, or ATTACH a new one (or a detached one) with rows."""
         r = self.r
@@ -1203,14 +1913,7 @@ class Workload:
         if attached and r.random() < 0.5:
             leaf = r.choice(attached)
             self.x(f"ALTER TABLE {root.q} DETACH PARTITION {leaf.q}")
-
-            def fn():
-                leaf.parent = None
-                leaf.detached_from = root
-                leaf.tags.add("detached")
-                root.tags.add("detach")
-                del root.ranges[leaf.name]
-            self.on_commit(fn)
+            self.on_commit(lambda: self.model_detach(root, leaf))
             self.log_op(root, f"detach {leaf.q}")
             self.log_op(leaf, f"detached from {root.q}")
             self.stats["detach"] += 1
@@ -1229,7 +1932,14 @@ class Workload:
             leaf.cols = [Col(c.name, c.tkey) for c in root.cols]
             leaf.pk = list(root.pk)
             leaf.bounds = (lo, hi, ["x", "y"])
-            self.create(leaf, self.col_defs(leaf))
+            if r.random() < 0.5:
+                # its own column order and a dropped column: attribute numbers unlike the root's
+                r.shuffle(leaf.cols)
+                self.create(leaf, ["junk integer"] + self.col_defs(leaf))
+                self.x(f"ALTER TABLE {leaf.q} DROP COLUMN junk")
+                leaf.tags.add("odd_attnums")
+            else:
+                self.create(leaf, self.col_defs(leaf))
             self.insert(leaf, r.randint(1, 5))
         self.x(f"ALTER TABLE {root.q} ATTACH PARTITION {leaf.q} FOR VALUES FROM ({lo}) TO ({hi})")
 
@@ -1276,8 +1986,7 @@ class Workload:
         self.x(f"CREATE TABLE {t.q} OF {u['name']} (PRIMARY KEY (x))")
         if self.setup_done:
             t.tags.add("created_after_setup")
-        self.tables.append(t)
-        return t
+        return self.add_table(t)
 
     def make_inherit(self):
         """p (id, v, n) <- c (+ extra) <- gc (+ g); each keyed on id."""
@@ -1300,6 +2009,8 @@ class Workload:
 
     def family(self, t):
         """An INHERITS tree's tables, attached or not (locked together)."""
+        if t.fk_group:
+            return t.fk_group   # REFERENCES: a parent and its children, locked together
         if t.kind != "inherit":
             return []
         base = t.name.split("_")[0]
@@ -1779,6 +2490,13 @@ def run(args):
     w.insert(baseline_only, 3)
     w.op_replident_index(ri)
     w.commit()
+    # --tables: about half of the extra tables before setup (their rows are
+    # the baseline), the rest in new schemas mid-run (schema_batch)
+    extra = args.tables // 2
+    while extra > 0:
+        w.begin()
+        extra -= w.populate(min(extra, 40))
+        w.commit()
     empty.frozen = baseline_only.frozen = True
     baseline_only.tags.add("baseline_only")
     out = subprocess.run(worker.cmd("setup"), capture_output=True, text=True)
@@ -1786,14 +2504,20 @@ def run(args):
         print(out.stdout, out.stderr)
         raise RuntimeError("walrev setup failed")
     w.setup_done = True
+    w.sessions += [Session(f"s{i}", conninfo, "300ms", args.source_faults) for i in range(1, args.sessions)]
+    for s in w.sessions[1:]:
+        s.connect()
     worker.start()
 
     steps = args.steps
     point_steps = set(int(steps * (i + 1) / (args.points + 1)) for i in range(args.points))
     lost_at = int(steps * 0.72) if not args.calm else -1
     schema_at = int(steps * 0.3)
+    nbatch = (args.tables - args.tables // 2 + 19) // 20   # the rest of --tables, ~20 a schema
+    batch_at = {int(steps * (0.1 + 0.7 * i / nbatch)) for i in range(nbatch)} if nbatch else set()
     late_never_at = int(steps * 0.2)
     forced = [(int(steps * (0.05 + 0.85 * i / len(REWRITE_OPS))), op) for i, op in enumerate(REWRITE_OPS)]
+    mforced = [(int(steps * (0.07 + 0.8 * i / len(w.MORE_FORCED))), op) for i, op in enumerate(w.MORE_FORCED)]
     faults = Faults(args, seed, worker, w, SLOT)
     w.faults = faults
 
@@ -1832,7 +2556,10 @@ def run(args):
                 t2 = w.make_keyless(True, schema="s_mid")
                 w.insert(t1, 3)
                 w.insert(t2, 3)
+                w.on_commit(lambda: w.schemas.append("s_mid"))
             w.step_tx(mk_schema)
+        if step in batch_at:
+            w.step_tx(lambda: w.schema_batch(20))
         if step == late_never_at:
             if w.step_tx(lambda: w.make_keyed(keytype="text")):
                 w.tables[-1].frozen = True
@@ -1842,6 +2569,7 @@ def run(args):
             # never ends by itself (setup gives up, naming it: test_slot_wait):
             # finish them first, as an operator would.
             print(f"difftest: step {step}: losing the slot", flush=True)
+            w.settle_sessions(strong_only=False)
             for pt in list(w.prepared):
                 finish_prepared(pt, True)
             faults.heal()
@@ -1869,9 +2597,14 @@ def run(args):
                 w.step_tx(lambda: w.prepare_for(op))
                 forced.append((step + 3, op))
                 forced.sort(key=lambda f: f[0])
+        if mforced and step >= mforced[0][0]:
+            due, op = mforced.pop(0)
+            if not w.more_forced(op):
+                mforced.append((step + 3, op))
+                mforced.sort(key=lambda f: f[0])
         kind = r.choices(["dml", "multi", "ddl", "copy", "savepoint", "2pc", "partition", "create", "truncate_multi",
-                          "set_logged", "rewrite"],
-                         [50, 10, 9, 6, 6, 4, 3, 2, 1, 0.6, 4])[0]
+                          "set_logged", "rewrite", "session", "more"],
+                         [50, 10, 9, 6, 6, 4, 3, 2, 1, 0.6, 4, 25 if len(w.sessions) > 1 else 0, 6])[0]
         if kind == "dml":
             t = dml_table()
             if t is not None:
@@ -1974,6 +2707,10 @@ def run(args):
                     for t in ts:
                         w.mark_written(t, "truncate")
                 w.step_tx(body)
+        elif kind == "session":
+            w.session_step(step)
+        elif kind == "more":
+            w.more_step(step, dml_table)
         elif kind == "set_logged" and step > steps * 0.6:
             t = pick(lambda t: t.unlogged)
             if t is not None:
@@ -1983,11 +2720,13 @@ def run(args):
                 w.step_tx(body)
 
         if step in point_steps:
+            w.settle_sessions(strong_only=True)
             record_point(w, step)
-    # finish prepared transactions
+    # finish open and prepared transactions
+    w.settle_sessions(strong_only=False)
     for pt in list(w.prepared):
         finish_prepared(pt, True)
-    w.forced_left = [op for _, op in forced]
+    w.forced_left = [op for _, op in forced + mforced]
     record_point(w, steps)
     final = w.lsn()
     if args.calm:
@@ -2178,6 +2917,10 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--points", type=int, default=20)
+    ap.add_argument("--tables", type=int, default=0, help="about this many more tables of random kinds: half "
+                    "before setup, half in new schemas made mid-run")
+    ap.add_argument("--sessions", type=int, default=3, help="client sessions; all but one keep transactions "
+                    "open across steps (1: one transaction at a time)")
     ap.add_argument("--jobs", type=int, default=2, help="snapshots checked at once")
     ap.add_argument("--known", help="known-divergences file")
     ap.add_argument("--workdir")
