@@ -156,11 +156,25 @@ WrStatus rq_newest(ReplayCtx *ctx, Point *pt, WrError *err)
     return st;
 }
 
+/* What a relation of another kind than a table is, and why it has no
+ * history: NULL for kinds not named here. */
+static const char *other_kind_reason(char relkind)
+{
+    switch (relkind) {
+    case 'm': return "a materialized view: logical decoding cannot capture it (REFRESH fills it without row changes)";
+    case 'v': return "a view: it has no rows of its own (the tables it reads have their own history)";
+    case 'f': return "a foreign table: its rows live on another server, where logical decoding here cannot see them";
+    case 'S': return "a sequence: logical decoding does not capture sequences";
+    default: return NULL;
+    }
+}
+
 /*
  * A table the history cannot have, said by name: unlogged and temporary
- * tables are invisible to logical decoding (issue 13.7). Asks the source
- * catalog when a source conninfo is known; false (err untouched) when it
- * cannot tell.
+ * tables are invisible to logical decoding (issue 13.7), and so are
+ * materialized views, views, foreign tables and sequences, which a user
+ * listing relations meets among tables. Asks the source catalog when a
+ * source conninfo is known; false (err untouched) when it cannot tell.
  */
 static bool untracked_reason(ReplayCtx *ctx, const char *nsp, const char *rel, uint32_t relid, WrError *err)
 {
@@ -176,11 +190,17 @@ static bool untracked_reason(ReplayCtx *ctx, const char *nsp, const char *rel, u
                                    "SELECT (SELECT c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = "
                                    "c.relnamespace WHERE ((n.nspname = $1 AND c.relname = $2) OR c.oid = $3::oid) "
                                    "AND c.relkind IN ('r', 'p') LIMIT 1), "
-                                   "EXISTS (SELECT 1 FROM pg_class WHERE relname = $2 AND relpersistence = 't')",
+                                   "EXISTS (SELECT 1 FROM pg_class WHERE relname = $2 AND relpersistence = 't'), "
+                                   "(SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                   "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind NOT IN ('r', 'p') LIMIT 1)",
                                    3, NULL, p, NULL, NULL, 0);
         if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
             const char *persistence = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
-            if (strcmp(persistence, "u") == 0) {
+            const char *other = PQgetisnull(r, 0, 2) ? NULL : other_kind_reason(PQgetvalue(r, 0, 2)[0]);
+            if (!*persistence && other) {
+                wr_error_set(err, WR_INVALID, "%s.%s is %s, so walrev has no history of it", nsp, rel, other);
+                told = true;
+            } else if (strcmp(persistence, "u") == 0) {
                 wr_error_set(err, WR_INVALID,
                              "table %s.%s is unlogged: logical decoding cannot capture it, so walrev has no history "
                              "of it (ALTER TABLE %s.%s SET LOGGED starts one, with a baseline)",

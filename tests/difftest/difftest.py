@@ -197,6 +197,7 @@ class Table:
         self.typed_of = None      # a typed table (CREATE TABLE ... OF type): the type's name
         self.fk_group = None      # REFERENCES: the parent and its children (one list, shared)
         self.wide = False         # a table of many columns
+        self.matview = False      # a materialized view (its right answer: an error naming it so)
 
     @property
     def q(self):
@@ -210,6 +211,7 @@ class Table:
 
     def kind_tags(self):
         t = {tag for tag, on in (
+            ("matview", self.matview),
             ("unlogged", self.unlogged),
             ("new_schema", self.schema != "public"),
             ("partitioned", self.partitioned),
@@ -234,7 +236,7 @@ class Table:
         return t
 
 
-KIND_ORDER = ["unlogged", "new_schema", "partitioned", "partition", "inherit_parent", "inherit_child", "typed",
+KIND_ORDER = ["matview", "unlogged", "new_schema", "partitioned", "partition", "inherit_parent", "inherit_child", "typed",
               "generated", "toast", "types", "wide",
               "never_changed", "keyed_index", "keyed_composite", "keyed", "keyless_full", "keyless"]
 
@@ -444,6 +446,23 @@ class MoreOps:
         else:
             t = self.make_typed()
         return [t] + self.descendants(t)
+
+    def make_matview(self, base):
+        """A materialized view of base (REFRESHed now and then: mo_refresh)."""
+        t = Table(base.schema, self.new_name("mv"), "matview")
+        t.matview = t.frozen = True
+        t.cols = [Col(c.name, c.tkey) for c in base.cols]
+        self.x(f"CREATE MATERIALIZED VIEW {t.q} AS SELECT * FROM {base.q}")
+        return self.add_table(t)
+
+    def mo_refresh(self):
+        mvs = self.live(lambda t: t.matview)
+        if not mvs:
+            return False
+        t = self.r.choice(mvs)
+        self.x(f"REFRESH MATERIALIZED VIEW {t.q}")
+        self.log_op(t, "refresh")
+        return True
 
     def make_wide(self, schema="public"):
         """100-250 columns; keyed, or keyless under FULL."""
@@ -709,7 +728,7 @@ class MoreOps:
 
     # Every seed does each of these once at least (due at its own step,
     # retried until it did something), as the rewrite operations.
-    MORE_FORCED = ["fk", "set_default", "not_null", "replident_nothing", "set_unlogged", "truncate_restart",
+    MORE_FORCED = ["fk", "refresh", "set_default", "not_null", "replident_nothing", "set_unlogged", "truncate_restart",
                    "add_generated", "upsert", "readd_column", "bulk_update", "set_schema", "recreate",
                    "equal_rows", "attach_subtree", "bulk_delete", "rename_swap", "drop_generated",
                    "insert_partial", "truncate_cascade", "detach_subtree", "detach_concurrently"]
@@ -723,8 +742,8 @@ class MoreOps:
         r = self.r
         if op in ("recreate", "detach_concurrently"):
             return getattr(self, "mo_" + op)()
-        if op == "rename_swap":
-            return self.tx_op(self.mo_rename_swap)
+        if op in ("rename_swap", "refresh"):
+            return self.tx_op(getattr(self, "mo_" + op))
         if op == "fk":
             return self.tx_op(lambda: [self.insert(t, r.randint(2, 5)) for t in self.make_fk()])
         if op == "truncate_cascade":
@@ -2489,6 +2508,7 @@ def run(args):
         w.insert(t, r.randint(2, 6))
     w.insert(baseline_only, 3)
     w.op_replident_index(ri)
+    w.make_matview(filled[0])
     w.commit()
     # --tables: about half of the extra tables before setup (their rows are
     # the baseline), the rest in new schemas mid-run (schema_batch)
@@ -2767,7 +2787,7 @@ def record_point(w, step):
             tags.add("column_ddl")
         if t.ddl_unwritten:
             tags.add("ddl_unwritten")
-        recs.append((id(t), t.q, sorted(tags), path, t.unlogged))
+        recs.append((id(t), t.q, sorted(tags), path, "materialized view" if t.matview else t.unlogged))
     w.points.append((idx, step, lsn, recs))
     w.sqllog.write(f"-- point {idx} at step {step}: {lsn}\n")
     w.sqllog.flush()
@@ -2885,9 +2905,11 @@ def judge_snapshot(p, want_path, unlogged):
         want = f.read()
     err = p.stderr.decode(errors="replace").strip()
     if unlogged:
-        if p.returncode != 0 and "unlogged" in err.lower():
+        # True: unlogged; a string: what else the relation is (materialized view)
+        word = unlogged if isinstance(unlogged, str) else "unlogged"
+        if p.returncode != 0 and word in err.lower():
             return None
-        return f"expected an error naming the table unlogged; got rc {p.returncode}: " + err[-300:]
+        return f"expected an error naming the table {word}; got rc {p.returncode}: " + err[-300:]
     if p.returncode != 0:
         return f"snapshot failed (rc {p.returncode}): " + err[-300:]
     got = b"".join(sorted(p.stdout.splitlines(keepends=True)))
