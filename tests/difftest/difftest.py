@@ -2532,6 +2532,10 @@ def run(args):
     steps = args.steps
     point_steps = set(int(steps * (i + 1) / (args.points + 1)) for i in range(args.points))
     lost_at = int(steps * 0.72) if not args.calm else -1
+    # one long outage: the worker stays stopped for --outage steps (DDL, drops
+    # and new tables pile up), then decodes them all under a catalog that has
+    # moved on
+    outage = range(int(steps * 0.4), int(steps * 0.4) + args.outage) if not args.calm else range(0)
     schema_at = int(steps * 0.3)
     nbatch = (args.tables - args.tables // 2 + 19) // 20   # the rest of --tables, ~20 a schema
     batch_at = {int(steps * (0.1 + 0.7 * i / nbatch)) for i in range(nbatch)} if nbatch else set()
@@ -2564,7 +2568,14 @@ def run(args):
         w.prepared.remove(pt)
 
     for step in range(steps):
-        faults.tick(step)
+        if step == outage.start and len(outage):
+            worker.stop(signal.SIGKILL)
+            w.event(f"worker SIGKILL (an outage of {len(outage)} steps)")
+        elif step == outage.stop and len(outage):
+            worker.start()
+            w.event("worker restarted (outage over)")
+        if step not in outage:
+            faults.tick(step)
         # due prepared transactions
         for pt in list(w.prepared):
             if step >= pt[3]:
@@ -2941,6 +2952,8 @@ def main():
     ap.add_argument("--points", type=int, default=20)
     ap.add_argument("--tables", type=int, default=0, help="about this many more tables of random kinds: half "
                     "before setup, half in new schemas made mid-run")
+    ap.add_argument("--outage", type=int, default=40, help="steps the worker stays stopped once, at 40%% "
+                    "of the steps (0: none)")
     ap.add_argument("--sessions", type=int, default=3, help="client sessions; all but one keep transactions "
                     "open across steps (1: one transaction at a time)")
     ap.add_argument("--jobs", type=int, default=2, help="snapshots checked at once")
