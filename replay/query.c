@@ -250,7 +250,11 @@ WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrE
 
 /* Whether relid existed at rev under the name nsp.rel (rq_relation_at answers
  * for a dropped table with rows with its last state: the table log's drop
- * says it was gone). */
+ * says it was gone). A table the log never knew (there at setup, never
+ * altered) has no drop among the table events (table_event_rows leaves such
+ * drops out); it held its name since before setup and never passed it on
+ * (a rename is logged), so another table logged under that name by rev
+ * means it was dropped by then. */
 static WrStatus named_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, const char *nsp, const char *rel, bool *yes,
                          WrError *err)
 {
@@ -265,8 +269,20 @@ static WrStatus named_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, const char
                                  "ORDER BY revision_id DESC, seq DESC LIMIT 1",
                                  ctx->schema_q, relid, (long long)rev);
         if (!res) return err->status;
-        *yes = PQntuples(res) == 0 || PQgetvalue(res, 0, 0)[0] != 't';
+        bool unknown_to_log = PQntuples(res) == 0;
+        *yes = unknown_to_log || PQgetvalue(res, 0, 0)[0] != 't';
         PQclear(res);
+        if (unknown_to_log) {
+            const char *params[2] = {nsp, rel};
+            char *sql = xasprintf("SELECT EXISTS (SELECT 1 FROM %s.table_event WHERE nspname = $1 AND relname = $2 "
+                                  "AND relid <> %u AND event <> 'drop' AND revision_id <= %lld)",
+                                  ctx->schema_q, relid, (long long)rev);
+            res = rq_exec(ctx->hist, err, sql, 2, params);
+            free(sql);
+            if (!res) return err->status;
+            *yes = PQgetvalue(res, 0, 0)[0] != 't';
+            PQclear(res);
+        }
     }
     return st;
 }
