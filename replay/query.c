@@ -261,7 +261,9 @@ static WrStatus named_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, const char
     RelVersion rv;
     bool found;
     WrStatus st = rq_relation_at(ctx, relid, rev, &rv, &found, err);
-    *yes = st == WR_OK && found && strcmp(rv.nspname, nsp) == 0 && strcmp(rv.relname, rel) == 0;
+    /* an unlogged table has no relation version, only the names the log gave it */
+    *yes = st == WR_OK && (found || rv.unlogged_rev > 0) && rv.nspname && rv.relname && strcmp(rv.nspname, nsp) == 0 &&
+           strcmp(rv.relname, rel) == 0;
     relversion_term(&rv);
     if (*yes) {
         PGresult *res = rq_execf(ctx->hist, err,
@@ -452,9 +454,12 @@ WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion 
         /* the table log shows it created after rev, or dropped by then */
         if (strcmp(PQgetvalue(res, 0, 0), "dropped") == 0)
             rv->dropped_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-        else if (strcmp(PQgetvalue(res, 0, 0), "unlogged") == 0)
+        else if (strcmp(PQgetvalue(res, 0, 0), "unlogged") == 0) {
             rv->unlogged_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-        else
+            /* the name it had then (named_at: a name an unlogged table passed on) */
+            rv->nspname = PQgetisnull(res, 0, 4) ? NULL : xstrdup(PQgetvalue(res, 0, 4));
+            rv->relname = PQgetisnull(res, 0, 5) ? NULL : xstrdup(PQgetvalue(res, 0, 5));
+        } else
             rv->created_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
         rv->untracked = strcmp(PQgetvalue(res, 0, 0), "untracked") == 0;
         PQclear(res);
