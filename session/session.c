@@ -352,7 +352,7 @@ static WrStatus record_idle_position(Session *s, bool force, WrError *err)
      * lookup opened that the fan-out does not know of (find_row applies queued row digests in a
      * batch of its own: test_late_baseline's keyless table died on it now and then). */
     WrStatus st = fanout_flush(s->fanout, FANOUT_FLUSH_ALL, t, err);
-    if (st == WR_OK) st = s->history->ops->flush(s->history, err);
+    if (st == WR_OK) st = s->history->ops->flush(s->history, true, err);
     if (st == WR_OK) st = s->history->ops->record_position(s->history, idle, err);
     return st == WR_OK ? WR_OK : wr_error_prefix(err, "sink history");
 }
@@ -502,14 +502,15 @@ static void report_status(Session *s, int64_t t)
 }
 
 /* Idle: make what was received durable (a sink holding its batch once its
- * window has passed), then wait; briefly while a batch is held. */
+ * window has passed), then wait on the stream until a held batch falls due
+ * (a message that comes first ends the wait). */
 static WrStatus receive_when_idle(Session *s, const uint8_t **buf, size_t *len, WrError *err)
 {
     WrStatus st = WR_OK;
     if (!assembler_in_transaction(s->asm_)) st = fanout_flush(s->fanout, FANOUT_FLUSH_IDLE, mono_now_us(), err);
     if (st == WR_OK) st = fanout_poll(s->fanout, err);
     if (st != WR_OK) return st;
-    return repl_stream_receive(s->stream, fanout_holds_batch(s->fanout) ? 2 : 50, buf, len, err);
+    return repl_stream_receive(s->stream, fanout_idle_wait_ms(s->fanout, mono_now_us(), 50), buf, len, err);
 }
 
 /* What the socket holds already, for the read-ahead (never waits). */

@@ -183,7 +183,8 @@ WrStatus fanout_flush(Fanout *f, FanoutFlush mode, int64_t now_us, WrError *err)
         if (!s->pending) continue;
         bool ask = mode == FANOUT_FLUSH_WANTING || (mode == FANOUT_FLUSH_IDLE && s->sink->ops->holds_batch_at_idle);
         if (ask && !s->sink->ops->wants_flush(s->sink, now_us, mode == FANOUT_FLUSH_IDLE)) continue;
-        WrStatus st = s->sink->ops->flush(s->sink, err);
+        /* Only a flush of a busy stream finds the worker behind. */
+        WrStatus st = s->sink->ops->flush(s->sink, mode != FANOUT_FLUSH_WANTING, err);
         if (st == WR_AGAIN) continue; /* durability will follow (Kafka delivery reports) */
         if (st != WR_OK) return wr_error_prefix(err, "sink %s flush", s->name);
         /* Everything must be durable now: a sink that committed
@@ -215,6 +216,21 @@ bool fanout_holds_batch(const Fanout *f)
     for (int i = 0; i < f->n; i++)
         if (f->sinks[i].pending && f->sinks[i].sink->ops->holds_batch_at_idle) return true;
     return false;
+}
+
+int fanout_idle_wait_ms(const Fanout *f, int64_t now_us, int max_ms)
+{
+    int64_t wait_us = (int64_t)max_ms * 1000;
+    for (int i = 0; i < f->n; i++) {
+        const FanoutSink *s = &f->sinks[i];
+        if (!s->pending || !s->sink->ops->holds_batch_at_idle) continue;
+        /* A sink that cannot say when its batch falls due is asked again soon. */
+        int64_t due = s->sink->ops->idle_wake_in_us ? s->sink->ops->idle_wake_in_us(s->sink, now_us) : 2000;
+        if (due >= 0 && due < wait_us) wait_us = due;
+    }
+    /* Rounded up, at least 1 ms: the batch is flushed after the wait, not polled for it. */
+    int ms = (int)((wait_us + 999) / 1000);
+    return ms < 1 ? 1 : ms;
 }
 
 Lsn fanout_emitted_end(const Fanout *f) { return f->emitted_end; }
@@ -342,3 +358,5 @@ Lsn fanout_await_flushed(FanoutAwait *a, Lsn flush_lsn)
 Lsn fanout_await_all_flushed(FanoutAwait *a) { return fanout_await_flushed(a, UINT64_MAX); }
 
 size_t fanout_await_pending(const FanoutAwait *a) { return a->n - a->head; }
+
+Lsn fanout_await_oldest(const FanoutAwait *a) { return a->head < a->n ? a->v[a->head].server_lsn : 0; }

@@ -86,12 +86,19 @@ typedef enum {
 } FanoutFlush;
 
 /* Flush pending sinks as mode says; call between revisions only. now_us is
- * the caller's monotonic clock (sinks time their batches by it). */
+ * the caller's monotonic clock (sinks time their batches by it). IDLE and ALL
+ * tell each sink's flush the worker is caught up (sink.h: the history store
+ * may then commit synchronously); WANTING, on a busy stream, that it is not. */
 WrStatus fanout_flush(Fanout *f, FanoutFlush mode, int64_t now_us, WrError *err) WR_MUSTCHECK;
 /* Serve the sinks' background work (delivery reports); never blocks. */
 WrStatus fanout_poll(Fanout *f, WrError *err) WR_MUSTCHECK;
 /* A pending sink holds its batch at idle: the caller should wait only briefly. */
 bool fanout_holds_batch(const Fanout *f);
+/* How long (ms, at least 1, at most max_ms) the caller may wait on its stream
+ * at idle before a sink holding its batch wants it back: the least of the
+ * pending sinks' idle_wake_in_us (read after a FANOUT_FLUSH_IDLE started
+ * their windows), max_ms when none wants it sooner. */
+int fanout_idle_wait_ms(const Fanout *f, int64_t now_us, int max_ms);
 
 /* End LSN of the last revision given out (or the start position). */
 Lsn fanout_emitted_end(const Fanout *f);
@@ -153,6 +160,8 @@ Lsn fanout_await_flushed(FanoutAwait *a, Lsn flush_lsn);
 Lsn fanout_await_all_flushed(FanoutAwait *a);
 /* Commits still waiting for the flush. */
 size_t fanout_await_pending(const FanoutAwait *a);
+/* The server position the oldest of them waits for; 0 when none waits. */
+Lsn fanout_await_oldest(const FanoutAwait *a);
 
 /* Drop what every sink holds but has not made durable (revision in flight). */
 void fanout_abort(Fanout *f);

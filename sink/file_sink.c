@@ -309,8 +309,9 @@ static WrStatus fs_commit_revision(Sink *s, const Revision *rev, WrError *err)
     return WR_OK;
 }
 
-static WrStatus fs_flush(Sink *s, WrError *err)
+static WrStatus fs_flush(Sink *s, bool caught_up, WrError *err)
 {
+    (void)caught_up; /* a file is written (and fsynced when configured) the same either way */
     FileSink *f = s->impl;
     if (revenc_check(&f->enc, err) != WR_OK) return err->status;
     if (!f->fp) return wr_error_set(err, WR_FATAL, "file sink: flush before open");

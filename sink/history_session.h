@@ -102,12 +102,19 @@ struct HistorySink {
     int64_t lookup_as_of; /* > 0: lookups answer as of this revision (sink_history_lookup_as_of) */
     int64_t durable_id;   /* last revision committed */
     Lsn durable;          /* end LSN of the last revision committed (or the recorded position) */
-    /* synchronous_commit = off: commits wait for the server's WAL flush
-     * (fanout.h); flushed is what durable_lsn reports, never past it. */
-    bool sync_commit;
+    /* How batches commit (sink.h). An asynchronous commit waits for the
+     * server's WAL flush (fanout.h); flushed is what durable_lsn reports,
+     * never past it. */
+    HistoryCommit commit;
     FanoutAwait await;
     Lsn flushed;
     int64_t flush_polled_us; /* when poll last asked the server for its flush position */
+    /* The oldest commit still waiting for the flush (its server position)
+     * and when it was first seen waiting: with HISTORY_COMMIT_AUTO, one that
+     * a poll FLUSH_POLL_US later still finds unflushed is flushed by the
+     * worker when it is caught up (the server flushes nothing by itself). */
+    Lsn waiting_for;
+    int64_t waiting_since_us;
 
     RelSeen *rels;
     size_t nrels, caprels;

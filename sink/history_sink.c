@@ -221,13 +221,15 @@ static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
     if (st == WR_OK) st = read_checkpoint(h, pos, err);
     if (st == WR_OK) st = read_digest_state(h, pos, err);
     if (st == WR_OK) st = hreader_prepare(h, err);
-    /* Off: a batch's COMMIT returns without waiting for the WAL flush, and
-     * the batch is reported durable only once the server's flush position
-     * covers its commit record (note_commit, hs_poll). On: set explicitly,
-     * whatever the server's or the role's default. */
+    /* Off and auto: a batch's COMMIT returns without waiting for the WAL
+     * flush, and the batch is reported durable only once the server's flush
+     * position covers its commit record (note_commit, hs_poll; auto flushes it
+     * itself when the server does not: hs_flush). On: set explicitly, whatever
+     * the server's or the role's default. */
     if (st == WR_OK)
-        st = hsession_run(h, h->sync_commit ? "SET synchronous_commit = on" : "SET synchronous_commit = off", 0, NULL,
-                          "setting synchronous_commit", NULL, err);
+        st = hsession_run(
+            h, h->commit == HISTORY_COMMIT_ON ? "SET synchronous_commit = on" : "SET synchronous_commit = off", 0, NULL,
+            "setting synchronous_commit", NULL, err);
     /* The assembler records an UPDATE of a key as a delete and an insert: no
      * delta written here moves a row between keys, so object_delta's key_move
      * trigger has nothing to list for this session (history.sql). */
@@ -237,6 +239,7 @@ static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
     fanout_await_term(&h->await);
     fanout_await_init(&h->await, pos->durable_end_lsn);
     h->flushed = pos->durable_end_lsn;
+    h->waiting_for = 0;
     KeyframePolicy kp = {h->keyframe_factor, KEYFRAME_MIN_DELTAS, KEYFRAME_MIN_ROWS};
     h->keyframer = keyframer_start(h->conninfo, h->qschema, &kp);
     log_info("msg=\"history store open\" schema=%s slot=%s revision=%" PRId64 " lsn=" LSN_FMT, h->qschema, h->slot_name,
@@ -903,18 +906,31 @@ static WrStatus read_wal_positions(HistorySink *h, Lsn *insert, Lsn *flush, WrEr
     return st;
 }
 
-/*
- * A batch just committed (h->durable is its end). With synchronous_commit
- * on it is durable now. Off: its commit record ends at or before the
- * server's insert position read after the COMMIT returned (positions: that
- * read's result), so the batch is durable once the flush position reaches
- * that (fanout.h, FanoutAwait).
- */
-static WrStatus note_commit(HistorySink *h, const PGresult *positions, WrError *err)
+/* The server flushed its WAL through flush (read at h->flush_polled_us):
+ * what is durable now, and since when the oldest commit still waits. */
+static void note_flushed(HistorySink *h, Lsn flush)
 {
-    if (h->sync_commit) {
+    h->flushed = fanout_await_flushed(&h->await, flush);
+    Lsn oldest = fanout_await_oldest(&h->await);
+    if (oldest != h->waiting_for) {
+        h->waiting_for = oldest;
+        h->waiting_since_us = oldest ? h->flush_polled_us : 0;
+    }
+}
+
+/*
+ * A batch just committed (h->durable is its end). Committed synchronously it
+ * is durable now, and so is every earlier commit of the session (the flush
+ * went through its commit record, after theirs). Asynchronously: its commit
+ * record ends at or before the server's insert position read after the
+ * COMMIT returned (positions: that read's result), so the batch is durable
+ * once the flush position reaches that (fanout.h, FanoutAwait).
+ */
+static WrStatus note_commit(HistorySink *h, bool synchronous, const PGresult *positions, WrError *err)
+{
+    if (synchronous) {
         fanout_await_push(&h->await, h->durable, 0);
-        h->flushed = fanout_await_all_flushed(&h->await);
+        note_flushed(h, UINT64_MAX);
         return WR_OK;
     }
     Lsn insert, flush;
@@ -922,20 +938,20 @@ static WrStatus note_commit(HistorySink *h, const PGresult *positions, WrError *
         positions ? parse_wal_positions(positions, &insert, &flush, err) : read_wal_positions(h, &insert, &flush, err);
     if (st != WR_OK) return st;
     fanout_await_push(&h->await, h->durable, insert);
-    h->flushed = fanout_await_flushed(&h->await, flush);
     h->flush_polled_us = mono_now_us();
+    note_flushed(h, flush);
     return WR_OK;
 }
 
 /*
  * The batch's end in one round trip: the queued row digests, the tracked
- * tables' counters, the checkpoint row, COMMIT and (commits asynchronous)
- * the WAL positions read after it. Erasures, rare, run before, one by one.
- * Before, each was a statement of its own: five round trips a batch, under
- * pgbench (a batch every 20-200 ms of a few dozen small transactions) as
- * many as the old-image lookups (issue 16).
+ * tables' counters, the checkpoint row, COMMIT and (not synchronous) the WAL
+ * positions read after it. Erasures, rare, run before, one by one. Before,
+ * each was a statement of its own: five round trips a batch, under pgbench
+ * (a batch every 20-200 ms of a few dozen small transactions) as many as the
+ * old-image lookups (issue 16).
  */
-static WrStatus commit_batch(HistorySink *h, WrError *err)
+static WrStatus commit_batch(HistorySink *h, bool synchronous, WrError *err)
 {
     WrStatus st = WR_OK;
     if (h->n_erase) {
@@ -958,7 +974,7 @@ static WrStatus commit_batch(HistorySink *h, WrError *err)
     }
     if (h->batch_last_id) checkpoint_statement(h, &t, &s[n++]);
     s[n++] = (HsessionStmt){.sql = "COMMIT", .what = "COMMIT of a batch"};
-    if (h->batch_last_id && !h->sync_commit) {
+    if (h->batch_last_id && !synchronous) {
         positions = n;
         s[n++] = (HsessionStmt){.sql = WAL_POSITIONS_SQL, .what = WAL_POSITIONS_WHAT, .keep = true};
     }
@@ -976,17 +992,23 @@ static WrStatus commit_batch(HistorySink *h, WrError *err)
     if (tracked >= 0) note_keyframes_due(h, s[tracked].res);
     bool had_revisions = h->batch_last_id != 0;
     reset_batch(h, true);
-    if (had_revisions) st = note_commit(h, positions >= 0 ? s[positions].res : NULL, err);
+    if (had_revisions) st = note_commit(h, synchronous, positions >= 0 ? s[positions].res : NULL, err);
     for (int i = 0; i < n; i++) PQclear(s[i].res);
     return st;
 }
 
-static WrStatus hs_flush(Sink *s, WrError *err)
+static WrStatus hs_sync(Sink *s, WrError *err);
+
+static WrStatus hs_flush(Sink *s, bool caught_up, WrError *err)
 {
     HistorySink *h = s->impl;
     WrStatus st = hsession_check_usable(h, err, "flush");
     if (st != WR_OK) return st;
-    if (!h->in_tx) return WR_OK;
+    /* No batch: with auto, the caught-up worker flushes commits the server
+     * left unflushed (wants_flush said so; or a stop wants all durable). */
+    if (!h->in_tx)
+        return caught_up && h->commit == HISTORY_COMMIT_AUTO && fanout_await_pending(&h->await) ? hs_sync(s, err)
+                                                                                                : WR_OK;
     if (h->in_revision)
         return wr_error_set(err, WR_FATAL,
                             "history store: flush while revision %" PRId64 " is open; a batch ends between "
@@ -997,15 +1019,17 @@ static WrStatus hs_flush(Sink *s, WrError *err)
     if (st == WR_OK) st = hsession_await_copy(h, err);
     int64_t t1 = mono_now_us();
     int n = h->batch_revisions;
-    if (st == WR_OK) st = commit_batch(h, err);
+    bool synchronous = h->commit == HISTORY_COMMIT_ON;
+    if (st == WR_OK) st = commit_batch(h, synchronous, err);
     if (st != WR_OK) return st;
     int64_t t2 = mono_now_us();
     metrics_observe_us(METRICS_HIST_BATCH_COMMIT, t2 - t0);
     for (size_t i = 0; i < h->nkf_due; i++) keyframer_request(h->keyframer, &h->kf_due[i]);
     h->nkf_due = 0;
     log_debug("msg=\"history batch committed\" revisions=%d revision=%" PRId64 " lsn=" LSN_FMT
-              " copy_ms=%.1f commit_ms=%.1f",
-              n, h->durable_id, LSN_ARGS(h->durable), (double)(t1 - t0) / 1000.0, (double)(t2 - t1) / 1000.0);
+              " synchronous=%s copy_ms=%.1f commit_ms=%.1f",
+              n, h->durable_id, LSN_ARGS(h->durable), synchronous ? "yes" : "no", (double)(t1 - t0) / 1000.0,
+              (double)(t2 - t1) / 1000.0);
     return WR_OK;
 }
 
@@ -1023,27 +1047,54 @@ static WrStatus hs_poll(Sink *s, WrError *err)
     Lsn flush;
     WrStatus st = read_wal_positions(h, NULL, &flush, err);
     if (st != WR_OK) return st;
-    h->flushed = fanout_await_flushed(&h->await, flush);
+    note_flushed(h, flush);
     return WR_OK;
 }
 
+/* With auto: a poll at least FLUSH_POLL_US after the oldest waiting commit
+ * still found it unflushed, so the server is not flushing by itself (under
+ * load its other commits flush it within a few ms; a quiet server's WAL
+ * writer only every wal_writer_delay). */
+static bool flush_overdue(const HistorySink *h)
+{
+    return h->commit == HISTORY_COMMIT_AUTO && h->waiting_for &&
+           h->flush_polled_us - h->waiting_since_us >= FLUSH_POLL_US;
+}
+
 /*
- * Everything committed durable now: a transaction that takes a transaction
- * id and commits with synchronous_commit = on flushes the WAL through its
- * own commit record, which lies after every earlier commit of this session.
- * Between batches only (an open one is left to poll).
+ * Everything committed durable now: a transaction that writes WAL and commits
+ * with synchronous_commit = on flushes the WAL through its own commit record,
+ * which lies after every earlier commit of this session. It must write WAL:
+ * PostgreSQL flushes at commit only for a transaction that wrote some (a
+ * transaction id alone, `SELECT pg_current_xact_id()` as this did before,
+ * commits asynchronously and flushed nothing), so it touches the slot's
+ * checkpoint row, there since the first batch that committed a revision.
+ * One round trip; between batches only (an open one is left to poll).
  */
 static WrStatus hs_sync(Sink *s, WrError *err)
 {
     HistorySink *h = s->impl;
     WrStatus st = hsession_check_usable(h, err, "sync");
     if (st != WR_OK || !fanout_await_pending(&h->await) || h->in_tx) return st;
-    st = hsession_run(h, "BEGIN", 0, NULL, "BEGIN of a WAL flush", NULL, err);
-    if (st == WR_OK) st = hsession_run(h, "SET LOCAL synchronous_commit = on", 0, NULL, "a WAL flush", NULL, err);
-    if (st == WR_OK) st = hsession_run(h, "SELECT pg_current_xact_id()", 0, NULL, "a WAL flush", NULL, err);
-    if (st == WR_OK) st = hsession_run(h, "COMMIT", 0, NULL, "COMMIT of a WAL flush", NULL, err);
+    StrBuf q;
+    strbuf_init(&q);
+    strbuf_appendf(&q, "UPDATE %s.checkpoint SET updated_at = now() WHERE slot_name = $1", h->qschema);
+    const char *p[1] = {h->slot_name};
+    HsessionStmt stmts[] = {
+        {.sql = "BEGIN", .what = "BEGIN of a WAL flush"},
+        {.sql = "SET LOCAL synchronous_commit = on", .what = "a WAL flush"},
+        {.sql = q.data, .nparams = 1, .params = p, .what = "a WAL flush (the checkpoint row)", .keep = true},
+        {.sql = "COMMIT", .what = "COMMIT of a WAL flush"},
+    };
+    st = hsession_pipeline(h, stmts, 4, err);
+    strbuf_free(&q);
     if (st != WR_OK) return st;
-    h->flushed = fanout_await_all_flushed(&h->await);
+    bool wrote = strcmp(PQcmdTuples(stmts[2].res), "1") == 0;
+    PQclear(stmts[2].res);
+    if (!wrote)
+        return wr_error_set(err, WR_FATAL, "history store: no checkpoint row of slot %s in %s.checkpoint to flush with",
+                            h->slot_name, h->qschema);
+    note_flushed(h, UINT64_MAX);
     return WR_OK;
 }
 
@@ -1076,10 +1127,27 @@ static bool batch_due(const HistorySink *h, int64_t now_us, bool idle)
     return total > BATCH_MAX_BYTES;
 }
 
+/* Its open batch's window at idle, or the next read of the flush position
+ * while commits wait for it (hs_poll), whichever comes first. */
+static int64_t hs_idle_wake_in_us(Sink *s, int64_t now_us)
+{
+    HistorySink *h = s->impl;
+    int64_t wake = -1;
+    if (h->in_tx && !h->in_revision && h->batch_timer_us)
+        wake = batch_due(h, now_us, true) ? 0 : h->batch_timer_us + (int64_t)h->batch_max_ms * 1000 - now_us;
+    if (flush_overdue(h)) return 0;
+    if (fanout_await_pending(&h->await)) {
+        int64_t poll = h->flush_polled_us + FLUSH_POLL_US - now_us;
+        if (poll < 0) poll = 0;
+        if (wake < 0 || poll < wake) wake = poll;
+    }
+    return wake;
+}
+
 static bool hs_wants_flush(Sink *s, int64_t now_us, bool idle)
 {
     HistorySink *h = s->impl;
-    if (!h->in_tx) return false;
+    if (!h->in_tx) return idle && flush_overdue(h);
     /* Isolating a data error: each revision through isolate_until is a batch of its own. */
     if (h->isolate_until && !h->in_revision && h->batch_revisions > 0 && h->cur_commit_lsn <= h->isolate_until)
         return true;
@@ -1172,7 +1240,7 @@ static WrStatus hs_record_position(Sink *s, Lsn end_lsn, WrError *err)
      * holds no revision, and the fan-out does not count it as pending: it is
      * committed here rather than refused (the worker died of that when a
      * baseline's read met the idle position record). */
-    if (h->in_tx && !h->in_revision && h->batch_revisions == 0) st = hs_flush(s, err);
+    if (h->in_tx && !h->in_revision && h->batch_revisions == 0) st = hs_flush(s, true, err);
     if (st != WR_OK) return st;
     if (h->in_tx)
         return wr_error_set(err, WR_FATAL,
@@ -1202,7 +1270,7 @@ static WrStatus hs_record_position(Sink *s, Lsn end_lsn, WrError *err)
     strbuf_free(&q);
     if (st != WR_OK) return st;
     h->durable = end_lsn;
-    h->flushed = fanout_await_all_flushed(&h->await);
+    note_flushed(h, UINT64_MAX);
     if (end_lsn > h->flushed) h->flushed = end_lsn;
     return WR_OK;
 }
@@ -1282,6 +1350,7 @@ static const SinkOps history_ops = {
     .durable_lsn = hs_durable_lsn,
     .holds_batch_at_idle = true,
     .wants_flush = hs_wants_flush,
+    .idle_wake_in_us = hs_idle_wake_in_us,
     .write_backfill = hs_write_backfill,
     .record_position = hs_record_position,
     .sync = hs_sync,
@@ -1352,7 +1421,7 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
     h->batch_max_ms = cfg->batch_max_ms > 0 ? cfg->batch_max_ms : 20;
     h->keyframe_factor = cfg->keyframe_factor > 0 ? cfg->keyframe_factor : KEYFRAME_FACTOR;
     h->buffer_bytes = cfg->buffer_bytes > 0 ? cfg->buffer_bytes : (size_t)256 << 10;
-    h->sync_commit = cfg->synchronous_commit;
+    h->commit = cfg->commit;
     static const char *const tables[TB_COUNT] = {"revision_context", "revision", "object_delta"};
     static const char *const columns[TB_COUNT] = {
         "revision_id, context_no, lsn, actor_type, actor_id, actor, description, meta, raw, raw_sha256, attested, "

@@ -622,8 +622,9 @@ static WrStatus ks_commit_revision(Sink *s, const Revision *rev, WrError *err)
  * reports, served here and by poll(). WR_AGAIN while messages are still
  * undelivered (a broker outage stalls here, the slot waits, nothing is lost).
  */
-static WrStatus ks_flush(Sink *s, WrError *err)
+static WrStatus ks_flush(Sink *s, bool caught_up, WrError *err)
 {
+    (void)caught_up; /* durability follows from the delivery reports either way */
     KafkaSink *k = s->impl;
     if (revenc_check(&k->enc, err) != WR_OK) return err->status;
     rd_kafka_resp_err_t e = rd_kafka_flush(k->rk, 0);

@@ -59,8 +59,14 @@ typedef struct {
     /* Revision complete: end_lsn, counts and checksum are set. May make it durable. */
     WrStatus (*commit_revision)(Sink *s, const Revision *rev, WrError *err);
     /* Make everything received so far durable; called between revisions only.
-     * WR_AGAIN: not yet (asynchronous sinks); durability follows via poll(). */
-    WrStatus (*flush)(Sink *s, WrError *err);
+     * WR_AGAIN: not yet (asynchronous sinks); durability follows via poll().
+     * caught_up: the stream has nothing more to hand over right now, or the
+     * caller wants everything durable (a stop): waiting for a disk costs the
+     * worker nothing, so a sink that commits asynchronously may make what it
+     * committed durable now (the history store with synchronous_commit = auto
+     * does when its server has not flushed it by itself). false: the worker
+     * is behind, and a sink should not make it wait for a disk. */
+    WrStatus (*flush)(Sink *s, bool caught_up, WrError *err);
     /* Serve background work (delivery reports) without blocking; may advance durability. */
     WrStatus (*poll)(Sink *s, WrError *err);
     /* Highest end LSN durable in this sink. */
@@ -76,6 +82,13 @@ typedef struct {
      * stream has nothing more to hand over right now (a sink may wait longer
      * while it is busy: bigger batches catch up faster). */
     bool (*wants_flush)(Sink *s, int64_t now_us, bool idle);
+    /* Optional, for a sink that holds its batch at idle: µs from now_us until
+     * it wants the worker back at idle (0: now) — its batch falls due
+     * (the window wants_flush started), or poll() has durability to ask
+     * after — or -1 when nothing is due (no batch, or a revision still open:
+     * the stream brings its end). Changes nothing; the worker waits on the
+     * stream this long instead of polling. */
+    int64_t (*idle_wake_in_us)(Sink *s, int64_t now_us);
     /*
      * Optional (history store): record a table's baseline progress in the open
      * batch, so it becomes durable together with the revisions before it (and
@@ -113,6 +126,21 @@ struct Sink {
 
 /* ---- constructors; every sink is freed with sink_destroy (accepts NULL) ---- */
 
+/* How the history store's batches commit ([history] synchronous_commit,
+ * docs/history-store.md#writing). Asynchronously (synchronous_commit = off on
+ * the session), a batch is visible at COMMIT and counts as durable, for the
+ * slot, only once the store's server has flushed its WAL past the commit. */
+typedef enum {
+    /* Asynchronously; and when the server has not flushed a commit by itself
+     * one flush poll (20 ms) later and the worker is caught up (flush's
+     * caught_up), the worker flushes it (one small synchronous transaction):
+     * on a busy server its other commits flush the batch within a few ms, on
+     * a quiet one the WAL writer would only after wal_writer_delay. */
+    HISTORY_COMMIT_AUTO,
+    HISTORY_COMMIT_OFF, /* asynchronously; flushed only by the server (or at a stop) */
+    HISTORY_COMMIT_ON,  /* synchronously: a WAL flush per batch */
+} HistoryCommit;
+
 typedef struct {
     const char *conninfo;    /* libpq conninfo of the history store */
     const char *schema;      /* history schema, default "walrev" */
@@ -121,10 +149,7 @@ typedef struct {
     int batch_max_ms;        /* or after this long (default 20 ms: bounds commit-to-durable lag) */
     size_t buffer_bytes;     /* COPY buffer per table before sending (default 256 KiB) */
     double keyframe_factor;  /* keyframe when deltas since the last exceed factor × live rows, at least 1000 (default 1) */
-    /* true: batches commit with synchronous_commit = on (the old behaviour);
-     * false (default): off, and a batch counts as durable only once the
-     * store's server has flushed its WAL past the batch's commit. */
-    bool synchronous_commit;
+    HistoryCommit commit; /* how batches commit (default HISTORY_COMMIT_AUTO) */
 } HistorySinkConfig;
 /* Its reading side, on the same connection, is sink/history_reader.h. */
 Sink *sink_history_create(const HistorySinkConfig *cfg);

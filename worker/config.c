@@ -341,7 +341,6 @@ static const struct {
     {"file", "path", SET_STR, 0, 0, offsetof(Config, file_path)},
     {"kafka", "topic_prefix", SET_STR, 0, 0, offsetof(Config, kafka_topic_prefix)},
     {"history", "enabled", SET_BOOL, 0, 0, offsetof(Config, history_enabled)},
-    {"history", "synchronous_commit", SET_BOOL, 0, 0, offsetof(Config, history_synchronous_commit)},
     {"kafka", "erase_tombstones", SET_BOOL, 0, 0, offsetof(Config, kafka_erase_tombstones)},
     {"history", "batch_max_revisions", SET_INT, 1, 1000000, offsetof(Config, batch_max_revisions)},
     {"history", "batch_max_ms", SET_INT, 1, 600000, offsetof(Config, batch_max_ms)},
@@ -386,7 +385,16 @@ static bool config_set(Config *cfg, const char *section, const char *name, const
         if (IS(SETTINGS[i].section, SETTINGS[i].name)) return set_plain(cfg, i, value, why, whylen);
     if (IS("source", "tables"))
         return add_tables(cfg, value, why, whylen);
-    else if (IS("history", "keyframe_factor")) {
+    else if (IS("history", "synchronous_commit")) {
+        if (strcasecmp(value, "auto") == 0) {
+            cfg->history_commit = CONFIG_COMMIT_AUTO;
+        } else if (parse_bool(value, &bv, why, whylen)) {
+            cfg->history_commit = bv ? CONFIG_COMMIT_ON : CONFIG_COMMIT_OFF;
+        } else {
+            snprintf(why, whylen, "'%s' is not auto or a boolean (true/false, yes/no, on/off, 1/0)", value);
+            return false;
+        }
+    } else if (IS("history", "keyframe_factor")) {
         if (!parse_real(value, 0.01, 1000, &cfg->keyframe_factor, why, whylen)) return false;
     } else if (IS("history", "retain")) {
         if (!parse_period(value, &cfg->retain_s, why, whylen)) return false;

@@ -24,16 +24,18 @@ typedef struct {
     char **tables;         /* setup: tables for the publication; NULL = all tables */
     int ntables;
     /* [history] */
-    bool history_enabled;            /* default true */
-    char *history_conninfo;          /* default: source_conninfo */
-    char *history_schema;            /* default "walrev" */
-    int batch_max_revisions;         /* default 2000 */
-    int batch_max_ms;                /* default 20 */
-    double keyframe_factor;          /* default 1: a keyframe per live rows' worth of deltas */
-    bool history_synchronous_commit; /* default false: commit asynchronously, confirm behind the store's WAL flush */
-    int partition_revisions;         /* revisions per partition of the store (setup applies it); 0: keep the store's */
-    long long retain_s;    /* [history] retain: the worker prunes history older than this (seconds); 0: keep all */
-    int retain_interval_s; /* [history] retain_interval: seconds between its rounds; default 3600 */
+    bool history_enabled;    /* default true */
+    char *history_conninfo;  /* default: source_conninfo */
+    char *history_schema;    /* default "walrev" */
+    int batch_max_revisions; /* default 2000 */
+    int batch_max_ms;        /* default 20 */
+    double keyframe_factor;  /* default 1: a keyframe per live rows' worth of deltas */
+    /* [history] synchronous_commit: auto (default), off or on; what each
+     * means is sink/sink.h's HistoryCommit, which pipeline.c maps it to. */
+    enum { CONFIG_COMMIT_AUTO, CONFIG_COMMIT_OFF, CONFIG_COMMIT_ON } history_commit;
+    int partition_revisions; /* revisions per partition of the store (setup applies it); 0: keep the store's */
+    long long retain_s;      /* [history] retain: the worker prunes history older than this (seconds); 0: keep all */
+    int retain_interval_s;   /* [history] retain_interval: seconds between its rounds; default 3600 */
     /* [file] */
     char *file_path; /* NULL: file sink off; "-" stdout */
     /* [kafka]: every key except walrev's own passes to librdkafka */

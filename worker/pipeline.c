@@ -93,7 +93,9 @@ static WrStatus create_sinks(void *arg, Session *s, SessionSinks *out, WrError *
             .batch_max_revisions = cfg->batch_max_revisions,
             .batch_max_ms = cfg->batch_max_ms,
             .keyframe_factor = cfg->keyframe_factor,
-            .synchronous_commit = cfg->history_synchronous_commit,
+            .commit = cfg->history_commit == CONFIG_COMMIT_ON    ? HISTORY_COMMIT_ON
+                      : cfg->history_commit == CONFIG_COMMIT_OFF ? HISTORY_COMMIT_OFF
+                                                                 : HISTORY_COMMIT_AUTO,
         };
         out->history = sink_history_create(&h);
         out->history_index = fanout_add(out->fanout, "history", out->history);

@@ -239,7 +239,9 @@ w("")
 w("PostgreSQL settings (server, load generator and consumers share the cores): "
   + ", ".join(f"`{c}`" for c in meta.get("pgconf", [])) + ". walrev: Release build "
   "(`-O3`, no tests), default configuration (a history batch commits after 2000 revisions or 20 ms, busy or idle, "
-  "with `synchronous_commit = off` on the history session and the slot confirmed behind its WAL flush), "
+  "with `synchronous_commit = off` on the history session and the slot confirmed behind its WAL flush; "
+  "`[history] synchronous_commit = auto`: walrev flushes a batch itself when the server has not 20 ms after its "
+  "commit), "
   "history store in the source database, except where a scenario says it is on the second cluster (another server).\n")
 
 sections = []
@@ -431,7 +433,8 @@ if fig("3", "lag_p99_ms_n") or notes.get("3"):
             s.append(f"| {label} | {cell(fig('3', k + '_n'))} |")
         s.append("\nVisible = first 5 ms poll of `max(id)` in `walrev.revision` that sees the revision; durable = "
                  "first poll, from then on, whose `pg_current_wal_flush_lsn()` reached the WAL insert position of "
-                 "that first poll (the history session commits asynchronously); each minus the source "
+                 "that first poll (the history session commits asynchronously; that position also holds other sessions' WAL, "
+                 "so durable overstates by up to one WAL flush); each minus the source "
                  "`commit_time` (both overstate by up to one poll interval plus the poll's own time).")
         series = [(f"run {r}", os.path.join(RES, f"s3_lag_n_{r}.dat"), "1:3") for r in range(1, 4)]
         if plot_lines("s3_lag_n.png", "Scenario 3: commit-to-durable lag of each revision at 70% of the max TPS "

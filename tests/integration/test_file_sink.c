@@ -161,7 +161,7 @@ static Sink *open_new_sink(const char *name, const char **path)
 static void expect_flushed_through(Sink *s, int64_t id)
 {
     WrError err = {0};
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(s->ops->flush(s, true, &err), WR_OK);
     assert_int_equal(s->ops->durable_lsn(s), ts_sample_revision(id).end_lsn);
 }
 
@@ -233,7 +233,7 @@ static void test_crash_and_reopen(void **state)
     write_rev(s, 1, true);
     write_rev(s, 2, true);
     assert_int_equal(s->ops->durable_lsn(s), 0); /* nothing durable before flush */
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(s->ops->flush(s, true, &err), WR_OK);
     Revision r2 = ts_sample_revision(2);
     assert_int_equal(s->ops->durable_lsn(s), r2.end_lsn);
     long synced = file_size(path);
@@ -276,7 +276,7 @@ static void test_python_decoder_agrees(void **state)
     write_rev(s, 1, true);
     write_rev(s, 2, true);
     WrError err = {0};
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(s->ops->flush(s, true, &err), WR_OK);
     sink_destroy(s);
 
     StrBuf summary, jsonl;
@@ -402,7 +402,7 @@ static void test_refusals(void **state)
     const char *shorter = path_in_tmp("short.msgpack");
     s = open_sink(shorter, &pos, WR_OK, &err);
     write_rev(s, 1, true);
-    assert_int_equal(s->ops->flush(s, &err), WR_OK);
+    assert_int_equal(s->ops->flush(s, true, &err), WR_OK);
     sink_destroy(s);
     assert_int_equal(truncate(shorter, 10), 0);
     s = open_sink(shorter, &pos, WR_FATAL, &err);

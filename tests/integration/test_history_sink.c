@@ -135,7 +135,7 @@ static HistorySinkConfig cfg_for(const char *schema)
                                .batch_max_revisions = 0,
                                .batch_max_ms = 0,
                                .buffer_bytes = 0,
-                               .synchronous_commit = true};
+                               .commit = HISTORY_COMMIT_ON};
 }
 
 static WrStatus tw_open_cfg(TW *tw, const HistorySinkConfig *cfg, SinkPosition *pos)
@@ -269,12 +269,12 @@ static void tw_commit(TW *tw)
 /* A batch commit, then the keyframes it made due (taken in the background) are waited for. */
 static void tw_flush(TW *tw)
 {
-    OK(tw->sink->ops->flush(tw->sink, &tw->err));
+    OK(tw->sink->ops->flush(tw->sink, true, &tw->err));
     sink_history_wait_keyframes(tw->sink);
 }
 
 /* A batch commit only: keyframes it made due may still be in progress. */
-static void tw_flush_nowait(TW *tw) { OK(tw->sink->ops->flush(tw->sink, &tw->err)); }
+static void tw_flush_nowait(TW *tw) { OK(tw->sink->ops->flush(tw->sink, true, &tw->err)); }
 
 /* A row: 12 values; vals[0] is the key column. */
 typedef struct {
@@ -787,7 +787,7 @@ static void test_killed_connection(void **state)
     assert_q("t", "SELECT pg_terminate_backend(%s)", pid);
     wait_backend_gone(pid);
     free(pid);
-    assert_int_equal(tw->sink->ops->flush(tw->sink, &tw->err), WR_RETRY);
+    assert_int_equal(tw->sink->ops->flush(tw->sink, true, &tw->err), WR_RETRY);
     assert_non_null(strstr(tw->err.msg, "history store: connection lost during "));
     assert_int_equal(tw->sink->ops->durable_lsn(tw->sink), durable);
     /* Every later call says retry: the sink must be recreated. */
@@ -832,7 +832,7 @@ static void test_sql_error_then_abort(void **state)
     tw_context(tw, "user", "1", "{not json", NULL, "{not json");
     tw_insert(tw, &g_rv, &r);
     tw_commit(tw);
-    assert_int_equal(tw->sink->ops->flush(tw->sink, &tw->err), WR_FATAL);
+    assert_int_equal(tw->sink->ops->flush(tw->sink, true, &tw->err), WR_FATAL);
     assert_non_null(strstr(tw->err.msg, "history store: COPY into h_err.revision_context failed: SQLSTATE 22P02: "
                                         "invalid input syntax for type json"));
     /* Until abort, the sink refuses work; after abort it resumes from what is durable. */
@@ -885,8 +885,20 @@ static long long check_keyframe(const char *schema, uint32_t relid)
     return rows;
 }
 
+/* The commit record of the transaction that wrote revision id lies in the
+ * server's flushed WAL (pg_walinspect reads only flushed WAL, from `from` on). */
+static void assert_commit_flushed(const char *schema, int64_t id, const char *from)
+{
+    assert_q("t",
+             "SELECT max(r.end_lsn) <= pg_current_wal_flush_lsn() "
+             "FROM pg_get_wal_records_info('%s', pg_current_wal_flush_lsn()) r "
+             "WHERE r.resource_manager = 'Transaction' AND r.record_type LIKE 'COMMIT%%' "
+             "AND r.xid = (SELECT xmin FROM %s.revision WHERE id = %lld)",
+             from, schema, (long long)id);
+}
+
 /*
- * synchronous_commit = off (the default): a flushed batch is committed and
+ * synchronous_commit = off: a flushed batch is committed and
  * visible at once, but reported durable only as far as the server's WAL
  * flush covers its commit; never past the batch's end. sync() flushes and
  * then reports everything; poll() catches up with the WAL writer; reopened,
@@ -898,10 +910,12 @@ static void test_async_commit(void **state)
     setup_schema("h_async");
     TW t, *tw = &t;
     HistorySinkConfig cfg = cfg_for("h_async");
-    cfg.synchronous_commit = false;
+    cfg.commit = HISTORY_COMMIT_OFF;
     if (tw_open_cfg(tw, &cfg, NULL) != WR_OK) fail_msg("open: %s", tw->err.msg);
     const SinkOps *ops = tw->sink->ops;
     assert_non_null(ops->sync);
+    ts_exec(g_admin, "CREATE EXTENSION IF NOT EXISTS pg_walinspect");
+    char *from = qv("SELECT pg_current_wal_insert_lsn()");
     OK(ops->write_relation(tw->sink, &g_rv, &tw->err));
     Row r;
     Lsn end = 0;
@@ -923,6 +937,10 @@ static void test_async_commit(void **state)
         assert_true(after <= end);
     }
     assert_q("6", "SELECT count(*) FROM h_async.revision"); /* visible before durable */
+    /* Off: the worker never flushes for the server, however long a commit waits. */
+    usleep(25 * 1000);
+    OK(ops->poll(tw->sink, &tw->err));
+    assert_false(ops->wants_flush(tw->sink, mono_now_us(), true));
     /* poll catches up with the server's flush (the WAL writer's, within its delay). */
     for (int i = 0; i < 100 && ops->durable_lsn(tw->sink) < end; i++) {
         usleep(50 * 1000);
@@ -938,6 +956,10 @@ static void test_async_commit(void **state)
     tw_flush_nowait(tw);
     OK(ops->sync(tw->sink, &tw->err));
     assert_int_equal(ops->durable_lsn(tw->sink), end);
+    /* Really flushed: its commit record is in the server's flushed WAL (a
+     * sync that only took a transaction id committed asynchronously too). */
+    assert_commit_flushed("h_async", tw->rev.id, from);
+    free(from);
     OK(ops->sync(tw->sink, &tw->err)); /* nothing waiting: a no-op */
     tw_close(tw);
     SinkPosition pos;
@@ -945,6 +967,69 @@ static void test_async_commit(void **state)
     assert_int_equal(pos.durable_end_lsn, end);
     assert_int_equal(pos.last_revision_id, 7);
     assert_int_equal(tw->sink->ops->durable_lsn(tw->sink), end);
+    tw_close(tw);
+}
+
+/* One revision of one inserted row, into the open batch; returns its end LSN. */
+static Lsn tw_insert_one(TW *tw, const char *key)
+{
+    Row r;
+    simple_row(&r, &g_rv, key, "auto");
+    tw_begin(tw);
+    tw_insert(tw, &g_rv, &r);
+    tw_commit(tw);
+    return tw->rev.end_lsn;
+}
+
+/*
+ * synchronous_commit = auto (the default): batches commit asynchronously,
+ * visible at once and reported durable only once the server's flush covers
+ * them. A commit that a poll one flush interval (20 ms) later still finds
+ * unflushed — the server flushes nothing by itself — is flushed by the
+ * worker when it is caught up: wants_flush asks for it at idle (never while
+ * the stream is busy), flush makes it durable, and its commit record is then
+ * in the server's flushed WAL. When the server flushed it first (another
+ * session's commit), it is reported durable without.
+ */
+static void test_auto_commit(void **state)
+{
+    (void)state;
+    setup_schema("h_auto");
+    ts_exec(g_admin, "CREATE EXTENSION IF NOT EXISTS pg_walinspect");
+    TW t, *tw = &t;
+    HistorySinkConfig cfg = cfg_for("h_auto");
+    cfg.commit = HISTORY_COMMIT_AUTO;
+    if (tw_open_cfg(tw, &cfg, NULL) != WR_OK) fail_msg("open: %s", tw->err.msg);
+    const SinkOps *ops = tw->sink->ops;
+    OK(ops->write_relation(tw->sink, &g_rv, &tw->err));
+    char *from = qv("SELECT pg_current_wal_insert_lsn()");
+    for (int round = 0; round < 3; round++) {
+        char key[8];
+        snprintf(key, sizeof(key), "%d", round);
+        Lsn end = tw_insert_one(tw, key);
+        int64_t id = tw->rev.id;
+        Lsn before = ops->durable_lsn(tw->sink);
+        OK(ops->flush(tw->sink, true, &tw->err));
+        assert_true(ops->durable_lsn(tw->sink) >= before);
+        assert_true(ops->durable_lsn(tw->sink) <= end);
+        char want[8];
+        snprintf(want, sizeof(want), "%d", round + 1);
+        assert_q(want, "SELECT count(*) FROM h_auto.revision"); /* visible at once */
+        /* One poll a flush interval later. */
+        usleep(25 * 1000);
+        OK(ops->poll(tw->sink, &tw->err));
+        if (ops->durable_lsn(tw->sink) < end) {
+            /* Not flushed by the server: asked for at idle only, then flushed. */
+            assert_false(ops->wants_flush(tw->sink, mono_now_us(), false));
+            assert_true(ops->wants_flush(tw->sink, mono_now_us(), true));
+            assert_int_equal(ops->idle_wake_in_us(tw->sink, mono_now_us()), 0);
+            OK(ops->flush(tw->sink, true, &tw->err));
+        }
+        assert_int_equal(ops->durable_lsn(tw->sink), end);
+        assert_commit_flushed("h_auto", id, from);
+        assert_false(ops->wants_flush(tw->sink, mono_now_us(), true)); /* nothing waits any more */
+    }
+    free(from);
     tw_close(tw);
 }
 
@@ -1510,6 +1595,6 @@ TS_RUN_GROUP(group_setup, group_teardown, cmocka_unit_test(test_missing_schema),
              cmocka_unit_test(test_values_roundtrip), cmocka_unit_test(test_current_rows),
              cmocka_unit_test(test_checkpoint_and_batching), cmocka_unit_test(test_id_gap_refused),
              cmocka_unit_test(test_killed_connection), cmocka_unit_test(test_sql_error_then_abort),
-             cmocka_unit_test(test_async_commit), cmocka_unit_test(test_keyframe),
+             cmocka_unit_test(test_async_commit), cmocka_unit_test(test_auto_commit), cmocka_unit_test(test_keyframe),
              cmocka_unit_test(test_keyframe_values), cmocka_unit_test(test_keyframe_deferred),
              cmocka_unit_test(test_verify), cmocka_unit_test(test_throughput_and_size))

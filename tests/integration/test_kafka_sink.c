@@ -347,7 +347,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 static WrStatus flush_wait(Sink *s, WrError *err, int ms)
 {
     WrStatus rc;
-    for (int waited = 0; (rc = s->ops->flush(s, err)) == WR_AGAIN && waited < ms; waited += 20) {
+    for (int waited = 0; (rc = s->ops->flush(s, true, err)) == WR_AGAIN && waited < ms; waited += 20) {
         if (s->ops->poll(s, err) != WR_OK) return err->status;
         usleep(20000);
     }

@@ -89,7 +89,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.partition_revisions, 0);
     assert_true(cfg.retain_s == 0);
     assert_int_equal(cfg.retain_interval_s, 3600);
-    assert_false(cfg.history_synchronous_commit);
+    assert_int_equal(cfg.history_commit, CONFIG_COMMIT_AUTO);
     assert_null(cfg.file_path);
     assert_false(cfg.kafka_enabled);
     assert_string_equal(cfg.kafka_topic_prefix, "walrev");
@@ -162,7 +162,7 @@ static void test_every_key(void **state)
     assert_int_equal(cfg.batch_max_revisions, 500);
     assert_int_equal(cfg.batch_max_ms, 250);
     assert_true(cfg.keyframe_factor == 0.25);
-    assert_true(cfg.history_synchronous_commit);
+    assert_int_equal(cfg.history_commit, CONFIG_COMMIT_ON);
     assert_int_equal(cfg.partition_revisions, 5000);
     assert_true(cfg.retain_s == 730LL * 86400);
     assert_int_equal(cfg.retain_interval_s, 600);
@@ -185,6 +185,27 @@ static void test_every_key(void **state)
     assert_true(tracking_allow_suppress(cfg.tracking));
     assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
     config_term(&cfg);
+}
+
+/* [history] synchronous_commit: auto, or any boolean spelling for on and off. */
+static void test_synchronous_commit_values(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        int want;
+    } cases[] = {{"auto", CONFIG_COMMIT_AUTO}, {"AUTO", CONFIG_COMMIT_AUTO}, {"off", CONFIG_COMMIT_OFF},
+                 {"false", CONFIG_COMMIT_OFF}, {"0", CONFIG_COMMIT_OFF},     {"on", CONFIG_COMMIT_ON},
+                 {"yes", CONFIG_COMMIT_ON},    {"1", CONFIG_COMMIT_ON}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[128];
+        snprintf(text, sizeof(text), "[history]\nsynchronous_commit = %s\n", cases[i].value);
+        Config cfg;
+        WrError err;
+        assert_int_equal(load(&cfg, text, &err), WR_OK);
+        assert_int_equal(cfg.history_commit, cases[i].want);
+        config_term(&cfg);
+    }
 }
 
 static void test_long_line_and_kafka_off(void **state)
@@ -215,7 +236,7 @@ static void test_errors_name_file_and_line(void **state)
     expect_error("[history]\nbatch_max_revisions = lots\n",
                  "2: [history] batch_max_revisions: 'lots' is not an integer");
     expect_error("[history]\nsynchronous_commit = local\n",
-                 "2: [history] synchronous_commit: 'local' is not a boolean (true/false, yes/no, on/off, 1/0)");
+                 "2: [history] synchronous_commit: 'local' is not auto or a boolean (true/false, yes/no, on/off, 1/0)");
     expect_error("[history]\nbatch_max_ms = 12ms\n", "2: [history] batch_max_ms: '12ms' is not an integer");
     expect_error("[history]\npartition_revisions = 0\n",
                  "2: [history] partition_revisions: 0 is out of range [1, 1000000000]");
@@ -442,4 +463,5 @@ TS_RUN_GROUP(setup_dir, teardown_dir, cmocka_unit_test(test_defaults), cmocka_un
              cmocka_unit_test(test_long_line_and_kafka_off), cmocka_unit_test(test_errors_name_file_and_line),
              cmocka_unit_test(test_secret_kafka_value_not_echoed), cmocka_unit_test(test_missing_file),
              cmocka_unit_test(test_precedence), cmocka_unit_test(test_env_errors), cmocka_unit_test(test_validate),
-             cmocka_unit_test(test_redaction), cmocka_unit_test(test_actors))
+             cmocka_unit_test(test_redaction), cmocka_unit_test(test_actors),
+             cmocka_unit_test(test_synchronous_commit_values))

@@ -30,7 +30,9 @@ typedef struct {
     int nflushed; /* of committed, how many a flush has sent */
     int ndurable; /* of committed, how many are durable */
     int begins, deltas, contexts, relations, backfills, flushes, aborts;
-    Lsn recorded; /* record_position's argument */
+    int caught_up_flushes; /* of flushes, those told the worker is caught up */
+    int64_t wake_in_us;    /* what idle_wake_in_us answers (g_ops_waking) */
+    Lsn recorded;          /* record_position's argument */
     bool in_revision;
 } MemSink;
 
@@ -87,11 +89,12 @@ static WrStatus m_commit(Sink *s, const Revision *rev, WrError *err)
     return WR_OK;
 }
 
-static WrStatus m_flush(Sink *s, WrError *err)
+static WrStatus m_flush(Sink *s, bool caught_up, WrError *err)
 {
     (void)err;
     MemSink *m = mem(s);
     m->flushes++;
+    m->caught_up_flushes += caught_up;
     m->nflushed = m->ncommitted;
     if (m->async) return WR_AGAIN;
     m->ndurable = m->ncommitted;
@@ -117,6 +120,12 @@ static bool m_wants(Sink *s, int64_t now_us, bool idle)
     (void)now_us;
     (void)idle;
     return mem(s)->wants;
+}
+
+static int64_t m_wake(Sink *s, int64_t now_us)
+{
+    (void)now_us;
+    return mem(s)->wake_in_us;
 }
 
 static WrStatus m_backfill(Sink *s, const BackfillProgress *p, WrError *err)
@@ -165,6 +174,16 @@ static const SinkOps g_ops_holding = {
     .poll = m_poll,
     .durable_lsn = m_durable,
     .holds_batch_at_idle = true,
+};
+
+static const SinkOps g_ops_waking = {
+    .name = "mem-waking",
+    MEM_SINK_RECORDING_OPS,
+    .flush = m_flush,
+    .poll = m_poll,
+    .durable_lsn = m_durable,
+    .holds_batch_at_idle = true,
+    .idle_wake_in_us = m_wake,
 };
 
 static Sink *mem_sink(MemSink *m, const SinkOps *ops)
@@ -402,6 +421,58 @@ static void flush_modes(void **state)
     fanout_destroy(f, false);
 }
 
+/* A sink's flush is told whether the worker is caught up: at idle and when
+ * everything must be durable it is (the history store may then flush what its
+ * server left unflushed), on a busy stream (WANTING) it is not. */
+static void flush_says_whether_caught_up(void **state)
+{
+    (void)state;
+    static const struct {
+        FanoutFlush mode;
+        bool caught_up;
+    } steps[] = {{FANOUT_FLUSH_WANTING, false}, {FANOUT_FLUSH_IDLE, true}, {FANOUT_FLUSH_ALL, true}};
+    MemSink h = {.open_pos = EMPTY, .wants = true};
+    WrError err = {0};
+    SinkPosition start;
+    Fanout *f = open_fanout(&start, "holding", &h, &g_ops_holding, NULL, NULL, NULL);
+    int caught_up = 0;
+    for (int i = 0; i < 3; i++) {
+        give(f, 0x100 * (Lsn)(i + 1), 0x100 * (Lsn)(i + 1) + 0x10);
+        assert_int_equal(fanout_flush(f, steps[i].mode, 0, &err), WR_OK);
+        caught_up += steps[i].caught_up;
+        assert_int_equal(h.flushes, i + 1);
+        assert_int_equal(h.caught_up_flushes, caught_up);
+    }
+    fanout_destroy(f, false);
+}
+
+/* At idle the worker waits on its stream until a held batch falls due (what
+ * the sink says, rounded up to whole ms, at least 1), not in 2 ms polls; the
+ * full wait when no sink holds a batch or none says when. */
+static void idle_wait_until_the_batch_is_due(void **state)
+{
+    (void)state;
+    MemSink h = {.open_pos = EMPTY, .wake_in_us = 12300}, k = {.open_pos = EMPTY};
+    SinkPosition start;
+    Fanout *f = open_fanout(&start, "waking", &h, &g_ops_waking, "plain", &k, &g_ops);
+    assert_int_equal(fanout_idle_wait_ms(f, 0, 50), 50); /* nothing pending */
+    give(f, 0x100, 0x110);
+    assert_int_equal(fanout_idle_wait_ms(f, 0, 50), 13);
+    h.wake_in_us = 0; /* due now: the least wait, never a busy loop */
+    assert_int_equal(fanout_idle_wait_ms(f, 0, 50), 1);
+    h.wake_in_us = 80000; /* later than the caller's own bound */
+    assert_int_equal(fanout_idle_wait_ms(f, 0, 50), 50);
+    h.wake_in_us = -1; /* nothing due: the revision in flight brings its end */
+    assert_int_equal(fanout_idle_wait_ms(f, 0, 50), 50);
+    fanout_destroy(f, false);
+    /* A holding sink that cannot say when: polled every 2 ms, as before. */
+    MemSink g = {.open_pos = EMPTY};
+    f = open_fanout(&start, "holding", &g, &g_ops_holding, NULL, NULL, NULL);
+    give(f, 0x100, 0x110);
+    assert_int_equal(fanout_idle_wait_ms(f, 0, 50), 2);
+    fanout_destroy(f, false);
+}
+
 /* A failing sink's error comes back named; nothing later is confirmed. */
 static void errors_name_the_sink(void **state)
 {
@@ -462,8 +533,9 @@ typedef struct {
     int syncs;
 } AwaitSink;
 
-static WrStatus a_flush(Sink *s, WrError *err)
+static WrStatus a_flush(Sink *s, bool caught_up, WrError *err)
 {
+    (void)caught_up;
     (void)err;
     AwaitSink *a = s->impl;
     a->m.flushes++;
@@ -609,6 +681,7 @@ static void async_commit_confirmed_behind_the_flush(void **state)
 TS_RUN_TESTS(cmocka_unit_test(never_past_the_least_durable), cmocka_unit_test(skips_what_a_sink_holds),
              cmocka_unit_test(positionless_sink_is_durable_at_the_start), cmocka_unit_test(a_new_sink_joins),
              cmocka_unit_test(idle_confirms_the_wal_end), cmocka_unit_test(flush_modes),
+             cmocka_unit_test(flush_says_whether_caught_up), cmocka_unit_test(idle_wait_until_the_batch_is_due),
              cmocka_unit_test(errors_name_the_sink), cmocka_unit_test(waits_for_durability),
              cmocka_unit_test(await_counts_only_flushed_commits),
              cmocka_unit_test(async_commit_confirmed_behind_the_flush))
