@@ -1135,7 +1135,9 @@ static int64_t hs_idle_wake_in_us(Sink *s, int64_t now_us)
     int64_t wake = -1;
     if (h->in_tx && !h->in_revision && h->batch_timer_us)
         wake = batch_due(h, now_us, true) ? 0 : h->batch_timer_us + (int64_t)h->batch_max_ms * 1000 - now_us;
-    if (flush_overdue(h)) return 0;
+    /* Overdue, the flush is made between batches only (hs_flush): with one
+     * open the batch's own window says when. */
+    if (!h->in_tx && flush_overdue(h)) return 0;
     if (fanout_await_pending(&h->await)) {
         int64_t poll = h->flush_polled_us + FLUSH_POLL_US - now_us;
         if (poll < 0) poll = 0;
