@@ -259,9 +259,55 @@ WrStatus pgio_connect(const char *conninfo, const PgioConnect *how, PGconn **out
 /* ---- statements ---- */
 
 /*
+ * Whether the server is alive and still running conn's statement: a second
+ * connection (connect_timeout 2 s, conn's own options otherwise) finds conn's
+ * backend active. A frozen server (every process stopped) or a lost one
+ * accepts no connection, so this is false there and the timeout stands; a
+ * long statement of a live server (a scan of a large table's rows inside a
+ * big batch, a lock an application holds) is waited for instead of being
+ * cut off and retried from the start, which on a loaded machine never ended
+ * (issue 13, external.py on PostgreSQL's contrib amcheck: 80,000 keyless rows
+ * given a primary key, retried every 10 s for 15 minutes).
+ */
+static bool backend_busy(PGconn *conn)
+{
+    PQconninfoOption *opts = PQconninfo(conn);
+    if (!opts) return false;
+    enum { MAX_KEYS = 64 };
+    const char *keys[MAX_KEYS + 2], *vals[MAX_KEYS + 2];
+    int n = 0;
+    for (PQconninfoOption *o = opts; o->keyword && n < MAX_KEYS; o++) {
+        if (!o->val || !o->val[0] || strcmp(o->keyword, "connect_timeout") == 0 ||
+            strcmp(o->keyword, "replication") == 0)
+            continue;
+        keys[n] = o->keyword, vals[n++] = o->val;
+    }
+    keys[n] = "connect_timeout", vals[n++] = "2";
+    keys[n] = NULL, vals[n] = NULL;
+    PGconn *probe = PQconnectdbParams(keys, vals, 0);
+    bool busy = false;
+    if (probe && PQstatus(probe) == CONNECTION_OK) {
+        char pid[16];
+        snprintf(pid, sizeof(pid), "%d", PQbackendPID(conn));
+        const char *p[1] = {pid};
+        PGresult *r = PQexecParams(probe,
+                                   "SELECT state OPERATOR(pg_catalog.=) 'active' FROM pg_catalog.pg_stat_activity"
+                                   " WHERE pid OPERATOR(pg_catalog.=) $1::pg_catalog.int4",
+                                   1, NULL, p, NULL, NULL, 0);
+        busy = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+    }
+    PQfinish(probe);
+    PQconninfoFree(opts);
+    return busy;
+}
+
+/*
  * Wait until a result can be read without blocking. On a bounded connection
  * a wait past the timeout shuts the socket down so libpq sees the connection
- * end (PQstatus becomes bad, the next result is the error).
+ * end (PQstatus becomes bad, the next result is the error), unless the
+ * server is alive and still running the statement (backend_busy): then the
+ * wait goes on for another timeout.
  */
 static void await_ready(PGconn *conn)
 {
@@ -276,6 +322,10 @@ static void await_ready(PGconn *conn)
         int fd = PQsocket(conn);
         if (fd < 0) return;
         int64_t left = deadline - mono_now_us();
+        if (left <= 0 && backend_busy(conn)) {
+            deadline = mono_now_us() + (int64_t)cs->reply_timeout_ms * 1000;
+            continue;
+        }
         if (left <= 0) {
             cs->timed_out = true;
             shutdown(fd, SHUT_RDWR);

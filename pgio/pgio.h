@@ -51,7 +51,8 @@ typedef struct {
     int keepalives_idle_s;     /* TCP keepalives: idle seconds before the first probe; 0 = off */
     int keepalives_interval_s; /* seconds between probes */
     int keepalives_count;      /* probes lost before the connection is dead */
-    int reply_timeout_ms;      /* bounded connections: longest wait for any reply; 0 = none */
+    int reply_timeout_ms;      /* bounded connections: longest wait for any reply while the server does not
+                                * report the statement still running (a second connection asks); 0 = none */
 } PgioOptions;
 
 /* Defaults: connect 5 s, keepalives 30/10/3, reply 10 s: with the watchdog fed at half
