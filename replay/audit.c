@@ -104,6 +104,17 @@ static WrStatus need_no_pos(ReplayCtx *ctx, const AuditArgs *a, const char *cmd,
     "AND %1$s.change_pos(d.revision_id, d.seq) >= iv.lo AND %1$s.change_pos(d.revision_id, d.seq) < iv.hi"
 
 /*
+ * The type of an object_history row h's column as its relation version
+ * (d.relversion: object_delta's) recorded it: three trailing columns that
+ * zone_history reads and drops.
+ */
+#define HISTORY_TYPES "ty.o, ty.m, ty.name "
+#define HISTORY_TYPES_JOIN                                                                                       \
+    "LEFT JOIN %1$s.relation_version hv ON hv.relid = h.relid AND hv.version = d.relversion "                  \
+    "LEFT JOIN LATERAL (SELECT hv.col_type_oids[p.p], hv.col_typmods[p.p], hv.col_type_names[p.p] "            \
+    "FROM (SELECT pg_catalog.array_position(hv.col_ids, h.col_id::smallint)) p(p)) ty(o, m, name) ON true "
+
+/*
  * A parent's members (partitions, INHERITS children) that were unlogged
  * while below it in the states after revisions from..to (to < 0: the
  * newest) are an error naming them: the parent's history lacks their rows.
@@ -158,6 +169,90 @@ static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, int64_t from,
         return wr_error_set(err, WR_INVALID, "unknown key %s in table %s: no change recorded for it", *key,
                             a->tables[0]);
     return WR_OK;
+}
+
+/*
+ * The types of relid's columns at rev that print by the session's TimeZone
+ * (rq_zoned_types): (*render)[i] for rv->col_names[i]; *render NULL when the
+ * table has no version then. The caller ends rv (relversion_term) and frees
+ * *render (rq_free_strv(*render, rv->ncols)).
+ */
+static WrStatus zoned_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion *rv, char ***render, WrError *err)
+{
+    bool found = false;
+    *render = NULL;
+    if (rq_relation_at(ctx, relid, rev, rv, &found, err) != WR_OK) return err->status;
+    if (!found) return WR_OK;
+    char **types = rq_column_types(ctx->hist, ctx->schema_q, rv, err);
+    if (!types) return err->status;
+    WrStatus st = rq_zoned_types(ctx->hist, rv->ncols, types, render, err);
+    rq_free_strv(types, rv->ncols);
+    return st;
+}
+
+/* The type column `name` of rv prints through again (zoned_at's render), NULL: as recorded. */
+static const char *zoned_column(const RelVersion *rv, char **render, const char *name)
+{
+    for (int i = 0; render && i < rv->ncols; i++)
+        if (strcmp(rv->col_names[i], name) == 0) return render[i];
+    return NULL;
+}
+
+/* Cell (row r, field `field` of res) printed again through render (NULL: not at all), appended to cells. */
+static void add_cell(ZoneCell *cells, int *n, const PGresult *res, int r, const char *field, const char *render)
+{
+    int c = PQfnumber(res, field);
+    if (render && c >= 0) cells[(*n)++] = (ZoneCell){r, c, render};
+}
+
+/*
+ * history's and show's values in the reader's TimeZone (docs/history-store.md):
+ * res's last three columns are each row's column type as recorded (oid,
+ * typmod, name of the row's relation version), dropped from *res.
+ */
+static WrStatus zone_history(ReplayCtx *ctx, PGresult **res, WrError *err)
+{
+    int nrows = PQntuples(*res), nf = PQnfields(*res), n = 0;
+    /* the distinct recorded types, each named and judged once */
+    uint32_t *oids = xcalloc((size_t)nrows + 1, sizeof(uint32_t));
+    int *mods = xcalloc((size_t)nrows + 1, sizeof(int)), *which = xcalloc((size_t)nrows + 1, sizeof(int));
+    char **names = xcalloc((size_t)nrows + 1, sizeof(char *));
+    for (int r = 0; r < nrows; r++) {
+        which[r] = -1;
+        if (PQgetisnull(*res, r, nf - 3)) continue;
+        uint32_t o = (uint32_t)strtoul(PQgetvalue(*res, r, nf - 3), NULL, 10);
+        int m = atoi(PQgetvalue(*res, r, nf - 2));
+        char *name = PQgetisnull(*res, r, nf - 1) ? NULL : PQgetvalue(*res, r, nf - 1);
+        for (int k = 0; k < n && which[r] < 0; k++)
+            if (oids[k] == o && mods[k] == m && (name ? names[k] && strcmp(names[k], name) == 0 : !names[k]))
+                which[r] = k;
+        if (which[r] >= 0) continue;
+        oids[n] = o, mods[n] = m, names[n] = name;
+        which[r] = n++;
+    }
+    /* the types as the columns of a table of no name: known by OID when the history is in the source's
+     * database (rq_column_types), else by their recorded names */
+    RelVersion rv = {.ncols = n, .nspname = "", .relname = "", .type_oids = oids, .typmods = mods, .type_names = names};
+    char **types = rq_column_types(ctx->hist, ctx->schema_q, &rv, err), **render = NULL;
+    WrStatus st = types ? rq_zoned_types(ctx->hist, n, types, &render, err) : err->status;
+    if (st == WR_OK) {
+        ZoneCell *cells = xcalloc((size_t)nrows * 2 + 1, sizeof(ZoneCell));
+        int nc = 0;
+        for (int r = 0; r < nrows; r++) {
+            if (which[r] < 0) continue;
+            add_cell(cells, &nc, *res, r, "old_value", render[which[r]]);
+            add_cell(cells, &nc, *res, r, "new_value", render[which[r]]);
+        }
+        st = rq_rezone_cells(ctx->hist, res, cells, nc, 3, err);
+        free(cells);
+    }
+    if (types) rq_free_strv(types, n);
+    if (render) rq_free_strv(render, n);
+    free(names);
+    free(which);
+    free(mods);
+    free(oids);
+    return st;
 }
 
 /* --limit into digits in out[24] ("" without it). */
@@ -343,9 +438,15 @@ WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (!head) return err->status;
     PGresult *res = rq_execf(ctx->hist, err,
                              "SELECT h.seq, h.table_name AS \"table\", h.op, h.key, h.actor_type, h.actor_id, "
-                             "h.column_name AS \"column\", h.old_value, h.new_value, h.verified, h.db_user "
-                             "FROM %s.object_history h WHERE h.revision = %lld ORDER BY h.seq, h.attr_no",
+                             "h.column_name AS \"column\", h.old_value, h.new_value, h.verified, h.db_user, "
+                             HISTORY_TYPES "FROM %1$s.object_history h JOIN %1$s.object_delta d "
+                             "ON d.revision_id = h.revision AND d.seq = h.seq " HISTORY_TYPES_JOIN
+                             "WHERE h.revision = %2$lld ORDER BY h.seq, h.attr_no",
                              ctx->schema_q, (long long)pt.rev);
+    if (res && zone_history(ctx, &res, err) != WR_OK) {
+        PQclear(res);
+        res = NULL;
+    }
     if (!res) {
         PQclear(head);
         return err->status;
@@ -401,7 +502,7 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (parent) {
         /* a partitioned table: the key's changes in its partitions while they were its own */
         sql = xasprintf(
-            "WITH d AS MATERIALIZED (SELECT d.revision_id, d.seq, d.relid, d.key FROM " PARENT_DELTAS(
+            "WITH d AS MATERIALIZED (SELECT d.revision_id, d.seq, d.relid, d.key, d.relversion FROM " PARENT_DELTAS(
                 "d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " "
                                                                 "    AND ($3::bigint IS NULL OR d.revision_id > "
                                                                 "$3::bigint) "
@@ -412,22 +513,22 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
                                                                 "SELECT h.revision, h.commit_time, h.op, h.actor_type, "
                                                                 "h.actor_id, h.description, "
                                                                 "h.column_name AS \"column\", h.old_value, "
-                                                                "h.new_value, h.verified, h.db_user "
+                                                                "h.new_value, h.verified, h.db_user, " HISTORY_TYPES
                                                                 "FROM d JOIN %1$s.object_history h ON h.revision = "
-                                                                "d.revision_id AND h.seq = d.seq "
+                                                                "d.revision_id AND h.seq = d.seq " HISTORY_TYPES_JOIN
                                                                 "WHERE h.relid = d.relid AND h.key = d.key "
                                                                 "ORDER BY h.revision, h.seq, h.attr_no",
             ctx->schema_q);
     } else {
-        sql = xasprintf("WITH d AS MATERIALIZED (SELECT o.revision_id, o.seq FROM %1$s.object_delta o "
+        sql = xasprintf("WITH d AS MATERIALIZED (SELECT o.revision_id, o.seq, o.relversion FROM %1$s.object_delta o "
                         "  WHERE o.relid = $1::oid AND o.key = $2 "
                         "    AND ($3::bigint IS NULL OR o.revision_id > $3::bigint) "
                         "    AND ($4::bigint IS NULL OR o.revision_id <= $4::bigint) "
                         "  ORDER BY o.relid DESC, o.key DESC, o.revision_id DESC, o.seq DESC LIMIT $5::bigint) "
                         "SELECT h.revision, h.commit_time, h.op, h.actor_type, h.actor_id, h.description, "
-                        "h.column_name AS \"column\", h.old_value, h.new_value, h.verified, h.db_user "
+                        "h.column_name AS \"column\", h.old_value, h.new_value, h.verified, h.db_user, " HISTORY_TYPES
                         "FROM d JOIN %1$s.object_history h ON h.revision = d.revision_id AND h.seq = d.seq "
-                        "WHERE h.relid = $1::oid AND h.key = $2 "
+                        HISTORY_TYPES_JOIN "WHERE h.relid = $1::oid AND h.key = $2 "
                         "ORDER BY h.revision, h.seq, h.attr_no",
                         ctx->schema_q);
     }
@@ -435,6 +536,10 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     free(sql);
     free(key);
     if (!res) return err->status;
+    if (zone_history(ctx, &res, err) != WR_OK) {
+        PQclear(res);
+        return err->status;
+    }
     out_print_result(ctx->out, res, a.fmt, a.null_text);
     PQclear(res);
     return WR_OK;
@@ -511,9 +616,63 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     free(key);
     if (!res) return err->status;
-    out_print_result(ctx->out, res, a.fmt, a.null_text);
+    /* the values in the reader's TimeZone, by the types the row's columns have then */
+    RelVersion rv;
+    char **render = NULL;
+    st = zoned_at(ctx, (uint32_t)strtoul(rel, NULL, 10), pt.rev, &rv, &render, err);
+    if (st == WR_OK) {
+        int nrows = PQntuples(res), nc = 0, cc = PQfnumber(res, "column");
+        ZoneCell *cells = xcalloc((size_t)nrows + 1, sizeof(ZoneCell));
+        for (int r = 0; r < nrows && cc >= 0; r++)
+            add_cell(cells, &nc, res, r, "value", zoned_column(&rv, render, PQgetvalue(res, r, cc)));
+        st = rq_rezone_cells(ctx->hist, &res, cells, nc, 0, err);
+        free(cells);
+    }
+    if (render) rq_free_strv(render, rv.ncols);
+    relversion_term(&rv);
+    if (st == WR_OK) out_print_result(ctx->out, res, a.fmt, a.null_text);
     PQclear(res);
-    return WR_OK;
+    return st;
+}
+
+/* One table's column types at a point (zoned_at), for zone_diff. */
+typedef struct {
+    RelVersion rv;
+    char **render;
+} ZonedTable;
+
+/*
+ * diff's values in the reader's TimeZone: old values by the types of p1,
+ * new ones by those of p2. res's last column is each row's table (relid),
+ * dropped from *res; rows come table by table.
+ */
+static WrStatus zone_diff(ReplayCtx *ctx, PGresult **res, int64_t rev1, int64_t rev2, WrError *err)
+{
+    int nrows = PQntuples(*res), nf = PQnfields(*res), nc = 0, nt = 0, cc = PQfnumber(*res, "column");
+    ZoneCell *cells = xcalloc((size_t)nrows * 2 + 1, sizeof(ZoneCell));
+    ZonedTable *zt = xcalloc((size_t)nrows * 2 + 2, sizeof(ZonedTable)); /* at p1 and p2 per table */
+    WrStatus st = WR_OK;
+    for (int r = 0; r < nrows && st == WR_OK && cc >= 0; r++) {
+        if (r == 0 || strcmp(PQgetvalue(*res, r, nf - 1), PQgetvalue(*res, r - 1, nf - 1)) != 0) {
+            uint32_t relid = (uint32_t)strtoul(PQgetvalue(*res, r, nf - 1), NULL, 10);
+            st = zoned_at(ctx, relid, rev1, &zt[nt].rv, &zt[nt].render, err);
+            nt++;
+            if (st == WR_OK) st = zoned_at(ctx, relid, rev2, &zt[nt].rv, &zt[nt].render, err);
+            nt++;
+            if (st != WR_OK) break;
+        }
+        const char *col = PQgetvalue(*res, r, cc);
+        add_cell(cells, &nc, *res, r, "old_value", zoned_column(&zt[nt - 2].rv, zt[nt - 2].render, col));
+        add_cell(cells, &nc, *res, r, "new_value", zoned_column(&zt[nt - 1].rv, zt[nt - 1].render, col));
+    }
+    if (st == WR_OK) st = rq_rezone_cells(ctx->hist, res, cells, nc, 1, err);
+    for (int k = 0; k < nt; k++) {
+        if (zt[k].render) rq_free_strv(zt[k].render, zt[k].rv.ncols);
+        relversion_term(&zt[k].rv);
+    }
+    free(zt);
+    free(cells);
+    return st;
 }
 
 WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
@@ -562,7 +721,7 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
                  "CASE WHEN d.old_value IS NULL AND d.change <> 'added' AND %2$s.erased_at(t.relid, "
                  "d.key, d.column_name, %3$lld) THEN '<erased>' ELSE d.old_value END AS old_value, "
                  "CASE WHEN d.new_value IS NULL AND d.change <> 'removed' AND %2$s.erased_at(t.relid, "
-                 "d.key, d.column_name, %4$lld) THEN '<erased>' ELSE d.new_value END AS new_value "
+                 "d.key, d.column_name, %4$lld) THEN '<erased>' ELSE d.new_value END AS new_value, t.relid "
                  "FROM (SELECT u.relid, u.n, EXISTS (SELECT 1 FROM %2$s.table_event e "
                  "      WHERE e.relid = u.relid AND e.relkind = 'p') OR %2$s.is_inherit_parent(u.relid) AS part "
                  "      FROM unnest('%1$s'::oid[]) WITH ORDINALITY AS u(relid, n)) t "
@@ -582,6 +741,10 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
                  ids.data, ctx->schema_q, (long long)p1.rev, (long long)p2.rev);
     strbuf_free(&ids);
     if (!res) return err->status;
+    if (zone_diff(ctx, &res, p1.rev, p2.rev, err) != WR_OK) {
+        PQclear(res);
+        return err->status;
+    }
     out_print_result(ctx->out, res, a.fmt, a.null_text);
     PQclear(res);
     return WR_OK;

@@ -8,6 +8,12 @@
  * it the server sorts after all and one key's run is held at a time. Rows
  * never move between keys here: when an UPDATE changed a key (delta_old_key,
  * asked in the same scan), fold_open says so and snapshot_rows() runs.
+ * A column that prints by the session's TimeZone (a timestamptz, or a type
+ * holding one: rq_zoned_types, zone.c) is printed again through its type
+ * by the history server, in batches: the values the deltas left in the hash
+ * (rezone_hash) before the keyframe is read, the keyframe's between the
+ * FETCHes of its rows (emit_keyframe_zoned), so its text is what
+ * snapshot_rows() would give, without the SQL fold's cost.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +98,9 @@ struct Fold {
     Chunk *arena;
     size_t bytes; /* the arena and the table (replaced values stay until the end) */
     size_t max_bytes;
-    bool overflow; /* the hash was given up: fold_emit sorts on the server */
+    bool overflow;     /* the hash was given up: fold_emit sorts on the server */
+    char **zone_type;  /* [col_id]: the type to print a zoned column through (borrowed), NULL: as stored */
+    int nzoned;        /* how many columns have one */
 };
 
 /* ---------------------------------------------------------------- binary COPY reading */
@@ -468,8 +476,145 @@ static void hash_apply(Fold *fo, const unsigned char *key, size_t klen, Pos pos,
     }
 }
 
-WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max_bytes, Fold **out, bool *usable,
-                   WrError *err)
+/* ---------------------------------------------------------------- printing zoned columns again */
+
+/* The from of entry_row: where the entry's values start to count (its newest reset, or the truncate). */
+static Pos entry_from(const Fold *fo, const Entry *e)
+{
+    return pos_cmp(ENTRY_RESET(e), fo->trunc) > 0 ? ENTRY_RESET(e) : fo->trunc;
+}
+
+/* Whether the entry's row is there at rev (entry_row's test): not deleted, not before the truncate. */
+static bool entry_live(const Fold *fo, const Entry *e)
+{
+    return e->last_op != 'D' && pos_cmp(ENTRY_LAST(e), fo->trunc) > 0;
+}
+
+static int val_ptr_cmp(const void *a, const void *b)
+{
+    const Val *x = *(const Val *const *)a, *y = *(const Val *const *)b;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return x->len > 0 ? memcmp(x->p, y->p, (size_t)x->len) : 0;
+}
+
+/* Values printed again per statement (and keyframe rows per FETCH): a text[] literal of a few hundred KiB. */
+#define REZONE_BATCH 8192
+
+/*
+ * v[0..n) (n <= REZONE_BATCH, none NULL) replaced by the text the history
+ * server prints for each through type in its session's TimeZone
+ * (stored::type::text, as snapshot_select does); equal values are sent once.
+ * The new v[i].p point into *res, which the caller clears when done with them.
+ */
+static WrStatus rezone_vals(Fold *fo, const char *type, Val *v, size_t n, PGresult **res, const char *what,
+                            WrError *err)
+{
+    *res = NULL;
+    if (n == 0) return WR_OK;
+    Val **by = xcalloc(n, sizeof(Val *));
+    size_t *first = xcalloc(n + 1, sizeof(size_t)); /* each distinct value's first place in by */
+    for (size_t i = 0; i < n; i++) by[i] = &v[i];
+    qsort(by, n, sizeof(Val *), val_ptr_cmp);
+    StrBuf arr;
+    strbuf_init(&arr);
+    strbuf_append_char(&arr, '{');
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && val_ptr_cmp(&by[i], &by[i - 1]) == 0) continue;
+        first[k++] = i;
+        strbuf_append_str(&arr, k > 1 ? ",\"" : "\"");
+        for (int32_t b = 0; b < by[i]->len; b++) {
+            if (by[i]->p[b] == '"' || by[i]->p[b] == '\\') strbuf_append_char(&arr, '\\');
+            strbuf_append_char(&arr, by[i]->p[b]);
+        }
+        strbuf_append_char(&arr, '"');
+    }
+    strbuf_append_char(&arr, '}');
+    first[k] = n;
+    /* An array of the type cast to text[], one binary value: the server's work is the casts alone
+     * (unnest WITH ORDINALITY ... ORDER BY took 1.5-2x as long for 100,000 timestamptz). An array
+     * type has no array type of its own (T[][] is T[]): its values come a row each, in order. */
+    size_t tl = strlen(type);
+    bool rows = tl > 2 && strcmp(type + tl - 2, "[]") == 0;
+    char *q = rows ? xasprintf("SELECT (u.x::%s)::pg_catalog.text FROM pg_catalog.unnest($1::pg_catalog.text[]) "
+                               "WITH ORDINALITY AS u(x, n) ORDER BY u.n",
+                               type)
+                   : xasprintf("SELECT ($1::%s[])::pg_catalog.text[]", type);
+    const char *params[1] = {arr.data};
+    *res = PQexecParams(fo->ctx->hist, q, 1, NULL, params, NULL, NULL, rows ? 0 : 1);
+    WrStatus st = WR_OK;
+    size_t got = 0;
+    if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
+        st = pgio_fail(fo->ctx->hist, *res, err, "%s: printing %s in this session's TimeZone", what, type);
+    } else if (rows) {
+        got = (size_t)PQntuples(*res);
+        for (size_t d = 0; d < k && d < got; d++) {
+            Val nv = {PQgetvalue(*res, (int)d, 0), PQgetisnull(*res, (int)d, 0) ? -1 : PQgetlength(*res, (int)d, 0)};
+            for (size_t s = first[d]; s < first[d + 1]; s++) *by[s] = nv;
+        }
+    } else {
+        BinArray a;
+        Val nv;
+        bool one = PQntuples(*res) == 1 &&
+                   array_open((const unsigned char *)PQgetvalue(*res, 0, 0), PQgetlength(*res, 0, 0), &a);
+        for (; one && array_next(&a, &nv); got++) {
+            if (got >= k) continue; /* one too many: counted, refused below */
+            for (size_t s = first[got]; s < first[got + 1]; s++) *by[s] = nv;
+        }
+    }
+    if (st == WR_OK && got != k)
+        st = wr_error_set(err, WR_PROTOCOL, "%s: %zu values printed again for %zu", what, got, k);
+    free(q);
+    strbuf_free(&arr);
+    free(first);
+    free(by);
+    return st;
+}
+
+/*
+ * The values of zoned columns the deltas left in the hash, each printed again
+ * through its column's type in the history session's TimeZone. Only the
+ * values a row will show (entry_row's rule), so a value superseded by a
+ * retype is never cast (snapshot_rows() casts only what it returns).
+ */
+static WrStatus rezone_hash(Fold *fo, const char *what, WrError *err)
+{
+    Slot **slots = xcalloc(REZONE_BATCH, sizeof(Slot *));
+    Val *v = xcalloc(REZONE_BATCH, sizeof(Val));
+    WrStatus st = WR_OK;
+    for (int c = 1; c <= fo->maxcol && st == WR_OK; c++) {
+        if (!fo->zone_type[c]) continue;
+        size_t i = 0, n;
+        do {
+            n = 0;
+            for (; i < fo->cap && n < REZONE_BATCH; i++) {
+                Entry *e = fo->tab[i].e;
+                if (!e || !entry_live(fo, e)) continue;
+                Slot *s = &e->cols[c - 1];
+                if (s->rev == 0 || s->len < 0 || pos_cmp((Pos){s->rev, s->seq}, entry_from(fo, e)) < 0) continue;
+                slots[n] = s;
+                v[n++] = (Val){s->val ? s->val : "", s->len};
+            }
+            PGresult *res = NULL;
+            st = rezone_vals(fo, fo->zone_type[c], v, n, &res, what, err);
+            for (size_t k = 0; k < n && st == WR_OK; k++) {
+                slots[k]->len = v[k].len;
+                slots[k]->val = NULL;
+                if (v[k].len > 0) {
+                    slots[k]->val = arena_alloc(fo, (size_t)v[k].len, 1);
+                    memcpy(slots[k]->val, v[k].p, (size_t)v[k].len);
+                }
+            }
+            PQclear(res);
+        } while (n > 0 && st == WR_OK);
+    }
+    free(v);
+    free(slots);
+    return st;
+}
+
+WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max_bytes, char *const *render,
+                   Fold **out, bool *usable, WrError *err)
 {
     *out = NULL;
     *usable = false;
@@ -481,6 +626,12 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
     fo->overflow = max_bytes == 0;
     for (int i = 0; i < rv->ncols; i++)
         if (rv->col_ids[i] > fo->maxcol) fo->maxcol = rv->col_ids[i];
+    fo->zone_type = xcalloc((size_t)fo->maxcol + 1, sizeof(char *));
+    for (int i = 0; render && i < rv->ncols; i++)
+        if (render[i] && rv->col_ids[i] >= 1) {
+            fo->zone_type[rv->col_ids[i]] = render[i];
+            fo->nzoned++;
+        }
     StrBuf q;
     strbuf_init(&q);
     CopyReader r = {0};
@@ -574,6 +725,9 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
     if (st != WR_OK) goto done;
     /* a key change before the last truncate moved a row the truncate then removed */
     *usable = pos_cmp(fo->key_change, fo->trunc) <= 0;
+    /* the server-sorted fold (past max_bytes) prints what is stored: zoned columns then go through SQL */
+    if (fo->nzoned > 0 && fo->overflow) *usable = false;
+    if (*usable && fo->nzoned > 0 && (st = rezone_hash(fo, what, err)) != WR_OK) goto done;
     *out = fo;
     fo = NULL;
 done:
@@ -587,8 +741,8 @@ done:
 /* The entry's row as of rev on top of base (the keyframe row's vals[col_id], NULL: none); false: absent. */
 static bool entry_row(const Fold *fo, const Entry *e, const Val *base, Val *vals)
 {
-    if (e->last_op == 'D' || pos_cmp(ENTRY_LAST(e), fo->trunc) <= 0) return false;
-    Pos from = pos_cmp(ENTRY_RESET(e), fo->trunc) > 0 ? ENTRY_RESET(e) : fo->trunc;
+    if (!entry_live(fo, e)) return false;
+    Pos from = entry_from(fo, e);
     bool use_base = base && e->reset_rev == 0;
     for (int c = 1; c <= fo->maxcol; c++) {
         const Slot *s = &e->cols[c - 1];
@@ -682,9 +836,157 @@ static WrStatus emit_sorted(Fold *fo, bool csv, FoldSink sink, void *sink_arg, l
     return st;
 }
 
-WrStatus fold_emit(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long *rows, WrError *err)
+/*
+ * A keyframe row (key: its key, when the deltas touched any; vals: its vals
+ * array) as of rev: *row is base (filled from vals) or, when the deltas
+ * touched its key, vals with theirs on top. 0: the row is gone (deleted or
+ * replaced since), 1: *row is it, -1: a malformed row.
+ */
+static int keyframe_row_at(Fold *fo, const unsigned char *key, int32_t klen, bool keyed, const unsigned char *arr,
+                           int32_t arr_len, Val *base, Val *vals, Val **row)
+{
+    if ((keyed && klen < 0) || !vals_from_array(arr, arr_len, base, fo->maxcol)) return -1;
+    Entry *e = keyed ? hash_find(fo, key, (size_t)klen) : NULL;
+    *row = base;
+    if (!e) return 1;
+    e->seen = true;
+    if (!entry_row(fo, e, base, vals)) return 0;
+    *row = vals;
+    return 1;
+}
+
+/* The keyframe's rows as of rev, in one binary COPY. */
+static WrStatus emit_keyframe(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long *rows, StrBuf *line,
+                              Val *base, Val *vals, const char *what, WrError *err)
 {
     ReplayCtx *ctx = fo->ctx;
+    /* No delta since the keyframe (right after the baseline, or at the
+     * keyframe's own revision): its rows are the answer and their keys
+     * are not needed — sending them was a fifth of the server's work. */
+    bool keyed = fo->n > 0;
+    char q[512];
+    snprintf(q, sizeof(q),
+             "COPY (SELECT %s kr.vals FROM %s.keyframe_row kr WHERE kr.keyframe_id = %s) "
+             "TO STDOUT (FORMAT binary)",
+             keyed ? "kr.key," : "", ctx->schema_q, fo->kf_id);
+    CopyReader r;
+    WrStatus st = copy_open(&r, ctx->hist, q, what, err);
+    if (st != WR_OK) return st;
+    const unsigned char *f[MAX_FIELDS];
+    int32_t fl[MAX_FIELDS];
+    int got, at = 1;
+    int nf = keyed ? 2 : 1;
+    while ((got = copy_next(&r, nf, f, fl, what, err)) == 1) {
+        Val *row;
+        if ((at = keyframe_row_at(fo, f[0], fl[0], keyed, f[nf - 1], fl[nf - 1], base, vals, &row)) <= 0) {
+            if (at < 0) break;
+            continue;
+        }
+        make_line(fo->rv, row, fo->maxcol, csv, line);
+        if ((st = sink(sink_arg, line->data, line->len, err)) != WR_OK) break;
+        (*rows)++;
+    }
+    if (at < 0 && st == WR_OK)
+        st = wr_error_set(err, WR_PROTOCOL, "%s: malformed keyframe row", what);
+    else if (got < 0 && st == WR_OK)
+        st = err->status;
+    return copy_close(&r, st, what, err);
+}
+
+/*
+ * emit_keyframe for a table with zoned columns: the keyframe's rows through a
+ * cursor, REZONE_BATCH at a time, so that between two FETCHes the values of
+ * its zoned columns that the batch's rows show go to the server to be printed
+ * again (rezone_vals: a value a delta replaced is never cast, as in
+ * snapshot_rows()). Rows stay in their PGresult; nothing is copied.
+ */
+static WrStatus emit_keyframe_zoned(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long *rows, StrBuf *line,
+                                    Val *base, Val *vals, const char *what, WrError *err)
+{
+    ReplayCtx *ctx = fo->ctx;
+    bool keyed = fo->n > 0;
+    int nf = keyed ? 2 : 1, nz = fo->nzoned;
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "DECLARE walrev_keyframe NO SCROLL CURSOR FOR SELECT %s kr.vals FROM %s.keyframe_row kr "
+                             "WHERE kr.keyframe_id = %s",
+                             keyed ? "kr.key," : "", ctx->schema_q, fo->kf_id);
+    if (!res) return wr_error_prefix(err, "%s", what);
+    PQclear(res);
+    int *zcol = xcalloc((size_t)nz, sizeof(int)); /* the zoned columns' col_ids */
+    for (int c = 1, z = 0; c <= fo->maxcol; c++)
+        if (fo->zone_type[c]) zcol[z++] = c;
+    Val *conv = xcalloc((size_t)REZONE_BATCH * (size_t)nz, sizeof(Val)); /* [i * nz + z]: row i's column zcol[z] */
+    signed char *shown = xcalloc(REZONE_BATCH, 1);
+    Val *one = xcalloc(REZONE_BATCH, sizeof(Val)); /* one zoned column's non-NULL values of the batch */
+    int *from = xcalloc(REZONE_BATCH, sizeof(int));  /* ... and their rows */
+    PGresult **printed = xcalloc((size_t)nz, sizeof(PGresult *));
+    bool *own = xcalloc((size_t)REZONE_BATCH * (size_t)nz, sizeof(bool)); /* conv[...] is the keyframe's text */
+    char fetch[64];
+    snprintf(fetch, sizeof(fetch), "FETCH %d FROM walrev_keyframe", REZONE_BATCH);
+    WrStatus st = WR_OK;
+    int n = 0;
+    do {
+        res = PQexecParams(ctx->hist, fetch, 0, NULL, NULL, NULL, NULL, 1); /* binary, as COPY's fields */
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            st = pgio_fail(ctx->hist, res, err, "%s", what);
+            PQclear(res);
+            break;
+        }
+        n = PQntuples(res);
+        for (int i = 0; i < n && st == WR_OK; i++) {
+            Val *row;
+            shown[i] = (signed char)keyframe_row_at(fo, (const unsigned char *)PQgetvalue(res, i, 0),
+                                                    PQgetisnull(res, i, 0) ? -1 : PQgetlength(res, i, 0), keyed,
+                                                    (const unsigned char *)PQgetvalue(res, i, nf - 1),
+                                                    PQgetlength(res, i, nf - 1), base, vals, &row);
+            if (shown[i] < 0) st = wr_error_set(err, WR_PROTOCOL, "%s: malformed keyframe row", what);
+            /* a value from the deltas was printed again already (rezone_hash) */
+            for (int z = 0; z < nz && shown[i] > 0; z++) {
+                size_t at = (size_t)i * (size_t)nz + (size_t)z;
+                conv[at] = row[zcol[z]];
+                own[at] = conv[at].len >= 0 && conv[at].p == base[zcol[z]].p;
+            }
+        }
+        for (int z = 0; z < nz && st == WR_OK; z++) {
+            size_t k = 0;
+            for (int i = 0; i < n; i++)
+                if (shown[i] > 0 && own[(size_t)i * (size_t)nz + (size_t)z]) {
+                    from[k] = i;
+                    one[k++] = conv[(size_t)i * (size_t)nz + (size_t)z];
+                }
+            st = rezone_vals(fo, fo->zone_type[zcol[z]], one, k, &printed[z], what, err);
+            for (size_t j = 0; j < k && st == WR_OK; j++) conv[(size_t)from[j] * (size_t)nz + (size_t)z] = one[j];
+        }
+        for (int i = 0; i < n && st == WR_OK; i++) {
+            Val *row;
+            if (shown[i] <= 0) continue;
+            (void)keyframe_row_at(fo, (const unsigned char *)PQgetvalue(res, i, 0),
+                                  PQgetisnull(res, i, 0) ? -1 : PQgetlength(res, i, 0), keyed,
+                                  (const unsigned char *)PQgetvalue(res, i, nf - 1), PQgetlength(res, i, nf - 1),
+                                  base, vals, &row);
+            for (int z = 0; z < nz; z++) row[zcol[z]] = conv[(size_t)i * (size_t)nz + (size_t)z];
+            make_line(fo->rv, row, fo->maxcol, csv, line);
+            if ((st = sink(sink_arg, line->data, line->len, err)) == WR_OK) (*rows)++;
+        }
+        for (int z = 0; z < nz; z++) {
+            PQclear(printed[z]);
+            printed[z] = NULL;
+        }
+        PQclear(res);
+    } while (n > 0 && st == WR_OK);
+    if (st == WR_OK) st = rq_run(ctx->hist, err, "CLOSE walrev_keyframe", 0, NULL);
+    free(own);
+    free(printed);
+    free(from);
+    free(one);
+    free(shown);
+    free(conv);
+    free(zcol);
+    return st;
+}
+
+WrStatus fold_emit(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long *rows, WrError *err)
+{
     char what[300];
     snprintf(what, sizeof(what), "snapshot of %s.%s", fo->rv->nspname, fo->rv->relname);
     StrBuf line;
@@ -698,43 +1000,8 @@ WrStatus fold_emit(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long 
     }
     /* a truncate in the range voids the keyframe */
     if (fo->has_kf && fo->trunc.rev == 0) {
-        /* No delta since the keyframe (right after the baseline, or at the
-         * keyframe's own revision): its rows are the answer and their keys
-         * are not needed — sending them was a fifth of the server's work. */
-        bool keyed = fo->n > 0;
-        char q[512];
-        snprintf(q, sizeof(q),
-                 "COPY (SELECT %s kr.vals FROM %s.keyframe_row kr WHERE kr.keyframe_id = %s) "
-                 "TO STDOUT (FORMAT binary)",
-                 keyed ? "kr.key," : "", ctx->schema_q, fo->kf_id);
-        CopyReader r;
-        if ((st = copy_open(&r, ctx->hist, q, what, err)) != WR_OK) goto done;
-        const unsigned char *f[MAX_FIELDS];
-        int32_t fl[MAX_FIELDS];
-        int got;
-        bool bad = false;
-        int nf = keyed ? 2 : 1;
-        while ((got = copy_next(&r, nf, f, fl, what, err)) == 1) {
-            if ((keyed && fl[0] < 0) || !vals_from_array(f[nf - 1], fl[nf - 1], base, fo->maxcol)) {
-                bad = true;
-                break;
-            }
-            Entry *e = keyed ? hash_find(fo, f[0], (size_t)fl[0]) : NULL;
-            const Val *row = base;
-            if (e) {
-                e->seen = true;
-                if (!entry_row(fo, e, base, vals)) continue;
-                row = vals;
-            }
-            make_line(fo->rv, row, fo->maxcol, csv, &line);
-            if ((st = sink(sink_arg, line.data, line.len, err)) != WR_OK) break;
-            (*rows)++;
-        }
-        if (bad && st == WR_OK)
-            st = wr_error_set(err, WR_PROTOCOL, "%s: malformed keyframe row", what);
-        else if (got < 0 && st == WR_OK)
-            st = err->status;
-        st = copy_close(&r, st, what, err);
+        st = (fo->nzoned > 0 ? emit_keyframe_zoned : emit_keyframe)(fo, csv, sink, sink_arg, rows, &line, base, vals,
+                                                                   what, err);
         if (st != WR_OK) goto done;
     }
     /* keys the keyframe did not have */
@@ -755,5 +1022,6 @@ void fold_destroy(Fold *fo)
 {
     if (!fo) return;
     hash_free(fo);
+    free(fo->zone_type);
     free(fo);
 }

@@ -161,15 +161,69 @@ typedef struct Fold Fold;
  * Read the deltas of table rv (the version in force at rev) since its
  * keyframe at or before rev, inside the history connection's transaction,
  * into a hash of the keys they touch of at most max_bytes (0: none; past the
- * limit fold_emit has the server sort instead). *usable=false: an UPDATE in
- * there changed a key, which only snapshot_rows() follows; nothing was
- * emitted either way. On WR_OK *out is the caller's (fold_destroy).
+ * limit fold_emit has the server sort instead). render (NULL: none) names,
+ * per column of rv, the type through which the history server prints that
+ * column's values again in its session's TimeZone (snapshot.c's
+ * zoned_columns; NULL: given as stored); borrowed until fold_destroy.
+ * *usable=false: an UPDATE in there changed a key, which only
+ * snapshot_rows() follows, or a column to print again did not fit the hash;
+ * nothing was emitted either way. On WR_OK *out is the caller's (fold_destroy).
  */
-WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max_bytes, Fold **out, bool *usable,
-                   WrError *err) WR_MUSTCHECK;
+WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max_bytes, char *const *render,
+                   Fold **out, bool *usable, WrError *err) WR_MUSTCHECK;
 /* Stream the table at rev as COPY text (csv=false) or CSV lines to sink; *rows counts them. */
 WrStatus fold_emit(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long *rows, WrError *err) WR_MUSTCHECK;
 void fold_destroy(Fold *fo);
+
+/* ---- zone.c: values that print by the session's TimeZone ---- */
+/*
+ * The SQL type of each of rv's columns as conn names it (caller frees with
+ * rq_free_strv(types, rv->ncols); NULL + err on failure). Type OIDs are the
+ * source database's: a built-in one (below FirstGenbkiObjectId, fixed in
+ * pg_type.dat) names the same type on every server, any other only in the
+ * source's own database. A history server in another cluster may have
+ * another type under the same number (issue 13: a domain read as one of the
+ * history server's timestamptz arrays failed every snapshot of its table),
+ * so conn's format_type() of such an OID is taken only when conn is the
+ * source's database: the table itself is there under rv's relid, or (store,
+ * the quoted history schema when conn is the history store) any table of
+ * relation_version is. Otherwise the recorded name, and text when that names
+ * no type there either (or is not recorded): a column whose type was dropped
+ * since (DROP TYPE/DOMAIN … CASCADE dropped the column later) is given to a
+ * generated column's expression as text (an expression that used it went
+ * with the type).
+ */
+char **rq_column_types(PGconn *conn, const char *store, const RelVersion *rv, WrError *err);
+/*
+ * Which of n types (conn's names, rq_column_types) print by the session's
+ * TimeZone (issue 13): a timestamptz, or an array, range, multirange, domain
+ * or composite holding one. The walsender printed such a value in the
+ * worker's TimeZone; readers print it again in their session's, as a COPY
+ * or SELECT in the reader's environment would. (*render)[i] is the type to
+ * print through (stored::type::text): a domain's base type (its CHECK or
+ * NOT NULL is no business of a re-rendering), an array's of its element's
+ * base type (stamp[] as timestamptz[]: a CHECK added since NOT VALID must
+ * not fail an old value); NULL for every other type, whose stored text is
+ * given as it is. A composite's or range's domains are checked still: their
+ * types name them. Caller frees with rq_free_strv(*render, n).
+ */
+WrStatus rq_zoned_types(PGconn *conn, int n, char *const *types, char ***render, WrError *err) WR_MUSTCHECK;
+/* One value of a result to print again: its row and column, and the type to print it through (borrowed). */
+typedef struct {
+    int row, col;
+    const char *render;
+} ZoneCell;
+/*
+ * *res with the values of cells[0..ncells) printed again by conn through
+ * their render types in its session's TimeZone (one statement per type,
+ * under a savepoint), and without its last `hidden` columns (which told the
+ * caller the types). NULL and <erased> stay; a value its type refuses (an
+ * old value a retype restated: text of the type before) keeps its recorded
+ * text. Replaces *res (the old one cleared) on WR_OK; reorders cells. Errors:
+ * the connection's.
+ */
+WrStatus rq_rezone_cells(PGconn *conn, PGresult **res, ZoneCell *cells, int ncells, int hidden,
+                         WrError *err) WR_MUSTCHECK;
 
 /* ---- commands ---- */
 WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;

@@ -64,87 +64,10 @@ static void progress_tick(Progress *p, FILE *err, bool final)
     fflush(err);
 }
 
-/*
- * The SQL type of each column as conn names it. Type OIDs are the source
- * database's: a built-in one (below FirstGenbkiObjectId, fixed in
- * pg_type.dat) names the same type on every server, any other only in the
- * source's own database. A history server in another cluster may have
- * another type under the same number (issue 13: a domain read as one of the
- * history server's timestamptz arrays failed every snapshot of its table),
- * so conn's format_type() of such an OID is taken only when conn is the
- * source's database: the table itself is there under its relid, or (store,
- * the quoted history schema when conn is the history store) any table of
- * relation_version is. Otherwise the recorded name, and text when that names
- * no type there either (or is not recorded): a column whose type was dropped
- * since (DROP TYPE/DOMAIN … CASCADE dropped the column later) is given to a
- * generated column's expression as text (an expression that used it went
- * with the type).
- */
-/* A text[] literal of items[0..n-1] (NULL items as text), appended to b. */
-static void append_text_array(StrBuf *b, char *const *items, int n)
-{
-    strbuf_append_char(b, '{');
-    for (int i = 0; i < n; i++) {
-        strbuf_append_str(b, i ? ",\"" : "\"");
-        for (const char *p = items[i] ? items[i] : "text"; *p; p++) {
-            if (*p == '"' || *p == '\\') strbuf_append_char(b, '\\');
-            strbuf_append_char(b, *p);
-        }
-        strbuf_append_char(b, '"');
-    }
-    strbuf_append_char(b, '}');
-}
-
+/* The SQL type of each of rv's columns on conn (rq_column_types; store as there). */
 static char **column_types(PGconn *conn, const char *store, const RelVersion *rv, WrError *err)
 {
-    char **types = xcalloc((size_t)rv->ncols + 1, sizeof(char *));
-    if (rv->ncols == 0) return types;
-    /* one round trip for the table: oids, typmods and recorded names as arrays */
-    StrBuf oids, mods, names;
-    strbuf_init(&oids);
-    strbuf_init(&mods);
-    strbuf_init(&names);
-    strbuf_append_char(&oids, '{');
-    strbuf_append_char(&mods, '{');
-    for (int i = 0; i < rv->ncols; i++) {
-        strbuf_appendf(&oids, "%s%u", i ? "," : "", rv->type_oids[i]);
-        strbuf_appendf(&mods, "%s%d", i ? "," : "", (int)rv->typmods[i]);
-    }
-    strbuf_append_char(&oids, '}');
-    strbuf_append_char(&mods, '}');
-    append_text_array(&names, rv->type_names, rv->ncols);
-    char relid[16];
-    snprintf(relid, sizeof(relid), "%u", rv->relid);
-    const char *params[6] = {oids.data, mods.data, names.data, relid, rv->nspname, rv->relname};
-    /* the source's database: a table under the relid the history knows it by */
-    char *store_here =
-        store ? xasprintf(" OR EXISTS (SELECT 1 FROM %s.relation_version v JOIN pg_class r ON r.oid = v.relid"
-                          " JOIN pg_namespace s ON s.oid = r.relnamespace"
-                          " WHERE r.relname = v.relname AND s.nspname = v.nspname)",
-                          store)
-              : xstrdup("");
-    char *sql = xasprintf(
-        "SELECT CASE WHEN (c.o < 10000 OR h.here) AND coalesce(format_type(c.o, c.m), '-') NOT LIKE '?\?\?%%' AND"
-        " coalesce(format_type(c.o, c.m), '-') <> '-' THEN format_type(c.o, c.m)"
-        " WHEN to_regtype(c.name) IS NOT NULL THEN format_type(to_regtype(c.name), c.m) ELSE 'text' END"
-        " FROM unnest($1::oid[], $2::int[], $3::text[]) WITH ORDINALITY AS c(o, m, name, n),"
-        " (SELECT EXISTS (SELECT 1 FROM pg_class r JOIN pg_namespace s ON s.oid = r.relnamespace"
-        " WHERE r.oid = $4::oid AND r.relname = $6 AND s.nspname = $5)%s AS here) h ORDER BY c.n",
-        store_here);
-    PGresult *res = rq_exec(conn, err, sql, 6, params);
-    free(sql);
-    free(store_here);
-    strbuf_free(&oids);
-    strbuf_free(&mods);
-    strbuf_free(&names);
-    if (!res) {
-        rq_free_strv(types, rv->ncols);
-        return NULL;
-    }
-    for (int i = 0; i < rv->ncols; i++)
-        types[i] = xstrdup(i >= PQntuples(res) || PQgetisnull(res, i, 0) ? "text" : PQgetvalue(res, i, 0));
-    PQclear(res);
-    return types;
+    return rq_column_types(conn, store, rv, err);
 }
 
 /*
@@ -167,65 +90,7 @@ static void warn_text_columns(FILE *err, const RelVersion *rv, char **types, con
     }
 }
 
-/*
- * Which columns print by the session's TimeZone (issue 13): a timestamptz, or
- * an array, range, multirange, domain or composite holding one, as types (the
- * history server's names, column_types) name them there. The walsender
- * printed such a value in the worker's TimeZone; a snapshot gives it again in
- * its own session's, as a COPY in the reader's environment would. For each
- * such column *render is the type to print through: a domain's base type
- * (its CHECK or NOT NULL is no business of a re-rendering); NULL for every
- * other column, whose stored text is given as it is. A type the history server
- * does not know travels as text (column_types) and is not one of them.
- */
-static WrStatus zoned_columns(PGconn *conn, const RelVersion *rv, char **types, char ***render, WrError *err)
-{
-    *render = xcalloc((size_t)rv->ncols + 1, sizeof(char *));
-    if (rv->ncols == 0) return WR_OK;
-    /* one round trip for the table: its types as a text[] literal */
-    StrBuf arr;
-    strbuf_init(&arr);
-    append_text_array(&arr, types, rv->ncols);
-    const char *params[1] = {arr.data};
-    PGresult *res =
-        rq_exec(conn, err,
-                "SELECT (WITH RECURSIVE t(oid) AS (SELECT pg_catalog.to_regtype(c.name)::pg_catalog.oid"
-                " UNION SELECT x.oid FROM t JOIN pg_catalog.pg_type ty ON ty.oid = t.oid"
-                " LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = ty.oid"
-                " LEFT JOIN pg_catalog.pg_range m ON m.rngmultitypid = ty.oid"
-                " CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[ty.typelem, ty.typbasetype, r.rngsubtype, m.rngtypid]"
-                " || ARRAY(SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = ty.typrelid"
-                " AND a.attnum > 0 AND NOT a.attisdropped)) AS x(oid) WHERE x.oid IS NOT NULL AND x.oid <> 0),"
-                " b(oid, typtype, base) AS (SELECT ty.oid, ty.typtype, ty.typbasetype FROM pg_catalog.pg_type ty"
-                " WHERE ty.oid = pg_catalog.to_regtype(c.name)"
-                " UNION ALL SELECT ty.oid, ty.typtype, ty.typbasetype FROM b JOIN pg_catalog.pg_type ty"
-                " ON ty.oid = b.base WHERE b.typtype = 'd')"
-                " SELECT CASE WHEN EXISTS (SELECT 1 FROM t WHERE t.oid = 'pg_catalog.timestamptz'::pg_catalog.regtype)"
-                " THEN (SELECT pg_catalog.format_type(b.oid, NULL) FROM b WHERE b.typtype <> 'd') END)"
-                " FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY AS c(name, n) ORDER BY c.n",
-                1, params);
-    strbuf_free(&arr);
-    if (!res) {
-        rq_free_strv(*render, rv->ncols);
-        *render = NULL;
-        return err->status;
-    }
-    /* a domain's typmod is its base's: the stored text already has its precision */
-    for (int i = 0; i < rv->ncols && i < PQntuples(res); i++)
-        if (!PQgetisnull(res, i, 0)) (*render)[i] = xstrdup(PQgetvalue(res, i, 0));
-    PQclear(res);
-    return WR_OK;
-}
-
-/* Whether any column is printed again in the session's TimeZone (zoned_columns). */
-static bool any_zoned(const RelVersion *rv, char **render)
-{
-    for (int i = 0; render && i < rv->ncols; i++)
-        if (render[i]) return true;
-    return false;
-}
-
-/* Regular column c's stored text: as recorded, or printed again through its type (zoned_columns). */
+/* Regular column c's stored text: as recorded, or printed again through its type (rq_zoned_types). */
 static void stored_value(StrBuf *b, const RelVersion *rv, char **render, int c)
 {
     if (render && render[c])
@@ -503,18 +368,19 @@ static WrStatus line_to_sink(void *arg, const char *line, size_t len, WrError *e
 /*
  * Rows of a revision, folded here from the keyframe and the deltas
  * (fold.c) unless an UPDATE changed a key in the range; then through
- * snapshot_rows(), which follows rows between keys. *done=false: use copy_sql.
+ * snapshot_rows(), which follows rows between keys. render: the zoned
+ * columns, which the fold has the history server print again (rq_zoned_types).
+ * *done=false: use copy_sql.
  */
 static WrStatus snapshot_fold(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t memory, bool csv, FILE *f,
-                              PGconn *target, Progress *pg, bool zoned, bool *done, WrError *err)
+                              PGconn *target, Progress *pg, char *const *render, bool *done, WrError *err)
 {
     *done = false;
     if (rv->relkind != 'r') return WR_OK; /* parent_rows() reads its partitions, inherit_rows() its children */
     if (rv->ngen > 0) return WR_OK;       /* generated columns are computed in SQL (snapshot_select) */
-    if (zoned) return WR_OK;              /* printed again in the session's TimeZone in SQL (zoned_columns) */
     Fold *fo = NULL;
     bool usable = false;
-    WrStatus st = fold_open(ctx, rv, rev, memory, &fo, &usable, err);
+    WrStatus st = fold_open(ctx, rv, rev, memory, render, &fo, &usable, err);
     if (st != WR_OK || !usable) {
         fold_destroy(fo);
         return st;
@@ -622,11 +488,10 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
     /* every column's type is needed to know which print by TimeZone */
     hist_types = column_types(ctx->hist, ctx->schema_q, rv, err);
     if (!hist_types) return err->status;
-    if (zoned_columns(ctx->hist, rv, hist_types, &render, err) != WR_OK) {
+    if (rq_zoned_types(ctx->hist, rv->ncols, hist_types, &render, err) != WR_OK) {
         rq_free_strv(hist_types, rv->ncols);
         return err->status;
     }
-    bool zoned = any_zoned(rv, render);
     /* Erased values of this table, shown as erased in what is read (not restored). */
     bool erased = false;
     if (!target && format != SNAP_SQL && rv->relkind != 'p') {
@@ -684,7 +549,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
         }
         PQclear(res);
         bool folded = false;
-        if (!so->order_key) st = snapshot_fold(ctx, rv, pt->rev, memory, false, NULL, target, &pg, zoned, &folded, err);
+        if (!so->order_key) st = snapshot_fold(ctx, rv, pt->rev, memory, false, NULL, target, &pg, render, &folded, err);
         if (st == WR_OK && !folded) {
             copy = xasprintf("COPY (%s) TO STDOUT", select);
             st = stream_copy(ctx, copy, NULL, target, &pg, err);
@@ -723,7 +588,7 @@ static WrStatus snapshot_one(ReplayCtx *ctx, const RelVersion *rv, const Point *
     bool folded = false;
     /* the C fold knows no erasure: a table with erased values goes through SQL (rare) */
     if (!erased && !so->order_key)
-        st = snapshot_fold(ctx, rv, pt->rev, memory, format == SNAP_CSV, f, NULL, &pg, zoned, &folded, err);
+        st = snapshot_fold(ctx, rv, pt->rev, memory, format == SNAP_CSV, f, NULL, &pg, render, &folded, err);
     if (st == WR_OK && !folded) {
         copy = xasprintf("COPY (%s) TO STDOUT%s", select, format == SNAP_CSV ? " WITH (FORMAT csv, HEADER)" : "");
         st = stream_copy(ctx, copy, f, NULL, &pg, err);
