@@ -133,36 +133,34 @@ static WrStatus members_logged(ReplayCtx *ctx, uint32_t relid, int64_t from, int
  * --table and --key into relid and stored key; the key must have a recorded
  * change (for a partitioned table, *parent=true: in one of its partitions
  * while it was one, none of them unlogged then in the states after
- * revisions from..to, to < 0 the newest).
+ * revisions from..to, to < 0 the newest). newest non-NULL: the newest
+ * revision is wanted too (blame without --at), and from..to are it.
  */
-static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, int64_t from, int64_t to, uint32_t *relid,
-                               char **key, bool *parent, WrError *err)
+static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, int64_t from, int64_t to, int64_t *newest,
+                               uint32_t *relid, char **key, bool *parent, WrError *err)
 {
     if (a->ntables != 1 || !a->key) return rq_usage(ctx, err, "%s needs --table T and --key K", ctx->cmd);
-    if (rq_resolve_table(ctx, a->tables[0], relid, err) != WR_OK) return err->status;
-    if (rq_has_members(ctx, *relid, parent, err) != WR_OK) return err->status;
-    if (*parent && members_logged(ctx, *relid, from, to, err) != WR_OK) return err->status;
+    /* a malformed --key is said before the history is asked */
     if (rq_parse_key(a->key, key, err) != WR_OK) return err->status;
-    char rel[16];
-    rq_oid_text(*relid, rel);
-    const char *params[2] = {rel, *key};
-    char *sql = NULL;
+    ObjectRef o;
+    if (rq_resolve_object(ctx, a->tables[0], *key, newest != NULL, &o, err) != WR_OK) return err->status;
+    *relid = o.relid;
+    *parent = o.members;
+    if (newest) *newest = from = to = o.newest;
+    bool found = o.known;
     if (*parent) {
-        sql = xasprintf("SELECT 1 FROM " PARENT_DELTAS("d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " LIMIT 1",
-                        ctx->schema_q);
-    } else {
-        /* in the object index's order: without it, a key holding most of the table's
-         * deltas was planned as a sequential scan to its first one (61 ms at 10^6
-         * versions of one object, bench scenario 5) */
-        sql = xasprintf("SELECT 1 FROM %s.object_delta WHERE relid = $1::oid AND key = $2 "
-                        "ORDER BY relid, key, revision_id, seq LIMIT 1",
-                        ctx->schema_q);
+        if (members_logged(ctx, *relid, from, to, err) != WR_OK) return err->status;
+        char rel[16];
+        rq_oid_text(*relid, rel);
+        const char *params[2] = {rel, *key};
+        char *sql = xasprintf("SELECT 1 FROM " PARENT_DELTAS("d.key = %1$s.leaf_key($1::oid, iv.relid, $2)") " LIMIT 1",
+                              ctx->schema_q);
+        PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
+        free(sql);
+        if (!res) return err->status;
+        found = PQntuples(res) > 0;
+        PQclear(res);
     }
-    PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
-    free(sql);
-    if (!res) return err->status;
-    bool found = PQntuples(res) > 0;
-    PQclear(res);
     /* an unlogged or temporary table has no change of any key: say why */
     if (!found && rq_untracked_now(ctx, a->tables[0], *relid, err)) return err->status;
     if (!found)
@@ -269,19 +267,18 @@ static WrStatus parse_limit(ReplayCtx *ctx, const AuditArgs *a, char out[24], Wr
     return WR_OK;
 }
 
-/* --since and --until into revision ids in since[24] and until[24] ("" when absent). */
+/* --since and --until into revision ids in since[24] and until[24] ("" when absent), in one round trip. */
 static WrStatus resolve_range(ReplayCtx *ctx, const AuditArgs *a, char since[24], char until[24], WrError *err)
 {
-    Point pt;
+    const char *texts[2];
+    char *outs[2];
+    int n = 0;
     since[0] = until[0] = '\0';
-    if (a->since) {
-        if (rq_resolve_point(ctx, a->since, &pt, err) != WR_OK) return err->status;
-        snprintf(since, 24, "%lld", (long long)pt.rev);
-    }
-    if (a->until) {
-        if (rq_resolve_point(ctx, a->until, &pt, err) != WR_OK) return err->status;
-        snprintf(until, 24, "%lld", (long long)pt.rev);
-    }
+    if (a->since) texts[n] = a->since, outs[n++] = since;
+    if (a->until) texts[n] = a->until, outs[n++] = until;
+    Point pts[2];
+    if (rq_resolve_points(ctx, n, texts, pts, err) != WR_OK) return err->status;
+    for (int i = 0; i < n; i++) snprintf(outs[i], 24, "%lld", (long long)pts[i].rev);
     return WR_OK;
 }
 
@@ -486,7 +483,7 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     bool parent = false;
     char since[24], until[24], limit[24];
     if (resolve_range(ctx, &a, since, until, err) != WR_OK ||
-        resolve_object(ctx, &a, since[0] ? strtoll(since, NULL, 10) : 0, until[0] ? strtoll(until, NULL, 10) : -1,
+        resolve_object(ctx, &a, since[0] ? strtoll(since, NULL, 10) : 0, until[0] ? strtoll(until, NULL, 10) : -1, NULL,
                        &relid, &key, &parent, err) != WR_OK ||
         parse_limit(ctx, &a, limit, err) != WR_OK) {
         free(key);
@@ -553,9 +550,10 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     uint32_t relid;
     char *key = NULL;
     bool parent = false;
-    Point pt;
-    WrStatus st = a.at ? rq_resolve_point(ctx, a.at, &pt, err) : rq_newest(ctx, &pt, err);
-    if (st == WR_OK) st = resolve_object(ctx, &a, pt.rev, pt.rev, &relid, &key, &parent, err);
+    Point pt = {0};
+    /* without --at the newest revision comes with the object, in one statement */
+    WrStatus st = a.at ? rq_resolve_point(ctx, a.at, &pt, err) : WR_OK;
+    if (st == WR_OK) st = resolve_object(ctx, &a, pt.rev, pt.rev, a.at ? NULL : &pt.rev, &relid, &key, &parent, err);
     if (st != WR_OK) {
         free(key);
         return st;
@@ -682,9 +680,9 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (a.npos == 1 && strstr(a.pos[0], "..")) /* main..NAME: a branch (merge.c) */
         return branch_diff(ctx, a.pos[0], a.tables, a.ntables, a.fmt, a.null_text, err);
     if (a.npos != 2) return rq_usage(ctx, err, "usage: walrev diff POINT1 POINT2 [--table T ...] [--format F]");
-    Point p1, p2;
-    if (rq_resolve_point(ctx, a.pos[0], &p1, err) != WR_OK) return err->status;
-    if (rq_resolve_point(ctx, a.pos[1], &p2, err) != WR_OK) return err->status;
+    Point pts[2];
+    if (rq_resolve_points(ctx, 2, (const char *const *)a.pos, pts, err) != WR_OK) return err->status;
+    const Point p1 = pts[0], p2 = pts[1];
     StrBuf ids;
     strbuf_init(&ids);
     strbuf_append_char(&ids, '{');

@@ -94,10 +94,26 @@ PGresult *rq_execp(PGconn *conn, WrError *err, int nparams, const char *const *p
     WR_PRINTF(5, 6);
 /* Resolve a point text (revision id, LSN, timestamp) and report it on ctx->err. */
 WrStatus rq_resolve_point(ReplayCtx *ctx, const char *text, Point *pt, WrError *err) WR_MUSTCHECK;
+/* n point texts into pts[0..n-1] in one statement, each reported on ctx->err in order; the first that
+ * cannot be resolved is the error. */
+WrStatus rq_resolve_points(ReplayCtx *ctx, int n, const char *const *texts, Point *pts, WrError *err) WR_MUSTCHECK;
 /* The newest revision (error when the history is empty). */
 WrStatus rq_newest(ReplayCtx *ctx, Point *pt, WrError *err) WR_MUSTCHECK;
 /* "schema.table" or "table" (public) -> relid of the tracked table that had that name last. */
 WrStatus rq_resolve_table(ReplayCtx *ctx, const char *name, uint32_t *relid, WrError *err) WR_MUSTCHECK;
+/* A row named by --table and --key (rq_resolve_object). */
+typedef struct {
+    uint32_t relid;
+    bool members;   /* partitioned or an INHERITS parent (rq_has_members): its rows are its members' */
+    bool known;     /* without members: the key has a recorded change in the table (else not checked) */
+    int64_t newest; /* asked for: the newest revision */
+} ObjectRef;
+/* rq_resolve_table of name, rq_has_members of the table and whether stored key
+ * key has a recorded change, in one statement; with want_newest the newest
+ * revision too (first: an empty history is the error then, as rq_newest's).
+ * Errors as rq_resolve_table's. */
+WrStatus rq_resolve_object(ReplayCtx *ctx, const char *name, const char *key, bool want_newest, ObjectRef *o,
+                           WrError *err) WR_MUSTCHECK;
 /* The same as of revision rev: the table that had that name then, when another has it now (a name dropped and
  * created again, or renamed away and given to another table); else as rq_resolve_table. */
 WrStatus rq_resolve_table_at(ReplayCtx *ctx, const char *name, int64_t rev, uint32_t *relid, WrError *err) WR_MUSTCHECK;

@@ -9,7 +9,8 @@
 # did), and answer as before: resolve_point of a time (windows through the
 # BRIN on commit_time, widened until one holds a revision) is the newest
 # revision committed at or before it, ties and long gaps included, and log
-# lists exactly the actor's revisions of the range.
+# lists exactly the actor's revisions of the range. And each of `history`,
+# `blame` and `log --since --until` runs three statements (round trips).
 source "$(dirname "$0")/lib.sh"
 source_db auditscans auditscans
 
@@ -87,10 +88,44 @@ expect_eq "log --actor user:7 over the range: the actor's revisions, newest firs
 [ "$n" = 0 ] || fail "log --actor --since --until read $n rows of revision/object_delta sequentially"
 pass "log --actor over two time points read no partition sequentially"
 
+# the hot key's newest five changes, oldest first
+NEWEST5=$(q $DB "$H SELECT revision_id FROM (SELECT revision_id FROM object_delta WHERE key = '[\"4\"]'
+                    ORDER BY revision_id DESC LIMIT 5) x ORDER BY 1" | paste -sd' ')
 n=$(scans W history --table t --key 4 --limit 5 --format csv)
 expect_eq "history --limit 5 of the hot key: its newest five changes" \
   "$(tail -n +2 "$TEST_TMP/out" | cut -d, -f1 | paste -sd' ')" \
-  "$(q $DB "$H SELECT revision_id FROM (SELECT revision_id FROM object_delta WHERE key = '[\"4\"]'
-             ORDER BY revision_id DESC LIMIT 5) x ORDER BY 1" | paste -sd' ')"
+  "$NEWEST5"
 [ "$n" = 0 ] || fail "history --limit 5 of a key with 16,200 changes read $n rows sequentially"
 pass "history --limit 5 of a key with 16,200 changes read no partition sequentially"
+
+# Statements per command (issue 16, P5 and Q): each is a round trip, and on a
+# busy server each waits to be scheduled. `history` and `blame` resolve the
+# table, its members, the key's first change and (blame without --at) the
+# newest revision in one statement; `log` resolves --since and --until in one.
+# Counted from the server's log with log_statement = all on this database: one
+# line per simple query string or extended-protocol execute.
+LOGF="$WALREV_TEST_PGDIR/server.log"
+q $DB "ALTER DATABASE $DB SET log_statement = 'all'" >/dev/null
+on_exit "$PSQL -d $DB -c 'ALTER DATABASE $DB RESET log_statement' >/dev/null 2>&1"
+# statements CMD...: the statements logged by $DB's sessions while CMD ran
+statements() {
+  local from
+  from=$(stat -c %s "$LOGF")
+  "$@" >"$TEST_TMP/out" 2>"$TEST_TMP/err" || { cat "$TEST_TMP/err" >&2; fail "$*"; }
+  tail -c +$((from + 1)) "$LOGF" | grep -cE 'LOG:  (statement|execute [^:]*): ' || true
+}
+n=$(statements W history --table t --key 4 --limit 5 --format csv)
+expect_eq "history --limit 5 after its statements were merged: the same newest five" \
+  "$(tail -n +2 "$TEST_TMP/out" | cut -d, -f1 | paste -sd' ')" \
+  "$NEWEST5"
+[ "$n" = 3 ] || fail "history --table --key --limit ran $n statements, expected 3 (begin, the object, its history)"
+n=$(statements W blame --table t --key 1 --format csv)
+expect_eq "blame of key 1: its baseline row's columns" \
+  "$(tail -n +2 "$TEST_TMP/out" | cut -d, -f1-3 | paste -sd' ')" \
+  "$(q $DB "$H SELECT string_agg(column_name || ',' || value || ',' || revision, ' ') FROM blame($RELID, '[\"1\"]')")"
+[ "$n" = 3 ] || fail "blame --table --key ran $n statements, expected 3 (begin, the object and newest revision, blame)"
+n=$(statements W log --actor user:7 --since "$T1" --until "$T2" --format csv)
+[ "$(tail -n +2 "$TEST_TMP/out" | wc -l)" = "$(q $DB "$H SELECT count(*) FROM revision_context WHERE actor_id = '7'
+   AND revision_id > $BASE + 2000 AND revision_id <= $BASE + $N")" ] || fail "log --actor lists other revisions"
+[ "$n" = 3 ] || fail "log --actor --since --until ran $n statements, expected 3 (begin, both points, the log)"
+pass "history, blame and log --since --until each ran 3 statements"
