@@ -293,7 +293,8 @@ WrStatus rq_resolve_object(ReplayCtx *ctx, const char *name, const char *key, bo
      * waits to be scheduled (issue 16, P5: the fixed cost of `walrev blame`
      * and `history`). table_event (a query planned anew at each call) is
      * read once for both member tests: EXISTS over (partitioned OR named
-     * among INHERITS parents) is rq_has_members' EXISTS OR is_inherit_parent.
+     * among INHERITS parents) is rq_has_members' EXISTS OR is_inherit_parent
+     * (OFFSET 0 keeps it one subquery: pulled up, it ran once per reference).
      * The key check walks the object index in order: as an EXISTS the planner
      * drops the ORDER BY and, for a key holding most of the table's deltas,
      * reads the table sequentially to the object's first change (61 ms at
@@ -306,7 +307,7 @@ WrStatus rq_resolve_object(ReplayCtx *ctx, const char *name, const char *key, bo
         "  WHERE o.relid = t.relid AND o.key = $3 ORDER BY o.relid, o.key, o.revision_id, o.seq LIMIT 1) END, %2$s "
         "FROM (SELECT %1$s.resolve_table($1, $2) AS relid OFFSET 0) t "
         "CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM %1$s.table_event e "
-        "  WHERE (e.relid = t.relid AND e.relkind = 'p') OR t.relid = ANY (e.inherits)) AS members) m",
+        "  WHERE (e.relid = t.relid AND e.relkind = 'p') OR t.relid = ANY (e.inherits)) AS members OFFSET 0) m",
         ctx->schema_q, newest);
     free(newest);
     const char *params[3] = {nsp_u, rel_u, key};
