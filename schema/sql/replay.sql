@@ -301,6 +301,63 @@ BEGIN
 END
 $fn$;
 
+-- max_col_id(relid): the highest column id any version of the table used (0
+-- for none): the length of a vals array the folds below build.
+CREATE OR REPLACE FUNCTION @schema@.max_col_id(p_relid oid) RETURNS integer
+LANGUAGE sql STABLE AS $fn$
+    SELECT coalesce(max(c), 0) FROM @schema@.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = p_relid
+$fn$;
+
+-- fold_query(relid, deltas, unchanged, keys): the text of the fold without
+-- key changes that snapshot_rows and rows_at run, for a table of relid's
+-- columns. deltas is the query of the deltas to fold (key COLLATE "C", op,
+-- col_ids, new_values, ord in (revision_id, seq) order); unchanged the query
+-- of the keyframe rows no delta touched (it may read the CTE pk of the keys
+-- the deltas touch); keys, when given, a CTE k both may read. Each key
+-- touched is rebuilt from its keyframe row (none after its last delete) with
+-- the latest new value per column, by hash joins and aggregates alone. The
+-- caller's parameters: $6 the keyframe id, the others its deltas'.
+CREATE OR REPLACE FUNCTION @schema@.fold_query(p_relid oid, p_deltas text, p_unchanged text,
+    p_keys text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    cols text;
+BEGIN
+    SELECT string_agg(format('CASE WHEN o.ids OPERATOR(pg_catalog.@>) ARRAY[%1$s::smallint] THEN o.vs[array_position(o.ids, %1$s::smallint)] '
+                             'ELSE kr.vals[%1$s] END', c), ', ' ORDER BY c)
+      INTO cols FROM generate_series(1, @schema@.max_col_id(p_relid)) c;
+    RETURN format($q$
+    WITH %s d AS (%s
+    ), pk AS (
+        SELECT d.key, max(d.ord) AS last_ord, max(d.ord) FILTER (WHERE d.op = 'D') AS last_del
+        FROM d GROUP BY d.key
+    ), live AS (
+        SELECT pk.key, pk.last_del FROM pk JOIN d ON d.key = pk.key AND d.ord = pk.last_ord
+        WHERE d.op <> 'D'
+    ), attrs AS MATERIALIZED (
+        SELECT d.key, a.col_id, a.val, d.ord
+        FROM d JOIN live ON live.key = d.key
+        CROSS JOIN LATERAL unnest(d.col_ids, d.new_values) AS a(col_id, val)
+        WHERE d.ord > coalesce(live.last_del, 0) AND d.op IN ('I', 'U', 'S')
+    ), latest AS (
+        SELECT attrs.key, attrs.col_id, max(attrs.ord) AS ord FROM attrs GROUP BY attrs.key, attrs.col_id
+    ), o AS (
+        SELECT a.key, array_agg(a.col_id) AS ids, array_agg(a.val) AS vs
+        FROM attrs a JOIN latest l ON l.key = a.key AND l.col_id = a.col_id AND l.ord = a.ord
+        GROUP BY a.key
+    )
+    %s
+    UNION ALL
+    SELECT live.key::text, ARRAY[%s]::text[]
+    FROM live
+    LEFT JOIN o ON o.key = live.key
+    LEFT JOIN @schema@.keyframe_row kr ON kr.keyframe_id = $6 AND kr.key COLLATE "C" = live.key
+         AND live.last_del IS NULL
+    $q$, CASE WHEN p_keys IS NOT NULL THEN format('k AS (%s),', p_keys) ELSE '' END, p_deltas, p_unchanged,
+         coalesce(cols, 'NULL'));
+END
+$fn$;
+
 -- snapshot_rows(relid, R): every row of the table as it was after revision R,
 -- as (key, vals) with vals[col_id], at any revision including the newest:
 -- the latest keyframe at or before R, minus everything before the
@@ -318,7 +375,6 @@ CREATE OR REPLACE FUNCTION @schema@.snapshot_rows(p_relid oid, p_rev bigint)
 RETURNS TABLE(key text, vals text[]) LANGUAGE plpgsql STABLE
 SET enable_nestloop = off SET jit = off AS $fn$
 DECLARE
-    cols     text;
     moves    boolean;
     kf_id    bigint;
     kf_rev   bigint := 0;
@@ -329,47 +385,19 @@ BEGIN
     SELECT p.keyframe_id, p.from_rev, p.cut_rev, p.cut_seq, p.key_changes
       INTO kf_id, kf_rev, t_rev, t_seq, moves
       FROM @schema@.snapshot_plan(p_relid, p_rev) p;
-    SELECT max(c) INTO maxcol FROM @schema@.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = p_relid;
-    maxcol := coalesce(maxcol, 0);
+    maxcol := @schema@.max_col_id(p_relid);
     -- Without key changes the rows are rebuilt by hash joins and aggregates alone.
     IF NOT moves THEN
-        SELECT string_agg(format('CASE WHEN o.ids OPERATOR(pg_catalog.@>) ARRAY[%1$s::smallint] THEN o.vs[array_position(o.ids, %1$s::smallint)] '
-                                 'ELSE kr.vals[%1$s] END', c), ', ' ORDER BY c)
-          INTO cols FROM generate_series(1, maxcol) c;
-        RETURN QUERY EXECUTE format($q$
-        WITH d AS (
+        RETURN QUERY EXECUTE @schema@.fold_query(p_relid, $q$
             SELECT od.key COLLATE "C" AS key, od.op, od.col_ids, od.new_values,
                    row_number() OVER (ORDER BY od.revision_id, od.seq) AS ord
             FROM @schema@.object_delta_arrays od
             WHERE od.revision_id > $2 AND od.revision_id <= $3 AND od.relid::bigint = $1
               AND od.op <> 'T' AND od.key IS NOT NULL AND NOT (od.revision_id = $4 AND od.seq <= $5)
-        ), pk AS (
-            SELECT d.key, max(d.ord) AS last_ord, max(d.ord) FILTER (WHERE d.op = 'D') AS last_del
-            FROM d GROUP BY d.key
-        ), live AS (
-            SELECT pk.key, pk.last_del FROM pk JOIN d ON d.key = pk.key AND d.ord = pk.last_ord
-            WHERE d.op <> 'D'
-        ), attrs AS MATERIALIZED (
-            SELECT d.key, a.col_id, a.val, d.ord
-            FROM d JOIN live ON live.key = d.key
-            CROSS JOIN LATERAL unnest(d.col_ids, d.new_values) AS a(col_id, val)
-            WHERE d.ord > coalesce(live.last_del, 0) AND d.op IN ('I', 'U', 'S')
-        ), latest AS (
-            SELECT attrs.key, attrs.col_id, max(attrs.ord) AS ord FROM attrs GROUP BY attrs.key, attrs.col_id
-        ), o AS (
-            SELECT a.key, array_agg(a.col_id) AS ids, array_agg(a.val) AS vs
-            FROM attrs a JOIN latest l ON l.key = a.key AND l.col_id = a.col_id AND l.ord = a.ord
-            GROUP BY a.key
-        )
+        $q$, $q$
         SELECT kr.key::text, kr.vals FROM @schema@.keyframe_row kr
         WHERE kr.keyframe_id = $6 AND NOT EXISTS (SELECT 1 FROM pk WHERE pk.key = kr.key COLLATE "C")
-        UNION ALL
-        SELECT live.key::text, ARRAY[%s]::text[]
-        FROM live
-        LEFT JOIN o ON o.key = live.key
-        LEFT JOIN @schema@.keyframe_row kr ON kr.keyframe_id = $6 AND kr.key COLLATE "C" = live.key
-             AND live.last_del IS NULL
-        $q$, coalesce(cols, 'NULL'))
+        $q$)
         USING p_relid, kf_rev, p_rev, t_rev, t_seq, kf_id;
         RETURN;
     END IF;
@@ -453,13 +481,11 @@ $fn$;
 CREATE OR REPLACE FUNCTION @schema@.rows_at(p_relid oid, p_keys text[], p_rev bigint)
 RETURNS TABLE(key text, vals text[]) LANGUAGE plpgsql STABLE SET jit = off AS $fn$
 DECLARE
-    cols     text;
     moves    boolean;
     kf_id    bigint;
     kf_rev   bigint := 0;
     t_rev    bigint;
     t_seq    integer;
-    maxcol   integer;
 BEGIN
     SELECT p.keyframe_id, p.from_rev, p.cut_rev, p.cut_seq, p.key_changes
       INTO kf_id, kf_rev, t_rev, t_seq, moves
@@ -469,50 +495,21 @@ BEGIN
                      WHERE s.key = ANY (p_keys);
         RETURN;
     END IF;
-    SELECT max(c) INTO maxcol FROM @schema@.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = p_relid;
-    maxcol := coalesce(maxcol, 0);
-    SELECT string_agg(format('CASE WHEN o.ids OPERATOR(pg_catalog.@>) ARRAY[%1$s::smallint] THEN o.vs[array_position(o.ids, %1$s::smallint)] '
-                             'ELSE kr.vals[%1$s] END', c), ', ' ORDER BY c)
-      INTO cols FROM generate_series(1, maxcol) c;
     -- snapshot_rows' fold without key changes, over the keys' own deltas
-    RETURN QUERY EXECUTE format($q$
-    WITH k AS (
-        SELECT DISTINCT u.key COLLATE "C" AS key FROM unnest($7::text[]) AS u(key) WHERE u.key IS NOT NULL
-    ), d AS (
+    RETURN QUERY EXECUTE @schema@.fold_query(p_relid, $q$
         SELECT od.key COLLATE "C" AS key, od.op, od.col_ids, od.new_values,
                row_number() OVER (ORDER BY od.revision_id, od.seq) AS ord
         FROM k CROSS JOIN LATERAL (
             SELECT * FROM @schema@.object_delta_arrays x
             WHERE x.relid = $1 AND x.key = k.key AND x.revision_id > $2 AND x.revision_id <= $3
               AND x.op <> 'T' AND NOT (x.revision_id = $4 AND x.seq <= $5)) od
-    ), pk AS (
-        SELECT d.key, max(d.ord) AS last_ord, max(d.ord) FILTER (WHERE d.op = 'D') AS last_del
-        FROM d GROUP BY d.key
-    ), live AS (
-        SELECT pk.key, pk.last_del FROM pk JOIN d ON d.key = pk.key AND d.ord = pk.last_ord
-        WHERE d.op <> 'D'
-    ), attrs AS MATERIALIZED (
-        SELECT d.key, a.col_id, a.val, d.ord
-        FROM d JOIN live ON live.key = d.key
-        CROSS JOIN LATERAL unnest(d.col_ids, d.new_values) AS a(col_id, val)
-        WHERE d.ord > coalesce(live.last_del, 0) AND d.op IN ('I', 'U', 'S')
-    ), latest AS (
-        SELECT attrs.key, attrs.col_id, max(attrs.ord) AS ord FROM attrs GROUP BY attrs.key, attrs.col_id
-    ), o AS (
-        SELECT a.key, array_agg(a.col_id) AS ids, array_agg(a.val) AS vs
-        FROM attrs a JOIN latest l ON l.key = a.key AND l.col_id = a.col_id AND l.ord = a.ord
-        GROUP BY a.key
-    )
+    $q$, $q$
     SELECT kr.key::text, kr.vals FROM k
     JOIN @schema@.keyframe_row kr ON kr.keyframe_id = $6 AND kr.key = k.key
     WHERE NOT EXISTS (SELECT 1 FROM pk WHERE pk.key = k.key)
-    UNION ALL
-    SELECT live.key::text, ARRAY[%s]::text[]
-    FROM live
-    LEFT JOIN o ON o.key = live.key
-    LEFT JOIN @schema@.keyframe_row kr ON kr.keyframe_id = $6 AND kr.key COLLATE "C" = live.key
-         AND live.last_del IS NULL
-    $q$, coalesce(cols, 'NULL'))
+    $q$, $q$
+        SELECT DISTINCT u.key COLLATE "C" AS key FROM unnest($7::text[]) AS u(key) WHERE u.key IS NOT NULL
+    $q$)
     USING p_relid, kf_rev, p_rev, t_rev, t_seq, kf_id, p_keys;
 END
 $fn$;
@@ -652,7 +649,7 @@ DECLARE
     maxcol   integer;
     result   text[];
 BEGIN
-    SELECT max(c) INTO maxcol FROM @schema@.relation_version rv, unnest(rv.col_ids) c WHERE rv.relid = p_relid;
+    maxcol := @schema@.max_col_id(p_relid);
     WITH ov AS (
         SELECT DISTINCT ON (a.col_id) a.col_id, a.val
         FROM unnest(keys, lo_revs, lo_seqs, hi_revs, hi_seqs) AS s(k, lr, ls, hr, hs)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # blame walks an object's deltas newest first and stops once every column has
 # the change that set it (issue 16, P5: 2.9 s at 10^6 versions when it read the
-# object's whole history). Its answers must be those of the full read: this
-# test keeps that full read as walrev_ref.blame (the function as it was) and
-# compares both for every key alive at every revision of a history with column
-# updates, key changes (chains of them), deletes and re-inserts, a truncate,
-# baseline rows, a dropped and an added column and NULLs; then it checks that
+# object's whole history). Its answers must be those of the full read, which
+# is blame_full (the function as it was, kept as blame's fallback for a delete
+# inside a segment): this test compares both for every key alive at every
+# revision of a history with column updates, key changes (chains of them),
+# deletes and re-inserts, a truncate, baseline rows, a dropped and an added
+# column and NULLs; then it checks that
 # blame of an object with thousands of versions reads a handful of deltas
 # (index tuples fetched, from pg_stat_user_tables) where the full read reads
 # them all, and that history --limit still prints the newest versions.
@@ -43,52 +44,6 @@ run_to "$END" "$TEST_TMP/run.log" --source "$SRC" --slot blamewalk
 NREV=$(q $DB "$H SELECT max(id) FROM revision")
 RELID=$(q $DB "SELECT 't'::regclass::oid")
 
-# the full read, as blame was before the walk
-q $DB "CREATE SCHEMA walrev_ref;" >/dev/null
-$PSQL -d $DB >/dev/null <<'SQL'
-CREATE OR REPLACE FUNCTION walrev_ref.blame(p_relid oid, p_key text, p_rev bigint DEFAULT NULL)
-RETURNS TABLE(column_name text, value text, revision bigint, seq integer, op "char",
-              commit_time timestamptz, actor_type text, actor_id text, description text)
-LANGUAGE plpgsql STABLE AS $fn$
-DECLARE
-    at_rev  bigint := coalesce(p_rev, (SELECT max(id) FROM walrev.revision));
-    cur     text[];
-    rv      walrev.relation_version;
-BEGIN
-    cur := walrev.row_at(p_relid, p_key, at_rev);
-    IF cur IS NULL THEN
-        RAISE EXCEPTION 'no row with key % in table % at revision %', p_key, p_relid, at_rev
-            USING ERRCODE = '22023';
-    END IF;
-    SELECT * INTO rv FROM walrev.relation_at(p_relid, at_rev);
-    RETURN QUERY
-    WITH cols AS (
-        SELECT c.col_id, c.name, c.n FROM unnest(rv.col_ids, rv.col_names) WITH ORDINALITY AS c(col_id, name, n)
-    ), segs AS (
-        SELECT * FROM walrev.lineage(p_relid, p_key, at_rev + 1, 0, false)
-    ), sets AS (
-        SELECT DISTINCT ON (a.col_id) a.col_id, d.revision_id, d.seq, d.op, d.context_no, a.flags
-        FROM segs s
-        JOIN walrev.object_delta_arrays d ON d.relid = p_relid AND d.key = s.seg_key
-             AND (d.revision_id, d.seq) > (s.lo_rev, s.lo_seq) AND (d.revision_id, d.seq) < (s.hi_rev, s.hi_seq)
-        CROSS JOIN LATERAL unnest(d.col_ids, d.attr_flags) AS a(col_id, flags)
-        WHERE d.op IN ('I', 'U', 'S')
-        ORDER BY a.col_id, d.revision_id DESC, d.seq DESC
-    )
-    SELECT cols.name,
-           -- the change that set it erased it since (walrev erase): <erased>, not NULL
-           CASE WHEN cur[cols.col_id] IS NULL AND coalesce(s.flags, 0) & 8 <> 0 THEN '<erased>'
-                ELSE cur[cols.col_id] END,
-           s.revision_id, s.seq, s.op, r.commit_time,
-           ctx.actor_type, ctx.actor_id, ctx.description
-    FROM cols
-    LEFT JOIN sets s ON s.col_id = cols.col_id
-    LEFT JOIN walrev.revision r ON r.id = s.revision_id
-    LEFT JOIN walrev.revision_context ctx ON ctx.revision_id = s.revision_id AND ctx.context_no = s.context_no
-    ORDER BY cols.n;
-END
-$fn$;
-SQL
 
 # every key alive at every revision but the long object's (it is compared at a sample of them)
 PAIRS=$(q $DB "$H SELECT count(*) FROM generate_series(1, $NREV) r,
@@ -98,7 +53,7 @@ DIFF=$(q $DB "$H SELECT count(*) FROM generate_series(1, $NREV) r,
                 LATERAL (SELECT s.key FROM snapshot_rows($RELID, r) s) k
               WHERE (r < $NREV - 3000 OR r % 29 = 0 OR r >= $NREV - 2)
                 AND ARRAY(SELECT b::text FROM blame($RELID, k.key, r) b)
-                    IS DISTINCT FROM ARRAY(SELECT b::text FROM walrev_ref.blame($RELID, k.key, r) b)")
+                    IS DISTINCT FROM ARRAY(SELECT b::text FROM walrev.blame_full($RELID, k.key, r) b)")
 [ "$PAIRS" -gt 300 ] || fail "only $PAIRS (key, revision) pairs compared"
 expect_eq "blame equals the full read for all $PAIRS (key, revision) pairs" "$DIFF" "0"
 # a few answers spelled out: the worker records a key change as a delete and an insert
@@ -136,7 +91,7 @@ MPAIRS=$(q $DB "$H SELECT count(*) FROM generate_series($NREV + 1, $NREV + 6) r,
 MDIFF=$(q $DB "$H SELECT count(*) FROM generate_series($NREV + 1, $NREV + 6) r,
                  LATERAL (SELECT s.key FROM snapshot_rows($M, r) s) k
                WHERE ARRAY(SELECT b::text FROM blame($M, k.key, r) b)
-                     IS DISTINCT FROM ARRAY(SELECT b::text FROM walrev_ref.blame($M, k.key, r) b)")
+                     IS DISTINCT FROM ARRAY(SELECT b::text FROM walrev.blame_full($M, k.key, r) b)")
 expect_eq "moved rows: blame equals the full read for all $MPAIRS (key, revision) pairs" "$MDIFF:$MPAIRS" "0:7"
 expect_eq "blame of the row moved 1 -> 2 -> 3" \
   "$(q $DB "$H SELECT string_agg(column_name || '=' || value || '@' || (revision - $NREV), ' ' ORDER BY column_name)
@@ -165,7 +120,7 @@ fetched() {
   echo $(( $(echo "$out" | sed -n 4p) - $(echo "$out" | sed -n 1p) ))
 }
 NEW=$(fetched walrev.blame)
-OLD=$(fetched walrev_ref.blame)
+OLD=$(fetched walrev.blame_full)
 [ "$OLD" -ge 3000 ] || fail "the full read fetched $OLD deltas, expected every one of 3,002"
 [ "$NEW" -le 200 ] || fail "blame of the 3,002-version object fetched $NEW deltas (the full read $OLD)"
 pass "blame of a 3,002-version object fetched $NEW index tuples of object_delta (the full read $OLD)"
