@@ -36,30 +36,10 @@ done
 
 log() { echo "asof_bench: $*" >&2; }
 
-if [ -z "${WALREV_BIN:-}" ]; then
-  for b in "$ROOT/build-release/worker/walrev" "$ROOT/build/worker/walrev"; do
-    [ -x "$b" ] && WALREV_BIN=$b && break
-  done
-fi
-[ -n "${WALREV_BIN:-}" ] && [ -x "$WALREV_BIN" ] || { echo "asof_bench: no walrev binary: build it or set WALREV_BIN" >&2; exit 1; }
-
-PRIVATE=""
-if [ -z "${ASOF_CONNINFO:-}" ]; then
-  PRIVATE=$(mktemp -d /tmp/walrev-asof.XXXXXX)
-  log "starting a private PostgreSQL in $PRIVATE"
-  bash "$ROOT/tests/support/pgcluster.sh" start "$PRIVATE/pg" "shared_buffers = 1GB" "max_wal_size = 8GB" \
-    "work_mem = 64MB" "maintenance_work_mem = 256MB" >&2
-  ASOF_CONNINFO="$(cat "$PRIVATE/pg/conninfo")"
-  trap 'bash "$ROOT/tests/support/pgcluster.sh" stop "$PRIVATE/pg" >&2; rm -rf "$PRIVATE"' EXIT
-  trap 'exit 130' INT TERM  # so the EXIT trap stops the cluster
-fi
-CI=$ASOF_CONNINFO
-PSQL=(psql -X -q -v ON_ERROR_STOP=1 -At -d "$CI")
-# walrev.no_key_moves: the deltas written here move no row between keys (their
-# UPDATEs name no key column), so object_delta's key_move trigger is skipped
-# as for the history sink (docs/history-store.md#key-moves)
-export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning -c walrev.no_key_moves=on"
-sql() { "${PSQL[@]}" -c "$1"; }
+# shellcheck source=lib/standalone.sh
+source "$HERE/lib/standalone.sh"
+standalone_walrev asof_bench
+standalone_database asof "${ASOF_CONNINFO:-}"
 
 now() { date +%s.%N; }
 # once CMD...: run CMD (output discarded), print the seconds it took

@@ -34,30 +34,14 @@ while [ $# -gt 0 ]; do
   shift
 done
 log() { echo "audit_bench: $*" >&2; }
-if [ -z "${WALREV_BIN:-}" ]; then
-  for b in "$ROOT/build-release/worker/walrev" "$ROOT/build/worker/walrev"; do [ -x "$b" ] && WALREV_BIN=$b && break; done
-fi
-[ -n "${WALREV_BIN:-}" ] && [ -x "$WALREV_BIN" ] || { echo "audit_bench: no walrev binary: build it or set WALREV_BIN" >&2; exit 1; }
+# shellcheck source=lib/standalone.sh
+source "$HERE/lib/standalone.sh"
+standalone_walrev audit_bench
 if [ -n "${BEFORE_ROOT:-}" ]; then
   [ -x "$BEFORE_ROOT/build-release/worker/walrev" ] || { echo "audit_bench: no $BEFORE_ROOT/build-release/worker/walrev" >&2; exit 1; }
 fi
 
-if [ -z "${AUDIT_CONNINFO:-}" ]; then
-  PRIVATE=$(mktemp -d /tmp/walrev-audit.XXXXXX)
-  log "starting a private PostgreSQL in $PRIVATE"
-  bash "$ROOT/tests/support/pgcluster.sh" start "$PRIVATE/pg" "shared_buffers = 1GB" "max_wal_size = 8GB" \
-    "work_mem = 64MB" "maintenance_work_mem = 256MB" >&2
-  AUDIT_CONNINFO="$(cat "$PRIVATE/pg/conninfo")"
-  trap 'bash "$ROOT/tests/support/pgcluster.sh" stop "$PRIVATE/pg" >&2; rm -rf "$PRIVATE"' EXIT
-  trap 'exit 130' INT TERM
-fi
-CI=$AUDIT_CONNINFO
-PSQL=(psql -X -q -v ON_ERROR_STOP=1 -At -d "$CI")
-# walrev.no_key_moves: the deltas written here move no row between keys (their
-# UPDATEs name no key column), so object_delta's key_move trigger is skipped
-# as for the history sink (docs/history-store.md#key-moves)
-export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning -c walrev.no_key_moves=on"
-sql() { "${PSQL[@]}" -c "$1"; }
+standalone_database audit "${AUDIT_CONNINFO:-}"
 # install ROOT's replay functions into schema walrev (history.sql too when $2 is set)
 install_sql() {
   { [ -n "${2:-}" ] && sed "s/@schema@/walrev/g" "$1/schema/sql/history.sql"; sed "s/@schema@/walrev/g" "$1/schema/sql/replay.sql"; } |
