@@ -470,3 +470,18 @@ void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flag
     check_strict(c, sig, flags, key, warnings);
     json_decref(sig);
 }
+
+void context_strict_describe(const ContextStrict *strict, StrBuf *out)
+{
+    strbuf_append_str(out, "strict mode ([actors]): on\n  application keys:");
+    for (int i = 0; i < strict->nkeys; i++) strbuf_appendf(out, "%s %s", i ? "," : "", strict->keys[i].name);
+    strbuf_append_str(out, strict->nkeys ? "\n" : " (none)\n");
+    strbuf_append_str(out, "  role bindings:");
+    strbuf_append_str(out, strict->nroles ? "\n" : " (none)\n");
+    for (int i = 0; i < strict->nroles; i++) {
+        strbuf_appendf(out, "    %s:", strict->roles[i].role);
+        for (int j = 0; j < strict->roles[i].nactors; j++)
+            strbuf_appendf(out, "%s %s", j ? "," : "", strict->roles[i].actors[j]);
+        strbuf_append_char(out, '\n');
+    }
+}

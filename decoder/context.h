@@ -119,4 +119,9 @@ void context_parse(ParsedContext *c, const char *json, size_t len, unsigned flag
 /* HMAC-SHA256 pads (64 bytes each) of a key of up to 64 bytes. */
 void context_key_pads(const uint8_t *key, size_t len, uint8_t ipad[64], uint8_t opad[64]);
 
+/* Strict mode's policy as `walrev rules` prints it, appended to out: the
+ * applications that have a key (their names, never a key) and the role
+ * bindings, one role a line. */
+void context_strict_describe(const ContextStrict *strict, StrBuf *out);
+
 #endif

@@ -410,10 +410,15 @@ static int split_command_args(const char *cmd, const struct option *cmd_opts, co
     return 0;
 }
 
-/* Hide a password given on the command line from ps(1) once it is copied. */
-static void scrub_arg(char *arg)
+/* A password given on the command line: warned about and hidden from ps(1)
+ * once the conninfo is copied into the configuration. */
+static void scrub_password(char *arg, const char *option)
 {
-    if (arg) memset(arg, 'x', strlen(arg));
+    if (!config_conninfo_has_password(arg)) return;
+    log_warn("msg=\"password given on the command line: other users can see it in ps; use "
+             "~/.pgpass, PGPASSWORD or a service file\" option=%s",
+             option);
+    memset(arg, 'x', strlen(arg));
 }
 
 static int apply_flag(Config *cfg, const char *section, const char *key, const char *value)
@@ -463,16 +468,8 @@ static int build_config(Config *cfg, const Options *o)
     wr_log_set_level(cfg->log_level);
 
     /* Warn once the level is known; the values are already copied. */
-    if (config_conninfo_has_password(o->source)) {
-        log_warn("msg=\"password given on the command line: other users can see it in ps; use "
-                 "~/.pgpass, PGPASSWORD or a service file\" option=--source");
-        scrub_arg(o->source);
-    }
-    if (config_conninfo_has_password(o->history)) {
-        log_warn("msg=\"password given on the command line: other users can see it in ps; use "
-                 "~/.pgpass, PGPASSWORD or a service file\" option=--history");
-        scrub_arg(o->history);
-    }
+    scrub_password(o->source, "--source");
+    scrub_password(o->history, "--history");
 
     if (config_validate(cfg, &err) != WR_OK) {
         fprintf(stderr, "walrev: %s\n", err.msg);
@@ -631,19 +628,7 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
         /* strict mode's policy, when on: application names and bindings, never a key */
         ContextStrict strict;
         const ContextStrict *sp = config_strict(&cfg, &strict);
-        if (sp) {
-            strbuf_append_str(&out, "strict mode ([actors]): on\n  application keys:");
-            for (int i = 0; i < sp->nkeys; i++) strbuf_appendf(&out, "%s %s", i ? "," : "", sp->keys[i].name);
-            strbuf_append_str(&out, sp->nkeys ? "\n" : " (none)\n");
-            strbuf_append_str(&out, "  role bindings:");
-            strbuf_append_str(&out, sp->nroles ? "\n" : " (none)\n");
-            for (int i = 0; i < sp->nroles; i++) {
-                strbuf_appendf(&out, "    %s:", sp->roles[i].role);
-                for (int j = 0; j < sp->roles[i].nactors; j++)
-                    strbuf_appendf(&out, "%s %s", j ? "," : "", sp->roles[i].actors[j]);
-                strbuf_append_char(&out, '\n');
-            }
-        }
+        if (sp) context_strict_describe(sp, &out);
         fputs(out.data ? out.data : "", stdout);
         strbuf_free(&out);
         rc = 0;
