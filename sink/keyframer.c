@@ -492,11 +492,11 @@ static WrStatus serve(Keyframer *k, const Queued *q, WrError *err)
  * last time (analyze_if_grown() in history.sql: autovacuum never analyzes a
  * partitioned table, and without statistics a time window over
  * attribute_delta was planned as a probe of revision per delta, issue 16 Q).
- * Run when the thread starts and after each keyframe, never cancelled by
- * keyframer_stop (which then waits for it: a sample of 30,000 rows per
- * table, a few times over a store's life), so a short `run --stop-lsn`
- * leaves the statistics too. A failure (a role that may not analyze) is
- * logged and changes nothing else.
+ * Run after each keyframe (not when the thread starts: a request queued
+ * meanwhile was merged with a later one, and its keyframe fell at the later
+ * revision), never cancelled by keyframer_stop (which then waits for it: a
+ * sample of 30,000 rows per table, a few times over a store's life). A
+ * failure (a role that may not analyze) is logged and changes nothing else.
  */
 static void analyze_if_grown(Keyframer *k)
 {
@@ -538,7 +538,6 @@ static long next_request(Keyframer *k)
 static void *keyframer_main(void *arg)
 {
     Keyframer *k = arg;
-    analyze_if_grown(k);
     pthread_mutex_lock(&k->mu);
     for (;;) {
         long i;

@@ -393,8 +393,7 @@ SELECT @schema@.partition_ensure(coalesce((SELECT max(id) FROM @schema@.revision
 -- partitions hold at least 1 MiB and 4 times the bytes they held at the last
 -- time (store_info.analyzed_bytes): a few times over a store's life, each a
 -- sample of 30,000 rows per table (0.5 CPU s at 1.1M deltas). True when it
--- analyzed. The keyframe thread calls it when it starts and after each
--- keyframe.
+-- analyzed. The keyframe thread calls it after each keyframe.
 CREATE OR REPLACE FUNCTION @schema@.analyze_if_grown() RETURNS boolean
 LANGUAGE plpgsql AS $fn$
 DECLARE
