@@ -30,24 +30,12 @@ while [ $# -gt 0 ]; do
   shift
 done
 log() { echo "tz_snapshot_bench: $*" >&2; }
-if [ -z "${WALREV_BIN:-}" ]; then
-  for b in "$ROOT/build-release/worker/walrev" "$ROOT/build/worker/walrev"; do
-    [ -x "$b" ] && WALREV_BIN=$b && break
-  done
-fi
-[ -x "${WALREV_BIN:-}" ] || { echo "tz_snapshot_bench: no walrev binary: build it or set WALREV_BIN" >&2; exit 1; }
+# shellcheck source=lib/standalone.sh
+source "$HERE/lib/standalone.sh"
+standalone_walrev tz_snapshot_bench
 BINS=("$WALREV_BIN")
 [ -n "${WALREV_BIN_B:-}" ] && BINS+=("$WALREV_BIN_B")
-
-PRIVATE=$(mktemp -d /tmp/walrev-tzbench.XXXXXX)
-log "starting a private PostgreSQL in $PRIVATE"
-bash "$ROOT/tests/support/pgcluster.sh" start "$PRIVATE/pg" "shared_buffers = 512MB" >&2
-trap 'bash "$ROOT/tests/support/pgcluster.sh" stop "$PRIVATE/pg" >&2; rm -rf "$PRIVATE"' EXIT
-trap 'exit 130' INT TERM
-CI="$(cat "$PRIVATE/pg/conninfo")"
-PSQL=(psql -X -q -v ON_ERROR_STOP=1 -At -d "$CI")
-sql() { "${PSQL[@]}" -c "$1"; }
-export PGOPTIONS="-c client_min_messages=warning"
+standalone_database tzbench ""
 W() { "${BINS[0]}" --source "$CI" --slot tzbench "$@"; }
 
 # kz/kp: rows at setup (keyframe); dz/dp: rows after it (deltas); z: timestamptz, p: timestamp

@@ -1,4 +1,5 @@
-# standalone.sh — what the stand-alone benches (asof_bench.sh, audit_bench.sh)
+# standalone.sh — what the stand-alone benches (asof_bench.sh, audit_bench.sh,
+# tz_snapshot_bench.sh)
 # share (sourced, not run): the walrev binary they time and the database they
 # build their store in, a private PostgreSQL unless they are given one. Needs
 # ROOT (the checkout) and a log function; sets WALREV_BIN, CI, PSQL, sql() and

@@ -166,6 +166,21 @@ source_db() {
 
 q() { local db=$1; shift; $PSQL -d "$db" -c "$*"; }
 
+# history_cluster: a second cluster in $TMP/hist (another server for the
+# history store), stopped when the test ends, with an empty database hist.
+# Sets HC (its directory), HPORT, HIST (the store's conninfo) and HQ SQL
+# (psql on hist).
+history_cluster() {
+  HC=$TMP/hist
+  on_exit "bash \"$WALREV_SOURCE_DIR/tests/support/pgcluster.sh\" stop \"$HC\" >/dev/null 2>&1 || true"
+  bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" start "$HC" >/dev/null || fail "history cluster did not start"
+  HPORT=$(cat "$HC/port")
+  HIST="host=127.0.0.1 port=$HPORT user=postgres dbname=hist"
+  HQ() { $PSQL -h 127.0.0.1 -p "$HPORT" -d hist -c "$1"; }
+  $PSQL -h 127.0.0.1 -p "$HPORT" -d postgres -c "CREATE DATABASE hist"
+}
+
+
 # q_at NAME SQL...: q "$DB" SQL, then NAME=current_lsn: the point just after
 # the statement, for --at and --stop-lsn.
 q_at() {

@@ -11,15 +11,8 @@
 # 3 of 3 runs of this test failed on 7cb8f39).
 source "$(dirname "$0")/lib.sh"
 source_db histcrash histcrash
-HC=$TMP/hist
-cleanup() { bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" stop "$HC" >/dev/null 2>&1 || true; }
-on_exit cleanup
+history_cluster
 kill_at_exit 9 wpid
-bash "$WALREV_SOURCE_DIR/tests/support/pgcluster.sh" start "$HC" >/dev/null || fail "history cluster did not start"
-HPORT=$(cat "$HC/port")
-HIST="host=127.0.0.1 port=$HPORT user=postgres dbname=hist"
-HQ() { $PSQL -h 127.0.0.1 -p "$HPORT" -d hist -c "$1"; }
-$PSQL -h 127.0.0.1 -p "$HPORT" -d postgres -c "CREATE DATABASE hist"
 W() { "$WALREV_BIN" --source "$SRC" --history "$HIST" --slot "$SLOT" "$@"; }
 q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text)"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail "setup"; }
