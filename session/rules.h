@@ -10,6 +10,7 @@
 #define WALREV_SESSION_RULES_H
 
 #include "common/common.h"
+#include "sink/history_sink.h"
 #include "sink/sink.h"
 
 /* The status interval when [worker] status_interval_ms is not positive. */

@@ -22,6 +22,7 @@
 #include "setup/setup.h"
 #include "sink/history_reader.h"
 #include "sink/known_ids.h"
+#include "sink/history_sink.h"
 #include "sink/sink.h"
 
 #include <libpq-fe.h>

@@ -25,6 +25,7 @@
 #include "sink/fanout.h"
 #include "sink/history_reader.h"
 #include "sink/keyframer.h"
+#include "sink/history_sink.h"
 #include "sink/sink.h"
 
 /* The COPY buffers, one per destination table; sent one at a time. */

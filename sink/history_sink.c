@@ -8,6 +8,7 @@
  * (history_reader.c). It never applies DDL (`walrev setup` does) and never
  * logs the conninfo.
  */
+#include "sink/history_sink.h"
 #include "sink/sink.h"
 
 #include <errno.h>

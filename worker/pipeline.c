@@ -16,6 +16,7 @@
 #include "session/session.h"
 #include "sink/fanout.h"
 #include "sink/kafka_sink.h"
+#include "sink/history_sink.h"
 #include "sink/sink.h"
 #include "status/status.h"
 #include "worker/notify.h"

@@ -23,6 +23,7 @@
 #include "schema/store_sql.h"
 #include "sink/history_reader.h"
 #include "sink/keyframer.h"
+#include "sink/history_sink.h"
 #include "sink/sink.h"
 
 #define DB "walrev_history_sink"
