@@ -49,6 +49,7 @@ int plan_live_table(UndoPlan *u, uint32_t relid, WrError *err)
     bool found;
     if (rq_relation_at(u->ctx, relid, -1, &t.now, &found, err) != WR_OK) return -1;
     if (!found) {
+        relversion_term(&t.now);
         wr_error_set(err, WR_INVALID, "table %u has no relation version in the history", relid);
         return -1;
     }

@@ -932,6 +932,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         if ((st = rq_relation_at(ctx, relids[i], pt.rev, &rv, &found, err)) != WR_OK) break;
         if (!found) {
             if (ntables) st = snapshot_missing_table(ctx, tables[i], relids[i], &rv, &pt, err);
+            relversion_term(&rv); /* an unlogged table's names */
             continue;
         }
         /* An INHERITS parent read (text, csv, json, aligned) is what SELECT * FROM it shows: its

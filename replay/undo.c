@@ -339,7 +339,10 @@ static WrStatus plan_untruncate(UndoPlan *u, int ti, uint32_t relid, int64_t rev
     RelVersion vb;
     bool found;
     WrStatus st = rq_relation_at(ctx, relid, rev - 1, &vb, &found, err);
-    if (st != WR_OK || !found) return st;
+    if (st != WR_OK || !found) {
+        relversion_term(&vb);
+        return st;
+    }
     PGresult *rows = rq_execf(ctx->hist, err, "SELECT vals::text FROM %s.snapshot_rows(%u, %lld)", ctx->schema_q, relid,
                               (long long)rev - 1);
     if (!rows) st = err->status;
@@ -459,7 +462,10 @@ static bool source_has_table(UndoPlan *u, uint32_t relid)
     RelVersion rv;
     bool found;
     WrError e = {0};
-    if (rq_relation_at(u->ctx, relid, -1, &rv, &found, &e) != WR_OK || !found) return true; /* let the plan report it */
+    if (rq_relation_at(u->ctx, relid, -1, &rv, &found, &e) != WR_OK || !found) {
+        relversion_term(&rv);
+        return true; /* let the plan report it */
+    }
     char *name = xasprintf("%s.%s", rv.nspname, rv.relname);
     char *nsp = rq_quote_ident(u->src, rv.nspname), *rel = rq_quote_ident(u->src, rv.relname);
     char *qname = xasprintf("%s.%s", nsp, rel);
