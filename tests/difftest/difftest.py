@@ -870,12 +870,7 @@ class MoreOps:
         self.insert(sub, self.r.randint(2, 6))
         self.x(f"ALTER TABLE {root.q} ATTACH PARTITION {sub.q} FOR VALUES FROM ({lo}) TO ({hi})")
 
-        def fn():
-            sub.parent = root
-            root.ranges[sub.name] = (lo, hi)
-            sub.tags.add("attached")
-            root.tags.add("attach")
-        self.on_commit(fn)
+        self.attached_on_commit(root, sub, lo, hi)
         self.log_op(root, f"attach subtree {sub.q}")
         self.mark_written(root)
         self.stats["more:attach_subtree"] += 1
@@ -1628,6 +1623,15 @@ class Workload(MoreOps):
         self.mark_written(t)
         self.stats["insert"] += 1
 
+    def attached_on_commit(self, root, t, lo, hi):
+        """Once the ATTACH's transaction commits, t is root's range partition [lo, hi)."""
+        def fn():
+            t.parent = root
+            root.ranges[t.name] = (lo, hi)
+            t.tags.add("attached")
+            root.tags.add("attach")
+        self.on_commit(fn)
+
     def mark_written(self, t, tag=None):
         def fn(ts=self.tree(self.root_of(t)) if (t.partitioned or t.parent) else [t]):
             for x in ts:
@@ -1963,12 +1967,7 @@ class Workload(MoreOps):
             self.insert(leaf, r.randint(1, 5))
         self.x(f"ALTER TABLE {root.q} ATTACH PARTITION {leaf.q} FOR VALUES FROM ({lo}) TO ({hi})")
 
-        def fn2():
-            leaf.parent = root
-            root.ranges[leaf.name] = (lo, hi)
-            leaf.tags.add("attached")
-            root.tags.add("attach")
-        self.on_commit(fn2)
+        self.attached_on_commit(root, leaf, lo, hi)
         self.log_op(root, f"attach {leaf.q}")
         self.log_op(leaf, f"attached to {root.q}")
         self.mark_written(root)
