@@ -55,7 +55,9 @@ fake() { # fake MODE — a results directory of made-up figures
     printf '5\trows\t1\t1000000\t\n5\tobj_versions\t1\t1000000\t\n5\tobj_history_limit_s\t1\t0.03\ts\n5\tobj_blame_s\t1\t0.08\ts\n'
     printf '6\tbytes_per_update_audit\t1\t1000\tB\n6\tbytes_per_update_periods\t1\t200\tB\n'
     printf '6\tbytes_per_update_walrev\t1\t110\tB\n6\tbytes_per_update_walrev100\t1\t90\tB\n'
+    printf '6\tkeyframes_walrev\t1\t10\t\n6\tkeyframe_rows_walrev\t1\t100000\trows\n'
   } >"$RES/figures.tsv"
+  printf 'keyframe_row\t6635520\t331.8\nobject_delta_p1\t1679360\t84.0\n' >"$RES/s6_walrev_growth.tsv"
   for f in s1_rss_c_1 s1_rss_d_1 s4_rss_a_1 s4_rss_b_1; do printf '0 10240\n1000 20480\n2000 25600\n' >"$RES/$f.dat"; done
   for r in 1 2 3; do printf '0.1 12 14\n0.5 20 22\n1.0 35 NaN\n' >"$RES/s3_lag_n_$r.dat"; done
 }
@@ -111,6 +113,9 @@ verdict 'Q. audit queries' | grep -q 'reference recorded now' || fail "Q: the fi
 [ -s "$T/bench/q_reference.tsv" ] && grep -q '^q_history_s_big	0.2$' "$T/bench/q_reference.tsv" || fail "no q_reference.tsv written"
 grep -q '## 8. Beyond one machine' "$R" || fail "no scale-out section"
 pass "verdicts: P1 per phase, P2 worst round, P3, P5 points and flatness, P6 both sizes, Q reference written"
+grep -q '^walrev took 10 keyframes holding 100,000 rows' "$R" || fail "scenario 6 does not say how many keyframes walrev took"
+grep -q '^| `keyframe_row` | 6,635,520 | 331.8 |$' "$R" || fail "scenario 6 does not list each relation's growth per update"
+pass "scenario 6: keyframes taken and each relation's growth per update"
 
 # a later full run compares with the reference; a quick run says its verdicts cannot decide
 fake quick

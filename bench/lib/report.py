@@ -574,6 +574,18 @@ if fig("6", "bytes_per_update_audit"):
         if os.path.exists(p):
             s.append(f"\n{c}'s history tables at the end (bytes, heap + TOAST + indexes, including the starting rows): "
                      + ", ".join(f"`{l.split(chr(9))[0]}` {int(l.split(chr(9))[1]):,}" for l in open(p) if "\t" in l))
+        kf, kr = fig("6", f"keyframes_{c}"), fig("6", f"keyframe_rows_{c}")
+        if kf:
+            s.append(f"\n{c} took {int(kf[0]):,} keyframes holding {int(kr[0]):,} rows while it captured the updates "
+                     f"(the keyframe rule, `keyframe_factor` 1, asks for about updates / rows of them).")
+        p = os.path.join(RES, f"s6_{c}_growth.tsv")
+        if os.path.exists(p):
+            s.append(f"\n{c}: where the bytes of the updates went (each relation's growth; a table's heap with its TOAST, an index alone):\n")
+            s.append("| relation | bytes | bytes per update |\n| --- | --- | --- |")
+            for l in open(p):
+                f = l.rstrip("\n").split("\t")
+                if len(f) == 3:
+                    s.append(f"| `{f[0]}` | {int(f[1]):,} | {float(f[2]):.1f} |")
         cu = fig("6", f"capture_updates_per_s_{c}")
         if cu:
             s.append(f"\n{c} captured the updates at {cell(cu)} updates/s.")

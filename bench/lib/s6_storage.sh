@@ -23,8 +23,22 @@ s6_trigger_keeper() {
   record 6 "bytes_per_update_$name" 1 "$(calc "($after - $before) / ($rows * $rounds)")" B
 }
 
+# s6_relation_bytes DB — one line per relation of schema walrev: name, bytes
+# (a table's heap with its TOAST, free space and visibility maps; an index's
+# own). The lines sum to history_bytes.
+s6_relation_bytes() {
+  q "$1" "SELECT c.relname, CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid) ELSE pg_table_size(c.oid) END
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'walrev' AND c.relkind IN ('r', 'm', 'i') ORDER BY 1" | tr '|' '\t'
+}
+
+# s6_keyframes DB — keyframes in the store and the rows they hold: "count rows".
+s6_keyframes() {
+  q "$1" "SELECT count(*), coalesce(sum(n_rows), 0) FROM walrev.keyframe" | tr '|' ' '
+}
+
 scenario_6() {
-  local rows=10000 rounds=10 n db before after lsn per
+  local rows=10000 rounds=10 n db before after lsn per kf0 kf1
   [ "$QUICK" = 1 ] && rows=2000
   n=$((rows * rounds))
   note 6 "$rows rows of the 12-column table, then $rounds rounds of UPDATE bench12 SET c_int = c_int + 1 WHERE id = i ($n updates), one row per transaction, and for walrev also 100 rows per transaction; sizes exclude the starting rows (measured after they were captured). Counted, not timed: one run."
@@ -44,6 +58,8 @@ scenario_6() {
     timed "$WORK/tmp/s6_fill_$per" 900 "$WALREV_BIN" --source "$(conninfo $db)" --slot s6_walrev_$per run --stop-lsn "$lsn" \
       || die "s6: walrev run (fill) failed: $(tail -5 "$WORK/tmp/s6_fill_$per.log")"
     before=$(history_bytes $db)
+    s6_relation_bytes $db >"$WORK/tmp/s6_rel_before_$per"
+    kf0=$(s6_keyframes $db)
     psql "$(conninfo $db)" -XAtq -v ON_ERROR_STOP=1 -c "SET synchronous_commit = off" -c "CALL bench_touch_tx($rows, $rounds, $per)"
     lsn=$(current_lsn)
     timed "$WORK/tmp/s6_upd_$per" 1800 "$WALREV_BIN" --source "$(conninfo $db)" --slot s6_walrev_$per run --stop-lsn "$lsn" \
@@ -51,6 +67,16 @@ scenario_6() {
     after=$(history_bytes $db)
     local key=walrev; [ $per = 100 ] && key=walrev100
     record 6 "bytes_per_update_$key" 1 "$(calc "($after - $before) / $n")" B
+    # Keyframes taken while the updates were captured, and their rows: the
+    # keyframe rule (keyframe_factor 1) asks for about one per table's live
+    # rows of deltas, i.e. n / rows of them holding n rows in all.
+    kf1=$(s6_keyframes $db)
+    record 6 "keyframes_$key" 1 "$(( ${kf1% *} - ${kf0% *} ))"
+    record 6 "keyframe_rows_$key" 1 "$(( ${kf1#* } - ${kf0#* } ))" rows
+    # Where the bytes went: each relation's growth over the updates, per update.
+    s6_relation_bytes $db | awk -F'\t' -v n=$n 'NR == FNR { b[$1] = $2; next }
+        $2 - b[$1] != 0 { printf "%s\t%d\t%.1f\n", $1, $2 - b[$1], ($2 - b[$1]) / n }' \
+        "$WORK/tmp/s6_rel_before_$per" - | sort -t$'\t' -k2,2nr >"$RES/s6_${key}_growth.tsv"
     record 6 "capture_updates_per_s_$key" 1 "$(calc "$n / $(time_field "$WORK/tmp/s6_upd_$per" 1)")" updates/s
     q $db "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c
            JOIN pg_namespace s ON s.oid = c.relnamespace
