@@ -174,6 +174,11 @@ static WrStatus replace_rows(Gap *g, PGconn *src, const ReconTable *t, WrError *
     return st;
 }
 
+static bool is_table_log(const BaselineConfig *cfg, const char *nsp, const char *rel)
+{
+    return strcmp(nsp, cfg->history_schema) == 0 && strcmp(rel, "table_log") == 0;
+}
+
 static char *gap_context(const GapCheck *c, const char *slot_name, Lsn cp)
 {
     char hist[32], to[32], slot[32];
@@ -246,8 +251,17 @@ WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler 
 
     ctx = gap_context(g, slot_name, cp);
     st = assembler_baseline_begin(a, cp, pg_now_us(), ctx, err);
-    for (int i = 0; st == WR_OK && i < PQntuples(list); i++) {
-        if (!reconcile_records_table(cfg, PQgetvalue(list, i, 2), PQgetvalue(list, i, 3))) continue;
+    /* The table log first (pass 0), then the tables (pass 1). The log is in
+     * the history schema but is published: the ATTACH, DETACH, CREATE and DROP
+     * the gap hid are its rows, and without them replay would place the
+     * tables below the partitioned tables and parents they were under before
+     * the gap. First, so the revision states the tables under the membership
+     * they have at its point. */
+    for (int n = 0; st == WR_OK && n < 2 * PQntuples(list); n++) {
+        int i = n % PQntuples(list);
+        bool log = is_table_log(cfg, PQgetvalue(list, i, 2), PQgetvalue(list, i, 3));
+        if (n < PQntuples(list) ? !log : !reconcile_records_table(cfg, PQgetvalue(list, i, 2), PQgetvalue(list, i, 3)))
+            continue;
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(list, i, 0), NULL, 10);
         ReconQuery q = {.src = src,
                         .hist = hist,
