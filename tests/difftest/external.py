@@ -36,6 +36,7 @@ import argparse
 import io
 import os
 import queue
+import random
 import re
 import signal
 import subprocess
@@ -72,6 +73,56 @@ SELECT c.oid, format('%%I.%%I', n.nspname, c.relname), c.relkind, c.relpersisten
 
 
 WORKERS = []
+# the worker is started and stopped by the main thread and by --chaos's
+WORKER_LOCK = threading.Lock()
+
+
+class Chaos:
+    """--chaos SEED: while the files run, the worker is stopped by SIGTERM or
+    SIGKILL every 0.3-3 s and started again after up to 1 s (not only between
+    files: in the middle of their statements, COPYs and transactions), and,
+    with --marks, at once after a mark whose part of the file ended with DDL
+    (half of them: a restart right after DDL, which the worker may not have
+    decoded yet). A worker that exited by itself is counted and started again."""
+
+    def __init__(self, worker, seed):
+        self.worker = worker
+        self.rng = random.Random(seed)
+        self.done = threading.Event()
+        self.counts = defaultdict(int)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.done.wait(self.rng.uniform(0.3, 3)):
+            self.bounce("timer", self.rng.uniform(0, 1))
+
+    def bounce(self, why, pause):
+        sig = signal.SIGKILL if self.rng.random() < 0.5 else signal.SIGTERM
+        with WORKER_LOCK:
+            check_died(self.worker, why)
+            self.worker.stop(sig)
+        self.counts[f"{why} {signal.Signals(sig).name}"] += 1
+        if pause:
+            time.sleep(pause)
+        with WORKER_LOCK:
+            self.worker.start()
+
+
+DIED = []
+
+
+def check_died(worker, during):
+    """Counts a worker that exited by itself (not by our signal) and lets
+    the caller start it again. Called under WORKER_LOCK."""
+    if worker.died():
+        print(f"external: the worker exited by itself ({worker.proc.returncode}) during {during}; see worker.log",
+              flush=True)
+        worker.proc = None
+        DIED.append(during)
+        worker.start()
+
+
+DDL_LINE = re.compile(rb"^\s*(create|alter|drop|truncate)\b", re.I | re.M)
 
 
 def kinds_of(row):
@@ -137,9 +188,21 @@ def psql_cmd(conninfo, path, variables):
     return cmd, env
 
 
+def script_cmd(conninfo, path):
+    """A `.sh` file (pgbench, say) runs under bash with libpq's environment
+    naming the database (PGHOST, PGPORT, PGUSER, PGDATABASE)."""
+    env = dict(os.environ, PGTZ="UTC", PGDATESTYLE="Postgres, MDY")
+    names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "dbname": "PGDATABASE"}
+    for kv in conninfo.split():
+        k, _, v = kv.partition("=")
+        if k in names:
+            env[names[k]] = v
+    return ["bash", path], env
+
+
 def psql(conninfo, path, variables, timeout):
     """Runs one file; returns its output (stdout and stderr, interleaved)."""
-    cmd, env = psql_cmd(conninfo, path, variables)
+    cmd, env = script_cmd(conninfo, path) if path.endswith(".sh") else psql_cmd(conninfo, path, variables)
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
                            cwd=os.path.dirname(path), env=env)
@@ -292,11 +355,15 @@ def psql_marked(conninfo, path, variables, timeout, marks, on_mark):
             prev = end
             if seen.get(timeout=max(1, deadline - time.time())) is None:
                 break
-            on_mark(end)
+            on_mark(end, b"".join(lines[cuts[k - 1] if k else 0:end]))
         p.stdin.write(b"".join(lines[prev:]))
         p.stdin.close()
         p.wait(timeout=max(1, deadline - time.time()))
-    except (queue.Empty, subprocess.TimeoutExpired, BrokenPipeError):
+    except BrokenPipeError:
+        # psql ended by itself, as it does after a failed \connect in a
+        # script: the rest of the file is not run, as without marks
+        p.wait()
+    except (queue.Empty, subprocess.TimeoutExpired):
         p.kill()
         p.wait()
         out.append(f"\n{TIMEOUT}\n")
@@ -378,6 +445,24 @@ def record_point(conn, walrev_schemas, workdir, idx, label):
     return (idx, label, lsn, recs)
 
 
+def check_file(name, out, cout, t1, points, timeout, timeouts, refused, interference, db, ctl):
+    """Compares one file's run in the tracked database with the control's."""
+    # a file that did not finish was not compared past where it stopped:
+    # a failure of the run, whichever side (only the tracked one: walrev
+    # held it up)
+    stuck = [side for side, text in (("tracked", out), ("control", cout)) if TIMEOUT in text]
+    if stuck:
+        timeouts.append((name, stuck))
+        print(f"external: {name} timed out after {timeout}s ({' and '.join(stuck)})", flush=True)
+    e, c = errors_of(out, db), errors_of(cout, ctl)
+    refused[name] = sum(n for m, n in e.items() if REFUSED.search(m))
+    extra = [(m, n - c.get(m, 0)) for m, n in e.items() if n > c.get(m, 0) and not REFUSED.search(m)]
+    interference += [(name, m, n) for m, n in extra]
+    print(f"external: {name}: {time.time() - t1:.0f}s, {sum(e.values())} errors, "
+          f"{sum(n for _, n in extra)} only where tracked, {refused[name]} UPDATE/DELETE without replica "
+          f"identity refused; {len(points[-1][3])} tables", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sql-dir", required=True)
@@ -397,12 +482,34 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--marks", type=int, default=1,
                     help="points per file: 1 after each file; N also at N-1 statement ends spread over it")
+    ap.add_argument("--schedule", help="a pg_regress schedule (`test: a b c` lines): each line's files run "
+                    "concurrently, one session each, and the tables are recorded after each line (replaces --files)")
+    ap.add_argument("--chaos", type=int, metavar="SEED",
+                    help="stop the worker (SIGTERM or SIGKILL) every 0.3-3 s during the files, and right after DDL at marks")
+    ap.add_argument("--source-restarts", type=int, default=0, metavar="N",
+                    help="restart the source server (pg_ctl stop -m fast or immediate, then start) after N random "
+                         "files or groups, the worker running; needs --pgdir")
+    ap.add_argument("--pgdir", help="the source cluster's tests/support/pgcluster.sh directory (--source-restarts)")
     ap.add_argument("--known", help="known divergences: a table kind a line (then why), reported as KNOWN, not failing")
     args = ap.parse_args()
     PSQL_SETTINGS.extend(args.psql_setting)
 
-    files = args.files.split(",") if args.files else sorted(f for f in os.listdir(args.sql_dir) if f.endswith(".sql"))
-    files = [os.path.join(os.path.abspath(args.sql_dir), f) for f in files]
+    if args.schedule:
+        # pg_regress's schedule: `test: a b c` runs a, b and c at once
+        groups = []
+        with open(args.schedule) as f:
+            for line in f:
+                if line.startswith("test:"):
+                    groups.append([n + ".sql" for n in line[5:].split()])
+    else:
+        names = args.files.split(",") if args.files else sorted(
+            f for f in os.listdir(args.sql_dir) if f.endswith(".sql") or f.endswith(".sh"))
+        groups = [[n] for n in names]
+    groups = [[os.path.join(os.path.abspath(args.sql_dir), n) for n in g] for g in groups]
+    files = [f for g in groups for f in g]
+    if args.source_restarts and not args.pgdir:
+        print("external: --source-restarts needs --pgdir", file=sys.stderr)
+        return 2
     missing = [f for f in files if not os.path.exists(f)]
     if missing or not files:
         print(f"external: no such file(s): {' '.join(missing) or args.sql_dir + '/*.sql'}", file=sys.stderr)
@@ -430,7 +537,7 @@ def main():
     worker = difftest.Worker(argparse.Namespace(walrev=args.walrev), conninfo, log)
     WORKERS.append(worker)
     t0 = time.time()
-    print(f"external: {len(files)} file(s) from {args.sql_dir}, database {db} (control {ctl}), workdir {args.workdir}",
+    print(f"external: {len(files)} file(s) in {len(groups)} group(s) from {args.sql_dir}, database {db} (control {ctl}), workdir {args.workdir}",
           flush=True)
 
     if args.prelude:
@@ -460,54 +567,68 @@ def main():
     walrev_schemas = cur.fetchone()[0] or []
     worker.start()
     points = [record_point(conn, walrev_schemas, args.workdir, 0, "(setup)")]
-    restart_after = len(files) // 2 if args.restart_after < 0 else args.restart_after
+    restart_after = len(groups) // 2 if args.restart_after < 0 else args.restart_after
     interference = []
     refused = defaultdict(int)
     timeouts = []
-    died = 0
-    for i, path in enumerate(files, 1):
-        name = os.path.basename(path)
+    chaos = None
+    if args.chaos is not None:
+        chaos = Chaos(worker, args.chaos)
+        chaos.thread.start()
+    # the groups after which the source server restarts (its own generator:
+    # the chaos's draws depend on time)
+    pick = random.Random(args.chaos or 0)
+    middle = list(range(max(1, len(groups) // 5), max(2, len(groups) * 4 // 5)))
+    source_restarts = sorted(pick.sample(middle, min(args.source_restarts, len(middle))))
+    cluster = difftest.Cluster(args.pgdir) if args.pgdir else None
+    for i, group in enumerate(groups, 1):
+        gname = " ".join(os.path.basename(p) for p in group)
         t1 = time.time()
-        if args.marks > 1:
-            def mark(line, name=name):
+        if len(group) == 1 and args.marks > 1 and group[0].endswith(".sql"):
+            def mark(line, part, name=gname):
+                if chaos and DDL_LINE.search(b"\n".join(part.splitlines()[-5:])) and chaos.rng.random() < 0.5:
+                    chaos.bounce("after DDL", 0)
                 points.append(record_point(conn, walrev_schemas, args.workdir, len(points), f"{name}:{line}"))
-            out = psql_marked(conninfo, path, args.psql_var, args.timeout, args.marks, mark)
+            outs = [psql_marked(conninfo, group[0], args.psql_var, args.timeout, args.marks, mark)]
         else:
-            out = psql(conninfo, path, args.psql_var, args.timeout)
-        points.append(record_point(conn, walrev_schemas, args.workdir, len(points), name))
+            with ThreadPoolExecutor(max_workers=len(group)) as pool:
+                outs = list(pool.map(lambda p: psql(conninfo, p, args.psql_var, args.timeout), group))
+        points.append(record_point(conn, walrev_schemas, args.workdir, len(points), gname))
         left = rollback_prepared(conninfo, db)
-        cout = psql(ctl_conninfo, path, args.psql_var, args.timeout)
+        with ThreadPoolExecutor(max_workers=len(group)) as pool:
+            couts = list(pool.map(lambda p: psql(ctl_conninfo, p, args.psql_var, args.timeout), group))
         left_ctl = rollback_prepared(ctl_conninfo, ctl)
         if left or left_ctl:
-            print(f"external: {name} left prepared transactions, rolled back after its point: "
+            print(f"external: {gname} left prepared transactions, rolled back after its point: "
                   f"{' '.join(left) or '-'} (control: {' '.join(left_ctl) or '-'})", flush=True)
-        for suffix, text in ((".out", out), (".control.out", cout)):
-            with open(os.path.join(args.workdir, name + suffix), "w") as f:
-                f.write(text)
-        # a file that did not finish was not compared past where it stopped:
-        # a failure of the run, whichever side (only the tracked one: walrev
-        # held it up)
-        stuck = [side for side, text in (("tracked", out), ("control", cout)) if TIMEOUT in text]
-        if stuck:
-            timeouts.append((name, stuck))
-            print(f"external: {name} timed out after {args.timeout}s ({' and '.join(stuck)})", flush=True)
-        e, c = errors_of(out, db), errors_of(cout, ctl)
-        refused[name] = sum(n for m, n in e.items() if REFUSED.search(m))
-        extra = [(m, n - c.get(m, 0)) for m, n in e.items() if n > c.get(m, 0) and not REFUSED.search(m)]
-        interference += [(name, m, n) for m, n in extra]
-        print(f"external: {name}: {time.time() - t1:.0f}s, {sum(e.values())} errors, "
-              f"{sum(n for _, n in extra)} only where tracked, {refused[name]} UPDATE/DELETE without replica "
-              f"identity refused; {len(points[-1][3])} tables", flush=True)
-        if worker.died():
-            print(f"external: the worker exited by itself ({worker.proc.returncode}) during {name}; see worker.log",
-                  flush=True)
-            worker.proc = None
-            died += 1
-            worker.start()
-        if i == restart_after:
-            worker.stop(signal.SIGTERM)
-            worker.start()
-            print(f"external: worker restarted after {name}", flush=True)
+        for path, out, cout in zip(group, outs, couts):
+            name = os.path.basename(path)
+            for suffix, text in ((".out", out), (".control.out", cout)):
+                with open(os.path.join(args.workdir, name + suffix), "w") as f:
+                    f.write(text)
+            check_file(name, out, cout, t1, points, args.timeout, timeouts, refused, interference, db, ctl)
+        with WORKER_LOCK:
+            check_died(worker, gname)
+            if i == restart_after:
+                worker.stop(signal.SIGTERM)
+                worker.start()
+                print(f"external: worker restarted after {gname}", flush=True)
+        if i in source_restarts:
+            mode = "immediate" if pick.random() < 0.6 else "fast"
+            cluster.down(mode)
+            time.sleep(pick.uniform(0, 1.5))
+            cluster.up()
+            conn = psycopg2.connect(conninfo)
+            conn.autocommit = True
+            cur = conn.cursor()
+            cur.execute("SET lock_timeout = '3s'")
+            print(f"external: source server restarted (-m {mode}) after {gname}", flush=True)
+    if chaos:
+        chaos.done.set()
+        chaos.thread.join()
+        print("external: chaos: " + ", ".join(f"{k} {n}" for k, n in sorted(chaos.counts.items())), flush=True)
+    with WORKER_LOCK:
+        check_died(worker, "the last files")
     final = lsn_now(cur)
     worker.stop(signal.SIGTERM)
     print(f"external: workload done in {time.time() - t0:.0f}s; catching up to {final}", flush=True)
@@ -515,7 +636,7 @@ def main():
         worker.catch_up(final, timeout=1200)
     except Exception as ex:  # noqa: BLE001
         print(f"external: {ex}", flush=True)
-        died += 1
+        DIED.append("the catch-up")
 
     # the comparison
     jobs = [(p, rec) for p in points for rec in p[3]]
@@ -577,8 +698,8 @@ def main():
         print(f"\nexternal: {len(interference)} error(s) raised only in the tracked database (walrev got in the way):")
         for name, m, n in interference[:args.show]:
             print(f"  {name}: {n}x {m[:300]}")
-    if died:
-        print(f"\nexternal: FAILED: the worker failed {died} time(s); its errors:")
+    if DIED:
+        print(f"\nexternal: FAILED: the worker failed {len(DIED)} time(s) (during {', '.join(DIED)}); its errors:")
         with open(os.path.join(args.workdir, "worker.log"), errors="replace") as f:
             for line in f:
                 if "level=error" in line or "status=fatal" in line:
@@ -586,7 +707,7 @@ def main():
     if timeouts:
         print(f"\nexternal: FAILED: {len(timeouts)} file(s) timed out: "
               + ", ".join(f"{n} ({' and '.join(s)})" for n, s in timeouts))
-    ok = len(fails) == len(known_fails) and not interference and not died and not timeouts
+    ok = len(fails) == len(known_fails) and not interference and not DIED and not timeouts
     print(f"\nexternal: {'OK' if ok else 'FAILED'}: {eq}/{total} equal, {len(fails) - len(known_fails)} tables "
           f"diverge ({len(known_fails)} more under known entries), {len(interference)} tracked-only errors")
     return 0 if ok else 1

@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# TPC-B-like after the split
+pgbench -n -c 4 -j 2 -T 4 2>&1 | sed -E -n "/^number of (transactions|failed)/p; s/.*(ERROR:.*)/\1/p"
