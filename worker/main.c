@@ -501,9 +501,28 @@ static void on_stop_signal(int sig)
     pipeline_stop_requested = 1;
 }
 
+/*
+ * SIGHUP's default action ends the process without a clean stop and without a
+ * log line, and systemd counts a death by SIGHUP as clean, so Restart=on-failure
+ * would not bring the worker back: a stray `kill -HUP` (logrotate, a closed
+ * terminal, an operator expecting a reload) would stop the history silently.
+ * walrev does not reload its configuration, so `run` says so and goes on.
+ */
+static void on_hup_signal(int sig)
+{
+    (void)sig;
+    char line[256];
+    size_t n = wr_log_signal_line(line, sizeof(line), LOG_LEVEL_WARN, stop_log_journal,
+                                  "SIGHUP ignored: walrev does not reload its configuration; "
+                                  "restart it to apply a change (SIGTERM stops it cleanly)");
+    ssize_t ignored = write(2, line, n);
+    (void)ignored;
+}
+
 /* SIGTERM/SIGINT only set a flag the loop polls; without SA_RESTART a blocked
- * poll() returns EINTR so the loop sees the flag at once. */
-static void install_stop_handlers(void)
+ * poll() returns EINTR so the loop sees the flag at once. With hup, SIGHUP is
+ * logged and otherwise ignored (`walrev run`). */
+static void install_stop_handlers(bool hup)
 {
     struct sigaction sa;
     stop_log_journal = wr_log_to_journal();
@@ -513,6 +532,14 @@ static void install_stop_handlers(void)
     sa.sa_flags = 0;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    if (hup) {
+        struct sigaction hsa;
+        memset(&hsa, 0, sizeof(hsa));
+        hsa.sa_handler = on_hup_signal;
+        sigemptyset(&hsa.sa_mask);
+        hsa.sa_flags = SA_RESTART;
+        sigaction(SIGHUP, &hsa, NULL);
+    }
 }
 
 /* Setup's hook: the slot and its baseline, through the sinks. */
@@ -618,7 +645,7 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
             rc = EXIT_USAGE;
             break;
         }
-        install_stop_handlers();
+        install_stop_handlers(true);
         rc = run_worker(&cfg);
         break;
     case CMD_RULES: {
@@ -648,7 +675,7 @@ static int run_command(const Command *c, int argc, char **argv, Options *o)
         break;
     }
     case CMD_TAIL: /* reads Kafka or a file-sink file: no database needed */
-        install_stop_handlers();
+        install_stop_handlers(false);
         optind = 0;
         rc = run_tail(argc, argv, &cfg);
         break;
