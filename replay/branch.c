@@ -694,8 +694,7 @@ static WrStatus branch_record(ReplayCtx *ctx, PGconn *hw, const char *name, cons
     const char *by = actor ? actor : NULL;
     char *byd = NULL;
     if (!by) {
-        const char *user = getenv("USER");
-        by = byd = xasprintf("cli:%s", user && *user ? user : "unknown");
+        by = byd = xasprintf("cli:%s", rq_cli_user());
     }
     const char *params[6] = {name, schema, rev, pt->commit_lsn, by, tjs};
     PGresult *res = rq_execp(hw, err, 6, params,

@@ -117,8 +117,12 @@ WrStatus rq_resolve_object(ReplayCtx *ctx, const char *name, const char *key, bo
 /* The same as of revision rev: the table that had that name then, when another has it now (a name dropped and
  * created again, or renamed away and given to another table); else as rq_resolve_table. */
 WrStatus rq_resolve_table_at(ReplayCtx *ctx, const char *name, int64_t rev, uint32_t *relid, WrError *err) WR_MUSTCHECK;
+/* The id of the default actor cli:ID of the commands that write: USER, else
+ * LOGNAME, else the real user id's account name, else "unknown". The string is
+ * the environment's or getpwuid()'s (valid until the next getpwuid call). */
+const char *rq_cli_user(void);
 /* The SQL of a walrev.context() call on conn (undo plans, branches, merges):
- * actor "TYPE:ID" (NULL: cli:$USER), description, meta a JSON object or
+ * actor "TYPE:ID" (NULL: cli:rq_cli_user()), description, meta a JSON object or
  * NULL (borrowed). Caller frees. */
 char *rq_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char *description, json_t *meta);
 /* Whether the source says the table (by name, or by relid) is unlogged or

@@ -11,7 +11,9 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <pwd.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "pgio/pgio.h"
@@ -778,6 +780,20 @@ WrStatus rq_usage(ReplayCtx *ctx, WrError *err, const char *fmt, ...)
     return WR_INVALID;
 }
 
+/* USER is unset under cron, systemd units, `docker exec` and `env -i`, where an
+ * undo would otherwise be recorded as cli:unknown although the OS knows who ran
+ * it: fall back to LOGNAME, then to the account of the real user id. */
+const char *rq_cli_user(void)
+{
+    const char *user = getenv("USER");
+    if (user && *user) return user;
+    user = getenv("LOGNAME");
+    if (user && *user) return user;
+    const struct passwd *pw = getpwuid(getuid());
+    if (pw && pw->pw_name && *pw->pw_name) return pw->pw_name;
+    return "unknown";
+}
+
 char *rq_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char *description, json_t *meta)
 {
     char *type, *id;
@@ -787,8 +803,7 @@ char *rq_context_sql(ReplayCtx *ctx, PGconn *conn, const char *actor, const char
         id = xstrdup(colon + 1);
     } else {
         type = xstrdup("cli");
-        const char *user = getenv("USER");
-        id = xstrdup(user && *user ? user : "unknown");
+        id = xstrdup(rq_cli_user());
     }
     json_t *j = json_pack("{s:{s:s,s:s},s:s}", "actor", "type", type, "id", id, "description", description);
     if (meta) json_object_set(j, "meta", meta);

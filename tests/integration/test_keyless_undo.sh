@@ -22,13 +22,17 @@ catch_up; C=$(rev_of)
 expect_eq "the table before the reverts" "$(rows)" \
   '1	x	{"k": 1} 1	x	{"k": 1} 1	z	{"k": 1} 3	w	[]'
 
-W revert "$C" --apply >"$TEST_TMP/c.sql" 2>"$TEST_TMP/c.err" || { cat "$TEST_TMP/c.sql" "$TEST_TMP/c.err"; fail "revert $C"; }
+# without USER and LOGNAME (cron, a systemd unit, env -i) the default actor is
+# the account walrev runs as, not cli:unknown
+(unset USER LOGNAME; W revert "$C" --apply) >"$TEST_TMP/c.sql" 2>"$TEST_TMP/c.err" || { cat "$TEST_TMP/c.sql" "$TEST_TMP/c.err"; fail "revert $C"; }
 expect_eq "revert of two inserts deletes one live row each (one of the two equal rows)" "$(rows)" \
   '1	x	{"k": 1} 1	z	{"k": 1}'
 grep -q 'DELETE FROM public.f WHERE ctid = (SELECT ctid FROM ONLY public.f WHERE a::text = .1. AND b::text = .x. AND j::text = .{"k": 1}. LIMIT 1)' "$TEST_TMP/c.sql" ||
   { cat "$TEST_TMP/c.sql"; fail "the plan names the row by its values"; }
 pass "the plan names the row by its values, one row"
 catch_up
+expect_eq "without USER or LOGNAME the undo's actor is the account that ran it" \
+  "$(W log --limit 1 --format csv 2>/dev/null | tail -1 | cut -d, -f3-5)" "cli,$(id -un),walrev revert $C"
 W revert "$B" --apply >"$TEST_TMP/b.sql" 2>"$TEST_TMP/b.err" || { cat "$TEST_TMP/b.sql" "$TEST_TMP/b.err"; fail "revert $B"; }
 catch_up
 W revert "$A" --apply >"$TEST_TMP/a.sql" 2>"$TEST_TMP/a.err" || { cat "$TEST_TMP/a.sql" "$TEST_TMP/a.err"; fail "revert $A"; }
