@@ -101,10 +101,14 @@ typedef struct {
     int64_t since_flush;
 } Gap;
 
+/* The table's version as of the gap's end, with its STORED generated
+ * columns: pgoutput never describes those, and the DDL capture that would
+ * have (CREATE TABLE, ADD COLUMN ... GENERATED) is among what the gap hid. */
 static WrStatus ensure_relation(Gap *g, const ReconTable *t, WrError *err)
 {
     if (g->arv) return WR_OK;
     const BackfillTable *bt = &t->table;
+    relcache_set_generated(assembler_relcache(g->a), t->relid, bt->ngen, bt->gen);
     return assembler_baseline_relation(g->a, t->relid, bt->nspname, bt->relname, bt->replident, (uint16_t)bt->ncols,
                                        bt->cols, bt->attnums, &g->arv, err);
 }
@@ -276,6 +280,11 @@ WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler 
         gap.rows_differ = false;
         st = reconcile_table(&q, relid, on_difference, &gap, &t, &found, err);
         if (st == WR_OK && found && gap.rows_differ) st = replace_rows(&gap, src, &t, err);
+        /* Every table's version as of the gap's end (a new one only where the
+         * shape changed): a table created during the gap without rows, or
+         * given a generated column then, would otherwise get its next version
+         * from a Relation message, which lacks them. */
+        if (st == WR_OK && found) st = ensure_relation(&gap, &t, err);
         if (st == WR_OK && found) {
             tables++;
             if (t.differences)
