@@ -489,6 +489,8 @@ def main():
     ap.add_argument("--source-restarts", type=int, default=0, metavar="N",
                     help="restart the source server (pg_ctl stop -m fast or immediate, then start) after N random "
                          "files or groups, the worker running; needs --pgdir")
+    ap.add_argument("--catch-up-timeout", type=int, default=1200, metavar="S",
+                    help="seconds the worker may take to catch up at the end (default 1200)")
     ap.add_argument("--pgdir", help="the source cluster's tests/support/pgcluster.sh directory (--source-restarts)")
     ap.add_argument("--known", help="known divergences: a table kind a line (then why), reported as KNOWN, not failing")
     args = ap.parse_args()
@@ -615,6 +617,10 @@ def main():
                 print(f"external: worker restarted after {gname}", flush=True)
         if i in source_restarts:
             mode = "immediate" if pick.random() < 0.6 else "fast"
+            # what the twin committed last must survive the crash as the
+            # tracked database's does (its point waited for the flush): the
+            # cluster may run with synchronous_commit = off
+            lsn_now(cur)
             cluster.down(mode)
             time.sleep(pick.uniform(0, 1.5))
             cluster.up()
@@ -633,7 +639,7 @@ def main():
     worker.stop(signal.SIGTERM)
     print(f"external: workload done in {time.time() - t0:.0f}s; catching up to {final}", flush=True)
     try:
-        worker.catch_up(final, timeout=1200)
+        worker.catch_up(final, timeout=args.catch_up_timeout)
     except Exception as ex:  # noqa: BLE001
         print(f"external: {ex}", flush=True)
         DIED.append("the catch-up")
