@@ -460,6 +460,30 @@ typedef struct {
     int failed_line;
 } Loader;
 
+static bool known_section(const char *s);
+
+/* inih (built without INI_CALL_HANDLER_ON_NEW_SECTION) calls the handler for
+ * keys only, so a misspelt section with no key under it, or only commented
+ * ones, would pass unnoticed: a section header is checked here, as read. */
+static void check_section_line(Loader *ld, const char *line)
+{
+    if (ld->failed) return;
+    if (ld->lineno == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0) line += 3; /* inih skips a BOM */
+    while (*line == ' ' || *line == '\t') line++;
+    if (*line != '[') return;
+    const char *end = strchr(line + 1, ']');
+    if (!end) return; /* inih reports the syntax error */
+    char section[128];
+    size_t n = (size_t)(end - line - 1);
+    if (n >= sizeof(section)) n = sizeof(section) - 1;
+    memcpy(section, line + 1, n);
+    section[n] = '\0';
+    if (known_section(section)) return;
+    wr_error_set(ld->err, WR_INVALID, "%s:%d: unknown section [%s]", ld->path, ld->lineno, section);
+    ld->failed = true;
+    ld->failed_line = ld->lineno;
+}
+
 /* fgets-style reader for inih that counts lines, so the handler knows where
  * it is: inih is built here without INI_HANDLER_LINENO. A line longer than the
  * buffer arrives in several chunks; only a chunk after a newline starts a line. */
@@ -468,7 +492,10 @@ static char *loader_read(char *str, int num, void *stream)
     Loader *ld = stream;
     char *s = fgets(str, num, ld->f);
     if (!s) return NULL;
-    if (ld->at_line_start) ld->lineno++;
+    if (ld->at_line_start) {
+        ld->lineno++;
+        check_section_line(ld, s);
+    }
     size_t len = strlen(s);
     ld->at_line_start = len > 0 && s[len - 1] == '\n';
     return s;

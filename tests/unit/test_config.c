@@ -231,7 +231,9 @@ static void test_errors_name_file_and_line(void **state)
 {
     (void)state;
     expect_error("[source]\nslot = a\n\nfrobnicate = 1\n", "4: unknown key 'frobnicate' in [source]");
-    expect_error("# c\n[sauce]\nslot = a\n", "3: unknown section [sauce]");
+    expect_error("# c\n[sauce]\nslot = a\n", "2: unknown section [sauce]");
+    /* a misspelt section with nothing (or only comments) under it */
+    expect_error("[source]\nslot = a\n[metric]\n# listen = :9187\n", "3: unknown section [metric]");
     expect_error("slot = a\n", "1: key 'slot' outside any [section]");
     expect_error("[history]\nbatch_max_revisions = lots\n",
                  "2: [history] batch_max_revisions: 'lots' is not an integer");
