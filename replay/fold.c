@@ -98,9 +98,9 @@ struct Fold {
     Chunk *arena;
     size_t bytes; /* the arena and the table (replaced values stay until the end) */
     size_t max_bytes;
-    bool overflow;     /* the hash was given up: fold_emit sorts on the server */
-    char **zone_type;  /* [col_id]: the type to print a zoned column through (borrowed), NULL: as stored */
-    int nzoned;        /* how many columns have one */
+    bool overflow;    /* the hash was given up: fold_emit sorts on the server */
+    char **zone_type; /* [col_id]: the type to print a zoned column through (borrowed), NULL: as stored */
+    int nzoned;       /* how many columns have one */
 };
 
 /* ---------------------------------------------------------------- binary COPY reading */
@@ -117,7 +117,7 @@ typedef struct {
 #define MAX_FIELDS 9
 
 /*
- * Start COPY query on conn. The reader is ready for copy_next; copy_close
+ * Start COPY query on conn. The reader is ready for copy_next_batch; copy_close
  * ends it in every case.
  */
 static WrStatus copy_open(CopyReader *r, PGconn *conn, const char *query, const char *what, WrError *err)
@@ -136,14 +136,35 @@ static WrStatus copy_open(CopyReader *r, PGconn *conn, const char *query, const 
     return WR_OK;
 }
 
+/* One tuple of a batch: fields and lengths (-1: NULL), pointing into the reader's buffer. */
+typedef struct {
+    const unsigned char *f[MAX_FIELDS];
+    int32_t fl[MAX_FIELDS];
+} Tuple;
+
+/* Tuples per batch: enough that the hash slots of a batch's keys, asked of
+ * memory in one pass, arrive while the pass before the fold still runs. */
+#define COPY_BATCH 64
+
 /*
- * The next tuple of nf fields: f[i]/fl[i] point into the reader's buffer
- * (valid until the next call), fl[i] -1 for NULL. Returns 1 with a tuple, 0 at
- * the end of the data, -1 with err set.
+ * The next tuples of nf fields, up to max of them, into t (fields valid
+ * until the next call: the buffer moves only then). Reading a batch at
+ * once lets the caller look up every key of it before it folds the first
+ * (see prefetch_keys). Returns how many (0 at the end of the data), -1
+ * with err set.
  */
-static int copy_next(CopyReader *r, int nf, const unsigned char **f, int32_t *fl, const char *what, WrError *err)
+static int copy_next_batch(CopyReader *r, int nf, Tuple *t, int max, const char *what, WrError *err)
 {
-    for (;;) {
+    /* the tuples handed out last time are done with: keep only the unread tail */
+    if (r->pos > 0) {
+        memmove(r->buf.data, r->buf.data + r->pos, r->buf.len - r->pos);
+        r->buf.len -= r->pos;
+        r->pos = 0;
+    }
+    /* offsets while reading (an append may move the buffer), pointers at the end */
+    size_t off[COPY_BATCH][MAX_FIELDS];
+    int n = 0;
+    while (n < max && !r->trailer) {
         const unsigned char *p = r->buf.data ? (const unsigned char *)r->buf.data + r->pos : NULL;
         size_t avail = r->buf.len - r->pos;
         size_t len;
@@ -158,39 +179,35 @@ static int copy_next(CopyReader *r, int nf, const unsigned char **f, int32_t *fl
                 r->header_done = true;
                 continue;
             }
-        } else if (r->header_done && !r->trailer && avail >= 2) {
-            int n = copyread_field_count(p);
-            if (n == -1) {
+        } else if (r->header_done && avail >= 2) {
+            int nfields = copyread_field_count(p);
+            if (nfields == -1) {
                 r->trailer = true;
                 r->pos += 2;
-                return 0;
+                break;
             }
-            if (n != nf) {
-                wr_error_set(err, WR_PROTOCOL, "%s: %d fields in a COPY row, expected %d", what, n, nf);
+            if (nfields != nf) {
+                wr_error_set(err, WR_PROTOCOL, "%s: %d fields in a COPY row, expected %d", what, nfields, nf);
                 return -1;
             }
-            len = copyread_tuple(p, avail, nf, f, fl);
+            len = copyread_tuple(p, avail, nf, t[n].f, t[n].fl);
             if (len > 0) {
+                for (int i = 0; i < nf; i++)
+                    off[n][i] = t[n].fl[i] >= 0 ? (size_t)(t[n].f[i] - (const unsigned char *)r->buf.data) : 0;
                 r->pos += len;
-                return 1;
+                n++;
+                continue;
             }
-        } else if (r->trailer) {
-            return 0;
         }
-        /* need more: keep the unread tail, fetch the next message */
-        if (r->pos > 0) {
-            memmove(r->buf.data, r->buf.data + r->pos, r->buf.len - r->pos);
-            r->buf.len -= r->pos;
-            r->pos = 0;
-        }
+        /* need more: fetch the next message */
         char *msg;
-        int n = PQgetCopyData(r->conn, &msg, 0);
-        if (n > 0) {
-            strbuf_append(&r->buf, msg, (size_t)n);
+        int got = PQgetCopyData(r->conn, &msg, 0);
+        if (got > 0) {
+            strbuf_append(&r->buf, msg, (size_t)got);
             PQfreemem(msg);
             continue;
         }
-        if (n == -2) {
+        if (got == -2) {
             pgio_fail(r->conn, NULL, err, "%s", what);
         } else {
             /* the server ended the COPY: its result says why, else the stream was cut short */
@@ -203,6 +220,10 @@ static int copy_next(CopyReader *r, int nf, const unsigned char **f, int32_t *fl
         }
         return -1;
     }
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < nf; i++)
+            t[k].f[i] = t[k].fl[i] >= 0 ? (const unsigned char *)r->buf.data + off[k][i] : NULL;
+    return n;
 }
 
 /* Drain what is left of the COPY and take its result; st is what the caller has so far. */
@@ -381,9 +402,9 @@ static void hash_free(Fold *fo)
     fo->bytes = 0;
 }
 
-static Entry *hash_get(Fold *fo, const unsigned char *key, size_t klen)
+/* The entry of key (h: its key_hash), made when new. */
+static Entry *hash_get(Fold *fo, const unsigned char *key, size_t klen, uint64_t h)
 {
-    uint64_t h = key_hash(key, klen);
     if (fo->n + 1 > fo->cap / 10 * 7) {
         size_t ncap = fo->cap ? fo->cap * 2 : 1024;
         Bucket *old = fo->tab;
@@ -414,10 +435,35 @@ static Entry *hash_get(Fold *fo, const unsigned char *key, size_t klen)
     return s->e;
 }
 
-static Entry *hash_find(Fold *fo, const unsigned char *key, size_t klen)
+static Entry *hash_find(Fold *fo, const unsigned char *key, size_t klen, uint64_t h)
 {
     if (!fo->cap) return NULL;
-    return slot_of(fo, key, klen, key_hash(key, klen))->e;
+    return slot_of(fo, key, klen, h)->e;
+}
+
+/*
+ * The hashes of a batch's keys (field kf of each tuple; NULL keys hash as
+ * empty) into h, their hash slots and then the entries there asked of
+ * memory before the first is looked up. A table's touched keys outgrow the
+ * CPU's caches at a few thousand rows, and a lookup that waits for memory
+ * twice (slot, entry) was most of the fold's CPU (perf at 300,000 rows:
+ * keyframe_row_at 26% and fold_open 19% of the CLI, nearly all on the
+ * slot's load); asked together, the waits overlap. (Asking for each entry
+ * a few tuples ahead of its fold instead measured no better.) Only hints: a
+ * lookup stays right when the table grows or a slot is not the key's.
+ */
+static void prefetch_keys(const Fold *fo, const Tuple *t, int n, int kf, uint64_t *h)
+{
+    for (int k = 0; k < n; k++) {
+        h[k] = key_hash(t[k].f[kf], t[k].fl[kf] > 0 ? (size_t)t[k].fl[kf] : 0);
+        if (fo->cap) __builtin_prefetch(&fo->tab[(size_t)h[k] & (fo->cap - 1)]);
+    }
+    for (int k = 0; k < n && fo->cap; k++) {
+        const Entry *e = fo->tab[(size_t)h[k] & (fo->cap - 1)].e;
+        if (!e) continue;
+        __builtin_prefetch(e);
+        __builtin_prefetch(entry_key(fo, e));
+    }
 }
 
 /* ---------------------------------------------------------------- reading the deltas */
@@ -440,11 +486,11 @@ static void slot_set(Fold *fo, Entry *e, int col, Pos pos, const Val *v)
 
 /* Fold one delta into its key's entry: the array form (ids_p, vals_p), or,
  * when scalar_col > 0, the scalar form's one column and value. */
-static void hash_apply(Fold *fo, const unsigned char *key, size_t klen, Pos pos, char op, const unsigned char *ids_p,
-                       int32_t ids_len, const unsigned char *vals_p, int32_t vals_len, int scalar_col,
-                       const Val *scalar_val, bool *bad)
+static void hash_apply(Fold *fo, const unsigned char *key, size_t klen, uint64_t h, Pos pos, char op,
+                       const unsigned char *ids_p, int32_t ids_len, const unsigned char *vals_p, int32_t vals_len,
+                       int scalar_col, const Val *scalar_val, bool *bad)
 {
-    Entry *e = hash_get(fo, key, klen);
+    Entry *e = hash_get(fo, key, klen, h);
     if (pos_cmp(pos, ENTRY_LAST(e)) > 0) {
         e->last_rev = pos.rev;
         e->last_seq = pos.seq;
@@ -613,8 +659,8 @@ static WrStatus rezone_hash(Fold *fo, const char *what, WrError *err)
     return st;
 }
 
-WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max_bytes, char *const *render,
-                   Fold **out, bool *usable, WrError *err)
+WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max_bytes, char *const *render, Fold **out,
+                   bool *usable, WrError *err)
 {
     *out = NULL;
     *usable = false;
@@ -667,7 +713,8 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
     strbuf_appendf(
         &q,
         "COPY (SELECT od.key, od.revision_id, od.seq, od.op, od.col_ids, od.new_values, "
-        "CASE WHEN od.op = 'U' AND (od.col_ids OPERATOR(pg_catalog.&&) '%2$s'::smallint[] OR od.col_id = ANY ('%2$s'::smallint[])) "
+        "CASE WHEN od.op = 'U' AND (od.col_ids OPERATOR(pg_catalog.&&) '%2$s'::smallint[] OR od.col_id = ANY "
+        "('%2$s'::smallint[])) "
         "THEN %1$s.delta_old_key(od.relid, od.relversion, od.key, "
         "CASE WHEN od.col_id IS NULL THEN od.col_ids ELSE ARRAY[od.col_id] END, "
         "CASE WHEN od.col_id IS NULL THEN od.old_values WHEN od.old_value IS NOT NULL THEN ARRAY[od.old_value] END, "
@@ -682,41 +729,49 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
         fo->kf_rev > 0 ? "::bigint" : "");
     PQclear(res);
     if ((st = copy_open(&r, ctx->hist, q.data, what, err)) != WR_OK) goto done;
-    const unsigned char *f[MAX_FIELDS];
-    int32_t fl[MAX_FIELDS];
+    Tuple *batch = xmalloc(COPY_BATCH * sizeof(Tuple));
+    uint64_t hs[COPY_BATCH];
     bool bad = false;
-    int got;
-    while ((got = copy_next(&r, 9, f, fl, what, err)) == 1) {
-        if (fl[1] != 8 || fl[2] != 4 || fl[3] != 1 || (fl[7] >= 0 && fl[7] != 2)) {
-            bad = true;
-            break;
-        }
-        Pos pos = {(int64_t)(((uint64_t)wr_read_u32(f[1]) << 32) | wr_read_u32(f[1] + 4)), (int32_t)wr_read_u32(f[2])};
-        char op = (char)f[3][0];
-        if (op == 'T') {
-            if (pos_cmp(pos, fo->trunc) > 0) fo->trunc = pos;
-            continue;
-        }
-        if (fl[0] < 0) continue; /* no key: nothing to place */
-        if (fl[6] == 1 && f[6][0] && pos_cmp(pos, fo->key_change) > 0) fo->key_change = pos;
-        if (fo->overflow || (op != 'I' && op != 'U' && op != 'D' && op != 'S')) continue;
-        int scalar_col = 0;
-        Val scalar_val = {(const char *)f[8], fl[8]};
-        if (fl[7] == 2) {
-            Val id = {(const char *)f[7], 2};
-            if (!int2_elem(&id, &scalar_col) || scalar_col < 1) { /* col_id 0 would mean the array form */
+    int got = 0;
+    while (!bad && (got = copy_next_batch(&r, 9, batch, COPY_BATCH, what, err)) > 0) {
+        if (!fo->overflow) prefetch_keys(fo, batch, got, 0, hs);
+        for (int k = 0; k < got; k++) {
+            const unsigned char *const *f = batch[k].f;
+            const int32_t *fl = batch[k].fl;
+            if (fl[1] != 8 || fl[2] != 4 || fl[3] != 1 || (fl[7] >= 0 && fl[7] != 2)) {
                 bad = true;
                 break;
             }
-        }
-        hash_apply(fo, f[0], (size_t)fl[0], pos, op, f[4], fl[4], f[5], fl[5], scalar_col, &scalar_val, &bad);
-        if (bad) break;
-        if (fo->bytes > fo->max_bytes) {
-            /* keep reading for truncates and key changes, hash no more */
-            hash_free(fo);
-            fo->overflow = true;
+            Pos pos = {(int64_t)(((uint64_t)wr_read_u32(f[1]) << 32) | wr_read_u32(f[1] + 4)),
+                       (int32_t)wr_read_u32(f[2])};
+            char op = (char)f[3][0];
+            if (op == 'T') {
+                if (pos_cmp(pos, fo->trunc) > 0) fo->trunc = pos;
+                continue;
+            }
+            if (fl[0] < 0) continue; /* no key: nothing to place */
+            if (fl[6] == 1 && f[6][0] && pos_cmp(pos, fo->key_change) > 0) fo->key_change = pos;
+            if (fo->overflow || (op != 'I' && op != 'U' && op != 'D' && op != 'S')) continue;
+            int scalar_col = 0;
+            Val scalar_val = {(const char *)f[8], fl[8]};
+            if (fl[7] == 2) {
+                Val id = {(const char *)f[7], 2};
+                if (!int2_elem(&id, &scalar_col) || scalar_col < 1) { /* col_id 0 would mean the array form */
+                    bad = true;
+                    break;
+                }
+            }
+            hash_apply(fo, f[0], (size_t)fl[0], hs[k], pos, op, f[4], fl[4], f[5], fl[5], scalar_col, &scalar_val,
+                       &bad);
+            if (bad) break;
+            if (fo->bytes > fo->max_bytes) {
+                /* keep reading for truncates and key changes, hash no more */
+                hash_free(fo);
+                fo->overflow = true;
+            }
         }
     }
+    free(batch);
     if (bad)
         st = wr_error_set(err, WR_PROTOCOL, "%s: malformed delta in the COPY stream", what);
     else if (got < 0)
@@ -842,11 +897,11 @@ static WrStatus emit_sorted(Fold *fo, bool csv, FoldSink sink, void *sink_arg, l
  * touched its key, vals with theirs on top. 0: the row is gone (deleted or
  * replaced since), 1: *row is it, -1: a malformed row.
  */
-static int keyframe_row_at(Fold *fo, const unsigned char *key, int32_t klen, bool keyed, const unsigned char *arr,
-                           int32_t arr_len, Val *base, Val *vals, Val **row)
+static int keyframe_row_at(Fold *fo, const unsigned char *key, int32_t klen, uint64_t h, bool keyed,
+                           const unsigned char *arr, int32_t arr_len, Val *base, Val *vals, Val **row)
 {
     if ((keyed && klen < 0) || !vals_from_array(arr, arr_len, base, fo->maxcol)) return -1;
-    Entry *e = keyed ? hash_find(fo, key, (size_t)klen) : NULL;
+    Entry *e = keyed ? hash_find(fo, key, (size_t)klen, h) : NULL;
     *row = base;
     if (!e) return 1;
     e->seen = true;
@@ -872,25 +927,38 @@ static WrStatus emit_keyframe(Fold *fo, bool csv, FoldSink sink, void *sink_arg,
     CopyReader r;
     WrStatus st = copy_open(&r, ctx->hist, q, what, err);
     if (st != WR_OK) return st;
-    const unsigned char *f[MAX_FIELDS];
-    int32_t fl[MAX_FIELDS];
-    int got, at = 1;
+    Tuple *batch = xmalloc(COPY_BATCH * sizeof(Tuple));
+    uint64_t hs[COPY_BATCH] = {0};
+    int got = 0, at = 1;
     int nf = keyed ? 2 : 1;
-    while ((got = copy_next(&r, nf, f, fl, what, err)) == 1) {
-        Val *row;
-        if ((at = keyframe_row_at(fo, f[0], fl[0], keyed, f[nf - 1], fl[nf - 1], base, vals, &row)) <= 0) {
-            if (at < 0) break;
-            continue;
+    while (at >= 0 && st == WR_OK && (got = copy_next_batch(&r, nf, batch, COPY_BATCH, what, err)) > 0) {
+        if (keyed) prefetch_keys(fo, batch, got, 0, hs);
+        for (int k = 0; k < got; k++) {
+            const Tuple *t = &batch[k];
+            Val *row;
+            if ((at = keyframe_row_at(fo, t->f[0], t->fl[0], hs[k], keyed, t->f[nf - 1], t->fl[nf - 1], base, vals,
+                                      &row)) <= 0) {
+                if (at < 0) break;
+                continue;
+            }
+            make_line(fo->rv, row, fo->maxcol, csv, line);
+            if ((st = sink(sink_arg, line->data, line->len, err)) != WR_OK) break;
+            (*rows)++;
         }
-        make_line(fo->rv, row, fo->maxcol, csv, line);
-        if ((st = sink(sink_arg, line->data, line->len, err)) != WR_OK) break;
-        (*rows)++;
     }
+    free(batch);
     if (at < 0 && st == WR_OK)
         st = wr_error_set(err, WR_PROTOCOL, "%s: malformed keyframe row", what);
     else if (got < 0 && st == WR_OK)
         st = err->status;
     return copy_close(&r, st, what, err);
+}
+
+/* key_hash of row i's key (column 0) in a FETCHed result; 0 when not keyed. */
+static uint64_t row_hash(const PGresult *res, int i, bool keyed)
+{
+    if (!keyed || PQgetisnull(res, i, 0)) return 0;
+    return key_hash((const unsigned char *)PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
 }
 
 /*
@@ -917,8 +985,8 @@ static WrStatus emit_keyframe_zoned(Fold *fo, bool csv, FoldSink sink, void *sin
         if (fo->zone_type[c]) zcol[z++] = c;
     Val *conv = xcalloc((size_t)REZONE_BATCH * (size_t)nz, sizeof(Val)); /* [i * nz + z]: row i's column zcol[z] */
     signed char *shown = xcalloc(REZONE_BATCH, 1);
-    Val *one = xcalloc(REZONE_BATCH, sizeof(Val)); /* one zoned column's non-NULL values of the batch */
-    int *from = xcalloc(REZONE_BATCH, sizeof(int));  /* ... and their rows */
+    Val *one = xcalloc(REZONE_BATCH, sizeof(Val));  /* one zoned column's non-NULL values of the batch */
+    int *from = xcalloc(REZONE_BATCH, sizeof(int)); /* ... and their rows */
     PGresult **printed = xcalloc((size_t)nz, sizeof(PGresult *));
     bool *own = xcalloc((size_t)REZONE_BATCH * (size_t)nz, sizeof(bool)); /* conv[...] is the keyframe's text */
     char fetch[64];
@@ -935,10 +1003,10 @@ static WrStatus emit_keyframe_zoned(Fold *fo, bool csv, FoldSink sink, void *sin
         n = PQntuples(res);
         for (int i = 0; i < n && st == WR_OK; i++) {
             Val *row;
-            shown[i] = (signed char)keyframe_row_at(fo, (const unsigned char *)PQgetvalue(res, i, 0),
-                                                    PQgetisnull(res, i, 0) ? -1 : PQgetlength(res, i, 0), keyed,
-                                                    (const unsigned char *)PQgetvalue(res, i, nf - 1),
-                                                    PQgetlength(res, i, nf - 1), base, vals, &row);
+            shown[i] = (signed char)keyframe_row_at(
+                fo, (const unsigned char *)PQgetvalue(res, i, 0), PQgetisnull(res, i, 0) ? -1 : PQgetlength(res, i, 0),
+                row_hash(res, i, keyed), keyed, (const unsigned char *)PQgetvalue(res, i, nf - 1),
+                PQgetlength(res, i, nf - 1), base, vals, &row);
             if (shown[i] < 0) st = wr_error_set(err, WR_PROTOCOL, "%s: malformed keyframe row", what);
             /* a value from the deltas was printed again already (rezone_hash) */
             for (int z = 0; z < nz && shown[i] > 0; z++) {
@@ -961,9 +1029,9 @@ static WrStatus emit_keyframe_zoned(Fold *fo, bool csv, FoldSink sink, void *sin
             Val *row;
             if (shown[i] <= 0) continue;
             (void)keyframe_row_at(fo, (const unsigned char *)PQgetvalue(res, i, 0),
-                                  PQgetisnull(res, i, 0) ? -1 : PQgetlength(res, i, 0), keyed,
-                                  (const unsigned char *)PQgetvalue(res, i, nf - 1), PQgetlength(res, i, nf - 1),
-                                  base, vals, &row);
+                                  PQgetisnull(res, i, 0) ? -1 : PQgetlength(res, i, 0), row_hash(res, i, keyed), keyed,
+                                  (const unsigned char *)PQgetvalue(res, i, nf - 1), PQgetlength(res, i, nf - 1), base,
+                                  vals, &row);
             for (int z = 0; z < nz; z++) row[zcol[z]] = conv[(size_t)i * (size_t)nz + (size_t)z];
             make_line(fo->rv, row, fo->maxcol, csv, line);
             if ((st = sink(sink_arg, line->data, line->len, err)) == WR_OK) (*rows)++;
@@ -1001,7 +1069,7 @@ WrStatus fold_emit(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long 
     /* a truncate in the range voids the keyframe */
     if (fo->has_kf && fo->trunc.rev == 0) {
         st = (fo->nzoned > 0 ? emit_keyframe_zoned : emit_keyframe)(fo, csv, sink, sink_arg, rows, &line, base, vals,
-                                                                   what, err);
+                                                                    what, err);
         if (st != WR_OK) goto done;
     }
     /* keys the keyframe did not have */
