@@ -139,9 +139,11 @@ WrStatus rq_named_or_all_tables(ReplayCtx *ctx, const char *const *tables, int n
  * force, or the table log's columns for a partitioned table (relkind 'p',
  * col_ids the ordinal positions that parent_rows' vals follow) or a table
  * never written. *found=false if none; then rv->created_rev > 0 says the
- * table log shows it created after rev, rv->dropped_rev > 0 that such a
- * table was dropped by then, rv->unlogged_rev > 0 that it was unlogged then
- * (with the names the log gave it). Found or not, the caller frees rv with
+ * table log shows it created after rev, rv->dropped_rev > 0 that the
+ * table was dropped by then (whatever rows it had), rv->unlogged_rev > 0
+ * that it was unlogged then (with the names the log gave it). rev < 0 finds
+ * a table with rows of its own at its newest version, dropped or not (undo's
+ * plans of what is live read it so). Found or not, the caller frees rv with
  * relversion_term.
  */
 WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion *rv, bool *found,

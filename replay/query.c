@@ -331,13 +331,13 @@ WrStatus rq_resolve_object(ReplayCtx *ctx, const char *name, const char *key, bo
     return st;
 }
 
-/* Whether relid existed at rev under the name nsp.rel (rq_relation_at answers
- * for a dropped table with rows with its last state: the table log's drop
- * says it was gone). A table the log never knew (there at setup, never
- * altered) has no drop among the table events (table_event_rows leaves such
- * drops out); it held its name since before setup and never passed it on
+/* Whether relid existed at rev under the name nsp.rel (rq_relation_at finds
+ * no table dropped by rev; the table log's last event is read as well, for
+ * the unlogged table it names). A table the log has no event of by rev
+ * (there at setup, never altered, not dropped by rev) held its name since
+ * before setup and never passed it on
  * (a rename is logged), so another table logged under that name by rev
- * means it was dropped by then. */
+ * means it was gone by then. */
 static WrStatus named_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, const char *nsp, const char *rel, bool *yes,
                          WrError *err)
 {

@@ -1177,7 +1177,11 @@ $fn$;
 -- triggers applied when they still read the log, so every reader sees what
 -- it always saw: a row is kept when its table has none before it, or the
 -- one before differs (for 'unlogged': not unlogged, or another name, parent
--- or INHERITS parents; for a drop: not a drop, and there is one; otherwise:
+-- or INHERITS parents; for a drop: not a drop, or, with none before it, the
+-- table has a relation version: a table there at setup and never altered,
+-- which only setup's baseline and the stream knew, is dropped all the same
+-- (before, its drop was left out and it answered with its rows after it);
+-- a drop of a table walrev never recorded stays out; otherwise:
 -- a drop or unlogged, or another name, kind, parent, columns or INHERITS
 -- parents). A row left out equals the one before in all the rule reads, so
 -- comparing with the row just before is comparing with the last one kept.
@@ -1226,7 +1230,8 @@ JOIN @schema@.object_delta_arrays d ON d.relid = p.relid AND d.relversion = p.ve
 WHERE d.op IN ('I', 'S') AND d.relid = ANY (%1$L::oid[])
       ) AS x(revision_id, seq, relid, event, nspname, relname, relkind, parent, columns, inherits)
       WINDOW w AS (PARTITION BY x.relid ORDER BY x.revision_id, x.seq)) e
-WHERE CASE WHEN e.event = 'drop' THEN e.p_event IS NOT NULL AND e.p_event <> 'drop'
+WHERE CASE WHEN e.event = 'drop' THEN coalesce(e.p_event <> 'drop',
+                                                 EXISTS (SELECT 1 FROM @schema@.relation_version v WHERE v.relid = e.relid::oid))
            WHEN e.p_event IS NULL THEN true
            WHEN e.event = 'unlogged' THEN e.p_event <> 'unlogged'
                 OR e.p_named IS DISTINCT FROM ROW(e.nspname, e.relname, e.parent, e.inherits)
@@ -1357,10 +1362,8 @@ $fn$;
 -- state 'ok' with the columns of then (col_ids: the relation version's, or
 -- for a partitioned table the ordinal position, which parent_rows' vals
 -- follow), 'not_yet' when the table log shows it was created after R
--- (created_rev), 'dropped' when a partitioned table or one never written
--- was dropped by R (created_rev: the drop's revision; a table with rows
--- keeps answering with its last state), or no row when the history knows
--- nothing of it.
+-- (created_rev), 'dropped' when the table was dropped by R (created_rev:
+-- the drop's revision), or no row when the history knows nothing of it.
 CREATE OR REPLACE FUNCTION @schema@.table_at(p_relid oid, p_rev bigint)
 RETURNS TABLE (state text, relkind text, created_rev bigint, version integer, nspname text, relname text,
                col_ids smallint[], col_names text[], col_type_oids oid[], col_typmods integer[],
@@ -1456,11 +1459,9 @@ BEGIN
         FROM jsonb_array_elements(ev.columns) WITH ORDINALITY AS c(c, n);
         RETURN;
     END IF;
-    IF ev.relid IS NOT NULL AND ev.event = 'drop' AND (rv.relid IS NULL OR EXISTS (
-           SELECT 1 FROM @schema@.table_event p WHERE p.relid = p_relid AND p.relkind = 'p')
-           OR NOT EXISTS (SELECT 1 FROM @schema@.tracked_table t WHERE t.relid = p_relid)) THEN
-        -- a partitioned table or one never written, dropped by then (created_rev: the drop);
-        -- never written: no version, or only its CREATE TABLE's, and no row of its own (tracked_table)
+    IF ev.relid IS NOT NULL AND ev.event = 'drop' THEN
+        -- dropped by then (created_rev: the drop), whatever rows it had: the
+        -- table was not there at R, as it is not for a SELECT then
         RETURN QUERY SELECT 'dropped', NULL::text, ev.revision_id, 0, ev.nspname, ev.relname,
                             NULL::smallint[], NULL::text[], NULL::oid[], NULL::integer[], NULL::text[], NULL::boolean[];
         RETURN;

@@ -6,8 +6,7 @@
 # away) existed, it answered "did not exist yet" or with the wrong table's
 # rows. A name is now the table's that had it at that point; history and the
 # other commands still take the newest, and so does a snapshot when no table
-# had the name then (a dropped table with rows answers with its last state,
-# docs/replay.md).
+# had the name then (a dropped table then says it was dropped, docs/replay.md).
 source "$(dirname "$0")/lib.sh"
 source_db name_reuse namereuse
 
