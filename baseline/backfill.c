@@ -104,7 +104,11 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
         "    ELSE false END, "
         "  format('%I.%I', n.nspname, c.relname), quote_ident(a.attname), "
         "  (SELECT pt.rowfilter FROM pg_publication_tables pt WHERE pt.pubname = current_setting('walrev.publication') "
-        "     AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
+        "     AND pt.schemaname = n.nspname AND pt.tablename = c.relname), "
+        /* a type not built in, named as a Type message (and the DDL capture) names it */
+        "  CASE WHEN a.atttypid >= 10000 THEN (SELECT CASE WHEN tn.nspname = 'pg_catalog' THEN t.typname::text "
+        "    ELSE tn.nspname || '.' || t.typname END FROM pg_type t JOIN pg_namespace tn ON tn.oid = t.typnamespace "
+        "    WHERE t.oid = a.atttypid) END "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
         "WHERE c.oid = $1::oid AND (SELECT pt.attnames IS NULL OR a.attname = ANY (pt.attnames) FROM "
@@ -181,6 +185,13 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
     }
     *found = true;
     return WR_OK;
+}
+
+void backfill_table_name_types(const BackfillTable *t, RelCache *rc)
+{
+    for (int i = 0; i < t->ncols; i++)
+        if (!PQgetisnull(t->res, i, 11))
+            relcache_set_type_name(rc, t->cols[i].type_oid, NULL, PQgetvalue(t->res, i, 11));
 }
 
 void backfill_table_free(BackfillTable *t)
@@ -1200,6 +1211,7 @@ static WrStatus record_chunk(Backfill *b, WrError *err)
     }
     const RelationVersion *rv = NULL;
     relcache_set_generated(assembler_relcache(b->a), b->job.relid, b->table.ngen, b->table.gen);
+    backfill_table_name_types(&b->table, assembler_relcache(b->a));
     WrStatus st =
         assembler_baseline_relation(b->a, b->job.relid, b->table.nspname, b->table.relname, b->table.replident,
                                     (uint16_t)b->table.ncols, b->table.cols, b->table.attnums, &rv, err);

@@ -70,6 +70,11 @@ typedef struct {
 /* *found=false (and nothing to free) when the table is gone or not published.
  * WR_RETRY on a lost connection, WR_FATAL on another SQL error. */
 WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bool *found, WrError *err) WR_MUSTCHECK;
+/* The names of t's columns' types that are not built in (OID 10000 and up),
+ * "schema.name" as a Type message gives them, told to rc so that the
+ * relation version made from t records them as the stream's do: a type OID
+ * means nothing on another server (a history store elsewhere, --into). */
+void backfill_table_name_types(const BackfillTable *t, RelCache *rc);
 void backfill_table_free(BackfillTable *t);
 
 /* A snapshot's transaction ids (pg_current_snapshot()), epoch-extended. */

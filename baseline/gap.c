@@ -109,6 +109,7 @@ static WrStatus ensure_relation(Gap *g, const ReconTable *t, WrError *err)
     if (g->arv) return WR_OK;
     const BackfillTable *bt = &t->table;
     relcache_set_generated(assembler_relcache(g->a), t->relid, bt->ngen, bt->gen);
+    backfill_table_name_types(bt, assembler_relcache(g->a));
     return assembler_baseline_relation(g->a, t->relid, bt->nspname, bt->relname, bt->replident, (uint16_t)bt->ncols,
                                        bt->cols, bt->attnums, &g->arv, err);
 }

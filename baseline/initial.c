@@ -66,6 +66,7 @@ static WrStatus baseline_table(Assembler *a, Fanout *fan, PGconn *c, const char 
     const RelationVersion *rv = NULL;
     int64_t rows_before = pr->rows;
     relcache_set_generated(assembler_relcache(a), (uint32_t)strtoul(oid, NULL, 10), t.ngen, t.gen);
+    backfill_table_name_types(&t, assembler_relcache(a));
     st = assembler_baseline_relation(a, (uint32_t)strtoul(oid, NULL, 10), t.nspname, t.relname, t.replident,
                                      (uint16_t)n, t.cols, t.attnums, &rv, err);
     if (st != WR_OK) goto out;

@@ -84,7 +84,7 @@ static void warn_text_columns(FILE *err, const RelVersion *rv, char **types, con
         if (rec)
             fprintf(err, "warning: %s.%s: column %s has type %s, which %s does not have: made as text\n",
                     rv->nspname, rv->relname, rv->col_names[i], rec, where);
-        else /* a baseline's relation version records a user type by its oid alone */
+        else /* a baseline's version made by an older walrev recorded a user type by its oid alone */
             fprintf(err, "warning: %s.%s: column %s has type oid %u, which %s does not have: made as text\n",
                     rv->nspname, rv->relname, rv->col_names[i], rv->type_oids[i], where);
     }
