@@ -78,6 +78,11 @@ struct HistorySink {
     bool in_revision;
     int64_t cur_id;
     int64_t batch_timer_us; /* when wants_flush first saw the open batch (caller's clock); 0: not yet */
+    /* The idle pace (history_sink.c, batch_due): when wants_flush last asked
+     * for a commit (caller's clock; 0: none yet), and how long the last batch
+     * commit took (its COPY tail, bookkeeping and COMMIT; 0: none yet). */
+    int64_t commit_asked_us;
+    int64_t last_commit_us;
     int batch_revisions;
     int64_t batch_last_id;
     Lsn batch_end_lsn;

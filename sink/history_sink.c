@@ -39,6 +39,9 @@
 #define KEYFRAME_MIN_DELTAS 1000
 /* A batch's window while the stream is busy, in batch_max_ms. */
 #define BUSY_WINDOW_FACTOR 10
+/* At idle a batch commits once this many of the last batch commit's
+ * durations have passed since that commit was asked for (batch_due). */
+#define IDLE_PACE_FACTOR 4
 /* A batch commits once its buffers held this much (whatever the buffer size). */
 #define BATCH_MAX_BYTES ((size_t)8 << 20)
 
@@ -1025,6 +1028,7 @@ static WrStatus hs_flush(Sink *s, bool caught_up, WrError *err)
     if (st != WR_OK) return st;
     int64_t t2 = mono_now_us();
     metrics_observe_us(METRICS_HIST_BATCH_COMMIT, t2 - t0);
+    h->last_commit_us = t2 - t0 > 0 ? t2 - t0 : 1;
     for (size_t i = 0; i < h->nkf_due; i++) keyframer_request(h->keyframer, &h->kf_due[i]);
     h->nkf_due = 0;
     log_debug("msg=\"history batch committed\" revisions=%d revision=%" PRId64 " lsn=" LSN_FMT
@@ -1112,6 +1116,32 @@ static void start_batch_timer(HistorySink *h, int64_t now_us)
     if (!h->batch_timer_us) h->batch_timer_us = now_us;
 }
 
+/*
+ * At idle, when the open batch falls due by the pace: IDLE_PACE_FACTOR times
+ * the last batch commit's duration after that commit was asked for, so the
+ * history session spends at most about a quarter of its time committing
+ * batches at idle; 0 before the first commit (then only the window counts).
+ * The pace is the commit-to-durable lag of a stream that never waits long:
+ * at 70% of pgbench's maximum the worker finds the stream idle between
+ * almost every two transactions, and the window alone (a commit every
+ * batch_max_ms) made the lag up to that window plus a commit. A slower
+ * commit (a loaded server) stretches the pace, so commits grow fewer as they
+ * grow dearer; the window still bounds it.
+ */
+static int64_t idle_pace_due_us(const HistorySink *h)
+{
+    if (!h->commit_asked_us || !h->last_commit_us) return 0;
+    return h->commit_asked_us + IDLE_PACE_FACTOR * h->last_commit_us;
+}
+
+/* The open batch's window's end at idle (caller's clock), the pace's if sooner. */
+static int64_t idle_due_us(const HistorySink *h)
+{
+    int64_t due = h->batch_timer_us + (int64_t)h->batch_max_ms * 1000;
+    int64_t pace = idle_pace_due_us(h);
+    return pace && pace < due ? pace : due;
+}
+
 /* Is the open batch due for a commit? Asks, changes nothing. */
 static bool batch_due(const HistorySink *h, int64_t now_us, bool idle)
 {
@@ -1119,23 +1149,25 @@ static bool batch_due(const HistorySink *h, int64_t now_us, bool idle)
     if (h->in_revision) return false;
     if (h->batch_revisions >= h->batch_max_revisions) return true;
     /* While the stream is busy (the worker is catching up) the window is
-     * longer: each commit costs a WAL flush and five statements, and the lag of
-     * what waits in the stream is its backlog's, not the batch's. */
-    int64_t window_ms = idle ? h->batch_max_ms : (int64_t)h->batch_max_ms * BUSY_WINDOW_FACTOR;
-    if (now_us - h->batch_timer_us >= window_ms * 1000) return true;
+     * longer and the pace does not count: each commit costs five statements,
+     * and the lag of what waits in the stream is its backlog's, not the
+     * batch's. */
+    if (idle ? now_us >= idle_due_us(h)
+             : now_us - h->batch_timer_us >= (int64_t)h->batch_max_ms * BUSY_WINDOW_FACTOR * 1000)
+        return true;
     size_t total = 0;
     for (int t = 0; t < TB_COUNT; t++) total += h->buf[t].len;
     return total > BATCH_MAX_BYTES;
 }
 
-/* Its open batch's window at idle, or the next read of the flush position
+/* Its open batch's window or pace at idle, or the next read of the flush position
  * while commits wait for it (hs_poll), whichever comes first. */
 static int64_t hs_idle_wake_in_us(Sink *s, int64_t now_us)
 {
     HistorySink *h = s->impl;
     int64_t wake = -1;
     if (h->in_tx && !h->in_revision && h->batch_timer_us)
-        wake = batch_due(h, now_us, true) ? 0 : h->batch_timer_us + (int64_t)h->batch_max_ms * 1000 - now_us;
+        wake = batch_due(h, now_us, true) ? 0 : idle_due_us(h) - now_us;
     /* Overdue, the flush is made between batches only (hs_flush): with one
      * open the batch's own window says when. */
     if (!h->in_tx && flush_overdue(h)) return 0;
@@ -1155,7 +1187,9 @@ static bool hs_wants_flush(Sink *s, int64_t now_us, bool idle)
     if (h->isolate_until && !h->in_revision && h->batch_revisions > 0 && h->cur_commit_lsn <= h->isolate_until)
         return true;
     start_batch_timer(h, now_us);
-    return batch_due(h, now_us, idle);
+    if (!batch_due(h, now_us, idle)) return false;
+    h->commit_asked_us = now_us; /* the pace counts from here (batch_due) */
+    return true;
 }
 
 /* The digest key, and the tables with stale marks. */

@@ -45,7 +45,8 @@ typedef struct {
     const char *schema;      /* history schema, default "walrev" */
     const char *slot_name;   /* checkpoint key */
     int batch_max_revisions; /* commit after this many revisions (default 2000) */
-    int batch_max_ms;        /* or after this long (default 20 ms: bounds commit-to-durable lag) */
+    int batch_max_ms;        /* or after this long (default 20 ms: bounds commit-to-durable lag); at idle also
+                              * after 4 × the last commit's duration since it (history_sink.c, the pace) */
     size_t buffer_bytes;     /* COPY buffer per table before sending (default 256 KiB) */
     double keyframe_factor;  /* keyframe when deltas since the last exceed factor × live rows, at least 1000 (default 1) */
     HistoryCommit commit; /* how batches commit (default HISTORY_COMMIT_AUTO) */

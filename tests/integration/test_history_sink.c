@@ -723,6 +723,56 @@ static void test_checkpoint_and_batching(void **state)
     tw_close(tw);
 }
 
+/*
+ * At idle a batch falls due by the pace (IDLE_PACE_FACTOR times the last
+ * batch commit's duration after that commit was asked for) long before its
+ * window: what keeps commit-to-durable short while the stream is never idle
+ * for a whole window (issue 16, P3). The first batch has no commit to pace
+ * by and waits its window; a busy stream keeps the long window.
+ */
+static void test_idle_pace(void **state)
+{
+    (void)state;
+    setup_schema("h_pace");
+    TW t, *tw = &t;
+    HistorySinkConfig cfg = cfg_for("h_pace");
+    cfg.batch_max_ms = 10000;
+    SinkPosition pos;
+    if (tw_open_cfg(tw, &cfg, &pos) != WR_OK) fail_msg("open: %s", tw->err.msg);
+    const SinkOps *ops = tw->sink->ops;
+    OK(ops->write_relation(tw->sink, &g_rv, &tw->err));
+    Row r;
+    const int64_t t0 = 1000000000, s = 1000000;
+    simple_row(&r, &g_rv, "1", "x");
+    tw_begin(tw);
+    tw_insert(tw, &g_rv, &r);
+    tw_commit(tw);
+    Lsn first = tw->rev.end_lsn;
+    /* No commit yet: only the window. */
+    assert_false(ops->wants_flush(tw->sink, t0, true));
+    assert_int_equal(ops->idle_wake_in_us(tw->sink, t0), 10 * s);
+    assert_false(ops->wants_flush(tw->sink, t0 + 5 * s, true));
+    assert_true(ops->wants_flush(tw->sink, t0 + 10 * s, true));
+    tw_flush(tw);
+    assert_int_equal(ops->durable_lsn(tw->sink), first);
+
+    simple_row(&r, &g_rv, "2", "x");
+    tw_begin(tw);
+    tw_insert(tw, &g_rv, &r);
+    tw_commit(tw);
+    /* Asked at t0 + 10 s, the commit took some ms (well under a second even
+     * under ASan): due at idle four of those later, not 10 s later. */
+    assert_false(ops->wants_flush(tw->sink, t0 + 10 * s, true));
+    int64_t wake = ops->idle_wake_in_us(tw->sink, t0 + 10 * s);
+    assert_true(wake > 0 && wake < 5 * s);
+    assert_false(ops->wants_flush(tw->sink, t0 + 15 * s, false)); /* busy: the window, ten times longer */
+    assert_true(ops->wants_flush(tw->sink, t0 + 15 * s, true));
+    tw_flush(tw);
+    assert_int_equal(ops->durable_lsn(tw->sink), tw->rev.end_lsn);
+    expect_verified("h_pace", 2);
+    tw_close(tw);
+}
+
 static void test_id_gap_refused(void **state)
 {
     (void)state;
@@ -1594,7 +1644,8 @@ static int group_teardown(void **state)
 
 TS_RUN_GROUP(group_setup, group_teardown, cmocka_unit_test(test_missing_schema),
              cmocka_unit_test(test_values_roundtrip), cmocka_unit_test(test_current_rows),
-             cmocka_unit_test(test_checkpoint_and_batching), cmocka_unit_test(test_id_gap_refused),
+             cmocka_unit_test(test_checkpoint_and_batching), cmocka_unit_test(test_idle_pace),
+             cmocka_unit_test(test_id_gap_refused),
              cmocka_unit_test(test_killed_connection), cmocka_unit_test(test_sql_error_then_abort),
              cmocka_unit_test(test_async_commit), cmocka_unit_test(test_auto_commit), cmocka_unit_test(test_keyframe),
              cmocka_unit_test(test_keyframe_values), cmocka_unit_test(test_keyframe_deferred),
