@@ -2555,6 +2555,39 @@ def run(args):
     def dml_table():
         return pick(lambda t: not t.frozen and not (t.parent is not None and t.partitioned))
 
+    def new_table(empty):
+        """A table of a random kind (with its children), with rows unless empty."""
+        c = r.choice(["keyed", "keyless", "keyless_full", "generated", "toast", "inherit", "typed"])
+        t = {"keyed": lambda: w.make_keyed(), "keyless": lambda: w.make_keyless(False),
+             "keyless_full": lambda: w.make_keyless(True), "generated": lambda: w.make_generated(True),
+             "toast": lambda: w.make_toast(), "inherit": lambda: w.make_inherit(),
+             "typed": lambda: w.make_typed()}[c]()
+        for x in [] if empty else [t] + w.descendants(t):
+            w.insert(x, r.randint(1, 5))
+
+    def partition_step():
+        roots = w.live(lambda t: t.partitioned and t.parent is None and not t.busy)
+        if roots:
+            root = r.choice(roots)
+            if not any(t.busy for t in w.tree(root)):
+                w.step_tx(lambda: w.partition_op(root))
+
+    def lost_window_writes():
+        """What the lost slot never sends: rows, and the DDL only the table
+        log tells replay of (ATTACH/DETACH, new tables, one left empty, column
+        DDL), which the gap revision must restore (test_gap_partitions)."""
+        for _ in range(r.randint(3, 8)):
+            t = dml_table()
+            if t is not None:
+                w.step_tx(lambda: w.dml(t))
+        for _ in range(2):
+            partition_step()
+        w.step_tx(lambda: new_table(False))
+        w.step_tx(lambda: new_table(True))
+        t = pick(w.ddl_target)
+        if t is not None:
+            w.step_tx(lambda: w.ddl(t))
+
     def finish_prepared(pt, commit):
         gid, ts, post, _ = pt
         if commit:
@@ -2609,10 +2642,7 @@ def run(args):
             faults.heal()
             worker.catch_up(w.lsn())
             w.lost_window = True
-            for _ in range(r.randint(3, 8)):
-                t = dml_table()
-                if t is not None:
-                    w.step_tx(lambda: w.dml(t))
+            lost_window_writes()
             w.x(f"SELECT pg_drop_replication_slot('{SLOT}')")
             out = subprocess.run(worker.cmd("setup"), capture_output=True, text=True)
             log.write(f"--- setup after the slot was dropped (rc {out.returncode})\n{out.stdout}{out.stderr}".encode())
@@ -2717,21 +2747,9 @@ def run(args):
                 w.post = []
                 w.stats["2pc"] += 1
         elif kind == "partition":
-            roots = w.live(lambda t: t.partitioned and t.parent is None and not t.busy)
-            if roots:
-                root = r.choice(roots)
-                if not any(t.busy for t in w.tree(root)):
-                    w.step_tx(lambda: w.partition_op(root))
+            partition_step()
         elif kind == "create":
-            def body():
-                c = r.choice(["keyed", "keyless", "keyless_full", "generated", "toast", "inherit", "typed"])
-                t = {"keyed": lambda: w.make_keyed(), "keyless": lambda: w.make_keyless(False),
-                     "keyless_full": lambda: w.make_keyless(True), "generated": lambda: w.make_generated(True),
-                     "toast": lambda: w.make_toast(), "inherit": lambda: w.make_inherit(),
-                     "typed": lambda: w.make_typed()}[c]()
-                for x in [t] + w.descendants(t):
-                    w.insert(x, r.randint(1, 5))
-            w.step_tx(body)
+            w.step_tx(lambda: new_table(False))
         elif kind == "truncate_multi":
             ts = [t for t in (dml_table(), dml_table()) if t is not None]
             ts = list({id(t): t for t in ts}.values())
