@@ -11,6 +11,8 @@
 #ifndef WALREV_BASELINE_RECONCILE_H
 #define WALREV_BASELINE_RECONCILE_H
 
+#include <stdatomic.h>
+
 #include <libpq-fe.h>
 
 #include "baseline/baseline.h"
@@ -130,7 +132,7 @@ typedef struct {
     int ntables;
     int wait_s;               /* longest wait for the worker to pass the point */
     int64_t rows_per_second;  /* 0: as fast as the servers go; else sleeps after each table */
-    const volatile int *stop; /* NULL, or a flag that ends the comparison early (WR_RETRY) */
+    const atomic_int *stop; /* NULL, or a flag that ends the comparison early (WR_RETRY) */
     ReconFn fn;               /* each difference */
     void *arg;
     void (*on_start)(void *arg, const ReconSummary *sum);               /* at and rev known; may be NULL */

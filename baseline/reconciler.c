@@ -219,7 +219,7 @@ static WrStatus on_table(void *arg, const ReconTable *t, WrError *err)
     return st;
 }
 
-static void round_once(void *arg, const volatile int *stop)
+static void round_once(void *arg, const atomic_int *stop)
 {
     Reconciler *r = arg;
     WrError err = {0};

@@ -6,6 +6,7 @@
 #include "common/periodic.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -16,7 +17,7 @@ struct Periodic {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    volatile int stop;
+    atomic_int stop; /* written under mu, read by the round without it: atomic, not volatile */
 };
 
 static void *thread_main(void *arg)
@@ -59,7 +60,7 @@ void periodic_stop(Periodic *p)
 {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->stop = 1;
+    atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->thread, NULL);

@@ -9,16 +9,19 @@
 #ifndef WALREV_COMMON_PERIODIC_H
 #define WALREV_COMMON_PERIODIC_H
 
+#include <stdatomic.h>
+
 #include "common/common.h"
 
 typedef struct Periodic Periodic;
 
 /*
  * One round, run on the thread with no lock held. stop becomes non-zero
- * when periodic_stop is called: a long round may read it to end early, and
- * it stays valid for the thread's life.
+ * when periodic_stop is called (from another thread: an atomic, so a plain
+ * read of *stop is a well-defined one): a long round may read it to end
+ * early, and it stays valid for the thread's life.
  */
-typedef void (*PeriodicRound)(void *arg, const volatile int *stop);
+typedef void (*PeriodicRound)(void *arg, const atomic_int *stop);
 
 /*
  * Start a thread that calls round(arg, stop) every interval_s seconds, the

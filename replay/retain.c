@@ -25,7 +25,7 @@ struct Retainer {
 };
 
 /* One round: prune what is older than the retention period; logs what it did. */
-static void round_once(void *arg, const volatile int *stop)
+static void round_once(void *arg, const atomic_int *stop)
 {
     (void)stop; /* a round is one short transaction: it is not cut */
     Retainer *r = arg;
