@@ -97,8 +97,8 @@ static void sinks_json(char *out, size_t size)
 static bool run_state_sql(PGconn *conn, const StateRow *r, const char *sql, int n, const char *const *params,
                           bool *undefined_column)
 {
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PGresult *res;
+    bool ok = pgio_exec(conn, sql, n, params, &res);
     *undefined_column = false;
     if (!ok) {
         char msg[256];
@@ -289,9 +289,10 @@ static json_t *row_object(const PGresult *res, int row, const char *const *names
 
 static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *params, char *why, size_t size)
 {
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) return res;
-    pgio_error_text(conn, res, why, size, NULL);
+    PGresult *res;
+    const char *sqlstate;
+    if (pgio_exec(conn, sql, n, params, &res)) return res;
+    pgio_error_text(conn, res, why, size, &sqlstate);
     PQclear(res);
     return NULL;
 }

@@ -131,6 +131,14 @@ field $J '["worker"]["last_error"]' | grep -qF 'no_such_role' || fail "last erro
 [ "$(field $J '["worker"]["last_error_at"]')" != null ] || fail "no last_error_at"
 field $J '["problems"]' | grep -qF '"worker failed: ' || fail "problems: $(field $J '["problems"]')"
 
+# ---- a history store without the schema: the server's message, not a crash ----
+# (status passed NULL for the SQLSTATE pgio_error_text writes: a failed store query was a SIGSEGV)
+rc=0
+WALREV_SCHEMA=no_such_schema W status --format json >"$J" 2>"$TEST_TMP/s.err" || rc=$?
+expect_eq "store without the schema: exit 1" "$rc" 1
+expect_eq "store without the schema: its problem" "$(field $J '["problems"][-1]')" \
+  'history store: relation "no_such_schema.revision" does not exist (run walrev setup?)'
+
 # ---- unreachable source, usage errors ----
 rc=0
 "$WALREV_BIN" --source "host=127.0.0.1 port=1 dbname=x" --history "$SRC" --slot status_t status --format json >"$J" 2>/dev/null || rc=$?
