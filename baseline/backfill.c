@@ -60,13 +60,6 @@ static const char *sql_message(PGconn *c, const PGresult *r, char *buf, size_t s
     return buf;
 }
 
-/* Fill err unless r has the wanted status, classified by pgio's table. */
-static WrStatus sql_check(PGconn *c, PGresult *r, ExecStatusType want, const char *what, WrError *err)
-{
-    if (PQresultStatus(r) == want) return WR_OK;
-    return pgio_fail(c, r, err, "%s", what);
-}
-
 /* NULL with err set on failure (a refused login is WR_FATAL). */
 static PGconn *connect_to(const char *conninfo, const char *what, WrError *err)
 {
@@ -77,8 +70,8 @@ static PGconn *connect_to(const char *conninfo, const char *what, WrError *err)
     if (pgio_connect(conninfo, &how, &c, err) != WR_OK) return NULL;
     /* A watermark reaches the stream only once flushed: under an
      * asynchronous commit it would wait for the WAL writer each time. */
-    PQclear(PQexec(c, "SET synchronous_commit = local"));
-    PQclear(PQexec(c, "SET lock_timeout = '" LOCK_TIMEOUT "'"));
+    pgio_run_unchecked(c, "SET synchronous_commit = local");
+    pgio_run_unchecked(c, "SET lock_timeout = '" LOCK_TIMEOUT "'");
     return c;
 }
 
@@ -94,7 +87,8 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
     /* is_key follows the replica identity as pgoutput marks it, except that
      * under FULL and NOTHING a primary key is the key and a table without
      * one has no key column (a multiset), as the assembler makes it. */
-    PGresult *r = PQexecParams(
+    PGresult *r;
+    WrStatus st = pgio_run(
         c,
         "SELECT n.nspname, c.relname, c.relreplident, a.attnum, a.attname, a.atttypid, a.atttypmod, "
         "  CASE WHEN c.relreplident IN ('f', 'n', 'd') THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid "
@@ -116,11 +110,11 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
         "  WHERE pt.pubname = current_setting('walrev.publication') AND pt.schemaname = n.nspname AND pt.tablename = "
         "c.relname) "
         "ORDER BY a.attnum",
-        1, NULL, params, NULL, NULL, 0);
-    WrStatus st = sql_check(c, r, PGRES_TUPLES_OK, "describing a published table", err);
-    if (st != WR_OK || PQntuples(r) == 0) {
+        1, params, &r, err, "describing a published table");
+    if (st != WR_OK) return st;
+    if (PQntuples(r) == 0) {
         PQclear(r);
-        return st;
+        return WR_OK;
     }
     int n = PQntuples(r);
     t->res = r;
@@ -147,29 +141,30 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
      * their expressions deparsed with search_path = pg_catalog as the DDL capture deparses them:
      * every table, function and type not in pg_catalog is then schema-qualified ('ref'::regclass
      * would otherwise name whatever "ref" is where a snapshot computes it, if anything). */
-    PGresult *path = PQexec(c, "SELECT current_setting('search_path'), "
-                               "set_config('search_path', 'pg_catalog, pg_temp', false)");
-    st = sql_check(c, path, PGRES_TUPLES_OK, "describing a published table's generated columns", err);
+    PGresult *path;
+    st = pgio_run(c, "SELECT current_setting('search_path'), set_config('search_path', 'pg_catalog, pg_temp', false)",
+                  0, NULL, &path, err, "describing a published table's generated columns");
     if (st != WR_OK) {
-        PQclear(path);
         backfill_table_free(t);
         return st;
     }
-    t->gen_res =
-        PQexecParams(c,
-                     "SELECT a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid), "
-                     "  (SELECT count(*) FROM pg_attribute b WHERE b.attrelid = a.attrelid AND b.attnum > 0 "
-                     "     AND NOT b.attisdropped AND b.attnum < a.attnum) "
-                     "FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-                     "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 's' "
-                     "ORDER BY a.attnum",
-                     1, NULL, params, NULL, NULL, 0);
+    bool gen_ok =
+        pgio_exec(c,
+                  "SELECT a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid), "
+                  "  (SELECT count(*) FROM pg_attribute b WHERE b.attrelid = a.attrelid AND b.attnum > 0 "
+                  "     AND NOT b.attisdropped AND b.attnum < a.attnum) "
+                  "FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                  "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 's' "
+                  "ORDER BY a.attnum",
+                  1, params, &t->gen_res);
+    /* the search_path goes back whether or not that read succeeded */
     const char *old_path[1] = {PQgetvalue(path, 0, 0)};
-    PGresult *back = PQexecParams(c, "SELECT set_config('search_path', $1, false)", 1, NULL, old_path, NULL, NULL, 0);
+    PGresult *back;
+    bool back_ok = pgio_exec(c, "SELECT set_config('search_path', $1, false)", 1, old_path, &back);
     PQclear(path);
-    st = sql_check(c, t->gen_res, PGRES_TUPLES_OK, "describing a published table's generated columns", err);
     /* a failure in a transaction block undoes the set_config itself */
-    if (st == WR_OK) st = sql_check(c, back, PGRES_TUPLES_OK, "describing a published table's generated columns", err);
+    if (!gen_ok || !back_ok)
+        st = pgio_fail(c, gen_ok ? back : t->gen_res, err, "describing a published table's generated columns");
     PQclear(back);
     if (st != WR_OK) {
         backfill_table_free(t);
@@ -629,9 +624,10 @@ static PGresult *born_published(Backfill *b)
                    "(SELECT 1 FROM %1$s.table_log d WHERE d.relid = c.relid AND d.event = 'drop' AND d.id > c.id)",
                    schema);
     free(schema);
-    PGresult *r = PQexec(b->src, q.data);
+    PGresult *r;
+    bool ok = pgio_exec(b->src, q.data, 0, NULL, &r);
     strbuf_free(&q);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
+    if (ok) return r;
     if (!b->born_warned) {
         char msg[300];
         log_warn("msg=\"cannot read the table log, so tables created after tracking began get a baseline they do "
@@ -663,9 +659,10 @@ static WrStatus detect(Backfill *b, WrError *err)
                    "FROM %s.backfill",
                    schema);
     free(schema);
-    PGresult *h = PQexec(b->hist, q.data);
+    PGresult *h;
+    bool ok = pgio_exec(b->hist, q.data, 0, NULL, &h);
     strbuf_free(&q);
-    if (PQresultStatus(h) != PGRES_TUPLES_OK) {
+    if (!ok) {
         const char *state = PQresultErrorField(h, PG_DIAG_SQLSTATE);
         if (state && strcmp(state, "42P01") == 0) {
             log_warn("msg=\"the history store has no backfill table: tables added to the publication get no "
@@ -675,20 +672,19 @@ static WrStatus detect(Backfill *b, WrError *err)
             PQclear(h);
             return WR_OK;
         }
-        st = sql_check(b->hist, h, PGRES_TUPLES_OK, "backfill: reading the baseline states", err);
+        st = pgio_fail(b->hist, h, err, "backfill: reading the baseline states");
         PQclear(h);
         return st == WR_RETRY ? st : disable(b, err);
     }
     /* walrev's DDL capture table (in the history schema's name) is never history. */
     const char *pub[2] = {b->cfg->publication, b->cfg->history_schema};
-    PGresult *s = PQexecParams(
-        b->src,
-        "SELECT c.oid, n.nspname, c.relname FROM pg_publication_tables pt "
-        "JOIN pg_namespace n ON n.nspname = pt.schemaname "
-        "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-        "WHERE pt.pubname = $1 AND NOT (pt.schemaname = $2 AND pt.tablename = 'ddl_capture') ORDER BY 2, 3",
-        2, NULL, pub, NULL, NULL, 0);
-    st = sql_check(b->src, s, PGRES_TUPLES_OK, "backfill: listing published tables", err);
+    PGresult *s = NULL;
+    st = pgio_run(b->src,
+                  "SELECT c.oid, n.nspname, c.relname FROM pg_publication_tables pt "
+                  "JOIN pg_namespace n ON n.nspname = pt.schemaname "
+                  "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+                  "WHERE pt.pubname = $1 AND NOT (pt.schemaname = $2 AND pt.tablename = 'ddl_capture') ORDER BY 2, 3",
+                  2, pub, &s, err, "backfill: listing published tables");
     if (st != WR_OK) {
         if (st != WR_RETRY) st = disable(b, err);
         goto out;
@@ -805,10 +801,8 @@ static WrStatus table_failed(Backfill *b, const char *state, const char *why, Wr
 static WrStatus emit_message(Backfill *b, const char *prefix, const char *content, WrError *err)
 {
     const char *params[2] = {prefix, content};
-    PGresult *r = PQexecParams(b->src, "SELECT pg_logical_emit_message(true, $1, $2)", 2, NULL, params, NULL, NULL, 0);
-    WrStatus st = sql_check(b->src, r, PGRES_TUPLES_OK, "backfill: emitting a watermark", err);
-    PQclear(r);
-    return st;
+    return pgio_run(b->src, "SELECT pg_logical_emit_message(true, $1, $2)", 2, params, NULL, err,
+                    "backfill: emitting a watermark");
 }
 
 static WrStatus send_low(Backfill *b, WrError *err)
@@ -909,7 +903,7 @@ static WrStatus table_failed(Backfill *b, const char *state, const char *why, Wr
     char reason[sizeof(err->msg)];
     snprintf(reason, sizeof(reason), "%s", why); /* why may be err->msg, which the next step reuses */
     why = reason;
-    PQclear(PQexec(b->src, "ROLLBACK"));
+    pgio_run_unchecked(b->src, "ROLLBACK");
     chunk_free(b);
     return end_job(b, state, why, err);
 }
@@ -965,7 +959,7 @@ static bool lock_not_available(const PGresult *r)
  */
 static WrStatus wait_for_lock(Backfill *b)
 {
-    PQclear(PQexec(b->src, "ROLLBACK"));
+    pgio_run_unchecked(b->src, "ROLLBACK");
     chunk_free(b);
     b->retry_wait_us = b->retry_wait_us ? 2 * b->retry_wait_us : LOCK_RETRY_FIRST_US;
     if (b->retry_wait_us > LOCK_RETRY_MAX_US) b->retry_wait_us = LOCK_RETRY_MAX_US;
@@ -994,22 +988,21 @@ static WrStatus open_chunk(Backfill *b, bool *go_on, WrError *err)
     snprintf(oid, sizeof(oid), "%" PRIu32, b->job.relid);
     const char *params[2] = {b->cfg->publication, oid};
     claims_truncate(b, b->claims_mark);
-    PGresult *r = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ");
-    WrStatus st = sql_check(c, r, PGRES_COMMAND_OK, "backfill: BEGIN", err);
-    PQclear(r);
+    WrStatus st = pgio_run(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL, err, "backfill: BEGIN");
     if (st != WR_OK) return st;
-    r = PQexecParams(
-        c,
-        "SELECT pg_current_snapshot()::text, set_config('walrev.publication', $1, true), "
-        "pg_relation_filenode($2::oid), pg_relation_size($2::oid) / current_setting('block_size')::bigint, "
-        "(SELECT relkind FROM pg_class WHERE oid = $2::oid)",
-        2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    PGresult *r;
+    bool ok =
+        pgio_exec(c,
+                  "SELECT pg_current_snapshot()::text, set_config('walrev.publication', $1, true), "
+                  "pg_relation_filenode($2::oid), pg_relation_size($2::oid) / current_setting('block_size')::bigint, "
+                  "(SELECT relkind FROM pg_class WHERE oid = $2::oid)",
+                  2, params, &r);
+    if (!ok) {
         if (lock_not_available(r)) {
             PQclear(r);
             return wait_for_lock(b);
         }
-        st = sql_check(c, r, PGRES_TUPLES_OK, "backfill: reading the snapshot", err);
+        st = pgio_fail(c, r, err, "backfill: reading the snapshot");
         PQclear(r);
         if (st == WR_RETRY) return st;
         return table_failed(b, "failed", err->msg, err);
@@ -1065,11 +1058,12 @@ static WrStatus read_pages(Backfill *b, bool *go_on, WrError *err)
                    "SELECT %s FROM ONLY %s WHERE ctid >= '(%" PRIu32 ",0)'::tid AND ctid < '(%" PRIu32 ",0)'::tid",
                    b->table.select_list, b->table.qualified, b->chunk_first, b->chunk_end);
     if (b->table.rowfilter) strbuf_appendf(&sql, " AND (%s)", b->table.rowfilter);
-    b->rows = b->chunk_end > b->chunk_first ? PQexec(c, sql.data) : NULL;
+    b->rows = NULL;
+    bool ok = b->chunk_end <= b->chunk_first || pgio_exec(c, sql.data, 0, NULL, &b->rows);
     strbuf_free(&sql);
-    if (b->rows && PQresultStatus(b->rows) != PGRES_TUPLES_OK) {
+    if (!ok) {
         if (lock_not_available(b->rows)) return wait_for_lock(b);
-        WrStatus st = sql_check(c, b->rows, PGRES_TUPLES_OK, "backfill: reading a chunk", err);
+        WrStatus st = pgio_fail(c, b->rows, err, "backfill: reading a chunk");
         if (st == WR_RETRY) return st;
         return table_failed(b, "failed", err->msg, err);
     }
@@ -1158,9 +1152,7 @@ static WrStatus send_chunk(Backfill *b, WrError *err)
         if (st == WR_RETRY) return st;
         if (st != WR_OK) return table_failed(b, "failed", err->msg, err);
     }
-    PGresult *r = PQexec(b->src, "COMMIT");
-    st = sql_check(b->src, r, PGRES_COMMAND_OK, "backfill: COMMIT", err);
-    PQclear(r);
+    st = pgio_run(b->src, "COMMIT", 0, NULL, NULL, err, "backfill: COMMIT");
     if (st == WR_RETRY) return st;
     if (st != WR_OK) return table_failed(b, "failed", err->msg, err);
     if (any) {
@@ -1185,7 +1177,7 @@ static WrStatus read_chunk(Backfill *b, WrError *err)
     int nrows = (int)b->chunk_read;
     st = keep_unknown_rows(b, nrows, err);
     if (st != WR_OK) {
-        PQclear(PQexec(b->src, "ROLLBACK"));
+        pgio_run_unchecked(b->src, "ROLLBACK");
         return st; /* a history store error: the pipeline's to handle */
     }
     kept_index(b);
@@ -1340,15 +1332,16 @@ WrStatus backfill_step(Backfill *b, WrError *err)
 static int request_table(PGconn *src, PGconn *hist, const BaselineConfig *cfg, const char *schema, const char *table)
 {
     const char *p[2] = {table, cfg->publication};
-    PGresult *r = PQexecParams(src,
-                               "SELECT c.oid, n.nspname, c.relname, EXISTS (SELECT 1 FROM pg_publication_tables pt "
-                               "WHERE pt.pubname = $2 AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
-                               "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                               "WHERE c.oid = to_regclass($1)",
-                               2, NULL, p, NULL, NULL, 0);
+    PGresult *r;
+    bool ok = pgio_exec(src,
+                        "SELECT c.oid, n.nspname, c.relname, EXISTS (SELECT 1 FROM pg_publication_tables pt "
+                        "WHERE pt.pubname = $2 AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
+                        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE c.oid = to_regclass($1)",
+                        2, p, &r);
     char msg[512];
     int rc = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    if (!ok) {
         fprintf(stderr, "walrev baseline: looking up %s: %s\n", table, sql_message(src, r, msg, sizeof(msg)));
         rc = 1;
     } else if (PQntuples(r) == 0) {
@@ -1375,9 +1368,10 @@ static int request_table(PGconn *src, PGconn *hist, const BaselineConfig *cfg, c
                    "request_no = b.request_no + 1, last_key = NULL, chunks = 0, rows_read = 0, rows_recorded = 0, "
                    "error = NULL, requested_at = now(), started_at = NULL, finished_at = NULL, updated_at = now()",
                    schema);
-    PGresult *h = PQexecParams(hist, q.data, 3, NULL, hp, NULL, NULL, 0);
+    PGresult *h;
+    ok = pgio_exec(hist, q.data, 3, hp, &h);
     strbuf_free(&q);
-    if (PQresultStatus(h) != PGRES_COMMAND_OK) {
+    if (!ok) {
         fprintf(stderr, "walrev baseline: requesting the baseline of %s.%s: %s\n", hp[1], hp[2],
                 sql_message(hist, h, msg, sizeof(msg)));
         const char *state = PQresultErrorField(h, PG_DIAG_SQLSTATE);
@@ -1406,10 +1400,11 @@ static int print_states(PGconn *hist, const char *schema, OutFormat fmt, const c
         "  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = '%1$s.backfill'::regclass)) "
         "ORDER BY 1",
         schema);
-    PGresult *r = PQexec(hist, q.data);
+    PGresult *r;
+    bool ok = pgio_exec(hist, q.data, 0, NULL, &r);
     strbuf_free(&q);
     char msg[512];
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    if (!ok) {
         fprintf(stderr, "walrev baseline: reading the baseline states: %s\n", sql_message(hist, r, msg, sizeof(msg)));
         PQclear(r);
         return 1;

@@ -41,12 +41,12 @@ WrStatus gap_check(const char *source_conninfo, const char *slot_name, Lsn histo
     PGconn *c = connect_plain(source_conninfo, "gap: source", err);
     if (!c) return err->status;
     const char *params[1] = {slot_name};
-    PGresult *r = PQexecParams(c,
-                               "SELECT confirmed_flush_lsn::text, wal_status, plugin, slot_type, "
-                               "database = current_database() FROM pg_replication_slots WHERE slot_name = $1",
-                               1, NULL, params, NULL, NULL, 0);
+    PGresult *r;
     WrStatus st = WR_OK;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    if (!pgio_exec(c,
+                   "SELECT confirmed_flush_lsn::text, wal_status, plugin, slot_type, "
+                   "database = current_database() FROM pg_replication_slots WHERE slot_name = $1",
+                   1, params, &r)) {
         st = sql_error(c, r, "reading the replication slot", err);
         goto done;
     }
@@ -226,8 +226,9 @@ WrStatus gap_record(const BaselineConfig *cfg, const char *slot_name, Assembler 
     }
     if (g->slot_exists) {
         const char *params[1] = {slot_name};
-        PGresult *r = PQexecParams(src, "SELECT pg_drop_replication_slot($1)", 1, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) st = sql_error(src, r, "dropping the slot to make it anew", err);
+        PGresult *r;
+        if (!pgio_exec(src, "SELECT pg_drop_replication_slot($1)", 1, params, &r))
+            st = sql_error(src, r, "dropping the slot to make it anew", err);
         PQclear(r);
         if (st != WR_OK) goto done;
     }

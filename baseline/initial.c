@@ -72,7 +72,8 @@ static WrStatus baseline_table(Assembler *a, Fanout *fan, PGconn *c, const char 
     if (st != WR_OK) goto out;
     log_info("msg=\"baseline table\" table=%s.%s", rv->nspname, rv->relname);
 
-    PGresult *cr = PQexec(c, sql.data);
+    PGresult *cr;
+    (void)pgio_exec(c, sql.data, 0, NULL, &cr); /* sql_ok wants COPY OUT exactly */
     st = sql_ok(c, cr, PGRES_COPY_OUT, "baseline: COPY", err);
     PQclear(cr);
     if (st != WR_OK) goto out;
@@ -157,23 +158,19 @@ WrStatus baseline_take(const BaselineConfig *cfg, Assembler *a, Fanout *f, const
                    snap, pub);
     PQfreemem(pub);
     PQfreemem(snap);
-    r = PQexec(c, sql.data);
+    st = pgio_run(c, sql.data, 0, NULL, NULL, err, "baseline: using the slot's snapshot");
     strbuf_free(&sql);
-    st = sql_ok(c, r, PGRES_TUPLES_OK, "baseline: using the slot's snapshot", err);
-    PQclear(r);
-    r = NULL;
     if (st != WR_OK) goto done;
     /* walrev's DDL capture table (in the history schema's name) is never history. */
     const char *ctl[1] = {cfg->history_schema};
-    r = PQexecParams(c,
-                     "SELECT c.oid, greatest(c.reltuples, 0)::bigint FROM pg_publication_tables pt "
-                     "JOIN pg_namespace n ON n.nspname = pt.schemaname "
-                     "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-                     "WHERE pt.pubname = current_setting('walrev.publication') AND NOT (pt.schemaname = $1 AND "
-                     "pt.tablename = 'ddl_capture') "
-                     "ORDER BY pt.schemaname, pt.tablename",
-                     1, NULL, ctl, NULL, NULL, 0);
-    st = sql_ok(c, r, PGRES_TUPLES_OK, "baseline: listing published tables", err);
+    st = pgio_run(c,
+                  "SELECT c.oid, greatest(c.reltuples, 0)::bigint FROM pg_publication_tables pt "
+                  "JOIN pg_namespace n ON n.nspname = pt.schemaname "
+                  "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+                  "WHERE pt.pubname = current_setting('walrev.publication') AND NOT (pt.schemaname = $1 AND "
+                  "pt.tablename = 'ddl_capture') "
+                  "ORDER BY pt.schemaname, pt.tablename",
+                  1, ctl, &r, err, "baseline: listing published tables");
     if (st != WR_OK) goto done;
 
     Progress pr = {.started_us = mono_now_us(), .tty = isatty(2) != 0};
@@ -211,9 +208,8 @@ WrStatus baseline_drop_slot(const char *source_conninfo, const char *slot_name, 
     WrStatus st = pgio_connect(source_conninfo, &how, &c, err);
     if (st == WR_OK) {
         const char *params[1] = {slot_name};
-        PGresult *r = PQexecParams(c, "SELECT pg_drop_replication_slot($1)", 1, NULL, params, NULL, NULL, 0);
-        st = sql_ok(c, r, PGRES_TUPLES_OK, "dropping the slot of an interrupted baseline", err);
-        PQclear(r);
+        st = pgio_run(c, "SELECT pg_drop_replication_slot($1)", 1, params, NULL, err,
+                      "dropping the slot of an interrupted baseline");
     }
     PQfinish(c);
     return st;

@@ -22,13 +22,6 @@
 #include "pgio/pgio.h"
 #include "schema/store_sql.h"
 
-/* ---- SQL ---- */
-
-static WrStatus sql_fail(PGconn *c, const PGresult *r, const char *what, WrError *err)
-{
-    return pgio_fail(c, r, err, "%s", what);
-}
-
 /* ---- the history's side: key (or a row's digest) -> digest, copies ---- */
 
 typedef struct {
@@ -115,20 +108,19 @@ WrStatus reconcile_enter_snapshot(PGconn *src, const char *snapshot, const char 
                    s, p);
     PQfreemem(s);
     PQfreemem(p);
-    PGresult *r = PQexec(src, sql.data);
+    WrStatus st = pgio_run(src, sql.data, 0, NULL, NULL, err, what);
     strbuf_free(&sql);
-    WrStatus st = PQresultStatus(r) == PGRES_TUPLES_OK ? WR_OK : sql_fail(src, r, what, err);
-    PQclear(r);
     return st;
 }
 
 WrStatus reconcile_list_published(PGconn *src, const char *what, PGresult **out, WrError *err)
 {
-    *out = PQexec(src, "SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname, c.relname "
-                       "FROM pg_publication_tables pt JOIN pg_namespace n ON n.nspname = pt.schemaname "
-                       "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-                       "WHERE pt.pubname = current_setting('walrev.publication') ORDER BY 2");
-    return PQresultStatus(*out) == PGRES_TUPLES_OK ? WR_OK : sql_fail(src, *out, what, err);
+    return pgio_run(src,
+                    "SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname, c.relname "
+                    "FROM pg_publication_tables pt JOIN pg_namespace n ON n.nspname = pt.schemaname "
+                    "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+                    "WHERE pt.pubname = current_setting('walrev.publication') ORDER BY 2",
+                    0, NULL, out, err, what);
 }
 
 bool reconcile_records_table(const BaselineConfig *cfg, const char *nsp, const char *rel)
@@ -139,23 +131,21 @@ bool reconcile_records_table(const BaselineConfig *cfg, const char *nsp, const c
 WrStatus reconcile_history_at(PGconn *hist, const char *schema_q, Lsn before, int64_t *rev, WrError *err)
 {
     *rev = 0;
-    PGresult *r = PQexec(hist, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    WrStatus st = PQresultStatus(r) == PGRES_COMMAND_OK ? WR_OK : sql_fail(hist, r, "history store", err);
-    PQclear(r);
+    WrStatus st =
+        pgio_run(hist, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL, err, "history store");
     if (st != WR_OK) return st;
     char lsn[32], q[256];
     snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(before));
     snprintf(q, sizeof(q), "SELECT coalesce(max(id), 0) FROM %s.revision%s", schema_q,
              before ? " WHERE commit_lsn < $1::pg_lsn" : "");
     const char *p[1] = {lsn};
-    r = PQexecParams(hist, q, before ? 1 : 0, NULL, before ? p : NULL, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        st = sql_fail(hist, r, before ? "finding the revision at the comparison point" : "reading the last revision",
-                      err);
-    else
-        *rev = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PGresult *r;
+    st = pgio_run(hist, q, before ? 1 : 0, before ? p : NULL, &r, err,
+                  before ? "finding the revision at the comparison point" : "reading the last revision");
+    if (st != WR_OK) return st;
+    *rev = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
-    return st;
+    return WR_OK;
 }
 
 /* The history's column ids by the names the table has now; 0 where the history has no such column. */
@@ -172,13 +162,10 @@ static WrStatus history_columns(const ReconQuery *q, ReconTable *out, int16_t *i
                    "unnest(rv.col_names, rv.col_ids) AS c(name, id)",
                    q->schema_q);
     const char *params[2] = {relid, rev};
-    PGresult *r = PQexecParams(q->hist, sql.data, 2, NULL, params, NULL, NULL, 0);
+    PGresult *r;
+    WrStatus st = pgio_run(q->hist, sql.data, 2, params, &r, err, "reconcile: reading the table's relation version");
     strbuf_free(&sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        WrStatus st = sql_fail(q->hist, r, "reconcile: reading the table's relation version", err);
-        PQclear(r);
-        return st;
-    }
+    if (st != WR_OK) return st;
     out->in_history = PQntuples(r) > 0;
     for (int i = 0; i < t->ncols; i++) {
         ids[i] = 0;
@@ -304,7 +291,7 @@ static WrStatus load_history(const ReconQuery *q, ReconTable *out, const int16_t
     const char *params[2] = {relid, rev};
     WrStatus st = WR_OK;
     if (!PQsendQueryParams(q->hist, sql.data, 2, NULL, params, NULL, NULL, 0) || !PQsetSingleRowMode(q->hist)) {
-        st = sql_fail(q->hist, NULL, "reconcile: reading the history's rows", err);
+        st = pgio_fail(q->hist, NULL, err, "reconcile: reading the history's rows");
         strbuf_free(&sql);
         return st;
     }
@@ -370,7 +357,7 @@ static WrStatus multiset_surplus(const ReconQuery *q, ReconTable *out, const int
         }
         if (!PQsendQueryParams(c, sql.data, history ? 2 : 0, NULL, history ? params : NULL, NULL, NULL, 0) ||
             !PQsetSingleRowMode(c)) {
-            st = sql_fail(c, NULL, "reconcile: reading the rows of a table without a key", err);
+            st = pgio_fail(c, NULL, err, "reconcile: reading the rows of a table without a key");
             break;
         }
         PGresult *r;
@@ -448,14 +435,12 @@ static WrStatus chunk_sums(const ReconQuery *q, const ReconTable *out, const int
     snprintf(relid, sizeof(relid), "%" PRIu32, out->relid);
     snprintf(rev, sizeof(rev), "%" PRId64, q->rev);
     const char *params[2] = {relid, rev};
-    PGresult *r = PQexecParams(c, sql.data, history ? 2 : 0, NULL, history ? params : NULL, NULL, NULL, 0);
+    PGresult *r;
+    WrStatus st =
+        pgio_run(c, sql.data, history ? 2 : 0, history ? params : NULL, &r, err,
+                 history ? "reconcile: summing the history's chunks" : "reconcile: summing the table's chunks");
     strbuf_free(&sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        WrStatus st = sql_fail(
-            c, r, history ? "reconcile: summing the history's chunks" : "reconcile: summing the table's chunks", err);
-        PQclear(r);
-        return st;
-    }
+    if (st != WR_OK) return st;
     *n = (size_t)PQntuples(r);
     *res = xcalloc(*n + 1, sizeof(ChunkSum));
     for (size_t i = 0; i < *n; i++) {
@@ -674,7 +659,7 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
         chunk_where(&sql, chunked ? &cf : NULL, out, q->src, ids, false, t->rowfilter != NULL);
     }
     if (!PQsendQuery(q->src, sql.data) || !PQsetSingleRowMode(q->src)) {
-        st = sql_fail(q->src, NULL, "reconcile: reading the table", err);
+        st = pgio_fail(q->src, NULL, err, "reconcile: reading the table");
         goto done;
     }
     PGresult *r;
@@ -749,15 +734,12 @@ static bool wait_for_worker(const ReconRun *run, PGconn *src, Lsn cp, WrError *e
     snprintf(lsn, sizeof(lsn), LSN_FMT, LSN_ARGS(cp));
     const char *params[2] = {run->slot_name, lsn};
     for (int i = 0;; i++) {
-        PGresult *r = PQexecParams(src,
-                                   "SELECT confirmed_flush_lsn >= $2::pg_lsn, confirmed_flush_lsn::text FROM "
-                                   "pg_replication_slots WHERE slot_name = $1",
-                                   2, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            sql_fail(src, r, "reading the worker's slot", err);
-            PQclear(r);
+        PGresult *r;
+        if (pgio_run(src,
+                     "SELECT confirmed_flush_lsn >= $2::pg_lsn, confirmed_flush_lsn::text FROM "
+                     "pg_replication_slots WHERE slot_name = $1",
+                     2, params, &r, err, "reading the worker's slot") != WR_OK)
             return false;
-        }
         if (PQntuples(r) == 0) {
             wr_error_set(err, WR_FATAL,
                          "the replication slot %s does not exist: the history cannot be compared "
@@ -842,13 +824,10 @@ WrStatus reconcile_run(const ReconRun *run, ReconSummary *sum, WrError *err)
         }
         strbuf_append_char(&arr, '}');
         const char *p[1] = {arr.data};
-        list = PQexecParams(src, sql.data, 1, NULL, p, NULL, NULL, 0);
+        st = pgio_run(src, sql.data, 1, p, &list, err, "listing the tables to compare");
         strbuf_free(&sql);
         strbuf_free(&arr);
-        if (PQresultStatus(list) != PGRES_TUPLES_OK) {
-            st = sql_fail(src, list, "listing the tables to compare", err);
-            goto out;
-        }
+        if (st != WR_OK) goto out;
     } else {
         st = reconcile_list_published(src, "listing the tables to compare", &list, err);
         if (st != WR_OK) goto out;

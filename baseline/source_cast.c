@@ -83,8 +83,8 @@ WrStatus baseline_cast_values(PGconn *c, uint32_t from_oid, int32_t from_typmod,
                        to_base);
         const char *bv[1] = {PQgetvalue(r, 0, 0)};
         int bl[1] = {PQgetlength(r, 0, 0)}, bf[1] = {1};
-        PGresult *t = PQexecParams(c, q.data, 1, NULL, bv, bl, bf, 0);
-        if (PQresultStatus(t) != PGRES_TUPLES_OK) {
+        PGresult *t;
+        if (!pgio_exec_params(c, q.data, 1, bv, bl, bf, &t)) {
             st = pgio_fail(c, t, err, "source catalog: writing retyped values");
         } else if ((size_t)PQntuples(t) != n) {
             st = wr_error_set(err, WR_FATAL, "source catalog: %d retyped values for %zu", PQntuples(t), n);

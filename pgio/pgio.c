@@ -371,7 +371,9 @@ typedef struct {
     bool prepared;
     int nparams;
     const char *const *params;
-    int format; /* result format: 0 text, 1 binary */
+    int format;          /* result format: 0 text, 1 binary */
+    const int *lengths;  /* NULL: every parameter is text */
+    const int *pformats; /* NULL: every parameter is text */
 } Stmt;
 
 static bool run_stmt(PGconn *conn, const Stmt *q, PGresult **res)
@@ -381,7 +383,7 @@ static bool run_stmt(PGconn *conn, const Stmt *q, PGresult **res)
         if (q->prepared)
             *res = PQexecPrepared(conn, q->sql, q->nparams, q->params, NULL, NULL, q->format);
         else if (q->nparams || q->format)
-            *res = PQexecParams(conn, q->sql, q->nparams, NULL, q->params, NULL, NULL, q->format);
+            *res = PQexecParams(conn, q->sql, q->nparams, NULL, q->params, q->lengths, q->pformats, q->format);
         else
             *res = PQexec(conn, q->sql);
         return result_ok(*res);
@@ -390,7 +392,7 @@ static bool run_stmt(PGconn *conn, const Stmt *q, PGresult **res)
     cs->timed_out = false;
     int sent = q->prepared ? PQsendQueryPrepared(conn, q->sql, q->nparams, q->params, NULL, NULL, q->format)
                : q->nparams || q->format
-                   ? PQsendQueryParams(conn, q->sql, q->nparams, NULL, q->params, NULL, NULL, q->format)
+                   ? PQsendQueryParams(conn, q->sql, q->nparams, NULL, q->params, q->lengths, q->pformats, q->format)
                    : PQsendQuery(conn, q->sql);
     if (!sent) return false;
     /* As PQexec: the last result, but an error wins; COPY returns at once. */
@@ -411,20 +413,27 @@ static bool run_stmt(PGconn *conn, const Stmt *q, PGresult **res)
 
 bool pgio_exec(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **res)
 {
-    Stmt q = {sql, false, nparams, params, 0};
+    Stmt q = {sql, false, nparams, params, 0, NULL, NULL};
     return run_stmt(conn, &q, res);
 }
 
 bool pgio_exec_binary(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **res)
 {
-    Stmt q = {sql, false, nparams, params, 1};
+    Stmt q = {sql, false, nparams, params, 1, NULL, NULL};
+    return run_stmt(conn, &q, res);
+}
+
+bool pgio_exec_params(PGconn *conn, const char *sql, int nparams, const char *const *params, const int *lengths,
+                      const int *formats, PGresult **res)
+{
+    Stmt q = {sql, false, nparams, params, 0, lengths, formats};
     return run_stmt(conn, &q, res);
 }
 
 bool pgio_exec_prepared(PGconn *conn, const char *name, int nparams, const char *const *params, int result_format,
                         PGresult **res)
 {
-    Stmt q = {name, true, nparams, params, result_format};
+    Stmt q = {name, true, nparams, params, result_format, NULL, NULL};
     return run_stmt(conn, &q, res);
 }
 
@@ -489,6 +498,13 @@ WrStatus pgio_run_binary(PGconn *conn, const char *sql, int nparams, const char 
                          WrError *err, const char *what)
 {
     return run_as(true, conn, sql, nparams, params, out, err, what);
+}
+
+void pgio_run_unchecked(PGconn *conn, const char *sql)
+{
+    PGresult *res;
+    (void)pgio_exec(conn, sql, 0, NULL, &res);
+    PQclear(res);
 }
 
 bool pgio_copy_put(PGconn *conn, const char *data, size_t len)

@@ -95,6 +95,10 @@ bool pgio_exec(PGconn *conn, const char *sql, int nparams, const char *const *pa
 
 /* pgio_exec with results in binary format (extended protocol). */
 bool pgio_exec_binary(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **res);
+/* pgio_exec with parameters in text (formats[i] 0) or the type's binary
+ * format (formats[i] 1, lengths[i] bytes); results in text. */
+bool pgio_exec_params(PGconn *conn, const char *sql, int nparams, const char *const *params, const int *lengths,
+                      const int *formats, PGresult **res);
 /* pgio_exec of a statement prepared as name; result_format 0 text, 1 binary. */
 bool pgio_exec_prepared(PGconn *conn, const char *name, int nparams, const char *const *params, int result_format,
                         PGresult **res);
@@ -136,6 +140,12 @@ WrStatus pgio_run(PGconn *conn, const char *sql, int nparams, const char *const 
 /* pgio_run with results in binary format (pgio_exec_binary). */
 WrStatus pgio_run_binary(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out,
                          WrError *err, const char *what) WR_MUSTCHECK;
+
+/* Run sql (simple protocol) whose outcome the caller has no use for: a
+ * ROLLBACK after a failure already reported, a best-effort session setting.
+ * The result is cleared; a lost connection shows in PQstatus and at the next
+ * statement, which is where the caller learns of it. */
+void pgio_run_unchecked(PGconn *conn, const char *sql);
 
 /* Send len bytes of COPY data in chunks of at most 1 MiB (libpq takes an int
  * length); false when libpq refused (the connection's message says why). */

@@ -759,7 +759,7 @@ static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *er
     if (st == WR_OK) st = branch_connect_history_rw(ctx, &hw, err);
     if (st == WR_OK) st = branch_record(ctx, hw, name, schema, actor, shapes, names, nshapes, &pt, err);
     if (st != WR_OK) {
-        PQclear(PQexec(src, "ROLLBACK"));
+        pgio_run_unchecked(src, "ROLLBACK");
         goto out;
     }
     if ((st = run(src, "COMMIT", err, "committing the branch")) != WR_OK) {
@@ -877,7 +877,7 @@ static WrStatus branch_drop(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (st == WR_OK)
         st = run(src, "COMMIT", err, "committing the drop");
     else if (src)
-        PQclear(PQexec(src, "ROLLBACK"));
+        pgio_run_unchecked(src, "ROLLBACK");
     if (st == WR_OK)
         fprintf(ctx->out, "dropped branch %s (schema %s); its revisions stay in the history\n", name, b.schema);
     if (src) PQfinish(src);

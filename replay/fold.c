@@ -125,8 +125,8 @@ static WrStatus copy_open(CopyReader *r, PGconn *conn, const char *query, const 
     memset(r, 0, sizeof(*r));
     r->conn = conn;
     strbuf_init(&r->buf);
-    PGresult *res = PQexec(conn, query);
-    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+    PGresult *res;
+    if (!pgio_exec(conn, query, 0, NULL, &res) || PQresultStatus(res) != PGRES_COPY_OUT) {
         pgio_fail(conn, res, err, "%s", what);
         PQclear(res);
         r->conn = NULL;
@@ -587,10 +587,10 @@ static WrStatus rezone_vals(Fold *fo, const char *type, Val *v, size_t n, PGresu
                                type)
                    : xasprintf("SELECT ($1::%s[])::pg_catalog.text[]", type);
     const char *params[1] = {arr.data};
-    *res = PQexecParams(fo->ctx->hist, q, 1, NULL, params, NULL, NULL, rows ? 0 : 1);
+    bool ok = rows ? pgio_exec(fo->ctx->hist, q, 1, params, res) : pgio_exec_binary(fo->ctx->hist, q, 1, params, res);
     WrStatus st = WR_OK;
     size_t got = 0;
-    if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
+    if (!ok) {
         st = pgio_fail(fo->ctx->hist, *res, err, "%s: printing %s in this session's TimeZone", what, type);
     } else if (rows) {
         got = (size_t)PQntuples(*res);
@@ -849,20 +849,15 @@ static WrStatus emit_sorted(Fold *fo, bool csv, FoldSink sink, void *sink_arg, l
     /* The server sorts the keyframe and the deltas by key: with the default
      * work_mem (4 MB) a 1M-row table's sort went to disk, 21 s where the hash
      * fold of the same interval took 8 s. In memory, as the keyframer's. */
-    PGresult *res = PQexec(ctx->hist, "SET LOCAL work_mem = '256MB'");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        pgio_fail(ctx->hist, res, err, "%s", what);
-        PQclear(res);
-        return err->status;
-    }
-    PQclear(res);
+    if (pgio_run(ctx->hist, "SET LOCAL work_mem = '256MB'", 0, NULL, NULL, err, what) != WR_OK) return err->status;
     StrBuf q;
     strbuf_init(&q);
     rowfold_query(&q, ctx->schema_q, fo->rv->relid, fo->has_kf && !truncated ? fo->kf_id : NULL, from_rev, fo->rev,
                   cut_rev, cut_seq, 0);
-    res = PQexec(ctx->hist, q.data);
+    PGresult *res;
+    bool ok = pgio_exec(ctx->hist, q.data, 0, NULL, &res) && PQresultStatus(res) == PGRES_COPY_OUT;
     strbuf_free(&q);
-    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+    if (!ok) {
         pgio_fail(ctx->hist, res, err, "%s", what);
         PQclear(res);
         return err->status;
@@ -994,8 +989,7 @@ static WrStatus emit_keyframe_zoned(Fold *fo, bool csv, FoldSink sink, void *sin
     WrStatus st = WR_OK;
     int n = 0;
     do {
-        res = PQexecParams(ctx->hist, fetch, 0, NULL, NULL, NULL, NULL, 1); /* binary, as COPY's fields */
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (!pgio_exec_binary(ctx->hist, fetch, 0, NULL, &res)) { /* binary, as COPY's fields */
             st = pgio_fail(ctx->hist, res, err, "%s", what);
             PQclear(res);
             break;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/cli.h"
+#include "pgio/pgio.h"
 #include "replay/branch.h"
 #include "replay/plan.h"
 
@@ -582,19 +583,20 @@ static WrStatus try_plan(Merge *m, WrError *err)
         const StmtInfo *info = NULL;
         for (int k = 0; k < m->nsi; k++)
             if (m->si[k].sql == s->sql) info = &m->si[k];
-        PQclear(PQexec(m->src, "SAVEPOINT walrev_merge"));
-        PGresult *res = PQexec(m->src, s->sql);
-        bool ok =
-            PQresultStatus(res) == PGRES_COMMAND_OK && (s->kind == K_INSERT || strcmp(PQcmdTuples(res), "1") == 0);
+        pgio_run_unchecked(m->src, "SAVEPOINT walrev_merge");
+        PGresult *res;
+        bool ok = pgio_exec(m->src, s->sql, 0, NULL, &res) && PQresultStatus(res) == PGRES_COMMAND_OK &&
+                  (s->kind == K_INSERT || strcmp(PQcmdTuples(res), "1") == 0);
         if (!ok) {
             char *detail;
             const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
-            const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+            char msg[512];
+            const char *sqlstate;
+            pgio_error_text(m->src, res, msg, sizeof(msg), &sqlstate);
             if (PQresultStatus(res) == PGRES_COMMAND_OK)
                 detail = xasprintf("%s row(s) matched instead of 1: main changed meanwhile", PQcmdTuples(res));
             else
-                detail = xasprintf("%s%s%s%s", cons ? "constraint " : "", cons ? cons : "", cons ? ": " : "",
-                                   msg ? msg : PQerrorMessage(m->src));
+                detail = xasprintf("%s%s%s%s", cons ? "constraint " : "", cons ? cons : "", cons ? ": " : "", msg);
             add_conflict(m, info ? info->table : "?", info ? info->key : "?", CF_CONSTRAINT, NULL,
                          info ? info->base : NULL, info ? info->ours : NULL, info ? info->theirs : NULL, NULL, detail);
             free(detail);
@@ -846,12 +848,12 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
                           m.unresolved == 1 ? "it" : "them");
     if (m.src && PQtransactionStatus(m.src) != PQTRANS_IDLE) {
         bool commit = st == WR_OK && apply && m.plan.nstmts > 0;
-        res = PQexec(m.src, commit ? "COMMIT" : "ROLLBACK");
-        if (commit && PQresultStatus(res) != PGRES_COMMAND_OK)
-            st = wr_error_set(err, WR_FATAL, "nothing changed: commit failed: %s",
-                              PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-                                  ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-                                  : PQerrorMessage(m.src));
+        if (!pgio_exec(m.src, commit ? "COMMIT" : "ROLLBACK", 0, NULL, &res) && commit) {
+            char msg[512];
+            const char *sqlstate;
+            pgio_error_text(m.src, res, msg, sizeof(msg), &sqlstate);
+            st = wr_error_set(err, WR_FATAL, "nothing changed: commit failed: %s", msg);
+        }
         PQclear(res);
         if (st == WR_OK && commit)
             fprintf(ctx->err, "merged branch %s into main: %d statement%s as one transaction\n", name, m.plan.nstmts,
@@ -1018,7 +1020,7 @@ WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (st == WR_OK) st = branch_connect_source(ctx, &m.src, err);
     if (st == WR_OK) st = rq_run(m.src, err, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL);
     if (st == WR_OK) st = merge_compute(&m, &b, true, err);
-    if (m.src) PQclear(PQexec(m.src, "ROLLBACK"));
+    if (m.src) pgio_run_unchecked(m.src, "ROLLBACK");
     if (st != WR_OK) goto out;
     int current = 0;
     for (int i = 0; i < PQntuples(apps); i++) current += strcmp(PQgetvalue(apps, i, 3), "current") == 0;

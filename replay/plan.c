@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgio/pgio.h"
+
 void plan_init(UndoPlan *u, ReplayCtx *ctx, char *description)
 {
     memset(u, 0, sizeof(*u));
@@ -402,14 +404,16 @@ static WrStatus statement_failed(UndoPlan *u, const Stmt *s, PGresult *res, WrEr
                             "nothing changed: %s row(s) matched instead of 1; the live table differs from "
                             "the history (is the worker behind?) (in: %.200s)",
                             PQcmdTuples(res), s->sql);
-    const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    char m[512];
+    const char *sqlstate;
+    pgio_error_text(u->src, res, m, sizeof(m), &sqlstate);
     const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
     const char *tab = PQresultErrorField(res, PG_DIAG_TABLE_NAME);
     if (cons)
         return wr_error_set(err, WR_FATAL,
                             "nothing changed: constraint \"%s\" on table %s rejected the undo: %s (in: %.200s)", cons,
-                            tab ? tab : "?", m ? m : "", s->sql);
-    return wr_error_set(err, WR_FATAL, "nothing changed: %s (in: %.200s)", m ? m : PQerrorMessage(u->src), s->sql);
+                            tab ? tab : "?", m, s->sql);
+    return wr_error_set(err, WR_FATAL, "nothing changed: %s (in: %.200s)", m, s->sql);
 }
 
 /* Run the plan on the source as one transaction, or change nothing. */
@@ -425,19 +429,19 @@ static WrStatus apply_plan(UndoPlan *u, const char *ctx_sql, WrError *err)
     PQclear(res);
     for (int i = 0; i < u->nstmts; i++) {
         const Stmt *s = &u->stmts[i];
-        res = PQexec(u->src, s->sql);
-        bool ok =
-            PQresultStatus(res) == PGRES_COMMAND_OK && (s->kind == K_INSERT || strcmp(PQcmdTuples(res), "1") == 0);
+        bool ok = pgio_exec(u->src, s->sql, 0, NULL, &res) && PQresultStatus(res) == PGRES_COMMAND_OK &&
+                  (s->kind == K_INSERT || strcmp(PQcmdTuples(res), "1") == 0);
         if (!ok) st = statement_failed(u, s, res, err);
         PQclear(res);
         if (!ok) goto rollback;
     }
-    res = PQexec(u->src, "COMMIT");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    if (!pgio_exec(u->src, "COMMIT", 0, NULL, &res)) {
+        char m[512];
+        const char *sqlstate;
+        pgio_error_text(u->src, res, m, sizeof(m), &sqlstate);
         const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
         st = wr_error_set(err, WR_FATAL, "nothing changed: commit failed%s%s%s: %s", cons ? " on constraint \"" : "",
-                          cons ? cons : "", cons ? "\"" : "", m ? m : PQerrorMessage(u->src));
+                          cons ? cons : "", cons ? "\"" : "", m);
         PQclear(res);
         return st;
     }
@@ -445,7 +449,7 @@ static WrStatus apply_plan(UndoPlan *u, const char *ctx_sql, WrError *err)
     fprintf(u->ctx->err, "applied %d statement%s as one transaction\n", u->nstmts, u->nstmts == 1 ? "" : "s");
     return WR_OK;
 rollback:
-    PQclear(PQexec(u->src, "ROLLBACK"));
+    pgio_run_unchecked(u->src, "ROLLBACK");
     return st;
 }
 

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "common/cli.h"
+#include "pgio/pgio.h"
 #include "replay/internal.h"
 #include "schema/store_sql.h"
 
@@ -105,10 +106,11 @@ static char *table_columns(PGconn *c, const char *qs, const char *table, WrError
 /* Send a COPY statement (sql, freed here); WR_OK when the server entered mode (COPY OUT or IN). */
 static WrStatus copy_start(PGconn *c, char *sql, ExecStatusType mode, WrError *err)
 {
-    PGresult *res = PQexec(c, sql);
+    PGresult *res;
+    bool ok = pgio_exec(c, sql, 0, NULL, &res) && PQresultStatus(res) == mode;
     free(sql);
     WrStatus st = WR_OK;
-    if (PQresultStatus(res) != mode) {
+    if (!ok) {
         rq_server_error(err, c, res);
         st = err->status;
     }
@@ -346,7 +348,7 @@ static WrStatus export_range(ReplayCtx *ctx, PGconn *c, const Plan *p, const cha
 static WrStatus apply_plan(ReplayCtx *ctx, const Plan *p, const char *export_dir, WrError *err)
 {
     /* The plan's read-only transaction holds locks the drop must wait for: end it. */
-    PQclear(PQexec(ctx->hist, "ROLLBACK"));
+    pgio_run_unchecked(ctx->hist, "ROLLBACK");
     PGconn *c = NULL;
     WrStatus st = rq_connect(ctx->hist_conninfo, "history store", &c, err);
     if (st != WR_OK) return st;
@@ -483,7 +485,7 @@ static WrStatus import_dir(ReplayCtx *ctx, const char *dir, WrError *err)
         PQclear(res);
     }
     if (st == WR_OK) {
-        PQclear(PQexec(ctx->hist, "ROLLBACK"));
+        pgio_run_unchecked(ctx->hist, "ROLLBACK");
         PGconn *c = NULL;
         st = rq_connect(ctx->hist_conninfo, "history store", &c, err);
         if (st == WR_OK) st = rq_run(c, err, "BEGIN; " PRUNE_LOCK_TIMEOUT, 0, NULL);

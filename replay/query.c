@@ -201,22 +201,24 @@ static const char *other_kind_reason(char relkind)
 static bool untracked_reason(ReplayCtx *ctx, const char *nsp, const char *rel, uint32_t relid, WrError *err)
 {
     if (!ctx->source_conninfo) return false;
-    PGconn *c = PQconnectdb(ctx->source_conninfo);
+    PGconn *c;
+    WrError cerr = {0}; /* a source that cannot be reached tells nothing: err stays as it was */
     bool told = false;
-    if (PQstatus(c) == CONNECTION_OK) {
+    if (rq_connect(ctx->source_conninfo, "source", &c, &cerr) == WR_OK) {
         char oid[16];
         snprintf(oid, sizeof(oid), "%" PRIu32, relid);
         const char *p[3] = {nsp, rel, oid};
         /* by name, or by the table's oid when the history knows it */
-        PGresult *r = PQexecParams(c,
-                                   "SELECT (SELECT c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = "
-                                   "c.relnamespace WHERE ((n.nspname = $1 AND c.relname = $2) OR c.oid = $3::oid) "
-                                   "AND c.relkind IN ('r', 'p') LIMIT 1), "
-                                   "EXISTS (SELECT 1 FROM pg_class WHERE relname = $2 AND relpersistence = 't'), "
-                                   "(SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                                   "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind NOT IN ('r', 'p') LIMIT 1)",
-                                   3, NULL, p, NULL, NULL, 0);
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        PGresult *r;
+        bool ok = pgio_exec(c,
+                            "SELECT (SELECT c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                            "c.relnamespace WHERE ((n.nspname = $1 AND c.relname = $2) OR c.oid = $3::oid) "
+                            "AND c.relkind IN ('r', 'p') LIMIT 1), "
+                            "EXISTS (SELECT 1 FROM pg_class WHERE relname = $2 AND relpersistence = 't'), "
+                            "(SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind NOT IN ('r', 'p') LIMIT 1)",
+                            3, p, &r);
+        if (ok && PQntuples(r) == 1) {
             const char *persistence = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
             const char *other = PQgetisnull(r, 0, 2) ? NULL : other_kind_reason(PQgetvalue(r, 0, 2)[0]);
             if (!*persistence && other) {
@@ -742,9 +744,9 @@ char *rq_quote_ident(PGconn *conn, const char *name)
 {
     /* the server's quote_ident knows its keywords; bare names keep plans readable */
     const char *params[1] = {name};
-    PGresult *res = PQexecParams(conn, "SELECT quote_ident($1)", 1, NULL, params, NULL, NULL, 0);
+    PGresult *res;
     char *out;
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+    if (pgio_exec(conn, "SELECT quote_ident($1)", 1, params, &res) && PQntuples(res) == 1) {
         out = xstrdup(PQgetvalue(res, 0, 0));
     } else {
         char *q = PQescapeIdentifier(conn, name, strlen(name));

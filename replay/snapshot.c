@@ -310,8 +310,8 @@ static char *create_table_sql(PGconn *conn, const char *qname, const RelVersion 
 /* Stream COPY OUT of the history connection into a FILE or a target connection's COPY IN. */
 static WrStatus stream_copy(ReplayCtx *ctx, const char *copy_sql, FILE *f, PGconn *target, Progress *pg, WrError *err)
 {
-    PGresult *res = PQexec(ctx->hist, copy_sql);
-    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+    PGresult *res;
+    if (!pgio_exec(ctx->hist, copy_sql, 0, NULL, &res) || PQresultStatus(res) != PGRES_COPY_OUT) {
         pgio_fail(ctx->hist, res, err, "reading the history");
         PQclear(res);
         return err->status;

@@ -886,8 +886,7 @@ done:
     relation_version_term(&w.rv);
     strbuf_free(&w.covered);
     if (in_tx && PQstatus(conn) == CONNECTION_OK) {
-        PGresult *r = PQexec(conn, "ROLLBACK");
-        PQclear(r);
+        pgio_run_unchecked(conn, "ROLLBACK");
     }
     revhash_destroy(w.hh);
     free(w.sc.attrs);

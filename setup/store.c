@@ -75,7 +75,7 @@ bool setup_ensure_history(Setup *s)
         if (ok)
             ok = setup_exec(s, s->hist, "committing the history store", "COMMIT");
         else
-            PQclear(PQexec(s->hist, "ROLLBACK"));
+            pgio_run_unchecked(s->hist, "ROLLBACK");
     }
     free(ddl);
     if (!ok) return false;

@@ -1321,9 +1321,13 @@ static void hs_abort(Sink *s)
     }
     if (h->conn && !h->broken && PQstatus(h->conn) == CONNECTION_OK &&
         (h->in_tx || PQtransactionStatus(h->conn) != PQTRANS_IDLE)) {
-        PGresult *res = PQexec(h->conn, "ROLLBACK");
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            log_warn("msg=\"history store rollback failed\" error=\"%s\"", PQresultErrorMessage(res));
+        PGresult *res;
+        if (!pgio_exec(h->conn, "ROLLBACK", 0, NULL, &res)) {
+            char msg[512];
+            const char *sqlstate;
+            pgio_error_text(h->conn, res, msg, sizeof(msg), &sqlstate);
+            log_warn("msg=\"history store rollback failed\" sqlstate=%s error=\"%s\"", sqlstate ? sqlstate : "none",
+                     msg);
             h->broken = true;
         }
         PQclear(res);

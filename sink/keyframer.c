@@ -314,8 +314,7 @@ static WrStatus take_and_record(Keyframer *k, const KeyframeRequest *r, long lon
     }
     if (st == WR_OK) st = kf_run(k, "COMMIT", 0, NULL, "COMMIT of a keyframe", NULL, err);
     if (st != WR_OK && PQstatus(k->conn) == CONNECTION_OK && PQtransactionStatus(k->conn) != PQTRANS_IDLE) {
-        PGresult *res = PQexec(k->conn, "ROLLBACK");
-        PQclear(res);
+        pgio_run_unchecked(k->conn, "ROLLBACK");
     }
     return st;
 }
