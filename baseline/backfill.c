@@ -246,6 +246,9 @@ typedef struct {
     int32_t request_no;
     const char *reason;
     bool resume;
+    /* the history holds only the stream's rows of it until this job is done
+     * (backfill.whole_from); false where its history began whole */
+    bool partial_until_done;
     uint32_t filenode; /* 0 until a chunk was read */
     uint32_t next_page;
     int32_t chunks;
@@ -495,6 +498,7 @@ static WrStatus record_progress(Backfill *b, const Job *j, const char *state, co
         .rows_read = j->rows_read,
         .rows_recorded = j->rows_recorded,
         .error = error,
+        .partial_until_done = j->partial_until_done,
     };
     return b->out.progress(b->out.ctx, &p, err);
 }
@@ -619,9 +623,13 @@ static PGresult *born_published(Backfill *b)
     char *schema = store_quote_ident(b->cfg->history_schema);
     StrBuf q;
     strbuf_init(&q);
+    /* also whether the table was ever unlogged: made LOGGED, its rows at that
+     * commit are its history's first (the rewrite's image), so its history
+     * began whole although it gets a baseline */
     strbuf_appendf(&q,
-                   "SELECT c.relid FROM %1$s.table_log c WHERE c.event = 'create' AND NOT EXISTS "
-                   "(SELECT 1 FROM %1$s.table_log d WHERE d.relid = c.relid AND d.event = 'drop' AND d.id > c.id)",
+                   "SELECT c.relid, c.event = 'create' FROM %1$s.table_log c WHERE c.event IN ('create', 'unlogged') "
+                   "AND NOT EXISTS (SELECT 1 FROM %1$s.table_log d WHERE d.relid = c.relid AND d.event = 'drop' "
+                   "AND d.id > c.id)",
                    schema);
     free(schema);
     PGresult *r;
@@ -639,10 +647,13 @@ static PGresult *born_published(Backfill *b)
     return NULL;
 }
 
-static bool relid_listed(const PGresult *r, uint32_t relid)
+/* Whether the table log lists relid with the event: 't' created while
+ * published, 'f' unlogged once (born_published's second column). */
+static bool relid_listed(const PGresult *r, uint32_t relid, char event)
 {
     for (int i = 0; r && i < PQntuples(r); i++)
-        if ((uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10) == relid) return true;
+        if ((uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10) == relid && PQgetvalue(r, i, 1)[0] == event)
+            return true;
     return false;
 }
 
@@ -705,7 +716,7 @@ static WrStatus detect(Backfill *b, WrError *err)
             if (b->finished[k].relid == relid && request_no <= b->finished[k].request_no) finished_here = true;
         if (finished_here) continue;
         Job j = {.relid = relid, .request_no = request_no};
-        if (!state && relid_listed(born, relid)) {
+        if (!state && relid_listed(born, relid, 't')) {
             /* Created while published: every row it ever had is in the
              * stream after its table-log row, so there is nothing to read. */
             j.nspname = xstrdup(nsp);
@@ -721,6 +732,7 @@ static WrStatus detect(Backfill *b, WrError *err)
         }
         if (!state) {
             j.reason = "added to the publication after setup";
+            j.partial_until_done = !relid_listed(born, relid, 'f');
         } else if (strcmp(state, "requested") == 0) {
             j.reason = "requested";
         } else if (strcmp(state, "running") == 0) {
@@ -736,6 +748,12 @@ static WrStatus detect(Backfill *b, WrError *err)
         }
         j.nspname = xstrdup(nsp);
         j.relname = xstrdup(rel);
+        /* Its stream changes may be in the history already: the row marks
+         * the table partial (whole_from) before the first chunk is read. */
+        if (!state && (st = record_progress(b, &j, "requested", NULL, err)) != WR_OK) {
+            job_free(&j);
+            goto out;
+        }
         enqueue(b, &j);
     }
     /* Requests and interrupted baselines of tables no longer published end here. */

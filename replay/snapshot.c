@@ -847,6 +847,46 @@ static WrStatus snapshot_missing_table(ReplayCtx *ctx, const char *table, uint32
     return wr_error_set(err, WR_INVALID, "table %s was not tracked yet at revision %lld", table, (long long)pt->rev);
 }
 
+/* A table that joined the publication after setup has its stream changes in
+ * the history before its baseline adds the rows they did not touch: until
+ * the baseline is done (backfill.whole_from), the history alone would answer
+ * a fraction of the table. That is refused, for the table or, for a parent,
+ * any of its members at the point. */
+static WrStatus snapshot_whole_table(ReplayCtx *ctx, const char *table, const RelVersion *rv, uint32_t relid,
+                                     int64_t rev, WrError *err)
+{
+    bool parent = rv->relkind == 'p' || rv->relkind == 'i';
+    PGresult *res = rq_execf(
+        ctx->hist, err,
+        "SELECT quote_ident(b.nspname) || '.' || quote_ident(b.relname), b.state, coalesce(b.error, ''), w, "
+        "b.relid <> %2$u FROM %1$s.backfill b, LATERAL (SELECT (to_jsonb(b) ->> 'whole_from')::bigint AS w) x "
+        "WHERE (b.relid = %2$u OR (%4$s AND b.relid IN (SELECT m FROM %1$s.members_at(%2$u, %3$lld) m))) "
+        "AND (w = -1 OR w > %3$lld) ORDER BY b.relid <> %2$u, b.relid LIMIT 1",
+        ctx->schema_q, relid, (long long)rev, parent ? "true" : "false");
+    if (!res) return err->status;
+    WrStatus st = WR_OK;
+    if (PQntuples(res) == 1) {
+        const char *name = PQgetvalue(res, 0, 0), *state = PQgetvalue(res, 0, 1), *why = PQgetvalue(res, 0, 2);
+        const char *whole = PQgetvalue(res, 0, 3);
+        char of[600] = "";
+        if (PQgetvalue(res, 0, 4)[0] == 't') snprintf(of, sizeof(of), " (its member %s's)", name);
+        if (strcmp(whole, "-1") == 0)
+            st = wr_error_set(err, WR_INVALID,
+                              "table %s is incomplete at revision %lld: it joined the publication after setup and "
+                              "its baseline%s is %s%s%s, so the history holds only the rows its changes touched "
+                              "(walrev status shows the baseline; walrev baseline --table %s requests it again)",
+                              table, (long long)rev, of, state, why[0] ? ": " : "", why, name);
+        else
+            st = wr_error_set(err, WR_INVALID,
+                              "table %s is incomplete at revision %lld: it joined the publication after setup and "
+                              "its baseline%s completed in revision %s; before, the history holds only the rows its "
+                              "changes touched",
+                              table, (long long)rev, of, whole);
+    }
+    PQclear(res);
+    return st;
+}
+
 WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     const char *at = NULL, *into = NULL, *target_ci = NULL, *outdir = NULL;
@@ -950,6 +990,12 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         if ((rv.relkind == 'p' || rv.relkind == 'i') &&
             ((st = rq_members_logged(ctx, relids[i], pt.rev, pt.rev, err)) != WR_OK ||
              (st = parent_generated(ctx, &rv, pt.rev, err)) != WR_OK)) {
+            relversion_term(&rv);
+            break;
+        }
+        char qualified[2 * 64 + 2];
+        snprintf(qualified, sizeof(qualified), "%s.%s", rv.nspname, rv.relname);
+        if ((st = snapshot_whole_table(ctx, ntables ? tables[i] : qualified, &rv, relids[i], pt.rev, err)) != WR_OK) {
             relversion_term(&rv);
             break;
         }

@@ -1242,25 +1242,33 @@ static WrStatus hs_write_backfill(Sink *s, const BackfillProgress *p, WrError *e
     snprintf(chunks, sizeof(chunks), "%" PRId32, p->chunks);
     snprintf(rows_read, sizeof(rows_read), "%" PRId64, p->rows_read);
     snprintf(rows_recorded, sizeof(rows_recorded), "%" PRId64, p->rows_recorded);
-    const char *params[10] = {relid,       p->nspname, p->relname, p->state,      request_no,
-                              p->last_key, chunks,     rows_read,  rows_recorded, p->error};
+    /* The table is whole from the revision this batch has reached: the
+     * last chunk's own, or, when that chunk added nothing, the last before. */
+    char whole_rev[24];
+    snprintf(whole_rev, sizeof(whole_rev), "%" PRId64, h->in_revision ? h->cur_id : h->next_id_base);
+    const char *params[12] = {relid,       p->nspname, p->relname, p->state,      request_no,
+                              p->last_key, chunks,     rows_read,  rows_recorded, p->error,
+                              p->partial_until_done ? "t" : "f", whole_rev};
     StrBuf q;
     strbuf_init(&q);
     strbuf_appendf(&q,
                    "INSERT INTO %s.backfill AS b (relid, nspname, relname, state, request_no, last_key, chunks, "
-                   "rows_read, rows_recorded, error, started_at, finished_at) "
+                   "rows_read, rows_recorded, error, started_at, finished_at, whole_from) "
                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), "
-                   "CASE WHEN $4 <> 'running' THEN now() END) "
+                   "CASE WHEN $4 NOT IN ('running', 'requested') THEN now() END, "
+                   "CASE WHEN $11::boolean THEN CASE WHEN $4 = 'done' THEN $12::bigint ELSE -1 END END) "
                    "ON CONFLICT (relid) DO UPDATE SET nspname = EXCLUDED.nspname, relname = EXCLUDED.relname, "
                    "state = EXCLUDED.state, last_key = EXCLUDED.last_key, chunks = EXCLUDED.chunks, "
                    "rows_read = EXCLUDED.rows_read, rows_recorded = EXCLUDED.rows_recorded, error = EXCLUDED.error, "
                    "started_at = CASE WHEN b.state = 'running' THEN b.started_at ELSE now() END, "
-                   "finished_at = EXCLUDED.finished_at, updated_at = now() "
+                   "finished_at = EXCLUDED.finished_at, updated_at = now(), "
+                   "whole_from = CASE WHEN b.whole_from = -1 AND EXCLUDED.state = 'done' "
+                   "THEN $12::bigint ELSE b.whole_from END "
                    "WHERE b.request_no <= EXCLUDED.request_no",
                    h->qschema);
     char what[160];
     snprintf(what, sizeof(what), "writing %s.backfill", h->qschema);
-    st = hsession_run(h, q.data, 10, params, what, NULL, err);
+    st = hsession_run(h, q.data, 12, params, what, NULL, err);
     strbuf_free(&q);
     return st;
 }

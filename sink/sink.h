@@ -46,6 +46,9 @@ typedef struct {
     int64_t rows_read;     /* rows read from the table */
     int64_t rows_recorded; /* rows recorded as snapshot rows (the others were known) */
     const char *error;     /* why it failed or was cancelled, or NULL */
+    /* The row is new and the table's history holds only the stream's rows
+     * of it until this baseline is done (backfill.whole_from -1 until then). */
+    bool partial_until_done;
 } BackfillProgress;
 
 typedef struct {

@@ -533,6 +533,14 @@ IF to_regclass('@schema@.backfill') IS NULL THEN
     FROM @schema@.relation_version ORDER BY relid, version DESC;
 END IF;
 END $walrev$;
+-- whole_from: the first revision at which the history holds every row of a
+-- table the worker baselined because it joined the publication after setup
+-- (its stream changes came first); -1 while that baseline has not finished
+-- (running, failed or cancelled); NULL where the history held every row from
+-- the table's first revision (setup's baseline, a table created while
+-- published, a store older than this column). Replay refuses a snapshot of
+-- the table at an earlier point rather than answer the stream's rows alone.
+ALTER TABLE @schema@.backfill ADD COLUMN IF NOT EXISTS whole_from bigint;
 
 -- Row digests (docs/history-store.md, "Rows without a key" and "Hidden
 -- columns"): current state only, rewritten by the worker in the batch that

@@ -58,7 +58,8 @@ q $DB "SET client_min_messages = warning; SET walrev.publish_new_schema = off; C
        CREATE TABLE f3.keyframe_row AS SELECT * FROM walrev.keyframe_row;
        CREATE TABLE f3.tracked_table AS SELECT * FROM walrev.tracked_table;
        CREATE TABLE f3.checkpoint AS SELECT * FROM walrev.checkpoint;
-       CREATE TABLE f3.backfill AS SELECT * FROM walrev.backfill;
+       CREATE TABLE f3.backfill AS SELECT relid, nspname, relname, state, request_no, last_key, chunks, rows_read,
+           rows_recorded, error, requested_at, started_at, finished_at, updated_at FROM walrev.backfill;
        CREATE UNLOGGED TABLE public.f3_key AS SELECT key FROM walrev.digest_key;
        DROP SCHEMA walrev CASCADE"
 sed 's/@schema@/walrev/g' "$(dirname "$0")/history_format2.sql" | $PSQL -d $DB >/dev/null

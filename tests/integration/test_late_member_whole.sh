@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# A partitioned table whose new partition joins the publication after setup
+# with rows of its own (a table made outside it, then attached): the
+# partition's change can reach the history before its baseline records its
+# other rows. A snapshot of the parent at a point before that baseline
+# completed is refused, naming the member (test_late_table_whole has a table
+# of its own); from the baseline on, the parent equals the table.
+source "$(dirname "$0")/lib.sh"
+source_db wholem_src wholem
+wpid=
+kill_at_exit 9 wpid
+printf '[source]\ntables = public.base, public.lq\n' >"$TMP/walrev.conf"
+W() { "$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT" "$@"; }
+
+q $DB "CREATE TABLE base (id int PRIMARY KEY, v text);
+       INSERT INTO base VALUES (1, 'b1');
+       CREATE TABLE lq (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+       CREATE TABLE lq1 PARTITION OF lq FOR VALUES FROM (0) TO (100);
+       INSERT INTO lq SELECT g, 'q' || g FROM generate_series(1, 4) g;
+       CREATE TABLE lq2 (id int PRIMARY KEY, v text);
+       INSERT INTO lq2 SELECT g, 'u' || g FROM generate_series(101, 105) g;"
+W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+
+# With the worker stopped, lq2 becomes a partition and one of its rows
+# changes: the stream holds that change before any baseline can read lq2.
+q $DB "ALTER TABLE lq ATTACH PARTITION lq2 FOR VALUES FROM (100) TO (200)"
+q_at L1 "UPDATE lq SET v = 'in' WHERE id = 102"
+worker_start "$LOG" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
+wpid=$WORKER_PID
+state_is() { [ "$(q $DB "$H SELECT coalesce((SELECT state FROM backfill WHERE relid = 'public.$1'::regclass), 'none')")" = "$2" ]; }
+wait_for 60 state_is lq2 done || { tail -20 "$LOG"; fail "the baseline of lq2 did not finish"; }
+marker_catch_up base 600
+expect_clean_stop "the worker stops cleanly"
+
+whole=$(q $DB "$H SELECT whole_from FROM backfill WHERE relid = 'public.lq2'::regclass")
+[ "$whole" -gt 0 ] 2>/dev/null || fail "lq2's whole_from is a revision ($whole)"
+out=$(W snapshot --table lq --at "$L1" 2>&1) && fail "a snapshot of lq before its member's baseline answered: $out"
+grep -q "table lq is incomplete at revision [0-9]*: it joined the publication after setup and its baseline (its member public.lq2's) completed in revision $whole" <<<"$out" ||
+  fail "the parent's refusal names its member and the revision: $out"
+pass "before its member's baseline, lq is refused, naming lq2 and revision $whole"
+expect_eq "from the baseline on, lq equals the table" "$(W snapshot --table lq --at "$whole" | sort)" \
+  "$(q $DB "COPY (SELECT * FROM lq) TO STDOUT" | sort)"
+pass "lq equals the source from revision $whole"
