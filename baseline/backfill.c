@@ -618,7 +618,7 @@ static WrStatus disable(Backfill *b, const WrError *why)
  * reconciled every published table. NULL (every table baselined as before)
  * when the log cannot be read, e.g. by a worker role setup did not grant it.
  */
-static PGresult *born_published(Backfill *b)
+static PGresult *table_log_births(Backfill *b)
 {
     char *schema = store_quote_ident(b->cfg->history_schema);
     StrBuf q;
@@ -648,7 +648,7 @@ static PGresult *born_published(Backfill *b)
 }
 
 /* Whether the table log lists relid with the event: 't' created while
- * published, 'f' unlogged once (born_published's second column). */
+ * published, 'f' unlogged once (table_log_births's second column). */
 static bool relid_listed(const PGresult *r, uint32_t relid, char event)
 {
     for (int i = 0; r && i < PQntuples(r); i++)
@@ -701,7 +701,7 @@ static WrStatus detect(Backfill *b, WrError *err)
         goto out;
     }
 
-    born = born_published(b);
+    born = table_log_births(b);
     for (int i = 0; i < PQntuples(s); i++) {
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(s, i, 0), NULL, 10);
         const char *nsp = PQgetvalue(s, i, 1), *rel = PQgetvalue(s, i, 2);

@@ -486,16 +486,21 @@ static int build_config(Config *cfg, const Options *o)
  */
 static bool stop_log_journal; /* set before the handler is installed */
 
+/* A warning from a signal handler: a logfmt line like every other, made with
+ * async-signal-safe calls only. */
+static void signal_warn(const char *msg)
+{
+    char line[256];
+    size_t n = wr_log_signal_line(line, sizeof(line), LOG_LEVEL_WARN, stop_log_journal, msg);
+    ssize_t ignored = write(2, line, n);
+    (void)ignored;
+}
+
 static void on_stop_signal(int sig)
 {
     if (pipeline_stop_requested) {
-        /* a logfmt line like every other, made with async-signal-safe calls only */
-        char line[256];
-        size_t n = wr_log_signal_line(line, sizeof(line), LOG_LEVEL_WARN, stop_log_journal,
-                                      "second stop signal: exiting now; what was not yet confirmed to the slot "
-                                      "is sent again at the next start");
-        ssize_t ignored = write(2, line, n);
-        (void)ignored;
+        signal_warn("second stop signal: exiting now; what was not yet confirmed to the slot "
+                    "is sent again at the next start");
         _exit(128 + sig);
     }
     pipeline_stop_requested = 1;
@@ -511,12 +516,8 @@ static void on_stop_signal(int sig)
 static void on_hup_signal(int sig)
 {
     (void)sig;
-    char line[256];
-    size_t n = wr_log_signal_line(line, sizeof(line), LOG_LEVEL_WARN, stop_log_journal,
-                                  "SIGHUP ignored: walrev does not reload its configuration; "
-                                  "restart it to apply a change (SIGTERM stops it cleanly)");
-    ssize_t ignored = write(2, line, n);
-    (void)ignored;
+    signal_warn("SIGHUP ignored: walrev does not reload its configuration; "
+                "restart it to apply a change (SIGTERM stops it cleanly)");
 }
 
 /* SIGTERM/SIGINT only set a flag the loop polls; without SA_RESTART a blocked
