@@ -326,18 +326,21 @@ static void add_kafka_prop(Config *cfg, const char *name, const char *value)
 
 /* The settings that are one plain value of Config (a string, a boolean, an
  * int in a range): one row each here instead of a branch of config_set. */
-typedef enum { SET_STR, SET_BOOL, SET_INT } SettingKind;
+/* SET_SLOT, SET_NAME and SET_CONNINFO are strings checked as they are set,
+ * so the error says which layer gave the bad value (file and line, the
+ * environment variable, the flag) instead of only the merged result. */
+typedef enum { SET_STR, SET_SLOT, SET_NAME, SET_CONNINFO, SET_BOOL, SET_INT } SettingKind;
 static const struct {
     const char *section, *name;
     SettingKind kind;
     long min, max; /* SET_INT */
     size_t offset; /* of the char *, bool or int in Config */
 } SETTINGS[] = {
-    {"source", "conninfo", SET_STR, 0, 0, offsetof(Config, source_conninfo)},
-    {"source", "slot", SET_STR, 0, 0, offsetof(Config, slot_name)},
-    {"source", "publication", SET_STR, 0, 0, offsetof(Config, publication)},
-    {"history", "conninfo", SET_STR, 0, 0, offsetof(Config, history_conninfo)},
-    {"history", "schema", SET_STR, 0, 0, offsetof(Config, history_schema)},
+    {"source", "conninfo", SET_CONNINFO, 0, 0, offsetof(Config, source_conninfo)},
+    {"source", "slot", SET_SLOT, 0, 0, offsetof(Config, slot_name)},
+    {"source", "publication", SET_NAME, 0, 0, offsetof(Config, publication)},
+    {"history", "conninfo", SET_CONNINFO, 0, 0, offsetof(Config, history_conninfo)},
+    {"history", "schema", SET_NAME, 0, 0, offsetof(Config, history_schema)},
     {"file", "path", SET_STR, 0, 0, offsetof(Config, file_path)},
     {"kafka", "topic_prefix", SET_STR, 0, 0, offsetof(Config, kafka_topic_prefix)},
     {"history", "enabled", SET_BOOL, 0, 0, offsetof(Config, history_enabled)},
@@ -359,12 +362,60 @@ static const struct {
     {"branches", "required_approvals", SET_INT, 0, 100, offsetof(Config, required_approvals)},
 };
 
+/* PostgreSQL accepts only lower-case letters, digits and '_' in slot names. */
+static bool valid_slot_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    }
+    return true;
+}
+
+/* libpq's parse of a conninfo; false with why filled (libpq's message quotes
+ * the offending keyword, never a value). */
+static bool check_conninfo(const char *conninfo, char *why, size_t whylen)
+{
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+    if (opts) {
+        PQconninfoFree(opts);
+        return true;
+    }
+    snprintf(why, whylen, "not a valid conninfo: %s", perr ? perr : "out of memory");
+    size_t n = strlen(why);
+    if (n && why[n - 1] == '\n') why[n - 1] = '\0';
+    PQfreemem(perr);
+    return false;
+}
+
+/* A string setting checked by its kind, then set; false with why filled. */
+static bool set_checked_str(char **field, SettingKind kind, const char *value, char *why, size_t whylen)
+{
+    if (kind == SET_SLOT && !valid_slot_name(value)) {
+        snprintf(why, whylen, "slot name '%.200s' is not valid: use 1-63 lower-case letters, digits or _", value);
+        return false;
+    }
+    if (kind == SET_NAME && (value[0] == '\0' || strlen(value) > 63)) {
+        snprintf(why, whylen, "'%.200s' is not a name of 1 to 63 characters", value);
+        return false;
+    }
+    if (kind == SET_CONNINFO && !check_conninfo(value, why, whylen)) return false;
+    set_str(field, value);
+    return true;
+}
+
 /* Set a SETTINGS row's field from its text; false with why filled. */
 static bool set_plain(Config *cfg, size_t row, const char *value, char *why, size_t whylen)
 {
     void *field = (char *)cfg + SETTINGS[row].offset;
     switch (SETTINGS[row].kind) {
     case SET_STR: set_str(field, value); return true;
+    case SET_SLOT:
+    case SET_NAME:
+    case SET_CONNINFO: return set_checked_str(field, SETTINGS[row].kind, value, why, whylen);
     case SET_BOOL: return parse_bool(value, field, why, whylen);
     case SET_INT: return parse_int(value, SETTINGS[row].min, SETTINGS[row].max, field, why, whylen);
     }
@@ -604,46 +655,9 @@ WrStatus config_set_option(Config *cfg, const char *section, const char *key, co
 
 /* ---- validation ---- */
 
-/* PostgreSQL accepts only lower-case letters, digits and '_' in slot names. */
-static bool valid_slot_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
-    }
-    return true;
-}
-
-static WrStatus check_conninfo(const char *what, const char *conninfo, WrError *err)
-{
-    char *perr = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
-    if (!opts) {
-        /* libpq's message quotes the offending keyword, never a value. */
-        WrStatus st =
-            wr_error_set(err, WR_INVALID, "%s conninfo is not valid: %s", what, perr ? perr : "out of memory");
-        size_t n = strlen(err ? err->msg : "");
-        if (err && n && err->msg[n - 1] == '\n') err->msg[n - 1] = '\0';
-        PQfreemem(perr);
-        return st;
-    }
-    PQconninfoFree(opts);
-    return WR_OK;
-}
-
 WrStatus config_validate(Config *cfg, WrError *err)
 {
-    if (!valid_slot_name(cfg->slot_name))
-        return wr_error_set(err, WR_INVALID, "slot name '%s' is not valid: use 1-63 lower-case letters, digits or _",
-                            cfg->slot_name);
-    if (cfg->publication[0] == '\0' || strlen(cfg->publication) > 63)
-        return wr_error_set(err, WR_INVALID, "publication name must have 1 to 63 characters");
-    if (cfg->history_schema[0] == '\0' || strlen(cfg->history_schema) > 63)
-        return wr_error_set(err, WR_INVALID, "history schema name must have 1 to 63 characters");
-    if (cfg->source_conninfo && check_conninfo("source", cfg->source_conninfo, err) != WR_OK) return WR_INVALID;
-    if (cfg->history_conninfo && check_conninfo("history", cfg->history_conninfo, err) != WR_OK) return WR_INVALID;
+    (void)err; /* every value was checked as it was set (set_checked_str) */
     /* No conninfo is libpq's defaults, as for psql and pg_recvlogical: PGHOST,
      * PGPORT, PGDATABASE, PGUSER, PGSERVICE, ~/.pgpass. */
     if (!cfg->source_conninfo) cfg->source_conninfo = xstrdup("");

@@ -421,12 +421,14 @@ static void scrub_password(char *arg, const char *option)
     memset(arg, 'x', strlen(arg));
 }
 
-static int apply_flag(Config *cfg, const char *section, const char *key, const char *value)
+/* A flag's value set as its config key would be; a bad one names the flag,
+ * which is where the user wrote it (the key is in the message too). */
+static int apply_flag(Config *cfg, const char *flag, const char *section, const char *key, const char *value)
 {
     if (!value) return 0;
     WrError err;
     if (config_set_option(cfg, section, key, value, &err) != WR_OK) {
-        fprintf(stderr, "walrev: %s\n", err.msg);
+        fprintf(stderr, "walrev: option %s: %s\n", flag, err.msg);
         return EXIT_USAGE;
     }
     return 0;
@@ -446,13 +448,14 @@ static int build_config(Config *cfg, const Options *o)
         fprintf(stderr, "walrev: %s\n", err.msg);
         return EXIT_USAGE;
     }
-    if ((rc = apply_flag(cfg, "source", "conninfo", o->source)) ||
-        (rc = apply_flag(cfg, "history", "conninfo", o->history)) ||
-        (rc = apply_flag(cfg, "history", "schema", o->schema)) || (rc = apply_flag(cfg, "source", "slot", o->slot)) ||
-        (rc = apply_flag(cfg, "source", "publication", o->publication)) ||
-        (rc = apply_flag(cfg, "file", "path", o->file)) ||
-        (rc = apply_flag(cfg, "worker", "backfill_chunk_rows", o->backfill_chunk_rows)) ||
-        (rc = apply_flag(cfg, "metrics", "listen", o->metrics_listen)))
+    if ((rc = apply_flag(cfg, "--source", "source", "conninfo", o->source)) ||
+        (rc = apply_flag(cfg, "--history", "history", "conninfo", o->history)) ||
+        (rc = apply_flag(cfg, "--schema", "history", "schema", o->schema)) ||
+        (rc = apply_flag(cfg, "--slot", "source", "slot", o->slot)) ||
+        (rc = apply_flag(cfg, "--publication", "source", "publication", o->publication)) ||
+        (rc = apply_flag(cfg, "--file", "file", "path", o->file)) ||
+        (rc = apply_flag(cfg, "--backfill-chunk-rows", "worker", "backfill_chunk_rows", o->backfill_chunk_rows)) ||
+        (rc = apply_flag(cfg, "--metrics-listen", "metrics", "listen", o->metrics_listen)))
         return rc;
     if (o->no_history) cfg->history_enabled = false;
     if (o->stop_lsn && !lsn_parse(o->stop_lsn, &cfg->stop_lsn)) {

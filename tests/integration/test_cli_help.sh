@@ -64,7 +64,7 @@ Try 'walrev $cmd --help'."
   run_w "$cmd.afterlong" "$cmd" --slot=Not-Valid
   expect_eq "$cmd --slot=BAD after the command exits 2" "$rc" 2
   expect_eq "$cmd --slot=BAD message" "$(cat "$OUT/$cmd.afterlong.err")" \
-    "walrev: slot name 'Not-Valid' is not valid: use 1-63 lower-case letters, digits or _"
+    "walrev: option --slot: [source] slot: slot name 'Not-Valid' is not valid: use 1-63 lower-case letters, digits or _"
 done
 expect_eq "commands covered" "$ncmd" 21
 # every command the top-level help lists is in the table above

@@ -157,7 +157,7 @@ rc=0
 W run --metrics-listen "localhost" 2>"$TEST_TMP/bad.log" || rc=$?
 expect_eq "a bad address: exit 2" "$rc" 2
 expect_eq "its message" "$(cat "$TEST_TMP/bad.log")" \
-  "walrev: [metrics] listen: 'localhost' is not HOST:PORT ([IPV6]:PORT, :PORT for every address)"
+  "walrev: option --metrics-listen: [metrics] listen: 'localhost' is not HOST:PORT ([IPV6]:PORT, :PORT for every address)"
 rc=0
 WALREV_METRICS_LISTEN=1.2.3.4 W run 2>"$TEST_TMP/bad.log" || rc=$?
 expect_eq "a bad address in the environment: exit 2" "$rc" 2

@@ -361,22 +361,38 @@ static void test_validate(void **state)
     assert_string_equal(cfg.history_conninfo, "dbname=app"); /* history defaults to the source */
     config_term(&cfg);
 
+    /* A bad name or conninfo is refused where it is set, so the error can say
+     * which file line, environment variable or flag gave it. */
     config_init(&cfg);
-    assert_int_equal(config_set_option(&cfg, "source", "slot", "Bad-Slot", &err), WR_OK);
-    assert_int_equal(config_validate(&cfg, &err), WR_INVALID);
-    assert_string_equal(err.msg, "slot name 'Bad-Slot' is not valid: use 1-63 lower-case letters, digits or _");
+    assert_int_equal(config_set_option(&cfg, "source", "slot", "Bad-Slot", &err), WR_INVALID);
+    assert_string_equal(err.msg,
+                        "[source] slot: slot name 'Bad-Slot' is not valid: use 1-63 lower-case letters, digits or _");
+    assert_string_equal(cfg.slot_name, "walrev"); /* unchanged */
     config_term(&cfg);
 
     config_init(&cfg);
-    assert_int_equal(config_set_option(&cfg, "source", "conninfo", "host=h bogus=1", &err), WR_OK);
-    assert_int_equal(config_validate(&cfg, &err), WR_INVALID);
-    assert_string_equal(err.msg, "source conninfo is not valid: invalid connection option \"bogus\"");
+    assert_int_equal(config_set_option(&cfg, "source", "conninfo", "host=h bogus=1", &err), WR_INVALID);
+    assert_string_equal(err.msg, "[source] conninfo: not a valid conninfo: invalid connection option \"bogus\"");
     config_term(&cfg);
 
     config_init(&cfg);
-    assert_int_equal(config_set_option(&cfg, "history", "schema", "", &err), WR_OK);
-    assert_int_equal(config_validate(&cfg, &err), WR_INVALID);
-    assert_string_equal(err.msg, "history schema name must have 1 to 63 characters");
+    assert_int_equal(config_set_option(&cfg, "history", "schema", "", &err), WR_INVALID);
+    assert_string_equal(err.msg, "[history] schema: '' is not a name of 1 to 63 characters");
+    assert_int_equal(config_set_option(&cfg, "source", "publication", "", &err), WR_INVALID);
+    assert_string_equal(err.msg, "[source] publication: '' is not a name of 1 to 63 characters");
+    config_term(&cfg);
+
+    /* the file's line is named */
+    expect_error("[source]\nconninfo = dbname=app\nslot = Bad-Slot\n",
+                 "3: [source] slot: slot name 'Bad-Slot' is not valid: use 1-63 lower-case letters, digits or _");
+
+    /* the environment variable is named */
+    config_init(&cfg);
+    setenv("WALREV_SLOT", "Bad", 1);
+    assert_int_equal(config_load_env(&cfg, &err), WR_INVALID);
+    unsetenv("WALREV_SLOT");
+    assert_string_equal(err.msg,
+                        "environment WALREV_SLOT: slot name 'Bad' is not valid: use 1-63 lower-case letters, digits or _");
     config_term(&cfg);
 }
 
