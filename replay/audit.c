@@ -141,7 +141,7 @@ static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, int64_t from,
 {
     if (a->ntables != 1 || !a->key) return rq_usage(ctx, err, "%s needs --table T and --key K", ctx->cmd);
     /* a malformed --key is said before the history is asked */
-    if (rq_parse_key(a->key, key, err) != WR_OK) return err->status;
+    if (rq_parse_key_arg(ctx, a->key, key, err) != WR_OK) return err->status;
     ObjectRef o;
     if (rq_resolve_object(ctx, a->tables[0], *key, newest != NULL, &o, err) != WR_OK) return err->status;
     *relid = o.relid;
@@ -336,7 +336,7 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             st = rq_usage(ctx, err, "--key needs --table");
             goto done;
         }
-        if ((st = rq_parse_key(a.key, &key, err)) != WR_OK) goto done;
+        if ((st = rq_parse_key_arg(ctx, a.key, &key, err)) != WR_OK) goto done;
     }
     if ((st = parse_limit(ctx, &a, limit, err)) != WR_OK) goto done;
     {

@@ -328,25 +328,26 @@ const struct option rq_branch_options[] = {{"at", required_argument, NULL, OPT_A
                                            {"null", required_argument, NULL, OPT_NULL},     /* branch list */
                                            {NULL, 0, NULL, 0}};
 
-static WrStatus check_name(const char *name, WrError *err)
+/* A branch name of the wrong form is a usage error (exit 2). */
+static WrStatus check_name(ReplayCtx *ctx, const char *name, WrError *err)
 {
     size_t n = strlen(name);
     bool ok = n > 0 && n <= 48 && strcmp(name, "main") != 0;
     for (const char *p = name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) ok = false;
     if (!ok)
-        return wr_error_set(err, WR_INVALID,
-                            "invalid branch name %s: 1 to 48 lower-case letters, digits or _, and not \"main\"", name);
+        return rq_usage(ctx, err, "invalid branch name %s: 1 to 48 lower-case letters, digits or _, and not \"main\"",
+                        name);
     return WR_OK;
 }
 
-WrStatus branch_check_actor(const char *actor, WrError *err)
+WrStatus branch_check_actor(ReplayCtx *ctx, const char *actor, WrError *err)
 {
     const char *colon = actor ? strchr(actor, ':') : NULL;
     if (actor && (!colon || colon == actor || !colon[1]))
-        return wr_error_set(err, WR_INVALID, "--actor %s: expected TYPE:ID", actor);
+        return rq_usage(ctx, err, "--actor %s: expected TYPE:ID", actor);
     if (actor && strncmp(actor, "walrev:", 7) == 0)
-        return wr_error_set(err, WR_INVALID, "--actor %s: the actor type walrev is reserved", actor);
+        return rq_usage(ctx, err, "--actor %s: the actor type walrev is reserved", actor);
     return WR_OK;
 }
 
@@ -718,13 +719,13 @@ static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *er
     int c;
     while ((c = cli_next(argc, argv, rq_branch_options, fields, CLI_NFIELDS(fields))) != -1) {
         if (c != OPT_TABLE) return rq_bad_option(ctx, argc, argv, err);
-        if (ntables == 256) return wr_error_set(err, WR_INVALID, "too many --table options");
+        if (ntables == 256) return rq_usage(ctx, err, "too many --table options");
         tables[ntables++] = optarg;
     }
     if (optind != argc - 1)
         return rq_usage(ctx, err, "usage: walrev branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]");
     const char *name = argv[optind];
-    if (check_name(name, err) != WR_OK || branch_check_actor(actor, err) != WR_OK) return err->status;
+    if (check_name(ctx, name, err) != WR_OK || branch_check_actor(ctx, actor, err) != WR_OK) return err->status;
 
     WrStatus st;
     Point pt;
@@ -844,7 +845,7 @@ static WrStatus branch_drop(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             return rq_usage(ctx, err, "usage: walrev branch drop NAME [--actor TYPE:ID]");
     }
     if (!name) return rq_usage(ctx, err, "usage: walrev branch drop NAME [--actor TYPE:ID]");
-    if (branch_check_actor(actor, err) != WR_OK) return err->status;
+    if (branch_check_actor(ctx, actor, err) != WR_OK) return err->status;
     BranchInfo b;
     if (branch_load(ctx, name, &b, err) != WR_OK) {
         branch_info_term(&b);

@@ -192,7 +192,7 @@ WrStatus cmd_erase(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     PGresult *res = NULL;
     PGconn *poll = NULL;
     WrStatus st = rq_resolve_table(ctx, a.table, &relid, err);
-    if (st == WR_OK) st = rq_parse_key(a.key, &key, err);
+    if (st == WR_OK) st = rq_parse_key_arg(ctx, a.key, &key, err);
     if (st != WR_OK) goto out;
     char rel[16];
     rq_oid_text(relid, rel);

@@ -161,6 +161,8 @@ WrStatus rq_members_logged(ReplayCtx *ctx, uint32_t relid, int64_t from, int64_t
 WrStatus rq_inherits_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, bool *parent, WrError *err) WR_MUSTCHECK;
 /* A --key argument to the stored key form: 42 -> ["42"]; a JSON array is re-encoded compactly. Caller frees. */
 WrStatus rq_parse_key(const char *arg, char **key, WrError *err) WR_MUSTCHECK;
+/* rq_parse_key for a command-line --key: a key of the wrong form is a usage error (exit 2). */
+WrStatus rq_parse_key_arg(ReplayCtx *ctx, const char *arg, char **key, WrError *err) WR_MUSTCHECK;
 /* The elements of a stored key (JSON array of strings/null). Caller frees with rq_free_strv. */
 WrStatus rq_key_values(const char *key, char ***vals, int *n, WrError *err) WR_MUSTCHECK;
 void rq_free_strv(char **v, int n);

@@ -156,6 +156,11 @@ WrStatus rq_resolve_points(ReplayCtx *ctx, int n, const char *const *texts, Poin
     WrStatus st = points_from_revs(ctx, n, (const char *const *)exprs, n, texts, pts, err);
     rq_free_strv(exprs, n);
     if (st != WR_OK) {
+        /* a point of the wrong form (resolve_point's 22P02, or 22007 for a
+         * timestamp that does not parse) is a usage error, exit 2 as
+         * docs/cli.md says; one of the right form that names no revision
+         * (beyond, before, pruned) a runtime one */
+        if (strcmp(err->sqlstate, "22P02") == 0 || strcmp(err->sqlstate, "22007") == 0) ctx->usage = true;
         err->status = WR_INVALID;
         return WR_INVALID;
     }
@@ -768,6 +773,13 @@ WrStatus rq_bad_option(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     const char *what = (optind > 0 && optind - 1 < argc) ? argv[optind - 1] : "?";
     return rq_usage(ctx, err, "bad option or missing value: %s (try walrev %s --help)", what, ctx->cmd);
+}
+
+WrStatus rq_parse_key_arg(ReplayCtx *ctx, const char *arg, char **key, WrError *err)
+{
+    WrStatus st = rq_parse_key(arg, key, err);
+    if (st != WR_OK) ctx->usage = true;
+    return st;
 }
 
 WrStatus rq_usage(ReplayCtx *ctx, WrError *err, const char *fmt, ...)

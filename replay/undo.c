@@ -142,7 +142,7 @@ static WrStatus read_restore_target(ReplayCtx *ctx, const UndoArgs *a, RestoreTa
     WrStatus st;
     if ((st = rq_resolve_table(ctx, a->tables[0], &t->relid, err)) != WR_OK) return st;
     if ((st = refuse_partitioned(ctx, t->relid, a->tables[0], err)) != WR_OK) return st;
-    if ((st = rq_parse_key(a->key, &t->key, err)) != WR_OK) return st;
+    if ((st = rq_parse_key_arg(ctx, a->key, &t->key, err)) != WR_OK) return st;
     if ((st = rq_resolve_point(ctx, a->at, &t->pt, err)) != WR_OK) return st;
     char rel[16], rev[24];
     rq_oid_text(t->relid, rel);

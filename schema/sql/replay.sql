@@ -86,7 +86,9 @@ BEGIN
         BEGIN
             ts := p::timestamptz;
         EXCEPTION WHEN others THEN
-            RAISE EXCEPTION 'invalid point "%": not a timestamp with time zone', p USING ERRCODE = '22023';
+            -- 22007 (invalid_datetime_format): a point of the wrong form, which
+            -- the CLI reports as a usage error (exit 2), not a runtime one
+            RAISE EXCEPTION 'invalid point "%": not a timestamp with time zone', p USING ERRCODE = '22007';
         END;
         IF ts > now() THEN
             RAISE EXCEPTION 'time % is in the future: the newest revision is % (committed at %)',
@@ -114,7 +116,7 @@ BEGIN
         RETURN r;
     END IF;
     RAISE EXCEPTION 'invalid point "%": expected a revision id, an LSN (X/X) or a timestamp with time zone', p
-        USING ERRCODE = '22023';
+        USING ERRCODE = '22P02'; -- invalid_text_representation: a usage error for the CLI
 END
 $fn$;
 

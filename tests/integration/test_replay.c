@@ -390,8 +390,6 @@ static void test_point_errors(void **state)
         {"0/1007", "LSN 0/1007 is before the history: the oldest revision is 1 (end 0/1008)"},
         {"2026-11-20 09:00:00+00", "is before the history: the oldest revision is 1"},
         {"2999-01-01 00:00:00+00", "is in the future: the newest revision is 9"},
-        {"yesterday", "invalid point \"yesterday\""},
-        {"2026-13-45 10:00:00+00", "not a timestamp with time zone"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         Run r = RUN("snapshot", "--table", "customer", "--at", cases[i].point);
@@ -399,7 +397,32 @@ static void test_point_errors(void **state)
         assert_string_equal(r.out, "");
         run_free(&r);
     }
-    Run r = RUN("snapshot", "--table", "nosuch", "--at", "3");
+    /* a point, key or name of the wrong form is a usage error (exit 2, docs/cli.md),
+     * not a runtime one like a point beyond the history */
+    struct {
+        const char *cmd, *opt, *value, *msg;
+    } forms[] = {
+        {"snapshot", "--at", "yesterday", "invalid point \"yesterday\""},
+        {"snapshot", "--at", "2026-13-45 10:00:00+00", "not a timestamp with time zone"},
+        {"log", "--since", "xid:abc", "invalid point \"xid:abc\""},
+        {"history", "--key", "[1", "invalid --key [1"},
+        {"branch", "--actor", "nocolon", "--actor nocolon: expected TYPE:ID"},
+    };
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        Run r = strcmp(forms[i].cmd, "history") == 0
+                    ? RUN("history", "--table", "customer", forms[i].opt, forms[i].value)
+                : strcmp(forms[i].cmd, "branch") == 0 ? RUN("branch", "create", "b1", forms[i].opt, forms[i].value)
+                                                      : RUN(forms[i].cmd, forms[i].opt, forms[i].value);
+        expect_usage(&r, forms[i].msg);
+        run_free(&r);
+    }
+    Run r = RUN("branch", "create", "Bad-Name");
+    expect_usage(&r, "invalid branch name Bad-Name");
+    run_free(&r);
+    r = RUN("review", "b1", "--approve");
+    expect_usage(&r, "review --approve needs --actor TYPE:ID");
+    run_free(&r);
+    r = RUN("snapshot", "--table", "nosuch", "--at", "3");
     expect_error(&r, "unknown table \"nosuch\"");
     run_free(&r);
     r = RUN("history", "--table", "customer", "--key", "99");
