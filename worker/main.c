@@ -5,11 +5,13 @@
  * calls exit(). Exit codes: 0 success, 1 runtime failure, 2 usage or
  * configuration error.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -704,12 +706,33 @@ out:
     return rc;
 }
 
+/*
+ * At exit, on every path: output that could not be written (a full disk, an
+ * I/O error) fails the command, exit 1 with the reason, so a snapshot or log
+ * cut short is never taken for a whole one. A pipe or socket is left alone:
+ * its reader went away (walrev log | head) and has what it wanted; a
+ * reader that writes a file reports its own errors.
+ */
+static void check_stdout(void)
+{
+    errno = 0;
+    bool failed = fflush(stdout) != 0 || ferror(stdout);
+    if (!failed) return;
+    int why = errno; /* 0 when an earlier write failed: stdio keeps the flag, not the reason */
+    struct stat sb;
+    if (why == EPIPE || (fstat(STDOUT_FILENO, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))) return;
+    fprintf(stderr, "walrev: cannot write the output (standard output): %s\n",
+            why ? strerror(why) : "a write failed (disk full or an I/O error)");
+    _exit(1);
+}
+
 int main(int argc, char **argv)
 {
     Options o;
     memset(&o, 0, sizeof(o));
     /* A closed stdout pipe (walrev log | head) must be an error, not a kill. */
     signal(SIGPIPE, SIG_IGN);
+    atexit(check_stdout);
 
     int rc = parse_options(argc, argv, NULL, global_options, &o);
     if (rc) exit(rc);

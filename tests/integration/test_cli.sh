@@ -18,6 +18,18 @@ run_w version --version
 expect_eq "--version exits 0" "$rc" 0
 [[ "$(cat $OUT/version.out)" =~ ^walrev\ [0-9] ]] || fail "--version printed '$(cat $OUT/version.out)'"
 
+# output that cannot be written fails the command (an export cut short by a
+# full disk must not exit 0); a reader that went away does not
+if [ -w /dev/full ]; then
+  rc=0; "$WALREV_BIN" rules >/dev/full 2>"$OUT/full.err" || rc=$?
+  expect_eq "rules to a full disk exits 1" "$rc" 1
+  expect_err "its message" full "walrev: cannot write the output (standard output): No space left on device"
+  rc=0; "$WALREV_BIN" --help >/dev/full 2>"$OUT/full2.err" || rc=$?
+  expect_eq "--help to a full disk exits 1" "$rc" 1
+fi
+rc=0; "$WALREV_BIN" --help | true || rc=$?
+expect_eq "--help into a closed pipe exits 0" "$rc" 0
+
 run_w help --help
 expect_eq "--help exits 0" "$rc" 0
 grep -q "^  setup " $OUT/help.out || fail "--help lists no setup"
