@@ -8,10 +8,12 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "pgio/pgio.h"
+#include "schema/store_sql.h"
 
 const char untracked_unlogged_sql[] = "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
                                       "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -48,14 +50,20 @@ void untracked_report_captured(const char *publication, const char *history_sche
     const char *kind = json_string_value(json_object_get(o, "kind"));
     json_t *published = json_object_get(o, "published");
     if (nsp && rel && persistence && kind && strcmp(kind, "r") == 0 && !is_store_partition(history_schema, nsp, rel)) {
-        char qualified[300];
-        snprintf(qualified, sizeof(qualified), "%s.%s", nsp, rel);
+        /* quoted as SQL, as the unlogged list's format('%I.%I'): the advice is
+         * SQL to paste, and "My Schema".t unquoted is not */
+        char *qn = store_quote_ident(nsp), *qr = store_quote_ident(rel), *qp = store_quote_ident(publication);
+        char qualified[600];
+        snprintf(qualified, sizeof(qualified), "%s.%s", qn, qr);
         if (strcmp(persistence, "u") == 0)
             warn_unlogged(qualified);
         else if (strcmp(persistence, "p") == 0 && json_is_false(published))
             log_warn("msg=\"table %s is not in publication %s: walrev does not track it (add it with ALTER "
                      "PUBLICATION %s ADD TABLE %s, or list it in [source] tables and run walrev setup)\" table=%s",
-                     qualified, publication, publication, qualified, qualified);
+                     qualified, publication, qp, qualified, qualified);
+        free(qn);
+        free(qr);
+        free(qp);
     }
     json_decref(o);
 }

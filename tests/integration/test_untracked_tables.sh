@@ -93,8 +93,12 @@ q $DB2 "CREATE TABLE kept (id int PRIMARY KEY)"
 "$WALREV_BIN" -c "$OUT/fixed.conf" --source "$(conninfo $DB2)" --slot untracked_fixed setup >"$OUT/setup2.out" 2>&1 ||
   { cat "$OUT/setup2.out"; fail "setup with a FOR TABLE publication"; }
 q $DB2 "CREATE TABLE outside (id int PRIMARY KEY); INSERT INTO outside VALUES (1); INSERT INTO kept VALUES (1)"
+q $DB2 'CREATE SCHEMA "Odd S"; CREATE TABLE "Odd S"."T 1" (id int PRIMARY KEY)'
 "$WALREV_BIN" -c "$OUT/fixed.conf" --source "$(conninfo $DB2)" --slot untracked_fixed run --stop-lsn "$(current_lsn $DB2)" \
   2>"$OUT/run2.log" || { cat "$OUT/run2.log"; fail "run with a FOR TABLE publication"; }
 grep -qF 'table public.outside is not in publication walrev: walrev does not track it (add it with ALTER PUBLICATION walrev ADD TABLE public.outside, or list it in [source] tables and run walrev setup)' "$OUT/run2.log" ||
   { cat "$OUT/run2.log"; fail "run names the table outside the publication"; }
+# the advice is SQL to paste: names that need quotes are quoted
+grep -qF 'msg="table \"Odd S\".\"T 1\" is not in publication walrev: walrev does not track it (add it with ALTER PUBLICATION walrev ADD TABLE \"Odd S\".\"T 1\", or list' "$OUT/run2.log" ||
+  { cat "$OUT/run2.log"; fail "the table's name is quoted as SQL"; }
 pass "run names a table created outside a publication that cannot grow"
