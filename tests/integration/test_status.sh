@@ -37,6 +37,17 @@ expect_eq "retained WAL bytes" "$(field $J '["slot"]["retained_wal_bytes"]')" "$
 expect_eq "wal_status" "$(field $J '["slot"]["wal_status"]')" "$ws"
 expect_eq "lag bytes" "$(field $J '["lag"]["bytes"]')" "$(q $DB "SELECT pg_wal_lsn_diff('$SW', '$conf')::bigint")"
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["lag"]["seconds"]; assert isinstance(s,(int,float)) and s >= 0, s' $J || fail "lag seconds not a number"
+# every top-level field of the JSON is in docs/cli.md's table of status fields
+python3 - "$J" "$WALREV_SOURCE_DIR/docs/cli.md" <<'PY' || fail "status --format json has fields docs/cli.md does not list"
+import json, re, sys
+doc = open(sys.argv[2]).read()
+table = doc[doc.index("| line | field | what |"):]
+table = table[:table.index("\n\n")]
+named = set(re.findall(r"`([a-z_]+)(?:[.\[`])", table))
+missing = [k for k in json.load(open(sys.argv[1])) if k not in named]
+print("undocumented status fields:", missing) if missing else None
+sys.exit(1 if missing else 0)
+PY
 rid=$(q $DB "SELECT max(id) FROM walrev.revision")
 expect_eq "last revision id" "$(field $J '["last_revision"]["id"]')" "$rid"
 expect_eq "last revision commit time" "$(field $J '["last_revision"]["commit_time"]')" "$(q $DB "SELECT commit_time FROM walrev.revision WHERE id = $rid")"
