@@ -29,21 +29,6 @@
 /* The gate the worker set: the writer does not record the revision in flight. */
 static bool skips_current(const HistoryReader *r) { return r->skips_current && r->skips_current(r->skips_arg); }
 
-static WrStatus prepare(HistorySink *h, const char *name, const char *sql, int nparams, WrError *err)
-{
-    WrStatus ast = hsession_await_copy(h, err);
-    if (ast != WR_OK) return ast;
-    PGresult *res = PQprepare(h->conn, name, sql, nparams, NULL);
-    WrStatus st = WR_OK;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        char what[128];
-        snprintf(what, sizeof(what), "preparing %s", name);
-        st = hsession_fail(h, res, err, what);
-    }
-    PQclear(res);
-    return st;
-}
-
 WrStatus hreader_prepare(HistorySink *h, WrError *err)
 {
     /*
@@ -92,12 +77,12 @@ WrStatus hreader_prepare(HistorySink *h, WrError *err)
      * statements are one-row writes whose plans do not depend on values. */
     WrStatus st =
         hsession_run(h, "SET plan_cache_mode = force_generic_plan", 0, NULL, "setting plan_cache_mode", NULL, err);
-    if (st == WR_OK) st = prepare(h, "walrev_lookup", q.data, 3, err);
+    if (st == WR_OK) st = hsession_prepare(h, "walrev_lookup", q.data, 3, err);
     /* An object an UPDATE moved here from another key: follow its lineage in SQL. */
     if (st == WR_OK) {
         strbuf_reset(&q);
         strbuf_appendf(&q, "SELECT %s.object_image($1, $2, $3)", s);
-        st = prepare(h, "walrev_image", q.data, 3, err);
+        st = hsession_prepare(h, "walrev_image", q.data, 3, err);
     }
     strbuf_free(&q);
     /* The first execution builds the generic plan and fills the session's

@@ -102,7 +102,8 @@ WrStatus hsession_pipeline(HistorySink *h, HsessionStmt *s, int n, WrError *err)
     PGconn *c = h->conn;
     if (!PQenterPipelineMode(c)) return hsession_fail(h, NULL, err, s[0].what);
     for (int i = 0; i < n; i++)
-        if (!PQsendQueryParams(c, s[i].sql, s[i].nparams, NULL, s[i].params, NULL, NULL, 0))
+        if (!(s[i].name ? PQsendQueryPrepared(c, s[i].name, s[i].nparams, s[i].params, NULL, NULL, 0)
+                        : PQsendQueryParams(c, s[i].sql, s[i].nparams, NULL, s[i].params, NULL, NULL, 0)))
             return pipeline_broken(h, err, s[i].what, WR_OK);
     if (PQpipelineSync(c) != 1) return pipeline_broken(h, err, s[0].what, WR_OK);
     /* Each statement's results end with NULL; after a failure the server
@@ -136,6 +137,20 @@ out:
             PQclear(s[i].res);
             s[i].res = NULL;
         }
+    return st;
+}
+
+WrStatus hsession_prepare(HistorySink *h, const char *name, const char *sql, int nparams, WrError *err)
+{
+    WrStatus st = hsession_await_copy(h, err);
+    if (st != WR_OK) return st;
+    PGresult *res = PQprepare(h->conn, name, sql, nparams, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        char what[128];
+        snprintf(what, sizeof(what), "preparing %s", name);
+        st = hsession_fail(h, res, err, what);
+    }
+    PQclear(res);
     return st;
 }
 
@@ -344,9 +359,16 @@ void hsession_dg_queue(HistorySink *h, uint32_t relid, const char *key, int col,
     h->dg_n++;
 }
 
+WrStatus hsession_dg_prepare(HistorySink *h, WrError *err)
+{
+    char *sql = xasprintf("SELECT %s.row_digest_apply($1::oid[], $2::text[], $3::smallint[], $4::text[])", h->qschema);
+    WrStatus st = hsession_prepare(h, HSESSION_DG_STMT, sql, 4, err);
+    free(sql);
+    return st;
+}
+
 void hsession_dg_statement(const HistorySink *h, HsessionDgStmt *d, HsessionStmt *out)
 {
-    strbuf_init(&d->sql);
     for (int i = 0; i < 4; i++) {
         strbuf_init(&d->arr[i]);
         strbuf_append_char(&d->arr[i], '{');
@@ -354,15 +376,12 @@ void hsession_dg_statement(const HistorySink *h, HsessionDgStmt *d, HsessionStmt
         strbuf_append_char(&d->arr[i], '}');
         d->params[i] = d->arr[i].data;
     }
-    strbuf_appendf(&d->sql, "SELECT %s.row_digest_apply($1::oid[], $2::text[], $3::smallint[], $4::text[])",
-                   h->qschema);
     snprintf(d->what, sizeof(d->what), "writing %d row digests to %s.row_digest", h->dg_n, h->qschema);
-    *out = (HsessionStmt){.sql = d->sql.data, .nparams = 4, .params = d->params, .what = d->what};
+    *out = (HsessionStmt){.name = HSESSION_DG_STMT, .nparams = 4, .params = d->params, .what = d->what};
 }
 
 void hsession_dg_statement_free(HsessionDgStmt *d)
 {
-    strbuf_free(&d->sql);
     for (int i = 0; i < 4; i++) strbuf_free(&d->arr[i]);
 }
 
@@ -375,7 +394,7 @@ WrStatus hsession_dg_apply(HistorySink *h, WrError *err)
     HsessionDgStmt d;
     HsessionStmt s;
     hsession_dg_statement(h, &d, &s);
-    st = hsession_run(h, s.sql, s.nparams, s.params, s.what, NULL, err);
+    st = hsession_pipeline(h, &s, 1, err);
     hsession_dg_statement_free(&d);
     hsession_dg_clear(h);
     return st;

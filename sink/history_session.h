@@ -196,9 +196,11 @@ WrStatus hsession_check_usable(HistorySink *h, WrError *err, const char *what) W
 /* Run a statement (text parameters) after any COPY in flight; *out (when not NULL) gets the result, caller clears. */
 WrStatus hsession_run(HistorySink *h, const char *sql, int nparams, const char *const *params, const char *what,
                       PGresult **out, WrError *err) WR_MUSTCHECK;
-/* One statement of hsession_pipeline: SQL with text parameters. */
+/* One statement of hsession_pipeline: SQL with text parameters, or the
+ * statement prepared under name (hsession_prepare) when name is set. */
 typedef struct {
     const char *sql;
+    const char *name; /* prepared on this connection: no parse or plan per run */
     int nparams;
     const char *const *params;
     const char *what; /* for the error: "writing walrev.checkpoint" */
@@ -211,6 +213,9 @@ typedef struct {
  * (the server skips the statements after it); WR_OK only when all succeeded.
  * Blocks until every result is in. */
 WrStatus hsession_pipeline(HistorySink *h, HsessionStmt *s, int n, WrError *err) WR_MUSTCHECK;
+/* Prepare sql as name on the session's connection (at open; generic plans,
+ * plan_cache_mode). */
+WrStatus hsession_prepare(HistorySink *h, const char *name, const char *sql, int nparams, WrError *err) WR_MUSTCHECK;
 /* Open the batch's transaction if none is open: BEGIN is sent, its result read before the next statement. */
 WrStatus hsession_ensure_tx(HistorySink *h, WrError *err) WR_MUSTCHECK;
 /* Read the result of the COPY sent last, if any. */
@@ -232,11 +237,15 @@ void hsession_rel_mark(HistorySink *h, uint32_t relid);
 void hsession_dg_queue(HistorySink *h, uint32_t relid, const char *key, int col, const uint8_t *digest, size_t len);
 /* Apply the queued changes in the open batch (before any read of row_digest). */
 WrStatus hsession_dg_apply(HistorySink *h, WrError *err) WR_MUSTCHECK;
-/* The statement hsession_dg_apply runs, for a pipeline: its SQL and array
+/* row_digest_apply's call, prepared at open (hsession_dg_prepare) as
+ * HSESSION_DG_STMT: each batch that queued row digests runs it. */
+#define HSESSION_DG_STMT "walrev_row_digests"
+WrStatus hsession_dg_prepare(HistorySink *h, WrError *err) WR_MUSTCHECK;
+/* The statement hsession_dg_apply runs, for a pipeline: its array
  * parameters in d (hsession_dg_statement_free frees them). The queue is
  * cleared once the statement ran (hsession_dg_clear). */
 typedef struct {
-    StrBuf sql, arr[4];
+    StrBuf arr[4];
     const char *params[4];
     char what[160];
 } HsessionDgStmt;

@@ -207,6 +207,7 @@ static WrStatus read_checkpoint(HistorySink *h, SinkPosition *pos, WrError *err)
 }
 
 static WrStatus read_digest_state(HistorySink *h, SinkPosition *pos, WrError *err);
+static WrStatus prepare_batch_tail(HistorySink *h, WrError *err);
 
 static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
 {
@@ -225,6 +226,7 @@ static WrStatus hs_open(Sink *s, SinkPosition *pos, WrError *err)
     if (st == WR_OK) st = read_checkpoint(h, pos, err);
     if (st == WR_OK) st = read_digest_state(h, pos, err);
     if (st == WR_OK) st = hreader_prepare(h, err);
+    if (st == WR_OK) st = prepare_batch_tail(h, err);
     /* Off and auto: a batch's COMMIT returns without waiting for the WAL
      * flush, and the batch is reported durable only once the server's flush
      * position covers its commit record (note_commit, hs_poll; auto flushes it
@@ -786,10 +788,53 @@ static WrStatus hs_commit_revision(Sink *s, const Revision *rev, WrError *err)
 
 /* ---------- the batch's end ---------- */
 
+/*
+ * The batch tail's statements, prepared once per connection (at open): each
+ * batch runs them with new parameters and no parse, analysis or planning.
+ * Run as unnamed statements they were parsed and planned every batch,
+ * tracked_table's upsert with its three unnests costliest (0.1 ms of
+ * planning a batch, issue 16; bench/issue16-cost.md, session 11).
+ */
+#define TRACKED_STMT "walrev_tracked_tables"
+#define CHECKPOINT_STMT "walrev_checkpoint"
+#define WAL_POSITIONS_STMT "walrev_wal_positions"
+
+static WrStatus prepare_batch_tail(HistorySink *h, WrError *err)
+{
+    /* tracked_statement's parameters: relids, deltas, live-row changes and snapshot rows per table. */
+    char *sql = xasprintf(
+        "INSERT INTO %1$s.tracked_table AS t (relid, deltas_since_keyframe, live_rows) "
+        "SELECT r, d, greatest(l, 0) FROM unnest($1::oid[], $2::bigint[], $3::bigint[]) AS u(r, d, l) "
+        "ON CONFLICT (relid) DO UPDATE SET deltas_since_keyframe = "
+        "t.deltas_since_keyframe + EXCLUDED.deltas_since_keyframe, "
+        "live_rows = greatest(t.live_rows + (SELECT u.l FROM unnest($1::oid[], $3::bigint[]) AS u(r, l) "
+        "  WHERE u.r = t.relid), 0) "
+        "RETURNING relid, deltas_since_keyframe > greatest(%2$.6g * live_rows, %4$d) "
+        "  OR (last_keyframe_id IS NULL AND live_rows > %3$d AND (SELECT u.s FROM "
+        "  unnest($1::oid[], $4::bigint[]) AS u(r, s) WHERE u.r = t.relid) > 0), live_rows, "
+        "deltas_since_keyframe",
+        h->qschema, h->keyframe_factor, KEYFRAME_MIN_ROWS, KEYFRAME_MIN_DELTAS);
+    WrStatus st = hsession_prepare(h, TRACKED_STMT, sql, 4, err);
+    free(sql);
+    /* checkpoint_statement's: slot, end LSN, revision id, checksum in hex. */
+    sql = xasprintf("INSERT INTO %s.checkpoint (slot_name, end_lsn, revision_id, checksum, updated_at) "
+                    "VALUES ($1, $2::pg_lsn, $3, decode($4, 'hex'), now()) ON CONFLICT (slot_name) DO UPDATE "
+                    "SET end_lsn = EXCLUDED.end_lsn, revision_id = EXCLUDED.revision_id, "
+                    "checksum = EXCLUDED.checksum, updated_at = EXCLUDED.updated_at",
+                    h->qschema);
+    if (st == WR_OK) st = hsession_prepare(h, CHECKPOINT_STMT, sql, 4, err);
+    free(sql);
+    if (st == WR_OK)
+        st = hsession_prepare(h, WAL_POSITIONS_STMT,
+                              "SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text", 0, err);
+    if (st == WR_OK) st = hsession_dg_prepare(h, err);
+    return st;
+}
+
 /* The batch's closing statements, built before they are sent together
  * (commit_batch): each is a round trip less than when run one by one. */
 typedef struct {
-    StrBuf relids, counts, live, snaps, tracked_sql, cp_sql;
+    StrBuf relids, counts, live, snaps;
     const char *tracked_p[4], *cp_p[4];
     char lsn[32], id[32], sum[2 * WALREV_CHECKSUM_LEN + 1];
     char tracked_what[160], cp_what[160];
@@ -799,7 +844,7 @@ typedef struct {
 
 static void batch_tail_free(BatchTail *t)
 {
-    StrBuf *b[] = {&t->relids, &t->counts, &t->live, &t->snaps, &t->tracked_sql, &t->cp_sql};
+    StrBuf *b[] = {&t->relids, &t->counts, &t->live, &t->snaps};
     for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) strbuf_free(b[i]);
     if (t->has_dg) hsession_dg_statement_free(&t->dg);
 }
@@ -831,21 +876,9 @@ static void tracked_statement(HistorySink *h, BatchTail *t, HsessionStmt *out)
         strbuf_append_char(arrs[a], '}');
         t->tracked_p[a] = arrs[a]->data;
     }
-    strbuf_appendf(&t->tracked_sql,
-                   "INSERT INTO %1$s.tracked_table AS t (relid, deltas_since_keyframe, live_rows) "
-                   "SELECT r, d, greatest(l, 0) FROM unnest($1::oid[], $2::bigint[], $3::bigint[]) AS u(r, d, l) "
-                   "ON CONFLICT (relid) DO UPDATE SET deltas_since_keyframe = "
-                   "t.deltas_since_keyframe + EXCLUDED.deltas_since_keyframe, "
-                   "live_rows = greatest(t.live_rows + (SELECT u.l FROM unnest($1::oid[], $3::bigint[]) AS u(r, l) "
-                   "  WHERE u.r = t.relid), 0) "
-                   "RETURNING relid, deltas_since_keyframe > greatest(%2$.6g * live_rows, %4$d) "
-                   "  OR (last_keyframe_id IS NULL AND live_rows > %3$d AND (SELECT u.s FROM "
-                   "  unnest($1::oid[], $4::bigint[]) AS u(r, s) WHERE u.r = t.relid) > 0), live_rows, "
-                   "deltas_since_keyframe",
-                   h->qschema, h->keyframe_factor, KEYFRAME_MIN_ROWS, KEYFRAME_MIN_DELTAS);
     snprintf(t->tracked_what, sizeof(t->tracked_what), "updating %s.tracked_table", h->qschema);
     *out = (HsessionStmt){
-        .sql = t->tracked_sql.data, .nparams = 4, .params = t->tracked_p, .what = t->tracked_what, .keep = true};
+        .name = TRACKED_STMT, .nparams = 4, .params = t->tracked_p, .what = t->tracked_what, .keep = true};
 }
 
 /* The keyframes tracked_statement's result made due (kf_due). */
@@ -875,20 +908,13 @@ static void checkpoint_statement(HistorySink *h, BatchTail *t, HsessionStmt *out
     t->cp_p[1] = t->lsn;
     t->cp_p[2] = t->id;
     t->cp_p[3] = t->sum;
-    strbuf_appendf(&t->cp_sql,
-                   "INSERT INTO %s.checkpoint (slot_name, end_lsn, revision_id, checksum, updated_at) "
-                   "VALUES ($1, $2::pg_lsn, $3, decode($4, 'hex'), now()) ON CONFLICT (slot_name) DO UPDATE "
-                   "SET end_lsn = EXCLUDED.end_lsn, revision_id = EXCLUDED.revision_id, "
-                   "checksum = EXCLUDED.checksum, updated_at = EXCLUDED.updated_at",
-                   h->qschema);
     snprintf(t->cp_what, sizeof(t->cp_what), "writing %s.checkpoint", h->qschema);
-    *out = (HsessionStmt){.sql = t->cp_sql.data, .nparams = 4, .params = t->cp_p, .what = t->cp_what};
+    *out = (HsessionStmt){.name = CHECKPOINT_STMT, .nparams = 4, .params = t->cp_p, .what = t->cp_what};
 }
 
-#define WAL_POSITIONS_SQL "SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text"
 #define WAL_POSITIONS_WHAT "reading the history server's WAL position"
 
-/* The server's WAL insert and flush positions from WAL_POSITIONS_SQL's result. */
+/* The server's WAL insert and flush positions from WAL_POSITIONS_STMT's result. */
 static WrStatus parse_wal_positions(const PGresult *res, Lsn *insert, Lsn *flush, WrError *err)
 {
     Lsn i = 0, f = 0;
@@ -902,11 +928,11 @@ static WrStatus parse_wal_positions(const PGresult *res, Lsn *insert, Lsn *flush
 /* The server's WAL insert and flush positions (either may be NULL). */
 static WrStatus read_wal_positions(HistorySink *h, Lsn *insert, Lsn *flush, WrError *err)
 {
-    PGresult *res = NULL;
-    WrStatus st = hsession_run(h, WAL_POSITIONS_SQL, 0, NULL, WAL_POSITIONS_WHAT, &res, err);
+    HsessionStmt s = {.name = WAL_POSITIONS_STMT, .what = WAL_POSITIONS_WHAT, .keep = true};
+    WrStatus st = hsession_pipeline(h, &s, 1, err);
     if (st != WR_OK) return st;
-    st = parse_wal_positions(res, insert, flush, err);
-    PQclear(res);
+    st = parse_wal_positions(s.res, insert, flush, err);
+    PQclear(s.res);
     return st;
 }
 
@@ -964,7 +990,7 @@ static WrStatus commit_batch(HistorySink *h, bool synchronous, WrError *err)
         if (st != WR_OK) return st;
     }
     BatchTail t = {0};
-    StrBuf *bufs[] = {&t.relids, &t.counts, &t.live, &t.snaps, &t.tracked_sql, &t.cp_sql};
+    StrBuf *bufs[] = {&t.relids, &t.counts, &t.live, &t.snaps};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) strbuf_init(bufs[i]);
     HsessionStmt s[5];
     int n = 0, tracked = -1, positions = -1;
@@ -980,7 +1006,7 @@ static WrStatus commit_batch(HistorySink *h, bool synchronous, WrError *err)
     s[n++] = (HsessionStmt){.sql = "COMMIT", .what = "COMMIT of a batch"};
     if (h->batch_last_id && !synchronous) {
         positions = n;
-        s[n++] = (HsessionStmt){.sql = WAL_POSITIONS_SQL, .what = WAL_POSITIONS_WHAT, .keep = true};
+        s[n++] = (HsessionStmt){.name = WAL_POSITIONS_STMT, .what = WAL_POSITIONS_WHAT, .keep = true};
     }
     int commit = positions >= 0 ? positions - 1 : n - 1;
     st = hsession_pipeline(h, s, n, err);

@@ -773,6 +773,86 @@ static void test_idle_pace(void **state)
     tw_close(tw);
 }
 
+/* Lines of the server's log after offset from that contain both needles. */
+static int log_lines_with(const char *log, size_t from, const char *a, const char *b)
+{
+    int n = 0;
+    for (const char *line = log + from; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char *l = strndup(line, len);
+        if (strstr(l, a) && strstr(l, b)) n++;
+        free(l);
+        line += len + (end ? 1 : 0);
+    }
+    return n;
+}
+
+static size_t server_log_size(void)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/server.log", getenv("WALREV_TEST_PGDIR"));
+    size_t len = 0;
+    free(ts_read_file(path, &len));
+    return len;
+}
+
+/*
+ * A batch's closing statements (row digests, tracked_table, the checkpoint,
+ * the WAL position read) run as statements prepared when the sink opened:
+ * parsed and planned once per connection, not once per batch (issue 16,
+ * P2/P3). Counted from the server's log (log_statement = all on the sink's
+ * session): each batch executes them by name, none as an unnamed statement;
+ * and the batches are what they were (the checkpoint row, verify).
+ */
+static void test_batch_tail_prepared(void **state)
+{
+    (void)state;
+    setup_schema("h_prep");
+    char conninfo[768];
+    snprintf(conninfo, sizeof(conninfo), "%s options='-c log_statement=all'", g_conninfo);
+    HistorySinkConfig cfg = cfg_for("h_prep");
+    cfg.conninfo = conninfo;
+    cfg.commit = HISTORY_COMMIT_OFF; /* the WAL position is read after each COMMIT */
+    size_t from = server_log_size();
+    TW t, *tw = &t;
+    if (tw_open_cfg(tw, &cfg, NULL) != WR_OK) fail_msg("open: %s", tw->err.msg);
+    OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
+    Row r;
+    for (int i = 0; i < 3; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "%d", i + 1);
+        simple_row(&r, &g_rv, key, "x");
+        tw_begin(tw);
+        tw_insert(tw, &g_rv, &r);
+        if (i == 1) tw_delta(tw, &g_rv, DELTA_TRUNCATE, NULL, 0, NULL, NULL); /* queues a row digest change */
+        tw_commit(tw);
+        OK(tw->sink->ops->flush(tw->sink, true, &tw->err));
+    }
+    sink_history_wait_keyframes(tw->sink);
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/server.log", getenv("WALREV_TEST_PGDIR"));
+    size_t len = 0;
+    char *log = ts_read_file(path, &len);
+    assert_true(len >= from);
+    assert_int_equal(log_lines_with(log, from, "execute walrev_tracked_tables:", "INSERT INTO h_prep.tracked_table"), 3);
+    assert_int_equal(log_lines_with(log, from, "execute walrev_checkpoint:", "INSERT INTO h_prep.checkpoint"), 3);
+    assert_int_equal(log_lines_with(log, from, "execute walrev_row_digests:", "h_prep.row_digest_apply("), 1);
+    assert_int_equal(log_lines_with(log, from, "execute walrev_wal_positions:", "pg_current_wal_insert_lsn()"), 3);
+    const char *tails[] = {"INSERT INTO h_prep.tracked_table AS t (relid, deltas_since_keyframe",
+                           "INSERT INTO h_prep.checkpoint", "h_prep.row_digest_apply(", "pg_current_wal_insert_lsn()"};
+    for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++)
+        if (log_lines_with(log, from, "execute <unnamed>:", tails[i]) != 0)
+            fail_msg("a batch ran '%s' as an unnamed statement (parsed and planned per batch)", tails[i]);
+    free(log);
+    tw_close(tw);
+    char want[64];
+    snprintf(want, sizeof(want), "slot_a|3");
+    assert_q(want, "SELECT concat_ws('|', slot_name, revision_id) FROM h_prep.checkpoint");
+    assert_q("1", "SELECT count(*) FROM h_prep.object_delta WHERE op = 'T'");
+    expect_verified("h_prep", 3);
+}
+
 static void test_id_gap_refused(void **state)
 {
     (void)state;
@@ -1645,6 +1725,7 @@ static int group_teardown(void **state)
 TS_RUN_GROUP(group_setup, group_teardown, cmocka_unit_test(test_missing_schema),
              cmocka_unit_test(test_values_roundtrip), cmocka_unit_test(test_current_rows),
              cmocka_unit_test(test_checkpoint_and_batching), cmocka_unit_test(test_idle_pace),
+             cmocka_unit_test(test_batch_tail_prepared),
              cmocka_unit_test(test_id_gap_refused),
              cmocka_unit_test(test_killed_connection), cmocka_unit_test(test_sql_error_then_abort),
              cmocka_unit_test(test_async_commit), cmocka_unit_test(test_auto_commit), cmocka_unit_test(test_keyframe),
