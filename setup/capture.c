@@ -230,6 +230,9 @@ static const char *ddl_capture_body_fmt =
     "        ('\\y' || pg_catalog.regexp_replace(a.attname, '([^[:alnum:]_])', '\\\\\\1', 'g') || '\\y')),"
     "     'published', EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables pt WHERE pt.pubname = @p@"
     "        AND pt.schemaname = n.nspname AND pt.tablename = c.relname),"
+    /* a schema `snapshot --into` made (STORE_INTO_SCHEMA_MARK): never tracked, by design */
+    "     'into_schema', pg_catalog.starts_with(coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace'), ''),"
+    "        '" STORE_INTO_SCHEMA_MARK "'),"
     "     'columns', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attnum, a.attname)"
     "        ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a"
     "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"

@@ -57,7 +57,8 @@ void untracked_report_captured(const char *publication, const char *history_sche
         snprintf(qualified, sizeof(qualified), "%s.%s", qn, qr);
         if (strcmp(persistence, "u") == 0)
             warn_unlogged(qualified);
-        else if (strcmp(persistence, "p") == 0 && json_is_false(published))
+        else if (strcmp(persistence, "p") == 0 && json_is_false(published) &&
+                 !json_is_true(json_object_get(o, "into_schema"))) /* --into's copies are not to be tracked */
             log_warn("msg=\"table %s is not in publication %s: walrev does not track it (add it with ALTER "
                      "PUBLICATION %s ADD TABLE %s, or list it in [source] tables and run walrev setup)\" table=%s",
                      qualified, publication, qp, qualified, qualified);

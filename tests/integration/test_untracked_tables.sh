@@ -102,3 +102,11 @@ grep -qF 'table public.outside is not in publication walrev: walrev does not tra
 grep -qF 'msg="table \"Odd S\".\"T 1\" is not in publication walrev: walrev does not track it (add it with ALTER PUBLICATION walrev ADD TABLE \"Odd S\".\"T 1\", or list' "$OUT/run2.log" ||
   { cat "$OUT/run2.log"; fail "the table's name is quoted as SQL"; }
 pass "run names a table created outside a publication that cannot grow"
+# ... but not the copies `snapshot --into` makes: their schema is never tracked, by design
+"$WALREV_BIN" -c "$OUT/fixed.conf" --source "$(conninfo $DB2)" snapshot --into asof_u >"$OUT/into.out" 2>&1 ||
+  { cat "$OUT/into.out"; fail "snapshot --into asof_u"; }
+grep -q "rows into asof_u.kept" "$OUT/into.out" || { cat "$OUT/into.out"; fail "--into made no asof_u.kept"; }
+"$WALREV_BIN" -c "$OUT/fixed.conf" --source "$(conninfo $DB2)" --slot untracked_fixed run --stop-lsn "$(current_lsn $DB2)" \
+  2>"$OUT/run3.log" || { cat "$OUT/run3.log"; fail "run after snapshot --into"; }
+expect_eq "no warning for the --into schema's tables" "$(grep -c 'asof_u' "$OUT/run3.log" || true)" 0
+
