@@ -390,6 +390,11 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             strbuf_appendf(&where, " AND l.revision IN (SELECT d.revision_id FROM %s.object_delta d WHERE d.relid = %s",
                            ctx->schema_q, p_rel);
             if (key) strbuf_appendf(&where, " AND d.key = %s", p_key);
+            /* without --key, the revisions that created, altered or dropped the table
+             * too, as for a parent: a drop writes no delta of the table */
+            if (!key)
+                strbuf_appendf(&where, " UNION SELECT e.revision_id FROM %s.table_event e WHERE e.relid = %s",
+                               ctx->schema_q, p_rel);
             strbuf_append_char(&where, ')');
         }
         /* A quarantined revision (docs/history-store.md#quarantine) says so where its

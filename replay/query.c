@@ -197,6 +197,47 @@ static const char *other_kind_reason(char relkind)
 }
 
 /*
+ * A partitioned table that the history does not know although the
+ * publication covers it now (the table log's table_state says so): it
+ * joined the publication after setup (ALTER PUBLICATION ... ADD TABLE, or
+ * its schema), and the table log, which records which partitions made up a
+ * partitioned table at each point, has no row of it, so replay cannot take
+ * it as the union of its partitions (issue 13). Said by name with the
+ * reason and what answers instead; false (err untouched) when it is not
+ * that case or the source cannot tell (no table log installed there).
+ */
+static bool late_parent_reason(ReplayCtx *ctx, PGconn *c, const char *nsp, const char *rel, WrError *err)
+{
+    const char *p[2] = {nsp, rel};
+    char *sql = xasprintf(
+        "SELECT (SELECT quote_ident(ln.nspname) || '.' || quote_ident(lc.relname) "
+        "        FROM pg_partition_tree(c.oid) t JOIN pg_class lc ON lc.oid = t.relid "
+        "        JOIN pg_namespace ln ON ln.oid = lc.relnamespace WHERE t.isleaf ORDER BY t.relid LIMIT 1) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'p' AND c.relpersistence = 'p' "
+        "AND (%1$s.table_state(c.oid)).relid IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM %1$s.table_log l WHERE l.relid = c.oid)",
+        ctx->schema_q);
+    PGresult *r;
+    bool ok = pgio_exec(c, sql, 2, p, &r), told = false;
+    free(sql);
+    if (ok && PQntuples(r) == 1) {
+        char example[300] = "";
+        if (!PQgetisnull(r, 0, 0))
+            snprintf(example, sizeof(example), ", e.g. walrev snapshot --table %s", PQgetvalue(r, 0, 0));
+        wr_error_set(err, WR_INVALID,
+                     "table %s.%s is partitioned and joined the publication after setup: the table log, which "
+                     "records which partitions make up a partitioned table at each point, has no record of it, so "
+                     "walrev cannot answer for it as the union of its partitions (each partition has a history of "
+                     "its own%s; `walrev setup` run again records its partitions from then on)",
+                     nsp, rel, example);
+        told = true;
+    }
+    PQclear(r);
+    return told;
+}
+
+/*
  * A table the history cannot have, said by name: unlogged and temporary
  * tables are invisible to logical decoding (issue 13.7), and so are
  * materialized views, views, foreign tables and sequences, which a user
@@ -241,6 +282,8 @@ static bool untracked_reason(ReplayCtx *ctx, const char *nsp, const char *rel, u
                              "history of it",
                              rel);
                 told = true;
+            } else if (strcmp(persistence, "p") == 0) {
+                told = late_parent_reason(ctx, c, nsp, rel, err);
             }
         }
         PQclear(r);

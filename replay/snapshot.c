@@ -851,17 +851,30 @@ static WrStatus snapshot_missing_table(ReplayCtx *ctx, const char *table, uint32
  * the history before its baseline adds the rows they did not touch: until
  * the baseline is done (backfill.whole_from), the history alone would answer
  * a fraction of the table. That is refused, for the table or, for a parent,
- * any of its members at the point. */
+ * any of its members at the point. A partition that joined with its
+ * partitioned parent (ALTER PUBLICATION: its first table-log row is that
+ * join's 'alter', not a creation or setup's seed) and has no backfill row
+ * yet is such a table whose baseline the worker has not requested yet. */
 static WrStatus snapshot_whole_table(ReplayCtx *ctx, const char *table, const RelVersion *rv, uint32_t relid,
                                      int64_t rev, WrError *err)
 {
     bool parent = rv->relkind == 'p' || rv->relkind == 'i';
     PGresult *res = rq_execf(
         ctx->hist, err,
+        "SELECT * FROM ("
         "SELECT quote_ident(b.nspname) || '.' || quote_ident(b.relname), b.state, coalesce(b.error, ''), w, "
-        "b.relid <> %2$u FROM %1$s.backfill b, LATERAL (SELECT (to_jsonb(b) ->> 'whole_from')::bigint AS w) x "
+        "b.relid <> %2$u AS member, b.relid FROM %1$s.backfill b, "
+        "LATERAL (SELECT (to_jsonb(b) ->> 'whole_from')::bigint AS w) x "
         "WHERE (b.relid = %2$u OR (%4$s AND b.relid IN (SELECT m FROM %1$s.members_at(%2$u, %3$lld) m))) "
-        "AND (w = -1 OR w > %3$lld) ORDER BY b.relid <> %2$u, b.relid LIMIT 1",
+        "AND (w = -1 OR w > %3$lld) "
+        "UNION ALL "
+        "SELECT quote_ident(e.nspname) || '.' || quote_ident(e.relname), 'not requested yet', '', -1, "
+        "e.relid <> %2$u, e.relid FROM (SELECT DISTINCT ON (f.relid) f.* FROM %1$s.table_event f "
+        "  WHERE f.relid = %2$u OR (%4$s AND f.relid IN (SELECT m FROM %1$s.members_at(%2$u, %3$lld) m)) "
+        "  ORDER BY f.relid, f.revision_id, f.seq) e "
+        "WHERE e.event = 'alter' AND e.relkind = 'r' AND e.parent IS NOT NULL AND e.revision_id <= %3$lld "
+        "AND NOT EXISTS (SELECT 1 FROM %1$s.backfill b WHERE b.relid = e.relid)) y "
+        "ORDER BY y.member, y.relid LIMIT 1",
         ctx->schema_q, relid, (long long)rev, parent ? "true" : "false");
     if (!res) return err->status;
     WrStatus st = WR_OK;

@@ -1057,6 +1057,10 @@ $fn$;
 -- after r1 to the state after r2. change is 'added', 'removed' or 'changed';
 -- added/removed rows list every column, changed rows only those that differ.
 -- Only keys touched in (r1, r2] are compared, unless a truncate happened there.
+-- A table dropped by a point (the table log's last event of it by then is its
+-- drop, which writes no delta) has no rows there: dropped between
+-- the two, its rows at the earlier one are all 'removed'; created and dropped
+-- between them, or dropped by both, it has no change.
 CREATE OR REPLACE FUNCTION @schema@.diff(p_r1 bigint, p_r2 bigint, p_relid oid)
 RETURNS TABLE(key text, change text, column_name text, old_value text, new_value text)
 LANGUAGE plpgsql STABLE AS $fn$
@@ -1066,8 +1070,20 @@ DECLARE
     lo bigint := least(p_r1, p_r2);
     hi bigint := greatest(p_r1, p_r2);
     any_truncate boolean;
+    gone1 boolean;
+    gone2 boolean;
     touched text[];
 BEGIN
+    -- one read of the table log for both points (table_event is not cheap)
+    SELECT coalesce((array_agg(e.event ORDER BY e.revision_id DESC, e.seq DESC)
+                     FILTER (WHERE e.revision_id <= p_r1))[1] = 'drop', false),
+           coalesce((array_agg(e.event ORDER BY e.revision_id DESC, e.seq DESC)
+                     FILTER (WHERE e.revision_id <= p_r2))[1] = 'drop', false)
+      INTO gone1, gone2
+      FROM @schema@.table_event e WHERE e.relid = p_relid AND e.revision_id <= hi;
+    IF gone1 AND gone2 THEN
+        RETURN;
+    END IF;
     SELECT * INTO v1 FROM @schema@.relation_at(p_relid, p_r1);
     SELECT * INTO v2 FROM @schema@.relation_at(p_relid, p_r2);
     -- count, not EXISTS: for EXISTS the planner may pick a sequential scan that
@@ -1075,6 +1091,8 @@ BEGIN
     SELECT count(*) > 0 FROM @schema@.object_delta d
     WHERE d.revision_id > lo AND d.revision_id <= hi AND d.relid::bigint = p_relid AND d.op = 'T'
       INTO any_truncate;
+    -- dropped at one point: every row of the other side differs, not only the keys touched
+    any_truncate := any_truncate OR gone1 OR gone2;
     IF NOT any_truncate THEN
         SELECT array_agg(DISTINCT d.key) INTO touched FROM @schema@.object_delta d
         WHERE d.revision_id > lo AND d.revision_id <= hi AND d.relid::bigint = p_relid AND d.key IS NOT NULL;
@@ -1083,11 +1101,12 @@ BEGIN
     RETURN QUERY
     WITH a AS (
         -- only the touched keys, each read by itself (rows_at), unless a truncate emptied the table
-        SELECT s.key, s.vals FROM @schema@.snapshot_rows(p_relid, p_r1) s WHERE any_truncate
+        -- (or a drop: none on the side it was dropped by)
+        SELECT s.key, s.vals FROM @schema@.snapshot_rows(p_relid, p_r1) s WHERE any_truncate AND NOT gone1
         UNION ALL
         SELECT s.key, s.vals FROM @schema@.rows_at(p_relid, touched, p_r1) s WHERE NOT any_truncate
     ), b AS (
-        SELECT s.key, s.vals FROM @schema@.snapshot_rows(p_relid, p_r2) s WHERE any_truncate
+        SELECT s.key, s.vals FROM @schema@.snapshot_rows(p_relid, p_r2) s WHERE any_truncate AND NOT gone2
         UNION ALL
         SELECT s.key, s.vals FROM @schema@.rows_at(p_relid, touched, p_r2) s WHERE NOT any_truncate
     ), cols AS (

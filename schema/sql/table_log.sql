@@ -172,7 +172,22 @@ BEGIN
              renamed AS (SELECT c.oid FROM pg_event_trigger_ddl_commands() d JOIN pg_class c ON c.relnamespace = d.objid
                           WHERE d.classid = 'pg_namespace'::regclass AND d.command_tag = 'ALTER SCHEMA'
                             AND c.relkind IN ('r', 'p')),
+             -- ALTER PUBLICATION ... ADD TABLE (or TABLES IN SCHEMA) of a partitioned
+             -- table: it and its partitions join the publication, and replay takes the
+             -- parent as the union of its partitions only from its log rows on (before,
+             -- it was not tracked; issue 13). log_table skips other publications'. A
+             -- table of its own needs none: its history begins with its first change
+             -- or its baseline (backfill.whole_from).
+             joined AS (SELECT c.oid FROM pg_event_trigger_ddl_commands() d
+                          JOIN pg_publication_rel pr ON pr.oid = d.objid JOIN pg_class c ON c.oid = pr.prrelid
+                         WHERE d.classid = 'pg_publication_rel'::regclass AND c.relkind = 'p'
+                        UNION
+                        SELECT c.oid FROM pg_event_trigger_ddl_commands() d
+                          JOIN pg_publication_namespace pn ON pn.oid = d.objid
+                          JOIN pg_class c ON c.relnamespace = pn.pnnspid
+                         WHERE d.classid = 'pg_publication_namespace'::regclass AND c.relkind = 'p'),
              below (relid) AS (SELECT objid FROM cmd UNION SELECT oid FROM typed UNION SELECT oid FROM renamed
+                               UNION SELECT oid FROM joined
                                UNION SELECT i.inhrelid FROM pg_inherits i JOIN below b ON i.inhparent = b.relid),
              -- A detached partition is no partition now, and this transaction
              -- (or a subtransaction of it) updated its pg_class row: a later
@@ -268,7 +283,8 @@ REVOKE ALL ON FUNCTION @schema@.table_state(oid), @schema@.log_table(oid, text),
 -- event_trigger.sql: tables created so were unknown tables).
 DROP EVENT TRIGGER IF EXISTS walrev_log_tables;
 CREATE EVENT TRIGGER walrev_log_tables ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX', 'ALTER TYPE')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX', 'ALTER TYPE',
+                 'ALTER PUBLICATION')
     EXECUTE FUNCTION @schema@.log_tables();
 ALTER EVENT TRIGGER walrev_log_tables ENABLE ALWAYS;
 -- CREATE SCHEMA s CREATE TABLE t ... creates its tables under the tag CREATE
