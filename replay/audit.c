@@ -678,6 +678,31 @@ static WrStatus zone_diff(ReplayCtx *ctx, PGresult **res, int64_t rev1, int64_t 
     return st;
 }
 
+/*
+ * A diff of every table (ids: their relids as an oid[] literal) checks, as
+ * diff --table does for each table, that the history holds all of each at
+ * both points: the tables that joined the publication after setup and
+ * whose baseline completed after the earlier point (backfill.whole_from)
+ * are the only candidates, each checked by rq_table_whole_at.
+ */
+static WrStatus diff_whole(ReplayCtx *ctx, const char *ids, int64_t rev1, int64_t rev2, WrError *err)
+{
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "SELECT b.relid, quote_ident(b.nspname) || '.' || quote_ident(b.relname) "
+                             "FROM %1$s.backfill b, LATERAL (SELECT (to_jsonb(b) ->> 'whole_from')::bigint AS w) x "
+                             "WHERE b.relid = ANY ('%2$s'::oid[]) AND (x.w = -1 OR x.w > %3$lld) ORDER BY 2",
+                             ctx->schema_q, ids, (long long)(rev1 < rev2 ? rev1 : rev2));
+    if (!res) return err->status;
+    WrStatus st = WR_OK;
+    for (int i = 0; i < PQntuples(res) && st == WR_OK; i++) {
+        uint32_t relid = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+        st = rq_table_whole_at(ctx, PQgetvalue(res, i, 1), relid, false, rev1, err);
+        if (st == WR_OK) st = rq_table_whole_at(ctx, PQgetvalue(res, i, 1), relid, false, rev2, err);
+    }
+    PQclear(res);
+    return st;
+}
+
 WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
@@ -695,10 +720,14 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         for (int i = 0; i < a.ntables; i++) {
             uint32_t relid;
             bool parent = false;
+            /* at each point: a history that holds all of it (as snapshot checks), or none (dropped, not
+             * created yet); a point where it was not tracked or incomplete would net out wrong rows */
             if (rq_resolve_table(ctx, a.tables[i], &relid, err) != WR_OK ||
                 rq_has_members(ctx, relid, &parent, err) != WR_OK ||
                 (parent && (rq_members_logged(ctx, relid, p1.rev, p1.rev, err) != WR_OK ||
-                            rq_members_logged(ctx, relid, p2.rev, p2.rev, err) != WR_OK))) {
+                            rq_members_logged(ctx, relid, p2.rev, p2.rev, err) != WR_OK)) ||
+                rq_table_whole_at(ctx, a.tables[i], relid, parent, p1.rev, err) != WR_OK ||
+                rq_table_whole_at(ctx, a.tables[i], relid, parent, p2.rev, err) != WR_OK) {
                 strbuf_free(&ids);
                 return err->status;
             }
@@ -715,6 +744,10 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         free(relids);
     }
     strbuf_append_char(&ids, '}');
+    if (!a.ntables && diff_whole(ctx, ids.data, p1.rev, p2.rev, err) != WR_OK) {
+        strbuf_free(&ids);
+        return err->status;
+    }
     /* a partitioned table (the table log says so) through parent_diff: the union of its partitions */
     PGresult *res =
         rq_execf(ctx->hist, err,

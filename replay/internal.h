@@ -159,6 +159,12 @@ WrStatus rq_has_members(ReplayCtx *ctx, uint32_t relid, bool *members, WrError *
 WrStatus rq_members_logged(ReplayCtx *ctx, uint32_t relid, int64_t from, int64_t to, WrError *err) WR_MUSTCHECK;
 /* Is relid an INHERITS parent with a child after revision rev (SELECT * FROM it shows the child's rows)? */
 WrStatus rq_inherits_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, bool *parent, WrError *err) WR_MUSTCHECK;
+/* Whether the history holds all of table relid (named table in messages; members: a partitioned or
+ * INHERITS parent, rq_has_members) at rev, as snapshot requires: WR_OK, also where it was dropped or
+ * not created yet (no rows); else an error naming it: not tracked yet or unlogged then, or incomplete
+ * (it or a member joined the publication after setup and its baseline completed later; snapshot.c). */
+WrStatus rq_table_whole_at(ReplayCtx *ctx, const char *table, uint32_t relid, bool members, int64_t rev,
+                           WrError *err) WR_MUSTCHECK;
 /* A --key argument to the stored key form: 42 -> ["42"]; a JSON array is re-encoded compactly. Caller frees. */
 WrStatus rq_parse_key(const char *arg, char **key, WrError *err) WR_MUSTCHECK;
 /* rq_parse_key for a command-line --key: a key of the wrong form is a usage error (exit 2). */

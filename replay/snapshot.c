@@ -900,6 +900,24 @@ static WrStatus snapshot_whole_table(ReplayCtx *ctx, const char *table, const Re
     return st;
 }
 
+WrStatus rq_table_whole_at(ReplayCtx *ctx, const char *table, uint32_t relid, bool members, int64_t rev,
+                           WrError *err)
+{
+    RelVersion rv;
+    bool found;
+    if (rq_relation_at(ctx, relid, rev, &rv, &found, err) != WR_OK) return err->status;
+    WrStatus st = WR_OK;
+    if (!found && (rv.untracked || rv.unlogged_rev > 0)) {
+        Point pt = {.rev = rev};
+        st = snapshot_missing_table(ctx, table, relid, &rv, &pt, err);
+    } else if (found) {
+        if (members && rv.relkind == 'r') rv.relkind = 'i'; /* an INHERITS parent: its children's rows too */
+        st = snapshot_whole_table(ctx, table, &rv, relid, rev, err);
+    }
+    relversion_term(&rv);
+    return st;
+}
+
 WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     const char *at = NULL, *into = NULL, *target_ci = NULL, *outdir = NULL;

@@ -52,12 +52,24 @@ pass "pp: not tracked before the join, refused by name until its partitions are 
 expect_eq "from its partitions' baselines on, pp equals the table" "$(W snapshot --table pp --at "$whole" 2>/dev/null | sort)" \
   "$(q $DB "COPY (SELECT * FROM pp) TO STDOUT" | sort)"
 expect_eq "log --table pp answers" "$(W log --table pp --format csv 2>/dev/null | tail -n +2 | wc -l)" 4
+# diff checks both points as snapshot checks its one: the baseline's rows
+# would otherwise net out as added, and a point before the join as empty
+out=$(W diff "$L0" "$whole" --table pp 2>&1) && fail "a diff of pp from before its join answered: $out"
+grep -q "table pp was not tracked yet at revision" <<<"$out" || fail "diff from before the join: $out"
+out=$(W diff "$L1" "$whole" --table pp 2>&1) && fail "a diff of pp from before its members were whole answered: $out"
+grep -q "table pp is incomplete at revision [0-9]*: .*its member public.pp[12]'s" <<<"$out" || fail "diff of pp: $out"
+out=$(W diff "$L1" "$whole" 2>&1) && fail "a diff of every table from before pp2 was whole answered: $out"
+grep -q "table public.pp[12] is incomplete at revision [0-9]*: it joined the publication after setup" <<<"$out" ||
+  fail "diff of every table: $out"
+pass "diff refuses points where the history lacks rows of pp, naming why"
 
 # A join the table log missed (a store set up before it was logged): said by name, with the reason.
 q $DB "ALTER EVENT TRIGGER walrev_log_tables DISABLE; ALTER PUBLICATION walrev ADD TABLE qq;
        ALTER EVENT TRIGGER walrev_log_tables ENABLE ALWAYS"
-q_at L2 "UPDATE qq SET v = 'q2' WHERE id = 1"
+q_at L2 "UPDATE qq SET v = 'q2' WHERE id = 1; UPDATE pp SET v = 'later' WHERE id = 11"
 run_to "$L2" "$LOG" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
+expect_eq "from its partitions' baselines on, diff of pp answers" \
+  "$(W diff "$whole" "$L2" --table pp --format csv 2>/dev/null | tail -n +2)" 'public.pp,"[""11""]",changed,v,p11,later'
 for cmd in "snapshot --table qq" "log --table qq" "history --table qq --key [\"1\"]"; do
   # shellcheck disable=SC2086
   out=$(W $cmd 2>&1) && fail "$cmd answered: $out"
