@@ -409,12 +409,41 @@ static WrStatus plan_revert_change(UndoPlan *u, const PGresult *res, int r, int6
     return plan_old_values(u, ti, res, r, op, key, rev, err);
 }
 
+/*
+ * A revision that dropped tables: a drop writes no row change, so reverting
+ * the revision's changes would leave the tables dropped, silently. Refused
+ * naming the first of them (with --force, each is named on stderr and the
+ * rest is reverted).
+ */
+static WrStatus refuse_drops(ReplayCtx *ctx, int64_t rev, bool force, WrError *err)
+{
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "SELECT quote_ident(e.nspname) || '.' || quote_ident(e.relname) FROM %s.table_event e "
+                             "WHERE e.revision_id = %lld AND e.event = 'drop' ORDER BY e.seq",
+                             ctx->schema_q, (long long)rev);
+    if (!res) return err->status;
+    WrStatus st = WR_OK;
+    if (PQntuples(res) > 0 && !force)
+        st = wr_error_set(err, WR_INVALID,
+                          "revision %lld dropped table %s%s: revert cannot create a dropped table again, so its "
+                          "rows would stay gone; nothing changed (its rows before: walrev snapshot --at %lld "
+                          "--table %s --into SCHEMA; --force reverts the revision's other changes)",
+                          (long long)rev, PQgetvalue(res, 0, 0), PQntuples(res) > 1 ? " (and others)" : "",
+                          (long long)rev - 1, PQgetvalue(res, 0, 0));
+    for (int i = 0; st == WR_OK && i < PQntuples(res); i++)
+        fprintf(ctx->err, "not reverted: the drop of table %s in revision %lld\n", PQgetvalue(res, i, 0),
+                (long long)rev);
+    PQclear(res);
+    return st;
+}
+
 static WrStatus plan_revert(UndoPlan *u, const UndoArgs *a, WrError *err)
 {
     ReplayCtx *ctx = u->ctx;
     Point pt;
     int nconf = 0;
     WrStatus st = rq_resolve_point(ctx, a->pos[0], &pt, err);
+    if (st == WR_OK) st = refuse_drops(ctx, pt.rev, a->force, err);
     if (st == WR_OK) st = print_conflicts(ctx, pt.rev, a->force, &nconf, err);
     if (st != WR_OK) return st;
     if (nconf && !a->force)
@@ -422,10 +451,15 @@ static WrStatus plan_revert(UndoPlan *u, const UndoArgs *a, WrError *err)
                             "revision %lld has %d conflicting later change%s (listed above): nothing changed; "
                             "use --force to revert anyway",
                             (long long)pt.rev, nconf, nconf == 1 ? "" : "s");
-    PGresult *res = rq_execf(ctx->hist, err,
+    /* walrev's own table log and erasure log are history, not the application's rows: a revision with
+     * DDL holds a table-log row, which a revert must not delete from the source */
+    const char *params[1] = {ctx->opts->schema ? ctx->opts->schema : "walrev"};
+    PGresult *res = rq_execp(ctx->hist, err, 1, params,
                              "SELECT d.seq, d.relid, d.op, d.key, d.col_ids::text, d.old_values::text, "
                              "d.old_unknown OR EXISTS (SELECT 1 FROM unnest(d.attr_flags) f WHERE f & 3 <> 0) "
-                             "FROM %s.object_delta_arrays d WHERE d.revision_id = %lld ORDER BY d.seq DESC",
+                             "FROM %1$s.object_delta_arrays d WHERE d.revision_id = %2$lld "
+                             "AND NOT EXISTS (SELECT 1 FROM %1$s.relation_version v WHERE v.relid = d.relid "
+                             "AND v.nspname = $1 AND v.relname IN ('table_log', 'erasure_log')) ORDER BY d.seq DESC",
                              ctx->schema_q, (long long)pt.rev);
     if (!res) return err->status;
     st = plan_connect(u, err);

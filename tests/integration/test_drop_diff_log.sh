@@ -9,7 +9,9 @@
 # between has no change, and its log lists its drop. Kinds: keyed, keyless,
 # created after setup, dropped with other changes in one transaction, a
 # partition dropped or detached (the parent's diff and the whole diff), a
-# partitioned parent dropped, and the diff read backwards.
+# partitioned parent dropped, and the diff read backwards. `revert` of a
+# revision that dropped tables is refused by name (a drop has no row change
+# to undo), and never plans changes of walrev's own table log.
 source "$(dirname "$0")/lib.sh"
 source_db drop_diff_log drop_diff_log
 
@@ -85,4 +87,17 @@ expect_eq "log --table pp: the partition's drop and the detach" "$(L pp)" \
   "$(drop_rev pp2) 1 "
 expect_eq "log --table t --key: the object's own changes only" \
   "$(W log --table t --key '["1"]' --format csv 2>/dev/null | tail -n +2 | cut -d, -f1 | tr '\n' ' ')" "$(drop_rev t) 1 "
-pass "diff and log across drops"
+
+# revert of a revision that dropped tables: the drops cannot be undone by
+# row changes, and reverting the rest silently left the tables gone (and
+# deleted walrev's own table-log rows from the source)
+krev=$(drop_rev k)
+out=$(W revert "$krev" 2>&1) && fail "revert of the revision that dropped k answered: $out"
+grep -q "revision $krev dropped table public.k (and others): revert cannot create a dropped table again" <<<"$out" ||
+  fail "revert names the dropped table: $out"
+out=$(W revert "$krev" --force 2>&1) || fail "revert --force: $out"
+grep -q "not reverted: the drop of table public.gone1 in revision $krev" <<<"$out" || fail "--force names each drop: $out"
+grep -q 'table_log' <<<"$out" && fail "revert plans to change walrev's table log: $out"
+expect_eq "revert --force plans no change (the revision holds only drops and the table log's rows)" \
+  "$(grep -c -E '^(INSERT|UPDATE|DELETE)' <<<"$out")" 0
+pass "diff, log and revert across drops"
