@@ -86,3 +86,13 @@ out=$(W snapshot --table pp 2>&1) && fail "a snapshot of pp with a member not ye
 grep -q "table pp is incomplete at revision [0-9]*: it joined the publication after setup and its baseline (its member public.pp2's) is not requested yet" <<<"$out" ||
   fail "the refusal names the member whose baseline is not requested yet: $out"
 pass "a member the worker has not seen yet is refused by name"
+
+# `walrev setup` run again logs the parent a store missed (its seed), and it answers from there.
+W setup >"$TMP/setup2.out" 2>&1 || { cat "$TMP/setup2.out"; fail "setup again"; }
+worker_start "$LOG" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
+wpid=$WORKER_PID
+for t in qq1 pp2; do wait_for 60 state_is $t done || { tail -20 "$LOG"; fail "the baseline of $t did not finish"; }; done
+marker_catch_up base 600
+expect_clean_stop "the worker stops cleanly again"
+expect_eq "after setup again, qq equals the table" "$(W snapshot --table qq 2>&1 | sort)" \
+  "$(q $DB "COPY (SELECT * FROM qq) TO STDOUT" | sort)"
