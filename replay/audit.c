@@ -679,6 +679,36 @@ static WrStatus zone_diff(ReplayCtx *ctx, PGresult **res, int64_t rev1, int64_t 
 }
 
 /*
+ * diff --table name: the table(s) the name meant at the two points, appended
+ * to ids (an oid[] literal being built, '{' first): one table, or, when the
+ * name passed from a dropped or renamed table to another in between, both
+ * (the one before shows its rows removed, the one after its rows added, as
+ * SELECT * FROM name at each point would). Each is checked at both points:
+ * a history that holds all of it (as snapshot checks), or none (dropped,
+ * not created yet); a point where it was not tracked or incomplete would
+ * net out wrong rows.
+ */
+static WrStatus diff_named_table(ReplayCtx *ctx, const char *name, int64_t rev1, int64_t rev2, StrBuf *ids,
+                                 WrError *err)
+{
+    uint32_t at[2];
+    if (rq_resolve_table_at(ctx, name, rev1, &at[0], err) != WR_OK ||
+        rq_resolve_table_at(ctx, name, rev2, &at[1], err) != WR_OK)
+        return err->status;
+    for (int k = 0; k < (at[0] == at[1] ? 1 : 2); k++) {
+        bool parent = false;
+        if (rq_has_members(ctx, at[k], &parent, err) != WR_OK ||
+            (parent && (rq_members_logged(ctx, at[k], rev1, rev1, err) != WR_OK ||
+                        rq_members_logged(ctx, at[k], rev2, rev2, err) != WR_OK)) ||
+            rq_table_whole_at(ctx, name, at[k], parent, rev1, err) != WR_OK ||
+            rq_table_whole_at(ctx, name, at[k], parent, rev2, err) != WR_OK)
+            return err->status;
+        strbuf_appendf(ids, "%s%u", ids->len > 1 ? "," : "", at[k]);
+    }
+    return WR_OK;
+}
+
+/*
  * A diff of every table (ids: their relids as an oid[] literal) checks, as
  * diff --table does for each table, that the history holds all of each at
  * both points: the tables that joined the publication after setup and
@@ -718,20 +748,10 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     strbuf_append_char(&ids, '{');
     if (a.ntables) {
         for (int i = 0; i < a.ntables; i++) {
-            uint32_t relid;
-            bool parent = false;
-            /* at each point: a history that holds all of it (as snapshot checks), or none (dropped, not
-             * created yet); a point where it was not tracked or incomplete would net out wrong rows */
-            if (rq_resolve_table(ctx, a.tables[i], &relid, err) != WR_OK ||
-                rq_has_members(ctx, relid, &parent, err) != WR_OK ||
-                (parent && (rq_members_logged(ctx, relid, p1.rev, p1.rev, err) != WR_OK ||
-                            rq_members_logged(ctx, relid, p2.rev, p2.rev, err) != WR_OK)) ||
-                rq_table_whole_at(ctx, a.tables[i], relid, parent, p1.rev, err) != WR_OK ||
-                rq_table_whole_at(ctx, a.tables[i], relid, parent, p2.rev, err) != WR_OK) {
+            if (diff_named_table(ctx, a.tables[i], p1.rev, p2.rev, &ids, err) != WR_OK) {
                 strbuf_free(&ids);
                 return err->status;
             }
-            strbuf_appendf(&ids, "%s%u", i ? "," : "", relid);
         }
     } else {
         uint32_t *relids;

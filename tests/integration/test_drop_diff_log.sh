@@ -9,7 +9,8 @@
 # between has no change, and its log lists its drop. Kinds: keyed, keyless,
 # created after setup, dropped with other changes in one transaction, a
 # partition dropped or detached (the parent's diff and the whole diff), a
-# partitioned parent dropped, and the diff read backwards. `revert` of a
+# partitioned parent dropped, a name dropped and made again, and the diff
+# read backwards. `revert` of a
 # revision that dropped tables is refused by name (a drop has no row change
 # to undo), and never plans changes of walrev's own table log.
 source "$(dirname "$0")/lib.sh"
@@ -18,6 +19,7 @@ source_db drop_diff_log drop_diff_log
 q $DB "CREATE TABLE keep (id int PRIMARY KEY, v text); INSERT INTO keep VALUES (1, 'k1');
        CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 't1'), (2, 't2');
        CREATE TABLE k (a int, b text); INSERT INTO k VALUES (1, 'x'), (1, 'x');
+       CREATE TABLE re (id int PRIMARY KEY, v text); INSERT INTO re VALUES (1, 'old');
        CREATE TABLE pp (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
        CREATE TABLE pp1 PARTITION OF pp FOR VALUES FROM (0) TO (10);
        CREATE TABLE pp2 PARTITION OF pp FOR VALUES FROM (10) TO (20);
@@ -34,6 +36,7 @@ q_at P_MID "UPDATE mid SET v = 'm2' WHERE id = 5"
 q $DB "DROP TABLE mid"
 q $DB "BEGIN; UPDATE t SET v = 't1b' WHERE id = 1; INSERT INTO keep VALUES (2, 'k'); DROP TABLE t; COMMIT"
 q $DB "DROP TABLE k; DROP TABLE pp2; ALTER TABLE pp DETACH PARTITION pp3; DROP TABLE gone"
+q $DB "DROP TABLE re; CREATE TABLE re (id int PRIMARY KEY, v text); INSERT INTO re VALUES (1, 'new')"
 q_at P2 "UPDATE keep SET v = 'k3' WHERE id = 1"
 run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
 
@@ -56,6 +59,11 @@ expect_eq "a table created and dropped between the points has no change" "$(D "$
 expect_eq "from a point while it existed, its rows then are removed" "$(D "$P_MID" "$P2" --table mid | cut -d, -f3-)" \
   'removed,id,5,
 removed,v,m2,'
+expect_eq "a name dropped and made again: the old table's rows removed, the new one's added" \
+  "$(D "$P1" "$P2" --table re | cut -d, -f3-)" 'removed,id,1,
+removed,v,old,
+added,id,,1
+added,v,,new'
 expect_eq "between two points after its drop, nothing" "$(D "$P2" "$P2" --table t)" ""
 expect_eq "the parent: the dropped partition's rows and the detached one's are removed" \
   "$(D "$P1" "$P2" --table pp | cut -d, -f2-)" \
@@ -73,6 +81,8 @@ expect_eq "diff of every table across the drops" "$(D "$P1" "$P2" | cut -d, -f1,
 2 public.keep,added
 1 public.keep,changed
 2 public.pp2,removed
+2 public.re,added
+2 public.re,removed
 4 public.t,removed'
 
 # log --table: the revision that dropped the table is listed, as its other revisions are
