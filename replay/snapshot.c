@@ -6,9 +6,11 @@
  * row (all but aligned, which measures every row first): memory does not grow
  * with the table. Shows rows and rate on stderr when it is a terminal.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -960,6 +962,12 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     if (optind < argc) return rq_usage(ctx, err, "snapshot: unexpected argument %s", argv[optind]);
     if (into && outdir) return rq_usage(ctx, err, "--into and --output-dir exclude each other");
+    /* before any table is read: a directory that is not there fails at once, with why */
+    struct stat sb;
+    if (outdir && stat(outdir, &sb) != 0)
+        return wr_error_set(err, WR_FATAL, "--output-dir %s: %s (the directory must exist)", outdir, strerror(errno));
+    if (outdir && !S_ISDIR(sb.st_mode))
+        return wr_error_set(err, WR_FATAL, "--output-dir %s: not a directory", outdir);
 
     Point pt, last;
     WrStatus st = rq_newest(ctx, &last, err);
@@ -1040,13 +1048,19 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
                              : format == SNAP_ALIGNED ? "txt"
                                                       : "copy");
             f = fopen(path, "w");
-            if (!f) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
+            if (!f) st = wr_error_set(err, WR_FATAL, "cannot write %s: %s", path, strerror(errno));
         }
         if (st == WR_OK)
             st = snapshot_one(ctx, &rv, &pt, format, &so, memory, f, target, into, into_names ? into_names[i] : NULL,
                               err);
         if (outdir && f) {
-            if (fclose(f) != 0 && st == WR_OK) st = wr_error_set(err, WR_FATAL, "cannot write %s", path);
+            /* ferror: a write that failed earlier (a full disk) leaves only the flag */
+            bool bad = ferror(f) != 0;
+            errno = 0;
+            bool closed = fclose(f) == 0;
+            if ((bad || !closed) && st == WR_OK)
+                st = wr_error_set(err, WR_FATAL, "cannot write %s: %s", path,
+                                  errno ? strerror(errno) : "a write failed (disk full or an I/O error)");
         }
         free(path);
         relversion_term(&rv);

@@ -416,7 +416,11 @@ static void test_point_errors(void **state)
         expect_usage(&r, forms[i].msg);
         run_free(&r);
     }
-    Run r = RUN("branch", "create", "Bad-Name");
+    /* --output-dir names the directory and why, before any table is read */
+    Run r = RUN("snapshot", "--output-dir", "/nonexistent-walrev-dir/x");
+    expect_error(&r, "--output-dir /nonexistent-walrev-dir/x: No such file or directory (the directory must exist)");
+    run_free(&r);
+    r = RUN("branch", "create", "Bad-Name");
     expect_usage(&r, "invalid branch name Bad-Name");
     run_free(&r);
     r = RUN("review", "b1", "--approve");
