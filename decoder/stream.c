@@ -346,8 +346,10 @@ WrStatus repl_stream_start(ReplStream *s, const char *slot, Lsn start, int proto
         st = result_error(s, res, what, err);
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         if (state && strcmp(state, "42704") == 0) /* undefined_object: the slot is missing */
-            st = wr_error_set(err, WR_FATAL, "replication slot \"%.150s\" does not exist on %s (SQLSTATE 42704)", slot,
-                              s->where);
+            st = wr_error_set(err, WR_FATAL,
+                              "replication slot \"%.150s\" does not exist on %s (SQLSTATE 42704): walrev setup, with "
+                              "the same --slot, creates it",
+                              slot, s->where);
     }
     PQclear(res);
     return st;

@@ -72,3 +72,13 @@ run_to_now "$TMP/run2.log" --source "$SRC" --slot life --publication life_pub
 expect_eq "a restart from the recorded position records the next change" \
   "$(q $DB "SELECT string_agg(new_values[2], ',' ORDER BY revision_id) FROM walrev.object_delta_arrays WHERE relid = 'public.tracked'::regclass")" \
   "before,during reconnect,after restart"
+
+# A slot that does not exist (a typo in --slot, or setup never run with it):
+# fatal, exit 1, and the message says what creates it.
+rc=0
+timeout 60 "$WALREV_BIN" --source "$SRC" --slot life_missing --publication life_pub run --stop-lsn 0/1 \
+  2>"$TMP/missing.log" || rc=$?
+expect_eq "a missing slot: exit 1" "$rc" 1
+grep -q 'msg="source: replication slot \\"life_missing\\" does not exist on .* (SQLSTATE 42704): walrev setup, with the same --slot, creates it" status=fatal' "$TMP/missing.log" ||
+  { cat "$TMP/missing.log"; fail "the missing slot is not named with what creates it"; }
+pass "a missing slot is named, with what creates it"
