@@ -712,7 +712,9 @@ static WrStatus diff_named_table(ReplayCtx *ctx, const char *name, int64_t rev1,
  * A diff of every table (ids: their relids as an oid[] literal) checks, as
  * diff --table does for each table, that the history holds all of each at
  * both points: the tables that joined the publication after setup and
- * whose baseline completed after the earlier point (backfill.whole_from)
+ * whose baseline completed after the earlier point (backfill.whole_from),
+ * and those unlogged at some point by the later one (logical decoding saw
+ * none of their changes then: their rows there would be the ones before),
  * are the only candidates, each checked by rq_table_whole_at.
  */
 static WrStatus diff_whole(ReplayCtx *ctx, const char *ids, int64_t rev1, int64_t rev2, WrError *err)
@@ -720,12 +722,27 @@ static WrStatus diff_whole(ReplayCtx *ctx, const char *ids, int64_t rev1, int64_
     PGresult *res = rq_execf(ctx->hist, err,
                              "SELECT b.relid, quote_ident(b.nspname) || '.' || quote_ident(b.relname) "
                              "FROM %1$s.backfill b, LATERAL (SELECT (to_jsonb(b) ->> 'whole_from')::bigint AS w) x "
-                             "WHERE b.relid = ANY ('%2$s'::oid[]) AND (x.w = -1 OR x.w > %3$lld) ORDER BY 2",
-                             ctx->schema_q, ids, (long long)(rev1 < rev2 ? rev1 : rev2));
+                             "WHERE b.relid = ANY ('%2$s'::oid[]) AND (x.w = -1 OR x.w > %3$lld) "
+                             "UNION SELECT e.relid, quote_ident(e.nspname) || '.' || quote_ident(e.relname) "
+                             "FROM %1$s.table_event e WHERE e.relid = ANY ('%2$s'::oid[]) AND e.event = 'unlogged' "
+                             "AND e.revision_id <= %4$lld ORDER BY 2",
+                             ctx->schema_q, ids, (long long)(rev1 < rev2 ? rev1 : rev2),
+                             (long long)(rev1 < rev2 ? rev2 : rev1));
     if (!res) return err->status;
     WrStatus st = WR_OK;
     for (int i = 0; i < PQntuples(res) && st == WR_OK; i++) {
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+        /* unlogged at both points: the history has nothing of it at either, and it is left out, as a
+         * snapshot of every table leaves it out */
+        bool unlogged[2] = {false, false};
+        for (int k = 0; k < 2 && st == WR_OK; k++) {
+            RelVersion rv;
+            bool found;
+            st = rq_relation_at(ctx, relid, k ? rev2 : rev1, &rv, &found, err);
+            unlogged[k] = st == WR_OK && !found && rv.unlogged_rev > 0;
+            relversion_term(&rv);
+        }
+        if (st != WR_OK || (unlogged[0] && unlogged[1])) continue;
         st = rq_table_whole_at(ctx, PQgetvalue(res, i, 1), relid, false, rev1, err);
         if (st == WR_OK) st = rq_table_whole_at(ctx, PQgetvalue(res, i, 1), relid, false, rev2, err);
     }

@@ -35,3 +35,16 @@ expect_eq "and its changes after" "$(W snapshot --at "$D" --table t 2>/dev/null 
   "$(printf '1\ta2\n2\tlost\n4\td')"
 W verify >/dev/null 2>&1 || fail verify
 pass "verify passes"
+
+# diff of every table from a point while t was logged to one while it was
+# unlogged: t's rows there are unknown, and the diff said nothing of the
+# changes it could not see (only 'other' and t's change before); it now
+# names t, as diff --table t does
+out=$(W diff "$A" "$B" 2>&1) && fail "a diff of every table into t's unlogged time answered: $out"
+grep -q 'table public.t is unlogged at revision [0-9]*: it was made UNLOGGED in revision' <<<"$out" ||
+  fail "the diff of every table names t: $out"
+expect_eq "a diff of every table with t unlogged at neither point answers" \
+  "$(W diff "$C" "$D" --format csv 2>/dev/null | tail -n +2 | cut -d, -f1,3 | LC_ALL=C sort | uniq -c | sed 's/^ *//')" \
+  "2 public.t,added
+2 public.t,removed"
+pass "diff of every table names an unlogged table at either point"
