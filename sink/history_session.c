@@ -173,13 +173,37 @@ WrStatus hsession_ensure_tx(HistorySink *h, WrError *err)
 
 /* ---------- COPY ---------- */
 
-/* Read the result of the COPY sent last, if any. */
+/* revision's and object_delta's rows are in COPY's binary format
+ * (history_sink.c), which a header opens and a trailer ends. */
+static bool copy_is_binary(int t) { return t == TB_DELTA || t == TB_REVISION; }
+
+/* End the open COPY (its trailer, CopyDone); its result is read by the caller. */
+static bool end_open_copy(HistorySink *h)
+{
+    int t = h->copy_open;
+    h->copy_open = -1;
+    bool ok = true;
+    if (copy_is_binary(t)) {
+        StrBuf tr;
+        strbuf_init(&tr);
+        copybin_trailer(&tr);
+        ok = pgio_copy_put(h->conn, tr.data, tr.len);
+        strbuf_free(&tr);
+    }
+    return ok && PQputCopyEnd(h->conn, NULL) == 1;
+}
+
+/* End the open COPY, if any, and read the result of the statement sent last. */
 WrStatus hsession_await_copy(HistorySink *h, WrError *err)
 {
     if (!h->copy_pending) return WR_OK;
     h->copy_pending = false;
     WrStatus st = WR_OK;
     bool reported = false;
+    if (h->copy_open >= 0 && !end_open_copy(h)) {
+        st = hsession_fail(h, NULL, err, h->copy_pending_what);
+        reported = true;
+    }
     PGresult *res;
     while ((res = pgio_get_result(h->conn)) != NULL) {
         if (!reported && PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -195,45 +219,51 @@ WrStatus hsession_await_copy(HistorySink *h, WrError *err)
 
 /*
  * Send one table's buffer with COPY FROM STDIN; only one COPY may be active
- * at a time. The result is read later (await_copy), so the server works on
- * this chunk while the next one is assembled.
+ * at a time. A buffer of the table whose COPY is open goes on into it; the
+ * COPY ends, and its result is read, before the next other statement
+ * (await_copy), so the server works on the rows while the next ones are
+ * assembled.
  */
 WrStatus hsession_send_buffer(HistorySink *h, int t, WrError *err)
 {
     StrBuf *b = &h->buf[t];
     if (b->len == 0) return WR_OK;
-    WrStatus st = hsession_await_copy(h, err);
-    if (st != WR_OK) return st;
-    snprintf(h->copy_pending_what, sizeof(h->copy_pending_what), "COPY into %s", h->table_name[t]);
-    PGresult *res;
-    (void)pgio_exec(h->conn, h->copy_sql[t], 0, NULL, &res);
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        st = hsession_fail(h, res, err, h->copy_pending_what);
-        PQclear(res);
-        return st;
-    }
-    PQclear(res);
-    /* revision's and object_delta's rows are in COPY's binary format (history_sink.c), which
-     * a header opens and a trailer ends. */
     bool ok = true;
-    if (t == TB_DELTA || t == TB_REVISION) {
-        StrBuf hd;
-        strbuf_init(&hd);
-        copybin_header(&hd);
-        ok = pgio_copy_put(h->conn, hd.data, hd.len);
-        strbuf_reset(&hd);
-        copybin_trailer(&hd);
-        if (ok) ok = pgio_copy_put(h->conn, b->data, b->len) && pgio_copy_put(h->conn, hd.data, hd.len);
-        strbuf_free(&hd);
-    } else {
-        ok = pgio_copy_put(h->conn, b->data, b->len);
+    if (h->copy_open != t) {
+        WrStatus st = hsession_await_copy(h, err);
+        if (st != WR_OK) return st;
+        snprintf(h->copy_pending_what, sizeof(h->copy_pending_what), "COPY into %s", h->table_name[t]);
+        PGresult *res;
+        (void)pgio_exec(h->conn, h->copy_sql[t], 0, NULL, &res);
+        if (PQresultStatus(res) != PGRES_COPY_IN) {
+            st = hsession_fail(h, res, err, h->copy_pending_what);
+            PQclear(res);
+            return st;
+        }
+        PQclear(res);
+        h->copy_open = t;
+        h->copy_pending = true;
+        h->copy_statements++;
+        if (copy_is_binary(t)) {
+            StrBuf hd;
+            strbuf_init(&hd);
+            copybin_header(&hd);
+            ok = pgio_copy_put(h->conn, hd.data, hd.len);
+            strbuf_free(&hd);
+        }
     }
-    ok = ok && PQputCopyEnd(h->conn, NULL) == 1;
-    if (ok) metrics_sink_add(METRICS_SINK_HISTORY, METRICS_SINK_BYTES, b->len);
+    ok = ok && pgio_copy_put(h->conn, b->data, b->len);
+    if (ok) {
+        metrics_sink_add(METRICS_SINK_HISTORY, METRICS_SINK_BYTES, b->len);
+        h->copy_chunks++;
+    }
     strbuf_reset(b);
     if (t == TB_DELTA) hsession_clear_unsent(h);
-    if (!ok) return hsession_fail(h, NULL, err, h->copy_pending_what);
-    h->copy_pending = true;
+    if (!ok) {
+        h->copy_open = -1;
+        h->copy_pending = false;
+        return hsession_fail(h, NULL, err, h->copy_pending_what);
+    }
     return WR_OK;
 }
 

@@ -92,6 +92,15 @@ struct HistorySink {
      * (await_copy before any other use of the connection). */
     bool copy_pending;
     char copy_pending_what[128];
+    /* The table (TB_*) whose COPY is still open, -1: none. A table's
+     * buffers go into one COPY, chunk after chunk as they fill, until
+     * another statement or another table needs the connection
+     * (hsession_await_copy ends it): one statement's set-up on the server
+     * (slots, indexes, partition routing) per run of chunks instead of per
+     * chunk, and the worker never waits for the server to finish a chunk
+     * before sending the next. */
+    int copy_open;
+    int64_t copy_statements, copy_chunks; /* since open: COPY statements, buffers sent (sink_history_copy_counts) */
     RelCount *counts;
     size_t ncounts, capcounts;
     KeyframeRequest *kf_due; /* keyframes the batch made due, asked for once it commits */
@@ -220,7 +229,9 @@ WrStatus hsession_prepare(HistorySink *h, const char *name, const char *sql, int
 WrStatus hsession_ensure_tx(HistorySink *h, WrError *err) WR_MUSTCHECK;
 /* Read the result of the COPY sent last, if any. */
 WrStatus hsession_await_copy(HistorySink *h, WrError *err);
-/* Send one table's COPY buffer (TB_*); its result is read later. */
+/* Send one table's COPY buffer (TB_*) into that table's open COPY, or a
+ * new one (ending another table's); the COPY ends, and its result is read,
+ * at the next hsession_await_copy. Blocks only while the socket is full. */
 WrStatus hsession_send_buffer(HistorySink *h, int t, WrError *err) WR_MUSTCHECK;
 /* Send every COPY buffer, in the order the tables' keys need. */
 WrStatus hsession_send_all(HistorySink *h, WrError *err) WR_MUSTCHECK;

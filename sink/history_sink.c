@@ -1058,9 +1058,9 @@ static WrStatus hs_flush(Sink *s, bool caught_up, WrError *err)
     for (size_t i = 0; i < h->nkf_due; i++) keyframer_request(h->keyframer, &h->kf_due[i]);
     h->nkf_due = 0;
     log_debug("msg=\"history batch committed\" revisions=%d revision=%" PRId64 " lsn=" LSN_FMT
-              " synchronous=%s copy_ms=%.1f commit_ms=%.1f",
+              " synchronous=%s copy_ms=%.1f commit_ms=%.1f copy_statements=%" PRId64 " copy_chunks=%" PRId64,
               n, h->durable_id, LSN_ARGS(h->durable), synchronous ? "yes" : "no", (double)(t1 - t0) / 1000.0,
-              (double)(t2 - t1) / 1000.0);
+              (double)(t2 - t1) / 1000.0, h->copy_statements, h->copy_chunks);
     return WR_OK;
 }
 
@@ -1461,6 +1461,13 @@ bool sink_history_failure(Sink *s, HistoryFailure *f)
     return true;
 }
 
+void sink_history_copy_counts(Sink *s, int64_t *statements, int64_t *chunks)
+{
+    const HistorySink *h = s->impl;
+    *statements = h->copy_statements;
+    *chunks = h->copy_chunks;
+}
+
 void sink_history_isolate(Sink *s, Lsn until) { ((HistorySink *)s->impl)->isolate_until = until; }
 
 void sink_history_quarantine(Sink *s, Lsn commit_lsn, const char *sqlstate, const char *error)
@@ -1496,6 +1503,7 @@ Sink *sink_history_create(const HistorySinkConfig *cfg)
     h->batch_max_ms = cfg->batch_max_ms > 0 ? cfg->batch_max_ms : 20;
     h->keyframe_factor = cfg->keyframe_factor > 0 ? cfg->keyframe_factor : KEYFRAME_FACTOR;
     h->buffer_bytes = cfg->buffer_bytes > 0 ? cfg->buffer_bytes : (size_t)256 << 10;
+    h->copy_open = -1;
     h->commit = cfg->commit;
     static const char *const tables[TB_COUNT] = {"revision_context", "revision", "object_delta"};
     static const char *const columns[TB_COUNT] = {

@@ -81,6 +81,10 @@ typedef struct {
     char error[512];
 } HistoryFailure;
 bool sink_history_failure(Sink *s, HistoryFailure *f);
+/* Since open: the COPY statements run and the buffers sent through them (a
+ * table's buffers share one COPY until another statement needs the
+ * connection); counts for tests and the debug log. Non-blocking. */
+void sink_history_copy_counts(Sink *s, int64_t *statements, int64_t *chunks);
 /* Commit every revision that commits at or before until in a batch of its own
  * (to find the one a data error comes from); 0: batches as usual. */
 void sink_history_isolate(Sink *s, Lsn until);

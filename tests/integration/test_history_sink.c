@@ -648,6 +648,69 @@ static void test_current_rows(void **state)
     tw_close(tw);
 }
 
+/*
+ * A table's buffers go into one COPY, chunk after chunk, until another
+ * statement needs the connection: a batch of deltas many buffers long is
+ * one COPY into object_delta (and one into revision), not one per buffer —
+ * each COPY costs the server its set-up (slots, indexes, partition routing)
+ * and cost the worker a wait for the chunk before. A lookup in the middle
+ * (between revisions, as the worker's are) ends the COPY — its rows must be
+ * visible to it — and the next chunk opens another; every row arrives once.
+ */
+static void test_streamed_copy(void **state)
+{
+    (void)state;
+    setup_schema("h_stream");
+    TW t, *tw = &t;
+    HistorySinkConfig cfg = cfg_for("h_stream");
+    cfg.buffer_bytes = 300; /* a few deltas per buffer */
+    if (tw_open_cfg(tw, &cfg, NULL) != WR_OK) fail_msg("open: %s", tw->err.msg);
+    OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
+    int64_t statements0, chunks0, statements, chunks;
+    sink_history_copy_counts(tw->sink, &statements0, &chunks0);
+    Row r;
+    char key[16];
+    tw_begin(tw);
+    for (int i = 1; i <= 60; i++) {
+        snprintf(key, sizeof(key), "%d", i);
+        simple_row(&r, &g_rv, key, "s");
+        tw_insert(tw, &g_rv, &r);
+    }
+    sink_history_copy_counts(tw->sink, &statements, &chunks);
+    assert_true(chunks - chunks0 >= 10);           /* the deltas went out buffer by buffer */
+    assert_int_equal(statements - statements0, 1); /* into one COPY, still open */
+    tw_commit(tw);
+    tw_flush(tw);
+    sink_history_copy_counts(tw->sink, &statements, &chunks);
+    assert_int_equal(statements - statements0, 2); /* and the revision's row into another */
+    assert_q("60|60|1", "SELECT concat_ws('|', count(*), count(DISTINCT key), count(DISTINCT revision_id)) "
+                        "FROM h_stream.object_delta");
+
+    /* A lookup of a key in the open COPY ends it and sees the row. */
+    tw_begin(tw);
+    for (int i = 61; i <= 90; i++) {
+        snprintf(key, sizeof(key), "%d", i);
+        simple_row(&r, &g_rv, key, "s");
+        tw_insert(tw, &g_rv, &r);
+    }
+    tw_commit(tw);
+    lookup(tw, "[\"70\"]", true, "70", "s-5");
+    tw_begin(tw);
+    for (int i = 91; i <= 120; i++) {
+        snprintf(key, sizeof(key), "%d", i);
+        simple_row(&r, &g_rv, key, "s");
+        tw_insert(tw, &g_rv, &r);
+    }
+    tw_commit(tw);
+    tw_flush(tw);
+    sink_history_copy_counts(tw->sink, &statements0, &chunks);
+    assert_int_equal(statements0 - statements, 3); /* object_delta before and after the lookup, revision */
+    assert_q("120|120|3", "SELECT concat_ws('|', count(*), count(DISTINCT key), count(DISTINCT revision_id)) "
+                          "FROM h_stream.object_delta");
+    expect_verified("h_stream", 3);
+    tw_close(tw);
+}
+
 static void test_checkpoint_and_batching(void **state)
 {
     (void)state;
@@ -1724,6 +1787,7 @@ static int group_teardown(void **state)
 
 TS_RUN_GROUP(group_setup, group_teardown, cmocka_unit_test(test_missing_schema),
              cmocka_unit_test(test_values_roundtrip), cmocka_unit_test(test_current_rows),
+             cmocka_unit_test(test_streamed_copy),
              cmocka_unit_test(test_checkpoint_and_batching), cmocka_unit_test(test_idle_pace),
              cmocka_unit_test(test_batch_tail_prepared),
              cmocka_unit_test(test_id_gap_refused),
