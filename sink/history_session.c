@@ -177,19 +177,26 @@ WrStatus hsession_ensure_tx(HistorySink *h, WrError *err)
  * (history_sink.c), which a header opens and a trailer ends. */
 static bool copy_is_binary(int t) { return t == TB_DELTA || t == TB_REVISION; }
 
+/* Put a binary COPY's header (or, trailer, its trailer) into the open COPY. */
+static bool put_binary_frame(HistorySink *h, bool trailer)
+{
+    StrBuf f;
+    strbuf_init(&f);
+    if (trailer)
+        copybin_trailer(&f);
+    else
+        copybin_header(&f);
+    bool ok = pgio_copy_put(h->conn, f.data, f.len);
+    strbuf_free(&f);
+    return ok;
+}
+
 /* End the open COPY (its trailer, CopyDone); its result is read by the caller. */
 static bool end_open_copy(HistorySink *h)
 {
     int t = h->copy_open;
     h->copy_open = -1;
-    bool ok = true;
-    if (copy_is_binary(t)) {
-        StrBuf tr;
-        strbuf_init(&tr);
-        copybin_trailer(&tr);
-        ok = pgio_copy_put(h->conn, tr.data, tr.len);
-        strbuf_free(&tr);
-    }
+    bool ok = !copy_is_binary(t) || put_binary_frame(h, true);
     return ok && PQputCopyEnd(h->conn, NULL) == 1;
 }
 
@@ -244,13 +251,7 @@ WrStatus hsession_send_buffer(HistorySink *h, int t, WrError *err)
         h->copy_open = t;
         h->copy_pending = true;
         h->copy_statements++;
-        if (copy_is_binary(t)) {
-            StrBuf hd;
-            strbuf_init(&hd);
-            copybin_header(&hd);
-            ok = pgio_copy_put(h->conn, hd.data, hd.len);
-            strbuf_free(&hd);
-        }
+        if (copy_is_binary(t)) ok = put_binary_frame(h, false);
     }
     ok = ok && pgio_copy_put(h->conn, b->data, b->len);
     if (ok) {

@@ -657,6 +657,20 @@ static void test_current_rows(void **state)
  * (between revisions, as the worker's are) ends the COPY — its rows must be
  * visible to it — and the next chunk opens another; every row arrives once.
  */
+/* One revision inserting keys from..to of g_rv, each row tagged "s". */
+static void tw_insert_range(TW *tw, int from, int to)
+{
+    Row r;
+    char key[16];
+    tw_begin(tw);
+    for (int i = from; i <= to; i++) {
+        snprintf(key, sizeof(key), "%d", i);
+        simple_row(&r, &g_rv, key, "s");
+        tw_insert(tw, &g_rv, &r);
+    }
+    tw_commit(tw);
+}
+
 static void test_streamed_copy(void **state)
 {
     (void)state;
@@ -687,21 +701,9 @@ static void test_streamed_copy(void **state)
                         "FROM h_stream.object_delta");
 
     /* A lookup of a key in the open COPY ends it and sees the row. */
-    tw_begin(tw);
-    for (int i = 61; i <= 90; i++) {
-        snprintf(key, sizeof(key), "%d", i);
-        simple_row(&r, &g_rv, key, "s");
-        tw_insert(tw, &g_rv, &r);
-    }
-    tw_commit(tw);
+    tw_insert_range(tw, 61, 90);
     lookup(tw, "[\"70\"]", true, "70", "s-5");
-    tw_begin(tw);
-    for (int i = 91; i <= 120; i++) {
-        snprintf(key, sizeof(key), "%d", i);
-        simple_row(&r, &g_rv, key, "s");
-        tw_insert(tw, &g_rv, &r);
-    }
-    tw_commit(tw);
+    tw_insert_range(tw, 91, 120);
     tw_flush(tw);
     sink_history_copy_counts(tw->sink, &statements0, &chunks);
     assert_int_equal(statements0 - statements, 3); /* object_delta before and after the lookup, revision */
