@@ -341,15 +341,6 @@ static WrStatus check_name(ReplayCtx *ctx, const char *name, WrError *err)
     return WR_OK;
 }
 
-WrStatus branch_check_actor(ReplayCtx *ctx, const char *actor, WrError *err)
-{
-    const char *colon = actor ? strchr(actor, ':') : NULL;
-    if (actor && (!colon || colon == actor || !colon[1]))
-        return rq_usage(ctx, err, "--actor %s: expected TYPE:ID", actor);
-    if (actor && strncmp(actor, "walrev:", 7) == 0)
-        return rq_usage(ctx, err, "--actor %s: the actor type walrev is reserved", actor);
-    return WR_OK;
-}
 
 /* Schemas of the branches there are (their tables are never branched again). */
 static WrStatus branch_schemas(ReplayCtx *ctx, char ***out, int *n, WrError *err)
@@ -725,7 +716,7 @@ static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *er
     if (optind != argc - 1)
         return rq_usage(ctx, err, "usage: walrev branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]");
     const char *name = argv[optind];
-    if (check_name(ctx, name, err) != WR_OK || branch_check_actor(ctx, actor, err) != WR_OK) return err->status;
+    if (check_name(ctx, name, err) != WR_OK || rq_check_actor(ctx, actor, err) != WR_OK) return err->status;
 
     WrStatus st;
     Point pt;
@@ -845,7 +836,7 @@ static WrStatus branch_drop(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             return rq_usage(ctx, err, "usage: walrev branch drop NAME [--actor TYPE:ID]");
     }
     if (!name) return rq_usage(ctx, err, "usage: walrev branch drop NAME [--actor TYPE:ID]");
-    if (branch_check_actor(ctx, actor, err) != WR_OK) return err->status;
+    if (rq_check_actor(ctx, actor, err) != WR_OK) return err->status;
     BranchInfo b;
     if (branch_load(ctx, name, &b, err) != WR_OK) {
         branch_info_term(&b);

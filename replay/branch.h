@@ -94,9 +94,6 @@ WrStatus branch_connect_source(ReplayCtx *ctx, PGconn **src, WrError *err) WR_MU
  * `branch_approval` made if missing), in no transaction. */
 WrStatus branch_connect_history_rw(ReplayCtx *ctx, PGconn **conn, WrError *err) WR_MUSTCHECK;
 
-/* --actor TYPE:ID (NULL passes): a usage error (rq_usage: exit 2) for another
- * form or the reserved type walrev. */
-WrStatus branch_check_actor(ReplayCtx *ctx, const char *actor, WrError *err) WR_MUSTCHECK;
 
 /* ---- commands ---- */
 WrStatus cmd_branch(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;

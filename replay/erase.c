@@ -52,14 +52,7 @@ static WrStatus parse(ReplayCtx *ctx, int argc, char **argv, EraseArgs *a, WrErr
     if (optind < argc) return rq_usage(ctx, err, "erase: unexpected argument %s", argv[optind]);
     if (!a->table || !a->key) return rq_usage(ctx, err, "erase needs --table T and --key K");
     if (!a->reason || !a->reason[0]) return rq_usage(ctx, err, "--reason is required (why: it is recorded)");
-    if (a->actor) {
-        const char *colon = strchr(a->actor, ':');
-        if (!colon || colon == a->actor || !colon[1])
-            return rq_usage(ctx, err, "--actor takes TYPE:ID, not %s", a->actor);
-        if ((size_t)(colon - a->actor) == 6 && strncmp(a->actor, "walrev", 6) == 0)
-            return rq_usage(ctx, err, "the actor type walrev is reserved for walrev itself");
-    }
-    return WR_OK;
+    return rq_check_actor(ctx, a->actor, err);
 }
 
 /* The columns to erase: --columns by name (any version's), else every column that is not part of the key. */

@@ -167,6 +167,10 @@ WrStatus rq_table_whole_at(ReplayCtx *ctx, const char *table, uint32_t relid, bo
                            WrError *err) WR_MUSTCHECK;
 /* A --key argument to the stored key form: 42 -> ["42"]; a JSON array is re-encoded compactly. Caller frees. */
 WrStatus rq_parse_key(const char *arg, char **key, WrError *err) WR_MUSTCHECK;
+/* --actor TYPE:ID (NULL passes): a usage error (exit 2) for another form or
+ * the type walrev, which is walrev's own: a context claiming it is recorded
+ * without an actor, so an undo or a branch would lose its attribution. */
+WrStatus rq_check_actor(ReplayCtx *ctx, const char *actor, WrError *err) WR_MUSTCHECK;
 /* rq_parse_key for a command-line --key: a key of the wrong form is a usage error (exit 2). */
 WrStatus rq_parse_key_arg(ReplayCtx *ctx, const char *arg, char **key, WrError *err) WR_MUSTCHECK;
 /* The elements of a stored key (JSON array of strings/null). Caller frees with rq_free_strv. */

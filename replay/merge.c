@@ -751,7 +751,7 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     if (optind != argc - 1)
         return rq_usage(ctx, err, "usage: walrev merge NAME [--resolve FILE] [--apply --actor TYPE:ID]");
-    if (branch_check_actor(ctx, actor, err) != WR_OK) return err->status;
+    if (rq_check_actor(ctx, actor, err) != WR_OK) return err->status;
     if (apply && !actor) return rq_usage(ctx, err, "merge --apply needs --actor TYPE:ID: the merge is attributed");
     const char *name = argv[optind];
     Merge m = {0};
@@ -988,7 +988,7 @@ WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         return rq_usage(ctx, err, "usage: walrev review NAME [--format markdown|json] [--approve --actor TYPE:ID]");
     if (strcmp(format, "markdown") != 0 && strcmp(format, "json") != 0)
         return rq_usage(ctx, err, "unknown --format %s: expected markdown or json", format);
-    if (branch_check_actor(ctx, actor, err) != WR_OK) return err->status;
+    if (rq_check_actor(ctx, actor, err) != WR_OK) return err->status;
     if (approve && !actor) return rq_usage(ctx, err, "review --approve needs --actor TYPE:ID");
     const char *name = argv[optind];
     BranchInfo b;

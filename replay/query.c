@@ -818,6 +818,16 @@ WrStatus rq_bad_option(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     return rq_usage(ctx, err, "bad option or missing value: %s (try walrev %s --help)", what, ctx->cmd);
 }
 
+WrStatus rq_check_actor(ReplayCtx *ctx, const char *actor, WrError *err)
+{
+    const char *colon = actor ? strchr(actor, ':') : NULL;
+    if (actor && (!colon || colon == actor || !colon[1]))
+        return rq_usage(ctx, err, "--actor %s: expected TYPE:ID", actor);
+    if (actor && strncmp(actor, "walrev:", 7) == 0)
+        return rq_usage(ctx, err, "--actor %s: the actor type walrev is reserved for walrev itself", actor);
+    return WR_OK;
+}
+
 WrStatus rq_parse_key_arg(ReplayCtx *ctx, const char *arg, char **key, WrError *err)
 {
     WrStatus st = rq_parse_key(arg, key, err);

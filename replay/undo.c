@@ -52,12 +52,7 @@ static WrStatus parse_undo_args(ReplayCtx *ctx, int argc, char **argv, UndoArgs 
     }
     a->pos = argv + optind;
     a->npos = argc - optind;
-    if (a->actor) {
-        const char *colon = strchr(a->actor, ':');
-        if (!colon || colon == a->actor || colon[1] == '\0')
-            return rq_usage(ctx, err, "invalid --actor %s: expected TYPE:ID", a->actor);
-    }
-    return WR_OK;
+    return rq_check_actor(ctx, a->actor, err);
 }
 
 /* vals[col_id] array text -> the value of col_id (NULL beyond the array). Borrowed. */

@@ -423,6 +423,14 @@ static void test_point_errors(void **state)
     r = RUN("branch", "create", "Bad-Name");
     expect_usage(&r, "invalid branch name Bad-Name");
     run_free(&r);
+    /* the actor type walrev is walrev's own: an undo claiming it would be recorded
+     * without an actor, so it is refused before anything is planned or applied */
+    r = RUN("restore", "--table", "customer", "--key", "1", "--at", "3", "--apply", "--actor", "walrev:x");
+    expect_usage(&r, "--actor walrev:x: the actor type walrev is reserved");
+    run_free(&r);
+    r = RUN("revert", "3", "--actor", "walrev:x");
+    expect_usage(&r, "--actor walrev:x: the actor type walrev is reserved");
+    run_free(&r);
     r = RUN("review", "b1", "--approve");
     expect_usage(&r, "review --approve needs --actor TYPE:ID");
     run_free(&r);
