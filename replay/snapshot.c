@@ -920,6 +920,30 @@ WrStatus rq_table_whole_at(ReplayCtx *ctx, const char *table, uint32_t relid, bo
     return st;
 }
 
+/* --output-dir, before any table is read: a directory that is not there
+ * fails at once, saying why. */
+static WrStatus check_outdir(const char *outdir, WrError *err)
+{
+    struct stat sb;
+    if (stat(outdir, &sb) != 0)
+        return wr_error_set(err, WR_FATAL, "--output-dir %s: %s (the directory must exist)", outdir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return wr_error_set(err, WR_FATAL, "--output-dir %s: not a directory", outdir);
+    return WR_OK;
+}
+
+/* Close an --output-dir file; st, or the write error if st was WR_OK. A
+ * write that failed earlier (a full disk) leaves only ferror's flag. */
+static WrStatus close_outfile(FILE *f, const char *path, WrStatus st, WrError *err)
+{
+    bool bad = ferror(f) != 0;
+    errno = 0;
+    bool closed = fclose(f) == 0;
+    if ((bad || !closed) && st == WR_OK)
+        st = wr_error_set(err, WR_FATAL, "cannot write %s: %s", path,
+                          errno ? strerror(errno) : "a write failed (disk full or an I/O error)");
+    return st;
+}
+
 WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     const char *at = NULL, *into = NULL, *target_ci = NULL, *outdir = NULL;
@@ -962,12 +986,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     if (optind < argc) return rq_usage(ctx, err, "snapshot: unexpected argument %s", argv[optind]);
     if (into && outdir) return rq_usage(ctx, err, "--into and --output-dir exclude each other");
-    /* before any table is read: a directory that is not there fails at once, with why */
-    struct stat sb;
-    if (outdir && stat(outdir, &sb) != 0)
-        return wr_error_set(err, WR_FATAL, "--output-dir %s: %s (the directory must exist)", outdir, strerror(errno));
-    if (outdir && !S_ISDIR(sb.st_mode))
-        return wr_error_set(err, WR_FATAL, "--output-dir %s: not a directory", outdir);
+    if (outdir && check_outdir(outdir, err) != WR_OK) return err->status;
 
     Point pt, last;
     WrStatus st = rq_newest(ctx, &last, err);
@@ -1053,15 +1072,7 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         if (st == WR_OK)
             st = snapshot_one(ctx, &rv, &pt, format, &so, memory, f, target, into, into_names ? into_names[i] : NULL,
                               err);
-        if (outdir && f) {
-            /* ferror: a write that failed earlier (a full disk) leaves only the flag */
-            bool bad = ferror(f) != 0;
-            errno = 0;
-            bool closed = fclose(f) == 0;
-            if ((bad || !closed) && st == WR_OK)
-                st = wr_error_set(err, WR_FATAL, "cannot write %s: %s", path,
-                                  errno ? strerror(errno) : "a write failed (disk full or an I/O error)");
-        }
+        if (outdir && f) st = close_outfile(f, path, st, err);
         free(path);
         relversion_term(&rv);
     }
