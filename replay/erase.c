@@ -28,7 +28,7 @@ const struct option rq_erase_options[] = {
 
 typedef struct {
     const char *table, *key, *columns, *reason, *actor;
-    bool apply;
+    bool apply, wait_given;
     int wait_s;
 } EraseArgs;
 
@@ -48,10 +48,13 @@ static WrStatus parse(ReplayCtx *ctx, int argc, char **argv, EraseArgs *a, WrErr
         if (!end || *end || w < 0 || w > 86400)
             return rq_usage(ctx, err, "--wait takes seconds (0-86400), not %s", optarg);
         a->wait_s = (int)w;
+        a->wait_given = true;
     }
     if (optind < argc) return rq_usage(ctx, err, "erase: unexpected argument %s", argv[optind]);
     if (!a->table || !a->key) return rq_usage(ctx, err, "erase needs --table T and --key K");
     if (!a->reason || !a->reason[0]) return rq_usage(ctx, err, "--reason is required (why: it is recorded)");
+    /* as prune's --export: an option that only means something with --apply is not ignored */
+    if (a->wait_given && !a->apply) return rq_usage(ctx, err, "--wait waits for the worker to erase: it needs --apply");
     return rq_check_actor(ctx, a->actor, err);
 }
 

@@ -94,6 +94,7 @@ refuse "a key column" "id is part of the key, which identifies the object; it ca
 refuse "an unknown column" "table customer never had a column phone" --table customer --key 1 --columns phone --reason x
 refuse "no reason" "--reason is required" --table customer --key 1 --columns email
 refuse "an object without history" "the history has no object [\"99\"]" --table customer --key 99 --reason x
+refuse "--wait without --apply" "--wait waits for the worker to erase: it needs --apply" --table customer --key 1 --reason x --wait 5
 refuse "the reserved actor type" "the actor type walrev is reserved" --table customer --key 1 --reason x --actor walrev:me
 
 # Only walrev's role can ask: a database user cannot write the erasure log.
