@@ -41,15 +41,6 @@ const BranchTable *branch_table_for(const BranchInfo *b, uint32_t relid)
     return NULL;
 }
 
-/* Does the history store have the table `name` (branch, branch_approval) yet? */
-static WrStatus have_table(ReplayCtx *ctx, PGconn *conn, const char *name, bool *have, WrError *err)
-{
-    PGresult *res = rq_execf(conn, err, "SELECT to_regclass('%s.%s') IS NOT NULL", ctx->schema_q, name);
-    if (!res) return err->status;
-    *have = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    return WR_OK;
-}
 
 static WrStatus info_from_row(const PGresult *res, int r, BranchInfo *b, WrError *err)
 {
@@ -87,7 +78,7 @@ WrStatus branch_load(ReplayCtx *ctx, const char *name, BranchInfo *b, WrError *e
 {
     memset(b, 0, sizeof(*b));
     bool have = false;
-    if (have_table(ctx, ctx->hist, "branch", &have, err) != WR_OK) return err->status;
+    if (rq_has_table(ctx, "branch", &have, err) != WR_OK) return err->status;
     if (!have) return wr_error_set(err, WR_INVALID, "no branch %s: no branch was ever created here", name);
     char *sql = xasprintf("SELECT " BRANCH_COLUMNS " FROM %s.branch WHERE name = $1", ctx->schema_q);
     const char *params[1] = {name};
@@ -348,7 +339,7 @@ static WrStatus branch_schemas(ReplayCtx *ctx, char ***out, int *n, WrError *err
     *out = NULL;
     *n = 0;
     bool have = false;
-    if (have_table(ctx, ctx->hist, "branch", &have, err) != WR_OK) return err->status;
+    if (rq_has_table(ctx, "branch", &have, err) != WR_OK) return err->status;
     if (!have) return WR_OK;
     PGresult *res = rq_execf(ctx->hist, err, "SELECT schema_name FROM %s.branch", ctx->schema_q);
     if (!res) return err->status;
@@ -795,7 +786,7 @@ static WrStatus branch_list(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         }
     }
     bool have = false;
-    if (have_table(ctx, ctx->hist, "branch", &have, err) != WR_OK) return err->status;
+    if (rq_has_table(ctx, "branch", &have, err) != WR_OK) return err->status;
     if (!have) {
         fprintf(ctx->err, "no branches\n");
         return WR_OK;

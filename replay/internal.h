@@ -92,6 +92,12 @@ PGresult *rq_execf(PGconn *conn, WrError *err, const char *fmt, ...) WR_PRINTF(3
 /* rq_exec of a printf-built statement (identifiers/numbers already made safe) with text params. */
 PGresult *rq_execp(PGconn *conn, WrError *err, int nparams, const char *const *params, const char *fmt, ...)
     WR_PRINTF(5, 6);
+/* The yes-or-no a printf-built query answers (identifiers/numbers already made
+ * safe): *out is its first row's first column ('t'), false when it returns no
+ * row. WR_OK, or err's status (the server's primary message). */
+WrStatus rq_boolf(PGconn *conn, bool *out, WrError *err, const char *fmt, ...) WR_PRINTF(4, 5) WR_MUSTCHECK;
+/* Whether the history store has its table name yet (one a later store format added). */
+WrStatus rq_has_table(ReplayCtx *ctx, const char *name, bool *have, WrError *err) WR_MUSTCHECK;
 /* Resolve a point text (revision id, LSN, timestamp) and report it on ctx->err. */
 WrStatus rq_resolve_point(ReplayCtx *ctx, const char *text, Point *pt, WrError *err) WR_MUSTCHECK;
 /* n point texts into pts[0..n-1] in one statement, each reported on ctx->err in order; the first that

@@ -695,17 +695,15 @@ static void print_conflicts(Merge *m, FILE *f, OutFormat fmt, const char *null_t
 static WrStatus count_approvals(ReplayCtx *ctx, const BranchInfo *b, int64_t head, int *n, WrError *err)
 {
     *n = 0;
-    PGresult *res = rq_execf(ctx->hist, err, "SELECT to_regclass('%s.branch_approval') IS NOT NULL", ctx->schema_q);
-    if (!res) return err->status;
-    bool have = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
+    bool have;
+    if (rq_has_table(ctx, "branch_approval", &have, err) != WR_OK) return err->status;
     if (!have) return WR_OK;
     char h[32];
     snprintf(h, sizeof(h), "%lld", (long long)head);
     const char *params[2] = {b->name, h};
     char *sql = xasprintf("SELECT count(*) FROM %s.branch_approval WHERE branch = $1 AND head_revision >= $2::bigint",
                           ctx->schema_q);
-    res = rq_exec(ctx->hist, err, sql, 2, params);
+    PGresult *res = rq_exec(ctx->hist, err, sql, 2, params);
     free(sql);
     if (!res) return err->status;
     *n = atoi(PQgetvalue(res, 0, 0));
@@ -953,10 +951,8 @@ static WrStatus review_approve(ReplayCtx *ctx, const BranchInfo *b, int64_t head
  * empty table of the same columns in a store without branch_approval. */
 static WrStatus review_load_approvals(ReplayCtx *ctx, const BranchInfo *b, int64_t head, PGresult **apps, WrError *err)
 {
-    PGresult *r = rq_execf(ctx->hist, err, "SELECT to_regclass('%s.branch_approval') IS NOT NULL", ctx->schema_q);
-    if (!r) return err->status;
-    bool have = PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
+    bool have;
+    if (rq_has_table(ctx, "branch_approval", &have, err) != WR_OK) return err->status;
     if (!have) {
         Table t;
         static const char *const AC[] = {"actor", "at_revision", "approved", "state", "comment"};

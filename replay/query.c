@@ -113,6 +113,24 @@ PGresult *rq_execp(PGconn *conn, WrError *err, int nparams, const char *const *p
     return res;
 }
 
+WrStatus rq_boolf(PGconn *conn, bool *out, WrError *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    PGresult *res = exec_va(conn, err, 0, NULL, fmt, ap);
+    va_end(ap);
+    *out = false;
+    if (!res) return err->status;
+    *out = PQntuples(res) > 0 && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return WR_OK;
+}
+
+WrStatus rq_has_table(ReplayCtx *ctx, const char *name, bool *have, WrError *err)
+{
+    return rq_boolf(ctx->hist, have, err, "SELECT to_regclass('%s.%s') IS NOT NULL", ctx->schema_q, name);
+}
+
 /*
  * n points, each the revision row of one SQL expression (exprs[i]; $k in it
  * is params[k-1]), in one statement: one round trip however many points a
@@ -658,25 +676,17 @@ WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion 
 
 WrStatus rq_is_partitioned(ReplayCtx *ctx, uint32_t relid, bool *partitioned, WrError *err)
 {
-    PGresult *res =
-        rq_execf(ctx->hist, err, "SELECT EXISTS (SELECT 1 FROM %s.table_event WHERE relid = %u AND relkind = 'p')",
-                 ctx->schema_q, relid);
-    if (!res) return err->status;
-    *partitioned = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    return WR_OK;
+    return rq_boolf(ctx->hist, partitioned, err,
+                    "SELECT EXISTS (SELECT 1 FROM %s.table_event WHERE relid = %u AND relkind = 'p')", ctx->schema_q,
+                    relid);
 }
 
 WrStatus rq_has_members(ReplayCtx *ctx, uint32_t relid, bool *members, WrError *err)
 {
-    PGresult *res = rq_execf(ctx->hist, err,
-                             "SELECT EXISTS (SELECT 1 FROM %1$s.table_event WHERE relid = %2$u AND relkind = 'p') "
-                             "OR %1$s.is_inherit_parent(%2$u)",
-                             ctx->schema_q, relid);
-    if (!res) return err->status;
-    *members = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    return WR_OK;
+    return rq_boolf(ctx->hist, members, err,
+                    "SELECT EXISTS (SELECT 1 FROM %1$s.table_event WHERE relid = %2$u AND relkind = 'p') "
+                    "OR %1$s.is_inherit_parent(%2$u)",
+                    ctx->schema_q, relid);
 }
 
 WrStatus rq_members_logged(ReplayCtx *ctx, uint32_t relid, int64_t from, int64_t to, WrError *err)
@@ -695,14 +705,10 @@ WrStatus rq_members_logged(ReplayCtx *ctx, uint32_t relid, int64_t from, int64_t
 WrStatus rq_inherits_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, bool *parent, WrError *err)
 {
     /* the cheap test first: most tables never were a parent */
-    PGresult *res = rq_execf(ctx->hist, err,
-                             "SELECT CASE WHEN %1$s.is_inherit_parent(%2$u) THEN EXISTS (SELECT 1 FROM "
-                             "%1$s.members_at(%2$u, %3$lld) m WHERE m <> %2$u) ELSE false END",
-                             ctx->schema_q, relid, (long long)rev);
-    if (!res) return err->status;
-    *parent = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    return WR_OK;
+    return rq_boolf(ctx->hist, parent, err,
+                    "SELECT CASE WHEN %1$s.is_inherit_parent(%2$u) THEN EXISTS (SELECT 1 FROM "
+                    "%1$s.members_at(%2$u, %3$lld) m WHERE m <> %2$u) ELSE false END",
+                    ctx->schema_q, relid, (long long)rev);
 }
 
 static void append_key_element(StrBuf *b, const json_t *e)

@@ -684,36 +684,12 @@ LANGUAGE sql STABLE AS $fn$
       FROM @schema@.lineage(p_relid, p_key, p_rev + 1, 0, true) l
 $fn$;
 
--- object_image(relid, key, R): the image after revision R of an object known
--- to exist then under that key (the history sink's old images: the source
--- has just changed that row). Unlike row_at it does not check whether a later
--- UPDATE moved the row to another key, a scan of the table's deltas since the
--- object's last change that the sink has no use for.
-CREATE OR REPLACE FUNCTION @schema@.object_image(p_relid oid, p_key text, p_rev bigint)
-RETURNS text[] LANGUAGE plpgsql STABLE AS $fn$
-DECLARE
-    keys     text[];
-    lo_revs  bigint[];
-    lo_seqs  integer[];
-    hi_revs  bigint[];
-    hi_seqs  integer[];
-    base     text[];
-BEGIN
-    SELECT p.keys, p.lo_revs, p.lo_seqs, p.hi_revs, p.hi_seqs, p.base
-      INTO keys, lo_revs, lo_seqs, hi_revs, hi_seqs, base
-      FROM @schema@.lineage_parts(p_relid, p_key, p_rev) p;
-    IF keys IS NULL THEN
-        RETURN NULL;
-    END IF;
-    RETURN @schema@.lineage_image(p_relid, keys, lo_revs, lo_seqs, hi_revs, hi_seqs, base);
-END
-$fn$;
-
--- row_at(relid, key, R): one object's vals[col_id] after revision R, NULL when
--- the row did not exist: the object's lineage from the nearest keyframe, then
--- a check that no later UPDATE moved the row to another key before R (a scan
--- bounded by the object's last change).
-CREATE OR REPLACE FUNCTION @schema@.row_at(p_relid oid, p_key text, p_rev bigint)
+-- lineage_row(relid, key, R, check_moved): one object's vals[col_id] after
+-- revision R from its lineage (the nearest keyframe, then its deltas), NULL
+-- when it did not exist then; with check_moved also NULL when a later UPDATE
+-- moved the row to another key before R (a scan bounded by the object's last
+-- change). object_image and row_at below are its two uses.
+CREATE OR REPLACE FUNCTION @schema@.lineage_row(p_relid oid, p_key text, p_rev bigint, p_check_moved boolean)
 RETURNS text[] LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
     keys     text[];
@@ -731,19 +707,39 @@ BEGIN
     IF keys IS NULL THEN
         RETURN NULL;
     END IF;
-    -- moved away to another key after its last own change?
-    SELECT d.revision_id, d.seq INTO e_rev, e_seq FROM @schema@.object_delta d
-    WHERE d.relid = p_relid AND d.key = p_key
-      AND (d.revision_id, d.seq) > (lo_revs[1], lo_seqs[1]) AND d.revision_id <= p_rev
-    ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1;
-    IF e_rev IS NULL THEN
-        e_rev := lo_revs[1]; e_seq := lo_seqs[1];
-    END IF;
-    IF @schema@.moved_away(p_relid, p_key, e_rev, e_seq, p_rev) THEN
-        RETURN NULL;
+    IF p_check_moved THEN
+        -- moved away to another key after its last own change?
+        SELECT d.revision_id, d.seq INTO e_rev, e_seq FROM @schema@.object_delta d
+        WHERE d.relid = p_relid AND d.key = p_key
+          AND (d.revision_id, d.seq) > (lo_revs[1], lo_seqs[1]) AND d.revision_id <= p_rev
+        ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1;
+        IF e_rev IS NULL THEN
+            e_rev := lo_revs[1]; e_seq := lo_seqs[1];
+        END IF;
+        IF @schema@.moved_away(p_relid, p_key, e_rev, e_seq, p_rev) THEN
+            RETURN NULL;
+        END IF;
     END IF;
     RETURN @schema@.lineage_image(p_relid, keys, lo_revs, lo_seqs, hi_revs, hi_seqs, base);
 END
+$fn$;
+
+-- object_image(relid, key, R): the image after revision R of an object known
+-- to exist then under that key (the history sink's old images: the source
+-- has just changed that row). Unlike row_at it does not check whether a later
+-- UPDATE moved the row to another key, a scan of the table's deltas since the
+-- object's last change that the sink has no use for.
+CREATE OR REPLACE FUNCTION @schema@.object_image(p_relid oid, p_key text, p_rev bigint)
+RETURNS text[] LANGUAGE sql STABLE AS $fn$
+    SELECT @schema@.lineage_row(p_relid, p_key, p_rev, false)
+$fn$;
+
+-- row_at(relid, key, R): one object's vals[col_id] after revision R, NULL when
+-- the row did not exist: the object's lineage from the nearest keyframe, then
+-- a check that no later UPDATE moved the row to another key before R.
+CREATE OR REPLACE FUNCTION @schema@.row_at(p_relid oid, p_key text, p_rev bigint)
+RETURNS text[] LANGUAGE sql STABLE AS $fn$
+    SELECT @schema@.lineage_row(p_relid, p_key, p_rev, true)
 $fn$;
 
 -- ---------------------------------------------------------------------------
@@ -1704,7 +1700,8 @@ GRANT SELECT ON ALL TABLES IN SCHEMA @schema@ TO walrev_reader;
 REVOKE ALL ON @schema@.digest_key FROM walrev_reader;
 GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid, bigint),
     @schema@.snapshot_rows(oid, bigint), @schema@.row_at(oid, text, bigint), @schema@.current_rows(oid),
-    @schema@.object_image(oid, text, bigint), @schema@.lineage_parts(oid, text, bigint),
+    @schema@.object_image(oid, text, bigint), @schema@.lineage_row(oid, text, bigint, boolean),
+    @schema@.lineage_parts(oid, text, bigint),
     @schema@.lineage_image(oid, text[], bigint[], integer[], bigint[], integer[], text[]),
     @schema@.delta_old_key(oid, integer, text, smallint[], text[], text[], smallint[], boolean),
     @schema@.key_columns(oid), @schema@.moved_away(oid, text, bigint, integer, bigint),
