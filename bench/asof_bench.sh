@@ -21,24 +21,19 @@ ROOT=$(cd "$HERE/.." && pwd)
 N=100000
 MAXV=1000000
 RUNS=5
-while [ $# -gt 0 ]; do
+# shellcheck source=lib/standalone.sh
+source "$HERE/lib/standalone.sh"
+bench_option() {
   case "$1" in
     --quick) N=20000 ;;
     --full) N=1000000 ;;
-    --rows) N=${2:?--rows needs a count}; shift ;;
-    --versions) MAXV=${2:?--versions needs a count}; shift ;;
-    --runs) RUNS=${2:?--runs needs a count}; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "asof_bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    # shellcheck disable=SC2034  # TAKE: how many words standalone_args shifts
+    --versions) MAXV=${2:?--versions needs a count}; TAKE=2 ;;
+    *) return 1 ;;
   esac
-  shift
-done
-
-log() { echo "asof_bench: $*" >&2; }
-
-# shellcheck source=lib/standalone.sh
-source "$HERE/lib/standalone.sh"
-standalone_walrev asof_bench
+}
+standalone_args 16 "$@"
+standalone_walrev
 standalone_database asof "${ASOF_CONNINFO:-}"
 
 now() { date +%s.%N; }

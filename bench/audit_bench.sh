@@ -22,21 +22,17 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 N=1000000 RUNS=5 ATTR=0 REUSE=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rows) N=${2:?--rows needs a count}; shift ;;
-    --runs) RUNS=${2:?--runs needs a count}; shift ;;
-    --attr) ATTR=1 ;;
-    --reuse) REUSE=1 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "audit_bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-  shift
-done
-log() { echo "audit_bench: $*" >&2; }
 # shellcheck source=lib/standalone.sh
 source "$HERE/lib/standalone.sh"
-standalone_walrev audit_bench
+bench_option() {
+  case "$1" in
+    --attr) ATTR=1 ;;
+    --reuse) REUSE=1 ;;
+    *) return 1 ;;
+  esac
+}
+standalone_args 21 "$@"
+standalone_walrev
 if [ -n "${BEFORE_ROOT:-}" ]; then
   [ -x "$BEFORE_ROOT/build-release/worker/walrev" ] || { echo "audit_bench: no $BEFORE_ROOT/build-release/worker/walrev" >&2; exit 1; }
 fi

@@ -20,19 +20,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 N=200000
 RUNS=5
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rows) N=${2:?--rows needs a count}; shift ;;
-    --runs) RUNS=${2:?--runs needs a count}; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "tz_snapshot_bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-  shift
-done
-log() { echo "tz_snapshot_bench: $*" >&2; }
 # shellcheck source=lib/standalone.sh
 source "$HERE/lib/standalone.sh"
-standalone_walrev tz_snapshot_bench
+bench_option() { return 1; }  # only the shared --rows and --runs
+standalone_args 17 "$@"
+standalone_walrev
 BINS=("$WALREV_BIN")
 [ -n "${WALREV_BIN_B:-}" ] && BINS+=("$WALREV_BIN_B")
 standalone_database tzbench ""

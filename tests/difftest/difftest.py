@@ -457,10 +457,9 @@ class MoreOps:
         return self.add_table(t)
 
     def mo_refresh(self):
-        mvs = self.live(lambda t: t.matview)
-        if not mvs:
+        t = self.pick(self.live(lambda t: t.matview))
+        if t is None:
             return False
-        t = self.r.choice(mvs)
         self.x(f"REFRESH MATERIALIZED VIEW {t.q}")
         self.log_op(t, "refresh")
         return True
@@ -473,11 +472,7 @@ class MoreOps:
         t.cols = [Col("id", "int4")] + [Col(self.new_col_name(), self.r.choice(COMMON_TYPES))
                                         for _ in range(self.r.randint(100, 250))]
         t.pk = ["id"] if keyed else None
-        self.create(t, self.col_defs(t))
-        if not keyed:
-            self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY FULL")
-            t.replident = "f"
-        return t
+        return self.create_plain(t, not keyed)
 
     def make_fk(self, schema="public"):
         """A parent and two children REFERENCES it: one keyed (ON UPDATE
@@ -496,8 +491,7 @@ class MoreOps:
         c2.cols = [Col("a", "int4"), Col("b", "text"), Col("pid", "int4")]
         self.create(c2, self.col_defs(c2) + [
             f"FOREIGN KEY (pid) REFERENCES {p.q} (id) ON UPDATE CASCADE ON DELETE SET NULL"])
-        self.x(f"ALTER TABLE {c2.q} REPLICA IDENTITY FULL")
-        c2.replident = "f"
+        self.replident_full(c2)
         p.fk_group = c1.fk_group = c2.fk_group = [p, c1, c2]
         for c in (c1.col("pid"), c2.col("pid")):
             c.fk, c.referenced = p, True
@@ -539,6 +533,10 @@ class MoreOps:
             self.stats["more:" + op] += 1
         return done
 
+    def pick(self, xs):
+        """One of xs at random, None when there is none (the seed's draws as a choice behind an emptiness test)."""
+        return self.r.choice(xs) if xs else None
+
     def plain_cols(self, t):
         """Columns DDL may change: not a key's, not generated or used by one, no identity, no REFERENCES."""
         return [c for c in t.writable_cols() if c.name not in t.keycols and not (t.pk and c.name in t.pk)
@@ -546,10 +544,9 @@ class MoreOps:
                 and c.name not in ("a", "b", "id", "region")]
 
     def mo_set_default(self, t):
-        cs = [c for c in self.plain_cols(t) if c.tkey in COMMON_TYPES]
-        if not cs:
+        c = self.pick([c for c in self.plain_cols(t) if c.tkey in COMMON_TYPES])
+        if c is None:
             return False
-        c = self.r.choice(cs)
         if self.r.random() < 0.3:
             self.x(f"ALTER TABLE {t.q} ALTER COLUMN {c.name} DROP DEFAULT")
         else:
@@ -558,10 +555,9 @@ class MoreOps:
         return self.col_ddl_done(t, "set_default", f"set_default {c.name}")
 
     def mo_not_null(self, t):
-        cs = self.plain_cols(t)
-        if not cs:
+        c = self.pick(self.plain_cols(t))
+        if c is None:
             return False
-        c = self.r.choice(cs)
         if c.notnull:
             self.x(f"ALTER TABLE {t.q} ALTER COLUMN {c.name} DROP NOT NULL")
             self.on_commit(lambda: setattr(c, "notnull", False))
@@ -598,10 +594,9 @@ class MoreOps:
         return True
 
     def mo_add_generated(self, t):
-        srcs = [c for c in t.cols if c.gen_expr is None and c.tkey in ("int2", "int4", "int8", "text")]
-        if not srcs:
+        src = self.pick([c for c in t.cols if c.gen_expr is None and c.tkey in ("int2", "int4", "int8", "text")])
+        if src is None:
             return False
-        src = self.r.choice(srcs)
         name = self.new_col_name()
         tkey, expr = (("text", f"lower({src.name}) || '#'") if src.tkey == "text"
                       else ("int8", f"{src.name}::bigint * 3 - 1"))
@@ -614,20 +609,18 @@ class MoreOps:
         return self.col_ddl_done(t, "add_generated", f"add_generated {name} AS ({expr})")
 
     def mo_drop_generated(self, t):
-        cs = [c for c in t.cols if c.gen_expr]
-        if not cs:
+        c = self.pick([c for c in t.cols if c.gen_expr])
+        if c is None:
             return False
-        c = self.r.choice(cs)
         self.x(f"ALTER TABLE {t.q} DROP COLUMN {c.name}")
         self.on_commit(lambda: t.cols.remove(c))
         return self.col_ddl_done(t, "drop_generated", f"drop_generated {c.name}")
 
     def mo_readd_column(self, t):
         """DROP COLUMN c and ADD COLUMN c of another type (one ALTER TABLE or two)."""
-        cs = self.plain_cols(t)
-        if not cs:
+        c = self.pick(self.plain_cols(t))
+        if c is None:
             return False
-        c = self.r.choice(cs)
         nc = Col(c.name, self.r.choice([k for k in COMMON_TYPES if k != c.tkey]))
         if self.r.random() < 0.5:
             self.x(f"ALTER TABLE {t.q} DROP COLUMN {c.name}, ADD COLUMN {c.name} {nc.sqltype}")
@@ -806,10 +799,9 @@ class MoreOps:
     def mo_recreate(self):
         """DROP TABLE t and CREATE TABLE under its name (another kind), in one
         transaction or two."""
-        ts = self.live(lambda t: self.ddl_target(t) and not t.busy and not t.fk_group and t.kind != "types")
-        if not ts:
+        t = self.pick(self.live(lambda t: self.ddl_target(t) and not t.busy and not t.fk_group and t.kind != "types"))
+        if t is None:
             return False
-        t = self.r.choice(ts)
         keyed = self.r.random() < 0.5
 
         def drop():
@@ -889,10 +881,9 @@ class MoreOps:
         outside a transaction block; FINALIZE when it stopped between them)."""
         self.settle_sessions(strong_only=False)
         roots = self.live(lambda t: t.partitioned and t.parent is None and not any(x.busy for x in self.tree(t)))
-        leaves = [x for root in roots for x in self.tree(root) if x.parent is root and not x.partitioned]
-        if not leaves:
+        leaf = self.pick([x for root in roots for x in self.tree(root) if x.parent is root and not x.partitioned])
+        if leaf is None:
             return False
-        leaf = self.r.choice(leaves)
         root = leaf.parent
         try:
             self.x(f"ALTER TABLE {root.q} DETACH PARTITION {leaf.q} CONCURRENTLY")
@@ -1442,6 +1433,17 @@ class Workload(MoreOps):
             t.tags.add("created_after_setup")
         return self.add_table(t)
 
+    def create_plain(self, t, full):
+        """t with its columns (col_defs) and nothing else; under REPLICA IDENTITY FULL when full."""
+        self.create(t, self.col_defs(t))
+        if full:
+            self.replident_full(t)
+        return t
+
+    def replident_full(self, t):
+        self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY FULL")
+        t.replident = "f"
+
     def add_table(self, t):
         """t joins the model now (a rollback takes it out: forget_created)."""
         self.tables.append(t)
@@ -1482,11 +1484,7 @@ class Workload(MoreOps):
     def make_keyless(self, full, schema="public", name=None, third=None):
         t = Table(schema, name or self.new_name("kf" if full else "kl"), "keyless")
         t.cols = [Col("a", "int4"), Col("b", "text"), Col(self.new_col_name(), third or self.r.choice(COMMON_TYPES))]
-        self.create(t, self.col_defs(t))
-        if full:
-            self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY FULL")
-            t.replident = "f"
-        return t
+        return self.create_plain(t, full)
 
     def make_generated(self, keyed, schema="public"):
         t = Table(schema, self.new_name("gk" if keyed else "gl"), "generated")
@@ -1494,11 +1492,7 @@ class Workload(MoreOps):
                   Col("g1", "int8", "a::bigint * 2 + 1"), Col("g2", "text", "upper(b) || '!'")]
         t.col("a").referenced = t.col("b").referenced = True
         t.pk = ["id"] if keyed else None
-        self.create(t, self.col_defs(t))
-        if not keyed:
-            self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY FULL")
-            t.replident = "f"
-        return t
+        return self.create_plain(t, not keyed)
 
     def make_types(self):
         t = Table("public", self.new_name("types"), "types")
@@ -1514,11 +1508,7 @@ class Workload(MoreOps):
         t.cols = [Col("id", "int4"), Col("n", "int4"), Col("big", "bigtext"), Col("bb", "bigbytea"),
                   Col("small", "text")]
         t.pk = None if keyless else ["id"]
-        self.create(t, self.col_defs(t))
-        if keyless:
-            self.x(f"ALTER TABLE {t.q} REPLICA IDENTITY FULL")
-            t.replident = "f"
-        return t
+        return self.create_plain(t, keyless)
 
     def make_partitioned(self):
         """p (RANGE id) -> p_a (LIST region) -> p_a_x, p_a_y; p -> p_b (leaf)."""
@@ -2164,10 +2154,9 @@ class Workload(MoreOps):
         return self.col_ddl_done(t, "combo", "combo " + "; ".join(parts))
 
     def op_drop_expression(self, t):
-        cs = [c for c in t.cols if c.gen_expr]
-        if not cs:
+        c = self.pick([c for c in t.cols if c.gen_expr])
+        if c is None:
             return False
-        c = self.r.choice(cs)
         self.x(f"ALTER TABLE {t.q} ALTER COLUMN {c.name} DROP EXPRESSION")
         self.on_commit(lambda: setattr(c, "gen_expr", None))
         return self.col_ddl_done(t, "drop_expression", f"drop_expression {c.name}")
@@ -2216,10 +2205,9 @@ class Workload(MoreOps):
 
     def op_enum_rename(self):
         us = [u for u in self.udts.values() if u["kind"] == "enum" and self.udt_free(u)]
-        us = [u for u in us if self.udt_users(u["name"])] or us
-        if not us:
+        u = self.pick([u for u in us if self.udt_users(u["name"])] or us)
+        if u is None:
             return False
-        u = self.r.choice(us)
         i = self.r.randrange(len(u["labels"]))
         old = u["labels"][i]
         self.nudt += 1
@@ -2243,10 +2231,9 @@ class Workload(MoreOps):
               and not any(t.busy for t in self.typed_tables(u))]
         if what == "drop":
             us = [u for u in us if len(u["attrs"]) > 1]
-        us = [u for u in us if self.udt_users(u["name"]) or self.typed_tables(u)] or us
-        if not us:
+        u = self.pick([u for u in us if self.udt_users(u["name"]) or self.typed_tables(u)] or us)
+        if u is None:
             return False
-        u = self.r.choice(us)
         typed = self.typed_tables(u)
         users = self.udt_users(u["name"]) + typed
         if what == "drop":
@@ -2293,20 +2280,18 @@ class Workload(MoreOps):
         reaches the tables inheriting from it now, not those detached)."""
         fam = self.live(lambda t: t.kind == "inherit" and not t.busy)
         if what == "add_col":
-            ps = [t for t in fam if t.inh_kids and not any(k.busy for k in self.descendants(t))]
-            if not ps:
+            t = self.pick([t for t in fam if t.inh_kids and not any(k.busy for k in self.descendants(t))])
+            if t is None:
                 return False
-            t = self.r.choice(ps)
             name = self.new_col_name()
             tkey = self.r.choice(["int4", "text", "jsonb"])
             dflt = self.r.choice(["", "", " DEFAULT 7" if tkey == "int4" else ""])
             self.x(f"ALTER TABLE {t.q} ADD COLUMN {name} {TYPES[tkey][0]}{dflt}")
             self.add_col_everywhere(t, name, tkey)
             return self.col_ddl_done(t, "inherit_add_col", f"inherit_add_col {name}")
-        kids = [t for t in fam if t.inh_parent is not None or t.inh_was is not None]
-        if not kids:
+        k = self.pick([t for t in fam if t.inh_parent is not None or t.inh_was is not None])
+        if k is None:
             return False
-        k = self.r.choice(kids)
         if k.inh_parent is not None:
             p = k.inh_parent
             if p.busy:

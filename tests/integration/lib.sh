@@ -134,6 +134,16 @@ worker_kill() {
   wait "$pid" 2>/dev/null || true
 }
 
+# worker_up ARG...: worker_start with $TMP/run.log as its log, its pid in wpid
+# (what marker_catch_up, expect_clean_stop and worker_down read). worker_down:
+# SIGTERM to the worker $wpid, which must exit 0, else the end of $TMP/run.log
+# and the test fails; wpid is cleared.
+worker_up() {
+  worker_start "$TMP/run.log" "$@"
+  wpid=$WORKER_PID
+}
+worker_down() { worker_stop "$wpid" || { tail -20 "$TMP/run.log"; fail "the worker did not stop cleanly"; }; wpid=; }
+
 conninfo() { echo "host=127.0.0.1 port=$PGPORT user=postgres dbname=$1"; }
 
 # fresh_db NAME: drop slots and database of a previous run, create it.
@@ -198,6 +208,31 @@ late_tables_conf() {
   printf '[source]\ntables = public.base\n[worker]\nbackfill_chunk_rows = %s\n' "$1" >"$TMP/walrev.conf"
   W() { "$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT" "$@"; }
 }
+
+# backfill_state TABLE: the state of public.TABLE's baseline in the history's
+# backfill table ($H), none without a row; backfill_state_is TABLE STATE.
+backfill_state() { q "$DB" "$H SELECT coalesce((SELECT state FROM backfill WHERE relid = 'public.$1'::regclass), 'none')"; }
+backfill_state_is() { [ "$(backfill_state "$1")" = "$2" ]; }
+
+# expect_whole_from TABLE: WHOLE is backfill.whole_from of public.TABLE (the
+# revision from which the history holds all its rows); fails unless it is one.
+expect_whole_from() {
+  WHOLE=$(q "$DB" "$H SELECT whole_from FROM backfill WHERE relid = 'public.$1'::regclass")
+  [ "$WHOLE" -gt 0 ] 2>/dev/null || fail "$1's whole_from is a revision ($WHOLE)"
+}
+
+# expect_snapshot_refused TABLE POINT WHEN PATTERN WHAT: `W snapshot` of TABLE
+# at POINT fails (else: "a snapshot of TABLE WHEN answered") with output that
+# matches the grep PATTERN (else the check WHAT fails, showing the output).
+expect_snapshot_refused() {
+  local out
+  out=$(W snapshot --table "$1" --at "$2" 2>&1) && fail "a snapshot of $1 $3 answered: $out"
+  grep -q "$4" <<<"$out" || fail "$5: $out"
+}
+
+# expect_like_table WHAT TABLE ROWS: ROWS (walrev's rows of TABLE, sorted, as
+# the test read them) equal the source's live rows of TABLE.
+expect_like_table() { expect_eq "$1" "$3" "$(q "$DB" "COPY (SELECT * FROM $2) TO STDOUT" | sort)"; }
 
 # kill_at_exit SIGNAL VAR: when the test ends, send SIGNAL to the pid VAR
 # holds then (nothing when VAR is empty or the process is gone).

@@ -27,16 +27,9 @@ q $DB "CREATE TABLE t (id int PRIMARY KEY, v text);
        INSERT INTO k VALUES (1, 'x'), (2, 'y'), (3, 'z'), (5, 'dup'), (5, 'dup'), (5, 'dup');"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 
-start_worker() {
-  worker_start "$TMP/run.log" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT
-  wpid=$WORKER_PID
-}
-stop_worker() { worker_stop "$wpid" || { tail -20 "$TMP/run.log"; fail "the worker did not stop cleanly"; }; wpid=; }
+start_worker() { worker_up -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT; }
 catch_up() { marker_catch_up t 300; }
-expect_exact() { # TABLE
-  expect_eq "the history of $1 equals the table" "$(W snapshot --table "$1" 2>/dev/null | sort)" \
-    "$(q $DB "COPY (SELECT * FROM $1) TO STDOUT" | sort)"
-}
+expect_exact() { expect_like_table "the history of $1 equals the table" "$1" "$(W snapshot --table "$1" 2>/dev/null | sort)"; }
 # The walsender lets go of the slot a moment after the worker exits; dropping
 # or advancing an active slot fails, and the test would then see no gap at all.
 wait_slot_idle() { wait_for 30 slot_idle || fail "the slot $SLOT stayed active after the worker stopped"; }
@@ -45,7 +38,7 @@ gaps() { q $DB "$H SELECT count(*) FROM revision WHERE actor_type = 'walrev' AND
 start_worker
 q $DB "UPDATE t SET v = 'seen' WHERE id = 5"
 catch_up
-stop_worker
+worker_down
 expect_eq "no gap while the slot continues the history" "$(gaps)" 0
 
 # --- 1. the slot is dropped while changes happen; walrev setup makes it again ---
@@ -99,7 +92,7 @@ expect_eq "after the gap the stream goes on with exact old values" \
 rc=0; W verify --against-source >"$TMP/vs.out" 2>&1 || rc=$?
 [ $rc = 0 ] || { cat "$TMP/vs.out"; fail "verify --against-source after the gap exited $rc"; }
 pass "verify --against-source finds the history equal to the tables after the gap"
-stop_worker
+worker_down
 
 # --- 2. the slot is advanced past a transaction the worker never saw ---
 q $DB "UPDATE t SET v = 'skipped' WHERE id = 4; DELETE FROM t WHERE id = 6;"
@@ -138,7 +131,7 @@ worker_kill "$wpid"; wpid=
 start_worker
 catch_up
 expect_eq "no gap after a restart of a worker that confirmed idle WAL" "$(gaps)" 2
-stop_worker
+worker_down
 
 # --- the file sink carries the gap revision with its changes ---
 /usr/bin/python3 - "$TMP/stream.msgpack" >"$TMP/file.out" <<'PY'

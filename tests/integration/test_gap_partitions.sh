@@ -14,16 +14,9 @@ source "$(dirname "$0")/lib.sh"
 source_db gap_part_src gappart
 wpid=
 kill_at_exit 9 wpid
-start_worker() {
-  worker_start "$TMP/run.log" --source "$SRC" --slot $SLOT
-  wpid=$WORKER_PID
-}
-stop_worker() { worker_stop "$wpid" || { tail -20 "$TMP/run.log"; fail "the worker did not stop cleanly"; }; wpid=; }
+start_worker() { worker_up --source "$SRC" --slot $SLOT; }
 catch_up() { marker_catch_up m 300; }
-expect_exact() { # TABLE
-  expect_eq "the history of $1 equals the table" "$(W snapshot --table "$1" 2>&1 | sort)" \
-    "$(q $DB "COPY (SELECT * FROM $1) TO STDOUT" | sort)"
-}
+expect_exact() { expect_like_table "the history of $1 equals the table" "$1" "$(W snapshot --table "$1" 2>&1 | sort)"; }
 
 q $DB "CREATE TABLE m (id int PRIMARY KEY, v text); INSERT INTO m VALUES (1, 'm');
        CREATE TABLE p (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
@@ -37,7 +30,7 @@ W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 start_worker
 q $DB "UPDATE p2 SET v = 'y' WHERE id = 101; ALTER TABLE p DETACH PARTITION p1; INSERT INTO p3 VALUES (300, 't')"
 catch_up
-stop_worker
+worker_down
 expect_eq "p is empty once p1 is detached" "$(W snapshot --table p 2>&1)" ""
 
 # --- the slot is lost; meanwhile p2 is attached with rows, p1 again, p3 (emptied)
@@ -70,7 +63,7 @@ q $DB "INSERT INTO p VALUES (150, 'new'), (6, 'six'); UPDATE p SET v = v || '!' 
        INSERT INTO later_empty VALUES (1, 'e'); INSERT INTO later_gen (id, a) VALUES (1, 10), (2, NULL);
        UPDATE later_gen_rows SET b = 'y' WHERE id = 1; UPDATE gx SET a = 5 WHERE id = 1"
 catch_up
-stop_worker
+worker_down
 for t in p p1 p2 p3 later_empty later_rows later_gen later_gen_rows gx; do expect_exact $t; done
 W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail "verify after the gap"; }
 pass "verify passes"

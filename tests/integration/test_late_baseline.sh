@@ -35,14 +35,13 @@ start_worker() {
 # Wait until the worker holds everything committed so far: a marker change,
 # and the history has it (revisions are durable in commit order).
 catch_up() { marker_catch_up base 600; }
-state_of() { q $DB "$H SELECT coalesce((SELECT state FROM backfill WHERE relid = 'public.$1'::regclass), 'none')"; }
 wait_state() { # TABLE STATE
   for _ in $(seq 1 1200); do
-    [ "$(state_of "$1")" = "$2" ] && return 0
+    [ "$(backfill_state "$1")" = "$2" ] && return 0
     kill -0 "$wpid" 2>/dev/null || { tail -20 "$TMP/run.log"; fail "the worker died"; }
     sleep 0.1
   done
-  tail -20 "$TMP/run.log"; fail "the baseline of $1 did not reach state $2 (it is $(state_of "$1"))"
+  tail -20 "$TMP/run.log"; fail "the baseline of $1 did not reach state $2 (it is $(backfill_state "$1"))"
 }
 # A writer: updates, deletes and inserts of random rows of a table, small transactions.
 writer() { # TABLE N KIND
@@ -143,7 +142,7 @@ for _ in $(seq 1 600); do
   [ "$(q $DB "$H SELECT coalesce((SELECT chunks FROM backfill WHERE relid = 'public.late_r'::regclass AND state = 'running'), 0)")" -ge 4 ] && break
   sleep 0.05
 done
-[ "$(state_of late_r)" = running ] || fail "late_r was not being backfilled when the worker was to be killed ($(state_of late_r))"
+[ "$(backfill_state late_r)" = running ] || fail "late_r was not being backfilled when the worker was to be killed ($(backfill_state late_r))"
 worker_kill "$wpid"
 killed_at=$(q $DB "$H SELECT chunks FROM backfill WHERE relid = 'public.late_r'::regclass")
 pass "worker killed with the baseline of late_r at chunk $killed_at"

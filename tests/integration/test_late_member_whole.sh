@@ -27,17 +27,15 @@ q $DB "ALTER TABLE lq ATTACH PARTITION lq2 FOR VALUES FROM (100) TO (200)"
 q_at L1 "UPDATE lq SET v = 'in' WHERE id = 102"
 worker_start "$LOG" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
 wpid=$WORKER_PID
-state_is() { [ "$(q $DB "$H SELECT coalesce((SELECT state FROM backfill WHERE relid = 'public.$1'::regclass), 'none')")" = "$2" ]; }
-wait_for 60 state_is lq2 done || { tail -20 "$LOG"; fail "the baseline of lq2 did not finish"; }
+wait_for 60 backfill_state_is lq2 done || { tail -20 "$LOG"; fail "the baseline of lq2 did not finish"; }
 marker_catch_up base 600
 expect_clean_stop "the worker stops cleanly"
 
-whole=$(q $DB "$H SELECT whole_from FROM backfill WHERE relid = 'public.lq2'::regclass")
-[ "$whole" -gt 0 ] 2>/dev/null || fail "lq2's whole_from is a revision ($whole)"
-out=$(W snapshot --table lq --at "$L1" 2>&1) && fail "a snapshot of lq before its member's baseline answered: $out"
-grep -q "table lq is incomplete at revision [0-9]*: it joined the publication after setup and its baseline (its member public.lq2's) completed in revision $whole" <<<"$out" ||
-  fail "the parent's refusal names its member and the revision: $out"
+expect_whole_from lq2
+whole=$WHOLE
+expect_snapshot_refused lq "$L1" "before its member's baseline" \
+  "table lq is incomplete at revision [0-9]*: it joined the publication after setup and its baseline (its member public.lq2's) completed in revision $whole" \
+  "the parent's refusal names its member and the revision"
 pass "before its member's baseline, lq is refused, naming lq2 and revision $whole"
-expect_eq "from the baseline on, lq equals the table" "$(W snapshot --table lq --at "$whole" | sort)" \
-  "$(q $DB "COPY (SELECT * FROM lq) TO STDOUT" | sort)"
+expect_like_table "from the baseline on, lq equals the table" lq "$(W snapshot --table lq --at "$whole" | sort)"
 pass "lq equals the source from revision $whole"

@@ -38,39 +38,34 @@ locked() { [ "$(q $DB "SELECT count(*) FROM pg_locks WHERE relation = 'public.la
 wait_for 10 locked || fail "the lock was not taken"
 worker_start "$LOG" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
 wpid=$WORKER_PID
-state_of() { q $DB "$H SELECT coalesce((SELECT state FROM backfill WHERE relid = 'public.$1'::regclass), 'none')"; }
-state_is() { [ "$(state_of "$1")" = "$2" ]; }
-state_not() { [ "$(state_of "$1")" != "$2" ]; }
+state_not() { [ "$(backfill_state "$1")" != "$2" ]; }
 wait_for 60 state_not late none || { tail -20 "$LOG"; fail "no backfill row for late"; }
-out=$(W snapshot --table late --at "$L1" 2>&1) && fail "a snapshot of late while its baseline is pending answered: $out"
-grep -q "table late is incomplete at revision [0-9]*: it joined the publication after setup and its baseline is \(requested\|running\)" <<<"$out" ||
-  fail "the refusal names the pending baseline: $out"
-pass "while its baseline is pending, late is refused ($(state_of late))"
+expect_snapshot_refused late "$L1" "while its baseline is pending" \
+  "table late is incomplete at revision [0-9]*: it joined the publication after setup and its baseline is \(requested\|running\)" \
+  "the refusal names the pending baseline"
+pass "while its baseline is pending, late is refused ($(backfill_state late))"
 
 # The lock goes; the baselines finish.
 q $DB "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'whole_locker'" >/dev/null
 wait "$lpid" 2>/dev/null || true
 lpid=
 for t in late late2; do
-  wait_for 60 state_is $t done ||
-    { tail -20 "$LOG"; fail "the baseline of $t did not finish ($(state_of $t))"; }
+  wait_for 60 backfill_state_is $t done ||
+    { tail -20 "$LOG"; fail "the baseline of $t did not finish ($(backfill_state $t))"; }
 done
 marker_catch_up base 600
 expect_clean_stop "the worker stops cleanly"
 
-whole=$(q $DB "$H SELECT whole_from FROM backfill WHERE relid = 'public.late'::regclass")
-[ "$whole" -gt 0 ] 2>/dev/null || fail "late's whole_from is a revision ($whole)"
-out=$(W snapshot --table late --at "$L1" 2>&1) && fail "a snapshot of late before its baseline answered: $out"
-grep -q "table late is incomplete at revision [0-9]*: it joined the publication after setup and its baseline completed in revision $whole" <<<"$out" ||
-  fail "the refusal names the revision the baseline completed in: $out"
-out=$(W snapshot --table late2 --at "$L1" 2>&1) && fail "a snapshot of late2 before its baseline answered: $out"
-grep -q "table late2 is incomplete at revision [0-9]*: .*its baseline completed in revision" <<<"$out" ||
-  fail "late2's refusal: $out"
+expect_whole_from late
+whole=$WHOLE
+expect_snapshot_refused late "$L1" "before its baseline" \
+  "table late is incomplete at revision [0-9]*: it joined the publication after setup and its baseline completed in revision $whole" \
+  "the refusal names the revision the baseline completed in"
+expect_snapshot_refused late2 "$L1" "before its baseline" \
+  "table late2 is incomplete at revision [0-9]*: .*its baseline completed in revision" "late2's refusal"
 pass "before their baselines, late and late2 are refused, naming where they became whole"
 
-expect_eq "from its baseline on, late equals the table" "$(W snapshot --table late --at "$whole" | sort)" \
-  "$(q $DB "COPY (SELECT * FROM late) TO STDOUT" | sort)"
-expect_eq "late2 at the newest point equals the table" "$(W snapshot --table late2 | sort)" \
-  "$(q $DB "COPY (SELECT * FROM late2) TO STDOUT" | sort)"
+expect_like_table "from its baseline on, late equals the table" late "$(W snapshot --table late --at "$whole" | sort)"
+expect_like_table "late2 at the newest point equals the table" late2 "$(W snapshot --table late2 | sort)"
 expect_eq "a table there at setup is never refused" "$(W snapshot --table base --at "$L1")" "1	b1"
 pass "from their baselines on, the tables equal the source"
