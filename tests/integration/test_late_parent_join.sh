@@ -33,24 +33,22 @@ q $DB "ALTER PUBLICATION walrev ADD TABLE pp"
 q_at L1 "UPDATE pp SET v = 'in' WHERE id IN (2, 12)"
 worker_start "$LOG" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
 wpid=$WORKER_PID
-state_is() { [ "$(q $DB "$H SELECT coalesce((SELECT state FROM backfill WHERE relid = 'public.$1'::regclass), 'none')")" = "$2" ]; }
-for t in pp1 pp2; do wait_for 60 state_is $t done || { tail -20 "$LOG"; fail "the baseline of $t did not finish"; }; done
+for t in pp1 pp2; do wait_for 60 backfill_state_is $t done || { tail -20 "$LOG"; fail "the baseline of $t did not finish"; }; done
 marker_catch_up base 600
 expect_clean_stop "the worker stops cleanly"
 
 expect_eq "the join is in the table log: the parent and each partition" \
   "$(q $DB "$H SELECT string_agg(relname || ':' || event, ' ' ORDER BY relname) FROM table_event")" \
   "pp:alter pp1:alter pp2:alter"
-out=$(W snapshot --table pp --at "$L0" 2>&1) && fail "a snapshot of pp before it joined answered: $out"
-grep -q "table pp was not tracked yet at revision [0-9]*: its history begins at revision" <<<"$out" ||
-  fail "before the join, pp is not tracked yet: $out"
+expect_snapshot_refused pp "$L0" "before it joined" \
+  "table pp was not tracked yet at revision [0-9]*: its history begins at revision" "before the join, pp is not tracked yet"
 whole=$(q $DB "$H SELECT max(whole_from) FROM backfill WHERE relname IN ('pp1', 'pp2')")
-out=$(W snapshot --table pp --at "$L1" 2>&1) && fail "a snapshot of pp before its members' baselines answered: $out"
-grep -q "table pp is incomplete at revision [0-9]*: it joined the publication after setup and its baseline (its member public.pp[12]'s) completed in revision" <<<"$out" ||
-  fail "the parent's refusal names a member: $out"
+expect_snapshot_refused pp "$L1" "before its members' baselines" \
+  "table pp is incomplete at revision [0-9]*: it joined the publication after setup and its baseline (its member public.pp[12]'s) completed in revision" \
+  "the parent's refusal names a member"
 pass "pp: not tracked before the join, refused by name until its partitions are whole"
-expect_eq "from its partitions' baselines on, pp equals the table" "$(W snapshot --table pp --at "$whole" 2>/dev/null | sort)" \
-  "$(q $DB "COPY (SELECT * FROM pp) TO STDOUT" | sort)"
+expect_like_table "from its partitions' baselines on, pp equals the table" pp \
+  "$(W snapshot --table pp --at "$whole" 2>/dev/null | sort)"
 expect_eq "log --table pp answers" "$(W log --table pp --format csv 2>/dev/null | tail -n +2 | wc -l)" 4
 # diff checks both points as snapshot checks its one: the baseline's rows
 # would otherwise net out as added, and a point before the join as empty
@@ -91,7 +89,7 @@ pass "a member the worker has not seen yet is refused by name"
 W setup >"$TMP/setup2.out" 2>&1 || { cat "$TMP/setup2.out"; fail "setup again"; }
 worker_start "$LOG" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
 wpid=$WORKER_PID
-for t in qq1 pp2; do wait_for 60 state_is $t done || { tail -20 "$LOG"; fail "the baseline of $t did not finish"; }; done
+for t in qq1 pp2; do wait_for 60 backfill_state_is $t done || { tail -20 "$LOG"; fail "the baseline of $t did not finish"; }; done
 marker_catch_up base 600
 expect_clean_stop "the worker stops cleanly again"
 expect_eq "after setup again, qq equals the table" "$(W snapshot --table qq 2>&1 | sort)" \
