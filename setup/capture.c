@@ -563,7 +563,8 @@ bool setup_ensure_table_log(Setup *s)
         }
         if (!ok) goto out;
         setup_say("created",
-                  "table log %s and event triggers walrev_log_tables, walrev_schema_tables, walrev_log_drops",
+                  "table log %s and event triggers walrev_log_tables, walrev_schema_tables, walrev_log_drops, "
+                  "walrev_log_detach_pending",
                   name.data);
         s->changes++;
     }

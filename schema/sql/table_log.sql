@@ -214,6 +214,42 @@ BEGIN
 END
 $fn$;
 
+-- ddl_command_start of ALTER TABLE: `DETACH PARTITION p CONCURRENTLY` runs in
+-- two transactions. The first marks p detach-pending and commits: from then
+-- on SELECT from the parent no longer shows p's rows, and nothing of that is
+-- in the WAL logical decoding reads. The second (which fires ddl_command_end)
+-- waits for older snapshots and may be cancelled, leaving p pending until a
+-- `DETACH PARTITION p FINALIZE` (PostgreSQL's detach-partition-concurrently-4
+-- isolation spec: the parent's snapshot kept p's rows). So p is logged
+-- detached here, in the first transaction: rolled back with it when it fails.
+-- The statement is the whole query (PostgreSQL refuses it in a transaction
+-- block, so in a multi-statement string). No SET search_path: the name
+-- resolves as the command's did; everything here is schema-qualified.
+CREATE OR REPLACE FUNCTION @schema@.log_detach_pending() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER AS $fn$
+DECLARE
+    m text[];
+    t oid;
+    s @schema@.table_log;
+BEGIN
+    m := pg_catalog.regexp_match(pg_catalog.current_query(),
+                                 '\mDETACH\s+PARTITION\s+(.+?)\s+CONCURRENTLY\s*;?\s*$', 'is');
+    IF m IS NULL THEN
+        RETURN;
+    END IF;
+    t := pg_catalog.to_regclass(m[1]);
+    IF t IS NULL THEN
+        RETURN;
+    END IF;
+    s := @schema@.table_state(t);
+    IF s.relid IS NULL OR s.parent IS NULL OR s.event IS NOT NULL THEN
+        RETURN;  -- not published, no partition, or unlogged: nothing changes for replay
+    END IF;
+    INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns, inherits)
+    VALUES (s.relid, 'alter', s.nspname, s.relname, s.relkind, NULL, s.columns, s.inherits);
+END
+$fn$;
+
 -- sql_drop: every dropped table (its rows leave its parent; readers skip
 -- the drop of one the log never knew), and each remaining table whose columns the command dropped: a DROP
 -- DOMAIN, TYPE, FUNCTION, COLLATION or TABLE (a row type) ... CASCADE drops
@@ -302,3 +338,8 @@ DROP EVENT TRIGGER IF EXISTS walrev_log_drops;
 CREATE EVENT TRIGGER walrev_log_drops ON sql_drop
     EXECUTE FUNCTION @schema@.log_drops();
 ALTER EVENT TRIGGER walrev_log_drops ENABLE ALWAYS;
+DROP EVENT TRIGGER IF EXISTS walrev_log_detach_pending;
+CREATE EVENT TRIGGER walrev_log_detach_pending ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION @schema@.log_detach_pending();
+ALTER EVENT TRIGGER walrev_log_detach_pending ENABLE ALWAYS;

@@ -34,7 +34,7 @@ expect_has $OUT/1.out "created   replication slot $DB with a baseline of the exi
 expect_has $OUT/1.out "warning   public.nokey has REPLICA IDENTITY DEFAULT and no primary key: UPDATE and DELETE on it fail"
 expect_has $OUT/1.out "info      2 published table(s) use a key (primary key or replica identity index), not FULL; walrev does not need FULL"
 expect_has $OUT/1.out "ok        3 table(s) published"
-expect_has $OUT/1.out "created   table log walrev.table_log and event triggers walrev_log_tables, walrev_schema_tables, walrev_log_drops"
+expect_has $OUT/1.out "created   table log walrev.table_log and event triggers walrev_log_tables, walrev_schema_tables, walrev_log_drops, walrev_log_detach_pending"
 expect_has $OUT/1.out "changed   publication walrev: added the table log walrev.table_log"
 expect_has $OUT/1.out "created   DDL capture event trigger walrev_capture_ddl writing walrev.ddl_capture"
 expect_has $OUT/1.out "created   table rewrite event trigger walrev_capture_rewrite (a table made LOGGED starts its history at the DDL)"
