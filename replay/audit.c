@@ -175,12 +175,12 @@ static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, int64_t from,
  * table has no version then. The caller ends rv (relversion_term) and frees
  * *render (rq_free_strv(*render, rv->ncols)).
  */
-static WrStatus zoned_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion *rv, char ***render, WrError *err)
+static WrStatus zoned_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion *rv, bool *found, char ***render,
+                         WrError *err)
 {
-    bool found = false;
     *render = NULL;
-    if (rq_relation_at(ctx, relid, rev, rv, &found, err) != WR_OK) return err->status;
-    if (!found) return WR_OK;
+    if (rq_relation_at(ctx, relid, rev, rv, found, err) != WR_OK) return err->status;
+    if (!*found) return WR_OK;
     char **types = rq_column_types(ctx->hist, ctx->schema_q, rv, err);
     if (!types) return err->status;
     WrStatus st = rq_zoned_types(ctx->hist, rv->ncols, types, render, err);
@@ -565,6 +565,11 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
     char rel[16], rev[24];
     rq_oid_text(relid, rel);
+    /* a table unlogged, incomplete or (at an asked point) not there then has no true answer; without
+     * --at a dropped table's row is blamed as it last was (its history stays). Checked after blame()
+     * on the relation version its values are rendered by, so the common case adds one statement */
+    bool absent_ok = !a.at;
+    uint32_t table_relid = relid;
     snprintf(rev, sizeof(rev), "%lld", (long long)pt.rev);
     if (parent) {
         /* a partitioned table: blame the row in the partition that holds it then */
@@ -622,7 +627,13 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     /* the values in the reader's TimeZone, by the types the row's columns have then */
     RelVersion rv;
     char **render = NULL;
-    st = zoned_at(ctx, (uint32_t)strtoul(rel, NULL, 10), pt.rev, &rv, &render, err);
+    bool found = false;
+    st = zoned_at(ctx, (uint32_t)strtoul(rel, NULL, 10), pt.rev, &rv, &found, &render, err);
+    if (st == WR_OK && table_relid == (uint32_t)strtoul(rel, NULL, 10))
+        st = rq_table_whole_rv(ctx, a.tables[0], table_relid, parent, pt.rev, &rv, found, absent_ok, err);
+    else if (st == WR_OK)
+        st = absent_ok ? rq_table_whole_at(ctx, a.tables[0], table_relid, parent, pt.rev, err)
+                       : rq_table_there_at(ctx, a.tables[0], table_relid, parent, pt.rev, err);
     if (st == WR_OK) {
         int nrows = PQntuples(res), nc = 0, cc = PQfnumber(res, "column");
         ZoneCell *cells = xcalloc((size_t)nrows + 1, sizeof(ZoneCell));
@@ -658,9 +669,10 @@ static WrStatus zone_diff(ReplayCtx *ctx, PGresult **res, int64_t rev1, int64_t 
     for (int r = 0; r < nrows && st == WR_OK && cc >= 0; r++) {
         if (r == 0 || strcmp(PQgetvalue(*res, r, nf - 1), PQgetvalue(*res, r - 1, nf - 1)) != 0) {
             uint32_t relid = (uint32_t)strtoul(PQgetvalue(*res, r, nf - 1), NULL, 10);
-            st = zoned_at(ctx, relid, rev1, &zt[nt].rv, &zt[nt].render, err);
+            bool found;
+            st = zoned_at(ctx, relid, rev1, &zt[nt].rv, &found, &zt[nt].render, err);
             nt++;
-            if (st == WR_OK) st = zoned_at(ctx, relid, rev2, &zt[nt].rv, &zt[nt].render, err);
+            if (st == WR_OK) st = zoned_at(ctx, relid, rev2, &zt[nt].rv, &found, &zt[nt].render, err);
             nt++;
             if (st != WR_OK) break;
         }

@@ -171,6 +171,14 @@ WrStatus rq_inherits_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, bool *paren
  * (it or a member joined the publication after setup and its baseline completed later; snapshot.c). */
 WrStatus rq_table_whole_at(ReplayCtx *ctx, const char *table, uint32_t relid, bool members, int64_t rev,
                            WrError *err) WR_MUSTCHECK;
+/* rq_table_whole_at where a table that did not exist at rev (dropped by then, not created yet) is an
+ * error naming why too: a row of it at rev has no answer (blame --at). */
+WrStatus rq_table_there_at(ReplayCtx *ctx, const char *table, uint32_t relid, bool members, int64_t rev,
+                           WrError *err) WR_MUSTCHECK;
+/* Either check (absent_ok: rq_table_whole_at) on rv and found as rq_relation_at(relid, rev) gave them,
+ * for a caller that reads the relation version anyway. rv stays the caller's. */
+WrStatus rq_table_whole_rv(ReplayCtx *ctx, const char *table, uint32_t relid, bool members, int64_t rev,
+                           const RelVersion *rv, bool found, bool absent_ok, WrError *err) WR_MUSTCHECK;
 /* A --key argument to the stored key form: 42 -> ["42"]; a JSON array is re-encoded compactly. Caller frees. */
 WrStatus rq_parse_key(const char *arg, char **key, WrError *err) WR_MUSTCHECK;
 /* --actor TYPE:ID (NULL passes): a usage error (exit 2) for another form or

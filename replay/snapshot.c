@@ -902,22 +902,40 @@ static WrStatus snapshot_whole_table(ReplayCtx *ctx, const char *table, const Re
     return st;
 }
 
-WrStatus rq_table_whole_at(ReplayCtx *ctx, const char *table, uint32_t relid, bool members, int64_t rev,
-                           WrError *err)
+WrStatus rq_table_whole_rv(ReplayCtx *ctx, const char *table, uint32_t relid, bool members, int64_t rev,
+                           const RelVersion *rv, bool found, bool absent_ok, WrError *err)
+{
+    if (!found && (!absent_ok || rv->untracked || rv->unlogged_rev > 0)) {
+        Point pt = {.rev = rev};
+        return snapshot_missing_table(ctx, table, relid, rv, &pt, err);
+    }
+    if (!found) return WR_OK;
+    RelVersion kind = *rv; /* shallow: only its relkind is read, and changed here */
+    if (members && kind.relkind == 'r') kind.relkind = 'i'; /* an INHERITS parent: its children's rows too */
+    return snapshot_whole_table(ctx, table, &kind, relid, rev, err);
+}
+
+static WrStatus table_whole_at(ReplayCtx *ctx, const char *table, uint32_t relid, bool members, int64_t rev,
+                               bool absent_ok, WrError *err)
 {
     RelVersion rv;
     bool found;
     if (rq_relation_at(ctx, relid, rev, &rv, &found, err) != WR_OK) return err->status;
-    WrStatus st = WR_OK;
-    if (!found && (rv.untracked || rv.unlogged_rev > 0)) {
-        Point pt = {.rev = rev};
-        st = snapshot_missing_table(ctx, table, relid, &rv, &pt, err);
-    } else if (found) {
-        if (members && rv.relkind == 'r') rv.relkind = 'i'; /* an INHERITS parent: its children's rows too */
-        st = snapshot_whole_table(ctx, table, &rv, relid, rev, err);
-    }
+    WrStatus st = rq_table_whole_rv(ctx, table, relid, members, rev, &rv, found, absent_ok, err);
     relversion_term(&rv);
     return st;
+}
+
+WrStatus rq_table_whole_at(ReplayCtx *ctx, const char *table, uint32_t relid, bool members, int64_t rev,
+                           WrError *err)
+{
+    return table_whole_at(ctx, table, relid, members, rev, true, err);
+}
+
+WrStatus rq_table_there_at(ReplayCtx *ctx, const char *table, uint32_t relid, bool members, int64_t rev,
+                           WrError *err)
+{
+    return table_whole_at(ctx, table, relid, members, rev, false, err);
 }
 
 /* --output-dir, before any table is read: a directory that is not there

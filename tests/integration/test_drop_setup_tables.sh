@@ -86,6 +86,15 @@ U,v,t1,t1b"
 expect_eq "blame --table t --key 1 after its drop: each column's last change" \
   "$(W blame --table t --key 1 --format csv 2>/dev/null | cut -d, -f1,2,4 | tail -n +2)" "id,1,S
 v,t1b,U"
+# blame at a point: the row as it was then, and no answer after the drop
+expect_eq "blame --table t --key 1 --at a point before its drop" \
+  "$(W blame --table t --key 1 --at "$BEFORE" --format csv 2>/dev/null | cut -d, -f1,2,4 | tail -n +2)" "id,1,S
+v,t1b,U"
+rc=0
+out=$(W blame --table t --key 1 --at "$AFTER" 2>&1) || rc=$?
+expect_eq "blame --at a point after t's drop: an error" "$rc" 1
+expect_eq "... naming the drop" "$(echo "$out" | grep -v '^resolved ')" \
+  "walrev blame: error: table t did not exist at revision $(rev_at "$AFTER"): it was dropped in revision $(rev_at "$DROP1")"
 expect_eq "log --table tx after its drop: the baseline, and the revision that changed and dropped it (3 inserts: keep's two and the table log's drop)" \
   "$(W log --table tx --format csv 2>/dev/null | tail -n +2 | cut -d, -f1,6,7,8 | LC_ALL=C sort -n)" \
   "1,0,0,0

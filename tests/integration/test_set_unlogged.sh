@@ -10,11 +10,13 @@ source "$(dirname "$0")/lib.sh"
 source_db set_unlogged setunlogged
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b');
-       CREATE TABLE other (id int PRIMARY KEY); INSERT INTO other VALUES (1)"
+       CREATE TABLE other (id int PRIMARY KEY); INSERT INTO other VALUES (1);
+       CREATE TABLE u (id int PRIMARY KEY, v text); INSERT INTO u VALUES (1, 'u1')"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
 q_at A "UPDATE t SET v = 'a2' WHERE id = 1"
-q $DB "ALTER TABLE t SET UNLOGGED"
-q_at B "UPDATE t SET v = 'lost' WHERE id = 2; INSERT INTO t VALUES (3, 'unseen'); INSERT INTO other VALUES (2)"
+q $DB "ALTER TABLE t SET UNLOGGED; ALTER TABLE u SET UNLOGGED"
+q_at B "UPDATE t SET v = 'lost' WHERE id = 2; INSERT INTO t VALUES (3, 'unseen'); INSERT INTO other VALUES (2);
+        UPDATE u SET v = 'u2' WHERE id = 1"
 q_at C "ALTER TABLE t SET LOGGED"
 q_at D "DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (4, 'd')"
 run_to "$D" "$LOG" --source "$SRC" --slot setunlogged
@@ -48,3 +50,21 @@ expect_eq "a diff of every table with t unlogged at neither point answers" \
   "2 public.t,added
 2 public.t,removed"
 pass "diff of every table names an unlogged table at either point"
+
+# blame answers a row's values, which an unlogged table's history no longer
+# knows: at a point while t was unlogged, and for u (unlogged still) at the
+# newest, it names the table unlogged instead of the values before
+rc=0
+out=$(W blame --table t --key 2 --at "$B" 2>&1) || rc=$?
+expect_eq "blame of t at a point while it was unlogged: an error" "$rc" 1
+grep -q 'table t is unlogged at revision [0-9]*: it was made UNLOGGED in revision' <<<"$out" ||
+  fail "blame names t unlogged: $out"
+rc=0
+out=$(W blame --table u --key 1 2>&1) || rc=$?
+expect_eq "blame of u, unlogged since, at the newest: an error" "$rc" 1
+grep -q 'table u is unlogged at revision [0-9]*: it was made UNLOGGED in revision' <<<"$out" ||
+  fail "blame names u unlogged: $out"
+expect_eq "blame of t at D (logged again): its baseline value" \
+  "$(W blame --table t --key 2 --format csv 2>/dev/null | cut -d, -f1,2 | tail -n +2)" "id,2
+v,lost"
+pass "blame names a table unlogged at its point"
