@@ -237,7 +237,14 @@ BEGIN
     IF m IS NULL THEN
         RETURN;
     END IF;
-    t := pg_catalog.to_regclass(m[1]);
+    -- PostgreSQL 15's to_regclass raises on what is not a name alone (a
+    -- comment before CONCURRENTLY, say): that must not fail the user's
+    -- command; its ddl_command_end logs the detach when it completes
+    BEGIN
+        t := pg_catalog.to_regclass(m[1]);
+    EXCEPTION WHEN OTHERS THEN
+        RETURN;
+    END;
     IF t IS NULL THEN
         RETURN;
     END IF;

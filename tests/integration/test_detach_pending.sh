@@ -58,7 +58,15 @@ point
 q $DB "ALTER TABLE dp DETACH PARTITION s2.dp3 CONCURRENTLY"
 q $DB "UPDATE dp SET b = 'twelve!' WHERE a = 12; UPDATE s2.dp3 SET b = 'y' WHERE a = 13"
 point
+# A detach whose partition is not a name alone before CONCURRENTLY (a
+# comment): the trigger cannot read it, and must not fail the command (it
+# did: to_regclass raised 'invalid name syntax'); the detach is logged when
+# it completes
+q $DB "ALTER TABLE dp DETACH PARTITION dp2 /* the last */ CONCURRENTLY" ||
+  fail "a CONCURRENTLY detach with a comment failed"
+q $DB "UPDATE dp2 SET b = 'two!!' WHERE a = 2"
+point
 
 run_to_now "$LOG" --source "$SRC" --slot detachpend
-expect_points_equal 16
+expect_points_equal 20
 expect_verify "verify"
