@@ -687,21 +687,29 @@ static WrStatus detect(Backfill *b, WrError *err)
         PQclear(h);
         return st == WR_RETRY ? st : disable(b, err);
     }
-    /* walrev's DDL capture table (in the history schema's name) is never history. */
+    /* walrev's DDL capture table (in the history schema's name) is never history. The
+     * published tables and the table log's births are read in one snapshot: read one after
+     * the other, a table dropped in between was listed but no longer born, and was taken
+     * for one that joined the publication later (test_born_drop_race). */
     const char *pub[2] = {b->cfg->publication, b->cfg->history_schema};
     PGresult *s = NULL;
-    st = pgio_run(b->src,
-                  "SELECT c.oid, n.nspname, c.relname FROM pg_publication_tables pt "
-                  "JOIN pg_namespace n ON n.nspname = pt.schemaname "
-                  "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-                  "WHERE pt.pubname = $1 AND NOT (pt.schemaname = $2 AND pt.tablename = 'ddl_capture') ORDER BY 2, 3",
-                  2, pub, &s, err, "backfill: listing published tables");
+    st = pgio_run(b->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL, err,
+                  "backfill: BEGIN for the published tables");
+    if (st == WR_OK)
+        st = pgio_run(b->src,
+                      "SELECT c.oid, n.nspname, c.relname FROM pg_publication_tables pt "
+                      "JOIN pg_namespace n ON n.nspname = pt.schemaname "
+                      "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+                      "WHERE pt.pubname = $1 AND NOT (pt.schemaname = $2 AND pt.tablename = 'ddl_capture') ORDER BY 2, 3",
+                      2, pub, &s, err, "backfill: listing published tables");
     if (st != WR_OK) {
+        pgio_run_unchecked(b->src, "ROLLBACK");
         if (st != WR_RETRY) st = disable(b, err);
         goto out;
     }
 
     born = table_log_births(b);
+    pgio_run_unchecked(b->src, "ROLLBACK"); /* read only: nothing to keep */
     for (int i = 0; i < PQntuples(s); i++) {
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(s, i, 0), NULL, 10);
         const char *nsp = PQgetvalue(s, i, 1), *rel = PQgetvalue(s, i, 2);
