@@ -137,17 +137,22 @@ static void parse_root(ParsedContext *c, json_t *root, StrBuf *warnings, json_t 
                     strbuf_append_str(warnings, "context: NUL characters in actor replaced by U+FFFD\n");
                 json_t *t = json_object_get(v, "type");
                 json_t *id = json_object_get(v, "id");
+                /* an empty type or id could not be asked for (log --actor TYPE:ID) */
                 if (t && !json_is_null(t)) {
-                    if (scalar_text(t, &c->actor_type))
-                        c->has_actor_type = true;
-                    else
+                    if (!scalar_text(t, &c->actor_type))
                         strbuf_append_str(warnings, "context: actor.type must be a string\n");
+                    else if (c->actor_type.len == 0)
+                        strbuf_append_str(warnings, "context: actor.type is empty: recorded without a type\n");
+                    else
+                        c->has_actor_type = true;
                 }
                 if (id && !json_is_null(id)) {
-                    if (scalar_text(id, &c->actor_id))
-                        c->has_actor_id = true;
-                    else
+                    if (!scalar_text(id, &c->actor_id))
                         strbuf_append_str(warnings, "context: actor.id must be a string or number\n");
+                    else if (c->actor_id.len == 0)
+                        strbuf_append_str(warnings, "context: actor.id is empty: recorded without an id\n");
+                    else
+                        c->has_actor_id = true;
                 }
                 dump_into(v, &c->actor_json);
                 c->has_actor_json = true;

@@ -88,6 +88,16 @@ static void test_context_bounds(void **state)
     assert_string_equal(c.actor_type.data, "walrev");
     assert_int_equal(w.len, 0);
 
+    /* an empty actor type or id is none (log --actor could not ask for it), with a warning */
+    parse(&c, "{\"actor\":{\"type\":\"\",\"id\":\"x\"}}", 0, &w);
+    assert_false(c.has_actor_type);
+    assert_true(c.has_actor_id);
+    assert_string_equal(w.data, "context: actor.type is empty: recorded without a type\n");
+    parse(&c, "{\"actor\":{\"type\":\"user\",\"id\":\"\"}}", 0, &w);
+    assert_true(c.has_actor_type);
+    assert_false(c.has_actor_id);
+    assert_string_equal(w.data, "context: actor.id is empty: recorded without an id\n");
+
     /* NUL bytes in the message itself: nothing applied, a warning */
     strbuf_reset(&w);
     context_parse(&c, "{\0}", 3, 0, NULL, &w);
