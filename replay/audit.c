@@ -279,6 +279,10 @@ static WrStatus resolve_range(ReplayCtx *ctx, const AuditArgs *a, char since[24]
     Point pts[2];
     if (rq_resolve_points(ctx, n, texts, pts, err) != WR_OK) return err->status;
     for (int i = 0; i < n; i++) snprintf(outs[i], 24, "%lld", (long long)pts[i].rev);
+    /* an inverted range is a mistake, not an empty answer an auditor would take for "nothing changed" */
+    if (n == 2 && pts[0].rev > pts[1].rev)
+        return rq_usage(ctx, err, "--since %s (revision %lld) is after --until %s (revision %lld)", a->since,
+                        (long long)pts[0].rev, a->until, (long long)pts[1].rev);
     return WR_OK;
 }
 

@@ -463,6 +463,13 @@ static void test_point_errors(void **state)
     r = RUN("history", "--table", "customer", "--key", "1", "--since", "99");
     expect_error(&r, "revision 99 is beyond the history");
     run_free(&r);
+    /* an inverted range is a mistake, not an empty answer */
+    r = RUN("log", "--since", "4", "--until", "2");
+    expect_usage(&r, "--since 4 (revision 4) is after --until 2 (revision 2)");
+    run_free(&r);
+    r = RUN("history", "--table", "customer", "--key", "1", "--since", "5", "--until", "1");
+    expect_usage(&r, "--since 5 (revision 5) is after --until 1 (revision 1)");
+    run_free(&r);
     r = RUN("diff", "3");
     expect_usage(&r, "usage: walrev diff");
     run_free(&r);
