@@ -1355,7 +1355,9 @@ WrStatus backfill_step(Backfill *b, WrError *err)
 
 /* ---- walrev baseline ---- */
 
-static int request_table(PGconn *src, PGconn *hist, const BaselineConfig *cfg, const char *schema, const char *table)
+/* The published table named `table` in the source: its oid, schema and name
+ * in *found (the caller's to PQclear); else 1 with the reason on stderr. */
+static int lookup_table(PGconn *src, const BaselineConfig *cfg, const char *table, PGresult **found)
 {
     const char *p[2] = {table, cfg->publication};
     PGresult *r;
@@ -1384,6 +1386,15 @@ static int request_table(PGconn *src, PGconn *hist, const BaselineConfig *cfg, c
         PQclear(r);
         return rc;
     }
+    *found = r;
+    return 0;
+}
+
+/* A new baseline of the table lookup_table found (r): its backfill row requested again. */
+static int request_table(PGconn *hist, const char *schema, const PGresult *r)
+{
+    char msg[512];
+    int rc = 0;
     const char *hp[3] = {PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2)};
     StrBuf q;
     strbuf_init(&q);
@@ -1395,7 +1406,7 @@ static int request_table(PGconn *src, PGconn *hist, const BaselineConfig *cfg, c
                    "error = NULL, requested_at = now(), started_at = NULL, finished_at = NULL, updated_at = now()",
                    schema);
     PGresult *h;
-    ok = pgio_exec(hist, q.data, 3, hp, &h);
+    bool ok = pgio_exec(hist, q.data, 3, hp, &h);
     strbuf_free(&q);
     if (!ok) {
         fprintf(stderr, "walrev baseline: requesting the baseline of %s.%s: %s\n", hp[1], hp[2],
@@ -1408,7 +1419,6 @@ static int request_table(PGconn *src, PGconn *hist, const BaselineConfig *cfg, c
         printf("requested baseline of %s.%s: the running worker takes it within 10 s\n", hp[1], hp[2]);
     }
     PQclear(h);
-    PQclear(r);
     return rc;
 }
 
@@ -1449,8 +1459,18 @@ int backfill_command(const BaselineConfig *cfg, char *const *tables, int ntables
     if (ntables > 0 && !(src = connect_to(cfg->source_conninfo, "source", &err))) goto out;
     if (!(hist = connect_to(cfg->history_conninfo, "history store", &err))) goto out;
     rc = 0;
+    /* every table is looked up before any is requested: one that is not there or not published
+     * requests none (as a command that names a wrong table should), and says so */
+    PGresult **found = xcalloc((size_t)ntables + 1, sizeof(PGresult *));
     for (int i = 0; i < ntables; i++)
-        if (request_table(src, hist, cfg, schema, tables[i]) != 0) rc = 1;
+        if (lookup_table(src, cfg, tables[i], &found[i]) != 0) rc = 1;
+    if (rc)
+        fprintf(stderr, "walrev baseline: no baseline requested\n");
+    else
+        for (int i = 0; i < ntables; i++)
+            if (request_table(hist, schema, found[i]) != 0) rc = 1;
+    for (int i = 0; i < ntables; i++) PQclear(found[i]);
+    free(found);
     if (print_states(hist, schema, fmt, null_text) != 0) rc = 1;
 out:
     if (err.msg[0]) fprintf(stderr, "walrev baseline: %s\n", err.msg);

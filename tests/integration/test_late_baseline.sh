@@ -171,6 +171,11 @@ expect_clean late_m
 rc=0; W baseline --table no_such_table >"$TMP/bad.out" 2>&1 || rc=$?
 expect_eq "walrev baseline of a missing table exits 1" "$rc" 1
 grep -q "table no_such_table does not exist" "$TMP/bad.out" || { cat "$TMP/bad.out"; fail "no message for a missing table"; }
+# with one good and one missing table, none is requested (late_k stays done)
+rc=0; W baseline --table late_k --table no_such_table >"$TMP/bad2.out" 2>&1 || rc=$?
+expect_eq "walrev baseline of a good and a missing table exits 1" "$rc" 1
+grep -q "no baseline requested" "$TMP/bad2.out" || { cat "$TMP/bad2.out"; fail "no word that nothing was requested"; }
+expect_eq "... and requests neither" "$(grep -c 'requested baseline of' "$TMP/bad2.out")" 0
 W baseline --format csv >"$TMP/states.out" 2>&1 || { cat "$TMP/states.out"; fail "walrev baseline"; }
 STATES="public.base done
 public.late_k done
