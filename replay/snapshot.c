@@ -975,10 +975,14 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     while ((c = getopt_long(argc, argv, "", rq_snapshot_options, NULL)) != -1) {
         switch (c) {
         case OPT_AT: at = optarg; break;
-        case OPT_TABLE:
+        case OPT_TABLE: {
+            bool again = false; /* the same name twice is one table */
+            for (int i = 0; i < ntables && !again; i++) again = strcmp(tables[i], optarg) == 0;
+            if (again) break;
             if (ntables == 256) return rq_usage(ctx, err, "too many --table options");
             tables[ntables++] = optarg;
             break;
+        }
         case OPT_FORMAT:
             if ((format = snapshot_format(optarg)) < 0)
                 return rq_usage(ctx, err, "unknown --format %s: expected text, csv, json, aligned or sql", optarg);

@@ -223,6 +223,13 @@ static void test_snapshot_each_revision(void **state)
     expect_ok(&r);
     assert_non_null(strstr(r.err, "to revision 5 "));
     run_free(&r);
+    /* the same --table twice is that one table, not two in one COPY stream */
+    r = RUN("snapshot", "--table", "customer", "--table", "customer", "--at", "0/5008");
+    expect_ok(&r);
+    got = sorted_body(r.out, false);
+    assert_string_equal(got, "1\tAnn\tann@y\n2\tRobert\tbob@x\n3\tCy\t\\N\n");
+    free(got);
+    run_free(&r);
 }
 
 /* memory: the --memory argument ("0": the server-sorted fold instead of the hash) */
