@@ -632,8 +632,9 @@ WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     RelVersion rv;
     char **render = NULL;
     bool found = false;
-    st = zoned_at(ctx, (uint32_t)strtoul(rel, NULL, 10), pt.rev, &rv, &found, &render, err);
-    if (st == WR_OK && table_relid == (uint32_t)strtoul(rel, NULL, 10))
+    uint32_t blamed = (uint32_t)strtoul(rel, NULL, 10); /* the partition that holds the row, for a parent */
+    st = zoned_at(ctx, blamed, pt.rev, &rv, &found, &render, err);
+    if (st == WR_OK && table_relid == blamed)
         st = rq_table_whole_rv(ctx, a.tables[0], table_relid, parent, pt.rev, &rv, found, absent_ok, err);
     else if (st == WR_OK)
         st = absent_ok ? rq_table_whole_at(ctx, a.tables[0], table_relid, parent, pt.rev, err)
@@ -750,17 +751,17 @@ static WrStatus diff_whole(ReplayCtx *ctx, const char *ids, int64_t rev1, int64_
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
         /* unlogged at both points: the history has nothing of it at either, and it is left out, as a
          * snapshot of every table leaves it out */
-        bool unlogged[2] = {false, false};
-        for (int k = 0; k < 2 && st == WR_OK; k++) {
-            RelVersion rv;
-            bool found;
-            st = rq_relation_at(ctx, relid, k ? rev2 : rev1, &rv, &found, err);
-            unlogged[k] = st == WR_OK && !found && rv.unlogged_rev > 0;
-            relversion_term(&rv);
-        }
-        if (st != WR_OK || (unlogged[0] && unlogged[1])) continue;
-        st = rq_table_whole_at(ctx, PQgetvalue(res, i, 1), relid, false, rev1, err);
-        if (st == WR_OK) st = rq_table_whole_at(ctx, PQgetvalue(res, i, 1), relid, false, rev2, err);
+        RelVersion rv[2] = {0};
+        bool found[2] = {false, false};
+        for (int k = 0; k < 2 && st == WR_OK; k++)
+            st = rq_relation_at(ctx, relid, k ? rev2 : rev1, &rv[k], &found[k], err);
+        bool both_unlogged = !found[0] && rv[0].unlogged_rev > 0 && !found[1] && rv[1].unlogged_rev > 0;
+        /* each point checked on the relation version just read */
+        for (int k = 0; k < 2 && st == WR_OK && !both_unlogged; k++)
+            st = rq_table_whole_rv(ctx, PQgetvalue(res, i, 1), relid, false, k ? rev2 : rev1, &rv[k], found[k], true,
+                                   err);
+        relversion_term(&rv[0]);
+        relversion_term(&rv[1]);
     }
     PQclear(res);
     return st;
