@@ -30,12 +30,16 @@ import io
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg2
 import psycopg2.extensions
@@ -2825,17 +2829,121 @@ def load_known(path):
     return known
 
 
+def snap_one(worker, lsn, q):
+    """One table at one point, as a process of its own: the reference form,
+    whose stdout and stderr judge_snapshot reads."""
+    return subprocess.run(worker.cmd("snapshot", "--at", lsn, "--table", q), capture_output=True, timeout=600)
+
+
+def snap_batch(worker, lsn, tables, workdir):
+    """The tables [(q, (schema, name))] at one point through one `walrev
+    snapshot --output-dir` (each process costs its start, two connections
+    and the point's resolution: one per table-point, they took hours under
+    the regression suite). Returns (done, single, again): the results read
+    from the files, as snap_one's would be (a file's bytes are what stdout
+    would be), by position in tables; the positions to run on their own (a
+    table that failed, wrote no file, or may have been cut off); the
+    positions to batch again (those after the failure: walrev stops at the
+    first table that fails)."""
+    d = tempfile.mkdtemp(dir=workdir, prefix="snapshot-")
+    try:
+        cmd = worker.cmd("snapshot", "--at", lsn, "--output-dir", d)
+        for q, _names in tables:
+            cmd += ["--table", q]
+        try:
+            rc = subprocess.run(cmd, capture_output=True, timeout=600 + 30 * len(tables)).returncode
+        except subprocess.TimeoutExpired:
+            rc = None
+        files = [os.path.join(d, f"{nsp}.{rel}.copy") for _q, (nsp, rel) in tables]
+        have = [os.path.exists(f) for f in files]
+        # the tables are written in order, each file closed before the next
+        # table is read: on failure, every file before the last one there is
+        # whole, and the last may be the failing table's, cut off
+        last = max((i for i, h in enumerate(have) if h), default=-1) if rc != 0 else len(tables)
+        done, single = {}, []
+        for i in range(min(last, len(tables))):
+            if have[i]:
+                with open(files[i], "rb") as f:
+                    done[i] = subprocess.CompletedProcess(cmd, 0, f.read(), b"")
+            else:
+                single.append(i)
+        if rc != 0:
+            single.append(max(last, 0))
+        again = list(range(max(last, 0) + 1, len(tables))) if rc != 0 else []
+        return done, single, again
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def snapshot_all(worker, jobs, workdir, njobs, batch, t0, who):
+    """walrev's snapshot of every table-point of jobs [(lsn, q, (schema,
+    name), alone)], as finished processes in jobs' order (judge_snapshot's
+    input). Each point's tables go through --output-dir batches of up to
+    `batch`; a table that makes its batch fail, one marked alone (an
+    unlogged one: its right answer is an error) and one whose file name
+    would be ambiguous (a '/' in it, or two tables of a point with one name)
+    run on their own, so that every verdict, error or rows, is the one a
+    process of its own would give."""
+    results = [None] * len(jobs)
+    units = []   # (lsn, [job index]); a unit of one runs on its own
+    by_point = defaultdict(list)
+    for k, (lsn, _q, _names, _alone) in enumerate(jobs):
+        by_point[lsn].append(k)
+    for lsn, ks in by_point.items():
+        seen = defaultdict(int)
+        for k in ks:
+            seen["%s.%s" % jobs[k][2]] += 1
+        grouped = []
+        for k in ks:
+            name = "%s.%s" % jobs[k][2]
+            if batch == 1 or jobs[k][3] or "/" in name or seen[name] > 1:
+                units.append((lsn, [k]))
+            else:
+                grouped.append(k)
+        units += [(lsn, grouped[i:i + batch]) for i in range(0, len(grouped), batch)]
+    counts = [0, 0]   # table-points done, processes run
+    lock = threading.Lock()
+
+    def finished(n, procs):
+        with lock:
+            before = counts[0]
+            counts[0] += n
+            counts[1] += procs
+            step = max(1, len(jobs) // 10)
+            if counts[0] // step != before // step:
+                print(f"{who}: compared {counts[0]}/{len(jobs)} table-points in {counts[1]} snapshot "
+                      f"processes ({time.time() - t0:.0f}s)", flush=True)
+
+    def run_unit(unit):
+        lsn, ks = unit
+        while ks:
+            if len(ks) == 1:
+                results[ks[0]] = snap_one(worker, lsn, jobs[ks[0]][1])
+                finished(1, 1)
+                return
+            done, single, again = snap_batch(worker, lsn, [(jobs[k][1], jobs[k][2]) for k in ks], workdir)
+            for i, p in done.items():
+                results[ks[i]] = p
+            for i in single:
+                results[ks[i]] = snap_one(worker, lsn, jobs[ks[i]][1])
+            finished(len(done) + len(single), 1 + len(single))
+            ks = [ks[i] for i in again]
+
+    with ThreadPoolExecutor(max_workers=njobs) as pool:
+        list(pool.map(run_unit, units))
+    print(f"{who}: {len(jobs)} table-points in {counts[1]} snapshot processes ({time.time() - t0:.0f}s)", flush=True)
+    return results
+
+
 def check(args, w, worker, workdir, t0, faults):
     known = load_known(args.known)
     per_kind = defaultdict(lambda: [0, 0])
     by_table = defaultdict(list)   # table id -> [(point, lsn, name, tags, detail, known tags)]
     hit_known = defaultdict(int)
-    # the snapshots, two at a time (each is a process and a query)
-    from concurrent.futures import ThreadPoolExecutor
+    # the snapshots: --jobs processes at a time, --batch tables each
     jobs = [(idx, lsn, rec) for idx, step, lsn, recs in w.points for rec in recs]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda j: subprocess.run(worker.cmd("snapshot", "--at", j[1], "--table", j[2][1]),
-                                                         capture_output=True), jobs))
+    results = snapshot_all(worker, [(lsn, rec[1], tuple(rec[1].split(".", 1)), bool(rec[4])) for _idx, lsn, rec in jobs],
+                           workdir, args.jobs, args.batch, t0, "difftest")
     for (idx, lsn, rec), p in zip(jobs, results):
         if True:
             tid, q, tags, path, unlogged = rec
@@ -2962,7 +3070,9 @@ def main():
                     "of the steps (0: none)")
     ap.add_argument("--sessions", type=int, default=3, help="client sessions; all but one keep transactions "
                     "open across steps (1: one transaction at a time)")
-    ap.add_argument("--jobs", type=int, default=2, help="snapshots checked at once")
+    ap.add_argument("--jobs", type=int, default=2, help="snapshot processes at once")
+    ap.add_argument("--batch", type=int, default=200, metavar="N",
+                    help="tables per `walrev snapshot --output-dir` (at most 256; 1: one process per table-point)")
     ap.add_argument("--known", help="known-divergences file")
     ap.add_argument("--workdir")
     ap.add_argument("--show", type=int, default=3, help="divergences shown per kind")

@@ -29,7 +29,7 @@ first differing lines.
 
 Usage: external.py --sql-dir DIR --walrev BIN --conninfo-base 'host=... port=... user=...'
                    [--files a.sql,b.sql] [--prelude FILE] [--workdir DIR] [--db NAME]
-                   [--psql-var NAME=VALUE]... [--psql-setting NAME=VALUE]... [--restart-after N] [--show N] [--jobs N] [--marks N]
+                   [--psql-var NAME=VALUE]... [--psql-setting NAME=VALUE]... [--restart-after N] [--show N] [--jobs N] [--batch N] [--marks N]
 Exit status: 0 all equal, 1 any divergence or worker failure, 2 usage.
 """
 import argparse
@@ -49,7 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import difftest  # noqa: E402  (Worker, judge_snapshot, load_known)
+import difftest  # noqa: E402  (Worker, snapshot_all, judge_snapshot, load_known)
 
 # What a table is, most specific first: a table-point counts under the first
 # of its kinds (several may apply).
@@ -63,7 +63,8 @@ SELECT c.oid, format('%%I.%%I', n.nspname, c.relname), c.relkind, c.relpersisten
                AND NOT a.attisdropped AND a.attgenerated <> ''),
        c.relispartition,
        EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhparent = c.oid) AND c.relkind = 'r',
-       EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = c.oid) AND NOT c.relispartition
+       EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = c.oid) AND NOT c.relispartition,
+       n.nspname, c.relname
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u')
    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
@@ -126,7 +127,7 @@ DDL_LINE = re.compile(rb"^\s*(create|alter|drop|truncate)\b", re.I | re.M)
 
 
 def kinds_of(row):
-    _oid, _q, relkind, persistence, replident, has_pk, generated, ispart, inh_parent, inh_child = row
+    _oid, _q, relkind, persistence, replident, has_pk, generated, ispart, inh_parent, inh_child = row[:10]
     k = set()
     if persistence == "u":
         k.add("unlogged")
@@ -440,7 +441,8 @@ def record_point(conn, walrev_schemas, workdir, idx, label):
         path = os.path.join(workdir, f"p{idx:03d}_{len(recs):04d}.copy")
         with open(path, "wb") as f:
             f.write(b"".join(sorted(buf.getvalue().splitlines(keepends=True))))
-        recs.append((q, kinds_of(row), path))
+        # (schema, name) as they are: the file name of a --output-dir snapshot
+        recs.append((q, kinds_of(row), path, (row[10], row[11])))
     # the position must not move while recording: nothing else writes
     return (idx, label, lsn, recs)
 
@@ -479,7 +481,10 @@ def main():
                     help="stop and restart the worker after this many files (default: half; 0: never)")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per file")
     ap.add_argument("--show", type=int, default=40, help="divergences shown in detail")
-    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=2, help="snapshot processes at a time in the comparison")
+    ap.add_argument("--batch", type=int, default=200, metavar="N",
+                    help="tables per `walrev snapshot --output-dir` in the comparison (at most 256; 1: one "
+                         "process per table-point)")
     ap.add_argument("--marks", type=int, default=1,
                     help="points per file: 1 after each file; N also at N-1 statement ends spread over it")
     ap.add_argument("--schedule", help="a pg_regress schedule (`test: a b c` lines): each line's files run "
@@ -494,6 +499,10 @@ def main():
     ap.add_argument("--pgdir", help="the source cluster's tests/support/pgcluster.sh directory (--source-restarts)")
     ap.add_argument("--known", help="known divergences: a table kind a line (then why), reported as KNOWN, not failing")
     args = ap.parse_args()
+    if not 1 <= args.batch <= 256:
+        print(f"external: --batch {args.batch}: expected 1 to 256 (walrev snapshot takes 256 --table at most)",
+              file=sys.stderr)
+        return 2
     PSQL_SETTINGS.extend(args.psql_setting)
 
     if args.schedule:
@@ -646,28 +655,13 @@ def main():
 
     # the comparison
     jobs = [(p, rec) for p in points for rec in p[3]]
-
-    def snap(j):
-        (_idx, _label, lsn, _recs), (q, _kinds, _path) = j
-        return subprocess.run(worker.cmd("snapshot", "--at", lsn, "--table", q), capture_output=True, timeout=600)
-
-    done = [0]
-    lock = threading.Lock()
-
-    def snap_counted(j):
-        p = snap(j)
-        with lock:
-            done[0] += 1
-            if done[0] % max(1, len(jobs) // 10) == 0:
-                print(f"external: compared {done[0]}/{len(jobs)} table-points ({time.time() - t0:.0f}s)", flush=True)
-        return p
-
-    print(f"external: comparing {len(jobs)} table-points, {args.jobs} at a time", flush=True)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(snap_counted, jobs))
+    print(f"external: comparing {len(jobs)} table-points, {args.jobs} snapshot processes at a time, "
+          f"up to {args.batch} tables each", flush=True)
+    results = difftest.snapshot_all(worker, [(p[2], rec[0], rec[3], "unlogged" in rec[1]) for p, rec in jobs],
+                                    args.workdir, args.jobs, args.batch, t0, "external")
     per_kind = defaultdict(lambda: [0, 0])
     fails = defaultdict(list)   # table -> [(point idx, label, lsn, kinds, detail)]
-    for ((idx, label, lsn, _), (q, kinds, path)), p in zip(jobs, results):
+    for ((idx, label, lsn, _), (q, kinds, path, _names)), p in zip(jobs, results):
         kind = primary_kind(kinds)
         per_kind[kind][1] += 1
         detail = difftest.judge_snapshot(p, path, "unlogged" in kinds)
