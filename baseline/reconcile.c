@@ -913,7 +913,18 @@ int reconcile_command(const BaselineConfig *cfg, const char *slot_name, int argc
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'a': break;
-        case 't': tables[ntables++] = optarg; break;
+        case 't': {
+            /* a name of the wrong form is said before any connection (exit 2 with the source down too) */
+            if (!ident_is_qualified(optarg)) {
+                fprintf(stderr,
+                        "walrev verify: invalid table name \"%s\": expected table or schema.table, quoted as in SQL\n",
+                        optarg);
+                free(tables);
+                return 2;
+            }
+            tables[ntables++] = optarg;
+            break;
+        }
         case 'w': {
             char *end;
             long v = strtol(optarg, &end, 10);

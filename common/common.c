@@ -362,6 +362,15 @@ bad:
     return false;
 }
 
+bool ident_is_qualified(const char *text)
+{
+    char *schema = NULL, *name = NULL;
+    bool ok = ident_parse_qualified(text, &schema, &name);
+    free(schema);
+    free(name);
+    return ok;
+}
+
 uint64_t wr_fnv1a(const void *data, size_t len, uint64_t h)
 {
     const unsigned char *p = data;

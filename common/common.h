@@ -55,6 +55,8 @@ bool lsn_parse(const char *text, Lsn *out) WR_MUSTCHECK;
  * false: not a valid name (empty part, unterminated quote, more than two parts).
  */
 bool ident_parse_qualified(const char *text, char **schema, char **name) WR_MUSTCHECK;
+/* Whether text is a name ident_parse_qualified takes (table or schema.table), for a check before any lookup. */
+bool ident_is_qualified(const char *text);
 
 /* PostgreSQL timestamps: microseconds since 2000-01-01 00:00:00 UTC. */
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)

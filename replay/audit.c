@@ -51,6 +51,20 @@ typedef struct {
 #define BLAME_OPTS (OUT_OPTS | OPTBIT(OPT_TABLE) | OPTBIT(OPT_KEY) | OPTBIT(OPT_AT))
 #define DIFF_OPTS (OUT_OPTS | OPTBIT(OPT_TABLE))
 
+/* --limit into digits in out[24] ("" without it). */
+static WrStatus parse_limit(ReplayCtx *ctx, const AuditArgs *a, char out[24], WrError *err)
+{
+    out[0] = '\0';
+    if (!a->limit) return WR_OK;
+    char *end;
+    errno = 0;
+    long long n = strtoll(a->limit, &end, 10);
+    if (!a->limit[0] || *end || n < 0 || errno)
+        return rq_usage(ctx, err, "invalid --limit %s: expected a count", a->limit);
+    snprintf(out, 24, "%lld", n);
+    return WR_OK;
+}
+
 static WrStatus parse_args(ReplayCtx *ctx, int argc, char **argv, unsigned allowed, AuditArgs *a, WrError *err)
 {
     memset(a, 0, sizeof(*a));
@@ -83,6 +97,13 @@ static WrStatus parse_args(ReplayCtx *ctx, int argc, char **argv, unsigned allow
     /* GNU getopt moves positionals after the options */
     a->pos = argv + optind;
     a->npos = argc - optind;
+    /* the values' forms, before the store is opened (rq_open_history) */
+    char limit[24];
+    if (rq_check_table_names(ctx, a->tables, a->ntables, err) != WR_OK ||
+        (a->key && rq_check_key(ctx, a->key, err) != WR_OK) || parse_limit(ctx, a, limit, err) != WR_OK ||
+        rq_check_range(ctx, a->since, a->until, err) != WR_OK ||
+        (a->at && rq_check_point(ctx, "--at", a->at, err) != WR_OK))
+        return err->status;
     return WR_OK;
 }
 
@@ -90,6 +111,15 @@ static WrStatus need_no_pos(ReplayCtx *ctx, const AuditArgs *a, const char *cmd,
 {
     if (a->npos > 0) return rq_usage(ctx, err, "%s: unexpected argument %s", cmd, a->pos[0]);
     return WR_OK;
+}
+
+/* history and blame: one row, named by --table and --key, and no operand; then the store is opened. */
+static WrStatus object_args(ReplayCtx *ctx, int argc, char **argv, unsigned allowed, AuditArgs *a, WrError *err)
+{
+    if (parse_args(ctx, argc, argv, allowed, a, err) != WR_OK || need_no_pos(ctx, a, ctx->cmd, err) != WR_OK)
+        return err->status;
+    if (a->ntables != 1 || !a->key) return rq_usage(ctx, err, "%s needs --table T and --key K", ctx->cmd);
+    return rq_open_history(ctx, err);
 }
 
 /*
@@ -130,7 +160,7 @@ static WrStatus members_logged(ReplayCtx *ctx, uint32_t relid, int64_t from, int
 }
 
 /*
- * --table and --key into relid and stored key; the key must have a recorded
+ * --table and --key (object_args saw both) into relid and stored key; the key must have a recorded
  * change (for a partitioned table, *parent=true: in one of its partitions
  * while it was one, none of them unlogged then in the states after
  * revisions from..to, to < 0 the newest). newest non-NULL: the newest
@@ -139,8 +169,6 @@ static WrStatus members_logged(ReplayCtx *ctx, uint32_t relid, int64_t from, int
 static WrStatus resolve_object(ReplayCtx *ctx, const AuditArgs *a, int64_t from, int64_t to, int64_t *newest,
                                uint32_t *relid, char **key, bool *parent, WrError *err)
 {
-    if (a->ntables != 1 || !a->key) return rq_usage(ctx, err, "%s needs --table T and --key K", ctx->cmd);
-    /* a malformed --key is said before the history is asked */
     if (rq_parse_key_arg(ctx, a->key, key, err) != WR_OK) return err->status;
     ObjectRef o;
     if (rq_resolve_object(ctx, a->tables[0], *key, newest != NULL, &o, err) != WR_OK) return err->status;
@@ -253,20 +281,6 @@ static WrStatus zone_history(ReplayCtx *ctx, PGresult **res, WrError *err)
     return st;
 }
 
-/* --limit into digits in out[24] ("" without it). */
-static WrStatus parse_limit(ReplayCtx *ctx, const AuditArgs *a, char out[24], WrError *err)
-{
-    out[0] = '\0';
-    if (!a->limit) return WR_OK;
-    char *end;
-    errno = 0;
-    long long n = strtoll(a->limit, &end, 10);
-    if (!a->limit[0] || *end || n < 0 || errno)
-        return rq_usage(ctx, err, "invalid --limit %s: expected a count", a->limit);
-    snprintf(out, 24, "%lld", n);
-    return WR_OK;
-}
-
 /* --since and --until into revision ids in since[24] and until[24] ("" when absent), in one round trip. */
 static WrStatus resolve_range(ReplayCtx *ctx, const AuditArgs *a, char since[24], char until[24], WrError *err)
 {
@@ -308,22 +322,19 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     AuditArgs a;
     if (parse_args(ctx, argc, argv, LOG_OPTS, &a, err) != WR_OK || need_no_pos(ctx, &a, "log", err) != WR_OK)
         return err->status;
+    const char *colon = a.actor ? strchr(a.actor, ':') : NULL;
+    if (a.actor && (!colon || colon == a.actor))
+        return rq_usage(ctx, err, "invalid --actor %s: expected TYPE:ID", a.actor);
+    if (a.ntables > 1) return rq_usage(ctx, err, "log takes one --table");
+    if (a.key && !a.ntables) return rq_usage(ctx, err, "--key needs --table");
+    if (rq_open_history(ctx, err) != WR_OK) return err->status;
     char since[24] = "", until[24] = "", rel[16] = "", limit[24] = "";
     char *atype = NULL, *aid = NULL, *key = NULL;
     WrStatus st = WR_OK;
     if ((st = resolve_range(ctx, &a, since, until, err)) != WR_OK) goto done;
     if (a.actor) {
-        const char *colon = strchr(a.actor, ':');
-        if (!colon || colon == a.actor) {
-            st = rq_usage(ctx, err, "invalid --actor %s: expected TYPE:ID", a.actor);
-            goto done;
-        }
         atype = xstrndup(a.actor, (size_t)(colon - a.actor));
         aid = xstrdup(colon + 1);
-    }
-    if (a.ntables > 1) {
-        st = rq_usage(ctx, err, "log takes one --table");
-        goto done;
     }
     bool parent = false;
     if (a.ntables == 1) {
@@ -335,13 +346,7 @@ WrStatus cmd_log(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             goto done;
         rq_oid_text(relid, rel);
     }
-    if (a.key) {
-        if (!a.ntables) {
-            st = rq_usage(ctx, err, "--key needs --table");
-            goto done;
-        }
-        if ((st = rq_parse_key_arg(ctx, a.key, &key, err)) != WR_OK) goto done;
-    }
+    if (a.key && (st = rq_parse_key_arg(ctx, a.key, &key, err)) != WR_OK) goto done;
     if ((st = parse_limit(ctx, &a, limit, err)) != WR_OK) goto done;
     {
         /* Only the conditions given are in the statement, each value its own
@@ -433,6 +438,7 @@ WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     AuditArgs a;
     if (parse_args(ctx, argc, argv, SHOW_OPTS, &a, err) != WR_OK) return err->status;
     if (a.npos != 1) return rq_usage(ctx, err, "usage: walrev show POINT [--format aligned|csv|json]");
+    if (rq_check_point(ctx, "POINT", a.pos[0], err) != WR_OK || rq_open_history(ctx, err) != WR_OK) return err->status;
     Point pt;
     if (rq_resolve_point(ctx, a.pos[0], &pt, err) != WR_OK) return err->status;
     PGresult *head =
@@ -485,8 +491,7 @@ WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
-    if (parse_args(ctx, argc, argv, HISTORY_OPTS, &a, err) != WR_OK || need_no_pos(ctx, &a, "history", err) != WR_OK)
-        return err->status;
+    if (object_args(ctx, argc, argv, HISTORY_OPTS, &a, err) != WR_OK) return err->status;
     uint32_t relid;
     char *key = NULL;
     bool parent = false;
@@ -554,8 +559,7 @@ WrStatus cmd_history(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 WrStatus cmd_blame(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     AuditArgs a;
-    if (parse_args(ctx, argc, argv, BLAME_OPTS, &a, err) != WR_OK || need_no_pos(ctx, &a, "blame", err) != WR_OK)
-        return err->status;
+    if (object_args(ctx, argc, argv, BLAME_OPTS, &a, err) != WR_OK) return err->status;
     uint32_t relid;
     char *key = NULL;
     bool parent = false;
@@ -772,8 +776,13 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     AuditArgs a;
     if (parse_args(ctx, argc, argv, DIFF_OPTS, &a, err) != WR_OK) return err->status;
     if (a.npos == 1 && strstr(a.pos[0], "..")) /* main..NAME: a branch (merge.c) */
-        return branch_diff(ctx, a.pos[0], a.tables, a.ntables, a.fmt, a.null_text, err);
+        return rq_open_history(ctx, err) == WR_OK
+                   ? branch_diff(ctx, a.pos[0], a.tables, a.ntables, a.fmt, a.null_text, err)
+                   : err->status;
     if (a.npos != 2) return rq_usage(ctx, err, "usage: walrev diff POINT1 POINT2 [--table T ...] [--format F]");
+    if (rq_check_point(ctx, "POINT1", a.pos[0], err) != WR_OK ||
+        rq_check_point(ctx, "POINT2", a.pos[1], err) != WR_OK || rq_open_history(ctx, err) != WR_OK)
+        return err->status;
     Point pts[2];
     if (rq_resolve_points(ctx, 2, (const char *const *)a.pos, pts, err) != WR_OK) return err->status;
     const Point p1 = pts[0], p2 = pts[1];

@@ -41,7 +41,6 @@ const BranchTable *branch_table_for(const BranchInfo *b, uint32_t relid)
     return NULL;
 }
 
-
 static WrStatus info_from_row(const PGresult *res, int r, BranchInfo *b, WrError *err)
 {
     memset(b, 0, sizeof(*b));
@@ -319,8 +318,7 @@ const struct option rq_branch_options[] = {{"at", required_argument, NULL, OPT_A
                                            {"null", required_argument, NULL, OPT_NULL},     /* branch list */
                                            {NULL, 0, NULL, 0}};
 
-/* A branch name of the wrong form is a usage error (exit 2). */
-static WrStatus check_name(ReplayCtx *ctx, const char *name, WrError *err)
+WrStatus branch_check_name(ReplayCtx *ctx, const char *name, WrError *err)
 {
     size_t n = strlen(name);
     bool ok = n > 0 && n <= 48 && strcmp(name, "main") != 0;
@@ -331,7 +329,6 @@ static WrStatus check_name(ReplayCtx *ctx, const char *name, WrError *err)
                         name);
     return WR_OK;
 }
-
 
 /* Schemas of the branches there are (their tables are never branched again). */
 static WrStatus branch_schemas(ReplayCtx *ctx, char ***out, int *n, WrError *err)
@@ -707,7 +704,10 @@ static WrStatus branch_create(ReplayCtx *ctx, int argc, char **argv, WrError *er
     if (optind != argc - 1)
         return rq_usage(ctx, err, "usage: walrev branch create NAME [--at POINT] [--table T]... [--actor TYPE:ID]");
     const char *name = argv[optind];
-    if (check_name(ctx, name, err) != WR_OK || rq_check_actor(ctx, actor, err) != WR_OK) return err->status;
+    if (branch_check_name(ctx, name, err) != WR_OK || rq_check_actor(ctx, actor, err) != WR_OK ||
+        rq_check_table_names(ctx, tables, ntables, err) != WR_OK ||
+        (at && rq_check_point(ctx, "--at", at, err) != WR_OK) || rq_open_history(ctx, err) != WR_OK)
+        return err->status;
 
     WrStatus st;
     Point pt;
@@ -774,9 +774,9 @@ static WrStatus branch_list(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     const char *null_text = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
-            if (rq_parse_format(argv[++i], &fmt, err) != WR_OK) return err->status;
+            if (rq_parse_format(argv[++i], &fmt, err) != WR_OK) return rq_usage(ctx, err, "%s", err->msg);
         } else if (strncmp(argv[i], "--format=", 9) == 0) {
-            if (rq_parse_format(argv[i] + 9, &fmt, err) != WR_OK) return err->status;
+            if (rq_parse_format(argv[i] + 9, &fmt, err) != WR_OK) return rq_usage(ctx, err, "%s", err->msg);
         } else if (strcmp(argv[i], "--null") == 0 && i + 1 < argc) {
             null_text = argv[++i];
         } else if (strncmp(argv[i], "--null=", 7) == 0) {
@@ -785,6 +785,7 @@ static WrStatus branch_list(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             return rq_usage(ctx, err, "branch list: unexpected argument %s", argv[i]);
         }
     }
+    if (rq_open_history(ctx, err) != WR_OK) return err->status;
     bool have = false;
     if (rq_has_table(ctx, "branch", &have, err) != WR_OK) return err->status;
     if (!have) {
@@ -827,7 +828,9 @@ static WrStatus branch_drop(ReplayCtx *ctx, int argc, char **argv, WrError *err)
             return rq_usage(ctx, err, "usage: walrev branch drop NAME [--actor TYPE:ID]");
     }
     if (!name) return rq_usage(ctx, err, "usage: walrev branch drop NAME [--actor TYPE:ID]");
-    if (rq_check_actor(ctx, actor, err) != WR_OK) return err->status;
+    if (branch_check_name(ctx, name, err) != WR_OK || rq_check_actor(ctx, actor, err) != WR_OK ||
+        rq_open_history(ctx, err) != WR_OK)
+        return err->status;
     BranchInfo b;
     if (branch_load(ctx, name, &b, err) != WR_OK) {
         branch_info_term(&b);

@@ -44,6 +44,8 @@ extern const struct option rq_branch_options[];
 extern const struct option rq_merge_options[];
 extern const struct option rq_review_options[];
 
+/* A branch name of the wrong form (1 to 48 of a-z, 0-9, _; not main) is a usage error (exit 2). */
+WrStatus branch_check_name(ReplayCtx *ctx, const char *name, WrError *err) WR_MUSTCHECK;
 void branch_info_term(BranchInfo *b);
 /* The branch called name, read on ctx->hist; WR_INVALID naming it when there is none. */
 WrStatus branch_load(ReplayCtx *ctx, const char *name, BranchInfo *b, WrError *err) WR_MUSTCHECK;
@@ -93,7 +95,6 @@ WrStatus branch_connect_source(ReplayCtx *ctx, PGconn **src, WrError *err) WR_MU
 /* A connection to the history store that may write (the tables `branch` and
  * `branch_approval` made if missing), in no transaction. */
 WrStatus branch_connect_history_rw(ReplayCtx *ctx, PGconn **conn, WrError *err) WR_MUSTCHECK;
-
 
 /* ---- commands ---- */
 WrStatus cmd_branch(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;

@@ -55,7 +55,10 @@ static WrStatus parse(ReplayCtx *ctx, int argc, char **argv, EraseArgs *a, WrErr
     if (!a->reason || !a->reason[0]) return rq_usage(ctx, err, "--reason is required (why: it is recorded)");
     /* as prune's --export: an option that only means something with --apply is not ignored */
     if (a->wait_given && !a->apply) return rq_usage(ctx, err, "--wait waits for the worker to erase: it needs --apply");
-    return rq_check_actor(ctx, a->actor, err);
+    if (rq_check_actor(ctx, a->actor, err) != WR_OK || rq_check_table_name(ctx, a->table, err) != WR_OK ||
+        rq_check_key(ctx, a->key, err) != WR_OK)
+        return err->status;
+    return WR_OK;
 }
 
 /* The columns to erase: --columns by name (any version's), else every column that is not part of the key. */
@@ -182,7 +185,7 @@ out:
 WrStatus cmd_erase(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     EraseArgs a;
-    if (parse(ctx, argc, argv, &a, err) != WR_OK) return err->status;
+    if (parse(ctx, argc, argv, &a, err) != WR_OK || rq_open_history(ctx, err) != WR_OK) return err->status;
     uint32_t relid;
     char *key = NULL, *ids = NULL, *names = NULL, *req = NULL, *nsp = NULL, *relname = NULL;
     PGresult *res = NULL;

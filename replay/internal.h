@@ -77,7 +77,26 @@ typedef struct {
 
 void relversion_term(RelVersion *rv);
 
+/* ---- argument checks that need no database (args.c) ----
+ * Every command checks its arguments with these, and its own rules, before
+ * rq_open_history: a usage error is exit 2 even with the history store down
+ * (docs/cli.md). Each is a usage error (rq_usage) naming the value. */
+/* point of one of resolve_point()'s forms (what: the option or operand, for
+ * the message); a time is only shaped here, its parse is the server's. */
+WrStatus rq_check_point(ReplayCtx *ctx, const char *what, const char *text, WrError *err) WR_MUSTCHECK;
+/* --since and --until (either NULL): each a point, and two revision ids not inverted. */
+WrStatus rq_check_range(ReplayCtx *ctx, const char *since, const char *until, WrError *err) WR_MUSTCHECK;
+/* A --table name as in SQL (table or schema.table), as rq_resolve_table parses it. */
+WrStatus rq_check_table_name(ReplayCtx *ctx, const char *name, WrError *err) WR_MUSTCHECK;
+WrStatus rq_check_table_names(ReplayCtx *ctx, const char *const *names, int n, WrError *err) WR_MUSTCHECK;
+/* A --key of a form rq_parse_key takes. */
+WrStatus rq_check_key(ReplayCtx *ctx, const char *arg, WrError *err) WR_MUSTCHECK;
+
 /* ---- history queries (query.c) ---- */
+/* Open ctx->hist: the history store in one REPEATABLE READ READ ONLY
+ * transaction, checked to hold the replay functions. A command calls it once
+ * its arguments are checked; a connection refused is a runtime error (exit 1). */
+WrStatus rq_open_history(ReplayCtx *ctx, WrError *err) WR_MUSTCHECK;
 /* err (WR_FATAL) from res's primary message, else the connection's, trimmed. */
 void rq_server_error(WrError *err, PGconn *conn, const PGresult *res);
 /* Run sql with text params on conn; NULL + err on failure (the server's primary message). Caller PQclears. */

@@ -745,13 +745,14 @@ WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     int c;
     while ((c = cli_next(argc, argv, rq_merge_options, fields, CLI_NFIELDS(fields))) != -1) {
         if (c != OPT_FORMAT) return rq_bad_option(ctx, argc, argv, err);
-        if (rq_parse_format(optarg, &fmt, err) != WR_OK) return err->status;
+        if (rq_parse_format(optarg, &fmt, err) != WR_OK) return rq_usage(ctx, err, "%s", err->msg);
     }
     if (optind != argc - 1)
         return rq_usage(ctx, err, "usage: walrev merge NAME [--resolve FILE] [--apply --actor TYPE:ID]");
     if (rq_check_actor(ctx, actor, err) != WR_OK) return err->status;
     if (apply && !actor) return rq_usage(ctx, err, "merge --apply needs --actor TYPE:ID: the merge is attributed");
     const char *name = argv[optind];
+    if (branch_check_name(ctx, name, err) != WR_OK || rq_open_history(ctx, err) != WR_OK) return err->status;
     Merge m = {0};
     m.ctx = ctx;
     BranchInfo b;
@@ -986,7 +987,9 @@ WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         return rq_usage(ctx, err, "unknown --format %s: expected markdown or json", format);
     if (rq_check_actor(ctx, actor, err) != WR_OK) return err->status;
     if (approve && !actor) return rq_usage(ctx, err, "review --approve needs --actor TYPE:ID");
+    if (comment && !approve) return rq_usage(ctx, err, "--comment is a note with an approval: it needs --approve");
     const char *name = argv[optind];
+    if (branch_check_name(ctx, name, err) != WR_OK || rq_open_history(ctx, err) != WR_OK) return err->status;
     BranchInfo b;
     WrStatus st = branch_load(ctx, name, &b, err);
     PGresult *revs = NULL, *moved = NULL, *apps = NULL;

@@ -57,6 +57,7 @@ static WrStatus parse(ReplayCtx *ctx, int argc, char **argv, PruneArgs *a, WrErr
         return rq_usage(ctx, err, "--export writes the range as it is dropped: it needs --apply");
     if ((a->export_dir && !a->export_dir[0]) || (a->import_dir && !a->import_dir[0]))
         return rq_usage(ctx, err, "--export and --import take a directory");
+    if (a->before) return rq_check_point(ctx, "--before", a->before, err);
     return WR_OK;
 }
 
@@ -512,6 +513,7 @@ WrStatus cmd_prune(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     PruneArgs a;
     WrStatus st = parse(ctx, argc, argv, &a, err);
+    if (st == WR_OK) st = rq_open_history(ctx, err);
     if (st != WR_OK) return st;
     if (a.import_dir) return import_dir(ctx, a.import_dir, err);
     Point pt;

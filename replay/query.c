@@ -113,6 +113,34 @@ PGresult *rq_execp(PGconn *conn, WrError *err, int nparams, const char *const *p
     return res;
 }
 
+WrStatus rq_open_history(ReplayCtx *ctx, WrError *err)
+{
+    WrStatus cst = rq_connect(ctx->hist_conninfo, "history store", &ctx->hist, err);
+    if (cst != WR_OK) return cst;
+    /*
+     * jit off: the planner's cost estimates grow with the store, so on a long
+     * history even a bounded range scan crosses jit_above_cost and pays tens
+     * of milliseconds of compilation per query for nothing. One round trip
+     * with the check that the replay functions are there: each costs a
+     * scheduling wait on a busy server, the CLI's fixed cost.
+     */
+    char *ns = PQescapeLiteral(ctx->hist, ctx->opts->schema ? ctx->opts->schema : "walrev",
+                               strlen(ctx->opts->schema ? ctx->opts->schema : "walrev"));
+    PGresult *res = rq_execf(ctx->hist, err,
+                             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog; "
+                             "SET LOCAL jit = off; "
+                             "SELECT to_regprocedure(quote_ident(%s) || '.snapshot_rows(oid,bigint)') IS NOT NULL",
+                             ns);
+    PQfreemem(ns);
+    if (!res) return wr_error_prefix(err, "history store");
+    bool ok = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (!ok)
+        return wr_error_set(err, WR_FATAL, "history schema %s has no replay functions: run `walrev setup` (replay.sql)",
+                            ctx->schema_q);
+    return WR_OK;
+}
+
 WrStatus rq_boolf(PGconn *conn, bool *out, WrError *err, const char *fmt, ...)
 {
     va_list ap;

@@ -186,34 +186,6 @@ void replay_print_help(const char *cmd, FILE *out)
         if (cmd && strcmp(cmd, HELP[i][0]) == 0) fputs(HELP[i][1], out);
 }
 
-static WrStatus open_history(ReplayCtx *ctx, WrError *err)
-{
-    WrStatus cst = rq_connect(ctx->hist_conninfo, "history store", &ctx->hist, err);
-    if (cst != WR_OK) return cst;
-    /*
-     * jit off: the planner's cost estimates grow with the store, so on a long
-     * history even a bounded range scan crosses jit_above_cost and pays tens
-     * of milliseconds of compilation per query for nothing. One round trip
-     * with the check that the replay functions are there: each costs a
-     * scheduling wait on a busy server, the CLI's fixed cost.
-     */
-    char *ns = PQescapeLiteral(ctx->hist, ctx->opts->schema ? ctx->opts->schema : "walrev",
-                               strlen(ctx->opts->schema ? ctx->opts->schema : "walrev"));
-    PGresult *res = rq_execf(ctx->hist, err,
-                             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog; "
-                             "SET LOCAL jit = off; "
-                             "SELECT to_regprocedure(quote_ident(%s) || '.snapshot_rows(oid,bigint)') IS NOT NULL",
-                             ns);
-    PQfreemem(ns);
-    if (!res) return wr_error_prefix(err, "history store");
-    bool ok = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    if (!ok)
-        return wr_error_set(err, WR_FATAL, "history schema %s has no replay functions: run `walrev setup` (replay.sql)",
-                            ctx->schema_q);
-    return WR_OK;
-}
-
 /*
  * Gap revisions (docs/history-store.md#gaps): transactions the history never
  * saw, reconciled with the tables. Reported, not failed: the chain over them
@@ -333,11 +305,11 @@ int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts
     }
     if (!ctx.hist_conninfo) ctx.hist_conninfo = ""; /* libpq's defaults: PGHOST, PGSERVICE, ... */
     ctx.schema_q = store_quote_ident(schema);       /* the one quoter: keywords too (--schema order) */
+    /* each command checks its arguments, then opens the history (rq_open_history):
+     * a usage error is exit 2 with the store down too */
     if (strcmp(cmd, "verify") == 0)
         st = cmd_verify(&ctx, argc, argv, &err); /* needs an idle connection of its own */
-    else
-        st = open_history(&ctx, &err);
-    if (st == WR_OK && strcmp(cmd, "verify") != 0) {
+    else {
         if (strcmp(cmd, "snapshot") == 0)
             st = cmd_snapshot(&ctx, argc, argv, &err);
         else if (strcmp(cmd, "log") == 0)

@@ -962,59 +962,77 @@ static WrStatus close_outfile(FILE *f, const char *path, WrStatus st, WrError *e
     return st;
 }
 
-WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
-{
-    const char *at = NULL, *into = NULL, *target_ci = NULL, *outdir = NULL;
+/* snapshot's arguments, every one checked before the history store is opened. */
+typedef struct {
+    const char *at, *into, *target_ci, *outdir;
     const char *tables[256];
-    int ntables = 0, format = SNAP_TEXT;
-    SnapOutput so = {0};
-    size_t memory = (size_t)SNAP_MEMORY_MIB << 20;
+    int ntables, format;
+    SnapOutput so;
+    size_t memory;
+} SnapArgs;
+
+static WrStatus parse_snapshot_args(ReplayCtx *ctx, int argc, char **argv, SnapArgs *a, WrError *err)
+{
+    memset(a, 0, sizeof(*a));
+    a->format = SNAP_TEXT;
+    a->memory = (size_t)SNAP_MEMORY_MIB << 20;
     optind = 0;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", rq_snapshot_options, NULL)) != -1) {
         switch (c) {
-        case OPT_AT: at = optarg; break;
+        case OPT_AT: a->at = optarg; break;
         case OPT_TABLE: {
             bool again = false; /* the same name twice is one table */
-            for (int i = 0; i < ntables && !again; i++) again = strcmp(tables[i], optarg) == 0;
+            for (int i = 0; i < a->ntables && !again; i++) again = strcmp(a->tables[i], optarg) == 0;
             if (again) break;
-            if (ntables == 256) return rq_usage(ctx, err, "too many --table options");
-            tables[ntables++] = optarg;
+            if (a->ntables == 256) return rq_usage(ctx, err, "too many --table options");
+            a->tables[a->ntables++] = optarg;
             break;
         }
         case OPT_FORMAT:
-            if ((format = snapshot_format(optarg)) < 0)
+            if ((a->format = snapshot_format(optarg)) < 0)
                 return rq_usage(ctx, err, "unknown --format %s: expected text, csv, json, aligned or sql", optarg);
             break;
-        case OPT_NULL: so.null_text = optarg; break;
+        case OPT_NULL: a->so.null_text = optarg; break;
         case OPT_ORDER:
             if (strcmp(optarg, "key") != 0) return rq_usage(ctx, err, "unknown --order %s: expected key", optarg);
-            so.order_key = true;
+            a->so.order_key = true;
             break;
-        case OPT_INTO: into = optarg; break;
-        case OPT_TARGET: target_ci = optarg; break;
-        case OPT_OUTDIR: outdir = optarg; break;
+        case OPT_INTO: a->into = optarg; break;
+        case OPT_TARGET: a->target_ci = optarg; break;
+        case OPT_OUTDIR: a->outdir = optarg; break;
         case OPT_MEMORY: {
             char *end;
             long long mib = strtoll(optarg, &end, 10);
             if (end == optarg || *end || mib < 0 || mib > (1LL << 30))
                 return rq_usage(ctx, err, "--memory %s: expected MiB, 0 or more", optarg);
-            memory = (size_t)mib << 20;
+            a->memory = (size_t)mib << 20;
             break;
         }
         default: return rq_bad_option(ctx, argc, argv, err);
         }
     }
     if (optind < argc) return rq_usage(ctx, err, "snapshot: unexpected argument %s", argv[optind]);
-    if (into && outdir) return rq_usage(ctx, err, "--into and --output-dir exclude each other");
-    if (outdir && check_outdir(outdir, err) != WR_OK) return err->status;
+    if (a->into && a->outdir) return rq_usage(ctx, err, "--into and --output-dir exclude each other");
+    if (a->target_ci && !a->into) return rq_usage(ctx, err, "--target is the database for --into: it needs --into");
+    if (rq_check_table_names(ctx, a->tables, a->ntables, err) != WR_OK ||
+        (a->at && rq_check_point(ctx, "--at", a->at, err) != WR_OK))
+        return err->status;
+    if (a->outdir) return check_outdir(a->outdir, err);
+    return WR_OK;
+}
 
+WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
+{
+    SnapArgs a;
+    if (parse_snapshot_args(ctx, argc, argv, &a, err) != WR_OK || rq_open_history(ctx, err) != WR_OK)
+        return err->status;
     Point pt, last;
     WrStatus st = rq_newest(ctx, &last, err);
     if (st != WR_OK) return st;
-    if (at) {
-        if ((st = rq_resolve_point(ctx, at, &pt, err)) != WR_OK) return st;
+    if (a.at) {
+        if ((st = rq_resolve_point(ctx, a.at, &pt, err)) != WR_OK) return st;
     } else {
         pt = last;
     }
@@ -1022,11 +1040,12 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     uint32_t *relids = NULL;
     char **into_names = NULL; /* each table's name in the --into schema */
     int n = 0;
-    if ((st = rq_named_or_all_tables(ctx, tables, ntables, &relids, &n, err)) != WR_OK) goto out;
+    if ((st = rq_named_or_all_tables(ctx, a.tables, a.ntables, &relids, &n, err)) != WR_OK) goto out;
     /* a name is the table's that had it at that point */
-    for (int i = 0; i < ntables && st == WR_OK; i++) st = rq_resolve_table_at(ctx, tables[i], pt.rev, &relids[i], err);
+    for (int i = 0; i < a.ntables && st == WR_OK; i++)
+        st = rq_resolve_table_at(ctx, a.tables[i], pt.rev, &relids[i], err);
     if (st != WR_OK) goto out;
-    if (!into && !outdir && format != SNAP_SQL && n > 1) {
+    if (!a.into && !a.outdir && a.format != SNAP_SQL && n > 1) {
         st = wr_error_set(err, WR_INVALID,
                           "%d tables in one COPY stream would be ambiguous: name one --table, or use "
                           "--format sql, --into SCHEMA or --output-dir DIR",
@@ -1035,11 +1054,11 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     }
 
     PGconn *target = NULL;
-    if (into) {
-        const char *ci = target_ci ? target_ci : (ctx->source_conninfo ? ctx->source_conninfo : ctx->hist_conninfo);
+    if (a.into) {
+        const char *ci = a.target_ci ? a.target_ci : (ctx->source_conninfo ? ctx->source_conninfo : ctx->hist_conninfo);
         st = rq_connect(ci, "the --into target", &target, err);
         if (st != WR_OK) goto out;
-        st = open_into_schema(target, into, err);
+        st = open_into_schema(target, a.into, err);
         if (st == WR_OK) st = into_table_names(ctx, relids, n, pt.rev, &into_names, err);
         if (st != WR_OK) {
             PQfinish(target);
@@ -1051,14 +1070,14 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         bool found;
         if ((st = rq_relation_at(ctx, relids[i], pt.rev, &rv, &found, err)) != WR_OK) break;
         if (!found) {
-            if (ntables) st = snapshot_missing_table(ctx, tables[i], relids[i], &rv, &pt, err);
+            if (a.ntables) st = snapshot_missing_table(ctx, a.tables[i], relids[i], &rv, &pt, err);
             relversion_term(&rv); /* an unlogged table's names */
             continue;
         }
         /* An INHERITS parent read (text, csv, json, aligned) is what SELECT * FROM it shows: its
          * children's rows too. A restore (--into, --format sql) writes each table's own rows, as
          * pg_dump does: the children are tables of their own there. */
-        if (rv.relkind == 'r' && !target && format != SNAP_SQL) {
+        if (rv.relkind == 'r' && !target && a.format != SNAP_SQL) {
             bool parent = false;
             if ((st = rq_inherits_at(ctx, relids[i], pt.rev, &parent, err)) != WR_OK) {
                 relversion_term(&rv);
@@ -1075,26 +1094,27 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         }
         char qualified[2 * 64 + 2];
         snprintf(qualified, sizeof(qualified), "%s.%s", rv.nspname, rv.relname);
-        if ((st = snapshot_whole_table(ctx, ntables ? tables[i] : qualified, &rv, relids[i], pt.rev, err)) != WR_OK) {
+        if ((st = snapshot_whole_table(ctx, a.ntables ? a.tables[i] : qualified, &rv, relids[i], pt.rev, err)) !=
+            WR_OK) {
             relversion_term(&rv);
             break;
         }
         FILE *f = ctx->out;
         char *path = NULL;
-        if (outdir) {
-            path = xasprintf("%s/%s.%s.%s", outdir, rv.nspname, rv.relname,
-                             format == SNAP_CSV       ? "csv"
-                             : format == SNAP_SQL     ? "sql"
-                             : format == SNAP_JSON    ? "jsonl"
-                             : format == SNAP_ALIGNED ? "txt"
-                                                      : "copy");
+        if (a.outdir) {
+            path = xasprintf("%s/%s.%s.%s", a.outdir, rv.nspname, rv.relname,
+                             a.format == SNAP_CSV       ? "csv"
+                             : a.format == SNAP_SQL     ? "sql"
+                             : a.format == SNAP_JSON    ? "jsonl"
+                             : a.format == SNAP_ALIGNED ? "txt"
+                                                        : "copy");
             f = fopen(path, "w");
             if (!f) st = wr_error_set(err, WR_FATAL, "cannot write %s: %s", path, strerror(errno));
         }
         if (st == WR_OK)
-            st = snapshot_one(ctx, &rv, &pt, format, &so, memory, f, target, into, into_names ? into_names[i] : NULL,
-                              err);
-        if (outdir && f) st = close_outfile(f, path, st, err);
+            st = snapshot_one(ctx, &rv, &pt, a.format, &a.so, a.memory, f, target, a.into,
+                              into_names ? into_names[i] : NULL, err);
+        if (a.outdir && f) st = close_outfile(f, path, st, err);
         free(path);
         relversion_term(&rv);
     }

@@ -294,10 +294,13 @@ WrStatus cmd_restore(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     UndoArgs a;
     UndoPlan u;
     WrStatus st = start_undo(ctx, "walrev restore", argc, argv, &u, &a, err);
-    if (st == WR_OK && (a.ntables != 1 || !a.key || !a.at || a.npos))
+    if (st == WR_OK && (a.ntables != 1 || !a.key || !a.at || a.npos || a.force || a.to))
         st = rq_usage(ctx, err,
                       "usage: walrev restore --table T --key K --at POINT [--columns a,b] "
                       "[--apply] [--actor TYPE:ID]");
+    if (st == WR_OK && (rq_check_table_name(ctx, a.tables[0], err) != WR_OK || rq_check_key(ctx, a.key, err) != WR_OK ||
+                        rq_check_point(ctx, "--at", a.at, err) != WR_OK || rq_open_history(ctx, err) != WR_OK))
+        st = err->status;
     if (st == WR_OK) st = plan_restore(&u, &a, err);
     if (st == WR_OK) st = plan_finish(&u, a.actor, a.apply, err);
     plan_term(&u);
@@ -475,8 +478,10 @@ WrStatus cmd_revert(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     UndoArgs a;
     UndoPlan u;
     WrStatus st = start_undo(ctx, "walrev revert", argc, argv, &u, &a, err);
-    if (st == WR_OK && (a.npos != 1 || a.ntables || a.key || a.at || a.to))
+    if (st == WR_OK && (a.npos != 1 || a.ntables || a.key || a.at || a.to || a.columns))
         st = rq_usage(ctx, err, "usage: walrev revert POINT [--force] [--apply] [--actor TYPE:ID]");
+    if (st == WR_OK && (rq_check_point(ctx, "POINT", a.pos[0], err) != WR_OK || rq_open_history(ctx, err) != WR_OK))
+        st = err->status;
     if (st == WR_OK) st = plan_revert(&u, &a, err);
     if (st == WR_OK) st = plan_finish(&u, a.actor, a.apply, err);
     plan_term(&u);
@@ -586,12 +591,16 @@ WrStatus cmd_rollback(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     int n = 0;
     WrStatus st = start_undo(ctx, "walrev rollback", argc, argv, &u, &a, err);
     if (st != WR_OK) goto done;
-    if (!a.to || a.npos || a.key || a.at) {
+    if (!a.to || a.npos || a.key || a.at || a.force || a.columns) {
         st = rq_usage(ctx, err,
                       "usage: walrev rollback --to POINT [--table T ...] [--apply] "
                       "[--actor TYPE:ID]");
         goto done;
     }
+    if ((st = rq_check_point(ctx, "--to", a.to, err)) != WR_OK ||
+        (st = rq_check_table_names(ctx, a.tables, a.ntables, err)) != WR_OK ||
+        (st = rq_open_history(ctx, err)) != WR_OK)
+        goto done;
     if ((st = rq_resolve_point(ctx, a.to, &to, err)) != WR_OK) goto done;
     if ((st = rq_newest(ctx, &newest, err)) != WR_OK) goto done;
     if (a.ntables) {

@@ -277,6 +277,10 @@ static int parse_options(int argc, char **argv, const char *cmd, const struct op
         case OPT_BACKFILL_CHUNK_ROWS: o->backfill_chunk_rows = optarg; break;
         case OPT_METRICS_LISTEN: o->metrics_listen = optarg; break;
         case OPT_TABLE:
+            /* a name of the wrong form is said before any connection (exit 2 with the source down too) */
+            if (!ident_is_qualified(optarg))
+                return usage_error(cmd, "invalid table name (expected table or schema.table, quoted as in SQL)",
+                                   optarg);
             o->tables = xrealloc(o->tables, (size_t)(o->ntables + 1) * sizeof(char *));
             o->tables[o->ntables++] = optarg;
             break;
