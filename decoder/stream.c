@@ -29,6 +29,10 @@ struct ReplStream {
     bool streaming;    /* inside COPY BOTH */
     bool server_ended; /* the server sent CopyDone (we are in COPY IN) */
     char where[300];   /* "host:port/dbname", for messages; never the password */
+    /* The error the server ended the stream with (its publication dropped,
+     * say): a status update the caller sends on its way out repeats it,
+     * rather than hiding it behind "not streaming". status WR_OK: none. */
+    WrError ended;
 };
 
 static ReplStreamOptions options = {.slot_wait_s = 120};
@@ -339,6 +343,7 @@ WrStatus repl_stream_start(ReplStream *s, const char *slot, Lsn start, int proto
     WrStatus st = WR_OK;
     if (PQresultStatus(res) == PGRES_COPY_BOTH) {
         s->streaming = true;
+        s->ended = (WrError){0};
         s->server_ended = false;
     } else {
         char what[200];
@@ -374,6 +379,7 @@ static WrStatus end_of_copy(ReplStream *s, WrError *err)
     } else {
         s->streaming = false;
         st = result_error(s, res, "replication stream", err);
+        s->ended = *err;
     }
     PQclear(res);
     return st;
@@ -456,6 +462,10 @@ WrStatus repl_stream_receive(ReplStream *s, int timeout_ms, const uint8_t **buf,
 WrStatus repl_stream_send_status(ReplStream *s, Lsn written, Lsn flushed, Lsn applied, bool reply_requested,
                                  WrError *err)
 {
+    if (!s->streaming && s->ended.status != WR_OK) {
+        *err = s->ended;
+        return err->status;
+    }
     if (!s->streaming) return wr_error_set(err, WR_FATAL, "status update on %s: connection is not streaming", s->where);
     uint8_t msg[PGO_STATUS_UPDATE_SIZE];
     size_t n = pgo_encode_status_update(msg, written, flushed, applied, pg_now_us(), reply_requested);

@@ -745,7 +745,8 @@ static WrStatus diff_whole(ReplayCtx *ctx, const char *ids, int64_t rev1, int64_
                              "FROM %1$s.backfill b, LATERAL (SELECT (to_jsonb(b) ->> 'whole_from')::bigint AS w) x "
                              "WHERE b.relid = ANY ('%2$s'::oid[]) AND (x.w = -1 OR x.w > %3$lld) "
                              "UNION SELECT e.relid, quote_ident(e.nspname) || '.' || quote_ident(e.relname) "
-                             "FROM %1$s.table_event e WHERE e.relid = ANY ('%2$s'::oid[]) AND e.event = 'unlogged' "
+                             "FROM %1$s.table_event e WHERE e.relid = ANY ('%2$s'::oid[]) "
+                             "AND e.event IN ('unlogged', 'unpublished') "
                              "AND e.revision_id <= %4$lld ORDER BY 2",
                              ctx->schema_q, ids, (long long)(rev1 < rev2 ? rev1 : rev2),
                              (long long)(rev1 < rev2 ? rev2 : rev1));

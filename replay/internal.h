@@ -56,6 +56,7 @@ typedef struct {
     bool untracked;       /* ... and it existed then but was not tracked (unlogged, outside the publication):
                           * created_rev is where its history begins */
     int64_t unlogged_rev; /* rq_relation_at found nothing: made UNLOGGED in this revision, not tracked since (0 no) */
+    bool unpublished;     /* ... unlogged_rev is where it was taken out of the publication instead */
     /* STORED generated columns (never in history: computed by snapshots from
      * gen_exprs over the row's other columns); gen_positions place them among
      * all the table's columns. */
@@ -166,7 +167,8 @@ WrStatus rq_named_or_all_tables(ReplayCtx *ctx, const char *const *tables, int n
  * never written. *found=false if none; then rv->created_rev > 0 says the
  * table log shows it created after rev, rv->dropped_rev > 0 that the
  * table was dropped by then (whatever rows it had), rv->unlogged_rev > 0
- * that it was unlogged then (with the names the log gave it). rev < 0 finds
+ * that it was unlogged then (with the names the log gave it), or with
+ * rv->unpublished out of the publication since that revision. rev < 0 finds
  * a table with rows of its own at its newest version, dropped or not (undo's
  * plans of what is live read it so). Found or not, the caller frees rv with
  * relversion_term.

@@ -633,8 +633,10 @@ WrStatus rq_relation_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, RelVersion 
         /* the table log shows it created after rev, or dropped by then */
         if (strcmp(PQgetvalue(res, 0, 0), "dropped") == 0)
             rv->dropped_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-        else if (strcmp(PQgetvalue(res, 0, 0), "unlogged") == 0) {
+        else if (strcmp(PQgetvalue(res, 0, 0), "unlogged") == 0 || strcmp(PQgetvalue(res, 0, 0), "unpublished") == 0) {
+            /* no history from there: unlogged, or out of the publication (every reader refuses it alike) */
             rv->unlogged_rev = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+            rv->unpublished = PQgetvalue(res, 0, 0)[2] == 'p';
             /* the name it had then (named_at: a name an unlogged table passed on) */
             rv->nspname = PQgetisnull(res, 0, 4) ? NULL : xstrdup(PQgetvalue(res, 0, 4));
             rv->relname = PQgetisnull(res, 0, 5) ? NULL : xstrdup(PQgetvalue(res, 0, 5));

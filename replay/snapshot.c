@@ -828,6 +828,13 @@ static WrStatus snapshot_unlogged_table(ReplayCtx *ctx, const char *table, uint3
 static WrStatus snapshot_missing_table(ReplayCtx *ctx, const char *table, uint32_t relid, const RelVersion *rv,
                                        const Point *pt, WrError *err)
 {
+    if (rv->unlogged_rev > 0 && rv->unpublished)
+        return wr_error_set(err, WR_INVALID,
+                            "table %s is not published at revision %lld: it was removed from the publication in "
+                            "revision %lld, and logical decoding sees none of its changes since, so walrev has no "
+                            "history of it from there (adding it back to the publication starts one again, with its "
+                            "rows then)",
+                            table, (long long)pt->rev, (long long)rv->unlogged_rev);
     if (rv->unlogged_rev > 0) return snapshot_unlogged_table(ctx, table, relid, pt, err);
     if (rv->untracked)
         return wr_error_set(err, WR_INVALID,

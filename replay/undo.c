@@ -166,7 +166,11 @@ static WrStatus read_restore_target(ReplayCtx *ctx, const UndoArgs *a, RestoreTa
     strbuf_free(&sql);
     if (!res) return err->status;
     if (st != WR_OK) return st;
-    return rq_relation_at(ctx, t->relid, t->pt.rev, &t->rv, &t->rv_found, err);
+    if ((st = rq_relation_at(ctx, t->relid, t->pt.rev, &t->rv, &t->rv_found, err)) != WR_OK) return st;
+    /* unlogged or out of the publication at POINT: the history does not know the row then */
+    if (!t->rv_found && t->rv.unlogged_rev > 0)
+        return rq_table_whole_rv(ctx, a->tables[0], t->relid, false, t->pt.rev, &t->rv, false, true, err);
+    return WR_OK;
 }
 
 /* The live row of key, every column as text (no row: none there now). */

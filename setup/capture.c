@@ -59,7 +59,18 @@ static const char ddl_capture_table_fmt[] =
 /* @s@: the quoted schema, @p@: the publication's name as a literal. Compared with prosrc on later runs. */
 static const char *ddl_capture_body_fmt =
     " DECLARE r record; q text; fills jsonb; miss jsonb; fa record; nd bigint; fv text; rw text; drops oid[]; tys oid[];"
-    " retext boolean := false; rt pg_catalog.tid; rts pg_catalog.tid[]; BEGIN"
+    " retext boolean := false; rt pg_catalog.tid; rts pg_catalog.tid[]; rejoined oid[] := '{}'; BEGIN"
+    /* tables that rejoined the publication after leaving it (the table log's
+     * publication_rejoined, when installed): logical decoding saw none of
+     * their changes while they were out, so their history begins again here,
+     * with the rows they have now, as a table SET LOGGED does (logged_row) */
+    " IF TG_EVENT = 'ddl_command_end' AND TG_TAG IN ('ALTER PUBLICATION', 'ALTER TABLE') AND EXISTS (SELECT 1"
+    "   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+    "   WHERE p.proname = 'publication_rejoined' AND n.nspname = @h@) THEN"
+    "   rejoined := @s@.publication_rejoined();"
+    "   PERFORM pg_catalog.set_config('walrev.logged_' || c.oid::pg_catalog.text, 'y', true)"
+    "     FROM pg_catalog.pg_class c WHERE c.oid = ANY (rejoined) AND c.relkind = 'r' AND c.relpersistence = 'p';"
+    " END IF;"
     /* sql_drop (walrev_capture_drop): a DROP DOMAIN, TYPE, FUNCTION, COLLATION,
      * ... CASCADE that dropped columns of tables that remain (no ALTER TABLE
      * names them: it is captured at its ddl_command_end) */
@@ -112,6 +123,7 @@ static const char *ddl_capture_body_fmt =
     "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.object_type IN ('table', 'table column')"
     "     AND t.relid::pg_catalog.oid <> d.objid"
     "   UNION ALL SELECT u, false, false FROM pg_catalog.unnest(drops) u"
+    "   UNION ALL SELECT u, false, false FROM pg_catalog.unnest(rejoined) u"
     "   UNION ALL SELECT u, false, false FROM pg_catalog.unnest(ARRAY(WITH RECURSIVE b(o) AS ("
     "     SELECT i.inhrelid FROM pg_catalog.pg_event_trigger_ddl_commands() d JOIN pg_catalog.pg_inherits i"
     "     ON i.inhparent = d.objid WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
@@ -447,7 +459,8 @@ bool setup_ensure_ddl_trigger(Setup *s)
         .trigger = "walrev_capture_ddl",
         .function = "capture_ddl",
         /* ALTER INDEX t RENAME TO renames a table too (PostgreSQL allows it) */
-        .tags = "'CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX', 'ALTER TYPE'",
+        .tags = "'CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX', 'ALTER TYPE', "
+                "'ALTER PUBLICATION'",
         .reading = "reading the DDL capture function",
         .doing = "installing the DDL capture event trigger",
         .table = "ddl_capture",
@@ -457,8 +470,10 @@ bool setup_ensure_ddl_trigger(Setup *s)
     StrBuf body;
     strbuf_init(&body);
     char *pub = PQescapeLiteral(s->src, s->cfg->publication, strlen(s->cfg->publication));
-    append_with_schema(&body, ddl_capture_body_fmt, schema, pub, "");
+    char *hist = PQescapeLiteral(s->src, s->cfg->history_schema, strlen(s->cfg->history_schema));
+    append_with_schema(&body, ddl_capture_body_fmt, schema, pub, hist);
     PQfreemem(pub);
+    PQfreemem(hist);
     /* Replaces an older capture (logical messages, which any user can forge) in place. */
     TriggerOutcome out = ensure_event_trigger(s, &t, schema, body.data);
     if (out == TRIGGER_CURRENT)

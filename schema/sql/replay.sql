@@ -1252,7 +1252,8 @@ WHERE CASE WHEN e.event = 'drop' THEN coalesce(e.p_event <> 'drop',
            WHEN e.p_event IS NULL THEN true
            WHEN e.event = 'unlogged' THEN e.p_event <> 'unlogged'
                 OR e.p_named IS DISTINCT FROM ROW(e.nspname, e.relname, e.parent, e.inherits)
-           ELSE e.p_event IN ('drop', 'unlogged')
+           WHEN e.event = 'unpublished' THEN e.p_event <> 'unpublished'
+           ELSE e.p_event IN ('drop', 'unlogged', 'unpublished')
                 OR e.p_named IS DISTINCT FROM ROW(e.nspname, e.relname, e.parent, e.inherits)
                 OR e.p_shape IS DISTINCT FROM ROW(e.relkind, e.columns) END
     $q$, rels);
@@ -1336,17 +1337,17 @@ DECLARE
     pn  text;
     dn  text;
 BEGIN
-    SELECT x.relid, x.nspname, x.relname, x.parent, x.inherits,
+    SELECT x.relid, x.nspname, x.relname, x.parent, x.inherits, x.event,
            greatest(floor(x.lo / 4294967296)::bigint, p_from) AS rev
       INTO u
-      FROM (SELECT e.relid, e.nspname, e.relname, e.parent, e.inherits, greatest(m.lo, e.lo) AS lo
+      FROM (SELECT e.relid, e.nspname, e.relname, e.parent, e.inherits, e.event, greatest(m.lo, e.lo) AS lo
               FROM @schema@.member_intervals(p_relid) m
               JOIN (SELECT v.relid, v.event, v.nspname, v.relname, v.parent, v.inherits,
                            @schema@.change_pos(v.revision_id, v.seq) AS lo,
                            coalesce(lead(@schema@.change_pos(v.revision_id, v.seq))
                                     OVER (PARTITION BY v.relid ORDER BY v.revision_id, v.seq), 'Infinity') AS hi
                       FROM @schema@.table_event v WHERE v.relid IN (SELECT i.relid FROM @schema@.member_intervals(p_relid) i)) e
-                ON e.relid = m.relid AND e.event = 'unlogged'
+                ON e.relid = m.relid AND e.event IN ('unlogged', 'unpublished')
              WHERE m.relkind = 'r' AND m.relid <> p_relid
                AND greatest(m.lo, e.lo) < least(m.hi, e.hi)
                AND greatest(m.lo, e.lo) < @schema@.change_pos(p_to + 1, 0)
@@ -1364,6 +1365,12 @@ BEGIN
      ORDER BY e.revision_id DESC, e.seq DESC LIMIT 1;
     pn := coalesce(pn, p_relid::text);
     dn := coalesce(dn, pn);
+    IF u.event = 'unpublished' THEN
+        RAISE EXCEPTION 'table %.% is a % % and is not published at revision %: it was removed from the publication, and logical decoding sees none of its changes since, so walrev cannot know the rows of % (adding it back to the publication starts its history again, with its rows then)',
+            quote_ident(u.nspname), quote_ident(u.relname), CASE WHEN u.parent IS NOT NULL THEN 'partition of' ELSE 'child of' END,
+            dn, u.rev, pn
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     IF u.parent IS NOT NULL THEN
         RAISE EXCEPTION 'table %.% is a partition of % and is unlogged at revision %: logical decoding cannot see its rows, so walrev cannot know the rows of % (SELECT * FROM it includes them; ALTER TABLE %.% SET LOGGED starts its history with a baseline, DETACH PARTITION leaves it out)',
             quote_ident(u.nspname), quote_ident(u.relname), dn, u.rev, pn, quote_ident(u.nspname), quote_ident(u.relname)
@@ -1401,10 +1408,11 @@ BEGIN
     SELECT e.* INTO ev FROM @schema@.table_event e
     WHERE e.relid = p_relid AND e.revision_id <= p_rev ORDER BY e.revision_id DESC, e.seq DESC LIMIT 1;
     SELECT x.* INTO rv FROM @schema@.relation_at(p_relid, p_rev) x;
-    -- made UNLOGGED by then: logical decoding has seen none of its changes
-    -- since (created_rev: the revision of the SET UNLOGGED)
-    IF ev.relid IS NOT NULL AND ev.event = 'unlogged' THEN
-        RETURN QUERY SELECT 'unlogged', ev.relkind, ev.revision_id, 0, ev.nspname, ev.relname,
+    -- made UNLOGGED, or taken out of the publication, by then: logical
+    -- decoding has seen none of its changes since (created_rev: the revision
+    -- of the SET UNLOGGED or the ALTER PUBLICATION)
+    IF ev.relid IS NOT NULL AND ev.event IN ('unlogged', 'unpublished') THEN
+        RETURN QUERY SELECT ev.event, ev.relkind, ev.revision_id, 0, ev.nspname, ev.relname,
                             NULL::smallint[], NULL::text[], NULL::oid[], NULL::integer[], NULL::text[], NULL::boolean[];
         RETURN;
     END IF;

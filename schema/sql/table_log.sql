@@ -19,7 +19,7 @@
 CREATE TABLE IF NOT EXISTS @schema@.table_log (
     id       bigserial PRIMARY KEY,
     relid    oid NOT NULL,
-    event    text NOT NULL,          -- create | alter | drop | seed | unlogged
+    event    text NOT NULL,          -- create | alter | drop | seed | unlogged | unpublished
     nspname  text NOT NULL,
     relname  text NOT NULL,
     relkind  text,                   -- r ordinary, p partitioned; NULL for drop
@@ -57,10 +57,10 @@ REVOKE ALL ON SEQUENCE @schema@.erasure_log_id_seq FROM PUBLIC;
 
 -- The catalog's state of table t now, as a table_log row (no id; event
 -- 'unlogged' for an unlogged table, else NULL), or NULL when t is not logged:
--- tables of the history schema, temporary tables (logical decoding cannot
--- see them) and tables the publication does not cover are left out. Reads
--- the catalog only (see log_table).
-CREATE OR REPLACE FUNCTION @schema@.table_state(t oid) RETURNS @schema@.table_log
+-- tables of the history schema and temporary tables (logical decoding cannot
+-- see them) are left out; whether the publication covers it is table_state's
+-- to say. Reads the catalog only (see log_table).
+CREATE OR REPLACE FUNCTION @schema@.catalog_state(t oid) RETURNS @schema@.table_log
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
     c    record;
@@ -75,19 +75,6 @@ BEGIN
     -- (and an INHERITS parent's snapshot must name an unlogged child).
     IF c.oid IS NULL OR c.relkind NOT IN ('r', 'p') OR c.relpersistence NOT IN ('p', 'u')
        OR c.nspname = @schema_literal@ THEN
-        RETURN NULL;
-    END IF;
-    -- published: FOR ALL TABLES, or the table or an ancestor (its schema or itself) is in the publication
-    IF NOT EXISTS (
-        SELECT 1 FROM pg_publication p
-         WHERE p.pubname = @publication@
-           AND (p.puballtables
-                OR EXISTS (SELECT 1 FROM pg_publication_rel pr
-                            WHERE pr.prpubid = p.oid
-                              AND pr.prrelid IN (SELECT t UNION ALL SELECT relid FROM pg_partition_ancestors(t)))
-                OR EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_class a ON a.relnamespace = pn.pnnspid
-                            WHERE pn.pnpubid = p.oid
-                              AND a.oid IN (SELECT t UNION ALL SELECT relid FROM pg_partition_ancestors(t))))) THEN
         RETURN NULL;
     END IF;
     s.relid := t;
@@ -113,6 +100,89 @@ BEGIN
       LEFT JOIN pg_index pk ON pk.indrelid = t AND pk.indisprimary
      WHERE a.attrelid = t AND a.attnum > 0 AND NOT a.attisdropped;
     RETURN s;
+END
+$fn$;
+
+-- catalog_state(t) when the publication covers t (FOR ALL TABLES, or the
+-- table or an ancestor, itself or through its schema, is in it), else NULL.
+CREATE OR REPLACE FUNCTION @schema@.table_state(t oid) RETURNS @schema@.table_log
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_publication p
+         WHERE p.pubname = @publication@
+           AND (p.puballtables
+                OR EXISTS (SELECT 1 FROM pg_publication_rel pr
+                            WHERE pr.prpubid = p.oid
+                              AND pr.prrelid IN (SELECT t UNION ALL SELECT relid FROM pg_partition_ancestors(t)))
+                OR EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_class a ON a.relnamespace = pn.pnnspid
+                            WHERE pn.pnpubid = p.oid
+                              AND a.oid IN (SELECT t UNION ALL SELECT relid FROM pg_partition_ancestors(t))))) THEN
+        RETURN NULL;
+    END IF;
+    RETURN @schema@.catalog_state(t);
+END
+$fn$;
+
+-- The tables the publication covers now, as table_state counts them (an
+-- ordinary or partitioned table, permanent or unlogged, outside the history
+-- schema, that is in the publication itself or through an ancestor or its
+-- schema; every table under FOR ALL TABLES); '{}' when there is no such
+-- publication (dropped or renamed). Reads the catalog only.
+CREATE OR REPLACE FUNCTION @schema@.published_now() RETURNS oid[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+    WITH pub AS (SELECT p.oid, p.puballtables FROM pg_publication p WHERE p.pubname = @publication@),
+         direct AS (SELECT pr.prrelid AS o FROM pg_publication_rel pr JOIN pub ON pr.prpubid = pub.oid
+                    UNION SELECT c.oid FROM pg_class c JOIN pg_publication_namespace pn ON pn.pnnspid = c.relnamespace
+                                   JOIN pub ON pn.pnpubid = pub.oid
+                     WHERE c.relkind IN ('r', 'p')
+                    UNION SELECT c.oid FROM pg_class c, pub WHERE pub.puballtables AND c.relkind IN ('r', 'p')),
+         covered AS (SELECT d.o FROM direct d
+                     UNION SELECT t.relid FROM direct d JOIN pg_class c ON c.oid = d.o AND c.relkind = 'p',
+                                               pg_partition_tree(d.o) t)
+    SELECT coalesce(array_agg(c.oid ORDER BY c.oid), '{}')
+      FROM covered x JOIN pg_class c ON c.oid = x.o JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u') AND n.nspname <> @schema_literal@
+$fn$;
+
+-- ddl_command_start of ALTER PUBLICATION, and of an ALTER TABLE that may
+-- take a table out of the publication or bring it back (DETACH or ATTACH
+-- PARTITION under a parent the publication names, SET SCHEMA out of or
+-- into a published schema): the tables
+-- covered before the command, for log_tables (and the DDL capture) at its
+-- end, in a transaction-local setting. No read of the table log.
+CREATE OR REPLACE FUNCTION @schema@.note_published() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+BEGIN
+    IF tg_tag = 'ALTER TABLE' AND current_query() !~* '\m(detach|attach|set\s+schema)\M' THEN
+        RETURN;
+    END IF;
+    PERFORM set_config('walrev.published_before', @schema@.published_now()::text, true);
+    -- walrev's own tables the publication carries (add_own_tables keeps them there)
+    PERFORM set_config('walrev.own_published_before',
+                       coalesce((SELECT string_agg(pt.tablename, ',') FROM pg_publication_tables pt
+                                  WHERE pt.pubname = @publication@ AND pt.schemaname = @schema_literal@), ''), true);
+END
+$fn$;
+
+-- The tables that rejoined the publication in this command: covered now,
+-- not before it (note_published), and last logged as 'unpublished' (they
+-- were tracked, left, and logical decoding saw none of their changes
+-- since). The one read of the table log by a trigger, only in a command
+-- that changed what the publication covers, by the log's (relid, id) index
+-- for those tables alone. '{}' when the command was not noted.
+CREATE OR REPLACE FUNCTION @schema@.publication_rejoined() RETURNS oid[]
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE
+    before text := current_setting('walrev.published_before', true);
+BEGIN
+    IF before IS NULL OR before = '' THEN
+        RETURN '{}';
+    END IF;
+    RETURN coalesce((SELECT array_agg(j.o ORDER BY j.o) FROM unnest(@schema@.published_now()) j(o)
+                      WHERE j.o <> ALL (before::oid[])
+                        AND (SELECT l.event FROM @schema@.table_log l WHERE l.relid = j.o
+                              ORDER BY l.id DESC LIMIT 1) = 'unpublished'), '{}');
 END
 $fn$;
 
@@ -155,8 +225,29 @@ $fn$;
 CREATE OR REPLACE FUNCTION @schema@.log_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
-    r record;
+    r        record;
+    s        @schema@.table_log;
+    before   text := current_setting('walrev.published_before', true);
+    now_pub  oid[];
+    rejoined oid[] := '{}';
 BEGIN
+    -- A command note_published saw begin: the tables it took out of the
+    -- publication are logged 'unpublished' (logical decoding sees none of
+    -- their changes from here on, and replay refuses them by name until they
+    -- rejoin); those it brought back after one are logged below like any
+    -- table it touched, which ends that (the DDL capture, which fires first,
+    -- has sent their rows: their history begins again here).
+    IF before IS NOT NULL AND before <> '' THEN
+        rejoined := @schema@.publication_rejoined();
+        PERFORM set_config('walrev.published_before', '', true);
+        now_pub := @schema@.published_now();
+        FOR r IN SELECT b.o FROM unnest(before::oid[]) b(o) WHERE b.o <> ALL (now_pub) ORDER BY 1 LOOP
+            s := @schema@.catalog_state(r.o);
+            CONTINUE WHEN s.relid IS NULL;
+            INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns, inherits)
+            VALUES (s.relid, 'unpublished', s.nspname, s.relname, s.relkind, s.parent, s.columns, s.inherits);
+        END LOOP;
+    END IF;
     FOR r IN
         WITH RECURSIVE cmd AS (SELECT objid, bool_or(command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO'))
                                              AS created
@@ -206,7 +297,8 @@ BEGIN
             SELECT objid AS relid, created FROM cmd
             UNION ALL SELECT relid, false FROM below
             UNION ALL SELECT i.inhparent, false FROM pg_inherits i JOIN cmd ON i.inhrelid = cmd.objid
-            UNION ALL SELECT oid, false FROM detached) x
+            UNION ALL SELECT oid, false FROM detached
+            UNION ALL SELECT u, false FROM unnest(rejoined) u) x
         GROUP BY x.relid ORDER BY 1
     LOOP
         PERFORM @schema@.log_table(r.relid, CASE WHEN r.created THEN 'create' ELSE 'alter' END);
@@ -312,14 +404,15 @@ BEGIN
             WHEN s.event = 'unlogged' THEN last.event = 'unlogged'
                  AND (last.nspname, last.relname, last.parent, last.inherits)
                      IS NOT DISTINCT FROM (s.nspname, s.relname, s.parent, s.inherits)
-            ELSE last.event NOT IN ('drop', 'unlogged')
+            ELSE last.event NOT IN ('drop', 'unlogged', 'unpublished')
                  AND (last.nspname, last.relname, last.relkind, last.parent, last.columns, last.inherits)
                      IS NOT DISTINCT FROM (s.nspname, s.relname, s.relkind, s.parent, s.columns, s.inherits) END;
         PERFORM @schema@.log_table(t, 'seed');
     END LOOP;
 END
 $fn$;
-REVOKE ALL ON FUNCTION @schema@.table_state(oid), @schema@.log_table(oid, text), @schema@.log_seed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @schema@.table_state(oid), @schema@.catalog_state(oid), @schema@.log_table(oid, text),
+    @schema@.log_seed(), @schema@.published_now(), @schema@.publication_rejoined() FROM PUBLIC;
 
 -- Each ENABLE ALWAYS: a session under session_replication_role = replica
 -- still writes WAL the slot decodes, so its DDL is logged too (PostgreSQL's
@@ -350,3 +443,52 @@ CREATE EVENT TRIGGER walrev_log_detach_pending ON ddl_command_start
     WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION @schema@.log_detach_pending();
 ALTER EVENT TRIGGER walrev_log_detach_pending ENABLE ALWAYS;
+-- ALTER PUBLICATION (and an ALTER TABLE that may take a table out of it):
+-- what the publication covered before the command, for log_tables.
+DROP EVENT TRIGGER IF EXISTS walrev_note_published;
+CREATE EVENT TRIGGER walrev_note_published ON ddl_command_start
+    WHEN TAG IN ('ALTER PUBLICATION', 'ALTER TABLE')
+    EXECUTE FUNCTION @schema@.note_published();
+ALTER EVENT TRIGGER walrev_note_published ENABLE ALWAYS;
+-- An ALTER PUBLICATION ... SET TABLE (or DROP TABLE) that leaves out
+-- walrev's own tables it carried before (setup added them; note_published
+-- noted them): the table log, the erasure log and the DDL capture must go
+-- on reaching the slot, or nothing of what
+-- the command did to the user's tables (the 'unpublished' rows above, a
+-- rejoin's rows) would. They are added back at once, in the command's
+-- transaction, before the other triggers write (event triggers fire in
+-- name order: walrev_add_own_tables before walrev_capture_ddl and
+-- walrev_log_tables). Nothing under FOR ALL TABLES or without the publication.
+CREATE OR REPLACE FUNCTION @schema@.add_own_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE
+    t      text;
+    noted  text;
+    before text[] := string_to_array(current_setting('walrev.own_published_before', true), ',');
+BEGIN
+    PERFORM set_config('walrev.own_published_before', '', true);
+    IF NOT EXISTS (SELECT 1 FROM pg_publication p WHERE p.pubname = @publication@ AND NOT p.puballtables) THEN
+        RETURN;
+    END IF;
+    FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = @schema_literal@ AND c.relname IN ('table_log', 'erasure_log', 'ddl_capture')
+                AND c.relname = ANY (before) AND c.relkind = 'r'
+                AND NOT EXISTS (SELECT 1 FROM pg_publication_tables pt WHERE pt.pubname = @publication@
+                                   AND pt.schemaname = n.nspname AND pt.tablename = c.relname)
+              ORDER BY 1 LOOP
+        -- the nested command's own note_published and log_tables would
+        -- spend this command's note (what the publication covered before it)
+        noted := current_setting('walrev.published_before', true);
+        EXECUTE format('ALTER PUBLICATION %I ADD TABLE %I.%I', @publication@, @schema_literal@, t);
+        PERFORM set_config('walrev.published_before', coalesce(noted, ''), true);
+        RAISE WARNING 'walrev: table %.% added back to publication %: walrev needs it there', @schema_literal@, t,
+            @publication@;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @schema@.note_published(), @schema@.add_own_tables() FROM PUBLIC;
+DROP EVENT TRIGGER IF EXISTS walrev_add_own_tables;
+CREATE EVENT TRIGGER walrev_add_own_tables ON ddl_command_end
+    WHEN TAG IN ('ALTER PUBLICATION')
+    EXECUTE FUNCTION @schema@.add_own_tables();
+ALTER EVENT TRIGGER walrev_add_own_tables ENABLE ALWAYS;
