@@ -956,6 +956,34 @@ static WrStatus check_outdir(const char *outdir, WrError *err)
     return WR_OK;
 }
 
+/* One part of an --output-dir file name: '%', '/' and '.' written %25, %2F
+ * and %2E, so that a name with a slash is a file in DIR (it was a path into
+ * a directory that is not there, and the whole snapshot failed) and no two
+ * tables share a file ("a.b"."c" and "a"."b.c" were both a.b.c.copy, the
+ * second silently replacing the first). Other names are as they are. */
+static void append_file_part(StrBuf *b, const char *name)
+{
+    for (const char *p = name; *p; p++) {
+        if (*p == '%' || *p == '/' || *p == '.')
+            strbuf_appendf(b, "%%%02X", (unsigned)(unsigned char)*p);
+        else
+            strbuf_append_char(b, *p);
+    }
+}
+
+/* DIR/schema.table.EXT of a table; the caller frees it. */
+static char *outdir_file(const char *outdir, const char *nsp, const char *rel, const char *ext)
+{
+    StrBuf b;
+    strbuf_init(&b);
+    strbuf_appendf(&b, "%s/", outdir);
+    append_file_part(&b, nsp);
+    strbuf_append_char(&b, '.');
+    append_file_part(&b, rel);
+    strbuf_appendf(&b, ".%s", ext);
+    return b.data;
+}
+
 /* Close an --output-dir file; st, or the write error if st was WR_OK. A
  * write that failed earlier (a full disk) leaves only ferror's flag. */
 static WrStatus close_outfile(FILE *f, const char *path, WrStatus st, WrError *err)
@@ -1109,12 +1137,12 @@ WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
         FILE *f = ctx->out;
         char *path = NULL;
         if (a.outdir) {
-            path = xasprintf("%s/%s.%s.%s", a.outdir, rv.nspname, rv.relname,
-                             a.format == SNAP_CSV       ? "csv"
-                             : a.format == SNAP_SQL     ? "sql"
-                             : a.format == SNAP_JSON    ? "jsonl"
-                             : a.format == SNAP_ALIGNED ? "txt"
-                                                        : "copy");
+            path = outdir_file(a.outdir, rv.nspname, rv.relname,
+                               a.format == SNAP_CSV       ? "csv"
+                               : a.format == SNAP_SQL     ? "sql"
+                               : a.format == SNAP_JSON    ? "jsonl"
+                               : a.format == SNAP_ALIGNED ? "txt"
+                                                          : "copy");
             f = fopen(path, "w");
             if (!f) st = wr_error_set(err, WR_FATAL, "cannot write %s: %s", path, strerror(errno));
         }

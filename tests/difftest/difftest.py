@@ -2835,6 +2835,11 @@ def snap_one(worker, lsn, q):
     return subprocess.run(worker.cmd("snapshot", "--at", lsn, "--table", q), capture_output=True, timeout=600)
 
 
+def output_file_part(name):
+    """A name as walrev snapshot --output-dir writes it in a file name."""
+    return name.replace("%", "%25").replace("/", "%2F").replace(".", "%2E")
+
+
 def snap_batch(worker, lsn, tables, workdir):
     """The tables [(q, (schema, name))] at one point through one `walrev
     snapshot --output-dir` (each process costs its start, two connections
@@ -2854,7 +2859,7 @@ def snap_batch(worker, lsn, tables, workdir):
             rc = subprocess.run(cmd, capture_output=True, timeout=600 + 30 * len(tables)).returncode
         except subprocess.TimeoutExpired:
             rc = None
-        files = [os.path.join(d, f"{nsp}.{rel}.copy") for _q, (nsp, rel) in tables]
+        files = [os.path.join(d, f"{output_file_part(nsp)}.{output_file_part(rel)}.copy") for _q, (nsp, rel) in tables]
         have = [os.path.exists(f) for f in files]
         # the tables are written in order, each file closed before the next
         # table is read: on failure, every file before the last one there is
@@ -2883,7 +2888,8 @@ def snapshot_all(worker, jobs, workdir, njobs, batch, t0, who):
     unlogged one: its right answer is an error) and one whose file name
     would be ambiguous (a '/' in it, or two tables of a point with one name)
     run on their own, so that every verdict, error or rows, is the one a
-    process of its own would give."""
+    process of its own would give (a binary older than the file names'
+    escapes wrote a '/' into a path and two names into one file)."""
     results = [None] * len(jobs)
     units = []   # (lsn, [job index]); a unit of one runs on its own
     by_point = defaultdict(list)
