@@ -298,6 +298,9 @@ struct Backfill {
     size_t nqueue, capqueue;
     Finished *finished;
     size_t nfinished, capfinished;
+    /* tables named as having left the publication unrecorded (warn_unrecorded_leavers): once each */
+    uint32_t *left_warned;
+    size_t nleft_warned;
 
     bool active;
     Job job;
@@ -474,6 +477,7 @@ void backfill_destroy(Backfill *b)
     for (size_t i = 0; i < b->nqueue; i++) job_free(&b->queue[i]);
     free(b->queue);
     free(b->finished);
+    free(b->left_warned);
     relcache_destroy(b->keycache);
     PQfinish(b->src);
     PQfinish(b->hist);
@@ -657,6 +661,62 @@ static bool relid_listed(const PGresult *r, uint32_t relid, char event)
     return false;
 }
 
+/*
+ * Tables with a backfill row (tracked) that the publication no longer
+ * covers while they still exist, and whose removal the table log did not
+ * record (its last row is no 'unpublished': the walrev_note_published
+ * trigger was not installed then, setup not run as a superuser or from
+ * before it; or there is no table log): replay would answer their rows as
+ * of the removal. Logical decoding sends nothing of them from here on, so
+ * each is named, loudly, once per run. s: the published tables (oid
+ * first), h: the backfill rows. Inside detect's read-only transaction.
+ */
+static void warn_unrecorded_leavers(Backfill *b, const PGresult *s, const PGresult *h)
+{
+    StrBuf ids, q;
+    strbuf_init(&ids);
+    strbuf_init(&q);
+    strbuf_append_char(&ids, '{');
+    for (int k = 0; k < PQntuples(h); k++) {
+        uint32_t relid = (uint32_t)strtoul(PQgetvalue(h, k, 0), NULL, 10);
+        bool skip = false;
+        for (int i = 0; i < PQntuples(s) && !skip; i++) skip = (uint32_t)strtoul(PQgetvalue(s, i, 0), NULL, 10) == relid;
+        for (size_t i = 0; i < b->nleft_warned && !skip; i++) skip = b->left_warned[i] == relid;
+        if (!skip) strbuf_appendf(&ids, "%s%u", ids.len > 1 ? "," : "", relid);
+    }
+    strbuf_append_char(&ids, '}');
+    char *schema = store_quote_ident(b->cfg->history_schema);
+    const char *p[] = {ids.data, b->cfg->history_schema};
+    PGresult *r = NULL, *logged = NULL;
+    bool ok = ids.len > 2 && pgio_exec(b->src, "SELECT to_regclass(format('%I.table_log', $1::text)) IS NOT NULL",
+                                       1, p + 1, &logged);
+    strbuf_appendf(&q,
+                   "SELECT c.oid, format('%%I.%%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n "
+                   "ON n.oid = c.relnamespace WHERE c.oid = ANY ($1::oid[]) AND c.relkind IN ('r', 'p')");
+    if (ok && PQgetvalue(logged, 0, 0)[0] == 't')
+        strbuf_appendf(&q,
+                       " AND (SELECT l.event FROM %s.table_log l WHERE l.relid = c.oid ORDER BY l.id DESC LIMIT 1)"
+                       " IS DISTINCT FROM 'unpublished'",
+                       schema);
+    strbuf_append_str(&q, " ORDER BY 1");
+    if (ok && pgio_exec(b->src, q.data, 1, p, &r)) {
+        for (int i = 0; i < PQntuples(r); i++) {
+            log_warn("msg=\"a tracked table left the publication unrecorded (the table log's trigger that records "
+                     "this is not installed): walrev sees none of its changes from here on, and snapshot, diff "
+                     "and blame at later points answer its rows as they were when it left (run walrev setup as a "
+                     "superuser to install it)\" table=%s publication=%s",
+                     PQgetvalue(r, i, 1), b->cfg->publication);
+            b->left_warned = xrealloc(b->left_warned, (b->nleft_warned + 1) * sizeof(uint32_t));
+            b->left_warned[b->nleft_warned++] = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
+        }
+    }
+    PQclear(r);
+    PQclear(logged);
+    free(schema);
+    strbuf_free(&q);
+    strbuf_free(&ids);
+}
+
 static WrStatus detect(Backfill *b, WrError *err)
 {
     PGresult *born = NULL;
@@ -709,6 +769,7 @@ static WrStatus detect(Backfill *b, WrError *err)
     }
 
     born = table_log_births(b);
+    warn_unrecorded_leavers(b, s, h);
     pgio_run_unchecked(b->src, "ROLLBACK"); /* read only: nothing to keep */
     for (int i = 0; i < PQntuples(s); i++) {
         uint32_t relid = (uint32_t)strtoul(PQgetvalue(s, i, 0), NULL, 10);

@@ -106,6 +106,8 @@ grep -q "revision $REJOIN is a baseline snapshot: there is nothing to revert to"
 pass "revert of the rejoin refuses"
 W log --table t >"$TMP/log.out" 2>&1 || { cat "$TMP/log.out"; fail "log of t"; }
 expect_verify "verify passes"
+expect_eq "every removal recorded: no table named as left unrecorded" \
+  "$(grep -c 'left the publication unrecorded' "$LOG" || true)" 0
 
 # The slot's publication dropped: the stream cannot go on, and the worker
 # stops with a fatal error naming it (never answering on silently)
