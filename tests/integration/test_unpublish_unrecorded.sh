@@ -4,10 +4,9 @@
 # superuser, or an installation from before it; here the trigger is
 # dropped): the removal cannot be recorded, and replay would answer the
 # table's rows as they were when it left. The worker names each such table
-# in a warning, once per run; a removal the table log recorded is not named,
-# also after `walrev setup` run again on an older installation puts the
-# trigger in
-# (test_unpublish covers that case).
+# in a warning, once per run. A removal the table log recorded is not named
+# (test_unpublish covers that case), also once `walrev setup` run again on
+# an older installation has put the trigger in.
 source "$(dirname "$0")/lib.sh"
 source_db unpublish_unrecorded unpubunrec
 source_conf unpubunrec <<'CONF'
