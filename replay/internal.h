@@ -10,7 +10,10 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/common.h"
 #include "pgio/output.h"
@@ -308,6 +311,27 @@ WrStatus cmd_revert(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUST
 WrStatus cmd_rollback(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 WrStatus cmd_erase(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 WrStatus cmd_prune(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+/* `walrev compact` (compact.c): one compaction round on a connection of its own. */
+WrStatus cmd_compact(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+
+/* What a compaction round did (compact.c). */
+typedef struct {
+    bool busy;                      /* another session holds the store's compaction lock: nothing done */
+    int indexes;                    /* indexes rebuilt */
+    int left;                       /* candidates not reached (stopped or failed) */
+    long long bytes_before, bytes_after; /* the rebuilt indexes' sizes */
+} CompactResult;
+/*
+ * One compaction round on conn (idle, autocommit; REINDEX CONCURRENTLY runs
+ * outside a transaction): rebuild every B-tree index of the history
+ * partitions no longer written at fillfactor 100, one at a time, oldest
+ * partition first; a line per index to report when not NULL. A statement in
+ * progress is cancelled once *stop is non-zero (stop NULL: never). WR_OK (see
+ * out->busy), or err's status at the first failure (that index's rebuild is
+ * undone: it is tried again next time). Blocking; sets lock_timeout on conn.
+ */
+WrStatus rq_compact(PGconn *conn, const char *schema_q, const char *schema, const atomic_int *stop, FILE *report,
+                    CompactResult *out, WrError *err) WR_MUSTCHECK;
 
 /* getopt_long reset + unknown option report shared by the commands (query.c). */
 WrStatus rq_bad_option(ReplayCtx *ctx, int argc, char **argv, WrError *err);

@@ -23,7 +23,8 @@
 #include "schema/store_sql.h"
 
 static const char *const COMMANDS[] = {"verify", "snapshot", "log",    "show",  "history", "blame", "diff", "restore",
-                                       "revert", "rollback", "branch", "merge", "review",  "erase", "prune"};
+                                       "revert", "rollback", "branch", "merge", "review",  "erase", "prune",
+                                       "compact"};
 
 bool replay_is_command(const char *cmd)
 {
@@ -39,6 +40,8 @@ static const struct option VERIFY_OPTS[] = {{"against-source", no_argument, NULL
                                             {"wait", required_argument, NULL, 'w'},
                                             {NULL, 0, NULL, 0}};
 
+static const struct option NO_OPTS[] = {{NULL, 0, NULL, 0}};
+
 const struct option *replay_command_options(const char *cmd)
 {
     if (!replay_is_command(cmd)) return NULL;
@@ -51,6 +54,7 @@ const struct option *replay_command_options(const char *cmd)
     if (strcmp(cmd, "review") == 0) return rq_review_options;
     if (strcmp(cmd, "erase") == 0) return rq_erase_options;
     if (strcmp(cmd, "prune") == 0) return rq_prune_options;
+    if (strcmp(cmd, "compact") == 0) return NO_OPTS;
     return rq_audit_options;
 }
 
@@ -178,6 +182,11 @@ static const char *const HELP[][2] = {
               "  --export DIR       with --apply: first write the dropped range to DIR (CSV per table\n"
               "                     and partition, manifest.json with SHA-256 of each file)\n"
               "  --import DIR       load an export back (the store must be pruned where it ends)\n\n" POINT_HELP},
+    {"compact", "usage: walrev [global options] compact\n\n"
+                "Rebuild the B-tree indexes of the history partitions no longer written (every\n"
+                "revision of their range is in the store) at fillfactor 100, one at a time, with\n"
+                "REINDEX CONCURRENTLY: what they hold is the same, in fewer bytes. An index rebuilt\n"
+                "once is not rebuilt again. [history] compact_interval does it from walrev run.\n"},
 };
 
 void replay_print_help(const char *cmd, FILE *out)
@@ -338,6 +347,8 @@ int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts
             st = cmd_erase(&ctx, argc, argv, &err);
         else if (strcmp(cmd, "prune") == 0)
             st = cmd_prune(&ctx, argc, argv, &err);
+        else if (strcmp(cmd, "compact") == 0)
+            st = cmd_compact(&ctx, argc, argv, &err); /* REINDEX CONCURRENTLY: an idle connection of its own */
     }
     fflush(out);
     if (st != WR_OK) fprintf(err_f, "walrev %s: error: %s\n", cmd, err.msg);

@@ -62,6 +62,24 @@ Retainer *replay_retainer_start(const RetainConfig *cfg);
 void replay_retainer_stop(Retainer *r);
 
 /*
+ * `walrev run`'s compaction ([history] compact_interval, replay/compact.c):
+ * a thread that, every interval_s, rebuilds the B-tree indexes of the
+ * history partitions no longer written at fillfactor 100 (REINDEX
+ * CONCURRENTLY, one index at a time, on its own connection; a rebuild in
+ * progress is cancelled by the stop and tried again by a later round).
+ */
+typedef struct Compactor Compactor;
+typedef struct {
+    const char *history_conninfo; /* copied */
+    const char *schema;           /* history schema; NULL: "walrev"; copied */
+    int interval_s;               /* between rounds (the first after one interval); > 0 */
+} CompactConfig;
+/* Start the thread; NULL when it could not start (logged). */
+Compactor *replay_compactor_start(const CompactConfig *cfg);
+/* Stop and join (a rebuild in progress is cancelled); accepts NULL. */
+void replay_compactor_stop(Compactor *c);
+
+/*
  * schema/sql/replay.sql (views and functions over the history store) with
  * @schema@ replaced by the quoted identifier of schema. Apply it after
  * history.sql; idempotent. Caller frees. Pure: no connection.

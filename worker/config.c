@@ -38,6 +38,7 @@ void config_init(Config *cfg)
     cfg->batch_max_ms = 20;
     cfg->keyframe_factor = 1;
     cfg->retain_interval_s = 3600;
+    cfg->compact_interval_s = 3600;
     cfg->kafka_topic_prefix = xstrdup("walrev");
     cfg->status_interval_ms = 1000;
     cfg->row_cache_bytes = 16 * MIB;
@@ -349,6 +350,7 @@ static const struct {
     {"history", "batch_max_ms", SET_INT, 1, 600000, offsetof(Config, batch_max_ms)},
     {"history", "partition_revisions", SET_INT, 1, 1000000000, offsetof(Config, partition_revisions)},
     {"history", "retain_interval", SET_INT, 1, 86400, offsetof(Config, retain_interval_s)},
+    {"history", "compact_interval", SET_INT, 0, 86400, offsetof(Config, compact_interval_s)},
     {"worker", "status_interval_ms", SET_INT, 10, 3600000, offsetof(Config, status_interval_ms)},
     {"worker", "backfill_chunk_rows", SET_INT, 1, 1000000, offsetof(Config, backfill_chunk_rows)},
     {"worker", "connect_timeout", SET_INT, 0, 3600, offsetof(Config, pgio.connect_timeout_s)},

@@ -36,6 +36,7 @@ typedef struct {
     int partition_revisions; /* revisions per partition of the store (setup applies it); 0: keep the store's */
     long long retain_s;      /* [history] retain: the worker prunes history older than this (seconds); 0: keep all */
     int retain_interval_s;   /* [history] retain_interval: seconds between its rounds; default 3600 */
+    int compact_interval_s;  /* [history] compact_interval: seconds between index compactions; 0 off; default 3600 */
     /* [file] */
     char *file_path; /* NULL: file sink off; "-" stdout */
     /* [kafka]: every key except walrev's own passes to librdkafka */

@@ -65,6 +65,7 @@ static const Command commands[] = {
     {"review", CMD_REPLAY, "a branch's change request; --approve"},
     {"erase", CMD_REPLAY, "erase an object's values from the history (GDPR), keeping the chain"},
     {"prune", CMD_REPLAY, "drop the history before a point by whole partitions (retention)"},
+    {"compact", CMD_REPLAY, "rebuild the indexes of history partitions no longer written, full"},
 };
 
 /* Options every command accepts, before or after the command (for tail and

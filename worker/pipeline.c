@@ -36,7 +36,8 @@ typedef struct {
     int64_t last_watchdog_us;
     /* [worker] reconcile_interval: the thread comparing the history with the tables; NULL when off. */
     Reconciler *reconciler;
-    Retainer *retainer; /* [history] retain */
+    Retainer *retainer;   /* [history] retain */
+    Compactor *compactor; /* [history] compact_interval */
 } Pipeline;
 
 /* ---- the session's hooks: systemd, and the sinks of each session ---- */
@@ -247,6 +248,17 @@ static void start_retainer(Pipeline *p)
                        .interval_s = cfg->retain_interval_s};
     p->retainer = replay_retainer_start(&rc);
 }
+
+/* [history] compact_interval > 0 (the default): rebuild the indexes of full partitions (replay/compact.c). */
+static void start_compactor(Pipeline *p)
+{
+    const Config *cfg = p->cfg;
+    if (cfg->compact_interval_s <= 0 || !cfg->history_enabled) return;
+    CompactConfig cc = {.history_conninfo = cfg->history_conninfo,
+                        .schema = cfg->history_schema,
+                        .interval_s = cfg->compact_interval_s};
+    p->compactor = replay_compactor_start(&cc);
+}
 static int pipeline_finish(Pipeline *p, int rc)
 {
     session_destroy(p->session);
@@ -255,6 +267,8 @@ static int pipeline_finish(Pipeline *p, int rc)
     p->reconciler = NULL;
     replay_retainer_stop(p->retainer);
     p->retainer = NULL;
+    replay_compactor_stop(p->compactor);
+    p->compactor = NULL;
     return rc;
 }
 
@@ -271,6 +285,7 @@ int pipeline_run(const Config *cfg)
     pipeline_init(&p, cfg);
     start_reconciler(&p);
     start_retainer(&p);
+    start_compactor(&p);
     create_session(&p);
     int backoff_ms = 0;
     for (;;) {

@@ -15,7 +15,7 @@ for v in WALREV_SOURCE WALREV_HISTORY WALREV_SCHEMA WALREV_SLOT WALREV_PUBLICATI
   unset $v
 done
 DOCS=${WALREV_SOURCE_DIR:?}/docs/cli.md
-COMMANDS="setup run status rules baseline tail verify snapshot log show history blame diff restore revert rollback branch merge review erase prune"
+COMMANDS="setup run status rules baseline tail verify snapshot log show history blame diff restore revert rollback branch merge review erase prune compact"
 
 # run_w NAME ARGS...: walrev with stdout/stderr in $OUT/NAME.{out,err}, exit code in $rc
 run_w() { local name=$1; shift; rc=0; "$WALREV_BIN" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || rc=$?; }
@@ -66,7 +66,7 @@ Try 'walrev $cmd --help'."
   expect_eq "$cmd --slot=BAD message" "$(cat "$OUT/$cmd.afterlong.err")" \
     "walrev: option --slot: [source] slot: slot name 'Not-Valid' is not valid: use 1-63 lower-case letters, digits or _"
 done
-expect_eq "commands covered" "$ncmd" 21
+expect_eq "commands covered" "$ncmd" 22
 # every command the top-level help lists is in the table above
 listed=$("$WALREV_BIN" --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }' | sort | tr '\n' ' ')
 expect_eq "the table covers every listed command" "$listed" "$(echo $COMMANDS | tr ' ' '\n' | sort | tr '\n' ' ')"

@@ -89,6 +89,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.partition_revisions, 0);
     assert_true(cfg.retain_s == 0);
     assert_int_equal(cfg.retain_interval_s, 3600);
+    assert_int_equal(cfg.compact_interval_s, 3600);
     assert_int_equal(cfg.history_commit, CONFIG_COMMIT_AUTO);
     assert_null(cfg.file_path);
     assert_false(cfg.kafka_enabled);
@@ -129,6 +130,7 @@ static void test_every_key(void **state)
                        "partition_revisions = 5000\n"
                        "retain = 730 days\n"
                        "retain_interval = 600\n"
+                       "compact_interval = 0\n"
                        "[file]\n"
                        "path = /var/lib/walrev/revisions.msgpack\n"
                        "[kafka]\n"
@@ -166,6 +168,7 @@ static void test_every_key(void **state)
     assert_int_equal(cfg.partition_revisions, 5000);
     assert_true(cfg.retain_s == 730LL * 86400);
     assert_int_equal(cfg.retain_interval_s, 600);
+    assert_int_equal(cfg.compact_interval_s, 0);
     assert_string_equal(cfg.file_path, "/var/lib/walrev/revisions.msgpack");
     assert_string_equal(cfg.kafka_topic_prefix, "cdc");
     assert_true(cfg.kafka_enabled);
@@ -246,6 +249,8 @@ static void test_errors_name_file_and_line(void **state)
                  "2: [history] retain: '2 years' is not a period (e.g. 730 days, 12 hours)");
     expect_error("[history]\nretain = 40000d\n", "2: [history] retain: '40000d' is longer than 100 years");
     expect_error("[history]\nretain_interval = 0\n", "2: [history] retain_interval: 0 is out of range [1, 86400]");
+    expect_error("[history]\ncompact_interval = 86401\n",
+                 "2: [history] compact_interval: 86401 is out of range [0, 86400]");
     expect_error("[history]\nkeyframe_factor = 0\n", "2: [history] keyframe_factor: 0 is out of range [0.01, 1000]");
     expect_error("[history]\nkeyframe_factor = 1001\n",
                  "2: [history] keyframe_factor: 1001 is out of range [0.01, 1000]");
