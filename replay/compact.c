@@ -38,27 +38,27 @@
  * again), not rebuilt yet; oldest partition first. BRIN indexes are left as
  * they are: a rebuild would not make them smaller.
  */
-#define CANDIDATES_SQL                                                                                       \
-    "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), "                  \
-    "       pg_catalog.pg_relation_size(c.oid) "                                                              \
-    "FROM %1$s.history_partitions() p "                                                                       \
-    "JOIN pg_catalog.pg_index i ON i.indrelid = p.part "                                                      \
-    "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "                                                     \
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "                                               \
-    "JOIN pg_catalog.pg_am a ON a.oid = c.relam "                                                             \
-    "WHERE a.amname = 'btree' AND i.indisvalid "                                                              \
-    "  AND p.hi <= (SELECT coalesce(max(r.id), 0) + 1 FROM %1$s.revision r) "                                 \
-    "  AND NOT coalesce('" FULL_FILLFACTOR "' = ANY (c.reloptions), false) "                                  \
+#define CANDIDATES_SQL                                                                       \
+    "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), " \
+    "       pg_catalog.pg_relation_size(c.oid) "                                             \
+    "FROM %1$s.history_partitions() p "                                                      \
+    "JOIN pg_catalog.pg_index i ON i.indrelid = p.part "                                     \
+    "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "                                    \
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "                              \
+    "JOIN pg_catalog.pg_am a ON a.oid = c.relam "                                            \
+    "WHERE a.amname = 'btree' AND i.indisvalid "                                             \
+    "  AND p.hi <= (SELECT coalesce(max(r.id), 0) + 1 FROM %1$s.revision r) "                \
+    "  AND NOT coalesce('" FULL_FILLFACTOR "' = ANY (c.reloptions), false) "                 \
     "ORDER BY p.lo, p.tbl, c.relname"
 
 /* What a REINDEX CONCURRENTLY that failed or was cancelled leaves: an invalid
  * copy (<index>_ccnew, or _ccold after the swap) on the partition. */
-#define LEFTOVERS_SQL                                                                                        \
-    "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "                   \
-    "FROM %1$s.history_partitions() p "                                                                       \
-    "JOIN pg_catalog.pg_index i ON i.indrelid = p.part "                                                      \
-    "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "                                                     \
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "                                               \
+#define LEFTOVERS_SQL                                                                       \
+    "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) " \
+    "FROM %1$s.history_partitions() p "                                                     \
+    "JOIN pg_catalog.pg_index i ON i.indrelid = p.part "                                    \
+    "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "                                   \
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "                             \
     "WHERE NOT i.indisvalid AND c.relname ~ '_cc(new|old)[0-9]*$'"
 
 /* One compactor per store at a time: the round holds this session lock. */
@@ -173,14 +173,16 @@ WrStatus rq_compact(PGconn *conn, const char *schema_q, const char *schema, cons
         out->indexes++;
         out->bytes_before += before;
         out->bytes_after += after;
-        log_info("msg=\"history index compacted\" index=%s bytes_before=%lld bytes_after=%lld", index, before, after);
-        if (report) fprintf(report, "compacted %s: %lld -> %lld bytes\n", index, before, after);
+        if (report)
+            fprintf(report, "compacted %s: %lld -> %lld bytes\n", index, before, after);
+        else
+            log_info("msg=\"history index compacted\" index=%s bytes_before=%lld bytes_after=%lld", index, before,
+                     after);
     }
-    out->left = res ? PQntuples(res) - out->indexes : 0;
     PQclear(res);
     WrError ignored = {0};
-    PQclear(rq_exec(conn, &ignored, "SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('walrev compact ' || $1))",
-                    1, p));
+    PQclear(rq_exec(conn, &ignored,
+                    "SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('walrev compact ' || $1))", 1, p));
     return st;
 }
 

@@ -316,17 +316,17 @@ WrStatus cmd_compact(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUS
 
 /* What a compaction round did (compact.c). */
 typedef struct {
-    bool busy;                      /* another session holds the store's compaction lock: nothing done */
-    int indexes;                    /* indexes rebuilt */
-    int left;                       /* candidates not reached (stopped or failed) */
+    bool busy;                           /* another session holds the store's compaction lock: nothing done */
+    int indexes;                         /* indexes rebuilt */
     long long bytes_before, bytes_after; /* the rebuilt indexes' sizes */
 } CompactResult;
 /*
  * One compaction round on conn (idle, autocommit; REINDEX CONCURRENTLY runs
  * outside a transaction): rebuild every B-tree index of the history
  * partitions no longer written at fillfactor 100, one at a time, oldest
- * partition first; a line per index to report when not NULL. A statement in
- * progress is cancelled once *stop is non-zero (stop NULL: never). WR_OK (see
+ * partition first; a line per index to report when not NULL, else a log
+ * line. A statement in progress is cancelled once *stop is non-zero (stop
+ * NULL: never). WR_OK (see
  * out->busy), or err's status at the first failure (that index's rebuild is
  * undone: it is tried again next time). Blocking; sets lock_timeout on conn.
  */

@@ -22,9 +22,8 @@
 #include "replay/verify_reads.h"
 #include "schema/store_sql.h"
 
-static const char *const COMMANDS[] = {"verify", "snapshot", "log",    "show",  "history", "blame", "diff", "restore",
-                                       "revert", "rollback", "branch", "merge", "review",  "erase", "prune",
-                                       "compact"};
+static const char *const COMMANDS[] = {"verify", "snapshot", "log",    "show",  "history", "blame", "diff",  "restore",
+                                       "revert", "rollback", "branch", "merge", "review",  "erase", "prune", "compact"};
 
 bool replay_is_command(const char *cmd)
 {
