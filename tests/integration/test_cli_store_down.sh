@@ -114,6 +114,7 @@ usage 'invalid point "old" (--before)' prune --before old
 usage "--export writes the range as it is dropped: it needs --apply" prune --before 5 --export /tmp/x
 usage "prune --import DIR takes no other option" prune --import /tmp/x --apply
 usage "verify: unexpected argument now" verify now
+usage "compact: unexpected argument now" compact now
 usage '--wait wants seconds (0..86400), not "x"' verify --against-source --wait x
 usage 'invalid table name "a.b.c"' verify --against-source --table a.b.c
 usage "invalid table name (expected table or schema.table, quoted as in SQL) 'a.b.c'" baseline --table a.b.c
@@ -140,5 +141,6 @@ refused "history store" review b1
 refused "history store" erase --table t --key 1 --reason r
 refused "history store" prune --before 5
 refused "history store" verify
+refused "history store" compact
 refused "source" baseline --table t
 pass "$nrefused right argument lists: the connection error, exit 1"
