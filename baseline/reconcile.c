@@ -815,12 +815,7 @@ WrStatus reconcile_run(const ReconRun *run, ReconSummary *sum, WrError *err)
         strbuf_append_char(&arr, '{');
         for (int i = 0; i < run->ntables; i++) {
             if (i) strbuf_append_char(&arr, ',');
-            strbuf_append_char(&arr, '"');
-            for (const char *s = run->tables[i]; *s; s++) {
-                if (*s == '"' || *s == '\\') strbuf_append_char(&arr, '\\');
-                strbuf_append_char(&arr, *s);
-            }
-            strbuf_append_char(&arr, '"');
+            strbuf_append_quoted(&arr, run->tables[i], '"');
         }
         strbuf_append_char(&arr, '}');
         const char *p[1] = {arr.data};

@@ -200,6 +200,16 @@ void strbuf_append_char(StrBuf *b, char c)
     b->data[b->len] = '\0';
 }
 
+void strbuf_append_quoted(StrBuf *b, const char *s, char quote)
+{
+    strbuf_append_char(b, quote);
+    for (const char *p = s; *p; p++) {
+        if (*p == quote || *p == '\\') strbuf_append_char(b, '\\');
+        strbuf_append_char(b, *p);
+    }
+    strbuf_append_char(b, quote);
+}
+
 void strbuf_vappendf(StrBuf *b, const char *fmt, va_list ap)
 {
     va_list ap2;

@@ -108,6 +108,10 @@ void strbuf_vappendf(StrBuf *b, const char *fmt, va_list ap) WR_PRINTF(2, 0);
  * that walrev's own COPY output reads like PostgreSQL's and COPY FROM takes it.
  */
 void strbuf_append_copy_text(StrBuf *b, const char *s, size_t len);
+/* Append s between two quote characters, each quote and backslash in it
+ * escaped by a backslash: an element of a PostgreSQL array literal ('"'), a
+ * libpq conninfo value ('\''). */
+void strbuf_append_quoted(StrBuf *b, const char *s, char quote);
 /*
  * Undo COPY text-format escaping of one field in place (\\, \t, \n, \r, \b,
  * \f, \v, octal \NNN, hex \xHH); returns the new length. "\N" (NULL) must

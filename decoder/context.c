@@ -124,6 +124,25 @@ static bool scalar_text(json_t *v, StrBuf *out)
     return false;
 }
 
+/*
+ * actor.<field> of the actor object into *out and *has. A value of another
+ * kind (kinds: what the message asks for) or an empty one (noun: what the
+ * revision is recorded without) is a warning and stays absent: an empty type
+ * or id could not be asked for (log --actor TYPE:ID).
+ */
+static void actor_part(json_t *actor, const char *field, const char *kinds, const char *noun, StrBuf *out, bool *has,
+                       StrBuf *warnings)
+{
+    json_t *v = json_object_get(actor, field);
+    if (!v || json_is_null(v)) return;
+    if (!scalar_text(v, out))
+        strbuf_appendf(warnings, "context: actor.%s must be %s\n", field, kinds);
+    else if (out->len == 0)
+        strbuf_appendf(warnings, "context: actor.%s is empty: recorded without %s\n", field, noun);
+    else
+        *has = true;
+}
+
 /* The caller's context object: actor, description, meta, suppress. */
 static void parse_root(ParsedContext *c, json_t *root, StrBuf *warnings, json_t **signature)
 {
@@ -135,25 +154,8 @@ static void parse_root(ParsedContext *c, json_t *root, StrBuf *warnings, json_t 
             if (json_is_object(v)) {
                 if (json_replace_nul(v))
                     strbuf_append_str(warnings, "context: NUL characters in actor replaced by U+FFFD\n");
-                json_t *t = json_object_get(v, "type");
-                json_t *id = json_object_get(v, "id");
-                /* an empty type or id could not be asked for (log --actor TYPE:ID) */
-                if (t && !json_is_null(t)) {
-                    if (!scalar_text(t, &c->actor_type))
-                        strbuf_append_str(warnings, "context: actor.type must be a string\n");
-                    else if (c->actor_type.len == 0)
-                        strbuf_append_str(warnings, "context: actor.type is empty: recorded without a type\n");
-                    else
-                        c->has_actor_type = true;
-                }
-                if (id && !json_is_null(id)) {
-                    if (!scalar_text(id, &c->actor_id))
-                        strbuf_append_str(warnings, "context: actor.id must be a string or number\n");
-                    else if (c->actor_id.len == 0)
-                        strbuf_append_str(warnings, "context: actor.id is empty: recorded without an id\n");
-                    else
-                        c->has_actor_id = true;
-                }
+                actor_part(v, "type", "a string", "a type", &c->actor_type, &c->has_actor_type, warnings);
+                actor_part(v, "id", "a string or number", "an id", &c->actor_id, &c->has_actor_id, warnings);
                 dump_into(v, &c->actor_json);
                 c->has_actor_json = true;
             } else if (json_is_string(v) || json_is_integer(v)) {

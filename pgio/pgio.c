@@ -540,12 +540,7 @@ static void append_conn_value(StrBuf *b, const char *v)
         strbuf_append_str(b, v);
         return;
     }
-    strbuf_append_char(b, '\'');
-    for (const char *p = v; *p; p++) {
-        if (*p == '\'' || *p == '\\') strbuf_append_char(b, '\\');
-        strbuf_append_char(b, *p);
-    }
-    strbuf_append_char(b, '\'');
+    strbuf_append_quoted(b, v, '\'');
 }
 
 char *pgio_redact_conninfo(const char *conninfo)

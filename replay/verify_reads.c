@@ -10,6 +10,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,33 @@ static WrStatus run(PGconn *conn, const char *sql, int nparams, const char *cons
     char label[160];
     snprintf(label, sizeof(label), "verify: %s", what);
     return pgio_run(conn, sql, nparams, params, out, err, label);
+}
+
+/* run() of the statement fmt builds from the quoted schema qs and numbers (safe as they are). */
+static WrStatus runf(PGconn *conn, int nparams, const char *const *params, PGresult **out, const char *what,
+                     WrError *err, const char *fmt, ...) WR_PRINTF(7, 8);
+static WrStatus runf(PGconn *conn, int nparams, const char *const *params, PGresult **out, const char *what,
+                     WrError *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = xvasprintf(fmt, ap);
+    va_end(ap);
+    WrStatus st = run(conn, sql, nparams, params, out, what, err);
+    free(sql);
+    return st;
+}
+
+/* Whether the history schema qs has table name yet (one a later store format added). */
+static WrStatus has_table(PGconn *conn, const char *qs, const char *name, bool *have, WrError *err)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "looking for the %s table", name);
+    PGresult *res = NULL;
+    WrStatus st = runf(conn, 0, NULL, &res, what, err, "SELECT to_regclass('%s.%s') IS NOT NULL", qs, name);
+    *have = st == WR_OK && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return st;
 }
 
 static const char *field(const PGresult *r, int row, int col)
@@ -107,8 +135,6 @@ static const char *context_mismatch(const PGresult *r, int row, ParsedContext *p
 WrStatus verify_contexts(PGconn *conn, const char *qs, int64_t *first_bad, char *why, size_t why_size, WrError *err)
 {
     *first_bad = 0;
-    StrBuf q;
-    strbuf_init(&q);
     ParsedContext p;
     context_init(&p);
     StrBuf scratch;
@@ -117,24 +143,23 @@ WrStatus verify_contexts(PGconn *conn, const char *qs, int64_t *first_bad, char 
     WrStatus st;
 
     /* A revision's actor columns are its first context's (NULL without one). */
-    strbuf_appendf(&q,
-                   "SELECT r.id, CASE WHEN r.actor_type IS DISTINCT FROM c.actor_type THEN 'actor_type' "
-                   "WHEN r.actor_id IS DISTINCT FROM c.actor_id THEN 'actor_id' "
-                   "WHEN r.actor IS DISTINCT FROM c.actor THEN 'actor' "
-                   "WHEN r.description IS DISTINCT FROM c.description THEN 'description' "
-                   "WHEN r.meta IS DISTINCT FROM c.meta THEN 'meta' "
-                   "WHEN (r.actor_verified, r.verified_by) IS DISTINCT FROM (c.actor_verified, c.verified_by) "
-                   "THEN 'actor_verified' ELSE 'server-side user' END "
-                   "FROM %1$s.revision r LEFT JOIN %1$s.revision_context c "
-                   "ON c.revision_id = r.id AND c.context_no = 1 "
-                   "WHERE (r.actor_type, r.actor_id, r.actor, r.description, r.meta, r.attested, "
-                   "r.db_session_user, r.db_current_user, r.application_name, r.actor_verified, r.verified_by) "
-                   "IS DISTINCT FROM (c.actor_type, c.actor_id, c.actor, c.description, c.meta, "
-                   "coalesce(c.attested, false), c.db_session_user, c.db_current_user, c.application_name, "
-                   "c.actor_verified, c.verified_by) "
-                   "ORDER BY r.id LIMIT 1",
-                   qs);
-    st = run(conn, q.data, 0, NULL, &res, "comparing revisions with their first contexts", err);
+    st = runf(conn, 0, NULL, &res, "comparing revisions with their first contexts", err,
+              "SELECT r.id, CASE WHEN r.actor_type IS DISTINCT FROM c.actor_type THEN 'actor_type' "
+              "WHEN r.actor_id IS DISTINCT FROM c.actor_id THEN 'actor_id' "
+              "WHEN r.actor IS DISTINCT FROM c.actor THEN 'actor' "
+              "WHEN r.description IS DISTINCT FROM c.description THEN 'description' "
+              "WHEN r.meta IS DISTINCT FROM c.meta THEN 'meta' "
+              "WHEN (r.actor_verified, r.verified_by) IS DISTINCT FROM (c.actor_verified, c.verified_by) "
+              "THEN 'actor_verified' ELSE 'server-side user' END "
+              "FROM %1$s.revision r LEFT JOIN %1$s.revision_context c "
+              "ON c.revision_id = r.id AND c.context_no = 1 "
+              "WHERE (r.actor_type, r.actor_id, r.actor, r.description, r.meta, r.attested, "
+              "r.db_session_user, r.db_current_user, r.application_name, r.actor_verified, r.verified_by) "
+              "IS DISTINCT FROM (c.actor_type, c.actor_id, c.actor, c.description, c.meta, "
+              "coalesce(c.attested, false), c.db_session_user, c.db_current_user, c.application_name, "
+              "c.actor_verified, c.verified_by) "
+              "ORDER BY r.id LIMIT 1",
+              qs);
     if (st != WR_OK) goto done;
     if (PQntuples(res) == 1) {
         *first_bad = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -145,18 +170,16 @@ WrStatus verify_contexts(PGconn *conn, const char *qs, int64_t *first_bad, char 
     PQclear(res);
     res = NULL;
 
-    strbuf_reset(&q);
-    strbuf_appendf(&q,
-                   "DECLARE walrev_verify_reads NO SCROLL CURSOR FOR "
-                   "SELECT c.revision_id, c.context_no, c.raw, c.raw_sha256 IS NOT NULL, c.actor_type, c.actor_id, "
-                   "c.actor::text, c.description, c.meta::text, "
-                   "coalesce(strpos(r.warnings, '" RESERVED_WARNING "') > 0, false), "
-                   "c.attested, c.db_session_user, c.db_current_user, c.application_name, c.actor_verified, "
-                   "c.verified_by "
-                   "FROM %1$s.revision_context c LEFT JOIN %1$s.revision r ON r.id = c.revision_id "
-                   "ORDER BY c.revision_id, c.context_no",
-                   qs);
-    st = run(conn, q.data, 0, NULL, NULL, "opening the context cursor", err);
+    st = runf(conn, 0, NULL, NULL, "opening the context cursor", err,
+              "DECLARE walrev_verify_reads NO SCROLL CURSOR FOR "
+              "SELECT c.revision_id, c.context_no, c.raw, c.raw_sha256 IS NOT NULL, c.actor_type, c.actor_id, "
+              "c.actor::text, c.description, c.meta::text, "
+              "coalesce(strpos(r.warnings, '" RESERVED_WARNING "') > 0, false), "
+              "c.attested, c.db_session_user, c.db_current_user, c.application_name, c.actor_verified, "
+              "c.verified_by "
+              "FROM %1$s.revision_context c LEFT JOIN %1$s.revision r ON r.id = c.revision_id "
+              "ORDER BY c.revision_id, c.context_no",
+              qs);
     if (st != WR_OK) goto done;
     for (bool more = true; more;) {
         char fetch[64];
@@ -189,7 +212,44 @@ done:
     PQclear(res);
     context_term(&p);
     strbuf_free(&scratch);
-    strbuf_free(&q);
+    return st;
+}
+
+/*
+ * Keyframe row i of kf (id, relid, revision, n_rows, table name) against the
+ * image cmp_sql rebuilds from the deltas (verify_keyframes); a keyframe that
+ * differs sets *bad_keyframe, *bad_revision and why.
+ */
+static WrStatus check_keyframe(PGconn *conn, const char *cmp_sql, const PGresult *kf, int i, int64_t *bad_keyframe,
+                               int64_t *bad_revision, char *why, size_t why_size, WrError *err)
+{
+    const char *id = PQgetvalue(kf, i, 0), *relid = PQgetvalue(kf, i, 1), *rev = PQgetvalue(kf, i, 2);
+    const char *set[1] = {id};
+    WrStatus st = run(conn, "SELECT set_config('walrev.keyframe_below', $1, true)", 1, set, NULL,
+                      "hiding a keyframe from keyframe_at", err);
+    if (st != WR_OK) return st;
+    const char *params[3] = {relid, rev, id};
+    PGresult *res = NULL;
+    st = run(conn, cmp_sql, 3, params, &res, "rebuilding a keyframe from the deltas", err);
+    if (st != WR_OK) return st;
+    const char *bad_key = field(res, 0, 1);
+    bool count_ok = strcmp(PQgetvalue(res, 0, 0), PQgetvalue(kf, i, 3)) == 0;
+    if (!PQgetisnull(res, 0, 2) && strcmp(PQgetvalue(res, 0, 2), id) == 0) {
+        st = wr_error_set(err, WR_FATAL,
+                          "verify: the history schema's keyframe_at() predates keyframe checks: run "
+                          "`walrev setup` to update it");
+    } else if (bad_key || !count_ok) {
+        *bad_keyframe = strtoll(id, NULL, 10);
+        *bad_revision = strtoll(rev, NULL, 10);
+        if (bad_key)
+            snprintf(why, why_size,
+                     "keyframe %s of %s at revision %s: the row of key %.200s differs from what the deltas give", id,
+                     PQgetvalue(kf, i, 4), rev, bad_key);
+        else
+            snprintf(why, why_size, "keyframe %s of %s at revision %s: n_rows %s but %s rows", id, PQgetvalue(kf, i, 4),
+                     rev, PQgetvalue(kf, i, 3), PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
     return st;
 }
 
@@ -198,19 +258,11 @@ WrStatus verify_keyframes(PGconn *conn, const char *qs, int64_t *bad_keyframe, i
 {
     *bad_keyframe = 0;
     *bad_revision = 0;
-    StrBuf q, cmp;
-    strbuf_init(&q);
+    StrBuf cmp;
     strbuf_init(&cmp);
-    PGresult *kf = NULL, *res = NULL;
+    PGresult *kf = NULL;
     WrStatus st;
 
-    /* Keyframes are few (one per keyframe_factor x rows changes of a table): read them at once. */
-    strbuf_appendf(&q,
-                   "SELECT k.id, k.relid, k.revision_id, k.n_rows, "
-                   "coalesce((SELECT v.nspname || '.' || v.relname FROM %1$s.relation_version v "
-                   "WHERE v.relid = k.relid ORDER BY v.version DESC LIMIT 1), k.relid::text) "
-                   "FROM %1$s.keyframe k WHERE k.revision_id >= $1::bigint ORDER BY k.relid, k.revision_id, k.id",
-                   qs);
     /* The keyframes prune took at its cut (before - 1) stand on dropped
      * deltas: like the anchor they are taken as given, and every later
      * keyframe is checked against them and the deltas kept. */
@@ -222,7 +274,13 @@ WrStatus verify_keyframes(PGconn *conn, const char *qs, int64_t *bad_keyframe, i
     char from[24];
     snprintf(from, sizeof(from), "%lld", (long long)before);
     const char *fp[1] = {from};
-    st = run(conn, q.data, 1, fp, &kf, "reading the keyframes", err);
+    /* Keyframes are few (one per keyframe_factor x rows changes of a table): read them at once. */
+    st = runf(conn, 1, fp, &kf, "reading the keyframes", err,
+              "SELECT k.id, k.relid, k.revision_id, k.n_rows, "
+              "coalesce((SELECT v.nspname || '.' || v.relname FROM %1$s.relation_version v "
+              "WHERE v.relid = k.relid ORDER BY v.version DESC LIMIT 1), k.relid::text) "
+              "FROM %1$s.keyframe k WHERE k.revision_id >= $1::bigint ORDER BY k.relid, k.revision_id, k.id",
+              qs);
     if (st != WR_OK) goto done;
     /*
      * The image the keyframe should hold: snapshot_rows at its revision with
@@ -241,45 +299,13 @@ WrStatus verify_keyframes(PGconn *conn, const char *qs, int64_t *bad_keyframe, i
                    " ORDER BY 1 LIMIT 1), "
                    "(SELECT keyframe_id FROM %1$s.keyframe_at($1::oid, $2::bigint))",
                    qs);
-    for (int i = 0; i < PQntuples(kf); i++) {
-        const char *id = PQgetvalue(kf, i, 0), *relid = PQgetvalue(kf, i, 1), *rev = PQgetvalue(kf, i, 2);
-        const char *set[1] = {id};
-        st = run(conn, "SELECT set_config('walrev.keyframe_below', $1, true)", 1, set, NULL,
-                 "hiding a keyframe from keyframe_at", err);
-        if (st != WR_OK) goto done;
-        const char *params[3] = {relid, rev, id};
-        st = run(conn, cmp.data, 3, params, &res, "rebuilding a keyframe from the deltas", err);
-        if (st != WR_OK) goto done;
-        if (!PQgetisnull(res, 0, 2) && strcmp(PQgetvalue(res, 0, 2), id) == 0) {
-            st = wr_error_set(err, WR_FATAL,
-                              "verify: the history schema's keyframe_at() predates keyframe checks: run "
-                              "`walrev setup` to update it");
-            goto done;
-        }
-        const char *bad_key = field(res, 0, 1);
-        bool count_ok = strcmp(PQgetvalue(res, 0, 0), PQgetvalue(kf, i, 3)) == 0;
-        if (bad_key || !count_ok) {
-            *bad_keyframe = strtoll(id, NULL, 10);
-            *bad_revision = strtoll(rev, NULL, 10);
-            if (bad_key)
-                snprintf(why, why_size,
-                         "keyframe %s of %s at revision %s: the row of key %.200s differs from what the deltas "
-                         "give",
-                         id, PQgetvalue(kf, i, 4), rev, bad_key);
-            else
-                snprintf(why, why_size, "keyframe %s of %s at revision %s: n_rows %s but %s rows", id,
-                         PQgetvalue(kf, i, 4), rev, PQgetvalue(kf, i, 3), PQgetvalue(res, 0, 0));
-            break;
-        }
-        PQclear(res);
-        res = NULL;
-    }
+    for (int i = 0; i < PQntuples(kf) && st == WR_OK && !*bad_keyframe; i++)
+        st = check_keyframe(conn, cmp.data, kf, i, bad_keyframe, bad_revision, why, why_size, err);
+    if (st != WR_OK) goto done;
     st = run(conn, "SELECT set_config('walrev.keyframe_below', '', true)", 0, NULL, NULL, "restoring keyframe_at", err);
 
 done:
     PQclear(kf);
-    PQclear(res);
-    strbuf_free(&q);
     strbuf_free(&cmp);
     return st;
 }
@@ -287,21 +313,16 @@ done:
 WrStatus verify_backfill(PGconn *conn, const char *qs, int64_t *first_bad, char *why, size_t why_size, WrError *err)
 {
     *first_bad = 0;
-    StrBuf q;
-    strbuf_init(&q);
     PGresult *res = NULL;
-    strbuf_appendf(&q, "SELECT to_regclass('%s.backfill') IS NOT NULL", qs);
-    WrStatus st = run(conn, q.data, 0, NULL, &res, "looking for the backfill table", err);
-    if (st != WR_OK || PQgetvalue(res, 0, 0)[0] != 't') goto done;
-    PQclear(res);
-    res = NULL;
+    bool have = false;
+    WrStatus st = has_table(conn, qs, "backfill", &have, err);
+    if (st != WR_OK || !have) goto done;
     int64_t before = 0;
     uint8_t anchor[32];
     char on[16];
     st = verify_prune_anchor(conn, qs, &before, anchor, on, sizeof(on), err);
     if (st != WR_OK) goto done;
     bool pruned = before > 0;
-    strbuf_reset(&q);
     /*
      * The chunk revisions of each table (walrev's own contexts only: a user
      * claiming actor type walrev is recorded without an actor) with their
@@ -311,8 +332,8 @@ WrStatus verify_backfill(PGconn *conn, const char *qs, int64_t *first_bad, char 
      * rows_recorded must be the snapshot rows of a tail of that run (or 0);
      * chunks and rows_read at least what its last revision says.
      */
-    strbuf_appendf(
-        &q,
+    st = runf(
+        conn, 0, NULL, &res, "comparing the baseline records with their chunk revisions", err,
         "WITH ch AS (SELECT c.revision_id, (c.meta->'backfill'->>'relid')::oid AS relid, "
         "  (c.meta->'backfill'->>'chunk')::int AS chunk, (c.meta->'backfill'->>'rows_read')::bigint AS rows_read "
         "  FROM %1$s.revision_context c WHERE c.actor_type = 'walrev' AND c.actor_id = 'baseline' "
@@ -339,7 +360,6 @@ WrStatus verify_backfill(PGconn *conn, const char *qs, int64_t *first_bad, char 
         "WHERE b.chunks > 0 OR b.state = 'done' "
         "ORDER BY 11, 2",
         qs);
-    st = run(conn, q.data, 0, NULL, &res, "comparing the baseline records with their chunk revisions", err);
     if (st != WR_OK) goto done;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *table = PQgetvalue(res, i, 0);
@@ -400,7 +420,6 @@ WrStatus verify_backfill(PGconn *conn, const char *qs, int64_t *first_bad, char 
     }
 done:
     PQclear(res);
-    strbuf_free(&q);
     return st;
 }
 
@@ -410,20 +429,14 @@ WrStatus verify_prune_anchor(PGconn *conn, const char *qs, int64_t *before, uint
     *before = 0;
     memset(anchor, 0, 32);
     if (pruned_on_size) pruned_on[0] = '\0';
-    StrBuf q;
-    strbuf_init(&q);
     PGresult *res = NULL;
-    strbuf_appendf(&q, "SELECT to_regclass('%s.prune') IS NOT NULL", qs);
-    WrStatus st = run(conn, q.data, 0, NULL, &res, "looking for the prune table", err);
-    if (st != WR_OK || PQgetvalue(res, 0, 0)[0] != 't') goto done;
-    PQclear(res);
-    res = NULL;
-    strbuf_reset(&q);
-    strbuf_appendf(&q,
-                   "SELECT before_id, encode(anchor, 'hex'), pruned_at::date::text FROM %s.prune "
-                   "ORDER BY before_id DESC LIMIT 1",
-                   qs);
-    st = run(conn, q.data, 0, NULL, &res, "reading the prune anchor", err);
+    bool have = false;
+    WrStatus st = has_table(conn, qs, "prune", &have, err);
+    if (st != WR_OK || !have) goto done;
+    st = runf(conn, 0, NULL, &res, "reading the prune anchor", err,
+              "SELECT before_id, encode(anchor, 'hex'), pruned_at::date::text FROM %s.prune "
+              "ORDER BY before_id DESC LIMIT 1",
+              qs);
     if (st != WR_OK || PQntuples(res) == 0) goto done;
     const char *hex = PQgetvalue(res, 0, 1);
     if (strlen(hex) != 64) {
@@ -443,6 +456,5 @@ WrStatus verify_prune_anchor(PGconn *conn, const char *qs, int64_t *before, uint
     snprintf(pruned_on, pruned_on_size, "%s", PQgetvalue(res, 0, 2));
 done:
     PQclear(res);
-    strbuf_free(&q);
     return st;
 }

@@ -23,12 +23,7 @@ static void append_text_array(StrBuf *b, char *const *items, int n, const char *
             strbuf_append_str(b, "NULL");
             continue;
         }
-        strbuf_append_char(b, '"');
-        for (const char *p = item; *p; p++) {
-            if (*p == '"' || *p == '\\') strbuf_append_char(b, '\\');
-            strbuf_append_char(b, *p);
-        }
-        strbuf_append_char(b, '"');
+        strbuf_append_quoted(b, item, '"');
     }
     strbuf_append_char(b, '}');
 }

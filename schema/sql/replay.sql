@@ -12,6 +12,21 @@
 -- Points in history
 -- ---------------------------------------------------------------------------
 
+-- point_before(cut, cut_at, what, oldest): the error for a point (what: "LSN
+-- 0/1A2B3C8", "time ...") before the history kept: before the cut of a
+-- pruned history (walrev prune), else before its first revision (oldest:
+-- that revision as the message names it).
+CREATE OR REPLACE FUNCTION @schema@.point_before(p_cut bigint, p_cut_at timestamptz, p_what text, p_oldest text)
+RETURNS void LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+    IF p_cut IS NOT NULL THEN
+        RAISE EXCEPTION 'history before revision % was pruned on % (walrev prune): % is before it; the oldest revision kept is %',
+            p_cut, p_cut_at::date, p_what, p_oldest USING ERRCODE = '22023';
+    END IF;
+    RAISE EXCEPTION '% is before the history: the oldest revision is %', p_what, p_oldest USING ERRCODE = '22023';
+END
+$fn$;
+
 -- resolve_point(text) -> revision id. A point is a revision id (digits), an
 -- LSN (X/X: the state after every transaction whose commit record ends at or
 -- before it, i.e. the latest revision with end_lsn <= X) or a timestamp with
@@ -74,12 +89,8 @@ BEGIN
                 lsn, newest.id, newest.end_lsn USING ERRCODE = '22023';
         END IF;
         SELECT id INTO r FROM @schema@.revision WHERE end_lsn <= lsn ORDER BY end_lsn DESC, id DESC LIMIT 1;
-        IF r IS NULL AND cut IS NOT NULL THEN
-            RAISE EXCEPTION 'history before revision % was pruned on % (walrev prune): LSN % is before it; the oldest revision kept is % (end %)',
-                cut, cut_at::date, lsn, oldest.id, oldest.end_lsn USING ERRCODE = '22023';
-        ELSIF r IS NULL THEN
-            RAISE EXCEPTION 'LSN % is before the history: the oldest revision is % (end %)',
-                lsn, oldest.id, oldest.end_lsn USING ERRCODE = '22023';
+        IF r IS NULL THEN
+            PERFORM @schema@.point_before(cut, cut_at, 'LSN ' || lsn, oldest.id || ' (end ' || oldest.end_lsn || ')');
         END IF;
         RETURN r;
     ELSIF p LIKE '%-%' AND p LIKE '%:%' THEN
@@ -106,12 +117,9 @@ BEGIN
         IF r IS NULL THEN
             SELECT id INTO r FROM @schema@.revision WHERE commit_time <= ts ORDER BY commit_time DESC, id DESC LIMIT 1;
         END IF;
-        IF r IS NULL AND cut IS NOT NULL THEN
-            RAISE EXCEPTION 'history before revision % was pruned on % (walrev prune): time % is before it; the oldest revision kept is % (committed at %)',
-                cut, cut_at::date, ts, oldest.id, oldest.commit_time USING ERRCODE = '22023';
-        ELSIF r IS NULL THEN
-            RAISE EXCEPTION 'time % is before the history: the oldest revision is % (committed at %)',
-                ts, oldest.id, oldest.commit_time USING ERRCODE = '22023';
+        IF r IS NULL THEN
+            PERFORM @schema@.point_before(cut, cut_at, 'time ' || ts,
+                                          oldest.id || ' (committed at ' || oldest.commit_time || ')');
         END IF;
         RETURN r;
     END IF;
@@ -483,16 +491,10 @@ $fn$;
 CREATE OR REPLACE FUNCTION @schema@.rows_at(p_relid oid, p_keys text[], p_rev bigint)
 RETURNS TABLE(key text, vals text[]) LANGUAGE plpgsql STABLE SET jit = off AS $fn$
 DECLARE
-    moves    boolean;
-    kf_id    bigint;
-    kf_rev   bigint := 0;
-    t_rev    bigint;
-    t_seq    integer;
+    plan     record; -- snapshot_plan's: the keyframe, the deltas after it, any key change among them
 BEGIN
-    SELECT p.keyframe_id, p.from_rev, p.cut_rev, p.cut_seq, p.key_changes
-      INTO kf_id, kf_rev, t_rev, t_seq, moves
-      FROM @schema@.snapshot_plan(p_relid, p_rev) p;
-    IF moves OR cardinality(p_keys) > 50000 THEN
+    SELECT * INTO plan FROM @schema@.snapshot_plan(p_relid, p_rev);
+    IF plan.key_changes OR cardinality(p_keys) > 50000 THEN
         RETURN QUERY SELECT s.key, s.vals FROM @schema@.snapshot_rows(p_relid, p_rev) s
                      WHERE s.key = ANY (p_keys);
         RETURN;
@@ -512,7 +514,7 @@ BEGIN
     $q$, $q$
         SELECT DISTINCT u.key COLLATE "C" AS key FROM unnest($7::text[]) AS u(key) WHERE u.key IS NOT NULL
     $q$)
-    USING p_relid, kf_rev, p_rev, t_rev, t_seq, kf_id, p_keys;
+    USING p_relid, plan.from_rev, p_rev, plan.cut_rev, plan.cut_seq, plan.keyframe_id, p_keys;
 END
 $fn$;
 
@@ -798,39 +800,33 @@ RETURNS boolean LANGUAGE sql STABLE AS $fn$
            ORDER BY d.revision_id DESC, d.seq DESC LIMIT 1), false)
 $fn$;
 
--- blame_full(relid, key, R): blame by reading every change of the object
--- (lineage() without keyframes, then the newest change of each column): what
--- blame() does for a history it cannot walk (a delete inside a segment).
-CREATE OR REPLACE FUNCTION @schema@.blame_full(p_relid oid, p_key text, p_rev bigint DEFAULT NULL)
-RETURNS TABLE(column_name text, value text, revision bigint, seq integer, op "char",
-              commit_time timestamptz, actor_type text, actor_id text, description text)
--- custom plans: object_delta is partitioned (format 6), and a generic plan of the
--- walk's pages appends the partitions and sorts every delta of the object
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $fn$
-DECLARE
-    at_rev  bigint := coalesce(p_rev, (SELECT max(id) FROM @schema@.revision));
-    cur     text[];
-    rv      @schema@.relation_version;
+-- blame_present(relid, key, R, cur): the row cur blame found for key at R,
+-- or the error blame raises when there is none.
+CREATE OR REPLACE FUNCTION @schema@.blame_present(p_relid oid, p_key text, p_rev bigint, p_cur text[])
+RETURNS text[] LANGUAGE plpgsql IMMUTABLE AS $fn$
 BEGIN
-    cur := @schema@.row_at(p_relid, p_key, at_rev);
-    IF cur IS NULL THEN
-        RAISE EXCEPTION 'no row with key % in table % at revision %', p_key, p_relid, at_rev
+    IF p_cur IS NULL THEN
+        RAISE EXCEPTION 'no row with key % in table % at revision %', p_key, p_relid, p_rev
             USING ERRCODE = '22023';
     END IF;
-    SELECT * INTO rv FROM @schema@.relation_at(p_relid, at_rev);
-    RETURN QUERY
+    RETURN p_cur;
+END
+$fn$;
+
+-- blame_rows(rv, cur, changes): blame's answer, in rv's column order: each
+-- column's value in row cur (vals[col_id]) and the change that set it, given
+-- as parallel arrays of (col_id, revision, seq, op, context_no, flags); a
+-- column without one has NULLs there.
+CREATE OR REPLACE FUNCTION @schema@.blame_rows(rv @schema@.relation_version, cur text[], s_col smallint[],
+    s_rev bigint[], s_seq integer[], s_op "char"[], s_ctx smallint[], s_flags smallint[])
+RETURNS TABLE(column_name text, value text, revision bigint, seq integer, op "char",
+              commit_time timestamptz, actor_type text, actor_id text, description text)
+LANGUAGE sql STABLE AS $fn$
     WITH cols AS (
         SELECT c.col_id, c.name, c.n FROM unnest(rv.col_ids, rv.col_names) WITH ORDINALITY AS c(col_id, name, n)
-    ), segs AS (
-        SELECT * FROM @schema@.lineage(p_relid, p_key, at_rev + 1, 0, false)
     ), sets AS (
-        SELECT DISTINCT ON (a.col_id) a.col_id, d.revision_id, d.seq, d.op, d.context_no, a.flags
-        FROM segs s
-        JOIN @schema@.object_delta_arrays d ON d.relid = p_relid AND d.key = s.seg_key
-             AND (d.revision_id, d.seq) > (s.lo_rev, s.lo_seq) AND (d.revision_id, d.seq) < (s.hi_rev, s.hi_seq)
-        CROSS JOIN LATERAL unnest(d.col_ids, d.attr_flags) AS a(col_id, flags)
-        WHERE d.op IN ('I', 'U', 'S')
-        ORDER BY a.col_id, d.revision_id DESC, d.seq DESC
+        SELECT * FROM unnest(s_col, s_rev, s_seq, s_op, s_ctx, s_flags)
+                      AS x(col_id, revision_id, seq, op, context_no, flags)
     )
     SELECT cols.name,
            -- the change that set it erased it since (walrev erase): <erased>, not NULL
@@ -842,8 +838,37 @@ BEGIN
     LEFT JOIN sets s ON s.col_id = cols.col_id
     LEFT JOIN @schema@.revision r ON r.id = s.revision_id
     LEFT JOIN @schema@.revision_context ctx ON ctx.revision_id = s.revision_id AND ctx.context_no = s.context_no
-    ORDER BY cols.n;
-END
+    ORDER BY cols.n
+$fn$;
+
+-- blame_full(relid, key, R): blame by reading every change of the object
+-- (lineage() without keyframes, then the newest change of each column): what
+-- blame() does for a history it cannot walk (a delete inside a segment).
+-- Custom plans: object_delta is partitioned (format 6), and a generic plan
+-- appends the partitions and sorts every delta of the object.
+CREATE OR REPLACE FUNCTION @schema@.blame_full(p_relid oid, p_key text, p_rev bigint DEFAULT NULL)
+RETURNS TABLE(column_name text, value text, revision bigint, seq integer, op "char",
+              commit_time timestamptz, actor_type text, actor_id text, description text)
+LANGUAGE sql STABLE SET plan_cache_mode = force_custom_plan AS $fn$
+    -- the row first: a key without a row at R is the error, before its changes are read
+    WITH at AS (
+        SELECT x.rev, @schema@.blame_present(p_relid, p_key, x.rev, @schema@.row_at(p_relid, p_key, x.rev)) AS cur
+        FROM (SELECT coalesce(p_rev, (SELECT max(id) FROM @schema@.revision)) AS rev) x
+    ), sets AS (
+        SELECT DISTINCT ON (a.col_id) a.col_id, d.revision_id, d.seq, d.op, d.context_no, a.flags
+        FROM at CROSS JOIN LATERAL @schema@.lineage(p_relid, p_key, at.rev + 1, 0, false) s
+        JOIN @schema@.object_delta_arrays d ON d.relid = p_relid AND d.key = s.seg_key
+             AND (d.revision_id, d.seq) > (s.lo_rev, s.lo_seq) AND (d.revision_id, d.seq) < (s.hi_rev, s.hi_seq)
+        CROSS JOIN LATERAL unnest(d.col_ids, d.attr_flags) AS a(col_id, flags)
+        WHERE d.op IN ('I', 'U', 'S')
+        ORDER BY a.col_id, d.revision_id DESC, d.seq DESC
+    ), g AS (
+        SELECT array_agg(col_id) AS c, array_agg(revision_id) AS r, array_agg(seq) AS s, array_agg(op) AS o,
+               array_agg(context_no) AS x, array_agg(flags) AS f
+        FROM sets
+    )
+    SELECT b.* FROM at CROSS JOIN g CROSS JOIN LATERAL @schema@.blame_rows(
+        (SELECT rv FROM @schema@.relation_at(p_relid, at.rev) rv), at.cur, g.c, g.r, g.s, g.o, g.x, g.f) b
 $fn$;
 
 -- blame(relid, key, R default newest): for each column of the version in force
@@ -879,6 +904,7 @@ DECLARE
     s_flags smallint[] := '{}';
     s_val   text[] := '{}';
     no_jump boolean := false;
+    jumped  boolean := false;   -- the page starts at the insert or snapshot row the key columns come from
     born    boolean := false;   -- the walk reached the object's insert or snapshot row
     e_rev   bigint;
     e_seq   integer;
@@ -924,7 +950,7 @@ BEGIN
         -- position is the answer, found through object_delta_life_idx instead of
         -- every change since (the key column of an object of 10^6 versions).
         IF want OPERATOR(pg_catalog.<@) key_at AND NOT no_jump THEN
-            SELECT d.revision_id, d.seq, d.op, d.context_no, d.col_ids, d.new_values, d.attr_flags INTO rec
+            SELECT d.revision_id, d.seq, d.op INTO rec
             FROM @schema@.object_delta_arrays d
             WHERE d.relid = p_relid AND d.key = k AND d.op IN ('I', 'S', 'D')
               AND d.revision_id >= f_rev AND d.revision_id <= h_rev
@@ -934,18 +960,11 @@ BEGIN
                 -- the object began before the segment (moved here, or before history): walk on
                 no_jump := true;
             ELSE
-                FOR i IN 1 .. coalesce(cardinality(rec.col_ids), 0) LOOP
-                    IF rec.col_ids[i] = ANY (want) THEN
-                        want := array_remove(want, rec.col_ids[i]);
-                        s_col := s_col || rec.col_ids[i]; s_rev := s_rev || rec.revision_id;
-                        s_seq := s_seq || rec.seq; s_op := s_op || rec.op; s_ctx := s_ctx || rec.context_no;
-                        s_flags := s_flags || rec.attr_flags[i]; s_val := s_val || rec.new_values[i];
-                    END IF;
-                END LOOP;
-                done := true;
-                born := true;
+                -- the page below starts at that insert or snapshot row, takes its
+                -- columns and ends the walk there (not the object's last change)
+                h_rev := rec.revision_id; h_seq := rec.seq + 1;
+                jumped := true;
             END IF;
-            CONTINUE WHEN done;
         END IF;
         -- a page of the segment's deltas, newest first, before (h_rev, h_seq): LIMIT
         -- keeps the plan a backward scan of the index that stops early
@@ -982,7 +1001,7 @@ BEGIN
                     END IF;
                 END LOOP;
             END IF;
-            IF e_rev IS NULL THEN
+            IF e_rev IS NULL AND NOT jumped THEN
                 e_rev := rec.revision_id; e_seq := rec.seq;   -- the object's last change at or before R
             END IF;
             -- the insert (or snapshot row) began the object: nothing before it counts
@@ -1024,28 +1043,8 @@ BEGIN
     ELSE
         cur := @schema@.row_at(p_relid, p_key, at_rev);
     END IF;
-    IF cur IS NULL THEN
-        RAISE EXCEPTION 'no row with key % in table % at revision %', p_key, p_relid, at_rev
-            USING ERRCODE = '22023';
-    END IF;
-    RETURN QUERY
-    WITH cols AS (
-        SELECT c.col_id, c.name, c.n FROM unnest(rv.col_ids, rv.col_names) WITH ORDINALITY AS c(col_id, name, n)
-    ), sets AS (
-        SELECT * FROM unnest(s_col, s_rev, s_seq, s_op, s_ctx, s_flags)
-                      AS x(col_id, revision_id, seq, op, context_no, flags)
-    )
-    SELECT cols.name,
-           -- the change that set it erased it since (walrev erase): <erased>, not NULL
-           CASE WHEN cur[cols.col_id] IS NULL AND coalesce(s.flags, 0) & 8 <> 0 THEN '<erased>'
-                ELSE cur[cols.col_id] END,
-           s.revision_id, s.seq, s.op, r.commit_time,
-           ctx.actor_type, ctx.actor_id, ctx.description
-    FROM cols
-    LEFT JOIN sets s ON s.col_id = cols.col_id
-    LEFT JOIN @schema@.revision r ON r.id = s.revision_id
-    LEFT JOIN @schema@.revision_context ctx ON ctx.revision_id = s.revision_id AND ctx.context_no = s.context_no
-    ORDER BY cols.n;
+    RETURN QUERY SELECT * FROM @schema@.blame_rows(rv, @schema@.blame_present(p_relid, p_key, at_rev, cur),
+                                                   s_col, s_rev, s_seq, s_op, s_ctx, s_flags);
 END
 $fn$;
 
@@ -1706,7 +1705,7 @@ GRANT USAGE ON SCHEMA @schema@ TO walrev_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA @schema@ TO walrev_reader;
 -- Readers see digests, never the key they are made with.
 REVOKE ALL ON @schema@.digest_key FROM walrev_reader;
-GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid, bigint),
+GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.point_before(bigint, timestamptz, text, text), @schema@.relation_at(oid, bigint),
     @schema@.snapshot_rows(oid, bigint), @schema@.row_at(oid, text, bigint), @schema@.current_rows(oid),
     @schema@.object_image(oid, text, bigint), @schema@.lineage_row(oid, text, bigint, boolean),
     @schema@.lineage_parts(oid, text, bigint),
@@ -1716,7 +1715,10 @@ GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.relation_at(oid
     @schema@.lineage(oid, text, bigint, integer, boolean),
     @schema@.snapshot_plan(oid, bigint), @schema@.keyframe_at(oid, bigint),
     @schema@.table_keys(oid, integer), @schema@.snapshot_plan_by_key(oid, bigint, integer),
-    @schema@.blame(oid, text, bigint), @schema@.blame_full(oid, text, bigint), @schema@.diff(bigint, bigint, oid),
+    @schema@.blame(oid, text, bigint), @schema@.blame_full(oid, text, bigint),
+    @schema@.blame_present(oid, text, bigint, text[]),
+    @schema@.blame_rows(@schema@.relation_version, text[], smallint[], bigint[], integer[], "char"[], smallint[],
+                        smallint[]), @schema@.diff(bigint, bigint, oid),
     @schema@.revert_conflicts(bigint), @schema@.change_pos(bigint, integer), @schema@.member_intervals(oid),
     @schema@.members_at(oid, bigint), @schema@.members_logged(oid, bigint, bigint), @schema@.table_at(oid, bigint), @schema@.logged_columns(oid, bigint),
     @schema@.parent_rows(oid, bigint), @schema@.parent_diff(bigint, bigint, oid),

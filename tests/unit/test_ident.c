@@ -1,6 +1,6 @@
 /*
  * test_ident.c — table names as SQL writes them (common/common.h
- * ident_parse_qualified): quoted parts with doubled quotes, bare parts folded
+ * ident_parse_qualified, and ident_is_qualified, the check before a lookup): quoted parts with doubled quotes, bare parts folded
  * to lower case, and every malformed form refused.
  */
 #include "tests/support/testsupport.h"
@@ -14,6 +14,7 @@
 static void expect_name(const char *text, const char *schema, const char *name)
 {
     char *s = NULL, *n = NULL;
+    assert_true(ident_is_qualified(text));
     assert_true(ident_parse_qualified(text, &s, &n));
     if (schema)
         assert_string_equal(s, schema);
@@ -27,6 +28,7 @@ static void expect_name(const char *text, const char *schema, const char *name)
 static void expect_invalid(const char *text)
 {
     char *s = (char *)"x", *n = (char *)"x";
+    assert_false(ident_is_qualified(text));
     assert_false(ident_parse_qualified(text, &s, &n));
     assert_null(s);
     assert_null(n);
