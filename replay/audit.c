@@ -777,7 +777,7 @@ WrStatus cmd_diff(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     AuditArgs a;
     if (parse_args(ctx, argc, argv, DIFF_OPTS, &a, err) != WR_OK) return err->status;
     if (a.npos == 1 && strstr(a.pos[0], "..")) /* main..NAME: a branch (merge.c) */
-        return rq_open_history(ctx, err) == WR_OK
+        return branch_check_range(ctx, a.pos[0], err) == WR_OK && rq_open_history(ctx, err) == WR_OK
                    ? branch_diff(ctx, a.pos[0], a.tables, a.ntables, a.fmt, a.null_text, err)
                    : err->status;
     if (a.npos != 2) return rq_usage(ctx, err, "usage: walrev diff POINT1 POINT2 [--table T ...] [--format F]");

@@ -100,6 +100,8 @@ WrStatus branch_connect_history_rw(ReplayCtx *ctx, PGconn **conn, WrError *err) 
 WrStatus cmd_branch(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 WrStatus cmd_merge(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
 WrStatus cmd_review(ReplayCtx *ctx, int argc, char **argv, WrError *err) WR_MUSTCHECK;
+/* diff A..B's range before the store is opened: each side main or a branch name of the right form. */
+WrStatus branch_check_range(ReplayCtx *ctx, const char *range, WrError *err) WR_MUSTCHECK;
 /* `walrev diff A..B` (audit.c's cmd_diff hands a range with ".." here): what B changed since the fork point. */
 WrStatus branch_diff(ReplayCtx *ctx, const char *range, const char *const *tables, int ntables, OutFormat fmt,
                      const char *null_text, WrError *err) WR_MUSTCHECK;

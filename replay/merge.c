@@ -183,6 +183,17 @@ static bool table_selected(const char *display, const char *const *tables, int n
     return false;
 }
 
+WrStatus branch_check_range(ReplayCtx *ctx, const char *range, WrError *err)
+{
+    const char *dots = strstr(range, "..");
+    char *left = xstrndup(range, (size_t)(dots - range));
+    WrStatus st = WR_OK;
+    if (strcmp(left, "main") != 0) st = branch_check_name(ctx, left, err);
+    if (st == WR_OK && strcmp(dots + 2, "main") != 0) st = branch_check_name(ctx, dots + 2, err);
+    free(left);
+    return st;
+}
+
 WrStatus branch_diff(ReplayCtx *ctx, const char *range, const char *const *tables, int ntables, OutFormat fmt,
                      const char *null_text, WrError *err)
 {

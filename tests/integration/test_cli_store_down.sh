@@ -78,6 +78,7 @@ usage 'invalid point "soon" (--at)' blame --table t --key 1 --at soon
 usage "usage: walrev diff POINT1 POINT2" diff 3
 usage 'invalid point "x" (POINT2)' diff 3 x
 usage "invalid table name a.b.c" diff 1 2 --table a.b.c
+usage "invalid branch name Bad" diff main..Bad
 usage "usage: walrev restore" restore --table t --key 1
 usage "usage: walrev restore" restore --table t --key 1 --at 2 --force
 usage 'invalid point "never" (--at)' restore --table t --key 1 --at never
