@@ -1,5 +1,26 @@
 # lib.sh — shared helpers for shell integration tests. Source it; it expects
 # WALREV_TEST_PGDIR (the cluster started by the pg.start fixture) and WALREV_BIN.
+#
+# Why: each test used to write out its own set-up, run and wait steps, and
+# the copies drifted (fixed /tmp logs, unbounded loops, failures that did not
+# show the log). A step two tests share lives here, once:
+#   set-up     source_db (a fresh database, its conninfo, W), source_conf /
+#              kafka_conf / late_tables_conf (walrev.conf), history_cluster,
+#              w_setup (`W setup` that must succeed)
+#   running    must (a command that must succeed, its output kept and shown
+#              on failure), run_to / run_to_now (the worker to an LSN),
+#              worker_start / worker_up (in the background), worker_stop /
+#              worker_down / worker_kill
+#   waiting    wait_for (poll a check with a bound), q_is (the usual check),
+#              wait_alive (wait_for while the worker lives), marker_catch_up /
+#              marker_caught_up (the worker has recorded everything so far),
+#              stat_settled, slot_idle
+#   checking   expect_eq, expect_verify, point / snapshot_points, expect_*
+# What they own and clean up: TEST_TMP (this test's directory: removed when it
+# passes, kept and named when it fails), the databases' slots (fresh_db drops
+# them at exit), a history_cluster (stopped at exit), and whatever the test
+# registers with on_exit / kill_at_exit (workers, lockers, mock brokers). A
+# background process a test starts without registering it is the test's own.
 set -euo pipefail
 
 : "${WALREV_TEST_PGDIR:?run through ctest (pg.start fixture)}"
@@ -10,6 +31,21 @@ PSQL="psql -X -q -v ON_ERROR_STOP=1 -At"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok - $*"; }
+
+# must OUT WHAT CMD ARG...: run CMD, its stdout and stderr written to the file
+# OUT (which the test may read afterwards); when it fails, OUT is shown and
+# the test fails with WHAT. The one form of the `CMD >OUT 2>&1 || { cat OUT;
+# fail WHAT; }` every test wrote out by hand.
+must() {
+  local out=$1 what=$2
+  shift 2
+  "$@" >"$out" 2>&1 || { cat "$out"; fail "$what"; }
+}
+
+# w_setup [ARG...]: `W setup ARG...` (W as the test defined it, e.g. by
+# source_db) must succeed: its output in $TEST_TMP/setup.out, shown when it
+# fails (the check "setup").
+w_setup() { must "$TEST_TMP/setup.out" setup W setup "$@"; }
 
 # TEST_TMP: a directory of this test's own for logs and scratch files (never a
 # fixed /tmp path, which two runs at once would share). Removed when the test
@@ -39,6 +75,24 @@ wait_for() {
     "$@" && return 0
     sleep 0.1
   done
+  return 1
+}
+
+# q_is DB SQL EXPECTED: true when SQL on DB prints EXPECTED; the check most
+# waits poll (`wait_for 30 q_is "$DB" "SELECT ..." t`).
+q_is() { [ "$(q "$1" "$2")" = "$3" ]; }
+
+# wait_alive SECONDS CMD...: wait_for, while the worker $wpid lives: when it
+# dies first, the end of $TMP/run.log is shown and the test fails ("the
+# worker died"); returns 1 when SECONDS pass first.
+wait_alive() {
+  local seconds=$1
+  shift
+  wait_for "$seconds" _true_or_worker_alive "$@"
+}
+_true_or_worker_alive() {
+  "$@" && return 0
+  kill -0 "$wpid" 2>/dev/null || { tail -40 "$TMP/run.log"; fail "the worker died"; }
   return 1
 }
 

@@ -23,7 +23,7 @@ q $DB "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
        CREATE TYPE pc AS (x int, y text, z int);
        CREATE TABLE cu (id int PRIMARY KEY, c pc);
        INSERT INTO cu VALUES (1, '(1,a,3)'), (2, NULL), (3, '(,,)')"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 
 NP=0
 LSN=()

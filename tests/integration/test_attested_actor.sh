@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 source_db attest_src attest
 
 q $DB "CREATE TABLE doc (id int PRIMARY KEY, body text);"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 grep -q "context attestation key" "$TMP/setup.out" || { cat "$TMP/setup.out"; fail "setup made no key"; }
 q postgres "DROP ROLE IF EXISTS attest_app; DROP ROLE IF EXISTS attest_team; CREATE ROLE attest_app LOGIN; CREATE ROLE attest_team;
             GRANT attest_team TO attest_app;"

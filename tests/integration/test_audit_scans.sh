@@ -17,7 +17,7 @@ source_db auditscans auditscans
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, a int, b text);
        INSERT INTO t SELECT g, g, 'b' || g FROM generate_series(1, 3) g;"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 RELID=$(q $DB "SELECT 't'::regclass::oid")
 BASE=$(q $DB "$H SELECT max(id) FROM revision")
 VER=$(q $DB "$H SELECT max(version) FROM relation_version WHERE relid = $RELID")

@@ -22,7 +22,7 @@ q $DB "CREATE TABLE customer (id int PRIMARY KEY, name text, joined date, note t
     echo "INSERT INTO writes_during (v) VALUES ($i); UPDATE customer SET note = 'during $i' WHERE id = $i;"
   done ) | psql -X -q -v ON_ERROR_STOP=1 -d $DB >/dev/null &
 bg=$!
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail "setup"; }
+w_setup
 wait $bg
 grep -q "with a baseline of the existing rows" "$TEST_TMP/setup.out" || { cat "$TEST_TMP/setup.out"; fail "setup did not report the baseline"; }
 pass "setup took the baseline while writes ran"
@@ -48,7 +48,7 @@ done
 q $DB "SELECT pg_drop_replication_slot('$SLOT')" >/dev/null
 q $DB "SET client_min_messages = warning; DROP SCHEMA walrev CASCADE"
 q $DB "SELECT pg_create_logical_replication_slot('$SLOT', 'pgoutput')" >/dev/null
-W setup >"$TEST_TMP/setup2.out" 2>&1 || { cat "$TEST_TMP/setup2.out"; fail "setup after interruption"; }
+must "$TEST_TMP/setup2.out" "setup after interruption" W setup
 grep -q "interrupted" "$TEST_TMP/setup2.out" || { cat "$TEST_TMP/setup2.out"; fail "interruption not reported"; }
 expect_eq "baseline retaken after an interruption" \
   "$(q $DB "$H SELECT n_snapshot FROM revision WHERE id = 1")" \

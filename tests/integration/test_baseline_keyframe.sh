@@ -12,7 +12,7 @@ q $DB "CREATE TABLE big (id int PRIMARY KEY, v text, n int);
        INSERT INTO big SELECT g, 'v' || g, g % 7 FROM generate_series(1, 1000) g;
        CREATE TABLE small (id int PRIMARY KEY, v text);
        INSERT INTO small SELECT g, 's' || g FROM generate_series(1, 20) g;"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 grep -q 'msg="baseline keyframes taken"' "$TEST_TMP/setup.out" || { cat "$TEST_TMP/setup.out"; fail "setup did not wait for the baseline's keyframes"; }
 BREV=$(q $DB "$H SELECT max(id) FROM revision")
 expect_eq "keyframe of the big table at the baseline" \
@@ -38,7 +38,7 @@ snap_eq "snapshot of small right after setup" small
 
 # Changes after it, and verify of everything, the baseline keyframe included.
 q_at END "UPDATE big SET n = n + 1 WHERE id % 3 = 0; DELETE FROM big WHERE id > 990;"
-"$WALREV_BIN" --source "$SRC" --slot bkf run --stop-lsn "$END" >"$TEST_TMP/run.log" 2>&1 || { cat "$TEST_TMP/run.log"; fail run; }
+must "$TEST_TMP/run.log" run "$WALREV_BIN" --source "$SRC" --slot bkf run --stop-lsn "$END"
 snap_eq "snapshot of big after the changes" big
 expect_eq "still one keyframe of big (the ratio is not reached)" \
   "$(q $DB "$H SELECT count(*) FROM keyframe WHERE relid = 'public.big'::regclass")" "1"

@@ -16,7 +16,7 @@ q $DB "CREATE TABLE base (id int PRIMARY KEY, v text);
        INSERT INTO base SELECT g, 'b' || g FROM generate_series(1, 10) g;
        CREATE TABLE t2 (id int PRIMARY KEY, v text);
        INSERT INTO t2 SELECT g, 't' || g FROM generate_series(1, 500) g;"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 # t2 joins the publication while no worker runs; its lock is taken before the
 # worker starts, so the baseline's first read meets it.
@@ -24,15 +24,11 @@ q $DB "ALTER PUBLICATION walrev ADD TABLE t2"
 # held until the test ends it (pg_terminate_backend), however slow the machine
 PGAPPNAME=walrev_test_locker psql -X -q -d $DB -c "BEGIN; LOCK t2 IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600); COMMIT;" >/dev/null 2>&1 &
 lpid=$!
-for _ in $(seq 1 100); do
-  [ "$(q $DB "SELECT count(*) FROM pg_locks WHERE relation = 't2'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ] && break
-  sleep 0.05
-done
-[ "$(q $DB "SELECT count(*) FROM pg_locks WHERE relation = 't2'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ] || fail "the lock was not taken"
+wait_for 5 q_is $DB "SELECT count(*) FROM pg_locks WHERE relation = 't2'::regclass AND mode = 'AccessExclusiveLock' AND granted" 1 ||
+  fail "the lock was not taken"
 locked_at=$(date +%s.%N)
 
-worker_start "$TMP/run.log" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT
-wpid=$WORKER_PID
+worker_up -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT
 
 # While the lock is held: each change of base is in the history within 3 s.
 worst=0
@@ -74,10 +70,7 @@ grep -q 'msg="baseline waits: the table is locked' "$TMP/run.log" || { cat "$TMP
 
 q $DB "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'walrev_test_locker'" >/dev/null
 wait $lpid 2>/dev/null || true; lpid=
-for _ in $(seq 1 600); do
-  [ "$(q $DB "$H SELECT coalesce((SELECT state FROM backfill WHERE relid = 'public.t2'::regclass), '')")" = done ] && break
-  sleep 0.1
-done
+wait_for 60 backfill_state_is t2 done || true
 expect_eq "the baseline of t2 completes once the lock is released" \
   "$(q $DB "$H SELECT state, rows_recorded FROM backfill WHERE relid = 'public.t2'::regclass")" "done|500"
 grep -q 'msg="baseline goes on: the lock was released" table=public.t2' "$TMP/run.log" || { cat "$TMP/run.log"; fail "no resumption in the log"; }

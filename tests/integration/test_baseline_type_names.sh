@@ -18,7 +18,7 @@ TYPES="CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE DOMAIN posint AS integer C
 COLS="id int PRIMARY KEY, m mood, p posint, pr pair, c s2.col, arr mood[], v varchar(5)"
 q "$DB" "$TYPES CREATE TABLE before_setup ($COLS);
          INSERT INTO before_setup VALUES (1, 'ok', 3, ROW(1, 'x'), 'red', '{sad,ok}', 'abc')"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 q "$DB" "CREATE TABLE after_setup ($COLS); INSERT INTO after_setup VALUES (1, 'sad', 4, ROW(2, 'y'), 'blue', '{ok}', 'de')"
 run_to_now "$LOG" --source "$SRC" --history "$HIST" --slot "$SLOT"
 

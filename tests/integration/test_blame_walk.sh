@@ -15,7 +15,7 @@ source_db blamewalk blamewalk
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, a int, b text, c text);
        INSERT INTO t SELECT g, g, 'b' || g, NULL FROM generate_series(1, 8) g;"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 
 q $DB "UPDATE t SET a = 100 WHERE id = 1;
        UPDATE t SET b = 'x' WHERE id IN (1, 2);"
@@ -157,7 +157,7 @@ expect_eq "key_move lists the UPDATEs written in SQL that name a key column, non
   "3:[\"2\"] 5:[\"3\"]"
 # a store made before the list: setup lists its moves once (the same ones)
 q $DB "$H DELETE FROM key_move; DELETE FROM store_info WHERE key = 'key_moves_listed'" >/dev/null
-W setup >"$TEST_TMP/setup2.out" 2>&1 || { cat "$TEST_TMP/setup2.out"; fail "setup over a store without key_move"; }
+must "$TEST_TMP/setup2.out" "setup over a store without key_move" W setup
 expect_eq "setup lists the moves of a store made before key_move" \
   "$(q $DB "$H SELECT string_agg((revision_id - $NREV) || ':' || key, ' ' ORDER BY revision_id) FROM key_move")" \
   "3:[\"2\"] 5:[\"3\"]"

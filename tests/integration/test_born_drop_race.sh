@@ -16,7 +16,7 @@ kill_at_exit TERM lpid
 kill_at_exit 9 wpid
 
 q $DB "CREATE TABLE base (id int PRIMARY KEY, v text); INSERT INTO base VALUES (1, 'b1')"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 # x is created after tracking began, with the worker stopped
 q_at X1 "CREATE TABLE x (id int PRIMARY KEY, v text); INSERT INTO x VALUES (1, 'x1'), (2, 'x2')"
 

@@ -7,7 +7,7 @@
 # value; refused merges change nothing; `walrev verify` holds after all.
 source "$(dirname "$0")/lib.sh"
 source_db branches branches
-sync() { run_to "$(current_lsn $DB)" "$TEST_TMP/run.log" --source "$SRC" --slot branches; }
+sync() { run_to_now "$TEST_TMP/run.log" --source "$SRC" --slot branches; }
 # as ACTOR SQL: one transaction attributed to ACTOR (type:id)
 as() { q $DB "BEGIN; SELECT walrev.context('{\"actor\": {\"type\": \"${1%%:*}\", \"id\": \"${1#*:}\"}}'); $2; COMMIT" >/dev/null; }
 # must_fail WHAT OUTFILE CMD...: CMD fails (stderr to OUTFILE.err)
@@ -25,7 +25,7 @@ q $DB "CREATE TABLE customer (id int PRIMARY KEY, name text NOT NULL, tier text)
        CREATE TABLE product (id serial PRIMARY KEY, name text NOT NULL UNIQUE, price numeric(8,2));
        CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customer (id),
                             product_id int REFERENCES product (id) ON DELETE SET NULL, qty int NOT NULL);"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 as user:seed "INSERT INTO customer VALUES (1, 'acme', 'gold'), (2, 'globex', 'silver'), (5, 'initech', NULL);
               INSERT INTO product (name, price) VALUES ('bolt', 1.50), ('nut', 0.25);
               INSERT INTO orders VALUES (1, 1, 1, 10), (2, 2, 2, 5), (3, 1, 2, 7)"
@@ -282,6 +282,6 @@ must_fail "a branch of a table without a primary key" "$TEST_TMP/nokey" W branch
 grep -q 'table public.note has no primary key' "$TEST_TMP/nokey.err" || { cat "$TEST_TMP/nokey.err"; fail "no name given"; }
 expect_eq "the refused branch left nothing" "$(q $DB "SELECT count(*) FROM pg_namespace WHERE nspname = 'branch_nokey'")/$(q $DB "SELECT count(*) FROM walrev.branch WHERE name = 'nokey'")" "0/0"
 sync
-W verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail "verify after branches and merges"; }
+must "$TEST_TMP/verify.out" "verify after branches and merges" W verify
 grep -q '^verified [0-9]* revisions' "$TEST_TMP/verify.out" || { cat "$TEST_TMP/verify.out"; fail "verify output"; }
 pass "walrev verify holds after branches, merges and drops"

@@ -12,7 +12,7 @@ source_db capture_settings capset
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);
        CREATE TABLE k (n int); INSERT INTO k VALUES (1), (1)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 SESSION="SET DateStyle = 'Postgres, DMY'; SET IntervalStyle = 'sql_standard'; SET extra_float_digits = 0;
          SET bytea_output = 'escape';"

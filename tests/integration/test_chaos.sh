@@ -61,7 +61,7 @@ connect_timeout = 2
 reply_timeout_ms = 5000
 CONF
 q $DB "CREATE TABLE t (id bigserial PRIMARY KEY, v int, note text)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 # Load: one transaction per psql call (until $TMP/stop-load exists), some
 # with a context, some touching several rows.
@@ -86,8 +86,7 @@ loadpid=$!
 
 kafka_down=0
 for c in $(seq 1 "$CYCLES"); do
-  worker_start "$TMP/run.log" -c "$TMP/walrev.conf"
-  wpid=$WORKER_PID
+  worker_up -c "$TMP/walrev.conf"
   # A broker outage in some cycles, a history server restart in others.
   if [ $((c % 5)) = 2 ]; then kill -USR1 "$mpid"; kafka_down=1; fi
   rsleep 300 2200
@@ -119,7 +118,7 @@ expect_eq "history: ids dense" "$(HQ "SELECT max(id) - min(id) + 1 = count(*) FR
 expect_eq "history: every row of the source, as it stands" \
   "$(W snapshot --table t 2>&1 | sort | md5sum)" \
   "$(psql -X -q -d $DB -c "COPY t TO STDOUT" | sort | md5sum)"
-W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail "verify"; }
+must "$TMP/verify.out" "verify" W verify
 pass "history: $(cat "$TMP/verify.out")"
 HQ "SELECT id || ' ' || xid || ' ' || commit_lsn FROM walrev.revision ORDER BY id" >"$TMP/hist.txt"
 # Every attribute change the history holds, to compare the streams' deltas with, value by value.

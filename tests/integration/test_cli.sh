@@ -124,7 +124,7 @@ source_db cli_precedence
 printf '[source]\nconninfo = host=127.0.0.1 port=1 dbname=wrong\nslot = file_slot\npublication = file_pub\n' >$OUT/prec.conf
 # The environment overrides the file (source, publication); the flag overrides both (slot).
 WALREV_SOURCE="$SRC" WALREV_SLOT=env_slot WALREV_PUBLICATION=env_pub \
-  "$WALREV_BIN" -c $OUT/prec.conf --slot cli_flag_slot setup >$OUT/prec.out 2>&1 || { cat $OUT/prec.out; fail "precedence setup failed"; }
+  must "$OUT/prec.out" "precedence setup failed" "$WALREV_BIN" -c $OUT/prec.conf --slot cli_flag_slot setup
 grep -qF "created   replication slot cli_flag_slot with a baseline" $OUT/prec.out || { cat $OUT/prec.out; fail "flag did not win for slot"; }
 grep -qF "created   publication env_pub " $OUT/prec.out || { cat $OUT/prec.out; fail "environment did not win for publication"; }
 pass "flags > environment > file"

@@ -28,7 +28,7 @@ q $DB "CREATE TYPE inner_t AS (x int, y text);
        CREATE TABLE people (id int PRIMARY KEY, fn fullname, fns fullname[]);
        INSERT INTO people VALUES (1, '(Joe,Blow)', '{\"(A,B)\"}'), (2, NULL, NULL);
        CREATE TABLE untouched (id int PRIMARY KEY, t text); INSERT INTO untouched VALUES (1, 'x')"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 NP=0
 LSN=()
@@ -72,5 +72,5 @@ expect_eq "untouched (no column built on an altered type): nothing recorded afte
 'op|column|old_value|new_value
 S|id||1
 S|t||x'
-W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail verify; }
+must "$TMP/verify.out" verify W verify
 pass "verify passes"

@@ -40,7 +40,7 @@ connect_timeout = 2
 reply_timeout_ms = 3000
 status_interval_ms = 200
 CONF
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 # ---- a wrong password on the history store: fatal, clear, at once ----
 t0=$(date +%s%N)
@@ -70,13 +70,8 @@ pass "the right password works"
 "$WALREV_BIN" -c "$TMP/walrev.conf" run >"$TMP/run.out" 2>"$TMP/run.log" &
 wpid=$!
 for i in $(seq 1 10); do q $DB "INSERT INTO t VALUES ($i, 'before')"; done
-wait_hist() { # COUNT SECONDS
-  for _ in $(seq 1 $(( $2 * 10 ))); do
-    [ "$(HQ hist "SELECT count(*) FROM walrev.object_delta" 2>/dev/null)" = "$1" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
+hist_rows_are() { [ "$(HQ hist "SELECT count(*) FROM walrev.object_delta" 2>/dev/null)" = "$1" ]; }
+wait_hist() { wait_for "$2" hist_rows_are "$1"; } # COUNT SECONDS
 wait_hist 10 30 || { cat "$TMP/run.log"; fail "the first 10 rows were not recorded"; }
 pass "10 rows recorded before the freeze"
 
@@ -86,10 +81,7 @@ kill -STOP "${frozen[@]}"
 t0=$(date +%s%N)
 for i in $(seq 11 20); do q $DB "INSERT INTO t VALUES ($i, 'during')"; done
 got=""
-for _ in $(seq 1 200); do
-  if grep -q 'no reply from the server within 3000 ms' "$TMP/run.log"; then got=1; break; fi
-  sleep 0.1
-done
+wait_for 20 grep -q 'no reply from the server within 3000 ms' "$TMP/run.log" && got=1
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ -n "$got" ] || { cat "$TMP/run.log"; fail "no timeout error within 20 s of the freeze"; }
 [ "$ms" -ge 2500 ] && [ "$ms" -le 8000 ] || { cat "$TMP/run.log"; fail "timeout error after $ms ms, want about 3000"; }

@@ -13,7 +13,7 @@ q postgres "DROP ROLE IF EXISTS ctlforge_mallory; CREATE ROLE ctlforge_mallory L
 q $DB "REVOKE ALL ON DATABASE $DB FROM PUBLIC; GRANT CONNECT ON DATABASE $DB TO ctlforge_mallory;
        CREATE TABLE t (id int PRIMARY KEY, email text, secret text);
        INSERT INTO t VALUES (1, 'ann@example.com', 's1');"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 grep -q "DDL capture event trigger walrev_capture_ddl writing walrev.ddl_capture" "$TMP/setup.out" ||
   { cat "$TMP/setup.out"; fail "setup installs the DDL capture table"; }
 expect_eq "the capture table is published, private, and written by a SECURITY DEFINER function" \
@@ -39,7 +39,7 @@ grep -q "permission denied for schema walrev\|permission denied for table ddl_ca
   { cat "$TMP/insert.out"; fail "the capture table refuses ctlforge_mallory"; }
 pass "ctlforge_mallory cannot write walrev.ddl_capture: $(head -1 "$TMP/insert.out")"
 q $DB "UPDATE t SET mail = 'ann@new.example' WHERE id = 1; INSERT INTO t VALUES (2, 'bob@example.com', 's2');"
-W run --stop-lsn "$(current_lsn $DB)" 2>"$TMP/run.log" || { cat "$TMP/run.log"; fail run; }
+run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
 
 expect_eq "relation versions follow the real DDL only (the rename keeps col_id 2)" \
   "$(q $DB "$H SELECT version, col_ids::text, col_names::text FROM relation_version
@@ -68,7 +68,7 @@ expect_verify "verify"
 # walrev.ddl messages; setup replaces it with the table capture in place.
 q $DB "CREATE OR REPLACE FUNCTION walrev.capture_ddl() RETURNS event_trigger LANGUAGE plpgsql
        AS \$f\$ BEGIN PERFORM pg_logical_emit_message(true, 'walrev.ddl', '{}'); END \$f\$"
-W setup >"$TMP/setup2.out" 2>&1 || { cat "$TMP/setup2.out"; fail "setup over an old capture"; }
+must "$TMP/setup2.out" "setup over an old capture" W setup
 grep -q "created   DDL capture event trigger walrev_capture_ddl writing walrev.ddl_capture" "$TMP/setup2.out" ||
   { cat "$TMP/setup2.out"; fail "setup replaces the old capture"; }
 expect_eq "the old message capture is replaced by the table capture" \

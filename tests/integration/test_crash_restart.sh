@@ -22,7 +22,7 @@ W() { "$WALREV_BIN" --source "$SRC" --history "$HIST" --slot crash "$@"; }
 q $DB "CREATE TABLE ledger (txn int PRIMARY KEY, payload text);
        CREATE TABLE hot (id int PRIMARY KEY, n bigint);
        INSERT INTO hot VALUES (1, 0);"
-W setup >"$HDIR/setup.out" 2>&1 || { cat "$HDIR/setup.out"; fail setup; }
+w_setup
 BASE=$($PSQL -h 127.0.0.1 -p "$HPORT" -d postgres -c "SELECT coalesce(max(id), 0) FROM walrev.revision")
 
 N=${CRASH_TXNS:-600}
@@ -76,5 +76,5 @@ expect_eq "hot row's update chain is exact (each old value is the previous new v
 expect_eq "final hot value in the history equals the source" \
   "$(HQ "SELECT vals[2] FROM current_rows((SELECT relid FROM relation_version WHERE relname = 'hot' LIMIT 1)) WHERE key = '[\"1\"]'")" \
   "$(q $DB "SELECT n FROM hot WHERE id = 1")"
-"$WALREV_BIN" --source "$SRC" --history "$HIST" --slot crash verify >"$HDIR/verify.out" 2>&1 || { cat "$HDIR/verify.out"; fail verify; }
+must "$HDIR/verify.out" verify "$WALREV_BIN" --source "$SRC" --history "$HIST" --slot crash verify
 pass "verify passes after $kills kills"

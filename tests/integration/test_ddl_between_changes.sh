@@ -11,7 +11,7 @@ source_db ddl_between ddlbetween
 q $DB "CREATE TABLE t (id int PRIMARY KEY, a text, b int, c text);
        INSERT INTO t VALUES (1, 'one', 10, 'c1'), (2, 'two', 20, 'c2');
        CREATE TABLE other (id int PRIMARY KEY, v text); INSERT INTO other VALUES (1, 'x');"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 # point N: the table's rows (COPY, sorted) and the position after the last commit
 point() {
@@ -37,9 +37,7 @@ q $DB "UPDATE t2 SET d = 4 WHERE id = 2"    # the next change: a relation versio
 point 6 t2
 q $DB "ALTER TABLE t2 ADD COLUMN e text; ALTER TABLE t2 DROP COLUMN c"
 point 7 t2
-STOP=$(current_lsn $DB)
-timeout 120 "$WALREV_BIN" --source "$SRC" --slot ddlbetween run --stop-lsn "$STOP" 2>"$TMP/run.log" \
-  || { cat "$TMP/run.log"; fail run; }
+run_to_now "$TMP/run.log" --source "$SRC" --slot ddlbetween
 
 for n in 1 2 3 4 5 6 7; do
   table=$(cat "$TMP/p$n.table")

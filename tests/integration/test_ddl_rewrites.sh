@@ -37,7 +37,7 @@ q $DB "CREATE TABLE k (id int PRIMARY KEY, a text, ts timestamp, n numeric(12,3)
        CREATE DOMAIN d_rand AS float8 DEFAULT random() CHECK (VALUE >= 0);
        CREATE TABLE dm (id int PRIMARY KEY, v text);
        INSERT INTO dm VALUES (1, 'a'), (2, 'b');"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 # point N TABLE: the table's rows (COPY, sorted) and the position after the last commit
 point() {
@@ -54,7 +54,7 @@ q $DB "ALTER TABLE k ADD COLUMN d int DEFAULT 42, ADD COLUMN e text DEFAULT 'a \
 q $DB "ALTER TABLE kf ADD COLUMN c bool DEFAULT true"
 q $DB "ALTER TABLE kd ADD COLUMN c text DEFAULT 'dflt'"
 for t in k kf kd; do point 1 $t; done
-run_to "$(current_lsn $DB)" "$LOG" --source "$SRC" --slot ddlrewrites   # a stop between the DDL and the next change
+run_to_now "$LOG" --source "$SRC" --slot ddlrewrites   # a stop between the DDL and the next change
 
 # the rows that were there carry the default: later changes find them and have exact old values
 q $DB "UPDATE k SET a = 'uno' WHERE id = 1"
@@ -75,7 +75,7 @@ for t in k kn; do point 4 $t; done
 q $DB "ALTER TABLE u ALTER COLUMN n TYPE bigint USING n * 10"
 q $DB "ALTER TABLE u ADD COLUMN r float8 DEFAULT random()"
 point 5 u
-run_to "$(current_lsn $DB)" "$LOG" --source "$SRC" --slot ddlrewrites
+run_to_now "$LOG" --source "$SRC" --slot ddlrewrites
 
 # a domain's default filled in by a rewrite: no column default, no missing value
 q $DB "ALTER TABLE dm ADD COLUMN c d_chk, ADD COLUMN n d_nest"
@@ -98,7 +98,7 @@ for t in lg lk; do point 6 $t; done
 q $DB "UPDATE lg SET v = 'changed' WHERE id = 7; DELETE FROM lg WHERE id = 8;
        DELETE FROM lk WHERE ctid = (SELECT ctid FROM lk WHERE a = 1 LIMIT 1); INSERT INTO lk VALUES (2, NULL)"
 for t in lg lk; do point 7 $t; done
-run_to "$(current_lsn $DB)" "$LOG" --source "$SRC" --slot ddlrewrites
+run_to_now "$LOG" --source "$SRC" --slot ddlrewrites
 
 # the worker's own baseline of the tables made LOGGED (it finds every row held already)
 "$WALREV_BIN" --source "$SRC" --slot ddlrewrites run 2>>"$LOG" &

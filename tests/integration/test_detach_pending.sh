@@ -18,7 +18,7 @@ q $DB "CREATE SCHEMA s2;
        CREATE TABLE dp2 PARTITION OF dp FOR VALUES IN (2, 12);
        CREATE TABLE s2.dp3 PARTITION OF dp FOR VALUES IN (3, 13);
        INSERT INTO dp VALUES (1, 'one'), (11, 'eleven'), (2, 'two'), (12, 'twelve'), (3, 'three'), (13, 'x');"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 NP=0
 LSN=()
 TABLES="dp dp1 dp2 s2.dp3"

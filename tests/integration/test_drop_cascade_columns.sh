@@ -45,7 +45,7 @@ q $DB "CREATE TABLE pd (id int PRIMARY KEY, a dm0, b int) PARTITION BY RANGE (id
        CREATE TABLE pd1 PARTITION OF pd FOR VALUES FROM (0) TO (100);
        CREATE TABLE ih (id int PRIMARY KEY, a dm0, b int); CREATE TABLE ihc () INHERITS (ih);
        INSERT INTO pd VALUES (1, 1, 10); INSERT INTO ih VALUES (1, 1, 10); INSERT INTO ihc VALUES (2, 2, 20)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 make_types 1
 make_tables 1
 

@@ -28,7 +28,7 @@ q $DB "CREATE TABLE keep (id int PRIMARY KEY, v text); INSERT INTO keep VALUES (
        CREATE TABLE gone (id int PRIMARY KEY) PARTITION BY LIST (id);
        CREATE TABLE gone1 PARTITION OF gone FOR VALUES IN (5);
        INSERT INTO gone VALUES (5)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 q_at P1 "UPDATE keep SET v = 'k2' WHERE id = 1"
 q $DB "CREATE TABLE mid (id int PRIMARY KEY, v text); INSERT INTO mid VALUES (5, 'm')"

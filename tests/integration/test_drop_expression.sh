@@ -18,7 +18,7 @@ q $DB "CREATE TABLE g (id int PRIMARY KEY, a int, b int GENERATED ALWAYS AS (a *
        CREATE TABLE gp (id int PRIMARY KEY, a int, b int GENERATED ALWAYS AS (a * 3) STORED);
        CREATE TABLE gc (PRIMARY KEY (id)) INHERITS (gp);
        INSERT INTO gp (id, a) VALUES (1, 1); INSERT INTO gc (id, a) VALUES (2, 2)"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 q $DB "INSERT INTO g (id, a) VALUES (3, 4); INSERT INTO gc (id, a) VALUES (3, 3)"
 
 NP=0

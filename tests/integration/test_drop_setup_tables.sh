@@ -23,7 +23,7 @@ q $DB "CREATE TABLE keep (id int PRIMARY KEY, v text); INSERT INTO keep VALUES (
        CREATE TABLE pp1 PARTITION OF pp FOR VALUES FROM (0) TO (10);
        CREATE TABLE pp2 PARTITION OF pp FOR VALUES FROM (10) TO (20);
        INSERT INTO pp VALUES (1, 'p1'), (11, 'p11')"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 q $DB "CREATE TABLE n (id int PRIMARY KEY, v text); INSERT INTO n VALUES (1, 'n1')"
 
 # the drops; before each, a point where the table is there

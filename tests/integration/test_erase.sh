@@ -18,7 +18,7 @@ kafka_conf erase_gdpr er "erase_tombstones = true"
 
 q $DB "CREATE TABLE customer (id int PRIMARY KEY, email text, name text, plan text);
        CREATE TABLE note (k text PRIMARY KEY, body text)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 q $DB "BEGIN; SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"7\"}}');
        INSERT INTO customer VALUES (1, 'alice@example.com', 'Alice', 'free'), (2, 'bob@example.com', 'Bob', 'free'); COMMIT" >/dev/null
 q $DB "UPDATE customer SET plan = 'pro' WHERE id = 1"
@@ -30,10 +30,7 @@ wpid=$!
 for t in $(seq 1 11); do
   q $DB "BEGIN; $(for i in $(seq 1 100); do printf "UPDATE customer SET name = 'Alice %d' WHERE id = 1; " $((t * 100 + i)); done) COMMIT;"
 done
-for i in $(seq 1 300); do
-  [ "$(q $DB "$H SELECT count(*) FROM keyframe WHERE relid = 'public.customer'::regclass")" -ge 1 ] && break
-  sleep 0.2
-done
+wait_for 60 q_is $DB "$H SELECT count(*) >= 1 FROM keyframe WHERE relid = 'public.customer'::regclass" t || true
 expect_eq "a keyframe of customer was taken" \
   "$(q $DB "$H SELECT count(*) >= 1 FROM keyframe WHERE relid = 'public.customer'::regclass")" "t"
 
@@ -55,11 +52,7 @@ holding() {
 wait_caught_up() {
   local stop
   stop=$(current_lsn $DB)
-  for i in $(seq 1 300); do
-    [ "$(q $DB "$H SELECT end_lsn >= '$stop' FROM checkpoint")" = t ] && return 0
-    sleep 0.2
-  done
-  fail "worker did not catch up to $stop"
+  wait_for 60 q_is $DB "$H SELECT end_lsn >= '$stop' FROM checkpoint" t || fail "worker did not catch up to $stop"
 }
 wait_caught_up
 ALICE_BEFORE=$(holding alice@)
@@ -71,8 +64,7 @@ pass "the history holds alice's addresses in $ALICE_BEFORE rows, $KF_VALUES of t
 NREV_BEFORE=$(q $DB "$H SELECT max(id) FROM revision")
 
 # Dry run: counts per column, nothing changed.
-W erase --table customer --key 1 --columns email --reason "GDPR request 123" >"$TMP/dry.out" 2>&1 ||
-  { cat "$TMP/dry.out"; fail "erase dry run"; }
+must "$TMP/dry.out" "erase dry run" W erase --table customer --key 1 --columns email --reason "GDPR request 123"
 expect_eq "the dry run says what it would erase, per column" "$(cat "$TMP/dry.out")" \
 "object [\"1\"] of public.customer, columns {\"email\"}
 would erase 3 value(s) in deltas and $KF_VALUES in keyframes:
@@ -128,7 +120,7 @@ expect_eq "each erased value keeps its keyed hash, not its bare SHA-256, and is 
   "$(q $DB "$H SELECT count(*), count(*) FILTER (WHERE value_hash IN (sha256('alice@example.com'), sha256('alice@new.example.com'))),
                (SELECT count(*) FROM object_delta_arrays d, unnest(d.attr_flags) f WHERE d.relid = 'public.customer'::regclass AND f & 24 <> 0)
              FROM erased_value")" "3|0|2"
-W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail "verify after the erasure"; }
+must "$TMP/verify.out" "verify after the erasure" W verify
 pass "verify after the erasure: $(cat "$TMP/verify.out")"
 
 # Readers show the values as erased, never as NULL.
@@ -156,8 +148,7 @@ expect_eq "...and the new address is recorded" \
 q $DB "INSERT INTO note VALUES (E'a\"b\\\\c\td', 'secret note'), ('plain', 'kept note')"
 wait_caught_up
 NKEY=$(q $DB "$H SELECT key FROM object_delta WHERE relid = 'public.note'::regclass AND key <> '[\"plain\"]'")
-W erase --table note --key "$NKEY" --reason "test" --apply --wait 60 >"$TMP/note.out" 2>&1 ||
-  { cat "$TMP/note.out"; fail "erase of the note"; }
+must "$TMP/note.out" "erase of the note" W erase --table note --key "$NKEY" --reason "test" --apply --wait 60
 expect_eq "a key with a quote, a backslash and a tab: erased" \
   "$(tail -1 "$TMP/note.out" | cut -d';' -f1)|$(holding 'secret note')|$(holding 'kept note')" \
   "erased 1 value(s) in deltas and 0 in keyframes|0|1"
@@ -223,5 +214,5 @@ if W verify >"$TMP/tamper.out" 2>&1; then fail "verify passed with the erase rev
 grep -qF "history does not verify at revision $ER:" "$TMP/tamper.out" || { cat "$TMP/tamper.out"; fail "reason tamper message"; }
 pass "the erase revision's reason rewritten fails verify at revision $ER"
 q $DB "$H UPDATE object_delta SET new_values = array_replace(new_values, 'routine cleanup', 'GDPR request 123') WHERE revision_id = $ER"
-W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail "verify after undoing the tampering"; }
+must "$TMP/verify.out" "verify after undoing the tampering" W verify
 pass "undone, verify passes again"

@@ -25,7 +25,7 @@ q $DB "CREATE TABLE t (id int PRIMARY KEY, v text);
        CREATE TABLE k (a int, b text);
        ALTER TABLE k REPLICA IDENTITY FULL;
        INSERT INTO k VALUES (1, 'x'), (2, 'y'), (3, 'z'), (5, 'dup'), (5, 'dup'), (5, 'dup');"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 start_worker() { worker_up -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT; }
 catch_up() { marker_catch_up t 300; }
@@ -47,7 +47,7 @@ q $DB "UPDATE t SET v = 'x' WHERE id = 2; DELETE FROM t WHERE id = 3; INSERT INT
        DELETE FROM k WHERE ctid = (SELECT ctid FROM k WHERE a = 5 LIMIT 1); INSERT INTO k VALUES (1, 'x');"
 wait_slot_idle
 q $DB "SELECT pg_drop_replication_slot('$SLOT')" >/dev/null
-W setup >"$TMP/setup2.out" 2>&1 || { cat "$TMP/setup2.out"; fail "setup after the slot was dropped"; }
+must "$TMP/setup2.out" "setup after the slot was dropped" W setup
 grep -q 'msg="gap: the replication slot no longer continues the history' "$TMP/setup2.out" \
   || { cat "$TMP/setup2.out"; fail "setup did not say it found a gap"; }
 grep -q 'kind=slot_missing' "$TMP/setup2.out" || { cat "$TMP/setup2.out"; fail "not named a missing slot"; }
@@ -74,7 +74,7 @@ expect_eq "the updated column's old value is flagged unknown" \
              WHERE revision_id = $GAP AND relid = 'public.t'::regclass AND op = 'U'")" "x|2"
 expect_exact t
 expect_exact k
-W log >"$TMP/log.out" 2>&1 || { cat "$TMP/log.out"; fail "walrev log"; }
+must "$TMP/log.out" "walrev log" W log
 grep -Eq "^ +$GAP \|.*\| walrev +\| gap +\| gap: changes between " "$TMP/log.out" || { cat "$TMP/log.out"; fail "walrev log does not show the gap"; }
 pass "walrev log shows the gap revision"
 rc=0; W verify >"$TMP/verify.out" 2>&1 || rc=$?
@@ -100,7 +100,8 @@ wait_slot_idle
 q $DB "SELECT pg_replication_slot_advance('$SLOT', pg_current_wal_lsn())" >/dev/null
 start_worker
 # the gap first: a change made before the worker has made the slot anew is in the gap too
-for _ in $(seq 1 300); do [ "$(gaps)" = 2 ] && break; sleep 0.1; done
+gaps_are() { [ "$(gaps)" = "$1" ]; }
+wait_for 30 gaps_are 2 || true
 expect_eq "a second gap revision" "$(gaps)" 2
 catch_up
 GAP2=$(q $DB "$H SELECT max(id) FROM revision WHERE actor_id = 'gap'")
@@ -118,10 +119,7 @@ expect_exact k
 # --- 3. no false gap: a worker idle while other databases write WAL, killed, restarted ---
 q postgres "DROP TABLE IF EXISTS gap_noise; CREATE TABLE gap_noise (id int); INSERT INTO gap_noise SELECT generate_series(1, 5000)"
 TARGET=$(current_lsn postgres)
-for _ in $(seq 150); do
-  [ "$(q $DB "SELECT confirmed_flush_lsn >= '$TARGET' FROM pg_replication_slots WHERE slot_name = '$SLOT'")" = t ] && break
-  sleep 0.1
-done
+wait_for 15 q_is $DB "SELECT confirmed_flush_lsn >= '$TARGET' FROM pg_replication_slots WHERE slot_name = '$SLOT'" t || true
 expect_eq "the idle slot is confirmed past other databases' WAL" \
   "$(q $DB "SELECT confirmed_flush_lsn >= '$TARGET' FROM pg_replication_slots WHERE slot_name = '$SLOT'")" t
 expect_eq "the history store recorded that position first" \

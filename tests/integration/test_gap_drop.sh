@@ -10,9 +10,8 @@ kill_at_exit 9 wpid
 q $DB "CREATE TABLE m (id int PRIMARY KEY, v text); INSERT INTO m VALUES (1, 'm');
        CREATE TABLE d (id int PRIMARY KEY, v text); INSERT INTO d SELECT g, 'd' || g FROM generate_series(1, 3) g;
        CREATE TABLE dk (a int, b text); INSERT INTO dk VALUES (1, 'k'), (1, 'k');"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
-worker_start "$TMP/run.log" --source "$SRC" --slot $SLOT
-wpid=$WORKER_PID
+w_setup
+worker_up --source "$SRC" --slot $SLOT
 q $DB "UPDATE d SET v = 'x' WHERE id = 2"
 marker_catch_up m 300
 before=$(q $DB "SET search_path = walrev; SELECT max(id) FROM revision")
@@ -22,7 +21,7 @@ wpid=
 wait_for 30 slot_idle || fail "the slot stayed active after the worker stopped"
 q $DB "SELECT pg_drop_replication_slot('$SLOT')" >/dev/null
 q $DB "DROP TABLE d; DROP TABLE dk"
-W setup >"$TMP/setup2.out" 2>&1 || { cat "$TMP/setup2.out"; fail "setup after the slot was dropped"; }
+must "$TMP/setup2.out" "setup after the slot was dropped" W setup
 gap=$(q $DB "SET search_path = walrev; SELECT max(id) FROM revision WHERE actor_type = 'walrev' AND actor_id = 'gap'")
 [ -n "$gap" ] || { cat "$TMP/setup2.out"; fail "no gap revision"; }
 

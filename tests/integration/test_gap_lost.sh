@@ -23,14 +23,10 @@ H="SET search_path = walrev;"
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text);
        INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20) g;"
 q postgres "CREATE TABLE filler (x text)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
-worker_start "$TMP/run.log" --source "$SRC" --slot $SLOT
-wpid=$WORKER_PID
+w_setup
+worker_up --source "$SRC" --slot $SLOT
 q $DB "UPDATE t SET v = 'seen' WHERE id = 1"
-for _ in $(seq 1 300); do
-  [ "$(q $DB "$H SELECT count(*) FROM object_delta WHERE relid = 'public.t'::regclass AND op = 'U'")" = 1 ] && break
-  sleep 0.1
-done
+wait_for 30 q_is $DB "$H SELECT count(*) FROM object_delta WHERE relid = 'public.t'::regclass AND op = 'U'" 1 || true
 worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=
 
 q $DB "UPDATE t SET v = 'lost' WHERE id = 2; DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (21, 'new')"
@@ -40,13 +36,8 @@ for _ in 1 2 3; do
 done
 expect_eq "the slot was invalidated" "$(q $DB "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$SLOT'")" lost
 
-worker_start "$TMP/run.log" --source "$SRC" --slot $SLOT
-wpid=$WORKER_PID
-for _ in $(seq 1 300); do
-  [ "$(q $DB "$H SELECT count(*) FROM revision WHERE actor_type = 'walrev' AND actor_id = 'gap'")" = 1 ] && break
-  kill -0 "$wpid" 2>/dev/null || { cat "$TMP/run.log"; fail "the worker died"; }
-  sleep 0.1
-done
+worker_up --source "$SRC" --slot $SLOT
+wait_alive 30 q_is $DB "$H SELECT count(*) FROM revision WHERE actor_type = 'walrev' AND actor_id = 'gap'" 1 || true
 expect_eq "a gap revision of kind slot_lost, reconciling t" \
   "$(q $DB "$H SELECT r.meta->'gap'->>'kind', string_agg(d.op::text || d.key, ' ' ORDER BY d.key)
              FROM revision r JOIN object_delta d ON d.revision_id = r.id AND d.relid = 'public.t'::regclass
@@ -54,10 +45,6 @@ expect_eq "a gap revision of kind slot_lost, reconciling t" \
 grep -q 'kind=slot_lost' "$TMP/run.log" || { cat "$TMP/run.log"; fail "the gap is not in the log"; }
 expect_eq "the slot was made anew" "$(q $DB "SELECT wal_status <> 'lost' FROM pg_replication_slots WHERE slot_name = '$SLOT'")" t
 q $DB "UPDATE t SET v = 'after' WHERE id = 4"
-for _ in $(seq 1 300); do
-  [ "$(q $DB "$H SELECT count(*) FROM object_delta_arrays WHERE relid = 'public.t'::regclass AND 'after' = ANY (new_values)")" = 1 ] && break
-  sleep 0.1
-done
-expect_eq "the history of t equals the table" "$(W snapshot --table t 2>/dev/null | sort)" \
-  "$(q $DB "COPY (SELECT * FROM t) TO STDOUT" | sort)"
+wait_for 30 q_is $DB "$H SELECT count(*) FROM object_delta_arrays WHERE relid = 'public.t'::regclass AND 'after' = ANY (new_values)" 1 || true
+expect_like_table "the history of t equals the table" t "$(W snapshot --table t 2>/dev/null | sort)"
 worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=

@@ -26,7 +26,7 @@ q $DB "CREATE TABLE m (id int PRIMARY KEY, v text); INSERT INTO m VALUES (1, 'm'
        INSERT INTO p2 SELECT g, 'x' || g FROM generate_series(100, 104) g;
        CREATE TABLE p3 (id int PRIMARY KEY, v text);
        CREATE TABLE gx (id int PRIMARY KEY, a int); INSERT INTO gx VALUES (1, 4), (2, NULL);"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 start_worker
 q $DB "UPDATE p2 SET v = 'y' WHERE id = 101; ALTER TABLE p DETACH PARTITION p1; INSERT INTO p3 VALUES (300, 't')"
 catch_up
@@ -47,7 +47,7 @@ q $DB "ALTER TABLE p ATTACH PARTITION p2 FOR VALUES FROM (100) TO (200);
        CREATE TABLE later_gen_rows (id int PRIMARY KEY, b text, g text GENERATED ALWAYS AS (upper(b) || '!') STORED);
        INSERT INTO later_gen_rows (id, b) VALUES (1, 'x'), (2, NULL);
        ALTER TABLE gx ADD COLUMN g int GENERATED ALWAYS AS (a + 100) STORED;"
-W setup >"$TMP/setup2.out" 2>&1 || { cat "$TMP/setup2.out"; fail "setup after the slot was dropped"; }
+must "$TMP/setup2.out" "setup after the slot was dropped" W setup
 grep -q 'msg="gap revision recorded"' "$TMP/setup2.out" || { cat "$TMP/setup2.out"; fail "no gap revision"; }
 gap=$(q $DB "SET search_path = walrev; SELECT max(id) FROM revision WHERE actor_type = 'walrev' AND actor_id = 'gap'")
 for t in p p1 p2 p3 later_empty later_rows later_gen later_gen_rows gx; do expect_exact $t; done
@@ -65,5 +65,5 @@ q $DB "INSERT INTO p VALUES (150, 'new'), (6, 'six'); UPDATE p SET v = v || '!' 
 catch_up
 worker_down
 for t in p p1 p2 p3 later_empty later_rows later_gen later_gen_rows gx; do expect_exact $t; done
-W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail "verify after the gap"; }
+must "$TMP/verify.out" "verify after the gap" W verify
 pass "verify passes"

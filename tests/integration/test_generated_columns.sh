@@ -12,7 +12,7 @@ q $DB "CREATE TABLE item (id int PRIMARY KEY, price numeric(10,2), qty int,
          total numeric(12,2) GENERATED ALWAYS AS (price * qty) STORED,
          name text, label text GENERATED ALWAYS AS (upper(name) || ' x' || qty::text) STORED);
        INSERT INTO item (id, price, qty, name) VALUES (1, 2.50, 4, 'apple'), (2, 0.99, NULL, 'fig');"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 point=0
 mark() { # record the live tables and the position
@@ -34,7 +34,7 @@ q $DB "ALTER TABLE later ADD COLUMN c text GENERATED ALWAYS AS (k || ':' || coal
 mark
 q $DB "ALTER TABLE item DROP COLUMN label; UPDATE item SET price = 3 WHERE id = 2; DELETE FROM item WHERE id = 3;"
 mark
-W run --stop-lsn "$(current_lsn $DB)" 2>"$TMP/run.log" || { cat "$TMP/run.log"; fail run; }
+run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
 
 expect_eq "relation versions know the generated columns (names, types, positions, expressions)" \
   "$(q $DB "$H SELECT relname, version, col_names::text, gen_names::text, gen_type_names::text, gen_positions::text,
@@ -58,7 +58,7 @@ for ((p = 1; p <= point; p++)); do
 done
 expect_eq "snapshots equal COPY (SELECT * FROM t) byte for byte at every point (equal/total)" "$equal/$total" "8/8"
 
-W snapshot --table later --into asof_gen >"$TMP/into.out" 2>&1 || { cat "$TMP/into.out"; fail "--into"; }
+must "$TMP/into.out" "--into" W snapshot --table later --into asof_gen
 expect_eq "--into holds the generated columns' values" \
   "$(q $DB "COPY (SELECT * FROM asof_gen.later ORDER BY 1) TO STDOUT")" "$(q $DB "COPY (SELECT * FROM later ORDER BY 1) TO STDOUT")"
 W snapshot --table item --format sql >"$TMP/item.sql" 2>/dev/null || fail "--format sql"

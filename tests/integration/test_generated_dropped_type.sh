@@ -16,7 +16,7 @@ q $DB "CREATE TYPE cp AS (x int, y text);
        CREATE TABLE gl (a int, gg text GENERATED ALWAYS AS (a::text || '!') STORED, c cp);
        INSERT INTO g (id, a, c, d, e) VALUES (1, 10, '(1,x)', 5, 'a'), (2, NULL, NULL, NULL, 'b');
        INSERT INTO gl (a, c) VALUES (1, '(2,\"y z\")'), (1, '(2,\"y z\")')"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
 
 NP=0

@@ -29,7 +29,7 @@ q $DB "CREATE TABLE gp (id int NOT NULL, v int, g bigint GENERATED ALWAYS AS (v 
        CREATE TABLE np (a int, b int);
        CREATE TABLE nc (a int, b int GENERATED ALWAYS AS (a * 2) STORED) INHERITS (np);
        INSERT INTO np (a, b) VALUES (1, 10); INSERT INTO nc (a) VALUES (2)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 NP=0
 LSN=()

@@ -24,7 +24,7 @@ q $DB "CREATE SCHEMA s2;
                                 y bigint GENERATED ALWAYS AS (('only2'::regclass)::oid::bigint + a) STORED);
        RESET search_path;
        INSERT INTO g0 (a) VALUES (1); INSERT INTO g0s (a) VALUES (1)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 NP=0
 LSN=()

@@ -15,7 +15,7 @@ q $DB "CREATE TABLE gt (a int PRIMARY KEY, b bool GENERATED ALWAYS AS (tableoid 
                         i inet GENERATED ALWAYS AS (('10.0.0.' || a)::inet) STORED,
                         n text GENERATED ALWAYS AS (CASE WHEN a > 2 THEN 'x' END) STORED);
        INSERT INTO gt (a) VALUES (1)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 q_at END "INSERT INTO gt (a) VALUES (2), (3); DELETE FROM gt WHERE a = 1"
 run_to "$END" "$LOG" --source "$SRC" --slot generatedtableoid
 want=$(q $DB "COPY (SELECT * FROM gt) TO STDOUT" | sort)

@@ -47,7 +47,7 @@ q $DB "CREATE TABLE u (id int PRIMARY KEY, name text, secret text, seen int);
        INSERT INTO u SELECT g, 'n' || g, '$SECRET-' || g, 0 FROM generate_series(1, 3000) g;
        INSERT INTO s VALUES (1, 't0', 'n'), (2, 'x0', 'n');
        INSERT INTO kl VALUES (1, 'x'), (1, 'x');"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 start_worker
 
 # ---- hidden columns (item 11)

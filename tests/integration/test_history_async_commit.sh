@@ -82,7 +82,7 @@ synchronous_commit = off
 connect_timeout = 2
 status_interval_ms = 50
 CONF
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 
 # ---- off: confirmed behind the history server's flush ----
 start_worker

@@ -15,11 +15,10 @@ history_cluster
 kill_at_exit 9 wpid
 W() { "$WALREV_BIN" --source "$SRC" --history "$HIST" --slot "$SLOT" "$@"; }
 q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail "setup"; }
+w_setup
 for round in 1 2 3 4 5 6; do
   for i in $(seq 1 40); do echo "INSERT INTO t SELECT g, 'r$round' FROM generate_series($round * 1000000 + $i * 1000, $round * 1000000 + $i * 1000 + 300) g;"; done | $PSQL -d "$DB"
-  worker_start "$LOG" --source "$SRC" --history "$HIST" --slot "$SLOT"
-  wpid=$WORKER_PID
+  worker_up --source "$SRC" --history "$HIST" --slot "$SLOT"
   sleep "$((RANDOM % 2)).$((RANDOM % 9 + 1))"
   worker_stop "$wpid" || true
   wpid=

@@ -40,7 +40,7 @@ expect_eq "the source's OIDs of posint and mood name other types on the history 
   "$(HQ "SELECT count(*) FROM pg_type WHERE oid IN ($PO, $MO) AND typname LIKE '%clash%'")" 2
 # setup after the clashes: its history schema's own types, made first, could
 # take one of those OIDs when the source's cluster is young (few OIDs used)
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail "setup"; }
+w_setup
 
 q "$DB" "INSERT INTO t VALUES (1, 263131, 'happy', 1.5, '2024-01-02 03:04:05+00'), (2, 7, 'sad', NULL, NULL)"
 NP=0; LSN=(); TABLES=t

@@ -17,7 +17,7 @@ q $DB "CREATE TABLE ip (id int PRIMARY KEY, v text);
        INSERT INTO ip VALUES (1, 'p1');
        INSERT INTO ic VALUES (2, 'c2', 20);
        INSERT INTO igc VALUES (3, 'g3', 30, 'x');"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 expect_eq "setup logs the inheritance that exists (seed)" \
   "$(q $DB "SELECT relname, event, coalesce(inherits::regclass[]::text, '-')
             FROM walrev.table_log WHERE relname IN ('ip', 'ic', 'igc') ORDER BY id")" \

@@ -14,10 +14,10 @@ fresh_db into_ext_target
 # name by the DDL capture
 q $DB "CREATE EXTENSION hstore; CREATE EXTENSION citext;
        CREATE TABLE old (id int PRIMARY KEY, attrs hstore); INSERT INTO old VALUES (1, 'k=>v')"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 q $DB "CREATE TABLE doc (id int PRIMARY KEY, attrs hstore, tag citext, n int)"
 q $DB "INSERT INTO doc VALUES (1, 'a=>1, b=>\"x y\"', 'Red', 5), (2, NULL, 'blue', NULL)"
-run_to "$(current_lsn $DB)" "$LOG" --source "$SRC" --slot "$SLOT"
+run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
 
 W snapshot --table doc --into asof --target "$(conninfo into_ext_target)" >"$TMP/into.out" 2>"$TMP/into.err" ||
   { cat "$TMP/into.err"; fail "snapshot --into a database without hstore and citext"; }

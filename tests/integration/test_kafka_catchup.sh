@@ -17,7 +17,7 @@ cleanup() {
 on_exit cleanup
 kafka_conf kcu kcu
 q $DB "CREATE TABLE acct (id int PRIMARY KEY, balance int, owner text)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 confirmed_through() { [ "$(q $DB "SELECT confirmed_flush_lsn >= '$1' FROM pg_replication_slots WHERE slot_name = 'kcu'")" = t ]; }
 revisions() { q $DB "$H SELECT count(*) FROM revision"; }
 

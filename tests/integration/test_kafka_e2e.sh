@@ -8,7 +8,7 @@ source_db kafka_e2e
 on_exit '[ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null'
 kafka_conf kafka_e2e wr
 q $DB "CREATE TABLE item (id int PRIMARY KEY, name text, qty int); INSERT INTO item VALUES (1, 'existing', 1)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 for i in $(seq 2 40); do
   echo "BEGIN; SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"u$((i % 3))\"}}');
         INSERT INTO item VALUES ($i, 'item $i', $i); UPDATE item SET qty = qty + 1 WHERE id = $((i - 1)); COMMIT;"

@@ -26,30 +26,24 @@ topic_prefix = kf
 queue.buffering.max.messages = 40
 CONF
 q $DB "CREATE TABLE item (id int PRIMARY KEY, v text)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 insert() { # FROM TO: one transaction per row
   for i in $(seq "$1" "$2"); do echo "INSERT INTO item VALUES ($i, 'v$i');"; done |
     psql -X -q -v ON_ERROR_STOP=1 -d $DB >/dev/null
 }
 slot_pid() { q $DB "SELECT coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = 'kafka_faults'"; }
-wait_log() { # PATTERN FILE SECONDS
-  for _ in $(seq 1 $(( $3 * 10 ))); do grep -q -- "$1" "$2" && return 0; sleep 0.1; done
-  return 1
-}
+wait_log() { wait_for "$3" grep -q -- "$1" "$2"; } # PATTERN FILE SECONDS
 # Wait until the slot is confirmed through LSN (every sink durable).
 wait_confirmed() { # LSN SECONDS
-  for _ in $(seq 1 $(( $2 * 10 ))); do
-    [ "$(q $DB "SELECT confirmed_flush_lsn >= '$1' FROM pg_replication_slots WHERE slot_name = 'kafka_faults'")" = t ] && return 0
-    sleep 0.1
-  done
-  return 1
+  wait_for "$2" q_is $DB "SELECT confirmed_flush_lsn >= '$1' FROM pg_replication_slots WHERE slot_name = 'kafka_faults'" t
 }
 
 # ---- a broker outage longer than wal_sender_timeout ----
 worker_start "$TMP/run1.log" -c "$TMP/walrev.conf"
 wpid=$WORKER_PID
 wait_log 'msg="streaming"' "$TMP/run1.log" 30 || { cat "$TMP/run1.log"; fail "worker did not start streaming"; }
-for _ in $(seq 50); do [ "$(slot_pid)" != 0 ] && break; sleep 0.1; done
+slot_active() { [ "$(slot_pid)" != 0 ]; }
+wait_for 5 slot_active || true
 PID1=$(slot_pid)
 kill -USR1 "$mpid"
 wait_log "brokers down" "$TMP/mock.log" 10 || fail "mock brokers did not go down"

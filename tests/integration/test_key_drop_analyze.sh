@@ -17,7 +17,7 @@ source_db key_drop_analyze keydropan
 
 q $DB "CREATE TABLE k (id int PRIMARY KEY, v text);
        INSERT INTO k SELECT g, 'v' || g FROM generate_series(1, 5) g"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 points_from k                                                                    # 0
 q $DB "INSERT INTO k VALUES (6, 'a'), (7, 'b')"; point                           # 1: keyed insert
 q $DB "UPDATE k SET v = 'u2' WHERE id = 2; UPDATE k SET id = 70 WHERE id = 7"; point  # 2: updates by key

@@ -27,7 +27,7 @@ shapes() {
 }
 
 q $DB "CREATE TABLE seed (id int PRIMARY KEY); INSERT INTO seed VALUES (1)"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 points_from s_new.k n u f                                                        # 0
 # As difftest seed 13 did: the schema and the table in one transaction, with rows.
 q $DB "BEGIN; CREATE SCHEMA s_new;

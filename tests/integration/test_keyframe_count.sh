@@ -14,7 +14,7 @@ for PER in 1 100; do
   source_db "kfcount_$PER" "kfcount_$PER"
   q $DB "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL, pad text NOT NULL);
          INSERT INTO t SELECT g, 0, repeat('p', 40) FROM generate_series(1, $ROWS) g;"
-  W setup >"$TMP/setup_$PER.out" 2>&1 || { cat "$TMP/setup_$PER.out"; fail setup; }
+  must "$TMP/setup_$PER.out" setup W setup
   R0=$(q $DB "SELECT max(id) FROM walrev.revision")
   K0=$(q $DB "SELECT count(*) FROM walrev.keyframe")
   # 5 rounds of one update per row: 5,000 deltas, PER per transaction

@@ -26,7 +26,7 @@ q $DB "CREATE TABLE k (a int, b text);
        INSERT INTO k VALUES (1, 'x'), (1, 'x'), (1, 'x'), (2, 'y'), (NULL, NULL), (NULL, NULL);
        INSERT INTO f VALUES (1, 'x'), (1, 'x'), (2, NULL);
        INSERT INTO p VALUES (1, 'a'), (2, 'b'), (3, 'b');"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 stop_worker() { # SIGTERM: a clean stop, exit status 0
   local rc=0; worker_stop "$WPID" || rc=$?
@@ -120,12 +120,12 @@ expect_eq "nothing recorded with unknown old values" \
   "$(q $DB "SELECT count(*) FROM walrev.object_delta WHERE old_unknown AND relid IN ('k'::regclass, 'f'::regclass, 'p'::regclass)")" 0
 # history and blame answer for a row by its synthetic identity
 key=$(q $DB "SELECT key FROM walrev.current_rows('f'::regclass) ORDER BY key LIMIT 1")
-W history --table f --key "$key" >"$TMP/hist.out" 2>&1 || { cat "$TMP/hist.out"; fail "history of row $key"; }
+must "$TMP/hist.out" "history of row $key" W history --table f --key "$key"
 expect_eq "walrev history --key $key: the row's own changes" \
   "$(awk -F'|' 'NR > 2 && NF > 5 { gsub(/ /, ""); print $3 ":" $7 ":" $8 ":" $9 }' "$TMP/hist.out")" \
   "$(q $DB "SELECT op::text || ':' || column_name || ':' || coalesce(old_value, '') || ':' || coalesce(new_value, '')
             FROM walrev.attribute_delta WHERE relid = 'f'::regclass AND key = '$key' ORDER BY revision_id, seq, col_id")"
-W blame --table f --key "$key" >"$TMP/blame.out" 2>&1 || { cat "$TMP/blame.out"; fail "blame of row $key"; }
+must "$TMP/blame.out" "blame of row $key" W blame --table f --key "$key"
 expect_eq "walrev blame --key $key: the row's values" \
   "$(awk -F'|' 'NR > 2 && NF > 5 { gsub(/ /, ""); print $1 "=" $2 }' "$TMP/blame.out" | paste -sd' ')" \
   "$(q $DB "SELECT 'a=' || vals[1] || ' b=' || vals[2] FROM walrev.current_rows('f'::regclass) WHERE key = '$key'")"

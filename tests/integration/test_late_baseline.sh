@@ -26,21 +26,16 @@ q $DB "CREATE TABLE base (id int PRIMARY KEY, v text);
        INSERT INTO late_r SELECT g, repeat('r', g % 40) FROM generate_series(1, 20000) g;
        CREATE TABLE late_m (id int PRIMARY KEY, v text);
        INSERT INTO late_m SELECT g, 'm' || g FROM generate_series(1, 700) g;"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 start_worker() {
-  worker_start "$TMP/run.log" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT
-  wpid=$WORKER_PID
+  worker_up -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT
 }
 # Wait until the worker holds everything committed so far: a marker change,
 # and the history has it (revisions are durable in commit order).
 catch_up() { marker_catch_up base 600; }
 wait_state() { # TABLE STATE
-  for _ in $(seq 1 1200); do
-    [ "$(backfill_state "$1")" = "$2" ] && return 0
-    kill -0 "$wpid" 2>/dev/null || { tail -20 "$TMP/run.log"; fail "the worker died"; }
-    sleep 0.1
-  done
+  wait_alive 120 backfill_state_is "$1" "$2" && return 0
   tail -20 "$TMP/run.log"; fail "the baseline of $1 did not reach state $2 (it is $(backfill_state "$1"))"
 }
 # A writer: updates, deletes and inserts of random rows of a table, small transactions.
@@ -161,7 +156,7 @@ q $DB "INSERT INTO walrev.backfill (relid, nspname, relname, state) VALUES ('lat
 catch_up
 expect_eq "a table marked skipped gets no baseline by itself" \
   "$(W snapshot --table late_m 2>/dev/null)" "1	changed"
-W baseline --table late_m >"$TMP/request.out" 2>&1 || { cat "$TMP/request.out"; fail "walrev baseline --table"; }
+must "$TMP/request.out" "walrev baseline --table" W baseline --table late_m
 grep -q "requested baseline of public.late_m" "$TMP/request.out" || { cat "$TMP/request.out"; fail "no confirmation of the request"; }
 grep -Eq "^ public\.late_m +\| requested +\| " "$TMP/request.out" || { cat "$TMP/request.out"; fail "the request is not in the states listed"; }
 wait_state late_m done
@@ -176,7 +171,7 @@ rc=0; W baseline --table late_k --table no_such_table >"$TMP/bad2.out" 2>&1 || r
 expect_eq "walrev baseline of a good and a missing table exits 1" "$rc" 1
 grep -q "no baseline requested" "$TMP/bad2.out" || { cat "$TMP/bad2.out"; fail "no word that nothing was requested"; }
 expect_eq "... and requests neither" "$(grep -c 'requested baseline of' "$TMP/bad2.out")" 0
-W baseline --format csv >"$TMP/states.out" 2>&1 || { cat "$TMP/states.out"; fail "walrev baseline"; }
+must "$TMP/states.out" "walrev baseline" W baseline --format csv
 STATES="public.base done
 public.late_k done
 public.late_m done
@@ -188,7 +183,7 @@ expect_eq "walrev baseline --format json: the same states, counts as numbers" \
   "$(W baseline --format json | jq -r '.[] | "\(.table) \(.state)"')" "$STATES"
 expect_eq "walrev baseline --format json: rows_read is a number" \
   "$(W baseline --format json | jq -r '[.[] | .rows_read | type] | unique | join(",")')" "number"
-W baseline >"$TMP/aligned.out" 2>&1 || { cat "$TMP/aligned.out"; fail "walrev baseline (aligned)"; }
+must "$TMP/aligned.out" "walrev baseline (aligned)" W baseline
 expect_eq "walrev baseline (aligned): header, rule, 5 rows, count" "$(sed -n '1p;$p' "$TMP/aligned.out" | sed 's/  */ /g')" \
 " table | state | chunks | rows_read | rows_recorded | updated | error
 (5 rows)"

@@ -19,14 +19,13 @@ q $DB "CREATE TABLE base (id int PRIMARY KEY, v text);
        INSERT INTO lq SELECT g, 'q' || g FROM generate_series(1, 4) g;
        CREATE TABLE lq2 (id int PRIMARY KEY, v text);
        INSERT INTO lq2 SELECT g, 'u' || g FROM generate_series(101, 105) g;"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 # With the worker stopped, lq2 becomes a partition and one of its rows
 # changes: the stream holds that change before any baseline can read lq2.
 q $DB "ALTER TABLE lq ATTACH PARTITION lq2 FOR VALUES FROM (100) TO (200)"
 q_at L1 "UPDATE lq SET v = 'in' WHERE id = 102"
-worker_start "$LOG" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
-wpid=$WORKER_PID
+worker_up -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
 wait_for 60 backfill_state_is lq2 done || { tail -20 "$LOG"; fail "the baseline of lq2 did not finish"; }
 marker_catch_up base 600
 expect_clean_stop "the worker stops cleanly"

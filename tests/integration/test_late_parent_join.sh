@@ -24,15 +24,14 @@ q $DB "CREATE TABLE base (id int PRIMARY KEY, v text); INSERT INTO base VALUES (
        CREATE TABLE qq (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
        CREATE TABLE qq1 PARTITION OF qq FOR VALUES FROM (0) TO (10);
        INSERT INTO qq VALUES (1, 'q1')"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 # With the worker stopped, pp joins and a row of each partition changes: the
 # stream holds those changes before any baseline can read the partitions.
 q_at L0 "UPDATE base SET v = 'before' WHERE id = 1"
 q $DB "ALTER PUBLICATION walrev ADD TABLE pp"
 q_at L1 "UPDATE pp SET v = 'in' WHERE id IN (2, 12)"
-worker_start "$LOG" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
-wpid=$WORKER_PID
+worker_up -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
 for t in pp1 pp2; do wait_for 60 backfill_state_is $t done || { tail -20 "$LOG"; fail "the baseline of $t did not finish"; }; done
 marker_catch_up base 600
 expect_clean_stop "the worker stops cleanly"
@@ -86,9 +85,8 @@ grep -q "table pp is incomplete at revision [0-9]*: it joined the publication af
 pass "a member the worker has not seen yet is refused by name"
 
 # `walrev setup` run again logs the parent a store missed (its seed), and it answers from there.
-W setup >"$TMP/setup2.out" 2>&1 || { cat "$TMP/setup2.out"; fail "setup again"; }
-worker_start "$LOG" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
-wpid=$WORKER_PID
+must "$TMP/setup2.out" "setup again" W setup
+worker_up -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
 for t in qq1 pp2; do wait_for 60 backfill_state_is $t done || { tail -20 "$LOG"; fail "the baseline of $t did not finish"; }; done
 marker_catch_up base 600
 expect_clean_stop "the worker stops cleanly again"

@@ -20,7 +20,7 @@ q $DB "CREATE TABLE base (id int PRIMARY KEY, v text);
        INSERT INTO late SELECT g, 'l' || g FROM generate_series(1, 5) g;
        CREATE TABLE late2 (id int PRIMARY KEY, v text);
        INSERT INTO late2 SELECT g, 'p' || g FROM generate_series(1, 4) g;"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 # With the worker stopped: the tables join, and one change of each is
 # streamed before any baseline can read them.
@@ -36,8 +36,7 @@ lpid=$!
 locked() { [ "$(q $DB "SELECT count(*) FROM pg_locks WHERE relation = 'public.late'::regclass AND granted
                         AND mode = 'AccessExclusiveLock'")" = 1 ]; }
 wait_for 10 locked || fail "the lock was not taken"
-worker_start "$LOG" -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
-wpid=$WORKER_PID
+worker_up -c "$TMP/walrev.conf" --source "$SRC" --slot "$SLOT"
 state_not() { [ "$(backfill_state "$1")" != "$2" ]; }
 wait_for 60 state_not late none || { tail -20 "$LOG"; fail "no backfill row for late"; }
 expect_snapshot_refused late "$L1" "while its baseline is pending" \

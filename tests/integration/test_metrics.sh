@@ -18,7 +18,7 @@ on_exit '[ -n "${WORKER_PID:-}" ] && worker_kill'
 # a table big enough for keyframes (more than 250 rows), one small
 q $DB "CREATE TABLE big (id int PRIMARY KEY, v int); INSERT INTO big SELECT g, 0 FROM generate_series(1, 300) g;
        CREATE TABLE t (id int PRIMARY KEY, v text)"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail "setup"; }
+w_setup
 KF0=$(q $DB "$H SELECT count(*) FROM keyframe")
 REV0=$(q $DB "$H SELECT max(id) FROM revision")
 expect_eq "setup took the baseline's keyframe" "$KF0" 1
@@ -122,7 +122,7 @@ expect_eq "reconciliation: no failed round, no divergence, no difference" \
   "$(metric walrev_reconcile_rounds_failed_total) $(metric walrev_reconcile_divergences_total) $(metric walrev_reconcile_differences_total)" \
   "0 0 0"
 
-promtool check metrics <"$M" >"$TEST_TMP/promtool.out" 2>&1 || { cat "$TEST_TMP/promtool.out"; fail "promtool check metrics"; }
+must "$TEST_TMP/promtool.out" "promtool check metrics" promtool check metrics <"$M"
 expect_eq "promtool check metrics: no problem" "$(cat "$TEST_TMP/promtool.out")" ""
 curl -s -o /dev/null -w '%{http_code}' "${URL%/metrics}/" >"$TEST_TMP/code" || true
 expect_eq "other paths: 404" "$(cat "$TEST_TMP/code")" 404

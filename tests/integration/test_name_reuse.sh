@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 source_db name_reuse namereuse
 
 q $DB "CREATE TABLE keep (id int PRIMARY KEY)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 NP=0
 LSN=()

@@ -21,7 +21,7 @@ for t in t_full t_def; do
                         FROM generate_series(1, 6000) g;"
 done
 q $DB "ALTER TABLE t_full REPLICA IDENTITY FULL"
-W setup >"$WORK/setup.out" 2>&1 || { cat "$WORK/setup.out"; fail setup; }
+w_setup
 
 # Changes made while no worker runs, so they are read back in a burst; the
 # same statement runs on both tables in one transaction (one revision).

@@ -10,11 +10,11 @@ source_db output_formats
 # its own slot: slot names are cluster-wide, and other tests use the default one
 W() { "$WALREV_BIN" --source "$SRC" --slot output_formats "$@"; }
 q $DB "CREATE TABLE item (id int PRIMARY KEY, name text)"
-W setup --no-baseline >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup --no-baseline
 q $DB "INSERT INTO item VALUES (10, '日本')"
 q $DB "INSERT INTO item VALUES (2, NULL)"
 q $DB "INSERT INTO item VALUES (1, '')"
-run_to "$(current_lsn $DB)" "$TMP/run.log" --source "$SRC" --slot output_formats
+run_to_now "$TMP/run.log" --source "$SRC" --slot output_formats
 
 tab=$'\t'
 # name | arguments | expected output
@@ -55,8 +55,8 @@ want=$(W snapshot --table item --format json --order key | LC_ALL=C sort)
 expect_eq "snapshot --format json without --order: the same rows" "$got" "$want"
 
 # The audit commands: --null shows NULL distinctly; without it, NULL is empty.
-W history --table item --key 2 --null NULLX >"$TMP/h1" 2>&1 || { cat "$TMP/h1"; fail "history --null"; }
-W history --table item --key 2 >"$TMP/h2" 2>&1 || { cat "$TMP/h2"; fail history; }
+must "$TMP/h1" "history --null" W history --table item --key 2 --null NULLX
+must "$TMP/h2" history W history --table item --key 2
 [ "$(grep -c NULLX "$TMP/h1")" -ge 1 ] || { cat "$TMP/h1"; fail "history --null NULLX shows no NULLX"; }
 expect_eq "history without --null has no NULLX" "$(grep -c NULLX "$TMP/h2" || true)" "0"
 expect_eq "--null leaves csv alone" "$(W history --table item --key 2 --format csv --null NULLX | grep -c NULLX || true)" "0"

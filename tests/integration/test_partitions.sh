@@ -20,7 +20,7 @@ q $DB "CREATE SCHEMA other;
        CREATE TABLE plain (id int PRIMARY KEY, v text);
        INSERT INTO m VALUES (1, 1, 'one'), (2, 15, 'two'), (7, 15, 'seven');
        INSERT INTO plain VALUES (1, 'p');"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 grep -q "table log walrev.table_log" "$TMP/setup.out" || { cat "$TMP/setup.out"; fail "no table log"; }
 
 # Each point (lib.sh's point): the LSN, and the live contents of each table
@@ -162,7 +162,7 @@ out=$(W restore --table m --key '["1","12"]' --at "${LSN[3]}" 2>&1) && fail "res
 echo "$out" | grep -q "m is a partitioned table: restore works on the tables that hold rows" || fail "restore: $out"
 pass "restore of a parent's row is refused by name"
 
-"$WALREV_BIN" --source "$SRC" --slot parts verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail verify; }
+must "$TEST_TMP/verify.out" verify "$WALREV_BIN" --source "$SRC" --slot parts verify
 pass "verify passes (the table log's rows are in the checksum chain)"
 
 # Only walrev writes the table log.

@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 source_db poison_src poison
 
 q $DB "CREATE TABLE item (id int PRIMARY KEY, note text);"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 q postgres "DROP ROLE IF EXISTS poison_mallory; CREATE ROLE poison_mallory LOGIN;"
 q $DB "REVOKE ALL ON SCHEMA public FROM PUBLIC; GRANT USAGE ON SCHEMA public TO poison_mallory;
        GRANT INSERT, UPDATE ON item TO poison_mallory;"

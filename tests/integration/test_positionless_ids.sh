@@ -33,7 +33,7 @@ bootstrap.servers = $BROKERS
 topic_prefix = $prefix
 CONF
   [ -n "$file" ] && printf '[file]\npath = %s\n' "$file" >>"$TMP/$name.conf"
-  "$WALREV_BIN" -c "$TMP/$name.conf" setup >"$TMP/$name.setup" 2>&1 || { cat "$TMP/$name.setup"; fail "$name setup"; }
+  must "$TMP/$name.setup" "$name setup" "$WALREV_BIN" -c "$TMP/$name.conf" setup
   (
     for i in $(seq "$first" "$last"); do
       echo "INSERT INTO ledger VALUES ($i, $first);"

@@ -23,7 +23,7 @@ run_w() { local name=$1; shift; rc=0; W "$@" >"$OUT/$name.out" 2>"$OUT/$name.err
 
 q $DB "CREATE TABLE acct (id int PRIMARY KEY, owner text NOT NULL, balance int); CREATE TABLE bag (v text);
        ALTER TABLE bag REPLICA IDENTITY FULL; CREATE TABLE tick (one int PRIMARY KEY, n int); INSERT INTO tick VALUES (1, 0)"
-W setup >"$OUT/setup.out" 2>&1 || { cat "$OUT/setup.out"; fail setup; }
+w_setup
 expect_eq "setup stores partition_revisions" \
   "$(q $DB "$H SELECT value FROM store_info WHERE key = 'partition_revisions'")" 10
 
@@ -43,7 +43,7 @@ for i in $(seq 2 34); do
     3) do_step "UPDATE acct SET owner = 'w$i', balance = NULL WHERE id = $((i % 5 + 1)); UPDATE bag SET v = 'y$i' WHERE v = 'b';" ;;
   esac
 done
-run_to "$(current_lsn $DB)" "$OUT/run.log" -c "$OUT/walrev.conf"
+run_to_now "$OUT/run.log" -c "$OUT/walrev.conf"
 N=$(q $DB "$H SELECT max(id) FROM revision")
 # the revision of each step: the last ones, in order
 for ((s = 1; s <= step; s++)); do echo $((N - step + s)) >"$OUT/$s.rev"; done
@@ -91,7 +91,7 @@ expect_eq "the plan changed nothing" "$(q $DB "$H SELECT (SELECT count(*) FROM r
 
 # ---- apply, with export ----
 ANCHOR=$(q $DB "$H SELECT encode(checksum, 'hex') FROM revision WHERE id = 20")
-W verify >"$OUT/verify0.out" 2>&1 || { cat "$OUT/verify0.out"; fail "verify before pruning"; }
+must "$OUT/verify0.out" "verify before pruning" W verify
 # a keyframe of every table the history has (acct, bag and walrev's own table log)
 NK=$(q $DB "$H SELECT count(DISTINCT relid) FROM relation_version")
 run_w apply prune --before 27 --apply --export "$OUT/exp"
@@ -107,7 +107,7 @@ expect_eq "revisions 1-20 gone, the anchor is revision 20's checksum, keyframes 
                  (SELECT min(lo) FROM history_partitions())")" \
   "21|$((N - 20))|$ANCHOR|public.acct:$(wc -l <"$OUT/20.acct" | tr -d ' ') public.bag:$(wc -l <"$OUT/20.bag" | tr -d ' ')|0|21"
 ON=$(q $DB "$H SELECT pruned_at::date FROM prune")
-W verify >"$OUT/verify1.out" 2>&1 || { cat "$OUT/verify1.out"; fail "verify after pruning"; }
+must "$OUT/verify1.out" "verify after pruning" W verify
 expect_eq "verify after prune passes and reports the anchor" "$(cat "$OUT/verify1.out")" \
   "anchor: history before revision 21 was pruned on $ON; the chain is verified from revision 21 on, starting from the anchor ${ANCHOR:0:16}… (the checksum of revision 20)
 verified $((N - 20)) revisions: the checksum chain holds, and the contexts, actors, keyframes and baseline records agree with it"
@@ -165,7 +165,7 @@ grep -q "bad/revision_p1.csv: SHA-256 .*, the manifest says .*: nothing was impo
 run_w import prune --import "$OUT/exp"
 expect_eq "import exits 0" "$rc:$(cat "$OUT/import.out")" \
   "0:imported revisions 1 to 20 from $OUT/exp (11 files); the history is whole again from revision 1 (walrev verify proves it)"
-W verify >"$OUT/verify2.out" 2>&1 || { cat "$OUT/verify2.out"; fail "verify after the import"; }
+must "$OUT/verify2.out" "verify after the import" W verify
 expect_eq "the whole chain verifies again, no anchor" "$(cat "$OUT/verify2.out")" \
   "verified $N revisions: the checksum chain holds, and the contexts, actors, keyframes and baseline records agree with it"
 check_snapshots "after the import, from the first step" 1
@@ -195,6 +195,6 @@ expect_eq "the store's partitions made by the worker are not warned about as unt
   "$(grep -c 'is not in publication' "$OUT/retain.log" || true)|$([ "$(grep -c 'msg="history partition made"' "$OUT/retain.log")" -ge 1 ] && echo made)" "0|made"
 expect_eq "retain: the stream went on, the newest snapshot equals the table" \
   "$(W snapshot --table acct 2>/dev/null | LC_ALL=C sort)" "$(q $DB "COPY (SELECT * FROM acct) TO STDOUT" | LC_ALL=C sort)"
-W verify >"$OUT/verify3.out" 2>&1 || { cat "$OUT/verify3.out"; fail "verify after the worker pruned"; }
+must "$OUT/verify3.out" "verify after the worker pruned" W verify
 grep -q "^anchor: history before revision" "$OUT/verify3.out" || fail "verify3: $(cat "$OUT/verify3.out")"
 pass "retain: $(grep -c 'msg="history pruned"' "$OUT/retain.log") prune(s) by the worker; $(tail -1 "$OUT/verify3.out")"

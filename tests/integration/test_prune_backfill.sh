@@ -18,9 +18,8 @@ H="SET search_path = walrev;"
 
 q $DB "CREATE TABLE base (id int PRIMARY KEY, v text); INSERT INTO base VALUES (1, 'b');
        CREATE TABLE late (id int PRIMARY KEY, v text); INSERT INTO late SELECT g, 'l' || g FROM generate_series(1, 3000) g;"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
-worker_start "$TMP/run.log" -c "$TMP/walrev.conf"
-wpid=$WORKER_PID
+w_setup
+worker_up -c "$TMP/walrev.conf"
 on_exit kill "$wpid" 2>/dev/null
 q $DB "ALTER PUBLICATION walrev ADD TABLE late"
 late_done() { [ "$(q $DB "$H SELECT state FROM backfill WHERE relid = 'public.late'::regclass")" = done ]; }
@@ -36,7 +35,7 @@ read -r -a REVS <<<"$CHUNKS"
 NCH=${#REVS[@]}
 expect_eq "the baseline of 3,000 rows in chunks of about 250: one revision per chunk, the record says 3,000 rows" \
   "$((NCH >= 6))|$(q $DB "$H SELECT chunks = $NCH, rows_recorded FROM backfill WHERE relid = 'public.late'::regclass")" "1|t|3000"
-W verify >"$TMP/verify0.out" 2>&1 || { cat "$TMP/verify0.out"; fail "verify before pruning"; }
+must "$TMP/verify0.out" "verify before pruning" W verify
 
 # the cut: the first odd revision (a boundary: partitions of 2) after the
 # second chunk revision, so that two chunks go and the others stay
@@ -44,7 +43,7 @@ CUT=$((REVS[1] + 1))
 [ $((CUT % 2)) = 1 ] || CUT=$((CUT + 1))
 [ "$CUT" -le "${REVS[3]}" ] || fail "the chunk revisions are not consecutive enough for the test: $CHUNKS"
 q $DB "COPY (SELECT * FROM late) TO STDOUT" | LC_ALL=C sort >"$TMP/late.now"
-W prune --before "$CUT" --apply >"$TMP/prune.out" 2>&1 || { cat "$TMP/prune.out"; fail "prune"; }
+must "$TMP/prune.out" "prune" W prune --before "$CUT" --apply
 expect_eq "pruned in the middle of the baseline: chunk revisions before the cut gone, the rest kept" \
   "$(q $DB "$H SELECT min(id) FROM revision")|$(q $DB "$H SELECT count(*) > 0 AND count(*) < $NCH FROM revision_context WHERE actor_id = 'baseline' AND meta ? 'backfill'")" \
   "$CUT|t"

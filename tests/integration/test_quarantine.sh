@@ -25,7 +25,7 @@ DECODE=/usr/bin/python3
 KD="$WALREV_SOURCE_DIR/tests/integration/kafka_decode.py"
 
 q $DB "CREATE TABLE item (id int PRIMARY KEY, note text); CREATE TABLE pad (n int)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 BASE=$(q $DB "$H SELECT max(id) FROM revision")
 # Partitions of 2 revisions: boundaries are the odd ids. The quarantined
 # revision (BASE + 3) is made odd so that a prune can cut exactly at it.
@@ -118,7 +118,7 @@ rc=0; W verify >"$TMP/verify.out" 2>&1 || rc=$?
 [ $rc = 0 ] || { cat "$TMP/verify.out"; fail "verify exited $rc"; }
 expect_eq "verify passes and reports the quarantined revision" \
   "$(grep -c "^quarantined: revision $QR (xid $PXID, .*SQLSTATE 22021: .*invalid byte sequence.*in walrev.quarantine" "$TMP/verify.out")|$(grep -c "^verified $N revisions" "$TMP/verify.out")" "1|1"
-W log >"$TMP/log.out" 2>&1 || { cat "$TMP/log.out"; fail log; }
+must "$TMP/log.out" log W log
 grep -E "^ *$QR .*\[quarantined\]" "$TMP/log.out" >/dev/null || { cat "$TMP/log.out"; fail "log does not mark it"; }
 pass "log marks the revision [quarantined]"
 
@@ -130,7 +130,7 @@ expect_eq "after a restart: no data error, one quarantined revision, ids dense" 
   "0|1|$((N + 1))|$((N + 1))"
 expect_eq "the new transaction recorded" \
   "$(q $DB "$H SELECT count(*) FROM object_delta_arrays WHERE relid = 'public.item'::regclass AND new_values[2] = 'a6'")" 1
-W verify >"$TMP/verify2.out" 2>&1 || { cat "$TMP/verify2.out"; fail "verify after the restart"; }
+must "$TMP/verify2.out" "verify after the restart" W verify
 pass "verify passes after the restart"
 
 # Tampering: the flag taken off (its rows are then missing from the chain),
@@ -154,13 +154,13 @@ rc=0; W verify >"$TMP/t4.out" 2>&1 || rc=$?
 expect_eq "another revision flagged with a copy of the raw form: verify exits 1 naming it" \
   "$rc|$(grep -c "revision $((QR + 1)): flagged quarantined but" "$TMP/t4.out")" "1|1"
 q $DB "$H UPDATE revision SET quarantined = false WHERE id = $((QR + 1)); DELETE FROM quarantine WHERE revision_id = $((QR + 1)); DROP TABLE q_saved"
-W verify >"$TMP/verify3.out" 2>&1 || { cat "$TMP/verify3.out"; fail "verify after restoring"; }
+must "$TMP/verify3.out" "verify after restoring" W verify
 pass "verify passes again once restored"
 
 # Pruned exactly at the quarantined revision: its parent is then the prune's
 # anchor, which its raw form must carry, and the chain still verifies.
 ANCHOR=$(q $DB "$H SELECT encode(checksum, 'hex') FROM revision WHERE id = $((QR - 1))")
-W prune --before "$QR" --apply >"$TMP/prune.out" 2>&1 || { cat "$TMP/prune.out"; fail "prune at the quarantined revision"; }
+must "$TMP/prune.out" "prune at the quarantined revision" W prune --before "$QR" --apply
 expect_eq "pruned up to the quarantined revision, which is kept" \
   "$(q $DB "$H SELECT (SELECT min(id) FROM revision), (SELECT count(*) FROM quarantine), (SELECT encode(anchor, 'hex') FROM prune)")" \
   "$QR|1|$ANCHOR"

@@ -33,10 +33,9 @@ q $DB "CREATE TABLE big (id int PRIMARY KEY, v text);
        INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 3000) g;
        CREATE TABLE w (id int PRIMARY KEY, v int);
        INSERT INTO w SELECT g, 0 FROM generate_series(1, 200) g;"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
-worker_start "$TMP/run.log" -c "$TMP/walrev.conf"
-wpid=$WORKER_PID
+worker_up -c "$TMP/walrev.conf"
 url() { sed -n 's/.*msg="serving metrics" url=\(http[^ ]*\).*/\1/p' "$TMP/run.log" | head -1; }
 has_url() { [ -n "$(url)" ]; }
 wait_for 10 has_url || { cat "$TMP/run.log"; fail "no 'serving metrics' line"; }
@@ -117,7 +116,7 @@ expect_eq "the forged message made no walrev:reconcile revision" \
 expect_eq "metrics: two warning revisions recorded (the untracked edit, the tampered row), differences found" \
   "$(metric walrev_reconcile_divergences_total)|$([ "$(metric walrev_reconcile_differences_total)" -ge 3 ] && echo t)|$([ "$(metric walrev_reconcile_rounds_total)" -ge 6 ] && echo t)" "2|t|t"
 worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=
-W verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail "verify (the chain) after the reconciler"; }
+must "$TMP/verify.out" "verify (the chain) after the reconciler" W verify
 pass "the chain verifies with the warning revisions in it"
 
 # --- the rate bound: 2,000 rows a second spreads a round over its reads ---

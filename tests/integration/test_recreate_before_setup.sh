@@ -10,7 +10,7 @@ source_db recreate_before_setup recreate_before_setup
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'old one'), (2, 'old two'), (3, 'old three');
        CREATE TABLE x (id int PRIMARY KEY, w text); INSERT INTO x VALUES (10, 'x ten');"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 q $DB "UPDATE t SET v = 'old one b' WHERE id = 1"
 P0=$(current_lsn $DB)
 q $DB "BEGIN; DROP TABLE t; CREATE TABLE t (uid uuid PRIMARY KEY, n int);

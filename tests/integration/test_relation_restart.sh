@@ -13,7 +13,7 @@ run_to_now() { W run --stop-lsn "$(current_lsn $DB)" 2>>"$OUT/run.log" || { cat 
 
 # The issue's reproduction: drop a column, change, restart, change again.
 q $DB "CREATE TABLE r1 (id int PRIMARY KEY, a text, b text); INSERT INTO r1 VALUES (1, 'a1', 'b1');"
-W setup >"$OUT/setup.out" 2>&1 || { cat "$OUT/setup.out"; fail setup; }
+w_setup
 q $DB "ALTER TABLE r1 DROP COLUMN a; UPDATE r1 SET b = 'b2' WHERE id = 1;"
 run_to_now "after the drop"
 q $DB "UPDATE r1 SET b = 'b3' WHERE id = 1;"
@@ -74,7 +74,7 @@ expect_eq "a column renamed and one dropped, no row changed since: the snapshot 
   "$(W snapshot --table r1_renamed --format csv 2>/dev/null | sort)" \
   "$( (printf 'id,b_final\n'; q $DB "COPY (SELECT * FROM r1_renamed) TO STDOUT (FORMAT csv)") | sort)"
 
-W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail "verify"; }
+must "$OUT/verify.out" "verify" W verify
 pass "verify: $(cat "$OUT/verify.out")"
 
 # Tampering a relation version: its own checksum no longer matches.

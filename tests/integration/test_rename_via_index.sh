@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 source_db rename_via_index renameviaindex
 
 q $DB "CREATE TABLE before_setup (id int PRIMARY KEY, v text); INSERT INTO before_setup VALUES (1, 'a'), (2, 'b')"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 q $DB "CREATE TABLE pt (a int, b text) PARTITION BY LIST (a);
        CREATE TABLE pt1 PARTITION OF pt FOR VALUES IN (1);
        INSERT INTO pt VALUES (1, 'x'), (1, 'y');

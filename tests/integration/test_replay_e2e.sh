@@ -17,7 +17,7 @@ q $DB "CREATE TABLE account (id int PRIMARY KEY, owner text NOT NULL, balance nu
        CREATE TABLE item (id int PRIMARY KEY, account_id int NOT NULL REFERENCES account(id),
                           qty int, note text);
        CREATE TABLE marker (id int PRIMARY KEY);"
-W setup >"$OUT/setup.out" 2>&1 || { cat "$OUT/setup.out"; fail "setup"; }
+w_setup
 
 RANDOM=20261123
 STEPS=${REPLAY_E2E_STEPS:-40}
@@ -65,7 +65,7 @@ STOP=$(insert_lsn)
 run_to "$STOP" "$OUT/run.log" --source "$SRC"
 pass "worker caught up to $STOP"
 
-W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail "verify"; }
+must "$OUT/verify.out" "verify" W verify
 pass "verify: $(cat "$OUT/verify.out")"
 
 check_snapshots() { # check_snapshots FIRST_STEP WHAT

@@ -19,7 +19,7 @@ q $DB "CREATE TABLE u (id int NOT NULL, v text);
        INSERT INTO u SELECT g, 'v' || g FROM generate_series(1, 5) g;
        CREATE TABLE o (id int NOT NULL, v text);
        INSERT INTO o VALUES (1, 'o1'), (2, 'o2')"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 points_from u o                                                                  # 0
 q $DB "INSERT INTO u VALUES (6, 'a'), (7, 'b')"; point                           # 1: keyed insert
 q $DB "UPDATE u SET v = 'u2' WHERE id = 2; UPDATE u SET id = 70 WHERE id = 7"; point  # 2: updates by key

@@ -17,7 +17,7 @@ batch_max_ms = 20
 [worker]
 reply_timeout_ms = 1000
 CONF
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 deltas_are() { [ "$(q $DB "SELECT count(*) FROM walrev.object_delta WHERE relid = 't'::regclass")" = "$1" ]; }
 locked() {
   [ "$(q $DB "SELECT count(*) FROM pg_locks WHERE relation = 'walrev.revision'::regclass

@@ -12,7 +12,7 @@ q $DB "CREATE TABLE account (id int PRIMARY KEY, owner text, balance numeric(12,
        ALTER TABLE tag REPLICA IDENTITY FULL;
        CREATE TABLE setting (k text PRIMARY KEY, v text, n int);
        ALTER TABLE setting REPLICA IDENTITY FULL;"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail "setup"; }
+w_setup
 
 q $DB "BEGIN;
        SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"42\"},\"description\":\"open accounts\"}');
@@ -87,7 +87,7 @@ expect_eq "delete under DEFAULT: old values from history" \
 expect_eq "the newest rows of the history equal the live tables" \
 "$(q $DB "$H SELECT sum((SELECT count(*) FROM current_rows(t.relid))) FROM tracked_table t")" "$(q $DB "SELECT (SELECT count(*) FROM account) + (SELECT count(*) FROM entry) + (SELECT count(*) FROM tag) + (SELECT count(*) FROM setting)")"
 
-"$WALREV_BIN" --source "$SRC" --slot e2e verify >"$TEST_TMP/verify.out" 2>&1 || { cat "$TEST_TMP/verify.out"; fail "verify"; }
+must "$TEST_TMP/verify.out" "verify" "$WALREV_BIN" --source "$SRC" --slot e2e verify
 pass "verify passes"
 
 # A second run to the same point adds nothing and duplicates nothing.

@@ -11,7 +11,7 @@ cleanup() {
 }
 on_exit cleanup
 q $DB "CREATE TABLE tracked (id int PRIMARY KEY, v text)"
-"$WALREV_BIN" --source "$SRC" --slot life --publication life_pub setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+must "$TMP/setup.out" setup "$WALREV_BIN" --source "$SRC" --slot life --publication life_pub setup
 
 /usr/bin/python3 "$(dirname "$0")/notify_listener.py" "$TMP/notify.sock" "$TMP/notify.log" &
 npid=$!
@@ -64,7 +64,7 @@ expect_eq "the checkpoint is complete through the stop position, its revision th
 expect_eq "snapshot as of an LSN after the last revision, before the stop" \
   "$("$WALREV_BIN" --source "$SRC" snapshot --at "$TARGET" --table tracked --format csv 2>"$TMP/snap.err" | sort | tr '\n' ' ')" \
   "1,before 2,during reconnect id,v "
-"$WALREV_BIN" --source "$SRC" verify >"$TMP/verify.out" 2>&1 || { cat "$TMP/verify.out"; fail "verify after the stop"; }
+must "$TMP/verify.out" "verify after the stop" "$WALREV_BIN" --source "$SRC" verify
 pass "verify after the stop: $(cat "$TMP/verify.out")"
 # A worker started again from that checkpoint records what comes next.
 q $DB "INSERT INTO tracked VALUES (3, 'after restart')"

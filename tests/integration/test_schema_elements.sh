@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 source_db schema_elements schemaelem
 
 q $DB "CREATE TABLE keep (id int PRIMARY KEY)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 expect_eq "setup installs the trigger for CREATE SCHEMA's tables (and ALTER SCHEMA's renames)" \
   "$(q $DB "SELECT evtname || ' ' || evtevent || ' ' || array_to_string(evttags, ',') FROM pg_event_trigger
              WHERE evtname = 'walrev_schema_tables'")" "walrev_schema_tables ddl_command_end CREATE SCHEMA,ALTER SCHEMA"

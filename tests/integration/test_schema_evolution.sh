@@ -9,7 +9,7 @@ source_db schema_evo evo
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, a text, b int, c text);
        INSERT INTO t VALUES (1, 'one', 10, 'gone-1'), (2, 'two', 20, 'gone-2');"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 grep -q "DDL capture event trigger" "$TEST_TMP/setup.out" || { cat "$TEST_TMP/setup.out"; fail "no DDL trigger"; }
 
 q $DB "BEGIN; ALTER TABLE t RENAME COLUMN a TO a2; UPDATE t SET a2 = 'uno' WHERE id = 1; COMMIT;"   # r2: DDL + DML together

@@ -88,7 +88,7 @@ for s in s1 s2; do
 done
 pass "untracked: every SERIALIZABLE DDL transaction of both sessions commits"
 
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 points_from plain_a plain_b
 TABLES="t_a t_b t_a_u t_p t_p1 t_q t_b_c"
 LSN_VAR=1

@@ -12,7 +12,7 @@ source_db set_unlogged setunlogged
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b');
        CREATE TABLE other (id int PRIMARY KEY); INSERT INTO other VALUES (1);
        CREATE TABLE u (id int PRIMARY KEY, v text); INSERT INTO u VALUES (1, 'u1')"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 q_at A "UPDATE t SET v = 'a2' WHERE id = 1"
 q $DB "ALTER TABLE t SET UNLOGGED; ALTER TABLE u SET UNLOGGED"
 q_at B "UPDATE t SET v = 'lost' WHERE id = 2; INSERT INTO t VALUES (3, 'unseen'); INSERT INTO other VALUES (2);

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 source_db signals_t signals_t
 on_exit '[ -n "${WORKER_PID:-}" ] && worker_kill'
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text)"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail "setup"; }
+w_setup
 
 worker_start "$LOG" --source "$SRC" --slot "$SLOT"
 streaming() { grep -q 'msg="streaming"' "$LOG"; }

@@ -20,7 +20,7 @@ q $DB "CREATE TABLE t (id int PRIMARY KEY, a int, b text, c text);
                             CASE WHEN g % 50 = 0 THEN repeat(md5(g::text), 64 + g % 512) END
        FROM generate_series(1, 3000) g;
        CREATE TABLE copy_at (step int, id int, a int, b text, c text);"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 expect_eq "the baseline is a keyframe of t" \
   "$(q $DB "$H SELECT count(*) FROM keyframe WHERE relid = 'public.t'::regclass")" "1"
 
@@ -35,7 +35,7 @@ LSN2=$(q $DB "INSERT INTO t SELECT g, g, NULL, 'new' FROM generate_series(3001, 
               DELETE FROM t WHERE id % 13 = 0;
               INSERT INTO t SELECT g, -g, 'back', NULL FROM generate_series(13, 3000, 13) g;" >/dev/null; step 2)
 q_at END "SELECT 1" >/dev/null
-W run --stop-lsn "$END" >"$TEST_TMP/run.log" 2>&1 || { cat "$TEST_TMP/run.log"; fail run; }
+must "$TEST_TMP/run.log" run W run --stop-lsn "$END"
 
 # revision of a step: the newest whose commit is at or before its LSN
 rev_at() { q $DB "$H SELECT max(id) FROM revision WHERE commit_lsn <= '$1'"; }

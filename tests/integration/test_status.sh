@@ -12,10 +12,10 @@ on_exit '[ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null'
 on_exit "$PSQL -d postgres -c \"SELECT pg_drop_replication_slot('status_t') FROM pg_replication_slots WHERE slot_name = 'status_t' AND NOT active\" >/dev/null"
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text)"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail "setup"; }
+w_setup
 q $DB "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5) g"
 q $DB "UPDATE t SET v = 'w' WHERE id = 1"
-run_to "$(current_lsn $DB)" "$TEST_TMP/run.log" --source "$SRC" --slot status_t --publication status_pub
+run_to_now "$TEST_TMP/run.log" --source "$SRC" --slot status_t --publication status_pub
 
 # jq-free field access: python reads the JSON
 field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); exec("v=d"+sys.argv[2]); print(json.dumps(v) if not isinstance(v,str) else v)' "$@"; }
@@ -98,7 +98,7 @@ wpid=
 # ---- each sink's durable position, as the worker recorded it (a file sink beside the history) ----
 sink_names() { python3 -c 'import json,sys; print(json.dumps([s["sink"] for s in json.load(open(sys.argv[1]))["sinks"]]))' "$J"; }
 q $DB "INSERT INTO t VALUES (5000, 'to the file too')"
-run_to "$(current_lsn $DB)" "$TEST_TMP/run3.log" --source "$SRC" --slot status_t --publication status_pub -- --file "$TEST_TMP/out.msgpack"
+run_to_now "$TEST_TMP/run3.log" --source "$SRC" --slot status_t --publication status_pub -- --file "$TEST_TMP/out.msgpack"
 st --format json
 last_end=$(q $DB "SELECT end_lsn FROM walrev.revision ORDER BY id DESC LIMIT 1")
 expect_eq "sinks: history, file, all" "$(sink_names)" '["history", "file", "all (slot confirmed)"]'
@@ -114,11 +114,11 @@ pass "aligned: one line per sink"
 # a store whose worker_state predates the sinks columns: status and the worker go on without them
 q $DB "ALTER TABLE walrev.worker_state DROP COLUMN sinks, DROP COLUMN sinks_at"
 q $DB "INSERT INTO t VALUES (5001, 'old store')"
-run_to "$(current_lsn $DB)" "$TEST_TMP/run4.log" --source "$SRC" --slot status_t --publication status_pub -- --file "$TEST_TMP/out.msgpack"
+run_to_now "$TEST_TMP/run4.log" --source "$SRC" --slot status_t --publication status_pub -- --file "$TEST_TMP/out.msgpack"
 st --format json
 expect_eq "old store: no recorded sinks" "$(sink_names)" '["history", "all (slot confirmed)"]'
 expect_eq "old store: the state is still recorded" "$(field $J '["worker"]["state"]')" stopped
-W setup >"$TEST_TMP/setup2.out" 2>&1 || { cat "$TEST_TMP/setup2.out"; fail "setup again"; }
+must "$TEST_TMP/setup2.out" "setup again" W setup
 expect_eq "setup adds the columns back" "$(q $DB "SELECT count(*) FROM pg_attribute WHERE attrelid = 'walrev.worker_state'::regclass AND attname IN ('sinks', 'sinks_at')")" 2
 
 # ---- lag over a limit ----

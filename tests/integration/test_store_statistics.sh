@@ -14,7 +14,7 @@ source_db storestats storestats
 
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text);
        INSERT INTO t SELECT g, 'value ' || g FROM generate_series(1, 20000) g;"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 # parents: rows of pg_statistic for the partitioned tables themselves (stainherit)
 PARENTS="SELECT count(DISTINCT starelid) FROM pg_statistic WHERE stainherit AND starelid IN
            ('walrev.revision'::regclass, 'walrev.revision_context'::regclass, 'walrev.object_delta'::regclass)"

@@ -45,7 +45,7 @@ bad_conf "a binding that is no actor" "role.app = user:*, admin" \
 bad_conf "an unknown key" "strictness = high" "unknown key 'strictness' in [actors]"
 
 # walrev rules prints the policy in force, never a key
-"$WALREV_BIN" -c "$TMP/walrev.conf" rules >"$TMP/rules.out" 2>&1 || { cat "$TMP/rules.out"; fail rules; }
+must "$TMP/rules.out" rules "$WALREV_BIN" -c "$TMP/walrev.conf" rules
 expect_eq "rules: the policy in force" "$(sed -n '/^strict mode/,$p' "$TMP/rules.out")" "strict mode ([actors]): on
   application keys: billing
   role bindings:
@@ -74,7 +74,7 @@ expect_eq "the test's HMAC is HMAC-SHA256 (openssl)" \
   "$(q $DB "SELECT test_hmac(decode('$KEY', 'hex'), 'abc')")" \
   "$(printf abc | openssl dgst -sha256 -mac HMAC -macopt hexkey:$KEY | sed 's/^.*= //')"
 
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 q postgres "DROP ROLE IF EXISTS strict_app; DROP ROLE IF EXISTS strict_team; DROP ROLE IF EXISTS strict_other;
             CREATE ROLE strict_app LOGIN; CREATE ROLE strict_team; CREATE ROLE strict_other LOGIN;
             GRANT strict_team TO strict_app;"
@@ -102,14 +102,12 @@ AS strict_other "BEGIN; SELECT pg_logical_emit_message(true, 'walrev', '{\"actor
                  INSERT INTO doc VALUES (9, 'plain message'); COMMIT;"
 AS strict_app "BEGIN; SELECT walrev.context('{\"description\":\"no actor\"}'); INSERT INTO doc VALUES (10, 'no actor'); COMMIT;"
 AS strict_app "BEGIN; SELECT $(ctx walrev me); INSERT INTO doc VALUES (11, 'reserved type'); COMMIT;"
-STOP=$(current_lsn $DB)
-timeout 120 "$WALREV_BIN" -c "$TMP/walrev.conf" run --stop-lsn "$STOP" 2>"$TMP/run.log" || { cat "$TMP/run.log"; fail run; }
+run_to_now "$TMP/run.log" -c "$TMP/walrev.conf"
 # 12: revision 5's signed context copied into another transaction (as a WAL reader could)
 RAW=$(q $DB "$H SELECT c.raw FROM revision_context c JOIN object_delta d ON d.revision_id = c.revision_id
              WHERE d.relid = 'public.doc'::regclass AND d.key = '[\"5\"]'")
 AS strict_other "BEGIN; SELECT pg_logical_emit_message(true, 'walrev', \$r\$$RAW\$r\$); INSERT INTO doc VALUES (12, 'copied'); COMMIT;"
-STOP=$(current_lsn $DB)
-timeout 120 "$WALREV_BIN" -c "$TMP/walrev.conf" run --stop-lsn "$STOP" 2>>"$TMP/run.log" || { cat "$TMP/run.log"; fail run2; }
+run_to_now "$TMP/run.log" -c "$TMP/walrev.conf"
 
 grep -q 'msg="strict mode: every context' "$TMP/run.log" || { cat "$TMP/run.log"; fail "no strict mode line"; }
 grep -q 'level=warn msg="context actor not verified (strict mode)' "$TMP/run.log" || { cat "$TMP/run.log"; fail "no warning logged"; }
@@ -226,6 +224,6 @@ expect_eq "a revision's verdict unlike its first context's: verify exits 1" "$rc
 case "$out" in *"revision $REV1: its actor_verified is not that of its first context"*) pass "$out" ;;
   *) echo "$out"; fail "a revision's verdict unlike its first context's: message" ;; esac
 q $DB "$H UPDATE revision SET actor_verified = true, verified_by = 'role:strict_app' WHERE id = $REV1"
-W verify >"$TMP/verify2.out" 2>&1 || { cat "$TMP/verify2.out"; fail "verify after undoing the forgeries"; }
+must "$TMP/verify2.out" "verify after undoing the forgeries" W verify
 pass "verify passes again once the forgeries are undone"
 echo "all strict actor tests passed"

@@ -12,7 +12,7 @@ source_db tail_timeout
 on_exit '[ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null'
 kafka_conf tail_timeout tt
 q $DB "CREATE TABLE item (id int PRIMARY KEY, name text)"
-W setup --no-baseline >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup --no-baseline
 q $DB "INSERT INTO item VALUES (1, 'a')"
 q $DB "INSERT INTO item VALUES (2, 'b')"
 q $DB "UPDATE item SET name = 'c' WHERE id = 1"

@@ -19,7 +19,7 @@ q $DB "CREATE TABLE t (id int PRIMARY KEY, d date, ts timestamp, iv interval, b 
                             (2, NULL, NULL, '-3 months', '\\x', 2.5e-7, 1e10);
        CREATE TABLE k (d date, iv interval);
        INSERT INTO k VALUES ('1999-12-31', '00:00:01.5'), ('1999-12-31', '00:00:01.5')"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 NP=0 LSN=() TABLES="t k"
 PGOPTIONS="$CANON" point
 q $DB "INSERT INTO t VALUES (3, '2001-02-03', '2001-02-03 04:05:06', '7 years 1 mon 00:00:00.25', '\\xdeadbeef', 1e-300, 3.14159);

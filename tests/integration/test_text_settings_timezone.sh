@@ -39,7 +39,7 @@ q $DB "CREATE TYPE stamped AS (at timestamptz, n int);
                  ELSE '1942-09-01 00:00+00'::timestamptz + g * interval '1 day' END) x(v) \$\$;
        INSERT INTO big SELECT (big_row(g)).* FROM generate_series(1, 400) g"
 export PGTZ=Asia/Kolkata
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 BASE=$(q $DB "$H SELECT max(id) FROM revision")
 q $DB "CREATE TABLE k (tz timestamptz, r tstzrange, tt timetz);
        INSERT INTO t VALUES (2, '2010-07-01 00:00:00.5+00', NULL, 'empty', '{}', ROW(NULL, 2), '-infinity', '{}',

@@ -20,7 +20,7 @@ CONF
 q $DB "CREATE TABLE users (id int PRIMARY KEY, name text, password text, last_seen timestamptz);
        CREATE TABLE apikeys (token text PRIMARY KEY, owner int);
        CREATE TABLE sessions (id int PRIMARY KEY, data text);"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 q $DB "INSERT INTO users VALUES (1, 'ann', '$SECRET-1', now());
        INSERT INTO apikeys VALUES ('$SECRET-key', 1);

@@ -22,7 +22,7 @@ CREATE TABLE alltypes (
   c_tsv tsvector, c_xml xml, c_oid oid, c_regclass regclass, c_char char(3), c_varchar varchar(10),
   c_point point, c_box box);
 CREATE TABLE big (id int PRIMARY KEY, note text, doc text);"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 
 snap_matches() {  # snap_matches WHAT TABLE [--at R]
   local what=$1 t=$2; shift 2

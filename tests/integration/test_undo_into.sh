@@ -15,14 +15,14 @@ q $DB "CREATE SCHEMA crm;
                                   line int, item text, PRIMARY KEY (invoice_id, line));
        CREATE TABLE public.lead (id int PRIMARY KEY, name text);
        CREATE TABLE crm.lead (id int PRIMARY KEY, name text, stage text);"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 
 q $DB "INSERT INTO invoice VALUES (1001, 'acme'), (1002, 'globex');
        INSERT INTO invoice_line VALUES (1001, 1, 'bolts'), (1001, 2, 'nuts'), (1002, 1, 'gears');
        INSERT INTO public.lead VALUES (1, 'public one'), (2, 'public two');
        INSERT INTO crm.lead VALUES (1, 'crm one', 'new'), (7, 'crm seven', 'won');"
 q $DB "DELETE FROM invoice WHERE id = 1001"
-run_to "$(current_lsn $DB)" "$TEST_TMP/run.log" --source "$SRC" --slot undo_into
+run_to_now "$TEST_TMP/run.log" --source "$SRC" --slot undo_into
 REV=$(q $DB "$H SELECT DISTINCT revision_id FROM object_delta WHERE op = 'D' AND relid = 'public.invoice'::regclass")
 expect_eq "the cascading DELETE is one revision of three deletes, parent first" \
   "$(q $DB "$H SELECT string_agg(relid::regclass::text || ' ' || key, ', ' ORDER BY seq) FROM object_delta
@@ -50,7 +50,7 @@ grep -q 'violates\|rejected\|duplicate' "$TEST_TMP/revert2.err" || { cat "$TEST_
 expect_eq "the failed second revert changed nothing" "$(q $DB "SELECT count(*) FROM invoice_line")" "3"
 
 # --- snapshot --into keeps schemas apart ---
-run_to "$(current_lsn $DB)" "$TEST_TMP/run.log" --source "$SRC" --slot undo_into
+run_to_now "$TEST_TMP/run.log" --source "$SRC" --slot undo_into
 W snapshot --into asof >"$TEST_TMP/into.out" 2>"$TEST_TMP/into.err" ||
   { cat "$TEST_TMP/into.err"; fail "snapshot --into asof with two tables named lead"; }
 expect_eq "each table loaded under its name, the two leads by schema" "$(grep '^loaded' "$TEST_TMP/into.err" | sort)" \
@@ -72,7 +72,7 @@ expect_eq "the first load is untouched" "$(q $DB "SELECT count(*) FROM asof.\"cr
 
 # --- a later setup publishes a new schema, never asof ---
 q $DB "CREATE SCHEMA sales; CREATE TABLE sales.deal (id int PRIMARY KEY)"
-W setup >"$TEST_TMP/setup2.out" 2>&1 || { cat "$TEST_TMP/setup2.out"; fail "setup again"; }
+must "$TEST_TMP/setup2.out" "setup again" W setup
 published() {
   q $DB "SELECT string_agg(n.nspname, ',' ORDER BY n.nspname) FROM pg_publication_namespace pn
          JOIN pg_publication p ON p.oid = pn.pnpubid JOIN pg_namespace n ON n.oid = pn.pnnspid

@@ -11,7 +11,7 @@ source_db unlogged_rename unlren
 
 q $DB "CREATE UNLOGGED TABLE u_old (id int PRIMARY KEY, v text); INSERT INTO u_old VALUES (1, 'a');
        CREATE TABLE k (id int PRIMARY KEY); INSERT INTO k VALUES (1)"
-W setup >"$TEST_TMP/setup.out" 2>&1 || { cat "$TEST_TMP/setup.out"; fail setup; }
+w_setup
 q_at A "CREATE UNLOGGED TABLE n_old (id int); INSERT INTO n_old VALUES (1); INSERT INTO k VALUES (2)"
 q_at B "ALTER TABLE u_old RENAME TO u_new; ALTER TABLE n_old RENAME TO n_mid; INSERT INTO k VALUES (3)"
 q_at C "ALTER TABLE n_mid RENAME TO n_new; DROP TABLE u_new; INSERT INTO k VALUES (4)"

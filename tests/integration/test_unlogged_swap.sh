@@ -9,7 +9,7 @@ source_db unlogged_swap unlogged_swap
 
 q $DB "CREATE UNLOGGED TABLE u (id int PRIMARY KEY, v text); INSERT INTO u VALUES (1, 'scratch');
        CREATE TABLE k (id int PRIMARY KEY, w text); INSERT INTO k VALUES (1, 'kept')"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 q $DB "INSERT INTO k VALUES (2, 'kept too')"
 P0=$(current_lsn $DB)
 q $DB "BEGIN; ALTER TABLE u RENAME TO tmp; ALTER TABLE k RENAME TO u; ALTER TABLE tmp RENAME TO k; COMMIT"

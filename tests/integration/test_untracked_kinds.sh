@@ -14,7 +14,7 @@ q $DB "CREATE TABLE src (id int PRIMARY KEY, v text); INSERT INTO src VALUES (1,
        CREATE SEQUENCE sq;
        CREATE FOREIGN DATA WRAPPER dummy_fdw; CREATE SERVER elsewhere FOREIGN DATA WRAPPER dummy_fdw;
        CREATE FOREIGN TABLE ft (id int) SERVER elsewhere;"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 q $DB "UPDATE src SET v = 'uno' WHERE id = 1; REFRESH MATERIALIZED VIEW mv; SELECT nextval('sq')" >/dev/null
 run_to_now "$LOG" --source "$SRC" --slot "$SLOT"
 expect_eq "the table itself is answered" "$(W snapshot --table src 2>/dev/null | sort)" "$(q $DB "COPY src TO STDOUT" | sort)"

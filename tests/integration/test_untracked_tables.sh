@@ -16,7 +16,7 @@ W() { "$WALREV_BIN" --source "$SRC" --slot untracked "$@"; }
 q $DB "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one');
        CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY, v text);
        INSERT INTO scratch SELECT g, 's' || g FROM generate_series(1, 50) g;"
-W setup >"$OUT/setup.out" 2>&1 || { cat "$OUT/setup.out"; fail setup; }
+w_setup
 grep -qF "warning   table public.scratch is UNLOGGED: logical decoding cannot capture it, so walrev cannot track it (ALTER TABLE public.scratch SET LOGGED starts its history with a baseline)" "$OUT/setup.out" ||
   { cat "$OUT/setup.out"; fail "setup names the unlogged table"; }
 pass "setup names the unlogged table"
@@ -29,10 +29,7 @@ q $DB "CREATE SCHEMA sales; CREATE TABLE sales.orders (id int PRIMARY KEY, amoun
 q $DB "UPDATE sales.orders SET amount = 10 WHERE id = 1"
 q $DB "CREATE UNLOGGED TABLE later_scratch (id int)"
 # Wait for the worker to hold the last change.
-for _ in $(seq 1 300); do
-  [ "$(q $DB "$H SELECT count(*) FROM object_delta_arrays WHERE relid = 'sales.orders'::regclass")" = 3 ] && break
-  sleep 0.1
-done
+wait_for 30 q_is $DB "$H SELECT count(*) FROM object_delta_arrays WHERE relid = 'sales.orders'::regclass" 3 || true
 expect_eq "the new schema's table is in the history from its first row" \
   "$(q $DB "$H SELECT op, key, coalesce(old_values::text, '-'), new_values::text FROM object_delta_arrays
             WHERE relid = 'sales.orders'::regclass ORDER BY revision_id, seq")" \
@@ -90,8 +87,8 @@ cat >"$OUT/fixed.conf" <<EOC
 tables = public.kept
 EOC
 q $DB2 "CREATE TABLE kept (id int PRIMARY KEY)"
-"$WALREV_BIN" -c "$OUT/fixed.conf" --source "$(conninfo $DB2)" --slot untracked_fixed setup >"$OUT/setup2.out" 2>&1 ||
-  { cat "$OUT/setup2.out"; fail "setup with a FOR TABLE publication"; }
+must "$OUT/setup2.out" "setup with a FOR TABLE publication" \
+  "$WALREV_BIN" -c "$OUT/fixed.conf" --source "$(conninfo $DB2)" --slot untracked_fixed setup
 q $DB2 "CREATE TABLE outside (id int PRIMARY KEY); INSERT INTO outside VALUES (1); INSERT INTO kept VALUES (1)"
 q $DB2 'CREATE SCHEMA "Odd S"; CREATE TABLE "Odd S"."T 1" (id int PRIMARY KEY)'
 "$WALREV_BIN" -c "$OUT/fixed.conf" --source "$(conninfo $DB2)" --slot untracked_fixed run --stop-lsn "$(current_lsn $DB2)" \
@@ -103,8 +100,8 @@ grep -qF 'msg="table \"Odd S\".\"T 1\" is not in publication walrev: walrev does
   { cat "$OUT/run2.log"; fail "the table's name is quoted as SQL"; }
 pass "run names a table created outside a publication that cannot grow"
 # ... but not the copies `snapshot --into` makes: their schema is never tracked, by design
-"$WALREV_BIN" -c "$OUT/fixed.conf" --source "$(conninfo $DB2)" snapshot --into asof_u >"$OUT/into.out" 2>&1 ||
-  { cat "$OUT/into.out"; fail "snapshot --into asof_u"; }
+must "$OUT/into.out" "snapshot --into asof_u" \
+  "$WALREV_BIN" -c "$OUT/fixed.conf" --source "$(conninfo $DB2)" snapshot --into asof_u
 grep -q "rows into asof_u.kept" "$OUT/into.out" || { cat "$OUT/into.out"; fail "--into made no asof_u.kept"; }
 "$WALREV_BIN" -c "$OUT/fixed.conf" --source "$(conninfo $DB2)" --slot untracked_fixed run --stop-lsn "$(current_lsn $DB2)" \
   2>"$OUT/run3.log" || { cat "$OUT/run3.log"; fail "run after snapshot --into"; }

@@ -12,7 +12,7 @@ W() { "$WALREV_BIN" --source "$SRC" --slot upgrade_f2 "$@"; }  # its own slot: t
 OUT=$TEST_TMP
 
 q $DB "CREATE TABLE acct (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12,2), note text)"
-W setup >"$OUT/setup.out" 2>&1 || { cat "$OUT/setup.out"; fail "setup"; }
+w_setup
 
 step=0
 do_step() { # do_step SQL: one transaction with an actor, then the true contents and the LSN
@@ -95,7 +95,7 @@ grep -q "has format_version 2, this walrev needs 6: run \`walrev setup\`" "$OUT/
 pass "the worker refuses a format 2 store"
 
 for i in 1 2; do
-  W setup >"$OUT/setup$i.out" 2>&1 || { cat "$OUT/setup$i.out"; fail "setup $i on the format 2 store"; }
+  must "$OUT/setup$i.out" "setup $i on the format 2 store" W setup
 done
 expect_eq "setup (twice) upgrades in place: format 5, parent_checksum gone, scalar columns and raw_sha256 added, rows kept, values keyed from the next revision" \
   "$(q $DB "$H SELECT value,
@@ -135,7 +135,7 @@ q $DB "UPDATE walrev.relation_version r SET covered_by = c.covered_by, checksum 
        FROM public.f3_rv_chain c WHERE c.relid = r.relid AND c.version = r.version; DROP TABLE public.f3_rv_chain;
        UPDATE walrev.digest_key SET key = (SELECT key FROM public.f3_key); DROP TABLE public.f3_key;
        UPDATE walrev.store_info SET value = '1' WHERE key = 'keyed_values_from'"
-W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail "verify after the upgrade"; }
+must "$OUT/verify.out" "verify after the upgrade" W verify
 pass "verify after the upgrade: $(cat "$OUT/verify.out")"
 check_snapshots "after the upgrade"
 expect_eq "history of a key as before the upgrade" \
@@ -158,7 +158,7 @@ expect_eq "every old value of a new delta is the value the row had before" \
                                                           FROM unnest(d.col_ids) WITH ORDINALITY u(c, o))), count(*)
      FROM object_delta_arrays d WHERE d.revision_id > $n2 AND d.op IN ('U', 'D')
       AND NOT EXISTS (SELECT 1 FROM object_delta i WHERE i.revision_id = d.revision_id AND i.key = d.key AND i.op = 'I')")" "0|6"
-W verify >"$OUT/verify.out" 2>&1 || { cat "$OUT/verify.out"; fail "verify across both formats"; }
+must "$OUT/verify.out" "verify across both formats" W verify
 expect_eq "verify across both formats" "$(cat "$OUT/verify.out")" "$(W verify 2>&1)"
 n3=$(q $DB "SELECT count(*) FROM walrev.revision")
 grep -q "$n3" "$OUT/verify.out" || { cat "$OUT/verify.out"; fail "verify checked every revision ($n3)"; }

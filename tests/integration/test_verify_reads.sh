@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 source_db vreads_src vreads
 
 q $DB "CREATE TABLE acct (id int PRIMARY KEY, owner text, balance int);"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 q postgres "DROP ROLE IF EXISTS vreads_app; CREATE ROLE vreads_app LOGIN;"
 q $DB "GRANT USAGE ON SCHEMA walrev TO vreads_app; GRANT INSERT, UPDATE, SELECT ON acct TO vreads_app;"
 A() { psql -X -q -v ON_ERROR_STOP=1 -At -U vreads_app -d $DB -c "$*" >/dev/null; }
@@ -23,10 +23,7 @@ A "BEGIN; SELECT walrev.context('{\"actor\":{\"type\":\"user\",\"id\":\"42\"},\"
 wpid=$!
 kill_at_exit TERM wpid
 wait_keyframes() {
-  for i in $(seq 1 300); do
-    [ "$(q $DB "$H SELECT count(*) >= $1 FROM keyframe k WHERE relid = 'public.acct'::regclass")" = t ] && return 0
-    sleep 0.2
-  done
+  wait_for 60 q_is $DB "$H SELECT count(*) >= $1 FROM keyframe k WHERE relid = 'public.acct'::regclass" t && return 0
   cat "$TMP/run.log"; fail "no keyframe $1"
 }
 for phase in 1 2; do

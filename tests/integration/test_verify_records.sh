@@ -14,7 +14,7 @@ q $DB "CREATE TABLE base (id int PRIMARY KEY, v text);
        INSERT INTO base SELECT g, 'b' || g FROM generate_series(1, 10) g;
        CREATE TABLE late_t (id int PRIMARY KEY, v text);
        INSERT INTO late_t SELECT g, repeat('v', 200) || g FROM generate_series(1, 3000) g;"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 start_worker() {
   "$WALREV_BIN" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT run 2>>"$TMP/run.log" &

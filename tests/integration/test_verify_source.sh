@@ -23,15 +23,14 @@ q $DB "CREATE TABLE t (id int PRIMARY KEY, v text, n int);
        INSERT INTO k VALUES (1, 'x'), (2, 'y'), (3, NULL), (5, '');
        CREATE TABLE w (id int PRIMARY KEY, v int);
        INSERT INTO w SELECT g, 0 FROM generate_series(1, 200) g;"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 
 # --- not comparable: no worker has confirmed the point ---
 rc=0; W verify --against-source --wait 1 >"$TMP/nowork.out" 2>"$TMP/nowork.err" || rc=$?
 expect_eq "without a running worker verify --against-source exits 2" "$rc" 2
 grep -q "the worker has not confirmed position" "$TMP/nowork.err" || { cat "$TMP/nowork.err"; fail "no reason given"; }
 
-worker_start "$TMP/run.log" -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT
-wpid=$WORKER_PID
+worker_up -c "$TMP/walrev.conf" --source "$SRC" --slot $SLOT
 
 rc=0; W verify --against-source >"$TMP/v1.out" 2>"$TMP/v1.err" || rc=$?
 [ $rc = 0 ] || { cat "$TMP/v1.out" "$TMP/v1.err"; fail "verify --against-source after setup exited $rc"; }
