@@ -159,11 +159,24 @@ static WrStatus tw_open_cfg(TW *tw, const HistorySinkConfig *cfg, SinkPosition *
     return st;
 }
 
+/* tw_open_cfg, which must succeed: else the test fails with WHAT and the error. */
+static void tw_open_ok(TW *tw, const HistorySinkConfig *cfg, SinkPosition *pos, const char *what)
+{
+    if (tw_open_cfg(tw, cfg, pos) != WR_OK) fail_msg("%s: %s", what, tw->err.msg);
+}
+
 static void tw_open(TW *tw, const char *schema)
 {
     HistorySinkConfig cfg = cfg_for(schema);
-    WrStatus st = tw_open_cfg(tw, &cfg, NULL);
-    if (st != WR_OK) fail_msg("open: %s", tw->err.msg);
+    tw_open_ok(tw, &cfg, NULL, "open");
+}
+
+/* A new, empty store in SCHEMA (setup_schema) and the sink configuration for
+ * it (cfg_for), which the test adjusts before it opens the sink. */
+static HistorySinkConfig fresh_store(const char *schema)
+{
+    setup_schema(schema);
+    return cfg_for(schema);
 }
 
 static void tw_close(TW *tw)
@@ -540,11 +553,10 @@ static void lookup(TW *tw, const char *key, bool want_found, const char *c1, con
 static void test_current_rows(void **state)
 {
     (void)state;
-    setup_schema("h_rows");
     TW t, *tw = &t;
-    HistorySinkConfig cfg = cfg_for("h_rows");
+    HistorySinkConfig cfg = fresh_store("h_rows");
     cfg.buffer_bytes = 300; /* force COPY sends in the middle of a batch */
-    if (tw_open_cfg(tw, &cfg, NULL) != WR_OK) fail_msg("open: %s", tw->err.msg);
+    tw_open_ok(tw, &cfg, NULL, "open");
     OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
     OK(tw->sink->ops->write_relation(tw->sink, &g_rv2, &tw->err));
     Row k1, k2, k3, o1;
@@ -674,11 +686,10 @@ static void tw_insert_range(TW *tw, int from, int to)
 static void test_streamed_copy(void **state)
 {
     (void)state;
-    setup_schema("h_stream");
     TW t, *tw = &t;
-    HistorySinkConfig cfg = cfg_for("h_stream");
+    HistorySinkConfig cfg = fresh_store("h_stream");
     cfg.buffer_bytes = 300; /* a few deltas per buffer */
-    if (tw_open_cfg(tw, &cfg, NULL) != WR_OK) fail_msg("open: %s", tw->err.msg);
+    tw_open_ok(tw, &cfg, NULL, "open");
     OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
     int64_t statements0, chunks0, statements, chunks;
     sink_history_copy_counts(tw->sink, &statements0, &chunks0);
@@ -716,13 +727,12 @@ static void test_streamed_copy(void **state)
 static void test_checkpoint_and_batching(void **state)
 {
     (void)state;
-    setup_schema("h_ckpt");
     TW t, *tw = &t;
-    HistorySinkConfig cfg = cfg_for("h_ckpt");
+    HistorySinkConfig cfg = fresh_store("h_ckpt");
     cfg.batch_max_revisions = 3;
     cfg.batch_max_ms = 1000;
     SinkPosition pos;
-    if (tw_open_cfg(tw, &cfg, &pos) != WR_OK) fail_msg("open: %s", tw->err.msg);
+    tw_open_ok(tw, &cfg, &pos, "open");
     assert_true(pos.known);
     assert_int_equal(pos.durable_end_lsn, 0);
     assert_int_equal(pos.last_revision_id, 0);
@@ -775,7 +785,7 @@ static void test_checkpoint_and_batching(void **state)
     tw_close(tw);
 
     /* Reopen: the position comes back; another slot has its own. */
-    if (tw_open_cfg(tw, &cfg, &pos) != WR_OK) fail_msg("reopen: %s", tw->err.msg);
+    tw_open_ok(tw, &cfg, &pos, "reopen");
     assert_true(pos.known);
     assert_int_equal(pos.durable_end_lsn, ends[3]);
     assert_int_equal(pos.last_revision_id, 4);
@@ -783,7 +793,7 @@ static void test_checkpoint_and_batching(void **state)
     assert_int_equal(tw->sink->ops->durable_lsn(tw->sink), ends[3]);
     tw_close(tw);
     cfg.slot_name = "slot_b";
-    if (tw_open_cfg(tw, &cfg, &pos) != WR_OK) fail_msg("reopen b: %s", tw->err.msg);
+    tw_open_ok(tw, &cfg, &pos, "reopen b");
     assert_int_equal(pos.last_revision_id, 0);
     tw_close(tw);
 }
@@ -798,12 +808,11 @@ static void test_checkpoint_and_batching(void **state)
 static void test_idle_pace(void **state)
 {
     (void)state;
-    setup_schema("h_pace");
     TW t, *tw = &t;
-    HistorySinkConfig cfg = cfg_for("h_pace");
+    HistorySinkConfig cfg = fresh_store("h_pace");
     cfg.batch_max_ms = 10000;
     SinkPosition pos;
-    if (tw_open_cfg(tw, &cfg, &pos) != WR_OK) fail_msg("open: %s", tw->err.msg);
+    tw_open_ok(tw, &cfg, &pos, "open");
     const SinkOps *ops = tw->sink->ops;
     OK(ops->write_relation(tw->sink, &g_rv, &tw->err));
     Row r;
@@ -873,15 +882,14 @@ static size_t server_log_size(void)
 static void test_batch_tail_prepared(void **state)
 {
     (void)state;
-    setup_schema("h_prep");
     char conninfo[768];
     snprintf(conninfo, sizeof(conninfo), "%s options='-c log_statement=all'", g_conninfo);
-    HistorySinkConfig cfg = cfg_for("h_prep");
+    HistorySinkConfig cfg = fresh_store("h_prep");
     cfg.conninfo = conninfo;
     cfg.commit = HISTORY_COMMIT_OFF; /* the WAL position is read after each COMMIT */
     size_t from = server_log_size();
     TW t, *tw = &t;
-    if (tw_open_cfg(tw, &cfg, NULL) != WR_OK) fail_msg("open: %s", tw->err.msg);
+    tw_open_ok(tw, &cfg, NULL, "open");
     OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
     Row r;
     for (int i = 0; i < 3; i++) {
@@ -1002,7 +1010,7 @@ static void test_killed_connection(void **state)
     /* Recreate and resend from the checkpoint. */
     SinkPosition pos;
     HistorySinkConfig cfg = cfg_for("h_kill");
-    if (tw_open_cfg(tw, &cfg, &pos) != WR_OK) fail_msg("reopen: %s", tw->err.msg);
+    tw_open_ok(tw, &cfg, &pos, "reopen");
     assert_int_equal(pos.last_revision_id, 1);
     assert_int_equal(pos.durable_end_lsn, durable);
     assert_memory_equal(pos.last_checksum, ck1, WALREV_CHECKSUM_LEN);
@@ -1103,11 +1111,10 @@ static void assert_commit_flushed(const char *schema, int64_t id, const char *fr
 static void test_async_commit(void **state)
 {
     (void)state;
-    setup_schema("h_async");
     TW t, *tw = &t;
-    HistorySinkConfig cfg = cfg_for("h_async");
+    HistorySinkConfig cfg = fresh_store("h_async");
     cfg.commit = HISTORY_COMMIT_OFF;
-    if (tw_open_cfg(tw, &cfg, NULL) != WR_OK) fail_msg("open: %s", tw->err.msg);
+    tw_open_ok(tw, &cfg, NULL, "open");
     const SinkOps *ops = tw->sink->ops;
     assert_non_null(ops->sync);
     ts_exec(g_admin, "CREATE EXTENSION IF NOT EXISTS pg_walinspect");
@@ -1159,7 +1166,7 @@ static void test_async_commit(void **state)
     OK(ops->sync(tw->sink, &tw->err)); /* nothing waiting: a no-op */
     tw_close(tw);
     SinkPosition pos;
-    if (tw_open_cfg(tw, &cfg, &pos) != WR_OK) fail_msg("reopen: %s", tw->err.msg);
+    tw_open_ok(tw, &cfg, &pos, "reopen");
     assert_int_equal(pos.durable_end_lsn, end);
     assert_int_equal(pos.last_revision_id, 7);
     assert_int_equal(tw->sink->ops->durable_lsn(tw->sink), end);
@@ -1190,12 +1197,11 @@ static Lsn tw_insert_one(TW *tw, const char *key)
 static void test_auto_commit(void **state)
 {
     (void)state;
-    setup_schema("h_auto");
     ts_exec(g_admin, "CREATE EXTENSION IF NOT EXISTS pg_walinspect");
     TW t, *tw = &t;
-    HistorySinkConfig cfg = cfg_for("h_auto");
+    HistorySinkConfig cfg = fresh_store("h_auto");
     cfg.commit = HISTORY_COMMIT_AUTO;
-    if (tw_open_cfg(tw, &cfg, NULL) != WR_OK) fail_msg("open: %s", tw->err.msg);
+    tw_open_ok(tw, &cfg, NULL, "open");
     const SinkOps *ops = tw->sink->ops;
     OK(ops->write_relation(tw->sink, &g_rv, &tw->err));
     char *from = qv("SELECT pg_current_wal_insert_lsn()");
@@ -1482,10 +1488,8 @@ static void test_keyframe_deferred(void **state)
 /* Build a 5-revision chain in schema, with contexts, NULLs, updates, a delete and a truncate. */
 static void build_chain(const char *schema)
 {
-    setup_schema(schema);
     TW t, *tw = &t;
-    tw_open(tw, schema);
-    OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
+    tw_start(tw, schema);
     Row a, b;
     simple_row(&a, &g_rv, "1", "va");
     simple_row(&b, &g_rv, "2", "vb");
@@ -1696,10 +1700,8 @@ static void maybe_flush(TW *tw)
 /* 12-column inserts, then 100k single-column updates with `per_rev` updates per revision. */
 static void run_perf(const char *schema, int nrows, int nupdates, int per_rev)
 {
-    setup_schema(schema);
     TW t, *tw = &t;
-    tw_open(tw, schema);
-    OK(tw->sink->ops->write_relation(tw->sink, &g_rv, &tw->err));
+    tw_start(tw, schema);
     Row *rows = calloc((size_t)nrows, sizeof(Row));
     char(*keys)[12] = calloc((size_t)nrows, 12);
     double t0 = now_s();

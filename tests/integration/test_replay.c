@@ -283,28 +283,53 @@ static void keyframes_after_pass(int pass)
         ts_exec(conn, "INSERT INTO walrev.keyframe SELECT * FROM kf_aside; DROP TABLE kf_aside;");
 }
 
+/* What a comparison query printed in PASS: the test fails unless it is the
+ * agreement the check expects. */
+typedef void (*AgreeCheck)(const char *v, int pass);
+
+/* SQL (one value) run in both passes, with the keyframes and by the deltas
+ * alone, its value checked each time; the keyframes are back afterwards. */
+static void agree_in_both_passes(const char *sql, AgreeCheck check)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        char *v = ts_query_value(conn, "%s", sql);
+        check(v, pass);
+        free(v);
+        keyframes_after_pass(pass);
+    }
+}
+
+static void check_row_at(const char *v, int pass)
+{
+    if (strcmp(v, "0 ") != 0) fail_msg("row_at differs from snapshot_rows (pass %d): %s", pass, v);
+}
+
 /* row_at (one object, by its own deltas) agrees with snapshot_rows (the table) everywhere */
 static void test_row_at_agrees(void **state)
 {
     (void)state;
     const char *norm = "(SELECT array_agg(v[i] ORDER BY i) FROM generate_series(1, 4) i)";
-    for (int pass = 0; pass < 2; pass++) {
-        char *v = ts_query_value(
-            conn,
-            "WITH keys AS (SELECT DISTINCT relid, key FROM walrev.object_delta WHERE key IS NOT NULL), "
-            "cmp AS (SELECT k.relid, k.key, r, "
-            "  (SELECT %1$s FROM (SELECT walrev.row_at(k.relid, k.key, r) AS v) x WHERE x.v IS NOT NULL) AS a, "
-            "  (SELECT %1$s FROM (SELECT s.vals AS v FROM walrev.snapshot_rows(k.relid, r) s WHERE s.key = k.key) x) "
-            "AS b "
-            "  FROM keys k, generate_series(1, 9) r) "
-            "SELECT count(*) || ' ' || coalesce(string_agg(format('%%s %%s@%%s: %%s vs %%s', relid, key, r, a, b), '; "
-            "'), '') "
-            "FROM cmp WHERE a IS DISTINCT FROM b",
-            norm);
-        if (strcmp(v, "0 ") != 0) fail_msg("row_at differs from snapshot_rows (pass %d): %s", pass, v);
-        free(v);
-        keyframes_after_pass(pass);
-    }
+    char sql[2048];
+    snprintf(sql, sizeof(sql),
+             "WITH keys AS (SELECT DISTINCT relid, key FROM walrev.object_delta WHERE key IS NOT NULL), "
+             "cmp AS (SELECT k.relid, k.key, r, "
+             "  (SELECT %1$s FROM (SELECT walrev.row_at(k.relid, k.key, r) AS v) x WHERE x.v IS NOT NULL) AS a, "
+             "  (SELECT %1$s FROM (SELECT s.vals AS v FROM walrev.snapshot_rows(k.relid, r) s WHERE s.key = k.key) x) "
+             "AS b "
+             "  FROM keys k, generate_series(1, 9) r) "
+             "SELECT count(*) || ' ' || coalesce(string_agg(format('%%s %%s@%%s: %%s vs %%s', relid, key, r, a, b), '; "
+             "'), '') "
+             "FROM cmp WHERE a IS DISTINCT FROM b",
+             norm);
+    agree_in_both_passes(sql, check_row_at);
+}
+
+/* every (set, revision) pair compared, most of them with rows, none different */
+static void check_rows_at(const char *v, int pass)
+{
+    int n = 0, nonempty = 0, off = 0;
+    if (sscanf(v, "%d %d %n", &n, &nonempty, &off) != 2 || n < 50 || nonempty < 20 || v[off] != '\0')
+        fail_msg("rows_at differs from snapshot_rows (pass %d): %s", pass, v);
 }
 
 /* rows_at (the given keys, each by its own deltas; diff reads the keys it
@@ -314,31 +339,23 @@ static void test_row_at_agrees(void **state)
 static void test_rows_at_agrees(void **state)
 {
     (void)state;
-    for (int pass = 0; pass < 2; pass++) {
-        char *v = ts_query_value(
-            conn,
-            "WITH rels AS (SELECT DISTINCT relid FROM walrev.object_delta), "
-            "sets AS (SELECT relid, (SELECT array_agg(DISTINCT key) || ARRAY['[\"no such key\"]'] "
-            "                        FROM walrev.object_delta d WHERE d.relid = rels.relid AND key IS NOT NULL) AS "
-            "keys "
-            "         FROM rels "
-            "         UNION ALL SELECT DISTINCT relid, ARRAY[key] FROM walrev.object_delta WHERE key IS NOT NULL), "
-            "cmp AS (SELECT s.relid, s.keys, r, "
-            "  (SELECT coalesce(string_agg(x.key || '=' || x.vals::text, ';' ORDER BY x.key), '') "
-            "   FROM walrev.rows_at(s.relid, s.keys, r) x) AS a, "
-            "  (SELECT coalesce(string_agg(x.key || '=' || x.vals::text, ';' ORDER BY x.key), '') "
-            "   FROM walrev.snapshot_rows(s.relid, r) x WHERE x.key = ANY (s.keys)) AS b "
-            "  FROM sets s, generate_series(1, 9) r) "
-            "SELECT count(*) || ' ' || (SELECT count(*) FROM cmp WHERE a <> '') || ' ' || "
-            "coalesce(string_agg(format('%%s %%s@%%s: %%s vs %%s', relid, keys, r, a, b), '; ') "
-            "FILTER (WHERE a IS DISTINCT FROM b), '') FROM cmp");
-        /* every (set, revision) pair compared, most of them with rows, none different */
-        int n = 0, nonempty = 0, off = 0;
-        if (sscanf(v, "%d %d %n", &n, &nonempty, &off) != 2 || n < 50 || nonempty < 20 || v[off] != '\0')
-            fail_msg("rows_at differs from snapshot_rows (pass %d): %s", pass, v);
-        free(v);
-        keyframes_after_pass(pass);
-    }
+    agree_in_both_passes(
+        "WITH rels AS (SELECT DISTINCT relid FROM walrev.object_delta), "
+        "sets AS (SELECT relid, (SELECT array_agg(DISTINCT key) || ARRAY['[\"no such key\"]'] "
+        "                        FROM walrev.object_delta d WHERE d.relid = rels.relid AND key IS NOT NULL) AS "
+        "keys "
+        "         FROM rels "
+        "         UNION ALL SELECT DISTINCT relid, ARRAY[key] FROM walrev.object_delta WHERE key IS NOT NULL), "
+        "cmp AS (SELECT s.relid, s.keys, r, "
+        "  (SELECT coalesce(string_agg(x.key || '=' || x.vals::text, ';' ORDER BY x.key), '') "
+        "   FROM walrev.rows_at(s.relid, s.keys, r) x) AS a, "
+        "  (SELECT coalesce(string_agg(x.key || '=' || x.vals::text, ';' ORDER BY x.key), '') "
+        "   FROM walrev.snapshot_rows(s.relid, r) x WHERE x.key = ANY (s.keys)) AS b "
+        "  FROM sets s, generate_series(1, 9) r) "
+        "SELECT count(*) || ' ' || (SELECT count(*) FROM cmp WHERE a <> '') || ' ' || "
+        "coalesce(string_agg(format('%s %s@%s: %s vs %s', relid, keys, r, a, b), '; ') "
+        "FILTER (WHERE a IS DISTINCT FROM b), '') FROM cmp",
+        check_rows_at);
 }
 
 static void test_snapshot_sql_and_into(void **state)

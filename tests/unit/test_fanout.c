@@ -156,13 +156,14 @@ static void m_destroy(Sink *s) { free(s); /* the MemSink itself belongs to the t
 #define MEM_SINK_RECORDING_OPS                                                                           \
     .open = m_open, .write_relation = m_relation, .begin_revision = m_begin, .write_context = m_context, \
     .write_delta = m_delta, .commit_revision = m_commit, .wants_flush = m_wants, .destroy = m_destroy
+/* ... and flushing and durability as the MemSink keeps them (m_flush): all
+ * but the asynchronous table (a_*) below. */
+#define MEM_SINK_FLUSH_OPS .flush = m_flush, .poll = m_poll, .durable_lsn = m_durable
 
 static const SinkOps g_ops = {
     .name = "mem",
     MEM_SINK_RECORDING_OPS,
-    .flush = m_flush,
-    .poll = m_poll,
-    .durable_lsn = m_durable,
+    MEM_SINK_FLUSH_OPS,
     .write_backfill = m_backfill,
     .record_position = m_record,
     .abort = m_abort,
@@ -170,18 +171,14 @@ static const SinkOps g_ops = {
 static const SinkOps g_ops_holding = {
     .name = "mem-holding",
     MEM_SINK_RECORDING_OPS,
-    .flush = m_flush,
-    .poll = m_poll,
-    .durable_lsn = m_durable,
+    MEM_SINK_FLUSH_OPS,
     .holds_batch_at_idle = true,
 };
 
 static const SinkOps g_ops_waking = {
     .name = "mem-waking",
     MEM_SINK_RECORDING_OPS,
-    .flush = m_flush,
-    .poll = m_poll,
-    .durable_lsn = m_durable,
+    MEM_SINK_FLUSH_OPS,
     .holds_batch_at_idle = true,
     .idle_wake_in_us = m_wake,
 };
