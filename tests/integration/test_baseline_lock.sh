@@ -78,4 +78,4 @@ expect_eq "the history of t2 equals the table" \
   "$(W snapshot --table t2 2>/dev/null | sort)" "$(q $DB "COPY (SELECT * FROM t2) TO STDOUT" | sort)"
 expect_eq "the history of base equals the table" \
   "$(W snapshot --table base 2>/dev/null | sort)" "$(q $DB "COPY (SELECT * FROM base) TO STDOUT" | sort)"
-worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=
+worker_down

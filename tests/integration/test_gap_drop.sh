@@ -15,8 +15,7 @@ worker_up --source "$SRC" --slot $SLOT
 q $DB "UPDATE d SET v = 'x' WHERE id = 2"
 marker_catch_up m 300
 before=$(q $DB "SET search_path = walrev; SELECT max(id) FROM revision")
-worker_stop "$wpid" || { tail -20 "$TMP/run.log"; fail "the worker did not stop cleanly"; }
-wpid=
+worker_down
 
 wait_for 30 slot_idle || fail "the slot stayed active after the worker stopped"
 q $DB "SELECT pg_drop_replication_slot('$SLOT')" >/dev/null

@@ -27,7 +27,7 @@ w_setup
 worker_up --source "$SRC" --slot $SLOT
 q $DB "UPDATE t SET v = 'seen' WHERE id = 1"
 wait_for 30 q_is $DB "$H SELECT count(*) FROM object_delta WHERE relid = 'public.t'::regclass AND op = 'U'" 1 || true
-worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=
+worker_down
 
 q $DB "UPDATE t SET v = 'lost' WHERE id = 2; DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (21, 'new')"
 # WAL past the slot's 1 MB (in another database): three segments and checkpoints
@@ -47,4 +47,4 @@ expect_eq "the slot was made anew" "$(q $DB "SELECT wal_status <> 'lost' FROM pg
 q $DB "UPDATE t SET v = 'after' WHERE id = 4"
 wait_for 30 q_is $DB "$H SELECT count(*) FROM object_delta_arrays WHERE relid = 'public.t'::regclass AND 'after' = ANY (new_values)" 1 || true
 expect_like_table "the history of t equals the table" t "$(W snapshot --table t 2>/dev/null | sort)"
-worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=
+worker_down

@@ -115,7 +115,7 @@ expect_eq "the forged message made no walrev:reconcile revision" \
 
 expect_eq "metrics: two warning revisions recorded (the untracked edit, the tampered row), differences found" \
   "$(metric walrev_reconcile_divergences_total)|$([ "$(metric walrev_reconcile_differences_total)" -ge 3 ] && echo t)|$([ "$(metric walrev_reconcile_rounds_total)" -ge 6 ] && echo t)" "2|t|t"
-worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=
+worker_down
 must "$TMP/verify.out" "verify (the chain) after the reconciler" W verify
 pass "the chain verifies with the warning revisions in it"
 

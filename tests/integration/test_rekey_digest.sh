@@ -14,7 +14,7 @@ q $DB "CREATE TABLE ri (id int NOT NULL, v text, w int); CREATE UNIQUE INDEX ri_
        INSERT INTO ri SELECT g, 'v' || g, g FROM generate_series(1, 4) g;
        CREATE TABLE kp (id int NOT NULL, v text); ALTER TABLE kp REPLICA IDENTITY FULL;
        INSERT INTO kp VALUES (1, 'a'), (2, 'b'), (3, 'c')"
-W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail setup; }
+w_setup
 points_from ri kp n                                                             # 0
 # n: rows from the stream, not the baseline
 q $DB "CREATE TABLE n (id int NOT NULL, v text); CREATE UNIQUE INDEX n_id ON n (id);

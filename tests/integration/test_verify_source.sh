@@ -77,4 +77,4 @@ done
 touch "$TMP/stop-writer"
 wait $gpid || true; gpid=  # its status is psql's as the input ends; what counts is that it wrote throughout
 pass "$runs comparisons of w during concurrent writes found no difference"
-worker_stop "$wpid" || fail "the worker did not stop cleanly"; wpid=
+worker_down
