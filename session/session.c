@@ -654,7 +654,7 @@ static WrStatus open_session(Session *s, SinkPosition *start, WrError *err)
     }
     st = check_gap(s, start, err);
     if (st != WR_OK) return st;
-    untracked_report_source(cfg->source_conninfo, cfg->history_schema);
+    untracked_report_source(cfg->source_conninfo, cfg->publication, cfg->history_schema);
     /* Backfill state and progress live in the history store: without it, no backfill. */
     if (s->history) {
         BackfillOutput bout = {s, out_backfill_progress};

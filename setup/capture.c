@@ -242,6 +242,9 @@ static const char *ddl_capture_body_fmt =
     "        ('\\y' || pg_catalog.regexp_replace(a.attname, '([^[:alnum:]_])', '\\\\\\1', 'g') || '\\y')),"
     "     'published', EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables pt WHERE pt.pubname = @p@"
     "        AND pt.schemaname = n.nspname AND pt.tablename = c.relname),"
+    /* published through its root (publish_via_partition_root): named as such, not as unpublished */
+    "     'via_root', c.relispartition AND EXISTS (SELECT 1 FROM pg_catalog.pg_publication p"
+    "        WHERE p.pubname = @p@ AND p.pubviaroot),"
     /* a schema `snapshot --into` made (STORE_INTO_SCHEMA_MARK): never tracked, by design */
     "     'into_schema', pg_catalog.starts_with(coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace'), ''),"
     "        '" STORE_INTO_SCHEMA_MARK "'),"

@@ -229,6 +229,7 @@ void setup_check_publication(Setup *s)
                   " OR EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_class c"
                   "         ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
                   "         WHERE pr.prpubid = p.oid AND n.nspname = $2 AND c.relname NOT IN " SETUP_OWN_TABLES_SQL ")"
+                  ", p.pubviaroot"
                   " FROM pg_publication p WHERE p.pubname = $1",
                   2, p);
     if (!res) return;
@@ -249,6 +250,21 @@ void setup_check_publication(Setup *s)
                           s->cfg->publication, s->cfg->history_schema);
         } else {
             setup_say("ok", "publication %s exists%s", s->cfg->publication, all ? " (FOR ALL TABLES)" : "");
+        }
+        /* With publish_via_partition_root a partition's changes arrive under
+         * its root's relid, which walrev does not take apart: every partition
+         * would be recorded empty, silently. The option is the user's to
+         * change, not walrev's. */
+        if (PQgetvalue(res, 0, 6)[0] == 't') {
+            char fix[300];
+            char *pub = setup_ident(s->src, s->cfg->publication);
+            snprintf(fix, sizeof(fix), "ALTER PUBLICATION %s SET (publish_via_partition_root = false); then run walrev setup again",
+                     pub);
+            free(pub);
+            setup_problem(s, fix,
+                          "publication %s is WITH (publish_via_partition_root = true): changes of partitions would "
+                          "arrive under their partitioned root, which walrev does not record",
+                          s->cfg->publication);
         }
         static const char *ops[] = {"insert", "update", "delete", "truncate"};
         for (int i = 0; i < 4; i++)

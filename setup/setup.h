@@ -76,8 +76,10 @@ WrStatus setup_read_ddl_capture_on(const char *conninfo, bool *on, bool *index_d
 void untracked_report_captured(const char *publication, const char *history_schema, const char *info, size_t len);
 
 /* At start: one warning per unlogged table of the source outside
- * history_schema (connection failures are logged and ignored). */
-void untracked_report_source(const char *conninfo, const char *history_schema);
+ * history_schema, and one when publication is WITH
+ * (publish_via_partition_root = true) (connection failures are logged and
+ * ignored). */
+void untracked_report_source(const char *conninfo, const char *publication, const char *history_schema);
 /* The query naming unlogged tables (and partitioned ones) outside the history schema ($1), "schema.table". */
 extern const char untracked_unlogged_sql[];
 

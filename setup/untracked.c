@@ -27,6 +27,20 @@ static void warn_unlogged(const char *qualified)
              qualified, qualified, qualified);
 }
 
+/* The partitioned tables and partitions a publication WITH
+ * (publish_via_partition_root = true) publishes through their root: the table
+ * log records them 'unpublished' (via_root), replay refuses them by name. */
+static void warn_via_root(const char *publication, const char *what)
+{
+    char *qp = store_quote_ident(publication);
+    log_warn("msg=\"%s: publication %s is WITH (publish_via_partition_root = true), so changes of partitions "
+             "arrive under their partitioned root, which walrev does not record; replay refuses these tables by "
+             "name (ALTER PUBLICATION %s SET (publish_via_partition_root = false) brings them back with their "
+             "rows)\" publication=%s",
+             what, publication, qp, publication);
+    free(qp);
+}
+
 /* history_schema's revision_pN, revision_context_pN or object_delta_pN */
 static bool is_store_partition(const char *history_schema, const char *nsp, const char *rel)
 {
@@ -55,13 +69,19 @@ void untracked_report_captured(const char *publication, const char *history_sche
         char *qn = store_quote_ident(nsp), *qr = store_quote_ident(rel), *qp = store_quote_ident(publication);
         char qualified[600];
         snprintf(qualified, sizeof(qualified), "%s.%s", qn, qr);
-        if (strcmp(persistence, "u") == 0)
+        if (strcmp(persistence, "u") == 0) {
             warn_unlogged(qualified);
-        else if (strcmp(persistence, "p") == 0 && json_is_false(published) &&
-                 !json_is_true(json_object_get(o, "into_schema"))) /* --into's copies are not to be tracked */
+        } else if (strcmp(persistence, "p") == 0 && json_is_false(published) &&
+                   json_is_true(json_object_get(o, "via_root"))) { /* listed under its root only */
+            char what[700];
+            snprintf(what, sizeof(what), "partition %s is not tracked", qualified);
+            warn_via_root(publication, what);
+        } else if (strcmp(persistence, "p") == 0 && json_is_false(published) &&
+                   !json_is_true(json_object_get(o, "into_schema"))) { /* --into's copies are not to be tracked */
             log_warn("msg=\"table %s is not in publication %s: walrev does not track it (add it with ALTER "
                      "PUBLICATION %s ADD TABLE %s, or list it in [source] tables and run walrev setup)\" table=%s",
                      qualified, publication, qp, qualified, qualified);
+        }
         free(qn);
         free(qr);
         free(qp);
@@ -69,7 +89,7 @@ void untracked_report_captured(const char *publication, const char *history_sche
     json_decref(o);
 }
 
-void untracked_report_source(const char *conninfo, const char *history_schema)
+void untracked_report_source(const char *conninfo, const char *publication, const char *history_schema)
 {
     PgioConnect how = {.what = "source (unlogged tables)", .app_name = "walrev", .bounded = true};
     PGconn *c;
@@ -84,6 +104,16 @@ void untracked_report_source(const char *conninfo, const char *history_schema)
         for (int i = 0; i < PQntuples(r); i++) warn_unlogged(PQgetvalue(r, i, 0));
     else
         log_warn("msg=\"cannot list unlogged tables\" error=\"%s\"", err.msg);
+    PQclear(r);
+    r = NULL;
+    const char *pp[1] = {publication};
+    if (pgio_run(c, "SELECT pubviaroot FROM pg_catalog.pg_publication WHERE pubname = $1", 1, pp, &r, &err,
+                 "reading the publication's publish_via_partition_root") == WR_OK) {
+        if (PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't')
+            warn_via_root(publication, "partitioned tables and their partitions are not tracked");
+    } else {
+        log_warn("msg=\"cannot read the publication\" error=\"%s\"", err.msg);
+    }
     PQclear(r);
     PQfinish(c);
 }

@@ -103,12 +103,35 @@ BEGIN
 END
 $fn$;
 
+-- True when the publication is WITH (publish_via_partition_root = true) and
+-- t's changes do not arrive under t's own relid: t is a partitioned table,
+-- or a partition with an ancestor the publication covers (itself, through
+-- its schema, or FOR ALL TABLES). Its changes then arrive under that root,
+-- which walrev does not take apart, so t counts as not published: the
+-- command that switches the option on logs it 'unpublished' (replay refuses
+-- it by name), switching it off again is a rejoin (issue 13).
+CREATE OR REPLACE FUNCTION @schema@.via_root(t oid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_publication p
+         WHERE p.pubname = @publication@ AND p.pubviaroot
+           AND ((SELECT c.relkind FROM pg_class c WHERE c.oid = t) = 'p'
+                OR EXISTS (SELECT 1 FROM pg_partition_ancestors(t) a JOIN pg_class ac ON ac.oid = a.relid
+                            WHERE a.relid <> t
+                              AND (p.puballtables
+                                   OR EXISTS (SELECT 1 FROM pg_publication_rel pr
+                                               WHERE pr.prpubid = p.oid AND pr.prrelid = a.relid)
+                                   OR EXISTS (SELECT 1 FROM pg_publication_namespace pn
+                                               WHERE pn.pnpubid = p.oid AND pn.pnnspid = ac.relnamespace)))))
+$fn$;
+
 -- catalog_state(t) when the publication covers t (FOR ALL TABLES, or the
--- table or an ancestor, itself or through its schema, is in it), else NULL.
+-- table or an ancestor, itself or through its schema, is in it) and t's
+-- changes arrive under t (via_root), else NULL.
 CREATE OR REPLACE FUNCTION @schema@.table_state(t oid) RETURNS @schema@.table_log
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 BEGIN
-    IF NOT EXISTS (
+    IF @schema@.via_root(t) OR NOT EXISTS (
         SELECT 1 FROM pg_publication p
          WHERE p.pubname = @publication@
            AND (p.puballtables
@@ -127,7 +150,7 @@ $fn$;
 -- The tables the publication covers now, as table_state counts them (an
 -- ordinary or partitioned table, permanent or unlogged, outside the history
 -- schema, that is in the publication itself or through an ancestor or its
--- schema; every table under FOR ALL TABLES); '{}' when there is no such
+-- schema; every table under FOR ALL TABLES; not one via_root); '{}' when there is no such
 -- publication (dropped or renamed). Reads the catalog only.
 CREATE OR REPLACE FUNCTION @schema@.published_now() RETURNS oid[]
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
@@ -143,6 +166,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
     SELECT coalesce(array_agg(c.oid ORDER BY c.oid), '{}')
       FROM covered x JOIN pg_class c ON c.oid = x.o JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u') AND n.nspname <> @schema_literal@
+       AND NOT @schema@.via_root(c.oid)
 $fn$;
 
 -- ddl_command_start of ALTER PUBLICATION, and of an ALTER TABLE that may
@@ -158,6 +182,9 @@ BEGIN
         RETURN;
     END IF;
     PERFORM set_config('walrev.published_before', @schema@.published_now()::text, true);
+    PERFORM set_config('walrev.viaroot_before',
+                       coalesce((SELECT p.pubviaroot::text FROM pg_publication p WHERE p.pubname = @publication@), ''),
+                       true);
     -- walrev's own tables the publication carries (add_own_tables keeps them there)
     PERFORM set_config('walrev.own_published_before',
                        coalesce((SELECT string_agg(pt.tablename, ',') FROM pg_publication_tables pt
@@ -168,7 +195,9 @@ $fn$;
 -- The tables that rejoined the publication in this command: covered now,
 -- not before it (note_published), and last logged as 'unpublished' (they
 -- were tracked, left, and logical decoding saw none of their changes
--- since). The one read of the table log by a trigger, only in a command
+-- since), or never logged at all while the publication was WITH
+-- (publish_via_partition_root = true) before the command (a partition
+-- created under the option: via_root kept it out of the log). The one read of the table log by a trigger, only in a command
 -- that changed what the publication covers, by the log's (relid, id) index
 -- for those tables alone. '{}' when the command was not noted.
 CREATE OR REPLACE FUNCTION @schema@.publication_rejoined() RETURNS oid[]
@@ -181,8 +210,14 @@ BEGIN
     END IF;
     RETURN coalesce((SELECT array_agg(j.o ORDER BY j.o) FROM unnest(@schema@.published_now()) j(o)
                       WHERE j.o <> ALL (before::oid[])
-                        AND (SELECT l.event FROM @schema@.table_log l WHERE l.relid = j.o
-                              ORDER BY l.id DESC LIMIT 1) = 'unpublished'), '{}');
+                        AND coalesce((SELECT l.event FROM @schema@.table_log l WHERE l.relid = j.o
+                                       ORDER BY l.id DESC LIMIT 1),
+                                      -- never logged: a partition (or partitioned table) created
+                                      -- while via_root hid it, back now (its rows with it)
+                                      CASE WHEN current_setting('walrev.viaroot_before', true) = 'true'
+                                                AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = j.o
+                                                             AND (c.relispartition OR c.relkind = 'p'))
+                                           THEN 'unpublished' END) = 'unpublished'), '{}');
 END
 $fn$;
 
@@ -411,7 +446,7 @@ BEGIN
     END LOOP;
 END
 $fn$;
-REVOKE ALL ON FUNCTION @schema@.table_state(oid), @schema@.catalog_state(oid), @schema@.log_table(oid, text),
+REVOKE ALL ON FUNCTION @schema@.via_root(oid), @schema@.table_state(oid), @schema@.catalog_state(oid), @schema@.log_table(oid, text),
     @schema@.log_seed(), @schema@.published_now(), @schema@.publication_rejoined() FROM PUBLIC;
 
 -- Each ENABLE ALWAYS: a session under session_replication_role = replica
