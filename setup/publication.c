@@ -217,6 +217,32 @@ static void check_tables(Setup *s)
     }
 }
 
+/* A row filter or a column list sends part of a table's changes: a history
+ * built from them would answer rows the table does not have. Each such table
+ * is a problem, named (replay refuses a table that gets one later: the table
+ * log records it 'unpublished'). */
+static void check_partial_tables(Setup *s)
+{
+    const char *p[] = {s->cfg->publication};
+    PGresult *res = setup_run(s, s->src, "reading the publication's row filters and column lists",
+                              "SELECT format('%I.%I', n.nspname, c.relname), pr.prqual IS NOT NULL"
+                              " FROM pg_publication_rel pr JOIN pg_publication pb ON pb.oid = pr.prpubid"
+                              " JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                              " WHERE pb.pubname = $1 AND (pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL)"
+                              " ORDER BY 1",
+                              1, p);
+    if (!res) return;
+    for (int i = 0; i < PQntuples(res); i++) {
+        bool filter = PQgetvalue(res, i, 1)[0] == 't';
+        char fix[400];
+        snprintf(fix, sizeof(fix), "ALTER PUBLICATION %s SET TABLE ... listing %s without %s", s->cfg->publication,
+                 PQgetvalue(res, i, 0), filter ? "its WHERE clause" : "a column list");
+        setup_problem(s, fix, "%s is published with a %s: walrev would see part of its changes", PQgetvalue(res, i, 0),
+                      filter ? "row filter" : "column list");
+    }
+    PQclear(res);
+}
+
 void setup_check_publication(Setup *s)
 {
     s->mode = s->cfg->ntables > 0 ? PUB_TABLES : s->same_db ? PUB_SCHEMAS : PUB_ALL_TABLES;
@@ -269,8 +295,11 @@ void setup_check_publication(Setup *s)
         static const char *ops[] = {"insert", "update", "delete", "truncate"};
         for (int i = 0; i < 4; i++)
             if (PQgetvalue(res, 0, 1 + i)[0] != 't')
-                setup_warn(s, "publication %s does not publish %s: walrev will not see them", s->cfg->publication,
-                           ops[i]);
+                setup_problem(s, "ALTER PUBLICATION ... SET (publish = 'insert, update, delete, truncate')",
+                              "publication %s does not publish %s: the history would miss them and answer rows "
+                              "the tables do not have",
+                              s->cfg->publication, ops[i]);
+        check_partial_tables(s);
     } else {
         PGresult *priv = setup_run(s, s->src, "checking CREATE on the source database",
                                    "SELECT has_database_privilege(current_database(), 'CREATE')", 0, NULL);

@@ -125,13 +125,32 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
                                                WHERE pn.pnpubid = p.oid AND pn.pnnspid = ac.relnamespace)))))
 $fn$;
 
+-- True when the publication sends only part of t's changes: it leaves out
+-- an action (insert, update, delete or truncate), or lists t or an ancestor
+-- with a row filter or a column list. A history built from part of the
+-- changes would answer rows the table does not have, so t then counts as
+-- not published: the ALTER PUBLICATION that makes it so logs it
+-- 'unpublished', and the one that sends all of it again is a rejoin.
+CREATE OR REPLACE FUNCTION @schema@.partly_published(t oid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_publication p
+         WHERE p.pubname = @publication@
+           AND (NOT (p.pubinsert AND p.pubupdate AND p.pubdelete AND p.pubtruncate)
+                OR EXISTS (SELECT 1 FROM pg_publication_rel pr
+                            WHERE pr.prpubid = p.oid
+                              AND pr.prrelid IN (SELECT t UNION ALL SELECT relid FROM pg_partition_ancestors(t))
+                              AND (pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL))))
+$fn$;
+
 -- catalog_state(t) when the publication covers t (FOR ALL TABLES, or the
--- table or an ancestor, itself or through its schema, is in it) and t's
--- changes arrive under t (via_root), else NULL.
+-- table or an ancestor, itself or through its schema, is in it), t's
+-- changes arrive under t (via_root) and all of them do (partly_published),
+-- else NULL.
 CREATE OR REPLACE FUNCTION @schema@.table_state(t oid) RETURNS @schema@.table_log
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 BEGIN
-    IF @schema@.via_root(t) OR NOT EXISTS (
+    IF @schema@.via_root(t) OR @schema@.partly_published(t) OR NOT EXISTS (
         SELECT 1 FROM pg_publication p
          WHERE p.pubname = @publication@
            AND (p.puballtables
@@ -150,7 +169,7 @@ $fn$;
 -- The tables the publication covers now, as table_state counts them (an
 -- ordinary or partitioned table, permanent or unlogged, outside the history
 -- schema, that is in the publication itself or through an ancestor or its
--- schema; every table under FOR ALL TABLES; not one via_root); '{}' when there is no such
+-- schema; every table under FOR ALL TABLES; not one via_root or partly_published); '{}' when there is no such
 -- publication (dropped or renamed). Reads the catalog only.
 CREATE OR REPLACE FUNCTION @schema@.published_now() RETURNS oid[]
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
@@ -166,7 +185,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
     SELECT coalesce(array_agg(c.oid ORDER BY c.oid), '{}')
       FROM covered x JOIN pg_class c ON c.oid = x.o JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u') AND n.nspname <> @schema_literal@
-       AND NOT @schema@.via_root(c.oid)
+       AND NOT @schema@.via_root(c.oid) AND NOT @schema@.partly_published(c.oid)
 $fn$;
 
 -- ddl_command_start of ALTER PUBLICATION, and of an ALTER TABLE that may
