@@ -360,6 +360,27 @@ BEGIN
 END
 $fn$;
 
+-- True when the publication sends all of t's changes once t is no
+-- partition (after a DETACH): it names t itself or t's schema, or is FOR ALL
+-- TABLES, publishes every action, lists t with no row filter or column
+-- list, and, for a partitioned t, not WITH (publish_via_partition_root).
+CREATE OR REPLACE FUNCTION @schema@.published_alone(t oid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_publication p, pg_class c
+         WHERE p.pubname = @publication@ AND c.oid = t
+           AND p.pubinsert AND p.pubupdate AND p.pubdelete AND p.pubtruncate
+           AND NOT (p.pubviaroot AND c.relkind = 'p')
+           AND (p.puballtables
+                OR EXISTS (SELECT 1 FROM pg_publication_namespace pn
+                            WHERE pn.pnpubid = p.oid AND pn.pnnspid = c.relnamespace)
+                OR EXISTS (SELECT 1 FROM pg_publication_rel pr
+                            WHERE pr.prpubid = p.oid AND pr.prrelid = t))
+           AND NOT EXISTS (SELECT 1 FROM pg_publication_rel pr
+                            WHERE pr.prpubid = p.oid AND pr.prrelid = t
+                              AND (pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL)))
+$fn$;
+
 -- ddl_command_start of ALTER TABLE: `DETACH PARTITION p CONCURRENTLY` runs in
 -- two transactions. The first marks p detach-pending and commits: from then
 -- on SELECT from the parent no longer shows p's rows, and nothing of that is
@@ -398,8 +419,13 @@ BEGIN
     IF s.relid IS NULL OR s.parent IS NULL OR s.event IS NOT NULL THEN
         RETURN;  -- not published, no partition, or unlogged: nothing changes for replay
     END IF;
+    -- Published through its parent alone, p leaves the publication with the
+    -- detach: logged 'unpublished' (as log_tables does for a DETACH in one
+    -- transaction, whose note_published setting the second transaction of
+    -- this one would not see), so replay refuses it from here until it rejoins.
     INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns, inherits)
-    VALUES (s.relid, 'alter', s.nspname, s.relname, s.relkind, NULL, s.columns, s.inherits);
+    VALUES (s.relid, CASE WHEN @schema@.published_alone(t) THEN 'alter' ELSE 'unpublished' END,
+            s.nspname, s.relname, s.relkind, NULL, s.columns, s.inherits);
 END
 $fn$;
 
