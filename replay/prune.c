@@ -277,7 +277,7 @@ static WrStatus export_one(PGconn *c, const char *dir, const char *name, const c
 }
 
 /* What prune_apply deletes besides the partitions: its rows below the cut. */
-static const char *const EXTRA[] = {"erased_value", "erasure", "quarantine", "keyframe", "keyframe_row"};
+static const char *const EXTRA[] = {"erased_value", "erasure", "quarantine", "keyframe", "keyframe_chunk"};
 
 /* The rows of table EXTRA[i] that prune_apply deletes for a cut. */
 static void append_extra_where(StrBuf *b, size_t i, const char *qs, int64_t cut)
@@ -330,7 +330,7 @@ static WrStatus export_range(ReplayCtx *ctx, PGconn *c, const Plan *p, const cha
                                  ctx->schema_q, p->cut - 1);
         if (!res) st = err->status;
         json_t *m = json_pack("{s:i, s:s, s:I, s:I, s:s, s:o}", "walrev_prune_export", EXPORT_FORMAT, "store_format",
-                              "6", "from_revision", (json_int_t)p->oldest, "before_revision", (json_int_t)p->cut,
+                              "7", "from_revision", (json_int_t)p->oldest, "before_revision", (json_int_t)p->cut,
                               "anchor", res && PQntuples(res) ? PQgetvalue(res, 0, 0) : "", "files", files);
         files = NULL;
         PQclear(res);
@@ -467,8 +467,8 @@ static WrStatus import_dir(ReplayCtx *ctx, const char *dir, WrError *err)
         st = wr_error_set(err, WR_INVALID, "%s/%s is not a walrev prune export (format %d)", dir, MANIFEST,
                           EXPORT_FORMAT);
     else if (!json_string_value(json_object_get(m, "store_format")) ||
-             strcmp(json_string_value(json_object_get(m, "store_format")), "6") != 0)
-        st = wr_error_set(err, WR_INVALID, "%s/%s: not exported from a format 6 store; this walrev loads format 6", dir,
+             strcmp(json_string_value(json_object_get(m, "store_format")), "7") != 0)
+        st = wr_error_set(err, WR_INVALID, "%s/%s: not exported from a format 7 store; this walrev loads format 7", dir,
                           MANIFEST);
     if (st == WR_OK) st = check_files(dir, files, err);
     PGresult *res = NULL;

@@ -366,8 +366,8 @@ static WrStatus verify_erasures(Ctx *c, const char *qs, int64_t *first_bad, char
         "  unnest(d.col_ids, d.old_values, d.new_values) AS u(c, o, n) "
         "  WHERE d.relid = e.relid AND d.key = e.key AND d.revision_id < e.revision_id "
         "    AND u.c = ANY (e.col_ids) AND (u.o IS NOT NULL OR u.n IS NOT NULL)) "
-        "OR EXISTS (SELECT 1 FROM %1$s.keyframe k JOIN %1$s.keyframe_row kr ON kr.keyframe_id = k.id, "
-        "  unnest(e.col_ids) AS x(c) WHERE k.relid = e.relid AND kr.key = e.key AND kr.vals[x.c] IS NOT NULL) "
+        "OR EXISTS (SELECT 1 FROM %1$s.keyframe k CROSS JOIN LATERAL %1$s.keyframe_rows_of(k.id, e.key) kr, "
+        "  unnest(e.col_ids) AS x(c) WHERE k.relid = e.relid AND kr.vals[x.c] IS NOT NULL) "
         "ORDER BY e.revision_id LIMIT 1",
         qs);
     PGresult *res = NULL;

@@ -7,6 +7,7 @@
 
 #include <inttypes.h>
 #include <string.h>
+#include <strings.h>
 
 void copy_append_field(StrBuf *b, const char *data, size_t len)
 {
@@ -117,6 +118,36 @@ static void append_array(StrBuf *b, const Value *vals, size_t n, bool copy)
 }
 
 void pgarray_append_text(StrBuf *b, const Value *vals, size_t n) { append_array(b, vals, n, false); }
+
+/* Whether array_out quotes an element: empty, the word NULL in any case, or
+ * holding a character array_in would read as syntax or trim (its
+ * array_isspace: space, \t \n \r \v \f). */
+static bool element_needs_quotes(const char *s, size_t len)
+{
+    if (len == 0 || (len == 4 && strncasecmp(s, "NULL", 4) == 0)) return true;
+    for (size_t i = 0; i < len; i++)
+        switch (s[i]) {
+        case '"': case '\\': case '{': case '}': case ',':
+        case ' ': case '\t': case '\n': case '\r': case '\v': case '\f': return true;
+        default: break;
+        }
+    return false;
+}
+
+void pgarray_append_text_out(StrBuf *b, const Value *vals, size_t n)
+{
+    strbuf_append_char(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i) strbuf_append_char(b, ',');
+        if (!vals[i].data)
+            strbuf_append(b, "NULL", 4);
+        else if (element_needs_quotes(vals[i].data, vals[i].len))
+            append_element(b, vals[i].data, vals[i].len, false);
+        else
+            strbuf_append(b, vals[i].data, vals[i].len);
+    }
+    strbuf_append_char(b, '}');
+}
 
 void copy_append_text_array(StrBuf *b, const Value *vals, size_t n) { append_array(b, vals, n, true); }
 

@@ -29,6 +29,11 @@ void copy_append_int16_array(StrBuf *b, const int16_t *v, size_t n);
  */
 void pgarray_append_text(StrBuf *b, const Value *vals, size_t n);
 void copy_append_text_array(StrBuf *b, const Value *vals, size_t n);
+/* The same literal as PostgreSQL's array_out writes it (vals::text): an
+ * element quoted only when it must be (empty, NULL spelled out, or holding
+ * syntax or white space), so a keyframe chunk's rows[i] is what
+ * keyframe_pack in history.sql writes for the same vals. */
+void pgarray_append_text_out(StrBuf *b, const Value *vals, size_t n);
 
 /*
  * COPY's binary format (issue 16: the history backend spent a fifth of its

@@ -55,12 +55,14 @@ WrStatus hreader_prepare(HistorySink *h, WrError *err)
          * planner, without statistics on a young store, joined all the table's
          * deltas since the keyframe to the keys instead */
         "k AS (SELECT DISTINCT u.key FROM unnest($2::text[]) AS u(key)) "
-        /* the keyframe's rows likewise one probe per key: a generic plan made
-         * while keyframe_row was empty or unanalysed hash-joined the keys to
+        /* the keyframe's rows likewise one probe per key, of the one chunk
+         * that can hold it (format 7): a generic plan made while the
+         * keyframe's table was empty or unanalysed hash-joined the keys to
          * every row of the keyframe, 40-60 ms a lookup at 60,000 rows */
-        "SELECT kr.key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, NULL::smallint[] AS ids, kr.vals "
-        "FROM k CROSS JOIN LATERAL (SELECT kr.key, kr.vals FROM %1$s.keyframe_row kr "
-        "  WHERE kr.keyframe_id = (SELECT kf.id FROM kf) AND kr.key = k.key OFFSET 0) kr "
+        "SELECT kr.key COLLATE \"C\", 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, "
+        "NULL::smallint[] AS ids, kr.vals "
+        "FROM k CROSS JOIN kf CROSS JOIN LATERAL (SELECT kr.key, kr.vals FROM %1$s.keyframe_rows_of(kf.id, k.key) kr "
+        "  OFFSET 0) kr "
         "WHERE NOT EXISTS (SELECT 1 FROM t) "
         "UNION ALL "
         "SELECT d.key, 1, d.revision_id, d.seq, d.op, d.col_ids, d.new_values "

@@ -166,9 +166,9 @@ static WrStatus check_schema(HistorySink *h, WrError *err)
     st = hsession_run(h, q.data, 0, NULL, "reading store_info.format_version", &res, err);
     strbuf_free(&q);
     if (st != WR_OK) return st;
-    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "6") != 0) {
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "7") != 0) {
         st = wr_error_set(err, WR_FATAL,
-                          "history store: schema %s has format_version %s, this walrev needs 6: run "
+                          "history store: schema %s has format_version %s, this walrev needs 7: run "
                           "`walrev setup`",
                           h->qschema, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "(missing)");
     }

@@ -34,6 +34,12 @@
  * range. */
 #define KEYFRAME_BY_KEY_MAX 4000
 #define COPY_CHUNK (1u << 20)
+/* A keyframe_chunk row (format 7) closes at 64 rows, or before a row once
+ * its keys and literals reach 6000 bytes: so it stays in line in its heap
+ * page (STORAGE MAIN, compressed), a keyed lookup reading one tuple and no
+ * TOAST. keyframe_pack in history.sql keeps chunks within the same bounds. */
+#define KEYFRAME_CHUNK_ROWS 64
+#define KEYFRAME_CHUNK_BYTES 6000
 /* After a failure the thread waits before the next keyframe: a persistent
  * error (a full disk, a bug) is logged once per wait, not once per batch. */
 #define BACKOFF_MIN_S 1
@@ -106,10 +112,12 @@ static WrStatus kf_run(Keyframer *k, const char *sql, int nparams, const char *c
 
 /* ---------- folding and writing one keyframe ---------- */
 
-/* Where the rows of a keyframe go: COPY binary rows (copy_format.h) in a
- * buffer that spills to a temporary file. Binary, as object_delta and
- * revision are: as text, the keyframe backend parsed every row's text[]
- * literal (array_in was a sixth of its CPU, issue 16). */
+/* Where the rows of a keyframe go: keyframe_chunk rows (in key order, as
+ * the fold emits them), each its keys and its rows' vals as text[] literals
+ * in two arrays, as COPY binary rows (copy_format.h) in a buffer that spills
+ * to a temporary file. Binary, as object_delta and revision are: the
+ * server's array_recv of two text[]s per chunk, not array_in per row (a
+ * sixth of the keyframe backend's CPU when rows went as text, issue 16). */
 typedef struct {
     int64_t kf_id;
     int32_t relversion;
@@ -117,22 +125,35 @@ typedef struct {
     FILE *spill;
     Value *vals;
     int nvals;
+    /* the open chunk: its keys and literals back to back, row i's at offset
+     * koff[i] / roff[i] (offsets: the buffers move as they grow) */
+    StrBuf keys, rows;
+    size_t koff[KEYFRAME_CHUNK_ROWS + 1], roff[KEYFRAME_CHUNK_ROWS + 1];
+    int nchunk; /* rows in it */
 } KeyframeOut;
 
-static WrStatus keyframe_emit(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
-                              int maxcol, bool based, WrError *err)
+/* The open chunk as a keyframe_chunk row into buf (spilled past COPY_CHUNK). */
+static WrStatus chunk_flush(KeyframeOut *o, WrError *err)
 {
-    (void)known;
-    (void)based;
-    KeyframeOut *o = arg;
-    for (int c = 1; c <= maxcol && c <= o->nvals; c++)
-        o->vals[c - 1] = vals[c] ? (Value){vals[c], strlen(vals[c])} : (Value){NULL, 0};
+    if (o->nchunk == 0) return WR_OK;
+    int n = o->nchunk;
+    o->koff[n] = o->keys.len;
+    o->roff[n] = o->rows.len;
+    Value ks[KEYFRAME_CHUNK_ROWS], rs[KEYFRAME_CHUNK_ROWS];
+    for (int i = 0; i < n; i++) {
+        ks[i] = (Value){o->keys.data + o->koff[i], o->koff[i + 1] - o->koff[i]};
+        rs[i] = (Value){o->rows.data + o->roff[i], o->roff[i + 1] - o->roff[i]};
+    }
     StrBuf *b = &o->buf;
-    copybin_row(b, 4);
+    copybin_row(b, 5);
     copybin_int8(b, o->kf_id);
-    copybin_text(b, key, key_len);
+    copybin_text(b, ks[0].data, ks[0].len);
     copybin_int4(b, o->relversion);
-    copybin_text_array(b, o->vals, (size_t)o->nvals);
+    copybin_text_array(b, ks, (size_t)n);
+    copybin_text_array(b, rs, (size_t)n);
+    strbuf_reset(&o->keys);
+    strbuf_reset(&o->rows);
+    o->nchunk = 0;
     if (b->len >= COPY_CHUNK) {
         /* Bounded memory: a keyframe of a large table goes through a file. */
         if (!o->spill && !(o->spill = tmpfile()))
@@ -142,6 +163,25 @@ static WrStatus keyframe_emit(void *arg, const char *key, size_t key_len, const 
         strbuf_reset(b);
     }
     return WR_OK;
+}
+
+static WrStatus keyframe_emit(void *arg, const char *key, size_t key_len, const char *const *vals, const bool *known,
+                              int maxcol, bool based, WrError *err)
+{
+    (void)known;
+    (void)based;
+    KeyframeOut *o = arg;
+    for (int c = 1; c <= maxcol && c <= o->nvals; c++)
+        o->vals[c - 1] = vals[c] ? (Value){vals[c], strlen(vals[c])} : (Value){NULL, 0};
+    if (o->nchunk > 0 && o->keys.len + o->rows.len >= KEYFRAME_CHUNK_BYTES) {
+        WrStatus st = chunk_flush(o, err);
+        if (st != WR_OK) return st;
+    }
+    o->koff[o->nchunk] = o->keys.len;
+    o->roff[o->nchunk] = o->rows.len;
+    strbuf_append(&o->keys, key, key_len);
+    pgarray_append_text_out(&o->rows, o->vals, (size_t)o->nvals);
+    return ++o->nchunk == KEYFRAME_CHUNK_ROWS ? chunk_flush(o, err) : WR_OK;
 }
 
 /* Read the results that end a COPY (every one, so the connection is ready for the next
@@ -157,19 +197,21 @@ static WrStatus copy_results(Keyframer *k, WrStatus st, const char *what, WrErro
     return st;
 }
 
-/* Send the folded rows (out's buffer began with copybin_header) with COPY
- * keyframe_row FROM STDIN and read its result. */
+/* Send the folded rows (out's buffer began with copybin_header), the last
+ * chunk included, with COPY keyframe_chunk FROM STDIN and read its result. */
 static WrStatus keyframe_send(Keyframer *k, KeyframeOut *o, WrError *err)
 {
+    WrStatus fst = chunk_flush(o, err);
+    if (fst != WR_OK) return fst;
     StrBuf sql;
     strbuf_init(&sql);
-    strbuf_appendf(&sql, "COPY %s.keyframe_row (keyframe_id, key, relversion, vals) FROM STDIN WITH (FORMAT binary)",
+    strbuf_appendf(&sql, "COPY %s.keyframe_chunk (keyframe_id, first_key, relversion, keys, rows) FROM STDIN WITH (FORMAT binary)",
                    k->qschema);
     PGresult *res;
     (void)pgio_exec(k->conn, sql.data, 0, NULL, &res);
     strbuf_free(&sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
-        WrStatus st = pgio_fail(k->conn, res, err, "COPY into keyframe_row");
+        WrStatus st = pgio_fail(k->conn, res, err, "COPY into keyframe_chunk");
         PQclear(res);
         return st;
     }
@@ -184,8 +226,8 @@ static WrStatus keyframe_send(Keyframer *k, KeyframeOut *o, WrError *err)
     }
     copybin_trailer(&o->buf);
     ok = ok && pgio_copy_put(k->conn, o->buf.data, o->buf.len) && PQputCopyEnd(k->conn, NULL) == 1;
-    WrStatus st = ok ? WR_OK : pgio_fail(k->conn, NULL, err, "COPY into keyframe_row");
-    return copy_results(k, st, "COPY into keyframe_row", err);
+    WrStatus st = ok ? WR_OK : pgio_fail(k->conn, NULL, err, "COPY into keyframe_chunk");
+    return copy_results(k, st, "COPY into keyframe_chunk", err);
 }
 
 /* Stream rowfold_query's COPY through the fold into out; *n_rows gets the row count. */
@@ -252,13 +294,14 @@ static WrStatus take_keyframe(Keyframer *k, const KeyframeRequest *r, char kf_id
     bool by_key = st == WR_OK && PQgetvalue(plan, 0, 7)[0] == 't';
     if (st == WR_OK && PQgetvalue(plan, 0, 4)[0] == 't') {
         strbuf_reset(&q);
-        strbuf_appendf(&q,
-                       "INSERT INTO %s.keyframe_row (keyframe_id, key, relversion, vals) "
-                       "SELECT $3, r.key, $4, r.vals FROM %s.snapshot_rows($1, $2) r",
-                       s, s);
-        const char *kp[4] = {relid, revs, kf_id, PQgetvalue(plan, 0, 6)};
-        st = kf_run(k, q.data, 4, kp, "taking a keyframe (rows moved between keys)", &res, err);
-        if (st == WR_OK) *n_rows = strtoll(PQcmdTuples(res), NULL, 10);
+        strbuf_appendf(&q, "SELECT %s.keyframe_put($3, $4, $5, $1, $2)", s);
+        StrBuf rows;
+        strbuf_init(&rows);
+        strbuf_appendf(&rows, "SELECT r.key, r.vals FROM %s.snapshot_rows($1, $2) r", s);
+        const char *kp[5] = {relid, revs, kf_id, PQgetvalue(plan, 0, 6), rows.data};
+        st = kf_run(k, q.data, 5, kp, "taking a keyframe (rows moved between keys)", &res, err);
+        strbuf_free(&rows);
+        if (st == WR_OK) *n_rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         PQclear(res);
         t2 = mono_now_us();
     } else if (st == WR_OK) {
@@ -266,8 +309,12 @@ static WrStatus take_keyframe(Keyframer *k, const KeyframeRequest *r, char kf_id
         rowfold_query(&q, s, r->relid, PQgetisnull(plan, 0, 0) ? NULL : PQgetvalue(plan, 0, 0), PQgetvalue(plan, 0, 1),
                       r->rev, PQgetvalue(plan, 0, 2), PQgetvalue(plan, 0, 3), by_key ? KEYFRAME_BY_KEY_MAX : 0);
         int maxcol = PQgetisnull(plan, 0, 5) ? 0 : atoi(PQgetvalue(plan, 0, 5));
-        KeyframeOut out = {strtoll(kf_id, NULL, 10), (int32_t)atoi(PQgetvalue(plan, 0, 6)), {0}, NULL, NULL, maxcol};
+        KeyframeOut out = {.kf_id = strtoll(kf_id, NULL, 10),
+                           .relversion = (int32_t)atoi(PQgetvalue(plan, 0, 6)),
+                           .nvals = maxcol};
         strbuf_init(&out.buf);
+        strbuf_init(&out.keys);
+        strbuf_init(&out.rows);
         copybin_header(&out.buf);
         out.vals = xcalloc((size_t)maxcol + 1, sizeof(Value));
         /* The server sorts keyframe rows and deltas by key: in memory, not on disk. */
@@ -277,6 +324,8 @@ static WrStatus take_keyframe(Keyframer *k, const KeyframeRequest *r, char kf_id
         if (st == WR_OK) st = keyframe_send(k, &out, err);
         if (out.spill) fclose(out.spill);
         strbuf_free(&out.buf);
+        strbuf_free(&out.keys);
+        strbuf_free(&out.rows);
         free(out.vals);
     }
     if (st == WR_OK)

@@ -1,4 +1,4 @@
--- walrev history store, format version 6.
+-- walrev history store, format version 7.
 -- @schema@ is replaced by the configured history schema (default walrev).
 -- Every statement is idempotent: `walrev setup` runs this file each time.
 -- Layout and reasons: docs/history-store.md.
@@ -33,8 +33,11 @@ CREATE TABLE IF NOT EXISTS @schema@.store_info (
 -- object_delta) by revision range, so history older than a point is dropped
 -- by whole partitions (walrev prune, docs/history-store.md#retention); a
 -- format 5 store's tables become the first partition in place (below).
-INSERT INTO @schema@.store_info VALUES ('format_version', '6')
-    ON CONFLICT (key) DO UPDATE SET value = '6' WHERE store_info.value IN ('1', '2', '3', '4', '5');
+-- Format 7 stores a keyframe's rows packed, up to 64 to a keyframe_chunk row
+-- (issue 16, P6); a format 6 store's keyframe_row table is packed in place
+-- (below) and keyframe_row becomes a view of the same columns.
+INSERT INTO @schema@.store_info VALUES ('format_version', '7')
+    ON CONFLICT (key) DO UPDATE SET value = '7' WHERE store_info.value IN ('1', '2', '3', '4', '5', '6');
 -- Revisions per partition: walrev setup sets it from [history]
 -- partition_revisions (the session setting walrev.partition_revisions);
 -- partitions already made keep their bounds.
@@ -205,13 +208,36 @@ CREATE TABLE IF NOT EXISTS @schema@.keyframe (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS keyframe_rel_idx ON @schema@.keyframe (relid, revision_id);
-CREATE TABLE IF NOT EXISTS @schema@.keyframe_row (
+-- A keyframe's rows (format 7) are stored packed in keyframe_chunk rows, in
+-- key order: keys[i] is row i's key and rows[i] its vals as text (the text[]
+-- literal, vals::text), all rows of a chunk of one relversion. Format 6
+-- stored a keyframe_row tuple and B-tree entry per row: 376 B per row of the
+-- bench's 12-column table, three times issue 16's 120 B per update at
+-- keyframe_factor 1. Two plain arrays, not an array of records: a whole
+-- keyframe is read by sending each chunk's two arrays (the CLI's fold splits
+-- the literals in C), 3x less server CPU than format 6's row per row, where
+-- unnesting records cost more than format 6 (bench/issue16-cost.md, s11-kf2).
+-- A chunk closes at 64 rows or once its keys and literals reach 6000 bytes
+-- (sink/keyframer.c KEYFRAME_CHUNK_ROWS/_BYTES, keyframe_pack below), so with
+-- STORAGE MAIN it stays in line, compressed, in its heap page: a keyed lookup
+-- reads one heap tuple, no TOAST probe. first_key is the chunk's lowest key:
+-- the chunk that can hold key k is the one with the greatest first_key <= k
+-- (keyframe_rows_of). keyframe_row, the view below, unnests them.
+CREATE TABLE IF NOT EXISTS @schema@.keyframe_chunk (
     keyframe_id bigint NOT NULL,
-    key         text COLLATE "C" NOT NULL,
+    first_key   text COLLATE "C" NOT NULL,
     relversion  integer NOT NULL,
-    vals        text[] NOT NULL,
-    PRIMARY KEY (keyframe_id, key)
+    keys        text[] NOT NULL,
+    rows        text[] NOT NULL,
+    PRIMARY KEY (keyframe_id, first_key)
 );
+ALTER TABLE @schema@.keyframe_chunk ALTER COLUMN keys SET STORAGE MAIN, ALTER COLUMN rows SET STORAGE MAIN;
+-- lz4 where the server has it: a keyed lookup decompresses one chunk, which
+-- pglz does ten times slower.
+DO $walrev$ BEGIN
+    ALTER TABLE @schema@.keyframe_chunk ALTER COLUMN keys SET COMPRESSION lz4, ALTER COLUMN rows SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN NULL;
+END $walrev$;
 
 -- Keys compare bytewise (COLLATE "C"): their order means nothing, and under
 -- any other collation every B-tree insert, probe and sort by key goes through
@@ -223,15 +249,141 @@ CREATE TABLE IF NOT EXISTS @schema@.keyframe_row (
 -- are rebuilt; the heap is not rewritten.
 DO $walrev$ BEGIN
 IF EXISTS (SELECT 1 FROM pg_attribute a
-           WHERE a.attrelid IN ('@schema@.object_delta'::regclass, '@schema@.keyframe_row'::regclass)
+           WHERE a.attrelid IN ('@schema@.object_delta'::regclass, to_regclass('@schema@.keyframe_row'))
              AND a.attname = 'key' AND a.attcollation <> 'pg_catalog."C"'::regcollation) THEN
     DROP VIEW IF EXISTS @schema@.object_history;
     DROP VIEW IF EXISTS @schema@.attribute_delta;
     DROP VIEW IF EXISTS @schema@.object_delta_arrays;
     ALTER TABLE @schema@.object_delta ALTER COLUMN key TYPE text COLLATE "C";
-    ALTER TABLE @schema@.keyframe_row ALTER COLUMN key TYPE text COLLATE "C";
+    IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass('@schema@.keyframe_row') AND c.relkind = 'r') THEN
+        ALTER TABLE @schema@.keyframe_row ALTER COLUMN key TYPE text COLLATE "C";
+    END IF;
 END IF;
 END $walrev$;
+
+-- keyframe_pack(src, relid, rev, kf, relversion, keys, relversions, rows):
+-- writes the rows that the query src returns (columns keyframe_id, key,
+-- relversion, vals as text[] or its literal; it may use $1 relid, $2 rev,
+-- $3 kf, $4 relversion and the arrays $5 keys, $6 relversions, $7 literals)
+-- as keyframe_chunk rows, closed as the keyframe thread closes them: at 64
+-- rows, at 6000 bytes of keys and literals (counted before each row), and
+-- where the relversion changes. Returns how many rows it wrote.
+CREATE OR REPLACE FUNCTION @schema@.keyframe_pack(p_src text, p_relid oid, p_rev bigint, p_kf bigint,
+                                                  p_relversion integer, p_keys text[], p_rvs integer[],
+                                                  p_rows text[])
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    n bigint;
+BEGIN
+    EXECUTE format($q$
+        WITH s AS (SELECT x.keyframe_id, x.key COLLATE "C" AS key, x.relversion, x.vals::text AS r FROM (%s) x),
+        runs AS (SELECT s.*, CASE WHEN s.relversion IS DISTINCT FROM lag(s.relversion) OVER w THEN 1 ELSE 0 END AS brk
+                 FROM s WINDOW w AS (PARTITION BY s.keyframe_id ORDER BY s.key)),
+        run AS (SELECT runs.*, sum(runs.brk) OVER (PARTITION BY runs.keyframe_id ORDER BY runs.key) AS run_no FROM runs),
+        pos AS (SELECT run.*, row_number() OVER w - 1 AS rn,
+                       coalesce(sum(octet_length(run.key) + octet_length(run.r))
+                                OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+                FROM run WINDOW w AS (PARTITION BY run.keyframe_id, run.run_no ORDER BY run.key)),
+        ins AS (INSERT INTO @schema@.keyframe_chunk (keyframe_id, first_key, relversion, keys, rows)
+                SELECT p.keyframe_id, min(p.key), min(p.relversion), array_agg(p.key ORDER BY p.key),
+                       array_agg(p.r ORDER BY p.key)
+                FROM pos p GROUP BY p.keyframe_id, p.run_no, p.rn / 64, p.before / 6000
+                RETURNING cardinality(keys) AS n)
+        SELECT coalesce(sum(ins.n), 0) FROM ins$q$, p_src)
+    INTO n USING p_relid, p_rev, p_kf, p_relversion, p_keys, p_rvs, p_rows;
+    RETURN n;
+END
+$fn$;
+-- Format 6 to 7: a store's keyframe_row table becomes chunks (as the
+-- keyframe thread writes them) and is dropped; the view of the same name and
+-- columns takes its place. Not CASCADE: a view of the user's on keyframe_row
+-- stops the upgrade with PostgreSQL's error naming it.
+DO $walrev$ BEGIN
+IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass('@schema@.keyframe_row') AND c.relkind = 'r') THEN
+    PERFORM @schema@.keyframe_pack('SELECT keyframe_id, key, relversion, vals FROM @schema@.keyframe_row',
+                                   NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    DROP TABLE @schema@.keyframe_row;
+END IF;
+END $walrev$;
+-- Every keyframe row, as format 6 stored them (keyframe_id, key, relversion,
+-- vals): for reading a keyframe whole in SQL. A keyed lookup reads one chunk
+-- through keyframe_rows_of(keyframe_id, key) instead (this view cannot use
+-- the key); the CLI's fold reads the chunks' arrays as they are.
+CREATE OR REPLACE VIEW @schema@.keyframe_row AS
+    SELECT c.keyframe_id, u.key COLLATE "C" AS key, c.relversion, u.r::text[] AS vals
+    FROM @schema@.keyframe_chunk c CROSS JOIN LATERAL unnest(c.keys, c.rows) AS u(key, r);
+-- Writes to keyframe_row (a repair by hand, a test's forged value, an old
+-- export's rows) rewrite the chunk that covers the key: the one with the
+-- greatest first_key <= key, or for an insert below them all the keyframe's
+-- first chunk. The chunk is deleted and its rows, changed, packed again
+-- (keyframe_pack), so a chunk grown past its bounds is split; one left empty
+-- is gone. A chunk is written again whole per row: bulk loads pack their
+-- rows instead (keyframe_put).
+CREATE OR REPLACE FUNCTION @schema@.keyframe_row_write() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    fk  text COLLATE "C";
+    rv  integer;
+    ks  text[];
+    rs  text[];
+    src CONSTANT text := 'SELECT $3 AS keyframe_id, u.k AS key, u.v AS relversion, u.r AS vals '
+                         'FROM unnest($5, $6, $7) AS u(k, v, r)';
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        DELETE FROM @schema@.keyframe_chunk c
+        WHERE (c.keyframe_id, c.first_key) = (SELECT x.keyframe_id, x.first_key FROM @schema@.keyframe_chunk x
+                                              WHERE x.keyframe_id = OLD.keyframe_id
+                                                AND x.first_key <= OLD.key COLLATE "C"
+                                              ORDER BY x.first_key DESC LIMIT 1)
+        RETURNING c.relversion, c.keys, c.rows INTO rv, ks, rs;
+        PERFORM @schema@.keyframe_pack(src, NULL, NULL, OLD.keyframe_id, NULL,
+                                       array_agg(u.k ORDER BY u.o), array_agg(rv ORDER BY u.o),
+                                       array_agg(u.r ORDER BY u.o))
+        FROM unnest(ks, rs) WITH ORDINALITY AS u(k, r, o) WHERE u.k <> OLD.key COLLATE "C"
+        HAVING count(*) > 0;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        DELETE FROM @schema@.keyframe_chunk c
+        WHERE (c.keyframe_id, c.first_key) = (SELECT x.keyframe_id, x.first_key FROM @schema@.keyframe_chunk x
+                                              WHERE x.keyframe_id = NEW.keyframe_id
+                                              ORDER BY x.first_key <= NEW.key COLLATE "C" DESC,
+                                                       CASE WHEN x.first_key <= NEW.key COLLATE "C"
+                                                            THEN x.first_key END DESC, x.first_key
+                                              LIMIT 1)
+        RETURNING c.relversion, c.keys, c.rows INTO rv, ks, rs;
+        IF array_position(ks, NEW.key::text) IS NOT NULL THEN
+            RAISE EXCEPTION 'keyframe % already has a row of key %', NEW.keyframe_id, NEW.key
+                USING ERRCODE = 'unique_violation';
+        END IF;
+        PERFORM @schema@.keyframe_pack(src, NULL, NULL, NEW.keyframe_id, NULL,
+                                       coalesce(ks, '{}') || NEW.key::text,
+                                       array_fill(rv, ARRAY[coalesce(cardinality(ks), 0)]) || NEW.relversion,
+                                       coalesce(rs, '{}') || NEW.vals::text);
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$fn$;
+DROP TRIGGER IF EXISTS keyframe_row_write ON @schema@.keyframe_row;
+CREATE TRIGGER keyframe_row_write INSTEAD OF INSERT OR UPDATE OR DELETE ON @schema@.keyframe_row
+    FOR EACH ROW EXECUTE FUNCTION @schema@.keyframe_row_write();
+-- keyframe_rows_of(keyframe, key): that keyframe's row of key (none or one),
+-- read from the one chunk that can hold it. Inlined into the caller's query.
+CREATE OR REPLACE FUNCTION @schema@.keyframe_rows_of(p_kf bigint, p_key text)
+RETURNS TABLE (key text, relversion integer, vals text[]) LANGUAGE sql STABLE AS $fn$
+    SELECT p_key COLLATE "C", c.relversion, c.rows[c.i]::text[]
+    FROM (SELECT c.relversion, c.rows, array_position(c.keys, p_key) AS i FROM @schema@.keyframe_chunk c
+          WHERE c.keyframe_id = p_kf AND c.first_key <= p_key COLLATE "C"
+          ORDER BY c.first_key DESC LIMIT 1) c
+    WHERE c.i IS NOT NULL
+$fn$;
+-- keyframe_put(keyframe, relversion, rows_sql, relid, rev): writes the rows
+-- that the query rows_sql (columns key and vals; $1 relid, $2 rev) returns
+-- as keyframe's chunks (keyframe_pack); returns how many rows it wrote.
+CREATE OR REPLACE FUNCTION @schema@.keyframe_put(p_kf bigint, p_relversion integer, p_rows text, p_relid oid,
+                                                 p_rev bigint)
+RETURNS bigint LANGUAGE sql AS $fn$
+    SELECT @schema@.keyframe_pack(format('SELECT $3 AS keyframe_id, x.key, $4 AS relversion, x.vals FROM (%s) x',
+                                         p_rows), p_relid, p_rev, p_kf, p_relversion, NULL, NULL, NULL)
+$fn$;
 
 -- Per tracked table: live rows (rows begun minus rows ended, as counted by the
 -- sink) and deltas since the last keyframe, which decide when the next
@@ -755,12 +907,23 @@ BEGIN
     -- Keyframe rows hold whole images, indexed by column id.
     FOR j IN 1 .. cardinality(p_cols) LOOP
         c := p_cols[j];
-        SELECT count(*) INTO kf_n FROM @schema@.keyframe_row kr JOIN @schema@.keyframe kf ON kf.id = kr.keyframe_id
-        WHERE kf.relid = p_relid AND kr.key = p_key AND kr.vals[c] IS NOT NULL;
+        SELECT count(*) INTO kf_n FROM @schema@.keyframe kf
+            CROSS JOIN LATERAL @schema@.keyframe_rows_of(kf.id, p_key) kr
+        WHERE kf.relid = p_relid AND kr.vals[c] IS NOT NULL;
         nk[j] := kf_n;
         IF p_apply AND kf_n > 0 THEN
-            UPDATE @schema@.keyframe_row kr SET vals[c] = NULL FROM @schema@.keyframe kf
-            WHERE kf.id = kr.keyframe_id AND kf.relid = p_relid AND kr.key = p_key AND kr.vals[c] IS NOT NULL;
+            -- the key's literal is rewritten inside its chunk (format 7), the others kept as they are
+            UPDATE @schema@.keyframe_chunk ch
+            SET rows[x.i] = (x.v[1:c - 1] || NULL::text || x.v[c + 1:])::text
+            FROM (SELECT kc.keyframe_id, kc.first_key, kc.i, kc.rows[kc.i]::text[] AS v
+                  FROM @schema@.keyframe kf
+                  CROSS JOIN LATERAL (SELECT y.keyframe_id, y.first_key, y.rows, array_position(y.keys, p_key) AS i
+                                      FROM @schema@.keyframe_chunk y
+                                      WHERE y.keyframe_id = kf.id AND y.first_key <= p_key COLLATE "C"
+                                      ORDER BY y.first_key DESC LIMIT 1) kc
+                  WHERE kf.relid = p_relid) x
+            WHERE ch.keyframe_id = x.keyframe_id AND ch.first_key = x.first_key AND x.i IS NOT NULL
+              AND x.v[c] IS NOT NULL;
         END IF;
     END LOOP;
     IF p_apply THEN
@@ -855,15 +1018,14 @@ BEGIN
         INSERT INTO @schema@.keyframe (relid, revision_id, n_rows) VALUES (t.relid, p_cut - 1, 0) RETURNING id INTO kf;
         -- folded from the keyframes before this one (keyframe_at must not start from it)
         PERFORM set_config('walrev.keyframe_below', kf::text, true);
-        INSERT INTO @schema@.keyframe_row (keyframe_id, key, relversion, vals)
-            SELECT kf, s.key, v, s.vals FROM @schema@.snapshot_rows(t.relid, p_cut - 1) s;
-        GET DIAGNOSTICS n = ROW_COUNT;
+        SELECT @schema@.keyframe_put(kf, v, 'SELECT s.key, s.vals FROM @schema@.snapshot_rows($1, $2) s',
+                                     t.relid, p_cut - 1) INTO n;
         PERFORM set_config('walrev.keyframe_below', '', true);
         UPDATE @schema@.keyframe SET n_rows = n WHERE id = kf;
         nk := nk + 1;
     END LOOP;
-    DELETE FROM @schema@.keyframe_row kr USING @schema@.keyframe k
-        WHERE k.id = kr.keyframe_id AND k.revision_id < p_cut - 1;
+    DELETE FROM @schema@.keyframe_chunk kc USING @schema@.keyframe k
+        WHERE k.id = kc.keyframe_id AND k.revision_id < p_cut - 1;
     DELETE FROM @schema@.keyframe k WHERE k.revision_id < p_cut - 1;
     DELETE FROM @schema@.erased_value e WHERE e.revision_id < p_cut;
     DELETE FROM @schema@.erasure e WHERE e.revision_id < p_cut;

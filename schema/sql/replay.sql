@@ -361,10 +361,14 @@ BEGIN
     SELECT live.key::text, ARRAY[%s]::text[]
     FROM live
     LEFT JOIN o ON o.key = live.key
-    LEFT JOIN @schema@.keyframe_row kr ON kr.keyframe_id = $6 AND kr.key COLLATE "C" = live.key
-         AND live.last_del IS NULL
+    %s
     $q$, CASE WHEN p_keys IS NOT NULL THEN format('k AS (%s),', p_keys) ELSE '' END, p_deltas, p_unchanged,
-         coalesce(cols, 'NULL'));
+         coalesce(cols, 'NULL'),
+         -- keyed (rows_at): each key's one keyframe chunk; else the keyframe whole, hash-joined
+         CASE WHEN p_keys IS NOT NULL
+              THEN 'LEFT JOIN LATERAL @schema@.keyframe_rows_of($6, live.key) kr ON live.last_del IS NULL'
+              ELSE 'LEFT JOIN @schema@.keyframe_row kr ON kr.keyframe_id = $6 AND kr.key COLLATE "C" = live.key
+         AND live.last_del IS NULL' END);
 END
 $fn$;
 
@@ -509,7 +513,7 @@ BEGIN
               AND x.op <> 'T' AND NOT (x.revision_id = $4 AND x.seq <= $5)) od
     $q$, $q$
     SELECT kr.key::text, kr.vals FROM k
-    JOIN @schema@.keyframe_row kr ON kr.keyframe_id = $6 AND kr.key = k.key
+    CROSS JOIN LATERAL @schema@.keyframe_rows_of($6, k.key) kr
     WHERE NOT EXISTS (SELECT 1 FROM pk WHERE pk.key = k.key)
     $q$, $q$
         SELECT DISTINCT u.key COLLATE "C" AS key FROM unnest($7::text[]) AS u(key) WHERE u.key IS NOT NULL
@@ -678,12 +682,13 @@ CREATE OR REPLACE FUNCTION @schema@.lineage_parts(p_relid oid, p_key text, p_rev
     OUT keys text[], OUT lo_revs bigint[], OUT lo_seqs integer[], OUT hi_revs bigint[], OUT hi_seqs integer[],
     OUT base text[])
 LANGUAGE sql STABLE AS $fn$
-    SELECT array_agg(l.seg_key ORDER BY l.seg_no), array_agg(l.lo_rev ORDER BY l.seg_no),
-           array_agg(l.lo_seq ORDER BY l.seg_no), array_agg(l.hi_rev ORDER BY l.seg_no),
-           array_agg(l.hi_seq ORDER BY l.seg_no),
-           (SELECT kr.vals FROM @schema@.keyframe_row kr
-            WHERE kr.keyframe_id = max(l.base_keyframe) AND kr.key = (array_agg(l.seg_key ORDER BY l.seg_no DESC))[1])
-      FROM @schema@.lineage(p_relid, p_key, p_rev + 1, 0, true) l
+    SELECT x.keys, x.lo_revs, x.lo_seqs, x.hi_revs, x.hi_seqs,
+           (SELECT kr.vals FROM @schema@.keyframe_rows_of(x.kf, x.base_key) kr)
+    FROM (SELECT array_agg(l.seg_key ORDER BY l.seg_no) AS keys, array_agg(l.lo_rev ORDER BY l.seg_no) AS lo_revs,
+                 array_agg(l.lo_seq ORDER BY l.seg_no) AS lo_seqs, array_agg(l.hi_rev ORDER BY l.seg_no) AS hi_revs,
+                 array_agg(l.hi_seq ORDER BY l.seg_no) AS hi_seqs, max(l.base_keyframe) AS kf,
+                 (array_agg(l.seg_key ORDER BY l.seg_no DESC))[1] AS base_key
+          FROM @schema@.lineage(p_relid, p_key, p_rev + 1, 0, true) l) x
 $fn$;
 
 -- lineage_row(relid, key, R, check_moved): one object's vals[col_id] after

@@ -245,6 +245,20 @@ history_cluster() {
 }
 
 
+# upgrade_by_setup FORMAT: the worker refuses the store of format FORMAT
+# (naming it and `walrev setup`), then setup, run twice (it is idempotent),
+# upgrades it in place.
+upgrade_by_setup() {
+  local f=$1
+  if W run --stop-lsn "$(current_lsn "$DB")" >"$TMP/refused$f.out" 2>&1; then fail "run on a format $f store"; fi
+  grep -q "has format_version $f, this walrev needs 7: run \`walrev setup\`" "$TMP/refused$f.out" ||
+    { cat "$TMP/refused$f.out"; fail "the refusal names the format"; }
+  pass "the worker refuses a format $f store"
+  for i in 1 2; do
+    W setup >"$TMP/setup${f}_$i.out" 2>&1 || { cat "$TMP/setup${f}_$i.out"; fail "setup $i on the format $f store"; }
+  done
+}
+
 # q_at NAME SQL...: q "$DB" SQL, then NAME=current_lsn: the point just after
 # the statement, for --at and --stop-lsn.
 q_at() {

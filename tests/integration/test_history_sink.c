@@ -399,7 +399,7 @@ static void test_missing_schema(void **state)
     setup_schema("old fmt");
     ts_exec(g_admin, "UPDATE \"old fmt\".store_info SET value = '2' WHERE key = 'format_version'");
     expect_open_fatal("old fmt", "history store: schema \"old fmt\" has format_version 2, this walrev "
-                                 "needs 6: run `walrev setup`");
+                                 "needs 7: run `walrev setup`");
 
     TW t, *tw = &t;
     /* Unreachable server: retry, and the message never carries the password. */
@@ -1739,12 +1739,12 @@ static void run_perf(const char *schema, int nrows, int nupdates, int per_rev)
     long long grow = atoll(after) - atoll(before);
     char *od = qv("SELECT pg_total_relation_size('%s.object_delta') + 0", schema);
     char *rv = qv("SELECT pg_total_relation_size('%s.revision') + 0", schema);
-    char *rs = qv("SELECT pg_total_relation_size('%s.keyframe_row') + 0", schema);
+    char *rs = qv("SELECT pg_total_relation_size('%s.keyframe_chunk') + 0", schema);
     print_message("perf[%s]: %d 12-column inserts in %.2fs = %.0f rows/s; %d single-column updates "
                   "(%d per revision) in %.2fs = %.0f rows/s\n",
                   schema, nrows, t_ins, nrows / t_ins, nupdates, per_rev, t_upd, nupdates / t_upd);
     print_message("size[%s]: history grew %lld bytes for %d updates = %.1f bytes/update "
-                  "(object_delta %s, revision %s, keyframe_row %s bytes total)\n",
+                  "(object_delta %s, revision %s, keyframe_chunk %s bytes total)\n",
                   schema, grow, nupdates, (double)grow / nupdates, od, rv, rs);
     assert_q("t", "SELECT count(*) = %d FROM %s.object_delta", nrows + nupdates, schema);
     /* keyframes of 10,000 rows (several MiB) went through the sink's spill file */

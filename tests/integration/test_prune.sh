@@ -150,11 +150,11 @@ q $DB "$H $FLIP"
 # ---- the export and its import ----
 expect_eq "the export's manifest: format, range, anchor, rows per file" \
   "$(python3 -c "import json; m=json.load(open('$OUT/exp/manifest.json')); print(m['walrev_prune_export'], m['store_format'], m['from_revision'], m['before_revision'], m['anchor']); print(' '.join(f['file'] + ':' + str(f['rows']) for f in m['files'] if f['table'] == 'revision'))")" \
-  "1 6 1 21 $ANCHOR
+  "1 7 1 21 $ANCHOR
 revision_p1.csv:10 revision_p11.csv:10"
 ls "$OUT/exp" | LC_ALL=C sort | tr '\n' ' ' >"$OUT/exp.ls"
 expect_eq "the export's files" "$(cat "$OUT/exp.ls")" \
-  "erased_value.csv erasure.csv keyframe.csv keyframe_row.csv manifest.json object_delta_p1.csv object_delta_p11.csv quarantine.csv revision_context_p1.csv revision_context_p11.csv revision_p1.csv revision_p11.csv "
+  "erased_value.csv erasure.csv keyframe.csv keyframe_chunk.csv manifest.json object_delta_p1.csv object_delta_p11.csv quarantine.csv revision_context_p1.csv revision_context_p11.csv revision_p1.csv revision_p11.csv "
 expect_eq "the export holds every pruned revision" "$(cat "$OUT/exp/revision_p1.csv" "$OUT/exp/revision_p11.csv" | wc -l | tr -d ' ')" 20
 cp -r "$OUT/exp" "$OUT/bad"
 sed -i '1s/^1,/1,/; 1s/,/;/' "$OUT/bad/revision_p1.csv"

@@ -89,14 +89,7 @@ expect_eq "a format 2 store with single-column deltas in arrays" \
                      (SELECT count(*) FROM revision) FROM store_info WHERE key = 'format_version'")" "2|t|$n2"
 
 # The worker refuses it until setup has upgraded it.
-if W run --stop-lsn "$(current_lsn $DB)" >"$OUT/refused.out" 2>&1; then fail "run on a format 2 store"; fi
-grep -q "has format_version 2, this walrev needs 6: run \`walrev setup\`" "$OUT/refused.out" ||
-  { cat "$OUT/refused.out"; fail "the refusal names the format"; }
-pass "the worker refuses a format 2 store"
-
-for i in 1 2; do
-  must "$OUT/setup$i.out" "setup $i on the format 2 store" W setup
-done
+upgrade_by_setup 2
 expect_eq "setup (twice) upgrades in place: format 5, parent_checksum gone, scalar columns and raw_sha256 added, rows kept, values keyed from the next revision" \
   "$(q $DB "$H SELECT value,
        (SELECT count(*) FROM pg_attribute WHERE attrelid = 'walrev.revision'::regclass AND attname = 'parent_checksum' AND NOT attisdropped),
@@ -105,7 +98,7 @@ expect_eq "setup (twice) upgrades in place: format 5, parent_checksum gone, scal
        (SELECT count(*) FROM revision), (SELECT count(*) FROM object_delta WHERE col_id IS NOT NULL),
        (SELECT count(*) FROM pg_attribute WHERE attrelid = 'walrev.revision_context'::regclass AND attname = 'raw_sha256' AND NOT attisdropped)
        , (SELECT value FROM store_info WHERE key = 'keyed_values_from')
-     FROM store_info WHERE key = 'format_version'")" "6|0|col_id,old_value,new_value|$n2|0|1|$((n2 + 1))"
+     FROM store_info WHERE key = 'format_version'")" "7|0|col_id,old_value,new_value|$n2|0|1|$((n2 + 1))"
 expect_eq "format 6: revision, revision_context and object_delta partitioned; the old tables attached in place as their first partition, the next made ahead" \
   "$(q $DB "$H SELECT string_agg(c.relname || ':' || c.relkind::text, ' ' ORDER BY c.relname) FROM pg_class c
      WHERE c.oid IN ('walrev.revision'::regclass, 'walrev.revision_context'::regclass, 'walrev.object_delta'::regclass)")

@@ -51,7 +51,7 @@ static void test_render(void **state)
     free(sql);
     sql = store_sql_render("walrev");
     assert_non_null(strstr(sql, "CREATE TABLE IF NOT EXISTS walrev.revision ("));
-    assert_non_null(strstr(sql, "INSERT INTO walrev.store_info VALUES ('format_version', '6')"));
+    assert_non_null(strstr(sql, "INSERT INTO walrev.store_info VALUES ('format_version', '7')"));
     free(sql);
 }
 
