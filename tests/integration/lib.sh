@@ -298,6 +298,24 @@ expect_snapshot_refused() {
   grep -q "$4" <<<"$out" || fail "$5: $out"
 }
 
+# expect_unpublished TABLE N: walrev refuses TABLE at table-point N (LSN[N]),
+# naming its removal from the publication, and the point leaves the
+# comparison (snapshot_points skips a table-point without its file).
+expect_unpublished() {
+  expect_snapshot_refused "$1" "${LSN[$2]}" "at point $2 (out of the publication)" \
+    "table $1 is not published at revision [0-9]*: it was removed from the publication in revision [0-9]*" \
+    "the refusal of $1 at point $2 names the removal"
+  rm -f "$TEST_TMP/$2.$1"
+}
+
+# userpub_source NAME: database NAME, slot NAME and $TEST_TMP/walrev.conf for
+# a publication the user chose ([source] publication = userpub), which the
+# test creates; W runs walrev with that file.
+userpub_source() {
+  source_db "$1" "$1"
+  source_conf "$1" <<<'publication = userpub'
+}
+
 # expect_like_table WHAT TABLE ROWS: ROWS (walrev's rows of TABLE, sorted, as
 # the test read them) equal the source's live rows of TABLE.
 expect_like_table() { expect_eq "$1" "$3" "$(q "$DB" "COPY (SELECT * FROM $2) TO STDOUT" | sort)"; }
