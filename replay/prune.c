@@ -409,6 +409,29 @@ static WrStatus check_files(const char *dir, json_t *files, WrError *err)
 }
 
 /* Partitions first (in the manifest's order: by range), then the other tables. */
+/* An export from a format 6 store holds its keyframes a row per line
+ * (keyframe_row.csv): they go through a scratch table of the view's columns
+ * into keyframe_pack, which packs them into chunks as the store's upgrade
+ * from format 6 does (one pass, not a chunk rewritten per row as writes
+ * through the view are). */
+static WrStatus load_keyframe_rows(ReplayCtx *ctx, PGconn *c, const char *cols, const char *path, WrError *err)
+{
+    char *sql = xasprintf("CREATE TEMP TABLE walrev_import_keyframe_row ON COMMIT DROP AS "
+                          "SELECT keyframe_id, key, relversion, vals FROM %s.keyframe_row WITH NO DATA",
+                          ctx->schema_q);
+    WrStatus st = rq_run(c, err, sql, 0, NULL);
+    free(sql);
+    if (st == WR_OK) st = copy_in(c, "pg_temp.walrev_import_keyframe_row", cols, path, err);
+    if (st == WR_OK) {
+        sql = xasprintf("SELECT %s.keyframe_pack('SELECT keyframe_id, key, relversion, vals FROM "
+                        "pg_temp.walrev_import_keyframe_row', NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+                        ctx->schema_q);
+        st = rq_run(c, err, sql, 0, NULL);
+        free(sql);
+    }
+    return st == WR_OK ? WR_OK : wr_error_prefix(err, "packing the format 6 keyframe rows of %s", path);
+}
+
 static WrStatus load_files(ReplayCtx *ctx, PGconn *c, const char *dir, json_t *files, WrError *err)
 {
     size_t i;
@@ -442,9 +465,13 @@ static WrStatus load_files(ReplayCtx *ctx, PGconn *c, const char *dir, json_t *f
                 return wr_error_prefix(err, "re-creating the partition of %s from revision %lld", table, (long long)lo);
         }
         char *path = xasprintf("%s/%s", dir, name);
-        char *qtable = xasprintf("%s.%s", ctx->schema_q, table);
-        st = copy_in(c, qtable, cols, path, err);
-        free(qtable);
+        if (strcmp(table, "keyframe_row") == 0) {
+            st = load_keyframe_rows(ctx, c, cols, path, err);
+        } else {
+            char *qtable = xasprintf("%s.%s", ctx->schema_q, table);
+            st = copy_in(c, qtable, cols, path, err);
+            free(qtable);
+        }
         free(path);
         if (st != WR_OK) return st;
     }
@@ -467,9 +494,10 @@ static WrStatus import_dir(ReplayCtx *ctx, const char *dir, WrError *err)
         st = wr_error_set(err, WR_INVALID, "%s/%s is not a walrev prune export (format %d)", dir, MANIFEST,
                           EXPORT_FORMAT);
     else if (!json_string_value(json_object_get(m, "store_format")) ||
-             strcmp(json_string_value(json_object_get(m, "store_format")), "7") != 0)
-        st = wr_error_set(err, WR_INVALID, "%s/%s: not exported from a format 7 store; this walrev loads format 7", dir,
-                          MANIFEST);
+             (strcmp(json_string_value(json_object_get(m, "store_format")), "7") != 0 &&
+              strcmp(json_string_value(json_object_get(m, "store_format")), "6") != 0))
+        st = wr_error_set(err, WR_INVALID, "%s/%s: not exported from a format 6 or 7 store; this walrev loads those",
+                          dir, MANIFEST);
     if (st == WR_OK) st = check_files(dir, files, err);
     PGresult *res = NULL;
     if (st == WR_OK) {
