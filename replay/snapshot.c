@@ -863,7 +863,12 @@ static WrStatus snapshot_missing_table(ReplayCtx *ctx, const char *table, uint32
  * any of its members at the point. A partition that joined with its
  * partitioned parent (ALTER PUBLICATION: its first table-log row is that
  * join's 'alter', not a creation or setup's seed) and has no backfill row
- * yet is such a table whose baseline the worker has not requested yet. */
+ * yet is such a table whose baseline the worker has not requested yet.
+ * Within its first revision a creation counts first: an application's
+ * ddl_command_end trigger that alters each new table (REPLICA IDENTITY
+ * FULL, say) fires before walrev_log_tables, so the partition's nested
+ * 'alter' precedes its 'create' in the same transaction, and a table dropped
+ * before the worker's baseline check saw it never gets a backfill row. */
 static WrStatus snapshot_whole_table(ReplayCtx *ctx, const char *table, const RelVersion *rv, uint32_t relid,
                                      int64_t rev, WrError *err)
 {
@@ -880,7 +885,7 @@ static WrStatus snapshot_whole_table(ReplayCtx *ctx, const char *table, const Re
         "SELECT quote_ident(e.nspname) || '.' || quote_ident(e.relname), 'not requested yet', '', -1, "
         "e.relid <> %2$u, e.relid FROM (SELECT DISTINCT ON (f.relid) f.* FROM %1$s.table_event f "
         "  WHERE f.relid = %2$u OR (%4$s AND f.relid IN (SELECT m FROM %1$s.members_at(%2$u, %3$lld) m)) "
-        "  ORDER BY f.relid, f.revision_id, f.seq) e "
+        "  ORDER BY f.relid, f.revision_id, f.event <> 'create', f.seq) e "
         "WHERE e.event = 'alter' AND e.relkind = 'r' AND e.parent IS NOT NULL AND e.revision_id <= %3$lld "
         "AND NOT EXISTS (SELECT 1 FROM %1$s.backfill b WHERE b.relid = e.relid)) y "
         "ORDER BY y.member, y.relid LIMIT 1",

@@ -1257,7 +1257,11 @@ WHERE CASE WHEN e.event = 'drop' THEN coalesce(e.p_event <> 'drop',
            WHEN e.event = 'unlogged' THEN e.p_event <> 'unlogged'
                 OR e.p_named IS DISTINCT FROM ROW(e.nspname, e.relname, e.parent, e.inherits)
            WHEN e.event = 'unpublished' THEN e.p_event <> 'unpublished'
+           -- a creation is kept after the 'alter' of a command nested in the
+           -- CREATE (an application's ddl_command_end trigger that fires before
+           -- walrev_log_tables): the table was born here, not joined
            ELSE e.p_event IN ('drop', 'unlogged', 'unpublished')
+                OR (e.event = 'create' AND e.p_event <> 'create')
                 OR e.p_named IS DISTINCT FROM ROW(e.nspname, e.relname, e.parent, e.inherits)
                 OR e.p_shape IS DISTINCT FROM ROW(e.relkind, e.columns) END
     $q$, rels);
