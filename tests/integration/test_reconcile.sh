@@ -47,10 +47,14 @@ grep -Eq '^public\.big: 3000 row\(s\) in the table, 3000 in the history, 0 diffe
   || { cat "$TMP/v1.err"; fail "equal tables: one level of chunks, nothing compared row by row"; }
 pass "equal: 3000 rows compared by chunks alone, no row compared one by one"
 
-# --- edited while untracked (out of the publication for a moment) ---
-q $DB "ALTER PUBLICATION walrev DROP TABLE big;
+# --- edited while untracked (out of the publication for a moment, with
+# walrev's note of the published set off, as on a store whose table log
+# trigger is missing: with it, the rejoin brings the rows back; test_unpublish) ---
+q $DB "ALTER EVENT TRIGGER walrev_note_published DISABLE;
+       ALTER PUBLICATION walrev DROP TABLE big;
        UPDATE big SET v = 'changed' WHERE id = 77; DELETE FROM big WHERE id = 1500;
-       ALTER PUBLICATION walrev ADD TABLE big;"
+       ALTER PUBLICATION walrev ADD TABLE big;
+       ALTER EVENT TRIGGER walrev_note_published ENABLE;"
 rc=0; W verify --against-source --table big >"$TMP/v2.out" 2>"$TMP/v2.err" || rc=$?
 expect_eq "a table edited while untracked: exit 1" "$rc" 1
 expect_eq "exactly the differing keys are named" "$(grep -v '^DIVERGED' "$TMP/v2.out" | sort)" \

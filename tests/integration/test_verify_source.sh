@@ -39,10 +39,15 @@ grep -Eq "^ok: 3 table\(s\) compared at [0-9A-F]+/[0-9A-F]+ \(revision 1\): 214 
 pass "the history equals the tables after setup (214 rows, 3 tables)"
 
 # --- edited while untracked: out of the publication for a moment ---
-q $DB "ALTER PUBLICATION walrev DROP TABLE t, k;
+# (with walrev's note of the published set off, as on a store whose table log
+# trigger is missing: with it, the leave is recorded and the rejoin brings
+# the rows back, so the history would equal the tables again; test_unpublish)
+q $DB "ALTER EVENT TRIGGER walrev_note_published DISABLE;
+       ALTER PUBLICATION walrev DROP TABLE t, k;
        UPDATE t SET v = 'x' WHERE id = 2; DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (11, 'new', 11);
        DELETE FROM k WHERE a = 2; INSERT INTO k VALUES (1, 'x');
        ALTER PUBLICATION walrev ADD TABLE t, k;
+       ALTER EVENT TRIGGER walrev_note_published ENABLE;
        UPDATE t SET n = 50 WHERE id = 5;"
 rc=0; W verify --against-source >"$TMP/v2.out" 2>"$TMP/v2.err" || rc=$?
 expect_eq "a table edited while untracked makes verify --against-source exit 1" "$rc" 1
