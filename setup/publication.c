@@ -293,9 +293,12 @@ void setup_check_publication(Setup *s)
                           s->cfg->publication);
         }
         static const char *ops[] = {"insert", "update", "delete", "truncate"};
+        char fix[300];
+        snprintf(fix, sizeof(fix), "ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate')",
+                 s->cfg->publication);
         for (int i = 0; i < 4; i++)
             if (PQgetvalue(res, 0, 1 + i)[0] != 't')
-                setup_problem(s, "ALTER PUBLICATION ... SET (publish = 'insert, update, delete, truncate')",
+                setup_problem(s, fix,
                               "publication %s does not publish %s: the history would miss them and answer rows "
                               "the tables do not have",
                               s->cfg->publication, ops[i]);
