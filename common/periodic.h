@@ -1,6 +1,7 @@
 /*
  * periodic.h — one background thread that runs a round every interval until
- * stopped: the worker's continuous reconciliation and its retention use it.
+ * stopped: the worker's continuous reconciliation and its history jobs
+ * (retention, compaction: replay/history_job.c) use it.
  * The wait is a condition variable, so periodic_stop ends it at once rather
  * than after the interval; a round in progress is never interrupted, only
  * told (through the stop flag) that it may end early. No logging here: the

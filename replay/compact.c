@@ -17,10 +17,9 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/periodic.h"
 #include "pgio/pgio.h"
+#include "replay/history_job.h"
 #include "replay/internal.h"
-#include "schema/store_sql.h"
 
 /* Rebuilt indexes are marked by this reloption (and built with it). */
 #define FULL_FILLFACTOR "fillfactor=100"
@@ -210,26 +209,11 @@ WrStatus cmd_compact(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 
 /* ---- walrev run's compaction thread ---- */
 
-struct Compactor {
-    CompactConfig cfg;
-    char *conninfo;
-    char *schema;
-    char *qschema;
-    Periodic *rounds;
-};
-
-static void round_once(void *arg, const atomic_int *stop)
+static void round_once(PGconn *conn, const HistoryJobConfig *cfg, const char *schema_q, const atomic_int *stop)
 {
-    Compactor *c = arg;
-    PGconn *conn = NULL;
     WrError err = {0};
-    if (rq_connect(c->conninfo, "history store (compaction)", &conn, &err) != WR_OK) {
-        log_warn("msg=\"history not compacted: cannot connect; tried again at the next round\" error=\"%s\"", err.msg);
-        PQfinish(conn);
-        return;
-    }
     CompactResult r = {0};
-    WrStatus st = rq_compact(conn, c->qschema, c->schema, stop, NULL, &r, &err);
+    WrStatus st = rq_compact(conn, schema_q, cfg->schema, stop, NULL, &r, &err);
     if (st != WR_OK && !atomic_load(stop))
         log_warn("msg=\"history not compacted; tried again at the next round\" done=%d error=\"%s\"", r.indexes,
                  err.msg);
@@ -238,39 +222,17 @@ static void round_once(void *arg, const atomic_int *stop)
     else if (r.indexes > 0)
         log_info("msg=\"history compacted\" indexes=%d bytes_before=%lld bytes_after=%lld", r.indexes, r.bytes_before,
                  r.bytes_after);
-    PQfinish(conn);
 }
 
-static void compactor_free(Compactor *c)
-{
-    free(c->conninfo);
-    free(c->schema);
-    free(c->qschema);
-    free(c);
-}
+static const HistoryJobKind COMPACTION = {
+    .name = "compaction",
+    .not_done = "history not compacted",
+    .not_started = "compaction thread not started: history indexes will not be compacted",
+    .round = round_once};
 
-Compactor *replay_compactor_start(const CompactConfig *cfg)
+HistoryJob *replay_compactor_start(const HistoryJobConfig *cfg)
 {
-    Compactor *c = xcalloc(1, sizeof(*c));
-    c->cfg = *cfg;
-    c->conninfo = xstrdup(cfg->history_conninfo ? cfg->history_conninfo : "");
-    c->schema = xstrdup(cfg->schema ? cfg->schema : "walrev");
-    c->qschema = store_quote_ident(c->schema);
-    c->cfg.history_conninfo = c->conninfo;
-    c->cfg.schema = c->schema;
-    c->rounds = periodic_start(cfg->interval_s, round_once, c);
-    if (!c->rounds) {
-        log_error("msg=\"compaction thread not started: history indexes will not be compacted\"");
-        compactor_free(c);
-        return NULL;
-    }
-    log_debug("msg=\"compaction on\" interval_s=%d", cfg->interval_s);
-    return c;
-}
-
-void replay_compactor_stop(Compactor *c)
-{
-    if (!c) return;
-    periodic_stop(c->rounds);
-    compactor_free(c);
+    HistoryJob *job = history_job_start(&COMPACTION, cfg);
+    if (job) log_debug("msg=\"compaction on\" interval_s=%d", cfg->interval_s);
+    return job;
 }

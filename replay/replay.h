@@ -44,40 +44,30 @@ int replay_command(const char *cmd, int argc, char **argv, const ReplayOptions *
 int replay_run(const char *cmd, int argc, char **argv, const ReplayOptions *opts, FILE *out, FILE *err);
 
 /*
- * `walrev run`'s retention ([history] retain, replay/retain.c): a thread
- * that prunes the history older than retain_s every interval_s, on its own
- * connection under a short lock_timeout (a round that cannot take its
+ * `walrev run`'s background jobs on the history store (replay/history_job.c):
+ * a thread each that runs a round every interval_s on a connection of its
+ * own (a round that cannot connect is logged and tried again at the next).
+ * Retention ([history] retain, replay/retain.c) prunes the history older
+ * than retain_s under a short lock_timeout (a round that cannot take its
  * locks is logged and tried again later; it never holds up the stream).
+ * Compaction ([history] compact_interval, replay/compact.c) rebuilds the
+ * B-tree indexes of the history partitions no longer written at fillfactor
+ * 100 (REINDEX CONCURRENTLY, one index at a time; a rebuild in progress is
+ * cancelled by the stop and tried again by a later round).
  */
-typedef struct Retainer Retainer;
-typedef struct {
-    const char *history_conninfo; /* copied */
-    const char *schema;           /* history schema; NULL: "walrev"; copied */
-    long long retain_s;           /* prune what committed longer ago than this; > 0 */
-    int interval_s;               /* between rounds (the first after one interval); > 0 */
-} RetainConfig;
-/* Start the thread; NULL when it could not start (logged). */
-Retainer *replay_retainer_start(const RetainConfig *cfg);
-/* Stop and join (a round in progress finishes first); accepts NULL. */
-void replay_retainer_stop(Retainer *r);
-
-/*
- * `walrev run`'s compaction ([history] compact_interval, replay/compact.c):
- * a thread that, every interval_s, rebuilds the B-tree indexes of the
- * history partitions no longer written at fillfactor 100 (REINDEX
- * CONCURRENTLY, one index at a time, on its own connection; a rebuild in
- * progress is cancelled by the stop and tried again by a later round).
- */
-typedef struct Compactor Compactor;
+typedef struct HistoryJob HistoryJob;
 typedef struct {
     const char *history_conninfo; /* copied */
     const char *schema;           /* history schema; NULL: "walrev"; copied */
     int interval_s;               /* between rounds (the first after one interval); > 0 */
-} CompactConfig;
-/* Start the thread; NULL when it could not start (logged). */
-Compactor *replay_compactor_start(const CompactConfig *cfg);
-/* Stop and join (a rebuild in progress is cancelled); accepts NULL. */
-void replay_compactor_stop(Compactor *c);
+    long long retain_s;           /* retention only: prune what committed longer ago than this; > 0 */
+} HistoryJobConfig;
+/* Start the retention thread; NULL when it could not start (logged). */
+HistoryJob *replay_retainer_start(const HistoryJobConfig *cfg);
+/* Start the compaction thread; NULL when it could not start (logged). */
+HistoryJob *replay_compactor_start(const HistoryJobConfig *cfg);
+/* Stop and join either (a round in progress is told to stop and waited for); accepts NULL. */
+void replay_history_job_stop(HistoryJob *job);
 
 /*
  * schema/sql/replay.sql (views and functions over the history store) with

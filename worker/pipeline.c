@@ -36,8 +36,8 @@ typedef struct {
     int64_t last_watchdog_us;
     /* [worker] reconcile_interval: the thread comparing the history with the tables; NULL when off. */
     Reconciler *reconciler;
-    Retainer *retainer;   /* [history] retain */
-    Compactor *compactor; /* [history] compact_interval */
+    HistoryJob *retainer;  /* [history] retain */
+    HistoryJob *compactor; /* [history] compact_interval */
 } Pipeline;
 
 /* ---- the session's hooks: systemd, and the sinks of each session ---- */
@@ -242,11 +242,11 @@ static void start_retainer(Pipeline *p)
 {
     const Config *cfg = p->cfg;
     if (!history_job_wanted(cfg, cfg->retain_s, "retain", "prune")) return;
-    RetainConfig rc = {.history_conninfo = cfg->history_conninfo,
-                       .schema = cfg->history_schema,
-                       .retain_s = cfg->retain_s,
-                       .interval_s = cfg->retain_interval_s};
-    p->retainer = replay_retainer_start(&rc);
+    HistoryJobConfig jc = {.history_conninfo = cfg->history_conninfo,
+                           .schema = cfg->history_schema,
+                           .interval_s = cfg->retain_interval_s,
+                           .retain_s = cfg->retain_s};
+    p->retainer = replay_retainer_start(&jc);
 }
 
 /* [history] compact_interval > 0 (the default): rebuild the indexes of full partitions (replay/compact.c). */
@@ -254,10 +254,10 @@ static void start_compactor(Pipeline *p)
 {
     const Config *cfg = p->cfg;
     if (cfg->compact_interval_s <= 0 || !cfg->history_enabled) return;
-    CompactConfig cc = {.history_conninfo = cfg->history_conninfo,
-                        .schema = cfg->history_schema,
-                        .interval_s = cfg->compact_interval_s};
-    p->compactor = replay_compactor_start(&cc);
+    HistoryJobConfig jc = {.history_conninfo = cfg->history_conninfo,
+                           .schema = cfg->history_schema,
+                           .interval_s = cfg->compact_interval_s};
+    p->compactor = replay_compactor_start(&jc);
 }
 static int pipeline_finish(Pipeline *p, int rc)
 {
@@ -265,9 +265,9 @@ static int pipeline_finish(Pipeline *p, int rc)
     p->session = NULL;
     reconciler_stop(p->reconciler);
     p->reconciler = NULL;
-    replay_retainer_stop(p->retainer);
+    replay_history_job_stop(p->retainer);
     p->retainer = NULL;
-    replay_compactor_stop(p->compactor);
+    replay_history_job_stop(p->compactor);
     p->compactor = NULL;
     return rc;
 }
