@@ -8,7 +8,8 @@
 #              kafka_conf / late_tables_conf (walrev.conf), history_cluster,
 #              w_setup (`W setup` that must succeed)
 #   running    must (a command that must succeed, its output kept and shown
-#              on failure), run_to / run_to_now (the worker to an LSN),
+#              on failure), run_w (one that may fail, its output and status
+#              kept for the test to check), run_to / run_to_now (the worker to an LSN),
 #              worker_start / worker_up (in the background), worker_stop /
 #              worker_down / worker_kill
 #   waiting    wait_for (poll a check with a bound), q_is (the usual check),
@@ -46,6 +47,16 @@ must() {
 # source_db) must succeed: its output in $TEST_TMP/setup.out, shown when it
 # fails (the check "setup").
 w_setup() { must "$TEST_TMP/setup.out" setup W setup "$@"; }
+
+# run_w NAME ARG...: `W ARG...`, which may fail: its stdout in
+# $TEST_TMP/NAME.out, its stderr in $TEST_TMP/NAME.err and its exit status in
+# rc, for the test to check (a usage error's exit 2 and message, say).
+run_w() {
+  local name=$1
+  shift
+  rc=0
+  W "$@" >"$TEST_TMP/$name.out" 2>"$TEST_TMP/$name.err" || rc=$?
+}
 
 # TEST_TMP: a directory of this test's own for logs and scratch files (never a
 # fixed /tmp path, which two runs at once would share). Removed when the test
@@ -287,6 +298,16 @@ backfill_state_is() { [ "$(backfill_state "$1")" = "$2" ]; }
 expect_whole_from() {
   WHOLE=$(q "$DB" "$H SELECT whole_from FROM backfill WHERE relid = 'public.$1'::regclass")
   [ "$WHOLE" -gt 0 ] 2>/dev/null || fail "$1's whole_from is a revision ($WHOLE)"
+}
+
+# expect_refused WHAT PATTERN ARG...: `W ARG...` fails (else the test fails:
+# "WHAT answered") with output that matches the grep PATTERN (else: "WHAT:
+# the refusal does not say PATTERN"), the output shown either way.
+expect_refused() {
+  local what=$1 pattern=$2 out
+  shift 2
+  out=$(W "$@" 2>&1) && fail "$what answered: $out"
+  grep -q -- "$pattern" <<<"$out" || fail "$what: the refusal does not say '$pattern': $out"
 }
 
 # expect_snapshot_refused TABLE POINT WHEN PATTERN WHAT: `W snapshot` of TABLE

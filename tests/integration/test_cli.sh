@@ -10,8 +10,8 @@ for v in WALREV_SOURCE WALREV_HISTORY WALREV_SCHEMA WALREV_SLOT WALREV_PUBLICATI
   unset $v
 done
 
-# run_w NAME ARGS...: run walrev, keep stdout/stderr in $OUT/NAME.{out,err}, exit code in $rc
-run_w() { local name=$1; shift; rc=0; "$WALREV_BIN" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || rc=$?; }
+# walrev as it is, no configuration but what each call names (run_w runs W)
+W() { "$WALREV_BIN" "$@"; }
 expect_err() { expect_eq "$1" "$(cat "$OUT/$2.err")" "$3"; }
 
 run_w version --version

@@ -17,8 +17,8 @@ done
 DOCS=${WALREV_SOURCE_DIR:?}/docs/cli.md
 COMMANDS="setup run status rules baseline tail verify snapshot log show history blame diff restore revert rollback branch merge review erase prune compact"
 
-# run_w NAME ARGS...: walrev with stdout/stderr in $OUT/NAME.{out,err}, exit code in $rc
-run_w() { local name=$1; shift; rc=0; "$WALREV_BIN" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || rc=$?; }
+# walrev as it is, no configuration but what each call names (run_w runs W)
+W() { "$WALREV_BIN" "$@"; }
 # the fenced block right after the heading "## `walrev CMD`" (or ###) in docs/cli.md
 doc_block() {
   awk -v h="\`walrev $1\`" '

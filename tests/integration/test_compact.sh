@@ -9,17 +9,13 @@
 # dropped; a compaction already running is refused; bad usage exits 2; and
 # [history] compact_interval compacts from the running worker.
 source "$(dirname "$0")/lib.sh"
-DB=compact_db
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db compact_db
 OUT=$TEST_TMP
-H="SET search_path = walrev;"
 source_conf compact_db <<CONF
 [history]
 partition_revisions = 10
 compact_interval = 0
 CONF
-run_w() { local name=$1; shift; rc=0; W "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || rc=$?; }
 
 q $DB "CREATE TABLE acct (id int PRIMARY KEY, v int NOT NULL)"
 W setup >"$OUT/setup.out" 2>&1 || { cat "$OUT/setup.out"; fail setup; }

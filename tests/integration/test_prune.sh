@@ -9,17 +9,12 @@
 # again; bad arguments get clear errors and exit codes; [history] retain
 # prunes from the running worker while the stream goes on.
 source "$(dirname "$0")/lib.sh"
-DB=prune_ret
-fresh_db $DB
-SRC=$(conninfo $DB)
+source_db prune_ret
 OUT=$TEST_TMP
-H="SET search_path = walrev;"
 source_conf prune_ret <<CONF
 [history]
 partition_revisions = 10
 CONF
-# run_w NAME ARGS...: walrev with stdout/stderr in $OUT/NAME.{out,err}, exit code in $rc
-run_w() { local name=$1; shift; rc=0; W "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || rc=$?; }
 
 q $DB "CREATE TABLE acct (id int PRIMARY KEY, owner text NOT NULL, balance int); CREATE TABLE bag (v text);
        ALTER TABLE bag REPLICA IDENTITY FULL; CREATE TABLE tick (one int PRIMARY KEY, n int); INSERT INTO tick VALUES (1, 0)"

@@ -73,24 +73,25 @@ expect_points_equal 41
 pass "every point out of the publication refused by name"
 
 # the other readers refuse by name too
-out=$(W blame --table t --key 1 --at "${LSN[2]}" 2>&1) && fail "blame of t while out answered: $out"
-grep -q "table t is not published at revision" <<<"$out" || fail "blame names t unpublished: $out"
-out=$(W diff "${LSN[0]}" "${LSN[2]}" --table t 2>&1) && fail "diff of t into its time out answered: $out"
-grep -q "table t is not published at revision" <<<"$out" || fail "diff names t unpublished: $out"
-out=$(W diff "${LSN[0]}" "${LSN[2]}" 2>&1) && fail "diff of every table into t's time out answered: $out"
-grep -q "table public\.[a-z_]* is not published at revision" <<<"$out" || fail "diff of every table names a table out: $out"
-out=$(W restore --table t --key 1 --at "${LSN[2]}" 2>&1) && fail "restore of t from its time out answered: $out"
-grep -q "table t is not published at revision" <<<"$out" || fail "restore names t unpublished: $out"
-out=$(W snapshot --table t --at "${LSN[2]}" --into asof 2>&1) && fail "snapshot --into of t while out answered: $out"
-grep -q "table t is not published at revision" <<<"$out" || fail "snapshot --into names t unpublished: $out"
+expect_refused "blame of t while out" "table t is not published at revision" \
+  blame --table t --key 1 --at "${LSN[2]}"
+expect_refused "diff of t into its time out" "table t is not published at revision" \
+  diff "${LSN[0]}" "${LSN[2]}" --table t
+expect_refused "diff of every table into t's time out" \
+  "table public\.[a-z_]* is not published at revision" \
+  diff "${LSN[0]}" "${LSN[2]}"
+expect_refused "restore of t from its time out" "table t is not published at revision" \
+  restore --table t --key 1 --at "${LSN[2]}"
+expect_refused "snapshot --into of t while out" "table t is not published at revision" \
+  snapshot --table t --at "${LSN[2]}" --into asof
 expect_eq "--into made no table" "$(q $DB "SELECT count(*) FROM pg_tables WHERE schemaname = 'asof'")" 0
 pass "blame, diff, restore and --into refuse a point while out of the publication by name"
 # revert of the rejoin's revision (its truncate and baseline rows): the
 # rows before it are not known, and revert says so
 REJOIN=$(q $DB "$H SELECT max(revision_id) FROM table_event WHERE relid = 'public.t'::regclass AND event = 'alter'")
-out=$(W revert "$REJOIN" --force 2>&1) && fail "revert of t's rejoin answered: $out"
-grep -q "revision $REJOIN is a baseline snapshot: there is nothing to revert to" <<<"$out" ||
-  fail "revert refuses the rejoin: $out"
+expect_refused "revert of t's rejoin" \
+  "revision $REJOIN is a baseline snapshot: there is nothing to revert to" \
+  revert "$REJOIN" --force
 pass "revert of the rejoin refuses"
 W log --table t >"$TMP/log.out" 2>&1 || { cat "$TMP/log.out"; fail "log of t"; }
 expect_verify "verify passes"
