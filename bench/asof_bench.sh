@@ -62,10 +62,7 @@ pack_rows() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 # install the history DDL and the replay SQL into schema $1
-install_schema() {
-  { sed "s/@schema@/$1/g" "$ROOT/schema/sql/history.sql"; sed "s/@schema@/$1/g" "$ROOT/schema/sql/replay.sql"; } |
-    "${PSQL[@]}" >/dev/null
-}
+install_schema() { store_sql "$1" | "${PSQL[@]}" >/dev/null; }
 
 # build history size H (x N) for table asof_tH in schema walrev_hH
 build_history() {
@@ -79,10 +76,7 @@ build_history() {
   local nrev=$(( (total + per - 1) / per ))
   "${PSQL[@]}" >/dev/null <<SQL
 SET synchronous_commit = off;
-INSERT INTO $S.relation_version (relid, version, nspname, relname, replident, valid_from, col_ids, col_names,
-    col_type_oids, col_typmods, col_type_names, col_is_key, col_track)
-VALUES ($relid, 1, 'public', '$T', 'd', '0/1', '{1,2,3,4}', '{id,a,b,c}', '{23,23,25,1700}',
-        '{-1,-1,-1,786438}', '{NULL,NULL,NULL,NULL}', '{t,f,f,f}', '{f,f,f,f}');
+$(relation_version_sql $S $T d)
 INSERT INTO $S.revision (id, xid, commit_lsn, end_lsn, commit_time, n_insert, n_update, checksum)
 SELECT r, r, '0/10'::pg_lsn + r * 1000, '0/10'::pg_lsn + r * 1000 + 8,
        timestamptz '2026-01-01 00:00:00+00' + r * interval '1 second',
@@ -218,10 +212,7 @@ sql "CREATE TABLE public.$T (id integer PRIMARY KEY, v integer, w text)"
 relid=$(sql "SELECT 'public.$T'::regclass::oid")
 "${PSQL[@]}" >/dev/null <<SQL
 SET synchronous_commit = off;
-INSERT INTO $S.relation_version (relid, version, nspname, relname, replident, valid_from, col_ids, col_names,
-    col_type_oids, col_typmods, col_type_names, col_is_key, col_track)
-VALUES ($relid, 1, 'public', '$T', 'd', '0/1', '{1,2,3}', '{id,v,w}', '{23,23,25}', '{-1,-1,-1}',
-        '{NULL,NULL,NULL}', '{t,f,f}', '{f,f,f}');
+$(relation_version_sql $S $T d)
 WITH objs(key, versions, first) AS (VALUES $objs)
 INSERT INTO $S.object_delta (revision_id, seq, relid, relversion, op, key, context_no, col_ids, old_values, new_values)
 SELECT o.first + i, 1, $relid, 1, CASE WHEN i = 0 THEN 'I' ELSE 'U' END, '["' || o.key || '"]', 1,
@@ -230,12 +221,7 @@ SELECT o.first + i, 1, $relid, 1, CASE WHEN i = 0 THEN 'I' ELSE 'U' END, '["' ||
        CASE WHEN i = 0 THEN ARRAY[o.key::text, '0', 'w0'] WHEN i % 2 = 0 THEN ARRAY[i::text] ELSE ARRAY['w' || i] END
 FROM objs o, generate_series(0, o.versions - 1) i
 ORDER BY 1;
-INSERT INTO $S.revision (id, xid, commit_lsn, end_lsn, commit_time, actor_type, actor_id, n_update, checksum)
-SELECT r, r, '0/10'::pg_lsn + r * 1000, '0/10'::pg_lsn + r * 1000 + 8,
-       timestamptz '2026-01-01 00:00:00+00' + r * interval '1 second', 'user', (r % 7)::text, 1, '\\x00'
-FROM generate_series(1, $LASTREV + 1) r;
-INSERT INTO $S.revision_context (revision_id, context_no, lsn, actor_type, actor_id, raw)
-SELECT id, 1, commit_lsn, actor_type, actor_id, '{}' FROM $S.revision;
+$(revisions_sql $S "$LASTREV + 1")
 SQL
 sql "VACUUM ANALYZE $S.object_delta, $S.revision, $S.revision_context" >/dev/null
 # keyframes every 4,000 deltas, each computed from the one before

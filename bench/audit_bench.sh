@@ -40,8 +40,7 @@ fi
 standalone_database audit "${AUDIT_CONNINFO:-}"
 # install ROOT's replay functions into schema walrev (history.sql too when $2 is set)
 install_sql() {
-  { [ -n "${2:-}" ] && sed "s/@schema@/walrev/g" "$1/schema/sql/history.sql"; sed "s/@schema@/walrev/g" "$1/schema/sql/replay.sql"; } |
-    "${PSQL[@]}" >/dev/null
+  { [ -n "${2:-}" ] && schema_sql history walrev "$1"; schema_sql replay walrev "$1"; } | "${PSQL[@]}" >/dev/null
 }
 
 if [ "$REUSE" = 0 ] || [ -z "$(sql "SELECT to_regclass('walrev.revision')")" ]; then
@@ -52,10 +51,7 @@ if [ "$REUSE" = 0 ] || [ -z "$(sql "SELECT to_regclass('walrev.revision')")" ]; 
   relid=$(sql "SELECT 'public.big5'::regclass::oid")
   "${PSQL[@]}" >/dev/null <<SQL
 SET synchronous_commit = off;
-INSERT INTO walrev.relation_version (relid, version, nspname, relname, replident, valid_from, col_ids, col_names,
-    col_type_oids, col_typmods, col_type_names, col_is_key, col_track)
-VALUES ($relid, 1, 'public', 'big5', 'f', '0/1', '{1,2,3,4}', '{id,a,b,c}', '{23,23,25,1700}', '{-1,-1,-1,786438}',
-        '{NULL,NULL,NULL,NULL}', '{t,f,f,f}', '{f,f,f,f}');
+$(relation_version_sql walrev big5 f)
 -- revision 1 the baseline; per size bulk revisions 25 s apart, then 5,000 small ones 2 ms apart from 5 s later
 CREATE TEMP TABLE plan (id bigint, kind text, n bigint, t timestamptz, actor int);
 DO \$\$

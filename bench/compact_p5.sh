@@ -16,20 +16,19 @@
 # Drops and makes databases p5a and p5b there (about 5 minutes, 1 GB).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib/store_fill.sh
+source "$ROOT/bench/lib/store_fill.sh"
 W=${WALREV_BIN:-$ROOT/build-release/worker/walrev}
 LAST=1000000
 base="host=${PGHOST:-127.0.0.1} port=${PGPORT:-5432} user=${PGUSER:-postgres}"
 psql -XAtq "$base dbname=postgres" -c "DROP DATABASE IF EXISTS p5b" -c "DROP DATABASE IF EXISTS p5a" -c "CREATE DATABASE p5a"
 P=(psql -XAtq -v ON_ERROR_STOP=1 "$base dbname=p5a")
-{ sed "s/@schema@/walrev/g" "$ROOT/schema/sql/history.sql"; sed "s/@schema@/walrev/g" "$ROOT/schema/sql/replay.sql"; } | "${P[@]}" >/dev/null
+store_sql walrev | "${P[@]}" >/dev/null
 "${P[@]}" -c "CREATE TABLE public.obj (id integer PRIMARY KEY, v integer, w text)"
 relid=$("${P[@]}" -c "SELECT 'public.obj'::regclass::oid")
 "${P[@]}" >/dev/null <<SQL
 SET synchronous_commit = off;
-INSERT INTO walrev.relation_version (relid, version, nspname, relname, replident, valid_from, col_ids, col_names,
-    col_type_oids, col_typmods, col_type_names, col_is_key, col_track)
-VALUES ($relid, 1, 'public', 'obj', 'd', '0/1', '{1,2,3}', '{id,v,w}', '{23,23,25}', '{-1,-1,-1}',
-        '{NULL,NULL,NULL}', '{t,f,f}', '{f,f,f}');
+$(relation_version_sql walrev obj d)
 INSERT INTO walrev.object_delta (revision_id, seq, relid, relversion, op, key, context_no, col_id, old_value, new_value,
                                  col_ids, old_values, new_values)
 SELECT r, s, $relid, 1, op, key, 1, col_id, old_value, new_value, col_ids, old_values, new_values FROM (
@@ -45,12 +44,7 @@ SELECT r, s, $relid, 1, op, key, 1, col_id, old_value, new_value, col_ids, old_v
   SELECT r, 2, 'U', '["' || (2 + (hashint8(r) & 1023) % 1000) || '"]', 2, 'old', r::text, NULL, NULL, NULL
   FROM generate_series(2, $LAST) r
 ) x ORDER BY r, s;
-INSERT INTO walrev.revision (id, xid, commit_lsn, end_lsn, commit_time, actor_type, actor_id, n_update, checksum)
-SELECT r, r, '0/10'::pg_lsn + r * 1000, '0/10'::pg_lsn + r * 1000 + 8,
-       timestamptz '2026-01-01 00:00:00+00' + r * interval '1 second', 'user', (r % 7)::text, 1, '\\x00'
-FROM generate_series(1, $LAST) r;
-INSERT INTO walrev.revision_context (revision_id, context_no, lsn, actor_type, actor_id, raw)
-SELECT id, 1, commit_lsn, actor_type, actor_id, '{}' FROM walrev.revision;
+$(revisions_sql walrev $LAST)
 SQL
 "${P[@]}" -c "VACUUM ANALYZE walrev.object_delta, walrev.revision, walrev.revision_context" >/dev/null
 "${P[@]}" >/dev/null <<SQL

@@ -58,3 +58,7 @@ standalone_database() {
 }
 
 sql() { "${PSQL[@]}" -c "$1"; }
+
+# the SQL that writes a store in bulk (relation_version_sql, revisions_sql, ...)
+# shellcheck source=lib/store_fill.sh
+source "$(dirname "${BASH_SOURCE[0]}")/store_fill.sh"
