@@ -805,7 +805,7 @@ static WrStatus detect(Backfill *b, WrError *err)
                       "JOIN pg_namespace n ON n.nspname = pt.schemaname "
                       "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
                       "WHERE pt.pubname = $1 AND NOT (pt.schemaname = $2 AND pt.tablename = 'ddl_capture') "
-                      "AND c.relkind <> 'p' AND NOT " PARTLY_PUBLISHED_SQL " ORDER BY 2, 3",
+                      "AND c.relkind NOT IN ('p', 'f') AND NOT " PARTLY_PUBLISHED_SQL " ORDER BY 2, 3",
                       2, pub, &s, err, "backfill: listing published tables");
     if (st != WR_OK) {
         pgio_run_unchecked(b->src, "ROLLBACK");

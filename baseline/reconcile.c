@@ -119,7 +119,7 @@ WrStatus reconcile_list_published(PGconn *src, const char *what, PGresult **out,
                     "SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname, c.relname "
                     "FROM pg_publication_tables pt JOIN pg_namespace n ON n.nspname = pt.schemaname "
                     "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-                    "WHERE pt.pubname = current_setting('walrev.publication') ORDER BY 2",
+                    "WHERE pt.pubname = current_setting('walrev.publication') AND c.relkind <> 'f' ORDER BY 2",
                     0, NULL, out, err, what);
 }
 

@@ -734,10 +734,13 @@ WrStatus rq_members_logged(ReplayCtx *ctx, uint32_t relid, int64_t from, int64_t
 
 WrStatus rq_inherits_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, bool *parent, WrError *err)
 {
-    /* the cheap test first: most tables never were a parent */
+    /* the cheap test first: most tables never were a parent. A foreign child counts (members_at
+     * leaves it out, having no rows here): the parent is one, and members_logged names the child. */
     return rq_boolf(ctx->hist, parent, err,
                     "SELECT CASE WHEN %1$s.is_inherit_parent(%2$u) THEN EXISTS (SELECT 1 FROM "
-                    "%1$s.members_at(%2$u, %3$lld) m WHERE m <> %2$u) ELSE false END",
+                    "%1$s.member_intervals(%2$u) m WHERE m.relid <> %2$u AND m.relkind IN ('r', 'f') "
+                    "AND m.lo < %1$s.change_pos(%3$lld + 1, 0) AND m.hi >= %1$s.change_pos(%3$lld + 1, 0)) "
+                    "ELSE false END",
                     ctx->schema_q, relid, (long long)rev);
 }
 

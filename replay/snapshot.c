@@ -797,13 +797,19 @@ static WrStatus snapshot_unlogged_table(ReplayCtx *ctx, const char *table, uint3
                              "(SELECT min(revision_id) FROM ev WHERE event = 'unlogged' AND revision_id <= %3$lld "
                              "AND revision_id >= coalesce((SELECT rev FROM logged), 0)), "
                              "(SELECT min(revision_id) FROM ev WHERE revision_id > %3$lld "
-                             "AND event NOT IN ('unlogged', 'drop')) "
+                             "AND event NOT IN ('unlogged', 'drop')), e.relkind "
                              "FROM ev e WHERE e.revision_id <= %3$lld ORDER BY e.revision_id DESC, e.seq DESC LIMIT 1",
                              ctx->schema_q, relid, (long long)pt->rev);
     if (!res) return err->status;
     bool one = PQntuples(res) == 1;
     const char *name = one ? PQgetvalue(res, 0, 0) : table;
-    if (one && PQgetvalue(res, 0, 1)[0] == 't')
+    if (one && strcmp(PQgetvalue(res, 0, 4), "f") == 0)
+        /* a foreign partition or INHERITS child (table_log.sql's catalog_state) */
+        wr_error_set(err, WR_INVALID,
+                     "table %s is a foreign table: its rows live on another server, where logical decoding here "
+                     "cannot see them, so walrev has no history of it",
+                     name);
+    else if (one && PQgetvalue(res, 0, 1)[0] == 't')
         wr_error_set(err, WR_INVALID,
                      "table %s is unlogged at revision %lld: it was made UNLOGGED in revision %s, and logical "
                      "decoding cannot capture it since, so walrev has no history of it from there (ALTER TABLE "

@@ -50,7 +50,8 @@ static bool record_skipped_baselines(Setup *s)
                               "SELECT c.oid::text, n.nspname, c.relname FROM pg_publication_tables pt"
                               " JOIN pg_namespace n ON n.nspname = pt.schemaname"
                               " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename"
-                              " WHERE pt.pubname = $1 AND NOT (pt.schemaname = $2 AND pt.tablename = 'ddl_capture')",
+                              " WHERE pt.pubname = $1 AND NOT (pt.schemaname = $2 AND pt.tablename = 'ddl_capture')"
+                              " AND c.relkind <> 'f'",
                               2, p);
     if (!res) return false;
     char *schema = setup_ident(s->hist, s->cfg->history_schema);
@@ -118,7 +119,7 @@ bool setup_report_replica_identity(Setup *s)
                   " JOIN pg_namespace n ON n.nspname = t.schemaname"
                   " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename"
                   " WHERE t.pubname = $1 AND NOT (t.schemaname = $2 AND t.tablename IN " SETUP_OWN_TABLES_SQL ")"
-                  " ORDER BY 1",
+                  " AND c.relkind <> 'f' ORDER BY 1",
                   2, p);
     if (!res) return false;
     int not_full = 0, broken = 0, altered = 0;

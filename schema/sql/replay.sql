@@ -1345,18 +1345,18 @@ DECLARE
     pn  text;
     dn  text;
 BEGIN
-    SELECT x.relid, x.nspname, x.relname, x.parent, x.inherits, x.event,
+    SELECT x.relid, x.nspname, x.relname, x.parent, x.inherits, x.event, x.relkind,
            greatest(floor(x.lo / 4294967296)::bigint, p_from) AS rev
       INTO u
-      FROM (SELECT e.relid, e.nspname, e.relname, e.parent, e.inherits, e.event, greatest(m.lo, e.lo) AS lo
+      FROM (SELECT e.relid, e.nspname, e.relname, e.parent, e.inherits, e.event, e.relkind, greatest(m.lo, e.lo) AS lo
               FROM @schema@.member_intervals(p_relid) m
-              JOIN (SELECT v.relid, v.event, v.nspname, v.relname, v.parent, v.inherits,
+              JOIN (SELECT v.relid, v.event, v.nspname, v.relname, v.parent, v.inherits, v.relkind,
                            @schema@.change_pos(v.revision_id, v.seq) AS lo,
                            coalesce(lead(@schema@.change_pos(v.revision_id, v.seq))
                                     OVER (PARTITION BY v.relid ORDER BY v.revision_id, v.seq), 'Infinity') AS hi
                       FROM @schema@.table_event v WHERE v.relid IN (SELECT i.relid FROM @schema@.member_intervals(p_relid) i)) e
                 ON e.relid = m.relid AND e.event IN ('unlogged', 'unpublished')
-             WHERE m.relkind = 'r' AND m.relid <> p_relid
+             WHERE m.relkind IN ('r', 'f') AND m.relid <> p_relid
                AND greatest(m.lo, e.lo) < least(m.hi, e.hi)
                AND greatest(m.lo, e.lo) < @schema@.change_pos(p_to + 1, 0)
                AND least(m.hi, e.hi) >= @schema@.change_pos(p_from + 1, 0)) x
@@ -1377,6 +1377,12 @@ BEGIN
         RAISE EXCEPTION 'table %.% is a % % and is not published at revision %: it was removed from the publication, and logical decoding sees none of its changes since, so walrev cannot know the rows of % (adding it back to the publication starts its history again, with its rows then)',
             quote_ident(u.nspname), quote_ident(u.relname), CASE WHEN u.parent IS NOT NULL THEN 'partition of' ELSE 'child of' END,
             dn, u.rev, pn
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF u.relkind = 'f' THEN
+        RAISE EXCEPTION 'table %.% is a foreign table and a % % at revision %: its rows live on another server, where logical decoding here cannot see them, so walrev cannot know the rows of % (SELECT * FROM it includes them; %)',
+            quote_ident(u.nspname), quote_ident(u.relname), CASE WHEN u.parent IS NOT NULL THEN 'partition of' ELSE 'child of' END,
+            dn, u.rev, pn, CASE WHEN u.parent IS NOT NULL THEN 'DETACH PARTITION leaves it out' ELSE 'NO INHERIT leaves it out' END
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     IF u.parent IS NOT NULL THEN

@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS @schema@.table_log (
     event    text NOT NULL,          -- create | alter | drop | seed | unlogged | unpublished
     nspname  text NOT NULL,
     relname  text NOT NULL,
-    relkind  text,                   -- r ordinary, p partitioned; NULL for drop
+    relkind  text,                   -- r ordinary, p partitioned, f foreign (a member, event unlogged); NULL for drop
     parent   oid,                    -- the partition parent, NULL when none
     columns  jsonb                   -- [[attnum, name, type oid, typmod, type, is key, generated], ...]
 );
@@ -73,7 +73,13 @@ BEGIN
     -- logical decoding sees none of their rows, and replay must name them
     -- unlogged under every name they had, not 'unknown table' once renamed
     -- (and an INHERITS parent's snapshot must name an unlogged child).
-    IF c.oid IS NULL OR c.relkind NOT IN ('r', 'p') OR c.relpersistence NOT IN ('p', 'u')
+    -- Foreign tables are logged too (event 'unlogged', relkind 'f'): their
+    -- rows live on another server and no change of them ever reaches the
+    -- slot, so a parent one is a partition or INHERITS child of must be
+    -- named instead of leaving its rows out (PostgreSQL 15 lists a foreign
+    -- partition in pg_publication_tables all the same), and its DETACH or
+    -- NO INHERIT must be seen to end that.
+    IF c.oid IS NULL OR c.relkind NOT IN ('r', 'p', 'f') OR c.relpersistence NOT IN ('p', 'u')
        OR c.nspname = @schema_literal@ THEN
         RETURN NULL;
     END IF;
@@ -85,7 +91,7 @@ BEGIN
     -- changes from here on, and replay must say so by name instead of
     -- answering with the rows it had (SET LOGGED logs it again; its history
     -- then begins anew with a baseline).
-    s.event := CASE WHEN c.relpersistence = 'u' THEN 'unlogged' END;
+    s.event := CASE WHEN c.relpersistence = 'u' OR c.relkind = 'f' THEN 'unlogged' END;
     SELECT i.inhparent INTO s.parent FROM pg_inherits i WHERE i.inhrelid = t AND c.relispartition;
     -- INHERITS parents: SELECT * FROM a parent shows its children's rows too
     s.inherits := NULLIF(ARRAY(SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = t AND NOT c.relispartition
@@ -303,10 +309,12 @@ BEGIN
         END LOOP;
     END IF;
     FOR r IN
-        WITH RECURSIVE cmd AS (SELECT objid, bool_or(command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO'))
+        WITH RECURSIVE cmd AS (SELECT objid, bool_or(command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO',
+                                                                      'CREATE FOREIGN TABLE'))
                                              AS created
                                  FROM pg_event_trigger_ddl_commands()
-                                WHERE classid = 'pg_class'::regclass AND object_type IN ('table', 'table column')
+                                WHERE classid = 'pg_class'::regclass
+                                  AND object_type IN ('table', 'table column', 'foreign table', 'foreign table column')
                                 GROUP BY objid),
              -- ALTER TYPE ... CASCADE changes the columns of the typed tables made OF it
              typed AS (SELECT c.oid FROM pg_event_trigger_ddl_commands() d JOIN pg_class c ON c.reloftype = d.objid
@@ -341,7 +349,7 @@ BEGIN
              detached AS (SELECT c.oid FROM pg_class c
                            WHERE tg_tag = 'ALTER TABLE'
                              AND EXISTS (SELECT 1 FROM cmd JOIN pg_class p ON p.oid = cmd.objid WHERE p.relkind = 'p')
-                             AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND age(c.xmin) <= 0
+                             AND c.relkind IN ('r', 'p', 'f') AND NOT c.relispartition AND age(c.xmin) <= 0
                              AND c.oid IN (SELECT l.relation FROM pg_locks l
                                             WHERE l.locktype = 'relation' AND l.pid = pg_backend_pid() AND l.granted
                                               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -451,7 +459,7 @@ BEGIN
     -- every dropped table: whether the log knew it is for readers to tell
     -- (log_table: no read of table_log here)
     FOR d IN SELECT DISTINCT o.objid, o.schema_name, o.object_name FROM pg_event_trigger_dropped_objects() o
-              WHERE o.classid = 'pg_class'::regclass AND o.object_type = 'table' AND NOT o.is_temporary
+              WHERE o.classid = 'pg_class'::regclass AND o.object_type IN ('table', 'foreign table') AND NOT o.is_temporary
                 AND o.schema_name <> @schema_literal@
               ORDER BY 1
     LOOP
@@ -500,7 +508,7 @@ REVOKE ALL ON FUNCTION @schema@.via_root(oid), @schema@.table_state(oid), @schem
 DROP EVENT TRIGGER IF EXISTS walrev_log_tables;
 CREATE EVENT TRIGGER walrev_log_tables ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX', 'ALTER TYPE',
-                 'ALTER PUBLICATION')
+                 'ALTER PUBLICATION', 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE')
     EXECUTE FUNCTION @schema@.log_tables();
 ALTER EVENT TRIGGER walrev_log_tables ENABLE ALWAYS;
 -- CREATE SCHEMA s CREATE TABLE t ... creates its tables under the tag CREATE
