@@ -146,6 +146,12 @@ WrStatus rq_resolve_object(ReplayCtx *ctx, const char *name, const char *key, bo
 /* The same as of revision rev: the table that had that name then, when another has it now (a name dropped and
  * created again, or renamed away and given to another table); else as rq_resolve_table. */
 WrStatus rq_resolve_table_at(ReplayCtx *ctx, const char *name, int64_t rev, uint32_t *relid, WrError *err) WR_MUSTCHECK;
+/* rq_resolve_table_at, and the table it chose as of rev as rq_relation_at(*relid, rev) gives it (*rv, *found),
+ * read while choosing: a caller that needs both resolves the name once and reads the version once (a
+ * statement each, tens of ms on a busy store; `walrev snapshot` of a point's tables). *rv is the
+ * caller's to relversion_term, whatever the status. */
+WrStatus rq_resolve_table_rv(ReplayCtx *ctx, const char *name, int64_t rev, uint32_t *relid, RelVersion *rv,
+                             bool *found, WrError *err) WR_MUSTCHECK;
 /* The id of the default actor cli:ID of the commands that write: USER, else
  * LOGNAME, else the real user id's account name, else "unknown". The string is
  * the environment's or getpwuid()'s (valid until the next getpwuid call). */

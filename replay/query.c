@@ -433,17 +433,15 @@ WrStatus rq_resolve_object(ReplayCtx *ctx, const char *name, const char *key, bo
  * (there at setup, never altered, not dropped by rev) held its name since
  * before setup and never passed it on
  * (a rename is logged), so another table logged under that name by rev
- * means it was gone by then. */
-static WrStatus named_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, const char *nsp, const char *rel, bool *yes,
-                         WrError *err)
+ * means it was gone by then. *rv and *found: what rq_relation_at(relid, rev)
+ * gave, kept for the caller (who relversion_term's *rv, on error too). */
+static WrStatus named_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, const char *nsp, const char *rel,
+                         RelVersion *rv, bool *found, bool *yes, WrError *err)
 {
-    RelVersion rv;
-    bool found;
-    WrStatus st = rq_relation_at(ctx, relid, rev, &rv, &found, err);
+    WrStatus st = rq_relation_at(ctx, relid, rev, rv, found, err);
     /* an unlogged table has no relation version, only the names the log gave it */
-    *yes = st == WR_OK && (found || rv.unlogged_rev > 0) && rv.nspname && rv.relname && strcmp(rv.nspname, nsp) == 0 &&
-           strcmp(rv.relname, rel) == 0;
-    relversion_term(&rv);
+    *yes = st == WR_OK && (*found || rv->unlogged_rev > 0) && rv->nspname && rv->relname &&
+           strcmp(rv->nspname, nsp) == 0 && strcmp(rv->relname, rel) == 0;
     if (*yes) {
         PGresult *res = rq_execf(ctx->hist, err,
                                  "SELECT event = 'drop' FROM %s.table_event WHERE relid = %u AND revision_id <= %lld "
@@ -468,18 +466,22 @@ static WrStatus named_at(ReplayCtx *ctx, uint32_t relid, int64_t rev, const char
     return st;
 }
 
-WrStatus rq_resolve_table_at(ReplayCtx *ctx, const char *name, int64_t rev, uint32_t *relid, WrError *err)
+WrStatus rq_resolve_table_rv(ReplayCtx *ctx, const char *name, int64_t rev, uint32_t *relid, RelVersion *rv,
+                             bool *found, WrError *err)
 {
+    memset(rv, 0, sizeof(*rv));
+    *found = false;
     WrStatus st = rq_resolve_table(ctx, name, relid, err);
     if (st != WR_OK) return st;
     char *nsp = NULL, *rel = NULL;
     if (!ident_parse_qualified(name, &nsp, &rel)) return rq_usage(ctx, err, "invalid table name %s", name);
     if (!nsp) nsp = xstrdup("public");
     bool yes = false;
-    st = named_at(ctx, *relid, rev, nsp, rel, &yes, err);
+    st = named_at(ctx, *relid, rev, nsp, rel, rv, found, &yes, err);
     PGresult *res = NULL;
     if (st == WR_OK && !yes) {
-        /* a name dropped and created again, or renamed away and given to another table: the one that had it then */
+        /* a name dropped and created again, or renamed away and given to another table: the one that had it
+         * then (none: the table the name has now, whose version rv already is) */
         const char *params[2] = {nsp, rel};
         char *sql = xasprintf("SELECT relid FROM %1$s.relation_version WHERE nspname = $1 AND relname = $2 UNION "
                               "SELECT relid FROM %1$s.table_event WHERE nspname = $1 AND relname = $2 ORDER BY 1",
@@ -490,13 +492,31 @@ WrStatus rq_resolve_table_at(ReplayCtx *ctx, const char *name, int64_t rev, uint
         for (int i = 0; st == WR_OK && res && i < PQntuples(res) && !yes; i++) {
             uint32_t other = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
             if (other == *relid) continue;
-            st = named_at(ctx, other, rev, nsp, rel, &yes, err);
-            if (st == WR_OK && yes) *relid = other;
+            RelVersion orv;
+            bool ofound;
+            st = named_at(ctx, other, rev, nsp, rel, &orv, &ofound, &yes, err);
+            if (st == WR_OK && yes) {
+                relversion_term(rv);
+                *rv = orv;
+                *found = ofound;
+                *relid = other;
+            } else {
+                relversion_term(&orv);
+            }
         }
     }
     PQclear(res);
     free(nsp);
     free(rel);
+    return st;
+}
+
+WrStatus rq_resolve_table_at(ReplayCtx *ctx, const char *name, int64_t rev, uint32_t *relid, WrError *err)
+{
+    RelVersion rv;
+    bool found;
+    WrStatus st = rq_resolve_table_rv(ctx, name, rev, relid, &rv, &found, err);
+    relversion_term(&rv);
     return st;
 }
 
