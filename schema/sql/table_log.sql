@@ -176,18 +176,28 @@ $fn$;
 -- ordinary or partitioned table, permanent or unlogged, outside the history
 -- schema, that is in the publication itself or through an ancestor or its
 -- schema; every table under FOR ALL TABLES; not one via_root or partly_published); '{}' when there is no such
--- publication (dropped or renamed). Reads the catalog only.
+-- publication (dropped or renamed). Reads the catalog only, and locks no
+-- table: it runs inside the application's ATTACH, DETACH and SET SCHEMA
+-- (note_published, log_tables), whose transaction would hold the locks to
+-- its end. pg_partition_tree took an AccessShareLock on every partition of
+-- every published partitioned table, so an ATTACH PARTITION waited for DDL
+-- on any unrelated partition in another session, or deadlocked with it
+-- (PostgreSQL's inherit.sql and updatable_views.sql beside triggers.sql and
+-- foreign_key.sql in the parallel schedule: "deadlock detected"). The
+-- partitions are read from pg_inherits instead, as pg_partition_tree finds
+-- them (a partition detach-pending is no longer one).
 CREATE OR REPLACE FUNCTION @schema@.published_now() RETURNS oid[]
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
-    WITH pub AS (SELECT p.oid, p.puballtables FROM pg_publication p WHERE p.pubname = @publication@),
+    WITH RECURSIVE pub AS (SELECT p.oid, p.puballtables FROM pg_publication p WHERE p.pubname = @publication@),
          direct AS (SELECT pr.prrelid AS o FROM pg_publication_rel pr JOIN pub ON pr.prpubid = pub.oid
                     UNION SELECT c.oid FROM pg_class c JOIN pg_publication_namespace pn ON pn.pnnspid = c.relnamespace
                                    JOIN pub ON pn.pnpubid = pub.oid
                      WHERE c.relkind IN ('r', 'p')
                     UNION SELECT c.oid FROM pg_class c, pub WHERE pub.puballtables AND c.relkind IN ('r', 'p')),
-         covered AS (SELECT d.o FROM direct d
-                     UNION SELECT t.relid FROM direct d JOIN pg_class c ON c.oid = d.o AND c.relkind = 'p',
-                                               pg_partition_tree(d.o) t)
+         tree (o) AS (SELECT d.o FROM direct d JOIN pg_class c ON c.oid = d.o AND c.relkind = 'p'
+                      UNION SELECT i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.o
+                       WHERE NOT i.inhdetachpending),
+         covered AS (SELECT d.o FROM direct d UNION SELECT t.o FROM tree t)
     SELECT coalesce(array_agg(c.oid ORDER BY c.oid), '{}')
       FROM covered x JOIN pg_class c ON c.oid = x.o JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u') AND n.nspname <> @schema_literal@
