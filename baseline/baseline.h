@@ -164,6 +164,15 @@ WrStatus baseline_primary_key(PGconn *c, uint32_t relid, uint16_t ncols, const c
                               bool *found, WrError *err) WR_MUSTCHECK;
 
 /*
+ * Whether relid is a partitioned table (relkind 'p') on the source (catalog
+ * c). A table dropped since is answered by its last row in
+ * control_schema.table_log when the source has one; else *partitioned=false.
+ * WR_RETRY / WR_FATAL from pgio with the relid.
+ */
+WrStatus baseline_is_partitioned(PGconn *c, const char *control_schema, uint32_t relid, bool *partitioned,
+                                 WrError *err) WR_MUSTCHECK;
+
+/*
  * Values an ALTER COLUMN ... TYPE rewrote (in[0..n), text as pgoutput sent
  * them for from_oid/from_typmod), cast by the source itself (it has the
  * types and casts) to to_oid/to_typmod: parsed and cast under the DDL

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "pgio/pgio.h"
+#include "schema/store_sql.h"
 
 typedef struct {
     int64_t rows;
@@ -239,6 +240,38 @@ WrStatus baseline_primary_key(PGconn *c, uint32_t relid, uint16_t ncols, const c
             }
     /* Only a primary key whose columns are all published can identify rows. */
     *found = PQntuples(r) > 0 && matched == PQntuples(r);
+    PQclear(r);
+    return WR_OK;
+}
+
+WrStatus baseline_is_partitioned(PGconn *c, const char *control_schema, uint32_t relid, bool *partitioned,
+                                 WrError *err)
+{
+    *partitioned = false;
+    char oid[16];
+    snprintf(oid, sizeof(oid), "%u", relid);
+    const char *params[2] = {oid, control_schema};
+    PGresult *r;
+    /* the table log only where it exists (a superuser's setup made it) */
+    WrStatus st = pgio_run(c,
+                           "SELECT c.relkind::text, to_regclass(format('%I.table_log', $2::text)) IS NOT NULL "
+                           "FROM (SELECT 1) o LEFT JOIN pg_catalog.pg_class c ON c.oid = $1::oid",
+                           2, params, &r, err, "source catalog: reading a relation's kind");
+    if (st != WR_OK) return wr_error_prefix(err, "relation %u", relid);
+    bool gone = PQgetisnull(r, 0, 0), logged = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+    *partitioned = !gone && strcmp(PQgetvalue(r, 0, 0), "p") == 0;
+    PQclear(r);
+    if (!gone || !logged) return WR_OK;
+    char *schema = store_quote_ident(control_schema);
+    StrBuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql, "SELECT l.relkind FROM %s.table_log l WHERE l.relid = $1::oid ORDER BY l.id DESC LIMIT 1",
+                   schema);
+    free(schema);
+    st = pgio_run(c, sql.data, 1, params, &r, err, "source catalog: reading a dropped relation's kind");
+    strbuf_free(&sql);
+    if (st != WR_OK) return wr_error_prefix(err, "relation %u", relid);
+    *partitioned = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "p") == 0;
     PQclear(r);
     return WR_OK;
 }

@@ -64,6 +64,10 @@ struct Assembler {
     StrBuf origin;
     bool has_origin;
     StrBuf warnings;
+    /* Changes under partitioned tables (published through their root), not
+     * recorded: how many, and the roots' names for the revision's warning. */
+    int64_t via_root_changes;
+    StrBuf via_root_names;
     ParsedContext parsed;
     RevisionContext cur_ctx; /* in force; no == 0 when none */
     RevisionContext first_ctx;
@@ -158,6 +162,7 @@ void assembler_destroy(Assembler *a)
     revhash_destroy(a->hasher);
     strbuf_free(&a->origin);
     strbuf_free(&a->warnings);
+    strbuf_free(&a->via_root_names);
     strbuf_free(&a->key);
     strbuf_free(&a->key2);
     strbuf_free(&a->moved);
@@ -286,6 +291,8 @@ static void handle_begin(Assembler *a, const PgoBegin *b)
     a->rewrite_relid = 0;
     a->has_origin = false;
     strbuf_reset(&a->warnings);
+    a->via_root_changes = 0;
+    strbuf_reset(&a->via_root_names);
     memset(&a->cur_ctx, 0, sizeof(a->cur_ctx));
     memset(&a->first_ctx, 0, sizeof(a->first_ctx));
     a->rev.xid = b->xid;
@@ -320,6 +327,12 @@ static WrStatus handle_commit(Assembler *a, Lsn commit_lsn, Lsn end_lsn, int64_t
     if (a->suppressed)
         strbuf_appendf(&a->warnings, "tracking suppressed by context: %lld changes not recorded\n",
                        (long long)a->rev.n_suppressed);
+    if (a->via_root_changes)
+        strbuf_appendf(&a->warnings,
+                       "%lld changes under partitioned table(s) %s not recorded: the publication is WITH "
+                       "(publish_via_partition_root = true), which sends partitions' changes under their root; "
+                       "their partitions are unpublished (table log) until it is false again\n",
+                       (long long)a->via_root_changes, a->via_root_names.data);
     if (a->warnings.len && a->warnings.data[a->warnings.len - 1] == '\n') a->warnings.data[--a->warnings.len] = '\0';
     if (!text_is_safe(a->warnings.data, a->warnings.len)) {
         /* Warnings quote what users sent: whatever it was, they are text every sink can store. */
@@ -1397,6 +1410,44 @@ static void keep_borrowed(Assembler *a, const RelationVersion *rv)
     }
 }
 
+/*
+ * A change under a partitioned table: one of its partitions' changes, sent
+ * under the root because the publication is WITH (publish_via_partition_root
+ * = true). The table log records those partitions 'unpublished' in the ALTER
+ * PUBLICATION's transaction and every reader refuses them there, so no sink
+ * may record the change either (a stream consumer would otherwise see rows of
+ * an unpublished table under another table's name). Not silent: the revision
+ * is made even when nothing else is recorded in it, and its warnings count
+ * the changes and name the roots.
+ */
+static WrStatus skip_via_root(Assembler *a, const RelationVersion *rv, WrError *err)
+{
+    WrStatus st = ensure_begun(a, err);
+    if (st != WR_OK) return st;
+    a->via_root_changes++;
+    StrBuf name;
+    strbuf_init(&name);
+    strbuf_appendf(&name, "%s.%s", rv->nspname, rv->relname);
+    bool listed = false;
+    for (const char *p = a->via_root_names.data; p && *p && !listed;) {
+        const char *end = strstr(p, ", ");
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        listed = n == name.len && memcmp(p, name.data, n) == 0;
+        p = end ? end + 2 : p + n;
+    }
+    if (!listed) {
+        if (a->via_root_names.len) strbuf_append_str(&a->via_root_names, ", ");
+        strbuf_append(&a->via_root_names, name.data, name.len);
+    }
+    strbuf_free(&name);
+    return WR_OK;
+}
+
+static bool via_root(const Assembler *a, const RelationVersion *rv)
+{
+    return relcache_kind(a->relcache, rv->relid) == RELCACHE_KIND_PARTITIONED;
+}
+
 static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
 {
     const PgoChange *ch = &msg->u.change;
@@ -1409,6 +1460,7 @@ static WrStatus handle_change(Assembler *a, const PgoMessage *msg, WrError *err)
     if (is_control(a, rv)) return handle_control_change(a, msg, rv, err);
     if (a->skipping) return WR_OK;
     if (relcache_is_excluded(a->relcache, rv)) return WR_OK;
+    if (via_root(a, rv)) return skip_via_root(a, rv, err);
     ensure_width(a, rv->ncols);
     if (msg->type == PGO_MSG_INSERT && is_erasure_log(a, rv)) {
         WrStatus est = forget_erased_row(a, msg, rv, err);
@@ -1498,6 +1550,11 @@ static WrStatus handle_truncate(Assembler *a, const PgoTruncate *t, WrError *err
         const RelationVersion *rv = relcache_lookup(a->relcache, relid);
         if (!rv) return wr_error_set(err, WR_PROTOCOL, "truncate of relation %u before its relation message", relid);
         if (relcache_is_excluded(a->relcache, rv) || is_control(a, rv)) continue;
+        if (via_root(a, rv)) {
+            WrStatus vst = skip_via_root(a, rv, err);
+            if (vst != WR_OK) return vst;
+            continue;
+        }
         /* Recorded even under suppression: it carries no value, and without
          * it later changes would take old values from rows long gone. */
         WrStatus st = truncate_relation(a, rv, err);
@@ -2062,7 +2119,15 @@ static WrStatus handle_relation(Assembler *a, const PgoRelation *r, WrError *err
     const RelationVersion *rv = relcache_apply(a->relcache, r->relid, r->nspname, r->relname, r->replident, r->ncols,
                                                cols, a->rev.commit_lsn, a->last_id + 1, &is_new);
     if (cols != cols_small) free(cols);
-    if (!is_new || is_control(a, rv)) return WR_OK; /* a control table is not history */
+    if (is_control(a, rv)) return WR_OK; /* a control table is not history */
+    if (relcache_kind(a->relcache, r->relid) == RELCACHE_KIND_UNKNOWN && a->out.partitioned) {
+        bool partitioned = false;
+        WrStatus pst = a->out.partitioned(a->out.ctx, r->relid, &partitioned, err);
+        if (pst != WR_OK) return pst;
+        relcache_set_kind(a->relcache, r->relid, partitioned ? RELCACHE_KIND_PARTITIONED : RELCACHE_KIND_TABLE);
+    }
+    /* nothing of a partitioned table is recorded (skip_via_root), its shape neither */
+    if (!is_new || via_root(a, rv)) return WR_OK;
     /* The rows cached under the old shape stay valid: they are kept by col_id. */
     WrStatus st = emit_relation(a, rv, err);
     if (st != WR_OK || !prev || !key_changed(prev, rv)) return st;
@@ -2215,7 +2280,7 @@ bool assembler_prefetch_scan(Assembler *a, AssemblerScan *scan, const PgoMessage
         scan->stop = true; /* a DDL capture: later changes may use a new shape */
         return false;
     }
-    if (!r || relcache_is_excluded(a->relcache, r)) return false;
+    if (!r || relcache_is_excluded(a->relcache, r) || via_root(a, r)) return false;
     ensure_width(a, r->ncols);
     /* new_vals and new_state are per-change scratch: no change is being handled now. */
     WrError ignored;

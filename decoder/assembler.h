@@ -53,6 +53,16 @@ typedef struct {
      */
     bool (*own_message)(void *ctx, const PgoLogicalMessage *m);
     /*
+     * Whether relid is a partitioned table on the source (relkind 'p'; asked
+     * once per relid at its first Relation message). pgoutput sends changes
+     * under a partitioned table only for a publication WITH
+     * (publish_via_partition_root = true): they are its partitions' changes,
+     * which the table log then records 'unpublished', so no sink records
+     * them; the revision says so in its warnings instead. May be NULL (no
+     * catalog: recorded under the root as any table's).
+     */
+    WrStatus (*partitioned)(void *ctx, uint32_t relid, bool *partitioned, WrError *err);
+    /*
      * A DDL capture row went by (info: its JSON, docs/history-store.md), for
      * the worker to say which tables it cannot track (unlogged, not
      * published) and to know which need no baseline (created after tracking

@@ -23,6 +23,7 @@ typedef struct Entry {
     RelationVersion *current;
     int16_t max_col_id;
     bool excluded;
+    RelKindKnown kind; /* asked of the catalog once: a relation's kind never changes */
     AttnumHints hints; /* from the catalog; consumed by the next new version */
 } Entry;
 
@@ -311,6 +312,10 @@ bool relcache_is_excluded(const RelCache *c, const RelationVersion *rv)
     Entry *e = find_slot(c->entries, c->cap, rv->relid);
     return e->current ? e->excluded : false;
 }
+
+void relcache_set_kind(RelCache *c, uint32_t relid, RelKindKnown kind) { get_entry(c, relid, true)->kind = kind; }
+
+RelKindKnown relcache_kind(const RelCache *c, uint32_t relid) { return find_slot(c->entries, c->cap, relid)->kind; }
 
 void relcache_restore(RelCache *c, const RelationVersion *src, int16_t max_col_id)
 {

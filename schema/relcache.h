@@ -65,6 +65,21 @@ void relcache_set_attnums(RelCache *c, uint32_t relid, int n, const char *const 
  */
 void relcache_set_generated(RelCache *c, uint32_t relid, uint16_t n, const GenColumn *gen);
 
+/*
+ * What the source catalog said a relation is, asked once per relid (a
+ * relation's kind never changes). A partitioned table has no rows of its
+ * own: pgoutput sends changes under one only for a publication WITH
+ * (publish_via_partition_root = true), whose partitions walrev then counts
+ * as unpublished (docs/history-store.md#publish_via_partition_root).
+ */
+typedef enum {
+    RELCACHE_KIND_UNKNOWN = 0, /* not asked yet (or no catalog to ask) */
+    RELCACHE_KIND_TABLE,       /* anything with rows of its own */
+    RELCACHE_KIND_PARTITIONED  /* relkind 'p' */
+} RelKindKnown;
+void relcache_set_kind(RelCache *c, uint32_t relid, RelKindKnown kind);
+RelKindKnown relcache_kind(const RelCache *c, uint32_t relid);
+
 /* Whether the table is excluded by the tracking rules. */
 bool relcache_is_excluded(const RelCache *c, const RelationVersion *rv);
 

@@ -201,6 +201,15 @@ static WrStatus out_primary_key(void *ctx, uint32_t relid, uint16_t ncols, const
     return baseline_primary_key(s->catalog, relid, ncols, names, is_key, found, err);
 }
 
+static WrStatus out_partitioned(void *ctx, uint32_t relid, bool *partitioned, WrError *err)
+{
+    Session *s = ctx;
+    *partitioned = false;
+    WrStatus cst = catalog_conn(s, err);
+    if (cst != WR_OK) return cst;
+    return baseline_is_partitioned(s->catalog, s->cfg.history_schema, relid, partitioned, err);
+}
+
 /* Values an ALTER COLUMN ... TYPE rewrote, cast by the source itself
  * (baseline_cast_values) on the catalog connection. */
 static WrStatus out_convert_values(void *ctx, uint32_t from_oid, int32_t from_typmod, uint32_t to_oid,
@@ -643,6 +652,7 @@ static WrStatus open_session(Session *s, SinkPosition *start, WrError *err)
                            .convert_values = out_convert_values,
                            .own_message = out_own_message,
                            .ddl_captured = out_ddl_captured,
+                           .partitioned = out_partitioned,
                            .known_revision = out_known_revision};
     s->asm_ = assembler_create(&acfg, &out);
     assembler_set_position(s->asm_, start->last_revision_id, start->last_checksum, start->durable_end_lsn);

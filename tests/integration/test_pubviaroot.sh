@@ -10,8 +10,25 @@
 # 'unpublished' in the ALTER PUBLICATION's transaction) and every reader
 # refuses them by name at those points; switched off again, they rejoin
 # with their rows, and their history is exact again from there.
+# The stream agrees (the file sink and Kafka): while the option is on, the
+# changes pgoutput sends under the root are recorded by no sink, and each
+# revision that had some says so in its warnings, counting them and naming
+# the root. Before, they went to Kafka and the file under the root's name
+# (a topic wr.public.r, which the docs say a partitioned table never has)
+# while the history refused the same tables as unpublished.
 source "$(dirname "$0")/lib.sh"
-userpub_source pubviaroot
+source_db pubviaroot pubviaroot
+start_mock_kafka "$TMP"
+mpid=$MOCK_PID
+kill_at_exit TERM mpid
+source_conf pubviaroot <<EOF
+publication = userpub
+[file]
+path = $TMP/stream.msgpack
+[kafka]
+bootstrap.servers = $BROKERS
+topic_prefix = wr
+EOF
 
 q $DB "CREATE TABLE base (id int PRIMARY KEY, v text); INSERT INTO base VALUES (1, 'b1');
        CREATE TABLE r (id int PRIMARY KEY, v text) PARTITION BY LIST (id);
@@ -92,4 +109,30 @@ expect_refused "snapshot --into of r1 through its root" "table r1 is not publish
   snapshot --table r1 --at "${LSN[3]}" --into asof
 pass "blame, diff, restore and --into refuse a partition published through its root by name"
 expect_verify "verify passes"
+
+# The stream: the file's and Kafka's messages, as JSON lines.
+W tail --file "$TMP/stream.msgpack" --format json >"$TMP/file.json" 2>"$TMP/tail.err" ||
+  { cat "$TMP/tail.err"; fail "tail of the file sink"; }
+grep -v '"type":"relation"' "$TMP/file.json" | LC_ALL=C sort >"$TMP/file.sorted"
+n=$(wc -l <"$TMP/file.sorted")
+W tail --brokers "$BROKERS" --prefix wr --from-beginning --format json --max-messages "$n" --timeout-ms 20000 \
+  >"$TMP/kafka.json" 2>"$TMP/tail.err" || { cat "$TMP/tail.err"; fail "tail of Kafka"; }
+LC_ALL=C sort "$TMP/kafka.json" | cmp -s - "$TMP/file.sorted" ||
+  { LC_ALL=C sort "$TMP/kafka.json" | diff - "$TMP/file.sorted" | head -20; fail "Kafka carries what the file does"; }
+python3 - "$TMP/file.json" >"$TMP/stream.check" <<'PY'
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1])]
+print("root deltas", sum(1 for m in msgs if m["type"] == "delta" and m["table"]["name"] == "r"))
+print("root relations", sum(1 for m in msgs if m["type"] == "relation" and m["table"]["name"] == "r"))
+for m in msgs:
+    if m["type"] == "revision" and m["warnings"] and "partitioned" in m["warnings"]:
+        print("warning", m["warnings"].split(":")[0])
+PY
+expect_eq "the stream while the option was on" "$(cat "$TMP/stream.check")" "root deltas 0
+root relations 0
+warning 4 changes under partitioned table(s) public.r not recorded
+warning 3 changes under partitioned table(s) public.r not recorded"
+grep -q '"warnings":"4 changes under partitioned table(s) public.r not recorded: the publication is WITH (publish_via_partition_root = true), which sends partitions.* changes under their root; their partitions are unpublished (table log) until it is false again"' \
+  "$TMP/file.json" || fail "the warning says why and until when"
+pass "no sink records the changes under the root; each revision that had some says how many and names the root"
 pass done
