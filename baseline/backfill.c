@@ -814,6 +814,12 @@ static WrStatus detect(Backfill *b, WrError *err)
     }
 
     born = table_log_births(b);
+    /* the trigger dropped or disabled while walrev runs: stop before a leave goes unrecorded */
+    st = baseline_check_leave_note(b->src, b->cfg, false, err);
+    if (st != WR_OK) {
+        pgio_run_unchecked(b->src, "ROLLBACK");
+        goto out;
+    }
     warn_unrecorded_leavers(b, s, h);
     warn_partly_published(b);
     pgio_run_unchecked(b->src, "ROLLBACK"); /* read only: nothing to keep */

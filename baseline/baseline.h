@@ -41,6 +41,7 @@ typedef struct {
     const char *publication;
     const TrackingRules *tracking; /* NULL tracks everything */
     int backfill_chunk_rows;       /* rows per chunk of a table's backfill */
+    bool allow_unrecorded_leaves;  /* run although a leave cannot be recorded (baseline_check_leave_note) */
 } BaselineConfig;
 
 /*
@@ -162,6 +163,20 @@ WrStatus baseline_take(const BaselineConfig *cfg, Assembler *a, Fanout *f, const
  */
 WrStatus baseline_primary_key(PGconn *c, uint32_t relid, uint16_t ncols, const char *const *names, bool *is_key,
                               bool *found, WrError *err) WR_MUSTCHECK;
+
+/*
+ * Whether a table can leave cfg->publication without the table log
+ * recording it: the publication is not FOR ALL TABLES and the
+ * walrev_note_published event trigger is missing, disabled or enabled only
+ * for replicas (setup not run as a superuser, or dropped since). Snapshot,
+ * diff and blame would then answer such a table's rows as of its leave,
+ * silently, at every later point. WR_FATAL naming the publication, the
+ * trigger's state and both remedies, unless cfg->allow_unrecorded_leaves
+ * (then WR_OK, and at_start logs it once as a warning). WR_OK when the
+ * publication does not exist (setup and the stream say so). c: a source
+ * connection outside a transaction or in a read-only one.
+ */
+WrStatus baseline_check_leave_note(PGconn *c, const BaselineConfig *cfg, bool at_start, WrError *err) WR_MUSTCHECK;
 
 /*
  * Whether relid is a partitioned table (relkind 'p') on the source (catalog

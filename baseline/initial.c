@@ -244,8 +244,42 @@ WrStatus baseline_primary_key(PGconn *c, uint32_t relid, uint16_t ncols, const c
     return WR_OK;
 }
 
-WrStatus baseline_is_partitioned(PGconn *c, const char *control_schema, uint32_t relid, bool *partitioned,
-                                 WrError *err)
+WrStatus baseline_check_leave_note(PGconn *c, const BaselineConfig *cfg, bool at_start, WrError *err)
+{
+    const char *params[1] = {cfg->publication};
+    PGresult *r;
+    WrStatus st =
+        pgio_run(c,
+                 "SELECT p.puballtables, coalesce((SELECT e.evtenabled::text FROM pg_catalog.pg_event_trigger e "
+                 "WHERE e.evtname = 'walrev_note_published'), '') FROM pg_catalog.pg_publication p "
+                 "WHERE p.pubname = $1",
+                 1, params, &r, err, "source catalog: reading the table log's publication trigger");
+    if (st != WR_OK) return st;
+    const char *state = NULL;
+    if (PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] != 't') {
+        const char *e = PQgetvalue(r, 0, 1);
+        state = !*e ? "not installed" : *e == 'D' ? "disabled" : *e == 'R' ? "enabled only for replicas" : NULL;
+    }
+    PQclear(r);
+    if (!state) return WR_OK;
+    if (cfg->allow_unrecorded_leaves) {
+        if (at_start)
+            log_warn("msg=\"a table that leaves the publication is not recorded (the table log's trigger "
+                     "walrev_note_published is %s): snapshot, diff and blame would answer its rows as of its leave; "
+                     "allowed by [source] allow_unrecorded_leaves\" publication=%s",
+                     state, cfg->publication);
+        return WR_OK;
+    }
+    return wr_error_set(err, WR_FATAL,
+                        "publication %s: a table that leaves it would not be recorded, the table log's trigger "
+                        "walrev_note_published is %s (walrev setup not run as a superuser, or dropped or disabled "
+                        "since), and snapshot, diff and blame would answer its rows as of its leave at every later "
+                        "point, silently; run walrev setup once as a superuser (it installs the trigger), or accept "
+                        "that with [source] allow_unrecorded_leaves = true",
+                        cfg->publication, state);
+}
+
+WrStatus baseline_is_partitioned(PGconn *c, const char *control_schema, uint32_t relid, bool *partitioned, WrError *err)
 {
     *partitioned = false;
     char oid[16];

@@ -612,6 +612,8 @@ static WrStatus open_session(Session *s, SinkPosition *start, WrError *err)
     WrStatus st = open_sinks(s, err);
     if (st == WR_OK) st = fanout_open(s->fanout, start, err);
     if (st == WR_OK) st = load_attest_key(s, err);
+    if (st == WR_OK) st = catalog_conn(s, err);
+    if (st == WR_OK && cfg->baseline) st = baseline_check_leave_note(s->catalog, cfg->baseline, true, err);
     if (st == WR_OK)
         st = setup_read_ddl_capture_on(cfg->source_conninfo, &s->ddl_capture_on, &s->index_drop_capture_on, err);
     if (st != WR_OK) return st;

@@ -560,7 +560,9 @@ bool setup_ensure_table_log(Setup *s)
     } else if (!s->superuser) {
         setup_warn(s,
                    "cannot %s the table log %s without superuser (event triggers): partitioned tables and tables "
-                   "never written are unknown to replay (run walrev setup once as a superuser to fix)",
+                   "never written are unknown to replay, and a table that leaves the publication is not recorded, "
+                   "so walrev run refuses to start on one not FOR ALL TABLES unless [source] "
+                   "allow_unrecorded_leaves = true (run walrev setup once as a superuser to fix)",
                    strcmp(state, "missing") == 0 ? "install" : "update", name.data);
         goto out;
     } else {

@@ -345,6 +345,7 @@ static const struct {
     {"file", "path", SET_STR, 0, 0, offsetof(Config, file_path)},
     {"kafka", "topic_prefix", SET_STR, 0, 0, offsetof(Config, kafka_topic_prefix)},
     {"history", "enabled", SET_BOOL, 0, 0, offsetof(Config, history_enabled)},
+    {"source", "allow_unrecorded_leaves", SET_BOOL, 0, 0, offsetof(Config, allow_unrecorded_leaves)},
     {"kafka", "erase_tombstones", SET_BOOL, 0, 0, offsetof(Config, kafka_erase_tombstones)},
     {"history", "batch_max_revisions", SET_INT, 1, 1000000, offsetof(Config, batch_max_revisions)},
     {"history", "batch_max_ms", SET_INT, 1, 600000, offsetof(Config, batch_max_ms)},

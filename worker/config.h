@@ -25,6 +25,9 @@ typedef struct {
     int ntables;
     /* [history] */
     bool history_enabled;    /* default true */
+    /* [source] allow_unrecorded_leaves: run although a table can leave the
+     * publication unrecorded (no walrev_note_published trigger); default false */
+    bool allow_unrecorded_leaves;
     char *history_conninfo;  /* default: source_conninfo */
     char *history_schema;    /* default "walrev" */
     int batch_max_revisions; /* default 2000 */

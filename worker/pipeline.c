@@ -139,6 +139,7 @@ void pipeline_baseline_config(const Config *cfg, BaselineConfig *out)
         .publication = cfg->publication,
         .tracking = cfg->tracking,
         .backfill_chunk_rows = cfg->backfill_chunk_rows,
+        .allow_unrecorded_leaves = cfg->allow_unrecorded_leaves,
     };
 }
 
