@@ -103,12 +103,15 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
         "  CASE WHEN a.atttypid >= 10000 THEN (SELECT CASE WHEN tn.nspname = 'pg_catalog' THEN t.typname::text "
         "    ELSE tn.nspname || '.' || t.typname END FROM pg_type t JOIN pg_namespace tn ON tn.oid = t.typnamespace "
         "    WHERE t.oid = a.atttypid) END "
+        /* a table without a column (CREATE TABLE t (), or only generated ones) is one row of NULL attnum:
+         * its rows are empty, and there may be several (an inner join made it "not found") */
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
-        "WHERE c.oid = $1::oid AND (SELECT pt.attnames IS NULL OR a.attname = ANY (pt.attnames) FROM "
+        "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
+        "AND (SELECT pt.attnames IS NULL OR a.attname = ANY (pt.attnames) FROM "
         "pg_publication_tables pt "
         "  WHERE pt.pubname = current_setting('walrev.publication') AND pt.schemaname = n.nspname AND pt.tablename = "
         "c.relname) "
+        "WHERE c.oid = $1::oid "
         "ORDER BY a.attnum",
         1, params, &r, err, "describing a published table");
     if (st != WR_OK) return st;
@@ -116,13 +119,14 @@ WrStatus backfill_table_describe(PGconn *c, uint32_t relid, BackfillTable *t, bo
         PQclear(r);
         return WR_OK;
     }
-    int n = PQntuples(r);
+    int n = PQgetisnull(r, 0, 3) ? 0 : PQntuples(r);
     t->res = r;
     t->ncols = n;
     t->cols = xcalloc((size_t)n, sizeof(RelColumnIn));
     t->attnums = xcalloc((size_t)n, sizeof(int16_t));
     StrBuf list;
     strbuf_init(&list);
+    strbuf_append_str(&list, ""); /* "SELECT  FROM t" for a table without a column */
     for (int i = 0; i < n; i++) {
         t->attnums[i] = (int16_t)atoi(PQgetvalue(r, i, 3));
         t->cols[i].name = PQgetvalue(r, i, 4);
