@@ -185,10 +185,22 @@ $fn$;
 -- (PostgreSQL's inherit.sql and updatable_views.sql beside triggers.sql and
 -- foreign_key.sql in the parallel schedule: "deadlock detected"). The
 -- partitions are read from pg_inherits instead, as pg_partition_tree finds
--- them (a partition detach-pending is no longer one).
+-- them (a partition detach-pending is no longer one). The publication's own
+-- part of via_root and partly_published is read once, here, and the
+-- per-table functions asked only where it lets them be true: this runs two
+-- or three times in every ALTER PUBLICATION, and asking both of each of 570
+-- tables made a call 100 ms where it is 11 ms (medians, FOR ALL TABLES).
 CREATE OR REPLACE FUNCTION @schema@.published_now() RETURNS oid[]
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
-    WITH RECURSIVE pub AS (SELECT p.oid, p.puballtables FROM pg_publication p WHERE p.pubname = @publication@),
+    -- a publication that leaves out an action sends part of every table
+    -- (partly_published): it covers none
+    WITH RECURSIVE pub AS (SELECT p.oid, p.puballtables, p.pubviaroot,
+                                  EXISTS (SELECT 1 FROM pg_publication_rel pr
+                                           WHERE pr.prpubid = p.oid AND (pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL))
+                                      AS filtered
+                             FROM pg_publication p
+                            WHERE p.pubname = @publication@ AND p.pubinsert AND p.pubupdate AND p.pubdelete
+                              AND p.pubtruncate),
          direct AS (SELECT pr.prrelid AS o FROM pg_publication_rel pr JOIN pub ON pr.prpubid = pub.oid
                     UNION SELECT c.oid FROM pg_class c JOIN pg_publication_namespace pn ON pn.pnnspid = c.relnamespace
                                    JOIN pub ON pn.pnpubid = pub.oid
@@ -199,9 +211,10 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
                        WHERE NOT i.inhdetachpending),
          covered AS (SELECT d.o FROM direct d UNION SELECT t.o FROM tree t)
     SELECT coalesce(array_agg(c.oid ORDER BY c.oid), '{}')
-      FROM covered x JOIN pg_class c ON c.oid = x.o JOIN pg_namespace n ON n.oid = c.relnamespace
+      FROM pub, covered x JOIN pg_class c ON c.oid = x.o JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u') AND n.nspname <> @schema_literal@
-       AND NOT @schema@.via_root(c.oid) AND NOT @schema@.partly_published(c.oid)
+       AND NOT CASE WHEN pub.pubviaroot THEN @schema@.via_root(c.oid) ELSE false END
+       AND NOT CASE WHEN pub.filtered THEN @schema@.partly_published(c.oid) ELSE false END
 $fn$;
 
 -- ddl_command_start of ALTER PUBLICATION, and of an ALTER TABLE that may

@@ -337,6 +337,28 @@ userpub_source() {
   source_conf "$1" <<<'publication = userpub'
 }
 
+# published_now_asks: the tables the history schema walrev's published_now()
+# names (sorted, space-separated), then whether it asked via_root and
+# partly_published of a table (true or false), in a transaction of its own
+# that runs no DDL (the table log's event triggers ask them too):
+# "base r r1 r2|false|false". It reads the publication's own part of both
+# (publish_via_partition_root; a row filter or column list anywhere in it)
+# once, and asks per table only where that lets them be true: every ALTER
+# PUBLICATION runs it two or three times (at 570 tables: 100 ms a call asking
+# both of each, 11 ms so).
+published_now_asks() {
+  $PSQL -d "$DB" <<'SQL' | tail -1
+SET track_functions = 'all';
+BEGIN;
+SELECT coalesce(string_agg(c.relname, ' ' ORDER BY c.relname), '') AS names
+  FROM unnest(walrev.published_now()) u(o) JOIN pg_class c ON c.oid = u.o \gset
+SELECT :'names' || '|' || EXISTS (SELECT 1 FROM pg_stat_xact_user_functions WHERE schemaname = 'walrev' AND funcname = 'via_root')
+       || '|' || EXISTS (SELECT 1 FROM pg_stat_xact_user_functions
+                          WHERE schemaname = 'walrev' AND funcname = 'partly_published');
+COMMIT;
+SQL
+}
+
 # expect_like_table WHAT TABLE ROWS: ROWS (walrev's rows of TABLE, sorted, as
 # the test read them) equal the source's live rows of TABLE.
 expect_like_table() { expect_eq "$1" "$3" "$(q "$DB" "COPY (SELECT * FROM $2) TO STDOUT" | sort)"; }

@@ -34,6 +34,8 @@ q $DB "UPDATE t SET v = 't2' WHERE id = 1"
 point # 0
 q $DB "ALTER PUBLICATION userpub SET TABLE base, t WHERE (id < 4), c (id, v)"
 point # 1: t filtered, c by a column list
+expect_eq "with a row filter and a column list, published_now asks each table whether it is published in part" \
+  "$(published_now_asks)" "base|false|true"
 q $DB "UPDATE t SET id = 10 WHERE id = 2; UPDATE t SET v = 'out' WHERE id = 5; DELETE FROM t WHERE id = 6;
        UPDATE c SET w = 99 WHERE id = 1"
 point # 2: changed while partly published
@@ -41,6 +43,7 @@ q $DB "BEGIN; ALTER PUBLICATION userpub SET TABLE base, t, c; UPDATE t SET v = '
 point # 3: whole again (the rejoin in the transaction of a change)
 q $DB "ALTER PUBLICATION userpub SET (publish = 'insert, update')"
 point # 4: no deletes: every table out
+expect_eq "without deletes, published_now names no table and asks none" "$(published_now_asks)" "|false|false"
 q $DB "DELETE FROM t WHERE id = 3; DELETE FROM base WHERE id = 1; INSERT INTO base VALUES (2, 'b2')"
 point # 5
 q $DB "ALTER PUBLICATION userpub SET (publish = 'insert, update, delete, truncate'); UPDATE c SET v = 'c2'"

@@ -50,6 +50,8 @@ pass "setup refuses publish_via_partition_root by name, with the remedy"
 
 q $DB "ALTER PUBLICATION userpub SET (publish_via_partition_root = false)"
 W setup >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out"; fail "setup after the remedy"; }
+expect_eq "without the option or a filter, published_now asks no table whether it is published via its root or in part" \
+  "$(published_now_asks)" "base r r1 r2|false|false"
 NP=0
 LSN=()
 TABLES="base r r1 r2"
@@ -57,6 +59,8 @@ q $DB "UPDATE r SET v = 'r1b' WHERE id = 1; UPDATE base SET v = 'b2'"
 point # 0
 q $DB "ALTER PUBLICATION userpub SET (publish_via_partition_root = true)"
 point # 1: r, r1, r2 arrive under r from here
+expect_eq "with the option, published_now asks each table whether it is published via its root (not in part)" \
+  "$(published_now_asks)" "base|true|false"
 q $DB "UPDATE r SET v = 'r1c' WHERE id = 1; INSERT INTO r VALUES (2, 'two'), (5, 'five'); DELETE FROM r WHERE id = 4;
        UPDATE base SET v = 'b3'"
 point # 2
