@@ -17,11 +17,11 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "pgio/pgio.h"
 #include "replay/internal.h"
 #include "schema/copyread.h"
+#include "schema/kfchunk.h"
 #include "schema/rowfold.h"
 
 /* A change's position in commit order; revision ids start at 1, so rev 0 is "none". */
@@ -36,11 +36,8 @@ static int pos_cmp(Pos a, Pos b)
     return (a.seq > b.seq) - (a.seq < b.seq);
 }
 
-/* A value seen through: len -1 is SQL NULL. */
-typedef struct {
-    const char *p;
-    int32_t len;
-} Val;
+/* A value seen through: len -1 is SQL NULL (as a keyframe chunk's decoder gives them). */
+typedef KfVal Val;
 
 /* The newest value a column was given (len bytes, not terminated), and where
  * (rev, seq); rev 0: never set. Not a Pos: its padding made a slot 32 bytes,
@@ -103,149 +100,6 @@ struct Fold {
     char **zone_type; /* [col_id]: the type to print a zoned column through (borrowed), NULL: as stored */
     int nzoned;       /* how many columns have one */
 };
-
-/* ---------------------------------------------------------------- binary COPY reading */
-
-/* A binary COPY OUT stream, tuple by tuple, reassembled across CopyData messages. */
-typedef struct {
-    PGconn *conn;
-    StrBuf buf;
-    size_t pos;
-    bool header_done;
-    bool trailer;
-} CopyReader;
-
-#define MAX_FIELDS 9
-
-/*
- * Start COPY query on conn. The reader is ready for copy_next_batch; copy_close
- * ends it in every case.
- */
-static WrStatus copy_open(CopyReader *r, PGconn *conn, const char *query, const char *what, WrError *err)
-{
-    memset(r, 0, sizeof(*r));
-    r->conn = conn;
-    strbuf_init(&r->buf);
-    PGresult *res;
-    if (!pgio_exec(conn, query, 0, NULL, &res) || PQresultStatus(res) != PGRES_COPY_OUT) {
-        pgio_fail(conn, res, err, "%s", what);
-        PQclear(res);
-        r->conn = NULL;
-        return err->status;
-    }
-    PQclear(res);
-    return WR_OK;
-}
-
-/* One tuple of a batch: fields and lengths (-1: NULL), pointing into the reader's buffer. */
-typedef struct {
-    const unsigned char *f[MAX_FIELDS];
-    int32_t fl[MAX_FIELDS];
-} Tuple;
-
-/* Tuples per batch: enough that the hash slots of a batch's keys, asked of
- * memory in one pass, arrive while the pass before the fold still runs. */
-#define COPY_BATCH 64
-
-/*
- * The next tuples of nf fields, up to max of them, into t (fields valid
- * until the next call: the buffer moves only then). Reading a batch at
- * once lets the caller look up every key of it before it folds the first
- * (see prefetch_keys). Returns how many (0 at the end of the data), -1
- * with err set.
- */
-static int copy_next_batch(CopyReader *r, int nf, Tuple *t, int max, const char *what, WrError *err)
-{
-    /* the tuples handed out last time are done with: keep only the unread tail */
-    if (r->pos > 0) {
-        memmove(r->buf.data, r->buf.data + r->pos, r->buf.len - r->pos);
-        r->buf.len -= r->pos;
-        r->pos = 0;
-    }
-    /* offsets while reading (an append may move the buffer), pointers at the end */
-    size_t off[COPY_BATCH][MAX_FIELDS];
-    int n = 0;
-    while (n < max && !r->trailer) {
-        const unsigned char *p = r->buf.data ? (const unsigned char *)r->buf.data + r->pos : NULL;
-        size_t avail = r->buf.len - r->pos;
-        size_t len;
-        if (!r->header_done && avail >= 19) {
-            int h = copyread_header(p, avail, &len);
-            if (h < 0) {
-                wr_error_set(err, WR_PROTOCOL, "%s: not a binary COPY stream", what);
-                return -1;
-            }
-            if (h > 0) {
-                r->pos += len;
-                r->header_done = true;
-                continue;
-            }
-        } else if (r->header_done && avail >= 2) {
-            int nfields = copyread_field_count(p);
-            if (nfields == -1) {
-                r->trailer = true;
-                r->pos += 2;
-                break;
-            }
-            if (nfields != nf) {
-                wr_error_set(err, WR_PROTOCOL, "%s: %d fields in a COPY row, expected %d", what, nfields, nf);
-                return -1;
-            }
-            len = copyread_tuple(p, avail, nf, t[n].f, t[n].fl);
-            if (len > 0) {
-                for (int i = 0; i < nf; i++)
-                    off[n][i] = t[n].fl[i] >= 0 ? (size_t)(t[n].f[i] - (const unsigned char *)r->buf.data) : 0;
-                r->pos += len;
-                n++;
-                continue;
-            }
-        }
-        /* need more: fetch the next message */
-        char *msg;
-        int got = PQgetCopyData(r->conn, &msg, 0);
-        if (got > 0) {
-            strbuf_append(&r->buf, msg, (size_t)got);
-            PQfreemem(msg);
-            continue;
-        }
-        if (got == -2) {
-            pgio_fail(r->conn, NULL, err, "%s", what);
-        } else {
-            /* the server ended the COPY: its result says why, else the stream was cut short */
-            PGresult *res = PQgetResult(r->conn);
-            if (PQresultStatus(res) == PGRES_COMMAND_OK)
-                wr_error_set(err, WR_PROTOCOL, "%s: the COPY stream ended early", what);
-            else
-                pgio_fail(r->conn, res, err, "%s", what);
-            PQclear(res);
-        }
-        return -1;
-    }
-    for (int k = 0; k < n; k++)
-        for (int i = 0; i < nf; i++)
-            t[k].f[i] = t[k].fl[i] >= 0 ? (const unsigned char *)r->buf.data + off[k][i] : NULL;
-    return n;
-}
-
-/* Drain what is left of the COPY and take its result; st is what the caller has so far. */
-static WrStatus copy_close(CopyReader *r, WrStatus st, const char *what, WrError *err)
-{
-    if (r->conn) {
-        char *msg;
-        int n;
-        while ((n = PQgetCopyData(r->conn, &msg, 0)) > 0) PQfreemem(msg);
-        PGresult *res;
-        while ((res = PQgetResult(r->conn)) != NULL) {
-            if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WR_OK) {
-                st = pgio_fail(r->conn, res, err, "%s", what);
-            }
-            PQclear(res);
-        }
-    }
-    strbuf_free(&r->buf);
-    r->conn = NULL;
-    return st;
-}
 
 /* One binary array field, element by element. */
 typedef struct {
@@ -330,18 +184,6 @@ static void make_line(const RelVersion *rv, const Val *vals, int maxcol, bool cs
         }
     }
     strbuf_append_char(line, '\n');
-}
-
-/* vals[col_id] from a keyframe's vals array (lower bound 1, NULL holes); ids past maxcol are dropped. */
-static bool vals_from_array(const unsigned char *p, int32_t len, Val *vals, int maxcol)
-{
-    for (int c = 0; c <= maxcol; c++) vals[c] = (Val){NULL, -1};
-    BinArray a;
-    if (!array_open(p, len, &a)) return false;
-    Val v;
-    for (int32_t idx = a.lbound; array_next(&a, &v); idx++)
-        if (idx >= 1 && idx <= maxcol) vals[idx] = v;
-    return a.elems == a.end;
 }
 
 /* ---------------------------------------------------------------- the hash of touched keys */
@@ -464,7 +306,7 @@ static void prefetch_slots(const Fold *fo, const uint64_t *h, int n)
     }
 }
 
-static void prefetch_keys(const Fold *fo, const Tuple *t, int n, int kf, uint64_t *h)
+static void prefetch_keys(const Fold *fo, const CopyTuple *t, int n, int kf, uint64_t *h)
 {
     for (int k = 0; k < n; k++) h[k] = key_hash(t[k].f[kf], t[k].fl[kf] > 0 ? (size_t)t[k].fl[kf] : 0);
     prefetch_slots(fo, h, n);
@@ -732,12 +574,12 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
                     * the B-tree reads just this table where the range is the whole store. */
         fo->kf_rev > 0 ? "::bigint" : "");
     PQclear(res);
-    if ((st = copy_open(&r, ctx->hist, q.data, what, err)) != WR_OK) goto done;
-    Tuple *batch = xmalloc(COPY_BATCH * sizeof(Tuple));
+    if ((st = replay_copy_open(&r, ctx->hist, q.data, what, err)) != WR_OK) goto done;
+    CopyTuple *batch = xmalloc(COPY_BATCH * sizeof(CopyTuple));
     uint64_t hs[COPY_BATCH];
     bool bad = false;
     int got = 0;
-    while (!bad && (got = copy_next_batch(&r, 9, batch, COPY_BATCH, what, err)) > 0) {
+    while (!bad && (got = replay_copy_next(&r, 9, batch, COPY_BATCH, what, err)) > 0) {
         if (!fo->overflow) prefetch_keys(fo, batch, got, 0, hs);
         for (int k = 0; k < got; k++) {
             const unsigned char *const *f = batch[k].f;
@@ -780,7 +622,7 @@ WrStatus fold_open(ReplayCtx *ctx, const RelVersion *rv, int64_t rev, size_t max
         st = wr_error_set(err, WR_PROTOCOL, "%s: malformed delta in the COPY stream", what);
     else if (got < 0)
         st = err->status;
-    st = copy_close(&r, st, what, err);
+    st = replay_copy_close(&r, st, what, err);
     if (st != WR_OK) goto done;
     /* a key change before the last truncate moved a row the truncate then removed */
     *usable = pos_cmp(fo->key_change, fo->trunc) <= 0;
@@ -910,52 +752,6 @@ static int keyframe_row_at(Fold *fo, const unsigned char *key, int32_t klen, uin
     return 1;
 }
 
-/*
- * vals[col_id] from a keyframe chunk's row: a text[] literal as array_out
- * writes it ({a,"b c",NULL}, or [2:3]={...} for another lower bound), its
- * quoted elements unescaped in place (p is the reader's own buffer, read
- * once). false on anything else, a NULL row included.
- */
-static bool vals_from_literal(char *p, int32_t len, Val *vals, int maxcol)
-{
-    for (int c = 0; c <= maxcol; c++) vals[c] = (Val){NULL, -1};
-    if (len < 2) return false;
-    char *s = p, *end = p + len;
-    long idx = 1;
-    if (*s == '[') { /* another lower bound: [lo:hi]= */
-        bool neg = ++s < end && *s == '-';
-        if (neg) s++;
-        for (idx = 0; s < end && *s >= '0' && *s <= '9' && idx < 1000000000; s++) idx = idx * 10 + (*s - '0');
-        if (neg) idx = -idx;
-        if (s >= end || *s != ':' || !(s = memchr(s, '=', (size_t)(end - s)))) return false;
-        s++;
-    }
-    if (s >= end || *s++ != '{') return false;
-    if (s < end && *s == '}') return s + 1 == end;
-    for (;; idx++) {
-        Val v;
-        if (s < end && *s == '"') {
-            char *w = ++s;
-            v.p = s;
-            for (; s < end && *s != '"'; s++) {
-                if (*s == '\\' && ++s >= end) return false;
-                *w++ = *s;
-            }
-            if (s++ >= end) return false;
-            v.len = (int32_t)(w - v.p);
-        } else {
-            v.p = s;
-            while (s < end && *s != ',' && *s != '}') s++;
-            v.len = (int32_t)(s - v.p);
-            if (v.len == 4 && strncasecmp(v.p, "NULL", 4) == 0) v = (Val){NULL, -1};
-        }
-        if (idx >= 1 && idx <= maxcol) vals[idx] = v;
-        if (s >= end) return false;
-        if (*s == '}') return s + 1 == end;
-        if (*s++ != ',') return false;
-    }
-}
-
 /* Where emit_keyframe's lines go. */
 typedef struct {
     bool csv;
@@ -973,25 +769,25 @@ typedef struct {
  * points into: the literals are unescaped there. 1, or -1 when malformed, or
  * 0 with *st set when the sink failed.
  */
-static int emit_chunk(Fold *fo, char *buf, const Tuple *t, bool keyed, const KfOut *o, WrStatus *st, WrError *err)
+static int emit_chunk(Fold *fo, char *buf, const CopyTuple *t, bool keyed, const KfOut *o, WrStatus *st, WrError *err)
 {
     int nf = keyed ? 2 : 1;
-    BinArray ka, ra;
-    if (!array_open(t->f[nf - 1], t->fl[nf - 1], &ra) || (keyed && !array_open(t->f[0], t->fl[0], &ka))) return -1;
+    KfChunk ch;
+    if (!kfchunk_open(&ch, keyed ? t->f[0] : NULL, t->fl[0], t->f[nf - 1], t->fl[nf - 1])) return -1;
     Val k[COPY_BATCH], r[COPY_BATCH];
     uint64_t hs[COPY_BATCH];
-    for (;;) {
+    int more = 1;
+    while (more > 0) {
         int n = 0;
-        while (n < COPY_BATCH && array_next(&ra, &r[n])) {
-            if (keyed && !array_next(&ka, &k[n])) return -1;
+        while (n < COPY_BATCH && (more = kfchunk_next(&ch, &k[n], &r[n])) > 0) {
             if (keyed) hs[n] = key_hash((const unsigned char *)k[n].p, k[n].len > 0 ? (size_t)k[n].len : 0);
             n++;
         }
-        if (n == 0) break;
+        if (more < 0) return -1;
         if (keyed) prefetch_slots(fo, hs, n);
         for (int i = 0; i < n; i++) {
             Val *row;
-            if (!vals_from_literal(buf + (r[i].p - buf), r[i].len, o->base, fo->maxcol)) return -1;
+            if (!kfchunk_split_row(buf + (r[i].p - buf), r[i].len, o->base, fo->maxcol, NULL, NULL)) return -1;
             int at = keyed ? keyframe_row_at(fo, (const unsigned char *)k[i].p, k[i].len, hs[i], true, o->base,
                                              o->vals, &row)
                            : keyframe_row_at(fo, NULL, 0, 0, false, o->base, o->vals, &row);
@@ -1004,7 +800,7 @@ static int emit_chunk(Fold *fo, char *buf, const Tuple *t, bool keyed, const KfO
             (*o->rows)++;
         }
     }
-    return ra.elems == ra.end && (!keyed || ka.elems == ka.end) ? 1 : -1;
+    return 1;
 }
 
 /*
@@ -1027,58 +823,160 @@ static WrStatus emit_keyframe(Fold *fo, bool csv, FoldSink sink, void *sink_arg,
              "COPY (SELECT %s c.rows FROM %s.keyframe_chunk c WHERE c.keyframe_id = %s) TO STDOUT (FORMAT binary)",
              keyed ? "c.keys," : "", ctx->schema_q, fo->kf_id);
     CopyReader r;
-    WrStatus st = copy_open(&r, ctx->hist, q, what, err);
+    WrStatus st = replay_copy_open(&r, ctx->hist, q, what, err);
     if (st != WR_OK) return st;
-    Tuple *batch = xmalloc(COPY_BATCH * sizeof(Tuple));
+    CopyTuple *batch = xmalloc(COPY_BATCH * sizeof(CopyTuple));
     KfOut o = {csv, sink, sink_arg, rows, line, base, vals};
     int got = 0, at = 1;
-    while (at > 0 && (got = copy_next_batch(&r, keyed ? 2 : 1, batch, COPY_BATCH, what, err)) > 0)
+    while (at > 0 && (got = replay_copy_next(&r, keyed ? 2 : 1, batch, COPY_BATCH, what, err)) > 0)
         for (int k = 0; k < got && at > 0; k++) at = emit_chunk(fo, r.buf.data, &batch[k], keyed, &o, &st, err);
     free(batch);
     if (at < 0 && st == WR_OK)
         st = wr_error_set(err, WR_PROTOCOL, "%s: malformed keyframe chunk", what);
     else if (got < 0 && st == WR_OK)
         st = err->status;
-    return copy_close(&r, st, what, err);
+    return replay_copy_close(&r, st, what, err);
 }
 
-/* key_hash of row i's key (column 0) in a FETCHed result; 0 when not keyed. */
-static uint64_t row_hash(const PGresult *res, int i, bool keyed)
+/* A batch of keyframe rows of a table with zoned columns (emit_keyframe_zoned): each row's key and
+ * its values as its chunk's literal gave them, pointing into the FETCHed chunks, which stay until the
+ * batch is out; the values shown for the zoned columns and whether each is the keyframe's own text. */
+typedef struct {
+    int cap, nz;
+    int *zcol;          /* [nz]: the zoned columns' col_ids */
+    Val *key;           /* [cap] */
+    uint64_t *h;        /* [cap] */
+    Val *base;          /* [cap * (maxcol + 1)]: row i's vals[col_id] */
+    signed char *shown; /* [cap]: keyframe_row_at's answer */
+    Val *conv;          /* [cap * nz]: row i's column zcol[z] */
+    bool *own;          /* [cap * nz]: conv[...] is the keyframe's text */
+    Val *one;           /* [cap]: one zoned column's values of the batch to print again */
+    int *from;          /* [cap]: ... and their rows */
+    PGresult **printed; /* [nz] */
+} ZonedBatch;
+
+/*
+ * The n rows of zb out, as of rev: those the deltas left show, their zoned
+ * columns printed again (rezone_vals: a value a delta replaced is never cast,
+ * as in snapshot_rows(); one the deltas set was printed by rezone_hash).
+ */
+static WrStatus zoned_flush(Fold *fo, ZonedBatch *zb, int n, bool keyed, const KfOut *o, const char *what,
+                            WrError *err)
 {
-    if (!keyed || PQgetisnull(res, i, 0)) return 0;
-    return key_hash((const unsigned char *)PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+    int nz = zb->nz, w = fo->maxcol + 1;
+    WrStatus st = WR_OK;
+    for (int i = 0; i < n && st == WR_OK; i++) {
+        Val *base = &zb->base[(size_t)i * (size_t)w], *row = base;
+        zb->shown[i] = (signed char)keyframe_row_at(fo, (const unsigned char *)zb->key[i].p, zb->key[i].len,
+                                                    zb->h[i], keyed, base, o->vals, &row);
+        if (zb->shown[i] < 0) st = wr_error_set(err, WR_PROTOCOL, "%s: malformed keyframe row", what);
+        for (int z = 0; z < nz && zb->shown[i] > 0; z++) {
+            size_t at = (size_t)i * (size_t)nz + (size_t)z;
+            zb->conv[at] = row[zb->zcol[z]];
+            zb->own[at] = zb->conv[at].len >= 0 && zb->conv[at].p == base[zb->zcol[z]].p;
+        }
+    }
+    for (int z = 0; z < nz && st == WR_OK; z++) {
+        size_t k = 0;
+        for (int i = 0; i < n; i++)
+            if (zb->shown[i] > 0 && zb->own[(size_t)i * (size_t)nz + (size_t)z]) {
+                zb->from[k] = i;
+                zb->one[k++] = zb->conv[(size_t)i * (size_t)nz + (size_t)z];
+            }
+        st = rezone_vals(fo, fo->zone_type[zb->zcol[z]], zb->one, k, &zb->printed[z], what, err);
+        for (size_t j = 0; j < k && st == WR_OK; j++) zb->conv[(size_t)zb->from[j] * (size_t)nz + (size_t)z] = zb->one[j];
+    }
+    for (int i = 0; i < n && st == WR_OK; i++) {
+        Val *base = &zb->base[(size_t)i * (size_t)w], *row = base;
+        if (zb->shown[i] <= 0) continue;
+        (void)keyframe_row_at(fo, (const unsigned char *)zb->key[i].p, zb->key[i].len, zb->h[i], keyed, base, o->vals,
+                              &row);
+        for (int z = 0; z < nz; z++) row[zb->zcol[z]] = zb->conv[(size_t)i * (size_t)nz + (size_t)z];
+        make_line(fo->rv, row, fo->maxcol, o->csv, o->line);
+        if ((st = o->sink(o->sink_arg, o->line->data, o->line->len, err)) == WR_OK) (*o->rows)++;
+    }
+    for (int z = 0; z < nz; z++) {
+        PQclear(zb->printed[z]);
+        zb->printed[z] = NULL;
+    }
+    return st;
 }
 
 /*
- * emit_keyframe for a table with zoned columns: the keyframe's rows through a
- * cursor, REZONE_BATCH at a time, so that between two FETCHes the values of
- * its zoned columns that the batch's rows show go to the server to be printed
- * again (rezone_vals: a value a delta replaced is never cast, as in
- * snapshot_rows()). Rows stay in their PGresult; nothing is copied.
+ * The rows of the FETCHed chunks in res (keys when keyed, then rows), split
+ * into zb and sent out a batch at a time; the literals are unescaped in
+ * res's own memory, each once.
+ */
+static WrStatus zoned_chunks(Fold *fo, ZonedBatch *zb, PGresult *res, bool keyed, const KfOut *o, const char *what,
+                             WrError *err)
+{
+    int nf = keyed ? 2 : 1, n = 0, w = fo->maxcol + 1;
+    WrStatus st = WR_OK;
+    for (int c = 0; c < PQntuples(res) && st == WR_OK; c++) {
+        KfChunk ch;
+        Val row;
+        char *lits = PQgetvalue(res, c, nf - 1); /* res's memory: the literals are unescaped there */
+        int more = kfchunk_open(&ch, keyed ? (const unsigned char *)PQgetvalue(res, c, 0) : NULL,
+                                PQgetlength(res, c, 0), (const unsigned char *)lits, PQgetlength(res, c, nf - 1))
+                       ? 1
+                       : -1;
+        while (more > 0 && st == WR_OK && (more = kfchunk_next(&ch, &zb->key[n], &row)) > 0) {
+            if (!kfchunk_split_row(lits + (row.p - lits), row.len, &zb->base[(size_t)n * (size_t)w], fo->maxcol, NULL, NULL)) {
+                more = -1;
+                break;
+            }
+            if (!keyed) zb->key[n] = (Val){NULL, 0};
+            zb->h[n] = keyed && zb->key[n].len >= 0 ? key_hash((const unsigned char *)zb->key[n].p, (size_t)zb->key[n].len)
+                                                    : 0;
+            if (++n == zb->cap) {
+                st = zoned_flush(fo, zb, n, keyed, o, what, err);
+                n = 0;
+            }
+        }
+        if (more < 0 && st == WR_OK) st = wr_error_set(err, WR_PROTOCOL, "%s: malformed keyframe chunk", what);
+    }
+    if (n > 0 && st == WR_OK) st = zoned_flush(fo, zb, n, keyed, o, what, err);
+    return st;
+}
+
+/*
+ * emit_keyframe for a table with zoned columns: the keyframe's chunks
+ * through a cursor, a few at a time, so that between two FETCHes the values
+ * of its zoned columns that a batch of rows shows go to the server to be
+ * printed again (zoned_flush). The chunks are split here, as emit_keyframe
+ * splits them: not unnested by the keyframe_row view, which cost the server
+ * more than the rest of the snapshot.
  */
 static WrStatus emit_keyframe_zoned(Fold *fo, bool csv, FoldSink sink, void *sink_arg, long long *rows, StrBuf *line,
                                     Val *base, Val *vals, const char *what, WrError *err)
 {
+    (void)base;
     ReplayCtx *ctx = fo->ctx;
     bool keyed = fo->n > 0;
-    int nf = keyed ? 2 : 1, nz = fo->nzoned;
     PGresult *res = rq_execf(ctx->hist, err,
-                             "DECLARE walrev_keyframe NO SCROLL CURSOR FOR SELECT %s kr.vals FROM %s.keyframe_row kr "
-                             "WHERE kr.keyframe_id = %s",
-                             keyed ? "kr.key," : "", ctx->schema_q, fo->kf_id);
+                             "DECLARE walrev_keyframe NO SCROLL CURSOR FOR SELECT %s c.rows FROM %s.keyframe_chunk c "
+                             "WHERE c.keyframe_id = %s",
+                             keyed ? "c.keys," : "", ctx->schema_q, fo->kf_id);
     if (!res) return wr_error_prefix(err, "%s", what);
     PQclear(res);
-    int *zcol = xcalloc((size_t)nz, sizeof(int)); /* the zoned columns' col_ids */
+    /* A batch's values by col_id: about 64k of them, however wide the table. */
+    int w = fo->maxcol + 1, nz = fo->nzoned;
+    ZonedBatch zb = {.cap = 65536 / w > REZONE_BATCH ? REZONE_BATCH : (65536 / w > 64 ? 65536 / w : 64), .nz = nz};
+    zb.zcol = xcalloc((size_t)nz, sizeof(int));
     for (int c = 1, z = 0; c <= fo->maxcol; c++)
-        if (fo->zone_type[c]) zcol[z++] = c;
-    Val *conv = xcalloc((size_t)REZONE_BATCH * (size_t)nz, sizeof(Val)); /* [i * nz + z]: row i's column zcol[z] */
-    signed char *shown = xcalloc(REZONE_BATCH, 1);
-    Val *one = xcalloc(REZONE_BATCH, sizeof(Val));  /* one zoned column's non-NULL values of the batch */
-    int *from = xcalloc(REZONE_BATCH, sizeof(int)); /* ... and their rows */
-    PGresult **printed = xcalloc((size_t)nz, sizeof(PGresult *));
-    bool *own = xcalloc((size_t)REZONE_BATCH * (size_t)nz, sizeof(bool)); /* conv[...] is the keyframe's text */
-    char fetch[64];
-    snprintf(fetch, sizeof(fetch), "FETCH %d FROM walrev_keyframe", REZONE_BATCH);
+        if (fo->zone_type[c]) zb.zcol[z++] = c;
+    zb.key = xcalloc((size_t)zb.cap, sizeof(Val));
+    zb.h = xcalloc((size_t)zb.cap, sizeof(uint64_t));
+    zb.base = xcalloc((size_t)zb.cap * (size_t)w, sizeof(Val));
+    zb.shown = xcalloc((size_t)zb.cap, 1);
+    zb.conv = xcalloc((size_t)zb.cap * (size_t)nz, sizeof(Val));
+    zb.own = xcalloc((size_t)zb.cap * (size_t)nz, sizeof(bool));
+    zb.one = xcalloc((size_t)zb.cap, sizeof(Val));
+    zb.from = xcalloc((size_t)zb.cap, sizeof(int));
+    zb.printed = xcalloc((size_t)nz, sizeof(PGresult *));
+    KfOut o = {csv, sink, sink_arg, rows, line, NULL, vals};
+    char fetch[64]; /* chunks hold up to 64 rows, most of a keyframe's exactly 64 */
+    snprintf(fetch, sizeof(fetch), "FETCH %d FROM walrev_keyframe", zb.cap / 64 > 1 ? zb.cap / 64 : 1);
     WrStatus st = WR_OK;
     int n = 0;
     do {
@@ -1088,58 +986,20 @@ static WrStatus emit_keyframe_zoned(Fold *fo, bool csv, FoldSink sink, void *sin
             break;
         }
         n = PQntuples(res);
-        for (int i = 0; i < n && st == WR_OK; i++) {
-            Val *row = base;
-            shown[i] = (signed char)(vals_from_array((const unsigned char *)PQgetvalue(res, i, nf - 1),
-                                                     PQgetlength(res, i, nf - 1), base, fo->maxcol)
-                                         ? keyframe_row_at(fo, (const unsigned char *)PQgetvalue(res, i, 0),
-                                                           PQgetisnull(res, i, 0) ? -1 : PQgetlength(res, i, 0),
-                                                           row_hash(res, i, keyed), keyed, base, vals, &row)
-                                         : -1);
-            if (shown[i] < 0) st = wr_error_set(err, WR_PROTOCOL, "%s: malformed keyframe row", what);
-            /* a value from the deltas was printed again already (rezone_hash) */
-            for (int z = 0; z < nz && shown[i] > 0; z++) {
-                size_t at = (size_t)i * (size_t)nz + (size_t)z;
-                conv[at] = row[zcol[z]];
-                own[at] = conv[at].len >= 0 && conv[at].p == base[zcol[z]].p;
-            }
-        }
-        for (int z = 0; z < nz && st == WR_OK; z++) {
-            size_t k = 0;
-            for (int i = 0; i < n; i++)
-                if (shown[i] > 0 && own[(size_t)i * (size_t)nz + (size_t)z]) {
-                    from[k] = i;
-                    one[k++] = conv[(size_t)i * (size_t)nz + (size_t)z];
-                }
-            st = rezone_vals(fo, fo->zone_type[zcol[z]], one, k, &printed[z], what, err);
-            for (size_t j = 0; j < k && st == WR_OK; j++) conv[(size_t)from[j] * (size_t)nz + (size_t)z] = one[j];
-        }
-        for (int i = 0; i < n && st == WR_OK; i++) {
-            Val *row = base;
-            if (shown[i] <= 0) continue;
-            (void)vals_from_array((const unsigned char *)PQgetvalue(res, i, nf - 1), PQgetlength(res, i, nf - 1),
-                                  base, fo->maxcol);
-            (void)keyframe_row_at(fo, (const unsigned char *)PQgetvalue(res, i, 0),
-                                  PQgetisnull(res, i, 0) ? -1 : PQgetlength(res, i, 0), row_hash(res, i, keyed), keyed,
-                                  base, vals, &row);
-            for (int z = 0; z < nz; z++) row[zcol[z]] = conv[(size_t)i * (size_t)nz + (size_t)z];
-            make_line(fo->rv, row, fo->maxcol, csv, line);
-            if ((st = sink(sink_arg, line->data, line->len, err)) == WR_OK) (*rows)++;
-        }
-        for (int z = 0; z < nz; z++) {
-            PQclear(printed[z]);
-            printed[z] = NULL;
-        }
+        st = zoned_chunks(fo, &zb, res, keyed, &o, what, err);
         PQclear(res);
     } while (n > 0 && st == WR_OK);
     if (st == WR_OK) st = rq_run(ctx->hist, err, "CLOSE walrev_keyframe", 0, NULL);
-    free(own);
-    free(printed);
-    free(from);
-    free(one);
-    free(shown);
-    free(conv);
-    free(zcol);
+    free(zb.printed);
+    free(zb.from);
+    free(zb.one);
+    free(zb.own);
+    free(zb.conv);
+    free(zb.shown);
+    free(zb.base);
+    free(zb.h);
+    free(zb.key);
+    free(zb.zcol);
     return st;
 }
 

@@ -353,4 +353,46 @@ extern const struct option rq_undo_options[];
 extern const struct option rq_erase_options[];
 extern const struct option rq_prune_options[];
 
+/* ---------------------------------------------------------------- binary COPY reading (copyin.c) */
+
+/* A binary COPY OUT stream, tuple by tuple, reassembled across CopyData messages. */
+typedef struct {
+    PGconn *conn;
+    StrBuf buf;
+    size_t pos;
+    bool header_done;
+    bool trailer;
+} CopyReader;
+
+#define COPY_MAX_FIELDS 9
+
+/* One tuple of a batch: fields and lengths (-1: NULL), pointing into the reader's buffer. */
+typedef struct {
+    const unsigned char *f[COPY_MAX_FIELDS];
+    int32_t fl[COPY_MAX_FIELDS];
+} CopyTuple;
+
+/* Tuples per batch: enough that the hash slots of a batch's keys, asked of
+ * memory in one pass, arrive while the pass before the fold still runs. */
+#define COPY_BATCH 64
+
+/*
+ * Start COPY query on conn. The reader is ready for replay_copy_next;
+ * replay_copy_close ends it in every case.
+ */
+WrStatus replay_copy_open(CopyReader *r, PGconn *conn, const char *query, const char *what, WrError *err) WR_MUSTCHECK;
+
+/*
+ * The next tuples of nf fields (at most COPY_MAX_FIELDS), up to max (at most
+ * COPY_BATCH) of them, into t (fields valid until the next call: the buffer
+ * moves only then; they point into r->buf, which the caller may write, e.g.
+ * to unescape a keyframe chunk's literals in place). Reading a batch at once
+ * lets the caller look up every key of it before it folds the first.
+ * Returns how many (0 at the end of the data), -1 with err set.
+ */
+int replay_copy_next(CopyReader *r, int nf, CopyTuple *t, int max, const char *what, WrError *err);
+
+/* Drain what is left of the COPY and take its result; st is what the caller has so far, returned unless OK. */
+WrStatus replay_copy_close(CopyReader *r, WrStatus st, const char *what, WrError *err);
+
 #endif

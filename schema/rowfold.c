@@ -1,6 +1,10 @@
 /*
  * rowfold.c — see rowfold.h. The COPY layer reassembles binary tuples across
- * chunks; the fold itself keeps one key's row as owned copies of its values.
+ * messages; the fold itself keeps one key's row as owned copies of its
+ * values. A keyframe arrives as its chunks (format 7), each sorted by its
+ * first key among the deltas: its rows are held (one chunk at a time) and let
+ * out in key order as the stream passes them, so the server sorts a chunk
+ * per 64 rows and never unnests them (the keyframe_row view).
  */
 #include "schema/rowfold.h"
 
@@ -9,6 +13,7 @@
 #include <string.h>
 
 #include "schema/copyread.h"
+#include "schema/kfchunk.h"
 
 struct RowFold {
     RowFoldEmit emit;
@@ -27,6 +32,13 @@ struct RowFold {
     bool streamed; /* fed a COPY stream: its trailer must come */
     bool header_done;
     bool trailer_seen;
+    /* the keyframe chunk being merged: its two arrays copied (the stream's
+     * buffer moves), its next row read ahead, and the last key let out */
+    StrBuf chunk;
+    KfChunk ch;
+    KfVal ch_key, ch_row;
+    bool ch_has;
+    KfVal *split; /* [0..maxcol]: a chunk row's literal split */
 };
 
 RowFold *rowfold_create(int maxcol, RowFoldEmit emit, void *arg)
@@ -39,6 +51,8 @@ RowFold *rowfold_create(int maxcol, RowFoldEmit emit, void *arg)
     f->known = xcalloc((size_t)f->maxcol + 1, sizeof(bool));
     strbuf_init(&f->key);
     strbuf_init(&f->buf);
+    strbuf_init(&f->chunk);
+    f->split = xcalloc((size_t)f->maxcol + 1, sizeof(KfVal));
     return f;
 }
 
@@ -59,6 +73,8 @@ void rowfold_destroy(RowFold *f)
     free(f->known);
     strbuf_free(&f->key);
     strbuf_free(&f->buf);
+    strbuf_free(&f->chunk);
+    free(f->split);
     free(f);
 }
 
@@ -118,18 +134,25 @@ static WrStatus emit_current(RowFold *f, WrError *err)
     return f->emit(f->arg, f->key.data, f->key.len, (const char *const *)f->vals, f->known, f->maxcol, f->based, err);
 }
 
+/* The row of key from here on: the previous key's row, if another, goes out first. */
+static WrStatus begin_key(RowFold *f, const char *key, size_t key_len, WrError *err)
+{
+    if (f->have_key && key_len == f->key.len && memcmp(key, f->key.data, key_len) == 0) return WR_OK;
+    WrStatus st = emit_current(f, err);
+    if (st != WR_OK) return st;
+    row_clear(f);
+    strbuf_reset(&f->key);
+    strbuf_append(&f->key, key, key_len);
+    f->have_key = true;
+    f->present = false;
+    f->based = false;
+    return WR_OK;
+}
+
 WrStatus rowfold_add(RowFold *f, const RowFoldTuple *t, WrError *err)
 {
-    if (!f->have_key || t->key_len != f->key.len || memcmp(t->key, f->key.data, t->key_len) != 0) {
-        WrStatus st = emit_current(f, err);
-        if (st != WR_OK) return st;
-        row_clear(f);
-        strbuf_reset(&f->key);
-        strbuf_append(&f->key, t->key, t->key_len);
-        f->have_key = true;
-        f->present = false;
-        f->based = false;
-    }
+    WrStatus st0 = begin_key(f, t->key, t->key_len, err);
+    if (st0 != WR_OK) return st0;
     BinArray ids, vals;
     const unsigned char *v;
     int32_t vlen = 0;
@@ -179,7 +202,83 @@ malformed:
                         t->key);
 }
 
-#define FIELDS 7
+/* Keys in "C" order, as the stream is sorted: bytewise, a prefix first. */
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+static WrStatus chunk_malformed(RowFold *f, WrError *err)
+{
+    f->ch_has = false;
+    return wr_error_set(err, WR_PROTOCOL, "row fold: malformed keyframe chunk at key %.*s",
+                        (int)(f->key.len > 200 ? 200 : f->key.len), f->key.len ? f->key.data : "");
+}
+
+/* Read the chunk's next row ahead; its key must follow the one before it (prev, NULL: the chunk's first). */
+static WrStatus chunk_advance(RowFold *f, const KfVal *prev, WrError *err)
+{
+    int r = kfchunk_next(&f->ch, &f->ch_key, &f->ch_row);
+    f->ch_has = r > 0;
+    if (r < 0 || (r > 0 && f->ch_key.len < 0)) return chunk_malformed(f, err);
+    if (r > 0 && prev && key_cmp(prev->p, (size_t)prev->len, f->ch_key.p, (size_t)f->ch_key.len) >= 0)
+        return chunk_malformed(f, err);
+    return WR_OK;
+}
+
+/*
+ * Let the held chunk's rows out up to key (inclusive when incl: a delta of
+ * that key comes after its keyframe row), or all of them (key NULL). Each
+ * row's literal is split in the chunk's own buffer (kfchunk_split_row).
+ */
+static WrStatus chunk_release(RowFold *f, const char *key, size_t key_len, bool incl, WrError *err)
+{
+    WrStatus st = WR_OK;
+    while (st == WR_OK && f->ch_has) {
+        if (key) {
+            int c = key_cmp(f->ch_key.p, (size_t)f->ch_key.len, key, key_len);
+            if (c > 0 || (c == 0 && !incl)) break;
+        }
+        KfVal k = f->ch_key, r = f->ch_row;
+        if ((st = begin_key(f, k.p, (size_t)k.len, err)) != WR_OK) break;
+        row_clear(f);
+        long lo, hi;
+        char *lit = f->chunk.data + (r.p - f->chunk.data);
+        if (!kfchunk_split_row(lit, r.len, f->split, f->maxcol, &lo, &hi)) return chunk_malformed(f, err);
+        for (long c = lo > 1 ? lo : 1; c <= hi && c <= f->maxcol; c++)
+            row_set(f, (int)c, (const unsigned char *)f->split[c].p, f->split[c].len);
+        f->present = f->based = true;
+        st = chunk_advance(f, &k, err);
+    }
+    return st;
+}
+
+/*
+ * A keyframe chunk whose first key is first: the rows of the one before it
+ * all precede it (a keyframe's chunks do not overlap), its own are held
+ * until the stream passes them.
+ */
+static WrStatus chunk_take(RowFold *f, const unsigned char *first, int32_t first_len, const unsigned char *keys,
+                           int32_t keys_len, const unsigned char *rows, int32_t rows_len, WrError *err)
+{
+    WrStatus st = chunk_release(f, (const char *)first, (size_t)first_len, false, err);
+    if (st != WR_OK) return st;
+    if (f->ch_has) return chunk_malformed(f, err); /* the chunk before it reaches past its first key */
+    strbuf_reset(&f->chunk);
+    strbuf_append(&f->chunk, keys, (size_t)keys_len);
+    strbuf_append(&f->chunk, rows, (size_t)rows_len);
+    const unsigned char *d = (const unsigned char *)f->chunk.data;
+    if (!kfchunk_open(&f->ch, d, keys_len, d + keys_len, rows_len)) return chunk_malformed(f, err);
+    KfVal lowest = {(const char *)first, first_len};
+    /* nothing of the chunk may sort before its place in the stream */
+    if ((st = chunk_advance(f, NULL, err)) != WR_OK) return st;
+    if (f->ch_has && key_cmp(f->ch_key.p, (size_t)f->ch_key.len, lowest.p, (size_t)lowest.len) < 0)
+        return chunk_malformed(f, err);
+    return WR_OK;
+}
+
+#define FIELDS 9
 
 WrStatus rowfold_feed(RowFold *f, const void *data, size_t len, WrError *err)
 {
@@ -214,13 +313,19 @@ WrStatus rowfold_feed(RowFold *f, const void *data, size_t len, WrError *err)
         took = copyread_tuple(p, avail, FIELDS, fv, fl);
         if (took == 0) break;
         f->pos += took;
-        /* key, src, revision, seq, op, col_ids, vals */
+        /* key, src, revision, seq, op, col_ids, vals, then a chunk's keys and rows */
         if (fl[0] < 0 || fl[1] != 4 || fl[4] != 1)
             return wr_error_set(err, WR_PROTOCOL, "row fold: a COPY row without key, source or operation");
+        if (wr_read_u32(fv[1]) == 0) { /* a keyframe chunk, first_key its key */
+            if (fl[7] < 0 || fl[8] < 0) return chunk_malformed(f, err);
+            st = chunk_take(f, fv[0], fl[0], fv[7], fl[7], fv[8], fl[8], err);
+            continue;
+        }
+        if ((st = chunk_release(f, (const char *)fv[0], (size_t)fl[0], true, err)) != WR_OK) break;
         RowFoldTuple t = {
             .key = (const char *)fv[0],
             .key_len = (size_t)fl[0],
-            .from_keyframe = wr_read_u32(fv[1]) == 0,
+            .from_keyframe = false,
             .op = (char)fv[4][0],
             .col_ids = fl[5] >= 0 ? fv[5] : NULL,
             .col_ids_len = fl[5] >= 0 ? (size_t)fl[5] : 0,
@@ -242,7 +347,8 @@ WrStatus rowfold_feed(RowFold *f, const void *data, size_t len, WrError *err)
 WrStatus rowfold_finish(RowFold *f, WrError *err)
 {
     if (f->streamed && !f->trailer_seen) return wr_error_set(err, WR_PROTOCOL, "row fold: the COPY stream ended early");
-    WrStatus st = emit_current(f, err);
+    WrStatus st = chunk_release(f, NULL, 0, false, err);
+    if (st == WR_OK) st = emit_current(f, err);
     row_clear(f);
     f->have_key = f->present = false;
     return st;
@@ -267,12 +373,12 @@ void rowfold_query(StrBuf *q, const char *schema_q, uint32_t relid, const char *
     bool whole_history = strcmp(from_rev, "0") == 0;
     strbuf_appendf(
         q,
-        "COPY (SELECT kr.key COLLATE \"C\" AS key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, "
-        "NULL::smallint[] AS ids, kr.vals "
-        "FROM %1$s.keyframe_row kr WHERE kr.keyframe_id = %2$s "
+        "COPY (SELECT c.first_key COLLATE \"C\" AS key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op, "
+        "NULL::smallint[] AS ids, NULL::text[] AS vals, c.keys, c.rows "
+        "FROM %1$s.keyframe_chunk c WHERE c.keyframe_id = %2$s "
         "UNION ALL "
         "SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, "
-        "od.col_ids, od.new_values FROM ",
+        "od.col_ids, od.new_values, NULL, NULL FROM ",
         schema_q, kf_id ? kf_id : "NULL");
     if (max_keys > 0)
         strbuf_appendf(q,

@@ -62,7 +62,8 @@ long long rowfold_rows(const RowFold *f);
 
 /*
  * Append to q the COPY (…) TO STDOUT (FORMAT binary) that streams keyframe
- * kf_id's rows (kf_id NULL: none) and the table's deltas in revisions
+ * kf_id's chunks (kf_id NULL: none; each as its first key, its keys and
+ * rows, which rowfold_feed splits and merges) and the table's deltas in revisions
  * (from_rev, rev] after position (cut_rev, cut_seq), by key then commit order.
  * schema_q is the quoted history schema; the numbers are SQL literals.
  * max_keys > 0 reads the deltas key by key (table_keys(), for a table that

@@ -93,11 +93,11 @@ relid=$($psql -c "SELECT 'item'::regclass::oid")
 maxcol=$($psql -c "SELECT max(x) FROM walrev.relation_version, unnest(col_ids) x WHERE relid = $relid")
 kf=$($psql -c "SELECT coalesce(max(id)::text, 'NULL') FROM walrev.keyframe WHERE relid = $relid")
 rev=$($psql -c "SELECT max(id) FROM walrev.revision")
-# rowfold_query's COPY (schema/rowfold.c) with and without the keyframe.
+# rowfold_query's COPY (schema/rowfold.c) with and without the keyframe (its chunks, format 7).
 for k in NULL "$kf"; do
-  q="COPY (SELECT kr.key COLLATE \"C\" AS key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op,
-        NULL::smallint[] AS ids, kr.vals FROM walrev.keyframe_row kr WHERE kr.keyframe_id = $k
-      UNION ALL SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, od.col_ids, od.new_values
+  q="COPY (SELECT c.first_key COLLATE \"C\" AS key, 0 AS src, 0::bigint AS rev, 0 AS seq, ' '::\"char\" AS op,
+        NULL::smallint[] AS ids, NULL::text[] AS vals, c.keys, c.rows FROM walrev.keyframe_chunk c WHERE c.keyframe_id = $k
+      UNION ALL SELECT od.key COLLATE \"C\", 1, od.revision_id, od.seq, od.op, od.col_ids, od.new_values, NULL, NULL
         FROM walrev.object_delta_arrays od WHERE od.relid = $relid AND od.revision_id > 0 AND od.revision_id <= $rev
         AND od.op <> 'T' AND od.key IS NOT NULL ORDER BY 1, 2, 3, 4) TO STDOUT (FORMAT binary)"
   for chunk in 0 7 255; do

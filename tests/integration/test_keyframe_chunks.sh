@@ -9,6 +9,11 @@
 # updated by a fresh worker, whose cache is empty), and a format 6 store
 # (one keyframe_row per row) is packed in place by `walrev setup`: the same
 # rows, verify still proves them, and lookups read the packed chunks.
+# Every C reader of a keyframe reads its chunks with the snapshot's decoder
+# (schema/kfchunk.h): the keyframe thread's fold of the previous keyframe and
+# the deltas (a new keyframe of odd, its quoting rows 1-8 only in the old
+# one's chunks), the server-sorted snapshot (--memory 0); a misread literal
+# shows as a row unlike the table's, and in verify's keyframe check.
 source "$(dirname "$0")/lib.sh"
 source_db kfc_src kfc
 
@@ -128,3 +133,25 @@ check_old_images "after the upgrade" y
 a=$(W snapshot --table big | sort | md5sum)
 b=$($PSQL -d $DB -c "COPY (SELECT * FROM big) TO STDOUT" | sort | md5sum)
 expect_eq "snapshot after the upgrade equals the table" "$a" "$b"
+
+# ---- the keyframe thread folds the previous keyframe's chunks (rows 1-8 untouched since) ----
+OKF=$(q $DB "$H SELECT max(id) FROM keyframe WHERE relid = 'public.odd'::regclass")
+q_at END "DO \$\$ BEGIN FOR r IN 1..4 LOOP UPDATE odd SET w = 'r' || r WHERE id > 8; END LOOP; END \$\$"
+W run --stop-lsn "$END" >"$TMP/run_kf.log" 2>&1 || { cat "$TMP/run_kf.log"; fail "run for a new keyframe of odd"; }
+NKF=$(q $DB "$H SELECT max(id) FROM keyframe WHERE relid = 'public.odd'::regclass")
+[ "$NKF" -gt "$OKF" ] || fail "no new keyframe of odd after 1,168 deltas (keyframe $OKF, then $NKF)"
+expect_eq "the new keyframe of odd, folded from the old one's chunks and the deltas, holds the table's rows" \
+  "$(q $DB "$H SELECT string_agg(key || '=' || vals::text, ' ' ORDER BY key) FROM keyframe_row WHERE keyframe_id = $NKF")" \
+  "$(q $DB "SELECT string_agg(format('[\"%s\"]', id) || '=' || ARRAY[id::text, v, w]::text, ' '
+             ORDER BY format('[\"%s\"]', id) COLLATE \"C\") FROM odd")"
+same_as_table odd "odd from the new keyframe alone"
+a=$(W snapshot --table odd --memory 0 | LC_ALL=C sort | md5sum)
+expect_eq "odd through the server-sorted fold (--memory 0): the chunks merged with the deltas" "$a" \
+  "$($PSQL -d $DB -c "COPY (SELECT * FROM odd) TO STDOUT" | LC_ALL=C sort | md5sum)"
+q_at END "UPDATE odd SET v = v || '?' WHERE id IN (1, 3, 5, 150)"
+W run --stop-lsn "$END" >"$TMP/run_kf2.log" 2>&1 || { cat "$TMP/run_kf2.log"; fail "run odd 2"; }
+a=$(W snapshot --table odd --memory 0 | LC_ALL=C sort | md5sum)
+expect_eq "odd through the server-sorted fold, deltas on top of the new keyframe" "$a" \
+  "$($PSQL -d $DB -c "COPY (SELECT * FROM odd) TO STDOUT" | LC_ALL=C sort | md5sum)"
+OUT=$(W verify 2>&1) || { echo "$OUT"; fail "verify with the folded keyframe"; }
+pass "verify with the folded keyframe: $OUT"

@@ -11,7 +11,8 @@
 # too, as a SELECT there does; a value its column's type refuses (the old
 # value of a retype) as recorded. big has a keyframe (the
 # baseline's) and deltas since: the C fold prints its zoned values again
-# (keyframe rows between FETCHes, the deltas' values from the hash), the SQL
+# (keyframe rows between FETCHes of its chunks, the deltas' values from the
+# hash; at the baseline, the keyframe alone), the SQL
 # fold (--memory 0) too, and both equal COPY across DST changes, local mean
 # time offsets with seconds, BC dates, infinity, in the worker's own zone too.
 source "$(dirname "$0")/lib.sh"
@@ -41,6 +42,8 @@ q $DB "CREATE TYPE stamped AS (at timestamptz, n int);
 export PGTZ=Asia/Kolkata
 w_setup
 BASE=$(q $DB "$H SELECT max(id) FROM revision")
+# big as of the baseline, in another zone: its keyframe alone (no key asked of its chunks) is printed again too
+PGTZ=America/Los_Angeles $PSQL -d "$DB" -c "COPY big TO STDOUT" | LC_ALL=C sort >"$TMP/big_base"
 q $DB "CREATE TABLE k (tz timestamptz, r tstzrange, tt timetz);
        INSERT INTO t VALUES (2, '2010-07-01 00:00:00.5+00', NULL, 'empty', '{}', ROW(NULL, 2), '-infinity', '{}',
                              '23:59:59-08', NULL, 'x'),
@@ -112,6 +115,11 @@ for zone in "" America/Los_Angeles PST8PDT Asia/Kolkata; do
   done
 done
 expect_eq "snapshots of big compared" "$N" 16
+PGTZ=America/Los_Angeles W snapshot --at "$BASE" --table big 2>"$TMP/err" | LC_ALL=C sort >"$TMP/snap_base" ||
+  { cat "$TMP/err"; fail "snapshot big at the baseline"; }
+cmp -s "$TMP/big_base" "$TMP/snap_base" || { diff "$TMP/big_base" "$TMP/snap_base" >&2; fail "big at the baseline differs"; }
+OUT=$(W verify 2>&1) || { echo "$OUT"; fail "verify (big's keyframe read from its chunks)"; }
+pass "verify: $OUT"
 expect_eq "rows of big" "$(wc -l <"$TMP/snap")" "$(q $DB "SELECT count(*) + 1 FROM big")"
 unset PGTZ
 # the SQL fold ran once per --memory 0 snapshot, the C fold never
