@@ -158,8 +158,10 @@ static WrStatus history_columns(const ReconQuery *q, ReconTable *out, int16_t *i
     StrBuf sql;
     strbuf_init(&sql);
     strbuf_appendf(&sql,
-                   "SELECT c.name, c.id FROM %s.relation_at($1::oid, $2::bigint) rv, "
-                   "unnest(rv.col_names, rv.col_ids) AS c(name, id)",
+                   /* LEFT JOIN: a version without a column is in the history all the same (one row of
+                    * NULLs), or its rows would all be taken for new */
+                   "SELECT c.name, c.id FROM %s.relation_at($1::oid, $2::bigint) rv "
+                   "LEFT JOIN LATERAL unnest(rv.col_names, rv.col_ids) AS c(name, id) ON true",
                    q->schema_q);
     const char *params[2] = {relid, rev};
     PGresult *r;
@@ -350,7 +352,7 @@ static WrStatus multiset_surplus(const ReconQuery *q, ReconTable *out, const int
             strbuf_appendf(&sql, ") FROM %s.snapshot_rows($1::oid, $2::bigint) s WHERE s.key IS NOT NULL ORDER BY 1",
                            q->schema_q);
         } else {
-            strbuf_appendf(&sql, "SELECT %s, md5(", t->select_list);
+            strbuf_appendf(&sql, "SELECT %s%smd5(", t->select_list, *t->select_list ? ", " : ""); /* none: no column */
             row_expr(&sql, out, c, ids, false);
             strbuf_appendf(&sql, ") FROM ONLY %s", t->qualified);
             if (t->rowfilter) strbuf_appendf(&sql, " WHERE (%s)", t->rowfilter);
@@ -652,7 +654,7 @@ WrStatus reconcile_table(const ReconQuery *q, uint32_t relid, ReconFn fn, void *
         chunk_where(&sql, chunked ? &cf : NULL, out, q->src, ids, false, t->rowfilter != NULL);
         strbuf_append_str(&sql, ") x GROUP BY 1");
     } else {
-        strbuf_appendf(&sql, "SELECT %s, md5(", t->select_list);
+        strbuf_appendf(&sql, "SELECT %s%smd5(", t->select_list, *t->select_list ? ", " : ""); /* none: no column */
         row_expr(&sql, out, q->src, ids, false);
         strbuf_appendf(&sql, ") FROM ONLY %s", t->qualified);
         if (t->rowfilter) strbuf_appendf(&sql, " WHERE (%s)", t->rowfilter);

@@ -2496,6 +2496,12 @@ def run(args):
     filled.append(ri)
     empty = w.make_keyed(keytype="int")          # never written at all
     baseline_only = w.make_keyed(keytype="int")  # rows before setup, never changed after
+    # a table without a column, with rows (INSERT ... DEFAULT VALUES, empty lines in COPY): its
+    # baseline and the lost slot's gap revision found no column (test_zero_columns)
+    # (REPLICA IDENTITY DEFAULT: inserts only, and it is never written after setup)
+    nocols = w.create(Table("public", w.new_name("nc"), "keyless"), [])
+    for _ in range(3):
+        w.x(f"INSERT INTO {nocols.q} DEFAULT VALUES")
     for t in filled:
         w.insert(t, r.randint(2, 6))
     w.insert(baseline_only, 3)
@@ -2509,8 +2515,9 @@ def run(args):
         w.begin()
         extra -= w.populate(min(extra, 40))
         w.commit()
-    empty.frozen = baseline_only.frozen = True
+    empty.frozen = baseline_only.frozen = nocols.frozen = True
     baseline_only.tags.add("baseline_only")
+    nocols.tags.add("no_columns")
     out = subprocess.run(worker.cmd("setup"), capture_output=True, text=True)
     if out.returncode != 0:
         print(out.stdout, out.stderr)
