@@ -29,6 +29,9 @@ typedef struct {
     const char *hist_conninfo;
     const char *source_conninfo;
     bool usage; /* the error is a usage error (bad option, missing operand): exit status 2 */
+    /* set before rq_open_history by a command that reads the table log many times (snapshot):
+     * it is copied once, in the transaction, and every read takes the copy */
+    bool copy_table_log;
 } ReplayCtx;
 
 /* A resolved point. */

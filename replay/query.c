@@ -113,6 +113,26 @@ PGresult *rq_execp(PGconn *conn, WrError *err, int nparams, const char *const *p
     return res;
 }
 
+/*
+ * The session's copy of the table log (schema/sql/replay.sql's
+ * table_event_rows reads it when walrev.table_event_copy names its store):
+ * made before the transaction, which is read-only (a temporary table may be
+ * written there, not made). Rows last to the transaction's end. False when
+ * it cannot be made (no TEMP privilege, a standby): every read then
+ * computes the log, as before.
+ */
+static bool make_table_log_copy(ReplayCtx *ctx)
+{
+    PGresult *res = NULL;
+    bool ok = pgio_exec(ctx->hist,
+                        "CREATE TEMP TABLE IF NOT EXISTS walrev_table_event (revision_id bigint, seq integer, "
+                        "relid oid, event text, nspname text, relname text, relkind text, parent oid, "
+                        "columns jsonb, inherits oid[]) ON COMMIT DELETE ROWS",
+                        0, NULL, &res);
+    PQclear(res);
+    return ok;
+}
+
 WrStatus rq_open_history(ReplayCtx *ctx, WrError *err)
 {
     WrStatus cst = rq_connect(ctx->hist_conninfo, "history store", &ctx->hist, err);
@@ -126,18 +146,32 @@ WrStatus rq_open_history(ReplayCtx *ctx, WrError *err)
      */
     char *ns = PQescapeLiteral(ctx->hist, ctx->opts->schema ? ctx->opts->schema : "walrev",
                                strlen(ctx->opts->schema ? ctx->opts->schema : "walrev"));
+    bool copy = ctx->copy_table_log && make_table_log_copy(ctx);
     PGresult *res = rq_execf(ctx->hist, err,
                              "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog; "
                              "SET LOCAL jit = off; "
-                             "SELECT to_regprocedure(quote_ident(%s) || '.snapshot_rows(oid,bigint)') IS NOT NULL",
+                             "SELECT to_regprocedure(quote_ident(%1$s) || '.snapshot_rows(oid,bigint)') IS NOT NULL, "
+                             "to_regprocedure(quote_ident(%1$s) || '.table_event_computed()') IS NOT NULL",
                              ns);
     PQfreemem(ns);
     if (!res) return wr_error_prefix(err, "history store");
     bool ok = PQgetvalue(res, 0, 0)[0] == 't';
+    copy = copy && PQgetvalue(res, 0, 1)[0] == 't'; /* a store of an older replay.sql would not read it */
     PQclear(res);
     if (!ok)
         return wr_error_set(err, WR_FATAL, "history schema %s has no replay functions: run `walrev setup` (replay.sql)",
                             ctx->schema_q);
+    if (copy) {
+        /* schema_q is store_quote_ident's, as replay.sql's @schema@ */
+        char *lit = PQescapeLiteral(ctx->hist, ctx->schema_q, strlen(ctx->schema_q));
+        res = rq_execf(ctx->hist, err,
+                       "INSERT INTO pg_temp.walrev_table_event SELECT * FROM %s.table_event_computed(); "
+                       "SELECT set_config('walrev.table_event_copy', %s, true)",
+                       ctx->schema_q, lit);
+        PQfreemem(lit);
+        if (!res) return wr_error_prefix(err, "history store: copying the table log");
+        PQclear(res);
+    }
     return WR_OK;
 }
 

@@ -1120,6 +1120,7 @@ static WrStatus parse_snapshot_args(ReplayCtx *ctx, int argc, char **argv, SnapA
 WrStatus cmd_snapshot(ReplayCtx *ctx, int argc, char **argv, WrError *err)
 {
     SnapArgs a;
+    ctx->copy_table_log = true; /* a dozen reads of it a table */
     if (parse_snapshot_args(ctx, argc, argv, &a, err) != WR_OK || rq_open_history(ctx, err) != WR_OK)
         return err->status;
     Point pt, last;
