@@ -379,6 +379,19 @@ static WrStatus end_of_copy(ReplStream *s, WrError *err)
     } else {
         s->streaming = false;
         st = result_error(s, res, "replication stream", err);
+        /* The slot's publication was dropped (by a user: walrev never drops
+         * it). pgoutput fails on the first change decoded in a catalog
+         * without it, and on that change again at every start: made again
+         * since, it does not help the changes made while it did not exist,
+         * which PostgreSQL 15 cannot decode (a DROP and CREATE PUBLICATION in
+         * one transaction, or with no change between, is no such gap). */
+        if (err && strcmp(err->sqlstate, "42704") == 0 && strstr(err->msg, "publication") != NULL) {
+            size_t n = strlen(err->msg);
+            snprintf(err->msg + n, sizeof(err->msg) - n,
+                     ": the slot's publication was dropped; if it was made again since, the changes made while it "
+                     "did not exist cannot be decoded (PostgreSQL 15): drop the slot and run walrev setup (the "
+                     "history records a gap revision that brings every table to its rows then)");
+        }
         s->ended = *err;
     }
     PQclear(res);

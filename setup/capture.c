@@ -64,7 +64,8 @@ static const char *ddl_capture_body_fmt =
      * publication_rejoined, when installed): logical decoding saw none of
      * their changes while they were out, so their history begins again here,
      * with the rows they have now, as a table SET LOGGED does (logged_row) */
-    " IF TG_EVENT = 'ddl_command_end' AND TG_TAG IN ('ALTER PUBLICATION', 'ALTER TABLE') AND EXISTS (SELECT 1"
+    " IF TG_EVENT = 'ddl_command_end' AND TG_TAG IN ('ALTER PUBLICATION', 'CREATE PUBLICATION', 'ALTER TABLE')"
+    "   AND EXISTS (SELECT 1"
     "   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
     "   WHERE p.proname = 'publication_rejoined' AND n.nspname = @h@) THEN"
     "   rejoined := @s@.publication_rejoined();"
@@ -463,7 +464,7 @@ bool setup_ensure_ddl_trigger(Setup *s)
         .function = "capture_ddl",
         /* ALTER INDEX t RENAME TO renames a table too (PostgreSQL allows it) */
         .tags = "'CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX', 'ALTER TYPE', "
-                "'ALTER PUBLICATION'",
+                "'ALTER PUBLICATION', 'CREATE PUBLICATION'",
         .reading = "reading the DDL capture function",
         .doing = "installing the DDL capture event trigger",
         .table = "ddl_capture",

@@ -217,7 +217,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
        AND NOT CASE WHEN pub.filtered THEN @schema@.partly_published(c.oid) ELSE false END
 $fn$;
 
--- ddl_command_start of ALTER PUBLICATION, and of an ALTER TABLE that may
+-- ddl_command_start of ALTER PUBLICATION, CREATE PUBLICATION (walrev's, made
+-- again after a DROP PUBLICATION: '{}' then, and what it covers rejoins), and
+-- of an ALTER TABLE that may
 -- take a table out of the publication or bring it back (DETACH or ATTACH
 -- PARTITION under a parent the publication names, SET SCHEMA out of or
 -- into a published schema): the tables
@@ -237,6 +239,55 @@ BEGIN
     PERFORM set_config('walrev.own_published_before',
                        coalesce((SELECT string_agg(pt.tablename, ',') FROM pg_publication_tables pt
                                   WHERE pt.pubname = @publication@ AND pt.schemaname = @schema_literal@), ''), true);
+END
+$fn$;
+
+-- ddl_command_start of DROP PUBLICATION naming walrev's publication (the
+-- user's: walrev never drops it): every table it covers leaves it, logged
+-- 'unpublished' here, before the drop, as an ALTER PUBLICATION that left them
+-- out would be; a CREATE PUBLICATION of the name later brings those it covers
+-- back with their rows (publication_rejoined), so their history is exact
+-- again from there, and replay refuses the others by name. Written here and
+-- not at the command's end: pgoutput reads the slot's publications again at
+-- the first change after the drop, and that change, decoded in a catalog
+-- without the publication, would end the stream ("publication ... does not
+-- exist"); before the drop the publication is there. (A change made between
+-- the drop and the CREATE PUBLICATION ends the stream for good, PostgreSQL 15
+-- cannot decode past it: the worker names that and its remedy.) The names
+-- are read from the statement (ddl_command_start knows no objects): a
+-- DROP PUBLICATION clause whose comma-separated names include ours, quoted
+-- or not. A statement that names it otherwise is not seen; its table log
+-- then misses the leave, which the worker names (a tracked table left the
+-- publication unrecorded).
+CREATE OR REPLACE FUNCTION @schema@.note_publication_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE
+    m text[];
+    n text;
+    ours boolean := false;
+    r record;
+    s @schema@.table_log;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_publication p WHERE p.pubname = @publication@) THEN
+        RETURN;
+    END IF;
+    FOR m IN SELECT regexp_matches(current_query(),
+                                   '\mDROP\s+PUBLICATION\s+(?:IF\s+EXISTS\s+)?((?:"(?:[^"]|"")*"|[^;"])*)', 'gi') LOOP
+        FOREACH n IN ARRAY regexp_split_to_array(regexp_replace(m[1], '\s+(CASCADE|RESTRICT)\s*$', '', 'i'), ',') LOOP
+            n := btrim(n);
+            n := CASE WHEN n LIKE '"%"' THEN replace(substr(n, 2, length(n) - 2), '""', '"') ELSE lower(n) END;
+            ours := ours OR n = @publication@;
+        END LOOP;
+    END LOOP;
+    IF NOT ours THEN
+        RETURN;
+    END IF;
+    FOR r IN SELECT u.o FROM unnest(@schema@.published_now()) u(o) ORDER BY 1 LOOP
+        s := @schema@.catalog_state(r.o);
+        CONTINUE WHEN s.relid IS NULL;
+        INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns, inherits)
+        VALUES (s.relid, 'unpublished', s.nspname, s.relname, s.relkind, s.parent, s.columns, s.inherits);
+    END LOOP;
 END
 $fn$;
 
@@ -523,7 +574,7 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION @schema@.via_root(oid), @schema@.table_state(oid), @schema@.catalog_state(oid), @schema@.log_table(oid, text),
-    @schema@.log_seed(), @schema@.published_now(), @schema@.publication_rejoined() FROM PUBLIC;
+    @schema@.log_seed(), @schema@.published_now(), @schema@.publication_rejoined(), @schema@.note_publication_drop() FROM PUBLIC;
 
 -- Each ENABLE ALWAYS: a session under session_replication_role = replica
 -- still writes WAL the slot decodes, so its DDL is logged too (PostgreSQL's
@@ -531,7 +582,7 @@ REVOKE ALL ON FUNCTION @schema@.via_root(oid), @schema@.table_state(oid), @schem
 DROP EVENT TRIGGER IF EXISTS walrev_log_tables;
 CREATE EVENT TRIGGER walrev_log_tables ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER INDEX', 'ALTER TYPE',
-                 'ALTER PUBLICATION', 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE')
+                 'ALTER PUBLICATION', 'CREATE PUBLICATION', 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE')
     EXECUTE FUNCTION @schema@.log_tables();
 ALTER EVENT TRIGGER walrev_log_tables ENABLE ALWAYS;
 -- CREATE SCHEMA s CREATE TABLE t ... creates its tables under the tag CREATE
@@ -558,9 +609,14 @@ ALTER EVENT TRIGGER walrev_log_detach_pending ENABLE ALWAYS;
 -- what the publication covered before the command, for log_tables.
 DROP EVENT TRIGGER IF EXISTS walrev_note_published;
 CREATE EVENT TRIGGER walrev_note_published ON ddl_command_start
-    WHEN TAG IN ('ALTER PUBLICATION', 'ALTER TABLE')
+    WHEN TAG IN ('ALTER PUBLICATION', 'CREATE PUBLICATION', 'ALTER TABLE')
     EXECUTE FUNCTION @schema@.note_published();
 ALTER EVENT TRIGGER walrev_note_published ENABLE ALWAYS;
+DROP EVENT TRIGGER IF EXISTS walrev_note_publication_drop;
+CREATE EVENT TRIGGER walrev_note_publication_drop ON ddl_command_start
+    WHEN TAG IN ('DROP PUBLICATION')
+    EXECUTE FUNCTION @schema@.note_publication_drop();
+ALTER EVENT TRIGGER walrev_note_publication_drop ENABLE ALWAYS;
 -- An ALTER PUBLICATION ... SET TABLE (or DROP TABLE) that leaves out
 -- walrev's own tables it carried before (setup added them; note_published
 -- noted them): the table log, the erasure log and the DDL capture must go
@@ -570,6 +626,9 @@ ALTER EVENT TRIGGER walrev_note_published ENABLE ALWAYS;
 -- transaction, before the other triggers write (event triggers fire in
 -- name order: walrev_add_own_tables before walrev_capture_ddl and
 -- walrev_log_tables). Nothing under FOR ALL TABLES or without the publication.
+-- A CREATE PUBLICATION of walrev's name (the user made it again after a DROP
+-- PUBLICATION) gets all three: they were there before the drop (setup put
+-- them there), and the rejoin's rows must reach the slot through them.
 CREATE OR REPLACE FUNCTION @schema@.add_own_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
@@ -580,6 +639,13 @@ BEGIN
     PERFORM set_config('walrev.own_published_before', '', true);
     IF NOT EXISTS (SELECT 1 FROM pg_publication p WHERE p.pubname = @publication@ AND NOT p.puballtables) THEN
         RETURN;
+    END IF;
+    IF tg_tag = 'CREATE PUBLICATION' THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() d JOIN pg_publication p ON p.oid = d.objid
+                        WHERE d.classid = 'pg_publication'::regclass AND p.pubname = @publication@) THEN
+            RETURN;
+        END IF;
+        before := ARRAY['table_log', 'erasure_log', 'ddl_capture'];
     END IF;
     FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname = @schema_literal@ AND c.relname IN ('table_log', 'erasure_log', 'ddl_capture')
@@ -600,6 +666,6 @@ $fn$;
 REVOKE ALL ON FUNCTION @schema@.note_published(), @schema@.add_own_tables() FROM PUBLIC;
 DROP EVENT TRIGGER IF EXISTS walrev_add_own_tables;
 CREATE EVENT TRIGGER walrev_add_own_tables ON ddl_command_end
-    WHEN TAG IN ('ALTER PUBLICATION')
+    WHEN TAG IN ('ALTER PUBLICATION', 'CREATE PUBLICATION')
     EXECUTE FUNCTION @schema@.add_own_tables();
 ALTER EVENT TRIGGER walrev_add_own_tables ENABLE ALWAYS;
