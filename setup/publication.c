@@ -352,6 +352,9 @@ bool setup_ensure_publication(Setup *s)
     PGresult *res = NULL;
 
     if (!s->pub_exists) {
+        /* setup adds walrev's own tables itself, each named (add_own_tables
+         * leaves a CREATE PUBLICATION in this transaction alone) */
+        strbuf_append_str(&sql, "SELECT pg_catalog.set_config('walrev.setup_publication', 'on', true); ");
         strbuf_appendf(&sql, "CREATE PUBLICATION %s ", pub);
         if (s->mode == PUB_ALL_TABLES) {
             strbuf_append_str(&sql, "FOR ALL TABLES");

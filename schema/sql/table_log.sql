@@ -628,7 +628,8 @@ ALTER EVENT TRIGGER walrev_note_publication_drop ENABLE ALWAYS;
 -- walrev_log_tables). Nothing under FOR ALL TABLES or without the publication.
 -- A CREATE PUBLICATION of walrev's name (the user made it again after a DROP
 -- PUBLICATION) gets all three: they were there before the drop (setup put
--- them there), and the rejoin's rows must reach the slot through them.
+-- them there), and the rejoin's rows must reach the slot through them;
+-- setup's own CREATE PUBLICATION is left alone (it adds them, naming each).
 CREATE OR REPLACE FUNCTION @schema@.add_own_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
@@ -641,6 +642,10 @@ BEGIN
         RETURN;
     END IF;
     IF tg_tag = 'CREATE PUBLICATION' THEN
+        -- setup's own (it adds them itself, naming each)
+        IF current_setting('walrev.setup_publication', true) = 'on' THEN
+            RETURN;
+        END IF;
         IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() d JOIN pg_publication p ON p.oid = d.objid
                         WHERE d.classid = 'pg_publication'::regclass AND p.pubname = @publication@) THEN
             RETURN;
