@@ -1256,7 +1256,10 @@ WHERE CASE WHEN e.event = 'drop' THEN coalesce(e.p_event <> 'drop',
            WHEN e.p_event IS NULL THEN true
            WHEN e.event = 'unlogged' THEN e.p_event <> 'unlogged'
                 OR e.p_named IS DISTINCT FROM ROW(e.nspname, e.relname, e.parent, e.inherits)
+           -- out of the publication, detached (or NO INHERIT) from a parent that
+           -- rejoins: its membership ends there (log_tables)
            WHEN e.event = 'unpublished' THEN e.p_event <> 'unpublished'
+                OR e.p_named IS DISTINCT FROM ROW(e.nspname, e.relname, e.parent, e.inherits)
            -- a creation is kept after the 'alter' of a command nested in the
            -- CREATE (an application's ddl_command_end trigger that fires before
            -- walrev_log_tables): the table was born here, not joined

@@ -299,7 +299,18 @@ $fn$;
 -- created under the option: via_root kept it out of the log). The one read of the table log by a trigger, only in a command
 -- that changed what the publication covers, by the log's (relid, id) index
 -- for those tables alone. '{}' when the command was not noted.
-CREATE OR REPLACE FUNCTION @schema@.publication_rejoined() RETURNS oid[]
+--
+-- A table another transaction has written (it holds a RowExclusiveLock on
+-- it: INSERT, UPDATE, DELETE, MERGE; a prepared one too) and not ended does
+-- not rejoin (without_writers true leaves it out; false lists only
+-- those): logical decoding reads that transaction's changes in the catalog
+-- of when they were made, when the table was out, and sends none of them,
+-- and the rejoin's rows, read in this transaction, cannot see them either.
+-- It stays 'unpublished' (replay refuses it by name), and log_tables warns.
+-- (Before it took without_writers, it had no argument: that one goes, or a
+-- call without one would be ambiguous.)
+DROP FUNCTION IF EXISTS @schema@.publication_rejoined();
+CREATE OR REPLACE FUNCTION @schema@.publication_rejoined(without_writers boolean DEFAULT true) RETURNS oid[]
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
     before text := current_setting('walrev.published_before', true);
@@ -316,7 +327,13 @@ BEGIN
                                       CASE WHEN current_setting('walrev.viaroot_before', true) = 'true'
                                                 AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = j.o
                                                              AND (c.relispartition OR c.relkind = 'p'))
-                                           THEN 'unpublished' END) = 'unpublished'), '{}');
+                                           THEN 'unpublished' END) = 'unpublished'
+                        AND without_writers <> EXISTS (SELECT 1 FROM pg_locks l
+                                                  WHERE l.locktype = 'relation' AND l.relation = j.o AND l.granted
+                                                    AND l.mode = 'RowExclusiveLock'
+                                                    AND l.pid IS DISTINCT FROM pg_backend_pid()
+                                                    AND l.database = (SELECT d.oid FROM pg_database d
+                                                                       WHERE d.datname = current_database()))), '{}');
 END
 $fn$;
 
@@ -373,6 +390,38 @@ BEGIN
     -- has sent their rows: their history begins again here).
     IF before IS NOT NULL AND before <> '' THEN
         rejoined := @schema@.publication_rejoined();
+        FOR r IN SELECT format('%I.%I', n.nspname, c.relname) AS name
+                   FROM unnest(@schema@.publication_rejoined(false)) u(o)
+                   JOIN pg_class c ON c.oid = u.o JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1 LOOP
+            RAISE WARNING 'walrev: table % rejoined publication % while other transactions had written it and not ended: '
+                          'logical decoding sends none of their changes, so walrev keeps refusing it as unpublished; '
+                          'once they have ended, ALTER PUBLICATION % DROP TABLE %, then ADD TABLE % again',
+                          r.name, @publication@, quote_ident(@publication@), r.name, r.name;
+        END LOOP;
+        -- Tables the log last had below a rejoining table (a partition, an
+        -- INHERITS child) that are no longer there: detached (or NO INHERIT)
+        -- while both were out, which nothing logged (log_table logs only
+        -- what the publication covers). Logged as they are now, or replay
+        -- would take them for members still (and refuse the parent for them).
+        IF rejoined <> '{}' THEN
+            FOR r IN SELECT x.relid AS o, x.parent, x.inherits FROM (
+                         SELECT DISTINCT ON (l.relid) l.relid, l.parent, l.inherits FROM @schema@.table_log l
+                          WHERE l.relid IN (SELECT l2.relid FROM @schema@.table_log l2
+                                             WHERE l2.parent = ANY (rejoined) OR l2.inherits && rejoined)
+                          ORDER BY l.relid, l.id DESC) x
+                      WHERE (x.parent = ANY (rejoined) OR x.inherits && rejoined) AND x.relid <> ALL (rejoined)
+                      ORDER BY 1 LOOP
+                s := @schema@.catalog_state(r.o);
+                CONTINUE WHEN s.relid IS NULL OR (s.parent, s.inherits) IS NOT DISTINCT FROM (r.parent, r.inherits);
+                IF @schema@.table_state(r.o) IS NOT NULL THEN
+                    PERFORM @schema@.log_table(r.o, 'alter');
+                ELSE
+                    INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns, inherits)
+                    VALUES (s.relid, coalesce(s.event, 'unpublished'), s.nspname, s.relname, s.relkind, s.parent,
+                            s.columns, s.inherits);
+                END IF;
+            END LOOP;
+        END IF;
         PERFORM set_config('walrev.published_before', '', true);
         now_pub := @schema@.published_now();
         FOR r IN SELECT b.o FROM unnest(before::oid[]) b(o) WHERE b.o <> ALL (now_pub) ORDER BY 1 LOOP
@@ -574,7 +623,7 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION @schema@.via_root(oid), @schema@.table_state(oid), @schema@.catalog_state(oid), @schema@.log_table(oid, text),
-    @schema@.log_seed(), @schema@.published_now(), @schema@.publication_rejoined(), @schema@.note_publication_drop() FROM PUBLIC;
+    @schema@.log_seed(), @schema@.published_now(), @schema@.publication_rejoined(boolean), @schema@.note_publication_drop() FROM PUBLIC;
 
 -- Each ENABLE ALWAYS: a session under session_replication_role = replica
 -- still writes WAL the slot decodes, so its DDL is logged too (PostgreSQL's
