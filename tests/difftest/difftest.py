@@ -203,6 +203,9 @@ class Table:
         self.fk_group = None      # REFERENCES: the parent and its children (one list, shared)
         self.wide = False         # a table of many columns
         self.matview = False      # a materialized view (its right answer: an error naming it so)
+        self.born_out = False     # --user-publication: made while the publication did not cover it
+        self.joined = False       # ... and covered at a point since (UserPub.expected)
+        self.dirty_rejoin = False  # ... rejoined it while another transaction had written it and not ended
 
     @property
     def q(self):
@@ -880,11 +883,13 @@ class MoreOps:
         self.stats["more:detach_subtree"] += 1
         return True
 
-    def mo_detach_concurrently(self):
+    def mo_detach_concurrently(self, schema=None):
         """DETACH PARTITION ... CONCURRENTLY (two transactions of its own,
-        outside a transaction block; FINALIZE when it stopped between them)."""
+        outside a transaction block; FINALIZE when it stopped between them);
+        of a root in schema when given."""
         self.settle_sessions(strong_only=False)
-        roots = self.live(lambda t: t.partitioned and t.parent is None and not any(x.busy for x in self.tree(t)))
+        roots = self.live(lambda t: t.partitioned and t.parent is None and not any(x.busy for x in self.tree(t))
+                          and schema in (None, t.schema))
         leaf = self.pick([x for root in roots for x in self.tree(root) if x.parent is root and not x.partitioned])
         if leaf is None:
             return False
@@ -908,6 +913,300 @@ class MoreOps:
         return True
 
 
+# ---------------------------------------------------------------- --user-publication
+
+
+class UserPub:
+    """--user-publication: setup is given a publication the user made
+    (userpub: FOR TABLES IN SCHEMA public, and, after setup, the tables of a
+    schema up listed one by one), and the user changes it while the
+    workload runs: a table dropped from it and added back, SET TABLE, DROP
+    and ADD TABLES IN SCHEMA, a row filter or a column list put on and
+    taken off, publish = without every action and back,
+    publish_via_partition_root on and off, DETACH PARTITION ... CONCURRENTLY
+    of a partition published through its parent alone, and the publication
+    dropped and made again (in one transaction, the worker running or
+    stopped). Its steps draw from a generator of their own, so the rest of
+    a seed's workload is the same with and without them.
+
+    What each table-point should answer is read from PostgreSQL's catalog
+    at the point, not from walrev's: published (the rows, byte for byte) or
+    not (walrev's refusal naming it unpublished). expected() says which."""
+    NAME = "userpub"
+    OPS = ["leave", "rejoin", "set_table", "drop_schema", "add_schema", "filter", "unfilter", "publish", "viaroot",
+           "detach_concurrently", "recreate"]
+    WEIGHTS = [5, 4, 3, 2, 2, 3, 2, 1.5, 1.5, 1, 2]
+
+    def __init__(self, w, worker, seed):
+        self.w, self.worker = w, worker
+        self.r = random.Random(seed * 1000003 + 13)
+        self.done = defaultdict(int)   # op -> times it changed the publication
+        self.ever_out = set()          # table ids seen unpublished at a point
+
+    def create(self):
+        """Before setup: the user's publication, of schema public."""
+        self.w.x(f"CREATE PUBLICATION {self.NAME} FOR TABLES IN SCHEMA public")
+
+    def make_up(self):
+        """After setup: schema up, kept out of the publication (a session with
+        walrev.publish_new_schema = off), its tables listed one by one."""
+        w = self.w
+
+        def body():
+            w.x("SET LOCAL walrev.publish_new_schema = off")
+            w.x("CREATE SCHEMA up")
+            ts = [w.make_keyed(schema="up", keytype="int"), w.make_keyless(True, schema="up"),
+                  w.make_keyed(schema="up", keytype="text")]
+            root = w.make_partitioned(schema="up")
+            w.x(f"ALTER PUBLICATION {self.NAME} ADD TABLE " + ", ".join(t.q for t in ts + [root]))
+            for t in ts + [x for x in w.tree(root) if not x.partitioned]:
+                w.insert(t, self.r.randint(2, 6))
+        if not w.step_tx(body):
+            raise RuntimeError("--user-publication: could not make schema up")
+
+    # -- the publication as the catalog has it
+    def q1(self, sql, params=None):
+        return self.w.rows(sql, params)
+
+    def listed(self):
+        """{qualified name: partial} of the tables the publication lists itself."""
+        return dict(self.q1("SELECT format('%%I.%%I', n.nspname, c.relname), pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL"
+                            " FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid"
+                            " JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                            " WHERE p.pubname = %s AND n.nspname <> 'walrev'", (self.NAME,)))
+
+    def schemas(self):
+        return [s for (s,) in self.q1("SELECT n.nspname FROM pg_publication_namespace pn JOIN pg_publication p"
+                                      " ON p.oid = pn.pnpubid JOIN pg_namespace n ON n.oid = pn.pnnspid"
+                                      " WHERE p.pubname = %s ORDER BY 1", (self.NAME,))]
+
+    def options(self):
+        return self.q1("SELECT pubinsert AND pubupdate AND pubdelete AND pubtruncate, pubviaroot FROM pg_publication"
+                       " WHERE pubname = %s", (self.NAME,))[0]
+
+    def up_tables(self):
+        """up's tables the publication may list: not partitions (those go through their root)."""
+        return [t for t in self.w.live(lambda t: t.schema == "up" and t.parent is None and not t.busy and not t.unlogged)]
+
+    # -- steps
+    def step(self, step):
+        w = self.w
+        w.settle_sessions(strong_only=True)
+        acts, viaroot = self.options()
+        if not acts and self.r.random() < 0.7:
+            op = "publish"
+        elif viaroot and self.r.random() < 0.7:
+            op = "viaroot"
+        else:
+            op = self.r.choices(self.OPS, self.WEIGHTS)[0]
+        before = {} if op == "recreate" else self.state()
+        did = getattr(self, "op_" + op)()
+        if did:
+            # a table that rejoined while another transaction had written it and
+            # not ended: logical decoding sends none of that transaction's
+            # changes, and walrev refuses it (test_unpublish_inflight)
+            writers = {id(t) for s in w.sessions[1:] for t in s.held} | {id(t) for pt in w.prepared for t in pt[1]}
+            for t, now in self.state().items():
+                if now and not before.get(t, False):
+                    t.dirty_rejoin = id(t) in writers
+            self.done[op] += 1
+            w.event(f"publication: {did}")
+            w.stats["pub:" + op] += 1
+
+    def alter(self, what):
+        sql = f"ALTER PUBLICATION {self.NAME} {what}"
+        return sql if self.w.step_tx(lambda: self.w.x(sql)) else None
+
+    def op_leave(self):
+        ts = [q for q, part in self.listed().items() if q.startswith("up.")]
+        return self.alter(f"DROP TABLE {self.r.choice(ts)}") if ts else None
+
+    def op_rejoin(self):
+        listed = self.listed()
+        ts = [t.q for t in self.up_tables() if t.q not in listed]
+        return self.alter(f"ADD TABLE {self.r.choice(ts)}") if ts else None
+
+    def op_set_table(self):
+        ts = [t.q for t in self.up_tables()]
+        keep = [q for q in ts if self.r.random() < 0.6]
+        parts = [f"TABLES IN SCHEMA {', '.join(self.schemas())}"] if self.schemas() else []
+        parts += [f"TABLE {', '.join(keep)}"] if keep else []
+        return self.alter("SET " + ", ".join(parts)) if parts else None
+
+    def op_drop_schema(self):
+        ss = self.schemas()
+        # public (nearly every table) now and then, the others mostly
+        ss = [s for s in ss if s != "public" or self.r.random() < 0.25]
+        return self.alter(f"DROP TABLES IN SCHEMA {self.r.choice(ss)}") if ss else None
+
+    def op_add_schema(self):
+        have = set(self.schemas())
+        ss = [s for s in ["public", "up"] + self.w.schemas if s not in have]
+        return self.alter(f"ADD TABLES IN SCHEMA {self.r.choice(ss)}") if ss else None
+
+    def op_filter(self):
+        """A row filter (on a key column: UPDATE and DELETE need the filter's
+        columns in the replica identity) or a column list (the key and some
+        columns), in one transaction that drops and adds the table again."""
+        listed = self.listed()
+        ts = [t for t in self.up_tables() if t.q in listed and not listed[t.q]]
+        if not ts:
+            return None
+        t = self.r.choice(ts)
+        if self.r.random() < 0.5 or not t.pk:
+            key = (t.pk or [t.cols[0].name])[0]
+            how = f"WHERE ({key} IS NOT NULL AND length({key}::text) % 2 = 0)"
+        else:
+            rest = [c.name for c in t.cols if c.name not in t.pk and not c.gen_expr]
+            if not rest:
+                return None
+            how = "(" + ", ".join(t.pk + rest[:-1]) + ")"
+        sql = f"ALTER PUBLICATION {self.NAME} DROP TABLE {t.q}; ALTER PUBLICATION {self.NAME} ADD TABLE {t.q} {how}"
+        return sql if self.w.step_tx(lambda: (self.w.x(sql.split("; ")[0]), self.w.x(sql.split("; ")[1]))) else None
+
+    def op_unfilter(self):
+        ts = [q for q, part in self.listed().items() if part]
+        if not ts:
+            return None
+        q = self.r.choice(ts)
+        sql = f"ALTER PUBLICATION {self.NAME} DROP TABLE {q}; ALTER PUBLICATION {self.NAME} ADD TABLE {q}"
+        return sql if self.w.step_tx(lambda: (self.w.x(sql.split("; ")[0]), self.w.x(sql.split("; ")[1]))) else None
+
+    def op_publish(self):
+        acts, _ = self.options()
+        if acts:
+            return self.alter("SET (publish = '" + self.r.choice(["insert, update", "insert, update, delete",
+                                                                   "insert, update, truncate"]) + "')")
+        return self.alter("SET (publish = 'insert, update, delete, truncate')")
+
+    def op_viaroot(self):
+        _, viaroot = self.options()
+        return self.alter(f"SET (publish_via_partition_root = {'false' if viaroot else 'true'})")
+
+    def op_detach_concurrently(self):
+        return "DETACH PARTITION ... CONCURRENTLY of up" if self.w.mo_detach_concurrently(schema="up") else None
+
+    def op_recreate(self):
+        """DROP PUBLICATION and CREATE PUBLICATION again in one transaction,
+        as the user had it or with one change (a table or schema less or
+        more), the worker running or stopped (started again after)."""
+        w = self.w
+        listed, schemas = self.listed(), self.schemas()
+        acts, viaroot = self.options()
+        tables = [q for q, part in listed.items() if not part]
+        r = self.r
+        change = r.choice(["same", "less", "more"])
+        if change == "less" and tables:
+            tables.remove(r.choice(tables))
+        elif change == "less" and len(schemas) > 1:
+            schemas.remove(r.choice([s for s in schemas if s != "public"] or schemas))
+        elif change == "more":
+            extra = [t.q for t in self.up_tables() if t.q not in tables]
+            if extra:
+                tables.append(r.choice(extra))
+        parts = ([f"TABLES IN SCHEMA {', '.join(schemas)}"] if schemas else []) + \
+                ([f"TABLE {', '.join(tables)}"] if tables else [])
+        if not parts:
+            return None
+        opts = []
+        if not acts:
+            opts.append("publish = 'insert, update, delete, truncate'")
+        if viaroot:
+            opts.append("publish_via_partition_root = true")
+        create = f"CREATE PUBLICATION {self.NAME} FOR " + ", ".join(parts) + (f" WITH ({', '.join(opts)})" if opts else "")
+        stopped = r.random() < 0.5 and self.worker.proc is not None
+        if stopped:
+            self.worker.stop(signal.SIGTERM)
+            w.event("worker SIGTERM (the publication made again while it is stopped)")
+        try:
+            ok = w.step_tx(lambda: (w.x(f"DROP PUBLICATION {self.NAME}"), w.x(create)))
+        finally:
+            if stopped:
+                self.worker.start()
+                w.event("worker restarted")
+        return f"DROP PUBLICATION; {create} ({'worker stopped' if stopped else 'worker running'})" if ok else None
+
+    # -- the right answer
+    def state(self):
+        """{table: published} of the model's live tables (no matview), as expected() says."""
+        pubs = self.expected()
+        live = [t for t in self.w.live() if not t.matview]
+        oids = self.q1("SELECT to_regclass(x)::bigint FROM unnest(%s::text[]) WITH ORDINALITY u(x, i) ORDER BY i",
+                       ([t.q for t in live],))
+        return {t: pubs.get(o, False) for t, (o,) in zip(live, oids)}
+
+    OUT = ("is not published at revision",)
+    NEW = ("was not tracked yet at revision", "is incomplete at revision")
+
+    def want(self, t, out, tags):
+        """The right answers of t at a point: (rows are right, the refusals
+        that are). Out of the publication: the refusal naming it unpublished
+        (or, for a table never tracked yet, that it was not). Published: its
+        rows; also the refusal that its (or a member's) first baseline is not
+        there yet, after a first join, and the refusal naming it unpublished
+        after a rejoin while another transaction had written it."""
+        members = [t] + self.w.descendants(t)
+        joined = any(m.joined for m in members)
+        never = any(m.born_out and not m.joined for m in members)
+        dirty = any(m.dirty_rejoin for m in members)
+        for tag, on in (("first_join", joined), ("rejoin_in_flight", dirty)):
+            if on:
+                tags.add(tag)
+        if out:
+            return (False, self.OUT + (self.NEW if never or joined else ()))
+        return (True, (self.NEW if joined else ()) + (self.OUT if dirty else ()))
+
+    def published(self, q):
+        """Whether table q (made in this transaction, maybe) is published now, as expected() says."""
+        (o,) = self.q1("SELECT to_regclass(%s)::bigint", (q,))[0]
+        return self.expected().get(o, False)
+
+    def expected(self):
+        """{table oid: published} for every ordinary and partitioned table
+        outside walrev's schema, as PostgreSQL's catalog has it now. A table
+        is published when the publication covers it (FOR ALL TABLES, itself,
+        an ancestor, or one's schema), sends every action, lists it without a
+        row filter or column list (a partition's ancestor's filter does not
+        apply to it without publish_via_partition_root, as pgoutput does),
+        and, WITH (publish_via_partition_root), it is no partitioned table
+        and has no covered ancestor (its changes would arrive under that
+        root, which walrev does not take apart); and every table below it
+        (partitions, INHERITS children) is published too, since its rows are
+        theirs as well."""
+        rows = self.q1("""
+            WITH p AS (SELECT oid, puballtables, pubviaroot,
+                              pubinsert AND pubupdate AND pubdelete AND pubtruncate AS acts
+                         FROM pg_publication WHERE pubname = %s),
+                 cov AS (SELECT c.oid FROM pg_class c, p
+                          WHERE p.puballtables
+                             OR c.oid IN (SELECT prrelid FROM pg_publication_rel WHERE prpubid = p.oid)
+                             OR c.relnamespace IN (SELECT pnnspid FROM pg_publication_namespace WHERE pnpubid = p.oid))
+            SELECT c.oid::bigint,
+                   coalesce((SELECT acts FROM p), false)
+                   AND EXISTS (SELECT 1 FROM (SELECT c.oid AS relid UNION SELECT relid FROM pg_partition_ancestors(c.oid)) a
+                                WHERE a.relid IN (SELECT oid FROM cov))
+                   AND NOT (c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_publication_rel pr, p
+                                                         WHERE pr.prpubid = p.oid AND pr.prrelid = c.oid
+                                                           AND (pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL)))
+                   AND NOT (coalesce((SELECT pubviaroot FROM p), false)
+                            AND (c.relkind = 'p' OR EXISTS (SELECT 1 FROM pg_partition_ancestors(c.oid) a
+                                                             WHERE a.relid <> c.oid AND a.relid IN (SELECT oid FROM cov))))
+              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('walrev', 'pg_catalog', 'information_schema')
+               AND n.nspname !~ '^pg_'""", (self.NAME,))
+        own = dict(rows)
+        kids = defaultdict(list)
+        for child, parent in self.q1("SELECT inhrelid::bigint, inhparent::bigint FROM pg_inherits WHERE NOT inhdetachpending"):
+            kids[parent].append(child)
+        memo = {}
+
+        def whole(o, depth=0):
+            if o not in memo:
+                memo[o] = own.get(o, False) and (depth > 50 or all(whole(k, depth + 1) for k in kids[o]))
+            return memo[o]
+        return {o: whole(o) for o in own}
+
+
 # ---------------------------------------------------------------- the worker
 
 
@@ -924,7 +1223,8 @@ class Worker:
     def cmd(self, *rest):
         conf = ["-c", self.config] if self.config else []
         hist = ["--history", self.history] if self.history else []
-        return [self.args.walrev] + conf + ["--source", self.conninfo] + hist + ["--slot", SLOT] + list(rest)
+        pub = ["--publication", UserPub.NAME] if getattr(self.args, "user_publication", False) else []
+        return [self.args.walrev] + conf + ["--source", self.conninfo] + hist + ["--slot", SLOT] + pub + list(rest)
 
     def start(self):
         if self.proc is None:
@@ -1249,6 +1549,7 @@ class Workload(MoreOps):
         self.nudt = 0
         self.paused = False  # the worker stopped for the rest of a transaction (pause_worker)
         self.schemas = []    # schemas made mid-run (SET SCHEMA moves tables between them and public)
+        self.userpub = None  # UserPub under --user-publication
         self.nschema = 0
 
     def connect(self):
@@ -1450,6 +1751,9 @@ class Workload(MoreOps):
 
     def add_table(self, t):
         """t joins the model now (a rollback takes it out: forget_created)."""
+        if self.userpub and self.setup_done:
+            # made outside the publication: its first join is a first baseline (UserPub.expected)
+            t.born_out = not self.userpub.published(t.q)
         self.tables.append(t)
         self.s.created.append(t)
         return t
@@ -1514,24 +1818,24 @@ class Workload(MoreOps):
         t.pk = None if keyless else ["id"]
         return self.create_plain(t, keyless)
 
-    def make_partitioned(self):
+    def make_partitioned(self, schema="public"):
         """p (RANGE id) -> p_a (LIST region) -> p_a_x, p_a_y; p -> p_b (leaf)."""
         base = self.new_name("p")
-        root = Table("public", base, "partitioned")
+        root = Table(schema, base, "partitioned")
         root.partitioned = True
         root.cols = [Col("id", "int4"), Col("region", "text"), Col("v", "text"), Col("n", "int4")]
         root.pk = ["id", "region"]
         self.create(root, self.col_defs(root), " PARTITION BY RANGE (id)")
-        mid = Table("public", base + "_a", "partitioned")
+        mid = Table(schema, base + "_a", "partitioned")
         mid.partitioned, mid.parent, mid.cols, mid.pk = True, root, list(root.cols), root.pk
         self.x(f"CREATE TABLE {mid.q} PARTITION OF {root.q} FOR VALUES FROM (0) TO (100000) PARTITION BY LIST (region)")
         self.add_table(mid)
         for reg in ("x", "y"):
-            leaf = Table("public", f"{base}_a_{reg}", "partition")
+            leaf = Table(schema, f"{base}_a_{reg}", "partition")
             leaf.parent, leaf.cols, leaf.pk, leaf.bounds = mid, list(root.cols), root.pk, (0, 100000, [reg])
             self.x(f"CREATE TABLE {leaf.q} PARTITION OF {mid.q} FOR VALUES IN ('{reg}')")
             self.add_table(leaf)
-        leaf = Table("public", base + "_b", "partition")
+        leaf = Table(schema, base + "_b", "partition")
         leaf.parent, leaf.cols, leaf.pk, leaf.bounds = root, list(root.cols), root.pk, (100000, 200000, ["x", "y"])
         self.x(f"CREATE TABLE {leaf.q} PARTITION OF {root.q} FOR VALUES FROM (100000) TO (200000)")
         self.add_table(leaf)
@@ -1946,7 +2250,8 @@ class Workload(MoreOps):
         else:
             n = 1 + max(hi for lo, hi in root.ranges.values()) // 100000 if root.ranges else 3
             lo, hi = 100000 * n, 100000 * (n + 1)
-            leaf = Table("public", self.new_name(root.name + "c"), "partition")
+            # new leaves of a root in --user-publication's schema up stay there (published through it)
+            leaf = Table(root.schema if root.schema == "up" else "public", self.new_name(root.name + "c"), "partition")
             leaf.cols = [Col(c.name, c.tkey) for c in root.cols]
             leaf.pk = list(root.pk)
             leaf.bounds = (lo, hi, ["x", "y"])
@@ -2518,6 +2823,9 @@ def run(args):
     empty.frozen = baseline_only.frozen = nocols.frozen = True
     baseline_only.tags.add("baseline_only")
     nocols.tags.add("no_columns")
+    if args.user_publication:
+        w.userpub = UserPub(w, worker, seed)
+        w.userpub.create()
     out = subprocess.run(worker.cmd("setup"), capture_output=True, text=True)
     if out.returncode != 0:
         print(out.stdout, out.stderr)
@@ -2527,6 +2835,8 @@ def run(args):
     for s in w.sessions[1:]:
         s.connect()
     worker.start()
+    if w.userpub:
+        w.userpub.make_up()
 
     steps = args.steps
     point_steps = set(int(steps * (i + 1) / (args.points + 1)) for i in range(args.points))
@@ -2662,6 +2972,8 @@ def run(args):
             if not w.more_forced(op):
                 mforced.append((step + 3, op))
                 mforced.sort(key=lambda f: f[0])
+        if w.userpub and w.userpub.r.random() < args.pub_rate:
+            w.userpub.step(step)
         kind = r.choices(["dml", "multi", "ddl", "copy", "savepoint", "2pc", "partition", "create", "truncate_multi",
                           "set_logged", "rewrite", "session", "more"],
                          [50, 10, 9, 6, 6, 4, 3, 2, 1, 0.6, 4, 25 if len(w.sessions) > 1 else 0, 6])[0]
@@ -2800,6 +3112,15 @@ def record_point(w, step):
     lsn = w.lsn()
     idx = len(w.points)
     recs = []
+    # --user-publication: what the catalog says is published at this point
+    out = set()
+    if w.userpub:
+        state = w.userpub.state()
+        out = {id(t) for t, pub in state.items() if not pub}
+        for t in state:
+            # a table made outside the publication joins it for the first time: walrev
+            # baselines it (asynchronously), and says "not tracked yet" until then
+            t.joined = t.joined or (t.born_out and id(t) not in out)
     for t in w.live():
         buf = io.BytesIO()
         w.cur.copy_expert(f"COPY (SELECT * FROM {t.q}) TO STDOUT", buf)
@@ -2815,7 +3136,13 @@ def record_point(w, step):
             tags.add("column_ddl")
         if t.ddl_unwritten:
             tags.add("ddl_unwritten")
-        recs.append((id(t), t.q, sorted(tags), path, "materialized view" if t.matview else t.unlogged))
+        if id(t) in out:
+            tags.add("unpublished")
+            w.userpub.ever_out.add(id(t))
+        elif w.userpub and id(t) in w.userpub.ever_out:
+            tags.add("pub_rejoined")
+        want = w.userpub.want(t, id(t) in out, tags) if w.userpub else (True, ())
+        recs.append((id(t), t.q, sorted(tags), path, "materialized view" if t.matview else t.unlogged, want))
     w.points.append((idx, step, lsn, recs))
     w.sqllog.write(f"-- point {idx} at step {step}: {lsn}\n")
     w.sqllog.flush()
@@ -2955,16 +3282,20 @@ def check(args, w, worker, workdir, t0, faults):
     hit_known = defaultdict(int)
     # the snapshots: --jobs processes at a time, --batch tables each
     jobs = [(idx, lsn, rec) for idx, step, lsn, recs in w.points for rec in recs]
-    results = snapshot_all(worker, [(lsn, rec[1], tuple(rec[1].split(".", 1)), bool(rec[4])) for _idx, lsn, rec in jobs],
+    results = snapshot_all(worker, [(lsn, rec[1], tuple(rec[1].split(".", 1)), bool(rec[4] or rec[5][1])) for _idx, lsn, rec in jobs],
                            workdir, args.jobs, args.batch, t0, "difftest")
+    refused = defaultdict(int)   # --user-publication: table-points refused, as they may be
     for (idx, lsn, rec), p in zip(jobs, results):
         if True:
-            tid, q, tags, path, unlogged = rec
+            tid, q, tags, path, unlogged, out = rec
             kind = primary_kind(tags)
             per_kind[kind][1] += 1
-            detail = judge_snapshot(p, path, unlogged)
+            detail = judge_snapshot(p, path, unlogged, out)
             if detail is None:
                 per_kind[kind][0] += 1
+                if p.returncode != 0 and out[1] and not unlogged:
+                    refused[kind] += 1
+                    refused["out" if UserPub.OUT[0] in p.stderr.decode(errors="replace") else "new"] += 1
                 continue
             # an entry is a tag, or tags joined by '+' that must all be there
             kt = [k for k in known if all(part in tags for part in k.split("+"))]
@@ -2980,7 +3311,12 @@ def check(args, w, worker, workdir, t0, faults):
     for k in KIND_ORDER:
         if k in per_kind:
             e, n = per_kind[k]
-            print(f"  {k:16s} {e:5d}/{n:<5d}{'' if e == n else '  DIVERGES'}")
+            rf = f"  ({e - refused[k]} equal, {refused[k]} refused as expected)" if w.userpub else ""
+            print(f"  {k:16s} {e:5d}/{n:<5d}{'' if e == n else '  DIVERGES'}{rf}")
+    if w.userpub:
+        print(f"  publication changes: {dict(sorted(w.userpub.done.items()))}; of the {total_eq} right answers, "
+              f"{refused['out']} refusals naming the table unpublished, {refused['new']} naming it not tracked "
+              f"yet or incomplete (made outside the publication, before its first baseline)")
     # one entry per table: its first divergence in detail, the other points counted
     new = {tid: fs for tid, fs in by_table.items() if any(not f[5] for f in fs)}
     old = {tid: fs for tid, fs in by_table.items() if tid not in new}
@@ -3033,15 +3369,28 @@ def check(args, w, worker, workdir, t0, faults):
     return 0
 
 
-def judge_snapshot(p, want_path, unlogged):
+def judge_snapshot(p, want_path, unlogged, want=(True, ())):
     """None when walrev's snapshot of a table-point (p, the finished
     `walrev snapshot` process) is right: its rows, sorted bytewise, are the
     live table's (the sorted COPY at want_path); for an unlogged table, which
     logical decoding cannot see, an error naming it so is the right answer.
+    Under --user-publication want is (rows are right, the refusals that
+    are: UserPub.want): for a table the publication did not carry whole at
+    the point, rows (even the right ones) are a silent answer walrev cannot
+    know to be right, and only the refusal naming it unpublished is.
     Otherwise what is wrong, in a few lines."""
     with open(want_path, "rb") as f:
-        want = f.read()
+        want_rows = f.read()
     err = p.stderr.decode(errors="replace").strip()
+    rows_ok, refusals = want
+    if p.returncode != 0 and any(x in err for x in refusals):
+        return None
+    if not rows_ok and not unlogged:
+        if p.returncode == 0:
+            same = b"".join(sorted(p.stdout.splitlines(keepends=True))) == want_rows
+            return (f"expected the refusal naming it unpublished; got rows ({'equal to' if same else 'unlike'} "
+                    f"the table's), silently")
+        return f"expected the refusal naming it unpublished; got rc {p.returncode}: " + err[-300:]
     if unlogged:
         # True: unlogged; a string: what else the relation is (materialized view)
         word = unlogged if isinstance(unlogged, str) else "unlogged"
@@ -3051,7 +3400,7 @@ def judge_snapshot(p, want_path, unlogged):
     if p.returncode != 0:
         return f"snapshot failed (rc {p.returncode}): " + err[-300:]
     got = b"".join(sorted(p.stdout.splitlines(keepends=True)))
-    return None if got == want else diff_lines(want, got)
+    return None if got == want_rows else diff_lines(want_rows, got)
 
 
 def diff_lines(want, got, n=4):
@@ -3100,6 +3449,12 @@ def main():
                     "and is stopped, started and has its walrev sessions terminated at random points")
     ap.add_argument("--kafka", metavar="BROKERS", help="also write the Kafka sink (these bootstrap servers, "
                     "walrev-mock-kafka's) and the file sink (WORKDIR/changes.mp)")
+    ap.add_argument("--user-publication", action="store_true",
+                    help="setup is given a publication the user made (userpub), which the user changes mid-run: "
+                    "tables and schemas leave and rejoin, row filters, column lists, publish=, "
+                    "publish_via_partition_root, DETACH ... CONCURRENTLY, DROP and CREATE PUBLICATION")
+    ap.add_argument("--pub-rate", type=float, default=0.06, help="with --user-publication: the chance that a step "
+                    "begins with a change of the publication")
     ap.add_argument("--kafka-mock-pid", type=int, help="walrev-mock-kafka's pid: its brokers are taken down "
                     "(SIGUSR1) and up (SIGUSR2) at random points")
     args = ap.parse_args()
