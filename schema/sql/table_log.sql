@@ -301,12 +301,13 @@ $fn$;
 -- for those tables alone. '{}' when the command was not noted.
 --
 -- A table another transaction has written (it holds a RowExclusiveLock on
--- it: INSERT, UPDATE, DELETE, MERGE; a prepared one too) and not ended does
--- not rejoin (without_writers true leaves it out; false lists only
+-- it: INSERT, UPDATE, DELETE, MERGE; a prepared one too) and not ended
+-- cannot rejoin (without_writers true leaves it out; false lists only
 -- those): logical decoding reads that transaction's changes in the catalog
 -- of when they were made, when the table was out, and sends none of them,
 -- and the rejoin's rows, read in this transaction, cannot see them either.
--- It stays 'unpublished' (replay refuses it by name), and log_tables warns.
+-- log_tables fails the command, naming it (leaving it 'unpublished' instead
+-- would not last: the next ALTER TABLE of it, covered, logs it tracked).
 -- (Before it took without_writers, it had no argument: that one goes, or a
 -- call without one would be ambiguous.)
 DROP FUNCTION IF EXISTS @schema@.publication_rejoined();
@@ -390,13 +391,15 @@ BEGIN
     -- has sent their rows: their history begins again here).
     IF before IS NOT NULL AND before <> '' THEN
         rejoined := @schema@.publication_rejoined();
-        FOR r IN SELECT format('%I.%I', n.nspname, c.relname) AS name
+        -- a rejoin no history could follow exactly: the command fails, by name
+        FOR r IN SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ' ORDER BY 1) AS names
                    FROM unnest(@schema@.publication_rejoined(false)) u(o)
-                   JOIN pg_class c ON c.oid = u.o JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1 LOOP
-            RAISE WARNING 'walrev: table % rejoined publication % while other transactions had written it and not ended: '
-                          'logical decoding sends none of their changes, so walrev keeps refusing it as unpublished; '
-                          'once they have ended, ALTER PUBLICATION % DROP TABLE %, then ADD TABLE % again',
-                          r.name, @publication@, quote_ident(@publication@), r.name, r.name;
+                   JOIN pg_class c ON c.oid = u.o JOIN pg_namespace n ON n.oid = c.relnamespace
+                 HAVING count(*) > 0 LOOP
+            RAISE EXCEPTION 'walrev: table % cannot rejoin publication % while other transactions have written it and '
+                            'not ended: logical decoding would send none of their changes', r.names, @publication@
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Run the command again once they have ended (pg_locks shows their RowExclusiveLock on it).';
         END LOOP;
         -- Tables the log last had below a rejoining table (a partition, an
         -- INHERITS child) that are no longer there: detached (or NO INHERIT)
