@@ -149,14 +149,11 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
                               AND (pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL))))
 $fn$;
 
--- catalog_state(t) when the publication covers t (FOR ALL TABLES, or the
--- table or an ancestor, itself or through its schema, is in it), t's
--- changes arrive under t (via_root) and all of them do (partly_published),
--- else NULL.
-CREATE OR REPLACE FUNCTION @schema@.table_state(t oid) RETURNS @schema@.table_log
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
-BEGIN
-    IF @schema@.via_root(t) OR @schema@.partly_published(t) OR NOT EXISTS (
+-- True when the publication covers t: FOR ALL TABLES, or the table or an
+-- ancestor, itself or through its schema, is in it.
+CREATE OR REPLACE FUNCTION @schema@.covered(t oid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+    SELECT EXISTS (
         SELECT 1 FROM pg_publication p
          WHERE p.pubname = @publication@
            AND (p.puballtables
@@ -165,7 +162,15 @@ BEGIN
                               AND pr.prrelid IN (SELECT t UNION ALL SELECT relid FROM pg_partition_ancestors(t)))
                 OR EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_class a ON a.relnamespace = pn.pnnspid
                             WHERE pn.pnpubid = p.oid
-                              AND a.oid IN (SELECT t UNION ALL SELECT relid FROM pg_partition_ancestors(t))))) THEN
+                              AND a.oid IN (SELECT t UNION ALL SELECT relid FROM pg_partition_ancestors(t)))))
+$fn$;
+
+-- catalog_state(t) when the publication covers t, t's changes arrive under
+-- t (via_root) and all of them do (partly_published), else NULL.
+CREATE OR REPLACE FUNCTION @schema@.table_state(t oid) RETURNS @schema@.table_log
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+BEGIN
+    IF @schema@.via_root(t) OR @schema@.partly_published(t) OR NOT @schema@.covered(t) THEN
         RETURN NULL;
     END IF;
     RETURN @schema@.catalog_state(t);
@@ -353,6 +358,19 @@ DECLARE
     s @schema@.table_log := @schema@.table_state(t);
 BEGIN
     IF s.relid IS NULL THEN
+        -- Made while the publication covers it but sends part of its changes
+        -- (publish without every action, a row filter or a column list):
+        -- logical decoding sends some (its inserts, say), and a history built
+        -- from them would answer rows the table does not have, silently. It
+        -- is born out ('unpublished', refused by name), and the command that
+        -- sends all of it again is a rejoin, with its rows.
+        IF tag = 'create' AND @schema@.partly_published(t) AND NOT @schema@.via_root(t) AND @schema@.covered(t) THEN
+            s := @schema@.catalog_state(t);
+            IF s.relid IS NOT NULL AND s.event IS NULL THEN
+                INSERT INTO @schema@.table_log (relid, event, nspname, relname, relkind, parent, columns, inherits)
+                VALUES (s.relid, 'unpublished', s.nspname, s.relname, s.relkind, s.parent, s.columns, s.inherits);
+            END IF;
+        END IF;
         RETURN;
     END IF;
     IF s.event = 'unlogged' THEN
@@ -625,7 +643,7 @@ BEGIN
     END LOOP;
 END
 $fn$;
-REVOKE ALL ON FUNCTION @schema@.via_root(oid), @schema@.table_state(oid), @schema@.catalog_state(oid), @schema@.log_table(oid, text),
+REVOKE ALL ON FUNCTION @schema@.via_root(oid), @schema@.covered(oid), @schema@.table_state(oid), @schema@.catalog_state(oid), @schema@.log_table(oid, text),
     @schema@.log_seed(), @schema@.published_now(), @schema@.publication_rejoined(boolean), @schema@.note_publication_drop() FROM PUBLIC;
 
 -- Each ENABLE ALWAYS: a session under session_replication_role = replica
