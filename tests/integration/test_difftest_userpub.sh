@@ -15,6 +15,7 @@ source "$(dirname "$0")/lib.sh"
 DIFFTEST_DIR=$TEST_TMP
 export DIFFTEST_DIR
 bash "$WALREV_SOURCE_DIR/tests/difftest/run" --seed "${DIFFTEST_USERPUB_SEED:-5}" --user-publication \
+  --known "$WALREV_SOURCE_DIR/tests/difftest/known_userpub.txt" \
   --steps 120 --points 6 --outage 15 --pub-rate 0.3 \
   || fail "difftest with a user-chosen publication diverged outside the known list (or the worker failed)"
 pass "difftest with a user-chosen publication: every table-point its rows or the refusal, as the catalog says"
