@@ -27,6 +27,45 @@ BEGIN
 END
 $fn$;
 
+-- A point given as an LSN or a time that resolved to revision p_rev, where
+-- the next revision is a gap (docs/history-store.md#gaps): the history is
+-- exact up to the gap's from_lsn and again from the gap revision on, but
+-- what the tables held in between was never seen. Such a point is refused
+-- by name rather than answered as of p_rev, which would be silently wrong
+-- wherever the unseen changes fell before it. An LSN at or before from_lsn
+-- is exact; a time is exact only at p_rev's own commit time (the time of
+-- from_lsn is not recorded).
+CREATE OR REPLACE FUNCTION @schema@.refuse_gap_point(p_rev bigint, p_lsn pg_lsn, p_ts timestamptz, p_what text)
+RETURNS void LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    g      @schema@.revision;
+    prev   @schema@.revision;
+    from_t text;
+BEGIN
+    IF p_rev IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT * INTO g FROM @schema@.revision WHERE id = p_rev + 1 AND actor_type = 'walrev' AND actor_id = 'gap';
+    IF g.id IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT * INTO prev FROM @schema@.revision WHERE id = p_rev;
+    from_t := g.meta->'gap'->>'from_lsn';
+    IF from_t !~ '^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$' THEN
+        from_t := prev.end_lsn::text;
+    END IF;
+    IF p_lsn IS NOT NULL AND p_lsn <= from_t::pg_lsn THEN
+        RETURN;
+    END IF;
+    IF p_ts IS NOT NULL AND p_ts <= prev.commit_time THEN
+        RETURN;
+    END IF;
+    RAISE EXCEPTION '% falls inside gap revision %: changes between % and % were never seen (%), so what the tables held in between is unknown; the history knows them up to % (revision %, committed at %) and from revision % (end %) on',
+        p_what, g.id, from_t, coalesce(g.meta->'gap'->>'to_lsn', g.end_lsn::text), coalesce(g.meta->'gap'->>'kind', '?'),
+        from_t, prev.id, prev.commit_time, g.id, g.end_lsn USING ERRCODE = '22023';
+END
+$fn$;
+
 -- resolve_point(text) -> revision id. A point is a revision id (digits), an
 -- LSN (X/X: the state after every transaction whose commit record ends at or
 -- before it, i.e. the latest revision with end_lsn <= X) or a timestamp with
@@ -92,6 +131,7 @@ BEGIN
         IF r IS NULL THEN
             PERFORM @schema@.point_before(cut, cut_at, 'LSN ' || lsn, oldest.id || ' (end ' || oldest.end_lsn || ')');
         END IF;
+        PERFORM @schema@.refuse_gap_point(r, lsn, NULL, 'LSN ' || lsn);
         RETURN r;
     ELSIF p LIKE '%-%' AND p LIKE '%:%' THEN
         BEGIN
@@ -121,6 +161,7 @@ BEGIN
             PERFORM @schema@.point_before(cut, cut_at, 'time ' || ts,
                                           oldest.id || ' (committed at ' || oldest.commit_time || ')');
         END IF;
+        PERFORM @schema@.refuse_gap_point(r, NULL, ts, 'time ' || ts);
         RETURN r;
     END IF;
     RAISE EXCEPTION 'invalid point "%": expected a revision id, an LSN (X/X) or a timestamp with time zone', p
@@ -1743,7 +1784,8 @@ GRANT USAGE ON SCHEMA @schema@ TO walrev_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA @schema@ TO walrev_reader;
 -- Readers see digests, never the key they are made with.
 REVOKE ALL ON @schema@.digest_key FROM walrev_reader;
-GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.point_before(bigint, timestamptz, text, text), @schema@.relation_at(oid, bigint),
+GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.point_before(bigint, timestamptz, text, text),
+    @schema@.refuse_gap_point(bigint, pg_lsn, timestamptz, text), @schema@.relation_at(oid, bigint),
     @schema@.snapshot_rows(oid, bigint), @schema@.row_at(oid, text, bigint), @schema@.current_rows(oid),
     @schema@.object_image(oid, text, bigint), @schema@.lineage_row(oid, text, bigint, boolean),
     @schema@.lineage_parts(oid, text, bigint),

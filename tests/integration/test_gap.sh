@@ -42,7 +42,11 @@ worker_down
 expect_eq "no gap while the slot continues the history" "$(gaps)" 0
 
 # --- 1. the slot is dropped while changes happen; walrev setup makes it again ---
-q $DB "UPDATE t SET v = 'x' WHERE id = 2; DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (11, 'new');
+q $DB "UPDATE t SET v = 'x' WHERE id = 2"
+# a point between the gap's unseen changes: no state the history holds
+IN_GAP=$(q $DB "SELECT pg_current_wal_lsn()")
+IN_GAP_T=$(q $DB "SELECT now()")
+q $DB "DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (11, 'new');
        DELETE FROM k WHERE a = 2; INSERT INTO k VALUES (4, 'w');
        DELETE FROM k WHERE ctid = (SELECT ctid FROM k WHERE a = 5 LIMIT 1); INSERT INTO k VALUES (1, 'x');"
 wait_slot_idle
@@ -74,6 +78,13 @@ expect_eq "the updated column's old value is flagged unknown" \
              WHERE revision_id = $GAP AND relid = 'public.t'::regclass AND op = 'U'")" "x|2"
 expect_exact t
 expect_exact k
+for at in "$IN_GAP" "$IN_GAP_T"; do
+  expect_refused "a snapshot at $at, inside the gap" "falls inside gap revision $GAP: changes between .* were never seen" \
+    snapshot --table t --at "$at"
+done
+FROM_LSN=$(q $DB "$H SELECT meta->'gap'->>'from_lsn' FROM revision WHERE id = $GAP")
+expect_eq "a snapshot at the gap's from_lsn (the history is exact up to it): id 3 there, 2 as last seen" \
+  "$(W snapshot --table t --at "$FROM_LSN" 2>/dev/null | grep -E '^(2|3)\b' | sort | tr '\t\n' ': ')" "2:v2 3:v3 "
 must "$TMP/log.out" "walrev log" W log
 grep -Eq "^ +$GAP \|.*\| walrev +\| gap +\| gap: changes between " "$TMP/log.out" || { cat "$TMP/log.out"; fail "walrev log does not show the gap"; }
 pass "walrev log shows the gap revision"
