@@ -291,7 +291,7 @@ static WrStatus resolve_range(ReplayCtx *ctx, const AuditArgs *a, char since[24]
     if (a->since) texts[n] = a->since, outs[n++] = since;
     if (a->until) texts[n] = a->until, outs[n++] = until;
     Point pts[2];
-    if (rq_resolve_points(ctx, n, texts, pts, err) != WR_OK) return err->status;
+    if (rq_resolve_bounds(ctx, n, texts, pts, err) != WR_OK) return err->status;
     for (int i = 0; i < n; i++) snprintf(outs[i], 24, "%lld", (long long)pts[i].rev);
     /* an inverted range is a mistake, not an empty answer an auditor would take for "nothing changed" */
     if (n == 2 && pts[0].rev > pts[1].rev)
@@ -440,7 +440,7 @@ WrStatus cmd_show(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (a.npos != 1) return rq_usage(ctx, err, "usage: walrev show POINT [--format aligned|csv|json]");
     if (rq_check_point(ctx, "POINT", a.pos[0], err) != WR_OK || rq_open_history(ctx, err) != WR_OK) return err->status;
     Point pt;
-    if (rq_resolve_point(ctx, a.pos[0], &pt, err) != WR_OK) return err->status;
+    if (rq_resolve_bounds(ctx, 1, (const char *const *)&a.pos[0], &pt, err) != WR_OK) return err->status;
     PGresult *head =
         rq_execf(ctx->hist, err,
                  "SELECT revision, commit_time, commit_lsn, end_lsn, xid, actor_type, actor_id, "

@@ -124,11 +124,15 @@ PGresult *rq_execp(PGconn *conn, WrError *err, int nparams, const char *const *p
 WrStatus rq_boolf(PGconn *conn, bool *out, WrError *err, const char *fmt, ...) WR_PRINTF(4, 5) WR_MUSTCHECK;
 /* Whether the history store has its table name yet (one a later store format added). */
 WrStatus rq_has_table(ReplayCtx *ctx, const char *name, bool *have, WrError *err) WR_MUSTCHECK;
-/* Resolve a point text (revision id, LSN, timestamp) and report it on ctx->err. */
+/* Resolve a point text (revision id, LSN, timestamp) as a state of the tables and report it on
+ * ctx->err: an LSN or time inside a gap is an error naming the gap (resolve_point, replay.sql). */
 WrStatus rq_resolve_point(ReplayCtx *ctx, const char *text, Point *pt, WrError *err) WR_MUSTCHECK;
 /* n point texts into pts[0..n-1] in one statement, each reported on ctx->err in order; the first that
  * cannot be resolved is the error. */
 WrStatus rq_resolve_points(ReplayCtx *ctx, int n, const char *const *texts, Point *pts, WrError *err) WR_MUSTCHECK;
+/* As rq_resolve_points, for the ends of a range or the revision a listing starts from (log, history
+ * --since/--until, show, prune --before): a point inside a gap gives the revision before it. */
+WrStatus rq_resolve_bounds(ReplayCtx *ctx, int n, const char *const *texts, Point *pts, WrError *err) WR_MUSTCHECK;
 /* The newest revision (error when the history is empty). */
 WrStatus rq_newest(ReplayCtx *ctx, Point *pt, WrError *err) WR_MUSTCHECK;
 /* "schema.table" or "table" (public) -> relid of the tracked table that had that name last. */

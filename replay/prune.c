@@ -545,7 +545,7 @@ WrStatus cmd_prune(ReplayCtx *ctx, int argc, char **argv, WrError *err)
     if (st != WR_OK) return st;
     if (a.import_dir) return import_dir(ctx, a.import_dir, err);
     Point pt;
-    st = rq_resolve_point(ctx, a.before, &pt, err);
+    st = rq_resolve_bounds(ctx, 1, &a.before, &pt, err);
     if (st != WR_OK) return st;
     Plan p;
     st = read_plan(ctx, pt.rev, &p, err);

@@ -228,11 +228,13 @@ static WrStatus points_from_revs(ReplayCtx *ctx, int n, const char *const *exprs
     return st;
 }
 
-WrStatus rq_resolve_points(ReplayCtx *ctx, int n, const char *const *texts, Point *pts, WrError *err)
+/* fn: resolve_point (a state: a point inside a gap is refused) or resolve_bound (a range's end) */
+static WrStatus resolve_with(ReplayCtx *ctx, const char *fn, int n, const char *const *texts, Point *pts,
+                             WrError *err)
 {
     if (n <= 0) return WR_OK;
     char **exprs = xcalloc((size_t)n, sizeof(*exprs));
-    for (int i = 0; i < n; i++) exprs[i] = xasprintf("%s.resolve_point($%d)", ctx->schema_q, i + 1);
+    for (int i = 0; i < n; i++) exprs[i] = xasprintf("%s.%s($%d)", ctx->schema_q, fn, i + 1);
     WrStatus st = points_from_revs(ctx, n, (const char *const *)exprs, n, texts, pts, err);
     rq_free_strv(exprs, n);
     if (st != WR_OK) {
@@ -248,6 +250,16 @@ WrStatus rq_resolve_points(ReplayCtx *ctx, int n, const char *const *texts, Poin
         fprintf(ctx->err, "resolved %s to revision %lld (commit %s at %s)\n", texts[i], (long long)pts[i].rev,
                 pts[i].commit_lsn, pts[i].commit_time);
     return WR_OK;
+}
+
+WrStatus rq_resolve_points(ReplayCtx *ctx, int n, const char *const *texts, Point *pts, WrError *err)
+{
+    return resolve_with(ctx, "resolve_point", n, texts, pts, err);
+}
+
+WrStatus rq_resolve_bounds(ReplayCtx *ctx, int n, const char *const *texts, Point *pts, WrError *err)
+{
+    return resolve_with(ctx, "resolve_bound", n, texts, pts, err);
 }
 
 WrStatus rq_resolve_point(ReplayCtx *ctx, const char *text, Point *pt, WrError *err)

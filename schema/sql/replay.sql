@@ -66,14 +66,14 @@ BEGIN
 END
 $fn$;
 
--- resolve_point(text) -> revision id. A point is a revision id (digits), an
+-- resolve_bound(text) -> revision id. A point is a revision id (digits), an
 -- LSN (X/X: the state after every transaction whose commit record ends at or
 -- before it, i.e. the latest revision with end_lsn <= X) or a timestamp with
 -- time zone (the latest revision with commit_time <= it) or xid:N (the
 -- revision of transaction N; a 64-bit txid_current() value is taken modulo
 -- 2^32, and after a wraparound the newest such revision). Raises with a clear
 -- message (SQLSTATE 22023) for points before the history, beyond it, or unknown.
-CREATE OR REPLACE FUNCTION @schema@.resolve_point(point text) RETURNS bigint
+CREATE OR REPLACE FUNCTION @schema@.resolve_bound(point text) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
     p       text := btrim(point);
@@ -131,7 +131,6 @@ BEGIN
         IF r IS NULL THEN
             PERFORM @schema@.point_before(cut, cut_at, 'LSN ' || lsn, oldest.id || ' (end ' || oldest.end_lsn || ')');
         END IF;
-        PERFORM @schema@.refuse_gap_point(r, lsn, NULL, 'LSN ' || lsn);
         RETURN r;
     ELSIF p LIKE '%-%' AND p LIKE '%:%' THEN
         BEGIN
@@ -161,11 +160,31 @@ BEGIN
             PERFORM @schema@.point_before(cut, cut_at, 'time ' || ts,
                                           oldest.id || ' (committed at ' || oldest.commit_time || ')');
         END IF;
-        PERFORM @schema@.refuse_gap_point(r, NULL, ts, 'time ' || ts);
         RETURN r;
     END IF;
     RAISE EXCEPTION 'invalid point "%": expected a revision id, an LSN (X/X) or a timestamp with time zone', p
         USING ERRCODE = '22P02'; -- invalid_text_representation: a usage error for the CLI
+END
+$fn$;
+
+-- resolve_point(text): resolve_bound's revision as a state of the tables,
+-- so an LSN or a time inside a gap is refused (refuse_gap_point): snapshot,
+-- blame, diff, restore, revert and branch ask for states. Ranges and
+-- listings (log and history --since/--until, show, prune --before) take
+-- resolve_bound's revision as it is: a bound inside a gap lists what the
+-- history holds.
+CREATE OR REPLACE FUNCTION @schema@.resolve_point(point text) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    r bigint := @schema@.resolve_bound(point);
+    p text := btrim(point);
+BEGIN
+    IF p ~ '^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$' THEN
+        PERFORM @schema@.refuse_gap_point(r, p::pg_lsn, NULL, 'LSN ' || p);
+    ELSIF p LIKE '%-%' AND p LIKE '%:%' THEN
+        PERFORM @schema@.refuse_gap_point(r, NULL, p::timestamptz, 'time ' || p::timestamptz);
+    END IF;
+    RETURN r;
 END
 $fn$;
 
@@ -1784,7 +1803,7 @@ GRANT USAGE ON SCHEMA @schema@ TO walrev_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA @schema@ TO walrev_reader;
 -- Readers see digests, never the key they are made with.
 REVOKE ALL ON @schema@.digest_key FROM walrev_reader;
-GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.point_before(bigint, timestamptz, text, text),
+GRANT EXECUTE ON FUNCTION @schema@.resolve_point(text), @schema@.resolve_bound(text), @schema@.point_before(bigint, timestamptz, text, text),
     @schema@.refuse_gap_point(bigint, pg_lsn, timestamptz, text), @schema@.relation_at(oid, bigint),
     @schema@.snapshot_rows(oid, bigint), @schema@.row_at(oid, text, bigint), @schema@.current_rows(oid),
     @schema@.object_image(oid, text, bigint), @schema@.lineage_row(oid, text, bigint, boolean),

@@ -82,6 +82,11 @@ for at in "$IN_GAP" "$IN_GAP_T"; do
   expect_refused "a snapshot at $at, inside the gap" "falls inside gap revision $GAP: changes between .* were never seen" \
     snapshot --table t --at "$at"
 done
+# a range's end or a listing's start inside the gap lists what the history holds
+must "$TMP/log_since.out" "walrev log --since a time inside the gap" W log --since "$IN_GAP_T"
+grep -Eq "^ +$GAP \|" "$TMP/log_since.out" || { cat "$TMP/log_since.out"; fail "log --since inside the gap does not list the gap"; }
+must "$TMP/show_gap.out" "walrev show at an LSN inside the gap" W show "$IN_GAP"
+pass "log --since and show take a point inside the gap as a bound"
 FROM_LSN=$(q $DB "$H SELECT meta->'gap'->>'from_lsn' FROM revision WHERE id = $GAP")
 expect_eq "a snapshot at the gap's from_lsn (the history is exact up to it): id 3 there, 2 as last seen" \
   "$(W snapshot --table t --at "$FROM_LSN" 2>/dev/null | grep -E '^(2|3)\b' | sort | tr '\t\n' ': ')" "2:v2 3:v3 "
