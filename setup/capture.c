@@ -275,11 +275,13 @@ static const char *ddl_capture_body_fmt =
     "   IF rw IS NOT NULL THEN"
     "     SELECT pg_catalog.format('INSERT INTO @s@.ddl_capture (relid, info) SELECT %s, pg_catalog.jsonb_build_object("
     "''relid'', %s::pg_catalog.int8, %L, pg_catalog.to_jsonb(ARRAY[%s]::pg_catalog.text[])) FROM ONLY %I.%I',"
-    "       c.oid, c.oid, rw, pg_catalog.string_agg(pg_catalog.format("
+    "       c.oid, c.oid, rw, COALESCE(pg_catalog.string_agg(pg_catalog.format("
     "'CASE WHEN pg_catalog.num_nulls(%1$I) = 1 THEN NULL ELSE pg_catalog.format(''%%s'', %1$I) END', a.attname), ', '"
-    "       ORDER BY a.attnum), n.nspname, c.relname) INTO q"
+    "       ORDER BY a.attnum) FILTER (WHERE a.attnum IS NOT NULL), ''), n.nspname, c.relname) INTO q"
     "     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    "     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+    /* LEFT: a table without a column (CREATE TABLE t (), or only generated
+     * ones) has rows too, each an empty array */
+    "     LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
     "       AND a.attgenerated = ''"
     "     WHERE c.oid = r.objid AND c.relpersistence = 'p' AND EXISTS (SELECT 1 FROM"
     "       pg_catalog.pg_publication_tables pt WHERE pt.pubname = @p@ AND pt.schemaname = n.nspname"
